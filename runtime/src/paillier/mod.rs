@@ -1,0 +1,1 @@
+//! Paillier homomorphic encryption (see issue 3).
