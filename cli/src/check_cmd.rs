@@ -1,0 +1,96 @@
+//! `veil check` and `veil parse`.
+
+use crate::read_source;
+use compiler::ir::{CheckedModel, Role};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub fn check_files(files: &[PathBuf]) -> ExitCode {
+    let mut failed = 0;
+    for path in files {
+        if !check_file(path) {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        if files.len() > 1 {
+            eprintln!("error: {failed} of {} files failed to check", files.len());
+        }
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn check_file(path: &Path) -> bool {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    let result = compiler::check_source(&source);
+    let name = path.display().to_string();
+    eprint!("{}", grammar::render(&result.diagnostics, &name, &source));
+    match result.model {
+        Some(model) => {
+            println!("ok: {name}: {}", summary(&model));
+            true
+        }
+        None => {
+            let errors = result.diagnostics.iter().filter(|d| d.is_error()).count();
+            eprintln!(
+                "error: `{name}` has {errors} error{}",
+                if errors == 1 { "" } else { "s" }
+            );
+            false
+        }
+    }
+}
+
+/// One line: parties, inputs, outputs, operation count.
+pub fn summary(m: &CheckedModel) -> String {
+    let parties: Vec<&str> = m
+        .parties
+        .iter()
+        .filter(|p| p.role == Role::Compute)
+        .map(|p| p.name.as_str())
+        .collect();
+    let dealer = match m.dealer() {
+        Some(d) => format!(" + dealer {}", m.party(d).name),
+        None => String::new(),
+    };
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "model {}: parties {}{dealer}; {}, {}, {}",
+        m.name,
+        parties.join(", "),
+        plural(m.input_count(), "input"),
+        plural(m.outputs.len(), "output"),
+        plural(m.operation_count(), "operation"),
+    )
+}
+
+pub fn parse_file(path: &Path) -> ExitCode {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match grammar::parse(&source) {
+        Ok(ast) => {
+            print!("{}", grammar::ast_to_text(&ast));
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            eprint!(
+                "{}",
+                grammar::render(&diags, &path.display().to_string(), &source)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1393 @@
+//! The semantic checker: AST → [`CheckedModel`], collecting every error in
+//! one run. Nothing unchecked reaches later stages: they take a
+//! `CheckedModel`, which only this module constructs.
+
+use crate::ir::*;
+use grammar::ast::{self, ArgValue, ArrayElem, ConstValue, DimKind, ExprId, ExprKind, Item};
+use grammar::{suggest, Code, Diagnostic, Span};
+use std::collections::{HashMap, HashSet};
+
+/// The result of checking: the model if there were no errors, and every
+/// diagnostic (errors and warnings) in source order.
+#[derive(Debug)]
+pub struct CheckResult {
+    pub model: Option<CheckedModel>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CheckResult {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parse and check model source text.
+pub fn check_source(source: &str) -> CheckResult {
+    match grammar::parse(source) {
+        Ok(ast) => check(&ast),
+        Err(diagnostics) => CheckResult {
+            model: None,
+            diagnostics,
+        },
+    }
+}
+
+pub const BUILTINS: [&str; 11] = [
+    "sum", "mean", "square", "sigmoid", "tanh", "poly", "relu", "max", "min", "argmax", "clamp",
+];
+
+/// Highest polynomial degree accepted in `degree:` and `poly`.
+pub const MAX_DEGREE: u64 = 31;
+
+pub fn check(model: &ast::Model) -> CheckResult {
+    let mut c = Checker {
+        ast: model,
+        diags: Vec::new(),
+        parties: Vec::new(),
+        values: Vec::new(),
+        scope: HashMap::new(),
+        all_defs: HashMap::new(),
+        expr_values: vec![None; model.exprs.len()],
+        precision: DEFAULT_PRECISION,
+        outputs: Vec::new(),
+        poisoned: HashSet::new(),
+    };
+    c.run();
+    let Checker {
+        diags,
+        parties,
+        values,
+        precision,
+        outputs,
+        ..
+    } = c;
+    let mut diagnostics = diags;
+    diagnostics.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
+    let model = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        Some(CheckedModel {
+            name: model.name.name.clone(),
+            precision,
+            parties,
+            values,
+            outputs,
+        })
+    };
+    CheckResult { model, diagnostics }
+}
+
+#[derive(Clone, Copy)]
+enum DefKind {
+    Party,
+    Value,
+}
+
+struct Def {
+    kind: DefKind,
+    span: Span,
+}
+
+struct Checker<'a> {
+    ast: &'a ast::Model,
+    diags: Vec<Diagnostic>,
+    parties: Vec<Party>,
+    values: Vec<Value>,
+    /// Value names defined so far, in source order.
+    scope: HashMap<String, ValueId>,
+    /// Every name defined anywhere (first definition), for duplicate and
+    /// use-before-definition errors.
+    all_defs: HashMap<String, Def>,
+    /// The value each expression evaluated to; `None` for an expression in error.
+    expr_values: Vec<Option<ValueId>>,
+    precision: u32,
+    outputs: Vec<Output>,
+    /// Names whose definition is in error: uses of them report nothing more.
+    poisoned: HashSet<String>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn run(&mut self) {
+        let ast = self.ast;
+        self.declarations();
+        let mut next_expr = 0u32;
+        for item in &ast.items {
+            match item {
+                Item::Input {
+                    name,
+                    ty,
+                    visibility,
+                    range,
+                    ..
+                } => {
+                    let shape = self.ty(ty, true);
+                    let owner = self.visibility(visibility);
+                    let range = range.as_ref().and_then(|r| self.range(r));
+                    if let (Some(shape), Some(owner)) = (shape, owner) {
+                        self.define(name, Op::Input { owner, range }, shape, name.span);
+                    } else {
+                        self.poison(name);
+                    }
+                }
+                Item::Const {
+                    name, ty, value, ..
+                } => {
+                    let shape = self.ty(ty, false);
+                    let data = shape
+                        .as_ref()
+                        .and_then(|s| self.const_value(s, ty.span, value));
+                    match (shape, data) {
+                        (Some(shape), Some(data)) => {
+                            self.define(name, Op::Const { data }, shape, name.span)
+                        }
+                        _ => self.poison(name),
+                    }
+                }
+                Item::Let { name, value, .. } => {
+                    for id in next_expr..=value.0 {
+                        self.expr(ExprId(id));
+                    }
+                    next_expr = value.0 + 1;
+                    match self.expr_values[value.0 as usize] {
+                        Some(v) => {
+                            if self.values[v.index()].name.is_none() {
+                                self.values[v.index()].name = Some(name.name.clone());
+                                self.values[v.index()].span =
+                                    name.span.to(self.values[v.index()].span);
+                            }
+                            self.bind(name, v);
+                        }
+                        None => self.poison(name),
+                    }
+                }
+                Item::Output { value, to, span } => {
+                    let v = self.lookup(value);
+                    let mut parties = Vec::new();
+                    for p in to {
+                        if let Some(pid) = self.party_ref(p) {
+                            if self.parties[pid.index()].role == Role::Dealer {
+                                self.error(
+                                    Diagnostic::error(Code::OutputToDealer, format!("output `{}` is addressed to the dealer `{}`", value.name, p.name))
+                                        .primary(p.span, "a dealer cannot receive outputs")
+                                        .secondary(self.parties[pid.index()].span, "declared as a dealer here")
+                                        .help("address the output to a computing party declared with `party`"),
+                                );
+                            } else if parties.contains(&pid) {
+                                self.error(
+                                    Diagnostic::error(
+                                        Code::DuplicateDefinition,
+                                        format!("`{}` is named twice in this output", p.name),
+                                    )
+                                    .primary(p.span, "named again here"),
+                                );
+                            } else {
+                                parties.push(pid);
+                            }
+                        }
+                    }
+                    if let Some(v) = v {
+                        self.outputs.push(Output {
+                            name: value.name.clone(),
+                            value: v,
+                            to: parties,
+                            span: *span,
+                        });
+                    }
+                }
+                Item::Precision { .. } | Item::Party { .. } | Item::Dealer { .. } => {}
+            }
+        }
+        if !ast.items.iter().any(|i| matches!(i, Item::Output { .. })) {
+            self.error(
+                Diagnostic::error(
+                    Code::NoOutputs,
+                    format!("model `{}` has no outputs", ast.name.name),
+                )
+                .primary(ast.name.span, "nothing computed here is given to any party")
+                .help("add `output NAME to PARTY;`"),
+            );
+        }
+        self.unused();
+    }
+
+    /// Parties and precision come first: they may be referenced before their declaration.
+    fn declarations(&mut self) {
+        let ast = self.ast;
+        let mut precision_span: Option<Span> = None;
+        let mut dealer_span: Option<Span> = None;
+        for item in &ast.items {
+            match item {
+                Item::Precision { bits, span } => {
+                    if let Some(first) = precision_span {
+                        self.error(
+                            Diagnostic::error(Code::DuplicatePrecision, "`precision` is set twice")
+                                .primary(*span, "set again here")
+                                .secondary(first, "first set here"),
+                        );
+                        continue;
+                    }
+                    precision_span = Some(*span);
+                    if PRECISION_RANGE.contains(bits) {
+                        self.precision = *bits as u32;
+                    } else {
+                        self.error(
+                            Diagnostic::error(
+                                Code::BadPrecision,
+                                format!("precision {bits} is out of range"),
+                            )
+                            .primary(
+                                *span,
+                                format!(
+                                    "must be between {} and {} fractional bits",
+                                    PRECISION_RANGE.start(),
+                                    PRECISION_RANGE.end()
+                                ),
+                            )
+                            .note(format!("the default is {DEFAULT_PRECISION}")),
+                        );
+                    }
+                }
+                Item::Party { name, .. } | Item::Dealer { name, .. } => {
+                    let role = if matches!(item, Item::Dealer { .. }) {
+                        Role::Dealer
+                    } else {
+                        Role::Compute
+                    };
+                    if role == Role::Dealer {
+                        if let Some(first) = dealer_span {
+                            self.error(
+                                Diagnostic::error(
+                                    Code::MultipleDealers,
+                                    "more than one dealer is declared",
+                                )
+                                .primary(item.span(), "second dealer")
+                                .secondary(first, "first dealer")
+                                .help("keep one `dealer`; the others can be removed"),
+                            );
+                            continue;
+                        }
+                        dealer_span = Some(item.span());
+                    }
+                    if self.declare(name, DefKind::Party) {
+                        self.parties.push(Party {
+                            name: name.name.clone(),
+                            role,
+                            span: name.span,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let compute = self
+            .parties
+            .iter()
+            .filter(|p| p.role == Role::Compute)
+            .count();
+        if compute != 2 {
+            let mut d = Diagnostic::error(
+                Code::PartyCount,
+                format!(
+                    "a model needs exactly two computing parties, `{}` declares {compute}",
+                    ast.name.name
+                ),
+            )
+            .primary(ast.name.span, "declared here");
+            for p in self.parties.iter().filter(|p| p.role == Role::Compute) {
+                d = d.secondary(p.span, "computing party");
+            }
+            d = d.help(if compute < 2 {
+                "declare the other party with `party NAME;`"
+            } else {
+                "Veil runs two-party protocols; a party that only supplies randomness is a `dealer`"
+            });
+            self.error(d);
+        }
+        // Value names: recorded up front so that uses before definition and
+        // duplicates can point at the other place.
+        for item in &ast.items {
+            let name = match item {
+                Item::Input { name, .. } | Item::Const { name, .. } | Item::Let { name, .. } => {
+                    name
+                }
+                _ => continue,
+            };
+            self.declare(name, DefKind::Value);
+        }
+    }
+
+    /// Record a definition; report a duplicate. Returns whether it was new.
+    fn declare(&mut self, name: &ast::Ident, kind: DefKind) -> bool {
+        if let Some(first) = self.all_defs.get(&name.name) {
+            let what = match first.kind {
+                DefKind::Party => "a party",
+                DefKind::Value => "a value",
+            };
+            let first_span = first.span;
+            self.error(
+                Diagnostic::error(
+                    Code::DuplicateDefinition,
+                    format!("`{}` is defined more than once", name.name),
+                )
+                .primary(name.span, "defined again here")
+                .secondary(first_span, format!("first defined here, as {what}"))
+                .help("give each party, input, constant and `let` its own name"),
+            );
+            if matches!(kind, DefKind::Value) {
+                self.poisoned.insert(name.name.clone());
+            }
+            return false;
+        }
+        self.all_defs.insert(
+            name.name.clone(),
+            Def {
+                kind,
+                span: name.span,
+            },
+        );
+        true
+    }
+
+    fn define(&mut self, name: &ast::Ident, op: Op, shape: Shape, span: Span) {
+        let id = self.push(op, shape, span);
+        self.values[id.index()].name = Some(name.name.clone());
+        self.bind(name, id);
+    }
+
+    fn bind(&mut self, name: &ast::Ident, id: ValueId) {
+        // A duplicate was reported by `declare`; the first definition wins.
+        if self
+            .all_defs
+            .get(&name.name)
+            .is_some_and(|d| d.span == name.span)
+        {
+            self.scope.insert(name.name.clone(), id);
+        }
+    }
+
+    /// A definition in error: later uses should not report it as unknown.
+    fn poison(&mut self, name: &ast::Ident) {
+        self.scope.remove(&name.name);
+        self.all_defs.entry(name.name.clone()).or_insert(Def {
+            kind: DefKind::Value,
+            span: name.span,
+        });
+        self.poisoned.insert(name.name.clone());
+    }
+
+    fn push(&mut self, op: Op, shape: Shape, span: Span) -> ValueId {
+        let id = ValueId(self.values.len() as u32);
+        self.values.push(Value {
+            op,
+            shape,
+            name: None,
+            span,
+            via: None,
+        });
+        id
+    }
+
+    /// Resolve a value name at this point of the model.
+    fn lookup(&mut self, name: &ast::Ident) -> Option<ValueId> {
+        if let Some(&id) = self.scope.get(&name.name) {
+            return Some(id);
+        }
+        if self.poisoned.contains(&name.name) {
+            return None;
+        }
+        match self.all_defs.get(&name.name) {
+            Some(Def {
+                kind: DefKind::Value,
+                span,
+            }) if span.start > name.span.start => {
+                let def = *span;
+                self.error(
+                    Diagnostic::error(
+                        Code::UseBeforeDefinition,
+                        format!("`{}` is used before it is defined", name.name),
+                    )
+                    .primary(name.span, "used here")
+                    .secondary(def, "defined later here")
+                    .help(format!(
+                        "move the definition of `{}` above this line",
+                        name.name
+                    )),
+                );
+            }
+            Some(Def {
+                kind: DefKind::Party,
+                span,
+            }) => {
+                let def = *span;
+                self.error(
+                    Diagnostic::error(
+                        Code::UnknownName,
+                        format!("`{}` is a party, not a value", name.name),
+                    )
+                    .primary(name.span, "expected an input, constant or `let` name")
+                    .secondary(def, "declared as a party here"),
+                );
+            }
+            _ => {
+                let candidates: Vec<&str> = self.scope.keys().map(String::as_str).collect();
+                let mut d = Diagnostic::error(
+                    Code::UnknownName,
+                    format!("cannot find value `{}` in this model", name.name),
+                )
+                .primary(name.span, "not defined");
+                if let Some(s) = suggest(&name.name, candidates) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                } else {
+                    d = d.help(format!(
+                        "define it with `input {}: ...;`, `const` or `let` before this line",
+                        name.name
+                    ));
+                }
+                self.error(d);
+            }
+        }
+        None
+    }
+
+    fn party_ref(&mut self, name: &ast::Ident) -> Option<PartyId> {
+        if let Some(i) = self.parties.iter().position(|p| p.name == name.name) {
+            return Some(PartyId(i as u32));
+        }
+        let mut d = Diagnostic::error(Code::UnknownParty, format!("unknown party `{}`", name.name))
+            .primary(name.span, "not declared as a party");
+        let names: Vec<&str> = self.parties.iter().map(|p| p.name.as_str()).collect();
+        if let Some(s) = suggest(&name.name, names.iter().copied()) {
+            d = d.help(format!("did you mean `{s}`?"));
+        } else if names.is_empty() {
+            d = d.help(format!("declare it with `party {};`", name.name));
+        } else {
+            d = d.note(format!("the declared parties are: {}", names.join(", ")));
+        }
+        self.error(d);
+        None
+    }
+
+    fn ty(&mut self, ty: &ast::Type, allow_symbols: bool) -> Option<Shape> {
+        let mut ok = true;
+        if ty.dims.len() > 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!(
+                        "tensors have at most two dimensions, this type has {}",
+                        ty.dims.len()
+                    ),
+                )
+                .primary(ty.span, "too many dimensions"),
+            );
+            ok = false;
+        }
+        let mut dims = Vec::new();
+        for d in &ty.dims {
+            match &d.kind {
+                DimKind::Known(0) => {
+                    self.error(
+                        Diagnostic::error(Code::ZeroDim, "a dimension of size 0")
+                            .primary(d.span, "must be at least 1"),
+                    );
+                    ok = false;
+                }
+                DimKind::Known(n) => dims.push(Dim::Known(*n)),
+                DimKind::Symbol(s) if !allow_symbols => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::SymbolicConst,
+                            format!("a constant cannot have the symbolic dimension `{s}`"),
+                        )
+                        .primary(d.span, "only inputs take sizes at run time")
+                        .help("write the size as a number"),
+                    );
+                    ok = false;
+                }
+                DimKind::Symbol(s) => dims.push(Dim::Symbol(s.clone())),
+            }
+        }
+        ok.then_some(Shape(dims))
+    }
+
+    fn visibility(&mut self, vis: &ast::Visibility) -> Option<Owner> {
+        match vis {
+            ast::Visibility::Public { .. } => Some(Owner::Public),
+            ast::Visibility::Private { party, .. } => {
+                let pid = self.party_ref(party)?;
+                if self.parties[pid.index()].role == Role::Dealer {
+                    self.error(
+                        Diagnostic::error(
+                            Code::DealerInput,
+                            format!("the dealer `{}` cannot own an input", party.name),
+                        )
+                        .primary(party.span, "a dealer supplies correlated randomness only")
+                        .secondary(self.parties[pid.index()].span, "declared as a dealer here")
+                        .help("make the owner a computing party (`party`), or the input `public`"),
+                    );
+                    return None;
+                }
+                Some(Owner::Party(pid))
+            }
+        }
+    }
+
+    fn literal(&mut self, value: f64, span: Span) -> bool {
+        let max = max_literal_magnitude(self.precision);
+        if value.abs() >= max {
+            self.error(
+                Diagnostic::error(
+                    Code::LiteralOutOfRange,
+                    format!("{value} does not fit the fixed-point encoding"),
+                )
+                .primary(
+                    span,
+                    format!(
+                        "magnitude must be below 2^{} = {max}",
+                        62 - 2 * self.precision
+                    ),
+                )
+                .note(format!(
+                    "values are fixed-point with {} fractional bits",
+                    self.precision
+                )),
+            );
+            return false;
+        }
+        let scaled = value * 2f64.powi(self.precision as i32);
+        if value != 0.0 && scaled.round() == 0.0 {
+            self.diags.push(
+                Diagnostic::warning(
+                    Code::PrecisionLoss,
+                    format!("{value} rounds to 0 at precision {}", self.precision),
+                )
+                .primary(span, "too small to represent")
+                .help("raise `precision`, or rescale the model"),
+            );
+        }
+        true
+    }
+
+    fn range(&mut self, r: &ast::RangeLit) -> Option<(f64, f64)> {
+        let ok = self.literal(r.lo.value, r.lo.span) & self.literal(r.hi.value, r.hi.span);
+        if r.lo.value > r.hi.value {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRange,
+                    format!("empty range [{}, {}]", r.lo.value, r.hi.value),
+                )
+                .primary(r.span, "the lower bound is above the upper bound")
+                .help(format!("write `in [{}, {}]`", r.hi.value, r.lo.value)),
+            );
+            return None;
+        }
+        ok.then_some((r.lo.value, r.hi.value))
+    }
+
+    fn const_value(
+        &mut self,
+        shape: &Shape,
+        type_span: Span,
+        value: &ConstValue,
+    ) -> Option<Vec<f64>> {
+        let mut data = Vec::new();
+        let mut found_dims = Vec::new();
+        let ok = match value {
+            ConstValue::Number(n) => {
+                data.push(n.value);
+                self.literal(n.value, n.span)
+            }
+            ConstValue::Array(a) => self.array_data(a, 0, &mut found_dims, &mut data),
+        };
+        if !ok {
+            return None;
+        }
+        let expected: Vec<u64> = shape
+            .0
+            .iter()
+            .map(|d| match d {
+                Dim::Known(n) => *n,
+                Dim::Symbol(_) => 0,
+            })
+            .collect();
+        if expected != found_dims {
+            let found = if found_dims.is_empty() {
+                "fixed".to_string()
+            } else {
+                format!(
+                    "fixed[{}]",
+                    found_dims
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let span = match value {
+                ConstValue::Number(n) => n.span,
+                ConstValue::Array(a) => a.span,
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::ConstShape,
+                    format!("constant value has shape {found}, but its type is {shape}"),
+                )
+                .primary(span, format!("this is {found}"))
+                .secondary(type_span, format!("declared as {shape}")),
+            );
+            return None;
+        }
+        Some(data)
+    }
+
+    /// Flatten a (possibly nested) array literal, recording its dimensions.
+    fn array_data(
+        &mut self,
+        a: &ast::ArrayLit,
+        depth: usize,
+        dims: &mut Vec<u64>,
+        data: &mut Vec<f64>,
+    ) -> bool {
+        let len = a.elems.len() as u64;
+        if dims.len() == depth {
+            dims.push(len);
+        } else if dims[depth] != len {
+            self.error(
+                Diagnostic::error(
+                    Code::ConstShape,
+                    "rows of an array literal have different lengths",
+                )
+                .primary(
+                    a.span,
+                    format!(
+                        "this row has {len} elements, an earlier one has {}",
+                        dims[depth]
+                    ),
+                ),
+            );
+            return false;
+        }
+        let mut ok = true;
+        for e in &a.elems {
+            ok &= match e {
+                ArrayElem::Number(n) => {
+                    if depth + 1 != dims.len() && dims.len() > depth + 1 {
+                        self.error(
+                            Diagnostic::error(
+                                Code::ConstShape,
+                                "an array literal mixes numbers and rows",
+                            )
+                            .primary(n.span, "expected a row here"),
+                        );
+                        return false;
+                    }
+                    data.push(n.value);
+                    self.literal(n.value, n.span)
+                }
+                ArrayElem::Array(inner) => {
+                    if dims.len() == depth + 1 && !data.is_empty() {
+                        self.error(
+                            Diagnostic::error(
+                                Code::ConstShape,
+                                "an array literal mixes numbers and rows",
+                            )
+                            .primary(inner.span, "expected a number here"),
+                        );
+                        return false;
+                    }
+                    self.array_data(inner, depth + 1, dims, data)
+                }
+            };
+        }
+        ok
+    }
+
+    fn shape(&self, v: ValueId) -> &Shape {
+        &self.values[v.index()].shape
+    }
+
+    /// Check one expression; its operands were checked before it.
+    fn expr(&mut self, id: ExprId) {
+        let ast = self.ast;
+        let e = ast.expr(id);
+        let result = match &e.kind {
+            ExprKind::Number(v) => {
+                if self.literal(*v, e.span) {
+                    Some(self.push(Op::Const { data: vec![*v] }, Shape::scalar(), e.span))
+                } else {
+                    None
+                }
+            }
+            ExprKind::Name(n) => self.lookup(n),
+            ExprKind::Neg(a) => self.operand(*a).map(|a| {
+                let s = self.shape(a).clone();
+                self.push(Op::Neg(a), s, e.span)
+            }),
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => match (self.operand(*lhs), self.operand(*rhs)) {
+                (Some(l), Some(r)) => self.binary(
+                    *op,
+                    l,
+                    r,
+                    [ast.expr(*lhs).span, *op_span, ast.expr(*rhs).span],
+                    e.span,
+                ),
+                _ => None,
+            },
+            ExprKind::Call { func, args } => self.call(func, args, e.span),
+            ExprKind::Via { expr, protocol } => {
+                let protocol_value = match protocol.name.as_str() {
+                    "paillier" => Some(Protocol::Paillier),
+                    "shares" => Some(Protocol::Shares),
+                    other => {
+                        let mut d = Diagnostic::error(
+                            Code::UnknownProtocol,
+                            format!("unknown protocol `{other}`"),
+                        )
+                        .primary(protocol.span, "expected `paillier` or `shares`");
+                        if let Some(s) = suggest(other, ["paillier", "shares"]) {
+                            d = d.help(format!("did you mean `{s}`?"));
+                        }
+                        self.error(d);
+                        None
+                    }
+                };
+                let inner = ast.expr(*expr);
+                if matches!(
+                    inner.kind,
+                    ExprKind::Name(_) | ExprKind::Number(_) | ExprKind::Via { .. }
+                ) {
+                    self.error(
+                        Diagnostic::error(
+                            Code::ViaWithoutOperation,
+                            "`via` needs an operation to apply to",
+                        )
+                        .primary(inner.span, "this is not an operation")
+                        .help("write `via` after an operation, such as `x @ w via paillier`"),
+                    );
+                    None
+                } else {
+                    let v = self.expr_values[expr.0 as usize];
+                    if let (Some(v), Some(p)) = (v, protocol_value) {
+                        self.values[v.index()].via = Some(p);
+                    }
+                    v
+                }
+            }
+        };
+        self.expr_values[id.0 as usize] = result;
+    }
+
+    fn operand(&self, id: ExprId) -> Option<ValueId> {
+        self.expr_values[id.0 as usize]
+    }
+
+    /// `spans`: left operand, operator, right operand.
+    fn binary(
+        &mut self,
+        op: ast::BinOp,
+        l: ValueId,
+        r: ValueId,
+        spans: [Span; 3],
+        span: Span,
+    ) -> Option<ValueId> {
+        let (lsh, rsh) = (self.shape(l).clone(), self.shape(r).clone());
+        let [ls, op_span, rs] = spans;
+        if op == ast::BinOp::MatMul {
+            return self.matmul(l, r, lsh, rsh, spans, span);
+        }
+        let shape = match broadcast(&lsh, &rsh) {
+            Some(s) => s,
+            None => {
+                self.error(
+                    Diagnostic::error(Code::ShapeMismatch, format!("cannot apply `{}` to {lsh} and {rsh}", op.symbol()))
+                        .primary(op_span, "shapes do not agree")
+                        .secondary(ls, format!("this is {lsh}"))
+                        .secondary(rs, format!("this is {rsh}"))
+                        .note("elementwise operations need equal shapes; a scalar, or a vector matching the last dimension, broadcasts")
+                        .help(if lsh.rank() == rsh.rank() && lsh.rank() > 0 {
+                            "for a dot product or matrix product, use `@`"
+                        } else {
+                            "check the dimensions declared on the inputs"
+                        }),
+                );
+                return None;
+            }
+        };
+        let op = match op {
+            ast::BinOp::Add => Op::Add(l, r),
+            ast::BinOp::Sub => Op::Sub(l, r),
+            _ => Op::Mul(l, r),
+        };
+        Some(self.push(op, shape, span))
+    }
+
+    fn matmul(
+        &mut self,
+        l: ValueId,
+        r: ValueId,
+        lsh: Shape,
+        rsh: Shape,
+        spans: [Span; 3],
+        span: Span,
+    ) -> Option<ValueId> {
+        let [ls, op_span, rs] = spans;
+        for (sh, s) in [(&lsh, ls), (&rsh, rs)] {
+            if sh.is_scalar() {
+                self.error(
+                    Diagnostic::error(Code::BadRank, "`@` needs vectors or matrices, not a scalar")
+                        .primary(s, "this is a scalar")
+                        .help("to scale by a scalar, use `*`"),
+                );
+                return None;
+            }
+        }
+        let inner_l = lsh.0.last().expect("non-scalar");
+        let inner_r = &rsh.0[0];
+        if inner_l != inner_r {
+            self.error(
+                Diagnostic::error(
+                    Code::MatMulMismatch,
+                    format!("cannot multiply {lsh} by {rsh}"),
+                )
+                .primary(
+                    op_span,
+                    format!("inner dimensions {inner_l} and {inner_r} differ"),
+                )
+                .secondary(ls, format!("this is {lsh}"))
+                .secondary(rs, format!("this is {rsh}"))
+                .note(
+                    "in `a @ b`, the last dimension of `a` must equal the first dimension of `b`",
+                ),
+            );
+            return None;
+        }
+        let mut dims: Vec<Dim> = lsh.0[..lsh.rank() - 1].to_vec();
+        dims.extend_from_slice(&rsh.0[1..]);
+        Some(self.push(Op::MatMul(l, r), Shape(dims), span))
+    }
+
+    fn call(&mut self, func: &ast::Ident, args: &[ast::Arg], span: Span) -> Option<ValueId> {
+        let name = func.name.as_str();
+        let (positional, named): (Vec<&ast::Arg>, Vec<&ast::Arg>) =
+            args.iter().partition(|a| a.name.is_none());
+        let allowed_named: &[&str] = match name {
+            "sigmoid" | "tanh" => &["degree", "domain", "tol"],
+            _ => &[],
+        };
+        let arity: &[usize] = match name {
+            "sum" | "mean" | "square" | "relu" | "argmax" | "sigmoid" | "tanh" => &[1],
+            "poly" => &[2],
+            "max" => &[1, 2],
+            "min" => &[2],
+            "clamp" => &[3],
+            _ => {
+                let mut d =
+                    Diagnostic::error(Code::UnknownFunction, format!("unknown function `{name}`"))
+                        .primary(func.span, "not a builtin");
+                if let Some(s) = suggest(name, BUILTINS) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                } else {
+                    d = d.note(format!("the builtins are: {}", BUILTINS.join(", ")));
+                }
+                self.error(d);
+                return None;
+            }
+        };
+        // Named arguments are checked even when an operand is in error.
+        let approx = match name {
+            "sigmoid" | "tanh" => self.approx(&named),
+            _ => Some(Approx::default()),
+        };
+        let mut ok = approx.is_some();
+        for a in &named {
+            let n = a.name.as_ref().expect("named");
+            if !allowed_named.contains(&n.name.as_str()) {
+                let mut d = Diagnostic::error(
+                    Code::UnknownArgument,
+                    format!("`{name}` has no argument named `{}`", n.name),
+                )
+                .primary(n.span, "unknown argument");
+                d = match suggest(&n.name, allowed_named.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None if allowed_named.is_empty() => {
+                        d.note(format!("`{name}` takes no named arguments"))
+                    }
+                    None => d.note(format!("`{name}` accepts: {}", allowed_named.join(", "))),
+                };
+                self.error(d);
+                ok = false;
+            }
+        }
+        if !arity.contains(&positional.len()) {
+            let want = arity
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ");
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!(
+                        "`{name}` takes {want} positional argument{}, {} given",
+                        if arity == [1] { "" } else { "s" },
+                        positional.len()
+                    ),
+                )
+                .primary(span, "wrong number of arguments")
+                .note(signature(name)),
+            );
+            return None;
+        }
+        // The tensor arguments.
+        let mut tensors = Vec::new();
+        let tensor_count = match name {
+            "poly" => 1,
+            "clamp" => 1,
+            _ => positional.len(),
+        };
+        for a in &positional[..tensor_count] {
+            match &a.value {
+                ArgValue::Expr(e) => match self.operand(*e) {
+                    Some(v) => tensors.push(v),
+                    None => ok = false,
+                },
+                ArgValue::Array(arr) => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::BadArguments,
+                            format!("`{name}` takes a tensor here, not an array literal"),
+                        )
+                        .primary(arr.span, "array literal")
+                        .help("declare the array as a `const` and pass its name"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let x = tensors[0];
+        let xs = self.shape(x).clone();
+        let reduce = |me: &mut Self| -> Option<Shape> {
+            if xs.is_scalar() {
+                me.error(
+                    Diagnostic::error(
+                        Code::BadRank,
+                        format!(
+                            "`{name}` reduces the last dimension, but its argument is a scalar"
+                        ),
+                    )
+                    .primary(positional[0].span, "this is a scalar"),
+                );
+                return None;
+            }
+            Some(Shape(xs.0[..xs.rank() - 1].to_vec()))
+        };
+        let (op, shape) = match name {
+            "sum" => (Op::Sum(x), reduce(self)?),
+            "mean" => (Op::Mean(x), reduce(self)?),
+            "max" if tensors.len() == 1 => (Op::MaxReduce(x), reduce(self)?),
+            "argmax" => (Op::Argmax(x), reduce(self)?),
+            "square" => (Op::Square(x), xs),
+            "relu" => (Op::Relu(x), xs),
+            "max" | "min" => {
+                let y = tensors[1];
+                let ys = self.shape(y).clone();
+                let Some(shape) = broadcast(&xs, &ys) else {
+                    self.error(
+                        Diagnostic::error(
+                            Code::ShapeMismatch,
+                            format!("cannot take `{name}` of {xs} and {ys}"),
+                        )
+                        .primary(positional[0].span, format!("this is {xs}"))
+                        .secondary(positional[1].span, format!("this is {ys}")),
+                    );
+                    return None;
+                };
+                (
+                    if name == "max" {
+                        Op::Max(x, y)
+                    } else {
+                        Op::Min(x, y)
+                    },
+                    shape,
+                )
+            }
+            "sigmoid" | "tanh" => {
+                let approx = approx.expect("checked above");
+                (
+                    if name == "sigmoid" {
+                        Op::Sigmoid(x, approx)
+                    } else {
+                        Op::Tanh(x, approx)
+                    },
+                    xs,
+                )
+            }
+            "poly" => {
+                let coeffs = self.coefficients(positional[1])?;
+                (Op::Poly(x, coeffs), xs)
+            }
+            "clamp" => {
+                let lo = self.number_arg(positional[1], "lower bound")?;
+                let hi = self.number_arg(positional[2], "upper bound")?;
+                if lo >= hi {
+                    self.error(
+                        Diagnostic::error(
+                            Code::BadDomain,
+                            format!("clamp bounds [{lo}, {hi}] are empty"),
+                        )
+                        .primary(
+                            positional[1].span.to(positional[2].span),
+                            "need lower < upper",
+                        ),
+                    );
+                    return None;
+                }
+                (Op::Clamp(x, lo, hi), xs)
+            }
+            _ => unreachable!("arity table covers every builtin"),
+        };
+        Some(self.push(op, shape, span))
+    }
+
+    /// A numeric literal argument, possibly negated.
+    fn number_arg(&mut self, arg: &ast::Arg, what: &str) -> Option<f64> {
+        let value = match &arg.value {
+            ArgValue::Expr(e) => literal_value(self.ast, *e),
+            ArgValue::Array(_) => None,
+        };
+        if value.is_none() {
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("the {what} must be a number literal"),
+                )
+                .primary(arg.span, "not a number literal"),
+            );
+        }
+        value
+    }
+
+    fn coefficients(&mut self, arg: &ast::Arg) -> Option<Vec<f64>> {
+        let ArgValue::Array(arr) = &arg.value else {
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    "`poly` takes its coefficients as an array literal",
+                )
+                .primary(arg.span, "expected `[c0, c1, ...]`"),
+            );
+            return None;
+        };
+        let mut coeffs = Vec::new();
+        for e in &arr.elems {
+            match e {
+                ArrayElem::Number(n) => {
+                    if !self.literal(n.value, n.span) {
+                        return None;
+                    }
+                    coeffs.push(n.value);
+                }
+                ArrayElem::Array(a) => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::BadArguments,
+                            "polynomial coefficients are numbers, not arrays",
+                        )
+                        .primary(a.span, "nested array"),
+                    );
+                    return None;
+                }
+            }
+        }
+        if coeffs.is_empty() || coeffs.len() as u64 > MAX_DEGREE + 1 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadDegree,
+                    format!(
+                        "a polynomial needs 1 to {} coefficients, this one has {}",
+                        MAX_DEGREE + 1,
+                        coeffs.len()
+                    ),
+                )
+                .primary(arr.span, "coefficients c0, c1, ... of c0 + c1·x + ..."),
+            );
+            return None;
+        }
+        Some(coeffs)
+    }
+
+    fn approx(&mut self, named: &[&ast::Arg]) -> Option<Approx> {
+        let mut approx = Approx::default();
+        let mut ok = true;
+        for a in named {
+            let n = a.name.as_ref().expect("named");
+            match n.name.as_str() {
+                "degree" => {
+                    let v = match &a.value {
+                        ArgValue::Expr(e) => literal_value(self.ast, *e),
+                        ArgValue::Array(_) => None,
+                    };
+                    match v {
+                        Some(d)
+                            if d.fract() == 0.0
+                                && d >= 1.0
+                                && d <= MAX_DEGREE as f64
+                                && d % 2.0 == 1.0 =>
+                        {
+                            approx.degree = Some(d as u32)
+                        }
+                        _ => {
+                            self.error(
+                                Diagnostic::error(Code::BadDegree, "`degree` must be an odd whole number")
+                                    .primary(a.span, format!("expected 1, 3, 5, ..., {MAX_DEGREE}"))
+                                    .note("sigmoid and tanh are odd functions around their centre, so their approximations use odd degrees"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                "domain" => {
+                    let lohi = match &a.value {
+                        ArgValue::Array(arr) => match arr.elems.as_slice() {
+                            [ArrayElem::Number(lo), ArrayElem::Number(hi)] => {
+                                Some((lo.value, hi.value))
+                            }
+                            _ => None,
+                        },
+                        ArgValue::Expr(_) => None,
+                    };
+                    match lohi {
+                        Some((lo, hi)) if lo < hi => approx.domain = Some((lo, hi)),
+                        _ => {
+                            self.error(
+                                Diagnostic::error(
+                                    Code::BadDomain,
+                                    "`domain` must be `[lo, hi]` with lo < hi",
+                                )
+                                .primary(a.span, "not a valid domain")
+                                .help("for example `domain: [-8, 8]`"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                "tol" => {
+                    let v = match &a.value {
+                        ArgValue::Expr(e) => literal_value(self.ast, *e),
+                        ArgValue::Array(_) => None,
+                    };
+                    match v {
+                        Some(t) if t > 0.0 && t < 1.0 => approx.tol = Some(t),
+                        _ => {
+                            self.error(
+                                Diagnostic::error(
+                                    Code::BadArguments,
+                                    "`tol` must be a number between 0 and 1",
+                                )
+                                .primary(a.span, "the largest acceptable approximation error")
+                                .help("for example `tol: 0.01`"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        ok.then_some(approx)
+    }
+
+    /// Warn about definitions no output depends on.
+    fn unused(&mut self) {
+        if self.outputs.is_empty() {
+            return;
+        }
+        let mut live = vec![false; self.values.len()];
+        for o in &self.outputs {
+            live[o.value.index()] = true;
+        }
+        for i in (0..self.values.len()).rev() {
+            if live[i] {
+                for operand in self.values[i].op.operands() {
+                    live[operand.index()] = true;
+                }
+            }
+        }
+        let ast = self.ast;
+        for item in &ast.items {
+            let (name, what) = match item {
+                Item::Input { name, .. } => (name, "input"),
+                Item::Const { name, .. } => (name, "constant"),
+                Item::Let { name, .. } => (name, "value"),
+                _ => continue,
+            };
+            if let Some(&id) = self.scope.get(&name.name) {
+                if !live[id.index()]
+                    && self
+                        .all_defs
+                        .get(&name.name)
+                        .is_some_and(|d| d.span == name.span)
+                {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            Code::Unused,
+                            format!("{what} `{}` is never used by an output", name.name),
+                        )
+                        .primary(name.span, "unused")
+                        .help("remove it, or output it"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The value of a literal expression (`3`, `-0.5`), if it is one.
+fn literal_value(ast: &ast::Model, id: ExprId) -> Option<f64> {
+    match &ast.expr(id).kind {
+        ExprKind::Number(v) => Some(*v),
+        ExprKind::Neg(inner) => literal_value(ast, *inner).map(|v| -v),
+        _ => None,
+    }
+}
+
+/// Elementwise broadcasting: equal shapes, a scalar on either side, or a
+/// shape that matches the other's trailing dimensions.
+pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
+    let (long, short) = if a.rank() >= b.rank() { (a, b) } else { (b, a) };
+    let tail = &long.0[long.rank() - short.rank()..];
+    (tail == short.0.as_slice()).then(|| long.clone())
+}
+
+fn signature(name: &str) -> String {
+    let sig = match name {
+        "sum" => "sum(x): sum along the last dimension",
+        "mean" => "mean(x): mean along the last dimension",
+        "square" => "square(x): x * x elementwise",
+        "relu" => "relu(x): max(x, 0) elementwise",
+        "argmax" => "argmax(x): index of the largest entry along the last dimension",
+        "max" => "max(x): largest entry along the last dimension; max(a, b): elementwise maximum",
+        "min" => "min(a, b): elementwise minimum",
+        "clamp" => "clamp(x, lo, hi): x limited to [lo, hi], with number literals lo < hi",
+        "sigmoid" => "sigmoid(x, degree: 9, domain: [-8, 8], tol: 0.01): named arguments optional",
+        "tanh" => "tanh(x, degree: 9, domain: [-4, 4], tol: 0.01): named arguments optional",
+        "poly" => "poly(x, [c0, c1, ...]): c0 + c1·x + c2·x² + ...",
+        _ => "",
+    };
+    format!("signature: {sig}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Check a model body (parties `a`, `b` and dealer `d` are declared) and
+    /// compare the codes of its diagnostics, or the shape of its first output.
+    fn check_body(body: &str, expect: &str) {
+        let source = format!("model m {{ party a; party b; dealer d; {body} }}");
+        let result = check_source(&source);
+        let got = match &result.model {
+            Some(m) => {
+                let out = &m.outputs[0];
+                m.value(out.value).shape.to_string()
+            }
+            _ => result
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.code.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        assert_eq!(got, expect, "for `{body}`");
+    }
+
+    #[test]
+    fn shapes() {
+        let inputs = "input x: fixed[n, 4] private(a); input v: fixed[4] private(b); input s: fixed public; input m: fixed[4, 3] private(b);";
+        let cases = [
+            ("x @ v", "fixed[n]"),
+            ("v @ v", "fixed"),
+            ("v @ m", "fixed[3]"),
+            ("x @ m", "fixed[n, 3]"),
+            ("x + v", "fixed[n, 4]"),
+            ("s * x", "fixed[n, 4]"),
+            ("sum(x)", "fixed[n]"),
+            ("mean(v)", "fixed"),
+            ("argmax(x @ m)", "fixed[n]"),
+            ("max(x, v)", "fixed[n, 4]"),
+            (
+                "sigmoid(x @ v, degree: 9, domain: [-8, 8], tol: 0.01)",
+                "fixed[n]",
+            ),
+            ("poly(v, [1, 0.5, -0.25])", "fixed[4]"),
+            ("clamp(x, -1, 1)", "fixed[n, 4]"),
+            ("x @ v via paillier", "fixed[n]"),
+            ("m @ v", "E0202"),
+            ("x + m", "E0201"),
+            ("s @ v", "E0203"),
+            ("sum(s)", "E0203"),
+            ("clamp(x, 1, -1)", "E0207"),
+            ("poly(v, 3)", "E0204"),
+            ("tanh(v, degree: 0)", "E0206"),
+            ("sigmoid(v, tol: 2)", "E0204"),
+            ("relu(v, degree: 3)", "E0205"),
+            ("v via shares", "E0213"),
+            ("(v + v) via magic", "E0110"),
+        ];
+        for (expr, expect) in cases {
+            check_body(&format!("{inputs} let r = {expr}; output r to a;"), expect);
+        }
+    }
+
+    #[test]
+    fn names_and_parties() {
+        check_body("input x: fixed private(a); output x to b;", "fixed");
+        check_body("input x: fixed private(c); output x to b;", "E0103");
+        check_body("input x: fixed private(d); output x to b;", "E0105");
+        check_body("input x: fixed private(a); output x to d;", "E0104");
+        check_body("input x: fixed private(a); output x to b, b;", "E0102");
+        check_body("input x: fixed private(a); output y to b;", "E0101");
+        check_body("input a: fixed public; output a to b;", "E0102");
+        // Errors do not cascade: a broken definition is not also "unknown".
+        check_body(
+            "input x: fixed[0] private(a); let y = x + 1; output y to b;",
+            "E0214",
+        );
+    }
+
+    #[test]
+    fn via_is_recorded_on_the_operation() {
+        let src = "model m { party a; party b; input x: fixed[2] private(a); input w: fixed[2] private(b); let z = (x @ w via paillier) + 1; output z to a; }";
+        let m = check_source(src).model.unwrap();
+        let dot = m
+            .values
+            .iter()
+            .find(|v| matches!(v.op, Op::MatMul(..)))
+            .unwrap();
+        assert_eq!(dot.via, Some(Protocol::Paillier));
+        let add = m.value(m.outputs[0].value);
+        assert_eq!(add.via, None);
+    }
+
+    #[test]
+    fn broadcasting_rules() {
+        let s = |d: &[u64]| Shape(d.iter().map(|&n| Dim::Known(n)).collect());
+        assert_eq!(broadcast(&s(&[2, 3]), &s(&[3])), Some(s(&[2, 3])));
+        assert_eq!(broadcast(&s(&[]), &s(&[3])), Some(s(&[3])));
+        assert_eq!(broadcast(&s(&[2, 3]), &s(&[2])), None);
+        assert_eq!(broadcast(&s(&[3]), &s(&[4])), None);
+    }
+}

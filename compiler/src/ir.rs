@@ -1,0 +1,291 @@
+//! The checked model: Veil's first IR. Only [`crate::check`] builds one, so
+//! holding a [`CheckedModel`] means names resolve, parties exist and every
+//! operation's shapes agree.
+//!
+//! Values live in one arena ([`CheckedModel::values`]) in definition order:
+//! an operation's operands always have smaller [`ValueId`]s than the
+//! operation itself.
+
+use grammar::Span;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartyId(pub u32);
+
+impl ValueId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl PartyId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Owns inputs, computes, may receive outputs.
+    Compute,
+    /// Supplies correlated randomness only.
+    Dealer,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Party {
+    pub name: String,
+    pub role: Role,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    Known(u64),
+    /// Bound at run time from the data, such as `batch`.
+    Symbol(String),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Known(n) => write!(f, "{n}"),
+            Dim::Symbol(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A tensor shape: `[]` is a scalar, `[n]` a vector, `[m, n]` a matrix.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    pub fn scalar() -> Shape {
+        Shape(Vec::new())
+    }
+
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_scalar(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("fixed");
+        }
+        f.write_str("fixed[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Public,
+    Party(PartyId),
+}
+
+/// A protocol override written with `via`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Paillier,
+    Shares,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Paillier => "paillier",
+            Protocol::Shares => "shares",
+        }
+    }
+}
+
+/// How to approximate sigmoid or tanh; `None` fields are the compiler's choice.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Approx {
+    pub degree: Option<u32>,
+    pub domain: Option<(f64, f64)>,
+    pub tol: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Input {
+        owner: Owner,
+        range: Option<(f64, f64)>,
+    },
+    /// A public constant (a `const` or a literal), row-major.
+    Const {
+        data: Vec<f64>,
+    },
+    Neg(ValueId),
+    Add(ValueId, ValueId),
+    Sub(ValueId, ValueId),
+    Mul(ValueId, ValueId),
+    MatMul(ValueId, ValueId),
+    /// Sum along the last axis.
+    Sum(ValueId),
+    /// Mean along the last axis.
+    Mean(ValueId),
+    Square(ValueId),
+    Sigmoid(ValueId, Approx),
+    Tanh(ValueId, Approx),
+    /// c0 + c1 x + c2 x^2 + ...
+    Poly(ValueId, Vec<f64>),
+    Relu(ValueId),
+    /// Maximum along the last axis.
+    MaxReduce(ValueId),
+    /// Index of the maximum along the last axis.
+    Argmax(ValueId),
+    /// Elementwise maximum of two tensors.
+    Max(ValueId, ValueId),
+    /// Elementwise minimum of two tensors.
+    Min(ValueId, ValueId),
+    Clamp(ValueId, f64, f64),
+}
+
+impl Op {
+    /// The operands, in order.
+    pub fn operands(&self) -> Vec<ValueId> {
+        match self {
+            Op::Input { .. } | Op::Const { .. } => vec![],
+            Op::Neg(a)
+            | Op::Sum(a)
+            | Op::Mean(a)
+            | Op::Square(a)
+            | Op::Sigmoid(a, _)
+            | Op::Tanh(a, _)
+            | Op::Poly(a, _)
+            | Op::Relu(a)
+            | Op::MaxReduce(a)
+            | Op::Argmax(a)
+            | Op::Clamp(a, _, _) => vec![*a],
+            Op::Add(a, b)
+            | Op::Sub(a, b)
+            | Op::Mul(a, b)
+            | Op::MatMul(a, b)
+            | Op::Max(a, b)
+            | Op::Min(a, b) => {
+                vec![*a, *b]
+            }
+        }
+    }
+
+    /// A short name for tables and plans.
+    pub fn mnemonic(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Const { .. } => "const",
+            Op::Neg(_) => "neg",
+            Op::Add(..) => "add",
+            Op::Sub(..) => "sub",
+            Op::Mul(..) => "mul",
+            Op::MatMul(..) => "matmul",
+            Op::Sum(_) => "sum",
+            Op::Mean(_) => "mean",
+            Op::Square(_) => "square",
+            Op::Sigmoid(..) => "sigmoid",
+            Op::Tanh(..) => "tanh",
+            Op::Poly(..) => "poly",
+            Op::Relu(_) => "relu",
+            Op::MaxReduce(_) => "max",
+            Op::Argmax(_) => "argmax",
+            Op::Max(..) => "max",
+            Op::Min(..) => "min",
+            Op::Clamp(..) => "clamp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    pub op: Op,
+    pub shape: Shape,
+    /// The `input`, `const` or `let` name this value was first bound to.
+    pub name: Option<String>,
+    pub span: Span,
+    pub via: Option<Protocol>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub value: ValueId,
+    pub to: Vec<PartyId>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedModel {
+    pub name: String,
+    /// Fractional bits of the fixed-point encoding.
+    pub precision: u32,
+    pub parties: Vec<Party>,
+    pub values: Vec<Value>,
+    pub outputs: Vec<Output>,
+}
+
+impl CheckedModel {
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.values[id.index()]
+    }
+
+    pub fn party(&self, id: PartyId) -> &Party {
+        &self.parties[id.index()]
+    }
+
+    pub fn dealer(&self) -> Option<PartyId> {
+        self.parties
+            .iter()
+            .position(|p| p.role == Role::Dealer)
+            .map(|i| PartyId(i as u32))
+    }
+
+    pub fn compute_parties(&self) -> Vec<PartyId> {
+        (0..self.parties.len() as u32)
+            .map(PartyId)
+            .filter(|p| self.party(*p).role == Role::Compute)
+            .collect()
+    }
+
+    /// Number of operations (values that are neither inputs nor constants).
+    pub fn operation_count(&self) -> usize {
+        self.values
+            .iter()
+            .filter(|v| !matches!(v.op, Op::Input { .. } | Op::Const { .. }))
+            .count()
+    }
+
+    pub fn input_count(&self) -> usize {
+        self.values
+            .iter()
+            .filter(|v| matches!(v.op, Op::Input { .. }))
+            .count()
+    }
+}
+
+/// Default fractional bits of the fixed-point encoding.
+pub const DEFAULT_PRECISION: u32 = 16;
+/// Allowed range of `precision`.
+pub const PRECISION_RANGE: std::ops::RangeInclusive<u64> = 8..=24;
+
+/// Largest magnitude a literal may have at `precision` fractional bits: a
+/// product of two such values, at scale 2^(2·precision), still fits in the
+/// signed 64-bit ring with a bit to spare.
+pub fn max_literal_magnitude(precision: u32) -> f64 {
+    2f64.powi(62 - 2 * precision as i32)
+}

@@ -1,0 +1,118 @@
+//! End-to-end tests of the `veil` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn veil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run veil")
+}
+
+fn veil_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "veil"))
+        .map(|p| format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn check_accepts_every_bundled_model() {
+    let files = veil_files("models");
+    let args: Vec<&str> = std::iter::once("check")
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let out = veil(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
+        files.len()
+    );
+    assert!(stdout
+        .contains("model logreg_100: parties client, server + dealer helper; 3 inputs, 1 output"));
+}
+
+#[test]
+fn check_rejects_every_error_corpus_file_with_a_code() {
+    for file in veil_files("tests/corpus/errors") {
+        let out = veil(&["check", &file]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(stderr.contains("error[E0"), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&file),
+            "{file}: the message names the file: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{file}: nothing on stdout for a failed check"
+        );
+    }
+}
+
+#[test]
+fn check_with_some_bad_files_fails_but_reports_all() {
+    let out = veil(&[
+        "check",
+        "models/linreg.veil",
+        "tests/corpus/errors/unknown_name.veil",
+        "missing.veil",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("ok: models/linreg.veil"));
+    assert!(stderr.contains("did you mean `weights`?"));
+    assert!(stderr.contains("cannot read `missing.veil`"), "{stderr}");
+    assert!(stderr.contains("2 of 3 files failed"), "{stderr}");
+}
+
+#[test]
+fn non_utf8_file_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("veil-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.veil");
+    std::fs::write(&path, b"model m { \xff }").unwrap();
+    let out = veil(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not UTF-8"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let out = veil(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("check") && text.contains("Examples:"),
+        "{text}"
+    );
+    let out = veil(&["check", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("veil check models/logreg_100.veil"), "{text}");
+}
+
+#[test]
+fn explain_prints_the_long_form() {
+    let out = veil(&["explain", "e0202"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("E0202: "));
+    let out = veil(&["explain", "E9999"]);
+    assert_eq!(out.status.code(), Some(1));
+}
