@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod check_cmd;
+mod compile_cmd;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
 
@@ -16,6 +17,8 @@ parties so that each learns only its own inputs and the outputs addressed to it.
 const AFTER_HELP: &str = "Examples:
   veil check models/logreg_100.veil        check a model and print a summary
   veil check models/*.veil                 check several models at once
+  veil compile models/logreg_100.veil      show the protocol chosen for each operation
+  veil compile models/logreg_100.veil --emit plan --network wan
   veil explain E0201                       explain a diagnostic code
 
 Language reference: docs/language.md";
@@ -44,6 +47,20 @@ Examples:
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Compile a model: choose a protocol per operation and emit the plan.
+    #[command(
+        after_help = "By default prints the report: for every operation the protocol chosen,
+why, its estimated time, bytes and rounds, the runner-up, the totals, and
+what each party gets to see.
+
+Examples:
+  veil compile models/logreg_100.veil
+  veil compile models/logreg_100.veil --network wan --assume batch=10000
+  veil compile models/logreg_100.veil --no-dealer --emit plan
+  veil compile models/mlp.veil --emit dot -o mlp.dot && dot -Tpng mlp.dot > mlp.png
+  veil compile models/logreg_100.veil --emit json -o logreg.plan.json"
+    )]
+    Compile(compile_cmd::CompileArgs),
     /// Print the syntax tree of a model file (for debugging the grammar).
     Parse {
         #[arg(value_name = "FILE")]
@@ -60,6 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check_cmd::check_files(&files),
+        Command::Compile(args) => compile_cmd::run(&args),
         Command::Parse { file } => check_cmd::parse_file(&file),
         Command::Explain { code } => {
             match grammar::Code::parse(&code) {
@@ -86,5 +104,33 @@ pub fn read_source(path: &Path) -> Result<String, String> {
             path.display(),
             e.utf8_error().valid_up_to()
         )
+    })
+}
+
+/// Write a file so that readers never see it half-written: write a
+/// temporary file beside it, flush it to disk, then rename it into place.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("`{}` is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write `{}`: {e}", path.display())
     })
 }

@@ -48,13 +48,20 @@ pub enum Code {
     LiteralOutOfRange,
     ViaWithoutOperation,
     ZeroDim,
+    // Compilation (E03xx)
+    Overflow,
+    Leak,
+    NoProtocol,
+    PolyOverflow,
+    NoApproximation,
     // Warnings
     Unused,
     PrecisionLoss,
+    BeyondDomain,
 }
 
 impl Code {
-    pub const ALL: [Code; 31] = [
+    pub const ALL: [Code; 37] = [
         Code::Syntax,
         Code::BadLiteral,
         Code::TooDeep,
@@ -84,8 +91,14 @@ impl Code {
         Code::LiteralOutOfRange,
         Code::ViaWithoutOperation,
         Code::ZeroDim,
+        Code::Overflow,
+        Code::Leak,
+        Code::NoProtocol,
+        Code::PolyOverflow,
+        Code::NoApproximation,
         Code::Unused,
         Code::PrecisionLoss,
+        Code::BeyondDomain,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,8 +132,14 @@ impl Code {
             Code::LiteralOutOfRange => "E0212",
             Code::ViaWithoutOperation => "E0213",
             Code::ZeroDim => "E0214",
+            Code::Overflow => "E0301",
+            Code::Leak => "E0302",
+            Code::NoProtocol => "E0303",
+            Code::PolyOverflow => "E0304",
+            Code::NoApproximation => "E0305",
             Code::Unused => "W0001",
             Code::PrecisionLoss => "W0002",
+            Code::BeyondDomain => "W0101",
         }
     }
 
@@ -162,8 +181,14 @@ impl Code {
             Code::LiteralOutOfRange => "A literal does not fit the fixed-point encoding at this precision.",
             Code::ViaWithoutOperation => "`via` chooses how an operation runs; the expression before it must be an operation, not a bare name or literal.",
             Code::ZeroDim => "Dimensions must be at least 1.",
+            Code::Overflow => "Range analysis found a value that can exceed what the fixed-point encoding holds (products are computed at twice the precision before truncation). Declare tighter `in` ranges on the inputs, or lower `precision`.",
+            Code::Leak => "An output would reveal another party's private input exactly (for example `x + w` addressed to the owner of `x` gives away `w`). Veil refuses plans that reveal more than the outputs' owners may learn.",
+            Code::NoProtocol => "No protocol available to the compiler can compute this operation on these operands, or a `via` override asks for one that cannot.",
+            Code::PolyOverflow => "The polynomial approximating sigmoid or tanh is evaluated on the input's whole range; outside its fitted domain its powers grow until they overflow the fixed-point encoding. Declare tighter `in` ranges on the inputs, or a wider `domain:`.",
+            Code::NoApproximation => "No polynomial up to the compiler's maximum degree approximates the function within the tolerance on this domain. Raise `tol:`, narrow `domain:`, or give `degree:` explicitly.",
             Code::Unused => "A definition is never used by any output. It costs nothing at run time (the compiler drops it), but is often a mistake.",
             Code::PrecisionLoss => "A literal is not exactly representable at this precision and will be rounded.",
+            Code::BeyondDomain => "The input of sigmoid or tanh can lie outside the domain its polynomial is fitted on; there the approximation is not accurate. Declare tighter input ranges or widen `domain:`.",
         }
     }
 }

@@ -1,1 +1,857 @@
-//! plan
+//! The execution plan: the contract between the compiler and the runtime.
+//!
+//! A [`Plan`] says, for every party, exactly what it computes, sends and
+//! receives: a straight-line [`Program`] of [`Instr`]uctions over numbered
+//! registers ([`Reg`]), with explicit [`Instr::Send`] / [`Instr::Recv`]
+//! steps. It also lists the correlated randomness the parties need
+//! ([`Correlation`]), the Paillier keys, the inputs each party binds and the
+//! outputs each party learns.
+//!
+//! A plan holds no secret: no input value, share, key or mask. Public
+//! constants of the model are the only data in it.
+//!
+//! [`Plan::to_text`] is the stable, readable form used by `veil compile
+//! --emit plan` and by snapshot tests; [`validate`] checks the plan's
+//! internal consistency (a failure is a compiler bug).
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::{self, Write};
+
+mod validate;
+pub use validate::{validate, ValidationError};
+
+/// Bumped when the plan format changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Index into [`Plan::parties`].
+pub type PartyIdx = u32;
+
+/// A register: a value in a party's program. A register number means the
+/// same logical value at every party that holds it (for a shared value, each
+/// computing party holds its own share under the same number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Reg(pub u32);
+
+impl fmt::Display for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Dim {
+    Known(u64),
+    Symbol(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    pub fn scalar() -> Shape {
+        Shape(Vec::new())
+    }
+
+    /// Number of elements, with symbolic dimensions bound by `bind`.
+    pub fn len(&self, bind: &dyn Fn(&str) -> Option<u64>) -> Option<u64> {
+        self.0.iter().try_fold(1u64, |acc, d| {
+            let n = match d {
+                Dim::Known(n) => *n,
+                Dim::Symbol(s) => bind(s)?,
+            };
+            acc.checked_mul(n)
+        })
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match d {
+                Dim::Known(n) => write!(f, "{n}")?,
+                Dim::Symbol(s) => f.write_str(s)?,
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Compute,
+    Dealer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub name: String,
+    pub role: Role,
+}
+
+/// Who provides an input's data at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Owner {
+    Public,
+    Party(PartyIdx),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    pub owner: Owner,
+    pub shape: Shape,
+    /// Declared value range; the runtime rejects data outside it.
+    pub range: Option<(f64, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    pub name: String,
+    pub to: Vec<PartyIdx>,
+    pub shape: Shape,
+    /// The error bound the compiler computed for this output, against exact
+    /// real arithmetic on the same inputs (approximations + rounding).
+    pub error_bound: f64,
+}
+
+/// What a register holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// A plaintext tensor (f64) known to the parties that hold the register.
+    Clear,
+    /// An additive share over Z_2^64 of a fixed-point tensor, with `scale`
+    /// fractional bits.
+    Share { scale: u32 },
+    /// Paillier ciphertexts under `key`'s public key of a fixed-point tensor
+    /// with `scale` fractional bits.
+    Cipher { key: PartyIdx, scale: u32 },
+    /// A protocol message (masked shares, correction terms): opaque data
+    /// produced by one instruction, sent, and consumed by another.
+    Message,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegInfo {
+    pub kind: Kind,
+    pub shape: Shape,
+    /// What the register is, for people: "z = x @ w", "share of x", ...
+    pub note: String,
+}
+
+/// Correlated randomness, generated in the preprocessing phase (by the
+/// dealer, or by the two computing parties with Paillier).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Correlation {
+    /// Beaver triple for `a ∘ b` elementwise: a, b, c = a·b of `shape`.
+    Elementwise { shape: Shape },
+    /// Matrix triple for `a @ b`: a of `lhs`, b of `rhs`, c = a @ b.
+    MatMul { lhs: Shape, rhs: Shape },
+    /// Truncation pair: r uniform in Z_2^64, with shares of r >> bits and msb(r).
+    Trunc { shape: Shape, bits: u32 },
+}
+
+/// Where correlated randomness comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RandomnessSource {
+    Dealer(PartyIdx),
+    /// The two computing parties generate it together with Paillier.
+    TwoParty,
+}
+
+/// A Paillier key pair one party generates; the public half goes to `peer`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySpec {
+    pub owner: PartyIdx,
+    pub peer: PartyIdx,
+    pub min_bits: u32,
+}
+
+/// Plaintext operations, computed in f64 by a party that may see all operands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClearOp {
+    Neg,
+    Add,
+    Sub,
+    Mul,
+    MatMul,
+    Sum,
+    Mean,
+    Square,
+    Sigmoid,
+    Tanh,
+    Poly(Vec<f64>),
+    Relu,
+    MaxReduce,
+    Argmax,
+    Max,
+    Min,
+    Clamp(f64, f64),
+}
+
+/// Local (communication-free) operations on shares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ShareOp {
+    Add,
+    Sub,
+    Neg,
+    /// share + public clear value (encoded at the share's scale; the leader adds it).
+    AddPublic,
+    /// share - public clear value (the leader subtracts it).
+    SubPublic,
+    /// public clear value - share.
+    PublicSub,
+    /// share ∘ public clear value, the public side encoded with `bits`
+    /// fractional bits (the result's scale grows by `bits`).
+    MulPublic {
+        bits: u32,
+    },
+    /// share @ public matrix/vector (or public @ share when `public_left`).
+    MatMulPublic {
+        bits: u32,
+        public_left: bool,
+    },
+    /// Sum along the last axis.
+    Sum,
+    /// Multiply by a public integer (no scale change).
+    MulInt(i64),
+    /// Repeat a share along leading dimensions to the destination's shape
+    /// (suffix broadcasting, as for elementwise operations).
+    Broadcast,
+}
+
+/// Operations on Paillier ciphertexts by the party holding them (which does
+/// not hold the key), with a plaintext tensor it may see.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HomOp {
+    /// Enc(x) @ w, w plaintext encoded with `bits` fractional bits.
+    MatMul {
+        bits: u32,
+    },
+    /// w @ Enc(x).
+    MatMulLeft {
+        bits: u32,
+    },
+    /// Enc(x) ∘ w elementwise.
+    Mul {
+        bits: u32,
+    },
+    /// Enc(x) + w (w encoded at the ciphertext's scale).
+    AddPlain,
+    /// Enc(x) - w.
+    SubPlain,
+    /// w - Enc(x).
+    PlainSub,
+    /// Enc(x) + Enc(y).
+    Add,
+    /// Enc(x) - Enc(y).
+    Sub,
+    Neg,
+    Sum,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Instr {
+    // --- preprocessing (before inputs exist) ---
+    /// Generate a Paillier key pair; `public` receives the public key (sent
+    /// to the peer), the private key never leaves this party.
+    KeyGen {
+        public: Reg,
+    },
+    /// Dealer: generate every correlation of the plan; `out[i]` is the
+    /// message (seed and corrections) for the i-th computing party.
+    Deal {
+        out: Vec<Reg>,
+    },
+    /// Computing party: derive this party's correlation shares from the
+    /// dealer's message.
+    Expand {
+        src: Reg,
+    },
+    /// Both computing parties: generate the plan's correlations together
+    /// with Paillier (interactive; no dealer).
+    GenerateCorrelations {
+        peer: PartyIdx,
+    },
+
+    // --- plaintext, local ---
+    /// Bind input `input` from the data this party supplies.
+    Input {
+        dst: Reg,
+        input: u32,
+    },
+    /// A public constant of the model.
+    Const {
+        dst: Reg,
+        data: Vec<f64>,
+    },
+    Clear {
+        dst: Reg,
+        op: ClearOp,
+        args: Vec<Reg>,
+    },
+
+    // --- secret sharing, local ---
+    /// Split a clear value this party holds into two shares (fixed-point
+    /// with the plan's precision): keep `keep`, and `send` goes to the peer.
+    Split {
+        src: Reg,
+        keep: Reg,
+        send: Reg,
+    },
+    /// A clear value both computing parties know, as a share: the leader's
+    /// share is the value, the other's zero.
+    Embed {
+        src: Reg,
+        dst: Reg,
+        leader: bool,
+    },
+    Local {
+        dst: Reg,
+        op: ShareOp,
+        args: Vec<Reg>,
+        leader: bool,
+    },
+    /// Beaver multiplication, round 1: message (x - a, y - b) from this
+    /// party's shares and correlation `corr`.
+    BeaverOpen {
+        msg: Reg,
+        x: Reg,
+        y: Reg,
+        corr: u32,
+    },
+    /// Beaver multiplication, round 2: opens x - a and y - b from both
+    /// messages and computes this party's share of x·y (or x @ y).
+    BeaverClose {
+        dst: Reg,
+        mine: Reg,
+        theirs: Reg,
+        corr: u32,
+        leader: bool,
+    },
+    /// Truncation by `corr`'s bits with a dealer pair, round 1: message x + r.
+    TruncOpen {
+        msg: Reg,
+        x: Reg,
+        corr: u32,
+    },
+    /// Truncation round 2: opens x + r and computes the truncated share.
+    TruncClose {
+        dst: Reg,
+        mine: Reg,
+        theirs: Reg,
+        corr: u32,
+        leader: bool,
+    },
+    /// Two-party local truncation (SecureML): each party shifts its share.
+    TruncLocal {
+        dst: Reg,
+        x: Reg,
+        bits: u32,
+        leader: bool,
+    },
+
+    // --- Paillier ---
+    /// Encrypt a clear value this party holds under its own key.
+    Encrypt {
+        dst: Reg,
+        src: Reg,
+    },
+    /// Homomorphic operation by the ciphertext holder.
+    Hom {
+        dst: Reg,
+        op: HomOp,
+        args: Vec<Reg>,
+    },
+    /// Cipher → shares, holder side: add a fresh random mask with 40 bits of
+    /// statistical slack over `bound_bits`, keep the share -(mask >> shift),
+    /// and put the masked ciphertext in `masked` for the key owner.
+    Mask {
+        masked: Reg,
+        share: Reg,
+        src: Reg,
+        bound_bits: u32,
+        shift: u32,
+    },
+    /// Cipher → shares, key-owner side: decrypt and keep (value >> shift) mod 2^64.
+    DecryptShare {
+        dst: Reg,
+        src: Reg,
+        shift: u32,
+    },
+    /// Re-randomise ciphertexts before they leave this party.
+    Rerandomize {
+        dst: Reg,
+        src: Reg,
+    },
+    /// Decrypt a ciphertext under this party's key to a clear value (only
+    /// ever for an output addressed to this party).
+    Decrypt {
+        dst: Reg,
+        src: Reg,
+    },
+
+    // --- communication ---
+    Send {
+        to: PartyIdx,
+        regs: Vec<Reg>,
+    },
+    Recv {
+        from: PartyIdx,
+        regs: Vec<Reg>,
+    },
+
+    // --- outputs ---
+    /// Reconstruct a clear value from this party's share and the peer's.
+    Reveal {
+        dst: Reg,
+        mine: Reg,
+        theirs: Reg,
+    },
+    /// This party learns output `output`, from clear register `src`.
+    Output {
+        src: Reg,
+        output: u32,
+    },
+}
+
+impl Instr {
+    /// Registers this instruction reads.
+    pub fn reads(&self) -> Vec<Reg> {
+        match self {
+            Instr::Input { .. }
+            | Instr::Const { .. }
+            | Instr::Recv { .. }
+            | Instr::KeyGen { .. }
+            | Instr::Deal { .. }
+            | Instr::GenerateCorrelations { .. } => vec![],
+            Instr::Expand { src } => vec![*src],
+            Instr::Clear { args, .. } | Instr::Local { args, .. } | Instr::Hom { args, .. } => {
+                args.clone()
+            }
+            Instr::Split { src, .. }
+            | Instr::Embed { src, .. }
+            | Instr::Encrypt { src, .. }
+            | Instr::Mask { src, .. }
+            | Instr::DecryptShare { src, .. }
+            | Instr::Rerandomize { src, .. }
+            | Instr::Decrypt { src, .. }
+            | Instr::Output { src, .. } => vec![*src],
+            Instr::BeaverOpen { x, y, .. } => vec![*x, *y],
+            Instr::BeaverClose { mine, theirs, .. }
+            | Instr::TruncClose { mine, theirs, .. }
+            | Instr::Reveal { mine, theirs, .. } => {
+                vec![*mine, *theirs]
+            }
+            Instr::TruncOpen { x, .. } | Instr::TruncLocal { x, .. } => vec![*x],
+            Instr::Send { regs, .. } => regs.clone(),
+        }
+    }
+
+    /// Registers this instruction writes.
+    pub fn writes(&self) -> Vec<Reg> {
+        match self {
+            Instr::Input { dst, .. }
+            | Instr::Const { dst, .. }
+            | Instr::Clear { dst, .. }
+            | Instr::Embed { dst, .. }
+            | Instr::Local { dst, .. }
+            | Instr::BeaverClose { dst, .. }
+            | Instr::TruncClose { dst, .. }
+            | Instr::TruncLocal { dst, .. }
+            | Instr::Encrypt { dst, .. }
+            | Instr::Hom { dst, .. }
+            | Instr::DecryptShare { dst, .. }
+            | Instr::Rerandomize { dst, .. }
+            | Instr::Decrypt { dst, .. }
+            | Instr::Reveal { dst, .. } => vec![*dst],
+            Instr::Split { keep, send, .. } => vec![*keep, *send],
+            Instr::BeaverOpen { msg, .. } | Instr::TruncOpen { msg, .. } => vec![*msg],
+            Instr::Mask { masked, share, .. } => vec![*masked, *share],
+            Instr::Recv { regs, .. } | Instr::Deal { out: regs } => regs.clone(),
+            Instr::KeyGen { public } => vec![*public],
+            Instr::Send { .. }
+            | Instr::Output { .. }
+            | Instr::Expand { .. }
+            | Instr::GenerateCorrelations { .. } => vec![],
+        }
+    }
+}
+
+/// One party's straight-line program. Execution has two phases: the
+/// preprocessing (keys and correlated randomness, before inputs exist) and
+/// `instrs`, the online phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub party: PartyIdx,
+    pub instrs: Vec<Instr>,
+}
+
+/// The compiler's estimate for the whole plan, per the chosen network profile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub compute_seconds: f64,
+    pub bytes: f64,
+    pub rounds: u32,
+    pub seconds: f64,
+    /// The size assumed for symbolic dimensions in the estimate.
+    pub assumed_dims: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub model: String,
+    /// Fractional bits of the fixed-point encoding.
+    pub precision: u32,
+    pub parties: Vec<Party>,
+    pub inputs: Vec<InputSpec>,
+    pub outputs: Vec<OutputSpec>,
+    pub regs: Vec<RegInfo>,
+    pub randomness: RandomnessSource,
+    pub correlations: Vec<Correlation>,
+    pub keys: Vec<KeySpec>,
+    pub programs: Vec<Program>,
+    pub estimate: Estimate,
+}
+
+impl Plan {
+    pub fn reg(&self, r: Reg) -> &RegInfo {
+        &self.regs[r.0 as usize]
+    }
+
+    pub fn party_name(&self, p: PartyIdx) -> &str {
+        &self.parties[p as usize].name
+    }
+
+    pub fn program(&self, p: PartyIdx) -> &Program {
+        &self.programs[p as usize]
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plans always serialize")
+    }
+
+    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The stable, indented text form.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = self.write_text(&mut out);
+        out
+    }
+
+    fn write_text(&self, out: &mut String) -> fmt::Result {
+        writeln!(
+            out,
+            "plan {} (format {}, precision {})",
+            self.model, self.format, self.precision
+        )?;
+        let parties: Vec<String> = self
+            .parties
+            .iter()
+            .map(|p| match p.role {
+                Role::Compute => p.name.clone(),
+                Role::Dealer => format!("{} (dealer)", p.name),
+            })
+            .collect();
+        writeln!(out, "  parties: {}", parties.join(", "))?;
+        match self.randomness {
+            RandomnessSource::Dealer(d) => {
+                writeln!(out, "  randomness: dealer {}", self.party_name(d))?
+            }
+            RandomnessSource::TwoParty => writeln!(out, "  randomness: two-party (Paillier)")?,
+        }
+        writeln!(out, "  inputs:")?;
+        for i in &self.inputs {
+            let owner = match i.owner {
+                Owner::Public => "public".to_string(),
+                Owner::Party(p) => format!("private({})", self.party_name(p)),
+            };
+            let range = i
+                .range
+                .map(|(lo, hi)| format!(" in [{lo}, {hi}]"))
+                .unwrap_or_default();
+            writeln!(out, "    {}: {} {owner}{range}", i.name, i.shape)?;
+        }
+        writeln!(out, "  outputs:")?;
+        for o in &self.outputs {
+            let to: Vec<&str> = o.to.iter().map(|p| self.party_name(*p)).collect();
+            writeln!(
+                out,
+                "    {}: {} to {} (error <= {:.3e})",
+                o.name,
+                o.shape,
+                to.join(", "),
+                o.error_bound
+            )?;
+        }
+        if !self.keys.is_empty() {
+            writeln!(out, "  keys:")?;
+            for k in &self.keys {
+                writeln!(
+                    out,
+                    "    paillier key of {} (>= {} bits), public half to {}",
+                    self.party_name(k.owner),
+                    k.min_bits,
+                    self.party_name(k.peer)
+                )?;
+            }
+        }
+        if !self.correlations.is_empty() {
+            writeln!(out, "  correlations:")?;
+            for (i, c) in self.correlations.iter().enumerate() {
+                let text = match c {
+                    Correlation::Elementwise { shape } => format!("triple {shape}"),
+                    Correlation::MatMul { lhs, rhs } => format!("matrix triple {lhs} @ {rhs}"),
+                    Correlation::Trunc { shape, bits } => {
+                        format!("truncation pair {shape} >> {bits}")
+                    }
+                };
+                writeln!(out, "    #{i}: {text}")?;
+            }
+        }
+        writeln!(out, "  registers:")?;
+        for (i, r) in self.regs.iter().enumerate() {
+            let kind = match r.kind {
+                Kind::Clear => "clear".to_string(),
+                Kind::Share { scale } => format!("share@{scale}"),
+                Kind::Cipher { key, scale } => format!("cipher@{scale}[{}]", self.party_name(key)),
+                Kind::Message => "message".to_string(),
+            };
+            writeln!(out, "    %{i}: {kind} {} ; {}", r.shape, r.note)?;
+        }
+        for prog in &self.programs {
+            writeln!(out, "  program {}:", self.party_name(prog.party))?;
+            if prog.instrs.is_empty() {
+                writeln!(out, "    (nothing)")?;
+            }
+            for ins in &prog.instrs {
+                writeln!(out, "    {}", self.instr_text(ins))?;
+            }
+        }
+        let e = &self.estimate;
+        let dims: Vec<String> = e
+            .assumed_dims
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(
+            out,
+            "  estimate: {:.3e} s ({:.3e} s compute, {:.0} bytes, {} rounds){}",
+            e.seconds,
+            e.compute_seconds,
+            e.bytes,
+            e.rounds,
+            if dims.is_empty() {
+                String::new()
+            } else {
+                format!(" assuming {}", dims.join(", "))
+            }
+        )
+    }
+
+    /// One instruction in the text form.
+    pub fn instr_text(&self, ins: &Instr) -> String {
+        let regs = |rs: &[Reg]| rs.iter().map(Reg::to_string).collect::<Vec<_>>().join(", ");
+        let lead = |l: bool| if l { " (leader)" } else { "" };
+        match ins {
+            Instr::KeyGen { public } => format!("{public} = keygen"),
+            Instr::Deal { out } => format!("{} = deal", regs(out)),
+            Instr::Expand { src } => format!("expand {src}"),
+            Instr::GenerateCorrelations { peer } => {
+                format!("generate correlations with {}", self.party_name(*peer))
+            }
+            Instr::Input { dst, input } => {
+                format!("{dst} = input {}", self.inputs[*input as usize].name)
+            }
+            Instr::Const { dst, data } => {
+                let shown: Vec<String> = data.iter().take(4).map(|v| v.to_string()).collect();
+                let more = if data.len() > 4 { ", ..." } else { "" };
+                format!("{dst} = const [{}{more}]", shown.join(", "))
+            }
+            Instr::Clear { dst, op, args } => {
+                format!("{dst} = clear.{} {}", clear_op_text(op), regs(args))
+            }
+            Instr::Split { src, keep, send } => format!("{keep}, {send} = split {src}"),
+            Instr::Embed { src, dst, leader } => format!("{dst} = embed {src}{}", lead(*leader)),
+            Instr::Local {
+                dst,
+                op,
+                args,
+                leader,
+            } => {
+                format!(
+                    "{dst} = share.{} {}{}",
+                    share_op_text(op),
+                    regs(args),
+                    lead(*leader)
+                )
+            }
+            Instr::BeaverOpen { msg, x, y, corr } => {
+                format!("{msg} = beaver.open {x}, {y} with #{corr}")
+            }
+            Instr::BeaverClose {
+                dst,
+                mine,
+                theirs,
+                corr,
+                leader,
+            } => {
+                format!(
+                    "{dst} = beaver.close {mine}, {theirs} with #{corr}{}",
+                    lead(*leader)
+                )
+            }
+            Instr::TruncOpen { msg, x, corr } => format!("{msg} = trunc.open {x} with #{corr}"),
+            Instr::TruncClose {
+                dst,
+                mine,
+                theirs,
+                corr,
+                leader,
+            } => {
+                format!(
+                    "{dst} = trunc.close {mine}, {theirs} with #{corr}{}",
+                    lead(*leader)
+                )
+            }
+            Instr::TruncLocal {
+                dst,
+                x,
+                bits,
+                leader,
+            } => format!("{dst} = trunc.local {x} >> {bits}{}", lead(*leader)),
+            Instr::Encrypt { dst, src } => format!("{dst} = encrypt {src}"),
+            Instr::Hom { dst, op, args } => {
+                format!("{dst} = hom.{} {}", hom_op_text(op), regs(args))
+            }
+            Instr::Mask {
+                masked,
+                share,
+                src,
+                bound_bits,
+                shift,
+            } => {
+                format!("{masked}, {share} = mask {src} (|value| < 2^{bound_bits}, +40 bits slack, >> {shift})")
+            }
+            Instr::DecryptShare { dst, src, shift } => {
+                format!("{dst} = decrypt.share {src} >> {shift}")
+            }
+            Instr::Rerandomize { dst, src } => format!("{dst} = rerandomize {src}"),
+            Instr::Decrypt { dst, src } => format!("{dst} = decrypt {src}"),
+            Instr::Send { to, regs: rs } => {
+                format!("send {} to {}", regs(rs), self.party_name(*to))
+            }
+            Instr::Recv { from, regs: rs } => {
+                format!("recv {} from {}", regs(rs), self.party_name(*from))
+            }
+            Instr::Reveal { dst, mine, theirs } => format!("{dst} = reveal {mine}, {theirs}"),
+            Instr::Output { src, output } => {
+                format!("output {} = {src}", self.outputs[*output as usize].name)
+            }
+        }
+    }
+
+    /// Messages a party sends, in program order, grouped into rounds: a round
+    /// ends where the party next waits for a message.
+    pub fn rounds(&self, party: PartyIdx) -> u32 {
+        let mut rounds = 0;
+        let mut sent_since_recv = false;
+        for ins in &self.program(party).instrs {
+            match ins {
+                Instr::Send { .. } => sent_since_recv = true,
+                Instr::Recv { .. } if sent_since_recv => {
+                    rounds += 1;
+                    sent_since_recv = false;
+                }
+                _ => {}
+            }
+        }
+        rounds + u32::from(sent_since_recv)
+    }
+}
+
+fn clear_op_text(op: &ClearOp) -> String {
+    match op {
+        ClearOp::Poly(c) => format!("poly{c:?}"),
+        ClearOp::Clamp(lo, hi) => format!("clamp[{lo}, {hi}]"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+fn share_op_text(op: &ShareOp) -> String {
+    match op {
+        ShareOp::MulPublic { bits } => format!("mul_public@{bits}"),
+        ShareOp::MatMulPublic { bits, public_left } => {
+            format!(
+                "matmul_public@{bits}{}",
+                if *public_left { " (public left)" } else { "" }
+            )
+        }
+        ShareOp::MulInt(k) => format!("mul_int {k}"),
+        ShareOp::Broadcast => "broadcast".into(),
+        ShareOp::Add => "add".into(),
+        ShareOp::Sub => "sub".into(),
+        ShareOp::Neg => "neg".into(),
+        ShareOp::AddPublic => "add_public".into(),
+        ShareOp::SubPublic => "sub_public".into(),
+        ShareOp::PublicSub => "public_sub".into(),
+        ShareOp::Sum => "sum".into(),
+    }
+}
+
+fn hom_op_text(op: &HomOp) -> String {
+    match op {
+        HomOp::MatMul { bits } => format!("matmul@{bits}"),
+        HomOp::MatMulLeft { bits } => format!("matmul_left@{bits}"),
+        HomOp::Mul { bits } => format!("mul@{bits}"),
+        HomOp::AddPlain => "add_plain".into(),
+        HomOp::SubPlain => "sub_plain".into(),
+        HomOp::PlainSub => "plain_sub".into(),
+        HomOp::Add => "add".into(),
+        HomOp::Sub => "sub".into(),
+        HomOp::Neg => "neg".into(),
+        HomOp::Sum => "sum".into(),
+    }
+}
+
+/// Simulate message delivery: each party runs until it waits on a `Recv`
+/// whose message has not been sent. Returns the blocked parties' program
+/// counters if the plan deadlocks, `None` if every program finishes.
+pub(crate) fn simulate(plan: &Plan) -> Result<(), Vec<(PartyIdx, usize)>> {
+    let n = plan.programs.len();
+    let mut pc = vec![0usize; n];
+    // queues[from][to]: register lists sent and not yet received.
+    let mut queues: Vec<Vec<VecDeque<Vec<Reg>>>> = vec![vec![VecDeque::new(); n]; n];
+    loop {
+        let mut progressed = false;
+        for p in 0..n {
+            let prog = &plan.programs[p].instrs;
+            while pc[p] < prog.len() {
+                match &prog[pc[p]] {
+                    Instr::Send { to, regs } => queues[p][*to as usize].push_back(regs.clone()),
+                    Instr::Recv { from, .. } if queues[*from as usize][p].pop_front().is_none() => break,
+                    _ => {}
+                }
+                pc[p] += 1;
+                progressed = true;
+            }
+        }
+        if (0..n).all(|p| pc[p] == plan.programs[p].instrs.len()) {
+            return Ok(());
+        }
+        if !progressed {
+            return Err((0..n)
+                .filter(|&p| pc[p] < plan.programs[p].instrs.len())
+                .map(|p| (p as PartyIdx, pc[p]))
+                .collect());
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `veil compile`.
+
+use crate::read_source;
+use clap::{Args, ValueEnum};
+use compiler::{Network, Options};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Emit {
+    /// The plan's readable text form.
+    Plan,
+    /// The plan as JSON (what `veil run` and `veil party` execute).
+    Json,
+    /// The dataflow graph with shapes, visibility and ranges.
+    Graph,
+    /// The graph in Graphviz DOT, coloured by protocol.
+    Dot,
+    /// Per operation: protocol, reason, estimates, runner-up; totals; leakage.
+    Report,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NetworkProfile {
+    /// 1 Gbit/s, 0.5 ms per round.
+    Lan,
+    /// 100 Mbit/s, 40 ms per round.
+    Wan,
+}
+
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// The model file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// What to print.
+    #[arg(long, value_enum, default_value = "report")]
+    pub emit: Emit,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Options shared by every command that compiles.
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Network profile the cost model assumes.
+    #[arg(long, value_enum, default_value = "lan")]
+    pub network: NetworkProfile,
+    /// Explicit bandwidth in Mbit/s (overrides --network; give --latency too).
+    #[arg(long, value_name = "MBIT", requires = "latency")]
+    pub bandwidth: Option<f64>,
+    /// Explicit latency per round in milliseconds (with --bandwidth).
+    #[arg(long, value_name = "MS", requires = "bandwidth")]
+    pub latency: Option<f64>,
+    /// Compile as if the model declared no dealer (correlated randomness from
+    /// Paillier between the two parties).
+    #[arg(long)]
+    pub no_dealer: bool,
+    /// Paillier key size in bits (2048 or more).
+    #[arg(long, value_name = "BITS", default_value_t = 3072, value_parser = clap::value_parser!(u32).range(2048..=8192))]
+    pub key_bits: u32,
+    /// Size assumed for a symbolic dimension in estimates, e.g. `--assume batch=10000`.
+    #[arg(long, value_name = "NAME=SIZE", value_parser = parse_assume)]
+    pub assume: Vec<(String, u64)>,
+}
+
+fn parse_assume(s: &str) -> Result<(String, u64), String> {
+    let (name, size) = s
+        .split_once('=')
+        .ok_or("expected NAME=SIZE, such as batch=1000")?;
+    let size: u64 = size
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{size}` is not a positive whole number"))?;
+    if size == 0 {
+        return Err("a dimension is at least 1".into());
+    }
+    Ok((name.trim().to_string(), size))
+}
+
+impl TargetArgs {
+    pub fn options(&self) -> Options {
+        let network = match (self.bandwidth, self.latency) {
+            (Some(b), Some(l)) => Network::custom(b, l),
+            _ => match self.network {
+                NetworkProfile::Lan => Network::LAN,
+                NetworkProfile::Wan => Network::WAN,
+            },
+        };
+        Options {
+            network,
+            key_bits: self.key_bits,
+            assume: self.assume.iter().cloned().collect::<BTreeMap<_, _>>(),
+            use_dealer: !self.no_dealer,
+        }
+    }
+}
+
+/// Parse, check and compile a file, printing diagnostics. `None` on failure.
+pub fn compile_file(path: &Path, target: &TargetArgs) -> Option<compiler::Compiled> {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let name = path.display().to_string();
+    let checked = compiler::check_source(&source);
+    eprint!("{}", grammar::render(&checked.diagnostics, &name, &source));
+    let model = checked.model?;
+    match compiler::compile(&model, &target.options()) {
+        Ok(c) => {
+            eprint!("{}", grammar::render(&c.warnings, &name, &source));
+            Some(c)
+        }
+        Err(diags) => {
+            eprint!("{}", grammar::render(&diags, &name, &source));
+            let n = diags.iter().filter(|d| d.is_error()).count();
+            eprintln!(
+                "error: could not compile `{name}` ({n} error{})",
+                if n == 1 { "" } else { "s" }
+            );
+            None
+        }
+    }
+}
+
+pub fn run(args: &CompileArgs) -> ExitCode {
+    let Some(c) = compile_file(&args.file, &args.target) else {
+        return ExitCode::FAILURE;
+    };
+    let text = match args.emit {
+        Emit::Plan => c.plan.to_text(),
+        Emit::Json => c.plan.to_json() + "\n",
+        Emit::Graph => c.graph_text,
+        Emit::Dot => c.dot,
+        Emit::Report => c.report,
+    };
+    match &args.output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(out) => match crate::write_atomically(out, text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

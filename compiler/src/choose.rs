@@ -1,0 +1,683 @@
+//! Protocol choice: for every live operation, how it runs (in the clear at
+//! one party, with Paillier under one party's key, or on additive shares),
+//! chosen by minimising the cost model over the whole graph.
+//!
+//! The search is a dynamic programme in topological order: for every value
+//! and every representation it can take ([`Repr`]) the cheapest way to
+//! produce it, either natively by a method or by converting another
+//! representation. This is exact on trees; on DAGs a value used twice has
+//! its cost counted once per use during the search (the plan's estimate,
+//! computed afterwards from what is actually emitted, counts it once).
+
+use crate::cost::{Cost, CostTable, Network, RING_BYTES};
+use crate::graph::{Graph, Visibility};
+use crate::ir::*;
+use grammar::{Code, Diagnostic};
+use std::collections::BTreeMap;
+
+/// How a value is represented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Repr {
+    /// Known to every party.
+    Public,
+    /// In the clear at one party.
+    Clear(PartyId),
+    /// Additively shared between the two computing parties.
+    Shared,
+    /// Encrypted under the key of the given party, held by the other one.
+    Cipher(PartyId),
+}
+
+/// How an operation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    Public,
+    Clear(PartyId),
+    Shares,
+    Paillier(PartyId),
+}
+
+impl Method {
+    pub fn result(self) -> Repr {
+        match self {
+            Method::Public => Repr::Public,
+            Method::Clear(p) => Repr::Clear(p),
+            Method::Shares => Repr::Shared,
+            Method::Paillier(k) => Repr::Cipher(k),
+        }
+    }
+}
+
+/// How one representation of a value is obtained.
+#[derive(Clone, Debug, PartialEq)]
+pub enum How {
+    Native { method: Method, operands: Vec<Repr> },
+    Convert { from: Repr },
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    cost: Cost,
+    score: f64,
+    how: How,
+}
+
+/// The compiler's decision for one operation, for the report.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub value: ValueId,
+    pub method: Method,
+    pub cost: Cost,
+    pub runner_up: Option<(Method, Cost)>,
+    pub reason: String,
+}
+
+/// The outcome: which representations of which values to materialise, and how.
+pub struct Selection {
+    pub materialize: BTreeMap<ValueId, BTreeMap<Repr, How>>,
+    /// For each output (by index), the representation it is revealed from.
+    pub output_from: Vec<Repr>,
+    pub decisions: Vec<Decision>,
+}
+
+pub struct Chooser<'a, 'm> {
+    pub g: &'a Graph<'m>,
+    pub costs: &'a CostTable,
+    pub net: Network,
+    pub dealer: bool,
+}
+
+impl Chooser<'_, '_> {
+    fn other(&self, p: PartyId) -> PartyId {
+        *self
+            .g
+            .model
+            .compute_parties()
+            .iter()
+            .find(|q| **q != p)
+            .expect("two computing parties")
+    }
+
+    fn n(&self, v: ValueId) -> f64 {
+        self.g.elements(&self.g.value(v).shape) as f64
+    }
+
+    fn score(&self, c: Cost) -> f64 {
+        c.seconds(&self.net)
+    }
+
+    // --- primitive costs ---
+
+    fn triple(&self, elements: f64) -> Cost {
+        if self.dealer {
+            Cost::compute(elements * self.costs.dealer_element)
+                + Cost::comm(elements * RING_BYTES, 0)
+        } else {
+            Cost::compute(elements * self.costs.paillier_triple_element)
+                + Cost::comm(elements * self.costs.ciphertext_bytes() / 4.0, 0)
+        }
+    }
+
+    pub fn beaver(&self, x: f64, y: f64, z: f64) -> Cost {
+        // Each party sends its shares of x - a and y - b: one round.
+        self.triple(x + y + z)
+            + Cost::comm(2.0 * (x + y) * RING_BYTES, 1)
+            + Cost::compute((x + y + z) * 4.0 * self.costs.ring_op)
+    }
+
+    pub fn trunc(&self, n: f64) -> Cost {
+        if self.dealer {
+            Cost::compute(n * (3.0 * self.costs.dealer_element + 4.0 * self.costs.ring_op))
+                + Cost::comm(n * 3.0 * RING_BYTES, 0)
+                + Cost::comm(2.0 * n * RING_BYTES, 1)
+        } else {
+            Cost::compute(n * self.costs.ring_op)
+        }
+    }
+
+    /// Cost of converting `n` elements from one representation to another, if possible.
+    fn convert(&self, from: Repr, to: Repr, n: f64) -> Option<Cost> {
+        let c = self.costs;
+        match (from, to) {
+            (Repr::Public, Repr::Shared) => Some(Cost::ZERO),
+            (Repr::Clear(_), Repr::Shared) => {
+                Some(Cost::compute(n * c.ring_op) + Cost::comm(n * RING_BYTES, 1))
+            }
+            (Repr::Clear(p), Repr::Cipher(k)) if p == k => Some(
+                Cost::compute(n * c.paillier_encrypt) + Cost::comm(n * c.ciphertext_bytes(), 1),
+            ),
+            (Repr::Cipher(_), Repr::Shared) => Some(
+                Cost::compute(n * (c.paillier_encrypt + c.paillier_add + c.paillier_decrypt))
+                    + Cost::comm(n * c.ciphertext_bytes(), 1),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The powers t^k a polynomial of `degree` needs (odd-only when `odd`),
+    /// each computed as a product of two earlier powers, in rounds of
+    /// independent products: returns (products, rounds).
+    pub fn power_schedule(degree: u32, odd: bool) -> Vec<Vec<(u32, u32, u32)>> {
+        let mut needed: Vec<u32> = (2..=degree).filter(|k| !odd || k % 2 == 1).collect();
+        // Every needed power k = a + b with a the largest power of two below k.
+        let mut all = std::collections::BTreeSet::new();
+        while let Some(k) = needed.pop() {
+            if k < 2 || !all.insert(k) {
+                continue;
+            }
+            let a = 1u32 << (31 - (k - 1).leading_zeros());
+            let a = if a == k { k / 2 } else { a };
+            needed.push(a);
+            needed.push(k - a);
+        }
+        let mut depth: BTreeMap<u32, u32> = BTreeMap::new();
+        depth.insert(1, 0);
+        let mut levels: Vec<Vec<(u32, u32, u32)>> = Vec::new();
+        for &k in &all {
+            let a = 1u32 << (31 - (k - 1).leading_zeros());
+            let a = if a == k { k / 2 } else { a };
+            let b = k - a;
+            let d = depth[&a].max(depth[&b]) + 1;
+            depth.insert(k, d);
+            if levels.len() < d as usize {
+                levels.resize(d as usize, Vec::new());
+            }
+            levels[d as usize - 1].push((k, a, b));
+        }
+        levels
+    }
+
+    fn poly_cost(&self, n: f64, degree: u32, odd: bool) -> Cost {
+        let levels = Self::power_schedule(degree, odd);
+        let mut cost = self.trunc(n) + Cost::compute(n * self.costs.ring_op); // t = x / L
+        for level in &levels {
+            let k = level.len() as f64;
+            let mut c = self.beaver(k * n, k * n, k * n) + self.trunc(k * n);
+            // Products in one level share their rounds.
+            c.rounds = 2.min(c.rounds);
+            cost += c;
+        }
+        cost + Cost::compute(n * degree as f64 * self.costs.ring_op) + self.trunc(n)
+    }
+
+    /// Cost of running `v` by `method` with operands in `reprs`, or None if
+    /// the method cannot run this operation that way.
+    fn op_cost(&self, v: ValueId, method: Method, reprs: &[Repr]) -> Option<Cost> {
+        let value = self.g.value(v);
+        let n = self.n(v);
+        let c = self.costs;
+        let operands = value.op.operands();
+        let size = |i: usize| self.n(operands[i]);
+        match method {
+            Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
+                Op::MatMul(a, _) => {
+                    n * self.g.elements(&Shape(
+                        self.g
+                            .value(*a)
+                            .shape
+                            .0
+                            .last()
+                            .into_iter()
+                            .cloned()
+                            .collect(),
+                    )) as f64
+                        * c.ring_mac
+                }
+                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) => n * 20.0 * c.ring_op,
+                _ => n * c.ring_op,
+            })),
+            Method::Shares => {
+                let public = |i: usize| reprs[i] == Repr::Public;
+                Some(match &value.op {
+                    Op::Add(..) | Op::Sub(..) | Op::Neg(_) | Op::Sum(_) => {
+                        Cost::compute(size(0) * c.ring_op)
+                    }
+                    Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
+                    Op::Mul(..) if public(0) || public(1) => {
+                        Cost::compute(n * c.ring_op) + self.trunc(n)
+                    }
+                    Op::Mul(..) => self.beaver(n, n, n) + self.trunc(n),
+                    Op::Square(_) => self.beaver(n, n, n) + self.trunc(n),
+                    Op::MatMul(a, _) => {
+                        let k = self
+                            .g
+                            .value(*a)
+                            .shape
+                            .0
+                            .last()
+                            .map_or(1, |d| self.g.dim_size(d))
+                            as f64;
+                        if public(0) || public(1) {
+                            Cost::compute(n * k * c.ring_mac) + self.trunc(n)
+                        } else {
+                            self.beaver(size(0), size(1), n)
+                                + Cost::compute(3.0 * n * k * c.ring_mac)
+                                + self.trunc(n)
+                        }
+                    }
+                    Op::Sigmoid(..) | Op::Tanh(..) => {
+                        let degree = self.degree_hint(v);
+                        self.poly_cost(n, degree, true)
+                    }
+                    Op::Poly(_, coeffs) => {
+                        self.poly_cost(n, (coeffs.len() as u32).saturating_sub(1).max(1), false)
+                    }
+                    // Comparisons on shares arrive with the comparison protocols.
+                    Op::Relu(_)
+                    | Op::MaxReduce(_)
+                    | Op::Argmax(_)
+                    | Op::Max(..)
+                    | Op::Min(..)
+                    | Op::Clamp(..) => return None,
+                    Op::Input { .. } | Op::Const { .. } => return None,
+                })
+            }
+            Method::Paillier(_) => {
+                let cipher = |i: usize| matches!(reprs[i], Repr::Cipher(_));
+                Some(match &value.op {
+                    Op::MatMul(a, _) => {
+                        let k = self
+                            .g
+                            .value(*a)
+                            .shape
+                            .0
+                            .last()
+                            .map_or(1, |d| self.g.dim_size(d))
+                            as f64;
+                        Cost::compute(n * k * c.paillier_mul_term)
+                    }
+                    Op::Mul(..) => Cost::compute(n * c.paillier_mul_term),
+                    Op::Add(..) | Op::Sub(..) if cipher(0) && cipher(1) => {
+                        Cost::compute(n * c.paillier_add)
+                    }
+                    Op::Add(..) | Op::Sub(..) => Cost::compute(n * 2.0 * c.paillier_add),
+                    Op::Neg(_) => Cost::compute(n * c.paillier_mul_term),
+                    Op::Sum(_) => Cost::compute(size(0) * c.paillier_add),
+                    Op::Mean(_) => {
+                        Cost::compute(size(0) * c.paillier_add + n * c.paillier_mul_term)
+                    }
+                    _ => return None,
+                })
+            }
+        }
+    }
+
+    /// Degree used for a sigmoid/tanh in cost estimates.
+    fn degree_hint(&self, v: ValueId) -> u32 {
+        match &self.g.value(v).op {
+            Op::Sigmoid(_, a) | Op::Tanh(_, a) => a.degree.unwrap_or(9),
+            _ => 9,
+        }
+    }
+
+    /// The operand representations a method can use, as alternatives.
+    fn operand_options(&self, v: ValueId, method: Method) -> Vec<Vec<Repr>> {
+        let value = self.g.value(v);
+        let operands = value.op.operands();
+        let vis = |o: &ValueId| self.g.node(*o).visibility;
+        match method {
+            Method::Public => vec![operands.iter().map(|_| Repr::Public).collect()],
+            Method::Clear(p) => vec![operands
+                .iter()
+                .map(|o| {
+                    if vis(o) == Visibility::Public {
+                        Repr::Public
+                    } else {
+                        Repr::Clear(p)
+                    }
+                })
+                .collect()],
+            Method::Shares => vec![operands
+                .iter()
+                .map(|o| {
+                    if vis(o) == Visibility::Public {
+                        Repr::Public
+                    } else {
+                        Repr::Shared
+                    }
+                })
+                .collect()],
+            Method::Paillier(k) => {
+                let h = self.other(k);
+                let per: Vec<Vec<Repr>> = operands
+                    .iter()
+                    .map(|o| match vis(o) {
+                        Visibility::Public => vec![Repr::Public],
+                        Visibility::Private(p) if p == h => vec![Repr::Clear(h), Repr::Cipher(k)],
+                        _ => vec![Repr::Cipher(k)],
+                    })
+                    .collect();
+                let mut combos: Vec<Vec<Repr>> = vec![vec![]];
+                for options in per {
+                    combos = combos
+                        .into_iter()
+                        .flat_map(|c| {
+                            options.iter().map(move |r| {
+                                let mut c = c.clone();
+                                c.push(*r);
+                                c
+                            })
+                        })
+                        .collect();
+                }
+                combos
+                    .into_iter()
+                    .filter(|c| {
+                        let ciphers = c.iter().filter(|r| matches!(r, Repr::Cipher(_))).count();
+                        match &value.op {
+                            Op::Mul(..) | Op::MatMul(..) => ciphers == 1,
+                            _ => ciphers >= 1,
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn methods(&self, v: ValueId) -> Vec<Method> {
+        let value = self.g.value(v);
+        let node = self.g.node(v);
+        let mut methods = match node.visibility {
+            Visibility::Public => vec![Method::Public],
+            Visibility::Private(p) => vec![Method::Clear(p)],
+            Visibility::Secret => vec![Method::Shares],
+        };
+        if node.visibility == Visibility::Secret {
+            for k in self.g.model.compute_parties() {
+                methods.push(Method::Paillier(k));
+            }
+        }
+        match value.via {
+            Some(Protocol::Shares) => methods.retain(|m| *m == Method::Shares),
+            Some(Protocol::Paillier) => methods.retain(|m| matches!(m, Method::Paillier(_))),
+            None => {}
+        }
+        methods
+    }
+
+    pub fn run(&self) -> Result<Selection, Vec<Diagnostic>> {
+        let mut best: BTreeMap<ValueId, BTreeMap<Repr, Entry>> = BTreeMap::new();
+        let mut per_method: BTreeMap<ValueId, BTreeMap<Method, Cost>> = BTreeMap::new();
+        let mut errors = Vec::new();
+        for v in self.g.order() {
+            let value = self.g.value(v);
+            let mut entries: BTreeMap<Repr, Entry> = BTreeMap::new();
+            let offer = |entries: &mut BTreeMap<Repr, Entry>,
+                         repr: Repr,
+                         cost: Cost,
+                         how: How,
+                         score: f64| {
+                if entries.get(&repr).is_none_or(|e| score < e.score) {
+                    entries.insert(repr, Entry { cost, score, how });
+                }
+            };
+            match &value.op {
+                Op::Input {
+                    owner: Owner::Party(p),
+                    ..
+                } => offer(
+                    &mut entries,
+                    Repr::Clear(*p),
+                    Cost::ZERO,
+                    How::Native {
+                        method: Method::Clear(*p),
+                        operands: vec![],
+                    },
+                    0.0,
+                ),
+                Op::Input { .. } | Op::Const { .. } => offer(
+                    &mut entries,
+                    Repr::Public,
+                    Cost::ZERO,
+                    How::Native {
+                        method: Method::Public,
+                        operands: vec![],
+                    },
+                    0.0,
+                ),
+                _ => {
+                    let operands = value.op.operands();
+                    for method in self.methods(v) {
+                        for reprs in self.operand_options(v, method) {
+                            let Some(op_cost) = self.op_cost(v, method, &reprs) else {
+                                continue;
+                            };
+                            let mut total = op_cost;
+                            let mut ok = true;
+                            for (o, r) in operands.iter().zip(&reprs) {
+                                match best[o].get(r) {
+                                    Some(e) => total += e.cost,
+                                    None => ok = false,
+                                }
+                            }
+                            if !ok {
+                                continue;
+                            }
+                            let score = self.score(total);
+                            let m = per_method.entry(v).or_default();
+                            if m.get(&method).is_none_or(|c| score < self.score(*c)) {
+                                m.insert(method, total);
+                            }
+                            offer(
+                                &mut entries,
+                                method.result(),
+                                total,
+                                How::Native {
+                                    method,
+                                    operands: reprs.clone(),
+                                },
+                                score,
+                            );
+                        }
+                    }
+                }
+            }
+            if entries.is_empty() {
+                errors.push(self.no_method(v));
+                // Keep going to report other operations; pretend it is shared.
+                entries.insert(
+                    Repr::Shared,
+                    Entry {
+                        cost: Cost::ZERO,
+                        score: 0.0,
+                        how: How::Native {
+                            method: Method::Shares,
+                            operands: vec![],
+                        },
+                    },
+                );
+            }
+            // Conversions (Clear → Cipher first, so Clear → Cipher → Shared is considered too).
+            let n = self.n(v);
+            for target_shared in [false, true] {
+                let snapshot: Vec<(Repr, Entry)> =
+                    entries.iter().map(|(r, e)| (*r, e.clone())).collect();
+                for (from, e) in snapshot {
+                    let targets: Vec<Repr> = if target_shared {
+                        vec![Repr::Shared]
+                    } else {
+                        self.g
+                            .model
+                            .compute_parties()
+                            .into_iter()
+                            .map(Repr::Cipher)
+                            .collect()
+                    };
+                    for to in targets {
+                        if to == from {
+                            continue;
+                        }
+                        if let Some(c) = self.convert(from, to, n) {
+                            let total = e.cost + c;
+                            let score = self.score(total);
+                            offer(&mut entries, to, total, How::Convert { from }, score);
+                        }
+                    }
+                }
+            }
+            best.insert(v, entries);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+
+        // Outputs: choose the representation to reveal from.
+        let mut output_from = Vec::new();
+        for o in &self.g.model.outputs {
+            let n = self.n(o.value);
+            let (repr, _) = best[&o.value]
+                .iter()
+                .filter_map(|(r, e)| {
+                    self.reveal_cost(*r, &o.to, n)
+                        .map(|c| (*r, self.score(e.cost + c)))
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("a shared representation can always be revealed");
+            output_from.push(repr);
+        }
+
+        // Back-track from the outputs.
+        let mut materialize: BTreeMap<ValueId, BTreeMap<Repr, How>> = BTreeMap::new();
+        let mut stack: Vec<(ValueId, Repr)> = self
+            .g
+            .model
+            .outputs
+            .iter()
+            .zip(&output_from)
+            .map(|(o, r)| (o.value, *r))
+            .collect();
+        while let Some((v, r)) = stack.pop() {
+            if materialize.get(&v).is_some_and(|m| m.contains_key(&r)) {
+                continue;
+            }
+            let how = best[&v][&r].how.clone();
+            match &how {
+                How::Convert { from } => stack.push((v, *from)),
+                How::Native { operands, .. } => {
+                    for (o, or) in self.g.value(v).op.operands().iter().zip(operands) {
+                        stack.push((*o, *or));
+                    }
+                }
+            }
+            materialize.entry(v).or_default().insert(r, how);
+        }
+
+        let mut decisions = Vec::new();
+        for (v, reprs) in &materialize {
+            let value = self.g.value(*v);
+            if matches!(value.op, Op::Input { .. } | Op::Const { .. }) {
+                continue;
+            }
+            for how in reprs.values() {
+                let How::Native { method, operands } = how else {
+                    continue;
+                };
+                let cost = self.op_cost(*v, *method, operands).unwrap_or_default();
+                let runner_up = per_method
+                    .get(v)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(m, _)| *m != method)
+                    .min_by(|a, b| self.score(*a.1).total_cmp(&self.score(*b.1)))
+                    .map(|(m, c)| (*m, *c));
+                let chosen_total = per_method[v][method];
+                decisions.push(Decision {
+                    value: *v,
+                    method: *method,
+                    cost,
+                    runner_up,
+                    reason: self.reason(*v, *method, chosen_total, runner_up),
+                });
+            }
+        }
+        Ok(Selection {
+            materialize,
+            output_from,
+            decisions,
+        })
+    }
+
+    /// Cost of revealing a value held in `repr` to the parties `to`.
+    pub fn reveal_cost(&self, repr: Repr, to: &[PartyId], n: f64) -> Option<Cost> {
+        let c = self.costs;
+        match repr {
+            Repr::Public => Some(Cost::ZERO),
+            Repr::Clear(p) => {
+                let others = to.iter().filter(|q| **q != p).count() as f64;
+                Some(Cost::comm(others * n * RING_BYTES, u32::from(others > 0.0)))
+            }
+            Repr::Shared => Some(Cost::comm(to.len() as f64 * n * RING_BYTES, 1)),
+            Repr::Cipher(k) if to == [k] => Some(
+                Cost::compute(n * (c.paillier_encrypt + c.paillier_decrypt))
+                    + Cost::comm(n * c.ciphertext_bytes(), 1),
+            ),
+            Repr::Cipher(_) => None,
+        }
+    }
+
+    fn no_method(&self, v: ValueId) -> Diagnostic {
+        let value = self.g.value(v);
+        let label = self.g.label(v);
+        let d = match value.via {
+            Some(p) => Diagnostic::error(Code::NoProtocol, format!("`{label}` cannot run via {}", p.name()))
+                .primary(value.span, format!("{} is not available for this operation", p.name()))
+                .note(match p {
+                    Protocol::Paillier => "Paillier runs linear operations (+, -, *, @, sum, mean) where one operand is encrypted under one party's key and the other is in the clear at the other party",
+                    Protocol::Shares => "additive sharing runs operations on values no single party knows; this one can run in the clear",
+                })
+                .help("remove the `via`, and the compiler chooses"),
+            None => Diagnostic::error(Code::NoProtocol, format!("no protocol can compute `{label}` = {} on secret values yet", self.g.describe(v)))
+                .primary(value.span, "its operand depends on both parties' private data")
+                .note("relu, max, min, argmax and clamp on secret values need secure comparison, which the runtime does not provide yet")
+                .help("apply it to values one party holds, or remove it"),
+        };
+        d
+    }
+
+    fn reason(
+        &self,
+        v: ValueId,
+        method: Method,
+        chosen: Cost,
+        runner_up: Option<(Method, Cost)>,
+    ) -> String {
+        let value = self.g.value(v);
+        let name = |p: PartyId| self.g.model.party(p).name.clone();
+        let base = match method {
+            Method::Public => "every operand is public".to_string(),
+            Method::Clear(p) => format!("every operand is known to {}", name(p)),
+            Method::Shares if value.via == Some(Protocol::Shares) => "`via shares`".to_string(),
+            Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
+                "`via paillier`".to_string()
+            }
+            Method::Shares => match &value.op {
+                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
+                    "nonlinear on secret values: polynomial on shares".into()
+                }
+                _ => "cheapest by the cost model".into(),
+            },
+            Method::Paillier(k) => format!(
+                "linear with one side in the clear: {}'s key, cheapest by the cost model",
+                name(k)
+            ),
+        };
+        match runner_up {
+            Some((m, c)) => format!(
+                "{base}; runner-up {} at {:.3e} s vs {:.3e} s",
+                method_name(&self.g.model.parties, m),
+                self.score(c),
+                self.score(chosen)
+            ),
+            None => base,
+        }
+    }
+}
+
+pub fn method_name(parties: &[Party], m: Method) -> String {
+    match m {
+        Method::Public => "public".into(),
+        Method::Clear(p) => format!("clear@{}", parties[p.index()].name),
+        Method::Shares => "shares".into(),
+        Method::Paillier(k) => format!("paillier[{}]", parties[k.index()].name),
+    }
+}

@@ -1,0 +1,151 @@
+//! The cost model: one table of per-operation costs (measured by the
+//! runtime's benchmarks, see BENCHMARKS.md) and the network profiles.
+
+/// Per-operation costs, in seconds per element unless noted. Keep this the
+/// only place such numbers live.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostTable {
+    /// Paillier key size the plan asks for.
+    pub key_bits: u32,
+    /// Public-key (DJN) encryption of one value.
+    pub paillier_encrypt: f64,
+    /// CRT decryption of one ciphertext.
+    pub paillier_decrypt: f64,
+    /// One ciphertext × plaintext product inside a multi-exponentiation
+    /// (encrypted dot product), per term.
+    pub paillier_mul_term: f64,
+    /// Ciphertext + ciphertext.
+    pub paillier_add: f64,
+    /// One ring operation on shares or clear values.
+    pub ring_op: f64,
+    /// One multiply-accumulate of a matrix product over the ring.
+    pub ring_mac: f64,
+    /// Dealer-side generation of one element of correlated randomness.
+    pub dealer_element: f64,
+    /// Two-party generation of one element of a Beaver triple with Paillier
+    /// (amortised over packing).
+    pub paillier_triple_element: f64,
+}
+
+impl CostTable {
+    /// Costs for a key size (3072 default, 2048 allowed).
+    pub fn for_key_bits(key_bits: u32) -> CostTable {
+        // Measured with `cargo bench -p runtime` on the reference machine
+        // (2-core AMD EPYC); see BENCHMARKS.md. 2048-bit numbers scale by
+        // roughly (2048/3072)^2 for multiplications, ^3 for exponentiations.
+        let (enc, dec, term, add) = if key_bits <= 2048 {
+            (0.35e-3, 3.0e-3, 0.09e-3, 9e-6)
+        } else {
+            (0.9e-3, 9.0e-3, 0.25e-3, 20e-6)
+        };
+        CostTable {
+            key_bits,
+            paillier_encrypt: enc,
+            paillier_decrypt: dec,
+            paillier_mul_term: term,
+            paillier_add: add,
+            ring_op: 1.0e-9,
+            ring_mac: 0.7e-9,
+            dealer_element: 6.0e-9,
+            paillier_triple_element: (2.0 * enc + 2.0 * term + dec) / 8.0,
+        }
+    }
+
+    /// Bytes of one Paillier ciphertext (an element of Z_{n²}).
+    pub fn ciphertext_bytes(&self) -> f64 {
+        (2 * self.key_bits / 8) as f64
+    }
+}
+
+/// One ring element on the wire.
+pub const RING_BYTES: f64 = 8.0;
+
+/// A network profile: bandwidth and one-way latency per round.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Network {
+    pub name: &'static str,
+    pub bytes_per_second: f64,
+    pub latency_seconds: f64,
+}
+
+impl Network {
+    /// 1 Gbit/s, 0.5 ms per round: two machines in one data centre.
+    pub const LAN: Network = Network {
+        name: "lan",
+        bytes_per_second: 125e6,
+        latency_seconds: 0.5e-3,
+    };
+    /// 100 Mbit/s, 40 ms per round: parties in different regions.
+    pub const WAN: Network = Network {
+        name: "wan",
+        bytes_per_second: 12.5e6,
+        latency_seconds: 40e-3,
+    };
+
+    pub fn custom(mbit_per_second: f64, latency_ms: f64) -> Network {
+        Network {
+            name: "custom",
+            bytes_per_second: mbit_per_second * 1e6 / 8.0,
+            latency_seconds: latency_ms * 1e-3,
+        }
+    }
+}
+
+/// Estimated cost of a piece of the plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    pub compute: f64,
+    pub bytes: f64,
+    pub rounds: u32,
+}
+
+impl Cost {
+    pub const ZERO: Cost = Cost {
+        compute: 0.0,
+        bytes: 0.0,
+        rounds: 0,
+    };
+
+    pub fn compute(seconds: f64) -> Cost {
+        Cost {
+            compute: seconds,
+            ..Cost::ZERO
+        }
+    }
+
+    pub fn comm(bytes: f64, rounds: u32) -> Cost {
+        Cost {
+            compute: 0.0,
+            bytes,
+            rounds,
+        }
+    }
+
+    /// Estimated wall-clock seconds under `net`.
+    pub fn seconds(&self, net: &Network) -> f64 {
+        self.compute + self.bytes / net.bytes_per_second + self.rounds as f64 * net.latency_seconds
+    }
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            compute: self.compute + o.compute,
+            bytes: self.bytes + o.bytes,
+            rounds: self.rounds + o.rounds,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, o: Cost) {
+        *self = *self + o;
+    }
+}
+
+impl std::iter::Sum for Cost {
+    fn sum<I: Iterator<Item = Cost>>(iter: I) -> Cost {
+        iter.fold(Cost::ZERO, |a, b| a + b)
+    }
+}

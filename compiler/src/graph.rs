@@ -1,0 +1,331 @@
+//! The dataflow graph: the live operations of a checked model as a petgraph
+//! DAG, each node annotated with its shape, visibility and value range
+//! (interval analysis from the declared `in [lo, hi]` ranges).
+
+use crate::ir::*;
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Who can see a value in the clear, before any protocol is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    Public,
+    Private(PartyId),
+    /// Depends on private data of both parties: known to no single party.
+    Secret,
+}
+
+impl Visibility {
+    pub fn join(self, other: Visibility) -> Visibility {
+        match (self, other) {
+            (Visibility::Public, v) | (v, Visibility::Public) => v,
+            (Visibility::Private(a), Visibility::Private(b)) if a == b => Visibility::Private(a),
+            _ => Visibility::Secret,
+        }
+    }
+}
+
+/// A closed interval of reals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interval {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Interval {
+    pub fn new(lo: f64, hi: f64) -> Interval {
+        Interval { lo, hi }
+    }
+
+    pub fn point(v: f64) -> Interval {
+        Interval::new(v, v)
+    }
+
+    pub fn magnitude(self) -> f64 {
+        self.lo.abs().max(self.hi.abs())
+    }
+
+    fn add(self, o: Interval) -> Interval {
+        Interval::new(self.lo + o.lo, self.hi + o.hi)
+    }
+
+    fn sub(self, o: Interval) -> Interval {
+        Interval::new(self.lo - o.hi, self.hi - o.lo)
+    }
+
+    fn neg(self) -> Interval {
+        Interval::new(-self.hi, -self.lo)
+    }
+
+    fn mul(self, o: Interval) -> Interval {
+        let p = [
+            self.lo * o.lo,
+            self.lo * o.hi,
+            self.hi * o.lo,
+            self.hi * o.hi,
+        ];
+        Interval::new(
+            p.iter().cloned().fold(f64::INFINITY, f64::min),
+            p.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        )
+    }
+
+    fn scale(self, k: f64) -> Interval {
+        self.mul(Interval::point(k))
+    }
+
+    fn hull(self, o: Interval) -> Interval {
+        Interval::new(self.lo.min(o.lo), self.hi.max(o.hi))
+    }
+
+    fn square(self) -> Interval {
+        let m = self.magnitude();
+        if self.lo <= 0.0 && self.hi >= 0.0 {
+            Interval::new(0.0, m * m)
+        } else {
+            let n = self.lo.abs().min(self.hi.abs());
+            Interval::new(n * n, m * m)
+        }
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {}]", fmt_num(self.lo), fmt_num(self.hi))
+    }
+}
+
+/// Short, stable number formatting for reports.
+pub fn fmt_num(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1e6 || v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub value: ValueId,
+    pub visibility: Visibility,
+    pub range: Interval,
+}
+
+/// The live part of the model as a DAG; edges run operand → user.
+pub struct Graph<'m> {
+    pub model: &'m CheckedModel,
+    pub graph: DiGraph<Node, u8>,
+    /// Node of each live value.
+    pub nodes: BTreeMap<ValueId, NodeIndex>,
+    /// Sizes assumed for symbolic dimensions (cost estimates, reductions).
+    pub assume: BTreeMap<String, u64>,
+}
+
+impl<'m> Graph<'m> {
+    pub fn build(model: &'m CheckedModel, assume: BTreeMap<String, u64>) -> Graph<'m> {
+        let mut live = vec![false; model.values.len()];
+        for o in &model.outputs {
+            live[o.value.index()] = true;
+        }
+        for i in (0..model.values.len()).rev() {
+            if live[i] {
+                for op in model.values[i].op.operands() {
+                    live[op.index()] = true;
+                }
+            }
+        }
+        let mut g = Graph {
+            model,
+            graph: DiGraph::new(),
+            nodes: BTreeMap::new(),
+            assume,
+        };
+        for (i, v) in model.values.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            let id = ValueId(i as u32);
+            let operands = v.op.operands();
+            let visibility = match &v.op {
+                Op::Input {
+                    owner: Owner::Public,
+                    ..
+                }
+                | Op::Const { .. } => Visibility::Public,
+                Op::Input {
+                    owner: Owner::Party(p),
+                    ..
+                } => Visibility::Private(*p),
+                _ => operands
+                    .iter()
+                    .map(|o| g.node(*o).visibility)
+                    .fold(Visibility::Public, Visibility::join),
+            };
+            let range = g.range_of(v);
+            let n = g.graph.add_node(Node {
+                value: id,
+                visibility,
+                range,
+            });
+            for o in operands {
+                let from = g.nodes[&o];
+                g.graph.add_edge(from, n, 0);
+            }
+            g.nodes.insert(id, n);
+        }
+        g
+    }
+
+    pub fn node(&self, v: ValueId) -> &Node {
+        &self.graph[self.nodes[&v]]
+    }
+
+    pub fn value(&self, v: ValueId) -> &Value {
+        self.model.value(v)
+    }
+
+    /// Live values in definition (topological) order.
+    pub fn order(&self) -> Vec<ValueId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Size of a dimension, with symbols bound to their assumed sizes.
+    pub fn dim_size(&self, d: &Dim) -> u64 {
+        match d {
+            Dim::Known(n) => *n,
+            Dim::Symbol(s) => *self.assume.get(s).unwrap_or(&crate::DEFAULT_ASSUMED_DIM),
+        }
+    }
+
+    pub fn elements(&self, shape: &Shape) -> u64 {
+        shape.0.iter().map(|d| self.dim_size(d)).product()
+    }
+
+    fn last_dim(&self, v: ValueId) -> u64 {
+        self.value(v).shape.0.last().map_or(1, |d| self.dim_size(d))
+    }
+
+    fn range_of(&self, v: &Value) -> Interval {
+        let r = |x: &ValueId| self.node(*x).range;
+        let wide = max_literal_magnitude(self.model.precision);
+        match &v.op {
+            Op::Input { range, .. } => {
+                range.map_or(Interval::new(-wide, wide), |(lo, hi)| Interval::new(lo, hi))
+            }
+            Op::Const { data } => data
+                .iter()
+                .map(|x| Interval::point(*x))
+                .reduce(Interval::hull)
+                .unwrap_or(Interval::point(0.0)),
+            Op::Neg(a) => r(a).neg(),
+            Op::Add(a, b) => r(a).add(r(b)),
+            Op::Sub(a, b) => r(a).sub(r(b)),
+            Op::Mul(a, b) => r(a).mul(r(b)),
+            Op::MatMul(a, b) => {
+                let k = self.last_dim(*a);
+                r(a).mul(r(b)).scale(k as f64)
+            }
+            Op::Sum(a) => r(a).scale(self.last_dim(*a) as f64),
+            Op::Mean(a) | Op::MaxReduce(a) => r(a),
+            Op::Square(a) => r(a).square(),
+            Op::Sigmoid(..) => Interval::new(0.0, 1.0),
+            Op::Tanh(..) => Interval::new(-1.0, 1.0),
+            Op::Poly(a, coeffs) => {
+                // Horner in interval arithmetic.
+                let x = r(a);
+                coeffs.iter().rev().fold(Interval::point(0.0), |acc, c| {
+                    acc.mul(x).add(Interval::point(*c))
+                })
+            }
+            Op::Relu(a) => Interval::new(r(a).lo.max(0.0), r(a).hi.max(0.0)),
+            Op::Argmax(a) => Interval::new(0.0, (self.last_dim(*a).saturating_sub(1)) as f64),
+            Op::Max(a, b) => Interval::new(r(a).lo.max(r(b).lo), r(a).hi.max(r(b).hi)),
+            Op::Min(a, b) => Interval::new(r(a).lo.min(r(b).lo), r(a).hi.min(r(b).hi)),
+            Op::Clamp(a, lo, hi) => Interval::new(r(a).lo.clamp(*lo, *hi), r(a).hi.clamp(*lo, *hi)),
+        }
+    }
+
+    /// A stable text form: one line per live value.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "graph {}", self.model.name);
+        for v in self.order() {
+            let value = self.value(v);
+            let node = self.node(v);
+            let _ = writeln!(
+                out,
+                "  {} = {} : {} {} range {}{}",
+                self.label(v),
+                self.describe(v),
+                value.shape,
+                match node.visibility {
+                    Visibility::Public => "public".to_string(),
+                    Visibility::Private(p) => format!("private({})", self.model.party(p).name),
+                    Visibility::Secret => "secret".to_string(),
+                },
+                node.range,
+                value
+                    .via
+                    .map(|p| format!(" via {}", p.name()))
+                    .unwrap_or_default(),
+            );
+        }
+        out
+    }
+
+    /// `%3` or the value's name.
+    pub fn label(&self, v: ValueId) -> String {
+        match &self.value(v).name {
+            Some(n) => n.clone(),
+            None => format!("%{}", v.0),
+        }
+    }
+
+    /// The operation with operand labels, e.g. `matmul(x, w)`.
+    pub fn describe(&self, v: ValueId) -> String {
+        let value = self.value(v);
+        let args: Vec<String> = value.op.operands().iter().map(|o| self.label(*o)).collect();
+        match &value.op {
+            Op::Input { .. } => "input".into(),
+            Op::Const { data } if data.len() == 1 => format!("const {}", fmt_num(data[0])),
+            Op::Const { data } => format!("const[{} values]", data.len()),
+            op => format!("{}({})", op.mnemonic(), args.join(", ")),
+        }
+    }
+
+    /// Graphviz DOT, nodes coloured by `colour(value)`.
+    pub fn to_dot(&self, colour: &dyn Fn(ValueId) -> (&'static str, String)) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "digraph \"{}\" {{", self.model.name);
+        let _ = writeln!(
+            out,
+            "  rankdir=LR;\n  node [shape=box, style=filled, fontname=\"monospace\"];"
+        );
+        for v in self.order() {
+            let (fill, note) = colour(v);
+            let _ = writeln!(
+                out,
+                "  v{} [label=\"{} = {}\\n{}\\n{}\", fillcolor=\"{fill}\"];",
+                v.0,
+                self.label(v),
+                self.describe(v).replace('"', "'"),
+                self.value(v).shape,
+                note
+            );
+        }
+        for e in self.graph.edge_indices() {
+            let (a, b) = self.graph.edge_endpoints(e).expect("edge");
+            let _ = writeln!(
+                out,
+                "  v{} -> v{};",
+                self.graph[a].value.0, self.graph[b].value.0
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+}

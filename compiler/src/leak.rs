@@ -1,0 +1,185 @@
+//! The leakage report: for each party, every value it sees, classified as
+//! its own or public data, an output addressed to it, masked (a share or a
+//! masked opening: uniformly random on its own), or encrypted under a key it
+//! does not hold. A plan in which a party would see anything else in the
+//! clear is refused.
+
+use plan::{Instr, Kind, Owner, PartyIdx, Plan, Reg};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+#[derive(Clone, Debug, Default)]
+pub struct PartyView {
+    /// (register note, why it is allowed).
+    pub clear: Vec<(String, String)>,
+    /// Public constants and values computed from them only.
+    pub constants: usize,
+    pub masked: usize,
+    pub encrypted: Vec<String>,
+    pub violations: Vec<String>,
+}
+
+/// Input dependencies of every register, across all parties.
+fn dependencies(plan: &Plan) -> Vec<BTreeSet<u32>> {
+    let mut deps: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); plan.regs.len()];
+    // Pair the k-th send from a to b with the k-th receive at b from a.
+    let mut pairs: Vec<(Reg, Reg)> = Vec::new();
+    let n = plan.parties.len();
+    for a in 0..n {
+        for b in 0..n {
+            let sends = plan.programs[a].instrs.iter().filter_map(|i| match i {
+                Instr::Send { to, regs } if *to as usize == b => Some(regs),
+                _ => None,
+            });
+            let recvs = plan.programs[b].instrs.iter().filter_map(|i| match i {
+                Instr::Recv { from, regs } if *from as usize == a => Some(regs),
+                _ => None,
+            });
+            for (s, r) in sends.zip(recvs) {
+                pairs.extend(s.iter().copied().zip(r.iter().copied()));
+            }
+        }
+    }
+    loop {
+        let mut changed = false;
+        for prog in &plan.programs {
+            for ins in &prog.instrs {
+                let mut d: BTreeSet<u32> = ins
+                    .reads()
+                    .iter()
+                    .flat_map(|r| deps[r.0 as usize].iter().copied())
+                    .collect();
+                if let Instr::Input { input, .. } = ins {
+                    if plan.inputs[*input as usize].owner != Owner::Public {
+                        d.insert(*input);
+                    }
+                }
+                for w in ins.writes() {
+                    let before = deps[w.0 as usize].len();
+                    deps[w.0 as usize].extend(d.iter().copied());
+                    changed |= deps[w.0 as usize].len() != before;
+                }
+            }
+        }
+        for (s, r) in &pairs {
+            let d = deps[s.0 as usize].clone();
+            let before = deps[r.0 as usize].len();
+            deps[r.0 as usize].extend(d);
+            changed |= deps[r.0 as usize].len() != before;
+        }
+        if !changed {
+            return deps;
+        }
+    }
+}
+
+pub fn views(plan: &Plan) -> BTreeMap<PartyIdx, PartyView> {
+    let deps = dependencies(plan);
+    let mut out = BTreeMap::new();
+    for prog in &plan.programs {
+        let p = prog.party;
+        let mut view = PartyView::default();
+        let mut seen: BTreeSet<Reg> = BTreeSet::new();
+        let outputs: BTreeSet<Reg> = prog
+            .instrs
+            .iter()
+            .filter_map(|i| match i {
+                Instr::Output { src, .. } => Some(*src),
+                _ => None,
+            })
+            .collect();
+        for ins in &prog.instrs {
+            for r in ins.writes() {
+                if !seen.insert(r) {
+                    continue;
+                }
+                let info = plan.reg(r);
+                match info.kind {
+                    Kind::Clear => {
+                        let foreign: Vec<&str> = deps[r.0 as usize]
+                            .iter()
+                            .filter(|i| plan.inputs[**i as usize].owner != Owner::Party(p))
+                            .map(|i| plan.inputs[*i as usize].name.as_str())
+                            .collect();
+                        let why = if deps[r.0 as usize].is_empty()
+                            && !matches!(ins, Instr::Input { .. })
+                        {
+                            view.constants += 1;
+                            continue;
+                        } else if foreign.is_empty() {
+                            "own or public data".to_string()
+                        } else if outputs.contains(&r) {
+                            "output addressed to it".to_string()
+                        } else {
+                            view.violations.push(format!(
+                                "`{}` depends on private input(s) {}",
+                                info.note,
+                                foreign.join(", ")
+                            ));
+                            "VIOLATION".to_string()
+                        };
+                        view.clear.push((info.note.clone(), why));
+                    }
+                    Kind::Share { .. } | Kind::Message => view.masked += 1,
+                    Kind::Cipher { key, .. } if key != p => view.encrypted.push(format!(
+                        "{} (under {}'s key)",
+                        info.note,
+                        plan.party_name(key)
+                    )),
+                    Kind::Cipher { .. } => {
+                        // Under its own key: only its own data, or masked by the peer.
+                        let masked = plan.programs.iter().flat_map(|q| &q.instrs).any(|i| {
+                            matches!(i, Instr::Mask { masked, .. } | Instr::Rerandomize { dst: masked, .. } if *masked == r)
+                        });
+                        let own = deps[r.0 as usize]
+                            .iter()
+                            .all(|i| plan.inputs[*i as usize].owner == Owner::Party(p));
+                        if masked || own {
+                            view.masked += 1;
+                        } else {
+                            view.violations.push(format!(
+                                "`{}` is decryptable by it and not masked",
+                                info.note
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out.insert(p, view);
+    }
+    out
+}
+
+pub fn report(plan: &Plan) -> String {
+    let mut s = String::new();
+    for (p, view) in views(plan) {
+        let _ = writeln!(s, "  {}:", plan.party_name(p));
+        if view.clear.is_empty() && view.constants == 0 {
+            let _ = writeln!(s, "    in the clear: nothing");
+        }
+        let mut clear: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (note, why) in &view.clear {
+            clear.entry(why).or_default().push(note);
+        }
+        for (why, notes) in clear {
+            let _ = writeln!(s, "    in the clear ({why}): {}", notes.join("; "));
+        }
+        if view.constants > 0 {
+            let _ = writeln!(s, "    public constants: {}", view.constants);
+        }
+        let _ = writeln!(
+            s,
+            "    masked (shares, masked openings, own-key ciphertexts): {} values",
+            view.masked
+        );
+        if !view.encrypted.is_empty() {
+            let _ = writeln!(
+                s,
+                "    encrypted under a key it does not hold: {}",
+                view.encrypted.join("; ")
+            );
+        }
+    }
+    s
+}

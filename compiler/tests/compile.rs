@@ -1,0 +1,195 @@
+//! The compiler stage over the shared corpus: for every bundled model the
+//! graph, the report and the plan text are snapshotted (and must be
+//! deterministic and valid); choices that must differ do; and the
+//! compile-error corpus is rejected with rendered diagnostics.
+
+use compiler::{compile, Network, Options};
+use std::path::{Path, PathBuf};
+
+fn corpus(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "veil"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn checked(source: &str) -> compiler::ir::CheckedModel {
+    let r = compiler::check_source(source);
+    r.model
+        .unwrap_or_else(|| panic!("{}", grammar::render(&r.diagnostics, "model", source)))
+}
+
+fn opts(f: impl FnOnce(&mut Options)) -> Options {
+    let mut o = Options::default();
+    f(&mut o);
+    o
+}
+
+/// The method chosen for each operation, as `label: method` lines.
+fn choices(source: &str, o: &Options) -> Vec<String> {
+    let c = compile(&checked(source), o)
+        .unwrap_or_else(|d| panic!("{}", grammar::render(&d, "model", source)));
+    c.report
+        .lines()
+        .filter(|l| {
+            l.starts_with("  ")
+                && !l.starts_with("   ")
+                && l.contains(" = ")
+                && l.ends_with(|c: char| c.is_alphanumeric() || c == ']')
+        })
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn every_model_compiles_to_a_valid_deterministic_plan() {
+    for path in corpus("models") {
+        let source = std::fs::read_to_string(&path).unwrap();
+        let model = checked(&source);
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        for (variant, o) in [
+            ("", Options::default()),
+            ("_no_dealer", opts(|o| o.use_dealer = false)),
+        ] {
+            let a = compile(&model, &o)
+                .unwrap_or_else(|d| panic!("{name}: {}", grammar::render(&d, &name, &source)));
+            let b = compile(&model, &o).unwrap();
+            assert_eq!(a.plan, b.plan, "{name}: compilation is deterministic");
+            assert_eq!(a.report, b.report);
+            plan::validate(&a.plan).unwrap();
+            // JSON round trip.
+            assert_eq!(plan::Plan::from_json(&a.plan.to_json()).unwrap(), a.plan);
+            insta::assert_snapshot!(format!("{name}{variant}_report"), a.report);
+            insta::assert_snapshot!(format!("{name}{variant}_plan"), a.plan.to_text());
+            if variant.is_empty() {
+                insta::assert_snapshot!(format!("{name}_graph"), a.graph_text);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_dealer_makes_shares_cheaper_than_paillier() {
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/logreg_100.veil"),
+    )
+    .unwrap();
+    let with = choices(&src, &Options::default());
+    let without = choices(&src, &opts(|o| o.use_dealer = false));
+    assert!(
+        with.iter()
+            .any(|l| l.starts_with("%3 = matmul(x, w): shares")),
+        "{with:?}"
+    );
+    assert!(
+        without
+            .iter()
+            .any(|l| l.starts_with("%3 = matmul(x, w): paillier[server]")),
+        "{without:?}"
+    );
+    // For a single row, encrypting the client's 100 features beats encrypting per row.
+    let one = choices(
+        &src,
+        &opts(|o| {
+            o.use_dealer = false;
+            o.assume.insert("batch".into(), 1);
+        }),
+    );
+    assert!(
+        one.iter()
+            .any(|l| l.starts_with("%3 = matmul(x, w): paillier[client]")),
+        "{one:?}"
+    );
+}
+
+#[test]
+fn a_wan_favours_fewer_rounds() {
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/linreg.veil"),
+    )
+    .unwrap();
+    let batch1 = |net: Network| {
+        opts(|o| {
+            o.network = net;
+            o.assume.insert("batch".into(), 1);
+        })
+    };
+    let lan = choices(&src, &batch1(Network::LAN));
+    let wan = choices(&src, &batch1(Network::WAN));
+    assert!(lan.iter().all(|l| l.ends_with(": shares")), "{lan:?}");
+    assert!(
+        wan.iter().all(|l| l.ends_with(": paillier[buyer]")),
+        "{wan:?}"
+    );
+}
+
+#[test]
+fn via_overrides_the_cost_model() {
+    let base = "model m { party client; party server; dealer helper;
+        input x: fixed[batch, 100] private(client) in [-4, 4];
+        input w: fixed[100] private(server) in [-0.05, 0.05];
+        let z = x @ w VIA;
+        output z to client; }";
+    let auto = choices(&base.replace("VIA", ""), &Options::default());
+    assert_eq!(auto, vec!["z = matmul(x, w): shares"]);
+    let forced = choices(&base.replace("VIA", "via paillier"), &Options::default());
+    assert_eq!(forced, vec!["z = matmul(x, w): paillier[server]"]);
+    let no_dealer = opts(|o| o.use_dealer = false);
+    assert_eq!(
+        choices(&base.replace("VIA", ""), &no_dealer),
+        vec!["z = matmul(x, w): paillier[server]"]
+    );
+    assert_eq!(
+        choices(&base.replace("VIA", "via shares"), &no_dealer),
+        vec!["z = matmul(x, w): shares"]
+    );
+}
+
+#[test]
+fn compile_errors_are_rejected_with_pointed_messages() {
+    let files = corpus("tests/corpus/compile_errors");
+    assert!(files.len() >= 5);
+    for path in files {
+        let source = std::fs::read_to_string(&path).unwrap();
+        let model = checked(&source);
+        let Err(diags) = compile(&model, &Options::default()) else {
+            panic!("{} should not compile", path.display());
+        };
+        assert!(diags.iter().any(|d| d.is_error()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(
+            format!(
+                "compile_error_{}",
+                path.file_stem().unwrap().to_string_lossy()
+            ),
+            grammar::render(&diags, &name, &source)
+        );
+    }
+}
+
+#[test]
+fn no_secret_reaches_the_plan() {
+    // The plan holds the model's public constants and nothing else: no
+    // numbers a party supplies at run time, no keys.
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/credit_2p.veil"),
+    )
+    .unwrap();
+    let c = compile(&checked(&src), &opts(|o| o.use_dealer = false)).unwrap();
+    for prog in &c.plan.programs {
+        for ins in &prog.instrs {
+            if let plan::Instr::Const { data, .. } = ins {
+                assert!(
+                    data.len() <= 1,
+                    "only scalar model constants and coefficients: {data:?}"
+                );
+            }
+        }
+    }
+    let json = c.plan.to_json();
+    assert!(!json.contains("\"lambda\"") && !json.contains("\"mu\""));
+}

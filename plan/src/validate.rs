@@ -1,0 +1,241 @@
+//! `validate`: the plan's internal consistency. Every failure is a compiler
+//! bug, reported with the party and instruction.
+
+use crate::*;
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationError {
+    pub party: Option<String>,
+    pub instr: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.party, self.instr) {
+            (Some(p), Some(i)) => write!(f, "{p}, instruction {i}: {}", self.message),
+            (Some(p), None) => write!(f, "{p}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// Check that every register read was written before at that party, every
+/// `Recv` has its `Send` with matching kinds and shapes, no party talks to
+/// itself or deadlocks, the dealer touches no input or output, and every
+/// output reaches exactly its addressees.
+pub fn validate(plan: &Plan) -> Result<(), Vec<ValidationError>> {
+    let mut errors = Vec::new();
+    let err = |party: Option<PartyIdx>, instr: Option<usize>, message: String| ValidationError {
+        party: party.map(|p| {
+            plan.parties
+                .get(p as usize)
+                .map_or(format!("party {p}"), |x| x.name.clone())
+        }),
+        instr,
+        message,
+    };
+    if plan.programs.len() != plan.parties.len() {
+        errors.push(err(
+            None,
+            None,
+            format!(
+                "{} programs for {} parties",
+                plan.programs.len(),
+                plan.parties.len()
+            ),
+        ));
+        return Err(errors);
+    }
+    for (i, prog) in plan.programs.iter().enumerate() {
+        let p = i as PartyIdx;
+        if prog.party != p {
+            errors.push(err(
+                Some(p),
+                None,
+                format!("program {i} claims party {}", prog.party),
+            ));
+        }
+        let dealer = plan.parties[i].role == Role::Dealer;
+        let mut defined: HashSet<Reg> = HashSet::new();
+        for (at, ins) in prog.instrs.iter().enumerate() {
+            for r in ins.reads().into_iter().chain(ins.writes()) {
+                if r.0 as usize >= plan.regs.len() {
+                    errors.push(err(
+                        Some(p),
+                        Some(at),
+                        format!("register {r} does not exist"),
+                    ));
+                }
+            }
+            for r in ins.reads() {
+                if !defined.contains(&r) {
+                    errors.push(err(
+                        Some(p),
+                        Some(at),
+                        format!("reads {r} before writing it"),
+                    ));
+                }
+            }
+            defined.extend(ins.writes());
+            match ins {
+                Instr::Send { to, .. } | Instr::Recv { from: to, .. } if *to == p => {
+                    errors.push(err(Some(p), Some(at), "talks to itself".into()));
+                }
+                Instr::Send { to, .. } | Instr::Recv { from: to, .. }
+                    if *to as usize >= plan.parties.len() =>
+                {
+                    errors.push(err(
+                        Some(p),
+                        Some(at),
+                        format!("talks to unknown party {to}"),
+                    ));
+                }
+                Instr::Input { input, dst } => match plan.inputs.get(*input as usize) {
+                    None => errors.push(err(Some(p), Some(at), format!("unknown input {input}"))),
+                    Some(spec) => {
+                        if dealer
+                            || !matches!(spec.owner, Owner::Public) && spec.owner != Owner::Party(p)
+                        {
+                            errors.push(err(
+                                Some(p),
+                                Some(at),
+                                format!("binds input `{}` it does not own", spec.name),
+                            ));
+                        }
+                        if let Some(info) = plan.regs.get(dst.0 as usize) {
+                            if info.shape != spec.shape {
+                                errors.push(err(
+                                    Some(p),
+                                    Some(at),
+                                    format!(
+                                        "input `{}` has shape {}, register {}",
+                                        spec.name, spec.shape, info.shape
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                },
+                Instr::Output { output, src } => match plan.outputs.get(*output as usize) {
+                    None => errors.push(err(Some(p), Some(at), format!("unknown output {output}"))),
+                    Some(spec) => {
+                        if !spec.to.contains(&p) {
+                            errors.push(err(
+                                Some(p),
+                                Some(at),
+                                format!("learns output `{}` not addressed to it", spec.name),
+                            ));
+                        }
+                        if let Some(info) = plan.regs.get(src.0 as usize) {
+                            if info.shape != spec.shape || info.kind != Kind::Clear {
+                                errors.push(err(
+                                    Some(p),
+                                    Some(at),
+                                    format!(
+                                        "output `{}` from a non-clear or misshapen register",
+                                        spec.name
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+    for (o, spec) in plan.outputs.iter().enumerate() {
+        for &p in &spec.to {
+            let learns = plan.programs[p as usize]
+                .instrs
+                .iter()
+                .any(|i| matches!(i, Instr::Output { output, .. } if *output as usize == o));
+            if !learns {
+                errors.push(err(
+                    Some(p),
+                    None,
+                    format!("never learns its output `{}`", spec.name),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    check_messages(plan, &mut errors);
+    if let Err(blocked) = simulate(plan) {
+        for (p, at) in blocked {
+            errors.push(err(
+                Some(p),
+                Some(at),
+                "waits for a message that is never sent (deadlock)".into(),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Pair the n-th send from A to B with the n-th receive at B from A and
+/// compare what is sent with what is expected.
+fn check_messages(plan: &Plan, errors: &mut Vec<ValidationError>) {
+    let n = plan.parties.len();
+    for a in 0..n {
+        for b in 0..n {
+            let sends: Vec<&Vec<Reg>> = plan.programs[a]
+                .instrs
+                .iter()
+                .filter_map(|i| match i {
+                    Instr::Send { to, regs } if *to as usize == b => Some(regs),
+                    _ => None,
+                })
+                .collect();
+            let recvs: Vec<&Vec<Reg>> = plan.programs[b]
+                .instrs
+                .iter()
+                .filter_map(|i| match i {
+                    Instr::Recv { from, regs } if *from as usize == a => Some(regs),
+                    _ => None,
+                })
+                .collect();
+            let name = |p: usize| plan.parties[p].name.clone();
+            if sends.len() != recvs.len() {
+                errors.push(ValidationError {
+                    party: Some(name(a)),
+                    instr: None,
+                    message: format!(
+                        "sends {} messages to {}, which receives {}",
+                        sends.len(),
+                        name(b),
+                        recvs.len()
+                    ),
+                });
+                continue;
+            }
+            for (k, (s, r)) in sends.iter().zip(&recvs).enumerate() {
+                let compatible = s.len() == r.len()
+                    && s.iter().zip(r.iter()).all(|(x, y)| {
+                        let (x, y) = (plan.reg(*x), plan.reg(*y));
+                        x.shape == y.shape && x.kind == y.kind
+                    });
+                if !compatible {
+                    errors.push(ValidationError {
+                        party: Some(name(a)),
+                        instr: None,
+                        message: format!(
+                            "message {k} to {} does not match what it expects",
+                            name(b)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
