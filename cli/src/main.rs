@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod check_cmd;
 mod compile_cmd;
+mod data;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
 

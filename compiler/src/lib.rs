@@ -15,6 +15,7 @@ pub mod graph;
 pub mod ir;
 pub mod leak;
 pub mod lower;
+pub mod reference;
 mod report;
 
 pub use check::{broadcast, check, check_source, CheckResult, BUILTINS, MAX_DEGREE};

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::{self, Write};
 
+mod tensor;
 mod validate;
+pub use tensor::{bind_inputs, concrete, InputError, Tensor};
 pub use validate::{validate, ValidationError};
 
 /// Bumped when the plan format changes incompatibly.
