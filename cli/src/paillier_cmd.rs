@@ -203,7 +203,7 @@ pub fn run(cmd: PaillierCmd) -> Result<(), CmdError> {
             let kp = Keypair::generate_with_progress(keysize, &mut rand::rng(), &mut |e| match e {
                 KeygenEvent::CandidateRejected => {
                     count += 1;
-                    if count % 64 == 0 {
+                    if count.is_multiple_of(64) {
                         eprint!(".");
                     }
                 }
