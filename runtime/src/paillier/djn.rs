@@ -6,38 +6,45 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::keys::PublicKey;
+use super::monty::Monty;
 use super::ops::Ciphertext;
 use super::{PaillierError, Result, DJN_EXPONENT_BITS};
 
 /// Window width of the fixed-base table.
 pub const WINDOW_BITS: u32 = 6;
 
-/// `table[i][d-1] = h_s^{d·2^{w·i}} mod n²` for `d ∈ [1, 2^w)`.
+/// `table[i][d-1] = h_s^{d·2^{w·i}} mod n²` for `d ∈ [1, 2^w)`, in
+/// Montgomery form.
 pub struct FixedBaseTable {
-    rows: Vec<Vec<BigUint>>,
+    rows: Vec<Vec<Vec<u64>>>,
 }
 
 impl FixedBaseTable {
-    fn build(base: &BigUint, m: &BigUint, exp_bits: u64) -> Self {
+    fn build(base: &BigUint, ctx: &Monty, exp_bits: u64) -> Self {
         let w = WINDOW_BITS as u64;
         let nrows = exp_bits.div_ceil(w) as usize;
+        let mut s = ctx.scratch();
         // row bases g_i = base^{2^{w i}}
         let mut row_bases = Vec::with_capacity(nrows);
-        let mut g = base.clone();
+        let mut g = ctx.to_mont(base, &mut s);
+        let mut tmp = vec![0u64; ctx.limbs()];
         for _ in 0..nrows {
             row_bases.push(g.clone());
             for _ in 0..w {
-                g = &g * &g % m;
+                ctx.sqr(&g, &mut tmp, &mut s);
+                std::mem::swap(&mut g, &mut tmp);
             }
         }
         let per_row = (1usize << w) - 1;
         let rows = row_bases
             .par_iter()
             .map(|gi| {
+                let mut s = ctx.scratch();
                 let mut row = Vec::with_capacity(per_row);
                 row.push(gi.clone());
                 for d in 1..per_row {
-                    let next = &row[d - 1] * gi % m;
+                    let mut next = vec![0u64; ctx.limbs()];
+                    ctx.mul(&row[d - 1], gi, &mut next, &mut s);
                     row.push(next);
                 }
                 row
@@ -46,11 +53,13 @@ impl FixedBaseTable {
         FixedBaseTable { rows }
     }
 
-    /// `base^α mod m` for `α` of at most the table's exponent length.
-    fn pow(&self, alpha: &BigUint, m: &BigUint) -> BigUint {
+    /// `base^α mod n²` for `α` of at most the table's exponent length.
+    fn pow(&self, alpha: &BigUint, ctx: &Monty) -> BigUint {
         let digits = alpha.to_u64_digits();
         let w = WINDOW_BITS as u64;
-        let mut acc: Option<BigUint> = None;
+        let mut s = ctx.scratch();
+        let mut tmp = vec![0u64; ctx.limbs()];
+        let mut acc: Option<Vec<u64>> = None;
         for (i, row) in self.rows.iter().enumerate() {
             let pos = i as u64 * w;
             let idx = (pos / 64) as usize;
@@ -62,13 +71,19 @@ impl FixedBaseTable {
             let d = (v & ((1 << w) - 1)) as usize;
             if d > 0 {
                 let t = &row[d - 1];
-                acc = Some(match acc {
-                    Some(a) => &a * t % m,
-                    None => t.clone(),
-                });
+                match acc.as_mut() {
+                    Some(a) => {
+                        ctx.mul(a, t, &mut tmp, &mut s);
+                        std::mem::swap(a, &mut tmp);
+                    }
+                    None => acc = Some(t.clone()),
+                }
             }
         }
-        acc.unwrap_or_else(|| BigUint::from(1u32))
+        match acc {
+            Some(a) => ctx.from_mont(&a, &mut s),
+            None => BigUint::from(1u32),
+        }
     }
 
     /// Number of stored entries (for diagnostics).
@@ -86,13 +101,13 @@ impl PublicKey {
     /// The lazily built fixed-base table for `h_s` (shared between clones).
     pub fn djn_table(&self) -> &FixedBaseTable {
         self.table
-            .get_or_init(|| FixedBaseTable::build(&self.hs, &self.n2, DJN_EXPONENT_BITS))
+            .get_or_init(|| FixedBaseTable::build(&self.hs, self.mont_n2(), DJN_EXPONENT_BITS))
     }
 
     /// A fresh randomiser `h_s^α mod n²` with a random 256-bit `α`.
     pub fn djn_randomizer<R: Rng + ?Sized>(&self, rng: &mut R) -> BigUint {
         let alpha = rng.random_biguint(DJN_EXPONENT_BITS);
-        self.djn_table().pow(&alpha, &self.n2)
+        self.djn_table().pow(&alpha, self.mont_n2())
     }
 
     /// Public-key encryption (DJN short exponent) of `m ∈ [0, n)` with the
@@ -156,8 +171,8 @@ impl RandomizerPool {
             .map(|_| rng.random_biguint(DJN_EXPONENT_BITS))
             .collect();
         let table = self.pk.djn_table();
-        let n2 = &self.pk.n2;
-        let fresh: Vec<BigUint> = alphas.par_iter().map(|a| table.pow(a, n2)).collect();
+        let ctx = self.pk.mont_n2();
+        let fresh: Vec<BigUint> = alphas.par_iter().map(|a| table.pow(a, ctx)).collect();
         self.items.extend(fresh);
     }
 

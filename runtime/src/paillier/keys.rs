@@ -9,6 +9,7 @@ use num_traits::{One, Zero};
 use rand::{CryptoRng, Rng};
 
 use super::djn::FixedBaseTable;
+use super::monty::Monty;
 use super::ops::Ciphertext;
 use super::primes::{factor_from_phi, random_prime};
 use super::{PaillierError, Result, DEFAULT_KEY_BITS, MIN_KEY_BITS};
@@ -32,6 +33,7 @@ pub struct PublicKey {
     pub(crate) max_int: BigUint,
     pub(crate) hs: BigUint,
     pub(crate) table: Arc<OnceLock<FixedBaseTable>>,
+    pub(crate) mont: Arc<Monty>,
 }
 
 impl PartialEq for PublicKey {
@@ -82,7 +84,10 @@ impl PublicKey {
         let h = &n - (&x * &x % &n);
         let hs = h.modpow(&n, &n2);
         let max_int = &n / 3u32 - 1u32;
+        let mont =
+            Arc::new(Monty::new(&n2).ok_or(PaillierError::InvalidKey("modulus must be odd"))?);
         Ok(PublicKey {
+            mont,
             n,
             n2,
             max_int,
@@ -107,6 +112,10 @@ impl PublicKey {
     pub fn max_int(&self) -> &BigUint {
         &self.max_int
     }
+    pub(crate) fn mont_n2(&self) -> &Monty {
+        &self.mont
+    }
+
     /// The DJN fixed base `h_s` (public).
     pub fn djn_base(&self) -> &BigUint {
         &self.hs
@@ -131,6 +140,8 @@ pub struct PrivateKey {
     n_mod_phi_q2: BigUint,
     // q² · (q²⁻¹ mod p²) etc. for CRT recombination mod n²
     p2_inv_q2: BigUint,
+    mont_p2: Monty,
+    mont_q2: Monty,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -179,7 +190,11 @@ impl PrivateKey {
             .ok_or(PaillierError::InvalidKey("p^2 not invertible mod q^2"))?;
         let n_mod_phi_p2 = &public.n % (&p * &pm1);
         let n_mod_phi_q2 = &public.n % (&q * &qm1);
+        let mont_p2 = Monty::new(&p2).ok_or(PaillierError::InvalidKey("p must be odd"))?;
+        let mont_q2 = Monty::new(&q2).ok_or(PaillierError::InvalidKey("q must be odd"))?;
         Ok(PrivateKey {
+            mont_p2,
+            mont_q2,
             public,
             p,
             q,
@@ -235,8 +250,8 @@ impl PrivateKey {
     pub fn decrypt(&self, c: &Ciphertext) -> BigUint {
         let c = c.as_biguint();
         let (mp, mq) = rayon::join(
-            || self.decrypt_half(c, &self.p, &self.p2, &self.pm1, &self.hp),
-            || self.decrypt_half(c, &self.q, &self.q2, &self.qm1, &self.hq),
+            || self.decrypt_half(c, &self.p, &self.mont_p2, &self.pm1, &self.hp),
+            || self.decrypt_half(c, &self.q, &self.mont_q2, &self.qm1, &self.hq),
         );
         self.crt_n(&mp, &mq)
     }
@@ -244,8 +259,8 @@ impl PrivateKey {
     /// Raw decryption without rayon (single thread).
     pub fn decrypt_sequential(&self, c: &Ciphertext) -> BigUint {
         let c = c.as_biguint();
-        let mp = self.decrypt_half(c, &self.p, &self.p2, &self.pm1, &self.hp);
-        let mq = self.decrypt_half(c, &self.q, &self.q2, &self.qm1, &self.hq);
+        let mp = self.decrypt_half(c, &self.p, &self.mont_p2, &self.pm1, &self.hp);
+        let mq = self.decrypt_half(c, &self.q, &self.mont_q2, &self.qm1, &self.hq);
         self.crt_n(&mp, &mq)
     }
 
@@ -253,11 +268,11 @@ impl PrivateKey {
         &self,
         c: &BigUint,
         p: &BigUint,
-        p2: &BigUint,
+        mont: &Monty,
         pm1: &BigUint,
         hp: &BigUint,
     ) -> BigUint {
-        let x = (c % p2).modpow(pm1, p2);
+        let x = mont.pow(c, pm1);
         l_function(&x, p) * hp % p
     }
 
@@ -304,8 +319,8 @@ impl PrivateKey {
     /// `r^n mod n²` via the CRT (both halves in parallel).
     pub fn rn_crt(&self, r: &BigUint) -> BigUint {
         let (a, b) = rayon::join(
-            || (r % &self.p2).modpow(&self.n_mod_phi_p2, &self.p2),
-            || (r % &self.q2).modpow(&self.n_mod_phi_q2, &self.q2),
+            || self.mont_p2.pow(r, &self.n_mod_phi_p2),
+            || self.mont_q2.pow(r, &self.n_mod_phi_q2),
         );
         // x = a + p² · ((b - a) · (p²)⁻¹ mod q²)
         let diff = (b + &self.q2 - (&a % &self.q2)) % &self.q2;

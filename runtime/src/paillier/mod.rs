@@ -69,6 +69,7 @@ pub mod djn;
 pub mod encoding;
 pub mod jwk;
 pub mod keys;
+mod monty;
 pub mod multiexp;
 pub mod ops;
 pub mod packing;

@@ -9,9 +9,7 @@
 use num_bigint::BigUint;
 use num_traits::One;
 
-fn mulmod(a: &BigUint, b: &BigUint, m: &BigUint) -> BigUint {
-    a * b % m
-}
+use super::monty::Monty;
 
 /// Extract `c` bits of `digits` starting at bit `pos`.
 fn window(digits: &[u64], pos: u64, c: u32) -> usize {
@@ -39,66 +37,95 @@ fn best_window(k: usize, bits: u64) -> u32 {
     best.1
 }
 
-/// `Π bases[i]^{exps[i]} mod m` (m > 1). Lengths must match.
+/// `Π bases[i]^{exps[i]} mod m` (m odd, > 1). Lengths must match.
 pub fn multi_exp(bases: &[&BigUint], exps: &[BigUint], m: &BigUint) -> BigUint {
+    match Monty::new(m) {
+        Some(ctx) => multi_exp_monty(bases, exps, &ctx),
+        None => {
+            // even modulus: plain products (not used by Paillier)
+            bases
+                .iter()
+                .zip(exps)
+                .fold(BigUint::one() % m, |acc, (b, e)| acc * b.modpow(e, m) % m)
+        }
+    }
+}
+
+pub(crate) fn multi_exp_monty(bases: &[&BigUint], exps: &[BigUint], ctx: &Monty) -> BigUint {
     assert_eq!(bases.len(), exps.len(), "multi_exp length mismatch");
     let bits = exps.iter().map(|e| e.bits()).max().unwrap_or(0);
     if bits == 0 {
-        return BigUint::one() % m;
+        return ctx.pow(&BigUint::one(), &BigUint::one());
     }
     if bases.len() == 1 {
-        return bases[0].modpow(&exps[0], m);
+        return ctx.pow(bases[0], &exps[0]);
     }
+    let k = ctx.limbs();
+    let mut s = ctx.scratch();
+    let mb: Vec<Vec<u64>> = bases.iter().map(|b| ctx.to_mont(b, &mut s)).collect();
     let c = best_window(bases.len(), bits);
     let digits: Vec<Vec<u64>> = exps.iter().map(|e| e.to_u64_digits()).collect();
     let windows = bits.div_ceil(c as u64);
     let nb = (1usize << c) - 1;
-    let mut result: Option<BigUint> = None;
-    let mut buckets: Vec<Option<BigUint>> = vec![None; nb];
+    let mut tmp = vec![0u64; k];
+    let mut result: Option<Vec<u64>> = None;
+    let mut buckets: Vec<Option<Vec<u64>>> = vec![None; nb];
     for w in (0..windows).rev() {
         if let Some(r) = result.as_mut() {
             for _ in 0..c {
-                *r = mulmod(r, r, m);
+                ctx.sqr(r, &mut tmp, &mut s);
+                std::mem::swap(r, &mut tmp);
             }
         }
-        for b in buckets.iter_mut() {
-            *b = None;
-        }
-        for (base, d) in bases.iter().zip(&digits) {
+        for (base, d) in mb.iter().zip(&digits) {
             let v = window(d, w * c as u64, c);
             if v > 0 {
-                let slot = &mut buckets[v - 1];
-                *slot = Some(match slot.take() {
-                    Some(x) => mulmod(&x, base, m),
-                    None => (*base).clone(),
-                });
+                match buckets[v - 1].as_mut() {
+                    Some(x) => {
+                        ctx.mul(x, base, &mut tmp, &mut s);
+                        std::mem::swap(x, &mut tmp);
+                    }
+                    None => buckets[v - 1] = Some(base.clone()),
+                }
             }
         }
         // Σ d·bucket[d] via running products
-        let mut running: Option<BigUint> = None;
-        let mut acc: Option<BigUint> = None;
+        let mut running: Option<Vec<u64>> = None;
+        let mut acc: Option<Vec<u64>> = None;
         for b in buckets.iter_mut().rev() {
             if let Some(x) = b.take() {
-                running = Some(match running {
-                    Some(r) => mulmod(&r, &x, m),
-                    None => x,
-                });
+                match running.as_mut() {
+                    Some(r) => {
+                        ctx.mul(r, &x, &mut tmp, &mut s);
+                        std::mem::swap(r, &mut tmp);
+                    }
+                    None => running = Some(x),
+                }
             }
             if let Some(r) = &running {
-                acc = Some(match acc {
-                    Some(a) => mulmod(&a, r, m),
-                    None => r.clone(),
-                });
+                match acc.as_mut() {
+                    Some(a) => {
+                        ctx.mul(a, r, &mut tmp, &mut s);
+                        std::mem::swap(a, &mut tmp);
+                    }
+                    None => acc = Some(r.clone()),
+                }
             }
         }
         if let Some(a) = acc {
-            result = Some(match result {
-                Some(r) => mulmod(&r, &a, m),
-                None => a,
-            });
+            match result.as_mut() {
+                Some(r) => {
+                    ctx.mul(r, &a, &mut tmp, &mut s);
+                    std::mem::swap(r, &mut tmp);
+                }
+                None => result = Some(a),
+            }
         }
     }
-    result.unwrap_or_else(|| BigUint::one() % m)
+    match result {
+        Some(r) => ctx.from_mont(&r, &mut s),
+        None => ctx.pow(&BigUint::one(), &BigUint::one()),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::keys::PublicKey;
-use super::multiexp::multi_exp;
+use super::multiexp::multi_exp_monty;
 use super::{PaillierError, Result};
 
 /// A Paillier ciphertext, an element of `Z*_{n²}`. Not tied to a key at the
@@ -93,7 +93,7 @@ impl PublicKey {
     pub fn mul_scalar(&self, a: &Ciphertext, k: &BigInt) -> Ciphertext {
         let (neg, mag) = balanced_mod_n(self, k);
         let base = if neg { self.invert(a) } else { a.c.clone() };
-        Ciphertext::new_unchecked(base.modpow(&mag, &self.n2))
+        Ciphertext::new_unchecked(self.mont_n2().pow(&base, &mag))
     }
 
     /// `Enc(-a)`.
@@ -172,13 +172,13 @@ impl PublicKey {
         }
         let threads = rayon::current_num_threads().max(1);
         if threads == 1 || bases.len() < 32 {
-            return multi_exp(bases, exps, &self.n2);
+            return multi_exp_monty(bases, exps, self.mont_n2());
         }
         let chunk = bases.len().div_ceil(threads);
         bases
             .par_chunks(chunk)
             .zip(exps.par_chunks(chunk))
-            .map(|(b, e)| multi_exp(b, e, &self.n2))
+            .map(|(b, e)| multi_exp_monty(b, e, self.mont_n2()))
             .reduce(BigUint::one, |a, b| a * b % &self.n2)
     }
 
