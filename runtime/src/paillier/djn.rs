@@ -81,7 +81,7 @@ impl FixedBaseTable {
             }
         }
         match acc {
-            Some(a) => ctx.from_mont(&a, &mut s),
+            Some(a) => ctx.out_of_mont(&a, &mut s),
             None => BigUint::from(1u32),
         }
     }

@@ -76,9 +76,9 @@ impl Monty {
             let m = t[i].wrapping_mul(self.ninv);
             let mut c: u64 = 0;
             let mu = m as u128;
-            for j in 0..k {
-                let s = mu * n[j] as u128 + t[i + j] as u128 + c as u128;
-                t[i + j] = s as u64;
+            for (tj, &nj) in t[i..i + k].iter_mut().zip(n.iter()) {
+                let s = mu * nj as u128 + *tj as u128 + c as u128;
+                *tj = s as u64;
                 c = (s >> 64) as u64;
             }
             let mut idx = i + k;
@@ -126,9 +126,9 @@ impl Monty {
                 continue;
             }
             let mut c: u64 = 0;
-            for j in 0..k {
-                let v = ai * b[j] as u128 + t[i + j] as u128 + c as u128;
-                t[i + j] = v as u64;
+            for (tj, &bj) in t[i..i + k].iter_mut().zip(b[..k].iter()) {
+                let v = ai * bj as u128 + *tj as u128 + c as u128;
+                *tj = v as u64;
                 c = (v >> 64) as u64;
             }
             t[i + k] = c;
@@ -145,9 +145,9 @@ impl Monty {
         for i in 0..k {
             let ai = a[i] as u128;
             let mut c: u64 = 0;
-            for j in i + 1..k {
-                let v = ai * a[j] as u128 + t[i + j] as u128 + c as u128;
-                t[i + j] = v as u64;
+            for (tj, &aj) in t[2 * i + 1..i + k].iter_mut().zip(a[i + 1..k].iter()) {
+                let v = ai * aj as u128 + *tj as u128 + c as u128;
+                *tj = v as u64;
                 c = (v >> 64) as u64;
             }
             t[i + k] = c;
@@ -187,7 +187,7 @@ impl Monty {
     }
 
     /// Back from Montgomery form.
-    pub(crate) fn from_mont(&self, x: &[u64], s: &mut Scratch) -> BigUint {
+    pub(crate) fn out_of_mont(&self, x: &[u64], s: &mut Scratch) -> BigUint {
         let mut one = vec![0u64; self.k];
         one[0] = 1;
         let mut out = vec![0; self.k];
@@ -269,7 +269,7 @@ impl Monty {
             i = l - 1;
         }
         let a = acc.expect("exponent is non-zero");
-        self.from_mont(&a, &mut s)
+        self.out_of_mont(&a, &mut s)
     }
 
     pub(crate) fn limbs(&self) -> usize {
@@ -314,9 +314,60 @@ mod tests {
                 let mut mu = vec![0; m.limbs()];
                 m.mul(&am, &am, &mut mu, &mut s);
                 assert_eq!(sq, mu);
-                assert_eq!(m.from_mont(&am, &mut s), &a % &n);
+                assert_eq!(m.out_of_mont(&am, &mut s), &a % &n);
             }
         }
         assert!(Monty::new(&BigUint::from(10u32)).is_none());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use num_bigint::BigRng010 as BigRng;
+    use rand::SeedableRng;
+
+    /// `cargo test --release -p runtime monty_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn monty_timing() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        for (mbits, ebits) in [(2048u64, 1024u64), (4096, 64), (4096, 2048), (6144, 64)] {
+            let mut n = rng.random_biguint(mbits);
+            n.set_bit(0, true);
+            n.set_bit(mbits - 1, true);
+            let m = Monty::new(&n).unwrap();
+            let a = rng.random_biguint(mbits - 1);
+            let e = rng.random_biguint(ebits);
+            let reps = 10u32;
+            let best = |f: &mut dyn FnMut()| {
+                (0..7)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        for _ in 0..reps {
+                            f();
+                        }
+                        t.elapsed() / reps
+                    })
+                    .min()
+                    .unwrap()
+            };
+            let nb = best(&mut || {
+                std::hint::black_box(a.modpow(&e, &n));
+            });
+            let mo = best(&mut || {
+                std::hint::black_box(m.pow(&a, &e));
+            });
+            let nbm = best(&mut || {
+                std::hint::black_box(&a * &a % &n);
+            });
+            let mut s = m.scratch();
+            let am = m.to_mont(&a, &mut s);
+            let mut out = vec![0; m.limbs()];
+            let mom = best(&mut || {
+                m.mul(&am, &am, &mut out, &mut s);
+            });
+            eprintln!("{mbits}/{ebits}: num-bigint pow {nb:?} monty pow {mo:?}; mulmod {nbm:?} vs monty mul {mom:?}");
+        }
     }
 }

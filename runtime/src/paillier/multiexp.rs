@@ -123,7 +123,7 @@ pub(crate) fn multi_exp_monty(bases: &[&BigUint], exps: &[BigUint], ctx: &Monty)
         }
     }
     match result {
-        Some(r) => ctx.from_mont(&r, &mut s),
+        Some(r) => ctx.out_of_mont(&r, &mut s),
         None => ctx.pow(&BigUint::one(), &BigUint::one()),
     }
 }
