@@ -44,11 +44,20 @@ pub fn decode_signed(pk: &PublicKey, x: &BigUint) -> Result<BigInt> {
     }
 }
 
-/// A plaintext `mantissa · 16^exponent`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A plaintext `mantissa · 16^exponent`. `Debug` redacts the mantissa.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EncodedNumber {
     pub mantissa: BigInt,
     pub exponent: i32,
+}
+
+impl std::fmt::Debug for EncodedNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedNumber")
+            .field("mantissa", &"<redacted>")
+            .field("exponent", &self.exponent)
+            .finish()
+    }
 }
 
 /// A ciphertext of `mantissa` with a public exponent: `value = m · 16^e`.
@@ -87,6 +96,10 @@ fn round_shift(m: &BigInt, s: u64) -> BigInt {
         return m.clone();
     }
     let mag = m.magnitude();
+    if s > mag.bits() + 1 {
+        // |m| / 2^s < 1/2: rounds to zero (and avoids huge shifts)
+        return BigInt::from(0u32);
+    }
     let q = mag >> s;
     let r = mag - (&q << s);
     let half = BigUint::from(1u32) << (s - 1);
@@ -317,6 +330,11 @@ mod tests {
             assert_eq!(e32.to_f64(), x, "{x}");
         }
         assert!(EncodedNumber::from_f64(f64::NAN, None).is_err());
+        // extreme exponents neither panic nor allocate huge numbers
+        let z = EncodedNumber::from_f64_with_exponent(1.5, i32::MAX).unwrap();
+        assert_eq!(z.mantissa, BigInt::from(0));
+        assert!(EncodedNumber::from_f64_with_exponent(1.5, i32::MIN).is_err());
+        assert!(!format!("{z:?}").contains("mantissa: 0"));
     }
 
     #[test]
