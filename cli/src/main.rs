@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod check_cmd;
 mod compile_cmd;
 mod data;
+mod paillier_cmd;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
 
@@ -62,6 +63,9 @@ Examples:
   veil compile models/logreg_100.veil --emit json -o logreg.plan.json"
     )]
     Compile(compile_cmd::CompileArgs),
+    /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
+    #[command(subcommand)]
+    Paillier(paillier_cmd::PaillierCmd),
     /// Print the syntax tree of a model file (for debugging the grammar).
     Parse {
         #[arg(value_name = "FILE")]
@@ -79,6 +83,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check_cmd::check_files(&files),
         Command::Compile(args) => compile_cmd::run(&args),
+        Command::Paillier(c) => match paillier_cmd::run(c) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Parse { file } => check_cmd::parse_file(&file),
         Command::Explain { code } => {
             match grammar::Code::parse(&code) {

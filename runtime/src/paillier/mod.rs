@@ -1,1 +1,119 @@
 //! Paillier homomorphic encryption (see issue 3).
+//!
+//! # Overview
+//!
+//! * [`Keypair`] generation: `n = p·q` with `p`, `q` random primes of exactly
+//!   `|n|/2` bits (top two bits set so `|n|` is exact), `p ≠ q`,
+//!   `gcd(n, (p-1)(q-1)) = 1`. Default `|n| = 3072` ([`DEFAULT_KEY_BITS`]);
+//!   anything below [`MIN_KEY_BITS`] = 2048 is refused except through the
+//!   test-only constructors whose names say so
+//!   ([`Keypair::generate_insecure_for_tests`],
+//!   [`Keypair::from_primes_for_tests`]). Randomness comes from an OS-seeded
+//!   CSPRNG (`rand::rng()`), or from a caller-supplied `CryptoRng`.
+//! * `g = n + 1`, so `g^m = 1 + m·n mod n²` (no exponentiation).
+//! * Decryption uses the CRT with `hp`, `hq`, `p⁻¹ mod q` precomputed once per
+//!   key; the two halves run in parallel with `rayon::join`.
+//! * Homomorphic operations on [`PublicKey`]: ciphertext + ciphertext,
+//!   ciphertext + plaintext, ciphertext × public integer (negative too, via a
+//!   modular inverse), and the encrypted dot product
+//!   [`PublicKey::dot`] computed as one multi-exponentiation (Pippenger-style
+//!   buckets, see [`multiexp`]) rather than a loop of separate powers.
+//!
+//! # Fast encryption
+//!
+//! * Key owner: [`PrivateKey::encrypt_crt`] computes `r^n mod p²` and
+//!   `r^n mod q²` and recombines.
+//! * Public key, Damgård–Jurik–Nielsen variant ([`PublicKey::encrypt`]):
+//!   `c = (1 + m·n) · h_s^α mod n²` with `h = -x² mod n` for a random unit
+//!   `x`, `h_s = h^n mod n²` a public fixed base, and a **short exponent**
+//!   `α` of [`DJN_EXPONENT_BITS`] = 256 bits (= 2κ for κ = 128, the security
+//!   level of 3072-bit keys; we use it for 2048-bit keys too). The DJN paper
+//!   takes `α` of `⌈|n|/2⌉` bits; using 2κ bits relies on the *short-exponent
+//!   indistinguishability* assumption (h_s^α with a 2κ-bit α is
+//!   indistinguishable from a uniformly random element of ⟨h_s⟩, in the style
+//!   of Koshiba–Kurosawa's short-exponent DDH), on top of DCR. `h_s^α` is
+//!   evaluated with a fixed-base windowed table (window
+//!   [`djn::WINDOW_BITS`] bits: `⌈256/6⌉ = 43` modular multiplications and no
+//!   squaring), built lazily once per public key and shared by clones.
+//!   Every loader of a bare `n` (e.g. a python-paillier JWK) draws its own
+//!   `h` — `h` is not needed for decryption.
+//! * [`RandomizerPool`]: randomisers `h_s^α` precomputed offline (in
+//!   parallel), so online encryption is one multiplication modulo `n²`.
+//!   [`PublicKey::rerandomize`] multiplies a ciphertext by a fresh randomiser.
+//!
+//! # Encoding ([`encoding`])
+//!
+//! Signed integers live in `Z_n` with `max_int = ⌊n/3⌋ - 1`: values in
+//! `[-max_int, max_int]` are valid; `x ≤ max_int` decodes to `x`,
+//! `x ≥ n - max_int` decodes to `x - n`, and anything in the middle band is
+//! [`PaillierError::Overflow`], never a wrong number. Reals are fixed point
+//! `mantissa · 16^exponent`, the same convention as python-paillier.
+//!
+//! # Packing ([`packing`])
+//!
+//! See the module docs of [`packing`] for the slot layout and limits.
+//!
+//! # Interop ([`jwk`])
+//!
+//! python-paillier's `pheutil` JSON: public key
+//! `{"kty":"DAJ","alg":"PAI-GN1","key_ops":["encrypt"],"n":<base64url>,"kid":..}`,
+//! private key `{"kty":"DAJ","key_ops":["decrypt"],"lambda":..,"mu":..,"pub":{..},"kid":..}`,
+//! encrypted numbers `{"v":"<decimal>","e":<exponent>}`.
+//!
+//! # Hygiene
+//!
+//! No I/O here. `Debug` of [`PrivateKey`] and [`Keypair`] is redacted; error
+//! messages never contain keys, plaintexts or randomness.
+
+pub mod djn;
+pub mod encoding;
+pub mod jwk;
+pub mod keys;
+mod monty;
+pub mod multiexp;
+pub mod ops;
+pub mod packing;
+mod primes;
+
+pub use djn::RandomizerPool;
+pub use encoding::{EncodedNumber, EncryptedNumber};
+pub use keys::{KeygenEvent, Keypair, PrivateKey, PublicKey};
+pub use ops::Ciphertext;
+pub use packing::PackingLayout;
+
+/// Default modulus size in bits.
+pub const DEFAULT_KEY_BITS: u64 = 3072;
+/// Smallest modulus size accepted outside the test-only constructors.
+pub const MIN_KEY_BITS: u64 = 2048;
+/// Bit length of the short DJN exponent `α`.
+pub const DJN_EXPONENT_BITS: u64 = 256;
+
+/// Everything that can go wrong. Messages never contain secret material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaillierError {
+    #[error("key size of {0} bits is below the {MIN_KEY_BITS}-bit minimum")]
+    KeyTooSmall(u64),
+    #[error("key size of {0} bits is not supported (must be even and at least 8)")]
+    BadKeySize(u64),
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    #[error("ciphertext is not an element of Z*_(n^2) for this key")]
+    InvalidCiphertext,
+    #[error("plaintext is out of range for this key")]
+    PlaintextOutOfRange,
+    #[error("decrypted value lies in the overflow band (result too large, or wrong key)")]
+    Overflow,
+    #[error("length mismatch: {0} ciphertexts but {1} weights")]
+    LengthMismatch(usize, usize),
+    #[error("randomiser pool is empty")]
+    PoolEmpty,
+    #[error("number is not finite")]
+    NotFinite,
+    #[error("malformed input: {0}")]
+    Malformed(String),
+    #[error("packing: {0}")]
+    Packing(String),
+}
+
+/// Shorthand result type.
+pub type Result<T> = std::result::Result<T, PaillierError>;
