@@ -8,8 +8,11 @@
 //! process ([`driver`]) and, later, over a network.
 
 pub mod correlations;
+pub mod driver;
 pub mod error;
 pub mod fixed;
+pub mod poly;
+pub mod protocol;
 pub mod ring;
 pub mod share;
 
@@ -19,5 +22,6 @@ pub use correlations::{
 };
 pub use error::{Result, SharingError};
 pub use fixed::{FixedPoint, DEFAULT_FRAC_BITS};
+pub use protocol::{BeaverMsg, Engine, Exchange, Message, MulState, TruncMode, TruncState};
 pub use ring::RingTensor;
 pub use share::{reconstruct, share, share_fixed, share_with_rng, OpenMsg, Party, Share};
