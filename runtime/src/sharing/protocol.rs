@@ -25,9 +25,10 @@
 //! statistical slack needed). The wrap bit of `x' + r` is
 //! `w = msb(r) * (1 - msb(c))` (because `x' < 2^63`), which is linear in the
 //! shared `msb(r)`. Then
-//! `x' >> f = (c >> f) - (r >> f) + 2^(64-f) w - e` with `e ∈ {0, 1}`, and
-//! party 0 subtracts `2^(62-f)`. Result: `floor(x / 2^f) - e`, i.e. at most
-//! one LSB below the plaintext arithmetic shift, never a large error.
+//! `(c >> f) - (r >> f) + 2^(64-f) w = (x' >> f) + e` with `e ∈ {0, 1}`
+//! (the borrow of the low `f` bits), and party 0 subtracts `2^(62-f)`.
+//! Result: `floor(x / 2^f) + e`, i.e. the plaintext arithmetic shift or one
+//! LSB above it, never a large error.
 //! Requirement: `|x| < 2^62` before truncation, i.e. for `f = 16` the real
 //! product must be below `2^30` in magnitude. One round.
 //!
