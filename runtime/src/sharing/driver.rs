@@ -4,6 +4,11 @@
 //! elsewhere and implements [`Exchange`] over its transport.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use super::correlations::{Dealer, DealerSource};
+use super::fixed::FixedPoint;
+use super::protocol::{Engine, TruncMode};
 
 use super::error::{Result, SharingError};
 use super::protocol::{Exchange, Message};
@@ -98,34 +103,23 @@ where
     Ok(((r0.0?, r0.1), (r1.0?, r1.1)))
 }
 
+/// Two engines sharing one in-process dealer, plus the dealer (to read its
+/// byte count).
+pub type DealerEngines = (
+    Engine<DealerSource>,
+    Engine<DealerSource>,
+    Arc<Mutex<Dealer>>,
+);
+
 /// Two engines backed by one in-process, fixed-seed dealer (tests and
-/// benchmarks only). Also returns the dealer, to read its byte count.
-pub fn dealer_engines_for_tests(
-    seed: u64,
-    fp: super::fixed::FixedPoint,
-    mode: super::protocol::TruncMode,
-) -> (
-    super::protocol::Engine<super::correlations::DealerSource>,
-    super::protocol::Engine<super::correlations::DealerSource>,
-    std::sync::Arc<std::sync::Mutex<super::correlations::Dealer>>,
-) {
-    use super::correlations::{Dealer, DealerSource};
-    use super::protocol::Engine;
+/// benchmarks only).
+pub fn dealer_engines_for_tests(seed: u64, fp: FixedPoint, mode: TruncMode) -> DealerEngines {
     let (s0, s1, d) = DealerSource::online_pair(Dealer::new_with_fixed_seed_for_tests(seed));
     (Engine::new(fp, mode, s0), Engine::new(fp, mode, s1), d)
 }
 
 /// Two engines backed by an OS-seeded in-process dealer.
-pub fn dealer_engines(
-    fp: super::fixed::FixedPoint,
-    mode: super::protocol::TruncMode,
-) -> Result<(
-    super::protocol::Engine<super::correlations::DealerSource>,
-    super::protocol::Engine<super::correlations::DealerSource>,
-    std::sync::Arc<std::sync::Mutex<super::correlations::Dealer>>,
-)> {
-    use super::correlations::{Dealer, DealerSource};
-    use super::protocol::Engine;
+pub fn dealer_engines(fp: FixedPoint, mode: TruncMode) -> Result<DealerEngines> {
     let (s0, s1, d) = DealerSource::online_pair(Dealer::new()?);
     Ok((Engine::new(fp, mode, s0), Engine::new(fp, mode, s1), d))
 }
