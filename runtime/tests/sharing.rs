@@ -389,3 +389,25 @@ fn dealer_truncation_is_exact_to_one_lsb_on_full_range() {
         assert!((0..=1).contains(&diff), "diff {diff}");
     }
 }
+
+#[test]
+fn messages_are_plain_serde_data() {
+    let (mut e0, _e1, _) = dealer_engines_for_tests(30, fp(), TruncMode::Dealer);
+    let (x0, _) = share_t(&[1.0, 2.0], &[2], 1);
+    let (_, msg) = e0.mul_round1(&x0, &x0).unwrap();
+    let m = Message::Beaver(msg);
+    let json = serde_json::to_string(&m).unwrap();
+    let back: Message = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, m);
+    // A tampered message with a wrong length deserializes but is rejected
+    // when used.
+    let bad: OpenMsg = serde_json::from_str(r#"{"data":[1,2,3],"shape":[2]}"#).unwrap();
+    assert!(bad.into_tensor().is_err());
+    let mut d = Dealer::new_with_fixed_seed_for_tests(1);
+    let req = CorrelationRequest::ElementwiseTriple { shape: vec![3] };
+    let corr = d.correction(&req).unwrap();
+    let json = serde_json::to_string(&corr).unwrap();
+    let back: DealerMsg = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.tensors, corr.tensors);
+    assert_eq!(d.bytes_sent(), 24);
+}
