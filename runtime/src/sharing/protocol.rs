@@ -277,19 +277,52 @@ impl<C: Correlations> Engine<C> {
     pub fn mul_round2(state: MulState, peer: BeaverMsg) -> Result<Share> {
         let pe = peer.e.into_tensor()?;
         let pf = peer.f.into_tensor()?;
-        let e = state.e.add(&pe)?;
-        let f = state.f.add(&pf)?;
-        let prod = |l: &RingTensor, r: &RingTensor| match state.kind {
-            MulKind::Elementwise => l.mul(r),
-            MulKind::Matmul => l.matmul(r),
+        state.e.check_same_shape(&pe, "beaver e")?;
+        state.f.check_same_shape(&pf, "beaver f")?;
+        let p0 = state.party == Party::P0;
+        let z = match state.kind {
+            MulKind::Elementwise => {
+                // One fused pass: z = c + e*b + a*f (+ e*f for party 0),
+                // with e = e_mine + e_peer, f = f_mine + f_peer.
+                let n = state.c.len();
+                let mut out = state.c.into_parts().0;
+                let (a, b) = (state.a.data(), state.b.data());
+                let (e0, e1, f0, f1) = (state.e.data(), pe.data(), state.f.data(), pf.data());
+                if out.len() != n || a.len() != n || b.len() != n || e0.len() != n {
+                    return Err(SharingError::BadLength {
+                        len: e0.len(),
+                        shape: state.e.shape().to_vec(),
+                        expected: n,
+                    });
+                }
+                let body = |i0: usize, chunk: &mut [u64]| {
+                    for (j, z) in chunk.iter_mut().enumerate() {
+                        let i = i0 + j;
+                        let e = e0[i].wrapping_add(e1[i]);
+                        let f = f0[i].wrapping_add(f1[i]);
+                        let mut v = z
+                            .wrapping_add(e.wrapping_mul(b[i]))
+                            .wrapping_add(a[i].wrapping_mul(f));
+                        if p0 {
+                            v = v.wrapping_add(e.wrapping_mul(f));
+                        }
+                        *z = v;
+                    }
+                };
+                par_chunks(&mut out, body);
+                RingTensor::new(out, state.e.shape().to_vec())?
+            }
+            MulKind::Matmul => {
+                let e = state.e.add(&pe)?;
+                let f = state.f.add(&pf)?;
+                // z = c + e@b + a@f (+ e@f for party 0) = c + e@(b [+ f]) + a@f
+                let bf = if p0 { state.b.add(&f)? } else { state.b };
+                let mut z = state.c;
+                z.add_assign(&e.matmul(&bf)?)?;
+                z.add_assign(&state.a.matmul(&f)?)?;
+                z
+            }
         };
-        // z = c + e*b + a*f (+ e*f for party 0)
-        let mut z = state.c;
-        z.add_assign(&prod(&e, &state.b)?)?;
-        z.add_assign(&prod(&state.a, &f)?)?;
-        if state.party == Party::P0 {
-            z.add_assign(&prod(&e, &f)?)?;
-        }
         Ok(Share::new(state.party, z))
     }
 
@@ -309,10 +342,14 @@ impl<C: Correlations> Engine<C> {
             ));
         }
         let t = self.corr.trunc_triple(x.shape(), bits)?;
-        let masked = x
-            .add_public_scalar(1u64 << OFFSET_BITS)
-            .value()
-            .add(t.r.value())?;
+        let off = if p == Party::P0 {
+            1u64 << OFFSET_BITS
+        } else {
+            0
+        };
+        let masked = x.value().zip_with(t.r.value(), "trunc mask", move |a, r| {
+            a.wrapping_add(r).wrapping_add(off)
+        })?;
         let msg = OpenMsg::from_tensor(masked.clone());
         Ok((
             TruncState {
@@ -333,25 +370,25 @@ impl<C: Correlations> Engine<C> {
         let wrap_scale = 1u64 << (64 - f);
         let p0 = state.party == Party::P0;
         let offset = (1u64 << (OFFSET_BITS - f)).wrapping_neg();
-        let data: Vec<u64> = c
-            .data()
-            .iter()
-            .zip(state.r_shift.data())
-            .zip(state.r_msb.data())
-            .map(|((&c, &rs), &rm)| {
+        c.check_same_shape(&state.r_shift, "trunc r>>f")?;
+        c.check_same_shape(&state.r_msb, "trunc msb(r)")?;
+        let (rs, rm) = (state.r_shift.data(), state.r_msb.data());
+        let (mut out, shape) = c.into_parts();
+        let body = |i0: usize, chunk: &mut [u64]| {
+            for (j, y) in chunk.iter_mut().enumerate() {
+                let i = i0 + j;
+                let c = *y;
                 let not_cmsb = 1 - (c >> 63);
-                let w = rm.wrapping_mul(not_cmsb);
-                let mut y = w.wrapping_mul(wrap_scale).wrapping_sub(rs);
+                let w = rm[i].wrapping_mul(not_cmsb);
+                let mut v = w.wrapping_mul(wrap_scale).wrapping_sub(rs[i]);
                 if p0 {
-                    y = y.wrapping_add(c >> f).wrapping_add(offset);
+                    v = v.wrapping_add(c >> f).wrapping_add(offset);
                 }
-                y
-            })
-            .collect();
-        Ok(Share::new(
-            state.party,
-            RingTensor::new(data, c.shape().to_vec())?,
-        ))
+                *y = v;
+            }
+        };
+        par_chunks(&mut out, body);
+        Ok(Share::new(state.party, RingTensor::new(out, shape)?))
     }
 
     /// SecureML local truncation by `f` bits (no communication; see module
@@ -571,6 +608,19 @@ impl<C: Correlations> Engine<C> {
             .map(|(k, &v)| if k == 0 { 2.0 * v - 1.0 } else { 2.0 * v })
             .collect();
         self.poly(ex, x, &c, scale / 2.0)
+    }
+}
+
+/// Runs `body(start_index, chunk)` over `out` in parallel chunks when large.
+fn par_chunks(out: &mut [u64], body: impl Fn(usize, &mut [u64]) + Sync + Send) {
+    const CHUNK: usize = 1 << 14;
+    if out.len() >= 4 * CHUNK {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(k, ch)| body(k * CHUNK, ch));
+    } else {
+        body(0, out);
     }
 }
 
