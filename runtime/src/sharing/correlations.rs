@@ -148,10 +148,13 @@ impl<C: Correlations + ?Sized> Correlations for Box<C> {
 // Seed expansion shared by the dealer and the parties.
 
 /// Deterministic expansion of a party's 32-byte seed into its PRG-derived
-/// shares, request by request.
+/// shares, request by request. Tensor number `i` (counting from 0 over the
+/// whole session) is the ChaCha20 stream `i` under the seed as key, so big
+/// tensors can be generated in parallel chunks by seeking.
 struct SeedExpander {
     party: Party,
-    rng: ChaCha20Rng,
+    seed: [u8; 32],
+    next_stream: u64,
 }
 
 /// The PRG-derived part of one party's correlation share.
@@ -162,14 +165,29 @@ struct Expanded {
     p0_extra: Vec<RingTensor>,
 }
 
-fn prg_tensor(rng: &mut ChaCha20Rng, shape: &[usize]) -> Result<RingTensor> {
+/// Elements per independently seeked PRG chunk.
+const PRG_CHUNK: usize = 1 << 15;
+
+fn prg_tensor(seed: &[u8; 32], stream: u64, shape: &[usize]) -> Result<RingTensor> {
+    use rayon::prelude::*;
     let n = numel(shape)?;
-    let mut bytes = vec![0u8; n * 8];
-    rng.fill_bytes(&mut bytes);
-    let data = bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect();
+    let mut data = vec![0u64; n];
+    let fill = |(k, chunk): (usize, &mut [u64])| {
+        let mut rng = ChaCha20Rng::from_seed(*seed);
+        rng.set_stream(stream);
+        // word = 32 bits, two per u64
+        rng.set_word_pos((k as u128) * (PRG_CHUNK as u128) * 2);
+        let mut bytes = vec![0u8; chunk.len() * 8];
+        rng.fill_bytes(&mut bytes);
+        for (d, c) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
+            *d = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        }
+    };
+    if n > PRG_CHUNK {
+        data.par_chunks_mut(PRG_CHUNK).enumerate().for_each(fill);
+    } else {
+        data.chunks_mut(PRG_CHUNK).enumerate().for_each(fill);
+    }
     RingTensor::new(data, shape.to_vec())
 }
 
@@ -177,18 +195,25 @@ impl SeedExpander {
     fn new(party: Party, seed: [u8; 32]) -> Self {
         Self {
             party,
-            rng: ChaCha20Rng::from_seed(seed),
+            seed,
+            next_stream: 0,
         }
+    }
+
+    fn tensor(&mut self, shape: &[usize]) -> Result<RingTensor> {
+        let t = prg_tensor(&self.seed, self.next_stream, shape)?;
+        self.next_stream += 1;
+        Ok(t)
     }
 
     fn expand(&mut self, req: &CorrelationRequest) -> Result<Expanded> {
         req.validate()?;
         match req {
             CorrelationRequest::ElementwiseTriple { shape } => {
-                let a = prg_tensor(&mut self.rng, shape)?;
-                let b = prg_tensor(&mut self.rng, shape)?;
+                let a = self.tensor(shape)?;
+                let b = self.tensor(shape)?;
                 let p0_extra = match self.party {
-                    Party::P0 => vec![prg_tensor(&mut self.rng, shape)?],
+                    Party::P0 => vec![self.tensor(shape)?],
                     Party::P1 => vec![],
                 };
                 Ok(Expanded {
@@ -199,10 +224,10 @@ impl SeedExpander {
             }
             CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
                 let c_shape = RingTensor::matmul_shape(a_shape, b_shape)?;
-                let a = prg_tensor(&mut self.rng, a_shape)?;
-                let b = prg_tensor(&mut self.rng, b_shape)?;
+                let a = self.tensor(a_shape)?;
+                let b = self.tensor(b_shape)?;
                 let p0_extra = match self.party {
-                    Party::P0 => vec![prg_tensor(&mut self.rng, &c_shape)?],
+                    Party::P0 => vec![self.tensor(&c_shape)?],
                     Party::P1 => vec![],
                 };
                 Ok(Expanded {
@@ -212,12 +237,9 @@ impl SeedExpander {
                 })
             }
             CorrelationRequest::Trunc { shape, .. } => {
-                let r = prg_tensor(&mut self.rng, shape)?;
+                let r = self.tensor(shape)?;
                 let p0_extra = match self.party {
-                    Party::P0 => vec![
-                        prg_tensor(&mut self.rng, shape)?,
-                        prg_tensor(&mut self.rng, shape)?,
-                    ],
+                    Party::P0 => vec![self.tensor(shape)?, self.tensor(shape)?],
                     Party::P1 => vec![],
                 };
                 Ok(Expanded {
@@ -354,8 +376,8 @@ impl Dealer {
     /// Party 1's corrections for the next request (in protocol order).
     pub fn correction(&mut self, req: &CorrelationRequest) -> Result<DealerMsg> {
         let [e0, e1] = &mut self.exp;
-        let x0 = e0.expand(req)?;
-        let x1 = e1.expand(req)?;
+        let (x0, x1) = rayon::join(|| e0.expand(req), || e1.expand(req));
+        let (x0, x1) = (x0?, x1?);
         let tensors = match req {
             CorrelationRequest::ElementwiseTriple { .. }
             | CorrelationRequest::MatmulTriple { .. } => {
@@ -632,5 +654,23 @@ impl<C: Correlations> Correlations for RecordingCorrelations<C> {
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
         self.log.push(req.clone());
         self.inner.fetch(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_prg_equals_one_sequential_stream() {
+        let seed = [7u8; 32];
+        let n = 2 * PRG_CHUNK + 5;
+        let t = prg_tensor(&seed, 3, &[n]).unwrap();
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        rng.set_stream(3);
+        let seq: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+        assert_eq!(t.data(), seq.as_slice());
+        let other = prg_tensor(&seed, 4, &[8]).unwrap();
+        assert_ne!(&t.data()[..8], other.data());
     }
 }
