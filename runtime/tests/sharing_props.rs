@@ -169,4 +169,24 @@ proptest! {
             prop_assert!((0..=1).contains(&(g - (x >> bits))));
         }
     }
+
+    #[test]
+    fn polynomial_matches_f64(coeffs in proptest::collection::vec(-2.0f64..2.0, 1..8),
+                              xs in proptest::collection::vec(-4.0f64..4.0, 1..40),
+                              seed in any::<u64>(), mode in mode_strategy()) {
+        let n = xs.len();
+        let x = share_vals(&xs, &[n], seed);
+        let (mut e0, mut e1, _) = dealer_engines_for_tests(seed, FixedPoint::default(), mode);
+        let ((a, _), (b, _)) = run_two_party(
+            |ex| e0.poly(ex, &x.0, &coeffs, 4.0),
+            |ex| e1.poly(ex, &x.1, &coeffs, 4.0),
+        ).unwrap();
+        let got = FixedPoint::default().decode_tensor(&reconstruct(&a, &b).unwrap());
+        // Fixed-point slack: a few LSB (2^-16) per power, weighted by |c_k|.
+        let bound = (coeffs.iter().map(|c| c.abs()).sum::<f64>() * 8.0 + 4.0) / 65536.0;
+        for (g, &v) in got.iter().zip(&xs) {
+            let want = runtime::sharing::poly::eval(&coeffs, 4.0, v);
+            prop_assert!((g - want).abs() <= bound, "got {} want {} bound {}", g, want, bound);
+        }
+    }
 }
