@@ -411,3 +411,40 @@ fn messages_are_plain_serde_data() {
     assert_eq!(back.tensors, corr.tensors);
     assert_eq!(d.bytes_sent(), 24);
 }
+
+#[test]
+fn foreign_offline_phase_plugs_in_through_precomputed_store() {
+    // Stand-in for a Paillier-based two-party triple generator: it produces
+    // triple shares by other means and pushes them into the store.
+    let mut rng = fixed_seed_rng_for_tests(40);
+    let shape = [5usize];
+    let a = runtime::sharing::share::random_tensor(&mut rng, &shape).unwrap();
+    let b = runtime::sharing::share::random_tensor(&mut rng, &shape).unwrap();
+    let c = a.mul(&b).unwrap();
+    let (a0, a1) = share_with_rng(&a, &mut rng).unwrap();
+    let (b0, b1) = share_with_rng(&b, &mut rng).unwrap();
+    let (c0, c1) = share_with_rng(&c, &mut rng).unwrap();
+    let req = CorrelationRequest::ElementwiseTriple {
+        shape: shape.to_vec(),
+    };
+    let mut p0 = PrecomputedCorrelations::new(Party::P0);
+    let mut p1 = PrecomputedCorrelations::new(Party::P1);
+    let t = |a, b, c| CorrelationShare::Triple(TripleShare { a, b, c });
+    assert!(p0
+        .push(req.clone(), t(a1.clone(), b1.clone(), c1.clone()))
+        .is_err());
+    p0.push(req.clone(), t(a0, b0, c0)).unwrap();
+    p1.push(req, t(a1, b1, c1)).unwrap();
+    let mut e0 = Engine::new(fp(), TruncMode::Local, p0);
+    let mut e1 = Engine::new(fp(), TruncMode::Local, p1);
+    let xv = [1.5, -2.0, 0.25, 3.0, -0.5];
+    let yv = [2.0, 2.0, -4.0, 0.5, -0.5];
+    let x = share_t(&xv, &shape, 41);
+    let y = share_t(&yv, &shape, 42);
+    let ((z0, _), (z1, _)) =
+        run_two_party(|ex| e0.mul(ex, &x.0, &y.0), |ex| e1.mul(ex, &x.1, &y.1)).unwrap();
+    let got = open_plain(&z0, &z1);
+    for ((g, a), b) in got.iter().zip(&xv).zip(&yv) {
+        assert!((g - a * b).abs() < 1e-4);
+    }
+}
