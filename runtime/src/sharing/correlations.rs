@@ -1,0 +1,676 @@
+//! Correlated randomness (Beaver triples and truncation triples) behind one
+//! interface, [`Correlations`].
+//!
+//! Sources:
+//! 1. A dealer that expands short PRG seeds ([`Dealer`], [`DealerSource`]):
+//!    each computing party receives a 32-byte seed and derives from a
+//!    ChaCha20 stream its shares of `a`, `b` (party 0 also of `c`), and of
+//!    the truncation mask `r` (party 0 also of `r >> f` and `msb(r)`). The
+//!    dealer sends party 1 only the correction shares (`c1`, and for
+//!    truncation `(r>>f)_1`, `msb(r)_1`); [`Dealer::bytes_sent`] counts every
+//!    byte it sends (seeds included).
+//! 2. Two-party generation (e.g. with Paillier) is not implemented here. It
+//!    plugs in by running its own offline protocol and filling a
+//!    [`PrecomputedCorrelations`] per party with [`PrecomputedCorrelations::push`]
+//!    (or by implementing [`Correlations`] directly). The online protocols
+//!    only ever see the trait.
+//!
+//! Both parties must request correlations in the same order (they run the
+//! same protocol, so they do). [`RecordingCorrelations`] logs the requests of
+//! a run so that preprocessing can be done ahead of time.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, SharingError};
+use super::ring::{numel, RingTensor};
+use super::share::{Party, Share};
+
+/// What a protocol step needs from the preprocessing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CorrelationRequest {
+    /// `(a, b, c = a * b)` elementwise, all of `shape`.
+    ElementwiseTriple { shape: Vec<usize> },
+    /// `(a, b, c = a @ b)` with `a: a_shape`, `b: b_shape`.
+    MatmulTriple {
+        a_shape: Vec<usize>,
+        b_shape: Vec<usize>,
+    },
+    /// Truncation triple `(r, r >> f, msb(r))`, `r` uniform in Z_2^64.
+    Trunc { shape: Vec<usize>, frac_bits: u32 },
+}
+
+impl CorrelationRequest {
+    fn validate(&self) -> Result<()> {
+        match self {
+            CorrelationRequest::ElementwiseTriple { shape } => numel(shape).map(|_| ()),
+            CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
+                numel(a_shape)?;
+                numel(b_shape)?;
+                RingTensor::matmul_shape(a_shape, b_shape).map(|_| ())
+            }
+            CorrelationRequest::Trunc { shape, frac_bits } => {
+                if *frac_bits == 0 || *frac_bits >= 62 {
+                    return Err(SharingError::BadParameter(
+                        "trunc frac_bits must be in 1..62",
+                    ));
+                }
+                numel(shape).map(|_| ())
+            }
+        }
+    }
+}
+
+/// One party's share of a Beaver triple.
+#[derive(Debug, Clone)]
+pub struct TripleShare {
+    pub a: Share,
+    pub b: Share,
+    pub c: Share,
+}
+
+/// One party's share of a truncation triple `(r, r >> f, msb(r))` where `r`
+/// is uniform over Z_2^64, `r >> f` is the logical shift of `r` viewed as an
+/// unsigned integer and `msb(r)` its top bit (as 0/1 ring element).
+#[derive(Debug, Clone)]
+pub struct TruncShare {
+    pub r: Share,
+    pub r_shift: Share,
+    pub r_msb: Share,
+}
+
+/// Either kind of correlation.
+#[derive(Debug, Clone)]
+pub enum CorrelationShare {
+    Triple(TripleShare),
+    Trunc(TruncShare),
+}
+
+/// The one interface the online protocols use.
+pub trait Correlations {
+    /// Which party this source serves.
+    fn party(&self) -> Party;
+
+    /// Serves one request (in protocol order).
+    fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare>;
+
+    /// Elementwise Beaver triple of `shape`.
+    fn elementwise_triple(&mut self, shape: &[usize]) -> Result<TripleShare> {
+        match self.fetch(&CorrelationRequest::ElementwiseTriple {
+            shape: shape.to_vec(),
+        })? {
+            CorrelationShare::Triple(t) => Ok(t),
+            CorrelationShare::Trunc(_) => Err(wrong_kind()),
+        }
+    }
+
+    /// Matrix Beaver triple for `a_shape @ b_shape`.
+    fn matmul_triple(&mut self, a_shape: &[usize], b_shape: &[usize]) -> Result<TripleShare> {
+        match self.fetch(&CorrelationRequest::MatmulTriple {
+            a_shape: a_shape.to_vec(),
+            b_shape: b_shape.to_vec(),
+        })? {
+            CorrelationShare::Triple(t) => Ok(t),
+            CorrelationShare::Trunc(_) => Err(wrong_kind()),
+        }
+    }
+
+    /// Truncation triple of `shape` for `frac_bits`.
+    fn trunc_triple(&mut self, shape: &[usize], frac_bits: u32) -> Result<TruncShare> {
+        match self.fetch(&CorrelationRequest::Trunc {
+            shape: shape.to_vec(),
+            frac_bits,
+        })? {
+            CorrelationShare::Trunc(t) => Ok(t),
+            CorrelationShare::Triple(_) => Err(wrong_kind()),
+        }
+    }
+}
+
+fn wrong_kind() -> SharingError {
+    SharingError::Correlations("source returned the wrong kind of correlation".into())
+}
+
+impl<C: Correlations + ?Sized> Correlations for Box<C> {
+    fn party(&self) -> Party {
+        (**self).party()
+    }
+    fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
+        (**self).fetch(req)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Seed expansion shared by the dealer and the parties.
+
+/// Deterministic expansion of a party's 32-byte seed into its PRG-derived
+/// shares, request by request. Tensor number `i` (counting from 0 over the
+/// whole session) is the ChaCha20 stream `i` under the seed as key, so big
+/// tensors can be generated in parallel chunks by seeking.
+struct SeedExpander {
+    party: Party,
+    seed: [u8; 32],
+    next_stream: u64,
+}
+
+/// The PRG-derived part of one party's correlation share.
+struct Expanded {
+    first: RingTensor,  // a, or r
+    second: RingTensor, // b (triples only; empty otherwise)
+    // Party 0 only: c0, or (r_shift0, r_msb0).
+    p0_extra: Vec<RingTensor>,
+}
+
+/// Elements per independently seeked PRG chunk.
+const PRG_CHUNK: usize = 1 << 15;
+
+fn prg_tensor(seed: &[u8; 32], stream: u64, shape: &[usize]) -> Result<RingTensor> {
+    use rayon::prelude::*;
+    let n = numel(shape)?;
+    let mut data = vec![0u64; n];
+    let fill = |(k, chunk): (usize, &mut [u64])| {
+        let mut rng = ChaCha20Rng::from_seed(*seed);
+        rng.set_stream(stream);
+        // word = 32 bits, two per u64
+        rng.set_word_pos((k as u128) * (PRG_CHUNK as u128) * 2);
+        let mut bytes = vec![0u8; chunk.len() * 8];
+        rng.fill_bytes(&mut bytes);
+        for (d, c) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
+            *d = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        }
+    };
+    if n > PRG_CHUNK {
+        data.par_chunks_mut(PRG_CHUNK).enumerate().for_each(fill);
+    } else {
+        data.chunks_mut(PRG_CHUNK).enumerate().for_each(fill);
+    }
+    RingTensor::new(data, shape.to_vec())
+}
+
+impl SeedExpander {
+    fn new(party: Party, seed: [u8; 32]) -> Self {
+        Self {
+            party,
+            seed,
+            next_stream: 0,
+        }
+    }
+
+    fn tensor(&mut self, shape: &[usize]) -> Result<RingTensor> {
+        let t = prg_tensor(&self.seed, self.next_stream, shape)?;
+        self.next_stream += 1;
+        Ok(t)
+    }
+
+    fn expand(&mut self, req: &CorrelationRequest) -> Result<Expanded> {
+        req.validate()?;
+        match req {
+            CorrelationRequest::ElementwiseTriple { shape } => {
+                let a = self.tensor(shape)?;
+                let b = self.tensor(shape)?;
+                let p0_extra = match self.party {
+                    Party::P0 => vec![self.tensor(shape)?],
+                    Party::P1 => vec![],
+                };
+                Ok(Expanded {
+                    first: a,
+                    second: b,
+                    p0_extra,
+                })
+            }
+            CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
+                let c_shape = RingTensor::matmul_shape(a_shape, b_shape)?;
+                let a = self.tensor(a_shape)?;
+                let b = self.tensor(b_shape)?;
+                let p0_extra = match self.party {
+                    Party::P0 => vec![self.tensor(&c_shape)?],
+                    Party::P1 => vec![],
+                };
+                Ok(Expanded {
+                    first: a,
+                    second: b,
+                    p0_extra,
+                })
+            }
+            CorrelationRequest::Trunc { shape, .. } => {
+                let r = self.tensor(shape)?;
+                let p0_extra = match self.party {
+                    Party::P0 => vec![self.tensor(shape)?, self.tensor(shape)?],
+                    Party::P1 => vec![],
+                };
+                Ok(Expanded {
+                    first: r,
+                    second: RingTensor::zeros(&[0])?,
+                    p0_extra,
+                })
+            }
+        }
+    }
+}
+
+fn assemble(
+    party: Party,
+    req: &CorrelationRequest,
+    exp: Expanded,
+    extra: Vec<RingTensor>,
+) -> Result<CorrelationShare> {
+    let mut extra = extra.into_iter();
+    let mut next = |what: &'static str| {
+        extra
+            .next()
+            .ok_or_else(|| SharingError::Correlations(format!("missing {what}")))
+    };
+    Ok(match req {
+        CorrelationRequest::ElementwiseTriple { .. } | CorrelationRequest::MatmulTriple { .. } => {
+            CorrelationShare::Triple(TripleShare {
+                a: Share::new(party, exp.first),
+                b: Share::new(party, exp.second),
+                c: Share::new(party, next("c share")?),
+            })
+        }
+        CorrelationRequest::Trunc { .. } => CorrelationShare::Trunc(TruncShare {
+            r: Share::new(party, exp.first),
+            r_shift: Share::new(party, next("r>>f share")?),
+            r_msb: Share::new(party, next("msb(r) share")?),
+        }),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The dealer.
+
+/// The 32-byte seed the dealer sends to one computing party.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SeedMsg {
+    pub party: Party,
+    pub seed: [u8; 32],
+}
+
+impl std::fmt::Debug for SeedMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeedMsg")
+            .field("party", &self.party)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Corrections the dealer sends to party 1 for one request: `c1` for a
+/// triple; `(r>>f)_1, msb(r)_1` for a truncation triple.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DealerMsg {
+    pub request: CorrelationRequest,
+    pub tensors: Vec<RingTensor>,
+}
+
+impl std::fmt::Debug for DealerMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DealerMsg")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DealerMsg {
+    /// Payload size (8 bytes per ring element).
+    pub fn payload_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.len() as u64 * 8).sum()
+    }
+}
+
+/// A trusted dealer that knows both parties' seeds and mirrors their PRG
+/// expansion to compute party 1's corrections.
+pub struct Dealer {
+    seeds: [[u8; 32]; 2],
+    exp: [SeedExpander; 2],
+    bytes_sent: u64,
+}
+
+impl std::fmt::Debug for Dealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dealer")
+            .field("bytes_sent", &self.bytes_sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dealer {
+    /// A dealer with seeds from the operating system's CSPRNG.
+    pub fn new() -> Result<Self> {
+        let mut rng = super::share::os_rng()?;
+        Ok(Self::from_rng(&mut rng))
+    }
+
+    /// A deterministic dealer, for tests and benchmarks only.
+    pub fn new_with_fixed_seed_for_tests(seed: u64) -> Self {
+        Self::from_rng(&mut ChaCha20Rng::seed_from_u64(seed))
+    }
+
+    fn from_rng(rng: &mut ChaCha20Rng) -> Self {
+        let mut s0 = [0u8; 32];
+        let mut s1 = [0u8; 32];
+        rng.fill_bytes(&mut s0);
+        rng.fill_bytes(&mut s1);
+        Self {
+            seeds: [s0, s1],
+            exp: [
+                SeedExpander::new(Party::P0, s0),
+                SeedExpander::new(Party::P1, s1),
+            ],
+            bytes_sent: 0,
+        }
+    }
+
+    /// The seed message for `party` (32 bytes, counted once per call).
+    pub fn seed_msg(&mut self, party: Party) -> SeedMsg {
+        self.bytes_sent += 32;
+        SeedMsg {
+            party,
+            seed: self.seeds[party.index()],
+        }
+    }
+
+    /// Party 1's corrections for the next request (in protocol order).
+    pub fn correction(&mut self, req: &CorrelationRequest) -> Result<DealerMsg> {
+        let [e0, e1] = &mut self.exp;
+        let (x0, x1) = rayon::join(|| e0.expand(req), || e1.expand(req));
+        let (x0, x1) = (x0?, x1?);
+        let tensors = match req {
+            CorrelationRequest::ElementwiseTriple { .. }
+            | CorrelationRequest::MatmulTriple { .. } => {
+                let a = x0.first.add(&x1.first)?;
+                let b = x0.second.add(&x1.second)?;
+                let c = if matches!(req, CorrelationRequest::ElementwiseTriple { .. }) {
+                    a.mul(&b)?
+                } else {
+                    a.matmul(&b)?
+                };
+                vec![c.sub(&x0.p0_extra[0])?]
+            }
+            CorrelationRequest::Trunc { frac_bits, .. } => {
+                let f = *frac_bits;
+                let r = x0.first.add(&x1.first)?;
+                let rs = r.map(|v| v >> f);
+                let msb = r.map(|v| v >> 63);
+                vec![rs.sub(&x0.p0_extra[0])?, msb.sub(&x0.p0_extra[1])?]
+            }
+        };
+        let msg = DealerMsg {
+            request: req.clone(),
+            tensors,
+        };
+        self.bytes_sent += msg.payload_bytes();
+        Ok(msg)
+    }
+
+    /// Corrections for a whole list of requests.
+    pub fn corrections(&mut self, reqs: &[CorrelationRequest]) -> Result<Vec<DealerMsg>> {
+        reqs.iter().map(|r| self.correction(r)).collect()
+    }
+
+    /// Total bytes sent to the parties so far (seeds + corrections).
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+}
+
+enum Feed {
+    /// Party 0 needs nothing beyond its seed.
+    None,
+    /// Corrections received ahead of time.
+    Queue(VecDeque<DealerMsg>),
+    /// In-process dealer asked on demand (tests, benches, drivers).
+    Online(Arc<Mutex<Dealer>>),
+}
+
+/// A computing party's view of the seed-expanding dealer.
+pub struct DealerSource {
+    party: Party,
+    exp: SeedExpander,
+    feed: Feed,
+}
+
+impl std::fmt::Debug for DealerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DealerSource")
+            .field("party", &self.party)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DealerSource {
+    /// Party 0's source: only its seed.
+    pub fn party0(seed: SeedMsg) -> Result<Self> {
+        if seed.party != Party::P0 {
+            return Err(SharingError::PartyMismatch("seed is not for party 0"));
+        }
+        Ok(Self {
+            party: Party::P0,
+            exp: SeedExpander::new(Party::P0, seed.seed),
+            feed: Feed::None,
+        })
+    }
+
+    /// Party 1's source with corrections received ahead of time (more can be
+    /// added with [`DealerSource::push_corrections`]).
+    pub fn party1(seed: SeedMsg, corrections: Vec<DealerMsg>) -> Result<Self> {
+        if seed.party != Party::P1 {
+            return Err(SharingError::PartyMismatch("seed is not for party 1"));
+        }
+        Ok(Self {
+            party: Party::P1,
+            exp: SeedExpander::new(Party::P1, seed.seed),
+            feed: Feed::Queue(corrections.into()),
+        })
+    }
+
+    /// Appends corrections (party 1, queue mode).
+    pub fn push_corrections(&mut self, msgs: Vec<DealerMsg>) -> Result<()> {
+        match &mut self.feed {
+            Feed::Queue(q) => {
+                q.extend(msgs);
+                Ok(())
+            }
+            _ => Err(SharingError::Correlations(
+                "this source does not take queued corrections".into(),
+            )),
+        }
+    }
+
+    /// Both parties' sources backed by one in-process dealer asked on
+    /// demand. Returns the dealer so its byte count can be read.
+    pub fn online_pair(dealer: Dealer) -> (DealerSource, DealerSource, Arc<Mutex<Dealer>>) {
+        let dealer = Arc::new(Mutex::new(dealer));
+        let (s0, s1) = {
+            let mut d = dealer.lock().unwrap_or_else(|e| e.into_inner());
+            (d.seed_msg(Party::P0), d.seed_msg(Party::P1))
+        };
+        let p0 = DealerSource {
+            party: Party::P0,
+            exp: SeedExpander::new(Party::P0, s0.seed),
+            feed: Feed::None,
+        };
+        let p1 = DealerSource {
+            party: Party::P1,
+            exp: SeedExpander::new(Party::P1, s1.seed),
+            feed: Feed::Online(dealer.clone()),
+        };
+        (p0, p1, dealer)
+    }
+}
+
+impl Correlations for DealerSource {
+    fn party(&self) -> Party {
+        self.party
+    }
+
+    fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
+        let mut exp = self.exp.expand(req)?;
+        let extra = match &mut self.feed {
+            Feed::None => std::mem::take(&mut exp.p0_extra),
+            Feed::Queue(q) => {
+                let msg = q.pop_front().ok_or_else(|| {
+                    SharingError::Correlations("no dealer corrections left".into())
+                })?;
+                check_msg(req, &msg)?;
+                msg.tensors
+            }
+            Feed::Online(d) => {
+                let msg = d
+                    .lock()
+                    .map_err(|_| SharingError::Correlations("dealer lock poisoned".into()))?
+                    .correction(req)?;
+                msg.tensors
+            }
+        };
+        assemble(self.party, req, exp, extra)
+    }
+}
+
+fn check_msg(req: &CorrelationRequest, msg: &DealerMsg) -> Result<()> {
+    if &msg.request != req {
+        return Err(SharingError::Correlations(
+            "dealer correction is for a different request (out of order?)".into(),
+        ));
+    }
+    let shapes: Vec<Vec<usize>> = match req {
+        CorrelationRequest::ElementwiseTriple { shape } => vec![shape.clone()],
+        CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
+            vec![RingTensor::matmul_shape(a_shape, b_shape)?]
+        }
+        CorrelationRequest::Trunc { shape, .. } => vec![shape.clone(), shape.clone()],
+    };
+    if msg.tensors.len() != shapes.len() {
+        return Err(SharingError::Correlations(
+            "dealer correction has the wrong number of tensors".into(),
+        ));
+    }
+    for (t, s) in msg.tensors.iter().zip(shapes.iter()) {
+        t.validate()?;
+        if t.shape() != s.as_slice() {
+            return Err(SharingError::ShapeMismatch {
+                op: "dealer correction",
+                left: t.shape().to_vec(),
+                right: s.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Precomputed store and request recording.
+
+/// A queue of materialised correlation shares, consumed in order. This is
+/// the plug-in point for other offline phases (e.g. Paillier-based triple
+/// generation): fill it with [`PrecomputedCorrelations::push`].
+#[derive(Debug)]
+pub struct PrecomputedCorrelations {
+    party: Party,
+    queue: VecDeque<(CorrelationRequest, CorrelationShare)>,
+}
+
+impl PrecomputedCorrelations {
+    pub fn new(party: Party) -> Self {
+        Self {
+            party,
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Adds one correlation (must be for this party).
+    pub fn push(&mut self, req: CorrelationRequest, share: CorrelationShare) -> Result<()> {
+        let party = match &share {
+            CorrelationShare::Triple(t) => t.a.party(),
+            CorrelationShare::Trunc(t) => t.r.party(),
+        };
+        if party != self.party {
+            return Err(SharingError::PartyMismatch(
+                "correlation for the other party",
+            ));
+        }
+        self.queue.push_back((req, share));
+        Ok(())
+    }
+
+    /// Runs `source` over `reqs` ahead of time.
+    pub fn precompute<C: Correlations + ?Sized>(
+        source: &mut C,
+        reqs: &[CorrelationRequest],
+    ) -> Result<Self> {
+        let mut out = Self::new(source.party());
+        for r in reqs {
+            let s = source.fetch(r)?;
+            out.queue.push_back((r.clone(), s));
+        }
+        Ok(out)
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+impl Correlations for PrecomputedCorrelations {
+    fn party(&self) -> Party {
+        self.party
+    }
+    fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
+        let (r, s) = self.queue.pop_front().ok_or_else(|| {
+            SharingError::Correlations("precomputed correlations exhausted".into())
+        })?;
+        if &r != req {
+            return Err(SharingError::Correlations(
+                "precomputed correlation is for a different request".into(),
+            ));
+        }
+        Ok(s)
+    }
+}
+
+/// Wraps a source and records every request, in order.
+#[derive(Debug)]
+pub struct RecordingCorrelations<C> {
+    pub inner: C,
+    pub log: Vec<CorrelationRequest>,
+}
+
+impl<C> RecordingCorrelations<C> {
+    pub fn new(inner: C) -> Self {
+        Self {
+            inner,
+            log: Vec::new(),
+        }
+    }
+}
+
+impl<C: Correlations> Correlations for RecordingCorrelations<C> {
+    fn party(&self) -> Party {
+        self.inner.party()
+    }
+    fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
+        self.log.push(req.clone());
+        self.inner.fetch(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_prg_equals_one_sequential_stream() {
+        let seed = [7u8; 32];
+        let n = 2 * PRG_CHUNK + 5;
+        let t = prg_tensor(&seed, 3, &[n]).unwrap();
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        rng.set_stream(3);
+        let seq: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+        assert_eq!(t.data(), seq.as_slice());
+        let other = prg_tensor(&seed, 4, &[8]).unwrap();
+        assert_ne!(&t.data()[..8], other.data());
+    }
+}
