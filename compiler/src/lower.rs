@@ -1251,7 +1251,7 @@ fn integral_scalar(v: &ir::Value) -> Option<i64> {
     }
 }
 
-fn clear_op(op: &Op) -> ClearOp {
+pub fn clear_op(op: &Op) -> ClearOp {
     match op {
         Op::Neg(_) => ClearOp::Neg,
         Op::Add(..) => ClearOp::Add,

@@ -28,31 +28,10 @@ pub fn evaluate(model: &CheckedModel, inputs: &BTreeMap<String, Tensor>) -> Resu
                     .collect();
                 Tensor::new(shape, data.clone())?
             }
-            Op::Neg(a) => map(get(a), |x| -x),
-            Op::Add(a, b) => zip(get(a), get(b), |x, y| x + y),
-            Op::Sub(a, b) => zip(get(a), get(b), |x, y| x - y),
-            Op::Mul(a, b) => zip(get(a), get(b), |x, y| x * y),
-            Op::Max(a, b) => zip(get(a), get(b), f64::max),
-            Op::Min(a, b) => zip(get(a), get(b), f64::min),
-            Op::MatMul(a, b) => matmul(get(a), get(b)),
-            Op::Sum(a) => reduce(get(a), |row| row.iter().sum()),
-            Op::Mean(a) => reduce(get(a), |row| row.iter().sum::<f64>() / row.len() as f64),
-            Op::MaxReduce(a) => reduce(get(a), |row| row.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
-            Op::Argmax(a) => reduce(get(a), |row| {
-                let mut best = 0;
-                for (j, x) in row.iter().enumerate() {
-                    if *x > row[best] {
-                        best = j;
-                    }
-                }
-                best as f64
-            }),
-            Op::Square(a) => map(get(a), |x| x * x),
-            Op::Sigmoid(a, _) => map(get(a), |x| 1.0 / (1.0 + (-x).exp())),
-            Op::Tanh(a, _) => map(get(a), f64::tanh),
-            Op::Poly(a, c) => map(get(a), |x| c.iter().rev().fold(0.0, |acc, k| acc * x + k)),
-            Op::Relu(a) => map(get(a), |x| x.max(0.0)),
-            Op::Clamp(a, lo, hi) => map(get(a), |x| x.clamp(*lo, *hi)),
+            op => {
+                let args: Vec<&Tensor> = op.operands().iter().map(get).collect();
+                crate::lower::clear_op(op).apply(&args)?
+            }
         };
         values[i] = Some(t);
     }
@@ -61,51 +40,6 @@ pub fn evaluate(model: &CheckedModel, inputs: &BTreeMap<String, Tensor>) -> Resu
         .iter()
         .map(|o| (o.name.clone(), values[o.value.index()].clone().expect("evaluated")))
         .collect())
-}
-
-fn map(a: &Tensor, f: impl Fn(f64) -> f64) -> Tensor {
-    Tensor {
-        shape: a.shape.clone(),
-        data: a.data.iter().map(|x| f(*x)).collect(),
-    }
-}
-
-/// Elementwise with suffix broadcasting (the checker guarantees the shorter
-/// shape is a suffix of the longer).
-fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Tensor {
-    let (n, shape) = if a.len() >= b.len() { (a.len(), a.shape.clone()) } else { (b.len(), b.shape.clone()) };
-    let data = (0..n).map(|i| f(a.data[i % a.len()], b.data[i % b.len()])).collect();
-    Tensor { shape, data }
-}
-
-fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
-    let (m, k) = match a.shape.as_slice() {
-        [k] => (1, *k),
-        [m, k] => (*m, *k),
-        _ => unreachable!("checked ranks"),
-    };
-    let n = match b.shape.as_slice() {
-        [_] => 1,
-        [_, n] => *n,
-        _ => unreachable!("checked ranks"),
-    };
-    let mut out = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            out[i * n + j] = (0..k).map(|l| a.data[i * k + l] * b.data[l * n + j]).sum();
-        }
-    }
-    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
-    shape.extend_from_slice(&b.shape[1..]);
-    Tensor { shape, data: out }
-}
-
-fn reduce(a: &Tensor, f: impl Fn(&[f64]) -> f64) -> Tensor {
-    let k = *a.shape.last().expect("checked: not a scalar");
-    Tensor {
-        shape: a.shape[..a.shape.len() - 1].to_vec(),
-        data: a.data.chunks(k.max(1)).map(f).collect(),
-    }
 }
 
 #[cfg(test)]

@@ -154,3 +154,105 @@ pub fn concrete(shape: &Shape, dims: &BTreeMap<String, usize>) -> Option<Vec<usi
         })
         .collect()
 }
+
+impl Tensor {
+    pub fn map(&self, f: impl Fn(f64) -> f64) -> Tensor {
+        Tensor {
+            shape: self.shape.clone(),
+            data: self.data.iter().map(|x| f(*x)).collect(),
+        }
+    }
+
+    /// Elementwise with suffix broadcasting: the shorter shape must be a
+    /// suffix of the longer (a scalar always is).
+    pub fn zip(&self, other: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
+        let (long, short) = if self.shape.len() >= other.shape.len() { (self, other) } else { (other, self) };
+        if !long.shape.ends_with(&short.shape) || short.data.is_empty() {
+            return Err(format!("shapes {:?} and {:?} do not broadcast", self.shape, other.shape));
+        }
+        let n = long.len();
+        let data = (0..n).map(|i| f(self.data[i % self.len()], other.data[i % other.len()])).collect();
+        Ok(Tensor {
+            shape: long.shape.clone(),
+            data,
+        })
+    }
+
+    /// `[k]@[k]`, `[m,k]@[k]`, `[k]@[k,n]`, `[m,k]@[k,n]`.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor, String> {
+        let bad = || format!("cannot multiply shapes {:?} and {:?}", self.shape, other.shape);
+        let (m, k) = match self.shape.as_slice() {
+            [k] => (1, *k),
+            [m, k] => (*m, *k),
+            _ => return Err(bad()),
+        };
+        let (k2, n) = match other.shape.as_slice() {
+            [k2] => (*k2, 1),
+            [k2, n] => (*k2, *n),
+            _ => return Err(bad()),
+        };
+        if k != k2 {
+            return Err(bad());
+        }
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            let row = &self.data[i * k..(i + 1) * k];
+            for (l, a) in row.iter().enumerate() {
+                let brow = &other.data[l * n..(l + 1) * n];
+                for (o, b) in out[i * n..(i + 1) * n].iter_mut().zip(brow) {
+                    *o += a * b;
+                }
+            }
+        }
+        let mut shape = self.shape[..self.shape.len() - 1].to_vec();
+        shape.extend_from_slice(&other.shape[1..]);
+        Ok(Tensor { shape, data: out })
+    }
+
+    /// Reduce the last axis.
+    pub fn reduce_last(&self, f: impl Fn(&[f64]) -> f64) -> Result<Tensor, String> {
+        let Some(&k) = self.shape.last() else {
+            return Err("cannot reduce a scalar".into());
+        };
+        Ok(Tensor {
+            shape: self.shape[..self.shape.len() - 1].to_vec(),
+            data: self.data.chunks(k.max(1)).map(f).collect(),
+        })
+    }
+}
+
+impl crate::ClearOp {
+    /// Apply the operation exactly in f64 (sigmoid and tanh exact).
+    pub fn apply(&self, args: &[&Tensor]) -> Result<Tensor, String> {
+        use crate::ClearOp::*;
+        let a = args.first().ok_or("missing operand")?;
+        let b = || args.get(1).copied().ok_or_else(|| "missing second operand".to_string());
+        match self {
+            Neg => Ok(a.map(|x| -x)),
+            Add => a.zip(b()?, |x, y| x + y),
+            Sub => a.zip(b()?, |x, y| x - y),
+            Mul => a.zip(b()?, |x, y| x * y),
+            Max => a.zip(b()?, f64::max),
+            Min => a.zip(b()?, f64::min),
+            MatMul => a.matmul(b()?),
+            Sum => a.reduce_last(|r| r.iter().sum()),
+            Mean => a.reduce_last(|r| r.iter().sum::<f64>() / r.len() as f64),
+            MaxReduce => a.reduce_last(|r| r.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+            Argmax => a.reduce_last(|r| {
+                let mut best = 0;
+                for (j, x) in r.iter().enumerate() {
+                    if *x > r[best] {
+                        best = j;
+                    }
+                }
+                best as f64
+            }),
+            Square => Ok(a.map(|x| x * x)),
+            Sigmoid => Ok(a.map(|x| 1.0 / (1.0 + (-x).exp()))),
+            Tanh => Ok(a.map(f64::tanh)),
+            Poly(c) => Ok(a.map(|x| c.iter().rev().fold(0.0, |acc, k| acc * x + k))),
+            Relu => Ok(a.map(|x| x.max(0.0))),
+            Clamp(lo, hi) => Ok(a.map(|x| x.clamp(*lo, *hi))),
+        }
+    }
+}
