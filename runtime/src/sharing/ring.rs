@@ -251,14 +251,14 @@ impl RingTensor {
             }
             t
         };
-        let mut out = vec![0u64; m * n];
+        let mut out = vec![0u64; numel(&out_shape)?];
         let work = |(i, orow): (usize, &mut [u64])| {
             let arow = &self.data[i * k..(i + 1) * k];
             for (j, o) in orow.iter_mut().enumerate() {
                 *o = dot(arow, &bt[j * k..(j + 1) * k]);
             }
         };
-        if k > 0 && m * n * k >= PAR_THRESHOLD && n > 0 {
+        if k > 0 && m.saturating_mul(n).saturating_mul(k) >= PAR_THRESHOLD && n > 0 {
             out.par_chunks_mut(n).enumerate().for_each(work);
         } else if n > 0 {
             out.chunks_mut(n).enumerate().for_each(work);
