@@ -8,6 +8,7 @@ mod check_cmd;
 mod compile_cmd;
 mod data;
 mod paillier_cmd;
+mod run_cmd;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
 
@@ -17,6 +18,7 @@ operation between Paillier encryption and additive secret sharing, and runs the
 parties so that each learns only its own inputs and the outputs addressed to it.";
 
 const AFTER_HELP: &str = "Examples:
+  veil run models/logreg_100.veil --demo   run the talk's workload on random data
   veil check models/logreg_100.veil        check a model and print a summary
   veil check models/*.veil                 check several models at once
   veil compile models/logreg_100.veil      show the protocol chosen for each operation
@@ -63,6 +65,19 @@ Examples:
   veil compile models/logreg_100.veil --emit json -o logreg.plan.json"
     )]
     Compile(compile_cmd::CompileArgs),
+    /// Compile a model and run every party privately in this process.
+    #[command(after_help = "Inputs are bound by name to files (.csv, .json or .npy); the batch size
+comes from the data. Each party's outputs are printed, or written with
+--output DIR (all files or none). With --demo, random inputs of the declared
+shapes and ranges are generated, and the private result is compared with the
+plaintext reference interpreter.
+
+Examples:
+  veil run models/logreg_100.veil --demo
+  veil run models/logreg_100.veil --demo --batch 1000 --stats
+  veil run models/logreg_100.veil --input x=client.csv --input w=w.json --input b=b.json -o out/
+  veil run models/credit_2p.veil --demo --key-bits 2048")]
+    Run(run_cmd::RunArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
     #[command(subcommand)]
     Paillier(paillier_cmd::PaillierCmd),
@@ -83,6 +98,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check_cmd::check_files(&files),
         Command::Compile(args) => compile_cmd::run(&args),
+        Command::Run(args) => run_cmd::run(&args),
         Command::Paillier(c) => match paillier_cmd::run(c) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -145,4 +161,39 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot write `{}`: {e}", path.display())
     })
+}
+
+/// Write several files so that either all of them appear or none: every
+/// file goes to a temporary beside its target first, and only when all are
+/// written are they renamed into place.
+pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
+    let cleanup = |temps: &[(PathBuf, &Path)]| {
+        for (t, _) in temps {
+            let _ = std::fs::remove_file(t);
+        }
+    };
+    for (path, bytes) in files {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            cleanup(&temps);
+            return Err(format!("cannot write `{}`: {e}", path.display()));
+        }
+        temps.push((tmp, path));
+    }
+    for (tmp, path) in &temps {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            cleanup(&temps);
+            return Err(format!("cannot write `{}`: {e}", path.display()));
+        }
+    }
+    Ok(())
 }

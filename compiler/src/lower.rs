@@ -177,7 +177,8 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         let mut keys = Vec::new();
         let needs_two_party = self.dealer.is_none() && !self.correlations.is_empty();
         if needs_two_party {
-            self.keys.extend(self.p);
+            // Triples are generated under the leader's key (see runtime::exec::twoparty).
+            self.keys.insert(self.p[0]);
         }
         for k in self.keys.clone() {
             let h = self.other(k);

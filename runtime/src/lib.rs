@@ -7,3 +7,4 @@
 
 pub mod paillier;
 pub mod sharing;
+pub mod exec;

@@ -1,0 +1,433 @@
+//! The executor: one party interprets its program from the plan against a
+//! [`Transport`]. The same code runs every party in one process (threads
+//! and channels, [`run_in_process`]) and, with another transport, as
+//! separate processes.
+//!
+//! A run has three phases:
+//! 1. session setup: each party binds the symbolic dimensions its inputs
+//!    determine (such as `batch`) and tells the others; sizes are public;
+//! 2. preprocessing: the plan's instructions before the first input —
+//!    keys and correlated randomness (from the dealer, or two-party);
+//! 3. online: everything else.
+//!
+//! Inputs are checked (shape, finiteness, declared range) before any
+//! cryptography runs. Every received frame is decoded and checked against
+//! the register it fills; a malformed message is an error, never a panic.
+
+mod ops;
+pub mod transport;
+mod twoparty;
+pub mod wire;
+
+pub use transport::{ChannelTransport, Transport};
+
+use crate::paillier::{Ciphertext, Keypair, PublicKey};
+use crate::sharing::{
+    Correlations, CorrelationRequest, Dealer, DealerSource, Engine, FixedPoint, MulState, Party as Role, Share,
+    TruncMode, TruncState,
+};
+use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+use wire::Wire;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input data (shape, range, missing): reported before any cryptography.
+    Input,
+    /// A peer disconnected, timed out or could not be reached.
+    Transport,
+    /// A peer sent something that does not fit the plan.
+    Protocol,
+    /// A cryptographic operation failed (bad key, overflow, ...).
+    Crypto,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ExecError {
+    pub fn input(m: impl Into<String>) -> Self {
+        ExecError { kind: ErrorKind::Input, message: m.into() }
+    }
+    pub fn transport(m: impl Into<String>) -> Self {
+        ExecError { kind: ErrorKind::Transport, message: m.into() }
+    }
+    pub fn protocol(m: impl Into<String>) -> Self {
+        ExecError { kind: ErrorKind::Protocol, message: m.into() }
+    }
+    pub fn crypto(m: impl Into<String>) -> Self {
+        ExecError { kind: ErrorKind::Crypto, message: m.into() }
+    }
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+impl From<crate::sharing::SharingError> for ExecError {
+    fn from(e: crate::sharing::SharingError) -> Self {
+        ExecError::protocol(e.to_string())
+    }
+}
+
+impl From<crate::paillier::PaillierError> for ExecError {
+    fn from(e: crate::paillier::PaillierError) -> Self {
+        ExecError::crypto(e.to_string())
+    }
+}
+
+/// How a run is configured beyond the plan.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Paillier key size; `None`: the plan's (at least 2048 bits).
+    key_bits: Option<u64>,
+    insecure_keys: bool,
+    /// How long a party waits for a message before giving up.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            key_bits: None,
+            insecure_keys: false,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Options {
+    /// Test-only: Paillier keys of `bits` (below 2048 allowed) so tests run quickly.
+    pub fn with_small_keys_for_tests(bits: u64) -> Options {
+        Options {
+            key_bits: Some(bits),
+            insecure_keys: true,
+            ..Options::default()
+        }
+    }
+}
+
+/// What a party measured during its run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_sent: u64,
+    /// Times this party waited for a message after sending (communication rounds).
+    pub rounds: u32,
+    pub setup: Duration,
+    pub preprocessing: Duration,
+    pub online: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub outputs: Vec<(String, Tensor)>,
+    pub stats: Stats,
+}
+
+/// A register's value at one party.
+enum Value {
+    Clear(Tensor),
+    Share(Share),
+    Cipher { key: PartyIdx, shape: Vec<usize>, cts: Vec<Ciphertext> },
+    Wire(Wire),
+}
+
+struct Exec<'a> {
+    plan: &'a Plan,
+    inputs: &'a BTreeMap<String, Tensor>,
+    me: PartyIdx,
+    role: Option<Role>,
+    opts: &'a Options,
+    dims: BTreeMap<String, usize>,
+    regs: Vec<Option<Value>>,
+    fp: FixedPoint,
+    engine: Option<Engine<Box<dyn Correlations + Send>>>,
+    mul_states: HashMap<Reg, MulState>,
+    trunc_states: HashMap<Reg, TruncState>,
+    keypair: Option<Keypair>,
+    peer_keys: BTreeMap<PartyIdx, PublicKey>,
+    requests: Vec<CorrelationRequest>,
+    stats: Stats,
+    sent_since_recv: bool,
+}
+
+/// Run party `me` of `plan` with its `inputs` (by name) over `transport`.
+pub fn run_party(
+    plan: &Plan,
+    me: PartyIdx,
+    inputs: &BTreeMap<String, Tensor>,
+    transport: &mut dyn Transport,
+    opts: &Options,
+) -> Result<Outcome, ExecError> {
+    let start = Instant::now();
+    let is_dealer = plan.parties.get(me as usize).map(|p| p.role == plan::Role::Dealer).ok_or_else(|| ExecError::input(format!("the plan has no party {me}")))?;
+    let own = if is_dealer {
+        if !inputs.is_empty() {
+            return Err(ExecError::input("the dealer takes no inputs"));
+        }
+        BTreeMap::new()
+    } else {
+        plan::bind_inputs(plan, Some(me), inputs).map_err(|errs| {
+            ExecError::input(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+        })?
+    };
+    let compute: Vec<PartyIdx> = (0..plan.parties.len() as u32).filter(|p| plan.parties[*p as usize].role == plan::Role::Compute).collect();
+    let role = compute.iter().position(|p| *p == me).map(|i| if i == 0 { Role::P0 } else { Role::P1 });
+    let mut ex = Exec {
+        plan,
+        inputs,
+        me,
+        role,
+        opts,
+        dims: own,
+        regs: (0..plan.regs.len()).map(|_| None).collect(),
+        fp: FixedPoint::new(plan.precision).map_err(ExecError::from)?,
+        engine: None,
+        mul_states: HashMap::new(),
+        trunc_states: HashMap::new(),
+        keypair: None,
+        peer_keys: BTreeMap::new(),
+        requests: Vec::new(),
+        stats: Stats::default(),
+        sent_since_recv: false,
+    };
+    ex.exchange_dims(transport)?;
+    ex.requests = ex.bind_requests()?;
+    if plan.randomness == plan::RandomnessSource::TwoParty && role.is_some() {
+        // Local truncation; triples (if any) arrive via GenerateCorrelations.
+        let store: Box<dyn Correlations + Send> = Box::new(crate::sharing::PrecomputedCorrelations::new(role.expect("compute party")));
+        ex.engine = Some(Engine::new(ex.fp, TruncMode::Local, store));
+    }
+    ex.stats.setup = start.elapsed();
+    let program = &plan.program(me).instrs;
+    let first_input = program.iter().position(|i| matches!(i, Instr::Input { .. } | Instr::Const { .. })).unwrap_or(program.len());
+    let t = Instant::now();
+    let mut outputs = Vec::new();
+    for (at, ins) in program.iter().enumerate() {
+        if at == first_input {
+            ex.stats.preprocessing = t.elapsed();
+        }
+        ex.step(ins, transport, &mut outputs).map_err(|e| ExecError {
+            kind: e.kind,
+            message: format!("{}: {}", plan.party_name(me), e.message),
+        })?;
+    }
+    if first_input == program.len() {
+        ex.stats.preprocessing = t.elapsed();
+    }
+    ex.stats.online = t.elapsed() - ex.stats.preprocessing;
+    Ok(Outcome { outputs, stats: ex.stats })
+}
+
+/// Run every party of `plan` in this process, one thread each.
+/// `inputs[p]` holds party p's inputs (public inputs go to every computing party).
+pub fn run_in_process(plan: &Plan, inputs: &[BTreeMap<String, Tensor>], opts: &Options) -> Result<Vec<Outcome>, ExecError> {
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    let transports = ChannelTransport::mesh(&names, opts.timeout);
+    let results: Vec<Result<Outcome, ExecError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = transports
+            .into_iter()
+            .enumerate()
+            .map(|(p, mut t)| {
+                let empty = BTreeMap::new();
+                let mine = inputs.get(p).unwrap_or(&empty).clone();
+                s.spawn(move || run_party(plan, p as PartyIdx, &mine, &mut t, opts))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(ExecError::protocol("a party's thread panicked"))))
+            .collect()
+    });
+    // Report the root cause: an input or protocol error rather than the
+    // peers' "stopped" errors it caused.
+    let mut errors: Vec<ExecError> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| match e.kind {
+            ErrorKind::Input => 0,
+            ErrorKind::Crypto => 1,
+            ErrorKind::Protocol => 2,
+            ErrorKind::Transport => 3,
+        });
+        return Err(errors.remove(0));
+    }
+    Ok(results.into_iter().map(|r| r.expect("no errors")).collect())
+}
+
+impl Exec<'_> {
+    fn concrete(&self, shape: &plan::Shape) -> Result<Vec<usize>, ExecError> {
+        plan::concrete(shape, &self.dims).ok_or_else(|| ExecError::input(format!("a dimension of {shape} is not bound by any input")))
+    }
+
+    fn reg_shape(&self, r: Reg) -> Result<Vec<usize>, ExecError> {
+        self.concrete(&self.plan.reg(r).shape)
+    }
+
+    fn scale(&self, r: Reg) -> u32 {
+        match self.plan.reg(r).kind {
+            Kind::Share { scale } | Kind::Cipher { scale, .. } => scale,
+            _ => self.plan.precision,
+        }
+    }
+
+    fn exchange_dims(&mut self, t: &mut dyn Transport) -> Result<(), ExecError> {
+        let n = self.plan.parties.len() as PartyIdx;
+        let mine: Vec<(String, u64)> = self.dims.iter().map(|(k, v)| (k.clone(), *v as u64)).collect();
+        let frame = wire::encode(&[Wire::Dims(mine)]);
+        for p in (0..n).filter(|p| *p != self.me) {
+            t.send(p, frame.clone())?;
+        }
+        for p in (0..n).filter(|p| *p != self.me) {
+            let got = wire::decode(&t.recv(p)?).map_err(|e| ExecError::protocol(format!("session setup from {}: {e}", self.plan.party_name(p))))?;
+            let Some(Wire::Dims(dims)) = got.into_iter().next() else {
+                return Err(ExecError::protocol(format!("{} did not start the session", self.plan.party_name(p))));
+            };
+            for (name, size) in dims {
+                let size = size as usize;
+                match self.dims.get(&name) {
+                    Some(&m) if m != size => {
+                        return Err(ExecError::input(format!("dimension `{name}` is {m} here but {size} at {}", self.plan.party_name(p))))
+                    }
+                    _ => {
+                        self.dims.insert(name, size);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bind_requests(&self) -> Result<Vec<CorrelationRequest>, ExecError> {
+        self.plan
+            .correlations
+            .iter()
+            .map(|c| {
+                Ok(match c {
+                    Correlation::Elementwise { shape } => CorrelationRequest::ElementwiseTriple { shape: self.concrete(shape)? },
+                    Correlation::MatMul { lhs, rhs } => CorrelationRequest::MatmulTriple {
+                        a_shape: self.concrete(lhs)?,
+                        b_shape: self.concrete(rhs)?,
+                    },
+                    Correlation::Trunc { shape, bits } => CorrelationRequest::Trunc {
+                        shape: self.concrete(shape)?,
+                        frac_bits: *bits,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn set(&mut self, r: Reg, v: Value) {
+        self.regs[r.0 as usize] = Some(v);
+    }
+
+    fn get(&self, r: Reg) -> Result<&Value, ExecError> {
+        self.regs[r.0 as usize].as_ref().ok_or_else(|| ExecError::protocol(format!("register {r} read before it was written")))
+    }
+
+    fn clear(&self, r: Reg) -> Result<&Tensor, ExecError> {
+        match self.get(r)? {
+            Value::Clear(t) => Ok(t),
+            _ => Err(ExecError::protocol(format!("register {r} is not a clear value"))),
+        }
+    }
+
+    fn share(&self, r: Reg) -> Result<&Share, ExecError> {
+        match self.get(r)? {
+            Value::Share(s) => Ok(s),
+            _ => Err(ExecError::protocol(format!("register {r} is not a share"))),
+        }
+    }
+
+    fn cipher(&self, r: Reg) -> Result<(PartyIdx, &[usize], &[Ciphertext]), ExecError> {
+        match self.get(r)? {
+            Value::Cipher { key, shape, cts } => Ok((*key, shape, cts)),
+            _ => Err(ExecError::protocol(format!("register {r} is not a ciphertext"))),
+        }
+    }
+
+    fn role(&self) -> Result<Role, ExecError> {
+        self.role.ok_or_else(|| ExecError::protocol("the dealer cannot compute on shares"))
+    }
+
+    fn engine(&mut self) -> Result<&mut Engine<Box<dyn Correlations + Send>>, ExecError> {
+        self.engine.as_mut().ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))
+    }
+
+    fn key_for(&self, key: PartyIdx) -> Result<&PublicKey, ExecError> {
+        if key == self.me {
+            return self.keypair.as_ref().map(|k| &k.public).ok_or_else(|| ExecError::protocol("no key pair generated"));
+        }
+        self.peer_keys.get(&key).ok_or_else(|| ExecError::protocol(format!("no public key from {}", self.plan.party_name(key))))
+    }
+
+    fn step(&mut self, ins: &Instr, t: &mut dyn Transport, outputs: &mut Vec<(String, Tensor)>) -> Result<(), ExecError> {
+        match ins {
+            Instr::KeyGen { public } => {
+                let bits = self.opts.key_bits.unwrap_or_else(|| self.plan.keys.iter().find(|k| k.owner == self.me).map_or(3072, |k| k.min_bits as u64));
+                let kp = if self.opts.insecure_keys {
+                    Keypair::generate_insecure_for_tests(bits, &mut rand::rng())?
+                } else {
+                    Keypair::generate(bits)?
+                };
+                self.set(*public, Value::Wire(Wire::PublicKey(kp.public.n().clone())));
+                self.keypair = Some(kp);
+            }
+            Instr::Deal { out } => {
+                let mut dealer = Dealer::new()?;
+                let seeds = [dealer.seed_msg(Role::P0), dealer.seed_msg(Role::P1)];
+                let corrections = dealer.corrections(&self.requests)?;
+                let [s0, s1] = seeds;
+                self.set(out[0], Value::Wire(Wire::Dealer { seed: s0, corrections: vec![] }));
+                self.set(out[1], Value::Wire(Wire::Dealer { seed: s1, corrections }));
+            }
+            Instr::Expand { src } => {
+                let Value::Wire(Wire::Dealer { seed, corrections }) = self.get(*src)? else {
+                    return Err(ExecError::protocol("expected the dealer's message"));
+                };
+                let source = match self.role()? {
+                    Role::P0 => DealerSource::party0(seed.clone())?,
+                    Role::P1 => DealerSource::party1(seed.clone(), corrections.clone())?,
+                };
+                self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
+            }
+            Instr::GenerateCorrelations { peer } => {
+                let store = twoparty::generate(self, *peer, t)?;
+                self.engine = Some(Engine::new(self.fp, TruncMode::Local, Box::new(store)));
+            }
+            Instr::Input { dst, input } => {
+                let spec = &self.plan.inputs[*input as usize];
+                // Inputs were validated in `run_party`.
+                let value = self.own_input(&spec.name)?;
+                self.set(*dst, Value::Clear(value));
+            }
+            Instr::Const { dst, data } => {
+                let shape = self.reg_shape(*dst)?;
+                let t = Tensor::new(shape, data.clone()).or_else(|_| Tensor::new(vec![data.len()], data.clone())).map_err(ExecError::protocol)?;
+                self.set(*dst, Value::Clear(t));
+            }
+            Instr::Clear { dst, op, args } => {
+                let a: Vec<&Tensor> = args.iter().map(|r| self.clear(*r)).collect::<Result<_, _>>()?;
+                let v = op.apply(&a).map_err(ExecError::protocol)?;
+                self.set(*dst, Value::Clear(v));
+            }
+            _ => self.step_crypto(ins, t, outputs)?,
+        }
+        Ok(())
+    }
+
+    fn own_input(&self, name: &str) -> Result<Tensor, ExecError> {
+        self.inputs.get(name).cloned().ok_or_else(|| ExecError::input(format!("input `{name}` is missing")))
+    }
+}

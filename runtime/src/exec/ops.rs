@@ -1,0 +1,438 @@
+//! The executor's instructions on shares, ciphertexts and messages.
+
+use super::wire::{self, Wire};
+use super::{ExecError, Exec, Transport, Value};
+use crate::paillier::{Ciphertext, PublicKey};
+use crate::sharing::{self, RingTensor, Share};
+use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
+use num_traits::{One, ToPrimitive};
+use plan::{Correlation, HomOp, Instr, Kind, Reg, ShareOp, Tensor};
+use rayon::prelude::*;
+
+/// Fixed-point encoding at `bits` fractional bits, checked to fit the ring.
+pub(super) fn encode_fixed(t: &Tensor, bits: u32) -> Result<RingTensor, ExecError> {
+    let scale = 2f64.powi(bits as i32);
+    let limit = 2f64.powi(62);
+    let data = t
+        .data
+        .iter()
+        .map(|v| {
+            let x = (v * scale).round();
+            if !x.is_finite() || x.abs() >= limit {
+                Err(ExecError::crypto(format!("a value does not fit the fixed-point encoding at {bits} fractional bits")))
+            } else {
+                Ok(x as i64 as u64)
+            }
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
+    Ok(RingTensor::new(data, t.shape.clone())?)
+}
+
+pub(super) fn decode_fixed(t: &RingTensor, bits: u32) -> Tensor {
+    let scale = 2f64.powi(-(bits as i32));
+    Tensor {
+        shape: t.shape().to_vec(),
+        data: t.data().iter().map(|x| *x as i64 as f64 * scale).collect(),
+    }
+}
+
+/// Repeat `t` to `shape` (suffix broadcasting).
+fn broadcast_ring(t: &RingTensor, shape: &[usize]) -> Result<RingTensor, ExecError> {
+    if t.shape() == shape {
+        return Ok(t.clone());
+    }
+    if !shape.ends_with(t.shape()) || t.is_empty() {
+        return Err(ExecError::protocol(format!("cannot broadcast {:?} to {shape:?}", t.shape())));
+    }
+    let n: usize = shape.iter().product();
+    let data = (0..n).map(|i| t.data()[i % t.len()]).collect();
+    Ok(RingTensor::new(data, shape.to_vec())?)
+}
+
+fn sum_last(t: &RingTensor) -> Result<RingTensor, ExecError> {
+    let shape = t.shape();
+    let k = *shape.last().ok_or_else(|| ExecError::protocol("cannot sum a scalar"))?;
+    let data = t.data().chunks(k.max(1)).map(|r| r.iter().fold(0u64, |a, b| a.wrapping_add(*b))).collect();
+    Ok(RingTensor::new(data, shape[..shape.len() - 1].to_vec())?)
+}
+
+/// A signed integer as an element of Z_n.
+fn to_zn(pk: &PublicKey, v: i64) -> BigUint {
+    if v >= 0 {
+        BigUint::from(v as u64)
+    } else {
+        pk.n() - BigUint::from(v.unsigned_abs())
+    }
+}
+
+fn fixed_ints(t: &Tensor, bits: u32) -> Result<Vec<i64>, ExecError> {
+    let scale = 2f64.powi(bits as i32);
+    t.data
+        .iter()
+        .map(|v| {
+            let x = (v * scale).round();
+            if x.is_finite() && x.abs() < 2f64.powi(62) {
+                Ok(x as i64)
+            } else {
+                Err(ExecError::crypto("a plaintext does not fit the fixed-point encoding"))
+            }
+        })
+        .collect()
+}
+
+impl Exec<'_> {
+    fn my_share(&self, t: RingTensor) -> Result<Share, ExecError> {
+        Ok(Share::new(self.role()?, t))
+    }
+
+    fn to_wire(&self, r: Reg) -> Result<Wire, ExecError> {
+        Ok(match self.get(r)? {
+            Value::Clear(t) => Wire::Clear { shape: t.shape.clone(), data: t.data.clone() },
+            Value::Share(s) => Wire::Ring(s.open_msg()),
+            Value::Cipher { shape, cts, .. } => Wire::Ciphers {
+                shape: shape.clone(),
+                cts: cts.iter().map(|c| c.as_biguint().clone()).collect(),
+            },
+            Value::Wire(w) => w.clone(),
+        })
+    }
+
+    /// Check a received value against the register's kind and shape. A
+    /// public key also comes back parsed, with its owner.
+    fn from_wire(&self, r: Reg, w: Wire) -> Result<(Value, Option<(plan::PartyIdx, PublicKey)>), ExecError> {
+        let info = self.plan.reg(r);
+        let bad = |what: &str| ExecError::protocol(format!("received {what} for register {r} ({})", info.note));
+        let value = match info.kind {
+            Kind::Clear => match w {
+                Wire::Clear { shape, data } if shape == self.reg_shape(r)? => Value::Clear(Tensor::new(shape, data).map_err(ExecError::protocol)?),
+                other => return Err(bad(other.kind())),
+            },
+            Kind::Share { .. } => match w {
+                Wire::Ring(m) if m.shape == self.reg_shape(r)? => Value::Share(self.my_share(m.into_tensor()?)?),
+                other => return Err(bad(other.kind())),
+            },
+            Kind::Cipher { key, .. } => match w {
+                Wire::Ciphers { shape, cts } if shape == self.reg_shape(r)? && cts.len() == shape.iter().product::<usize>() => {
+                    let pk = self.key_for(key)?;
+                    let cts = cts.into_iter().map(|c| Ciphertext::from_biguint(pk, c)).collect::<Result<Vec<_>, _>>()?;
+                    Value::Cipher { key, shape, cts }
+                }
+                other => return Err(bad(other.kind())),
+            },
+            Kind::Message => match w {
+                Wire::PublicKey(n) => {
+                    let pk = if self.opts.insecure_keys {
+                        PublicKey::from_n_insecure_for_tests(n, &mut rand::rng())?
+                    } else {
+                        PublicKey::from_n(n)?
+                    };
+                    let owner = self.plan.keys.iter().find(|k| k.peer == self.me && !self.peer_keys.contains_key(&k.owner)).map(|k| k.owner).ok_or_else(|| bad("an unexpected public key"))?;
+                    return Ok((Value::Wire(Wire::PublicKey(pk.n().clone())), Some((owner, pk))));
+                }
+                Wire::Dims(_) => return Err(bad("session metadata")),
+                other => Value::Wire(other),
+            },
+        };
+        Ok((value, None))
+    }
+
+    pub(super) fn step_crypto(&mut self, ins: &Instr, t: &mut dyn Transport, outputs: &mut Vec<(String, Tensor)>) -> Result<(), ExecError> {
+        let f = self.plan.precision;
+        match ins {
+            Instr::Split { src, keep, send } => {
+                let ring = encode_fixed(self.clear(*src)?, f)?;
+                let (s0, s1) = sharing::share(&ring)?;
+                let (mine, theirs) = if self.role()? == sharing::Party::P0 { (s0, s1) } else { (s1, s0) };
+                self.set(*keep, Value::Share(mine));
+                self.set(*send, Value::Share(theirs));
+            }
+            Instr::Embed { src, dst, .. } => {
+                let ring = encode_fixed(self.clear(*src)?, self.scale(*dst))?;
+                let shape = self.reg_shape(*dst)?;
+                let ring = broadcast_ring(&ring, &shape)?;
+                self.set(*dst, Value::Share(Share::from_public(self.role()?, &ring)?));
+            }
+            Instr::Local { dst, op, args, .. } => {
+                let v = self.local(*dst, op, args)?;
+                self.set(*dst, Value::Share(v));
+            }
+            Instr::BeaverOpen { msg, x, y, corr } => {
+                let (xs, ys) = (self.share(*x)?.clone(), self.share(*y)?.clone());
+                let (state, m) = match &self.plan.correlations[*corr as usize] {
+                    Correlation::MatMul { .. } => self.engine()?.matmul_round1(&xs, &ys)?,
+                    _ => self.engine()?.mul_round1(&xs, &ys)?,
+                };
+                self.mul_states.insert(*msg, state);
+                self.set(*msg, Value::Wire(Wire::Beaver(m)));
+            }
+            Instr::BeaverClose { dst, mine, theirs, .. } => {
+                let state = self.mul_states.remove(mine).ok_or_else(|| ExecError::protocol("Beaver product closed twice"))?;
+                let Value::Wire(Wire::Beaver(peer)) = self.get(*theirs)? else {
+                    return Err(ExecError::protocol("expected the peer's Beaver message"));
+                };
+                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(state, peer.clone())?;
+                self.set(*dst, Value::Share(z));
+            }
+            Instr::TruncOpen { msg, x, corr } => {
+                let bits = match &self.plan.correlations[*corr as usize] {
+                    Correlation::Trunc { bits, .. } => *bits,
+                    _ => return Err(ExecError::protocol("truncation with a non-truncation correlation")),
+                };
+                let xs = self.share(*x)?.clone();
+                let (state, m) = self.engine()?.trunc_bits_round1(&xs, bits)?;
+                self.trunc_states.insert(*msg, state);
+                self.set(*msg, Value::Wire(Wire::Ring(m)));
+            }
+            Instr::TruncClose { dst, mine, theirs, .. } => {
+                let state = self.trunc_states.remove(mine).ok_or_else(|| ExecError::protocol("truncation closed twice"))?;
+                let Value::Wire(Wire::Ring(peer)) = self.get(*theirs)? else {
+                    return Err(ExecError::protocol("expected the peer's masked value"));
+                };
+                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::trunc_round2(state, peer.clone())?;
+                self.set(*dst, Value::Share(z));
+            }
+            Instr::TruncLocal { dst, x, bits, .. } => {
+                let z = sharing::protocol::trunc_local_bits(self.share(*x)?, *bits);
+                self.set(*dst, Value::Share(z));
+            }
+            Instr::Encrypt { dst, src } => {
+                let kp = self.keypair.as_ref().ok_or_else(|| ExecError::protocol("encrypting without a key pair"))?;
+                let t = self.clear(*src)?;
+                let ints = fixed_ints(t, self.scale(*dst))?;
+                let cts = ints
+                    .par_iter()
+                    .map(|v| kp.private.encrypt_crt(&to_zn(&kp.public, *v)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let shape = t.shape.clone();
+                self.set(*dst, Value::Cipher { key: self.me, shape, cts });
+            }
+            Instr::Hom { dst, op, args } => {
+                let v = self.hom(*dst, op, args)?;
+                self.set(*dst, v);
+            }
+            Instr::Mask { masked, share, src, bound_bits, shift } => {
+                let (key, shape, cts) = self.cipher(*src)?;
+                let pk = self.key_for(key)?.clone();
+                let offset = BigUint::one() << *bound_bits;
+                let mask_bits = u64::from(*bound_bits) + 40;
+                let pairs: Vec<(Ciphertext, u64)> = cts
+                    .par_iter()
+                    .map(|c| {
+                        let r = rand::rng().random_biguint(mask_bits) + &offset;
+                        let enc = pk.encrypt(&r)?;
+                        let low = (&r >> *shift).iter_u64_digits().next().unwrap_or(0);
+                        Ok((pk.add(c, &enc), low.wrapping_neg()))
+                    })
+                    .collect::<Result<_, crate::paillier::PaillierError>>()?;
+                let shape = shape.to_vec();
+                let (new_cts, shares): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+                let s = self.my_share(RingTensor::new(shares, shape.clone())?)?;
+                self.set(*masked, Value::Cipher { key, shape, cts: new_cts });
+                self.set(*share, Value::Share(s));
+            }
+            Instr::DecryptShare { dst, src, shift } => {
+                let kp = self.keypair.as_ref().ok_or_else(|| ExecError::protocol("decrypting without a key pair"))?;
+                let (_, shape, cts) = self.cipher(*src)?;
+                let vals: Vec<u64> = cts
+                    .par_iter()
+                    .map(|c| (kp.private.decrypt(c) >> *shift).iter_u64_digits().next().unwrap_or(0))
+                    .collect();
+                let s = self.my_share(RingTensor::new(vals, shape.to_vec())?)?;
+                self.set(*dst, Value::Share(s));
+            }
+            Instr::Rerandomize { dst, src } => {
+                let (key, shape, cts) = self.cipher(*src)?;
+                let pk = self.key_for(key)?;
+                let cts = cts.par_iter().map(|c| pk.rerandomize(c)).collect();
+                let shape = shape.to_vec();
+                self.set(*dst, Value::Cipher { key, shape, cts });
+            }
+            Instr::Decrypt { dst, src } => {
+                let kp = self.keypair.as_ref().ok_or_else(|| ExecError::protocol("decrypting without a key pair"))?;
+                let scale = 2f64.powi(-(self.scale(*src) as i32));
+                let (_, shape, cts) = self.cipher(*src)?;
+                let data = cts
+                    .par_iter()
+                    .map(|c| {
+                        let v = kp.private.decrypt_signed(c)?;
+                        Ok(v.to_f64().unwrap_or(f64::NAN) * scale)
+                    })
+                    .collect::<Result<Vec<f64>, crate::paillier::PaillierError>>()?;
+                let t = Tensor::new(shape.to_vec(), data).map_err(ExecError::protocol)?;
+                self.set(*dst, Value::Clear(t));
+            }
+            Instr::Send { to, regs } => {
+                let values = regs.iter().map(|r| self.to_wire(*r)).collect::<Result<Vec<_>, _>>()?;
+                let frame = wire::encode(&values);
+                self.stats.bytes_sent += frame.len() as u64;
+                self.stats.frames_sent += 1;
+                self.sent_since_recv = true;
+                t.send(*to, frame)?;
+            }
+            Instr::Recv { from, regs } => {
+                let frame = t.recv(*from)?;
+                self.stats.bytes_received += frame.len() as u64;
+                if std::mem::take(&mut self.sent_since_recv) {
+                    self.stats.rounds += 1;
+                }
+                let who = self.plan.party_name(*from).to_string();
+                let values = wire::decode(&frame).map_err(|e| ExecError::protocol(format!("malformed message from {who}: {e}")))?;
+                if values.len() != regs.len() {
+                    return Err(ExecError::protocol(format!("{who} sent {} values, expected {}", values.len(), regs.len())));
+                }
+                for (r, w) in regs.iter().zip(values) {
+                    let (v, key) = self.from_wire(*r, w).map_err(|e| ExecError { kind: e.kind, message: format!("from {who}: {}", e.message) })?;
+                    if let Some((owner, pk)) = key {
+                        self.peer_keys.insert(owner, pk);
+                    }
+                    self.set(*r, v);
+                }
+            }
+            Instr::Reveal { dst, mine, theirs } => {
+                let sum = self.share(*mine)?.value().add(self.share(*theirs)?.value())?;
+                let t = decode_fixed(&sum, self.scale(*mine));
+                self.set(*dst, Value::Clear(t));
+            }
+            Instr::Output { src, output } => {
+                let t = self.clear(*src)?.clone();
+                outputs.push((self.plan.outputs[*output as usize].name.clone(), t));
+            }
+            other => return Err(ExecError::protocol(format!("unexpected instruction {}", self.plan.instr_text(other)))),
+        }
+        Ok(())
+    }
+
+    fn local(&mut self, dst: Reg, op: &ShareOp, args: &[Reg]) -> Result<Share, ExecError> {
+        let shape = self.reg_shape(dst)?;
+        let arg = |i: usize| args.get(i).copied().ok_or_else(|| ExecError::protocol("missing operand"));
+        let s0 = self.share(arg(0)?)?;
+        let public = |this: &Self, bits: u32| -> Result<RingTensor, ExecError> { encode_fixed(this.clear(arg(1)?)?, bits) };
+        Ok(match op {
+            ShareOp::Add | ShareOp::Sub => {
+                let s1 = self.share(arg(1)?)?;
+                let a = self.my_share(broadcast_ring(s0.value(), &shape)?)?;
+                let b = self.my_share(broadcast_ring(s1.value(), &shape)?)?;
+                if matches!(op, ShareOp::Add) {
+                    a.add(&b)?
+                } else {
+                    a.sub(&b)?
+                }
+            }
+            ShareOp::Neg => s0.neg(),
+            ShareOp::AddPublic | ShareOp::SubPublic | ShareOp::PublicSub => {
+                let c = broadcast_ring(&public(self, self.scale(arg(0)?))?, &shape)?;
+                let a = self.my_share(broadcast_ring(s0.value(), &shape)?)?;
+                match op {
+                    ShareOp::AddPublic => a.add_public(&c)?,
+                    ShareOp::SubPublic => a.sub_public(&c)?,
+                    _ => a.rsub_public(&c)?,
+                }
+            }
+            ShareOp::MulPublic { bits } => {
+                let c = broadcast_ring(&public(self, *bits)?, &shape)?;
+                let a = self.my_share(broadcast_ring(s0.value(), &shape)?)?;
+                a.mul_public(&c)?
+            }
+            ShareOp::MatMulPublic { bits, public_left } => {
+                let c = public(self, *bits)?;
+                if *public_left {
+                    Share::public_matmul(&c, s0)?
+                } else {
+                    s0.matmul_public(&c)?
+                }
+            }
+            ShareOp::Sum => self.my_share(sum_last(s0.value())?)?,
+            ShareOp::MulInt(k) => s0.mul_public_scalar(*k as u64),
+            ShareOp::Broadcast => self.my_share(broadcast_ring(s0.value(), &shape)?)?,
+        })
+    }
+
+    fn hom(&self, dst: Reg, op: &HomOp, args: &[Reg]) -> Result<Value, ExecError> {
+        let shape = self.reg_shape(dst)?;
+        let (key, cshape, cts) = self.cipher(args[0])?;
+        let pk = self.key_for(key)?;
+        let plain = |bits: u32| -> Result<(Vec<usize>, Vec<i64>), ExecError> {
+            let t = self.clear(args[1])?;
+            Ok((t.shape.clone(), fixed_ints(t, bits)?))
+        };
+        let n_out: usize = shape.iter().product();
+        let cts_out: Vec<Ciphertext> = match op {
+            HomOp::MatMul { bits } | HomOp::MatMulLeft { bits } => {
+                let (pshape, w) = plain(*bits)?;
+                let left = matches!(op, HomOp::MatMulLeft { .. });
+                // Cipher C (cshape) and plain P (pshape): C @ P, or P @ C when `left`.
+                let (ashape, bshape) = if left { (&pshape, &cshape.to_vec()) } else { (&cshape.to_vec(), &pshape) };
+                let (m, k) = match ashape.as_slice() {
+                    [k] => (1, *k),
+                    [m, k] => (*m, *k),
+                    _ => return Err(ExecError::protocol("bad matmul operand")),
+                };
+                let n = match bshape.as_slice() {
+                    [_] => 1,
+                    [_, n] => *n,
+                    _ => return Err(ExecError::protocol("bad matmul operand")),
+                };
+                (0..m * n)
+                    .into_par_iter()
+                    .map(|o| {
+                        let (i, j) = (o / n, o % n);
+                        let (bases, weights): (Vec<Ciphertext>, Vec<BigInt>) = (0..k)
+                            .map(|l| {
+                                if left {
+                                    (cts[l * n + j].clone(), BigInt::from(w[i * k + l]))
+                                } else {
+                                    (cts[i * k + l].clone(), BigInt::from(w[l * n + j]))
+                                }
+                            })
+                            .unzip();
+                        pk.dot(&bases, &weights)
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            HomOp::Mul { bits } => {
+                let (_, w) = plain(*bits)?;
+                (0..n_out).into_par_iter().map(|i| pk.mul_scalar(&cts[i % cts.len()], &BigInt::from(w[i % w.len()]))).collect()
+            }
+            HomOp::AddPlain | HomOp::SubPlain | HomOp::PlainSub => {
+                let (_, w) = plain(self.scale(args[0]))?;
+                (0..n_out)
+                    .into_par_iter()
+                    .map(|i| {
+                        let c = &cts[i % cts.len()];
+                        let m = BigInt::from(w[i % w.len()]);
+                        match op {
+                            HomOp::AddPlain => pk.add_plain(c, &m),
+                            HomOp::SubPlain => pk.add_plain(c, &-m),
+                            _ => pk.add_plain(&pk.neg(c), &m),
+                        }
+                    })
+                    .collect()
+            }
+            HomOp::Add | HomOp::Sub => {
+                let (_, _, other) = self.cipher(args[1])?;
+                (0..n_out)
+                    .into_par_iter()
+                    .map(|i| {
+                        let (a, b) = (&cts[i % cts.len()], &other[i % other.len()]);
+                        if matches!(op, HomOp::Add) {
+                            pk.add(a, b)
+                        } else {
+                            pk.sub(a, b)
+                        }
+                    })
+                    .collect()
+            }
+            HomOp::Neg => cts.par_iter().map(|c| pk.neg(c)).collect(),
+            HomOp::Sum => {
+                let k = *cshape.last().ok_or_else(|| ExecError::protocol("cannot sum a scalar"))?;
+                cts.par_chunks(k.max(1))
+                    .map(|row| row.iter().skip(1).fold(row[0].clone(), |acc, c| pk.add(&acc, c)))
+                    .collect()
+            }
+        };
+        if cts_out.len() != n_out {
+            return Err(ExecError::protocol("homomorphic result has the wrong size"));
+        }
+        Ok(Value::Cipher { key, shape, cts: cts_out })
+    }
+}
