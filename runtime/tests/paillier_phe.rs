@@ -181,3 +181,55 @@ fn malformed_inputs_are_errors() {
     );
     assert!(encrypted_number_from_json(pk, &json!({"v": "9".repeat(100_000), "e": 0})).is_err());
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|x| json!(x)),
+            any::<f64>().prop_map(|x| json!(x)),
+            "[A-Za-z0-9_=+/-]{0,40}".prop_map(Value::String),
+            "[0-9]{0,700}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "v", "e", "n", "kty", "alg", "lambda", "mu", "pub", "key_ops"
+                        ]),
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|kv| {
+                    Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn parsers_return_errors_not_panics(v in arb_json()) {
+            static SK: std::sync::OnceLock<PrivateKey> = std::sync::OnceLock::new();
+            let sk = SK.get_or_init(sk);
+            let _ = public_key_from_jwk(&v);
+            let _ = private_key_from_jwk(&v);
+            let _ = encrypted_number_from_json(sk.public_key(), &v);
+            let mut with_pub = v.clone();
+            if let Value::Object(m) = &mut with_pub {
+                m.insert("pub".into(), fixture("pub.json"));
+                m.insert("kty".into(), json!("DAJ"));
+                m.insert("key_ops".into(), json!(["decrypt"]));
+            }
+            let _ = private_key_from_jwk(&with_pub);
+        }
+    }
+}

@@ -137,8 +137,17 @@ fn parse_public_n(v: &Value) -> Result<BigUint> {
     }
     check_str(v, "kty", "DAJ", WHAT)?;
     check_str(v, "alg", "PAI-GN1", WHAT)?;
-    b64_field(v, "n", WHAT)
+    let n = b64_field(v, "n", WHAT)?;
+    if n.bits() > MAX_KEY_BITS {
+        return Err(PaillierError::Malformed(format!(
+            "{WHAT}: modulus larger than {MAX_KEY_BITS} bits"
+        )));
+    }
+    Ok(n)
 }
+
+/// Largest modulus accepted from JSON (bounds the work a hostile file causes).
+pub const MAX_KEY_BITS: u64 = 16384;
 
 /// Private key JWK (contains secrets: handle the result with care).
 pub fn private_key_to_jwk(sk: &PrivateKey, kid: &str, pub_kid: &str) -> Value {
