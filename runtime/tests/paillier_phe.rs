@@ -162,7 +162,15 @@ fn malformed_inputs_are_errors() {
     assert!(!e.to_string().contains(priv_fx["lambda"].as_str().unwrap()));
 
     let good = &fixture("encrypted.json")[1]["enc"];
-    assert!(encrypted_number_from_json(pk, good).is_ok());
+    let x = encrypted_number_from_json(pk, good).unwrap();
+    let tagged = runtime::paillier::jwk::encrypted_number_to_json_with_key(pk, &x);
+    assert_eq!(encrypted_number_from_json(pk, &tagged).unwrap(), x);
+    let mut wrong = tagged.clone();
+    wrong["key_fp"] = json!("2048:0000000000000001");
+    assert_eq!(
+        encrypted_number_from_json(pk, &wrong).unwrap_err(),
+        PaillierError::KeyMismatch
+    );
     assert!(encrypted_number_from_json(pk, &json!({"v": "12"})).is_err());
     assert!(encrypted_number_from_json(pk, &json!({"e": 0})).is_err());
     assert!(encrypted_number_from_json(pk, &json!({"v": "-12", "e": 0})).is_err());

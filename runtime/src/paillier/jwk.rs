@@ -210,9 +210,30 @@ pub fn encrypted_number_to_json(x: &EncryptedNumber) -> Value {
     })
 }
 
-/// Parse and validate an encrypted number for `pk` (ciphertext in `Z*_{n²}`).
+/// Public fingerprint of a key (`<bits>:<low 64 bits of n in hex>`), used
+/// to catch numbers paired with the wrong key. Not secret, not a MAC.
+pub fn key_fingerprint(pk: &PublicKey) -> String {
+    let low = pk.n().iter_u64_digits().next().unwrap_or(0);
+    format!("{}:{low:016x}", pk.bits())
+}
+
+/// As [`encrypted_number_to_json`] plus a `"key_fp"` field (ignored by phe,
+/// checked by [`encrypted_number_from_json`] when present).
+pub fn encrypted_number_to_json_with_key(pk: &PublicKey, x: &EncryptedNumber) -> Value {
+    let mut v = encrypted_number_to_json(x);
+    v["key_fp"] = Value::String(key_fingerprint(pk));
+    v
+}
+
+/// Parse and validate an encrypted number for `pk` (ciphertext in `Z*_{n²}`;
+/// if a `"key_fp"` field is present it must match `pk`).
 pub fn encrypted_number_from_json(pk: &PublicKey, v: &Value) -> Result<EncryptedNumber> {
     const WHAT: &str = "invalid encrypted number";
+    if let Some(fp) = v.get("key_fp") {
+        if fp.as_str() != Some(key_fingerprint(pk).as_str()) {
+            return Err(PaillierError::KeyMismatch);
+        }
+    }
     let s = v
         .get("v")
         .and_then(Value::as_str)

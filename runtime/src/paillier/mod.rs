@@ -99,6 +99,8 @@ pub enum PaillierError {
     InvalidKey(&'static str),
     #[error("ciphertext is not an element of Z*_(n^2) for this key")]
     InvalidCiphertext,
+    #[error("the number was encrypted under a different public key")]
+    KeyMismatch,
     #[error("plaintext is out of range for this key")]
     PlaintextOutOfRange,
     #[error("decrypted value lies in the overflow band (result too large, or wrong key)")]
