@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use runtime::paillier::jwk::{
-    encrypted_number_from_json, encrypted_number_to_json, private_key_from_jwk, private_key_to_jwk,
-    public_key_from_jwk, public_key_to_jwk,
+    encrypted_number_from_json, encrypted_number_to_json_with_key, private_key_from_jwk,
+    private_key_to_jwk, public_key_from_jwk, public_key_to_jwk,
 };
 use runtime::paillier::{
     EncodedNumber, EncryptedNumber, KeygenEvent, Keypair, PaillierError, PublicKey,
@@ -175,7 +175,7 @@ fn serialise(pk: &PublicKey, x: &EncryptedNumber) -> Result<String, CmdError> {
     } else {
         x.clone()
     };
-    Ok(encrypted_number_to_json(&x).to_string())
+    Ok(encrypted_number_to_json_with_key(pk, &x).to_string())
 }
 
 fn op_err(e: PaillierError) -> CmdError {
@@ -370,6 +370,33 @@ mod tests {
         })
         .unwrap();
         assert_eq!(decrypt_to(&d, &s), -6.0);
+        // a number made under another key is refused
+        let other = d.join("other.json");
+        let other_pub = d.join("other_pub.json");
+        run(PaillierCmd::Keygen {
+            output: other.clone(),
+            keysize: 2048,
+            id: None,
+        })
+        .unwrap();
+        run(PaillierCmd::Public {
+            input: other.clone(),
+            output: other_pub.clone(),
+        })
+        .unwrap();
+        run(PaillierCmd::Encrypt {
+            public: other_pub,
+            plaintext: "5".into(),
+            output: Some(s.clone()),
+        })
+        .unwrap();
+        let e = run(PaillierCmd::Decrypt {
+            private: fixtures().join("priv.json"),
+            ciphertext: s.clone(),
+            output: None,
+        })
+        .unwrap_err();
+        assert!(e.0.contains("different public key"), "{e}");
         // phe-made number decrypts
         let cases: Value = serde_json::from_str(
             &std::fs::read_to_string(fixtures().join("encrypted.json")).unwrap(),

@@ -162,7 +162,15 @@ fn malformed_inputs_are_errors() {
     assert!(!e.to_string().contains(priv_fx["lambda"].as_str().unwrap()));
 
     let good = &fixture("encrypted.json")[1]["enc"];
-    assert!(encrypted_number_from_json(pk, good).is_ok());
+    let x = encrypted_number_from_json(pk, good).unwrap();
+    let tagged = runtime::paillier::jwk::encrypted_number_to_json_with_key(pk, &x);
+    assert_eq!(encrypted_number_from_json(pk, &tagged).unwrap(), x);
+    let mut wrong = tagged.clone();
+    wrong["key_fp"] = json!("2048:0000000000000001");
+    assert_eq!(
+        encrypted_number_from_json(pk, &wrong).unwrap_err(),
+        PaillierError::KeyMismatch
+    );
     assert!(encrypted_number_from_json(pk, &json!({"v": "12"})).is_err());
     assert!(encrypted_number_from_json(pk, &json!({"e": 0})).is_err());
     assert!(encrypted_number_from_json(pk, &json!({"v": "-12", "e": 0})).is_err());
@@ -180,4 +188,56 @@ fn malformed_inputs_are_errors() {
         PaillierError::InvalidCiphertext
     );
     assert!(encrypted_number_from_json(pk, &json!({"v": "9".repeat(100_000), "e": 0})).is_err());
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|x| json!(x)),
+            any::<f64>().prop_map(|x| json!(x)),
+            "[A-Za-z0-9_=+/-]{0,40}".prop_map(Value::String),
+            "[0-9]{0,700}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "v", "e", "n", "kty", "alg", "lambda", "mu", "pub", "key_ops"
+                        ]),
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|kv| {
+                    Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn parsers_return_errors_not_panics(v in arb_json()) {
+            static SK: std::sync::OnceLock<PrivateKey> = std::sync::OnceLock::new();
+            let sk = SK.get_or_init(sk);
+            let _ = public_key_from_jwk(&v);
+            let _ = private_key_from_jwk(&v);
+            let _ = encrypted_number_from_json(sk.public_key(), &v);
+            let mut with_pub = v.clone();
+            if let Value::Object(m) = &mut with_pub {
+                m.insert("pub".into(), fixture("pub.json"));
+                m.insert("kty".into(), json!("DAJ"));
+                m.insert("key_ops".into(), json!(["decrypt"]));
+            }
+            let _ = private_key_from_jwk(&with_pub);
+        }
+    }
 }

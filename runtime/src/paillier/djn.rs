@@ -2,7 +2,7 @@
 //! an offline pool of randomisers.
 
 use num_bigint::{BigRng010 as BigRng, BigUint};
-use rand::Rng;
+use rand::CryptoRng;
 use rayon::prelude::*;
 
 use super::keys::PublicKey;
@@ -105,7 +105,7 @@ impl PublicKey {
     }
 
     /// A fresh randomiser `h_s^α mod n²` with a random 256-bit `α`.
-    pub fn djn_randomizer<R: Rng + ?Sized>(&self, rng: &mut R) -> BigUint {
+    pub fn djn_randomizer<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> BigUint {
         let alpha = rng.random_biguint(DJN_EXPONENT_BITS);
         self.djn_table().pow(&alpha, self.mont_n2())
     }
@@ -117,7 +117,7 @@ impl PublicKey {
     }
 
     /// Public-key encryption (DJN) with a caller-supplied RNG.
-    pub fn encrypt_with_rng<R: Rng + ?Sized>(
+    pub fn encrypt_with_rng<R: CryptoRng + ?Sized>(
         &self,
         m: &BigUint,
         rng: &mut R,
@@ -166,7 +166,7 @@ impl RandomizerPool {
     }
 
     /// Add `count` randomisers drawn with `rng`.
-    pub fn fill_with_rng<R: Rng + ?Sized>(&mut self, count: usize, rng: &mut R) {
+    pub fn fill_with_rng<R: CryptoRng + ?Sized>(&mut self, count: usize, rng: &mut R) {
         let alphas: Vec<BigUint> = (0..count)
             .map(|_| rng.random_biguint(DJN_EXPONENT_BITS))
             .collect();

@@ -137,8 +137,17 @@ fn parse_public_n(v: &Value) -> Result<BigUint> {
     }
     check_str(v, "kty", "DAJ", WHAT)?;
     check_str(v, "alg", "PAI-GN1", WHAT)?;
-    b64_field(v, "n", WHAT)
+    let n = b64_field(v, "n", WHAT)?;
+    if n.bits() > MAX_KEY_BITS {
+        return Err(PaillierError::Malformed(format!(
+            "{WHAT}: modulus larger than {MAX_KEY_BITS} bits"
+        )));
+    }
+    Ok(n)
 }
+
+/// Largest modulus accepted from JSON (bounds the work a hostile file causes).
+pub const MAX_KEY_BITS: u64 = 16384;
 
 /// Private key JWK (contains secrets: handle the result with care).
 pub fn private_key_to_jwk(sk: &PrivateKey, kid: &str, pub_kid: &str) -> Value {
@@ -201,9 +210,30 @@ pub fn encrypted_number_to_json(x: &EncryptedNumber) -> Value {
     })
 }
 
-/// Parse and validate an encrypted number for `pk` (ciphertext in `Z*_{n²}`).
+/// Public fingerprint of a key (`<bits>:<low 64 bits of n in hex>`), used
+/// to catch numbers paired with the wrong key. Not secret, not a MAC.
+pub fn key_fingerprint(pk: &PublicKey) -> String {
+    let low = pk.n().iter_u64_digits().next().unwrap_or(0);
+    format!("{}:{low:016x}", pk.bits())
+}
+
+/// As [`encrypted_number_to_json`] plus a `"key_fp"` field (ignored by phe,
+/// checked by [`encrypted_number_from_json`] when present).
+pub fn encrypted_number_to_json_with_key(pk: &PublicKey, x: &EncryptedNumber) -> Value {
+    let mut v = encrypted_number_to_json(x);
+    v["key_fp"] = Value::String(key_fingerprint(pk));
+    v
+}
+
+/// Parse and validate an encrypted number for `pk` (ciphertext in `Z*_{n²}`;
+/// if a `"key_fp"` field is present it must match `pk`).
 pub fn encrypted_number_from_json(pk: &PublicKey, v: &Value) -> Result<EncryptedNumber> {
     const WHAT: &str = "invalid encrypted number";
+    if let Some(fp) = v.get("key_fp") {
+        if fp.as_str() != Some(key_fingerprint(pk).as_str()) {
+            return Err(PaillierError::KeyMismatch);
+        }
+    }
     let s = v
         .get("v")
         .and_then(Value::as_str)

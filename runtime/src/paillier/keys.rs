@@ -82,10 +82,10 @@ impl PublicKey {
             }
         };
         let h = &n - (&x * &x % &n);
-        let hs = h.modpow(&n, &n2);
-        let max_int = &n / 3u32 - 1u32;
         let mont =
             Arc::new(Monty::new(&n2).ok_or(PaillierError::InvalidKey("modulus must be odd"))?);
+        let hs = mont.pow(&h, &n);
+        let max_int = &n / 3u32 - 1u32;
         Ok(PublicKey {
             mont,
             n,

@@ -58,7 +58,12 @@
 //! python-paillier's `pheutil` JSON: public key
 //! `{"kty":"DAJ","alg":"PAI-GN1","key_ops":["encrypt"],"n":<base64url>,"kid":..}`,
 //! private key `{"kty":"DAJ","key_ops":["decrypt"],"lambda":..,"mu":..,"pub":{..},"kid":..}`,
-//! encrypted numbers `{"v":"<decimal>","e":<exponent>}`.
+//! encrypted numbers `{"v":"<decimal>","e":<exponent>}`. Veil's CLI adds an
+//! optional public `"key_fp"` (bit length and low 64 bits of `n`), ignored by
+//! phe, so that a number paired with the wrong key is a clear error; without
+//! it (phe-made files) a wrong key is caught only when the ciphertext is not
+//! in `Z*_{n²}` or decrypts into the overflow band. Moduli above
+//! [`jwk::MAX_KEY_BITS`] are refused when parsed.
 //!
 //! # Hygiene
 //!
@@ -99,6 +104,8 @@ pub enum PaillierError {
     InvalidKey(&'static str),
     #[error("ciphertext is not an element of Z*_(n^2) for this key")]
     InvalidCiphertext,
+    #[error("the number was encrypted under a different public key")]
+    KeyMismatch,
     #[error("plaintext is out of range for this key")]
     PlaintextOutOfRange,
     #[error("decrypted value lies in the overflow band (result too large, or wrong key)")]

@@ -74,6 +74,8 @@ impl Monty {
     fn redc(&self, t: &mut [u64], out: &mut [u64]) {
         let k = self.k;
         let n = &self.n;
+        // the carry out of row i's top word is deferred to row i + 1's top word
+        let mut hi: u64 = 0;
         for i in 0..k {
             let m = t[i].wrapping_mul(self.ninv);
             let mut c: u64 = 0;
@@ -83,14 +85,11 @@ impl Monty {
                 *tj = s as u64;
                 c = (s >> 64) as u64;
             }
-            let mut idx = i + k;
-            while c != 0 && idx <= 2 * k {
-                let (v, o) = t[idx].overflowing_add(c);
-                t[idx] = v;
-                c = o as u64;
-                idx += 1;
-            }
+            let v = t[i + k] as u128 + c as u128 + hi as u128;
+            t[i + k] = v as u64;
+            hi = (v >> 64) as u64;
         }
+        t[2 * k] += hi;
         // result = t[k..=2k], < 2n
         let res = &t[k..=2 * k];
         let ge = res[k] != 0 || {

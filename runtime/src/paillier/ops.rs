@@ -3,7 +3,7 @@
 use num_bigint::{BigInt, BigUint, Sign};
 use num_integer::Integer;
 use num_traits::{One, Signed, Zero};
-use rand::Rng;
+use rand::CryptoRng;
 use rayon::prelude::*;
 
 use super::keys::PublicKey;
@@ -67,7 +67,7 @@ impl PublicKey {
     }
 
     /// Textbook public-key encryption with a full-size `r^n` (slow baseline).
-    pub fn encrypt_textbook<R: Rng + ?Sized>(
+    pub fn encrypt_textbook<R: CryptoRng + ?Sized>(
         &self,
         m: &BigUint,
         rng: &mut R,

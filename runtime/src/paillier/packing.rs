@@ -34,7 +34,7 @@
 
 use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
 use num_traits::{One, Zero};
-use rand::Rng;
+use rand::CryptoRng;
 
 use super::keys::{PrivateKey, PublicKey};
 use super::ops::Ciphertext;
@@ -191,7 +191,7 @@ impl PackingLayout {
 
     /// Add an independent mask `r_i ∈ [0, 2^{B+40})` to each of `count` slots;
     /// returns the masked ciphertext and the masks (secret to the masker).
-    pub fn mask<R: Rng + ?Sized>(
+    pub fn mask<R: CryptoRng + ?Sized>(
         &self,
         pk: &PublicKey,
         c: &Ciphertext,

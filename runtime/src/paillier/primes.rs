@@ -51,9 +51,10 @@ pub(crate) fn is_probable_prime<R: Rng + ?Sized>(n: &BigUint, rounds: usize, rng
     let n_minus_1 = n - 1u32;
     let s = n_minus_1.trailing_zeros().unwrap_or(0);
     let d = &n_minus_1 >> s;
+    let ctx = super::monty::Monty::new(n).expect("n is odd and > 3 here");
     let witness = |a: &BigUint| -> bool {
         // true if `a` proves n composite
-        let mut x = a.modpow(&d, n);
+        let mut x = ctx.pow(a, &d);
         if x.is_one() || x == n_minus_1 {
             return false;
         }
