@@ -66,7 +66,8 @@ Examples:
     )]
     Compile(compile_cmd::CompileArgs),
     /// Compile a model and run every party privately in this process.
-    #[command(after_help = "Inputs are bound by name to files (.csv, .json or .npy); the batch size
+    #[command(
+        after_help = "Inputs are bound by name to files (.csv, .json or .npy); the batch size
 comes from the data. Each party's outputs are printed, or written with
 --output DIR (all files or none). With --demo, random inputs of the declared
 shapes and ranges are generated, and the private result is compared with the
@@ -76,7 +77,8 @@ Examples:
   veil run models/logreg_100.veil --demo
   veil run models/logreg_100.veil --demo --batch 1000 --stats
   veil run models/logreg_100.veil --input x=client.csv --input w=w.json --input b=b.json -o out/
-  veil run models/credit_2p.veil --demo --key-bits 2048")]
+  veil run models/credit_2p.veil --demo --key-bits 2048"
+    )]
     Run(run_cmd::RunArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
     #[command(subcommand)]
@@ -175,8 +177,14 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
         }
     };
     for (path, bytes) in files {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let written = std::fs::File::create(&tmp).and_then(|mut f| {
             f.write_all(bytes)?;

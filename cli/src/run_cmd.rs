@@ -36,7 +36,9 @@ pub struct RunArgs {
 }
 
 fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
-    let (name, path) = s.split_once('=').ok_or("expected NAME=PATH, such as x=client.csv")?;
+    let (name, path) = s
+        .split_once('=')
+        .ok_or("expected NAME=PATH, such as x=client.csv")?;
     if name.trim().is_empty() || path.trim().is_empty() {
         return Err("expected NAME=PATH, such as x=client.csv".into());
     }
@@ -61,7 +63,15 @@ pub fn demo_inputs(plan: &Plan, batch: usize) -> BTreeMap<String, Tensor> {
                 .collect();
             let (lo, hi) = i.range.unwrap_or((-1.0, 1.0));
             let n: usize = shape.iter().product();
-            let data = (0..n).map(|_| if lo == hi { lo } else { rng.random_range(lo..=hi) }).collect();
+            let data = (0..n)
+                .map(|_| {
+                    if lo == hi {
+                        lo
+                    } else {
+                        rng.random_range(lo..=hi)
+                    }
+                })
+                .collect();
             (i.name.clone(), Tensor { shape, data })
         })
         .collect()
@@ -71,7 +81,9 @@ pub fn demo_inputs(plan: &Plan, batch: usize) -> BTreeMap<String, Tensor> {
 pub fn per_party(plan: &Plan, all: &BTreeMap<String, Tensor>) -> Vec<BTreeMap<String, Tensor>> {
     let mut out = vec![BTreeMap::new(); plan.parties.len()];
     for spec in &plan.inputs {
-        let Some(t) = all.get(&spec.name) else { continue };
+        let Some(t) = all.get(&spec.name) else {
+            continue;
+        };
         match spec.owner {
             Owner::Party(p) => {
                 out[p as usize].insert(spec.name.clone(), t.clone());
@@ -88,13 +100,19 @@ pub fn per_party(plan: &Plan, all: &BTreeMap<String, Tensor>) -> Vec<BTreeMap<St
     out
 }
 
-fn load_inputs(plan: &Plan, bindings: &[(String, PathBuf)]) -> Result<BTreeMap<String, Tensor>, String> {
+fn load_inputs(
+    plan: &Plan,
+    bindings: &[(String, PathBuf)],
+) -> Result<BTreeMap<String, Tensor>, String> {
     let mut all = BTreeMap::new();
     let mut errors = Vec::new();
     for (name, path) in bindings {
         let Some(spec) = plan.inputs.iter().find(|i| &i.name == name) else {
             let known: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
-            errors.push(format!("--input {name}: the model has no input `{name}` (its inputs: {})", known.join(", ")));
+            errors.push(format!(
+                "--input {name}: the model has no input `{name}` (its inputs: {})",
+                known.join(", ")
+            ));
             continue;
         };
         match data::load(path) {
@@ -107,7 +125,11 @@ fn load_inputs(plan: &Plan, bindings: &[(String, PathBuf)]) -> Result<BTreeMap<S
     if errors.is_empty() {
         if let Err(errs) = plan::bind_inputs(plan, None, &all) {
             for e in errs {
-                let file = bindings.iter().find(|(n, _)| *n == e.input).map(|(_, p)| format!(" (from `{}`)", p.display())).unwrap_or_default();
+                let file = bindings
+                    .iter()
+                    .find(|(n, _)| *n == e.input)
+                    .map(|(_, p)| format!(" (from `{}`)", p.display()))
+                    .unwrap_or_default();
                 errors.push(format!("{e}{file}"));
             }
         }
@@ -138,10 +160,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         }
     };
-    let parties = plan.parties.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
-    eprintln!("running {} privately: {parties} in this process ...", plan.model);
+    let parties = plan
+        .parties
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!(
+        "running {} privately: {parties} in this process ...",
+        plan.model
+    );
     let started = Instant::now();
-    let outcomes = match runtime::exec::run_in_process(plan, &per_party(plan, &inputs), &runtime::exec::Options::default()) {
+    let outcomes = match runtime::exec::run_in_process(
+        plan,
+        &per_party(plan, &inputs),
+        &runtime::exec::Options::default(),
+    ) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
@@ -162,21 +196,41 @@ pub fn run(args: &RunArgs) -> ExitCode {
     } else {
         for (p, o) in outcomes.iter().enumerate() {
             for (name, t) in &o.outputs {
-                println!("{} learns {name} {:?}: {}", plan.party_name(p as u32), t.shape, preview(t));
+                println!(
+                    "{} learns {name} {:?}: {}",
+                    plan.party_name(p as u32),
+                    t.shape,
+                    preview(t)
+                );
             }
         }
     }
     if args.demo {
-        let model = compiler::check_source(&crate::read_source(&args.file).unwrap_or_default()).model;
-        let Some(model) = model else { return ExitCode::FAILURE };
+        let model =
+            compiler::check_source(&crate::read_source(&args.file).unwrap_or_default()).model;
+        let Some(model) = model else {
+            return ExitCode::FAILURE;
+        };
         match compiler::reference::evaluate(&model, &inputs) {
             Ok(reference) => {
                 let mut worst: f64 = 0.0;
                 for (p, o) in outcomes.iter().enumerate() {
                     for (name, t) in &o.outputs {
-                        let (_, r) = reference.iter().find(|(n, _)| n == name).expect("same outputs");
-                        let err = t.data.iter().zip(&r.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-                        let bound = plan.outputs.iter().find(|s| &s.name == name).map_or(f64::NAN, |s| s.error_bound);
+                        let (_, r) = reference
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .expect("same outputs");
+                        let err = t
+                            .data
+                            .iter()
+                            .zip(&r.data)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0.0, f64::max);
+                        let bound = plan
+                            .outputs
+                            .iter()
+                            .find(|s| &s.name == name)
+                            .map_or(f64::NAN, |s| s.error_bound);
                         println!(
                             "reference {name} at {}: {}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e})",
                             plan.party_name(p as u32),
@@ -195,12 +249,19 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 fn preview(t: &Tensor) -> String {
     let shown: Vec<String> = t.data.iter().take(8).map(|v| format!("{v:.4}")).collect();
-    let more = if t.data.len() > 8 { format!(", ... ({} values)", t.data.len()) } else { String::new() };
+    let more = if t.data.len() > 8 {
+        format!(", ... ({} values)", t.data.len())
+    } else {
+        String::new()
+    };
     format!("[{}{more}]", shown.join(", "))
 }
 
 pub fn print_stats(plan: &Plan, outcomes: &[runtime::exec::Outcome]) {
-    eprintln!("{:<12} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10}", "party", "sent (B)", "recv (B)", "rounds", "setup", "preproc", "online");
+    eprintln!(
+        "{:<12} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10}",
+        "party", "sent (B)", "recv (B)", "rounds", "setup", "preproc", "online"
+    );
     let mut total = 0u64;
     for (p, o) in outcomes.iter().enumerate() {
         let s = &o.stats;
@@ -223,7 +284,11 @@ pub fn print_stats(plan: &Plan, outcomes: &[runtime::exec::Outcome]) {
     );
 }
 
-fn write_outputs(dir: &Path, plan: &Plan, outcomes: &[runtime::exec::Outcome]) -> Result<(), String> {
+fn write_outputs(
+    dir: &Path,
+    plan: &Plan,
+    outcomes: &[runtime::exec::Outcome],
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for (p, o) in outcomes.iter().enumerate() {
@@ -234,9 +299,14 @@ fn write_outputs(dir: &Path, plan: &Plan, outcomes: &[runtime::exec::Outcome]) -
         let mut obj = serde_json::Map::new();
         for (name, t) in &o.outputs {
             obj.insert(name.clone(), data::to_json_value(t));
-            files.push((dir.join(format!("{party}-{name}.csv")), data::to_csv(t).into_bytes()));
+            files.push((
+                dir.join(format!("{party}-{name}.csv")),
+                data::to_csv(t).into_bytes(),
+            ));
         }
-        let json = serde_json::to_string_pretty(&serde_json::Value::Object(obj)).expect("valid JSON") + "\n";
+        let json = serde_json::to_string_pretty(&serde_json::Value::Object(obj))
+            .expect("valid JSON")
+            + "\n";
         files.push((dir.join(format!("{party}.json")), json.into_bytes()));
     }
     // All files are written to temporaries first; only then renamed.

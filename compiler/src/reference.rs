@@ -7,14 +7,20 @@ use plan::Tensor;
 use std::collections::BTreeMap;
 
 /// Evaluate every output of `model` on `inputs` (by input name).
-pub fn evaluate(model: &CheckedModel, inputs: &BTreeMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, String> {
+pub fn evaluate(
+    model: &CheckedModel,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Result<Vec<(String, Tensor)>, String> {
     let mut values: Vec<Option<Tensor>> = vec![None; model.values.len()];
     for (i, v) in model.values.iter().enumerate() {
         let get = |id: &ValueId| values[id.index()].as_ref().expect("operands come first");
         let t = match &v.op {
             Op::Input { .. } => {
                 let name = v.name.as_deref().unwrap_or_default();
-                inputs.get(name).cloned().ok_or_else(|| format!("missing input `{name}`"))?
+                inputs
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("missing input `{name}`"))?
             }
             Op::Const { data } => {
                 let shape: Vec<usize> = v
@@ -38,7 +44,12 @@ pub fn evaluate(model: &CheckedModel, inputs: &BTreeMap<String, Tensor>) -> Resu
     Ok(model
         .outputs
         .iter()
-        .map(|o| (o.name.clone(), values[o.value.index()].clone().expect("evaluated")))
+        .map(|o| {
+            (
+                o.name.clone(),
+                values[o.value.index()].clone().expect("evaluated"),
+            )
+        })
         .collect())
 }
 

@@ -839,7 +839,9 @@ pub(crate) fn simulate(plan: &Plan) -> Result<(), Vec<(PartyIdx, usize)>> {
             while pc[p] < prog.len() {
                 match &prog[pc[p]] {
                     Instr::Send { to, regs } => queues[p][*to as usize].push_back(regs.clone()),
-                    Instr::Recv { from, .. } if queues[*from as usize][p].pop_front().is_none() => break,
+                    Instr::Recv { from, .. } if queues[*from as usize][p].pop_front().is_none() => {
+                        break
+                    }
                     _ => {}
                 }
                 pc[p] += 1;

@@ -24,7 +24,10 @@ impl Tensor {
     pub fn new(shape: Vec<usize>, data: Vec<f64>) -> Result<Tensor, String> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(format!("shape {shape:?} needs {n} values, found {}", data.len()));
+            return Err(format!(
+                "shape {shape:?} needs {n} values, found {}",
+                data.len()
+            ));
         }
         Ok(Tensor { shape, data })
     }
@@ -62,7 +65,11 @@ impl fmt::Display for InputError {
 /// input, for `None`): every one present, shapes agreeing (binding symbolic
 /// dimensions such as `batch` consistently), values finite and inside the
 /// declared range. Returns the bound dimensions.
-pub fn bind_inputs(plan: &Plan, party: Option<u32>, given: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, usize>, Vec<InputError>> {
+pub fn bind_inputs(
+    plan: &Plan,
+    party: Option<u32>,
+    given: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, usize>, Vec<InputError>> {
     let mut dims: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();
     let wanted: Vec<&InputSpec> = plan
@@ -76,24 +83,42 @@ pub fn bind_inputs(plan: &Plan, party: Option<u32>, given: &BTreeMap<String, Ten
     for name in given.keys() {
         if !wanted.iter().any(|i| &i.name == name) {
             let known: Vec<&str> = wanted.iter().map(|i| i.name.as_str()).collect();
-            let owner = plan.inputs.iter().find(|i| &i.name == name).map(|i| i.owner);
+            let owner = plan
+                .inputs
+                .iter()
+                .find(|i| &i.name == name)
+                .map(|i| i.owner);
             let message = match owner {
-                Some(Owner::Party(q)) => format!("belongs to {}, not to this party", plan.party_name(q)),
-                _ => format!("the model has no such input (its inputs here: {})", known.join(", ")),
+                Some(Owner::Party(q)) => {
+                    format!("belongs to {}, not to this party", plan.party_name(q))
+                }
+                _ => format!(
+                    "the model has no such input (its inputs here: {})",
+                    known.join(", ")
+                ),
             };
-            errors.push(InputError { input: name.clone(), message });
+            errors.push(InputError {
+                input: name.clone(),
+                message,
+            });
         }
     }
     for spec in wanted {
         let Some(t) = given.get(&spec.name) else {
             errors.push(InputError {
                 input: spec.name.clone(),
-                message: format!("missing: the model declares `input {}: fixed{}`; give it with --input {}=FILE", spec.name, spec.shape, spec.name),
+                message: format!(
+                    "missing: the model declares `input {}: fixed{}`; give it with --input {}=FILE",
+                    spec.name, spec.shape, spec.name
+                ),
             });
             continue;
         };
         if let Err(m) = bind_shape(&spec.shape, &t.shape, &mut dims) {
-            errors.push(InputError { input: spec.name.clone(), message: m });
+            errors.push(InputError {
+                input: spec.name.clone(),
+                message: m,
+            });
             continue;
         }
         if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
@@ -119,17 +144,28 @@ pub fn bind_inputs(plan: &Plan, party: Option<u32>, given: &BTreeMap<String, Ten
     }
 }
 
-fn bind_shape(spec: &Shape, got: &[usize], dims: &mut BTreeMap<String, usize>) -> Result<(), String> {
+fn bind_shape(
+    spec: &Shape,
+    got: &[usize],
+    dims: &mut BTreeMap<String, usize>,
+) -> Result<(), String> {
     if spec.0.len() != got.len() {
-        return Err(format!("expected shape {spec} ({} dimensions), the data has shape {got:?}", spec.0.len()));
+        return Err(format!(
+            "expected shape {spec} ({} dimensions), the data has shape {got:?}",
+            spec.0.len()
+        ));
     }
     for (d, &n) in spec.0.iter().zip(got) {
         match d {
-            Dim::Known(k) if *k as usize != n => return Err(format!("expected shape {spec}, the data has shape {got:?}")),
+            Dim::Known(k) if *k as usize != n => {
+                return Err(format!("expected shape {spec}, the data has shape {got:?}"))
+            }
             Dim::Known(_) => {}
             Dim::Symbol(s) => match dims.get(s) {
                 Some(&m) if m != n => {
-                    return Err(format!("dimension `{s}` is {n} here but {m} in an earlier input"));
+                    return Err(format!(
+                        "dimension `{s}` is {n} here but {m} in an earlier input"
+                    ));
                 }
                 _ => {
                     if n == 0 {
@@ -166,12 +202,21 @@ impl Tensor {
     /// Elementwise with suffix broadcasting: the shorter shape must be a
     /// suffix of the longer (a scalar always is).
     pub fn zip(&self, other: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
-        let (long, short) = if self.shape.len() >= other.shape.len() { (self, other) } else { (other, self) };
+        let (long, short) = if self.shape.len() >= other.shape.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
         if !long.shape.ends_with(&short.shape) || short.data.is_empty() {
-            return Err(format!("shapes {:?} and {:?} do not broadcast", self.shape, other.shape));
+            return Err(format!(
+                "shapes {:?} and {:?} do not broadcast",
+                self.shape, other.shape
+            ));
         }
         let n = long.len();
-        let data = (0..n).map(|i| f(self.data[i % self.len()], other.data[i % other.len()])).collect();
+        let data = (0..n)
+            .map(|i| f(self.data[i % self.len()], other.data[i % other.len()]))
+            .collect();
         Ok(Tensor {
             shape: long.shape.clone(),
             data,
@@ -180,7 +225,12 @@ impl Tensor {
 
     /// `[k]@[k]`, `[m,k]@[k]`, `[k]@[k,n]`, `[m,k]@[k,n]`.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor, String> {
-        let bad = || format!("cannot multiply shapes {:?} and {:?}", self.shape, other.shape);
+        let bad = || {
+            format!(
+                "cannot multiply shapes {:?} and {:?}",
+                self.shape, other.shape
+            )
+        };
         let (m, k) = match self.shape.as_slice() {
             [k] => (1, *k),
             [m, k] => (*m, *k),
@@ -226,7 +276,11 @@ impl crate::ClearOp {
     pub fn apply(&self, args: &[&Tensor]) -> Result<Tensor, String> {
         use crate::ClearOp::*;
         let a = args.first().ok_or("missing operand")?;
-        let b = || args.get(1).copied().ok_or_else(|| "missing second operand".to_string());
+        let b = || {
+            args.get(1)
+                .copied()
+                .ok_or_else(|| "missing second operand".to_string())
+        };
         match self {
             Neg => Ok(a.map(|x| -x)),
             Add => a.zip(b()?, |x, y| x + y),

@@ -5,6 +5,6 @@
 //! The runtime depends on `plan` only; it never sees source text, the AST or
 //! the compiler's graph.
 
+pub mod exec;
 pub mod paillier;
 pub mod sharing;
-pub mod exec;

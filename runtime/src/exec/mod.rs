@@ -23,8 +23,8 @@ pub use transport::{ChannelTransport, Transport};
 
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
-    Correlations, CorrelationRequest, Dealer, DealerSource, Engine, FixedPoint, MulState, Party as Role, Share,
-    TruncMode, TruncState,
+    CorrelationRequest, Correlations, Dealer, DealerSource, Engine, FixedPoint, MulState,
+    Party as Role, Share, TruncMode, TruncState,
 };
 use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -52,16 +52,28 @@ pub struct ExecError {
 
 impl ExecError {
     pub fn input(m: impl Into<String>) -> Self {
-        ExecError { kind: ErrorKind::Input, message: m.into() }
+        ExecError {
+            kind: ErrorKind::Input,
+            message: m.into(),
+        }
     }
     pub fn transport(m: impl Into<String>) -> Self {
-        ExecError { kind: ErrorKind::Transport, message: m.into() }
+        ExecError {
+            kind: ErrorKind::Transport,
+            message: m.into(),
+        }
     }
     pub fn protocol(m: impl Into<String>) -> Self {
-        ExecError { kind: ErrorKind::Protocol, message: m.into() }
+        ExecError {
+            kind: ErrorKind::Protocol,
+            message: m.into(),
+        }
     }
     pub fn crypto(m: impl Into<String>) -> Self {
-        ExecError { kind: ErrorKind::Crypto, message: m.into() }
+        ExecError {
+            kind: ErrorKind::Crypto,
+            message: m.into(),
+        }
     }
 }
 
@@ -139,7 +151,11 @@ pub struct Outcome {
 enum Value {
     Clear(Tensor),
     Share(Share),
-    Cipher { key: PartyIdx, shape: Vec<usize>, cts: Vec<Ciphertext> },
+    Cipher {
+        key: PartyIdx,
+        shape: Vec<usize>,
+        cts: Vec<Ciphertext>,
+    },
     Wire(Wire),
 }
 
@@ -171,7 +187,11 @@ pub fn run_party(
     opts: &Options,
 ) -> Result<Outcome, ExecError> {
     let start = Instant::now();
-    let is_dealer = plan.parties.get(me as usize).map(|p| p.role == plan::Role::Dealer).ok_or_else(|| ExecError::input(format!("the plan has no party {me}")))?;
+    let is_dealer = plan
+        .parties
+        .get(me as usize)
+        .map(|p| p.role == plan::Role::Dealer)
+        .ok_or_else(|| ExecError::input(format!("the plan has no party {me}")))?;
     let own = if is_dealer {
         if !inputs.is_empty() {
             return Err(ExecError::input("the dealer takes no inputs"));
@@ -179,11 +199,21 @@ pub fn run_party(
         BTreeMap::new()
     } else {
         plan::bind_inputs(plan, Some(me), inputs).map_err(|errs| {
-            ExecError::input(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+            ExecError::input(
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
         })?
     };
-    let compute: Vec<PartyIdx> = (0..plan.parties.len() as u32).filter(|p| plan.parties[*p as usize].role == plan::Role::Compute).collect();
-    let role = compute.iter().position(|p| *p == me).map(|i| if i == 0 { Role::P0 } else { Role::P1 });
+    let compute: Vec<PartyIdx> = (0..plan.parties.len() as u32)
+        .filter(|p| plan.parties[*p as usize].role == plan::Role::Compute)
+        .collect();
+    let role = compute
+        .iter()
+        .position(|p| *p == me)
+        .map(|i| if i == 0 { Role::P0 } else { Role::P1 });
     let mut ex = Exec {
         plan,
         inputs,
@@ -204,35 +234,47 @@ pub fn run_party(
     };
     ex.exchange_dims(transport)?;
     ex.requests = ex.bind_requests()?;
-    if plan.randomness == plan::RandomnessSource::TwoParty && role.is_some() {
+    if let (plan::RandomnessSource::TwoParty, Some(role)) = (plan.randomness, role) {
         // Local truncation; triples (if any) arrive via GenerateCorrelations.
-        let store: Box<dyn Correlations + Send> = Box::new(crate::sharing::PrecomputedCorrelations::new(role.expect("compute party")));
+        let store: Box<dyn Correlations + Send> =
+            Box::new(crate::sharing::PrecomputedCorrelations::new(role));
         ex.engine = Some(Engine::new(ex.fp, TruncMode::Local, store));
     }
     ex.stats.setup = start.elapsed();
     let program = &plan.program(me).instrs;
-    let first_input = program.iter().position(|i| matches!(i, Instr::Input { .. } | Instr::Const { .. })).unwrap_or(program.len());
+    let first_input = program
+        .iter()
+        .position(|i| matches!(i, Instr::Input { .. } | Instr::Const { .. }))
+        .unwrap_or(program.len());
     let t = Instant::now();
     let mut outputs = Vec::new();
     for (at, ins) in program.iter().enumerate() {
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
         }
-        ex.step(ins, transport, &mut outputs).map_err(|e| ExecError {
-            kind: e.kind,
-            message: format!("{}: {}", plan.party_name(me), e.message),
-        })?;
+        ex.step(ins, transport, &mut outputs)
+            .map_err(|e| ExecError {
+                kind: e.kind,
+                message: format!("{}: {}", plan.party_name(me), e.message),
+            })?;
     }
     if first_input == program.len() {
         ex.stats.preprocessing = t.elapsed();
     }
     ex.stats.online = t.elapsed() - ex.stats.preprocessing;
-    Ok(Outcome { outputs, stats: ex.stats })
+    Ok(Outcome {
+        outputs,
+        stats: ex.stats,
+    })
 }
 
 /// Run every party of `plan` in this process, one thread each.
 /// `inputs[p]` holds party p's inputs (public inputs go to every computing party).
-pub fn run_in_process(plan: &Plan, inputs: &[BTreeMap<String, Tensor>], opts: &Options) -> Result<Vec<Outcome>, ExecError> {
+pub fn run_in_process(
+    plan: &Plan,
+    inputs: &[BTreeMap<String, Tensor>],
+    opts: &Options,
+) -> Result<Vec<Outcome>, ExecError> {
     let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
     let transports = ChannelTransport::mesh(&names, opts.timeout);
     let results: Vec<Result<Outcome, ExecError>> = std::thread::scope(|s| {
@@ -247,12 +289,18 @@ pub fn run_in_process(plan: &Plan, inputs: &[BTreeMap<String, Tensor>], opts: &O
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(ExecError::protocol("a party's thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ExecError::protocol("a party's thread panicked")))
+            })
             .collect()
     });
     // Report the root cause: an input or protocol error rather than the
     // peers' "stopped" errors it caused.
-    let mut errors: Vec<ExecError> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    let mut errors: Vec<ExecError> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().cloned())
+        .collect();
     if !errors.is_empty() {
         errors.sort_by_key(|e| match e.kind {
             ErrorKind::Input => 0,
@@ -267,7 +315,9 @@ pub fn run_in_process(plan: &Plan, inputs: &[BTreeMap<String, Tensor>], opts: &O
 
 impl Exec<'_> {
     fn concrete(&self, shape: &plan::Shape) -> Result<Vec<usize>, ExecError> {
-        plan::concrete(shape, &self.dims).ok_or_else(|| ExecError::input(format!("a dimension of {shape} is not bound by any input")))
+        plan::concrete(shape, &self.dims).ok_or_else(|| {
+            ExecError::input(format!("a dimension of {shape} is not bound by any input"))
+        })
     }
 
     fn reg_shape(&self, r: Reg) -> Result<Vec<usize>, ExecError> {
@@ -283,21 +333,36 @@ impl Exec<'_> {
 
     fn exchange_dims(&mut self, t: &mut dyn Transport) -> Result<(), ExecError> {
         let n = self.plan.parties.len() as PartyIdx;
-        let mine: Vec<(String, u64)> = self.dims.iter().map(|(k, v)| (k.clone(), *v as u64)).collect();
+        let mine: Vec<(String, u64)> = self
+            .dims
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as u64))
+            .collect();
         let frame = wire::encode(&[Wire::Dims(mine)]);
         for p in (0..n).filter(|p| *p != self.me) {
             t.send(p, frame.clone())?;
         }
         for p in (0..n).filter(|p| *p != self.me) {
-            let got = wire::decode(&t.recv(p)?).map_err(|e| ExecError::protocol(format!("session setup from {}: {e}", self.plan.party_name(p))))?;
+            let got = wire::decode(&t.recv(p)?).map_err(|e| {
+                ExecError::protocol(format!(
+                    "session setup from {}: {e}",
+                    self.plan.party_name(p)
+                ))
+            })?;
             let Some(Wire::Dims(dims)) = got.into_iter().next() else {
-                return Err(ExecError::protocol(format!("{} did not start the session", self.plan.party_name(p))));
+                return Err(ExecError::protocol(format!(
+                    "{} did not start the session",
+                    self.plan.party_name(p)
+                )));
             };
             for (name, size) in dims {
                 let size = size as usize;
                 match self.dims.get(&name) {
                     Some(&m) if m != size => {
-                        return Err(ExecError::input(format!("dimension `{name}` is {m} here but {size} at {}", self.plan.party_name(p))))
+                        return Err(ExecError::input(format!(
+                            "dimension `{name}` is {m} here but {size} at {}",
+                            self.plan.party_name(p)
+                        )))
                     }
                     _ => {
                         self.dims.insert(name, size);
@@ -314,7 +379,9 @@ impl Exec<'_> {
             .iter()
             .map(|c| {
                 Ok(match c {
-                    Correlation::Elementwise { shape } => CorrelationRequest::ElementwiseTriple { shape: self.concrete(shape)? },
+                    Correlation::Elementwise { shape } => CorrelationRequest::ElementwiseTriple {
+                        shape: self.concrete(shape)?,
+                    },
                     Correlation::MatMul { lhs, rhs } => CorrelationRequest::MatmulTriple {
                         a_shape: self.concrete(lhs)?,
                         b_shape: self.concrete(rhs)?,
@@ -333,13 +400,17 @@ impl Exec<'_> {
     }
 
     fn get(&self, r: Reg) -> Result<&Value, ExecError> {
-        self.regs[r.0 as usize].as_ref().ok_or_else(|| ExecError::protocol(format!("register {r} read before it was written")))
+        self.regs[r.0 as usize]
+            .as_ref()
+            .ok_or_else(|| ExecError::protocol(format!("register {r} read before it was written")))
     }
 
     fn clear(&self, r: Reg) -> Result<&Tensor, ExecError> {
         match self.get(r)? {
             Value::Clear(t) => Ok(t),
-            _ => Err(ExecError::protocol(format!("register {r} is not a clear value"))),
+            _ => Err(ExecError::protocol(format!(
+                "register {r} is not a clear value"
+            ))),
         }
     }
 
@@ -353,29 +424,51 @@ impl Exec<'_> {
     fn cipher(&self, r: Reg) -> Result<(PartyIdx, &[usize], &[Ciphertext]), ExecError> {
         match self.get(r)? {
             Value::Cipher { key, shape, cts } => Ok((*key, shape, cts)),
-            _ => Err(ExecError::protocol(format!("register {r} is not a ciphertext"))),
+            _ => Err(ExecError::protocol(format!(
+                "register {r} is not a ciphertext"
+            ))),
         }
     }
 
     fn role(&self) -> Result<Role, ExecError> {
-        self.role.ok_or_else(|| ExecError::protocol("the dealer cannot compute on shares"))
+        self.role
+            .ok_or_else(|| ExecError::protocol("the dealer cannot compute on shares"))
     }
 
     fn engine(&mut self) -> Result<&mut Engine<Box<dyn Correlations + Send>>, ExecError> {
-        self.engine.as_mut().ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))
+        self.engine
+            .as_mut()
+            .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))
     }
 
     fn key_for(&self, key: PartyIdx) -> Result<&PublicKey, ExecError> {
         if key == self.me {
-            return self.keypair.as_ref().map(|k| &k.public).ok_or_else(|| ExecError::protocol("no key pair generated"));
+            return self
+                .keypair
+                .as_ref()
+                .map(|k| &k.public)
+                .ok_or_else(|| ExecError::protocol("no key pair generated"));
         }
-        self.peer_keys.get(&key).ok_or_else(|| ExecError::protocol(format!("no public key from {}", self.plan.party_name(key))))
+        self.peer_keys.get(&key).ok_or_else(|| {
+            ExecError::protocol(format!("no public key from {}", self.plan.party_name(key)))
+        })
     }
 
-    fn step(&mut self, ins: &Instr, t: &mut dyn Transport, outputs: &mut Vec<(String, Tensor)>) -> Result<(), ExecError> {
+    fn step(
+        &mut self,
+        ins: &Instr,
+        t: &mut dyn Transport,
+        outputs: &mut Vec<(String, Tensor)>,
+    ) -> Result<(), ExecError> {
         match ins {
             Instr::KeyGen { public } => {
-                let bits = self.opts.key_bits.unwrap_or_else(|| self.plan.keys.iter().find(|k| k.owner == self.me).map_or(3072, |k| k.min_bits as u64));
+                let bits = self.opts.key_bits.unwrap_or_else(|| {
+                    self.plan
+                        .keys
+                        .iter()
+                        .find(|k| k.owner == self.me)
+                        .map_or(3072, |k| k.min_bits as u64)
+                });
                 let kp = if self.opts.insecure_keys {
                     Keypair::generate_insecure_for_tests(bits, &mut rand::rng())?
                 } else {
@@ -389,8 +482,20 @@ impl Exec<'_> {
                 let seeds = [dealer.seed_msg(Role::P0), dealer.seed_msg(Role::P1)];
                 let corrections = dealer.corrections(&self.requests)?;
                 let [s0, s1] = seeds;
-                self.set(out[0], Value::Wire(Wire::Dealer { seed: s0, corrections: vec![] }));
-                self.set(out[1], Value::Wire(Wire::Dealer { seed: s1, corrections }));
+                self.set(
+                    out[0],
+                    Value::Wire(Wire::Dealer {
+                        seed: s0,
+                        corrections: vec![],
+                    }),
+                );
+                self.set(
+                    out[1],
+                    Value::Wire(Wire::Dealer {
+                        seed: s1,
+                        corrections,
+                    }),
+                );
             }
             Instr::Expand { src } => {
                 let Value::Wire(Wire::Dealer { seed, corrections }) = self.get(*src)? else {
@@ -414,11 +519,16 @@ impl Exec<'_> {
             }
             Instr::Const { dst, data } => {
                 let shape = self.reg_shape(*dst)?;
-                let t = Tensor::new(shape, data.clone()).or_else(|_| Tensor::new(vec![data.len()], data.clone())).map_err(ExecError::protocol)?;
+                let t = Tensor::new(shape, data.clone())
+                    .or_else(|_| Tensor::new(vec![data.len()], data.clone()))
+                    .map_err(ExecError::protocol)?;
                 self.set(*dst, Value::Clear(t));
             }
             Instr::Clear { dst, op, args } => {
-                let a: Vec<&Tensor> = args.iter().map(|r| self.clear(*r)).collect::<Result<_, _>>()?;
+                let a: Vec<&Tensor> = args
+                    .iter()
+                    .map(|r| self.clear(*r))
+                    .collect::<Result<_, _>>()?;
                 let v = op.apply(&a).map_err(ExecError::protocol)?;
                 self.set(*dst, Value::Clear(v));
             }
@@ -428,6 +538,9 @@ impl Exec<'_> {
     }
 
     fn own_input(&self, name: &str) -> Result<Tensor, ExecError> {
-        self.inputs.get(name).cloned().ok_or_else(|| ExecError::input(format!("input `{name}` is missing")))
+        self.inputs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ExecError::input(format!("input `{name}` is missing")))
     }
 }

@@ -1,7 +1,7 @@
 //! The executor's instructions on shares, ciphertexts and messages.
 
 use super::wire::{self, Wire};
-use super::{ExecError, Exec, Transport, Value};
+use super::{Exec, ExecError, Transport, Value};
 use crate::paillier::{Ciphertext, PublicKey};
 use crate::sharing::{self, RingTensor, Share};
 use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
@@ -19,7 +19,9 @@ pub(super) fn encode_fixed(t: &Tensor, bits: u32) -> Result<RingTensor, ExecErro
         .map(|v| {
             let x = (v * scale).round();
             if !x.is_finite() || x.abs() >= limit {
-                Err(ExecError::crypto(format!("a value does not fit the fixed-point encoding at {bits} fractional bits")))
+                Err(ExecError::crypto(format!(
+                    "a value does not fit the fixed-point encoding at {bits} fractional bits"
+                )))
             } else {
                 Ok(x as i64 as u64)
             }
@@ -42,7 +44,10 @@ fn broadcast_ring(t: &RingTensor, shape: &[usize]) -> Result<RingTensor, ExecErr
         return Ok(t.clone());
     }
     if !shape.ends_with(t.shape()) || t.is_empty() {
-        return Err(ExecError::protocol(format!("cannot broadcast {:?} to {shape:?}", t.shape())));
+        return Err(ExecError::protocol(format!(
+            "cannot broadcast {:?} to {shape:?}",
+            t.shape()
+        )));
     }
     let n: usize = shape.iter().product();
     let data = (0..n).map(|i| t.data()[i % t.len()]).collect();
@@ -51,8 +56,14 @@ fn broadcast_ring(t: &RingTensor, shape: &[usize]) -> Result<RingTensor, ExecErr
 
 fn sum_last(t: &RingTensor) -> Result<RingTensor, ExecError> {
     let shape = t.shape();
-    let k = *shape.last().ok_or_else(|| ExecError::protocol("cannot sum a scalar"))?;
-    let data = t.data().chunks(k.max(1)).map(|r| r.iter().fold(0u64, |a, b| a.wrapping_add(*b))).collect();
+    let k = *shape
+        .last()
+        .ok_or_else(|| ExecError::protocol("cannot sum a scalar"))?;
+    let data = t
+        .data()
+        .chunks(k.max(1))
+        .map(|r| r.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+        .collect();
     Ok(RingTensor::new(data, shape[..shape.len() - 1].to_vec())?)
 }
 
@@ -74,7 +85,9 @@ fn fixed_ints(t: &Tensor, bits: u32) -> Result<Vec<i64>, ExecError> {
             if x.is_finite() && x.abs() < 2f64.powi(62) {
                 Ok(x as i64)
             } else {
-                Err(ExecError::crypto("a plaintext does not fit the fixed-point encoding"))
+                Err(ExecError::crypto(
+                    "a plaintext does not fit the fixed-point encoding",
+                ))
             }
         })
         .collect()
@@ -87,7 +100,10 @@ impl Exec<'_> {
 
     fn to_wire(&self, r: Reg) -> Result<Wire, ExecError> {
         Ok(match self.get(r)? {
-            Value::Clear(t) => Wire::Clear { shape: t.shape.clone(), data: t.data.clone() },
+            Value::Clear(t) => Wire::Clear {
+                shape: t.shape.clone(),
+                data: t.data.clone(),
+            },
             Value::Share(s) => Wire::Ring(s.open_msg()),
             Value::Cipher { shape, cts, .. } => Wire::Ciphers {
                 shape: shape.clone(),
@@ -99,22 +115,38 @@ impl Exec<'_> {
 
     /// Check a received value against the register's kind and shape. A
     /// public key also comes back parsed, with its owner.
-    fn from_wire(&self, r: Reg, w: Wire) -> Result<(Value, Option<(plan::PartyIdx, PublicKey)>), ExecError> {
+    fn value_from_wire(
+        &self,
+        r: Reg,
+        w: Wire,
+    ) -> Result<(Value, Option<(plan::PartyIdx, PublicKey)>), ExecError> {
         let info = self.plan.reg(r);
-        let bad = |what: &str| ExecError::protocol(format!("received {what} for register {r} ({})", info.note));
+        let bad = |what: &str| {
+            ExecError::protocol(format!("received {what} for register {r} ({})", info.note))
+        };
         let value = match info.kind {
             Kind::Clear => match w {
-                Wire::Clear { shape, data } if shape == self.reg_shape(r)? => Value::Clear(Tensor::new(shape, data).map_err(ExecError::protocol)?),
+                Wire::Clear { shape, data } if shape == self.reg_shape(r)? => {
+                    Value::Clear(Tensor::new(shape, data).map_err(ExecError::protocol)?)
+                }
                 other => return Err(bad(other.kind())),
             },
             Kind::Share { .. } => match w {
-                Wire::Ring(m) if m.shape == self.reg_shape(r)? => Value::Share(self.my_share(m.into_tensor()?)?),
+                Wire::Ring(m) if m.shape == self.reg_shape(r)? => {
+                    Value::Share(self.my_share(m.into_tensor()?)?)
+                }
                 other => return Err(bad(other.kind())),
             },
             Kind::Cipher { key, .. } => match w {
-                Wire::Ciphers { shape, cts } if shape == self.reg_shape(r)? && cts.len() == shape.iter().product::<usize>() => {
+                Wire::Ciphers { shape, cts }
+                    if shape == self.reg_shape(r)?
+                        && cts.len() == shape.iter().product::<usize>() =>
+                {
                     let pk = self.key_for(key)?;
-                    let cts = cts.into_iter().map(|c| Ciphertext::from_biguint(pk, c)).collect::<Result<Vec<_>, _>>()?;
+                    let cts = cts
+                        .into_iter()
+                        .map(|c| Ciphertext::from_biguint(pk, c))
+                        .collect::<Result<Vec<_>, _>>()?;
                     Value::Cipher { key, shape, cts }
                 }
                 other => return Err(bad(other.kind())),
@@ -126,8 +158,17 @@ impl Exec<'_> {
                     } else {
                         PublicKey::from_n(n)?
                     };
-                    let owner = self.plan.keys.iter().find(|k| k.peer == self.me && !self.peer_keys.contains_key(&k.owner)).map(|k| k.owner).ok_or_else(|| bad("an unexpected public key"))?;
-                    return Ok((Value::Wire(Wire::PublicKey(pk.n().clone())), Some((owner, pk))));
+                    let owner = self
+                        .plan
+                        .keys
+                        .iter()
+                        .find(|k| k.peer == self.me && !self.peer_keys.contains_key(&k.owner))
+                        .map(|k| k.owner)
+                        .ok_or_else(|| bad("an unexpected public key"))?;
+                    return Ok((
+                        Value::Wire(Wire::PublicKey(pk.n().clone())),
+                        Some((owner, pk)),
+                    ));
                 }
                 Wire::Dims(_) => return Err(bad("session metadata")),
                 other => Value::Wire(other),
@@ -136,13 +177,22 @@ impl Exec<'_> {
         Ok((value, None))
     }
 
-    pub(super) fn step_crypto(&mut self, ins: &Instr, t: &mut dyn Transport, outputs: &mut Vec<(String, Tensor)>) -> Result<(), ExecError> {
+    pub(super) fn step_crypto(
+        &mut self,
+        ins: &Instr,
+        t: &mut dyn Transport,
+        outputs: &mut Vec<(String, Tensor)>,
+    ) -> Result<(), ExecError> {
         let f = self.plan.precision;
         match ins {
             Instr::Split { src, keep, send } => {
                 let ring = encode_fixed(self.clear(*src)?, f)?;
                 let (s0, s1) = sharing::share(&ring)?;
-                let (mine, theirs) = if self.role()? == sharing::Party::P0 { (s0, s1) } else { (s1, s0) };
+                let (mine, theirs) = if self.role()? == sharing::Party::P0 {
+                    (s0, s1)
+                } else {
+                    (s1, s0)
+                };
                 self.set(*keep, Value::Share(mine));
                 self.set(*send, Value::Share(theirs));
             }
@@ -165,30 +215,50 @@ impl Exec<'_> {
                 self.mul_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Beaver(m)));
             }
-            Instr::BeaverClose { dst, mine, theirs, .. } => {
-                let state = self.mul_states.remove(mine).ok_or_else(|| ExecError::protocol("Beaver product closed twice"))?;
+            Instr::BeaverClose {
+                dst, mine, theirs, ..
+            } => {
+                let state = self
+                    .mul_states
+                    .remove(mine)
+                    .ok_or_else(|| ExecError::protocol("Beaver product closed twice"))?;
                 let Value::Wire(Wire::Beaver(peer)) = self.get(*theirs)? else {
                     return Err(ExecError::protocol("expected the peer's Beaver message"));
                 };
-                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(state, peer.clone())?;
+                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(
+                    state,
+                    peer.clone(),
+                )?;
                 self.set(*dst, Value::Share(z));
             }
             Instr::TruncOpen { msg, x, corr } => {
                 let bits = match &self.plan.correlations[*corr as usize] {
                     Correlation::Trunc { bits, .. } => *bits,
-                    _ => return Err(ExecError::protocol("truncation with a non-truncation correlation")),
+                    _ => {
+                        return Err(ExecError::protocol(
+                            "truncation with a non-truncation correlation",
+                        ))
+                    }
                 };
                 let xs = self.share(*x)?.clone();
                 let (state, m) = self.engine()?.trunc_bits_round1(&xs, bits)?;
                 self.trunc_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Ring(m)));
             }
-            Instr::TruncClose { dst, mine, theirs, .. } => {
-                let state = self.trunc_states.remove(mine).ok_or_else(|| ExecError::protocol("truncation closed twice"))?;
+            Instr::TruncClose {
+                dst, mine, theirs, ..
+            } => {
+                let state = self
+                    .trunc_states
+                    .remove(mine)
+                    .ok_or_else(|| ExecError::protocol("truncation closed twice"))?;
                 let Value::Wire(Wire::Ring(peer)) = self.get(*theirs)? else {
                     return Err(ExecError::protocol("expected the peer's masked value"));
                 };
-                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::trunc_round2(state, peer.clone())?;
+                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::trunc_round2(
+                    state,
+                    peer.clone(),
+                )?;
                 self.set(*dst, Value::Share(z));
             }
             Instr::TruncLocal { dst, x, bits, .. } => {
@@ -196,7 +266,10 @@ impl Exec<'_> {
                 self.set(*dst, Value::Share(z));
             }
             Instr::Encrypt { dst, src } => {
-                let kp = self.keypair.as_ref().ok_or_else(|| ExecError::protocol("encrypting without a key pair"))?;
+                let kp = self
+                    .keypair
+                    .as_ref()
+                    .ok_or_else(|| ExecError::protocol("encrypting without a key pair"))?;
                 let t = self.clear(*src)?;
                 let ints = fixed_ints(t, self.scale(*dst))?;
                 let cts = ints
@@ -204,13 +277,26 @@ impl Exec<'_> {
                     .map(|v| kp.private.encrypt_crt(&to_zn(&kp.public, *v)))
                     .collect::<Result<Vec<_>, _>>()?;
                 let shape = t.shape.clone();
-                self.set(*dst, Value::Cipher { key: self.me, shape, cts });
+                self.set(
+                    *dst,
+                    Value::Cipher {
+                        key: self.me,
+                        shape,
+                        cts,
+                    },
+                );
             }
             Instr::Hom { dst, op, args } => {
                 let v = self.hom(*dst, op, args)?;
                 self.set(*dst, v);
             }
-            Instr::Mask { masked, share, src, bound_bits, shift } => {
+            Instr::Mask {
+                masked,
+                share,
+                src,
+                bound_bits,
+                shift,
+            } => {
                 let (key, shape, cts) = self.cipher(*src)?;
                 let pk = self.key_for(key)?.clone();
                 let offset = BigUint::one() << *bound_bits;
@@ -227,15 +313,30 @@ impl Exec<'_> {
                 let shape = shape.to_vec();
                 let (new_cts, shares): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
                 let s = self.my_share(RingTensor::new(shares, shape.clone())?)?;
-                self.set(*masked, Value::Cipher { key, shape, cts: new_cts });
+                self.set(
+                    *masked,
+                    Value::Cipher {
+                        key,
+                        shape,
+                        cts: new_cts,
+                    },
+                );
                 self.set(*share, Value::Share(s));
             }
             Instr::DecryptShare { dst, src, shift } => {
-                let kp = self.keypair.as_ref().ok_or_else(|| ExecError::protocol("decrypting without a key pair"))?;
+                let kp = self
+                    .keypair
+                    .as_ref()
+                    .ok_or_else(|| ExecError::protocol("decrypting without a key pair"))?;
                 let (_, shape, cts) = self.cipher(*src)?;
                 let vals: Vec<u64> = cts
                     .par_iter()
-                    .map(|c| (kp.private.decrypt(c) >> *shift).iter_u64_digits().next().unwrap_or(0))
+                    .map(|c| {
+                        (kp.private.decrypt(c) >> *shift)
+                            .iter_u64_digits()
+                            .next()
+                            .unwrap_or(0)
+                    })
                     .collect();
                 let s = self.my_share(RingTensor::new(vals, shape.to_vec())?)?;
                 self.set(*dst, Value::Share(s));
@@ -248,7 +349,10 @@ impl Exec<'_> {
                 self.set(*dst, Value::Cipher { key, shape, cts });
             }
             Instr::Decrypt { dst, src } => {
-                let kp = self.keypair.as_ref().ok_or_else(|| ExecError::protocol("decrypting without a key pair"))?;
+                let kp = self
+                    .keypair
+                    .as_ref()
+                    .ok_or_else(|| ExecError::protocol("decrypting without a key pair"))?;
                 let scale = 2f64.powi(-(self.scale(*src) as i32));
                 let (_, shape, cts) = self.cipher(*src)?;
                 let data = cts
@@ -262,7 +366,10 @@ impl Exec<'_> {
                 self.set(*dst, Value::Clear(t));
             }
             Instr::Send { to, regs } => {
-                let values = regs.iter().map(|r| self.to_wire(*r)).collect::<Result<Vec<_>, _>>()?;
+                let values = regs
+                    .iter()
+                    .map(|r| self.to_wire(*r))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let frame = wire::encode(&values);
                 self.stats.bytes_sent += frame.len() as u64;
                 self.stats.frames_sent += 1;
@@ -276,12 +383,21 @@ impl Exec<'_> {
                     self.stats.rounds += 1;
                 }
                 let who = self.plan.party_name(*from).to_string();
-                let values = wire::decode(&frame).map_err(|e| ExecError::protocol(format!("malformed message from {who}: {e}")))?;
+                let values = wire::decode(&frame).map_err(|e| {
+                    ExecError::protocol(format!("malformed message from {who}: {e}"))
+                })?;
                 if values.len() != regs.len() {
-                    return Err(ExecError::protocol(format!("{who} sent {} values, expected {}", values.len(), regs.len())));
+                    return Err(ExecError::protocol(format!(
+                        "{who} sent {} values, expected {}",
+                        values.len(),
+                        regs.len()
+                    )));
                 }
                 for (r, w) in regs.iter().zip(values) {
-                    let (v, key) = self.from_wire(*r, w).map_err(|e| ExecError { kind: e.kind, message: format!("from {who}: {}", e.message) })?;
+                    let (v, key) = self.value_from_wire(*r, w).map_err(|e| ExecError {
+                        kind: e.kind,
+                        message: format!("from {who}: {}", e.message),
+                    })?;
                     if let Some((owner, pk)) = key {
                         self.peer_keys.insert(owner, pk);
                     }
@@ -289,7 +405,10 @@ impl Exec<'_> {
                 }
             }
             Instr::Reveal { dst, mine, theirs } => {
-                let sum = self.share(*mine)?.value().add(self.share(*theirs)?.value())?;
+                let sum = self
+                    .share(*mine)?
+                    .value()
+                    .add(self.share(*theirs)?.value())?;
                 let t = decode_fixed(&sum, self.scale(*mine));
                 self.set(*dst, Value::Clear(t));
             }
@@ -297,16 +416,27 @@ impl Exec<'_> {
                 let t = self.clear(*src)?.clone();
                 outputs.push((self.plan.outputs[*output as usize].name.clone(), t));
             }
-            other => return Err(ExecError::protocol(format!("unexpected instruction {}", self.plan.instr_text(other)))),
+            other => {
+                return Err(ExecError::protocol(format!(
+                    "unexpected instruction {}",
+                    self.plan.instr_text(other)
+                )))
+            }
         }
         Ok(())
     }
 
     fn local(&mut self, dst: Reg, op: &ShareOp, args: &[Reg]) -> Result<Share, ExecError> {
         let shape = self.reg_shape(dst)?;
-        let arg = |i: usize| args.get(i).copied().ok_or_else(|| ExecError::protocol("missing operand"));
+        let arg = |i: usize| {
+            args.get(i)
+                .copied()
+                .ok_or_else(|| ExecError::protocol("missing operand"))
+        };
         let s0 = self.share(arg(0)?)?;
-        let public = |this: &Self, bits: u32| -> Result<RingTensor, ExecError> { encode_fixed(this.clear(arg(1)?)?, bits) };
+        let public = |this: &Self, bits: u32| -> Result<RingTensor, ExecError> {
+            encode_fixed(this.clear(arg(1)?)?, bits)
+        };
         Ok(match op {
             ShareOp::Add | ShareOp::Sub => {
                 let s1 = self.share(arg(1)?)?;
@@ -361,7 +491,11 @@ impl Exec<'_> {
                 let (pshape, w) = plain(*bits)?;
                 let left = matches!(op, HomOp::MatMulLeft { .. });
                 // Cipher C (cshape) and plain P (pshape): C @ P, or P @ C when `left`.
-                let (ashape, bshape) = if left { (&pshape, &cshape.to_vec()) } else { (&cshape.to_vec(), &pshape) };
+                let (ashape, bshape) = if left {
+                    (&pshape, &cshape.to_vec())
+                } else {
+                    (&cshape.to_vec(), &pshape)
+                };
                 let (m, k) = match ashape.as_slice() {
                     [k] => (1, *k),
                     [m, k] => (*m, *k),
@@ -391,7 +525,10 @@ impl Exec<'_> {
             }
             HomOp::Mul { bits } => {
                 let (_, w) = plain(*bits)?;
-                (0..n_out).into_par_iter().map(|i| pk.mul_scalar(&cts[i % cts.len()], &BigInt::from(w[i % w.len()]))).collect()
+                (0..n_out)
+                    .into_par_iter()
+                    .map(|i| pk.mul_scalar(&cts[i % cts.len()], &BigInt::from(w[i % w.len()])))
+                    .collect()
             }
             HomOp::AddPlain | HomOp::SubPlain | HomOp::PlainSub => {
                 let (_, w) = plain(self.scale(args[0]))?;
@@ -424,15 +561,25 @@ impl Exec<'_> {
             }
             HomOp::Neg => cts.par_iter().map(|c| pk.neg(c)).collect(),
             HomOp::Sum => {
-                let k = *cshape.last().ok_or_else(|| ExecError::protocol("cannot sum a scalar"))?;
+                let k = *cshape
+                    .last()
+                    .ok_or_else(|| ExecError::protocol("cannot sum a scalar"))?;
                 cts.par_chunks(k.max(1))
-                    .map(|row| row.iter().skip(1).fold(row[0].clone(), |acc, c| pk.add(&acc, c)))
+                    .map(|row| {
+                        row.iter()
+                            .skip(1)
+                            .fold(row[0].clone(), |acc, c| pk.add(&acc, c))
+                    })
                     .collect()
             }
         };
         if cts_out.len() != n_out {
             return Err(ExecError::protocol("homomorphic result has the wrong size"));
         }
-        Ok(Value::Cipher { key, shape, cts: cts_out })
+        Ok(Value::Cipher {
+            key,
+            shape,
+            cts: cts_out,
+        })
     }
 }

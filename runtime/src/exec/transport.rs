@@ -56,12 +56,19 @@ impl ChannelTransport {
 
 impl Transport for ChannelTransport {
     fn send(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
-        let tx = self.to.get(&to).ok_or_else(|| ExecError::transport(format!("no channel to party {to}")))?;
-        tx.send(frame).map_err(|_| ExecError::transport(format!("{} has stopped", self.name(to))))
+        let tx = self
+            .to
+            .get(&to)
+            .ok_or_else(|| ExecError::transport(format!("no channel to party {to}")))?;
+        tx.send(frame)
+            .map_err(|_| ExecError::transport(format!("{} has stopped", self.name(to))))
     }
 
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
-        let rx = self.from.get(&from).ok_or_else(|| ExecError::transport(format!("no channel from party {from}")))?;
+        let rx = self
+            .from
+            .get(&from)
+            .ok_or_else(|| ExecError::transport(format!("no channel from party {from}")))?;
         match rx.recv_timeout(self.timeout) {
             Ok(f) => Ok(f),
             Err(RecvTimeoutError::Timeout) => Err(ExecError::transport(format!(
@@ -70,7 +77,10 @@ impl Transport for ChannelTransport {
                 self.name(from),
                 self.timeout.as_secs()
             ))),
-            Err(RecvTimeoutError::Disconnected) => Err(ExecError::transport(format!("{} stopped before sending its message", self.name(from)))),
+            Err(RecvTimeoutError::Disconnected) => Err(ExecError::transport(format!(
+                "{} stopped before sending its message",
+                self.name(from)
+            ))),
         }
     }
 }

@@ -12,21 +12,31 @@
 //! 0 sees only the masked sum.
 
 use super::wire::{self, Wire};
-use super::{ExecError, Exec, Transport};
+use super::{Exec, ExecError, Transport};
 use crate::paillier::{Ciphertext, PublicKey};
-use crate::sharing::{share::random_tensor, CorrelationRequest, CorrelationShare, Party, PrecomputedCorrelations, RingTensor, Share, TripleShare};
+use crate::sharing::{
+    share::random_tensor, CorrelationRequest, CorrelationShare, Party, PrecomputedCorrelations,
+    RingTensor, Share, TripleShare,
+};
 use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
 use plan::PartyIdx;
 use rayon::prelude::*;
 
-fn shapes(req: &CorrelationRequest) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>, bool), ExecError> {
+/// Shapes of a, b and c, and whether the triple is for a matrix product.
+type TripleShapes = (Vec<usize>, Vec<usize>, Vec<usize>, bool);
+
+fn shapes(req: &CorrelationRequest) -> Result<TripleShapes, ExecError> {
     Ok(match req {
-        CorrelationRequest::ElementwiseTriple { shape } => (shape.clone(), shape.clone(), shape.clone(), false),
+        CorrelationRequest::ElementwiseTriple { shape } => {
+            (shape.clone(), shape.clone(), shape.clone(), false)
+        }
         CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
             let c = RingTensor::matmul_shape(a_shape, b_shape)?;
             (a_shape.clone(), b_shape.clone(), c, true)
         }
-        CorrelationRequest::Trunc { .. } => return Err(ExecError::protocol("truncation correlations need a dealer")),
+        CorrelationRequest::Trunc { .. } => {
+            return Err(ExecError::protocol("truncation correlations need a dealer"))
+        }
     })
 }
 
@@ -34,7 +44,11 @@ fn local_product(a: &RingTensor, b: &RingTensor, matmul: bool) -> Result<RingTen
     Ok(if matmul { a.matmul(b)? } else { a.mul(b)? })
 }
 
-pub(super) fn generate(ex: &mut Exec<'_>, peer: PartyIdx, t: &mut dyn Transport) -> Result<PrecomputedCorrelations, ExecError> {
+pub(super) fn generate(
+    ex: &mut Exec<'_>,
+    peer: PartyIdx,
+    t: &mut dyn Transport,
+) -> Result<PrecomputedCorrelations, ExecError> {
     let role = ex.role()?;
     let mut rng = crate::sharing::share::os_rng()?;
     let mut store = PrecomputedCorrelations::new(role);
@@ -46,18 +60,30 @@ pub(super) fn generate(ex: &mut Exec<'_>, peer: PartyIdx, t: &mut dyn Transport)
     let mut halves = Vec::with_capacity(reqs.len());
     for req in &reqs {
         let (ashape, bshape, _, _) = shapes(req)?;
-        halves.push((random_tensor(&mut rng, &ashape)?, random_tensor(&mut rng, &bshape)?));
+        halves.push((
+            random_tensor(&mut rng, &ashape)?,
+            random_tensor(&mut rng, &bshape)?,
+        ));
     }
     let crosses: Vec<RingTensor> = match role {
         Party::P0 => {
-            let kp = ex.keypair.clone().ok_or_else(|| ExecError::protocol("party 0 needs its key pair to generate triples"))?;
+            let kp = ex.keypair.clone().ok_or_else(|| {
+                ExecError::protocol("party 0 needs its key pair to generate triples")
+            })?;
             let enc = |t: &RingTensor| -> Result<Wire, ExecError> {
                 let cts = t
                     .data()
                     .par_iter()
-                    .map(|v| kp.private.encrypt_crt(&BigUint::from(*v)).map(|c| c.as_biguint().clone()))
+                    .map(|v| {
+                        kp.private
+                            .encrypt_crt(&BigUint::from(*v))
+                            .map(|c| c.as_biguint().clone())
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(Wire::Ciphers { shape: t.shape().to_vec(), cts })
+                Ok(Wire::Ciphers {
+                    shape: t.shape().to_vec(),
+                    cts,
+                })
             };
             let mut out = Vec::new();
             for (a, b) in &halves {
@@ -71,7 +97,10 @@ pub(super) fn generate(ex: &mut Exec<'_>, peer: PartyIdx, t: &mut dyn Transport)
                 .map(|(w, req)| {
                     let (_, _, cshape, _) = shapes(req)?;
                     let cts = ciphers(&kp.public, w, &cshape)?;
-                    let vals: Vec<u64> = cts.par_iter().map(|c| kp.private.decrypt(c).iter_u64_digits().next().unwrap_or(0)).collect();
+                    let vals: Vec<u64> = cts
+                        .par_iter()
+                        .map(|c| kp.private.decrypt(c).iter_u64_digits().next().unwrap_or(0))
+                        .collect();
                     Ok(RingTensor::new(vals, cshape)?)
                 })
                 .collect::<Result<_, ExecError>>()?
@@ -86,7 +115,8 @@ pub(super) fn generate(ex: &mut Exec<'_>, peer: PartyIdx, t: &mut dyn Transport)
                 let (ashape, bshape, cshape, matmul) = shapes(req)?;
                 let ea = ciphers(&pk, it.next().expect("counted"), &ashape)?;
                 let eb = ciphers(&pk, it.next().expect("counted"), &bshape)?;
-                let (reply, mine) = cross_terms(&pk, &ea, &eb, a1, b1, &ashape, &bshape, &cshape, matmul)?;
+                let (reply, mine) =
+                    cross_terms(&pk, &ea, &eb, a1, b1, &ashape, &bshape, &cshape, matmul)?;
                 replies.push(reply);
                 crosses.push(mine);
             }
@@ -142,32 +172,58 @@ fn cross_terms(
                 let (i, j) = (o / n, o % n);
                 (0..k)
                     .map(|l| (ea[i * k + l].clone(), BigInt::from(b1.data()[l * n + j])))
-                    .chain((0..k).map(|l| (eb[l * n + j].clone(), BigInt::from(a1.data()[i * k + l]))))
+                    .chain(
+                        (0..k).map(|l| (eb[l * n + j].clone(), BigInt::from(a1.data()[i * k + l]))),
+                    )
                     .unzip()
             } else {
-                (vec![ea[o].clone(), eb[o].clone()], vec![BigInt::from(b1.data()[o]), BigInt::from(a1.data()[o])])
+                (
+                    vec![ea[o].clone(), eb[o].clone()],
+                    vec![BigInt::from(b1.data()[o]), BigInt::from(a1.data()[o])],
+                )
             };
             let _ = m;
             let cross = pk.dot(&bases, &exps)?;
             let r = rand::rng().random_biguint(mask_bits);
             let masked = pk.add(&cross, &pk.encrypt(&r)?);
-            Ok((masked.as_biguint().clone(), r.iter_u64_digits().next().unwrap_or(0).wrapping_neg()))
+            Ok((
+                masked.as_biguint().clone(),
+                r.iter_u64_digits().next().unwrap_or(0).wrapping_neg(),
+            ))
         })
         .collect::<Result<_, crate::paillier::PaillierError>>()?;
     let (cts, mine): (Vec<BigUint>, Vec<u64>) = results.into_iter().unzip();
-    Ok((Wire::Ciphers { shape: cshape.to_vec(), cts }, RingTensor::new(mine, cshape.to_vec())?))
+    Ok((
+        Wire::Ciphers {
+            shape: cshape.to_vec(),
+            cts,
+        },
+        RingTensor::new(mine, cshape.to_vec())?,
+    ))
 }
 
 fn ciphers(pk: &PublicKey, w: Wire, shape: &[usize]) -> Result<Vec<Ciphertext>, ExecError> {
     match w {
-        Wire::Ciphers { shape: s, cts } if s == shape && cts.len() == shape.iter().product::<usize>() => {
-            cts.into_iter().map(|c| Ciphertext::from_biguint(pk, c).map_err(ExecError::from)).collect()
+        Wire::Ciphers { shape: s, cts }
+            if s == shape && cts.len() == shape.iter().product::<usize>() =>
+        {
+            cts.into_iter()
+                .map(|c| Ciphertext::from_biguint(pk, c).map_err(ExecError::from))
+                .collect()
         }
-        other => Err(ExecError::protocol(format!("expected ciphertexts of shape {shape:?} for triple generation, got {}", other.kind()))),
+        other => Err(ExecError::protocol(format!(
+            "expected ciphertexts of shape {shape:?} for triple generation, got {}",
+            other.kind()
+        ))),
     }
 }
 
-fn send(ex: &mut Exec<'_>, t: &mut dyn Transport, to: PartyIdx, values: &[Wire]) -> Result<(), ExecError> {
+fn send(
+    ex: &mut Exec<'_>,
+    t: &mut dyn Transport,
+    to: PartyIdx,
+    values: &[Wire],
+) -> Result<(), ExecError> {
     let frame = wire::encode(values);
     ex.stats.bytes_sent += frame.len() as u64;
     ex.stats.frames_sent += 1;
@@ -175,15 +231,23 @@ fn send(ex: &mut Exec<'_>, t: &mut dyn Transport, to: PartyIdx, values: &[Wire])
     t.send(to, frame)
 }
 
-fn recv(ex: &mut Exec<'_>, t: &mut dyn Transport, from: PartyIdx, count: usize) -> Result<Vec<Wire>, ExecError> {
+fn recv(
+    ex: &mut Exec<'_>,
+    t: &mut dyn Transport,
+    from: PartyIdx,
+    count: usize,
+) -> Result<Vec<Wire>, ExecError> {
     let frame = t.recv(from)?;
     ex.stats.bytes_received += frame.len() as u64;
     if std::mem::take(&mut ex.sent_since_recv) {
         ex.stats.rounds += 1;
     }
-    let values = wire::decode(&frame).map_err(|e| ExecError::protocol(format!("malformed triple-generation message: {e}")))?;
+    let values = wire::decode(&frame)
+        .map_err(|e| ExecError::protocol(format!("malformed triple-generation message: {e}")))?;
     if values.len() != count {
-        return Err(ExecError::protocol("triple-generation message has the wrong number of values"));
+        return Err(ExecError::protocol(
+            "triple-generation message has the wrong number of values",
+        ));
     }
     Ok(values)
 }

@@ -3,7 +3,9 @@
 //! length against the bytes present and a size limit, so a malformed or
 //! hostile message is an error, never a panic or a huge allocation.
 
-use crate::sharing::{BeaverMsg, CorrelationRequest, DealerMsg, OpenMsg, Party, RingTensor, SeedMsg};
+use crate::sharing::{
+    BeaverMsg, CorrelationRequest, DealerMsg, OpenMsg, Party, RingTensor, SeedMsg,
+};
 use num_bigint::BigUint;
 
 /// Largest single message accepted (bytes).
@@ -13,10 +15,19 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 31;
 pub enum Wire {
     Ring(OpenMsg),
     Beaver(BeaverMsg),
-    Clear { shape: Vec<usize>, data: Vec<f64> },
-    Ciphers { shape: Vec<usize>, cts: Vec<BigUint> },
+    Clear {
+        shape: Vec<usize>,
+        data: Vec<f64>,
+    },
+    Ciphers {
+        shape: Vec<usize>,
+        cts: Vec<BigUint>,
+    },
     PublicKey(BigUint),
-    Dealer { seed: SeedMsg, corrections: Vec<DealerMsg> },
+    Dealer {
+        seed: SeedMsg,
+        corrections: Vec<DealerMsg>,
+    },
     /// Session metadata: sizes of symbolic dimensions.
     Dims(Vec<(String, u64)>),
 }
@@ -162,7 +173,11 @@ type D<T> = Result<T, String>;
 
 impl R<'_> {
     fn take(&mut self, n: usize) -> D<&[u8]> {
-        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len()).ok_or("message truncated")?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.b.len())
+            .ok_or("message truncated")?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
@@ -171,7 +186,9 @@ impl R<'_> {
         Ok(self.take(1)?[0])
     }
     fn u64(&mut self) -> D<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     /// A count of items each at least `min_size` bytes: bounded by what remains.
     fn count(&mut self, min_size: usize) -> D<usize> {
@@ -196,12 +213,18 @@ impl R<'_> {
     fn ring(&mut self) -> D<OpenMsg> {
         let shape = self.shape()?;
         let n = self.count(8)?;
-        let expect = shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).ok_or("shape overflows")?;
+        let expect = shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .ok_or("shape overflows")?;
         if n != expect {
             return Err("tensor length does not match its shape".into());
         }
         let raw = self.take(n * 8)?;
-        let data = raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        let data = raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
         Ok(OpenMsg { data, shape })
     }
     fn tensor(&mut self) -> D<RingTensor> {
@@ -209,7 +232,9 @@ impl R<'_> {
     }
     fn request(&mut self) -> D<CorrelationRequest> {
         Ok(match self.u8()? {
-            0 => CorrelationRequest::ElementwiseTriple { shape: self.shape()? },
+            0 => CorrelationRequest::ElementwiseTriple {
+                shape: self.shape()?,
+            },
             1 => CorrelationRequest::MatmulTriple {
                 a_shape: self.shape()?,
                 b_shape: self.shape()?,
@@ -233,18 +258,26 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
     for _ in 0..n {
         out.push(match r.u8()? {
             1 => Wire::Ring(r.ring()?),
-            2 => Wire::Beaver(BeaverMsg { e: r.ring()?, f: r.ring()? }),
+            2 => Wire::Beaver(BeaverMsg {
+                e: r.ring()?,
+                f: r.ring()?,
+            }),
             3 => {
                 let shape = r.shape()?;
                 let n = r.count(8)?;
                 let raw = r.take(n * 8)?;
-                let data = raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+                let data = raw
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect();
                 Wire::Clear { shape, data }
             }
             4 => {
                 let shape = r.shape()?;
                 let n = r.count(8)?;
-                let cts = (0..n).map(|_| r.bytes().map(|b| BigUint::from_bytes_le(&b))).collect::<D<_>>()?;
+                let cts = (0..n)
+                    .map(|_| r.bytes().map(|b| BigUint::from_bytes_le(&b)))
+                    .collect::<D<_>>()?;
                 Wire::Ciphers { shape, cts }
             }
             5 => Wire::PublicKey(BigUint::from_bytes_le(&r.bytes()?)),
@@ -272,7 +305,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                 let n = r.count(9)?;
                 let dims = (0..n)
                     .map(|_| {
-                        let name = String::from_utf8(r.bytes()?).map_err(|_| "dimension name is not UTF-8".to_string())?;
+                        let name = String::from_utf8(r.bytes()?)
+                            .map_err(|_| "dimension name is not UTF-8".to_string())?;
                         Ok((name, r.u64()?))
                     })
                     .collect::<D<_>>()?;
@@ -293,9 +327,18 @@ mod tests {
 
     fn sample() -> Vec<Wire> {
         vec![
-            Wire::Ring(OpenMsg { data: vec![1, u64::MAX], shape: vec![2] }),
-            Wire::Clear { shape: vec![], data: vec![0.5] },
-            Wire::Ciphers { shape: vec![1], cts: vec![BigUint::from(12345u32)] },
+            Wire::Ring(OpenMsg {
+                data: vec![1, u64::MAX],
+                shape: vec![2],
+            }),
+            Wire::Clear {
+                shape: vec![],
+                data: vec![0.5],
+            },
+            Wire::Ciphers {
+                shape: vec![1],
+                cts: vec![BigUint::from(12345u32)],
+            },
             Wire::PublicKey(BigUint::from(35u32)),
             Wire::Dims(vec![("batch".into(), 7)]),
         ]
