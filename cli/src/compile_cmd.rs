@@ -29,6 +29,14 @@ pub enum NetworkProfile {
     Wan,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Prefer {
+    /// Additive secret sharing.
+    Shares,
+    /// Paillier for linear operations with one side in the clear.
+    Paillier,
+}
+
 #[derive(Args, Debug)]
 pub struct CompileArgs {
     /// The model file.
@@ -63,6 +71,10 @@ pub struct TargetArgs {
     /// Paillier key size in bits (2048 or more).
     #[arg(long, value_name = "BITS", default_value_t = 3072, value_parser = clap::value_parser!(u32).range(2048..=8192))]
     pub key_bits: u32,
+    /// Prefer one protocol family for every secret operation it can run
+    /// (the cost model still decides the rest).
+    #[arg(long, value_enum)]
+    pub prefer: Option<Prefer>,
     /// Size assumed for a symbolic dimension in estimates, e.g. `--assume batch=10000`.
     #[arg(long, value_name = "NAME=SIZE", value_parser = parse_assume)]
     pub assume: Vec<(String, u64)>,
@@ -96,12 +108,24 @@ impl TargetArgs {
             key_bits: self.key_bits,
             assume: self.assume.iter().cloned().collect::<BTreeMap<_, _>>(),
             use_dealer: !self.no_dealer,
+            prefer: self.prefer.map(|p| match p {
+                Prefer::Shares => compiler::ir::Protocol::Shares,
+                Prefer::Paillier => compiler::ir::Protocol::Paillier,
+            }),
         }
     }
 }
 
 /// Parse, check and compile a file, printing diagnostics. `None` on failure.
 pub fn compile_file(path: &Path, target: &TargetArgs) -> Option<compiler::Compiled> {
+    compile_file_with(path, &target.options()).map(|(_, c)| c)
+}
+
+/// As [`compile_file`], with explicit options; also returns the checked model.
+pub fn compile_file_with(
+    path: &Path,
+    options: &Options,
+) -> Option<(compiler::ir::CheckedModel, compiler::Compiled)> {
     let source = match read_source(path) {
         Ok(s) => s,
         Err(e) => {
@@ -113,10 +137,10 @@ pub fn compile_file(path: &Path, target: &TargetArgs) -> Option<compiler::Compil
     let checked = compiler::check_source(&source);
     eprint!("{}", grammar::render(&checked.diagnostics, &name, &source));
     let model = checked.model?;
-    match compiler::compile(&model, &target.options()) {
+    match compiler::compile(&model, options) {
         Ok(c) => {
             eprint!("{}", grammar::render(&c.warnings, &name, &source));
-            Some(c)
+            Some((model, c))
         }
         Err(diags) => {
             eprint!("{}", grammar::render(&diags, &name, &source));

@@ -1,6 +1,6 @@
 //! `veil run`: compile a model and run every party in this process.
 
-use crate::compile_cmd::{compile_file, TargetArgs};
+use crate::compile_cmd::{compile_file_with, TargetArgs};
 use crate::data;
 use clap::Args;
 use plan::{Owner, Plan, Tensor};
@@ -142,14 +142,14 @@ fn load_inputs(
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let Some(compiled) = compile_file(&args.file, &args.target) else {
+    let mut options = args.target.options();
+    let Some((model, mut compiled)) = compile_file_with(&args.file, &options) else {
         return ExitCode::FAILURE;
     };
-    let plan = &compiled.plan;
     let inputs = if args.demo {
-        demo_inputs(plan, args.batch as usize)
+        demo_inputs(&compiled.plan, args.batch as usize)
     } else {
-        match load_inputs(plan, &args.inputs) {
+        match load_inputs(&compiled.plan, &args.inputs) {
             Ok(i) => i,
             Err(e) => {
                 for line in e.lines() {
@@ -160,6 +160,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         }
     };
+    // Estimates for the sizes the data actually has (the plan is the same).
+    if let Ok(dims) = plan::bind_inputs(&compiled.plan, None, &inputs) {
+        options.assume = dims.into_iter().map(|(k, v)| (k, v as u64)).collect();
+        if let Ok(c) = compiler::compile(&model, &options) {
+            compiled = c;
+        }
+    }
+    let plan = &compiled.plan;
     let parties = plan
         .parties
         .iter()
@@ -206,11 +214,6 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
     if args.demo {
-        let model =
-            compiler::check_source(&crate::read_source(&args.file).unwrap_or_default()).model;
-        let Some(model) = model else {
-            return ExitCode::FAILURE;
-        };
         match compiler::reference::evaluate(&model, &inputs) {
             Ok(reference) => {
                 let mut worst: f64 = 0.0;

@@ -144,13 +144,20 @@ fn fit_for(
     let value = g.value(v);
     let label = g.label(v);
     let range = g.node(x).range;
-    let domain = approx.domain.unwrap_or_else(|| {
-        // Fit on the input's range when it is narrower than the default domain.
-        let (lo, hi) = func.default_domain();
-        let m = range.magnitude().min(hi.max(-lo)).max(1e-3);
-        (-m, m)
-    });
     let tol = approx.tol.unwrap_or(approx::DEFAULT_TOL);
+    let domain = approx.domain.unwrap_or_else(|| {
+        // Fit on the input's range: narrower than the default domain, it
+        // allows a lower degree; wider, it is used if a fit within the
+        // tolerance exists there (otherwise the default domain, and a warning).
+        let (lo, hi) = func.default_domain();
+        let default = hi.max(-lo);
+        let m = range.magnitude().max(1e-3);
+        if m <= default || (approx.degree.is_none() && approx::choose(func, (-m, m), tol).is_ok()) {
+            (-m, m)
+        } else {
+            (-default, default)
+        }
+    });
     let fit = match approx.degree {
         Some(d) => approx::fit(func, d, domain),
         None => match approx::choose(func, domain, tol) {

@@ -85,6 +85,7 @@ pub struct Chooser<'a, 'm> {
     pub costs: &'a CostTable,
     pub net: Network,
     pub dealer: bool,
+    pub prefer: Option<Protocol>,
 }
 
 impl Chooser<'_, '_> {
@@ -374,7 +375,9 @@ impl Chooser<'_, '_> {
         }
     }
 
-    fn methods(&self, v: ValueId) -> Vec<Method> {
+    /// The methods that may run `v`; with `prefer`, only the preferred
+    /// family (the caller falls back to all when none of those can).
+    fn methods(&self, v: ValueId, prefer: bool) -> Vec<Method> {
         let value = self.g.value(v);
         let node = self.g.node(v);
         let mut methods = match node.visibility {
@@ -390,6 +393,11 @@ impl Chooser<'_, '_> {
         match value.via {
             Some(Protocol::Shares) => methods.retain(|m| *m == Method::Shares),
             Some(Protocol::Paillier) => methods.retain(|m| matches!(m, Method::Paillier(_))),
+            None if prefer => match self.prefer {
+                Some(Protocol::Shares) => methods.retain(|m| !matches!(m, Method::Paillier(_))),
+                Some(Protocol::Paillier) => methods.retain(|m| matches!(m, Method::Paillier(_))),
+                None => {}
+            },
             None => {}
         }
         methods
@@ -437,7 +445,23 @@ impl Chooser<'_, '_> {
                 ),
                 _ => {
                     let operands = value.op.operands();
-                    for method in self.methods(v) {
+                    // A preference applies where it can run; elsewhere every method competes.
+                    let preferred = self.methods(v, true);
+                    let feasible = |m: &Method| {
+                        self.operand_options(v, *m).iter().any(|reprs| {
+                            self.op_cost(v, *m, reprs).is_some()
+                                && operands
+                                    .iter()
+                                    .zip(reprs)
+                                    .all(|(o, r)| best[o].contains_key(r))
+                        })
+                    };
+                    let methods = if preferred.iter().any(feasible) {
+                        preferred
+                    } else {
+                        self.methods(v, false)
+                    };
+                    for method in methods {
                         for reprs in self.operand_options(v, method) {
                             let Some(op_cost) = self.op_cost(v, method, &reprs) else {
                                 continue;

@@ -37,6 +37,9 @@ pub struct Options {
     pub assume: BTreeMap<String, u64>,
     /// Use the model's dealer if it declares one (`false`: compile as if it did not).
     pub use_dealer: bool,
+    /// Restrict every secret operation to one protocol family where it can
+    /// run (like a `via` on each operation without one); `None`: the cost model decides.
+    pub prefer: Option<ir::Protocol>,
 }
 
 impl Default for Options {
@@ -46,6 +49,7 @@ impl Default for Options {
             key_bits: 3072,
             assume: BTreeMap::new(),
             use_dealer: true,
+            prefer: None,
         }
     }
 }
@@ -80,6 +84,7 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec
         costs: &costs,
         net: opts.network,
         dealer: dealer.is_some(),
+        prefer: opts.prefer,
     };
     let selection = chooser.run()?;
     let lowerer = lower::Lowerer::new(

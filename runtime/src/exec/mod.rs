@@ -276,7 +276,21 @@ pub fn run_in_process(
     opts: &Options,
 ) -> Result<Vec<Outcome>, ExecError> {
     let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
-    let transports = ChannelTransport::mesh(&names, opts.timeout);
+    run_with_transports(
+        plan,
+        inputs,
+        ChannelTransport::mesh(&names, opts.timeout),
+        opts,
+    )
+}
+
+/// Run every party on its own thread, party p over `transports[p]`.
+pub fn run_with_transports<T: Transport + Send>(
+    plan: &Plan,
+    inputs: &[BTreeMap<String, Tensor>],
+    transports: Vec<T>,
+    opts: &Options,
+) -> Result<Vec<Outcome>, ExecError> {
     let results: Vec<Result<Outcome, ExecError>> = std::thread::scope(|s| {
         let handles: Vec<_> = transports
             .into_iter()

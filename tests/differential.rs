@@ -1,0 +1,269 @@
+//! Differential tests (Cranelift style): every bundled model, run privately
+//! in one process, must match the plaintext reference interpreter within
+//! the error bound the compiler reports, for several batch sizes, with and
+//! without a dealer, and with the Paillier-heavy and shares-only protocol
+//! choices. Plus: no party's transcript holds another party's input in the clear.
+
+use plan::{Owner, Plan, Tensor};
+use rand::{RngExt, SeedableRng};
+use runtime::exec::Transport;
+use runtime::exec::{self, ChannelTransport, ExecError};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+fn model(name: &str) -> compiler::ir::CheckedModel {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(format!("{name}.veil"));
+    let source = std::fs::read_to_string(path).unwrap();
+    let r = compiler::check_source(&source);
+    r.model
+        .unwrap_or_else(|| panic!("{}", grammar::render(&r.diagnostics, name, &source)))
+}
+
+/// Random inputs in the declared ranges, from a fixed seed (test data only).
+fn inputs_with_fixed_seed_for_tests(
+    plan: &Plan,
+    batch: usize,
+    seed: u64,
+) -> BTreeMap<String, Tensor> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    plan.inputs
+        .iter()
+        .map(|i| {
+            let shape: Vec<usize> = i
+                .shape
+                .0
+                .iter()
+                .map(|d| match d {
+                    plan::Dim::Known(n) => *n as usize,
+                    plan::Dim::Symbol(_) => batch,
+                })
+                .collect();
+            let (lo, hi) = i.range.unwrap_or((-1.0, 1.0));
+            let n: usize = shape.iter().product();
+            let data = (0..n).map(|_| rng.random_range(lo..=hi)).collect();
+            (i.name.clone(), Tensor { shape, data })
+        })
+        .collect()
+}
+
+fn per_party(plan: &Plan, all: &BTreeMap<String, Tensor>) -> Vec<BTreeMap<String, Tensor>> {
+    let mut out = vec![BTreeMap::new(); plan.parties.len()];
+    for spec in &plan.inputs {
+        let t = all[&spec.name].clone();
+        match spec.owner {
+            Owner::Party(p) => {
+                out[p as usize].insert(spec.name.clone(), t);
+            }
+            Owner::Public => {
+                for (p, party) in plan.parties.iter().enumerate() {
+                    if party.role == plan::Role::Compute {
+                        out[p].insert(spec.name.clone(), t.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn test_options() -> exec::Options {
+    exec::Options::with_small_keys_for_tests(1024)
+}
+
+/// Compile `name` with `opts`, run it privately on seeded inputs, and check
+/// every output at every recipient against the reference.
+fn check(name: &str, batch: usize, opts: &compiler::Options, seed: u64) {
+    let m = model(name);
+    let compiled = compiler::compile(&m, opts).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    let plan = &compiled.plan;
+    let inputs = inputs_with_fixed_seed_for_tests(plan, batch, seed);
+    let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
+    let outcomes = exec::run_in_process(plan, &per_party(plan, &inputs), &test_options())
+        .unwrap_or_else(|e| panic!("{name} batch {batch}: {e}"));
+    let mut checked = 0;
+    for (o, spec) in plan.outputs.iter().enumerate() {
+        let expected = &reference[o].1;
+        for &p in &spec.to {
+            let (got_name, got) = outcomes[p as usize]
+                .outputs
+                .iter()
+                .find(|(n, _)| n == &spec.name)
+                .expect("output delivered");
+            assert_eq!(got_name, &spec.name);
+            assert_eq!(got.shape, expected.shape, "{name}: shape of {}", spec.name);
+            for (a, b) in got.data.iter().zip(&expected.data) {
+                assert!(
+                    (a - b).abs() <= spec.error_bound,
+                    "{name} batch {batch} ({:?}): output {} differs by {} > bound {}",
+                    plan.randomness,
+                    spec.name,
+                    (a - b).abs(),
+                    spec.error_bound
+                );
+            }
+            checked += 1;
+        }
+    }
+    // Parties not addressed learn nothing.
+    for (p, o) in outcomes.iter().enumerate() {
+        for (n, _) in &o.outputs {
+            let spec = plan.outputs.iter().find(|s| &s.name == n).unwrap();
+            assert!(
+                spec.to.contains(&(p as u32)),
+                "{} learned {n}",
+                plan.party_name(p as u32)
+            );
+        }
+    }
+    assert!(checked > 0);
+}
+
+fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
+    let mut o = compiler::Options {
+        key_bits: 2048,
+        ..compiler::Options::default()
+    };
+    f(&mut o);
+    o
+}
+
+const MODELS: [&str; 4] = ["logreg_100", "linreg", "mlp", "credit_2p"];
+
+#[test]
+fn with_a_dealer_every_model_matches_the_reference() {
+    for (i, name) in MODELS.iter().enumerate() {
+        for batch in [1, 3, 17] {
+            check(
+                name,
+                batch,
+                &options(|_| {}),
+                100 + i as u64 * 10 + batch as u64,
+            );
+        }
+    }
+}
+
+#[test]
+fn without_a_dealer_every_model_matches_the_reference() {
+    for (i, name) in MODELS.iter().enumerate() {
+        for batch in [1, 4] {
+            check(
+                name,
+                batch,
+                &options(|o| o.use_dealer = false),
+                200 + i as u64 * 10 + batch as u64,
+            );
+        }
+    }
+}
+
+#[test]
+fn shares_only_and_paillier_heavy_plans_match_the_reference() {
+    use compiler::ir::Protocol;
+    for (i, name) in MODELS.iter().enumerate() {
+        for (j, prefer) in [Protocol::Shares, Protocol::Paillier]
+            .into_iter()
+            .enumerate()
+        {
+            for dealer in [true, false] {
+                let o = options(|o| {
+                    o.prefer = Some(prefer);
+                    o.use_dealer = dealer;
+                });
+                check(
+                    name,
+                    3,
+                    &o,
+                    300 + i as u64 * 10 + j as u64 * 2 + dealer as u64,
+                );
+            }
+        }
+    }
+}
+
+/// Records every frame a party receives.
+struct Recording {
+    inner: ChannelTransport,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Transport for Recording {
+    fn send(&mut self, to: u32, frame: Vec<u8>) -> Result<(), ExecError> {
+        self.inner.send(to, frame)
+    }
+    fn recv(&mut self, from: u32) -> Result<Vec<u8>, ExecError> {
+        let f = self.inner.recv(from)?;
+        self.received.lock().unwrap().extend_from_slice(&f);
+        Ok(f)
+    }
+}
+
+#[test]
+fn no_transcript_contains_another_partys_input_in_the_clear() {
+    use compiler::ir::Protocol;
+    for (name, prefer, dealer) in [
+        ("logreg_100", None, true),
+        ("logreg_100", Some(Protocol::Paillier), false),
+        ("credit_2p", None, false),
+        ("mlp", None, true),
+    ] {
+        let m = model(name);
+        let o = options(|o| {
+            o.prefer = prefer;
+            o.use_dealer = dealer;
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, 5, 7);
+        let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+        let logs: Vec<Arc<Mutex<Vec<u8>>>> = names.iter().map(|_| Arc::default()).collect();
+        let transports: Vec<Recording> =
+            ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
+                .into_iter()
+                .zip(&logs)
+                .map(|(inner, log)| Recording {
+                    inner,
+                    received: log.clone(),
+                })
+                .collect();
+        exec::run_with_transports(
+            &plan,
+            &per_party(&plan, &inputs),
+            transports,
+            &test_options(),
+        )
+        .unwrap();
+        for spec in &plan.inputs {
+            let Owner::Party(owner) = spec.owner else {
+                continue;
+            };
+            // Patterns: the value as f64, and as a fixed-point ring element.
+            let mut patterns: Vec<[u8; 8]> = Vec::new();
+            for v in &inputs[&spec.name].data {
+                let fixed = (v * 2f64.powi(plan.precision as i32)).round() as i64;
+                if fixed.unsigned_abs() < 1 << 20 {
+                    continue; // too many zero bytes to be a meaningful pattern
+                }
+                patterns.push(v.to_le_bytes());
+                patterns.push((fixed as u64).to_le_bytes());
+            }
+            for (q, log) in logs.iter().enumerate() {
+                if q as u32 == owner {
+                    continue;
+                }
+                let bytes = log.lock().unwrap();
+                for p in &patterns {
+                    assert!(
+                        !bytes.windows(8).any(|w| w == p),
+                        "{name}: {} received {}'s input `{}` in the clear",
+                        names[q],
+                        names[owner as usize],
+                        spec.name
+                    );
+                }
+            }
+        }
+    }
+}
