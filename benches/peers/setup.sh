@@ -18,8 +18,8 @@ for p in "${PEERS[@]}"; do
   case "$p" in
   phe)
     ok phe || { mkvenv phe
-      "$DIR/phe/bin/pip" install -q phe gmpy2
-      "$DIR/phe/bin/python" -c "import phe, gmpy2; print('phe', phe.__version__ if hasattr(phe,'__version__') else '?', 'gmpy2', gmpy2.version())"
+      "$DIR/phe/bin/pip" install -q phe gmpy2 numpy
+      "$DIR/phe/bin/python" -c "import phe, gmpy2, numpy; print('phe', phe.__version__ if hasattr(phe,'__version__') else '?', 'gmpy2', gmpy2.version())"
       touch "$DIR/phe/.ok"; } ;;
   mpyc)
     ok mpyc || { mkvenv mpyc
