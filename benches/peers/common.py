@@ -62,3 +62,24 @@ def median(xs):
 
 def max_err(pred, ref):
     return float(np.max(np.abs(np.asarray(pred, dtype=np.float64).reshape(-1) - np.asarray(ref).reshape(-1))))
+
+
+def poly5_coeffs(T=8.0):
+    """Least-squares odd degree-5 fit of sigmoid on [-T, T]: 0.5 + a1 z + a3 z^3 + a5 z^5.
+
+    Public coefficients (computed in the clear); both the MPyC and CrypTen
+    "poly5" modes use these so the approximations are identical.
+    """
+    z = np.linspace(-T, T, 4001)
+    A = np.stack([z, z ** 3, z ** 5], axis=1)
+    a, *_ = np.linalg.lstsq(A, sigmoid(z) - 0.5, rcond=None)
+    return [float(v) for v in a]
+
+
+def poly5_clear(z, coeffs, T=None):
+    z = np.asarray(z, dtype=np.float64)
+    if T is not None:
+        z = np.clip(z, -T, T)
+    a1, a3, a5 = coeffs
+    z2 = z * z
+    return 0.5 + z * (a1 + z2 * (a3 + z2 * a5))
