@@ -26,7 +26,7 @@ done
 
 run() { # label cmd...
   echo "# $*" >&2
-  "$@" | grep '^{' | tee -a "$OUT"
+  "$@" | grep --line-buffered '^{' | tee -a "$OUT"
 }
 
 for p in $PEERS; do
