@@ -274,7 +274,7 @@ impl Exec<'_> {
                 let ints = fixed_ints(t, self.scale(*dst))?;
                 let cts = ints
                     .par_iter()
-                    .map(|v| kp.private.encrypt_crt(&to_zn(&kp.public, *v)))
+                    .map(|v| kp.public.encrypt(&to_zn(&kp.public, *v)))
                     .collect::<Result<Vec<_>, _>>()?;
                 let shape = t.shape.clone();
                 self.set(

@@ -75,8 +75,8 @@ pub(super) fn generate(
                     .data()
                     .par_iter()
                     .map(|v| {
-                        kp.private
-                            .encrypt_crt(&BigUint::from(*v))
+                        kp.public
+                            .encrypt(&BigUint::from(*v))
                             .map(|c| c.as_biguint().clone())
                     })
                     .collect::<Result<Vec<_>, _>>()?;
