@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod bench_cmd;
 mod check_cmd;
 mod compile_cmd;
 mod data;
@@ -80,6 +81,18 @@ Examples:
   veil run models/credit_2p.veil --demo --key-bits 2048"
     )]
     Run(run_cmd::RunArgs),
+    /// Benchmark a model: time, throughput, traffic, rounds and error per batch size and mode.
+    #[command(
+        after_help = "Every measurement runs all parties in this process on random inputs of the
+declared shapes and ranges, and compares the outputs with the plaintext
+reference (max err). bytes/pred counts every byte every party sent.
+
+Examples:
+  veil bench models/logreg_100.veil
+  veil bench models/logreg_100.veil --modes dealer --batches 1,10000 --repeat 5
+  veil bench models/logreg_100.veil --modes two-party,hybrid --batches 1,100 --key-bits 2048 --json out.jsonl"
+    )]
+    Bench(bench_cmd::BenchArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
     #[command(subcommand)]
     Paillier(paillier_cmd::PaillierCmd),
@@ -101,6 +114,7 @@ fn main() -> ExitCode {
         Command::Check { files } => check_cmd::check_files(&files),
         Command::Compile(args) => compile_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
+        Command::Bench(args) => bench_cmd::run(&args),
         Command::Paillier(c) => match paillier_cmd::run(c) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

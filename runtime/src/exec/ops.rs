@@ -93,6 +93,18 @@ fn fixed_ints(t: &Tensor, bits: u32) -> Result<Vec<i64>, ExecError> {
         .collect()
 }
 
+/// A share in a register, borrowed from the register file alone (so the
+/// engine can be borrowed mutably at the same time).
+fn share_in(regs: &[Option<Value>], r: Reg) -> Result<&Share, ExecError> {
+    match regs[r.0 as usize].as_ref() {
+        Some(Value::Share(s)) => Ok(s),
+        Some(_) => Err(ExecError::protocol(format!("register {r} is not a share"))),
+        None => Err(ExecError::protocol(format!(
+            "register {r} read before it was written"
+        ))),
+    }
+}
+
 impl Exec<'_> {
     fn my_share(&self, t: RingTensor) -> Result<Share, ExecError> {
         Ok(Share::new(self.role()?, t))
@@ -207,10 +219,19 @@ impl Exec<'_> {
                 self.set(*dst, Value::Share(v));
             }
             Instr::BeaverOpen { msg, x, y, corr } => {
-                let (xs, ys) = (self.share(*x)?.clone(), self.share(*y)?.clone());
-                let (state, m) = match &self.plan.correlations[*corr as usize] {
-                    Correlation::MatMul { .. } => self.engine()?.matmul_round1(&xs, &ys)?,
-                    _ => self.engine()?.mul_round1(&xs, &ys)?,
+                let matmul = matches!(
+                    self.plan.correlations[*corr as usize],
+                    Correlation::MatMul { .. }
+                );
+                let engine = self
+                    .engine
+                    .as_mut()
+                    .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
+                let (xs, ys) = (share_in(&self.regs, *x)?, share_in(&self.regs, *y)?);
+                let (state, m) = if matmul {
+                    engine.matmul_round1(xs, ys)?
+                } else {
+                    engine.mul_round1(xs, ys)?
                 };
                 self.mul_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Beaver(m)));
@@ -222,12 +243,13 @@ impl Exec<'_> {
                     .mul_states
                     .remove(mine)
                     .ok_or_else(|| ExecError::protocol("Beaver product closed twice"))?;
-                let Value::Wire(Wire::Beaver(peer)) = self.get(*theirs)? else {
+                // The peer's message is used once: take it out of its register.
+                let Some(Value::Wire(Wire::Beaver(peer))) = self.regs[theirs.0 as usize].take()
+                else {
                     return Err(ExecError::protocol("expected the peer's Beaver message"));
                 };
                 let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(
-                    state,
-                    peer.clone(),
+                    state, peer,
                 )?;
                 self.set(*dst, Value::Share(z));
             }
@@ -240,8 +262,11 @@ impl Exec<'_> {
                         ))
                     }
                 };
-                let xs = self.share(*x)?.clone();
-                let (state, m) = self.engine()?.trunc_bits_round1(&xs, bits)?;
+                let engine = self
+                    .engine
+                    .as_mut()
+                    .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
+                let (state, m) = engine.trunc_bits_round1(share_in(&self.regs, *x)?, bits)?;
                 self.trunc_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Ring(m)));
             }
@@ -252,12 +277,12 @@ impl Exec<'_> {
                     .trunc_states
                     .remove(mine)
                     .ok_or_else(|| ExecError::protocol("truncation closed twice"))?;
-                let Value::Wire(Wire::Ring(peer)) = self.get(*theirs)? else {
+                let Some(Value::Wire(Wire::Ring(peer))) = self.regs[theirs.0 as usize].take()
+                else {
                     return Err(ExecError::protocol("expected the peer's masked value"));
                 };
                 let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::trunc_round2(
-                    state,
-                    peer.clone(),
+                    state, peer,
                 )?;
                 self.set(*dst, Value::Share(z));
             }
@@ -440,12 +465,21 @@ impl Exec<'_> {
         Ok(match op {
             ShareOp::Add | ShareOp::Sub => {
                 let s1 = self.share(arg(1)?)?;
-                let a = self.my_share(broadcast_ring(s0.value(), &shape)?)?;
-                let b = self.my_share(broadcast_ring(s1.value(), &shape)?)?;
-                if matches!(op, ShareOp::Add) {
-                    a.add(&b)?
+                let add = matches!(op, ShareOp::Add);
+                if s0.shape() == shape.as_slice() && s1.shape() == shape.as_slice() {
+                    if add {
+                        s0.add(s1)?
+                    } else {
+                        s0.sub(s1)?
+                    }
                 } else {
-                    a.sub(&b)?
+                    let a = self.my_share(broadcast_ring(s0.value(), &shape)?)?;
+                    let b = self.my_share(broadcast_ring(s1.value(), &shape)?)?;
+                    if add {
+                        a.add(&b)?
+                    } else {
+                        a.sub(&b)?
+                    }
                 }
             }
             ShareOp::Neg => s0.neg(),
