@@ -449,12 +449,6 @@ impl Exec<'_> {
             .ok_or_else(|| ExecError::protocol("the dealer cannot compute on shares"))
     }
 
-    fn engine(&mut self) -> Result<&mut Engine<Box<dyn Correlations + Send>>, ExecError> {
-        self.engine
-            .as_mut()
-            .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))
-    }
-
     fn key_for(&self, key: PartyIdx) -> Result<&PublicKey, ExecError> {
         if key == self.me {
             return self
