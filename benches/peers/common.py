@@ -21,6 +21,11 @@ def workload(batch, dist="uniform", seed=0, features=FEATURES):
     if dist == "uniform":
         x = rng.uniform(-4.0, 4.0, size=(batch, features))
         w = rng.uniform(-1.0, 1.0, size=(features,))
+    elif dist == "veil":
+        # The ranges models/logreg_100.veil declares (the data Veil's own
+        # benchmark draws): x in [-4, 4], w in [-0.1, 0.1], b in [-1, 1].
+        x = rng.uniform(-4.0, 4.0, size=(batch, features))
+        w = rng.uniform(-0.1, 0.1, size=(features,))
     elif dist == "normal":
         x = rng.normal(0.0, 1.0, size=(batch, features))
         w = rng.normal(0.0, 0.3, size=(features,))
@@ -42,7 +47,7 @@ def exact(x, w, b):
 def base_parser(desc):
     p = argparse.ArgumentParser(description=desc)
     p.add_argument("--batches", default="1,100", help="comma-separated batch sizes")
-    p.add_argument("--dist", choices=["uniform", "normal"], default="uniform")
+    p.add_argument("--dist", choices=["uniform", "normal", "veil"], default="uniform")
     p.add_argument("--reps", type=int, default=3, help="timed runs per batch (median reported)")
     p.add_argument("--seed", type=int, default=0)
     return p
