@@ -267,3 +267,38 @@ fn no_transcript_contains_another_partys_input_in_the_clear() {
         }
     }
 }
+
+/// The statistics a run reports agree with the compiler's estimate (for the
+/// same batch size): rounds exactly, bytes within a factor of two. The
+/// estimate counts payload bytes; the wire adds framing, and the compiler's
+/// per-primitive byte counts are upper bounds.
+#[test]
+fn measured_traffic_matches_the_compilers_estimate() {
+    for (name, dealer) in [
+        ("logreg_100", true),
+        ("mlp", true),
+        ("linreg", true),
+        ("logreg_100", false),
+    ] {
+        let m = model(name);
+        let batch = 50;
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), batch as u64);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 11);
+        let outcomes =
+            exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+        let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+        let rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap();
+        let est = &plan.estimate;
+        assert_eq!(rounds, est.rounds, "{name} (dealer: {dealer}): rounds");
+        let ratio = bytes as f64 / est.bytes;
+        assert!(
+            (0.5..=2.0).contains(&ratio),
+            "{name} (dealer: {dealer}): measured {bytes} B, estimated {} B",
+            est.bytes
+        );
+    }
+}
