@@ -15,6 +15,16 @@
 //!    (or by implementing [`Correlations`] directly). The online protocols
 //!    only ever see the trait.
 //!
+//! Comparison correlations ([`CompareRequest`]: a mask shared additively
+//! and bitwise, bit-packed boolean AND triples, daBits) are served by
+//! [`Correlations::fetch_compare`], whose default is an error so existing
+//! sources keep compiling. The dealer supports them the same way: seeds
+//! expand everything except party 1's corrections ([`CompareDealerMsg`],
+//! from [`Dealer::correction_compare`]), which go to party 1 only. Both
+//! kinds draw PRG streams from one counter, so the dealer must be asked in
+//! the protocol's interleaved order (the online pair does this
+//! automatically).
+//!
 //! Both parties must request correlations in the same order (they run the
 //! same protocol, so they do). [`RecordingCorrelations`] logs the requests of
 //! a run so that preprocessing can be done ahead of time.
