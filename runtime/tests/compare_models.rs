@@ -199,3 +199,45 @@ fn two_layer_relu_network_argmax_labels() {
     }
     assert!(checked >= m - 4, "only {checked} rows without near-ties");
 }
+
+#[test]
+fn clamped_tanh_holds_its_bound_on_the_whole_line() {
+    let n = 401;
+    let xs: Vec<f64> = (0..n)
+        .map(|i| -40.0 + 80.0 * i as f64 / (n - 1) as f64)
+        .collect();
+    let x = share_f(&xs, &[n], 5);
+    let (mut e0, mut e1, _) = dealer_engines_for_tests(6, fp(), TruncMode::Dealer);
+    let ((r0, s0), (r1, _)) = run_two_party(
+        |ex| {
+            Ok(vec![
+                e0.tanh_clamped(ex, &x.0, 9, false)?,
+                e0.tanh_clamped(ex, &x.0, 9, true)?,
+            ])
+        },
+        |ex| {
+            Ok(vec![
+                e1.tanh_clamped(ex, &x.1, 9, false)?,
+                e1.tanh_clamped(ex, &x.1, 9, true)?,
+            ])
+        },
+    )
+    .unwrap();
+    assert_eq!(s0.rounds, 2 * (9 + 10));
+    // tanh = 2σ(2x) − 1: twice the sigmoid fit's error, plus the tail
+    // 1 − tanh(4) beyond the domain [-4, 4], plus rounding.
+    let bound = 2.0 * SIGMOID_DEG9_MAX_ERR + (1.0 - 4f64.tanh()) + 2e-3;
+    for k in 0..2 {
+        let t = open_f(&r0[k], &r1[k]);
+        for (&xi, &ti) in xs.iter().zip(&t) {
+            assert!((ti - xi.tanh()).abs() <= bound, "x = {xi}: {ti}");
+        }
+    }
+    // Piecewise: exactly ±1 (up to rounding) outside [-4, 4].
+    let t = open_f(&r0[1], &r1[1]);
+    for (&xi, &ti) in xs.iter().zip(&t) {
+        if xi.abs() > 4.0 {
+            assert!((ti - xi.signum()).abs() < 1e-3, "x = {xi}: {ti}");
+        }
+    }
+}
