@@ -297,7 +297,9 @@ impl MsbState {
         Ok(MsbStep::Send(Box::new(self), words_msg(mine)))
     }
 
-    fn step(mut self, peer: OpenMsg) -> Result<MsbStep> {
+    /// Feeds the peer's message of the current round (same as
+    /// [`Engine::msb_step`], without naming the engine type).
+    pub fn step(mut self, peer: OpenMsg) -> Result<MsbStep> {
         let p0 = self.party == Party::P0;
         match self.phase {
             Phase::Open => {
