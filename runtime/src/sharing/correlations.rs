@@ -15,6 +15,16 @@
 //!    (or by implementing [`Correlations`] directly). The online protocols
 //!    only ever see the trait.
 //!
+//! Comparison correlations ([`CompareRequest`]: a mask shared additively
+//! and bitwise, bit-packed boolean AND triples, daBits) are served by
+//! [`Correlations::fetch_compare`], whose default is an error so existing
+//! sources keep compiling. The dealer supports them the same way: seeds
+//! expand everything except party 1's corrections ([`CompareDealerMsg`],
+//! from [`Dealer::correction_compare`]), which go to party 1 only. Both
+//! kinds draw PRG streams from one counter, so the dealer must be asked in
+//! the protocol's interleaved order (the online pair does this
+//! automatically).
+//!
 //! Both parties must request correlations in the same order (they run the
 //! same protocol, so they do). [`RecordingCorrelations`] logs the requests of
 //! a run so that preprocessing can be done ahead of time.
@@ -90,6 +100,115 @@ pub enum CorrelationShare {
     Trunc(TruncShare),
 }
 
+/// Correlations of the comparison protocols ([`super::compare`]).
+///
+/// They are a separate enum (served by [`Correlations::fetch_compare`])
+/// rather than new [`CorrelationRequest`] variants so that code matching
+/// exhaustively on [`CorrelationRequest`] (the executor's wire format and
+/// two-party triple generation) keeps compiling unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CompareRequest {
+    /// A uniform mask `r` over Z_2^64 of `shape`, shared additively *and*
+    /// bitwise: one word per element whose bits are XOR shares of the bits
+    /// of `r`.
+    MaskedBits { shape: Vec<usize> },
+    /// `bits` boolean Beaver triples `(a, b, c = a AND b)`, XOR-shared and
+    /// bit-packed in `ceil(bits / 64)` words (bit `i` is bit `i % 64` of
+    /// word `i / 64`).
+    AndTriples { bits: usize },
+    /// One random bit `s` per element of `shape`, shared both ways
+    /// ("daBit"): XOR shares bit-packed as for [`CompareRequest::AndTriples`]
+    /// and additive shares of `s` as a 0/1 ring element.
+    DaBits { shape: Vec<usize> },
+}
+
+impl CompareRequest {
+    fn validate(&self) -> Result<()> {
+        match self {
+            CompareRequest::MaskedBits { shape } | CompareRequest::DaBits { shape } => {
+                numel(shape).map(|_| ())
+            }
+            CompareRequest::AndTriples { bits } => {
+                if *bits > (isize::MAX as usize) / 8 {
+                    return Err(SharingError::BadParameter("too many AND triples"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Packed words needed for `bits` bits.
+    pub fn words_for_bits(bits: usize) -> usize {
+        bits.div_ceil(64)
+    }
+}
+
+/// One party's share of a mask `r` shared additively (`r`) and bitwise
+/// (`r_bits`: XOR share of the 64 bits of each element, one word each).
+#[derive(Clone)]
+pub struct MaskedBitsShare {
+    pub r: Share,
+    pub r_bits: RingTensor,
+}
+
+/// One party's XOR shares of bit-packed boolean Beaver triples.
+#[derive(Clone)]
+pub struct AndTripleShare {
+    pub party: Party,
+    pub bits: usize,
+    pub a: Vec<u64>,
+    pub b: Vec<u64>,
+    pub c: Vec<u64>,
+}
+
+/// One party's share of random bits shared both ways: packed XOR shares and
+/// additive shares (0/1 in the ring).
+#[derive(Clone)]
+pub struct DaBitShare {
+    pub bits: Vec<u64>,
+    pub arith: Share,
+}
+
+/// A comparison correlation share. `Debug` shows kinds and sizes only.
+#[derive(Clone)]
+pub enum CompareShare {
+    MaskedBits(MaskedBitsShare),
+    AndTriples(AndTripleShare),
+    DaBits(DaBitShare),
+}
+
+impl CompareShare {
+    pub fn party(&self) -> Party {
+        match self {
+            CompareShare::MaskedBits(m) => m.r.party(),
+            CompareShare::AndTriples(t) => t.party,
+            CompareShare::DaBits(d) => d.arith.party(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CompareShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompareShare::MaskedBits(m) => f
+                .debug_struct("MaskedBits")
+                .field("party", &m.r.party())
+                .field("shape", &m.r.shape())
+                .finish_non_exhaustive(),
+            CompareShare::AndTriples(t) => f
+                .debug_struct("AndTriples")
+                .field("party", &t.party)
+                .field("bits", &t.bits)
+                .finish_non_exhaustive(),
+            CompareShare::DaBits(d) => f
+                .debug_struct("DaBits")
+                .field("party", &d.arith.party())
+                .field("shape", &d.arith.shape())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 /// The one interface the online protocols use.
 pub trait Correlations {
     /// Which party this source serves.
@@ -129,6 +248,16 @@ pub trait Correlations {
             CorrelationShare::Triple(_) => Err(wrong_kind()),
         }
     }
+
+    /// Serves one comparison correlation (in protocol order, interleaved
+    /// with [`Correlations::fetch`] exactly as the protocol asks). Sources
+    /// that cannot supply them keep this default, which is an error.
+    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
+        let _ = req;
+        Err(SharingError::Correlations(
+            "this source does not supply comparison correlations".into(),
+        ))
+    }
 }
 
 fn wrong_kind() -> SharingError {
@@ -141,6 +270,9 @@ impl<C: Correlations + ?Sized> Correlations for Box<C> {
     }
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
         (**self).fetch(req)
+    }
+    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
+        (**self).fetch_compare(req)
     }
 }
 
@@ -280,6 +412,158 @@ fn assemble(
     })
 }
 
+/// The PRG-derived part of one party's comparison correlation share.
+struct ExpandedCompare {
+    first: RingTensor,          // r, a, or packed s bits
+    second: Option<RingTensor>, // b (AND triples only)
+    // Party 0 only: r_bits0, c0, or arith(s)_0.
+    p0_extra: Vec<RingTensor>,
+}
+
+impl SeedExpander {
+    fn expand_compare(&mut self, req: &CompareRequest) -> Result<ExpandedCompare> {
+        req.validate()?;
+        let p0 = self.party == Party::P0;
+        match req {
+            CompareRequest::MaskedBits { shape } => {
+                let r = self.tensor(shape)?;
+                let p0_extra = if p0 {
+                    vec![self.tensor(shape)?]
+                } else {
+                    vec![]
+                };
+                Ok(ExpandedCompare {
+                    first: r,
+                    second: None,
+                    p0_extra,
+                })
+            }
+            CompareRequest::AndTriples { bits } => {
+                let w = [CompareRequest::words_for_bits(*bits)];
+                let a = self.tensor(&w)?;
+                let b = self.tensor(&w)?;
+                let p0_extra = if p0 { vec![self.tensor(&w)?] } else { vec![] };
+                Ok(ExpandedCompare {
+                    first: a,
+                    second: Some(b),
+                    p0_extra,
+                })
+            }
+            CompareRequest::DaBits { shape } => {
+                let w = [CompareRequest::words_for_bits(numel(shape)?)];
+                let bits = self.tensor(&w)?;
+                let p0_extra = if p0 {
+                    vec![self.tensor(shape)?]
+                } else {
+                    vec![]
+                };
+                Ok(ExpandedCompare {
+                    first: bits,
+                    second: None,
+                    p0_extra,
+                })
+            }
+        }
+    }
+}
+
+/// Shapes of the tensors in party 1's correction for `req`.
+fn compare_correction_shapes(req: &CompareRequest) -> Result<Vec<Vec<usize>>> {
+    Ok(match req {
+        CompareRequest::MaskedBits { shape } | CompareRequest::DaBits { shape } => {
+            vec![shape.clone()]
+        }
+        CompareRequest::AndTriples { bits } => vec![vec![CompareRequest::words_for_bits(*bits)]],
+    })
+}
+
+fn assemble_compare(
+    party: Party,
+    req: &CompareRequest,
+    exp: ExpandedCompare,
+    extra: Vec<RingTensor>,
+) -> Result<CompareShare> {
+    let mut extra = extra.into_iter();
+    let mut next = |what: &'static str| {
+        extra
+            .next()
+            .ok_or_else(|| SharingError::Correlations(format!("missing {what}")))
+    };
+    Ok(match req {
+        CompareRequest::MaskedBits { .. } => CompareShare::MaskedBits(MaskedBitsShare {
+            r: Share::new(party, exp.first),
+            r_bits: next("bitwise mask share")?,
+        }),
+        CompareRequest::AndTriples { bits } => {
+            let b = exp
+                .second
+                .ok_or_else(|| SharingError::Correlations("missing b share".into()))?;
+            CompareShare::AndTriples(AndTripleShare {
+                party,
+                bits: *bits,
+                a: exp.first.into_parts().0,
+                b: b.into_parts().0,
+                c: next("c share")?.into_parts().0,
+            })
+        }
+        CompareRequest::DaBits { .. } => CompareShare::DaBits(DaBitShare {
+            bits: exp.first.into_parts().0,
+            arith: Share::new(party, next("arithmetic bit share")?),
+        }),
+    })
+}
+
+/// Corrections the dealer sends to party 1 for one comparison request:
+/// the XOR share of `r`'s bits (one word per element) for
+/// [`CompareRequest::MaskedBits`]; `c1` (packed words) for
+/// [`CompareRequest::AndTriples`]; the additive share of the bits for
+/// [`CompareRequest::DaBits`]. Party 0 gets nothing beyond its seed.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CompareDealerMsg {
+    pub request: CompareRequest,
+    pub tensors: Vec<RingTensor>,
+}
+
+impl std::fmt::Debug for CompareDealerMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompareDealerMsg")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompareDealerMsg {
+    /// Payload size (8 bytes per word).
+    pub fn payload_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.len() as u64 * 8).sum()
+    }
+}
+
+fn check_compare_msg(req: &CompareRequest, msg: &CompareDealerMsg) -> Result<()> {
+    if &msg.request != req {
+        return Err(SharingError::Correlations(
+            "dealer correction is for a different request (out of order?)".into(),
+        ));
+    }
+    let shapes = compare_correction_shapes(req)?;
+    if msg.tensors.len() != shapes.len() {
+        return Err(SharingError::Correlations(
+            "dealer correction has the wrong number of tensors".into(),
+        ));
+    }
+    for (t, s) in msg.tensors.iter().zip(shapes.iter()) {
+        t.validate()?;
+        if t.shape() != s.as_slice() {
+            return Err(SharingError::ShapeMismatch {
+                op: "dealer correction",
+                left: t.shape().to_vec(),
+                right: s.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // The dealer.
 
@@ -406,6 +690,51 @@ impl Dealer {
         Ok(msg)
     }
 
+    /// Party 1's corrections for the next comparison request (in protocol
+    /// order, interleaved with [`Dealer::correction`] as the parties ask).
+    pub fn correction_compare(&mut self, req: &CompareRequest) -> Result<CompareDealerMsg> {
+        let [e0, e1] = &mut self.exp;
+        let (x0, x1) = rayon::join(|| e0.expand_compare(req), || e1.expand_compare(req));
+        let (x0, x1) = (x0?, x1?);
+        let extra0 = x0
+            .p0_extra
+            .first()
+            .ok_or_else(|| SharingError::Correlations("missing party 0 share".into()))?;
+        let tensors = match req {
+            CompareRequest::MaskedBits { .. } => {
+                // r = r0 + r1 (additive); party 1's bitwise share is r ^ rb0.
+                let r = x0.first.add(&x1.first)?;
+                vec![r.zip_with(extra0, "mask bits", |r, b0| r ^ b0)?]
+            }
+            CompareRequest::AndTriples { .. } => {
+                let (b0, b1) = match (&x0.second, &x1.second) {
+                    (Some(b0), Some(b1)) => (b0, b1),
+                    _ => return Err(SharingError::Correlations("missing b share".into())),
+                };
+                let a = x0.first.zip_with(&x1.first, "and a", |u, v| u ^ v)?;
+                let b = b0.zip_with(b1, "and b", |u, v| u ^ v)?;
+                let c = a.zip_with(&b, "and c", |u, v| u & v)?;
+                vec![c.zip_with(extra0, "and c1", |c, c0| c ^ c0)?]
+            }
+            CompareRequest::DaBits { shape } => {
+                let s = x0.first.zip_with(&x1.first, "dabit", |u, v| u ^ v)?;
+                let n = numel(shape)?;
+                let sw = s.data();
+                let a0 = extra0.data();
+                let data: Vec<u64> = (0..n)
+                    .map(|i| ((sw[i / 64] >> (i % 64)) & 1).wrapping_sub(a0[i]))
+                    .collect();
+                vec![RingTensor::new(data, shape.clone())?]
+            }
+        };
+        let msg = CompareDealerMsg {
+            request: req.clone(),
+            tensors,
+        };
+        self.bytes_sent += msg.payload_bytes();
+        Ok(msg)
+    }
+
     /// Corrections for a whole list of requests.
     pub fn corrections(&mut self, reqs: &[CorrelationRequest]) -> Result<Vec<DealerMsg>> {
         reqs.iter().map(|r| self.correction(r)).collect()
@@ -420,8 +749,8 @@ impl Dealer {
 enum Feed {
     /// Party 0 needs nothing beyond its seed.
     None,
-    /// Corrections received ahead of time.
-    Queue(VecDeque<DealerMsg>),
+    /// Corrections received ahead of time (triples/truncation, comparison).
+    Queue(VecDeque<DealerMsg>, VecDeque<CompareDealerMsg>),
     /// In-process dealer asked on demand (tests, benches, drivers).
     Online(Arc<Mutex<Dealer>>),
 }
@@ -463,14 +792,27 @@ impl DealerSource {
         Ok(Self {
             party: Party::P1,
             exp: SeedExpander::new(Party::P1, seed.seed),
-            feed: Feed::Queue(corrections.into()),
+            feed: Feed::Queue(corrections.into(), VecDeque::new()),
         })
     }
 
     /// Appends corrections (party 1, queue mode).
     pub fn push_corrections(&mut self, msgs: Vec<DealerMsg>) -> Result<()> {
         match &mut self.feed {
-            Feed::Queue(q) => {
+            Feed::Queue(q, _) => {
+                q.extend(msgs);
+                Ok(())
+            }
+            _ => Err(SharingError::Correlations(
+                "this source does not take queued corrections".into(),
+            )),
+        }
+    }
+
+    /// Appends comparison corrections (party 1, queue mode).
+    pub fn push_compare_corrections(&mut self, msgs: Vec<CompareDealerMsg>) -> Result<()> {
+        match &mut self.feed {
+            Feed::Queue(_, q) => {
                 q.extend(msgs);
                 Ok(())
             }
@@ -511,7 +853,7 @@ impl Correlations for DealerSource {
         let mut exp = self.exp.expand(req)?;
         let extra = match &mut self.feed {
             Feed::None => std::mem::take(&mut exp.p0_extra),
-            Feed::Queue(q) => {
+            Feed::Queue(q, _) => {
                 let msg = q.pop_front().ok_or_else(|| {
                     SharingError::Correlations("no dealer corrections left".into())
                 })?;
@@ -527,6 +869,28 @@ impl Correlations for DealerSource {
             }
         };
         assemble(self.party, req, exp, extra)
+    }
+
+    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
+        let mut exp = self.exp.expand_compare(req)?;
+        let extra = match &mut self.feed {
+            Feed::None => std::mem::take(&mut exp.p0_extra),
+            Feed::Queue(_, q) => {
+                let msg = q.pop_front().ok_or_else(|| {
+                    SharingError::Correlations("no dealer comparison corrections left".into())
+                })?;
+                check_compare_msg(req, &msg)?;
+                msg.tensors
+            }
+            Feed::Online(d) => {
+                let msg = d
+                    .lock()
+                    .map_err(|_| SharingError::Correlations("dealer lock poisoned".into()))?
+                    .correction_compare(req)?;
+                msg.tensors
+            }
+        };
+        assemble_compare(self.party, req, exp, extra)
     }
 }
 
@@ -571,6 +935,7 @@ fn check_msg(req: &CorrelationRequest, msg: &DealerMsg) -> Result<()> {
 pub struct PrecomputedCorrelations {
     party: Party,
     queue: VecDeque<(CorrelationRequest, CorrelationShare)>,
+    compare_queue: VecDeque<(CompareRequest, CompareShare)>,
 }
 
 impl PrecomputedCorrelations {
@@ -578,6 +943,7 @@ impl PrecomputedCorrelations {
         Self {
             party,
             queue: VecDeque::new(),
+            compare_queue: VecDeque::new(),
         }
     }
 
@@ -609,8 +975,41 @@ impl PrecomputedCorrelations {
         Ok(out)
     }
 
+    /// Adds one comparison correlation (must be for this party).
+    pub fn push_compare(&mut self, req: CompareRequest, share: CompareShare) -> Result<()> {
+        if share.party() != self.party {
+            return Err(SharingError::PartyMismatch(
+                "correlation for the other party",
+            ));
+        }
+        self.compare_queue.push_back((req, share));
+        Ok(())
+    }
+
+    /// Runs `source` over comparison requests ahead of time, appending to
+    /// this store. (Both kinds are queued separately, so only the order
+    /// within each kind matters here; a dealer source must still be asked
+    /// in the protocol's interleaved order, e.g. by replaying a
+    /// [`RecordingCorrelations`] log.)
+    pub fn precompute_compare<C: Correlations + ?Sized>(
+        &mut self,
+        source: &mut C,
+        reqs: &[CompareRequest],
+    ) -> Result<()> {
+        for r in reqs {
+            let s = source.fetch_compare(r)?;
+            self.push_compare(r.clone(), s)?;
+        }
+        Ok(())
+    }
+
     pub fn remaining(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Comparison correlations left.
+    pub fn remaining_compare(&self) -> usize {
+        self.compare_queue.len()
     }
 }
 
@@ -629,6 +1028,17 @@ impl Correlations for PrecomputedCorrelations {
         }
         Ok(s)
     }
+    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
+        let (r, s) = self.compare_queue.pop_front().ok_or_else(|| {
+            SharingError::Correlations("precomputed comparison correlations exhausted".into())
+        })?;
+        if &r != req {
+            return Err(SharingError::Correlations(
+                "precomputed correlation is for a different request".into(),
+            ));
+        }
+        Ok(s)
+    }
 }
 
 /// Wraps a source and records every request, in order.
@@ -636,6 +1046,8 @@ impl Correlations for PrecomputedCorrelations {
 pub struct RecordingCorrelations<C> {
     pub inner: C,
     pub log: Vec<CorrelationRequest>,
+    /// Comparison requests, in order.
+    pub compare_log: Vec<CompareRequest>,
 }
 
 impl<C> RecordingCorrelations<C> {
@@ -643,6 +1055,7 @@ impl<C> RecordingCorrelations<C> {
         Self {
             inner,
             log: Vec::new(),
+            compare_log: Vec::new(),
         }
     }
 }
@@ -654,6 +1067,10 @@ impl<C: Correlations> Correlations for RecordingCorrelations<C> {
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
         self.log.push(req.clone());
         self.inner.fetch(req)
+    }
+    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
+        self.compare_log.push(req.clone());
+        self.inner.fetch_compare(req)
     }
 }
 

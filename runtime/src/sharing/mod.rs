@@ -21,6 +21,10 @@
 //! - [`protocol`]: [`Engine`] — Beaver products (elementwise and one matrix
 //!   triple per matmul), dealer and local truncation, fixed-point products,
 //!   polynomial evaluation, sigmoid/tanh.
+//! - [`compare`]: secure comparison — MSB/sign by a masked opening and a
+//!   log-depth carry tree on boolean shares (8 rounds), `less_than`,
+//!   `select`, `relu`, `max`/`min`, `max`/`argmax` along the last axis,
+//!   `clamp`, clamped sigmoid/tanh.
 //! - [`poly`]: dependency-free `f64` fitting (least squares on Chebyshev
 //!   nodes, max error measured on a dense grid) and the shipped sigmoid fits.
 //! - [`driver`]: in-process two-party runner for tests and benches.
@@ -29,6 +33,7 @@
 //! messages; malformed input (shapes, message lengths) is an error, never a
 //! panic.
 
+pub mod compare;
 pub mod correlations;
 pub mod driver;
 pub mod error;
@@ -38,8 +43,10 @@ pub mod protocol;
 pub mod ring;
 pub mod share;
 
+pub use compare::{ClampMode, MsbState, MsbStep, SelectState, MSB_ROUNDS};
 pub use correlations::{
-    CorrelationRequest, CorrelationShare, Correlations, Dealer, DealerMsg, DealerSource,
+    AndTripleShare, CompareDealerMsg, CompareRequest, CompareShare, CorrelationRequest,
+    CorrelationShare, Correlations, DaBitShare, Dealer, DealerMsg, DealerSource, MaskedBitsShare,
     PrecomputedCorrelations, RecordingCorrelations, SeedMsg, TripleShare, TruncShare,
 };
 pub use error::{Result, SharingError};
