@@ -131,10 +131,12 @@ fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
 }
 
 const MODELS: [&str; 4] = ["logreg_100", "linreg", "mlp", "credit_2p"];
+/// Models with comparisons (clamped sigmoid, relu, argmax): they need a dealer.
+const DEALER_MODELS: [&str; 2] = ["logreg_wide", "relu_classifier"];
 
 #[test]
 fn with_a_dealer_every_model_matches_the_reference() {
-    for (i, name) in MODELS.iter().enumerate() {
+    for (i, name) in MODELS.iter().chain(&DEALER_MODELS).enumerate() {
         for batch in [1, 3, 17] {
             check(
                 name,
@@ -300,5 +302,65 @@ fn measured_traffic_matches_the_compilers_estimate() {
             "{name} (dealer: {dealer}): measured {bytes} B, estimated {} B",
             est.bytes
         );
+    }
+}
+
+#[test]
+fn every_bundled_model_is_covered() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e
+            .unwrap()
+            .path()
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            MODELS.contains(&name.as_str()) || DEALER_MODELS.contains(&name.as_str()),
+            "models/{name}.veil has no differential test"
+        );
+    }
+}
+
+#[test]
+fn comparisons_need_a_dealer() {
+    for name in DEALER_MODELS {
+        let o = options(|o| o.use_dealer = false);
+        let err = compiler::compile(&model(name), &o)
+            .err()
+            .expect("no plan without a dealer");
+        assert!(
+            err.iter()
+                .any(|d| d.code == grammar::Code::NoProtocol
+                    || d.code == grammar::Code::PolyOverflow),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+/// Logits spanning [-40, 40] and beyond: with the clamped sigmoid every
+/// private prediction is within the stated bound and has the plaintext label.
+#[test]
+fn clamped_sigmoid_holds_its_bound_on_wide_logits() {
+    let m = model("logreg_wide");
+    let plan = compiler::compile(&m, &options(|_| {})).unwrap().plan;
+    let bound = plan.outputs[0].error_bound;
+    assert!(bound < 0.02, "bound {bound}");
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 300, 5);
+    let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
+    let z = inputs["x"].matmul(&inputs["w"]).unwrap();
+    assert!(
+        z.data.iter().any(|v| *v > 20.0) && z.data.iter().any(|v| *v < -20.0),
+        "logits should span a wide range"
+    );
+    let outcomes =
+        exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+    let got = &outcomes[0].outputs[0].1;
+    for (a, b) in got.data.iter().zip(&reference[0].1.data) {
+        assert!((a - b).abs() <= bound, "{a} vs {b}");
+        if (b - 0.5).abs() > bound {
+            assert_eq!(*a >= 0.5, *b >= 0.5);
+        }
     }
 }

@@ -6,7 +6,7 @@ use crate::approx::{self, Fit, Func};
 use crate::graph::{fmt_num, Graph, Visibility};
 use crate::ir::*;
 use grammar::{Code, Diagnostic};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub struct Analysis {
     pub fits: BTreeMap<ValueId, Fit>,
@@ -14,14 +14,20 @@ pub struct Analysis {
     pub warnings: Vec<Diagnostic>,
     /// Estimated absolute error of each output against exact arithmetic.
     pub error_bounds: Vec<f64>,
+    /// Sigmoid/tanh whose input is clamped into the fitted domain first
+    /// (with secure comparison), so the error bound holds on the whole line.
+    pub clamped: BTreeSet<ValueId>,
 }
 
-pub fn analyse(g: &Graph) -> Analysis {
+/// `can_compare`: secure comparison is available (a dealer supplies its
+/// correlations), so out-of-domain inputs can be clamped.
+pub fn analyse(g: &Graph, can_compare: bool) -> Analysis {
     let mut a = Analysis {
         fits: BTreeMap::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
         error_bounds: Vec::new(),
+        clamped: BTreeSet::new(),
     };
     let f = g.model.precision;
     // Products are computed at scale 2f before truncation; keep one bit spare.
@@ -76,7 +82,7 @@ pub fn analyse(g: &Graph) -> Analysis {
             } else {
                 Func::Tanh
             };
-            fit_for(&mut a, g, v, *x, func, approx, product_limit);
+            fit_for(&mut a, g, v, *x, func, approx, can_compare);
         }
         if let Op::Poly(x, coeffs) = &value.op {
             let r = g.node(*x).range.magnitude();
@@ -128,7 +134,7 @@ pub fn analyse(g: &Graph) -> Analysis {
             }
         }
     }
-    a.error_bounds = error_bounds(g, &a.fits);
+    a.error_bounds = error_bounds(g, &a.fits, &a.clamped);
     a
 }
 
@@ -139,8 +145,9 @@ fn fit_for(
     x: ValueId,
     func: Func,
     approx: &Approx,
-    product_limit: f64,
+    can_compare: bool,
 ) {
+    let product_limit = 2f64.powi(62 - 2 * g.model.precision as i32);
     let value = g.value(v);
     let label = g.label(v);
     let range = g.node(x).range;
@@ -188,7 +195,11 @@ fn fit_for(
         },
     };
     let scale = fit.scale;
-    if range.lo < fit.domain.0 - 1e-9 || range.hi > fit.domain.1 + 1e-9 {
+    let beyond = range.lo < fit.domain.0 - 1e-9 || range.hi > fit.domain.1 + 1e-9;
+    if beyond && can_compare && g.node(v).visibility == Visibility::Secret {
+        // Clamp the input into the domain: accurate on the whole line.
+        a.clamped.insert(v);
+    } else if beyond {
         let t = range.magnitude() / scale;
         let worst = fit
             .coefficients()
@@ -295,7 +306,7 @@ fn reveals_input(g: &Graph, v: ValueId, p: PartyId) -> Option<ValueId> {
 /// Propagate absolute error bounds: encoding rounding at the inputs, one
 /// unit in the last place per truncation, approximation errors, amplified by
 /// each operation's sensitivity over the operands' ranges.
-fn error_bounds(g: &Graph, fits: &BTreeMap<ValueId, Fit>) -> Vec<f64> {
+fn error_bounds(g: &Graph, fits: &BTreeMap<ValueId, Fit>, clamped: &BTreeSet<ValueId>) -> Vec<f64> {
     let lsb = 2f64.powi(-(g.model.precision as i32));
     let mut err: BTreeMap<ValueId, f64> = BTreeMap::new();
     for v in g.order() {
@@ -314,7 +325,13 @@ fn error_bounds(g: &Graph, fits: &BTreeMap<ValueId, Fit>) -> Vec<f64> {
             Op::Square(a) => 2.0 * m(a) * e(a) + e(a) * e(a) + lsb,
             Op::Sigmoid(a, _) | Op::Tanh(a, _) => match fits.get(&v) {
                 Some(fit) => {
-                    fit.max_error
+                    // Clamped: beyond the domain the function is taken at its edge.
+                    let tail = if clamped.contains(&v) {
+                        (fit.func.eval(f64::INFINITY) - fit.func.eval(fit.domain.1)).abs()
+                    } else {
+                        0.0
+                    };
+                    tail + fit.max_error
                         + fit.lipschitz * e(a)
                         + lsb
                             * (fit.degree as f64 + 2.0)

@@ -86,6 +86,8 @@ pub struct Chooser<'a, 'm> {
     pub net: Network,
     pub dealer: bool,
     pub prefer: Option<Protocol>,
+    /// Sigmoid/tanh evaluated on a clamped input (see `analysis`).
+    pub clamped: std::collections::BTreeSet<ValueId>,
 }
 
 impl Chooser<'_, '_> {
@@ -188,6 +190,14 @@ impl Chooser<'_, '_> {
         levels
     }
 
+    /// `n` secure comparisons (MSB extraction: masked opening, a 6-level
+    /// carry tree of AND gates, a bit conversion) and a Beaver select each:
+    /// per element about 79 bytes online and 32 from the dealer.
+    fn comparison(&self, n: f64, rounds: u32) -> Cost {
+        Cost::compute(n * 300.0 * self.costs.ring_op)
+            + Cost::comm(n * (2.0 * 39.4 + 32.0 + 31.6), rounds)
+    }
+
     fn poly_cost(&self, n: f64, degree: u32, odd: bool) -> Cost {
         let levels = Self::power_schedule(degree, odd);
         let mut cost = self.trunc(n) + Cost::compute(n * self.costs.ring_op); // t = x / L
@@ -258,12 +268,36 @@ impl Chooser<'_, '_> {
                     }
                     Op::Sigmoid(..) | Op::Tanh(..) => {
                         let degree = self.degree_hint(v);
-                        self.poly_cost(n, degree, true)
+                        let clamp = if self.clamped.contains(&v) {
+                            self.comparison(2.0 * n, 9)
+                        } else {
+                            Cost::ZERO
+                        };
+                        self.poly_cost(n, degree, true) + clamp
                     }
                     Op::Poly(_, coeffs) => {
                         self.poly_cost(n, (coeffs.len() as u32).saturating_sub(1).max(1), false)
                     }
-                    // Comparisons on shares arrive with the comparison protocols.
+                    // Secure comparison needs dealer-supplied correlations.
+                    Op::Relu(_) | Op::Max(..) | Op::Min(..) | Op::Clamp(..) if self.dealer => {
+                        let k = if matches!(value.op, Op::Clamp(..)) {
+                            2.0
+                        } else {
+                            1.0
+                        };
+                        self.comparison(k * n, 9)
+                    }
+                    Op::MaxReduce(a) | Op::Argmax(a) if self.dealer => {
+                        let last = self
+                            .g
+                            .value(*a)
+                            .shape
+                            .0
+                            .last()
+                            .map_or(1, |d| self.g.dim_size(d));
+                        let levels = 64 - last.max(1).saturating_sub(1).leading_zeros();
+                        self.comparison(size(0), 9 * levels)
+                    }
                     Op::Relu(_)
                     | Op::MaxReduce(_)
                     | Op::Argmax(_)
@@ -331,7 +365,17 @@ impl Chooser<'_, '_> {
             Method::Shares => vec![operands
                 .iter()
                 .map(|o| {
-                    if vis(o) == Visibility::Public {
+                    // Comparisons take every operand as shares (a public one embeds for free).
+                    let compares = matches!(
+                        value.op,
+                        Op::Relu(_)
+                            | Op::Max(..)
+                            | Op::Min(..)
+                            | Op::Clamp(..)
+                            | Op::MaxReduce(_)
+                            | Op::Argmax(_)
+                    );
+                    if vis(o) == Visibility::Public && !compares {
                         Repr::Public
                     } else {
                         Repr::Shared
@@ -652,8 +696,8 @@ impl Chooser<'_, '_> {
                 .help("remove the `via`, and the compiler chooses"),
             None => Diagnostic::error(Code::NoProtocol, format!("no protocol can compute `{label}` = {} on secret values yet", self.g.describe(v)))
                 .primary(value.span, "its operand depends on both parties' private data")
-                .note("relu, max, min, argmax and clamp on secret values need secure comparison, which the runtime does not provide yet")
-                .help("apply it to values one party holds, or remove it"),
+                .note("relu, max, min, argmax and clamp on secret values need secure comparison, whose correlated randomness comes from a dealer")
+                .help("declare a `dealer` (it supplies the comparison's correlated randomness), or apply it to values one party holds"),
         };
         d
     }

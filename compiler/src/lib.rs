@@ -66,7 +66,13 @@ pub struct Compiled {
 /// Compile a checked model to a validated plan.
 pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec<Diagnostic>> {
     let g = graph::Graph::build(model, opts.assume.clone());
-    let analysis = analysis::analyse(&g);
+    let dealer = if opts.use_dealer {
+        model.dealer()
+    } else {
+        None
+    };
+    // Secure comparison needs dealer-supplied correlations.
+    let analysis = analysis::analyse(&g, dealer.is_some());
     if !analysis.errors.is_empty() {
         let mut d = analysis.errors;
         d.extend(analysis.warnings);
@@ -74,17 +80,13 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec
         return Err(d);
     }
     let costs = CostTable::for_key_bits(opts.key_bits);
-    let dealer = if opts.use_dealer {
-        model.dealer()
-    } else {
-        None
-    };
     let chooser = choose::Chooser {
         g: &g,
         costs: &costs,
         net: opts.network,
         dealer: dealer.is_some(),
         prefer: opts.prefer,
+        clamped: analysis.clamped.clone(),
     };
     let selection = chooser.run()?;
     let lowerer = lower::Lowerer::new(

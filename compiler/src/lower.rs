@@ -719,8 +719,23 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             }
             Op::Sigmoid(..) | Op::Tanh(..) => {
                 let fit = self.fits[&v].clone();
+                // Out-of-domain inputs are first clamped into the fitted domain.
+                let x = if self.chooser.clamped.contains(&v) {
+                    let x_label = self.g.label(value.op.operands()[0]);
+                    self.nonlinear(
+                        plan::NonlinearOp::Clamp {
+                            lo: fit.domain.0,
+                            hi: fit.domain.1,
+                        },
+                        vec![args[0]],
+                        shape.clone(),
+                        format!("{x_label} clamped to [{}, {}]", fit.domain.0, fit.domain.1),
+                    )
+                } else {
+                    args[0]
+                };
                 let t = self.mul_public_scalar(
-                    args[0],
+                    x,
                     1.0 / fit.scale,
                     format!(
                         "t = {} / {}",
@@ -731,8 +746,68 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                 self.polynomial(t, &fit.coefficients(), true, &shape, note)
             }
             Op::Poly(_, coeffs) => self.polynomial(args[0], coeffs, false, &shape, note),
+            Op::Relu(_) => self.nonlinear(plan::NonlinearOp::Relu, args.to_vec(), shape, note),
+            Op::Max(..) | Op::Min(..) => {
+                let op = if matches!(value.op, Op::Max(..)) {
+                    plan::NonlinearOp::Max
+                } else {
+                    plan::NonlinearOp::Min
+                };
+                let args = self.same_shape(args, &shape);
+                self.nonlinear(op, args, shape, note)
+            }
+            Op::MaxReduce(_) => {
+                self.nonlinear(plan::NonlinearOp::MaxReduce, args.to_vec(), shape, note)
+            }
+            Op::Argmax(_) => self.nonlinear(plan::NonlinearOp::Argmax, args.to_vec(), shape, note),
+            Op::Clamp(_, lo, hi) => self.nonlinear(
+                plan::NonlinearOp::Clamp { lo: *lo, hi: *hi },
+                args.to_vec(),
+                shape,
+                note,
+            ),
             other => unreachable!("the chooser never picks shares for {}", other.mnemonic()),
         }
+    }
+
+    /// A comparison-based operation, run jointly by both computing parties.
+    fn nonlinear(
+        &mut self,
+        op: plan::NonlinearOp,
+        args: Vec<Reg>,
+        shape: plan::Shape,
+        note: String,
+    ) -> Reg {
+        let dst = self.share_reg(shape, self.f, note);
+        let n: f64 = args
+            .iter()
+            .map(|a| self.n_shape(&self.regs[a.0 as usize].shape.clone()))
+            .fold(0.0, f64::max);
+        let mut c = Cost::comm(n * (2.0 * 39.4 + 32.0 + 31.6), 0)
+            + Cost::compute(n * 300.0 * self.chooser.costs.ring_op);
+        if matches!(op, plan::NonlinearOp::Clamp { .. }) {
+            c = c + c;
+        }
+        self.cost += c;
+        for (i, p) in self.p.into_iter().enumerate() {
+            let peer = pi(self.p[1 - i]);
+            self.emit(
+                p,
+                Instr::Nonlinear {
+                    dst,
+                    op: op.clone(),
+                    args: args.clone(),
+                    peer,
+                    leader: i == 0,
+                },
+            );
+        }
+        dst
+    }
+
+    /// Broadcast every operand to `shape` (elementwise comparisons need equal shapes).
+    fn same_shape(&mut self, args: &[Reg], shape: &plan::Shape) -> Vec<Reg> {
+        args.iter().map(|a| self.broadcast_to(*a, shape)).collect()
     }
 
     fn broadcast_to(&mut self, x: Reg, shape: &plan::Shape) -> Reg {

@@ -256,6 +256,41 @@ pub enum HomOp {
     Sum,
 }
 
+/// Comparison-based operations on shares. Each runs as one interactive
+/// protocol with the peer (secure comparison: an 8-round MSB extraction on
+/// dealer-supplied masked bits and AND triples, then Beaver selects); its
+/// rounds are given by [`NonlinearOp::rounds`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum NonlinearOp {
+    Relu,
+    Max,
+    Min,
+    /// Maximum along the last axis (a tournament of comparisons).
+    MaxReduce,
+    /// Index of the maximum along the last axis, as a fixed-point value.
+    Argmax,
+    /// Limit to `[lo, hi]`.
+    Clamp {
+        lo: f64,
+        hi: f64,
+    },
+}
+
+impl NonlinearOp {
+    /// Communication rounds, for a last dimension of `n` (reductions).
+    pub fn rounds(&self, n: u64) -> u32 {
+        const MSB: u32 = 8;
+        match self {
+            NonlinearOp::Relu | NonlinearOp::Max | NonlinearOp::Min | NonlinearOp::Clamp { .. } => {
+                MSB + 1
+            }
+            NonlinearOp::MaxReduce | NonlinearOp::Argmax => {
+                (MSB + 1) * (64 - n.max(1).saturating_sub(1).leading_zeros())
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Instr {
     // --- preprocessing (before inputs exist) ---
@@ -397,6 +432,16 @@ pub enum Instr {
         src: Reg,
     },
 
+    /// A comparison-based operation on shares, run jointly with `peer`
+    /// (both computing parties execute it at the same point of their programs).
+    Nonlinear {
+        dst: Reg,
+        op: NonlinearOp,
+        args: Vec<Reg>,
+        peer: PartyIdx,
+        leader: bool,
+    },
+
     // --- communication ---
     Send {
         to: PartyIdx,
@@ -432,9 +477,10 @@ impl Instr {
             | Instr::Deal { .. }
             | Instr::GenerateCorrelations { .. } => vec![],
             Instr::Expand { src } => vec![*src],
-            Instr::Clear { args, .. } | Instr::Local { args, .. } | Instr::Hom { args, .. } => {
-                args.clone()
-            }
+            Instr::Clear { args, .. }
+            | Instr::Local { args, .. }
+            | Instr::Hom { args, .. }
+            | Instr::Nonlinear { args, .. } => args.clone(),
             Instr::Split { src, .. }
             | Instr::Embed { src, .. }
             | Instr::Encrypt { src, .. }
@@ -470,6 +516,7 @@ impl Instr {
             | Instr::DecryptShare { dst, .. }
             | Instr::Rerandomize { dst, .. }
             | Instr::Decrypt { dst, .. }
+            | Instr::Nonlinear { dst, .. }
             | Instr::Reveal { dst, .. } => vec![*dst],
             Instr::Split { keep, send, .. } => vec![*keep, *send],
             Instr::BeaverOpen { msg, .. } | Instr::TruncOpen { msg, .. } => vec![*msg],
@@ -748,6 +795,22 @@ impl Plan {
             }
             Instr::Rerandomize { dst, src } => format!("{dst} = rerandomize {src}"),
             Instr::Decrypt { dst, src } => format!("{dst} = decrypt {src}"),
+            Instr::Nonlinear {
+                dst,
+                op,
+                args,
+                peer,
+                leader,
+            } => format!(
+                "{dst} = compare.{} {} with {}{}",
+                match op {
+                    NonlinearOp::Clamp { lo, hi } => format!("clamp[{lo}, {hi}]"),
+                    other => format!("{other:?}").to_lowercase(),
+                },
+                regs(args),
+                self.party_name(*peer),
+                lead(*leader)
+            ),
             Instr::Send { to, regs: rs } => {
                 format!("send {} to {}", regs(rs), self.party_name(*to))
             }
@@ -768,6 +831,17 @@ impl Plan {
         let mut sent_since_recv = false;
         for ins in &self.program(party).instrs {
             match ins {
+                Instr::Nonlinear { op, args, .. } => {
+                    let n = args
+                        .first()
+                        .and_then(|r| self.reg(*r).shape.0.last())
+                        .map_or(1, |d| match d {
+                            Dim::Known(n) => *n,
+                            Dim::Symbol(_) => 1,
+                        });
+                    rounds += op.rounds(n) + u32::from(sent_since_recv);
+                    sent_since_recv = false;
+                }
                 Instr::Send { .. } => sent_since_recv = true,
                 Instr::Recv { .. } if sent_since_recv => {
                     rounds += 1;
@@ -832,12 +906,26 @@ pub(crate) fn simulate(plan: &Plan) -> Result<(), Vec<(PartyIdx, usize)>> {
     let mut pc = vec![0usize; n];
     // queues[from][to]: register lists sent and not yet received.
     let mut queues: Vec<Vec<VecDeque<Vec<Reg>>>> = vec![vec![VecDeque::new(); n]; n];
+    let mut joined = vec![false; n];
     loop {
         let mut progressed = false;
         for p in 0..n {
             let prog = &plan.programs[p].instrs;
             while pc[p] < prog.len() {
                 match &prog[pc[p]] {
+                    // A joint protocol: both sides send, then both receive.
+                    Instr::Nonlinear { peer, .. } if !joined[p] => {
+                        queues[p][*peer as usize].push_back(Vec::new());
+                        joined[p] = true;
+                        progressed = true;
+                        continue;
+                    }
+                    Instr::Nonlinear { peer, .. } => {
+                        if queues[*peer as usize][p].pop_front().is_none() {
+                            break;
+                        }
+                        joined[p] = false;
+                    }
                     Instr::Send { to, regs } => queues[p][*to as usize].push_back(regs.clone()),
                     Instr::Recv { from, .. } if queues[*from as usize][p].pop_front().is_none() => {
                         break

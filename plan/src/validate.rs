@@ -82,7 +82,11 @@ pub fn validate(plan: &Plan) -> Result<(), Vec<ValidationError>> {
             }
             defined.extend(ins.writes());
             match ins {
-                Instr::Send { to, .. } | Instr::Recv { from: to, .. } if *to == p => {
+                Instr::Send { to, .. }
+                | Instr::Recv { from: to, .. }
+                | Instr::Nonlinear { peer: to, .. }
+                    if *to == p =>
+                {
                     errors.push(err(Some(p), Some(at), "talks to itself".into()));
                 }
                 Instr::Send { to, .. } | Instr::Recv { from: to, .. }

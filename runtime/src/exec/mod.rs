@@ -14,6 +14,7 @@
 //! cryptography runs. Every received frame is decoded and checked against
 //! the register it fills; a malformed message is an error, never a panic.
 
+mod nonlinear;
 mod ops;
 pub mod transport;
 mod twoparty;
@@ -488,13 +489,24 @@ impl Exec<'_> {
             Instr::Deal { out } => {
                 let mut dealer = Dealer::new()?;
                 let seeds = [dealer.seed_msg(Role::P0), dealer.seed_msg(Role::P1)];
-                let corrections = dealer.corrections(&self.requests)?;
+                // Corrections in exactly the order the parties will ask.
+                let mut corrections = Vec::new();
+                let mut compare = Vec::new();
+                for req in self.request_order()? {
+                    match req {
+                        nonlinear::Request::Arith(r) => corrections.push(dealer.correction(&r)?),
+                        nonlinear::Request::Compare(r) => {
+                            compare.push(dealer.correction_compare(&r)?)
+                        }
+                    }
+                }
                 let [s0, s1] = seeds;
                 self.set(
                     out[0],
                     Value::Wire(Wire::Dealer {
                         seed: s0,
                         corrections: vec![],
+                        compare: vec![],
                     }),
                 );
                 self.set(
@@ -502,16 +514,26 @@ impl Exec<'_> {
                     Value::Wire(Wire::Dealer {
                         seed: s1,
                         corrections,
+                        compare,
                     }),
                 );
             }
             Instr::Expand { src } => {
-                let Value::Wire(Wire::Dealer { seed, corrections }) = self.get(*src)? else {
+                let Value::Wire(Wire::Dealer {
+                    seed,
+                    corrections,
+                    compare,
+                }) = self.get(*src)?
+                else {
                     return Err(ExecError::protocol("expected the dealer's message"));
                 };
                 let source = match self.role()? {
                     Role::P0 => DealerSource::party0(seed.clone())?,
-                    Role::P1 => DealerSource::party1(seed.clone(), corrections.clone())?,
+                    Role::P1 => {
+                        let mut s = DealerSource::party1(seed.clone(), corrections.clone())?;
+                        s.push_compare_corrections(compare.clone())?;
+                        s
+                    }
                 };
                 self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
             }
@@ -543,6 +565,38 @@ impl Exec<'_> {
             _ => self.step_crypto(ins, t, outputs)?,
         }
         Ok(())
+    }
+
+    /// Every correlation request the computing parties will make, in order:
+    /// the plan's own (Beaver, truncation), and those of comparison protocols.
+    fn request_order(&self) -> Result<Vec<nonlinear::Request>, ExecError> {
+        let leader = self
+            .plan
+            .programs
+            .iter()
+            .find(|p| self.plan.parties[p.party as usize].role == plan::Role::Compute)
+            .ok_or_else(|| ExecError::protocol("the plan has no computing party"))?;
+        let mut order = Vec::new();
+        for ins in &leader.instrs {
+            match ins {
+                Instr::BeaverOpen { corr, .. } | Instr::TruncOpen { corr, .. } => {
+                    let r = self
+                        .requests
+                        .get(*corr as usize)
+                        .ok_or_else(|| ExecError::protocol("unknown correlation"))?;
+                    order.push(nonlinear::Request::Arith(r.clone()));
+                }
+                Instr::Nonlinear { op, args, .. } => {
+                    let shapes = args
+                        .iter()
+                        .map(|r| self.reg_shape(*r))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    order.extend(nonlinear::request_order(op, &shapes, self.fp)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(order)
     }
 
     fn own_input(&self, name: &str) -> Result<Tensor, ExecError> {

@@ -286,6 +286,36 @@ impl Exec<'_> {
                 )?;
                 self.set(*dst, Value::Share(z));
             }
+            Instr::Nonlinear {
+                dst,
+                op,
+                args,
+                peer,
+                ..
+            } => {
+                let engine = self.engine.as_mut().ok_or_else(|| {
+                    ExecError::protocol("comparisons need correlated randomness from a dealer")
+                })?;
+                let shares = args
+                    .iter()
+                    .map(|r| share_in(&self.regs, *r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut ex = super::nonlinear::PeerExchange {
+                    t,
+                    peer: *peer,
+                    stats: &mut self.stats,
+                    failure: None,
+                };
+                let result = super::nonlinear::run(engine, &mut ex, op, &shares);
+                let failure = ex.failure.take();
+                let z = match (result, failure) {
+                    (Ok(z), _) => z,
+                    (Err(_), Some(transport)) => return Err(transport),
+                    (Err(e), None) => return Err(e.into()),
+                };
+                self.sent_since_recv = false;
+                self.set(*dst, Value::Share(z));
+            }
             Instr::TruncLocal { dst, x, bits, .. } => {
                 let z = sharing::protocol::trunc_local_bits(self.share(*x)?, *bits);
                 self.set(*dst, Value::Share(z));

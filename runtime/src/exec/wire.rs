@@ -4,7 +4,8 @@
 //! hostile message is an error, never a panic or a huge allocation.
 
 use crate::sharing::{
-    BeaverMsg, CorrelationRequest, DealerMsg, OpenMsg, Party, RingTensor, SeedMsg,
+    BeaverMsg, CompareDealerMsg, CompareRequest, CorrelationRequest, DealerMsg, OpenMsg, Party,
+    RingTensor, SeedMsg,
 };
 use num_bigint::BigUint;
 
@@ -27,6 +28,7 @@ pub enum Wire {
     Dealer {
         seed: SeedMsg,
         corrections: Vec<DealerMsg>,
+        compare: Vec<CompareDealerMsg>,
     },
     /// Session metadata: sizes of symbolic dimensions.
     Dims(Vec<(String, u64)>),
@@ -84,6 +86,28 @@ impl W {
     fn tensor(&mut self, t: &RingTensor) {
         self.ring(&OpenMsg::from_tensor(t.clone()));
     }
+    fn tensors(&mut self, ts: &[RingTensor]) {
+        self.u64(ts.len() as u64);
+        for t in ts {
+            self.tensor(t);
+        }
+    }
+    fn compare_request(&mut self, r: &CompareRequest) {
+        match r {
+            CompareRequest::MaskedBits { shape } => {
+                self.u8(0);
+                self.shape(shape);
+            }
+            CompareRequest::AndTriples { bits } => {
+                self.u8(1);
+                self.u64(*bits as u64);
+            }
+            CompareRequest::DaBits { shape } => {
+                self.u8(2);
+                self.shape(shape);
+            }
+        }
+    }
     fn request(&mut self, r: &CorrelationRequest) {
         match r {
             CorrelationRequest::ElementwiseTriple { shape } => {
@@ -138,17 +162,23 @@ pub fn encode(values: &[Wire]) -> Vec<u8> {
                 w.u8(5);
                 w.bytes(&n.to_bytes_le());
             }
-            Wire::Dealer { seed, corrections } => {
+            Wire::Dealer {
+                seed,
+                corrections,
+                compare,
+            } => {
                 w.u8(6);
                 w.u8(seed.party.index() as u8);
                 w.0.extend_from_slice(&seed.seed);
                 w.u64(corrections.len() as u64);
                 for c in corrections {
                     w.request(&c.request);
-                    w.u64(c.tensors.len() as u64);
-                    for t in &c.tensors {
-                        w.tensor(t);
-                    }
+                    w.tensors(&c.tensors);
+                }
+                w.u64(compare.len() as u64);
+                for c in compare {
+                    w.compare_request(&c.request);
+                    w.tensors(&c.tensors);
                 }
             }
             Wire::Dims(dims) => {
@@ -230,6 +260,24 @@ impl R<'_> {
     fn tensor(&mut self) -> D<RingTensor> {
         self.ring()?.into_tensor().map_err(|e| e.to_string())
     }
+    fn tensors(&mut self) -> D<Vec<RingTensor>> {
+        let k = self.count(16)?;
+        (0..k).map(|_| self.tensor()).collect()
+    }
+    fn compare_request(&mut self) -> D<CompareRequest> {
+        Ok(match self.u8()? {
+            0 => CompareRequest::MaskedBits {
+                shape: self.shape()?,
+            },
+            1 => CompareRequest::AndTriples {
+                bits: usize::try_from(self.u64()?).map_err(|_| "bad bit count")?,
+            },
+            2 => CompareRequest::DaBits {
+                shape: self.shape()?,
+            },
+            t => return Err(format!("unknown comparison correlation tag {t}")),
+        })
+    }
     fn request(&mut self) -> D<CorrelationRequest> {
         Ok(match self.u8()? {
             0 => CorrelationRequest::ElementwiseTriple {
@@ -292,13 +340,24 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                 let mut corrections = Vec::with_capacity(n);
                 for _ in 0..n {
                     let request = r.request()?;
-                    let k = r.count(16)?;
-                    let tensors = (0..k).map(|_| r.tensor()).collect::<D<_>>()?;
-                    corrections.push(DealerMsg { request, tensors });
+                    corrections.push(DealerMsg {
+                        request,
+                        tensors: r.tensors()?,
+                    });
+                }
+                let n = r.count(1)?;
+                let mut compare = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let request = r.compare_request()?;
+                    compare.push(CompareDealerMsg {
+                        request,
+                        tensors: r.tensors()?,
+                    });
                 }
                 Wire::Dealer {
                     seed: SeedMsg { party, seed },
                     corrections,
+                    compare,
                 }
             }
             7 => {

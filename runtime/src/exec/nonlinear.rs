@@ -1,0 +1,150 @@
+//! Comparison-based instructions (relu, max, min, argmax, clamp): each runs
+//! the secure-comparison protocol of `sharing::compare` with the peer, its
+//! rounds carried by the party's transport.
+//!
+//! The dealer must generate correlations in exactly the order the protocol
+//! asks for them. For comparison protocols that order is found by running
+//! the protocol once on zeros between two in-process parties with a
+//! recording source ([`request_order`]); it depends only on the shapes.
+
+use super::wire::{self, Wire};
+use super::{ExecError, Stats, Transport};
+use crate::sharing::{
+    self, CompareRequest, CompareShare, CorrelationRequest, CorrelationShare, Correlations, Dealer,
+    DealerSource, Engine, Exchange, FixedPoint, Message, Party, RingTensor, Share, SharingError,
+    TruncMode,
+};
+use plan::{NonlinearOp, PartyIdx};
+use std::sync::{Arc, Mutex};
+
+/// One request for correlated randomness, of either family.
+#[derive(Clone, Debug)]
+pub(super) enum Request {
+    Arith(CorrelationRequest),
+    Compare(CompareRequest),
+}
+
+/// The executor's transport, seen by the comparison protocols as an
+/// `Exchange` with the peer: one frame each way per round.
+pub(super) struct PeerExchange<'a> {
+    pub t: &'a mut dyn Transport,
+    pub peer: PartyIdx,
+    pub stats: &'a mut Stats,
+    /// The transport's own error, kept so it is reported as such.
+    pub failure: Option<ExecError>,
+}
+
+impl Exchange for PeerExchange<'_> {
+    fn exchange(&mut self, msg: Message) -> sharing::Result<Message> {
+        let out = match msg {
+            Message::Open(m) => Wire::Ring(m),
+            Message::Beaver(b) => Wire::Beaver(b),
+        };
+        let frame = wire::encode(&[out]);
+        self.stats.bytes_sent += frame.len() as u64;
+        self.stats.frames_sent += 1;
+        let reply = self
+            .t
+            .send(self.peer, frame)
+            .and_then(|()| self.t.recv(self.peer));
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                let text = e.message.clone();
+                self.failure = Some(e);
+                return Err(SharingError::Exchange(text));
+            }
+        };
+        self.stats.bytes_received += reply.len() as u64;
+        self.stats.rounds += 1;
+        match wire::decode(&reply).map_err(SharingError::Exchange)?.pop() {
+            Some(Wire::Ring(m)) => Ok(Message::Open(m)),
+            Some(Wire::Beaver(b)) => Ok(Message::Beaver(b)),
+            _ => Err(SharingError::Exchange(
+                "the peer sent an unexpected message during a comparison".into(),
+            )),
+        }
+    }
+}
+
+/// Run `op` on `args` (this party's shares).
+pub(super) fn run<C: Correlations, E: Exchange>(
+    engine: &mut Engine<C>,
+    ex: &mut E,
+    op: &NonlinearOp,
+    args: &[&Share],
+) -> sharing::Result<Share> {
+    let bad = || SharingError::BadParameter("wrong number of operands");
+    let a = *args.first().ok_or_else(bad)?;
+    match op {
+        NonlinearOp::Relu => engine.relu(ex, a),
+        NonlinearOp::Max => engine.max_elem(ex, a, args.get(1).ok_or_else(bad)?),
+        NonlinearOp::Min => engine.min_elem(ex, a, args.get(1).ok_or_else(bad)?),
+        NonlinearOp::MaxReduce => engine.max_last_axis(ex, a),
+        NonlinearOp::Argmax => {
+            let (_, idx) = engine.argmax_last_axis(ex, a)?;
+            // An integer index; as a fixed-point value.
+            Ok(idx.mul_public_scalar(1u64 << engine.fixed_point().frac_bits()))
+        }
+        NonlinearOp::Clamp { lo, hi } => engine.clamp(ex, a, *lo, *hi),
+    }
+}
+
+/// Wraps a source and logs every request, of both families, in order.
+struct Recorder<C> {
+    inner: C,
+    log: Arc<Mutex<Vec<Request>>>,
+}
+
+impl<C: Correlations> Correlations for Recorder<C> {
+    fn party(&self) -> Party {
+        self.inner.party()
+    }
+    fn fetch(&mut self, req: &CorrelationRequest) -> sharing::Result<CorrelationShare> {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Request::Arith(req.clone()));
+        self.inner.fetch(req)
+    }
+    fn fetch_compare(&mut self, req: &CompareRequest) -> sharing::Result<CompareShare> {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Request::Compare(req.clone()));
+        self.inner.fetch_compare(req)
+    }
+}
+
+/// The correlations `op` asks for on operands of these shapes, in order:
+/// found by running it on zeros between two in-process parties.
+pub(super) fn request_order(
+    op: &NonlinearOp,
+    shapes: &[Vec<usize>],
+    fp: FixedPoint,
+) -> Result<Vec<Request>, ExecError> {
+    let (s0, s1, _) = DealerSource::online_pair(Dealer::new()?);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut e0 = Engine::new(
+        fp,
+        TruncMode::Dealer,
+        Recorder {
+            inner: s0,
+            log: log.clone(),
+        },
+    );
+    let mut e1 = Engine::new(fp, TruncMode::Dealer, s1);
+    let zeros = |p: Party| -> sharing::Result<Vec<Share>> {
+        shapes
+            .iter()
+            .map(|s| Ok(Share::new(p, RingTensor::zeros(s)?)))
+            .collect()
+    };
+    let (a0, a1) = (zeros(Party::P0)?, zeros(Party::P1)?);
+    sharing::driver::run_two_party(
+        |ex| run(&mut e0, ex, op, &a0.iter().collect::<Vec<_>>()),
+        |ex| run(&mut e1, ex, op, &a1.iter().collect::<Vec<_>>()),
+    )?;
+    let order = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(order)
+}
