@@ -182,22 +182,23 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
         .try_fold(1usize, |a, d| a.checked_mul(*d))
         .ok_or("the .npy shape is too large")?;
     let body = &bytes[end..];
-    let (width, read): (usize, fn(&[u8]) -> f64) =
-        match descr {
-            "<f8" => (8, |b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
-            "<f4" => (4, |b| {
-                f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
-            }),
-            "<i8" => (8, |b| {
-                i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64
-            }),
-            "<i4" => (4, |b| {
-                i32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
-            }),
-            other => return Err(format!(
+    let (width, read): (usize, fn(&[u8]) -> f64) = match descr {
+        "<f8" => (8, |b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
+        "<f4" => (4, |b| {
+            f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
+        }),
+        "<i8" => (8, |b| {
+            i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64
+        }),
+        "<i4" => (4, |b| {
+            i32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
+        }),
+        other => {
+            return Err(format!(
                 "unsupported dtype `{other}`: use float64, float32, int64 or int32 (little-endian)"
-            )),
-        };
+            ))
+        }
+    };
     if body.len() != n.checked_mul(width).ok_or("the .npy shape is too large")? {
         return Err(format!(
             "shape {shape:?} of {descr} needs {} bytes of data, the file has {}",

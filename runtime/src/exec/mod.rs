@@ -15,6 +15,7 @@
 //! the register it fills; a malformed message is an error, never a panic.
 
 mod ops;
+pub mod tcp;
 pub mod transport;
 mod twoparty;
 pub mod wire;
