@@ -377,8 +377,14 @@ impl Peer {
                 if let Err(e) = self.conn.process_new_packets() {
                     // Flush the alert so the peer learns why, then fail.
                     let _ = self.conn.write_tls(&mut self.sock);
+                    let m = e.to_string();
+                    let hint = if m.contains("ertificate") || m.contains("AccessDenied") {
+                        " (it refused this party's certificate: check the pinned certificates)"
+                    } else {
+                        ""
+                    };
                     return Err(ExecError::transport(format!(
-                        "the connection with {} is corrupt or was refused: {e}",
+                        "the connection with {} is corrupt or was refused: {m}{hint}",
                         self.name
                     )));
                 }
@@ -763,10 +769,10 @@ fn handshake(
             Ok(_) => {}
             Err(e) if io_err(&e) => {}
             Err(e) => {
-                let hint = if e.to_string().contains("certificate")
-                    || e.to_string().contains("Certificate")
-                {
-                    " (a certificate does not match the one pinned in the configuration)"
+                let m = e.to_string();
+                let hint = if m.contains("ertificate") || m.contains("alert") {
+                    " (a certificate does not match the one pinned in the configuration: \
+                     one side refused the other's certificate)"
                 } else {
                     ""
                 };
