@@ -994,4 +994,36 @@ mod tests {
             assert!(!e.to_string().is_empty());
         }
     }
+
+    /// Connect two parties, let party 1 write `raw` bytes (bypassing the
+    /// framing) and then close; return what party 0's `recv` says.
+    fn recv_after_raw(raw: &[u8]) -> ExecError {
+        let cfgs = configs(2, &["s", "s"]);
+        std::thread::scope(|s| {
+            let h0 = s.spawn(|| {
+                let mut t = TcpTransport::connect(&cfgs[0]).unwrap();
+                t.recv(1).unwrap_err()
+            });
+            let mut t1 = TcpTransport::connect(&cfgs[1]).unwrap();
+            let p = t1.peers[0].as_mut().unwrap();
+            p.conn.writer().write_all(raw).unwrap();
+            while p.conn.wants_write() {
+                p.conn.write_tls(&mut p.sock).unwrap();
+            }
+            drop(t1);
+            h0.join().unwrap()
+        })
+    }
+
+    #[test]
+    fn a_malformed_frame_over_tls_is_an_error() {
+        let e = recv_after_raw(&u32::MAX.to_le_bytes());
+        assert!(e.to_string().contains("malformed frame"), "{e}");
+        let mut raw = 100u32.to_le_bytes().to_vec();
+        raw.extend_from_slice(&[0u8; 10]);
+        let e = recv_after_raw(&raw);
+        assert!(e.to_string().contains("in the middle of a frame"), "{e}");
+        let e = recv_after_raw(&[]);
+        assert!(e.to_string().contains("closed the connection"), "{e}");
+    }
 }
