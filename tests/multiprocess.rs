@@ -332,3 +332,83 @@ fn an_unpinned_certificate_is_refused() {
     assert!(stderr(&c).contains("certificate"), "{}", stderr(&c));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// credit_2p (two parties, Paillier keys of 2048 bits) runs for a second or
+/// more: kill the bank as soon as it is connected, in the middle of the run.
+#[test]
+fn a_party_killed_mid_run_stops_its_peer_promptly() {
+    use std::io::BufRead as _;
+    let dir = tempdir("midrun");
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["certs", "--out"])
+        .arg(&dir)
+        .args(["applicant", "bank"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ports = free_ports(2);
+    let mut toml = String::new();
+    for (p, port) in ["applicant", "bank"].iter().zip(&ports) {
+        toml.push_str(&format!(
+            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+    std::fs::write(dir.join("inc.csv"), "1,2,3,4\n5,6,7,8\n").unwrap();
+    std::fs::write(dir.join("w.json"), "[0.01, -0.02, 0.03, 0.05]").unwrap();
+    std::fs::write(dir.join("t.json"), "0.1").unwrap();
+    let party = |who: &str, inputs: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_veil"))
+            .current_dir(root())
+            .args(["party", "models/credit_2p.veil", "--as", who, "--config"])
+            .arg(dir.join("parties.toml"))
+            .args(["--connect-timeout", "5", "--timeout", "10", "-o"])
+            .arg(dir.join(format!("out-{who}")))
+            .args(inputs.iter().flat_map(|i| ["-i", i.as_str()]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let d = |f: &str| dir.join(f).display().to_string();
+    let applicant = party(
+        "applicant",
+        &[
+            format!("income_debt={}", d("inc.csv")),
+            format!("threshold={}", d("t.json")),
+        ],
+    );
+    let mut bank = party(
+        "bank",
+        &[
+            format!("weights={}", d("w.json")),
+            format!("threshold={}", d("t.json")),
+        ],
+    );
+    // Wait until the bank reports it is connected, then kill it.
+    let mut lines = std::io::BufReader::new(bank.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("connected to every peer") => break,
+            Some(Ok(_)) if Instant::now() < deadline => {}
+            other => {
+                let _ = bank.kill();
+                panic!("the bank never connected: {other:?}");
+            }
+        }
+    }
+    bank.kill().unwrap();
+    let _ = bank.wait();
+    let killed = Instant::now();
+    let a = finish(applicant, LIMIT);
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_failed_without_output(&a, &dir, "applicant");
+    assert!(stderr(&a).contains("bank"), "{}", stderr(&a));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1026,4 +1026,21 @@ mod tests {
         let e = recv_after_raw(&[]);
         assert!(e.to_string().contains("closed the connection"), "{e}");
     }
+
+    #[test]
+    fn a_peer_with_another_name_is_refused() {
+        let mut cfgs = configs(2, &["s", "s"]);
+        cfgs[1].parties[0].name = "someone".into();
+        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            let e = r.err().expect("refused");
+            assert!(e.to_string().contains("party mismatch"), "{e}");
+        }
+    }
 }
