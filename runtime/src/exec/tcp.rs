@@ -679,6 +679,16 @@ impl TcpTransport {
     }
 }
 
+/// A peer-supplied string, safe to print: at most 64 characters, control
+/// characters escaped.
+fn clean(s: &str) -> String {
+    let mut out: String = s.chars().take(64).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
 fn check_hello(
     theirs: &Hello,
     peer: &str,
@@ -689,28 +699,31 @@ fn check_hello(
     if theirs.protocol != PROTOCOL {
         return Err(ExecError::transport(format!(
             "{peer} speaks protocol `{}`, this party `{PROTOCOL}`",
-            theirs.protocol
+            clean(&theirs.protocol)
         )));
     }
     if theirs.from != peer || theirs.to != me {
         return Err(ExecError::transport(format!(
             "party mismatch: the peer with {peer}'s certificate says it is `{}` talking to `{}`, \
              but this party is `{me}` (are the names in the configurations the same?)",
-            theirs.from, theirs.to
+            clean(&theirs.from),
+            clean(&theirs.to)
         )));
     }
     if theirs.plan != plan {
+        let short: String = theirs.plan.chars().take(16).collect();
         return Err(ExecError::transport(format!(
             "plan mismatch with {peer}: this party's plan has SHA-256 {}…, {peer}'s {}…; \
              every party must compile the same model with the same flags",
             &plan[..16.min(plan.len())],
-            theirs.plan.get(..16).unwrap_or(&theirs.plan)
+            clean(&short)
         )));
     }
     if theirs.session != session {
         return Err(ExecError::transport(format!(
-            "session mismatch with {peer}: this party is in session `{session}`, {peer} in `{}`",
-            theirs.session
+            "session mismatch with {peer}: this party is in session `{}`, {peer} in `{}`",
+            clean(session),
+            clean(&theirs.session)
         )));
     }
     Ok(())
