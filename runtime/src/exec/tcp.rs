@@ -316,7 +316,6 @@ struct Peer {
 
 /// One party's end of the TCP mesh.
 pub struct TcpTransport {
-    me: PartyIdx,
     my_name: String,
     peers: Vec<Option<Peer>>,
     io_timeout: Duration,
@@ -599,7 +598,6 @@ impl TcpTransport {
 
         // Hellos: send ours to everyone, then check everyone's.
         let mut t = TcpTransport {
-            me: cfg.me,
             my_name: my.name.clone(),
             peers,
             io_timeout: cfg.io_timeout,
@@ -828,7 +826,6 @@ impl Drop for TcpTransport {
     /// Close every connection politely: close_notify, then wait briefly for
     /// the peer to close too, so that no frame in flight is lost to a reset.
     fn drop(&mut self) {
-        let _ = self.me;
         for p in self.peers.iter_mut().flatten() {
             p.conn.send_close_notify();
             let _ = p.sock.set_write_timeout(Some(Duration::from_millis(500)));
