@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod bench_cmd;
+mod certs_cmd;
 mod check_cmd;
 mod compile_cmd;
 mod data;
 mod paillier_cmd;
+mod party_cmd;
 mod run_cmd;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
@@ -93,6 +95,23 @@ Examples:
   veil bench models/logreg_100.veil --modes two-party,hybrid --batches 1,100 --key-bits 2048 --json out.jsonl"
     )]
     Bench(bench_cmd::BenchArgs),
+    /// Run one party of a model over the network (mutual TLS over TCP).
+    #[command(
+        after_help = "Every party runs `veil party` with the same model, flags, session id and
+deployment file (parties.toml: each party's name, address and pinned
+certificate; see docs/deployment.md). The parties may start in any order.
+A failure (a peer stops, times out, sends a malformed frame, or has another
+plan, session or certificate) stops the party with an error and no output.
+
+Examples:
+  veil certs --out certs client server helper > certs/parties.toml
+  veil party models/logreg_100.veil --as server --config certs/parties.toml -i w=w.json -i b=b.json
+  veil party models/logreg_100.veil --as helper --config certs/parties.toml
+  veil party models/logreg_100.veil --as client --config certs/parties.toml -i x=x.csv -o out/"
+    )]
+    Party(party_cmd::PartyArgs),
+    /// Create a self-signed certificate and key per party, and print a parties.toml template.
+    Certs(certs_cmd::CertsArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
     #[command(subcommand)]
     Paillier(paillier_cmd::PaillierCmd),
@@ -115,6 +134,8 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),
+        Command::Party(args) => party_cmd::run(&args),
+        Command::Certs(args) => certs_cmd::run(&args),
         Command::Paillier(c) => match paillier_cmd::run(c) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -35,7 +35,7 @@ pub struct RunArgs {
     pub target: TargetArgs,
 }
 
-fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
+pub fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = s
         .split_once('=')
         .ok_or("expected NAME=PATH, such as x=client.csv")?;
@@ -287,7 +287,7 @@ pub fn print_stats(plan: &Plan, outcomes: &[runtime::exec::Outcome]) {
     );
 }
 
-fn write_outputs(
+pub fn write_outputs(
     dir: &Path,
     plan: &Plan,
     outcomes: &[runtime::exec::Outcome],

@@ -16,6 +16,7 @@
 
 mod nonlinear;
 mod ops;
+pub mod tcp;
 pub mod transport;
 mod twoparty;
 pub mod wire;

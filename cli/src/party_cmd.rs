@@ -1,0 +1,303 @@
+//! `veil party`: run one party of a model over the network (TLS over TCP).
+
+use crate::compile_cmd::{compile_file, TargetArgs};
+use crate::data;
+use crate::run_cmd::{parse_binding, write_outputs};
+use clap::Args;
+use plan::{PartyIdx, Plan, Tensor};
+use runtime::exec::tcp::{PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct PartyArgs {
+    /// The model file (every party compiles it with the same flags).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Which party of the model this process is.
+    #[arg(long = "as", value_name = "NAME")]
+    pub me: String,
+    /// The deployment file: every party's address and certificate (see docs/deployment.md).
+    #[arg(long, value_name = "parties.toml")]
+    pub config: PathBuf,
+    /// Bind one of this party's inputs to a data file: NAME=PATH (.csv, .json or .npy).
+    #[arg(long = "input", short = 'i', value_name = "NAME=PATH", value_parser = parse_binding)]
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Write this party's outputs to DIR/<party>.json (and one CSV per output), atomically.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Print this party's traffic, rounds and time per phase.
+    #[arg(long)]
+    pub stats: bool,
+    /// Session id: every party of one run must give the same one.
+    #[arg(long, value_name = "ID", default_value = "default")]
+    pub session: String,
+    /// Seconds to wait for all peers to connect.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub connect_timeout: u64,
+    /// Seconds to wait for any one message from a peer.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+    /// Largest frame accepted from a peer, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = (DEFAULT_MAX_FRAME >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=4095))]
+    pub max_frame_mib: u64,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `parties.toml`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    party: Vec<PartyEntry>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct PartyEntry {
+    name: String,
+    /// host:port where this party listens and the others connect.
+    address: String,
+    /// Its self-signed certificate (PEM), pinned by every other party.
+    cert: PathBuf,
+    /// Its private key: read only by the party itself.
+    key: Option<PathBuf>,
+    /// Where to listen if not `address` (such as 0.0.0.0:7100).
+    listen: Option<String>,
+}
+
+fn fail(msg: &str) -> ExitCode {
+    for line in msg.lines() {
+        eprintln!("error: {line}");
+    }
+    eprintln!("note: the party was stopped; no output was written");
+    ExitCode::FAILURE
+}
+
+pub fn run(args: &PartyArgs) -> ExitCode {
+    let Some(compiled) = compile_file(&args.file, &args.target) else {
+        return ExitCode::FAILURE;
+    };
+    let plan = &compiled.plan;
+    let Some(me) = plan.parties.iter().position(|p| p.name == args.me) else {
+        let names: Vec<&str> = plan.parties.iter().map(|p| p.name.as_str()).collect();
+        return fail(&format!(
+            "--as {}: the model has no such party (its parties: {})",
+            args.me,
+            names.join(", ")
+        ));
+    };
+    let me = me as PartyIdx;
+    let tcp = match load_config(&args.config, plan, me, args) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let inputs = match load_own_inputs(plan, me, &args.inputs) {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    eprintln!(
+        "{}: joining {} (session `{}`, plan {}) ...",
+        args.me,
+        plan.model,
+        args.session,
+        &runtime::exec::tcp::hex(&tcp.plan_hash)[..16]
+    );
+    let started = Instant::now();
+    let mut opts = runtime::exec::Options::default();
+    opts.timeout = Duration::from_secs(args.timeout);
+    let outcome = TcpTransport::connect(&tcp).and_then(|mut t| {
+        eprintln!(
+            "{}: connected to every peer in {:.3} s",
+            args.me,
+            started.elapsed().as_secs_f64()
+        );
+        runtime::exec::run_party(plan, me, &inputs, &mut t, &opts)
+    });
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return fail(&format!("{}: {e}", args.me)),
+    };
+    eprintln!(
+        "{}: done in {:.3} s",
+        args.me,
+        started.elapsed().as_secs_f64()
+    );
+    if args.stats {
+        let s = &outcome.stats;
+        eprintln!(
+            "{}: sent {} B, received {} B, {} rounds; setup {:.3}s, preprocessing {:.3}s, online {:.3}s",
+            args.me,
+            s.bytes_sent,
+            s.bytes_received,
+            s.rounds,
+            s.setup.as_secs_f64(),
+            s.preprocessing.as_secs_f64(),
+            s.online.as_secs_f64()
+        );
+    }
+    if let Some(dir) = &args.output {
+        let mut all: Vec<runtime::exec::Outcome> = plan
+            .parties
+            .iter()
+            .map(|_| runtime::exec::Outcome {
+                outputs: Vec::new(),
+                stats: Default::default(),
+            })
+            .collect();
+        all[me as usize] = outcome;
+        if let Err(e) = write_outputs(dir, plan, &all) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("outputs written to {}", dir.display());
+    } else {
+        for (name, t) in &outcome.outputs {
+            let values: Vec<String> = t.data.iter().map(|v| format!("{v}")).collect();
+            println!(
+                "{} learns {name} {:?}: [{}]",
+                args.me,
+                t.shape,
+                values.join(", ")
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn load_config(
+    path: &Path,
+    plan: &Plan,
+    me: PartyIdx,
+    args: &PartyArgs,
+) -> Result<TcpConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let cfg: Config = toml::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &Path| -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let mut errors = Vec::new();
+    for (i, e) in cfg.party.iter().enumerate() {
+        if cfg.party[..i].iter().any(|o| o.name == e.name) {
+            errors.push(format!("party `{}` is listed twice", e.name));
+        }
+        if !plan.parties.iter().any(|p| p.name == e.name) {
+            errors.push(format!(
+                "party `{}` is not a party of model {}",
+                e.name, plan.model
+            ));
+        }
+    }
+    let mut parties = Vec::new();
+    for p in &plan.parties {
+        let Some(e) = cfg.party.iter().find(|e| e.name == p.name) else {
+            errors.push(format!("party `{}` of the model is missing", p.name));
+            continue;
+        };
+        let cert_path = resolve(&e.cert);
+        let cert = std::fs::read(&cert_path).unwrap_or_else(|err| {
+            errors.push(format!(
+                "certificate of {}: cannot read `{}`: {err}",
+                p.name,
+                cert_path.display()
+            ));
+            Vec::new()
+        });
+        parties.push(PeerSpec {
+            name: p.name.clone(),
+            address: e.address.clone(),
+            cert,
+        });
+    }
+    let mine = cfg.party.iter().find(|e| e.name == args.me);
+    let mut key = Vec::new();
+    match mine.and_then(|e| e.key.as_ref()) {
+        Some(k) => {
+            let k = resolve(k);
+            match std::fs::read(&k) {
+                Ok(b) => key = b,
+                Err(err) => errors.push(format!(
+                    "private key of {}: cannot read `{}`: {err}",
+                    args.me,
+                    k.display()
+                )),
+            }
+        }
+        None if mine.is_some() => errors.push(format!(
+            "party `{}` has no `key = \"...\"` line: this party needs its private key",
+            args.me
+        )),
+        None => {}
+    }
+    if !errors.is_empty() {
+        return Err(errors
+            .into_iter()
+            .map(|e| format!("`{}`: {e}", path.display()))
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    Ok(TcpConfig {
+        me,
+        parties,
+        key,
+        listen: mine.and_then(|e| e.listen.clone()),
+        plan_hash: runtime::exec::tcp::plan_hash(plan),
+        session: args.session.clone(),
+        connect_timeout: Duration::from_secs(args.connect_timeout),
+        io_timeout: Duration::from_secs(args.timeout),
+        max_frame: (args.max_frame_mib as usize) << 20,
+    })
+}
+
+/// This party's inputs (its private ones and the public ones), checked
+/// against the plan; another party's input is refused.
+fn load_own_inputs(
+    plan: &Plan,
+    me: PartyIdx,
+    bindings: &[(String, PathBuf)],
+) -> Result<BTreeMap<String, Tensor>, String> {
+    let mut all = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, path) in bindings {
+        let Some(spec) = plan.inputs.iter().find(|i| &i.name == name) else {
+            let known: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
+            errors.push(format!(
+                "--input {name}: the model has no input `{name}` (its inputs: {})",
+                known.join(", ")
+            ));
+            continue;
+        };
+        match data::load(path) {
+            Ok(t) => {
+                all.insert(name.clone(), data::fit_rank(t, spec.shape.0.len()));
+            }
+            Err(e) => errors.push(format!("input `{name}`: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        if plan.parties[me as usize].role == plan::Role::Dealer {
+            if !all.is_empty() {
+                errors.push(format!(
+                    "{} is the dealer: it takes no inputs",
+                    plan.party_name(me)
+                ));
+            }
+        } else if let Err(errs) = plan::bind_inputs(plan, Some(me), &all) {
+            errors.extend(errs.into_iter().map(|e| e.to_string()));
+        }
+    }
+    if errors.is_empty() {
+        Ok(all)
+    } else {
+        Err(errors.join("\n"))
+    }
+}

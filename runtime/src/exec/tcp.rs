@@ -1,0 +1,1056 @@
+//! The networked transport: one mutually authenticated TLS 1.3 connection per
+//! pair of parties, over TCP.
+//!
+//! * Mesh rule: every party listens on its own address; a party *dials* every
+//!   party with a lower index and *accepts* every party with a higher index, so
+//!   each pair has exactly one connection. A party dials (with retries until the
+//!   setup deadline, so the parties may start in any order) before it accepts,
+//!   which cannot deadlock: party 0 only accepts.
+//! * Authentication: no certificate authority. Each party's self-signed
+//!   certificate is pinned in the configuration; a peer is accepted only if the
+//!   certificate it presents is byte-for-byte the pinned one (and it proves it
+//!   holds the key, which TLS checks).
+//! * After TLS, both sides send a hello naming themselves, the peer they
+//!   believe they talk to, the SHA-256 of the plan and the session id; both
+//!   check the other's, so a mismatch is refused on both ends with the same
+//!   diagnosis.
+//! * Frames: a 4-byte little-endian length, then the bytes. A frame larger
+//!   than the configured maximum is refused before anything is allocated.
+//!
+//! This module reads no files: certificates and keys are passed in as bytes
+//! (PEM or DER). No error message carries frame contents or key material.
+
+use super::transport::Transport;
+use super::ExecError;
+use plan::{PartyIdx, Plan};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The largest frame accepted by default (256 MiB).
+pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
+/// Hello frames are small; anything bigger is refused.
+const MAX_HELLO: usize = 4096;
+const PROTOCOL: &str = "veil-tcp/1";
+
+/// One party as every other party knows it.
+#[derive(Clone, Debug)]
+pub struct PeerSpec {
+    pub name: String,
+    /// Where the party listens, as `host:port`.
+    pub address: String,
+    /// Its pinned certificate (PEM or DER).
+    pub cert: Vec<u8>,
+}
+
+/// Everything one party needs to join the mesh.
+#[derive(Clone)]
+pub struct TcpConfig {
+    pub me: PartyIdx,
+    /// Every party of the plan, in plan order (including this one).
+    pub parties: Vec<PeerSpec>,
+    /// This party's private key (PEM or DER, PKCS#8, SEC1 or PKCS#1).
+    pub key: Vec<u8>,
+    /// Where to listen; `None`: this party's own address.
+    pub listen: Option<String>,
+    /// SHA-256 of the plan (see [`plan_hash`]).
+    pub plan_hash: [u8; 32],
+    pub session: String,
+    /// How long setup (connecting, TLS, hello) may take in total.
+    pub connect_timeout: Duration,
+    /// How long a party waits for a peer's frame (or to send one) before giving up.
+    pub io_timeout: Duration,
+    pub max_frame: usize,
+}
+
+impl std::fmt::Debug for TcpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("TcpConfig")
+            .field("me", &self.me)
+            .field("parties", &self.parties)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SHA-256 of the plan's JSON: parties agree on it before running.
+pub fn plan_hash(plan: &Plan) -> [u8; 32] {
+    Sha256::digest(plan.to_json().as_bytes()).into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The stream ended before the frame was complete (`got` of `want` bytes).
+    Truncated { got: usize, want: usize },
+    /// The frame announced more bytes than allowed.
+    TooLarge { len: u64, max: usize },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Truncated { got, want } => {
+                write!(f, "truncated frame ({got} of {want} bytes)")
+            }
+            FrameError::TooLarge { len, max } => write!(
+                f,
+                "malformed frame: it announces {len} bytes, more than the maximum of {max}"
+            ),
+        }
+    }
+}
+
+/// Encode one frame: 4-byte little-endian length, then the bytes.
+pub fn encode_frame(frame: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
+    if frame.len() > max || frame.len() > u32::MAX as usize {
+        return Err(FrameError::TooLarge {
+            len: frame.len() as u64,
+            max,
+        });
+    }
+    let mut out = Vec::with_capacity(4 + frame.len());
+    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(frame);
+    Ok(out)
+}
+
+/// Take one complete frame off the front of `buf`, if there is one.
+/// `Ok(None)`: more bytes are needed.
+pub fn take_frame(buf: &mut Vec<u8>, max: usize) -> Result<Option<Vec<u8>>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    let frame = buf[4..4 + len].to_vec();
+    buf.drain(..4 + len);
+    Ok(Some(frame))
+}
+
+/// Read one frame from a blocking reader (used by tests and tools; the
+/// transport itself reads through [`take_frame`]).
+pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>, FrameError> {
+    let mut head = [0u8; 4];
+    let got = read_full(r, &mut head);
+    if got < 4 {
+        return Err(FrameError::Truncated { got, want: 4 });
+    }
+    let len = u32::from_le_bytes(head) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    let mut body = Vec::new();
+    let got = r
+        .take(len as u64)
+        .read_to_end(&mut body)
+        .unwrap_or(body.len());
+    if got < len {
+        return Err(FrameError::Truncated {
+            got: 4 + got,
+            want: 4 + len,
+        });
+    }
+    Ok(body)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// Certificate pinning: accept exactly the given certificates.
+#[derive(Debug)]
+struct Pinned {
+    certs: Vec<CertificateDer<'static>>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl Pinned {
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        if self.certs.iter().any(|c| c.as_ref() == cert.as_ref()) {
+            Ok(())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for Pinned {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Parse a certificate given as PEM or DER.
+pub fn parse_cert(bytes: &[u8]) -> Result<CertificateDer<'static>, String> {
+    if bytes.starts_with(b"-----") {
+        CertificateDer::from_pem_slice(bytes).map_err(|_| "not a PEM certificate".to_string())
+    } else if bytes.first() == Some(&0x30) {
+        Ok(CertificateDer::from(bytes.to_vec()))
+    } else {
+        Err("neither a PEM nor a DER certificate".into())
+    }
+}
+
+fn parse_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    // The messages never include the bytes.
+    if bytes.starts_with(b"-----") {
+        PrivateKeyDer::from_pem_slice(bytes).map_err(|_| "not a PEM private key".to_string())
+    } else {
+        PrivateKeyDer::try_from(bytes.to_vec()).map_err(|_| "not a DER private key".to_string())
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Hello {
+    protocol: String,
+    from: String,
+    to: String,
+    plan: String,
+    session: String,
+}
+
+struct Peer {
+    name: String,
+    conn: rustls::Connection,
+    sock: TcpStream,
+    inbox: Vec<u8>,
+    closed: bool,
+}
+
+/// One party's end of the TCP mesh.
+pub struct TcpTransport {
+    my_name: String,
+    peers: Vec<Option<Peer>>,
+    io_timeout: Duration,
+    max_frame: usize,
+}
+
+fn io_err(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Remaining time until `deadline`, at least a millisecond (a zero socket
+/// timeout means "block forever").
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+impl Peer {
+    /// Read what the socket has (waiting at most `wait`) into the inbox.
+    /// `Ok(false)`: nothing arrived in time.
+    fn pump_in(&mut self, wait: Duration) -> Result<bool, ExecError> {
+        if self.closed {
+            return Ok(false);
+        }
+        let _ = self
+            .sock
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+        let mut got = false;
+        // The first read waits up to `wait`; then read whatever is already
+        // there without waiting.
+        let result = loop {
+            match self.read_once() {
+                Ok(true) if !self.closed => {
+                    got = true;
+                    if self.sock.set_nonblocking(true).is_err() {
+                        break Ok(());
+                    }
+                }
+                Ok(_) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = self.sock.set_nonblocking(false);
+        result.map(|()| got)
+    }
+
+    /// One `read_tls` and what it decrypts. `Ok(false)`: nothing arrived.
+    fn read_once(&mut self) -> Result<bool, ExecError> {
+        match self.conn.read_tls(&mut self.sock) {
+            Ok(0) => {
+                self.closed = true;
+            }
+            Ok(_) => {
+                if let Err(e) = self.conn.process_new_packets() {
+                    // Flush the alert so the peer learns why, then fail.
+                    let _ = self.conn.write_tls(&mut self.sock);
+                    let m = e.to_string();
+                    let hint = if m.contains("ertificate") || m.contains("AccessDenied") {
+                        " (it refused this party's certificate: check the pinned certificates)"
+                    } else {
+                        ""
+                    };
+                    return Err(ExecError::transport(format!(
+                        "the connection with {} is corrupt or was refused: {m}{hint}",
+                        self.name
+                    )));
+                }
+            }
+            Err(e) if io_err(&e) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                self.closed = true;
+            }
+            Err(e) => {
+                return Err(ExecError::transport(format!(
+                    "reading from {} failed: {e}",
+                    self.name
+                )))
+            }
+        }
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    break;
+                }
+                Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    // Closed without close_notify: treat as a disconnect.
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn recv_frame(&mut self, timeout: Duration, max: usize) -> Result<Vec<u8>, ExecError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match take_frame(&mut self.inbox, max) {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ExecError::transport(format!("from {}: {e}", self.name)));
+                }
+            }
+            if self.closed {
+                return Err(ExecError::transport(if self.inbox.is_empty() {
+                    format!(
+                        "{} closed the connection (it stopped, crashed or refused this party)",
+                        self.name
+                    )
+                } else {
+                    format!(
+                        "{} closed the connection in the middle of a frame ({} bytes received)",
+                        self.name,
+                        self.inbox.len()
+                    )
+                }));
+            }
+            if Instant::now() >= deadline {
+                return Err(ExecError::transport(format!(
+                    "timed out waiting for {} ({} s)",
+                    self.name,
+                    timeout.as_secs()
+                )));
+            }
+            self.pump_in(remaining(deadline).min(Duration::from_millis(500)))?;
+        }
+    }
+}
+
+impl TcpTransport {
+    /// Join the mesh: listen, dial the lower-indexed parties, accept the
+    /// higher-indexed ones, and check every peer's hello. Fails with a clear
+    /// error if this cannot be done within `connect_timeout`.
+    pub fn connect(cfg: &TcpConfig) -> Result<TcpTransport, ExecError> {
+        let n = cfg.parties.len();
+        let me = cfg.me as usize;
+        let my = cfg
+            .parties
+            .get(me)
+            .ok_or_else(|| ExecError::input(format!("no party {me} in the configuration")))?;
+        let deadline = Instant::now() + cfg.connect_timeout;
+        let mut certs = Vec::with_capacity(n);
+        for p in &cfg.parties {
+            certs.push(
+                parse_cert(&p.cert)
+                    .map_err(|e| ExecError::input(format!("certificate of {}: {e}", p.name)))?,
+            );
+        }
+        let key = parse_key(&cfg.key)
+            .map_err(|e| ExecError::input(format!("private key of {}: {e}", my.name)))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algs = provider.signature_verification_algorithms;
+        let tls_err = |e: rustls::Error| {
+            ExecError::input(format!(
+                "cannot set up TLS for {} (does the key match its certificate?): {e}",
+                my.name
+            ))
+        };
+
+        // Listen first, so that peers dialing us find the port open.
+        let listen_addr = cfg.listen.as_deref().unwrap_or(&my.address);
+        let listener = TcpListener::bind(listen_addr).map_err(|e| {
+            ExecError::transport(format!("{} cannot listen on {listen_addr}: {e}", my.name))
+        })?;
+
+        let mut peers: Vec<Option<Peer>> = (0..n).map(|_| None).collect();
+        // Dial every lower-indexed party.
+        for j in 0..me {
+            let spec = &cfg.parties[j];
+            let verifier = Arc::new(Pinned {
+                certs: vec![certs[j].clone()],
+                algs,
+            });
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .map_err(tls_err)?
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_client_auth_cert(vec![certs[me].clone()], key.clone_key())
+                .map_err(tls_err)?;
+            let server_name = ServerName::try_from("veil-party").expect("a valid DNS name");
+            let sock = dial(&spec.name, &spec.address, deadline)?;
+            let conn =
+                rustls::ClientConnection::new(Arc::new(config), server_name).map_err(tls_err)?;
+            let peer = handshake(
+                spec.name.clone(),
+                rustls::Connection::Client(conn),
+                sock,
+                deadline,
+                &format!("{} at {}", spec.name, spec.address),
+            )?;
+            peers[j] = Some(peer);
+        }
+        // Accept every higher-indexed party.
+        if me + 1 < n {
+            let verifier = Arc::new(Pinned {
+                certs: certs[me + 1..].to_vec(),
+                algs,
+            });
+            let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .map_err(tls_err)?
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(vec![certs[me].clone()], key.clone_key())
+                .map_err(tls_err)?;
+            config.send_tls13_tickets = 0;
+            let config = Arc::new(config);
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| ExecError::transport(format!("listener: {e}")))?;
+            while peers[me + 1..].iter().any(Option::is_none) {
+                let waiting: Vec<&str> = (me + 1..n)
+                    .filter(|&j| peers[j].is_none())
+                    .map(|j| cfg.parties[j].name.as_str())
+                    .collect();
+                if Instant::now() >= deadline {
+                    return Err(ExecError::transport(format!(
+                        "{} timed out after {} s waiting for {} to connect",
+                        my.name,
+                        cfg.connect_timeout.as_secs(),
+                        waiting.join(", ")
+                    )));
+                }
+                let (sock, from) = match listener.accept() {
+                    Ok(s) => s,
+                    Err(e) if io_err(&e) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(ExecError::transport(format!("accepting a peer: {e}")));
+                    }
+                };
+                let _ = sock.set_nonblocking(false);
+                let conn = rustls::ServerConnection::new(config.clone()).map_err(tls_err)?;
+                let peer = handshake(
+                    String::new(),
+                    rustls::Connection::Server(conn),
+                    sock,
+                    deadline,
+                    &format!(
+                        "a peer connecting from {from} (expected: {})",
+                        waiting.join(", ")
+                    ),
+                )?;
+                let presented = peer
+                    .conn
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.as_ref().to_vec())
+                    .unwrap_or_default();
+                let j = (me + 1..n)
+                    .find(|&j| certs[j].as_ref() == presented.as_slice())
+                    .ok_or_else(|| {
+                        ExecError::transport(format!(
+                            "a peer from {from} presented no pinned certificate"
+                        ))
+                    })?;
+                if peers[j].is_some() {
+                    return Err(ExecError::transport(format!(
+                        "{} connected twice (from {from})",
+                        cfg.parties[j].name
+                    )));
+                }
+                let mut peer = peer;
+                peer.name = cfg.parties[j].name.clone();
+                peers[j] = Some(peer);
+            }
+        }
+        drop(listener);
+
+        // Hellos: send ours to everyone, then check everyone's.
+        let mut t = TcpTransport {
+            my_name: my.name.clone(),
+            peers,
+            io_timeout: cfg.io_timeout,
+            max_frame: cfg.max_frame,
+        };
+        let plan = hex(&cfg.plan_hash);
+        for j in 0..n {
+            if j == me {
+                continue;
+            }
+            let hello = Hello {
+                protocol: PROTOCOL.into(),
+                from: my.name.clone(),
+                to: cfg.parties[j].name.clone(),
+                plan: plan.clone(),
+                session: cfg.session.clone(),
+            };
+            let bytes = serde_json::to_vec(&hello).expect("hellos serialize");
+            t.send_to(j as PartyIdx, &bytes, deadline)?;
+        }
+        for j in 0..n {
+            if j == me {
+                continue;
+            }
+            let peer = t.peers[j].as_mut().expect("connected");
+            let bytes = peer
+                .recv_frame(remaining(deadline), MAX_HELLO)
+                .map_err(|e| ExecError::transport(format!("during the hello: {}", e.message)))?;
+            let theirs: Hello = serde_json::from_slice(&bytes).map_err(|_| {
+                ExecError::transport(format!("{} sent a malformed hello", peer.name))
+            })?;
+            check_hello(&theirs, &peer.name, &my.name, &plan, &cfg.session)?;
+        }
+        Ok(t)
+    }
+
+    fn send_to(&mut self, to: PartyIdx, frame: &[u8], deadline: Instant) -> Result<(), ExecError> {
+        let bytes = encode_frame(frame, self.max_frame)
+            .map_err(|e| ExecError::transport(format!("cannot send a frame: {e}")))?;
+        let to = to as usize;
+        let name = match self.peers.get(to).and_then(Option::as_ref) {
+            Some(p) => p.name.clone(),
+            None => return Err(ExecError::transport(format!("no connection to party {to}"))),
+        };
+        {
+            let peer = self.peers[to].as_mut().expect("checked");
+            peer.conn.set_buffer_limit(None);
+            peer.conn
+                .writer()
+                .write_all(&bytes)
+                .map_err(|e| ExecError::transport(format!("sending to {name} failed: {e}")))?;
+        }
+        // Drain; while the peer's receive window is full, keep reading from
+        // every peer so that two parties sending to each other cannot block.
+        loop {
+            let peer = self.peers[to].as_mut().expect("checked");
+            if !peer.conn.wants_write() {
+                return Ok(());
+            }
+            let _ = peer.sock.set_write_timeout(Some(Duration::from_millis(20)));
+            match peer.conn.write_tls(&mut peer.sock) {
+                Ok(_) => continue,
+                Err(e) if io_err(&e) => {}
+                Err(e) => {
+                    return Err(ExecError::transport(format!(
+                        "sending to {name} failed ({e}): it stopped or crashed"
+                    )))
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ExecError::transport(format!("timed out sending to {name}")));
+            }
+            for p in self.peers.iter_mut().flatten() {
+                p.pump_in(Duration::from_millis(5))?;
+            }
+        }
+    }
+}
+
+/// A peer-supplied string, safe to print: at most 64 characters, control
+/// characters escaped.
+fn clean(s: &str) -> String {
+    let mut out: String = s.chars().take(64).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
+fn check_hello(
+    theirs: &Hello,
+    peer: &str,
+    me: &str,
+    plan: &str,
+    session: &str,
+) -> Result<(), ExecError> {
+    if theirs.protocol != PROTOCOL {
+        return Err(ExecError::transport(format!(
+            "{peer} speaks protocol `{}`, this party `{PROTOCOL}`",
+            clean(&theirs.protocol)
+        )));
+    }
+    if theirs.from != peer || theirs.to != me {
+        return Err(ExecError::transport(format!(
+            "party mismatch: the peer with {peer}'s certificate says it is `{}` talking to `{}`, \
+             but this party is `{me}` (are the names in the configurations the same?)",
+            clean(&theirs.from),
+            clean(&theirs.to)
+        )));
+    }
+    if theirs.plan != plan {
+        let short: String = theirs.plan.chars().take(16).collect();
+        return Err(ExecError::transport(format!(
+            "plan mismatch with {peer}: this party's plan has SHA-256 {}…, {peer}'s {}…; \
+             every party must compile the same model with the same flags",
+            &plan[..16.min(plan.len())],
+            clean(&short)
+        )));
+    }
+    if theirs.session != session {
+        return Err(ExecError::transport(format!(
+            "session mismatch with {peer}: this party is in session `{}`, {peer} in `{}`",
+            clean(session),
+            clean(&theirs.session)
+        )));
+    }
+    Ok(())
+}
+
+fn dial(name: &str, address: &str, deadline: Instant) -> Result<TcpStream, ExecError> {
+    let mut last = String::from("no address");
+    loop {
+        let addrs: Vec<SocketAddr> = match address.to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                last = format!("cannot resolve: {e}");
+                Vec::new()
+            }
+        };
+        for a in &addrs {
+            match TcpStream::connect_timeout(a, remaining(deadline).min(Duration::from_secs(2))) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ExecError::transport(format!(
+                "could not connect to {name} at {address} in time: {last}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100).min(remaining(deadline)));
+    }
+}
+
+fn handshake(
+    name: String,
+    mut conn: rustls::Connection,
+    mut sock: TcpStream,
+    deadline: Instant,
+    who: &str,
+) -> Result<Peer, ExecError> {
+    let _ = sock.set_nodelay(true);
+    while conn.is_handshaking() {
+        if Instant::now() >= deadline {
+            return Err(ExecError::transport(format!(
+                "timed out in the TLS handshake with {who}"
+            )));
+        }
+        let _ = sock.set_read_timeout(Some(remaining(deadline)));
+        let _ = sock.set_write_timeout(Some(remaining(deadline)));
+        match conn.complete_io(&mut sock) {
+            Ok((0, 0)) if conn.is_handshaking() => {
+                return Err(ExecError::transport(format!(
+                    "{who} closed the connection during the TLS handshake"
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if io_err(&e) => {}
+            Err(e) => {
+                let m = e.to_string();
+                let hint = if m.contains("ertificate") || m.contains("alert") {
+                    " (a certificate does not match the one pinned in the configuration: \
+                     one side refused the other's certificate)"
+                } else {
+                    ""
+                };
+                return Err(ExecError::transport(format!(
+                    "TLS handshake with {who} failed: {e}{hint}"
+                )));
+            }
+        }
+    }
+    Ok(Peer {
+        name,
+        conn,
+        sock,
+        inbox: Vec::new(),
+        closed: false,
+    })
+}
+
+impl Transport for TcpTransport {
+    fn send(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
+        let deadline = Instant::now() + self.io_timeout;
+        self.send_to(to, &frame, deadline)
+    }
+
+    fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
+        let (timeout, max) = (self.io_timeout, self.max_frame);
+        let me = self.my_name.clone();
+        let peer = self
+            .peers
+            .get_mut(from as usize)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| {
+                ExecError::transport(format!("{me} has no connection to party {from}"))
+            })?;
+        peer.recv_frame(timeout, max)
+    }
+}
+
+impl Drop for TcpTransport {
+    /// Close every connection politely: close_notify, then wait briefly for
+    /// the peer to close too, so that no frame in flight is lost to a reset.
+    fn drop(&mut self) {
+        for p in self.peers.iter_mut().flatten() {
+            p.conn.send_close_notify();
+            let _ = p.sock.set_write_timeout(Some(Duration::from_millis(500)));
+            while p.conn.wants_write() {
+                if p.conn.write_tls(&mut p.sock).is_err() {
+                    break;
+                }
+            }
+            let _ = p.sock.shutdown(std::net::Shutdown::Write);
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for p in self.peers.iter_mut().flatten() {
+            let _ = p.sock.set_read_timeout(Some(remaining(deadline)));
+            let mut buf = [0u8; 4096];
+            while Instant::now() < deadline {
+                match p.sock.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let bytes = encode_frame(b"hello", 100).unwrap();
+        assert_eq!(read_frame(&mut &bytes[..], 100).unwrap(), b"hello");
+        let mut buf = bytes.clone();
+        buf.extend_from_slice(&encode_frame(b"", 100).unwrap());
+        assert_eq!(take_frame(&mut buf, 100).unwrap().unwrap(), b"hello");
+        assert_eq!(take_frame(&mut buf, 100).unwrap().unwrap(), b"");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn truncated_frames_are_errors_not_panics() {
+        let bytes = encode_frame(b"hello world", 100).unwrap();
+        for cut in 0..bytes.len() {
+            let r = read_frame(&mut &bytes[..cut], 100);
+            assert!(matches!(r, Err(FrameError::Truncated { .. })), "cut {cut}");
+            let mut buf = bytes[..cut].to_vec();
+            assert_eq!(take_frame(&mut buf, 100), Ok(None));
+        }
+    }
+
+    #[test]
+    fn oversized_and_corrupt_lengths_are_refused() {
+        let mut bytes = encode_frame(&[7u8; 10], 100).unwrap();
+        assert_eq!(
+            read_frame(&mut &bytes[..], 5),
+            Err(FrameError::TooLarge { len: 10, max: 5 })
+        );
+        // A corrupt length prefix announcing ~4 GiB is refused before allocating.
+        bytes[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = read_frame(&mut &bytes[..], DEFAULT_MAX_FRAME).unwrap_err();
+        assert!(e.to_string().contains("more than the maximum"), "{e}");
+        assert!(take_frame(&mut bytes, DEFAULT_MAX_FRAME).is_err());
+        assert!(encode_frame(&[0u8; 10], 5).is_err());
+    }
+
+    fn self_signed(name: &str) -> (Vec<u8>, Vec<u8>) {
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        (
+            ck.cert.pem().into_bytes(),
+            ck.signing_key.serialize_pem().into_bytes(),
+        )
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn configs(n: usize, session: &[&str]) -> Vec<TcpConfig> {
+        let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = names.iter().map(|n| self_signed(n)).collect();
+        let parties: Vec<PeerSpec> = names
+            .iter()
+            .zip(&keys)
+            .map(|(name, (cert, _))| PeerSpec {
+                name: name.clone(),
+                address: format!("127.0.0.1:{}", free_port()),
+                cert: cert.clone(),
+            })
+            .collect();
+        (0..n)
+            .map(|i| TcpConfig {
+                me: i as PartyIdx,
+                parties: parties.clone(),
+                key: keys[i].1.clone(),
+                listen: None,
+                plan_hash: [1; 32],
+                session: session[i].to_string(),
+                connect_timeout: Duration::from_secs(5),
+                io_timeout: Duration::from_secs(5),
+                max_frame: DEFAULT_MAX_FRAME,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn three_parties_exchange_big_frames_both_ways() {
+        let cfgs = configs(3, &["s", "s", "s"]);
+        let results: Vec<Result<(), ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .rev()
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut t = TcpTransport::connect(c)?;
+                        let me = c.me;
+                        // Everyone sends 8 MB to everyone first, then reads.
+                        for j in 0..3 {
+                            if j != me {
+                                t.send(j, vec![me as u8; 8 << 20])?;
+                            }
+                        }
+                        for j in 0..3 {
+                            if j != me {
+                                let f = t.recv(j)?;
+                                assert_eq!(f.len(), 8 << 20);
+                                assert!(f.iter().all(|&b| b == j as u8));
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+    }
+
+    #[test]
+    fn mismatched_session_is_refused_on_both_sides() {
+        let cfgs = configs(2, &["a", "b"]);
+        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            let e = r.err().expect("refused");
+            assert!(e.to_string().contains("session mismatch"), "{e}");
+        }
+    }
+
+    #[test]
+    fn wrong_certificate_is_refused() {
+        let mut cfgs = configs(2, &["s", "s"]);
+        // p1 uses a key and certificate that p0 has not pinned.
+        let (cert, key) = self_signed("impostor");
+        cfgs[1].key = key;
+        cfgs[1].parties[1].cert = cert;
+        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            let e = r.err().expect("refused");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+
+    /// Connect two parties, let party 1 write `raw` bytes (bypassing the
+    /// framing) and then close; return what party 0's `recv` says.
+    fn recv_after_raw(raw: &[u8]) -> ExecError {
+        let cfgs = configs(2, &["s", "s"]);
+        std::thread::scope(|s| {
+            let h0 = s.spawn(|| {
+                let mut t = TcpTransport::connect(&cfgs[0]).unwrap();
+                t.recv(1).unwrap_err()
+            });
+            let mut t1 = TcpTransport::connect(&cfgs[1]).unwrap();
+            let p = t1.peers[0].as_mut().unwrap();
+            p.conn.writer().write_all(raw).unwrap();
+            while p.conn.wants_write() {
+                p.conn.write_tls(&mut p.sock).unwrap();
+            }
+            drop(t1);
+            h0.join().unwrap()
+        })
+    }
+
+    #[test]
+    fn a_malformed_frame_over_tls_is_an_error() {
+        let e = recv_after_raw(&u32::MAX.to_le_bytes());
+        assert!(e.to_string().contains("malformed frame"), "{e}");
+        let mut raw = 100u32.to_le_bytes().to_vec();
+        raw.extend_from_slice(&[0u8; 10]);
+        let e = recv_after_raw(&raw);
+        assert!(e.to_string().contains("in the middle of a frame"), "{e}");
+        let e = recv_after_raw(&[]);
+        assert!(e.to_string().contains("closed the connection"), "{e}");
+    }
+
+    #[test]
+    fn a_peer_with_another_name_is_refused() {
+        let mut cfgs = configs(2, &["s", "s"]);
+        cfgs[1].parties[0].name = "someone".into();
+        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            let e = r.err().expect("refused");
+            assert!(e.to_string().contains("party mismatch"), "{e}");
+        }
+    }
+}

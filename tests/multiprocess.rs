@@ -1,0 +1,414 @@
+//! End-to-end tests of the networked mode: `veil certs`, then one `veil party`
+//! process per party of models/logreg_100.veil, on 127.0.0.1 only. Every
+//! process is bounded by a deadline and killed if it overruns.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const MODEL: &str = "models/logreg_100.veil";
+const PARTIES: [&str; 3] = ["client", "server", "helper"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tempdir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("veil-mp-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// `veil certs` into `dir`; returns its stdout (the template).
+fn certs(dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["certs", "--out"])
+        .arg(dir)
+        .args(PARTIES)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A parties.toml in `dir` pinning the certificates of `cert_dir`, with free
+/// loopback ports; `key_dir` holds the keys.
+fn config(dir: &Path, name: &str, ports: &[u16], cert_dir: &Path, key_dir: &Path) -> PathBuf {
+    let mut s = String::new();
+    for (p, port) in PARTIES.iter().zip(ports) {
+        s.push_str(&format!(
+            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = {:?}\nkey = {:?}\n\n",
+            cert_dir.join(format!("{p}.crt")),
+            key_dir.join(format!("{p}.key")),
+        ));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// Small inputs: 3 rows of 100 features, weights, bias. Returns the plaintext
+/// probabilities sigmoid(x @ w + b).
+fn inputs(dir: &Path) -> Vec<f64> {
+    let x: Vec<Vec<f64>> = (0..3)
+        .map(|r| {
+            (0..100)
+                .map(|c| (((r * 37 + c * 11) % 17) as f64 - 8.0) / 4.0)
+                .collect()
+        })
+        .collect();
+    let w: Vec<f64> = (0..100)
+        .map(|c| (((c * 7) % 13) as f64 - 6.0) / 80.0)
+        .collect();
+    let b = 0.25;
+    let csv: String = x
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.join("x.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("w.json"),
+        serde_json::to_string(&w).unwrap().into_bytes(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.json"), "0.25").unwrap();
+    x.iter()
+        .map(|r| {
+            let z: f64 = r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() + b;
+            1.0 / (1.0 + (-z).exp())
+        })
+        .collect()
+}
+
+fn spawn_party(dir: &Path, who: &str, config: &Path, extra: &[&str]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
+    cmd.current_dir(root())
+        .args(["party", MODEL, "--as", who, "--config"])
+        .arg(config)
+        .args(["--connect-timeout", "4", "--timeout", "4"])
+        .args(extra);
+    match who {
+        "client" => {
+            cmd.arg("-i")
+                .arg(format!("x={}", dir.join("x.csv").display()))
+                .arg("-o")
+                .arg(dir.join("out-client"));
+        }
+        "server" => {
+            cmd.arg("-i")
+                .arg(format!("w={}", dir.join("w.json").display()))
+                .arg("-i")
+                .arg(format!("b={}", dir.join("b.json").display()))
+                .arg("-o")
+                .arg(dir.join("out-server"));
+        }
+        _ => {}
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for a party, killing it if it runs past `limit`.
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "a party overran {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_failed_without_output(o: &Output, dir: &Path, who: &str) {
+    assert!(!o.status.success(), "{who} should fail: {}", stderr(o));
+    assert!(
+        stderr(o).contains("no output was written"),
+        "{who}: {}",
+        stderr(o)
+    );
+    assert!(
+        !dir.join(format!("out-{who}"))
+            .join(format!("{who}.json"))
+            .exists(),
+        "{who} wrote output"
+    );
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn three_processes_compute_logistic_regression_over_tls() {
+    let dir = tempdir("ok");
+    let template = certs(&dir);
+    assert!(template.contains("[[party]]") && template.contains("name = \"helper\""));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("client.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "key files are private");
+    }
+    let expected = inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    // Start in the "wrong" order: the client (who others dial) last.
+    let helper = spawn_party(&dir, "helper", &cfg, &["--session", "t1"]);
+    let server = spawn_party(&dir, "server", &cfg, &["--session", "t1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let client = spawn_party(&dir, "client", &cfg, &["--session", "t1", "--stats"]);
+    for (who, o) in [
+        ("client", finish(client, LIMIT)),
+        ("server", finish(server, LIMIT)),
+        ("helper", finish(helper, LIMIT)),
+    ] {
+        assert!(o.status.success(), "{who}: {}", stderr(&o));
+    }
+    let got: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out-client").join("client.json")).unwrap(),
+    )
+    .unwrap();
+    let got: Vec<f64> = got["p"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    // The server learns nothing: no output file.
+    assert!(!dir.join("out-server").join("server.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_party_stops_the_others_with_an_error() {
+    let dir = tempdir("missing");
+    certs(&dir);
+    inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let started = Instant::now();
+    let client = spawn_party(&dir, "client", &cfg, &[]);
+    let server = spawn_party(&dir, "server", &cfg, &[]);
+    let (c, s) = (finish(client, LIMIT), finish(server, LIMIT));
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_failed_without_output(&c, &dir, "client");
+    assert_failed_without_output(&s, &dir, "server");
+    assert!(stderr(&c).contains("helper"), "{}", stderr(&c));
+    assert!(stderr(&s).contains("helper"), "{}", stderr(&s));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_killed_party_stops_the_others_with_an_error() {
+    let dir = tempdir("killed");
+    certs(&dir);
+    inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let client = spawn_party(&dir, "client", &cfg, &[]);
+    let mut server = spawn_party(&dir, "server", &cfg, &[]);
+    // The server connects to the client, then dies before the run.
+    std::thread::sleep(Duration::from_millis(700));
+    server.kill().unwrap();
+    let _ = server.wait();
+    let helper = spawn_party(&dir, "helper", &cfg, &[]);
+    let started = Instant::now();
+    let (c, h) = (finish(client, LIMIT), finish(helper, LIMIT));
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_failed_without_output(&c, &dir, "client");
+    assert_failed_without_output(&h, &dir, "helper");
+    assert!(stderr(&c).contains("server"), "{}", stderr(&c));
+    assert!(stderr(&h).contains("server"), "{}", stderr(&h));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_different_plan_is_refused_by_both_sides() {
+    let dir = tempdir("plan");
+    certs(&dir);
+    inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let client = spawn_party(&dir, "client", &cfg, &[]);
+    // Another network profile: another plan.
+    let server = spawn_party(&dir, "server", &cfg, &["--network", "wan"]);
+    let helper = spawn_party(&dir, "helper", &cfg, &[]);
+    let (c, s, h) = (
+        finish(client, LIMIT),
+        finish(server, LIMIT),
+        finish(helper, LIMIT),
+    );
+    assert_failed_without_output(&c, &dir, "client");
+    assert_failed_without_output(&s, &dir, "server");
+    assert!(!h.status.success());
+    assert!(
+        stderr(&c).contains("plan mismatch with server"),
+        "{}",
+        stderr(&c)
+    );
+    assert!(stderr(&s).contains("plan mismatch"), "{}", stderr(&s));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_different_session_is_refused() {
+    let dir = tempdir("session");
+    certs(&dir);
+    inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let client = spawn_party(&dir, "client", &cfg, &["--session", "a"]);
+    let server = spawn_party(&dir, "server", &cfg, &["--session", "a"]);
+    let helper = spawn_party(&dir, "helper", &cfg, &["--session", "b"]);
+    let (c, s, h) = (
+        finish(client, LIMIT),
+        finish(server, LIMIT),
+        finish(helper, LIMIT),
+    );
+    assert_failed_without_output(&c, &dir, "client");
+    assert_failed_without_output(&s, &dir, "server");
+    assert!(!h.status.success());
+    assert!(stderr(&h).contains("session mismatch"), "{}", stderr(&h));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unpinned_certificate_is_refused() {
+    let dir = tempdir("cert");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    certs(&dir);
+    certs(&other);
+    inputs(&dir);
+    let ports = free_ports(3);
+    let cfg = config(&dir, "parties.toml", &ports, &dir, &dir);
+    // The server presents a certificate (and key) the others have not pinned.
+    let rogue = config(&dir, "rogue.toml", &ports, &other, &other);
+    let client = spawn_party(&dir, "client", &cfg, &[]);
+    let server = spawn_party(&dir, "server", &rogue, &[]);
+    let helper = spawn_party(&dir, "helper", &cfg, &[]);
+    let (c, s, h) = (
+        finish(client, LIMIT),
+        finish(server, LIMIT),
+        finish(helper, LIMIT),
+    );
+    assert_failed_without_output(&c, &dir, "client");
+    assert_failed_without_output(&s, &dir, "server");
+    assert!(!h.status.success());
+    assert!(stderr(&c).contains("certificate"), "{}", stderr(&c));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// credit_2p (two parties, Paillier keys of 2048 bits) runs for a second or
+/// more: kill the bank as soon as it is connected, in the middle of the run.
+#[test]
+fn a_party_killed_mid_run_stops_its_peer_promptly() {
+    use std::io::BufRead as _;
+    let dir = tempdir("midrun");
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["certs", "--out"])
+        .arg(&dir)
+        .args(["applicant", "bank"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ports = free_ports(2);
+    let mut toml = String::new();
+    for (p, port) in ["applicant", "bank"].iter().zip(&ports) {
+        toml.push_str(&format!(
+            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+    std::fs::write(dir.join("inc.csv"), "1,2,3,4\n5,6,7,8\n").unwrap();
+    std::fs::write(dir.join("w.json"), "[0.01, -0.02, 0.03, 0.05]").unwrap();
+    std::fs::write(dir.join("t.json"), "0.1").unwrap();
+    let party = |who: &str, inputs: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_veil"))
+            .current_dir(root())
+            .args(["party", "models/credit_2p.veil", "--as", who, "--config"])
+            .arg(dir.join("parties.toml"))
+            .args(["--connect-timeout", "5", "--timeout", "10", "-o"])
+            .arg(dir.join(format!("out-{who}")))
+            .args(inputs.iter().flat_map(|i| ["-i", i.as_str()]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let d = |f: &str| dir.join(f).display().to_string();
+    let applicant = party(
+        "applicant",
+        &[
+            format!("income_debt={}", d("inc.csv")),
+            format!("threshold={}", d("t.json")),
+        ],
+    );
+    let mut bank = party(
+        "bank",
+        &[
+            format!("weights={}", d("w.json")),
+            format!("threshold={}", d("t.json")),
+        ],
+    );
+    // Wait until the bank reports it is connected, then kill it.
+    let mut lines = std::io::BufReader::new(bank.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("connected to every peer") => break,
+            Some(Ok(_)) if Instant::now() < deadline => {}
+            other => {
+                let _ = bank.kill();
+                panic!("the bank never connected: {other:?}");
+            }
+        }
+    }
+    bank.kill().unwrap();
+    let _ = bank.wait();
+    let killed = Instant::now();
+    let a = finish(applicant, LIMIT);
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_failed_without_output(&a, &dir, "applicant");
+    assert!(stderr(&a).contains("bank"), "{}", stderr(&a));
+    let _ = std::fs::remove_dir_all(&dir);
+}
