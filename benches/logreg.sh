@@ -14,8 +14,8 @@ BATCHES="${BATCHES:-1,100,1000,10000}"
 REPS="${REPS:-3}"
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
-cargo build --release --quiet
-VEIL=./target/release/veil
+if [ -z "${VEIL:-}" ]; then cargo build --release --quiet; fi
+VEIL="${VEIL:-./target/release/veil}"
 MODEL=models/logreg_100.veil
 echo "== veil (a) two parties + dealer" >&2
 $VEIL bench $MODEL --modes dealer --batches "$BATCHES" --repeat "$REPS" --json "$OUT"
