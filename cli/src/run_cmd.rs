@@ -122,9 +122,16 @@ fn load_inputs(
             Err(e) => errors.push(format!("input `{name}`: {e}")),
         }
     }
-    if errors.is_empty() {
+    // Check what loaded (shapes, values, missing inputs) even if another
+    // file failed, so every problem is reported in one run.
+    let failed: Vec<&String> = bindings
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !all.contains_key(*n))
+        .collect();
+    {
         if let Err(errs) = plan::bind_inputs(plan, None, &all) {
-            for e in errs {
+            for e in errs.into_iter().filter(|e| !failed.contains(&&e.input)) {
                 let file = bindings
                     .iter()
                     .find(|(n, _)| *n == e.input)

@@ -109,7 +109,13 @@ pub fn bind_inputs(
                 input: spec.name.clone(),
                 message: format!(
                     "missing: the model declares `input {}: fixed{}`; give it with --input {}=FILE",
-                    spec.name, spec.shape, spec.name
+                    spec.name,
+                    if spec.shape.0.is_empty() {
+                        String::new()
+                    } else {
+                        spec.shape.to_string()
+                    },
+                    spec.name
                 ),
             });
             continue;
