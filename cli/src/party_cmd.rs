@@ -1,7 +1,6 @@
 //! `veil party`: run one party of a model over the network (TLS over TCP).
 
 use crate::compile_cmd::{compile_file, TargetArgs};
-use crate::data;
 use crate::run_cmd::{parse_binding, write_outputs};
 use clap::Args;
 use plan::{PartyIdx, Plan, Tensor};
@@ -265,39 +264,14 @@ fn load_own_inputs(
     me: PartyIdx,
     bindings: &[(String, PathBuf)],
 ) -> Result<BTreeMap<String, Tensor>, String> {
-    let mut all = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (name, path) in bindings {
-        let Some(spec) = plan.inputs.iter().find(|i| &i.name == name) else {
-            let known: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
-            errors.push(format!(
-                "--input {name}: the model has no input `{name}` (its inputs: {})",
-                known.join(", ")
+    if plan.parties[me as usize].role == plan::Role::Dealer {
+        if !bindings.is_empty() {
+            return Err(format!(
+                "{} is the dealer: it takes no inputs",
+                plan.party_name(me)
             ));
-            continue;
-        };
-        match data::load(path) {
-            Ok(t) => {
-                all.insert(name.clone(), data::fit_rank(t, spec.shape.0.len()));
-            }
-            Err(e) => errors.push(format!("input `{name}`: {e}")),
         }
+        return Ok(BTreeMap::new());
     }
-    if errors.is_empty() {
-        if plan.parties[me as usize].role == plan::Role::Dealer {
-            if !all.is_empty() {
-                errors.push(format!(
-                    "{} is the dealer: it takes no inputs",
-                    plan.party_name(me)
-                ));
-            }
-        } else if let Err(errs) = plan::bind_inputs(plan, Some(me), &all) {
-            errors.extend(errs.into_iter().map(|e| e.to_string()));
-        }
-    }
-    if errors.is_empty() {
-        Ok(all)
-    } else {
-        Err(errors.join("\n"))
-    }
+    crate::run_cmd::load_inputs(plan, Some(me), bindings)
 }

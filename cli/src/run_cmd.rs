@@ -100,8 +100,12 @@ pub fn per_party(plan: &Plan, all: &BTreeMap<String, Tensor>) -> Vec<BTreeMap<St
     out
 }
 
-fn load_inputs(
+/// Load and check the inputs bound on the command line: all of them
+/// (`party` = None), or those one party supplies (its own and the public ones).
+/// Every problem is reported, each naming the input and its file.
+pub fn load_inputs(
     plan: &Plan,
+    party: Option<plan::PartyIdx>,
     bindings: &[(String, PathBuf)],
 ) -> Result<BTreeMap<String, Tensor>, String> {
     let mut all = BTreeMap::new();
@@ -130,7 +134,7 @@ fn load_inputs(
         .filter(|n| !all.contains_key(*n))
         .collect();
     {
-        if let Err(errs) = plan::bind_inputs(plan, None, &all) {
+        if let Err(errs) = plan::bind_inputs(plan, party, &all) {
             for e in errs.into_iter().filter(|e| !failed.contains(&&e.input)) {
                 let file = bindings
                     .iter()
@@ -156,7 +160,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let inputs = if args.demo {
         demo_inputs(&compiled.plan, args.batch as usize)
     } else {
-        match load_inputs(&compiled.plan, &args.inputs) {
+        match load_inputs(&compiled.plan, None, &args.inputs) {
             Ok(i) => i,
             Err(e) => {
                 for line in e.lines() {
