@@ -5,7 +5,7 @@
 //! choices. Plus: no party's transcript holds another party's input in the clear.
 
 use plan::{Owner, Plan, Tensor};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use runtime::exec::Transport;
 use runtime::exec::{self, ChannelTransport, ExecError};
 use std::collections::BTreeMap;
@@ -28,46 +28,14 @@ fn inputs_with_fixed_seed_for_tests(
     batch: usize,
     seed: u64,
 ) -> BTreeMap<String, Tensor> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    plan.inputs
-        .iter()
-        .map(|i| {
-            let shape: Vec<usize> = i
-                .shape
-                .0
-                .iter()
-                .map(|d| match d {
-                    plan::Dim::Known(n) => *n as usize,
-                    plan::Dim::Symbol(_) => batch,
-                })
-                .collect();
-            let (lo, hi) = i.range.unwrap_or((-1.0, 1.0));
-            let n: usize = shape.iter().product();
-            let data = (0..n).map(|_| rng.random_range(lo..=hi)).collect();
-            (i.name.clone(), Tensor { shape, data })
-        })
-        .collect()
+    exec::random_inputs(
+        plan,
+        batch,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+    )
 }
 
-fn per_party(plan: &Plan, all: &BTreeMap<String, Tensor>) -> Vec<BTreeMap<String, Tensor>> {
-    let mut out = vec![BTreeMap::new(); plan.parties.len()];
-    for spec in &plan.inputs {
-        let t = all[&spec.name].clone();
-        match spec.owner {
-            Owner::Party(p) => {
-                out[p as usize].insert(spec.name.clone(), t);
-            }
-            Owner::Public => {
-                for (p, party) in plan.parties.iter().enumerate() {
-                    if party.role == plan::Role::Compute {
-                        out[p].insert(spec.name.clone(), t.clone());
-                    }
-                }
-            }
-        }
-    }
-    out
-}
+use exec::inputs_per_party as per_party;
 
 fn test_options() -> exec::Options {
     exec::Options::with_small_keys_for_tests(1024)

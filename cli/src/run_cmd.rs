@@ -3,8 +3,7 @@
 use crate::compile_cmd::{compile_file_with, TargetArgs};
 use crate::data;
 use clap::Args;
-use plan::{Owner, Plan, Tensor};
-use rand::RngExt;
+use plan::{Plan, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,60 +44,12 @@ pub fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
     Ok((name.trim().to_string(), PathBuf::from(path.trim())))
 }
 
-/// Random inputs of the declared shapes, uniform in the declared ranges
-/// (in [-1, 1] where none is declared).
+/// Random inputs of the declared shapes and ranges (OS-seeded).
 pub fn demo_inputs(plan: &Plan, batch: usize) -> BTreeMap<String, Tensor> {
-    let mut rng = rand::rng();
-    plan.inputs
-        .iter()
-        .map(|i| {
-            let shape: Vec<usize> = i
-                .shape
-                .0
-                .iter()
-                .map(|d| match d {
-                    plan::Dim::Known(n) => *n as usize,
-                    plan::Dim::Symbol(_) => batch,
-                })
-                .collect();
-            let (lo, hi) = i.range.unwrap_or((-1.0, 1.0));
-            let n: usize = shape.iter().product();
-            let data = (0..n)
-                .map(|_| {
-                    if lo == hi {
-                        lo
-                    } else {
-                        rng.random_range(lo..=hi)
-                    }
-                })
-                .collect();
-            (i.name.clone(), Tensor { shape, data })
-        })
-        .collect()
+    runtime::exec::random_inputs(plan, batch, &mut rand::rng())
 }
 
-/// Split inputs by the party that supplies them (public ones to every computing party).
-pub fn per_party(plan: &Plan, all: &BTreeMap<String, Tensor>) -> Vec<BTreeMap<String, Tensor>> {
-    let mut out = vec![BTreeMap::new(); plan.parties.len()];
-    for spec in &plan.inputs {
-        let Some(t) = all.get(&spec.name) else {
-            continue;
-        };
-        match spec.owner {
-            Owner::Party(p) => {
-                out[p as usize].insert(spec.name.clone(), t.clone());
-            }
-            Owner::Public => {
-                for (p, party) in plan.parties.iter().enumerate() {
-                    if party.role == plan::Role::Compute {
-                        out[p].insert(spec.name.clone(), t.clone());
-                    }
-                }
-            }
-        }
-    }
-    out
-}
+pub use runtime::exec::inputs_per_party as per_party;
 
 /// Load and check the inputs bound on the command line: all of them
 /// (`party` = None), or those one party supplies (its own and the public ones).

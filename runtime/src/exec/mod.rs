@@ -607,3 +607,67 @@ impl Exec<'_> {
             .ok_or_else(|| ExecError::input(format!("input `{name}` is missing")))
     }
 }
+
+/// Random inputs of the plan's declared shapes, uniform in the declared
+/// ranges (in [-1, 1] where none is declared), with every symbolic
+/// dimension of size `batch`. For demonstrations, tests and benchmarks.
+pub fn random_inputs<R: rand::Rng + ?Sized>(
+    plan: &Plan,
+    batch: usize,
+    rng: &mut R,
+) -> BTreeMap<String, Tensor> {
+    use rand::RngExt;
+    plan.inputs
+        .iter()
+        .map(|i| {
+            let shape: Vec<usize> = i
+                .shape
+                .0
+                .iter()
+                .map(|d| match d {
+                    plan::Dim::Known(n) => *n as usize,
+                    plan::Dim::Symbol(_) => batch,
+                })
+                .collect();
+            let (lo, hi) = i.range.unwrap_or((-1.0, 1.0));
+            let n: usize = shape.iter().product();
+            let data = (0..n)
+                .map(|_| {
+                    if lo == hi {
+                        lo
+                    } else {
+                        rng.random_range(lo..=hi)
+                    }
+                })
+                .collect();
+            (i.name.clone(), Tensor { shape, data })
+        })
+        .collect()
+}
+
+/// Split inputs by the party that supplies them; public inputs go to every
+/// computing party.
+pub fn inputs_per_party(
+    plan: &Plan,
+    all: &BTreeMap<String, Tensor>,
+) -> Vec<BTreeMap<String, Tensor>> {
+    let mut out = vec![BTreeMap::new(); plan.parties.len()];
+    for spec in &plan.inputs {
+        let Some(t) = all.get(&spec.name) else {
+            continue;
+        };
+        match spec.owner {
+            plan::Owner::Party(p) => {
+                out[p as usize].insert(spec.name.clone(), t.clone());
+            }
+            plan::Owner::Public => {
+                for (p, party) in plan.parties.iter().enumerate() {
+                    if party.role == plan::Role::Compute {
+                        out[p].insert(spec.name.clone(), t.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
