@@ -722,6 +722,15 @@ impl Chooser<'_, '_> {
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()
                 }
+                Op::Relu(_)
+                | Op::Max(..)
+                | Op::Min(..)
+                | Op::MaxReduce(_)
+                | Op::Argmax(_)
+                | Op::Clamp(..) => {
+                    "comparison on secret values: secure comparison with the dealer's correlations"
+                        .into()
+                }
                 _ => "cheapest by the cost model".into(),
             },
             Method::Paillier(k) => format!(
