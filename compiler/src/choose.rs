@@ -260,6 +260,16 @@ impl Chooser<'_, '_> {
                             as f64;
                         if public(0) || public(1) {
                             Cost::compute(n * k * c.ring_mac) + self.trunc(n)
+                        } else if matches!(reprs, [Repr::Clear(_), Repr::Clear(_)]) {
+                            // Input-holder triple: each side sends its masked input once;
+                            // the dealer expands a and b and corrects c.
+                            Cost::comm((size(0) + size(1)) * RING_BYTES, 1)
+                                + Cost::comm(n * RING_BYTES, 0)
+                                + Cost::compute(
+                                    (size(0) + size(1) + 2.0 * n) * c.dealer_element
+                                        + 3.0 * n * k * c.ring_mac,
+                                )
+                                + self.trunc(n)
                         } else {
                             self.beaver(size(0), size(1), n)
                                 + Cost::compute(3.0 * n * k * c.ring_mac)
@@ -345,6 +355,33 @@ impl Chooser<'_, '_> {
         }
     }
 
+    /// Shares for every operand, public operands used as they are (except by
+    /// comparisons, which take every operand as shares; a public one embeds for free).
+    fn shares_operands(&self, v: ValueId) -> Vec<Repr> {
+        let value = self.g.value(v);
+        let compares = matches!(
+            value.op,
+            Op::Relu(_)
+                | Op::Max(..)
+                | Op::Min(..)
+                | Op::Clamp(..)
+                | Op::MaxReduce(_)
+                | Op::Argmax(_)
+        );
+        value
+            .op
+            .operands()
+            .iter()
+            .map(|o| {
+                if self.g.node(*o).visibility == Visibility::Public && !compares {
+                    Repr::Public
+                } else {
+                    Repr::Shared
+                }
+            })
+            .collect()
+    }
+
     /// The operand representations a method can use, as alternatives.
     fn operand_options(&self, v: ValueId, method: Method) -> Vec<Vec<Repr>> {
         let value = self.g.value(v);
@@ -362,26 +399,19 @@ impl Chooser<'_, '_> {
                     }
                 })
                 .collect()],
-            Method::Shares => vec![operands
-                .iter()
-                .map(|o| {
-                    // Comparisons take every operand as shares (a public one embeds for free).
-                    let compares = matches!(
-                        value.op,
-                        Op::Relu(_)
-                            | Op::Max(..)
-                            | Op::Min(..)
-                            | Op::Clamp(..)
-                            | Op::MaxReduce(_)
-                            | Op::Argmax(_)
-                    );
-                    if vis(o) == Visibility::Public && !compares {
-                        Repr::Public
-                    } else {
-                        Repr::Shared
+            Method::Shares => {
+                let mut options = vec![self.shares_operands(v)];
+                // x @ w with x and w in the clear at different parties: an
+                // input-holder triple (dealer only) avoids sharing them.
+                if let (Op::MatMul(a, b), true) = (&value.op, self.dealer) {
+                    if let (Visibility::Private(p), Visibility::Private(q)) = (vis(a), vis(b)) {
+                        if p != q {
+                            options.push(vec![Repr::Clear(p), Repr::Clear(q)]);
+                        }
                     }
-                })
-                .collect()],
+                }
+                options
+            }
             Method::Paillier(k) => {
                 let h = self.other(k);
                 let per: Vec<Vec<Repr>> = operands

@@ -686,6 +686,12 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                 )])[0];
                 self.trunc1(z)
             }
+            Op::MatMul(..) if matches!(reprs, [Repr::Clear(_), Repr::Clear(_)]) => {
+                let [Repr::Clear(px), Repr::Clear(pw)] = reprs else {
+                    unreachable!("matched above")
+                };
+                self.holder_matmul(args[0], args[1], *px, *pw, shape, note)
+            }
             Op::MatMul(..) if public(0) || public(1) => {
                 let (s, p, public_left) = if public(1) {
                     (args[0], args[1], false)
@@ -768,6 +774,108 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             ),
             other => unreachable!("the chooser never picks shares for {}", other.mnemonic()),
         }
+    }
+
+    /// `x @ w` with `x` in the clear at `px` and `w` at `pw`, by an
+    /// input-holder triple: each side sends its masked input once.
+    fn holder_matmul(
+        &mut self,
+        x: Reg,
+        w: Reg,
+        px: PartyId,
+        pw: PartyId,
+        shape: plan::Shape,
+        note: String,
+    ) -> Reg {
+        let f = self.f;
+        let (xs, ws) = (
+            self.regs[x.0 as usize].shape.clone(),
+            self.regs[w.0 as usize].shape.clone(),
+        );
+        let own_x = self.share_reg(
+            xs.clone(),
+            f,
+            format!("{} (its holder's share)", self.regs[x.0 as usize].note),
+        );
+        let own_w = self.share_reg(
+            ws.clone(),
+            f,
+            format!("{} (its holder's share)", self.regs[w.0 as usize].note),
+        );
+        for (reg, src, holder) in [(own_x, x, px), (own_w, w, pw)] {
+            self.emit(
+                holder,
+                Instr::Own {
+                    src: Some(src),
+                    dst: reg,
+                },
+            );
+            self.emit(
+                self.other(holder),
+                Instr::Own {
+                    src: None,
+                    dst: reg,
+                },
+            );
+        }
+        self.correlations.push(Correlation::HolderMatMul {
+            lhs: xs.clone(),
+            rhs: ws.clone(),
+            lhs_holder: pi(px),
+        });
+        let corr = self.correlations.len() as u32 - 1;
+        let msg = self.reg(
+            Kind::Message,
+            plan::Shape::scalar(),
+            format!("masked input for {note}"),
+        );
+        let theirs = self.reg(
+            Kind::Message,
+            plan::Shape::scalar(),
+            format!("peer's masked input for {note}"),
+        );
+        let dst = self.share_reg(shape.clone(), 2 * f, note);
+        for (i, p) in self.p.into_iter().enumerate() {
+            let other = self.p[1 - i];
+            self.emit(
+                p,
+                Instr::HolderOpen {
+                    msg,
+                    x: own_x,
+                    y: own_w,
+                    corr,
+                },
+            );
+            self.emit(
+                p,
+                Instr::Send {
+                    to: pi(other),
+                    regs: vec![msg],
+                },
+            );
+            self.emit(
+                p,
+                Instr::Recv {
+                    from: pi(other),
+                    regs: vec![theirs],
+                },
+            );
+            self.emit(
+                p,
+                Instr::HolderClose {
+                    dst,
+                    mine: msg,
+                    theirs,
+                    corr,
+                    leader: i == 0,
+                },
+            );
+        }
+        let (nx, nw, nz) = (self.n_shape(&xs), self.n_shape(&ws), self.n_shape(&shape));
+        let costs = self.chooser.costs;
+        self.cost += Cost::comm((nx + nw + nz) * RING_BYTES, 0)
+            + Cost::compute((nx + nw + 2.0 * nz) * costs.dealer_element);
+        self.trunc1(dst)
     }
 
     /// A comparison-based operation, run jointly by both computing parties.

@@ -153,6 +153,14 @@ pub enum Correlation {
     Elementwise { shape: Shape },
     /// Matrix triple for `a @ b`: a of `lhs`, b of `rhs`, c = a @ b.
     MatMul { lhs: Shape, rhs: Shape },
+    /// Input-holder matrix triple for `x @ w` with `x` in the clear at
+    /// `lhs_holder` and `w` at the other party: `a` known to the holder
+    /// alone, `b` to the other alone, `c = a @ b` shared.
+    HolderMatMul {
+        lhs: Shape,
+        rhs: Shape,
+        lhs_holder: PartyIdx,
+    },
     /// Truncation pair: r uniform in Z_2^64, with shares of r >> bits and msb(r).
     Trunc { shape: Shape, bits: u32 },
 }
@@ -347,6 +355,29 @@ pub enum Instr {
         dst: Reg,
         leader: bool,
     },
+    /// A clear value one party holds, as a share without communication: the
+    /// holder's share is the value (`src`), the other's zero (`src` None).
+    /// Only input-holder products use it (their masks hide the value).
+    Own {
+        src: Option<Reg>,
+        dst: Reg,
+    },
+    /// Input-holder product, round 1: this party's masked input, `x - a`
+    /// (the holder of `x`) or `w - b` (the other), for correlation `corr`.
+    HolderOpen {
+        msg: Reg,
+        x: Reg,
+        y: Reg,
+        corr: u32,
+    },
+    /// Input-holder product, round 2: this party's share of `x @ w`.
+    HolderClose {
+        dst: Reg,
+        mine: Reg,
+        theirs: Reg,
+        corr: u32,
+        leader: bool,
+    },
     Local {
         dst: Reg,
         op: ShareOp,
@@ -489,8 +520,10 @@ impl Instr {
             | Instr::Rerandomize { src, .. }
             | Instr::Decrypt { src, .. }
             | Instr::Output { src, .. } => vec![*src],
-            Instr::BeaverOpen { x, y, .. } => vec![*x, *y],
+            Instr::BeaverOpen { x, y, .. } | Instr::HolderOpen { x, y, .. } => vec![*x, *y],
+            Instr::Own { src, .. } => src.iter().copied().collect(),
             Instr::BeaverClose { mine, theirs, .. }
+            | Instr::HolderClose { mine, theirs, .. }
             | Instr::TruncClose { mine, theirs, .. }
             | Instr::Reveal { mine, theirs, .. } => {
                 vec![*mine, *theirs]
@@ -509,6 +542,8 @@ impl Instr {
             | Instr::Embed { dst, .. }
             | Instr::Local { dst, .. }
             | Instr::BeaverClose { dst, .. }
+            | Instr::HolderClose { dst, .. }
+            | Instr::Own { dst, .. }
             | Instr::TruncClose { dst, .. }
             | Instr::TruncLocal { dst, .. }
             | Instr::Encrypt { dst, .. }
@@ -519,7 +554,9 @@ impl Instr {
             | Instr::Nonlinear { dst, .. }
             | Instr::Reveal { dst, .. } => vec![*dst],
             Instr::Split { keep, send, .. } => vec![*keep, *send],
-            Instr::BeaverOpen { msg, .. } | Instr::TruncOpen { msg, .. } => vec![*msg],
+            Instr::BeaverOpen { msg, .. }
+            | Instr::TruncOpen { msg, .. }
+            | Instr::HolderOpen { msg, .. } => vec![*msg],
             Instr::Mask { masked, share, .. } => vec![*masked, *share],
             Instr::Recv { regs, .. } | Instr::Deal { out: regs } => regs.clone(),
             Instr::KeyGen { public } => vec![*public],
@@ -659,6 +696,16 @@ impl Plan {
                 let text = match c {
                     Correlation::Elementwise { shape } => format!("triple {shape}"),
                     Correlation::MatMul { lhs, rhs } => format!("matrix triple {lhs} @ {rhs}"),
+                    Correlation::HolderMatMul {
+                        lhs,
+                        rhs,
+                        lhs_holder,
+                    } => {
+                        format!(
+                            "input-holder matrix triple {lhs} @ {rhs}, a known to {}",
+                            self.party_name(*lhs_holder)
+                        )
+                    }
                     Correlation::Trunc { shape, bits } => {
                         format!("truncation pair {shape} >> {bits}")
                     }
@@ -740,6 +787,26 @@ impl Plan {
                     "{dst} = share.{} {}{}",
                     share_op_text(op),
                     regs(args),
+                    lead(*leader)
+                )
+            }
+            Instr::Own {
+                src: Some(src),
+                dst,
+            } => format!("{dst} = own {src}"),
+            Instr::Own { src: None, dst } => format!("{dst} = own (zero: the peer holds it)"),
+            Instr::HolderOpen { msg, x, y, corr } => {
+                format!("{msg} = holder.open {x}, {y} with #{corr}")
+            }
+            Instr::HolderClose {
+                dst,
+                mine,
+                theirs,
+                corr,
+                leader,
+            } => {
+                format!(
+                    "{dst} = holder.close {mine}, {theirs} with #{corr}{}",
                     lead(*leader)
                 )
             }
@@ -839,7 +906,8 @@ impl Plan {
                             Dim::Known(n) => *n,
                             Dim::Symbol(_) => 1,
                         });
-                    rounds += op.rounds(n) + u32::from(sent_since_recv);
+                    // A pending send travels with the protocol's first message.
+                    rounds += op.rounds(n);
                     sent_since_recv = false;
                 }
                 Instr::Send { .. } => sent_since_recv = true,

@@ -264,6 +264,10 @@ pub fn run_party(
         ex.stats.preprocessing = t.elapsed();
     }
     ex.stats.online = t.elapsed() - ex.stats.preprocessing;
+    // A last message that nothing answers still takes a trip (as `Plan::rounds` counts it).
+    if ex.sent_since_recv {
+        ex.stats.rounds += 1;
+    }
     Ok(Outcome {
         outputs,
         stats: ex.stats,
@@ -401,6 +405,15 @@ impl Exec<'_> {
                     Correlation::MatMul { lhs, rhs } => CorrelationRequest::MatmulTriple {
                         a_shape: self.concrete(lhs)?,
                         b_shape: self.concrete(rhs)?,
+                    },
+                    Correlation::HolderMatMul {
+                        lhs,
+                        rhs,
+                        lhs_holder,
+                    } => CorrelationRequest::HolderMatmulTriple {
+                        a_shape: self.concrete(lhs)?,
+                        b_shape: self.concrete(rhs)?,
+                        a_holder: self.role_of(*lhs_holder)?,
                     },
                     Correlation::Trunc { shape, bits } => CorrelationRequest::Trunc {
                         shape: self.concrete(shape)?,
@@ -580,7 +593,9 @@ impl Exec<'_> {
         let mut order = Vec::new();
         for ins in &leader.instrs {
             match ins {
-                Instr::BeaverOpen { corr, .. } | Instr::TruncOpen { corr, .. } => {
+                Instr::BeaverOpen { corr, .. }
+                | Instr::TruncOpen { corr, .. }
+                | Instr::HolderOpen { corr, .. } => {
                     let r = self
                         .requests
                         .get(*corr as usize)
@@ -598,6 +613,20 @@ impl Exec<'_> {
             }
         }
         Ok(order)
+    }
+
+    /// The sharing role (P0 = leader, P1) of a computing party.
+    fn role_of(&self, p: PartyIdx) -> Result<Role, ExecError> {
+        let compute: Vec<PartyIdx> = (0..self.plan.parties.len() as u32)
+            .filter(|q| self.plan.parties[*q as usize].role == plan::Role::Compute)
+            .collect();
+        match compute.iter().position(|q| *q == p) {
+            Some(0) => Ok(Role::P0),
+            Some(_) => Ok(Role::P1),
+            None => Err(ExecError::protocol(
+                "an input-holder triple names a party that does not compute",
+            )),
+        }
     }
 
     fn own_input(&self, name: &str) -> Result<Tensor, ExecError> {

@@ -218,6 +218,78 @@ impl Exec<'_> {
                 let v = self.local(*dst, op, args)?;
                 self.set(*dst, Value::Share(v));
             }
+            Instr::Own { src, dst } => {
+                let t = match src {
+                    Some(src) => encode_fixed(self.clear(*src)?, f)?,
+                    None => RingTensor::zeros(&self.reg_shape(*dst)?)?,
+                };
+                let s = self.my_share(t)?;
+                self.set(*dst, Value::Share(s));
+            }
+            Instr::HolderOpen { msg, x, y, corr } => {
+                let Some(sharing::CorrelationRequest::HolderMatmulTriple { a_holder, .. }) =
+                    self.requests.get(*corr as usize).cloned()
+                else {
+                    return Err(ExecError::protocol(
+                        "input-holder product without its correlation",
+                    ));
+                };
+                let me = self.role()?;
+                let engine = self
+                    .engine
+                    .as_mut()
+                    .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
+                let (xs, ys) = (share_in(&self.regs, *x)?, share_in(&self.regs, *y)?);
+                let (state, m) = engine.holder_matmul_round1(xs, ys, a_holder)?;
+                self.mul_states.insert(*msg, state);
+                // Only this party's own masked input goes out; the other half is zero.
+                let half = if me == a_holder { m.e } else { m.f };
+                self.set(*msg, Value::Wire(Wire::Ring(half)));
+            }
+            Instr::HolderClose {
+                dst,
+                mine,
+                theirs,
+                corr,
+                ..
+            } => {
+                let Some(sharing::CorrelationRequest::HolderMatmulTriple {
+                    a_shape,
+                    b_shape,
+                    a_holder,
+                }) = self.requests.get(*corr as usize).cloned()
+                else {
+                    return Err(ExecError::protocol(
+                        "input-holder product without its correlation",
+                    ));
+                };
+                let state = self
+                    .mul_states
+                    .remove(mine)
+                    .ok_or_else(|| ExecError::protocol("input-holder product closed twice"))?;
+                let Some(Value::Wire(Wire::Ring(half))) = self.regs[theirs.0 as usize].take()
+                else {
+                    return Err(ExecError::protocol("expected the peer's masked input"));
+                };
+                let peer_holds_a = self.role()? != a_holder;
+                let expected = if peer_holds_a { &a_shape } else { &b_shape };
+                if &half.shape != expected {
+                    return Err(ExecError::protocol(
+                        "the peer's masked input has the wrong shape",
+                    ));
+                }
+                let peer =
+                    sharing::Engine::<Box<dyn sharing::Correlations + Send>>::holder_peer_msg(
+                        half,
+                        peer_holds_a,
+                        &a_shape,
+                        &b_shape,
+                    )?;
+                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(
+                    state, peer,
+                )?;
+                self.set(*dst, Value::Share(z));
+            }
             Instr::BeaverOpen { msg, x, y, corr } => {
                 let matmul = matches!(
                     self.plan.correlations[*corr as usize],

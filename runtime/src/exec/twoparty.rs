@@ -34,8 +34,10 @@ fn shapes(req: &CorrelationRequest) -> Result<TripleShapes, ExecError> {
             let c = RingTensor::matmul_shape(a_shape, b_shape)?;
             (a_shape.clone(), b_shape.clone(), c, true)
         }
-        CorrelationRequest::Trunc { .. } => {
-            return Err(ExecError::protocol("truncation correlations need a dealer"))
+        CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. } => {
+            return Err(ExecError::protocol(
+                "truncation and input-holder correlations need a dealer",
+            ))
         }
     })
 }

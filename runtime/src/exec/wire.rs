@@ -124,6 +124,16 @@ impl W {
                 self.shape(shape);
                 self.u64(*frac_bits as u64);
             }
+            CorrelationRequest::HolderMatmulTriple {
+                a_shape,
+                b_shape,
+                a_holder,
+            } => {
+                self.u8(3);
+                self.shape(a_shape);
+                self.shape(b_shape);
+                self.u8(a_holder.index() as u8);
+            }
         }
     }
 }
@@ -290,6 +300,15 @@ impl R<'_> {
             2 => CorrelationRequest::Trunc {
                 shape: self.shape()?,
                 frac_bits: u32::try_from(self.u64()?).map_err(|_| "bad truncation bits")?,
+            },
+            3 => CorrelationRequest::HolderMatmulTriple {
+                a_shape: self.shape()?,
+                b_shape: self.shape()?,
+                a_holder: match self.u8()? {
+                    0 => Party::P0,
+                    1 => Party::P1,
+                    p => return Err(format!("unknown party {p}")),
+                },
             },
             t => return Err(format!("unknown correlation tag {t}")),
         })

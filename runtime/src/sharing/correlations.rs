@@ -52,13 +52,26 @@ pub enum CorrelationRequest {
     },
     /// Truncation triple `(r, r >> f, msb(r))`, `r` uniform in Z_2^64.
     Trunc { shape: Vec<usize>, frac_bits: u32 },
+    /// An "input-holder" matrix triple for `x @ w` where `x` is in the clear
+    /// at one party and `w` at the other: `a` is known entirely to
+    /// `a_holder` (the other party's share of it is zero), `b` entirely to
+    /// the other party, and `c = a @ b` is shared. Each party then sends only
+    /// its own masked input (`x - a` or `w - b`), once.
+    HolderMatmulTriple {
+        a_shape: Vec<usize>,
+        b_shape: Vec<usize>,
+        a_holder: Party,
+    },
 }
 
 impl CorrelationRequest {
     fn validate(&self) -> Result<()> {
         match self {
             CorrelationRequest::ElementwiseTriple { shape } => numel(shape).map(|_| ()),
-            CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
+            CorrelationRequest::MatmulTriple { a_shape, b_shape }
+            | CorrelationRequest::HolderMatmulTriple {
+                a_shape, b_shape, ..
+            } => {
                 numel(a_shape)?;
                 numel(b_shape)?;
                 RingTensor::matmul_shape(a_shape, b_shape).map(|_| ())
@@ -368,6 +381,28 @@ impl SeedExpander {
                     p0_extra,
                 })
             }
+            CorrelationRequest::HolderMatmulTriple {
+                a_shape,
+                b_shape,
+                a_holder,
+            } => {
+                let c_shape = RingTensor::matmul_shape(a_shape, b_shape)?;
+                // The holder's share of a is all of a; the other's is zero (no PRG output).
+                let (a, b) = if self.party == *a_holder {
+                    (self.tensor(a_shape)?, RingTensor::zeros(b_shape)?)
+                } else {
+                    (RingTensor::zeros(a_shape)?, self.tensor(b_shape)?)
+                };
+                let p0_extra = match self.party {
+                    Party::P0 => vec![self.tensor(&c_shape)?],
+                    Party::P1 => vec![],
+                };
+                Ok(Expanded {
+                    first: a,
+                    second: b,
+                    p0_extra,
+                })
+            }
             CorrelationRequest::Trunc { shape, .. } => {
                 let r = self.tensor(shape)?;
                 let p0_extra = match self.party {
@@ -397,13 +432,13 @@ fn assemble(
             .ok_or_else(|| SharingError::Correlations(format!("missing {what}")))
     };
     Ok(match req {
-        CorrelationRequest::ElementwiseTriple { .. } | CorrelationRequest::MatmulTriple { .. } => {
-            CorrelationShare::Triple(TripleShare {
-                a: Share::new(party, exp.first),
-                b: Share::new(party, exp.second),
-                c: Share::new(party, next("c share")?),
-            })
-        }
+        CorrelationRequest::ElementwiseTriple { .. }
+        | CorrelationRequest::MatmulTriple { .. }
+        | CorrelationRequest::HolderMatmulTriple { .. } => CorrelationShare::Triple(TripleShare {
+            a: Share::new(party, exp.first),
+            b: Share::new(party, exp.second),
+            c: Share::new(party, next("c share")?),
+        }),
         CorrelationRequest::Trunc { .. } => CorrelationShare::Trunc(TruncShare {
             r: Share::new(party, exp.first),
             r_shift: Share::new(party, next("r>>f share")?),
@@ -664,7 +699,8 @@ impl Dealer {
         let (x0, x1) = (x0?, x1?);
         let tensors = match req {
             CorrelationRequest::ElementwiseTriple { .. }
-            | CorrelationRequest::MatmulTriple { .. } => {
+            | CorrelationRequest::MatmulTriple { .. }
+            | CorrelationRequest::HolderMatmulTriple { .. } => {
                 let a = x0.first.add(&x1.first)?;
                 let b = x0.second.add(&x1.second)?;
                 let c = if matches!(req, CorrelationRequest::ElementwiseTriple { .. }) {
@@ -902,7 +938,10 @@ fn check_msg(req: &CorrelationRequest, msg: &DealerMsg) -> Result<()> {
     }
     let shapes: Vec<Vec<usize>> = match req {
         CorrelationRequest::ElementwiseTriple { shape } => vec![shape.clone()],
-        CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
+        CorrelationRequest::MatmulTriple { a_shape, b_shape }
+        | CorrelationRequest::HolderMatmulTriple {
+            a_shape, b_shape, ..
+        } => {
             vec![RingTensor::matmul_shape(a_shape, b_shape)?]
         }
         CorrelationRequest::Trunc { shape, .. } => vec![shape.clone(), shape.clone()],

@@ -241,6 +241,58 @@ impl<C: Correlations> Engine<C> {
         self.round1(MulKind::Matmul, x, y, t)
     }
 
+    /// Round 1 of `x @ y` with an input-holder triple: `x` is in the clear
+    /// at `a_holder` (its share is `x`, the other's zero) and `y` at the
+    /// other party. Each party's message carries only its own masked input
+    /// (`e = x - a` from the holder, `f = y - b` from the other); the peer's
+    /// missing half is zero and [`Engine::holder_peer_msg`] restores it.
+    pub fn holder_matmul_round1(
+        &mut self,
+        x: &Share,
+        y: &Share,
+        a_holder: Party,
+    ) -> Result<(MulState, BeaverMsg)> {
+        RingTensor::matmul_shape(x.shape(), y.shape())?;
+        let t = match self.corr.fetch(
+            &super::correlations::CorrelationRequest::HolderMatmulTriple {
+                a_shape: x.shape().to_vec(),
+                b_shape: y.shape().to_vec(),
+                a_holder,
+            },
+        )? {
+            super::correlations::CorrelationShare::Triple(t) => t,
+            super::correlations::CorrelationShare::Trunc(_) => {
+                return Err(SharingError::Correlations(
+                    "source returned the wrong kind of correlation".into(),
+                ))
+            }
+        };
+        self.round1(MulKind::Matmul, x, y, t)
+    }
+
+    /// The peer's full round-1 message from the half it sent (see
+    /// [`Engine::holder_matmul_round1`]): the other half is zero.
+    pub fn holder_peer_msg(
+        sent: OpenMsg,
+        peer_holds_a: bool,
+        e_shape: &[usize],
+        f_shape: &[usize],
+    ) -> Result<BeaverMsg> {
+        let zeros =
+            |s: &[usize]| -> Result<OpenMsg> { Ok(OpenMsg::from_tensor(RingTensor::zeros(s)?)) };
+        Ok(if peer_holds_a {
+            BeaverMsg {
+                e: sent,
+                f: zeros(f_shape)?,
+            }
+        } else {
+            BeaverMsg {
+                e: zeros(e_shape)?,
+                f: sent,
+            }
+        })
+    }
+
     fn round1(
         &self,
         kind: MulKind,
