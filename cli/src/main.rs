@@ -4,6 +4,12 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// mimalloc keeps freed memory for reuse: the runtime allocates and frees
+/// large tensors every round, and the system allocator hands each back to
+/// the kernel, paying a page fault per page on the next allocation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench_cmd;
 mod certs_cmd;
 mod check_cmd;
