@@ -193,9 +193,19 @@ impl Chooser<'_, '_> {
     /// `n` secure comparisons (MSB extraction: masked opening, a 6-level
     /// carry tree of AND gates, a bit conversion) and a Beaver select each:
     /// per element about 79 bytes online and 32 from the dealer.
-    fn comparison(&self, n: f64, rounds: u32) -> Cost {
+    pub fn comparison(&self, n: f64, rounds: u32) -> Cost {
         Cost::compute(n * 300.0 * self.costs.ring_op)
             + Cost::comm(n * (2.0 * 39.4 + 32.0 + 31.6), rounds)
+    }
+
+    /// `x @ w` ([.., k] @ [k, ..], `nx`, `nw`, `nz` elements) by an
+    /// input-holder triple: each side sends its masked input once (one
+    /// round); the dealer expands a and b and sends the correction of c.
+    pub fn holder_matmul(&self, nx: f64, nw: f64, nz: f64, k: f64) -> Cost {
+        let c = self.costs;
+        Cost::comm((nx + nw) * RING_BYTES, 1)
+            + Cost::comm(nz * RING_BYTES, 0)
+            + Cost::compute((nx + nw + 2.0 * nz) * c.dealer_element + 3.0 * nz * k * c.ring_mac)
     }
 
     fn poly_cost(&self, n: f64, degree: u32, odd: bool) -> Cost {
@@ -261,15 +271,7 @@ impl Chooser<'_, '_> {
                         if public(0) || public(1) {
                             Cost::compute(n * k * c.ring_mac) + self.trunc(n)
                         } else if matches!(reprs, [Repr::Clear(_), Repr::Clear(_)]) {
-                            // Input-holder triple: each side sends its masked input once;
-                            // the dealer expands a and b and corrects c.
-                            Cost::comm((size(0) + size(1)) * RING_BYTES, 1)
-                                + Cost::comm(n * RING_BYTES, 0)
-                                + Cost::compute(
-                                    (size(0) + size(1) + 2.0 * n) * c.dealer_element
-                                        + 3.0 * n * k * c.ring_mac,
-                                )
-                                + self.trunc(n)
+                            self.holder_matmul(size(0), size(1), n, k) + self.trunc(n)
                         } else {
                             self.beaver(size(0), size(1), n)
                                 + Cost::compute(3.0 * n * k * c.ring_mac)

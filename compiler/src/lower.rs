@@ -872,9 +872,10 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             );
         }
         let (nx, nw, nz) = (self.n_shape(&xs), self.n_shape(&ws), self.n_shape(&shape));
-        let costs = self.chooser.costs;
-        self.cost += Cost::comm((nx + nw + nz) * RING_BYTES, 0)
-            + Cost::compute((nx + nw + 2.0 * nz) * costs.dealer_element);
+        let k = self.n_shape(&plan::Shape(xs.0.last().cloned().into_iter().collect()));
+        let mut c = self.chooser.holder_matmul(nx, nw, nz, k);
+        c.rounds = 0; // the plan's rounds are counted from its programs
+        self.cost += c;
         self.trunc1(dst)
     }
 
@@ -891,12 +892,13 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             .iter()
             .map(|a| self.n_shape(&self.regs[a.0 as usize].shape.clone()))
             .fold(0.0, f64::max);
-        let mut c = Cost::comm(n * (2.0 * 39.4 + 32.0 + 31.6), 0)
-            + Cost::compute(n * 300.0 * self.chooser.costs.ring_op);
-        if matches!(op, plan::NonlinearOp::Clamp { .. }) {
-            c = c + c;
-        }
-        self.cost += c;
+        // Clamp compares against both bounds.
+        let k = if matches!(op, plan::NonlinearOp::Clamp { .. }) {
+            2.0
+        } else {
+            1.0
+        };
+        self.cost += self.chooser.comparison(k * n, 0);
         for (i, p) in self.p.into_iter().enumerate() {
             let peer = pi(self.p[1 - i]);
             self.emit(
