@@ -124,6 +124,42 @@ proptest! {
         prop_assert!(within_trunc(&opened(&r0[3], &r1[3]), &[dot]));
     }
 
+    /// The input-holder product: `x` in the clear at one party, `w` at the
+    /// other, both roles; the ring product is exact (no truncation here).
+    #[test]
+    fn holder_matmul_exact((m, k, xv) in matrix(10.0), n in 1usize..6, seed in any::<u64>(),
+                           p0_holds_x in any::<bool>()) {
+        let wv: Vec<f64> = (0..k * n).map(|i| ((i as f64) * 0.7 + seed as f64 * 1e-19).sin() * 3.0).collect();
+        let fp = FixedPoint::default();
+        let x = fp.encode_tensor(&xv, &[m, k]).unwrap();
+        let w = fp.encode_tensor(&wv, &[k, n]).unwrap();
+        let zx = RingTensor::zeros(&[m, k]).unwrap();
+        let zw = RingTensor::zeros(&[k, n]).unwrap();
+        let holder = if p0_holds_x { Party::P0 } else { Party::P1 };
+        // Each party's shares: its own input in full, zero for the other's.
+        let (x0, w0, x1, w1) = if p0_holds_x {
+            (x.clone(), zw.clone(), zx.clone(), w.clone())
+        } else {
+            (zx.clone(), w.clone(), x.clone(), zw.clone())
+        };
+        let (mut e0, mut e1, _) = dealer_engines_for_tests(seed, fp, TruncMode::Dealer);
+        let run = |e: &mut Engine<DealerSource>, ex: &mut driver::ChannelExchange, p: Party, xs: RingTensor, ws: RingTensor| {
+            let (st, msg) = e.holder_matmul_round1(&Share::new(p, xs), &Share::new(p, ws), holder)?;
+            let peer = match ex.exchange(Message::Open(msg))? {
+                Message::Open(m) => m,
+                Message::Beaver(_) => unreachable!("the test sends only openings"),
+            };
+            Engine::<DealerSource>::holder_matmul_round2(st, peer)
+        };
+        let ((z0, _), (z1, _)) = run_two_party(
+            |ex| run(&mut e0, ex, Party::P0, x0, w0),
+            |ex| run(&mut e1, ex, Party::P1, x1, w1),
+        ).unwrap();
+        let want = x.matmul(&w).unwrap();
+        let got = reconstruct(&z0, &z1).unwrap();
+        prop_assert_eq!(got.data(), want.data());
+    }
+
     #[test]
     fn matmul_2d((m, k, xv) in matrix(10.0), n in 1usize..6, seed in any::<u64>(),
                  mode in mode_strategy()) {

@@ -25,8 +25,8 @@ pub use transport::{ChannelTransport, Transport};
 
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
-    CorrelationRequest, Correlations, Dealer, DealerSource, Engine, FixedPoint, MulState,
-    Party as Role, Share, TruncMode, TruncState,
+    CorrelationRequest, Correlations, Dealer, DealerSource, Engine, FixedPoint, HolderState,
+    MulState, Party as Role, Share, TruncMode, TruncState,
 };
 use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -172,6 +172,7 @@ struct Exec<'a> {
     fp: FixedPoint,
     engine: Option<Engine<Box<dyn Correlations + Send>>>,
     mul_states: HashMap<Reg, MulState>,
+    holder_states: HashMap<Reg, HolderState>,
     trunc_states: HashMap<Reg, TruncState>,
     keypair: Option<Keypair>,
     peer_keys: BTreeMap<PartyIdx, PublicKey>,
@@ -227,6 +228,7 @@ pub fn run_party(
         fp: FixedPoint::new(plan.precision).map_err(ExecError::from)?,
         engine: None,
         mul_states: HashMap::new(),
+        holder_states: HashMap::new(),
         trunc_states: HashMap::new(),
         keypair: None,
         peer_keys: BTreeMap::new(),

@@ -3,26 +3,19 @@
 //! rounds carried by the party's transport.
 //!
 //! The dealer must generate correlations in exactly the order the protocol
-//! asks for them. For comparison protocols that order is found by running
-//! the protocol once on zeros between two in-process parties with a
-//! recording source ([`request_order`]); it depends only on the shapes.
+//! asks for them. That order depends only on the shapes; [`request_order`]
+//! computes it with `sharing::compare::requests`, and a test checks it
+//! against a recorded run of every operation.
 
 use super::wire::{self, Wire};
 use super::{ExecError, Stats, Transport};
 use crate::sharing::{
-    self, CompareRequest, CompareShare, CorrelationRequest, CorrelationShare, Correlations, Dealer,
-    DealerSource, Engine, Exchange, FixedPoint, Message, Party, RingTensor, Share, SharingError,
-    TruncMode,
+    self, Correlations, Engine, Exchange, FixedPoint, Message, Share, SharingError,
 };
 use plan::{NonlinearOp, PartyIdx};
-use std::sync::{Arc, Mutex};
 
 /// One request for correlated randomness, of either family.
-#[derive(Clone, Debug)]
-pub(super) enum Request {
-    Arith(CorrelationRequest),
-    Compare(CompareRequest),
-}
+pub(super) use crate::sharing::compare::AnyRequest as Request;
 
 /// The executor's transport, seen by the comparison protocols as an
 /// `Exchange` with the peer: one frame each way per round.
@@ -90,61 +83,105 @@ pub(super) fn run<C: Correlations, E: Exchange>(
     }
 }
 
-/// Wraps a source and logs every request, of both families, in order.
-struct Recorder<C> {
-    inner: C,
-    log: Arc<Mutex<Vec<Request>>>,
-}
-
-impl<C: Correlations> Correlations for Recorder<C> {
-    fn party(&self) -> Party {
-        self.inner.party()
-    }
-    fn fetch(&mut self, req: &CorrelationRequest) -> sharing::Result<CorrelationShare> {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Request::Arith(req.clone()));
-        self.inner.fetch(req)
-    }
-    fn fetch_compare(&mut self, req: &CompareRequest) -> sharing::Result<CompareShare> {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Request::Compare(req.clone()));
-        self.inner.fetch_compare(req)
-    }
-}
-
-/// The correlations `op` asks for on operands of these shapes, in order:
-/// found by running it on zeros between two in-process parties.
+/// The correlations `op` asks for on operands of these shapes, in order.
 pub(super) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
-    fp: FixedPoint,
+    _fp: FixedPoint,
 ) -> Result<Vec<Request>, ExecError> {
-    let (s0, s1, _) = DealerSource::online_pair(Dealer::new()?);
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut e0 = Engine::new(
-        fp,
-        TruncMode::Dealer,
-        Recorder {
+    use crate::sharing::compare::requests;
+    let first = shapes
+        .first()
+        .ok_or_else(|| ExecError::protocol("a comparison without operands"))?;
+    Ok(match op {
+        NonlinearOp::Relu | NonlinearOp::Max | NonlinearOp::Min => {
+            requests::compare_then_product(first)?
+        }
+        NonlinearOp::Clamp { .. } => requests::clamp(first)?,
+        NonlinearOp::MaxReduce => requests::tournament(first, 0)?,
+        NonlinearOp::Argmax => requests::tournament(first, 1)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sharing::{
+        CompareRequest, CompareShare, CorrelationRequest, CorrelationShare, Dealer, DealerSource,
+        Party, RingTensor, TruncMode,
+    };
+    use std::sync::{Arc, Mutex};
+
+    /// Wraps a source and logs every request, of both families, in order.
+    struct Recorder<C> {
+        inner: C,
+        log: Arc<Mutex<Vec<Request>>>,
+    }
+
+    impl<C: Correlations> Correlations for Recorder<C> {
+        fn party(&self) -> Party {
+            self.inner.party()
+        }
+        fn fetch(&mut self, req: &CorrelationRequest) -> sharing::Result<CorrelationShare> {
+            self.log.lock().unwrap().push(Request::Arith(req.clone()));
+            self.inner.fetch(req)
+        }
+        fn fetch_compare(&mut self, req: &CompareRequest) -> sharing::Result<CompareShare> {
+            self.log.lock().unwrap().push(Request::Compare(req.clone()));
+            self.inner.fetch_compare(req)
+        }
+    }
+
+    /// The requests of a real run of `op` on zeros between two parties.
+    fn recorded(op: &NonlinearOp, shapes: &[Vec<usize>]) -> sharing::Result<Vec<Request>> {
+        let fp = FixedPoint::default();
+        let (s0, s1, _) = DealerSource::online_pair(Dealer::new_with_fixed_seed_for_tests(1));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let inner = Recorder {
             inner: s0,
             log: log.clone(),
-        },
-    );
-    let mut e1 = Engine::new(fp, TruncMode::Dealer, s1);
-    let zeros = |p: Party| -> sharing::Result<Vec<Share>> {
-        shapes
-            .iter()
-            .map(|s| Ok(Share::new(p, RingTensor::zeros(s)?)))
-            .collect()
-    };
-    let (a0, a1) = (zeros(Party::P0)?, zeros(Party::P1)?);
-    sharing::driver::run_two_party(
-        |ex| run(&mut e0, ex, op, &a0.iter().collect::<Vec<_>>()),
-        |ex| run(&mut e1, ex, op, &a1.iter().collect::<Vec<_>>()),
-    )?;
-    let order = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Ok(order)
+        };
+        let mut e0 = Engine::new(fp, TruncMode::Dealer, inner);
+        let mut e1 = Engine::new(fp, TruncMode::Dealer, s1);
+        let zeros = |p: Party| -> sharing::Result<Vec<Share>> {
+            shapes
+                .iter()
+                .map(|s| Ok(Share::new(p, RingTensor::zeros(s)?)))
+                .collect()
+        };
+        let (a0, a1) = (zeros(Party::P0)?, zeros(Party::P1)?);
+        sharing::driver::run_two_party(
+            |ex| run(&mut e0, ex, op, &a0.iter().collect::<Vec<_>>()),
+            |ex| run(&mut e1, ex, op, &a1.iter().collect::<Vec<_>>()),
+        )?;
+        let order = log.lock().unwrap().clone();
+        Ok(order)
+    }
+
+    #[test]
+    fn computed_request_order_matches_a_recorded_run() {
+        let ops = [
+            NonlinearOp::Relu,
+            NonlinearOp::Max,
+            NonlinearOp::Min,
+            NonlinearOp::Clamp { lo: -2.0, hi: 3.0 },
+            NonlinearOp::MaxReduce,
+            NonlinearOp::Argmax,
+        ];
+        let shapes: [&[usize]; 6] = [&[1], &[5], &[3, 4], &[2, 7], &[33], &[2, 3, 9]];
+        for op in &ops {
+            for shape in shapes {
+                let arity = if matches!(op, NonlinearOp::Max | NonlinearOp::Min) {
+                    2
+                } else {
+                    1
+                };
+                let args = vec![shape.to_vec(); arity];
+                let want = recorded(op, &args).unwrap();
+                let got = request_order(op, &args, FixedPoint::default()).unwrap();
+                assert!(!want.is_empty() || shape.last() == Some(&1));
+                assert_eq!(got, want, "{op:?} on {shape:?}");
+            }
+        }
+    }
 }

@@ -13,20 +13,24 @@ use rayon::prelude::*;
 pub(super) fn encode_fixed(t: &Tensor, bits: u32) -> Result<RingTensor, ExecError> {
     let scale = 2f64.powi(bits as i32);
     let limit = 2f64.powi(62);
-    let data = t
+    use rayon::prelude::*;
+    // Check first, then convert into a vector of known length (a fallible
+    // collect cannot size its output and would regrow it).
+    let fits = |v: &f64| {
+        let x = (v * scale).round();
+        x.is_finite() && x.abs() < limit
+    };
+    if !t.data.par_iter().with_min_len(1 << 14).all(fits) {
+        return Err(ExecError::crypto(format!(
+            "a value does not fit the fixed-point encoding at {bits} fractional bits"
+        )));
+    }
+    let data: Vec<u64> = t
         .data
-        .iter()
-        .map(|v| {
-            let x = (v * scale).round();
-            if !x.is_finite() || x.abs() >= limit {
-                Err(ExecError::crypto(format!(
-                    "a value does not fit the fixed-point encoding at {bits} fractional bits"
-                )))
-            } else {
-                Ok(x as i64 as u64)
-            }
-        })
-        .collect::<Result<Vec<u64>, _>>()?;
+        .par_iter()
+        .with_min_len(1 << 14)
+        .map(|v| (v * scale).round() as i64 as u64)
+        .collect();
     Ok(RingTensor::new(data, t.shape.clone())?)
 }
 
@@ -234,60 +238,30 @@ impl Exec<'_> {
                         "input-holder product without its correlation",
                     ));
                 };
-                let me = self.role()?;
                 let engine = self
                     .engine
                     .as_mut()
                     .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
                 let (xs, ys) = (share_in(&self.regs, *x)?, share_in(&self.regs, *y)?);
-                let (state, m) = engine.holder_matmul_round1(xs, ys, a_holder)?;
-                self.mul_states.insert(*msg, state);
-                // Only this party's own masked input goes out; the other half is zero.
-                let half = if me == a_holder { m.e } else { m.f };
+                let (state, half) = engine.holder_matmul_round1(xs, ys, a_holder)?;
+                self.holder_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Ring(half)));
             }
             Instr::HolderClose {
-                dst,
-                mine,
-                theirs,
-                corr,
-                ..
+                dst, mine, theirs, ..
             } => {
-                let Some(sharing::CorrelationRequest::HolderMatmulTriple {
-                    a_shape,
-                    b_shape,
-                    a_holder,
-                }) = self.requests.get(*corr as usize).cloned()
-                else {
-                    return Err(ExecError::protocol(
-                        "input-holder product without its correlation",
-                    ));
-                };
                 let state = self
-                    .mul_states
+                    .holder_states
                     .remove(mine)
                     .ok_or_else(|| ExecError::protocol("input-holder product closed twice"))?;
                 let Some(Value::Wire(Wire::Ring(half))) = self.regs[theirs.0 as usize].take()
                 else {
                     return Err(ExecError::protocol("expected the peer's masked input"));
                 };
-                let peer_holds_a = self.role()? != a_holder;
-                let expected = if peer_holds_a { &a_shape } else { &b_shape };
-                if &half.shape != expected {
-                    return Err(ExecError::protocol(
-                        "the peer's masked input has the wrong shape",
-                    ));
-                }
-                let peer =
-                    sharing::Engine::<Box<dyn sharing::Correlations + Send>>::holder_peer_msg(
-                        half,
-                        peer_holds_a,
-                        &a_shape,
-                        &b_shape,
+                let z =
+                    sharing::Engine::<Box<dyn sharing::Correlations + Send>>::holder_matmul_round2(
+                        state, half,
                     )?;
-                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(
-                    state, peer,
-                )?;
                 self.set(*dst, Value::Share(z));
             }
             Instr::BeaverOpen { msg, x, y, corr } => {

@@ -76,15 +76,19 @@ impl W {
     }
     fn ring(&mut self, m: &OpenMsg) {
         self.shape(&m.shape);
-        self.u64(m.data.len() as u64);
-        let mut buf = Vec::with_capacity(m.data.len() * 8);
-        for v in &m.data {
-            buf.extend_from_slice(&v.to_le_bytes());
+        self.words(&m.data);
+    }
+    /// A length and the words, written straight into the frame.
+    fn words(&mut self, data: &[u64]) {
+        self.u64(data.len() as u64);
+        self.0.reserve(data.len() * 8);
+        for v in data {
+            self.0.extend_from_slice(&v.to_le_bytes());
         }
-        self.0.extend_from_slice(&buf);
     }
     fn tensor(&mut self, t: &RingTensor) {
-        self.ring(&OpenMsg::from_tensor(t.clone()));
+        self.shape(t.shape());
+        self.words(t.data());
     }
     fn tensors(&mut self, ts: &[RingTensor]) {
         self.u64(ts.len() as u64);

@@ -66,7 +66,8 @@
 //! Fixed-point values are far inside that.
 
 use super::correlations::{
-    AndTripleShare, CompareRequest, CompareShare, Correlations, DaBitShare, MaskedBitsShare,
+    AndTripleShare, CompareRequest, CompareShare, CorrelationRequest, Correlations, DaBitShare,
+    MaskedBitsShare,
 };
 use super::error::{Result, SharingError};
 use super::protocol::{BeaverMsg, Engine, Exchange, Message, MulState};
@@ -860,6 +861,81 @@ impl<C: Correlations> Engine<C> {
             Payload::OneHot => Some(Share::new(p, RingTensor::new(pay, shape.to_vec())?)),
         };
         Ok((out, pay))
+    }
+}
+
+/// A request for correlated randomness of either family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnyRequest {
+    Arith(CorrelationRequest),
+    Compare(CompareRequest),
+}
+
+/// The correlations each composite asks for, in the order it asks: what a
+/// dealer must prepare ahead of the run. Computed from the shapes alone;
+/// every function mirrors the protocol of the same name above, and a test
+/// checks each against a recorded run.
+pub mod requests {
+    use super::{and_triple_bits, numel, AnyRequest, Result, SharingError};
+    use crate::sharing::correlations::{CompareRequest, CorrelationRequest};
+
+    /// One MSB of a tensor of `shape` (mask, AND triples, daBits).
+    pub fn msb(shape: &[usize], out: &mut Vec<AnyRequest>) -> Result<()> {
+        let n = numel(shape)?;
+        out.push(AnyRequest::Compare(CompareRequest::MaskedBits {
+            shape: shape.to_vec(),
+        }));
+        out.push(AnyRequest::Compare(CompareRequest::AndTriples {
+            bits: and_triple_bits(n),
+        }));
+        out.push(AnyRequest::Compare(CompareRequest::DaBits {
+            shape: shape.to_vec(),
+        }));
+        Ok(())
+    }
+
+    /// One elementwise ring product (a select, or `msb · x`).
+    pub fn product(shape: &[usize], out: &mut Vec<AnyRequest>) {
+        out.push(AnyRequest::Arith(CorrelationRequest::ElementwiseTriple {
+            shape: shape.to_vec(),
+        }));
+    }
+
+    /// [`super::Engine::relu`], [`super::Engine::max_elem`] and
+    /// [`super::Engine::min_elem`]: an MSB and a product of the same shape.
+    pub fn compare_then_product(shape: &[usize]) -> Result<Vec<AnyRequest>> {
+        let mut out = Vec::new();
+        msb(shape, &mut out)?;
+        product(shape, &mut out);
+        Ok(out)
+    }
+
+    /// [`super::Engine::clamp`]: both comparisons and both products batched.
+    pub fn clamp(shape: &[usize]) -> Result<Vec<AnyRequest>> {
+        let n2 = numel(shape)?
+            .checked_mul(2)
+            .ok_or(SharingError::BadParameter("tensor too large"))?;
+        compare_then_product(&[n2])
+    }
+
+    /// The tournament of [`super::Engine::max_last_axis`] (`payload` = 0),
+    /// [`super::Engine::argmax_last_axis`] (1) and
+    /// [`super::Engine::argmax_onehot_last_axis`] (the axis length).
+    pub fn tournament(shape: &[usize], payload: usize) -> Result<Vec<AnyRequest>> {
+        let (&n, lead) = shape.split_last().ok_or(SharingError::UnsupportedShape {
+            op: "max along last axis",
+            shape: shape.to_vec(),
+        })?;
+        let rows = numel(lead)?;
+        let mut out = Vec::new();
+        let mut k = n;
+        while k > 1 {
+            let m = rows * (k / 2);
+            msb(&[m], &mut out)?;
+            product(&[m * (1 + payload)], &mut out);
+            k = k.div_ceil(2);
+        }
+        Ok(out)
     }
 }
 

@@ -51,6 +51,8 @@ pub use correlations::{
 };
 pub use error::{Result, SharingError};
 pub use fixed::{FixedPoint, DEFAULT_FRAC_BITS};
-pub use protocol::{BeaverMsg, Engine, Exchange, Message, MulState, TruncMode, TruncState};
+pub use protocol::{
+    BeaverMsg, Engine, Exchange, HolderState, Message, MulState, TruncMode, TruncState,
+};
 pub use ring::RingTensor;
 pub use share::{reconstruct, share, share_fixed, share_with_rng, OpenMsg, Party, Share};

@@ -86,6 +86,29 @@ enum MulKind {
     Matmul,
 }
 
+/// State kept between the two rounds of an input-holder product
+/// ([`Engine::holder_matmul_round1`]).
+pub struct HolderState {
+    party: Party,
+    /// This party holds `x` (and all of `a`).
+    holder: bool,
+    /// The operand of round 2's product: `x` or `a` at the holder, `y` or
+    /// `b` at the other (party 0 keeps its input, party 1 its mask).
+    kept: RingTensor,
+    c: RingTensor,
+    /// Shape of the peer's masked input.
+    peer_shape: Vec<usize>,
+}
+
+impl std::fmt::Debug for HolderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HolderState")
+            .field("party", &self.party)
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
 /// State kept between the two rounds of a Beaver product.
 pub struct MulState {
     party: Party,
@@ -242,17 +265,26 @@ impl<C: Correlations> Engine<C> {
     }
 
     /// Round 1 of `x @ y` with an input-holder triple: `x` is in the clear
-    /// at `a_holder` (its share is `x`, the other's zero) and `y` at the
-    /// other party. Each party's message carries only its own masked input
-    /// (`e = x - a` from the holder, `f = y - b` from the other); the peer's
-    /// missing half is zero and [`Engine::holder_peer_msg`] restores it.
+    /// at `a_holder` and `y` at the other party, so the holder's share of
+    /// `a` is all of `a` and the other's share of `b` all of `b` (the missing
+    /// halves are zero). Each party sends only its own masked input:
+    /// `e = x − a` from the holder, `f = y − b` from the other.
+    ///
+    /// With `z_i = c_i + e·b_i + a_i·f (+ e·f at party 0)` and the zero
+    /// halves dropped, each party needs one product in round 2: the holder
+    /// `c + a·f`, or `c + x·f` if it is party 0 (`a + e = x`); the other
+    /// `c + e·b`, or `c + e·y` if it is party 0. Only the holder's `x` and the
+    /// other's `y` are read; the zero shares of the other operand are not.
     pub fn holder_matmul_round1(
         &mut self,
         x: &Share,
         y: &Share,
         a_holder: Party,
-    ) -> Result<(MulState, BeaverMsg)> {
+    ) -> Result<(HolderState, OpenMsg)> {
         RingTensor::matmul_shape(x.shape(), y.shape())?;
+        let p = self.party();
+        check_party(x, p)?;
+        check_party(y, p)?;
         let t = match self.corr.fetch(
             &super::correlations::CorrelationRequest::HolderMatmulTriple {
                 a_shape: x.shape().to_vec(),
@@ -267,30 +299,57 @@ impl<C: Correlations> Engine<C> {
                 ))
             }
         };
-        self.round1(MulKind::Matmul, x, y, t)
+        check_party(&t.a, p)?;
+        let holder = p == a_holder;
+        let (sent, kept) = if holder {
+            let e = x.value().sub(t.a.value())?;
+            let kept = if p == Party::P0 {
+                x.value().clone()
+            } else {
+                t.a.into_value()
+            };
+            (e, kept)
+        } else {
+            let f = y.value().sub(t.b.value())?;
+            let kept = if p == Party::P0 {
+                y.value().clone()
+            } else {
+                t.b.into_value()
+            };
+            (f, kept)
+        };
+        let peer_shape = if holder { y.shape() } else { x.shape() }.to_vec();
+        Ok((
+            HolderState {
+                party: p,
+                holder,
+                kept,
+                c: t.c.into_value(),
+                peer_shape,
+            },
+            OpenMsg::from_tensor(sent),
+        ))
     }
 
-    /// The peer's full round-1 message from the half it sent (see
-    /// [`Engine::holder_matmul_round1`]): the other half is zero.
-    pub fn holder_peer_msg(
-        sent: OpenMsg,
-        peer_holds_a: bool,
-        e_shape: &[usize],
-        f_shape: &[usize],
-    ) -> Result<BeaverMsg> {
-        let zeros =
-            |s: &[usize]| -> Result<OpenMsg> { Ok(OpenMsg::from_tensor(RingTensor::zeros(s)?)) };
-        Ok(if peer_holds_a {
-            BeaverMsg {
-                e: sent,
-                f: zeros(f_shape)?,
-            }
+    /// Round 2 of [`Engine::holder_matmul_round1`]: `peer` is the other
+    /// party's masked input (`f` at the holder, `e` at the other).
+    pub fn holder_matmul_round2(state: HolderState, peer: OpenMsg) -> Result<Share> {
+        let peer = peer.into_tensor()?;
+        if peer.shape() != state.peer_shape.as_slice() {
+            return Err(SharingError::ShapeMismatch {
+                op: "input-holder product",
+                left: state.peer_shape,
+                right: peer.shape().to_vec(),
+            });
+        }
+        let prod = if state.holder {
+            state.kept.matmul(&peer)?
         } else {
-            BeaverMsg {
-                e: zeros(e_shape)?,
-                f: sent,
-            }
-        })
+            peer.matmul(&state.kept)?
+        };
+        let mut z = state.c;
+        z.add_assign(&prod)?;
+        Ok(Share::new(state.party, z))
     }
 
     fn round1(
