@@ -116,3 +116,46 @@ fn explain_prints_the_long_form() {
     let out = veil(&["explain", "E9999"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn bench_runs_in_memory_and_over_loopback_tls_with_the_same_traffic() {
+    let dir = std::env::temp_dir().join(format!("veil-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("rows.jsonl");
+    let out = veil(&[
+        "bench",
+        "models/logreg_100.veil",
+        "--modes",
+        "dealer",
+        "--batches",
+        "3",
+        "--repeat",
+        "1",
+        "--transport",
+        "memory,tcp",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(rows[0]["transport"], "memory");
+    assert_eq!(rows[1]["transport"], "tcp");
+    for r in &rows {
+        // The degree-7 fit's bound (0.019) plus fixed-point rounding.
+        assert!(r["max_err"].as_f64().unwrap() < 0.02, "{r}");
+        assert!(r["preds_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    // Same plan, same frames: the transport changes nothing the parties send.
+    assert_eq!(rows[0]["bytes_per_pred"], rows[1]["bytes_per_pred"]);
+    assert_eq!(rows[0]["rounds"], rows[1]["rounds"]);
+    std::fs::remove_dir_all(&dir).ok();
+}

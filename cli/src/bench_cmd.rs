@@ -6,7 +6,7 @@ use crate::run_cmd::{demo_inputs, per_party};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -28,6 +28,24 @@ impl Mode {
     }
 }
 
+/// How the parties of a measurement talk to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// In-process channels (frames are still encoded and counted).
+    Memory,
+    /// Loopback TCP with mutual TLS, as `veil party` deployments use.
+    Tcp,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Memory => "memory",
+            Via::Tcp => "tcp",
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// The model file.
@@ -44,6 +62,11 @@ pub struct BenchArgs {
         default_value = "dealer,two-party,hybrid"
     )]
     pub modes: Vec<Mode>,
+    /// Transports to measure: in-process channels, loopback TCP with mutual
+    /// TLS (ephemeral certificates), or both. Connection setup is reported
+    /// separately and not in `seconds`.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "memory")]
+    pub transport: Vec<Via>,
     /// Runs per measurement; the median is reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
@@ -57,9 +80,20 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs) -> ExitCode {
     let mut rows = Vec::new();
     println!(
-        "{:<10} {:>7} {:>10} {:>12} {:>14} {:>7} {:>10}",
-        "mode", "batch", "seconds", "preds/s", "bytes/pred", "rounds", "max err"
+        "{:<10} {:<7} {:>7} {:>10} {:>12} {:>14} {:>7} {:>10}",
+        "mode", "via", "batch", "seconds", "preds/s", "bytes/pred", "rounds", "max err"
     );
+    let tls = if args.transport.contains(&Via::Tcp) {
+        match LoopbackTls::new() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     for &mode in &args.modes {
         let mut options = args.target.options();
         match mode {
@@ -82,78 +116,105 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     plan.model
                 );
             }
-            let mut times = Vec::new();
-            let mut bytes = 0u64;
-            let mut rounds = 0u32;
-            let mut max_err: f64 = 0.0;
-            for r in 0..args.repeat {
-                eprint!(
-                    "\r{} batch {batch}: run {}/{} ...   ",
-                    mode.name(),
-                    r + 1,
-                    args.repeat
-                );
-                let inputs = demo_inputs(plan, batch);
-                let reference = match compiler::reference::evaluate(&model, &inputs) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("\nerror: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                let start = Instant::now();
-                let outcomes = match runtime::exec::run_in_process(
-                    plan,
-                    &per_party(plan, &inputs),
-                    &runtime::exec::Options::default(),
-                ) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        eprintln!("\nerror: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                times.push(start.elapsed().as_secs_f64());
-                bytes = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
-                rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap_or(0);
-                for o in &outcomes {
-                    for (name, t) in &o.outputs {
-                        let (_, want) = reference
-                            .iter()
-                            .find(|(n, _)| n == name)
-                            .expect("same outputs");
-                        for (a, b) in t.data.iter().zip(&want.data) {
-                            max_err = max_err.max((a - b).abs());
+            for &via in &args.transport {
+                let mut times = Vec::new();
+                let mut setups = Vec::new();
+                let mut bytes = 0u64;
+                let mut rounds = 0u32;
+                let mut max_err: f64 = 0.0;
+                for r in 0..args.repeat {
+                    eprint!(
+                        "\r{} over {} batch {batch}: run {}/{} ...   ",
+                        mode.name(),
+                        via.name(),
+                        r + 1,
+                        args.repeat
+                    );
+                    let inputs = demo_inputs(plan, batch);
+                    let reference = match compiler::reference::evaluate(&model, &inputs) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("\nerror: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    };
+                    let per = per_party(plan, &inputs);
+                    let opts = runtime::exec::Options::default();
+                    let (outcomes, seconds, setup) = match via {
+                        Via::Memory => {
+                            let start = Instant::now();
+                            let o = runtime::exec::run_in_process(plan, &per, &opts);
+                            (o, start.elapsed().as_secs_f64(), 0.0)
+                        }
+                        Via::Tcp => {
+                            let tls = tls.as_ref().expect("made when tcp is asked for");
+                            let start = Instant::now();
+                            match tls.connect(plan) {
+                                Ok(ts) => {
+                                    let setup = start.elapsed().as_secs_f64();
+                                    let start = Instant::now();
+                                    let o =
+                                        runtime::exec::run_with_transports(plan, &per, ts, &opts);
+                                    (o, start.elapsed().as_secs_f64(), setup)
+                                }
+                                Err(e) => (Err(e), 0.0, 0.0),
+                            }
+                        }
+                    };
+                    let outcomes = match outcomes {
+                        Ok(o) => o,
+                        Err(e) => {
+                            eprintln!("\nerror: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    };
+                    times.push(seconds);
+                    setups.push(setup);
+                    bytes = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+                    rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap_or(0);
+                    for o in &outcomes {
+                        for (name, t) in &o.outputs {
+                            let (_, want) = reference
+                                .iter()
+                                .find(|(n, _)| n == name)
+                                .expect("same outputs");
+                            for (a, b) in t.data.iter().zip(&want.data) {
+                                max_err = max_err.max((a - b).abs());
+                            }
                         }
                     }
                 }
+                eprint!("\r{:60}\r", "");
+                times.sort_by(f64::total_cmp);
+                setups.sort_by(f64::total_cmp);
+                let seconds = times[times.len() / 2];
+                let row = serde_json::json!({
+                    "peer": "veil",
+                    "mode": mode.name(),
+                    "transport": via.name(),
+                    "connect_seconds": setups[setups.len() / 2],
+                    "batch": batch,
+                    "seconds": seconds,
+                    "preds_per_s": batch as f64 / seconds,
+                    "bytes_per_pred": bytes as f64 / batch as f64,
+                    "rounds": rounds,
+                    "max_err": max_err,
+                    "estimate_bytes": plan.estimate.bytes,
+                    "estimate_rounds": plan.estimate.rounds,
+                });
+                println!(
+                    "{:<10} {:<7} {:>7} {:>10.4} {:>12.1} {:>14.1} {:>7} {:>10.2e}",
+                    mode.name(),
+                    via.name(),
+                    batch,
+                    seconds,
+                    batch as f64 / seconds,
+                    bytes as f64 / batch as f64,
+                    rounds,
+                    max_err
+                );
+                rows.push(row);
             }
-            eprint!("\r{:60}\r", "");
-            times.sort_by(f64::total_cmp);
-            let seconds = times[times.len() / 2];
-            let row = serde_json::json!({
-                "peer": "veil",
-                "mode": mode.name(),
-                "batch": batch,
-                "seconds": seconds,
-                "preds_per_s": batch as f64 / seconds,
-                "bytes_per_pred": bytes as f64 / batch as f64,
-                "rounds": rounds,
-                "max_err": max_err,
-                "estimate_bytes": plan.estimate.bytes,
-                "estimate_rounds": plan.estimate.rounds,
-            });
-            println!(
-                "{:<10} {:>7} {:>10.4} {:>12.1} {:>14.1} {:>7} {:>10.2e}",
-                mode.name(),
-                batch,
-                seconds,
-                batch as f64 / seconds,
-                bytes as f64 / batch as f64,
-                rounds,
-                max_err
-            );
-            rows.push(row);
         }
     }
     if let Some(path) = &args.json {
@@ -170,4 +231,83 @@ pub fn run(args: &BenchArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Ephemeral identities for loopback TCP runs: one self-signed certificate
+/// per party slot, made once per `veil bench` and never written to disk.
+struct LoopbackTls {
+    /// (certificate PEM, key PEM) for up to three parties.
+    ids: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl LoopbackTls {
+    fn new() -> Result<Self, String> {
+        let ids = (0..3)
+            .map(|i| {
+                let ck = rcgen::generate_simple_self_signed(vec![format!("veil-bench-{i}")])
+                    .map_err(|e| format!("cannot generate a certificate: {e}"))?;
+                Ok((
+                    ck.cert.pem().into_bytes(),
+                    ck.signing_key.serialize_pem().into_bytes(),
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { ids })
+    }
+
+    /// Every party's connected transport (fresh ports, one session per call).
+    fn connect(
+        &self,
+        plan: &plan::Plan,
+    ) -> Result<Vec<runtime::exec::tcp::TcpTransport>, runtime::exec::ExecError> {
+        use runtime::exec::tcp::{plan_hash, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
+        let n = plan.parties.len();
+        if n > self.ids.len() {
+            return Err(runtime::exec::ExecError::protocol(
+                "loopback benchmarks support at most three parties",
+            ));
+        }
+        let mut parties = Vec::with_capacity(n);
+        for i in 0..n {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| runtime::exec::ExecError::protocol(format!("no free port: {e}")))?
+                .port();
+            parties.push(PeerSpec {
+                name: plan.party_name(i as u32).to_string(),
+                address: format!("127.0.0.1:{port}"),
+                cert: self.ids[i].0.clone(),
+            });
+        }
+        let hash = plan_hash(plan);
+        let session = format!("bench-{}", std::process::id());
+        let configs: Vec<TcpConfig> = (0..n)
+            .map(|i| TcpConfig {
+                me: i as u32,
+                parties: parties.clone(),
+                key: self.ids[i].1.clone(),
+                listen: None,
+                plan_hash: hash,
+                session: session.clone(),
+                connect_timeout: Duration::from_secs(20),
+                io_timeout: Duration::from_secs(600),
+                max_frame: DEFAULT_MAX_FRAME,
+            })
+            .collect();
+        std::thread::scope(|s| {
+            let hs: Vec<_> = configs
+                .iter()
+                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(runtime::exec::ExecError::protocol(
+                            "a connecting thread panicked",
+                        ))
+                    })
+                })
+                .collect()
+        })
+    }
 }

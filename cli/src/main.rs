@@ -91,13 +91,16 @@ Examples:
     Run(run_cmd::RunArgs),
     /// Benchmark a model: time, throughput, traffic, rounds and error per batch size and mode.
     #[command(
-        after_help = "Every measurement runs all parties in this process on random inputs of the
-declared shapes and ranges, and compares the outputs with the plaintext
-reference (max err). bytes/pred counts every byte every party sent.
+        after_help = "Every measurement runs all parties in this process (one thread each) on
+random inputs of the declared shapes and ranges, and compares the outputs
+with the plaintext reference (max err). bytes/pred counts every byte every
+party sent. With `--transport tcp` the parties talk over loopback TCP with
+mutual TLS, as `veil party` does; `seconds` excludes connecting.
 
 Examples:
   veil bench models/logreg_100.veil
   veil bench models/logreg_100.veil --modes dealer --batches 1,10000 --repeat 5
+  veil bench models/logreg_100.veil --modes dealer --transport memory,tcp
   veil bench models/logreg_100.veil --modes two-party,hybrid --batches 1,100 --key-bits 2048 --json out.jsonl"
     )]
     Bench(bench_cmd::BenchArgs),
