@@ -159,6 +159,9 @@ enum Value {
         cts: Vec<Ciphertext>,
     },
     Wire(Wire),
+    /// A message still being computed on another thread (the dealer's
+    /// corrections for party 1, so party 0 can start on its seed at once).
+    Pending(std::thread::JoinHandle<Result<Wire, ExecError>>),
 }
 
 struct Exec<'a> {
@@ -436,6 +439,24 @@ impl Exec<'_> {
             .ok_or_else(|| ExecError::protocol(format!("register {r} read before it was written")))
     }
 
+    /// Waits for a [`Value::Pending`] register and stores its result.
+    fn resolve(&mut self, r: Reg) -> Result<(), ExecError> {
+        let slot = self
+            .regs
+            .get_mut(r.0 as usize)
+            .ok_or_else(|| ExecError::protocol(format!("register {r} does not exist")))?;
+        if let Some(Value::Pending(_)) = slot {
+            let Some(Value::Pending(h)) = slot.take() else {
+                unreachable!("matched above")
+            };
+            let w = h
+                .join()
+                .unwrap_or_else(|_| Err(ExecError::protocol("the dealer's thread panicked")))?;
+            *slot = Some(Value::Wire(w));
+        }
+        Ok(())
+    }
+
     fn clear(&self, r: Reg) -> Result<&Tensor, ExecError> {
         match self.get(r)? {
             Value::Clear(t) => Ok(t),
@@ -504,19 +525,10 @@ impl Exec<'_> {
             }
             Instr::Deal { out } => {
                 let mut dealer = Dealer::new()?;
-                let seeds = [dealer.seed_msg(Role::P0), dealer.seed_msg(Role::P1)];
-                // Corrections in exactly the order the parties will ask.
-                let mut corrections = Vec::new();
-                let mut compare = Vec::new();
-                for req in self.request_order()? {
-                    match req {
-                        nonlinear::Request::Arith(r) => corrections.push(dealer.correction(&r)?),
-                        nonlinear::Request::Compare(r) => {
-                            compare.push(dealer.correction_compare(&r)?)
-                        }
-                    }
-                }
-                let [s0, s1] = seeds;
+                let [s0, s1] = [dealer.seed_msg(Role::P0), dealer.seed_msg(Role::P1)];
+                // Party 0 needs only its seed: it goes out first, while the
+                // corrections for party 1 (in exactly the order the parties
+                // will ask) are computed on another thread.
                 self.set(
                     out[0],
                     Value::Wire(Wire::Dealer {
@@ -525,14 +537,31 @@ impl Exec<'_> {
                         compare: vec![],
                     }),
                 );
-                self.set(
-                    out[1],
-                    Value::Wire(Wire::Dealer {
+                let order = self.request_order()?;
+                let work = move || -> Result<Wire, ExecError> {
+                    let mut corrections = Vec::new();
+                    let mut compare = Vec::new();
+                    for req in order {
+                        match req {
+                            nonlinear::Request::Arith(r) => {
+                                corrections.push(dealer.correction(&r)?)
+                            }
+                            nonlinear::Request::Compare(r) => {
+                                compare.push(dealer.correction_compare(&r)?)
+                            }
+                        }
+                    }
+                    Ok(Wire::Dealer {
                         seed: s1,
                         corrections,
                         compare,
-                    }),
-                );
+                    })
+                };
+                let handle = std::thread::Builder::new()
+                    .name("veil-dealer".into())
+                    .spawn(work)
+                    .map_err(|e| ExecError::protocol(format!("cannot start a thread: {e}")))?;
+                self.set(out[1], Value::Pending(handle));
             }
             Instr::Expand { src } => {
                 let Value::Wire(Wire::Dealer {

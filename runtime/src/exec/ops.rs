@@ -8,29 +8,35 @@ use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
 use num_traits::{One, ToPrimitive};
 use plan::{Correlation, HomOp, Instr, Kind, Reg, ShareOp, Tensor};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Fixed-point encoding at `bits` fractional bits, checked to fit the ring.
 pub(super) fn encode_fixed(t: &Tensor, bits: u32) -> Result<RingTensor, ExecError> {
     let scale = 2f64.powi(bits as i32);
     let limit = 2f64.powi(62);
     use rayon::prelude::*;
-    // Check first, then convert into a vector of known length (a fallible
-    // collect cannot size its output and would regrow it).
-    let fits = |v: &f64| {
-        let x = (v * scale).round();
-        x.is_finite() && x.abs() < limit
-    };
-    if !t.data.par_iter().with_min_len(1 << 14).all(fits) {
-        return Err(ExecError::crypto(format!(
-            "a value does not fit the fixed-point encoding at {bits} fractional bits"
-        )));
-    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // One pass into a vector of known length (a fallible collect cannot
+    // size its output and would regrow it); a value that does not fit only
+    // raises the flag.
+    let bad = AtomicBool::new(false);
     let data: Vec<u64> = t
         .data
         .par_iter()
         .with_min_len(1 << 14)
-        .map(|v| (v * scale).round() as i64 as u64)
+        .map(|v| {
+            let x = (v * scale).round();
+            if !x.is_finite() || x.abs() >= limit {
+                bad.store(true, Ordering::Relaxed);
+            }
+            x as i64 as u64
+        })
         .collect();
+    if bad.into_inner() {
+        return Err(ExecError::crypto(format!(
+            "a value does not fit the fixed-point encoding at {bits} fractional bits"
+        )));
+    }
     Ok(RingTensor::new(data, t.shape.clone())?)
 }
 
@@ -114,18 +120,25 @@ impl Exec<'_> {
         Ok(Share::new(self.role()?, t))
     }
 
-    fn to_wire(&self, r: Reg) -> Result<Wire, ExecError> {
+    /// The register as it goes on the wire (a message already in wire form
+    /// is borrowed, not copied).
+    fn to_wire(&self, r: Reg) -> Result<Cow<'_, Wire>, ExecError> {
         Ok(match self.get(r)? {
-            Value::Clear(t) => Wire::Clear {
+            Value::Clear(t) => Cow::Owned(Wire::Clear {
                 shape: t.shape.clone(),
                 data: t.data.clone(),
-            },
-            Value::Share(s) => Wire::Ring(s.open_msg()),
-            Value::Cipher { shape, cts, .. } => Wire::Ciphers {
+            }),
+            Value::Share(s) => Cow::Owned(Wire::Ring(s.open_msg())),
+            Value::Cipher { shape, cts, .. } => Cow::Owned(Wire::Ciphers {
                 shape: shape.clone(),
                 cts: cts.iter().map(|c| c.as_biguint().clone()).collect(),
-            },
-            Value::Wire(w) => w.clone(),
+            }),
+            Value::Wire(w) => Cow::Borrowed(w),
+            Value::Pending(_) => {
+                return Err(ExecError::protocol(format!(
+                    "register {r} is still being computed"
+                )))
+            }
         })
     }
 
@@ -467,6 +480,9 @@ impl Exec<'_> {
                 self.set(*dst, Value::Clear(t));
             }
             Instr::Send { to, regs } => {
+                for r in regs {
+                    self.resolve(*r)?;
+                }
                 let values = regs
                     .iter()
                     .map(|r| self.to_wire(*r))

@@ -81,9 +81,10 @@ impl W {
     /// A length and the words, written straight into the frame.
     fn words(&mut self, data: &[u64]) {
         self.u64(data.len() as u64);
-        self.0.reserve(data.len() * 8);
-        for v in data {
-            self.0.extend_from_slice(&v.to_le_bytes());
+        let start = self.0.len();
+        self.0.resize(start + data.len() * 8, 0);
+        for (dst, v) in self.0[start..].chunks_exact_mut(8).zip(data) {
+            dst.copy_from_slice(&v.to_le_bytes());
         }
     }
     fn tensor(&mut self, t: &RingTensor) {
@@ -142,11 +143,11 @@ impl W {
     }
 }
 
-pub fn encode(values: &[Wire]) -> Vec<u8> {
+pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
     let mut w = W(Vec::new());
     w.u64(values.len() as u64);
     for v in values {
-        match v {
+        match v.borrow() {
             Wire::Ring(m) => {
                 w.u8(1);
                 w.ring(m);
