@@ -267,10 +267,16 @@ impl LoopbackTls {
                 "loopback benchmarks support at most three parties",
             ));
         }
+        // Distinct free ports: every probe listener stays open until all
+        // are chosen (a port released early can be handed out again).
+        let probes = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| runtime::exec::ExecError::protocol(format!("no free port: {e}")))?;
         let mut parties = Vec::with_capacity(n);
-        for i in 0..n {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
+        for (i, probe) in probes.iter().enumerate() {
+            let port = probe
+                .local_addr()
                 .map_err(|e| runtime::exec::ExecError::protocol(format!("no free port: {e}")))?
                 .port();
             parties.push(PeerSpec {
@@ -279,6 +285,7 @@ impl LoopbackTls {
                 cert: self.ids[i].0.clone(),
             });
         }
+        drop(probes);
         let hash = plan_hash(plan);
         let session = format!("bench-{}", std::process::id());
         let configs: Vec<TcpConfig> = (0..n)

@@ -399,6 +399,15 @@ impl Peer {
                 )))
             }
         }
+        self.drain_plaintext();
+        Ok(true)
+    }
+
+    /// Moves what TLS has already decrypted into the inbox. Records can be
+    /// decrypted before anyone asks for them (the peer's first frame often
+    /// arrives with the last handshake message), so this also runs when a
+    /// connection is set up.
+    fn drain_plaintext(&mut self) {
         let mut buf = [0u8; 64 * 1024];
         loop {
             match self.conn.reader().read(&mut buf) {
@@ -415,7 +424,6 @@ impl Peer {
                 }
             }
         }
-        Ok(true)
     }
 
     fn recv_frame(&mut self, timeout: Duration, max: usize) -> Result<Vec<u8>, ExecError> {
@@ -793,13 +801,16 @@ fn handshake(
             }
         }
     }
-    Ok(Peer {
+    let mut peer = Peer {
         name,
         conn,
         sock,
         inbox: Vec::new(),
         closed: false,
-    })
+    };
+    // The peer's first frame may have come in with the handshake.
+    peer.drain_plaintext();
+    Ok(peer)
 }
 
 impl Transport for TcpTransport {
@@ -932,6 +943,30 @@ mod tests {
                 max_frame: DEFAULT_MAX_FRAME,
             })
             .collect()
+    }
+
+    /// A dialer sends its hello right after the handshake, so the hello
+    /// often arrives together with the last handshake message and is
+    /// decrypted during the handshake. It must not be lost (it was: one
+    /// setup in four timed out waiting for a hello already received).
+    #[test]
+    fn hellos_arriving_with_the_handshake_are_not_lost() {
+        for round in 0..25 {
+            let cfgs = configs(3, &["s", "s", "s"]);
+            // Each party closes in its own thread, as in a run.
+            let results: Vec<Result<(), ExecError>> = std::thread::scope(|s| {
+                let hs: Vec<_> = cfgs
+                    .iter()
+                    .map(|c| s.spawn(move || TcpTransport::connect(c).map(drop)))
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for r in results {
+                if let Err(e) = r {
+                    panic!("setup {round}: {}", e.message);
+                }
+            }
+        }
     }
 
     #[test]
