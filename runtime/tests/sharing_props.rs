@@ -145,11 +145,11 @@ proptest! {
         let (mut e0, mut e1, _) = dealer_engines_for_tests(seed, fp, TruncMode::Dealer);
         let run = |e: &mut Engine<DealerSource>, ex: &mut driver::ChannelExchange, p: Party, xs: RingTensor, ws: RingTensor| {
             let (st, msg) = e.holder_matmul_round1(&Share::new(p, xs), &Share::new(p, ws), holder)?;
-            let peer = match ex.exchange(Message::Open(msg))? {
+            let peer = match ex.exchange(Message::Open(msg.clone()))? {
                 Message::Open(m) => m,
                 Message::Beaver(_) => unreachable!("the test sends only openings"),
             };
-            Engine::<DealerSource>::holder_matmul_round2(st, peer)
+            Engine::<DealerSource>::holder_matmul_round2(st, peer, &msg)
         };
         let ((z0, _), (z1, _)) = run_two_party(
             |ex| run(&mut e0, ex, Party::P0, x0, w0),

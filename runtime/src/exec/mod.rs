@@ -29,6 +29,7 @@ use crate::sharing::{
     MulState, Party as Role, Share, TruncMode, TruncState,
 };
 use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
+use std::collections::VecDeque;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -149,6 +150,23 @@ pub struct Outcome {
     pub stats: Stats,
 }
 
+/// Instructions that use the transport or the peers' keys themselves: every
+/// deferred receive is read before them.
+fn reads_everything(ins: &Instr) -> bool {
+    matches!(
+        ins,
+        Instr::Nonlinear { .. }
+            | Instr::GenerateCorrelations { .. }
+            | Instr::KeyGen { .. }
+            | Instr::Encrypt { .. }
+            | Instr::Hom { .. }
+            | Instr::Mask { .. }
+            | Instr::DecryptShare { .. }
+            | Instr::Rerandomize { .. }
+            | Instr::Decrypt { .. }
+    )
+}
+
 /// A register's value at one party.
 enum Value {
     Clear(Tensor),
@@ -255,15 +273,48 @@ pub fn run_party(
         .unwrap_or(program.len());
     let t = Instant::now();
     let mut outputs = Vec::new();
+    // Receives are read when their values are first needed, not where the
+    // program lists them, so a party is not held up by a peer's message it
+    // does not need yet (party 0 encodes and masks its input while the
+    // dealer is still computing party 1's corrections). Frames from one
+    // peer are still read in program order, and everything is read before
+    // an instruction that uses the transport or keys itself.
+    let mut deferred: VecDeque<usize> = VecDeque::new();
+    let name = |e: ExecError| ExecError {
+        kind: e.kind,
+        message: format!("{}: {}", plan.party_name(me), e.message),
+    };
     for (at, ins) in program.iter().enumerate() {
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
         }
-        ex.step(ins, transport, &mut outputs)
-            .map_err(|e| ExecError {
-                kind: e.kind,
-                message: format!("{}: {}", plan.party_name(me), e.message),
-            })?;
+        if let Instr::Recv { .. } = ins {
+            ex.count_recv();
+            deferred.push_back(at);
+            continue;
+        }
+        let reads = ins.reads();
+        let upto = if reads_everything(ins) {
+            deferred.len()
+        } else {
+            deferred
+                .iter()
+                .rposition(|&j| program[j].writes().iter().any(|r| reads.contains(r)))
+                .map_or(0, |p| p + 1)
+        };
+        for j in deferred.drain(..upto) {
+            let Instr::Recv { from, regs } = &program[j] else {
+                unreachable!("only receives are deferred")
+            };
+            ex.receive(*from, regs, transport).map_err(name)?;
+        }
+        ex.step(ins, transport, &mut outputs).map_err(name)?;
+    }
+    for j in deferred {
+        let Instr::Recv { from, regs } = &program[j] else {
+            unreachable!("only receives are deferred")
+        };
+        ex.receive(*from, regs, transport).map_err(name)?;
     }
     if first_input == program.len() {
         ex.stats.preprocessing = t.elapsed();

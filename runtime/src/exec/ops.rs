@@ -6,7 +6,7 @@ use crate::paillier::{Ciphertext, PublicKey};
 use crate::sharing::{self, RingTensor, Share};
 use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
 use num_traits::{One, ToPrimitive};
-use plan::{Correlation, HomOp, Instr, Kind, Reg, ShareOp, Tensor};
+use plan::{Correlation, HomOp, Instr, Kind, PartyIdx, Reg, ShareOp, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -271,9 +271,12 @@ impl Exec<'_> {
                 else {
                     return Err(ExecError::protocol("expected the peer's masked input"));
                 };
+                let Value::Wire(Wire::Ring(sent)) = self.get(*mine)? else {
+                    return Err(ExecError::protocol("expected this party's masked input"));
+                };
                 let z =
                     sharing::Engine::<Box<dyn sharing::Correlations + Send>>::holder_matmul_round2(
-                        state, half,
+                        state, half, sent,
                     )?;
                 self.set(*dst, Value::Share(z));
             }
@@ -494,32 +497,8 @@ impl Exec<'_> {
                 t.send(*to, frame)?;
             }
             Instr::Recv { from, regs } => {
-                let frame = t.recv(*from)?;
-                self.stats.bytes_received += frame.len() as u64;
-                if std::mem::take(&mut self.sent_since_recv) {
-                    self.stats.rounds += 1;
-                }
-                let who = self.plan.party_name(*from).to_string();
-                let values = wire::decode(&frame).map_err(|e| {
-                    ExecError::protocol(format!("malformed message from {who}: {e}"))
-                })?;
-                if values.len() != regs.len() {
-                    return Err(ExecError::protocol(format!(
-                        "{who} sent {} values, expected {}",
-                        values.len(),
-                        regs.len()
-                    )));
-                }
-                for (r, w) in regs.iter().zip(values) {
-                    let (v, key) = self.value_from_wire(*r, w).map_err(|e| ExecError {
-                        kind: e.kind,
-                        message: format!("from {who}: {}", e.message),
-                    })?;
-                    if let Some((owner, pk)) = key {
-                        self.peer_keys.insert(owner, pk);
-                    }
-                    self.set(*r, v);
-                }
+                self.count_recv();
+                self.receive(*from, regs, t)?;
             }
             Instr::Reveal { dst, mine, theirs } => {
                 let sum = self
@@ -707,5 +686,47 @@ impl Exec<'_> {
             shape,
             cts: cts_out,
         })
+    }
+}
+
+impl Exec<'_> {
+    /// A receive in program order: the round it closes is counted here even
+    /// when the frame itself is read later (see `run_party`).
+    pub(super) fn count_recv(&mut self) {
+        if std::mem::take(&mut self.sent_since_recv) {
+            self.stats.rounds += 1;
+        }
+    }
+
+    /// Reads `from`'s next frame into `regs`.
+    pub(super) fn receive(
+        &mut self,
+        from: PartyIdx,
+        regs: &[Reg],
+        t: &mut dyn Transport,
+    ) -> Result<(), ExecError> {
+        let frame = t.recv(from)?;
+        self.stats.bytes_received += frame.len() as u64;
+        let who = self.plan.party_name(from).to_string();
+        let values = wire::decode(&frame)
+            .map_err(|e| ExecError::protocol(format!("malformed message from {who}: {e}")))?;
+        if values.len() != regs.len() {
+            return Err(ExecError::protocol(format!(
+                "{who} sent {} values, expected {}",
+                values.len(),
+                regs.len()
+            )));
+        }
+        for (r, w) in regs.iter().zip(values) {
+            let (v, key) = self.value_from_wire(*r, w).map_err(|e| ExecError {
+                kind: e.kind,
+                message: format!("from {who}: {}", e.message),
+            })?;
+            if let Some((owner, pk)) = key {
+                self.peer_keys.insert(owner, pk);
+            }
+            self.set(*r, v);
+        }
+        Ok(())
     }
 }

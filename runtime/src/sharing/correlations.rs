@@ -319,18 +319,21 @@ struct Expanded {
 /// Elements per independently seeked PRG chunk.
 const PRG_CHUNK: usize = 1 << 15;
 
+/// Elements `start..start + out.len()` of stream `stream` under `seed`.
+fn prg_range(seed: &[u8; 32], stream: u64, start: usize, out: &mut [u64]) {
+    let mut rng = PrgRng::from_seed(*seed);
+    rng.set_stream(stream);
+    // word = 32 bits, two per u64
+    rng.set_word_pos((start as u128) * 2);
+    // Little-endian words of the key stream, written in place.
+    rand::RngExt::fill(&mut rng, out);
+}
+
 fn prg_tensor(seed: &[u8; 32], stream: u64, shape: &[usize]) -> Result<RingTensor> {
     use rayon::prelude::*;
     let n = numel(shape)?;
     let mut data = vec![0u64; n];
-    let fill = |(k, chunk): (usize, &mut [u64])| {
-        let mut rng = PrgRng::from_seed(*seed);
-        rng.set_stream(stream);
-        // word = 32 bits, two per u64
-        rng.set_word_pos((k as u128) * (PRG_CHUNK as u128) * 2);
-        // Little-endian words of the key stream, written in place.
-        rand::RngExt::fill(&mut rng, chunk);
-    };
+    let fill = |(k, chunk): (usize, &mut [u64])| prg_range(seed, stream, k * PRG_CHUNK, chunk);
     if n > PRG_CHUNK {
         data.par_chunks_mut(PRG_CHUNK).enumerate().for_each(fill);
     } else {
@@ -352,6 +355,43 @@ impl SeedExpander {
         let t = prg_tensor(&self.seed, self.next_stream, shape)?;
         self.next_stream += 1;
         Ok(t)
+    }
+
+    /// `prg(shape) @ b` for the next stream, without holding the PRG
+    /// matrix: rows are generated in cache-sized blocks and multiplied as
+    /// they come. Equal to `self.tensor(shape)?.matmul(b)` (same stream).
+    fn tensor_matmul(&mut self, shape: &[usize], b: &RingTensor) -> Result<RingTensor> {
+        use rayon::prelude::*;
+        let c_shape = RingTensor::matmul_shape(shape, b.shape())?;
+        let &[m, k] = shape else {
+            return self.tensor(shape)?.matmul(b);
+        };
+        let n = b.shape().get(1).copied().unwrap_or(1);
+        let stream = self.next_stream;
+        self.next_stream += 1;
+        let seed = self.seed;
+        let bd = b.data();
+        // About 32 KiB of PRG output per block.
+        let rows = (4096 / k.max(1)).max(1);
+        let mut c = vec![0u64; m * n];
+        c.par_chunks_mut(rows * n)
+            .enumerate()
+            .for_each(|(blk, out)| {
+                let r0 = blk * rows;
+                let nr = out.len() / n;
+                let mut a = vec![0u64; nr * k];
+                prg_range(&seed, stream, r0 * k, &mut a);
+                for (i, row) in a.chunks_exact(k).enumerate() {
+                    for j in 0..n {
+                        let mut acc = 0u64;
+                        for (l, &x) in row.iter().enumerate() {
+                            acc = acc.wrapping_add(x.wrapping_mul(bd[l * n + j]));
+                        }
+                        out[i * n + j] = acc;
+                    }
+                }
+            });
+        RingTensor::new(c, c_shape)
     }
 
     fn expand(&mut self, req: &CorrelationRequest) -> Result<Expanded> {
@@ -697,6 +737,14 @@ impl Dealer {
 
     /// Party 1's corrections for the next request (in protocol order).
     pub fn correction(&mut self, req: &CorrelationRequest) -> Result<DealerMsg> {
+        if let CorrelationRequest::HolderMatmulTriple {
+            a_shape,
+            b_shape,
+            a_holder,
+        } = req
+        {
+            return self.holder_correction(req, a_shape, b_shape, *a_holder);
+        }
         let [e0, e1] = &mut self.exp;
         let (x0, x1) = rayon::join(|| e0.expand(req), || e1.expand(req));
         let (x0, x1) = (x0?, x1?);
@@ -704,18 +752,9 @@ impl Dealer {
             CorrelationRequest::ElementwiseTriple { .. }
             | CorrelationRequest::MatmulTriple { .. }
             | CorrelationRequest::HolderMatmulTriple { .. } => {
-                let (a, b) = match req {
-                    // One side of each is zero: take the other, skip the add.
-                    CorrelationRequest::HolderMatmulTriple {
-                        a_holder: Party::P0,
-                        ..
-                    } => (x0.first, x1.second),
-                    CorrelationRequest::HolderMatmulTriple {
-                        a_holder: Party::P1,
-                        ..
-                    } => (x1.first, x0.second),
-                    _ => (x0.first.add(&x1.first)?, x0.second.add(&x1.second)?),
-                };
+                // (Input-holder triples take `holder_correction`.)
+                let a = x0.first.add(&x1.first)?;
+                let b = x0.second.add(&x1.second)?;
                 let c = if matches!(req, CorrelationRequest::ElementwiseTriple { .. }) {
                     a.mul(&b)?
                 } else {
@@ -734,6 +773,38 @@ impl Dealer {
         let msg = DealerMsg {
             request: req.clone(),
             tensors,
+        };
+        self.bytes_sent += msg.payload_bytes();
+        Ok(msg)
+    }
+
+    /// The input-holder triple's correction, `a @ b − c0`, with `a` never
+    /// held whole (see [`SeedExpander::tensor_matmul`]). Draws the same
+    /// streams, in the same order, as each party's own expansion.
+    fn holder_correction(
+        &mut self,
+        req: &CorrelationRequest,
+        a_shape: &[usize],
+        b_shape: &[usize],
+        a_holder: Party,
+    ) -> Result<DealerMsg> {
+        req.validate()?;
+        let c_shape = RingTensor::matmul_shape(a_shape, b_shape)?;
+        let [e0, e1] = &mut self.exp;
+        let (holder, other) = match a_holder {
+            Party::P0 => (e0, e1),
+            Party::P1 => (e1, e0),
+        };
+        // Each party draws its own operand first, then party 0 its c0.
+        let b = other.tensor(b_shape)?;
+        let c = holder.tensor_matmul(a_shape, &b)?;
+        let c0 = match a_holder {
+            Party::P0 => holder.tensor(&c_shape)?,
+            Party::P1 => other.tensor(&c_shape)?,
+        };
+        let msg = DealerMsg {
+            request: req.clone(),
+            tensors: vec![c.sub(&c0)?],
         };
         self.bytes_sent += msg.payload_bytes();
         Ok(msg)
@@ -1141,5 +1212,25 @@ mod tests {
         assert_eq!(t.data(), seq.as_slice());
         let other = prg_tensor(&seed, 4, &[8]).unwrap();
         assert_ne!(&t.data()[..8], other.data());
+    }
+
+    #[test]
+    fn fused_prg_matmul_equals_expanding_then_multiplying() {
+        for (a_shape, b_shape) in [
+            (vec![3000, 7], vec![7, 1]),
+            (vec![1000, 100], vec![100, 3]),
+            (vec![5, 4097], vec![4097]),
+            (vec![9], vec![9]),
+        ] {
+            let b = prg_tensor(&[3; 32], 0, &b_shape).unwrap();
+            let mut fused = SeedExpander::new(Party::P0, [9; 32]);
+            let mut plain = SeedExpander::new(Party::P0, [9; 32]);
+            let got = fused.tensor_matmul(&a_shape, &b).unwrap();
+            let want = plain.tensor(&a_shape).unwrap().matmul(&b).unwrap();
+            assert_eq!(got.shape(), want.shape());
+            assert_eq!(got.data(), want.data(), "{a_shape:?} @ {b_shape:?}");
+            // Both drew exactly one stream.
+            assert_eq!(fused.next_stream, plain.next_stream);
+        }
     }
 }

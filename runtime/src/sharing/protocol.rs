@@ -92,8 +92,8 @@ pub struct HolderState {
     party: Party,
     /// This party holds `x` (and all of `a`).
     holder: bool,
-    /// The operand of round 2's product: `x` or `a` at the holder, `y` or
-    /// `b` at the other (party 0 keeps its input, party 1 its mask).
+    /// The operand of round 2's product: `a` at the holder (party 0 turns
+    /// it into `x` in round 2), `y` (party 0) or `b` (party 1) at the other.
     kept: RingTensor,
     c: RingTensor,
     /// Shape of the peer's masked input.
@@ -302,13 +302,9 @@ impl<C: Correlations> Engine<C> {
         check_party(&t.a, p)?;
         let holder = p == a_holder;
         let (sent, kept) = if holder {
-            let e = x.value().sub(t.a.value())?;
-            let kept = if p == Party::P0 {
-                x.value().clone()
-            } else {
-                t.a.into_value()
-            };
-            (e, kept)
+            // Party 0 needs x = a + e in round 2: it rebuilds it there from
+            // the message it sent, rather than copying x now.
+            (x.value().sub(t.a.value())?, t.a.into_value())
         } else {
             let f = y.value().sub(t.b.value())?;
             let kept = if p == Party::P0 {
@@ -332,8 +328,17 @@ impl<C: Correlations> Engine<C> {
     }
 
     /// Round 2 of [`Engine::holder_matmul_round1`]: `peer` is the other
-    /// party's masked input (`f` at the holder, `e` at the other).
-    pub fn holder_matmul_round2(state: HolderState, peer: OpenMsg) -> Result<Share> {
+    /// party's masked input (`f` at the holder, `e` at the other), `sent`
+    /// the message this party sent in round 1.
+    pub fn holder_matmul_round2(
+        mut state: HolderState,
+        peer: OpenMsg,
+        sent: &OpenMsg,
+    ) -> Result<Share> {
+        if state.holder && state.party == Party::P0 {
+            // kept = a; x = a + e.
+            state.kept.add_assign_msg(sent)?;
+        }
         let peer = peer.into_tensor()?;
         if peer.shape() != state.peer_shape.as_slice() {
             return Err(SharingError::ShapeMismatch {

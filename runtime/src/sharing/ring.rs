@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, SharingError};
+use super::share::OpenMsg;
 
 /// Element count above which elementwise loops run on rayon.
 const PAR_THRESHOLD: usize = 1 << 15;
@@ -186,17 +187,35 @@ impl RingTensor {
     /// In-place `self += other`.
     pub fn add_assign(&mut self, other: &Self) -> Result<()> {
         self.check_same_shape(other, "add_assign")?;
+        self.add_assign_words(&other.data);
+        Ok(())
+    }
+
+    /// `self += other` for an opened message of the same shape.
+    pub fn add_assign_msg(&mut self, other: &OpenMsg) -> Result<()> {
+        if other.shape != self.shape || other.data.len() != self.data.len() {
+            return Err(SharingError::ShapeMismatch {
+                op: "add_assign",
+                left: self.shape.clone(),
+                right: other.shape.clone(),
+            });
+        }
+        self.add_assign_words(&other.data);
+        Ok(())
+    }
+
+    /// Callers check that the lengths agree.
+    fn add_assign_words(&mut self, other: &[u64]) {
         if self.data.len() >= PAR_THRESHOLD {
             self.data
                 .par_iter_mut()
-                .zip(other.data.par_iter())
+                .zip(other.par_iter())
                 .for_each(|(a, &b)| *a = a.wrapping_add(b));
         } else {
-            for (a, &b) in self.data.iter_mut().zip(other.data.iter()) {
+            for (a, &b) in self.data.iter_mut().zip(other.iter()) {
                 *a = a.wrapping_add(b);
             }
         }
-        Ok(())
     }
 
     /// Output shape of `a @ b` for the supported shapes
