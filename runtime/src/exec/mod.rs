@@ -14,6 +14,7 @@
 //! cryptography runs. Every received frame is decoded and checked against
 //! the register it fills; a malformed message is an error, never a panic.
 
+mod crossterms;
 mod nonlinear;
 mod ops;
 pub mod tcp;
@@ -506,7 +507,7 @@ impl Exec<'_> {
                 // Corrections in exactly the order the parties will ask.
                 let mut corrections = Vec::new();
                 let mut compare = Vec::new();
-                for req in self.request_order()? {
+                for req in self.request_order(TruncMode::Dealer)? {
                     match req {
                         nonlinear::Request::Arith(r) => corrections.push(dealer.correction(&r)?),
                         nonlinear::Request::Compare(r) => {
@@ -582,8 +583,9 @@ impl Exec<'_> {
     }
 
     /// Every correlation request the computing parties will make, in order:
-    /// the plan's own (Beaver, truncation), and those of comparison protocols.
-    fn request_order(&self) -> Result<Vec<nonlinear::Request>, ExecError> {
+    /// the plan's own (Beaver, truncation), and those of comparison protocols
+    /// (run with truncation `trunc`, as the real run will).
+    fn request_order(&self, trunc: TruncMode) -> Result<Vec<nonlinear::Request>, ExecError> {
         let leader = self
             .plan
             .programs
@@ -607,7 +609,7 @@ impl Exec<'_> {
                         .iter()
                         .map(|r| self.reg_shape(*r))
                         .collect::<Result<Vec<_>, _>>()?;
-                    order.extend(nonlinear::request_order(op, &shapes, self.fp)?);
+                    order.extend(nonlinear::request_order(op, &shapes, self.fp, trunc)?);
                 }
                 _ => {}
             }

@@ -122,18 +122,19 @@ pub(super) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
     fp: FixedPoint,
+    trunc: TruncMode,
 ) -> Result<Vec<Request>, ExecError> {
     let (s0, s1, _) = DealerSource::online_pair(Dealer::new()?);
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut e0 = Engine::new(
         fp,
-        TruncMode::Dealer,
+        trunc,
         Recorder {
             inner: s0,
             log: log.clone(),
         },
     );
-    let mut e1 = Engine::new(fp, TruncMode::Dealer, s1);
+    let mut e1 = Engine::new(fp, trunc, s1);
     let zeros = |p: Party| -> sharing::Result<Vec<Share>> {
         shapes
             .iter()
