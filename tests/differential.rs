@@ -99,7 +99,8 @@ fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
 }
 
 const MODELS: [&str; 4] = ["logreg_100", "linreg", "mlp", "credit_2p"];
-/// Models with comparisons (clamped sigmoid, relu, argmax): they need a dealer.
+/// Models with comparisons (clamped sigmoid, relu, argmax): their
+/// correlations come from the dealer, or without one from Paillier.
 const DEALER_MODELS: [&str; 2] = ["logreg_wide", "relu_classifier"];
 
 #[test]
@@ -297,19 +298,21 @@ fn every_bundled_model_is_covered() {
     }
 }
 
+/// Comparisons without a dealer: the two parties generate the comparison
+/// correlations with Paillier (small batches, small test keys).
 #[test]
-fn comparisons_need_a_dealer() {
-    for name in DEALER_MODELS {
+fn comparisons_without_a_dealer_match_the_reference() {
+    for (i, name) in DEALER_MODELS.iter().enumerate() {
         let o = options(|o| o.use_dealer = false);
-        let err = compiler::compile(&model(name), &o)
-            .err()
-            .expect("no plan without a dealer");
+        let plan = compiler::compile(&model(name), &o).unwrap().plan;
         assert!(
-            err.iter()
-                .any(|d| d.code == grammar::Code::NoProtocol
-                    || d.code == grammar::Code::PolyOverflow),
-            "{name}: {err:?}"
+            plan.programs
+                .iter()
+                .flat_map(|p| &p.instrs)
+                .any(|i| matches!(i, plan::Instr::Nonlinear { .. })),
+            "{name}: the plan should compare"
         );
+        check(name, 2, &o, 400 + i as u64);
     }
 }
 
