@@ -2,8 +2,9 @@
 //! the secure-comparison protocol of `sharing::compare` with the peer, its
 //! rounds carried by the party's transport.
 //!
-//! The dealer must generate correlations in exactly the order the protocol
-//! asks for them. For comparison protocols that order is found by running
+//! The dealer (or, without one, the two parties' Paillier preprocessing)
+//! must generate correlations in exactly the order the protocol asks for
+//! them. For comparison protocols that order is found by running
 //! the protocol once on zeros between two in-process parties with a
 //! recording source ([`request_order`]); it depends only on the shapes.
 
