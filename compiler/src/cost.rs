@@ -53,17 +53,17 @@ impl CostTable {
 
     /// Two-party (Paillier) preprocessing of one secure comparison element
     /// without a dealer: `(seconds, bytes)`. Party 0 encrypts 63 weighted
-    /// bits for the mask shared bitwise, 2 bits per AND triple (125 per
-    /// comparison), 1 for the daBit and 2 for the select's Beaver triple;
-    /// party 1 returns one ciphertext per group of slots (a fresh mask
-    /// encryption each), which party 0 decrypts. Bit exponents are plain
-    /// multiplications (counted as additions).
+    /// bits for the mask shared bitwise, one plaintext per AND triple (125
+    /// per comparison; three slots each), 1 for the daBit and 2 for the
+    /// select's Beaver triple; party 1 returns one ciphertext per group of
+    /// slots (a fresh mask encryption each), which party 0 decrypts. Bit
+    /// exponents are plain multiplications (counted as additions).
     pub fn paillier_comparison(&self) -> (f64, f64) {
         let and = 125.0;
-        let bit_inputs = 63.0 + 2.0 * and + 1.0;
+        let bit_inputs = 63.0 + and + 1.0;
         let inputs = bit_inputs + 2.0;
         let replies = 1.0 / cross_slots(self.key_bits, 64)
-            + and / cross_slots(self.key_bits, 3)
+            + and / (cross_slots(self.key_bits, 3) / 3.0).floor().max(1.0)
             + 1.0 / cross_slots(self.key_bits, 2)
             + 1.0 / cross_slots(self.key_bits, 129);
         let compute = (inputs + replies) * self.paillier_encrypt

@@ -125,7 +125,9 @@ pub fn encrypt_inputs(
                 m = (m << layout.slot_bits as usize) + BigUint::from(*v);
             }
             m <<= layout.shift(inp.first);
-            Ok(kp.public.encrypt(&m)?)
+            // Key-owner DJN encryption (same distribution as the public
+            // one, half-size arithmetic via the CRT; measured faster).
+            Ok(kp.private.encrypt_djn_crt(&m)?)
         })
         .collect()
 }

@@ -17,7 +17,11 @@
 //!   `A1[i][l]`). Inputs and replies shrink by `S`.
 //! * **AND triples** (XOR-shared bits): the integer `a0·b1 + a1·b0` reduced
 //!   mod 2 is the XOR of the two cross products, so
-//!   `c_i = a_i·b_i ⊕ (cross share mod 2)`.
+//!   `c_i = a_i·b_i ⊕ (cross share mod 2)`. One encryption per triple, not
+//!   two: party 0 encrypts `b0 + a0·2^s` (two adjacent slots), party 1
+//!   raises it to `b1 + a1·2^s`, which puts `b0·b1`, the cross sum and
+//!   `a0·a1` in three adjacent slots (all masked; only the middle one is
+//!   kept). Replies carry `S/3` triples each.
 //! * **daBits**: `s = s0 ⊕ s1 = s0 + s1 − 2·s0·s1`; XOR shares are the
 //!   `s_i`, additive shares `s_i − 2·(share of s0·s1)`.
 //! * **masked bits**: `r = x0 ⊕ x1` for random words `x_i` (so party `i`'s
@@ -165,12 +169,26 @@ impl Job {
             // Σ_{i<63} 2^{i+1}·bit < 2^64.
             Job::MaskedBits { .. } => 64,
         };
-        Layout::new(key_bits, bound)
+        let l = Layout::new(key_bits, bound)?;
+        if let Job::And { .. } = self {
+            Self::and_per(&l)?;
+        }
+        Ok(l)
     }
 
     /// Number of bit triples (whole words).
     fn and_count(a: &[u64]) -> usize {
         a.len() * 64
+    }
+
+    /// AND triples per ciphertext: three slots each (see [`Job::inputs`]).
+    fn and_per(l: &Layout) -> Result<usize, ExecError> {
+        if l.slots < 3 || l.slot_bits >= 62 {
+            return Err(ExecError::crypto(
+                "the Paillier key is too small for AND-triple generation",
+            ));
+        }
+        Ok(l.slots / 3)
     }
 
     /// Party 0's plaintexts, from its halves.
@@ -207,11 +225,18 @@ impl Job {
                 }
                 out
             }
+            // One plaintext per triple: b0 in slot 3t, a0 in slot 3t + 1.
+            // Raised to b1 + a1·2^s it holds b0·b1, a0·b1 + b0·a1 (the cross
+            // sum, slot 3t + 1) and a0·a1, every slot masked.
             Job::And { a, b, .. } => {
                 let n = Self::and_count(a);
+                let per = s / 3;
                 let (a, b) = (bits_of(a, n), bits_of(b, n));
                 (0..n)
-                    .flat_map(|o| [Input::at(o % s, a[o]), Input::at(o % s, b[o])])
+                    .map(|o| Input {
+                        first: 3 * (o % per),
+                        values: vec![b[o], a[o]],
+                    })
                     .collect()
             }
             Job::DaBits { s: bits, .. } => bits
@@ -235,7 +260,7 @@ impl Job {
         match self {
             Job::Elementwise { a, .. } => 2 * a.len(),
             Job::Matmul { m, k, n, .. } => k * (m.div_ceil(s) + n.div_ceil(s)),
-            Job::And { a, .. } => 2 * Self::and_count(a),
+            Job::And { a, .. } => Self::and_count(a),
             Job::DaBits { s: bits, .. } => bits.len(),
             Job::MaskedBits { x, .. } => 63 * x.len(),
         }
@@ -280,12 +305,13 @@ impl Job {
             Job::And { a, b, .. } => {
                 let n = Self::and_count(a);
                 let (a, b) = (bits_of(a, n), bits_of(b, n));
-                chunks(n, s)
+                let w = l.slot_bits;
+                chunks(n, s / 3)
                     .map(|(start, len)| Group {
                         terms: (start..start + len)
-                            .flat_map(|o| [(2 * o, b[o]), (2 * o + 1, a[o])])
+                            .map(|o| (o, b[o] | (a[o] << w)))
                             .collect(),
-                        slots: len,
+                        slots: 3 * len,
                     })
                     .collect()
             }
@@ -321,7 +347,9 @@ impl Job {
                 }
                 out
             }
-            Job::And { a, .. } => lens(Self::and_count(a)).collect(),
+            Job::And { a, .. } => chunks(Self::and_count(a), s / 3)
+                .map(|(_, len)| 3 * len)
+                .collect(),
             Job::DaBits { s: bits, .. } => lens(bits.len()).collect(),
             Job::MaskedBits { x, .. } => lens(x.len()).collect(),
         }
@@ -371,6 +399,8 @@ impl Job {
                 store.push(r.clone(), triple(role, a, b, c))?;
             }
             (Job::And { bits, a, b }, Request::Compare(r)) => {
+                // Three slots per triple; the cross sum is the middle one.
+                let cross: Vec<u64> = cross.chunks(3).map(|c| c[1]).collect();
                 let cross = pack_bits(&cross);
                 let c = a
                     .iter()
