@@ -23,7 +23,7 @@ pub struct Analysis {
 /// two parties generate them with Paillier), so a secret sigmoid/tanh input
 /// that can leave the fitted domain is clamped into it. `cheap_compare`
 /// (a dealer): clamp whenever the input can leave the domain. Without a
-/// dealer a comparison costs ~320 Paillier encryptions per element, so the
+/// dealer a comparison costs ~190 Paillier encryptions per element, so the
 /// input is clamped only where the unclamped polynomial would overflow;
 /// elsewhere the W0101 warning stands (error unbounded outside the domain).
 pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
