@@ -34,21 +34,24 @@
 //!
 //! Every request the plan will make (its own Beaver triples and those of
 //! its comparisons, in [`super::Exec::request_order`]) is served in one
-//! message each way: party 0 sends all its ciphertexts, party 1 all its
-//! replies. Party 1 sees only ciphertexts under party 0's key; party 0 sees
+//! exchange: party 0 sends all its ciphertexts, party 1 all its replies,
+//! each as a stream of frames of at most [`FRAME_BYTES`] (one frame unless
+//! the preprocessing is large; the TCP transport refuses frames above
+//! 256 MiB by default). Party 1 sees only ciphertexts under party 0's key; party 0 sees
 //! each slot only masked with 40 bits of statistical slack, in a fresh
 //! encryption.
 
 use super::crossterms::{self, chunks, Group, Input, Layout};
 use super::nonlinear::Request;
 use super::wire::{self, Wire};
-use super::{Exec, ExecError, Transport};
+use super::{Exec, ExecError, Stats, Transport};
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
     share::random_tensor, AndTripleShare, CompareRequest, CompareShare, CorrelationRequest,
     CorrelationShare, DaBitShare, MaskedBitsShare, Party, PrecomputedCorrelations, RingTensor,
     Share, TripleShare, TruncMode,
 };
+use num_bigint::BigUint;
 use plan::PartyIdx;
 
 /// Per job: its slot layout and this party's shares of the cross terms.
@@ -467,7 +470,9 @@ fn triple(role: Party, a: RingTensor, b: RingTensor, c: RingTensor) -> Correlati
 }
 
 /// Generates every correlation the plan's run will ask for (Beaver triples
-/// and comparison correlations, in protocol order): one message each way.
+/// and comparison correlations, in protocol order): one exchange, party 0's
+/// ciphertexts then party 1's replies, each a stream of frames of at most
+/// [`FRAME_BYTES`] (both sides know the counts, so the split is implicit).
 pub(super) fn generate(
     ex: &mut Exec<'_>,
     peer: PartyIdx,
@@ -485,16 +490,25 @@ pub(super) fn generate(
             let kp = ex.keypair.clone().ok_or_else(|| {
                 ExecError::protocol("party 0 needs its key pair to generate correlations")
             })?;
+            let bits = kp.public.bits();
             let (layouts, out) = party0_inputs(&kp, &jobs)?;
-            send(ex, t, peer, &out)?;
-            let back = recv(ex, t, peer, jobs.len())?;
+            send_stream(ex, t, peer, out, bits)?;
+            let expected = reply_count(&jobs, &layouts);
+            let back = recv_stream(ex, t, peer, expected, bits)?;
             party0_crosses(&kp, &jobs, layouts, back)?
         }
         Party::P1 => {
             let pk = ex.key_for(peer)?.clone();
-            let got = recv(ex, t, peer, jobs.len())?;
+            let bits = pk.bits();
+            let layouts = layouts(&jobs, bits)?;
+            let expected: usize = jobs
+                .iter()
+                .zip(&layouts)
+                .map(|(j, l)| j.input_count(l))
+                .sum();
+            let got = recv_stream(ex, t, peer, expected, bits)?;
             let (replies, crosses) = party1_reply(&pk, &jobs, got, &mut rng)?;
-            send(ex, t, peer, &replies)?;
+            send_stream(ex, t, peer, replies, bits)?;
             crosses
         }
     };
@@ -505,40 +519,75 @@ fn new_jobs<R: Rng + ?Sized>(order: &[Request], rng: &mut R) -> Result<Vec<Job>,
     order.iter().map(|r| Job::new(r, rng)).collect()
 }
 
-/// Party 0's message: one ciphertext list per job.
-fn party0_inputs(kp: &Keypair, jobs: &[Job]) -> Result<(Vec<Layout>, Vec<Wire>), ExecError> {
-    let bits = kp.public.bits();
-    let layouts = jobs
-        .iter()
-        .map(|j| j.layout(bits))
-        .collect::<Result<Vec<_>, _>>()?;
-    let out = jobs
-        .iter()
-        .zip(&layouts)
-        .map(|(j, l)| Ok(to_wire(crossterms::encrypt_inputs(kp, l, &j.inputs(l))?)))
-        .collect::<Result<Vec<_>, ExecError>>()?;
+fn layouts(jobs: &[Job], key_bits: u64) -> Result<Vec<Layout>, ExecError> {
+    jobs.iter().map(|j| j.layout(key_bits)).collect()
+}
+
+fn reply_count(jobs: &[Job], layouts: &[Layout]) -> usize {
+    jobs.iter()
+        .zip(layouts)
+        .map(|(j, l)| j.slot_counts(l).len())
+        .sum()
+}
+
+/// Party 0's ciphertexts, all jobs in order.
+fn party0_inputs(kp: &Keypair, jobs: &[Job]) -> Result<(Vec<Layout>, Vec<BigUint>), ExecError> {
+    let layouts = layouts(jobs, kp.public.bits())?;
+    let mut out = Vec::new();
+    for (j, l) in jobs.iter().zip(&layouts) {
+        out.extend(
+            crossterms::encrypt_inputs(kp, l, &j.inputs(l))?
+                .into_iter()
+                .map(|c| c.as_biguint().clone()),
+        );
+    }
     Ok((layouts, out))
 }
 
-/// Party 1: its replies (one ciphertext list per job) and its cross shares.
+/// Validates `cts` as ciphertexts and splits them into runs of `counts`.
+fn split(
+    pk: &PublicKey,
+    cts: Vec<BigUint>,
+    counts: impl Iterator<Item = usize>,
+) -> Result<Vec<Vec<Ciphertext>>, ExecError> {
+    let all: Vec<Ciphertext> = cts
+        .into_par_iter()
+        .map(|c| Ciphertext::from_biguint(pk, c).map_err(ExecError::from))
+        .collect::<Result<_, _>>()?;
+    let mut it = all.into_iter();
+    let out: Vec<Vec<Ciphertext>> = counts.map(|k| it.by_ref().take(k).collect()).collect();
+    if it.next().is_some() {
+        return Err(ExecError::protocol(
+            "too many ciphertexts for correlation generation",
+        ));
+    }
+    Ok(out)
+}
+
+/// Party 1: its replies (all jobs in order) and its cross shares.
 fn party1_reply<R: Rng + ?Sized>(
     pk: &PublicKey,
     jobs: &[Job],
-    got: Vec<Wire>,
+    got: Vec<BigUint>,
     rng: &mut R,
-) -> Result<(Vec<Wire>, Crosses), ExecError> {
-    if got.len() != jobs.len() {
+) -> Result<(Vec<BigUint>, Crosses), ExecError> {
+    let layouts = layouts(jobs, pk.bits())?;
+    let counts: Vec<usize> = jobs
+        .iter()
+        .zip(&layouts)
+        .map(|(j, l)| j.input_count(l))
+        .collect();
+    if got.len() != counts.iter().sum::<usize>() {
         return Err(ExecError::protocol(
-            "correlation-generation message has the wrong number of values",
+            "wrong number of ciphertexts for correlation generation",
         ));
     }
-    let mut replies = Vec::with_capacity(jobs.len());
+    let inputs = split(pk, got, counts.into_iter())?;
+    let mut replies = Vec::new();
     let mut crosses = Vec::with_capacity(jobs.len());
-    for (w, j) in got.into_iter().zip(jobs) {
-        let l = j.layout(pk.bits())?;
-        let inputs = ciphers(pk, w, j.input_count(&l))?;
+    for ((j, l), inputs) in jobs.iter().zip(layouts).zip(inputs) {
         let (reply, mine) = crossterms::combine(pk, &l, &inputs, &j.groups(&l), rng)?;
-        replies.push(to_wire(reply));
+        replies.extend(reply.into_iter().map(|c| c.as_biguint().clone()));
         crosses.push((l, mine));
     }
     Ok((replies, crosses))
@@ -549,21 +598,24 @@ fn party0_crosses(
     kp: &Keypair,
     jobs: &[Job],
     layouts: Vec<Layout>,
-    back: Vec<Wire>,
+    back: Vec<BigUint>,
 ) -> Result<Crosses, ExecError> {
-    if back.len() != jobs.len() {
+    if back.len() != reply_count(jobs, &layouts) {
         return Err(ExecError::protocol(
-            "correlation-generation message has the wrong number of values",
+            "wrong number of replies for correlation generation",
         ));
     }
-    back.into_iter()
-        .zip(jobs)
+    let counts: Vec<Vec<usize>> = jobs
+        .iter()
+        .zip(&layouts)
+        .map(|(j, l)| j.slot_counts(l))
+        .collect();
+    let replies = split(&kp.public, back, counts.iter().map(Vec::len))?;
+    replies
+        .into_iter()
+        .zip(counts)
         .zip(layouts)
-        .map(|((w, j), l)| {
-            let counts = j.slot_counts(&l);
-            let cts = ciphers(&kp.public, w, counts.len())?;
-            Ok((l, crossterms::decrypt_slots(kp, &l, &cts, &counts)?))
-        })
+        .map(|((cts, counts), l)| Ok((l, crossterms::decrypt_slots(kp, &l, &cts, &counts)?)))
         .collect()
 }
 
@@ -580,59 +632,112 @@ fn finish(
     Ok(store)
 }
 
-fn to_wire(cts: Vec<Ciphertext>) -> Wire {
-    Wire::Ciphers {
-        shape: vec![cts.len()],
-        cts: cts.into_iter().map(|c| c.as_biguint().clone()).collect(),
-    }
+/// Largest frame of the exchange (well below the TCP transport's default
+/// limit of 256 MiB).
+pub const FRAME_BYTES: usize = 64 << 20;
+
+/// Ciphertexts per frame for a key of `key_bits` (each at most `2·|n|` bits,
+/// plus the wire's length prefix).
+fn per_frame(key_bits: u64) -> usize {
+    (FRAME_BYTES / ((2 * key_bits as usize).div_ceil(8) + 16)).max(1)
 }
 
-fn ciphers(pk: &PublicKey, w: Wire, count: usize) -> Result<Vec<Ciphertext>, ExecError> {
-    match w {
-        Wire::Ciphers { shape, cts } if shape == [count] && cts.len() == count => cts
-            .into_par_iter()
-            .map(|c| Ciphertext::from_biguint(pk, c).map_err(ExecError::from))
-            .collect(),
-        other => Err(ExecError::protocol(format!(
-            "expected {count} ciphertexts for correlation generation, got {}",
-            other.kind()
-        ))),
+/// Frame sizes for `total` ciphertexts, `per` at most per frame (at least
+/// one frame, possibly empty, so an exchange is always one message each way).
+fn frame_sizes(total: usize, per: usize) -> Vec<usize> {
+    if total == 0 {
+        return vec![0];
     }
+    chunks(total, per).map(|(_, len)| len).collect()
 }
 
-fn send(
+fn send_stream(
     ex: &mut Exec<'_>,
     t: &mut dyn Transport,
     to: PartyIdx,
-    values: &[Wire],
+    cts: Vec<BigUint>,
+    key_bits: u64,
 ) -> Result<(), ExecError> {
-    let frame = wire::encode(values);
-    ex.stats.bytes_sent += frame.len() as u64;
-    ex.stats.frames_sent += 1;
-    ex.sent_since_recv = true;
-    t.send(to, frame)
+    send_frames(
+        &mut ex.stats,
+        &mut ex.sent_since_recv,
+        t,
+        to,
+        cts,
+        per_frame(key_bits),
+    )
 }
 
-fn recv(
+fn recv_stream(
     ex: &mut Exec<'_>,
     t: &mut dyn Transport,
     from: PartyIdx,
-    count: usize,
-) -> Result<Vec<Wire>, ExecError> {
-    let frame = t.recv(from)?;
-    ex.stats.bytes_received += frame.len() as u64;
-    if std::mem::take(&mut ex.sent_since_recv) {
-        ex.stats.rounds += 1;
+    total: usize,
+    key_bits: u64,
+) -> Result<Vec<BigUint>, ExecError> {
+    recv_frames(
+        &mut ex.stats,
+        &mut ex.sent_since_recv,
+        t,
+        from,
+        total,
+        per_frame(key_bits),
+    )
+}
+
+fn send_frames(
+    stats: &mut Stats,
+    sent_since_recv: &mut bool,
+    t: &mut dyn Transport,
+    to: PartyIdx,
+    cts: Vec<BigUint>,
+    per: usize,
+) -> Result<(), ExecError> {
+    let mut it = cts.into_iter();
+    for len in frame_sizes(it.len(), per) {
+        let part: Vec<BigUint> = it.by_ref().take(len).collect();
+        let frame = wire::encode(&[Wire::Ciphers {
+            shape: vec![part.len()],
+            cts: part,
+        }]);
+        stats.bytes_sent += frame.len() as u64;
+        stats.frames_sent += 1;
+        *sent_since_recv = true;
+        t.send(to, frame)?;
     }
-    let values = wire::decode(&frame).map_err(|e| {
-        ExecError::protocol(format!("malformed correlation-generation message: {e}"))
-    })?;
-    if values.len() != count {
-        return Err(ExecError::protocol(
-            "correlation-generation message has the wrong number of values",
-        ));
+    Ok(())
+}
+
+fn recv_frames(
+    stats: &mut Stats,
+    sent_since_recv: &mut bool,
+    t: &mut dyn Transport,
+    from: PartyIdx,
+    total: usize,
+    per: usize,
+) -> Result<Vec<BigUint>, ExecError> {
+    let mut out = Vec::with_capacity(total);
+    for len in frame_sizes(total, per) {
+        let frame = t.recv(from)?;
+        stats.bytes_received += frame.len() as u64;
+        if std::mem::take(sent_since_recv) {
+            stats.rounds += 1;
+        }
+        let mut values = wire::decode(&frame).map_err(|e| {
+            ExecError::protocol(format!("malformed correlation-generation message: {e}"))
+        })?;
+        match (values.pop(), values.is_empty()) {
+            (Some(Wire::Ciphers { shape, cts }), true) if shape == [len] && cts.len() == len => {
+                out.extend(cts)
+            }
+            _ => {
+                return Err(ExecError::protocol(
+                    "correlation-generation message does not hold the expected ciphertexts",
+                ))
+            }
+        }
     }
-    Ok(values)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -754,20 +859,43 @@ mod tests {
         let kp = Keypair::generate_insecure_for_tests(512, &mut rng).unwrap();
         let jobs = new_jobs(&order, &mut rng).unwrap();
         let (layouts, msg) = party0_inputs(&kp, &jobs).unwrap();
-        // Wrong count, wrong kind, a value outside Z*_{n²}.
+        assert_eq!(msg.len(), 3);
+        // Wrong count; right count with a value outside Z*_{n²}.
         assert!(party1_reply(&kp.public, &jobs, vec![], &mut rng).is_err());
-        let bad = vec![Wire::Ciphers {
-            shape: vec![2],
-            cts: vec![1u32.into(), 1u32.into()],
-        }];
+        let ones: Vec<BigUint> = vec![1u32.into(); 2];
+        assert!(party1_reply(&kp.public, &jobs, ones, &mut rng).is_err());
+        let mut bad = msg.clone();
+        bad[1] = BigUint::ZERO;
         assert!(party1_reply(&kp.public, &jobs, bad, &mut rng).is_err());
-        let zero = vec![Wire::Ciphers {
-            shape: vec![1],
-            cts: vec![0u32.into()],
-        }];
-        assert!(party0_crosses(&kp, &jobs, layouts.clone(), zero).is_err());
+        assert!(party0_crosses(&kp, &jobs, layouts.clone(), vec![BigUint::ZERO]).is_err());
+        assert!(party0_crosses(&kp, &jobs, layouts.clone(), vec![]).is_err());
         let (reply, _) = party1_reply(&kp.public, &jobs, msg, &mut rng).unwrap();
         assert!(party0_crosses(&kp, &jobs, layouts, reply).is_ok());
+    }
+
+    #[test]
+    fn frames_split_the_stream() {
+        assert_eq!(frame_sizes(0, 5), vec![0]);
+        assert_eq!(frame_sizes(12, 5), vec![5, 5, 2]);
+        assert_eq!(frame_sizes(10, 5), vec![5, 5]);
+        // 2048-bit keys: 512-byte ciphertexts, about 126k per 64 MiB frame.
+        assert_eq!(per_frame(2048), FRAME_BYTES / 528);
+        // Over a transport, 3 per frame: 8 values in 3 frames, one round.
+        let names = ["a".to_string(), "b".to_string()];
+        let mut mesh =
+            super::super::ChannelTransport::mesh(&names, std::time::Duration::from_secs(5));
+        let mut tb = mesh.pop().unwrap();
+        let mut ta = mesh.pop().unwrap();
+        let vals: Vec<BigUint> = (1u32..=8).map(BigUint::from).collect();
+        let (mut sa, mut sb) = (Stats::default(), Stats::default());
+        let (mut fa, mut fb) = (false, false);
+        send_frames(&mut sa, &mut fa, &mut ta, 1, vals.clone(), 3).unwrap();
+        assert_eq!(sa.frames_sent, 3);
+        let got = recv_frames(&mut sb, &mut fb, &mut tb, 0, 8, 3).unwrap();
+        assert_eq!(got, vals);
+        // A short stream is an error, not a hang or a panic.
+        send_frames(&mut sa, &mut fa, &mut ta, 1, vals[..2].to_vec(), 3).unwrap();
+        assert!(recv_frames(&mut sb, &mut fb, &mut tb, 0, 3, 3).is_err());
     }
 
     fn cfg() -> Config {
