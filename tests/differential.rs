@@ -44,11 +44,20 @@ fn test_options() -> exec::Options {
 /// Compile `name` with `opts`, run it privately on seeded inputs, and check
 /// every output at every recipient against the reference.
 fn check(name: &str, batch: usize, opts: &compiler::Options, seed: u64) {
-    let m = model(name);
-    let compiled = compiler::compile(&m, opts).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    check_model(name, &model(name), batch, opts, seed)
+}
+
+fn check_model(
+    name: &str,
+    m: &compiler::ir::CheckedModel,
+    batch: usize,
+    opts: &compiler::Options,
+    seed: u64,
+) {
+    let compiled = compiler::compile(m, opts).unwrap_or_else(|d| panic!("{name}: {d:?}"));
     let plan = &compiled.plan;
     let inputs = inputs_with_fixed_seed_for_tests(plan, batch, seed);
-    let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
+    let reference = compiler::reference::evaluate(m, &inputs).unwrap();
     let outcomes = exec::run_in_process(plan, &per_party(plan, &inputs), &test_options())
         .unwrap_or_else(|e| panic!("{name} batch {batch}: {e}"));
     let mut checked = 0;
@@ -99,7 +108,8 @@ fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
 }
 
 const MODELS: [&str; 4] = ["logreg_100", "linreg", "mlp", "credit_2p"];
-/// Models with comparisons (clamped sigmoid, relu, argmax): they need a dealer.
+/// Models with comparisons (clamped sigmoid, relu, argmax): their
+/// correlations come from the dealer, or without one from Paillier.
 const DEALER_MODELS: [&str; 2] = ["logreg_wide", "relu_classifier"];
 
 #[test]
@@ -297,19 +307,40 @@ fn every_bundled_model_is_covered() {
     }
 }
 
+/// Comparisons without a dealer: the two parties generate the comparison
+/// correlations with Paillier (small batches, small test keys).
 #[test]
-fn comparisons_need_a_dealer() {
-    for name in DEALER_MODELS {
+fn comparisons_without_a_dealer_match_the_reference() {
+    for (i, name) in DEALER_MODELS.iter().enumerate() {
         let o = options(|o| o.use_dealer = false);
-        let err = compiler::compile(&model(name), &o)
-            .err()
-            .expect("no plan without a dealer");
+        let plan = compiler::compile(&model(name), &o).unwrap().plan;
         assert!(
-            err.iter()
-                .any(|d| d.code == grammar::Code::NoProtocol
-                    || d.code == grammar::Code::PolyOverflow),
-            "{name}: {err:?}"
+            plan.programs
+                .iter()
+                .flat_map(|p| &p.instrs)
+                .any(|i| matches!(i, plan::Instr::Nonlinear { .. })),
+            "{name}: the plan should compare"
         );
+        check(name, 2, &o, 400 + i as u64);
+    }
+}
+
+/// A plan whose only correlations are its comparisons' still gets its
+/// preprocessing (from the dealer, or two-party).
+#[test]
+fn comparisons_alone_get_their_preprocessing() {
+    let source = "model cmp { party a; party b; dealer d;
+        input x: fixed[batch, 3] private(a) in [-1, 1];
+        input y: fixed[batch, 3] private(b) in [-1, 1];
+        let z = relu(x + y);
+        output z to a; }";
+    let r = compiler::check_source(source);
+    let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| o.use_dealer = dealer);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        assert!(plan.correlations.is_empty());
+        check_model("cmp", &m, 2, &o, 500 + i as u64);
     }
 }
 

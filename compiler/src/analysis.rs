@@ -19,9 +19,14 @@ pub struct Analysis {
     pub clamped: BTreeSet<ValueId>,
 }
 
-/// `can_compare`: secure comparison is available (a dealer supplies its
-/// correlations), so out-of-domain inputs can be clamped.
-pub fn analyse(g: &Graph, can_compare: bool) -> Analysis {
+/// Secure comparison is always available (a dealer's correlations, or the
+/// two parties generate them with Paillier), so a secret sigmoid/tanh input
+/// that can leave the fitted domain is clamped into it. `cheap_compare`
+/// (a dealer): clamp whenever the input can leave the domain. Without a
+/// dealer a comparison costs ~190 Paillier encryptions per element, so the
+/// input is clamped only where the unclamped polynomial would overflow;
+/// elsewhere the W0101 warning stands (error unbounded outside the domain).
+pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
     let mut a = Analysis {
         fits: BTreeMap::new(),
         errors: Vec::new(),
@@ -82,7 +87,7 @@ pub fn analyse(g: &Graph, can_compare: bool) -> Analysis {
             } else {
                 Func::Tanh
             };
-            fit_for(&mut a, g, v, *x, func, approx, can_compare);
+            fit_for(&mut a, g, v, *x, func, approx, cheap_compare);
         }
         if let Op::Poly(x, coeffs) = &value.op {
             let r = g.node(*x).range.magnitude();
@@ -145,7 +150,7 @@ fn fit_for(
     x: ValueId,
     func: Func,
     approx: &Approx,
-    can_compare: bool,
+    cheap_compare: bool,
 ) {
     let product_limit = 2f64.powi(62 - 2 * g.model.precision as i32);
     let value = g.value(v);
@@ -196,17 +201,18 @@ fn fit_for(
     };
     let scale = fit.scale;
     let beyond = range.lo < fit.domain.0 - 1e-9 || range.hi > fit.domain.1 + 1e-9;
-    if beyond && can_compare && g.node(v).visibility == Visibility::Secret {
+    let t = range.magnitude() / scale;
+    let worst = fit
+        .coefficients()
+        .iter()
+        .enumerate()
+        .map(|(k, c)| t.powi(k as i32) * c.abs().max(1.0))
+        .fold(0.0, f64::max);
+    let secret = g.node(v).visibility == Visibility::Secret;
+    if beyond && secret && (cheap_compare || worst >= product_limit) {
         // Clamp the input into the domain: accurate on the whole line.
         a.clamped.insert(v);
     } else if beyond {
-        let t = range.magnitude() / scale;
-        let worst = fit
-            .coefficients()
-            .iter()
-            .enumerate()
-            .map(|(k, c)| t.powi(k as i32) * c.abs().max(1.0))
-            .fold(0.0, f64::max);
         if g.node(v).visibility == Visibility::Secret && worst >= product_limit {
             a.errors.push(
                 Diagnostic::error(

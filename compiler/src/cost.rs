@@ -51,10 +51,39 @@ impl CostTable {
         }
     }
 
+    /// Two-party (Paillier) preprocessing of one secure comparison element
+    /// without a dealer: `(seconds, bytes)`. Party 0 encrypts 63 weighted
+    /// bits for the mask shared bitwise, one plaintext per AND triple (125
+    /// per comparison; three slots each), 1 for the daBit and 2 for the
+    /// select's Beaver triple; party 1 returns one ciphertext per group of
+    /// slots (a fresh mask encryption each), which party 0 decrypts. Bit
+    /// exponents are plain multiplications (counted as additions).
+    pub fn paillier_comparison(&self) -> (f64, f64) {
+        let and = 125.0;
+        let bit_inputs = 63.0 + and + 1.0;
+        let inputs = bit_inputs + 2.0;
+        let replies = 1.0 / cross_slots(self.key_bits, 64)
+            + and / (cross_slots(self.key_bits, 3) / 3.0).floor().max(1.0)
+            + 1.0 / cross_slots(self.key_bits, 2)
+            + 1.0 / cross_slots(self.key_bits, 129);
+        let compute = (inputs + replies) * self.paillier_encrypt
+            + replies * self.paillier_decrypt
+            + 2.0 * self.paillier_mul_term
+            + bit_inputs * self.paillier_add;
+        (compute, (inputs + replies) * self.ciphertext_bytes())
+    }
+
     /// Bytes of one Paillier ciphertext (an element of Z_{n²}).
     pub fn ciphertext_bytes(&self) -> f64 {
         (2 * self.key_bits / 8) as f64
     }
+}
+
+/// Slots per ciphertext of the two-party cross terms whose sums stay below
+/// `2^bound_bits`: `⌊(|n| − 2) / (bound + 41)⌋` (40 bits of mask slack and a
+/// carry bit, as the runtime's `exec::crossterms::Layout`).
+pub fn cross_slots(key_bits: u32, bound_bits: u32) -> f64 {
+    (key_bits.saturating_sub(2) / (bound_bits + 41)).max(1) as f64
 }
 
 /// One ring element on the wire.

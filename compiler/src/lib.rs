@@ -71,7 +71,8 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec
     } else {
         None
     };
-    // Secure comparison needs dealer-supplied correlations.
+    // Secure comparison is always available (dealer or two-party Paillier
+    // correlations); without a dealer it is dear, so clamp only where needed.
     let analysis = analysis::analyse(&g, dealer.is_some());
     if !analysis.errors.is_empty() {
         let mut d = analysis.errors;

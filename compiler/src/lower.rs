@@ -19,6 +19,9 @@ pub struct Lowerer<'a, 'm> {
     regs: Vec<RegInfo>,
     programs: Vec<Vec<Instr>>,
     correlations: Vec<Correlation>,
+    /// The plan runs secure comparisons (which need preprocessing even
+    /// when it has no correlations of its own).
+    compares: bool,
     have: BTreeMap<(ValueId, Repr), Reg>,
     keys: BTreeSet<PartyId>,
     cost: Cost,
@@ -59,6 +62,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             regs: Vec::new(),
             programs: vec![Vec::new(); g.model.parties.len()],
             correlations: Vec::new(),
+            compares: false,
             have: BTreeMap::new(),
             keys: BTreeSet::new(),
             cost: Cost::ZERO,
@@ -175,7 +179,8 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         // Preprocessing programs, prepended.
         let mut pre: Vec<Vec<Instr>> = vec![Vec::new(); model.parties.len()];
         let mut keys = Vec::new();
-        let needs_two_party = self.dealer.is_none() && !self.correlations.is_empty();
+        let preprocess = !self.correlations.is_empty() || self.compares;
+        let needs_two_party = self.dealer.is_none() && preprocess;
         if needs_two_party {
             // Triples are generated under the leader's key (see runtime::exec::twoparty).
             self.keys.insert(self.p[0]);
@@ -203,7 +208,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             });
             self.cost += Cost::comm(self.chooser.costs.ciphertext_bytes() / 2.0, 1);
         }
-        if !self.correlations.is_empty() {
+        if preprocess {
             match self.dealer {
                 Some(d) => {
                     let outs: Vec<Reg> = self
@@ -887,6 +892,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         shape: plan::Shape,
         note: String,
     ) -> Reg {
+        self.compares = true;
         let dst = self.share_reg(shape, self.f, note);
         let n: f64 = args
             .iter()

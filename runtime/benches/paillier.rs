@@ -47,6 +47,9 @@ fn bench(c: &mut Criterion) {
         g.bench_function("encrypt_owner_crt", |b| {
             b.iter(|| single.install(|| sk.encrypt_crt(black_box(&m)).unwrap()))
         });
+        g.bench_function("encrypt_owner_djn_crt", |b| {
+            b.iter(|| single.install(|| sk.encrypt_djn_crt(black_box(&m)).unwrap()))
+        });
         g.bench_function("encrypt_owner_crt_par", |b| {
             b.iter(|| sk.encrypt_crt(black_box(&m)).unwrap())
         });

@@ -14,6 +14,7 @@
 //! cryptography runs. Every received frame is decoded and checked against
 //! the register it fills; a malformed message is an error, never a panic.
 
+mod crossterms;
 mod nonlinear;
 mod ops;
 pub mod tcp;
@@ -664,7 +665,8 @@ impl Exec<'_> {
     }
 
     /// Every correlation request the computing parties will make, in order:
-    /// the plan's own (Beaver, truncation), and those of comparison protocols.
+    /// the plan's own (Beaver, truncation), and those of comparison protocols
+    /// (which never truncate, so the order is the same in both modes).
     fn request_order(&self) -> Result<Vec<nonlinear::Request>, ExecError> {
         let leader = self
             .plan
@@ -689,7 +691,7 @@ impl Exec<'_> {
                         .iter()
                         .map(|r| self.reg_shape(*r))
                         .collect::<Result<Vec<_>, _>>()?;
-                    order.extend(nonlinear::request_order(op, &shapes, self.fp)?);
+                    order.extend(nonlinear::request_order(op, &shapes)?);
                 }
                 _ => {}
             }

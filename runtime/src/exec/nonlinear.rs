@@ -2,16 +2,15 @@
 //! the secure-comparison protocol of `sharing::compare` with the peer, its
 //! rounds carried by the party's transport.
 //!
-//! The dealer must generate correlations in exactly the order the protocol
-//! asks for them. That order depends only on the shapes; [`request_order`]
+//! The dealer (or, without one, the two parties' Paillier preprocessing)
+//! must generate correlations in exactly the order the protocol asks for
+//! them. That order depends only on the shapes; [`request_order`]
 //! computes it with `sharing::compare::requests`, and a test checks it
 //! against a recorded run of every operation.
 
 use super::wire::{self, Wire};
 use super::{ExecError, Stats, Transport};
-use crate::sharing::{
-    self, Correlations, Engine, Exchange, FixedPoint, Message, Share, SharingError,
-};
+use crate::sharing::{self, Correlations, Engine, Exchange, Message, Share, SharingError};
 use plan::{NonlinearOp, PartyIdx};
 
 /// One request for correlated randomness, of either family.
@@ -87,7 +86,6 @@ pub(super) fn run<C: Correlations, E: Exchange>(
 pub(super) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
-    _fp: FixedPoint,
 ) -> Result<Vec<Request>, ExecError> {
     use crate::sharing::compare::requests;
     let first = shapes
@@ -108,7 +106,7 @@ mod tests {
     use super::*;
     use crate::sharing::{
         CompareRequest, CompareShare, CorrelationRequest, CorrelationShare, Dealer, DealerSource,
-        Party, RingTensor, TruncMode,
+        FixedPoint, Party, RingTensor, TruncMode,
     };
     use std::sync::{Arc, Mutex};
 
@@ -178,7 +176,7 @@ mod tests {
                 };
                 let args = vec![shape.to_vec(); arity];
                 let want = recorded(op, &args).unwrap();
-                let got = request_order(op, &args, FixedPoint::default()).unwrap();
+                let got = request_order(op, &args).unwrap();
                 assert!(!want.is_empty() || shape.last() == Some(&1));
                 assert_eq!(got, want, "{op:?} on {shape:?}");
             }

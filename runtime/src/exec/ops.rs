@@ -356,7 +356,9 @@ impl Exec<'_> {
                 ..
             } => {
                 let engine = self.engine.as_mut().ok_or_else(|| {
-                    ExecError::protocol("comparisons need correlated randomness from a dealer")
+                    ExecError::protocol(
+                        "comparisons need correlated randomness (dealer or two-party)",
+                    )
                 })?;
                 let shares = args
                     .iter()

@@ -20,7 +20,7 @@ pub struct FixedBaseTable {
 }
 
 impl FixedBaseTable {
-    fn build(base: &BigUint, ctx: &Monty, exp_bits: u64) -> Self {
+    pub(crate) fn build(base: &BigUint, ctx: &Monty, exp_bits: u64) -> Self {
         let w = WINDOW_BITS as u64;
         let nrows = exp_bits.div_ceil(w) as usize;
         let mut s = ctx.scratch();
@@ -54,7 +54,7 @@ impl FixedBaseTable {
     }
 
     /// `base^α mod n²` for `α` of at most the table's exponent length.
-    fn pow(&self, alpha: &BigUint, ctx: &Monty) -> BigUint {
+    pub(crate) fn pow(&self, alpha: &BigUint, ctx: &Monty) -> BigUint {
         let digits = alpha.to_u64_digits();
         let w = WINDOW_BITS as u64;
         let mut s = ctx.scratch();

@@ -12,7 +12,7 @@ use super::djn::FixedBaseTable;
 use super::monty::Monty;
 use super::ops::Ciphertext;
 use super::primes::{factor_from_phi, random_prime};
-use super::{PaillierError, Result, DEFAULT_KEY_BITS, MIN_KEY_BITS};
+use super::{PaillierError, Result, DEFAULT_KEY_BITS, DJN_EXPONENT_BITS, MIN_KEY_BITS};
 
 /// Progress events emitted during key generation (no secret content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +142,9 @@ pub struct PrivateKey {
     p2_inv_q2: BigUint,
     mont_p2: Monty,
     mont_q2: Monty,
+    /// Fixed-base tables of `h_s mod p²` and `h_s mod q²` (built lazily,
+    /// shared by clones) for [`PrivateKey::encrypt_djn_crt`].
+    djn_crt: Arc<OnceLock<(FixedBaseTable, FixedBaseTable)>>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -193,6 +196,7 @@ impl PrivateKey {
         let mont_p2 = Monty::new(&p2).ok_or(PaillierError::InvalidKey("p must be odd"))?;
         let mont_q2 = Monty::new(&q2).ok_or(PaillierError::InvalidKey("q must be odd"))?;
         Ok(PrivateKey {
+            djn_crt: Arc::new(OnceLock::new()),
             mont_p2,
             mont_q2,
             public,
@@ -223,6 +227,7 @@ impl PrivateKey {
             if let Some((p, q)) = factor_from_phi(&n, &phi) {
                 let mut key = Self::from_primes_unchecked(p, q, &mut rand::rng())?;
                 key.public = public; // keep the caller's h_s and table
+                key.djn_crt = Arc::new(OnceLock::new()); // (built from that h_s)
                 return Ok(key);
             }
         }
@@ -314,6 +319,45 @@ impl PrivateKey {
         let r = self.public.random_unit(rng);
         let rn = self.rn_crt(&r);
         Ok(self.public.combine(m, &rn))
+    }
+
+    /// Key-owner DJN encryption: the same ciphertext distribution as
+    /// [`PublicKey::encrypt`] (`(1 + m·n) · h_s^α`, 256-bit `α`), with
+    /// `h_s^α` computed from fixed-base tables modulo `p²` and `q²` and
+    /// recombined (half-size multiplications).
+    pub fn encrypt_djn_crt(&self, m: &BigUint) -> Result<Ciphertext> {
+        if m >= &self.public.n {
+            return Err(PaillierError::PlaintextOutOfRange);
+        }
+        let alpha = rand::rng().random_biguint(DJN_EXPONENT_BITS);
+        Ok(self.public.combine(m, &self.djn_randomizer_crt(&alpha)))
+    }
+
+    /// `h_s^α mod n²` via the CRT.
+    pub(crate) fn djn_randomizer_crt(&self, alpha: &BigUint) -> BigUint {
+        let (tp, tq) = self.djn_crt.get_or_init(|| {
+            rayon::join(
+                || {
+                    FixedBaseTable::build(
+                        &(&self.public.hs % &self.p2),
+                        &self.mont_p2,
+                        DJN_EXPONENT_BITS,
+                    )
+                },
+                || {
+                    FixedBaseTable::build(
+                        &(&self.public.hs % &self.q2),
+                        &self.mont_q2,
+                        DJN_EXPONENT_BITS,
+                    )
+                },
+            )
+        });
+        let a = tp.pow(alpha, &self.mont_p2);
+        let b = tq.pow(alpha, &self.mont_q2);
+        let diff = (b + &self.q2 - (&a % &self.q2)) % &self.q2;
+        let u = diff * &self.p2_inv_q2 % &self.q2;
+        a + u * &self.p2
     }
 
     /// `r^n mod n²` via the CRT (both halves in parallel).
@@ -437,5 +481,26 @@ impl PublicKey {
     pub(crate) fn combine(&self, m: &BigUint, rn: &BigUint) -> Ciphertext {
         let gm = m * &self.n + 1u32;
         Ciphertext::new_unchecked(gm * rn % &self.n2)
+    }
+}
+
+#[cfg(test)]
+mod djn_crt_tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn crt_randomiser_equals_the_public_one_and_decrypts() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let kp = Keypair::generate_insecure_for_tests(512, &mut rng).unwrap();
+        for _ in 0..4 {
+            let alpha = rng.random_biguint(DJN_EXPONENT_BITS);
+            let public = kp.public.djn_table().pow(&alpha, kp.public.mont_n2());
+            assert_eq!(kp.private.djn_randomizer_crt(&alpha), public);
+        }
+        let m = BigUint::from(123_456_789u64);
+        let c = kp.private.encrypt_djn_crt(&m).unwrap();
+        assert_eq!(kp.private.decrypt(&c), m);
+        assert!(kp.private.encrypt_djn_crt(kp.public.n()).is_err());
     }
 }

@@ -9,11 +9,12 @@
 //!    dealer sends party 1 only the correction shares (`c1`, and for
 //!    truncation `(r>>f)_1`, `msb(r)_1`); [`Dealer::bytes_sent`] counts every
 //!    byte it sends (seeds included).
-//! 2. Two-party generation (e.g. with Paillier) is not implemented here. It
-//!    plugs in by running its own offline protocol and filling a
+//! 2. Two-party generation with Paillier lives in the executor
+//!    (`exec::twoparty`): it runs its own offline protocol and fills a
 //!    [`PrecomputedCorrelations`] per party with [`PrecomputedCorrelations::push`]
-//!    (or by implementing [`Correlations`] directly). The online protocols
-//!    only ever see the trait.
+//!    and [`PrecomputedCorrelations::push_compare`] (Beaver triples and the
+//!    comparison correlations alike). The online protocols only ever see the
+//!    trait.
 //!
 //! Comparison correlations ([`CompareRequest`]: a mask shared additively
 //! and bitwise, bit-packed boolean AND triples, daBits) are served by
