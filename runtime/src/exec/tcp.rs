@@ -142,7 +142,15 @@ pub fn take_frame(buf: &mut Vec<u8>, max: usize) -> Result<Option<Vec<u8>>, Fram
         });
     }
     if buf.len() < 4 + len {
+        // Room for the rest of the frame now, rather than by doubling.
+        buf.reserve(4 + len - buf.len());
         return Ok(None);
+    }
+    if buf.len() == 4 + len {
+        // The common case: exactly one frame buffered. Hand over the buffer
+        // itself (a shift of its contents, no second copy).
+        buf.drain(..4);
+        return Ok(Some(std::mem::take(buf)));
     }
     let frame = buf[4..4 + len].to_vec();
     buf.drain(..4 + len);
@@ -643,8 +651,16 @@ impl TcpTransport {
     }
 
     fn send_to(&mut self, to: PartyIdx, frame: &[u8], deadline: Instant) -> Result<(), ExecError> {
-        let bytes = encode_frame(frame, self.max_frame)
-            .map_err(|e| ExecError::transport(format!("cannot send a frame: {e}")))?;
+        if frame.len() > self.max_frame || frame.len() > u32::MAX as usize {
+            let e = FrameError::TooLarge {
+                len: frame.len() as u64,
+                max: self.max_frame,
+            };
+            return Err(ExecError::transport(format!("cannot send a frame: {e}")));
+        }
+        // The length prefix and the frame go to TLS as they are (no
+        // concatenated copy): the same bytes as `encode_frame`.
+        let head = (frame.len() as u32).to_le_bytes();
         let to = to as usize;
         let name = match self.peers.get(to).and_then(Option::as_ref) {
             Some(p) => p.name.clone(),
@@ -653,9 +669,9 @@ impl TcpTransport {
         {
             let peer = self.peers[to].as_mut().expect("checked");
             peer.conn.set_buffer_limit(None);
-            peer.conn
-                .writer()
-                .write_all(&bytes)
+            let mut w = peer.conn.writer();
+            w.write_all(&head)
+                .and_then(|()| w.write_all(frame))
                 .map_err(|e| ExecError::transport(format!("sending to {name} failed: {e}")))?;
         }
         // Drain; while the peer's receive window is full, keep reading from
