@@ -17,8 +17,8 @@ mkdir -p "$(dirname "$OUT")"
 if [ -z "${VEIL:-}" ]; then cargo build --release --quiet; fi
 VEIL="${VEIL:-./target/release/veil}"
 MODEL=models/logreg_100.veil
-echo "== veil (a) two parties + dealer" >&2
-$VEIL bench $MODEL --modes dealer --batches "$BATCHES" --repeat "$REPS" --json "$OUT"
+echo "== veil (a) two parties + dealer, in process and over loopback TLS" >&2
+$VEIL bench $MODEL --modes dealer --batches "$BATCHES" --repeat "$REPS" --transport memory,tcp --json "$OUT"
 echo "== veil (c) hybrid: Paillier for x @ w, shares for the sigmoid (2048-bit keys)" >&2
 $VEIL bench $MODEL --modes hybrid --batches "1,100,1000" --repeat 1 --key-bits 2048 --json "$OUT"
 echo "== veil (b) two parties alone (Paillier-generated triples, 2048-bit keys)" >&2

@@ -13,5 +13,7 @@ for r in rows:
         note.append(f"extrapolated from {r['rows_measured']} rows")
     if r.get("workers"):
         note.append(f"{r['workers']} workers")
+    if r.get("transport"):
+        note.append("loopback TLS" if r["transport"] == "tcp" else "in process")
     print(f"| {r['peer']} | {r['mode']} | {r.get('dist', '')} | {r['batch']} | {r['seconds']:.4g} | "
           f"{r['preds_per_s']:.4g} | {r['bytes_per_pred']:.0f} | {r['max_err']:.3g} | {', '.join(note)} |")
