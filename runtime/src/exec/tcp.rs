@@ -416,14 +416,20 @@ impl Peer {
     /// arrives with the last handshake message), so this also runs when a
     /// connection is set up.
     fn drain_plaintext(&mut self) {
-        let mut buf = [0u8; 64 * 1024];
+        use std::io::BufRead;
         loop {
-            match self.conn.reader().read(&mut buf) {
-                Ok(0) => {
+            // Straight from rustls's buffer into the inbox (one copy).
+            let mut reader = self.conn.reader();
+            match reader.fill_buf() {
+                Ok([]) => {
                     self.closed = true;
                     break;
                 }
-                Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
+                Ok(chunk) => {
+                    let n = chunk.len();
+                    self.inbox.extend_from_slice(chunk);
+                    reader.consume(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
                     // Closed without close_notify: treat as a disconnect.
