@@ -412,3 +412,111 @@ fn a_party_killed_mid_run_stops_its_peer_promptly() {
     assert!(stderr(&a).contains("bank"), "{}", stderr(&a));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two `veil party` processes and no dealer: relu and argmax run secure
+/// comparison on correlations the parties generate with Paillier (2048-bit
+/// keys), over mutual TLS. The labels match plaintext.
+#[test]
+fn two_processes_compare_without_a_dealer_over_tls() {
+    let dir = tempdir("cmp2p");
+    let model = dir.join("cmp_2p.veil");
+    std::fs::write(
+        &model,
+        "model cmp_2p {
+    party alice;
+    party bob;
+    input x: fixed[batch, 4] private(alice) in [-2, 2];
+    input w: fixed[4, 3] private(bob) in [-1, 1];
+    let h = relu(x @ w);
+    let cls = argmax(h);
+    output cls to alice;
+}
+",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["certs", "--out"])
+        .arg(&dir)
+        .args(["alice", "bob"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ports = free_ports(2);
+    let mut toml = String::new();
+    for (p, port) in ["alice", "bob"].iter().zip(&ports) {
+        toml.push_str(&format!(
+            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+    // Scores with clear margins (no near-ties), one row per winning class,
+    // and a row whose relu zeroes a negative score.
+    let x = [
+        [1.0, 0.5, -0.5, 0.2],
+        [-1.0, 1.0, 0.3, 0.4],
+        [0.0, 0.0, 1.0, 0.0],
+    ];
+    let w = [
+        [0.9, 0.1, 0.3],
+        [0.2, 0.8, 0.1],
+        [0.1, 0.2, 0.7],
+        [0.3, 0.3, 0.3],
+    ];
+    let csv: String = x
+        .iter()
+        .map(|r| r.map(|v| v.to_string()).join(",") + "\n")
+        .collect();
+    std::fs::write(dir.join("x.csv"), csv).unwrap();
+    std::fs::write(dir.join("w.json"), serde_json::to_string(&w).unwrap()).unwrap();
+    let expected: Vec<f64> = x
+        .iter()
+        .map(|r| {
+            let h: Vec<f64> = (0..3)
+                .map(|j| (0..4).map(|l| r[l] * w[l][j]).sum::<f64>().max(0.0))
+                .collect();
+            // First maximum, as the protocol resolves ties.
+            (0..3).fold(0, |best, j| if h[j] > h[best] { j } else { best }) as f64
+        })
+        .collect();
+    assert_eq!(
+        expected,
+        vec![0.0, 1.0, 2.0],
+        "the inputs cover every class"
+    );
+    let party = |who: &str, input: String| {
+        Command::new(env!("CARGO_BIN_EXE_veil"))
+            .current_dir(root())
+            .arg("party")
+            .arg(&model)
+            .args(["--as", who, "--config"])
+            .arg(dir.join("parties.toml"))
+            .args(["--key-bits", "2048", "--connect-timeout", "10"])
+            .args(["--timeout", "60", "-i", &input, "-o"])
+            .arg(dir.join(format!("out-{who}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let d = |f: &str| dir.join(f).display().to_string();
+    let bob = party("bob", format!("w={}", d("w.json")));
+    let alice = party("alice", format!("x={}", d("x.csv")));
+    let limit = Duration::from_secs(120);
+    let (a, b) = (finish(alice, limit), finish(bob, limit));
+    assert!(a.status.success(), "alice: {}", stderr(&a));
+    assert!(b.status.success(), "bob: {}", stderr(&b));
+    let got: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out-alice").join("alice.json")).unwrap(),
+    )
+    .unwrap();
+    let got: Vec<f64> = got["cls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(got, expected);
+    assert!(!dir.join("out-bob").join("bob.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
