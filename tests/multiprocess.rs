@@ -170,6 +170,58 @@ fn assert_failed_without_output(o: &Output, dir: &Path, who: &str) {
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// `veil certs` for `names` into `dir`, and `dir/parties.toml` naming them
+/// on free loopback ports (paths relative to the file).
+fn certs_and_config(dir: &Path, names: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["certs", "--out"])
+        .arg(dir)
+        .args(names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut toml = String::new();
+    for (p, port) in names.iter().zip(free_ports(names.len())) {
+        toml.push_str(&format!(
+            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+}
+
+/// `veil party MODEL --as WHO` with `dir/parties.toml`, `-i` for each of
+/// `inputs`, output to `dir/out-WHO`, and `extra` flags.
+fn spawn_in(dir: &Path, model: &Path, who: &str, inputs: &[String], extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .current_dir(root())
+        .arg("party")
+        .arg(model)
+        .args(["--as", who, "--config"])
+        .arg(dir.join("parties.toml"))
+        .args(extra)
+        .args(inputs.iter().flat_map(|i| ["-i", i.as_str()]))
+        .arg("-o")
+        .arg(dir.join(format!("out-{who}")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Output `name` that party `who` wrote to `dir/out-{who}/{who}.json`.
+fn output(dir: &Path, who: &str, name: &str) -> Vec<f64> {
+    let path = dir.join(format!("out-{who}")).join(format!("{who}.json"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v[name]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
 #[test]
 fn three_processes_compute_logistic_regression_over_tls() {
     let dir = tempdir("ok");
@@ -198,16 +250,7 @@ fn three_processes_compute_logistic_regression_over_tls() {
     ] {
         assert!(o.status.success(), "{who}: {}", stderr(&o));
     }
-    let got: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("out-client").join("client.json")).unwrap(),
-    )
-    .unwrap();
-    let got: Vec<f64> = got["p"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let got = output(&dir, "client", "p");
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
         assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
@@ -339,37 +382,18 @@ fn an_unpinned_certificate_is_refused() {
 fn a_party_killed_mid_run_stops_its_peer_promptly() {
     use std::io::BufRead as _;
     let dir = tempdir("midrun");
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["certs", "--out"])
-        .arg(&dir)
-        .args(["applicant", "bank"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let ports = free_ports(2);
-    let mut toml = String::new();
-    for (p, port) in ["applicant", "bank"].iter().zip(&ports) {
-        toml.push_str(&format!(
-            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
-        ));
-    }
-    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+    certs_and_config(&dir, &["applicant", "bank"]);
     std::fs::write(dir.join("inc.csv"), "1,2,3,4\n5,6,7,8\n").unwrap();
     std::fs::write(dir.join("w.json"), "[0.01, -0.02, 0.03, 0.05]").unwrap();
     std::fs::write(dir.join("t.json"), "0.1").unwrap();
     let party = |who: &str, inputs: &[String]| {
-        Command::new(env!("CARGO_BIN_EXE_veil"))
-            .current_dir(root())
-            .args(["party", "models/credit_2p.veil", "--as", who, "--config"])
-            .arg(dir.join("parties.toml"))
-            .args(["--connect-timeout", "5", "--timeout", "10", "-o"])
-            .arg(dir.join(format!("out-{who}")))
-            .args(inputs.iter().flat_map(|i| ["-i", i.as_str()]))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn_in(
+            &dir,
+            Path::new("models/credit_2p.veil"),
+            who,
+            inputs,
+            &["--connect-timeout", "5", "--timeout", "10"],
+        )
     };
     let d = |f: &str| dir.join(f).display().to_string();
     let applicant = party(
@@ -434,21 +458,7 @@ fn two_processes_compare_without_a_dealer_over_tls() {
 ",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["certs", "--out"])
-        .arg(&dir)
-        .args(["alice", "bob"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ports = free_ports(2);
-    let mut toml = String::new();
-    for (p, port) in ["alice", "bob"].iter().zip(&ports) {
-        toml.push_str(&format!(
-            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
-        ));
-    }
-    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+    certs_and_config(&dir, &["alice", "bob"]);
     // Scores with clear margins (no near-ties), one row per winning class,
     // and a row whose relu zeroes a negative score.
     let x = [
@@ -484,20 +494,15 @@ fn two_processes_compare_without_a_dealer_over_tls() {
         "the inputs cover every class"
     );
     let party = |who: &str, input: String| {
-        Command::new(env!("CARGO_BIN_EXE_veil"))
-            .current_dir(root())
-            .arg("party")
-            .arg(&model)
-            .args(["--as", who, "--config"])
-            .arg(dir.join("parties.toml"))
-            .args(["--key-bits", "2048", "--connect-timeout", "10"])
-            .args(["--timeout", "60", "-i", &input, "-o"])
-            .arg(dir.join(format!("out-{who}")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        let extra = [
+            "--key-bits",
+            "2048",
+            "--connect-timeout",
+            "10",
+            "--timeout",
+            "60",
+        ];
+        spawn_in(&dir, &model, who, &[input], &extra)
     };
     let d = |f: &str| dir.join(f).display().to_string();
     let bob = party("bob", format!("w={}", d("w.json")));
@@ -506,16 +511,7 @@ fn two_processes_compare_without_a_dealer_over_tls() {
     let (a, b) = (finish(alice, limit), finish(bob, limit));
     assert!(a.status.success(), "alice: {}", stderr(&a));
     assert!(b.status.success(), "bob: {}", stderr(&b));
-    let got: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("out-alice").join("alice.json")).unwrap(),
-    )
-    .unwrap();
-    let got: Vec<f64> = got["cls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let got = output(&dir, "alice", "cls");
     assert_eq!(got, expected);
     assert!(!dir.join("out-bob").join("bob.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
