@@ -2,7 +2,7 @@
 //! `parties.toml` template that pins them.
 
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -29,38 +29,6 @@ fn valid_name(n: &str) -> bool {
         && n.len() <= 64
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// Write `bytes` to `path` atomically, readable by its owner only when
-/// `private` (the temporary is created with that mode, so the key is never
-/// readable by others, not even briefly).
-fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write `{}`: {e}", path.display())
-    })
 }
 
 pub fn run(args: &CertsArgs) -> ExitCode {
@@ -113,8 +81,12 @@ fn certs(args: &CertsArgs) -> Result<String, String> {
             .map_err(|e| format!("cannot generate a certificate for {n}: {e}"))?;
         let crt = args.out.join(format!("{n}.crt"));
         let key = args.out.join(format!("{n}.key"));
-        write_file(&key, ck.signing_key.serialize_pem().as_bytes(), true)?;
-        write_file(&crt, ck.cert.pem().as_bytes(), false)?;
+        crate::write_atomically(
+            &key,
+            ck.signing_key.serialize_pem().as_bytes(),
+            crate::Access::Private,
+        )?;
+        crate::write_atomically(&crt, ck.cert.pem().as_bytes(), crate::Access::Public)?;
         eprintln!("wrote {} and {}", crt.display(), key.display());
         let port = u32::from(args.base_port) + i as u32;
         template.push_str(&format!(

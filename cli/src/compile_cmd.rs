@@ -170,7 +170,7 @@ pub fn run(args: &CompileArgs) -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Some(out) => match crate::write_atomically(out, text.as_bytes()) {
+        Some(out) => match crate::write_atomically(out, text.as_bytes(), crate::Access::Public) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -181,10 +181,20 @@ pub fn read_source(path: &Path) -> Result<String, String> {
     })
 }
 
-/// Write a file so that readers never see it half-written: write a
-/// temporary file beside it, flush it to disk, then rename it into place.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write as _;
+/// Who may read a file Veil writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The usual permissions (the umask decides).
+    Public,
+    /// The owner only (mode 0600 on Unix): keys. The temporary file is
+    /// created with that mode, so a key is never readable by others, not
+    /// even briefly.
+    Private,
+}
+
+/// The temporary file `path` is first written to: beside it, so the final
+/// rename stays on one file system.
+fn temp_beside(path: &Path) -> Result<PathBuf, String> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -192,28 +202,47 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let name = path
         .file_name()
         .ok_or_else(|| format!("`{}` is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
+    Ok(dir.join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
         std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write `{}`: {e}", path.display())
-    })
+    )))
+}
+
+/// Creates `tmp` (never reusing an existing file), writes `bytes` and
+/// flushes them to disk.
+fn write_new(tmp: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    if access == Access::Private {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = access;
+    let mut f = opts.open(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Write a file so that readers never see it half-written: write a
+/// temporary file beside it, flush it to disk, then rename it into place.
+pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> Result<(), String> {
+    let tmp = temp_beside(path)?;
+    write_new(&tmp, bytes, access)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write `{}`: {e}", path.display())
+        })
 }
 
 /// Write several files so that either all of them appear or none: every
 /// file goes to a temporary beside its target first, and only when all are
 /// written are they renamed into place.
 pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
-    use std::io::Write as _;
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(PathBuf, &Path)]| {
         for (t, _) in temps {
@@ -221,20 +250,8 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
         }
     };
     for (path, bytes) in files {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let written = std::fs::File::create(&tmp).and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        });
-        if let Err(e) = written {
+        let tmp = temp_beside(path).inspect_err(|_| cleanup(&temps))?;
+        if let Err(e) = write_new(&tmp, bytes, Access::Public) {
             let _ = std::fs::remove_file(&tmp);
             cleanup(&temps);
             return Err(format!("cannot write `{}`: {e}", path.display()));

@@ -2,7 +2,6 @@
 //! files. Mirrors `pheutil genpkey|extract|encrypt|decrypt|addenc|add|multiply`.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -101,49 +100,19 @@ fn read_json(path: &Path, what: &str) -> Result<Value, CmdError> {
         .map_err(|e| CmdError(format!("{what} {} is not valid JSON: {e}", path.display())))
 }
 
-/// Write atomically: temporary file in the same directory, then rename.
+/// Print `text`, or write it atomically (see [`crate::write_atomically`]).
 fn write_out(path: Option<&Path>, text: &str, secret: bool) -> Result<(), CmdError> {
-    let path = match path {
-        None => {
-            println!("{text}");
-            return Ok(());
+    match path {
+        None => println!("{text}"),
+        Some(p) if p == Path::new("-") => println!("{text}"),
+        Some(p) => {
+            let access = if secret {
+                crate::Access::Private
+            } else {
+                crate::Access::Public
+            };
+            crate::write_atomically(p, format!("{text}\n").as_bytes(), access).map_err(CmdError)?
         }
-        Some(p) if p == Path::new("-") => {
-            println!("{text}");
-            return Ok(());
-        }
-        Some(p) => p,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| CmdError(format!("invalid output path {}", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let res = (|| -> std::io::Result<()> {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        if secret {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let _ = secret;
-        let mut f = opts.open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(CmdError(format!("cannot write {}: {e}", path.display())));
     }
     Ok(())
 }
