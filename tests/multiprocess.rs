@@ -2,7 +2,6 @@
 //! process per party of models/logreg_100.veil, on 127.0.0.1 only. Every
 //! process is bounded by a deadline and killed if it overruns.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -21,11 +20,8 @@ fn tempdir(test: &str) -> PathBuf {
     d
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+fn free_addresses(n: usize) -> Vec<String> {
+    runtime::exec::tcp::free_loopback_addresses(n).unwrap()
 }
 
 /// `veil certs` into `dir`; returns its stdout (the template).
@@ -45,12 +41,12 @@ fn certs(dir: &Path) -> String {
 }
 
 /// A parties.toml in `dir` pinning the certificates of `cert_dir`, with free
-/// loopback ports; `key_dir` holds the keys.
-fn config(dir: &Path, name: &str, ports: &[u16], cert_dir: &Path, key_dir: &Path) -> PathBuf {
+/// loopback addresses; `key_dir` holds the keys.
+fn config(dir: &Path, name: &str, addrs: &[String], cert_dir: &Path, key_dir: &Path) -> PathBuf {
     let mut s = String::new();
-    for (p, port) in PARTIES.iter().zip(ports) {
+    for (p, addr) in PARTIES.iter().zip(addrs) {
         s.push_str(&format!(
-            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = {:?}\nkey = {:?}\n\n",
+            "[[party]]\nname = \"{p}\"\naddress = \"{addr}\"\ncert = {:?}\nkey = {:?}\n\n",
             cert_dir.join(format!("{p}.crt")),
             key_dir.join(format!("{p}.key")),
         ));
@@ -100,28 +96,45 @@ fn inputs(dir: &Path) -> Vec<f64> {
 }
 
 fn spawn_party(dir: &Path, who: &str, config: &Path, extra: &[&str]) -> Child {
+    let d = |f: &str| dir.join(f).display().to_string();
+    let inputs = match who {
+        "client" => vec![format!("x={}", d("x.csv"))],
+        "server" => vec![format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        _ => vec![],
+    };
+    let out = (who != "helper").then(|| dir.join(format!("out-{who}")));
+    let mut flags = vec!["--connect-timeout", "4", "--timeout", "4"];
+    flags.extend_from_slice(extra);
+    spawn(
+        Path::new(MODEL),
+        who,
+        config,
+        &inputs,
+        out.as_deref(),
+        &flags,
+    )
+}
+
+/// `veil party MODEL --as WHO --config CONFIG`, with `-i` for each of
+/// `inputs`, `-o OUT` if given, and `flags`.
+fn spawn(
+    model: &Path,
+    who: &str,
+    config: &Path,
+    inputs: &[String],
+    out: Option<&Path>,
+    flags: &[&str],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
     cmd.current_dir(root())
-        .args(["party", MODEL, "--as", who, "--config"])
+        .arg("party")
+        .arg(model)
+        .args(["--as", who, "--config"])
         .arg(config)
-        .args(["--connect-timeout", "4", "--timeout", "4"])
-        .args(extra);
-    match who {
-        "client" => {
-            cmd.arg("-i")
-                .arg(format!("x={}", dir.join("x.csv").display()))
-                .arg("-o")
-                .arg(dir.join("out-client"));
-        }
-        "server" => {
-            cmd.arg("-i")
-                .arg(format!("w={}", dir.join("w.json").display()))
-                .arg("-i")
-                .arg(format!("b={}", dir.join("b.json").display()))
-                .arg("-o")
-                .arg(dir.join("out-server"));
-        }
-        _ => {}
+        .args(flags)
+        .args(inputs.iter().flat_map(|i| ["-i", i.as_str()]));
+    if let Some(out) = out {
+        cmd.arg("-o").arg(out);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -181,32 +194,25 @@ fn certs_and_config(dir: &Path, names: &[&str]) {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let mut toml = String::new();
-    for (p, port) in names.iter().zip(free_ports(names.len())) {
+    for (p, addr) in names.iter().zip(free_addresses(names.len())) {
         toml.push_str(&format!(
-            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
+            "[[party]]\nname = \"{p}\"\naddress = \"{addr}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
         ));
     }
     std::fs::write(dir.join("parties.toml"), toml).unwrap();
 }
 
-/// `veil party MODEL --as WHO` with `dir/parties.toml`, `-i` for each of
-/// `inputs`, output to `dir/out-WHO`, and `extra` flags.
-fn spawn_in(dir: &Path, model: &Path, who: &str, inputs: &[String], extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .current_dir(root())
-        .arg("party")
-        .arg(model)
-        .args(["--as", who, "--config"])
-        .arg(dir.join("parties.toml"))
-        .args(extra)
-        .args(inputs.iter().flat_map(|i| ["-i", i.as_str()]))
-        .arg("-o")
-        .arg(dir.join(format!("out-{who}")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// [`spawn`] with `dir/parties.toml` and output to `dir/out-WHO`.
+fn spawn_in(dir: &Path, model: &Path, who: &str, inputs: &[String], flags: &[&str]) -> Child {
+    let out = dir.join(format!("out-{who}"));
+    spawn(
+        model,
+        who,
+        &dir.join("parties.toml"),
+        inputs,
+        Some(&out),
+        flags,
+    )
 }
 
 /// Output `name` that party `who` wrote to `dir/out-{who}/{who}.json`.
@@ -237,7 +243,7 @@ fn three_processes_compute_logistic_regression_over_tls() {
         assert_eq!(mode & 0o777, 0o600, "key files are private");
     }
     let expected = inputs(&dir);
-    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
     // Start in the "wrong" order: the client (who others dial) last.
     let helper = spawn_party(&dir, "helper", &cfg, &["--session", "t1"]);
     let server = spawn_party(&dir, "server", &cfg, &["--session", "t1"]);
@@ -265,7 +271,7 @@ fn a_missing_party_stops_the_others_with_an_error() {
     let dir = tempdir("missing");
     certs(&dir);
     inputs(&dir);
-    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
     let started = Instant::now();
     let client = spawn_party(&dir, "client", &cfg, &[]);
     let server = spawn_party(&dir, "server", &cfg, &[]);
@@ -283,7 +289,7 @@ fn a_killed_party_stops_the_others_with_an_error() {
     let dir = tempdir("killed");
     certs(&dir);
     inputs(&dir);
-    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
     let client = spawn_party(&dir, "client", &cfg, &[]);
     let mut server = spawn_party(&dir, "server", &cfg, &[]);
     // The server connects to the client, then dies before the run.
@@ -306,7 +312,7 @@ fn a_different_plan_is_refused_by_both_sides() {
     let dir = tempdir("plan");
     certs(&dir);
     inputs(&dir);
-    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
     let client = spawn_party(&dir, "client", &cfg, &[]);
     // Another network profile: another plan.
     let server = spawn_party(&dir, "server", &cfg, &["--network", "wan"]);
@@ -333,7 +339,7 @@ fn a_different_session_is_refused() {
     let dir = tempdir("session");
     certs(&dir);
     inputs(&dir);
-    let cfg = config(&dir, "parties.toml", &free_ports(3), &dir, &dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
     let client = spawn_party(&dir, "client", &cfg, &["--session", "a"]);
     let server = spawn_party(&dir, "server", &cfg, &["--session", "a"]);
     let helper = spawn_party(&dir, "helper", &cfg, &["--session", "b"]);
@@ -357,10 +363,10 @@ fn an_unpinned_certificate_is_refused() {
     certs(&dir);
     certs(&other);
     inputs(&dir);
-    let ports = free_ports(3);
-    let cfg = config(&dir, "parties.toml", &ports, &dir, &dir);
+    let addrs = free_addresses(3);
+    let cfg = config(&dir, "parties.toml", &addrs, &dir, &dir);
     // The server presents a certificate (and key) the others have not pinned.
-    let rogue = config(&dir, "rogue.toml", &ports, &other, &other);
+    let rogue = config(&dir, "rogue.toml", &addrs, &other, &other);
     let client = spawn_party(&dir, "client", &cfg, &[]);
     let server = spawn_party(&dir, "server", &rogue, &[]);
     let helper = spawn_party(&dir, "helper", &cfg, &[]);

@@ -260,32 +260,27 @@ impl LoopbackTls {
         &self,
         plan: &plan::Plan,
     ) -> Result<Vec<runtime::exec::tcp::TcpTransport>, runtime::exec::ExecError> {
-        use runtime::exec::tcp::{plan_hash, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
+        use runtime::exec::tcp::{
+            free_loopback_addresses, plan_hash, PeerSpec, TcpConfig, TcpTransport,
+            DEFAULT_MAX_FRAME,
+        };
         let n = plan.parties.len();
         if n > self.ids.len() {
             return Err(runtime::exec::ExecError::protocol(
                 "loopback benchmarks support at most three parties",
             ));
         }
-        // Distinct free ports: every probe listener stays open until all
-        // are chosen (a port released early can be handed out again).
-        let probes = (0..n)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<Vec<_>, _>>()
+        let addresses = free_loopback_addresses(n)
             .map_err(|e| runtime::exec::ExecError::protocol(format!("no free port: {e}")))?;
-        let mut parties = Vec::with_capacity(n);
-        for (i, probe) in probes.iter().enumerate() {
-            let port = probe
-                .local_addr()
-                .map_err(|e| runtime::exec::ExecError::protocol(format!("no free port: {e}")))?
-                .port();
-            parties.push(PeerSpec {
+        let parties: Vec<PeerSpec> = addresses
+            .into_iter()
+            .enumerate()
+            .map(|(i, address)| PeerSpec {
                 name: plan.party_name(i as u32).to_string(),
-                address: format!("127.0.0.1:{port}"),
+                address,
                 cert: self.ids[i].0.clone(),
-            });
-        }
-        drop(probes);
+            })
+            .collect();
         let hash = plan_hash(plan);
         let session = format!("bench-{}", std::process::id());
         let configs: Vec<TcpConfig> = (0..n)

@@ -82,6 +82,19 @@ impl std::fmt::Debug for TcpConfig {
     }
 }
 
+/// `n` distinct free addresses on 127.0.0.1, for parties that all run on
+/// this machine (benchmarks, tests). The probe listeners stay open until all
+/// ports are chosen: a port released early can be handed out again.
+pub fn free_loopback_addresses(n: usize) -> io::Result<Vec<String>> {
+    let probes = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<io::Result<Vec<_>>>()?;
+    probes
+        .iter()
+        .map(|l| Ok(format!("127.0.0.1:{}", l.local_addr()?.port())))
+        .collect()
+}
+
 /// The SHA-256 of the plan's JSON: parties agree on it before running.
 pub fn plan_hash(plan: &Plan) -> [u8; 32] {
     Sha256::digest(plan.to_json().as_bytes()).into()
@@ -932,23 +945,16 @@ mod tests {
         )
     }
 
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     fn configs(n: usize, session: &[&str]) -> Vec<TcpConfig> {
         let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
         let keys: Vec<(Vec<u8>, Vec<u8>)> = names.iter().map(|n| self_signed(n)).collect();
         let parties: Vec<PeerSpec> = names
             .iter()
             .zip(&keys)
-            .map(|(name, (cert, _))| PeerSpec {
+            .zip(free_loopback_addresses(n).unwrap())
+            .map(|((name, (cert, _)), address)| PeerSpec {
                 name: name.clone(),
-                address: format!("127.0.0.1:{}", free_port()),
+                address,
                 cert: cert.clone(),
             })
             .collect();
