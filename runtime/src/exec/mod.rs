@@ -280,7 +280,7 @@ pub fn run_party(
     // dealer is still computing party 1's corrections). Frames from one
     // peer are still read in program order, and everything is read before
     // an instruction that uses the transport or keys itself.
-    let mut deferred: VecDeque<usize> = VecDeque::new();
+    let mut deferred: VecDeque<(PartyIdx, &[Reg])> = VecDeque::new();
     let name = |e: ExecError| ExecError {
         kind: e.kind,
         message: format!("{}: {}", plan.party_name(me), e.message),
@@ -289,9 +289,9 @@ pub fn run_party(
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
         }
-        if let Instr::Recv { .. } = ins {
+        if let Instr::Recv { from, regs } = ins {
             ex.count_recv();
-            deferred.push_back(at);
+            deferred.push_back((*from, regs));
             continue;
         }
         let reads = ins.reads();
@@ -300,22 +300,16 @@ pub fn run_party(
         } else {
             deferred
                 .iter()
-                .rposition(|&j| program[j].writes().iter().any(|r| reads.contains(r)))
+                .rposition(|(_, regs)| regs.iter().any(|r| reads.contains(r)))
                 .map_or(0, |p| p + 1)
         };
-        for j in deferred.drain(..upto) {
-            let Instr::Recv { from, regs } = &program[j] else {
-                unreachable!("only receives are deferred")
-            };
-            ex.receive(*from, regs, transport).map_err(name)?;
+        for (from, regs) in deferred.drain(..upto) {
+            ex.receive(from, regs, transport).map_err(name)?;
         }
         ex.step(ins, transport, &mut outputs).map_err(name)?;
     }
-    for j in deferred {
-        let Instr::Recv { from, regs } = &program[j] else {
-            unreachable!("only receives are deferred")
-        };
-        ex.receive(*from, regs, transport).map_err(name)?;
+    for (from, regs) in deferred {
+        ex.receive(from, regs, transport).map_err(name)?;
     }
     if first_input == program.len() {
         ex.stats.preprocessing = t.elapsed();

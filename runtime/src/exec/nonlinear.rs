@@ -87,7 +87,7 @@ pub(super) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
 ) -> Result<Vec<Request>, ExecError> {
-    use crate::sharing::compare::requests;
+    use crate::sharing::compare::{requests, Payload};
     let first = shapes
         .first()
         .ok_or_else(|| ExecError::protocol("a comparison without operands"))?;
@@ -96,8 +96,8 @@ pub(super) fn request_order(
             requests::compare_then_product(first)?
         }
         NonlinearOp::Clamp { .. } => requests::clamp(first)?,
-        NonlinearOp::MaxReduce => requests::tournament(first, 0)?,
-        NonlinearOp::Argmax => requests::tournament(first, 1)?,
+        NonlinearOp::MaxReduce => requests::tournament(first, Payload::None)?,
+        NonlinearOp::Argmax => requests::tournament(first, Payload::Index)?,
     })
 }
 

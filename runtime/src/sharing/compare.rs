@@ -774,11 +774,7 @@ impl<C: Correlations> Engine<C> {
             });
         }
         let rows = numel(lead)?;
-        let pw = match payload {
-            Payload::None => 0,
-            Payload::Index => 1,
-            Payload::OneHot => n,
-        };
+        let pw = payload.width(n);
         // Candidates: values [rows][k], payloads [rows][k][pw].
         let mut vals: Vec<u64> = x.value().data().to_vec();
         let p0 = p == Party::P0;
@@ -877,7 +873,7 @@ pub enum AnyRequest {
 /// every function mirrors the protocol of the same name above, and a test
 /// checks each against a recorded run.
 pub mod requests {
-    use super::{and_triple_bits, numel, AnyRequest, Result, SharingError};
+    use super::{and_triple_bits, numel, AnyRequest, Payload, Result, SharingError};
     use crate::sharing::correlations::{CompareRequest, CorrelationRequest};
 
     /// One MSB of a tensor of `shape` (mask, AND triples, daBits).
@@ -919,32 +915,49 @@ pub mod requests {
         compare_then_product(&[n2])
     }
 
-    /// The tournament of [`super::Engine::max_last_axis`] (`payload` = 0),
-    /// [`super::Engine::argmax_last_axis`] (1) and
-    /// [`super::Engine::argmax_onehot_last_axis`] (the axis length).
-    pub fn tournament(shape: &[usize], payload: usize) -> Result<Vec<AnyRequest>> {
+    /// The tournament of [`super::Engine::max_last_axis`]
+    /// ([`Payload::None`]), [`super::Engine::argmax_last_axis`]
+    /// ([`Payload::Index`]) and [`super::Engine::argmax_onehot_last_axis`]
+    /// ([`Payload::OneHot`]).
+    pub fn tournament(shape: &[usize], payload: Payload) -> Result<Vec<AnyRequest>> {
         let (&n, lead) = shape.split_last().ok_or(SharingError::UnsupportedShape {
             op: "max along last axis",
             shape: shape.to_vec(),
         })?;
         let rows = numel(lead)?;
+        let pw = payload.width(n);
         let mut out = Vec::new();
         let mut k = n;
         while k > 1 {
             let m = rows * (k / 2);
             msb(&[m], &mut out)?;
-            product(&[m * (1 + payload)], &mut out);
+            product(&[m * (1 + pw)], &mut out);
             k = k.div_ceil(2);
         }
         Ok(out)
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Payload {
+/// What rides along with each candidate of a tournament.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// Nothing: the maximum only.
     None,
+    /// Its index.
     Index,
+    /// Its one-hot vector.
     OneHot,
+}
+
+impl Payload {
+    /// Payload elements per candidate, for an axis of length `n`.
+    pub fn width(self, n: usize) -> usize {
+        match self {
+            Payload::None => 0,
+            Payload::Index => 1,
+            Payload::OneHot => n,
+        }
+    }
 }
 
 #[cfg(test)]
