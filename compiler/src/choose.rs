@@ -240,19 +240,7 @@ impl Chooser<'_, '_> {
         let size = |i: usize| self.n(operands[i]);
         match method {
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
-                Op::MatMul(a, _) => {
-                    n * self.g.elements(&Shape(
-                        self.g
-                            .value(*a)
-                            .shape
-                            .0
-                            .last()
-                            .into_iter()
-                            .cloned()
-                            .collect(),
-                    )) as f64
-                        * c.ring_mac
-                }
+                Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) => n * 20.0 * c.ring_op,
                 _ => n * c.ring_op,
             })),
@@ -269,14 +257,7 @@ impl Chooser<'_, '_> {
                     Op::Mul(..) => self.beaver(n, n, n) + self.trunc(n),
                     Op::Square(_) => self.beaver(n, n, n) + self.trunc(n),
                     Op::MatMul(a, _) => {
-                        let k = self
-                            .g
-                            .value(*a)
-                            .shape
-                            .0
-                            .last()
-                            .map_or(1, |d| self.g.dim_size(d))
-                            as f64;
+                        let k = self.g.last_dim(*a) as f64;
                         if public(0) || public(1) {
                             Cost::compute(n * k * c.ring_mac) + self.trunc(n)
                         } else if matches!(reprs, [Repr::Clear(_), Repr::Clear(_)]) {
@@ -310,13 +291,7 @@ impl Chooser<'_, '_> {
                         self.comparison(k * n, 9)
                     }
                     Op::MaxReduce(a) | Op::Argmax(a) => {
-                        let last = self
-                            .g
-                            .value(*a)
-                            .shape
-                            .0
-                            .last()
-                            .map_or(1, |d| self.g.dim_size(d));
+                        let last = self.g.last_dim(*a);
                         let levels = 64 - last.max(1).saturating_sub(1).leading_zeros();
                         self.comparison(size(0), 9 * levels)
                     }
@@ -327,14 +302,7 @@ impl Chooser<'_, '_> {
                 let cipher = |i: usize| matches!(reprs[i], Repr::Cipher(_));
                 Some(match &value.op {
                     Op::MatMul(a, _) => {
-                        let k = self
-                            .g
-                            .value(*a)
-                            .shape
-                            .0
-                            .last()
-                            .map_or(1, |d| self.g.dim_size(d))
-                            as f64;
+                        let k = self.g.last_dim(*a) as f64;
                         Cost::compute(n * k * c.paillier_mul_term)
                     }
                     Op::Mul(..) => Cost::compute(n * c.paillier_mul_term),

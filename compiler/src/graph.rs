@@ -205,7 +205,8 @@ impl<'m> Graph<'m> {
         shape.0.iter().map(|d| self.dim_size(d)).product()
     }
 
-    fn last_dim(&self, v: ValueId) -> u64 {
+    /// Size of the last dimension of `v` (1 for a scalar).
+    pub fn last_dim(&self, v: ValueId) -> u64 {
         self.value(v).shape.0.last().map_or(1, |d| self.dim_size(d))
     }
 

@@ -646,13 +646,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                 dst
             }
             Op::Mean(a) => {
-                let k = self
-                    .g
-                    .value(*a)
-                    .shape
-                    .0
-                    .last()
-                    .map_or(1, |d| self.g.dim_size(d));
+                let k = self.g.last_dim(*a);
                 let sum = self.share_reg(shape, f, format!("sum for {label}"));
                 self.local(sum, ShareOp::Sum, vec![args[0]]);
                 self.mul_public_scalar(sum, 1.0 / k as f64, note)
@@ -1034,13 +1028,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         let n = self.n(v);
         let (op, a, scale) = match &value.op {
             Op::MatMul(x, _) => {
-                let kdim = self
-                    .g
-                    .value(*x)
-                    .shape
-                    .0
-                    .last()
-                    .map_or(1, |d| self.g.dim_size(d)) as f64;
+                let kdim = self.g.last_dim(*x) as f64;
                 self.cost += Cost::compute(n * kdim * costs.paillier_mul_term);
                 if cipher(0) {
                     (
@@ -1097,13 +1085,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             Op::Neg(_) => (HomOp::Neg, vec![args[0]], self.scale_of(args[0])),
             Op::Sum(_) => (HomOp::Sum, vec![args[0]], self.scale_of(args[0])),
             Op::Mean(x) => {
-                let kdim = self
-                    .g
-                    .value(*x)
-                    .shape
-                    .0
-                    .last()
-                    .map_or(1, |d| self.g.dim_size(d));
+                let kdim = self.g.last_dim(*x);
                 let s = self.scale_of(args[0]);
                 let sum = self.reg(
                     Kind::Cipher {
