@@ -20,5 +20,5 @@ import json, sys
 for line in sys.stdin:
     if line.startswith("{"):
         d = json.loads(line)
-        print(f"crypten {d[\"batch\"]:>6} {d[\"seconds\"]:.4f} s {d[\"preds_per_s\"]:.1f} preds/s")'
+        print("crypten %6d %.4f s %.1f preds/s" % (d["batch"], d["seconds"], d["preds_per_s"]))'
 done
