@@ -4,6 +4,7 @@
 use crate::compile_cmd::{compile_file_with, TargetArgs};
 use crate::run_cmd::{demo_inputs, per_party};
 use clap::{Args, ValueEnum};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -78,6 +79,9 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> ExitCode {
+    // A progress line rewritten in place, on a terminal only: in a log it
+    // would be one long line of carriage returns.
+    let progress = std::io::stderr().is_terminal();
     let mut rows = Vec::new();
     println!(
         "{:<10} {:<7} {:>7} {:>10} {:>12} {:>14} {:>7} {:>10}",
@@ -123,18 +127,20 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                 let mut rounds = 0u32;
                 let mut max_err: f64 = 0.0;
                 for r in 0..args.repeat {
-                    eprint!(
-                        "\r{} over {} batch {batch}: run {}/{} ...   ",
-                        mode.name(),
-                        via.name(),
-                        r + 1,
-                        args.repeat
-                    );
+                    if progress {
+                        eprint!(
+                            "\r{} over {} batch {batch}: run {}/{} ...   ",
+                            mode.name(),
+                            via.name(),
+                            r + 1,
+                            args.repeat
+                        );
+                    }
                     let inputs = demo_inputs(plan, batch);
                     let reference = match compiler::reference::evaluate(&model, &inputs) {
                         Ok(r) => r,
                         Err(e) => {
-                            eprintln!("\nerror: {e}");
+                            eprintln!("{}error: {e}", if progress { "\n" } else { "" });
                             return ExitCode::FAILURE;
                         }
                     };
@@ -164,7 +170,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     let outcomes = match outcomes {
                         Ok(o) => o,
                         Err(e) => {
-                            eprintln!("\nerror: {e}");
+                            eprintln!("{}error: {e}", if progress { "\n" } else { "" });
                             return ExitCode::FAILURE;
                         }
                     };
@@ -184,7 +190,9 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                         }
                     }
                 }
-                eprint!("\r{:60}\r", "");
+                if progress {
+                    eprint!("\r{:60}\r", "");
+                }
                 times.sort_by(f64::total_cmp);
                 setups.sort_by(f64::total_cmp);
                 let seconds = times[times.len() / 2];
