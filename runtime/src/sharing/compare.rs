@@ -702,12 +702,7 @@ impl<C: Correlations> Engine<C> {
         degree: usize,
         piecewise: bool,
     ) -> Result<Share> {
-        let (coeffs, scale) = super::poly::sigmoid_poly(degree)?;
-        let c: Vec<f64> = coeffs
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| if k == 0 { 2.0 * v - 1.0 } else { 2.0 * v })
-            .collect();
+        let (c, scale) = super::poly::tanh_poly(degree)?;
         let mode = if piecewise {
             ClampMode::Piecewise {
                 below: -1.0,
@@ -716,7 +711,7 @@ impl<C: Correlations> Engine<C> {
         } else {
             ClampMode::Saturate
         };
-        self.poly_clamped(ex, x, &c, scale / 2.0, scale / 2.0, mode)
+        self.poly_clamped(ex, x, &c, scale, scale, mode)
     }
 
     /// Maximum along the last axis (shape `[..., n]` → `[...]`), by a

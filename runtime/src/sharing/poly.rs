@@ -32,6 +32,19 @@ pub fn sigmoid_poly(degree: usize) -> Result<(Vec<f64>, f64)> {
     Ok((odd_to_full(0.5, odd), SIGMOID_SCALE))
 }
 
+/// tanh(x) = 2σ(2x) − 1 from the shipped sigmoid polynomial: coefficients
+/// and scale (half the sigmoid's: `Σ 2c_k (2x/s)^k = Σ 2c_k (x/(s/2))^k`,
+/// with the constant `2c_0 − 1`).
+pub fn tanh_poly(degree: usize) -> Result<(Vec<f64>, f64)> {
+    let (coeffs, scale) = sigmoid_poly(degree)?;
+    let c = coeffs
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| if k == 0 { 2.0 * v - 1.0 } else { 2.0 * v })
+        .collect();
+    Ok((c, scale / 2.0))
+}
+
 /// `[c0, c1, 0, c3, 0, c5, ...]` from a constant and odd coefficients.
 pub fn odd_to_full(c0: f64, odd: &[f64]) -> Vec<f64> {
     let mut v = vec![0.0; 2 * odd.len()];

@@ -716,14 +716,8 @@ impl<C: Correlations> Engine<C> {
 
     /// tanh(x) = 2 sigmoid(2x) - 1, from the sigmoid polynomial on [-4, 4].
     pub fn tanh<E: Exchange>(&mut self, ex: &mut E, x: &Share, degree: usize) -> Result<Share> {
-        let (coeffs, scale) = super::poly::sigmoid_poly(degree)?;
-        // 2*s(2x) - 1 = Σ 2 c_k (2x/scale)^k = Σ 2 c_k (x/(scale/2))^k, c_0 -> 0
-        let c: Vec<f64> = coeffs
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| if k == 0 { 2.0 * v - 1.0 } else { 2.0 * v })
-            .collect();
-        self.poly(ex, x, &c, scale / 2.0)
+        let (c, scale) = super::poly::tanh_poly(degree)?;
+        self.poly(ex, x, &c, scale)
     }
 }
 
