@@ -24,12 +24,18 @@ fn free_addresses(n: usize) -> Vec<String> {
     runtime::exec::tcp::free_loopback_addresses(n).unwrap()
 }
 
-/// `veil certs` into `dir`; returns its stdout (the template).
+/// `veil certs` for the model's parties into `dir`; returns its stdout
+/// (the template).
 fn certs(dir: &Path) -> String {
+    certs_for(dir, &PARTIES)
+}
+
+/// `veil certs` for `names` into `dir`; returns its stdout (the template).
+fn certs_for(dir: &Path, names: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(["certs", "--out"])
         .arg(dir)
-        .args(PARTIES)
+        .args(names)
         .output()
         .unwrap();
     assert!(
@@ -186,13 +192,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// `veil certs` for `names` into `dir`, and `dir/parties.toml` naming them
 /// on free loopback ports (paths relative to the file).
 fn certs_and_config(dir: &Path, names: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["certs", "--out"])
-        .arg(dir)
-        .args(names)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    certs_for(dir, names);
     let mut toml = String::new();
     for (p, addr) in names.iter().zip(free_addresses(names.len())) {
         toml.push_str(&format!(
