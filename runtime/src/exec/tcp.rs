@@ -795,13 +795,11 @@ impl TcpTransport {
         // still in cache when they are copied to the socket.
         for part in [&head[..], frame] {
             for slice in part.chunks(SEND_SLICE) {
-                {
-                    let peer = self.peers[to].as_mut().expect("checked");
-                    peer.conn.set_buffer_limit(None);
-                    peer.conn.writer().write_all(slice).map_err(|e| {
-                        ExecError::transport(format!("sending to {name} failed: {e}"))
-                    })?;
-                }
+                let peer = self.peers[to].as_mut().expect("checked");
+                peer.conn
+                    .writer()
+                    .write_all(slice)
+                    .map_err(|e| ExecError::transport(format!("sending to {name} failed: {e}")))?;
                 self.flush_to(to, &name, deadline)?;
             }
         }
@@ -954,6 +952,10 @@ fn handshake(
             }
         }
     }
+    // A whole send slice is encrypted into records at once: more than
+    // rustls's default 64 KiB send buffer (it is written out before the
+    // next slice, so what is buffered stays at one slice).
+    conn.set_buffer_limit(None);
     let rx = sock
         .try_clone()
         .map_err(|e| ExecError::transport(format!("connection with {who}: {e}")))?;
