@@ -8,13 +8,13 @@
 //!
 //! Run: `cargo bench -p runtime --bench transport`
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use runtime::exec::tcp::{
-    free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
+    free_loopback_addresses, read_frame, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
 };
 use runtime::exec::transport::Transport;
 
@@ -73,11 +73,7 @@ fn plain_send(s: &mut TcpStream, frame: &[u8]) {
 }
 
 fn plain_recv(s: &mut TcpStream) -> Vec<u8> {
-    let mut head = [0u8; 4];
-    s.read_exact(&mut head).unwrap();
-    let mut frame = vec![0u8; u32::from_le_bytes(head) as usize];
-    s.read_exact(&mut frame).unwrap();
-    frame
+    read_frame(s, DEFAULT_MAX_FRAME).unwrap()
 }
 
 fn transport(c: &mut Criterion) {

@@ -285,11 +285,10 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>, FrameError> 
             max,
         });
     }
-    let mut body = Vec::new();
-    let got = r
-        .take(len as u64)
-        .read_to_end(&mut body)
-        .unwrap_or(body.len());
+    // The announced size, once it is known to be within the limit (as
+    // `FrameReader`): no regrowing while reading.
+    let mut body = vec![0u8; len];
+    let got = read_full(r, &mut body);
     if got < len {
         return Err(FrameError::Truncated {
             got: 4 + got,
