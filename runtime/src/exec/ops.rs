@@ -3,7 +3,7 @@
 use super::wire::{self, Wire};
 use super::{Exec, ExecError, Transport, Value};
 use crate::paillier::{Ciphertext, PublicKey};
-use crate::sharing::{self, RingTensor, Share};
+use crate::sharing::{self, scale_round, RingTensor, Share};
 use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
 use num_traits::{One, ToPrimitive};
 use plan::{Correlation, HomOp, Instr, Kind, PartyIdx, Reg, ShareOp, Tensor};
@@ -13,26 +13,20 @@ use std::borrow::Cow;
 /// Fixed-point encoding at `bits` fractional bits, checked to fit the ring.
 pub(super) fn encode_fixed(t: &Tensor, bits: u32) -> Result<RingTensor, ExecError> {
     let scale = 2f64.powi(bits as i32);
-    let limit = 2f64.powi(62);
-    use rayon::prelude::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    // One pass into a vector of known length (a fallible collect cannot
-    // size its output and would regrow it); a value that does not fit only
-    // raises the flag.
-    let bad = AtomicBool::new(false);
+    // One sequential pass that writes its output once (a collect of known
+    // length, not a zeroed vector overwritten): the pass is bound by memory
+    // bandwidth, and a value that does not fit only clears the flag.
+    let mut ok = true;
     let data: Vec<u64> = t
         .data
-        .par_iter()
-        .with_min_len(1 << 14)
+        .iter()
         .map(|v| {
-            let x = (v * scale).round();
-            if !x.is_finite() || x.abs() >= limit {
-                bad.store(true, Ordering::Relaxed);
-            }
-            x as i64 as u64
+            let x = scale_round(*v, scale);
+            ok &= x.is_some();
+            x.unwrap_or(0) as u64
         })
         .collect();
-    if bad.into_inner() {
+    if !ok {
         return Err(ExecError::crypto(format!(
             "a value does not fit the fixed-point encoding at {bits} fractional bits"
         )));
@@ -91,14 +85,9 @@ fn fixed_ints(t: &Tensor, bits: u32) -> Result<Vec<i64>, ExecError> {
     t.data
         .iter()
         .map(|v| {
-            let x = (v * scale).round();
-            if x.is_finite() && x.abs() < 2f64.powi(62) {
-                Ok(x as i64)
-            } else {
-                Err(ExecError::crypto(
-                    "a plaintext does not fit the fixed-point encoding",
-                ))
-            }
+            scale_round(*v, scale).ok_or_else(|| {
+                ExecError::crypto("a plaintext does not fit the fixed-point encoding")
+            })
         })
         .collect()
 }

@@ -50,7 +50,7 @@ pub use correlations::{
     PrecomputedCorrelations, RecordingCorrelations, SeedMsg, TripleShare, TruncShare,
 };
 pub use error::{Result, SharingError};
-pub use fixed::{FixedPoint, DEFAULT_FRAC_BITS};
+pub use fixed::{scale_round, FixedPoint, DEFAULT_FRAC_BITS};
 pub use protocol::{
     BeaverMsg, Engine, Exchange, HolderState, Message, MulState, TruncMode, TruncState,
 };
