@@ -171,6 +171,9 @@ fn reads_everything(ins: &Instr) -> bool {
 /// A register's value at one party.
 enum Value {
     Clear(Tensor),
+    /// This party's input number `i` of the plan, read where it is (a batch
+    /// of inputs can be large; it is not copied into the register).
+    Input(u32),
     Share(Share),
     Cipher {
         key: PartyIdx,
@@ -353,9 +356,9 @@ pub fn run_with_transports<T: Transport + Send>(
             .into_iter()
             .enumerate()
             .map(|(p, mut t)| {
-                let empty = BTreeMap::new();
-                let mine = inputs.get(p).unwrap_or(&empty).clone();
-                s.spawn(move || run_party(plan, p as PartyIdx, &mine, &mut t, opts))
+                static NONE: BTreeMap<String, Tensor> = BTreeMap::new();
+                let mine = inputs.get(p).unwrap_or(&NONE);
+                s.spawn(move || run_party(plan, p as PartyIdx, mine, &mut t, opts))
             })
             .collect();
         handles
@@ -506,6 +509,7 @@ impl Exec<'_> {
     fn clear(&self, r: Reg) -> Result<&Tensor, ExecError> {
         match self.get(r)? {
             Value::Clear(t) => Ok(t),
+            Value::Input(i) => self.own_input(*i),
             _ => Err(ExecError::protocol(format!(
                 "register {r} is not a clear value"
             ))),
@@ -633,10 +637,9 @@ impl Exec<'_> {
                 self.engine = Some(Engine::new(self.fp, TruncMode::Local, Box::new(store)));
             }
             Instr::Input { dst, input } => {
-                let spec = &self.plan.inputs[*input as usize];
                 // Inputs were validated in `run_party`.
-                let value = self.own_input(&spec.name)?;
-                self.set(*dst, Value::Clear(value));
+                self.own_input(*input)?;
+                self.set(*dst, Value::Input(*input));
             }
             Instr::Const { dst, data } => {
                 let shape = self.reg_shape(*dst)?;
@@ -707,11 +710,15 @@ impl Exec<'_> {
         }
     }
 
-    fn own_input(&self, name: &str) -> Result<Tensor, ExecError> {
+    fn own_input(&self, input: u32) -> Result<&Tensor, ExecError> {
+        let spec = self
+            .plan
+            .inputs
+            .get(input as usize)
+            .ok_or_else(|| ExecError::protocol(format!("the plan has no input {input}")))?;
         self.inputs
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ExecError::input(format!("input `{name}` is missing")))
+            .get(&spec.name)
+            .ok_or_else(|| ExecError::input(format!("input `{}` is missing", spec.name)))
     }
 }
 

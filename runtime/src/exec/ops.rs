@@ -113,10 +113,13 @@ impl Exec<'_> {
     /// is borrowed, not copied).
     fn to_wire(&self, r: Reg) -> Result<Cow<'_, Wire>, ExecError> {
         Ok(match self.get(r)? {
-            Value::Clear(t) => Cow::Owned(Wire::Clear {
-                shape: t.shape.clone(),
-                data: t.data.clone(),
-            }),
+            Value::Clear(_) | Value::Input(_) => {
+                let t = self.clear(r)?;
+                Cow::Owned(Wire::Clear {
+                    shape: t.shape.clone(),
+                    data: t.data.clone(),
+                })
+            }
             Value::Share(s) => Cow::Owned(Wire::Ring(s.open_msg())),
             Value::Cipher { shape, cts, .. } => Cow::Owned(Wire::Ciphers {
                 shape: shape.clone(),
