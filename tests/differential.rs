@@ -43,7 +43,7 @@ fn test_options() -> exec::Options {
 
 /// Compile `name` with `opts`, run it privately on seeded inputs, and check
 /// every output at every recipient against the reference.
-fn check(name: &str, batch: usize, opts: &compiler::Options, seed: u64) {
+fn check(name: &str, batch: usize, opts: &compiler::Options, seed: u64) -> Vec<exec::Outcome> {
     check_model(name, &model(name), batch, opts, seed)
 }
 
@@ -53,7 +53,7 @@ fn check_model(
     batch: usize,
     opts: &compiler::Options,
     seed: u64,
-) {
+) -> Vec<exec::Outcome> {
     let compiled = compiler::compile(m, opts).unwrap_or_else(|d| panic!("{name}: {d:?}"));
     let plan = &compiled.plan;
     let inputs = inputs_with_fixed_seed_for_tests(plan, batch, seed);
@@ -96,6 +96,7 @@ fn check_model(
         }
     }
     assert!(checked > 0);
+    outcomes
 }
 
 fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
@@ -161,6 +162,105 @@ fn shares_only_and_paillier_heavy_plans_match_the_reference() {
                 );
             }
         }
+    }
+}
+
+/// At 700 rows the input-holder product's correlation is past the dealer's
+/// frame limit, so the dealer streams party 1's corrections: an empty first
+/// frame with the seed, the product's, then the rest.
+#[test]
+fn streamed_dealer_corrections_match_the_reference() {
+    let o = options(|o| o.use_dealer = true);
+    let outcomes = check("logreg_100", 700, &o, 91);
+    let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
+    let dealer = plan
+        .parties
+        .iter()
+        .position(|p| p.role == plan::Role::Dealer)
+        .unwrap();
+    // One frame to party 0, three to party 1.
+    assert_eq!(outcomes[dealer].stats.frames_sent, 4);
+    check("relu_classifier", 700, &o, 92);
+}
+
+/// When `active`, flips one bit of byte `at` of the `n`th frame sent `to`.
+struct Tamper {
+    inner: ChannelTransport,
+    active: bool,
+    to: u32,
+    n: usize,
+    at: usize,
+    sent: usize,
+}
+
+impl Transport for Tamper {
+    fn send(&mut self, to: u32, mut frame: Vec<u8>) -> Result<(), ExecError> {
+        if self.active && to == self.to {
+            if self.sent == self.n {
+                frame[self.at] ^= 0x01;
+            }
+            self.sent += 1;
+        }
+        self.inner.send(to, frame)
+    }
+    fn recv(&mut self, from: u32) -> Result<Vec<u8>, ExecError> {
+        self.inner.recv(from)
+    }
+}
+
+#[test]
+fn a_tampered_stream_of_dealer_corrections_is_an_error() {
+    let plan = compiler::compile(&model("logreg_100"), &options(|o| o.use_dealer = true))
+        .unwrap()
+        .plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 700, 5);
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    let dealer = plan
+        .parties
+        .iter()
+        .position(|p| p.role == plan::Role::Dealer)
+        .unwrap() as u32;
+    let p1 = plan
+        .parties
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.role == plan::Role::Compute)
+        .nth(1)
+        .unwrap()
+        .0 as u32;
+    // The dealer's frames to party 1: the session's dimensions, the first
+    // frame (byte 9: whose seed), the product's corrections (bytes 9..17:
+    // the group they start at, after the value count and the tag), the
+    // rest (byte 8: the tag).
+    for (n, at, expect) in [
+        (1, 9, "seed is not for party 1"),
+        (2, 9, "arrived where group 0 was due"),
+        (3, 8, "malformed corrections from the dealer"),
+    ] {
+        let transports: Vec<Tamper> =
+            ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
+                .into_iter()
+                .enumerate()
+                .map(|(q, inner)| Tamper {
+                    inner,
+                    active: q as u32 == dealer,
+                    to: p1,
+                    n,
+                    at,
+                    sent: 0,
+                })
+                .collect();
+        let err = exec::run_with_transports(
+            &plan,
+            &per_party(&plan, &inputs),
+            transports,
+            &test_options(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(expect),
+            "frame {n} byte {at}: {err}"
+        );
     }
 }
 

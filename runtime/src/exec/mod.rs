@@ -26,8 +26,8 @@ pub use transport::{ChannelTransport, Transport};
 
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
-    CorrelationRequest, Correlations, Dealer, DealerSource, Engine, FixedPoint, HolderState,
-    MulState, Party as Role, Share, TruncMode, TruncState,
+    CompareDealerMsg, CorrelationRequest, Correlations, Dealer, DealerMsg, DealerSource, Engine,
+    FixedPoint, HolderState, MulState, Party as Role, SeedMsg, Share, TruncMode, TruncState,
 };
 use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
 use std::collections::VecDeque;
@@ -168,6 +168,18 @@ fn reads_everything(ins: &Instr) -> bool {
     )
 }
 
+/// Instructions that draw correlations, each the consumer of one group of
+/// [`Exec::request_groups`].
+fn uses_correlations(ins: &Instr) -> bool {
+    matches!(
+        ins,
+        Instr::BeaverOpen { .. }
+            | Instr::TruncOpen { .. }
+            | Instr::HolderOpen { .. }
+            | Instr::Nonlinear { .. }
+    )
+}
+
 /// A register's value at one party.
 enum Value {
     Clear(Tensor),
@@ -181,9 +193,98 @@ enum Value {
         cts: Vec<Ciphertext>,
     },
     Wire(Wire),
-    /// A message still being computed on another thread (the dealer's
-    /// corrections for party 1, so party 0 can start on its seed at once).
-    Pending(std::thread::JoinHandle<Result<Wire, ExecError>>),
+    /// The dealer's message to party 1: its first frame, then the
+    /// corrections of each instruction that uses correlations, computed on
+    /// another thread and sent as they are ready (see [`Dealing`]).
+    Dealing(Dealing),
+}
+
+/// The dealer's stream to party 1. Party 0 needs only its seed and gets it
+/// at once; party 1 gets its corrections in the frames [`dealer_cuts`]
+/// lays out, each sent as soon as the dealer's thread has computed it, so
+/// party 1 starts on the first product while the dealer still works on the
+/// comparisons' corrections.
+struct Dealing {
+    seed: SeedMsg,
+    frames: usize,
+    rx: std::sync::mpsc::Receiver<Result<Batch, ExecError>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// The corrections of one frame of a [`Dealing`]: `groups` of
+/// [`Exec::request_groups`] from `first` on.
+struct Batch {
+    first: usize,
+    corrections: Vec<DealerMsg>,
+    compare: Vec<CompareDealerMsg>,
+}
+
+/// Party 1's side of [`Dealing`]: where its remaining corrections come from.
+struct DealerFeed {
+    from: PartyIdx,
+    /// Requests per instruction that uses correlations (in program order).
+    sizes: Vec<usize>,
+    /// The next such instruction.
+    next: usize,
+    /// Groups received so far (`0..covered`).
+    covered: usize,
+    /// Where each frame still to come ends.
+    ends: VecDeque<usize>,
+}
+
+/// The dealer merges consecutive groups into one frame while their work
+/// (words of randomness it draws) stays within this.
+const DEALER_FRAME_WORK: usize = 1 << 16;
+
+/// Words of randomness the dealer draws for `req`: the measure of its work.
+fn dealer_work(req: &nonlinear::Request) -> usize {
+    use crate::sharing::{CompareRequest as C, CorrelationRequest as A};
+    let n = |s: &[usize]| s.iter().product::<usize>();
+    match req {
+        nonlinear::Request::Arith(r) => match r {
+            A::ElementwiseTriple { shape } => 3 * n(shape),
+            A::Trunc { shape, .. } => 2 * n(shape),
+            A::MatmulTriple { a_shape, b_shape }
+            | A::HolderMatmulTriple {
+                a_shape, b_shape, ..
+            } => n(a_shape) + n(b_shape),
+        },
+        nonlinear::Request::Compare(r) => match r {
+            C::MaskedBits { shape } | C::DaBits { shape } => 2 * n(shape),
+            C::AndTriples { bits } => 3 * bits.div_ceil(64),
+        },
+    }
+}
+
+/// How the dealer cuts party 1's corrections into frames: the group index
+/// each frame ends at (exclusive), in order. The first frame carries the
+/// seed and takes only groups within [`DEALER_FRAME_WORK`] (it may take
+/// none), so a small plan's corrections go out in one frame and a large
+/// plan's first product is not held up by the rest. Every later frame
+/// takes at least one group. Deterministic, so both ends agree on it.
+fn dealer_cuts(groups: &[Vec<nonlinear::Request>]) -> Vec<usize> {
+    let work: Vec<usize> = groups
+        .iter()
+        .map(|g| g.iter().map(dealer_work).sum())
+        .collect();
+    let mut ends = Vec::new();
+    let mut at = 0;
+    loop {
+        let start = at;
+        let mut sum = 0usize;
+        while let Some(&w) = work.get(at) {
+            let take_anyway = at == start && !ends.is_empty();
+            if w > 0 && !take_anyway && sum.saturating_add(w) > DEALER_FRAME_WORK {
+                break;
+            }
+            sum = sum.saturating_add(w);
+            at += 1;
+        }
+        ends.push(at);
+        if at == groups.len() {
+            return ends;
+        }
+    }
 }
 
 struct Exec<'a> {
@@ -204,6 +305,7 @@ struct Exec<'a> {
     requests: Vec<CorrelationRequest>,
     stats: Stats,
     sent_since_recv: bool,
+    feed: Option<DealerFeed>,
 }
 
 /// Run party `me` of `plan` with its `inputs` (by name) over `transport`.
@@ -260,6 +362,7 @@ pub fn run_party(
         requests: Vec::new(),
         stats: Stats::default(),
         sent_since_recv: false,
+        feed: None,
     };
     ex.exchange_dims(transport)?;
     ex.requests = ex.bind_requests()?;
@@ -309,10 +412,18 @@ pub fn run_party(
         for (from, regs) in deferred.drain(..upto) {
             ex.receive(from, regs, transport).map_err(name)?;
         }
+        if uses_correlations(ins) {
+            ex.feed_dealer(transport).map_err(name)?;
+        }
         ex.step(ins, transport, &mut outputs).map_err(name)?;
     }
     for (from, regs) in deferred {
         ex.receive(from, regs, transport).map_err(name)?;
+    }
+    if ex.feed.as_ref().is_some_and(|f| !f.ends.is_empty()) {
+        return Err(name(ExecError::protocol(
+            "the dealer sent corrections this party never used",
+        )));
     }
     if first_input == program.len() {
         ex.stats.preprocessing = t.elapsed();
@@ -488,24 +599,6 @@ impl Exec<'_> {
             .ok_or_else(|| ExecError::protocol(format!("register {r} read before it was written")))
     }
 
-    /// Waits for a [`Value::Pending`] register and stores its result.
-    fn resolve(&mut self, r: Reg) -> Result<(), ExecError> {
-        let slot = self
-            .regs
-            .get_mut(r.0 as usize)
-            .ok_or_else(|| ExecError::protocol(format!("register {r} does not exist")))?;
-        if let Some(Value::Pending(_)) = slot {
-            let Some(Value::Pending(h)) = slot.take() else {
-                unreachable!("matched above")
-            };
-            let w = h
-                .join()
-                .unwrap_or_else(|_| Err(ExecError::protocol("the dealer's thread panicked")))?;
-            *slot = Some(Value::Wire(w));
-        }
-        Ok(())
-    }
-
     fn clear(&self, r: Reg) -> Result<&Tensor, ExecError> {
         match self.get(r)? {
             Value::Clear(t) => Ok(t),
@@ -576,52 +669,74 @@ impl Exec<'_> {
             Instr::Deal { out } => {
                 let mut dealer = Dealer::new()?;
                 let [s0, s1] = [dealer.seed_msg(Role::P0), dealer.seed_msg(Role::P1)];
-                // Party 0 needs only its seed: it goes out first, while the
-                // corrections for party 1 (in exactly the order the parties
-                // will ask) are computed on another thread.
                 self.set(
                     out[0],
                     Value::Wire(Wire::Dealer {
                         seed: s0,
                         corrections: vec![],
                         compare: vec![],
+                        chunks: 0,
                     }),
                 );
-                let order = self.request_order()?;
-                let work = move || -> Result<Wire, ExecError> {
-                    let mut corrections = Vec::new();
-                    let mut compare = Vec::new();
-                    for req in order {
-                        match req {
-                            nonlinear::Request::Arith(r) => {
-                                corrections.push(dealer.correction(&r)?)
+                let groups = self.request_groups()?;
+                let ends = dealer_cuts(&groups);
+                let frames = ends.len();
+                let (tx, rx) = std::sync::mpsc::channel();
+                let work = move || {
+                    let mut groups = groups.into_iter();
+                    let mut first = 0;
+                    for end in ends {
+                        let batch = (|| {
+                            let mut b = Batch {
+                                first,
+                                corrections: Vec::new(),
+                                compare: Vec::new(),
+                            };
+                            for req in groups.by_ref().take(end - first).flatten() {
+                                match req {
+                                    nonlinear::Request::Arith(r) => {
+                                        b.corrections.push(dealer.correction(&r)?)
+                                    }
+                                    nonlinear::Request::Compare(r) => {
+                                        b.compare.push(dealer.correction_compare(&r)?)
+                                    }
+                                }
                             }
-                            nonlinear::Request::Compare(r) => {
-                                compare.push(dealer.correction_compare(&r)?)
-                            }
+                            Ok(b)
+                        })();
+                        first = end;
+                        let failed = batch.is_err();
+                        // A closed channel means the sending side gave up.
+                        if tx.send(batch).is_err() || failed {
+                            return;
                         }
                     }
-                    Ok(Wire::Dealer {
-                        seed: s1,
-                        corrections,
-                        compare,
-                    })
                 };
-                let handle = std::thread::Builder::new()
+                let thread = std::thread::Builder::new()
                     .name("veil-dealer".into())
                     .spawn(work)
                     .map_err(|e| ExecError::protocol(format!("cannot start a thread: {e}")))?;
-                self.set(out[1], Value::Pending(handle));
+                self.set(
+                    out[1],
+                    Value::Dealing(Dealing {
+                        seed: s1,
+                        frames,
+                        rx,
+                        thread,
+                    }),
+                );
             }
             Instr::Expand { src } => {
                 let Value::Wire(Wire::Dealer {
                     seed,
                     corrections,
                     compare,
+                    chunks,
                 }) = self.get(*src)?
                 else {
                     return Err(ExecError::protocol("expected the dealer's message"));
                 };
+                let chunks = *chunks;
                 let source = match self.role()? {
                     Role::P0 => DealerSource::party0(seed.clone())?,
                     Role::P1 => {
@@ -630,6 +745,31 @@ impl Exec<'_> {
                         s
                     }
                 };
+                if self.role()? == Role::P1 {
+                    let groups = self.request_groups()?;
+                    let mut ends: VecDeque<usize> = dealer_cuts(&groups).into();
+                    if ends.len() as u64 != chunks + 1 {
+                        return Err(ExecError::protocol(format!(
+                            "the dealer announced {} frames of corrections, this plan needs {}",
+                            chunks + 1,
+                            ends.len()
+                        )));
+                    }
+                    let covered = ends.pop_front().unwrap_or(0);
+                    let from = self
+                        .plan
+                        .parties
+                        .iter()
+                        .position(|p| p.role == plan::Role::Dealer)
+                        .ok_or_else(|| ExecError::protocol("the plan has no dealer"))?;
+                    self.feed = Some(DealerFeed {
+                        from: from as PartyIdx,
+                        sizes: groups.iter().map(Vec::len).collect(),
+                        next: 0,
+                        covered,
+                        ends,
+                    });
+                }
                 self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
             }
             Instr::GenerateCorrelations { peer } => {
@@ -665,15 +805,22 @@ impl Exec<'_> {
     /// the plan's own (Beaver, truncation), and those of comparison protocols
     /// (which never truncate, so the order is the same in both modes).
     fn request_order(&self) -> Result<Vec<nonlinear::Request>, ExecError> {
+        Ok(self.request_groups()?.into_iter().flatten().collect())
+    }
+
+    /// [`Exec::request_order`] cut into one group per instruction that
+    /// [`uses_correlations`] (in the leader's program order; a group may be
+    /// empty).
+    fn request_groups(&self) -> Result<Vec<Vec<nonlinear::Request>>, ExecError> {
         let leader = self
             .plan
             .programs
             .iter()
             .find(|p| self.plan.parties[p.party as usize].role == plan::Role::Compute)
             .ok_or_else(|| ExecError::protocol("the plan has no computing party"))?;
-        let mut order = Vec::new();
-        for ins in &leader.instrs {
-            match ins {
+        let mut groups = Vec::new();
+        for ins in leader.instrs.iter().filter(|i| uses_correlations(i)) {
+            groups.push(match ins {
                 Instr::BeaverOpen { corr, .. }
                 | Instr::TruncOpen { corr, .. }
                 | Instr::HolderOpen { corr, .. } => {
@@ -681,19 +828,19 @@ impl Exec<'_> {
                         .requests
                         .get(*corr as usize)
                         .ok_or_else(|| ExecError::protocol("unknown correlation"))?;
-                    order.push(nonlinear::Request::Arith(r.clone()));
+                    vec![nonlinear::Request::Arith(r.clone())]
                 }
                 Instr::Nonlinear { op, args, .. } => {
                     let shapes = args
                         .iter()
                         .map(|r| self.reg_shape(*r))
                         .collect::<Result<Vec<_>, _>>()?;
-                    order.extend(nonlinear::request_order(op, &shapes)?);
+                    nonlinear::request_order(op, &shapes)?
                 }
-                _ => {}
-            }
+                _ => Vec::new(),
+            });
         }
-        Ok(order)
+        Ok(groups)
     }
 
     /// The sharing role (P0 = leader, P1) of a computing party.
@@ -784,4 +931,73 @@ pub fn inputs_per_party(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sharing::{CompareRequest, CorrelationRequest};
+
+    fn triple(n: usize) -> nonlinear::Request {
+        nonlinear::Request::Arith(CorrelationRequest::ElementwiseTriple { shape: vec![n] })
+    }
+
+    fn holder(rows: usize) -> nonlinear::Request {
+        nonlinear::Request::Arith(CorrelationRequest::HolderMatmulTriple {
+            a_shape: vec![rows, 100],
+            b_shape: vec![100],
+            a_holder: Role::P0,
+        })
+    }
+
+    #[test]
+    fn a_small_plan_goes_out_in_the_first_frame() {
+        let groups = vec![vec![holder(10)], vec![triple(10)], vec![], vec![triple(10)]];
+        assert_eq!(dealer_cuts(&groups), vec![4]);
+        assert_eq!(dealer_cuts(&[]), vec![0]);
+    }
+
+    #[test]
+    fn a_large_first_product_gets_a_frame_of_its_own() {
+        // The first frame (with the seed) cannot hold the product's
+        // 1,000,100 words, so it goes out empty; the rest fit in one more.
+        let and = nonlinear::Request::Compare(CompareRequest::AndTriples { bits: 64 * 1000 });
+        let groups = vec![
+            vec![holder(10_000)],
+            vec![triple(10_000)],
+            vec![and.clone(), triple(10_000)],
+            vec![],
+        ];
+        assert_eq!(dealer_cuts(&groups), vec![0, 1, 4]);
+        // A group that would take a frame past the limit starts the next
+        // one; empty groups ride along with the frame before them.
+        let groups = vec![
+            vec![triple(10)],
+            vec![triple(30_000)],
+            vec![],
+            vec![triple(30_000)],
+            vec![triple(1)],
+        ];
+        assert_eq!(dealer_cuts(&groups), vec![1, 3, 4, 5]);
+    }
+
+    #[test]
+    fn every_cut_is_after_the_last_and_the_last_covers_every_group() {
+        for n in [0usize, 1, 5, 40] {
+            for size in [1usize, 5_000, 70_000] {
+                let groups: Vec<Vec<nonlinear::Request>> = (0..n)
+                    .map(|i| {
+                        if i % 3 == 2 {
+                            vec![]
+                        } else {
+                            vec![triple(size + i)]
+                        }
+                    })
+                    .collect();
+                let cuts = dealer_cuts(&groups);
+                assert_eq!(*cuts.last().unwrap(), n, "{n} groups of {size}");
+                assert!(cuts.windows(2).all(|w| w[0] < w[1]), "{cuts:?}");
+            }
+        }
+    }
 }

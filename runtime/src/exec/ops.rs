@@ -126,9 +126,9 @@ impl Exec<'_> {
                 cts: cts.iter().map(|c| c.as_biguint().clone()).collect(),
             }),
             Value::Wire(w) => Cow::Borrowed(w),
-            Value::Pending(_) => {
+            Value::Dealing(_) => {
                 return Err(ExecError::protocol(format!(
-                    "register {r} is still being computed"
+                    "register {r} is the dealer's stream, sent on its own"
                 )))
             }
         })
@@ -477,18 +477,16 @@ impl Exec<'_> {
                 self.set(*dst, Value::Clear(t));
             }
             Instr::Send { to, regs } => {
-                for r in regs {
-                    self.resolve(*r)?;
+                if let [r] = regs[..] {
+                    if let Value::Dealing(_) = self.get(r)? {
+                        return self.send_dealing(*to, r, t);
+                    }
                 }
                 let values = regs
                     .iter()
                     .map(|r| self.to_wire(*r))
                     .collect::<Result<Vec<_>, _>>()?;
-                let frame = wire::encode(&values);
-                self.stats.bytes_sent += frame.len() as u64;
-                self.stats.frames_sent += 1;
-                self.sent_since_recv = true;
-                t.send(*to, frame)?;
+                self.send_frame(*to, wire::encode(&values), t)?;
             }
             Instr::Recv { from, regs } => {
                 self.count_recv();
@@ -686,6 +684,113 @@ impl Exec<'_> {
 impl Exec<'_> {
     /// A receive in program order: the round it closes is counted here even
     /// when the frame itself is read later (see `run_party`).
+    fn send_frame(
+        &mut self,
+        to: PartyIdx,
+        frame: Vec<u8>,
+        t: &mut dyn Transport,
+    ) -> Result<(), ExecError> {
+        self.stats.bytes_sent += frame.len() as u64;
+        self.stats.frames_sent += 1;
+        self.sent_since_recv = true;
+        t.send(to, frame)
+    }
+
+    /// Sends the dealer's stream to party 1: each frame as soon as the
+    /// dealer's thread has computed its corrections, the first with the seed.
+    fn send_dealing(
+        &mut self,
+        to: PartyIdx,
+        r: Reg,
+        t: &mut dyn Transport,
+    ) -> Result<(), ExecError> {
+        let Some(Value::Dealing(d)) = self.regs[r.0 as usize].take() else {
+            return Err(ExecError::protocol(format!(
+                "register {r} is not the dealer's stream"
+            )));
+        };
+        let mut sent = 0;
+        for batch in d.rx.iter() {
+            let b = batch?;
+            let frame = if sent == 0 {
+                Wire::Dealer {
+                    seed: d.seed.clone(),
+                    corrections: b.corrections,
+                    compare: b.compare,
+                    chunks: d.frames as u64 - 1,
+                }
+            } else {
+                Wire::DealerChunk {
+                    group: b.first as u64,
+                    corrections: b.corrections,
+                    compare: b.compare,
+                }
+            };
+            self.send_frame(to, wire::encode(&[frame]), t)?;
+            sent += 1;
+        }
+        if d.thread.join().is_err() || sent != d.frames {
+            return Err(ExecError::protocol(
+                "the dealer's thread stopped before computing every correction",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Party 1, before an instruction that uses correlations: reads the
+    /// dealer's frames up to the one with this instruction's corrections.
+    pub(super) fn feed_dealer(&mut self, t: &mut dyn Transport) -> Result<(), ExecError> {
+        let Some(feed) = &mut self.feed else {
+            return Ok(());
+        };
+        let group = feed.next;
+        feed.next += 1;
+        match feed.sizes.get(group) {
+            Some(0) => return Ok(()),
+            Some(_) => {}
+            None => {
+                return Err(ExecError::protocol(
+                    "more instructions use correlations than the dealer planned for",
+                ))
+            }
+        }
+        while group >= feed.covered {
+            let Some(end) = feed.ends.pop_front() else {
+                return Err(ExecError::protocol("the dealer's corrections ran out"));
+            };
+            let frame = t.recv(feed.from)?;
+            self.stats.bytes_received += frame.len() as u64;
+            let bad = |what: String| {
+                ExecError::protocol(format!("malformed corrections from the dealer: {what}"))
+            };
+            let mut values = wire::decode(&frame).map_err(bad)?;
+            let (
+                Some(Wire::DealerChunk {
+                    group: first,
+                    corrections,
+                    compare,
+                }),
+                None,
+            ) = (values.pop(), values.pop())
+            else {
+                return Err(bad("expected one batch of corrections".into()));
+            };
+            if first != feed.covered as u64 {
+                return Err(bad(format!(
+                    "corrections from group {first} arrived where group {} was due",
+                    feed.covered
+                )));
+            }
+            feed.covered = end;
+            let engine = self
+                .engine
+                .as_mut()
+                .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
+            engine.correlations_mut().supply(corrections, compare)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn count_recv(&mut self) {
         if std::mem::take(&mut self.sent_since_recv) {
             self.stats.rounds += 1;

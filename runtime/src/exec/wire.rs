@@ -25,8 +25,19 @@ pub enum Wire {
         cts: Vec<BigUint>,
     },
     PublicKey(BigUint),
+    /// The dealer's first message to a party: its seed, any corrections
+    /// sent with it, and how many [`Wire::DealerChunk`] frames follow.
     Dealer {
         seed: SeedMsg,
+        corrections: Vec<DealerMsg>,
+        compare: Vec<CompareDealerMsg>,
+        chunks: u64,
+    },
+    /// Party 1's corrections for one instruction that uses correlations
+    /// (`group` counts those instructions from 0), streamed by the dealer
+    /// after its first message.
+    DealerChunk {
+        group: u64,
         corrections: Vec<DealerMsg>,
         compare: Vec<CompareDealerMsg>,
     },
@@ -50,6 +61,7 @@ impl Wire {
             Wire::Ciphers { .. } => "ciphertexts",
             Wire::PublicKey(_) => "public key",
             Wire::Dealer { .. } => "dealer message",
+            Wire::DealerChunk { .. } => "dealer corrections",
             Wire::Dims(_) => "dimensions",
         }
     }
@@ -81,10 +93,15 @@ impl W {
     /// A length and the words, written straight into the frame.
     fn words(&mut self, data: &[u64]) {
         self.u64(data.len() as u64);
-        let start = self.0.len();
-        self.0.resize(start + data.len() * 8, 0);
-        for (dst, v) in self.0[start..].chunks_exact_mut(8).zip(data) {
-            dst.copy_from_slice(&v.to_le_bytes());
+        // Through a small buffer that stays in L1, so the output is written
+        // once (not zeroed first, then overwritten).
+        let mut buf = [0u8; 4096];
+        for piece in data.chunks(buf.len() / 8) {
+            let bytes = &mut buf[..piece.len() * 8];
+            for (dst, v) in bytes.chunks_exact_mut(8).zip(piece) {
+                dst.copy_from_slice(&v.to_le_bytes());
+            }
+            self.0.extend_from_slice(bytes);
         }
     }
     fn tensor(&mut self, t: &RingTensor) {
@@ -95,6 +112,18 @@ impl W {
         self.u64(ts.len() as u64);
         for t in ts {
             self.tensor(t);
+        }
+    }
+    fn corrections(&mut self, corrections: &[DealerMsg], compare: &[CompareDealerMsg]) {
+        self.u64(corrections.len() as u64);
+        for c in corrections {
+            self.request(&c.request);
+            self.tensors(&c.tensors);
+        }
+        self.u64(compare.len() as u64);
+        for c in compare {
+            self.compare_request(&c.request);
+            self.tensors(&c.tensors);
         }
     }
     fn compare_request(&mut self, r: &CompareRequest) {
@@ -143,8 +172,39 @@ impl W {
     }
 }
 
+/// Bytes of `w`'s bulk data (tensors, ciphertexts), to size the frame once.
+fn bulk_len(w: &Wire) -> usize {
+    let tensors = |ts: &[RingTensor]| ts.iter().map(|t| 8 * t.data().len() + 64).sum::<usize>();
+    let dealer = |c: &[DealerMsg], k: &[CompareDealerMsg]| {
+        c.iter().map(|m| tensors(&m.tensors) + 64).sum::<usize>()
+            + k.iter().map(|m| tensors(&m.tensors) + 64).sum::<usize>()
+    };
+    match w {
+        Wire::Ring(m) => 8 * m.data.len(),
+        Wire::Beaver(b) => 8 * (b.e.data.len() + b.f.data.len()),
+        Wire::Clear { data, .. } => 8 * data.len(),
+        Wire::Ciphers { cts, .. } => cts.iter().map(|c| c.bits() as usize / 8 + 9).sum(),
+        Wire::PublicKey(n) => n.bits() as usize / 8 + 9,
+        Wire::Dealer {
+            corrections,
+            compare,
+            ..
+        }
+        | Wire::DealerChunk {
+            corrections,
+            compare,
+            ..
+        } => dealer(corrections, compare),
+        Wire::Dims(d) => d.iter().map(|(n, _)| n.len() + 16).sum(),
+    }
+}
+
 pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
-    let mut w = W(Vec::new());
+    let capacity = values
+        .iter()
+        .map(|v| bulk_len(v.borrow()) + 128)
+        .sum::<usize>();
+    let mut w = W(Vec::with_capacity(capacity));
     w.u64(values.len() as u64);
     for v in values {
         match v.borrow() {
@@ -181,20 +241,22 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
                 seed,
                 corrections,
                 compare,
+                chunks,
             } => {
                 w.u8(6);
                 w.u8(seed.party.index() as u8);
                 w.0.extend_from_slice(&seed.seed);
-                w.u64(corrections.len() as u64);
-                for c in corrections {
-                    w.request(&c.request);
-                    w.tensors(&c.tensors);
-                }
-                w.u64(compare.len() as u64);
-                for c in compare {
-                    w.compare_request(&c.request);
-                    w.tensors(&c.tensors);
-                }
+                w.corrections(corrections, compare);
+                w.u64(*chunks);
+            }
+            Wire::DealerChunk {
+                group,
+                corrections,
+                compare,
+            } => {
+                w.u8(8);
+                w.u64(*group);
+                w.corrections(corrections, compare);
             }
             Wire::Dims(dims) => {
                 w.u8(7);
@@ -279,6 +341,27 @@ impl R<'_> {
         let k = self.count(16)?;
         (0..k).map(|_| self.tensor()).collect()
     }
+    fn corrections(&mut self) -> D<(Vec<DealerMsg>, Vec<CompareDealerMsg>)> {
+        let n = self.count(1)?;
+        let mut corrections = Vec::with_capacity(n);
+        for _ in 0..n {
+            let request = self.request()?;
+            corrections.push(DealerMsg {
+                request,
+                tensors: self.tensors()?,
+            });
+        }
+        let n = self.count(1)?;
+        let mut compare = Vec::with_capacity(n);
+        for _ in 0..n {
+            let request = self.compare_request()?;
+            compare.push(CompareDealerMsg {
+                request,
+                tensors: self.tensors()?,
+            });
+        }
+        Ok((corrections, compare))
+    }
     fn compare_request(&mut self) -> D<CompareRequest> {
         Ok(match self.u8()? {
             0 => CompareRequest::MaskedBits {
@@ -360,26 +443,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                     p => return Err(format!("unknown party {p}")),
                 };
                 let seed: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
-                let n = r.count(1)?;
-                let mut corrections = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let request = r.request()?;
-                    corrections.push(DealerMsg {
-                        request,
-                        tensors: r.tensors()?,
-                    });
-                }
-                let n = r.count(1)?;
-                let mut compare = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let request = r.compare_request()?;
-                    compare.push(CompareDealerMsg {
-                        request,
-                        tensors: r.tensors()?,
-                    });
-                }
+                let (corrections, compare) = r.corrections()?;
                 Wire::Dealer {
                     seed: SeedMsg { party, seed },
+                    corrections,
+                    compare,
+                    chunks: r.u64()?,
+                }
+            }
+            8 => {
+                let group = r.u64()?;
+                let (corrections, compare) = r.corrections()?;
+                Wire::DealerChunk {
+                    group,
                     corrections,
                     compare,
                 }
@@ -424,6 +500,29 @@ mod tests {
             },
             Wire::PublicKey(BigUint::from(35u32)),
             Wire::Dims(vec![("batch".into(), 7)]),
+            Wire::Dealer {
+                seed: SeedMsg {
+                    party: Party::P1,
+                    seed: [7; 32],
+                },
+                corrections: vec![],
+                compare: vec![],
+                chunks: 2,
+            },
+            Wire::DealerChunk {
+                group: 3,
+                corrections: vec![DealerMsg {
+                    request: CorrelationRequest::Trunc {
+                        shape: vec![2],
+                        frac_bits: 16,
+                    },
+                    tensors: vec![RingTensor::new(vec![1, 2], vec![2]).unwrap()],
+                }],
+                compare: vec![CompareDealerMsg {
+                    request: CompareRequest::AndTriples { bits: 64 },
+                    tensors: vec![RingTensor::new(vec![9], vec![1]).unwrap()],
+                }],
+            },
         ]
     }
 

@@ -246,6 +246,20 @@ pub trait Correlations {
     /// Serves one request (in protocol order).
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare>;
 
+    /// Appends dealer corrections that arrived after the source was made
+    /// (party 1 of a dealer that streams them). Only a source that queues
+    /// corrections takes them.
+    fn supply(
+        &mut self,
+        corrections: Vec<DealerMsg>,
+        compare: Vec<CompareDealerMsg>,
+    ) -> Result<()> {
+        let _ = (corrections, compare);
+        Err(SharingError::Correlations(
+            "this source does not take dealer corrections".into(),
+        ))
+    }
+
     /// Elementwise Beaver triple of `shape`.
     fn elementwise_triple(&mut self, shape: &[usize]) -> Result<TripleShare> {
         match self.fetch(&CorrelationRequest::ElementwiseTriple {
@@ -302,6 +316,13 @@ impl<C: Correlations + ?Sized> Correlations for Box<C> {
     }
     fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
         (**self).fetch_compare(req)
+    }
+    fn supply(
+        &mut self,
+        corrections: Vec<DealerMsg>,
+        compare: Vec<CompareDealerMsg>,
+    ) -> Result<()> {
+        (**self).supply(corrections, compare)
     }
 }
 
@@ -987,6 +1008,15 @@ impl DealerSource {
 impl Correlations for DealerSource {
     fn party(&self) -> Party {
         self.party
+    }
+
+    fn supply(
+        &mut self,
+        corrections: Vec<DealerMsg>,
+        compare: Vec<CompareDealerMsg>,
+    ) -> Result<()> {
+        self.push_corrections(corrections)?;
+        self.push_compare_corrections(compare)
     }
 
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
