@@ -160,6 +160,40 @@ proptest! {
         prop_assert_eq!(got.data(), want.data());
     }
 
+    /// The holder masking its clear input directly sends the same message
+    /// and keeps the same state as encoding it first: the same product.
+    #[test]
+    fn holder_masks_its_clear_input_as_it_masks_its_share((m, k, xv) in matrix(10.0),
+                                                          n in 1usize..6, seed in any::<u64>(),
+                                                          p0_holds_x in any::<bool>()) {
+        let wv: Vec<f64> = (0..k * n).map(|i| ((i as f64) * 0.9 + seed as f64 * 1e-19).cos() * 3.0).collect();
+        let fp = FixedPoint::default();
+        let x = fp.encode_tensor(&xv, &[m, k]).unwrap();
+        let w = fp.encode_tensor(&wv, &[k, n]).unwrap();
+        let holder = if p0_holds_x { Party::P0 } else { Party::P1 };
+        let other = if p0_holds_x { Party::P1 } else { Party::P0 };
+        let zw = RingTensor::zeros(&[k, n]).unwrap();
+        let mut results = Vec::new();
+        for clear in [false, true] {
+            let (mut e0, mut e1, _) = dealer_engines_for_tests(seed, fp, TruncMode::Dealer);
+            let (eh, eo) = if p0_holds_x { (&mut e0, &mut e1) } else { (&mut e1, &mut e0) };
+            let (sh, mh) = if clear {
+                eh.holder_matmul_round1_clear(&xv, &[m, k], fp.frac_bits(), &Share::new(holder, zw.clone()), holder).unwrap()
+            } else {
+                eh.holder_matmul_round1(&Share::new(holder, x.clone()), &Share::new(holder, zw.clone()), holder).unwrap()
+            };
+            let zx = RingTensor::zeros(&[m, k]).unwrap();
+            let (so, mo) = eo.holder_matmul_round1(&Share::new(other, zx), &Share::new(other, w.clone()), holder).unwrap();
+            let zh = Engine::<DealerSource>::holder_matmul_round2(sh, mo.clone(), &mh).unwrap();
+            let zo = Engine::<DealerSource>::holder_matmul_round2(so, mh.clone(), &mo).unwrap();
+            results.push((mh.data.clone(), reconstruct(&zh, &zo).unwrap()));
+        }
+        prop_assert_eq!(&results[0].0, &results[1].0);
+        prop_assert_eq!(results[0].1.data(), results[1].1.data());
+        let want = x.matmul(&w).unwrap();
+        prop_assert_eq!(results[1].1.data(), want.data());
+    }
+
     #[test]
     fn matmul_2d((m, k, xv) in matrix(10.0), n in 1usize..6, seed in any::<u64>(),
                  mode in mode_strategy()) {
@@ -225,4 +259,25 @@ proptest! {
             prop_assert!((g - want).abs() <= bound, "got {} want {} bound {}", g, want, bound);
         }
     }
+}
+
+#[test]
+fn masking_from_the_clear_refuses_what_it_cannot_encode_and_the_wrong_party() {
+    let fp = FixedPoint::default();
+    let w = Share::new(Party::P0, RingTensor::zeros(&[2, 1]).unwrap());
+    let (mut e0, mut e1, _) = dealer_engines_for_tests(1, fp, TruncMode::Dealer);
+    for bad in [f64::NAN, f64::INFINITY, 1e30] {
+        let err = e0
+            .holder_matmul_round1_clear(&[0.5, bad], &[1, 2], fp.frac_bits(), &w, Party::P0)
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot encode"), "{err}");
+    }
+    let err = e0
+        .holder_matmul_round1_clear(&[0.5], &[1, 2], fp.frac_bits(), &w, Party::P0)
+        .unwrap_err();
+    assert!(err.to_string().contains("elements"), "{err}");
+    let w1 = Share::new(Party::P1, RingTensor::zeros(&[2, 1]).unwrap());
+    assert!(e1
+        .holder_matmul_round1_clear(&[0.5, 0.25], &[1, 2], fp.frac_bits(), &w1, Party::P0)
+        .is_err());
 }

@@ -131,6 +131,11 @@ impl Exec<'_> {
                     "register {r} is the dealer's stream, sent on its own"
                 )))
             }
+            Value::Unencoded(_) => {
+                return Err(ExecError::protocol(format!(
+                    "register {r} is read only by its input-holder product"
+                )))
+            }
         })
     }
 
@@ -228,6 +233,12 @@ impl Exec<'_> {
                 self.set(*dst, Value::Share(v));
             }
             Instr::Own { src, dst } => {
+                if let (Some(src), true) = (src, self.unencoded.contains(dst)) {
+                    if let Some(Value::Input(i)) = self.regs[src.0 as usize] {
+                        self.set(*dst, Value::Unencoded(i));
+                        return Ok(());
+                    }
+                }
                 let t = match src {
                     Some(src) => encode_fixed(self.clear(*src)?, f)?,
                     None => RingTensor::zeros(&self.reg_shape(*dst)?)?,
@@ -247,8 +258,20 @@ impl Exec<'_> {
                     .engine
                     .as_mut()
                     .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
-                let (xs, ys) = (share_in(&self.regs, *x)?, share_in(&self.regs, *y)?);
-                let (state, half) = engine.holder_matmul_round1(xs, ys, a_holder)?;
+                let ys = share_in(&self.regs, *y)?;
+                let (state, half) = match self.regs[x.0 as usize] {
+                    Some(Value::Unencoded(i)) => {
+                        let inputs = self.inputs;
+                        let t = self
+                            .plan
+                            .inputs
+                            .get(i as usize)
+                            .and_then(|spec| inputs.get(&spec.name))
+                            .ok_or_else(|| ExecError::protocol("an input went missing"))?;
+                        engine.holder_matmul_round1_clear(&t.data, &t.shape, f, ys, a_holder)?
+                    }
+                    _ => engine.holder_matmul_round1(share_in(&self.regs, *x)?, ys, a_holder)?,
+                };
                 self.holder_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Ring(half)));
             }

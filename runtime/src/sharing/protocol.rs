@@ -281,25 +281,9 @@ impl<C: Correlations> Engine<C> {
         y: &Share,
         a_holder: Party,
     ) -> Result<(HolderState, OpenMsg)> {
-        RingTensor::matmul_shape(x.shape(), y.shape())?;
+        check_party(x, self.party())?;
+        let t = self.holder_triple(x.shape(), y, a_holder)?;
         let p = self.party();
-        check_party(x, p)?;
-        check_party(y, p)?;
-        let t = match self.corr.fetch(
-            &super::correlations::CorrelationRequest::HolderMatmulTriple {
-                a_shape: x.shape().to_vec(),
-                b_shape: y.shape().to_vec(),
-                a_holder,
-            },
-        )? {
-            super::correlations::CorrelationShare::Triple(t) => t,
-            super::correlations::CorrelationShare::Trunc(_) => {
-                return Err(SharingError::Correlations(
-                    "source returned the wrong kind of correlation".into(),
-                ))
-            }
-        };
-        check_party(&t.a, p)?;
         let holder = p == a_holder;
         let (sent, kept) = if holder {
             // Party 0 needs x = a + e in round 2: it rebuilds it there from
@@ -325,6 +309,91 @@ impl<C: Correlations> Engine<C> {
             },
             OpenMsg::from_tensor(sent),
         ))
+    }
+
+    /// [`Engine::holder_matmul_round1`] at the holder, straight from its
+    /// clear input: `x` is encoded at `frac_bits` and masked in one pass,
+    /// so no share of `x` is materialised (for a large batch that is two
+    /// passes over its memory fewer). The state and message are those of
+    /// encoding `x`, taking it as this party's share and calling
+    /// [`Engine::holder_matmul_round1`].
+    pub fn holder_matmul_round1_clear(
+        &mut self,
+        x: &[f64],
+        x_shape: &[usize],
+        frac_bits: u32,
+        y: &Share,
+        a_holder: Party,
+    ) -> Result<(HolderState, OpenMsg)> {
+        if self.party() != a_holder {
+            return Err(SharingError::PartyMismatch(
+                "only the holder of x masks it from the clear",
+            ));
+        }
+        let expected = super::ring::numel(x_shape)?;
+        if expected != x.len() {
+            return Err(SharingError::BadLength {
+                len: x.len(),
+                shape: x_shape.to_vec(),
+                expected,
+            });
+        }
+        let t = self.holder_triple(x_shape, y, a_holder)?;
+        let scale = 2f64.powi(frac_bits as i32);
+        let mut ok = true;
+        let sent: Vec<u64> = x
+            .iter()
+            .zip(t.a.value().data())
+            .map(|(v, a)| {
+                let e = super::fixed::scale_round(*v, scale);
+                ok &= e.is_some();
+                (e.unwrap_or(0) as u64).wrapping_sub(*a)
+            })
+            .collect();
+        if !ok {
+            return Err(SharingError::Encode {
+                frac_bits,
+                reason: "out of range",
+            });
+        }
+        Ok((
+            HolderState {
+                party: self.party(),
+                holder: true,
+                kept: t.a.into_value(),
+                c: t.c.into_value(),
+                peer_shape: y.shape().to_vec(),
+            },
+            OpenMsg::from_tensor(RingTensor::new(sent, x_shape.to_vec())?),
+        ))
+    }
+
+    /// The input-holder triple for `x_shape @ y`, checked to be this party's.
+    fn holder_triple(
+        &mut self,
+        x_shape: &[usize],
+        y: &Share,
+        a_holder: Party,
+    ) -> Result<super::correlations::TripleShare> {
+        RingTensor::matmul_shape(x_shape, y.shape())?;
+        let p = self.party();
+        check_party(y, p)?;
+        let t = match self.corr.fetch(
+            &super::correlations::CorrelationRequest::HolderMatmulTriple {
+                a_shape: x_shape.to_vec(),
+                b_shape: y.shape().to_vec(),
+                a_holder,
+            },
+        )? {
+            super::correlations::CorrelationShare::Triple(t) => t,
+            super::correlations::CorrelationShare::Trunc(_) => {
+                return Err(SharingError::Correlations(
+                    "source returned the wrong kind of correlation".into(),
+                ))
+            }
+        };
+        check_party(&t.a, p)?;
+        Ok(t)
     }
 
     /// Round 2 of [`Engine::holder_matmul_round1`]: `peer` is the other
