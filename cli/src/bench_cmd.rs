@@ -71,6 +71,10 @@ pub struct BenchArgs {
     /// Runs per measurement; the median is reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// Unmeasured runs before each measurement (the first run of a size
+    /// pays for faulting in its buffers); their results are still checked.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub warmup: u32,
     /// Also append one JSON object per measurement to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -126,14 +130,18 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                 let mut bytes = 0u64;
                 let mut rounds = 0u32;
                 let mut max_err: f64 = 0.0;
-                for r in 0..args.repeat {
+                for r in 0..args.warmup + args.repeat {
+                    let measured = r >= args.warmup;
                     if progress {
+                        let what = if measured {
+                            format!("run {}/{}", r - args.warmup + 1, args.repeat)
+                        } else {
+                            "warm-up".to_string()
+                        };
                         eprint!(
-                            "\r{} over {} batch {batch}: run {}/{} ...   ",
+                            "\r{} over {} batch {batch}: {what} ...   ",
                             mode.name(),
                             via.name(),
-                            r + 1,
-                            args.repeat
                         );
                     }
                     let inputs = demo_inputs(plan, batch);
@@ -174,8 +182,10 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                             return ExitCode::FAILURE;
                         }
                     };
-                    times.push(seconds);
-                    setups.push(setup);
+                    if measured {
+                        times.push(seconds);
+                        setups.push(setup);
+                    }
                     bytes = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
                     rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap_or(0);
                     for o in &outcomes {
