@@ -10,6 +10,7 @@
 #   PHE_MAX_ROWS     phe: time at most this many rows per batch and extrapolate (default 100; 0 = all)
 #   PHE_WORKERS      phe: processes for encryption/eval (default 2)
 #   PHE_KEYSIZE      phe: Paillier modulus bits (default 2048)
+#   PEER_TIMEOUT     seconds one peer command may take before it is stopped (default 900)
 set -euo pipefail
 OUT="${1:?usage: run_all.sh OUT.jsonl [BATCHES]}"
 BATCHES="${2:-1,100,1000}"
@@ -26,7 +27,10 @@ done
 
 run() { # label cmd...
   echo "# $*" >&2
-  "$@" | grep --line-buffered '^{' | tee -a "$OUT"
+  # A peer that hangs (CrypTen's gloo rendezvous sometimes does) loses its
+  # rows instead of stopping the whole comparison.
+  timeout "${PEER_TIMEOUT:-900}" "$@" | grep --line-buffered '^{' | tee -a "$OUT" \
+    || echo "# no (complete) result: timed out after ${PEER_TIMEOUT:-900} s or failed" >&2
 }
 
 for p in $PEERS; do
