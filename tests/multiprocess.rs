@@ -62,10 +62,11 @@ fn config(dir: &Path, name: &str, addrs: &[String], cert_dir: &Path, key_dir: &P
     path
 }
 
-/// Small inputs: 3 rows of 100 features, weights, bias. Returns the plaintext
-/// probabilities sigmoid(x @ w + b).
+/// Inputs: 700 rows of 100 features (enough that the dealer streams party
+/// 1's corrections in several frames), weights, bias. Returns the
+/// plaintext probabilities sigmoid(x @ w + b).
 fn inputs(dir: &Path) -> Vec<f64> {
-    let x: Vec<Vec<f64>> = (0..3)
+    let x: Vec<Vec<f64>> = (0..700)
         .map(|r| {
             (0..100)
                 .map(|c| (((r * 37 + c * 11) % 17) as f64 - 8.0) / 4.0)
