@@ -165,6 +165,13 @@ fn shares_only_and_paillier_heavy_plans_match_the_reference() {
     }
 }
 
+fn dealer_of(plan: &Plan) -> u32 {
+    match plan.randomness {
+        plan::RandomnessSource::Dealer(d) => d,
+        plan::RandomnessSource::TwoParty => panic!("the plan has no dealer"),
+    }
+}
+
 /// At 700 rows the input-holder product's correlation is past the dealer's
 /// frame limit, so the dealer streams party 1's corrections: an empty first
 /// frame with the seed, the product's, then the rest.
@@ -173,13 +180,8 @@ fn streamed_dealer_corrections_match_the_reference() {
     let o = options(|o| o.use_dealer = true);
     let outcomes = check("logreg_100", 700, &o, 91);
     let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
-    let dealer = plan
-        .parties
-        .iter()
-        .position(|p| p.role == plan::Role::Dealer)
-        .unwrap();
     // One frame to party 0, three to party 1.
-    assert_eq!(outcomes[dealer].stats.frames_sent, 4);
+    assert_eq!(outcomes[dealer_of(&plan) as usize].stats.frames_sent, 4);
     check("relu_classifier", 700, &o, 92);
 }
 
@@ -215,11 +217,7 @@ fn a_tampered_stream_of_dealer_corrections_is_an_error() {
         .plan;
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 700, 5);
     let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
-    let dealer = plan
-        .parties
-        .iter()
-        .position(|p| p.role == plan::Role::Dealer)
-        .unwrap() as u32;
+    let dealer = dealer_of(&plan);
     let p1 = plan
         .parties
         .iter()

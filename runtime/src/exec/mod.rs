@@ -780,49 +780,25 @@ impl Exec<'_> {
                 );
             }
             Instr::Expand { src } => {
-                let Value::Wire(Wire::Dealer {
+                // Only `Expand` reads the dealer's first message: taken, not copied.
+                let Some(Value::Wire(Wire::Dealer {
                     seed,
                     corrections,
                     compare,
                     chunks,
-                }) = self.get(*src)?
+                })) = self.regs[src.0 as usize].take()
                 else {
                     return Err(ExecError::protocol("expected the dealer's message"));
                 };
-                let chunks = *chunks;
                 let source = match self.role()? {
-                    Role::P0 => DealerSource::party0(seed.clone())?,
+                    Role::P0 => DealerSource::party0(seed)?,
                     Role::P1 => {
-                        let mut s = DealerSource::party1(seed.clone(), corrections.clone())?;
-                        s.push_compare_corrections(compare.clone())?;
+                        let mut s = DealerSource::party1(seed, corrections)?;
+                        s.push_compare_corrections(compare)?;
+                        self.feed = Some(self.dealer_feed(chunks)?);
                         s
                     }
                 };
-                if self.role()? == Role::P1 {
-                    let groups = self.request_groups()?;
-                    let mut ends: VecDeque<usize> = dealer_cuts(&groups).into();
-                    if ends.len() as u64 != chunks + 1 {
-                        return Err(ExecError::protocol(format!(
-                            "the dealer announced {} frames of corrections, this plan needs {}",
-                            chunks + 1,
-                            ends.len()
-                        )));
-                    }
-                    let covered = ends.pop_front().unwrap_or(0);
-                    let from = self
-                        .plan
-                        .parties
-                        .iter()
-                        .position(|p| p.role == plan::Role::Dealer)
-                        .ok_or_else(|| ExecError::protocol("the plan has no dealer"))?;
-                    self.feed = Some(DealerFeed {
-                        from: from as PartyIdx,
-                        sizes: groups.iter().map(Vec::len).collect(),
-                        next: 0,
-                        covered,
-                        ends,
-                    });
-                }
                 self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
             }
             Instr::GenerateCorrelations { peer } => {
@@ -852,6 +828,32 @@ impl Exec<'_> {
             _ => self.step_crypto(ins, t, outputs)?,
         }
         Ok(())
+    }
+
+    /// Party 1's feed of the dealer's frames that follow its first message,
+    /// which announced `chunks` of them: the layout is computed here from
+    /// the plan, as the dealer did, and must agree with it.
+    fn dealer_feed(&self, chunks: u64) -> Result<DealerFeed, ExecError> {
+        let plan::RandomnessSource::Dealer(from) = self.plan.randomness else {
+            return Err(ExecError::protocol("the plan has no dealer"));
+        };
+        let groups = self.request_groups()?;
+        let mut ends: VecDeque<usize> = dealer_cuts(&groups).into();
+        if ends.len() as u64 != chunks + 1 {
+            return Err(ExecError::protocol(format!(
+                "the dealer announced {} frames of corrections, this plan needs {}",
+                chunks + 1,
+                ends.len()
+            )));
+        }
+        let covered = ends.pop_front().unwrap_or(0);
+        Ok(DealerFeed {
+            from,
+            sizes: groups.iter().map(Vec::len).collect(),
+            next: 0,
+            covered,
+            ends,
+        })
     }
 
     /// Every correlation request the computing parties will make, in order:

@@ -705,8 +705,7 @@ impl Exec<'_> {
 }
 
 impl Exec<'_> {
-    /// A receive in program order: the round it closes is counted here even
-    /// when the frame itself is read later (see `run_party`).
+    /// Sends one frame to `to` and counts it: bytes, frames, a round opened.
     fn send_frame(
         &mut self,
         to: PartyIdx,
@@ -814,6 +813,8 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// A receive in program order: the round it closes is counted here even
+    /// when the frame itself is read later (see `run_party`).
     pub(super) fn count_recv(&mut self) {
         if std::mem::take(&mut self.sent_since_recv) {
             self.stats.rounds += 1;
