@@ -467,3 +467,159 @@ fn clamped_sigmoid_holds_its_bound_on_wide_logits() {
         }
     }
 }
+
+fn checked(source: &str) -> compiler::ir::CheckedModel {
+    let r = compiler::check_source(source);
+    r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics))
+}
+
+/// Issue 14, defect 1: an input declared without `in [lo, hi]` lies in the
+/// default range the compiler's analysis assumed, and the runtime refuses
+/// data outside it. It used to accept `x = 1e11` and answer `-1539607552`
+/// for `1e11 * 0.5`.
+#[test]
+fn data_outside_an_undeclared_inputs_default_range_is_refused() {
+    let m = checked(
+        "model halfrange_mul { party a; party b; dealer d;
+          input x: fixed[batch] private(a); input y: fixed private(b) in [-0.5, 0.5];
+          let z = x * y; output z to a; }",
+    );
+    for dealer in [true, false] {
+        let plan = compiler::compile(&m, &options(|o| o.use_dealer = dealer))
+            .unwrap()
+            .plan;
+        let spec = &plan.inputs[0];
+        assert!(!spec.range_declared);
+        let wide = compiler::ir::max_literal_magnitude(plan.precision);
+        assert_eq!(spec.range, (-wide, wide));
+        let inputs = BTreeMap::from([
+            (
+                "x".to_string(),
+                Tensor::new(vec![2], vec![1e11, 3.0]).unwrap(),
+            ),
+            ("y".to_string(), Tensor::new(vec![], vec![0.5]).unwrap()),
+        ]);
+        let err = exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("value #0 lies outside") && err.contains("in [lo, hi]"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("1e11") && !err.contains("100000000000"),
+            "{err}"
+        );
+        // At the edge of the default range the answer is right.
+        let inputs = BTreeMap::from([
+            (
+                "x".to_string(),
+                Tensor::new(vec![3], vec![wide, -wide, 3.0]).unwrap(),
+            ),
+            ("y".to_string(), Tensor::new(vec![], vec![0.5]).unwrap()),
+        ]);
+        let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
+        let outcomes =
+            exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+        for (a, b) in outcomes[0].outputs[0]
+            .1
+            .data
+            .iter()
+            .zip(&reference[0].1.data)
+        {
+            assert!(
+                (a - b).abs() <= plan.outputs[0].error_bound,
+                "dealer {dealer}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+/// Issue 14, defect 2: without a dealer, products used to be truncated
+/// locally (SecureML), which fails with probability about |x|/2^63 per
+/// element: here about 2^-7, so a thousand rows had several answers off by
+/// 2^32. Two-party truncation from daBits is now as exact as the dealer's.
+#[test]
+fn products_of_large_values_without_a_dealer_are_exact() {
+    let m = checked(
+        "model bigmul { party a; party b;
+          input x: fixed[batch] private(a) in [-4000, 4000];
+          input y: fixed[batch] private(b) in [-4000, 4000];
+          let z = x * y; output z to a; }",
+    );
+    let o = options(|o| o.use_dealer = false);
+    let plan = compiler::compile(&m, &o).unwrap().plan;
+    assert!(plan
+        .correlations
+        .iter()
+        .any(|c| matches!(c, plan::Correlation::TruncDaBits { .. })));
+    check_model("bigmul", &m, 1000, &o, 600);
+}
+
+/// A reduction along `batch` has a range that grows with it, and a mean
+/// divides by it: the plan records the size the analysis assumed, and the
+/// runtime refuses more (it used to answer with an overflowed sum), or, for
+/// a mean, any other size (it used to divide by the assumed size).
+#[test]
+fn a_batch_larger_than_the_plan_assumed_for_a_reduction_is_refused() {
+    let m = checked(
+        "model sums { party a; party b; dealer d;
+          input x: fixed[batch] private(a) in [0, 1000];
+          input y: fixed private(b) in [0, 1000];
+          let s = sum(x) * y; let t = mean(x) * y;
+          output s to a; output t to a; }",
+    );
+    let plan = compiler::compile(
+        &m,
+        &options(|o| {
+            o.assume.insert("batch".into(), 8);
+        }),
+    )
+    .unwrap()
+    .plan;
+    assert_eq!(plan.dim_limits.len(), 1, "{:?}", plan.dim_limits);
+    assert!(plan.dim_limits[0].exact);
+    for (batch, ok) in [(8, true), (9, false), (7, false)] {
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 3);
+        let r = exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options());
+        match (r, ok) {
+            (Ok(outcomes), true) => {
+                let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
+                for (o, spec) in plan.outputs.iter().enumerate() {
+                    let got = &outcomes[0].outputs[o].1.data[0];
+                    let want = reference[o].1.data[0];
+                    assert!((got - want).abs() <= spec.error_bound, "{got} vs {want}");
+                }
+            }
+            (Err(e), false) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("dimension `batch` is")
+                        && e.contains(&format!("--assume batch={batch}")),
+                    "{e}"
+                );
+            }
+            (r, _) => panic!("batch {batch}: {:?}", r.map(|_| ())),
+        }
+    }
+    // A sum alone bounds the size from above only.
+    let m = checked(
+        "model sum1 { party a; party b; dealer d;
+          input x: fixed[batch] private(a) in [0, 1000];
+          input y: fixed private(b) in [0, 1000];
+          let s = sum(x) * y; output s to a; }",
+    );
+    let plan = compiler::compile(
+        &m,
+        &options(|o| {
+            o.assume.insert("batch".into(), 8);
+        }),
+    )
+    .unwrap()
+    .plan;
+    assert!(!plan.dim_limits[0].exact);
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 5, 3);
+    exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 9, 3);
+    assert!(exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).is_err());
+}

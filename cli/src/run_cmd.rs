@@ -85,7 +85,9 @@ pub fn load_inputs(
         .filter(|n| !all.contains_key(*n))
         .collect();
     {
-        if let Err(errs) = plan::bind_inputs(plan, party, &all) {
+        // Dimension limits are checked when the plan runs: `veil run`
+        // compiles the plan for the sizes the data has.
+        if let Err(errs) = plan::infer_dims(plan, party, &all) {
             for e in errs.into_iter().filter(|e| !failed.contains(&&e.input)) {
                 let file = bindings
                     .iter()
@@ -122,11 +124,27 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         }
     };
-    // Estimates for the sizes the data actually has (the plan is the same).
-    if let Ok(dims) = plan::bind_inputs(&compiled.plan, None, &inputs) {
-        options.assume = dims.into_iter().map(|(k, v)| (k, v as u64)).collect();
-        if let Ok(c) = compiler::compile(&model, &options) {
-            compiled = c;
+    // The plan for the sizes the data has: the analysis (the range of a sum
+    // along `batch`, a mean's divisor) and the estimates depend on them.
+    if let Ok(dims) = plan::infer_dims(&compiled.plan, None, &inputs) {
+        let dims: BTreeMap<String, u64> = dims.into_iter().map(|(k, v)| (k, v as u64)).collect();
+        if dims != compiled.plan.estimate.assumed_dims {
+            options.assume = dims;
+            match compile_file_with(&args.file, &options) {
+                Some((_, c)) => compiled = c,
+                None => {
+                    eprintln!(
+                        "note: the model was compiled for the sizes of its data ({}); nothing was run",
+                        options
+                            .assume
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     }
     let plan = &compiled.plan;
@@ -179,6 +197,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         match compiler::reference::evaluate(&model, &inputs) {
             Ok(reference) => {
                 let mut worst: f64 = 0.0;
+                let mut over_bound = Vec::new();
                 for (p, o) in outcomes.iter().enumerate() {
                     for (name, t) in &o.outputs {
                         let (_, r) = reference
@@ -202,11 +221,30 @@ pub fn run(args: &RunArgs) -> ExitCode {
                             preview(r)
                         );
                         worst = worst.max(err);
+                        // A NaN result is a failure too.
+                        if err > bound || err.is_nan() {
+                            over_bound.push(format!(
+                                "`{name}` at {}: {err:.3e} > {bound:.3e}",
+                                plan.party_name(p as u32)
+                            ));
+                        }
                     }
                 }
                 println!("max error over all outputs: {worst:.3e}");
+                if !over_bound.is_empty() {
+                    eprintln!(
+                        "error: the private result differs from the plaintext reference by more \
+                         than the compiler's bound: {}",
+                        over_bound.join("; ")
+                    );
+                    eprintln!("note: this is a bug in Veil; please report it with the model file");
+                    return ExitCode::FAILURE;
+                }
             }
-            Err(e) => eprintln!("warning: the reference interpreter failed: {e}"),
+            Err(e) => {
+                eprintln!("error: the reference interpreter failed: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     ExitCode::SUCCESS

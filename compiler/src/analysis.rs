@@ -327,7 +327,9 @@ fn error_bounds(g: &Graph, fits: &BTreeMap<ValueId, Fit>, clamped: &BTreeSet<Val
             Op::Mul(a, b) => m(a) * e(b) + m(b) * e(a) + e(a) * e(b) + lsb,
             Op::MatMul(a, b) => k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb,
             Op::Sum(a) => k(a) * e(a),
-            Op::Mean(a) => e(a) + lsb,
+            // The sum times 1/k, a constant rounded to the precision: its
+            // rounding error (lsb/2) scales with the sum.
+            Op::Mean(a) => e(a) + k(a) * m(a) * lsb / 2.0 + lsb,
             Op::Square(a) => 2.0 * m(a) * e(a) + e(a) * e(a) + lsb,
             Op::Sigmoid(a, _) | Op::Tanh(a, _) => match fits.get(&v) {
                 Some(fit) => {

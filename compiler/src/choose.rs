@@ -134,7 +134,11 @@ impl Chooser<'_, '_> {
                 + Cost::comm(n * 3.0 * RING_BYTES, 0)
                 + Cost::comm(2.0 * n * RING_BYTES, 1)
         } else {
-            Cost::compute(n * self.costs.ring_op)
+            // One daBit per element, then one bit each way.
+            let (seconds, bytes) = self.costs.paillier_dabit();
+            Cost::compute(n * (seconds + 8.0 * self.costs.ring_op))
+                + Cost::comm(n * bytes, 0)
+                + Cost::comm(2.0 * n / 8.0, 1)
         }
     }
 

@@ -73,6 +73,19 @@ impl CostTable {
         (compute, (inputs + replies) * self.ciphertext_bytes())
     }
 
+    /// Two-party (Paillier) preprocessing of one daBit without a dealer:
+    /// `(seconds, bytes)`. Party 0 encrypts its bit; party 1 raises it to
+    /// its own bit (an addition) inside one reply per group of slots, each
+    /// with a fresh mask encryption that party 0 decrypts. Truncation
+    /// without a dealer uses one per element.
+    pub fn paillier_dabit(&self) -> (f64, f64) {
+        let replies = 1.0 / cross_slots(self.key_bits, 2);
+        let compute = (1.0 + replies) * self.paillier_encrypt
+            + replies * self.paillier_decrypt
+            + self.paillier_add;
+        (compute, (1.0 + replies) * self.ciphertext_bytes())
+    }
+
     /// Bytes of one Paillier ciphertext (an element of Z_{n²}).
     pub fn ciphertext_bytes(&self) -> f64 {
         (2 * self.key_bits / 8) as f64

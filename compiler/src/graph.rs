@@ -210,12 +210,41 @@ impl<'m> Graph<'m> {
         self.value(v).shape.0.last().map_or(1, |d| self.dim_size(d))
     }
 
+    /// The symbolic dimensions whose assumed size the analysis depends on:
+    /// for every live reduction along a symbolic last dimension (sum, mean,
+    /// a matrix product's inner dimension, argmax), the symbol, its assumed
+    /// size, whether the plan needs exactly that size (a mean divides by
+    /// it), and the value. Deduplicated per symbol, exact first.
+    pub fn dim_assumptions(&self) -> Vec<(String, u64, bool, ValueId)> {
+        let mut found: BTreeMap<String, (bool, ValueId)> = BTreeMap::new();
+        for v in self.order() {
+            let (operand, exact) = match &self.value(v).op {
+                Op::Mean(a) => (*a, true),
+                Op::Sum(a) | Op::MatMul(a, _) | Op::Argmax(a) => (*a, false),
+                _ => continue,
+            };
+            if let Some(Dim::Symbol(s)) = self.value(operand).shape.0.last() {
+                let e = found.entry(s.clone()).or_insert((exact, v));
+                if exact && !e.0 {
+                    *e = (true, v);
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|(s, (exact, v))| {
+                let size = self.dim_size(&Dim::Symbol(s.clone()));
+                (s, size, exact, v)
+            })
+            .collect()
+    }
+
     fn range_of(&self, v: &Value) -> Interval {
         let r = |x: &ValueId| self.node(*x).range;
-        let wide = max_literal_magnitude(self.model.precision);
         match &v.op {
             Op::Input { range, .. } => {
-                range.map_or(Interval::new(-wide, wide), |(lo, hi)| Interval::new(lo, hi))
+                let (lo, hi) = input_range(*range, self.model.precision);
+                Interval::new(lo, hi)
             }
             Op::Const { data } => data
                 .iter()

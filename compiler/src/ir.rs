@@ -289,3 +289,13 @@ pub const PRECISION_RANGE: std::ops::RangeInclusive<u64> = 8..=24;
 pub fn max_literal_magnitude(precision: u32) -> f64 {
     2f64.powi(62 - 2 * precision as i32)
 }
+
+/// The range of an input: the declared one, or `±max_literal_magnitude`.
+/// The analysis assumes it and the plan carries it, so the runtime refuses
+/// data outside it (the one definition both use).
+pub fn input_range(declared: Option<(f64, f64)>, precision: u32) -> (f64, f64) {
+    declared.unwrap_or_else(|| {
+        let wide = max_literal_magnitude(precision);
+        (-wide, wide)
+    })
+}

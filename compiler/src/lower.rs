@@ -282,6 +282,17 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         let net = self.chooser.net;
         let mut plan = plan::Plan {
             format: plan::FORMAT_VERSION,
+            dim_limits: self
+                .g
+                .dim_assumptions()
+                .into_iter()
+                .map(|(name, size, exact, v)| plan::DimLimit {
+                    name,
+                    size,
+                    exact,
+                    because: format!("{} = {}", self.g.label(v), self.g.describe(v)),
+                })
+                .collect(),
             model: model.name.clone(),
             precision: self.f,
             parties,
@@ -332,7 +343,8 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                         Owner::Party(p) => plan::Owner::Party(pi(*p)),
                     },
                     shape: plan_shape(&v.shape),
-                    range: *range,
+                    range: crate::ir::input_range(*range, model.precision),
+                    range_declared: range.is_some(),
                 }),
                 _ => None,
             })
@@ -493,7 +505,9 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         opens.iter().map(|o| o.5).collect()
     }
 
-    /// Truncate shares by `bits`, all in one round (dealer) or locally.
+    /// Truncate shares by `bits`, all in one round: with the dealer's
+    /// truncation pairs, or without a dealer from daBits (the wrap of the
+    /// shares; `runtime::sharing::protocol`).
     fn trunc_batch(&mut self, xs: Vec<(Reg, u32)>) -> Vec<Reg> {
         let mut outs = Vec::new();
         let mut opens = Vec::new();
@@ -509,39 +523,23 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             let mut c = self.chooser.trunc(n);
             c.rounds = 0;
             self.cost += c;
-            match self.dealer {
-                Some(_) => {
-                    self.correlations.push(Correlation::Trunc {
-                        shape: info.shape.clone(),
-                        bits,
-                    });
-                    let corr = self.correlations.len() as u32 - 1;
-                    let msg = self.reg(
-                        Kind::Message,
-                        plan::Shape::scalar(),
-                        format!("masked {}", info.note),
-                    );
-                    let theirs = self.reg(
-                        Kind::Message,
-                        plan::Shape::scalar(),
-                        format!("peer's masked {}", info.note),
-                    );
-                    opens.push((x, corr, msg, theirs, dst));
-                }
-                None => {
-                    for (i, p) in self.p.into_iter().enumerate() {
-                        self.emit(
-                            p,
-                            Instr::TruncLocal {
-                                dst,
-                                x,
-                                bits,
-                                leader: i == 0,
-                            },
-                        );
-                    }
-                }
-            }
+            let shape = info.shape.clone();
+            self.correlations.push(match self.dealer {
+                Some(_) => Correlation::Trunc { shape, bits },
+                None => Correlation::TruncDaBits { shape, bits },
+            });
+            let corr = self.correlations.len() as u32 - 1;
+            let msg = self.reg(
+                Kind::Message,
+                plan::Shape::scalar(),
+                format!("masked {}", info.note),
+            );
+            let theirs = self.reg(
+                Kind::Message,
+                plan::Shape::scalar(),
+                format!("peer's masked {}", info.note),
+            );
+            opens.push((x, corr, msg, theirs, dst));
             outs.push(dst);
         }
         if !opens.is_empty() {

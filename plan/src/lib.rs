@@ -20,11 +20,11 @@ use std::fmt::{self, Write};
 
 mod tensor;
 mod validate;
-pub use tensor::{bind_inputs, concrete, InputError, Tensor};
+pub use tensor::{bind_inputs, concrete, infer_dims, InputError, Tensor};
 pub use validate::{validate, ValidationError};
 
 /// Bumped when the plan format changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Index into [`Plan::parties`].
 pub type PartyIdx = u32;
@@ -107,8 +107,13 @@ pub struct InputSpec {
     pub name: String,
     pub owner: Owner,
     pub shape: Shape,
-    /// Declared value range; the runtime rejects data outside it.
-    pub range: Option<(f64, f64)>,
+    /// The range every value of this input lies in: the declared
+    /// `in [lo, hi]`, or the compiler's default for the model's precision.
+    /// The compiler's overflow and error analysis assumed it, so the runtime
+    /// refuses data outside it.
+    pub range: (f64, f64),
+    /// Whether the model declared `range` (otherwise it is the default).
+    pub range_declared: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +168,20 @@ pub enum Correlation {
     },
     /// Truncation pair: r uniform in Z_2^64, with shares of r >> bits and msb(r).
     Trunc { shape: Shape, bits: u32 },
+    /// Two-party truncation by `bits` (no dealer): one daBit per element of
+    /// `shape`, which yields the wrap of the shares (see
+    /// `runtime::sharing::protocol`).
+    TruncDaBits { shape: Shape, bits: u32 },
+}
+
+impl Correlation {
+    /// The shift of a truncation correlation.
+    pub fn trunc_bits(&self) -> Option<u32> {
+        match self {
+            Correlation::Trunc { bits, .. } | Correlation::TruncDaBits { bits, .. } => Some(*bits),
+            _ => None,
+        }
+    }
 }
 
 /// Where correlated randomness comes from.
@@ -401,25 +420,21 @@ pub enum Instr {
         corr: u32,
         leader: bool,
     },
-    /// Truncation by `corr`'s bits with a dealer pair, round 1: message x + r.
+    /// Truncation by `corr`'s bits, round 1. With a dealer's pair
+    /// ([`Correlation::Trunc`]) the message is `x + r`; with daBits
+    /// ([`Correlation::TruncDaBits`]) one masked bit per element.
     TruncOpen {
         msg: Reg,
         x: Reg,
         corr: u32,
     },
-    /// Truncation round 2: opens x + r and computes the truncated share.
+    /// Truncation round 2: combines the peer's message with this party's
+    /// and computes the truncated share.
     TruncClose {
         dst: Reg,
         mine: Reg,
         theirs: Reg,
         corr: u32,
-        leader: bool,
-    },
-    /// Two-party local truncation (SecureML): each party shifts its share.
-    TruncLocal {
-        dst: Reg,
-        x: Reg,
-        bits: u32,
         leader: bool,
     },
 
@@ -528,7 +543,7 @@ impl Instr {
             | Instr::Reveal { mine, theirs, .. } => {
                 vec![*mine, *theirs]
             }
-            Instr::TruncOpen { x, .. } | Instr::TruncLocal { x, .. } => vec![*x],
+            Instr::TruncOpen { x, .. } => vec![*x],
             Instr::Send { regs, .. } => regs.clone(),
         }
     }
@@ -545,7 +560,6 @@ impl Instr {
             | Instr::HolderClose { dst, .. }
             | Instr::Own { dst, .. }
             | Instr::TruncClose { dst, .. }
-            | Instr::TruncLocal { dst, .. }
             | Instr::Encrypt { dst, .. }
             | Instr::Hom { dst, .. }
             | Instr::DecryptShare { dst, .. }
@@ -588,6 +602,49 @@ pub struct Estimate {
     pub assumed_dims: BTreeMap<String, u64>,
 }
 
+/// A size the compiler's analysis assumed for a symbolic dimension: a
+/// reduction along it (a sum, a matrix product's inner dimension, an argmax)
+/// has a range that grows with it, and a mean divides by it. The runtime
+/// refuses data whose dimension exceeds `size` (or differs from it, when
+/// `exact`), since the overflow and error analysis would not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DimLimit {
+    pub name: String,
+    pub size: u64,
+    /// The plan is right only at exactly this size (a mean divides by it).
+    pub exact: bool,
+    /// The operation that depends on it, for people: "s = sum(x)".
+    pub because: String,
+}
+
+impl DimLimit {
+    /// Checks one bound size; the error says what to do.
+    pub fn check(&self, size: u64) -> Result<(), String> {
+        let ok = if self.exact {
+            size == self.size
+        } else {
+            size <= self.size
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(format!(
+            "dimension `{}` is {size}, but the plan was compiled for {} {} (`{}` {}); \
+             compile it for this size with --assume {}={size}",
+            self.name,
+            if self.exact { "exactly" } else { "at most" },
+            self.size,
+            self.because,
+            if self.exact {
+                "divides by it"
+            } else {
+                "reduces along it, and its range grows with it"
+            },
+            self.name,
+        ))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format: u32,
@@ -596,6 +653,8 @@ pub struct Plan {
     pub precision: u32,
     pub parties: Vec<Party>,
     pub inputs: Vec<InputSpec>,
+    /// Sizes of symbolic dimensions the analysis depends on.
+    pub dim_limits: Vec<DimLimit>,
     pub outputs: Vec<OutputSpec>,
     pub regs: Vec<RegInfo>,
     pub randomness: RandomnessSource,
@@ -616,6 +675,19 @@ impl Plan {
 
     pub fn program(&self, p: PartyIdx) -> &Program {
         &self.programs[p as usize]
+    }
+
+    /// Checks the sizes of symbolic dimensions against [`Plan::dim_limits`].
+    pub fn check_dims<'a>(
+        &self,
+        dims: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Result<(), String> {
+        for (name, size) in dims {
+            for l in self.dim_limits.iter().filter(|l| l.name == name) {
+                l.check(size)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn to_json(&self) -> String {
@@ -660,11 +732,23 @@ impl Plan {
                 Owner::Public => "public".to_string(),
                 Owner::Party(p) => format!("private({})", self.party_name(p)),
             };
-            let range = i
-                .range
-                .map(|(lo, hi)| format!(" in [{lo}, {hi}]"))
-                .unwrap_or_default();
+            let (lo, hi) = i.range;
+            let range = if i.range_declared {
+                format!(" in [{lo}, {hi}]")
+            } else {
+                format!(" in [{lo}, {hi}] (default)")
+            };
             writeln!(out, "    {}: {} {owner}{range}", i.name, i.shape)?;
+        }
+        for l in &self.dim_limits {
+            writeln!(
+                out,
+                "  dimension {} {} {} ({})",
+                l.name,
+                if l.exact { "=" } else { "<=" },
+                l.size,
+                l.because
+            )?;
         }
         writeln!(out, "  outputs:")?;
         for o in &self.outputs {
@@ -708,6 +792,9 @@ impl Plan {
                     }
                     Correlation::Trunc { shape, bits } => {
                         format!("truncation pair {shape} >> {bits}")
+                    }
+                    Correlation::TruncDaBits { shape, bits } => {
+                        format!("truncation daBits {shape} >> {bits}")
                     }
                 };
                 writeln!(out, "    #{i}: {text}")?;
@@ -838,12 +925,6 @@ impl Plan {
                     lead(*leader)
                 )
             }
-            Instr::TruncLocal {
-                dst,
-                x,
-                bits,
-                leader,
-            } => format!("{dst} = trunc.local {x} >> {bits}{}", lead(*leader)),
             Instr::Encrypt { dst, src } => format!("{dst} = encrypt {src}"),
             Instr::Hom { dst, op, args } => {
                 format!("{dst} = hom.{} {}", hom_op_text(op), regs(args))

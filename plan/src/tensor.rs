@@ -64,8 +64,37 @@ impl fmt::Display for InputError {
 /// Check `given` against the plan's inputs that `party` supplies (every
 /// input, for `None`): every one present, shapes agreeing (binding symbolic
 /// dimensions such as `batch` consistently), values finite and inside the
-/// declared range. Returns the bound dimensions.
+/// input's range, and the dimensions within the plan's
+/// [`Plan::dim_limits`]. Returns the bound dimensions.
 pub fn bind_inputs(
+    plan: &Plan,
+    party: Option<u32>,
+    given: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, usize>, Vec<InputError>> {
+    let dims = infer_dims(plan, party, given)?;
+    let errors: Vec<InputError> = dims
+        .iter()
+        .filter_map(|(name, &size)| {
+            let message = plan.check_dims([(name.as_str(), size as u64)]).err()?;
+            let symbol = Dim::Symbol(name.clone());
+            let input = plan
+                .inputs
+                .iter()
+                .find(|i| given.contains_key(&i.name) && i.shape.0.contains(&symbol))
+                .map_or_else(String::new, |i| i.name.clone());
+            Some(InputError { input, message })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(dims)
+    } else {
+        Err(errors)
+    }
+}
+
+/// As [`bind_inputs`], without the plan's dimension limits: the sizes the
+/// data has, to compile a plan for them.
+pub fn infer_dims(
     plan: &Plan,
     party: Option<u32>,
     given: &BTreeMap<String, Tensor>,
@@ -134,13 +163,22 @@ pub fn bind_inputs(
             });
             continue;
         }
-        if let Some((lo, hi)) = spec.range {
-            if let Some(i) = t.data.iter().position(|v| *v < lo || *v > hi) {
-                errors.push(InputError {
-                    input: spec.name.clone(),
-                    message: format!("value #{i} lies outside the declared range [{lo}, {hi}]"),
-                });
-            }
+        let (lo, hi) = spec.range;
+        if let Some(i) = t.data.iter().position(|v| *v < lo || *v > hi) {
+            let message = if spec.range_declared {
+                format!("value #{i} lies outside the declared range [{lo}, {hi}]")
+            } else {
+                format!(
+                    "value #{i} lies outside [{lo}, {hi}], the range the compiler assumes for an \
+                     input declared without `in [lo, hi]`; declare the input's real range in the \
+                     model (`input {}: ... in [lo, hi]`)",
+                    spec.name
+                )
+            };
+            errors.push(InputError {
+                input: spec.name.clone(),
+                message,
+            });
         }
     }
     if errors.is_empty() {

@@ -291,6 +291,8 @@ fn sigmoid_and_tanh_on_shares() {
         (TruncMode::Dealer, 9, SIGMOID_DEG9_MAX_ERR),
         (TruncMode::Local, 7, SIGMOID_DEG7_MAX_ERR),
         (TruncMode::Local, 9, SIGMOID_DEG9_MAX_ERR),
+        (TruncMode::DaBits, 7, SIGMOID_DEG7_MAX_ERR),
+        (TruncMode::DaBits, 9, SIGMOID_DEG9_MAX_ERR),
     ] {
         let (mut e0, mut e1, _) = dealer_engines_for_tests(4, fp(), mode);
         let ((a, s0), (b, _)) = run_two_party(
@@ -309,7 +311,7 @@ fn sigmoid_and_tanh_on_shares() {
         assert!(worst < bound + 2e-3, "{mode:?} deg {degree}: {worst}");
         let levels = if degree == 7 { 3 } else { 4 };
         let expected_rounds = match mode {
-            TruncMode::Dealer => 1 + 2 * levels + 1,
+            TruncMode::Dealer | TruncMode::DaBits => 1 + 2 * levels + 1,
             TruncMode::Local => levels,
         };
         assert_eq!(s0.rounds, expected_rounds);

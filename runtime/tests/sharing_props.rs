@@ -48,7 +48,11 @@ fn within_trunc(got: &[i64], exact_2f: &[i64]) -> bool {
 }
 
 fn mode_strategy() -> impl Strategy<Value = TruncMode> {
-    prop_oneof![Just(TruncMode::Dealer), Just(TruncMode::Local)]
+    prop_oneof![
+        Just(TruncMode::Dealer),
+        Just(TruncMode::Local),
+        Just(TruncMode::DaBits)
+    ]
 }
 
 /// Shape `[m, k]` with `m*k` values in `[-lim, lim]`.
@@ -64,6 +68,42 @@ fn matrix(lim: f64) -> impl Strategy<Value = (usize, usize, Vec<f64>)> {
 
 proptest! {
     #![proptest_config(cfg())]
+
+    /// Two-party truncation from daBits (what plans without a dealer use)
+    /// is within one LSB above the exact shift for every `|x| < 2^62`, the
+    /// whole range the compiler allows (SecureML's local truncation fails
+    /// with probability about |x|/2^63 there), for every shift and both
+    /// signs, on uniformly random shares.
+    #[test]
+    fn dabit_truncation_holds_up_to_the_limit(
+        xs in proptest::collection::vec(-(1i64 << 62) + 1..(1i64 << 62), 1..200),
+        bits in 1u32..=61,
+        seed in any::<u64>(),
+    ) {
+        let shape = [xs.len()];
+        let t = RingTensor::new(xs.iter().map(|&v| v as u64).collect(), shape.to_vec()).unwrap();
+        let (x0, x1) = share_with_rng(&t, &mut fixed_seed_rng_for_tests(seed)).unwrap();
+        let (mut e0, mut e1, _) =
+            dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::DaBits);
+        let ((z0, _), (z1, _)) = run_two_party(
+            |ex| {
+                let (st, m) = e0.trunc_dabits_round1(&x0, bits)?;
+                let peer = ex.exchange(Message::Open(m))?;
+                let Message::Open(peer) = peer else { unreachable!() };
+                Engine::<DealerSource>::trunc_dabits_round2(st, peer)
+            },
+            |ex| {
+                let (st, m) = e1.trunc_dabits_round1(&x1, bits)?;
+                let peer = ex.exchange(Message::Open(m))?;
+                let Message::Open(peer) = peer else { unreachable!() };
+                Engine::<DealerSource>::trunc_dabits_round2(st, peer)
+            },
+        ).unwrap();
+        for (got, x) in opened(&z0, &z1).iter().zip(&xs) {
+            let d = got.wrapping_sub(x >> bits);
+            prop_assert!((0..=1).contains(&d), "x = {x}, bits = {bits}: got {got}");
+        }
+    }
 
     #[test]
     fn linear_ops_exact((m, k, xv) in matrix(1000.0), seed in any::<u64>(), c in -1000i64..1000) {

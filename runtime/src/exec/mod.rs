@@ -28,6 +28,7 @@ use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
     CompareDealerMsg, CorrelationRequest, Correlations, Dealer, DealerMsg, DealerSource, Engine,
     FixedPoint, HolderState, MulState, Party as Role, SeedMsg, Share, TruncMode, TruncState,
+    WrapTruncState,
 };
 use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
 use std::collections::VecDeque;
@@ -188,7 +189,7 @@ fn uses_correlations(ins: &Instr) -> bool {
 /// times.
 fn masked_from_clear(
     program: &plan::Program,
-    requests: &[CorrelationRequest],
+    requests: &[nonlinear::Request],
     me: Role,
 ) -> HashSet<Reg> {
     let mut readers: HashMap<Reg, Vec<&Instr>> = HashMap::new();
@@ -212,8 +213,9 @@ fn masked_from_clear(
                             && y != dst
                             && matches!(
                                 requests.get(*corr as usize),
-                                Some(CorrelationRequest::HolderMatmulTriple { a_holder, .. })
-                                    if *a_holder == me
+                                Some(nonlinear::Request::Arith(
+                                    CorrelationRequest::HolderMatmulTriple { a_holder, .. }
+                                )) if *a_holder == me
                             )
                     }
                     _ => false,
@@ -221,6 +223,13 @@ fn masked_from_clear(
             })
         })
         .collect()
+}
+
+/// A truncation between its two rounds: with the dealer's pair, or from
+/// daBits without a dealer.
+enum Truncation {
+    Dealer(TruncState),
+    DaBits(WrapTruncState),
 }
 
 /// A register's value at one party.
@@ -346,10 +355,10 @@ struct Exec<'a> {
     engine: Option<Engine<Box<dyn Correlations + Send>>>,
     mul_states: HashMap<Reg, MulState>,
     holder_states: HashMap<Reg, HolderState>,
-    trunc_states: HashMap<Reg, TruncState>,
+    trunc_states: HashMap<Reg, Truncation>,
     keypair: Option<Keypair>,
     peer_keys: BTreeMap<PartyIdx, PublicKey>,
-    requests: Vec<CorrelationRequest>,
+    requests: Vec<nonlinear::Request>,
     stats: Stats,
     sent_since_recv: bool,
     feed: Option<DealerFeed>,
@@ -420,10 +429,10 @@ pub fn run_party(
         ex.unencoded = masked_from_clear(plan.program(me), &ex.requests, role);
     }
     if let (plan::RandomnessSource::TwoParty, Some(role)) = (plan.randomness, role) {
-        // Local truncation; triples (if any) arrive via GenerateCorrelations.
+        // Correlations (if any) arrive via GenerateCorrelations.
         let store: Box<dyn Correlations + Send> =
             Box::new(crate::sharing::PrecomputedCorrelations::new(role));
-        ex.engine = Some(Engine::new(ex.fp, TruncMode::Local, store));
+        ex.engine = Some(Engine::new(ex.fp, TruncMode::DaBits, store));
     }
     ex.stats.setup = start.elapsed();
     let program = &plan.program(me).instrs;
@@ -603,6 +612,11 @@ impl Exec<'_> {
                         )))
                     }
                     _ => {
+                        self.plan
+                            .check_dims([(name.as_str(), size as u64)])
+                            .map_err(|e| {
+                                ExecError::input(format!("from {}: {e}", self.plan.party_name(p)))
+                            })?;
                         self.dims.insert(name, size);
                     }
                 }
@@ -611,32 +625,39 @@ impl Exec<'_> {
         Ok(())
     }
 
-    fn bind_requests(&self) -> Result<Vec<CorrelationRequest>, ExecError> {
+    fn bind_requests(&self) -> Result<Vec<nonlinear::Request>, ExecError> {
+        use crate::sharing::CompareRequest;
+        use nonlinear::Request::{Arith, Compare};
         self.plan
             .correlations
             .iter()
             .map(|c| {
                 Ok(match c {
-                    Correlation::Elementwise { shape } => CorrelationRequest::ElementwiseTriple {
-                        shape: self.concrete(shape)?,
-                    },
-                    Correlation::MatMul { lhs, rhs } => CorrelationRequest::MatmulTriple {
+                    Correlation::Elementwise { shape } => {
+                        Arith(CorrelationRequest::ElementwiseTriple {
+                            shape: self.concrete(shape)?,
+                        })
+                    }
+                    Correlation::MatMul { lhs, rhs } => Arith(CorrelationRequest::MatmulTriple {
                         a_shape: self.concrete(lhs)?,
                         b_shape: self.concrete(rhs)?,
-                    },
+                    }),
                     Correlation::HolderMatMul {
                         lhs,
                         rhs,
                         lhs_holder,
-                    } => CorrelationRequest::HolderMatmulTriple {
+                    } => Arith(CorrelationRequest::HolderMatmulTriple {
                         a_shape: self.concrete(lhs)?,
                         b_shape: self.concrete(rhs)?,
                         a_holder: self.role_of(*lhs_holder)?,
-                    },
-                    Correlation::Trunc { shape, bits } => CorrelationRequest::Trunc {
+                    }),
+                    Correlation::Trunc { shape, bits } => Arith(CorrelationRequest::Trunc {
                         shape: self.concrete(shape)?,
                         frac_bits: *bits,
-                    },
+                    }),
+                    Correlation::TruncDaBits { shape, .. } => Compare(CompareRequest::DaBits {
+                        shape: self.concrete(shape)?,
+                    }),
                 })
             })
             .collect()
@@ -803,7 +824,7 @@ impl Exec<'_> {
             }
             Instr::GenerateCorrelations { peer } => {
                 let store = twoparty::generate(self, *peer, t)?;
-                self.engine = Some(Engine::new(self.fp, TruncMode::Local, Box::new(store)));
+                self.engine = Some(Engine::new(self.fp, TruncMode::DaBits, Box::new(store)));
             }
             Instr::Input { dst, input } => {
                 // Inputs were validated in `run_party`.
@@ -883,7 +904,7 @@ impl Exec<'_> {
                         .requests
                         .get(*corr as usize)
                         .ok_or_else(|| ExecError::protocol("unknown correlation"))?;
-                    vec![nonlinear::Request::Arith(r.clone())]
+                    vec![r.clone()]
                 }
                 Instr::Nonlinear { op, args, .. } => {
                     let shapes = args
@@ -945,7 +966,12 @@ pub fn random_inputs<R: rand::Rng + ?Sized>(
                     plan::Dim::Symbol(_) => batch,
                 })
                 .collect();
-            let (lo, hi) = i.range.unwrap_or((-1.0, 1.0));
+            // Demo data: the declared range, or [-1, 1] within the default.
+            let (lo, hi) = if i.range_declared {
+                i.range
+            } else {
+                (i.range.0.max(-1.0), i.range.1.min(1.0))
+            };
             let n: usize = shape.iter().product();
             let data = (0..n)
                 .map(|_| {
@@ -1038,10 +1064,12 @@ mod tests {
 
     #[test]
     fn only_a_share_read_by_nothing_but_its_holders_product_stays_unencoded() {
-        let holder = |h| CorrelationRequest::HolderMatmulTriple {
-            a_shape: vec![4, 3],
-            b_shape: vec![3],
-            a_holder: h,
+        let holder = |h| {
+            nonlinear::Request::Arith(CorrelationRequest::HolderMatmulTriple {
+                a_shape: vec![4, 3],
+                b_shape: vec![3],
+                a_holder: h,
+            })
         };
         let requests = vec![holder(Role::P0), holder(Role::P1)];
         let own = |src, dst| Instr::Own {

@@ -247,8 +247,9 @@ impl Exec<'_> {
                 self.set(*dst, Value::Share(s));
             }
             Instr::HolderOpen { msg, x, y, corr } => {
-                let Some(sharing::CorrelationRequest::HolderMatmulTriple { a_holder, .. }) =
-                    self.requests.get(*corr as usize).cloned()
+                let Some(super::nonlinear::Request::Arith(
+                    sharing::CorrelationRequest::HolderMatmulTriple { a_holder, .. },
+                )) = self.requests.get(*corr as usize).cloned()
                 else {
                     return Err(ExecError::protocol(
                         "input-holder product without its correlation",
@@ -331,19 +332,23 @@ impl Exec<'_> {
                 self.set(*dst, Value::Share(z));
             }
             Instr::TruncOpen { msg, x, corr } => {
-                let bits = match &self.plan.correlations[*corr as usize] {
-                    Correlation::Trunc { bits, .. } => *bits,
-                    _ => {
-                        return Err(ExecError::protocol(
-                            "truncation with a non-truncation correlation",
-                        ))
-                    }
-                };
+                let correlation = &self.plan.correlations[*corr as usize];
+                let bits = correlation.trunc_bits().ok_or_else(|| {
+                    ExecError::protocol("truncation with a non-truncation correlation")
+                })?;
+                let dabits = matches!(correlation, Correlation::TruncDaBits { .. });
                 let engine = self
                     .engine
                     .as_mut()
                     .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
-                let (state, m) = engine.trunc_bits_round1(share_in(&self.regs, *x)?, bits)?;
+                let x = share_in(&self.regs, *x)?;
+                let (state, m) = if dabits {
+                    let (st, m) = engine.trunc_dabits_round1(x, bits)?;
+                    (super::Truncation::DaBits(st), m)
+                } else {
+                    let (st, m) = engine.trunc_bits_round1(x, bits)?;
+                    (super::Truncation::Dealer(st), m)
+                };
                 self.trunc_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Ring(m)));
             }
@@ -356,11 +361,15 @@ impl Exec<'_> {
                     .ok_or_else(|| ExecError::protocol("truncation closed twice"))?;
                 let Some(Value::Wire(Wire::Ring(peer))) = self.regs[theirs.0 as usize].take()
                 else {
-                    return Err(ExecError::protocol("expected the peer's masked value"));
+                    return Err(ExecError::protocol(
+                        "expected the peer's truncation message",
+                    ));
                 };
-                let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::trunc_round2(
-                    state, peer,
-                )?;
+                type E = sharing::Engine<Box<dyn sharing::Correlations + Send>>;
+                let z = match state {
+                    super::Truncation::Dealer(st) => E::trunc_round2(st, peer)?,
+                    super::Truncation::DaBits(st) => E::trunc_dabits_round2(st, peer)?,
+                };
                 self.set(*dst, Value::Share(z));
             }
             Instr::Nonlinear {
@@ -393,10 +402,6 @@ impl Exec<'_> {
                     (Err(e), None) => return Err(e.into()),
                 };
                 self.sent_since_recv = false;
-                self.set(*dst, Value::Share(z));
-            }
-            Instr::TruncLocal { dst, x, bits, .. } => {
-                let z = sharing::protocol::trunc_local_bits(self.share(*x)?, *bits);
                 self.set(*dst, Value::Share(z));
             }
             Instr::Encrypt { dst, src } => {

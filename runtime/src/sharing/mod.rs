@@ -53,6 +53,7 @@ pub use error::{Result, SharingError};
 pub use fixed::{scale_round, FixedPoint, DEFAULT_FRAC_BITS};
 pub use protocol::{
     BeaverMsg, Engine, Exchange, HolderState, Message, MulState, TruncMode, TruncState,
+    WrapTruncState,
 };
 pub use ring::RingTensor;
 pub use share::{reconstruct, share, share_fixed, share_with_rng, OpenMsg, Party, Share};

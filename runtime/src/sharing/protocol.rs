@@ -32,6 +32,25 @@
 //! Requirement: `|x| < 2^62` before truncation, i.e. for `f = 16` the real
 //! product must be below `2^30` in magnitude. One round.
 //!
+//! *Two-party truncation* ([`TruncMode::DaBits`], no dealer): the
+//! "truncation with a known MSB" of Cheetah (Huang et al., USENIX Security
+//! 2022, §4.2; the wrap computation is SIRNN's, Rathee et al., S&P 2021),
+//! with the one secret AND replaced by a daBit. Party 0 adds `2^62`, so the
+//! shares `x0, x1` of `x' = x + 2^62 ∈ [0, 2^63)` wrap (`x0 + x1 ≥ 2^64`
+//! as integers) exactly when `a ∨ b`, for `a = msb(x0)` (known to party 0)
+//! and `b = msb(x1)` (party 1): if either is set and the sum did not wrap,
+//! `x'` would be at least `2^63`. Then
+//! `(x0 >> f) + (x1 >> f) − 2^(64−f)·w = (x' >> f) − e`, `e ∈ {0, 1}` the
+//! carry of the low `f` bits, and `2^(64−f)·w = 2^(63−f)·(a + b + (a ⊕ b))`
+//! exactly. `a ⊕ b` comes from a daBit `s = u ⊕ v` (party 0 holds `u`,
+//! party 1 `v`, both an additive share of `s`): each party sends its bit
+//! XOR its half (`a ⊕ u`, `b ⊕ v`: one bit per element, uniform to the
+//! peer since the half is), both learn `t = a ⊕ b ⊕ s`, and
+//! `a ⊕ b = t + (1 − 2t)·s` on additive shares. Party 0 finally subtracts
+//! `2^(62−f)` and adds 1. Result: `floor(x / 2^f) + 1 − e`, within the same
+//! one LSB above the exact shift as the dealer's. Requirement: `|x| < 2^62`.
+//! One round, one bit each way per element.
+//!
 //! *Local truncation* ([`TruncMode::Local`], SecureML): party 0 computes
 //! `x0 >> f`, party 1 computes `-((-x1) >> f)` (logical shifts). If
 //! `|x| < 2^ℓ` the result is `floor(x/2^f) + e`, `e ∈ {0, 1}`, except with
@@ -54,7 +73,12 @@ pub enum TruncMode {
     /// Dealer-supplied truncation triples; one round, ±1 LSB.
     Dealer,
     /// SecureML local truncation; no round, small failure probability.
+    /// Veil's plans never use it (the failure is a wrong answer); it stays
+    /// for comparison in the benchmarks.
     Local,
+    /// Two-party truncation from one daBit per element (no dealer); one
+    /// round, ±1 LSB.
+    DaBits,
 }
 
 /// Round-1 message of a Beaver product: my shares of `e = x - a` and
@@ -141,6 +165,30 @@ impl std::fmt::Debug for TruncState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TruncState")
             .field("party", &self.party)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State kept between the two rounds of a two-party (daBit) truncation.
+pub struct WrapTruncState {
+    party: Party,
+    frac_bits: u32,
+    shape: Vec<usize>,
+    /// `x_i >> f` (party 0's share with the offset added).
+    shifted: Vec<u64>,
+    /// This party's MSB of its share, one bit per element, packed.
+    msb: Vec<u64>,
+    /// The bits this party sent: `msb ⊕ u`, packed.
+    sent: Vec<u64>,
+    /// Additive shares of the daBits.
+    dabit_arith: Vec<u64>,
+}
+
+impl std::fmt::Debug for WrapTruncState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapTruncState")
+            .field("party", &self.party)
+            .field("shape", &self.shape)
             .finish_non_exhaustive()
     }
 }
@@ -576,6 +624,120 @@ impl<C: Correlations> Engine<C> {
         Ok(Share::new(state.party, RingTensor::new(out, shape)?))
     }
 
+    /// Round 1 of a two-party truncation by `bits` (module docs): fetches
+    /// one daBit per element and returns this party's packed bits
+    /// `msb(x_i) ⊕ u_i`, one bit per element in 64-bit words.
+    pub fn trunc_dabits_round1(
+        &mut self,
+        x: &Share,
+        bits: u32,
+    ) -> Result<(WrapTruncState, OpenMsg)> {
+        use super::correlations::{CompareRequest, CompareShare};
+        let p = self.party();
+        check_party(x, p)?;
+        if !(1..=61).contains(&bits) {
+            return Err(SharingError::BadParameter(
+                "truncation bits must be in 1..=61",
+            ));
+        }
+        let shape = x.shape().to_vec();
+        let n = x.value().data().len();
+        let words = n.div_ceil(64);
+        let dabit = match self.corr.fetch_compare(&CompareRequest::DaBits {
+            shape: shape.clone(),
+        })? {
+            CompareShare::DaBits(d) => d,
+            _ => {
+                return Err(SharingError::Correlations(
+                    "source returned the wrong kind of correlation for a truncation".into(),
+                ))
+            }
+        };
+        if dabit.arith.party() != p {
+            return Err(SharingError::PartyMismatch(
+                "daBits belong to the other party",
+            ));
+        }
+        if dabit.arith.shape() != shape.as_slice() || dabit.bits.len() < words {
+            return Err(SharingError::Correlations(
+                "daBits of the wrong size for a truncation".into(),
+            ));
+        }
+        let off = if p == Party::P0 {
+            1u64 << OFFSET_BITS
+        } else {
+            0
+        };
+        let mut shifted = Vec::with_capacity(n);
+        let mut msb = vec![0u64; words];
+        for (i, v) in x.value().data().iter().enumerate() {
+            let v = v.wrapping_add(off);
+            shifted.push(v >> bits);
+            msb[i / 64] |= (v >> 63) << (i % 64);
+        }
+        let sent: Vec<u64> = msb.iter().zip(&dabit.bits).map(|(m, u)| m ^ u).collect();
+        let sent = mask_tail(sent, n);
+        let msg = OpenMsg {
+            data: sent.clone(),
+            shape: vec![words],
+        };
+        Ok((
+            WrapTruncState {
+                party: p,
+                frac_bits: bits,
+                shape,
+                shifted,
+                msb,
+                sent,
+                dabit_arith: dabit.arith.into_value().into_parts().0,
+            },
+            msg,
+        ))
+    }
+
+    /// Round 2 of a two-party truncation: the peer's packed bits in, this
+    /// party's share of the truncated value out. A message of the wrong
+    /// size, or with bits set past the last element, is an error.
+    pub fn trunc_dabits_round2(state: WrapTruncState, peer: OpenMsg) -> Result<Share> {
+        let n = state.shifted.len();
+        let words = n.div_ceil(64);
+        if peer.shape != [words] || peer.data.len() != words {
+            return Err(SharingError::ShapeMismatch {
+                op: "the peer's truncation bits",
+                left: vec![words],
+                right: peer.shape,
+            });
+        }
+        if mask_tail(peer.data.clone(), n) != peer.data {
+            return Err(SharingError::Correlations(
+                "the peer's truncation bits have bits set past the last element".into(),
+            ));
+        }
+        let f = state.frac_bits;
+        let scale = 1u64 << (63 - f);
+        let p0 = state.party == Party::P0;
+        // Party 0: − 2^(62−f) + 1.
+        let offset = (1u64 << (OFFSET_BITS - f)).wrapping_neg().wrapping_add(1);
+        let mut out = state.shifted;
+        for (i, y) in out.iter_mut().enumerate() {
+            let (w, b) = (i / 64, i % 64);
+            let t = ((state.sent[w] ^ peer.data[w]) >> b) & 1;
+            let own = (state.msb[w] >> b) & 1;
+            // Share of a ⊕ b = t + (1 − 2t)·s.
+            let s = state.dabit_arith[i];
+            let mut xor = if t == 1 { s.wrapping_neg() } else { s };
+            if p0 {
+                xor = xor.wrapping_add(t);
+            }
+            let mut v = y.wrapping_sub(scale.wrapping_mul(own.wrapping_add(xor)));
+            if p0 {
+                v = v.wrapping_add(offset);
+            }
+            *y = v;
+        }
+        Ok(Share::new(state.party, RingTensor::new(out, state.shape)?))
+    }
+
     /// SecureML local truncation by `f` bits (no communication; see module
     /// docs for the failure probability).
     pub fn trunc_local(&self, x: &Share) -> Share {
@@ -613,6 +775,12 @@ impl<C: Correlations> Engine<C> {
     pub fn truncate<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<Share> {
         match self.trunc {
             TruncMode::Local => Ok(self.trunc_local(x)),
+            TruncMode::DaBits => {
+                let bits = self.fp.frac_bits();
+                let (st, msg) = self.trunc_dabits_round1(x, bits)?;
+                let peer = ex.exchange(Message::Open(msg))?.into_open()?;
+                Self::trunc_dabits_round2(st, peer)
+            }
             TruncMode::Dealer => {
                 let (st, msg) = self.trunc_round1(x)?;
                 let peer = ex.exchange(Message::Open(msg))?.into_open()?;
@@ -801,6 +969,16 @@ fn par_chunks(out: &mut [u64], body: impl Fn(usize, &mut [u64]) + Sync + Send) {
     } else {
         body(0, out);
     }
+}
+
+/// Clears the bits of the last word past `n` bits.
+fn mask_tail(mut words: Vec<u64>, n: usize) -> Vec<u64> {
+    if !n.is_multiple_of(64) {
+        if let Some(last) = words.last_mut() {
+            *last &= (1u64 << (n % 64)) - 1;
+        }
+    }
+    words
 }
 
 /// SecureML local truncation of a share by `bits` (logical shifts).
