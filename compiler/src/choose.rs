@@ -161,6 +161,21 @@ impl Chooser<'_, '_> {
         }
     }
 
+    /// Cost of converting `n` elements from `from` to `to` in at most two
+    /// steps (clear → Paillier → shares), zero if they are the same.
+    fn convert_any(&self, from: Repr, to: Repr, n: f64) -> Option<Cost> {
+        if from == to {
+            return Some(Cost::ZERO);
+        }
+        let via = self.g.model.compute_parties().into_iter().filter_map(|k| {
+            Some(self.convert(from, Repr::Cipher(k), n)? + self.convert(Repr::Cipher(k), to, n)?)
+        });
+        self.convert(from, to, n)
+            .into_iter()
+            .chain(via)
+            .min_by(|a, b| self.score(*a).total_cmp(&self.score(*b)))
+    }
+
     /// The powers t^k a polynomial of `degree` needs (odd-only when `odd`),
     /// each computed as a product of two earlier powers, in rounds of
     /// independent products: returns (products, rounds).
@@ -649,14 +664,24 @@ impl Chooser<'_, '_> {
                     continue;
                 };
                 let cost = self.op_cost(*v, *method, operands).unwrap_or_default();
+                // Like with like: every method's total includes the
+                // conversions that deliver the value in the representations
+                // the plan uses (a Paillier result still has to become shares).
+                let uses: Vec<Repr> = reprs.keys().copied().collect();
+                let delivered = |m: Method, total: Cost| {
+                    uses.iter().try_fold(total, |acc, to| {
+                        Some(acc + self.convert_any(m.result(), *to, self.n(*v))?)
+                    })
+                };
                 let runner_up = per_method
                     .get(v)
                     .into_iter()
                     .flatten()
                     .filter(|(m, _)| *m != method)
-                    .min_by(|a, b| self.score(*a.1).total_cmp(&self.score(*b.1)))
-                    .map(|(m, c)| (*m, *c));
-                let chosen_total = per_method[v][method];
+                    .filter_map(|(m, c)| Some((*m, delivered(*m, *c)?)))
+                    .min_by(|a, b| self.score(a.1).total_cmp(&self.score(b.1)));
+                let chosen_total = delivered(*method, per_method[v][method])
+                    .expect("the chosen method delivers what the plan uses");
                 decisions.push(Decision {
                     value: *v,
                     method: *method,
