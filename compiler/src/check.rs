@@ -1254,12 +1254,19 @@ impl Checker<'_> {
     }
 }
 
-/// The value of a literal expression (`3`, `-0.5`), if it is one.
-fn literal_value(ast: &ast::Model, id: ExprId) -> Option<f64> {
-    match &ast.expr(id).kind {
-        ExprKind::Number(v) => Some(*v),
-        ExprKind::Neg(inner) => literal_value(ast, *inner).map(|v| -v),
-        _ => None,
+/// The value of a literal expression (`3`, `-0.5`, `--2`), if it is one.
+/// A loop, not recursion: a hostile file may stack millions of signs.
+fn literal_value(ast: &ast::Model, mut id: ExprId) -> Option<f64> {
+    let mut negative = false;
+    loop {
+        match &ast.expr(id).kind {
+            ExprKind::Number(v) => return Some(if negative { -*v } else { *v }),
+            ExprKind::Neg(inner) => {
+                negative = !negative;
+                id = *inner;
+            }
+            _ => return None,
+        }
     }
 }
 

@@ -89,3 +89,64 @@ proptest::proptest! {
         proptest::prop_assert_eq!(r.model.is_some(), !r.has_errors());
     }
 }
+
+/// `clamp(x, -…-1, 2)` with `signs` minus signs, built as an AST directly:
+/// the parser refuses more than `grammar::MAX_NESTING` signs in a row, but
+/// the checker must not depend on that to stay within its stack.
+fn clamp_with_signs(signs: usize) -> grammar::ast::Model {
+    use grammar::ast::{ArgValue, Expr, ExprId, ExprKind, Item};
+    let mut ast = grammar::parse(
+        "model m { party a; party b; input x: fixed private(a); let y = clamp(x, 1, 2); output y to b; }",
+    )
+    .unwrap();
+    // The arena is [x, 1, 2, clamp(...)]; put the signs between `1` and `2`.
+    assert_eq!(ast.exprs.len(), 4);
+    let (one, two, mut call) = (
+        ast.exprs[1].clone(),
+        ast.exprs[2].clone(),
+        ast.exprs[3].clone(),
+    );
+    let mut exprs = vec![ast.exprs[0].clone(), one.clone()];
+    for i in 0..signs {
+        exprs.push(Expr {
+            kind: ExprKind::Neg(ExprId(1 + i as u32)),
+            span: one.span,
+        });
+    }
+    let lo = ExprId(exprs.len() as u32 - 1);
+    exprs.push(two);
+    let hi = ExprId(exprs.len() as u32 - 1);
+    let ExprKind::Call { args, .. } = &mut call.kind else {
+        panic!("expected the call")
+    };
+    args[1].value = ArgValue::Expr(lo);
+    args[2].value = ArgValue::Expr(hi);
+    exprs.push(call);
+    let root = ExprId(exprs.len() as u32 - 1);
+    ast.exprs = exprs;
+    for item in &mut ast.items {
+        if let Item::Let { value, .. } = item {
+            *value = root;
+        }
+    }
+    ast
+}
+
+#[test]
+fn two_million_minus_signs_in_a_literal_argument_do_not_overflow_the_checker() {
+    for (signs, lo) in [(2_000_000, 1.0), (65, -1.0)] {
+        let r = compiler::check(&clamp_with_signs(signs));
+        let model = r
+            .model
+            .unwrap_or_else(|| panic!("{signs} signs: {:?}", r.diagnostics));
+        let clamp = model
+            .values
+            .iter()
+            .find_map(|v| match v.op {
+                compiler::ir::Op::Clamp(_, lo, hi) => Some((lo, hi)),
+                _ => None,
+            })
+            .expect("the clamp");
+        assert_eq!(clamp, (lo, 2.0), "{signs} signs");
+    }
+}
