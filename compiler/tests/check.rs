@@ -150,3 +150,194 @@ fn two_million_minus_signs_in_a_literal_argument_do_not_overflow_the_checker() {
         assert_eq!(clamp, (lo, 2.0), "{signs} signs");
     }
 }
+
+/// A literal position for the unary-chain property: the model body with
+/// `LIT` where the literal goes, the literal, whether the grammar allows an
+/// expression there (a chain of signs) or only a signed number (one sign),
+/// the error code expected when the signed value is invalid there, and how
+/// to read the value back from the checked model.
+type Invalid = Option<(fn(f64) -> bool, &'static str)>;
+
+struct Position {
+    body: &'static str,
+    base: f64,
+    expression: bool,
+    invalid: Invalid,
+    read: fn(&compiler::ir::CheckedModel) -> f64,
+}
+
+fn positions() -> Vec<Position> {
+    use compiler::ir::{CheckedModel, Op};
+    fn find<T>(m: &CheckedModel, f: impl Fn(&Op) -> Option<T>) -> T {
+        m.values.iter().find_map(|v| f(&v.op)).expect("the value")
+    }
+    fn approx(m: &CheckedModel) -> compiler::ir::Approx {
+        find(m, |op| match op {
+            Op::Sigmoid(_, a) => Some(a.clone()),
+            _ => None,
+        })
+    }
+    vec![
+        Position {
+            body: "let y = clamp(x, LIT, 100);",
+            base: 3.0,
+            expression: true,
+            invalid: None,
+            read: |m| {
+                find(m, |op| match op {
+                    Op::Clamp(_, lo, _) => Some(*lo),
+                    _ => None,
+                })
+            },
+        },
+        Position {
+            body: "let y = clamp(x, -100, LIT);",
+            base: 3.0,
+            expression: true,
+            invalid: None,
+            read: |m| {
+                find(m, |op| match op {
+                    Op::Clamp(_, _, hi) => Some(*hi),
+                    _ => None,
+                })
+            },
+        },
+        Position {
+            body: "let y = sigmoid(x, degree: LIT);",
+            base: 3.0,
+            expression: true,
+            invalid: Some((|v| v < 0.0, "E0206")),
+            read: |m| f64::from(approx(m).degree.unwrap()),
+        },
+        Position {
+            body: "let y = sigmoid(x, tol: LIT);",
+            base: 0.25,
+            expression: true,
+            invalid: Some((|v| v < 0.0, "E0204")),
+            read: |m| approx(m).tol.unwrap(),
+        },
+        Position {
+            body: "let y = x * LIT;",
+            base: 3.0,
+            expression: true,
+            invalid: None,
+            read: |m| {
+                // Follow the right operand of the product through its negations.
+                let mut v = find(m, |op| match op {
+                    Op::Mul(_, b) => Some(*b),
+                    _ => None,
+                });
+                let mut sign = 1.0;
+                loop {
+                    match &m.value(v).op {
+                        Op::Neg(a) => {
+                            sign = -sign;
+                            v = *a;
+                        }
+                        Op::Const { data } => return sign * data[0],
+                        op => panic!("unexpected {op:?}"),
+                    }
+                }
+            },
+        },
+        Position {
+            body: "let y = poly(x, [1, LIT]);",
+            base: 3.0,
+            expression: false,
+            invalid: None,
+            read: |m| {
+                find(m, |op| match op {
+                    Op::Poly(_, c) => Some(c[1]),
+                    _ => None,
+                })
+            },
+        },
+        Position {
+            body: "let y = sigmoid(x, domain: [LIT, 100]);",
+            base: 3.0,
+            expression: false,
+            invalid: None,
+            read: |m| approx(m).domain.unwrap().0,
+        },
+        Position {
+            body: "input r: fixed private(b) in [LIT, 100]; let y = x * r;",
+            base: 3.0,
+            expression: false,
+            invalid: None,
+            read: |m| {
+                find(m, |op| match op {
+                    Op::Input {
+                        range: Some((lo, 100.0)),
+                        ..
+                    } => Some(*lo),
+                    _ => None,
+                })
+            },
+        },
+        Position {
+            body: "const c: fixed = LIT; let y = x * c;",
+            base: 3.0,
+            expression: false,
+            invalid: None,
+            read: |m| {
+                find(m, |op| match op {
+                    Op::Const { data } => Some(data[0]),
+                    _ => None,
+                })
+            },
+        },
+        Position {
+            body: "const c: fixed[4] = [1, LIT, 1, 1]; let y = x * c;",
+            base: 3.0,
+            expression: false,
+            invalid: None,
+            read: |m| {
+                find(m, |op| match op {
+                    Op::Const { data } if data.len() == 4 => Some(data[1]),
+                    _ => None,
+                })
+            },
+        },
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// Chains of `-` signs, short and long, with blanks and comments between
+    /// them, in every literal position: the checker never panics, refuses
+    /// chains over the limit (E0003) and extra signs where only a signed
+    /// number is allowed (E0001), and otherwise reads the value with its sign.
+    #[test]
+    fn unary_chains_in_every_literal_position(
+        which in 0usize..10,
+        seps in proptest::prop_oneof![
+            proptest::collection::vec(proptest::sample::select(vec!["", " ", "\n", " // -\n"]), 0..80),
+            proptest::collection::vec(proptest::sample::select(vec!["", " "]), 1000..5000),
+        ],
+    ) {
+        let positions = positions();
+        let p = &positions[which % positions.len()];
+        let signs: String = seps.iter().map(|s| format!("-{s}")).collect();
+        let lit = format!("{signs}{}", p.base);
+        let source = format!(
+            "model m {{ party a; party b; input x: fixed[4] private(a) in [-4, 4]; {} output y to b; }}",
+            p.body.replace("LIT", &lit)
+        );
+        let r = compiler::check_source(&source);
+        let _ = grammar::render(&r.diagnostics, "p.veil", &source);
+        let errors: Vec<&str> = r.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.as_str()).collect();
+        let k = seps.len();
+        let value = if k % 2 == 0 { p.base } else { -p.base };
+        if k > grammar::MAX_NESTING {
+            proptest::prop_assert_eq!(errors, vec!["E0003"]);
+        } else if !p.expression && k > 1 {
+            proptest::prop_assert_eq!(errors, vec!["E0001"]);
+        } else if let Some((_, code)) = p.invalid.filter(|(bad, _)| bad(value)) {
+            proptest::prop_assert_eq!(errors, vec![code]);
+        } else {
+            let m = r.model.as_ref();
+            proptest::prop_assert!(m.is_some(), "{}", grammar::render(&r.diagnostics, "p.veil", &source));
+            proptest::prop_assert_eq!((p.read)(m.unwrap()), value);
+        }
+    }
+}

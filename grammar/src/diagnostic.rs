@@ -154,7 +154,7 @@ impl Code {
         match self {
             Code::Syntax => "The model file does not follow Veil's grammar. The message lists what the parser expected at that point; a missing `;` or `}` is the usual cause.",
             Code::BadLiteral => "A number literal cannot be represented: it is too large, or not finite.",
-            Code::TooDeep => "Parentheses or brackets are nested too deeply. Split the expression with `let`.",
+            Code::TooDeep => "Parentheses or brackets are nested more than 64 levels deep, or more than 64 `-` signs follow each other: the limit keeps the parser bounded on hostile input. Split the expression with `let`; minus signs cancel in pairs.",
             Code::UnknownName => "A name is used that no `input`, `const` or `let` defines. Check the spelling.",
             Code::DuplicateDefinition => "Two declarations define the same name. Every party, input, constant and `let` needs its own name.",
             Code::UnknownParty => "A party is named that no `party` or `dealer` declaration declares.",
