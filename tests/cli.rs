@@ -45,6 +45,11 @@ fn check_accepts_every_bundled_model() {
     );
     assert!(stdout
         .contains("model logreg_100: parties client, server + dealer helper; 3 inputs, 1 output"));
+    assert!(
+        out.stderr.is_empty(),
+        "bundled models check without warnings: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -62,6 +67,36 @@ fn check_rejects_every_error_corpus_file_with_a_code() {
             out.stdout.is_empty(),
             "{file}: nothing on stdout for a failed check"
         );
+    }
+}
+
+#[test]
+fn check_rejects_what_compile_rejects() {
+    // Leaks (E0302), overflow (E0301), no approximation (E0305), an
+    // impossible `via` (E0303): `veil check` used to print `ok` for these.
+    let files = veil_files("tests/corpus/compile_errors");
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let check = veil(&["check", &file]);
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(1), "{file}: {stderr}");
+        assert!(check.stdout.is_empty(), "{file}: no `ok` line");
+        assert!(stderr.contains("error[E03"), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: `{file}` has ")),
+            "{stderr}"
+        );
+        // The same diagnostics as `veil compile`.
+        let compile = veil(&["compile", &file]);
+        assert_eq!(compile.status.code(), Some(1));
+        let compile_err = String::from_utf8_lossy(&compile.stderr);
+        let codes = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| l.starts_with("error[") || l.starts_with("warning["))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(codes(&stderr), codes(&compile_err), "{file}");
     }
 }
 

@@ -162,6 +162,14 @@ fn compile_errors_are_rejected_with_pointed_messages() {
             panic!("{} should not compile", path.display());
         };
         assert!(diags.iter().any(|d| d.is_error()));
+        // `veil check` runs the same analysis and finds the same errors.
+        let analysed = compiler::analyse(&model, &Options::default());
+        assert_eq!(
+            format!("{analysed:?}"),
+            format!("{diags:?}"),
+            "{}",
+            path.display()
+        );
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         insta::assert_snapshot!(
             format!(
