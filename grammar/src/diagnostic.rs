@@ -186,7 +186,7 @@ impl Code {
             Code::NoProtocol => "No protocol available to the compiler can compute this operation on these operands, or a `via` override asks for one that cannot.",
             Code::PolyOverflow => "The polynomial approximating sigmoid or tanh is evaluated on the input's whole range; outside its fitted domain its powers grow until they overflow the fixed-point encoding. Declare tighter `in` ranges on the inputs, or a wider `domain:`.",
             Code::NoApproximation => "No polynomial up to the compiler's maximum degree approximates the function within the tolerance on this domain. Raise `tol:`, narrow `domain:`, or give `degree:` explicitly.",
-            Code::Unused => "A definition is never used by any output. It costs nothing at run time (the compiler drops it), but is often a mistake.",
+            Code::Unused => "A definition is never used by any output. It costs nothing at run time (the compiler drops it), but is often a mistake. Not reported while a definition or an output is in error (a misspelt name, say): what it meant to use is unknown until it is fixed.",
             Code::PrecisionLoss => "A literal is not exactly representable at this precision and will be rounded.",
             Code::BeyondDomain => "The input of sigmoid or tanh can lie outside the domain its polynomial is fitted on; there the approximation is not accurate. Declare tighter input ranges or widen `domain:`.",
         }
