@@ -101,6 +101,22 @@ fn check_rejects_what_compile_rejects() {
 }
 
 #[test]
+fn check_warns_when_an_error_bound_exceeds_the_output_range() {
+    let out = veil(&["check", "tests/corpus/warnings/bound_high_degree.veil"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning, not an error: {stderr}");
+    assert!(
+        stderr.contains("warning[W0102]: the error bound of output `p` is larger than its range"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("give a lower `degree:`"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+    let out = veil(&["explain", "W0102"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("W0102: "));
+}
+
+#[test]
 fn check_with_some_bad_files_fails_but_reports_all() {
     let out = veil(&[
         "check",

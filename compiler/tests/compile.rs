@@ -203,3 +203,25 @@ fn no_secret_reaches_the_plan() {
     let json = c.plan.to_json();
     assert!(!json.contains("\"lambda\"") && !json.contains("\"mu\""));
 }
+
+#[test]
+fn an_error_bound_wider_than_the_output_range_is_flagged() {
+    // A probability whose bound is 944.7: W0102 among compile's warnings,
+    // and the report says so next to the bound.
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/corpus/warnings/bound_high_degree.veil"),
+    )
+    .unwrap();
+    for o in [Options::default(), opts(|o| o.use_dealer = false)] {
+        let c = compile(&checked(&src), &o).unwrap();
+        let codes: Vec<&str> = c.warnings.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["W0102"]);
+        assert!(
+            c.report
+                .contains("error bound 944.7306 (not below its range [0, 1]: W0102)"),
+            "{}",
+            c.report
+        );
+    }
+}
