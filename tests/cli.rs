@@ -45,6 +45,11 @@ fn check_accepts_every_bundled_model() {
     );
     assert!(stdout
         .contains("model logreg_100: parties client, server + dealer helper; 3 inputs, 1 output"));
+    assert!(
+        out.stderr.is_empty(),
+        "bundled models check without warnings: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -63,6 +68,52 @@ fn check_rejects_every_error_corpus_file_with_a_code() {
             "{file}: nothing on stdout for a failed check"
         );
     }
+}
+
+#[test]
+fn check_rejects_what_compile_rejects() {
+    // Leaks (E0302), overflow (E0301), no approximation (E0305), an
+    // impossible `via` (E0303): `veil check` used to print `ok` for these.
+    let files = veil_files("tests/corpus/compile_errors");
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let check = veil(&["check", &file]);
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(1), "{file}: {stderr}");
+        assert!(check.stdout.is_empty(), "{file}: no `ok` line");
+        assert!(stderr.contains("error[E03"), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: `{file}` has ")),
+            "{stderr}"
+        );
+        // The same diagnostics as `veil compile`.
+        let compile = veil(&["compile", &file]);
+        assert_eq!(compile.status.code(), Some(1));
+        let compile_err = String::from_utf8_lossy(&compile.stderr);
+        let codes = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| l.starts_with("error[") || l.starts_with("warning["))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(codes(&stderr), codes(&compile_err), "{file}");
+    }
+}
+
+#[test]
+fn check_warns_when_an_error_bound_exceeds_the_output_range() {
+    let out = veil(&["check", "tests/corpus/warnings/bound_high_degree.veil"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning, not an error: {stderr}");
+    assert!(
+        stderr.contains("warning[W0102]: the error bound of output `p` is larger than its range"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("give a lower `degree:`"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+    let out = veil(&["explain", "W0102"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("W0102: "));
 }
 
 #[test]

@@ -32,14 +32,22 @@ fn check_file(path: &Path) -> bool {
     };
     let result = compiler::check_source(&source);
     let name = path.display().to_string();
-    eprint!("{}", grammar::render(&result.diagnostics, &name, &source));
+    let mut diagnostics = result.diagnostics;
+    // A valid model also goes through every check `veil compile` makes
+    // before it weighs costs (overflow, leaks, approximations, error bounds),
+    // with compile's default options.
+    if let Some(model) = &result.model {
+        diagnostics.extend(compiler::analyse(model, &compiler::Options::default()));
+        diagnostics.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
+    }
+    eprint!("{}", grammar::render(&diagnostics, &name, &source));
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     match result.model {
-        Some(model) => {
+        Some(model) if errors == 0 => {
             println!("ok: {name}: {}", summary(&model));
             true
         }
-        None => {
-            let errors = result.diagnostics.iter().filter(|d| d.is_error()).count();
+        _ => {
             eprintln!(
                 "error: `{name}` has {errors} error{}",
                 if errors == 1 { "" } else { "s" }

@@ -62,11 +62,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check model files: syntax, names, parties, shapes and visibility.
+    /// Check model files: syntax, names, shapes, and every check compile makes before weighing costs.
     #[command(
         after_help = "Exit status: 0 when every file is valid (warnings allowed), 1 otherwise.
 All errors of a file are reported in one run, with the place and, where there
-is one, the fix.
+is one, the fix. A file that passes also compiles with `veil compile`'s
+default options: check runs the same range analysis, leak check (E0302),
+polynomial fits and protocol feasibility, with the model's dealer and
+symbolic dimensions assumed to be 1000.
 
 Examples:
   veil check models/logreg_100.veil

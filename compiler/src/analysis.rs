@@ -3,7 +3,7 @@
 //! give away another party's input, and each output's error bound.
 
 use crate::approx::{self, Fit, Func};
-use crate::graph::{fmt_num, Graph, Visibility};
+use crate::graph::{fmt_num, Graph, Interval, Visibility};
 use crate::ir::*;
 use grammar::{Code, Diagnostic};
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,8 +139,114 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             }
         }
     }
-    a.error_bounds = error_bounds(g, &a.fits, &a.clamped);
+    let (bounds, sources) = error_bounds(g, &a.fits, &a.clamped);
+    for ((o, &bound), source) in g.model.outputs.iter().zip(&bounds).zip(sources) {
+        let range = g.node(o.value).range;
+        // An infinite bound comes from a missing fit, already an error (E0305).
+        if bound.is_finite() && exceeds_range(bound, range) {
+            a.warnings
+                .push(bound_warning(g, &a.fits, o, bound, range, source));
+        }
+    }
+    a.error_bounds = bounds;
     a
+}
+
+/// An error bound that says nothing about the value: at least as wide as
+/// the value's own range (a probability in [0, 1] off by up to 1 or more).
+pub fn exceeds_range(bound: f64, range: Interval) -> bool {
+    let width = range.hi - range.lo;
+    bound > 0.0 && width > 0.0 && bound >= width
+}
+
+/// W0102: the output's error bound is at least its range; say where most
+/// of the bound comes from, and what would shrink it.
+fn bound_warning(
+    g: &Graph,
+    fits: &BTreeMap<ValueId, Fit>,
+    o: &Output,
+    bound: f64,
+    range: Interval,
+    source: Source,
+) -> Diagnostic {
+    let d = Diagnostic::warning(
+        Code::BoundExceedsRange,
+        format!(
+            "the error bound of output `{}` is larger than its range",
+            o.name
+        ),
+    )
+    .primary(
+        o.span,
+        format!(
+            "`{}` lies in {range}, but the compiler bounds its error only by {}",
+            o.name,
+            fmt_num(bound)
+        ),
+    );
+    let f = g.model.precision;
+    match source {
+        Source::Rounding => d
+            .note(format!(
+                "most of it is rounding (2^-{f} per operation at precision {f}), multiplied by the magnitudes of the values it passes through"
+            ))
+            .help("declare tighter `in [lo, hi]` ranges on the inputs, or raise `precision`"),
+        Source::Approximation(v) => {
+            let Some(fit) = fits.get(&v) else {
+                return d;
+            };
+            // Name the input if it has a name; `%2` would mean nothing.
+            let x = match &g.value(v).op {
+                Op::Sigmoid(x, _) | Op::Tanh(x, _) => g.value(*x).name.clone(),
+                _ => None,
+            }
+            .unwrap_or_else(|| "...".into());
+            let (lo, hi) = fit.func.default_domain();
+            d.secondary(
+                g.value(v).span,
+                format!(
+                    "most of it is this degree-{} polynomial's own error, up to {} on [{}, {}]",
+                    fit.degree,
+                    fmt_num(fit.max_error),
+                    fmt_num(fit.domain.0),
+                    fmt_num(fit.domain.1)
+                ),
+            )
+            .help(format!(
+                "fit it on a smaller domain: declare tighter input ranges, clamp its input first (`clamp({x}, {}, {})`), or give a narrower `domain:`; or raise `degree:`",
+                fmt_num(lo),
+                fmt_num(hi)
+            ))
+        }
+        Source::Coefficients(v) => match fits.get(&v) {
+            Some(fit) => {
+                let sum: f64 = fit.coefficients().iter().map(|c| c.abs()).sum();
+                d.secondary(
+                    g.value(v).span,
+                    format!(
+                        "most of it is rounding multiplied by this degree-{} polynomial's coefficients (their magnitudes sum to {})",
+                        fit.degree,
+                        fmt_num(sum)
+                    ),
+                )
+                .help("give a lower `degree:` (without one the compiler picks the lowest within `tol:`), fit it on a narrower domain (tighter input ranges, or `domain:`), or raise `precision`")
+            }
+            None => {
+                let sum: f64 = match &g.value(v).op {
+                    Op::Poly(_, c) => c.iter().map(|c| c.abs()).sum(),
+                    _ => 0.0,
+                };
+                d.secondary(
+                    g.value(v).span,
+                    format!(
+                        "most of it is rounding multiplied by this polynomial's coefficients (their magnitudes sum to {})",
+                        fmt_num(sum)
+                    ),
+                )
+                .help("rescale the polynomial's variable so that its coefficients are smaller, or raise `precision`")
+            }
+        },
+    }
 }
 
 fn fit_for(
@@ -309,28 +415,89 @@ fn reveals_input(g: &Graph, v: ValueId, p: PartyId) -> Option<ValueId> {
     }
 }
 
+/// Where (most of) an error bound comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// Encoding and truncation rounding, amplified by the ranges it meets.
+    Rounding,
+    /// The approximation error of the sigmoid/tanh polynomial at this value
+    /// (with the function's tail beyond a clamped domain).
+    Approximation(ValueId),
+    /// Rounding amplified by the coefficients of the polynomial at this value.
+    Coefficients(ValueId),
+}
+
 /// Propagate absolute error bounds: encoding rounding at the inputs, one
 /// unit in the last place per truncation, approximation errors, amplified by
-/// each operation's sensitivity over the operands' ranges.
-fn error_bounds(g: &Graph, fits: &BTreeMap<ValueId, Fit>, clamped: &BTreeSet<ValueId>) -> Vec<f64> {
+/// each operation's sensitivity over the operands' ranges. Alongside, each
+/// bound split by [`Source`] (the bound is linear in its operands' errors,
+/// up to a max), to say where most of an output's bound comes from.
+fn error_bounds(
+    g: &Graph,
+    fits: &BTreeMap<ValueId, Fit>,
+    clamped: &BTreeSet<ValueId>,
+) -> (Vec<f64>, Vec<Source>) {
+    type Parts = BTreeMap<Source, f64>;
     let lsb = 2f64.powi(-(g.model.precision as i32));
     let mut err: BTreeMap<ValueId, f64> = BTreeMap::new();
+    let mut parts: BTreeMap<ValueId, Parts> = BTreeMap::new();
     for v in g.order() {
         let value = g.value(v);
         let e = |x: &ValueId| err[x];
         let m = |x: &ValueId| g.node(*x).range.magnitude();
         let k = |x: &ValueId| g.value(*x).shape.0.last().map_or(1, |d| g.dim_size(d)) as f64;
+        let mut p = Parts::new();
+        let add = |p: &mut Parts, source: Source, amount: f64| {
+            *p.entry(source).or_default() += amount;
+        };
+        let inherit = |p: &mut Parts, x: &ValueId, factor: f64| {
+            for (s, amount) in &parts[x] {
+                *p.entry(*s).or_default() += factor * amount;
+            }
+        };
         let bound = match &value.op {
-            Op::Input { .. } | Op::Const { .. } => lsb / 2.0,
-            Op::Neg(a) => e(a),
-            Op::Add(a, b) | Op::Sub(a, b) => e(a) + e(b),
-            Op::Mul(a, b) => m(a) * e(b) + m(b) * e(a) + e(a) * e(b) + lsb,
-            Op::MatMul(a, b) => k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb,
-            Op::Sum(a) => k(a) * e(a),
+            Op::Input { .. } | Op::Const { .. } => {
+                add(&mut p, Source::Rounding, lsb / 2.0);
+                lsb / 2.0
+            }
+            Op::Neg(a) => {
+                inherit(&mut p, a, 1.0);
+                e(a)
+            }
+            Op::Add(a, b) | Op::Sub(a, b) => {
+                inherit(&mut p, a, 1.0);
+                inherit(&mut p, b, 1.0);
+                e(a) + e(b)
+            }
+            Op::Mul(a, b) => {
+                inherit(&mut p, a, m(b) + e(b));
+                inherit(&mut p, b, m(a));
+                add(&mut p, Source::Rounding, lsb);
+                m(a) * e(b) + m(b) * e(a) + e(a) * e(b) + lsb
+            }
+            Op::MatMul(a, b) => {
+                inherit(&mut p, a, k(a) * (m(b) + e(b)));
+                inherit(&mut p, b, k(a) * m(a));
+                add(&mut p, Source::Rounding, lsb);
+                k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb
+            }
+            Op::Sum(a) => {
+                inherit(&mut p, a, k(a));
+                k(a) * e(a)
+            }
             // The sum times 1/k, a constant rounded to the precision: its
             // rounding error (lsb/2) scales with the sum.
-            Op::Mean(a) => e(a) + k(a) * m(a) * lsb / 2.0 + lsb,
-            Op::Square(a) => 2.0 * m(a) * e(a) + e(a) * e(a) + lsb,
+            Op::Mean(a) => {
+                inherit(&mut p, a, 1.0);
+                let constant = k(a) * m(a) * lsb / 2.0;
+                add(&mut p, Source::Rounding, lsb + constant);
+                e(a) + constant + lsb
+            }
+            Op::Square(a) => {
+                inherit(&mut p, a, 2.0 * m(a) + e(a));
+                add(&mut p, Source::Rounding, lsb);
+                2.0 * m(a) * e(a) + e(a) * e(a) + lsb
+            }
             Op::Sigmoid(a, _) | Op::Tanh(a, _) => match fits.get(&v) {
                 Some(fit) => {
                     // Clamped: beyond the domain the function is taken at its edge.
@@ -339,13 +506,18 @@ fn error_bounds(g: &Graph, fits: &BTreeMap<ValueId, Fit>, clamped: &BTreeSet<Val
                     } else {
                         0.0
                     };
-                    tail + fit.max_error
-                        + fit.lipschitz * e(a)
-                        + lsb
-                            * (fit.degree as f64 + 2.0)
-                            * fit.coefficients().iter().map(|c| c.abs()).sum::<f64>()
+                    let coefficients = lsb
+                        * (fit.degree as f64 + 2.0)
+                        * fit.coefficients().iter().map(|c| c.abs()).sum::<f64>();
+                    add(&mut p, Source::Approximation(v), tail + fit.max_error);
+                    inherit(&mut p, a, fit.lipschitz);
+                    add(&mut p, Source::Coefficients(v), coefficients);
+                    tail + fit.max_error + fit.lipschitz * e(a) + coefficients
                 }
-                None => f64::INFINITY,
+                None => {
+                    add(&mut p, Source::Approximation(v), f64::INFINITY);
+                    f64::INFINITY
+                }
             },
             Op::Poly(a, c) => {
                 let r = m(a).max(1.0);
@@ -355,14 +527,52 @@ fn error_bounds(g: &Graph, fits: &BTreeMap<ValueId, Fit>, clamped: &BTreeSet<Val
                     .skip(1)
                     .map(|(i, c)| i as f64 * c.abs() * r.powi(i as i32 - 1))
                     .sum();
-                deriv * e(a)
-                    + lsb * c.len() as f64 * c.iter().map(|x| x.abs()).sum::<f64>().max(1.0)
+                let coefficients =
+                    lsb * c.len() as f64 * c.iter().map(|x| x.abs()).sum::<f64>().max(1.0);
+                inherit(&mut p, a, deriv);
+                add(&mut p, Source::Coefficients(v), coefficients);
+                deriv * e(a) + coefficients
             }
-            Op::Relu(a) | Op::MaxReduce(a) | Op::Clamp(a, ..) => e(a),
-            Op::Max(a, b) | Op::Min(a, b) => e(a).max(e(b)),
+            Op::Relu(a) | Op::MaxReduce(a) | Op::Clamp(a, ..) => {
+                inherit(&mut p, a, 1.0);
+                e(a)
+            }
+            Op::Max(a, b) | Op::Min(a, b) => {
+                let larger = if e(b) > e(a) { b } else { a };
+                inherit(&mut p, larger, 1.0);
+                e(a).max(e(b))
+            }
             Op::Argmax(_) => 0.0,
         };
         err.insert(v, bound);
+        parts.insert(v, p);
     }
-    g.model.outputs.iter().map(|o| err[&o.value]).collect()
+    let dominant = |v: &ValueId| {
+        parts[v]
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+            .map_or(Source::Rounding, |(s, _)| *s)
+    };
+    g.model
+        .outputs
+        .iter()
+        .map(|o| (err[&o.value], dominant(&o.value)))
+        .unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_exceeds_a_range_when_it_is_at_least_its_width() {
+        let unit = Interval::new(0.0, 1.0);
+        assert!(exceeds_range(92.7, unit));
+        assert!(exceeds_range(1.0, unit));
+        assert!(!exceeds_range(0.99, unit));
+        // An exact value, or a value of one possible value, has nothing to compare.
+        assert!(!exceeds_range(0.0, unit));
+        assert!(!exceeds_range(1e-5, Interval::point(3.0)));
+        assert!(exceeds_range(4.0, Interval::new(-2.0, 2.0)));
+    }
 }

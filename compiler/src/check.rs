@@ -1209,9 +1209,16 @@ impl Checker<'_> {
         ok.then_some(approx)
     }
 
-    /// Warn about definitions no output depends on.
+    /// Warn about definitions no output depends on. Not when a definition
+    /// or an output is in error: what it meant to use is unknown (`x2` for
+    /// `x`), so such warnings would be noise; they come once it is fixed.
+    /// Errors elsewhere (parties, precision) leave them in place.
     fn unused(&mut self) {
-        if self.outputs.is_empty() {
+        let output_items = (self.ast.items.iter())
+            .filter(|i| matches!(i, Item::Output { .. }))
+            .count();
+        if self.outputs.is_empty() || self.outputs.len() < output_items || !self.poisoned.is_empty()
+        {
             return;
         }
         let mut live = vec![false; self.values.len()];
@@ -1254,12 +1261,19 @@ impl Checker<'_> {
     }
 }
 
-/// The value of a literal expression (`3`, `-0.5`), if it is one.
-fn literal_value(ast: &ast::Model, id: ExprId) -> Option<f64> {
-    match &ast.expr(id).kind {
-        ExprKind::Number(v) => Some(*v),
-        ExprKind::Neg(inner) => literal_value(ast, *inner).map(|v| -v),
-        _ => None,
+/// The value of a literal expression (`3`, `-0.5`, `--2`), if it is one.
+/// A loop, not recursion: a hostile file may stack millions of signs.
+fn literal_value(ast: &ast::Model, mut id: ExprId) -> Option<f64> {
+    let mut negative = false;
+    loop {
+        match &ast.expr(id).kind {
+            ExprKind::Number(v) => return Some(if negative { -*v } else { *v }),
+            ExprKind::Neg(inner) => {
+                negative = !negative;
+                id = *inner;
+            }
+            _ => return None,
+        }
     }
 }
 
@@ -1365,6 +1379,34 @@ mod tests {
         check_body(
             "input x: fixed[0] private(a); let y = x + 1; output y to b;",
             "E0214",
+        );
+    }
+
+    /// The codes of every diagnostic, warnings included.
+    fn codes(source: &str) -> Vec<&'static str> {
+        let r = check_source(source);
+        r.diagnostics.iter().map(|d| d.code.as_str()).collect()
+    }
+
+    #[test]
+    fn an_error_in_a_definition_or_output_silences_unused_warnings() {
+        // `v` is fine and output, so the outputs are not all in error.
+        let m = |body: &str| {
+            format!("model m {{ party a; party b; input x: fixed private(a); input w: fixed private(b); let v = w * 2; output v to b; {body} }}")
+        };
+        // `x2` meant `x`; `y`, in error, meant to use `w`.
+        assert_eq!(codes(&m("let y = x2 * w; output y to a;")), ["E0101"]);
+        assert_eq!(codes(&m("let y = x * w; output y2 to a;")), ["E0101"]);
+        assert_eq!(
+            codes(&m("let y = sigmoid(x * w, degre: 3); output y to a;")),
+            ["E0205"]
+        );
+        // A valid model still warns, and so does one whose error is not in
+        // a definition or an output.
+        assert_eq!(codes(&m("let y = 2 * 2; output y to a;")), ["W0001"]);
+        assert_eq!(
+            codes(&m("precision 99; let y = 2 * 2; output y to a;")),
+            ["W0001", "E0211"]
         );
     }
 

@@ -63,38 +63,94 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// The checks after [`check`] that need no cost model, as `veil check` runs
+/// them: range analysis (E0301), polynomial fits and their domains (E0304,
+/// E0305, W0101), outputs that reveal another party's input (E0302), error
+/// bounds against the output's range (W0102), and whether every operation
+/// (and every `via`) has a protocol at all (E0303, which depends on the
+/// operations and visibilities, not on costs). Errors and warnings, in
+/// source order; empty for a model that compiles cleanly. [`compile`] runs
+/// the same analysis and reports the same diagnostics.
+pub fn analyse(model: &ir::CheckedModel, opts: &Options) -> Vec<Diagnostic> {
+    let front = match Front::new(model, opts) {
+        Ok(front) => front,
+        Err(d) => return d,
+    };
+    let costs = CostTable::for_key_bits(opts.key_bits);
+    let mut d = match front.chooser(&costs, opts).run() {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors,
+    };
+    d.extend(front.analysis.warnings);
+    sort(&mut d);
+    d
+}
+
+/// Diagnostics in source order (stable: equal places keep their order).
+fn sort(d: &mut [Diagnostic]) {
+    d.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
+}
+
+/// The graph and its analysis: everything before protocol choice.
+struct Front<'m> {
+    g: graph::Graph<'m>,
+    dealer: Option<ir::PartyId>,
+    analysis: analysis::Analysis,
+}
+
+impl<'m> Front<'m> {
+    /// `Err`: the analysis found errors (with its warnings, in source order).
+    fn new(model: &'m ir::CheckedModel, opts: &Options) -> Result<Front<'m>, Vec<Diagnostic>> {
+        let g = graph::Graph::build(model, opts.assume.clone());
+        let dealer = if opts.use_dealer {
+            model.dealer()
+        } else {
+            None
+        };
+        // Secure comparison is always available (dealer or two-party Paillier
+        // correlations); without a dealer it is dear, so clamp only where needed.
+        let analysis = analysis::analyse(&g, dealer.is_some());
+        if !analysis.errors.is_empty() {
+            let mut d = analysis.errors;
+            d.extend(analysis.warnings);
+            sort(&mut d);
+            return Err(d);
+        }
+        Ok(Front {
+            g,
+            dealer,
+            analysis,
+        })
+    }
+
+    fn chooser<'a>(&'a self, costs: &'a CostTable, opts: &Options) -> choose::Chooser<'a, 'm> {
+        choose::Chooser {
+            g: &self.g,
+            costs,
+            net: opts.network,
+            dealer: self.dealer.is_some(),
+            prefer: opts.prefer,
+            clamped: self.analysis.clamped.clone(),
+        }
+    }
+}
+
 /// Compile a checked model to a validated plan.
 pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec<Diagnostic>> {
-    let g = graph::Graph::build(model, opts.assume.clone());
-    let dealer = if opts.use_dealer {
-        model.dealer()
-    } else {
-        None
-    };
-    // Secure comparison is always available (dealer or two-party Paillier
-    // correlations); without a dealer it is dear, so clamp only where needed.
-    let analysis = analysis::analyse(&g, dealer.is_some());
-    if !analysis.errors.is_empty() {
-        let mut d = analysis.errors;
-        d.extend(analysis.warnings);
-        d.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
-        return Err(d);
-    }
+    let front = Front::new(model, opts)?;
     let costs = CostTable::for_key_bits(opts.key_bits);
-    let chooser = choose::Chooser {
-        g: &g,
-        costs: &costs,
-        net: opts.network,
-        dealer: dealer.is_some(),
-        prefer: opts.prefer,
-        clamped: analysis.clamped.clone(),
-    };
-    let selection = chooser.run()?;
+    let chooser = front.chooser(&costs, opts);
+    let selection = chooser.run().map_err(|mut d| {
+        d.extend(front.analysis.warnings.iter().cloned());
+        sort(&mut d);
+        d
+    })?;
+    let (g, analysis) = (&front.g, &front.analysis);
     let lowerer = lower::Lowerer::new(
-        &g,
+        g,
         &chooser,
         &analysis.fits,
-        dealer,
+        front.dealer,
         analysis.error_bounds.clone(),
     );
     let plan = lowerer.run(&selection);
@@ -128,13 +184,13 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec
             "this is a bug in Veil's compiler; please report it with the model file",
         )]);
     }
-    let report = report::render(&g, &chooser, &selection, &analysis, &plan, opts);
+    let report = report::render(g, &chooser, &selection, analysis, &plan, opts);
     let dot = g.to_dot(&|v| report::colour(&selection, v, model));
     Ok(Compiled {
         graph_text: g.to_text(),
         dot,
         report,
-        warnings: analysis.warnings,
+        warnings: analysis.warnings.clone(),
         plan,
     })
 }

@@ -91,13 +91,19 @@ pub fn render(
         .zip(&plan.outputs)
     {
         let to: Vec<&str> = o.to.iter().map(|p| model.party(*p).name.as_str()).collect();
+        let range = g.node(o.value).range;
         let _ = writeln!(
             s,
-            "  {} to {}: revealed from {}, error bound {}",
+            "  {} to {}: revealed from {}, error bound {}{}",
             o.name,
             to.join(", "),
             repr_name(model, *from),
-            fmt_num(spec.error_bound)
+            fmt_num(spec.error_bound),
+            if crate::analysis::exceeds_range(spec.error_bound, range) {
+                format!(" (not below its range {range}: W0102)")
+            } else {
+                String::new()
+            }
         );
     }
     let e = &plan.estimate;

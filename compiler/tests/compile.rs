@@ -162,6 +162,14 @@ fn compile_errors_are_rejected_with_pointed_messages() {
             panic!("{} should not compile", path.display());
         };
         assert!(diags.iter().any(|d| d.is_error()));
+        // `veil check` runs the same analysis and finds the same errors.
+        let analysed = compiler::analyse(&model, &Options::default());
+        assert_eq!(
+            format!("{analysed:?}"),
+            format!("{diags:?}"),
+            "{}",
+            path.display()
+        );
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         insta::assert_snapshot!(
             format!(
@@ -226,4 +234,26 @@ fn a_runner_up_is_never_cheaper_than_the_choice() {
         }
     }
     assert!(seen > 5, "only {seen} runner-ups");
+}
+
+#[test]
+fn an_error_bound_wider_than_the_output_range_is_flagged() {
+    // A probability whose bound is 944.7: W0102 among compile's warnings,
+    // and the report says so next to the bound.
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/corpus/warnings/bound_high_degree.veil"),
+    )
+    .unwrap();
+    for o in [Options::default(), opts(|o| o.use_dealer = false)] {
+        let c = compile(&checked(&src), &o).unwrap();
+        let codes: Vec<&str> = c.warnings.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["W0102"]);
+        assert!(
+            c.report
+                .contains("error bound 944.7306 (not below its range [0, 1]: W0102)"),
+            "{}",
+            c.report
+        );
+    }
 }

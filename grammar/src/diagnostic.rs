@@ -58,10 +58,11 @@ pub enum Code {
     Unused,
     PrecisionLoss,
     BeyondDomain,
+    BoundExceedsRange,
 }
 
 impl Code {
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 38] = [
         Code::Syntax,
         Code::BadLiteral,
         Code::TooDeep,
@@ -99,6 +100,7 @@ impl Code {
         Code::Unused,
         Code::PrecisionLoss,
         Code::BeyondDomain,
+        Code::BoundExceedsRange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -140,6 +142,7 @@ impl Code {
             Code::Unused => "W0001",
             Code::PrecisionLoss => "W0002",
             Code::BeyondDomain => "W0101",
+            Code::BoundExceedsRange => "W0102",
         }
     }
 
@@ -154,7 +157,7 @@ impl Code {
         match self {
             Code::Syntax => "The model file does not follow Veil's grammar. The message lists what the parser expected at that point; a missing `;` or `}` is the usual cause.",
             Code::BadLiteral => "A number literal cannot be represented: it is too large, or not finite.",
-            Code::TooDeep => "Parentheses or brackets are nested too deeply. Split the expression with `let`.",
+            Code::TooDeep => "Parentheses or brackets are nested more than 64 levels deep, or more than 64 `-` signs follow each other: the limit keeps the parser bounded on hostile input. Split the expression with `let`; minus signs cancel in pairs.",
             Code::UnknownName => "A name is used that no `input`, `const` or `let` defines. Check the spelling.",
             Code::DuplicateDefinition => "Two declarations define the same name. Every party, input, constant and `let` needs its own name.",
             Code::UnknownParty => "A party is named that no `party` or `dealer` declaration declares.",
@@ -186,9 +189,10 @@ impl Code {
             Code::NoProtocol => "No protocol available to the compiler can compute this operation on these operands, or a `via` override asks for one that cannot.",
             Code::PolyOverflow => "The polynomial approximating sigmoid or tanh is evaluated on the input's whole range; outside its fitted domain its powers grow until they overflow the fixed-point encoding. Declare tighter `in` ranges on the inputs, or a wider `domain:`.",
             Code::NoApproximation => "No polynomial up to the compiler's maximum degree approximates the function within the tolerance on this domain. Raise `tol:`, narrow `domain:`, or give `degree:` explicitly.",
-            Code::Unused => "A definition is never used by any output. It costs nothing at run time (the compiler drops it), but is often a mistake.",
+            Code::Unused => "A definition is never used by any output. It costs nothing at run time (the compiler drops it), but is often a mistake. Not reported while a definition or an output is in error (a misspelt name, say): what it meant to use is unknown until it is fixed.",
             Code::PrecisionLoss => "A literal is not exactly representable at this precision and will be rounded.",
             Code::BeyondDomain => "The input of sigmoid or tanh can lie outside the domain its polynomial is fitted on; there the approximation is not accurate. Declare tighter input ranges or widen `domain:`.",
+            Code::BoundExceedsRange => "The compiler's bound on an output's error (rounding, polynomial approximation, amplified through the operations) is at least as wide as the output's own range, so the bound says nothing: a probability in [0, 1] off by up to 92.7 could be any probability. The warning points at where most of the bound comes from. Rounding amplified by wide ranges: declare tighter `in [lo, hi]` ranges on the inputs, or raise `precision`. A polynomial's own error: fit it on a smaller domain (tighter ranges, or `clamp` its input first), or raise `degree:`. A high-degree polynomial's large coefficients multiplying rounding: give a lower `degree:`.",
         }
     }
 }
@@ -320,4 +324,20 @@ pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> Stri
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_documented_and_parses_back() {
+        let doc = include_str!("../../docs/language.md");
+        for code in Code::ALL {
+            let row = format!("| {} | ", code.as_str());
+            assert!(doc.contains(&row), "docs/language.md lacks {code}");
+            assert_eq!(Code::parse(code.as_str()), Some(code));
+            assert!(!code.explain().is_empty());
+        }
+    }
 }

@@ -9,8 +9,9 @@ use pest::Parser as _;
 #[grammar = "veil.pest"]
 struct VeilParser;
 
-/// Parentheses and brackets may nest this deep. The limit keeps the
-/// recursive-descent parser's stack bounded on hostile input.
+/// Parentheses and brackets may nest this deep, and this many `-` signs may
+/// follow each other. The limit keeps the recursive-descent parser's stack,
+/// and the depth of every expression tree, bounded on hostile input.
 pub const MAX_NESTING: usize = 64;
 
 /// Parse a model file. Never panics: every input either parses or yields at
@@ -38,9 +39,13 @@ pub fn parse(source: &str) -> Result<Model, Vec<Diagnostic>> {
     }
 }
 
-/// Reject pathologically nested brackets before the recursive parser sees them.
+/// Reject pathologically nested brackets, and long runs of `-` signs (each
+/// one a level of negation in the tree), before the parser sees them.
 fn check_nesting(source: &str) -> Result<(), Vec<Diagnostic>> {
     let mut depth = 0usize;
+    // `-` signs since the last token other than `-`; blanks and comments
+    // do not break a run.
+    let mut minus_run = 0usize;
     let mut in_comment = false;
     let mut prev = '\0';
     for (i, c) in source.char_indices() {
@@ -60,6 +65,21 @@ fn check_nesting(source: &str) -> Result<(), Vec<Diagnostic>> {
             }
         } else if c == ')' || c == ']' {
             depth = depth.saturating_sub(1);
+        }
+        if !in_comment {
+            if c == '-' {
+                minus_run += 1;
+                if minus_run > MAX_NESTING {
+                    return Err(vec![Diagnostic::error(
+                        Code::TooDeep,
+                        format!("more than {MAX_NESTING} `-` signs in a row"),
+                    )
+                    .primary(Span::new(i, i + 1), "one sign too many")
+                    .help("signs cancel in pairs: write one `-` for an odd number of them, none for an even number")]);
+                }
+            } else if !(c.is_whitespace() || c == '/') {
+                minus_run = 0;
+            }
         }
         prev = if in_comment { '\0' } else { c };
     }

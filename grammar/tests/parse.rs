@@ -95,6 +95,52 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 }
 
 #[test]
+fn long_runs_of_minus_signs_are_an_error_not_a_stack_overflow() {
+    // The literal position of defect 11 (issue 14): two million signs.
+    let source = format!(
+        "model m {{ party a; party b; input x: fixed private(a); let y = clamp(x, {}1, 2); output y to b; }}",
+        "-".repeat(2_000_000)
+    );
+    let start = std::time::Instant::now();
+    let err = grammar::parse(&source).unwrap_err();
+    assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+    assert_eq!(err.len(), 1);
+    assert_eq!(err[0].code, grammar::Code::TooDeep);
+    let first = source.find('-').unwrap();
+    assert_eq!(
+        err[0].primary_span(),
+        Some(grammar::Span::new(
+            first + grammar::MAX_NESTING,
+            first + grammar::MAX_NESTING + 1
+        )),
+        "points at the first sign over the limit"
+    );
+    // Blanks and comments between the signs do not reset the count.
+    let spaced = format!(
+        "model m {{ let a = {}x; }}",
+        "- // sign\n".repeat(grammar::MAX_NESTING + 1)
+    );
+    assert_eq!(
+        grammar::parse(&spaced).unwrap_err()[0].code,
+        grammar::Code::TooDeep
+    );
+    // Up to the limit they parse, each one a negation.
+    let ok = format!(
+        "model m {{ let a = {}x; }}",
+        "- // sign\n".repeat(grammar::MAX_NESTING)
+    );
+    let ast = grammar::parse(&ok).unwrap();
+    assert_eq!(ast.exprs.len(), grammar::MAX_NESTING + 1);
+    // Signs in comments and separated by operands are not a run.
+    let separated = format!(
+        "model m {{ let a = x{}; // {} \n }}",
+        " - x".repeat(1000),
+        "-".repeat(1000)
+    );
+    assert!(grammar::parse(&separated).is_ok());
+}
+
+#[test]
 fn long_operator_chains_do_not_overflow() {
     let chain = format!("model m {{ let a = x{}; }}", " + x".repeat(200_000));
     let ast = grammar::parse(&chain).unwrap();
