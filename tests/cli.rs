@@ -164,3 +164,92 @@ fn bench_runs_in_memory_and_over_loopback_tls_with_the_same_traffic() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("veil-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Inputs for models/linreg.veil in `dir`: `features.csv` (rows of 8
+/// values in [0, 10], `header` as its first line if given), `coef.json`
+/// and `intercept.json`. Returns the `-i` arguments.
+fn linreg_inputs(dir: &Path, header: Option<&str>, rows: &[&str]) -> Vec<String> {
+    let mut csv = header.map(|h| format!("{h}\n")).unwrap_or_default();
+    for r in rows {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("features.csv"), csv).unwrap();
+    std::fs::write(dir.join("coef.json"), "[1, 2, 3, 4, 5, 6, 7, 8]").unwrap();
+    std::fs::write(dir.join("intercept.json"), "100").unwrap();
+    [
+        "features=features.csv",
+        "coef=coef.json",
+        "intercept=intercept.json",
+    ]
+    .iter()
+    .map(|b| {
+        let (n, f) = b.split_once('=').unwrap();
+        format!("{n}={}", dir.join(f).display())
+    })
+    .collect()
+}
+
+/// `veil run models/linreg.veil` with `-i` for each binding, then `extra`.
+fn run_linreg(bindings: &[String], extra: &[&str]) -> Output {
+    let mut args = vec!["run", "models/linreg.veil"];
+    for b in bindings {
+        args.extend(["-i", b.as_str()]);
+    }
+    args.extend(extra);
+    veil(&args)
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const ROW_A: &str = "1,2,3,4,5,6,7,8";
+const ROW_B: &str = "0.5,0,0,0,0,0,0,10";
+
+/// Issue 14, defect 5: a failed run leaves every earlier output file as it
+/// was, and no new or temporary file.
+#[test]
+fn outputs_are_all_or_nothing() {
+    let dir = scratch("all-or-nothing");
+    let inputs = linreg_inputs(&dir, None, &[ROW_A, ROW_B]);
+    let out = dir.join("out");
+    std::fs::create_dir_all(out.join("buyer.json")).unwrap(); // squats on an output's name
+    std::fs::write(out.join("buyer-price.csv"), "an earlier run's file\n").unwrap();
+    let o = run_linreg(&inputs, &["-o", out.to_str().unwrap()]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("buyer-price.csv")).unwrap(),
+        "an earlier run's file\n",
+        "{err}"
+    );
+    assert!(
+        err.contains("buyer.json") && err.contains("is a directory"),
+        "{err}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["buyer-price.csv", "buyer.json"],
+        "no temporaries left"
+    );
+    // Once the directory is gone, the run writes both files.
+    std::fs::remove_dir(out.join("buyer.json")).unwrap();
+    let o = run_linreg(&inputs, &["-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(out.join("buyer.json").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

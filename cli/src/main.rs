@@ -258,8 +258,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> Result<(),
 }
 
 /// Write several files so that either all of them appear or none: every
-/// file goes to a temporary beside its target first, and only when all are
-/// written are they renamed into place.
+/// file goes to a temporary beside its target first; only when all are
+/// written, and no target is a directory, are they renamed into place. If a
+/// rename still fails, the files already renamed are rolled back, so every
+/// earlier file is as it was.
 pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(PathBuf, &Path)]| {
@@ -276,10 +278,78 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
         }
         temps.push((tmp, path));
     }
-    for (tmp, path) in &temps {
-        if let Err(e) = std::fs::rename(tmp, path) {
-            cleanup(&temps);
-            return Err(format!("cannot write `{}`: {e}", path.display()));
+    if let Some((_, path)) = temps.iter().find(|(_, p)| p.is_dir()) {
+        cleanup(&temps);
+        return Err(format!(
+            "cannot write `{}`: it is a directory (remove it, or write elsewhere); no file was written",
+            path.display()
+        ));
+    }
+    commit_all(&temps)
+}
+
+/// Rename each staged temporary onto its target, all or none. An existing
+/// target is first kept under a second name (a hard link, or a copy where
+/// links are not supported), so that a failed rename can put back every
+/// file replaced before it.
+fn commit_all(staged: &[(PathBuf, &Path)]) -> Result<(), String> {
+    let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
+    for (k, (tmp, path)) in staged.iter().enumerate() {
+        let step = || -> std::io::Result<Option<PathBuf>> {
+            let backup = match std::fs::symlink_metadata(path) {
+                Ok(_) => {
+                    let b = tmp.with_extension("old");
+                    if std::fs::hard_link(path, &b).is_err() {
+                        std::fs::copy(path, &b)?;
+                    }
+                    Some(b)
+                }
+                Err(_) => None,
+            };
+            std::fs::rename(tmp, path).inspect_err(|_| {
+                if let Some(b) = &backup {
+                    let _ = std::fs::remove_file(b);
+                }
+            })?;
+            Ok(backup)
+        };
+        match step() {
+            Ok(backup) => done.push((path, backup)),
+            Err(e) => {
+                let mut lost = Vec::new();
+                for (path, backup) in done.iter().rev() {
+                    let undone = match backup {
+                        Some(b) => std::fs::rename(b, path),
+                        None => std::fs::remove_file(path),
+                    };
+                    if undone.is_err() {
+                        lost.push(match backup {
+                            Some(b) => format!(
+                                "; `{}` could not be restored: its earlier content is in `{}`",
+                                path.display(),
+                                b.display()
+                            ),
+                            None => format!("; `{}` could not be removed", path.display()),
+                        });
+                    }
+                }
+                for (t, _) in &staged[k..] {
+                    let _ = std::fs::remove_file(t);
+                }
+                return Err(if lost.is_empty() {
+                    format!(
+                        "cannot write `{}`: {e}; no file was written",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot write `{}`: {e}{}", path.display(), lost.concat())
+                });
+            }
+        }
+    }
+    for (_, backup) in done {
+        if let Some(b) = backup {
+            let _ = std::fs::remove_file(b);
         }
     }
     Ok(())
@@ -288,6 +358,71 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("veil-main-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Issue 14, defect 5: a rename that fails after others succeeded puts
+    /// every replaced file back and removes every new one.
+    #[test]
+    fn a_failed_commit_restores_every_earlier_file() {
+        let dir = scratch("commit");
+        let (a, b, c) = (dir.join("a.csv"), dir.join("b.json"), dir.join("c.csv"));
+        std::fs::write(&a, "old a\n").unwrap();
+        std::fs::create_dir(&b).unwrap();
+        // Staged as `write_all_atomically` stages, then committed without its
+        // check for directories, so that the last rename is what fails.
+        let staged: Vec<(PathBuf, &Path)> = [(&c, "new c"), (&a, "new a"), (&b, "new b")]
+            .into_iter()
+            .map(|(path, text)| {
+                let tmp = temp_beside(path).unwrap();
+                write_new(&tmp, text.as_bytes(), Access::Public).unwrap();
+                (tmp, path.as_path())
+            })
+            .collect();
+        let err = commit_all(&staged).unwrap_err();
+        assert!(
+            err.contains("b.json") && err.contains("no file was written"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a\n");
+        assert!(b.is_dir());
+        assert_eq!(
+            names_in(&dir),
+            ["a.csv", "b.json"],
+            "no new file, temporary or backup"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writing_all_replaces_every_file_and_leaves_nothing_else() {
+        let dir = scratch("all");
+        let (a, b) = (dir.join("a.csv"), dir.join("b.json"));
+        std::fs::write(&a, "old a\n").unwrap();
+        write_all_atomically(&[
+            (a.clone(), b"new a\n".to_vec()),
+            (b.clone(), b"{}\n".to_vec()),
+        ])
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a\n");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "{}\n");
+        assert_eq!(names_in(&dir), ["a.csv", "b.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_purge_decommits_index_is_that_option() {
