@@ -253,3 +253,33 @@ fn outputs_are_all_or_nothing() {
     assert!(out.join("buyer.json").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 14: `--color` colours diagnostics; plain into a pipe by default.
+#[test]
+fn diagnostics_are_coloured_when_asked() {
+    let file = "tests/corpus/errors/unknown_name.veil";
+    let o = veil(&["check", file]);
+    assert!(!stderr_of(&o).contains('\x1b'), "plain into a pipe");
+    for args in [
+        ["--color", "always", "check", file],
+        ["check", "--color", "always", file],
+    ] {
+        let o = veil(&args);
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            err.contains("\x1b[") && err.contains("E0101"),
+            "{args:?}: {err}"
+        );
+    }
+    // The flag wins over NO_COLOR; `never` is plain.
+    let o = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["compile", "--color", "always", file])
+        .env("NO_COLOR", "1")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(stderr_of(&o).contains("\x1b["));
+    let o = veil(&["check", "--color", "never", file]);
+    assert!(!stderr_of(&o).contains('\x1b'));
+}

@@ -32,7 +32,7 @@ fn check_file(path: &Path) -> bool {
     };
     let result = compiler::check_source(&source);
     let name = path.display().to_string();
-    eprint!("{}", grammar::render(&result.diagnostics, &name, &source));
+    eprint!("{}", crate::render(&result.diagnostics, &name, &source));
     match result.model {
         Some(model) => {
             println!("ok: {name}: {}", summary(&model));
@@ -88,7 +88,7 @@ pub fn parse_file(path: &Path) -> ExitCode {
         Err(diags) => {
             eprint!(
                 "{}",
-                grammar::render(&diags, &path.display().to_string(), &source)
+                crate::render(&diags, &path.display().to_string(), &source)
             );
             ExitCode::FAILURE
         }

@@ -1,8 +1,9 @@
 //! `veil`: the command line. The only crate that touches files and the terminal.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 /// mimalloc keeps freed memory for reuse: the runtime allocates and frees
 /// large tensors every round, and the system allocator hands each back to
@@ -50,14 +51,66 @@ const AFTER_HELP: &str = "Examples:
   veil compile models/logreg_100.veil      show the protocol chosen for each operation
   veil compile models/logreg_100.veil --emit plan --network wan
   veil explain E0201                       explain a diagnostic code
+  veil --color always check m.veil 2>&1 | less -R   keep the colours in a pager
 
 Language reference: docs/language.md";
 
 #[derive(Parser)]
 #[command(name = "veil", version, about = ABOUT, after_help = AFTER_HELP)]
 struct Cli {
+    /// When to colour diagnostics: `auto` colours them on a terminal unless the
+    /// NO_COLOR environment variable is set (https://no-color.org).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        global = true
+    )]
+    color: ColorWhen,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set or TERM is `dumb`.
+    Auto,
+    /// Always, even into a file or a pipe (and despite NO_COLOR).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The colour diagnostics get, decided once in `main`.
+static COLOR: OnceLock<grammar::Color> = OnceLock::new();
+
+/// `--color` and the environment: NO_COLOR (set and not empty) and TERM=dumb
+/// turn `auto` off; an explicit `--color` wins over both.
+fn color_for(
+    when: ColorWhen,
+    terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> grammar::Color {
+    let on = match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
+        }
+    };
+    if on {
+        grammar::Color::Ansi
+    } else {
+        grammar::Color::Plain
+    }
+}
+
+/// Diagnostics as text for standard error, coloured as `--color` decided.
+pub fn render(diagnostics: &[grammar::Diagnostic], file_name: &str, source: &str) -> String {
+    let color = COLOR.get().copied().unwrap_or_default();
+    grammar::render_with(diagnostics, file_name, source, color)
 }
 
 #[derive(Subcommand)]
@@ -156,6 +209,16 @@ Examples:
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    {
+        use std::io::IsTerminal as _;
+        let color = color_for(
+            cli.color,
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::env::var_os("TERM").as_deref(),
+        );
+        COLOR.set(color).expect("set once");
+    }
     match cli.command {
         Command::Check { files } => check_cmd::check_files(&files),
         Command::Compile(args) => compile_cmd::run(&args),
@@ -377,6 +440,23 @@ mod tests {
 
     /// Issue 14, defect 5: a rename that fails after others succeeded puts
     /// every replaced file back and removes every new one.
+    #[test]
+    fn colour_follows_the_flag_the_terminal_and_no_color() {
+        use grammar::Color::{Ansi, Plain};
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        let dumb = Some(std::ffi::OsStr::new("dumb"));
+        let xterm = Some(std::ffi::OsStr::new("xterm-256color"));
+        assert_eq!(color_for(ColorWhen::Auto, true, None, xterm), Ansi);
+        assert_eq!(color_for(ColorWhen::Auto, false, None, xterm), Plain);
+        assert_eq!(color_for(ColorWhen::Auto, true, set, xterm), Plain);
+        // NO_COLOR counts only when not empty.
+        assert_eq!(color_for(ColorWhen::Auto, true, empty, xterm), Ansi);
+        assert_eq!(color_for(ColorWhen::Auto, true, None, dumb), Plain);
+        assert_eq!(color_for(ColorWhen::Always, false, set, dumb), Ansi);
+        assert_eq!(color_for(ColorWhen::Never, true, None, xterm), Plain);
+    }
+
     #[test]
     fn a_failed_commit_restores_every_earlier_file() {
         let dir = scratch("commit");
