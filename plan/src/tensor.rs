@@ -53,11 +53,17 @@ impl Tensor {
 pub struct InputError {
     pub input: String,
     pub message: String,
+    /// The row-major index of the value the error is about, if it is about
+    /// one: the caller knows the file and can name its place there.
+    pub at: Option<usize>,
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "input `{}`: {}", self.input, self.message)
+        match self.at {
+            Some(i) => write!(f, "input `{}`: value #{i} {}", self.input, self.message),
+            None => write!(f, "input `{}`: {}", self.input, self.message),
+        }
     }
 }
 
@@ -100,6 +106,7 @@ pub fn bind_inputs(
             errors.push(InputError {
                 input: name.clone(),
                 message,
+                at: None,
             });
         }
     }
@@ -117,6 +124,7 @@ pub fn bind_inputs(
                     },
                     spec.name
                 ),
+                at: None,
             });
             continue;
         };
@@ -124,13 +132,15 @@ pub fn bind_inputs(
             errors.push(InputError {
                 input: spec.name.clone(),
                 message: m,
+                at: None,
             });
             continue;
         }
         if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
             errors.push(InputError {
                 input: spec.name.clone(),
-                message: format!("value #{i} is not a finite number (NaN or infinity)"),
+                message: "is not a finite number (NaN or infinity)".into(),
+                at: Some(i),
             });
             continue;
         }
@@ -138,7 +148,8 @@ pub fn bind_inputs(
             if let Some(i) = t.data.iter().position(|v| *v < lo || *v > hi) {
                 errors.push(InputError {
                     input: spec.name.clone(),
-                    message: format!("value #{i} lies outside the declared range [{lo}, {hi}]"),
+                    message: format!("lies outside the declared range [{lo}, {hi}]"),
+                    at: Some(i),
                 });
             }
         }
