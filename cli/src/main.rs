@@ -146,16 +146,21 @@ Examples:
     Compile(compile_cmd::CompileArgs),
     /// Compile a model and run every party privately in this process.
     #[command(
-        after_help = "Inputs are bound by name to files (.csv, .json or .npy); the batch size
-comes from the data. Each party's outputs are printed, or written with
---output DIR (all files or none). With --demo, random inputs of the declared
-shapes and ranges are generated, and the private result is compared with the
-plaintext reference interpreter.
+        after_help = "Inputs are bound by name to files (.csv, .json or .npy), or to `-` for
+standard input; the batch size comes from the data. A CSV file may start with
+a header row naming its columns; --id-column NAME sets that column aside as
+row IDs and writes it first in every output CSV whose rows are its rows.
+Each party's outputs are printed, or written with --output DIR (all files or
+none; output CSVs have a header row), or printed as JSON with `-o -`. With
+--demo, random inputs of the declared shapes and ranges are generated, and
+the private result is compared with the plaintext reference interpreter.
 
 Examples:
   veil run models/logreg_100.veil --demo
   veil run models/logreg_100.veil --demo --batch 1000 --stats
   veil run models/logreg_100.veil --input x=client.csv --input w=w.json --input b=b.json -o out/
+  veil run models/logreg_100.veil -i x=client.csv --id-column id -i w=w.json -i b=b.json -o out/
+  gunzip -c client.csv.gz | veil run models/logreg_100.veil -i x=- -i w=w.json -i b=b.json -o -
   veil run models/credit_2p.veil --demo --key-bits 2048"
     )]
     Run(run_cmd::RunArgs),
