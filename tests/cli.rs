@@ -395,6 +395,41 @@ fn an_id_column_is_carried_to_the_output_csvs() {
         err.contains("line 2, column 1: text, not a number; the header has no column `key`"),
         "{err}"
     );
+    // IDs that no output has the rows of: written nowhere, and said so.
+    let model = dir.join("total.veil");
+    std::fs::write(
+        &model,
+        "model total { party a; party b; dealer d;
+           input x: fixed[batch] private(a) in [0, 10];
+           input y: fixed private(b) in [0, 1000];
+           let s = sum(x) * y;
+           output s to a; }",
+    )
+    .unwrap();
+    std::fs::write(dir.join("x.csv"), "id,v\nr1,1\nr2,2\n").unwrap();
+    let o = veil(&[
+        "run",
+        model.to_str().unwrap(),
+        "-i",
+        &format!("x={}", dir.join("x.csv").display()),
+        "-i",
+        &inputs[2].replace("intercept=", "y="),
+        "--id-column",
+        "id",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o)
+            .contains("warning: --id-column id: no output written here has one row per ID"),
+        "{}",
+        stderr_of(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("a-s.csv")).unwrap(),
+        "s\n300\n"
+    );
     let numeric = linreg_inputs(&dir, Some("a,b,c,d,e,f,g,h"), &[ROW_A]);
     let o = run_linreg(&numeric, &["--id-column", "key"]);
     let err = stderr_of(&o);

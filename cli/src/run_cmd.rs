@@ -197,6 +197,14 @@ pub fn load_inputs(
     }
 }
 
+/// A dimension as the model writes it: `batch` or 8.
+fn dim_text(d: &plan::Dim) -> String {
+    match d {
+        plan::Dim::Known(n) => n.to_string(),
+        plan::Dim::Symbol(s) => format!("`{s}`"),
+    }
+}
+
 /// The `--id-column`'s IDs: from the CSV inputs whose header has the column
 /// (several must agree), labelling the first dimension of those inputs.
 fn row_ids(
@@ -227,10 +235,7 @@ fn row_ids(
                 "--id-column {column}: {} has {} rows, but input `{name}`'s first dimension ({}) is {}",
                 file(name),
                 values.len(),
-                match dim {
-                    plan::Dim::Known(n) => n.to_string(),
-                    plan::Dim::Symbol(s) => format!("`{s}`"),
-                },
+                dim_text(dim),
                 t.shape.first().copied().unwrap_or(1)
             ));
         }
@@ -449,6 +454,7 @@ pub fn write_outputs(
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut labelled = false;
     for (p, o) in outcomes.iter().enumerate() {
         if o.outputs.is_empty() {
             continue;
@@ -468,6 +474,7 @@ pub fn write_outputs(
                     column: &r.column,
                     values: &r.values,
                 });
+            labelled |= ids.is_some();
             files.push((
                 dir.join(format!("{party}-{name}.csv")),
                 data::to_csv(name, t, ids).into_bytes(),
@@ -480,5 +487,12 @@ pub fn write_outputs(
     }
     crate::write_all_atomically(&files)?;
     eprintln!("outputs written to {}", dir.display());
+    if let (Some(r), false) = (ids, labelled || files.is_empty()) {
+        eprintln!(
+            "warning: --id-column {}: no output written here has one row per ID (a first dimension {}), so no output CSV has the IDs",
+            r.column,
+            dim_text(&r.dim)
+        );
+    }
     Ok(())
 }
