@@ -215,3 +215,415 @@ fn bench_runs_in_memory_and_over_loopback_tls_with_the_same_traffic() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("veil-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Inputs for models/linreg.veil in `dir`: `features.csv` (rows of 8
+/// values in [0, 10], `header` as its first line if given), `coef.json`
+/// and `intercept.json`. Returns the `-i` arguments.
+fn linreg_inputs(dir: &Path, header: Option<&str>, rows: &[&str]) -> Vec<String> {
+    let mut csv = header.map(|h| format!("{h}\n")).unwrap_or_default();
+    for r in rows {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("features.csv"), csv).unwrap();
+    std::fs::write(dir.join("coef.json"), "[1, 2, 3, 4, 5, 6, 7, 8]").unwrap();
+    std::fs::write(dir.join("intercept.json"), "100").unwrap();
+    [
+        "features=features.csv",
+        "coef=coef.json",
+        "intercept=intercept.json",
+    ]
+    .iter()
+    .map(|b| {
+        let (n, f) = b.split_once('=').unwrap();
+        format!("{n}={}", dir.join(f).display())
+    })
+    .collect()
+}
+
+/// `veil run models/linreg.veil` with `-i` for each binding, then `extra`.
+fn run_linreg(bindings: &[String], extra: &[&str]) -> Output {
+    let mut args = vec!["run", "models/linreg.veil"];
+    for b in bindings {
+        args.extend(["-i", b.as_str()]);
+    }
+    args.extend(extra);
+    veil(&args)
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const ROW_A: &str = "1,2,3,4,5,6,7,8";
+const ROW_B: &str = "0.5,0,0,0,0,0,0,10";
+
+/// Issue 14, defect 5: a failed run leaves every earlier output file as it
+/// was, and no new or temporary file.
+#[test]
+fn outputs_are_all_or_nothing() {
+    let dir = scratch("all-or-nothing");
+    let inputs = linreg_inputs(&dir, None, &[ROW_A, ROW_B]);
+    let out = dir.join("out");
+    std::fs::create_dir_all(out.join("buyer.json")).unwrap(); // squats on an output's name
+    std::fs::write(out.join("buyer-price.csv"), "an earlier run's file\n").unwrap();
+    let o = run_linreg(&inputs, &["-o", out.to_str().unwrap()]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("buyer-price.csv")).unwrap(),
+        "an earlier run's file\n",
+        "{err}"
+    );
+    assert!(
+        err.contains("buyer.json") && err.contains("is a directory"),
+        "{err}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["buyer-price.csv", "buyer.json"],
+        "no temporaries left"
+    );
+    // Once the directory is gone, the run writes both files.
+    std::fs::remove_dir(out.join("buyer.json")).unwrap();
+    let o = run_linreg(&inputs, &["-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(out.join("buyer.json").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14, defect 6: a first row that does not name every column is data,
+/// and a bad row is reported with its line and column, not dropped as a header.
+#[test]
+fn a_first_csv_row_is_a_header_only_when_it_names_the_columns() {
+    let dir = scratch("csv-header");
+    let missing = "NA,NA,NA,NA,NA,NA,NA,NA";
+    let o = run_linreg(&linreg_inputs(&dir, Some(missing), &[ROW_A]), &[]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("features.csv`: line 1, column 1: `NA`, a missing value"),
+        "{err}"
+    );
+    let empty = ",,,,,,,";
+    let o = run_linreg(&linreg_inputs(&dir, Some(empty), &[ROW_A]), &[]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("line 1, column 1: an empty field"), "{err}");
+    // Quoted numbers are numbers: the first row is data, so two rows come out.
+    let quoted = "\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\"";
+    let o = run_linreg(&linreg_inputs(&dir, Some(quoted), &[ROW_B]), &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(text.contains("buyer learns price [2]"), "{text}");
+    // A real header is still skipped.
+    let header = "a,b,c,d,e,f,g,h";
+    let o = run_linreg(&linreg_inputs(&dir, Some(header), &[ROW_B]), &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("buyer learns price [1]"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14, defect 7: a repeated `-i NAME=...` is refused, naming both, by
+/// `veil run` and by `veil party`.
+#[test]
+fn a_repeated_input_is_refused_naming_both() {
+    let dir = scratch("repeated");
+    let mut inputs = linreg_inputs(&dir, None, &[ROW_A]);
+    let other = dir.join("coef2.json");
+    std::fs::write(&other, "[0, 0, 0, 0, 0, 0, 0, 0]").unwrap();
+    inputs.push(format!("coef={}", other.display()));
+    let o = run_linreg(&inputs, &[]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--input coef is given twice")
+            && err.contains(&format!("coef={}", dir.join("coef.json").display()))
+            && err.contains(&format!("coef={}", other.display())),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+
+    // `veil party`: refused before it connects to anyone.
+    let certs = dir.join("certs");
+    let made = veil(&[
+        "certs",
+        "--out",
+        certs.to_str().unwrap(),
+        "buyer",
+        "appraiser",
+        "helper",
+    ]);
+    assert!(made.status.success(), "{}", stderr_of(&made));
+    let mut toml = String::new();
+    for (p, port) in [("buyer", 1), ("appraiser", 2), ("helper", 3)] {
+        toml.push_str(&format!(
+            "[[party]]\nname = \"{p}\"\naddress = \"127.0.0.1:{port}\"\ncert = {:?}\nkey = {:?}\n\n",
+            certs.join(format!("{p}.crt")),
+            certs.join(format!("{p}.key"))
+        ));
+    }
+    let config = dir.join("parties.toml");
+    std::fs::write(&config, toml).unwrap();
+    let x = &inputs[0];
+    let o = veil(&[
+        "party",
+        "models/linreg.veil",
+        "--as",
+        "buyer",
+        "--config",
+        config.to_str().unwrap(),
+        "--connect-timeout",
+        "1",
+        "-i",
+        x,
+        "-i",
+        x,
+    ]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--input features is given twice, as `{x}` and as `{x}`"
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14: `--id-column` carries a CSV's ID column through to the output
+/// CSVs, which have a header row.
+#[test]
+fn an_id_column_is_carried_to_the_output_csvs() {
+    let dir = scratch("id-column");
+    let header = "id,f0,f1,f2,f3,f4,f5,f6,f7";
+    let rows = [format!("a-1,{ROW_A}"), format!("\"b, 2\",{ROW_B}")];
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let inputs = linreg_inputs(&dir, Some(header), &rows);
+    let out = dir.join("out");
+    let o = run_linreg(&inputs, &["--id-column", "id", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let csv = std::fs::read_to_string(out.join("buyer-price.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines[0], "id,price");
+    // price = (features @ coef + 100) * 1000: 304 and 180.5 thousand.
+    let value = |line: &str| -> f64 { line.rsplit(',').next().unwrap().parse().unwrap() };
+    assert!(
+        lines[1].starts_with("a-1,") && (value(lines[1]) - 304_000.0).abs() < 50.0,
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("\"b, 2\",") && (value(lines[2]) - 180_500.0).abs() < 50.0,
+        "{csv}"
+    );
+    // Without --id-column the ID column is an error, with the hint.
+    let o = run_linreg(&inputs, &[]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("line 2, column 1: text, not a number; if it is an ID column, name it with --id-column NAME"),
+        "{err}"
+    );
+    // A column the header does not have is refused.
+    let o = run_linreg(&inputs, &["--id-column", "key"]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("line 2, column 1: text, not a number; the header has no column `key`"),
+        "{err}"
+    );
+    // IDs that no output has the rows of: written nowhere, and said so.
+    let model = dir.join("total.veil");
+    std::fs::write(
+        &model,
+        "model total { party a; party b; dealer d;
+           input x: fixed[batch] private(a) in [0, 10];
+           input y: fixed private(b) in [0, 1000];
+           let s = sum(x) * y;
+           output s to a; }",
+    )
+    .unwrap();
+    std::fs::write(dir.join("x.csv"), "id,v\nr1,1\nr2,2\n").unwrap();
+    let o = veil(&[
+        "run",
+        model.to_str().unwrap(),
+        "-i",
+        &format!("x={}", dir.join("x.csv").display()),
+        "-i",
+        &inputs[2].replace("intercept=", "y="),
+        "--id-column",
+        "id",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o)
+            .contains("warning: --id-column id: no output written here has one row per ID"),
+        "{}",
+        stderr_of(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("a-s.csv")).unwrap(),
+        "s\n300\n"
+    );
+    let numeric = linreg_inputs(&dir, Some("a,b,c,d,e,f,g,h"), &[ROW_A]);
+    let o = run_linreg(&numeric, &["--id-column", "key"]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--id-column key: no CSV input has a column `key`"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14: a value outside its range is named by its line and column in a
+/// CSV file (counting the header), by its index in JSON; never by its value.
+#[test]
+fn range_errors_name_the_line_and_column() {
+    let dir = scratch("positions");
+    let bad = "1,2,3,4,5,6,7,10.25";
+    let inputs = linreg_inputs(
+        &dir,
+        Some("# features\na,b,c,d,e,f,g,h"),
+        &[ROW_A, ROW_B, bad],
+    );
+    std::fs::write(dir.join("coef.json"), "[1, 2, 3, 4, 5, 6, -77.5, 8]").unwrap();
+    let o = run_linreg(&inputs, &[]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("input `features`: the value at line 5, column 8 of")
+            && err.contains("features.csv` lies outside the declared range [0, 10]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("input `coef`: the value at [6] of")
+            && err.contains("coef.json` lies outside the declared range [-50, 50]"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("value #") && !err.contains("10.25") && !err.contains("77.5"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14: `-` is standard input for one input and standard output for `-o`.
+#[test]
+fn a_dash_reads_standard_input_and_writes_standard_output() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let dir = scratch("stdio");
+    let inputs = linreg_inputs(&dir, None, &[ROW_A, ROW_B]);
+    let run = |bindings: &[String], stdin: &str, extra: &[&str]| -> Output {
+        let mut args = vec!["run".to_string(), "models/linreg.veil".to_string()];
+        for b in bindings {
+            args.extend(["-i".to_string(), b.clone()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
+            .args(&args)
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // The features as CSV on standard input (sniffed), outputs as JSON on stdout.
+    let piped = [
+        "features=-".to_string(),
+        inputs[1].clone(),
+        inputs[2].clone(),
+    ];
+    let csv = format!("{ROW_A}\n{ROW_B}\n");
+    let o = run(&piped, &csv, &["-o", "-"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    let price = json["buyer"]["price"].as_array().unwrap();
+    assert_eq!(price.len(), 2, "{json}");
+    assert!(
+        (price[0].as_f64().unwrap() - 304_000.0).abs() < 50.0,
+        "{json}"
+    );
+    // JSON on standard input, named by --stdin-format.
+    let piped = [inputs[0].clone(), "coef=-".to_string(), inputs[2].clone()];
+    let o = run(
+        &piped,
+        "[1,2,3,4,5,6,7,8]",
+        &["--stdin-format", "json", "-o", "-"],
+    );
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["buyer"]["price"].as_array().unwrap().len(), 2);
+    // Only one input can read standard input.
+    let piped = [
+        inputs[0].clone(),
+        "coef=-".to_string(),
+        "intercept=-".to_string(),
+    ];
+    let o = run(&piped, "[1,2,3,4,5,6,7,8]", &[]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "standard input can feed one input only, but `coef=-` and `intercept=-` read it"
+        ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 14: `--color` colours diagnostics; plain into a pipe by default.
+#[test]
+fn diagnostics_are_coloured_when_asked() {
+    let file = "tests/corpus/errors/unknown_name.veil";
+    let o = veil(&["check", file]);
+    assert!(!stderr_of(&o).contains('\x1b'), "plain into a pipe");
+    for args in [
+        ["--color", "always", "check", file],
+        ["check", "--color", "always", file],
+    ] {
+        let o = veil(&args);
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            err.contains("\x1b[") && err.contains("E0101"),
+            "{args:?}: {err}"
+        );
+    }
+    // The flag wins over NO_COLOR; `never` is plain.
+    let o = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["compile", "--color", "always", file])
+        .env("NO_COLOR", "1")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(stderr_of(&o).contains("\x1b["));
+    let o = veil(&["check", "--color", "never", file]);
+    assert!(!stderr_of(&o).contains('\x1b'));
+}

@@ -40,7 +40,7 @@ fn check_file(path: &Path) -> bool {
         diagnostics.extend(compiler::analyse(model, &compiler::Options::default()));
         diagnostics.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
     }
-    eprint!("{}", grammar::render(&diagnostics, &name, &source));
+    eprint!("{}", crate::render(&diagnostics, &name, &source));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     match result.model {
         Some(model) if errors == 0 => {
@@ -96,7 +96,7 @@ pub fn parse_file(path: &Path) -> ExitCode {
         Err(diags) => {
             eprint!(
                 "{}",
-                grammar::render(&diags, &path.display().to_string(), &source)
+                crate::render(&diags, &path.display().to_string(), &source)
             );
             ExitCode::FAILURE
         }

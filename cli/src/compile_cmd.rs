@@ -135,15 +135,15 @@ pub fn compile_file_with(
     };
     let name = path.display().to_string();
     let checked = compiler::check_source(&source);
-    eprint!("{}", grammar::render(&checked.diagnostics, &name, &source));
+    eprint!("{}", crate::render(&checked.diagnostics, &name, &source));
     let model = checked.model?;
     match compiler::compile(&model, options) {
         Ok(c) => {
-            eprint!("{}", grammar::render(&c.warnings, &name, &source));
+            eprint!("{}", crate::render(&c.warnings, &name, &source));
             Some((model, c))
         }
         Err(diags) => {
-            eprint!("{}", grammar::render(&diags, &name, &source));
+            eprint!("{}", crate::render(&diags, &name, &source));
             let n = diags.iter().filter(|d| d.is_error()).count();
             eprintln!(
                 "error: could not compile `{name}` ({n} error{})",

@@ -1,27 +1,178 @@
-//! Reading inputs from CSV, JSON and NumPy `.npy` files, and writing outputs.
-//! Errors name the file and the place; they never echo values.
+//! Reading inputs from CSV, JSON and NumPy `.npy` files (or standard input),
+//! and writing outputs. Errors name the file and the place; they never echo
+//! values.
 
 use plan::Tensor;
+use std::io::Read as _;
 use std::path::Path;
 
-/// Load a tensor from a file, choosing the format by extension.
-pub fn load(path: &Path) -> Result<Tensor, String> {
-    let name = path.display();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{name}`: {e}"))?;
-    let result = match ext.as_str() {
-        "csv" | "txt" => text(&bytes).and_then(parse_csv),
-        "json" => text(&bytes).and_then(parse_json),
-        "npy" => parse_npy(&bytes),
-        other => Err(format!(
-            "unknown format `.{other}`: use .csv, .json or .npy"
-        )),
+/// A data format, chosen by a file's extension; `--stdin-format` for `-`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Comma-separated rows of numbers, with an optional header row.
+    Csv,
+    /// A number or nested arrays of numbers.
+    Json,
+    /// NumPy's binary `.npy`.
+    Npy,
+}
+
+/// A loaded input: the values, where each came from in the file (to report
+/// positions the way the file shows them), and the ID column if asked for.
+#[derive(Debug)]
+pub struct Loaded {
+    pub tensor: Tensor,
+    pub layout: Layout,
+    /// The values of the `--id-column`, one per data row, when this CSV file has it.
+    pub ids: Option<Vec<String>>,
+}
+
+/// Where the values of a loaded file sit in it.
+#[derive(Debug)]
+pub enum Layout {
+    /// The line (1-based) of each data row and the column (1-based) of each
+    /// value column, so a header, comments, blank lines and the ID column are
+    /// accounted for.
+    Csv {
+        lines: Vec<usize>,
+        columns: Vec<usize>,
+    },
+    /// The shape of the nested arrays as read.
+    Json { shape: Vec<usize> },
+    /// The array's shape.
+    Npy { shape: Vec<usize> },
+}
+
+impl Layout {
+    /// Where the value with row-major index `flat` is: `at line 12, column 3`
+    /// for CSV, `at [11][2]` for JSON and `at index (11, 2)` for .npy (both
+    /// 0-based, as the languages that write them count); empty for a scalar.
+    pub fn position(&self, flat: usize) -> String {
+        let index = |shape: &[usize]| {
+            let mut rest = flat;
+            let mut idx = vec![0; shape.len()];
+            for (i, d) in shape.iter().enumerate().rev() {
+                let d = (*d).max(1);
+                idx[i] = rest % d;
+                rest /= d;
+            }
+            idx
+        };
+        match self {
+            Layout::Csv { lines, columns } => {
+                let cols = columns.len().max(1);
+                match (lines.get(flat / cols), columns.get(flat % cols)) {
+                    (Some(l), Some(c)) => format!("at line {l}, column {c}"),
+                    _ => format!("#{flat}"),
+                }
+            }
+            Layout::Json { shape } if shape.is_empty() => String::new(),
+            Layout::Json { shape } => {
+                let idx: String = index(shape).iter().map(|i| format!("[{i}]")).collect();
+                format!("at {idx}")
+            }
+            Layout::Npy { shape } if shape.is_empty() => String::new(),
+            Layout::Npy { shape } => {
+                let idx: Vec<String> = index(shape).iter().map(usize::to_string).collect();
+                if idx.len() == 1 {
+                    format!("at index {}", idx[0])
+                } else {
+                    format!("at index ({})", idx.join(", "))
+                }
+            }
+        }
+    }
+}
+
+/// `-` as a path: standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// How a file is named in messages.
+pub fn describe(path: &Path) -> String {
+    if is_stdin(path) {
+        "standard input".into()
+    } else {
+        format!("`{}`", path.display())
+    }
+}
+
+/// Load a tensor from a file, choosing the format by extension; `-` reads
+/// standard input in `stdin_format`, or in the format its first bytes show
+/// (the .npy magic, `[` for JSON, otherwise CSV). `id_column` names a CSV
+/// column to set aside as row IDs, if this file's header has it.
+pub fn load(
+    path: &Path,
+    stdin_format: Option<Format>,
+    id_column: Option<&str>,
+) -> Result<Loaded, String> {
+    let name = describe(path);
+    let (bytes, format) = if is_stdin(path) {
+        use std::io::IsTerminal as _;
+        if std::io::stdin().is_terminal() {
+            eprintln!("reading an input from standard input: type or paste it, then Ctrl-D");
+        }
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        let format = stdin_format.unwrap_or_else(|| sniff(&bytes));
+        (bytes, format)
+    } else {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let format = match ext.as_str() {
+            "csv" | "txt" => Format::Csv,
+            "json" => Format::Json,
+            "npy" => Format::Npy,
+            other => {
+                return Err(format!(
+                    "{name}: unknown format `.{other}`: use .csv, .json or .npy"
+                ))
+            }
+        };
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+        (bytes, format)
     };
-    result.map_err(|e| format!("`{name}`: {e}"))
+    let result = match format {
+        Format::Csv => text(&bytes).and_then(|t| parse_csv(t, id_column)),
+        Format::Json => text(&bytes).and_then(parse_json).map(|tensor| Loaded {
+            layout: Layout::Json {
+                shape: tensor.shape.clone(),
+            },
+            tensor,
+            ids: None,
+        }),
+        Format::Npy => parse_npy(&bytes).map(|tensor| Loaded {
+            layout: Layout::Npy {
+                shape: tensor.shape.clone(),
+            },
+            tensor,
+            ids: None,
+        }),
+    };
+    result.map_err(|e| format!("{name}: {e}"))
+}
+
+/// The format of data on standard input, from its first bytes.
+fn sniff(bytes: &[u8]) -> Format {
+    if bytes.starts_with(b"\x93NUMPY") {
+        return Format::Npy;
+    }
+    let start = bytes
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(bytes)
+        .iter()
+        .find(|b| !b.is_ascii_whitespace());
+    match start {
+        Some(b'[') => Format::Json,
+        _ => Format::Csv,
+    }
 }
 
 fn text(bytes: &[u8]) -> Result<&str, String> {
@@ -33,45 +184,250 @@ fn text(bytes: &[u8]) -> Result<&str, String> {
     })
 }
 
-/// Rows of comma-separated numbers; a first line that is not numeric is a
-/// header and skipped. One row or one column reads as a vector.
-pub fn parse_csv(text: &str) -> Result<Tensor, String> {
-    let mut rows: Vec<Vec<f64>> = Vec::new();
+/// One CSV field: its text (without surrounding quotes and blanks) and
+/// whether it was quoted.
+struct Field {
+    text: String,
+    quoted: bool,
+}
+
+/// Split a CSV line at commas outside double quotes (`""` inside quotes is
+/// one quote). Fields spanning lines are not supported.
+fn split_fields(line: &str) -> Result<Vec<Field>, (usize, &'static str)> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+            chars.next();
+        }
+        let column = fields.len() + 1;
+        let mut field = Field {
+            text: String::new(),
+            quoted: false,
+        };
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            field.quoted = true;
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.text.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.text.push(c),
+                    None => return Err((column, "a quote is not closed on this line")),
+                }
+            }
+            while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+                chars.next();
+            }
+            match chars.peek() {
+                None | Some(',') => {}
+                Some(_) => return Err((column, "text after a closing quote")),
+            }
+            field.text = field.text.trim().to_string();
+        } else {
+            while let Some(c) = chars.peek().filter(|c| **c != ',') {
+                field.text.push(*c);
+                chars.next();
+            }
+            field.text = field.text.trim().to_string();
+        }
+        fields.push(field);
+        match chars.next() {
+            Some(',') => continue,
+            _ => return Ok(fields),
+        }
+    }
+}
+
+/// What a CSV field holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Number(f64),
+    /// Parses, but as NaN or an infinity.
+    NotFinite,
+    Empty,
+    /// A usual marker of a missing value (`NA`, `NaN`, `null`, ...).
+    Missing(&'static str),
+    /// A column name: a letter or `_`, then letters, digits, `_`, ` `, `.`, `-`.
+    Name,
+    /// Anything else.
+    Text,
+}
+
+const MISSING: [&str; 9] = [
+    "NA", "N/A", "#N/A", "NaN", "null", "NULL", "None", "nil", "?",
+];
+
+fn classify(f: &Field) -> Kind {
+    let t = f.text.as_str();
+    if t.is_empty() {
+        return Kind::Empty;
+    }
+    if let Some(m) = MISSING.iter().find(|m| m.eq_ignore_ascii_case(t)) {
+        return Kind::Missing(m);
+    }
+    if let Ok(v) = t.parse::<f64>() {
+        return if v.is_finite() {
+            Kind::Number(v)
+        } else {
+            Kind::NotFinite
+        };
+    }
+    let mut chars = t.chars();
+    let first = chars.next().expect("not empty");
+    if (first.is_alphabetic() || first == '_')
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ' ' | '.' | '-'))
+    {
+        Kind::Name
+    } else {
+        Kind::Text
+    }
+}
+
+/// Why a field cannot be a value, without echoing it (it may be private),
+/// except for the fixed missing-value markers.
+fn not_a_value(kind: Kind) -> String {
+    match kind {
+        Kind::Empty => "an empty field: every value is needed".into(),
+        Kind::Missing(m) => {
+            format!("`{m}`, a missing value: every value is needed (fill or drop the row first)")
+        }
+        Kind::NotFinite => "not a finite number (NaN or infinity)".into(),
+        Kind::Name | Kind::Text => "text, not a number".into(),
+        Kind::Number(_) => unreachable!("a number is a value"),
+    }
+}
+
+/// Rows of comma-separated numbers, and where each value came from. One row
+/// or one column reads as a vector (see [`fit_rank`]). The first row is a
+/// header when every field in it is a name (such as `age`,
+/// `"income"` or `x_1`); any other row must be numbers (quoted numbers such
+/// as `"1.5"` count), and a field that is not is reported with its line and
+/// column. With `id_column`, the header's column of that name is set aside
+/// as row IDs (kept as text) instead of being read as numbers.
+pub fn parse_csv(text: &str, id_column: Option<&str>) -> Result<Loaded, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut header: Option<Vec<String>> = None;
+    let mut id_at: Option<usize> = None;
+    let mut width: Option<usize> = None;
+    let mut rows: Vec<f64> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        let n = i + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let parsed: Result<Vec<f64>, usize> = fields
-            .iter()
-            .enumerate()
-            .map(|(j, f)| f.parse::<f64>().map_err(|_| j))
-            .collect();
-        match parsed {
-            Ok(row) => {
-                if let Some(first) = rows.first() {
-                    if first.len() != row.len() {
+        let fields =
+            split_fields(trimmed).map_err(|(c, why)| format!("line {n}, column {c}: {why}"))?;
+        let kinds: Vec<Kind> = fields.iter().map(classify).collect();
+        let first_row = header.is_none() && lines.is_empty();
+        if first_row && kinds.iter().all(|k| *k == Kind::Name) {
+            let names: Vec<String> = fields.into_iter().map(|f| f.text).collect();
+            if let Some(id) = id_column {
+                let at: Vec<usize> = (0..names.len()).filter(|j| names[*j] == id).collect();
+                match at.as_slice() {
+                    [] => {}
+                    [j] => id_at = Some(*j),
+                    _ => {
+                        let cols: Vec<String> = at.iter().map(|j| (j + 1).to_string()).collect();
                         return Err(format!(
-                            "line {}: {} columns, but earlier rows have {}",
-                            i + 1,
-                            row.len(),
-                            first.len()
+                            "line {n}: the header names columns {} `{id}`; the ID column must be one",
+                            cols.join(" and ")
                         ));
                     }
                 }
-                rows.push(row);
             }
-            Err(_) if rows.is_empty() && fields.iter().all(|f| f.parse::<f64>().is_err()) => {} // header
-            Err(j) => return Err(format!("line {}, column {}: not a number", i + 1, j + 1)),
+            width = Some(names.len());
+            header = Some(names);
+            continue;
         }
+        if let Some(w) = width {
+            if fields.len() != w {
+                return Err(format!(
+                    "line {n}: {} columns, but {} {w}",
+                    fields.len(),
+                    if header.is_some() && lines.is_empty() {
+                        "the header has"
+                    } else {
+                        "earlier rows have"
+                    }
+                ));
+            }
+        }
+        let has_number = kinds.iter().any(|k| matches!(k, Kind::Number(_)));
+        if first_row && kinds.contains(&Kind::Name) && !has_number {
+            // Some names, no numbers, but not only names: neither a header
+            // nor a row of numbers.
+            let (j, kind) = kinds
+                .iter()
+                .enumerate()
+                .find(|(_, k)| **k != Kind::Name)
+                .expect("not every field is a name");
+            let what = match kind {
+                Kind::Number(_) => unreachable!("no numbers"),
+                Kind::Empty => "an empty field".to_string(),
+                Kind::Missing(m) => format!("`{m}`, a missing value"),
+                Kind::NotFinite => "NaN or infinity".to_string(),
+                Kind::Name | Kind::Text => "text that is not a column name".to_string(),
+            };
+            return Err(format!(
+                "line {n}, column {}: {what}, so the line is neither a header (which names \
+                 every column, with names such as `age` or `x_1`) nor a row of numbers",
+                j + 1
+            ));
+        }
+        width = Some(fields.len());
+        for (j, (field, kind)) in fields.iter().zip(&kinds).enumerate() {
+            if Some(j) == id_at {
+                ids.push(field.text.clone());
+                continue;
+            }
+            match kind {
+                Kind::Number(v) => rows.push(*v),
+                other => {
+                    let mut msg = format!("line {n}, column {}: {}", j + 1, not_a_value(*other));
+                    if matches!(other, Kind::Name | Kind::Text) {
+                        msg.push_str(&match (id_column, &header) {
+                            (None, _) => {
+                                "; if it is an ID column, name it with --id-column NAME".into()
+                            }
+                            (Some(id), Some(_)) => {
+                                format!("; the header has no column `{id}` (--id-column)")
+                            }
+                            (Some(id), None) => format!(
+                                "; for --id-column {id}, the file needs a header row naming its columns"
+                            ),
+                        });
+                    }
+                    return Err(msg);
+                }
+            }
+        }
+        lines.push(n);
     }
-    if rows.is_empty() {
-        return Err("no data rows".into());
+    if lines.is_empty() {
+        return Err(if header.is_some() {
+            "a header but no data rows".into()
+        } else {
+            "no data rows".into()
+        });
     }
-    let (r, c) = (rows.len(), rows[0].len());
-    let data: Vec<f64> = rows.into_iter().flatten().collect();
-    Tensor::new(vec![r, c], data)
+    let width = width.expect("a data row");
+    let columns: Vec<usize> = (1..=width).filter(|c| Some(c - 1) != id_at).collect();
+    if columns.is_empty() {
+        return Err("no value columns: the only column is the ID column".into());
+    }
+    let tensor = Tensor::new(vec![lines.len(), columns.len()], rows)?;
+    Ok(Loaded {
+        tensor,
+        layout: Layout::Csv { lines, columns },
+        ids: id_at.map(|_| ids),
+    })
 }
 
 /// A number or (nested) arrays of numbers.
@@ -231,21 +587,53 @@ pub fn fit_rank(t: Tensor, rank: usize) -> Tensor {
     }
 }
 
-/// Outputs as CSV: a scalar on one line, a vector one value per line, a
-/// matrix one row per line.
-pub fn to_csv(t: &Tensor) -> String {
+/// Row IDs to write as the first column of output CSVs: the column's name
+/// and one ID per row.
+pub struct Ids<'a> {
+    pub column: &'a str,
+    pub values: &'a [String],
+}
+
+/// Output `name` as CSV with a header row: a scalar on one line, a vector
+/// one value per line (header `name`), a matrix one row per line (header
+/// `name_0,name_1,...`). With `ids`, whose count must equal the rows, each
+/// row starts with its ID (header: the ID column's name).
+pub fn to_csv(name: &str, t: &Tensor, ids: Option<Ids>) -> String {
     let cols = if t.shape.len() == 2 {
         t.shape[1].max(1)
     } else {
         1
     };
-    let mut s = String::new();
-    for row in t.data.chunks(cols) {
-        let line: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+    let mut header: Vec<String> = Vec::new();
+    if let Some(ids) = &ids {
+        header.push(csv_field(ids.column));
+    }
+    if t.shape.len() == 2 {
+        header.extend((0..cols).map(|j| format!("{name}_{j}")));
+    } else {
+        header.push(name.to_string());
+    }
+    let mut s = header.join(",");
+    s.push('\n');
+    for (i, row) in t.data.chunks(cols).enumerate() {
+        let mut line: Vec<String> = Vec::with_capacity(cols + 1);
+        if let Some(ids) = &ids {
+            line.push(csv_field(ids.values.get(i).map_or("", String::as_str)));
+        }
+        line.extend(row.iter().map(|v| format!("{v}")));
         s.push_str(&line.join(","));
         s.push('\n');
     }
     s
+}
+
+/// A text field for CSV, quoted when it must be (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) || text != text.trim() {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 pub fn to_json_value(t: &Tensor) -> serde_json::Value {
@@ -268,21 +656,119 @@ pub fn to_json_value(t: &Tensor) -> serde_json::Value {
 mod tests {
     use super::*;
 
+    fn csv(text: &str) -> Result<Tensor, String> {
+        parse_csv(text, None).map(|l| l.tensor)
+    }
+
     #[test]
-    fn csv() {
-        let t = parse_csv("a,b\n1,2\n3, 4.5\n\n").unwrap();
+    fn csv_rows() {
+        let t = csv("a,b\n1,2\n3, 4.5\n\n").unwrap();
         assert_eq!(
             (t.shape.clone(), t.data.clone()),
             (vec![2, 2], vec![1.0, 2.0, 3.0, 4.5])
         );
-        assert_eq!(fit_rank(parse_csv("1\n2\n3").unwrap(), 1).shape, vec![3]);
+        assert_eq!(fit_rank(csv("1\n2\n3").unwrap(), 1).shape, vec![3]);
+        assert_eq!(fit_rank(csv("7").unwrap(), 0).shape, Vec::<usize>::new());
+        assert!(csv("1,2\n3\n").unwrap_err().contains("line 2"));
+        assert!(csv("1,x\n").unwrap_err().contains("line 1, column 2"));
+        assert!(csv("").is_err());
+        assert!(csv("a,b\n")
+            .unwrap_err()
+            .contains("a header but no data rows"));
+    }
+
+    /// Issue 14, defect 6: a first row that is not numbers is a header only
+    /// when it names every column; otherwise it is a bad row, reported.
+    #[test]
+    fn a_first_row_is_a_header_only_when_it_names_every_column() {
+        // Headers: names, quoted or not, with spaces, dots, dashes; a BOM.
+        for header in [
+            "age,income",
+            "\"age\", \"income\"",
+            "x_1,x.2",
+            "net income,debt-ratio",
+            "\u{feff}age,income",
+        ] {
+            let t = csv(&format!("{header}\n1,2\n3,4\n")).unwrap();
+            assert_eq!(t.shape, vec![2, 2], "{header}");
+        }
+        // Not headers: the row is data, and reported where it is wrong.
+        let cases = [
+            ("NA,NA\n1,2\n", "line 1, column 1: `NA`, a missing value"),
+            (",\n1,2\n", "line 1, column 1: an empty field"),
+            (
+                "nan,null\n1,2\n",
+                "line 1, column 1: `NaN`, a missing value",
+            ),
+            (
+                "age,NA\n1,2\n",
+                "line 1, column 2: `NA`, a missing value, so the line is neither a header",
+            ),
+            ("age,3\n1,2\n", "line 1, column 1: text, not a number"),
+            ("inf,1\n1,2\n", "line 1, column 1: not a finite number"),
+            ("# c\n\n1,2\n3,\n", "line 4, column 2: an empty field"),
+            ("1,2\n3,NA\n", "line 2, column 2: `NA`"),
+            (
+                "age,name\n1,Bob\n",
+                "line 2, column 2: text, not a number; if it is an ID column",
+            ),
+            ("1,\"2\n", "line 1, column 2: a quote is not closed"),
+            ("1,\"2\"x\n", "line 1, column 2: text after a closing quote"),
+        ];
+        for (text, expected) in cases {
+            let err = csv(text).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains("Bob"), "no data in errors: {err}");
+        }
+    }
+
+    /// Quoted numbers (as spreadsheets and `QUOTE_ALL` write them) are numbers.
+    #[test]
+    fn quoted_numbers_are_numbers() {
+        let t = csv("\"1.5\",\" -2 \"\n\"3\",4\n").unwrap();
+        assert_eq!((t.shape, t.data), (vec![2, 2], vec![1.5, -2.0, 3.0, 4.0]));
+        // The first row of quoted numbers is data, not a header.
+        assert_eq!(csv("\"1\",\"2\"\n").unwrap().shape, vec![1, 2]);
+    }
+
+    #[test]
+    fn an_id_column_is_set_aside_and_positions_count_it() {
+        let l = parse_csv("# ids\nx,id,y\n1,a 7,2\n3,\"b,8\",4\n", Some("id")).unwrap();
         assert_eq!(
-            fit_rank(parse_csv("7").unwrap(), 0).shape,
-            Vec::<usize>::new()
+            (l.tensor.shape, l.tensor.data),
+            (vec![2, 2], vec![1.0, 2.0, 3.0, 4.0])
         );
-        assert!(parse_csv("1,2\n3\n").unwrap_err().contains("line 2"));
-        assert!(parse_csv("1,x\n").unwrap_err().contains("line 1, column 2"));
-        assert!(parse_csv("").is_err());
+        assert_eq!(l.ids, Some(vec!["a 7".to_string(), "b,8".to_string()]));
+        // Value #3 (row 2, second value column) is on line 4, in column 3.
+        assert_eq!(l.layout.position(3), "at line 4, column 3");
+        assert_eq!(l.layout.position(0), "at line 3, column 1");
+        // A file without the column: no IDs, and numbers as usual.
+        assert_eq!(parse_csv("x,y\n1,2\n", Some("id")).unwrap().ids, None);
+        assert!(parse_csv("id,id\n1,2\n", Some("id"))
+            .unwrap_err()
+            .contains("columns 1 and 2 `id`"));
+        assert!(parse_csv("id\na\n", Some("id"))
+            .unwrap_err()
+            .contains("the only column is the ID column"));
+    }
+
+    #[test]
+    fn positions_in_json_and_npy_count_from_zero() {
+        let json = Layout::Json { shape: vec![3, 4] };
+        assert_eq!(json.position(6), "at [1][2]");
+        assert_eq!(Layout::Json { shape: vec![] }.position(0), "");
+        let npy = Layout::Npy { shape: vec![3, 4] };
+        assert_eq!(npy.position(11), "at index (2, 3)");
+        assert_eq!(Layout::Npy { shape: vec![5] }.position(4), "at index 4");
+    }
+
+    #[test]
+    fn standard_input_is_sniffed() {
+        assert_eq!(sniff(b"\x93NUMPY\x01\x00"), Format::Npy);
+        assert_eq!(sniff(b" \n[[1, 2]]"), Format::Json);
+        assert_eq!(sniff("\u{feff}[1]".as_bytes()), Format::Json);
+        assert_eq!(sniff(b"x,y\n1,2\n"), Format::Csv);
+        assert_eq!(sniff(b"0.5"), Format::Csv);
     }
 
     #[test]
@@ -321,7 +807,29 @@ mod tests {
     #[test]
     fn outputs() {
         let t = Tensor::new(vec![2, 2], vec![1.0, 2.5, 3.0, 4.0]).unwrap();
-        assert_eq!(to_csv(&t), "1,2.5\n3,4\n");
         assert_eq!(to_json_value(&t).to_string(), "[[1.0,2.5],[3.0,4.0]]");
+    }
+
+    /// Issue 14: output CSVs have a header row, and the row IDs first.
+    #[test]
+    fn output_csvs_have_a_header_and_the_ids_first() {
+        let m = Tensor::new(vec![2, 2], vec![1.0, 2.5, 3.0, 4.0]).unwrap();
+        assert_eq!(to_csv("p", &m, None), "p_0,p_1\n1,2.5\n3,4\n");
+        let v = Tensor::new(vec![2], vec![0.25, 1.0]).unwrap();
+        assert_eq!(to_csv("p", &v, None), "p\n0.25\n1\n");
+        assert_eq!(to_csv("s", &Tensor::scalar(7.0), None), "s\n7\n");
+        let ids = vec!["a".to_string(), "b,\"c\"".to_string()];
+        let with = to_csv(
+            "p",
+            &v,
+            Some(Ids {
+                column: "id",
+                values: &ids,
+            }),
+        );
+        assert_eq!(with, "id,p\na,0.25\n\"b,\"\"c\"\"\",1\n");
+        // What Veil writes, Veil reads back, IDs included.
+        let back = parse_csv(&with, Some("id")).unwrap();
+        assert_eq!((back.tensor.data, back.ids), (v.data, Some(ids)));
     }
 }

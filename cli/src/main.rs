@@ -1,8 +1,9 @@
 //! `veil`: the command line. The only crate that touches files and the terminal.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 /// mimalloc keeps freed memory for reuse: the runtime allocates and frees
 /// large tensors every round, and the system allocator hands each back to
@@ -50,14 +51,66 @@ const AFTER_HELP: &str = "Examples:
   veil compile models/logreg_100.veil      show the protocol chosen for each operation
   veil compile models/logreg_100.veil --emit plan --network wan
   veil explain E0201                       explain a diagnostic code
+  veil --color always check m.veil 2>&1 | less -R   keep the colours in a pager
 
 Language reference: docs/language.md";
 
 #[derive(Parser)]
 #[command(name = "veil", version, about = ABOUT, after_help = AFTER_HELP)]
 struct Cli {
+    /// When to colour diagnostics: `auto` colours them on a terminal unless the
+    /// NO_COLOR environment variable is set (https://no-color.org).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        global = true
+    )]
+    color: ColorWhen,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set or TERM is `dumb`.
+    Auto,
+    /// Always, even into a file or a pipe (and despite NO_COLOR).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The colour diagnostics get, decided once in `main`.
+static COLOR: OnceLock<grammar::Color> = OnceLock::new();
+
+/// `--color` and the environment: NO_COLOR (set and not empty) and TERM=dumb
+/// turn `auto` off; an explicit `--color` wins over both.
+fn color_for(
+    when: ColorWhen,
+    terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> grammar::Color {
+    let on = match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
+        }
+    };
+    if on {
+        grammar::Color::Ansi
+    } else {
+        grammar::Color::Plain
+    }
+}
+
+/// Diagnostics as text for standard error, coloured as `--color` decided.
+pub fn render(diagnostics: &[grammar::Diagnostic], file_name: &str, source: &str) -> String {
+    let color = COLOR.get().copied().unwrap_or_default();
+    grammar::render_with(diagnostics, file_name, source, color)
 }
 
 #[derive(Subcommand)]
@@ -96,16 +149,21 @@ Examples:
     Compile(compile_cmd::CompileArgs),
     /// Compile a model and run every party privately in this process.
     #[command(
-        after_help = "Inputs are bound by name to files (.csv, .json or .npy); the batch size
-comes from the data. Each party's outputs are printed, or written with
---output DIR (all files or none). With --demo, random inputs of the declared
-shapes and ranges are generated, and the private result is compared with the
-plaintext reference interpreter.
+        after_help = "Inputs are bound by name to files (.csv, .json or .npy), or to `-` for
+standard input; the batch size comes from the data. A CSV file may start with
+a header row naming its columns; --id-column NAME sets that column aside as
+row IDs and writes it first in every output CSV whose rows are its rows.
+Each party's outputs are printed, or written with --output DIR (all files or
+none; output CSVs have a header row), or printed as JSON with `-o -`. With
+--demo, random inputs of the declared shapes and ranges are generated, and
+the private result is compared with the plaintext reference interpreter.
 
 Examples:
   veil run models/logreg_100.veil --demo
   veil run models/logreg_100.veil --demo --batch 1000 --stats
   veil run models/logreg_100.veil --input x=client.csv --input w=w.json --input b=b.json -o out/
+  veil run models/logreg_100.veil -i x=client.csv --id-column id -i w=w.json -i b=b.json -o out/
+  gunzip -c client.csv.gz | veil run models/logreg_100.veil -i x=- -i w=w.json -i b=b.json -o -
   veil run models/credit_2p.veil --demo --key-bits 2048"
     )]
     Run(run_cmd::RunArgs),
@@ -159,6 +217,16 @@ Examples:
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    {
+        use std::io::IsTerminal as _;
+        let color = color_for(
+            cli.color,
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::env::var_os("TERM").as_deref(),
+        );
+        COLOR.set(color).expect("set once");
+    }
     match cli.command {
         Command::Check { files } => check_cmd::check_files(&files),
         Command::Compile(args) => compile_cmd::run(&args),
@@ -261,8 +329,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> Result<(),
 }
 
 /// Write several files so that either all of them appear or none: every
-/// file goes to a temporary beside its target first, and only when all are
-/// written are they renamed into place.
+/// file goes to a temporary beside its target first; only when all are
+/// written, and no target is a directory, are they renamed into place. If a
+/// rename still fails, the files already renamed are rolled back, so every
+/// earlier file is as it was.
 pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(PathBuf, &Path)]| {
@@ -279,10 +349,78 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
         }
         temps.push((tmp, path));
     }
-    for (tmp, path) in &temps {
-        if let Err(e) = std::fs::rename(tmp, path) {
-            cleanup(&temps);
-            return Err(format!("cannot write `{}`: {e}", path.display()));
+    if let Some((_, path)) = temps.iter().find(|(_, p)| p.is_dir()) {
+        cleanup(&temps);
+        return Err(format!(
+            "cannot write `{}`: it is a directory (remove it, or write elsewhere); no file was written",
+            path.display()
+        ));
+    }
+    commit_all(&temps)
+}
+
+/// Rename each staged temporary onto its target, all or none. An existing
+/// target is first kept under a second name (a hard link, or a copy where
+/// links are not supported), so that a failed rename can put back every
+/// file replaced before it.
+fn commit_all(staged: &[(PathBuf, &Path)]) -> Result<(), String> {
+    let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
+    for (k, (tmp, path)) in staged.iter().enumerate() {
+        let step = || -> std::io::Result<Option<PathBuf>> {
+            let backup = match std::fs::symlink_metadata(path) {
+                Ok(_) => {
+                    let b = tmp.with_extension("old");
+                    if std::fs::hard_link(path, &b).is_err() {
+                        std::fs::copy(path, &b)?;
+                    }
+                    Some(b)
+                }
+                Err(_) => None,
+            };
+            std::fs::rename(tmp, path).inspect_err(|_| {
+                if let Some(b) = &backup {
+                    let _ = std::fs::remove_file(b);
+                }
+            })?;
+            Ok(backup)
+        };
+        match step() {
+            Ok(backup) => done.push((path, backup)),
+            Err(e) => {
+                let mut lost = Vec::new();
+                for (path, backup) in done.iter().rev() {
+                    let undone = match backup {
+                        Some(b) => std::fs::rename(b, path),
+                        None => std::fs::remove_file(path),
+                    };
+                    if undone.is_err() {
+                        lost.push(match backup {
+                            Some(b) => format!(
+                                "; `{}` could not be restored: its earlier content is in `{}`",
+                                path.display(),
+                                b.display()
+                            ),
+                            None => format!("; `{}` could not be removed", path.display()),
+                        });
+                    }
+                }
+                for (t, _) in &staged[k..] {
+                    let _ = std::fs::remove_file(t);
+                }
+                return Err(if lost.is_empty() {
+                    format!(
+                        "cannot write `{}`: {e}; no file was written",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot write `{}`: {e}{}", path.display(), lost.concat())
+                });
+            }
+        }
+    }
+    for (_, backup) in done {
+        if let Some(b) = backup {
+            let _ = std::fs::remove_file(b);
         }
     }
     Ok(())
@@ -291,6 +429,88 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("veil-main-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Issue 14, defect 5: a rename that fails after others succeeded puts
+    /// every replaced file back and removes every new one.
+    #[test]
+    fn colour_follows_the_flag_the_terminal_and_no_color() {
+        use grammar::Color::{Ansi, Plain};
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        let dumb = Some(std::ffi::OsStr::new("dumb"));
+        let xterm = Some(std::ffi::OsStr::new("xterm-256color"));
+        assert_eq!(color_for(ColorWhen::Auto, true, None, xterm), Ansi);
+        assert_eq!(color_for(ColorWhen::Auto, false, None, xterm), Plain);
+        assert_eq!(color_for(ColorWhen::Auto, true, set, xterm), Plain);
+        // NO_COLOR counts only when not empty.
+        assert_eq!(color_for(ColorWhen::Auto, true, empty, xterm), Ansi);
+        assert_eq!(color_for(ColorWhen::Auto, true, None, dumb), Plain);
+        assert_eq!(color_for(ColorWhen::Always, false, set, dumb), Ansi);
+        assert_eq!(color_for(ColorWhen::Never, true, None, xterm), Plain);
+    }
+
+    #[test]
+    fn a_failed_commit_restores_every_earlier_file() {
+        let dir = scratch("commit");
+        let (a, b, c) = (dir.join("a.csv"), dir.join("b.json"), dir.join("c.csv"));
+        std::fs::write(&a, "old a\n").unwrap();
+        std::fs::create_dir(&b).unwrap();
+        // Staged as `write_all_atomically` stages, then committed without its
+        // check for directories, so that the last rename is what fails.
+        let staged: Vec<(PathBuf, &Path)> = [(&c, "new c"), (&a, "new a"), (&b, "new b")]
+            .into_iter()
+            .map(|(path, text)| {
+                let tmp = temp_beside(path).unwrap();
+                write_new(&tmp, text.as_bytes(), Access::Public).unwrap();
+                (tmp, path.as_path())
+            })
+            .collect();
+        let err = commit_all(&staged).unwrap_err();
+        assert!(
+            err.contains("b.json") && err.contains("no file was written"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a\n");
+        assert!(b.is_dir());
+        assert_eq!(
+            names_in(&dir),
+            ["a.csv", "b.json"],
+            "no new file, temporary or backup"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn writing_all_replaces_every_file_and_leaves_nothing_else() {
+        let dir = scratch("all");
+        let (a, b) = (dir.join("a.csv"), dir.join("b.json"));
+        std::fs::write(&a, "old a\n").unwrap();
+        write_all_atomically(&[
+            (a.clone(), b"new a\n".to_vec()),
+            (b.clone(), b"{}\n".to_vec()),
+        ])
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a\n");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "{}\n");
+        assert_eq!(names_in(&dir), ["a.csv", "b.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_purge_decommits_index_is_that_option() {

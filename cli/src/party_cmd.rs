@@ -1,12 +1,11 @@
 //! `veil party`: run one party of a model over the network (TLS over TCP).
 
 use crate::compile_cmd::{compile_file, TargetArgs};
-use crate::run_cmd::{parse_binding, write_outputs};
+use crate::run_cmd::{write_outputs, InputArgs, Inputs};
 use clap::Args;
-use plan::{PartyIdx, Plan, Tensor};
+use plan::{PartyIdx, Plan};
 use runtime::exec::tcp::{PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -22,10 +21,11 @@ pub struct PartyArgs {
     /// The deployment file: every party's address and certificate (see docs/deployment.md).
     #[arg(long, value_name = "parties.toml")]
     pub config: PathBuf,
-    /// Bind one of this party's inputs to a data file: NAME=PATH (.csv, .json or .npy).
-    #[arg(long = "input", short = 'i', value_name = "NAME=PATH", value_parser = parse_binding)]
-    pub inputs: Vec<(String, PathBuf)>,
-    /// Write this party's outputs to DIR/<party>.json (and one CSV per output), atomically.
+    // This party's inputs: -i NAME=PATH (once per input), --id-column, --stdin-format.
+    #[command(flatten)]
+    pub data: InputArgs,
+    /// Write this party's outputs to DIR/<party>.json and one CSV per output (all
+    /// files or none); `-o -` prints them to standard output as JSON.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Print this party's traffic, rounds and time per phase.
@@ -94,7 +94,10 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let inputs = match load_own_inputs(plan, me, &args.inputs) {
+    let Inputs {
+        values: inputs,
+        ids,
+    } = match load_own_inputs(plan, me, &args.data) {
         Ok(i) => i,
         Err(e) => return fail(&e),
     };
@@ -148,11 +151,10 @@ pub fn run(args: &PartyArgs) -> ExitCode {
             })
             .collect();
         all[me as usize] = outcome;
-        if let Err(e) = write_outputs(dir, plan, &all) {
+        if let Err(e) = write_outputs(dir, plan, &all, ids.as_ref()) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
-        eprintln!("outputs written to {}", dir.display());
     } else {
         for (name, t) in &outcome.outputs {
             let values: Vec<String> = t.data.iter().map(|v| format!("{v}")).collect();
@@ -259,19 +261,15 @@ fn load_config(
 
 /// This party's inputs (its private ones and the public ones), checked
 /// against the plan; another party's input is refused.
-fn load_own_inputs(
-    plan: &Plan,
-    me: PartyIdx,
-    bindings: &[(String, PathBuf)],
-) -> Result<BTreeMap<String, Tensor>, String> {
+fn load_own_inputs(plan: &Plan, me: PartyIdx, args: &InputArgs) -> Result<Inputs, String> {
     if plan.parties[me as usize].role == plan::Role::Dealer {
-        if !bindings.is_empty() {
+        if !args.inputs.is_empty() {
             return Err(format!(
                 "{} is the dealer: it takes no inputs",
                 plan.party_name(me)
             ));
         }
-        return Ok(BTreeMap::new());
+        return Ok(Inputs::default());
     }
-    crate::run_cmd::load_inputs(plan, Some(me), bindings)
+    crate::run_cmd::load_inputs(plan, Some(me), args)
 }

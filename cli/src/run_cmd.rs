@@ -14,17 +14,17 @@ pub struct RunArgs {
     /// The model file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Bind an input to a data file: NAME=PATH (.csv, .json or .npy). Repeat per input.
-    #[arg(long = "input", short = 'i', value_name = "NAME=PATH", value_parser = parse_binding)]
-    pub inputs: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub data: InputArgs,
     /// Generate random inputs of the declared shapes and ranges, and compare the
     /// private result with the plaintext reference.
-    #[arg(long, conflicts_with = "inputs")]
+    #[arg(long, conflicts_with_all = ["inputs", "id_column", "stdin_format"])]
     pub demo: bool,
     /// With --demo: the size of every symbolic dimension (such as `batch`).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub batch: u64,
-    /// Write each party's outputs to DIR/<party>.json (and one CSV per output), atomically.
+    /// Write each party's outputs to DIR/<party>.json and DIR/<party>-<output>.csv
+    /// (all files or none); `-o -` prints them to standard output as JSON.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Print per-party traffic, rounds and time per phase, next to the compiler's estimate.
@@ -34,14 +34,49 @@ pub struct RunArgs {
     pub target: TargetArgs,
 }
 
+/// Where inputs come from: shared by `veil run` and `veil party`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct InputArgs {
+    /// Bind an input to a data file: NAME=PATH (.csv, .json or .npy), or NAME=-
+    /// for standard input. Give each input once.
+    #[arg(long = "input", short = 'i', value_name = "NAME=PATH", value_parser = parse_binding)]
+    pub inputs: Vec<(String, PathBuf)>,
+    /// The column of row IDs in a CSV input (named in its header row): it is not
+    /// read as numbers, and it becomes the first column of every output CSV whose
+    /// rows are that input's rows.
+    #[arg(long, value_name = "NAME")]
+    pub id_column: Option<String>,
+    /// The format of the input read from standard input (`-i NAME=-`). Without it,
+    /// the first bytes decide: the .npy magic, `[` for JSON, anything else CSV.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub stdin_format: Option<data::Format>,
+}
+
 pub fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = s
         .split_once('=')
-        .ok_or("expected NAME=PATH, such as x=client.csv")?;
+        .ok_or("expected NAME=PATH, such as x=client.csv (or x=- for standard input)")?;
     if name.trim().is_empty() || path.trim().is_empty() {
-        return Err("expected NAME=PATH, such as x=client.csv".into());
+        return Err("expected NAME=PATH, such as x=client.csv (or x=- for standard input)".into());
     }
     Ok((name.trim().to_string(), PathBuf::from(path.trim())))
+}
+
+/// Inputs loaded from the command line's files.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    pub values: BTreeMap<String, Tensor>,
+    /// The `--id-column`'s IDs, when one was asked for.
+    pub ids: Option<RowIds>,
+}
+
+/// Row IDs read from a CSV input, and the dimension they label (the first
+/// dimension of that input, such as `batch`).
+#[derive(Debug)]
+pub struct RowIds {
+    pub column: String,
+    pub values: Vec<String>,
+    pub dim: plan::Dim,
 }
 
 /// Random inputs of the declared shapes and ranges (OS-seeded).
@@ -53,15 +88,37 @@ pub use runtime::exec::inputs_per_party as per_party;
 
 /// Load and check the inputs bound on the command line: all of them
 /// (`party` = None), or those one party supplies (its own and the public ones).
-/// Every problem is reported, each naming the input and its file.
+/// Every problem is reported, each naming the input and its file, and a value
+/// by its place in the file (a CSV file's line and column).
 pub fn load_inputs(
     plan: &Plan,
     party: Option<plan::PartyIdx>,
-    bindings: &[(String, PathBuf)],
-) -> Result<BTreeMap<String, Tensor>, String> {
+    args: &InputArgs,
+) -> Result<Inputs, String> {
+    let bindings = &args.inputs;
     let mut all = BTreeMap::new();
+    let mut layouts: BTreeMap<&str, data::Layout> = BTreeMap::new();
+    let mut ids: Vec<(&str, Vec<String>)> = Vec::new();
     let mut errors = Vec::new();
-    for (name, path) in bindings {
+    let binding = |(n, p): &(String, PathBuf)| format!("`{n}={}`", p.display());
+    let stdin: Vec<&(String, PathBuf)> =
+        bindings.iter().filter(|(_, p)| data::is_stdin(p)).collect();
+    if stdin.len() > 1 {
+        let given: Vec<String> = stdin.iter().map(|b| binding(b)).collect();
+        errors.push(format!(
+            "standard input can feed one input only, but {} read it; give the others a file",
+            given.join(" and ")
+        ));
+    }
+    for (k, (name, path)) in bindings.iter().enumerate() {
+        if let Some(first) = bindings[..k].iter().find(|(n, _)| n == name) {
+            errors.push(format!(
+                "--input {name} is given twice, as {} and as {}: give each input once",
+                binding(first),
+                binding(&bindings[k])
+            ));
+            continue;
+        }
         let Some(spec) = plan.inputs.iter().find(|i| &i.name == name) else {
             let known: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
             errors.push(format!(
@@ -70,13 +127,36 @@ pub fn load_inputs(
             ));
             continue;
         };
-        match data::load(path) {
-            Ok(t) => {
-                all.insert(name.clone(), data::fit_rank(t, spec.shape.0.len()));
+        if stdin.len() > 1 && data::is_stdin(path) {
+            continue;
+        }
+        match data::load(path, args.stdin_format, args.id_column.as_deref()) {
+            Ok(l) => {
+                all.insert(name.clone(), data::fit_rank(l.tensor, spec.shape.0.len()));
+                layouts.insert(name, l.layout);
+                if let Some(v) = l.ids {
+                    ids.push((name, v));
+                }
             }
             Err(e) => errors.push(format!("input `{name}`: {e}")),
         }
     }
+    let file_of = |name: &str| {
+        bindings
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| data::describe(p))
+    };
+    let row_ids = match &args.id_column {
+        None => None,
+        Some(column) => match row_ids(plan, column, &all, ids, &file_of, errors.is_empty()) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    };
     // Check what loaded (shapes, values, missing inputs) even if another
     // file failed, so every problem is reported in one run.
     let failed: Vec<&String> = bindings
@@ -84,24 +164,111 @@ pub fn load_inputs(
         .map(|(n, _)| n)
         .filter(|n| !all.contains_key(*n))
         .collect();
-    {
-        // Dimension limits are checked when the plan runs: `veil run`
-        // compiles the plan for the sizes the data has.
-        if let Err(errs) = plan::infer_dims(plan, party, &all) {
-            for e in errs.into_iter().filter(|e| !failed.contains(&&e.input)) {
-                let file = bindings
-                    .iter()
-                    .find(|(n, _)| *n == e.input)
-                    .map(|(_, p)| format!(" (from `{}`)", p.display()))
-                    .unwrap_or_default();
-                errors.push(format!("{e}{file}"));
+    // Dimension limits are checked when the plan runs: `veil run` compiles
+    // the plan for the sizes the data has.
+    if let Err(errs) = plan::infer_dims(plan, party, &all) {
+        for e in errs.into_iter().filter(|e| !failed.contains(&&e.input)) {
+            let file = file_of(&e.input);
+            match (e.at, layouts.get(e.input.as_str()), &file) {
+                (Some(i), Some(layout), Some(file)) => {
+                    let at = layout.position(i);
+                    let at = if at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {at}")
+                    };
+                    errors.push(format!(
+                        "input `{}`: the value{at} of {file} {}",
+                        e.input, e.message
+                    ));
+                }
+                _ => errors.push(match file {
+                    Some(file) => format!("{e} (from {file})"),
+                    None => e.to_string(),
+                }),
             }
         }
     }
     if errors.is_empty() {
-        Ok(all)
+        Ok(Inputs {
+            values: all,
+            ids: row_ids,
+        })
     } else {
         Err(errors.join("\n"))
+    }
+}
+
+/// A dimension as the model writes it: `batch` or 8.
+fn dim_text(d: &plan::Dim) -> String {
+    match d {
+        plan::Dim::Known(n) => n.to_string(),
+        plan::Dim::Symbol(s) => format!("`{s}`"),
+    }
+}
+
+/// The `--id-column`'s IDs: from the CSV inputs whose header has the column
+/// (several must agree), labelling the first dimension of those inputs.
+fn row_ids(
+    plan: &Plan,
+    column: &str,
+    loaded: &BTreeMap<String, Tensor>,
+    found: Vec<(&str, Vec<String>)>,
+    file_of: &dyn Fn(&str) -> Option<String>,
+    complete: bool,
+) -> Result<Option<RowIds>, String> {
+    let file = |name: &str| file_of(name).unwrap_or_default();
+    let mut result: Option<(&str, RowIds)> = None;
+    for (name, values) in found {
+        let Some(t) = loaded.get(name) else { continue };
+        let spec = plan
+            .inputs
+            .iter()
+            .find(|i| i.name == name)
+            .expect("a known input");
+        let Some(dim) = spec.shape.0.first() else {
+            return Err(format!(
+                "--id-column {column}: input `{name}` is a scalar, so there are no rows to label (the column is in {})",
+                file(name)
+            ));
+        };
+        if t.shape.first() != Some(&values.len()) {
+            return Err(format!(
+                "--id-column {column}: {} has {} rows, but input `{name}`'s first dimension ({}) is {}",
+                file(name),
+                values.len(),
+                dim_text(dim),
+                t.shape.first().copied().unwrap_or(1)
+            ));
+        }
+        match &result {
+            None => {
+                result = Some((
+                    name,
+                    RowIds {
+                        column: column.to_string(),
+                        values,
+                        dim: dim.clone(),
+                    },
+                ))
+            }
+            Some((first, r)) if r.values != values || &r.dim != dim => {
+                return Err(format!(
+                    "--id-column {column}: the IDs in {} and in {} differ; give the column in one file, or the same IDs in the same order",
+                    file(first),
+                    file(name)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    match result {
+        Some((_, r)) => Ok(Some(r)),
+        // A file that failed to load may have had it: that error is reported.
+        None if !complete => Ok(None),
+        None => Err(format!(
+            "--id-column {column}: no CSV input has a column `{column}` in its header row"
+        )),
     }
 }
 
@@ -110,11 +277,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let Some((model, mut compiled)) = compile_file_with(&args.file, &options) else {
         return ExitCode::FAILURE;
     };
-    let inputs = if args.demo {
-        demo_inputs(&compiled.plan, args.batch as usize)
+    let (inputs, ids) = if args.demo {
+        (demo_inputs(&compiled.plan, args.batch as usize), None)
     } else {
-        match load_inputs(&compiled.plan, None, &args.inputs) {
-            Ok(i) => i,
+        match load_inputs(&compiled.plan, None, &args.data) {
+            Ok(i) => (i.values, i.ids),
             Err(e) => {
                 for line in e.lines() {
                     eprintln!("error: {line}");
@@ -175,12 +342,16 @@ pub fn run(args: &RunArgs) -> ExitCode {
     if args.stats {
         print_stats(plan, &outcomes);
     }
+    // With `-o -` standard output carries the outputs' JSON only.
+    let say: fn(std::fmt::Arguments) = match &args.output {
+        Some(dir) if data::is_stdin(dir) => |a| eprintln!("{a}"),
+        _ => |a| println!("{a}"),
+    };
     if let Some(dir) = &args.output {
-        if let Err(e) = write_outputs(dir, plan, &outcomes) {
+        if let Err(e) = write_outputs(dir, plan, &outcomes, ids.as_ref()) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
-        eprintln!("outputs written to {}", dir.display());
     } else {
         for (p, o) in outcomes.iter().enumerate() {
             for (name, t) in &o.outputs {
@@ -215,11 +386,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
                             .iter()
                             .find(|s| &s.name == name)
                             .map_or(f64::NAN, |s| s.error_bound);
-                        println!(
+                        say(format_args!(
                             "reference {name} at {}: {}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e})",
                             plan.party_name(p as u32),
                             preview(r)
-                        );
+                        ));
                         worst = worst.max(err);
                         // A NaN result is a failure too.
                         if err > bound || err.is_nan() {
@@ -230,7 +401,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
                         }
                     }
                 }
-                println!("max error over all outputs: {worst:.3e}");
+                say(format_args!("max error over all outputs: {worst:.3e}"));
                 if !over_bound.is_empty() {
                     eprintln!(
                         "error: the private result differs from the plaintext reference by more \
@@ -287,13 +458,41 @@ pub fn print_stats(plan: &Plan, outcomes: &[runtime::exec::Outcome]) {
     );
 }
 
+/// Write the parties' outputs to `dir`: `<party>.json` and one
+/// `<party>-<output>.csv` per output (with a header row, and the row IDs
+/// first where an output's rows are the ID column's rows), all or none.
+/// `-` prints `{party: {output: value}}` to standard output instead.
 pub fn write_outputs(
     dir: &Path,
     plan: &Plan,
     outcomes: &[runtime::exec::Outcome],
+    ids: Option<&RowIds>,
 ) -> Result<(), String> {
+    if data::is_stdin(dir) {
+        let mut all = serde_json::Map::new();
+        for (p, o) in outcomes.iter().enumerate() {
+            if o.outputs.is_empty() {
+                continue;
+            }
+            let obj = o
+                .outputs
+                .iter()
+                .map(|(name, t)| (name.clone(), data::to_json_value(t)))
+                .collect();
+            all.insert(
+                plan.party_name(p as u32).to_string(),
+                serde_json::Value::Object(obj),
+            );
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Object(all)).expect("valid JSON")
+        );
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut labelled = false;
     for (p, o) in outcomes.iter().enumerate() {
         if o.outputs.is_empty() {
             continue;
@@ -302,9 +501,21 @@ pub fn write_outputs(
         let mut obj = serde_json::Map::new();
         for (name, t) in &o.outputs {
             obj.insert(name.clone(), data::to_json_value(t));
+            let rows = plan
+                .outputs
+                .iter()
+                .find(|s| &s.name == name)
+                .and_then(|s| s.shape.0.first());
+            let ids = ids
+                .filter(|r| rows == Some(&r.dim) && t.shape.first() == Some(&r.values.len()))
+                .map(|r| data::Ids {
+                    column: &r.column,
+                    values: &r.values,
+                });
+            labelled |= ids.is_some();
             files.push((
                 dir.join(format!("{party}-{name}.csv")),
-                data::to_csv(t).into_bytes(),
+                data::to_csv(name, t, ids).into_bytes(),
             ));
         }
         let json = serde_json::to_string_pretty(&serde_json::Value::Object(obj))
@@ -312,6 +523,14 @@ pub fn write_outputs(
             + "\n";
         files.push((dir.join(format!("{party}.json")), json.into_bytes()));
     }
-    // All files are written to temporaries first; only then renamed.
-    crate::write_all_atomically(&files)
+    crate::write_all_atomically(&files)?;
+    eprintln!("outputs written to {}", dir.display());
+    if let (Some(r), false) = (ids, labelled || files.is_empty()) {
+        eprintln!(
+            "warning: --id-column {}: no output written here has one row per ID (a first dimension {}), so no output CSV has the IDs",
+            r.column,
+            dim_text(&r.dim)
+        );
+    }
+    Ok(())
 }

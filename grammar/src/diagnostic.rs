@@ -309,14 +309,44 @@ impl Diagnostic {
     }
 }
 
+/// Whether [`render_with`] colours the text. The caller decides: only it
+/// knows whether the text goes to a terminal and what the user asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Color {
+    /// Plain text: stable for snapshots, logs and pipes.
+    #[default]
+    Plain,
+    /// ANSI escape codes, as terminals show them (rustc's colours).
+    Ansi,
+}
+
 /// Render diagnostics as rustc-style text with source snippets (no colour,
 /// so the output is stable for snapshots and logs).
 pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> String {
+    render_with(diagnostics, file_name, source, Color::Plain)
+}
+
+/// [`render`], coloured or not.
+pub fn render_with(
+    diagnostics: &[Diagnostic],
+    file_name: &str,
+    source: &str,
+    color: Color,
+) -> String {
     let file = SimpleFile::new(file_name, source);
     let config = term::Config::default();
     let mut out = String::new();
     for d in diagnostics {
-        match term::emit_into_string(&config, &file, &d.to_codespan(source.len())) {
+        let d_cs = d.to_codespan(source.len());
+        let rendered = match color {
+            Color::Plain => term::emit_into_string(&config, &file, &d_cs),
+            Color::Ansi => {
+                let mut w = term::termcolor::Ansi::new(Vec::new());
+                term::emit_to_write_style(&mut w, &config, &file, &d_cs)
+                    .map(|()| String::from_utf8_lossy(&w.into_inner()).into_owned())
+            }
+        };
+        match rendered {
             Ok(s) => out.push_str(&s),
             // Rendering only fails on spans outside the file, which `to_codespan`
             // clamps away; fall back to a plain line rather than losing the error.
@@ -339,5 +369,32 @@ mod tests {
             assert_eq!(Code::parse(code.as_str()), Some(code));
             assert!(!code.explain().is_empty());
         }
+    }
+
+    #[test]
+    fn ansi_colour_only_when_asked_and_the_same_text_otherwise() {
+        let source = "model m { let x = y; }";
+        let d = [Diagnostic::error(Code::UnknownName, "unknown name `y`")
+            .primary(Span::new(18, 19), "not defined")];
+        let plain = render(&d, "m.veil", source);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        assert_eq!(render_with(&d, "m.veil", source, Color::Plain), plain);
+        let ansi = render_with(&d, "m.veil", source, Color::Ansi);
+        assert!(ansi.contains("\x1b["), "{ansi}");
+        // Without the escape codes it is the plain text.
+        let mut stripped = String::new();
+        let mut chars = ansi.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                stripped.push(c);
+            }
+        }
+        assert_eq!(stripped, plain);
     }
 }

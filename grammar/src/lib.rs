@@ -9,7 +9,7 @@ mod diagnostic;
 mod parser;
 mod print;
 
-pub use diagnostic::{render, Code, Diagnostic, Label, Severity};
+pub use diagnostic::{render, render_with, Code, Color, Diagnostic, Label, Severity};
 pub use parser::{parse, MAX_NESTING};
 pub use print::ast_to_text;
 

@@ -53,11 +53,17 @@ impl Tensor {
 pub struct InputError {
     pub input: String,
     pub message: String,
+    /// The row-major index of the value the error is about, if it is about
+    /// one: the caller knows the file and can name its place there.
+    pub at: Option<usize>,
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "input `{}`: {}", self.input, self.message)
+        match self.at {
+            Some(i) => write!(f, "input `{}`: value #{i} {}", self.input, self.message),
+            None => write!(f, "input `{}`: {}", self.input, self.message),
+        }
     }
 }
 
@@ -82,7 +88,11 @@ pub fn bind_inputs(
                 .iter()
                 .find(|i| given.contains_key(&i.name) && i.shape.0.contains(&symbol))
                 .map_or_else(String::new, |i| i.name.clone());
-            Some(InputError { input, message })
+            Some(InputError {
+                input,
+                message,
+                at: None,
+            })
         })
         .collect();
     if errors.is_empty() {
@@ -129,6 +139,7 @@ pub fn infer_dims(
             errors.push(InputError {
                 input: name.clone(),
                 message,
+                at: None,
             });
         }
     }
@@ -146,6 +157,7 @@ pub fn infer_dims(
                     },
                     spec.name
                 ),
+                at: None,
             });
             continue;
         };
@@ -153,24 +165,26 @@ pub fn infer_dims(
             errors.push(InputError {
                 input: spec.name.clone(),
                 message: m,
+                at: None,
             });
             continue;
         }
         if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
             errors.push(InputError {
                 input: spec.name.clone(),
-                message: format!("value #{i} is not a finite number (NaN or infinity)"),
+                message: "is not a finite number (NaN or infinity)".into(),
+                at: Some(i),
             });
             continue;
         }
         let (lo, hi) = spec.range;
         if let Some(i) = t.data.iter().position(|v| *v < lo || *v > hi) {
             let message = if spec.range_declared {
-                format!("value #{i} lies outside the declared range [{lo}, {hi}]")
+                format!("lies outside the declared range [{lo}, {hi}]")
             } else {
                 format!(
-                    "value #{i} lies outside [{lo}, {hi}], the range the compiler assumes for an \
-                     input declared without `in [lo, hi]`; declare the input's real range in the \
+                    "lies outside [{lo}, {hi}], the range the compiler assumes for an input \
+                     declared without `in [lo, hi]`; declare the input's real range in the \
                      model (`input {}: ... in [lo, hi]`)",
                     spec.name
                 )
@@ -178,6 +192,7 @@ pub fn infer_dims(
             errors.push(InputError {
                 input: spec.name.clone(),
                 message,
+                at: Some(i),
             });
         }
     }
