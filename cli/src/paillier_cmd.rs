@@ -417,15 +417,15 @@ mod tests {
         let mut v: Value =
             serde_json::from_str(&std::fs::read_to_string(fixtures().join("priv.json")).unwrap())
                 .unwrap();
-        let lambda = v["lambda"].as_str().unwrap().to_string();
-        v["mu"] = Value::String("AQAB".into());
+        let p = v["p"].as_str().unwrap().to_string();
+        v["q"] = Value::String("AQAB".into());
         std::fs::write(&bad, v.to_string()).unwrap();
         let e = run(PaillierCmd::Public {
             input: bad.clone(),
             output: d.join("p.json"),
         })
         .unwrap_err();
-        assert!(!e.0.contains(&lambda[..16]));
+        assert!(!e.0.contains(&p[..16]));
         // small keys refused
         let e = run(PaillierCmd::Keygen {
             output: d.join("k.json"),
