@@ -200,7 +200,7 @@ Examples:
     /// Create a self-signed certificate and key per party, and print a parties.toml template.
     Certs(certs_cmd::CertsArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = paillier_cmd::AFTER_HELP)]
     Paillier(paillier_cmd::PaillierCmd),
     /// Print the syntax tree of a model file (for debugging the grammar).
     Parse {

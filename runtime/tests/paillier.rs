@@ -58,6 +58,23 @@ fn talk_vectors_n35() {
     assert_eq!(big(36).modpow(&big(5), &big(1225)), big(1 + 5 * 35));
 }
 
+/// Issue 14, defect 9: a key size above the loader's bound is refused before
+/// any work (a 1,000,000-bit request used to run forever).
+#[test]
+fn keygen_refuses_sizes_above_the_loader_bound() {
+    use runtime::paillier::jwk::MAX_KEY_BITS;
+    for bits in [MAX_KEY_BITS + 2, 1_000_000] {
+        let err = Keypair::generate_with_progress(bits, &mut rand::rng(), &mut |_| {
+            panic!("started generating a {bits}-bit key")
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(&MAX_KEY_BITS.to_string()),
+            "{bits}: {err}"
+        );
+    }
+}
+
 #[test]
 fn key_sizes_enforced() {
     assert_eq!(

@@ -1,14 +1,17 @@
 //! Interop with python-paillier (`pheutil` JSON), fixtures made by
-//! benches/peers/gen_phe_fixtures.py.
+//! benches/peers/gen_phe_fixtures.py with phe 1.5. The tests that run the
+//! real `pheutil` find it through `$VEIL_PHEUTIL` or on `PATH`, and skip
+//! (saying why on stderr) when there is none.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use runtime::paillier::jwk::{
-    encrypted_number_from_json, encrypted_number_to_json, private_key_from_jwk, private_key_to_jwk,
-    public_key_from_jwk, public_key_to_jwk,
+    encrypted_number_from_json, encrypted_number_to_json, private_key_from_jwk,
+    private_key_from_jwk_insecure_for_tests, private_key_to_jwk, public_key_from_jwk,
+    public_key_to_jwk,
 };
-use runtime::paillier::{EncodedNumber, PaillierError, PrivateKey};
+use runtime::paillier::{EncodedNumber, Keypair, PaillierError, PrivateKey};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> Value {
@@ -22,23 +25,143 @@ fn sk() -> PrivateKey {
     private_key_from_jwk(&fixture("priv.json")).unwrap()
 }
 
+/// python-paillier's `pheutil`: `$VEIL_PHEUTIL`, else `pheutil` on `PATH`.
+/// `None`, after saying why on stderr, when there is none; a `$VEIL_PHEUTIL`
+/// that does not run is a failure, not a skip.
+fn pheutil(test: &str) -> Option<PathBuf> {
+    let explicit = std::env::var_os("VEIL_PHEUTIL").filter(|v| !v.is_empty());
+    let path = match &explicit {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let found = std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("pheutil"))
+                    .find(|p| p.is_file())
+            });
+            match found {
+                Some(p) => p,
+                None => {
+                    eprintln!(
+                        "skipping {test}: no pheutil (set VEIL_PHEUTIL, or put python-paillier's \
+                         pheutil on PATH: python3 -m venv v && v/bin/pip install 'phe[cli]')"
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    match Command::new(&path).arg("--help").output() {
+        Ok(o) if o.status.success() => Some(path),
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                explicit.is_none(),
+                "VEIL_PHEUTIL={} does not run: {why}",
+                path.display()
+            );
+            eprintln!(
+                "skipping {test}: {} does not run ({}); install phe[cli] for the click it needs",
+                path.display(),
+                why.lines().last().unwrap_or("")
+            );
+            None
+        }
+    }
+}
+
+/// Run pheutil; its stdout, or a failure showing its stderr.
+fn phe(pheutil: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
+    let out = Command::new(pheutil)
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pheutil {:?} failed: {}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("veil-phe-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_json(path: &Path, v: &Value) {
+    std::fs::write(path, v.to_string()).unwrap();
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 #[test]
 fn keys_load_and_match() {
     let pk = public_key_from_jwk(&fixture("pub.json")).unwrap();
     let sk = sk();
     assert_eq!(&pk, sk.public_key());
     assert_eq!(pk.bits(), 2048);
-    // our export reproduces phe's lambda / mu / n exactly
-    let priv_fx = fixture("priv.json");
-    let ours = private_key_to_jwk(&sk, "k", "p");
-    for f in ["lambda", "mu"] {
-        assert_eq!(ours[f], priv_fx[f]);
-    }
-    assert_eq!(ours["pub"]["n"], priv_fx["pub"]["n"]);
     assert_eq!(public_key_to_jwk(&pk, "x")["n"], fixture("pub.json")["n"]);
-    // round trip
-    let again = private_key_from_jwk(&ours).unwrap();
+    let again = private_key_from_jwk(&private_key_to_jwk(&sk, "k", "p")).unwrap();
     assert_eq!(again.phi(), sk.phi());
+}
+
+/// Issue 14: Veil writes the private key form that phe 1.5's pheutil reads
+/// ("p" and "q", as `pheutil genpkey` writes them), not the older
+/// "lambda"/"mu" that pheutil 1.5 refuses.
+#[test]
+fn private_keys_are_written_in_the_pheutil_1_5_form() {
+    let priv_fx = fixture("priv.json");
+    let ours = private_key_to_jwk(&sk(), "Paillier private key k", "Paillier public key k");
+    let mut fields: Vec<&str> = ours
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["key_ops", "kid", "kty", "p", "pub", "q"]);
+    // p < q and the same encoding as phe's
+    assert_eq!(ours["p"], priv_fx["p"]);
+    assert_eq!(ours["q"], priv_fx["q"]);
+    assert_eq!(ours["kty"], "DAJ");
+    assert_eq!(ours["key_ops"], json!(["decrypt"]));
+    assert_eq!(ours["pub"]["n"], priv_fx["pub"]["n"]);
+    assert_eq!(ours["pub"]["alg"], "PAI-GN1");
+    assert_eq!(ours["kid"], "Paillier private key k");
+    assert_eq!(ours["pub"]["kid"], "Paillier public key k");
+}
+
+/// Issue 14: both private key forms load, and give the same key.
+#[test]
+fn both_private_key_forms_load() {
+    let new = private_key_from_jwk(&fixture("priv.json")).unwrap();
+    let old = private_key_from_jwk(&fixture("priv_lambda_mu.json")).unwrap();
+    assert_eq!(new.public_key(), old.public_key());
+    assert_eq!(new.phi(), old.phi());
+    let case = &fixture("encrypted.json")[4];
+    for sk in [&new, &old] {
+        let enc = encrypted_number_from_json(sk.public_key(), &case["enc"]).unwrap();
+        assert_eq!(
+            sk.decrypt_f64(&enc).unwrap(),
+            case["plain"].as_f64().unwrap()
+        );
+    }
+    // a file with both forms loads when they agree, and is refused otherwise
+    let mut both = fixture("priv.json");
+    let old_fx = fixture("priv_lambda_mu.json");
+    both["lambda"] = old_fx["lambda"].clone();
+    both["mu"] = old_fx["mu"].clone();
+    assert_eq!(private_key_from_jwk(&both).unwrap().phi(), new.phi());
+    both["mu"] = json!("AQAB");
+    let e = private_key_from_jwk(&both).unwrap_err();
+    assert!(e.to_string().contains("mu"), "{e}");
 }
 
 #[test]
@@ -91,47 +214,74 @@ fn phe_ops_reproduced() {
     }
 }
 
+/// Issue 14, direction Veil -> pheutil: pheutil 1.5 reads a private key
+/// Veil wrote (it refused the old form with `AssertionError: Invalid private
+/// key`), decrypts Veil's ciphertexts, and Veil decrypts pheutil's.
 #[test]
-fn veil_ciphertexts_decrypt_with_phe() {
-    let sk = sk();
-    let pk = sk.public_key();
-    let values = [0.0, 1.0, -1.0, 0.1, -7.25, 123456.75, -3e-5];
-    let cases: Vec<Value> = values
-        .iter()
-        .map(|&v| {
-            let e = pk.encrypt_f64(v).unwrap();
-            let e = pk.decrease_exponent_to(&e, e.exponent.min(-32)).unwrap();
-            assert_eq!(sk.decrypt_f64(&e).unwrap(), v);
-            json!({"plain": v, "enc": encrypted_number_to_json(&e)})
-        })
-        .collect();
-    let has_phe = Command::new("python3")
-        .args(["-c", "import phe"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !has_phe {
-        eprintln!("python3 with phe not available: skipping the phe side of this test");
+fn pheutil_reads_veil_keys_and_ciphertexts() {
+    let Some(pheutil) = pheutil("pheutil_reads_veil_keys_and_ciphertexts") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("veil-phe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cases_path = dir.join("cases.json");
-    std::fs::write(&cases_path, serde_json::to_string(&cases).unwrap()).unwrap();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new("python3")
-        .arg(root.join("benches/peers/gen_phe_fixtures.py"))
-        .arg("--verify")
-        .arg(root.join("runtime/tests/fixtures/phe/priv.json"))
-        .arg(&cases_path)
-        .output()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    };
+    let d = tmpdir("veil-to-phe");
+    // a small key is enough for the format (pheutil has no floor)
+    let kp = Keypair::generate_insecure_for_tests(1024, &mut rand::rng()).unwrap();
+    let key = d.join("key.json");
+    write_json(&key, &private_key_to_jwk(&kp.private, "k", "p"));
+    let pub_path = d.join("pub.json");
+    phe(&pheutil, &[&"extract", &key, &pub_path]);
+    assert_eq!(
+        read_json(&pub_path)["n"],
+        public_key_to_jwk(&kp.public, "p")["n"]
     );
+    let pk = &kp.public;
+    for v in [-7.25, 0.1, 123456.75] {
+        // Veil encrypts, pheutil decrypts with Veil's private key
+        let e = pk.encrypt_f64(v).unwrap();
+        let e = pk.decrease_exponent_to(&e, e.exponent.min(-32)).unwrap();
+        let enc_path = d.join("veil.json");
+        write_json(&enc_path, &encrypted_number_to_json(&e));
+        let out = phe(&pheutil, &[&"decrypt", &key, &enc_path]);
+        assert_eq!(out.trim().parse::<f64>().unwrap(), v, "{out}");
+        // pheutil encrypts with the public key it extracted, Veil decrypts
+        let arg = v.to_string();
+        let out = phe(&pheutil, &[&"encrypt", &pub_path, &"--", &arg]);
+        let theirs: Value = serde_json::from_str(&out).unwrap();
+        let sk = private_key_from_jwk_insecure_for_tests(&read_json(&key)).unwrap();
+        let enc = encrypted_number_from_json(sk.public_key(), &theirs).unwrap();
+        assert_eq!(sk.decrypt_f64(&enc).unwrap(), v);
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// Issue 14, direction pheutil -> Veil: a key from `pheutil genpkey` (phe
+/// 1.5: "p" and "q") loads, and ciphertexts go both ways.
+#[test]
+fn veil_reads_pheutil_genpkey_keys() {
+    let Some(pheutil) = pheutil("veil_reads_pheutil_genpkey_keys") else {
+        return;
+    };
+    let d = tmpdir("phe-to-veil");
+    let key = d.join("key.json");
+    phe(&pheutil, &[&"genpkey", &"--keysize", &"2048", &key]);
+    let sk = private_key_from_jwk(&read_json(&key)).unwrap();
+    let pk = sk.public_key();
+    assert_eq!(pk.bits(), 2048);
+    let pub_path = d.join("pub.json");
+    phe(&pheutil, &[&"extract", &key, &pub_path]);
+    assert_eq!(&public_key_from_jwk(&read_json(&pub_path)).unwrap(), pk);
+    for v in [-0.25, 42.0] {
+        let arg = v.to_string();
+        let out = phe(&pheutil, &[&"encrypt", &pub_path, &"--", &arg]);
+        let enc = encrypted_number_from_json(pk, &serde_json::from_str(&out).unwrap()).unwrap();
+        assert_eq!(sk.decrypt_f64(&enc).unwrap(), v);
+        let ours = pk.encrypt_f64(v).unwrap();
+        let ours = pk.decrease_exponent_to(&ours, -32).unwrap();
+        let enc_path = d.join("veil.json");
+        write_json(&enc_path, &encrypted_number_to_json(&ours));
+        let out = phe(&pheutil, &[&"decrypt", &key, &enc_path]);
+        assert_eq!(out.trim().parse::<f64>().unwrap(), v, "{out}");
+    }
+    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
@@ -154,12 +304,43 @@ fn malformed_inputs_are_errors() {
         public_key_from_jwk(&mutate(&pub_fx, "n", json!("Iw"))),
         Err(PaillierError::KeyTooSmall(_))
     ));
-    assert!(private_key_from_jwk(&mutate(&priv_fx, "lambda", json!("AQAB"))).is_err());
-    assert!(private_key_from_jwk(&mutate(&priv_fx, "mu", json!("AQAB"))).is_err());
+    let old_fx = fixture("priv_lambda_mu.json");
+    assert!(private_key_from_jwk(&mutate(&old_fx, "lambda", json!("AQAB"))).is_err());
+    assert!(private_key_from_jwk(&mutate(&old_fx, "mu", json!("AQAB"))).is_err());
+    assert!(private_key_from_jwk(&mutate(&old_fx, "key_ops", json!(["encrypt"]))).is_err());
     assert!(private_key_from_jwk(&mutate(&priv_fx, "key_ops", json!(["encrypt"]))).is_err());
     assert!(private_key_from_jwk(&pub_fx).is_err());
-    let e = private_key_from_jwk(&mutate(&priv_fx, "lambda", json!("AQAB"))).unwrap_err();
-    assert!(!e.to_string().contains(priv_fx["lambda"].as_str().unwrap()));
+    let e = private_key_from_jwk(&mutate(&old_fx, "lambda", json!("AQAB"))).unwrap_err();
+    assert!(!e.to_string().contains(old_fx["lambda"].as_str().unwrap()));
+    // p and q: both needed, their product must be n, never echoed
+    let p = priv_fx["p"].clone();
+    let q = priv_fx["q"].clone();
+    for bad in [
+        mutate(&priv_fx, "p", json!("AQAB")),
+        mutate(&priv_fx, "q", p.clone()),
+        mutate(&priv_fx, "q", json!(12)),
+        mutate(&priv_fx, "p", json!("Aw")),
+    ] {
+        let e = private_key_from_jwk(&bad).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("invalid key") || msg.contains("invalid private key"),
+            "{msg}"
+        );
+        assert!(!msg.contains(p.as_str().unwrap()) && !msg.contains(q.as_str().unwrap()));
+    }
+    // the order of p and q does not matter (phe sorts them)
+    let swapped = mutate(&mutate(&priv_fx, "p", q.clone()), "q", p.clone());
+    assert_eq!(private_key_from_jwk(&swapped).unwrap().phi(), sk.phi());
+    let mut only_p = priv_fx.clone();
+    only_p.as_object_mut().unwrap().remove("q");
+    let e = private_key_from_jwk(&only_p).unwrap_err().to_string();
+    assert!(e.contains("\"q\""), "{e}");
+    let mut neither = priv_fx.clone();
+    neither.as_object_mut().unwrap().remove("p");
+    neither.as_object_mut().unwrap().remove("q");
+    let e = private_key_from_jwk(&neither).unwrap_err().to_string();
+    assert!(e.contains("\"p\"") && e.contains("\"lambda\""), "{e}");
 
     let good = &fixture("encrypted.json")[1]["enc"];
     let x = encrypted_number_from_json(pk, good).unwrap();
@@ -209,7 +390,7 @@ mod never_panics {
                 prop::collection::vec(
                     (
                         prop::sample::select(vec![
-                            "v", "e", "n", "kty", "alg", "lambda", "mu", "pub", "key_ops"
+                            "v", "e", "n", "kty", "alg", "lambda", "mu", "p", "q", "pub", "key_ops"
                         ]),
                         inner
                     ),

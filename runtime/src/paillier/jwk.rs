@@ -1,8 +1,12 @@
 //! python-paillier (`pheutil`) JSON interop. Pure data conversion, no I/O.
 //!
 //! * public key: `{"kty":"DAJ","alg":"PAI-GN1","key_ops":["encrypt"],"n":B64,"kid":..}`
-//! * private key: `{"kty":"DAJ","key_ops":["decrypt"],"lambda":B64,"mu":B64,"pub":{..},"kid":..}`
-//!   with `lambda = (p-1)(q-1)` and `mu = lambda⁻¹ mod n`
+//! * private key: `{"kty":"DAJ","key_ops":["decrypt"],"p":B64,"q":B64,"pub":{..},"kid":..}`
+//!   with `p < q`, as python-paillier ≥ 1.4 (`pheutil genpkey`) writes it and
+//!   phe 1.5's `pheutil` requires; that is the form written. Also read: the
+//!   older form with `"lambda":B64,"mu":B64` instead of `p`, `q`
+//!   (`lambda = (p-1)(q-1)`, `mu = lambda⁻¹ mod n`), and both together when
+//!   they agree.
 //! * encrypted number: `{"v":"<decimal ciphertext>","e":<exponent>}`
 //!
 //! `B64` is the big-endian magnitude in base64url without padding.
@@ -15,6 +19,8 @@ use super::encoding::EncryptedNumber;
 use super::keys::{PrivateKey, PublicKey};
 use super::ops::Ciphertext;
 use super::{PaillierError, Result, MIN_KEY_BITS};
+
+pub use super::MAX_KEY_BITS;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -74,9 +80,19 @@ fn int_to_b64(x: &BigUint) -> String {
 }
 
 fn b64_field(obj: &Value, field: &str, what: &str) -> Result<BigUint> {
-    let s = obj.get(field).and_then(Value::as_str).ok_or_else(|| {
-        PaillierError::Malformed(format!("{what}: missing string field \"{field}\""))
-    })?;
+    let s = match obj.get(field) {
+        Some(Value::String(s)) => s,
+        Some(_) => {
+            return Err(PaillierError::Malformed(format!(
+                "{what}: field \"{field}\" is not a base64url string"
+            )))
+        }
+        None => {
+            return Err(PaillierError::Malformed(format!(
+                "{what}: missing string field \"{field}\""
+            )))
+        }
+    };
     let x = BigUint::from_bytes_be(&base64url_decode(s).map_err(|_| {
         PaillierError::Malformed(format!("{what}: field \"{field}\" is not base64url"))
     })?);
@@ -138,30 +154,30 @@ fn parse_public_n(v: &Value) -> Result<BigUint> {
     check_str(v, "kty", "DAJ", WHAT)?;
     check_str(v, "alg", "PAI-GN1", WHAT)?;
     let n = b64_field(v, "n", WHAT)?;
+    // bounds the work a hostile file causes
     if n.bits() > MAX_KEY_BITS {
-        return Err(PaillierError::Malformed(format!(
-            "{WHAT}: modulus larger than {MAX_KEY_BITS} bits"
-        )));
+        return Err(PaillierError::KeyTooLarge(n.bits()));
     }
     Ok(n)
 }
 
-/// Largest modulus accepted from JSON (bounds the work a hostile file causes).
-pub const MAX_KEY_BITS: u64 = 16384;
-
-/// Private key JWK (contains secrets: handle the result with care).
+/// Private key JWK in the form phe ≥ 1.4 writes (`p`, `q`). Contains
+/// secrets: handle the result with care.
 pub fn private_key_to_jwk(sk: &PrivateKey, kid: &str, pub_kid: &str) -> Value {
+    let (p, q) = sk.factors();
     json!({
         "kty": "DAJ",
         "key_ops": ["decrypt"],
-        "lambda": int_to_b64(&sk.phi()),
-        "mu": int_to_b64(&sk.mu()),
+        "p": int_to_b64(p),
+        "q": int_to_b64(q),
         "pub": public_key_to_jwk(sk.public_key(), pub_kid),
         "kid": kid,
     })
 }
 
-/// Parse a private key JWK; `lambda` must factor `n`, `mu` must be its inverse.
+/// Parse a private key JWK in either form: `p` and `q` (their product must
+/// be `n`), or the older `lambda` and `mu` (`lambda` must factor `n`, `mu`
+/// must be its inverse). When both are present they must agree.
 pub fn private_key_from_jwk(v: &Value) -> Result<PrivateKey> {
     private_key_from_jwk_impl(v, false)
 }
@@ -192,12 +208,41 @@ fn private_key_from_jwk_impl(v: &Value, insecure: bool) -> Result<PrivateKey> {
     } else {
         public_key_from_jwk(pub_v)?
     };
-    let lambda = b64_field(v, "lambda", WHAT)?;
-    let mu = b64_field(v, "mu", WHAT)?;
-    let sk = PrivateKey::from_n_lambda(pk, &lambda)?;
-    let n = sk.public_key().n();
-    if (&lambda * &mu) % n != BigUint::from(1u32) % n {
-        return Err(PaillierError::InvalidKey("mu does not match lambda"));
+    let has = |field: &str| v.get(field).is_some();
+    let old_form = has("lambda") || has("mu");
+    let sk = match (has("p"), has("q")) {
+        (true, true) => {
+            let p = b64_field(v, "p", WHAT)?;
+            let q = b64_field(v, "q", WHAT)?;
+            PrivateKey::from_public_and_factors(pk, &p, &q)?
+        }
+        (false, false) if old_form => {
+            let lambda = b64_field(v, "lambda", WHAT)?;
+            PrivateKey::from_n_lambda(pk, &lambda)?
+        }
+        (false, false) => {
+            return Err(PaillierError::Malformed(format!(
+                "{WHAT}: needs \"p\" and \"q\" (as pheutil 1.4 and later write it) \
+                 or \"lambda\" and \"mu\" (as older pheutil wrote it)"
+            )))
+        }
+        (p, _) => {
+            let (has, lacks) = if p { ("p", "q") } else { ("q", "p") };
+            return Err(PaillierError::Malformed(format!(
+                "{WHAT}: has \"{has}\" but not \"{lacks}\""
+            )));
+        }
+    };
+    if old_form {
+        let lambda = b64_field(v, "lambda", WHAT)?;
+        let mu = b64_field(v, "mu", WHAT)?;
+        let n = sk.public_key().n();
+        if !(sk.phi() % &lambda).is_zero() {
+            return Err(PaillierError::InvalidKey("lambda does not match p and q"));
+        }
+        if (&lambda * &mu) % n != BigUint::from(1u32) % n {
+            return Err(PaillierError::InvalidKey("mu does not match lambda"));
+        }
     }
     Ok(sk)
 }

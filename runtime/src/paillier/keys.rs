@@ -12,7 +12,9 @@ use super::djn::FixedBaseTable;
 use super::monty::Monty;
 use super::ops::Ciphertext;
 use super::primes::{factor_from_phi, random_prime};
-use super::{PaillierError, Result, DEFAULT_KEY_BITS, DJN_EXPONENT_BITS, MIN_KEY_BITS};
+use super::{
+    PaillierError, Result, DEFAULT_KEY_BITS, DJN_EXPONENT_BITS, MAX_KEY_BITS, MIN_KEY_BITS,
+};
 
 /// Progress events emitted during key generation (no secret content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,11 +217,35 @@ impl PrivateKey {
         })
     }
 
+    /// A private key from its primes (python-paillier ≥ 1.4 stores `p` and
+    /// `q`); `p·q` must be `public`'s `n`. Primality is not tested (neither
+    /// does phe); a non-prime factor fails the checks of the CRT constants
+    /// or decrypts to wrong numbers, never panics.
+    pub(crate) fn from_public_and_factors(
+        public: PublicKey,
+        p: &BigUint,
+        q: &BigUint,
+    ) -> Result<Self> {
+        let n_bits = public.n.bits();
+        if p.bits() >= n_bits || q.bits() >= n_bits || &(p * q) != public.n() {
+            return Err(PaillierError::InvalidKey("p and q do not multiply to n"));
+        }
+        let mut key = Self::from_primes_unchecked(p.clone(), q.clone(), &mut rand::rng())?;
+        key.public = public; // keep the caller's h_s and table
+        key.djn_crt = Arc::new(OnceLock::new()); // (built from that h_s)
+        Ok(key)
+    }
+
+    /// The primes `(p, q)` with `p < q`, as python-paillier orders them. Secret.
+    pub(crate) fn factors(&self) -> (&BigUint, &BigUint) {
+        (&self.p, &self.q)
+    }
+
     /// Recover a private key from `n` and python-paillier's `lambda`
     /// (`(p-1)(q-1)`, or a divisor of it such as the Carmichael λ).
     pub(crate) fn from_n_lambda(public: PublicKey, lambda: &BigUint) -> Result<Self> {
         let n = public.n.clone();
-        if lambda.is_zero() {
+        if lambda.is_zero() || lambda.bits() > n.bits() {
             return Err(PaillierError::InvalidKey("lambda does not match n"));
         }
         for k in 1u32..=64 {
@@ -389,13 +415,28 @@ impl fmt::Debug for Keypair {
     }
 }
 
+/// A modulus size Veil generates: even, from [`MIN_KEY_BITS`] to
+/// [`MAX_KEY_BITS`] (the bound the JSON loader applies too).
+pub fn check_key_bits(bits: u64) -> Result<()> {
+    if bits < MIN_KEY_BITS {
+        return Err(PaillierError::KeyTooSmall(bits));
+    }
+    if bits > MAX_KEY_BITS {
+        return Err(PaillierError::KeyTooLarge(bits));
+    }
+    if !bits.is_multiple_of(2) {
+        return Err(PaillierError::BadKeySize(bits));
+    }
+    Ok(())
+}
+
 impl Keypair {
     /// Generate a key pair of [`DEFAULT_KEY_BITS`] bits from the OS-seeded CSPRNG.
     pub fn generate_default() -> Result<Self> {
         Self::generate(DEFAULT_KEY_BITS)
     }
 
-    /// Generate a key pair of `bits` (≥ [`MIN_KEY_BITS`]) from the OS-seeded CSPRNG.
+    /// Generate a key pair of `bits` (see [`check_key_bits`]) from the OS-seeded CSPRNG.
     pub fn generate(bits: u64) -> Result<Self> {
         Self::generate_with_progress(bits, &mut rand::rng(), &mut |_| {})
     }
@@ -406,9 +447,7 @@ impl Keypair {
         rng: &mut R,
         progress: &mut dyn FnMut(KeygenEvent),
     ) -> Result<Self> {
-        if bits < MIN_KEY_BITS {
-            return Err(PaillierError::KeyTooSmall(bits));
-        }
+        check_key_bits(bits)?;
         Self::generate_unchecked(bits, rng, progress)
     }
 

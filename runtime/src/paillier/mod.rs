@@ -5,7 +5,8 @@
 //! * [`Keypair`] generation: `n = p·q` with `p`, `q` random primes of exactly
 //!   `|n|/2` bits (top two bits set so `|n|` is exact), `p ≠ q`,
 //!   `gcd(n, (p-1)(q-1)) = 1`. Default `|n| = 3072` ([`DEFAULT_KEY_BITS`]);
-//!   anything below [`MIN_KEY_BITS`] = 2048 is refused except through the
+//!   sizes above [`MAX_KEY_BITS`] = 16384 are refused ([`check_key_bits`]),
+//!   and so is anything below [`MIN_KEY_BITS`] = 2048 except through the
 //!   test-only constructors whose names say so
 //!   ([`Keypair::generate_insecure_for_tests`],
 //!   [`Keypair::from_primes_for_tests`]). Randomness comes from an OS-seeded
@@ -57,13 +58,15 @@
 //!
 //! python-paillier's `pheutil` JSON: public key
 //! `{"kty":"DAJ","alg":"PAI-GN1","key_ops":["encrypt"],"n":<base64url>,"kid":..}`,
-//! private key `{"kty":"DAJ","key_ops":["decrypt"],"lambda":..,"mu":..,"pub":{..},"kid":..}`,
+//! private key `{"kty":"DAJ","key_ops":["decrypt"],"p":..,"q":..,"pub":{..},"kid":..}`
+//! (as phe ≥ 1.4 writes and reads it; the older form with `"lambda"` and
+//! `"mu"` instead of `"p"` and `"q"` is read too, never written),
 //! encrypted numbers `{"v":"<decimal>","e":<exponent>}`. Veil's CLI adds an
 //! optional public `"key_fp"` (bit length and low 64 bits of `n`), ignored by
 //! phe, so that a number paired with the wrong key is a clear error; without
 //! it (phe-made files) a wrong key is caught only when the ciphertext is not
 //! in `Z*_{n²}` or decrypts into the overflow band. Moduli above
-//! [`jwk::MAX_KEY_BITS`] are refused when parsed.
+//! [`MAX_KEY_BITS`] are refused when parsed.
 //!
 //! # Hygiene
 //!
@@ -82,7 +85,7 @@ mod primes;
 
 pub use djn::RandomizerPool;
 pub use encoding::{EncodedNumber, EncryptedNumber};
-pub use keys::{KeygenEvent, Keypair, PrivateKey, PublicKey};
+pub use keys::{check_key_bits, KeygenEvent, Keypair, PrivateKey, PublicKey};
 pub use ops::Ciphertext;
 pub use packing::PackingLayout;
 
@@ -90,6 +93,10 @@ pub use packing::PackingLayout;
 pub const DEFAULT_KEY_BITS: u64 = 3072;
 /// Smallest modulus size accepted outside the test-only constructors.
 pub const MIN_KEY_BITS: u64 = 2048;
+/// Largest modulus size generated or loaded from JSON: one bound for both,
+/// so every key Veil makes it can read back, and a hostile file or a typo
+/// in `--keysize` cannot make it work without end.
+pub const MAX_KEY_BITS: u64 = 16384;
 /// Bit length of the short DJN exponent `α`.
 pub const DJN_EXPONENT_BITS: u64 = 256;
 
@@ -98,6 +105,8 @@ pub const DJN_EXPONENT_BITS: u64 = 256;
 pub enum PaillierError {
     #[error("key size of {0} bits is below the {MIN_KEY_BITS}-bit minimum")]
     KeyTooSmall(u64),
+    #[error("key size of {0} bits is above the {MAX_KEY_BITS}-bit maximum")]
+    KeyTooLarge(u64),
     #[error("key size of {0} bits is not supported (must be even and at least 8)")]
     BadKeySize(u64),
     #[error("invalid key: {0}")]
