@@ -627,3 +627,25 @@ fn diagnostics_are_coloured_when_asked() {
     let o = veil(&["check", "--color", "never", file]);
     assert!(!stderr_of(&o).contains('\x1b'));
 }
+
+/// Issue 14: `veil run --check` runs the reference interpreter on the same
+/// file inputs and prints each output's error next to the compiler's bound
+/// (it used to be available with --demo only).
+#[test]
+fn check_compares_file_inputs_with_the_reference() {
+    let dir = scratch("check");
+    let inputs = linreg_inputs(&dir, None, &[ROW_A, ROW_B]);
+    let o = run_linreg(&inputs, &["--check"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    // (1*1 + ... + 8*8 + 100) * 1000 and (0.5 + 80 + 100) * 1000.
+    assert!(
+        out.contains("reference price at buyer: [304000.0000, 180500.0000]"),
+        "{out}"
+    );
+    assert!(out.contains("max |private - reference| = "), "{out}");
+    assert!(out.contains("(compiler's bound "), "{out}");
+    let o = run_linreg(&inputs, &[]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("reference"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

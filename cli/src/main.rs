@@ -162,6 +162,7 @@ Examples:
   veil run models/logreg_100.veil --demo
   veil run models/logreg_100.veil --demo --batch 1000 --stats
   veil run models/logreg_100.veil --input x=client.csv --input w=w.json --input b=b.json -o out/
+  veil run models/logreg_100.veil -i x=client.csv -i w=w.json -i b=b.json --check
   veil run models/logreg_100.veil -i x=client.csv --id-column id -i w=w.json -i b=b.json -o out/
   gunzip -c client.csv.gz | veil run models/logreg_100.veil -i x=- -i w=w.json -i b=b.json -o -
   veil run models/credit_2p.veil --demo --key-bits 2048"

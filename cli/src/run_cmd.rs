@@ -27,11 +27,78 @@ pub struct RunArgs {
     /// (all files or none); `-o -` prints them to standard output as JSON.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Also run the plaintext reference interpreter on the same inputs, print each
+    /// output's error next to the compiler's bound, and fail (writing nothing) if
+    /// an error exceeds its bound. Implied by --demo.
+    #[arg(long)]
+    pub check: bool,
     /// Print per-party traffic, rounds and time per phase, next to the compiler's estimate.
     #[arg(long)]
     pub stats: bool,
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// The private outputs next to the plaintext reference's.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// One report per output and recipient.
+    pub lines: Vec<String>,
+    pub worst: f64,
+    /// The outputs whose error exceeds the compiler's bound (or is NaN).
+    pub over_bound: Vec<String>,
+}
+
+/// Compares every output each party learned with the reference interpreter's.
+pub fn compare_with_reference(
+    plan: &Plan,
+    outcomes: &[runtime::exec::Outcome],
+    reference: &[(String, Tensor)],
+) -> Comparison {
+    let mut c = Comparison::default();
+    for (p, o) in outcomes.iter().enumerate() {
+        let party = plan.party_name(p as u32);
+        for (name, t) in &o.outputs {
+            let Some((_, r)) = reference.iter().find(|(n, _)| n == name) else {
+                c.over_bound.push(format!(
+                    "`{name}` at {party}: the reference has no such output"
+                ));
+                continue;
+            };
+            let err = if t.shape == r.shape {
+                t.data
+                    .iter()
+                    .zip(&r.data)
+                    .map(|(a, b)| (a - b).abs())
+                    // NaN sticks: a broken element is never hidden by a good one.
+                    .fold(0.0, |m: f64, e| {
+                        if m.is_nan() || e.is_nan() {
+                            f64::NAN
+                        } else {
+                            m.max(e)
+                        }
+                    })
+            } else {
+                f64::NAN
+            };
+            let bound = plan
+                .outputs
+                .iter()
+                .find(|s| &s.name == name)
+                .map_or(f64::NAN, |s| s.error_bound);
+            c.lines.push(format!(
+                "reference {name} at {party}: {}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e})",
+                preview(r)
+            ));
+            c.worst = c.worst.max(err);
+            // A NaN error (a broken output) or a missing bound is a failure too.
+            if err.is_nan() || bound.is_nan() || err > bound {
+                c.over_bound
+                    .push(format!("`{name}` at {party}: {err:.3e} > {bound:.3e}"));
+            }
+        }
+    }
+    c
 }
 
 /// Where inputs come from: shared by `veil run` and `veil party`.
@@ -347,75 +414,60 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Some(dir) if data::is_stdin(dir) => |a| eprintln!("{a}"),
         _ => |a| println!("{a}"),
     };
-    if let Some(dir) = &args.output {
-        if let Err(e) = write_outputs(dir, plan, &outcomes, ids.as_ref()) {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    // The comparison comes before any output is written: a result outside
+    // its bound is not written at all.
+    let comparison = if args.demo || args.check {
+        match compiler::reference::evaluate(&model, &inputs) {
+            Ok(reference) => Some(compare_with_reference(plan, &outcomes, &reference)),
+            Err(e) => {
+                eprintln!("error: the reference interpreter failed: {e}");
+                eprintln!("note: no output was written");
+                return ExitCode::FAILURE;
+            }
         }
     } else {
-        for (p, o) in outcomes.iter().enumerate() {
-            for (name, t) in &o.outputs {
-                println!(
-                    "{} learns {name} {:?}: {}",
-                    plan.party_name(p as u32),
-                    t.shape,
-                    preview(t)
-                );
+        None
+    };
+    let failed = comparison
+        .as_ref()
+        .is_some_and(|c| !c.over_bound.is_empty());
+    match &args.output {
+        Some(dir) if !failed => {
+            if let Err(e) = write_outputs(dir, plan, &outcomes, ids.as_ref()) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Some(_) => {}
+        None => {
+            for (p, o) in outcomes.iter().enumerate() {
+                for (name, t) in &o.outputs {
+                    println!(
+                        "{} learns {name} {:?}: {}",
+                        plan.party_name(p as u32),
+                        t.shape,
+                        preview(t)
+                    );
+                }
             }
         }
     }
-    if args.demo {
-        match compiler::reference::evaluate(&model, &inputs) {
-            Ok(reference) => {
-                let mut worst: f64 = 0.0;
-                let mut over_bound = Vec::new();
-                for (p, o) in outcomes.iter().enumerate() {
-                    for (name, t) in &o.outputs {
-                        let (_, r) = reference
-                            .iter()
-                            .find(|(n, _)| n == name)
-                            .expect("same outputs");
-                        let err = t
-                            .data
-                            .iter()
-                            .zip(&r.data)
-                            .map(|(a, b)| (a - b).abs())
-                            .fold(0.0, f64::max);
-                        let bound = plan
-                            .outputs
-                            .iter()
-                            .find(|s| &s.name == name)
-                            .map_or(f64::NAN, |s| s.error_bound);
-                        say(format_args!(
-                            "reference {name} at {}: {}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e})",
-                            plan.party_name(p as u32),
-                            preview(r)
-                        ));
-                        worst = worst.max(err);
-                        // A NaN result is a failure too.
-                        if err > bound || err.is_nan() {
-                            over_bound.push(format!(
-                                "`{name}` at {}: {err:.3e} > {bound:.3e}",
-                                plan.party_name(p as u32)
-                            ));
-                        }
-                    }
-                }
-                say(format_args!("max error over all outputs: {worst:.3e}"));
-                if !over_bound.is_empty() {
-                    eprintln!(
-                        "error: the private result differs from the plaintext reference by more \
-                         than the compiler's bound: {}",
-                        over_bound.join("; ")
-                    );
-                    eprintln!("note: this is a bug in Veil; please report it with the model file");
-                    return ExitCode::FAILURE;
-                }
+    if let Some(c) = comparison {
+        for line in &c.lines {
+            say(format_args!("{line}"));
+        }
+        say(format_args!("max error over all outputs: {:.3e}", c.worst));
+        if failed {
+            eprintln!(
+                "error: the private result differs from the plaintext reference by more than \
+                 the compiler's bound: {}",
+                c.over_bound.join("; ")
+            );
+            eprintln!("note: this is a bug in Veil; please report it with the model file");
+            if args.output.is_some() {
+                eprintln!("note: no output was written");
             }
-            Err(e) => {
-                eprintln!("error: the reference interpreter failed: {e}");
-                return ExitCode::FAILURE;
-            }
+            return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS
@@ -533,4 +585,62 @@ pub fn write_outputs(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime::exec::Outcome;
+
+    fn plan() -> Plan {
+        let r = compiler::check_source(
+            "model m { party a; party b; dealer d;
+               input x: fixed[2] private(a) in [-1, 1]; input y: fixed[2] private(b) in [-1, 1];
+               let z = x * y; output z to a; }",
+        );
+        compiler::compile(&r.model.unwrap(), &compiler::Options::default())
+            .unwrap()
+            .plan
+    }
+
+    fn outcome(z: Vec<f64>) -> Vec<Outcome> {
+        let mut v: Vec<Outcome> = (0..3)
+            .map(|_| Outcome {
+                outputs: vec![],
+                stats: Default::default(),
+            })
+            .collect();
+        v[0].outputs
+            .push(("z".into(), Tensor::new(vec![z.len()], z).unwrap()));
+        v
+    }
+
+    /// `--check` and `--demo` fail when an error exceeds the compiler's
+    /// bound, is NaN, or the shapes differ; they pass within it.
+    #[test]
+    fn an_error_beyond_the_bound_is_a_failure() {
+        let plan = plan();
+        let bound = plan.outputs[0].error_bound;
+        let reference = vec![(
+            "z".to_string(),
+            Tensor::new(vec![2], vec![0.5, -0.25]).unwrap(),
+        )];
+        let ok =
+            compare_with_reference(&plan, &outcome(vec![0.5 + bound / 2.0, -0.25]), &reference);
+        assert!(ok.over_bound.is_empty(), "{:?}", ok.over_bound);
+        assert_eq!(ok.lines.len(), 1);
+        for bad in [
+            vec![0.5 + 2.0 * bound, -0.25],
+            vec![f64::NAN, -0.25],
+            vec![0.5, -0.25, 0.0],
+        ] {
+            let c = compare_with_reference(&plan, &outcome(bad.clone()), &reference);
+            assert_eq!(c.over_bound.len(), 1, "{bad:?}");
+            assert!(
+                c.over_bound[0].starts_with("`z` at a:"),
+                "{:?}",
+                c.over_bound
+            );
+        }
+    }
 }
