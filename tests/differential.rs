@@ -623,3 +623,29 @@ fn a_batch_larger_than_the_plan_assumed_for_a_reduction_is_refused() {
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 9, 3);
     assert!(exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).is_err());
 }
+
+/// Issue 14: a revealed probability lies in [0, 1] (the recipient clamps
+/// it to the range the analysis proved); the polynomial used to give
+/// -0.0084 and 1.0084 near saturation.
+#[test]
+fn revealed_probabilities_lie_in_the_unit_interval() {
+    for (name, dealer) in [("logreg_wide", true), ("logreg_wide", false)] {
+        let m = model(name);
+        let o = options(|o| o.use_dealer = dealer);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let batch = if dealer { 400 } else { 4 };
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 8);
+        let outcomes =
+            exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+        let got = &outcomes[0].outputs[0].1.data;
+        assert!(
+            got.iter().all(|p| (0.0..=1.0).contains(p)),
+            "{name}: {:?}",
+            got.iter()
+                .filter(|p| !(0.0..=1.0).contains(*p))
+                .collect::<Vec<_>>()
+        );
+        // Saturated predictions exist, so the clamp mattered.
+        assert!(got.iter().any(|p| *p == 0.0 || *p == 1.0), "{name}");
+    }
+}

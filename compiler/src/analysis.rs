@@ -148,7 +148,18 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                 .push(bound_warning(g, &a.fits, o, bound, range, source));
         }
     }
-    a.error_bounds = bounds;
+    // The recipient clamps a revealed output to its range (lower.rs), so
+    // its error never exceeds the range's width.
+    a.error_bounds = g
+        .model
+        .outputs
+        .iter()
+        .zip(bounds)
+        .map(|(o, bound)| {
+            let range = g.node(o.value).range;
+            bound.min(range.hi - range.lo)
+        })
+        .collect();
     a
 }
 

@@ -80,7 +80,7 @@ pub fn views(plan: &Plan) -> BTreeMap<PartyIdx, PartyView> {
         let p = prog.party;
         let mut view = PartyView::default();
         let mut seen: BTreeSet<Reg> = BTreeSet::new();
-        let outputs: BTreeSet<Reg> = prog
+        let mut outputs: BTreeSet<Reg> = prog
             .instrs
             .iter()
             .filter_map(|i| match i {
@@ -88,6 +88,28 @@ pub fn views(plan: &Plan) -> BTreeMap<PartyIdx, PartyView> {
                 _ => None,
             })
             .collect();
+        // A revealed output is clamped to its range before it is output
+        // (`Lowerer::clamp_revealed`): what was revealed is the output too.
+        let revealed: BTreeSet<Reg> = prog
+            .instrs
+            .iter()
+            .filter_map(|i| match i {
+                Instr::Reveal { dst, .. } | Instr::Decrypt { dst, .. } => Some(*dst),
+                _ => None,
+            })
+            .collect();
+        for ins in &prog.instrs {
+            if let Instr::Clear {
+                dst,
+                op: plan::ClearOp::Clamp(..),
+                args,
+            } = ins
+            {
+                if outputs.contains(dst) && args.iter().all(|a| revealed.contains(a)) {
+                    outputs.extend(args.iter().copied());
+                }
+            }
+        }
         for ins in &prog.instrs {
             for r in ins.writes() {
                 if !seen.insert(r) {

@@ -1281,6 +1281,33 @@ impl<'a, 'm> Lowerer<'a, 'm> {
 
     // ----- outputs -----
 
+    /// The recipient of a revealed (or decrypted) output clamps it, in the
+    /// clear and for free, to the range the analysis proved for the exact
+    /// value: a sigmoid to [0, 1]. That never moves it further from the
+    /// exact value, and hides nothing (the recipient learns the output
+    /// anyway).
+    fn clamp_revealed(&mut self, q: PartyId, v: ValueId, clear: Reg) -> Reg {
+        let range = self.g.node(v).range;
+        if !(range.lo.is_finite() && range.hi.is_finite()) {
+            return clear;
+        }
+        let info = self.regs[clear.0 as usize].clone();
+        let dst = self.reg(
+            Kind::Clear,
+            info.shape,
+            format!("{} clamped to {range}", info.note),
+        );
+        self.emit(
+            q,
+            Instr::Clear {
+                dst,
+                op: ClearOp::Clamp(range.lo, range.hi),
+                args: vec![clear],
+            },
+        );
+        dst
+    }
+
     fn output(&mut self, index: u32, o: &ir::Output, from: Repr) {
         let v = o.value;
         let src = self.get(v, from);
@@ -1360,6 +1387,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                             theirs: t,
                         },
                     );
+                    let clear = self.clamp_revealed(*q, v, clear);
                     self.emit(
                         *q,
                         Instr::Output {
@@ -1400,6 +1428,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                         src: fresh,
                     },
                 );
+                let clear = self.clamp_revealed(k, v, clear);
                 self.emit(
                     k,
                     Instr::Output {

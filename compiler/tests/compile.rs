@@ -238,8 +238,10 @@ fn a_runner_up_is_never_cheaper_than_the_choice() {
 
 #[test]
 fn an_error_bound_wider_than_the_output_range_is_flagged() {
-    // A probability whose bound is 944.7: W0102 among compile's warnings,
-    // and the report says so next to the bound.
+    // A probability whose bound is 944.7: W0102 among compile's warnings
+    // (with the analysis's bound), and the report says so next to the
+    // plan's bound, which is the range's width: the recipient clamps the
+    // revealed value to [0, 1].
     let src = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/corpus/warnings/bound_high_degree.veil"),
@@ -250,10 +252,16 @@ fn an_error_bound_wider_than_the_output_range_is_flagged() {
         let codes: Vec<&str> = c.warnings.iter().map(|d| d.code.as_str()).collect();
         assert_eq!(codes, ["W0102"]);
         assert!(
+            c.warnings[0].labels[0].message.contains("944.7"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
             c.report
-                .contains("error bound 944.7306 (not below its range [0, 1]: W0102)"),
+                .contains("error bound 1 (not below its range [0, 1]: W0102)"),
             "{}",
             c.report
         );
+        assert_eq!(c.plan.outputs[0].error_bound, 1.0);
     }
 }
