@@ -649,3 +649,31 @@ fn revealed_probabilities_lie_in_the_unit_interval() {
         assert!(got.iter().any(|p| *p == 0.0 || *p == 1.0), "{name}");
     }
 }
+
+/// Issue 14: a long run without a dealer shows its progress. The parties
+/// count party 0's preprocessing ciphertexts and the first party's steps in
+/// `Options::progress` (the command line draws them on a terminal).
+#[test]
+fn a_run_counts_its_progress() {
+    let m = checked(
+        "model mul { party a; party b;
+          input x: fixed[batch] private(a) in [-4, 4];
+          input y: fixed[batch] private(b) in [-4, 4];
+          let z = x * y; output z to a; }",
+    );
+    let plan = compiler::compile(&m, &options(|o| o.use_dealer = false))
+        .unwrap()
+        .plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 4);
+    let mut opts = test_options();
+    let progress = Arc::new(exec::Progress::default());
+    opts.progress = Some(progress.clone());
+    exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts).unwrap();
+    use std::sync::atomic::Ordering::Relaxed;
+    let total = progress.encrypt_total.load(Relaxed);
+    assert!(total > 0);
+    assert_eq!(progress.encrypt_done.load(Relaxed), total);
+    let steps = progress.steps_total.load(Relaxed);
+    assert!(steps > 0);
+    assert_eq!(progress.steps_done.load(Relaxed), steps - 1);
+}

@@ -35,6 +35,7 @@ mod compile_cmd;
 mod data;
 mod paillier_cmd;
 mod party_cmd;
+mod progress;
 mod run_cmd;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.

@@ -393,11 +393,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
         plan.model
     );
     let started = Instant::now();
-    let outcomes = match runtime::exec::run_in_process(
-        plan,
-        &per_party(plan, &inputs),
-        &runtime::exec::Options::default(),
-    ) {
+    let outcomes = match crate::progress::with_progress(|progress| {
+        let mut opts = runtime::exec::Options::default();
+        opts.progress = progress;
+        runtime::exec::run_in_process(plan, &per_party(plan, &inputs), &opts)
+    }) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");

@@ -107,12 +107,13 @@ pub struct Group {
     pub slots: usize,
 }
 
-/// Party 0: encrypts every input (in parallel). Errors if an input does not
-/// fit the layout.
+/// Party 0: encrypts every input (in parallel), counting each in `done`.
+/// Errors if an input does not fit the layout.
 pub fn encrypt_inputs(
     kp: &Keypair,
     layout: &Layout,
     inputs: &[Input],
+    done: Option<&std::sync::atomic::AtomicU64>,
 ) -> Result<Vec<Ciphertext>, ExecError> {
     inputs
         .par_iter()
@@ -127,7 +128,11 @@ pub fn encrypt_inputs(
             m <<= layout.shift(inp.first);
             // Key-owner DJN encryption (same distribution as the public
             // one, half-size arithmetic via the CRT; measured faster).
-            Ok(kp.private.encrypt_djn_crt(&m)?)
+            let c = kp.private.encrypt_djn_crt(&m)?;
+            if let Some(d) = done {
+                d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(c)
         })
         .collect()
 }
@@ -250,7 +255,7 @@ mod tests {
 
     /// Runs the primitive end to end; returns the reconstructed slots.
     fn run(kp: &Keypair, layout: &Layout, inputs: &[Input], groups: &[Group]) -> Vec<u64> {
-        let cts = encrypt_inputs(kp, layout, inputs).unwrap();
+        let cts = encrypt_inputs(kp, layout, inputs, None).unwrap();
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
         let (replies, mine) = combine(&kp.public, layout, &cts, groups, &mut rng).unwrap();
         let slots: Vec<usize> = groups.iter().map(|g| g.slots).collect();
@@ -347,7 +352,7 @@ mod tests {
     fn bad_indices_and_oversized_groups_are_errors() {
         let kp = key(512);
         let layout = Layout::new(512, 10).unwrap();
-        let cts = encrypt_inputs(&kp, &layout, &[Input::at(0, 1)]).unwrap();
+        let cts = encrypt_inputs(&kp, &layout, &[Input::at(0, 1)], None).unwrap();
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
         let bad = Group {
             terms: vec![(5, 1)],
@@ -359,7 +364,7 @@ mod tests {
             slots: layout.slots + 1,
         };
         assert!(combine(&kp.public, &layout, &cts, &[big], &mut rng).is_err());
-        assert!(encrypt_inputs(&kp, &layout, &[Input::at(layout.slots, 1)]).is_err());
+        assert!(encrypt_inputs(&kp, &layout, &[Input::at(layout.slots, 1)], None).is_err());
         assert!(decrypt_slots(&kp, &layout, &cts, &[]).is_err());
         assert!(Layout::new(40, 64).is_err());
     }

@@ -34,6 +34,8 @@ use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
 use std::collections::VecDeque;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wire::Wire;
 
@@ -110,6 +112,8 @@ pub struct Options {
     insecure_keys: bool,
     /// How long a party waits for a message before giving up.
     pub timeout: Duration,
+    /// Where the parties count their progress, for a caller that shows it.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for Options {
@@ -118,8 +122,23 @@ impl Default for Options {
             key_bits: None,
             insecure_keys: false,
             timeout: Duration::from_secs(120),
+            progress: None,
         }
     }
+}
+
+/// How far a run has got, counted by the parties as they go, for a caller
+/// that shows it (the runtime does no I/O). The slow part of a run without
+/// a dealer is party 0's Paillier encryptions in the two-party
+/// preprocessing; the rest is the first computing party's program.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Ciphertexts party 0 encrypts for the two-party preprocessing.
+    pub encrypt_total: AtomicU64,
+    pub encrypt_done: AtomicU64,
+    /// Instructions of the first computing party's program.
+    pub steps_total: AtomicU64,
+    pub steps_done: AtomicU64,
 }
 
 impl Options {
@@ -453,9 +472,17 @@ pub fn run_party(
         kind: e.kind,
         message: format!("{}: {}", plan.party_name(me), e.message),
     };
+    // The first computing party counts its steps for `Options::progress`.
+    let progress = opts.progress.as_deref().filter(|_| role == Some(Role::P0));
+    if let Some(p) = progress {
+        p.steps_total.store(program.len() as u64, Ordering::Relaxed);
+    }
     for (at, ins) in program.iter().enumerate() {
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
+        }
+        if let Some(p) = progress {
+            p.steps_done.store(at as u64, Ordering::Relaxed);
         }
         if let Instr::Recv { from, regs } = ins {
             ex.count_recv();

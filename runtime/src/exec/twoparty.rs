@@ -491,7 +491,7 @@ pub(super) fn generate(
                 ExecError::protocol("party 0 needs its key pair to generate correlations")
             })?;
             let bits = kp.public.bits();
-            let (layouts, out) = party0_inputs(&kp, &jobs)?;
+            let (layouts, out) = party0_inputs(&kp, &jobs, ex.opts.progress.as_deref())?;
             send_stream(ex, t, peer, out, bits)?;
             let expected = reply_count(&jobs, &layouts);
             let back = recv_stream(ex, t, peer, expected, bits)?;
@@ -530,13 +530,28 @@ fn reply_count(jobs: &[Job], layouts: &[Layout]) -> usize {
         .sum()
 }
 
-/// Party 0's ciphertexts, all jobs in order.
-fn party0_inputs(kp: &Keypair, jobs: &[Job]) -> Result<(Vec<Layout>, Vec<BigUint>), ExecError> {
+/// Party 0's ciphertexts, all jobs in order, counted in `progress`.
+fn party0_inputs(
+    kp: &Keypair,
+    jobs: &[Job],
+    progress: Option<&super::Progress>,
+) -> Result<(Vec<Layout>, Vec<BigUint>), ExecError> {
+    use std::sync::atomic::Ordering;
     let layouts = layouts(jobs, kp.public.bits())?;
+    let inputs: Vec<Vec<Input>> = jobs
+        .iter()
+        .zip(&layouts)
+        .map(|(j, l)| j.inputs(l))
+        .collect();
+    if let Some(p) = progress {
+        let total = inputs.iter().map(Vec::len).sum::<usize>() as u64;
+        p.encrypt_total.store(total, Ordering::Relaxed);
+    }
+    let done = progress.map(|p| &p.encrypt_done);
     let mut out = Vec::new();
-    for (j, l) in jobs.iter().zip(&layouts) {
+    for (inp, l) in inputs.iter().zip(&layouts) {
         out.extend(
-            crossterms::encrypt_inputs(kp, l, &j.inputs(l))?
+            crossterms::encrypt_inputs(kp, l, inp, done)?
                 .into_iter()
                 .map(|c| c.as_biguint().clone()),
         );
@@ -760,7 +775,7 @@ mod tests {
         let kp = Keypair::generate_insecure_for_tests(512, &mut rng).unwrap();
         let jobs0 = new_jobs(order, &mut rng).unwrap();
         let jobs1 = new_jobs(order, &mut rng).unwrap();
-        let (layouts, msg) = party0_inputs(&kp, &jobs0).unwrap();
+        let (layouts, msg) = party0_inputs(&kp, &jobs0, None).unwrap();
         let (reply, cross1) = party1_reply(&kp.public, &jobs1, msg, &mut rng).unwrap();
         let cross0 = party0_crosses(&kp, &jobs0, layouts, reply).unwrap();
         (
@@ -859,7 +874,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let kp = Keypair::generate_insecure_for_tests(512, &mut rng).unwrap();
         let jobs = new_jobs(&order, &mut rng).unwrap();
-        let (layouts, msg) = party0_inputs(&kp, &jobs).unwrap();
+        let (layouts, msg) = party0_inputs(&kp, &jobs, None).unwrap();
         assert_eq!(msg.len(), 3);
         // Wrong count; right count with a value outside Z*_{n²}.
         assert!(party1_reply(&kp.public, &jobs, vec![], &mut rng).is_err());

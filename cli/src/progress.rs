@@ -1,0 +1,73 @@
+//! A progress bar for long runs, on a terminal only: the parties count
+//! their work in `runtime::exec::Progress`; this shows it (indicatif).
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use runtime::exec::Progress;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs `work` with a progress bar on standard error (a terminal only, and
+/// only once the work has taken a second: short runs stay quiet).
+pub fn with_progress<T>(work: impl FnOnce(Option<Arc<Progress>>) -> T) -> T {
+    if !std::io::stderr().is_terminal() {
+        return work(None);
+    }
+    let progress = Arc::new(Progress::default());
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let shown = &progress;
+        let finished = &done;
+        s.spawn(move || show(shown, finished));
+        let out = work(Some(progress.clone()));
+        done.store(true, Ordering::Relaxed);
+        out
+    })
+}
+
+fn show(p: &Progress, done: &AtomicBool) {
+    let start = Instant::now();
+    let mut bar: Option<ProgressBar> = None;
+    let style = ProgressStyle::with_template(
+        "{prefix:>13} [{bar:24}] {pos}/{len} {msg} ({elapsed}, {eta} left)",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let (total, at) = (
+            p.encrypt_total.load(Ordering::Relaxed),
+            p.encrypt_done.load(Ordering::Relaxed),
+        );
+        let (prefix, message, total, at) = if total > 0 && at < total {
+            ("preprocessing", "ciphertexts", total, at)
+        } else {
+            (
+                "running",
+                "steps",
+                p.steps_total.load(Ordering::Relaxed),
+                p.steps_done.load(Ordering::Relaxed),
+            )
+        };
+        // Nothing to show yet, or not for long enough.
+        if total == 0 || start.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            b.set_style(style.clone());
+            b
+        });
+        if b.prefix() != prefix {
+            b.set_prefix(prefix);
+            b.set_message(message);
+            b.reset_eta();
+        }
+        b.set_length(total);
+        b.set_position(at);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}
