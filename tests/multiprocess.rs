@@ -383,6 +383,112 @@ fn an_unpinned_certificate_is_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Defect 4 of issue 14: a connection from anyone made the listening party
+/// exit (and the others followed), and a silent one blocked its accept loop.
+/// Before the real peers start, the client (which only listens) gets a
+/// silent connection, random bytes, an HTTP request and a `veil party`
+/// with a certificate nobody pinned; it drops each with a warning and the
+/// run completes.
+#[test]
+fn strangers_connecting_before_the_peers_do_not_stop_the_run() {
+    use std::io::Write as _;
+    use std::net::TcpStream;
+    let dir = tempdir("strangers");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    certs(&dir);
+    certs_for(&other, &["server"]);
+    let expected = inputs(&dir);
+    let addrs = free_addresses(5);
+    let cfg = config(&dir, "parties.toml", &addrs[..3], &dir, &dir);
+    // The rogue server trusts the real client but has its own certificate,
+    // and listens elsewhere.
+    let rogue = dir.join("rogue.toml");
+    std::fs::write(
+        &rogue,
+        format!(
+            "[[party]]\nname = \"client\"\naddress = \"{}\"\ncert = {:?}\n\n\
+             [[party]]\nname = \"server\"\naddress = \"{}\"\ncert = {:?}\nkey = {:?}\n\n\
+             [[party]]\nname = \"helper\"\naddress = \"{}\"\ncert = {:?}\n",
+            addrs[0],
+            dir.join("client.crt"),
+            addrs[3],
+            other.join("server.crt"),
+            other.join("server.key"),
+            addrs[4],
+            dir.join("helper.crt"),
+        ),
+    )
+    .unwrap();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let timeouts = ["--connect-timeout", "15", "--timeout", "10"];
+    let client = spawn(
+        Path::new(MODEL),
+        "client",
+        &cfg,
+        &[format!("x={}", d("x.csv"))],
+        Some(&dir.join("out-client")),
+        &timeouts,
+    );
+    // The silent stranger connects as soon as the client listens, and
+    // stays until the end of the test.
+    let deadline = Instant::now() + LIMIT;
+    let _silent = loop {
+        match TcpStream::connect(&addrs[0]) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() > deadline => panic!("the client never listened: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let mut garbage = TcpStream::connect(&addrs[0]).unwrap();
+    let bytes: Vec<u8> = (0u32..600).map(|i| (i * 7919 % 251) as u8).collect();
+    garbage.write_all(&bytes).unwrap();
+    let mut http = TcpStream::connect(&addrs[0]).unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: veil\r\n\r\n")
+        .unwrap();
+    let impostor = spawn(
+        Path::new(MODEL),
+        "server",
+        &rogue,
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        Some(&dir.join("out-impostor")),
+        &["--connect-timeout", "4", "--timeout", "4"],
+    );
+    let i = finish(impostor, LIMIT);
+    assert!(!i.status.success(), "the impostor was accepted");
+    let server = spawn(
+        Path::new(MODEL),
+        "server",
+        &cfg,
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        Some(&dir.join("out-server")),
+        &timeouts,
+    );
+    let helper = spawn(Path::new(MODEL), "helper", &cfg, &[], None, &timeouts);
+    let (c, s, h) = (
+        finish(client, LIMIT),
+        finish(server, LIMIT),
+        finish(helper, LIMIT),
+    );
+    for (who, o) in [("client", &c), ("server", &s), ("helper", &h)] {
+        assert!(o.status.success(), "{who}: {}", stderr(o));
+    }
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    let log = stderr(&c);
+    let dropped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("warning: client: dropped a connection from 127.0.0.1:"))
+        .collect();
+    // The silent connection may still be open when the run ends.
+    assert!(dropped.len() >= 3, "{log}");
+    assert!(dropped.iter().any(|l| l.contains("certificate")), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// credit_2p (two parties, Paillier keys of 2048 bits) runs for a second or
 /// more: kill the bank as soon as it is connected, in the middle of the run.
 #[test]

@@ -312,6 +312,7 @@ impl LoopbackTls {
                 connect_timeout: Duration::from_secs(20),
                 io_timeout: Duration::from_secs(600),
                 max_frame: DEFAULT_MAX_FRAME,
+                log: None,
             })
             .collect();
         std::thread::scope(|s| {

@@ -254,6 +254,9 @@ fn load_config(
         connect_timeout: Duration::from_secs(args.connect_timeout),
         io_timeout: Duration::from_secs(args.timeout),
         max_frame: (args.max_frame_mib as usize) << 20,
+        // A stranger's connection, dropped while this party keeps waiting
+        // for its peers: worth a line, not an error.
+        log: Some(std::sync::Arc::new(|m: &str| eprintln!("warning: {m}"))),
     })
 }
 

@@ -51,6 +51,7 @@ fn tls_pair() -> (TcpTransport, TcpTransport) {
         connect_timeout: Duration::from_secs(10),
         io_timeout: Duration::from_secs(30),
         max_frame: DEFAULT_MAX_FRAME,
+        log: None,
     };
     let (c0, c1) = (cfg(0), cfg(1));
     let h = std::thread::spawn(move || TcpTransport::connect(&c1).unwrap());

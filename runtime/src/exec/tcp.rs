@@ -10,6 +10,11 @@
 //!   certificate is pinned in the configuration; a peer is accepted only if the
 //!   certificate it presents is byte-for-byte the pinned one (and it proves it
 //!   holds the key, which TLS checks).
+//! * Strangers: anyone can connect to a listening port. Every accepted
+//!   connection runs its TLS handshake in a thread of its own (at most
+//!   `HANDSHAKE_LIMIT`, 10 s, long); one that fails (random bytes, HTTP, an
+//!   unpinned certificate, silence) is dropped with a line to
+//!   [`TcpConfig::log`], and the party keeps waiting for its real peers.
 //! * After TLS, both sides send a hello naming themselves, the peer they
 //!   believe they talk to, the SHA-256 of the plan and the session id; both
 //!   check the other's, so a mismatch is refused on both ends with the same
@@ -72,6 +77,11 @@ pub struct PeerSpec {
     pub cert: Vec<u8>,
 }
 
+/// Where the transport reports what happens during setup that is not an
+/// error of the run, such as a dropped stranger's connection (the
+/// command line prints it on stderr). Messages hold no secret.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Everything one party needs to join the mesh.
 #[derive(Clone)]
 pub struct TcpConfig {
@@ -90,6 +100,8 @@ pub struct TcpConfig {
     /// How long a party waits for a peer's frame (or to send one) before giving up.
     pub io_timeout: Duration,
     pub max_frame: usize,
+    /// Where to report dropped connections; `None`: nowhere.
+    pub log: Option<Log>,
 }
 
 impl std::fmt::Debug for TcpConfig {
@@ -461,6 +473,49 @@ fn remaining(deadline: Instant) -> Duration {
         .max(Duration::from_millis(1))
 }
 
+/// At most this many connections are in their TLS handshake at once;
+/// more are dropped on arrival.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+/// How long one accepted connection may take to complete its TLS
+/// handshake (at most the setup deadline). A real peer needs a few
+/// round trips; a connection that stays silent is dropped after this.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A finished handshake of an accepted connection: where it came from and
+/// the authenticated connection, or why it failed.
+type Handshaken = (SocketAddr, Result<Peer, ExecError>);
+
+/// The listening side's bookkeeping while it waits for its peers.
+struct Acceptor<'a> {
+    me: &'a str,
+    log: Option<&'a Log>,
+    done: (
+        std::sync::mpsc::Sender<Handshaken>,
+        std::sync::mpsc::Receiver<Handshaken>,
+    ),
+    /// Handshakes running in their threads.
+    pending: usize,
+    /// Connections dropped so far.
+    dropped: usize,
+}
+
+impl Acceptor<'_> {
+    fn log(&self, message: &str) {
+        if let Some(log) = self.log {
+            log(&format!("{}: {message}", self.me));
+        }
+    }
+
+    /// Close a connection that is not a pinned peer and say so. `why`
+    /// never holds what the connection sent.
+    fn drop_connection(&mut self, from: SocketAddr, why: &str) {
+        self.dropped += 1;
+        self.log(&format!(
+            "dropped a connection from {from}: {why}; still waiting for the real peer"
+        ));
+    }
+}
+
 impl Peer {
     /// Read what the socket has (waiting at most `wait`) and cut it into frames.
     /// `Ok(false)`: nothing arrived in time.
@@ -656,7 +711,11 @@ impl TcpTransport {
             )?;
             peers[j] = Some(peer);
         }
-        // Accept every higher-indexed party.
+        // Accept every higher-indexed party. Anyone can connect to the
+        // port, so each connection's TLS handshake runs in its own thread:
+        // a stranger (random bytes, HTTP, TLS without a pinned certificate,
+        // or silence) is dropped with a log line, and never holds up or
+        // stops the wait for the real peers.
         if me + 1 < n {
             let verifier = Arc::new(Pinned {
                 certs: certs[me + 1..].to_vec(),
@@ -673,14 +732,63 @@ impl TcpTransport {
             listener
                 .set_nonblocking(true)
                 .map_err(|e| ExecError::transport(format!("listener: {e}")))?;
-            while peers[me + 1..].iter().any(Option::is_none) {
+            let mut acceptor = Acceptor {
+                me: &my.name,
+                log: cfg.log.as_ref(),
+                done: std::sync::mpsc::channel(),
+                pending: 0,
+                dropped: 0,
+            };
+            loop {
+                // Handshakes that finished: a pinned peer, or a connection to drop.
+                while let Ok((from, result)) = acceptor.done.1.try_recv() {
+                    acceptor.pending -= 1;
+                    let peer = match result {
+                        Ok(p) => p,
+                        Err(e) => {
+                            acceptor.drop_connection(from, &e.message);
+                            continue;
+                        }
+                    };
+                    let presented = peer
+                        .conn
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.as_ref().to_vec())
+                        .unwrap_or_default();
+                    match (me + 1..n).find(|&j| certs[j].as_ref() == presented.as_slice()) {
+                        None => acceptor.drop_connection(from, "it presented no pinned certificate"),
+                        Some(j) if peers[j].is_some() => acceptor.drop_connection(
+                            from,
+                            &format!(
+                                "{} is already connected (a second connection with its certificate)",
+                                cfg.parties[j].name
+                            ),
+                        ),
+                        Some(j) => {
+                            let mut peer = peer;
+                            peer.name = cfg.parties[j].name.clone();
+                            peers[j] = Some(peer);
+                        }
+                    }
+                }
                 let waiting: Vec<&str> = (me + 1..n)
                     .filter(|&j| peers[j].is_none())
                     .map(|j| cfg.parties[j].name.as_str())
                     .collect();
+                if waiting.is_empty() {
+                    break;
+                }
                 if Instant::now() >= deadline {
+                    let dropped = match acceptor.dropped {
+                        0 => String::new(),
+                        k => format!(
+                            " ({k} other connection{} dropped: see the warnings above)",
+                            if k == 1 { " was" } else { "s were" }
+                        ),
+                    };
                     return Err(ExecError::transport(format!(
-                        "{} timed out after {} s waiting for {} to connect",
+                        "{} timed out after {} s waiting for {} to connect{dropped}",
                         my.name,
                         cfg.connect_timeout.as_secs(),
                         waiting.join(", ")
@@ -688,49 +796,47 @@ impl TcpTransport {
                 }
                 let (sock, from) = match listener.accept() {
                     Ok(s) => s,
-                    Err(e) if io_err(&e) => {
-                        std::thread::sleep(Duration::from_millis(20));
+                    Err(e) => {
+                        // Nothing to accept yet, or a transient failure
+                        // (a connection reset before it was accepted, no
+                        // file descriptors left): wait and try again.
+                        if !io_err(&e) && e.kind() != io::ErrorKind::ConnectionAborted {
+                            acceptor.log(&format!("accepting a connection failed: {e}"));
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
                         continue;
                     }
-                    Err(e) => {
-                        return Err(ExecError::transport(format!("accepting a peer: {e}")));
-                    }
                 };
+                if acceptor.pending >= MAX_PENDING_HANDSHAKES {
+                    acceptor.drop_connection(
+                        from,
+                        &format!("{MAX_PENDING_HANDSHAKES} other connections are still in their handshake"),
+                    );
+                    continue;
+                }
                 let _ = sock.set_nonblocking(false);
                 let conn = rustls::ServerConnection::new(config.clone()).map_err(tls_err)?;
-                let peer = handshake(
-                    String::new(),
-                    rustls::Connection::Server(conn),
-                    sock,
-                    deadline,
-                    &format!(
-                        "a peer connecting from {from} (expected: {})",
-                        waiting.join(", ")
-                    ),
-                    cfg.max_frame,
-                )?;
-                let presented = peer
-                    .conn
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .map(|c| c.as_ref().to_vec())
-                    .unwrap_or_default();
-                let j = (me + 1..n)
-                    .find(|&j| certs[j].as_ref() == presented.as_slice())
-                    .ok_or_else(|| {
-                        ExecError::transport(format!(
-                            "a peer from {from} presented no pinned certificate"
-                        ))
-                    })?;
-                if peers[j].is_some() {
-                    return Err(ExecError::transport(format!(
-                        "{} connected twice (from {from})",
-                        cfg.parties[j].name
-                    )));
+                let hs_deadline = deadline.min(Instant::now() + HANDSHAKE_LIMIT);
+                let tx = acceptor.done.0.clone();
+                let max_frame = cfg.max_frame;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("veil-handshake-{from}"))
+                    .spawn(move || {
+                        let r = handshake(
+                            String::new(),
+                            rustls::Connection::Server(conn),
+                            sock,
+                            hs_deadline,
+                            "it",
+                            max_frame,
+                        );
+                        // The receiver is gone once every peer is connected.
+                        let _ = tx.send((from, r));
+                    });
+                match spawned {
+                    Ok(_) => acceptor.pending += 1,
+                    Err(e) => acceptor.drop_connection(from, &format!("no thread for it: {e}")),
                 }
-                let mut peer = peer;
-                peer.name = cfg.parties[j].name.clone();
-                peers[j] = Some(peer);
             }
         }
         drop(listener);
@@ -1138,6 +1244,7 @@ mod tests {
                 connect_timeout: Duration::from_secs(5),
                 io_timeout: Duration::from_secs(5),
                 max_frame: DEFAULT_MAX_FRAME,
+                log: None,
             })
             .collect()
     }
@@ -1164,6 +1271,99 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A TLS client that trusts `server_cert` and presents a certificate
+    /// nobody pinned; it completes its side of the handshake (if the
+    /// server lets it) and waits briefly for the server's verdict.
+    fn stranger_with_tls(address: &str, server_cert: &[u8]) {
+        let (cert, key) = self_signed("stranger");
+        let provider = Arc::new(tls_provider());
+        let verifier = Arc::new(Pinned {
+            certs: vec![parse_cert(server_cert).unwrap()],
+            algs: provider.signature_verification_algorithms,
+        });
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(vec![parse_cert(&cert).unwrap()], parse_key(&key).unwrap())
+            .unwrap();
+        let name = ServerName::try_from("veil-party").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut sock = TcpStream::connect(address).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        // The server refuses the certificate: an alert, or a closed socket.
+        for _ in 0..10 {
+            match conn.complete_io(&mut sock) {
+                Ok((0, 0)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Defect 4 of issue 14: one connection from a stranger made the
+    /// listening party fail its setup, and a silent one blocked its accept
+    /// loop. Random bytes, an HTTP request, TLS with a certificate nobody
+    /// pinned, and a connection that never says anything, all before the
+    /// real peer: each is dropped with a log line (the silent one later),
+    /// and the session still completes.
+    #[test]
+    fn strangers_connecting_first_are_dropped_and_the_session_completes() {
+        use std::sync::Mutex;
+        let mut cfgs = configs(2, &["s", "s"]);
+        let logged = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = logged.clone();
+        cfgs[0].log = Some(Arc::new(move |m: &str| {
+            sink.lock().unwrap().push(m.to_string())
+        }));
+        let address = cfgs[0].parties[0].address.clone();
+        let wait_for_drops = |k: usize| {
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while logged.lock().unwrap().len() < k && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        std::thread::scope(|s| {
+            let h0 = s.spawn(|| TcpTransport::connect(&cfgs[0]));
+            // The silent stranger connects as soon as p0 listens.
+            let deadline = Instant::now() + Duration::from_secs(4);
+            let _silent = loop {
+                match TcpStream::connect(&address) {
+                    Ok(sock) => break sock,
+                    Err(e) if Instant::now() > deadline => panic!("p0 never listened: {e}"),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            };
+            let mut garbage = TcpStream::connect(&address).unwrap();
+            let bytes: Vec<u8> = (0u32..600).map(|i| (i * 7919 % 251) as u8).collect();
+            garbage.write_all(&bytes).unwrap();
+            let mut http = TcpStream::connect(&address).unwrap();
+            http.write_all(b"GET / HTTP/1.1\r\nHost: veil\r\n\r\n")
+                .unwrap();
+            wait_for_drops(2);
+            stranger_with_tls(&address, &cfgs[0].parties[0].cert);
+            wait_for_drops(3);
+            let h1 = s.spawn(|| TcpTransport::connect(&cfgs[1]));
+            let mut t0 = h0.join().unwrap().unwrap_or_else(|e| panic!("p0: {e}"));
+            let mut t1 = h1.join().unwrap().unwrap_or_else(|e| panic!("p1: {e}"));
+            t1.send(0, b"real".to_vec()).unwrap();
+            assert_eq!(t0.recv(1).unwrap(), b"real");
+        });
+        let logged = logged.lock().unwrap();
+        assert_eq!(logged.len(), 3, "{logged:#?}");
+        for line in logged.iter() {
+            assert!(
+                line.starts_with("p0: dropped a connection from 127.0.0.1:")
+                    && line.ends_with("still waiting for the real peer"),
+                "{line}"
+            );
+        }
+        assert!(
+            logged.iter().any(|l| l.contains("certificate")),
+            "the TLS stranger's line names the certificate: {logged:#?}"
+        );
     }
 
     #[test]
