@@ -308,15 +308,61 @@ fn a_killed_party_stops_the_others_with_an_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 14: `--assume` and `--network` changed the plan hash, so parties
+/// that differed only in the compiler's estimates refused each other with
+/// "plan mismatch". Only what executes is compared now.
 #[test]
-fn a_different_plan_is_refused_by_both_sides() {
+fn flags_that_change_only_the_estimates_do_not_stop_the_run() {
+    let dir = tempdir("estimates");
+    certs(&dir);
+    let expected = inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let client = spawn_party(&dir, "client", &cfg, &[]);
+    let server = spawn_party(
+        &dir,
+        "server",
+        &cfg,
+        &["--network", "wan", "--assume", "batch=5000"],
+    );
+    let helper = spawn_party(&dir, "helper", &cfg, &["--assume", "batch=3"]);
+    for (who, o) in [
+        ("client", finish(client, LIMIT)),
+        ("server", finish(server, LIMIT)),
+        ("helper", finish(helper, LIMIT)),
+    ] {
+        assert!(o.status.success(), "{who}: {}", stderr(&o));
+    }
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A really different model (the server's copy declares another range for
+/// `w`) is refused by both sides, naming what differs and the likely cause.
+#[test]
+fn a_different_model_is_refused_by_both_sides_naming_what_differs() {
     let dir = tempdir("plan");
     certs(&dir);
     inputs(&dir);
     let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let source = std::fs::read_to_string(root().join(MODEL)).unwrap();
+    let changed = source.replace("in [-0.1, 0.1]", "in [-0.2, 0.2]");
+    assert_ne!(source, changed);
+    let theirs = dir.join("logreg_100.veil");
+    std::fs::write(&theirs, changed).unwrap();
     let client = spawn_party(&dir, "client", &cfg, &[]);
-    // Another network profile: another plan.
-    let server = spawn_party(&dir, "server", &cfg, &["--network", "wan"]);
+    let d = |f: &str| dir.join(f).display().to_string();
+    let server = spawn(
+        &theirs,
+        "server",
+        &cfg,
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        Some(&dir.join("out-server")),
+        &["--connect-timeout", "4", "--timeout", "4"],
+    );
     let helper = spawn_party(&dir, "helper", &cfg, &[]);
     let (c, s, h) = (
         finish(client, LIMIT),
@@ -326,12 +372,18 @@ fn a_different_plan_is_refused_by_both_sides() {
     assert_failed_without_output(&c, &dir, "client");
     assert_failed_without_output(&s, &dir, "server");
     assert!(!h.status.success());
+    let why = "the plans differ first in `inputs` (the inputs' names, owners, shapes or \
+               ranges), most likely because of different model files";
     assert!(
-        stderr(&c).contains("plan mismatch with server"),
+        stderr(&c).contains(&format!("plan mismatch with server: {why}")),
         "{}",
         stderr(&c)
     );
-    assert!(stderr(&s).contains("plan mismatch"), "{}", stderr(&s));
+    assert!(
+        stderr(&s).contains(&format!("plan mismatch with client: {why}")),
+        "{}",
+        stderr(&s)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

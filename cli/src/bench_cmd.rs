@@ -279,8 +279,7 @@ impl LoopbackTls {
         plan: &plan::Plan,
     ) -> Result<Vec<runtime::exec::tcp::TcpTransport>, runtime::exec::ExecError> {
         use runtime::exec::tcp::{
-            free_loopback_addresses, plan_hash, PeerSpec, TcpConfig, TcpTransport,
-            DEFAULT_MAX_FRAME,
+            free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
         };
         let n = plan.parties.len();
         if n > self.ids.len() {
@@ -299,7 +298,7 @@ impl LoopbackTls {
                 cert: self.ids[i].0.clone(),
             })
             .collect();
-        let hash = plan_hash(plan);
+        let fingerprint = plan.fingerprint();
         let session = format!("bench-{}", std::process::id());
         let configs: Vec<TcpConfig> = (0..n)
             .map(|i| TcpConfig {
@@ -307,7 +306,7 @@ impl LoopbackTls {
                 parties: parties.clone(),
                 key: self.ids[i].1.clone(),
                 listen: None,
-                plan_hash: hash,
+                plan: fingerprint.clone(),
                 session: session.clone(),
                 connect_timeout: Duration::from_secs(20),
                 io_timeout: Duration::from_secs(600),

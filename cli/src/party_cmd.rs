@@ -103,7 +103,7 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         args.me,
         plan.model,
         args.session,
-        &runtime::exec::tcp::hex(&tcp.plan_hash)[..16]
+        &runtime::exec::tcp::hex(&tcp.plan.digest())[..16]
     );
     let started = Instant::now();
     let mut opts = runtime::exec::Options::default();
@@ -249,7 +249,7 @@ fn load_config(
         parties,
         key,
         listen: mine.and_then(|e| e.listen.clone()),
-        plan_hash: runtime::exec::tcp::plan_hash(plan),
+        plan: plan.fingerprint(),
         session: args.session.clone(),
         connect_timeout: Duration::from_secs(args.connect_timeout),
         io_timeout: Duration::from_secs(args.timeout),

@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::{self, Write};
 
+mod fingerprint;
 mod tensor;
 mod validate;
+pub use fingerprint::{explain, Difference, Fingerprint};
 pub use tensor::{bind_inputs, concrete, InputError, Tensor};
 pub use validate::{validate, ValidationError};
 

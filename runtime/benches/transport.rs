@@ -46,7 +46,9 @@ fn tls_pair() -> (TcpTransport, TcpTransport) {
         parties: parties.clone(),
         key: keys[me].1.clone(),
         listen: None,
-        plan_hash: [7; 32],
+        plan: plan::Fingerprint {
+            sections: vec![("bench".into(), [7; 32])],
+        },
         session: "bench".into(),
         connect_timeout: Duration::from_secs(10),
         io_timeout: Duration::from_secs(30),

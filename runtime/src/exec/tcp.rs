@@ -16,9 +16,10 @@
 //!   unpinned certificate, silence) is dropped with a line to
 //!   [`TcpConfig::log`], and the party keeps waiting for its real peers.
 //! * After TLS, both sides send a hello naming themselves, the peer they
-//!   believe they talk to, the SHA-256 of the plan and the session id; both
+//!   believe they talk to, the plan's fingerprint (a SHA-256 per section of
+//!   what executes, see [`plan::Fingerprint`]) and the session id; both
 //!   check the other's, so a mismatch is refused on both ends with the same
-//!   diagnosis.
+//!   diagnosis, naming the first section in which the plans differ.
 //! * Frames: a 4-byte little-endian length, then the bytes. A frame larger
 //!   than the configured maximum is refused before anything is allocated.
 //!
@@ -27,14 +28,13 @@
 
 use super::transport::Transport;
 use super::ExecError;
-use plan::{PartyIdx, Plan};
+use plan::{Fingerprint, PartyIdx};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -48,8 +48,9 @@ const SEND_SLICE: usize = 1 << 20;
 /// Bytes read from a socket per system call, at most.
 const RECV_BUFFER: usize = 256 << 10;
 /// Hello frames are small; anything bigger is refused.
-const MAX_HELLO: usize = 4096;
-const PROTOCOL: &str = "veil-tcp/1";
+const MAX_HELLO: usize = 16 << 10;
+/// Version 2: the hello carries the plan's section hashes.
+const PROTOCOL: &str = "veil-tcp/2";
 
 /// rustls with *ring*, TLS 1.3 suites only, AES-128-GCM first: it encrypts
 /// a third faster than AES-256-GCM (10 rounds instead of 14) and its 128-bit
@@ -92,8 +93,9 @@ pub struct TcpConfig {
     pub key: Vec<u8>,
     /// Where to listen; `None`: this party's own address.
     pub listen: Option<String>,
-    /// SHA-256 of the plan (see [`plan_hash`]).
-    pub plan_hash: [u8; 32],
+    /// The plan's fingerprint ([`Plan::fingerprint`]): every party must
+    /// have the same.
+    pub plan: Fingerprint,
     pub session: String,
     /// How long setup (connecting, TLS, hello) may take in total.
     pub connect_timeout: Duration,
@@ -128,13 +130,21 @@ pub fn free_loopback_addresses(n: usize) -> io::Result<Vec<String>> {
         .collect()
 }
 
-/// The SHA-256 of the plan's JSON: parties agree on it before running.
-pub fn plan_hash(plan: &Plan) -> [u8; 32] {
-    Sha256::digest(plan.to_json().as_bytes()).into()
-}
-
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 64 hex digits back to 32 bytes.
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let digits = s.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Why a frame could not be read.
@@ -434,7 +444,12 @@ struct Hello {
     protocol: String,
     from: String,
     to: String,
+    /// The SHA-256 of the plan's fingerprint, in hex.
     plan: String,
+    /// Each section of the fingerprint and its SHA-256 in hex (absent in
+    /// the hellos of veil-tcp/1).
+    #[serde(default)]
+    sections: Vec<(String, String)>,
     session: String,
 }
 
@@ -848,7 +863,13 @@ impl TcpTransport {
             io_timeout: cfg.io_timeout,
             max_frame: cfg.max_frame,
         };
-        let plan = hex(&cfg.plan_hash);
+        let plan = hex(&cfg.plan.digest());
+        let sections: Vec<(String, String)> = cfg
+            .plan
+            .sections
+            .iter()
+            .map(|(name, hash)| (name.clone(), hex(hash)))
+            .collect();
         for j in 0..n {
             if j == me {
                 continue;
@@ -858,6 +879,7 @@ impl TcpTransport {
                 from: my.name.clone(),
                 to: cfg.parties[j].name.clone(),
                 plan: plan.clone(),
+                sections: sections.clone(),
                 session: cfg.session.clone(),
             };
             let bytes = serde_json::to_vec(&hello).expect("hellos serialize");
@@ -874,7 +896,7 @@ impl TcpTransport {
             let theirs: Hello = serde_json::from_slice(&bytes).map_err(|_| {
                 ExecError::transport(format!("{} sent a malformed hello", peer.name))
             })?;
-            check_hello(&theirs, &peer.name, &my.name, &plan, &cfg.session)?;
+            check_hello(&theirs, &peer.name, &my.name, &cfg.plan, &cfg.session)?;
         }
         Ok(t)
     }
@@ -954,12 +976,13 @@ fn check_hello(
     theirs: &Hello,
     peer: &str,
     me: &str,
-    plan: &str,
+    plan: &Fingerprint,
     session: &str,
 ) -> Result<(), ExecError> {
     if theirs.protocol != PROTOCOL {
         return Err(ExecError::transport(format!(
-            "{peer} speaks protocol `{}`, this party `{PROTOCOL}`",
+            "{peer} speaks protocol `{}`, this party `{PROTOCOL}`: the parties run different \
+             veil versions; install the same version everywhere",
             clean(&theirs.protocol)
         )));
     }
@@ -971,12 +994,29 @@ fn check_hello(
             clean(&theirs.to)
         )));
     }
-    if theirs.plan != plan {
+    let mine = hex(&plan.digest());
+    if theirs.plan != mine {
         let short: String = theirs.plan.chars().take(16).collect();
+        // Their sections, as hashes (a malformed one differs from ours).
+        let sections: Vec<(String, [u8; 32])> = theirs
+            .sections
+            .iter()
+            .map(|(name, h)| (name.clone(), unhex(h).unwrap_or([0; 32])))
+            .collect();
+        let differs = match plan.first_difference(&sections) {
+            Some(d) => format!(
+                "the plans differ first in `{}` ({}), most likely because of {}",
+                clean(&d.section),
+                d.what,
+                d.cause
+            ),
+            None => "the plans differ".to_string(),
+        };
         return Err(ExecError::transport(format!(
-            "plan mismatch with {peer}: this party's plan has SHA-256 {}…, {peer}'s {}…; \
-             every party must compile the same model with the same flags",
-            &plan[..16.min(plan.len())],
+            "plan mismatch with {peer}: {differs} (this party's plan is {}…, {peer}'s {}…); \
+             every party must compile the same model file with the same veil version and \
+             flags, or run the same --plan file",
+            &mine[..16],
             clean(&short)
         )));
     }
@@ -1239,7 +1279,9 @@ mod tests {
                 parties: parties.clone(),
                 key: keys[i].1.clone(),
                 listen: None,
-                plan_hash: [1; 32],
+                plan: Fingerprint {
+                    sections: vec![("all".into(), [1; 32])],
+                },
                 session: session[i].to_string(),
                 connect_timeout: Duration::from_secs(5),
                 io_timeout: Duration::from_secs(5),
@@ -1446,6 +1488,56 @@ mod tests {
             let e = r.err().expect("refused");
             assert!(e.to_string().contains("session mismatch"), "{e}");
         }
+    }
+
+    /// Issue 14: "plan mismatch" gave no hint. Both sides now name the first
+    /// section in which the plans differ, and what usually causes it.
+    #[test]
+    fn a_different_plan_is_refused_on_both_sides_naming_the_section() {
+        let mut cfgs = configs(2, &["s", "s"]);
+        let sections = |inputs: u8| Fingerprint {
+            sections: vec![
+                ("parties".into(), [1; 32]),
+                ("inputs".into(), [inputs; 32]),
+                ("program of p0".into(), [3; 32]),
+            ],
+        };
+        cfgs[0].plan = sections(2);
+        cfgs[1].plan = sections(9);
+        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            let e = r.err().expect("refused").to_string();
+            assert!(e.contains("plan mismatch with p"), "{e}");
+            assert!(
+                e.contains("the plans differ first in `inputs` (the inputs' names, owners, shapes or ranges), most likely because of different model files"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn hellos_of_another_protocol_version_name_the_versions() {
+        let hello = Hello {
+            protocol: "veil-tcp/1".into(),
+            from: "p1".into(),
+            to: "p0".into(),
+            plan: "00".into(),
+            sections: vec![],
+            session: "s".into(),
+        };
+        let plan = Fingerprint { sections: vec![] };
+        let e = check_hello(&hello, "p1", "p0", &plan, "s").unwrap_err();
+        assert!(e.to_string().contains("different veil versions"), "{e}");
+        // A veil-tcp/1 hello (no sections) still parses, to say so.
+        let old = r#"{"protocol":"veil-tcp/1","from":"p1","to":"p0","plan":"ab","session":"s"}"#;
+        let parsed: Hello = serde_json::from_str(old).unwrap();
+        assert!(parsed.sections.is_empty());
     }
 
     #[test]
