@@ -66,7 +66,12 @@ fn config(dir: &Path, name: &str, addrs: &[String], cert_dir: &Path, key_dir: &P
 /// 1's corrections in several frames), weights, bias. Returns the
 /// plaintext probabilities sigmoid(x @ w + b).
 fn inputs(dir: &Path) -> Vec<f64> {
-    let x: Vec<Vec<f64>> = (0..700)
+    inputs_rows(dir, 700)
+}
+
+/// [`inputs`] with `rows` rows.
+fn inputs_rows(dir: &Path, rows: usize) -> Vec<f64> {
+    let x: Vec<Vec<f64>> = (0..rows)
         .map(|r| {
             (0..100)
                 .map(|c| (((r * 37 + c * 11) % 17) as f64 - 8.0) / 4.0)
@@ -599,6 +604,76 @@ fn a_party_killed_mid_run_stops_its_peer_promptly() {
     );
     assert_failed_without_output(&a, &dir, "applicant");
     assert!(stderr(&a).contains("bank"), "{}", stderr(&a));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14: two `veil party` processes of a model with a dealer, compiled
+/// with `--no-dealer`, waited for the dealer, and a parties.toml without it
+/// was refused. Now the two run alone, from a two-party parties.toml; the
+/// dealer is told it takes no part, and without `--no-dealer` the missing
+/// dealer is named with the fix.
+#[test]
+fn two_processes_run_a_dealer_model_compiled_without_a_dealer() {
+    let dir = tempdir("nodealer");
+    certs_and_config(&dir, &["client", "server"]);
+    let expected = inputs_rows(&dir, 5);
+    let d = |f: &str| dir.join(f).display().to_string();
+    let flags = [
+        "--no-dealer",
+        "--key-bits",
+        "2048",
+        "--connect-timeout",
+        "10",
+        "--timeout",
+        "60",
+    ];
+    let model = Path::new(MODEL);
+    let server = spawn_in(
+        &dir,
+        model,
+        "server",
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        &flags,
+    );
+    let client = spawn_in(
+        &dir,
+        model,
+        "client",
+        &[format!("x={}", d("x.csv"))],
+        &flags,
+    );
+    let limit = Duration::from_secs(60);
+    let (c, s) = (finish(client, limit), finish(server, limit));
+    assert!(c.status.success(), "client: {}", stderr(&c));
+    assert!(s.status.success(), "server: {}", stderr(&s));
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    // The dealer has nothing to do.
+    let h = finish(spawn_in(&dir, model, "helper", &[], &flags), LIMIT);
+    assert_failed_without_output(&h, &dir, "helper");
+    assert!(
+        stderr(&h).contains(
+            "helper takes no part in this plan (it was compiled without a dealer); \
+             start only client and server"
+        ),
+        "{}",
+        stderr(&h)
+    );
+    // With the dealer, the two-party file lacks it: say so, and the fix.
+    std::fs::remove_dir_all(dir.join("out-client")).unwrap();
+    let c = finish(
+        spawn_in(&dir, model, "client", &[format!("x={}", d("x.csv"))], &[]),
+        LIMIT,
+    );
+    assert_failed_without_output(&c, &dir, "client");
+    assert!(
+        stderr(&c).contains("party `helper` of the model is missing (the dealer of this plan; to run without it, every party compiles with --no-dealer)"),
+        "{}",
+        stderr(&c)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -289,13 +289,15 @@ impl LoopbackTls {
         }
         let addresses = free_loopback_addresses(n)
             .map_err(|e| runtime::exec::ExecError::protocol(format!("no free port: {e}")))?;
-        let parties: Vec<PeerSpec> = addresses
+        let parties: Vec<Option<PeerSpec>> = addresses
             .into_iter()
             .enumerate()
-            .map(|(i, address)| PeerSpec {
-                name: plan.party_name(i as u32).to_string(),
-                address,
-                cert: self.ids[i].0.clone(),
+            .map(|(i, address)| {
+                Some(PeerSpec {
+                    name: plan.party_name(i as u32).to_string(),
+                    address,
+                    cert: self.ids[i].0.clone(),
+                })
             })
             .collect();
         let fingerprint = plan.fingerprint();

@@ -90,6 +90,22 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         ));
     };
     let me = me as PartyIdx;
+    if !plan.takes_part(me) {
+        let active: Vec<&str> = (0..plan.parties.len() as PartyIdx)
+            .filter(|&p| plan.takes_part(p))
+            .map(|p| plan.party_name(p))
+            .collect();
+        let why = match plan.randomness {
+            plan::RandomnessSource::TwoParty => " (it was compiled without a dealer)",
+            plan::RandomnessSource::Dealer(_) => "",
+        };
+        return fail(&format!(
+            "--as {}: {} takes no part in this plan{why}; start only {}",
+            args.me,
+            args.me,
+            active.join(" and ")
+        ));
+    }
     let tcp = match load_config(&args.config, plan, me, args) {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -197,9 +213,23 @@ fn load_config(
         }
     }
     let mut parties = Vec::new();
-    for p in &plan.parties {
+    for (i, p) in plan.parties.iter().enumerate() {
+        if !plan.takes_part(i as PartyIdx) {
+            // The dealer of a plan without one: listed or not, nobody
+            // connects to it.
+            parties.push(None);
+            continue;
+        }
         let Some(e) = cfg.party.iter().find(|e| e.name == p.name) else {
-            errors.push(format!("party `{}` of the model is missing", p.name));
+            let role = match p.role {
+                plan::Role::Dealer => {
+                    " (the dealer of this plan; to run without it, every party compiles \
+                     with --no-dealer)"
+                }
+                plan::Role::Compute => "",
+            };
+            errors.push(format!("party `{}` of the model is missing{role}", p.name));
+            parties.push(None);
             continue;
         };
         let cert_path = resolve(&e.cert);
@@ -211,11 +241,11 @@ fn load_config(
             ));
             Vec::new()
         });
-        parties.push(PeerSpec {
+        parties.push(Some(PeerSpec {
             name: p.name.clone(),
             address: e.address.clone(),
             cert,
-        });
+        }));
     }
     let mine = cfg.party.iter().find(|e| e.name == args.me);
     let mut key = Vec::new();

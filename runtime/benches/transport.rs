@@ -30,15 +30,17 @@ fn tls_pair() -> (TcpTransport, TcpTransport) {
             )
         })
         .collect();
-    let parties: Vec<PeerSpec> = free_loopback_addresses(2)
+    let parties: Vec<Option<PeerSpec>> = free_loopback_addresses(2)
         .unwrap()
         .into_iter()
         .zip(&keys)
         .enumerate()
-        .map(|(i, (address, (cert, _)))| PeerSpec {
-            name: format!("p{i}"),
-            address,
-            cert: cert.clone(),
+        .map(|(i, (address, (cert, _)))| {
+            Some(PeerSpec {
+                name: format!("p{i}"),
+                address,
+                cert: cert.clone(),
+            })
         })
         .collect();
     let cfg = |me: usize| TcpConfig {

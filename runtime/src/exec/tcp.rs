@@ -87,8 +87,10 @@ pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 #[derive(Clone)]
 pub struct TcpConfig {
     pub me: PartyIdx,
-    /// Every party of the plan, in plan order (including this one).
-    pub parties: Vec<PeerSpec>,
+    /// Every party of the plan, in plan order (including this one); `None`
+    /// for a party that takes no part in the plan (the dealer of a model
+    /// compiled without one): no connection is made to it.
+    pub parties: Vec<Option<PeerSpec>>,
     /// This party's private key (PEM or DER, PKCS#8, SEC1 or PKCS#1).
     pub key: Vec<u8>,
     /// Where to listen; `None`: this party's own address.
@@ -671,17 +673,28 @@ impl TcpTransport {
         let my = cfg
             .parties
             .get(me)
-            .ok_or_else(|| ExecError::input(format!("no party {me} in the configuration")))?;
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                ExecError::input(format!(
+                    "party {me} is not in the configuration, or takes no part in the plan"
+                ))
+            })?;
         let deadline = Instant::now() + cfg.connect_timeout;
-        let mut certs = Vec::with_capacity(n);
+        // The parties to connect to, and their pinned certificates.
+        let mut certs: Vec<Option<CertificateDer<'static>>> = Vec::with_capacity(n);
         for p in &cfg.parties {
-            certs.push(
-                parse_cert(&p.cert)
-                    .map_err(|e| ExecError::input(format!("certificate of {}: {e}", p.name)))?,
-            );
+            certs.push(match p {
+                None => None,
+                Some(p) => Some(
+                    parse_cert(&p.cert)
+                        .map_err(|e| ExecError::input(format!("certificate of {}: {e}", p.name)))?,
+                ),
+            });
         }
+        let my_cert = certs[me].clone().expect("this party takes part");
         let key = parse_key(&cfg.key)
             .map_err(|e| ExecError::input(format!("private key of {}: {e}", my.name)))?;
+        let name_of = |j: usize| cfg.parties[j].as_ref().map_or("", |p| p.name.as_str());
         let provider = Arc::new(tls_provider());
         let algs = provider.signature_verification_algorithms;
         let tls_err = |e: rustls::Error| {
@@ -700,9 +713,11 @@ impl TcpTransport {
         let mut peers: Vec<Option<Peer>> = (0..n).map(|_| None).collect();
         // Dial every lower-indexed party.
         for j in 0..me {
-            let spec = &cfg.parties[j];
+            let (Some(spec), Some(cert)) = (&cfg.parties[j], &certs[j]) else {
+                continue;
+            };
             let verifier = Arc::new(Pinned {
-                certs: vec![certs[j].clone()],
+                certs: vec![cert.clone()],
                 algs,
             });
             let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -710,7 +725,7 @@ impl TcpTransport {
                 .map_err(tls_err)?
                 .dangerous()
                 .with_custom_certificate_verifier(verifier)
-                .with_client_auth_cert(vec![certs[me].clone()], key.clone_key())
+                .with_client_auth_cert(vec![my_cert.clone()], key.clone_key())
                 .map_err(tls_err)?;
             let server_name = ServerName::try_from("veil-party").expect("a valid DNS name");
             let sock = dial(&spec.name, &spec.address, deadline)?;
@@ -731,16 +746,17 @@ impl TcpTransport {
         // a stranger (random bytes, HTTP, TLS without a pinned certificate,
         // or silence) is dropped with a log line, and never holds up or
         // stops the wait for the real peers.
-        if me + 1 < n {
+        let higher: Vec<usize> = (me + 1..n).filter(|&j| certs[j].is_some()).collect();
+        if !higher.is_empty() {
             let verifier = Arc::new(Pinned {
-                certs: certs[me + 1..].to_vec(),
+                certs: higher.iter().filter_map(|&j| certs[j].clone()).collect(),
                 algs,
             });
             let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])
                 .map_err(tls_err)?
                 .with_client_cert_verifier(verifier)
-                .with_single_cert(vec![certs[me].clone()], key.clone_key())
+                .with_single_cert(vec![my_cert.clone()], key.clone_key())
                 .map_err(tls_err)?;
             config.send_tls13_tickets = 0;
             let config = Arc::new(config);
@@ -771,25 +787,29 @@ impl TcpTransport {
                         .and_then(|c| c.first())
                         .map(|c| c.as_ref().to_vec())
                         .unwrap_or_default();
-                    match (me + 1..n).find(|&j| certs[j].as_ref() == presented.as_slice()) {
+                    let pinned = |j: &usize| {
+                        certs[*j].as_ref().map(|c| c.as_ref()) == Some(presented.as_slice())
+                    };
+                    match higher.iter().copied().find(pinned) {
                         None => acceptor.drop_connection(from, "it presented no pinned certificate"),
                         Some(j) if peers[j].is_some() => acceptor.drop_connection(
                             from,
                             &format!(
                                 "{} is already connected (a second connection with its certificate)",
-                                cfg.parties[j].name
+                                name_of(j)
                             ),
                         ),
                         Some(j) => {
                             let mut peer = peer;
-                            peer.name = cfg.parties[j].name.clone();
+                            peer.name = name_of(j).to_string();
                             peers[j] = Some(peer);
                         }
                     }
                 }
-                let waiting: Vec<&str> = (me + 1..n)
-                    .filter(|&j| peers[j].is_none())
-                    .map(|j| cfg.parties[j].name.as_str())
+                let waiting: Vec<&str> = higher
+                    .iter()
+                    .filter(|&&j| peers[j].is_none())
+                    .map(|&j| name_of(j))
                     .collect();
                 if waiting.is_empty() {
                     break;
@@ -870,14 +890,12 @@ impl TcpTransport {
             .iter()
             .map(|(name, hash)| (name.clone(), hex(hash)))
             .collect();
-        for j in 0..n {
-            if j == me {
-                continue;
-            }
+        let connected: Vec<usize> = (0..n).filter(|&j| t.peers[j].is_some()).collect();
+        for &j in &connected {
             let hello = Hello {
                 protocol: PROTOCOL.into(),
                 from: my.name.clone(),
-                to: cfg.parties[j].name.clone(),
+                to: name_of(j).to_string(),
                 plan: plan.clone(),
                 sections: sections.clone(),
                 session: cfg.session.clone(),
@@ -885,10 +903,7 @@ impl TcpTransport {
             let bytes = serde_json::to_vec(&hello).expect("hellos serialize");
             t.send_to(j as PartyIdx, &bytes, deadline)?;
         }
-        for j in 0..n {
-            if j == me {
-                continue;
-            }
+        for &j in &connected {
             let peer = t.peers[j].as_mut().expect("connected");
             let bytes = peer
                 .recv_frame(remaining(deadline))
@@ -1263,14 +1278,16 @@ mod tests {
     fn configs(n: usize, session: &[&str]) -> Vec<TcpConfig> {
         let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
         let keys: Vec<(Vec<u8>, Vec<u8>)> = names.iter().map(|n| self_signed(n)).collect();
-        let parties: Vec<PeerSpec> = names
+        let parties: Vec<Option<PeerSpec>> = names
             .iter()
             .zip(&keys)
             .zip(free_loopback_addresses(n).unwrap())
-            .map(|((name, (cert, _)), address)| PeerSpec {
-                name: name.clone(),
-                address,
-                cert: cert.clone(),
+            .map(|((name, (cert, _)), address)| {
+                Some(PeerSpec {
+                    name: name.clone(),
+                    address,
+                    cert: cert.clone(),
+                })
             })
             .collect();
         (0..n)
@@ -1360,7 +1377,7 @@ mod tests {
         cfgs[0].log = Some(Arc::new(move |m: &str| {
             sink.lock().unwrap().push(m.to_string())
         }));
-        let address = cfgs[0].parties[0].address.clone();
+        let address = cfgs[0].parties[0].as_ref().unwrap().address.clone();
         let wait_for_drops = |k: usize| {
             let deadline = Instant::now() + Duration::from_secs(4);
             while logged.lock().unwrap().len() < k && Instant::now() < deadline {
@@ -1385,7 +1402,7 @@ mod tests {
             http.write_all(b"GET / HTTP/1.1\r\nHost: veil\r\n\r\n")
                 .unwrap();
             wait_for_drops(2);
-            stranger_with_tls(&address, &cfgs[0].parties[0].cert);
+            stranger_with_tls(&address, &cfgs[0].parties[0].as_ref().unwrap().cert);
             wait_for_drops(3);
             let h1 = s.spawn(|| TcpTransport::connect(&cfgs[1]));
             let mut t0 = h0.join().unwrap().unwrap_or_else(|e| panic!("p0: {e}"));
@@ -1474,6 +1491,36 @@ mod tests {
         }
     }
 
+    /// Issue 14: a plan without a dealer still made every party wait for
+    /// the dealer. A party given as `None` takes no part: the others
+    /// connect without it (here the middle one of three, so both the
+    /// dialing and the accepting side skip it).
+    #[test]
+    fn a_party_that_takes_no_part_is_not_waited_for() {
+        let mut cfgs = configs(3, &["s", "s", "s"]);
+        for c in &mut cfgs {
+            c.parties[1] = None;
+        }
+        let (c0, c2) = (&cfgs[0], &cfgs[2]);
+        std::thread::scope(|s| {
+            let h0 = s.spawn(|| TcpTransport::connect(c0));
+            let h2 = s.spawn(|| TcpTransport::connect(c2));
+            let mut t0 = h0.join().unwrap().unwrap_or_else(|e| panic!("p0: {e}"));
+            let mut t2 = h2.join().unwrap().unwrap_or_else(|e| panic!("p2: {e}"));
+            t2.send(0, b"hi".to_vec()).unwrap();
+            assert_eq!(t0.recv(2).unwrap(), b"hi");
+            let e = t0.send(1, b"no".to_vec()).unwrap_err();
+            assert!(e.to_string().contains("no connection"), "{e}");
+        });
+        // The party itself cannot join.
+        let e = TcpTransport::connect(&cfgs[1]).err().expect("refused");
+        assert!(
+            e.to_string()
+                .contains("party 1 is not in the configuration"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn mismatched_session_is_refused_on_both_sides() {
         let cfgs = configs(2, &["a", "b"]);
@@ -1546,7 +1593,7 @@ mod tests {
         // p1 uses a key and certificate that p0 has not pinned.
         let (cert, key) = self_signed("impostor");
         cfgs[1].key = key;
-        cfgs[1].parties[1].cert = cert;
+        cfgs[1].parties[1].as_mut().unwrap().cert = cert;
         let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
@@ -1595,7 +1642,7 @@ mod tests {
     #[test]
     fn a_peer_with_another_name_is_refused() {
         let mut cfgs = configs(2, &["s", "s"]);
-        cfgs[1].parties[0].name = "someone".into();
+        cfgs[1].parties[0].as_mut().unwrap().name = "someone".into();
         let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
