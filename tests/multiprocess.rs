@@ -25,24 +25,26 @@ fn free_addresses(n: usize) -> Vec<String> {
 }
 
 /// `veil certs` for the model's parties into `dir`; returns its stdout
-/// (the template).
+/// (the summary of what it wrote).
 fn certs(dir: &Path) -> String {
     certs_for(dir, &PARTIES)
 }
 
-/// `veil certs` for `names` into `dir`; returns its stdout (the template).
-fn certs_for(dir: &Path, names: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+/// `veil certs ARGS`: its output.
+fn veil_certs(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(["certs", "--out"])
         .arg(dir)
-        .args(names)
+        .args(args)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
+}
+
+/// `veil certs` for `names` into `dir` (certificates, keys and
+/// `dir/parties.toml`); returns its stdout.
+fn certs_for(dir: &Path, names: &[&str]) -> String {
+    let out = veil_certs(names, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -195,17 +197,18 @@ fn assert_failed_without_output(o: &Output, dir: &Path, who: &str) {
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// `veil certs` for `names` into `dir`, and `dir/parties.toml` naming them
-/// on free loopback ports (paths relative to the file).
+/// `veil certs` for `names` into `dir`, and the `dir/parties.toml` it
+/// writes moved to free loopback ports (the ports from 7100 may be taken).
 fn certs_and_config(dir: &Path, names: &[&str]) {
     certs_for(dir, names);
-    let mut toml = String::new();
-    for (p, addr) in names.iter().zip(free_addresses(names.len())) {
-        toml.push_str(&format!(
-            "[[party]]\nname = \"{p}\"\naddress = \"{addr}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
-        ));
+    let path = dir.join("parties.toml");
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    for (i, addr) in free_addresses(names.len()).iter().enumerate() {
+        let default = format!("address = \"127.0.0.1:{}\"", 7100 + i);
+        assert!(toml.contains(&default), "{toml}");
+        toml = toml.replace(&default, &format!("address = \"{addr}\""));
     }
-    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+    std::fs::write(path, toml).unwrap();
 }
 
 /// [`spawn`] with `dir/parties.toml` and output to `dir/out-WHO`.
@@ -237,8 +240,8 @@ fn output(dir: &Path, who: &str, name: &str) -> Vec<f64> {
 #[test]
 fn three_processes_compute_logistic_regression_over_tls() {
     let dir = tempdir("ok");
-    let template = certs(&dir);
-    assert!(template.contains("[[party]]") && template.contains("name = \"helper\""));
+    let summary = certs(&dir);
+    assert!(summary.contains("parties.toml"), "{summary}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -270,6 +273,79 @@ fn three_processes_compute_logistic_regression_over_tls() {
     // The server learns nothing: no output file.
     assert!(!dir.join("out-server").join("server.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14: `veil certs --out certs ... > certs/parties.toml` failed in a
+/// fresh folder (the shell opens the file before veil creates the folder),
+/// and a second run emptied parties.toml before refusing. veil certs now
+/// writes parties.toml itself, and refuses to replace anything without
+/// --force, before writing anything.
+#[test]
+fn certs_writes_parties_toml_into_a_fresh_folder_and_never_replaces_it() {
+    let base = tempdir("certs");
+    let dir = base.join("fresh").join("certs");
+    let o = veil_certs(
+        &["alice", "bob", "--host", "10.0.0.5", "--base-port", "9000"],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        summary.contains(&format!("wrote {}", dir.join("parties.toml").display())),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("[[party]]"),
+        "no template on stdout: {summary}"
+    );
+    let toml = std::fs::read_to_string(dir.join("parties.toml")).unwrap();
+    for (name, port) in [("alice", 9000), ("bob", 9001)] {
+        let entry = format!(
+            "[[party]]\nname = \"{name}\"\naddress = \"10.0.0.5:{port}\"\ncert = \"{name}.crt\"\nkey = \"{name}.key\"\n"
+        );
+        assert!(toml.contains(&entry), "{toml}");
+        assert!(dir.join(format!("{name}.crt")).is_file());
+        assert!(dir.join(format!("{name}.key")).is_file());
+    }
+    // A second run refuses, names the files, and changes nothing.
+    let before: Vec<Vec<u8>> = ["parties.toml", "alice.crt", "alice.key"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    let o = veil_certs(&["alice", "bob"], &dir);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("parties.toml`") && e.contains("alice.key`") && e.contains("--force"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was written"), "{e}");
+    let after: Vec<Vec<u8>> = ["parties.toml", "alice.crt", "alice.key"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+    // Even a parties.toml alone is not replaced.
+    let lone = base.join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::write(lone.join("parties.toml"), "# mine\n").unwrap();
+    assert!(!veil_certs(&["alice"], &lone).status.success());
+    assert_eq!(
+        std::fs::read_to_string(lone.join("parties.toml")).unwrap(),
+        "# mine\n"
+    );
+    assert!(!lone.join("alice.key").exists(), "nothing was written");
+    // An empty one (what `> DIR/parties.toml` leaves) is.
+    std::fs::write(lone.join("parties.toml"), "").unwrap();
+    certs_for(&lone, &["alice"]);
+    assert!(std::fs::read_to_string(lone.join("parties.toml"))
+        .unwrap()
+        .contains("name = \"alice\""));
+    // --force replaces everything.
+    let o = veil_certs(&["alice", "bob", "--force"], &dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(dir.join("alice.key")).unwrap(), before[2]);
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]

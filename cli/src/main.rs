@@ -130,13 +130,26 @@ A failure (a peer stops, times out, sends a malformed frame, or has another
 plan, session or certificate) stops the party with an error and no output.
 
 Examples:
-  veil certs --out certs client server helper > certs/parties.toml
+  veil certs --out certs client server helper
   veil party models/logreg_100.veil --as server --config certs/parties.toml -i w=w.json -i b=b.json
   veil party models/logreg_100.veil --as helper --config certs/parties.toml
   veil party models/logreg_100.veil --as client --config certs/parties.toml -i x=x.csv -o out/"
     )]
     Party(party_cmd::PartyArgs),
-    /// Create a self-signed certificate and key per party, and print a parties.toml template.
+    /// Create a self-signed certificate and key per party, and the parties.toml that pins them.
+    #[command(
+        after_help = "Writes DIR/NAME.crt (the certificate, which the other parties pin),
+DIR/NAME.key (its private key, readable by the owner only) for every party,
+and DIR/parties.toml naming every party with its address, certificate and
+key, ready for `veil party --config DIR/parties.toml`. Every file is written
+atomically, and none is replaced without --force (an empty parties.toml
+excepted). Standard output lists what was written.
+
+Examples:
+  veil certs --out certs client server helper
+  veil certs --out certs client server helper --host 10.0.0.5 --base-port 9000
+  veil certs --out certs client server --force      replace the files in certs/"
+    )]
     Certs(certs_cmd::CertsArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
     #[command(subcommand)]
