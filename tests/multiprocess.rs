@@ -348,6 +348,75 @@ fn certs_writes_parties_toml_into_a_fresh_folder_and_never_replaces_it() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// Issue 14: `veil party` could not run the plan `veil compile --emit json`
+/// writes. The client runs the plan file, the others compile the model
+/// file: the same fingerprint, so the run completes. A plan file of
+/// another format version is refused before connecting.
+#[test]
+fn a_plan_file_runs_with_parties_that_compile_the_model() {
+    let dir = tempdir("planfile");
+    certs(&dir);
+    let expected = inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let plan = dir.join("logreg_100.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .current_dir(root())
+        .args(["compile", MODEL, "--emit", "json", "-o"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let v2 = dir.join("v2.json");
+    std::fs::write(&v2, text.replace("\"format\": 1,", "\"format\": 2,")).unwrap();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let x = [format!("x={}", d("x.csv"))];
+    let out = dir.join("out-client");
+    let flags = ["--connect-timeout", "4", "--timeout", "4"];
+    let old = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .current_dir(root())
+        .args(["party", "--plan"])
+        .arg(&v2)
+        .args(["--as", "client", "--config"])
+        .arg(&cfg)
+        .args(["-i", &x[0]])
+        .output()
+        .unwrap();
+    assert_failed_without_output(&old, &dir, "client");
+    assert!(
+        stderr(&old).contains("plan format 2, but this veil runs plans of format 1"),
+        "{}",
+        stderr(&old)
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
+    cmd.current_dir(root())
+        .args(["party", "--plan"])
+        .arg(&plan)
+        .args(["--as", "client", "--config"])
+        .arg(&cfg)
+        .args(flags)
+        .args(["-i", &x[0], "-o"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let client = cmd.spawn().unwrap();
+    let server = spawn_party(&dir, "server", &cfg, &[]);
+    let helper = spawn_party(&dir, "helper", &cfg, &[]);
+    for (who, o) in [
+        ("client", finish(client, LIMIT)),
+        ("server", finish(server, LIMIT)),
+        ("helper", finish(helper, LIMIT)),
+    ] {
+        assert!(o.status.success(), "{who}: {}", stderr(&o));
+    }
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_missing_party_stops_the_others_with_an_error() {
     let dir = tempdir("missing");

@@ -34,6 +34,7 @@ mod compile_cmd;
 mod data;
 mod paillier_cmd;
 mod party_cmd;
+mod plan_file;
 mod run_cmd;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
@@ -97,13 +98,17 @@ Examples:
 comes from the data. Each party's outputs are printed, or written with
 --output DIR (all files or none). With --demo, random inputs of the declared
 shapes and ranges are generated, and the private result is compared with the
-plaintext reference interpreter.
+plaintext reference interpreter. With --plan, a plan file written by
+`veil compile --emit json` runs instead of a model file (no --demo: a plan
+has no reference).
 
 Examples:
   veil run models/logreg_100.veil --demo
   veil run models/logreg_100.veil --demo --batch 1000 --stats
   veil run models/logreg_100.veil --input x=client.csv --input w=w.json --input b=b.json -o out/
-  veil run models/credit_2p.veil --demo --key-bits 2048"
+  veil run models/credit_2p.veil --demo --key-bits 2048
+  veil compile models/logreg_100.veil --emit json -o logreg.plan.json
+  veil run --plan logreg.plan.json -i x=client.csv -i w=w.json -i b=b.json"
     )]
     Run(run_cmd::RunArgs),
     /// Benchmark a model: time, throughput, traffic, rounds and error per batch size and mode.
@@ -123,8 +128,8 @@ Examples:
     Bench(bench_cmd::BenchArgs),
     /// Run one party of a model over the network (mutual TLS over TCP).
     #[command(
-        after_help = "Every party runs `veil party` with the same model, flags, session id and
-deployment file (parties.toml: each party's name, address and pinned
+        after_help = "Every party runs `veil party` with the same model and flags (or the same
+plan file, --plan), the same session id and deployment file (parties.toml: each party's name, address and pinned
 certificate; see docs/deployment.md). The parties may start in any order.
 A failure (a peer stops, times out, sends a malformed frame, or has another
 plan, session or certificate) stops the party with an error and no output.
@@ -133,7 +138,8 @@ Examples:
   veil certs --out certs client server helper
   veil party models/logreg_100.veil --as server --config certs/parties.toml -i w=w.json -i b=b.json
   veil party models/logreg_100.veil --as helper --config certs/parties.toml
-  veil party models/logreg_100.veil --as client --config certs/parties.toml -i x=x.csv -o out/"
+  veil party models/logreg_100.veil --as client --config certs/parties.toml -i x=x.csv -o out/
+  veil party --plan logreg.plan.json --as helper --config certs/parties.toml"
     )]
     Party(party_cmd::PartyArgs),
     /// Create a self-signed certificate and key per party, and the parties.toml that pins them.

@@ -13,9 +13,15 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct PartyArgs {
-    /// The model file (every party compiles it with the same flags).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The model file (every party compiles it with the same flags), or --plan FILE.
+    #[arg(value_name = "FILE", required_unless_present = "plan")]
+    pub file: Option<PathBuf>,
+    /// Run a plan written by `veil compile --emit json` instead of compiling
+    /// a model file (its format version and consistency are checked). Every
+    /// party may run the same plan file.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    #[arg(conflicts_with_all = crate::plan_file::COMPILE_FLAGS)]
+    pub plan: Option<PathBuf>,
     /// Which party of the model this process is.
     #[arg(long = "as", value_name = "NAME")]
     pub me: String,
@@ -77,10 +83,18 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 pub fn run(args: &PartyArgs) -> ExitCode {
-    let Some(compiled) = compile_file(&args.file, &args.target) else {
-        return ExitCode::FAILURE;
+    let plan = match (&args.plan, &args.file) {
+        (Some(path), _) => match crate::plan_file::load(path) {
+            Ok(plan) => plan,
+            Err(e) => return fail(&e),
+        },
+        (None, Some(file)) => match compile_file(file, &args.target) {
+            Some(compiled) => compiled.plan,
+            None => return ExitCode::FAILURE,
+        },
+        (None, None) => return fail("give a model FILE or --plan FILE"),
     };
-    let plan = &compiled.plan;
+    let plan = &plan;
     let Some(me) = plan.parties.iter().position(|p| p.name == args.me) else {
         let names: Vec<&str> = plan.parties.iter().map(|p| p.name.as_str()).collect();
         return fail(&format!(

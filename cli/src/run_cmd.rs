@@ -11,9 +11,14 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The model file.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The model file (or --plan FILE).
+    #[arg(value_name = "FILE", required_unless_present = "plan")]
+    pub file: Option<PathBuf>,
+    /// Run a plan written by `veil compile --emit json` instead of compiling
+    /// a model file (its format version and consistency are checked).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["file", "demo"])]
+    #[arg(conflicts_with_all = crate::plan_file::COMPILE_FLAGS)]
+    pub plan: Option<PathBuf>,
     /// Bind an input to a data file: NAME=PATH (.csv, .json or .npy). Repeat per input.
     #[arg(long = "input", short = 'i', value_name = "NAME=PATH", value_parser = parse_binding)]
     pub inputs: Vec<(String, PathBuf)>,
@@ -105,13 +110,29 @@ pub fn load_inputs(
 
 pub fn run(args: &RunArgs) -> ExitCode {
     let mut options = args.target.options();
-    let Some((model, mut compiled)) = compile_file_with(&args.file, &options) else {
-        return ExitCode::FAILURE;
+    // A model file is compiled; a plan file is loaded (no model: no
+    // recompiling for the data's sizes, no reference).
+    let (model, mut plan) = match (&args.plan, &args.file) {
+        (Some(path), _) => match crate::plan_file::load(path) {
+            Ok(plan) => (None, plan),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, Some(file)) => match compile_file_with(file, &options) {
+            Some((model, compiled)) => (Some(model), compiled.plan),
+            None => return ExitCode::FAILURE,
+        },
+        (None, None) => {
+            eprintln!("error: give a model FILE or --plan FILE");
+            return ExitCode::FAILURE;
+        }
     };
     let inputs = if args.demo {
-        demo_inputs(&compiled.plan, args.batch as usize)
+        demo_inputs(&plan, args.batch as usize)
     } else {
-        match load_inputs(&compiled.plan, None, &args.inputs) {
+        match load_inputs(&plan, None, &args.inputs) {
             Ok(i) => i,
             Err(e) => {
                 for line in e.lines() {
@@ -123,13 +144,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     // Estimates for the sizes the data actually has (the plan is the same).
-    if let Ok(dims) = plan::bind_inputs(&compiled.plan, None, &inputs) {
+    if let (Some(model), Ok(dims)) = (&model, plan::bind_inputs(&plan, None, &inputs)) {
         options.assume = dims.into_iter().map(|(k, v)| (k, v as u64)).collect();
-        if let Ok(c) = compiler::compile(&model, &options) {
-            compiled = c;
+        if let Ok(c) = compiler::compile(model, &options) {
+            plan = c.plan;
         }
     }
-    let plan = &compiled.plan;
+    let plan = &plan;
     let parties = plan
         .parties
         .iter()
@@ -175,8 +196,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         }
     }
-    if args.demo {
-        match compiler::reference::evaluate(&model, &inputs) {
+    if let (true, Some(model)) = (args.demo, &model) {
+        match compiler::reference::evaluate(model, &inputs) {
             Ok(reference) => {
                 let mut worst: f64 = 0.0;
                 for (p, o) in outcomes.iter().enumerate() {

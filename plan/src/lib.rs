@@ -19,9 +19,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::{self, Write};
 
 mod fingerprint;
+mod load;
 mod tensor;
 mod validate;
 pub use fingerprint::{explain, Difference, Fingerprint};
+pub use load::LoadError;
 pub use tensor::{bind_inputs, concrete, InputError, Tensor};
 pub use validate::{validate, ValidationError};
 
