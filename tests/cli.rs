@@ -649,3 +649,120 @@ fn check_compares_file_inputs_with_the_reference() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("reference"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 14: `veil compile --emit json` promised "what veil run and veil
+/// party execute", but neither accepted it. `veil run --plan FILE` runs it
+/// (the same result as the model file), and refuses another format version,
+/// malformed JSON (with line and column), a tampered plan, and compile flags.
+#[test]
+fn run_executes_a_plan_file_and_refuses_a_bad_one() {
+    let dir = std::env::temp_dir().join(format!("veil-cli-{}-plan", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |f: &str| dir.join(f).display().to_string();
+    std::fs::write(dir.join("f.csv"), "1,2,3,4,5,6,7,8\n0,0,0,0,0,0,0,1\n").unwrap();
+    std::fs::write(dir.join("c.json"), "[1, 2, 3, 4, 5, 6, 7, 8]").unwrap();
+    std::fs::write(dir.join("i.json"), "10").unwrap();
+    let inputs = [
+        "-i".to_string(),
+        format!("features={}", path("f.csv")),
+        "-i".to_string(),
+        format!("coef={}", path("c.json")),
+        "-i".to_string(),
+        format!("intercept={}", path("i.json")),
+    ];
+    let plan = path("linreg.json");
+    let o = veil(&[
+        "compile",
+        "models/linreg.veil",
+        "--emit",
+        "json",
+        "-o",
+        &plan,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = |target: &[&str]| {
+        let args: Vec<&str> = ["run"]
+            .iter()
+            .copied()
+            .chain(target.iter().copied())
+            .chain(inputs.iter().map(String::as_str))
+            .collect();
+        veil(&args)
+    };
+    let from_model = run(&["models/linreg.veil"]);
+    let from_plan = run(&["--plan", &plan]);
+    assert!(
+        from_plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_plan.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&from_plan.stdout);
+    assert_eq!(
+        stdout,
+        "buyer learns price [2]: [214000.0000, 18000.0000]\n"
+    );
+    assert_eq!(from_plan.stdout, from_model.stdout);
+
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let refused = |name: &str, contents: &str, want: &[&str]| {
+        std::fs::write(dir.join(name), contents).unwrap();
+        let o = run(&["--plan", &path(name)]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {stderr}");
+        for w in want {
+            assert!(stderr.contains(w), "{name}: wants {w:?}: {stderr}");
+        }
+        assert!(o.stdout.is_empty(), "{name}: nothing runs");
+    };
+    assert!(text.contains("\"format\": 2,"));
+    refused(
+        "v3.json",
+        &text.replace("\"format\": 2,", "\"format\": 3,"),
+        &[
+            &format!(
+                "error: {}: plan format 3, but this veil runs plans of format 2",
+                path("v3.json")
+            ),
+            "veil compile MODEL --emit json",
+        ],
+    );
+    let cut: String = text.lines().take(6).collect::<Vec<_>>().join("\n");
+    refused(
+        "cut.json",
+        &cut,
+        &[
+            &format!("error: {}:6:", path("cut.json")),
+            "EOF while parsing",
+        ],
+    );
+    let mut tampered: serde_json::Value = serde_json::from_str(&text).unwrap();
+    tampered["outputs"][0]["to"] = serde_json::json!([1]);
+    refused(
+        "tampered.json",
+        &serde_json::to_string_pretty(&tampered).unwrap(),
+        &[
+            "the plan is inconsistent",
+            "learns output `price` not addressed to it",
+            "appraiser: never learns its output `price`",
+        ],
+    );
+    refused(
+        "model.json",
+        "{\"model\": \"linreg\"}",
+        &["not a Veil plan: it has no `format` field"],
+    );
+    // A plan was compiled already: compile flags and a model file are refused.
+    for extra in [
+        &["--no-dealer"][..],
+        &["--network", "wan"],
+        &["models/linreg.veil"],
+    ] {
+        let mut args = vec!["run", "--plan", plan.as_str()];
+        args.extend_from_slice(extra);
+        let o = veil(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

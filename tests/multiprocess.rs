@@ -25,24 +25,26 @@ fn free_addresses(n: usize) -> Vec<String> {
 }
 
 /// `veil certs` for the model's parties into `dir`; returns its stdout
-/// (the template).
+/// (the summary of what it wrote).
 fn certs(dir: &Path) -> String {
     certs_for(dir, &PARTIES)
 }
 
-/// `veil certs` for `names` into `dir`; returns its stdout (the template).
-fn certs_for(dir: &Path, names: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+/// `veil certs ARGS`: its output.
+fn veil_certs(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(["certs", "--out"])
         .arg(dir)
-        .args(names)
+        .args(args)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
+}
+
+/// `veil certs` for `names` into `dir` (certificates, keys and
+/// `dir/parties.toml`); returns its stdout.
+fn certs_for(dir: &Path, names: &[&str]) -> String {
+    let out = veil_certs(names, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -66,7 +68,12 @@ fn config(dir: &Path, name: &str, addrs: &[String], cert_dir: &Path, key_dir: &P
 /// 1's corrections in several frames), weights, bias. Returns the
 /// plaintext probabilities sigmoid(x @ w + b).
 fn inputs(dir: &Path) -> Vec<f64> {
-    let x: Vec<Vec<f64>> = (0..700)
+    inputs_rows(dir, 700)
+}
+
+/// [`inputs`] with `rows` rows.
+fn inputs_rows(dir: &Path, rows: usize) -> Vec<f64> {
+    let x: Vec<Vec<f64>> = (0..rows)
         .map(|r| {
             (0..100)
                 .map(|c| (((r * 37 + c * 11) % 17) as f64 - 8.0) / 4.0)
@@ -190,17 +197,18 @@ fn assert_failed_without_output(o: &Output, dir: &Path, who: &str) {
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// `veil certs` for `names` into `dir`, and `dir/parties.toml` naming them
-/// on free loopback ports (paths relative to the file).
+/// `veil certs` for `names` into `dir`, and the `dir/parties.toml` it
+/// writes moved to free loopback ports (the ports from 7100 may be taken).
 fn certs_and_config(dir: &Path, names: &[&str]) {
     certs_for(dir, names);
-    let mut toml = String::new();
-    for (p, addr) in names.iter().zip(free_addresses(names.len())) {
-        toml.push_str(&format!(
-            "[[party]]\nname = \"{p}\"\naddress = \"{addr}\"\ncert = \"{p}.crt\"\nkey = \"{p}.key\"\n\n"
-        ));
+    let path = dir.join("parties.toml");
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    for (i, addr) in free_addresses(names.len()).iter().enumerate() {
+        let default = format!("address = \"127.0.0.1:{}\"", 7100 + i);
+        assert!(toml.contains(&default), "{toml}");
+        toml = toml.replace(&default, &format!("address = \"{addr}\""));
     }
-    std::fs::write(dir.join("parties.toml"), toml).unwrap();
+    std::fs::write(path, toml).unwrap();
 }
 
 /// [`spawn`] with `dir/parties.toml` and output to `dir/out-WHO`.
@@ -232,8 +240,8 @@ fn output(dir: &Path, who: &str, name: &str) -> Vec<f64> {
 #[test]
 fn three_processes_compute_logistic_regression_over_tls() {
     let dir = tempdir("ok");
-    let template = certs(&dir);
-    assert!(template.contains("[[party]]") && template.contains("name = \"helper\""));
+    let summary = certs(&dir);
+    assert!(summary.contains("parties.toml"), "{summary}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -264,6 +272,149 @@ fn three_processes_compute_logistic_regression_over_tls() {
     }
     // The server learns nothing: no output file.
     assert!(!dir.join("out-server").join("server.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14: `veil certs --out certs ... > certs/parties.toml` failed in a
+/// fresh folder (the shell opens the file before veil creates the folder),
+/// and a second run emptied parties.toml before refusing. veil certs now
+/// writes parties.toml itself, and refuses to replace anything without
+/// --force, before writing anything.
+#[test]
+fn certs_writes_parties_toml_into_a_fresh_folder_and_never_replaces_it() {
+    let base = tempdir("certs");
+    let dir = base.join("fresh").join("certs");
+    let o = veil_certs(
+        &["alice", "bob", "--host", "10.0.0.5", "--base-port", "9000"],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        summary.contains(&format!("wrote {}", dir.join("parties.toml").display())),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("[[party]]"),
+        "no template on stdout: {summary}"
+    );
+    let toml = std::fs::read_to_string(dir.join("parties.toml")).unwrap();
+    for (name, port) in [("alice", 9000), ("bob", 9001)] {
+        let entry = format!(
+            "[[party]]\nname = \"{name}\"\naddress = \"10.0.0.5:{port}\"\ncert = \"{name}.crt\"\nkey = \"{name}.key\"\n"
+        );
+        assert!(toml.contains(&entry), "{toml}");
+        assert!(dir.join(format!("{name}.crt")).is_file());
+        assert!(dir.join(format!("{name}.key")).is_file());
+    }
+    // A second run refuses, names the files, and changes nothing.
+    let before: Vec<Vec<u8>> = ["parties.toml", "alice.crt", "alice.key"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    let o = veil_certs(&["alice", "bob"], &dir);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("parties.toml`") && e.contains("alice.key`") && e.contains("--force"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was written"), "{e}");
+    let after: Vec<Vec<u8>> = ["parties.toml", "alice.crt", "alice.key"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+    // Even a parties.toml alone is not replaced.
+    let lone = base.join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::write(lone.join("parties.toml"), "# mine\n").unwrap();
+    assert!(!veil_certs(&["alice"], &lone).status.success());
+    assert_eq!(
+        std::fs::read_to_string(lone.join("parties.toml")).unwrap(),
+        "# mine\n"
+    );
+    assert!(!lone.join("alice.key").exists(), "nothing was written");
+    // An empty one (what `> DIR/parties.toml` leaves) is.
+    std::fs::write(lone.join("parties.toml"), "").unwrap();
+    certs_for(&lone, &["alice"]);
+    assert!(std::fs::read_to_string(lone.join("parties.toml"))
+        .unwrap()
+        .contains("name = \"alice\""));
+    // --force replaces everything.
+    let o = veil_certs(&["alice", "bob", "--force"], &dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(dir.join("alice.key")).unwrap(), before[2]);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Issue 14: `veil party` could not run the plan `veil compile --emit json`
+/// writes. The client runs the plan file, the others compile the model
+/// file: the same fingerprint, so the run completes. A plan file of
+/// another format version is refused before connecting.
+#[test]
+fn a_plan_file_runs_with_parties_that_compile_the_model() {
+    let dir = tempdir("planfile");
+    certs(&dir);
+    let expected = inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let plan = dir.join("logreg_100.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .current_dir(root())
+        .args(["compile", MODEL, "--emit", "json", "-o"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let v2 = dir.join("v3.json");
+    assert!(text.contains("\"format\": 2,"));
+    std::fs::write(&v2, text.replace("\"format\": 2,", "\"format\": 3,")).unwrap();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let x = [format!("x={}", d("x.csv"))];
+    let out = dir.join("out-client");
+    let flags = ["--connect-timeout", "4", "--timeout", "4"];
+    let old = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .current_dir(root())
+        .args(["party", "--plan"])
+        .arg(&v2)
+        .args(["--as", "client", "--config"])
+        .arg(&cfg)
+        .args(["-i", &x[0]])
+        .output()
+        .unwrap();
+    assert_failed_without_output(&old, &dir, "client");
+    assert!(
+        stderr(&old).contains("plan format 3, but this veil runs plans of format 2"),
+        "{}",
+        stderr(&old)
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
+    cmd.current_dir(root())
+        .args(["party", "--plan"])
+        .arg(&plan)
+        .args(["--as", "client", "--config"])
+        .arg(&cfg)
+        .args(flags)
+        .args(["-i", &x[0], "-o"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let client = cmd.spawn().unwrap();
+    let server = spawn_party(&dir, "server", &cfg, &[]);
+    let helper = spawn_party(&dir, "helper", &cfg, &[]);
+    for (who, o) in [
+        ("client", finish(client, LIMIT)),
+        ("server", finish(server, LIMIT)),
+        ("helper", finish(helper, LIMIT)),
+    ] {
+        assert!(o.status.success(), "{who}: {}", stderr(&o));
+    }
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -308,15 +459,61 @@ fn a_killed_party_stops_the_others_with_an_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 14: `--assume` and `--network` changed the plan hash, so parties
+/// that differed only in the compiler's estimates refused each other with
+/// "plan mismatch". Only what executes is compared now.
 #[test]
-fn a_different_plan_is_refused_by_both_sides() {
+fn flags_that_change_only_the_estimates_do_not_stop_the_run() {
+    let dir = tempdir("estimates");
+    certs(&dir);
+    let expected = inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let client = spawn_party(&dir, "client", &cfg, &[]);
+    let server = spawn_party(
+        &dir,
+        "server",
+        &cfg,
+        &["--network", "wan", "--assume", "batch=5000"],
+    );
+    let helper = spawn_party(&dir, "helper", &cfg, &["--assume", "batch=3"]);
+    for (who, o) in [
+        ("client", finish(client, LIMIT)),
+        ("server", finish(server, LIMIT)),
+        ("helper", finish(helper, LIMIT)),
+    ] {
+        assert!(o.status.success(), "{who}: {}", stderr(&o));
+    }
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A really different model (the server's copy declares another range for
+/// `w`) is refused by both sides, naming what differs and the likely cause.
+#[test]
+fn a_different_model_is_refused_by_both_sides_naming_what_differs() {
     let dir = tempdir("plan");
     certs(&dir);
     inputs(&dir);
     let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let source = std::fs::read_to_string(root().join(MODEL)).unwrap();
+    let changed = source.replace("in [-0.1, 0.1]", "in [-0.2, 0.2]");
+    assert_ne!(source, changed);
+    let theirs = dir.join("logreg_100.veil");
+    std::fs::write(&theirs, changed).unwrap();
     let client = spawn_party(&dir, "client", &cfg, &[]);
-    // Another network profile: another plan.
-    let server = spawn_party(&dir, "server", &cfg, &["--network", "wan"]);
+    let d = |f: &str| dir.join(f).display().to_string();
+    let server = spawn(
+        &theirs,
+        "server",
+        &cfg,
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        Some(&dir.join("out-server")),
+        &["--connect-timeout", "4", "--timeout", "4"],
+    );
     let helper = spawn_party(&dir, "helper", &cfg, &[]);
     let (c, s, h) = (
         finish(client, LIMIT),
@@ -326,12 +523,18 @@ fn a_different_plan_is_refused_by_both_sides() {
     assert_failed_without_output(&c, &dir, "client");
     assert_failed_without_output(&s, &dir, "server");
     assert!(!h.status.success());
+    let why = "the plans differ first in `inputs` (the inputs' names, owners, shapes or \
+               ranges), most likely because of different model files";
     assert!(
-        stderr(&c).contains("plan mismatch with server"),
+        stderr(&c).contains(&format!("plan mismatch with server: {why}")),
         "{}",
         stderr(&c)
     );
-    assert!(stderr(&s).contains("plan mismatch"), "{}", stderr(&s));
+    assert!(
+        stderr(&s).contains(&format!("plan mismatch with client: {why}")),
+        "{}",
+        stderr(&s)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -380,6 +583,112 @@ fn an_unpinned_certificate_is_refused() {
     assert_failed_without_output(&s, &dir, "server");
     assert!(!h.status.success());
     assert!(stderr(&c).contains("certificate"), "{}", stderr(&c));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Defect 4 of issue 14: a connection from anyone made the listening party
+/// exit (and the others followed), and a silent one blocked its accept loop.
+/// Before the real peers start, the client (which only listens) gets a
+/// silent connection, random bytes, an HTTP request and a `veil party`
+/// with a certificate nobody pinned; it drops each with a warning and the
+/// run completes.
+#[test]
+fn strangers_connecting_before_the_peers_do_not_stop_the_run() {
+    use std::io::Write as _;
+    use std::net::TcpStream;
+    let dir = tempdir("strangers");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    certs(&dir);
+    certs_for(&other, &["server"]);
+    let expected = inputs(&dir);
+    let addrs = free_addresses(5);
+    let cfg = config(&dir, "parties.toml", &addrs[..3], &dir, &dir);
+    // The rogue server trusts the real client but has its own certificate,
+    // and listens elsewhere.
+    let rogue = dir.join("rogue.toml");
+    std::fs::write(
+        &rogue,
+        format!(
+            "[[party]]\nname = \"client\"\naddress = \"{}\"\ncert = {:?}\n\n\
+             [[party]]\nname = \"server\"\naddress = \"{}\"\ncert = {:?}\nkey = {:?}\n\n\
+             [[party]]\nname = \"helper\"\naddress = \"{}\"\ncert = {:?}\n",
+            addrs[0],
+            dir.join("client.crt"),
+            addrs[3],
+            other.join("server.crt"),
+            other.join("server.key"),
+            addrs[4],
+            dir.join("helper.crt"),
+        ),
+    )
+    .unwrap();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let timeouts = ["--connect-timeout", "15", "--timeout", "10"];
+    let client = spawn(
+        Path::new(MODEL),
+        "client",
+        &cfg,
+        &[format!("x={}", d("x.csv"))],
+        Some(&dir.join("out-client")),
+        &timeouts,
+    );
+    // The silent stranger connects as soon as the client listens, and
+    // stays until the end of the test.
+    let deadline = Instant::now() + LIMIT;
+    let _silent = loop {
+        match TcpStream::connect(&addrs[0]) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() > deadline => panic!("the client never listened: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let mut garbage = TcpStream::connect(&addrs[0]).unwrap();
+    let bytes: Vec<u8> = (0u32..600).map(|i| (i * 7919 % 251) as u8).collect();
+    garbage.write_all(&bytes).unwrap();
+    let mut http = TcpStream::connect(&addrs[0]).unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: veil\r\n\r\n")
+        .unwrap();
+    let impostor = spawn(
+        Path::new(MODEL),
+        "server",
+        &rogue,
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        Some(&dir.join("out-impostor")),
+        &["--connect-timeout", "4", "--timeout", "4"],
+    );
+    let i = finish(impostor, LIMIT);
+    assert!(!i.status.success(), "the impostor was accepted");
+    let server = spawn(
+        Path::new(MODEL),
+        "server",
+        &cfg,
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        Some(&dir.join("out-server")),
+        &timeouts,
+    );
+    let helper = spawn(Path::new(MODEL), "helper", &cfg, &[], None, &timeouts);
+    let (c, s, h) = (
+        finish(client, LIMIT),
+        finish(server, LIMIT),
+        finish(helper, LIMIT),
+    );
+    for (who, o) in [("client", &c), ("server", &s), ("helper", &h)] {
+        assert!(o.status.success(), "{who}: {}", stderr(o));
+    }
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    let log = stderr(&c);
+    let dropped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("warning: client: dropped a connection from 127.0.0.1:"))
+        .collect();
+    // The silent connection may still be open when the run ends.
+    assert!(dropped.len() >= 3, "{log}");
+    assert!(dropped.iter().any(|l| l.contains("certificate")), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -441,6 +750,76 @@ fn a_party_killed_mid_run_stops_its_peer_promptly() {
     );
     assert_failed_without_output(&a, &dir, "applicant");
     assert!(stderr(&a).contains("bank"), "{}", stderr(&a));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14: two `veil party` processes of a model with a dealer, compiled
+/// with `--no-dealer`, waited for the dealer, and a parties.toml without it
+/// was refused. Now the two run alone, from a two-party parties.toml; the
+/// dealer is told it takes no part, and without `--no-dealer` the missing
+/// dealer is named with the fix.
+#[test]
+fn two_processes_run_a_dealer_model_compiled_without_a_dealer() {
+    let dir = tempdir("nodealer");
+    certs_and_config(&dir, &["client", "server"]);
+    let expected = inputs_rows(&dir, 5);
+    let d = |f: &str| dir.join(f).display().to_string();
+    let flags = [
+        "--no-dealer",
+        "--key-bits",
+        "2048",
+        "--connect-timeout",
+        "10",
+        "--timeout",
+        "60",
+    ];
+    let model = Path::new(MODEL);
+    let server = spawn_in(
+        &dir,
+        model,
+        "server",
+        &[format!("w={}", d("w.json")), format!("b={}", d("b.json"))],
+        &flags,
+    );
+    let client = spawn_in(
+        &dir,
+        model,
+        "client",
+        &[format!("x={}", d("x.csv"))],
+        &flags,
+    );
+    let limit = Duration::from_secs(60);
+    let (c, s) = (finish(client, limit), finish(server, limit));
+    assert!(c.status.success(), "client: {}", stderr(&c));
+    assert!(s.status.success(), "server: {}", stderr(&s));
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    // The dealer has nothing to do.
+    let h = finish(spawn_in(&dir, model, "helper", &[], &flags), LIMIT);
+    assert_failed_without_output(&h, &dir, "helper");
+    assert!(
+        stderr(&h).contains(
+            "helper takes no part in this plan (it was compiled without a dealer); \
+             start only client and server"
+        ),
+        "{}",
+        stderr(&h)
+    );
+    // With the dealer, the two-party file lacks it: say so, and the fix.
+    std::fs::remove_dir_all(dir.join("out-client")).unwrap();
+    let c = finish(
+        spawn_in(&dir, model, "client", &[format!("x={}", d("x.csv"))], &[]),
+        LIMIT,
+    );
+    assert_failed_without_output(&c, &dir, "client");
+    assert!(
+        stderr(&c).contains("party `helper` of the model is missing (the dealer of this plan; to run without it, every party compiles with --no-dealer)"),
+        "{}",
+        stderr(&c)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -279,8 +279,7 @@ impl LoopbackTls {
         plan: &plan::Plan,
     ) -> Result<Vec<runtime::exec::tcp::TcpTransport>, runtime::exec::ExecError> {
         use runtime::exec::tcp::{
-            free_loopback_addresses, plan_hash, PeerSpec, TcpConfig, TcpTransport,
-            DEFAULT_MAX_FRAME,
+            free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
         };
         let n = plan.parties.len();
         if n > self.ids.len() {
@@ -290,16 +289,18 @@ impl LoopbackTls {
         }
         let addresses = free_loopback_addresses(n)
             .map_err(|e| runtime::exec::ExecError::protocol(format!("no free port: {e}")))?;
-        let parties: Vec<PeerSpec> = addresses
+        let parties: Vec<Option<PeerSpec>> = addresses
             .into_iter()
             .enumerate()
-            .map(|(i, address)| PeerSpec {
-                name: plan.party_name(i as u32).to_string(),
-                address,
-                cert: self.ids[i].0.clone(),
+            .map(|(i, address)| {
+                Some(PeerSpec {
+                    name: plan.party_name(i as u32).to_string(),
+                    address,
+                    cert: self.ids[i].0.clone(),
+                })
             })
             .collect();
-        let hash = plan_hash(plan);
+        let fingerprint = plan.fingerprint();
         let session = format!("bench-{}", std::process::id());
         let configs: Vec<TcpConfig> = (0..n)
             .map(|i| TcpConfig {
@@ -307,11 +308,12 @@ impl LoopbackTls {
                 parties: parties.clone(),
                 key: self.ids[i].1.clone(),
                 listen: None,
-                plan_hash: hash,
+                plan: fingerprint.clone(),
                 session: session.clone(),
                 connect_timeout: Duration::from_secs(20),
                 io_timeout: Duration::from_secs(600),
                 max_frame: DEFAULT_MAX_FRAME,
+                log: None,
             })
             .collect();
         std::thread::scope(|s| {

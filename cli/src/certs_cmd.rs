@@ -1,25 +1,25 @@
-//! `veil certs`: a self-signed certificate and private key per party, and a
-//! `parties.toml` template that pins them.
+//! `veil certs`: a self-signed certificate and private key per party, and
+//! the `parties.toml` that pins them, all written into one folder.
 
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct CertsArgs {
-    /// Directory to write NAME.crt and NAME.key into (created if missing).
+    /// Folder to write NAME.crt, NAME.key and parties.toml into (created if missing).
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,
     /// The parties' names, as in the model (such as: client server helper).
     #[arg(required = true, value_name = "PARTY")]
     pub parties: Vec<String>,
-    /// Port of the first party in the printed template; the others follow.
-    #[arg(long, default_value_t = 7100)]
+    /// Port of the first party in parties.toml; the others follow.
+    #[arg(long, value_name = "PORT", default_value_t = 7100)]
     pub base_port: u16,
-    /// Host in the printed template.
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Host (name or address) of every party in parties.toml.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
     pub host: String,
-    /// Replace existing certificate and key files.
+    /// Replace existing certificate, key and parties.toml files.
     #[arg(long)]
     pub force: bool,
 }
@@ -33,14 +33,29 @@ fn valid_name(n: &str) -> bool {
 
 pub fn run(args: &CertsArgs) -> ExitCode {
     match certs(args) {
-        Ok(template) => {
-            print!("{template}");
+        Ok(summary) => {
+            print!("{summary}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            for line in e.lines() {
+                eprintln!("error: {line}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The file `parties.toml` is written to in `dir`.
+pub const PARTIES_TOML: &str = "parties.toml";
+
+/// Whether writing `path` would replace something: an existing file that is
+/// not empty (an empty `parties.toml` is what `veil certs ... >
+/// DIR/parties.toml` leaves behind, the way it used to be created).
+fn would_replace(path: &Path) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) => !(m.is_file() && m.len() == 0),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }
 
@@ -55,44 +70,85 @@ fn certs(args: &CertsArgs) -> Result<String, String> {
             return Err(format!("party `{n}` is named twice"));
         }
     }
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create `{}`: {e}", args.out.display()))?;
+    let last_port = u32::from(args.base_port) + args.parties.len() as u32 - 1;
+    if last_port > u32::from(u16::MAX) {
+        return Err(format!(
+            "--base-port {}: {} parties need ports up to {last_port}, above 65535; give a lower one",
+            args.base_port,
+            args.parties.len()
+        ));
+    }
+    let toml_path = args.out.join(PARTIES_TOML);
+    // Refuse before anything is written, naming every file in the way.
     if !args.force {
-        for n in &args.parties {
-            for ext in ["crt", "key"] {
-                let p = args.out.join(format!("{n}.{ext}"));
-                if p.exists() {
-                    return Err(format!(
-                        "`{}` exists; use --force to replace it",
-                        p.display()
-                    ));
-                }
-            }
+        let mut targets: Vec<PathBuf> = args
+            .parties
+            .iter()
+            .flat_map(|n| ["crt", "key"].map(|ext| args.out.join(format!("{n}.{ext}"))))
+            .collect();
+        targets.push(toml_path.clone());
+        let existing: Vec<String> = targets
+            .iter()
+            .filter(|p| would_replace(p))
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
+        if !existing.is_empty() {
+            return Err(format!(
+                "{} exist{}; nothing was written (use --force to replace {}, or another --out folder)",
+                existing.join(", "),
+                if existing.len() == 1 { "s" } else { "" },
+                if existing.len() == 1 { "it" } else { "them" },
+            ));
         }
     }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create `{}`: {e}", args.out.display()))?;
     let mut template = String::from(
         "# Veil deployment: every party's name, address (host:port it listens on)\n\
          # and pinned certificate; paths are relative to this file.\n\
          # `key` is read only by `veil party --as NAME` for NAME itself: on a real\n\
          # deployment give each machine a copy with only its own key line and key file.\n",
     );
+    let mut summary = String::new();
     for (i, n) in args.parties.iter().enumerate() {
         let ck = rcgen::generate_simple_self_signed(vec![format!("veil-{n}")])
             .map_err(|e| format!("cannot generate a certificate for {n}: {e}"))?;
         let crt = args.out.join(format!("{n}.crt"));
         let key = args.out.join(format!("{n}.key"));
+        let written = |summary: &str| {
+            if summary.is_empty() {
+                String::new()
+            } else {
+                format!("\nalready written:\n{summary}")
+            }
+        };
         crate::write_atomically(
             &key,
             ck.signing_key.serialize_pem().as_bytes(),
             crate::Access::Private,
-        )?;
-        crate::write_atomically(&crt, ck.cert.pem().as_bytes(), crate::Access::Public)?;
-        eprintln!("wrote {} and {}", crt.display(), key.display());
+        )
+        .map_err(|e| e + &written(&summary))?;
+        crate::write_atomically(&crt, ck.cert.pem().as_bytes(), crate::Access::Public)
+            .map_err(|e| e + &written(&summary))?;
+        summary.push_str(&format!(
+            "wrote {} and {} (private)\n",
+            crt.display(),
+            key.display()
+        ));
         let port = u32::from(args.base_port) + i as u32;
+        let address = toml::Value::String(format!("{}:{port}", args.host));
         template.push_str(&format!(
-            "\n[[party]]\nname = \"{n}\"\naddress = \"{}:{port}\"\ncert = \"{n}.crt\"\nkey = \"{n}.key\"\n",
-            args.host
+            "\n[[party]]\nname = \"{n}\"\naddress = {address}\ncert = \"{n}.crt\"\nkey = \"{n}.key\"\n"
         ));
     }
-    Ok(template)
+    // Last, so that a parties.toml on disk means every file it names is there.
+    crate::write_atomically(&toml_path, template.as_bytes(), crate::Access::Public)?;
+    summary.push_str(&format!(
+        "wrote {}: {} on {} from port {}\n",
+        toml_path.display(),
+        args.parties.join(", "),
+        args.host,
+        args.base_port
+    ));
+    Ok(summary)
 }

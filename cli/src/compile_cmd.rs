@@ -11,7 +11,7 @@ use std::process::ExitCode;
 pub enum Emit {
     /// The plan's readable text form.
     Plan,
-    /// The plan as JSON (what `veil run` and `veil party` execute).
+    /// The plan as JSON: a plan file, for `veil run --plan` and `veil party --plan`.
     Json,
     /// The dataflow graph with shapes, visibility and ranges.
     Graph,

@@ -35,6 +35,7 @@ mod compile_cmd;
 mod data;
 mod paillier_cmd;
 mod party_cmd;
+mod plan_file;
 mod progress;
 mod run_cmd;
 
@@ -157,7 +158,10 @@ row IDs and writes it first in every output CSV whose rows are its rows.
 Each party's outputs are printed, or written with --output DIR (all files or
 none; output CSVs have a header row), or printed as JSON with `-o -`. With
 --demo, random inputs of the declared shapes and ranges are generated, and
-the private result is compared with the plaintext reference interpreter.
+the private result is compared with the plaintext reference interpreter;
+--check does the same on the given inputs. With --plan, a plan file written
+by `veil compile --emit json` runs instead of a model file (no --demo or
+--check: a plan has no reference).
 
 Examples:
   veil run models/logreg_100.veil --demo
@@ -166,7 +170,9 @@ Examples:
   veil run models/logreg_100.veil -i x=client.csv -i w=w.json -i b=b.json --check
   veil run models/logreg_100.veil -i x=client.csv --id-column id -i w=w.json -i b=b.json -o out/
   gunzip -c client.csv.gz | veil run models/logreg_100.veil -i x=- -i w=w.json -i b=b.json -o -
-  veil run models/credit_2p.veil --demo --key-bits 2048"
+  veil run models/credit_2p.veil --demo --key-bits 2048
+  veil compile models/logreg_100.veil --emit json -o logreg.plan.json
+  veil run --plan logreg.plan.json -i x=client.csv -i w=w.json -i b=b.json"
     )]
     Run(run_cmd::RunArgs),
     /// Benchmark a model: time, throughput, traffic, rounds and error per batch size and mode.
@@ -186,20 +192,34 @@ Examples:
     Bench(bench_cmd::BenchArgs),
     /// Run one party of a model over the network (mutual TLS over TCP).
     #[command(
-        after_help = "Every party runs `veil party` with the same model, flags, session id and
-deployment file (parties.toml: each party's name, address and pinned
+        after_help = "Every party runs `veil party` with the same model and flags (or the same
+plan file, --plan), the same session id and deployment file (parties.toml: each party's name, address and pinned
 certificate; see docs/deployment.md). The parties may start in any order.
 A failure (a peer stops, times out, sends a malformed frame, or has another
 plan, session or certificate) stops the party with an error and no output.
 
 Examples:
-  veil certs --out certs client server helper > certs/parties.toml
+  veil certs --out certs client server helper
   veil party models/logreg_100.veil --as server --config certs/parties.toml -i w=w.json -i b=b.json
   veil party models/logreg_100.veil --as helper --config certs/parties.toml
-  veil party models/logreg_100.veil --as client --config certs/parties.toml -i x=x.csv -o out/"
+  veil party models/logreg_100.veil --as client --config certs/parties.toml -i x=x.csv -o out/
+  veil party --plan logreg.plan.json --as helper --config certs/parties.toml"
     )]
     Party(party_cmd::PartyArgs),
-    /// Create a self-signed certificate and key per party, and print a parties.toml template.
+    /// Create a self-signed certificate and key per party, and the parties.toml that pins them.
+    #[command(
+        after_help = "Writes DIR/NAME.crt (the certificate, which the other parties pin),
+DIR/NAME.key (its private key, readable by the owner only) for every party,
+and DIR/parties.toml naming every party with its address, certificate and
+key, ready for `veil party --config DIR/parties.toml`. Every file is written
+atomically, and none is replaced without --force (an empty parties.toml
+excepted). Standard output lists what was written.
+
+Examples:
+  veil certs --out certs client server helper
+  veil certs --out certs client server helper --host 10.0.0.5 --base-port 9000
+  veil certs --out certs client server --force      replace the files in certs/"
+    )]
     Certs(certs_cmd::CertsArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
     #[command(subcommand, after_help = paillier_cmd::AFTER_HELP)]

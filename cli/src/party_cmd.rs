@@ -12,9 +12,15 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct PartyArgs {
-    /// The model file (every party compiles it with the same flags).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The model file (every party compiles it with the same flags), or --plan FILE.
+    #[arg(value_name = "FILE", required_unless_present = "plan")]
+    pub file: Option<PathBuf>,
+    /// Run a plan written by `veil compile --emit json` instead of compiling
+    /// a model file (its format version and consistency are checked). Every
+    /// party may run the same plan file.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    #[arg(conflicts_with_all = crate::plan_file::COMPILE_FLAGS)]
+    pub plan: Option<PathBuf>,
     /// Which party of the model this process is.
     #[arg(long = "as", value_name = "NAME")]
     pub me: String,
@@ -77,10 +83,18 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 pub fn run(args: &PartyArgs) -> ExitCode {
-    let Some(compiled) = compile_file(&args.file, &args.target) else {
-        return ExitCode::FAILURE;
+    let plan = match (&args.plan, &args.file) {
+        (Some(path), _) => match crate::plan_file::load(path) {
+            Ok(plan) => plan,
+            Err(e) => return fail(&e),
+        },
+        (None, Some(file)) => match compile_file(file, &args.target) {
+            Some(compiled) => compiled.plan,
+            None => return ExitCode::FAILURE,
+        },
+        (None, None) => return fail("give a model FILE or --plan FILE"),
     };
-    let plan = &compiled.plan;
+    let plan = &plan;
     let Some(me) = plan.parties.iter().position(|p| p.name == args.me) else {
         let names: Vec<&str> = plan.parties.iter().map(|p| p.name.as_str()).collect();
         return fail(&format!(
@@ -90,6 +104,22 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         ));
     };
     let me = me as PartyIdx;
+    if !plan.takes_part(me) {
+        let active: Vec<&str> = (0..plan.parties.len() as PartyIdx)
+            .filter(|&p| plan.takes_part(p))
+            .map(|p| plan.party_name(p))
+            .collect();
+        let why = match plan.randomness {
+            plan::RandomnessSource::TwoParty => " (it was compiled without a dealer)",
+            plan::RandomnessSource::Dealer(_) => "",
+        };
+        return fail(&format!(
+            "--as {}: {} takes no part in this plan{why}; start only {}",
+            args.me,
+            args.me,
+            active.join(" and ")
+        ));
+    }
     let tcp = match load_config(&args.config, plan, me, args) {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -106,7 +136,7 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         args.me,
         plan.model,
         args.session,
-        &runtime::exec::tcp::hex(&tcp.plan_hash)[..16]
+        &runtime::exec::tcp::hex(&tcp.plan.digest())[..16]
     );
     let started = Instant::now();
     let mut opts = runtime::exec::Options::default();
@@ -199,9 +229,23 @@ fn load_config(
         }
     }
     let mut parties = Vec::new();
-    for p in &plan.parties {
+    for (i, p) in plan.parties.iter().enumerate() {
+        if !plan.takes_part(i as PartyIdx) {
+            // The dealer of a plan without one: listed or not, nobody
+            // connects to it.
+            parties.push(None);
+            continue;
+        }
         let Some(e) = cfg.party.iter().find(|e| e.name == p.name) else {
-            errors.push(format!("party `{}` of the model is missing", p.name));
+            let role = match p.role {
+                plan::Role::Dealer => {
+                    " (the dealer of this plan; to run without it, every party compiles \
+                     with --no-dealer)"
+                }
+                plan::Role::Compute => "",
+            };
+            errors.push(format!("party `{}` of the model is missing{role}", p.name));
+            parties.push(None);
             continue;
         };
         let cert_path = resolve(&e.cert);
@@ -213,11 +257,11 @@ fn load_config(
             ));
             Vec::new()
         });
-        parties.push(PeerSpec {
+        parties.push(Some(PeerSpec {
             name: p.name.clone(),
             address: e.address.clone(),
             cert,
-        });
+        }));
     }
     let mine = cfg.party.iter().find(|e| e.name == args.me);
     let mut key = Vec::new();
@@ -251,11 +295,14 @@ fn load_config(
         parties,
         key,
         listen: mine.and_then(|e| e.listen.clone()),
-        plan_hash: runtime::exec::tcp::plan_hash(plan),
+        plan: plan.fingerprint(),
         session: args.session.clone(),
         connect_timeout: Duration::from_secs(args.connect_timeout),
         io_timeout: Duration::from_secs(args.timeout),
         max_frame: (args.max_frame_mib as usize) << 20,
+        // A stranger's connection, dropped while this party keeps waiting
+        // for its peers: worth a line, not an error.
+        log: Some(std::sync::Arc::new(|m: &str| eprintln!("warning: {m}"))),
     })
 }
 

@@ -11,9 +11,14 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The model file.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The model file (or --plan FILE).
+    #[arg(value_name = "FILE", required_unless_present = "plan")]
+    pub file: Option<PathBuf>,
+    /// Run a plan written by `veil compile --emit json` instead of compiling
+    /// a model file (its format version and consistency are checked).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["file", "demo", "check"])]
+    #[arg(conflicts_with_all = crate::plan_file::COMPILE_FLAGS)]
+    pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub data: InputArgs,
     /// Generate random inputs of the declared shapes and ranges, and compare the
@@ -341,13 +346,29 @@ fn row_ids(
 
 pub fn run(args: &RunArgs) -> ExitCode {
     let mut options = args.target.options();
-    let Some((model, mut compiled)) = compile_file_with(&args.file, &options) else {
-        return ExitCode::FAILURE;
+    // A model file is compiled; a plan file is loaded (no model: no
+    // recompiling for the data's sizes, no reference).
+    let (model, mut plan) = match (&args.plan, &args.file) {
+        (Some(path), _) => match crate::plan_file::load(path) {
+            Ok(plan) => (None, plan),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, Some(file)) => match compile_file_with(file, &options) {
+            Some((model, compiled)) => (Some(model), compiled.plan),
+            None => return ExitCode::FAILURE,
+        },
+        (None, None) => {
+            eprintln!("error: give a model FILE or --plan FILE");
+            return ExitCode::FAILURE;
+        }
     };
     let (inputs, ids) = if args.demo {
-        (demo_inputs(&compiled.plan, args.batch as usize), None)
+        (demo_inputs(&plan, args.batch as usize), None)
     } else {
-        match load_inputs(&compiled.plan, None, &args.data) {
+        match load_inputs(&plan, None, &args.data) {
             Ok(i) => (i.values, i.ids),
             Err(e) => {
                 for line in e.lines() {
@@ -360,12 +381,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
     };
     // The plan for the sizes the data has: the analysis (the range of a sum
     // along `batch`, a mean's divisor) and the estimates depend on them.
-    if let Ok(dims) = plan::infer_dims(&compiled.plan, None, &inputs) {
+    // A plan file runs as it is (its limits are checked when it runs).
+    if let (Some(file), Ok(dims)) = (&args.file, plan::infer_dims(&plan, None, &inputs)) {
         let dims: BTreeMap<String, u64> = dims.into_iter().map(|(k, v)| (k, v as u64)).collect();
-        if dims != compiled.plan.estimate.assumed_dims {
+        if dims != plan.estimate.assumed_dims {
             options.assume = dims;
-            match compile_file_with(&args.file, &options) {
-                Some((_, c)) => compiled = c,
+            match compile_file_with(file, &options) {
+                Some((_, c)) => plan = c.plan,
                 None => {
                     eprintln!(
                         "note: the model was compiled for the sizes of its data ({}); nothing was run",
@@ -381,7 +403,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         }
     }
-    let plan = &compiled.plan;
+    let plan = &plan;
     let parties = plan
         .parties
         .iter()
@@ -416,17 +438,17 @@ pub fn run(args: &RunArgs) -> ExitCode {
     };
     // The comparison comes before any output is written: a result outside
     // its bound is not written at all.
-    let comparison = if args.demo || args.check {
-        match compiler::reference::evaluate(&model, &inputs) {
+    // (--plan conflicts with --demo and --check: a plan has no model.)
+    let comparison = match (args.demo || args.check, &model) {
+        (true, Some(model)) => match compiler::reference::evaluate(model, &inputs) {
             Ok(reference) => Some(compare_with_reference(plan, &outcomes, &reference)),
             Err(e) => {
                 eprintln!("error: the reference interpreter failed: {e}");
                 eprintln!("note: no output was written");
                 return ExitCode::FAILURE;
             }
-        }
-    } else {
-        None
+        },
+        _ => None,
     };
     let failed = comparison
         .as_ref()

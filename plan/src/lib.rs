@@ -18,8 +18,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::{self, Write};
 
+mod fingerprint;
+mod load;
 mod tensor;
 mod validate;
+pub use fingerprint::{explain, Difference, Fingerprint};
+pub use load::LoadError;
 pub use tensor::{bind_inputs, concrete, infer_dims, InputError, Tensor};
 pub use validate::{validate, ValidationError};
 
@@ -690,6 +694,32 @@ impl Plan {
         Ok(())
     }
 
+    /// Whether party `p` takes part in the plan: it has instructions, a
+    /// party talks to it, it supplies the correlated randomness, owns an
+    /// input or learns an output. The dealer of a model compiled without
+    /// one (`--no-dealer`) takes no part: it is neither started nor waited for.
+    pub fn takes_part(&self, p: PartyIdx) -> bool {
+        let named = |ins: &Instr| match ins {
+            Instr::Send { to: q, .. }
+            | Instr::Recv { from: q, .. }
+            | Instr::Nonlinear { peer: q, .. }
+            | Instr::GenerateCorrelations { peer: q } => *q == p,
+            _ => false,
+        };
+        self.programs
+            .get(p as usize)
+            .is_some_and(|prog| !prog.instrs.is_empty())
+            || self
+                .programs
+                .iter()
+                .flat_map(|prog| &prog.instrs)
+                .any(named)
+            || self.randomness == RandomnessSource::Dealer(p)
+            || self.keys.iter().any(|k| k.owner == p || k.peer == p)
+            || self.inputs.iter().any(|i| i.owner == Owner::Party(p))
+            || self.outputs.iter().any(|o| o.to.contains(&p))
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plans always serialize")
     }
@@ -1094,5 +1124,30 @@ pub(crate) fn simulate(plan: &Plan) -> Result<(), Vec<(PartyIdx, usize)>> {
                 .map(|p| (p as PartyIdx, pc[p]))
                 .collect());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_party_with_nothing_to_do_takes_no_part() {
+        let plan = fingerprint::tests::echo_plan();
+        assert!(plan.takes_part(0));
+        assert!(!plan.takes_part(1));
+        assert!(!plan.takes_part(7), "no such party");
+        let mut dealt = plan.clone();
+        dealt.randomness = RandomnessSource::Dealer(1);
+        assert!(dealt.takes_part(1));
+        let mut talked_to = plan.clone();
+        talked_to.programs[0].instrs.push(Instr::Send {
+            to: 1,
+            regs: vec![Reg(0)],
+        });
+        assert!(talked_to.takes_part(1));
+        let mut learns = plan;
+        learns.outputs[0].to.push(1);
+        assert!(learns.takes_part(1));
     }
 }

@@ -50,6 +50,12 @@ pub fn validate(plan: &Plan) -> Result<(), Vec<ValidationError>> {
         ));
         return Err(errors);
     }
+    // Indices and operand counts first: the checks below (and the runtime)
+    // index with them.
+    check_structure(plan, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     for (i, prog) in plan.programs.iter().enumerate() {
         let p = i as PartyIdx;
         if prog.party != p {
@@ -239,6 +245,150 @@ fn check_messages(plan: &Plan, errors: &mut Vec<ValidationError>) {
                         ),
                     });
                 }
+            }
+        }
+    }
+}
+
+/// Operands an operation reads, at least.
+fn arity_clear(op: &ClearOp) -> usize {
+    match op {
+        ClearOp::Add
+        | ClearOp::Sub
+        | ClearOp::Mul
+        | ClearOp::MatMul
+        | ClearOp::Max
+        | ClearOp::Min => 2,
+        _ => 1,
+    }
+}
+
+fn arity_share(op: &ShareOp) -> usize {
+    match op {
+        ShareOp::Neg | ShareOp::Sum | ShareOp::MulInt(_) | ShareOp::Broadcast => 1,
+        _ => 2,
+    }
+}
+
+fn arity_hom(op: &HomOp) -> usize {
+    match op {
+        HomOp::Neg | HomOp::Sum => 1,
+        _ => 2,
+    }
+}
+
+fn arity_nonlinear(op: &NonlinearOp) -> usize {
+    match op {
+        NonlinearOp::Max | NonlinearOp::Min => 2,
+        _ => 1,
+    }
+}
+
+/// Every party, input, output and correlation index in range, every
+/// operation with its operands, the dealer's message one per computing
+/// party. A plan the compiler wrote always passes; a hand-edited plan file
+/// may not.
+fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
+    let n = plan.parties.len();
+    let party_ok = |p: PartyIdx| (p as usize) < n;
+    let mut top = |message: String| {
+        errors.push(ValidationError {
+            party: None,
+            instr: None,
+            message,
+        })
+    };
+    for i in &plan.inputs {
+        if let Owner::Party(p) = i.owner {
+            if !party_ok(p) {
+                top(format!("input `{}` is owned by unknown party {p}", i.name));
+            }
+        }
+    }
+    for o in &plan.outputs {
+        for &p in &o.to {
+            if !party_ok(p) {
+                top(format!("output `{}` goes to unknown party {p}", o.name));
+            }
+        }
+    }
+    if let RandomnessSource::Dealer(d) = plan.randomness {
+        if !party_ok(d) {
+            top(format!("the dealer is unknown party {d}"));
+        }
+    }
+    for k in &plan.keys {
+        if !party_ok(k.owner) || !party_ok(k.peer) {
+            top(format!(
+                "a Paillier key between unknown parties {} and {}",
+                k.owner, k.peer
+            ));
+        }
+    }
+    for c in &plan.correlations {
+        if let Correlation::HolderMatMul { lhs_holder, .. } = c {
+            if !party_ok(*lhs_holder) {
+                top(format!("a correlation held by unknown party {lhs_holder}"));
+            }
+        }
+    }
+    let computing = plan
+        .parties
+        .iter()
+        .filter(|p| p.role == Role::Compute)
+        .count();
+    for (i, prog) in plan.programs.iter().enumerate() {
+        for (at, ins) in prog.instrs.iter().enumerate() {
+            let mut bad = |message: String| {
+                errors.push(ValidationError {
+                    party: Some(plan.parties[i].name.clone()),
+                    instr: Some(at),
+                    message,
+                })
+            };
+            match ins {
+                Instr::Send { to: q, .. }
+                | Instr::Recv { from: q, .. }
+                | Instr::Nonlinear { peer: q, .. }
+                | Instr::GenerateCorrelations { peer: q }
+                    if !party_ok(*q) =>
+                {
+                    bad(format!("talks to unknown party {q}"))
+                }
+                _ => {}
+            }
+            match ins {
+                Instr::HolderOpen { corr, .. }
+                | Instr::HolderClose { corr, .. }
+                | Instr::BeaverOpen { corr, .. }
+                | Instr::BeaverClose { corr, .. }
+                | Instr::TruncOpen { corr, .. }
+                | Instr::TruncClose { corr, .. }
+                    if *corr as usize >= plan.correlations.len() =>
+                {
+                    bad(format!(
+                        "uses correlation #{corr}, but the plan has {}",
+                        plan.correlations.len()
+                    ))
+                }
+                _ => {}
+            }
+            let (want, got) = match ins {
+                Instr::Clear { op, args, .. } => (arity_clear(op), args.len()),
+                Instr::Local { op, args, .. } => (arity_share(op), args.len()),
+                Instr::Hom { op, args, .. } => (arity_hom(op), args.len()),
+                Instr::Nonlinear { op, args, .. } => (arity_nonlinear(op), args.len()),
+                Instr::Deal { out } if out.len() != computing => {
+                    bad(format!(
+                        "deals {} messages for {computing} computing parties",
+                        out.len()
+                    ));
+                    (0, 0)
+                }
+                _ => (0, 0),
+            };
+            if got < want {
+                bad(format!("has {got} operands, needs {want}"));
             }
         }
     }

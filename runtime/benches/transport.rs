@@ -30,15 +30,17 @@ fn tls_pair() -> (TcpTransport, TcpTransport) {
             )
         })
         .collect();
-    let parties: Vec<PeerSpec> = free_loopback_addresses(2)
+    let parties: Vec<Option<PeerSpec>> = free_loopback_addresses(2)
         .unwrap()
         .into_iter()
         .zip(&keys)
         .enumerate()
-        .map(|(i, (address, (cert, _)))| PeerSpec {
-            name: format!("p{i}"),
-            address,
-            cert: cert.clone(),
+        .map(|(i, (address, (cert, _)))| {
+            Some(PeerSpec {
+                name: format!("p{i}"),
+                address,
+                cert: cert.clone(),
+            })
         })
         .collect();
     let cfg = |me: usize| TcpConfig {
@@ -46,11 +48,14 @@ fn tls_pair() -> (TcpTransport, TcpTransport) {
         parties: parties.clone(),
         key: keys[me].1.clone(),
         listen: None,
-        plan_hash: [7; 32],
+        plan: plan::Fingerprint {
+            sections: vec![("bench".into(), [7; 32])],
+        },
         session: "bench".into(),
         connect_timeout: Duration::from_secs(10),
         io_timeout: Duration::from_secs(30),
         max_frame: DEFAULT_MAX_FRAME,
+        log: None,
     };
     let (c0, c1) = (cfg(0), cfg(1));
     let h = std::thread::spawn(move || TcpTransport::connect(&c1).unwrap());

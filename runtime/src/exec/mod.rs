@@ -414,6 +414,14 @@ pub fn run_party(
             )
         })?
     };
+    if !plan.takes_part(me) {
+        // The dealer of a plan compiled without one: nothing to do, and
+        // nobody to talk to.
+        return Ok(Outcome {
+            outputs: Vec::new(),
+            stats: Stats::default(),
+        });
+    }
     let compute: Vec<PartyIdx> = (0..plan.parties.len() as u32)
         .filter(|p| plan.parties[*p as usize].role == plan::Role::Compute)
         .collect();
@@ -613,10 +621,15 @@ impl Exec<'_> {
             .map(|(k, v)| (k.clone(), *v as u64))
             .collect();
         let frame = wire::encode(&[Wire::Dims(mine)]);
-        for p in (0..n).filter(|p| *p != self.me) {
+        // Only between parties that take part: the dealer of a plan
+        // compiled without one is not even started.
+        let peers: Vec<PartyIdx> = (0..n)
+            .filter(|&p| p != self.me && self.plan.takes_part(p))
+            .collect();
+        for &p in &peers {
             t.send(p, frame.clone())?;
         }
-        for p in (0..n).filter(|p| *p != self.me) {
+        for &p in &peers {
             let got = wire::decode(&t.recv(p)?).map_err(|e| {
                 ExecError::protocol(format!(
                     "session setup from {}: {e}",

@@ -10,10 +10,16 @@
 //!   certificate is pinned in the configuration; a peer is accepted only if the
 //!   certificate it presents is byte-for-byte the pinned one (and it proves it
 //!   holds the key, which TLS checks).
+//! * Strangers: anyone can connect to a listening port. Every accepted
+//!   connection runs its TLS handshake in a thread of its own (at most
+//!   `HANDSHAKE_LIMIT`, 10 s, long); one that fails (random bytes, HTTP, an
+//!   unpinned certificate, silence) is dropped with a line to
+//!   [`TcpConfig::log`], and the party keeps waiting for its real peers.
 //! * After TLS, both sides send a hello naming themselves, the peer they
-//!   believe they talk to, the SHA-256 of the plan and the session id; both
+//!   believe they talk to, the plan's fingerprint (a SHA-256 per section of
+//!   what executes, see [`plan::Fingerprint`]) and the session id; both
 //!   check the other's, so a mismatch is refused on both ends with the same
-//!   diagnosis.
+//!   diagnosis, naming the first section in which the plans differ.
 //! * Frames: a 4-byte little-endian length, then the bytes. A frame larger
 //!   than the configured maximum is refused before anything is allocated.
 //!
@@ -22,14 +28,13 @@
 
 use super::transport::Transport;
 use super::ExecError;
-use plan::{PartyIdx, Plan};
+use plan::{Fingerprint, PartyIdx};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -43,8 +48,9 @@ const SEND_SLICE: usize = 1 << 20;
 /// Bytes read from a socket per system call, at most.
 const RECV_BUFFER: usize = 256 << 10;
 /// Hello frames are small; anything bigger is refused.
-const MAX_HELLO: usize = 4096;
-const PROTOCOL: &str = "veil-tcp/1";
+const MAX_HELLO: usize = 16 << 10;
+/// Version 2: the hello carries the plan's section hashes.
+const PROTOCOL: &str = "veil-tcp/2";
 
 /// rustls with *ring*, TLS 1.3 suites only, AES-128-GCM first: it encrypts
 /// a third faster than AES-256-GCM (10 rounds instead of 14) and its 128-bit
@@ -72,24 +78,34 @@ pub struct PeerSpec {
     pub cert: Vec<u8>,
 }
 
+/// Where the transport reports what happens during setup that is not an
+/// error of the run, such as a dropped stranger's connection (the
+/// command line prints it on stderr). Messages hold no secret.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Everything one party needs to join the mesh.
 #[derive(Clone)]
 pub struct TcpConfig {
     pub me: PartyIdx,
-    /// Every party of the plan, in plan order (including this one).
-    pub parties: Vec<PeerSpec>,
+    /// Every party of the plan, in plan order (including this one); `None`
+    /// for a party that takes no part in the plan (the dealer of a model
+    /// compiled without one): no connection is made to it.
+    pub parties: Vec<Option<PeerSpec>>,
     /// This party's private key (PEM or DER, PKCS#8, SEC1 or PKCS#1).
     pub key: Vec<u8>,
     /// Where to listen; `None`: this party's own address.
     pub listen: Option<String>,
-    /// SHA-256 of the plan (see [`plan_hash`]).
-    pub plan_hash: [u8; 32],
+    /// The plan's fingerprint ([`Plan::fingerprint`]): every party must
+    /// have the same.
+    pub plan: Fingerprint,
     pub session: String,
     /// How long setup (connecting, TLS, hello) may take in total.
     pub connect_timeout: Duration,
     /// How long a party waits for a peer's frame (or to send one) before giving up.
     pub io_timeout: Duration,
     pub max_frame: usize,
+    /// Where to report dropped connections; `None`: nowhere.
+    pub log: Option<Log>,
 }
 
 impl std::fmt::Debug for TcpConfig {
@@ -116,13 +132,21 @@ pub fn free_loopback_addresses(n: usize) -> io::Result<Vec<String>> {
         .collect()
 }
 
-/// The SHA-256 of the plan's JSON: parties agree on it before running.
-pub fn plan_hash(plan: &Plan) -> [u8; 32] {
-    Sha256::digest(plan.to_json().as_bytes()).into()
-}
-
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 64 hex digits back to 32 bytes.
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let digits = s.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Why a frame could not be read.
@@ -422,7 +446,12 @@ struct Hello {
     protocol: String,
     from: String,
     to: String,
+    /// The SHA-256 of the plan's fingerprint, in hex.
     plan: String,
+    /// Each section of the fingerprint and its SHA-256 in hex (absent in
+    /// the hellos of veil-tcp/1).
+    #[serde(default)]
+    sections: Vec<(String, String)>,
     session: String,
 }
 
@@ -459,6 +488,49 @@ fn remaining(deadline: Instant) -> Duration {
     deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1))
+}
+
+/// At most this many connections are in their TLS handshake at once;
+/// more are dropped on arrival.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+/// How long one accepted connection may take to complete its TLS
+/// handshake (at most the setup deadline). A real peer needs a few
+/// round trips; a connection that stays silent is dropped after this.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A finished handshake of an accepted connection: where it came from and
+/// the authenticated connection, or why it failed.
+type Handshaken = (SocketAddr, Result<Peer, ExecError>);
+
+/// The listening side's bookkeeping while it waits for its peers.
+struct Acceptor<'a> {
+    me: &'a str,
+    log: Option<&'a Log>,
+    done: (
+        std::sync::mpsc::Sender<Handshaken>,
+        std::sync::mpsc::Receiver<Handshaken>,
+    ),
+    /// Handshakes running in their threads.
+    pending: usize,
+    /// Connections dropped so far.
+    dropped: usize,
+}
+
+impl Acceptor<'_> {
+    fn log(&self, message: &str) {
+        if let Some(log) = self.log {
+            log(&format!("{}: {message}", self.me));
+        }
+    }
+
+    /// Close a connection that is not a pinned peer and say so. `why`
+    /// never holds what the connection sent.
+    fn drop_connection(&mut self, from: SocketAddr, why: &str) {
+        self.dropped += 1;
+        self.log(&format!(
+            "dropped a connection from {from}: {why}; still waiting for the real peer"
+        ));
+    }
 }
 
 impl Peer {
@@ -601,17 +673,28 @@ impl TcpTransport {
         let my = cfg
             .parties
             .get(me)
-            .ok_or_else(|| ExecError::input(format!("no party {me} in the configuration")))?;
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                ExecError::input(format!(
+                    "party {me} is not in the configuration, or takes no part in the plan"
+                ))
+            })?;
         let deadline = Instant::now() + cfg.connect_timeout;
-        let mut certs = Vec::with_capacity(n);
+        // The parties to connect to, and their pinned certificates.
+        let mut certs: Vec<Option<CertificateDer<'static>>> = Vec::with_capacity(n);
         for p in &cfg.parties {
-            certs.push(
-                parse_cert(&p.cert)
-                    .map_err(|e| ExecError::input(format!("certificate of {}: {e}", p.name)))?,
-            );
+            certs.push(match p {
+                None => None,
+                Some(p) => Some(
+                    parse_cert(&p.cert)
+                        .map_err(|e| ExecError::input(format!("certificate of {}: {e}", p.name)))?,
+                ),
+            });
         }
+        let my_cert = certs[me].clone().expect("this party takes part");
         let key = parse_key(&cfg.key)
             .map_err(|e| ExecError::input(format!("private key of {}: {e}", my.name)))?;
+        let name_of = |j: usize| cfg.parties[j].as_ref().map_or("", |p| p.name.as_str());
         let provider = Arc::new(tls_provider());
         let algs = provider.signature_verification_algorithms;
         let tls_err = |e: rustls::Error| {
@@ -630,9 +713,11 @@ impl TcpTransport {
         let mut peers: Vec<Option<Peer>> = (0..n).map(|_| None).collect();
         // Dial every lower-indexed party.
         for j in 0..me {
-            let spec = &cfg.parties[j];
+            let (Some(spec), Some(cert)) = (&cfg.parties[j], &certs[j]) else {
+                continue;
+            };
             let verifier = Arc::new(Pinned {
-                certs: vec![certs[j].clone()],
+                certs: vec![cert.clone()],
                 algs,
             });
             let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -640,7 +725,7 @@ impl TcpTransport {
                 .map_err(tls_err)?
                 .dangerous()
                 .with_custom_certificate_verifier(verifier)
-                .with_client_auth_cert(vec![certs[me].clone()], key.clone_key())
+                .with_client_auth_cert(vec![my_cert.clone()], key.clone_key())
                 .map_err(tls_err)?;
             let server_name = ServerName::try_from("veil-party").expect("a valid DNS name");
             let sock = dial(&spec.name, &spec.address, deadline)?;
@@ -656,31 +741,89 @@ impl TcpTransport {
             )?;
             peers[j] = Some(peer);
         }
-        // Accept every higher-indexed party.
-        if me + 1 < n {
+        // Accept every higher-indexed party. Anyone can connect to the
+        // port, so each connection's TLS handshake runs in its own thread:
+        // a stranger (random bytes, HTTP, TLS without a pinned certificate,
+        // or silence) is dropped with a log line, and never holds up or
+        // stops the wait for the real peers.
+        let higher: Vec<usize> = (me + 1..n).filter(|&j| certs[j].is_some()).collect();
+        if !higher.is_empty() {
             let verifier = Arc::new(Pinned {
-                certs: certs[me + 1..].to_vec(),
+                certs: higher.iter().filter_map(|&j| certs[j].clone()).collect(),
                 algs,
             });
             let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(&[&rustls::version::TLS13])
                 .map_err(tls_err)?
                 .with_client_cert_verifier(verifier)
-                .with_single_cert(vec![certs[me].clone()], key.clone_key())
+                .with_single_cert(vec![my_cert.clone()], key.clone_key())
                 .map_err(tls_err)?;
             config.send_tls13_tickets = 0;
             let config = Arc::new(config);
             listener
                 .set_nonblocking(true)
                 .map_err(|e| ExecError::transport(format!("listener: {e}")))?;
-            while peers[me + 1..].iter().any(Option::is_none) {
-                let waiting: Vec<&str> = (me + 1..n)
-                    .filter(|&j| peers[j].is_none())
-                    .map(|j| cfg.parties[j].name.as_str())
+            let mut acceptor = Acceptor {
+                me: &my.name,
+                log: cfg.log.as_ref(),
+                done: std::sync::mpsc::channel(),
+                pending: 0,
+                dropped: 0,
+            };
+            loop {
+                // Handshakes that finished: a pinned peer, or a connection to drop.
+                while let Ok((from, result)) = acceptor.done.1.try_recv() {
+                    acceptor.pending -= 1;
+                    let peer = match result {
+                        Ok(p) => p,
+                        Err(e) => {
+                            acceptor.drop_connection(from, &e.message);
+                            continue;
+                        }
+                    };
+                    let presented = peer
+                        .conn
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.as_ref().to_vec())
+                        .unwrap_or_default();
+                    let pinned = |j: &usize| {
+                        certs[*j].as_ref().map(|c| c.as_ref()) == Some(presented.as_slice())
+                    };
+                    match higher.iter().copied().find(pinned) {
+                        None => acceptor.drop_connection(from, "it presented no pinned certificate"),
+                        Some(j) if peers[j].is_some() => acceptor.drop_connection(
+                            from,
+                            &format!(
+                                "{} is already connected (a second connection with its certificate)",
+                                name_of(j)
+                            ),
+                        ),
+                        Some(j) => {
+                            let mut peer = peer;
+                            peer.name = name_of(j).to_string();
+                            peers[j] = Some(peer);
+                        }
+                    }
+                }
+                let waiting: Vec<&str> = higher
+                    .iter()
+                    .filter(|&&j| peers[j].is_none())
+                    .map(|&j| name_of(j))
                     .collect();
+                if waiting.is_empty() {
+                    break;
+                }
                 if Instant::now() >= deadline {
+                    let dropped = match acceptor.dropped {
+                        0 => String::new(),
+                        k => format!(
+                            " ({k} other connection{} dropped: see the warnings above)",
+                            if k == 1 { " was" } else { "s were" }
+                        ),
+                    };
                     return Err(ExecError::transport(format!(
-                        "{} timed out after {} s waiting for {} to connect",
+                        "{} timed out after {} s waiting for {} to connect{dropped}",
                         my.name,
                         cfg.connect_timeout.as_secs(),
                         waiting.join(", ")
@@ -688,49 +831,47 @@ impl TcpTransport {
                 }
                 let (sock, from) = match listener.accept() {
                     Ok(s) => s,
-                    Err(e) if io_err(&e) => {
-                        std::thread::sleep(Duration::from_millis(20));
+                    Err(e) => {
+                        // Nothing to accept yet, or a transient failure
+                        // (a connection reset before it was accepted, no
+                        // file descriptors left): wait and try again.
+                        if !io_err(&e) && e.kind() != io::ErrorKind::ConnectionAborted {
+                            acceptor.log(&format!("accepting a connection failed: {e}"));
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
                         continue;
                     }
-                    Err(e) => {
-                        return Err(ExecError::transport(format!("accepting a peer: {e}")));
-                    }
                 };
+                if acceptor.pending >= MAX_PENDING_HANDSHAKES {
+                    acceptor.drop_connection(
+                        from,
+                        &format!("{MAX_PENDING_HANDSHAKES} other connections are still in their handshake"),
+                    );
+                    continue;
+                }
                 let _ = sock.set_nonblocking(false);
                 let conn = rustls::ServerConnection::new(config.clone()).map_err(tls_err)?;
-                let peer = handshake(
-                    String::new(),
-                    rustls::Connection::Server(conn),
-                    sock,
-                    deadline,
-                    &format!(
-                        "a peer connecting from {from} (expected: {})",
-                        waiting.join(", ")
-                    ),
-                    cfg.max_frame,
-                )?;
-                let presented = peer
-                    .conn
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .map(|c| c.as_ref().to_vec())
-                    .unwrap_or_default();
-                let j = (me + 1..n)
-                    .find(|&j| certs[j].as_ref() == presented.as_slice())
-                    .ok_or_else(|| {
-                        ExecError::transport(format!(
-                            "a peer from {from} presented no pinned certificate"
-                        ))
-                    })?;
-                if peers[j].is_some() {
-                    return Err(ExecError::transport(format!(
-                        "{} connected twice (from {from})",
-                        cfg.parties[j].name
-                    )));
+                let hs_deadline = deadline.min(Instant::now() + HANDSHAKE_LIMIT);
+                let tx = acceptor.done.0.clone();
+                let max_frame = cfg.max_frame;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("veil-handshake-{from}"))
+                    .spawn(move || {
+                        let r = handshake(
+                            String::new(),
+                            rustls::Connection::Server(conn),
+                            sock,
+                            hs_deadline,
+                            "it",
+                            max_frame,
+                        );
+                        // The receiver is gone once every peer is connected.
+                        let _ = tx.send((from, r));
+                    });
+                match spawned {
+                    Ok(_) => acceptor.pending += 1,
+                    Err(e) => acceptor.drop_connection(from, &format!("no thread for it: {e}")),
                 }
-                let mut peer = peer;
-                peer.name = cfg.parties[j].name.clone();
-                peers[j] = Some(peer);
             }
         }
         drop(listener);
@@ -742,25 +883,27 @@ impl TcpTransport {
             io_timeout: cfg.io_timeout,
             max_frame: cfg.max_frame,
         };
-        let plan = hex(&cfg.plan_hash);
-        for j in 0..n {
-            if j == me {
-                continue;
-            }
+        let plan = hex(&cfg.plan.digest());
+        let sections: Vec<(String, String)> = cfg
+            .plan
+            .sections
+            .iter()
+            .map(|(name, hash)| (name.clone(), hex(hash)))
+            .collect();
+        let connected: Vec<usize> = (0..n).filter(|&j| t.peers[j].is_some()).collect();
+        for &j in &connected {
             let hello = Hello {
                 protocol: PROTOCOL.into(),
                 from: my.name.clone(),
-                to: cfg.parties[j].name.clone(),
+                to: name_of(j).to_string(),
                 plan: plan.clone(),
+                sections: sections.clone(),
                 session: cfg.session.clone(),
             };
             let bytes = serde_json::to_vec(&hello).expect("hellos serialize");
             t.send_to(j as PartyIdx, &bytes, deadline)?;
         }
-        for j in 0..n {
-            if j == me {
-                continue;
-            }
+        for &j in &connected {
             let peer = t.peers[j].as_mut().expect("connected");
             let bytes = peer
                 .recv_frame(remaining(deadline))
@@ -768,7 +911,7 @@ impl TcpTransport {
             let theirs: Hello = serde_json::from_slice(&bytes).map_err(|_| {
                 ExecError::transport(format!("{} sent a malformed hello", peer.name))
             })?;
-            check_hello(&theirs, &peer.name, &my.name, &plan, &cfg.session)?;
+            check_hello(&theirs, &peer.name, &my.name, &cfg.plan, &cfg.session)?;
         }
         Ok(t)
     }
@@ -848,12 +991,13 @@ fn check_hello(
     theirs: &Hello,
     peer: &str,
     me: &str,
-    plan: &str,
+    plan: &Fingerprint,
     session: &str,
 ) -> Result<(), ExecError> {
     if theirs.protocol != PROTOCOL {
         return Err(ExecError::transport(format!(
-            "{peer} speaks protocol `{}`, this party `{PROTOCOL}`",
+            "{peer} speaks protocol `{}`, this party `{PROTOCOL}`: the parties run different \
+             veil versions; install the same version everywhere",
             clean(&theirs.protocol)
         )));
     }
@@ -865,12 +1009,29 @@ fn check_hello(
             clean(&theirs.to)
         )));
     }
-    if theirs.plan != plan {
+    let mine = hex(&plan.digest());
+    if theirs.plan != mine {
         let short: String = theirs.plan.chars().take(16).collect();
+        // Their sections, as hashes (a malformed one differs from ours).
+        let sections: Vec<(String, [u8; 32])> = theirs
+            .sections
+            .iter()
+            .map(|(name, h)| (name.clone(), unhex(h).unwrap_or([0; 32])))
+            .collect();
+        let differs = match plan.first_difference(&sections) {
+            Some(d) => format!(
+                "the plans differ first in `{}` ({}), most likely because of {}",
+                clean(&d.section),
+                d.what,
+                d.cause
+            ),
+            None => "the plans differ".to_string(),
+        };
         return Err(ExecError::transport(format!(
-            "plan mismatch with {peer}: this party's plan has SHA-256 {}…, {peer}'s {}…; \
-             every party must compile the same model with the same flags",
-            &plan[..16.min(plan.len())],
+            "plan mismatch with {peer}: {differs} (this party's plan is {}…, {peer}'s {}…); \
+             every party must compile the same model file with the same veil version and \
+             flags, or run the same --plan file",
+            &mine[..16],
             clean(&short)
         )));
     }
@@ -1117,14 +1278,16 @@ mod tests {
     fn configs(n: usize, session: &[&str]) -> Vec<TcpConfig> {
         let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
         let keys: Vec<(Vec<u8>, Vec<u8>)> = names.iter().map(|n| self_signed(n)).collect();
-        let parties: Vec<PeerSpec> = names
+        let parties: Vec<Option<PeerSpec>> = names
             .iter()
             .zip(&keys)
             .zip(free_loopback_addresses(n).unwrap())
-            .map(|((name, (cert, _)), address)| PeerSpec {
-                name: name.clone(),
-                address,
-                cert: cert.clone(),
+            .map(|((name, (cert, _)), address)| {
+                Some(PeerSpec {
+                    name: name.clone(),
+                    address,
+                    cert: cert.clone(),
+                })
             })
             .collect();
         (0..n)
@@ -1133,11 +1296,14 @@ mod tests {
                 parties: parties.clone(),
                 key: keys[i].1.clone(),
                 listen: None,
-                plan_hash: [1; 32],
+                plan: Fingerprint {
+                    sections: vec![("all".into(), [1; 32])],
+                },
                 session: session[i].to_string(),
                 connect_timeout: Duration::from_secs(5),
                 io_timeout: Duration::from_secs(5),
                 max_frame: DEFAULT_MAX_FRAME,
+                log: None,
             })
             .collect()
     }
@@ -1164,6 +1330,99 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A TLS client that trusts `server_cert` and presents a certificate
+    /// nobody pinned; it completes its side of the handshake (if the
+    /// server lets it) and waits briefly for the server's verdict.
+    fn stranger_with_tls(address: &str, server_cert: &[u8]) {
+        let (cert, key) = self_signed("stranger");
+        let provider = Arc::new(tls_provider());
+        let verifier = Arc::new(Pinned {
+            certs: vec![parse_cert(server_cert).unwrap()],
+            algs: provider.signature_verification_algorithms,
+        });
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(vec![parse_cert(&cert).unwrap()], parse_key(&key).unwrap())
+            .unwrap();
+        let name = ServerName::try_from("veil-party").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut sock = TcpStream::connect(address).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        // The server refuses the certificate: an alert, or a closed socket.
+        for _ in 0..10 {
+            match conn.complete_io(&mut sock) {
+                Ok((0, 0)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Defect 4 of issue 14: one connection from a stranger made the
+    /// listening party fail its setup, and a silent one blocked its accept
+    /// loop. Random bytes, an HTTP request, TLS with a certificate nobody
+    /// pinned, and a connection that never says anything, all before the
+    /// real peer: each is dropped with a log line (the silent one later),
+    /// and the session still completes.
+    #[test]
+    fn strangers_connecting_first_are_dropped_and_the_session_completes() {
+        use std::sync::Mutex;
+        let mut cfgs = configs(2, &["s", "s"]);
+        let logged = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = logged.clone();
+        cfgs[0].log = Some(Arc::new(move |m: &str| {
+            sink.lock().unwrap().push(m.to_string())
+        }));
+        let address = cfgs[0].parties[0].as_ref().unwrap().address.clone();
+        let wait_for_drops = |k: usize| {
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while logged.lock().unwrap().len() < k && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        std::thread::scope(|s| {
+            let h0 = s.spawn(|| TcpTransport::connect(&cfgs[0]));
+            // The silent stranger connects as soon as p0 listens.
+            let deadline = Instant::now() + Duration::from_secs(4);
+            let _silent = loop {
+                match TcpStream::connect(&address) {
+                    Ok(sock) => break sock,
+                    Err(e) if Instant::now() > deadline => panic!("p0 never listened: {e}"),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            };
+            let mut garbage = TcpStream::connect(&address).unwrap();
+            let bytes: Vec<u8> = (0u32..600).map(|i| (i * 7919 % 251) as u8).collect();
+            garbage.write_all(&bytes).unwrap();
+            let mut http = TcpStream::connect(&address).unwrap();
+            http.write_all(b"GET / HTTP/1.1\r\nHost: veil\r\n\r\n")
+                .unwrap();
+            wait_for_drops(2);
+            stranger_with_tls(&address, &cfgs[0].parties[0].as_ref().unwrap().cert);
+            wait_for_drops(3);
+            let h1 = s.spawn(|| TcpTransport::connect(&cfgs[1]));
+            let mut t0 = h0.join().unwrap().unwrap_or_else(|e| panic!("p0: {e}"));
+            let mut t1 = h1.join().unwrap().unwrap_or_else(|e| panic!("p1: {e}"));
+            t1.send(0, b"real".to_vec()).unwrap();
+            assert_eq!(t0.recv(1).unwrap(), b"real");
+        });
+        let logged = logged.lock().unwrap();
+        assert_eq!(logged.len(), 3, "{logged:#?}");
+        for line in logged.iter() {
+            assert!(
+                line.starts_with("p0: dropped a connection from 127.0.0.1:")
+                    && line.ends_with("still waiting for the real peer"),
+                "{line}"
+            );
+        }
+        assert!(
+            logged.iter().any(|l| l.contains("certificate")),
+            "the TLS stranger's line names the certificate: {logged:#?}"
+        );
     }
 
     #[test]
@@ -1232,6 +1491,36 @@ mod tests {
         }
     }
 
+    /// Issue 14: a plan without a dealer still made every party wait for
+    /// the dealer. A party given as `None` takes no part: the others
+    /// connect without it (here the middle one of three, so both the
+    /// dialing and the accepting side skip it).
+    #[test]
+    fn a_party_that_takes_no_part_is_not_waited_for() {
+        let mut cfgs = configs(3, &["s", "s", "s"]);
+        for c in &mut cfgs {
+            c.parties[1] = None;
+        }
+        let (c0, c2) = (&cfgs[0], &cfgs[2]);
+        std::thread::scope(|s| {
+            let h0 = s.spawn(|| TcpTransport::connect(c0));
+            let h2 = s.spawn(|| TcpTransport::connect(c2));
+            let mut t0 = h0.join().unwrap().unwrap_or_else(|e| panic!("p0: {e}"));
+            let mut t2 = h2.join().unwrap().unwrap_or_else(|e| panic!("p2: {e}"));
+            t2.send(0, b"hi".to_vec()).unwrap();
+            assert_eq!(t0.recv(2).unwrap(), b"hi");
+            let e = t0.send(1, b"no".to_vec()).unwrap_err();
+            assert!(e.to_string().contains("no connection"), "{e}");
+        });
+        // The party itself cannot join.
+        let e = TcpTransport::connect(&cfgs[1]).err().expect("refused");
+        assert!(
+            e.to_string()
+                .contains("party 1 is not in the configuration"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn mismatched_session_is_refused_on_both_sides() {
         let cfgs = configs(2, &["a", "b"]);
@@ -1248,13 +1537,63 @@ mod tests {
         }
     }
 
+    /// Issue 14: "plan mismatch" gave no hint. Both sides now name the first
+    /// section in which the plans differ, and what usually causes it.
+    #[test]
+    fn a_different_plan_is_refused_on_both_sides_naming_the_section() {
+        let mut cfgs = configs(2, &["s", "s"]);
+        let sections = |inputs: u8| Fingerprint {
+            sections: vec![
+                ("parties".into(), [1; 32]),
+                ("inputs".into(), [inputs; 32]),
+                ("program of p0".into(), [3; 32]),
+            ],
+        };
+        cfgs[0].plan = sections(2);
+        cfgs[1].plan = sections(9);
+        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            let e = r.err().expect("refused").to_string();
+            assert!(e.contains("plan mismatch with p"), "{e}");
+            assert!(
+                e.contains("the plans differ first in `inputs` (the inputs' names, owners, shapes or ranges), most likely because of different model files"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn hellos_of_another_protocol_version_name_the_versions() {
+        let hello = Hello {
+            protocol: "veil-tcp/1".into(),
+            from: "p1".into(),
+            to: "p0".into(),
+            plan: "00".into(),
+            sections: vec![],
+            session: "s".into(),
+        };
+        let plan = Fingerprint { sections: vec![] };
+        let e = check_hello(&hello, "p1", "p0", &plan, "s").unwrap_err();
+        assert!(e.to_string().contains("different veil versions"), "{e}");
+        // A veil-tcp/1 hello (no sections) still parses, to say so.
+        let old = r#"{"protocol":"veil-tcp/1","from":"p1","to":"p0","plan":"ab","session":"s"}"#;
+        let parsed: Hello = serde_json::from_str(old).unwrap();
+        assert!(parsed.sections.is_empty());
+    }
+
     #[test]
     fn wrong_certificate_is_refused() {
         let mut cfgs = configs(2, &["s", "s"]);
         // p1 uses a key and certificate that p0 has not pinned.
         let (cert, key) = self_signed("impostor");
         cfgs[1].key = key;
-        cfgs[1].parties[1].cert = cert;
+        cfgs[1].parties[1].as_mut().unwrap().cert = cert;
         let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
@@ -1303,7 +1642,7 @@ mod tests {
     #[test]
     fn a_peer_with_another_name_is_refused() {
         let mut cfgs = configs(2, &["s", "s"]);
-        cfgs[1].parties[0].name = "someone".into();
+        cfgs[1].parties[0].as_mut().unwrap().name = "someone".into();
         let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
