@@ -677,3 +677,27 @@ fn a_run_counts_its_progress() {
     assert!(steps > 0);
     assert_eq!(progress.steps_done.load(Relaxed), steps - 1);
 }
+
+/// Each computing party is given the public inputs separately (`veil
+/// party -i t=...` at each); the parties compare digests at session setup,
+/// so different values are an error instead of a silently wrong answer.
+#[test]
+fn parties_given_different_public_inputs_refuse_to_run() {
+    let m = checked(
+        "model pub { party a; party b; dealer d;
+          input x: fixed[batch] private(a) in [-1, 1];
+          input y: fixed[batch] private(b) in [-1, 1];
+          input t: fixed public in [-1, 1];
+          let z = x * y + t; output z to a; }",
+    );
+    let plan = compiler::compile(&m, &options(|_| {})).unwrap().plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
+    let mut parties = per_party(&plan, &inputs);
+    exec::run_in_process(&plan, &parties, &test_options()).unwrap();
+    parties[1].insert("t".into(), Tensor::scalar(0.25));
+    parties[0].insert("t".into(), Tensor::scalar(0.5));
+    let err = exec::run_in_process(&plan, &parties, &test_options())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("public input `t` differs between"), "{err}");
+}

@@ -139,15 +139,18 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         &runtime::exec::tcp::hex(&tcp.plan.digest())[..16]
     );
     let started = Instant::now();
-    let mut opts = runtime::exec::Options::default();
-    opts.timeout = Duration::from_secs(args.timeout);
     let outcome = TcpTransport::connect(&tcp).and_then(|mut t| {
         eprintln!(
             "{}: connected to every peer in {:.3} s",
             args.me,
             started.elapsed().as_secs_f64()
         );
-        runtime::exec::run_party(plan, me, &inputs, &mut t, &opts)
+        crate::progress::with_progress(Some(me), |progress| {
+            let mut opts = runtime::exec::Options::default();
+            opts.timeout = Duration::from_secs(args.timeout);
+            opts.progress = progress;
+            runtime::exec::run_party(plan, me, &inputs, &mut t, &opts)
+        })
     });
     let outcome = match outcome {
         Ok(o) => o,

@@ -9,12 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Runs `work` with a progress bar on standard error (a terminal only, and
-/// only once the work has taken a second: short runs stay quiet).
-pub fn with_progress<T>(work: impl FnOnce(Option<Arc<Progress>>) -> T) -> T {
+/// only once the work has taken a second: short runs stay quiet). `party`
+/// counts its steps (`None`: the first computing party).
+pub fn with_progress<T>(party: Option<u32>, work: impl FnOnce(Option<Arc<Progress>>) -> T) -> T {
     if !std::io::stderr().is_terminal() {
         return work(None);
     }
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress {
+        party,
+        ..Progress::default()
+    });
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         let shown = &progress;

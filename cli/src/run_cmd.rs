@@ -415,7 +415,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         plan.model
     );
     let started = Instant::now();
-    let outcomes = match crate::progress::with_progress(|progress| {
+    let outcomes = match crate::progress::with_progress(None, |progress| {
         let mut opts = runtime::exec::Options::default();
         opts.progress = progress;
         runtime::exec::run_in_process(plan, &per_party(plan, &inputs), &opts)

@@ -46,6 +46,21 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
+
+    /// SHA-256 of the shape and the values' bits: parties compare the
+    /// digests of the public inputs each was given (public data only).
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((self.shape.len() as u64).to_le_bytes());
+        for d in &self.shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in &self.data {
+            h.update(v.to_bits().to_le_bytes());
+        }
+        h.finalize().into()
+    }
 }
 
 /// Why an input was rejected; always names the input, never its values.

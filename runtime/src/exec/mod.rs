@@ -130,15 +130,18 @@ impl Default for Options {
 /// How far a run has got, counted by the parties as they go, for a caller
 /// that shows it (the runtime does no I/O). The slow part of a run without
 /// a dealer is party 0's Paillier encryptions in the two-party
-/// preprocessing; the rest is the first computing party's program.
+/// preprocessing; the rest is one party's program.
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Ciphertexts party 0 encrypts for the two-party preprocessing.
     pub encrypt_total: AtomicU64,
     pub encrypt_done: AtomicU64,
-    /// Instructions of the first computing party's program.
+    /// Instructions of the counting party's program.
     pub steps_total: AtomicU64,
     pub steps_done: AtomicU64,
+    /// The party that counts its steps; `None`: the first computing party
+    /// (in one process every party shares this).
+    pub party: Option<PartyIdx>,
 }
 
 impl Options {
@@ -480,8 +483,11 @@ pub fn run_party(
         kind: e.kind,
         message: format!("{}: {}", plan.party_name(me), e.message),
     };
-    // The first computing party counts its steps for `Options::progress`.
-    let progress = opts.progress.as_deref().filter(|_| role == Some(Role::P0));
+    // One party counts its steps for `Options::progress`.
+    let progress = opts.progress.as_deref().filter(|p| match p.party {
+        Some(q) => q == me,
+        None => role == Some(Role::P0),
+    });
     if let Some(p) = progress {
         p.steps_total.store(program.len() as u64, Ordering::Relaxed);
     }
@@ -620,7 +626,19 @@ impl Exec<'_> {
             .iter()
             .map(|(k, v)| (k.clone(), *v as u64))
             .collect();
-        let frame = wire::encode(&[Wire::Dims(mine)]);
+        // Public inputs are given to every computing party separately: they
+        // compare digests, so a mismatch is an error, not a wrong answer.
+        let public: Vec<(String, [u8; 32])> = self
+            .plan
+            .inputs
+            .iter()
+            .filter(|i| i.owner == plan::Owner::Public)
+            .filter_map(|i| Some((i.name.clone(), self.inputs.get(&i.name)?.digest())))
+            .collect();
+        let frame = wire::encode(&[Wire::Session {
+            dims: mine,
+            public: public.clone(),
+        }]);
         // Only between parties that take part: the dealer of a plan
         // compiled without one is not even started.
         let peers: Vec<PartyIdx> = (0..n)
@@ -636,12 +654,26 @@ impl Exec<'_> {
                     self.plan.party_name(p)
                 ))
             })?;
-            let Some(Wire::Dims(dims)) = got.into_iter().next() else {
+            let Some(Wire::Session {
+                dims,
+                public: theirs,
+            }) = got.into_iter().next()
+            else {
                 return Err(ExecError::protocol(format!(
                     "{} did not start the session",
                     self.plan.party_name(p)
                 )));
             };
+            for (name, digest) in &theirs {
+                if public.iter().any(|(n, d)| n == name && d != digest) {
+                    return Err(ExecError::input(format!(
+                        "public input `{name}` differs between {} and {}: every party must be \
+                         given the same values",
+                        self.plan.party_name(self.me),
+                        self.plan.party_name(p)
+                    )));
+                }
+            }
             for (name, size) in dims {
                 let size = size as usize;
                 match self.dims.get(&name) {

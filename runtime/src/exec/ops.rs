@@ -196,7 +196,7 @@ impl Exec<'_> {
                         Some((owner, pk)),
                     ));
                 }
-                Wire::Dims(_) => return Err(bad("session metadata")),
+                Wire::Session { .. } => return Err(bad("session metadata")),
                 other => Value::Wire(other),
             },
         };

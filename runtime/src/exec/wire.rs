@@ -41,8 +41,12 @@ pub enum Wire {
         corrections: Vec<DealerMsg>,
         compare: Vec<CompareDealerMsg>,
     },
-    /// Session metadata: sizes of symbolic dimensions.
-    Dims(Vec<(String, u64)>),
+    /// Session metadata: sizes of symbolic dimensions, and a digest of
+    /// every public input the sender was given.
+    Session {
+        dims: Vec<(String, u64)>,
+        public: Vec<(String, [u8; 32])>,
+    },
 }
 
 impl std::fmt::Debug for Wire {
@@ -62,7 +66,7 @@ impl Wire {
             Wire::PublicKey(_) => "public key",
             Wire::Dealer { .. } => "dealer message",
             Wire::DealerChunk { .. } => "dealer corrections",
-            Wire::Dims(_) => "dimensions",
+            Wire::Session { .. } => "session metadata",
         }
     }
 }
@@ -195,7 +199,10 @@ fn bulk_len(w: &Wire) -> usize {
             compare,
             ..
         } => dealer(corrections, compare),
-        Wire::Dims(d) => d.iter().map(|(n, _)| n.len() + 16).sum(),
+        Wire::Session { dims, public } => {
+            dims.iter().map(|(n, _)| n.len() + 16).sum::<usize>()
+                + public.iter().map(|(n, _)| n.len() + 40).sum::<usize>()
+        }
     }
 }
 
@@ -258,12 +265,17 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
                 w.u64(*group);
                 w.corrections(corrections, compare);
             }
-            Wire::Dims(dims) => {
+            Wire::Session { dims, public } => {
                 w.u8(7);
                 w.u64(dims.len() as u64);
                 for (name, n) in dims {
                     w.bytes(name.as_bytes());
                     w.u64(*n);
+                }
+                w.u64(public.len() as u64);
+                for (name, digest) in public {
+                    w.bytes(name.as_bytes());
+                    w.bytes(digest);
                 }
             }
         }
@@ -469,7 +481,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                         Ok((name, r.u64()?))
                     })
                     .collect::<D<_>>()?;
-                Wire::Dims(dims)
+                let n = r.count(41)?;
+                let public = (0..n)
+                    .map(|_| {
+                        let name = String::from_utf8(r.bytes()?)
+                            .map_err(|_| "input name is not UTF-8".to_string())?;
+                        let digest: [u8; 32] = r
+                            .bytes()?
+                            .try_into()
+                            .map_err(|_| "a public input's digest is not 32 bytes".to_string())?;
+                        Ok((name, digest))
+                    })
+                    .collect::<D<_>>()?;
+                Wire::Session { dims, public }
             }
             t => return Err(format!("unknown value tag {t}")),
         });
@@ -499,7 +523,10 @@ mod tests {
                 cts: vec![BigUint::from(12345u32)],
             },
             Wire::PublicKey(BigUint::from(35u32)),
-            Wire::Dims(vec![("batch".into(), 7)]),
+            Wire::Session {
+                dims: vec![("batch".into(), 7)],
+                public: vec![("t".into(), [9; 32])],
+            },
             Wire::Dealer {
                 seed: SeedMsg {
                     party: Party::P1,
