@@ -562,9 +562,7 @@ pub fn run_with_transports<T: Transport + Send>(
 
 impl Exec<'_> {
     fn concrete(&self, shape: &plan::Shape) -> Result<Vec<usize>, ExecError> {
-        plan::concrete(shape, &self.dims).ok_or_else(|| {
-            ExecError::input(format!("a dimension of {shape} is not bound by any input"))
-        })
+        plan::concrete(shape, &self.dims).map_err(ExecError::input)
     }
 
     fn reg_shape(&self, r: Reg) -> Result<Vec<usize>, ExecError> {
