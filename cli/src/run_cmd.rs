@@ -21,7 +21,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["inputs", "id_column", "stdin_format"])]
     pub demo: bool,
     /// With --demo: the size of every symbolic dimension (such as `batch`).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    /// A run whose estimated memory exceeds --max-memory is refused.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_BATCH))]
     pub batch: u64,
     /// Write each party's outputs to DIR/<party>.json and DIR/<party>-<output>.csv
     /// (all files or none); `-o -` prints them to standard output as JSON.
@@ -30,6 +31,8 @@ pub struct RunArgs {
     /// Print per-party traffic, rounds and time per phase, next to the compiler's estimate.
     #[arg(long)]
     pub stats: bool,
+    #[command(flatten)]
+    pub memory: crate::limits::MemoryArgs,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -80,8 +83,8 @@ pub struct RowIds {
 }
 
 /// Random inputs of the declared shapes and ranges (OS-seeded).
-pub fn demo_inputs(plan: &Plan, batch: usize) -> BTreeMap<String, Tensor> {
-    runtime::exec::random_inputs(plan, batch, &mut rand::rng())
+pub fn demo_inputs(plan: &Plan, batch: usize) -> Result<BTreeMap<String, Tensor>, String> {
+    runtime::exec::random_inputs(plan, batch, &mut rand::rng()).map_err(|e| e.message)
 }
 
 pub use runtime::exec::inputs_per_party as per_party;
@@ -277,8 +280,28 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let Some((model, mut compiled)) = compile_file_with(&args.file, &options) else {
         return ExitCode::FAILURE;
     };
+    let refused = |e: String| {
+        eprintln!("error: {e}");
+        eprintln!("note: nothing was run; no output was written");
+        ExitCode::FAILURE
+    };
     let (inputs, ids) = if args.demo {
-        (demo_inputs(&compiled.plan, args.batch as usize), None)
+        // Before the demo data is made: it alone can be too large.
+        let batch = args.batch as usize;
+        let dims = crate::limits::dims_at(&compiled.plan, batch);
+        let sizes = crate::limits::Sizes::Batch { flag: "--batch" };
+        let inputs = crate::limits::check_in_process(
+            &compiled.plan,
+            &dims,
+            Some(&model),
+            &args.memory,
+            sizes,
+        )
+        .and_then(|()| demo_inputs(&compiled.plan, batch));
+        match inputs {
+            Ok(i) => (i, None),
+            Err(e) => return refused(e),
+        }
     } else {
         match load_inputs(&compiled.plan, None, &args.data) {
             Ok(i) => (i.values, i.ids),
@@ -315,6 +338,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
     let plan = &compiled.plan;
+    if !args.demo {
+        let dims = plan::infer_dims(plan, None, &inputs).unwrap_or_default();
+        let sizes = crate::limits::Sizes::Data;
+        if let Err(e) = crate::limits::check_in_process(plan, &dims, None, &args.memory, sizes) {
+            return refused(e);
+        }
+    }
     let parties = plan
         .parties
         .iter()
