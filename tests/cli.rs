@@ -766,3 +766,152 @@ fn run_executes_a_plan_file_and_refuses_a_bad_one() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14, defect 10: runs too large for the machine died with SIGABRT
+/// ("memory allocation failed"). Each is now refused quickly, before
+/// anything large is allocated, with exit status 1 (not a signal) and an
+/// error that names the estimate, the limit and how to get under it.
+#[test]
+fn a_run_too_large_for_memory_is_refused_before_it_starts() {
+    let started = std::time::Instant::now();
+    let refused = |args: &[&str]| {
+        let o = veil(args);
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        err
+    };
+    // `run --demo --batch 10000000`: ~140 GiB; a fixed limit makes the
+    // test the same on every machine.
+    let err = refused(&[
+        "run",
+        "models/logreg_100.veil",
+        "--demo",
+        "--batch",
+        "10000000",
+        "--max-memory",
+        "16GiB",
+    ]);
+    for want in [
+        "error: this run needs an estimated ",
+        " at batch = 10000000 (client ",
+        "more than the limit of 16 GiB (--max-memory)",
+        "help: use a smaller batch (about --batch ",
+        "or raise the limit with --max-memory ",
+        "nothing was run",
+    ] {
+        assert!(err.contains(want), "{want:?} in {err}");
+    }
+    // The batch it suggests fits.
+    let suggested = err
+        .split("about --batch ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("a suggested batch");
+    assert!((100_000..10_000_000).contains(&suggested), "{err}");
+    // Under the default limit (half the machine's memory): a batch no
+    // machine holds.
+    let err = refused(&[
+        "run",
+        "models/logreg_100.veil",
+        "--demo",
+        "--batch",
+        "1099511627776",
+    ]);
+    assert!(
+        err.contains("more than the limit of")
+            && (err.contains("(half of this machine's ") || err.contains("cannot be read")),
+        "{err}"
+    );
+    // `bench --batches 10000000000`: refused before the first measurement.
+    let o = veil(&[
+        "bench",
+        "models/logreg_100.veil",
+        "--batches",
+        "1,10000000000",
+    ]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: mode `dealer`: this run needs an estimated ")
+            && err.contains("at batch = 10000000000")
+            && err.contains("about --batches ")
+            && err.contains("nothing was measured"),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("dealer "),
+        "no measurement ran"
+    );
+    // `fixed[100000000, 100000000]`: too large to be a type at all.
+    let dir = scratch("too-large");
+    let model = dir.join("huge.veil");
+    std::fs::write(
+        &model,
+        "model huge { party a; party b; dealer d;
+           input x: fixed[100000000, 100000000] private(a) in [-1, 1];
+           input w: fixed private(b) in [-1, 1];
+           let z = x * w; output z to a; }",
+    )
+    .unwrap();
+    let err = refused(&["run", model.to_str().unwrap(), "--demo"]);
+    assert!(err.contains("error[E0215]"), "{err}");
+    // Sizes past what a batch can be are refused when parsed.
+    for (flag, cmd) in [("--batch", "run"), ("--batches", "bench")] {
+        let mut args = vec![cmd, "models/logreg_100.veil", flag, "18446744073709551616"];
+        if cmd == "run" {
+            args.push("--demo");
+        }
+        let o = veil(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr_of(&o));
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refusals are quick: {:?}",
+        started.elapsed()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--max-memory` decides: a run over it is refused, the same run under a
+/// higher one runs; with data files the hint is to split the data.
+#[test]
+fn max_memory_is_the_limit_a_run_is_checked_against() {
+    let small = ["--demo", "--batch", "1000", "--max-memory", "1MiB"];
+    let o = veil(&[&["run", "models/logreg_100.veil"][..], &small].concat());
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("more than the limit of 1.0 MiB"), "{err}");
+    let o = veil(&[
+        "run",
+        "models/logreg_100.veil",
+        "--demo",
+        "--batch",
+        "1000",
+        "--max-memory",
+        "1GiB",
+    ]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+
+    let dir = scratch("max-memory-data");
+    let rows: Vec<&str> = std::iter::repeat_n(ROW_A, 2000).collect();
+    let inputs = linreg_inputs(&dir, None, &rows);
+    let o = run_linreg(&inputs, &["--max-memory", "2MiB"]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("at batch = 2000")
+            && err.contains("split the data into batches of about ")
+            && err.contains("nothing was run"),
+        "{err}"
+    );
+    let o = run_linreg(&inputs, &["--max-memory", "64MiB"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    for bad in ["lots", "0", "12 parsecs"] {
+        let o = run_linreg(&inputs, &["--max-memory", bad]);
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("--max-memory"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

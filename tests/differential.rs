@@ -33,6 +33,7 @@ fn inputs_with_fixed_seed_for_tests(
         batch,
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
     )
+    .unwrap()
 }
 
 use exec::inputs_per_party as per_party;
@@ -700,4 +701,74 @@ fn parties_given_different_public_inputs_refuse_to_run() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("public input `t` differs between"), "{err}");
+}
+
+/// The memory estimate's registers against what the executor held: for
+/// every bundled model, with a dealer, without one (comparisons included)
+/// and Paillier-heavy, every party's peak is within the estimate, and the
+/// estimate is not far above it (it counts every register to the end of
+/// the run; the executor drops a peer's message once used).
+#[test]
+fn the_memory_estimate_bounds_the_registers_a_run_holds() {
+    use compiler::ir::Protocol;
+    let key_bits = 1024;
+    let opts = exec::Options::with_small_keys_for_tests(key_bits);
+    for name in MODELS.iter().chain(&DEALER_MODELS) {
+        for (dealer, prefer) in [
+            (true, None),
+            (false, None),
+            (true, Some(Protocol::Paillier)),
+        ] {
+            let batch = 6;
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.prefer = prefer;
+                o.assume.insert("batch".into(), batch as u64);
+            });
+            let plan = compiler::compile(&model(name), &o).unwrap().plan;
+            let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 5);
+            let dims = plan::infer_dims(&plan, None, &inputs).unwrap();
+            let estimate = exec::memory::estimate(&plan, &dims, Some(key_bits)).unwrap();
+            let outcomes = exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (p, o) in outcomes.iter().enumerate() {
+                let held = o.stats.peak_register_bytes;
+                let est = estimate.parties[p].registers;
+                let what = format!(
+                    "{name} (dealer: {dealer}, {prefer:?}), {}: held {held} B, estimated {est} B",
+                    plan.party_name(p as u32)
+                );
+                assert!(held <= est, "{what}");
+                assert!(2 * est <= 3 * held + 8192, "{what}");
+                // Whatever a party holds, its inputs count (compute parties).
+                if plan.parties[p].role == plan::Role::Compute {
+                    assert!(estimate.parties[p].inputs > 0, "{what}");
+                }
+            }
+        }
+    }
+}
+
+/// The limit is enforced by the runtime itself, where `veil party` sets
+/// it: a party over it stops at session setup, before any allocation the
+/// run needs, naming the estimate, the limit and the way out.
+#[test]
+fn a_party_over_its_memory_limit_is_refused_at_session_setup() {
+    let plan = compiler::compile(&model("logreg_100"), &options(|_| {}))
+        .unwrap()
+        .plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 10, 1);
+    let mut opts = test_options();
+    opts.max_memory = Some(1000);
+    let e = exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts).unwrap_err();
+    assert_eq!(e.kind, exec::ErrorKind::Input, "{e}");
+    assert!(
+        e.message.contains("this party would need about")
+            && e.message.contains("at batch = 10")
+            && e.message.contains("more than its limit of 1000 B")
+            && e.message.contains("--max-memory"),
+        "{e}"
+    );
+    opts.max_memory = Some(1 << 30);
+    exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts).unwrap();
 }

@@ -902,3 +902,38 @@ fn two_processes_compare_without_a_dealer_over_tls() {
     assert!(!dir.join("out-bob").join("bob.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14, defect 10, for `veil party`: the dealer learns the batch size
+/// only at session setup; a party whose estimated memory at that size is
+/// over its --max-memory stops there, before the run allocates anything,
+/// and says what it needs; the others stop with an error, without output.
+#[test]
+fn a_party_over_its_memory_limit_stops_at_session_setup() {
+    let dir = tempdir("max-memory");
+    certs(&dir);
+    inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let started = Instant::now();
+    let helper = spawn_party(&dir, "helper", &cfg, &["--max-memory", "16KiB"]);
+    let server = spawn_party(&dir, "server", &cfg, &[]);
+    let client = spawn_party(&dir, "client", &cfg, &[]);
+    let (h, s, c) = (
+        finish(helper, LIMIT),
+        finish(server, LIMIT),
+        finish(client, LIMIT),
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_failed_without_output(&h, &dir, "helper");
+    let err = stderr(&h);
+    assert!(
+        err.contains("error: helper: this party would need about ")
+            && err.contains(" at batch = 700 (")
+            && err.contains("more than its limit of 16 KiB")
+            && err.contains("--max-memory"),
+        "{err}"
+    );
+    assert_eq!(h.status.code(), Some(1), "{err}");
+    assert_failed_without_output(&c, &dir, "client");
+    assert_failed_without_output(&s, &dir, "server");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,9 +52,10 @@ pub struct BenchArgs {
     /// The model file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Batch sizes (the size of every symbolic dimension).
-    #[arg(long, value_delimiter = ',', default_value = "1,100,1000,10000")]
-    pub batches: Vec<usize>,
+    /// Batch sizes (the size of every symbolic dimension). A batch whose
+    /// estimated memory exceeds --max-memory is refused before anything runs.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000,10000", value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_BATCH))]
+    pub batches: Vec<u64>,
     /// Deployment modes to measure.
     #[arg(
         long,
@@ -79,13 +80,57 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     #[command(flatten)]
+    pub memory: crate::limits::MemoryArgs,
+    #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// The options a measurement of `mode` compiles with.
+fn mode_options(args: &BenchArgs, mode: Mode) -> compiler::Options {
+    let mut options = args.target.options();
+    match mode {
+        Mode::Dealer => {}
+        Mode::TwoParty => options.use_dealer = false,
+        Mode::Hybrid => options.prefer = Some(compiler::ir::Protocol::Paillier),
+    }
+    options
+}
+
+/// Refuses, before anything is measured, a mode and batch whose run (every
+/// party in this process, and the reference) would exceed the memory
+/// limit. Compiles quietly: the measurements print the diagnostics.
+fn check_memory(args: &BenchArgs) -> Result<(), String> {
+    let source = crate::read_source(&args.file)?;
+    let Some(model) = compiler::check_source(&source).model else {
+        return Ok(());
+    };
+    for &mode in &args.modes {
+        let mut options = mode_options(args, mode);
+        for &batch in &args.batches {
+            options.assume = [("batch".to_string(), batch)].into_iter().collect();
+            let Ok(compiled) = compiler::compile(&model, &options) else {
+                continue;
+            };
+            let plan = &compiled.plan;
+            let batch = usize::try_from(batch).unwrap_or(usize::MAX);
+            let dims = crate::limits::dims_at(plan, batch);
+            let sizes = crate::limits::Sizes::Batch { flag: "--batches" };
+            crate::limits::check_in_process(plan, &dims, Some(&model), &args.memory, sizes)
+                .map_err(|e| format!("mode `{}`: {e}", mode.name()))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: &BenchArgs) -> ExitCode {
     // A progress line rewritten in place, on a terminal only: in a log it
     // would be one long line of carriage returns.
     let progress = std::io::stderr().is_terminal();
+    if let Err(e) = check_memory(args) {
+        eprintln!("error: {e}");
+        eprintln!("note: nothing was measured");
+        return ExitCode::FAILURE;
+    }
     let mut rows = Vec::new();
     println!(
         "{:<10} {:<7} {:>7} {:>10} {:>12} {:>14} {:>7} {:>10}",
@@ -103,14 +148,10 @@ pub fn run(args: &BenchArgs) -> ExitCode {
         None
     };
     for &mode in &args.modes {
-        let mut options = args.target.options();
-        match mode {
-            Mode::Dealer => {}
-            Mode::TwoParty => options.use_dealer = false,
-            Mode::Hybrid => options.prefer = Some(compiler::ir::Protocol::Paillier),
-        }
+        let mut options = mode_options(args, mode);
         for &batch in &args.batches {
-            options.assume = [("batch".to_string(), batch as u64)].into_iter().collect();
+            options.assume = [("batch".to_string(), batch)].into_iter().collect();
+            let batch = batch as usize;
             let Some((model, compiled)) = compile_file_with(&args.file, &options) else {
                 return ExitCode::FAILURE;
             };
@@ -144,7 +185,13 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                             via.name(),
                         );
                     }
-                    let inputs = demo_inputs(plan, batch);
+                    let inputs = match demo_inputs(plan, batch) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            eprintln!("{}error: {e}", if progress { "\n" } else { "" });
+                            return ExitCode::FAILURE;
+                        }
+                    };
                     let reference = match compiler::reference::evaluate(&model, &inputs) {
                         Ok(r) => r,
                         Err(e) => {

@@ -33,6 +33,7 @@ mod certs_cmd;
 mod check_cmd;
 mod compile_cmd;
 mod data;
+mod limits;
 mod paillier_cmd;
 mod party_cmd;
 mod plan_file;

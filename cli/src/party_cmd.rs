@@ -49,6 +49,10 @@ pub struct PartyArgs {
     /// Largest frame accepted from a peer, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = (DEFAULT_MAX_FRAME >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=4095))]
     pub max_frame_mib: u64,
+    // --max-memory: checked once the parties have agreed on the sizes (such
+    // as `batch`); a party over it stops before the run starts.
+    #[command(flatten)]
+    pub memory: crate::limits::MemoryArgs,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -149,6 +153,7 @@ pub fn run(args: &PartyArgs) -> ExitCode {
             let mut opts = runtime::exec::Options::default();
             opts.timeout = Duration::from_secs(args.timeout);
             opts.progress = progress;
+            opts.max_memory = Some(args.memory.limit().0);
             runtime::exec::run_party(plan, me, &inputs, &mut t, &opts)
         })
     });

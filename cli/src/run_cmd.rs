@@ -26,7 +26,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["inputs", "id_column", "stdin_format"])]
     pub demo: bool,
     /// With --demo: the size of every symbolic dimension (such as `batch`).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    /// A run whose estimated memory exceeds --max-memory is refused.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_BATCH))]
     pub batch: u64,
     /// Write each party's outputs to DIR/<party>.json and DIR/<party>-<output>.csv
     /// (all files or none); `-o -` prints them to standard output as JSON.
@@ -40,6 +41,8 @@ pub struct RunArgs {
     /// Print per-party traffic, rounds and time per phase, next to the compiler's estimate.
     #[arg(long)]
     pub stats: bool,
+    #[command(flatten)]
+    pub memory: crate::limits::MemoryArgs,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -152,8 +155,8 @@ pub struct RowIds {
 }
 
 /// Random inputs of the declared shapes and ranges (OS-seeded).
-pub fn demo_inputs(plan: &Plan, batch: usize) -> BTreeMap<String, Tensor> {
-    runtime::exec::random_inputs(plan, batch, &mut rand::rng())
+pub fn demo_inputs(plan: &Plan, batch: usize) -> Result<BTreeMap<String, Tensor>, String> {
+    runtime::exec::random_inputs(plan, batch, &mut rand::rng()).map_err(|e| e.message)
 }
 
 pub use runtime::exec::inputs_per_party as per_party;
@@ -365,8 +368,23 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let refused = |e: String| {
+        eprintln!("error: {e}");
+        eprintln!("note: nothing was run; no output was written");
+        ExitCode::FAILURE
+    };
     let (inputs, ids) = if args.demo {
-        (demo_inputs(&plan, args.batch as usize), None)
+        // Before the demo data is made: it alone can be too large.
+        let batch = args.batch as usize;
+        let dims = crate::limits::dims_at(&plan, batch);
+        let sizes = crate::limits::Sizes::Batch { flag: "--batch" };
+        let inputs =
+            crate::limits::check_in_process(&plan, &dims, model.as_ref(), &args.memory, sizes)
+                .and_then(|()| demo_inputs(&plan, batch));
+        match inputs {
+            Ok(i) => (i, None),
+            Err(e) => return refused(e),
+        }
     } else {
         match load_inputs(&plan, None, &args.data) {
             Ok(i) => (i.values, i.ids),
@@ -404,6 +422,16 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
     let plan = &plan;
+    if !args.demo {
+        let dims = plan::infer_dims(plan, None, &inputs).unwrap_or_default();
+        let sizes = crate::limits::Sizes::Data;
+        // With --check the reference interpreter runs too.
+        let reference = model.as_ref().filter(|_| args.check);
+        if let Err(e) = crate::limits::check_in_process(plan, &dims, reference, &args.memory, sizes)
+        {
+            return refused(e);
+        }
+    }
     let parties = plan
         .parties
         .iter()

@@ -39,6 +39,12 @@ pub const BUILTINS: [&str; 11] = [
 /// Highest polynomial degree accepted in `degree:` and `poly`.
 pub const MAX_DEGREE: u64 = 31;
 
+/// The most elements a tensor type may have (the product of its numbered
+/// dimensions): more than any machine holds, and small enough that sizes in
+/// bytes (up to 2^12 bytes per element, a ciphertext) stay far from
+/// overflowing 64 bits.
+pub const MAX_ELEMENTS: u64 = 1 << 48;
+
 pub fn check(model: &ast::Model) -> CheckResult {
     let mut c = Checker {
         ast: model,
@@ -510,6 +516,28 @@ impl Checker<'_> {
                 }
                 DimKind::Symbol(s) => dims.push(Dim::Symbol(s.clone())),
             }
+        }
+        let known = dims.iter().try_fold(1u64, |acc, d| match d {
+            Dim::Known(n) => acc.checked_mul(*n),
+            Dim::Symbol(_) => Some(acc),
+        });
+        if ok && known.is_none_or(|n| n > MAX_ELEMENTS) {
+            let product = match known {
+                Some(n) => format!("{n} elements"),
+                None => "more than 2^64 elements".into(),
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::TensorTooLarge,
+                    format!("a tensor of {product}, more than the limit of 2^48"),
+                )
+                .primary(ty.span, "the product of these dimensions is too large")
+                .help(
+                    "check the dimensions; a size that grows with the data belongs in a named \
+                     dimension such as `batch`",
+                ),
+            );
+            ok = false;
         }
         ok.then_some(Shape(dims))
     }
@@ -1379,6 +1407,33 @@ mod tests {
         check_body(
             "input x: fixed[0] private(a); let y = x + 1; output y to b;",
             "E0214",
+        );
+    }
+
+    #[test]
+    fn a_tensor_type_too_large_to_hold_is_an_error_not_an_overflow() {
+        // 10^10 · 10^10 overflows 64 bits; 2^24 · 2^25 is just above the limit.
+        for ty in [
+            "fixed[10000000000, 10000000000]",
+            "fixed[16777216, 33554432]",
+        ] {
+            check_body(
+                &format!("input x: {ty} private(a); let y = x + 1; output y to b;"),
+                "E0215",
+            );
+        }
+        check_body(
+            "const c: fixed[10000000000, 10000000000] = 1; input x: fixed private(a); let y = x + c; output y to b;",
+            "E0215",
+        );
+        // At the limit, and with a named dimension of any size, it is fine.
+        check_body(
+            "input x: fixed[16777216, 16777216] private(a); output x to b;",
+            "fixed[16777216, 16777216]",
+        );
+        check_body(
+            "input x: fixed[n, 100000000] private(a); output x to b;",
+            "fixed[n, 100000000]",
         );
     }
 

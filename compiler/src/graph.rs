@@ -201,8 +201,14 @@ impl<'m> Graph<'m> {
         }
     }
 
+    /// Number of elements, with symbols at their assumed sizes (saturating:
+    /// an `--assume`d size can be anything, and the count only feeds the
+    /// cost model's floating-point estimates).
     pub fn elements(&self, shape: &Shape) -> u64 {
-        shape.0.iter().map(|d| self.dim_size(d)).product()
+        shape
+            .0
+            .iter()
+            .fold(1u64, |acc, d| acc.saturating_mul(self.dim_size(d)))
     }
 
     /// Size of the last dimension of `v` (1 for a scalar).

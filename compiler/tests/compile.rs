@@ -265,3 +265,24 @@ fn an_error_bound_wider_than_the_output_range_is_flagged() {
         assert_eq!(c.plan.outputs[0].error_bound, 1.0);
     }
 }
+
+#[test]
+fn an_absurd_assumed_dimension_is_no_overflow() {
+    // The element count of [batch, 100] at batch = 2^64 - 1 overflows 64
+    // bits: the compiler's size arithmetic saturates instead of panicking.
+    let src = "model m { party a; party b; dealer d;
+        input x: fixed[batch, 100] private(a) in [-1, 1];
+        input w: fixed[100] private(b) in [-1, 1];
+        let z = x * w; output z to a; }";
+    for (dealer, size) in [(true, u64::MAX), (false, u64::MAX), (true, 1 << 62)] {
+        let o = opts(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), size);
+        });
+        // Compiling may refuse (the ranges of a reduction grow with the
+        // batch), but never panics; this model has none, so it compiles.
+        let c = compile(&checked(src), &o).expect("compiles");
+        assert!(!c.plan.estimate.bytes.is_nan());
+        assert_eq!(c.plan.estimate.assumed_dims["batch"], size);
+    }
+}

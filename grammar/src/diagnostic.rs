@@ -48,6 +48,7 @@ pub enum Code {
     LiteralOutOfRange,
     ViaWithoutOperation,
     ZeroDim,
+    TensorTooLarge,
     // Compilation (E03xx)
     Overflow,
     Leak,
@@ -62,7 +63,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 39] = [
         Code::Syntax,
         Code::BadLiteral,
         Code::TooDeep,
@@ -92,6 +93,7 @@ impl Code {
         Code::LiteralOutOfRange,
         Code::ViaWithoutOperation,
         Code::ZeroDim,
+        Code::TensorTooLarge,
         Code::Overflow,
         Code::Leak,
         Code::NoProtocol,
@@ -134,6 +136,7 @@ impl Code {
             Code::LiteralOutOfRange => "E0212",
             Code::ViaWithoutOperation => "E0213",
             Code::ZeroDim => "E0214",
+            Code::TensorTooLarge => "E0215",
             Code::Overflow => "E0301",
             Code::Leak => "E0302",
             Code::NoProtocol => "E0303",
@@ -184,6 +187,7 @@ impl Code {
             Code::LiteralOutOfRange => "A literal does not fit the fixed-point encoding at this precision.",
             Code::ViaWithoutOperation => "`via` chooses how an operation runs; the expression before it must be an operation, not a bare name or literal.",
             Code::ZeroDim => "Dimensions must be at least 1.",
+            Code::TensorTooLarge => "A tensor type has more than 2^48 elements (the product of its dimensions), about 2.8e14: more than any machine can hold, and more than Veil's size arithmetic allows. Check the dimensions; a size that grows with the data belongs in a symbolic dimension such as `batch`, whose size `veil run` checks against the memory available.",
             Code::Overflow => "Range analysis found a value that can exceed what the fixed-point encoding holds (products are computed at twice the precision before truncation). Declare tighter `in` ranges on the inputs, or lower `precision`.",
             Code::Leak => "An output would reveal another party's private input exactly (for example `x + w` addressed to the owner of `x` gives away `w`). Veil refuses plans that reveal more than the outputs' owners may learn.",
             Code::NoProtocol => "No protocol available to the compiler can compute this operation on these operands, or a `via` override asks for one that cannot.",

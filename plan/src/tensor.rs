@@ -22,7 +22,9 @@ impl fmt::Debug for Tensor {
 
 impl Tensor {
     pub fn new(shape: Vec<usize>, data: Vec<f64>) -> Result<Tensor, String> {
-        let n: usize = shape.iter().product();
+        let Some(n) = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+            return Err(format!("shape {shape:?} has more than 2^64 elements"));
+        };
         if n != data.len() {
             return Err(format!(
                 "shape {shape:?} needs {n} values, found {}",
@@ -253,16 +255,45 @@ fn bind_shape(
     Ok(())
 }
 
-/// A shape with its symbolic dimensions bound.
-pub fn concrete(shape: &Shape, dims: &BTreeMap<String, usize>) -> Option<Vec<usize>> {
-    shape
+/// A shape with its symbolic dimensions bound. An error names a dimension
+/// that `dims` does not bind, or a shape whose element count does not fit a
+/// `usize` (so that every later size computation on it is exact).
+pub fn concrete(shape: &Shape, dims: &BTreeMap<String, usize>) -> Result<Vec<usize>, String> {
+    let out = shape
         .0
         .iter()
         .map(|d| match d {
-            Dim::Known(n) => Some(*n as usize),
-            Dim::Symbol(s) => dims.get(s).copied(),
+            Dim::Known(n) => usize::try_from(*n)
+                .map_err(|_| format!("dimension {n} of {shape} is too large for this machine")),
+            Dim::Symbol(s) => dims
+                .get(s)
+                .copied()
+                .ok_or_else(|| format!("dimension `{s}` of {shape} is not bound by any input")),
         })
-        .collect()
+        .collect::<Result<Vec<usize>, String>>()?;
+    if out
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .is_none()
+    {
+        let bound: Vec<String> = shape
+            .0
+            .iter()
+            .filter_map(|d| match d {
+                Dim::Symbol(s) => dims.get(s).map(|n| format!("{s} = {n}")),
+                Dim::Known(_) => None,
+            })
+            .collect();
+        return Err(format!(
+            "a tensor of shape {shape}{} has more than 2^64 elements",
+            if bound.is_empty() {
+                String::new()
+            } else {
+                format!(" with {}", bound.join(", "))
+            }
+        ));
+    }
+    Ok(out)
 }
 
 impl Tensor {
@@ -382,5 +413,32 @@ impl crate::ClearOp {
             Relu => Ok(a.map(|x| x.max(0.0))),
             Clamp(lo, hi) => Ok(a.map(|x| x.clamp(*lo, *hi))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shape_whose_element_count_overflows_is_an_error_not_a_panic() {
+        let big = 1usize << 40;
+        let err = Tensor::new(vec![big, big], vec![]).unwrap_err();
+        assert!(err.contains("more than 2^64 elements"), "{err}");
+
+        let shape = Shape(vec![Dim::Symbol("batch".into()), Dim::Known(1 << 40)]);
+        let dims = BTreeMap::from([("batch".to_string(), 1usize << 30)]);
+        let err = concrete(&shape, &dims).unwrap_err();
+        assert_eq!(
+            err,
+            "a tensor of shape [batch, 1099511627776] with batch = 1073741824 has more than 2^64 elements"
+        );
+        let err = concrete(&shape, &BTreeMap::new()).unwrap_err();
+        assert!(
+            err.contains("`batch`") && err.contains("not bound"),
+            "{err}"
+        );
+        let dims = BTreeMap::from([("batch".to_string(), 3usize)]);
+        assert_eq!(concrete(&shape, &dims), Ok(vec![3, 1 << 40]));
     }
 }

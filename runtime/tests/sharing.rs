@@ -210,6 +210,13 @@ fn malformed_inputs_are_errors() {
     assert!(m3.matmul(&m3).is_err());
     assert!(RingTensor::new(vec![1], vec![2]).is_err());
     assert!(RingTensor::zeros(&[usize::MAX, 3]).is_err());
+    // More bytes than a vector may hold (2^64), and more than any machine
+    // has (2^61): errors, not a panic or an abort in the allocator.
+    for n in [1usize << 61, 1 << 58] {
+        let e = RingTensor::zeros(&[n]).unwrap_err();
+        assert_eq!(e, SharingError::OutOfMemory { shape: vec![n] });
+        assert!(RingTensor::filled(&[2, n / 2], 7).is_err());
+    }
 }
 
 fn lr_run<C0, C1>(

@@ -15,6 +15,7 @@
 //! the register it fills; a malformed message is an error, never a panic.
 
 mod crossterms;
+pub mod memory;
 mod nonlinear;
 mod ops;
 pub mod tcp;
@@ -114,6 +115,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Where the parties count their progress, for a caller that shows it.
     pub progress: Option<Arc<Progress>>,
+    /// Refuse to run a party whose estimated memory ([`memory::estimate`],
+    /// at the sizes bound at session setup) exceeds this many bytes.
+    pub max_memory: Option<u64>,
 }
 
 impl Default for Options {
@@ -123,6 +127,7 @@ impl Default for Options {
             insecure_keys: false,
             timeout: Duration::from_secs(120),
             progress: None,
+            max_memory: None,
         }
     }
 }
@@ -166,6 +171,9 @@ pub struct Stats {
     pub setup: Duration,
     pub preprocessing: Duration,
     pub online: Duration,
+    /// The most bytes the party's registers held at once (as
+    /// [`memory::estimate`] counts them in [`memory::PartyMemory::registers`]).
+    pub peak_register_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -317,19 +325,19 @@ const DEALER_FRAME_WORK: usize = 1 << 16;
 /// Words of randomness the dealer draws for `req`: the measure of its work.
 fn dealer_work(req: &nonlinear::Request) -> usize {
     use crate::sharing::{CompareRequest as C, CorrelationRequest as A};
-    let n = |s: &[usize]| s.iter().product::<usize>();
+    let n = |s: &[usize]| s.iter().fold(1usize, |a, &d| a.saturating_mul(d));
     match req {
         nonlinear::Request::Arith(r) => match r {
-            A::ElementwiseTriple { shape } => 3 * n(shape),
-            A::Trunc { shape, .. } => 2 * n(shape),
+            A::ElementwiseTriple { shape } => n(shape).saturating_mul(3),
+            A::Trunc { shape, .. } => n(shape).saturating_mul(2),
             A::MatmulTriple { a_shape, b_shape }
             | A::HolderMatmulTriple {
                 a_shape, b_shape, ..
-            } => n(a_shape) + n(b_shape),
+            } => n(a_shape).saturating_add(n(b_shape)),
         },
         nonlinear::Request::Compare(r) => match r {
-            C::MaskedBits { shape } | C::DaBits { shape } => 2 * n(shape),
-            C::AndTriples { bits } => 3 * bits.div_ceil(64),
+            C::MaskedBits { shape } | C::DaBits { shape } => n(shape).saturating_mul(2),
+            C::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
         },
     }
 }
@@ -365,6 +373,106 @@ fn dealer_cuts(groups: &[Vec<nonlinear::Request>]) -> Vec<usize> {
     }
 }
 
+/// A shape with the run's symbolic dimensions bound (its element count
+/// checked to fit a `usize`).
+fn concrete(shape: &plan::Shape, dims: &BTreeMap<String, usize>) -> Result<Vec<usize>, ExecError> {
+    plan::concrete(shape, dims).map_err(ExecError::input)
+}
+
+/// The plan's correlations as requests, at the run's sizes.
+fn bind_requests(
+    plan: &Plan,
+    dims: &BTreeMap<String, usize>,
+) -> Result<Vec<nonlinear::Request>, ExecError> {
+    use crate::sharing::CompareRequest;
+    use nonlinear::Request::{Arith, Compare};
+    plan.correlations
+        .iter()
+        .map(|c| {
+            Ok(match c {
+                Correlation::Elementwise { shape } => {
+                    Arith(CorrelationRequest::ElementwiseTriple {
+                        shape: concrete(shape, dims)?,
+                    })
+                }
+                Correlation::MatMul { lhs, rhs } => Arith(CorrelationRequest::MatmulTriple {
+                    a_shape: concrete(lhs, dims)?,
+                    b_shape: concrete(rhs, dims)?,
+                }),
+                Correlation::HolderMatMul {
+                    lhs,
+                    rhs,
+                    lhs_holder,
+                } => Arith(CorrelationRequest::HolderMatmulTriple {
+                    a_shape: concrete(lhs, dims)?,
+                    b_shape: concrete(rhs, dims)?,
+                    a_holder: role_of(plan, *lhs_holder)?,
+                }),
+                Correlation::Trunc { shape, bits } => Arith(CorrelationRequest::Trunc {
+                    shape: concrete(shape, dims)?,
+                    frac_bits: *bits,
+                }),
+                Correlation::TruncDaBits { shape, .. } => Compare(CompareRequest::DaBits {
+                    shape: concrete(shape, dims)?,
+                }),
+            })
+        })
+        .collect()
+}
+
+/// Every correlation request the computing parties will make, in order
+/// (the plan's own, `requests`, and those of comparison protocols, which
+/// never truncate, so the order is the same in both modes), cut into one
+/// group per instruction that [`uses_correlations`] (in the leader's
+/// program order; a group may be empty).
+fn request_groups(
+    plan: &Plan,
+    dims: &BTreeMap<String, usize>,
+    requests: &[nonlinear::Request],
+) -> Result<Vec<Vec<nonlinear::Request>>, ExecError> {
+    let leader = plan
+        .programs
+        .iter()
+        .find(|p| plan.parties[p.party as usize].role == plan::Role::Compute)
+        .ok_or_else(|| ExecError::protocol("the plan has no computing party"))?;
+    let mut groups = Vec::new();
+    for ins in leader.instrs.iter().filter(|i| uses_correlations(i)) {
+        groups.push(match ins {
+            Instr::BeaverOpen { corr, .. }
+            | Instr::TruncOpen { corr, .. }
+            | Instr::HolderOpen { corr, .. } => {
+                let r = requests
+                    .get(*corr as usize)
+                    .ok_or_else(|| ExecError::protocol("unknown correlation"))?;
+                vec![r.clone()]
+            }
+            Instr::Nonlinear { op, args, .. } => {
+                let shapes = args
+                    .iter()
+                    .map(|r| concrete(&plan.reg(*r).shape, dims))
+                    .collect::<Result<Vec<_>, _>>()?;
+                nonlinear::request_order(op, &shapes)?
+            }
+            _ => Vec::new(),
+        });
+    }
+    Ok(groups)
+}
+
+/// The sharing role (P0 = leader, P1) of a computing party.
+fn role_of(plan: &Plan, p: PartyIdx) -> Result<Role, ExecError> {
+    let compute: Vec<PartyIdx> = (0..plan.parties.len() as u32)
+        .filter(|q| plan.parties[*q as usize].role == plan::Role::Compute)
+        .collect();
+    match compute.iter().position(|q| *q == p) {
+        Some(0) => Ok(Role::P0),
+        Some(_) => Ok(Role::P1),
+        None => Err(ExecError::protocol(
+            "an input-holder triple names a party that does not compute",
+        )),
+    }
+}
+
 struct Exec<'a> {
     plan: &'a Plan,
     inputs: &'a BTreeMap<String, Tensor>,
@@ -386,6 +494,8 @@ struct Exec<'a> {
     feed: Option<DealerFeed>,
     /// `Own` destinations left [`Value::Unencoded`] (see [`masked_from_clear`]).
     unencoded: HashSet<Reg>,
+    /// Bytes the registers hold now ([`memory::value_bytes`]).
+    held: u64,
 }
 
 /// Run party `me` of `plan` with its `inputs` (by name) over `transport`.
@@ -452,8 +562,12 @@ pub fn run_party(
         sent_since_recv: false,
         feed: None,
         unencoded: HashSet::new(),
+        held: 0,
     };
     ex.exchange_dims(transport)?;
+    if let Some(limit) = opts.max_memory {
+        ex.check_memory(limit)?;
+    }
     ex.requests = ex.bind_requests()?;
     if let Some(role) = role {
         ex.unencoded = masked_from_clear(plan.program(me), &ex.requests, role);
@@ -603,9 +717,7 @@ pub fn run_with_transports<T: Transport + Send>(
 
 impl Exec<'_> {
     fn concrete(&self, shape: &plan::Shape) -> Result<Vec<usize>, ExecError> {
-        plan::concrete(shape, &self.dims).ok_or_else(|| {
-            ExecError::input(format!("a dimension of {shape} is not bound by any input"))
-        })
+        concrete(shape, &self.dims)
     }
 
     fn reg_shape(&self, r: Reg) -> Result<Vec<usize>, ExecError> {
@@ -698,45 +810,51 @@ impl Exec<'_> {
     }
 
     fn bind_requests(&self) -> Result<Vec<nonlinear::Request>, ExecError> {
-        use crate::sharing::CompareRequest;
-        use nonlinear::Request::{Arith, Compare};
-        self.plan
-            .correlations
-            .iter()
-            .map(|c| {
-                Ok(match c {
-                    Correlation::Elementwise { shape } => {
-                        Arith(CorrelationRequest::ElementwiseTriple {
-                            shape: self.concrete(shape)?,
-                        })
-                    }
-                    Correlation::MatMul { lhs, rhs } => Arith(CorrelationRequest::MatmulTriple {
-                        a_shape: self.concrete(lhs)?,
-                        b_shape: self.concrete(rhs)?,
-                    }),
-                    Correlation::HolderMatMul {
-                        lhs,
-                        rhs,
-                        lhs_holder,
-                    } => Arith(CorrelationRequest::HolderMatmulTriple {
-                        a_shape: self.concrete(lhs)?,
-                        b_shape: self.concrete(rhs)?,
-                        a_holder: self.role_of(*lhs_holder)?,
-                    }),
-                    Correlation::Trunc { shape, bits } => Arith(CorrelationRequest::Trunc {
-                        shape: self.concrete(shape)?,
-                        frac_bits: *bits,
-                    }),
-                    Correlation::TruncDaBits { shape, .. } => Compare(CompareRequest::DaBits {
-                        shape: self.concrete(shape)?,
-                    }),
-                })
-            })
-            .collect()
+        bind_requests(self.plan, &self.dims)
     }
 
     fn set(&mut self, r: Reg, v: Value) {
-        self.regs[r.0 as usize] = Some(v);
+        let added = memory::value_bytes(&v);
+        if let Some(old) = self.regs[r.0 as usize].replace(v) {
+            self.held = self.held.saturating_sub(memory::value_bytes(&old));
+        }
+        self.held = self.held.saturating_add(added);
+        self.stats.peak_register_bytes = self.stats.peak_register_bytes.max(self.held);
+    }
+
+    /// Takes a register's value out (a message used once).
+    fn take(&mut self, r: Reg) -> Option<Value> {
+        let v = self.regs[r.0 as usize].take();
+        if let Some(v) = &v {
+            self.held = self.held.saturating_sub(memory::value_bytes(v));
+        }
+        v
+    }
+
+    /// Refuses the run if this party's estimated memory exceeds `limit`.
+    fn check_memory(&self, limit: u64) -> Result<(), ExecError> {
+        let estimate = memory::estimate(self.plan, &self.dims, self.opts.key_bits)?;
+        let mine = &estimate.parties[self.me as usize];
+        if mine.total() <= limit {
+            return Ok(());
+        }
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        Err(ExecError::input(format!(
+            "this party would need about {} of memory{} ({}), more than its limit of {}: \
+             raise the limit with --max-memory SIZE, or run the data in smaller batches",
+            memory::bytes_text(mine.total()),
+            if dims.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", dims.join(", "))
+            },
+            mine.parts_text(),
+            memory::bytes_text(limit),
+        )))
     }
 
     fn get(&self, r: Reg) -> Result<&Value, ExecError> {
@@ -879,7 +997,7 @@ impl Exec<'_> {
                     corrections,
                     compare,
                     chunks,
-                })) = self.regs[src.0 as usize].take()
+                })) = self.take(*src)
                 else {
                     return Err(ExecError::protocol("expected the dealer's message"));
                 };
@@ -957,52 +1075,9 @@ impl Exec<'_> {
     }
 
     /// [`Exec::request_order`] cut into one group per instruction that
-    /// [`uses_correlations`] (in the leader's program order; a group may be
-    /// empty).
+    /// [`uses_correlations`] (see [`request_groups`]).
     fn request_groups(&self) -> Result<Vec<Vec<nonlinear::Request>>, ExecError> {
-        let leader = self
-            .plan
-            .programs
-            .iter()
-            .find(|p| self.plan.parties[p.party as usize].role == plan::Role::Compute)
-            .ok_or_else(|| ExecError::protocol("the plan has no computing party"))?;
-        let mut groups = Vec::new();
-        for ins in leader.instrs.iter().filter(|i| uses_correlations(i)) {
-            groups.push(match ins {
-                Instr::BeaverOpen { corr, .. }
-                | Instr::TruncOpen { corr, .. }
-                | Instr::HolderOpen { corr, .. } => {
-                    let r = self
-                        .requests
-                        .get(*corr as usize)
-                        .ok_or_else(|| ExecError::protocol("unknown correlation"))?;
-                    vec![r.clone()]
-                }
-                Instr::Nonlinear { op, args, .. } => {
-                    let shapes = args
-                        .iter()
-                        .map(|r| self.reg_shape(*r))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    nonlinear::request_order(op, &shapes)?
-                }
-                _ => Vec::new(),
-            });
-        }
-        Ok(groups)
-    }
-
-    /// The sharing role (P0 = leader, P1) of a computing party.
-    fn role_of(&self, p: PartyIdx) -> Result<Role, ExecError> {
-        let compute: Vec<PartyIdx> = (0..self.plan.parties.len() as u32)
-            .filter(|q| self.plan.parties[*q as usize].role == plan::Role::Compute)
-            .collect();
-        match compute.iter().position(|q| *q == p) {
-            Some(0) => Ok(Role::P0),
-            Some(_) => Ok(Role::P1),
-            None => Err(ExecError::protocol(
-                "an input-holder triple names a party that does not compute",
-            )),
-        }
+        request_groups(self.plan, &self.dims, &self.requests)
     }
 
     fn own_input(&self, input: u32) -> Result<&Tensor, ExecError> {
@@ -1020,24 +1095,28 @@ impl Exec<'_> {
 /// Random inputs of the plan's declared shapes, uniform in the declared
 /// ranges (in [-1, 1] where none is declared), with every symbolic
 /// dimension of size `batch`. For demonstrations, tests and benchmarks.
+/// An error (before anything is allocated) if a shape's element count
+/// overflows, or the memory for the inputs cannot be had; check the run's
+/// size with [`memory::estimate`] first.
 pub fn random_inputs<R: rand::Rng + ?Sized>(
     plan: &Plan,
     batch: usize,
     rng: &mut R,
-) -> BTreeMap<String, Tensor> {
+) -> Result<BTreeMap<String, Tensor>, ExecError> {
     use rand::RngExt;
+    let dims: BTreeMap<String, usize> = plan
+        .inputs
+        .iter()
+        .flat_map(|i| &i.shape.0)
+        .filter_map(|d| match d {
+            plan::Dim::Symbol(s) => Some((s.clone(), batch)),
+            plan::Dim::Known(_) => None,
+        })
+        .collect();
     plan.inputs
         .iter()
         .map(|i| {
-            let shape: Vec<usize> = i
-                .shape
-                .0
-                .iter()
-                .map(|d| match d {
-                    plan::Dim::Known(n) => *n as usize,
-                    plan::Dim::Symbol(_) => batch,
-                })
-                .collect();
+            let shape = concrete(&i.shape, &dims)?;
             // Demo data: the declared range, or [-1, 1] within the default.
             let (lo, hi) = if i.range_declared {
                 i.range
@@ -1045,16 +1124,22 @@ pub fn random_inputs<R: rand::Rng + ?Sized>(
                 (i.range.0.max(-1.0), i.range.1.min(1.0))
             };
             let n: usize = shape.iter().product();
-            let data = (0..n)
-                .map(|_| {
-                    if lo == hi {
-                        lo
-                    } else {
-                        rng.random_range(lo..=hi)
-                    }
-                })
-                .collect();
-            (i.name.clone(), Tensor { shape, data })
+            let mut data = Vec::new();
+            data.try_reserve_exact(n).map_err(|_| {
+                ExecError::input(format!(
+                    "cannot allocate {} for input `{}`",
+                    memory::bytes_text((n as u64).saturating_mul(8)),
+                    i.name
+                ))
+            })?;
+            data.extend((0..n).map(|_| {
+                if lo == hi {
+                    lo
+                } else {
+                    rng.random_range(lo..=hi)
+                }
+            }));
+            Ok((i.name.clone(), Tensor { shape, data }))
         })
         .collect()
 }

@@ -283,8 +283,7 @@ impl Exec<'_> {
                     .holder_states
                     .remove(mine)
                     .ok_or_else(|| ExecError::protocol("input-holder product closed twice"))?;
-                let Some(Value::Wire(Wire::Ring(half))) = self.regs[theirs.0 as usize].take()
-                else {
+                let Some(Value::Wire(Wire::Ring(half))) = self.take(*theirs) else {
                     return Err(ExecError::protocol("expected the peer's masked input"));
                 };
                 let Value::Wire(Wire::Ring(sent)) = self.get(*mine)? else {
@@ -322,8 +321,7 @@ impl Exec<'_> {
                     .remove(mine)
                     .ok_or_else(|| ExecError::protocol("Beaver product closed twice"))?;
                 // The peer's message is used once: take it out of its register.
-                let Some(Value::Wire(Wire::Beaver(peer))) = self.regs[theirs.0 as usize].take()
-                else {
+                let Some(Value::Wire(Wire::Beaver(peer))) = self.take(*theirs) else {
                     return Err(ExecError::protocol("expected the peer's Beaver message"));
                 };
                 let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(
@@ -359,8 +357,7 @@ impl Exec<'_> {
                     .trunc_states
                     .remove(mine)
                     .ok_or_else(|| ExecError::protocol("truncation closed twice"))?;
-                let Some(Value::Wire(Wire::Ring(peer))) = self.regs[theirs.0 as usize].take()
-                else {
+                let Some(Value::Wire(Wire::Ring(peer))) = self.take(*theirs) else {
                     return Err(ExecError::protocol(
                         "expected the peer's truncation message",
                     ));
@@ -731,7 +728,7 @@ impl Exec<'_> {
         r: Reg,
         t: &mut dyn Transport,
     ) -> Result<(), ExecError> {
-        let Some(Value::Dealing(d)) = self.regs[r.0 as usize].take() else {
+        let Some(Value::Dealing(d)) = self.take(r) else {
             return Err(ExecError::protocol(format!(
                 "register {r} is not the dealer's stream"
             )));

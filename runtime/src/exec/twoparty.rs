@@ -515,6 +515,62 @@ pub(super) fn generate(
     finish(role, jobs, &order, crosses)
 }
 
+/// Ciphertexts party 0 sends and party 1 returns for `req` under a key of
+/// `key_bits` bits, as [`generate`] exchanges them: what the memory
+/// estimate counts. Mirrors [`Job::input_count`] and [`reply_count`]
+/// without drawing the halves (a test checks that they agree). Saturating:
+/// the estimate only compares the result with a limit.
+pub(super) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u64), ExecError> {
+    let n = |shape: &[usize]| shape.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
+    let groups = |count: u64, per: u64| count.div_ceil(per.max(1));
+    let layout = |bound| Layout::new(key_bits, bound);
+    Ok(match req {
+        Request::Arith(CorrelationRequest::ElementwiseTriple { shape }) => {
+            let l = layout(Layout::product_bound(64, 64, 2))?;
+            let n = n(shape);
+            (n.saturating_mul(2), groups(n, l.slots as u64))
+        }
+        Request::Arith(CorrelationRequest::MatmulTriple { a_shape, b_shape }) => {
+            let (m, k) = match a_shape.as_slice() {
+                [m, k] => (*m as u64, *k),
+                [k] => (1, *k),
+                _ => return Err(ExecError::protocol("unsupported matrix triple shape")),
+            };
+            let cols = match b_shape.as_slice() {
+                [_, c] => *c as u64,
+                _ => 1,
+            };
+            let s = layout(Layout::product_bound(64, 64, k))?.slots as u64;
+            let k = k as u64;
+            let (row_groups, col_groups) = (groups(m, s), groups(cols, s));
+            (
+                k.saturating_mul(row_groups.saturating_add(col_groups)),
+                row_groups
+                    .saturating_mul(cols)
+                    .saturating_add(m.saturating_mul(col_groups)),
+            )
+        }
+        Request::Arith(
+            CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. },
+        ) => (0, 0),
+        Request::Compare(CompareRequest::AndTriples { bits }) => {
+            let l = layout(Layout::product_bound(1, 1, 2))?;
+            let count = (CompareRequest::words_for_bits(*bits) as u64).saturating_mul(64);
+            (count, groups(count, l.slots as u64 / 3))
+        }
+        Request::Compare(CompareRequest::DaBits { shape }) => {
+            let l = layout(Layout::product_bound(1, 1, 1))?;
+            let n = n(shape);
+            (n, groups(n, l.slots as u64))
+        }
+        Request::Compare(CompareRequest::MaskedBits { shape }) => {
+            let l = layout(64)?;
+            let n = n(shape);
+            (n.saturating_mul(63), groups(n, l.slots as u64))
+        }
+    })
+}
+
 fn new_jobs<R: Rng + ?Sized>(order: &[Request], rng: &mut R) -> Result<Vec<Job>, ExecError> {
     order.iter().map(|r| Job::new(r, rng)).collect()
 }
@@ -782,6 +838,37 @@ mod tests {
             finish(Party::P0, jobs0, order, cross0).unwrap(),
             finish(Party::P1, jobs1, order, cross1).unwrap(),
         )
+    }
+
+    #[test]
+    fn ciphertext_counts_agree_with_the_jobs() {
+        use crate::sharing::CompareRequest as C;
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let order = vec![
+            Request::Arith(CorrelationRequest::ElementwiseTriple { shape: vec![5, 7] }),
+            Request::Arith(CorrelationRequest::MatmulTriple {
+                a_shape: vec![9, 4],
+                b_shape: vec![4, 30],
+            }),
+            Request::Arith(CorrelationRequest::MatmulTriple {
+                a_shape: vec![4],
+                b_shape: vec![4],
+            }),
+            Request::Compare(C::AndTriples { bits: 700 }),
+            Request::Compare(C::DaBits { shape: vec![65] }),
+            Request::Compare(C::MaskedBits { shape: vec![3, 2] }),
+        ];
+        for key_bits in [1024u64, 2048, 3072] {
+            for req in &order {
+                let job = Job::new(req, &mut rng).unwrap();
+                let l = job.layout(key_bits).unwrap();
+                let want = (
+                    job.input_count(&l) as u64,
+                    reply_count(std::slice::from_ref(&job), &[l]) as u64,
+                );
+                assert_eq!(ciphertext_counts(req, key_bits).unwrap(), want, "{req:?}");
+            }
+        }
     }
 
     fn open(a: &Share, b: &Share) -> RingTensor {

@@ -52,6 +52,9 @@ pub enum SharingError {
     /// The transport between the two parties failed (driver / executor).
     #[error("exchange failed: {0}")]
     Exchange(String),
+    /// The memory for a tensor could not be allocated.
+    #[error("cannot allocate a tensor of shape {shape:?}: out of memory")]
+    OutOfMemory { shape: Vec<usize> },
     /// Polynomial fitting failed (bad degree, empty domain, singular system).
     #[error("polynomial fit: {0}")]
     Fit(&'static str),

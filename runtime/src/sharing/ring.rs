@@ -54,16 +54,21 @@ impl RingTensor {
 
     /// The all-zero tensor.
     pub fn zeros(shape: &[usize]) -> Result<Self> {
-        Ok(Self {
-            data: vec![0; numel(shape)?],
-            shape: shape.to_vec(),
-        })
+        Self::filled(shape, 0)
     }
 
-    /// A tensor whose every element is `v`.
+    /// A tensor whose every element is `v`. An error, not an abort, when
+    /// the element count overflows or the memory cannot be had.
     pub fn filled(shape: &[usize], v: u64) -> Result<Self> {
+        let n = numel(shape)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(n)
+            .map_err(|_| SharingError::OutOfMemory {
+                shape: shape.to_vec(),
+            })?;
+        data.resize(n, v);
         Ok(Self {
-            data: vec![v; numel(shape)?],
+            data,
             shape: shape.to_vec(),
         })
     }
