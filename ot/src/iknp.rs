@@ -322,11 +322,13 @@ impl Receiver {
         }
         let nblocks = n.div_ceil(128);
         let mut r = pack_bits(choices);
-        let mut u = vec![Block::ZERO; nblocks * KAPPA];
-        let mut t = vec![Block::ZERO; nblocks * 128];
+        let mut u = Vec::with_capacity(nblocks * KAPPA);
+        let mut t = Vec::with_capacity(nblocks * 128);
         let pos = (self.next / 128) as u128;
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
         let mut g1 = [Block::ZERO; CHUNK];
+        let mut uchunk = [[Block::ZERO; KAPPA]; CHUNK];
+        let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
             let w = CHUNK.min(nblocks - cb);
             for i in 0..KAPPA {
@@ -334,19 +336,19 @@ impl Receiver {
                 self.prg0[i].fill(pos + cb as u128, col);
                 self.prg1[i].fill(pos + cb as u128, &mut g1[..w]);
                 for b in 0..w {
-                    u[(cb + b) * KAPPA + i] = col[b] ^ g1[b] ^ r[cb + b];
+                    uchunk[b][i] = col[b] ^ g1[b] ^ r[cb + b];
                 }
             }
             for b in 0..w {
-                let m: &mut [Block; 128] = (&mut t[(cb + b) * 128..(cb + b + 1) * 128])
-                    .try_into()
-                    .expect("128 blocks");
+                u.extend_from_slice(&uchunk[b]);
                 for (i, row) in m.iter_mut().enumerate() {
                     *row = cols[i][b];
                 }
-                transpose128(m);
+                transpose128(&mut m);
+                t.extend_from_slice(&m);
             }
         }
+        m.zeroize();
         cols.zeroize();
         g1.zeroize();
         r.zeroize();
@@ -460,31 +462,29 @@ impl Sender {
         let n = msg.count;
         let nblocks = n.div_ceil(128);
         debug_assert_eq!(msg.u.len(), nblocks * KAPPA);
-        let mut q = vec![Block::ZERO; nblocks * 128];
+        let mut q = Vec::with_capacity(nblocks * 128);
         let pos = (self.next / 128) as u128;
         let masks: Vec<Block> = (0..KAPPA)
             .map(|i| Block::ONES.select(self.delta.bit(i)))
             .collect();
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
+        let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
             let w = CHUNK.min(nblocks - cb);
-            for i in 0..KAPPA {
-                let col = &mut cols[i][..w];
-                self.prgs[i].fill(pos + cb as u128, col);
-                for (b, c) in col.iter_mut().enumerate() {
-                    *c ^= msg.u[(cb + b) * KAPPA + i] & masks[i];
-                }
+            for (prg, col) in self.prgs.iter().zip(cols.iter_mut()) {
+                prg.fill(pos + cb as u128, &mut col[..w]);
             }
-            for b in 0..w {
-                let m: &mut [Block; 128] = (&mut q[(cb + b) * 128..(cb + b + 1) * 128])
-                    .try_into()
-                    .expect("128 blocks");
+            let group = &msg.u[cb * KAPPA..(cb + w) * KAPPA];
+            for (b, u) in group.chunks_exact(KAPPA).enumerate() {
+                // The receiver's columns for these 128 OTs, read in order.
                 for (i, row) in m.iter_mut().enumerate() {
-                    *row = cols[i][b];
+                    *row = cols[i][b] ^ (u[i] & masks[i]);
                 }
-                transpose128(m);
+                transpose128(&mut m);
+                q.extend_from_slice(&m);
             }
         }
+        m.zeroize();
         cols.zeroize();
         q.truncate(n);
         self.next += (nblocks * 128) as u64;

@@ -39,10 +39,59 @@ pub fn transpose128(m: &mut [Block; 128]) {
     transpose128_portable(m);
 }
 
+/// The same algorithm with explicit AVX2 intrinsics: one `__m256i` holds
+/// row `r` of all four 64 × 64 blocks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn transpose128_avx2(m: &mut [Block; 128]) {
-    transpose128_body(m);
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    fn round<const J: i32>(x: &mut [__m256i; 64], mask: u64) {
+        // SAFETY (of the intrinsics): only called from `transpose128_avx2`,
+        // which runs with AVX2 enabled.
+        unsafe {
+            let mask = _mm256_set1_epi64x(mask as i64);
+            let j = J as usize;
+            let mut r0 = 0;
+            while r0 < 64 {
+                for r in r0..r0 + j {
+                    let a = x[r];
+                    let b = x[r + j];
+                    let t = _mm256_and_si256(_mm256_xor_si256(_mm256_srli_epi64::<J>(a), b), mask);
+                    x[r + j] = _mm256_xor_si256(b, t);
+                    x[r] = _mm256_xor_si256(a, _mm256_slli_epi64::<J>(t));
+                }
+                r0 += 2 * j;
+            }
+        }
+    }
+
+    // SAFETY: `Block` is 16 bytes (`repr(transparent)` over `u128`), so the
+    // unaligned 128-bit loads and stores at `m + r` and `m + 64 + r`
+    // (r < 64) stay inside the 128-block array; AVX2 is enabled.
+    unsafe {
+        let p = m.as_mut_ptr().cast::<__m128i>();
+        let mut x = [_mm256_setzero_si256(); 64];
+        for (r, xr) in x.iter_mut().enumerate() {
+            let lo = _mm_loadu_si128(p.add(r));
+            let hi = _mm_loadu_si128(p.add(64 + r));
+            *xr = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
+        }
+        round::<32>(&mut x, ROUNDS[0].1);
+        round::<16>(&mut x, ROUNDS[1].1);
+        round::<8>(&mut x, ROUNDS[2].1);
+        round::<4>(&mut x, ROUNDS[3].1);
+        round::<2>(&mut x, ROUNDS[4].1);
+        round::<1>(&mut x, ROUNDS[5].1);
+        for (j, &xj) in x.iter().enumerate() {
+            // Lanes [0, 1, 2, 3] → [0, 2, 1, 3]: row j is lanes 0 and 2,
+            // row 64 + j is lanes 1 and 3.
+            let y = _mm256_permute4x64_epi64::<0b11_01_10_00>(xj);
+            _mm_storeu_si128(p.add(j), _mm256_castsi256_si128(y));
+            _mm_storeu_si128(p.add(64 + j), _mm256_extracti128_si256::<1>(y));
+        }
+    }
 }
 
 fn transpose128_portable(m: &mut [Block; 128]) {
@@ -69,24 +118,35 @@ fn transpose128_body(m: &mut [Block; 128]) {
 
 #[inline(always)]
 fn transpose64x4(x: &mut [[u64; 4]; 64]) {
-    for &(j, mask) in ROUNDS.iter() {
-        let mut r0 = 0;
-        while r0 < 64 {
-            for r in r0..r0 + j {
-                let a = x[r];
-                let b = x[r + j];
-                let mut na = [0u64; 4];
-                let mut nb = [0u64; 4];
-                for l in 0..4 {
-                    let t = ((a[l] >> j) ^ b[l]) & mask;
-                    nb[l] = b[l] ^ t;
-                    na[l] = a[l] ^ (t << j);
-                }
-                x[r] = na;
-                x[r + j] = nb;
+    // One function per round so each shift is a constant and every loop
+    // has a fixed trip count: LLVM unrolls them and keeps the four lanes in
+    // one vector register.
+    swap_round::<32>(x, ROUNDS[0].1);
+    swap_round::<16>(x, ROUNDS[1].1);
+    swap_round::<8>(x, ROUNDS[2].1);
+    swap_round::<4>(x, ROUNDS[3].1);
+    swap_round::<2>(x, ROUNDS[4].1);
+    swap_round::<1>(x, ROUNDS[5].1);
+}
+
+#[inline(always)]
+fn swap_round<const J: usize>(x: &mut [[u64; 4]; 64], mask: u64) {
+    let mut r0 = 0;
+    while r0 < 64 {
+        for r in r0..r0 + J {
+            let a = x[r];
+            let b = x[r + J];
+            let mut na = [0u64; 4];
+            let mut nb = [0u64; 4];
+            for l in 0..4 {
+                let t = ((a[l] >> J) ^ b[l]) & mask;
+                nb[l] = b[l] ^ t;
+                na[l] = a[l] ^ (t << J);
             }
-            r0 += 2 * j;
+            x[r] = na;
+            x[r + J] = nb;
         }
+        r0 += 2 * J;
     }
 }
 
