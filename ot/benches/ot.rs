@@ -120,5 +120,20 @@ fn bench_transpose(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(micro, bench_transpose);
+fn bench_hash(c: &mut Criterion) {
+    let mut g = c.benchmark_group("aes");
+    let n = 1024;
+    g.throughput(Throughput::Elements(n as u64));
+    let h = ot::crypto::FixedKeyAes::new();
+    let mut xs: Vec<ot::Block> = (0..n as u128).map(ot::Block).collect();
+    g.bench_function("fixed_key_aes_1024_blocks", |b| {
+        b.iter(|| h.permute(std::hint::black_box(&mut xs)))
+    });
+    g.bench_function("tccr_1024_blocks", |b| {
+        b.iter(|| h.tccr_seq(7, std::hint::black_box(&mut xs)))
+    });
+    g.finish();
+}
+
+criterion_group!(micro, bench_transpose, bench_hash);
 criterion_main!(benches, micro);

@@ -204,28 +204,26 @@ pub fn send(cots: &SenderCots, a: &[u64]) -> Result<(Corrections, Vec<u64>)> {
     let h = FixedKeyAes::shared();
     let mut out = BitWriter::with_capacity(words_for(a.len()));
     let mut shares = Vec::with_capacity(a.len());
-    let mut h0 = [Block::ZERO; 64];
-    let mut h1 = [Block::ZERO; 64];
+    // Both hashes of 64 COTs in one pass: [H(j, q_j)] then [H(j, q_j ⊕ Δ)].
+    let mut buf = [Block::ZERO; 128];
     for (k, &ak) in a.iter().enumerate() {
         let q = &cots.q[64 * k..64 * k + 64];
         for i in 0..64 {
-            h0[i] = q[i];
-            h1[i] = q[i] ^ cots.delta;
+            buf[i] = q[i];
+            buf[64 + i] = q[i] ^ cots.delta;
         }
-        let tweak = (cots.first + 64 * k as u64) as u128;
-        h.tccr_seq(tweak, &mut h0);
-        h.tccr_seq(tweak, &mut h1);
+        let first = cots.first as u128 + 64 * k as u128;
+        h.tccr_with(&mut buf, |i| Block(first + (i % 64) as u128));
         let mut share = 0u64;
         for i in 0..64 {
-            let s = h0[i].low_u64();
-            let tau = ak.wrapping_sub(h1[i].low_u64()).wrapping_add(s);
+            let s = buf[i].low_u64();
+            let tau = ak.wrapping_sub(buf[64 + i].low_u64()).wrapping_add(s);
             out.push(tau, 64 - i as u32);
             share = share.wrapping_sub(s << i);
         }
         shares.push(share);
     }
-    h0.zeroize();
-    h1.zeroize();
+    buf.zeroize();
     Ok((
         Corrections {
             first: cots.first,

@@ -16,10 +16,9 @@
 
 use zeroize::Zeroize;
 
-use crate::block::Block;
-use crate::crypto::FixedKeyAes;
 use crate::error::{Error, Result};
 use crate::iknp::{ReceiverCots, SenderCots};
+use crate::ot::for_each_sender_pad;
 
 /// One party's shares of `len` AND triples, bit-packed: bit `k % 64` of word
 /// `k / 64` is triple `k`. Reconstruct with XOR: `c = a·b` (AND).
@@ -67,13 +66,6 @@ fn pack(bits: impl Iterator<Item = bool>, n: usize) -> Vec<u64> {
     out
 }
 
-fn lsbs(mut blocks: Vec<Block>, first: u64) -> Vec<bool> {
-    FixedKeyAes::shared().tccr_seq(first as u128, &mut blocks);
-    let out = blocks.iter().map(|b| b.lsb()).collect();
-    blocks.zeroize();
-    out
-}
-
 fn check_even(what: &'static str, len: usize) -> Result<usize> {
     if !len.is_multiple_of(2) {
         return Err(Error::Input {
@@ -87,8 +79,13 @@ fn check_even(what: &'static str, len: usize) -> Result<usize> {
 /// Party 0 (the extension sender): its shares of `len/2` AND triples.
 pub fn and_triples_sender(cots: &SenderCots) -> Result<AndTriples> {
     let n = check_even("and_triples_sender", cots.len())?;
-    let x0 = lsbs(cots.q.clone(), cots.first);
-    let x1 = lsbs(cots.q.iter().map(|&q| q ^ cots.delta).collect(), cots.first);
+    // The pads' lowest bits, x^0 and x^1 of every OT.
+    let mut x0 = vec![false; 2 * n];
+    let mut x1 = vec![false; 2 * n];
+    for_each_sender_pad(cots, |j, [p0, p1]| {
+        x0[j] = p0.lsb();
+        x1[j] = p1.lsb();
+    });
     let b = (0..n).map(|k| x0[k] ^ x1[k]);
     let a = (0..n).map(|k| x0[n + k] ^ x1[n + k]);
     let c = (0..n).map(|k| ((x0[n + k] ^ x1[n + k]) & (x0[k] ^ x1[k])) ^ x0[k] ^ x0[n + k]);
@@ -98,6 +95,8 @@ pub fn and_triples_sender(cots: &SenderCots) -> Result<AndTriples> {
         b: pack(b, n),
         c: pack(c, n),
     };
+    x0.zeroize();
+    x1.zeroize();
     Ok(out)
 }
 
@@ -105,15 +104,17 @@ pub fn and_triples_sender(cots: &SenderCots) -> Result<AndTriples> {
 /// random choice bits.
 pub fn and_triples_receiver(cots: &ReceiverCots) -> Result<AndTriples> {
     let n = check_even("and_triples_receiver", cots.len())?;
-    let v = lsbs(cots.t.clone(), cots.first);
+    let mut v: Vec<bool> = cots.random_ot().iter().map(|p| p.lsb()).collect();
     let r = &cots.choices;
     let a = (0..n).map(|k| r[k]);
     let b = (0..n).map(|k| r[n + k]);
     let c = (0..n).map(|k| (r[k] & r[n + k]) ^ v[k] ^ v[n + k]);
-    Ok(AndTriples {
+    let out = AndTriples {
         len: n,
         a: pack(a, n),
         b: pack(b, n),
         c: pack(c, n),
-    })
+    };
+    v.zeroize();
+    Ok(out)
 }

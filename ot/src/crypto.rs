@@ -21,11 +21,9 @@ use std::sync::OnceLock;
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes128;
 
-use crate::block::Block;
+use zeroize::Zeroize;
 
-/// How many blocks are encrypted in one call (the AES-NI backend of the
-/// `aes` crate pipelines eight).
-const WIDTH: usize = 8;
+use crate::block::Block;
 
 /// Encrypts `blocks` in place with `cipher`.
 #[inline]
@@ -64,7 +62,7 @@ impl Prg {
     pub fn new(seed: Block) -> Prg {
         let mut key = seed.to_bytes();
         let cipher = Aes128::new(&key.into());
-        zeroize::Zeroize::zeroize(&mut key);
+        key.zeroize();
         Prg { cipher }
     }
 
@@ -148,12 +146,13 @@ impl FixedKeyAes {
         self.tccr_with(xs, |k| Block(first_tweak.wrapping_add(k as u128)));
     }
 
-    /// `xs[k] ← tccr(tweak(k), xs[k])`, eight blocks at a time.
+    /// `xs[k] ← tccr(tweak(k), xs[k])`, a stack-sized chunk at a time so
+    /// each call to AES gets many blocks.
     #[inline]
     pub fn tccr_with(&self, xs: &mut [Block], tweak: impl Fn(usize) -> Block) {
+        let mut y = [Block::ZERO; HASH_CHUNK];
         let mut base = 0;
-        for chunk in xs.chunks_mut(WIDTH) {
-            let mut y = [Block::ZERO; WIDTH];
+        for chunk in xs.chunks_mut(HASH_CHUNK) {
             let y = &mut y[..chunk.len()];
             y.copy_from_slice(chunk);
             self.permute(y);
@@ -164,10 +163,14 @@ impl FixedKeyAes {
             for (c, &yk) in chunk.iter_mut().zip(y.iter()) {
                 *c ^= yk;
             }
-            base += WIDTH;
+            base += HASH_CHUNK;
         }
+        y.zeroize();
     }
 }
+
+/// Blocks hashed per pass (2 KiB on the stack).
+const HASH_CHUNK: usize = 128;
 
 #[cfg(test)]
 mod tests {

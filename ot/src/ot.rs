@@ -29,26 +29,31 @@ pub const MAX_MESSAGES: usize = 1 << 28;
 /// The widest message, in bytes.
 pub const MAX_WIDTH: usize = 1 << 20;
 
-/// Hashes the sender's COTs into random-OT pads: `[H(j, q_j), H(j, q_j ⊕ Δ)]`.
-fn sender_pads_into(cots: &SenderCots, out0: &mut [Block], out1: &mut [Block]) {
+/// Calls `f(j, [H(j, q_j), H(j, q_j ⊕ Δ)])` for every OT `j` (offset from
+/// the first), hashing 64 OTs (128 blocks) per pass.
+pub(crate) fn for_each_sender_pad(cots: &SenderCots, mut f: impl FnMut(usize, [Block; 2])) {
     let h = FixedKeyAes::shared();
-    for ((o0, o1), &q) in out0.iter_mut().zip(out1.iter_mut()).zip(&cots.q) {
-        *o0 = q;
-        *o1 = q ^ cots.delta;
+    let mut buf = [Block::ZERO; 128];
+    for (c, qs) in cots.q.chunks(64).enumerate() {
+        let n = qs.len();
+        for (k, &q) in qs.iter().enumerate() {
+            buf[k] = q;
+            buf[n + k] = q ^ cots.delta;
+        }
+        let first = cots.first as u128 + 64 * c as u128;
+        h.tccr_with(&mut buf[..2 * n], |k| Block(first + (k % n) as u128));
+        for k in 0..n {
+            f(64 * c + k, [buf[k], buf[n + k]]);
+        }
     }
-    h.tccr_seq(cots.first as u128, out0);
-    h.tccr_seq(cots.first as u128, out1);
+    buf.zeroize();
 }
 
 impl SenderCots {
     /// Random OT: the pads `[x_j^0, x_j^1]` of every OT.
     pub fn random_ot(&self) -> Vec<[Block; 2]> {
-        let mut p0 = vec![Block::ZERO; self.len()];
-        let mut p1 = vec![Block::ZERO; self.len()];
-        sender_pads_into(self, &mut p0, &mut p1);
-        let out = p0.iter().zip(&p1).map(|(&a, &b)| [a, b]).collect();
-        p0.zeroize();
-        p1.zeroize();
+        let mut out = Vec::with_capacity(self.len());
+        for_each_sender_pad(self, |_, pads| out.push(pads));
         out
     }
 
@@ -262,19 +267,14 @@ pub fn send_bytes(cots: &SenderCots, messages: &[[&[u8]; 2]]) -> Result<ChosenMs
             ),
         });
     }
-    let mut p0 = vec![Block::ZERO; cots.len()];
-    let mut p1 = vec![Block::ZERO; cots.len()];
-    sender_pads_into(cots, &mut p0, &mut p1);
-    let mut data = Vec::with_capacity(2 * width * messages.len());
-    for (j, m) in messages.iter().enumerate() {
-        for (b, pad) in [p0[j], p1[j]].into_iter().enumerate() {
-            let start = data.len();
-            data.extend_from_slice(m[b]);
-            xor_pad(pad, &mut data[start..]);
+    let mut data = vec![0u8; 2 * width * messages.len()];
+    for_each_sender_pad(cots, |j, pads| {
+        for (b, pad) in pads.into_iter().enumerate() {
+            let out = &mut data[(2 * j + b) * width..(2 * j + b + 1) * width];
+            out.copy_from_slice(messages[j][b]);
+            xor_pad(pad, out);
         }
-    }
-    p0.zeroize();
-    p1.zeroize();
+    });
     Ok(ChosenMsg {
         first: cots.first,
         count: messages.len(),
