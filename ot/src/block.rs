@@ -114,15 +114,36 @@ impl From<u128> for Block {
 /// Packs bits into blocks: bit `j` of the input is bit `j % 128` of block
 /// `j / 128`. The last block is padded with zeros.
 pub fn pack_bits(bits: &[bool]) -> Vec<Block> {
-    let mut out = vec![Block::ZERO; bits.len().div_ceil(128)];
-    for (chunk, word) in bits.chunks(128).zip(out.iter_mut()) {
-        let mut w = 0u128;
-        for (i, &b) in chunk.iter().enumerate() {
-            w |= (b as u128) << i;
-        }
-        word.0 = w;
-    }
+    let mut out = Vec::new();
+    pack_bits_into(bits, &mut out);
     out
+}
+
+/// [`pack_bits`] into a reused buffer.
+pub fn pack_bits_into(bits: &[bool], out: &mut Vec<Block>) {
+    out.clear();
+    out.reserve(bits.len().div_ceil(128));
+    for chunk in bits.chunks(128) {
+        let mut w = 0u128;
+        for (k, c8) in chunk.chunks(8).enumerate() {
+            w |= (pack8(c8) as u128) << (8 * k);
+        }
+        out.push(Block(w));
+    }
+}
+
+/// Eight (or fewer) bools, least significant first, as one byte. With the
+/// bytes `b_i ∈ {0, 1}` in `x`, the product with `Σ_j 2^(7j+7)` puts `b_i`
+/// at bit `56 + i` and nothing else in the top byte (no two partial
+/// products share a bit, so there are no carries).
+#[inline]
+fn pack8(c8: &[bool]) -> u8 {
+    let mut bytes = [0u8; 8];
+    for (b, &v) in bytes.iter_mut().zip(c8) {
+        *b = v as u8;
+    }
+    let x = u64::from_le_bytes(bytes);
+    (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
 }
 
 /// The first `n` bits of `packed` (the inverse of [`pack_bits`]).
@@ -154,6 +175,12 @@ mod tests {
         assert_eq!(unpack_bits(&packed, 300), bits);
         // Padding is zero.
         assert_eq!(packed[2].0 >> 44, 0);
+        // Every byte pattern packs to itself.
+        for v in 0..=255u8 {
+            let bits: Vec<bool> = (0..8).map(|i| (v >> i) & 1 == 1).collect();
+            assert_eq!(pack8(&bits), v);
+            assert_eq!(pack_bits(&bits)[0].0, v as u128);
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ use rand::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::base::{self, BaseHello, BaseReply, BaseSender};
-use crate::block::{pack_bits, Block};
+use crate::block::{pack_bits_into, Block};
 use crate::crypto::Prg;
 use crate::error::{Error, Result};
 use crate::transpose::transpose128;
@@ -53,6 +53,20 @@ pub const MAX_BATCH: usize = 1 << 28;
 /// the 128 × 8 working set (16 KiB) in L1 and gives AES eight blocks per
 /// call.
 const CHUNK: usize = 8;
+
+/// Empties a buffer of secrets for reuse with room for `capacity` items.
+/// Old values are overwritten by the new batch or, past its length, stay in
+/// the spare capacity until `Drop` zeroizes the whole allocation; a buffer
+/// too small is zeroized and replaced rather than grown, so a reallocation
+/// never leaves secrets in freed memory.
+fn reset_secret_buffer<T: Zeroize>(v: &mut Vec<T>, capacity: usize) {
+    if v.capacity() < capacity {
+        v.zeroize();
+        *v = Vec::with_capacity(capacity);
+    } else {
+        v.clear();
+    }
+}
 
 /// The receiver's message for one batch.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,6 +87,15 @@ impl std::fmt::Debug for ExtendMsg {
 
 impl ExtendMsg {
     const WHAT: &'static str = "OT extension message";
+
+    /// An empty message, to be filled by [`Receiver::extend_into`].
+    pub fn empty() -> ExtendMsg {
+        ExtendMsg {
+            first: 0,
+            count: 0,
+            u: Vec::new(),
+        }
+    }
 
     /// Index of the first OT of this batch.
     pub fn first(&self) -> u64 {
@@ -169,6 +192,15 @@ impl std::fmt::Debug for ReceiverCots {
 }
 
 impl SenderCots {
+    /// No OTs: a buffer for [`Sender::extend_into`].
+    pub fn empty() -> SenderCots {
+        SenderCots {
+            first: 0,
+            delta: Block::ZERO,
+            q: Vec::new(),
+        }
+    }
+
     /// Number of OTs.
     pub fn len(&self) -> usize {
         self.q.len()
@@ -212,6 +244,15 @@ impl SenderCots {
 }
 
 impl ReceiverCots {
+    /// No OTs: a buffer for [`Receiver::extend_into`].
+    pub fn empty() -> ReceiverCots {
+        ReceiverCots {
+            first: 0,
+            choices: Vec::new(),
+            t: Vec::new(),
+        }
+    }
+
     /// Number of OTs.
     pub fn len(&self) -> usize {
         self.t.len()
@@ -266,11 +307,15 @@ pub struct Receiver {
     prg0: Vec<Prg>,
     prg1: Vec<Prg>,
     next: u64,
+    /// Scratch: the packed choice bits of the current batch.
+    packed: Vec<Block>,
 }
 
 /// The extension sender, ready to extend.
 pub struct Sender {
     delta: Block,
+    /// All ones in column `i` if bit `i` of `Δ` is set, else zero.
+    masks: Vec<Block>,
     prgs: Vec<Prg>,
     next: u64,
 }
@@ -294,6 +339,7 @@ impl std::fmt::Debug for Sender {
 impl Drop for Sender {
     fn drop(&mut self) {
         self.delta.zeroize();
+        self.masks.zeroize();
     }
 }
 
@@ -313,6 +359,21 @@ impl Receiver {
     /// One batch of COTs with the given choice bits. Send the message to
     /// the sender; keep the returned COTs.
     pub fn extend(&mut self, choices: &[bool]) -> Result<(ExtendMsg, ReceiverCots)> {
+        let mut msg = ExtendMsg::empty();
+        let mut cots = ReceiverCots::empty();
+        self.extend_into(choices, &mut msg, &mut cots)?;
+        Ok((msg, cots))
+    }
+
+    /// [`Receiver::extend`] into buffers reused from an earlier batch (no
+    /// allocation once they are large enough; their old contents are
+    /// overwritten).
+    pub fn extend_into(
+        &mut self,
+        choices: &[bool],
+        msg: &mut ExtendMsg,
+        cots: &mut ReceiverCots,
+    ) -> Result<()> {
         let n = choices.len();
         if n == 0 || n > MAX_BATCH {
             return Err(Error::Input {
@@ -321,9 +382,13 @@ impl Receiver {
             });
         }
         let nblocks = n.div_ceil(128);
-        let mut r = pack_bits(choices);
-        let mut u = Vec::with_capacity(nblocks * KAPPA);
-        let mut t = Vec::with_capacity(nblocks * 128);
+        let mut r = std::mem::take(&mut self.packed);
+        pack_bits_into(choices, &mut r);
+        let u = &mut msg.u;
+        u.clear();
+        u.reserve(nblocks * KAPPA);
+        let t = &mut cots.t;
+        reset_secret_buffer(t, nblocks * 128);
         let pos = (self.next / 128) as u128;
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
         let mut g1 = [Block::ZERO; CHUNK];
@@ -352,17 +417,16 @@ impl Receiver {
         cols.zeroize();
         g1.zeroize();
         r.zeroize();
+        self.packed = r;
         t.truncate(n);
+        reset_secret_buffer(&mut cots.choices, n);
+        cots.choices.extend_from_slice(choices);
         let first = self.next;
+        cots.first = first;
+        msg.first = first;
+        msg.count = n;
         self.next += (nblocks * 128) as u64;
-        Ok((
-            ExtendMsg { first, count: n, u },
-            ReceiverCots {
-                first,
-                choices: choices.to_vec(),
-                t,
-            },
-        ))
+        Ok(())
     }
 
     /// One batch of `n` COTs with uniformly random choice bits.
@@ -392,6 +456,7 @@ impl ReceiverSetup {
             prg0,
             prg1,
             next: 0,
+            packed: Vec::new(),
         })
     }
 }
@@ -428,9 +493,13 @@ impl Sender {
         choices.zeroize();
         let prgs = keys.iter().map(|&k| Prg::new(k)).collect();
         keys.zeroize();
+        let masks = (0..KAPPA)
+            .map(|i| Block::ONES.select(delta.bit(i)))
+            .collect();
         Ok((
             Sender {
                 delta,
+                masks,
                 prgs,
                 next: 0,
             },
@@ -450,6 +519,13 @@ impl Sender {
 
     /// One batch: the receiver's message in, this side's COTs out.
     pub fn extend(&mut self, msg: &ExtendMsg) -> Result<SenderCots> {
+        let mut cots = SenderCots::empty();
+        self.extend_into(msg, &mut cots)?;
+        Ok(cots)
+    }
+
+    /// [`Sender::extend`] into a buffer reused from an earlier batch.
+    pub fn extend_into(&mut self, msg: &ExtendMsg, cots: &mut SenderCots) -> Result<()> {
         if msg.first != self.next {
             return Err(Error::Mismatch {
                 what: ExtendMsg::WHAT,
@@ -461,12 +537,15 @@ impl Sender {
         }
         let n = msg.count;
         let nblocks = n.div_ceil(128);
-        debug_assert_eq!(msg.u.len(), nblocks * KAPPA);
-        let mut q = Vec::with_capacity(nblocks * 128);
+        if msg.u.len() != nblocks * KAPPA {
+            return Err(Error::Input {
+                what: "iknp::Sender::extend",
+                detail: format!("a message for {n} OTs with {} blocks", msg.u.len()),
+            });
+        }
+        let q = &mut cots.q;
+        reset_secret_buffer(q, nblocks * 128);
         let pos = (self.next / 128) as u128;
-        let masks: Vec<Block> = (0..KAPPA)
-            .map(|i| Block::ONES.select(self.delta.bit(i)))
-            .collect();
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
         let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
@@ -478,7 +557,7 @@ impl Sender {
             for (b, u) in group.chunks_exact(KAPPA).enumerate() {
                 // The receiver's columns for these 128 OTs, read in order.
                 for (i, row) in m.iter_mut().enumerate() {
-                    *row = cols[i][b] ^ (u[i] & masks[i]);
+                    *row = cols[i][b] ^ (u[i] & self.masks[i]);
                 }
                 transpose128(&mut m);
                 q.extend_from_slice(&m);
@@ -488,11 +567,9 @@ impl Sender {
         cols.zeroize();
         q.truncate(n);
         self.next += (nblocks * 128) as u64;
-        Ok(SenderCots {
-            first: msg.first,
-            delta: self.delta,
-            q,
-        })
+        cots.first = msg.first;
+        cots.delta = self.delta;
+        Ok(())
     }
 }
 
@@ -534,6 +611,25 @@ mod tests {
             }
         }
         assert_eq!(s.next_index(), r.next_index());
+    }
+
+    #[test]
+    fn reused_buffers_give_the_same_correlation() {
+        let (mut s, mut r, _) = pair(5);
+        let mut msg = ExtendMsg::empty();
+        let mut rc = ReceiverCots::empty();
+        let mut sc = SenderCots::empty();
+        // Growing and shrinking batches through the same buffers.
+        for n in [3000usize, 10, 129, 2048, 1] {
+            let choices: Vec<bool> = (0..n).map(|j| (j * 5 + n) % 7 < 3).collect();
+            r.extend_into(&choices, &mut msg, &mut rc).unwrap();
+            s.extend_into(&msg, &mut sc).unwrap();
+            assert_eq!((rc.len(), sc.len(), rc.first()), (n, n, sc.first()));
+            assert_eq!(rc.choices(), &choices[..]);
+            for ((&t, &q), &c) in rc.t().iter().zip(sc.q()).zip(&choices) {
+                assert_eq!(t, q ^ s.delta().select(c));
+            }
+        }
     }
 
     #[test]
