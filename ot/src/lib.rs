@@ -51,13 +51,13 @@
 //!
 //! The extension is IKNP (semi-honest). The choice rests on measured
 //! component costs (`cargo bench -p ot`, groups `aes` and `transpose`, on
-//! the 2-core development machine): fixed-key AES runs at about 3 ns per
-//! block through the `aes` crate's AES-NI backend, a 128 × 128 transpose
-//! at about 0.5 µs (4 ns per OT), and IKNP needs 3 AES blocks and two
-//! transposes per OT for both parties together. End to end, both parties on
-//! one core reach 19–25 M correlated OTs per second in batches of 2^16 with
-//! reused buffers, on a machine shared with other builds (the target
-//! is 10 M).
+//! the 2-core development machine, shared with other builds): fixed-key AES
+//! runs at 2–3 ns per block through the `aes` crate's AES-NI backend, a
+//! 128 × 128 transpose at 0.3–0.5 µs (2.5–4 ns per OT), and IKNP needs 3
+//! AES blocks and two transposes per OT for both parties together. End to
+//! end, both parties on one core reach 20–39 M correlated OTs per second in
+//! batches of 2^16 with reused buffers, depending on the machine's load
+//! (the target is 10 M).
 //!
 //! SoftSpoken with parameter `k` (Roy, CRYPTO 2022) sends `128/k` bits per
 //! OT instead of 128, but its PRG work grows as `(2^(k+1) − 1)/k` blocks per
