@@ -7,6 +7,7 @@ pub mod matmul;
 pub mod ntt;
 pub mod params;
 pub mod sample;
+mod simd;
 mod wire;
 
 pub use layout::{CostModel, Layout, Shape};

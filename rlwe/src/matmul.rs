@@ -631,12 +631,15 @@ impl Server {
         let mut share = vec![0u64; shape.batch * shape.n];
         let mut cts = vec![None; layout.result_count()];
         let mut what = vec![0u64; n * levels];
-        let mut acc: Vec<Vec<u128>> = vec![vec![0u128; 2 * n * levels]; layout.m_tiles()];
+        // Per row tile, the (b, a) accumulators.
+        let mut acc: Vec<Accumulator> = (0..layout.m_tiles())
+            .map(|_| Accumulator::new(2 * n * levels))
+            .collect();
         for s in 0..layout.n_tiles() {
             for g in 0..dcount {
                 let plane = &digits[g * w.len()..(g + 1) * w.len()];
                 for a in acc.iter_mut() {
-                    a.iter_mut().for_each(|v| *v = 0);
+                    a.clear();
                 }
                 for t in 0..layout.k_tiles() {
                     // The plaintext tile W[t, s], digit g, in NTT form.
@@ -654,9 +657,7 @@ impl Server {
                     }
                     for (i, acc_i) in acc.iter_mut().enumerate() {
                         let (qb, qa) = &queries[i * layout.k_tiles() + t];
-                        let (acc_b, acc_a) = acc_i.split_at_mut(n * levels);
-                        mul_acc(acc_b, qb, &what);
-                        mul_acc(acc_a, qa, &what);
+                        acc_i.add_products(&params, qb, qa, &what);
                     }
                 }
                 for (i, acc_i) in acc.iter_mut().enumerate() {
@@ -685,7 +686,7 @@ impl Server {
         &mut self,
         key: &PeerKey,
         layout: &Layout,
-        acc: &mut [u128],
+        acc: &mut Accumulator,
         i: usize,
         s: usize,
         g: usize,
@@ -698,7 +699,6 @@ impl Server {
         let mut u = Zeroizing::new(vec![0i8; n]);
         self.rng.ternary(&mut u);
         let mut u_ntt = Zeroizing::new(vec![0u64; n]);
-        let (acc_b, acc_a) = acc.split_at_mut(n * levels);
         let mut b = vec![0u64; n * levels];
         let mut a = vec![0u64; n * levels];
         for (l, md) in params.moduli().iter().enumerate() {
@@ -709,8 +709,9 @@ impl Server {
             let range = l * n..(l + 1) * n;
             for (j, &uj) in u_ntt.iter().enumerate() {
                 let k = l * n + j;
-                b[k] = md.reduce_u128(acc_b[k] + uj as u128 * key.b_ntt[k] as u128);
-                a[k] = md.reduce_u128(acc_a[k] + uj as u128 * key.a_ntt[k] as u128);
+                b[k] = md.reduce_u128(acc.value(k) + uj as u128 * key.b_ntt[k] as u128);
+                a[k] =
+                    md.reduce_u128(acc.value(n * levels + k) + uj as u128 * key.a_ntt[k] as u128);
             }
             params.table(l).inverse(&mut b[range.clone()]);
             params.table(l).inverse(&mut a[range.clone()]);
@@ -747,14 +748,56 @@ impl Server {
     }
 }
 
-/// `acc += x * y` coefficient-wise, without reduction: residues are below
-/// 2^50 ([`Params`] refuses larger primes), so a product is below 2^100 and
-/// 2^27 of them fit 128 bits; a result sums at most 2^24 + 1 (k tiles plus
-/// the public-key term, [`Layout`] caps k at 2^24).
-#[inline]
-fn mul_acc(acc: &mut [u128], x: &[u64], y: &[u64]) {
-    for ((a, &xv), &yv) in acc.iter_mut().zip(x).zip(y) {
-        *a += xv as u128 * yv as u128;
+/// Sums of products of residues, unreduced, as `lo + 2^52 hi` per
+/// coefficient (the form the IFMA kernel produces). Residues are below 2^50
+/// ([`Params`] refuses larger primes): a product adds less than 2^52 to `lo`
+/// and 2^48 to `hi`, and every [`FLUSH_EVERY`] products the sums are folded
+/// modulo their prime, far from overflow.
+struct Accumulator {
+    lo: Vec<u64>,
+    hi: Vec<u64>,
+    pending: usize,
+}
+
+const FLUSH_EVERY: usize = 1024;
+
+impl Accumulator {
+    fn new(len: usize) -> Accumulator {
+        Accumulator {
+            lo: vec![0; len],
+            hi: vec![0; len],
+            pending: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.lo.iter_mut().for_each(|v| *v = 0);
+        self.hi.iter_mut().for_each(|v| *v = 0);
+        self.pending = 0;
+    }
+
+    /// `(b, a) += (qb, qa) * w`, all in NTT form, prime-major.
+    fn add_products(&mut self, params: &Params, qb: &[u64], qa: &[u64], w: &[u64]) {
+        let half = qb.len();
+        let (lo_b, lo_a) = self.lo.split_at_mut(half);
+        let (hi_b, hi_a) = self.hi.split_at_mut(half);
+        crate::simd::mul_acc(lo_b, hi_b, qb, w);
+        crate::simd::mul_acc(lo_a, hi_a, qa, w);
+        self.pending += 1;
+        if self.pending == FLUSH_EVERY {
+            let n = params.n();
+            for (k, (l, h)) in self.lo.iter_mut().zip(self.hi.iter_mut()).enumerate() {
+                let md = &params.moduli()[(k % half) / n];
+                *l = md.reduce_u128(*l as u128 + ((*h as u128) << 52));
+                *h = 0;
+            }
+            self.pending = 0;
+        }
+    }
+
+    #[inline]
+    fn value(&self, k: usize) -> u128 {
+        self.lo[k] as u128 + ((self.hi[k] as u128) << 52)
     }
 }
 
@@ -894,6 +937,24 @@ mod tests {
         assert_eq!(sum, vec![14, 20, 32, 38]);
         // The server's share is random, not the product.
         assert_ne!(s, sum);
+    }
+
+    #[test]
+    fn long_accumulations_fold_without_overflow() {
+        // More k tiles than FLUSH_EVERY, with the largest values.
+        let params = Params::insecure_for_tests(64);
+        let shape = Shape {
+            batch: 2,
+            k: FLUSH_EVERY + 300,
+            n: 2,
+        };
+        let layout = Layout::with_tiles(&params, shape, 64, 2, 1, 2).unwrap();
+        assert!(layout.k_tiles() > FLUSH_EVERY);
+        let x = vec![u64::MAX; 2 * shape.k];
+        let w = lcg(8, shape.k * 2);
+        let (c, s) = run(&params, &layout, &x, &w, 5);
+        let sum: Vec<u64> = c.iter().zip(&s).map(|(a, b)| a.wrapping_add(*b)).collect();
+        assert_eq!(sum, reference(&x, &w, shape));
     }
 
     #[test]

@@ -11,21 +11,69 @@
 //! `util/ntt.cpp`. Written from the papers.
 
 use crate::arith::{primitive_root_2n, Modulus, Shoup};
+use crate::simd::{has_ifma, shoup52};
+
+/// Twiddles of the three last forward (first three inverse) layers, laid out
+/// per block of 8 coefficients so that eight blocks load as one vector:
+/// slot 0 holds `w[n/8 + b]`, slots 1 and 2 `w[n/4 + 2b + {0,1}]`, slots 3
+/// to 6 `w[n/2 + 4b + {0..3}]`, each `n/8` long.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TailTwiddles {
+    pub w: Vec<u64>,
+    pub s: Vec<u64>,
+}
+
+impl TailTwiddles {
+    fn new(n: usize, p: u64, tw: &[Shoup]) -> TailTwiddles {
+        let blocks = n / 8;
+        let mut w = vec![0u64; 7 * blocks];
+        let mut s = vec![0u64; 7 * blocks];
+        if n >= 64 {
+            for b in 0..blocks {
+                let idx = [
+                    n / 8 + b,
+                    n / 4 + 2 * b,
+                    n / 4 + 2 * b + 1,
+                    n / 2 + 4 * b,
+                    n / 2 + 4 * b + 1,
+                    n / 2 + 4 * b + 2,
+                    n / 2 + 4 * b + 3,
+                ];
+                for (slot, &i) in idx.iter().enumerate() {
+                    w[slot * blocks + b] = tw[i].w;
+                    s[slot * blocks + b] = shoup52(tw[i].w, p);
+                }
+            }
+        }
+        TailTwiddles { w, s }
+    }
+}
 
 /// Twiddle tables for one prime and one ring degree.
 #[derive(Clone, Debug)]
 pub struct NttTable {
     modulus: Modulus,
-    n: usize,
     log_n: u32,
     /// psi^brv(i) for i in 0..n (index 0 unused).
     fwd: Vec<Shoup>,
     /// psi^-brv(i) for i in 0..n (index 0 unused).
     inv: Vec<Shoup>,
     /// n^-1 mod p.
-    n_inv: Shoup,
+    pub(crate) n_inv: Shoup,
     /// n^-1 * psi^-brv(1): the last inverse layer's twiddle times n^-1.
-    n_inv_w: Shoup,
+    pub(crate) n_inv_w: Shoup,
+    // The same constants for the 52-bit vector kernels.
+    pub(crate) n: usize,
+    pub(crate) p: u64,
+    pub(crate) fwd_w: Vec<u64>,
+    pub(crate) fwd_s52: Vec<u64>,
+    pub(crate) inv_w: Vec<u64>,
+    pub(crate) inv_s52: Vec<u64>,
+    pub(crate) fwd_tail: TailTwiddles,
+    pub(crate) inv_tail: TailTwiddles,
+    pub(crate) n_inv_s52: u64,
+    pub(crate) n_inv_w_s52: u64,
+    vector: bool,
 }
 
 fn bit_reverse(x: usize, bits: u32) -> usize {
@@ -55,10 +103,21 @@ impl NttTable {
         let n_inv_raw = modulus.inv(n as u64);
         let n_inv = modulus.shoup(n_inv_raw);
         let n_inv_w = modulus.shoup(modulus.mul(n_inv_raw, inv[1].w));
+        let p = modulus.value();
         NttTable {
             modulus,
             n,
             log_n,
+            fwd_w: fwd.iter().map(|t| t.w).collect(),
+            fwd_s52: fwd.iter().map(|t| shoup52(t.w, p)).collect(),
+            inv_w: inv.iter().map(|t| t.w).collect(),
+            inv_s52: inv.iter().map(|t| shoup52(t.w, p)).collect(),
+            fwd_tail: TailTwiddles::new(n, p, &fwd),
+            inv_tail: TailTwiddles::new(n, p, &inv),
+            n_inv_s52: shoup52(n_inv.w, p),
+            n_inv_w_s52: shoup52(n_inv_w.w, p),
+            p,
+            vector: n >= 64 && p < 1 << 50 && has_ifma(),
             fwd,
             inv,
             n_inv,
@@ -92,6 +151,19 @@ impl NttTable {
     }
 
     fn forward_from_layer(&self, a: &mut [u64], first_layer: u32) {
+        assert_eq!(a.len(), self.n);
+        #[cfg(target_arch = "x86_64")]
+        if self.vector && first_layer + 3 <= self.log_n {
+            // SAFETY: `vector` is only set when the CPU has AVX-512 IFMA,
+            // n >= 64 and p < 2^50, which the kernel requires.
+            unsafe { crate::simd::x86::forward(self, a, first_layer) };
+            return;
+        }
+        self.forward_scalar(a, first_layer);
+    }
+
+    /// The scalar forward transform (the reference for the vector one).
+    pub(crate) fn forward_scalar(&self, a: &mut [u64], first_layer: u32) {
         assert_eq!(a.len(), self.n);
         let p = self.modulus.value();
         let two_p = 2 * p;
@@ -129,6 +201,18 @@ impl NttTable {
 
     /// In-place inverse transform. Input values in `[0, 2p)`, output in `[0, p)`.
     pub fn inverse(&self, a: &mut [u64]) {
+        assert_eq!(a.len(), self.n);
+        #[cfg(target_arch = "x86_64")]
+        if self.vector {
+            // SAFETY: as in `forward_from_layer`.
+            unsafe { crate::simd::x86::inverse(self, a) };
+            return;
+        }
+        self.inverse_scalar(a);
+    }
+
+    /// The scalar inverse transform (the reference for the vector one).
+    pub(crate) fn inverse_scalar(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n);
         let p = self.modulus.value();
         let two_p = 2 * p;
@@ -233,6 +317,50 @@ mod tests {
         table.inverse(&mut c);
         // 5 - 24 = -19 = 15 (mod 17)
         assert_eq!(c, vec![15, 16, 27 % 17, 38 % 17]);
+    }
+
+    #[test]
+    fn vector_kernels_match_scalar() {
+        if !has_ifma() {
+            eprintln!("no AVX-512 IFMA on this CPU: the scalar path is the only one");
+            return;
+        }
+        for log_n in 6..=13 {
+            let n = 1usize << log_n;
+            for bits in [43, 45, 49] {
+                let p = ntt_primes(bits, n, 1, &[])[0];
+                let table = NttTable::new(Modulus::new(p), n);
+                assert!(table.vector);
+                let mut state = (log_n as u64) << 32 | bits as u64;
+                let orig: Vec<u64> = (0..n)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        (state >> 11) % p
+                    })
+                    .collect();
+                for first in 0..=(log_n - 3) {
+                    // inputs the layer `first` may see: [0, 4p)
+                    let mut a: Vec<u64> = orig
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| v + (i as u64 % 4) * p)
+                        .collect();
+                    let mut b = a.clone();
+                    table.forward_from_layer(&mut a, first);
+                    table.forward_scalar(&mut b, first);
+                    assert_eq!(a, b, "forward n = {n}, p = {p}, from layer {first}");
+                }
+                let mut a: Vec<u64> = orig
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| v + (i as u64 % 2) * p)
+                    .collect();
+                let mut b = a.clone();
+                table.inverse(&mut a);
+                table.inverse_scalar(&mut b);
+                assert_eq!(a, b, "inverse n = {n}, p = {p}");
+            }
+        }
     }
 
     proptest! {

@@ -231,7 +231,8 @@ impl Params {
     pub fn levels(&self) -> usize {
         self.moduli.len()
     }
-    pub(crate) fn table(&self, i: usize) -> &NttTable {
+    /// The NTT tables of prime `i`.
+    pub fn table(&self, i: usize) -> &NttTable {
         &self.tables[i]
     }
     /// log2 of the ciphertext modulus q.

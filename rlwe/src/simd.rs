@@ -1,0 +1,354 @@
+//! AVX-512 IFMA kernels: the NTT butterflies and the multiply-accumulate of
+//! the product, eight 52-bit lanes at a time. Used when the CPU has
+//! `avx512ifma` (checked at run time); the scalar code is the fallback and
+//! the reference the tests compare against.
+//!
+//! The 52-bit Shoup multiplication (`x w - floor(x w' / 2^52) p`, with
+//! `w' = floor(w 2^52 / p)`, in `[0, 2p)` for `x < 2^52`) is the one Intel
+//! HEXL uses for its IFMA NTT (Boemer et al., "Intel HEXL: Accelerating
+//! Homomorphic Encryption with Intel AVX512-IFMA52", WAHC 2021); it needs
+//! primes below 2^50 so that lazy values below `4p` stay below 2^52, which
+//! [`crate::Params`] guarantees. Written from the paper.
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_ifma() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512ifma")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn has_ifma() -> bool {
+    false
+}
+
+/// `floor(w 2^52 / p)`.
+pub(crate) fn shoup52(w: u64, p: u64) -> u64 {
+    (((w as u128) << 52) / p as u128) as u64
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    use std::arch::x86_64::*;
+
+    use crate::ntt::NttTable;
+
+    const MASK52: u64 = (1 << 52) - 1;
+
+    #[inline(always)]
+    unsafe fn load(p: *const u64) -> __m512i {
+        _mm512_loadu_si512(p as *const _)
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut u64, v: __m512i) {
+        _mm512_storeu_si512(p as *mut _, v)
+    }
+
+    /// `x w mod p` in `[0, 2p)` for `x < 2^52`.
+    #[inline(always)]
+    unsafe fn mul_shoup(x: __m512i, w: __m512i, ws: __m512i, p: __m512i, mask: __m512i) -> __m512i {
+        let z = _mm512_setzero_si512();
+        let q = _mm512_madd52hi_epu64(z, x, ws);
+        let xw = _mm512_madd52lo_epu64(z, x, w);
+        let qp = _mm512_madd52lo_epu64(z, q, p);
+        _mm512_and_si512(_mm512_sub_epi64(xw, qp), mask)
+    }
+
+    /// `x mod m` for `x < 2m`.
+    #[inline(always)]
+    unsafe fn reduce_once(x: __m512i, m: __m512i) -> __m512i {
+        _mm512_min_epu64(x, _mm512_sub_epi64(x, m))
+    }
+
+    struct Consts {
+        p: __m512i,
+        two_p: __m512i,
+        mask: __m512i,
+    }
+
+    /// Cooley–Tukey butterfly on `[0, 4p)` values.
+    #[inline(always)]
+    unsafe fn ct(x: &mut __m512i, y: &mut __m512i, w: __m512i, ws: __m512i, c: &Consts) {
+        let u = reduce_once(*x, c.two_p);
+        let v = mul_shoup(*y, w, ws, c.p, c.mask);
+        *x = _mm512_add_epi64(u, v);
+        *y = _mm512_sub_epi64(_mm512_add_epi64(u, c.two_p), v);
+    }
+
+    /// Gentleman–Sande butterfly on `[0, 2p)` values.
+    #[inline(always)]
+    unsafe fn gs(x: &mut __m512i, y: &mut __m512i, w: __m512i, ws: __m512i, c: &Consts) {
+        let s = reduce_once(_mm512_add_epi64(*x, *y), c.two_p);
+        let d = _mm512_sub_epi64(_mm512_add_epi64(*x, c.two_p), *y);
+        *x = s;
+        *y = mul_shoup(d, w, ws, c.p, c.mask);
+    }
+
+    /// Transposes eight registers as an 8 x 8 matrix of 64-bit words.
+    #[inline(always)]
+    unsafe fn transpose(r: &mut [__m512i; 8]) {
+        let lo1 = _mm512_set_epi64(14, 6, 12, 4, 10, 2, 8, 0);
+        let hi1 = _mm512_set_epi64(15, 7, 13, 5, 11, 3, 9, 1);
+        let lo2 = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+        let hi2 = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+        let lo4 = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0);
+        let hi4 = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+        let mut u = [_mm512_setzero_si512(); 8];
+        for k in 0..4 {
+            u[2 * k] = _mm512_permutex2var_epi64(r[2 * k], lo1, r[2 * k + 1]);
+            u[2 * k + 1] = _mm512_permutex2var_epi64(r[2 * k], hi1, r[2 * k + 1]);
+        }
+        let mut v = [_mm512_setzero_si512(); 8];
+        for base in [0, 4] {
+            v[base] = _mm512_permutex2var_epi64(u[base], lo2, u[base + 2]);
+            v[base + 2] = _mm512_permutex2var_epi64(u[base], hi2, u[base + 2]);
+            v[base + 1] = _mm512_permutex2var_epi64(u[base + 1], lo2, u[base + 3]);
+            v[base + 3] = _mm512_permutex2var_epi64(u[base + 1], hi2, u[base + 3]);
+        }
+        for k in 0..4 {
+            r[k] = _mm512_permutex2var_epi64(v[k], lo4, v[k + 4]);
+            r[k + 4] = _mm512_permutex2var_epi64(v[k], hi4, v[k + 4]);
+        }
+    }
+
+    /// The forward transform from layer `first_layer` on (the earlier
+    /// layers are done by the caller). Needs `n >= 64` and
+    /// `first_layer + 3 <= log2 n`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) unsafe fn forward(t: &NttTable, a: &mut [u64], first_layer: u32) {
+        let n = t.n;
+        assert!(n >= 64 && a.len() == n && (1usize << first_layer) <= n / 8);
+        let c = Consts {
+            p: _mm512_set1_epi64(t.p as i64),
+            two_p: _mm512_set1_epi64(2 * t.p as i64),
+            mask: _mm512_set1_epi64(MASK52 as i64),
+        };
+        let ptr = a.as_mut_ptr();
+        // Layers with half-width t >= 8: contiguous vectors.
+        let mut m = 1usize << first_layer;
+        while m <= n / 16 {
+            let half = n / (2 * m);
+            for i in 0..m {
+                let w = _mm512_set1_epi64(t.fwd_w[m + i] as i64);
+                let ws = _mm512_set1_epi64(t.fwd_s52[m + i] as i64);
+                let base = 2 * i * half;
+                let mut j = base;
+                while j < base + half {
+                    let mut x = load(ptr.add(j));
+                    let mut y = load(ptr.add(j + half));
+                    ct(&mut x, &mut y, w, ws, &c);
+                    store(ptr.add(j), x);
+                    store(ptr.add(j + half), y);
+                    j += 8;
+                }
+            }
+            m <<= 1;
+        }
+        // The last three layers stay inside blocks of 8: transpose 8 blocks
+        // so that lane k holds block k, and use per-block twiddles.
+        let blocks = n / 8;
+        let tw = &t.fwd_tail;
+        for g in 0..blocks / 8 {
+            let mut r = [_mm512_setzero_si512(); 8];
+            for (k, reg) in r.iter_mut().enumerate() {
+                *reg = load(ptr.add(64 * g + 8 * k));
+            }
+            transpose(&mut r);
+            let twiddle = |slot: usize| {
+                let o = slot * blocks + 8 * g;
+                (load(tw.w.as_ptr().add(o)), load(tw.s.as_ptr().add(o)))
+            };
+            let (w, ws) = twiddle(0);
+            for e in 0..4 {
+                let (lo, hi) = r.split_at_mut(4);
+                ct(&mut lo[e], &mut hi[e], w, ws, &c);
+            }
+            let (wa, wsa) = twiddle(1);
+            let (wb, wsb) = twiddle(2);
+            for (e, (w, ws)) in [
+                (0, (wa, wsa)),
+                (1, (wa, wsa)),
+                (4, (wb, wsb)),
+                (5, (wb, wsb)),
+            ] {
+                let (lo, hi) = r.split_at_mut(e + 2);
+                ct(&mut lo[e], &mut hi[0], w, ws, &c);
+            }
+            for k in 0..4 {
+                let (w, ws) = twiddle(3 + k);
+                let (lo, hi) = r.split_at_mut(2 * k + 1);
+                ct(&mut lo[2 * k], &mut hi[0], w, ws, &c);
+            }
+            for reg in r.iter_mut() {
+                *reg = reduce_once(reduce_once(*reg, c.two_p), c.p);
+            }
+            transpose(&mut r);
+            for (k, reg) in r.iter().enumerate() {
+                store(ptr.add(64 * g + 8 * k), *reg);
+            }
+        }
+    }
+
+    /// The inverse transform, `n >= 64`, input in `[0, 2p)`, output in `[0, p)`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) unsafe fn inverse(t: &NttTable, a: &mut [u64]) {
+        let n = t.n;
+        assert!(n >= 64 && a.len() == n);
+        let c = Consts {
+            p: _mm512_set1_epi64(t.p as i64),
+            two_p: _mm512_set1_epi64(2 * t.p as i64),
+            mask: _mm512_set1_epi64(MASK52 as i64),
+        };
+        let ptr = a.as_mut_ptr();
+        let blocks = n / 8;
+        let tw = &t.inv_tail;
+        for g in 0..blocks / 8 {
+            let mut r = [_mm512_setzero_si512(); 8];
+            for (k, reg) in r.iter_mut().enumerate() {
+                *reg = load(ptr.add(64 * g + 8 * k));
+            }
+            transpose(&mut r);
+            let twiddle = |slot: usize| {
+                let o = slot * blocks + 8 * g;
+                (load(tw.w.as_ptr().add(o)), load(tw.s.as_ptr().add(o)))
+            };
+            // t = 1: pairs (2k, 2k+1)
+            for k in 0..4 {
+                let (w, ws) = twiddle(3 + k);
+                let (lo, hi) = r.split_at_mut(2 * k + 1);
+                gs(&mut lo[2 * k], &mut hi[0], w, ws, &c);
+            }
+            // t = 2: pairs (0,2), (1,3) and (4,6), (5,7)
+            let (wa, wsa) = twiddle(1);
+            let (wb, wsb) = twiddle(2);
+            for (e, (w, ws)) in [
+                (0, (wa, wsa)),
+                (1, (wa, wsa)),
+                (4, (wb, wsb)),
+                (5, (wb, wsb)),
+            ] {
+                let (lo, hi) = r.split_at_mut(e + 2);
+                gs(&mut lo[e], &mut hi[0], w, ws, &c);
+            }
+            // t = 4: pairs (e, e+4)
+            let (w, ws) = twiddle(0);
+            for e in 0..4 {
+                let (lo, hi) = r.split_at_mut(4);
+                gs(&mut lo[e], &mut hi[e], w, ws, &c);
+            }
+            transpose(&mut r);
+            for (k, reg) in r.iter().enumerate() {
+                store(ptr.add(64 * g + 8 * k), *reg);
+            }
+        }
+        // Layers with half-width 8 .. n/4.
+        let mut half = 8usize;
+        let mut m = n / 8;
+        while m > 2 {
+            let h = m >> 1;
+            for i in 0..h {
+                let w = _mm512_set1_epi64(t.inv_w[h + i] as i64);
+                let ws = _mm512_set1_epi64(t.inv_s52[h + i] as i64);
+                let base = 2 * i * half;
+                let mut j = base;
+                while j < base + half {
+                    let mut x = load(ptr.add(j));
+                    let mut y = load(ptr.add(j + half));
+                    gs(&mut x, &mut y, w, ws, &c);
+                    store(ptr.add(j), x);
+                    store(ptr.add(j + half), y);
+                    j += 8;
+                }
+            }
+            half <<= 1;
+            m = h;
+        }
+        // Last layer with n^-1 folded in, fully reduced.
+        let ni = _mm512_set1_epi64(t.n_inv.w as i64);
+        let nis = _mm512_set1_epi64(t.n_inv_s52 as i64);
+        let niw = _mm512_set1_epi64(t.n_inv_w.w as i64);
+        let niws = _mm512_set1_epi64(t.n_inv_w_s52 as i64);
+        let half = n / 2;
+        let mut j = 0;
+        while j < half {
+            let x = load(ptr.add(j));
+            let y = load(ptr.add(j + half));
+            let s = _mm512_add_epi64(x, y);
+            let d = _mm512_sub_epi64(_mm512_add_epi64(x, c.two_p), y);
+            let s = reduce_once(mul_shoup(s, ni, nis, c.p, c.mask), c.p);
+            let d = reduce_once(mul_shoup(d, niw, niws, c.p, c.mask), c.p);
+            store(ptr.add(j), s);
+            store(ptr.add(j + half), d);
+            j += 8;
+        }
+    }
+
+    /// `lo += lo52(x y)`, `hi += hi52(x y)` lane-wise, for `x, y < 2^52`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) unsafe fn mul_acc(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
+        let len = lo.len();
+        assert!(hi.len() == len && x.len() == len && y.len() == len && len % 8 == 0);
+        let mut j = 0;
+        while j < len {
+            let xv = load(x.as_ptr().add(j));
+            let yv = load(y.as_ptr().add(j));
+            let l = _mm512_madd52lo_epu64(load(lo.as_ptr().add(j)), xv, yv);
+            let h = _mm512_madd52hi_epu64(load(hi.as_ptr().add(j)), xv, yv);
+            store(lo.as_mut_ptr().add(j), l);
+            store(hi.as_mut_ptr().add(j), h);
+            j += 8;
+        }
+    }
+}
+
+/// `lo += lo52(x y)` and `hi += hi52(x y)` coefficient-wise (so that
+/// `lo + 2^52 hi` grows by `x y`), for residues below 2^50.
+pub(crate) fn mul_acc(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if lo.len() % 8 == 0 && has_ifma() {
+        // SAFETY: the CPU has AVX-512 IFMA, the lengths are multiples of 8
+        // (checked again inside).
+        unsafe { x86::mul_acc(lo, hi, x, y) };
+        return;
+    }
+    mul_acc_scalar(lo, hi, x, y);
+}
+
+pub(crate) fn mul_acc_scalar(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
+    for (((l, h), &xv), &yv) in lo.iter_mut().zip(hi.iter_mut()).zip(x).zip(y) {
+        let prod = xv as u128 * yv as u128;
+        *l += (prod as u64) & ((1 << 52) - 1);
+        *h += (prod >> 52) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vector_multiply_accumulate_matches_scalar() {
+        let len = 64;
+        let mut s = 12345u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s >> 14 // 50 bits
+        };
+        let x: Vec<u64> = (0..len).map(|_| next()).collect();
+        let y: Vec<u64> = (0..len).map(|_| next()).collect();
+        let (mut lo1, mut hi1) = (vec![7u64; len], vec![3u64; len]);
+        let (mut lo2, mut hi2) = (lo1.clone(), hi1.clone());
+        for _ in 0..5 {
+            mul_acc(&mut lo1, &mut hi1, &x, &y);
+            mul_acc_scalar(&mut lo2, &mut hi2, &x, &y);
+        }
+        for j in 0..len {
+            let a = lo1[j] as u128 + ((hi1[j] as u128) << 52);
+            let b = lo2[j] as u128 + ((hi2[j] as u128) << 52);
+            assert_eq!(a, b);
+            assert_eq!(a, 7 + (3u128 << 52) + 5 * x[j] as u128 * y[j] as u128);
+        }
+    }
+}
