@@ -287,7 +287,7 @@ pub(crate) mod x86 {
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(crate) unsafe fn mul_acc(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
         let len = lo.len();
-        assert!(hi.len() == len && x.len() == len && y.len() == len && len % 8 == 0);
+        assert!(hi.len() == len && x.len() == len && y.len() == len && len.is_multiple_of(8));
         let mut j = 0;
         while j < len {
             let xv = load(x.as_ptr().add(j));
@@ -305,7 +305,7 @@ pub(crate) mod x86 {
 /// `lo + 2^52 hi` grows by `x y`), for residues below 2^50.
 pub(crate) fn mul_acc(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
     #[cfg(target_arch = "x86_64")]
-    if lo.len() % 8 == 0 && has_ifma() {
+    if lo.len().is_multiple_of(8) && has_ifma() {
         // SAFETY: the CPU has AVX-512 IFMA, the lengths are multiples of 8
         // (checked again inside).
         unsafe { x86::mul_acc(lo, hi, x, y) };
