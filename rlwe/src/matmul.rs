@@ -31,6 +31,8 @@ const DOMAIN_QUERY: u8 = b'q';
 pub struct SecretKey {
     params: Arc<Params>,
     ntt: Zeroizing<Vec<u64>>,
+    /// 52-bit Shoup quotients of `ntt`, for the vector products.
+    ntt_s52: Zeroizing<Vec<u64>>,
 }
 
 impl std::fmt::Debug for SecretKey {
@@ -52,7 +54,17 @@ impl SecretKey {
             }
             params.table(l).forward(dst);
         }
-        SecretKey { params, ntt }
+        let ntt_s52 = Zeroizing::new(
+            ntt.iter()
+                .enumerate()
+                .map(|(k, &v)| crate::simd::shoup52(v, params.moduli()[k / n].value()))
+                .collect(),
+        );
+        SecretKey {
+            params,
+            ntt,
+            ntt_s52,
+        }
     }
 
     /// `a * s` in coefficient form from `a` in NTT form (all primes).
@@ -61,13 +73,13 @@ impl SecretKey {
         for (l, md) in self.params.moduli().iter().enumerate() {
             let range = l * n..(l + 1) * n;
             let dst = &mut out[range.clone()];
-            for ((d, &a), &s) in dst
-                .iter_mut()
-                .zip(&a_ntt[range.clone()])
-                .zip(&self.ntt[range])
-            {
-                *d = md.mul(a, s);
-            }
+            crate::simd::mul_shoup(
+                dst,
+                &a_ntt[range.clone()],
+                &self.ntt[range.clone()],
+                &self.ntt_s52[range],
+                md.value(),
+            );
             self.params.table(l).inverse(dst);
         }
     }
@@ -630,10 +642,11 @@ impl Server {
 
         let mut share = vec![0u64; shape.batch * shape.n];
         let mut cts = vec![None; layout.result_count()];
+        // One plaintext tile at a time: it is used while hot in the cache.
         let mut what = vec![0u64; n * levels];
         // Per row tile, the (b, a) accumulators.
         let mut acc: Vec<Accumulator> = (0..layout.m_tiles())
-            .map(|_| Accumulator::new(2 * n * levels))
+            .map(|_| Accumulator::new(n * levels))
             .collect();
         for s in 0..layout.n_tiles() {
             for g in 0..dcount {
@@ -641,12 +654,14 @@ impl Server {
                 for a in acc.iter_mut() {
                     a.clear();
                 }
-                for t in 0..layout.k_tiles() {
+                let kt = layout.k_tiles();
+                for t in 0..kt {
                     // The plaintext tile W[t, s], digit g, in NTT form.
                     what.iter_mut().for_each(|v| *v = 0);
+                    let wt = &mut what[..];
                     let span = layout.out_cols(s) * layout.d1;
                     for (l, md) in params.moduli().iter().enumerate() {
-                        let dst = &mut what[l * n..(l + 1) * n];
+                        let dst = &mut wt[l * n..(l + 1) * n];
                         for c in 0..layout.cols(t) {
                             let row = (t * layout.d1 + c) * shape.n + s * layout.d2;
                             for j in 0..layout.out_cols(s) {
@@ -656,8 +671,8 @@ impl Server {
                         params.table(l).forward_sparse(dst, span);
                     }
                     for (i, acc_i) in acc.iter_mut().enumerate() {
-                        let (qb, qa) = &queries[i * layout.k_tiles() + t];
-                        acc_i.add_products(&params, qb, qa, &what);
+                        let (qb, qa) = &queries[i * kt + t];
+                        acc_i.add_products(&params, (qb, qa), &what);
                     }
                 }
                 for (i, acc_i) in acc.iter_mut().enumerate() {
@@ -698,31 +713,56 @@ impl Server {
         // + u * pk, u ternary, in NTT form before reducing.
         let mut u = Zeroizing::new(vec![0i8; n]);
         self.rng.ternary(&mut u);
-        let mut u_ntt = Zeroizing::new(vec![0u64; n]);
+        let mut u_ntt = Zeroizing::new(vec![0u64; n * levels]);
+        for (l, md) in params.moduli().iter().enumerate() {
+            let dst = &mut u_ntt[l * n..(l + 1) * n];
+            let p = md.value();
+            for (d, &c) in dst.iter_mut().zip(u.iter()) {
+                *d = match c {
+                    -1 => p - 1,
+                    c => c as u64,
+                };
+            }
+            params.table(l).forward(dst);
+        }
+        acc.add_products(&params, (&key.b_ntt, &key.a_ntt), &u_ntt);
         let mut b = vec![0u64; n * levels];
         let mut a = vec![0u64; n * levels];
-        for (l, md) in params.moduli().iter().enumerate() {
-            for (d, &c) in u_ntt.iter_mut().zip(u.iter()) {
-                *d = md.from_i64(c as i64);
-            }
-            params.table(l).forward(&mut u_ntt);
+        for l in 0..levels {
             let range = l * n..(l + 1) * n;
-            for (j, &uj) in u_ntt.iter().enumerate() {
-                let k = l * n + j;
-                b[k] = md.reduce_u128(acc.value(k) + uj as u128 * key.b_ntt[k] as u128);
-                a[k] =
-                    md.reduce_u128(acc.value(n * levels + k) + uj as u128 * key.a_ntt[k] as u128);
-            }
+            let c = &params.acc_reduce[l];
+            crate::simd::reduce_acc(
+                &mut b[range.clone()],
+                &acc.lo_b[range.clone()],
+                &acc.hi_b[range.clone()],
+                c,
+            );
+            crate::simd::reduce_acc(
+                &mut a[range.clone()],
+                &acc.lo_a[range.clone()],
+                &acc.hi_a[range.clone()],
+                c,
+            );
             params.table(l).inverse(&mut b[range.clone()]);
-            params.table(l).inverse(&mut a[range.clone()]);
-            // + e2 on a (all coefficients); fresh per prime-coefficient pair
-            // would not be a polynomial: sample once per coefficient below.
+            params.table(l).inverse(&mut a[range]);
         }
-        for j in 0..n {
-            let e2 = self.rng.cbd();
-            for (l, md) in params.moduli().iter().enumerate() {
-                let v = &mut a[l * n + j];
-                *v = md.add(*v, md.from_i64(e2));
+        // + e2 on every coefficient of a.
+        let mut e2 = Zeroizing::new(vec![0i64; n]);
+        for v in e2.iter_mut() {
+            *v = self.rng.cbd();
+        }
+        for (l, md) in params.moduli().iter().enumerate() {
+            let p = md.value();
+            for (v, &e) in a[l * n..(l + 1) * n].iter_mut().zip(e2.iter()) {
+                // |e| <= 21 < p: one conditional correction.
+                let s = *v as i64 + e;
+                *v = if s < 0 {
+                    (s + p as i64) as u64
+                } else if s as u64 >= p {
+                    s as u64 - p
+                } else {
+                    s as u64
+                };
             }
         }
         // Mask, e1 and flooding on the used coefficients of b.
@@ -749,13 +789,16 @@ impl Server {
 }
 
 /// Sums of products of residues, unreduced, as `lo + 2^52 hi` per
-/// coefficient (the form the IFMA kernel produces). Residues are below 2^50
-/// ([`Params`] refuses larger primes): a product adds less than 2^52 to `lo`
-/// and 2^48 to `hi`, and every [`FLUSH_EVERY`] products the sums are folded
-/// modulo their prime, far from overflow.
+/// coefficient (the form the IFMA kernel produces), for the `b` and `a`
+/// halves of one result. Residues are below 2^50 ([`Params`] refuses larger
+/// primes): a product adds less than 2^52 to `lo` and 2^48 to `hi`, and
+/// every [`FLUSH_EVERY`] products the sums are folded modulo their prime,
+/// far from overflow.
 struct Accumulator {
-    lo: Vec<u64>,
-    hi: Vec<u64>,
+    lo_b: Vec<u64>,
+    hi_b: Vec<u64>,
+    lo_a: Vec<u64>,
+    hi_a: Vec<u64>,
     pending: usize,
 }
 
@@ -764,40 +807,55 @@ const FLUSH_EVERY: usize = 1024;
 impl Accumulator {
     fn new(len: usize) -> Accumulator {
         Accumulator {
-            lo: vec![0; len],
-            hi: vec![0; len],
+            lo_b: vec![0; len],
+            hi_b: vec![0; len],
+            lo_a: vec![0; len],
+            hi_a: vec![0; len],
             pending: 0,
         }
     }
 
     fn clear(&mut self) {
-        self.lo.iter_mut().for_each(|v| *v = 0);
-        self.hi.iter_mut().for_each(|v| *v = 0);
+        for v in [
+            &mut self.lo_b,
+            &mut self.hi_b,
+            &mut self.lo_a,
+            &mut self.hi_a,
+        ] {
+            v.iter_mut().for_each(|x| *x = 0);
+        }
         self.pending = 0;
     }
 
     /// `(b, a) += (qb, qa) * w`, all in NTT form, prime-major.
-    fn add_products(&mut self, params: &Params, qb: &[u64], qa: &[u64], w: &[u64]) {
-        let half = qb.len();
-        let (lo_b, lo_a) = self.lo.split_at_mut(half);
-        let (hi_b, hi_a) = self.hi.split_at_mut(half);
-        crate::simd::mul_acc(lo_b, hi_b, qb, w);
-        crate::simd::mul_acc(lo_a, hi_a, qa, w);
+    fn add_products(&mut self, params: &Params, query: (&[u64], &[u64]), w: &[u64]) {
+        let (qb, qa) = query;
+        crate::simd::mul_acc2(
+            [
+                &mut self.lo_b,
+                &mut self.hi_b,
+                &mut self.lo_a,
+                &mut self.hi_a,
+            ],
+            qb,
+            qa,
+            w,
+        );
         self.pending += 1;
         if self.pending == FLUSH_EVERY {
             let n = params.n();
-            for (k, (l, h)) in self.lo.iter_mut().zip(self.hi.iter_mut()).enumerate() {
-                let md = &params.moduli()[(k % half) / n];
-                *l = md.reduce_u128(*l as u128 + ((*h as u128) << 52));
-                *h = 0;
+            for k in 0..self.lo_b.len() {
+                let md = &params.moduli()[k / n];
+                for (lo, hi) in [
+                    (&mut self.lo_b, &mut self.hi_b),
+                    (&mut self.lo_a, &mut self.hi_a),
+                ] {
+                    lo[k] = md.reduce_u128(lo[k] as u128 + ((hi[k] as u128) << 52));
+                    hi[k] = 0;
+                }
             }
             self.pending = 0;
         }
-    }
-
-    #[inline]
-    fn value(&self, k: usize) -> u128 {
-        self.lo[k] as u128 + ((self.hi[k] as u128) << 52)
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Params {
     /// floor((2^64 mod p_i) * 2^64 / p_i): the fractional part of 2^64 / p_i
     /// in units of 2^-64.
     dec_frac: Vec<u64>,
+    /// Constants to reduce unreduced sums of products, per prime.
+    pub(crate) acc_reduce: Vec<crate::simd::AccReduce>,
     fingerprint: u64,
     secure: bool,
 }
@@ -217,6 +219,10 @@ impl Params {
             qstar_inv,
             dec_int,
             dec_frac,
+            acc_reduce: primes
+                .iter()
+                .map(|&p| crate::simd::AccReduce::new(p))
+                .collect(),
             fingerprint: h,
             secure: check_security,
         })

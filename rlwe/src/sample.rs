@@ -3,9 +3,8 @@
 //! and flooding distributions.
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use rand::{Rng, SeedableRng, TryRng};
-use rand_chacha::ChaCha20Rng;
-use zeroize::Zeroize;
+use rand::TryRng;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::params::{Params, ETA};
 use crate::Error;
@@ -56,9 +55,17 @@ pub fn expand_uniform_ntt(params: &Params, seed: &Seed, domain: u8, index: u32, 
     }
 }
 
-/// The private generator of one party: ChaCha20 keyed from the operating
-/// system's CSPRNG.
-pub struct SecretRng(ChaCha20Rng);
+/// The private generator of one party: AES-128 in counter mode (as in
+/// NIST's CTR_DRBG, with AES-NI where the CPU has it) keyed from the
+/// operating system's CSPRNG. Fast enough to draw every noise coefficient
+/// from it. Its buffer is zeroized on drop.
+pub struct SecretRng {
+    cipher: Cipher,
+    buf: Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
+const RNG_BUFFER: usize = 8192;
 
 impl std::fmt::Debug for SecretRng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,27 +76,66 @@ impl std::fmt::Debug for SecretRng {
 impl SecretRng {
     /// Keyed from the operating system's CSPRNG.
     pub fn from_os() -> Result<SecretRng, Error> {
-        let mut key = [0u8; 32];
+        let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::SysRng
-            .try_fill_bytes(&mut key)
+            .try_fill_bytes(&mut key[..])
             .map_err(|e| Error::Randomness(e.to_string()))?;
-        let rng = ChaCha20Rng::from_seed(key);
-        key.zeroize();
-        Ok(SecretRng(rng))
+        Ok(SecretRng::from_key(&key))
     }
 
     /// Deterministic, for reproducible tests only.
     pub fn from_seed_for_tests(seed: u64) -> SecretRng {
-        SecretRng(ChaCha20Rng::seed_from_u64(seed))
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        SecretRng::from_key(&key)
     }
 
+    fn from_key(key: &[u8; 32]) -> SecretRng {
+        let mut k = [0u8; 16];
+        let mut iv = [0u8; 16];
+        k.copy_from_slice(&key[..16]);
+        iv.copy_from_slice(&key[16..]);
+        let cipher = Cipher::new(&k.into(), &iv.into());
+        k.zeroize();
+        iv.zeroize();
+        SecretRng {
+            cipher,
+            buf: Zeroizing::new(vec![0u8; RNG_BUFFER]),
+            pos: RNG_BUFFER,
+        }
+    }
+
+    #[inline]
+    fn refill(&mut self) {
+        self.buf.iter_mut().for_each(|b| *b = 0);
+        self.cipher.apply_keystream(&mut self.buf);
+        self.pos = 0;
+    }
+
+    pub fn fill_bytes(&mut self, out: &mut [u8]) {
+        for b in out.iter_mut() {
+            if self.pos == RNG_BUFFER {
+                self.refill();
+            }
+            *b = self.buf[self.pos];
+            self.pos += 1;
+        }
+    }
+
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+        if self.pos + 8 > RNG_BUFFER {
+            self.refill();
+        }
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.buf[self.pos..self.pos + 8]);
+        self.pos += 8;
+        u64::from_le_bytes(w)
     }
 
     pub fn seed(&mut self) -> Seed {
         let mut s = [0u8; 16];
-        self.0.fill_bytes(&mut s);
+        self.fill_bytes(&mut s);
         s
     }
 
@@ -97,7 +143,7 @@ impl SecretRng {
     /// [`ETA`]: popcount of 21 bits minus popcount of 21 others.
     #[inline]
     pub fn cbd(&mut self) -> i64 {
-        let x = self.0.next_u64();
+        let x = self.next_u64();
         let mask = (1u64 << ETA) - 1;
         (x & mask).count_ones() as i64 - ((x >> ETA) & mask).count_ones() as i64
     }
@@ -106,7 +152,7 @@ impl SecretRng {
     pub fn ternary(&mut self, out: &mut [i8]) {
         let mut filled = 0;
         while filled < out.len() {
-            let mut x = self.0.next_u64();
+            let mut x = self.next_u64();
             for _ in 0..32 {
                 let v = (x & 3) as i8;
                 x >>= 2;
@@ -132,7 +178,7 @@ impl SecretRng {
             (1u128 << bits) - 1
         };
         loop {
-            let v = (((self.0.next_u64() as u128) << 64) | self.0.next_u64() as u128) & mask;
+            let v = (((self.next_u64() as u128) << 64) | self.next_u64() as u128) & mask;
             if v < range {
                 return v as i128 - bound as i128;
             }

@@ -21,6 +21,65 @@ pub(crate) fn has_ifma() -> bool {
     false
 }
 
+/// Constants to reduce `lo + 2^52 hi` modulo `p` (see [`reduce_acc`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AccReduce {
+    p: u64,
+    /// (1, 2^52 mod p, 2^104 mod p) with their 52-bit Shoup quotients.
+    w: [u64; 3],
+    ws: [u64; 3],
+}
+
+impl AccReduce {
+    pub(crate) fn new(p: u64) -> AccReduce {
+        let w = [
+            1,
+            ((1u128 << 52) % p as u128) as u64,
+            ((1u128 << 104) % p as u128) as u64,
+        ];
+        AccReduce {
+            p,
+            w,
+            ws: [shoup52(w[0], p), shoup52(w[1], p), shoup52(w[2], p)],
+        }
+    }
+
+    /// `(lo + 2^52 hi) mod p` for `lo, hi < 2^63`.
+    #[inline]
+    pub(crate) fn reduce_scalar(&self, lo: u64, hi: u64) -> u64 {
+        ((lo as u128 + ((hi as u128) << 52)) % self.p as u128) as u64
+    }
+}
+
+/// `out = (lo + 2^52 hi) mod p` coefficient-wise, for `lo, hi < 2^63`.
+pub(crate) fn reduce_acc(out: &mut [u64], lo: &[u64], hi: &[u64], c: &AccReduce) {
+    #[cfg(target_arch = "x86_64")]
+    if out.len().is_multiple_of(8) && has_ifma() {
+        // SAFETY: the CPU has AVX-512 IFMA; lengths are checked inside.
+        unsafe { x86::reduce_acc(out, lo, hi, c) };
+        return;
+    }
+    for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
+        *o = c.reduce_scalar(l, h);
+    }
+}
+
+/// `out = a w mod p` coefficient-wise, with `ws` the 52-bit Shoup quotients
+/// of `w`; `a < 2^52`, `w < p < 2^50`.
+pub(crate) fn mul_shoup(out: &mut [u64], a: &[u64], w: &[u64], ws: &[u64], p: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if out.len().is_multiple_of(8) && has_ifma() {
+        // SAFETY: the CPU has AVX-512 IFMA; lengths are checked inside.
+        unsafe { x86::mul_shoup_slice(out, a, w, ws, p) };
+        return;
+    }
+    for (((o, &x), &wv), &wsv) in out.iter_mut().zip(a).zip(w).zip(ws) {
+        let q = ((x as u128 * wsv as u128) >> 52) as u64;
+        let r = (x.wrapping_mul(wv).wrapping_sub(q.wrapping_mul(p))) & ((1 << 52) - 1);
+        *o = if r >= p { r - p } else { r };
+    }
+}
+
 /// `floor(w 2^52 / p)`.
 pub(crate) fn shoup52(w: u64, p: u64) -> u64 {
     (((w as u128) << 52) / p as u128) as u64
@@ -283,35 +342,121 @@ pub(crate) mod x86 {
         }
     }
 
-    /// `lo += lo52(x y)`, `hi += hi52(x y)` lane-wise, for `x, y < 2^52`.
     #[target_feature(enable = "avx512f,avx512ifma")]
-    pub(crate) unsafe fn mul_acc(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
-        let len = lo.len();
-        assert!(hi.len() == len && x.len() == len && y.len() == len && len.is_multiple_of(8));
+    pub(crate) unsafe fn reduce_acc(out: &mut [u64], lo: &[u64], hi: &[u64], c: &super::AccReduce) {
+        let len = out.len();
+        assert!(lo.len() == len && hi.len() == len && len.is_multiple_of(8));
+        let p = _mm512_set1_epi64(c.p as i64);
+        let mask = _mm512_set1_epi64(MASK52 as i64);
+        let w: [__m512i; 3] = std::array::from_fn(|i| _mm512_set1_epi64(c.w[i] as i64));
+        let ws: [__m512i; 3] = std::array::from_fn(|i| _mm512_set1_epi64(c.ws[i] as i64));
         let mut j = 0;
         while j < len {
-            let xv = load(x.as_ptr().add(j));
-            let yv = load(y.as_ptr().add(j));
-            let l = _mm512_madd52lo_epu64(load(lo.as_ptr().add(j)), xv, yv);
-            let h = _mm512_madd52hi_epu64(load(hi.as_ptr().add(j)), xv, yv);
-            store(lo.as_mut_ptr().add(j), l);
-            store(hi.as_mut_ptr().add(j), h);
+            let l = load(lo.as_ptr().add(j));
+            let h = load(hi.as_ptr().add(j));
+            // lo + 2^52 hi = l0 + 2^52 h0 + 2^104 h1 with l0, h0 < 2^52
+            let l0 = _mm512_and_si512(l, mask);
+            let h = _mm512_add_epi64(h, _mm512_srli_epi64(l, 52));
+            let h0 = _mm512_and_si512(h, mask);
+            let h1 = _mm512_srli_epi64(h, 52);
+            let r = _mm512_add_epi64(
+                _mm512_add_epi64(
+                    mul_shoup(l0, w[0], ws[0], p, mask),
+                    mul_shoup(h0, w[1], ws[1], p, mask),
+                ),
+                mul_shoup(h1, w[2], ws[2], p, mask),
+            );
+            // r < 6p
+            let two_p = _mm512_add_epi64(p, p);
+            let four_p = _mm512_add_epi64(two_p, two_p);
+            let r = reduce_once(r, four_p);
+            let r = reduce_once(r, two_p);
+            let r = reduce_once(r, p);
+            store(out.as_mut_ptr().add(j), r);
+            j += 8;
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) unsafe fn mul_shoup_slice(
+        out: &mut [u64],
+        a: &[u64],
+        w: &[u64],
+        ws: &[u64],
+        p: u64,
+    ) {
+        let len = out.len();
+        assert!(a.len() == len && w.len() == len && ws.len() == len && len.is_multiple_of(8));
+        let pv = _mm512_set1_epi64(p as i64);
+        let mask = _mm512_set1_epi64(MASK52 as i64);
+        let mut j = 0;
+        while j < len {
+            let r = mul_shoup(
+                load(a.as_ptr().add(j)),
+                load(w.as_ptr().add(j)),
+                load(ws.as_ptr().add(j)),
+                pv,
+                mask,
+            );
+            store(out.as_mut_ptr().add(j), reduce_once(r, pv));
+            j += 8;
+        }
+    }
+
+    /// `lo_b += lo52(xb w)`, `hi_b += hi52(xb w)`, and the same for `xa`:
+    /// both halves of a ciphertext times one plaintext, `w` loaded once.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) unsafe fn mul_acc2(acc: [&mut [u64]; 4], xb: &[u64], xa: &[u64], w: &[u64]) {
+        let [lo_b, hi_b, lo_a, hi_a] = acc;
+        let len = w.len();
+        assert!(
+            lo_b.len() == len
+                && hi_b.len() == len
+                && lo_a.len() == len
+                && hi_a.len() == len
+                && xb.len() == len
+                && xa.len() == len
+                && len.is_multiple_of(8)
+        );
+        let mut j = 0;
+        while j < len {
+            let wv = load(w.as_ptr().add(j));
+            let b = load(xb.as_ptr().add(j));
+            let a = load(xa.as_ptr().add(j));
+            store(
+                lo_b.as_mut_ptr().add(j),
+                _mm512_madd52lo_epu64(load(lo_b.as_ptr().add(j)), b, wv),
+            );
+            store(
+                hi_b.as_mut_ptr().add(j),
+                _mm512_madd52hi_epu64(load(hi_b.as_ptr().add(j)), b, wv),
+            );
+            store(
+                lo_a.as_mut_ptr().add(j),
+                _mm512_madd52lo_epu64(load(lo_a.as_ptr().add(j)), a, wv),
+            );
+            store(
+                hi_a.as_mut_ptr().add(j),
+                _mm512_madd52hi_epu64(load(hi_a.as_ptr().add(j)), a, wv),
+            );
             j += 8;
         }
     }
 }
 
-/// `lo += lo52(x y)` and `hi += hi52(x y)` coefficient-wise (so that
-/// `lo + 2^52 hi` grows by `x y`), for residues below 2^50.
-pub(crate) fn mul_acc(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
+/// `lo += lo52(x w)` and `hi += hi52(x w)` coefficient-wise (so that
+/// `lo + 2^52 hi` grows by `x w`) for both halves `x = xb, xa` of a
+/// ciphertext against one plaintext `w`; residues below 2^50.
+pub(crate) fn mul_acc2(acc: [&mut [u64]; 4], xb: &[u64], xa: &[u64], w: &[u64]) {
     #[cfg(target_arch = "x86_64")]
-    if lo.len().is_multiple_of(8) && has_ifma() {
-        // SAFETY: the CPU has AVX-512 IFMA, the lengths are multiples of 8
-        // (checked again inside).
-        unsafe { x86::mul_acc(lo, hi, x, y) };
+    if w.len().is_multiple_of(8) && has_ifma() {
+        // SAFETY: the CPU has AVX-512 IFMA; lengths are checked inside.
+        unsafe { x86::mul_acc2(acc, xb, xa, w) };
         return;
     }
-    mul_acc_scalar(lo, hi, x, y);
+    let [lo_b, hi_b, lo_a, hi_a] = acc;
+    mul_acc_scalar(lo_b, hi_b, xb, w);
+    mul_acc_scalar(lo_a, hi_a, xa, w);
 }
 
 pub(crate) fn mul_acc_scalar(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
@@ -340,9 +485,28 @@ mod tests {
         let y: Vec<u64> = (0..len).map(|_| next()).collect();
         let (mut lo1, mut hi1) = (vec![7u64; len], vec![3u64; len]);
         let (mut lo2, mut hi2) = (lo1.clone(), hi1.clone());
+        let (mut lo4, mut hi4) = (lo1.clone(), hi1.clone());
         for _ in 0..5 {
-            mul_acc(&mut lo1, &mut hi1, &x, &y);
+            mul_acc2([&mut lo1, &mut hi1, &mut lo4, &mut hi4], &x, &y, &y);
             mul_acc_scalar(&mut lo2, &mut hi2, &x, &y);
+        }
+        let p = 8796092858369u64;
+        let c = AccReduce::new(p);
+        let mut r1 = vec![0u64; len];
+        reduce_acc(&mut r1, &lo4, &hi4, &c);
+        let big: Vec<u64> = (0..len).map(|j| (j as u64) << 57 | 12345).collect();
+        let mut r2 = vec![0u64; len];
+        reduce_acc(&mut r2, &big, &big, &c);
+        let ws: Vec<u64> = y.iter().map(|&v| shoup52(v % p, p)).collect();
+        let yr: Vec<u64> = y.iter().map(|&v| v % p).collect();
+        let mut r3 = vec![0u64; len];
+        mul_shoup(&mut r3, &x, &yr, &ws, p);
+        for j in 0..len {
+            assert_eq!(r1[j], c.reduce_scalar(lo4[j], hi4[j]));
+            assert_eq!(r2[j], c.reduce_scalar(big[j], big[j]));
+            assert_eq!(r3[j] as u128, x[j] as u128 * yr[j] as u128 % p as u128);
+            let v = lo4[j] as u128 + ((hi4[j] as u128) << 52);
+            assert_eq!(v, 7 + (3u128 << 52) + 5 * y[j] as u128 * y[j] as u128);
         }
         for j in 0..len {
             let a = lo1[j] as u128 + ((hi1[j] as u128) << 52);
