@@ -26,7 +26,17 @@ fn values(seed: u64, len: usize, bits: u32) -> Vec<u64> {
         .collect()
 }
 
-fn product(c: &mut Criterion, params: &Arc<Params>, label: &str, w_bits: u32) {
+fn product(c: &mut Criterion, params: &Arc<Params>, label: &str, w_bits: u32, upload_bound: bool) {
+    let cost = if upload_bound {
+        CostModel::upload_bound(params)
+    } else {
+        CostModel::default_for(params)
+    };
+    let label = if upload_bound {
+        format!("{label}_16B")
+    } else {
+        label.to_string()
+    };
     let mut group = c.benchmark_group(format!("matmul_{label}_w{w_bits}"));
     group.sample_size(10);
     let mut client = Client::new(params.clone()).unwrap();
@@ -36,8 +46,7 @@ fn product(c: &mut Criterion, params: &Arc<Params>, label: &str, w_bits: u32) {
     for (k, n) in [(64usize, 16usize), (784, 128), (128, 128)] {
         for batch in [1usize, 100] {
             let shape = Shape { batch, k, n };
-            let layout =
-                Layout::choose(params, shape, w_bits, &CostModel::default_for(params)).unwrap();
+            let layout = Layout::choose(params, shape, w_bits, &cost).unwrap();
             let x = values(1, batch * k, 64);
             let w = values(2, k * n, w_bits);
             let up = layout.query_bytes(params);
@@ -81,15 +90,29 @@ fn ntt(c: &mut Criterion) {
     group.bench_function("forward", |b| b.iter(|| table.forward(black_box(&mut a))));
     group.bench_function("inverse", |b| b.iter(|| table.inverse(black_box(&mut a))));
     group.finish();
+    // One full query ciphertext (N = 8192 inputs): seeded symmetric
+    // encryption, the client's whole cost per 8192 inputs.
+    let mut client = Client::new(params.clone()).unwrap();
+    let shape = Shape {
+        batch: 1,
+        k: 8192,
+        n: 1,
+    };
+    let layout = Layout::with_tiles(&params, shape, 16, 1, 8192, 1).unwrap();
+    let x = values(4, 8192, 64);
+    c.bench_function("query_one_ciphertext_n8192", |b| {
+        b.iter(|| black_box(client.query(&layout, &x).unwrap()))
+    });
 }
 
 fn benches(c: &mut Criterion) {
     ntt(c);
     let q128 = Params::n8192_q128();
-    product(c, &q128, "q128", 16);
-    product(c, &q128, "q128", 64);
+    product(c, &q128, "q128", 16, false);
+    product(c, &q128, "q128", 16, true);
+    product(c, &q128, "q128", 64, false);
     let q180 = Params::n8192_q180();
-    product(c, &q180, "q180", 64);
+    product(c, &q180, "q180", 64, false);
 }
 
 criterion_group!(matmul, benches);

@@ -6,6 +6,8 @@
 //! ```
 //!
 //! Prints the layout, the traffic and the wall and CPU time per product.
+//! `RLWE_UPLOAD_BOUND=1` chooses the layout under the 16-byte upload bound,
+//! `RLWE_Q180=1` uses the 180-bit modulus for 64-bit weights.
 
 use rlwe::{
     Client, CostModel, Layout, Params, PeerKey, PublicKeyMsg, QueryMsg, ResponseMsg, Server, Shape,
@@ -41,7 +43,12 @@ fn main() {
     let layout = if args.len() >= 8 {
         Layout::with_tiles(&params, shape, w_bits, args[5], args[6], args[7]).unwrap()
     } else {
-        Layout::choose(&params, shape, w_bits, &CostModel::default_for(&params)).unwrap()
+        let cost = if std::env::var("RLWE_UPLOAD_BOUND").is_ok() {
+            CostModel::upload_bound(&params)
+        } else {
+            CostModel::default_for(&params)
+        };
+        Layout::choose(&params, shape, w_bits, &cost).unwrap()
     };
     let mut client = Client::new(params.clone()).unwrap();
     let mut server = Server::new(params.clone()).unwrap();

@@ -126,17 +126,32 @@ pub struct CostModel {
     pub pointwise_us: f64,
     /// Transfer time per byte (0 to ignore traffic).
     pub us_per_byte: f64,
+    /// If set, only layouts whose query carries at most this many bytes per
+    /// input element (headers aside) are considered, when any exists.
+    pub max_upload_per_input: Option<f64>,
 }
 
 impl CostModel {
     /// Measured on the development machine for N = 8192 (see the crate
-    /// docs), with traffic at 100 MB/s.
+    /// docs), with traffic at 100 MB/s and no bound on the upload.
     pub fn default_for(params: &Params) -> CostModel {
         let scale = params.n() as f64 / 8192.0 * (params.n().max(2).ilog2() as f64 / 13.0);
         CostModel {
             ntt_us: 45.0 * scale,
             pointwise_us: 9.0 * params.n() as f64 / 8192.0,
             us_per_byte: 0.01,
+            max_upload_per_input: None,
+        }
+    }
+
+    /// [`CostModel::default_for`] with the upload held to one coefficient
+    /// per input element (`log2 q / 8` bytes: 16 with
+    /// [`Params::n8192_q128`]), which forces `d2 = 1`: one result
+    /// ciphertext per output column and row tile.
+    pub fn upload_bound(params: &Params) -> CostModel {
+        CostModel {
+            max_upload_per_input: Some(params.coefficient_bits() as f64 / 8.0),
+            ..CostModel::default_for(params)
         }
     }
 }
@@ -288,6 +303,8 @@ impl Layout {
         check_shape(shape, w_bits)?;
         let n = params.n();
         let mut best: Option<(f64, Layout)> = None;
+        let mut best_within: Option<(f64, Layout)> = None;
+        let inputs = (shape.batch * shape.k) as f64;
         for d1 in tile_candidates(shape.k, n) {
             for d0 in tile_candidates(shape.batch, n / d1) {
                 let rest = n / (d0 * d1);
@@ -299,10 +316,19 @@ impl Layout {
                     if best.as_ref().is_none_or(|(b, _)| c < *b) {
                         best = Some((c, layout));
                     }
+                    let payload =
+                        (layout.query_bytes(params) - crate::wire::HEADER_BYTES - 16) as f64;
+                    if cost
+                        .max_upload_per_input
+                        .is_some_and(|m| payload <= m * inputs)
+                        && best_within.as_ref().is_none_or(|(b, _)| c < *b)
+                    {
+                        best_within = Some((c, layout));
+                    }
                 }
             }
         }
-        best.map(|(_, l)| l).ok_or_else(|| {
+        best_within.or(best).map(|(_, l)| l).ok_or_else(|| {
             Error::InvalidLayout(format!("no layout of {shape:?} fits these parameters"))
         })
     }
