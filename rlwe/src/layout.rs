@@ -587,7 +587,80 @@ mod tests {
         .is_err());
     }
 
+    /// Negacyclic product in Z_2^64[X]/(X^n + 1).
+    fn negacyclic(a: &[u64], b: &[u64]) -> Vec<u64> {
+        let n = a.len();
+        let mut out = vec![0u64; n];
+        for (i, &x) in a.iter().enumerate() {
+            if x == 0 {
+                continue;
+            }
+            for (j, &y) in b.iter().enumerate() {
+                let p = x.wrapping_mul(y);
+                if i + j < n {
+                    out[i + j] = out[i + j].wrapping_add(p);
+                } else {
+                    out[i + j - n] = out[i + j - n].wrapping_sub(p);
+                }
+            }
+        }
+        out
+    }
+
     proptest! {
+        #[test]
+        fn packing_round_trip(
+            batch in 1usize..7, k in 1usize..10, n in 1usize..6,
+            d0 in 1usize..7, d1 in 1usize..10, d2 in 1usize..6, seed in any::<u64>(),
+        ) {
+            // Without encryption: encode the tiles, multiply in
+            // Z_2^64[X]/(X^N + 1), sum over k tiles, read the results back.
+            let params = Params::insecure_for_tests(128);
+            prop_assume!(d0.min(batch) * d1.min(k) * d2.min(n) <= 128);
+            let shape = Shape { batch, k, n };
+            let l = Layout::with_tiles(&params, shape, 64, d0, d1, d2).unwrap();
+            let mut st = seed | 1;
+            let mut next = || { st ^= st << 13; st ^= st >> 7; st ^= st << 17; st };
+            let x: Vec<u64> = (0..batch * k).map(|_| next()).collect();
+            let w: Vec<u64> = (0..k * n).map(|_| next()).collect();
+            let mut y = vec![0u64; batch * n];
+            for i in 0..l.m_tiles() {
+                for s in 0..l.n_tiles() {
+                    let mut acc = vec![0u64; 128];
+                    for t in 0..l.k_tiles() {
+                        let mut xp = vec![0u64; 128];
+                        for r in 0..l.rows(i) {
+                            for c in 0..l.cols(t) {
+                                xp[l.query_position(r, c)] = x[(i * l.d0 + r) * k + t * l.d1 + c];
+                            }
+                        }
+                        let mut wp = vec![0u64; 128];
+                        for c in 0..l.cols(t) {
+                            for j in 0..l.out_cols(s) {
+                                wp[l.weight_position(c, j)] = w[(t * l.d1 + c) * n + s * l.d2 + j];
+                            }
+                        }
+                        for (a, v) in acc.iter_mut().zip(negacyclic(&xp, &wp)) {
+                            *a = a.wrapping_add(v);
+                        }
+                    }
+                    for (u, pos) in l.used_positions(i, s).into_iter().enumerate() {
+                        let (r, j) = (u / l.out_cols(s), u % l.out_cols(s));
+                        y[(i * l.d0 + r) * n + s * l.d2 + j] = acc[pos];
+                    }
+                }
+            }
+            let mut expect = vec![0u64; batch * n];
+            for r in 0..batch {
+                for c in 0..k {
+                    for j in 0..n {
+                        expect[r * n + j] = expect[r * n + j].wrapping_add(x[r * k + c].wrapping_mul(w[c * n + j]));
+                    }
+                }
+            }
+            prop_assert_eq!(y, expect);
+        }
+
         #[test]
         fn digits_recombine(w in any::<u64>(), bits in 1u32..=64, digit_bits in 2u32..=40) {
             let w = if bits == 64 { w } else { ((w as i64) >> (64 - bits)) as u64 };

@@ -915,67 +915,75 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn encrypt_decrypt_round_trip() {
-        let params = Params::insecure_for_tests(64);
-        let mut rng = SecretRng::from_seed_for_tests(3);
-        let sk = SecretKey::generate(params.clone(), &mut rng);
-        let msg = lcg(1, 64);
-        let b = sk.encrypt_seeded(&msg, &[9; 16], DOMAIN_QUERY, 0, &mut rng);
-        let mut a = vec![0u64; 64 * 3];
-        expand_uniform_ntt(&params, &[9; 16], DOMAIN_QUERY, 0, &mut a);
-        for l in 0..3 {
-            params.table(l).inverse(&mut a[l * 64..(l + 1) * 64]);
-        }
-        assert_eq!(sk.decrypt(&b, &a), msg);
-        // Another key does not decrypt it.
-        let other = SecretKey::generate(params.clone(), &mut rng);
-        assert_ne!(other.decrypt(&b, &a), msg);
-    }
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
 
-    #[test]
-    fn ciphertext_times_plaintext() {
-        // Enc(m) * w decrypts to m * w in Z_2^64[X]/(X^N + 1), for small w.
-        let n = 32;
-        let params = Params::insecure_for_tests(n);
-        let mut rng = SecretRng::from_seed_for_tests(4);
-        let sk = SecretKey::generate(params.clone(), &mut rng);
-        let msg = lcg(2, n);
-        let w: Vec<i64> = lcg(3, n).iter().map(|v| (*v as i64) >> 50).collect();
-        let b = sk.encrypt_seeded(&msg, &[1; 16], DOMAIN_QUERY, 0, &mut rng);
-        let mut a_ntt = vec![0u64; n * 3];
-        expand_uniform_ntt(&params, &[1; 16], DOMAIN_QUERY, 0, &mut a_ntt);
-        let mut b_ntt = b.clone();
-        let mut w_ntt = vec![0u64; n * 3];
-        for (l, md) in params.moduli().iter().enumerate() {
-            params.table(l).forward(&mut b_ntt[l * n..(l + 1) * n]);
-            for j in 0..n {
-                w_ntt[l * n + j] = md.from_i64(w[j]);
+        #[test]
+        fn encrypt_decrypt_round_trip(seed in any::<u64>(), log_n in 1u32..=8, q180 in any::<bool>()) {
+            let n = 1usize << log_n;
+            let params = if q180 { Params::insecure_q180_for_tests(n) } else { Params::insecure_for_tests(n) };
+            let l = params.levels();
+            let mut rng = SecretRng::from_seed_for_tests(seed);
+            let sk = SecretKey::generate(params.clone(), &mut rng);
+            let msg = lcg(seed, n);
+            let b = sk.encrypt_seeded(&msg, &[9; 16], DOMAIN_QUERY, 0, &mut rng);
+            let mut a = vec![0u64; n * l];
+            expand_uniform_ntt(&params, &[9; 16], DOMAIN_QUERY, 0, &mut a);
+            for i in 0..l {
+                params.table(i).inverse(&mut a[i * n..(i + 1) * n]);
             }
-            params.table(l).forward(&mut w_ntt[l * n..(l + 1) * n]);
+            prop_assert_eq!(sk.decrypt(&b, &a), msg.clone());
+            // Another key does not decrypt it.
+            let other = SecretKey::generate(params.clone(), &mut rng);
+            prop_assert_ne!(other.decrypt(&b, &a), msg);
         }
-        let mut pb = vec![0u64; n * 3];
-        let mut pa = vec![0u64; n * 3];
-        for (l, md) in params.moduli().iter().enumerate() {
-            for j in l * n..(l + 1) * n {
-                pb[j] = md.mul(b_ntt[j], w_ntt[j]);
-                pa[j] = md.mul(a_ntt[j], w_ntt[j]);
+
+        #[test]
+        fn ciphertext_times_plaintext(seed in any::<u64>(), log_n in 1u32..=7, shift in 40u32..64) {
+            // Enc(m) * w decrypts to m * w in Z_2^64[X]/(X^N + 1) for w with
+            // up to 64 - shift bits: the noise budget at q = 2^128 allows
+            // 2^24 * N in magnitude.
+            let n = 1usize << log_n;
+            let params = Params::insecure_for_tests(n);
+            let mut rng = SecretRng::from_seed_for_tests(seed);
+            let sk = SecretKey::generate(params.clone(), &mut rng);
+            let msg = lcg(seed ^ 2, n);
+            let w: Vec<i64> = lcg(seed ^ 3, n).iter().map(|v| (*v as i64) >> shift).collect();
+            let b = sk.encrypt_seeded(&msg, &[1; 16], DOMAIN_QUERY, 0, &mut rng);
+            let mut a_ntt = vec![0u64; n * 3];
+            expand_uniform_ntt(&params, &[1; 16], DOMAIN_QUERY, 0, &mut a_ntt);
+            let mut b_ntt = b.clone();
+            let mut w_ntt = vec![0u64; n * 3];
+            for (l, md) in params.moduli().iter().enumerate() {
+                params.table(l).forward(&mut b_ntt[l * n..(l + 1) * n]);
+                for j in 0..n {
+                    w_ntt[l * n + j] = md.from_i64(w[j]);
+                }
+                params.table(l).forward(&mut w_ntt[l * n..(l + 1) * n]);
             }
-            params.table(l).inverse(&mut pb[l * n..(l + 1) * n]);
-            params.table(l).inverse(&mut pa[l * n..(l + 1) * n]);
-        }
-        let mut expect = vec![0u64; n];
-        for i in 0..n {
-            for j in 0..n {
-                let prod = msg[i].wrapping_mul(w[j] as u64);
-                if i + j < n {
-                    expect[i + j] = expect[i + j].wrapping_add(prod);
-                } else {
-                    expect[i + j - n] = expect[i + j - n].wrapping_sub(prod);
+            let mut pb = vec![0u64; n * 3];
+            let mut pa = vec![0u64; n * 3];
+            for (l, md) in params.moduli().iter().enumerate() {
+                for j in l * n..(l + 1) * n {
+                    pb[j] = md.mul(b_ntt[j], w_ntt[j]);
+                    pa[j] = md.mul(a_ntt[j], w_ntt[j]);
+                }
+                params.table(l).inverse(&mut pb[l * n..(l + 1) * n]);
+                params.table(l).inverse(&mut pa[l * n..(l + 1) * n]);
+            }
+            let mut expect = vec![0u64; n];
+            for i in 0..n {
+                for j in 0..n {
+                    let prod = msg[i].wrapping_mul(w[j] as u64);
+                    if i + j < n {
+                        expect[i + j] = expect[i + j].wrapping_add(prod);
+                    } else {
+                        expect[i + j - n] = expect[i + j - n].wrapping_sub(prod);
+                    }
                 }
             }
+            prop_assert_eq!(sk.decrypt(&pb, &pa), expect);
         }
-        assert_eq!(sk.decrypt(&pb, &pa), expect);
     }
 
     #[test]
@@ -1013,6 +1021,50 @@ mod tests {
         let (c, s) = run(&params, &layout, &x, &w, 5);
         let sum: Vec<u64> = c.iter().zip(&s).map(|(a, b)| a.wrapping_add(*b)).collect();
         assert_eq!(sum, reference(&x, &w, shape));
+    }
+
+    #[test]
+    fn shared_operand_layouts_reduce_to_the_protocol() {
+        // x shared (x0 at P0, x1 at P1), W clear at P1: P0 runs the protocol
+        // on x0; P1 adds x1 @ W locally.
+        let params = Params::insecure_for_tests(128);
+        let shape = Shape {
+            batch: 3,
+            k: 4,
+            n: 2,
+        };
+        let layout = Layout::with_tiles(&params, shape, 64, 3, 4, 2).unwrap();
+        let x = lcg(21, 12);
+        let x1 = lcg(22, 12);
+        let x0: Vec<u64> = x.iter().zip(&x1).map(|(a, b)| a.wrapping_sub(*b)).collect();
+        let w = lcg(23, 8);
+        let (p0, p1_cross) = run(&params, &layout, &x0, &w, 3);
+        let local = reference(&x1, &w, shape);
+        let p1: Vec<u64> = p1_cross
+            .iter()
+            .zip(&local)
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect();
+        let y: Vec<u64> = p0
+            .iter()
+            .zip(&p1)
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect();
+        assert_eq!(y, reference(&x, &w, shape));
+
+        // Both shared: x0 W1 (P0 encrypts x0, P1 holds W1) and x1 W0 (P1
+        // encrypts x1 under its own key, P0 holds W0); x0 W0 and x1 W1 are
+        // local.
+        let w1 = lcg(24, 8);
+        let w0: Vec<u64> = w.iter().zip(&w1).map(|(a, b)| a.wrapping_sub(*b)).collect();
+        let (p0_a, p1_a) = run(&params, &layout, &x0, &w1, 4);
+        let (p1_b, p0_b) = run(&params, &layout, &x1, &w0, 5);
+        let add = |a: &[u64], b: &[u64]| -> Vec<u64> {
+            a.iter().zip(b).map(|(u, v)| u.wrapping_add(*v)).collect()
+        };
+        let p0 = add(&add(&p0_a, &p0_b), &reference(&x0, &w0, shape));
+        let p1 = add(&add(&p1_a, &p1_b), &reference(&x1, &w1, shape));
+        assert_eq!(add(&p0, &p1), reference(&x, &w, shape));
     }
 
     #[test]
