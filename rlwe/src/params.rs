@@ -172,8 +172,9 @@ impl Params {
                 });
             }
         }
-        // Decoding needs the fractional terms to stay small: p_i < 2^62 and at
-        // most 8 primes keep the error below 2^-14 (see `decode`).
+        // Decoding needs the fractional terms to stay small: p_i < 2^50 and
+        // at most 8 primes keep the error below 8 * 2^-14 = 2^-11 (see
+        // `decode`), inside the 2^-10 margin of the noise budget.
         if primes.len() > 8 {
             return Err(bad("more than 8 primes".into()));
         }
@@ -282,7 +283,8 @@ impl Params {
     /// an integer `v`, so `2^64 phi / q = sum_i y_i 2^64 / p_i - v 2^64`,
     /// and the last term vanishes mod 2^64: no big integers are needed. The
     /// fractional parts of `2^64 / p_i` are kept to 64 bits, so the sum is
-    /// off by less than `L * 2^-19`; the noise budget keeps the true value
+    /// off by less than `L * 2^-14` (each `y_i < 2^50` times an error below
+    /// `2^-64`), at most `2^-11`; the noise budget keeps the true value
     /// further than that from a rounding boundary (see [`crate::layout`]).
     #[inline]
     pub(crate) fn decode(&self, residues: impl Iterator<Item = u64>) -> u64 {
