@@ -414,11 +414,25 @@ impl Client {
                     } else {
                         0
                     };
-                    params.encode_scaled(m, &mut enc[..]);
+                    if m == 0 {
+                        // Padding (most coefficients when d2 > 1): no encoding.
+                        enc.iter_mut().for_each(|v| *v = 0);
+                    } else {
+                        params.encode_scaled(m, &mut enc[..]);
+                    }
                     let e = self.rng.cbd();
                     for (li, md) in params.moduli().iter().enumerate() {
-                        b[li * count + j] =
-                            md.add(md.sub(enc[li], as_[li * n + pos]), md.from_i64(e));
+                        // enc - a s + e, with |e| <= 21 < p: in (p - 21, 3p + 21)
+                        // before two conditional subtractions.
+                        let p = md.value();
+                        let mut v = ((enc[li] + 2 * p - as_[li * n + pos]) as i64 + e) as u64;
+                        if v >= 2 * p {
+                            v -= 2 * p;
+                        }
+                        if v >= p {
+                            v -= p;
+                        }
+                        b[li * count + j] = v;
                     }
                 }
                 cts.push(b);
