@@ -657,7 +657,7 @@ impl Server {
         let mut share = vec![0u64; shape.batch * shape.n];
         let mut cts = vec![None; layout.result_count()];
         // One plaintext tile at a time: it is used while hot in the cache.
-        let mut what = vec![0u64; n * levels];
+        let mut what = Zeroizing::new(vec![0u64; n * levels]);
         // Per row tile, the (b, a) accumulators.
         let mut acc: Vec<Accumulator> = (0..layout.m_tiles())
             .map(|_| Accumulator::new(n * levels))
@@ -1079,6 +1079,39 @@ mod tests {
         let p0 = add(&add(&p0_a, &p0_b), &reference(&x0, &w0, shape));
         let p1 = add(&add(&p1_a, &p1_b), &reference(&x1, &w1, shape));
         assert_eq!(add(&p0, &p1), reference(&x, &w, shape));
+    }
+
+    #[test]
+    fn real_parameters_decrypt_exactly() {
+        // The secure sets at N = 8192, with full 64-bit weights (digits at
+        // q = 2^128, one product at q = 2^180) and with 16-bit weights.
+        for (params, w_bits) in [
+            (Params::n8192_q128(), 64),
+            (Params::n8192_q128(), 16),
+            (Params::n8192_q180(), 64),
+        ] {
+            let shape = Shape {
+                batch: 3,
+                k: 300,
+                n: 20,
+            };
+            let layout =
+                Layout::choose(&params, shape, w_bits, &CostModel::default_for(&params)).unwrap();
+            let x = lcg(31, 900);
+            let w: Vec<u64> = lcg(32, 6000)
+                .iter()
+                .map(|&v| {
+                    if w_bits == 64 {
+                        v
+                    } else {
+                        ((v as i64) >> (64 - w_bits)) as u64
+                    }
+                })
+                .collect();
+            let (c, s) = run(&params, &layout, &x, &w, 9);
+            let sum: Vec<u64> = c.iter().zip(&s).map(|(a, b)| a.wrapping_add(*b)).collect();
+            assert_eq!(sum, reference(&x, &w, shape), "{params:?} {layout:?}");
+        }
     }
 
     #[test]
