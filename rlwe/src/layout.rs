@@ -113,6 +113,10 @@ pub struct Layout {
     pub digits: usize,
     /// Flooding bound `F`: uniform noise in `[-F, F]`.
     pub flood: u128,
+    /// Primes kept in a result: the server switches results down to
+    /// `p_1 ... p_result_levels` (dividing the phase by the dropped primes)
+    /// when the budget leaves room for the switching error.
+    pub result_levels: usize,
     /// Ring degree the layout was made for.
     pub ring_degree: usize,
 }
@@ -277,6 +281,7 @@ impl Layout {
             digit_bits: w_bits,
             digits: 1,
             flood: 0,
+            result_levels: params.levels(),
             ring_degree: n,
         };
         let (digit_bits, digits, flood) =
@@ -290,6 +295,16 @@ impl Layout {
         layout.digit_bits = digit_bits;
         layout.digits = digits;
         layout.flood = flood;
+        let bound = 2f64.powi(digit_bits as i32 - 1) + 1.0;
+        let slack = budget(params, bound, layout.terms()).map_or(0.0, |(_, s)| s);
+        layout.result_levels = (1..=params.levels())
+            .find(|&l| {
+                l == params.levels()
+                    || ((params.levels() - l) as f64 * (params.n() as f64 + 1.0))
+                        * 2f64.powf(params.log2_q() - params.log2_prefix(l))
+                        <= slack
+            })
+            .unwrap_or(params.levels());
         Ok(layout)
     }
 
@@ -352,7 +367,8 @@ impl Layout {
                 coeffs += (self.ring_degree + self.rows(i) * self.out_cols(s)) * self.digits;
             }
         }
-        crate::wire::HEADER_BYTES + (coeffs * params.coefficient_bits() as usize).div_ceil(8)
+        crate::wire::HEADER_BYTES
+            + (coeffs * params.prefix_bits(self.result_levels) as usize).div_ceil(8)
     }
 
     /// Estimated time of the whole exchange (both parties), microseconds.
@@ -368,7 +384,8 @@ impl Layout {
         let log_n = (self.ring_degree.max(2)).ilog2() as f64;
         let skipped = (self.ring_degree / span).max(1).ilog2() as f64;
         let weight_ntt = (log_n - skipped).max(1.0) / log_n;
-        let ntts = queries * 2.0 * l + weights * l * weight_ntt + results * 5.0 * l;
+        let kept = self.result_levels as f64;
+        let ntts = queries * 2.0 * l + weights * l * weight_ntt + results * (3.0 * l + 2.0 * kept);
         let pointwise = products * 2.0 * l;
         let bytes = (self.query_bytes(params) + self.response_bytes(params)) as f64;
         ntts * cost.ntt_us + pointwise * cost.pointwise_us + bytes * cost.us_per_byte
@@ -418,6 +435,16 @@ fn tile_candidates(len: usize, cap: usize) -> Vec<usize> {
 /// The flooding bound `F` for digits bounded by `bound` and `terms`
 /// plaintext coefficients per result, if the budget holds.
 pub fn flood_bound(params: &Params, bound: f64, terms: usize) -> Option<u128> {
+    budget(params, bound, terms).map(|(f, _)| f)
+}
+
+/// `(F, slack)`: the flooding bound and what remains of the budget below
+/// `q / 2^65 (1 - 2^-10)` once flooding, product and re-randomisation noise
+/// are counted. Dropping primes `p_(l+1) ... p_L` from a result adds at most
+/// `(1 + |s|_1) / 2 <= (N + 1) / 2` per dropped prime in units of the
+/// smaller modulus, so at most `(L - l) (N + 1) q / q_l` in units of `q`;
+/// results keep the fewest primes for which that fits the slack.
+fn budget(params: &Params, bound: f64, terms: usize) -> Option<(u128, f64)> {
     let t = terms as f64;
     let n = params.n() as f64;
     let rerandomize = 2.0 * n * ETA as f64 + ETA as f64 + 1.0;
@@ -426,10 +453,9 @@ pub fn flood_bound(params: &Params, bound: f64, terms: usize) -> Option<u128> {
     let max_product = bound * (t / 2.0 + 9.5 * (t * ERROR_VARIANCE).sqrt());
     let half_scale = 2f64.powf(params.log2_q() - 65.0);
     // f64 rounding of the terms is far inside the 2^-10 margin.
-    if flood + max_product + rerandomize <= half_scale * (1.0 - 2f64.powi(-10))
-        && flood < 2f64.powi(125)
-    {
-        Some(flood as u128)
+    let slack = half_scale * (1.0 - 2f64.powi(-10)) - (flood + max_product + rerandomize);
+    if slack >= 0.0 && flood < 2f64.powi(125) {
+        Some((flood as u128, slack))
     } else {
         None
     }
@@ -531,6 +557,17 @@ mod tests {
         .unwrap();
         assert_eq!(l.terms(), 7840);
         assert_eq!((l.digit_bits, l.digits), (13, 5));
+        // Results drop the 42-bit prime at q = 2^128 and two primes at 2^180.
+        assert_eq!(l.result_levels, 2);
+        let big = Shape {
+            batch: 100,
+            k: 784,
+            n: 128,
+        };
+        let l = Layout::with_tiles(&p, big, 16, 100, 79, 1).unwrap();
+        assert_eq!((l.digits, l.result_levels), (1, 2));
+        let l = Layout::with_tiles(&q180, big, 64, 100, 79, 1).unwrap();
+        assert_eq!((l.digits, l.result_levels), (1, 2));
     }
 
     #[test]

@@ -48,13 +48,13 @@ pub struct Params {
     q_lo: u64,
     /// floor(q / 2^64) mod p_i.
     q_hi_mod: Vec<u64>,
-    /// (q / p_i)^-1 mod p_i, for decoding.
-    qstar_inv: Vec<Shoup>,
-    /// floor(2^64 / p_i).
-    dec_int: Vec<u64>,
-    /// floor((2^64 mod p_i) * 2^64 / p_i): the fractional part of 2^64 / p_i
-    /// in units of 2^-64.
-    dec_frac: Vec<u64>,
+    /// Decoding constants for each prefix `p_1 ... p_l` of the primes
+    /// (index `l - 1`): results may be switched down to fewer primes.
+    decoders: Vec<Decoder>,
+    /// `p_l^-1 mod p_i` (i < l) for dropping prime `l` (index `l - 1`).
+    drop_inv: Vec<Vec<Shoup>>,
+    /// log2 of each prefix product.
+    log2_prefix: Vec<f64>,
     /// Constants to reduce unreduced sums of products, per prime.
     pub(crate) acc_reduce: Vec<crate::simd::AccReduce>,
     fingerprint: u64,
@@ -73,6 +73,18 @@ impl std::fmt::Debug for Params {
             .field("secure", &self.secure)
             .finish()
     }
+}
+
+/// Constants to decode modulo `q_l = p_1 ... p_l`.
+#[derive(Clone, Debug)]
+struct Decoder {
+    /// (q_l / p_i)^-1 mod p_i.
+    qstar_inv: Vec<Shoup>,
+    /// floor(2^64 / p_i).
+    dec_int: Vec<u64>,
+    /// floor((2^64 mod p_i) * 2^64 / p_i): the fractional part of 2^64 / p_i
+    /// in units of 2^-64.
+    dec_frac: Vec<u64>,
 }
 
 /// The three primes of [`Params::n8192_q128`]: the two largest 43-bit primes
@@ -186,21 +198,39 @@ impl Params {
             .iter()
             .map(|&p| (&q_hi % p).to_u64().unwrap_or(0))
             .collect();
-        let qstar_inv = moduli
-            .iter()
-            .map(|m| {
-                let qstar = (&q / m.value()) % m.value();
-                m.shoup(m.inv(qstar.to_u64().unwrap_or(1)))
-            })
-            .collect();
-        let dec_int = primes.iter().map(|&p| u64::MAX / p).collect();
-        let dec_frac = primes
-            .iter()
-            .map(|&p| {
-                let rem = ((1u128 << 64) % p as u128) as u64;
-                (((rem as u128) << 64) / p as u128) as u64
-            })
-            .collect();
+        let mut decoders = Vec::with_capacity(primes.len());
+        let mut drop_inv = Vec::with_capacity(primes.len());
+        let mut log2_prefix = Vec::with_capacity(primes.len());
+        for l in 1..=primes.len() {
+            let ql: BigUint = primes[..l].iter().map(|&p| BigUint::from(p)).product();
+            let shift = ql.bits().saturating_sub(64);
+            let top = (&ql >> shift).to_u64().unwrap_or(u64::MAX);
+            log2_prefix.push((top as f64).log2() + shift as f64);
+            decoders.push(Decoder {
+                qstar_inv: moduli[..l]
+                    .iter()
+                    .map(|m| {
+                        let qstar = (&ql / m.value()) % m.value();
+                        m.shoup(m.inv(qstar.to_u64().unwrap_or(1)))
+                    })
+                    .collect(),
+                dec_int: primes[..l].iter().map(|&p| u64::MAX / p).collect(),
+                dec_frac: primes[..l]
+                    .iter()
+                    .map(|&p| {
+                        let rem = ((1u128 << 64) % p as u128) as u64;
+                        (((rem as u128) << 64) / p as u128) as u64
+                    })
+                    .collect(),
+            });
+            let last = primes[l - 1];
+            drop_inv.push(
+                moduli[..l - 1]
+                    .iter()
+                    .map(|m| m.shoup(m.inv(last % m.value())))
+                    .collect(),
+            );
+        }
         let tables = moduli.iter().map(|&m| NttTable::new(m, n)).collect();
         // FNV-1a over (n, primes): tells two parties' parameter sets apart.
         let mut h: u64 = 0xcbf29ce484222325;
@@ -217,9 +247,9 @@ impl Params {
             log2_q,
             q_lo,
             q_hi_mod,
-            qstar_inv,
-            dec_int,
-            dec_frac,
+            decoders,
+            drop_inv,
+            log2_prefix,
             acc_reduce: primes
                 .iter()
                 .map(|&p| crate::simd::AccReduce::new(p))
@@ -260,7 +290,35 @@ impl Params {
     }
     /// Bits of one full coefficient (all residues) on the wire.
     pub fn coefficient_bits(&self) -> u32 {
-        (0..self.levels()).map(|i| self.residue_bits(i)).sum()
+        self.prefix_bits(self.levels())
+    }
+    /// Bits of one coefficient with residues of the first `levels` primes.
+    pub fn prefix_bits(&self, levels: usize) -> u32 {
+        (0..levels).map(|i| self.residue_bits(i)).sum()
+    }
+    /// log2 of the product of the first `levels` primes.
+    pub fn log2_prefix(&self, levels: usize) -> f64 {
+        self.log2_prefix[levels - 1]
+    }
+
+    /// Switches a coefficient given by its residues modulo `p_1 ... p_l`
+    /// (`res[..l]`) to `p_1 ... p_(l-1)`: `x -> (x - c) / p_l` with `c` the
+    /// centred residue modulo `p_l`, i.e. `round(x / p_l)`. A ciphertext's
+    /// phase is divided by `p_l` up to an error of at most `(1 + |s|_1) / 2`.
+    #[inline]
+    pub(crate) fn drop_last_prime(&self, res: &mut [u64], l: usize) {
+        let p_last = self.moduli[l - 1].value();
+        let c = res[l - 1];
+        let centred = if c > p_last / 2 {
+            c as i64 - p_last as i64
+        } else {
+            c as i64
+        };
+        let inv = &self.drop_inv[l - 1];
+        for ((r, md), w) in res[..l - 1].iter_mut().zip(&self.moduli).zip(inv) {
+            let d = md.sub(*r, md.from_i64(centred));
+            *r = w.mul(d, md.value());
+        }
     }
 
     /// The residues of `round(q * m / 2^64)` for a message `m` in `Z_2^64`:
@@ -287,14 +345,22 @@ impl Params {
     /// `2^-64`), at most `2^-11`; the noise budget keeps the true value
     /// further than that from a rounding boundary (see [`crate::layout`]).
     #[inline]
+    #[cfg(test)]
     pub(crate) fn decode(&self, residues: impl Iterator<Item = u64>) -> u64 {
+        self.decode_prefix(self.levels(), residues)
+    }
+
+    /// The decoding above (`decode`) modulo the first `levels` primes.
+    #[inline]
+    pub(crate) fn decode_prefix(&self, levels: usize, residues: impl Iterator<Item = u64>) -> u64 {
+        let d = &self.decoders[levels - 1];
         let mut int = 0u64;
         let mut frac = 0u128;
-        for (i, r) in residues.enumerate() {
+        for (i, r) in residues.take(levels).enumerate() {
             let p = self.moduli[i].value();
-            let y = self.qstar_inv[i].mul(r, p);
-            int = int.wrapping_add(y.wrapping_mul(self.dec_int[i]));
-            frac += y as u128 * self.dec_frac[i] as u128;
+            let y = d.qstar_inv[i].mul(r, p);
+            int = int.wrapping_add(y.wrapping_mul(d.dec_int[i]));
+            frac += y as u128 * d.dec_frac[i] as u128;
         }
         let carry = (frac >> 64) as u64;
         let round = ((frac as u64) >> 63) & 1;
@@ -375,6 +441,22 @@ mod tests {
             let res: Vec<u64> = p.moduli().iter().enumerate()
                 .map(|(i, md)| md.add(enc[i], md.from_i64(noise))).collect();
             prop_assert_eq!(p.decode(res.into_iter()), m);
+        }
+
+        #[test]
+        fn dropping_primes_divides_the_phase(m in any::<u64>(), noise in -(1i64 << 40)..(1i64 << 40)) {
+            // round(q m / 2^64) + noise, switched from 3 primes to 2 and to
+            // 1, still decodes to m: the phase is divided by the dropped
+            // primes up to 1/2 each (no key here: a = 0).
+            let p = Params::insecure_for_tests(16);
+            let mut enc = vec![0; 3];
+            p.encode_scaled(m, &mut enc);
+            let mut res: Vec<u64> = p.moduli().iter().enumerate()
+                .map(|(i, md)| md.add(enc[i], md.from_i64(noise))).collect();
+            p.drop_last_prime(&mut res, 3);
+            prop_assert_eq!(p.decode_prefix(2, res.iter().copied()), m);
+            // q_1 / 2^64 < 1: one prime is too small to hold the scale.
+            prop_assert!(p.log2_prefix(1) < 64.0 && p.log2_prefix(2) > 85.0);
         }
     }
 }

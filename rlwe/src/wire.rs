@@ -8,8 +8,9 @@ use crate::params::Params;
 pub(crate) const MAGIC: [u8; 4] = *b"VRLW";
 pub(crate) const VERSION: u8 = 1;
 /// magic, version, kind, fingerprint, then the layout: batch, k, n (u32 each),
-/// w_bits, d0, d1, d2 (u32 each), digit_bits, digits (u32 each), flood (u128).
-pub(crate) const HEADER_BYTES: usize = 4 + 1 + 1 + 8 + 4 * 9 + 16;
+/// w_bits, d0, d1, d2, digit_bits, digits, result primes (u32 each), flood
+/// (u128).
+pub(crate) const HEADER_BYTES: usize = 4 + 1 + 1 + 8 + 4 * 10 + 16;
 
 /// What is wrong with a received message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,9 +98,9 @@ impl Writer {
     }
 }
 
-fn layout_fields(layout: Option<&Layout>) -> [u32; 9] {
+fn layout_fields(layout: Option<&Layout>) -> [u32; 10] {
     match layout {
-        None => [0; 9],
+        None => [0; 10],
         Some(l) => [
             l.shape.batch as u32,
             l.shape.k as u32,
@@ -110,6 +111,7 @@ fn layout_fields(layout: Option<&Layout>) -> [u32; 9] {
             l.d2 as u32,
             l.digit_bits,
             l.digits as u32,
+            l.result_levels as u32,
         ],
     }
 }
@@ -206,15 +208,16 @@ impl<'a> Reader<'a> {
         v
     }
 
-    /// Reads `count` residues of every prime (prime-major) into `out`,
-    /// checking each is below its prime.
+    /// Reads `count` residues of each of the first `levels` primes
+    /// (prime-major) into `out`, checking each is below its prime.
     pub fn residues(
         &mut self,
         params: &Params,
+        levels: usize,
         count: usize,
         out: &mut [u64],
     ) -> Result<(), WireError> {
-        for (i, md) in params.moduli().iter().enumerate() {
+        for (i, md) in params.moduli().iter().enumerate().take(levels) {
             let bits = params.residue_bits(i);
             let p = md.value();
             for (j, slot) in out[i * count..(i + 1) * count].iter_mut().enumerate() {
@@ -229,9 +232,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends `count` residues of every prime (prime-major) from `data`.
-pub(crate) fn write_residues(w: &mut Writer, params: &Params, count: usize, data: &[u64]) {
-    for i in 0..params.levels() {
+/// Appends `count` residues of each of the first `levels` primes
+/// (prime-major) from `data`.
+pub(crate) fn write_residues(
+    w: &mut Writer,
+    params: &Params,
+    levels: usize,
+    count: usize,
+    data: &[u64],
+) {
+    for i in 0..levels {
         let bits = params.residue_bits(i);
         for &v in &data[i * count..(i + 1) * count] {
             w.bits(v, bits);
