@@ -816,19 +816,15 @@ impl Server {
         if keep == levels {
             return ResultCt { a, b: out_b };
         }
-        let mut res = [0u64; 8];
-        let mut small_a = vec![0u64; n * keep];
-        for j in 0..n {
-            for l in 0..levels {
-                res[l] = a[l * n + j];
-            }
-            for l in (keep + 1..=levels).rev() {
-                params.drop_last_prime(&mut res, l);
-            }
-            for l in 0..keep {
-                small_a[l * n + j] = res[l];
+        let mut small_a = a;
+        for l in (keep + 1..=levels).rev() {
+            let (rest, last) = small_a.split_at_mut((l - 1) * n);
+            for (i, dp) in params.drop[l - 1].iter().enumerate() {
+                crate::simd::drop_prime(&mut rest[i * n..(i + 1) * n], &last[..n], dp);
             }
         }
+        small_a.truncate(keep * n);
+        let mut res = [0u64; 8];
         let mut small_b = vec![0u64; count * keep];
         for u in 0..count {
             for l in 0..levels {

@@ -51,8 +51,8 @@ pub struct Params {
     /// Decoding constants for each prefix `p_1 ... p_l` of the primes
     /// (index `l - 1`): results may be switched down to fewer primes.
     decoders: Vec<Decoder>,
-    /// `p_l^-1 mod p_i` (i < l) for dropping prime `l` (index `l - 1`).
-    drop_inv: Vec<Vec<Shoup>>,
+    /// Constants for dropping prime `l` (index `l - 1`) from prime `i < l`.
+    pub(crate) drop: Vec<Vec<crate::simd::DropPrime>>,
     /// log2 of each prefix product.
     log2_prefix: Vec<f64>,
     /// Constants to reduce unreduced sums of products, per prime.
@@ -199,7 +199,7 @@ impl Params {
             .map(|&p| (&q_hi % p).to_u64().unwrap_or(0))
             .collect();
         let mut decoders = Vec::with_capacity(primes.len());
-        let mut drop_inv = Vec::with_capacity(primes.len());
+        let mut drop = Vec::with_capacity(primes.len());
         let mut log2_prefix = Vec::with_capacity(primes.len());
         for l in 1..=primes.len() {
             let ql: BigUint = primes[..l].iter().map(|&p| BigUint::from(p)).product();
@@ -224,10 +224,19 @@ impl Params {
                     .collect(),
             });
             let last = primes[l - 1];
-            drop_inv.push(
+            drop.push(
                 moduli[..l - 1]
                     .iter()
-                    .map(|m| m.shoup(m.inv(last % m.value())))
+                    .map(|m| {
+                        let inv = m.inv(last % m.value());
+                        crate::simd::DropPrime {
+                            p: m.value(),
+                            p_last: last,
+                            p_last_mod: last % m.value(),
+                            inv,
+                            inv_s52: crate::simd::shoup52(inv, m.value()),
+                        }
+                    })
                     .collect(),
             );
         }
@@ -248,7 +257,7 @@ impl Params {
             q_lo,
             q_hi_mod,
             decoders,
-            drop_inv,
+            drop,
             log2_prefix,
             acc_reduce: primes
                 .iter()
@@ -314,10 +323,13 @@ impl Params {
         } else {
             c as i64
         };
-        let inv = &self.drop_inv[l - 1];
-        for ((r, md), w) in res[..l - 1].iter_mut().zip(&self.moduli).zip(inv) {
+        for ((r, md), dp) in res[..l - 1]
+            .iter_mut()
+            .zip(&self.moduli)
+            .zip(&self.drop[l - 1])
+        {
             let d = md.sub(*r, md.from_i64(centred));
-            *r = w.mul(d, md.value());
+            *r = md.mul(d, dp.inv);
         }
     }
 

@@ -80,6 +80,50 @@ pub(crate) fn mul_shoup(out: &mut [u64], a: &[u64], w: &[u64], ws: &[u64], p: u6
     }
 }
 
+/// Constants to drop prime `p_last` from the residues modulo `p_i`:
+/// `x_i <- (x_i - c) p_last^-1 mod p_i` with `c` the centred residue of `x`
+/// modulo `p_last`, i.e. `round(x / p_last)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DropPrime {
+    pub p: u64,
+    pub p_last: u64,
+    /// p_last mod p.
+    pub p_last_mod: u64,
+    /// p_last^-1 mod p and its 52-bit Shoup quotient.
+    pub inv: u64,
+    pub inv_s52: u64,
+}
+
+impl DropPrime {
+    #[inline]
+    pub(crate) fn apply_scalar(&self, x: u64, c: u64) -> u64 {
+        let p = self.p as u128;
+        let c_mod = c as u128 % p;
+        // centred: c - p_last when c > p_last / 2
+        let shift = if c > self.p_last / 2 {
+            self.p_last_mod as u128
+        } else {
+            0
+        };
+        let d = (x as u128 + 2 * p - c_mod + shift) % p;
+        (d * self.inv as u128 % p) as u64
+    }
+}
+
+/// Drops prime `p_last` from one prime's residues `x` (in place), given the
+/// residues `last` modulo `p_last` (both in `[0, p)`).
+pub(crate) fn drop_prime(x: &mut [u64], last: &[u64], c: &DropPrime) {
+    #[cfg(target_arch = "x86_64")]
+    if x.len().is_multiple_of(8) && c.p_last < 2 * c.p && has_ifma() {
+        // SAFETY: the CPU has AVX-512 IFMA; lengths are checked inside.
+        unsafe { x86::drop_prime(x, last, c) };
+        return;
+    }
+    for (v, &l) in x.iter_mut().zip(last) {
+        *v = c.apply_scalar(*v, l);
+    }
+}
+
 /// `floor(w 2^52 / p)`.
 pub(crate) fn shoup52(w: u64, p: u64) -> u64 {
     (((w as u128) << 52) / p as u128) as u64
@@ -377,6 +421,33 @@ pub(crate) mod x86 {
         }
     }
 
+    /// Needs `p_last < 2p` (so `c mod p` is one conditional subtraction).
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) unsafe fn drop_prime(x: &mut [u64], last: &[u64], c: &super::DropPrime) {
+        let len = x.len();
+        assert!(last.len() == len && len.is_multiple_of(8) && c.p_last < 2 * c.p);
+        let p = _mm512_set1_epi64(c.p as i64);
+        let two_p = _mm512_set1_epi64(2 * c.p as i64);
+        let mask = _mm512_set1_epi64(MASK52 as i64);
+        let half = _mm512_set1_epi64((c.p_last / 2) as i64);
+        let shift = _mm512_set1_epi64(c.p_last_mod as i64);
+        let w = _mm512_set1_epi64(c.inv as i64);
+        let ws = _mm512_set1_epi64(c.inv_s52 as i64);
+        let mut j = 0;
+        while j < len {
+            let l = load(last.as_ptr().add(j));
+            let v = load(x.as_ptr().add(j));
+            let c_mod = reduce_once(l, p);
+            // x + 2p - c_mod (+ p_last mod p where c is negative when centred): < 4p
+            let mut d = _mm512_sub_epi64(_mm512_add_epi64(v, two_p), c_mod);
+            let neg = _mm512_cmpgt_epu64_mask(l, half);
+            d = _mm512_mask_add_epi64(d, neg, d, shift);
+            let r = mul_shoup(d, w, ws, p, mask);
+            store(x.as_mut_ptr().add(j), reduce_once(r, p));
+            j += 8;
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(crate) unsafe fn mul_shoup_slice(
         out: &mut [u64],
@@ -501,7 +572,19 @@ mod tests {
         let yr: Vec<u64> = y.iter().map(|&v| v % p).collect();
         let mut r3 = vec![0u64; len];
         mul_shoup(&mut r3, &x, &yr, &ws, p);
+        let dp = DropPrime {
+            p,
+            p_last: 4398046150657,
+            p_last_mod: 4398046150657,
+            inv: 5,
+            inv_s52: shoup52(5, p),
+        };
+        let xs: Vec<u64> = x.iter().map(|v| v % p).collect();
+        let lasts: Vec<u64> = y.iter().map(|v| v % 4398046150657).collect();
+        let mut dropped = xs.clone();
+        drop_prime(&mut dropped, &lasts, &dp);
         for j in 0..len {
+            assert_eq!(dropped[j], dp.apply_scalar(xs[j], lasts[j]));
             assert_eq!(r1[j], c.reduce_scalar(lo4[j], hi4[j]));
             assert_eq!(r2[j], c.reduce_scalar(big[j], big[j]));
             assert_eq!(r3[j] as u128, x[j] as u128 * yr[j] as u128 % p as u128);
