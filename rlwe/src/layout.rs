@@ -350,23 +350,21 @@ impl Layout {
 
     /// Bytes of the query message (see [`crate::QueryMsg`]).
     pub fn query_bytes(&self, params: &Params) -> usize {
-        let mut coeffs = 0;
-        for i in 0..self.m_tiles() {
-            for t in 0..self.k_tiles() {
-                coeffs += self.sent_count(i, t);
-            }
-        }
+        // Sum of sent_count over the tiles, in closed form.
+        let coeffs = if self.d2 == 1 {
+            self.shape.batch * self.shape.k
+        } else {
+            self.query_count() * self.ring_degree
+        };
         crate::wire::HEADER_BYTES + 16 + (coeffs * params.coefficient_bits() as usize).div_ceil(8)
     }
 
     /// Bytes of the response message (see [`crate::ResponseMsg`]).
     pub fn response_bytes(&self, params: &Params) -> usize {
-        let mut coeffs = 0;
-        for i in 0..self.m_tiles() {
-            for s in 0..self.n_tiles() {
-                coeffs += (self.ring_degree + self.rows(i) * self.out_cols(s)) * self.digits;
-            }
-        }
+        // Every result: all N coefficients of a, the used ones of b.
+        let coeffs = (self.m_tiles() * self.n_tiles() * self.ring_degree
+            + self.shape.batch * self.shape.n)
+            * self.digits;
         crate::wire::HEADER_BYTES
             + (coeffs * params.prefix_bits(self.result_levels) as usize).div_ceil(8)
     }
