@@ -131,28 +131,47 @@
 //! `b` travels, at `sum(bits of p_i)` = 128 bits (16 bytes) per coefficient
 //! for `n8192_q128`. With `d2 = 1` tiles only the coefficients that carry an
 //! input are sent, so the upload is 16 bytes per input element plus an
-//! 82-byte header ([`CostModel::upload_bound`] asks for such layouts).
-//! Results carry all of `a` and only the used coefficients of `b`.
+//! 86-byte header ([`CostModel::upload_bound`] asks for such layouts).
+//! Results carry all of `a` and only the used coefficients of `b`, after
+//! the server has switched them down to the fewest primes the noise budget
+//! allows (2 of 3 at q = 2^128, 2 of 4 at q = 2^180): 86 or 90 bits per
+//! coefficient.
 //!
-//! # Measured (see `cargo bench -p rlwe`, and the report for commands)
+//! # Measured
 //!
-//! End to end (encrypt, multiply, re-randomise, flood, mask, drop, decrypt,
-//! through bytes), one core, 16-bit weights, q = 2^128, CPU time on the
-//! loaded machine:
+//! End to end (encrypt, multiply, re-randomise, flood, mask, drop, switch
+//! down, decrypt, all through bytes), one core, 16-bit weights, q = 2^128,
+//! on the shared 2-core machine (Xeon with AVX-512 IFMA, load average 5-12
+//! from other builds). "wall" is `cargo bench -p rlwe --bench matmul`
+//! (criterion, median); "CPU" is the process's CPU time from
+//! `cargo run --release -p rlwe --example matmul_once -- BATCH K N 16 REPS`
+//! (add `RLWE_UPLOAD_BOUND=1` for the bounded layouts), which counts less of
+//! the contention. Multiply-accumulates per microsecond:
 //!
-//! | `[batch, k] @ [k, n]` | time-optimal layout | MAC/us | B up / input | 16-byte-bound layout | MAC/us |
-//! |---|---|---|---|---|---|
-//! | 1, 64, 16 | 1 x 64 x 16 | 0.2 | 2049 | 1 x 64 x 1 | < 0.1 |
-//! | 100, 64, 16 | 100 x 13 x 6 | 6.4 | 102 | 100 x 64 x 1 | 3.4 |
-//! | 1, 784, 128 | 1 x 112 x 64, 2 digits | 3.0 | 1170 | 1 x 784 x 1 | 0.5 |
-//! | 100, 784, 128 | 100 x 20 x 4 | 34 | 67 | 100 x 79 x 1 (16.00 B) | 26.5 |
-//! | 1, 128, 128 | 1 x 64 x 128, 2 digits | 2.7 | 2049 | 1 x 128 x 1 | 0.1 |
-//! | 100, 128, 128 | 100 x 8 x 10 | 21.6 | 164 | 100 x 64 x 1 | 8.2 |
+//! | `[batch, k] @ [k, n]` | time-optimal tiles | wall | CPU | upload B / input | 16-byte-bound tiles | wall | CPU |
+//! |---|---|---|---|---|---|---|---|
+//! | 1, 64, 16 | 1 x 64 x 16 | 0.27 | 0.3 | 2049 | 1 x 64 x 1 (17.3 B) | 0.07 | < 0.1 |
+//! | 100, 64, 16 | 100 x 16 x 4 | 9.5 | 6.0 | 82 | 100 x 64 x 1 | 7.1 | 4.1 |
+//! | 1, 784, 128 | 1 x 112 x 64, 2 digits | 4.3 | 3.6 | 1170 | 1 x 784 x 1 (16.1 B) | 0.73 | 0.5 |
+//! | 100, 784, 128 | 100 x 20 x 4 | 44.6 | 34.2 | 67 | 100 x 79 x 1 (16.00 B) | 36.5 | 25.3 |
+//! | 1, 128, 128 | 1 x 128 x 43 | 3.6 | 2.0 | 1025 | 1 x 128 x 1 (16.7 B) | 0.12 | 0.1 |
+//! | 100, 128, 128 | 100 x 10 x 8 | 26.6 | 22.8 | 133 | 100 x 64 x 1 | 9.5 | 8.0 |
 //!
-//! The cost of one result ciphertext (five transforms per prime: the
-//! re-randomiser, two inverses, and the client's forward and inverse) bounds
-//! small products: a batch-1 product of 1,024 multiply-accumulates cannot
-//! reach 20 per microsecond when one transform of one prime takes 25-50 us.
+//! Returned bytes per output: 231 (batch 100, 784 x 128, time-optimal), 891
+//! (bounded); results are 86 bits per coefficient after switching down.
+//! Full 64-bit weights (shares): 4 or 5 digits at q = 2^128 (5.9 MAC/us wall
+//! at 100 x 784 x 128), one product at q = 2^180 (24.5 MAC/us CPU, 10 wall).
+//! One NTT of one prime, N = 8192: 46 us forward, 29 us inverse (wall); one
+//! full query ciphertext (8192 inputs): 1.2 ms.
+//!
+//! The cost of one result ciphertext (thirteen transforms of one prime at
+//! q = 2^128: the server's re-randomiser and two inverses on three primes,
+//! the client's forward and inverse on the two kept) bounds small products:
+//! a batch-1 product of 1,024 multiply-accumulates needs at least one query,
+//! one plaintext tile and one result, about twenty transforms of 25-50 us,
+//! so it cannot reach 20 multiply-accumulates per microsecond. With the
+//! upload bound (`d2 = 1`) every output column of a row tile is its own
+//! result, which is why that bound costs most on narrow inputs.
 
 pub mod arith;
 pub mod layout;
