@@ -68,13 +68,17 @@
 //! Own NTT, by measurement and by fit. In one process, same three primes,
 //! N = 8192, on the shared 2-core development machine (load 6-10 from other
 //! builds; CPU time per call, from `/proc/thread-self/stat`, so contention
-//! counts less than in wall time; the scratch program is in the report):
+//! counts less than in wall time):
 //!
-//! | operation | `fhe` 0.1.1 / `fhe-math` | this crate |
+//! | operation (CPU time) | `fhe` 0.1.1 / `fhe-math` | this crate |
 //! |---|---|---|
-//! | NTT forward + inverse, one prime | 225-250 us | 25-50 us (AVX-512 IFMA; about 320 us wall scalar) |
-//! | symmetric encryption (3 primes) | 2.0-2.25 ms | see `query_one_ciphertext` in the bench |
-//! | ciphertext x plaintext, pointwise (3 primes) | 100-150 us | about 65 us (from the profile), accumulated unreduced |
+//! | NTT forward + inverse, one prime | 225-425 us | 25-75 us (AVX-512 IFMA; about 320 us wall scalar) |
+//! | symmetric encryption of 8192 values (3 primes) | 2.0-3.25 ms | 0.75-1.5 ms (seeded, `b` only) |
+//! | ciphertext x plaintext, pointwise (3 primes) | 100-250 us | 45-65 us (from the profile), accumulated unreduced |
+//! | decryption (3 primes) | 1.75-4.0 ms | per result: two transforms per kept prime (2 of 3) |
+//!
+//! (`cargo run --release --manifest-path benches/peers/fhe_rs/Cargo.toml`,
+//! two runs, loads 6 and 12.)
 //!
 //! And `fhe` fixes the plaintext modulus below 2^62, encodes with
 //! `floor(q/t)`, and has no hook for exact `2^64` scaling, the dropping of
