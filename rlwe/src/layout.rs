@@ -71,6 +71,12 @@
 //! `2^-40` of a simulation that knows only the masked output: 40 bits of
 //! statistical slack per output value, as in Cheetah (and SPU's
 //! `kNoiseFloodBits = 40`).
+//!
+//! The argument is for semi-honest parties, as in the rest of Veil: it
+//! averages over the client's honestly sampled query noise. A client that
+//! chose a large query noise on purpose would make `E` exceed the flooding
+//! and learn about `W`; defending against that needs zero-knowledge proofs
+//! of well-formed queries, which this crate does not attempt.
 
 use crate::params::{Params, ERROR_VARIANCE, ETA};
 use crate::Error;
