@@ -19,10 +19,9 @@ pub struct PartyView {
     pub violations: Vec<String>,
 }
 
-/// Input dependencies of every register, across all parties.
-fn dependencies(plan: &Plan) -> Vec<BTreeSet<u32>> {
-    let mut deps: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); plan.regs.len()];
-    // Pair the k-th send from a to b with the k-th receive at b from a.
+/// Every (sent register, received register) pair: the k-th send from a to
+/// b with the k-th receive at b from a.
+fn send_recv_pairs(plan: &Plan) -> Vec<(Reg, Reg)> {
     let mut pairs: Vec<(Reg, Reg)> = Vec::new();
     let n = plan.parties.len();
     for a in 0..n {
@@ -40,6 +39,12 @@ fn dependencies(plan: &Plan) -> Vec<BTreeSet<u32>> {
             }
         }
     }
+    pairs
+}
+
+/// Input dependencies of every register, across all parties.
+fn dependencies(plan: &Plan, pairs: &[(Reg, Reg)]) -> Vec<BTreeSet<u32>> {
+    let mut deps: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); plan.regs.len()];
     loop {
         let mut changed = false;
         for prog in &plan.programs {
@@ -61,7 +66,7 @@ fn dependencies(plan: &Plan) -> Vec<BTreeSet<u32>> {
                 }
             }
         }
-        for (s, r) in &pairs {
+        for (s, r) in pairs {
             let d = deps[s.0 as usize].clone();
             let before = deps[r.0 as usize].len();
             deps[r.0 as usize].extend(d);
@@ -73,8 +78,66 @@ fn dependencies(plan: &Plan) -> Vec<BTreeSet<u32>> {
     }
 }
 
+/// Why a message written by `ins` reveals nothing on its own, or `None` if
+/// there is no such argument. The match is exhaustive on purpose: a new
+/// instruction (a new protocol family's round) that writes a
+/// [`Kind::Message`] must state here what masks it, or every plan that uses
+/// it is refused.
+fn message_protection(ins: &Instr) -> Option<&'static str> {
+    match ins {
+        // x - a, y - b: one-time pads from a Beaver or input-holder triple.
+        Instr::BeaverOpen { .. } | Instr::HolderOpen { .. } => Some("masked by a triple"),
+        // x + r with r 40 bits wider than x, or one daBit-masked bit.
+        Instr::TruncOpen { .. } => Some("masked by a truncation pair"),
+        // A Paillier public key is public.
+        Instr::KeyGen { .. } => Some("a public key"),
+        // Seeds and corrections: the dealer's randomness, independent of
+        // every input.
+        Instr::Deal { .. } => Some("the dealer's randomness"),
+        Instr::Expand { .. }
+        | Instr::GenerateCorrelations { .. }
+        | Instr::Input { .. }
+        | Instr::Const { .. }
+        | Instr::Clear { .. }
+        | Instr::Split { .. }
+        | Instr::Embed { .. }
+        | Instr::Own { .. }
+        | Instr::HolderClose { .. }
+        | Instr::Local { .. }
+        | Instr::BeaverClose { .. }
+        | Instr::TruncClose { .. }
+        | Instr::Encrypt { .. }
+        | Instr::Hom { .. }
+        | Instr::Mask { .. }
+        | Instr::DecryptShare { .. }
+        | Instr::Rerandomize { .. }
+        | Instr::Decrypt { .. }
+        | Instr::Nonlinear { .. }
+        | Instr::Send { .. }
+        | Instr::Recv { .. }
+        | Instr::Reveal { .. }
+        | Instr::Output { .. } => None,
+    }
+}
+
 pub fn views(plan: &Plan) -> BTreeMap<PartyIdx, PartyView> {
-    let deps = dependencies(plan);
+    let pairs = send_recv_pairs(plan);
+    let deps = dependencies(plan, &pairs);
+    // The instruction that produced each register; a received register's
+    // producer is the sender's.
+    let mut producer: BTreeMap<Reg, &Instr> = BTreeMap::new();
+    for ins in plan.programs.iter().flat_map(|p| &p.instrs) {
+        if !matches!(ins, Instr::Recv { .. }) {
+            for w in ins.writes() {
+                producer.insert(w, ins);
+            }
+        }
+    }
+    for (s, r) in &pairs {
+        if let Some(ins) = producer.get(s).copied() {
+            producer.insert(*r, ins);
+        }
+    }
     let mut out = BTreeMap::new();
     for prog in &plan.programs {
         let p = prog.party;
@@ -142,7 +205,14 @@ pub fn views(plan: &Plan) -> BTreeMap<PartyIdx, PartyView> {
                         };
                         view.clear.push((info.note.clone(), why));
                     }
-                    Kind::Share { .. } | Kind::Message => view.masked += 1,
+                    Kind::Share { .. } => view.masked += 1,
+                    Kind::Message => match producer.get(&r).copied().and_then(message_protection) {
+                        Some(_) => view.masked += 1,
+                        None => view.violations.push(format!(
+                            "message `{}` comes from an instruction with no masking argument",
+                            info.note
+                        )),
+                    },
                     Kind::Cipher { key, .. } if key != p => view.encrypted.push(format!(
                         "{} (under {}'s key)",
                         info.note,

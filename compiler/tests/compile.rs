@@ -286,3 +286,40 @@ fn an_absurd_assumed_dimension_is_no_overflow() {
         assert_eq!(c.plan.estimate.assumed_dims["batch"], size);
     }
 }
+
+/// The leakage check does not take a message's word for being masked: it
+/// asks what produced it. Every corpus plan passes; a message register
+/// produced by an instruction with no masking argument (here, an input
+/// relabelled as a message, as a new protocol family's round would be if
+/// nobody wrote its argument down) is a violation.
+#[test]
+fn a_message_is_masked_only_if_its_producer_says_why() {
+    let src = "model m { party a; party b; dealer d;
+        input x: fixed[batch] private(a) in [-1, 1];
+        input w: fixed private(b) in [-1, 1];
+        let z = x * w; output z to a; }";
+    let mut plan = compile(&checked(src), &opts(|o| o.use_dealer = true))
+        .unwrap()
+        .plan;
+    let clean = compiler::leak::views(&plan);
+    assert!(clean.values().all(|v| v.violations.is_empty()));
+    assert!(clean.values().any(|v| v.masked > 0));
+    let input = plan.programs[0]
+        .instrs
+        .iter()
+        .find_map(|i| match i {
+            plan::Instr::Input { dst, .. } => Some(*dst),
+            _ => None,
+        })
+        .unwrap();
+    plan.regs[input.0 as usize].kind = plan::Kind::Message;
+    let views = compiler::leak::views(&plan);
+    let v = &views[&plan.programs[0].party];
+    assert!(
+        v.violations
+            .iter()
+            .any(|m| m.contains("no masking argument")),
+        "{:?}",
+        v.violations
+    );
+}
