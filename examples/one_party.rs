@@ -7,10 +7,8 @@
 //! cargo run --release --example one_party
 //! ```
 
+use net::{free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
 use plan::{Plan, Tensor};
-use runtime::exec::tcp::{
-    free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
-};
 use runtime::exec::{run_party, ExecError, Options, Outcome};
 use std::collections::BTreeMap;
 use std::error::Error;

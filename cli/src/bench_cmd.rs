@@ -324,10 +324,8 @@ impl LoopbackTls {
     fn connect(
         &self,
         plan: &plan::Plan,
-    ) -> Result<Vec<runtime::exec::tcp::TcpTransport>, runtime::exec::ExecError> {
-        use runtime::exec::tcp::{
-            free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
-        };
+    ) -> Result<Vec<net::TcpTransport>, runtime::exec::ExecError> {
+        use net::{free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
         let n = plan.parties.len();
         if n > self.ids.len() {
             return Err(runtime::exec::ExecError::protocol(
@@ -366,7 +364,7 @@ impl LoopbackTls {
         std::thread::scope(|s| {
             let hs: Vec<_> = configs
                 .iter()
-                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .map(|c| s.spawn(move || TcpTransport::connect(c).map_err(Into::into)))
                 .collect();
             hs.into_iter()
                 .map(|h| {

@@ -18,7 +18,6 @@ mod crossterms;
 pub mod memory;
 mod nonlinear;
 mod ops;
-pub mod tcp;
 pub mod transport;
 mod twoparty;
 pub mod wire;
@@ -51,38 +50,59 @@ pub enum ErrorKind {
     Crypto,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a run failed. `message` is what the user reads (it names the party
+/// and, as before, the cause's text); `source` is the typed cause where one
+/// exists (a transport's [`std::io::Error`], a sharing or Paillier error,
+/// the network's own error), for callers that walk the chain or downcast.
+/// Two errors are equal when their kind and message are.
+#[derive(Clone, Debug)]
 pub struct ExecError {
     pub kind: ErrorKind,
     pub message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ExecError {
-    pub fn input(m: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, m: impl Into<String>) -> Self {
         ExecError {
-            kind: ErrorKind::Input,
+            kind,
             message: m.into(),
+            source: None,
         }
+    }
+    pub fn input(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Input, m)
     }
     pub fn transport(m: impl Into<String>) -> Self {
-        ExecError {
-            kind: ErrorKind::Transport,
-            message: m.into(),
-        }
+        Self::new(ErrorKind::Transport, m)
     }
     pub fn protocol(m: impl Into<String>) -> Self {
-        ExecError {
-            kind: ErrorKind::Protocol,
-            message: m.into(),
-        }
+        Self::new(ErrorKind::Protocol, m)
     }
     pub fn crypto(m: impl Into<String>) -> Self {
-        ExecError {
-            kind: ErrorKind::Crypto,
-            message: m.into(),
-        }
+        Self::new(ErrorKind::Crypto, m)
+    }
+
+    /// The same error, with `source` as its typed cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The same error (kind and cause kept) with `prefix: ` before its message.
+    pub fn context(mut self, prefix: impl fmt::Display) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
     }
 }
+
+impl PartialEq for ExecError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for ExecError {}
 
 impl fmt::Display for ExecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,17 +110,23 @@ impl fmt::Display for ExecError {
     }
 }
 
-impl std::error::Error for ExecError {}
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<crate::sharing::SharingError> for ExecError {
     fn from(e: crate::sharing::SharingError) -> Self {
-        ExecError::protocol(e.to_string())
+        ExecError::protocol(e.to_string()).with_source(e)
     }
 }
 
 impl From<crate::paillier::PaillierError> for ExecError {
     fn from(e: crate::paillier::PaillierError) -> Self {
-        ExecError::crypto(e.to_string())
+        ExecError::crypto(e.to_string()).with_source(e)
     }
 }
 
@@ -582,10 +608,7 @@ pub fn run_party(
     // peer are still read in program order, and everything is read before
     // an instruction that uses the transport or keys itself.
     let mut deferred: VecDeque<(PartyIdx, &[Reg])> = VecDeque::new();
-    let name = |e: ExecError| ExecError {
-        kind: e.kind,
-        message: format!("{}: {}", plan.party_name(me), e.message),
-    };
+    let name = |e: ExecError| e.context(plan.party_name(me));
     // One party counts its steps for `Options::progress`.
     let progress = opts.progress.as_deref().filter(|p| match p.party {
         Some(q) => q == me,
@@ -958,7 +981,9 @@ impl Exec<'_> {
                 let thread = std::thread::Builder::new()
                     .name("veil-dealer".into())
                     .spawn(work)
-                    .map_err(|e| ExecError::protocol(format!("cannot start a thread: {e}")))?;
+                    .map_err(|e| {
+                        ExecError::protocol(format!("cannot start a thread: {e}")).with_source(e)
+                    })?;
                 self.set(
                     out[1],
                     Value::Dealing(Dealing {

@@ -839,10 +839,9 @@ impl Exec<'_> {
             )));
         }
         for (r, w) in regs.iter().zip(values) {
-            let (v, key) = self.value_from_wire(*r, w).map_err(|e| ExecError {
-                kind: e.kind,
-                message: format!("from {who}: {}", e.message),
-            })?;
+            let (v, key) = self
+                .value_from_wire(*r, w)
+                .map_err(|e| e.context(format_args!("from {who}")))?;
             if let Some((owner, pk)) = key {
                 self.peer_keys.insert(owner, pk);
             }
