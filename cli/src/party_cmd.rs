@@ -156,7 +156,7 @@ pub fn run(args: &PartyArgs) -> ExitCode {
                 opts.timeout = Duration::from_secs(args.timeout);
                 opts.progress = progress;
                 opts.max_memory = Some(args.memory.limit().0);
-                runtime::exec::run_party(plan, me, &inputs, &mut t, &opts)
+                runtime::exec::run_party(&crate::run_cmd::valid(plan)?, me, &inputs, &mut t, &opts)
             })
         });
     let outcome = match outcome {

@@ -29,7 +29,7 @@ use crate::sharing::{
     CorrelationRequest, Correlations, Dealer, DealerMsg, DealerSource, Engine, FixedPoint,
     HolderState, MulState, Party as Role, SeedMsg, Share, TruncMode, TruncState, WrapTruncState,
 };
-use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
+use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor, ValidPlan};
 use std::collections::VecDeque;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -514,13 +514,16 @@ struct Exec<'a> {
 }
 
 /// Run party `me` of `plan` with its `inputs` (by name) over `transport`.
+/// The plan is a [`ValidPlan`]: [`plan::validate`] is its only constructor,
+/// and the executor indexes with its registers and parties.
 pub fn run_party(
-    plan: &Plan,
+    plan: &ValidPlan<'_>,
     me: PartyIdx,
     inputs: &BTreeMap<String, Tensor>,
     transport: &mut dyn Transport,
     opts: &Options,
 ) -> Result<Outcome, ExecError> {
+    let plan: &Plan = plan.plan();
     let start = Instant::now();
     let is_dealer = plan
         .parties
@@ -671,7 +674,7 @@ pub fn run_party(
 /// Run every party of `plan` in this process, one thread each.
 /// `inputs[p]` holds party p's inputs (public inputs go to every computing party).
 pub fn run_in_process(
-    plan: &Plan,
+    plan: &ValidPlan<'_>,
     inputs: &[BTreeMap<String, Tensor>],
     opts: &Options,
 ) -> Result<Vec<Outcome>, ExecError> {
@@ -686,7 +689,7 @@ pub fn run_in_process(
 
 /// Run every party on its own thread, party p over `transports[p]`.
 pub fn run_with_transports<T: Transport + Send>(
-    plan: &Plan,
+    plan: &ValidPlan<'_>,
     inputs: &[BTreeMap<String, Tensor>],
     transports: Vec<T>,
     opts: &Options,
