@@ -20,9 +20,10 @@ mod nonlinear;
 mod ops;
 pub mod transport;
 mod twoparty;
-pub mod wire;
 
 pub use transport::{ChannelTransport, Transport};
+/// The wire format, its own crate: `runtime::exec::wire` paths keep working.
+pub use wire;
 
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
@@ -780,6 +781,7 @@ impl Exec<'_> {
                     "session setup from {}: {e}",
                     self.plan.party_name(p)
                 ))
+                .with_source(e)
             })?;
             let Some(Wire::Session {
                 dims,

@@ -49,7 +49,10 @@ impl Exchange for PeerExchange<'_> {
         };
         self.stats.bytes_received += reply.len() as u64;
         self.stats.rounds += 1;
-        match wire::decode(&reply).map_err(SharingError::Exchange)?.pop() {
+        match wire::decode(&reply)
+            .map_err(|e| SharingError::Exchange(e.to_string()))?
+            .pop()
+        {
             Some(Wire::Ring(m)) => Ok(Message::Open(m)),
             Some(Wire::Beaver(b)) => Ok(Message::Beaver(b)),
             _ => Err(SharingError::Exchange(

@@ -786,6 +786,7 @@ fn recv_frames(
         }
         let mut values = wire::decode(&frame).map_err(|e| {
             ExecError::protocol(format!("malformed correlation-generation message: {e}"))
+                .with_source(e)
         })?;
         match (values.pop(), values.is_empty()) {
             (Some(Wire::Ciphers { shape, cts }), true) if shape == [len] && cts.len() == len => {
