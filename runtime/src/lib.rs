@@ -8,5 +8,6 @@
 //! source text, the AST or the compiler's graph.
 
 pub mod exec;
+mod preprocess;
 pub use paillier;
 pub use sharing;

@@ -14,12 +14,11 @@
 //! cryptography runs. Every received frame is decoded and checked against
 //! the register it fills; a malformed message is an error, never a panic.
 
-mod crossterms;
+mod dealerfree;
 pub mod memory;
-mod nonlinear;
+pub(crate) mod nonlinear;
 mod ops;
 pub mod transport;
-mod twoparty;
 
 pub use transport::{ChannelTransport, Transport};
 /// The wire format, its own crate: `runtime::exec::wire` paths keep working.
@@ -1020,7 +1019,7 @@ impl Exec<'_> {
                 self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
             }
             Instr::GenerateCorrelations { peer } => {
-                let store = twoparty::generate(self, *peer, t)?;
+                let store = dealerfree::generate(self, *peer, t)?;
                 self.engine = Some(Engine::new(self.fp, TruncMode::DaBits, Box::new(store)));
             }
             Instr::Input { dst, input } => {

@@ -63,7 +63,7 @@ impl Exchange for PeerExchange<'_> {
 }
 
 /// Run `op` on `args` (this party's shares).
-pub(super) fn run<C: Correlations, E: Exchange>(
+pub(crate) fn run<C: Correlations, E: Exchange>(
     engine: &mut Engine<C>,
     ex: &mut E,
     op: &NonlinearOp,
@@ -86,7 +86,7 @@ pub(super) fn run<C: Correlations, E: Exchange>(
 }
 
 /// The correlations `op` asks for on operands of these shapes, in order.
-pub(super) fn request_order(
+pub(crate) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
 ) -> Result<Vec<Request>, ExecError> {
