@@ -1186,6 +1186,30 @@ mod tests {
         CorrelationRequest::ElementwiseTriple { shape: vec![n] }
     }
 
+    /// The typed causes survive: a sharing error, a malformed frame, and a
+    /// context prefix, with the message as informative as before.
+    #[test]
+    fn errors_keep_their_sources() {
+        use std::error::Error as _;
+        let cause = crate::sharing::SharingError::Exchange("the peer stopped".into());
+        let e = ExecError::from(cause.clone()).context("p1");
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert_eq!(e.message, format!("p1: {cause}"));
+        let source = e
+            .source()
+            .and_then(|s| s.downcast_ref::<crate::sharing::SharingError>());
+        assert_eq!(source, Some(&cause));
+
+        let bad = wire::decode(&[wire::VERSION + 1]).unwrap_err();
+        let e = ExecError::protocol(format!("malformed message from p0: {bad}"))
+            .with_source(bad.clone());
+        assert!(e.message.contains("a different veil version"), "{e}");
+        let source = e.source().and_then(|s| s.downcast_ref::<wire::WireError>());
+        assert_eq!(source, Some(&bad));
+        // Equality is by kind and message, as before.
+        assert_eq!(e, ExecError::protocol(e.message.clone()));
+    }
+
     fn holder(rows: usize) -> nonlinear::Request {
         CorrelationRequest::HolderMatmulTriple {
             a_shape: vec![rows, 100],
