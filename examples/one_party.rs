@@ -7,10 +7,8 @@
 //! cargo run --release --example one_party
 //! ```
 
-use plan::{Plan, Tensor};
-use runtime::exec::tcp::{
-    free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
-};
+use net::{free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
+use plan::{Plan, Tensor, ValidPlan};
 use runtime::exec::{run_party, ExecError, Options, Outcome};
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -43,7 +41,7 @@ fn config(plan: &Plan, me: u32, parties: &[PeerSpec], key: &[u8]) -> TcpConfig {
 /// Connect, then run party `me` with its inputs.
 fn party(
     cfg: &TcpConfig,
-    plan: &Plan,
+    plan: &ValidPlan<'_>,
     inputs: &BTreeMap<String, Tensor>,
 ) -> Result<Outcome, ExecError> {
     let mut transport = TcpTransport::connect(cfg)?;
@@ -89,6 +87,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .iter()
         .position(|p| p.name == "client")
         .ok_or("the model has a client")? as u32;
+    // The executor runs only a validated plan.
+    let valid = plan::validate(&plan).map_err(|e| format!("invalid plan: {e:?}"))?;
 
     let outcome = std::thread::scope(|s| {
         // The other parties: their own threads here, their own machines in
@@ -97,13 +97,13 @@ fn main() -> Result<(), Box<dyn Error>> {
             .filter(|p| *p != me)
             .map(|p| {
                 let cfg = config(&plan, p, &parties, &keys[p as usize]);
-                let (plan, inputs) = (&plan, &per_party[p as usize]);
+                let (plan, inputs) = (&valid, &per_party[p as usize]);
                 s.spawn(move || party(&cfg, plan, inputs))
             })
             .collect();
         let mine = party(
             &config(&plan, me, &parties, &keys[me as usize]),
-            &plan,
+            &valid,
             &per_party[me as usize],
         );
         for other in others {

@@ -38,8 +38,11 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // Each party gets only its own inputs (and the public ones).
     let per_party = runtime::exec::inputs_per_party(&plan, &inputs);
+    // The executor runs only a validated plan: `plan::validate` is the one
+    // way to get the `ValidPlan` it takes.
+    let valid = plan::validate(&plan).map_err(|e| format!("invalid plan: {e:?}"))?;
     let outcomes =
-        runtime::exec::run_in_process(&plan, &per_party, &runtime::exec::Options::default())?;
+        runtime::exec::run_in_process(&valid, &per_party, &runtime::exec::Options::default())?;
 
     // The same model in plain f64, and the compiler's error bound per output.
     let reference = compiler::reference::evaluate(&model, &inputs)?;

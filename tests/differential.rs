@@ -38,6 +38,11 @@ fn inputs_with_fixed_seed_for_tests(
 
 use exec::inputs_per_party as per_party;
 
+/// The executor takes only a validated plan; every compiled one is.
+fn valid(plan: &Plan) -> plan::ValidPlan<'_> {
+    plan::validate(plan).expect("a compiled plan validates")
+}
+
 fn test_options() -> exec::Options {
     exec::Options::with_small_keys_for_tests(1024)
 }
@@ -59,7 +64,7 @@ fn check_model(
     let plan = &compiled.plan;
     let inputs = inputs_with_fixed_seed_for_tests(plan, batch, seed);
     let reference = compiler::reference::evaluate(m, &inputs).unwrap();
-    let outcomes = exec::run_in_process(plan, &per_party(plan, &inputs), &test_options())
+    let outcomes = exec::run_in_process(&valid(plan), &per_party(plan, &inputs), &test_options())
         .unwrap_or_else(|e| panic!("{name} batch {batch}: {e}"));
     let mut checked = 0;
     for (o, spec) in plan.outputs.iter().enumerate() {
@@ -250,7 +255,7 @@ fn a_tampered_stream_of_dealer_corrections_is_an_error() {
                 })
                 .collect();
         let err = exec::run_with_transports(
-            &plan,
+            &valid(&plan),
             &per_party(&plan, &inputs),
             transports,
             &test_options(),
@@ -308,7 +313,7 @@ fn no_transcript_contains_another_partys_input_in_the_clear() {
                 })
                 .collect();
         exec::run_with_transports(
-            &plan,
+            &valid(&plan),
             &per_party(&plan, &inputs),
             transports,
             &test_options(),
@@ -368,7 +373,8 @@ fn measured_traffic_matches_the_compilers_estimate() {
         let plan = compiler::compile(&m, &o).unwrap().plan;
         let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 11);
         let outcomes =
-            exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+            exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
+                .unwrap();
         let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
         let rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap();
         let est = &plan.estimate;
@@ -459,7 +465,7 @@ fn clamped_sigmoid_holds_its_bound_on_wide_logits() {
         "logits should span a wide range"
     );
     let outcomes =
-        exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+        exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options()).unwrap();
     let got = &outcomes[0].outputs[0].1;
     for (a, b) in got.data.iter().zip(&reference[0].1.data) {
         assert!((a - b).abs() <= bound, "{a} vs {b}");
@@ -500,7 +506,7 @@ fn data_outside_an_undeclared_inputs_default_range_is_refused() {
             ),
             ("y".to_string(), Tensor::new(vec![], vec![0.5]).unwrap()),
         ]);
-        let err = exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options())
+        let err = exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
             .unwrap_err()
             .to_string();
         assert!(
@@ -521,7 +527,8 @@ fn data_outside_an_undeclared_inputs_default_range_is_refused() {
         ]);
         let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
         let outcomes =
-            exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+            exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
+                .unwrap();
         for (a, b) in outcomes[0].outputs[0]
             .1
             .data
@@ -582,7 +589,7 @@ fn a_batch_larger_than_the_plan_assumed_for_a_reduction_is_refused() {
     assert!(plan.dim_limits[0].exact);
     for (batch, ok) in [(8, true), (9, false), (7, false)] {
         let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 3);
-        let r = exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options());
+        let r = exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options());
         match (r, ok) {
             (Ok(outcomes), true) => {
                 let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
@@ -620,9 +627,11 @@ fn a_batch_larger_than_the_plan_assumed_for_a_reduction_is_refused() {
     .plan;
     assert!(!plan.dim_limits[0].exact);
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 5, 3);
-    exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+    exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options()).unwrap();
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 9, 3);
-    assert!(exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).is_err());
+    assert!(
+        exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options()).is_err()
+    );
 }
 
 /// Issue 14: a revealed probability lies in [0, 1] (the recipient clamps
@@ -637,7 +646,8 @@ fn revealed_probabilities_lie_in_the_unit_interval() {
         let batch = if dealer { 400 } else { 4 };
         let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 8);
         let outcomes =
-            exec::run_in_process(&plan, &per_party(&plan, &inputs), &test_options()).unwrap();
+            exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
+                .unwrap();
         let got = &outcomes[0].outputs[0].1.data;
         assert!(
             got.iter().all(|p| (0.0..=1.0).contains(p)),
@@ -669,7 +679,7 @@ fn a_run_counts_its_progress() {
     let mut opts = test_options();
     let progress = Arc::new(exec::Progress::default());
     opts.progress = Some(progress.clone());
-    exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts).unwrap();
+    exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &opts).unwrap();
     use std::sync::atomic::Ordering::Relaxed;
     let total = progress.encrypt_total.load(Relaxed);
     assert!(total > 0);
@@ -694,10 +704,10 @@ fn parties_given_different_public_inputs_refuse_to_run() {
     let plan = compiler::compile(&m, &options(|_| {})).unwrap().plan;
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
     let mut parties = per_party(&plan, &inputs);
-    exec::run_in_process(&plan, &parties, &test_options()).unwrap();
+    exec::run_in_process(&valid(&plan), &parties, &test_options()).unwrap();
     parties[1].insert("t".into(), Tensor::scalar(0.25));
     parties[0].insert("t".into(), Tensor::scalar(0.5));
-    let err = exec::run_in_process(&plan, &parties, &test_options())
+    let err = exec::run_in_process(&valid(&plan), &parties, &test_options())
         .unwrap_err()
         .to_string();
     assert!(err.contains("public input `t` differs between"), "{err}");
@@ -729,7 +739,7 @@ fn the_memory_estimate_bounds_the_registers_a_run_holds() {
             let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 5);
             let dims = plan::infer_dims(&plan, None, &inputs).unwrap();
             let estimate = exec::memory::estimate(&plan, &dims, Some(key_bits)).unwrap();
-            let outcomes = exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts)
+            let outcomes = exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &opts)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             for (p, o) in outcomes.iter().enumerate() {
                 let held = o.stats.peak_register_bytes;
@@ -760,7 +770,7 @@ fn a_party_over_its_memory_limit_is_refused_at_session_setup() {
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 10, 1);
     let mut opts = test_options();
     opts.max_memory = Some(1000);
-    let e = exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts).unwrap_err();
+    let e = exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &opts).unwrap_err();
     assert_eq!(e.kind, exec::ErrorKind::Input, "{e}");
     assert!(
         e.message.contains("this party would need about")
@@ -770,5 +780,5 @@ fn a_party_over_its_memory_limit_is_refused_at_session_setup() {
         "{e}"
     );
     opts.max_memory = Some(1 << 30);
-    exec::run_in_process(&plan, &per_party(&plan, &inputs), &opts).unwrap();
+    exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &opts).unwrap();
 }

@@ -21,7 +21,7 @@ fn tempdir(test: &str) -> PathBuf {
 }
 
 fn free_addresses(n: usize) -> Vec<String> {
-    runtime::exec::tcp::free_loopback_addresses(n).unwrap()
+    net::free_loopback_addresses(n).unwrap()
 }
 
 /// `veil certs` for the model's parties into `dir`; returns its stdout

@@ -156,6 +156,13 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let plan = &compiled.plan;
+            let valid = match crate::run_cmd::valid(plan) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             if mode == Mode::Dealer
                 && plan.randomness == plan::RandomnessSource::TwoParty
                 && !plan.correlations.is_empty()
@@ -204,7 +211,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     let (outcomes, seconds, setup) = match via {
                         Via::Memory => {
                             let start = Instant::now();
-                            let o = runtime::exec::run_in_process(plan, &per, &opts);
+                            let o = runtime::exec::run_in_process(&valid, &per, &opts);
                             (o, start.elapsed().as_secs_f64(), 0.0)
                         }
                         Via::Tcp => {
@@ -215,7 +222,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                                     let setup = start.elapsed().as_secs_f64();
                                     let start = Instant::now();
                                     let o =
-                                        runtime::exec::run_with_transports(plan, &per, ts, &opts);
+                                        runtime::exec::run_with_transports(&valid, &per, ts, &opts);
                                     (o, start.elapsed().as_secs_f64(), setup)
                                 }
                                 Err(e) => (Err(e), 0.0, 0.0),
@@ -324,10 +331,8 @@ impl LoopbackTls {
     fn connect(
         &self,
         plan: &plan::Plan,
-    ) -> Result<Vec<runtime::exec::tcp::TcpTransport>, runtime::exec::ExecError> {
-        use runtime::exec::tcp::{
-            free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
-        };
+    ) -> Result<Vec<net::TcpTransport>, runtime::exec::ExecError> {
+        use net::{free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
         let n = plan.parties.len();
         if n > self.ids.len() {
             return Err(runtime::exec::ExecError::protocol(
@@ -366,7 +371,7 @@ impl LoopbackTls {
         std::thread::scope(|s| {
             let hs: Vec<_> = configs
                 .iter()
-                .map(|c| s.spawn(move || TcpTransport::connect(c)))
+                .map(|c| s.spawn(move || TcpTransport::connect(c).map_err(Into::into)))
                 .collect();
             hs.into_iter()
                 .map(|h| {

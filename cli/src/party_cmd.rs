@@ -3,8 +3,8 @@
 use crate::compile_cmd::{compile_file, TargetArgs};
 use crate::run_cmd::{write_outputs, InputArgs, Inputs};
 use clap::Args;
+use net::{PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
 use plan::{PartyIdx, Plan};
-use runtime::exec::tcp::{PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -140,23 +140,25 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         args.me,
         plan.model,
         args.session,
-        &runtime::exec::tcp::hex(&tcp.plan.digest())[..16]
+        &net::hex(&tcp.plan.digest())[..16]
     );
     let started = Instant::now();
-    let outcome = TcpTransport::connect(&tcp).and_then(|mut t| {
-        eprintln!(
-            "{}: connected to every peer in {:.3} s",
-            args.me,
-            started.elapsed().as_secs_f64()
-        );
-        crate::progress::with_progress(Some(me), |progress| {
-            let mut opts = runtime::exec::Options::default();
-            opts.timeout = Duration::from_secs(args.timeout);
-            opts.progress = progress;
-            opts.max_memory = Some(args.memory.limit().0);
-            runtime::exec::run_party(plan, me, &inputs, &mut t, &opts)
-        })
-    });
+    let outcome = TcpTransport::connect(&tcp)
+        .map_err(runtime::exec::ExecError::from)
+        .and_then(|mut t| {
+            eprintln!(
+                "{}: connected to every peer in {:.3} s",
+                args.me,
+                started.elapsed().as_secs_f64()
+            );
+            crate::progress::with_progress(Some(me), |progress| {
+                let mut opts = runtime::exec::Options::default();
+                opts.timeout = Duration::from_secs(args.timeout);
+                opts.progress = progress;
+                opts.max_memory = Some(args.memory.limit().0);
+                runtime::exec::run_party(&crate::run_cmd::valid(plan)?, me, &inputs, &mut t, &opts)
+            })
+        });
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return fail(&format!("{}: {e}", args.me)),

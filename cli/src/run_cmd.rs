@@ -155,6 +155,19 @@ pub struct RowIds {
 }
 
 /// Random inputs of the declared shapes and ranges (OS-seeded).
+/// The plan as the executor takes it. Every plan the cli runs was checked
+/// when it was compiled or loaded, so a failure here is a bug, and is
+/// reported as one.
+pub fn valid(plan: &Plan) -> Result<plan::ValidPlan<'_>, runtime::exec::ExecError> {
+    plan::validate(plan).map_err(|errors| {
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        runtime::exec::ExecError::protocol(format!(
+            "internal error: the plan does not validate ({}); please report this bug",
+            errors.join("; ")
+        ))
+    })
+}
+
 pub fn demo_inputs(plan: &Plan, batch: usize) -> Result<BTreeMap<String, Tensor>, String> {
     runtime::exec::random_inputs(plan, batch, &mut rand::rng()).map_err(|e| e.message)
 }
@@ -446,7 +459,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let outcomes = match crate::progress::with_progress(None, |progress| {
         let mut opts = runtime::exec::Options::default();
         opts.progress = progress;
-        runtime::exec::run_in_process(plan, &per_party(plan, &inputs), &opts)
+        runtime::exec::run_in_process(&valid(plan)?, &per_party(plan, &inputs), &opts)
     }) {
         Ok(o) => o,
         Err(e) => {

@@ -25,7 +25,7 @@ mod validate;
 pub use fingerprint::{explain, Difference, Fingerprint};
 pub use load::LoadError;
 pub use tensor::{bind_inputs, concrete, infer_dims, InputError, Tensor};
-pub use validate::{validate, ValidationError};
+pub use validate::{validate, ValidPlan, ValidationError};
 
 /// Bumped when the plan format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 2;

@@ -23,11 +23,40 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
+/// A plan that [`validate`] accepted: the only form of plan the executor
+/// runs. Its one constructor is [`validate`], so holding one means the plan
+/// is internally consistent (the runtime indexes with its registers and
+/// parties without checking them again). It borrows the plan and derefs
+/// to it. Nothing else can make one:
+///
+/// ```compile_fail
+/// fn forge(plan: &plan::Plan) -> plan::ValidPlan<'_> {
+///     plan::ValidPlan(plan)
+/// }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ValidPlan<'a>(&'a Plan);
+
+impl<'a> ValidPlan<'a> {
+    /// The plan itself, for as long as it is borrowed.
+    pub fn plan(self) -> &'a Plan {
+        self.0
+    }
+}
+
+impl std::ops::Deref for ValidPlan<'_> {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        self.0
+    }
+}
+
 /// Check that every register read was written before at that party, every
 /// `Recv` has its `Send` with matching kinds and shapes, no party talks to
 /// itself or deadlocks, the dealer touches no input or output, and every
-/// output reaches exactly its addressees.
-pub fn validate(plan: &Plan) -> Result<(), Vec<ValidationError>> {
+/// output reaches exactly its addressees. The witness it returns is what
+/// the executor accepts.
+pub fn validate(plan: &Plan) -> Result<ValidPlan<'_>, Vec<ValidationError>> {
     let mut errors = Vec::new();
     let err = |party: Option<PartyIdx>, instr: Option<usize>, message: String| ValidationError {
         party: party.map(|p| {
@@ -187,7 +216,7 @@ pub fn validate(plan: &Plan) -> Result<(), Vec<ValidationError>> {
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(ValidPlan(plan))
     } else {
         Err(errors)
     }

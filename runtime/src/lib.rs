@@ -1,11 +1,13 @@
-//! Veil's runtime: additive secret sharing, the executor and the transports
-//! that run a plan. Paillier lives in its own crate, re-exported here as
-//! [`paillier`] so that `runtime::paillier::…` paths keep working.
+//! Veil's runtime: the executor and the transports that run a plan. The
+//! maths lives in its own crates, re-exported here as [`paillier`] and
+//! [`sharing`] so that `runtime::paillier::…` and `runtime::sharing::…`
+//! paths keep working.
 //!
-//! The maths modules are free of I/O: no files, no sockets, no printing.
+//! The maths crates are free of I/O: no files, no sockets, no printing.
 //! The runtime depends on `plan` and the maths crates only; it never sees
 //! source text, the AST or the compiler's graph.
 
 pub mod exec;
+mod preprocess;
 pub use paillier;
-pub mod sharing;
+pub use sharing;

@@ -17,7 +17,7 @@
 use super::nonlinear::Request;
 use super::wire::Wire;
 use super::{
-    bind_requests, concrete, masked_from_clear, request_groups, role_of, twoparty, ExecError, Value,
+    bind_requests, concrete, masked_from_clear, request_groups, role_of, ExecError, Value,
 };
 use crate::sharing::CorrelationRequest;
 use plan::{Correlation, Instr, Kind, Owner, PartyIdx, Plan, RandomnessSource, Reg, Role};
@@ -440,7 +440,7 @@ pub fn estimate(
             let bits = bits_of(leader);
             let mut count = 0u64;
             for req in &order {
-                let (sent, replies) = twoparty::ciphertext_counts(req, bits)?;
+                let (sent, replies) = crate::preprocess::twoparty::ciphertext_counts(req, bits)?;
                 add(&mut count, sent.saturating_add(replies));
             }
             m.preprocessing = count

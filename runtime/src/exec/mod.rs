@@ -14,23 +14,22 @@
 //! cryptography runs. Every received frame is decoded and checked against
 //! the register it fills; a malformed message is an error, never a panic.
 
-mod crossterms;
+mod dealerfree;
 pub mod memory;
-mod nonlinear;
+pub(crate) mod nonlinear;
 mod ops;
-pub mod tcp;
 pub mod transport;
-mod twoparty;
-pub mod wire;
 
 pub use transport::{ChannelTransport, Transport};
+/// The wire format, its own crate: `runtime::exec::wire` paths keep working.
+pub use wire;
 
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
     CorrelationRequest, Correlations, Dealer, DealerMsg, DealerSource, Engine, FixedPoint,
     HolderState, MulState, Party as Role, SeedMsg, Share, TruncMode, TruncState, WrapTruncState,
 };
-use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
+use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor, ValidPlan};
 use std::collections::VecDeque;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -51,38 +50,59 @@ pub enum ErrorKind {
     Crypto,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a run failed. `message` is what the user reads (it names the party
+/// and, as before, the cause's text); `source` is the typed cause where one
+/// exists (a transport's [`std::io::Error`], a sharing or Paillier error,
+/// the network's own error), for callers that walk the chain or downcast.
+/// Two errors are equal when their kind and message are.
+#[derive(Clone, Debug)]
 pub struct ExecError {
     pub kind: ErrorKind,
     pub message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ExecError {
-    pub fn input(m: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, m: impl Into<String>) -> Self {
         ExecError {
-            kind: ErrorKind::Input,
+            kind,
             message: m.into(),
+            source: None,
         }
+    }
+    pub fn input(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Input, m)
     }
     pub fn transport(m: impl Into<String>) -> Self {
-        ExecError {
-            kind: ErrorKind::Transport,
-            message: m.into(),
-        }
+        Self::new(ErrorKind::Transport, m)
     }
     pub fn protocol(m: impl Into<String>) -> Self {
-        ExecError {
-            kind: ErrorKind::Protocol,
-            message: m.into(),
-        }
+        Self::new(ErrorKind::Protocol, m)
     }
     pub fn crypto(m: impl Into<String>) -> Self {
-        ExecError {
-            kind: ErrorKind::Crypto,
-            message: m.into(),
-        }
+        Self::new(ErrorKind::Crypto, m)
+    }
+
+    /// The same error, with `source` as its typed cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The same error (kind and cause kept) with `prefix: ` before its message.
+    pub fn context(mut self, prefix: impl fmt::Display) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
     }
 }
+
+impl PartialEq for ExecError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for ExecError {}
 
 impl fmt::Display for ExecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,17 +110,23 @@ impl fmt::Display for ExecError {
     }
 }
 
-impl std::error::Error for ExecError {}
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<crate::sharing::SharingError> for ExecError {
     fn from(e: crate::sharing::SharingError) -> Self {
-        ExecError::protocol(e.to_string())
+        ExecError::protocol(e.to_string()).with_source(e)
     }
 }
 
 impl From<crate::paillier::PaillierError> for ExecError {
     fn from(e: crate::paillier::PaillierError) -> Self {
-        ExecError::crypto(e.to_string())
+        ExecError::crypto(e.to_string()).with_source(e)
     }
 }
 
@@ -488,13 +514,16 @@ struct Exec<'a> {
 }
 
 /// Run party `me` of `plan` with its `inputs` (by name) over `transport`.
+/// The plan is a [`ValidPlan`]: [`plan::validate`] is its only constructor,
+/// and the executor indexes with its registers and parties.
 pub fn run_party(
-    plan: &Plan,
+    plan: &ValidPlan<'_>,
     me: PartyIdx,
     inputs: &BTreeMap<String, Tensor>,
     transport: &mut dyn Transport,
     opts: &Options,
 ) -> Result<Outcome, ExecError> {
+    let plan: &Plan = plan.plan();
     let start = Instant::now();
     let is_dealer = plan
         .parties
@@ -582,10 +611,7 @@ pub fn run_party(
     // peer are still read in program order, and everything is read before
     // an instruction that uses the transport or keys itself.
     let mut deferred: VecDeque<(PartyIdx, &[Reg])> = VecDeque::new();
-    let name = |e: ExecError| ExecError {
-        kind: e.kind,
-        message: format!("{}: {}", plan.party_name(me), e.message),
-    };
+    let name = |e: ExecError| e.context(plan.party_name(me));
     // One party counts its steps for `Options::progress`.
     let progress = opts.progress.as_deref().filter(|p| match p.party {
         Some(q) => q == me,
@@ -648,7 +674,7 @@ pub fn run_party(
 /// Run every party of `plan` in this process, one thread each.
 /// `inputs[p]` holds party p's inputs (public inputs go to every computing party).
 pub fn run_in_process(
-    plan: &Plan,
+    plan: &ValidPlan<'_>,
     inputs: &[BTreeMap<String, Tensor>],
     opts: &Options,
 ) -> Result<Vec<Outcome>, ExecError> {
@@ -663,7 +689,7 @@ pub fn run_in_process(
 
 /// Run every party on its own thread, party p over `transports[p]`.
 pub fn run_with_transports<T: Transport + Send>(
-    plan: &Plan,
+    plan: &ValidPlan<'_>,
     inputs: &[BTreeMap<String, Tensor>],
     transports: Vec<T>,
     opts: &Options,
@@ -754,6 +780,7 @@ impl Exec<'_> {
                     "session setup from {}: {e}",
                     self.plan.party_name(p)
                 ))
+                .with_source(e)
             })?;
             let Some(Wire::Session {
                 dims,
@@ -958,7 +985,9 @@ impl Exec<'_> {
                 let thread = std::thread::Builder::new()
                     .name("veil-dealer".into())
                     .spawn(work)
-                    .map_err(|e| ExecError::protocol(format!("cannot start a thread: {e}")))?;
+                    .map_err(|e| {
+                        ExecError::protocol(format!("cannot start a thread: {e}")).with_source(e)
+                    })?;
                 self.set(
                     out[1],
                     Value::Dealing(Dealing {
@@ -990,7 +1019,7 @@ impl Exec<'_> {
                 self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
             }
             Instr::GenerateCorrelations { peer } => {
-                let store = twoparty::generate(self, *peer, t)?;
+                let store = dealerfree::generate(self, *peer, t)?;
                 self.engine = Some(Engine::new(self.fp, TruncMode::DaBits, Box::new(store)));
             }
             Instr::Input { dst, input } => {
@@ -1155,6 +1184,30 @@ mod tests {
 
     fn triple(n: usize) -> nonlinear::Request {
         CorrelationRequest::ElementwiseTriple { shape: vec![n] }
+    }
+
+    /// The typed causes survive: a sharing error, a malformed frame, and a
+    /// context prefix, with the message as informative as before.
+    #[test]
+    fn errors_keep_their_sources() {
+        use std::error::Error as _;
+        let cause = crate::sharing::SharingError::Exchange("the peer stopped".into());
+        let e = ExecError::from(cause.clone()).context("p1");
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert_eq!(e.message, format!("p1: {cause}"));
+        let source = e
+            .source()
+            .and_then(|s| s.downcast_ref::<crate::sharing::SharingError>());
+        assert_eq!(source, Some(&cause));
+
+        let bad = wire::decode(&[wire::VERSION + 1]).unwrap_err();
+        let e = ExecError::protocol(format!("malformed message from p0: {bad}"))
+            .with_source(bad.clone());
+        assert!(e.message.contains("a different veil version"), "{e}");
+        let source = e.source().and_then(|s| s.downcast_ref::<wire::WireError>());
+        assert_eq!(source, Some(&bad));
+        // Equality is by kind and message, as before.
+        assert_eq!(e, ExecError::protocol(e.message.clone()));
     }
 
     fn holder(rows: usize) -> nonlinear::Request {

@@ -49,7 +49,10 @@ impl Exchange for PeerExchange<'_> {
         };
         self.stats.bytes_received += reply.len() as u64;
         self.stats.rounds += 1;
-        match wire::decode(&reply).map_err(SharingError::Exchange)?.pop() {
+        match wire::decode(&reply)
+            .map_err(|e| SharingError::Exchange(e.to_string()))?
+            .pop()
+        {
             Some(Wire::Ring(m)) => Ok(Message::Open(m)),
             Some(Wire::Beaver(b)) => Ok(Message::Beaver(b)),
             _ => Err(SharingError::Exchange(
@@ -60,7 +63,7 @@ impl Exchange for PeerExchange<'_> {
 }
 
 /// Run `op` on `args` (this party's shares).
-pub(super) fn run<C: Correlations, E: Exchange>(
+pub(crate) fn run<C: Correlations, E: Exchange>(
     engine: &mut Engine<C>,
     ex: &mut E,
     op: &NonlinearOp,
@@ -83,7 +86,7 @@ pub(super) fn run<C: Correlations, E: Exchange>(
 }
 
 /// The correlations `op` asks for on operands of these shapes, in order.
-pub(super) fn request_order(
+pub(crate) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
 ) -> Result<Vec<Request>, ExecError> {

@@ -784,7 +784,7 @@ impl Exec<'_> {
             let bad = |what: String| {
                 ExecError::protocol(format!("malformed corrections from the dealer: {what}"))
             };
-            let mut values = wire::decode(&frame).map_err(bad)?;
+            let mut values = wire::decode(&frame).map_err(|e| bad(e.to_string()).with_source(e))?;
             let (
                 Some(Wire::DealerChunk {
                     group: first,
@@ -829,8 +829,9 @@ impl Exec<'_> {
         let frame = t.recv(from)?;
         self.stats.bytes_received += frame.len() as u64;
         let who = self.plan.party_name(from).to_string();
-        let values = wire::decode(&frame)
-            .map_err(|e| ExecError::protocol(format!("malformed message from {who}: {e}")))?;
+        let values = wire::decode(&frame).map_err(|e| {
+            ExecError::protocol(format!("malformed message from {who}: {e}")).with_source(e)
+        })?;
         if values.len() != regs.len() {
             return Err(ExecError::protocol(format!(
                 "{who} sent {} values, expected {}",
@@ -839,10 +840,9 @@ impl Exec<'_> {
             )));
         }
         for (r, w) in regs.iter().zip(values) {
-            let (v, key) = self.value_from_wire(*r, w).map_err(|e| ExecError {
-                kind: e.kind,
-                message: format!("from {who}: {}", e.message),
-            })?;
+            let (v, key) = self
+                .value_from_wire(*r, w)
+                .map_err(|e| e.context(format_args!("from {who}")))?;
             if let Some((owner, pk)) = key {
                 self.peer_keys.insert(owner, pk);
             }

@@ -6,9 +6,9 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
-use runtime::sharing::driver::{dealer_engines_for_tests, run_two_party};
-use runtime::sharing::share::fixed_seed_rng_for_tests;
-use runtime::sharing::*;
+use sharing::driver::{dealer_engines_for_tests, run_two_party};
+use sharing::share::fixed_seed_rng_for_tests;
+use sharing::*;
 
 const F: u32 = 16;
 
@@ -295,7 +295,7 @@ proptest! {
         // Fixed-point slack: a few LSB (2^-16) per power, weighted by |c_k|.
         let bound = (coeffs.iter().map(|c| c.abs()).sum::<f64>() * 8.0 + 4.0) / 65536.0;
         for (g, &v) in got.iter().zip(&xs) {
-            let want = runtime::sharing::poly::eval(&coeffs, 4.0, v);
+            let want = sharing::poly::eval(&coeffs, 4.0, v);
             prop_assert!((g - want).abs() <= bound, "got {} want {} bound {}", g, want, bound);
         }
     }

@@ -21,10 +21,10 @@
 //!
 //! Elementwise Beaver triples, matrix triples (packed along rows for one
 //! term, along columns for the other), AND triples, daBits and masked bits
-//! (`exec::twoparty`) are all this primitive with different inputs and
+//! (`preprocess::twoparty`) are all this primitive with different inputs and
 //! groups.
 
-use super::ExecError;
+use crate::exec::ExecError;
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
 use rand::Rng;

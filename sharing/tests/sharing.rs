@@ -1,11 +1,11 @@
 //! Functional tests of the secret-sharing engine (issue 4).
 
-use runtime::sharing::driver::{dealer_engines_for_tests, run_two_party};
-use runtime::sharing::poly::{sigmoid, SIGMOID_DEG7_MAX_ERR, SIGMOID_DEG9_MAX_ERR};
-use runtime::sharing::protocol::trunc_local_bits;
-use runtime::sharing::ring::zm;
-use runtime::sharing::share::fixed_seed_rng_for_tests;
-use runtime::sharing::*;
+use sharing::driver::{dealer_engines_for_tests, run_two_party};
+use sharing::poly::{sigmoid, SIGMOID_DEG7_MAX_ERR, SIGMOID_DEG9_MAX_ERR};
+use sharing::protocol::trunc_local_bits;
+use sharing::ring::zm;
+use sharing::share::fixed_seed_rng_for_tests;
+use sharing::*;
 
 fn fp() -> FixedPoint {
     FixedPoint::default()
@@ -427,8 +427,8 @@ fn foreign_offline_phase_plugs_in_through_precomputed_store() {
     // triple shares by other means and pushes them into the store.
     let mut rng = fixed_seed_rng_for_tests(40);
     let shape = [5usize];
-    let a = runtime::sharing::share::random_tensor(&mut rng, &shape).unwrap();
-    let b = runtime::sharing::share::random_tensor(&mut rng, &shape).unwrap();
+    let a = sharing::share::random_tensor(&mut rng, &shape).unwrap();
+    let b = sharing::share::random_tensor(&mut rng, &shape).unwrap();
     let c = a.mul(&b).unwrap();
     let (a0, a1) = share_with_rng(&a, &mut rng).unwrap();
     let (b0, b1) = share_with_rng(&b, &mut rng).unwrap();

@@ -33,25 +33,24 @@
 //!   but one slot instead of 63).
 //!
 //! Every request the plan will make (its own Beaver triples and those of
-//! its comparisons, in [`super::Exec::request_order`]) is served in one
-//! exchange: party 0 sends all its ciphertexts, party 1 all its replies,
-//! each as a stream of frames of at most [`FRAME_BYTES`] (one frame unless
-//! the preprocessing is large; the TCP transport refuses frames above
-//! 256 MiB by default). Party 1 sees only ciphertexts under party 0's key; party 0 sees
-//! each slot only masked with 40 bits of statistical slack, in a fresh
-//! encryption.
+//! its comparisons, in the executor's request order) is served in one
+//! exchange: party 0 sends all its ciphertexts, party 1 all its replies
+//! (the executor cuts each into frames, `exec::dealerfree`). Party 1 sees
+//! only ciphertexts under party 0's key; party 0 sees each slot only masked
+//! with 40 bits of statistical slack, in a fresh encryption.
+//!
+//! Sans I/O: [`Party0`] and [`Party1`] are the two sides as state machines,
+//! messages in and messages out; the executor does the sends and receives.
 
 use super::crossterms::{self, chunks, Group, Input, Layout};
-use super::nonlinear::Request;
-use super::wire::{self, Wire};
-use super::{Exec, ExecError, Stats, Transport};
+use crate::exec::{ExecError, Progress};
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
+use crate::sharing::CorrelationRequest as Request;
 use crate::sharing::{
     share::random_tensor, AndTripleShare, CorrelationRequest, CorrelationShare, DaBitShare,
     MaskedBitsShare, Party, PrecomputedCorrelations, RingTensor, Share, TripleShare,
 };
 use num_bigint::BigUint;
-use plan::PartyIdx;
 
 /// Per job: its slot layout and this party's shares of the cross terms.
 type Crosses = Vec<(Layout, Vec<u64>)>;
@@ -461,50 +460,129 @@ fn triple(role: Party, a: RingTensor, b: RingTensor, c: RingTensor) -> Correlati
     })
 }
 
-/// Generates every correlation the plan's run will ask for (Beaver triples
-/// and comparison correlations, in protocol order): one exchange, party 0's
-/// ciphertexts then party 1's replies, each a stream of frames of at most
-/// [`FRAME_BYTES`] (both sides know the counts, so the split is implicit).
-pub(super) fn generate(
-    ex: &mut Exec<'_>,
-    peer: PartyIdx,
-    t: &mut dyn Transport,
-) -> Result<PrecomputedCorrelations, ExecError> {
-    let role = ex.role()?;
-    let mut rng = crate::sharing::share::os_rng()?;
-    let order = ex.request_order()?;
-    if order.is_empty() {
-        return Ok(PrecomputedCorrelations::new(role));
+/// Party 0 (the key owner) of the exchange that generates every
+/// correlation the plan's run will ask for (Beaver triples and comparison
+/// correlations, in protocol order). [`Party0::start`] draws its halves and
+/// returns the ciphertexts to send; [`Party0::finish`] takes party 1's
+/// replies and returns its correlations.
+pub struct Party0 {
+    kp: Keypair,
+    order: Vec<Request>,
+    jobs: Vec<Job>,
+    layouts: Vec<Layout>,
+}
+
+impl Party0 {
+    /// Draws party 0's halves for `order` and encrypts them (counted in
+    /// `progress`): the state and the message for party 1.
+    pub fn start<R: Rng + ?Sized>(
+        kp: Keypair,
+        order: Vec<Request>,
+        rng: &mut R,
+        progress: Option<&Progress>,
+    ) -> Result<(Party0, Vec<BigUint>), ExecError> {
+        let jobs = new_jobs(&order, rng)?;
+        let (layouts, out) = party0_inputs(&kp, &jobs, progress)?;
+        Ok((
+            Party0 {
+                kp,
+                order,
+                jobs,
+                layouts,
+            },
+            out,
+        ))
     }
-    let jobs = new_jobs(&order, &mut rng)?;
-    let crosses = match role {
-        Party::P0 => {
-            let kp = ex.keypair.clone().ok_or_else(|| {
-                ExecError::protocol("party 0 needs its key pair to generate correlations")
-            })?;
-            let bits = kp.public.bits();
-            let (layouts, out) = party0_inputs(&kp, &jobs, ex.opts.progress.as_deref())?;
-            send_stream(ex, t, peer, out, bits)?;
-            let expected = reply_count(&jobs, &layouts);
-            let back = recv_stream(ex, t, peer, expected, bits)?;
-            party0_crosses(&kp, &jobs, layouts, back)?
-        }
-        Party::P1 => {
-            let pk = ex.key_for(peer)?.clone();
-            let bits = pk.bits();
-            let layouts = layouts(&jobs, bits)?;
-            let expected: usize = jobs
-                .iter()
-                .zip(&layouts)
-                .map(|(j, l)| j.input_count(l))
-                .sum();
-            let got = recv_stream(ex, t, peer, expected, bits)?;
-            let (replies, crosses) = party1_reply(&pk, &jobs, got, &mut rng)?;
-            send_stream(ex, t, peer, replies, bits)?;
-            crosses
-        }
-    };
-    finish(role, jobs, &order, crosses)
+
+    /// The key's size in bits (it sets the frame size).
+    pub fn key_bits(&self) -> u64 {
+        self.kp.public.bits()
+    }
+
+    /// How many ciphertexts party 1's reply holds.
+    pub fn expected_replies(&self) -> usize {
+        reply_count(&self.jobs, &self.layouts)
+    }
+
+    /// Party 0's correlations from party 1's `replies`.
+    pub fn finish(self, replies: Vec<BigUint>) -> Result<PrecomputedCorrelations, ExecError> {
+        let crosses = party0_crosses(&self.kp, &self.jobs, self.layouts, replies)?;
+        finish(Party::P0, self.jobs, &self.order, crosses)
+    }
+}
+
+/// Party 1 of the exchange: [`Party1::start`] draws its halves,
+/// [`Party1::reply`] answers party 0's ciphertexts, and the
+/// [`Party1Replied`] it leaves computes party 1's correlations while party
+/// 0 decrypts.
+pub struct Party1 {
+    pk: PublicKey,
+    order: Vec<Request>,
+    jobs: Vec<Job>,
+    layouts: Vec<Layout>,
+}
+
+/// Party 1 once its reply is made: what remains is local.
+pub struct Party1Replied {
+    order: Vec<Request>,
+    jobs: Vec<Job>,
+    crosses: Crosses,
+}
+
+impl Party1 {
+    /// Draws party 1's halves for `order`, to be used under party 0's key `pk`.
+    pub fn start<R: Rng + ?Sized>(
+        pk: PublicKey,
+        order: Vec<Request>,
+        rng: &mut R,
+    ) -> Result<Party1, ExecError> {
+        let jobs = new_jobs(&order, rng)?;
+        let layouts = layouts(&jobs, pk.bits())?;
+        Ok(Party1 {
+            pk,
+            order,
+            jobs,
+            layouts,
+        })
+    }
+
+    /// The key's size in bits (it sets the frame size).
+    pub fn key_bits(&self) -> u64 {
+        self.pk.bits()
+    }
+
+    /// How many ciphertexts party 0's message holds.
+    pub fn expected_inputs(&self) -> usize {
+        self.jobs
+            .iter()
+            .zip(&self.layouts)
+            .map(|(j, l)| j.input_count(l))
+            .sum()
+    }
+
+    /// The reply to party 0's ciphertexts `inputs` (checked), and the rest.
+    pub fn reply<R: Rng + ?Sized>(
+        self,
+        inputs: Vec<BigUint>,
+        rng: &mut R,
+    ) -> Result<(Vec<BigUint>, Party1Replied), ExecError> {
+        let (replies, crosses) = party1_reply(&self.pk, &self.jobs, inputs, rng)?;
+        Ok((
+            replies,
+            Party1Replied {
+                order: self.order,
+                jobs: self.jobs,
+                crosses,
+            },
+        ))
+    }
+}
+
+impl Party1Replied {
+    /// Party 1's correlations.
+    pub fn finish(self) -> Result<PrecomputedCorrelations, ExecError> {
+        finish(Party::P1, self.jobs, &self.order, self.crosses)
+    }
 }
 
 /// Ciphertexts party 0 sends and party 1 returns for `req` under a key of
@@ -512,7 +590,7 @@ pub(super) fn generate(
 /// estimate counts. Mirrors [`Job::input_count`] and [`reply_count`]
 /// without drawing the halves (a test checks that they agree). Saturating:
 /// the estimate only compares the result with a limit.
-pub(super) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u64), ExecError> {
+pub(crate) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u64), ExecError> {
     let n = |shape: &[usize]| shape.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
     let groups = |count: u64, per: u64| count.div_ceil(per.max(1));
     let layout = |bound| Layout::new(key_bits, bound);
@@ -580,7 +658,7 @@ fn reply_count(jobs: &[Job], layouts: &[Layout]) -> usize {
 fn party0_inputs(
     kp: &Keypair,
     jobs: &[Job],
-    progress: Option<&super::Progress>,
+    progress: Option<&Progress>,
 ) -> Result<(Vec<Layout>, Vec<BigUint>), ExecError> {
     use std::sync::atomic::Ordering;
     let layouts = layouts(jobs, kp.public.bits())?;
@@ -693,114 +771,6 @@ fn finish(
     Ok(store)
 }
 
-/// Largest frame of the exchange (well below the TCP transport's default
-/// limit of 256 MiB).
-pub const FRAME_BYTES: usize = 64 << 20;
-
-/// Ciphertexts per frame for a key of `key_bits` (each at most `2·|n|` bits,
-/// plus the wire's length prefix).
-fn per_frame(key_bits: u64) -> usize {
-    (FRAME_BYTES / ((2 * key_bits as usize).div_ceil(8) + 16)).max(1)
-}
-
-/// Frame sizes for `total` ciphertexts, `per` at most per frame (at least
-/// one frame, possibly empty, so an exchange is always one message each way).
-fn frame_sizes(total: usize, per: usize) -> Vec<usize> {
-    if total == 0 {
-        return vec![0];
-    }
-    chunks(total, per).map(|(_, len)| len).collect()
-}
-
-fn send_stream(
-    ex: &mut Exec<'_>,
-    t: &mut dyn Transport,
-    to: PartyIdx,
-    cts: Vec<BigUint>,
-    key_bits: u64,
-) -> Result<(), ExecError> {
-    send_frames(
-        &mut ex.stats,
-        &mut ex.sent_since_recv,
-        t,
-        to,
-        cts,
-        per_frame(key_bits),
-    )
-}
-
-fn recv_stream(
-    ex: &mut Exec<'_>,
-    t: &mut dyn Transport,
-    from: PartyIdx,
-    total: usize,
-    key_bits: u64,
-) -> Result<Vec<BigUint>, ExecError> {
-    recv_frames(
-        &mut ex.stats,
-        &mut ex.sent_since_recv,
-        t,
-        from,
-        total,
-        per_frame(key_bits),
-    )
-}
-
-fn send_frames(
-    stats: &mut Stats,
-    sent_since_recv: &mut bool,
-    t: &mut dyn Transport,
-    to: PartyIdx,
-    cts: Vec<BigUint>,
-    per: usize,
-) -> Result<(), ExecError> {
-    let mut it = cts.into_iter();
-    for len in frame_sizes(it.len(), per) {
-        let part: Vec<BigUint> = it.by_ref().take(len).collect();
-        let frame = wire::encode(&[Wire::Ciphers {
-            shape: vec![part.len()],
-            cts: part,
-        }]);
-        stats.bytes_sent += frame.len() as u64;
-        stats.frames_sent += 1;
-        *sent_since_recv = true;
-        t.send(to, frame)?;
-    }
-    Ok(())
-}
-
-fn recv_frames(
-    stats: &mut Stats,
-    sent_since_recv: &mut bool,
-    t: &mut dyn Transport,
-    from: PartyIdx,
-    total: usize,
-    per: usize,
-) -> Result<Vec<BigUint>, ExecError> {
-    let mut out = Vec::with_capacity(total);
-    for len in frame_sizes(total, per) {
-        let frame = t.recv(from)?;
-        stats.bytes_received += frame.len() as u64;
-        if std::mem::take(sent_since_recv) {
-            stats.rounds += 1;
-        }
-        let mut values = wire::decode(&frame).map_err(|e| {
-            ExecError::protocol(format!("malformed correlation-generation message: {e}"))
-        })?;
-        match (values.pop(), values.is_empty()) {
-            (Some(Wire::Ciphers { shape, cts }), true) if shape == [len] && cts.len() == len => {
-                out.extend(cts)
-            }
-            _ => {
-                return Err(ExecError::protocol(
-                    "correlation-generation message does not hold the expected ciphertexts",
-                ))
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -814,20 +784,19 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
-    /// Both parties' stores for `order`, exactly as `generate` fills them
-    /// (the messages handed over directly instead of through a transport).
+    /// Both parties' stores for `order`, from the two state machines (the
+    /// messages handed over directly instead of through a transport).
     fn stores(order: &[Request], seed: u64) -> (PrecomputedCorrelations, PrecomputedCorrelations) {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let kp = Keypair::generate_insecure_for_tests(512, &mut rng).unwrap();
-        let jobs0 = new_jobs(order, &mut rng).unwrap();
-        let jobs1 = new_jobs(order, &mut rng).unwrap();
-        let (layouts, msg) = party0_inputs(&kp, &jobs0, None).unwrap();
-        let (reply, cross1) = party1_reply(&kp.public, &jobs1, msg, &mut rng).unwrap();
-        let cross0 = party0_crosses(&kp, &jobs0, layouts, reply).unwrap();
-        (
-            finish(Party::P0, jobs0, order, cross0).unwrap(),
-            finish(Party::P1, jobs1, order, cross1).unwrap(),
-        )
+        let pk = kp.public.clone();
+        let (p0, msg) = Party0::start(kp, order.to_vec(), &mut rng, None).unwrap();
+        let p1 = Party1::start(pk, order.to_vec(), &mut rng).unwrap();
+        assert_eq!(p0.key_bits(), p1.key_bits());
+        assert_eq!(msg.len(), p1.expected_inputs());
+        let (reply, p1) = p1.reply(msg, &mut rng).unwrap();
+        assert_eq!(reply.len(), p0.expected_replies());
+        (p0.finish(reply).unwrap(), p1.finish().unwrap())
     }
 
     #[test]
@@ -963,31 +932,6 @@ mod tests {
         assert!(party0_crosses(&kp, &jobs, layouts, reply).is_ok());
     }
 
-    #[test]
-    fn frames_split_the_stream() {
-        assert_eq!(frame_sizes(0, 5), vec![0]);
-        assert_eq!(frame_sizes(12, 5), vec![5, 5, 2]);
-        assert_eq!(frame_sizes(10, 5), vec![5, 5]);
-        // 2048-bit keys: 512-byte ciphertexts, about 126k per 64 MiB frame.
-        assert_eq!(per_frame(2048), FRAME_BYTES / 528);
-        // Over a transport, 3 per frame: 8 values in 3 frames, one round.
-        let names = ["a".to_string(), "b".to_string()];
-        let mut mesh =
-            super::super::ChannelTransport::mesh(&names, std::time::Duration::from_secs(5));
-        let mut tb = mesh.pop().unwrap();
-        let mut ta = mesh.pop().unwrap();
-        let vals: Vec<BigUint> = (1u32..=8).map(BigUint::from).collect();
-        let (mut sa, mut sb) = (Stats::default(), Stats::default());
-        let (mut fa, mut fb) = (false, false);
-        send_frames(&mut sa, &mut fa, &mut ta, 1, vals.clone(), 3).unwrap();
-        assert_eq!(sa.frames_sent, 3);
-        let got = recv_frames(&mut sb, &mut fb, &mut tb, 0, 8, 3).unwrap();
-        assert_eq!(got, vals);
-        // A short stream is an error, not a hang or a panic.
-        send_frames(&mut sa, &mut fa, &mut ta, 1, vals[..2].to_vec(), 3).unwrap();
-        assert!(recv_frames(&mut sb, &mut fb, &mut tb, 0, 3, 3).is_err());
-    }
-
     fn cfg() -> Config {
         Config {
             cases: 6,
@@ -1029,7 +973,7 @@ mod tests {
         }
     }
 
-    use super::super::nonlinear;
+    use crate::exec::nonlinear;
 
     proptest! {
         #![proptest_config(cfg())]

@@ -9,15 +9,15 @@
 //!   (correlation generation included in both).
 //!
 //! Rounds and bytes are counted from the message sizes and printed once per
-//! case. Run: `cargo bench -p runtime --bench compare -- --noplot`
+//! case. Run: `cargo bench -p sharing --bench compare -- --noplot`
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use runtime::sharing::driver::{self, dealer_engines_for_tests, run_two_party};
-use runtime::sharing::share::fixed_seed_rng_for_tests;
-use runtime::sharing::*;
+use sharing::driver::{self, dealer_engines_for_tests, run_two_party};
+use sharing::share::fixed_seed_rng_for_tests;
+use sharing::*;
 
 type Pre = Engine<PrecomputedCorrelations>;
 

@@ -5,9 +5,9 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
-use runtime::sharing::driver::{dealer_engines_for_tests, run_two_party};
-use runtime::sharing::share::fixed_seed_rng_for_tests;
-use runtime::sharing::*;
+use sharing::driver::{dealer_engines_for_tests, run_two_party};
+use sharing::share::fixed_seed_rng_for_tests;
+use sharing::*;
 
 const F: u32 = 16;
 
@@ -306,7 +306,7 @@ fn queued_and_precomputed_dealer_corrections_work() {
     let reqs = [
         CorrelationRequest::MaskedBits { shape: vec![n] },
         CorrelationRequest::AndTriples {
-            bits: runtime::sharing::compare::and_triple_bits(n),
+            bits: sharing::compare::and_triple_bits(n),
         },
         CorrelationRequest::DaBits { shape: vec![n] },
     ];

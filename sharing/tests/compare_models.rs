@@ -10,10 +10,10 @@
 //! - A two-layer ReLU network with argmax gives the plaintext labels.
 
 use rand::RngExt;
-use runtime::sharing::driver::{dealer_engines_for_tests, run_two_party};
-use runtime::sharing::poly::{sigmoid, SIGMOID_DEG9_MAX_ERR};
-use runtime::sharing::share::fixed_seed_rng_for_tests;
-use runtime::sharing::*;
+use sharing::driver::{dealer_engines_for_tests, run_two_party};
+use sharing::poly::{sigmoid, SIGMOID_DEG9_MAX_ERR};
+use sharing::share::fixed_seed_rng_for_tests;
+use sharing::*;
 
 fn fp() -> FixedPoint {
     FixedPoint::default()

@@ -23,12 +23,16 @@
 //! * Frames: a 4-byte little-endian length, then the bytes. A frame larger
 //!   than the configured maximum is refused before anything is allocated.
 //!
-//! This module reads no files: certificates and keys are passed in as bytes
+//! This crate reads no files: certificates and keys are passed in as bytes
 //! (PEM or DER). No error message carries frame contents or key material.
+//!
+//! It is the only code in the workspace with sockets and TLS. It depends on
+//! the runtime for the [`Transport`] trait it implements and the
+//! [`ExecError`] its [`NetError`] converts into (`net → runtime`; the
+//! executor never names this crate).
 
-use super::transport::Transport;
-use super::ExecError;
 use plan::{Fingerprint, PartyIdx};
+use runtime::exec::{ErrorKind, ExecError, Transport};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
@@ -169,6 +173,91 @@ impl std::fmt::Display for FrameError {
                 "malformed frame: it announces {len} bytes, more than the maximum of {max}"
             ),
         }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Why the network could not set up or carry a run. The message of each
+/// variant is the one users read; the typed cause (a socket's
+/// [`io::Error`], a [`rustls::Error`], a [`FrameError`]) is its `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// This party's configuration is wrong (its entry, a certificate or
+    /// its key): an input error, reported before anything is sent.
+    #[error("{0}")]
+    Config(String),
+    /// TLS cannot be set up with this party's certificate and key.
+    #[error("cannot set up TLS for {party} (does the key match its certificate?): {source}")]
+    TlsSetup {
+        party: String,
+        #[source]
+        source: rustls::Error,
+    },
+    /// A socket operation failed; `hint` says what it most likely means.
+    #[error("{context}: {source}{hint}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+        hint: &'static str,
+    },
+    /// A peer's TLS records were corrupt, or it refused this party.
+    #[error("the connection with {peer} is corrupt or was refused: {source}{hint}")]
+    Tls {
+        peer: String,
+        #[source]
+        source: rustls::Error,
+        hint: &'static str,
+    },
+    /// Writing to a peer failed: it stopped or crashed.
+    #[error("sending to {peer} failed ({source}): it stopped or crashed")]
+    Stopped {
+        peer: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A peer sent a malformed frame.
+    #[error("from {peer}: {source}")]
+    Frame {
+        peer: String,
+        #[source]
+        source: FrameError,
+    },
+    /// A frame too large for the configured maximum was not sent.
+    #[error("cannot send a frame: {0}")]
+    Oversized(#[source] FrameError),
+    /// The hellos could not be exchanged.
+    #[error("during the hello: {0}")]
+    Hello(#[source] Box<NetError>),
+    /// A peer closed, timed out, could not be reached, or its hello does
+    /// not match this party's (no typed cause).
+    #[error("{0}")]
+    Peer(String),
+}
+
+impl NetError {
+    fn io(context: impl Into<String>, source: io::Error) -> Self {
+        NetError::Io {
+            context: context.into(),
+            source,
+            hint: "",
+        }
+    }
+
+    /// The executor's class of this error: a configuration mistake is an
+    /// input error, anything else a transport error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            NetError::Config(_) | NetError::TlsSetup { .. } => ErrorKind::Input,
+            _ => ErrorKind::Transport,
+        }
+    }
+}
+
+impl From<NetError> for ExecError {
+    fn from(e: NetError) -> Self {
+        ExecError::new(e.kind(), e.to_string()).with_source(e)
     }
 }
 
@@ -500,7 +589,7 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// A finished handshake of an accepted connection: where it came from and
 /// the authenticated connection, or why it failed.
-type Handshaken = (SocketAddr, Result<Peer, ExecError>);
+type Handshaken = (SocketAddr, Result<Peer, NetError>);
 
 /// The listening side's bookkeeping while it waits for its peers.
 struct Acceptor<'a> {
@@ -536,7 +625,7 @@ impl Acceptor<'_> {
 impl Peer {
     /// Read what the socket has (waiting at most `wait`) and cut it into frames.
     /// `Ok(false)`: nothing arrived in time.
-    fn pump_in(&mut self, wait: Duration) -> Result<bool, ExecError> {
+    fn pump_in(&mut self, wait: Duration) -> Result<bool, NetError> {
         if self.closed {
             return Ok(false);
         }
@@ -563,7 +652,7 @@ impl Peer {
     }
 
     /// One `read_tls` and what it decrypts. `Ok(false)`: nothing arrived.
-    fn read_once(&mut self) -> Result<bool, ExecError> {
+    fn read_once(&mut self) -> Result<bool, NetError> {
         match self.conn.read_tls(&mut self.rx) {
             Ok(0) => {
                 self.closed = true;
@@ -578,10 +667,11 @@ impl Peer {
                     } else {
                         ""
                     };
-                    return Err(ExecError::transport(format!(
-                        "the connection with {} is corrupt or was refused: {m}{hint}",
-                        self.name
-                    )));
+                    return Err(NetError::Tls {
+                        peer: self.name.clone(),
+                        source: e,
+                        hint,
+                    });
                 }
             }
             Err(e) if io_err(&e) => return Ok(false),
@@ -589,10 +679,10 @@ impl Peer {
                 self.closed = true;
             }
             Err(e) => {
-                return Err(ExecError::transport(format!(
-                    "reading from {} failed: {e}",
-                    self.name
-                )))
+                return Err(NetError::io(
+                    format!("reading from {} failed", self.name),
+                    e,
+                ))
             }
         }
         self.drain_plaintext();
@@ -630,17 +720,20 @@ impl Peer {
         }
     }
 
-    fn recv_frame(&mut self, timeout: Duration) -> Result<Vec<u8>, ExecError> {
+    fn recv_frame(&mut self, timeout: Duration) -> Result<Vec<u8>, NetError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(f) = self.frames.pop() {
                 return Ok(f);
             }
             if let Some(e) = self.frames.error() {
-                return Err(ExecError::transport(format!("from {}: {e}", self.name)));
+                return Err(NetError::Frame {
+                    peer: self.name.clone(),
+                    source: e.clone(),
+                });
             }
             if self.closed {
-                return Err(ExecError::transport(match self.frames.partial() {
+                return Err(NetError::Peer(match self.frames.partial() {
                     0 => format!(
                         "{} closed the connection (it stopped, crashed or refused this party)",
                         self.name
@@ -652,7 +745,7 @@ impl Peer {
                 }));
             }
             if Instant::now() >= deadline {
-                return Err(ExecError::transport(format!(
+                return Err(NetError::Peer(format!(
                     "timed out waiting for {} ({} s)",
                     self.name,
                     timeout.as_secs()
@@ -667,7 +760,7 @@ impl TcpTransport {
     /// Join the mesh: listen, dial the lower-indexed parties, accept the
     /// higher-indexed ones, and check every peer's hello. Fails with a clear
     /// error if this cannot be done within `connect_timeout`.
-    pub fn connect(cfg: &TcpConfig) -> Result<TcpTransport, ExecError> {
+    pub fn connect(cfg: &TcpConfig) -> Result<TcpTransport, NetError> {
         let n = cfg.parties.len();
         let me = cfg.me as usize;
         let my = cfg
@@ -675,7 +768,7 @@ impl TcpTransport {
             .get(me)
             .and_then(Option::as_ref)
             .ok_or_else(|| {
-                ExecError::input(format!(
+                NetError::Config(format!(
                     "party {me} is not in the configuration, or takes no part in the plan"
                 ))
             })?;
@@ -687,28 +780,25 @@ impl TcpTransport {
                 None => None,
                 Some(p) => Some(
                     parse_cert(&p.cert)
-                        .map_err(|e| ExecError::input(format!("certificate of {}: {e}", p.name)))?,
+                        .map_err(|e| NetError::Config(format!("certificate of {}: {e}", p.name)))?,
                 ),
             });
         }
         let my_cert = certs[me].clone().expect("this party takes part");
         let key = parse_key(&cfg.key)
-            .map_err(|e| ExecError::input(format!("private key of {}: {e}", my.name)))?;
+            .map_err(|e| NetError::Config(format!("private key of {}: {e}", my.name)))?;
         let name_of = |j: usize| cfg.parties[j].as_ref().map_or("", |p| p.name.as_str());
         let provider = Arc::new(tls_provider());
         let algs = provider.signature_verification_algorithms;
-        let tls_err = |e: rustls::Error| {
-            ExecError::input(format!(
-                "cannot set up TLS for {} (does the key match its certificate?): {e}",
-                my.name
-            ))
+        let tls_err = |source: rustls::Error| NetError::TlsSetup {
+            party: my.name.clone(),
+            source,
         };
 
         // Listen first, so that peers dialing us find the port open.
         let listen_addr = cfg.listen.as_deref().unwrap_or(&my.address);
-        let listener = TcpListener::bind(listen_addr).map_err(|e| {
-            ExecError::transport(format!("{} cannot listen on {listen_addr}: {e}", my.name))
-        })?;
+        let listener = TcpListener::bind(listen_addr)
+            .map_err(|e| NetError::io(format!("{} cannot listen on {listen_addr}", my.name), e))?;
 
         let mut peers: Vec<Option<Peer>> = (0..n).map(|_| None).collect();
         // Dial every lower-indexed party.
@@ -762,7 +852,7 @@ impl TcpTransport {
             let config = Arc::new(config);
             listener
                 .set_nonblocking(true)
-                .map_err(|e| ExecError::transport(format!("listener: {e}")))?;
+                .map_err(|e| NetError::io("listener", e))?;
             let mut acceptor = Acceptor {
                 me: &my.name,
                 log: cfg.log.as_ref(),
@@ -777,7 +867,7 @@ impl TcpTransport {
                     let peer = match result {
                         Ok(p) => p,
                         Err(e) => {
-                            acceptor.drop_connection(from, &e.message);
+                            acceptor.drop_connection(from, &e.to_string());
                             continue;
                         }
                     };
@@ -822,7 +912,7 @@ impl TcpTransport {
                             if k == 1 { " was" } else { "s were" }
                         ),
                     };
-                    return Err(ExecError::transport(format!(
+                    return Err(NetError::Peer(format!(
                         "{} timed out after {} s waiting for {} to connect{dropped}",
                         my.name,
                         cfg.connect_timeout.as_secs(),
@@ -907,22 +997,21 @@ impl TcpTransport {
             let peer = t.peers[j].as_mut().expect("connected");
             let bytes = peer
                 .recv_frame(remaining(deadline))
-                .map_err(|e| ExecError::transport(format!("during the hello: {}", e.message)))?;
-            let theirs: Hello = serde_json::from_slice(&bytes).map_err(|_| {
-                ExecError::transport(format!("{} sent a malformed hello", peer.name))
-            })?;
+                .map_err(|e| NetError::Hello(Box::new(e)))?;
+            let theirs: Hello = serde_json::from_slice(&bytes)
+                .map_err(|_| NetError::Peer(format!("{} sent a malformed hello", peer.name)))?;
             check_hello(&theirs, &peer.name, &my.name, &cfg.plan, &cfg.session)?;
         }
         Ok(t)
     }
 
-    fn send_to(&mut self, to: PartyIdx, frame: &[u8], deadline: Instant) -> Result<(), ExecError> {
+    fn send_to(&mut self, to: PartyIdx, frame: &[u8], deadline: Instant) -> Result<(), NetError> {
         if frame.len() > self.max_frame || frame.len() > u32::MAX as usize {
             let e = FrameError::TooLarge {
                 len: frame.len() as u64,
                 max: self.max_frame,
             };
-            return Err(ExecError::transport(format!("cannot send a frame: {e}")));
+            return Err(NetError::Oversized(e));
         }
         // The length prefix and the frame go to TLS as they are (no
         // concatenated copy): the same bytes as `encode_frame`.
@@ -930,7 +1019,7 @@ impl TcpTransport {
         let to = to as usize;
         let name = match self.peers.get(to).and_then(Option::as_ref) {
             Some(p) => p.name.clone(),
-            None => return Err(ExecError::transport(format!("no connection to party {to}"))),
+            None => return Err(NetError::Peer(format!("no connection to party {to}"))),
         };
         // Encrypt and send a slice at a time: the peer decrypts one slice
         // while this side encrypts the next, and the records of a slice are
@@ -941,7 +1030,7 @@ impl TcpTransport {
                 peer.conn
                     .writer()
                     .write_all(slice)
-                    .map_err(|e| ExecError::transport(format!("sending to {name} failed: {e}")))?;
+                    .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
                 self.flush_to(to, &name, deadline)?;
             }
         }
@@ -951,7 +1040,7 @@ impl TcpTransport {
     /// Write what TLS has encrypted for `to` to its socket. While the
     /// peer's receive window is full, keep reading from every peer so that
     /// two parties sending to each other cannot block.
-    fn flush_to(&mut self, to: usize, name: &str, deadline: Instant) -> Result<(), ExecError> {
+    fn flush_to(&mut self, to: usize, name: &str, deadline: Instant) -> Result<(), NetError> {
         loop {
             let peer = self.peers[to].as_mut().expect("checked");
             if !peer.conn.wants_write() {
@@ -961,14 +1050,15 @@ impl TcpTransport {
             match peer.conn.write_tls(&mut peer.sock) {
                 Ok(_) => continue,
                 Err(e) if io_err(&e) => {}
-                Err(e) => {
-                    return Err(ExecError::transport(format!(
-                        "sending to {name} failed ({e}): it stopped or crashed"
-                    )))
+                Err(source) => {
+                    return Err(NetError::Stopped {
+                        peer: name.to_string(),
+                        source,
+                    })
                 }
             }
             if Instant::now() >= deadline {
-                return Err(ExecError::transport(format!("timed out sending to {name}")));
+                return Err(NetError::Peer(format!("timed out sending to {name}")));
             }
             for p in self.peers.iter_mut().flatten() {
                 p.pump_in(Duration::from_millis(5))?;
@@ -993,16 +1083,16 @@ fn check_hello(
     me: &str,
     plan: &Fingerprint,
     session: &str,
-) -> Result<(), ExecError> {
+) -> Result<(), NetError> {
     if theirs.protocol != PROTOCOL {
-        return Err(ExecError::transport(format!(
+        return Err(NetError::Peer(format!(
             "{peer} speaks protocol `{}`, this party `{PROTOCOL}`: the parties run different \
              veil versions; install the same version everywhere",
             clean(&theirs.protocol)
         )));
     }
     if theirs.from != peer || theirs.to != me {
-        return Err(ExecError::transport(format!(
+        return Err(NetError::Peer(format!(
             "party mismatch: the peer with {peer}'s certificate says it is `{}` talking to `{}`, \
              but this party is `{me}` (are the names in the configurations the same?)",
             clean(&theirs.from),
@@ -1027,7 +1117,7 @@ fn check_hello(
             ),
             None => "the plans differ".to_string(),
         };
-        return Err(ExecError::transport(format!(
+        return Err(NetError::Peer(format!(
             "plan mismatch with {peer}: {differs} (this party's plan is {}…, {peer}'s {}…); \
              every party must compile the same model file with the same veil version and \
              flags, or run the same --plan file",
@@ -1036,7 +1126,7 @@ fn check_hello(
         )));
     }
     if theirs.session != session {
-        return Err(ExecError::transport(format!(
+        return Err(NetError::Peer(format!(
             "session mismatch with {peer}: this party is in session `{}`, {peer} in `{}`",
             clean(session),
             clean(&theirs.session)
@@ -1045,7 +1135,7 @@ fn check_hello(
     Ok(())
 }
 
-fn dial(name: &str, address: &str, deadline: Instant) -> Result<TcpStream, ExecError> {
+fn dial(name: &str, address: &str, deadline: Instant) -> Result<TcpStream, NetError> {
     let mut last = String::from("no address");
     loop {
         let addrs: Vec<SocketAddr> = match address.to_socket_addrs() {
@@ -1065,7 +1155,7 @@ fn dial(name: &str, address: &str, deadline: Instant) -> Result<TcpStream, ExecE
             }
         }
         if Instant::now() >= deadline {
-            return Err(ExecError::transport(format!(
+            return Err(NetError::Peer(format!(
                 "could not connect to {name} at {address} in time: {last}"
             )));
         }
@@ -1080,11 +1170,11 @@ fn handshake(
     deadline: Instant,
     who: &str,
     max_frame: usize,
-) -> Result<Peer, ExecError> {
+) -> Result<Peer, NetError> {
     let _ = sock.set_nodelay(true);
     while conn.is_handshaking() {
         if Instant::now() >= deadline {
-            return Err(ExecError::transport(format!(
+            return Err(NetError::Peer(format!(
                 "timed out in the TLS handshake with {who}"
             )));
         }
@@ -1092,7 +1182,7 @@ fn handshake(
         let _ = sock.set_write_timeout(Some(remaining(deadline)));
         match conn.complete_io(&mut sock) {
             Ok((0, 0)) if conn.is_handshaking() => {
-                return Err(ExecError::transport(format!(
+                return Err(NetError::Peer(format!(
                     "{who} closed the connection during the TLS handshake"
                 )))
             }
@@ -1106,9 +1196,11 @@ fn handshake(
                 } else {
                     ""
                 };
-                return Err(ExecError::transport(format!(
-                    "TLS handshake with {who} failed: {e}{hint}"
-                )));
+                return Err(NetError::Io {
+                    context: format!("TLS handshake with {who} failed"),
+                    source: e,
+                    hint,
+                });
             }
         }
     }
@@ -1118,7 +1210,7 @@ fn handshake(
     conn.set_buffer_limit(None);
     let rx = sock
         .try_clone()
-        .map_err(|e| ExecError::transport(format!("connection with {who}: {e}")))?;
+        .map_err(|e| NetError::io(format!("connection with {who}"), e))?;
     let mut peer = Peer {
         name,
         conn,
@@ -1135,7 +1227,7 @@ fn handshake(
 impl Transport for TcpTransport {
     fn send(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
         let deadline = Instant::now() + self.io_timeout;
-        self.send_to(to, &frame, deadline)
+        Ok(self.send_to(to, &frame, deadline)?)
     }
 
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
@@ -1145,10 +1237,8 @@ impl Transport for TcpTransport {
             .peers
             .get_mut(from as usize)
             .and_then(Option::as_mut)
-            .ok_or_else(|| {
-                ExecError::transport(format!("{me} has no connection to party {from}"))
-            })?;
-        peer.recv_frame(timeout)
+            .ok_or_else(|| NetError::Peer(format!("{me} has no connection to party {from}")))?;
+        Ok(peer.recv_frame(timeout)?)
     }
 }
 
@@ -1275,6 +1365,34 @@ mod tests {
         )
     }
 
+    /// A configuration mistake is an input error, a socket failure a
+    /// transport error, and both keep their typed cause through the
+    /// conversion into the executor's error.
+    #[test]
+    fn errors_keep_their_kind_and_source() {
+        use std::error::Error as _;
+        let mut cfgs = configs(2, &["s", "s"]);
+        cfgs[0].key = b"-----BEGIN nonsense".to_vec();
+        let e = ExecError::from(TcpTransport::connect(&cfgs[0]).err().expect("refused"));
+        assert_eq!(e.kind, ErrorKind::Input);
+        assert!(e.message.contains("private key of p0"), "{e}");
+        let net = e.source().and_then(|s| s.downcast_ref::<NetError>());
+        assert!(matches!(net, Some(NetError::Config(_))), "{net:?}");
+
+        // Listening on a port that is taken fails with the socket's error.
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut cfgs = configs(2, &["s", "s"]);
+        cfgs[0].listen = Some(taken.local_addr().unwrap().to_string());
+        let net = TcpTransport::connect(&cfgs[0]).err().expect("refused");
+        let io = net.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(io.map(io::Error::kind), Some(io::ErrorKind::AddrInUse));
+        let e = ExecError::from(net);
+        assert_eq!(e.kind, ErrorKind::Transport);
+        assert!(e.message.contains("p0 cannot listen on"), "{e}");
+        let net = e.source().and_then(|s| s.downcast_ref::<NetError>());
+        assert!(matches!(net, Some(NetError::Io { .. })), "{net:?}");
+    }
+
     fn configs(n: usize, session: &[&str]) -> Vec<TcpConfig> {
         let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
         let keys: Vec<(Vec<u8>, Vec<u8>)> = names.iter().map(|n| self_signed(n)).collect();
@@ -1317,7 +1435,7 @@ mod tests {
         for round in 0..25 {
             let cfgs = configs(3, &["s", "s", "s"]);
             // Each party closes in its own thread, as in a run.
-            let results: Vec<Result<(), ExecError>> = std::thread::scope(|s| {
+            let results: Vec<Result<(), NetError>> = std::thread::scope(|s| {
                 let hs: Vec<_> = cfgs
                     .iter()
                     .map(|c| s.spawn(move || TcpTransport::connect(c).map(drop)))
@@ -1326,7 +1444,7 @@ mod tests {
             });
             for r in results {
                 if let Err(e) = r {
-                    panic!("setup {round}: {}", e.message);
+                    panic!("setup {round}: {e}");
                 }
             }
         }
@@ -1524,7 +1642,7 @@ mod tests {
     #[test]
     fn mismatched_session_is_refused_on_both_sides() {
         let cfgs = configs(2, &["a", "b"]);
-        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+        let results: Vec<Result<TcpTransport, NetError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
                 .map(|c| s.spawn(move || TcpTransport::connect(c)))
@@ -1551,7 +1669,7 @@ mod tests {
         };
         cfgs[0].plan = sections(2);
         cfgs[1].plan = sections(9);
-        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+        let results: Vec<Result<TcpTransport, NetError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
                 .map(|c| s.spawn(move || TcpTransport::connect(c)))
@@ -1594,7 +1712,7 @@ mod tests {
         let (cert, key) = self_signed("impostor");
         cfgs[1].key = key;
         cfgs[1].parties[1].as_mut().unwrap().cert = cert;
-        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+        let results: Vec<Result<TcpTransport, NetError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
                 .map(|c| s.spawn(move || TcpTransport::connect(c)))
@@ -1643,7 +1761,7 @@ mod tests {
     fn a_peer_with_another_name_is_refused() {
         let mut cfgs = configs(2, &["s", "s"]);
         cfgs[1].parties[0].as_mut().unwrap().name = "someone".into();
-        let results: Vec<Result<TcpTransport, ExecError>> = std::thread::scope(|s| {
+        let results: Vec<Result<TcpTransport, NetError>> = std::thread::scope(|s| {
             let hs: Vec<_> = cfgs
                 .iter()
                 .map(|c| s.spawn(move || TcpTransport::connect(c)))

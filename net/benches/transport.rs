@@ -6,14 +6,14 @@
 //!   run, as the floor: what an unencrypted transport (CrypTen's gloo, say)
 //!   pays for the same bytes.
 //!
-//! Run: `cargo bench -p runtime --bench transport`
+//! Run: `cargo bench -p net --bench transport`
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use runtime::exec::tcp::{
+use net::{
     free_loopback_addresses, read_frame, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME,
 };
 use runtime::exec::transport::Transport;

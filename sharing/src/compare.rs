@@ -844,7 +844,7 @@ impl<C: Correlations> Engine<C> {
 /// checks each against a recorded run.
 pub mod requests {
     use super::{and_triple_bits, numel, Payload, Result, SharingError};
-    use crate::sharing::correlations::CorrelationRequest;
+    use crate::correlations::CorrelationRequest;
 
     /// One MSB of a tensor of `shape` (mask, AND triples, daBits).
     pub fn msb(shape: &[usize], out: &mut Vec<CorrelationRequest>) -> Result<()> {

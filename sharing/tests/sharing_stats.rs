@@ -2,9 +2,9 @@
 //! share alone is uniform, and the values opened during a Beaver product
 //! (x - a) and a dealer truncation (x + 2^62 + r) do not depend on x.
 
-use runtime::sharing::driver::dealer_engines_for_tests;
-use runtime::sharing::share::fixed_seed_rng_for_tests;
-use runtime::sharing::*;
+use sharing::driver::dealer_engines_for_tests;
+use sharing::share::fixed_seed_rng_for_tests;
+use sharing::*;
 
 const BINS: usize = 16; // top 4 bits
 /// Chi-square critical value, 15 degrees of freedom, p = 0.001.

@@ -3,15 +3,15 @@
 //! the seed-expanding dealer. Online phases run from precomputed
 //! correlations so preprocessing is measured separately.
 //!
-//! Run: `cargo bench -p runtime --bench sharing`
+//! Run: `cargo bench -p sharing --bench sharing`
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use runtime::sharing::driver::{dealer_engines_for_tests, run_two_party, ExchangeStats};
-use runtime::sharing::share::fixed_seed_rng_for_tests;
-use runtime::sharing::*;
+use sharing::driver::{dealer_engines_for_tests, run_two_party, ExchangeStats};
+use sharing::share::fixed_seed_rng_for_tests;
+use sharing::*;
 
 type Pre = Engine<PrecomputedCorrelations>;
 
@@ -36,7 +36,7 @@ fn values(n: usize, lo: f64, hi: f64, seed: u64) -> Vec<f64> {
 type Proto<'a, C> =
     &'a (dyn Fn(&mut Engine<C>, &mut driver::ChannelExchange, usize) -> Result<Share> + Sync);
 
-use runtime::sharing::driver;
+use sharing::driver;
 
 /// Runs `proto` once with an online dealer and records party 0's requests.
 fn record(
@@ -210,7 +210,7 @@ fn bench_matmul_and_lr(c: &mut Criterion) {
             .zip(&got)
             .map(|(r, g)| {
                 let z: f64 = r.iter().zip(&wv).map(|(p, q)| p * q).sum();
-                (runtime::sharing::poly::sigmoid(z) - g).abs()
+                (sharing::poly::sigmoid(z) - g).abs()
             })
             .fold(0.0, f64::max);
         eprintln!("[logreg_10000x100_deg7] max |error| vs plaintext sigmoid: {worst:.5}");

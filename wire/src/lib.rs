@@ -7,11 +7,58 @@
 //! value as its [`tag`] and body. Correlation requests inside dealer
 //! corrections carry a [`request_tag`]. The tests pin one golden encoding
 //! per value kind: a change to the format changes them, and [`VERSION`].
+//!
+//! This crate is the only code that parses the values a peer sends: the
+//! executor decodes every frame here, into a typed [`WireError`] when the
+//! bytes do not fit. (The `net` crate cuts frames out of the TLS stream and
+//! reads the hello; it never looks inside a frame.) It does no I/O.
 
-use crate::sharing::{
-    BeaverMsg, CorrelationRequest, DealerMsg, OpenMsg, Party, RingTensor, SeedMsg,
-};
 use num_bigint::BigUint;
+use sharing::{
+    BeaverMsg, CorrelationRequest, DealerMsg, OpenMsg, Party, RingTensor, SeedMsg, SharingError,
+};
+
+/// Why a peer's bytes do not decode. Messages name kinds, tags and
+/// lengths, never the bytes themselves.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("message too large")]
+    TooLarge,
+    #[error(
+        "wire format {found}, but this veil speaks format {VERSION} (a different veil version)"
+    )]
+    Version { found: u8 },
+    #[error("message truncated")]
+    Truncated,
+    #[error("length field exceeds the message")]
+    LengthExceedsMessage,
+    #[error("too many dimensions")]
+    TooManyDimensions,
+    #[error("shape overflows")]
+    ShapeOverflows,
+    #[error("tensor length does not match its shape")]
+    LengthMismatch,
+    /// The ring tensor itself is malformed.
+    #[error("{0}")]
+    Tensor(#[source] SharingError),
+    #[error("unknown party {0}")]
+    UnknownParty(u8),
+    #[error("bad truncation bits")]
+    BadTruncationBits,
+    #[error("bad bit count")]
+    BadBitCount,
+    #[error("unknown correlation tag {0}")]
+    UnknownRequestTag(u8),
+    #[error("unknown value tag {0}")]
+    UnknownTag(u8),
+    /// A name (of a dimension or an input) is not UTF-8.
+    #[error("{0} name is not UTF-8")]
+    NotUtf8(&'static str),
+    #[error("a public input's digest is not 32 bytes")]
+    BadDigest,
+    #[error("trailing bytes after the message")]
+    TrailingBytes,
+}
 
 /// Largest single message accepted (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 31;
@@ -294,7 +341,7 @@ struct R<'a> {
     at: usize,
 }
 
-type D<T> = Result<T, String>;
+type D<T> = Result<T, WireError>;
 
 impl R<'_> {
     fn take(&mut self, n: usize) -> D<&[u8]> {
@@ -302,7 +349,7 @@ impl R<'_> {
             .at
             .checked_add(n)
             .filter(|e| *e <= self.b.len())
-            .ok_or("message truncated")?;
+            .ok_or(WireError::Truncated)?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
@@ -320,7 +367,7 @@ impl R<'_> {
         let n = self.u64()?;
         let remaining = (self.b.len() - self.at) as u64;
         if n.saturating_mul(min_size.max(1) as u64) > remaining {
-            return Err("length field exceeds the message".into());
+            return Err(WireError::LengthExceedsMessage);
         }
         Ok(n as usize)
     }
@@ -331,7 +378,7 @@ impl R<'_> {
     fn shape(&mut self) -> D<Vec<usize>> {
         let n = self.count(8)?;
         if n > 8 {
-            return Err("too many dimensions".into());
+            return Err(WireError::TooManyDimensions);
         }
         (0..n).map(|_| self.u64().map(|d| d as usize)).collect()
     }
@@ -341,9 +388,9 @@ impl R<'_> {
         let expect = shape
             .iter()
             .try_fold(1usize, |a, d| a.checked_mul(*d))
-            .ok_or("shape overflows")?;
+            .ok_or(WireError::ShapeOverflows)?;
         if n != expect {
-            return Err("tensor length does not match its shape".into());
+            return Err(WireError::LengthMismatch);
         }
         let raw = self.take(n * 8)?;
         let data = raw
@@ -353,7 +400,7 @@ impl R<'_> {
         Ok(OpenMsg { data, shape })
     }
     fn tensor(&mut self) -> D<RingTensor> {
-        self.ring()?.into_tensor().map_err(|e| e.to_string())
+        self.ring()?.into_tensor().map_err(WireError::Tensor)
     }
     fn tensors(&mut self) -> D<Vec<RingTensor>> {
         let k = self.count(16)?;
@@ -375,7 +422,7 @@ impl R<'_> {
         match self.u8()? {
             0 => Ok(Party::P0),
             1 => Ok(Party::P1),
-            p => Err(format!("unknown party {p}")),
+            p => Err(WireError::UnknownParty(p)),
         }
     }
     fn request(&mut self) -> D<CorrelationRequest> {
@@ -390,7 +437,7 @@ impl R<'_> {
             },
             t::TRUNC => CorrelationRequest::Trunc {
                 shape: self.shape()?,
-                frac_bits: u32::try_from(self.u64()?).map_err(|_| "bad truncation bits")?,
+                frac_bits: u32::try_from(self.u64()?).map_err(|_| WireError::BadTruncationBits)?,
             },
             t::HOLDER_MATMUL_TRIPLE => CorrelationRequest::HolderMatmulTriple {
                 a_shape: self.shape()?,
@@ -401,28 +448,24 @@ impl R<'_> {
                 shape: self.shape()?,
             },
             t::AND_TRIPLES => CorrelationRequest::AndTriples {
-                bits: usize::try_from(self.u64()?).map_err(|_| "bad bit count")?,
+                bits: usize::try_from(self.u64()?).map_err(|_| WireError::BadBitCount)?,
             },
             t::DA_BITS => CorrelationRequest::DaBits {
                 shape: self.shape()?,
             },
-            t => return Err(format!("unknown correlation tag {t}")),
+            t => return Err(WireError::UnknownRequestTag(t)),
         })
     }
 }
 
-pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
+pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, WireError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err("message too large".into());
+        return Err(WireError::TooLarge);
     }
     let mut r = R { b: bytes, at: 0 };
     match r.u8()? {
         VERSION => {}
-        v => {
-            return Err(format!(
-                "wire format {v}, but this veil speaks format {VERSION} (a different veil version)"
-            ))
-        }
+        found => return Err(WireError::Version { found }),
     }
     let n = r.count(1)?;
     let mut out = Vec::with_capacity(n);
@@ -472,7 +515,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                 let dims = (0..n)
                     .map(|_| {
                         let name = String::from_utf8(r.bytes()?)
-                            .map_err(|_| "dimension name is not UTF-8".to_string())?;
+                            .map_err(|_| WireError::NotUtf8("dimension"))?;
                         Ok((name, r.u64()?))
                     })
                     .collect::<D<_>>()?;
@@ -480,21 +523,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                 let public = (0..n)
                     .map(|_| {
                         let name = String::from_utf8(r.bytes()?)
-                            .map_err(|_| "input name is not UTF-8".to_string())?;
-                        let digest: [u8; 32] = r
-                            .bytes()?
-                            .try_into()
-                            .map_err(|_| "a public input's digest is not 32 bytes".to_string())?;
+                            .map_err(|_| WireError::NotUtf8("input"))?;
+                        let digest: [u8; 32] =
+                            r.bytes()?.try_into().map_err(|_| WireError::BadDigest)?;
                         Ok((name, digest))
                     })
                     .collect::<D<_>>()?;
                 Wire::Session { dims, public }
             }
-            t => return Err(format!("unknown value tag {t}")),
+            t => return Err(WireError::UnknownTag(t)),
         });
     }
     if r.at != bytes.len() {
-        return Err("trailing bytes after the message".into());
+        return Err(WireError::TrailingBytes);
     }
     Ok(out)
 }
@@ -688,7 +729,8 @@ mod tests {
         let mut bytes = encode(&[Wire::PublicKey(BigUint::from(35u32))]);
         bytes[0] = VERSION + 1;
         let e = decode(&bytes).unwrap_err();
-        assert!(e.contains("a different veil version"), "{e}");
+        assert_eq!(e, WireError::Version { found: VERSION + 1 });
+        assert!(e.to_string().contains("a different veil version"), "{e}");
     }
 
     #[test]

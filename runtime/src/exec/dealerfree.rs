@@ -1,0 +1,190 @@
+//! The executor's side of dealer-free preprocessing: it drives the sans-I/O
+//! state machines of [`crate::preprocess::twoparty`] and does their sends and
+//! receives. Each message is a stream of frames of at most [`FRAME_BYTES`]
+//! (one frame unless the preprocessing is large; the TCP transport refuses
+//! frames above 256 MiB by default); both sides know the counts, so the
+//! split is implicit.
+
+use super::wire::{self, Wire};
+use super::{Exec, ExecError, Stats, Transport};
+use crate::preprocess::crossterms::chunks;
+use crate::preprocess::twoparty::{Party0, Party1};
+use crate::sharing::{Party, PrecomputedCorrelations};
+use num_bigint::BigUint;
+use plan::PartyIdx;
+
+/// Generates every correlation the plan's run will ask for (Beaver triples
+/// and comparison correlations, in protocol order): one exchange, party 0's
+/// ciphertexts then party 1's replies.
+pub(super) fn generate(
+    ex: &mut Exec<'_>,
+    peer: PartyIdx,
+    t: &mut dyn Transport,
+) -> Result<PrecomputedCorrelations, ExecError> {
+    let role = ex.role()?;
+    let mut rng = crate::sharing::share::os_rng()?;
+    let order = ex.request_order()?;
+    if order.is_empty() {
+        return Ok(PrecomputedCorrelations::new(role));
+    }
+    match role {
+        Party::P0 => {
+            let kp = ex.keypair.clone().ok_or_else(|| {
+                ExecError::protocol("party 0 needs its key pair to generate correlations")
+            })?;
+            let (p0, out) = Party0::start(kp, order, &mut rng, ex.opts.progress.as_deref())?;
+            let bits = p0.key_bits();
+            send_stream(ex, t, peer, out, bits)?;
+            let back = recv_stream(ex, t, peer, p0.expected_replies(), bits)?;
+            p0.finish(back)
+        }
+        Party::P1 => {
+            let pk = ex.key_for(peer)?.clone();
+            let p1 = Party1::start(pk, order, &mut rng)?;
+            let bits = p1.key_bits();
+            let got = recv_stream(ex, t, peer, p1.expected_inputs(), bits)?;
+            let (replies, p1) = p1.reply(got, &mut rng)?;
+            send_stream(ex, t, peer, replies, bits)?;
+            p1.finish()
+        }
+    }
+}
+
+/// Largest frame of the exchange (well below the TCP transport's default
+/// limit of 256 MiB).
+pub const FRAME_BYTES: usize = 64 << 20;
+
+/// Ciphertexts per frame for a key of `key_bits` (each at most `2·|n|` bits,
+/// plus the wire's length prefix).
+fn per_frame(key_bits: u64) -> usize {
+    (FRAME_BYTES / ((2 * key_bits as usize).div_ceil(8) + 16)).max(1)
+}
+
+/// Frame sizes for `total` ciphertexts, `per` at most per frame (at least
+/// one frame, possibly empty, so an exchange is always one message each way).
+fn frame_sizes(total: usize, per: usize) -> Vec<usize> {
+    if total == 0 {
+        return vec![0];
+    }
+    chunks(total, per).map(|(_, len)| len).collect()
+}
+
+fn send_stream(
+    ex: &mut Exec<'_>,
+    t: &mut dyn Transport,
+    to: PartyIdx,
+    cts: Vec<BigUint>,
+    key_bits: u64,
+) -> Result<(), ExecError> {
+    send_frames(
+        &mut ex.stats,
+        &mut ex.sent_since_recv,
+        t,
+        to,
+        cts,
+        per_frame(key_bits),
+    )
+}
+
+fn recv_stream(
+    ex: &mut Exec<'_>,
+    t: &mut dyn Transport,
+    from: PartyIdx,
+    total: usize,
+    key_bits: u64,
+) -> Result<Vec<BigUint>, ExecError> {
+    recv_frames(
+        &mut ex.stats,
+        &mut ex.sent_since_recv,
+        t,
+        from,
+        total,
+        per_frame(key_bits),
+    )
+}
+
+fn send_frames(
+    stats: &mut Stats,
+    sent_since_recv: &mut bool,
+    t: &mut dyn Transport,
+    to: PartyIdx,
+    cts: Vec<BigUint>,
+    per: usize,
+) -> Result<(), ExecError> {
+    let mut it = cts.into_iter();
+    for len in frame_sizes(it.len(), per) {
+        let part: Vec<BigUint> = it.by_ref().take(len).collect();
+        let frame = wire::encode(&[Wire::Ciphers {
+            shape: vec![part.len()],
+            cts: part,
+        }]);
+        stats.bytes_sent += frame.len() as u64;
+        stats.frames_sent += 1;
+        *sent_since_recv = true;
+        t.send(to, frame)?;
+    }
+    Ok(())
+}
+
+fn recv_frames(
+    stats: &mut Stats,
+    sent_since_recv: &mut bool,
+    t: &mut dyn Transport,
+    from: PartyIdx,
+    total: usize,
+    per: usize,
+) -> Result<Vec<BigUint>, ExecError> {
+    let mut out = Vec::with_capacity(total);
+    for len in frame_sizes(total, per) {
+        let frame = t.recv(from)?;
+        stats.bytes_received += frame.len() as u64;
+        if std::mem::take(sent_since_recv) {
+            stats.rounds += 1;
+        }
+        let mut values = wire::decode(&frame).map_err(|e| {
+            ExecError::protocol(format!("malformed correlation-generation message: {e}"))
+                .with_source(e)
+        })?;
+        match (values.pop(), values.is_empty()) {
+            (Some(Wire::Ciphers { shape, cts }), true) if shape == [len] && cts.len() == len => {
+                out.extend(cts)
+            }
+            _ => {
+                return Err(ExecError::protocol(
+                    "correlation-generation message does not hold the expected ciphertexts",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_the_stream() {
+        assert_eq!(frame_sizes(0, 5), vec![0]);
+        assert_eq!(frame_sizes(12, 5), vec![5, 5, 2]);
+        assert_eq!(frame_sizes(10, 5), vec![5, 5]);
+        // 2048-bit keys: 512-byte ciphertexts, about 126k per 64 MiB frame.
+        assert_eq!(per_frame(2048), FRAME_BYTES / 528);
+        // Over a transport, 3 per frame: 8 values in 3 frames, one round.
+        let names = ["a".to_string(), "b".to_string()];
+        let mut mesh =
+            super::super::ChannelTransport::mesh(&names, std::time::Duration::from_secs(5));
+        let mut tb = mesh.pop().unwrap();
+        let mut ta = mesh.pop().unwrap();
+        let vals: Vec<BigUint> = (1u32..=8).map(BigUint::from).collect();
+        let (mut sa, mut sb) = (Stats::default(), Stats::default());
+        let (mut fa, mut fb) = (false, false);
+        send_frames(&mut sa, &mut fa, &mut ta, 1, vals.clone(), 3).unwrap();
+        assert_eq!(sa.frames_sent, 3);
+        let got = recv_frames(&mut sb, &mut fb, &mut tb, 0, 8, 3).unwrap();
+        assert_eq!(got, vals);
+        // A short stream is an error, not a hang or a panic.
+        send_frames(&mut sa, &mut fa, &mut ta, 1, vals[..2].to_vec(), 3).unwrap();
+        assert!(recv_frames(&mut sb, &mut fb, &mut tb, 0, 3, 3).is_err());
+    }
+}
