@@ -1,5 +1,9 @@
 //! The cost model: one table of per-operation costs (measured by the
-//! runtime's benchmarks, see BENCHMARKS.md) and the network profiles.
+//! runtime's benchmarks, see BENCHMARKS.md), the cost of each protocol
+//! primitive built from it, and the network profiles. Protocol parameters
+//! the runtime shares (rounds, mask slack) come from `plan::params`.
+
+use plan::params::MASK_SLACK_BITS;
 
 /// Per-operation costs, in seconds per element unless noted. Keep this the
 /// only place such numbers live.
@@ -90,17 +94,95 @@ impl CostTable {
     pub fn ciphertext_bytes(&self) -> f64 {
         (2 * self.key_bits / 8) as f64
     }
+
+    /// Beaver triples for `elements` elements: from the dealer, or generated
+    /// by the two parties with Paillier (four elements per ciphertext).
+    pub fn triple(&self, dealer: bool, elements: f64) -> Cost {
+        if dealer {
+            Cost::compute(elements * self.dealer_element) + Cost::comm(elements * RING_BYTES, 0)
+        } else {
+            Cost::compute(elements * self.paillier_triple_element)
+                + Cost::comm(elements * self.ciphertext_bytes() / 4.0, 0)
+        }
+    }
+
+    /// A Beaver product of `x` and `y` elements into `z`: each party sends
+    /// its shares of x − a and y − b, one round.
+    pub fn beaver(&self, dealer: bool, x: f64, y: f64, z: f64) -> Cost {
+        self.triple(dealer, x + y + z)
+            + Cost::comm(2.0 * (x + y) * RING_BYTES, 1)
+            + Cost::compute((x + y + z) * 4.0 * self.ring_op)
+    }
+
+    /// Truncation of `n` elements: a dealer's truncation pair and a masked
+    /// opening each way, or without a dealer one daBit per element and one
+    /// bit each way.
+    pub fn trunc(&self, dealer: bool, n: f64) -> Cost {
+        if dealer {
+            Cost::compute(n * (3.0 * self.dealer_element + 4.0 * self.ring_op))
+                + Cost::comm(n * 3.0 * RING_BYTES, 0)
+                + Cost::comm(2.0 * n * RING_BYTES, 1)
+        } else {
+            let (seconds, bytes) = self.paillier_dabit();
+            Cost::compute(n * (seconds + 8.0 * self.ring_op))
+                + Cost::comm(n * bytes, 0)
+                + Cost::comm(2.0 * n / 8.0, 1)
+        }
+    }
+
+    /// `n` secure comparisons (MSB extraction: masked opening, a 6-level
+    /// carry tree of AND gates, a bit conversion) and a Beaver select each,
+    /// in `rounds` rounds; the correlations come from the dealer, or without
+    /// one from the Paillier preprocessing of [`CostTable::paillier_comparison`].
+    pub fn comparison(&self, dealer: bool, n: f64, rounds: u32) -> Cost {
+        let pre = if dealer {
+            Cost::comm(n * COMPARISON_DEALER_BYTES, 0)
+        } else {
+            let (compute, bytes) = self.paillier_comparison();
+            Cost::compute(n * compute) + Cost::comm(n * bytes, 0)
+        };
+        Cost::compute(n * COMPARISON_RING_OPS * self.ring_op)
+            + Cost::comm(n * COMPARISON_ONLINE_BYTES, rounds)
+            + pre
+    }
+
+    /// `x @ w` ([.., k] @ [k, ..], `nx`, `nw`, `nz` elements) by an
+    /// input-holder triple: each side sends its masked input once (one
+    /// round); the dealer expands a and b and sends the correction of c.
+    pub fn holder_matmul(&self, nx: f64, nw: f64, nz: f64, k: f64) -> Cost {
+        Cost::comm((nx + nw) * RING_BYTES, 1)
+            + Cost::comm(nz * RING_BYTES, 0)
+            + Cost::compute(
+                (nx + nw + 2.0 * nz) * self.dealer_element + 3.0 * nz * k * self.ring_mac,
+            )
+    }
 }
 
 /// Slots per ciphertext of the two-party cross terms whose sums stay below
-/// `2^bound_bits`: `⌊(|n| − 2) / (bound + 41)⌋` (40 bits of mask slack and a
+/// `2^bound_bits`: `⌊(|n| − 2) / (bound + slack + 1)⌋` (the mask slack and a
 /// carry bit, as the runtime's `exec::crossterms::Layout`).
 pub fn cross_slots(key_bits: u32, bound_bits: u32) -> f64 {
-    (key_bits.saturating_sub(2) / (bound_bits + 41)).max(1) as f64
+    (key_bits.saturating_sub(2) / (bound_bits + MASK_SLACK_BITS + 1)).max(1) as f64
 }
 
 /// One ring element on the wire.
 pub const RING_BYTES: f64 = 8.0;
+
+/// Ring operations of one secure comparison and its select, per element.
+pub const COMPARISON_RING_OPS: f64 = 300.0;
+
+/// Bytes one secure comparison sends online, per element: the MSB
+/// extraction's masked opening and AND gates (about 39.4 each way) and the
+/// Beaver select (32).
+pub const COMPARISON_ONLINE_BYTES: f64 = 2.0 * 39.4 + 32.0;
+
+/// Bytes of dealer correlations for one secure comparison (masked bits, AND
+/// triples, a daBit and the select's triple), per element.
+pub const COMPARISON_DEALER_BYTES: f64 = 31.6;
+
+/// Ring operations of a polynomial (sigmoid, tanh, poly) evaluated in the
+/// clear, per element.
+pub const CLEAR_POLY_RING_OPS: f64 = 20.0;
 
 /// A network profile: bandwidth and one-way latency per round.
 #[derive(Clone, Copy, Debug, PartialEq)]
