@@ -7,7 +7,8 @@
 //! produce it, either natively by a method or by converting another
 //! representation. This is exact on trees; on DAGs a value used twice has
 //! its cost counted once per use during the search (the plan's estimate,
-//! computed afterwards from what is actually emitted, counts it once).
+//! priced afterwards from the emitted plan by `cost::estimate`, counts it
+//! once).
 
 use crate::cost::{Cost, CostTable, Network, CLEAR_POLY_RING_OPS, RING_BYTES};
 use crate::graph::{Graph, Visibility};

@@ -4,6 +4,7 @@
 //! the runtime shares (rounds, mask slack) come from `plan::params`.
 
 use plan::params::MASK_SLACK_BITS;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Per-operation costs, in seconds per element unless noted. Keep this the
 /// only place such numbers live.
@@ -272,4 +273,192 @@ impl std::iter::Sum for Cost {
     fn sum<I: Iterator<Item = Cost>>(iter: I) -> Cost {
         iter.fold(Cost::ZERO, |a, b| a + b)
     }
+}
+
+/// The plan's estimate, in one pass over its emitted programs: every
+/// instruction costs what the table above says its primitive costs, with
+/// symbolic dimensions bound to `dims` (the sizes the compiler assumed);
+/// rounds are counted from the programs' sends and receives
+/// ([`plan::Plan::rounds`]).
+///
+/// What the pass charges where:
+/// - work both computing parties do together (`Local`, the close of a
+///   Beaver product, a truncation or an input-holder product, a
+///   comparison) once, at the leader, including its messages and the
+///   correlations it consumes (from the dealer, or generated with Paillier);
+/// - clear values computed at several parties once;
+/// - a `Send` 8 bytes per element of a clear value or share, one ciphertext
+///   per element of a ciphertext, and half a ciphertext for a public key;
+///   the messages of the primitives above and the dealer's are theirs.
+///
+/// Estimates carry four significant digits: enough to compare plans, and
+/// stable across platforms' last-bit differences in the sums.
+pub fn estimate(
+    plan: &plan::Plan,
+    costs: &CostTable,
+    net: &Network,
+    dims: BTreeMap<String, u64>,
+) -> plan::Estimate {
+    use plan::{ClearOp, HomOp, Instr, Kind, Reg};
+    let dealer = matches!(plan.randomness, plan::RandomnessSource::Dealer(_));
+    let elements = |s: &plan::Shape| -> f64 {
+        s.0.iter()
+            .map(|d| match d {
+                plan::Dim::Known(n) => *n as f64,
+                plan::Dim::Symbol(name) => {
+                    *dims.get(name).unwrap_or(&crate::DEFAULT_ASSUMED_DIM) as f64
+                }
+            })
+            .product()
+    };
+    let shape = |r: Reg| &plan.reg(r).shape;
+    let n = |r: Reg| elements(shape(r));
+    // The inner dimension of a product whose left operand is `r`.
+    let last = |r: Reg| {
+        elements(&plan::Shape(
+            shape(r).0.last().cloned().into_iter().collect(),
+        ))
+    };
+    let online = |mut c: Cost| {
+        c.rounds = 0;
+        c
+    };
+
+    let mut total = Cost::ZERO;
+    let mut clear_done = BTreeSet::new();
+    let mut public_keys = BTreeSet::new();
+    for program in &plan.programs {
+        // Open instructions by message: the operands the close consumes.
+        let mut opened: BTreeMap<Reg, (Reg, Reg)> = BTreeMap::new();
+        for ins in &program.instrs {
+            total += match ins {
+                Instr::KeyGen { public } => {
+                    public_keys.insert(*public);
+                    Cost::ZERO
+                }
+                Instr::Input { dst, .. } | Instr::Const { dst, .. } | Instr::Clear { dst, .. }
+                    if !clear_done.insert(*dst) =>
+                {
+                    Cost::ZERO
+                }
+                Instr::Input { dst, .. } | Instr::Const { dst, .. } => {
+                    Cost::compute(n(*dst) * costs.ring_op)
+                }
+                Instr::Clear { dst, op, args } => Cost::compute(match op {
+                    ClearOp::MatMul => n(*dst) * last(args[0]) * costs.ring_mac,
+                    ClearOp::Sigmoid | ClearOp::Tanh | ClearOp::Poly(_) => {
+                        n(*dst) * CLEAR_POLY_RING_OPS * costs.ring_op
+                    }
+                    _ => n(*dst) * costs.ring_op,
+                }),
+                Instr::Split { send, .. } => Cost::compute(n(*send) * costs.ring_op),
+                Instr::Local {
+                    dst, leader: true, ..
+                } => Cost::compute(n(*dst) * costs.ring_op),
+                Instr::BeaverOpen { msg, x, y, .. } | Instr::HolderOpen { msg, x, y, .. } => {
+                    opened.insert(*msg, (*x, *y));
+                    Cost::ZERO
+                }
+                Instr::BeaverClose {
+                    dst,
+                    mine,
+                    leader: true,
+                    ..
+                } => {
+                    let (x, y) = opened[mine];
+                    online(costs.beaver(dealer, n(x), n(y), n(*dst)))
+                }
+                Instr::HolderClose {
+                    dst,
+                    mine,
+                    leader: true,
+                    ..
+                } => {
+                    let (x, w) = opened[mine];
+                    online(costs.holder_matmul(n(x), n(w), n(*dst), last(x)))
+                }
+                Instr::TruncClose {
+                    dst, leader: true, ..
+                } => online(costs.trunc(dealer, n(*dst))),
+                Instr::Nonlinear {
+                    op,
+                    args,
+                    leader: true,
+                    ..
+                } => {
+                    let n = args.iter().map(|a| n(*a)).fold(0.0, f64::max);
+                    // Clamp compares against both bounds.
+                    let k = if matches!(op, plan::NonlinearOp::Clamp { .. }) {
+                        2.0
+                    } else {
+                        1.0
+                    };
+                    costs.comparison(dealer, k * n, 0)
+                }
+                Instr::Encrypt { dst, .. } => Cost::compute(n(*dst) * costs.paillier_encrypt),
+                Instr::Hom { dst, op, args } => Cost::compute(match op {
+                    HomOp::MatMul { .. } => n(*dst) * last(args[0]) * costs.paillier_mul_term,
+                    HomOp::MatMulLeft { .. } => n(*dst) * last(args[1]) * costs.paillier_mul_term,
+                    HomOp::Mul { .. } | HomOp::Neg => n(*dst) * costs.paillier_mul_term,
+                    HomOp::Sum => n(args[0]) * costs.paillier_add,
+                    HomOp::AddPlain
+                    | HomOp::SubPlain
+                    | HomOp::PlainSub
+                    | HomOp::Add
+                    | HomOp::Sub => n(*dst) * costs.paillier_add,
+                }),
+                // A fresh mask's encryption, added to the ciphertext.
+                Instr::Mask { masked, .. } => {
+                    Cost::compute(n(*masked) * (costs.paillier_encrypt + costs.paillier_add))
+                }
+                Instr::Rerandomize { dst, .. } => Cost::compute(n(*dst) * costs.paillier_encrypt),
+                Instr::DecryptShare { dst, .. } | Instr::Decrypt { dst, .. } => {
+                    Cost::compute(n(*dst) * costs.paillier_decrypt)
+                }
+                Instr::Send { regs, .. } => Cost::comm(
+                    regs.iter()
+                        .map(|r| match plan.reg(*r).kind {
+                            Kind::Clear | Kind::Share { .. } => n(*r) * RING_BYTES,
+                            Kind::Cipher { .. } => n(*r) * costs.ciphertext_bytes(),
+                            Kind::Message if public_keys.contains(r) => {
+                                costs.ciphertext_bytes() / 2.0
+                            }
+                            Kind::Message => 0.0,
+                        })
+                        .sum(),
+                    0,
+                ),
+                _ => Cost::ZERO,
+            };
+        }
+    }
+    let rounds = plan
+        .parties
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.role == plan::Role::Compute)
+        .map(|(i, _)| plan.rounds(i as plan::PartyIdx))
+        .max()
+        .unwrap_or(0);
+    plan::Estimate {
+        compute_seconds: significant(total.compute),
+        bytes: total.bytes.round(),
+        rounds,
+        seconds: significant(
+            total.compute
+                + total.bytes / net.bytes_per_second
+                + rounds as f64 * net.latency_seconds,
+        ),
+        assumed_dims: dims,
+    }
+}
+
+/// `v` to four significant digits.
+fn significant(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let e = v.abs().log10().floor() as i32 - 3;
+    let scale = 10f64.powi(-e);
+    (v * scale).round() / scale
 }

@@ -3,7 +3,6 @@
 
 use super::{pi, Lowerer};
 use crate::choose::Repr;
-use crate::cost::{Cost, RING_BYTES};
 use crate::ir::ValueId;
 use plan::{Instr, Kind, Reg};
 
@@ -13,8 +12,6 @@ impl Lowerer<'_, '_> {
         let shape = self.shape(v);
         let label = self.g.label(v);
         let f = self.f;
-        let n = self.n(v);
-        let costs = self.chooser.costs;
         match (from, to) {
             (Repr::Public, Repr::Shared) => {
                 let dst = self.share_reg(shape, f, format!("{label} (public, as a share)"));
@@ -53,7 +50,6 @@ impl Lowerer<'_, '_> {
                         regs: vec![keep],
                     },
                 );
-                self.cost += Cost::compute(n * costs.ring_op) + Cost::comm(n * RING_BYTES, 0);
                 keep
             }
             (Repr::Clear(p), Repr::Cipher(k)) if p == k => {
@@ -81,8 +77,6 @@ impl Lowerer<'_, '_> {
                         regs: vec![dst],
                     },
                 );
-                self.cost += Cost::compute(n * costs.paillier_encrypt)
-                    + Cost::comm(n * costs.ciphertext_bytes(), 0);
                 dst
             }
             (Repr::Cipher(k), Repr::Shared) => {
@@ -129,9 +123,6 @@ impl Lowerer<'_, '_> {
                         shift,
                     },
                 );
-                self.cost += Cost::compute(
-                    n * (costs.paillier_encrypt + costs.paillier_add + costs.paillier_decrypt),
-                ) + Cost::comm(n * costs.ciphertext_bytes(), 0);
                 share
             }
             _ => unreachable!("the chooser offers no conversion {from:?} → {to:?}"),

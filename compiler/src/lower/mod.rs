@@ -1,10 +1,10 @@
 //! Lowering: the protocol selection → a [`plan::Plan`] with one straight-line
 //! program per party, explicit sends and receives, the correlations and keys
-//! it needs, and an estimate computed from what is actually emitted.
+//! it needs, and its estimate, priced afterwards from what was emitted
+//! ([`crate::cost::estimate`]).
 
 use crate::approx::Fit;
 use crate::choose::{Chooser, How, Method, Repr, Selection};
-use crate::cost::Cost;
 use crate::graph::Graph;
 use crate::ir::{self, Op, Owner, PartyId, Role, ValueId};
 use plan::{ClearOp, Correlation, Instr, Kind, PartyIdx, Reg, RegInfo};
@@ -31,7 +31,6 @@ pub struct Lowerer<'a, 'm> {
     compares: bool,
     have: BTreeMap<(ValueId, Repr), Reg>,
     keys: BTreeSet<PartyId>,
-    cost: Cost,
     f: u32,
     p: [PartyId; 2],
 }
@@ -72,7 +71,6 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             compares: false,
             have: BTreeMap::new(),
             keys: BTreeSet::new(),
-            cost: Cost::ZERO,
             f: g.model.precision,
             p: [compute[0], compute[1]],
         }
@@ -101,24 +99,6 @@ impl<'a, 'm> Lowerer<'a, 'm> {
 
     fn shape(&self, v: ValueId) -> plan::Shape {
         plan_shape(&self.g.value(v).shape)
-    }
-
-    fn n(&self, v: ValueId) -> f64 {
-        self.g.elements(&self.g.value(v).shape) as f64
-    }
-
-    fn n_shape(&self, s: &plan::Shape) -> f64 {
-        s.0.iter()
-            .map(|d| match d {
-                plan::Dim::Known(n) => *n as f64,
-                plan::Dim::Symbol(name) => *self
-                    .g
-                    .assume
-                    .get(name)
-                    .unwrap_or(&crate::DEFAULT_ASSUMED_DIM)
-                    as f64,
-            })
-            .product()
     }
 
     fn share_reg(&mut self, shape: plan::Shape, scale: u32, note: String) -> Reg {
@@ -254,25 +234,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             programs,
             estimate: plan::Estimate::default(),
         };
-        let rounds = self
-            .p
-            .iter()
-            .map(|p| plan.rounds(pi(*p)))
-            .max()
-            .unwrap_or(0);
-        // Estimates carry four significant digits: enough to compare plans,
-        // and stable across platforms' last-bit differences in the sums.
-        plan.estimate = plan::Estimate {
-            compute_seconds: significant(self.cost.compute),
-            bytes: self.cost.bytes.round(),
-            rounds,
-            seconds: significant(
-                self.cost.compute
-                    + self.cost.bytes / net.bytes_per_second
-                    + rounds as f64 * net.latency_seconds,
-            ),
-            assumed_dims: symbols_in(self.g),
-        };
+        plan.estimate = crate::cost::estimate(&plan, self.chooser.costs, &net, symbols_in(self.g));
         plan
     }
 
@@ -351,7 +313,6 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                     };
                     self.emit(p, ins);
                 }
-                self.cost += Cost::compute(self.n(v) * self.chooser.costs.ring_op);
                 dst
             }
             Method::Shares => self.shares(v, operands, &args),
@@ -396,13 +357,4 @@ fn symbols_in(g: &Graph) -> BTreeMap<String, u64> {
         }
     }
     out
-}
-
-fn significant(v: f64) -> f64 {
-    if v == 0.0 || !v.is_finite() {
-        return v;
-    }
-    let e = v.abs().log10().floor() as i32 - 3;
-    let scale = 10f64.powi(-e);
-    (v * scale).round() / scale
 }

@@ -3,7 +3,6 @@
 
 use super::{pi, Lowerer};
 use crate::choose::Repr;
-use crate::cost::{Cost, RING_BYTES};
 use crate::ir::{self, PartyId, ValueId};
 use plan::{ClearOp, Instr, Kind, Reg};
 use std::collections::BTreeMap;
@@ -40,8 +39,6 @@ impl Lowerer<'_, '_> {
         let v = o.value;
         let src = self.get(v, from);
         let shape = self.shape(v);
-        let n = self.n(v);
-        let costs = self.chooser.costs;
         match from {
             Repr::Public => {
                 for q in &o.to {
@@ -68,7 +65,6 @@ impl Lowerer<'_, '_> {
                             },
                         );
                         self.emit(*q, Instr::Output { src, output: index });
-                        self.cost += Cost::comm(n * RING_BYTES, 0);
                     }
                 }
             }
@@ -92,7 +88,6 @@ impl Lowerer<'_, '_> {
                                     regs: vec![src],
                                 },
                             );
-                            self.cost += Cost::comm(n * RING_BYTES, 0);
                         }
                     }
                 }
@@ -164,8 +159,6 @@ impl Lowerer<'_, '_> {
                         output: index,
                     },
                 );
-                self.cost += Cost::compute(n * (costs.paillier_encrypt + costs.paillier_decrypt))
-                    + Cost::comm(n * costs.ciphertext_bytes(), 0);
             }
         }
     }

@@ -3,7 +3,6 @@
 
 use super::{pi, Lowerer};
 use crate::choose::Repr;
-use crate::cost::Cost;
 use crate::ir::{Op, PartyId, ValueId};
 use plan::{HomOp, Instr, Kind, Reg};
 
@@ -15,12 +14,8 @@ impl Lowerer<'_, '_> {
         let shape = self.shape(v);
         let f = self.f;
         let cipher = |i: usize| matches!(reprs[i], Repr::Cipher(_));
-        let costs = self.chooser.costs;
-        let n = self.n(v);
         let (op, a, scale) = match &value.op {
-            Op::MatMul(x, _) => {
-                let kdim = self.g.last_dim(*x) as f64;
-                self.cost += Cost::compute(n * kdim * costs.paillier_mul_term);
+            Op::MatMul(..) => {
                 if cipher(0) {
                     (
                         HomOp::MatMul { bits: f },
@@ -36,7 +31,6 @@ impl Lowerer<'_, '_> {
                 }
             }
             Op::Mul(..) => {
-                self.cost += Cost::compute(n * costs.paillier_mul_term);
                 let (c, p) = if cipher(0) {
                     (args[0], args[1])
                 } else {
@@ -45,7 +39,6 @@ impl Lowerer<'_, '_> {
                 (HomOp::Mul { bits: f }, vec![c, p], self.scale_of(c) + f)
             }
             Op::Add(..) | Op::Sub(..) => {
-                self.cost += Cost::compute(n * costs.paillier_add);
                 let add = matches!(value.op, Op::Add(..));
                 match (cipher(0), cipher(1)) {
                     (true, true) => {

@@ -4,7 +4,6 @@
 use super::exchange::{Open, Step};
 use super::{pi, Lowerer};
 use crate::choose::{Chooser, Repr};
-use crate::cost::Cost;
 use crate::ir::{self, Op, PartyId, ValueId};
 use plan::{Correlation, Instr, Reg, ShareOp};
 use std::collections::BTreeMap;
@@ -22,8 +21,6 @@ impl Lowerer<'_, '_> {
                 },
             );
         }
-        let n = self.n_shape(&self.regs[dst.0 as usize].shape.clone());
-        self.cost += Cost::compute(n * self.chooser.costs.ring_op);
     }
 
     /// Beaver products, all in one round: (x, y, correlation, note) → shares at scale 2f.
@@ -33,22 +30,10 @@ impl Lowerer<'_, '_> {
     ) -> Vec<Reg> {
         let mut steps = Vec::new();
         for (x, y, corr, out_shape, note) in products {
-            let (xs, ys) = (
-                self.regs[x.0 as usize].shape.clone(),
-                self.regs[y.0 as usize].shape.clone(),
-            );
             let scale = self.scale_of(x) + self.scale_of(y);
             let corr = self.correlation(corr);
             let (mine, theirs) = self.messages(format!("masked operands of {note}"));
-            let dst = self.share_reg(out_shape.clone(), scale, note);
-            let (nx, ny, nz) = (
-                self.n_shape(&xs),
-                self.n_shape(&ys),
-                self.n_shape(&out_shape),
-            );
-            let mut c_cost = self.chooser.beaver(nx, ny, nz);
-            c_cost.rounds = 0;
-            self.cost += c_cost;
+            let dst = self.share_reg(out_shape, scale, note);
             steps.push(Step {
                 open: Open::Beaver { x, y },
                 corr,
@@ -74,10 +59,6 @@ impl Lowerer<'_, '_> {
                 scale,
                 format!("{} >> {bits}", info.note),
             );
-            let n = self.n_shape(&info.shape);
-            let mut c = self.chooser.trunc(n);
-            c.rounds = 0;
-            self.cost += c;
             let shape = info.shape.clone();
             let corr = self.correlation(match self.dealer {
                 Some(_) => Correlation::Trunc { shape, bits },
@@ -346,11 +327,6 @@ impl Lowerer<'_, '_> {
             theirs,
             dst,
         }]);
-        let (nx, nw, nz) = (self.n_shape(&xs), self.n_shape(&ws), self.n_shape(&shape));
-        let k = self.n_shape(&plan::Shape(xs.0.last().cloned().into_iter().collect()));
-        let mut c = self.chooser.holder_matmul(nx, nw, nz, k);
-        c.rounds = 0; // the plan's rounds are counted from its programs
-        self.cost += c;
         self.trunc1(dst)
     }
 
@@ -364,17 +340,6 @@ impl Lowerer<'_, '_> {
     ) -> Reg {
         self.compares = true;
         let dst = self.share_reg(shape, self.f, note);
-        let n: f64 = args
-            .iter()
-            .map(|a| self.n_shape(&self.regs[a.0 as usize].shape.clone()))
-            .fold(0.0, f64::max);
-        // Clamp compares against both bounds.
-        let k = if matches!(op, plan::NonlinearOp::Clamp { .. }) {
-            2.0
-        } else {
-            1.0
-        };
-        self.cost += self.chooser.comparison(k * n, 0);
         for (i, p) in self.p.into_iter().enumerate() {
             let peer = pi(self.p[1 - i]);
             self.emit(
