@@ -3,7 +3,7 @@
 //! primitive built from it, and the network profiles. Protocol parameters
 //! the runtime shares (rounds, mask slack) come from `plan::params`.
 
-use plan::params::MASK_SLACK_BITS;
+use plan::params::{AND_GATES_PER_MSB, MASK_SLACK_BITS};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Per-operation costs, in seconds per element unless noted. Keep this the
@@ -64,7 +64,7 @@ impl CostTable {
     /// slots (a fresh mask encryption each), which party 0 decrypts. Bit
     /// exponents are plain multiplications (counted as additions).
     pub fn paillier_comparison(&self) -> (f64, f64) {
-        let and = 125.0;
+        let and = f64::from(AND_GATES_PER_MSB);
         let bit_inputs = 63.0 + and + 1.0;
         let inputs = bit_inputs + 2.0;
         let replies = 1.0 / cross_slots(self.key_bits, 64)

@@ -7,6 +7,10 @@
 /// gates, a bit conversion): the core of every secure comparison.
 pub const MSB_ROUNDS: u32 = 8;
 
+/// AND gates per element of the MSB extraction's carry tree
+/// (64 + 32 + 16 + 8 + 4 + 1): one AND triple each.
+pub const AND_GATES_PER_MSB: u32 = 125;
+
 /// Rounds of one secure comparison with its Beaver select: the MSB
 /// extraction, then one round for the select.
 pub const COMPARISON_ROUNDS: u32 = MSB_ROUNDS + 1;

@@ -78,7 +78,7 @@ use super::share::{OpenMsg, Party, Share};
 pub const MSB_ROUNDS: usize = plan::params::MSB_ROUNDS as usize;
 
 /// AND gates per element of the carry tree (64 + 32 + 16 + 8 + 4 + 1).
-pub const AND_GATES_PER_MSB: usize = 125;
+pub const AND_GATES_PER_MSB: usize = plan::params::AND_GATES_PER_MSB as usize;
 
 const LEVELS: u32 = 6;
 
