@@ -6,6 +6,7 @@ use crate::approx::{self, Fit, Func};
 use crate::graph::{fmt_num, Graph, Interval, Visibility};
 use crate::ir::*;
 use grammar::{Code, Diagnostic};
+use plan::params::TRUNC_OFFSET_BITS;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub struct Analysis {
@@ -36,8 +37,8 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
     };
     let f = g.model.precision;
     // Products are computed at scale 2f before truncation; keep one bit spare.
-    let product_limit = 2f64.powi(62 - 2 * f as i32);
-    let value_limit = 2f64.powi(62 - f as i32);
+    let product_limit = 2f64.powi(TRUNC_OFFSET_BITS as i32 - 2 * f as i32);
+    let value_limit = 2f64.powi(TRUNC_OFFSET_BITS as i32 - f as i32);
     for v in g.order() {
         let value = g.value(v);
         let node = g.node(v);
@@ -72,9 +73,9 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                         "values"
                     },
                     if limit == product_limit {
-                        62 - 2 * f
+                        TRUNC_OFFSET_BITS - 2 * f
                     } else {
-                        62 - f
+                        TRUNC_OFFSET_BITS - f
                     },
                     fmt_num(limit)
                 ))
@@ -269,7 +270,7 @@ fn fit_for(
     approx: &Approx,
     cheap_compare: bool,
 ) {
-    let product_limit = 2f64.powi(62 - 2 * g.model.precision as i32);
+    let product_limit = 2f64.powi(TRUNC_OFFSET_BITS as i32 - 2 * g.model.precision as i32);
     let value = g.value(v);
     let label = g.label(v);
     let range = g.node(x).range;

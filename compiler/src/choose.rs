@@ -7,12 +7,14 @@
 //! produce it, either natively by a method or by converting another
 //! representation. This is exact on trees; on DAGs a value used twice has
 //! its cost counted once per use during the search (the plan's estimate,
-//! computed afterwards from what is actually emitted, counts it once).
+//! priced afterwards from the emitted plan by `cost::estimate`, counts it
+//! once).
 
-use crate::cost::{Cost, CostTable, Network, RING_BYTES};
+use crate::cost::{Cost, CostTable, Network, CLEAR_POLY_RING_OPS, RING_BYTES};
 use crate::graph::{Graph, Visibility};
 use crate::ir::*;
 use grammar::{Code, Diagnostic};
+use plan::params::COMPARISON_ROUNDS;
 use std::collections::BTreeMap;
 
 /// How a value is represented.
@@ -111,35 +113,15 @@ impl Chooser<'_, '_> {
 
     // --- primitive costs ---
 
-    fn triple(&self, elements: f64) -> Cost {
-        if self.dealer {
-            Cost::compute(elements * self.costs.dealer_element)
-                + Cost::comm(elements * RING_BYTES, 0)
-        } else {
-            Cost::compute(elements * self.costs.paillier_triple_element)
-                + Cost::comm(elements * self.costs.ciphertext_bytes() / 4.0, 0)
-        }
-    }
+    // The primitives' costs are the table's (cost.rs); the chooser only
+    // knows whether a dealer supplies the correlations.
 
     pub fn beaver(&self, x: f64, y: f64, z: f64) -> Cost {
-        // Each party sends its shares of x - a and y - b: one round.
-        self.triple(x + y + z)
-            + Cost::comm(2.0 * (x + y) * RING_BYTES, 1)
-            + Cost::compute((x + y + z) * 4.0 * self.costs.ring_op)
+        self.costs.beaver(self.dealer, x, y, z)
     }
 
     pub fn trunc(&self, n: f64) -> Cost {
-        if self.dealer {
-            Cost::compute(n * (3.0 * self.costs.dealer_element + 4.0 * self.costs.ring_op))
-                + Cost::comm(n * 3.0 * RING_BYTES, 0)
-                + Cost::comm(2.0 * n * RING_BYTES, 1)
-        } else {
-            // One daBit per element, then one bit each way.
-            let (seconds, bytes) = self.costs.paillier_dabit();
-            Cost::compute(n * (seconds + 8.0 * self.costs.ring_op))
-                + Cost::comm(n * bytes, 0)
-                + Cost::comm(2.0 * n / 8.0, 1)
-        }
+        self.costs.trunc(self.dealer, n)
     }
 
     /// Cost of converting `n` elements from one representation to another, if possible.
@@ -209,31 +191,14 @@ impl Chooser<'_, '_> {
         levels
     }
 
-    /// `n` secure comparisons (MSB extraction: masked opening, a 6-level
-    /// carry tree of AND gates, a bit conversion) and a Beaver select each:
-    /// per element about 79 bytes online and 32 for the select; the
-    /// correlations cost 32 bytes from the dealer, or without one the
-    /// Paillier preprocessing of [`CostTable::paillier_comparison`].
+    /// `n` secure comparisons taking `rounds` rounds: see
+    /// [`CostTable::comparison`].
     pub fn comparison(&self, n: f64, rounds: u32) -> Cost {
-        let pre = if self.dealer {
-            Cost::comm(n * 31.6, 0)
-        } else {
-            let (compute, bytes) = self.costs.paillier_comparison();
-            Cost::compute(n * compute) + Cost::comm(n * bytes, 0)
-        };
-        Cost::compute(n * 300.0 * self.costs.ring_op)
-            + Cost::comm(n * (2.0 * 39.4 + 32.0), rounds)
-            + pre
+        self.costs.comparison(self.dealer, n, rounds)
     }
 
-    /// `x @ w` ([.., k] @ [k, ..], `nx`, `nw`, `nz` elements) by an
-    /// input-holder triple: each side sends its masked input once (one
-    /// round); the dealer expands a and b and sends the correction of c.
     pub fn holder_matmul(&self, nx: f64, nw: f64, nz: f64, k: f64) -> Cost {
-        let c = self.costs;
-        Cost::comm((nx + nw) * RING_BYTES, 1)
-            + Cost::comm(nz * RING_BYTES, 0)
-            + Cost::compute((nx + nw + 2.0 * nz) * c.dealer_element + 3.0 * nz * k * c.ring_mac)
+        self.costs.holder_matmul(nx, nw, nz, k)
     }
 
     fn poly_cost(&self, n: f64, degree: u32, odd: bool) -> Cost {
@@ -260,7 +225,9 @@ impl Chooser<'_, '_> {
         match method {
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
-                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) => n * 20.0 * c.ring_op,
+                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) => {
+                    n * CLEAR_POLY_RING_OPS * c.ring_op
+                }
                 _ => n * c.ring_op,
             })),
             Method::Shares => {
@@ -290,7 +257,7 @@ impl Chooser<'_, '_> {
                     Op::Sigmoid(..) | Op::Tanh(..) => {
                         let degree = self.degree_hint(v);
                         let clamp = if self.clamped.contains(&v) {
-                            self.comparison(2.0 * n, 9)
+                            self.comparison(2.0 * n, COMPARISON_ROUNDS)
                         } else {
                             Cost::ZERO
                         };
@@ -307,12 +274,11 @@ impl Chooser<'_, '_> {
                         } else {
                             1.0
                         };
-                        self.comparison(k * n, 9)
+                        self.comparison(k * n, COMPARISON_ROUNDS)
                     }
                     Op::MaxReduce(a) | Op::Argmax(a) => {
                         let last = self.g.last_dim(*a);
-                        let levels = 64 - last.max(1).saturating_sub(1).leading_zeros();
-                        self.comparison(size(0), 9 * levels)
+                        self.comparison(size(0), plan::NonlinearOp::MaxReduce.rounds(last))
                     }
                     Op::Input { .. } | Op::Const { .. } => return None,
                 })

@@ -20,6 +20,7 @@ use std::fmt::{self, Write};
 
 mod fingerprint;
 mod load;
+pub mod params;
 mod tensor;
 mod validate;
 pub use fingerprint::{explain, Difference, Fingerprint};
@@ -310,13 +311,13 @@ pub enum NonlinearOp {
 impl NonlinearOp {
     /// Communication rounds, for a last dimension of `n` (reductions).
     pub fn rounds(&self, n: u64) -> u32 {
-        const MSB: u32 = 8;
+        use params::COMPARISON_ROUNDS;
         match self {
             NonlinearOp::Relu | NonlinearOp::Max | NonlinearOp::Min | NonlinearOp::Clamp { .. } => {
-                MSB + 1
+                COMPARISON_ROUNDS
             }
             NonlinearOp::MaxReduce | NonlinearOp::Argmax => {
-                (MSB + 1) * (64 - n.max(1).saturating_sub(1).leading_zeros())
+                COMPARISON_ROUNDS * (64 - n.max(1).saturating_sub(1).leading_zeros())
             }
         }
     }
@@ -454,8 +455,9 @@ pub enum Instr {
         op: HomOp,
         args: Vec<Reg>,
     },
-    /// Cipher → shares, holder side: add a fresh random mask with 40 bits of
-    /// statistical slack over `bound_bits`, keep the share -(mask >> shift),
+    /// Cipher → shares, holder side: add a fresh random mask with
+    /// [`params::MASK_SLACK_BITS`] bits of statistical slack over
+    /// `bound_bits`, keep the share -(mask >> shift),
     /// and put the masked ciphertext in `masked` for the key owner.
     Mask {
         masked: Reg,
@@ -966,7 +968,7 @@ impl Plan {
                 bound_bits,
                 shift,
             } => {
-                format!("{masked}, {share} = mask {src} (|value| < 2^{bound_bits}, +40 bits slack, >> {shift})")
+                format!("{masked}, {share} = mask {src} (|value| < 2^{bound_bits}, +{} bits slack, >> {shift})", params::MASK_SLACK_BITS)
             }
             Instr::DecryptShare { dst, src, shift } => {
                 format!("{dst} = decrypt.share {src} >> {shift}")

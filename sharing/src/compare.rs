@@ -75,10 +75,10 @@ use super::ring::{numel, RingTensor};
 use super::share::{OpenMsg, Party, Share};
 
 /// Messages each way of one MSB (1 open + 6 AND levels + 1 B2A).
-pub const MSB_ROUNDS: usize = 8;
+pub const MSB_ROUNDS: usize = plan::params::MSB_ROUNDS as usize;
 
 /// AND gates per element of the carry tree (64 + 32 + 16 + 8 + 4 + 1).
-pub const AND_GATES_PER_MSB: usize = 125;
+pub const AND_GATES_PER_MSB: usize = plan::params::AND_GATES_PER_MSB as usize;
 
 const LEVELS: u32 = 6;
 

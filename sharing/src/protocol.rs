@@ -264,7 +264,7 @@ fn check_party(x: &Share, p: Party) -> Result<()> {
     Ok(())
 }
 
-const OFFSET_BITS: u32 = 62;
+const OFFSET_BITS: u32 = plan::params::TRUNC_OFFSET_BITS;
 
 impl<C: Correlations> Engine<C> {
     pub fn new(fp: FixedPoint, trunc: TruncMode, corr: C) -> Self {

@@ -435,7 +435,7 @@ impl Exec<'_> {
                 let (key, shape, cts) = self.cipher(*src)?;
                 let pk = self.key_for(key)?.clone();
                 let offset = BigUint::one() << *bound_bits;
-                let mask_bits = u64::from(*bound_bits) + 40;
+                let mask_bits = u64::from(*bound_bits) + u64::from(plan::params::MASK_SLACK_BITS);
                 let pairs: Vec<(Ciphertext, u64)> = cts
                     .par_iter()
                     .map(|c| {

@@ -31,7 +31,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 /// Statistical slack of every slot mask, in bits.
-pub const MASK_SLACK_BITS: u32 = 40;
+pub const MASK_SLACK_BITS: u32 = plan::params::MASK_SLACK_BITS;
 
 /// Slot layout for cross sums below `2^bound_bits`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

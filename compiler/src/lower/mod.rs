@@ -1,0 +1,360 @@
+//! Lowering: the protocol selection → a [`plan::Plan`] with one straight-line
+//! program per party, explicit sends and receives, the correlations and keys
+//! it needs, and its estimate, priced afterwards from what was emitted
+//! ([`crate::cost::estimate`]).
+
+use crate::approx::Fit;
+use crate::choose::{Chooser, How, Method, Repr, Selection};
+use crate::graph::Graph;
+use crate::ir::{self, Op, Owner, PartyId, Role, ValueId};
+use plan::{ClearOp, Correlation, Instr, Kind, PartyIdx, Reg, RegInfo};
+use std::collections::{BTreeMap, BTreeSet};
+
+mod convert;
+mod exchange;
+mod outputs;
+mod paillier;
+mod preprocess;
+mod shares;
+
+pub struct Lowerer<'a, 'm> {
+    pub g: &'a Graph<'m>,
+    pub chooser: &'a Chooser<'a, 'm>,
+    pub fits: &'a BTreeMap<ValueId, Fit>,
+    pub dealer: Option<PartyId>,
+    pub error_bounds: Vec<f64>,
+    regs: Vec<RegInfo>,
+    programs: Vec<Vec<Instr>>,
+    correlations: Vec<Correlation>,
+    /// The plan runs secure comparisons (which need preprocessing even
+    /// when it has no correlations of its own).
+    compares: bool,
+    have: BTreeMap<(ValueId, Repr), Reg>,
+    keys: BTreeSet<PartyId>,
+    f: u32,
+    p: [PartyId; 2],
+}
+
+fn pi(p: PartyId) -> PartyIdx {
+    p.0
+}
+
+pub fn plan_shape(s: &ir::Shape) -> plan::Shape {
+    plan::Shape(
+        s.0.iter()
+            .map(|d| match d {
+                ir::Dim::Known(n) => plan::Dim::Known(*n),
+                ir::Dim::Symbol(s) => plan::Dim::Symbol(s.clone()),
+            })
+            .collect(),
+    )
+}
+
+impl<'a, 'm> Lowerer<'a, 'm> {
+    pub fn new(
+        g: &'a Graph<'m>,
+        chooser: &'a Chooser<'a, 'm>,
+        fits: &'a BTreeMap<ValueId, Fit>,
+        dealer: Option<PartyId>,
+        error_bounds: Vec<f64>,
+    ) -> Self {
+        let compute = g.model.compute_parties();
+        Lowerer {
+            g,
+            chooser,
+            fits,
+            dealer,
+            error_bounds,
+            regs: Vec::new(),
+            programs: vec![Vec::new(); g.model.parties.len()],
+            correlations: Vec::new(),
+            compares: false,
+            have: BTreeMap::new(),
+            keys: BTreeSet::new(),
+            f: g.model.precision,
+            p: [compute[0], compute[1]],
+        }
+    }
+
+    fn other(&self, p: PartyId) -> PartyId {
+        if p == self.p[0] {
+            self.p[1]
+        } else {
+            self.p[0]
+        }
+    }
+
+    fn reg(&mut self, kind: Kind, shape: plan::Shape, note: impl Into<String>) -> Reg {
+        self.regs.push(RegInfo {
+            kind,
+            shape,
+            note: note.into(),
+        });
+        Reg(self.regs.len() as u32 - 1)
+    }
+
+    fn emit(&mut self, p: PartyId, ins: Instr) {
+        self.programs[p.index()].push(ins);
+    }
+
+    fn shape(&self, v: ValueId) -> plan::Shape {
+        plan_shape(&self.g.value(v).shape)
+    }
+
+    fn share_reg(&mut self, shape: plan::Shape, scale: u32, note: String) -> Reg {
+        self.reg(Kind::Share { scale }, shape, note)
+    }
+
+    fn scale_of(&self, r: Reg) -> u32 {
+        match self.regs[r.0 as usize].kind {
+            Kind::Share { scale } | Kind::Cipher { scale, .. } => scale,
+            _ => 0,
+        }
+    }
+
+    /// A public constant at both computing parties.
+    fn public_const(&mut self, data: Vec<f64>, note: String) -> Reg {
+        let r = self.reg(Kind::Clear, plan::Shape::scalar(), note);
+        for p in self.p {
+            self.emit(
+                p,
+                Instr::Const {
+                    dst: r,
+                    data: data.clone(),
+                },
+            );
+        }
+        r
+    }
+
+    /// A public constant at one party.
+    fn const_at(&mut self, p: PartyId, data: Vec<f64>, note: String) -> Reg {
+        let r = self.reg(Kind::Clear, plan::Shape::scalar(), note);
+        self.emit(p, Instr::Const { dst: r, data });
+        r
+    }
+
+    pub fn run(mut self, sel: &Selection) -> plan::Plan {
+        let model = self.g.model;
+        // Preprocessing: keys first, then correlations (patched in at the end
+        // once we know what is needed).
+        for repr in sel.materialize.values().flat_map(|m| m.keys()) {
+            if let Repr::Cipher(k) = repr {
+                self.keys.insert(*k);
+            }
+        }
+
+        for v in self.g.order() {
+            let Some(reprs) = sel.materialize.get(&v) else {
+                continue;
+            };
+            let mut items: Vec<(&Repr, &How)> = reprs.iter().collect();
+            // Natives first, then conversions to ciphertexts, then to shares.
+            items.sort_by_key(|(r, h)| match (h, r) {
+                (How::Native { .. }, _) => 0,
+                (How::Convert { .. }, Repr::Cipher(_)) => 1,
+                _ => 2,
+            });
+            for (repr, how) in items {
+                let reg = match how {
+                    How::Native { method, operands } => self.native(v, *method, operands),
+                    How::Convert { from } => self.convert(v, *from, *repr),
+                };
+                self.have.insert((v, *repr), reg);
+            }
+        }
+        for (i, (o, from)) in model.outputs.iter().zip(&sel.output_from).enumerate() {
+            self.output(i as u32, o, *from);
+        }
+
+        // Preprocessing programs, prepended.
+        let (pre, keys) = self.preprocessing();
+        let programs: Vec<plan::Program> = pre
+            .into_iter()
+            .zip(std::mem::take(&mut self.programs))
+            .enumerate()
+            .map(|(i, (mut pre, body))| {
+                pre.extend(body);
+                plan::Program {
+                    party: i as u32,
+                    instrs: pre,
+                }
+            })
+            .collect();
+
+        let parties = model
+            .parties
+            .iter()
+            .map(|p| plan::Party {
+                name: p.name.clone(),
+                role: match p.role {
+                    Role::Compute => plan::Role::Compute,
+                    Role::Dealer => plan::Role::Dealer,
+                },
+            })
+            .collect();
+        let inputs = self.input_specs();
+        let outputs = model
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| plan::OutputSpec {
+                name: o.name.clone(),
+                to: o.to.iter().map(|p| pi(*p)).collect(),
+                shape: self.shape(o.value),
+                error_bound: self.error_bounds[i],
+            })
+            .collect();
+        let net = self.chooser.net;
+        let mut plan = plan::Plan {
+            format: plan::FORMAT_VERSION,
+            dim_limits: self
+                .g
+                .dim_assumptions()
+                .into_iter()
+                .map(|(name, size, exact, v)| plan::DimLimit {
+                    name,
+                    size,
+                    exact,
+                    because: format!("{} = {}", self.g.label(v), self.g.describe(v)),
+                })
+                .collect(),
+            model: model.name.clone(),
+            precision: self.f,
+            parties,
+            inputs,
+            outputs,
+            regs: self.regs,
+            randomness: match self.dealer {
+                Some(d) => plan::RandomnessSource::Dealer(pi(d)),
+                None => plan::RandomnessSource::TwoParty,
+            },
+            correlations: self.correlations,
+            keys,
+            programs,
+            estimate: plan::Estimate::default(),
+        };
+        plan.estimate = crate::cost::estimate(&plan, self.chooser.costs, &net, symbols_in(self.g));
+        plan
+    }
+
+    fn input_specs(&self) -> Vec<plan::InputSpec> {
+        let model = self.g.model;
+        model
+            .values
+            .iter()
+            .filter_map(|v| match &v.op {
+                Op::Input { owner, range } => Some(plan::InputSpec {
+                    name: v.name.clone().unwrap_or_default(),
+                    owner: match owner {
+                        Owner::Public => plan::Owner::Public,
+                        Owner::Party(p) => plan::Owner::Party(pi(*p)),
+                    },
+                    shape: plan_shape(&v.shape),
+                    range: crate::ir::input_range(*range, model.precision),
+                    range_declared: range.is_some(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn input_index(&self, v: ValueId) -> u32 {
+        self.g.model.values[..v.index()]
+            .iter()
+            .filter(|x| matches!(x.op, Op::Input { .. }))
+            .count() as u32
+    }
+
+    fn get(&self, v: ValueId, r: Repr) -> Reg {
+        *self
+            .have
+            .get(&(v, r))
+            .unwrap_or_else(|| panic!("lowering order: {v:?} as {r:?} not materialised"))
+    }
+
+    fn native(&mut self, v: ValueId, method: Method, operands: &[Repr]) -> Reg {
+        let value = self.g.value(v);
+        let label = self.g.label(v);
+        let shape = self.shape(v);
+        let args: Vec<Reg> = value
+            .op
+            .operands()
+            .iter()
+            .zip(operands)
+            .map(|(o, r)| self.get(*o, *r))
+            .collect();
+        match method {
+            Method::Public | Method::Clear(_) => {
+                let parties: Vec<PartyId> = match method {
+                    Method::Clear(p) => vec![p],
+                    _ => self.p.to_vec(),
+                };
+                let dst = self.reg(
+                    Kind::Clear,
+                    shape,
+                    format!("{label} = {}", self.g.describe(v)),
+                );
+                for p in parties {
+                    let ins = match &value.op {
+                        Op::Input { .. } => Instr::Input {
+                            dst,
+                            input: self.input_index(v),
+                        },
+                        Op::Const { data } => Instr::Const {
+                            dst,
+                            data: data.clone(),
+                        },
+                        op => Instr::Clear {
+                            dst,
+                            op: clear_op(op),
+                            args: args.clone(),
+                        },
+                    };
+                    self.emit(p, ins);
+                }
+                dst
+            }
+            Method::Shares => self.shares(v, operands, &args),
+            Method::Paillier(k) => self.paillier(v, k, operands, &args),
+        }
+    }
+}
+
+pub fn clear_op(op: &Op) -> ClearOp {
+    match op {
+        Op::Neg(_) => ClearOp::Neg,
+        Op::Add(..) => ClearOp::Add,
+        Op::Sub(..) => ClearOp::Sub,
+        Op::Mul(..) => ClearOp::Mul,
+        Op::MatMul(..) => ClearOp::MatMul,
+        Op::Sum(_) => ClearOp::Sum,
+        Op::Mean(_) => ClearOp::Mean,
+        Op::Square(_) => ClearOp::Square,
+        Op::Sigmoid(..) => ClearOp::Sigmoid,
+        Op::Tanh(..) => ClearOp::Tanh,
+        Op::Poly(_, c) => ClearOp::Poly(c.clone()),
+        Op::Relu(_) => ClearOp::Relu,
+        Op::MaxReduce(_) => ClearOp::MaxReduce,
+        Op::Argmax(_) => ClearOp::Argmax,
+        Op::Max(..) => ClearOp::Max,
+        Op::Min(..) => ClearOp::Min,
+        Op::Clamp(_, lo, hi) => ClearOp::Clamp(*lo, *hi),
+        Op::Input { .. } | Op::Const { .. } => {
+            unreachable!("inputs and constants are not clear operations")
+        }
+    }
+}
+
+/// The symbolic dimensions the plan's shapes use, with their assumed sizes.
+fn symbols_in(g: &Graph) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for v in g.order() {
+        for d in &g.value(v).shape.0 {
+            if let ir::Dim::Symbol(s) = d {
+                out.insert(s.clone(), g.dim_size(d));
+            }
+        }
+    }
+    out
+}

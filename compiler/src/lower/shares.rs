@@ -1,0 +1,467 @@
+//! Lowering on additive shares: local operations, Beaver products,
+//! truncation, input-holder products, comparisons and polynomials.
+
+use super::exchange::{Open, Step};
+use super::{pi, Lowerer};
+use crate::choose::{Chooser, Repr};
+use crate::ir::{self, Op, PartyId, ValueId};
+use plan::{Correlation, Instr, Reg, ShareOp};
+use std::collections::BTreeMap;
+
+impl Lowerer<'_, '_> {
+    fn local(&mut self, dst: Reg, op: ShareOp, args: Vec<Reg>) {
+        for (i, p) in self.p.into_iter().enumerate() {
+            self.emit(
+                p,
+                Instr::Local {
+                    dst,
+                    op: op.clone(),
+                    args: args.clone(),
+                    leader: i == 0,
+                },
+            );
+        }
+    }
+
+    /// Beaver products, all in one round: (x, y, correlation, note) → shares at scale 2f.
+    fn beaver_batch(
+        &mut self,
+        products: Vec<(Reg, Reg, Correlation, plan::Shape, String)>,
+    ) -> Vec<Reg> {
+        let mut steps = Vec::new();
+        for (x, y, corr, out_shape, note) in products {
+            let scale = self.scale_of(x) + self.scale_of(y);
+            let corr = self.correlation(corr);
+            let (mine, theirs) = self.messages(format!("masked operands of {note}"));
+            let dst = self.share_reg(out_shape, scale, note);
+            steps.push(Step {
+                open: Open::Beaver { x, y },
+                corr,
+                mine,
+                theirs,
+                dst,
+            });
+        }
+        self.exchange(&steps);
+        steps.iter().map(|s| s.dst).collect()
+    }
+
+    /// Truncate shares by `bits`, all in one round: with the dealer's
+    /// truncation pairs, or without a dealer from daBits (the wrap of the
+    /// shares; `runtime::sharing::protocol`).
+    fn trunc_batch(&mut self, xs: Vec<(Reg, u32)>) -> Vec<Reg> {
+        let mut steps = Vec::new();
+        for (x, bits) in xs {
+            let info = self.regs[x.0 as usize].clone();
+            let scale = self.scale_of(x) - bits;
+            let dst = self.share_reg(
+                info.shape.clone(),
+                scale,
+                format!("{} >> {bits}", info.note),
+            );
+            let shape = info.shape.clone();
+            let corr = self.correlation(match self.dealer {
+                Some(_) => Correlation::Trunc { shape, bits },
+                None => Correlation::TruncDaBits { shape, bits },
+            });
+            let (mine, theirs) = self.messages(format!("masked {}", info.note));
+            steps.push(Step {
+                open: Open::Trunc { x },
+                corr,
+                mine,
+                theirs,
+                dst,
+            });
+        }
+        self.exchange(&steps);
+        steps.iter().map(|s| s.dst).collect()
+    }
+
+    fn trunc1(&mut self, x: Reg) -> Reg {
+        let bits = self.scale_of(x) - self.f;
+        if bits == 0 {
+            return x;
+        }
+        self.trunc_batch(vec![(x, bits)])[0]
+    }
+
+    /// Multiply a share by a public scalar constant, then truncate.
+    fn mul_public_scalar(&mut self, x: Reg, c: f64, note: String) -> Reg {
+        let k = self.public_const(vec![c], format!("{c}"));
+        let shape = self.regs[x.0 as usize].shape.clone();
+        let scale = self.scale_of(x) + self.f;
+        let dst = self.share_reg(shape, scale, note);
+        self.local(dst, ShareOp::MulPublic { bits: self.f }, vec![x, k]);
+        self.trunc1(dst)
+    }
+
+    pub(super) fn shares(&mut self, v: ValueId, reprs: &[Repr], args: &[Reg]) -> Reg {
+        let value = self.g.value(v);
+        let label = self.g.label(v);
+        let note = format!("{label} = {}", self.g.describe(v));
+        let shape = self.shape(v);
+        let f = self.f;
+        let public = |i: usize| reprs[i] == Repr::Public;
+        match &value.op {
+            Op::Add(..) | Op::Sub(..) => {
+                let is_add = matches!(value.op, Op::Add(..));
+                let (op, a) = match (public(0), public(1)) {
+                    (false, false) => (
+                        if is_add { ShareOp::Add } else { ShareOp::Sub },
+                        vec![args[0], args[1]],
+                    ),
+                    (false, true) => (
+                        if is_add {
+                            ShareOp::AddPublic
+                        } else {
+                            ShareOp::SubPublic
+                        },
+                        vec![args[0], args[1]],
+                    ),
+                    _ => (
+                        if is_add {
+                            ShareOp::AddPublic
+                        } else {
+                            ShareOp::PublicSub
+                        },
+                        vec![args[1], args[0]],
+                    ),
+                };
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, op, a);
+                dst
+            }
+            Op::Neg(_) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Neg, vec![args[0]]);
+                dst
+            }
+            Op::Sum(_) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Sum, vec![args[0]]);
+                dst
+            }
+            Op::Mean(a) => {
+                let k = self.g.last_dim(*a);
+                let sum = self.share_reg(shape, f, format!("sum for {label}"));
+                self.local(sum, ShareOp::Sum, vec![args[0]]);
+                self.mul_public_scalar(sum, 1.0 / k as f64, note)
+            }
+            Op::Mul(a, b) if public(0) || public(1) => {
+                let (s, p, pv) = if public(1) {
+                    (args[0], args[1], *b)
+                } else {
+                    (args[1], args[0], *a)
+                };
+                if let Some(k) = integral_scalar(self.g.value(pv)) {
+                    let dst = self.share_reg(shape, f, note);
+                    self.local(dst, ShareOp::MulInt(k), vec![s]);
+                    return dst;
+                }
+                let dst = self.share_reg(shape, 2 * f, format!("{note} (untruncated)"));
+                self.local(dst, ShareOp::MulPublic { bits: f }, vec![s, p]);
+                self.trunc1(dst)
+            }
+            Op::Mul(..) | Op::Square(_) => {
+                let (x, y) = if matches!(value.op, Op::Square(_)) {
+                    (args[0], args[0])
+                } else {
+                    (args[0], args[1])
+                };
+                let x = self.broadcast_to(x, &shape);
+                let y = self.broadcast_to(y, &shape);
+                let z = self.beaver_batch(vec![(
+                    x,
+                    y,
+                    Correlation::Elementwise {
+                        shape: shape.clone(),
+                    },
+                    shape,
+                    note,
+                )])[0];
+                self.trunc1(z)
+            }
+            Op::MatMul(..) if matches!(reprs, [Repr::Clear(_), Repr::Clear(_)]) => {
+                let [Repr::Clear(px), Repr::Clear(pw)] = reprs else {
+                    unreachable!("matched above")
+                };
+                self.holder_matmul(args[0], args[1], *px, *pw, shape, note)
+            }
+            Op::MatMul(..) if public(0) || public(1) => {
+                let (s, p, public_left) = if public(1) {
+                    (args[0], args[1], false)
+                } else {
+                    (args[1], args[0], true)
+                };
+                let dst = self.share_reg(shape, 2 * f, format!("{note} (untruncated)"));
+                self.local(
+                    dst,
+                    ShareOp::MatMulPublic {
+                        bits: f,
+                        public_left,
+                    },
+                    vec![s, p],
+                );
+                self.trunc1(dst)
+            }
+            Op::MatMul(..) => {
+                let (ls, rs) = (
+                    self.regs[args[0].0 as usize].shape.clone(),
+                    self.regs[args[1].0 as usize].shape.clone(),
+                );
+                let z = self.beaver_batch(vec![(
+                    args[0],
+                    args[1],
+                    Correlation::MatMul { lhs: ls, rhs: rs },
+                    shape,
+                    note,
+                )])[0];
+                self.trunc1(z)
+            }
+            Op::Sigmoid(..) | Op::Tanh(..) => {
+                let fit = self.fits[&v].clone();
+                // Out-of-domain inputs are first clamped into the fitted domain.
+                let x = if self.chooser.clamped.contains(&v) {
+                    let x_label = self.g.label(value.op.operands()[0]);
+                    self.nonlinear(
+                        plan::NonlinearOp::Clamp {
+                            lo: fit.domain.0,
+                            hi: fit.domain.1,
+                        },
+                        vec![args[0]],
+                        shape.clone(),
+                        format!("{x_label} clamped to [{}, {}]", fit.domain.0, fit.domain.1),
+                    )
+                } else {
+                    args[0]
+                };
+                let t = self.mul_public_scalar(
+                    x,
+                    1.0 / fit.scale,
+                    format!(
+                        "t = {} / {}",
+                        self.g.label(value.op.operands()[0]),
+                        fit.scale
+                    ),
+                );
+                self.polynomial(t, &fit.coefficients(), true, &shape, note)
+            }
+            Op::Poly(_, coeffs) => self.polynomial(args[0], coeffs, false, &shape, note),
+            Op::Relu(_) => self.nonlinear(plan::NonlinearOp::Relu, args.to_vec(), shape, note),
+            Op::Max(..) | Op::Min(..) => {
+                let op = if matches!(value.op, Op::Max(..)) {
+                    plan::NonlinearOp::Max
+                } else {
+                    plan::NonlinearOp::Min
+                };
+                let args = self.same_shape(args, &shape);
+                self.nonlinear(op, args, shape, note)
+            }
+            Op::MaxReduce(_) => {
+                self.nonlinear(plan::NonlinearOp::MaxReduce, args.to_vec(), shape, note)
+            }
+            Op::Argmax(_) => self.nonlinear(plan::NonlinearOp::Argmax, args.to_vec(), shape, note),
+            Op::Clamp(_, lo, hi) => self.nonlinear(
+                plan::NonlinearOp::Clamp { lo: *lo, hi: *hi },
+                args.to_vec(),
+                shape,
+                note,
+            ),
+            other => unreachable!("the chooser never picks shares for {}", other.mnemonic()),
+        }
+    }
+
+    /// `x @ w` with `x` in the clear at `px` and `w` at `pw`, by an
+    /// input-holder triple: each side sends its masked input once.
+    fn holder_matmul(
+        &mut self,
+        x: Reg,
+        w: Reg,
+        px: PartyId,
+        pw: PartyId,
+        shape: plan::Shape,
+        note: String,
+    ) -> Reg {
+        let f = self.f;
+        let (xs, ws) = (
+            self.regs[x.0 as usize].shape.clone(),
+            self.regs[w.0 as usize].shape.clone(),
+        );
+        let own_x = self.share_reg(
+            xs.clone(),
+            f,
+            format!("{} (its holder's share)", self.regs[x.0 as usize].note),
+        );
+        let own_w = self.share_reg(
+            ws.clone(),
+            f,
+            format!("{} (its holder's share)", self.regs[w.0 as usize].note),
+        );
+        for (reg, src, holder) in [(own_x, x, px), (own_w, w, pw)] {
+            self.emit(
+                holder,
+                Instr::Own {
+                    src: Some(src),
+                    dst: reg,
+                },
+            );
+            self.emit(
+                self.other(holder),
+                Instr::Own {
+                    src: None,
+                    dst: reg,
+                },
+            );
+        }
+        let corr = self.correlation(Correlation::HolderMatMul {
+            lhs: xs.clone(),
+            rhs: ws.clone(),
+            lhs_holder: pi(px),
+        });
+        let (mine, theirs) = self.messages(format!("masked input for {note}"));
+        let dst = self.share_reg(shape.clone(), 2 * f, note);
+        self.exchange(&[Step {
+            open: Open::Holder { x: own_x, y: own_w },
+            corr,
+            mine,
+            theirs,
+            dst,
+        }]);
+        self.trunc1(dst)
+    }
+
+    /// A comparison-based operation, run jointly by both computing parties.
+    fn nonlinear(
+        &mut self,
+        op: plan::NonlinearOp,
+        args: Vec<Reg>,
+        shape: plan::Shape,
+        note: String,
+    ) -> Reg {
+        self.compares = true;
+        let dst = self.share_reg(shape, self.f, note);
+        for (i, p) in self.p.into_iter().enumerate() {
+            let peer = pi(self.p[1 - i]);
+            self.emit(
+                p,
+                Instr::Nonlinear {
+                    dst,
+                    op: op.clone(),
+                    args: args.clone(),
+                    peer,
+                    leader: i == 0,
+                },
+            );
+        }
+        dst
+    }
+
+    /// Broadcast every operand to `shape` (elementwise comparisons need equal shapes).
+    fn same_shape(&mut self, args: &[Reg], shape: &plan::Shape) -> Vec<Reg> {
+        args.iter().map(|a| self.broadcast_to(*a, shape)).collect()
+    }
+
+    fn broadcast_to(&mut self, x: Reg, shape: &plan::Shape) -> Reg {
+        if &self.regs[x.0 as usize].shape == shape {
+            return x;
+        }
+        let scale = self.scale_of(x);
+        let note = format!("{} broadcast to {shape}", self.regs[x.0 as usize].note);
+        let dst = self.share_reg(shape.clone(), scale, note);
+        self.local(dst, ShareOp::Broadcast, vec![x]);
+        dst
+    }
+
+    /// Σ c_k x^k on shares: powers by the log-depth schedule, one truncation
+    /// per power, one for the combination.
+    fn polynomial(
+        &mut self,
+        x: Reg,
+        coeffs: &[f64],
+        odd: bool,
+        shape: &plan::Shape,
+        note: String,
+    ) -> Reg {
+        let f = self.f;
+        let degree = coeffs.iter().rposition(|c| *c != 0.0).unwrap_or(0) as u32;
+        let mut powers: BTreeMap<u32, Reg> = BTreeMap::new();
+        powers.insert(1, x);
+        for level in Chooser::power_schedule(degree.max(1), odd) {
+            let products = level
+                .iter()
+                .map(|&(k, a, b)| {
+                    (
+                        powers[&a],
+                        powers[&b],
+                        Correlation::Elementwise {
+                            shape: shape.clone(),
+                        },
+                        shape.clone(),
+                        format!("power {k} for {note}"),
+                    )
+                })
+                .collect();
+            let raw = self.beaver_batch(products);
+            let truncated = self.trunc_batch(raw.iter().map(|r| (*r, f)).collect());
+            for (&(k, _, _), r) in level.iter().zip(truncated) {
+                powers.insert(k, r);
+            }
+        }
+        // Combination at scale 2f, one truncation.
+        let mut acc: Option<Reg> = None;
+        for (k, c) in coeffs.iter().enumerate().skip(1) {
+            if *c == 0.0 {
+                continue;
+            }
+            let coef = self.public_const(vec![*c], format!("c{k}"));
+            let term = self.share_reg(shape.clone(), 2 * f, format!("c{k}·x^{k} for {note}"));
+            self.local(
+                term,
+                ShareOp::MulPublic { bits: f },
+                vec![powers[&(k as u32)], coef],
+            );
+            acc = Some(match acc {
+                None => term,
+                Some(a) => {
+                    let s = self.share_reg(shape.clone(), 2 * f, format!("partial sum for {note}"));
+                    self.local(s, ShareOp::Add, vec![a, term]);
+                    s
+                }
+            });
+        }
+        let body = match acc {
+            Some(a) => self.trunc1(a),
+            None => {
+                let zero = self.public_const(vec![0.0], "0".into());
+                let z = self.share_reg(shape.clone(), f, format!("zero for {note}"));
+                for (i, p) in self.p.into_iter().enumerate() {
+                    self.emit(
+                        p,
+                        Instr::Embed {
+                            src: zero,
+                            dst: z,
+                            leader: i == 0,
+                        },
+                    );
+                }
+                z
+            }
+        };
+        if coeffs[0] == 0.0 {
+            return body;
+        }
+        let c0 = self.public_const(vec![coeffs[0]], "c0".into());
+        let dst = self.share_reg(shape.clone(), f, note);
+        self.local(dst, ShareOp::AddPublic, vec![body, c0]);
+        dst
+    }
+}
+
+fn integral_scalar(v: &ir::Value) -> Option<i64> {
+    match &v.op {
+        Op::Const { data } if data.len() == 1 && data[0].fract() == 0.0 && data[0].abs() < 1e15 => {
+            Some(data[0] as i64)
+        }
+        _ => None,
+    }
+}
