@@ -25,6 +25,7 @@ const FORBIDDEN: &[&str] = &[
 const ALLOWED_DEPENDENCIES: &[&str] = &[
     "aes",
     "ctr",
+    "plan",
     "rand",
     "rand_chacha",
     "rayon",
