@@ -224,7 +224,8 @@ impl RingTensor {
     }
 
     /// Output shape of `a @ b` for the supported shapes
-    /// `[m,k]@[k,n] -> [m,n]`, `[m,k]@[k] -> [m]`, `[k]@[k] -> []`.
+    /// `[m,k]@[k,n] -> [m,n]`, `[m,k]@[k] -> [m]`, `[k]@[k,n] -> [n]`,
+    /// `[k]@[k] -> []`.
     pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
         let mismatch = || SharingError::ShapeMismatch {
             op: "matmul",
@@ -234,8 +235,9 @@ impl RingTensor {
         match (a.len(), b.len()) {
             (2, 2) if a[1] == b[0] => Ok(vec![a[0], b[1]]),
             (2, 1) if a[1] == b[0] => Ok(vec![a[0]]),
+            (1, 2) if a[0] == b[0] => Ok(vec![b[1]]),
             (1, 1) if a[0] == b[0] => Ok(vec![]),
-            (2, 2) | (2, 1) | (1, 1) => Err(mismatch()),
+            (2, 2) | (2, 1) | (1, 2) | (1, 1) => Err(mismatch()),
             _ => Err(SharingError::UnsupportedShape {
                 op: "matmul",
                 shape: if matches!(a.len(), 1 | 2) {
@@ -384,5 +386,50 @@ pub mod zm {
             return None;
         }
         Some(((a % m) + (b % m)) % m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every product of the language's table, against the schoolbook sum
+    /// (found by tests/fuzzgen.rs: `[k] @ [k, n]` used to be refused).
+    #[test]
+    fn every_shape_of_matrix_product() {
+        let t = |shape: Vec<usize>| {
+            let n = numel(&shape).unwrap();
+            RingTensor::new(
+                (1..=n as u64).map(|v| v.wrapping_mul(0x9e37)).collect(),
+                shape,
+            )
+            .unwrap()
+        };
+        for (a, b, out) in [
+            (vec![3], vec![3], vec![]),
+            (vec![2, 3], vec![3], vec![2]),
+            (vec![3], vec![3, 2], vec![2]),
+            (vec![2, 3], vec![3, 4], vec![2, 4]),
+        ] {
+            let (x, y) = (t(a.clone()), t(b.clone()));
+            let z = x.matmul(&y).unwrap();
+            assert_eq!(z.shape(), out.as_slice(), "{a:?} @ {b:?}");
+            let (m, k) = if a.len() == 2 {
+                (a[0], a[1])
+            } else {
+                (1, a[0])
+            };
+            let n = if b.len() == 2 { b[1] } else { 1 };
+            for i in 0..m {
+                for j in 0..n {
+                    let want = (0..k).fold(0u64, |s, l| {
+                        s.wrapping_add(x.data()[i * k + l].wrapping_mul(y.data()[l * n + j]))
+                    });
+                    assert_eq!(z.data()[i * n + j], want, "{a:?} @ {b:?} at {i}, {j}");
+                }
+            }
+        }
+        assert!(RingTensor::matmul_shape(&[3], &[2, 2]).is_err());
+        assert!(RingTensor::matmul_shape(&[2, 2, 2], &[2]).is_err());
     }
 }
