@@ -227,14 +227,14 @@ fn a_tampered_stream_of_dealer_corrections_is_an_error() {
         .nth(1)
         .unwrap()
         .0 as u32;
-    // The dealer's frames to party 1: the session's dimensions, the first
-    // frame (byte 9: whose seed), the product's corrections (bytes 9..17:
-    // the group they start at, after the value count and the tag), the
-    // rest (byte 8: the tag).
+    // The dealer's frames to party 1, each [version, count (8 bytes), tag,
+    // ...]: the session's dimensions, the first frame (byte 10: whose
+    // seed), the product's corrections (bytes 10..18: the group they start
+    // at), the rest (byte 9: the tag).
     for (n, at, expect) in [
-        (1, 9, "seed is not for party 1"),
-        (2, 9, "arrived where group 0 was due"),
-        (3, 8, "malformed corrections from the dealer"),
+        (1, 10, "seed is not for party 1"),
+        (2, 10, "arrived where group 0 was due"),
+        (3, 9, "malformed corrections from the dealer"),
     ] {
         let transports: Vec<Tamper> =
             ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))

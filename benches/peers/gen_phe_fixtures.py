@@ -2,7 +2,7 @@
 """Generate (and verify) python-paillier interop fixtures for Veil.
 
     python3 -m venv phe-venv && phe-venv/bin/pip install 'phe[cli]'
-    phe-venv/bin/python benches/peers/gen_phe_fixtures.py runtime/tests/fixtures/phe
+    phe-venv/bin/python benches/peers/gen_phe_fixtures.py paillier/tests/fixtures/phe
     phe-venv/bin/python benches/peers/gen_phe_fixtures.py --verify PRIV.json CASES.json
 
 The JSON shapes are those of phe's `pheutil` CLI (phe 1.5, phe/command_line.py):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Time python-paillier (phe + gmpy2) on the operations of Veil's
-runtime/benches/paillier.rs. Single thread (phe has no parallelism).
+paillier/benches/paillier.rs. Single thread (phe has no parallelism).
 
     pip install phe gmpy2
     python3 benches/peers/phe_ops.py [--bits 2048,3072] [--json out.json]

@@ -507,7 +507,7 @@ mod tests {
     }
 
     fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runtime/tests/fixtures/phe")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../paillier/tests/fixtures/phe")
     }
 
     fn tmpdir(tag: &str) -> PathBuf {

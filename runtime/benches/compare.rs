@@ -35,13 +35,13 @@ fn shares_of(n: usize, lo: f64, hi: f64, seed: u64) -> (Share, Share) {
     share_with_rng(&t, &mut fixed_seed_rng_for_tests(seed ^ 7)).unwrap()
 }
 
-fn msb_requests(n: usize) -> Vec<CompareRequest> {
+fn msb_requests(n: usize) -> Vec<CorrelationRequest> {
     vec![
-        CompareRequest::MaskedBits { shape: vec![n] },
-        CompareRequest::AndTriples {
+        CorrelationRequest::MaskedBits { shape: vec![n] },
+        CorrelationRequest::AndTriples {
             bits: compare::and_triple_bits(n),
         },
-        CompareRequest::DaBits { shape: vec![n] },
+        CorrelationRequest::DaBits { shape: vec![n] },
     ]
 }
 
@@ -53,17 +53,12 @@ fn preprocess(n: usize) -> (Pre, Pre, u64) {
     let mut dealer = Dealer::new_with_fixed_seed_for_tests(2);
     let s0 = dealer.seed_msg(Party::P0);
     let s1 = dealer.seed_msg(Party::P1);
-    let corr = reqs
-        .iter()
-        .map(|r| dealer.correction_compare(r).unwrap())
-        .collect();
+    let corr = reqs.iter().map(|r| dealer.correction(r).unwrap()).collect();
     let mut src0 = DealerSource::party0(s0).unwrap();
     let mut src1 = DealerSource::party1(s1, vec![]).unwrap();
-    src1.push_compare_corrections(corr).unwrap();
-    let mut p0 = PrecomputedCorrelations::new(Party::P0);
-    let mut p1 = PrecomputedCorrelations::new(Party::P1);
-    p0.precompute_compare(&mut src0, &reqs).unwrap();
-    p1.precompute_compare(&mut src1, &reqs).unwrap();
+    src1.push_corrections(corr).unwrap();
+    let p0 = PrecomputedCorrelations::precompute(&mut src0, &reqs).unwrap();
+    let p1 = PrecomputedCorrelations::precompute(&mut src1, &reqs).unwrap();
     (
         Engine::new(fp(), TruncMode::Dealer, p0),
         Engine::new(fp(), TruncMode::Dealer, p1),

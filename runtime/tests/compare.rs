@@ -304,16 +304,13 @@ fn queued_and_precomputed_dealer_corrections_work() {
     let s1 = dealer.seed_msg(Party::P1);
     let n = 4;
     let reqs = [
-        CompareRequest::MaskedBits { shape: vec![n] },
-        CompareRequest::AndTriples {
+        CorrelationRequest::MaskedBits { shape: vec![n] },
+        CorrelationRequest::AndTriples {
             bits: runtime::sharing::compare::and_triple_bits(n),
         },
-        CompareRequest::DaBits { shape: vec![n] },
+        CorrelationRequest::DaBits { shape: vec![n] },
     ];
-    let corr: Vec<CompareDealerMsg> = reqs
-        .iter()
-        .map(|r| dealer.correction_compare(r).unwrap())
-        .collect();
+    let corr: Vec<DealerMsg> = reqs.iter().map(|r| dealer.correction(r).unwrap()).collect();
     let before = dealer.bytes_sent();
     assert_eq!(
         before,
@@ -321,10 +318,9 @@ fn queued_and_precomputed_dealer_corrections_work() {
     );
     let src0 = DealerSource::party0(s0).unwrap();
     let mut src1 = DealerSource::party1(s1, vec![]).unwrap();
-    src1.push_compare_corrections(corr).unwrap();
-    let mut pre1 = PrecomputedCorrelations::new(Party::P1);
-    pre1.precompute_compare(&mut src1, &reqs).unwrap();
-    assert_eq!(pre1.remaining_compare(), 3);
+    src1.push_corrections(corr).unwrap();
+    let pre1 = PrecomputedCorrelations::precompute(&mut src1, &reqs).unwrap();
+    assert_eq!(pre1.remaining(), 3);
     let fp = FixedPoint::default();
     let mut e0 = Engine::new(fp, TruncMode::Dealer, src0);
     let mut e1 = Engine::new(fp, TruncMode::Dealer, pre1);
@@ -333,9 +329,9 @@ fn queued_and_precomputed_dealer_corrections_work() {
     // Out-of-order corrections are rejected.
     let mut d2 = Dealer::new_with_fixed_seed_for_tests(78);
     let mut src = DealerSource::party1(d2.seed_msg(Party::P1), vec![]).unwrap();
-    src.push_compare_corrections(vec![d2.correction_compare(&reqs[2]).unwrap()])
+    src.push_corrections(vec![d2.correction(&reqs[2]).unwrap()])
         .unwrap();
-    assert!(src.fetch_compare(&reqs[0]).is_err());
+    assert!(src.fetch(&reqs[0]).is_err());
 }
 
 #[test]

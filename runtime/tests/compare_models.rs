@@ -47,19 +47,14 @@ fn masked_opening_is_uniform_whatever_x_is() {
         let t = RingTensor::filled(&[N], x as u64).unwrap();
         let (x0, x1) = share_with_rng(&t, &mut fixed_seed_rng_for_tests(k as u64)).unwrap();
         let reqs = [
-            CompareRequest::MaskedBits { shape: vec![N] },
-            CompareRequest::AndTriples {
+            CorrelationRequest::MaskedBits { shape: vec![N] },
+            CorrelationRequest::AndTriples {
                 bits: compare::and_triple_bits(N),
             },
-            CompareRequest::DaBits { shape: vec![N] },
+            CorrelationRequest::DaBits { shape: vec![N] },
         ];
-        let corr = reqs
-            .iter()
-            .map(|r| dealer.correction_compare(r).unwrap())
-            .collect();
-        e1.correlations_mut()
-            .push_compare_corrections(corr)
-            .unwrap();
+        let corr = reqs.iter().map(|r| dealer.correction(r).unwrap()).collect();
+        e1.correlations_mut().push_corrections(corr).unwrap();
         let (_, m0) = e0.msb_round1(&x0).unwrap();
         let (_, m1) = e1.msb_round1(&x1).unwrap();
         let c: Vec<u64> = m0

@@ -19,7 +19,7 @@ use super::wire::Wire;
 use super::{
     bind_requests, concrete, masked_from_clear, request_groups, role_of, twoparty, ExecError, Value,
 };
-use crate::sharing::{CompareRequest, CorrelationRequest};
+use crate::sharing::CorrelationRequest;
 use plan::{Correlation, Instr, Kind, Owner, PartyIdx, Plan, RandomnessSource, Reg, Role};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -146,25 +146,21 @@ fn share_words(req: &Request) -> u64 {
     let n = |s: &[usize]| s.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
     let sum = |xs: &[u64]| xs.iter().copied().fold(0u64, u64::saturating_add);
     match req {
-        Request::Arith(CorrelationRequest::ElementwiseTriple { shape })
-        | Request::Arith(CorrelationRequest::Trunc { shape, .. }) => n(shape).saturating_mul(3),
-        Request::Arith(
-            CorrelationRequest::MatmulTriple { a_shape, b_shape }
-            | CorrelationRequest::HolderMatmulTriple {
-                a_shape, b_shape, ..
-            },
-        ) => {
+        CorrelationRequest::ElementwiseTriple { shape }
+        | CorrelationRequest::Trunc { shape, .. } => n(shape).saturating_mul(3),
+        CorrelationRequest::MatmulTriple { a_shape, b_shape }
+        | CorrelationRequest::HolderMatmulTriple {
+            a_shape, b_shape, ..
+        } => {
             let out = n(&a_shape[..a_shape.len().saturating_sub(1)])
                 .saturating_mul(n(b_shape.get(1..).unwrap_or(&[])));
             sum(&[n(a_shape), n(b_shape), out])
         }
-        Request::Compare(CompareRequest::MaskedBits { shape }) => n(shape).saturating_mul(2),
-        Request::Compare(CompareRequest::AndTriples { bits }) => {
-            (CompareRequest::words_for_bits(*bits) as u64).saturating_mul(3)
+        CorrelationRequest::MaskedBits { shape } => n(shape).saturating_mul(2),
+        CorrelationRequest::AndTriples { bits } => {
+            (CorrelationRequest::words_for_bits(*bits) as u64).saturating_mul(3)
         }
-        Request::Compare(CompareRequest::DaBits { shape }) => {
-            n(shape).saturating_add(n(shape).div_ceil(64))
-        }
+        CorrelationRequest::DaBits { shape } => n(shape).saturating_add(n(shape).div_ceil(64)),
     }
 }
 
@@ -172,21 +168,15 @@ fn share_words(req: &Request) -> u64 {
 fn correction_words(req: &Request) -> u64 {
     let n = |s: &[usize]| s.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64));
     match req {
-        Request::Arith(CorrelationRequest::ElementwiseTriple { shape }) => n(shape),
-        Request::Arith(CorrelationRequest::Trunc { shape, .. }) => n(shape).saturating_mul(2),
-        Request::Arith(
-            CorrelationRequest::MatmulTriple { a_shape, b_shape }
-            | CorrelationRequest::HolderMatmulTriple {
-                a_shape, b_shape, ..
-            },
-        ) => n(&a_shape[..a_shape.len().saturating_sub(1)])
+        CorrelationRequest::ElementwiseTriple { shape } => n(shape),
+        CorrelationRequest::Trunc { shape, .. } => n(shape).saturating_mul(2),
+        CorrelationRequest::MatmulTriple { a_shape, b_shape }
+        | CorrelationRequest::HolderMatmulTriple {
+            a_shape, b_shape, ..
+        } => n(&a_shape[..a_shape.len().saturating_sub(1)])
             .saturating_mul(n(b_shape.get(1..).unwrap_or(&[]))),
-        Request::Compare(
-            CompareRequest::MaskedBits { shape } | CompareRequest::DaBits { shape },
-        ) => n(shape),
-        Request::Compare(CompareRequest::AndTriples { bits }) => {
-            CompareRequest::words_for_bits(*bits) as u64
-        }
+        CorrelationRequest::MaskedBits { shape } | CorrelationRequest::DaBits { shape } => n(shape),
+        CorrelationRequest::AndTriples { bits } => CorrelationRequest::words_for_bits(*bits) as u64,
     }
 }
 
@@ -195,7 +185,7 @@ fn correction_words(req: &Request) -> u64 {
 /// triple's `a` streams through and is never held whole).
 fn dealing_words(req: &Request) -> u64 {
     match req {
-        Request::Arith(CorrelationRequest::HolderMatmulTriple { b_shape, .. }) => {
+        CorrelationRequest::HolderMatmulTriple { b_shape, .. } => {
             let b = b_shape
                 .iter()
                 .fold(1u64, |a, &d| a.saturating_mul(d as u64));

@@ -27,9 +27,8 @@ pub use transport::{ChannelTransport, Transport};
 
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
-    CompareDealerMsg, CorrelationRequest, Correlations, Dealer, DealerMsg, DealerSource, Engine,
-    FixedPoint, HolderState, MulState, Party as Role, SeedMsg, Share, TruncMode, TruncState,
-    WrapTruncState,
+    CorrelationRequest, Correlations, Dealer, DealerMsg, DealerSource, Engine, FixedPoint,
+    HolderState, MulState, Party as Role, SeedMsg, Share, TruncMode, TruncState, WrapTruncState,
 };
 use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor};
 use std::collections::VecDeque;
@@ -243,9 +242,7 @@ fn masked_from_clear(
                             && y != dst
                             && matches!(
                                 requests.get(*corr as usize),
-                                Some(nonlinear::Request::Arith(
-                                    CorrelationRequest::HolderMatmulTriple { a_holder, .. }
-                                )) if *a_holder == me
+                                Some(CorrelationRequest::HolderMatmulTriple { a_holder, .. }) if *a_holder == me
                             )
                     }
                     _ => false,
@@ -302,7 +299,6 @@ struct Dealing {
 struct Batch {
     first: usize,
     corrections: Vec<DealerMsg>,
-    compare: Vec<CompareDealerMsg>,
 }
 
 /// Party 1's side of [`Dealing`]: where its remaining corrections come from.
@@ -324,21 +320,18 @@ const DEALER_FRAME_WORK: usize = 1 << 16;
 
 /// Words of randomness the dealer draws for `req`: the measure of its work.
 fn dealer_work(req: &nonlinear::Request) -> usize {
-    use crate::sharing::{CompareRequest as C, CorrelationRequest as A};
+    use crate::sharing::CorrelationRequest as R;
     let n = |s: &[usize]| s.iter().fold(1usize, |a, &d| a.saturating_mul(d));
     match req {
-        nonlinear::Request::Arith(r) => match r {
-            A::ElementwiseTriple { shape } => n(shape).saturating_mul(3),
-            A::Trunc { shape, .. } => n(shape).saturating_mul(2),
-            A::MatmulTriple { a_shape, b_shape }
-            | A::HolderMatmulTriple {
-                a_shape, b_shape, ..
-            } => n(a_shape).saturating_add(n(b_shape)),
-        },
-        nonlinear::Request::Compare(r) => match r {
-            C::MaskedBits { shape } | C::DaBits { shape } => n(shape).saturating_mul(2),
-            C::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
-        },
+        R::ElementwiseTriple { shape } => n(shape).saturating_mul(3),
+        R::Trunc { shape, .. } | R::MaskedBits { shape } | R::DaBits { shape } => {
+            n(shape).saturating_mul(2)
+        }
+        R::MatmulTriple { a_shape, b_shape }
+        | R::HolderMatmulTriple {
+            a_shape, b_shape, ..
+        } => n(a_shape).saturating_add(n(b_shape)),
+        R::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
     }
 }
 
@@ -384,37 +377,33 @@ fn bind_requests(
     plan: &Plan,
     dims: &BTreeMap<String, usize>,
 ) -> Result<Vec<nonlinear::Request>, ExecError> {
-    use crate::sharing::CompareRequest;
-    use nonlinear::Request::{Arith, Compare};
     plan.correlations
         .iter()
         .map(|c| {
             Ok(match c {
-                Correlation::Elementwise { shape } => {
-                    Arith(CorrelationRequest::ElementwiseTriple {
-                        shape: concrete(shape, dims)?,
-                    })
-                }
-                Correlation::MatMul { lhs, rhs } => Arith(CorrelationRequest::MatmulTriple {
+                Correlation::Elementwise { shape } => CorrelationRequest::ElementwiseTriple {
+                    shape: concrete(shape, dims)?,
+                },
+                Correlation::MatMul { lhs, rhs } => CorrelationRequest::MatmulTriple {
                     a_shape: concrete(lhs, dims)?,
                     b_shape: concrete(rhs, dims)?,
-                }),
+                },
                 Correlation::HolderMatMul {
                     lhs,
                     rhs,
                     lhs_holder,
-                } => Arith(CorrelationRequest::HolderMatmulTriple {
+                } => CorrelationRequest::HolderMatmulTriple {
                     a_shape: concrete(lhs, dims)?,
                     b_shape: concrete(rhs, dims)?,
                     a_holder: role_of(plan, *lhs_holder)?,
-                }),
-                Correlation::Trunc { shape, bits } => Arith(CorrelationRequest::Trunc {
+                },
+                Correlation::Trunc { shape, bits } => CorrelationRequest::Trunc {
                     shape: concrete(shape, dims)?,
                     frac_bits: *bits,
-                }),
-                Correlation::TruncDaBits { shape, .. } => Compare(CompareRequest::DaBits {
+                },
+                Correlation::TruncDaBits { shape, .. } => CorrelationRequest::DaBits {
                     shape: concrete(shape, dims)?,
-                }),
+                },
             })
         })
         .collect()
@@ -938,7 +927,6 @@ impl Exec<'_> {
                     Value::Wire(Wire::Dealer {
                         seed: s0,
                         corrections: vec![],
-                        compare: vec![],
                         chunks: 0,
                     }),
                 );
@@ -951,22 +939,13 @@ impl Exec<'_> {
                     let mut first = 0;
                     for end in ends {
                         let batch = (|| {
-                            let mut b = Batch {
-                                first,
-                                corrections: Vec::new(),
-                                compare: Vec::new(),
-                            };
-                            for req in groups.by_ref().take(end - first).flatten() {
-                                match req {
-                                    nonlinear::Request::Arith(r) => {
-                                        b.corrections.push(dealer.correction(&r)?)
-                                    }
-                                    nonlinear::Request::Compare(r) => {
-                                        b.compare.push(dealer.correction_compare(&r)?)
-                                    }
-                                }
-                            }
-                            Ok(b)
+                            let corrections = groups
+                                .by_ref()
+                                .take(end - first)
+                                .flatten()
+                                .map(|r| dealer.correction(&r))
+                                .collect::<Result<_, _>>()?;
+                            Ok(Batch { first, corrections })
                         })();
                         first = end;
                         let failed = batch.is_err();
@@ -995,7 +974,6 @@ impl Exec<'_> {
                 let Some(Value::Wire(Wire::Dealer {
                     seed,
                     corrections,
-                    compare,
                     chunks,
                 })) = self.take(*src)
                 else {
@@ -1004,8 +982,7 @@ impl Exec<'_> {
                 let source = match self.role()? {
                     Role::P0 => DealerSource::party0(seed)?,
                     Role::P1 => {
-                        let mut s = DealerSource::party1(seed, corrections)?;
-                        s.push_compare_corrections(compare)?;
+                        let s = DealerSource::party1(seed, corrections)?;
                         self.feed = Some(self.dealer_feed(chunks)?);
                         s
                     }
@@ -1174,18 +1151,18 @@ pub fn inputs_per_party(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sharing::{CompareRequest, CorrelationRequest};
+    use crate::sharing::CorrelationRequest;
 
     fn triple(n: usize) -> nonlinear::Request {
-        nonlinear::Request::Arith(CorrelationRequest::ElementwiseTriple { shape: vec![n] })
+        CorrelationRequest::ElementwiseTriple { shape: vec![n] }
     }
 
     fn holder(rows: usize) -> nonlinear::Request {
-        nonlinear::Request::Arith(CorrelationRequest::HolderMatmulTriple {
+        CorrelationRequest::HolderMatmulTriple {
             a_shape: vec![rows, 100],
             b_shape: vec![100],
             a_holder: Role::P0,
-        })
+        }
     }
 
     #[test]
@@ -1199,7 +1176,7 @@ mod tests {
     fn a_large_first_product_gets_a_frame_of_its_own() {
         // The first frame (with the seed) cannot hold the product's
         // 1,000,100 words, so it goes out empty; the rest fit in one more.
-        let and = nonlinear::Request::Compare(CompareRequest::AndTriples { bits: 64 * 1000 });
+        let and = CorrelationRequest::AndTriples { bits: 64 * 1000 };
         let groups = vec![
             vec![holder(10_000)],
             vec![triple(10_000)],
@@ -1221,12 +1198,10 @@ mod tests {
 
     #[test]
     fn only_a_share_read_by_nothing_but_its_holders_product_stays_unencoded() {
-        let holder = |h| {
-            nonlinear::Request::Arith(CorrelationRequest::HolderMatmulTriple {
-                a_shape: vec![4, 3],
-                b_shape: vec![3],
-                a_holder: h,
-            })
+        let holder = |h| CorrelationRequest::HolderMatmulTriple {
+            a_shape: vec![4, 3],
+            b_shape: vec![3],
+            a_holder: h,
         };
         let requests = vec![holder(Role::P0), holder(Role::P1)];
         let own = |src, dst| Instr::Own {

@@ -14,7 +14,7 @@ use crate::sharing::{self, Correlations, Engine, Exchange, Message, Share, Shari
 use plan::{NonlinearOp, PartyIdx};
 
 /// One request for correlated randomness, of either family.
-pub(super) use crate::sharing::compare::AnyRequest as Request;
+pub(super) use crate::sharing::CorrelationRequest as Request;
 
 /// The executor's transport, seen by the comparison protocols as an
 /// `Exchange` with the peer: one frame each way per round.
@@ -105,41 +105,14 @@ pub(super) fn request_order(
 mod tests {
     use super::*;
     use crate::sharing::{
-        CompareRequest, CompareShare, CorrelationRequest, CorrelationShare, Dealer, DealerSource,
-        FixedPoint, Party, RingTensor, TruncMode,
+        Dealer, DealerSource, FixedPoint, Party, RecordingCorrelations, RingTensor, TruncMode,
     };
-    use std::sync::{Arc, Mutex};
-
-    /// Wraps a source and logs every request, of both families, in order.
-    struct Recorder<C> {
-        inner: C,
-        log: Arc<Mutex<Vec<Request>>>,
-    }
-
-    impl<C: Correlations> Correlations for Recorder<C> {
-        fn party(&self) -> Party {
-            self.inner.party()
-        }
-        fn fetch(&mut self, req: &CorrelationRequest) -> sharing::Result<CorrelationShare> {
-            self.log.lock().unwrap().push(Request::Arith(req.clone()));
-            self.inner.fetch(req)
-        }
-        fn fetch_compare(&mut self, req: &CompareRequest) -> sharing::Result<CompareShare> {
-            self.log.lock().unwrap().push(Request::Compare(req.clone()));
-            self.inner.fetch_compare(req)
-        }
-    }
 
     /// The requests of a real run of `op` on zeros between two parties.
     fn recorded(op: &NonlinearOp, shapes: &[Vec<usize>]) -> sharing::Result<Vec<Request>> {
         let fp = FixedPoint::default();
         let (s0, s1, _) = DealerSource::online_pair(Dealer::new_with_fixed_seed_for_tests(1));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let inner = Recorder {
-            inner: s0,
-            log: log.clone(),
-        };
-        let mut e0 = Engine::new(fp, TruncMode::Dealer, inner);
+        let mut e0 = Engine::new(fp, TruncMode::Dealer, RecordingCorrelations::new(s0));
         let mut e1 = Engine::new(fp, TruncMode::Dealer, s1);
         let zeros = |p: Party| -> sharing::Result<Vec<Share>> {
             shapes
@@ -152,8 +125,7 @@ mod tests {
             |ex| run(&mut e0, ex, op, &a0.iter().collect::<Vec<_>>()),
             |ex| run(&mut e1, ex, op, &a1.iter().collect::<Vec<_>>()),
         )?;
-        let order = log.lock().unwrap().clone();
-        Ok(order)
+        Ok(e0.correlations().log.clone())
     }
 
     #[test]

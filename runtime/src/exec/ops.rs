@@ -247,9 +247,8 @@ impl Exec<'_> {
                 self.set(*dst, Value::Share(s));
             }
             Instr::HolderOpen { msg, x, y, corr } => {
-                let Some(super::nonlinear::Request::Arith(
-                    sharing::CorrelationRequest::HolderMatmulTriple { a_holder, .. },
-                )) = self.requests.get(*corr as usize).cloned()
+                let Some(sharing::CorrelationRequest::HolderMatmulTriple { a_holder, .. }) =
+                    self.requests.get(*corr as usize).cloned()
                 else {
                     return Err(ExecError::protocol(
                         "input-holder product without its correlation",
@@ -740,14 +739,12 @@ impl Exec<'_> {
                 Wire::Dealer {
                     seed: d.seed.clone(),
                     corrections: b.corrections,
-                    compare: b.compare,
                     chunks: d.frames as u64 - 1,
                 }
             } else {
                 Wire::DealerChunk {
                     group: b.first as u64,
                     corrections: b.corrections,
-                    compare: b.compare,
                 }
             };
             self.send_frame(to, wire::encode(&[frame]), t)?;
@@ -792,7 +789,6 @@ impl Exec<'_> {
                 Some(Wire::DealerChunk {
                     group: first,
                     corrections,
-                    compare,
                 }),
                 None,
             ) = (values.pop(), values.pop())
@@ -810,7 +806,7 @@ impl Exec<'_> {
                 .engine
                 .as_mut()
                 .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
-            engine.correlations_mut().supply(corrections, compare)?;
+            engine.correlations_mut().supply(corrections)?;
         }
         Ok(())
     }

@@ -47,9 +47,8 @@ use super::wire::{self, Wire};
 use super::{Exec, ExecError, Stats, Transport};
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
-    share::random_tensor, AndTripleShare, CompareRequest, CompareShare, CorrelationRequest,
-    CorrelationShare, DaBitShare, MaskedBitsShare, Party, PrecomputedCorrelations, RingTensor,
-    Share, TripleShare,
+    share::random_tensor, AndTripleShare, CorrelationRequest, CorrelationShare, DaBitShare,
+    MaskedBitsShare, Party, PrecomputedCorrelations, RingTensor, Share, TripleShare,
 };
 use num_bigint::BigUint;
 use plan::PartyIdx;
@@ -107,11 +106,11 @@ fn pack_bits(bits: &[u64]) -> Vec<u64> {
 impl Job {
     fn new<R: Rng + ?Sized>(req: &Request, rng: &mut R) -> Result<Job, ExecError> {
         Ok(match req {
-            Request::Arith(CorrelationRequest::ElementwiseTriple { shape }) => Job::Elementwise {
+            CorrelationRequest::ElementwiseTriple { shape } => Job::Elementwise {
                 a: random_tensor(rng, shape)?,
                 b: random_tensor(rng, shape)?,
             },
-            Request::Arith(CorrelationRequest::MatmulTriple { a_shape, b_shape }) => {
+            CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
                 RingTensor::matmul_shape(a_shape, b_shape)?;
                 let (m, k) = match a_shape.as_slice() {
                     [m, k] => (*m, *k),
@@ -130,29 +129,27 @@ impl Job {
                     n,
                 }
             }
-            Request::Arith(
-                CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. },
-            ) => {
+            CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. } => {
                 return Err(ExecError::protocol(
                     "truncation and input-holder correlations need a dealer",
                 ))
             }
-            Request::Compare(CompareRequest::AndTriples { bits }) => {
-                let words = CompareRequest::words_for_bits(*bits);
+            CorrelationRequest::AndTriples { bits } => {
+                let words = CorrelationRequest::words_for_bits(*bits);
                 Job::And {
                     bits: *bits,
                     a: (0..words).map(|_| rng.random()).collect(),
                     b: (0..words).map(|_| rng.random()).collect(),
                 }
             }
-            Request::Compare(CompareRequest::DaBits { shape }) => {
+            CorrelationRequest::DaBits { shape } => {
                 let n = crate::sharing::ring::numel(shape)?;
                 Job::DaBits {
                     shape: shape.clone(),
                     s: (0..n).map(|_| rng.random_range(0..2u64)).collect(),
                 }
             }
-            Request::Compare(CompareRequest::MaskedBits { shape }) => {
+            CorrelationRequest::MaskedBits { shape } => {
                 let n = crate::sharing::ring::numel(shape)?;
                 Job::MaskedBits {
                     shape: shape.clone(),
@@ -369,13 +366,13 @@ impl Job {
         store: &mut PrecomputedCorrelations,
     ) -> Result<(), ExecError> {
         let s = l.slots;
-        match (self, req) {
-            (Job::Elementwise { a, b }, Request::Arith(r)) => {
+        match self {
+            Job::Elementwise { a, b } => {
                 let cross = RingTensor::new(cross, a.shape().to_vec())?;
                 let c = a.mul(&b)?.add(&cross)?;
-                store.push(r.clone(), triple(role, a, b, c))?;
+                store.push(req.clone(), triple(role, a, b, c))?;
             }
-            (Job::Matmul { a, b, m, k: _, n }, Request::Arith(r)) => {
+            Job::Matmul { a, b, m, k: _, n } => {
                 let mut c = a.matmul(&b)?.into_parts();
                 // Term 1: groups (row group g, j), slot t ↔ row g·S + t.
                 let mut at = 0;
@@ -399,9 +396,9 @@ impl Job {
                     }
                 }
                 let c = RingTensor::new(c.0, c.1)?;
-                store.push(r.clone(), triple(role, a, b, c))?;
+                store.push(req.clone(), triple(role, a, b, c))?;
             }
-            (Job::And { bits, a, b }, Request::Compare(r)) => {
+            Job::And { bits, a, b } => {
                 // Three slots per triple; the cross sum is the middle one.
                 let cross: Vec<u64> = cross.chunks(3).map(|c| c[1]).collect();
                 let cross = pack_bits(&cross);
@@ -411,9 +408,9 @@ impl Job {
                     .zip(&cross)
                     .map(|((a, b), x)| (a & b) ^ x)
                     .collect();
-                store.push_compare(
-                    r.clone(),
-                    CompareShare::AndTriples(AndTripleShare {
+                store.push(
+                    req.clone(),
+                    CorrelationShare::AndTriples(AndTripleShare {
                         party: role,
                         bits,
                         a,
@@ -422,39 +419,34 @@ impl Job {
                     }),
                 )?;
             }
-            (Job::DaBits { shape, s: bits }, Request::Compare(r)) => {
+            Job::DaBits { shape, s: bits } => {
                 let arith = bits
                     .iter()
                     .zip(&cross)
                     .map(|(b, x)| b.wrapping_sub(x.wrapping_mul(2)))
                     .collect();
-                store.push_compare(
-                    r.clone(),
-                    CompareShare::DaBits(DaBitShare {
+                store.push(
+                    req.clone(),
+                    CorrelationShare::DaBits(DaBitShare {
                         bits: pack_bits(&bits),
                         arith: Share::new(role, RingTensor::new(arith, shape)?),
                     }),
                 )?;
             }
-            (Job::MaskedBits { shape, x }, Request::Compare(r)) => {
+            Job::MaskedBits { shape, x } => {
                 // The cross slot is already 2·(x0 ∧ x1).
                 let rs = x
                     .iter()
                     .zip(&cross)
                     .map(|(x, c)| x.wrapping_sub(*c))
                     .collect();
-                store.push_compare(
-                    r.clone(),
-                    CompareShare::MaskedBits(MaskedBitsShare {
+                store.push(
+                    req.clone(),
+                    CorrelationShare::MaskedBits(MaskedBitsShare {
                         r: Share::new(role, RingTensor::new(rs, shape.clone())?),
                         r_bits: RingTensor::new(x, shape)?,
                     }),
                 )?;
-            }
-            _ => {
-                return Err(ExecError::protocol(
-                    "correlation job does not fit its request",
-                ))
             }
         }
         Ok(())
@@ -525,12 +517,12 @@ pub(super) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u6
     let groups = |count: u64, per: u64| count.div_ceil(per.max(1));
     let layout = |bound| Layout::new(key_bits, bound);
     Ok(match req {
-        Request::Arith(CorrelationRequest::ElementwiseTriple { shape }) => {
+        CorrelationRequest::ElementwiseTriple { shape } => {
             let l = layout(Layout::product_bound(64, 64, 2))?;
             let n = n(shape);
             (n.saturating_mul(2), groups(n, l.slots as u64))
         }
-        Request::Arith(CorrelationRequest::MatmulTriple { a_shape, b_shape }) => {
+        CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
             let (m, k) = match a_shape.as_slice() {
                 [m, k] => (*m as u64, *k),
                 [k] => (1, *k),
@@ -550,20 +542,18 @@ pub(super) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u6
                     .saturating_add(m.saturating_mul(col_groups)),
             )
         }
-        Request::Arith(
-            CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. },
-        ) => (0, 0),
-        Request::Compare(CompareRequest::AndTriples { bits }) => {
+        CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. } => (0, 0),
+        CorrelationRequest::AndTriples { bits } => {
             let l = layout(Layout::product_bound(1, 1, 2))?;
-            let count = (CompareRequest::words_for_bits(*bits) as u64).saturating_mul(64);
+            let count = (CorrelationRequest::words_for_bits(*bits) as u64).saturating_mul(64);
             (count, groups(count, l.slots as u64 / 3))
         }
-        Request::Compare(CompareRequest::DaBits { shape }) => {
+        CorrelationRequest::DaBits { shape } => {
             let l = layout(Layout::product_bound(1, 1, 1))?;
             let n = n(shape);
             (n, groups(n, l.slots as u64))
         }
-        Request::Compare(CompareRequest::MaskedBits { shape }) => {
+        CorrelationRequest::MaskedBits { shape } => {
             let l = layout(64)?;
             let n = n(shape);
             (n.saturating_mul(63), groups(n, l.slots as u64))
@@ -842,21 +832,20 @@ mod tests {
 
     #[test]
     fn ciphertext_counts_agree_with_the_jobs() {
-        use crate::sharing::CompareRequest as C;
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let order = vec![
-            Request::Arith(CorrelationRequest::ElementwiseTriple { shape: vec![5, 7] }),
-            Request::Arith(CorrelationRequest::MatmulTriple {
+            CorrelationRequest::ElementwiseTriple { shape: vec![5, 7] },
+            CorrelationRequest::MatmulTriple {
                 a_shape: vec![9, 4],
                 b_shape: vec![4, 30],
-            }),
-            Request::Arith(CorrelationRequest::MatmulTriple {
+            },
+            CorrelationRequest::MatmulTriple {
                 a_shape: vec![4],
                 b_shape: vec![4],
-            }),
-            Request::Compare(C::AndTriples { bits: 700 }),
-            Request::Compare(C::DaBits { shape: vec![65] }),
-            Request::Compare(C::MaskedBits { shape: vec![3, 2] }),
+            },
+            CorrelationRequest::AndTriples { bits: 700 },
+            CorrelationRequest::DaBits { shape: vec![65] },
+            CorrelationRequest::MaskedBits { shape: vec![3, 2] },
         ];
         for key_bits in [1024u64, 2048, 3072] {
             for req in &order {
@@ -897,8 +886,7 @@ mod tests {
             },
             CorrelationRequest::ElementwiseTriple { shape: vec![] },
         ];
-        let order: Vec<Request> = reqs.iter().cloned().map(Request::Arith).collect();
-        let (mut s0, mut s1) = stores(&order, 1);
+        let (mut s0, mut s1) = stores(&reqs, 1);
         for r in &reqs {
             let (CorrelationShare::Triple(t0), CorrelationShare::Triple(t1)) =
                 (s0.fetch(r).unwrap(), s1.fetch(r).unwrap())
@@ -918,22 +906,21 @@ mod tests {
     #[test]
     fn compare_correlations_are_consistent() {
         let reqs = vec![
-            CompareRequest::MaskedBits { shape: vec![2, 5] },
-            CompareRequest::AndTriples { bits: 200 },
-            CompareRequest::DaBits { shape: vec![70] },
+            CorrelationRequest::MaskedBits { shape: vec![2, 5] },
+            CorrelationRequest::AndTriples { bits: 200 },
+            CorrelationRequest::DaBits { shape: vec![70] },
         ];
-        let order: Vec<Request> = reqs.iter().cloned().map(Request::Compare).collect();
-        let (mut s0, mut s1) = stores(&order, 2);
+        let (mut s0, mut s1) = stores(&reqs, 2);
         for r in &reqs {
-            match (s0.fetch_compare(r).unwrap(), s1.fetch_compare(r).unwrap()) {
-                (CompareShare::MaskedBits(m0), CompareShare::MaskedBits(m1)) => {
+            match (s0.fetch(r).unwrap(), s1.fetch(r).unwrap()) {
+                (CorrelationShare::MaskedBits(m0), CorrelationShare::MaskedBits(m1)) => {
                     let r = open(&m0.r, &m1.r);
                     assert_eq!(
                         bits_xor(m0.r_bits.data(), m1.r_bits.data()),
                         r.data().to_vec()
                     );
                 }
-                (CompareShare::AndTriples(t0), CompareShare::AndTriples(t1)) => {
+                (CorrelationShare::AndTriples(t0), CorrelationShare::AndTriples(t1)) => {
                     assert_eq!(t0.bits, 200);
                     assert_eq!(t0.a.len(), 4);
                     let a = bits_xor(&t0.a, &t1.a);
@@ -942,7 +929,7 @@ mod tests {
                     let want: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x & y).collect();
                     assert_eq!(c, want);
                 }
-                (CompareShare::DaBits(d0), CompareShare::DaBits(d1)) => {
+                (CorrelationShare::DaBits(d0), CorrelationShare::DaBits(d1)) => {
                     let xor = bits_xor(&d0.bits, &d1.bits);
                     let arith = open(&d0.arith, &d1.arith);
                     assert_eq!(arith.shape(), &[70]);
@@ -957,7 +944,7 @@ mod tests {
 
     #[test]
     fn malformed_replies_are_errors() {
-        let order = vec![Request::Compare(CompareRequest::DaBits { shape: vec![3] })];
+        let order = vec![CorrelationRequest::DaBits { shape: vec![3] }];
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let kp = Keypair::generate_insecure_for_tests(512, &mut rng).unwrap();
         let jobs = new_jobs(&order, &mut rng).unwrap();
@@ -1031,7 +1018,7 @@ mod tests {
         .unwrap();
         // Every generated correlation was used, in order.
         assert_eq!(e0.correlations_mut().remaining(), 0);
-        assert_eq!(e0.correlations_mut().remaining_compare(), 0);
+        assert_eq!(e0.correlations_mut().remaining(), 0);
         fp.decode_tensor(&reconstruct(&r0, &r1).unwrap())
     }
 

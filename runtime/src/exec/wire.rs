@@ -2,15 +2,45 @@
 //! binary encoding (little-endian, length-prefixed). Decoding checks every
 //! length against the bytes present and a size limit, so a malformed or
 //! hostile message is an error, never a panic or a huge allocation.
+//!
+//! A frame is [`VERSION`] (one byte), a count of values (u64), then each
+//! value as its [`tag`] and body. Correlation requests inside dealer
+//! corrections carry a [`request_tag`]. The tests pin one golden encoding
+//! per value kind: a change to the format changes them, and [`VERSION`].
 
 use crate::sharing::{
-    BeaverMsg, CompareDealerMsg, CompareRequest, CorrelationRequest, DealerMsg, OpenMsg, Party,
-    RingTensor, SeedMsg,
+    BeaverMsg, CorrelationRequest, DealerMsg, OpenMsg, Party, RingTensor, SeedMsg,
 };
 use num_bigint::BigUint;
 
 /// Largest single message accepted (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 31;
+
+/// The wire format's version, the first byte of every frame.
+pub const VERSION: u8 = 2;
+
+/// The tag of each value kind.
+pub mod tag {
+    pub const RING: u8 = 1;
+    pub const BEAVER: u8 = 2;
+    pub const CLEAR: u8 = 3;
+    pub const CIPHERS: u8 = 4;
+    pub const PUBLIC_KEY: u8 = 5;
+    pub const DEALER: u8 = 6;
+    pub const SESSION: u8 = 7;
+    pub const DEALER_CHUNK: u8 = 8;
+}
+
+/// The tag of each correlation request in a dealer's corrections.
+pub mod request_tag {
+    pub const ELEMENTWISE_TRIPLE: u8 = 0;
+    pub const MATMUL_TRIPLE: u8 = 1;
+    pub const TRUNC: u8 = 2;
+    pub const HOLDER_MATMUL_TRIPLE: u8 = 3;
+    pub const MASKED_BITS: u8 = 4;
+    pub const AND_TRIPLES: u8 = 5;
+    pub const DA_BITS: u8 = 6;
+}
 
 #[derive(Clone)]
 pub enum Wire {
@@ -30,7 +60,6 @@ pub enum Wire {
     Dealer {
         seed: SeedMsg,
         corrections: Vec<DealerMsg>,
-        compare: Vec<CompareDealerMsg>,
         chunks: u64,
     },
     /// Party 1's corrections for one instruction that uses correlations
@@ -39,7 +68,6 @@ pub enum Wire {
     DealerChunk {
         group: u64,
         corrections: Vec<DealerMsg>,
-        compare: Vec<CompareDealerMsg>,
     },
     /// Session metadata: sizes of symbolic dimensions, and a digest of
     /// every public input the sender was given.
@@ -118,47 +146,27 @@ impl W {
             self.tensor(t);
         }
     }
-    fn corrections(&mut self, corrections: &[DealerMsg], compare: &[CompareDealerMsg]) {
+    fn corrections(&mut self, corrections: &[DealerMsg]) {
         self.u64(corrections.len() as u64);
         for c in corrections {
             self.request(&c.request);
             self.tensors(&c.tensors);
         }
-        self.u64(compare.len() as u64);
-        for c in compare {
-            self.compare_request(&c.request);
-            self.tensors(&c.tensors);
-        }
-    }
-    fn compare_request(&mut self, r: &CompareRequest) {
-        match r {
-            CompareRequest::MaskedBits { shape } => {
-                self.u8(0);
-                self.shape(shape);
-            }
-            CompareRequest::AndTriples { bits } => {
-                self.u8(1);
-                self.u64(*bits as u64);
-            }
-            CompareRequest::DaBits { shape } => {
-                self.u8(2);
-                self.shape(shape);
-            }
-        }
     }
     fn request(&mut self, r: &CorrelationRequest) {
+        use request_tag as t;
         match r {
             CorrelationRequest::ElementwiseTriple { shape } => {
-                self.u8(0);
+                self.u8(t::ELEMENTWISE_TRIPLE);
                 self.shape(shape);
             }
             CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
-                self.u8(1);
+                self.u8(t::MATMUL_TRIPLE);
                 self.shape(a_shape);
                 self.shape(b_shape);
             }
             CorrelationRequest::Trunc { shape, frac_bits } => {
-                self.u8(2);
+                self.u8(t::TRUNC);
                 self.shape(shape);
                 self.u64(*frac_bits as u64);
             }
@@ -167,10 +175,22 @@ impl W {
                 b_shape,
                 a_holder,
             } => {
-                self.u8(3);
+                self.u8(t::HOLDER_MATMUL_TRIPLE);
                 self.shape(a_shape);
                 self.shape(b_shape);
                 self.u8(a_holder.index() as u8);
+            }
+            CorrelationRequest::MaskedBits { shape } => {
+                self.u8(t::MASKED_BITS);
+                self.shape(shape);
+            }
+            CorrelationRequest::AndTriples { bits } => {
+                self.u8(t::AND_TRIPLES);
+                self.u64(*bits as u64);
+            }
+            CorrelationRequest::DaBits { shape } => {
+                self.u8(t::DA_BITS);
+                self.shape(shape);
             }
         }
     }
@@ -179,26 +199,16 @@ impl W {
 /// Bytes of `w`'s bulk data (tensors, ciphertexts), to size the frame once.
 fn bulk_len(w: &Wire) -> usize {
     let tensors = |ts: &[RingTensor]| ts.iter().map(|t| 8 * t.data().len() + 64).sum::<usize>();
-    let dealer = |c: &[DealerMsg], k: &[CompareDealerMsg]| {
-        c.iter().map(|m| tensors(&m.tensors) + 64).sum::<usize>()
-            + k.iter().map(|m| tensors(&m.tensors) + 64).sum::<usize>()
-    };
+    let dealer = |c: &[DealerMsg]| c.iter().map(|m| tensors(&m.tensors) + 64).sum::<usize>();
     match w {
         Wire::Ring(m) => 8 * m.data.len(),
         Wire::Beaver(b) => 8 * (b.e.data.len() + b.f.data.len()),
         Wire::Clear { data, .. } => 8 * data.len(),
         Wire::Ciphers { cts, .. } => cts.iter().map(|c| c.bits() as usize / 8 + 9).sum(),
         Wire::PublicKey(n) => n.bits() as usize / 8 + 9,
-        Wire::Dealer {
-            corrections,
-            compare,
-            ..
+        Wire::Dealer { corrections, .. } | Wire::DealerChunk { corrections, .. } => {
+            dealer(corrections)
         }
-        | Wire::DealerChunk {
-            corrections,
-            compare,
-            ..
-        } => dealer(corrections, compare),
         Wire::Session { dims, public } => {
             dims.iter().map(|(n, _)| n.len() + 16).sum::<usize>()
                 + public.iter().map(|(n, _)| n.len() + 40).sum::<usize>()
@@ -212,20 +222,21 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
         .map(|v| bulk_len(v.borrow()) + 128)
         .sum::<usize>();
     let mut w = W(Vec::with_capacity(capacity));
+    w.u8(VERSION);
     w.u64(values.len() as u64);
     for v in values {
         match v.borrow() {
             Wire::Ring(m) => {
-                w.u8(1);
+                w.u8(tag::RING);
                 w.ring(m);
             }
             Wire::Beaver(b) => {
-                w.u8(2);
+                w.u8(tag::BEAVER);
                 w.ring(&b.e);
                 w.ring(&b.f);
             }
             Wire::Clear { shape, data } => {
-                w.u8(3);
+                w.u8(tag::CLEAR);
                 w.shape(shape);
                 w.u64(data.len() as u64);
                 for x in data {
@@ -233,7 +244,7 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
                 }
             }
             Wire::Ciphers { shape, cts } => {
-                w.u8(4);
+                w.u8(tag::CIPHERS);
                 w.shape(shape);
                 w.u64(cts.len() as u64);
                 for c in cts {
@@ -241,32 +252,27 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
                 }
             }
             Wire::PublicKey(n) => {
-                w.u8(5);
+                w.u8(tag::PUBLIC_KEY);
                 w.bytes(&n.to_bytes_le());
             }
             Wire::Dealer {
                 seed,
                 corrections,
-                compare,
                 chunks,
             } => {
-                w.u8(6);
+                w.u8(tag::DEALER);
                 w.u8(seed.party.index() as u8);
                 w.0.extend_from_slice(&seed.seed);
-                w.corrections(corrections, compare);
+                w.corrections(corrections);
                 w.u64(*chunks);
             }
-            Wire::DealerChunk {
-                group,
-                corrections,
-                compare,
-            } => {
-                w.u8(8);
+            Wire::DealerChunk { group, corrections } => {
+                w.u8(tag::DEALER_CHUNK);
                 w.u64(*group);
-                w.corrections(corrections, compare);
+                w.corrections(corrections);
             }
             Wire::Session { dims, public } => {
-                w.u8(7);
+                w.u8(tag::SESSION);
                 w.u64(dims.len() as u64);
                 for (name, n) in dims {
                     w.bytes(name.as_bytes());
@@ -353,7 +359,7 @@ impl R<'_> {
         let k = self.count(16)?;
         (0..k).map(|_| self.tensor()).collect()
     }
-    fn corrections(&mut self) -> D<(Vec<DealerMsg>, Vec<CompareDealerMsg>)> {
+    fn corrections(&mut self) -> D<Vec<DealerMsg>> {
         let n = self.count(1)?;
         let mut corrections = Vec::with_capacity(n);
         for _ in 0..n {
@@ -363,52 +369,42 @@ impl R<'_> {
                 tensors: self.tensors()?,
             });
         }
-        let n = self.count(1)?;
-        let mut compare = Vec::with_capacity(n);
-        for _ in 0..n {
-            let request = self.compare_request()?;
-            compare.push(CompareDealerMsg {
-                request,
-                tensors: self.tensors()?,
-            });
-        }
-        Ok((corrections, compare))
+        Ok(corrections)
     }
-    fn compare_request(&mut self) -> D<CompareRequest> {
-        Ok(match self.u8()? {
-            0 => CompareRequest::MaskedBits {
-                shape: self.shape()?,
-            },
-            1 => CompareRequest::AndTriples {
-                bits: usize::try_from(self.u64()?).map_err(|_| "bad bit count")?,
-            },
-            2 => CompareRequest::DaBits {
-                shape: self.shape()?,
-            },
-            t => return Err(format!("unknown comparison correlation tag {t}")),
-        })
+    fn party(&mut self) -> D<Party> {
+        match self.u8()? {
+            0 => Ok(Party::P0),
+            1 => Ok(Party::P1),
+            p => Err(format!("unknown party {p}")),
+        }
     }
     fn request(&mut self) -> D<CorrelationRequest> {
+        use request_tag as t;
         Ok(match self.u8()? {
-            0 => CorrelationRequest::ElementwiseTriple {
+            t::ELEMENTWISE_TRIPLE => CorrelationRequest::ElementwiseTriple {
                 shape: self.shape()?,
             },
-            1 => CorrelationRequest::MatmulTriple {
+            t::MATMUL_TRIPLE => CorrelationRequest::MatmulTriple {
                 a_shape: self.shape()?,
                 b_shape: self.shape()?,
             },
-            2 => CorrelationRequest::Trunc {
+            t::TRUNC => CorrelationRequest::Trunc {
                 shape: self.shape()?,
                 frac_bits: u32::try_from(self.u64()?).map_err(|_| "bad truncation bits")?,
             },
-            3 => CorrelationRequest::HolderMatmulTriple {
+            t::HOLDER_MATMUL_TRIPLE => CorrelationRequest::HolderMatmulTriple {
                 a_shape: self.shape()?,
                 b_shape: self.shape()?,
-                a_holder: match self.u8()? {
-                    0 => Party::P0,
-                    1 => Party::P1,
-                    p => return Err(format!("unknown party {p}")),
-                },
+                a_holder: self.party()?,
+            },
+            t::MASKED_BITS => CorrelationRequest::MaskedBits {
+                shape: self.shape()?,
+            },
+            t::AND_TRIPLES => CorrelationRequest::AndTriples {
+                bits: usize::try_from(self.u64()?).map_err(|_| "bad bit count")?,
+            },
+            t::DA_BITS => CorrelationRequest::DaBits {
+                shape: self.shape()?,
             },
             t => return Err(format!("unknown correlation tag {t}")),
         })
@@ -420,16 +416,24 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
         return Err("message too large".into());
     }
     let mut r = R { b: bytes, at: 0 };
+    match r.u8()? {
+        VERSION => {}
+        v => {
+            return Err(format!(
+                "wire format {v}, but this veil speaks format {VERSION} (a different veil version)"
+            ))
+        }
+    }
     let n = r.count(1)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(match r.u8()? {
-            1 => Wire::Ring(r.ring()?),
-            2 => Wire::Beaver(BeaverMsg {
+            tag::RING => Wire::Ring(r.ring()?),
+            tag::BEAVER => Wire::Beaver(BeaverMsg {
                 e: r.ring()?,
                 f: r.ring()?,
             }),
-            3 => {
+            tag::CLEAR => {
                 let shape = r.shape()?;
                 let n = r.count(8)?;
                 let raw = r.take(n * 8)?;
@@ -439,7 +443,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                     .collect();
                 Wire::Clear { shape, data }
             }
-            4 => {
+            tag::CIPHERS => {
                 let shape = r.shape()?;
                 let n = r.count(8)?;
                 let cts = (0..n)
@@ -447,32 +451,23 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
                     .collect::<D<_>>()?;
                 Wire::Ciphers { shape, cts }
             }
-            5 => Wire::PublicKey(BigUint::from_bytes_le(&r.bytes()?)),
-            6 => {
-                let party = match r.u8()? {
-                    0 => Party::P0,
-                    1 => Party::P1,
-                    p => return Err(format!("unknown party {p}")),
-                };
+            tag::PUBLIC_KEY => Wire::PublicKey(BigUint::from_bytes_le(&r.bytes()?)),
+            tag::DEALER => {
+                let party = r.party()?;
                 let seed: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
-                let (corrections, compare) = r.corrections()?;
+                let corrections = r.corrections()?;
                 Wire::Dealer {
                     seed: SeedMsg { party, seed },
                     corrections,
-                    compare,
                     chunks: r.u64()?,
                 }
             }
-            8 => {
+            tag::DEALER_CHUNK => {
                 let group = r.u64()?;
-                let (corrections, compare) = r.corrections()?;
-                Wire::DealerChunk {
-                    group,
-                    corrections,
-                    compare,
-                }
+                let corrections = r.corrections()?;
+                Wire::DealerChunk { group, corrections }
             }
-            7 => {
+            tag::SESSION => {
                 let n = r.count(9)?;
                 let dims = (0..n)
                     .map(|_| {
@@ -507,62 +502,199 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn sample() -> Vec<Wire> {
+    fn ring(data: Vec<u64>, shape: Vec<usize>) -> RingTensor {
+        RingTensor::new(data, shape).unwrap()
+    }
+
+    /// One value of every kind, and the request kinds inside corrections.
+    fn sample() -> Vec<(&'static str, Wire)> {
         vec![
-            Wire::Ring(OpenMsg {
-                data: vec![1, u64::MAX],
-                shape: vec![2],
-            }),
-            Wire::Clear {
-                shape: vec![],
-                data: vec![0.5],
-            },
-            Wire::Ciphers {
-                shape: vec![1],
-                cts: vec![BigUint::from(12345u32)],
-            },
-            Wire::PublicKey(BigUint::from(35u32)),
-            Wire::Session {
-                dims: vec![("batch".into(), 7)],
-                public: vec![("t".into(), [9; 32])],
-            },
-            Wire::Dealer {
-                seed: SeedMsg {
-                    party: Party::P1,
-                    seed: [7; 32],
-                },
-                corrections: vec![],
-                compare: vec![],
-                chunks: 2,
-            },
-            Wire::DealerChunk {
-                group: 3,
-                corrections: vec![DealerMsg {
-                    request: CorrelationRequest::Trunc {
-                        shape: vec![2],
-                        frac_bits: 16,
+            (
+                "ring",
+                Wire::Ring(OpenMsg {
+                    data: vec![1, u64::MAX],
+                    shape: vec![2],
+                }),
+            ),
+            (
+                "beaver",
+                Wire::Beaver(BeaverMsg {
+                    e: OpenMsg {
+                        data: vec![3],
+                        shape: vec![],
                     },
-                    tensors: vec![RingTensor::new(vec![1, 2], vec![2]).unwrap()],
-                }],
-                compare: vec![CompareDealerMsg {
-                    request: CompareRequest::AndTriples { bits: 64 },
-                    tensors: vec![RingTensor::new(vec![9], vec![1]).unwrap()],
-                }],
-            },
+                    f: OpenMsg {
+                        data: vec![4],
+                        shape: vec![1],
+                    },
+                }),
+            ),
+            (
+                "clear",
+                Wire::Clear {
+                    shape: vec![],
+                    data: vec![0.5],
+                },
+            ),
+            (
+                "ciphers",
+                Wire::Ciphers {
+                    shape: vec![1],
+                    cts: vec![BigUint::from(12345u32)],
+                },
+            ),
+            ("public key", Wire::PublicKey(BigUint::from(35u32))),
+            (
+                "session",
+                Wire::Session {
+                    dims: vec![("batch".into(), 7)],
+                    public: vec![("t".into(), [9; 32])],
+                },
+            ),
+            (
+                "dealer",
+                Wire::Dealer {
+                    seed: SeedMsg {
+                        party: Party::P1,
+                        seed: [7; 32],
+                    },
+                    corrections: vec![DealerMsg {
+                        request: CorrelationRequest::ElementwiseTriple { shape: vec![1] },
+                        tensors: vec![ring(vec![5], vec![1])],
+                    }],
+                    chunks: 2,
+                },
+            ),
+            (
+                "dealer chunk",
+                Wire::DealerChunk {
+                    group: 3,
+                    corrections: vec![
+                        DealerMsg {
+                            request: CorrelationRequest::MatmulTriple {
+                                a_shape: vec![1, 2],
+                                b_shape: vec![2],
+                            },
+                            tensors: vec![ring(vec![6], vec![1])],
+                        },
+                        DealerMsg {
+                            request: CorrelationRequest::Trunc {
+                                shape: vec![1],
+                                frac_bits: 16,
+                            },
+                            tensors: vec![ring(vec![1], vec![1]), ring(vec![0], vec![1])],
+                        },
+                        DealerMsg {
+                            request: CorrelationRequest::HolderMatmulTriple {
+                                a_shape: vec![1, 1],
+                                b_shape: vec![1],
+                                a_holder: Party::P1,
+                            },
+                            tensors: vec![ring(vec![2], vec![1])],
+                        },
+                        DealerMsg {
+                            request: CorrelationRequest::MaskedBits { shape: vec![1] },
+                            tensors: vec![ring(vec![8], vec![1])],
+                        },
+                        DealerMsg {
+                            request: CorrelationRequest::AndTriples { bits: 64 },
+                            tensors: vec![ring(vec![9], vec![1])],
+                        },
+                        DealerMsg {
+                            request: CorrelationRequest::DaBits { shape: vec![1] },
+                            tensors: vec![ring(vec![1], vec![1])],
+                        },
+                    ],
+                },
+            ),
         ]
     }
 
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// The encoding of every value kind, pinned. A change here is a change
+    /// of the wire format: bump [`VERSION`] with it.
     #[test]
-    fn round_trip() {
-        let v = sample();
-        let bytes = encode(&v);
-        assert_eq!(encode(&decode(&bytes).unwrap()), bytes);
+    fn golden_encodings() {
+        let golden = [
+            GOLDEN_RING,
+            GOLDEN_BEAVER,
+            GOLDEN_CLEAR,
+            GOLDEN_CIPHERS,
+            GOLDEN_PUBLIC_KEY,
+            GOLDEN_SESSION,
+            GOLDEN_DEALER,
+            GOLDEN_DEALER_CHUNK,
+        ];
+        let mut wrong = Vec::new();
+        for ((name, value), want) in sample().iter().zip(golden) {
+            let got = hex(&encode(&[value]));
+            if got != want {
+                wrong.push(format!("{name}: {got}"));
+            }
+            let back = decode(&encode(&[value])).unwrap();
+            assert_eq!(back.len(), 1);
+            assert_eq!(hex(&encode(&back)), got, "{name} round trip");
+        }
+        assert!(wrong.is_empty(), "encodings changed:\n{}", wrong.join("\n"));
+    }
+
+    const GOLDEN_RING: &str = concat!(
+        "02010000000000000001010000000000000002000000000000000200000000000000010000000000",
+        "0000ffffffffffffffff"
+    );
+    const GOLDEN_BEAVER: &str = concat!(
+        "02010000000000000002000000000000000001000000000000000300000000000000010000000000",
+        "0000010000000000000001000000000000000400000000000000"
+    );
+    const GOLDEN_CLEAR: &str =
+        "0201000000000000000300000000000000000100000000000000000000000000e03f";
+    const GOLDEN_CIPHERS: &str = concat!(
+        "02010000000000000004010000000000000001000000000000000100000000000000020000000000",
+        "00003930"
+    );
+    const GOLDEN_PUBLIC_KEY: &str = "02010000000000000005010000000000000023";
+    const GOLDEN_SESSION: &str = concat!(
+        "02010000000000000007010000000000000005000000000000006261746368070000000000000001",
+        "00000000000000010000000000000074200000000000000009090909090909090909090909090909",
+        "09090909090909090909090909090909"
+    );
+    const GOLDEN_DEALER: &str = concat!(
+        "02010000000000000006010707070707070707070707070707070707070707070707070707070707",
+        "07070701000000000000000001000000000000000100000000000000010000000000000001000000",
+        "000000000100000000000000010000000000000005000000000000000200000000000000"
+    );
+    const GOLDEN_DEALER_CHUNK: &str = concat!(
+        "02010000000000000008030000000000000006000000000000000102000000000000000100000000",
+        "00000002000000000000000100000000000000020000000000000001000000000000000100000000",
+        "00000001000000000000000100000000000000060000000000000002010000000000000001000000",
+        "00000000100000000000000002000000000000000100000000000000010000000000000001000000",
+        "00000000010000000000000001000000000000000100000000000000010000000000000000000000",
+        "00000000030200000000000000010000000000000001000000000000000100000000000000010000",
+        "00000000000101000000000000000100000000000000010000000000000001000000000000000200",
+        "00000000000004010000000000000001000000000000000100000000000000010000000000000001",
+        "00000000000000010000000000000008000000000000000540000000000000000100000000000000",
+        "01000000000000000100000000000000010000000000000009000000000000000601000000000000",
+        "00010000000000000001000000000000000100000000000000010000000000000001000000000000",
+        "000100000000000000"
+    );
+
+    #[test]
+    fn another_version_is_refused_by_name() {
+        let mut bytes = encode(&[Wire::PublicKey(BigUint::from(35u32))]);
+        bytes[0] = VERSION + 1;
+        let e = decode(&bytes).unwrap_err();
+        assert!(e.contains("a different veil version"), "{e}");
     }
 
     #[test]
     fn every_truncation_and_corruption_is_an_error_not_a_panic() {
-        let bytes = encode(&sample());
+        let values: Vec<Wire> = sample().into_iter().map(|(_, v)| v).collect();
+        let bytes = encode(&values);
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
@@ -571,10 +703,40 @@ mod tests {
             b[i] ^= 0xff;
             let _ = decode(&b); // may decode to something else, must not panic
         }
-        let mut huge = 1u64.to_le_bytes().to_vec();
-        huge.push(1);
+        let mut huge = vec![VERSION];
+        huge.extend_from_slice(&1u64.to_le_bytes());
+        huge.push(tag::RING);
         huge.extend_from_slice(&1u64.to_le_bytes());
         huge.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 2000,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x3172e),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Arbitrary bytes, and arbitrary bytes after a valid frame header
+        /// and tag, decode to a value or an error, never a panic or an
+        /// allocation beyond the input's size.
+        #[test]
+        fn decode_takes_arbitrary_bytes(
+            raw in proptest::collection::vec(any::<u8>(), 0..256),
+            tag in 0u8..10,
+            count in 0u64..3,
+        ) {
+            let _ = decode(&raw);
+            let mut framed = vec![VERSION];
+            framed.extend_from_slice(&count.to_le_bytes());
+            framed.push(tag);
+            framed.extend_from_slice(&raw);
+            if let Ok(values) = decode(&framed) {
+                // What decodes re-encodes to the same bytes.
+                prop_assert_eq!(encode(&values), framed);
+            }
+        }
     }
 }

@@ -1,30 +1,27 @@
-//! Correlated randomness (Beaver triples and truncation triples) behind one
-//! interface, [`Correlations`].
+//! Correlated randomness behind one interface, [`Correlations`]: one
+//! request type ([`CorrelationRequest`]) and one share type
+//! ([`CorrelationShare`]) for every correlation of every protocol family
+//! (Beaver triples, truncation pairs, the comparison correlations). A family
+//! adds variants to those two enums and to [`SeedExpander::expand`] /
+//! [`Dealer::correction`]; nothing else keeps a parallel list.
 //!
 //! Sources:
 //! 1. A dealer that expands short PRG seeds ([`Dealer`], [`DealerSource`]):
-//!    each computing party receives a 32-byte seed and derives from a
-//!    AES-128 counter-mode stream its shares of `a`, `b` (party 0 also of `c`), and of
-//!    the truncation mask `r` (party 0 also of `r >> f` and `msb(r)`). The
-//!    dealer sends party 1 only the correction shares (`c1`, and for
-//!    truncation `(r>>f)_1`, `msb(r)_1`); [`Dealer::bytes_sent`] counts every
-//!    byte it sends (seeds included).
+//!    each computing party receives a 32-byte seed and derives from an
+//!    AES-128 counter-mode stream its shares of every correlation (party 0
+//!    also of the parts party 1 gets as corrections). The dealer sends
+//!    party 1 only those corrections ([`DealerMsg`]: `c1` of a triple,
+//!    `(r>>f)_1` and `msb(r)_1` of a truncation pair, the XOR share of a
+//!    mask's bits, `c1` of AND triples, the additive share of daBits);
+//!    [`Dealer::bytes_sent`] counts every byte it sends (seeds included).
+//!    Every request draws PRG streams from one counter, so the dealer must
+//!    be asked in the protocol's order (the online pair does this
+//!    automatically).
 //! 2. Two-party generation with Paillier lives in the executor
 //!    (`exec::twoparty`): it runs its own offline protocol and fills a
-//!    [`PrecomputedCorrelations`] per party with [`PrecomputedCorrelations::push`]
-//!    and [`PrecomputedCorrelations::push_compare`] (Beaver triples and the
-//!    comparison correlations alike). The online protocols only ever see the
-//!    trait.
-//!
-//! Comparison correlations ([`CompareRequest`]: a mask shared additively
-//! and bitwise, bit-packed boolean AND triples, daBits) are served by
-//! [`Correlations::fetch_compare`], whose default is an error so existing
-//! sources keep compiling. The dealer supports them the same way: seeds
-//! expand everything except party 1's corrections ([`CompareDealerMsg`],
-//! from [`Dealer::correction_compare`]), which go to party 1 only. Both
-//! kinds draw PRG streams from one counter, so the dealer must be asked in
-//! the protocol's interleaved order (the online pair does this
-//! automatically).
+//!    [`PrecomputedCorrelations`] per party with
+//!    [`PrecomputedCorrelations::push`]. The online protocols only ever see
+//!    the trait.
 //!
 //! Both parties must request correlations in the same order (they run the
 //! same protocol, so they do). [`RecordingCorrelations`] logs the requests of
@@ -56,7 +53,8 @@ use super::error::{Result, SharingError};
 use super::ring::{numel, RingTensor};
 use super::share::{Party, Share};
 
-/// What a protocol step needs from the preprocessing.
+/// What a protocol step needs from the preprocessing: every correlation of
+/// every protocol family.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CorrelationRequest {
     /// `(a, b, c = a * b)` elementwise, all of `shape`.
@@ -78,12 +76,27 @@ pub enum CorrelationRequest {
         b_shape: Vec<usize>,
         a_holder: Party,
     },
+    /// A uniform mask `r` over Z_2^64 of `shape`, shared additively *and*
+    /// bitwise: one word per element whose bits are XOR shares of the bits
+    /// of `r` (secure comparison, [`super::compare`]).
+    MaskedBits { shape: Vec<usize> },
+    /// `bits` boolean Beaver triples `(a, b, c = a AND b)`, XOR-shared and
+    /// bit-packed in `ceil(bits / 64)` words (bit `i` is bit `i % 64` of
+    /// word `i / 64`).
+    AndTriples { bits: usize },
+    /// One random bit `s` per element of `shape`, shared both ways
+    /// ("daBit"): XOR shares bit-packed as for
+    /// [`CorrelationRequest::AndTriples`] and additive shares of `s` as a
+    /// 0/1 ring element.
+    DaBits { shape: Vec<usize> },
 }
 
 impl CorrelationRequest {
     fn validate(&self) -> Result<()> {
         match self {
-            CorrelationRequest::ElementwiseTriple { shape } => numel(shape).map(|_| ()),
+            CorrelationRequest::ElementwiseTriple { shape }
+            | CorrelationRequest::MaskedBits { shape }
+            | CorrelationRequest::DaBits { shape } => numel(shape).map(|_| ()),
             CorrelationRequest::MatmulTriple { a_shape, b_shape }
             | CorrelationRequest::HolderMatmulTriple {
                 a_shape, b_shape, ..
@@ -100,7 +113,35 @@ impl CorrelationRequest {
                 }
                 numel(shape).map(|_| ())
             }
+            CorrelationRequest::AndTriples { bits } => {
+                if *bits > (isize::MAX as usize) / 8 {
+                    return Err(SharingError::BadParameter("too many AND triples"));
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// Packed words needed for `bits` bits.
+    pub fn words_for_bits(bits: usize) -> usize {
+        bits.div_ceil(64)
+    }
+
+    /// Shapes of the tensors in the dealer's correction to party 1.
+    fn correction_shapes(&self) -> Result<Vec<Vec<usize>>> {
+        Ok(match self {
+            CorrelationRequest::ElementwiseTriple { shape }
+            | CorrelationRequest::MaskedBits { shape }
+            | CorrelationRequest::DaBits { shape } => vec![shape.clone()],
+            CorrelationRequest::MatmulTriple { a_shape, b_shape }
+            | CorrelationRequest::HolderMatmulTriple {
+                a_shape, b_shape, ..
+            } => vec![RingTensor::matmul_shape(a_shape, b_shape)?],
+            CorrelationRequest::Trunc { shape, .. } => vec![shape.clone(), shape.clone()],
+            CorrelationRequest::AndTriples { bits } => {
+                vec![vec![CorrelationRequest::words_for_bits(*bits)]]
+            }
+        })
     }
 }
 
@@ -120,56 +161,6 @@ pub struct TruncShare {
     pub r: Share,
     pub r_shift: Share,
     pub r_msb: Share,
-}
-
-/// Either kind of correlation.
-#[derive(Debug, Clone)]
-pub enum CorrelationShare {
-    Triple(TripleShare),
-    Trunc(TruncShare),
-}
-
-/// Correlations of the comparison protocols ([`super::compare`]).
-///
-/// They are a separate enum (served by [`Correlations::fetch_compare`])
-/// rather than new [`CorrelationRequest`] variants so that code matching
-/// exhaustively on [`CorrelationRequest`] (the executor's wire format and
-/// two-party triple generation) keeps compiling unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum CompareRequest {
-    /// A uniform mask `r` over Z_2^64 of `shape`, shared additively *and*
-    /// bitwise: one word per element whose bits are XOR shares of the bits
-    /// of `r`.
-    MaskedBits { shape: Vec<usize> },
-    /// `bits` boolean Beaver triples `(a, b, c = a AND b)`, XOR-shared and
-    /// bit-packed in `ceil(bits / 64)` words (bit `i` is bit `i % 64` of
-    /// word `i / 64`).
-    AndTriples { bits: usize },
-    /// One random bit `s` per element of `shape`, shared both ways
-    /// ("daBit"): XOR shares bit-packed as for [`CompareRequest::AndTriples`]
-    /// and additive shares of `s` as a 0/1 ring element.
-    DaBits { shape: Vec<usize> },
-}
-
-impl CompareRequest {
-    fn validate(&self) -> Result<()> {
-        match self {
-            CompareRequest::MaskedBits { shape } | CompareRequest::DaBits { shape } => {
-                numel(shape).map(|_| ())
-            }
-            CompareRequest::AndTriples { bits } => {
-                if *bits > (isize::MAX as usize) / 8 {
-                    return Err(SharingError::BadParameter("too many AND triples"));
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Packed words needed for `bits` bits.
-    pub fn words_for_bits(bits: usize) -> usize {
-        bits.div_ceil(64)
-    }
 }
 
 /// One party's share of a mask `r` shared additively (`r`) and bitwise
@@ -198,43 +189,42 @@ pub struct DaBitShare {
     pub arith: Share,
 }
 
-/// A comparison correlation share. `Debug` shows kinds and sizes only.
+/// One party's share of a correlation, of the kind its request names.
+/// `Debug` shows kinds and sizes only.
 #[derive(Clone)]
-pub enum CompareShare {
+pub enum CorrelationShare {
+    Triple(TripleShare),
+    Trunc(TruncShare),
     MaskedBits(MaskedBitsShare),
     AndTriples(AndTripleShare),
     DaBits(DaBitShare),
 }
 
-impl CompareShare {
+impl CorrelationShare {
     pub fn party(&self) -> Party {
         match self {
-            CompareShare::MaskedBits(m) => m.r.party(),
-            CompareShare::AndTriples(t) => t.party,
-            CompareShare::DaBits(d) => d.arith.party(),
+            CorrelationShare::Triple(t) => t.a.party(),
+            CorrelationShare::Trunc(t) => t.r.party(),
+            CorrelationShare::MaskedBits(m) => m.r.party(),
+            CorrelationShare::AndTriples(t) => t.party,
+            CorrelationShare::DaBits(d) => d.arith.party(),
         }
     }
 }
 
-impl std::fmt::Debug for CompareShare {
+impl std::fmt::Debug for CorrelationShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CompareShare::MaskedBits(m) => f
-                .debug_struct("MaskedBits")
-                .field("party", &m.r.party())
-                .field("shape", &m.r.shape())
-                .finish_non_exhaustive(),
-            CompareShare::AndTriples(t) => f
-                .debug_struct("AndTriples")
-                .field("party", &t.party)
-                .field("bits", &t.bits)
-                .finish_non_exhaustive(),
-            CompareShare::DaBits(d) => f
-                .debug_struct("DaBits")
-                .field("party", &d.arith.party())
-                .field("shape", &d.arith.shape())
-                .finish_non_exhaustive(),
-        }
+        let (kind, shape): (&str, Vec<usize>) = match self {
+            CorrelationShare::Triple(t) => ("Triple", t.c.shape().to_vec()),
+            CorrelationShare::Trunc(t) => ("Trunc", t.r.shape().to_vec()),
+            CorrelationShare::MaskedBits(m) => ("MaskedBits", m.r.shape().to_vec()),
+            CorrelationShare::AndTriples(t) => ("AndTriples", vec![t.bits]),
+            CorrelationShare::DaBits(d) => ("DaBits", d.arith.shape().to_vec()),
+        };
+        f.debug_struct(kind)
+            .field("party", &self.party())
+            .field("shape", &shape)
+            .finish_non_exhaustive()
     }
 }
 
@@ -249,12 +239,8 @@ pub trait Correlations {
     /// Appends dealer corrections that arrived after the source was made
     /// (party 1 of a dealer that streams them). Only a source that queues
     /// corrections takes them.
-    fn supply(
-        &mut self,
-        corrections: Vec<DealerMsg>,
-        compare: Vec<CompareDealerMsg>,
-    ) -> Result<()> {
-        let _ = (corrections, compare);
+    fn supply(&mut self, corrections: Vec<DealerMsg>) -> Result<()> {
+        let _ = corrections;
         Err(SharingError::Correlations(
             "this source does not take dealer corrections".into(),
         ))
@@ -266,7 +252,7 @@ pub trait Correlations {
             shape: shape.to_vec(),
         })? {
             CorrelationShare::Triple(t) => Ok(t),
-            CorrelationShare::Trunc(_) => Err(wrong_kind()),
+            _ => Err(wrong_kind()),
         }
     }
 
@@ -277,7 +263,24 @@ pub trait Correlations {
             b_shape: b_shape.to_vec(),
         })? {
             CorrelationShare::Triple(t) => Ok(t),
-            CorrelationShare::Trunc(_) => Err(wrong_kind()),
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    /// Input-holder matrix triple for `a_shape @ b_shape`, `a` at `a_holder`.
+    fn holder_matmul_triple(
+        &mut self,
+        a_shape: &[usize],
+        b_shape: &[usize],
+        a_holder: Party,
+    ) -> Result<TripleShare> {
+        match self.fetch(&CorrelationRequest::HolderMatmulTriple {
+            a_shape: a_shape.to_vec(),
+            b_shape: b_shape.to_vec(),
+            a_holder,
+        })? {
+            CorrelationShare::Triple(t) => Ok(t),
+            _ => Err(wrong_kind()),
         }
     }
 
@@ -288,18 +291,36 @@ pub trait Correlations {
             frac_bits,
         })? {
             CorrelationShare::Trunc(t) => Ok(t),
-            CorrelationShare::Triple(_) => Err(wrong_kind()),
+            _ => Err(wrong_kind()),
         }
     }
 
-    /// Serves one comparison correlation (in protocol order, interleaved
-    /// with [`Correlations::fetch`] exactly as the protocol asks). Sources
-    /// that cannot supply them keep this default, which is an error.
-    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
-        let _ = req;
-        Err(SharingError::Correlations(
-            "this source does not supply comparison correlations".into(),
-        ))
+    /// A mask of `shape` shared additively and bitwise.
+    fn masked_bits(&mut self, shape: &[usize]) -> Result<MaskedBitsShare> {
+        match self.fetch(&CorrelationRequest::MaskedBits {
+            shape: shape.to_vec(),
+        })? {
+            CorrelationShare::MaskedBits(m) => Ok(m),
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    /// `bits` AND triples, bit-packed.
+    fn and_triples(&mut self, bits: usize) -> Result<AndTripleShare> {
+        match self.fetch(&CorrelationRequest::AndTriples { bits })? {
+            CorrelationShare::AndTriples(t) => Ok(t),
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    /// One daBit per element of `shape`.
+    fn dabits(&mut self, shape: &[usize]) -> Result<DaBitShare> {
+        match self.fetch(&CorrelationRequest::DaBits {
+            shape: shape.to_vec(),
+        })? {
+            CorrelationShare::DaBits(d) => Ok(d),
+            _ => Err(wrong_kind()),
+        }
     }
 }
 
@@ -314,15 +335,8 @@ impl<C: Correlations + ?Sized> Correlations for Box<C> {
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
         (**self).fetch(req)
     }
-    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
-        (**self).fetch_compare(req)
-    }
-    fn supply(
-        &mut self,
-        corrections: Vec<DealerMsg>,
-        compare: Vec<CompareDealerMsg>,
-    ) -> Result<()> {
-        (**self).supply(corrections, compare)
+    fn supply(&mut self, corrections: Vec<DealerMsg>) -> Result<()> {
+        (**self).supply(corrections)
     }
 }
 
@@ -341,9 +355,13 @@ struct SeedExpander {
 
 /// The PRG-derived part of one party's correlation share.
 struct Expanded {
-    first: RingTensor,  // a, or r
-    second: RingTensor, // b (triples only; empty otherwise)
-    // Party 0 only: c0, or (r_shift0, r_msb0).
+    /// `a`, `r`, the packed bits of AND triples' `a` or of daBits.
+    first: RingTensor,
+    /// `b` (triples, AND triples).
+    second: Option<RingTensor>,
+    /// Party 0 only: the parts party 1 gets as corrections (`c0`;
+    /// `(r>>f)_0, msb(r)_0`; the bitwise mask `rb0`; AND `c0`; daBit
+    /// `arith_0`).
     p0_extra: Vec<RingTensor>,
 }
 
@@ -437,33 +455,34 @@ impl SeedExpander {
 
     fn expand(&mut self, req: &CorrelationRequest) -> Result<Expanded> {
         req.validate()?;
-        match req {
+        let p0 = self.party == Party::P0;
+        // Party 0 draws the parts party 1 gets from the dealer.
+        let p0_extra = |exp: &mut Self, shapes: &[&[usize]]| -> Result<Vec<RingTensor>> {
+            if p0 {
+                shapes.iter().map(|s| exp.tensor(s)).collect()
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        Ok(match req {
             CorrelationRequest::ElementwiseTriple { shape } => {
                 let a = self.tensor(shape)?;
                 let b = self.tensor(shape)?;
-                let p0_extra = match self.party {
-                    Party::P0 => vec![self.tensor(shape)?],
-                    Party::P1 => vec![],
-                };
-                Ok(Expanded {
+                Expanded {
                     first: a,
-                    second: b,
-                    p0_extra,
-                })
+                    second: Some(b),
+                    p0_extra: p0_extra(self, &[shape])?,
+                }
             }
             CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
                 let c_shape = RingTensor::matmul_shape(a_shape, b_shape)?;
                 let a = self.tensor(a_shape)?;
                 let b = self.tensor(b_shape)?;
-                let p0_extra = match self.party {
-                    Party::P0 => vec![self.tensor(&c_shape)?],
-                    Party::P1 => vec![],
-                };
-                Ok(Expanded {
+                Expanded {
                     first: a,
-                    second: b,
-                    p0_extra,
-                })
+                    second: Some(b),
+                    p0_extra: p0_extra(self, &[&c_shape])?,
+                }
             }
             CorrelationRequest::HolderMatmulTriple {
                 a_shape,
@@ -477,32 +496,53 @@ impl SeedExpander {
                 } else {
                     (RingTensor::zeros(a_shape)?, self.tensor(b_shape)?)
                 };
-                let p0_extra = match self.party {
-                    Party::P0 => vec![self.tensor(&c_shape)?],
-                    Party::P1 => vec![],
-                };
-                Ok(Expanded {
+                Expanded {
                     first: a,
-                    second: b,
-                    p0_extra,
-                })
+                    second: Some(b),
+                    p0_extra: p0_extra(self, &[&c_shape])?,
+                }
             }
             CorrelationRequest::Trunc { shape, .. } => {
                 let r = self.tensor(shape)?;
-                let p0_extra = match self.party {
-                    Party::P0 => vec![self.tensor(shape)?, self.tensor(shape)?],
-                    Party::P1 => vec![],
-                };
-                Ok(Expanded {
+                Expanded {
                     first: r,
-                    second: RingTensor::zeros(&[0])?,
-                    p0_extra,
-                })
+                    second: None,
+                    p0_extra: p0_extra(self, &[shape, shape])?,
+                }
             }
-        }
+            CorrelationRequest::MaskedBits { shape } => {
+                let r = self.tensor(shape)?;
+                Expanded {
+                    first: r,
+                    second: None,
+                    p0_extra: p0_extra(self, &[shape])?,
+                }
+            }
+            CorrelationRequest::AndTriples { bits } => {
+                let w = [CorrelationRequest::words_for_bits(*bits)];
+                let a = self.tensor(&w)?;
+                let b = self.tensor(&w)?;
+                Expanded {
+                    first: a,
+                    second: Some(b),
+                    p0_extra: p0_extra(self, &[&w])?,
+                }
+            }
+            CorrelationRequest::DaBits { shape } => {
+                let w = [CorrelationRequest::words_for_bits(numel(shape)?)];
+                let bits = self.tensor(&w)?;
+                Expanded {
+                    first: bits,
+                    second: None,
+                    p0_extra: p0_extra(self, &[shape])?,
+                }
+            }
+        })
     }
 }
 
+/// One party's share of `req` from its PRG part and the rest: party 0's own
+/// `p0_extra`, or party 1's corrections from the dealer.
 fn assemble(
     party: Party,
     req: &CorrelationRequest,
@@ -515,12 +555,15 @@ fn assemble(
             .next()
             .ok_or_else(|| SharingError::Correlations(format!("missing {what}")))
     };
+    let second = |exp: Option<RingTensor>| {
+        exp.ok_or_else(|| SharingError::Correlations("missing b share".into()))
+    };
     Ok(match req {
         CorrelationRequest::ElementwiseTriple { .. }
         | CorrelationRequest::MatmulTriple { .. }
         | CorrelationRequest::HolderMatmulTriple { .. } => CorrelationShare::Triple(TripleShare {
             a: Share::new(party, exp.first),
-            b: Share::new(party, exp.second),
+            b: Share::new(party, second(exp.second)?),
             c: Share::new(party, next("c share")?),
         }),
         CorrelationRequest::Trunc { .. } => CorrelationShare::Trunc(TruncShare {
@@ -528,159 +571,22 @@ fn assemble(
             r_shift: Share::new(party, next("r>>f share")?),
             r_msb: Share::new(party, next("msb(r) share")?),
         }),
-    })
-}
-
-/// The PRG-derived part of one party's comparison correlation share.
-struct ExpandedCompare {
-    first: RingTensor,          // r, a, or packed s bits
-    second: Option<RingTensor>, // b (AND triples only)
-    // Party 0 only: r_bits0, c0, or arith(s)_0.
-    p0_extra: Vec<RingTensor>,
-}
-
-impl SeedExpander {
-    fn expand_compare(&mut self, req: &CompareRequest) -> Result<ExpandedCompare> {
-        req.validate()?;
-        let p0 = self.party == Party::P0;
-        match req {
-            CompareRequest::MaskedBits { shape } => {
-                let r = self.tensor(shape)?;
-                let p0_extra = if p0 {
-                    vec![self.tensor(shape)?]
-                } else {
-                    vec![]
-                };
-                Ok(ExpandedCompare {
-                    first: r,
-                    second: None,
-                    p0_extra,
-                })
-            }
-            CompareRequest::AndTriples { bits } => {
-                let w = [CompareRequest::words_for_bits(*bits)];
-                let a = self.tensor(&w)?;
-                let b = self.tensor(&w)?;
-                let p0_extra = if p0 { vec![self.tensor(&w)?] } else { vec![] };
-                Ok(ExpandedCompare {
-                    first: a,
-                    second: Some(b),
-                    p0_extra,
-                })
-            }
-            CompareRequest::DaBits { shape } => {
-                let w = [CompareRequest::words_for_bits(numel(shape)?)];
-                let bits = self.tensor(&w)?;
-                let p0_extra = if p0 {
-                    vec![self.tensor(shape)?]
-                } else {
-                    vec![]
-                };
-                Ok(ExpandedCompare {
-                    first: bits,
-                    second: None,
-                    p0_extra,
-                })
-            }
-        }
-    }
-}
-
-/// Shapes of the tensors in party 1's correction for `req`.
-fn compare_correction_shapes(req: &CompareRequest) -> Result<Vec<Vec<usize>>> {
-    Ok(match req {
-        CompareRequest::MaskedBits { shape } | CompareRequest::DaBits { shape } => {
-            vec![shape.clone()]
-        }
-        CompareRequest::AndTriples { bits } => vec![vec![CompareRequest::words_for_bits(*bits)]],
-    })
-}
-
-fn assemble_compare(
-    party: Party,
-    req: &CompareRequest,
-    exp: ExpandedCompare,
-    extra: Vec<RingTensor>,
-) -> Result<CompareShare> {
-    let mut extra = extra.into_iter();
-    let mut next = |what: &'static str| {
-        extra
-            .next()
-            .ok_or_else(|| SharingError::Correlations(format!("missing {what}")))
-    };
-    Ok(match req {
-        CompareRequest::MaskedBits { .. } => CompareShare::MaskedBits(MaskedBitsShare {
+        CorrelationRequest::MaskedBits { .. } => CorrelationShare::MaskedBits(MaskedBitsShare {
             r: Share::new(party, exp.first),
             r_bits: next("bitwise mask share")?,
         }),
-        CompareRequest::AndTriples { bits } => {
-            let b = exp
-                .second
-                .ok_or_else(|| SharingError::Correlations("missing b share".into()))?;
-            CompareShare::AndTriples(AndTripleShare {
-                party,
-                bits: *bits,
-                a: exp.first.into_parts().0,
-                b: b.into_parts().0,
-                c: next("c share")?.into_parts().0,
-            })
-        }
-        CompareRequest::DaBits { .. } => CompareShare::DaBits(DaBitShare {
+        CorrelationRequest::AndTriples { bits } => CorrelationShare::AndTriples(AndTripleShare {
+            party,
+            bits: *bits,
+            a: exp.first.into_parts().0,
+            b: second(exp.second)?.into_parts().0,
+            c: next("c share")?.into_parts().0,
+        }),
+        CorrelationRequest::DaBits { .. } => CorrelationShare::DaBits(DaBitShare {
             bits: exp.first.into_parts().0,
             arith: Share::new(party, next("arithmetic bit share")?),
         }),
     })
-}
-
-/// Corrections the dealer sends to party 1 for one comparison request:
-/// the XOR share of `r`'s bits (one word per element) for
-/// [`CompareRequest::MaskedBits`]; `c1` (packed words) for
-/// [`CompareRequest::AndTriples`]; the additive share of the bits for
-/// [`CompareRequest::DaBits`]. Party 0 gets nothing beyond its seed.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct CompareDealerMsg {
-    pub request: CompareRequest,
-    pub tensors: Vec<RingTensor>,
-}
-
-impl std::fmt::Debug for CompareDealerMsg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompareDealerMsg")
-            .field("request", &self.request)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CompareDealerMsg {
-    /// Payload size (8 bytes per word).
-    pub fn payload_bytes(&self) -> u64 {
-        self.tensors.iter().map(|t| t.len() as u64 * 8).sum()
-    }
-}
-
-fn check_compare_msg(req: &CompareRequest, msg: &CompareDealerMsg) -> Result<()> {
-    if &msg.request != req {
-        return Err(SharingError::Correlations(
-            "dealer correction is for a different request (out of order?)".into(),
-        ));
-    }
-    let shapes = compare_correction_shapes(req)?;
-    if msg.tensors.len() != shapes.len() {
-        return Err(SharingError::Correlations(
-            "dealer correction has the wrong number of tensors".into(),
-        ));
-    }
-    for (t, s) in msg.tensors.iter().zip(shapes.iter()) {
-        t.validate()?;
-        if t.shape() != s.as_slice() {
-            return Err(SharingError::ShapeMismatch {
-                op: "dealer correction",
-                left: t.shape().to_vec(),
-                right: s.clone(),
-            });
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -701,8 +607,11 @@ impl std::fmt::Debug for SeedMsg {
     }
 }
 
-/// Corrections the dealer sends to party 1 for one request: `c1` for a
-/// triple; `(r>>f)_1, msb(r)_1` for a truncation triple.
+/// Corrections the dealer sends to party 1 for one request (party 0 gets
+/// nothing beyond its seed): `c1` for a triple; `(r>>f)_1, msb(r)_1` for a
+/// truncation triple; the XOR share of `r`'s bits (one word per element)
+/// for masked bits; `c1` (packed words) for AND triples; the additive share
+/// of the bits for daBits.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DealerMsg {
     pub request: CorrelationRequest,
@@ -789,26 +698,58 @@ impl Dealer {
         let [e0, e1] = &mut self.exp;
         let (x0, x1) = rayon::join(|| e0.expand(req), || e1.expand(req));
         let (x0, x1) = (x0?, x1?);
+        let extra0 = |i: usize| {
+            x0.p0_extra
+                .get(i)
+                .ok_or_else(|| SharingError::Correlations("missing party 0 share".into()))
+        };
+        let seconds = || match (&x0.second, &x1.second) {
+            (Some(b0), Some(b1)) => Ok((b0, b1)),
+            _ => Err(SharingError::Correlations("missing b share".into())),
+        };
         let tensors = match req {
             CorrelationRequest::ElementwiseTriple { .. }
             | CorrelationRequest::MatmulTriple { .. }
             | CorrelationRequest::HolderMatmulTriple { .. } => {
                 // (Input-holder triples take `holder_correction`.)
+                let (b0, b1) = seconds()?;
                 let a = x0.first.add(&x1.first)?;
-                let b = x0.second.add(&x1.second)?;
+                let b = b0.add(b1)?;
                 let c = if matches!(req, CorrelationRequest::ElementwiseTriple { .. }) {
                     a.mul(&b)?
                 } else {
                     a.matmul(&b)?
                 };
-                vec![c.sub(&x0.p0_extra[0])?]
+                vec![c.sub(extra0(0)?)?]
             }
             CorrelationRequest::Trunc { frac_bits, .. } => {
                 let f = *frac_bits;
                 let r = x0.first.add(&x1.first)?;
                 let rs = r.map(|v| v >> f);
                 let msb = r.map(|v| v >> 63);
-                vec![rs.sub(&x0.p0_extra[0])?, msb.sub(&x0.p0_extra[1])?]
+                vec![rs.sub(extra0(0)?)?, msb.sub(extra0(1)?)?]
+            }
+            CorrelationRequest::MaskedBits { .. } => {
+                // r = r0 + r1 (additive); party 1's bitwise share is r ^ rb0.
+                let r = x0.first.add(&x1.first)?;
+                vec![r.zip_with(extra0(0)?, "mask bits", |r, b0| r ^ b0)?]
+            }
+            CorrelationRequest::AndTriples { .. } => {
+                let (b0, b1) = seconds()?;
+                let a = x0.first.zip_with(&x1.first, "and a", |u, v| u ^ v)?;
+                let b = b0.zip_with(b1, "and b", |u, v| u ^ v)?;
+                let c = a.zip_with(&b, "and c", |u, v| u & v)?;
+                vec![c.zip_with(extra0(0)?, "and c1", |c, c0| c ^ c0)?]
+            }
+            CorrelationRequest::DaBits { shape } => {
+                let s = x0.first.zip_with(&x1.first, "dabit", |u, v| u ^ v)?;
+                let n = numel(shape)?;
+                let sw = s.data();
+                let a0 = extra0(0)?.data();
+                let data: Vec<u64> = (0..n)
+                    .map(|i| ((sw[i / 64] >> (i % 64)) & 1).wrapping_sub(a0[i]))
+                    .collect();
+                vec![RingTensor::new(data, shape.clone())?]
             }
         };
         let msg = DealerMsg {
@@ -851,51 +792,6 @@ impl Dealer {
         Ok(msg)
     }
 
-    /// Party 1's corrections for the next comparison request (in protocol
-    /// order, interleaved with [`Dealer::correction`] as the parties ask).
-    pub fn correction_compare(&mut self, req: &CompareRequest) -> Result<CompareDealerMsg> {
-        let [e0, e1] = &mut self.exp;
-        let (x0, x1) = rayon::join(|| e0.expand_compare(req), || e1.expand_compare(req));
-        let (x0, x1) = (x0?, x1?);
-        let extra0 = x0
-            .p0_extra
-            .first()
-            .ok_or_else(|| SharingError::Correlations("missing party 0 share".into()))?;
-        let tensors = match req {
-            CompareRequest::MaskedBits { .. } => {
-                // r = r0 + r1 (additive); party 1's bitwise share is r ^ rb0.
-                let r = x0.first.add(&x1.first)?;
-                vec![r.zip_with(extra0, "mask bits", |r, b0| r ^ b0)?]
-            }
-            CompareRequest::AndTriples { .. } => {
-                let (b0, b1) = match (&x0.second, &x1.second) {
-                    (Some(b0), Some(b1)) => (b0, b1),
-                    _ => return Err(SharingError::Correlations("missing b share".into())),
-                };
-                let a = x0.first.zip_with(&x1.first, "and a", |u, v| u ^ v)?;
-                let b = b0.zip_with(b1, "and b", |u, v| u ^ v)?;
-                let c = a.zip_with(&b, "and c", |u, v| u & v)?;
-                vec![c.zip_with(extra0, "and c1", |c, c0| c ^ c0)?]
-            }
-            CompareRequest::DaBits { shape } => {
-                let s = x0.first.zip_with(&x1.first, "dabit", |u, v| u ^ v)?;
-                let n = numel(shape)?;
-                let sw = s.data();
-                let a0 = extra0.data();
-                let data: Vec<u64> = (0..n)
-                    .map(|i| ((sw[i / 64] >> (i % 64)) & 1).wrapping_sub(a0[i]))
-                    .collect();
-                vec![RingTensor::new(data, shape.clone())?]
-            }
-        };
-        let msg = CompareDealerMsg {
-            request: req.clone(),
-            tensors,
-        };
-        self.bytes_sent += msg.payload_bytes();
-        Ok(msg)
-    }
-
     /// Corrections for a whole list of requests.
     pub fn corrections(&mut self, reqs: &[CorrelationRequest]) -> Result<Vec<DealerMsg>> {
         reqs.iter().map(|r| self.correction(r)).collect()
@@ -910,8 +806,8 @@ impl Dealer {
 enum Feed {
     /// Party 0 needs nothing beyond its seed.
     None,
-    /// Corrections received ahead of time (triples/truncation, comparison).
-    Queue(VecDeque<DealerMsg>, VecDeque<CompareDealerMsg>),
+    /// Corrections received ahead of time.
+    Queue(VecDeque<DealerMsg>),
     /// In-process dealer asked on demand (tests, benches, drivers).
     Online(Arc<Mutex<Dealer>>),
 }
@@ -953,27 +849,14 @@ impl DealerSource {
         Ok(Self {
             party: Party::P1,
             exp: SeedExpander::new(Party::P1, seed.seed),
-            feed: Feed::Queue(corrections.into(), VecDeque::new()),
+            feed: Feed::Queue(corrections.into()),
         })
     }
 
     /// Appends corrections (party 1, queue mode).
     pub fn push_corrections(&mut self, msgs: Vec<DealerMsg>) -> Result<()> {
         match &mut self.feed {
-            Feed::Queue(q, _) => {
-                q.extend(msgs);
-                Ok(())
-            }
-            _ => Err(SharingError::Correlations(
-                "this source does not take queued corrections".into(),
-            )),
-        }
-    }
-
-    /// Appends comparison corrections (party 1, queue mode).
-    pub fn push_compare_corrections(&mut self, msgs: Vec<CompareDealerMsg>) -> Result<()> {
-        match &mut self.feed {
-            Feed::Queue(_, q) => {
+            Feed::Queue(q) => {
                 q.extend(msgs);
                 Ok(())
             }
@@ -1010,20 +893,15 @@ impl Correlations for DealerSource {
         self.party
     }
 
-    fn supply(
-        &mut self,
-        corrections: Vec<DealerMsg>,
-        compare: Vec<CompareDealerMsg>,
-    ) -> Result<()> {
-        self.push_corrections(corrections)?;
-        self.push_compare_corrections(compare)
+    fn supply(&mut self, corrections: Vec<DealerMsg>) -> Result<()> {
+        self.push_corrections(corrections)
     }
 
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
         let mut exp = self.exp.expand(req)?;
         let extra = match &mut self.feed {
             Feed::None => std::mem::take(&mut exp.p0_extra),
-            Feed::Queue(q, _) => {
+            Feed::Queue(q) => {
                 let msg = q.pop_front().ok_or_else(|| {
                     SharingError::Correlations("no dealer corrections left".into())
                 })?;
@@ -1040,46 +918,16 @@ impl Correlations for DealerSource {
         };
         assemble(self.party, req, exp, extra)
     }
-
-    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
-        let mut exp = self.exp.expand_compare(req)?;
-        let extra = match &mut self.feed {
-            Feed::None => std::mem::take(&mut exp.p0_extra),
-            Feed::Queue(_, q) => {
-                let msg = q.pop_front().ok_or_else(|| {
-                    SharingError::Correlations("no dealer comparison corrections left".into())
-                })?;
-                check_compare_msg(req, &msg)?;
-                msg.tensors
-            }
-            Feed::Online(d) => {
-                let msg = d
-                    .lock()
-                    .map_err(|_| SharingError::Correlations("dealer lock poisoned".into()))?
-                    .correction_compare(req)?;
-                msg.tensors
-            }
-        };
-        assemble_compare(self.party, req, exp, extra)
-    }
 }
 
+/// A dealer's correction is for this request, with tensors of its shapes.
 fn check_msg(req: &CorrelationRequest, msg: &DealerMsg) -> Result<()> {
     if &msg.request != req {
         return Err(SharingError::Correlations(
             "dealer correction is for a different request (out of order?)".into(),
         ));
     }
-    let shapes: Vec<Vec<usize>> = match req {
-        CorrelationRequest::ElementwiseTriple { shape } => vec![shape.clone()],
-        CorrelationRequest::MatmulTriple { a_shape, b_shape }
-        | CorrelationRequest::HolderMatmulTriple {
-            a_shape, b_shape, ..
-        } => {
-            vec![RingTensor::matmul_shape(a_shape, b_shape)?]
-        }
-        CorrelationRequest::Trunc { shape, .. } => vec![shape.clone(), shape.clone()],
-    };
+    let shapes = req.correction_shapes()?;
     if msg.tensors.len() != shapes.len() {
         return Err(SharingError::Correlations(
             "dealer correction has the wrong number of tensors".into(),
@@ -1102,13 +950,12 @@ fn check_msg(req: &CorrelationRequest, msg: &DealerMsg) -> Result<()> {
 // Precomputed store and request recording.
 
 /// A queue of materialised correlation shares, consumed in order. This is
-/// the plug-in point for other offline phases (e.g. Paillier-based triple
+/// the plug-in point for other offline phases (e.g. Paillier-based
 /// generation): fill it with [`PrecomputedCorrelations::push`].
 #[derive(Debug)]
 pub struct PrecomputedCorrelations {
     party: Party,
     queue: VecDeque<(CorrelationRequest, CorrelationShare)>,
-    compare_queue: VecDeque<(CompareRequest, CompareShare)>,
 }
 
 impl PrecomputedCorrelations {
@@ -1116,17 +963,12 @@ impl PrecomputedCorrelations {
         Self {
             party,
             queue: VecDeque::new(),
-            compare_queue: VecDeque::new(),
         }
     }
 
     /// Adds one correlation (must be for this party).
     pub fn push(&mut self, req: CorrelationRequest, share: CorrelationShare) -> Result<()> {
-        let party = match &share {
-            CorrelationShare::Triple(t) => t.a.party(),
-            CorrelationShare::Trunc(t) => t.r.party(),
-        };
-        if party != self.party {
+        if share.party() != self.party {
             return Err(SharingError::PartyMismatch(
                 "correlation for the other party",
             ));
@@ -1135,7 +977,9 @@ impl PrecomputedCorrelations {
         Ok(())
     }
 
-    /// Runs `source` over `reqs` ahead of time.
+    /// Runs `source` over `reqs` ahead of time (a dealer source must be
+    /// asked in the protocol's order, e.g. by replaying a
+    /// [`RecordingCorrelations`] log).
     pub fn precompute<C: Correlations + ?Sized>(
         source: &mut C,
         reqs: &[CorrelationRequest],
@@ -1143,46 +987,13 @@ impl PrecomputedCorrelations {
         let mut out = Self::new(source.party());
         for r in reqs {
             let s = source.fetch(r)?;
-            out.queue.push_back((r.clone(), s));
+            out.push(r.clone(), s)?;
         }
         Ok(out)
     }
 
-    /// Adds one comparison correlation (must be for this party).
-    pub fn push_compare(&mut self, req: CompareRequest, share: CompareShare) -> Result<()> {
-        if share.party() != self.party {
-            return Err(SharingError::PartyMismatch(
-                "correlation for the other party",
-            ));
-        }
-        self.compare_queue.push_back((req, share));
-        Ok(())
-    }
-
-    /// Runs `source` over comparison requests ahead of time, appending to
-    /// this store. (Both kinds are queued separately, so only the order
-    /// within each kind matters here; a dealer source must still be asked
-    /// in the protocol's interleaved order, e.g. by replaying a
-    /// [`RecordingCorrelations`] log.)
-    pub fn precompute_compare<C: Correlations + ?Sized>(
-        &mut self,
-        source: &mut C,
-        reqs: &[CompareRequest],
-    ) -> Result<()> {
-        for r in reqs {
-            let s = source.fetch_compare(r)?;
-            self.push_compare(r.clone(), s)?;
-        }
-        Ok(())
-    }
-
     pub fn remaining(&self) -> usize {
         self.queue.len()
-    }
-
-    /// Comparison correlations left.
-    pub fn remaining_compare(&self) -> usize {
-        self.compare_queue.len()
     }
 }
 
@@ -1201,17 +1012,6 @@ impl Correlations for PrecomputedCorrelations {
         }
         Ok(s)
     }
-    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
-        let (r, s) = self.compare_queue.pop_front().ok_or_else(|| {
-            SharingError::Correlations("precomputed comparison correlations exhausted".into())
-        })?;
-        if &r != req {
-            return Err(SharingError::Correlations(
-                "precomputed correlation is for a different request".into(),
-            ));
-        }
-        Ok(s)
-    }
 }
 
 /// Wraps a source and records every request, in order.
@@ -1219,8 +1019,6 @@ impl Correlations for PrecomputedCorrelations {
 pub struct RecordingCorrelations<C> {
     pub inner: C,
     pub log: Vec<CorrelationRequest>,
-    /// Comparison requests, in order.
-    pub compare_log: Vec<CompareRequest>,
 }
 
 impl<C> RecordingCorrelations<C> {
@@ -1228,7 +1026,6 @@ impl<C> RecordingCorrelations<C> {
         Self {
             inner,
             log: Vec::new(),
-            compare_log: Vec::new(),
         }
     }
 }
@@ -1240,10 +1037,6 @@ impl<C: Correlations> Correlations for RecordingCorrelations<C> {
     fn fetch(&mut self, req: &CorrelationRequest) -> Result<CorrelationShare> {
         self.log.push(req.clone());
         self.inner.fetch(req)
-    }
-    fn fetch_compare(&mut self, req: &CompareRequest) -> Result<CompareShare> {
-        self.compare_log.push(req.clone());
-        self.inner.fetch_compare(req)
     }
 }
 

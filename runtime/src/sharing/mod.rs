@@ -45,9 +45,9 @@ pub mod share;
 
 pub use compare::{ClampMode, MsbState, MsbStep, SelectState, MSB_ROUNDS};
 pub use correlations::{
-    AndTripleShare, CompareDealerMsg, CompareRequest, CompareShare, CorrelationRequest,
-    CorrelationShare, Correlations, DaBitShare, Dealer, DealerMsg, DealerSource, MaskedBitsShare,
-    PrecomputedCorrelations, RecordingCorrelations, SeedMsg, TripleShare, TruncShare,
+    AndTripleShare, CorrelationRequest, CorrelationShare, Correlations, DaBitShare, Dealer,
+    DealerMsg, DealerSource, MaskedBitsShare, PrecomputedCorrelations, RecordingCorrelations,
+    SeedMsg, TripleShare, TruncShare,
 };
 pub use error::{Result, SharingError};
 pub use fixed::{scale_round, FixedPoint, DEFAULT_FRAC_BITS};

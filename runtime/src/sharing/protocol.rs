@@ -426,20 +426,9 @@ impl<C: Correlations> Engine<C> {
         RingTensor::matmul_shape(x_shape, y.shape())?;
         let p = self.party();
         check_party(y, p)?;
-        let t = match self.corr.fetch(
-            &super::correlations::CorrelationRequest::HolderMatmulTriple {
-                a_shape: x_shape.to_vec(),
-                b_shape: y.shape().to_vec(),
-                a_holder,
-            },
-        )? {
-            super::correlations::CorrelationShare::Triple(t) => t,
-            super::correlations::CorrelationShare::Trunc(_) => {
-                return Err(SharingError::Correlations(
-                    "source returned the wrong kind of correlation".into(),
-                ))
-            }
-        };
+        let t = self
+            .corr
+            .holder_matmul_triple(x_shape, y.shape(), a_holder)?;
         check_party(&t.a, p)?;
         Ok(t)
     }
@@ -632,7 +621,6 @@ impl<C: Correlations> Engine<C> {
         x: &Share,
         bits: u32,
     ) -> Result<(WrapTruncState, OpenMsg)> {
-        use super::correlations::{CompareRequest, CompareShare};
         let p = self.party();
         check_party(x, p)?;
         if !(1..=61).contains(&bits) {
@@ -643,16 +631,7 @@ impl<C: Correlations> Engine<C> {
         let shape = x.shape().to_vec();
         let n = x.value().data().len();
         let words = n.div_ceil(64);
-        let dabit = match self.corr.fetch_compare(&CompareRequest::DaBits {
-            shape: shape.clone(),
-        })? {
-            CompareShare::DaBits(d) => d,
-            _ => {
-                return Err(SharingError::Correlations(
-                    "source returned the wrong kind of correlation for a truncation".into(),
-                ))
-            }
-        };
+        let dabit = self.corr.dabits(&shape)?;
         if dabit.arith.party() != p {
             return Err(SharingError::PartyMismatch(
                 "daBits belong to the other party",

@@ -4,13 +4,13 @@ use std::sync::OnceLock;
 
 use num_bigint::{BigInt, BigUint};
 use num_traits::{One, Zero};
+use paillier::encoding::{decode_signed, encode_signed};
+use paillier::{
+    Ciphertext, EncodedNumber, Keypair, PackingLayout, PaillierError, PublicKey, RandomizerPool,
+};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use runtime::paillier::encoding::{decode_signed, encode_signed};
-use runtime::paillier::{
-    Ciphertext, EncodedNumber, Keypair, PackingLayout, PaillierError, PublicKey, RandomizerPool,
-};
 
 fn key() -> &'static Keypair {
     static KEY: OnceLock<Keypair> = OnceLock::new();
@@ -62,7 +62,7 @@ fn talk_vectors_n35() {
 /// any work (a 1,000,000-bit request used to run forever).
 #[test]
 fn keygen_refuses_sizes_above_the_loader_bound() {
-    use runtime::paillier::jwk::MAX_KEY_BITS;
+    use paillier::jwk::MAX_KEY_BITS;
     for bits in [MAX_KEY_BITS + 2, 1_000_000] {
         let err = Keypair::generate_with_progress(bits, &mut rand::rng(), &mut |_| {
             panic!("started generating a {bits}-bit key")
@@ -105,7 +105,7 @@ fn keygen_2048_with_progress() {
     let mut done = false;
     let kp = Keypair::generate_with_progress(2048, &mut rand::rng(), &mut |e| {
         events += 1;
-        if e == runtime::paillier::KeygenEvent::Done {
+        if e == paillier::KeygenEvent::Done {
             done = true;
         }
     })

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use runtime::paillier::jwk::{
+use paillier::jwk::{
     encrypted_number_from_json, encrypted_number_to_json, private_key_from_jwk,
     private_key_from_jwk_insecure_for_tests, private_key_to_jwk, public_key_from_jwk,
     public_key_to_jwk,
 };
-use runtime::paillier::{EncodedNumber, Keypair, PaillierError, PrivateKey};
+use paillier::{EncodedNumber, Keypair, PaillierError, PrivateKey};
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> Value {
@@ -344,7 +344,7 @@ fn malformed_inputs_are_errors() {
 
     let good = &fixture("encrypted.json")[1]["enc"];
     let x = encrypted_number_from_json(pk, good).unwrap();
-    let tagged = runtime::paillier::jwk::encrypted_number_to_json_with_key(pk, &x);
+    let tagged = paillier::jwk::encrypted_number_to_json_with_key(pk, &x);
     assert_eq!(encrypted_number_from_json(pk, &tagged).unwrap(), x);
     let mut wrong = tagged.clone();
     wrong["key_fp"] = json!("2048:0000000000000001");

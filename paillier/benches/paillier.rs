@@ -1,13 +1,13 @@
 //! Paillier micro-benchmarks at 2048 and 3072 bits, single thread unless the
-//! name says `par`. Run: `cargo bench -p runtime --bench paillier`.
+//! name says `par`. Run: `cargo bench -p paillier`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use num_bigint::{BigInt, BigUint};
+use paillier::{Ciphertext, Keypair, RandomizerPool};
 use rand::RngExt;
-use runtime::paillier::{Ciphertext, Keypair, RandomizerPool};
 
 fn bench(c: &mut Criterion) {
     let single = rayon::ThreadPoolBuilder::new()
