@@ -18,6 +18,10 @@
 //! `VEIL_FUZZ_CASES=5000 VEIL_FUZZ_SEED=7 cargo test --release -p cli --test fuzzgen
 //! -- --nocapture` (the seed is any u64; a failure prints its model, options
 //! and inputs, shrunk).
+//!
+//! Every bug it finds is kept, minimised, as a `regression_*` test at the
+//! end of this file: the model, run with each protocol preference on the
+//! inputs that showed it.
 
 use compiler::ir::Protocol;
 use grammar::Code;
@@ -150,11 +154,18 @@ struct Recipe {
     data_seed: u64,
 }
 
+/// An input of a built model: its name, shape, and range (`None`: none declared).
+struct InputDecl {
+    name: String,
+    shape: Shape,
+    range: Option<(f64, f64)>,
+}
+
 /// A model built from a recipe: its source and what the data needs.
 struct Model {
     source: String,
-    /// Inputs (not constants): name, shape, range declared or `None`.
-    inputs: Vec<(String, Shape, Option<(f64, f64)>)>,
+    /// Inputs (not constants), as declared.
+    inputs: Vec<InputDecl>,
     /// An output is secret: known to neither party alone before it is revealed.
     secret: bool,
 }
@@ -350,7 +361,11 @@ impl Recipe {
                         None => String::new(),
                     };
                     let _ = writeln!(src, "    input {name}: {ty} {text}{range};");
-                    inputs.push((name.clone(), inp.shape.clone(), inp.range));
+                    inputs.push(InputDecl {
+                        name: name.clone(),
+                        shape: inp.shape.clone(),
+                        range: inp.range,
+                    });
                     (name, vis)
                 }
             };
@@ -619,7 +634,7 @@ fn is_refusal(d: &grammar::Diagnostic) -> bool {
 fn inputs_for(model: &Model, batch: usize, precision: u32, seed: u64) -> BTreeMap<String, Tensor> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut out = BTreeMap::new();
-    for (name, shape, range) in &model.inputs {
+    for InputDecl { name, shape, range } in &model.inputs {
         let dims: Vec<usize> = shape
             .iter()
             .map(|d| match d {
@@ -666,41 +681,59 @@ struct Counts {
     secret: AtomicUsize,
 }
 
-fn describe(r: &Recipe, model: &Model, inputs: &BTreeMap<String, Tensor>) -> String {
+/// One model to check: its source and the compiler options the recipe
+/// chose (the dealer, if any, is in the source).
+struct Case<'a> {
+    source: &'a str,
+    prefer: Option<Protocol>,
+    batch: usize,
+}
+
+/// What became of a case that passed.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The compiler refused it with an error it may give a valid model.
+    Refused,
+    /// Compiled and ran; `unbounded`: with W0101, outputs not compared.
+    Ran { unbounded: bool },
+}
+
+fn describe(case: &Case, inputs: &BTreeMap<String, Tensor>) -> String {
     let data: Vec<String> = inputs
         .iter()
         .map(|(n, t)| format!("{n} {:?} = {:?}", t.shape, t.data))
         .collect();
     format!(
-        "model (save as fuzz.veil):\n{}options: dealer {}, prefer {:?}, batch {}\ninputs:\n  {}",
-        model.source,
-        r.dealer,
-        r.prefer,
-        r.batch,
+        "model (save as fuzz.veil):\n{}options: prefer {:?}, batch {}\ninputs:\n  {}",
+        case.source,
+        case.prefer,
+        case.batch,
         data.join("\n  ")
     )
 }
 
-fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
-    let model = r.build();
+/// Check and compile `case`; unless the compiler refuses it, run it
+/// privately on `inputs()` and compare every output at every recipient
+/// with the reference, within the compiler's error bound.
+fn check_case(
+    case: &Case,
+    inputs: impl FnOnce(&compiler::ir::CheckedModel) -> BTreeMap<String, Tensor>,
+) -> Result<Verdict, TestCaseError> {
+    let source = case.source;
     if std::env::var_os("VEIL_FUZZ_VERBOSE").is_some() {
-        eprintln!(
-            "dealer {}, prefer {:?}, batch {}\n{}",
-            r.dealer, r.prefer, r.batch, model.source
-        );
+        eprintln!("prefer {:?}, batch {}\n{source}", case.prefer, case.batch);
     }
-    let checked = compiler::check_source(&model.source);
+    let checked = compiler::check_source(source);
     let Some(m) = checked.model else {
         return Err(TestCaseError::fail(format!(
-            "the generated model does not check:\n{}\n{}",
-            model.source,
-            grammar::render(&checked.diagnostics, "fuzz.veil", &model.source)
+            "the generated model does not check:\n{source}\n{}",
+            grammar::render(&checked.diagnostics, "fuzz.veil", source)
         )));
     };
     let opts = compiler::Options {
         key_bits: 2048,
-        prefer: r.prefer,
-        assume: BTreeMap::from([("batch".to_string(), r.batch as u64)]),
+        prefer: case.prefer,
+        assume: BTreeMap::from([("batch".to_string(), case.batch as u64)]),
         ..compiler::Options::default()
     };
     let analysed = compiler::analyse(&m, &opts);
@@ -725,15 +758,13 @@ fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
                     &codes,
                     &check_errors,
                     "compile and analyse disagree on\n{}",
-                    model.source
+                    source
                 );
-                counts.refused.fetch_add(1, Relaxed);
-                return Ok(());
+                return Ok(Verdict::Refused);
             }
             return Err(TestCaseError::fail(format!(
-                "the compiler failed on a valid model:\n{}\n{}",
-                model.source,
-                grammar::render(&d, "fuzz.veil", &model.source)
+                "the compiler failed on a valid model:\n{source}\n{}",
+                grammar::render(&d, "fuzz.veil", source)
             )));
         }
     };
@@ -741,22 +772,15 @@ fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
         check_errors.is_empty(),
         "analyse refuses what compile accepts ({:?}):\n{}",
         check_errors,
-        model.source
+        source
     );
-    counts.compiled.fetch_add(1, Relaxed);
-    if model.secret {
-        counts.secret.fetch_add(1, Relaxed);
-    }
     let unbounded = compiled
         .warnings
         .iter()
         .any(|d| d.code == Code::BeyondDomain);
-    if unbounded {
-        counts.unbounded.fetch_add(1, Relaxed);
-    }
     let plan = &compiled.plan;
-    let inputs = inputs_for(&model, r.batch, r.precision, r.data_seed);
-    let what = || describe(r, &model, &inputs);
+    let inputs = inputs(&m);
+    let what = || describe(case, &inputs);
     let reference = compiler::reference::evaluate(&m, &inputs)
         .map_err(|e| TestCaseError::fail(format!("reference: {e}\n{}", what())))?;
     let outcomes = exec::run_in_process(
@@ -813,6 +837,47 @@ fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
             }
         }
     }
+    Ok(Verdict::Ran { unbounded })
+}
+
+fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
+    let model = r.build();
+    let case = Case {
+        source: &model.source,
+        prefer: r.prefer,
+        batch: r.batch,
+    };
+    // A panic (in the compiler or the runtime) fails the case with its model.
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_case(&case, |_| {
+            inputs_for(&model, r.batch, r.precision, r.data_seed)
+        })
+    }))
+    .map_err(|panic| {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        TestCaseError::fail(format!(
+            "panicked: {msg}\nmodel (save as fuzz.veil):\n{}options: prefer {:?}, batch {}",
+            model.source, r.prefer, r.batch
+        ))
+    })?;
+    match verdict? {
+        Verdict::Refused => {
+            counts.refused.fetch_add(1, Relaxed);
+        }
+        Verdict::Ran { unbounded } => {
+            counts.compiled.fetch_add(1, Relaxed);
+            if model.secret {
+                counts.secret.fetch_add(1, Relaxed);
+            }
+            if unbounded {
+                counts.unbounded.fetch_add(1, Relaxed);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -856,4 +921,61 @@ fn random_models_match_the_reference_within_their_bounds() {
     assert!(compiled * 3 >= cases as usize * 2, "{compiled} of {cases}");
     assert!(unbounded * 10 <= compiled, "{unbounded} of {compiled}");
     assert!(secret * 2 >= compiled, "{secret} of {compiled}");
+}
+
+/// Inputs by name, with their shapes and values.
+fn given(inputs: &[(&str, &[usize], &[f64])]) -> BTreeMap<String, Tensor> {
+    inputs
+        .iter()
+        .map(|(n, s, d)| (n.to_string(), Tensor::new(s.to_vec(), d.to_vec()).unwrap()))
+        .collect()
+}
+
+/// Check `source` with each protocol preference, on `inputs`: it must
+/// compile (under at least one preference) and match the reference.
+fn regression(source: &str, batch: usize, inputs: &[(&str, &[usize], &[f64])]) {
+    let mut ran = 0;
+    for prefer in [None, Some(Protocol::Shares), Some(Protocol::Paillier)] {
+        let case = Case {
+            source,
+            prefer,
+            batch,
+        };
+        match check_case(&case, |_| given(inputs)) {
+            Ok(Verdict::Ran { unbounded }) => {
+                assert!(!unbounded, "W0101 on\n{source}");
+                ran += 1;
+            }
+            Ok(Verdict::Refused) => {}
+            Err(e) => panic!("prefer {prefer:?}: {e}"),
+        }
+    }
+    assert!(ran > 0, "refused under every preference:\n{source}");
+}
+
+/// `[k] @ [k, n]` (a row vector times a matrix, in the language's table)
+/// compiled but the runtime's ring product refused its shape.
+#[test]
+fn regression_vector_times_matrix() {
+    for dealer in ["", "dealer carol;"] {
+        regression(
+            &format!(
+                "model fuzz {{
+    party alice;
+    party bob;
+    {dealer}
+    input x0: fixed[2] private(alice) in [-2, 2];
+    input x1: fixed[2, 3] private(bob) in [-1, 1];
+    let v0 = x0 @ x1;
+    output v0 to alice, bob;
+}}
+"
+            ),
+            1,
+            &[
+                ("x0", &[2], &[1.5, -2.0]),
+                ("x1", &[2, 3], &[1.0, -0.25, 0.5, -1.0, 0.75, 0.0]),
+            ],
+        );
+    }
 }
