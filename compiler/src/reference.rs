@@ -1,44 +1,83 @@
-//! The plaintext reference interpreter: evaluates a checked model exactly in
-//! f64 (sigmoid and tanh exact, no fixed point, no cryptography). Every
-//! private run is compared against it.
+//! The plaintext reference interpreter: the specification of what a model
+//! computes. It evaluates a checked model in plain f64 arithmetic, as
+//! docs/language.md defines each operation: real arithmetic, the exact
+//! logistic function and hyperbolic tangent (not the polynomials the
+//! compiler fits), no fixed point, no cryptography. Every private run is
+//! compared against it, within the error bound the compiler reports.
+//!
+//! It is written from the language reference, not from the runtime: it
+//! shares no arithmetic with `plan::ClearOp::apply` or the tensor helpers
+//! of `plan`, so that a differential test compares two implementations
+//! (`tests/differential.rs`, `tests/fuzzgen.rs`). `plan::Tensor` is only
+//! the container inputs and outputs cross the boundary in.
+//!
+//! Conventions the language reference leaves open, fixed here: `argmax`
+//! returns the lowest index among equal largest entries (as NumPy does);
+//! sums run left to right.
 
 use crate::ir::*;
 use plan::Tensor;
 use std::collections::BTreeMap;
 
-/// Evaluate every output of `model` on `inputs` (by input name).
+/// Evaluate every output of `model` on `inputs` (by input name). Each
+/// input must have its declared shape; named dimensions (`batch`) are bound
+/// from the inputs and must agree. Errors name inputs and shapes, never
+/// values.
 pub fn evaluate(
     model: &CheckedModel,
     inputs: &BTreeMap<String, Tensor>,
 ) -> Result<Vec<(String, Tensor)>, String> {
+    let dims = bind_dims(model, inputs)?;
     let mut values: Vec<Option<Tensor>> = vec![None; model.values.len()];
     for (i, v) in model.values.iter().enumerate() {
-        let get = |id: &ValueId| values[id.index()].as_ref().expect("operands come first");
+        let get = |id: ValueId| values[id.index()].as_ref().expect("operands come first");
         let t = match &v.op {
             Op::Input { .. } => {
                 let name = v.name.as_deref().unwrap_or_default();
-                inputs
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| format!("missing input `{name}`"))?
+                inputs[name].clone()
             }
-            Op::Const { data } => {
-                let shape: Vec<usize> = v
-                    .shape
-                    .0
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Known(n) => *n as usize,
-                        Dim::Symbol(_) => 1,
-                    })
-                    .collect();
-                Tensor::new(shape, data.clone())?
-            }
-            op => {
-                let args: Vec<&Tensor> = op.operands().iter().map(get).collect();
-                crate::lower::clear_op(op).apply(&args)?
-            }
+            Op::Const { data } => Tensor {
+                shape: concrete(&v.shape, &dims)?,
+                data: data.clone(),
+            },
+            Op::Neg(a) => map(get(*a), |x| -x),
+            Op::Add(a, b) => elementwise(get(*a), get(*b), |x, y| x + y)?,
+            Op::Sub(a, b) => elementwise(get(*a), get(*b), |x, y| x - y)?,
+            Op::Mul(a, b) => elementwise(get(*a), get(*b), |x, y| x * y)?,
+            Op::MatMul(a, b) => matmul(get(*a), get(*b))?,
+            Op::Sum(a) => along_last(get(*a), |row| row.iter().sum())?,
+            Op::Mean(a) => along_last(get(*a), |row| row.iter().sum::<f64>() / row.len() as f64)?,
+            Op::Square(a) => map(get(*a), |x| x * x),
+            Op::Sigmoid(a, _) => map(get(*a), logistic),
+            Op::Tanh(a, _) => map(get(*a), f64::tanh),
+            Op::Poly(a, c) => map(get(*a), |x| polynomial(c, x)),
+            Op::Relu(a) => map(get(*a), |x| if x > 0.0 { x } else { 0.0 }),
+            Op::MaxReduce(a) => along_last(get(*a), |row| row[first_largest(row)])?,
+            Op::Argmax(a) => along_last(get(*a), |row| first_largest(row) as f64)?,
+            Op::Max(a, b) => elementwise(get(*a), get(*b), |x, y| if y > x { y } else { x })?,
+            Op::Min(a, b) => elementwise(get(*a), get(*b), |x, y| if y < x { y } else { x })?,
+            Op::Clamp(a, lo, hi) => map(get(*a), |x| {
+                if x < *lo {
+                    *lo
+                } else if x > *hi {
+                    *hi
+                } else {
+                    x
+                }
+            }),
         };
+        // The checker computed every value's shape; the reference computes
+        // it again from the operations' definitions. They must agree.
+        let want = concrete(&v.shape, &dims)?;
+        if t.shape != want || t.data.len() != want.iter().product::<usize>() {
+            return Err(format!(
+                "reference interpreter: `{}` ({}) has shape {:?}, the checker says {} = {want:?}",
+                v.name.as_deref().unwrap_or("a value"),
+                v.op.mnemonic(),
+                t.shape,
+                v.shape
+            ));
+        }
         values[i] = Some(t);
     }
     Ok(model
@@ -53,17 +92,228 @@ pub fn evaluate(
         .collect())
 }
 
+/// The sizes of the named dimensions, from the inputs' shapes; every input
+/// present with its declared shape.
+fn bind_dims(
+    model: &CheckedModel,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, usize>, String> {
+    let mut dims = BTreeMap::new();
+    for v in &model.values {
+        if !matches!(v.op, Op::Input { .. }) {
+            continue;
+        }
+        let name = v.name.as_deref().unwrap_or_default();
+        let t = inputs
+            .get(name)
+            .ok_or_else(|| format!("missing input `{name}`"))?;
+        let bad = || {
+            format!(
+                "input `{name}` has shape {:?}, the model declares {}",
+                t.shape, v.shape
+            )
+        };
+        if t.shape.len() != v.shape.rank() || t.data.len() != t.shape.iter().product::<usize>() {
+            return Err(bad());
+        }
+        for (d, &n) in v.shape.0.iter().zip(&t.shape) {
+            match d {
+                Dim::Known(k) if *k as usize != n => return Err(bad()),
+                Dim::Known(_) => {}
+                Dim::Symbol(s) => {
+                    if *dims.entry(s.clone()).or_insert(n) != n {
+                        return Err(format!(
+                            "input `{name}` has shape {:?}: dimension `{s}` is {} in an earlier input",
+                            t.shape, dims[s]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(dims)
+}
+
+fn concrete(shape: &Shape, dims: &BTreeMap<String, usize>) -> Result<Vec<usize>, String> {
+    shape
+        .0
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => Ok(*n as usize),
+            Dim::Symbol(s) => dims
+                .get(s)
+                .copied()
+                .ok_or_else(|| format!("dimension `{s}` is not bound by any input")),
+        })
+        .collect()
+}
+
+fn map(a: &Tensor, f: impl Fn(f64) -> f64) -> Tensor {
+    Tensor {
+        shape: a.shape.clone(),
+        data: a.data.iter().map(|&x| f(x)).collect(),
+    }
+}
+
+/// A tensor of rank at most 2 seen as rows × columns: a scalar is 1 × 1, a
+/// vector `[n]` one row of n.
+fn rows_cols(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [m, n] => (*m, *n),
+        _ => (0, 0),
+    }
+}
+
+/// Elementwise `f` with the language's broadcasting: equal shapes, a scalar
+/// with anything, or a vector `[n]` with a matrix `[m, n]` (the vector
+/// applied to every row).
+fn elementwise(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
+    let shape = match (a.shape.as_slice(), b.shape.as_slice()) {
+        (x, y) if x == y => x.to_vec(),
+        ([], y) => y.to_vec(),
+        (x, []) => x.to_vec(),
+        ([n], [_, k]) | ([_, k], [n]) if n == k => {
+            if a.shape.len() == 2 {
+                a.shape.clone()
+            } else {
+                b.shape.clone()
+            }
+        }
+        _ => {
+            return Err(format!(
+                "reference interpreter: shapes {:?} and {:?} do not broadcast",
+                a.shape, b.shape
+            ))
+        }
+    };
+    if shape.len() > 2 {
+        return Err(format!("reference interpreter: rank of {shape:?} above 2"));
+    }
+    let (rows, cols) = rows_cols(&shape);
+    // Entry (r, c) of an operand broadcast to the result's shape.
+    let at = |t: &Tensor, r: usize, c: usize| match t.shape.len() {
+        0 => t.data[0],
+        1 => t.data[c],
+        _ => t.data[r * cols + c],
+    };
+    let mut data = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            data.push(f(at(a, r, c), at(b, r, c)));
+        }
+    }
+    Ok(Tensor { shape, data })
+}
+
+/// `a @ b`, by the table in the language reference: `[n]@[n]` → scalar,
+/// `[m,n]@[n]` → `[m]`, `[n]@[n,k]` → `[k]`, `[m,n]@[n,k]` → `[m,k]`.
+fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
+    let (m, n, shape_a) = match a.shape.as_slice() {
+        [n] => (1, *n, vec![]),
+        [m, n] => (*m, *n, vec![*m]),
+        _ => return Err(format!("reference interpreter: `@` of {:?}", a.shape)),
+    };
+    let (n2, k, shape_b) = match b.shape.as_slice() {
+        [n] => (*n, 1, vec![]),
+        [n, k] => (*n, *k, vec![*k]),
+        _ => return Err(format!("reference interpreter: `@` with {:?}", b.shape)),
+    };
+    if n != n2 {
+        return Err(format!(
+            "reference interpreter: `@` of {:?} and {:?}",
+            a.shape, b.shape
+        ));
+    }
+    let mut data = Vec::with_capacity(m * k);
+    for i in 0..m {
+        for j in 0..k {
+            let mut s = 0.0;
+            for l in 0..n {
+                s += a.data[i * n + l] * b.data[l * k + j];
+            }
+            data.push(s);
+        }
+    }
+    let mut shape = shape_a;
+    shape.extend(shape_b);
+    Ok(Tensor { shape, data })
+}
+
+/// `f` of each row along the last dimension: `[m, n]` → `[m]`, `[n]` → scalar.
+fn along_last(a: &Tensor, f: impl Fn(&[f64]) -> f64) -> Result<Tensor, String> {
+    let (rows, cols) = match a.shape.as_slice() {
+        [n] => (1, *n),
+        [m, n] => (*m, *n),
+        _ => {
+            return Err(format!(
+                "reference interpreter: no last dimension to reduce in {:?}",
+                a.shape
+            ))
+        }
+    };
+    if cols == 0 {
+        return Err("reference interpreter: reduction of an empty dimension".into());
+    }
+    let data = (0..rows)
+        .map(|r| f(&a.data[r * cols..(r + 1) * cols]))
+        .collect();
+    Ok(Tensor {
+        shape: a.shape[..a.shape.len() - 1].to_vec(),
+        data,
+    })
+}
+
+/// Index of the first largest entry of a non-empty row.
+fn first_largest(row: &[f64]) -> usize {
+    let mut best = 0;
+    for (j, &x) in row.iter().enumerate().skip(1) {
+        if x > row[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// The logistic function 1 / (1 + e^-x), in the form that neither
+/// overflows nor loses precision for large |x|.
+fn logistic(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// c0 + c1·x + c2·x² + ... (Horner's rule).
+fn polynomial(c: &[f64], x: f64) -> f64 {
+    let mut acc = 0.0;
+    for k in c.iter().rev() {
+        acc = acc * x + k;
+    }
+    acc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run(src: &str, inputs: &[(&str, Vec<usize>, Vec<f64>)]) -> Vec<(String, Tensor)> {
+        try_run(src, inputs).unwrap()
+    }
+
+    fn try_run(
+        src: &str,
+        inputs: &[(&str, Vec<usize>, Vec<f64>)],
+    ) -> Result<Vec<(String, Tensor)>, String> {
         let m = crate::check_source(src).model.expect("valid model");
         let inputs = inputs
             .iter()
             .map(|(n, s, d)| (n.to_string(), Tensor::new(s.clone(), d.clone()).unwrap()))
             .collect();
-        evaluate(&m, &inputs).unwrap()
+        evaluate(&m, &inputs)
     }
 
     #[test]
@@ -79,6 +329,53 @@ mod tests {
     }
 
     #[test]
+    fn every_matrix_product_of_the_table() {
+        let out = run(
+            "model m { party a; party b;
+               input u: fixed[2] private(a); input v: fixed[2] private(b);
+               input x: fixed[3, 2] private(a); input w: fixed[2, 2] private(b);
+               let d = u @ v; let xv = x @ v; let uw = u @ w; let xw = x @ w;
+               output d to a; output xv to a; output uw to a; output xw to a; }",
+            &[
+                ("u", vec![2], vec![1., 2.]),
+                ("v", vec![2], vec![3., -1.]),
+                ("x", vec![3, 2], vec![1., 0., 0., 1., 2., 2.]),
+                ("w", vec![2, 2], vec![1., 2., 3., 4.]),
+            ],
+        );
+        assert_eq!(out[0].1.shape, Vec::<usize>::new());
+        assert_eq!(out[0].1.data, vec![1.]);
+        assert_eq!(
+            (&out[1].1.shape, &out[1].1.data),
+            (&vec![3], &vec![3., -1., 4.])
+        );
+        assert_eq!(
+            (&out[2].1.shape, &out[2].1.data),
+            (&vec![2], &vec![7., 10.])
+        );
+        assert_eq!(out[3].1.shape, vec![3, 2]);
+        assert_eq!(out[3].1.data, vec![1., 2., 3., 4., 8., 12.]);
+    }
+
+    #[test]
+    fn reductions_and_elementwise_comparisons() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[2, 3] private(a); input y: fixed[3] private(b);
+               let s = mean(x); let k = max(x); let hi = max(x, y); let lo = min(y, x); let z = min(x, 0.5);
+               output s to a; output k to a; output hi to a; output lo to a; output z to a; }",
+            &[
+                ("x", vec![2, 3], vec![1., 2., 6., -1., -3., -2.]),
+                ("y", vec![3], vec![0., 4., -5.]),
+            ],
+        );
+        assert_eq!(out[0].1.data, vec![3., -2.]);
+        assert_eq!(out[1].1.data, vec![6., -1.]);
+        assert_eq!(out[2].1.data, vec![1., 4., 6., 0., 4., -2.]);
+        assert_eq!(out[3].1.data, vec![0., 2., -5., -1., -3., -5.]);
+        assert_eq!(out[4].1.data, vec![0.5, 0.5, 0.5, -1., -3., -2.]);
+    }
+
+    #[test]
     fn nonlinear_functions_are_exact() {
         let out = run(
             "model m { party a; party b; input x: fixed[3] private(a); let p = sigmoid(x); let t = tanh(x);
@@ -87,10 +384,56 @@ mod tests {
             &[("x", vec![3], vec![-2.0, 0.0, 3.0])],
         );
         assert!((out[0].1.data[0] - 0.11920292202211755).abs() < 1e-15);
+        assert_eq!(out[0].1.data[1], 0.5);
         assert!((out[1].1.data[2] - 3f64.tanh()).abs() < 1e-15);
         assert_eq!(out[2].1.data, vec![9.0, 1.0, 34.0]);
         assert_eq!(out[3].1.data, vec![0.0, 0.0, 3.0]);
         assert_eq!(out[4].1.data, vec![2.0]);
         assert_eq!(out[5].1.data, vec![-1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn the_logistic_function_saturates_without_overflow() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[4] private(a); let p = sigmoid(x); output p to a; }",
+            &[("x", vec![4], vec![-800.0, -40.0, 40.0, 800.0])],
+        );
+        let p = &out[0].1.data;
+        assert_eq!(p[0], 0.0);
+        assert!(p[1] > 0.0 && (p[1] - (-40f64).exp()).abs() < 1e-30);
+        assert!((1.0 - p[2]) < 1e-15);
+        assert_eq!(p[3], 1.0);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_entries() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[2, 4] private(a); let k = argmax(x); output k to a; }",
+            &[("x", vec![2, 4], vec![1., 3., 3., 0., -1., -1., -1., -1.])],
+        );
+        assert_eq!(out[0].1.data, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn inputs_must_have_their_declared_shapes() {
+        let src = "model m { party a; party b; input x: fixed[n, 2] private(a); input y: fixed[n] private(b);
+                   let z = sum(x) + y; output z to a; }";
+        let err = try_run(src, &[("x", vec![2, 2], vec![0.; 4])]).unwrap_err();
+        assert_eq!(err, "missing input `y`");
+        let err = try_run(
+            src,
+            &[("x", vec![2, 3], vec![0.; 6]), ("y", vec![2], vec![0.; 2])],
+        )
+        .unwrap_err();
+        assert!(err.contains("input `x` has shape [2, 3]"), "{err}");
+        let err = try_run(
+            src,
+            &[("x", vec![2, 2], vec![0.; 4]), ("y", vec![3], vec![0.; 3])],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("dimension `n` is 2 in an earlier input"),
+            "{err}"
+        );
     }
 }

@@ -224,7 +224,8 @@ impl RingTensor {
     }
 
     /// Output shape of `a @ b` for the supported shapes
-    /// `[m,k]@[k,n] -> [m,n]`, `[m,k]@[k] -> [m]`, `[k]@[k] -> []`.
+    /// `[m,k]@[k,n] -> [m,n]`, `[m,k]@[k] -> [m]`, `[k]@[k,n] -> [n]`,
+    /// `[k]@[k] -> []`.
     pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
         let mismatch = || SharingError::ShapeMismatch {
             op: "matmul",
@@ -234,8 +235,9 @@ impl RingTensor {
         match (a.len(), b.len()) {
             (2, 2) if a[1] == b[0] => Ok(vec![a[0], b[1]]),
             (2, 1) if a[1] == b[0] => Ok(vec![a[0]]),
+            (1, 2) if a[0] == b[0] => Ok(vec![b[1]]),
             (1, 1) if a[0] == b[0] => Ok(vec![]),
-            (2, 2) | (2, 1) | (1, 1) => Err(mismatch()),
+            (2, 2) | (2, 1) | (1, 2) | (1, 1) => Err(mismatch()),
             _ => Err(SharingError::UnsupportedShape {
                 op: "matmul",
                 shape: if matches!(a.len(), 1 | 2) {
