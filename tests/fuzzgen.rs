@@ -783,8 +783,10 @@ fn check_case(
     let what = || describe(case, &inputs);
     let reference = compiler::reference::evaluate(&m, &inputs)
         .map_err(|e| TestCaseError::fail(format!("reference: {e}\n{}", what())))?;
+    let valid = plan::validate(plan)
+        .map_err(|e| TestCaseError::fail(format!("invalid plan: {e:?}\n{}", what())))?;
     let outcomes = exec::run_in_process(
-        plan,
+        &valid,
         &exec::inputs_per_party(plan, &inputs),
         &exec::Options::with_small_keys_for_tests(KEY_BITS),
     )
