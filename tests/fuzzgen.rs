@@ -981,3 +981,52 @@ fn regression_vector_times_matrix() {
         );
     }
 }
+
+/// A value that is both an output and an operand of a later operation can
+/// be held natively twice (as shares, and under a party's key): the
+/// chooser's like-with-like comparison asked each method to deliver every
+/// one of them, found no conversion from shares back into a key, and
+/// panicked (found by this generator, seeds 2–5).
+#[test]
+fn regression_a_value_computed_twice_is_compared_only_with_what_it_delivers() {
+    let cases: [(&str, &[(&str, &[usize], &[f64])]); 3] = [
+        (
+            "model fuzz { party alice; party bob;
+    input x0: fixed private(alice) in [0, 0.25];
+    input x1: fixed private(bob) in [0, 0.25];
+    let v0 = x1 * x0;
+    let v1 = v0 * x1;
+    output v0 to alice, bob;
+    output v1 to bob; }
+",
+            &[("x0", &[], &[0.2]), ("x1", &[], &[0.125])],
+        ),
+        (
+            "model fuzz { party alice; party bob;
+    input x0: fixed private(alice) in [0, 0.25];
+    input x1: fixed private(bob) in [0, 0.25];
+    let v0 = clamp(x0, 0, 0.25);
+    let v1 = v0 + x1 via paillier;
+    let v2 = clamp(v1, 1.25, 1.75);
+    output v1 to bob;
+    output v2 to bob; }
+",
+            &[("x0", &[], &[0.25]), ("x1", &[], &[0.0625])],
+        ),
+        (
+            "model fuzz { party alice; party bob;
+    input x0: fixed[2] private(alice) in [0, 0.25];
+    input x1: fixed[2] private(bob) in [0, 0.25];
+    let v0 = x1 * x0 via paillier;
+    let v1 = v0 + (-2.25);
+    let v2 = v1 - v1;
+    output v0 to bob;
+    output v1 to alice, bob; }
+",
+            &[("x0", &[2], &[0.1, 0.25]), ("x1", &[2], &[0.2, 0.0])],
+        ),
+    ];
+    for (source, inputs) in cases {
+        regression(source, 1, inputs);
+    }
+}

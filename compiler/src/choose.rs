@@ -625,15 +625,29 @@ impl Chooser<'_, '_> {
             if matches!(value.op, Op::Input { .. } | Op::Const { .. }) {
                 continue;
             }
-            for how in reprs.values() {
+            for (native, how) in reprs {
                 let How::Native { method, operands } = how else {
                     continue;
                 };
                 let cost = self.op_cost(*v, *method, operands).unwrap_or_default();
                 // Like with like: every method's total includes the
                 // conversions that deliver the value in the representations
-                // the plan uses (a Paillier result still has to become shares).
-                let uses: Vec<Repr> = reprs.keys().copied().collect();
+                // the plan builds from this result (a Paillier result still
+                // has to become shares). Representations the plan computes
+                // natively another way are not this method's to deliver: a
+                // value may be both computed under a party's key and as
+                // shares, and shares never convert back into that key.
+                let uses: Vec<Repr> = reprs
+                    .keys()
+                    .copied()
+                    .filter(|r| {
+                        let mut at = *r;
+                        while let Some(How::Convert { from }) = reprs.get(&at) {
+                            at = *from;
+                        }
+                        at == *native
+                    })
+                    .collect();
                 let delivered = |m: Method, total: Cost| {
                     uses.iter().try_fold(total, |acc, to| {
                         Some(acc + self.convert_any(m.result(), *to, self.n(*v))?)
