@@ -11,8 +11,8 @@ pub fn evaluate(
     model: &CheckedModel,
     inputs: &BTreeMap<String, Tensor>,
 ) -> Result<Vec<(String, Tensor)>, String> {
-    let mut values: Vec<Option<Tensor>> = vec![None; model.values.len()];
-    for (i, v) in model.values.iter().enumerate() {
+    let mut values: Vec<Option<Tensor>> = vec![None; model.values().len()];
+    for (i, v) in model.values().iter().enumerate() {
         let get = |id: &ValueId| values[id.index()].as_ref().expect("operands come first");
         let t = match &v.op {
             Op::Input { .. } => {
@@ -42,7 +42,7 @@ pub fn evaluate(
         values[i] = Some(t);
     }
     Ok(model
-        .outputs
+        .outputs()
         .iter()
         .map(|o| {
             (
