@@ -200,3 +200,36 @@ fn verify(plan: &plan::Plan) -> Result<(), InternalError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// A plan the compiler emitted that fails its own checks is an internal
+    /// error carrying the validator's findings as its source, not a
+    /// diagnostic (it used to be E0303 with a span at the file's start).
+    #[test]
+    fn an_emitted_plan_failing_validation_is_an_internal_error_with_its_cause() {
+        let src = "model m { party a; party b; input x: fixed[2] private(a) in [-1, 1];
+                   input w: fixed[2] private(b) in [-1, 1]; let z = x * w; output z to a; }";
+        let model = check_source(src).model.expect("checks");
+        let mut plan = compile(&model, &Options::default()).expect("compiles").plan;
+        assert!(verify(&plan).is_ok());
+
+        // A broken invariant of the compiler's own: a party's program reads a
+        // register nothing wrote.
+        let first = plan.programs[0].instrs.remove(0);
+        assert!(!first.writes().is_empty(), "{first:?}");
+        let e = verify(&plan).expect_err("the plan is broken");
+        assert_eq!(
+            e.to_string(),
+            "internal compiler error: the emitted plan fails validation"
+        );
+        let cause = e.source().expect("the validator's findings").to_string();
+        assert!(cause.contains("before writing it"), "{cause}");
+        let e = CompileError::from(e);
+        assert!(matches!(e, CompileError::Internal(_)));
+        assert!(e.source().is_some());
+    }
+}
