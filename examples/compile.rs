@@ -33,10 +33,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     // choice to a plan. The options are `veil compile`'s flags.
     let mut options = compiler::Options::default();
     options.assume.insert("batch".into(), 1000);
-    let compiled = compiler::compile(&model, &options).map_err(|diagnostics| {
-        eprint!("{}", grammar::render(&diagnostics, &name, &source));
-        format!("{name} does not compile")
-    })?;
+    let compiled = match compiler::compile(&model, &options) {
+        Ok(compiled) => compiled,
+        Err(compiler::CompileError::Model(diagnostics)) => {
+            eprint!("{}", grammar::render(&diagnostics, &name, &source));
+            return Err(format!("{name} does not compile").into());
+        }
+        // A bug in the compiler, not in the model: it carries its cause.
+        Err(e) => return Err(e.into()),
+    };
     eprint!("{}", grammar::render(&compiled.warnings, &name, &source));
 
     println!("{}", compiled.report);

@@ -57,9 +57,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let model = compiler::check_source(LOGREG)
         .model
         .ok_or("the bundled model checks")?;
-    let plan = compiler::compile(&model, &compiler::Options::default())
-        .map_err(|d| format!("{} diagnostics", d.len()))?
-        .plan;
+    let plan = compiler::compile(&model, &compiler::Options::default())?.plan;
 
     // A self-signed certificate per party (`veil certs` writes these to
     // files), and a free loopback port for each.

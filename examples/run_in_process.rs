@@ -20,9 +20,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // estimates depend on it.
     let mut options = compiler::Options::default();
     options.assume.insert("batch".into(), batch as u64);
-    let plan = compiler::compile(&model, &options)
-        .map_err(|d| format!("{} diagnostics", d.len()))?
-        .plan;
+    let plan = compiler::compile(&model, &options)?.plan;
 
     // Inputs of the declared shapes, uniform in the declared ranges. Real
     // data would come as `plan::Tensor`s by input name instead.

@@ -736,7 +736,9 @@ fn check_case(
         assume: BTreeMap::from([("batch".to_string(), case.batch as u64)]),
         ..compiler::Options::default()
     };
-    let analysed = compiler::analyse(&m, &opts);
+    let analysed = compiler::analyse(&m, &opts).map_err(|e| {
+        TestCaseError::fail(format!("internal compiler error in analyse: {e}\n{source}"))
+    })?;
     let check_errors: Vec<Code> = analysed
         .iter()
         .filter(|d| d.severity == grammar::Severity::Error)
@@ -744,7 +746,12 @@ fn check_case(
         .collect();
     let compiled = match compiler::compile(&m, &opts) {
         Ok(c) => c,
-        Err(d) => {
+        Err(compiler::CompileError::Internal(e)) => {
+            return Err(TestCaseError::fail(format!(
+                "internal compiler error on a valid model: {e}\n{source}"
+            )));
+        }
+        Err(compiler::CompileError::Model(d)) => {
             if d.iter()
                 .all(|d| d.severity != grammar::Severity::Error || is_refusal(d))
             {
@@ -989,7 +996,8 @@ fn regression_vector_times_matrix() {
 /// panicked (found by this generator, seeds 2–5).
 #[test]
 fn regression_a_value_computed_twice_is_compared_only_with_what_it_delivers() {
-    let cases: [(&str, &[(&str, &[usize], &[f64])]); 3] = [
+    type Inputs<'a> = &'a [(&'a str, &'a [usize], &'a [f64])];
+    let cases: [(&str, Inputs); 3] = [
         (
             "model fuzz { party alice; party bob;
     input x0: fixed private(alice) in [0, 0.25];

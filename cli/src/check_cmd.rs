@@ -37,7 +37,14 @@ fn check_file(path: &Path) -> bool {
     // before it weighs costs (overflow, leaks, approximations, error bounds),
     // with compile's default options.
     if let Some(model) = &result.model {
-        diagnostics.extend(compiler::analyse(model, &compiler::Options::default()));
+        match compiler::analyse(model, &compiler::Options::default()) {
+            Ok(d) => diagnostics.extend(d),
+            Err(e) => {
+                eprint!("{}", crate::render(&diagnostics, &name, &source));
+                eprint!("{}", crate::compile_cmd::internal_error(&e, &name));
+                return false;
+            }
+        }
         diagnostics.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
     }
     eprint!("{}", crate::render(&diagnostics, &name, &source));
@@ -60,7 +67,7 @@ fn check_file(path: &Path) -> bool {
 /// One line: parties, inputs, outputs, operation count.
 pub fn summary(m: &CheckedModel) -> String {
     let parties: Vec<&str> = m
-        .parties
+        .parties()
         .iter()
         .filter(|p| p.role == Role::Compute)
         .map(|p| p.name.as_str())
@@ -72,10 +79,10 @@ pub fn summary(m: &CheckedModel) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(
         "model {}: parties {}{dealer}; {}, {}, {}",
-        m.name,
+        m.name(),
         parties.join(", "),
         plural(m.input_count(), "input"),
-        plural(m.outputs.len(), "output"),
+        plural(m.outputs().len(), "output"),
         plural(m.operation_count(), "operation"),
     )
 }

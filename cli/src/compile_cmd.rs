@@ -142,7 +142,7 @@ pub fn compile_file_with(
             eprint!("{}", crate::render(&c.warnings, &name, &source));
             Some((model, c))
         }
-        Err(diags) => {
+        Err(compiler::CompileError::Model(diags)) => {
             eprint!("{}", crate::render(&diags, &name, &source));
             let n = diags.iter().filter(|d| d.is_error()).count();
             eprintln!(
@@ -151,7 +151,25 @@ pub fn compile_file_with(
             );
             None
         }
+        Err(compiler::CompileError::Internal(e)) => {
+            eprint!("{}", internal_error(&e, &name));
+            None
+        }
     }
+}
+
+/// An internal compiler error as the user sees it: what failed, each cause
+/// on its own line, and what to report. Not a diagnostic with a code and a
+/// place in the model: the model is not what is wrong.
+pub fn internal_error(e: &compiler::InternalError, file: &str) -> String {
+    let mut text = format!("error: {e}\n");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text += &format!("  caused by: {c}\n");
+        cause = c.source();
+    }
+    text += &format!("  = note: {} (`{file}`)\n", compiler::InternalError::REPORT);
+    text
 }
 
 pub fn run(args: &CompileArgs) -> ExitCode {
@@ -177,5 +195,26 @@ pub fn run(args: &CompileArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error prints as a bug report: its cause, and what to
+    /// report, and no diagnostic code (E0303 was what it used to borrow).
+    #[test]
+    fn an_internal_error_prints_its_causes_and_asks_for_a_report() {
+        let cause = compiler::Failures(vec!["client, instruction 3: r7 read before written"]);
+        let e = compiler::InternalError::with_source("the emitted plan fails validation", cause);
+        let text = internal_error(&e, "m.veil");
+        assert_eq!(
+            text,
+            "error: internal compiler error: the emitted plan fails validation\n\
+             \x20 caused by: client, instruction 3: r7 read before written\n\
+             \x20 = note: this is a bug in Veil; please report it with the model file (`m.veil`)\n"
+        );
+        assert!(!text.contains("E0"));
     }
 }

@@ -130,7 +130,7 @@ pub fn dims_at(plan: &Plan, size: usize) -> BTreeMap<String, usize> {
 fn reference_bytes(model: &CheckedModel, dims: &BTreeMap<String, usize>) -> u64 {
     use compiler::ir::Dim;
     model
-        .values
+        .values()
         .iter()
         .map(|v| {
             v.shape.0.iter().fold(8u64, |a, d| {

@@ -268,7 +268,7 @@ fn main() -> ExitCode {
         Command::Explain { code } => {
             match grammar::Code::parse(&code) {
                 Some(c) => {
-                    println!("{}: {}", c.as_str(), c.explain());
+                    print!("{}", explain(c));
                     ExitCode::SUCCESS
                 }
                 None => {
@@ -278,6 +278,25 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `veil explain CODE`: the code's long form; for the codes about calling
+/// builtins, followed by every builtin's forms (from the compiler's registry).
+fn explain(code: grammar::Code) -> String {
+    use grammar::Code;
+    let mut text = format!("{}: {}\n", code.as_str(), code.explain());
+    if matches!(
+        code,
+        Code::UnknownFunction | Code::BadArguments | Code::UnknownArgument
+    ) {
+        text += "\nThe builtins:\n";
+        for b in compiler::BUILTINS {
+            for f in b.forms {
+                text += &format!("  {}\n      {}\n", f.call, compiler::builtins::plain(f.doc));
+            }
+        }
+    }
+    text
 }
 
 /// Read a model file, with an error message that names the file.
@@ -467,6 +486,36 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// `veil explain` lists every builtin (and every form of it) under the
+    /// codes about calls, from the registry, so the list cannot miss one.
+    #[test]
+    fn explain_lists_every_builtin_under_the_codes_about_calls() {
+        use grammar::Code;
+        for code in [
+            Code::UnknownFunction,
+            Code::BadArguments,
+            Code::UnknownArgument,
+        ] {
+            let text = explain(code);
+            assert!(text.starts_with(&format!("{}: ", code.as_str())), "{text}");
+            for b in compiler::BUILTINS {
+                for f in b.forms {
+                    assert!(
+                        text.contains(&format!("  {}\n", f.call)),
+                        "{code:?} misses {}",
+                        f.call
+                    );
+                }
+            }
+        }
+        assert!(explain(Code::UnknownFunction).contains("  min(a, b)\n      elementwise minimum"));
+        let other = explain(Code::MatMulMismatch);
+        assert_eq!(
+            other,
+            format!("E0202: {}\n", Code::MatMulMismatch.explain())
+        );
     }
 
     /// Issue 14, defect 5: a rename that fails after others succeeded puts

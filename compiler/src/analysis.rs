@@ -35,7 +35,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         error_bounds: Vec::new(),
         clamped: BTreeSet::new(),
     };
-    let f = g.model.precision;
+    let f = g.model.precision();
     // Products are computed at scale 2f before truncation; keep one bit spare.
     let product_limit = 2f64.powi(TRUNC_OFFSET_BITS as i32 - 2 * f as i32);
     let value_limit = 2f64.powi(TRUNC_OFFSET_BITS as i32 - f as i32);
@@ -116,7 +116,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             }
         }
     }
-    for o in &g.model.outputs {
+    for o in g.model.outputs() {
         for &p in &o.to {
             if let Some(input) = reveals_input(g, o.value, p) {
                 let iv = g.value(input);
@@ -141,7 +141,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         }
     }
     let (bounds, sources) = error_bounds(g, &a.fits, &a.clamped);
-    for ((o, &bound), source) in g.model.outputs.iter().zip(&bounds).zip(sources) {
+    for ((o, &bound), source) in g.model.outputs().iter().zip(&bounds).zip(sources) {
         let range = g.node(o.value).range;
         // An infinite bound comes from a missing fit, already an error (E0305).
         if bound.is_finite() && exceeds_range(bound, range) {
@@ -153,7 +153,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
     // its error never exceeds the range's width.
     a.error_bounds = g
         .model
-        .outputs
+        .outputs()
         .iter()
         .zip(bounds)
         .map(|(o, bound)| {
@@ -196,7 +196,7 @@ fn bound_warning(
             fmt_num(bound)
         ),
     );
-    let f = g.model.precision;
+    let f = g.model.precision();
     match source {
         Source::Rounding => d
             .note(format!(
@@ -270,7 +270,7 @@ fn fit_for(
     approx: &Approx,
     cheap_compare: bool,
 ) {
-    let product_limit = 2f64.powi(TRUNC_OFFSET_BITS as i32 - 2 * g.model.precision as i32);
+    let product_limit = 2f64.powi(TRUNC_OFFSET_BITS as i32 - 2 * g.model.precision() as i32);
     let value = g.value(v);
     let label = g.label(v);
     let range = g.node(x).range;
@@ -450,7 +450,7 @@ fn error_bounds(
     clamped: &BTreeSet<ValueId>,
 ) -> (Vec<f64>, Vec<Source>) {
     type Parts = BTreeMap<Source, f64>;
-    let lsb = 2f64.powi(-(g.model.precision as i32));
+    let lsb = 2f64.powi(-(g.model.precision() as i32));
     let mut err: BTreeMap<ValueId, f64> = BTreeMap::new();
     let mut parts: BTreeMap<ValueId, Parts> = BTreeMap::new();
     for v in g.order() {
@@ -566,7 +566,7 @@ fn error_bounds(
             .map_or(Source::Rounding, |(s, _)| *s)
     };
     g.model
-        .outputs
+        .outputs()
         .iter()
         .map(|o| (err[&o.value], dominant(&o.value)))
         .unzip()

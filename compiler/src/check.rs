@@ -2,6 +2,7 @@
 //! one run. Nothing unchecked reaches later stages: they take a
 //! `CheckedModel`, which only this module constructs.
 
+use crate::builtins::{self, Args, Named, Param, ShapeRule};
 use crate::ir::*;
 use grammar::ast::{self, ArgValue, ArrayElem, ConstValue, DimKind, ExprId, ExprKind, Item};
 use grammar::{suggest, Code, Diagnostic, Span};
@@ -31,10 +32,6 @@ pub fn check_source(source: &str) -> CheckResult {
         },
     }
 }
-
-pub const BUILTINS: [&str; 11] = [
-    "sum", "mean", "square", "sigmoid", "tanh", "poly", "relu", "max", "min", "argmax", "clamp",
-];
 
 /// Highest polynomial degree accepted in `degree:` and `poly`.
 pub const MAX_DEGREE: u64 = 31;
@@ -72,13 +69,13 @@ pub fn check(model: &ast::Model) -> CheckResult {
     let model = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {
-        Some(CheckedModel {
-            name: model.name.name.clone(),
+        Some(CheckedModel::new(
+            model.name.name.clone(),
             precision,
             parties,
             values,
             outputs,
-        })
+        ))
     };
     CheckResult { model, diagnostics }
 }
@@ -903,38 +900,28 @@ impl Checker<'_> {
         Some(self.push(Op::MatMul(l, r), Shape(dims), span))
     }
 
+    /// A call of a builtin, as its entry in [`BUILTINS`] describes it.
     fn call(&mut self, func: &ast::Ident, args: &[ast::Arg], span: Span) -> Option<ValueId> {
         let name = func.name.as_str();
         let (positional, named): (Vec<&ast::Arg>, Vec<&ast::Arg>) =
             args.iter().partition(|a| a.name.is_none());
-        let allowed_named: &[&str] = match name {
-            "sigmoid" | "tanh" => &["degree", "domain", "tol"],
-            _ => &[],
-        };
-        let arity: &[usize] = match name {
-            "sum" | "mean" | "square" | "relu" | "argmax" | "sigmoid" | "tanh" => &[1],
-            "poly" => &[2],
-            "max" => &[1, 2],
-            "min" => &[2],
-            "clamp" => &[3],
-            _ => {
-                let mut d =
-                    Diagnostic::error(Code::UnknownFunction, format!("unknown function `{name}`"))
-                        .primary(func.span, "not a builtin");
-                if let Some(s) = suggest(name, BUILTINS) {
-                    d = d.help(format!("did you mean `{s}`?"));
-                } else {
-                    d = d.note(format!("the builtins are: {}", BUILTINS.join(", ")));
-                }
-                self.error(d);
-                return None;
+        let Some(builtin) = builtins::lookup(name) else {
+            let mut d =
+                Diagnostic::error(Code::UnknownFunction, format!("unknown function `{name}`"))
+                    .primary(func.span, "not a builtin");
+            if let Some(s) = suggest(name, builtins::names()) {
+                d = d.help(format!("did you mean `{s}`?"));
+            } else {
+                let all: Vec<&str> = builtins::names().collect();
+                d = d.note(format!("the builtins are: {}", all.join(", ")));
             }
+            self.error(d);
+            return None;
         };
+        let allowed = builtin.named();
+        let allowed_named: Vec<&str> = allowed.iter().map(|n| n.name()).collect();
         // Named arguments are checked even when an operand is in error.
-        let approx = match name {
-            "sigmoid" | "tanh" => self.approx(&named),
-            _ => Some(Approx::default()),
-        };
+        let approx = self.approx(&named, &allowed);
         let mut ok = approx.is_some();
         for a in &named {
             let n = a.name.as_ref().expect("named");
@@ -955,7 +942,8 @@ impl Checker<'_> {
                 ok = false;
             }
         }
-        if !arity.contains(&positional.len()) {
+        let Some(form) = builtin.form(positional.len()) else {
+            let arity = builtin.arities();
             let want = arity
                 .iter()
                 .map(usize::to_string)
@@ -971,18 +959,16 @@ impl Checker<'_> {
                     ),
                 )
                 .primary(span, "wrong number of arguments")
-                .note(signature(name)),
+                .note(format!("signature: {}", builtin.signature())),
             );
             return None;
-        }
+        };
         // The tensor arguments.
         let mut tensors = Vec::new();
-        let tensor_count = match name {
-            "poly" => 1,
-            "clamp" => 1,
-            _ => positional.len(),
-        };
-        for a in &positional[..tensor_count] {
+        for (a, param) in positional.iter().zip(form.args.positional()) {
+            if *param != Param::Tensor {
+                continue;
+            }
             match &a.value {
                 ArgValue::Expr(e) => match self.operand(*e) {
                     Some(v) => tensors.push(v),
@@ -1006,31 +992,25 @@ impl Checker<'_> {
         }
         let x = tensors[0];
         let xs = self.shape(x).clone();
-        let reduce = |me: &mut Self| -> Option<Shape> {
-            if xs.is_scalar() {
-                me.error(
-                    Diagnostic::error(
-                        Code::BadRank,
-                        format!(
-                            "`{name}` reduces the last dimension, but its argument is a scalar"
-                        ),
-                    )
-                    .primary(positional[0].span, "this is a scalar"),
-                );
-                return None;
+        let shape = match form.args.shape() {
+            ShapeRule::Same => xs,
+            ShapeRule::DropLast => {
+                if xs.is_scalar() {
+                    self.error(
+                        Diagnostic::error(
+                            Code::BadRank,
+                            format!(
+                                "`{name}` reduces the last dimension, but its argument is a scalar"
+                            ),
+                        )
+                        .primary(positional[0].span, "this is a scalar"),
+                    );
+                    return None;
+                }
+                Shape(xs.0[..xs.rank() - 1].to_vec())
             }
-            Some(Shape(xs.0[..xs.rank() - 1].to_vec()))
-        };
-        let (op, shape) = match name {
-            "sum" => (Op::Sum(x), reduce(self)?),
-            "mean" => (Op::Mean(x), reduce(self)?),
-            "max" if tensors.len() == 1 => (Op::MaxReduce(x), reduce(self)?),
-            "argmax" => (Op::Argmax(x), reduce(self)?),
-            "square" => (Op::Square(x), xs),
-            "relu" => (Op::Relu(x), xs),
-            "max" | "min" => {
-                let y = tensors[1];
-                let ys = self.shape(y).clone();
+            ShapeRule::Broadcast => {
+                let ys = self.shape(tensors[1]).clone();
                 let Some(shape) = broadcast(&xs, &ys) else {
                     self.error(
                         Diagnostic::error(
@@ -1042,38 +1022,23 @@ impl Checker<'_> {
                     );
                     return None;
                 };
-                (
-                    if name == "max" {
-                        Op::Max(x, y)
-                    } else {
-                        Op::Min(x, y)
-                    },
-                    shape,
-                )
+                shape
             }
-            "sigmoid" | "tanh" => {
-                let approx = approx.expect("checked above");
-                (
-                    if name == "sigmoid" {
-                        Op::Sigmoid(x, approx)
-                    } else {
-                        Op::Tanh(x, approx)
-                    },
-                    xs,
-                )
-            }
-            "poly" => {
-                let coeffs = self.coefficients(positional[1])?;
-                (Op::Poly(x, coeffs), xs)
-            }
-            "clamp" => {
-                let lo = self.number_arg(positional[1], "lower bound")?;
-                let hi = self.number_arg(positional[2], "upper bound")?;
+        };
+        let op = match form.args {
+            Args::Map(op) | Args::Reduce(op) => op(x),
+            Args::Pair(op) => op(x, tensors[1]),
+            Args::Approximated(op) => op(x, approx.expect("checked above")),
+            Args::Coefficients(op) => op(x, self.coefficients(positional[1])?),
+            Args::Bounds(op) => {
+                let params = form.args.positional();
+                let lo = self.number_arg(positional[1], params[1].what())?;
+                let hi = self.number_arg(positional[2], params[2].what())?;
                 if lo >= hi {
                     self.error(
                         Diagnostic::error(
                             Code::BadDomain,
-                            format!("clamp bounds [{lo}, {hi}] are empty"),
+                            format!("{name} bounds [{lo}, {hi}] are empty"),
                         )
                         .primary(
                             positional[1].span.to(positional[2].span),
@@ -1082,9 +1047,8 @@ impl Checker<'_> {
                     );
                     return None;
                 }
-                (Op::Clamp(x, lo, hi), xs)
+                op(x, lo, hi)
             }
-            _ => unreachable!("arity table covers every builtin"),
         };
         Some(self.push(op, shape, span))
     }
@@ -1156,13 +1120,17 @@ impl Checker<'_> {
         Some(coeffs)
     }
 
-    fn approx(&mut self, named: &[&ast::Arg]) -> Option<Approx> {
+    /// The named arguments in `allowed` (others are reported by the caller).
+    fn approx(&mut self, named: &[&ast::Arg], allowed: &[Named]) -> Option<Approx> {
         let mut approx = Approx::default();
         let mut ok = true;
         for a in named {
             let n = a.name.as_ref().expect("named");
-            match n.name.as_str() {
-                "degree" => {
+            let Some(kind) = allowed.iter().find(|k| k.name() == n.name) else {
+                continue;
+            };
+            match kind {
+                Named::Degree => {
                     let v = match &a.value {
                         ArgValue::Expr(e) => literal_value(self.ast, *e),
                         ArgValue::Array(_) => None,
@@ -1186,7 +1154,7 @@ impl Checker<'_> {
                         }
                     }
                 }
-                "domain" => {
+                Named::Domain => {
                     let lohi = match &a.value {
                         ArgValue::Array(arr) => match arr.elems.as_slice() {
                             [ArrayElem::Number(lo), ArrayElem::Number(hi)] => {
@@ -1211,7 +1179,7 @@ impl Checker<'_> {
                         }
                     }
                 }
-                "tol" => {
+                Named::Tol => {
                     let v = match &a.value {
                         ArgValue::Expr(e) => literal_value(self.ast, *e),
                         ArgValue::Array(_) => None,
@@ -1231,7 +1199,6 @@ impl Checker<'_> {
                         }
                     }
                 }
-                _ => {}
             }
         }
         ok.then_some(approx)
@@ -1313,24 +1280,6 @@ pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
     (tail == short.0.as_slice()).then(|| long.clone())
 }
 
-fn signature(name: &str) -> String {
-    let sig = match name {
-        "sum" => "sum(x): sum along the last dimension",
-        "mean" => "mean(x): mean along the last dimension",
-        "square" => "square(x): x * x elementwise",
-        "relu" => "relu(x): max(x, 0) elementwise",
-        "argmax" => "argmax(x): index of the largest entry along the last dimension",
-        "max" => "max(x): largest entry along the last dimension; max(a, b): elementwise maximum",
-        "min" => "min(a, b): elementwise minimum",
-        "clamp" => "clamp(x, lo, hi): x limited to [lo, hi], with number literals lo < hi",
-        "sigmoid" => "sigmoid(x, degree: 9, domain: [-8, 8], tol: 0.01): named arguments optional",
-        "tanh" => "tanh(x, degree: 9, domain: [-4, 4], tol: 0.01): named arguments optional",
-        "poly" => "poly(x, [c0, c1, ...]): c0 + c1·x + c2·x² + ...",
-        _ => "",
-    };
-    format!("signature: {sig}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1342,7 +1291,7 @@ mod tests {
         let result = check_source(&source);
         let got = match &result.model {
             Some(m) => {
-                let out = &m.outputs[0];
+                let out = &m.outputs()[0];
                 m.value(out.value).shape.to_string()
             }
             _ => result
@@ -1470,12 +1419,12 @@ mod tests {
         let src = "model m { party a; party b; input x: fixed[2] private(a); input w: fixed[2] private(b); let z = (x @ w via paillier) + 1; output z to a; }";
         let m = check_source(src).model.unwrap();
         let dot = m
-            .values
+            .values()
             .iter()
             .find(|v| matches!(v.op, Op::MatMul(..)))
             .unwrap();
         assert_eq!(dot.via, Some(Protocol::Paillier));
-        let add = m.value(m.outputs[0].value);
+        let add = m.value(m.outputs()[0].value);
         assert_eq!(add.via, None);
     }
 

@@ -11,6 +11,7 @@
 //! once).
 
 use crate::cost::{Cost, CostTable, Network, CLEAR_POLY_RING_OPS, RING_BYTES};
+use crate::error::{CompileError, InternalError};
 use crate::graph::{Graph, Visibility};
 use crate::ir::*;
 use grammar::{Code, Diagnostic};
@@ -436,7 +437,9 @@ impl Chooser<'_, '_> {
         methods
     }
 
-    pub fn run(&self) -> Result<Selection, Vec<Diagnostic>> {
+    /// `Err`: an operation no protocol can run as its `via` asks (E0303),
+    /// or an internal error.
+    pub fn run(&self) -> Result<Selection, CompileError> {
         let mut best: BTreeMap<ValueId, BTreeMap<Repr, Entry>> = BTreeMap::new();
         let mut per_method: BTreeMap<ValueId, BTreeMap<Method, Cost>> = BTreeMap::new();
         let mut errors = Vec::new();
@@ -530,7 +533,7 @@ impl Chooser<'_, '_> {
                 }
             }
             if entries.is_empty() {
-                errors.push(self.no_method(v));
+                errors.push(self.no_method(v)?);
                 // Keep going to report other operations; pretend it is shared.
                 entries.insert(
                     Repr::Shared,
@@ -575,12 +578,12 @@ impl Chooser<'_, '_> {
             best.insert(v, entries);
         }
         if !errors.is_empty() {
-            return Err(errors);
+            return Err(CompileError::Model(errors));
         }
 
         // Outputs: choose the representation to reveal from.
         let mut output_from = Vec::new();
-        for o in &self.g.model.outputs {
+        for o in self.g.model.outputs() {
             let n = self.n(o.value);
             let (repr, _) = best[&o.value]
                 .iter()
@@ -589,7 +592,12 @@ impl Chooser<'_, '_> {
                         .map(|c| (*r, self.score(e.cost + c)))
                 })
                 .min_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("a shared representation can always be revealed");
+                .ok_or_else(|| {
+                    InternalError::new(format!(
+                        "no representation of output `{}` can be revealed to its parties",
+                        o.name
+                    ))
+                })?;
             output_from.push(repr);
         }
 
@@ -598,7 +606,7 @@ impl Chooser<'_, '_> {
         let mut stack: Vec<(ValueId, Repr)> = self
             .g
             .model
-            .outputs
+            .outputs()
             .iter()
             .zip(&output_from)
             .map(|(o, r)| (o.value, *r))
@@ -660,8 +668,16 @@ impl Chooser<'_, '_> {
                     .filter(|(m, _)| *m != method)
                     .filter_map(|(m, c)| Some((*m, delivered(*m, *c)?)))
                     .min_by(|a, b| self.score(a.1).total_cmp(&self.score(b.1)));
-                let chosen_total = delivered(*method, per_method[v][method])
-                    .expect("the chosen method delivers what the plan uses");
+                let chosen_total = per_method
+                    .get(v)
+                    .and_then(|m| m.get(method))
+                    .and_then(|c| delivered(*method, *c))
+                    .ok_or_else(|| {
+                        InternalError::new(format!(
+                            "the method chosen for `{}` does not deliver it where the plan uses it",
+                            self.g.label(*v)
+                        ))
+                    })?;
                 decisions.push(Decision {
                     value: *v,
                     method: *method,
@@ -696,22 +712,25 @@ impl Chooser<'_, '_> {
         }
     }
 
-    fn no_method(&self, v: ValueId) -> Diagnostic {
+    /// The E0303 for an operation whose `via` cannot run. Without a `via`
+    /// every operation has a method (shares run anything, and every
+    /// representation converts to shares), so none is an internal error.
+    fn no_method(&self, v: ValueId) -> Result<Diagnostic, InternalError> {
         let value = self.g.value(v);
         let label = self.g.label(v);
-        let d = match value.via {
-            Some(p) => Diagnostic::error(Code::NoProtocol, format!("`{label}` cannot run via {}", p.name()))
+        match value.via {
+            Some(p) => Ok(Diagnostic::error(Code::NoProtocol, format!("`{label}` cannot run via {}", p.name()))
                 .primary(value.span, format!("{} is not available for this operation", p.name()))
                 .note(match p {
                     Protocol::Paillier => "Paillier runs linear operations (+, -, *, @, sum, mean) where one operand is encrypted under one party's key and the other is in the clear at the other party",
                     Protocol::Shares => "additive sharing runs operations on values no single party knows; this one can run in the clear",
                 })
-                .help("remove the `via`, and the compiler chooses"),
-            None => Diagnostic::error(Code::NoProtocol, format!("no protocol can compute `{label}` = {} on secret values yet", self.g.describe(v)))
-                .primary(value.span, "its operand depends on both parties' private data")
-                .note("no representation of its operands supports this operation"),
-        };
-        d
+                .help("remove the `via`, and the compiler chooses")),
+            None => Err(InternalError::new(format!(
+                "no method can compute `{label}` = {}, though shares compute every operation",
+                self.g.describe(v)
+            ))),
+        }
     }
 
     fn reason(
@@ -755,7 +774,7 @@ impl Chooser<'_, '_> {
         match runner_up {
             Some((m, c)) => format!(
                 "{base}; runner-up {} at {:.3e} s vs {:.3e} s",
-                method_name(&self.g.model.parties, m),
+                method_name(self.g.model.parties(), m),
                 self.score(c),
                 self.score(chosen)
             ),

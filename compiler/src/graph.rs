@@ -127,13 +127,13 @@ pub struct Graph<'m> {
 
 impl<'m> Graph<'m> {
     pub fn build(model: &'m CheckedModel, assume: BTreeMap<String, u64>) -> Graph<'m> {
-        let mut live = vec![false; model.values.len()];
-        for o in &model.outputs {
+        let mut live = vec![false; model.values().len()];
+        for o in model.outputs() {
             live[o.value.index()] = true;
         }
-        for i in (0..model.values.len()).rev() {
+        for i in (0..model.values().len()).rev() {
             if live[i] {
-                for op in model.values[i].op.operands() {
+                for op in model.values()[i].op.operands() {
                     live[op.index()] = true;
                 }
             }
@@ -144,7 +144,7 @@ impl<'m> Graph<'m> {
             nodes: BTreeMap::new(),
             assume,
         };
-        for (i, v) in model.values.iter().enumerate() {
+        for (i, v) in model.values().iter().enumerate() {
             if !live[i] {
                 continue;
             }
@@ -249,7 +249,7 @@ impl<'m> Graph<'m> {
         let r = |x: &ValueId| self.node(*x).range;
         match &v.op {
             Op::Input { range, .. } => {
-                let (lo, hi) = input_range(*range, self.model.precision);
+                let (lo, hi) = input_range(*range, self.model.precision());
                 Interval::new(lo, hi)
             }
             Op::Const { data } => data
@@ -288,7 +288,7 @@ impl<'m> Graph<'m> {
     /// A stable text form: one line per live value.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "graph {}", self.model.name);
+        let _ = writeln!(out, "graph {}", self.model.name());
         for v in self.order() {
             let value = self.value(v);
             let node = self.node(v);
@@ -336,7 +336,7 @@ impl<'m> Graph<'m> {
     /// Graphviz DOT, nodes coloured by `colour(value)`.
     pub fn to_dot(&self, colour: &dyn Fn(ValueId) -> (&'static str, String)) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "digraph \"{}\" {{", self.model.name);
+        let _ = writeln!(out, "digraph \"{}\" {{", self.model.name());
         let _ = writeln!(
             out,
             "  rankdir=LR;\n  node [shape=box, style=filled, fontname=\"monospace\"];"

@@ -229,17 +229,72 @@ pub struct Output {
     pub span: Span,
 }
 
+/// A model that passed the checker. Its fields are private and it has no
+/// public constructor, so only [`crate::check`] makes one and nobody changes
+/// one afterwards: holding a `CheckedModel` means it is checked.
+///
+/// ```compile_fail
+/// // Not outside the compiler: neither built field by field...
+/// let m = compiler::ir::CheckedModel { name: String::new(), precision: 16, parties: vec![], values: vec![], outputs: vec![] };
+/// ```
+/// ```compile_fail
+/// // ...nor changed.
+/// let mut m = compiler::check_source("").model.unwrap();
+/// m.values.clear();
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckedModel {
-    pub name: String,
+    name: String,
     /// Fractional bits of the fixed-point encoding.
-    pub precision: u32,
-    pub parties: Vec<Party>,
-    pub values: Vec<Value>,
-    pub outputs: Vec<Output>,
+    precision: u32,
+    parties: Vec<Party>,
+    values: Vec<Value>,
+    outputs: Vec<Output>,
 }
 
 impl CheckedModel {
+    /// For [`crate::check`] only, once it found no error.
+    pub(crate) fn new(
+        name: String,
+        precision: u32,
+        parties: Vec<Party>,
+        values: Vec<Value>,
+        outputs: Vec<Output>,
+    ) -> CheckedModel {
+        CheckedModel {
+            name,
+            precision,
+            parties,
+            values,
+            outputs,
+        }
+    }
+
+    /// The model's name (`model NAME { ... }`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Fractional bits of the fixed-point encoding.
+    pub fn precision(&self) -> u32 {
+        self.precision
+    }
+
+    /// Every party, the dealer too, in declaration order ([`PartyId`] indexes it).
+    pub fn parties(&self) -> &[Party] {
+        &self.parties
+    }
+
+    /// The value arena ([`ValueId`] indexes it): operands before their users.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// The outputs, in source order.
+    pub fn outputs(&self) -> &[Output] {
+        &self.outputs
+    }
+
     pub fn value(&self, id: ValueId) -> &Value {
         &self.values[id.index()]
     }

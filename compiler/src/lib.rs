@@ -8,9 +8,11 @@
 
 pub mod analysis;
 pub mod approx;
+pub mod builtins;
 mod check;
 pub mod choose;
 pub mod cost;
+mod error;
 pub mod graph;
 pub mod ir;
 pub mod leak;
@@ -18,10 +20,12 @@ pub mod lower;
 pub mod reference;
 mod report;
 
-pub use check::{broadcast, check, check_source, CheckResult, BUILTINS, MAX_DEGREE};
+pub use builtins::BUILTINS;
+pub use check::{broadcast, check, check_source, CheckResult, MAX_DEGREE};
 pub use cost::{CostTable, Network};
+pub use error::{CompileError, Failures, InternalError};
 
-use grammar::{Code, Diagnostic};
+use grammar::Diagnostic;
 use std::collections::BTreeMap;
 
 /// Size assumed for a symbolic dimension (such as `batch`) in cost
@@ -70,20 +74,22 @@ pub struct Compiled {
 /// (and every `via`) has a protocol at all (E0303, which depends on the
 /// operations and visibilities, not on costs). Errors and warnings, in
 /// source order; empty for a model that compiles cleanly. [`compile`] runs
-/// the same analysis and reports the same diagnostics.
-pub fn analyse(model: &ir::CheckedModel, opts: &Options) -> Vec<Diagnostic> {
+/// the same analysis and reports the same diagnostics. `Err`: the compiler
+/// broke an invariant of its own (a bug in Veil, not in the model).
+pub fn analyse(model: &ir::CheckedModel, opts: &Options) -> Result<Vec<Diagnostic>, InternalError> {
     let front = match Front::new(model, opts) {
         Ok(front) => front,
-        Err(d) => return d,
+        Err(d) => return Ok(d),
     };
     let costs = CostTable::for_key_bits(opts.key_bits);
     let mut d = match front.chooser(&costs, opts).run() {
         Ok(_) => Vec::new(),
-        Err(errors) => errors,
+        Err(CompileError::Model(errors)) => errors,
+        Err(CompileError::Internal(e)) => return Err(e),
     };
     d.extend(front.analysis.warnings);
     sort(&mut d);
-    d
+    Ok(d)
 }
 
 /// Diagnostics in source order (stable: equal places keep their order).
@@ -136,14 +142,17 @@ impl<'m> Front<'m> {
 }
 
 /// Compile a checked model to a validated plan.
-pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec<Diagnostic>> {
-    let front = Front::new(model, opts)?;
+pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, CompileError> {
+    let front = Front::new(model, opts).map_err(CompileError::Model)?;
     let costs = CostTable::for_key_bits(opts.key_bits);
     let chooser = front.chooser(&costs, opts);
-    let selection = chooser.run().map_err(|mut d| {
-        d.extend(front.analysis.warnings.iter().cloned());
-        sort(&mut d);
-        d
+    let selection = chooser.run().map_err(|e| match e {
+        CompileError::Model(mut d) => {
+            d.extend(front.analysis.warnings.iter().cloned());
+            sort(&mut d);
+            CompileError::Model(d)
+        }
+        internal => internal,
     })?;
     let (g, analysis) = (&front.g, &front.analysis);
     let lowerer = lower::Lowerer::new(
@@ -154,36 +163,7 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec
         analysis.error_bounds.clone(),
     );
     let plan = lowerer.run(&selection);
-    if let Err(errors) = plan::validate(&plan) {
-        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        return Err(vec![Diagnostic::error(
-            Code::NoProtocol,
-            format!("internal compiler error: invalid plan: {}", list.join("; ")),
-        )
-        .primary(grammar::Span::new(0, 0), "while compiling this model")
-        .note(
-            "this is a bug in Veil's compiler; please report it with the model file",
-        )]);
-    }
-    let views = leak::views(&plan);
-    let violations: Vec<String> = views
-        .iter()
-        .flat_map(|(p, v)| {
-            let name = plan.party_name(*p).to_string();
-            v.violations.iter().map(move |x| format!("{name}: {x}"))
-        })
-        .collect();
-    if !violations.is_empty() {
-        return Err(vec![Diagnostic::error(
-            Code::Leak,
-            "the plan would reveal values beyond the outputs",
-        )
-        .primary(grammar::Span::new(0, 0), "in this model")
-        .note(violations.join("; "))
-        .note(
-            "this is a bug in Veil's compiler; please report it with the model file",
-        )]);
-    }
+    verify(&plan)?;
     let report = report::render(g, &chooser, &selection, analysis, &plan, opts);
     let dot = g.to_dot(&|v| report::colour(&selection, v, model));
     Ok(Compiled {
@@ -193,4 +173,63 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Vec
         warnings: analysis.warnings.clone(),
         plan,
     })
+}
+
+/// The compiler's own checks of a plan it emitted: [`plan::validate`] and
+/// the leakage check ([`leak::views`]). A plan failing either is a bug in
+/// the compiler, whatever the model: an internal error, never a diagnostic.
+fn verify(plan: &plan::Plan) -> Result<(), InternalError> {
+    if let Err(errors) = plan::validate(plan) {
+        return Err(InternalError::with_source(
+            "the emitted plan fails validation",
+            Failures(errors),
+        ));
+    }
+    let violations: Vec<String> = leak::views(plan)
+        .iter()
+        .flat_map(|(p, v)| {
+            let name = plan.party_name(*p).to_string();
+            v.violations.iter().map(move |x| format!("{name}: {x}"))
+        })
+        .collect();
+    if !violations.is_empty() {
+        return Err(InternalError::with_source(
+            "the emitted plan would reveal values beyond the outputs",
+            Failures(violations),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// A plan the compiler emitted that fails its own checks is an internal
+    /// error carrying the validator's findings as its source, not a
+    /// diagnostic (it used to be E0303 with a span at the file's start).
+    #[test]
+    fn an_emitted_plan_failing_validation_is_an_internal_error_with_its_cause() {
+        let src = "model m { party a; party b; input x: fixed[2] private(a) in [-1, 1];
+                   input w: fixed[2] private(b) in [-1, 1]; let z = x * w; output z to a; }";
+        let model = check_source(src).model.expect("checks");
+        let mut plan = compile(&model, &Options::default()).expect("compiles").plan;
+        assert!(verify(&plan).is_ok());
+
+        // A broken invariant of the compiler's own: a party's program reads a
+        // register nothing wrote.
+        let first = plan.programs[0].instrs.remove(0);
+        assert!(!first.writes().is_empty(), "{first:?}");
+        let e = verify(&plan).expect_err("the plan is broken");
+        assert_eq!(
+            e.to_string(),
+            "internal compiler error: the emitted plan fails validation"
+        );
+        let cause = e.source().expect("the validator's findings").to_string();
+        assert!(cause.contains("before writing it"), "{cause}");
+        let e = CompileError::from(e);
+        assert!(matches!(e, CompileError::Internal(_)));
+        assert!(e.source().is_some());
+    }
 }

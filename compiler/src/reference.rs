@@ -28,8 +28,8 @@ pub fn evaluate(
     inputs: &BTreeMap<String, Tensor>,
 ) -> Result<Vec<(String, Tensor)>, String> {
     let dims = bind_dims(model, inputs)?;
-    let mut values: Vec<Option<Tensor>> = vec![None; model.values.len()];
-    for (i, v) in model.values.iter().enumerate() {
+    let mut values: Vec<Option<Tensor>> = vec![None; model.values().len()];
+    for (i, v) in model.values().iter().enumerate() {
         let get = |id: ValueId| values[id.index()].as_ref().expect("operands come first");
         let t = match &v.op {
             Op::Input { .. } => {
@@ -81,7 +81,7 @@ pub fn evaluate(
         values[i] = Some(t);
     }
     Ok(model
-        .outputs
+        .outputs()
         .iter()
         .map(|o| {
             (
@@ -99,7 +99,7 @@ fn bind_dims(
     inputs: &BTreeMap<String, Tensor>,
 ) -> Result<BTreeMap<String, usize>, String> {
     let mut dims = BTreeMap::new();
-    for v in &model.values {
+    for v in model.values() {
         if !matches!(v.op, Op::Input { .. }) {
             continue;
         }

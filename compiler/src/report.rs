@@ -33,7 +33,7 @@ pub fn render(
         writeln!(
         s,
         "model {}: network {} ({} Mbit/s, {} ms per round), {dealer}, Paillier keys of {} bits{}",
-        model.name,
+        model.name(),
         net.name,
         fmt_num(net.bytes_per_second * 8.0 / 1e6),
         fmt_num(net.latency_seconds * 1e3),
@@ -47,7 +47,7 @@ pub fn render(
             "  {} = {}: {}\n    estimate {} s ({} s compute, {} bytes, {} rounds)\n    because {}",
             g.label(d.value),
             g.describe(d.value),
-            method_name(&model.parties, d.method),
+            method_name(model.parties(), d.method),
             fmt_num(d.cost.seconds(net)),
             fmt_num(d.cost.compute),
             fmt_num(d.cost.bytes),
@@ -85,7 +85,7 @@ pub fn render(
     }
     let _ = writeln!(s, "\noutputs:");
     for ((o, from), spec) in model
-        .outputs
+        .outputs()
         .iter()
         .zip(&sel.output_from)
         .zip(&plan.outputs)

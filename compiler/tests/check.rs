@@ -35,7 +35,7 @@ fn bundled_models_check_without_diagnostics() {
                 use_dealer,
                 ..compiler::Options::default()
             };
-            let mut d = compiler::analyse(&model, &opts);
+            let mut d = compiler::analyse(&model, &opts).unwrap();
             // Without a dealer, a sigmoid whose input can leave its domain
             // is not clamped (comparisons are dear), and says so.
             d.retain(|d| use_dealer || d.code != grammar::Code::BeyondDomain);
@@ -78,7 +78,7 @@ fn checked_and_analysed(path: &Path) -> (Vec<grammar::Diagnostic>, String) {
     let result = compiler::check_source(&source);
     let mut d = result.diagnostics;
     if let Some(model) = &result.model {
-        d.extend(compiler::analyse(model, &compiler::Options::default()));
+        d.extend(compiler::analyse(model, &compiler::Options::default()).unwrap());
         d.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
     }
     let name = format!("{}", path.file_name().unwrap().to_string_lossy());
@@ -173,7 +173,7 @@ fn two_million_minus_signs_in_a_literal_argument_do_not_overflow_the_checker() {
             .model
             .unwrap_or_else(|| panic!("{signs} signs: {:?}", r.diagnostics));
         let clamp = model
-            .values
+            .values()
             .iter()
             .find_map(|v| match v.op {
                 compiler::ir::Op::Clamp(_, lo, hi) => Some((lo, hi)),
@@ -202,7 +202,7 @@ struct Position {
 fn positions() -> Vec<Position> {
     use compiler::ir::{CheckedModel, Op};
     fn find<T>(m: &CheckedModel, f: impl Fn(&Op) -> Option<T>) -> T {
-        m.values.iter().find_map(|v| f(&v.op)).expect("the value")
+        m.values().iter().find_map(|v| f(&v.op)).expect("the value")
     }
     fn approx(m: &CheckedModel) -> compiler::ir::Approx {
         find(m, |op| match op {

@@ -3,7 +3,7 @@
 //! deterministic and valid); choices that must differ do; and the
 //! compile-error corpus is rejected with rendered diagnostics.
 
-use compiler::{compile, Network, Options};
+use compiler::{CompileError, Network, Options};
 use std::path::{Path, PathBuf};
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
@@ -23,6 +23,14 @@ fn checked(source: &str) -> compiler::ir::CheckedModel {
         .unwrap_or_else(|| panic!("{}", grammar::render(&r.diagnostics, "model", source)))
 }
 
+/// Compile; an error of the model as its rendered diagnostics.
+fn compile(model: &compiler::ir::CheckedModel, o: &Options) -> Result<compiler::Compiled, String> {
+    compiler::compile(model, o).map_err(|e| match e {
+        CompileError::Model(d) => format!("{d:#?}"),
+        internal => format!("{internal}: {:?}", std::error::Error::source(&internal)),
+    })
+}
+
 fn opts(f: impl FnOnce(&mut Options)) -> Options {
     let mut o = Options::default();
     f(&mut o);
@@ -31,8 +39,7 @@ fn opts(f: impl FnOnce(&mut Options)) -> Options {
 
 /// The method chosen for each operation, as `label: method` lines.
 fn choices(source: &str, o: &Options) -> Vec<String> {
-    let c = compile(&checked(source), o)
-        .unwrap_or_else(|d| panic!("{}", grammar::render(&d, "model", source)));
+    let c = compile(&checked(source), o).unwrap_or_else(|e| panic!("{e}"));
     c.report
         .lines()
         .filter(|l| {
@@ -57,8 +64,7 @@ fn every_model_compiles_to_a_valid_deterministic_plan() {
         ] {
             // Every model compiles with and without a dealer (comparisons
             // get Paillier-generated correlations without one).
-            let a = compile(&model, &o)
-                .unwrap_or_else(|d| panic!("{name}: {}", grammar::render(&d, &name, &source)));
+            let a = compile(&model, &o).unwrap_or_else(|e| panic!("{name}: {e}"));
             let b = compile(&model, &o).unwrap();
             assert_eq!(a.plan, b.plan, "{name}: compilation is deterministic");
             assert_eq!(a.report, b.report);
@@ -158,12 +164,12 @@ fn compile_errors_are_rejected_with_pointed_messages() {
     for path in files {
         let source = std::fs::read_to_string(&path).unwrap();
         let model = checked(&source);
-        let Err(diags) = compile(&model, &Options::default()) else {
-            panic!("{} should not compile", path.display());
+        let Err(CompileError::Model(diags)) = compiler::compile(&model, &Options::default()) else {
+            panic!("{} should not compile, with diagnostics", path.display());
         };
         assert!(diags.iter().any(|d| d.is_error()));
         // `veil check` runs the same analysis and finds the same errors.
-        let analysed = compiler::analyse(&model, &Options::default());
+        let analysed = compiler::analyse(&model, &Options::default()).unwrap();
         assert_eq!(
             format!("{analysed:?}"),
             format!("{diags:?}"),

@@ -155,7 +155,9 @@ impl Code {
             .find(|c| c.as_str().eq_ignore_ascii_case(code))
     }
 
-    /// A longer explanation, for `veil explain`.
+    /// A longer explanation, for `veil explain` (which follows the codes
+    /// about calls, E0109, E0204 and E0205, with the list of builtins: the
+    /// compiler's registry, which this crate does not see).
     pub fn explain(self) -> &'static str {
         match self {
             Code::Syntax => "The model file does not follow Veil's grammar. The message lists what the parser expected at that point; a missing `;` or `}` is the usual cause.",
@@ -169,7 +171,7 @@ impl Code {
             Code::PartyCount => "Veil runs two-party protocols: a model declares exactly two computing parties (`party`), plus an optional dealer.",
             Code::MultipleDealers => "At most one `dealer` may be declared.",
             Code::NoOutputs => "A model without `output` computes nothing anybody learns. Add `output NAME to PARTY;`.",
-            Code::UnknownFunction => "The called function is not one of Veil's builtins (sum, mean, square, sigmoid, tanh, poly, relu, max, argmax, clamp).",
+            Code::UnknownFunction => "The called function is not one of Veil's builtins. Check the spelling against the list of builtins.",
             Code::UnknownProtocol => "`via` takes `paillier` or `shares`.",
             Code::DuplicatePrecision => "`precision` may be given once per model.",
             Code::UseBeforeDefinition => "A name is used before the line that defines it. Models read top to bottom: move the definition up.",

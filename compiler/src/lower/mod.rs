@@ -66,12 +66,12 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             dealer,
             error_bounds,
             regs: Vec::new(),
-            programs: vec![Vec::new(); g.model.parties.len()],
+            programs: vec![Vec::new(); g.model.parties().len()],
             correlations: Vec::new(),
             compares: false,
             have: BTreeMap::new(),
             keys: BTreeSet::new(),
-            f: g.model.precision,
+            f: g.model.precision(),
             p: [compute[0], compute[1]],
         }
     }
@@ -163,7 +163,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                 self.have.insert((v, *repr), reg);
             }
         }
-        for (i, (o, from)) in model.outputs.iter().zip(&sel.output_from).enumerate() {
+        for (i, (o, from)) in model.outputs().iter().zip(&sel.output_from).enumerate() {
             self.output(i as u32, o, *from);
         }
 
@@ -183,7 +183,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             .collect();
 
         let parties = model
-            .parties
+            .parties()
             .iter()
             .map(|p| plan::Party {
                 name: p.name.clone(),
@@ -195,7 +195,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             .collect();
         let inputs = self.input_specs();
         let outputs = model
-            .outputs
+            .outputs()
             .iter()
             .enumerate()
             .map(|(i, o)| plan::OutputSpec {
@@ -219,7 +219,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                     because: format!("{} = {}", self.g.label(v), self.g.describe(v)),
                 })
                 .collect(),
-            model: model.name.clone(),
+            model: model.name().to_string(),
             precision: self.f,
             parties,
             inputs,
@@ -241,7 +241,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
     fn input_specs(&self) -> Vec<plan::InputSpec> {
         let model = self.g.model;
         model
-            .values
+            .values()
             .iter()
             .filter_map(|v| match &v.op {
                 Op::Input { owner, range } => Some(plan::InputSpec {
@@ -251,7 +251,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                         Owner::Party(p) => plan::Owner::Party(pi(*p)),
                     },
                     shape: plan_shape(&v.shape),
-                    range: crate::ir::input_range(*range, model.precision),
+                    range: crate::ir::input_range(*range, model.precision()),
                     range_declared: range.is_some(),
                 }),
                 _ => None,
@@ -260,7 +260,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
     }
 
     fn input_index(&self, v: ValueId) -> u32 {
-        self.g.model.values[..v.index()]
+        self.g.model.values()[..v.index()]
             .iter()
             .filter(|x| matches!(x.op, Op::Input { .. }))
             .count() as u32

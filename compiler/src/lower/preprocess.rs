@@ -12,7 +12,7 @@ impl Lowerer<'_, '_> {
     /// which correlations, comparisons and keys they use.
     pub(super) fn preprocessing(&mut self) -> (Vec<Vec<Instr>>, Vec<plan::KeySpec>) {
         let model = self.g.model;
-        let mut pre: Vec<Vec<Instr>> = vec![Vec::new(); model.parties.len()];
+        let mut pre: Vec<Vec<Instr>> = vec![Vec::new(); model.parties().len()];
         let mut keys = Vec::new();
         let preprocess = !self.correlations.is_empty() || self.compares;
         let needs_two_party = self.dealer.is_none() && preprocess;

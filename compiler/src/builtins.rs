@@ -1,0 +1,405 @@
+//! The builtin functions: one table, [`BUILTINS`]. Each entry names a
+//! builtin and the forms it can be called in; each form says how a call is
+//! written, what it computes, the arguments it takes, the shape of its
+//! result and the IR operation it becomes. The checker (arity, argument
+//! kinds, shapes, "did you mean"), `veil explain` and the table in
+//! docs/language.md (a test keeps it current) all read this table; nothing
+//! else lists the builtins.
+//!
+//! The operation a form becomes is its hook into the rest of the compiler:
+//! the range rule (`graph.rs`), the error bound (`analysis.rs`), the cost and
+//! protocol choice (`choose.rs`) and the lowering (`lower.rs`) are the
+//! operation's, so a builtin that reuses an operation (a new spelling, a
+//! new form) touches this file only.
+
+use crate::ir::{Approx, Op, ValueId};
+
+/// A builtin function: its name and the forms it can be called in.
+#[derive(Clone, Copy, Debug)]
+pub struct Builtin {
+    pub name: &'static str,
+    /// The ways to call it, told apart by their number of positional arguments.
+    pub forms: &'static [Form],
+}
+
+/// One way to call a builtin.
+#[derive(Clone, Copy, Debug)]
+pub struct Form {
+    /// The call as the docs write it: `clamp(x, lo, hi)`.
+    pub call: &'static str,
+    /// What it computes, one line of Markdown (code in backticks): the docs'
+    /// table shows it as written, diagnostics without the backticks.
+    pub doc: &'static str,
+    /// The arguments it takes and the operation they become.
+    pub args: Args,
+}
+
+/// The arguments of a form, and the IR operation (the constructor of an
+/// [`Op`]) a call with them becomes. Each kind fixes the positional
+/// parameters ([`Args::positional`]), the named ones ([`Args::named`]) and
+/// the shape rule ([`Args::shape`]), so they cannot disagree.
+#[derive(Clone, Copy, Debug)]
+pub enum Args {
+    /// `f(x)`, elementwise.
+    Map(fn(ValueId) -> Op),
+    /// `f(x)` along the last dimension of `x`.
+    Reduce(fn(ValueId) -> Op),
+    /// `f(a, b)`, elementwise with broadcasting.
+    Pair(fn(ValueId, ValueId) -> Op),
+    /// `f(x, degree: d, domain: [lo, hi], tol: t)`, elementwise: a function
+    /// the compiler approximates by a polynomial; the named arguments are optional.
+    Approximated(fn(ValueId, Approx) -> Op),
+    /// `f(x, [c0, c1, ...])`, elementwise, with the coefficients as an array literal.
+    Coefficients(fn(ValueId, Vec<f64>) -> Op),
+    /// `f(x, lo, hi)`, elementwise, with number literals `lo < hi`.
+    Bounds(fn(ValueId, f64, f64) -> Op),
+}
+
+/// A positional parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// Any expression.
+    Tensor,
+    /// A number literal, possibly negated; the text names it in errors.
+    Number(&'static str),
+    /// An array literal of number literals.
+    Coefficients,
+}
+
+/// A named argument. All are optional and take literals only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Named {
+    /// `degree: d`, an odd whole number from 1 to [`crate::MAX_DEGREE`].
+    Degree,
+    /// `domain: [lo, hi]`, the interval a polynomial is fitted on.
+    Domain,
+    /// `tol: t`, the largest acceptable approximation error, in (0, 1).
+    Tol,
+}
+
+/// The shape of a call's result, from the shapes of its tensor arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShapeRule {
+    /// The shape of `x`.
+    Same,
+    /// `x` without its last dimension; `x` must not be a scalar.
+    DropLast,
+    /// The two arguments broadcast ([`crate::broadcast`]).
+    Broadcast,
+}
+
+impl Named {
+    pub fn name(self) -> &'static str {
+        match self {
+            Named::Degree => "degree",
+            Named::Domain => "domain",
+            Named::Tol => "tol",
+        }
+    }
+}
+
+impl Param {
+    /// What the parameter is, for errors: "the lower bound must be ...".
+    pub fn what(self) -> &'static str {
+        match self {
+            Param::Tensor => "tensor",
+            Param::Number(what) => what,
+            Param::Coefficients => "coefficients",
+        }
+    }
+}
+
+impl Args {
+    /// The positional parameters, in order: tensors first.
+    pub fn positional(self) -> &'static [Param] {
+        match self {
+            Args::Map(_) | Args::Reduce(_) | Args::Approximated(_) => &[Param::Tensor],
+            Args::Pair(_) => &[Param::Tensor, Param::Tensor],
+            Args::Coefficients(_) => &[Param::Tensor, Param::Coefficients],
+            Args::Bounds(_) => &[
+                Param::Tensor,
+                Param::Number("lower bound"),
+                Param::Number("upper bound"),
+            ],
+        }
+    }
+
+    /// The named arguments it accepts.
+    pub fn named(self) -> &'static [Named] {
+        match self {
+            Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
+            _ => &[],
+        }
+    }
+
+    pub fn shape(self) -> ShapeRule {
+        match self {
+            Args::Reduce(_) => ShapeRule::DropLast,
+            Args::Pair(_) => ShapeRule::Broadcast,
+            Args::Map(_) | Args::Approximated(_) | Args::Coefficients(_) | Args::Bounds(_) => {
+                ShapeRule::Same
+            }
+        }
+    }
+}
+
+/// Every builtin, in the order error notes list them.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "sum",
+        forms: &[Form {
+            call: "sum(x)",
+            doc: "sum along the last dimension (`[m, n]` → `[m]`, `[n]` → scalar)",
+            args: Args::Reduce(Op::Sum),
+        }],
+    },
+    Builtin {
+        name: "mean",
+        forms: &[Form {
+            call: "mean(x)",
+            doc: "mean along the last dimension (`[m, n]` → `[m]`, `[n]` → scalar)",
+            args: Args::Reduce(Op::Mean),
+        }],
+    },
+    Builtin {
+        name: "square",
+        forms: &[Form {
+            call: "square(x)",
+            doc: "`x * x` elementwise",
+            args: Args::Map(Op::Square),
+        }],
+    },
+    Builtin {
+        name: "sigmoid",
+        forms: &[Form {
+            call: "sigmoid(x, degree: 9, domain: [-8, 8], tol: 0.01)",
+            doc: "logistic function, approximated by a polynomial; named arguments optional",
+            args: Args::Approximated(Op::Sigmoid),
+        }],
+    },
+    Builtin {
+        name: "tanh",
+        forms: &[Form {
+            call: "tanh(x, degree: 7, domain: [-4, 4], tol: 0.01)",
+            doc: "hyperbolic tangent, approximated by a polynomial; named arguments optional",
+            args: Args::Approximated(Op::Tanh),
+        }],
+    },
+    Builtin {
+        name: "poly",
+        forms: &[Form {
+            call: "poly(x, [c0, c1, c2, ...])",
+            doc: "`c0 + c1·x + c2·x² + ...` elementwise (1 to 32 coefficients)",
+            args: Args::Coefficients(Op::Poly),
+        }],
+    },
+    Builtin {
+        name: "relu",
+        forms: &[Form {
+            call: "relu(x)",
+            doc: "`max(x, 0)` elementwise",
+            args: Args::Map(Op::Relu),
+        }],
+    },
+    Builtin {
+        name: "max",
+        forms: &[
+            Form {
+                call: "max(x)",
+                doc: "largest entry along the last dimension",
+                args: Args::Reduce(Op::MaxReduce),
+            },
+            Form {
+                call: "max(a, b)",
+                doc: "elementwise maximum (broadcasting)",
+                args: Args::Pair(Op::Max),
+            },
+        ],
+    },
+    Builtin {
+        name: "min",
+        forms: &[Form {
+            call: "min(a, b)",
+            doc: "elementwise minimum (broadcasting)",
+            args: Args::Pair(Op::Min),
+        }],
+    },
+    Builtin {
+        name: "argmax",
+        forms: &[Form {
+            call: "argmax(x)",
+            doc: "index of the largest entry along the last dimension",
+            args: Args::Reduce(Op::Argmax),
+        }],
+    },
+    Builtin {
+        name: "clamp",
+        forms: &[Form {
+            call: "clamp(x, lo, hi)",
+            doc: "`x` limited to `[lo, hi]`, with number literals `lo < hi`",
+            args: Args::Bounds(Op::Clamp),
+        }],
+    },
+];
+
+/// The builtin called `name`.
+pub fn lookup(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// Every builtin's name, in table order.
+pub fn names() -> impl Iterator<Item = &'static str> + Clone {
+    BUILTINS.iter().map(|b| b.name)
+}
+
+impl Builtin {
+    /// The form taking `positional` positional arguments.
+    pub fn form(&self, positional: usize) -> Option<&'static Form> {
+        self.forms
+            .iter()
+            .find(|f| f.args.positional().len() == positional)
+    }
+
+    /// The numbers of positional arguments it accepts, in form order.
+    pub fn arities(&self) -> Vec<usize> {
+        self.forms
+            .iter()
+            .map(|f| f.args.positional().len())
+            .collect()
+    }
+
+    /// The named arguments any of its forms accepts.
+    pub fn named(&self) -> Vec<Named> {
+        let mut named: Vec<Named> = Vec::new();
+        for n in self.forms.iter().flat_map(|f| f.args.named()) {
+            if !named.contains(n) {
+                named.push(*n);
+            }
+        }
+        named
+    }
+
+    /// Every form with what it computes, as plain text for a diagnostic:
+    /// `max(x): largest entry ...; max(a, b): elementwise maximum ...`.
+    pub fn signature(&self) -> String {
+        (self.forms.iter())
+            .map(|f| format!("{}: {}", f.call, plain(f.doc)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Markdown without its code marks, for the terminal.
+pub fn plain(markdown: &str) -> String {
+    markdown.replace('`', "")
+}
+
+/// The builtin table of docs/language.md (a test checks that the file
+/// holds exactly this between its `builtins` markers).
+pub fn markdown_table() -> String {
+    let mut s = String::from("| call | result |\n|---|---|\n");
+    for f in BUILTINS.iter().flat_map(|b| b.forms) {
+        s += &format!("| `{}` | {} |\n", f.call, f.doc);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Dim, Shape};
+
+    #[test]
+    fn names_are_unique_and_forms_differ_in_arity() {
+        let mut names: Vec<&str> = names().collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), BUILTINS.len());
+        for b in BUILTINS {
+            assert!(!b.forms.is_empty(), "{}", b.name);
+            let mut arities = b.arities();
+            arities.sort();
+            arities.dedup();
+            assert_eq!(
+                arities.len(),
+                b.forms.len(),
+                "{}: two forms, one arity",
+                b.name
+            );
+            for f in b.forms {
+                assert!(
+                    f.call.starts_with(&format!("{}(", b.name)),
+                    "{}: {}",
+                    b.name,
+                    f.call
+                );
+                assert!(!f.doc.is_empty() && !f.doc.contains('|'), "{}", f.call);
+            }
+        }
+    }
+
+    /// Every form's `call`, as the docs write it, checks, with the declared
+    /// shape rule and into the operation the form names.
+    #[test]
+    fn every_documented_call_checks_into_its_operation() {
+        for b in BUILTINS {
+            for f in b.forms {
+                // The docs' placeholders: tensors `x`, `a`, `b` (one row of
+                // a batch), bounds `lo`, `hi`, coefficients `c0, c1, ...`.
+                let call = f
+                    .call
+                    .replace("lo, hi", "-1, 1")
+                    .replace("c0, c1, c2, ...", "1, 0.5, 0.25");
+                let src = format!(
+                    "model m {{ party p; party q; dealer d;
+                       input x: fixed[n, 3] private(p); input a: fixed[n, 3] private(p);
+                       input b: fixed[3] private(q);
+                       let r = {call}; output r to p; }}"
+                );
+                let checked = crate::check_source(&src);
+                let model = checked.model.unwrap_or_else(|| {
+                    panic!("`{}` does not check: {:?}", f.call, checked.diagnostics)
+                });
+                let out = model.value(model.outputs()[0].value);
+                let n = Dim::Symbol("n".into());
+                let want = match f.args.shape() {
+                    ShapeRule::DropLast => Shape(vec![n]),
+                    ShapeRule::Same | ShapeRule::Broadcast => Shape(vec![n, Dim::Known(3)]),
+                };
+                assert_eq!(out.shape, want, "{}", f.call);
+                let (x, y) = (crate::ir::ValueId(0), crate::ir::ValueId(1));
+                let expected = match f.args {
+                    Args::Map(op) | Args::Reduce(op) => op(x),
+                    Args::Pair(op) => op(x, y),
+                    Args::Approximated(op) => op(x, Approx::default()),
+                    Args::Coefficients(op) => op(x, vec![]),
+                    Args::Bounds(op) => op(x, 0.0, 1.0),
+                };
+                assert_eq!(
+                    std::mem::discriminant(&out.op),
+                    std::mem::discriminant(&expected),
+                    "{}",
+                    f.call
+                );
+            }
+        }
+    }
+
+    /// docs/language.md shows the table this module generates.
+    #[test]
+    fn the_language_reference_lists_every_builtin() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/language.md");
+        let docs = std::fs::read_to_string(path).expect("docs/language.md");
+        let (start, end) = (
+            "<!-- builtins: generated from compiler/src/builtins.rs -->\n",
+            "<!-- end builtins -->",
+        );
+        let from = docs.find(start).expect("start marker") + start.len();
+        let to = from + docs[from..].find(end).expect("end marker");
+        let table = markdown_table();
+        assert!(
+            docs[from..to] == table,
+            "docs/language.md's builtin table is out of date; between its markers it should read:\n{table}"
+        );
+    }
+}
