@@ -26,7 +26,8 @@
 //!   exponents (`n`, public scalars); its timing does not depend on the base.
 //!
 //! Measured ≈1.3–1.5× faster than num-bigint's `modpow` modulo 2048- and
-//! 4096-bit moduli on the (loaded, noisy) development machine.
+//! 4096-bit moduli on the (loaded, noisy) development machine (before the
+//! ladder; see BENCHMARKS.md for what constant time costs decryption).
 
 use std::hint::black_box;
 
