@@ -14,8 +14,8 @@
 //!   `k`, the final conditional subtraction is always computed and selected
 //!   with a mask, and `u64 × u64 → u128` is one `mul` instruction on the
 //!   targets we build for. So is [`Monty::new`] (`R² mod n` by doubling with
-//!   masked subtraction) and [`Monty::to_mont`] for inputs below `n·R`
-//!   (reduced by Montgomery reduction, not num-bigint division).
+//!   masked subtraction) and [`Monty::to_mont`] (inputs of any length are
+//!   reduced by Montgomery reductions, not num-bigint division).
 //! * [`Monty::pow`] is a fixed-window ladder in the style of crypto-bigint:
 //!   for a given exponent bit length (a public bound passed by the caller)
 //!   it performs the same sequence of squarings and multiplications for
@@ -364,23 +364,38 @@ impl Monty {
         self.redc(t, out);
     }
 
-    /// `x mod n` as `k` limbs (normal form). For `x < n·R` (in particular
-    /// any `x` of at most `2k` limbs below `n·2^{64k}`) it runs without
-    /// num-bigint division: one Montgomery reduction and one product with
-    /// `R²`; the choice of path depends only on bit lengths. Larger inputs
-    /// fall back to num-bigint's `%`.
+    /// `x mod n` as `k` limbs (normal form), for `x` of any length,
+    /// without num-bigint division: `x` is split into `k`-limb chunks
+    /// `x = Σ x_j·R^j`, and Horner's rule runs on `V·R⁻¹` (each chunk enters
+    /// through one Montgomery reduction, each step is one product with `R²`
+    /// and a masked modular addition). The work depends only on `x`'s limb
+    /// count, so a secret modulus (`p²`) meets no data-dependent division.
     pub(crate) fn reduce(&self, x: &BigUint, s: &mut Scratch) -> Vec<u64> {
         let k = self.k;
-        let mut out = vec![0; k];
-        if x.bits() < self.modulus.bits() + 64 * k as u64 {
-            let mut t = to_limbs(x, 2 * k + 1);
-            let mut xr = vec![0; k];
-            self.redc(&mut t, &mut xr); // x·R⁻¹
-            self.mul(&xr, &self.r2, &mut out, s); // x
-            t.zeroize();
-            xr.zeroize();
-        } else {
-            out = to_limbs(&(x % &self.modulus), k);
+        let mut digits = x.to_u64_digits();
+        let chunks = digits.len().div_ceil(k).max(1);
+        let mut acc = vec![0u64; k]; // V·R⁻¹ mod n for the chunks so far
+        let mut t = vec![0u64; 2 * k + 1];
+        let mut xr = vec![0u64; k];
+        let mut v = vec![0u64; k];
+        let mut sum = vec![0u64; k + 1];
+        for j in (0..chunks).rev() {
+            t.fill(0);
+            let lo = j * k;
+            let hi = digits.len().min(lo + k);
+            if lo < hi {
+                t[..hi - lo].copy_from_slice(&digits[lo..hi]);
+            }
+            self.redc(&mut t, &mut xr); // x_j·R⁻¹ (x_j < R ≤ n·R)
+            self.mul(&acc, &self.r2, &mut v, s); // V·R⁻¹·R = V
+                                                 // (V·R + x_j)·R⁻¹ = V + x_j·R⁻¹
+            sum[k] = add_limbs(&v, &xr, &mut sum[..k]);
+            self.final_sub(&sum, &mut acc);
+        }
+        let mut out = vec![0u64; k];
+        self.mul(&acc, &self.r2, &mut out, s); // V mod n
+        for w in [&mut digits, &mut acc, &mut t, &mut xr, &mut v, &mut sum] {
+            w.zeroize();
         }
         out
     }
