@@ -121,11 +121,12 @@
 //!   2⁻⁶⁴, can change the path), and its division (Knuth's algorithm D)
 //!   has data-dependent correction steps. So what still runs through it is
 //!   named here: turning results into `BigUint`s (the plaintext, once
-//!   decrypted, is the caller's), the comparison and the products that order
-//!   `p < q` and form `n`, `p²`, `p − 1` and `φ` at key setup, the primality
-//!   tests' trial division and squarings by num-bigint in key generation, and
-//!   the small-prime sieve. These run once per key, not once per ciphertext,
-//!   so an attacker gets a single trace of them.
+//!   decrypted, is the caller's), the comparison that orders `p < q`, the
+//!   `gcd(n, φ)` check, and the products that form `n`, `p²`, `p − 1` and
+//!   `φ` at key setup, and in key generation the primality tests' trial
+//!   division and the squarings that follow each ladder. These run once
+//!   per key, not once per ciphertext, so an attacker gets a single trace
+//!   of them.
 //!
 //! # Zeroization
 //!
