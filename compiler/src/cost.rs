@@ -35,7 +35,7 @@ pub struct CostTable {
 impl CostTable {
     /// Costs for a key size (3072 default, 2048 allowed).
     pub fn for_key_bits(key_bits: u32) -> CostTable {
-        // Measured with `cargo bench -p runtime` on the reference machine
+        // Measured with `cargo bench -p paillier` on the reference machine
         // (2-core AMD EPYC); see BENCHMARKS.md. 2048-bit numbers scale by
         // roughly (2048/3072)^2 for multiplications, ^3 for exponentiations.
         let (enc, dec, term, add) = if key_bits <= 2048 {

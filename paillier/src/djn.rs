@@ -14,9 +14,20 @@ use super::{PaillierError, Result, DJN_EXPONENT_BITS};
 pub const WINDOW_BITS: u32 = 6;
 
 /// `table[i][d-1] = h_s^{d·2^{w·i}} mod n²` for `d ∈ [1, 2^w)`, in
-/// Montgomery form.
+/// Montgomery form. The private key's tables modulo `p²` and `q²` are
+/// secret, so every table is wiped on drop.
 pub struct FixedBaseTable {
     rows: Vec<Vec<Vec<u64>>>,
+}
+
+impl Drop for FixedBaseTable {
+    fn drop(&mut self) {
+        for row in self.rows.iter_mut() {
+            for entry in row.iter_mut() {
+                zeroize::Zeroize::zeroize(entry);
+            }
+        }
+    }
 }
 
 impl FixedBaseTable {
@@ -54,7 +65,11 @@ impl FixedBaseTable {
     }
 
     /// `base^α mod n²` for `α` of at most the table's exponent length.
-    pub(crate) fn pow(&self, alpha: &BigUint, ctx: &Monty) -> BigUint {
+    ///
+    /// Variable-time in `α`: it skips zero digits and indexes the table by
+    /// `α`'s digits, so cache and timing depend on the encryption
+    /// randomness (see the crate docs, "Timing").
+    pub(crate) fn pow_vartime(&self, alpha: &BigUint, ctx: &Monty) -> BigUint {
         let digits = alpha.to_u64_digits();
         let w = WINDOW_BITS as u64;
         let mut s = ctx.scratch();
@@ -107,7 +122,7 @@ impl PublicKey {
     /// A fresh randomiser `h_s^α mod n²` with a random 256-bit `α`.
     pub fn djn_randomizer<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> BigUint {
         let alpha = rng.random_biguint(DJN_EXPONENT_BITS);
-        self.djn_table().pow(&alpha, self.mont_n2())
+        self.djn_table().pow_vartime(&alpha, self.mont_n2())
     }
 
     /// Public-key encryption (DJN short exponent) of `m ∈ [0, n)` with the
@@ -172,7 +187,10 @@ impl RandomizerPool {
             .collect();
         let table = self.pk.djn_table();
         let ctx = self.pk.mont_n2();
-        let fresh: Vec<BigUint> = alphas.par_iter().map(|a| table.pow(a, ctx)).collect();
+        let fresh: Vec<BigUint> = alphas
+            .par_iter()
+            .map(|a| table.pow_vartime(a, ctx))
+            .collect();
         self.items.extend(fresh);
     }
 

@@ -218,7 +218,7 @@ fn private_key_from_jwk_impl(v: &Value, insecure: bool) -> Result<PrivateKey> {
         }
         (false, false) if old_form => {
             let lambda = b64_field(v, "lambda", WHAT)?;
-            PrivateKey::from_n_lambda(pk, &lambda)?
+            PrivateKey::from_n_lambda_vartime(pk, &lambda)?
         }
         (false, false) => {
             return Err(PaillierError::Malformed(format!(

@@ -13,7 +13,8 @@
 //!   CSPRNG (`rand::rng()`), or from a caller-supplied `CryptoRng`.
 //! * `g = n + 1`, so `g^m = 1 + m·n mod n²` (no exponentiation).
 //! * Decryption uses the CRT with `hp`, `hq`, `p⁻¹ mod q` precomputed once per
-//!   key; the two halves run in parallel with `rayon::join`.
+//!   key; the two halves run in parallel with `rayon::join`. It is
+//!   constant-time in the key (see "Timing" below).
 //! * Homomorphic operations on [`PublicKey`]: ciphertext + ciphertext,
 //!   ciphertext + plaintext, ciphertext × public integer (negative too, via a
 //!   modular inverse), and the encrypted dot product
@@ -67,6 +68,79 @@
 //! it (phe-made files) a wrong key is caught only when the ciphertext is not
 //! in `Z*_{n²}` or decrypts into the overflow band. Moduli above
 //! [`MAX_KEY_BITS`] are refused when parsed.
+//!
+//! # Timing
+//!
+//! What runs in constant time (the same instructions and memory accesses
+//! for every secret value of a given public size):
+//!
+//! * The Montgomery products, squarings and reductions of the private
+//!   `monty` module: loops run over the limb count, the final conditional
+//!   subtraction is always computed and chosen with a mask, and
+//!   `u64 × u64 → u128` is a single `mul` instruction on x86-64 and
+//!   aarch64. `R² mod n` is found by doubling with masked subtraction, and
+//!   reduction of a ciphertext modulo a secret `p²` uses Montgomery
+//!   reductions, not division.
+//! * Exponentiation by a secret exponent: a fixed-window ladder (as
+//!   crypto-bigint does). For a public bound on the exponent's bit length
+//!   (the bit length of `p`) it runs the same squarings and multiplications
+//!   in the same order, and reads each window's table entry by a masked
+//!   scan over every entry. A test records the sequence of products for
+//!   exponents of the same length and checks it is identical.
+//! * Decryption ([`PrivateKey::decrypt`]): `c^{p−1} mod p²` by the ladder,
+//!   `L(x) = (x − 1)/p` as a product with `p⁻¹ mod 2^{64k}` (exact division
+//!   without a division), `· h_p mod p` as a Montgomery product, and the
+//!   CRT recombination with masked modular subtraction and schoolbook
+//!   products on fixed limb counts. The key-owner CRT encryptions recombine
+//!   the same way.
+//! * Key setup's secret constants: `h_p = (p − (q mod p))⁻¹ mod p` (the
+//!   closed form of `L(g^{p−1} mod p²)⁻¹`), `p⁻¹ mod q` by Fermat
+//!   (`a^{p−2}` through the ladder, result checked), `(p²)⁻¹ mod q²` by one
+//!   Newton step from it, `p⁻¹ mod 2^{64k}` by Newton's iteration; and the
+//!   Miller–Rabin exponentiations of key generation use the ladder.
+//!
+//! What is variable-time, and why that is acceptable (or not yet fixed):
+//!
+//! * `*_vartime` functions: the sliding-window exponentiation (used only
+//!   with public exponents: `n`, public scalars, public weights of the dot
+//!   product; its branches follow the exponent, its products are the
+//!   constant-time ones above, so a secret *base* such as `r` in `r^n` does
+//!   not leak through it), [`PrivateKey::decrypt_plain_formula_vartime`]
+//!   and [`PrivateKey::mu_vartime`] (test cross-checks, num-bigint's
+//!   `modpow`/`modinv` on secrets), and loading a key from phe's old
+//!   `lambda` form (factoring `n` from `λ` takes square roots with
+//!   num-bigint, once per load).
+//! * The DJN fixed-base evaluation `h_s^α` skips zero digits of the secret
+//!   randomness `α` and indexes its table by them (`FixedBaseTable::pow_vartime`).
+//!   It leaks timing about `α`, not about the key; a masked scan over each
+//!   63-entry row would close it at a cost to encryption. Not done yet.
+//! * num-bigint is not constant-time and does not claim to be. Its
+//!   numbers are normalised (no leading zero limbs), so lengths follow
+//!   values; its multiplication picks schoolbook, Karatsuba or Toom-3 by
+//!   operand *length* (a value's leading zero limb, probability about
+//!   2⁻⁶⁴, can change the path), and its division (Knuth's algorithm D)
+//!   has data-dependent correction steps. So what still runs through it is
+//!   named here: turning results into `BigUint`s (the plaintext, once
+//!   decrypted, is the caller's), the comparison that orders `p < q`, the
+//!   `gcd(n, φ)` check, and the products that form `n`, `p²`, `p − 1` and
+//!   `φ` at key setup, and in key generation the primality tests' trial
+//!   division and the squarings that follow each ladder. These run once
+//!   per key, not once per ciphertext, so an attacker gets a single trace
+//!   of them.
+//!
+//! # Zeroization
+//!
+//! [`PrivateKey`] (and through it [`Keypair`]) wipes its secrets on drop:
+//! the limb vectors with the `zeroize` crate (whole capacity), the
+//! Montgomery contexts of `p²`, `q²`, `p`, `q`, the fixed-base tables
+//! modulo `p²` and `q²`, and the `BigUint`s `p`, `q`, `p − 1`, `q − 1`
+//! (whose limbs are overwritten in place through `assign_from_slice` with
+//! zeros: num-bigint has no zeroize support). What cannot be guaranteed:
+//! num-bigint's arithmetic allocates temporaries (products, remainders,
+//! copies) that are freed without being wiped, and a `BigUint`'s spare
+//! capacity beyond its current length is not reachable; values returned to
+//! the caller ([`PrivateKey::phi`], decrypted plaintexts) are the caller's
+//! to wipe.
 //!
 //! # Hygiene
 //!

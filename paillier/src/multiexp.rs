@@ -55,10 +55,10 @@ pub(crate) fn multi_exp_monty(bases: &[&BigUint], exps: &[BigUint], ctx: &Monty)
     assert_eq!(bases.len(), exps.len(), "multi_exp length mismatch");
     let bits = exps.iter().map(|e| e.bits()).max().unwrap_or(0);
     if bits == 0 {
-        return ctx.pow(&BigUint::one(), &BigUint::one());
+        return ctx.pow_vartime(&BigUint::one(), &BigUint::one());
     }
     if bases.len() == 1 {
-        return ctx.pow(bases[0], &exps[0]);
+        return ctx.pow_vartime(bases[0], &exps[0]);
     }
     let k = ctx.limbs();
     let mut s = ctx.scratch();
@@ -124,7 +124,7 @@ pub(crate) fn multi_exp_monty(bases: &[&BigUint], exps: &[BigUint], ctx: &Monty)
     }
     match result {
         Some(r) => ctx.out_of_mont(&r, &mut s),
-        None => ctx.pow(&BigUint::one(), &BigUint::one()),
+        None => ctx.pow_vartime(&BigUint::one(), &BigUint::one()),
     }
 }
 

@@ -62,7 +62,7 @@ impl PublicKey {
         if m >= &self.n {
             return Err(PaillierError::PlaintextOutOfRange);
         }
-        let rn = r.modpow(&self.n, &self.n2);
+        let rn = self.mont_n2().pow_vartime(r, &self.n); // public exponent
         Ok(self.combine(m, &rn))
     }
 
@@ -93,7 +93,7 @@ impl PublicKey {
     pub fn mul_scalar(&self, a: &Ciphertext, k: &BigInt) -> Ciphertext {
         let (neg, mag) = balanced_mod_n(self, k);
         let base = if neg { self.invert(a) } else { a.c.clone() };
-        Ciphertext::new_unchecked(self.mont_n2().pow(&base, &mag))
+        Ciphertext::new_unchecked(self.mont_n2().pow_vartime(&base, &mag))
     }
 
     /// `Enc(-a)`.

@@ -54,7 +54,7 @@ pub(crate) fn is_probable_prime<R: Rng + ?Sized>(n: &BigUint, rounds: usize, rng
     let ctx = super::monty::Monty::new(n).expect("n is odd and > 3 here");
     let witness = |a: &BigUint| -> bool {
         // true if `a` proves n composite
-        let mut x = ctx.pow(a, &d);
+        let mut x = ctx.pow(a, &d, n.bits()); // d is secret: the ladder
         if x.is_one() || x == n_minus_1 {
             return false;
         }
