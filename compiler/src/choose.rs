@@ -16,7 +16,7 @@ use crate::graph::{Graph, Visibility};
 use crate::ir::*;
 use grammar::{Code, Diagnostic};
 use plan::params::COMPARISON_ROUNDS;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How a value is represented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -443,6 +443,9 @@ impl Chooser<'_, '_> {
         let mut best: BTreeMap<ValueId, BTreeMap<Repr, Entry>> = BTreeMap::new();
         let mut per_method: BTreeMap<ValueId, BTreeMap<Method, Cost>> = BTreeMap::new();
         let mut errors = Vec::new();
+        // Operations already reported, and those that depend on them: an
+        // operation whose operand has no method is a cascade, not an error.
+        let mut failed: BTreeSet<ValueId> = BTreeSet::new();
         for v in self.g.order() {
             let value = self.g.value(v);
             let mut entries: BTreeMap<Repr, Entry> = BTreeMap::new();
@@ -533,7 +536,10 @@ impl Chooser<'_, '_> {
                 }
             }
             if entries.is_empty() {
-                errors.push(self.no_method(v)?);
+                if !value.op.operands().iter().any(|o| failed.contains(o)) {
+                    errors.push(self.no_method(v)?);
+                }
+                failed.insert(v);
                 // Keep going to report other operations; pretend it is shared.
                 entries.insert(
                     Repr::Shared,
