@@ -40,6 +40,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "rayon",
             "serde",
             "thiserror",
+            "zeroize",
         ],
     ),
     (

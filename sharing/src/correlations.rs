@@ -44,8 +44,8 @@ type PrgCipher = ctr::Ctr64LE<aes::Aes128>;
 
 /// The AES key of a 32-byte seed: its two halves XORed, uniform when the
 /// seed is (seeds keep 32 bytes on the wire).
-fn prg_key(seed: &[u8; 32]) -> [u8; 16] {
-    std::array::from_fn(|i| seed[i] ^ seed[16 + i])
+fn prg_key(seed: &[u8; 32]) -> zeroize::Zeroizing<[u8; 16]> {
+    zeroize::Zeroizing::new(std::array::from_fn(|i| seed[i] ^ seed[16 + i]))
 }
 use serde::{Deserialize, Serialize};
 
@@ -374,7 +374,8 @@ fn prg_range(seed: &[u8; 32], stream: u64, start: usize, out: &mut [u64]) {
     use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
     let mut iv = [0u8; 16];
     iv[8..].copy_from_slice(&stream.to_le_bytes());
-    let mut cipher = PrgCipher::new(&prg_key(seed).into(), &iv.into());
+    let key = prg_key(seed);
+    let mut cipher = PrgCipher::new((&*key).into(), &iv.into());
     cipher.seek(start as u64 * 8);
     // In pieces that stay in L1: the key stream is XORed into zeros there.
     let mut buf = [0u8; 4096];
@@ -399,6 +400,12 @@ fn prg_tensor(seed: &[u8; 32], stream: u64, shape: &[usize]) -> Result<RingTenso
         data.chunks_mut(PRG_CHUNK).enumerate().for_each(fill);
     }
     RingTensor::new(data, shape.to_vec())
+}
+
+impl Drop for SeedExpander {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.seed);
+    }
 }
 
 impl SeedExpander {
@@ -599,6 +606,12 @@ pub struct SeedMsg {
     pub seed: [u8; 32],
 }
 
+impl Drop for SeedMsg {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.seed);
+    }
+}
+
 impl std::fmt::Debug for SeedMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeedMsg")
@@ -639,6 +652,12 @@ pub struct Dealer {
     seeds: [[u8; 32]; 2],
     exp: [SeedExpander; 2],
     bytes_sent: u64,
+}
+
+impl Drop for Dealer {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.seeds);
+    }
 }
 
 impl std::fmt::Debug for Dealer {
@@ -1053,7 +1072,7 @@ mod tests {
         let mut iv = [0u8; 16];
         iv[8] = 3;
         let mut bytes = vec![0u8; n * 8];
-        PrgCipher::new(&prg_key(&seed).into(), &iv.into()).apply_keystream(&mut bytes);
+        PrgCipher::new((&*prg_key(&seed)).into(), &iv.into()).apply_keystream(&mut bytes);
         let seq: Vec<u64> = bytes
             .chunks_exact(8)
             .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
@@ -1078,8 +1097,8 @@ mod tests {
             seed[16 + i] = 0x5a;
         }
         let key = prg_key(&seed);
-        assert_eq!(key, std::array::from_fn(|i| i as u8));
-        let aes = aes::Aes128::new(&key.into());
+        assert_eq!(*key, std::array::from_fn(|i| i as u8));
+        let aes = aes::Aes128::new((&*key).into());
         let mut block = std::array::from_fn::<u8, 16, _>(|i| (i as u8) * 0x11).into();
         aes.encrypt_block(&mut block);
         assert_eq!(
