@@ -13,7 +13,9 @@ use std::error::Error;
 const LOGREG: &str = include_str!("../models/logreg_100.veil");
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let (name, source) = match std::env::args().nth(1) {
+    // A flag (the test harness passes `--quiet` under `cargo test -q`) is
+    // not a path.
+    let (name, source) = match std::env::args().nth(1).filter(|a| !a.starts_with('-')) {
         Some(path) => {
             let source =
                 std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{path}`: {e}"))?;

@@ -672,9 +672,17 @@ fn a_run_counts_its_progress() {
           input y: fixed[batch] private(b) in [-4, 4];
           let z = x * y; output z to a; }",
     );
-    let plan = compiler::compile(&m, &options(|o| o.use_dealer = false))
-        .unwrap()
-        .plan;
+    // Paillier: the slow preprocessing that shows its progress (OT is
+    // fast and counts no encryptions).
+    let plan = compiler::compile(
+        &m,
+        &options(|o| {
+            o.use_dealer = false;
+            o.correlations = Some(plan::CorrelationEngine::Paillier);
+        }),
+    )
+    .unwrap()
+    .plan;
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 4);
     let mut opts = test_options();
     let progress = Arc::new(exec::Progress::default());

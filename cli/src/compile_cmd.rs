@@ -52,6 +52,16 @@ pub struct CompileArgs {
     pub target: TargetArgs,
 }
 
+/// How two parties generate correlations without a dealer.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CorrelationsArg {
+    /// Oblivious transfer (IKNP OT extension, Gilboa products): fast.
+    Ot,
+    /// Paillier cross terms under party 0's key: slow, little traffic for
+    /// wide matrix products.
+    Paillier,
+}
+
 /// Options shared by every command that compiles.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
@@ -64,10 +74,15 @@ pub struct TargetArgs {
     /// Explicit latency per round in milliseconds (with --bandwidth).
     #[arg(long, value_name = "MS", requires = "bandwidth")]
     pub latency: Option<f64>,
-    /// Compile as if the model declared no dealer (correlated randomness from
-    /// Paillier between the two parties).
+    /// Compile as if the model declared no dealer (the two computing parties
+    /// generate the correlated randomness themselves: see --correlations).
     #[arg(long)]
     pub no_dealer: bool,
+    /// Without a dealer, how the two parties generate correlations: by
+    /// oblivious transfer or with Paillier. Default: the cost model compiles
+    /// both and keeps the cheaper plan (the report says why).
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub correlations: Option<CorrelationsArg>,
     /// Paillier key size in bits (2048 or more).
     #[arg(long, value_name = "BITS", default_value_t = 3072, value_parser = clap::value_parser!(u32).range(2048..=8192))]
     pub key_bits: u32,
@@ -111,6 +126,10 @@ impl TargetArgs {
             prefer: self.prefer.map(|p| match p {
                 Prefer::Shares => compiler::ir::Protocol::Shares,
                 Prefer::Paillier => compiler::ir::Protocol::Paillier,
+            }),
+            correlations: self.correlations.map(|c| match c {
+                CorrelationsArg::Ot => plan::CorrelationEngine::Ot,
+                CorrelationsArg::Paillier => plan::CorrelationEngine::Paillier,
             }),
         }
     }

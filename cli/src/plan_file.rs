@@ -7,11 +7,12 @@ use std::path::Path;
 
 /// The compile flags that make no sense with `--plan` (the plan was
 /// compiled already): clap refuses them together.
-pub const COMPILE_FLAGS: [&str; 7] = [
+pub const COMPILE_FLAGS: [&str; 8] = [
     "network",
     "bandwidth",
     "latency",
     "no_dealer",
+    "correlations",
     "key_bits",
     "prefer",
     "assume",

@@ -44,6 +44,9 @@ pub struct Options {
     /// Restrict every secret operation to one protocol family where it can
     /// run (like a `via` on each operation without one); `None`: the cost model decides.
     pub prefer: Option<ir::Protocol>,
+    /// Without a dealer: how the two parties generate correlations; `None`:
+    /// the cost model compares the whole plan both ways and picks.
+    pub correlations: Option<plan::CorrelationEngine>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             assume: BTreeMap::new(),
             use_dealer: true,
             prefer: None,
+            correlations: None,
         }
     }
 }
@@ -77,7 +81,8 @@ pub struct Compiled {
 /// the same analysis and reports the same diagnostics. `Err`: the compiler
 /// broke an invariant of its own (a bug in Veil, not in the model).
 pub fn analyse(model: &ir::CheckedModel, opts: &Options) -> Result<Vec<Diagnostic>, InternalError> {
-    let front = match Front::new(model, opts) {
+    let engine = opts.correlations.unwrap_or(plan::CorrelationEngine::Ot);
+    let front = match Front::new(model, opts, engine) {
         Ok(front) => front,
         Err(d) => return Ok(d),
     };
@@ -101,21 +106,28 @@ fn sort(d: &mut [Diagnostic]) {
 struct Front<'m> {
     g: graph::Graph<'m>,
     dealer: Option<ir::PartyId>,
+    /// Without a dealer, how the two parties generate correlations.
+    engine: plan::CorrelationEngine,
     analysis: analysis::Analysis,
 }
 
 impl<'m> Front<'m> {
     /// `Err`: the analysis found errors (with its warnings, in source order).
-    fn new(model: &'m ir::CheckedModel, opts: &Options) -> Result<Front<'m>, Vec<Diagnostic>> {
+    fn new(
+        model: &'m ir::CheckedModel,
+        opts: &Options,
+        engine: plan::CorrelationEngine,
+    ) -> Result<Front<'m>, Vec<Diagnostic>> {
         let g = graph::Graph::build(model, opts.assume.clone());
         let dealer = if opts.use_dealer {
             model.dealer()
         } else {
             None
         };
-        // Secure comparison is always available (dealer or two-party Paillier
-        // correlations); without a dealer it is dear, so clamp only where needed.
-        let analysis = analysis::analyse(&g, dealer.is_some());
+        // Secure comparison is always available (a dealer's, OT or Paillier
+        // correlations); with Paillier it is dear, so clamp only where needed.
+        let cheap_comparisons = dealer.is_some() || engine == plan::CorrelationEngine::Ot;
+        let analysis = analysis::analyse(&g, cheap_comparisons);
         if !analysis.errors.is_empty() {
             let mut d = analysis.errors;
             d.extend(analysis.warnings);
@@ -125,6 +137,7 @@ impl<'m> Front<'m> {
         Ok(Front {
             g,
             dealer,
+            engine,
             analysis,
         })
     }
@@ -135,15 +148,63 @@ impl<'m> Front<'m> {
             costs,
             net: opts.network,
             dealer: self.dealer.is_some(),
+            source: match self.dealer {
+                Some(_) => cost::Source::Dealer,
+                None => cost::Source::two_party(self.engine),
+            },
             prefer: opts.prefer,
             clamped: self.analysis.clamped.clone(),
         }
     }
 }
 
-/// Compile a checked model to a validated plan.
+/// Compile a checked model to a validated plan. Without a dealer and
+/// without `opts.correlations`, the plan is compiled with correlations by
+/// OT and by Paillier, and the one with the lower estimate wins (the report
+/// says by how much).
 pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, CompileError> {
-    let front = Front::new(model, opts).map_err(CompileError::Model)?;
+    let dealer_free = !opts.use_dealer || model.dealer().is_none();
+    if let (true, None) = (dealer_free, opts.correlations) {
+        use plan::CorrelationEngine::{Ot, Paillier};
+        let ot = compile_with(model, opts, Ot);
+        let paillier = compile_with(model, opts, Paillier);
+        return Ok(match (ot, paillier) {
+            (Ok(a), Ok(b)) => {
+                let (ta, tb) = (a.plan.estimate.seconds, b.plan.estimate.seconds);
+                let (mut win, lose, (tw, tl)) = if tb < ta {
+                    (b, Ot, (tb, ta))
+                } else {
+                    (a, Paillier, (ta, tb))
+                };
+                use std::fmt::Write;
+                let _ = writeln!(
+                    win.report,
+                    "\ncorrelations without a dealer: by {}, cheapest by the cost model \
+                     (estimate {} s for the whole plan; by {} it would be {} s)",
+                    win.plan.correlation_engine().map_or("none", |e| e.name()),
+                    graph::fmt_num(tw),
+                    lose.name(),
+                    graph::fmt_num(tl)
+                );
+                win
+            }
+            (Ok(a), Err(_)) => a,
+            (Err(e), _) => return Err(e),
+        });
+    }
+    compile_with(
+        model,
+        opts,
+        opts.correlations.unwrap_or(plan::CorrelationEngine::Ot),
+    )
+}
+
+fn compile_with(
+    model: &ir::CheckedModel,
+    opts: &Options,
+    engine: plan::CorrelationEngine,
+) -> Result<Compiled, CompileError> {
+    let front = Front::new(model, opts, engine).map_err(CompileError::Model)?;
     let costs = CostTable::for_key_bits(opts.key_bits);
     let chooser = front.chooser(&costs, opts);
     let selection = chooser.run().map_err(|e| match e {
@@ -219,8 +280,12 @@ mod tests {
 
         // A broken invariant of the compiler's own: a party's program reads a
         // register nothing wrote.
-        let first = plan.programs[0].instrs.remove(0);
-        assert!(!first.writes().is_empty(), "{first:?}");
+        let at = plan.programs[0]
+            .instrs
+            .iter()
+            .position(|i| !i.writes().is_empty())
+            .expect("an instruction that writes");
+        plan.programs[0].instrs.remove(at);
         let e = verify(&plan).expect_err("the plan is broken");
         assert_eq!(
             e.to_string(),

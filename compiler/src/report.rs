@@ -21,7 +21,10 @@ pub fn render(
     let mut s = String::new();
     let dealer = match plan.randomness {
         plan::RandomnessSource::Dealer(d) => format!("dealer {}", plan.party_name(d)),
-        plan::RandomnessSource::TwoParty => "no dealer (correlations from Paillier)".into(),
+        plan::RandomnessSource::TwoParty => match plan.correlation_engine() {
+            Some(e) => format!("no dealer (correlations by {})", e.name()),
+            None => "no dealer".into(),
+        },
     };
     let dims: Vec<String> = plan
         .estimate

@@ -87,7 +87,13 @@ fn a_dealer_makes_shares_cheaper_than_paillier() {
     )
     .unwrap();
     let with = choices(&src, &Options::default());
-    let without = choices(&src, &opts(|o| o.use_dealer = false));
+    let without = choices(
+        &src,
+        &opts(|o| {
+            o.use_dealer = false;
+            o.correlations = Some(plan::CorrelationEngine::Paillier);
+        }),
+    );
     assert!(
         with.iter()
             .any(|l| l.starts_with("%3 = matmul(x, w): shares")),
@@ -104,6 +110,7 @@ fn a_dealer_makes_shares_cheaper_than_paillier() {
         &src,
         &opts(|o| {
             o.use_dealer = false;
+            o.correlations = Some(plan::CorrelationEngine::Paillier);
             o.assume.insert("batch".into(), 1);
         }),
     );
@@ -146,7 +153,10 @@ fn via_overrides_the_cost_model() {
     assert_eq!(auto, vec!["z = matmul(x, w): shares"]);
     let forced = choices(&base.replace("VIA", "via paillier"), &Options::default());
     assert_eq!(forced, vec!["z = matmul(x, w): paillier[server]"]);
-    let no_dealer = opts(|o| o.use_dealer = false);
+    let no_dealer = opts(|o| {
+        o.use_dealer = false;
+        o.correlations = Some(plan::CorrelationEngine::Paillier);
+    });
     assert_eq!(
         choices(&base.replace("VIA", ""), &no_dealer),
         vec!["z = matmul(x, w): paillier[server]"]

@@ -378,6 +378,314 @@ pub fn beaver_receiver(cots: &ReceiverCots, msg: &Corrections) -> Result<TripleS
     Ok(shares)
 }
 
+/// The most bits one [`Packed`] message may carry (2^34: 2 GiB).
+pub const MAX_PACKED_BITS: u64 = 1 << 34;
+
+const PACKED: &str = "packed Gilboa corrections";
+
+/// Corrections of variable widths, bit-packed: what [`send_bit_products`]
+/// and [`send_vectors`] send. The receiver knows the total width from its
+/// own request and checks it ([`Packed::check`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Packed {
+    first: u64,
+    bits: u64,
+    words: Vec<u64>,
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packed")
+            .field("first", &self.first)
+            .field("bits", &self.bits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Packed {
+    /// Total bits carried.
+    pub fn bits(&self) -> u64 {
+        self.bits
+    }
+
+    /// Encoded size in bytes of a message of `bits` bits.
+    pub fn encoded_len(bits: u64) -> usize {
+        1 + 16 + 8 * bits.div_ceil(64) as usize
+    }
+
+    /// Tag, first (u64), bits (u64), then the packed words (u64 each).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new(tag::PACKED, 16 + 8 * self.words.len());
+        w.u64(self.first);
+        w.u64(self.bits);
+        w.u64s(&self.words);
+        w.finish()
+    }
+
+    /// Decodes, checking the length and that padding bits are zero.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Packed> {
+        let mut r = Reader::new(PACKED, tag::PACKED, bytes)?;
+        let first = r.u64()?;
+        let bits = r.u64()?;
+        if bits > MAX_PACKED_BITS {
+            return Err(Error::Invalid {
+                what: PACKED,
+                detail: format!("{bits} bits is more than the limit of {MAX_PACKED_BITS}"),
+            });
+        }
+        let nw = bits.div_ceil(64) as usize;
+        r.expect_remaining(nw * 8)?;
+        let words = r.u64s(nw)?;
+        r.finish()?;
+        let used = (bits % 64) as u32;
+        if used != 0 && words.last().is_some_and(|w| w >> used != 0) {
+            return Err(Error::Invalid {
+                what: PACKED,
+                detail: "padding bits past the last correction are set".into(),
+            });
+        }
+        Ok(Packed { first, bits, words })
+    }
+
+    /// Checks that this message answers COTs from `first` with `bits` bits.
+    fn check(&self, first: u64, bits: u64) -> Result<()> {
+        if self.first != first || self.bits != bits {
+            return Err(Error::Mismatch {
+                what: PACKED,
+                detail: format!(
+                    "{} bits for OTs from {}, expected {bits} bits for OTs from {first}",
+                    self.bits, self.first
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_widths(
+    what: &'static str,
+    n: usize,
+    cots: usize,
+    width: &impl Fn(usize) -> u32,
+) -> Result<u64> {
+    if n != cots {
+        return Err(Error::Input {
+            what,
+            detail: format!("{n} products need {n} COTs, got {cots}"),
+        });
+    }
+    let mut bits = 0u64;
+    for j in 0..n {
+        let w = width(j);
+        if !(1..=64).contains(&w) {
+            return Err(Error::Input {
+                what,
+                detail: format!("product {j} has width {w}, outside 1..=64"),
+            });
+        }
+        bits += w as u64;
+    }
+    if bits > MAX_PACKED_BITS {
+        return Err(Error::Input {
+            what,
+            detail: format!("{bits} bits of corrections is more than the limit"),
+        });
+    }
+    Ok(bits)
+}
+
+/// Sender: shares of `c_j·a[j] mod 2^width(j)` for every COT `j`, where
+/// `c_j` is the receiver's choice bit (one COT per product; Gilboa with a
+/// one-bit receiver value). The sender's share is `−H(j, q_j)` and it
+/// sends `τ_j = a_j − H(j, q_j ⊕ Δ) + H(j, q_j)`, low `width(j)` bits
+/// only. Shares are reduced mod `2^width(j)`.
+pub fn send_bit_products(
+    cots: &SenderCots,
+    a: &[u64],
+    width: impl Fn(usize) -> u32,
+) -> Result<(Packed, Vec<u64>)> {
+    let bits = check_widths("send_bit_products", a.len(), cots.len(), &width)?;
+    let h = FixedKeyAes::shared();
+    let mut out = BitWriter::with_capacity(bits.div_ceil(64) as usize);
+    let mut shares = Vec::with_capacity(a.len());
+    let mut buf = [Block::ZERO; 128];
+    for (c, chunk) in a.chunks(64).enumerate() {
+        let base = 64 * c;
+        let len = chunk.len();
+        for i in 0..len {
+            buf[i] = cots.q[base + i];
+            buf[64 + i] = cots.q[base + i] ^ cots.delta;
+        }
+        let first = cots.first as u128 + base as u128;
+        h.tccr_with(&mut buf, |i| Block(first + (i % 64) as u128));
+        for (i, &ai) in chunk.iter().enumerate() {
+            let w = width(base + i);
+            let s = buf[i].low_u64();
+            let tau = ai.wrapping_sub(buf[64 + i].low_u64()).wrapping_add(s);
+            out.push(tau, w);
+            shares.push(low_bits(s.wrapping_neg(), w));
+        }
+    }
+    buf.zeroize();
+    Ok((
+        Packed {
+            first: cots.first,
+            bits,
+            words: out.finish(),
+        },
+        shares,
+    ))
+}
+
+/// Receiver: its shares of the products of [`send_bit_products`].
+pub fn receive_bit_products(
+    cots: &ReceiverCots,
+    msg: &Packed,
+    width: impl Fn(usize) -> u32,
+) -> Result<Vec<u64>> {
+    let n = cots.len();
+    let bits = check_widths("receive_bit_products", n, n, &width)?;
+    msg.check(cots.first, bits)?;
+    let h = FixedKeyAes::shared();
+    let mut reader = BitReader {
+        words: &msg.words,
+        pos: 0,
+    };
+    let mut shares = Vec::with_capacity(n);
+    let mut hs = [Block::ZERO; 64];
+    for base in (0..n).step_by(64) {
+        let len = (n - base).min(64);
+        hs[..len].copy_from_slice(&cots.t[base..base + len]);
+        h.tccr_seq(cots.first as u128 + base as u128, &mut hs[..len]);
+        for (i, hi) in hs[..len].iter().enumerate() {
+            let w = width(base + i);
+            let tau = reader.pull(w);
+            let mask = (cots.choices[base + i] as u64).wrapping_neg();
+            shares.push(low_bits(hi.low_u64().wrapping_add(tau & mask), w));
+        }
+    }
+    hs.zeroize();
+    Ok(shares)
+}
+
+fn check_vectors(
+    what: &'static str,
+    cots: usize,
+    a_len: usize,
+    len: usize,
+) -> Result<(usize, u64)> {
+    if len == 0 || !cots.is_multiple_of(64) || (cots / 64).checked_mul(len) != Some(a_len) {
+        return Err(Error::Input {
+            what,
+            detail: format!(
+                "{cots} COTs and {a_len} values do not make products of 64 COTs by vectors of {len}"
+            ),
+        });
+    }
+    let count = cots / 64;
+    let bits = (count as u64)
+        .checked_mul(len as u64)
+        .and_then(|v| v.checked_mul(BITS_PER_PRODUCT as u64))
+        .filter(|&b| b <= MAX_PACKED_BITS)
+        .ok_or_else(|| Error::Input {
+            what,
+            detail: "the corrections would exceed the message limit".into(),
+        })?;
+    Ok((count, bits))
+}
+
+/// Tweak of word pair `t` of COT `j`'s pads (unique per COT and pair; a COT
+/// is used once).
+#[inline]
+fn vector_tweak(j: u64, t: usize) -> Block {
+    Block(((j as u128) << 64) | t as u128)
+}
+
+/// `len` pad words from `x` for COT `j`: two words per hashed block.
+fn pads(h: &FixedKeyAes, j: u64, x: Block, len: usize, buf: &mut Vec<Block>, out: &mut Vec<u64>) {
+    buf.clear();
+    buf.resize(len.div_ceil(2), x);
+    h.tccr_with(buf, |t| vector_tweak(j, t));
+    out.clear();
+    for b in buf.iter() {
+        out.push(b.0 as u64);
+        out.push((b.0 >> 64) as u64);
+    }
+    out.truncate(len);
+}
+
+/// Sender: shares of the products `b_k · a_k`, where the receiver's value
+/// `b_k` is the choice bits of COTs `64k .. 64k + 64` (least significant
+/// first) and the sender's `a_k` is the vector `a[k·len .. (k+1)·len]`: a
+/// vector Gilboa product (one receiver value times `len` sender values,
+/// ABY's vector OT). Returns the corrections and this side's shares,
+/// `count × len` words in the layout of `a`. Bit `i` sends the low `64 − i`
+/// bits of each correction, so `2,080 · len` bits per product.
+pub fn send_vectors(cots: &SenderCots, a: &[u64], len: usize) -> Result<(Packed, Vec<u64>)> {
+    let (count, bits) = check_vectors("send_vectors", cots.len(), a.len(), len)?;
+    let h = FixedKeyAes::shared();
+    let mut out = BitWriter::with_capacity(bits.div_ceil(64) as usize);
+    let mut shares = vec![0u64; count * len];
+    let (mut buf, mut p0, mut p1) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..count {
+        let ak = &a[k * len..(k + 1) * len];
+        let sk = &mut shares[k * len..(k + 1) * len];
+        for i in 0..64 {
+            let j = 64 * k + i;
+            let idx = cots.first + j as u64;
+            pads(h, idx, cots.q[j], len, &mut buf, &mut p0);
+            pads(h, idx, cots.q[j] ^ cots.delta, len, &mut buf, &mut p1);
+            let w = 64 - i as u32;
+            for t in 0..len {
+                let tau = ak[t].wrapping_sub(p1[t]).wrapping_add(p0[t]);
+                out.push(tau, w);
+                sk[t] = sk[t].wrapping_sub(p0[t] << i);
+            }
+        }
+    }
+    buf.zeroize();
+    p0.zeroize();
+    p1.zeroize();
+    Ok((
+        Packed {
+            first: cots.first,
+            bits,
+            words: out.finish(),
+        },
+        shares,
+    ))
+}
+
+/// Receiver: its shares of the products of [`send_vectors`].
+pub fn receive_vectors(cots: &ReceiverCots, msg: &Packed, len: usize) -> Result<Vec<u64>> {
+    let n = cots.len();
+    let (count, bits) = check_vectors("receive_vectors", n, (n / 64) * len, len)?;
+    msg.check(cots.first, bits)?;
+    let h = FixedKeyAes::shared();
+    let mut reader = BitReader {
+        words: &msg.words,
+        pos: 0,
+    };
+    let mut shares = vec![0u64; count * len];
+    let (mut buf, mut p) = (Vec::new(), Vec::new());
+    for k in 0..count {
+        let sk = &mut shares[k * len..(k + 1) * len];
+        for i in 0..64 {
+            let j = 64 * k + i;
+            pads(h, cots.first + j as u64, cots.t[j], len, &mut buf, &mut p);
+            let mask = (cots.choices[j] as u64).wrapping_neg();
+            let w = 64 - i as u32;
+            for t in 0..len {
+                let tau = reader.pull(w);
+                sk[t] = sk[t].wrapping_add(p[t].wrapping_add(tau & mask) << i);
+            }
+        }
+    }
+    buf.zeroize();
+    p.zeroize();
+    Ok(shares)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,5 +709,101 @@ mod tests {
         for &(v, width) in &values {
             assert_eq!(r.pull(width), low_bits(v, width));
         }
+    }
+
+    fn cots(n: usize, choices: Option<Vec<bool>>, seed: u64) -> (SenderCots, ReceiverCots) {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let (mut s, mut r) = crate::iknp::setup_pair_for_tests(&mut rng);
+        // Skip a few so `first` is not zero.
+        let (m, _) = r.extend(&[true, false, true]).unwrap();
+        s.extend(&m).unwrap();
+        let choices = choices.unwrap_or_else(|| (0..n).map(|_| rng.random()).collect());
+        let (m, rc) = r.extend(&choices).unwrap();
+        let sc = s
+            .extend(&crate::iknp::ExtendMsg::from_bytes(&m.to_bytes()).unwrap())
+            .unwrap();
+        (sc, rc)
+    }
+
+    #[test]
+    fn bit_products_share_choice_times_value_at_every_width() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        for n in [1usize, 63, 64, 65, 200] {
+            let (sc, rc) = cots(n, None, n as u64);
+            let a: Vec<u64> = (0..n)
+                .map(|j| match j % 4 {
+                    0 => u64::MAX,
+                    1 => 0,
+                    _ => rng.random(),
+                })
+                .collect();
+            let width = |j: usize| (j % 64) as u32 + 1;
+            let (msg, s0) = send_bit_products(&sc, &a, width).unwrap();
+            let msg = Packed::from_bytes(&msg.to_bytes()).unwrap();
+            let s1 = receive_bit_products(&rc, &msg, width).unwrap();
+            for j in 0..n {
+                let want = low_bits(a[j] * rc.choices()[j] as u64, width(j));
+                assert_eq!(
+                    low_bits(s0[j].wrapping_add(s1[j]), width(j)),
+                    want,
+                    "n {n} j {j}"
+                );
+            }
+            // A message for other widths is refused, not misread.
+            assert!(receive_bit_products(&rc, &msg, |_| 64).is_err() || n % 64 == 63);
+        }
+    }
+
+    #[test]
+    fn vector_products_share_value_times_vector() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        for (count, len) in [(1usize, 1usize), (3, 5), (2, 64)] {
+            let b: Vec<u64> = (0..count)
+                .map(|k| if k == 0 { u64::MAX } else { rng.random() })
+                .collect();
+            let (sc, rc) = cots(64 * count, Some(receiver_choices(&b)), 9);
+            let a: Vec<u64> = (0..count * len).map(|_| rng.random()).collect();
+            let (msg, s0) = send_vectors(&sc, &a, len).unwrap();
+            let msg = Packed::from_bytes(&msg.to_bytes()).unwrap();
+            assert_eq!(msg.bits(), (count * len * BITS_PER_PRODUCT) as u64);
+            let s1 = receive_vectors(&rc, &msg, len).unwrap();
+            for (k, bk) in b.iter().enumerate() {
+                for t in 0..len {
+                    let o = k * len + t;
+                    assert_eq!(s0[o].wrapping_add(s1[o]), a[o].wrapping_mul(*bk));
+                }
+            }
+            // The wrong vector length is a mismatch error.
+            if len > 1 {
+                assert!(receive_vectors(&rc, &msg, len - 1).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_packed_messages_are_errors() {
+        let (sc, rc) = cots(64, None, 5);
+        let (msg, _) = send_vectors(&sc, &[7u64; 3], 3).unwrap();
+        let bytes = msg.to_bytes();
+        // Truncated, extended, wrong tag, padding bits set: all errors.
+        assert!(Packed::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Packed::from_bytes(&longer).is_err());
+        let mut tagged = bytes.clone();
+        tagged[0] ^= 0x7f;
+        assert!(Packed::from_bytes(&tagged).is_err());
+        let mut padded = bytes.clone();
+        let last = padded.len() - 1;
+        padded[last] |= 0x80;
+        assert!(Packed::from_bytes(&padded).is_err());
+        // A huge declared size is refused before allocating.
+        let mut huge = bytes.clone();
+        huge[9..17].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Packed::from_bytes(&huge).is_err());
+        assert!(receive_vectors(&rc, &Packed::from_bytes(&bytes).unwrap(), 3).is_ok());
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod tag {
     pub const FLIPS: u8 = 0x05;
     pub const ONE_OF_N: u8 = 0x06;
     pub const CORRECTIONS: u8 = 0x07;
+    pub const PACKED: u8 = 0x08;
 }
 
 /// Appends fields to a byte buffer.

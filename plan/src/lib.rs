@@ -189,11 +189,31 @@ impl Correlation {
     }
 }
 
+/// How two computing parties generate correlations without a dealer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CorrelationEngine {
+    /// Oblivious transfer: IKNP OT extension over base OTs in
+    /// Ristretto255, Gilboa products (the `ot` crate).
+    Ot,
+    /// Packed Paillier cross terms under party 0's key.
+    Paillier,
+}
+
+impl CorrelationEngine {
+    pub fn name(self) -> &'static str {
+        match self {
+            CorrelationEngine::Ot => "OT",
+            CorrelationEngine::Paillier => "Paillier",
+        }
+    }
+}
+
 /// Where correlated randomness comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RandomnessSource {
     Dealer(PartyIdx),
-    /// The two computing parties generate it together with Paillier.
+    /// The two computing parties generate it together
+    /// ([`Instr::GenerateCorrelations`] names how).
     TwoParty,
 }
 
@@ -342,9 +362,10 @@ pub enum Instr {
         src: Reg,
     },
     /// Both computing parties: generate the plan's correlations together
-    /// with Paillier (interactive; no dealer).
+    /// (interactive; no dealer), by `engine`.
     GenerateCorrelations {
         peer: PartyIdx,
+        engine: CorrelationEngine,
     },
 
     // --- plaintext, local ---
@@ -705,7 +726,7 @@ impl Plan {
             Instr::Send { to: q, .. }
             | Instr::Recv { from: q, .. }
             | Instr::Nonlinear { peer: q, .. }
-            | Instr::GenerateCorrelations { peer: q } => *q == p,
+            | Instr::GenerateCorrelations { peer: q, .. } => *q == p,
             _ => false,
         };
         self.programs
@@ -756,7 +777,7 @@ impl Plan {
             RandomnessSource::Dealer(d) => {
                 writeln!(out, "  randomness: dealer {}", self.party_name(d))?
             }
-            RandomnessSource::TwoParty => writeln!(out, "  randomness: two-party (Paillier)")?,
+            RandomnessSource::TwoParty => writeln!(out, "  randomness: two-party")?,
         }
         writeln!(out, "  inputs:")?;
         for i in &self.inputs {
@@ -872,6 +893,18 @@ impl Plan {
         )
     }
 
+    /// How the two computing parties generate correlations (`None`: a
+    /// dealer supplies them, or the plan needs none).
+    pub fn correlation_engine(&self) -> Option<CorrelationEngine> {
+        self.programs
+            .iter()
+            .flat_map(|p| &p.instrs)
+            .find_map(|i| match i {
+                Instr::GenerateCorrelations { engine, .. } => Some(*engine),
+                _ => None,
+            })
+    }
+
     /// One instruction in the text form.
     pub fn instr_text(&self, ins: &Instr) -> String {
         let regs = |rs: &[Reg]| rs.iter().map(Reg::to_string).collect::<Vec<_>>().join(", ");
@@ -880,8 +913,12 @@ impl Plan {
             Instr::KeyGen { public } => format!("{public} = keygen"),
             Instr::Deal { out } => format!("{} = deal", regs(out)),
             Instr::Expand { src } => format!("expand {src}"),
-            Instr::GenerateCorrelations { peer } => {
-                format!("generate correlations with {}", self.party_name(*peer))
+            Instr::GenerateCorrelations { peer, engine } => {
+                format!(
+                    "generate correlations with {} by {}",
+                    self.party_name(*peer),
+                    engine.name()
+                )
             }
             Instr::Input { dst, input } => {
                 format!("{dst} = input {}", self.inputs[*input as usize].name)
@@ -1021,6 +1058,16 @@ impl Plan {
                         });
                     // A pending send travels with the protocol's first message.
                     rounds += op.rounds(n);
+                    sent_since_recv = false;
+                }
+                // By OT: the base OTs' hello and reply, then one extension
+                // and its corrections per piece of 2^20 OTs (at least one;
+                // a large plan has more, which this count does not see).
+                Instr::GenerateCorrelations {
+                    engine: CorrelationEngine::Ot,
+                    ..
+                } => {
+                    rounds += 2;
                     sent_since_recv = false;
                 }
                 Instr::Send { .. } => sent_since_recv = true,

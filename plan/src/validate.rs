@@ -379,7 +379,7 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 Instr::Send { to: q, .. }
                 | Instr::Recv { from: q, .. }
                 | Instr::Nonlinear { peer: q, .. }
-                | Instr::GenerateCorrelations { peer: q }
+                | Instr::GenerateCorrelations { peer: q, .. }
                     if !party_ok(*q) =>
                 {
                     bad(format!("talks to unknown party {q}"))

@@ -76,6 +76,7 @@ pub mod tag {
     pub const DEALER: u8 = 6;
     pub const SESSION: u8 = 7;
     pub const DEALER_CHUNK: u8 = 8;
+    pub const OT: u8 = 9;
 }
 
 /// The tag of each correlation request in a dealer's corrections.
@@ -122,6 +123,10 @@ pub enum Wire {
         dims: Vec<(String, u64)>,
         public: Vec<(String, [u8; 32])>,
     },
+    /// A message of the dealer-free oblivious-transfer protocol, opaque
+    /// here: the `ot` crate's own encoding (tagged and length-checked by
+    /// its decoders), carried as bytes.
+    Ot(Vec<u8>),
 }
 
 impl std::fmt::Debug for Wire {
@@ -142,6 +147,7 @@ impl Wire {
             Wire::Dealer { .. } => "dealer message",
             Wire::DealerChunk { .. } => "dealer corrections",
             Wire::Session { .. } => "session metadata",
+            Wire::Ot(_) => "oblivious-transfer message",
         }
     }
 }
@@ -260,6 +266,7 @@ fn bulk_len(w: &Wire) -> usize {
             dims.iter().map(|(n, _)| n.len() + 16).sum::<usize>()
                 + public.iter().map(|(n, _)| n.len() + 40).sum::<usize>()
         }
+        Wire::Ot(bytes) => bytes.len() + 9,
     }
 }
 
@@ -330,6 +337,10 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
                     w.bytes(name.as_bytes());
                     w.bytes(digest);
                 }
+            }
+            Wire::Ot(bytes) => {
+                w.u8(tag::OT);
+                w.bytes(bytes);
             }
         }
     }
@@ -531,6 +542,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, WireError> {
                     .collect::<D<_>>()?;
                 Wire::Session { dims, public }
             }
+            tag::OT => Wire::Ot(r.bytes()?),
             t => return Err(WireError::UnknownTag(t)),
         });
     }
@@ -650,6 +662,7 @@ mod tests {
                     ],
                 },
             ),
+            ("ot", Wire::Ot(vec![1, 2, 0xff])),
         ]
     }
 
@@ -670,6 +683,7 @@ mod tests {
             GOLDEN_SESSION,
             GOLDEN_DEALER,
             GOLDEN_DEALER_CHUNK,
+            GOLDEN_OT,
         ];
         let mut wrong = Vec::new();
         for ((name, value), want) in sample().iter().zip(golden) {
@@ -684,6 +698,7 @@ mod tests {
         assert!(wrong.is_empty(), "encodings changed:\n{}", wrong.join("\n"));
     }
 
+    const GOLDEN_OT: &str = "0201000000000000000903000000000000000102ff";
     const GOLDEN_RING: &str = concat!(
         "02010000000000000001010000000000000002000000000000000200000000000000010000000000",
         "0000ffffffffffffffff"

@@ -16,8 +16,9 @@ impl Lowerer<'_, '_> {
         let mut keys = Vec::new();
         let preprocess = !self.correlations.is_empty() || self.compares;
         let needs_two_party = self.dealer.is_none() && preprocess;
-        if needs_two_party {
-            // Triples are generated under the leader's key (see runtime::exec::twoparty).
+        let engine = self.chooser.engine();
+        if needs_two_party && engine == plan::CorrelationEngine::Paillier {
+            // Triples are generated under the leader's key (see runtime::preprocess::twoparty).
             self.keys.insert(self.p[0]);
         }
         for k in self.keys.clone() {
@@ -72,7 +73,10 @@ impl Lowerer<'_, '_> {
                 None => {
                     for p in self.p {
                         let peer = self.other(p);
-                        pre[p.index()].push(Instr::GenerateCorrelations { peer: pi(peer) });
+                        pre[p.index()].push(Instr::GenerateCorrelations {
+                            peer: pi(peer),
+                            engine,
+                        });
                     }
                 }
             }

@@ -8,17 +8,18 @@
 use super::wire::{self, Wire};
 use super::{Exec, ExecError, Stats, Transport};
 use crate::preprocess::crossterms::chunks;
+use crate::preprocess::otgen::{OtParty0, OtParty1};
 use crate::preprocess::twoparty::{Party0, Party1};
 use crate::sharing::{Party, PrecomputedCorrelations};
 use num_bigint::BigUint;
-use plan::PartyIdx;
+use plan::{CorrelationEngine, PartyIdx};
 
 /// Generates every correlation the plan's run will ask for (Beaver triples
-/// and comparison correlations, in protocol order): one exchange, party 0's
-/// ciphertexts then party 1's replies.
+/// and comparison correlations, in protocol order), by `engine`.
 pub(super) fn generate(
     ex: &mut Exec<'_>,
     peer: PartyIdx,
+    engine: CorrelationEngine,
     t: &mut dyn Transport,
 ) -> Result<PrecomputedCorrelations, ExecError> {
     let role = ex.role()?;
@@ -27,6 +28,10 @@ pub(super) fn generate(
     if order.is_empty() {
         return Ok(PrecomputedCorrelations::new(role));
     }
+    if engine == CorrelationEngine::Ot {
+        return by_ot(ex, peer, t, order, role, &mut rng);
+    }
+    // Paillier: one exchange, party 0's ciphertexts then party 1's replies.
     match role {
         Party::P0 => {
             let kp = ex.keypair.clone().ok_or_else(|| {
@@ -47,6 +52,86 @@ pub(super) fn generate(
             send_stream(ex, t, peer, replies, bits)?;
             p1.finish()
         }
+    }
+}
+
+/// By oblivious transfer: party 1 starts the base OTs, party 0 answers;
+/// then per piece party 1 sends an extension message and party 0 the
+/// corrections. Party 1 sends the next piece's extension before it waits
+/// for the current corrections, so both parties compute at once; at most
+/// two pieces are in flight.
+fn by_ot(
+    ex: &mut Exec<'_>,
+    peer: PartyIdx,
+    t: &mut dyn Transport,
+    order: Vec<crate::sharing::CorrelationRequest>,
+    role: Party,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> Result<PrecomputedCorrelations, ExecError> {
+    match role {
+        Party::P0 => {
+            let hello = recv_ot(ex, t, peer)?;
+            let (mut p0, reply) = OtParty0::start(order, &hello, rng)?;
+            send_ot(ex, t, peer, reply)?;
+            for i in 0..p0.pieces() {
+                let ext = recv_ot(ex, t, peer)?;
+                let corrections = p0.answer(i, &ext, rng)?;
+                send_ot(ex, t, peer, corrections)?;
+            }
+            p0.finish()
+        }
+        Party::P1 => {
+            let (mut p1, hello) = OtParty1::start(order, rng)?;
+            send_ot(ex, t, peer, hello)?;
+            let reply = recv_ot(ex, t, peer)?;
+            p1.set_up(&reply)?;
+            let n = p1.pieces();
+            let mut pending = std::collections::VecDeque::new();
+            for i in 0..n {
+                let (ext, p) = p1.extend(i, rng)?;
+                send_ot(ex, t, peer, ext)?;
+                pending.push_back(p);
+                if pending.len() == 2 {
+                    let corrections = recv_ot(ex, t, peer)?;
+                    p1.absorb(pending.pop_front().expect("two pending"), &corrections)?;
+                }
+            }
+            while let Some(p) = pending.pop_front() {
+                let corrections = recv_ot(ex, t, peer)?;
+                p1.absorb(p, &corrections)?;
+            }
+            p1.finish()
+        }
+    }
+}
+
+fn send_ot(
+    ex: &mut Exec<'_>,
+    t: &mut dyn Transport,
+    to: PartyIdx,
+    bytes: Vec<u8>,
+) -> Result<(), ExecError> {
+    let frame = wire::encode(&[Wire::Ot(bytes)]);
+    ex.stats.bytes_sent += frame.len() as u64;
+    ex.stats.frames_sent += 1;
+    ex.sent_since_recv = true;
+    t.send(to, frame)
+}
+
+fn recv_ot(ex: &mut Exec<'_>, t: &mut dyn Transport, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
+    let frame = t.recv(from)?;
+    ex.stats.bytes_received += frame.len() as u64;
+    if std::mem::take(&mut ex.sent_since_recv) {
+        ex.stats.rounds += 1;
+    }
+    let mut values = wire::decode(&frame).map_err(|e| {
+        ExecError::protocol(format!("malformed oblivious-transfer message: {e}")).with_source(e)
+    })?;
+    match (values.pop(), values.is_empty()) {
+        (Some(Wire::Ot(bytes)), true) => Ok(bytes),
+        _ => Err(ExecError::protocol(
+            "expected an oblivious-transfer message from the peer",
+        )),
     }
 }
 

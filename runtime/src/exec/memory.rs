@@ -136,6 +136,7 @@ pub(super) fn value_bytes(v: &Value) -> u64 {
             Wire::Clear { data, .. } => 8 * data.len() as u64,
             Wire::Ciphers { cts, .. } => cts.iter().map(biguint).sum(),
             Wire::PublicKey(n) => biguint(n),
+            Wire::Ot(bytes) => bytes.len() as u64,
             Wire::Dealer { .. } | Wire::DealerChunk { .. } | Wire::Session { .. } => 0,
         },
     }
@@ -431,7 +432,21 @@ pub fn estimate(
         } else if uses(|i| matches!(i, Instr::Expand { .. })) {
             m.correlations = live_correlations;
         }
-        if uses(|i| matches!(i, Instr::GenerateCorrelations { .. })) {
+        if plan.correlation_engine() == Some(plan::CorrelationEngine::Ot)
+            && uses(|i| matches!(i, Instr::GenerateCorrelations { .. }))
+        {
+            // At most two pieces in flight: their COTs (16 bytes and a
+            // choice each, plus the extension message) and corrections
+            // (the message and its decoding), besides the correlations.
+            use crate::preprocess::otgen::{ot_counts, PIECE_BITS, PIECE_COTS};
+            let (cots, bits) = ot_counts(&order)?;
+            let cots = cots.min(2 * PIECE_COTS as u64);
+            let bytes = bits.min(2 * PIECE_BITS).div_ceil(8);
+            m.preprocessing = cots
+                .saturating_mul(33)
+                .saturating_add(bytes.saturating_mul(2))
+                .saturating_add(all_correlations);
+        } else if uses(|i| matches!(i, Instr::GenerateCorrelations { .. })) {
             // Party 0's key encrypts, party 1 replies under it: every
             // ciphertext both ways, held once and once more in flight.
             let leader = (0..n_parties as PartyIdx)

@@ -1018,8 +1018,8 @@ impl Exec<'_> {
                 };
                 self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
             }
-            Instr::GenerateCorrelations { peer } => {
-                let store = dealerfree::generate(self, *peer, t)?;
+            Instr::GenerateCorrelations { peer, engine } => {
+                let store = dealerfree::generate(self, *peer, *engine, t)?;
                 self.engine = Some(Engine::new(self.fp, TruncMode::DaBits, Box::new(store)));
             }
             Instr::Input { dst, input } => {

@@ -1,0 +1,1066 @@
+//! Correlated randomness without a dealer, from oblivious transfer: the
+//! same correlations as [`super::twoparty`] (Beaver triples, matrix triples,
+//! AND triples, daBits, masked bits), built from IKNP correlated OTs
+//! (the `ot` crate) instead of Paillier.
+//!
+//! Party 1 is the OT-extension receiver and party 0 the sender (it holds
+//! `Δ`). Party 1's random choice bits *are* its halves of the correlations,
+//! so every COT is a random one and the extension runs in one direction:
+//!
+//! * **elementwise triple**: 128 COTs per element, Gilboa products for the
+//!   cross terms `a0·b1` and `b0·a1` ([`ot::arith::beaver_sender`]).
+//! * **matrix triple** `C = A·B` (`m×k`, `k×n`): the cross term `A0·B1` is
+//!   `k·n` vector products (party 1's `B1[l][j]`, 64 COTs, times party 0's
+//!   column `A0[:, l]`), `A1·B0` is `m·k` vector products (party 1's
+//!   `A1[i][l]` times party 0's row `B0[l, :]`), [`ot::arith::send_vectors`].
+//! * **AND triples**: two random OTs each, no message beyond the extension
+//!   ([`ot::boolean`]).
+//! * **daBits**: `s = s0 ⊕ s1 = s0 + s1 − 2·s0·s1`; the product is one COT
+//!   with party 1's bit as the choice and party 0's as the value.
+//! * **masked bits**: `r = x0 ⊕ x1` with `2·(x0 ∧ x1) = Σ_{i<63} 2^{i+1}
+//!   x0_i x1_i`: 63 COTs per element, bit `i` needing `63 − i` bits of
+//!   correction.
+//!
+//! The work is cut into *pieces* of at most [`PIECE_COTS`] COTs and
+//! [`PIECE_BITS`] bits of corrections, so memory stays bounded whatever
+//! the batch: per piece party 1 sends an extension message and party 0
+//! answers with the corrections. Both sides derive the same pieces from the
+//! request order, so no sizes travel on the wire; every size is checked.
+//!
+//! Security (semi-honest; `ot/SECURITY.md`): party 0 sees only the
+//! extension messages, which hide party 1's choice bits (IKNP, base OTs
+//! under CDH in Ristretto255); party 1 sees corrections masked by the
+//! correlation-robust hash of pads it cannot compute (tccr from fixed-key
+//! AES). Neither sees the other's halves. No mask with statistical slack is
+//! needed: every value is hidden perfectly by a pad, up to the hash.
+//!
+//! Sans I/O: [`OtParty0`] and [`OtParty1`] are state machines; the
+//! executor (`exec::dealerfree`) carries their messages.
+
+use crate::exec::ExecError;
+use crate::sharing::{
+    AndTripleShare, CorrelationRequest as Request, CorrelationShare, DaBitShare, MaskedBitsShare,
+    Party, PrecomputedCorrelations, RingTensor, Share, TripleShare,
+};
+use ot::arith::{self, Corrections, Packed, BITS_PER_PRODUCT};
+use ot::iknp::{self, ExtendMsg, ReceiverCots, SenderCots};
+use ot::{base, boolean};
+use rand::{CryptoRng, RngExt};
+use zeroize::Zeroize;
+
+/// Most COTs per piece (16 MiB of extension message).
+pub const PIECE_COTS: usize = 1 << 20;
+/// Most bits of corrections per piece (32 MiB).
+pub const PIECE_BITS: u64 = 1 << 28;
+
+/// Bits of correction per masked-bits element: `Σ_{i<63} (63 − i)`.
+const MASKED_BITS_PER_ELEMENT: u64 = 63 * 64 / 2;
+
+fn ot_error(e: ot::Error) -> ExecError {
+    ExecError::protocol(format!("oblivious transfer with the peer: {e}")).with_source(e)
+}
+
+/// A run of items of one job, in one piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    /// Elementwise triples `start .. start + len`.
+    Triples {
+        job: usize,
+        start: usize,
+        len: usize,
+    },
+    /// AND triples `start .. start + len` (multiples of 64).
+    And {
+        job: usize,
+        start: usize,
+        len: usize,
+    },
+    /// daBits `start .. start + len`.
+    DaBits {
+        job: usize,
+        start: usize,
+        len: usize,
+    },
+    /// Masked-bits elements `start .. start + len`.
+    Masked {
+        job: usize,
+        start: usize,
+        len: usize,
+    },
+    /// Products `p = l·n + j` of the cross term `A0·B1`.
+    MatLeft {
+        job: usize,
+        start: usize,
+        len: usize,
+    },
+    /// Products `p = i·k + l` of the cross term `A1·B0`.
+    MatRight {
+        job: usize,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Unit {
+    fn range(&self) -> (usize, usize, usize) {
+        match *self {
+            Unit::Triples { job, start, len }
+            | Unit::And { job, start, len }
+            | Unit::DaBits { job, start, len }
+            | Unit::Masked { job, start, len }
+            | Unit::MatLeft { job, start, len }
+            | Unit::MatRight { job, start, len } => (job, start, len),
+        }
+    }
+
+    /// COTs this unit consumes.
+    fn cots(&self) -> usize {
+        let (_, _, len) = self.range();
+        len * match self {
+            Unit::Triples { .. } => 128,
+            Unit::And { .. } => 2,
+            Unit::DaBits { .. } => 1,
+            Unit::Masked { .. } => 63,
+            Unit::MatLeft { .. } | Unit::MatRight { .. } => 64,
+        }
+    }
+
+    /// Whether party 0 sends corrections for it.
+    fn corrected(&self) -> bool {
+        !matches!(self, Unit::And { .. })
+    }
+}
+
+/// Dimensions of one request, as the units see it.
+#[derive(Clone, Copy, Debug)]
+enum Size {
+    Triples(usize),
+    And(usize),
+    DaBits(usize),
+    Masked(usize),
+    Matmul { m: usize, k: usize, n: usize },
+}
+
+fn size_of(req: &Request) -> Result<Size, ExecError> {
+    let numel = |s: &[usize]| crate::sharing::ring::numel(s).map_err(ExecError::from);
+    Ok(match req {
+        Request::ElementwiseTriple { shape } => Size::Triples(numel(shape)?),
+        Request::MatmulTriple { a_shape, b_shape } => {
+            RingTensor::matmul_shape(a_shape, b_shape)?;
+            let (m, k) = match a_shape.as_slice() {
+                [m, k] => (*m, *k),
+                [k] => (1, *k),
+                _ => return Err(ExecError::protocol("unsupported matrix triple shape")),
+            };
+            let n = match b_shape.as_slice() {
+                [_, n] => *n,
+                _ => 1,
+            };
+            Size::Matmul { m, k, n }
+        }
+        Request::AndTriples { bits } => Size::And(64 * Request::words_for_bits(*bits)),
+        Request::DaBits { shape } => Size::DaBits(numel(shape)?),
+        Request::MaskedBits { shape } => Size::Masked(numel(shape)?),
+        Request::Trunc { .. } | Request::HolderMatmulTriple { .. } => {
+            return Err(ExecError::protocol(
+                "truncation pairs and input-holder correlations need a dealer",
+            ))
+        }
+    })
+}
+
+/// Cuts `total` items of `cots` COTs and `bits` correction bits each into
+/// runs that fit a piece (at least one item per run; `align` items at a
+/// time).
+fn runs(total: usize, cots: usize, bits: u64, align: usize) -> Vec<(usize, usize)> {
+    let by_cots = PIECE_COTS / cots.max(1);
+    let by_bits = PIECE_BITS
+        .checked_div(bits)
+        .map_or(usize::MAX, |v| v as usize);
+    let per = (by_cots.min(by_bits) / align * align).max(align);
+    (0..total)
+        .step_by(per)
+        .map(|s| (s, per.min(total - s)))
+        .collect()
+}
+
+/// The units of every request, in order, and the pieces (ranges of units).
+fn plan_units(sizes: &[Size]) -> (Vec<Unit>, Vec<std::ops::Range<usize>>) {
+    let mut units = Vec::new();
+    for (job, size) in sizes.iter().enumerate() {
+        let p = BITS_PER_PRODUCT as u64;
+        match *size {
+            Size::Triples(n) => units.extend(
+                runs(n, 128, 2 * p, 1)
+                    .into_iter()
+                    .map(|(start, len)| Unit::Triples { job, start, len }),
+            ),
+            Size::And(n) => {
+                units.extend(runs(n, 2, 0, 64).into_iter().map(|(start, len)| Unit::And {
+                    job,
+                    start,
+                    len,
+                }))
+            }
+            Size::DaBits(n) => units.extend(
+                runs(n, 1, 64, 1)
+                    .into_iter()
+                    .map(|(start, len)| Unit::DaBits { job, start, len }),
+            ),
+            Size::Masked(n) => units.extend(
+                runs(n, 63, MASKED_BITS_PER_ELEMENT, 1)
+                    .into_iter()
+                    .map(|(start, len)| Unit::Masked { job, start, len }),
+            ),
+            Size::Matmul { m, k, n } => {
+                units.extend(
+                    runs(k * n, 64, p * m as u64, 1)
+                        .into_iter()
+                        .map(|(start, len)| Unit::MatLeft { job, start, len }),
+                );
+                units.extend(
+                    runs(m * k, 64, p * n as u64, 1)
+                        .into_iter()
+                        .map(|(start, len)| Unit::MatRight { job, start, len }),
+                );
+            }
+        }
+    }
+    let mut pieces = Vec::new();
+    let (mut start, mut cots, mut bits) = (0, 0usize, 0u64);
+    for (i, u) in units.iter().enumerate() {
+        let (c, b) = (u.cots(), unit_bits(u, sizes));
+        if i > start && (cots + c > PIECE_COTS || bits + b > PIECE_BITS) {
+            pieces.push(start..i);
+            (start, cots, bits) = (i, 0, 0);
+        }
+        cots += c;
+        bits += b;
+    }
+    if start < units.len() {
+        pieces.push(start..units.len());
+    }
+    (units, pieces)
+}
+
+fn unit_bits(u: &Unit, sizes: &[Size]) -> u64 {
+    let p = BITS_PER_PRODUCT as u64;
+    let (job, _, len) = u.range();
+    let len = len as u64;
+    match (u, sizes[job]) {
+        (Unit::Triples { .. }, _) => 2 * p * len,
+        (Unit::And { .. }, _) => 0,
+        (Unit::DaBits { .. }, _) => 64 * len,
+        (Unit::Masked { .. }, _) => MASKED_BITS_PER_ELEMENT * len,
+        (Unit::MatLeft { .. }, Size::Matmul { m, .. }) => p * m as u64 * len,
+        (Unit::MatRight { .. }, Size::Matmul { n, .. }) => p * n as u64 * len,
+        _ => 0,
+    }
+}
+
+/// Total COTs and correction bits for `order`: what the cost model and the
+/// memory estimate count (a test checks it against a run).
+pub(crate) fn ot_counts(order: &[Request]) -> Result<(u64, u64), ExecError> {
+    let sizes = order.iter().map(size_of).collect::<Result<Vec<_>, _>>()?;
+    let (units, _) = plan_units(&sizes);
+    Ok(units.iter().fold((0, 0), |(c, b), u| {
+        (c + u.cots() as u64, b + unit_bits(u, &sizes))
+    }))
+}
+
+/// One correlation being generated: this party's halves and cross shares.
+enum Job {
+    Triples {
+        shape: Vec<usize>,
+        a: Vec<u64>,
+        b: Vec<u64>,
+        c: Vec<u64>,
+    },
+    Matmul {
+        a_shape: Vec<usize>,
+        b_shape: Vec<usize>,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Vec<u64>,
+        b: Vec<u64>,
+        cross: Vec<u64>,
+    },
+    And {
+        bits: usize,
+        a: Vec<u64>,
+        b: Vec<u64>,
+        c: Vec<u64>,
+    },
+    DaBits {
+        shape: Vec<usize>,
+        s: Vec<u64>,
+        cross: Vec<u64>,
+    },
+    Masked {
+        shape: Vec<usize>,
+        x: Vec<u64>,
+        cross: Vec<u64>,
+    },
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        match self {
+            Job::Triples { a, b, c, .. } | Job::And { a, b, c, .. } => {
+                a.zeroize();
+                b.zeroize();
+                c.zeroize();
+            }
+            Job::Matmul { a, b, cross, .. } => {
+                a.zeroize();
+                b.zeroize();
+                cross.zeroize();
+            }
+            Job::DaBits { s: v, cross, .. } | Job::Masked { x: v, cross, .. } => {
+                v.zeroize();
+                cross.zeroize();
+            }
+        }
+    }
+}
+
+impl Job {
+    /// The job for `req`; party 0 draws its halves here (party 1's come
+    /// from its choice bits, except bit 63 of masked-bits words).
+    fn new<R: CryptoRng + ?Sized>(
+        req: &Request,
+        size: Size,
+        p0: bool,
+        rng: &mut R,
+    ) -> Result<Job, ExecError> {
+        let mut random = |n: usize| -> Vec<u64> { (0..n).map(|_| rng.random()).collect() };
+        Ok(match (req, size) {
+            (Request::ElementwiseTriple { shape }, Size::Triples(n)) => Job::Triples {
+                shape: shape.clone(),
+                a: vec![0; n],
+                b: vec![0; n],
+                c: vec![0; n],
+            },
+            (Request::MatmulTriple { a_shape, b_shape }, Size::Matmul { m, k, n }) => {
+                let (a, b) = if p0 {
+                    (random(m * k), random(k * n))
+                } else {
+                    (vec![0; m * k], vec![0; k * n])
+                };
+                Job::Matmul {
+                    a_shape: a_shape.clone(),
+                    b_shape: b_shape.clone(),
+                    m,
+                    k,
+                    n,
+                    a,
+                    b,
+                    cross: vec![0; m * n],
+                }
+            }
+            (Request::AndTriples { bits }, Size::And(n)) => Job::And {
+                bits: *bits,
+                a: vec![0; n / 64],
+                b: vec![0; n / 64],
+                c: vec![0; n / 64],
+            },
+            (Request::DaBits { shape }, Size::DaBits(n)) => Job::DaBits {
+                shape: shape.clone(),
+                s: if p0 {
+                    random(n).into_iter().map(|v| v & 1).collect()
+                } else {
+                    vec![0; n]
+                },
+                cross: vec![0; n],
+            },
+            (Request::MaskedBits { shape }, Size::Masked(n)) => Job::Masked {
+                shape: shape.clone(),
+                // Party 1 overwrites bits 0..63 with its choice bits.
+                x: random(n),
+                cross: vec![0; n],
+            },
+            _ => return Err(ExecError::protocol("correlation request and size disagree")),
+        })
+    }
+
+    /// This party's correlation.
+    fn finish(mut self, role: Party) -> Result<CorrelationShare, ExecError> {
+        let take = std::mem::take;
+        Ok(match &mut self {
+            Job::Triples { shape, a, b, c } => {
+                let t = |v: Vec<u64>| RingTensor::new(v, shape.clone());
+                triple(role, t(take(a))?, t(take(b))?, t(take(c))?)
+            }
+            Job::Matmul {
+                a_shape,
+                b_shape,
+                a,
+                b,
+                cross,
+                ..
+            } => {
+                let a = RingTensor::new(take(a), a_shape.clone())?;
+                let b = RingTensor::new(take(b), b_shape.clone())?;
+                let own = a.matmul(&b)?;
+                let shape = own.shape().to_vec();
+                let c = own
+                    .data()
+                    .iter()
+                    .zip(cross.iter())
+                    .map(|(x, y)| x.wrapping_add(*y))
+                    .collect();
+                triple(role, a, b, RingTensor::new(c, shape)?)
+            }
+            Job::And { bits, a, b, c } => CorrelationShare::AndTriples(AndTripleShare {
+                party: role,
+                bits: *bits,
+                a: take(a),
+                b: take(b),
+                c: take(c),
+            }),
+            Job::DaBits { shape, s, cross } => {
+                let arith = s
+                    .iter()
+                    .zip(cross.iter())
+                    .map(|(b, x)| b.wrapping_sub(x.wrapping_mul(2)))
+                    .collect();
+                let mut packed = vec![0u64; s.len().div_ceil(64)];
+                for (i, b) in s.iter().enumerate() {
+                    packed[i / 64] |= (b & 1) << (i % 64);
+                }
+                CorrelationShare::DaBits(DaBitShare {
+                    bits: packed,
+                    arith: Share::new(role, RingTensor::new(arith, shape.clone())?),
+                })
+            }
+            Job::Masked { shape, x, cross } => {
+                // The cross term is 2·(x0 ∧ x1); r = x0 + x1 − 2·(x0 ∧ x1).
+                let r = x
+                    .iter()
+                    .zip(cross.iter())
+                    .map(|(x, c)| x.wrapping_sub(*c))
+                    .collect();
+                CorrelationShare::MaskedBits(MaskedBitsShare {
+                    r: Share::new(role, RingTensor::new(r, shape.clone())?),
+                    r_bits: RingTensor::new(take(x), shape.clone())?,
+                })
+            }
+        })
+    }
+}
+
+fn triple(role: Party, a: RingTensor, b: RingTensor, c: RingTensor) -> CorrelationShare {
+    CorrelationShare::Triple(TripleShare {
+        a: Share::new(role, a),
+        b: Share::new(role, b),
+        c: Share::new(role, c),
+    })
+}
+
+/// The value a receiver's 64 choice bits spell (least significant first).
+fn value_of(choices: &[bool]) -> u64 {
+    choices
+        .iter()
+        .enumerate()
+        .fold(0u64, |v, (i, &b)| v | (b as u64) << i)
+}
+
+/// Adds vector-product shares into a matrix triple's cross term.
+/// `left`: products `p = l·n + j`, each a column of `m` values for output
+/// column `j`; otherwise products `p = i·k + l`, each a row of `n` values
+/// for output row `i`.
+fn accumulate(
+    cross: &mut [u64],
+    (m, k, n): (usize, usize, usize),
+    left: bool,
+    start: usize,
+    shares: &[u64],
+) {
+    if left {
+        for (q, col) in shares.chunks(m).enumerate() {
+            let j = (start + q) % n;
+            for (i, v) in col.iter().enumerate() {
+                cross[i * n + j] = cross[i * n + j].wrapping_add(*v);
+            }
+        }
+    } else {
+        for (q, row) in shares.chunks(n).enumerate() {
+            let i = (start + q) / k;
+            for (j, v) in row.iter().enumerate() {
+                cross[i * n + j] = cross[i * n + j].wrapping_add(*v);
+            }
+        }
+    }
+}
+
+/// Ranges of units, one per piece.
+type Pieces = Vec<std::ops::Range<usize>>;
+
+fn new_jobs<R: CryptoRng + ?Sized>(
+    order: &[Request],
+    p0: bool,
+    rng: &mut R,
+) -> Result<(Vec<Job>, Vec<Unit>, Pieces), ExecError> {
+    let sizes = order.iter().map(size_of).collect::<Result<Vec<_>, _>>()?;
+    let jobs = order
+        .iter()
+        .zip(&sizes)
+        .map(|(r, s)| Job::new(r, *s, p0, rng))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (units, pieces) = plan_units(&sizes);
+    Ok((jobs, units, pieces))
+}
+
+fn finish_all(
+    role: Party,
+    jobs: Vec<Job>,
+    order: &[Request],
+) -> Result<PrecomputedCorrelations, ExecError> {
+    let mut store = PrecomputedCorrelations::new(role);
+    for (job, req) in jobs.into_iter().zip(order) {
+        store.push(req.clone(), job.finish(role)?)?;
+    }
+    Ok(store)
+}
+
+/// Appends `msg` to a piece's corrections, length-prefixed.
+fn put(out: &mut Vec<u8>, msg: &[u8]) {
+    out.extend_from_slice(&(msg.len() as u64).to_le_bytes());
+    out.extend_from_slice(msg);
+}
+
+/// The next length-prefixed message of a piece's corrections.
+fn get<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], ExecError> {
+    let short = || ExecError::protocol("the peer's OT corrections end early");
+    let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(short)?;
+    let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| short())?;
+    if len > rest.len() {
+        return Err(short());
+    }
+    let (msg, rest) = rest.split_at(len);
+    *bytes = rest;
+    Ok(msg)
+}
+
+/// Party 0 (the OT-extension sender) of dealer-free generation.
+pub struct OtParty0 {
+    sender: iknp::Sender,
+    order: Vec<Request>,
+    jobs: Vec<Job>,
+    units: Vec<Unit>,
+    pieces: Vec<std::ops::Range<usize>>,
+}
+
+impl OtParty0 {
+    /// Answers party 1's base-OT hello: the state and the reply to send.
+    pub fn start<R: CryptoRng + ?Sized>(
+        order: Vec<Request>,
+        hello: &[u8],
+        rng: &mut R,
+    ) -> Result<(OtParty0, Vec<u8>), ExecError> {
+        let hello = base::BaseHello::from_bytes(hello).map_err(ot_error)?;
+        let (sender, reply) = iknp::Sender::setup(&hello, rng).map_err(ot_error)?;
+        let (jobs, units, pieces) = new_jobs(&order, true, rng)?;
+        Ok((
+            OtParty0 {
+                sender,
+                order,
+                jobs,
+                units,
+                pieces,
+            },
+            reply.to_bytes(),
+        ))
+    }
+
+    /// Number of pieces (extension message in, corrections out).
+    pub fn pieces(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// The corrections for piece `i`, from party 1's extension message.
+    pub fn answer<R: CryptoRng + ?Sized>(
+        &mut self,
+        i: usize,
+        extend: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, ExecError> {
+        let range =
+            self.pieces.get(i).cloned().ok_or_else(|| {
+                ExecError::protocol(format!("OT piece {i} of {}", self.pieces.len()))
+            })?;
+        let units = self.units[range].to_vec();
+        let want: usize = units.iter().map(Unit::cots).sum();
+        let msg = ExtendMsg::from_bytes(extend).map_err(ot_error)?;
+        if msg.count() != want || msg.first() != self.sender.next_index() {
+            return Err(ExecError::protocol(format!(
+                "the peer's OT extension message for piece {i} has {} OTs from {}, expected {want} from {}",
+                msg.count(),
+                msg.first(),
+                self.sender.next_index()
+            )));
+        }
+        let mut cots = self.sender.extend(&msg).map_err(ot_error)?;
+        let mut out = Vec::new();
+        for u in &units {
+            let part = cots.take(u.cots()).map_err(ot_error)?;
+            if let Some(msg) = self.unit(u, &part, rng)? {
+                put(&mut out, &msg);
+            }
+        }
+        Ok(out)
+    }
+
+    fn unit<R: CryptoRng + ?Sized>(
+        &mut self,
+        u: &Unit,
+        cots: &SenderCots,
+        rng: &mut R,
+    ) -> Result<Option<Vec<u8>>, ExecError> {
+        let (job, start, len) = u.range();
+        let end = start + len;
+        Ok(match (u, &mut self.jobs[job]) {
+            (Unit::Triples { .. }, Job::Triples { a, b, c, .. }) => {
+                let (msg, t) = arith::beaver_sender(cots, rng).map_err(ot_error)?;
+                a[start..end].copy_from_slice(&t.a);
+                b[start..end].copy_from_slice(&t.b);
+                c[start..end].copy_from_slice(&t.c);
+                Some(msg.to_bytes())
+            }
+            (Unit::And { .. }, Job::And { a, b, c, .. }) => {
+                let t = boolean::and_triples_sender(cots).map_err(ot_error)?;
+                let w = start / 64..end.div_ceil(64);
+                a[w.clone()].copy_from_slice(&t.a);
+                b[w.clone()].copy_from_slice(&t.b);
+                c[w].copy_from_slice(&t.c);
+                None
+            }
+            (Unit::DaBits { .. }, Job::DaBits { s, cross, .. }) => {
+                let (msg, shares) =
+                    arith::send_bit_products(cots, &s[start..end], |_| 64).map_err(ot_error)?;
+                cross[start..end].copy_from_slice(&shares);
+                Some(msg.to_bytes())
+            }
+            (Unit::Masked { .. }, Job::Masked { x, cross, .. }) => {
+                let values: Vec<u64> = x[start..end]
+                    .iter()
+                    .flat_map(|&w| (0..63).map(move |i| (w >> i) & 1))
+                    .collect();
+                let (msg, shares) =
+                    arith::send_bit_products(cots, &values, |j| 63 - (j % 63) as u32)
+                        .map_err(ot_error)?;
+                fold_masked(&mut cross[start..end], &shares);
+                Some(msg.to_bytes())
+            }
+            (
+                Unit::MatLeft { .. } | Unit::MatRight { .. },
+                Job::Matmul {
+                    m,
+                    k,
+                    n,
+                    a,
+                    b,
+                    cross,
+                    ..
+                },
+            ) => {
+                let (m, k, n) = (*m, *k, *n);
+                let left = matches!(u, Unit::MatLeft { .. });
+                // The sender's vector per product: column l of A0 (left),
+                // row l of B0 (right).
+                let (a, b) = (&*a, &*b);
+                let (width, vectors): (usize, Vec<u64>) = if left {
+                    let v = (start..end)
+                        .flat_map(|p| {
+                            let l = p / n;
+                            (0..m).map(move |i| a[i * k + l])
+                        })
+                        .collect();
+                    (m, v)
+                } else {
+                    let v = (start..end)
+                        .flat_map(|p| {
+                            let l = p % k;
+                            b[l * n..(l + 1) * n].iter().copied()
+                        })
+                        .collect();
+                    (n, v)
+                };
+                let (msg, shares) = arith::send_vectors(cots, &vectors, width).map_err(ot_error)?;
+                accumulate(cross, (m, k, n), left, start, &shares);
+                Some(msg.to_bytes())
+            }
+            _ => return Err(ExecError::protocol("OT unit does not match its job")),
+        })
+    }
+
+    /// Party 0's correlations, once every piece is answered.
+    pub fn finish(self) -> Result<PrecomputedCorrelations, ExecError> {
+        finish_all(Party::P0, self.jobs, &self.order)
+    }
+}
+
+/// Masked bits: adds `Σ_i 2^{i+1}·share_i` per element (share `i` is mod
+/// `2^{63−i}`, so the shifted sum is exact mod 2^64).
+fn fold_masked(cross: &mut [u64], shares: &[u64]) {
+    for (c, s) in cross.iter_mut().zip(shares.chunks(63)) {
+        *c = s
+            .iter()
+            .enumerate()
+            .fold(0u64, |acc, (i, v)| acc.wrapping_add(v << (i + 1)));
+    }
+}
+
+/// Party 1 (the OT-extension receiver) of dealer-free generation.
+pub struct OtParty1 {
+    setup: Option<iknp::ReceiverSetup>,
+    receiver: Option<iknp::Receiver>,
+    order: Vec<Request>,
+    jobs: Vec<Job>,
+    units: Vec<Unit>,
+    pieces: Vec<std::ops::Range<usize>>,
+}
+
+/// Party 1's COTs of a piece whose corrections are still to come.
+pub struct Pending {
+    piece: usize,
+    cots: ReceiverCots,
+}
+
+impl OtParty1 {
+    /// Starts the base OTs: the state and the hello to send party 0.
+    pub fn start<R: CryptoRng + ?Sized>(
+        order: Vec<Request>,
+        rng: &mut R,
+    ) -> Result<(OtParty1, Vec<u8>), ExecError> {
+        let (setup, hello) = iknp::Receiver::setup(rng).map_err(ot_error)?;
+        let (jobs, units, pieces) = new_jobs(&order, false, rng)?;
+        Ok((
+            OtParty1 {
+                setup: Some(setup),
+                receiver: None,
+                order,
+                jobs,
+                units,
+                pieces,
+            },
+            hello.to_bytes(),
+        ))
+    }
+
+    /// Takes party 0's base-OT reply.
+    pub fn set_up(&mut self, reply: &[u8]) -> Result<(), ExecError> {
+        let reply = base::BaseReply::from_bytes(reply).map_err(ot_error)?;
+        let setup = self
+            .setup
+            .take()
+            .ok_or_else(|| ExecError::protocol("a second base-OT reply"))?;
+        self.receiver = Some(setup.finish(&reply).map_err(ot_error)?);
+        Ok(())
+    }
+
+    /// Number of pieces.
+    pub fn pieces(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// The extension message for piece `i` (random choices), and the COTs
+    /// kept until its corrections arrive.
+    pub fn extend<R: CryptoRng + ?Sized>(
+        &mut self,
+        i: usize,
+        rng: &mut R,
+    ) -> Result<(Vec<u8>, Pending), ExecError> {
+        let range =
+            self.pieces.get(i).cloned().ok_or_else(|| {
+                ExecError::protocol(format!("OT piece {i} of {}", self.pieces.len()))
+            })?;
+        let n: usize = self.units[range].iter().map(Unit::cots).sum();
+        let receiver = self
+            .receiver
+            .as_mut()
+            .ok_or_else(|| ExecError::protocol("OT extension before the base OTs"))?;
+        let (msg, cots) = receiver.extend_random(n, rng).map_err(ot_error)?;
+        Ok((msg.to_bytes(), Pending { piece: i, cots }))
+    }
+
+    /// Party 1's shares for a piece, from party 0's corrections.
+    pub fn absorb(&mut self, pending: Pending, corrections: &[u8]) -> Result<(), ExecError> {
+        let Pending { piece, mut cots } = pending;
+        let range = self.pieces[piece].clone();
+        let mut rest = corrections;
+        for at in range {
+            let u = self.units[at];
+            let part = cots.take(u.cots()).map_err(ot_error)?;
+            let msg = if u.corrected() {
+                Some(get(&mut rest)?)
+            } else {
+                None
+            };
+            self.unit(&u, &part, msg)?;
+        }
+        if !rest.is_empty() {
+            return Err(ExecError::protocol(
+                "the peer's OT corrections have bytes left over",
+            ));
+        }
+        Ok(())
+    }
+
+    fn unit(&mut self, u: &Unit, cots: &ReceiverCots, msg: Option<&[u8]>) -> Result<(), ExecError> {
+        let (job, start, len) = u.range();
+        let end = start + len;
+        let msg = || msg.ok_or_else(|| ExecError::protocol("missing OT corrections"));
+        let packed = || Packed::from_bytes(msg()?).map_err(ot_error);
+        match (u, &mut self.jobs[job]) {
+            (Unit::Triples { .. }, Job::Triples { a, b, c, .. }) => {
+                let corr = Corrections::from_bytes(msg()?).map_err(ot_error)?;
+                let t = arith::beaver_receiver(cots, &corr).map_err(ot_error)?;
+                a[start..end].copy_from_slice(&t.a);
+                b[start..end].copy_from_slice(&t.b);
+                c[start..end].copy_from_slice(&t.c);
+            }
+            (Unit::And { .. }, Job::And { a, b, c, .. }) => {
+                let t = boolean::and_triples_receiver(cots).map_err(ot_error)?;
+                let w = start / 64..end.div_ceil(64);
+                a[w.clone()].copy_from_slice(&t.a);
+                b[w.clone()].copy_from_slice(&t.b);
+                c[w].copy_from_slice(&t.c);
+            }
+            (Unit::DaBits { .. }, Job::DaBits { s, cross, .. }) => {
+                let shares =
+                    arith::receive_bit_products(cots, &packed()?, |_| 64).map_err(ot_error)?;
+                for (d, &ch) in s[start..end].iter_mut().zip(cots.choices()) {
+                    *d = ch as u64;
+                }
+                cross[start..end].copy_from_slice(&shares);
+            }
+            (Unit::Masked { .. }, Job::Masked { x, cross, .. }) => {
+                let shares =
+                    arith::receive_bit_products(cots, &packed()?, |j| 63 - (j % 63) as u32)
+                        .map_err(ot_error)?;
+                for (w, bits) in x[start..end].iter_mut().zip(cots.choices().chunks(63)) {
+                    // Bits 0..63 are the choices; bit 63 stays random.
+                    *w = (*w & (1 << 63)) | value_of(bits);
+                }
+                fold_masked(&mut cross[start..end], &shares);
+            }
+            (
+                Unit::MatLeft { .. } | Unit::MatRight { .. },
+                Job::Matmul {
+                    m,
+                    k,
+                    n,
+                    a,
+                    b,
+                    cross,
+                    ..
+                },
+            ) => {
+                let (m, k, n) = (*m, *k, *n);
+                let left = matches!(u, Unit::MatLeft { .. });
+                // Party 1's values: B1[l][j] at p = l·n + j (left), A1[i][l]
+                // at p = i·k + l (right): both are the row-major index.
+                let own = if left { b } else { a };
+                for (p, bits) in (start..end).zip(cots.choices().chunks(64)) {
+                    own[p] = value_of(bits);
+                }
+                let width = if left { m } else { n };
+                let shares = arith::receive_vectors(cots, &packed()?, width).map_err(ot_error)?;
+                accumulate(cross, (m, k, n), left, start, &shares);
+            }
+            _ => return Err(ExecError::protocol("OT unit does not match its job")),
+        }
+        Ok(())
+    }
+
+    /// Party 1's correlations, once every piece is absorbed.
+    pub fn finish(self) -> Result<PrecomputedCorrelations, ExecError> {
+        finish_all(Party::P1, self.jobs, &self.order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sharing::{reconstruct, Correlations};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    /// Both parties' stores for `order`, the messages handed over directly
+    /// (through their byte encodings) instead of through a transport.
+    fn stores(order: &[Request], seed: u64) -> (PrecomputedCorrelations, PrecomputedCorrelations) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let (mut p1, hello) = OtParty1::start(order.to_vec(), &mut rng).unwrap();
+        let (mut p0, reply) = OtParty0::start(order.to_vec(), &hello, &mut rng).unwrap();
+        p1.set_up(&reply).unwrap();
+        assert_eq!(p0.pieces(), p1.pieces());
+        let (mut cots, mut bits) = (0u64, 0u64);
+        for i in 0..p1.pieces() {
+            let (ext, pending) = p1.extend(i, &mut rng).unwrap();
+            let corr = p0.answer(i, &ext, &mut rng).unwrap();
+            cots += pending.cots.len() as u64;
+            bits += corr.len() as u64;
+            p1.absorb(pending, &corr).unwrap();
+        }
+        let (want_cots, want_bits) = ot_counts(order).unwrap();
+        assert_eq!(cots, want_cots, "COTs counted for the cost model");
+        // Corrections carry framing (tags, lengths) and padding on top.
+        assert!(bits * 8 >= want_bits && bits * 8 <= want_bits + 64 * 64 * order.len() as u64 * 40);
+        (p0.finish().unwrap(), p1.finish().unwrap())
+    }
+
+    fn open(a: &Share, b: &Share) -> RingTensor {
+        reconstruct(a, b).unwrap()
+    }
+
+    fn bits_xor(a: &[u64], b: &[u64]) -> Vec<u64> {
+        a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+    }
+
+    fn check_triples(reqs: &[Request], seed: u64) {
+        let (mut s0, mut s1) = stores(reqs, seed);
+        for r in reqs {
+            let (CorrelationShare::Triple(t0), CorrelationShare::Triple(t1)) =
+                (s0.fetch(r).unwrap(), s1.fetch(r).unwrap())
+            else {
+                panic!("not a triple");
+            };
+            let (a, b, c) = (open(&t0.a, &t1.a), open(&t0.b, &t1.b), open(&t0.c, &t1.c));
+            let want = match r {
+                Request::ElementwiseTriple { .. } => a.mul(&b).unwrap(),
+                _ => a.matmul(&b).unwrap(),
+            };
+            assert_eq!(c, want, "{r:?}");
+            // Neither party's halves are the whole value.
+            assert_ne!(t0.a.value().data(), a.data(), "{r:?}");
+        }
+        assert_eq!(s0.remaining(), 0);
+        assert_eq!(s1.remaining(), 0);
+    }
+
+    #[test]
+    fn triples_reconstruct_to_products() {
+        check_triples(
+            &[
+                Request::ElementwiseTriple { shape: vec![13] },
+                Request::MatmulTriple {
+                    a_shape: vec![5, 7],
+                    b_shape: vec![7, 3],
+                },
+                Request::MatmulTriple {
+                    a_shape: vec![4, 6],
+                    b_shape: vec![6],
+                },
+                Request::MatmulTriple {
+                    a_shape: vec![6],
+                    b_shape: vec![6],
+                },
+                Request::MatmulTriple {
+                    a_shape: vec![1, 2],
+                    b_shape: vec![2, 9],
+                },
+                Request::ElementwiseTriple { shape: vec![] },
+            ],
+            1,
+        );
+    }
+
+    #[test]
+    fn many_pieces_reconstruct_too() {
+        // 9,000 triples are 1.15 M COTs (two pieces); the matrix triple's
+        // left term is 8 products of 300k bits of corrections each.
+        let reqs = [
+            Request::ElementwiseTriple { shape: vec![9000] },
+            Request::MatmulTriple {
+                a_shape: vec![2000, 2],
+                b_shape: vec![2, 4],
+            },
+            Request::AndTriples { bits: 600_000 },
+        ];
+        let sizes: Vec<Size> = reqs.iter().map(|r| size_of(r).unwrap()).collect();
+        let (_, pieces) = plan_units(&sizes);
+        assert!(pieces.len() >= 3, "{} pieces", pieces.len());
+        check_triples(&reqs[..2], 2);
+    }
+
+    #[test]
+    fn compare_correlations_are_consistent() {
+        let reqs = vec![
+            Request::MaskedBits { shape: vec![2, 5] },
+            Request::AndTriples { bits: 200 },
+            Request::DaBits { shape: vec![70] },
+            Request::MaskedBits { shape: vec![1] },
+        ];
+        let (mut s0, mut s1) = stores(&reqs, 3);
+        for r in &reqs {
+            match (s0.fetch(r).unwrap(), s1.fetch(r).unwrap()) {
+                (CorrelationShare::MaskedBits(m0), CorrelationShare::MaskedBits(m1)) => {
+                    let r = open(&m0.r, &m1.r);
+                    assert_eq!(
+                        bits_xor(m0.r_bits.data(), m1.r_bits.data()),
+                        r.data().to_vec()
+                    );
+                }
+                (CorrelationShare::AndTriples(t0), CorrelationShare::AndTriples(t1)) => {
+                    assert_eq!(t0.bits, 200);
+                    assert_eq!(t0.a.len(), 4);
+                    let a = bits_xor(&t0.a, &t1.a);
+                    let b = bits_xor(&t0.b, &t1.b);
+                    let c = bits_xor(&t0.c, &t1.c);
+                    let want: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x & y).collect();
+                    assert_eq!(c, want);
+                }
+                (CorrelationShare::DaBits(d0), CorrelationShare::DaBits(d1)) => {
+                    let xor = bits_xor(&d0.bits, &d1.bits);
+                    let arith = open(&d0.arith, &d1.arith);
+                    assert_eq!(arith.shape(), &[70]);
+                    for (i, v) in arith.data().iter().enumerate() {
+                        assert_eq!(*v, (xor[i / 64] >> (i % 64)) & 1, "daBit {i}");
+                    }
+                }
+                _ => panic!("wrong kind"),
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_messages_are_errors() {
+        let order = vec![
+            Request::ElementwiseTriple { shape: vec![3] },
+            Request::AndTriples { bits: 64 },
+            Request::DaBits { shape: vec![2] },
+        ];
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        // A garbage hello.
+        assert!(OtParty0::start(order.clone(), &[1, 2, 3], &mut rng).is_err());
+        let (mut p1, hello) = OtParty1::start(order.clone(), &mut rng).unwrap();
+        let (mut p0, reply) = OtParty0::start(order.clone(), &hello, &mut rng).unwrap();
+        assert!(p1.set_up(&reply[..reply.len() - 1]).is_err());
+        let (mut p1, hello) = OtParty1::start(order.clone(), &mut rng).unwrap();
+        let (mut p0b, reply) = OtParty0::start(order.clone(), &hello, &mut rng).unwrap();
+        p1.set_up(&reply).unwrap();
+        // An extension message of the wrong size, or for a piece that does
+        // not exist, is refused.
+        let (ext, pending) = p1.extend(0, &mut rng).unwrap();
+        assert!(p0.answer(0, &ext[..ext.len() - 16], &mut rng).is_err());
+        assert!(p0b.answer(5, &ext, &mut rng).is_err());
+        let corr = p0b.answer(0, &ext, &mut rng).unwrap();
+        // Corrections cut short, with bytes left over, or bit-flipped in a
+        // length field: errors, never a panic.
+        let (ext2, pending2) = p1.extend(0, &mut rng).unwrap();
+        let _ = ext2;
+        assert!(p1.absorb(pending2, &corr[..corr.len() - 1]).is_err());
+        let mut longer = corr.clone();
+        longer.push(0);
+        let (_, pending3) = p1.extend(0, &mut rng).unwrap();
+        assert!(p1.absorb(pending3, &longer).is_err());
+        let mut bad_len = corr.clone();
+        bad_len[7] = 0xff;
+        let (_, pending4) = p1.extend(0, &mut rng).unwrap();
+        assert!(p1.absorb(pending4, &bad_len).is_err());
+        // The right corrections for other COTs do not decode as these.
+        assert!(p1.absorb(pending, &corr).is_ok());
+    }
+}
