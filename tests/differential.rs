@@ -135,14 +135,21 @@ fn with_a_dealer_every_model_matches_the_reference() {
 
 #[test]
 fn without_a_dealer_every_model_matches_the_reference() {
+    use plan::CorrelationEngine::{Ot, Paillier};
     for (i, name) in MODELS.iter().enumerate() {
-        for batch in [1, 4] {
-            check(
-                name,
-                batch,
-                &options(|o| o.use_dealer = false),
-                200 + i as u64 * 10 + batch as u64,
+        // Both engines; Paillier (slow) at one batch size.
+        for (engine, batch) in [(Ot, 1), (Ot, 4), (Paillier, 2)] {
+            let o = options(|o| {
+                o.use_dealer = false;
+                o.correlations = Some(engine);
+            });
+            let plan = compiler::compile(&model(name), &o).unwrap().plan;
+            assert!(
+                plan.correlation_engine().is_none_or(|e| e == engine),
+                "{name}: {:?}",
+                plan.correlation_engine()
             );
+            check(name, batch, &o, 200 + i as u64 * 10 + batch as u64);
         }
     }
 }
@@ -293,6 +300,8 @@ fn no_transcript_contains_another_partys_input_in_the_clear() {
         ("logreg_100", Some(Protocol::Paillier), false),
         ("credit_2p", None, false),
         ("mlp", None, true),
+        // Correlations by OT, comparisons included.
+        ("relu_classifier", None, false),
     ] {
         let m = model(name);
         let o = options(|o| {
@@ -363,6 +372,7 @@ fn measured_traffic_matches_the_compilers_estimate() {
         ("mlp", true),
         ("linreg", true),
         ("logreg_100", false),
+        ("relu_classifier", false),
     ] {
         let m = model(name);
         let batch = 50;

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 pub enum Mode {
     /// (a) two computing parties and the model's dealer; the cost model chooses.
     Dealer,
-    /// (b) two parties alone: correlated randomness generated with Paillier.
+    /// (b) two parties alone: they generate the correlated randomness
+    /// themselves (by OT or Paillier, as the cost model or --correlations chooses).
     TwoParty,
     /// (c) hybrid: Paillier for the linear layers, shares (with the dealer) for the rest.
     Hybrid,

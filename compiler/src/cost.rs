@@ -111,8 +111,11 @@ impl CostTable {
     /// `cots` correlated OTs and `bits` bits of corrections: compute at
     /// both parties, the extension message and the corrections on the wire.
     pub fn ot(&self, cots: f64, bits: f64) -> Cost {
-        Cost::compute(cots * self.ot_cot + bits * self.ot_correction_bit)
-            + Cost::comm(cots * OT_COT_BYTES + bits / 8.0, 0)
+        Cost {
+            cots,
+            ..Cost::compute(cots * self.ot_cot + bits * self.ot_correction_bit)
+                + Cost::comm(cots * OT_COT_BYTES + bits / 8.0, 0)
+        }
     }
 
     /// Two-party (Paillier) preprocessing of one secure comparison element
@@ -296,6 +299,9 @@ pub struct Cost {
     pub compute: f64,
     pub bytes: f64,
     pub rounds: u32,
+    /// Correlated OTs of dealer-free preprocessing (the estimate counts one
+    /// round per piece of them).
+    pub cots: f64,
 }
 
 impl Cost {
@@ -303,6 +309,7 @@ impl Cost {
         compute: 0.0,
         bytes: 0.0,
         rounds: 0,
+        cots: 0.0,
     };
 
     pub fn compute(seconds: f64) -> Cost {
@@ -317,6 +324,7 @@ impl Cost {
             compute: 0.0,
             bytes,
             rounds,
+            cots: 0.0,
         }
     }
 
@@ -333,6 +341,7 @@ impl std::ops::Add for Cost {
             compute: self.compute + o.compute,
             bytes: self.bytes + o.bytes,
             rounds: self.rounds + o.rounds,
+            cots: self.cots + o.cots,
         }
     }
 }
@@ -517,6 +526,9 @@ pub fn estimate(
             };
         }
     }
+    // `Plan::rounds` counts one piece of OT preprocessing; each further
+    // piece is one more round.
+    let pieces = (total.cots / plan::params::OT_PIECE_COTS as f64).ceil() as u32;
     let rounds = plan
         .parties
         .iter()
@@ -524,7 +536,8 @@ pub fn estimate(
         .filter(|(_, p)| p.role == plan::Role::Compute)
         .map(|(i, _)| plan.rounds(i as plan::PartyIdx))
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .saturating_add(pieces.saturating_sub(1));
     plan::Estimate {
         compute_seconds: significant(total.compute),
         bytes: total.bytes.round(),

@@ -48,10 +48,10 @@ use ot::{base, boolean};
 use rand::{CryptoRng, RngExt};
 use zeroize::Zeroize;
 
-/// Most COTs per piece (16 MiB of extension message).
-pub const PIECE_COTS: usize = 1 << 20;
-/// Most bits of corrections per piece (32 MiB).
-pub const PIECE_BITS: u64 = 1 << 28;
+/// Most COTs per piece ([`plan::params::OT_PIECE_COTS`]).
+pub const PIECE_COTS: usize = plan::params::OT_PIECE_COTS;
+/// Most bits of corrections per piece ([`plan::params::OT_PIECE_BITS`]).
+pub const PIECE_BITS: u64 = plan::params::OT_PIECE_BITS;
 
 /// Bits of correction per masked-bits element: `Σ_{i<63} (63 − i)`.
 const MASKED_BITS_PER_ELEMENT: u64 = 63 * 64 / 2;

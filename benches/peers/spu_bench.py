@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""SecretFlow SPU on Veil's dealer-free workloads, in its in-process
+two-party simulator (the real protocol, both parties in one process).
+
+Protocols: CHEETAH (dealer-free: silent OT for nonlinear operations, lattice
+HE for matrix products) and SEMI2K (a trusted dealer, like Veil's).
+Field FM64 with 16 fraction bits, as Veil's fixed point.
+
+Workloads (the same shapes and ranges as Veil's models):
+  relu              relu(x + y), x and y of 10^5 elements in [-8, 8]
+  logreg            LR-100: sigmoid(x @ w + b), x [rows, 100] in [-4, 4]
+                    (models/logreg_100.veil)
+  relu_classifier   argmax and max of relu(x @ w1 + b1) @ w2, 8-16-4
+                    (models/relu_classifier.veil)
+
+Each measurement is the median of --repeat timed calls after one untimed
+call (which compiles). Prints one line per (workload, protocol):
+  spu <workload> <protocol> rows=<n> seconds=<s> per_second=<n/s> max_err=<e>
+
+Install: python3 -m venv spu && spu/bin/pip install spu   (SPU 0.9.5)
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+
+def workloads(rows, rng):
+    import jax.numpy as jnp
+
+    def relu(x, y):
+        return jnp.maximum(x + y, 0)
+
+    def logreg(x, w, b):
+        return 1 / (1 + jnp.exp(-(x @ w + b)))
+
+    def classifier(x, w1, b1, w2):
+        h = jnp.maximum(x @ w1 + b1, 0)
+        s = h @ w2
+        return jnp.argmax(s, axis=1), jnp.max(s, axis=1)
+
+    u = lambda lo, hi, shape: rng.uniform(lo, hi, shape).astype(np.float32)
+    return {
+        "relu": (relu, lambda: (u(-8, 8, rows["relu"]), u(-8, 8, rows["relu"])), rows["relu"]),
+        "logreg": (
+            logreg,
+            lambda: (u(-4, 4, (rows["logreg"], 100)), u(-0.4, 0.4, 100), u(-1, 1, ())),
+            rows["logreg"],
+        ),
+        "relu_classifier": (
+            classifier,
+            lambda: (
+                u(-2, 2, (rows["relu_classifier"], 8)),
+                u(-1, 1, (8, 16)),
+                u(-1, 1, 16),
+                u(-1, 1, (16, 4)),
+            ),
+            rows["relu_classifier"],
+        ),
+    }
+
+
+def max_err(got, want):
+    got = got if isinstance(got, (tuple, list)) else (got,)
+    want = want if isinstance(want, (tuple, list)) else (want,)
+    return max(float(np.max(np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64))))
+               for g, w in zip(got, want))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workloads", default="relu,logreg,relu_classifier")
+    ap.add_argument("--protocols", default="CHEETAH,SEMI2K")
+    ap.add_argument("--relu-rows", type=int, default=100_000)
+    ap.add_argument("--logreg-rows", type=int, default=10_000)
+    ap.add_argument("--classifier-rows", type=int, default=1_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+
+    import spu.libspu as libspu
+    import spu.utils.simulation as spsim
+
+    rows = {"relu": a.relu_rows, "logreg": a.logreg_rows, "relu_classifier": a.classifier_rows}
+    rng = np.random.default_rng(a.seed)
+    table = workloads(rows, rng)
+    for proto in a.protocols.split(","):
+        cfg = libspu.RuntimeConfig(
+            protocol=getattr(libspu.ProtocolKind, proto),
+            field=libspu.FieldType.FM64,
+            fxp_fraction_bits=16,
+        )
+        sim = spsim.Simulator(2, cfg)
+        for name in a.workloads.split(","):
+            fn, make, n = table[name]
+            args = make()
+            want = fn(*args)
+            f = spsim.sim_jax(sim, fn)
+            f(*args)  # compiles
+            times = []
+            for _ in range(a.repeat):
+                t0 = time.perf_counter()
+                got = f(*args)
+                times.append(time.perf_counter() - t0)
+            s = statistics.median(times)
+            print(f"spu {name} {proto} rows={n} seconds={s:.4f} per_second={n / s:.1f} "
+                  f"max_err={max_err(got, want):.2e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
