@@ -76,6 +76,9 @@ pub mod tag {
     pub const DEALER: u8 = 6;
     pub const SESSION: u8 = 7;
     pub const DEALER_CHUNK: u8 = 8;
+    pub const RLWE_PUBLIC_KEY: u8 = 9;
+    pub const RLWE_QUERY: u8 = 10;
+    pub const RLWE_RESPONSE: u8 = 11;
 }
 
 /// The tag of each correlation request in a dealer's corrections.
@@ -116,12 +119,50 @@ pub enum Wire {
         group: u64,
         corrections: Vec<DealerMsg>,
     },
+    /// An RLWE message (`rlwe`'s own encoding: a header naming its kind,
+    /// parameters and layout, then residues below their primes). Framed
+    /// here; its body is parsed, with those checks, by `rlwe`'s
+    /// `from_bytes`, which needs the parameters and layout the receiver
+    /// expects.
+    Rlwe {
+        kind: RlweKind,
+        bytes: Vec<u8>,
+    },
     /// Session metadata: sizes of symbolic dimensions, and a digest of
     /// every public input the sender was given.
     Session {
         dims: Vec<(String, u64)>,
         public: Vec<(String, [u8; 32])>,
     },
+}
+
+/// The three RLWE messages of a product (see `rlwe::matmul`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RlweKind {
+    /// The encrypting party's public key, once per session.
+    PublicKey,
+    /// The encrypted operand.
+    Query,
+    /// The masked, flooded, re-randomised results.
+    Response,
+}
+
+impl RlweKind {
+    fn tag(self) -> u8 {
+        match self {
+            RlweKind::PublicKey => tag::RLWE_PUBLIC_KEY,
+            RlweKind::Query => tag::RLWE_QUERY,
+            RlweKind::Response => tag::RLWE_RESPONSE,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RlweKind::PublicKey => "RLWE public key",
+            RlweKind::Query => "RLWE query",
+            RlweKind::Response => "RLWE response",
+        }
+    }
 }
 
 impl std::fmt::Debug for Wire {
@@ -141,6 +182,7 @@ impl Wire {
             Wire::PublicKey(_) => "public key",
             Wire::Dealer { .. } => "dealer message",
             Wire::DealerChunk { .. } => "dealer corrections",
+            Wire::Rlwe { kind, .. } => kind.name(),
             Wire::Session { .. } => "session metadata",
         }
     }
@@ -256,6 +298,7 @@ fn bulk_len(w: &Wire) -> usize {
         Wire::Dealer { corrections, .. } | Wire::DealerChunk { corrections, .. } => {
             dealer(corrections)
         }
+        Wire::Rlwe { bytes, .. } => bytes.len() + 8,
         Wire::Session { dims, public } => {
             dims.iter().map(|(n, _)| n.len() + 16).sum::<usize>()
                 + public.iter().map(|(n, _)| n.len() + 40).sum::<usize>()
@@ -317,6 +360,10 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
                 w.u8(tag::DEALER_CHUNK);
                 w.u64(*group);
                 w.corrections(corrections);
+            }
+            Wire::Rlwe { kind, bytes } => {
+                w.u8(kind.tag());
+                w.bytes(bytes);
             }
             Wire::Session { dims, public } => {
                 w.u8(tag::SESSION);
@@ -531,6 +578,18 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, WireError> {
                     .collect::<D<_>>()?;
                 Wire::Session { dims, public }
             }
+            tag::RLWE_PUBLIC_KEY => Wire::Rlwe {
+                kind: RlweKind::PublicKey,
+                bytes: r.bytes()?,
+            },
+            tag::RLWE_QUERY => Wire::Rlwe {
+                kind: RlweKind::Query,
+                bytes: r.bytes()?,
+            },
+            tag::RLWE_RESPONSE => Wire::Rlwe {
+                kind: RlweKind::Response,
+                bytes: r.bytes()?,
+            },
             t => return Err(WireError::UnknownTag(t)),
         });
     }
@@ -650,6 +709,27 @@ mod tests {
                     ],
                 },
             ),
+            (
+                "rlwe public key",
+                Wire::Rlwe {
+                    kind: RlweKind::PublicKey,
+                    bytes: vec![0xab, 0xcd],
+                },
+            ),
+            (
+                "rlwe query",
+                Wire::Rlwe {
+                    kind: RlweKind::Query,
+                    bytes: vec![1],
+                },
+            ),
+            (
+                "rlwe response",
+                Wire::Rlwe {
+                    kind: RlweKind::Response,
+                    bytes: vec![],
+                },
+            ),
         ]
     }
 
@@ -670,7 +750,11 @@ mod tests {
             GOLDEN_SESSION,
             GOLDEN_DEALER,
             GOLDEN_DEALER_CHUNK,
+            GOLDEN_RLWE_PUBLIC_KEY,
+            GOLDEN_RLWE_QUERY,
+            GOLDEN_RLWE_RESPONSE,
         ];
+        assert_eq!(golden.len(), sample().len(), "one golden vector per kind");
         let mut wrong = Vec::new();
         for ((name, value), want) in sample().iter().zip(golden) {
             let got = hex(&encode(&[value]));
@@ -723,6 +807,10 @@ mod tests {
         "00010000000000000001000000000000000100000000000000010000000000000001000000000000",
         "000100000000000000"
     );
+
+    const GOLDEN_RLWE_PUBLIC_KEY: &str = "020100000000000000090200000000000000abcd";
+    const GOLDEN_RLWE_QUERY: &str = "0201000000000000000a010000000000000001";
+    const GOLDEN_RLWE_RESPONSE: &str = "0201000000000000000b0000000000000000";
 
     #[test]
     fn another_version_is_refused_by_name() {
