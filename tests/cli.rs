@@ -915,3 +915,35 @@ fn max_memory_is_the_limit_a_run_is_checked_against() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--prefer rlwe` (issue 17): the report names RLWE for the products, and
+/// a demo run of the plan matches the reference.
+#[test]
+fn prefer_rlwe_runs_matrix_products_on_rlwe() {
+    let o = veil(&[
+        "compile",
+        "models/mlp.veil",
+        "--no-dealer",
+        "--prefer",
+        "rlwe",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(out.contains("%5 = matmul(x, w1): rlwe"), "{out}");
+    assert!(out.contains("%8 = matmul(h, w2): rlwe"), "{out}");
+    let o = veil(&[
+        "run",
+        "models/linreg.veil",
+        "--demo",
+        "--batch",
+        "3",
+        "--prefer",
+        "rlwe",
+        "--no-dealer",
+        "--key-bits",
+        "2048",
+    ]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("max error over all outputs"), "{out}");
+}

@@ -178,6 +178,167 @@ fn shares_only_and_paillier_heavy_plans_match_the_reference() {
     }
 }
 
+/// Every bundled model without a dealer, its matrix products forced onto
+/// RLWE (`--prefer rlwe`), matches the reference (the cost model's own
+/// choice, mostly RLWE too, is `without_a_dealer_every_model_matches_the_reference`).
+#[test]
+fn rlwe_plans_match_the_reference_without_a_dealer() {
+    use compiler::ir::Protocol;
+    let o = options(|o| {
+        o.prefer = Some(Protocol::Rlwe);
+        o.use_dealer = false;
+    });
+    for (i, name) in MODELS.iter().chain(&DEALER_MODELS).enumerate() {
+        let plan = compiler::compile(&model(name), &o).unwrap().plan;
+        let text = plan.to_text();
+        // Every model but the one without a product has an RLWE one.
+        assert_eq!(
+            text.contains("rlwe.respond"),
+            *name != "credit_2p",
+            "{name}:\n{text}"
+        );
+        for batch in [1, 3] {
+            check(name, batch, &o, 700 + i as u64 * 10 + batch as u64);
+        }
+    }
+}
+
+/// The three operand layouts of an RLWE product: `x` and `W` clear at
+/// different parties, `x` shared with `W` clear (either party's), and both
+/// shared (two cross products of 64-bit shares), each against the
+/// reference, with and without a dealer.
+#[test]
+fn every_rlwe_operand_layout_matches_the_reference() {
+    use compiler::ir::Protocol;
+    let src = "model layouts {
+        precision 16;
+        party client; party server; dealer helper;
+        input x:  fixed[batch, 6] private(client) in [-2, 2];
+        input xs: fixed[batch, 6] private(server) in [-2, 2];
+        input w:  fixed[6, 3] private(server) in [-1, 1];
+        input wc: fixed[6, 3] private(client) in [-1, 1];
+        input v:  fixed[3] private(server) in [-1, 1];
+        let clear_clear = x @ w;              // x at client, W at server
+        let xsh = x + xs;                     // shared
+        let shared_clear = xsh @ w;           // x shared, W at server
+        let shared_clear2 = xsh @ wc;         // x shared, W at client
+        let wsh = w + wc;                     // shared
+        let both = xsh @ wsh;                 // both shared
+        let vec = both @ v;                   // a vector W
+        output clear_clear to client;
+        output shared_clear to client;
+        output shared_clear2 to server;
+        output both to client;
+        output vec to server;
+    }";
+    let m = checked(src);
+    for dealer in [false, true] {
+        let o = options(|o| {
+            o.prefer = Some(Protocol::Rlwe);
+            o.use_dealer = dealer;
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        // 5 products; the both-shared one is two RLWE runs.
+        assert_eq!(
+            text.matches("rlwe.respond").count(),
+            6,
+            "dealer {dealer}:\n{text}"
+        );
+        assert!(text.contains("(w: 64 bits)"), "{text}");
+        for batch in [1, 5] {
+            check_model("layouts", &m, batch, &o, 800 + batch as u64 + dealer as u64);
+        }
+    }
+}
+
+/// Rewrites the RLWE message of the `n`th frame one party sends the other
+/// with `f` (frames of other kinds pass unchanged and are not counted).
+struct TamperRlwe {
+    inner: ChannelTransport,
+    active: bool,
+    n: usize,
+    seen: usize,
+    f: fn(&mut Vec<u8>),
+}
+
+impl Transport for TamperRlwe {
+    fn send(&mut self, to: u32, frame: Vec<u8>) -> Result<(), ExecError> {
+        use runtime::exec::wire::{self, Wire};
+        let mut values = wire::decode(&frame).unwrap();
+        let rlwe = values.iter().any(|v| matches!(v, Wire::Rlwe { .. }));
+        if !(self.active && rlwe) {
+            return self.inner.send(to, frame);
+        }
+        self.seen += 1;
+        if self.seen - 1 != self.n {
+            return self.inner.send(to, frame);
+        }
+        if let Some(Wire::Rlwe { bytes, .. }) = values.last_mut() {
+            (self.f)(bytes);
+        }
+        self.inner.send(to, wire::encode(&values))
+    }
+    fn recv(&mut self, from: u32) -> Result<Vec<u8>, ExecError> {
+        self.inner.recv(from)
+    }
+}
+
+/// A malformed RLWE key, query or response from a peer is a clear error
+/// naming what was wrong, never a panic and never a wrong answer.
+#[test]
+fn a_malformed_rlwe_message_is_an_error() {
+    use compiler::ir::Protocol;
+    let o = options(|o| {
+        o.prefer = Some(Protocol::Rlwe);
+        o.use_dealer = false;
+    });
+    let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    // The client (party 0) sends its key and query in its first RLWE
+    // frame; the server (party 1) answers with the response.
+    let truncate: fn(&mut Vec<u8>) = |b| b.truncate(b.len() / 2);
+    let extend: fn(&mut Vec<u8>) = |b| b.push(0);
+    let last_over_prime: fn(&mut Vec<u8>) = |b| {
+        let n = b.len();
+        b[n - 8..].fill(0xff);
+    };
+    let header: fn(&mut Vec<u8>) = |b| b.iter_mut().take(16).for_each(|x| *x ^= 0x5a);
+    let empty: fn(&mut Vec<u8>) = |b| b.clear();
+    for (from, f, what) in [
+        (0, truncate, "query truncated"),
+        (0, extend, "query extended"),
+        (0, header, "query header"),
+        (0, last_over_prime, "query residue over its prime"),
+        (1, truncate, "response truncated"),
+        (1, empty, "response empty"),
+        (1, header, "response header"),
+        (1, last_over_prime, "response residue over its prime"),
+    ] {
+        let transports: Vec<TamperRlwe> =
+            ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
+                .into_iter()
+                .enumerate()
+                .map(|(q, inner)| TamperRlwe {
+                    inner,
+                    active: q == from,
+                    n: 0,
+                    seen: 0,
+                    f,
+                })
+                .collect();
+        let err = exec::run_with_transports(
+            &valid(&plan),
+            &per_party(&plan, &inputs),
+            transports,
+            &test_options(),
+        )
+        .expect_err(what);
+        assert!(err.to_string().contains("malformed RLWE"), "{what}: {err}");
+    }
+}
+
 fn dealer_of(plan: &Plan) -> u32 {
     match plan.randomness {
         plan::RandomnessSource::Dealer(d) => d,
@@ -302,6 +463,7 @@ fn no_transcript_contains_another_partys_input_in_the_clear() {
         ("mlp", None, true),
         // Correlations by OT, comparisons included.
         ("relu_classifier", None, false),
+        ("mlp", Some(Protocol::Rlwe), false),
     ] {
         let m = model(name);
         let o = options(|o| {
@@ -373,6 +535,7 @@ fn measured_traffic_matches_the_compilers_estimate() {
         ("linreg", true),
         ("logreg_100", false),
         ("relu_classifier", false),
+        ("mlp", false),
     ] {
         let m = model(name);
         let batch = 50;
@@ -746,6 +909,7 @@ fn the_memory_estimate_bounds_the_registers_a_run_holds() {
             (true, None),
             (false, None),
             (true, Some(Protocol::Paillier)),
+            (false, Some(Protocol::Rlwe)),
         ] {
             let batch = 6;
             let o = options(|o| {

@@ -266,6 +266,7 @@ fn recipe_strategy() -> impl Strategy<Value = Recipe> {
             None,
             Some(Protocol::Shares),
             Some(Protocol::Paillier),
+            Some(Protocol::Rlwe),
         ]),
         1usize..=3,
         prop::collection::vec(input_strategy(), 2..=5),
@@ -947,7 +948,12 @@ fn given(inputs: &[(&str, &[usize], &[f64])]) -> BTreeMap<String, Tensor> {
 /// compile (under at least one preference) and match the reference.
 fn regression(source: &str, batch: usize, inputs: &[(&str, &[usize], &[f64])]) {
     let mut ran = 0;
-    for prefer in [None, Some(Protocol::Shares), Some(Protocol::Paillier)] {
+    for prefer in [
+        None,
+        Some(Protocol::Shares),
+        Some(Protocol::Paillier),
+        Some(Protocol::Rlwe),
+    ] {
         let case = Case {
             source,
             prefer,

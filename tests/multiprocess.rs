@@ -760,6 +760,24 @@ fn a_party_killed_mid_run_stops_its_peer_promptly() {
 /// dealer is named with the fix.
 #[test]
 fn two_processes_run_a_dealer_model_compiled_without_a_dealer() {
+    // Without a dealer the model's product runs on RLWE (issue 17): its
+    // key, query and response cross the TLS connection below.
+    let source = std::fs::read_to_string(root().join(MODEL)).unwrap();
+    let checked = compiler::check_source(&source).model.unwrap();
+    let plan = compiler::compile(
+        &checked,
+        &compiler::Options {
+            use_dealer: false,
+            ..compiler::Options::default()
+        },
+    )
+    .unwrap()
+    .plan;
+    assert!(
+        plan.to_text().contains("rlwe.respond"),
+        "{}",
+        plan.to_text()
+    );
     let dir = tempdir("nodealer");
     certs_and_config(&dir, &["client", "server"]);
     let expected = inputs_rows(&dir, 5);

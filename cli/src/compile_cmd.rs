@@ -35,6 +35,8 @@ pub enum Prefer {
     Shares,
     /// Paillier for linear operations with one side in the clear.
     Paillier,
+    /// RLWE for matrix products on secret values (lattice encryption).
+    Rlwe,
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +128,7 @@ impl TargetArgs {
             prefer: self.prefer.map(|p| match p {
                 Prefer::Shares => compiler::ir::Protocol::Shares,
                 Prefer::Paillier => compiler::ir::Protocol::Paillier,
+                Prefer::Rlwe => compiler::ir::Protocol::Rlwe,
             }),
             correlations: self.correlations.map(|c| match c {
                 CorrelationsArg::Ot => plan::CorrelationEngine::Ot,

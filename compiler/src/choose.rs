@@ -38,6 +38,10 @@ pub enum Method {
     Clear(PartyId),
     Shares,
     Paillier(PartyId),
+    /// A matrix product by RLWE (the result as shares): the party holding
+    /// `x` (or each share of it) encrypts, the party holding `W` (or each
+    /// share of it) multiplies.
+    Rlwe,
 }
 
 impl Method {
@@ -45,7 +49,7 @@ impl Method {
         match self {
             Method::Public => Repr::Public,
             Method::Clear(p) => Repr::Clear(p),
-            Method::Shares => Repr::Shared,
+            Method::Shares | Method::Rlwe => Repr::Shared,
             Method::Paillier(k) => Repr::Cipher(k),
         }
     }
@@ -296,6 +300,29 @@ impl Chooser<'_, '_> {
                     Op::Input { .. } | Op::Const { .. } => return None,
                 })
             }
+            Method::Rlwe => {
+                let Op::MatMul(a, w) = &value.op else {
+                    return None;
+                };
+                let k = self.g.last_dim(*a) as f64;
+                let batch = (size(0) / k.max(1.0)).max(1.0);
+                let cols = (n / batch).max(1.0);
+                let product = |w_bits| Some(c.rlwe_matmul(batch, k, cols, w_bits)? + c.rlwe_key());
+                let local = Cost::compute(n * k * c.ring_mac);
+                Some(match reprs {
+                    [Repr::Clear(p), Repr::Clear(q)] if p != q => {
+                        product(self.rlwe_w_bits(*w, reprs[1])?)? + self.trunc(n)
+                    }
+                    [Repr::Shared, Repr::Clear(_)] => {
+                        product(self.rlwe_w_bits(*w, reprs[1])?)? + local + self.trunc(n)
+                    }
+                    [Repr::Shared, Repr::Shared] => {
+                        let one = product(plan::params::RLWE_MAX_W_BITS)?;
+                        one + one + local + local + self.trunc(n)
+                    }
+                    _ => return None,
+                })
+            }
             Method::Paillier(_) => {
                 let cipher = |i: usize| matches!(reprs[i], Repr::Cipher(_));
                 Some(match &value.op {
@@ -317,6 +344,23 @@ impl Chooser<'_, '_> {
                 })
             }
         }
+    }
+
+    /// Signed bits of the plaintext operand `w` of an RLWE product, as
+    /// ring elements: 64 for a share (any value), else from the range
+    /// analysis: every entry encoded at the model's precision is at most
+    /// `max |w| 2^f` rounded, in magnitude. `None` when that does not fit
+    /// 64 bits (the compiler then runs the product another way).
+    pub fn rlwe_w_bits(&self, w: ValueId, repr: Repr) -> Option<u32> {
+        if repr == Repr::Shared {
+            return Some(plan::params::RLWE_MAX_W_BITS);
+        }
+        let m = self.g.node(w).range.magnitude() * 2f64.powi(self.g.model.precision() as i32);
+        if !m.is_finite() || m >= 2f64.powi(62) {
+            return None;
+        }
+        let m = m.ceil() as u64 + 1;
+        Some(65 - m.leading_zeros())
     }
 
     /// Degree used for a sigmoid/tanh in cost estimates.
@@ -384,6 +428,31 @@ impl Chooser<'_, '_> {
                 }
                 options
             }
+            Method::Rlwe => {
+                let Op::MatMul(a, w) = &value.op else {
+                    return vec![];
+                };
+                // x: its holder's clear value, or shares; W likewise.
+                let side = |o: &ValueId| match vis(o) {
+                    Visibility::Public => vec![],
+                    Visibility::Private(p) => vec![Repr::Clear(p), Repr::Shared],
+                    Visibility::Secret => vec![Repr::Shared],
+                };
+                let mut options = Vec::new();
+                for x in side(a) {
+                    for y in side(w) {
+                        let ok = match (x, y) {
+                            (Repr::Clear(p), Repr::Clear(q)) => p != q,
+                            (Repr::Clear(_), _) => false,
+                            _ => true,
+                        };
+                        if ok {
+                            options.push(vec![x, y]);
+                        }
+                    }
+                }
+                options
+            }
             Method::Paillier(k) => {
                 let h = self.other(k);
                 let per: Vec<Vec<Repr>> = operands
@@ -435,13 +504,24 @@ impl Chooser<'_, '_> {
             for k in self.g.model.compute_parties() {
                 methods.push(Method::Paillier(k));
             }
+            // RLWE products compete without a dealer (with one, its
+            // triples are cheaper); `--prefer rlwe` asks for them anyway.
+            if matches!(value.op, Op::MatMul(..))
+                && (!self.dealer || self.prefer == Some(Protocol::Rlwe))
+            {
+                methods.push(Method::Rlwe);
+            }
         }
         match value.via {
             Some(Protocol::Shares) => methods.retain(|m| *m == Method::Shares),
             Some(Protocol::Paillier) => methods.retain(|m| matches!(m, Method::Paillier(_))),
+            Some(Protocol::Rlwe) => methods.retain(|m| *m == Method::Rlwe),
             None if prefer => match self.prefer {
-                Some(Protocol::Shares) => methods.retain(|m| !matches!(m, Method::Paillier(_))),
+                Some(Protocol::Shares) => {
+                    methods.retain(|m| *m == Method::Shares || !secret_method(*m))
+                }
                 Some(Protocol::Paillier) => methods.retain(|m| matches!(m, Method::Paillier(_))),
+                Some(Protocol::Rlwe) => methods.retain(|m| *m == Method::Rlwe),
                 None => {}
             },
             None => {}
@@ -742,6 +822,7 @@ impl Chooser<'_, '_> {
                 .note(match p {
                     Protocol::Paillier => "Paillier runs linear operations (+, -, *, @, sum, mean) where one operand is encrypted under one party's key and the other is in the clear at the other party",
                     Protocol::Shares => "additive sharing runs operations on values no single party knows; this one can run in the clear",
+                    Protocol::Rlwe => "RLWE runs matrix products `x @ W` whose operands are secret",
                 })
                 .help("remove the `via`, and the compiler chooses")),
             None => Err(InternalError::new(format!(
@@ -794,6 +875,7 @@ impl Chooser<'_, '_> {
                 "linear with one side in the clear: {}'s key, cheapest by the cost model",
                 name(k)
             ),
+            Method::Rlwe => "matrix product on secret values: RLWE (the holder of x encrypts, the holder of W multiplies), cheapest by the cost model".into(),
         };
         match runner_up {
             Some((m, c)) => format!(
@@ -807,11 +889,18 @@ impl Chooser<'_, '_> {
     }
 }
 
+/// Methods that compute on secret values by a protocol of their own (not
+/// plain shares).
+fn secret_method(m: Method) -> bool {
+    matches!(m, Method::Paillier(_) | Method::Rlwe)
+}
+
 pub fn method_name(parties: &[Party], m: Method) -> String {
     match m {
         Method::Public => "public".into(),
         Method::Clear(p) => format!("clear@{}", parties[p.index()].name),
         Method::Shares => "shares".into(),
         Method::Paillier(k) => format!("paillier[{}]", parties[k.index()].name),
+        Method::Rlwe => "rlwe".into(),
     }
 }

@@ -103,6 +103,8 @@ pub enum Owner {
 pub enum Protocol {
     Paillier,
     Shares,
+    /// RLWE matrix products (`--prefer rlwe`; not a `via` of the language).
+    Rlwe,
 }
 
 impl Protocol {
@@ -110,6 +112,7 @@ impl Protocol {
         match self {
             Protocol::Paillier => "paillier",
             Protocol::Shares => "shares",
+            Protocol::Rlwe => "rlwe",
         }
     }
 }

@@ -91,6 +91,18 @@ fn message_protection(ins: &Instr) -> Option<&'static str> {
         Instr::TruncOpen { .. } => Some("masked by a truncation pair"),
         // A Paillier public key is public.
         Instr::KeyGen { .. } => Some("a public key"),
+        // An RLWE public key is public (an RLWE sample, seeded).
+        Instr::RlweKeyGen { .. } => Some("an RLWE public key"),
+        // RLWE encryptions under the sender's own key: the receiver holds
+        // no key to it (semantic security under RLWE).
+        Instr::RlweQuery { .. } => Some("encrypted under the sender's own RLWE key"),
+        // The sum of the product and a fresh uniform mask (the sender's
+        // share), re-randomised with the receiver's public key and flooded
+        // with 40 bits of statistical slack (`rlwe::layout`): decryption
+        // shows the masked product only.
+        Instr::RlweRespond { .. } => {
+            Some("masked by fresh shares, re-randomised and noise-flooded (40 bits)")
+        }
         // Seeds and corrections: the dealer's randomness, independent of
         // every input.
         Instr::Deal { .. } => Some("the dealer's randomness"),
@@ -113,6 +125,7 @@ fn message_protection(ins: &Instr) -> Option<&'static str> {
         | Instr::Rerandomize { .. }
         | Instr::Decrypt { .. }
         | Instr::Nonlinear { .. }
+        | Instr::RlweFinish { .. }
         | Instr::Send { .. }
         | Instr::Recv { .. }
         | Instr::Reveal { .. }

@@ -177,15 +177,18 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Com
                     (a, Paillier, (ta, tb))
                 };
                 use std::fmt::Write;
-                let _ = writeln!(
-                    win.report,
-                    "\ncorrelations without a dealer: by {}, cheapest by the cost model \
-                     (estimate {} s for the whole plan; by {} it would be {} s)",
-                    win.plan.correlation_engine().map_or("none", |e| e.name()),
-                    graph::fmt_num(tw),
-                    lose.name(),
-                    graph::fmt_num(tl)
-                );
+                // Nothing to say when the plan generates no correlations.
+                if let Some(engine) = win.plan.correlation_engine() {
+                    let _ = writeln!(
+                        win.report,
+                        "\ncorrelations without a dealer: by {}, cheapest by the cost model \
+                         (estimate {} s for the whole plan; by {} it would be {} s)",
+                        engine.name(),
+                        graph::fmt_num(tw),
+                        lose.name(),
+                        graph::fmt_num(tl)
+                    );
+                }
                 win
             }
             (Ok(a), Err(_)) => a,

@@ -152,6 +152,7 @@ pub fn colour(sel: &Selection, v: ValueId, model: &CheckedModel) -> (&'static st
         Some(Method::Clear(p)) => ("palegreen", format!("clear at {}", model.party(p).name)),
         Some(Method::Shares) => ("lightskyblue", "shares".into()),
         Some(Method::Paillier(k)) => ("orange", format!("paillier[{}]", model.party(k).name)),
+        Some(Method::Rlwe) => ("plum", "rlwe".into()),
         None => ("white", String::new()),
     }
 }

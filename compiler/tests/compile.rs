@@ -99,18 +99,22 @@ fn a_dealer_makes_shares_cheaper_than_paillier() {
             .any(|l| l.starts_with("%3 = matmul(x, w): shares")),
         "{with:?}"
     );
+    // Without a dealer the product runs on RLWE (issue 17): thousands of
+    // multiply-accumulates per ciphertext beat Paillier's one per term.
     assert!(
         without
             .iter()
-            .any(|l| l.starts_with("%3 = matmul(x, w): paillier[server]")),
+            .any(|l| l.starts_with("%3 = matmul(x, w): rlwe")),
         "{without:?}"
     );
-    // For a single row, encrypting the client's 100 features beats encrypting per row.
+    // Paillier alone, for a single row: encrypting the client's 100
+    // features beats encrypting per row.
     let one = choices(
         &src,
         &opts(|o| {
             o.use_dealer = false;
             o.correlations = Some(plan::CorrelationEngine::Paillier);
+            o.prefer = Some(compiler::ir::Protocol::Paillier);
             o.assume.insert("batch".into(), 1);
         }),
     );
@@ -119,6 +123,62 @@ fn a_dealer_makes_shares_cheaper_than_paillier() {
             .any(|l| l.starts_with("%3 = matmul(x, w): paillier[client]")),
         "{one:?}"
     );
+}
+
+#[test]
+fn without_a_dealer_rlwe_runs_products_except_where_ot_or_paillier_wins() {
+    let src = "model m { party client; party server; dealer helper;
+        input x: fixed[batch, K] private(client) in [-4, 4];
+        input w: fixed[K] private(server) in [-0.05, 0.05];
+        let z = x @ w;
+        output z to client; }";
+    let at = |k: u32, batch: u64, network: Network| {
+        choices(
+            &src.replace('K', &k.to_string()),
+            &opts(|o| {
+                o.use_dealer = false;
+                o.network = network;
+                o.assume.insert("batch".into(), batch);
+            }),
+        )
+    };
+    // On a LAN a tiny product at batch 1 runs on shares with a Beaver
+    // triple made by OT (about 10 kB, no RLWE key); RLWE wins a layer of
+    // any width.
+    assert_eq!(at(4, 1, Network::LAN), vec!["z = matmul(x, w): shares"]);
+    assert_eq!(at(100, 1000, Network::LAN), vec!["z = matmul(x, w): rlwe"]);
+    // A tiny layer at batch 1 over a WAN: Paillier's few ciphertexts beat
+    // RLWE's 200 KB key and messages and its extra truncation round.
+    assert_eq!(
+        at(4, 1, Network::WAN),
+        vec!["z = matmul(x, w): paillier[client]"]
+    );
+    // A wide one over the same WAN: RLWE again.
+    assert_eq!(at(100, 1000, Network::WAN), vec!["z = matmul(x, w): rlwe"]);
+}
+
+#[test]
+fn rlwe_products_take_w_bits_from_the_range_analysis() {
+    // The runtime splits W into digits by these bits and refuses entries
+    // outside them, so they must cover every value the range allows:
+    // 1000 at 16 fractional bits is 65,536,000 < 2^26, plus a sign bit.
+    let src = "model m { party client; party server;
+        input x: fixed[1, 2] private(client) in [-1, 1];
+        input w: fixed[2] private(server) in [-R, R];
+        let z = x @ w;
+        output z to client; }";
+    let prefer = opts(|o| {
+        o.use_dealer = false;
+        o.prefer = Some(compiler::ir::Protocol::Rlwe);
+    });
+    for (range, bits) in [("1000", 27), ("0.05", 13), ("1", 18)] {
+        let c = compile(&checked(&src.replace('R', range)), &prefer).unwrap();
+        let text = c.plan.to_text();
+        assert!(
+            text.contains(&format!("(w: {bits} bits)")),
+            "W in [-{range}, {range}]:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -159,6 +219,10 @@ fn via_overrides_the_cost_model() {
     });
     assert_eq!(
         choices(&base.replace("VIA", ""), &no_dealer),
+        vec!["z = matmul(x, w): rlwe"]
+    );
+    assert_eq!(
+        choices(&base.replace("VIA", "via paillier"), &no_dealer),
         vec!["z = matmul(x, w): paillier[server]"]
     );
     assert_eq!(

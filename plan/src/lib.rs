@@ -505,6 +505,47 @@ pub enum Instr {
         src: Reg,
     },
 
+    // --- RLWE (lattice) matrix products, `x @ w` ---
+    /// This party's RLWE key pair, once per session before its first
+    /// [`Instr::RlweQuery`]; `public` receives the public key (sent to the
+    /// peer, which re-randomises its responses with it). The secret key
+    /// never leaves this party.
+    RlweKeyGen {
+        public: Reg,
+    },
+    /// RLWE product, the encrypting party: `msg` is the seeded encryption,
+    /// under this party's own RLWE key, of `x` (a clear value, encoded at the
+    /// plan's precision, or this party's share). `dst` is the product's
+    /// share register; its shape, `x`'s and `w_bits` fix the layout both
+    /// parties compute ([`params::RLWE_RING_DEGREE`]).
+    RlweQuery {
+        msg: Reg,
+        x: Reg,
+        dst: Reg,
+        w_bits: u32,
+    },
+    /// RLWE product, the other party: multiplies the peer's `query` by `w`
+    /// (clear, encoded at the plan's precision, or this party's share; every
+    /// entry a signed integer of `w_bits` bits), re-randomises with the
+    /// peer's public key `key`, floods and masks; `msg` is the response and
+    /// `dst` this party's share of the product, plus `add @ w` when `add`
+    /// is this party's share of `x`.
+    RlweRespond {
+        msg: Reg,
+        dst: Reg,
+        query: Reg,
+        key: Reg,
+        w: Reg,
+        add: Option<Reg>,
+        w_bits: u32,
+    },
+    /// RLWE product, the encrypting party: decrypts the peer's `response`
+    /// into this party's share `dst` (the register its query named).
+    RlweFinish {
+        dst: Reg,
+        response: Reg,
+    },
+
     /// A comparison-based operation on shares, run jointly with `peer`
     /// (both computing parties execute it at the same point of their programs).
     Nonlinear {
@@ -547,8 +588,18 @@ impl Instr {
             | Instr::Const { .. }
             | Instr::Recv { .. }
             | Instr::KeyGen { .. }
+            | Instr::RlweKeyGen { .. }
             | Instr::Deal { .. }
             | Instr::GenerateCorrelations { .. } => vec![],
+            Instr::RlweQuery { x, .. } => vec![*x],
+            Instr::RlweRespond {
+                query, key, w, add, ..
+            } => {
+                let mut r = vec![*query, *key, *w];
+                r.extend(add);
+                r
+            }
+            Instr::RlweFinish { response, .. } => vec![*response],
             Instr::Expand { src } => vec![*src],
             Instr::Clear { args, .. }
             | Instr::Local { args, .. }
@@ -593,14 +644,17 @@ impl Instr {
             | Instr::Rerandomize { dst, .. }
             | Instr::Decrypt { dst, .. }
             | Instr::Nonlinear { dst, .. }
+            | Instr::RlweFinish { dst, .. }
             | Instr::Reveal { dst, .. } => vec![*dst],
+            Instr::RlweQuery { msg, .. } => vec![*msg],
+            Instr::RlweRespond { msg, dst, .. } => vec![*msg, *dst],
             Instr::Split { keep, send, .. } => vec![*keep, *send],
             Instr::BeaverOpen { msg, .. }
             | Instr::TruncOpen { msg, .. }
             | Instr::HolderOpen { msg, .. } => vec![*msg],
             Instr::Mask { masked, share, .. } => vec![*masked, *share],
             Instr::Recv { regs, .. } | Instr::Deal { out: regs } => regs.clone(),
-            Instr::KeyGen { public } => vec![*public],
+            Instr::KeyGen { public } | Instr::RlweKeyGen { public } => vec![*public],
             Instr::Send { .. }
             | Instr::Output { .. }
             | Instr::Expand { .. }
@@ -1012,6 +1066,26 @@ impl Plan {
             }
             Instr::Rerandomize { dst, src } => format!("{dst} = rerandomize {src}"),
             Instr::Decrypt { dst, src } => format!("{dst} = decrypt {src}"),
+            Instr::RlweKeyGen { public } => format!("{public} = rlwe.keygen"),
+            Instr::RlweQuery {
+                msg,
+                x,
+                dst,
+                w_bits,
+            } => format!("{msg} = rlwe.query {x} for {dst} (w: {w_bits} bits)"),
+            Instr::RlweRespond {
+                msg,
+                dst,
+                query,
+                key,
+                w,
+                add,
+                w_bits,
+            } => format!(
+                "{msg}, {dst} = rlwe.respond {query} @ {w}{} under {key} (w: {w_bits} bits)",
+                add.map_or(String::new(), |a| format!(" + {a} @ {w}"))
+            ),
+            Instr::RlweFinish { dst, response } => format!("{dst} = rlwe.finish {response}"),
             Instr::Nonlinear {
                 dst,
                 op,

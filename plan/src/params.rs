@@ -34,3 +34,19 @@ pub const OT_PIECE_COTS: usize = 1 << 18;
 
 /// Most bits of Gilboa corrections per piece (8 MiB).
 pub const OT_PIECE_BITS: u64 = 1 << 26;
+/// Ring degree of the RLWE parameters (`rlwe::Params::n8192_q128`: three
+/// primes, log2 q = 128, 128-bit secure by the HomomorphicEncryption.org
+/// table). Both parties tile RLWE products for it.
+pub const RLWE_RING_DEGREE: usize = 8192;
+
+/// Bits of the RLWE ciphertext modulus of [`RLWE_RING_DEGREE`]'s parameter
+/// set: a query coefficient is `RLWE_Q_BITS / 8` bytes.
+pub const RLWE_Q_BITS: u32 = 128;
+
+/// Widest plaintext operand of an RLWE product: any value of `Z_2^64`
+/// (a share), split into digits as the noise budget requires.
+pub const RLWE_MAX_W_BITS: u32 = 64;
+
+/// Statistical slack, in bits, of the RLWE noise flooding per revealed
+/// coefficient (`rlwe::layout::FLOOD_BITS`).
+pub const RLWE_FLOOD_BITS: u32 = 40;

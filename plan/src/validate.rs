@@ -402,6 +402,17 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 }
                 _ => {}
             }
+            match ins {
+                Instr::RlweQuery { w_bits, .. } | Instr::RlweRespond { w_bits, .. }
+                    if !(1..=params::RLWE_MAX_W_BITS).contains(w_bits) =>
+                {
+                    bad(format!(
+                        "an RLWE product with {w_bits}-bit plaintext entries (1 to {} allowed)",
+                        params::RLWE_MAX_W_BITS
+                    ))
+                }
+                _ => {}
+            }
             let (want, got) = match ins {
                 Instr::Clear { op, args, .. } => (arity_clear(op), args.len()),
                 Instr::Local { op, args, .. } => (arity_share(op), args.len()),

@@ -76,7 +76,10 @@ pub mod tag {
     pub const DEALER: u8 = 6;
     pub const SESSION: u8 = 7;
     pub const DEALER_CHUNK: u8 = 8;
-    pub const OT: u8 = 9;
+    pub const RLWE_PUBLIC_KEY: u8 = 9;
+    pub const RLWE_QUERY: u8 = 10;
+    pub const RLWE_RESPONSE: u8 = 11;
+    pub const OT: u8 = 12;
 }
 
 /// The tag of each correlation request in a dealer's corrections.
@@ -117,6 +120,15 @@ pub enum Wire {
         group: u64,
         corrections: Vec<DealerMsg>,
     },
+    /// An RLWE message (`rlwe`'s own encoding: a header naming its kind,
+    /// parameters and layout, then residues below their primes). Framed
+    /// here; its body is parsed, with those checks, by `rlwe`'s
+    /// `from_bytes`, which needs the parameters and layout the receiver
+    /// expects.
+    Rlwe {
+        kind: RlweKind,
+        bytes: Vec<u8>,
+    },
     /// Session metadata: sizes of symbolic dimensions, and a digest of
     /// every public input the sender was given.
     Session {
@@ -127,6 +139,35 @@ pub enum Wire {
     /// here: the `ot` crate's own encoding (tagged and length-checked by
     /// its decoders), carried as bytes.
     Ot(Vec<u8>),
+}
+
+/// The three RLWE messages of a product (see `rlwe::matmul`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RlweKind {
+    /// The encrypting party's public key, once per session.
+    PublicKey,
+    /// The encrypted operand.
+    Query,
+    /// The masked, flooded, re-randomised results.
+    Response,
+}
+
+impl RlweKind {
+    fn tag(self) -> u8 {
+        match self {
+            RlweKind::PublicKey => tag::RLWE_PUBLIC_KEY,
+            RlweKind::Query => tag::RLWE_QUERY,
+            RlweKind::Response => tag::RLWE_RESPONSE,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RlweKind::PublicKey => "RLWE public key",
+            RlweKind::Query => "RLWE query",
+            RlweKind::Response => "RLWE response",
+        }
+    }
 }
 
 impl std::fmt::Debug for Wire {
@@ -146,6 +187,7 @@ impl Wire {
             Wire::PublicKey(_) => "public key",
             Wire::Dealer { .. } => "dealer message",
             Wire::DealerChunk { .. } => "dealer corrections",
+            Wire::Rlwe { kind, .. } => kind.name(),
             Wire::Session { .. } => "session metadata",
             Wire::Ot(_) => "oblivious-transfer message",
         }
@@ -262,6 +304,7 @@ fn bulk_len(w: &Wire) -> usize {
         Wire::Dealer { corrections, .. } | Wire::DealerChunk { corrections, .. } => {
             dealer(corrections)
         }
+        Wire::Rlwe { bytes, .. } => bytes.len() + 8,
         Wire::Session { dims, public } => {
             dims.iter().map(|(n, _)| n.len() + 16).sum::<usize>()
                 + public.iter().map(|(n, _)| n.len() + 40).sum::<usize>()
@@ -324,6 +367,10 @@ pub fn encode<V: std::borrow::Borrow<Wire>>(values: &[V]) -> Vec<u8> {
                 w.u8(tag::DEALER_CHUNK);
                 w.u64(*group);
                 w.corrections(corrections);
+            }
+            Wire::Rlwe { kind, bytes } => {
+                w.u8(kind.tag());
+                w.bytes(bytes);
             }
             Wire::Session { dims, public } => {
                 w.u8(tag::SESSION);
@@ -542,6 +589,18 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, WireError> {
                     .collect::<D<_>>()?;
                 Wire::Session { dims, public }
             }
+            tag::RLWE_PUBLIC_KEY => Wire::Rlwe {
+                kind: RlweKind::PublicKey,
+                bytes: r.bytes()?,
+            },
+            tag::RLWE_QUERY => Wire::Rlwe {
+                kind: RlweKind::Query,
+                bytes: r.bytes()?,
+            },
+            tag::RLWE_RESPONSE => Wire::Rlwe {
+                kind: RlweKind::Response,
+                bytes: r.bytes()?,
+            },
             tag::OT => Wire::Ot(r.bytes()?),
             t => return Err(WireError::UnknownTag(t)),
         });
@@ -662,6 +721,27 @@ mod tests {
                     ],
                 },
             ),
+            (
+                "rlwe public key",
+                Wire::Rlwe {
+                    kind: RlweKind::PublicKey,
+                    bytes: vec![0xab, 0xcd],
+                },
+            ),
+            (
+                "rlwe query",
+                Wire::Rlwe {
+                    kind: RlweKind::Query,
+                    bytes: vec![1],
+                },
+            ),
+            (
+                "rlwe response",
+                Wire::Rlwe {
+                    kind: RlweKind::Response,
+                    bytes: vec![],
+                },
+            ),
             ("ot", Wire::Ot(vec![1, 2, 0xff])),
         ]
     }
@@ -683,8 +763,12 @@ mod tests {
             GOLDEN_SESSION,
             GOLDEN_DEALER,
             GOLDEN_DEALER_CHUNK,
+            GOLDEN_RLWE_PUBLIC_KEY,
+            GOLDEN_RLWE_QUERY,
+            GOLDEN_RLWE_RESPONSE,
             GOLDEN_OT,
         ];
+        assert_eq!(golden.len(), sample().len(), "one golden vector per kind");
         let mut wrong = Vec::new();
         for ((name, value), want) in sample().iter().zip(golden) {
             let got = hex(&encode(&[value]));
@@ -698,7 +782,7 @@ mod tests {
         assert!(wrong.is_empty(), "encodings changed:\n{}", wrong.join("\n"));
     }
 
-    const GOLDEN_OT: &str = "0201000000000000000903000000000000000102ff";
+    const GOLDEN_OT: &str = "0201000000000000000c03000000000000000102ff";
     const GOLDEN_RING: &str = concat!(
         "02010000000000000001010000000000000002000000000000000200000000000000010000000000",
         "0000ffffffffffffffff"
@@ -738,6 +822,10 @@ mod tests {
         "00010000000000000001000000000000000100000000000000010000000000000001000000000000",
         "000100000000000000"
     );
+
+    const GOLDEN_RLWE_PUBLIC_KEY: &str = "020100000000000000090200000000000000abcd";
+    const GOLDEN_RLWE_QUERY: &str = "0201000000000000000a010000000000000001";
+    const GOLDEN_RLWE_RESPONSE: &str = "0201000000000000000b0000000000000000";
 
     #[test]
     fn another_version_is_refused_by_name() {

@@ -15,6 +15,7 @@ mod exchange;
 mod outputs;
 mod paillier;
 mod preprocess;
+mod rlwe;
 mod shares;
 
 pub struct Lowerer<'a, 'm> {
@@ -31,6 +32,9 @@ pub struct Lowerer<'a, 'm> {
     compares: bool,
     have: BTreeMap<(ValueId, Repr), Reg>,
     keys: BTreeSet<PartyId>,
+    /// Per party that encrypts RLWE queries, the register of its RLWE
+    /// public key, and whether the peer has it yet.
+    rlwe_keys: BTreeMap<PartyId, (Reg, bool)>,
     f: u32,
     p: [PartyId; 2],
 }
@@ -71,6 +75,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             compares: false,
             have: BTreeMap::new(),
             keys: BTreeSet::new(),
+            rlwe_keys: BTreeMap::new(),
             f: g.model.precision(),
             p: [compute[0], compute[1]],
         }
@@ -317,6 +322,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             }
             Method::Shares => self.shares(v, operands, &args),
             Method::Paillier(k) => self.paillier(v, k, operands, &args),
+            Method::Rlwe => self.rlwe(v, operands, &args),
         }
     }
 }

@@ -9,7 +9,7 @@ use plan::{Correlation, Instr, Reg, ShareOp};
 use std::collections::BTreeMap;
 
 impl Lowerer<'_, '_> {
-    fn local(&mut self, dst: Reg, op: ShareOp, args: Vec<Reg>) {
+    pub(super) fn local(&mut self, dst: Reg, op: ShareOp, args: Vec<Reg>) {
         for (i, p) in self.p.into_iter().enumerate() {
             self.emit(
                 p,
@@ -77,7 +77,7 @@ impl Lowerer<'_, '_> {
         steps.iter().map(|s| s.dst).collect()
     }
 
-    fn trunc1(&mut self, x: Reg) -> Reg {
+    pub(super) fn trunc1(&mut self, x: Reg) -> Reg {
         let bits = self.scale_of(x) - self.f;
         if bits == 0 {
             return x;

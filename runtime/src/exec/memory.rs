@@ -137,6 +137,7 @@ pub(super) fn value_bytes(v: &Value) -> u64 {
             Wire::Ciphers { cts, .. } => cts.iter().map(biguint).sum(),
             Wire::PublicKey(n) => biguint(n),
             Wire::Ot(bytes) => bytes.len() as u64,
+            Wire::Rlwe { bytes, .. } => bytes.len() as u64,
             Wire::Dealer { .. } | Wire::DealerChunk { .. } | Wire::Session { .. } => 0,
         },
     }
@@ -300,6 +301,8 @@ pub fn estimate(
             if matches!(ins, Instr::Recv { .. }) {
                 continue;
             }
+            let shape_of = |r: Reg| concrete(&plan.reg(r).shape, dims);
+            let rlwe = super::rlwe_ops::footprint(ins, &shape_of)?;
             for r in ins.writes() {
                 let info = plan.reg(r);
                 let n = elements(&info.shape)?;
@@ -311,6 +314,7 @@ pub fn estimate(
                     (Kind::Cipher { key, .. }, _) => {
                         n.saturating_mul(ciphertext_bytes(bits_of(key)))
                     }
+                    (Kind::Message, _) if rlwe.is_some() => rlwe.map_or(0, |(m, _)| m),
                     (Kind::Message, Instr::KeyGen { .. }) => {
                         bits_of(prog.party).div_ceil(64) * 8 + 24
                     }
@@ -364,6 +368,7 @@ pub fn estimate(
                     .unwrap_or(0)
                     .saturating_mul(8),
                 Instr::GenerateCorrelations { .. } | Instr::Recv { .. } => 0,
+                _ if rlwe.is_some() => rlwe.map_or(0, |(_, w)| w),
                 other => other
                     .writes()
                     .iter()

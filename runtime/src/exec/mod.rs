@@ -18,6 +18,7 @@ mod dealerfree;
 pub mod memory;
 pub(crate) mod nonlinear;
 mod ops;
+mod rlwe_ops;
 pub mod transport;
 
 pub use transport::{ChannelTransport, Transport};
@@ -511,6 +512,8 @@ struct Exec<'a> {
     unencoded: HashSet<Reg>,
     /// Bytes the registers hold now ([`memory::value_bytes`]).
     held: u64,
+    /// Keys, randomness and pending queries of RLWE products.
+    rlwe: rlwe_ops::RlweState,
 }
 
 /// Run party `me` of `plan` with its `inputs` (by name) over `transport`.
@@ -581,6 +584,7 @@ pub fn run_party(
         feed: None,
         unencoded: HashSet::new(),
         held: 0,
+        rlwe: rlwe_ops::RlweState::default(),
     };
     ex.exchange_dims(transport)?;
     if let Some(limit) = opts.max_memory {

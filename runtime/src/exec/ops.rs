@@ -500,6 +500,10 @@ impl Exec<'_> {
                 let t = Tensor::new(shape.to_vec(), data).map_err(ExecError::protocol)?;
                 self.set(*dst, Value::Clear(t));
             }
+            Instr::RlweKeyGen { .. }
+            | Instr::RlweQuery { .. }
+            | Instr::RlweRespond { .. }
+            | Instr::RlweFinish { .. } => self.step_rlwe(ins)?,
             Instr::Send { to, regs } => {
                 if let [r] = regs[..] {
                     if let Value::Dealing(_) = self.get(r)? {

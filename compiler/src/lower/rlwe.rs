@@ -1,0 +1,165 @@
+//! Matrix products by RLWE: the holder of `x` (or of a share of it)
+//! encrypts it under its own key, the holder of `W` (or of a share of it)
+//! multiplies, masks with its share and answers; see the `rlwe` crate and
+//! ARCHITECTURE.md for what each party sees.
+
+use super::{pi, Lowerer};
+use crate::choose::Repr;
+use crate::ir::{PartyId, ValueId};
+use plan::{Instr, Kind, Reg, ShareOp};
+
+impl Lowerer<'_, '_> {
+    pub(super) fn rlwe(&mut self, v: ValueId, reprs: &[Repr], args: &[Reg]) -> Reg {
+        let label = self.g.label(v);
+        let note = format!("{label} = {}", self.g.describe(v));
+        let shape = self.shape(v);
+        let f = self.f;
+        let w_value = self.g.value(v).op.operands()[1];
+        let untruncated = format!("{note} (untruncated)");
+        let z = match *reprs {
+            // x clear at px, W clear at pw: px encrypts x.
+            [Repr::Clear(px), Repr::Clear(pw)] => {
+                let dst = self.share_reg(shape, 2 * f, untruncated);
+                let w_bits = self.w_bits(w_value, reprs[1]);
+                self.rlwe_product(px, args[0], None, pw, args[1], w_bits, dst);
+                dst
+            }
+            // x shared, W clear at pw: the other party encrypts its share,
+            // pw adds its own share's product locally.
+            [Repr::Shared, Repr::Clear(pw)] => {
+                let dst = self.share_reg(shape, 2 * f, untruncated);
+                let w_bits = self.w_bits(w_value, reprs[1]);
+                let px = self.other(pw);
+                self.rlwe_product(px, args[0], Some(args[0]), pw, args[1], w_bits, dst);
+                dst
+            }
+            // Both shared: x0 W1 from P0 to P1 (P1 adds x1 W1), x1 W0 from
+            // P1 to P0 (P0 adds x0 W0); the four terms sum to x @ W.
+            [Repr::Shared, Repr::Shared] => {
+                let [p0, p1] = self.p;
+                let bits = plan::params::RLWE_MAX_W_BITS;
+                let half = |l: &mut Self, note: String| l.share_reg(shape.clone(), 2 * f, note);
+                let a = half(
+                    self,
+                    format!("{note} (x of {} times W)", self.g.model.party(p0).name),
+                );
+                self.rlwe_product(p0, args[0], Some(args[0]), p1, args[1], bits, a);
+                let b = half(
+                    self,
+                    format!("{note} (x of {} times W)", self.g.model.party(p1).name),
+                );
+                self.rlwe_product(p1, args[0], Some(args[0]), p0, args[1], bits, b);
+                let dst = self.share_reg(shape.clone(), 2 * f, untruncated);
+                self.local(dst, ShareOp::Add, vec![a, b]);
+                dst
+            }
+            _ => unreachable!("the chooser offers RLWE only for these operand layouts"),
+        };
+        self.trunc1(z)
+    }
+
+    fn w_bits(&self, w: ValueId, repr: Repr) -> u32 {
+        self.chooser
+            .rlwe_w_bits(w, repr)
+            .expect("the chooser offers RLWE only when W's range fits")
+    }
+
+    /// One RLWE product into `dst` (shares at both parties): `client`
+    /// encrypts `x` (its clear value or its share), `server` multiplies by
+    /// `w` and adds `add @ w` (its share of `x`) to its share. The
+    /// client's public key travels with its first query.
+    #[allow(clippy::too_many_arguments)]
+    fn rlwe_product(
+        &mut self,
+        client: PartyId,
+        x: Reg,
+        add: Option<Reg>,
+        server: PartyId,
+        w: Reg,
+        w_bits: u32,
+        dst: Reg,
+    ) {
+        let what = self.regs[dst.0 as usize].note.clone();
+        let mut first = Vec::new();
+        let key = match self.rlwe_keys.get(&client) {
+            Some((key, _)) => *key,
+            None => {
+                let key = self.reg(
+                    Kind::Message,
+                    plan::Shape::scalar(),
+                    format!("RLWE public key of {}", self.g.model.party(client).name),
+                );
+                self.emit(client, Instr::RlweKeyGen { public: key });
+                self.rlwe_keys.insert(client, (key, false));
+                key
+            }
+        };
+        if let Some((_, sent)) = self.rlwe_keys.get_mut(&client) {
+            if !*sent {
+                *sent = true;
+                first.push(key);
+            }
+        }
+        let query = self.reg(
+            Kind::Message,
+            plan::Shape::scalar(),
+            format!("RLWE query for {what}"),
+        );
+        let response = self.reg(
+            Kind::Message,
+            plan::Shape::scalar(),
+            format!("RLWE response for {what}"),
+        );
+        first.push(query);
+        self.emit(
+            client,
+            Instr::RlweQuery {
+                msg: query,
+                x,
+                dst,
+                w_bits,
+            },
+        );
+        self.emit(
+            client,
+            Instr::Send {
+                to: pi(server),
+                regs: first.clone(),
+            },
+        );
+        self.emit(
+            server,
+            Instr::Recv {
+                from: pi(client),
+                regs: first,
+            },
+        );
+        self.emit(
+            server,
+            Instr::RlweRespond {
+                msg: response,
+                dst,
+                query,
+                key,
+                w,
+                add,
+                w_bits,
+            },
+        );
+        self.emit(
+            server,
+            Instr::Send {
+                to: pi(client),
+                regs: vec![response],
+            },
+        );
+        self.emit(
+            client,
+            Instr::Recv {
+                from: pi(server),
+                regs: vec![response],
+            },
+        );
+        self.emit(client, Instr::RlweFinish { dst, response });
+    }
+}
