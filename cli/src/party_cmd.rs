@@ -131,6 +131,7 @@ pub fn run(args: &PartyArgs) -> ExitCode {
     let Inputs {
         values: inputs,
         ids,
+        ..
     } = match load_own_inputs(plan, me, &args.data) {
         Ok(i) => i,
         Err(e) => return fail(&e),
