@@ -726,9 +726,15 @@ fn run_in_chunks(
         (None, false) => crate::limits::Sizes::Data,
     };
     let dims = BTreeMap::from([(dim.to_string(), rows)]);
+    // A chunk asked for may be larger than the file: then it is checked
+    // at the rows the file has, once its first chunk is read.
+    let mut checked = true;
     if let Err(e) = crate::limits::check_in_process(&plan, &dims, reference, &args.memory, sizes())
     {
-        return refused(e);
+        if args.demo || asked.is_none() {
+            return refused(e);
+        }
+        checked = false;
     }
     // The first chunk, and the inputs read in chunks.
     let is_rows = |spec: &plan::InputSpec| matches!(spec.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim);
@@ -773,12 +779,15 @@ fn run_in_chunks(
                     return ExitCode::FAILURE;
                 }
             }
-            let dims = BTreeMap::from([(dim.to_string(), first_rows)]);
-            if let Err(e) =
-                crate::limits::check_in_process(&plan, &dims, reference, &args.memory, sizes())
-            {
-                return refused(e);
-            }
+            checked = false;
+        }
+    }
+    if !checked {
+        let dims = BTreeMap::from([(dim.to_string(), first_rows)]);
+        if let Err(e) =
+            crate::limits::check_in_process(&plan, &dims, reference, &args.memory, sizes())
+        {
+            return refused(e);
         }
     }
     let plan = &plan;
@@ -823,7 +832,7 @@ fn run_in_chunks(
     let mut stats: Vec<runtime::exec::Stats> = vec![Default::default(); plan.parties.len()];
     let mut comparison = Comparison::default();
     let mut last: Vec<runtime::exec::Outcome> = Vec::new();
-    let (mut done, mut chunks) = (0usize, 0usize);
+    let (mut done, mut chunks, mut largest) = (0usize, 0usize, 0usize);
     let total = if args.demo {
         Some(args.batch as usize)
     } else {
@@ -885,6 +894,7 @@ fn run_in_chunks(
         last = outcomes;
         done += n;
         chunks += 1;
+        largest = largest.max(n);
         // The next chunk: generated, or read from every input in chunks.
         next = if args.demo {
             let left = args.batch as usize - done;
@@ -923,7 +933,7 @@ fn run_in_chunks(
     eprintln!("done in {secs:.3} s");
     if !args.quiet {
         eprintln!(
-            "{done} rows in {chunks} chunk{} of up to {rows} rows: {:.0} rows/s",
+            "{done} rows in {chunks} chunk{} of up to {largest} rows: {:.0} rows/s",
             if chunks == 1 { "" } else { "s" },
             done as f64 / secs.max(1e-9)
         );

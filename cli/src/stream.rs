@@ -512,6 +512,20 @@ impl StagedOutputs {
             if names.is_empty() {
                 continue;
             }
+            let taken = |path: &Path| {
+                if path.is_dir() {
+                    Err(format!(
+                        "cannot write `{}`: it is a directory (remove it, or write elsewhere); no file was written",
+                        path.display()
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            taken(&dir.join(format!("{}.json", party.name)))?;
+            for name in &names {
+                taken(&dir.join(format!("{}-{name}.csv", party.name)))?;
+            }
             // A JSON object's keys in serde_json's order (sorted).
             names.sort_unstable();
             for name in names {
@@ -562,6 +576,16 @@ impl StagedOutputs {
     /// each party's JSON assembled from its outputs' arrays.
     pub fn commit(mut self) -> Result<(), String> {
         let mut assembled = Vec::new();
+        let result = self.assemble(&mut assembled);
+        if result.is_err() {
+            for t in &assembled {
+                let _ = std::fs::remove_file(t);
+            }
+        }
+        result
+    }
+
+    fn assemble(&mut self, assembled: &mut Vec<PathBuf>) -> Result<(), String> {
         for (p, target) in &self.json {
             let mut out = Staged::new(target.clone())?;
             assembled.push(out.tmp.clone());
@@ -581,12 +605,7 @@ impl StagedOutputs {
                 out.write(if k + 1 < n { b"\n  ],\n" } else { b"\n  ]\n" })?;
             }
             out.write(b"}\n")?;
-            if let Err(e) = out.finish() {
-                for t in &assembled {
-                    let _ = std::fs::remove_file(t);
-                }
-                return Err(e);
-            }
+            out.finish()?;
         }
         let mut staged: Vec<(PathBuf, &Path)> = self
             .files
@@ -597,11 +616,6 @@ impl StagedOutputs {
             staged.push((tmp.clone(), target.as_path()));
         }
         let result = crate::commit_all(&staged);
-        if result.is_err() {
-            for t in &assembled {
-                let _ = std::fs::remove_file(t);
-            }
-        }
         self.committed = result.is_ok();
         result?;
         eprintln!("outputs written to {}", self.dir.display());
