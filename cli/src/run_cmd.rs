@@ -812,7 +812,7 @@ fn run_in_chunks(
     );
     let to_stdout = args.output.as_deref().is_some_and(data::is_stdin);
     let mut staged = match &args.output {
-        Some(dir) if !to_stdout => match stream::StagedOutputs::create(dir, plan) {
+        Some(dir) if !to_stdout => match stream::StagedOutputs::create(dir, plan, None) {
             Ok(s) => Some(s),
             Err(e) => return refused(e),
         },
@@ -914,7 +914,7 @@ fn run_in_chunks(
                 }
             }
         } else {
-            match next_chunk(plan, &mut streams, &fixed, rows, done, ids.is_some()) {
+            match next_chunk(plan, None, &mut streams, &fixed, rows, done, ids.is_some()) {
                 Ok(c) => c,
                 Err(e) => {
                     progress.finish();
@@ -1015,8 +1015,9 @@ fn run_in_chunks(
 /// read once), checked as the first was, and its row IDs; `None` after the
 /// last row. Inputs that end at different rows are an error.
 #[allow(clippy::type_complexity)]
-fn next_chunk(
+pub fn next_chunk(
     plan: &Plan,
+    party: Option<plan::PartyIdx>,
     streams: &mut [Stream],
     fixed: &BTreeMap<String, Tensor>,
     rows: usize,
@@ -1079,7 +1080,7 @@ fn next_chunk(
             .find(|s| s.name == name)
             .map(|s| s.file.clone())
     };
-    let errors = placed_errors(plan, None, &inputs, &layouts, &file_of, &[]);
+    let errors = placed_errors(plan, party, &inputs, &layouts, &file_of, &[]);
     if !errors.is_empty() {
         return Err(errors.join("\n"));
     }

@@ -489,9 +489,9 @@ impl Drop for StagedOutputs {
 }
 
 impl StagedOutputs {
-    /// Staging files in `dir` for the outputs each party learns, as
-    /// `run_cmd::write_outputs` names them.
-    pub fn create(dir: &Path, plan: &Plan) -> Result<StagedOutputs, String> {
+    /// Staging files in `dir` for the outputs each party (or party `only`)
+    /// learns, as `run_cmd::write_outputs` names them.
+    pub fn create(dir: &Path, plan: &Plan, only: Option<u32>) -> Result<StagedOutputs, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
         let mut staged = StagedOutputs {
@@ -503,6 +503,9 @@ impl StagedOutputs {
         };
         for (p, party) in plan.parties.iter().enumerate() {
             let p = p as u32;
+            if only.is_some_and(|q| q != p) {
+                continue;
+            }
             let mut names: Vec<&str> = plan
                 .outputs
                 .iter()
@@ -710,6 +713,121 @@ impl Collected {
             })
             .collect()
     }
+}
+
+/// The chunking of a `veil party` session, agreed at its setup: every
+/// party sends every peer the rows of a chunk it reads (0 when it reads no
+/// input in rows and was not given `--chunk-rows`), and all that are not 0
+/// must be equal. Returns the agreed rows (`mine` when nobody else says).
+pub fn agree_chunking(
+    plan: &Plan,
+    me: u32,
+    mine: u64,
+    t: &mut dyn runtime::exec::Transport,
+) -> Result<u64, String> {
+    let said = exchange(plan, me, "chunk-rows", mine, t)?;
+    let mut agreed: Option<(u64, u32)> = (mine != 0).then_some((mine, me));
+    for (p, n) in said {
+        match agreed {
+            _ if n == 0 => {}
+            None => agreed = Some((n, p)),
+            Some((m, q)) if m != n => {
+                return Err(format!(
+                    "the parties disagree on the chunking: {} runs chunks of {m} rows, {} of {n} \
+                     (give every party the same --chunk-rows)",
+                    plan.party_name(q),
+                    plan.party_name(p)
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(agreed.map_or(mine, |(n, _)| n))
+}
+
+/// Before each chunk of a `veil party` session: every party sends every
+/// peer the rows of its next chunk (`None`: it reads no input in rows and
+/// follows; `Some(0)`: its inputs are over). Returns the rows of the next
+/// chunk, 0 at the end, or an error when the parties that read rows
+/// disagree (their files differ in length).
+pub fn next_rows(
+    plan: &Plan,
+    me: u32,
+    mine: Option<u64>,
+    done: u64,
+    t: &mut dyn runtime::exec::Transport,
+) -> Result<u64, String> {
+    const FOLLOW: u64 = u64::MAX;
+    let said = exchange(plan, me, "rows", mine.unwrap_or(FOLLOW), t)?;
+    let all = mine
+        .map(|n| (me, n))
+        .into_iter()
+        .chain(said.into_iter().filter(|(_, n)| *n != FOLLOW));
+    let mut agreed: Option<(u64, u32)> = None;
+    for (p, n) in all {
+        match agreed {
+            None => agreed = Some((n, p)),
+            Some((m, q)) if m != n => {
+                let (a, b) = (plan.party_name(q), plan.party_name(p));
+                return Err(format!(
+                    "the parties' inputs differ in length: after row {done}, {a} has {} and {b} {}",
+                    if m == 0 {
+                        "no more rows".into()
+                    } else {
+                        format!("{m} more rows")
+                    },
+                    if n == 0 {
+                        "none".into()
+                    } else {
+                        format!("{n} more")
+                    },
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    agreed
+        .map(|(n, _)| n)
+        .ok_or_else(|| "no party reads an input in rows".to_string())
+}
+
+/// Sends `value` under `name` to every peer taking part, and reads theirs.
+fn exchange(
+    plan: &Plan,
+    me: u32,
+    name: &str,
+    value: u64,
+    t: &mut dyn runtime::exec::Transport,
+) -> Result<Vec<(u32, u64)>, String> {
+    use runtime::exec::wire::{self, Wire};
+    let peers: Vec<u32> = (0..plan.parties.len() as u32)
+        .filter(|&p| p != me && plan.takes_part(p))
+        .collect();
+    let frame = wire::encode(&[Wire::Session {
+        dims: vec![(name.to_string(), value)],
+        public: Vec::new(),
+    }]);
+    for &p in &peers {
+        t.send(p, frame.clone()).map_err(|e| e.to_string())?;
+    }
+    let mut said = Vec::new();
+    for &p in &peers {
+        let bytes = t.recv(p).map_err(|e| e.to_string())?;
+        let got = wire::decode(&bytes)
+            .map_err(|e| format!("chunking from {}: {e}", plan.party_name(p)))?;
+        match got.as_slice() {
+            [Wire::Session { dims, .. }] if dims.len() == 1 && dims[0].0 == name => {
+                said.push((p, dims[0].1))
+            }
+            _ => {
+                return Err(format!(
+                    "{} did not say its {name} (is it running the same version of Veil?)",
+                    plan.party_name(p)
+                ))
+            }
+        }
+    }
+    Ok(said)
 }
 
 /// Adds one chunk's statistics to the run's.
