@@ -43,7 +43,7 @@ pub struct RunArgs {
     pub stats: bool,
     /// Run in chunks of N rows. By default a model that computes each row of
     /// its outputs from the same row of its inputs runs in chunks sized for
-    /// throughput within --max-memory (16,384 rows, or fewer when they do not
+    /// throughput within --max-memory (4,096 rows, or fewer when they do not
     /// fit; at most 1 GiB when --max-memory is not given), as one session
     /// whatever the file's size; other models run in one piece.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_BATCH))]

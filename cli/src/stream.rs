@@ -13,19 +13,21 @@ use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 /// Rows per chunk by default, memory allowing. Measured on LR-100 with a
-/// dealer (`veil bench`, this machine, 2 cores): 4096 rows run at about
-/// the rate of 10,000, larger chunks gain little and lose cache locality
-/// (a 100,000-row batch ran at a fifth of the rate), and each chunk costs
-/// a session setup of a few milliseconds. The memory such a chunk needs is
-/// small: see [`DEFAULT_BUDGET`].
-pub const THROUGHPUT_ROWS: usize = 16_384;
+/// dealer, 10^6 rows from a .npy file, release build, this 2-core machine
+/// under other load (`veil run ... --chunk-rows N`, rows/s): 1,024: 135 k;
+/// 2,048: 177–184 k; 4,096: 115–200 k (178, 200 and 178 k in three of
+/// four runs); 8,192: 100 k; 16,384: 99–131 k; 65,536: 92 k. Chunks past a
+/// few thousand rows lose cache locality (the registers of a chunk outgrow
+/// the caches), smaller ones pay the per-chunk setup (threads, the
+/// dealer's seed, a session) more often. Peak RSS at 4,096 rows: 121–126 MB.
+pub const THROUGHPUT_ROWS: usize = 4096;
 
 /// The memory chunks are sized within when `--max-memory` is not given:
 /// 1 GiB, well above what [`THROUGHPUT_ROWS`] rows need for the bundled
-/// models (the runtime's estimate for LR-100 is about 9 KiB a row in
-/// process, every party and the inputs counted, so 16,384 rows need about
-/// 150 MiB), and below the target of peak RSS under 1 GB only
-/// because chunks stop far short of it.
+/// models (the runtime's estimate for LR-100 in process, every party, the
+/// inputs and the reference counted, is 156 MiB at 16,384 rows, about
+/// 9.7 KiB a row, so 4,096 rows need about 40 MiB), so chunks are smaller
+/// only for much wider models, and a run stays under the 1 GB.
 pub const DEFAULT_BUDGET: u64 = 1 << 30;
 
 /// The symbolic dimension a plan's rows run along, when the plan computes
