@@ -951,6 +951,11 @@ fn run_in_chunks(
     };
     if args.stats {
         print_stats(plan, &outcomes);
+        if chunks > 1 {
+            eprintln!(
+                "(traffic, rounds and times are the sum over the {chunks} chunks; the compiler's estimate is for one chunk)"
+            );
+        }
     }
     let say: fn(std::fmt::Arguments) = if to_stdout {
         |a| eprintln!("{a}")
