@@ -790,12 +790,15 @@ fn a_run_too_large_for_memory_is_refused_before_it_starts() {
         "10000000",
         "--max-memory",
         "16GiB",
+        // In one chunk (issue 22: by default it would run in chunks).
+        "--chunk-rows",
+        "10000000",
     ]);
     for want in [
         "error: this run needs an estimated ",
         " at batch = 10000000 (client ",
         "more than the limit of 16 GiB (--max-memory)",
-        "help: use a smaller batch (about --batch ",
+        "help: use a smaller batch (about --chunk-rows ",
         "or raise the limit with --max-memory ",
         "nothing was run",
     ] {
@@ -803,7 +806,7 @@ fn a_run_too_large_for_memory_is_refused_before_it_starts() {
     }
     // The batch it suggests fits.
     let suggested = err
-        .split("about --batch ")
+        .split("about --chunk-rows ")
         .nth(1)
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse::<u64>().ok())
@@ -816,6 +819,8 @@ fn a_run_too_large_for_memory_is_refused_before_it_starts() {
         "models/logreg_100.veil",
         "--demo",
         "--batch",
+        "1099511627776",
+        "--chunk-rows",
         "1099511627776",
     ]);
     assert!(
@@ -877,7 +882,16 @@ fn a_run_too_large_for_memory_is_refused_before_it_starts() {
 /// higher one runs; with data files the hint is to split the data.
 #[test]
 fn max_memory_is_the_limit_a_run_is_checked_against() {
-    let small = ["--demo", "--batch", "1000", "--max-memory", "1MiB"];
+    // In one chunk (issue 22: by default it would run in chunks that fit).
+    let small = [
+        "--demo",
+        "--batch",
+        "1000",
+        "--chunk-rows",
+        "1000",
+        "--max-memory",
+        "1MiB",
+    ];
     let o = veil(&[&["run", "models/logreg_100.veil"][..], &small].concat());
     let err = stderr_of(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -896,15 +910,20 @@ fn max_memory_is_the_limit_a_run_is_checked_against() {
     let dir = scratch("max-memory-data");
     let rows: Vec<&str> = std::iter::repeat_n(ROW_A, 2000).collect();
     let inputs = linreg_inputs(&dir, None, &rows);
-    let o = run_linreg(&inputs, &["--max-memory", "2MiB"]);
+    let o = run_linreg(&inputs, &["--max-memory", "2MiB", "--chunk-rows", "2000"]);
     let err = stderr_of(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains("at batch = 2000")
-            && err.contains("split the data into batches of about ")
+            && err.contains("use a smaller batch (about --chunk-rows ")
             && err.contains("nothing was run"),
         "{err}"
     );
+    // Without --chunk-rows the rows run in chunks that fit.
+    let o = run_linreg(&inputs, &["--max-memory", "2MiB"]);
+    let err = stderr_of(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2000 rows in "), "{err}");
     let o = run_linreg(&inputs, &["--max-memory", "64MiB"]);
     assert!(o.status.success(), "{}", stderr_of(&o));
     for bad in ["lots", "0", "12 parsecs"] {
@@ -946,4 +965,306 @@ fn prefer_rlwe_runs_matrix_products_on_rlwe() {
     assert!(o.status.success(), "{}", stderr_of(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("max error over all outputs"), "{out}");
+}
+
+/// Deterministic values in `[lo, hi]` (a linear congruential generator):
+/// the same data for both runs of a comparison.
+fn values_in(seed: &mut u64, lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (*seed >> 11) as f64 / (1u64 << 53) as f64;
+            // Three decimals, as a CSV file would have them, kept in range.
+            (((lo + (hi - lo) * u) * 1000.0).round() / 1000.0).clamp(lo, hi)
+        })
+        .collect()
+}
+
+/// A `.npy` file (format 1.0, little-endian f8) of `shape`.
+fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut h = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(h.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Input files for every input of `model` in `dir`, `rows` rows for the
+/// `batch` dimension: the inputs with rows as CSV (or `.npy` with `npy`),
+/// the others as JSON. Returns the `-i` arguments and the plan's outputs
+/// with their error bounds.
+fn inputs_for(
+    model: &str,
+    dir: &Path,
+    rows: usize,
+    npy: bool,
+) -> (Vec<String>, Vec<(String, f64)>) {
+    let o = veil(&["compile", model, "--emit", "json"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut seed = 7u64;
+    let mut bindings = Vec::new();
+    for input in plan["inputs"].as_array().unwrap() {
+        let name = input["name"].as_str().unwrap();
+        let shape: Vec<usize> = input["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| match (d.get("Known"), d.get("Symbol")) {
+                (Some(n), _) => n.as_u64().unwrap() as usize,
+                (_, Some(_)) => rows,
+                _ => panic!("a dimension: {d}"),
+            })
+            .collect();
+        let has_rows = input["shape"]
+            .get(0)
+            .is_some_and(|d| d.get("Symbol").is_some());
+        let (lo, hi) = (
+            input["range"][0].as_f64().unwrap(),
+            input["range"][1].as_f64().unwrap(),
+        );
+        let n: usize = shape.iter().product();
+        let data = values_in(&mut seed, lo, hi, n);
+        let path = if has_rows && npy {
+            let p = dir.join(format!("{name}.npy"));
+            write_npy(&p, &shape, &data);
+            p
+        } else if has_rows {
+            let width = n / rows;
+            let header: Vec<String> = (0..width).map(|j| format!("c{j}")).collect();
+            let mut text = header.join(",") + "\n";
+            for row in data.chunks(width) {
+                let cells: Vec<String> = row.iter().map(f64::to_string).collect();
+                text += &(cells.join(",") + "\n");
+            }
+            let p = dir.join(format!("{name}.csv"));
+            std::fs::write(&p, text).unwrap();
+            p
+        } else {
+            let value = match shape.as_slice() {
+                [] => serde_json::json!(data[0]),
+                [_] => serde_json::json!(data),
+                [_, c] => serde_json::json!(data.chunks(*c).collect::<Vec<_>>()),
+                _ => panic!("rank {}", shape.len()),
+            };
+            let p = dir.join(format!("{name}.json"));
+            std::fs::write(&p, value.to_string()).unwrap();
+            p
+        };
+        bindings.push(format!("{name}={}", path.display()));
+    }
+    let outputs = plan["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap().to_string(),
+                o["error_bound"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    (bindings, outputs)
+}
+
+/// Issue 22: every bundled model gives the same outputs whether its rows
+/// run in one chunk or in several (the last one not full), each checked
+/// against the reference (`--check` fails above the compiler's bound), and
+/// the files written are the same but for the last bits of each value
+/// (a private run's truncations are exact to one unit in the last place,
+/// not bit for bit: two runs in one chunk differ as much).
+#[test]
+fn one_chunk_and_many_give_the_same_outputs_for_every_bundled_model() {
+    for model in veil_files("models") {
+        let name = Path::new(&model)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        // Paillier keys are made per chunk: fewer rows for that model.
+        let (rows, chunk) = if name == "credit_2p" {
+            (12, "5")
+        } else {
+            (230, "100")
+        };
+        let dir = scratch(&format!("chunks-{name}"));
+        let (bindings, outputs) = inputs_for(&model, &dir, rows, name == "mlp");
+        let run = |out: &Path, chunk_rows: &str| {
+            let mut args = vec!["run", model.as_str()];
+            for b in &bindings {
+                args.extend(["-i", b.as_str()]);
+            }
+            let out = out.to_str().unwrap();
+            args.extend(["--check", "--chunk-rows", chunk_rows, "-o", out]);
+            let o = veil(&args);
+            assert!(
+                o.status.success(),
+                "{model} in chunks of {chunk_rows}: {}",
+                stderr_of(&o)
+            );
+            stderr_of(&o)
+        };
+        let (one, many) = (dir.join("one"), dir.join("many"));
+        let said = run(&one, "1000000");
+        assert!(
+            said.contains(&format!("{rows} rows in 1 chunk of up to {rows} rows")),
+            "{said}"
+        );
+        let said = run(&many, chunk);
+        assert!(
+            said.contains(&format!("{rows} rows in 3 chunks of up to {chunk} rows")),
+            "{said}"
+        );
+        let mut files: Vec<String> = std::fs::read_dir(&one)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut again: Vec<String> = std::fs::read_dir(&many)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        again.sort();
+        assert_eq!(
+            files, again,
+            "{model}: the same files, and no temporary ones"
+        );
+        assert!(files.iter().all(|f| !f.starts_with('.')), "{files:?}");
+        for f in files.iter().filter(|f| f.ends_with(".json")) {
+            let read = |d: &Path| -> serde_json::Value {
+                serde_json::from_str(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap()
+            };
+            let (a, b) = (read(&one), read(&many));
+            let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+            assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+            for (output, va) in a {
+                let bound = outputs.iter().find(|(n, _)| n == output).unwrap().1;
+                let flat = |v: &serde_json::Value| -> Vec<f64> {
+                    let mut out = Vec::new();
+                    let mut stack = vec![v.clone()];
+                    while let Some(v) = stack.pop() {
+                        match v {
+                            serde_json::Value::Array(xs) => stack.extend(xs.into_iter().rev()),
+                            x => out.push(x.as_f64().unwrap()),
+                        }
+                    }
+                    out
+                };
+                let (xa, xb) = (flat(va), flat(&b[output]));
+                assert_eq!(xa.len(), xb.len(), "{model} {output}");
+                assert_eq!(va.as_array().unwrap().len(), rows, "{model} {output}");
+                for (x, y) in xa.iter().zip(&xb) {
+                    // Each within the bound of the reference, so within twice it of each other.
+                    assert!(
+                        (x - y).abs() <= 2.0 * bound,
+                        "{model} {output}: {x} vs {y} (bound {bound})"
+                    );
+                }
+            }
+        }
+        for f in files.iter().filter(|f| f.ends_with(".csv")) {
+            let a = std::fs::read_to_string(one.join(f)).unwrap();
+            let b = std::fs::read_to_string(many.join(f)).unwrap();
+            assert_eq!(
+                a.lines().next(),
+                b.lines().next(),
+                "{model} {f}: one header"
+            );
+            assert_eq!(a.lines().count(), rows + 1, "{model} {f}");
+            assert_eq!(b.lines().count(), rows + 1, "{model} {f}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+/// Issue 22: a bad row far into a file read in chunks stops the run after
+/// earlier chunks ran, names the file, line and column, and leaves no file
+/// behind (neither outputs nor staging files), whether the row does not
+/// parse or lies outside the input's range.
+#[test]
+fn a_bad_row_late_in_a_stream_writes_nothing_and_names_the_row() {
+    let dir = scratch("late-bad-row");
+    let out = dir.join("out");
+    for (bad, expected) in [
+        (
+            "1,NA,3,4,5,6,7,8",
+            "line 1801, column 2: `NA`, a missing value",
+        ),
+        ("1,2,3,4,5,6,7,80", "the value at line 1801, column 8 of"),
+    ] {
+        let mut rows: Vec<&str> = std::iter::repeat_n(ROW_A, 2000).collect();
+        rows[1799] = bad;
+        let inputs = linreg_inputs(&dir, Some("a,b,c,d,e,f,g,h"), &rows);
+        let o = run_linreg(
+            &inputs,
+            &["--chunk-rows", "500", "-o", out.to_str().unwrap()],
+        );
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(expected) && err.contains("features.csv"),
+            "{err}"
+        );
+        assert!(err.contains("no output was written"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // The same file without the bad row runs, in four chunks.
+    let rows: Vec<&str> = std::iter::repeat_n(ROW_A, 2000).collect();
+    let inputs = linreg_inputs(&dir, Some("a,b,c,d,e,f,g,h"), &rows);
+    let o = run_linreg(
+        &inputs,
+        &["--chunk-rows", "500", "-o", out.to_str().unwrap()],
+    );
+    let err = stderr_of(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2000 rows in 4 chunks"), "{err}");
+    let csv = std::fs::read_to_string(out.join("buyer-price.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2001);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 22: `--chunk-rows` on a model whose rows are not independent (a
+/// sum along `batch`) is refused, saying why; without the flag it runs in
+/// one piece as before.
+#[test]
+fn a_model_that_combines_rows_does_not_run_in_chunks() {
+    let dir = scratch("combines-rows");
+    let model = dir.join("total.veil");
+    std::fs::write(
+        &model,
+        "model total { party a; party b; dealer d;
+           input x: fixed[batch] private(a) in [-1, 1];
+           input w: fixed private(b) in [-1, 1];
+           let z = sum(x * w); output z to a; }",
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let o = veil(&["run", m, "--demo", "--batch", "50", "--chunk-rows", "10"]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--chunk-rows: total cannot run in chunks of rows: `batch` is limited"),
+        "{err}"
+    );
+    let o = veil(&["run", m, "--demo", "--batch", "50"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -955,3 +955,83 @@ fn a_party_over_its_memory_limit_stops_at_session_setup() {
     assert_failed_without_output(&s, &dir, "server");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 22: the client reads its file in chunks (`--chunk-rows` on the
+/// client only: the server and the dealer learn the chunking at session
+/// setup and follow it), and the result is the whole file's.
+#[test]
+fn three_processes_score_a_file_in_chunks() {
+    let dir = tempdir("chunks");
+    certs(&dir);
+    let expected = inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let helper = spawn_party(&dir, "helper", &cfg, &["--session", "c1"]);
+    let server = spawn_party(&dir, "server", &cfg, &["--session", "c1"]);
+    let client = spawn_party(
+        &dir,
+        "client",
+        &cfg,
+        &["--session", "c1", "--chunk-rows", "300"],
+    );
+    let client = finish(client, LIMIT);
+    assert!(client.status.success(), "client: {}", stderr(&client));
+    assert!(
+        stderr(&client).contains("700 rows in 3 chunks of up to 300 rows"),
+        "{}",
+        stderr(&client)
+    );
+    for (who, o) in [
+        ("server", finish(server, LIMIT)),
+        ("helper", finish(helper, LIMIT)),
+    ] {
+        assert!(o.status.success(), "{who}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("700 rows in 3 chunks"),
+            "{who}: {}",
+            stderr(&o)
+        );
+    }
+    let got = output(&dir, "client", "p");
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 0.02, "private {g} vs plaintext {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 22: parties given different `--chunk-rows` stop at session setup,
+/// saying so, and write nothing.
+#[test]
+fn parties_that_disagree_on_the_chunking_stop_at_setup() {
+    let dir = tempdir("chunk-mismatch");
+    certs(&dir);
+    inputs(&dir);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let helper = spawn_party(&dir, "helper", &cfg, &["--session", "c2"]);
+    let server = spawn_party(
+        &dir,
+        "server",
+        &cfg,
+        &["--session", "c2", "--chunk-rows", "200"],
+    );
+    let client = spawn_party(
+        &dir,
+        "client",
+        &cfg,
+        &["--session", "c2", "--chunk-rows", "300"],
+    );
+    for (who, o) in [
+        ("client", finish(client, LIMIT)),
+        ("server", finish(server, LIMIT)),
+    ] {
+        assert_failed_without_output(&o, &dir, who);
+        let err = stderr(&o);
+        assert!(
+            err.contains("the parties disagree on the chunking") && err.contains("--chunk-rows"),
+            "{who}: {err}"
+        );
+    }
+    let helper = finish(helper, LIMIT);
+    assert!(!helper.status.success(), "{}", stderr(&helper));
+    let _ = std::fs::remove_dir_all(&dir);
+}

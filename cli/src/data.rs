@@ -310,29 +310,101 @@ fn not_a_value(kind: Kind) -> String {
 /// as row IDs (kept as text) instead of being read as numbers.
 pub fn parse_csv(text: &str, id_column: Option<&str>) -> Result<Loaded, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut header: Option<Vec<String>> = None;
-    let mut id_at: Option<usize> = None;
-    let mut width: Option<usize> = None;
+    let mut csv = CsvRows::new(id_column);
     let mut rows: Vec<f64> = Vec::new();
     let mut lines: Vec<usize> = Vec::new();
     let mut ids: Vec<String> = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
+        if let Some(id) = csv.line(i + 1, line, &mut rows)? {
+            lines.push(i + 1);
+            ids.extend(id);
+        }
+    }
+    if lines.is_empty() {
+        return Err(csv.no_rows().into());
+    }
+    let columns = csv.columns()?;
+    let tensor = Tensor::new(vec![lines.len(), columns.len()], rows)?;
+    Ok(Loaded {
+        tensor,
+        layout: Layout::Csv { lines, columns },
+        ids: csv.id_at.map(|_| ids),
+    })
+}
+
+/// A CSV file read one line at a time ([`parse_csv`] on a whole text, the
+/// streaming reader of `veil run` on a file of any size): the header, the
+/// ID column and the row width seen so far.
+pub struct CsvRows {
+    id_column: Option<String>,
+    header: Option<Vec<String>>,
+    id_at: Option<usize>,
+    width: Option<usize>,
+    /// Data rows read so far.
+    pub rows: usize,
+}
+
+impl CsvRows {
+    pub fn new(id_column: Option<&str>) -> Self {
+        CsvRows {
+            id_column: id_column.map(str::to_string),
+            header: None,
+            id_at: None,
+            width: None,
+            rows: 0,
+        }
+    }
+
+    /// Whether the header has the ID column.
+    pub fn has_ids(&self) -> bool {
+        self.id_at.is_some()
+    }
+
+    /// Why a file without data rows is refused.
+    pub fn no_rows(&self) -> &'static str {
+        if self.header.is_some() {
+            "a header but no data rows"
+        } else {
+            "no data rows"
+        }
+    }
+
+    /// The (1-based) columns of the values, once a data row was read.
+    pub fn columns(&self) -> Result<Vec<usize>, String> {
+        let width = self.width.ok_or(self.no_rows())?;
+        let columns: Vec<usize> = (1..=width).filter(|c| Some(c - 1) != self.id_at).collect();
+        if columns.is_empty() {
+            return Err("no value columns: the only column is the ID column".into());
+        }
+        Ok(columns)
+    }
+
+    /// Reads line `n` (1-based): a data row's values are appended to `values`
+    /// and its ID returned (`Some(None)` without an ID column); a header,
+    /// a comment or a blank line gives `None`. A bad row is an error naming
+    /// the line and column.
+    pub fn line(
+        &mut self,
+        n: usize,
+        line: &str,
+        values: &mut Vec<f64>,
+    ) -> Result<Option<Option<String>>, String> {
+        let id_column = self.id_column.as_deref();
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
+            return Ok(None);
         }
         let fields =
             split_fields(trimmed).map_err(|(c, why)| format!("line {n}, column {c}: {why}"))?;
         let kinds: Vec<Kind> = fields.iter().map(classify).collect();
-        let first_row = header.is_none() && lines.is_empty();
+        let first_row = self.header.is_none() && self.rows == 0;
         if first_row && kinds.iter().all(|k| *k == Kind::Name) {
             let names: Vec<String> = fields.into_iter().map(|f| f.text).collect();
             if let Some(id) = id_column {
                 let at: Vec<usize> = (0..names.len()).filter(|j| names[*j] == id).collect();
                 match at.as_slice() {
                     [] => {}
-                    [j] => id_at = Some(*j),
+                    [j] => self.id_at = Some(*j),
                     _ => {
                         let cols: Vec<String> = at.iter().map(|j| (j + 1).to_string()).collect();
                         return Err(format!(
@@ -342,16 +414,16 @@ pub fn parse_csv(text: &str, id_column: Option<&str>) -> Result<Loaded, String> 
                     }
                 }
             }
-            width = Some(names.len());
-            header = Some(names);
-            continue;
+            self.width = Some(names.len());
+            self.header = Some(names);
+            return Ok(None);
         }
-        if let Some(w) = width {
+        if let Some(w) = self.width {
             if fields.len() != w {
                 return Err(format!(
                     "line {n}: {} columns, but {} {w}",
                     fields.len(),
-                    if header.is_some() && lines.is_empty() {
+                    if self.header.is_some() && self.rows == 0 {
                         "the header has"
                     } else {
                         "earlier rows have"
@@ -381,18 +453,21 @@ pub fn parse_csv(text: &str, id_column: Option<&str>) -> Result<Loaded, String> 
                 j + 1
             ));
         }
-        width = Some(fields.len());
+        self.width = Some(fields.len());
+        let before = values.len();
+        let mut id = None;
         for (j, (field, kind)) in fields.iter().zip(&kinds).enumerate() {
-            if Some(j) == id_at {
-                ids.push(field.text.clone());
+            if Some(j) == self.id_at {
+                id = Some(field.text.clone());
                 continue;
             }
             match kind {
-                Kind::Number(v) => rows.push(*v),
+                Kind::Number(v) => values.push(*v),
                 other => {
+                    values.truncate(before);
                     let mut msg = format!("line {n}, column {}: {}", j + 1, not_a_value(*other));
                     if matches!(other, Kind::Name | Kind::Text) {
-                        msg.push_str(&match (id_column, &header) {
+                        msg.push_str(&match (id_column, &self.header) {
                             (None, _) => {
                                 "; if it is an ID column, name it with --id-column NAME".into()
                             }
@@ -408,26 +483,9 @@ pub fn parse_csv(text: &str, id_column: Option<&str>) -> Result<Loaded, String> 
                 }
             }
         }
-        lines.push(n);
+        self.rows += 1;
+        Ok(Some(id))
     }
-    if lines.is_empty() {
-        return Err(if header.is_some() {
-            "a header but no data rows".into()
-        } else {
-            "no data rows".into()
-        });
-    }
-    let width = width.expect("a data row");
-    let columns: Vec<usize> = (1..=width).filter(|c| Some(c - 1) != id_at).collect();
-    if columns.is_empty() {
-        return Err("no value columns: the only column is the ID column".into());
-    }
-    let tensor = Tensor::new(vec![lines.len(), columns.len()], rows)?;
-    Ok(Loaded {
-        tensor,
-        layout: Layout::Csv { lines, columns },
-        ids: id_at.map(|_| ids),
-    })
 }
 
 /// A number or (nested) arrays of numbers.
@@ -488,82 +546,123 @@ fn flatten(
 
 /// NumPy `.npy` (format 1.0–3.0), little-endian f8, f4, i8 or i4, C order.
 pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (bad magic)".into());
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(format!("unsupported .npy version {v}")),
-    };
-    let end = start
-        .checked_add(header_len)
-        .filter(|e| *e <= bytes.len())
-        .ok_or("truncated .npy header")?;
-    let header =
-        std::str::from_utf8(&bytes[start..end]).map_err(|_| "the .npy header is not text")?;
-    let field = |key: &str| -> Option<&str> {
-        let i = header.find(&format!("'{key}'"))?;
-        let rest = &header[i + key.len() + 2..];
-        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-        Some(rest)
-    };
-    let descr = field("descr")
-        .and_then(|r| r.strip_prefix('\''))
-        .and_then(|r| r.split('\'').next())
-        .ok_or("no dtype in .npy header")?;
-    if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
-        return Err(
-            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
-        );
-    }
-    let shape_text = field("shape")
-        .and_then(|r| r.strip_prefix('('))
-        .and_then(|r| r.split(')').next())
-        .ok_or("no shape in .npy header")?;
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| format!("bad dimension `{s}` in .npy header"))
-        })
-        .collect::<Result<_, _>>()?;
-    let n = shape
-        .iter()
-        .try_fold(1usize, |a, d| a.checked_mul(*d))
-        .ok_or("the .npy shape is too large")?;
-    let body = &bytes[end..];
-    let (width, read): (usize, fn(&[u8]) -> f64) = match descr {
-        "<f8" => (8, |b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
-        "<f4" => (4, |b| {
-            f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
-        }),
-        "<i8" => (8, |b| {
-            i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64
-        }),
-        "<i4" => (4, |b| {
-            i32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
-        }),
-        other => {
-            return Err(format!(
+    let h = NpyHeader::parse(bytes)?;
+    let body = &bytes[h.data_start..];
+    h.check_len(body.len() as u64)?;
+    let data = body.chunks_exact(h.width).map(h.read).collect();
+    Tensor::new(h.shape, data)
+}
+
+/// What a `.npy` header says: the shape, the width and decoding of one
+/// value, and where the data starts.
+pub struct NpyHeader {
+    pub shape: Vec<usize>,
+    descr: String,
+    pub width: usize,
+    pub read: fn(&[u8]) -> f64,
+    pub data_start: usize,
+}
+
+impl NpyHeader {
+    /// The bytes a header can take at most (format 2.0 allows 4 GiB; NumPy
+    /// writes a few hundred bytes).
+    pub const MAX_LEN: usize = 1 << 16;
+
+    /// Parses the header at the start of `bytes` (at least the whole header).
+    pub fn parse(bytes: &[u8]) -> Result<NpyHeader, String> {
+        if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+            return Err("not a .npy file (bad magic)".into());
+        }
+        let (header_len, start) = match bytes[6] {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+            2 | 3 if bytes.len() >= 12 => (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            ),
+            v => return Err(format!("unsupported .npy version {v}")),
+        };
+        let end = start
+            .checked_add(header_len)
+            .filter(|e| *e <= bytes.len())
+            .ok_or("truncated .npy header")?;
+        let header =
+            std::str::from_utf8(&bytes[start..end]).map_err(|_| "the .npy header is not text")?;
+        let field = |key: &str| -> Option<&str> {
+            let i = header.find(&format!("'{key}'"))?;
+            let rest = &header[i + key.len() + 2..];
+            let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+            Some(rest)
+        };
+        let descr = field("descr")
+            .and_then(|r| r.strip_prefix('\''))
+            .and_then(|r| r.split('\'').next())
+            .ok_or("no dtype in .npy header")?;
+        if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
+            return Err(
+                "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
+            );
+        }
+        let shape_text = field("shape")
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.split(')').next())
+            .ok_or("no shape in .npy header")?;
+        let shape: Vec<usize> = shape_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<usize>()
+                    .map_err(|_| format!("bad dimension `{s}` in .npy header"))
+            })
+            .collect::<Result<_, _>>()?;
+        let (width, read): (usize, fn(&[u8]) -> f64) = match descr {
+            "<f8" => (8, |b| f64::from_le_bytes(b.try_into().expect("8 bytes"))),
+            "<f4" => (4, |b| {
+                f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
+            }),
+            "<i8" => (8, |b| {
+                i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64
+            }),
+            "<i4" => (4, |b| {
+                i32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
+            }),
+            other => {
+                return Err(format!(
                 "unsupported dtype `{other}`: use float64, float32, int64 or int32 (little-endian)"
             ))
-        }
-    };
-    if body.len() != n.checked_mul(width).ok_or("the .npy shape is too large")? {
-        return Err(format!(
-            "shape {shape:?} of {descr} needs {} bytes of data, the file has {}",
-            n * width,
-            body.len()
-        ));
+            }
+        };
+        Ok(NpyHeader {
+            shape,
+            descr: descr.to_string(),
+            width,
+            read,
+            data_start: end,
+        })
     }
-    let data = body.chunks_exact(width).map(read).collect();
-    Tensor::new(shape, data)
+
+    /// The number of values the shape holds.
+    pub fn count(&self) -> Result<usize, String> {
+        self.shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .ok_or_else(|| "the .npy shape is too large".to_string())
+    }
+
+    /// Checks that the data is `len` bytes, as the shape and dtype need.
+    pub fn check_len(&self, len: u64) -> Result<(), String> {
+        let need = self
+            .count()?
+            .checked_mul(self.width)
+            .ok_or("the .npy shape is too large")?;
+        if len != need as u64 {
+            return Err(format!(
+                "shape {:?} of {} needs {need} bytes of data, the file has {len}",
+                self.shape, self.descr
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Drop singleton dimensions so a loaded tensor matches a declared rank:

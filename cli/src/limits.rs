@@ -146,7 +146,7 @@ fn reference_bytes(model: &CheckedModel, dims: &BTreeMap<String, usize>) -> u64 
 /// Bytes of a run of every party in this process: the parties, the
 /// caller's copy of the inputs and, with a `reference` model, the
 /// plaintext reference's values. `Err` when a shape cannot even be counted.
-fn in_process_bytes(
+pub fn in_process_bytes(
     plan: &Plan,
     dims: &BTreeMap<String, usize>,
     reference: Option<&CheckedModel>,

@@ -39,6 +39,7 @@ mod party_cmd;
 mod plan_file;
 mod progress;
 mod run_cmd;
+mod stream;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
 
@@ -325,7 +326,7 @@ pub enum Access {
 
 /// The temporary file `path` is first written to: beside it, so the final
 /// rename stays on one file system.
-fn temp_beside(path: &Path) -> Result<PathBuf, String> {
+pub(crate) fn temp_beside(path: &Path) -> Result<PathBuf, String> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -405,7 +406,7 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
 /// target is first kept under a second name (a hard link, or a copy where
 /// links are not supported), so that a failed rename can put back every
 /// file replaced before it.
-fn commit_all(staged: &[(PathBuf, &Path)]) -> Result<(), String> {
+pub(crate) fn commit_all(staged: &[(PathBuf, &Path)]) -> Result<(), String> {
     let mut done: Vec<(&Path, Option<PathBuf>)> = Vec::new();
     for (k, (tmp, path)) in staged.iter().enumerate() {
         let step = || -> std::io::Result<Option<PathBuf>> {

@@ -51,6 +51,14 @@ pub struct PartyArgs {
     pub max_frame_mib: u64,
     // --max-memory: checked once the parties have agreed on the sizes (such
     // as `batch`); a party over it stops before the run starts.
+    /// Run in chunks of N rows (every party that gives it must give the same
+    /// N). By default the party that reads an input in rows picks the chunk
+    /// as `veil run` does, and tells the others at session setup.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_BATCH))]
+    pub chunk_rows: Option<u64>,
+    /// No progress bar and no summary line on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     #[command(flatten)]
     pub memory: crate::limits::MemoryArgs,
     #[command(flatten)]
@@ -128,9 +136,26 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    match (crate::stream::row_dim(plan), args.chunk_rows) {
+        (Ok(Some(dim)), _) => return run_in_chunks(args, plan, me, &tcp, &dim),
+        (Ok(None), Some(_)) => {
+            return fail(&format!(
+                "--chunk-rows: {} has no symbolic dimension (such as `batch`) to cut into chunks",
+                plan.model
+            ))
+        }
+        (Err(why), Some(_)) => {
+            return fail(&format!(
+                "--chunk-rows: {} cannot run in chunks of rows: {why}; run it without --chunk-rows",
+                plan.model
+            ))
+        }
+        _ => {}
+    }
     let Inputs {
         values: inputs,
         ids,
+        ..
     } = match load_own_inputs(plan, me, &args.data) {
         Ok(i) => i,
         Err(e) => return fail(&e),
@@ -205,6 +230,256 @@ pub fn run(args: &PartyArgs) -> ExitCode {
                 values.join(", ")
             );
         }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `veil party` of a plan whose rows are independent: the session runs
+/// the plan once per chunk of rows over the same connections. The parties
+/// agree on the chunk size at setup, and before each chunk on its rows
+/// (the parties that read inputs in rows say; the others follow), so a
+/// party whose file is longer or shorter, or that fails on a bad row, stops
+/// every party; outputs are staged and renamed into place at the end.
+fn run_in_chunks(
+    args: &PartyArgs,
+    plan: &Plan,
+    me: PartyIdx,
+    tcp: &TcpConfig,
+    dim: &str,
+) -> ExitCode {
+    use crate::stream;
+    let is_rows = |spec: &plan::InputSpec| matches!(spec.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim);
+    let reads_rows = plan
+        .inputs
+        .iter()
+        .any(|i| is_rows(i) && i.owner == plan::Owner::Party(me));
+    let (limit, _) = args.memory.limit();
+    let budget = match args.memory.max_memory {
+        Some(_) => limit,
+        None => limit.min(stream::DEFAULT_BUDGET),
+    };
+    let asked = args.chunk_rows.map(|n| n as usize);
+    let rows = if reads_rows || asked.is_some() {
+        let bytes_at = |n: usize| {
+            runtime::exec::memory::estimate(plan, &crate::limits::dims_at(plan, n), None)
+                .ok()
+                .and_then(|e| e.parties.get(me as usize).map(|m| m.total()))
+        };
+        stream::chunk_rows(asked, budget, &bytes_at).unwrap_or(1)
+    } else {
+        0
+    };
+    let loaded = if plan.parties[me as usize].role == plan::Role::Dealer {
+        load_own_inputs(plan, me, &args.data)
+    } else {
+        crate::run_cmd::load_inputs_in_chunks(plan, Some(me), &args.data, Some((dim, rows.max(1))))
+    };
+    let Inputs {
+        values,
+        ids,
+        mut streams,
+    } = match loaded {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    let fixed: std::collections::BTreeMap<String, plan::Tensor> = values
+        .iter()
+        .filter(|(n, _)| !plan.inputs.iter().any(|i| &i.name == *n && is_rows(i)))
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect();
+    let rows_in = |inputs: &std::collections::BTreeMap<String, plan::Tensor>| {
+        plan.inputs
+            .iter()
+            .filter(|i| is_rows(i))
+            .find_map(|i| inputs.get(&i.name))
+            .and_then(|t| t.shape.first().copied())
+            .unwrap_or(0)
+    };
+    let mut staged = match &args.output {
+        Some(dir) if !crate::data::is_stdin(dir) => {
+            match stream::StagedOutputs::create(dir, plan, Some(me)) {
+                Ok(s) => Some(s),
+                Err(e) => return fail(&e),
+            }
+        }
+        _ => None,
+    };
+    eprintln!(
+        "{}: joining {} (session `{}`, plan {}) ...",
+        args.me,
+        plan.model,
+        args.session,
+        &net::hex(&tcp.plan.digest())[..16]
+    );
+    let started = Instant::now();
+    let mut t = match TcpTransport::connect(tcp) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(&format!(
+                "{}: {}",
+                args.me,
+                runtime::exec::ExecError::from(e)
+            ))
+        }
+    };
+    eprintln!(
+        "{}: connected to every peer in {:.3} s",
+        args.me,
+        started.elapsed().as_secs_f64()
+    );
+    let valid = match crate::run_cmd::valid(plan) {
+        Ok(v) => v,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let mut opts = runtime::exec::Options::default();
+    opts.timeout = Duration::from_secs(args.timeout);
+    opts.max_memory = Some(limit);
+    let progress = crate::progress::Rows::new(args.quiet);
+    let mut collected = stream::Collected::default();
+    let mut all_ids: Vec<String> = Vec::new();
+    let mut stats = runtime::exec::Stats::default();
+    let mut last = None;
+    let (mut done, mut chunks) = (0u64, 0u64);
+    let agreed = match stream::agree_chunking(plan, me, rows as u64, &mut t) {
+        Ok(n) => n,
+        Err(e) => return fail(&format!("{}: {e}", args.me)),
+    };
+    let mut next = Some((values, ids.as_ref().map(|r| r.values.clone())));
+    loop {
+        let mine = reads_rows.then(|| next.as_ref().map_or(0, |(i, _)| rows_in(i) as u64));
+        let n = match stream::next_rows(plan, me, mine, done, &mut t) {
+            Ok(n) => n,
+            Err(e) => {
+                progress.finish();
+                return fail(&format!("{}: {e}", args.me));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        let (inputs, chunk_ids) = match (reads_rows, next.take()) {
+            (true, Some(c)) => c,
+            _ => (fixed.clone(), None),
+        };
+        let outcome = match runtime::exec::run_party(&valid, me, &inputs, &mut t, &opts) {
+            Ok(o) => o,
+            Err(e) => {
+                progress.finish();
+                return fail(&format!(
+                    "{}: {e} (in the chunk of rows {}..{})",
+                    args.me,
+                    done + 1,
+                    done + n
+                ));
+            }
+        };
+        stream::add_stats(&mut stats, &outcome.stats);
+        let mut all: Vec<runtime::exec::Outcome> = plan
+            .parties
+            .iter()
+            .map(|_| runtime::exec::Outcome {
+                outputs: Vec::new(),
+                stats: Default::default(),
+            })
+            .collect();
+        all[me as usize] = outcome;
+        let written = match &mut staged {
+            Some(s) => {
+                let ids = match (&ids, &chunk_ids) {
+                    (Some(r), Some(v)) => Some(crate::data::Ids {
+                        column: &r.column,
+                        values: v,
+                    }),
+                    _ => None,
+                };
+                s.append(&all, ids.as_ref())
+            }
+            None => {
+                collected.append(&all);
+                all_ids.extend(chunk_ids.unwrap_or_default());
+                Ok(())
+            }
+        };
+        if let Err(e) = written {
+            progress.finish();
+            return fail(&e);
+        }
+        last = Some(all);
+        done += n;
+        chunks += 1;
+        if reads_rows {
+            next = match crate::run_cmd::next_chunk(
+                plan,
+                Some(me),
+                &mut streams,
+                &fixed,
+                agreed as usize,
+                done as usize,
+                ids.is_some(),
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    progress.finish();
+                    return fail(&format!("{}: {e}", args.me));
+                }
+            };
+        }
+        progress.update(done, streams.iter().find_map(|s| s.source.fraction()));
+    }
+    progress.finish();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("{}: done in {secs:.3} s", args.me);
+    if !args.quiet {
+        eprintln!(
+            "{}: {done} rows in {chunks} chunk{} of up to {agreed} rows: {:.0} rows/s",
+            args.me,
+            if chunks == 1 { "" } else { "s" },
+            done as f64 / secs.max(1e-9)
+        );
+    }
+    if args.stats {
+        eprintln!(
+            "{}: sent {} B, received {} B, {} rounds; setup {:.3}s, preprocessing {:.3}s, online {:.3}s",
+            args.me,
+            stats.bytes_sent,
+            stats.bytes_received,
+            stats.rounds,
+            stats.setup.as_secs_f64(),
+            stats.preprocessing.as_secs_f64(),
+            stats.online.as_secs_f64()
+        );
+    }
+    let last = last.unwrap_or_default();
+    let written = match (staged, &args.output) {
+        (Some(s), _) => s.commit(),
+        (None, output) => {
+            let outcomes = collected.into_outcomes(&last, vec![Default::default(); last.len()]);
+            match output {
+                Some(dir) => {
+                    let ids = ids.map(|r| crate::run_cmd::RowIds {
+                        values: all_ids,
+                        ..r
+                    });
+                    write_outputs(dir, plan, &outcomes, ids.as_ref())
+                }
+                None => {
+                    for (name, t) in outcomes.get(me as usize).map_or(&[][..], |o| &o.outputs) {
+                        let values: Vec<String> = t.data.iter().map(|v| format!("{v}")).collect();
+                        println!(
+                            "{} learns {name} {:?}: [{}]",
+                            args.me,
+                            t.shape,
+                            values.join(", ")
+                        );
+                    }
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

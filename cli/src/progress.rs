@@ -75,3 +75,50 @@ fn show(p: &Progress, done: &AtomicBool) {
         b.finish_and_clear();
     }
 }
+
+/// Rows done in a run in chunks, on a terminal (and not with `--quiet`):
+/// rows, rows per second and the time left, from the share of the input
+/// read so far.
+pub struct Rows {
+    bar: Option<ProgressBar>,
+    start: Instant,
+}
+
+impl Rows {
+    pub fn new(quiet: bool) -> Rows {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template("{prefix:>9} [{bar:24}] {msg}")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            b.set_prefix("scoring");
+            b
+        });
+        Rows {
+            bar,
+            start: Instant::now(),
+        }
+    }
+
+    /// `rows` done, `fraction` of the input read (where known).
+    pub fn update(&self, rows: u64, fraction: Option<f64>) {
+        let Some(b) = &self.bar else { return };
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = rows as f64 / secs.max(1e-9);
+        let mut msg = format!("{rows} rows, {rate:.0} rows/s");
+        if let Some(f) = fraction.filter(|f| *f > 0.0) {
+            b.set_position((f.min(1.0) * 1000.0) as u64);
+            let left = secs * (1.0 - f.min(1.0)) / f;
+            msg += &format!(", {left:.0} s left");
+        }
+        b.set_message(msg);
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

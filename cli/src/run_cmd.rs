@@ -41,6 +41,16 @@ pub struct RunArgs {
     /// Print per-party traffic, rounds and time per phase, next to the compiler's estimate.
     #[arg(long)]
     pub stats: bool,
+    /// Run in chunks of N rows. By default a model that computes each row of
+    /// its outputs from the same row of its inputs runs in chunks sized for
+    /// throughput within --max-memory (4,096 rows, or fewer when they do not
+    /// fit; at most 1 GiB when --max-memory is not given), as one session
+    /// whatever the file's size; other models run in one piece.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_BATCH))]
+    pub chunk_rows: Option<u64>,
+    /// No progress bar and no summary line on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     #[command(flatten)]
     pub memory: crate::limits::MemoryArgs,
     #[command(flatten)]
@@ -55,6 +65,58 @@ pub struct Comparison {
     pub worst: f64,
     /// The outputs whose error exceeds the compiler's bound (or is NaN).
     pub over_bound: Vec<String>,
+    /// Per output and recipient: its name and party, the reference's
+    /// preview, the error and the bound.
+    entries: Vec<(String, String, String, f64, f64)>,
+    /// Outputs the reference does not have.
+    missing: Vec<String>,
+}
+
+/// The larger error; NaN sticks, so a broken element is never hidden by a good one.
+fn worse(m: f64, e: f64) -> f64 {
+    if m.is_nan() || e.is_nan() {
+        f64::NAN
+    } else {
+        m.max(e)
+    }
+}
+
+impl Comparison {
+    /// The lines, the worst error and the failures from the entries.
+    fn finish(&mut self) {
+        self.lines.clear();
+        self.over_bound = self.missing.clone();
+        self.worst = 0.0;
+        for (name, party, preview, err, bound) in &self.entries {
+            self.lines.push(format!(
+                "reference {name} at {party}: {preview}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e})"
+            ));
+            self.worst = self.worst.max(*err);
+            // A NaN error (a broken output) or a missing bound is a failure too.
+            if err.is_nan() || bound.is_nan() || err > bound {
+                self.over_bound
+                    .push(format!("`{name}` at {party}: {err:.3e} > {bound:.3e}"));
+            }
+        }
+    }
+
+    /// Adds the comparison of a later chunk of rows: each output's error is
+    /// the worst over the chunks; the previews stay the first chunk's.
+    pub fn absorb(&mut self, c: Comparison) {
+        if self.entries.is_empty() && self.missing.is_empty() {
+            *self = c;
+            return;
+        }
+        for (mine, theirs) in self.entries.iter_mut().zip(c.entries) {
+            mine.3 = worse(mine.3, theirs.3);
+        }
+        for m in c.missing {
+            if !self.missing.contains(&m) {
+                self.missing.push(m);
+            }
+        }
+        self.finish();
+    }
 }
 
 /// Compares every output each party learned with the reference interpreter's.
@@ -68,7 +130,7 @@ pub fn compare_with_reference(
         let party = plan.party_name(p as u32);
         for (name, t) in &o.outputs {
             let Some((_, r)) = reference.iter().find(|(n, _)| n == name) else {
-                c.over_bound.push(format!(
+                c.missing.push(format!(
                     "`{name}` at {party}: the reference has no such output"
                 ));
                 continue;
@@ -78,14 +140,7 @@ pub fn compare_with_reference(
                     .iter()
                     .zip(&r.data)
                     .map(|(a, b)| (a - b).abs())
-                    // NaN sticks: a broken element is never hidden by a good one.
-                    .fold(0.0, |m: f64, e| {
-                        if m.is_nan() || e.is_nan() {
-                            f64::NAN
-                        } else {
-                            m.max(e)
-                        }
-                    })
+                    .fold(0.0, worse)
             } else {
                 f64::NAN
             };
@@ -94,18 +149,11 @@ pub fn compare_with_reference(
                 .iter()
                 .find(|s| &s.name == name)
                 .map_or(f64::NAN, |s| s.error_bound);
-            c.lines.push(format!(
-                "reference {name} at {party}: {}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e})",
-                preview(r)
-            ));
-            c.worst = c.worst.max(err);
-            // A NaN error (a broken output) or a missing bound is a failure too.
-            if err.is_nan() || bound.is_nan() || err > bound {
-                c.over_bound
-                    .push(format!("`{name}` at {party}: {err:.3e} > {bound:.3e}"));
-            }
+            c.entries
+                .push((name.clone(), party.to_string(), preview(r), err, bound));
         }
     }
+    c.finish();
     c
 }
 
@@ -138,11 +186,21 @@ pub fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
 }
 
 /// Inputs loaded from the command line's files.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Inputs {
     pub values: BTreeMap<String, Tensor>,
     /// The `--id-column`'s IDs, when one was asked for.
     pub ids: Option<RowIds>,
+    /// In a run in chunks, the inputs read a chunk at a time (their first
+    /// chunk is in `values`, and `ids` are its IDs).
+    pub streams: Vec<Stream>,
+}
+
+/// An input read in chunks of rows.
+pub struct Stream {
+    pub name: String,
+    pub file: String,
+    pub source: crate::stream::Source,
 }
 
 /// Row IDs read from a CSV input, and the dimension they label (the first
@@ -183,9 +241,22 @@ pub fn load_inputs(
     party: Option<plan::PartyIdx>,
     args: &InputArgs,
 ) -> Result<Inputs, String> {
+    load_inputs_in_chunks(plan, party, args, None)
+}
+
+/// As [`load_inputs`]; with `chunks` (the row dimension and the rows of a
+/// chunk), the inputs whose first dimension is the row dimension are opened
+/// as [`Stream`]s and only their first chunk is read and checked.
+pub fn load_inputs_in_chunks(
+    plan: &Plan,
+    party: Option<plan::PartyIdx>,
+    args: &InputArgs,
+    chunks: Option<(&str, usize)>,
+) -> Result<Inputs, String> {
     let bindings = &args.inputs;
     let mut all = BTreeMap::new();
-    let mut layouts: BTreeMap<&str, data::Layout> = BTreeMap::new();
+    let mut layouts: BTreeMap<&str, (data::Layout, usize)> = BTreeMap::new();
+    let mut streams = Vec::new();
     let mut ids: Vec<(&str, Vec<String>)> = Vec::new();
     let mut errors = Vec::new();
     let binding = |(n, p): &(String, PathBuf)| format!("`{n}={}`", p.display());
@@ -218,10 +289,42 @@ pub fn load_inputs(
         if stdin.len() > 1 && data::is_stdin(path) {
             continue;
         }
+        let rows = chunks.filter(
+            |(dim, _)| matches!(spec.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim),
+        );
+        if let Some((_, rows)) = rows {
+            let opened =
+                crate::stream::Source::open(path, args.stdin_format, args.id_column.as_deref())
+                    .and_then(|mut source| {
+                        let first = source
+                            .next(rows)
+                            .map_err(|e| format!("{}: {e}", data::describe(path)))?;
+                        Ok((source, first.expect("a first chunk or an error")))
+                    });
+            match opened {
+                Ok((source, chunk)) => {
+                    all.insert(
+                        name.clone(),
+                        data::fit_rank(chunk.tensor, spec.shape.0.len()),
+                    );
+                    layouts.insert(name, (chunk.layout, chunk.offset));
+                    if let Some(v) = chunk.ids {
+                        ids.push((name, v));
+                    }
+                    streams.push(Stream {
+                        name: name.clone(),
+                        file: data::describe(path),
+                        source,
+                    });
+                }
+                Err(e) => errors.push(format!("input `{name}`: {e}")),
+            }
+            continue;
+        }
         match data::load(path, args.stdin_format, args.id_column.as_deref()) {
             Ok(l) => {
                 all.insert(name.clone(), data::fit_rank(l.tensor, spec.shape.0.len()));
-                layouts.insert(name, l.layout);
+                layouts.insert(name, (l.layout, 0));
                 if let Some(v) = l.ids {
                     ids.push((name, v));
                 }
@@ -254,12 +357,38 @@ pub fn load_inputs(
         .collect();
     // Dimension limits are checked when the plan runs: `veil run` compiles
     // the plan for the sizes the data has.
-    if let Err(errs) = plan::infer_dims(plan, party, &all) {
+    errors.extend(placed_errors(
+        plan, party, &all, &layouts, &file_of, &failed,
+    ));
+    if errors.is_empty() {
+        Ok(Inputs {
+            values: all,
+            ids: row_ids,
+            streams,
+        })
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// The problems [`plan::infer_dims`] finds in `all` (but for the inputs in
+/// `failed`, whose files did not load), each naming its input and the
+/// value's place in its file.
+pub fn placed_errors(
+    plan: &Plan,
+    party: Option<plan::PartyIdx>,
+    all: &BTreeMap<String, Tensor>,
+    layouts: &BTreeMap<&str, (data::Layout, usize)>,
+    file_of: &dyn Fn(&str) -> Option<String>,
+    failed: &[&String],
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Err(errs) = plan::infer_dims(plan, party, all) {
         for e in errs.into_iter().filter(|e| !failed.contains(&&e.input)) {
             let file = file_of(&e.input);
             match (e.at, layouts.get(e.input.as_str()), &file) {
-                (Some(i), Some(layout), Some(file)) => {
-                    let at = layout.position(i);
+                (Some(i), Some((layout, offset)), Some(file)) => {
+                    let at = layout.position(offset + i);
                     let at = if at.is_empty() {
                         String::new()
                     } else {
@@ -277,14 +406,7 @@ pub fn load_inputs(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(Inputs {
-            values: all,
-            ids: row_ids,
-        })
-    } else {
-        Err(errors.join("\n"))
-    }
+    errors
 }
 
 /// A dimension as the model writes it: `batch` or 8.
@@ -386,6 +508,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprintln!("note: nothing was run; no output was written");
         ExitCode::FAILURE
     };
+    match (crate::stream::row_dim(&plan), args.chunk_rows) {
+        (Ok(Some(dim)), _) => return run_in_chunks(args, model, plan, options, &dim),
+        (Ok(None), Some(_)) => {
+            return refused(format!(
+                "--chunk-rows: {} has no symbolic dimension (such as `batch`) to cut into chunks",
+                plan.model
+            ))
+        }
+        (Err(why), Some(_)) => {
+            return refused(format!(
+                "--chunk-rows: {} cannot run in chunks of rows: {why}; run it without --chunk-rows",
+                plan.model
+            ))
+        }
+        _ => {}
+    }
     let (inputs, ids) = if args.demo {
         // Before the demo data is made: it alone can be too large.
         let batch = args.batch as usize;
@@ -534,6 +672,424 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `veil run` of a plan whose rows are independent ([`crate::stream::row_dim`]):
+/// the rows in chunks as one session (issue 22). Chunk k binds the same plan
+/// with `dim` at the chunk's rows and runs every party with fresh
+/// correlations; the inputs without `dim` (a model owner's weights) are read
+/// once; outputs are appended to staging files and renamed into place at the
+/// end, so that a failure in any chunk (a bad row, a party's error, a result
+/// outside its bound) leaves nothing behind. Memory is that of one chunk.
+fn run_in_chunks(
+    args: &RunArgs,
+    model: Option<compiler::ir::CheckedModel>,
+    mut plan: Plan,
+    mut options: compiler::Options,
+    dim: &str,
+) -> ExitCode {
+    use crate::stream;
+    let refused = |e: String| {
+        for line in e.lines() {
+            eprintln!("error: {line}");
+        }
+        eprintln!("note: nothing was run; no output was written");
+        ExitCode::FAILURE
+    };
+    let reference = model.as_ref().filter(|_| args.demo || args.check);
+    let (limit, _) = args.memory.limit();
+    let budget = match args.memory.max_memory {
+        Some(_) => limit,
+        None => limit.min(stream::DEFAULT_BUDGET),
+    };
+    let asked = args.chunk_rows.map(|n| n as usize);
+    let rows = {
+        let p = &plan;
+        let bytes_at = |n: usize| {
+            crate::limits::in_process_bytes(p, &crate::limits::dims_at(p, n), reference)
+                .ok()
+                .map(|(b, _)| b)
+        };
+        // When not even one row fits, the check below says so.
+        stream::chunk_rows(asked, budget, &bytes_at).unwrap_or(1)
+    };
+    let rows = if args.demo {
+        rows.min(args.batch as usize)
+    } else {
+        rows
+    };
+    let sizes = || match (asked, args.demo) {
+        (Some(_), _) => crate::limits::Sizes::Batch {
+            flag: "--chunk-rows",
+        },
+        (None, true) => crate::limits::Sizes::Batch { flag: "--batch" },
+        (None, false) => crate::limits::Sizes::Data,
+    };
+    let dims = BTreeMap::from([(dim.to_string(), rows)]);
+    // A chunk asked for may be larger than the file: then it is checked
+    // at the rows the file has, once its first chunk is read.
+    let mut checked = true;
+    if let Err(e) = crate::limits::check_in_process(&plan, &dims, reference, &args.memory, sizes())
+    {
+        if args.demo || asked.is_none() {
+            return refused(e);
+        }
+        checked = false;
+    }
+    // The first chunk, and the inputs read in chunks.
+    let is_rows = |spec: &plan::InputSpec| matches!(spec.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim);
+    let mut rng = rand::rng();
+    let (first, ids, mut streams) = if args.demo {
+        match runtime::exec::random_inputs(&plan, rows, &mut rng) {
+            Ok(i) => (i, None, Vec::new()),
+            Err(e) => return refused(e.message),
+        }
+    } else {
+        match load_inputs_in_chunks(&plan, None, &args.data, Some((dim, rows))) {
+            Ok(i) => (i.values, i.ids, i.streams),
+            Err(e) => return refused(e),
+        }
+    };
+    let row_inputs: Vec<String> = plan
+        .inputs
+        .iter()
+        .filter(|s| is_rows(s))
+        .map(|s| s.name.clone())
+        .collect();
+    let rows_in = |inputs: &BTreeMap<String, Tensor>| {
+        row_inputs
+            .iter()
+            .find_map(|n| inputs.get(n))
+            .and_then(|t| t.shape.first().copied())
+            .unwrap_or(rows)
+    };
+    // The plan for the chunks' size: a file of one chunk compiles for its
+    // rows, as a run in one piece does.
+    let first_rows = rows_in(&first);
+    if let Some(file) = &args.file {
+        let assume = BTreeMap::from([(dim.to_string(), first_rows as u64)]);
+        if assume != plan.estimate.assumed_dims {
+            options.assume = assume;
+            match compile_file_with(file, &options) {
+                Some((_, c)) => plan = c.plan,
+                None => {
+                    eprintln!(
+                        "note: the model was compiled for chunks of {dim}={first_rows}; nothing was run"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
+            checked = false;
+        }
+    }
+    if !checked {
+        let dims = BTreeMap::from([(dim.to_string(), first_rows)]);
+        if let Err(e) =
+            crate::limits::check_in_process(&plan, &dims, reference, &args.memory, sizes())
+        {
+            return refused(e);
+        }
+    }
+    let plan = &plan;
+    let valid = match valid(plan) {
+        Ok(v) => v,
+        Err(e) => return refused(e.to_string()),
+    };
+    let fixed: BTreeMap<String, Tensor> = first
+        .iter()
+        .filter(|(n, _)| !row_inputs.contains(n))
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect();
+    let parties = plan
+        .parties
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!(
+        "running {} privately: {parties} in this process ...",
+        plan.model
+    );
+    let to_stdout = args.output.as_deref().is_some_and(data::is_stdin);
+    let mut staged = match &args.output {
+        Some(dir) if !to_stdout => match stream::StagedOutputs::create(dir, plan, None) {
+            Ok(s) => Some(s),
+            Err(e) => return refused(e),
+        },
+        _ => None,
+    };
+    let failed = |e: String| {
+        for line in e.lines() {
+            eprintln!("error: {line}");
+        }
+        eprintln!("note: the run was stopped; no output was written");
+        ExitCode::FAILURE
+    };
+    let progress = crate::progress::Rows::new(args.quiet);
+    let started = Instant::now();
+    let mut collected = stream::Collected::default();
+    let mut all_ids: Vec<String> = Vec::new();
+    let mut stats: Vec<runtime::exec::Stats> = vec![Default::default(); plan.parties.len()];
+    let mut comparison = Comparison::default();
+    let mut last: Vec<runtime::exec::Outcome> = Vec::new();
+    let (mut done, mut chunks, mut largest) = (0usize, 0usize, 0usize);
+    let total = if args.demo {
+        Some(args.batch as usize)
+    } else {
+        streams.iter().find_map(|s| s.source.total_rows())
+    };
+    let mut next = Some((first, ids.as_ref().map(|r| r.values.clone())));
+    while let Some((inputs, chunk_ids)) = next.take() {
+        let n = rows_in(&inputs);
+        let outcomes = match runtime::exec::run_in_process(
+            &valid,
+            &per_party(plan, &inputs),
+            &runtime::exec::Options::default(),
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                progress.finish();
+                return failed(if chunks == 0 {
+                    e.to_string()
+                } else {
+                    format!("{e} (in the chunk of rows {}..{})", done + 1, done + n)
+                });
+            }
+        };
+        if let Some(model) = reference {
+            match compiler::reference::evaluate(model, &inputs) {
+                Ok(r) => comparison.absorb(compare_with_reference(plan, &outcomes, &r)),
+                Err(e) => {
+                    progress.finish();
+                    eprintln!("error: the reference interpreter failed: {e}");
+                    eprintln!("note: no output was written");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let written = match &mut staged {
+            Some(s) => {
+                let ids = match (&ids, &chunk_ids) {
+                    (Some(r), Some(v)) => Some(data::Ids {
+                        column: &r.column,
+                        values: v,
+                    }),
+                    _ => None,
+                };
+                s.append(&outcomes, ids.as_ref())
+            }
+            None => {
+                collected.append(&outcomes);
+                all_ids.extend(chunk_ids.unwrap_or_default());
+                Ok(())
+            }
+        };
+        if let Err(e) = written {
+            progress.finish();
+            return failed(e);
+        }
+        for (total, o) in stats.iter_mut().zip(&outcomes) {
+            stream::add_stats(total, &o.stats);
+        }
+        last = outcomes;
+        done += n;
+        chunks += 1;
+        largest = largest.max(n);
+        // The next chunk: generated, or read from every input in chunks.
+        next = if args.demo {
+            let left = args.batch as usize - done;
+            if left == 0 {
+                None
+            } else {
+                match runtime::exec::random_inputs(plan, left.min(rows), &mut rng) {
+                    Ok(mut i) => {
+                        i.retain(|name, _| !fixed.contains_key(name));
+                        i.extend(fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        Some((i, None))
+                    }
+                    Err(e) => {
+                        progress.finish();
+                        return failed(e.message);
+                    }
+                }
+            }
+        } else {
+            match next_chunk(plan, None, &mut streams, &fixed, rows, done, ids.is_some()) {
+                Ok(c) => c,
+                Err(e) => {
+                    progress.finish();
+                    return failed(e);
+                }
+            }
+        };
+        let fraction = match total {
+            Some(t) => Some(done as f64 / t.max(1) as f64),
+            None => streams.iter().find_map(|s| s.source.fraction()),
+        };
+        progress.update(done as u64, fraction);
+    }
+    progress.finish();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("done in {secs:.3} s");
+    if !args.quiet {
+        eprintln!(
+            "{done} rows in {chunks} chunk{} of up to {largest} rows: {:.0} rows/s",
+            if chunks == 1 { "" } else { "s" },
+            done as f64 / secs.max(1e-9)
+        );
+    }
+    let outcomes = match staged {
+        Some(_) => last
+            .into_iter()
+            .zip(stats)
+            .map(|(_, stats)| runtime::exec::Outcome {
+                outputs: Vec::new(),
+                stats,
+            })
+            .collect(),
+        None => collected.into_outcomes(&last, stats),
+    };
+    if args.stats {
+        print_stats(plan, &outcomes);
+        if chunks > 1 {
+            eprintln!(
+                "(traffic, rounds and times are the sum over the {chunks} chunks; the compiler's estimate is for one chunk)"
+            );
+        }
+    }
+    let say: fn(std::fmt::Arguments) = if to_stdout {
+        |a| eprintln!("{a}")
+    } else {
+        |a| println!("{a}")
+    };
+    let comparison = reference.map(|_| comparison);
+    let over = comparison
+        .as_ref()
+        .is_some_and(|c| !c.over_bound.is_empty());
+    if !over {
+        let written = match (staged, &args.output) {
+            (Some(s), _) => s.commit(),
+            (None, Some(dir)) => {
+                let ids = ids.map(|r| RowIds {
+                    values: all_ids,
+                    ..r
+                });
+                write_outputs(dir, plan, &outcomes, ids.as_ref())
+            }
+            (None, None) => {
+                for (p, o) in outcomes.iter().enumerate() {
+                    for (name, t) in &o.outputs {
+                        println!(
+                            "{} learns {name} {:?}: {}",
+                            plan.party_name(p as u32),
+                            t.shape,
+                            preview(t)
+                        );
+                    }
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = written {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(c) = comparison {
+        for line in &c.lines {
+            say(format_args!("{line}"));
+        }
+        say(format_args!("max error over all outputs: {:.3e}", c.worst));
+        if over {
+            eprintln!(
+                "error: the private result differs from the plaintext reference by more than \
+                 the compiler's bound: {}",
+                c.over_bound.join("; ")
+            );
+            eprintln!("note: this is a bug in Veil; please report it with the model file");
+            if args.output.is_some() {
+                eprintln!("note: no output was written");
+            }
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The next chunk of the inputs read in chunks (with `fixed`, the inputs
+/// read once), checked as the first was, and its row IDs; `None` after the
+/// last row. Inputs that end at different rows are an error.
+#[allow(clippy::type_complexity)]
+pub fn next_chunk(
+    plan: &Plan,
+    party: Option<plan::PartyIdx>,
+    streams: &mut [Stream],
+    fixed: &BTreeMap<String, Tensor>,
+    rows: usize,
+    done: usize,
+    with_ids: bool,
+) -> Result<Option<(BTreeMap<String, Tensor>, Option<Vec<String>>)>, String> {
+    let mut chunks = Vec::new();
+    for s in streams.iter_mut() {
+        let c = s
+            .source
+            .next(rows)
+            .map_err(|e| format!("input `{}`: {}: {e}", s.name, s.file))?;
+        chunks.push(c);
+    }
+    let sizes: Vec<Option<usize>> = chunks
+        .iter()
+        .map(|c| c.as_ref().map(|c| c.rows()))
+        .collect();
+    if sizes.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if sizes.iter().any(|s| *s != sizes[0]) {
+        let counts: Vec<String> = streams
+            .iter()
+            .zip(&sizes)
+            .map(|(s, n)| format!("{} has {} rows", s.file, done + n.unwrap_or(0)))
+            .collect();
+        return Err(format!(
+            "the inputs read in rows differ in length: after row {done}, {}",
+            counts.join(", ")
+        ));
+    }
+    let mut inputs = fixed.clone();
+    let mut layouts = BTreeMap::new();
+    let mut ids: Option<Vec<String>> = None;
+    for (s, c) in streams.iter().zip(chunks) {
+        let c = c.expect("every input has the chunk");
+        let rank = plan
+            .inputs
+            .iter()
+            .find(|i| i.name == s.name)
+            .map_or(0, |i| i.shape.0.len());
+        if let (true, Some(v)) = (with_ids, c.ids) {
+            match &ids {
+                Some(first) if first != &v => {
+                    return Err(format!(
+                        "--id-column: the IDs in {} differ from those of another input after row {done}",
+                        s.file
+                    ))
+                }
+                _ => ids = Some(v),
+            }
+        }
+        inputs.insert(s.name.clone(), data::fit_rank(c.tensor, rank));
+        layouts.insert(s.name.as_str(), (c.layout, c.offset));
+    }
+    let file_of = |name: &str| {
+        streams
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.file.clone())
+    };
+    let errors = placed_errors(plan, party, &inputs, &layouts, &file_of, &[]);
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    Ok(Some((inputs, ids)))
 }
 
 fn preview(t: &Tensor) -> String {
