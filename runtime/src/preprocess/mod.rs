@@ -10,6 +10,8 @@
 //! [`otgen::OtParty0`] and [`otgen::OtParty1`] are the same correlations
 //! from IKNP correlated OTs.
 
+#[cfg(test)]
+mod checks;
 pub(crate) mod crossterms;
 pub(crate) mod otgen;
 pub(crate) mod twoparty;

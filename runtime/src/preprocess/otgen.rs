@@ -884,7 +884,6 @@ impl OtParty1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sharing::{reconstruct, Correlations};
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
@@ -911,33 +910,9 @@ mod tests {
         (p0.finish().unwrap(), p1.finish().unwrap())
     }
 
-    fn open(a: &Share, b: &Share) -> RingTensor {
-        reconstruct(a, b).unwrap()
-    }
-
-    fn bits_xor(a: &[u64], b: &[u64]) -> Vec<u64> {
-        a.iter().zip(b).map(|(x, y)| x ^ y).collect()
-    }
-
     fn check_triples(reqs: &[Request], seed: u64) {
         let (mut s0, mut s1) = stores(reqs, seed);
-        for r in reqs {
-            let (CorrelationShare::Triple(t0), CorrelationShare::Triple(t1)) =
-                (s0.fetch(r).unwrap(), s1.fetch(r).unwrap())
-            else {
-                panic!("not a triple");
-            };
-            let (a, b, c) = (open(&t0.a, &t1.a), open(&t0.b, &t1.b), open(&t0.c, &t1.c));
-            let want = match r {
-                Request::ElementwiseTriple { .. } => a.mul(&b).unwrap(),
-                _ => a.matmul(&b).unwrap(),
-            };
-            assert_eq!(c, want, "{r:?}");
-            // Neither party's halves are the whole value.
-            assert_ne!(t0.a.value().data(), a.data(), "{r:?}");
-        }
-        assert_eq!(s0.remaining(), 0);
-        assert_eq!(s1.remaining(), 0);
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, reqs);
     }
 
     #[test]
@@ -994,35 +969,7 @@ mod tests {
             Request::MaskedBits { shape: vec![1] },
         ];
         let (mut s0, mut s1) = stores(&reqs, 3);
-        for r in &reqs {
-            match (s0.fetch(r).unwrap(), s1.fetch(r).unwrap()) {
-                (CorrelationShare::MaskedBits(m0), CorrelationShare::MaskedBits(m1)) => {
-                    let r = open(&m0.r, &m1.r);
-                    assert_eq!(
-                        bits_xor(m0.r_bits.data(), m1.r_bits.data()),
-                        r.data().to_vec()
-                    );
-                }
-                (CorrelationShare::AndTriples(t0), CorrelationShare::AndTriples(t1)) => {
-                    assert_eq!(t0.bits, 200);
-                    assert_eq!(t0.a.len(), 4);
-                    let a = bits_xor(&t0.a, &t1.a);
-                    let b = bits_xor(&t0.b, &t1.b);
-                    let c = bits_xor(&t0.c, &t1.c);
-                    let want: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x & y).collect();
-                    assert_eq!(c, want);
-                }
-                (CorrelationShare::DaBits(d0), CorrelationShare::DaBits(d1)) => {
-                    let xor = bits_xor(&d0.bits, &d1.bits);
-                    let arith = open(&d0.arith, &d1.arith);
-                    assert_eq!(arith.shape(), &[70]);
-                    for (i, v) in arith.data().iter().enumerate() {
-                        assert_eq!(*v, (xor[i / 64] >> (i % 64)) & 1, "daBit {i}");
-                    }
-                }
-                _ => panic!("wrong kind"),
-            }
-        }
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
     }
 
     #[test]

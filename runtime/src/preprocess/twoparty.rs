@@ -775,8 +775,7 @@ fn finish(
 mod tests {
     use super::*;
     use crate::sharing::{
-        driver::run_two_party, reconstruct, share_with_rng, Correlations, Engine, FixedPoint,
-        TruncMode,
+        driver::run_two_party, reconstruct, share_with_rng, Engine, FixedPoint, TruncMode,
     };
     use plan::NonlinearOp;
     use proptest::prelude::*;
@@ -829,14 +828,6 @@ mod tests {
         }
     }
 
-    fn open(a: &Share, b: &Share) -> RingTensor {
-        reconstruct(a, b).unwrap()
-    }
-
-    fn bits_xor(a: &[u64], b: &[u64]) -> Vec<u64> {
-        a.iter().zip(b).map(|(x, y)| x ^ y).collect()
-    }
-
     #[test]
     fn triples_reconstruct_to_products() {
         let reqs = vec![
@@ -856,20 +847,7 @@ mod tests {
             CorrelationRequest::ElementwiseTriple { shape: vec![] },
         ];
         let (mut s0, mut s1) = stores(&reqs, 1);
-        for r in &reqs {
-            let (CorrelationShare::Triple(t0), CorrelationShare::Triple(t1)) =
-                (s0.fetch(r).unwrap(), s1.fetch(r).unwrap())
-            else {
-                panic!("not a triple");
-            };
-            let (a, b, c) = (open(&t0.a, &t1.a), open(&t0.b, &t1.b), open(&t0.c, &t1.c));
-            let want = match r {
-                CorrelationRequest::ElementwiseTriple { .. } => a.mul(&b).unwrap(),
-                _ => a.matmul(&b).unwrap(),
-            };
-            assert_eq!(c, want, "{r:?}");
-        }
-        assert_eq!(s0.remaining(), 0);
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
     }
 
     #[test]
@@ -880,35 +858,7 @@ mod tests {
             CorrelationRequest::DaBits { shape: vec![70] },
         ];
         let (mut s0, mut s1) = stores(&reqs, 2);
-        for r in &reqs {
-            match (s0.fetch(r).unwrap(), s1.fetch(r).unwrap()) {
-                (CorrelationShare::MaskedBits(m0), CorrelationShare::MaskedBits(m1)) => {
-                    let r = open(&m0.r, &m1.r);
-                    assert_eq!(
-                        bits_xor(m0.r_bits.data(), m1.r_bits.data()),
-                        r.data().to_vec()
-                    );
-                }
-                (CorrelationShare::AndTriples(t0), CorrelationShare::AndTriples(t1)) => {
-                    assert_eq!(t0.bits, 200);
-                    assert_eq!(t0.a.len(), 4);
-                    let a = bits_xor(&t0.a, &t1.a);
-                    let b = bits_xor(&t0.b, &t1.b);
-                    let c = bits_xor(&t0.c, &t1.c);
-                    let want: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x & y).collect();
-                    assert_eq!(c, want);
-                }
-                (CorrelationShare::DaBits(d0), CorrelationShare::DaBits(d1)) => {
-                    let xor = bits_xor(&d0.bits, &d1.bits);
-                    let arith = open(&d0.arith, &d1.arith);
-                    assert_eq!(arith.shape(), &[70]);
-                    for (i, v) in arith.data().iter().enumerate() {
-                        assert_eq!(*v, (xor[i / 64] >> (i % 64)) & 1, "daBit {i}");
-                    }
-                }
-                _ => panic!("wrong kind"),
-            }
-        }
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
     }
 
     #[test]

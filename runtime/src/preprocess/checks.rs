@@ -1,0 +1,72 @@
+//! Test-only checks that both parties' correlations reconstruct as they
+//! should, shared by every engine's tests (`twoparty`, `otgen`).
+
+use crate::sharing::{
+    reconstruct, CorrelationRequest as Request, CorrelationShare, Correlations,
+    PrecomputedCorrelations, RingTensor, Share,
+};
+
+fn open(a: &Share, b: &Share) -> RingTensor {
+    reconstruct(a, b).unwrap()
+}
+
+fn bits_xor(a: &[u64], b: &[u64]) -> Vec<u64> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+/// Every request in `reqs` is served, in order, with a share that
+/// reconstructs to what its kind promises: `c = a·b` (elementwise or
+/// matrix) for triples, `c = a ∧ b` for AND triples, a daBit's XOR and
+/// additive halves the same bit, masked bits whose XOR-shared words are the
+/// additively shared `r`. Both stores end empty.
+pub(crate) fn assert_consistent(
+    s0: &mut PrecomputedCorrelations,
+    s1: &mut PrecomputedCorrelations,
+    reqs: &[Request],
+) {
+    for r in reqs {
+        match (s0.fetch(r).unwrap(), s1.fetch(r).unwrap()) {
+            (CorrelationShare::Triple(t0), CorrelationShare::Triple(t1)) => {
+                let (a, b, c) = (open(&t0.a, &t1.a), open(&t0.b, &t1.b), open(&t0.c, &t1.c));
+                let want = match r {
+                    Request::ElementwiseTriple { .. } => a.mul(&b).unwrap(),
+                    _ => a.matmul(&b).unwrap(),
+                };
+                assert_eq!(c, want, "{r:?}");
+            }
+            (CorrelationShare::MaskedBits(m0), CorrelationShare::MaskedBits(m1)) => {
+                let r = open(&m0.r, &m1.r);
+                assert_eq!(
+                    bits_xor(m0.r_bits.data(), m1.r_bits.data()),
+                    r.data().to_vec()
+                );
+            }
+            (CorrelationShare::AndTriples(t0), CorrelationShare::AndTriples(t1)) => {
+                let Request::AndTriples { bits } = r else {
+                    panic!("{r:?} served with AND triples");
+                };
+                assert_eq!(t0.bits, *bits);
+                assert_eq!(t0.a.len(), Request::words_for_bits(*bits));
+                let a = bits_xor(&t0.a, &t1.a);
+                let b = bits_xor(&t0.b, &t1.b);
+                let c = bits_xor(&t0.c, &t1.c);
+                let want: Vec<u64> = a.iter().zip(&b).map(|(x, y)| x & y).collect();
+                assert_eq!(c, want);
+            }
+            (CorrelationShare::DaBits(d0), CorrelationShare::DaBits(d1)) => {
+                let xor = bits_xor(&d0.bits, &d1.bits);
+                let arith = open(&d0.arith, &d1.arith);
+                let Request::DaBits { shape } = r else {
+                    panic!("{r:?} served with daBits");
+                };
+                assert_eq!(arith.shape(), &shape[..]);
+                for (i, v) in arith.data().iter().enumerate() {
+                    assert_eq!(*v, (xor[i / 64] >> (i % 64)) & 1, "daBit {i}");
+                }
+            }
+            _ => panic!("wrong kind for {r:?}"),
+        }
+    }
+    assert_eq!(s0.remaining(), 0);
+    assert_eq!(s1.remaining(), 0);
+}
