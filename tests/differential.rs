@@ -868,6 +868,26 @@ fn a_run_counts_its_progress() {
     let steps = progress.steps_total.load(Relaxed);
     assert!(steps > 0);
     assert_eq!(progress.steps_done.load(Relaxed), steps - 1);
+
+    // By OT: party 0 counts the pieces it answers.
+    let plan = compiler::compile(
+        &m,
+        &options(|o| {
+            o.use_dealer = false;
+            o.correlations = Some(plan::CorrelationEngine::Ot);
+        }),
+    )
+    .unwrap()
+    .plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
+    let mut opts = test_options();
+    let progress = Arc::new(exec::Progress::default());
+    opts.progress = Some(progress.clone());
+    exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &opts).unwrap();
+    let pieces = progress.ot_total.load(Relaxed);
+    assert!(pieces > 0);
+    assert_eq!(progress.ot_done.load(Relaxed), pieces);
+    assert_eq!(progress.encrypt_total.load(Relaxed), 0);
 }
 
 /// Each computing party is given the public inputs separately (`veil

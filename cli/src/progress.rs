@@ -44,8 +44,14 @@ fn show(p: &Progress, done: &AtomicBool) {
             p.encrypt_total.load(Ordering::Relaxed),
             p.encrypt_done.load(Ordering::Relaxed),
         );
+        let (ot_total, ot_at) = (
+            p.ot_total.load(Ordering::Relaxed),
+            p.ot_done.load(Ordering::Relaxed),
+        );
         let (prefix, message, total, at) = if total > 0 && at < total {
             ("preprocessing", "ciphertexts", total, at)
+        } else if ot_total > 0 && ot_at < ot_total {
+            ("preprocessing", "pieces of OT", ot_total, ot_at)
         } else {
             (
                 "running",

@@ -13,6 +13,7 @@ use crate::preprocess::twoparty::{Party0, Party1};
 use crate::sharing::{Party, PrecomputedCorrelations};
 use num_bigint::BigUint;
 use plan::{CorrelationEngine, PartyIdx};
+use std::sync::atomic::Ordering;
 
 /// Generates every correlation the plan's run will ask for (Beaver triples
 /// and comparison correlations, in protocol order), by `engine`.
@@ -73,10 +74,17 @@ fn by_ot(
             let hello = recv_ot(ex, t, peer)?;
             let (mut p0, reply) = OtParty0::start(order, &hello, rng)?;
             send_ot(ex, t, peer, reply)?;
+            let progress = ex.opts.progress.clone();
+            if let Some(p) = &progress {
+                p.ot_total.store(p0.pieces() as u64, Ordering::Relaxed);
+            }
             for i in 0..p0.pieces() {
                 let ext = recv_ot(ex, t, peer)?;
                 let corrections = p0.answer(i, &ext, rng)?;
                 send_ot(ex, t, peer, corrections)?;
+                if let Some(p) = &progress {
+                    p.ot_done.fetch_add(1, Ordering::Relaxed);
+                }
             }
             p0.finish()
         }

@@ -160,13 +160,18 @@ impl Default for Options {
 
 /// How far a run has got, counted by the parties as they go, for a caller
 /// that shows it (the runtime does no I/O). The slow part of a run without
-/// a dealer is party 0's Paillier encryptions in the two-party
-/// preprocessing; the rest is one party's program.
+/// a dealer is the two-party preprocessing (party 0's Paillier encryptions,
+/// or the pieces of OT it answers); the rest is one party's program.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Ciphertexts party 0 encrypts for the two-party preprocessing.
+    /// Ciphertexts party 0 encrypts for the two-party preprocessing with
+    /// Paillier.
     pub encrypt_total: AtomicU64,
     pub encrypt_done: AtomicU64,
+    /// Pieces (2^18 OTs each) party 0 answers in the two-party
+    /// preprocessing by OT.
+    pub ot_total: AtomicU64,
+    pub ot_done: AtomicU64,
     /// Instructions of the counting party's program.
     pub steps_total: AtomicU64,
     pub steps_done: AtomicU64,
