@@ -1268,3 +1268,48 @@ fn a_model_that_combines_rows_does_not_run_in_chunks() {
     assert!(o.status.success(), "{}", stderr_of(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 16: without a dealer the report says how the parties make their
+/// correlations and why; `--correlations` decides instead of the cost
+/// model, and with the model's dealer it is said to have no effect.
+#[test]
+fn correlations_flag_chooses_the_engine_without_a_dealer() {
+    let o = veil(&["compile", "models/relu_classifier.veil", "--no-dealer"]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("no dealer (correlations by OT)"), "{out}");
+    assert!(
+        out.contains("correlations without a dealer: by OT, cheapest by the cost model"),
+        "{out}"
+    );
+    let o = veil(&[
+        "compile",
+        "models/relu_classifier.veil",
+        "--no-dealer",
+        "--correlations",
+        "paillier",
+    ]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("no dealer (correlations by Paillier)"),
+        "{out}"
+    );
+    assert!(out.contains("keys: 1"), "{out}");
+    assert!(
+        !out.contains("cheapest by the cost model (estimate"),
+        "{out}"
+    );
+    let o = veil(&[
+        "compile",
+        "models/relu_classifier.veil",
+        "--correlations",
+        "ot",
+    ]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("--correlations ot has no effect: the model's dealer supplies"),
+        "{}",
+        stderr_of(&o)
+    );
+}

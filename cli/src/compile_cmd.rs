@@ -159,6 +159,12 @@ pub fn compile_file_with(
     let checked = compiler::check_source(&source);
     eprint!("{}", crate::render(&checked.diagnostics, &name, &source));
     let model = checked.model?;
+    if let (Some(how), true, Some(_)) = (options.correlations, options.use_dealer, model.dealer()) {
+        eprintln!(
+            "warning: --correlations {} has no effect: the model's dealer supplies the correlations (add --no-dealer to run without it)",
+            how.name().to_lowercase()
+        );
+    }
     match compiler::compile(&model, options) {
         Ok(c) => {
             eprint!("{}", crate::render(&c.warnings, &name, &source));
