@@ -15,6 +15,10 @@ pub struct Analysis {
     pub warnings: Vec<Diagnostic>,
     /// Estimated absolute error of each output against exact arithmetic.
     pub error_bounds: Vec<f64>,
+    /// For each output that is an `argmax`: twice the error bound of its
+    /// input. Entries that close to the row's maximum may compare either
+    /// way, so the index of any of them is correct (`plan::OutputSpec::near_tie`).
+    pub near_ties: Vec<Option<f64>>,
     /// Sigmoid/tanh whose input is clamped into the fitted domain first
     /// (with secure comparison), so the error bound holds on the whole line.
     pub clamped: BTreeSet<ValueId>,
@@ -33,6 +37,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         errors: Vec::new(),
         warnings: Vec::new(),
         error_bounds: Vec::new(),
+        near_ties: Vec::new(),
         clamped: BTreeSet::new(),
     };
     let f = g.model.precision();
@@ -140,7 +145,8 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             }
         }
     }
-    let (bounds, sources) = error_bounds(g, &a.fits, &a.clamped);
+    let (bounds, sources, near_ties) = error_bounds(g, &a.fits, &a.clamped);
+    a.near_ties = near_ties;
     for ((o, &bound), source) in g.model.outputs().iter().zip(&bounds).zip(sources) {
         let range = g.node(o.value).range;
         // An infinite bound comes from a missing fit, already an error (E0305).
@@ -400,6 +406,11 @@ fn reveals_input(g: &Graph, v: ValueId, p: PartyId) -> Option<ValueId> {
                 ..
             } if *q != p => return Some(cur),
             Op::Neg(a) => *a,
+            // Bijections that only move values: same values, another shape.
+            Op::Permute(a, _) | Op::Reshape(a) => {
+                cur = *a;
+                continue;
+            }
             Op::Add(a, b) | Op::Sub(a, b) => {
                 if known(*b) && !known(*a) {
                     *a
@@ -444,11 +455,17 @@ enum Source {
 /// each operation's sensitivity over the operands' ranges. Alongside, each
 /// bound split by [`Source`] (the bound is linear in its operands' errors,
 /// up to a max), to say where most of an output's bound comes from.
+///
+/// An `argmax` is exact only when its row's maximum leads by more than
+/// twice its input's bound; otherwise any near-largest index may come out.
+/// So as an operand it carries the width of its range (any index), and as
+/// an output it is checked as a set (an index whose entry is within
+/// `near_tie` of the maximum), with a bound of 0 on the index itself.
 fn error_bounds(
     g: &Graph,
     fits: &BTreeMap<ValueId, Fit>,
     clamped: &BTreeSet<ValueId>,
-) -> (Vec<f64>, Vec<Source>) {
+) -> (Vec<f64>, Vec<Source>, Vec<Option<f64>>) {
     type Parts = BTreeMap<Source, f64>;
     let lsb = 2f64.powi(-(g.model.precision() as i32));
     let mut err: BTreeMap<ValueId, f64> = BTreeMap::new();
@@ -545,7 +562,12 @@ fn error_bounds(
                 add(&mut p, Source::Coefficients(v), coefficients);
                 deriv * e(a) + coefficients
             }
-            Op::Relu(a) | Op::MaxReduce(a) | Op::Clamp(a, ..) => {
+            Op::Relu(a)
+            | Op::MaxReduce(a)
+            | Op::MinReduce(a)
+            | Op::Clamp(a, ..)
+            | Op::Permute(a, _)
+            | Op::Reshape(a) => {
                 inherit(&mut p, a, 1.0);
                 e(a)
             }
@@ -554,7 +576,15 @@ fn error_bounds(
                 inherit(&mut p, larger, 1.0);
                 e(a).max(e(b))
             }
-            Op::Argmax(_) => 0.0,
+            Op::Argmax(a) => {
+                let width = g.node(v).range.hi - g.node(v).range.lo;
+                if e(a) > 0.0 {
+                    add(&mut p, Source::Rounding, width);
+                    width
+                } else {
+                    0.0
+                }
+            }
         };
         err.insert(v, bound);
         parts.insert(v, p);
@@ -565,11 +595,23 @@ fn error_bounds(
             .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
             .map_or(Source::Rounding, |(s, _)| *s)
     };
-    g.model
+    let mut near_ties = Vec::new();
+    let (bounds, sources) = g
+        .model
         .outputs()
         .iter()
-        .map(|o| (err[&o.value], dominant(&o.value)))
-        .unzip()
+        .map(|o| match g.value(o.value).op {
+            Op::Argmax(a) => {
+                near_ties.push(Some(2.0 * err[&a]));
+                (0.0, Source::Rounding)
+            }
+            _ => {
+                near_ties.push(None);
+                (err[&o.value], dominant(&o.value))
+            }
+        })
+        .unzip();
+    (bounds, sources, near_ties)
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ pub struct Form {
 pub enum Args {
     /// `f(x)`, elementwise.
     Map(fn(ValueId) -> Op),
-    /// `f(x)` along the last dimension of `x`.
+    /// `f(x, axis: k)` along dimension `k` of `x` (default: the last),
+    /// which the result drops.
     Reduce(fn(ValueId) -> Op),
     /// `f(a, b)`, elementwise with broadcasting.
     Pair(fn(ValueId, ValueId) -> Op),
@@ -75,6 +76,9 @@ pub enum Named {
     Domain,
     /// `tol: t`, the largest acceptable approximation error, in (0, 1).
     Tol,
+    /// `axis: k`, the dimension a reduction runs along: a whole number,
+    /// negative counting from the end (`-1`, the default, is the last).
+    Axis,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -82,7 +86,8 @@ pub enum Named {
 pub enum ShapeRule {
     /// The shape of `x`.
     Same,
-    /// `x` without its last dimension; `x` must not be a scalar.
+    /// `x` without the dimension named by `axis:` (the last by default);
+    /// `x` must not be a scalar.
     DropLast,
     /// The two arguments broadcast ([`crate::broadcast`]).
     Broadcast,
@@ -94,6 +99,7 @@ impl Named {
             Named::Degree => "degree",
             Named::Domain => "domain",
             Named::Tol => "tol",
+            Named::Axis => "axis",
         }
     }
 }
@@ -128,6 +134,7 @@ impl Args {
     pub fn named(self) -> &'static [Named] {
         match self {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
+            Args::Reduce(_) => &[Named::Axis],
             _ => &[],
         }
     }
@@ -148,16 +155,16 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "sum",
         forms: &[Form {
-            call: "sum(x)",
-            doc: "sum along the last dimension (`[m, n]` → `[m]`, `[n]` → scalar)",
+            call: "sum(x, axis: -1)",
+            doc: "sum along dimension `axis` (default the last: `[m, n]` → `[m]`, `[n]` → scalar)",
             args: Args::Reduce(Op::Sum),
         }],
     },
     Builtin {
         name: "mean",
         forms: &[Form {
-            call: "mean(x)",
-            doc: "mean along the last dimension (`[m, n]` → `[m]`, `[n]` → scalar)",
+            call: "mean(x, axis: -1)",
+            doc: "mean along dimension `axis` (default the last: `[m, n]` → `[m]`, `[n]` → scalar)",
             args: Args::Reduce(Op::Mean),
         }],
     },
@@ -205,8 +212,8 @@ pub const BUILTINS: &[Builtin] = &[
         name: "max",
         forms: &[
             Form {
-                call: "max(x)",
-                doc: "largest entry along the last dimension",
+                call: "max(x, axis: -1)",
+                doc: "largest entry along dimension `axis` (default the last)",
                 args: Args::Reduce(Op::MaxReduce),
             },
             Form {
@@ -218,17 +225,24 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "min",
-        forms: &[Form {
-            call: "min(a, b)",
-            doc: "elementwise minimum (broadcasting)",
-            args: Args::Pair(Op::Min),
-        }],
+        forms: &[
+            Form {
+                call: "min(x, axis: -1)",
+                doc: "smallest entry along dimension `axis` (default the last)",
+                args: Args::Reduce(Op::MinReduce),
+            },
+            Form {
+                call: "min(a, b)",
+                doc: "elementwise minimum (broadcasting)",
+                args: Args::Pair(Op::Min),
+            },
+        ],
     },
     Builtin {
         name: "argmax",
         forms: &[Form {
-            call: "argmax(x)",
-            doc: "index of the largest entry along the last dimension",
+            call: "argmax(x, axis: -1)",
+            doc: "index of the (first) largest entry along dimension `axis` (default the last)",
             args: Args::Reduce(Op::Argmax),
         }],
     },

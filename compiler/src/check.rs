@@ -829,20 +829,23 @@ impl Checker<'_> {
         if op == ast::BinOp::MatMul {
             return self.matmul(l, r, lsh, rsh, spans, span);
         }
-        let shape = match broadcast(&lsh, &rsh) {
+        let (shape, (l, r), restore) = match self.broadcast_operands(l, r, span) {
             Some(s) => s,
             None => {
                 self.error(
-                    Diagnostic::error(Code::ShapeMismatch, format!("cannot apply `{}` to {lsh} and {rsh}", op.symbol()))
-                        .primary(op_span, "shapes do not agree")
-                        .secondary(ls, format!("this is {lsh}"))
-                        .secondary(rs, format!("this is {rsh}"))
-                        .note("elementwise operations need equal shapes; a scalar, or a vector matching the last dimension, broadcasts")
-                        .help(if lsh.rank() == rsh.rank() && lsh.rank() > 0 {
-                            "for a dot product or matrix product, use `@`"
-                        } else {
-                            "check the dimensions declared on the inputs"
-                        }),
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!("cannot apply `{}` to {lsh} and {rsh}", op.symbol()),
+                    )
+                    .primary(op_span, "shapes do not agree")
+                    .secondary(ls, format!("this is {lsh}"))
+                    .secondary(rs, format!("this is {rsh}"))
+                    .note(BROADCAST_NOTE)
+                    .help(if lsh.rank() == rsh.rank() && lsh.rank() > 0 {
+                        "for a dot product or matrix product, use `@`"
+                    } else {
+                        "check the dimensions declared on the inputs"
+                    }),
                 );
                 return None;
             }
@@ -852,7 +855,7 @@ impl Checker<'_> {
             ast::BinOp::Sub => Op::Sub(l, r),
             _ => Op::Mul(l, r),
         };
-        Some(self.push(op, shape, span))
+        Some(self.push_restored(op, shape, restore, span))
     }
 
     fn matmul(
@@ -963,6 +966,27 @@ impl Checker<'_> {
             );
             return None;
         };
+        // A named argument of another form of this builtin (`max(a, b, axis: 1)`).
+        for a in &named {
+            let n = a.name.as_ref().expect("named");
+            let known = allowed_named.contains(&n.name.as_str());
+            if known && !form.args.named().iter().any(|k| k.name() == n.name) {
+                let takes: Vec<&str> = (builtin.forms.iter())
+                    .filter(|f| f.args.named().iter().any(|k| k.name() == n.name))
+                    .map(|f| f.call)
+                    .collect();
+                self.error(
+                    Diagnostic::error(
+                        Code::UnknownArgument,
+                        format!("`{}` takes no argument named `{}`", form.call, n.name),
+                    )
+                    .primary(n.span, "not an argument of this form")
+                    .note(format!("`{}:` belongs to {}", n.name, takes.join(", ")))
+                    .help(format!("remove `{}:`", n.name)),
+                );
+                ok = false;
+            }
+        }
         // The tensor arguments.
         let mut tensors = Vec::new();
         for (a, param) in positional.iter().zip(form.args.positional()) {
@@ -990,7 +1014,8 @@ impl Checker<'_> {
         if !ok {
             return None;
         }
-        let x = tensors[0];
+        let mut x = tensors[0];
+        let mut restore: Restore = None;
         let xs = self.shape(x).clone();
         let shape = match form.args.shape() {
             ShapeRule::Same => xs,
@@ -1007,27 +1032,54 @@ impl Checker<'_> {
                     );
                     return None;
                 }
-                Shape(xs.0[..xs.rank() - 1].to_vec())
+                let axis = named
+                    .iter()
+                    .find(|a| a.name.as_ref().is_some_and(|n| n.name == "axis"));
+                let axis = match axis {
+                    Some(a) => self.axis(name, a, &xs)?,
+                    None => xs.rank() - 1,
+                };
+                // Along another axis: move it last first (local data movement).
+                let last = xs.rank() - 1;
+                if axis != last {
+                    let perm: Vec<usize> = (0..xs.rank())
+                        .filter(|&k| k != axis)
+                        .chain([axis])
+                        .collect();
+                    let moved = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+                    x = self.push(Op::Permute(x, perm), moved, span);
+                }
+                let mut dims = xs.0.clone();
+                dims.remove(axis);
+                Shape(dims)
             }
             ShapeRule::Broadcast => {
                 let ys = self.shape(tensors[1]).clone();
-                let Some(shape) = broadcast(&xs, &ys) else {
+                let Some((shape, operands, moved)) = self.broadcast_operands(x, tensors[1], span)
+                else {
                     self.error(
                         Diagnostic::error(
                             Code::ShapeMismatch,
                             format!("cannot take `{name}` of {xs} and {ys}"),
                         )
                         .primary(positional[0].span, format!("this is {xs}"))
-                        .secondary(positional[1].span, format!("this is {ys}")),
+                        .secondary(positional[1].span, format!("this is {ys}"))
+                        .note(BROADCAST_NOTE),
                     );
                     return None;
                 };
+                x = operands.0;
+                tensors[1] = operands.1;
+                restore = moved;
                 shape
             }
         };
         let op = match form.args {
             Args::Map(op) | Args::Reduce(op) => op(x),
-            Args::Pair(op) => op(x, tensors[1]),
+            Args::Pair(op) => {
+                let v = op(x, tensors[1]);
+                return Some(self.push_restored(v, shape, restore, span));
+            }
             Args::Approximated(op) => op(x, approx.expect("checked above")),
             Args::Coefficients(op) => op(x, self.coefficients(positional[1])?),
             Args::Bounds(op) => {
@@ -1051,6 +1103,102 @@ impl Checker<'_> {
             }
         };
         Some(self.push(op, shape, span))
+    }
+
+    /// `axis: k` of a reduction of a `shape` value: a whole-number literal
+    /// in `-rank..rank` (negative counts from the end), as an index.
+    fn axis(&mut self, name: &str, arg: &ast::Arg, shape: &Shape) -> Option<usize> {
+        let rank = shape.rank() as i64;
+        let value = match &arg.value {
+            ArgValue::Expr(e) => literal_value(self.ast, *e),
+            ArgValue::Array(_) => None,
+        };
+        match value {
+            Some(k) if k.fract() == 0.0 && k >= -(rank as f64) && k < rank as f64 => {
+                let k = k as i64;
+                Some(if k < 0 { rank + k } else { k } as usize)
+            }
+            _ => {
+                let along: Vec<String> = (shape.0.iter().enumerate())
+                    .map(|(k, d)| format!("`axis: {k}` runs along {d}"))
+                    .collect();
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{name}` of a {shape} value has no such axis"),
+                    )
+                    .primary(
+                        arg.span,
+                        format!("expected a whole number from {} to {}", -rank, rank - 1),
+                    )
+                    .note(format!(
+                        "{}; negative axes count from the end (`-1` is the last)",
+                        along.join(", ")
+                    ))
+                    .help(format!(
+                        "the last axis is `axis: {}`, or `axis: -1`",
+                        rank - 1
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// The shape of an elementwise operation on `a` and `b`, and its
+    /// operands: as they are when they broadcast ([`broadcast`]), or, when
+    /// one is the other with one axis reduced away (`[batch]` against
+    /// `[batch, k]`, the shape of `max(s)` against `s`), with the larger
+    /// moved so that axis comes first, where the smaller broadcasts; the
+    /// caller pushes its operation with [`Checker::push_restored`], which
+    /// moves the axis back. `None` when neither applies.
+    fn broadcast_operands(
+        &mut self,
+        a: ValueId,
+        b: ValueId,
+        span: Span,
+    ) -> Option<(Shape, (ValueId, ValueId), Restore)> {
+        let (ash, bsh) = (self.shape(a).clone(), self.shape(b).clone());
+        if let Some(shape) = broadcast(&ash, &bsh) {
+            return Some((shape, (a, b), None));
+        }
+        let (long, a_long) = if ash.rank() > bsh.rank() {
+            (&ash, true)
+        } else {
+            (&bsh, false)
+        };
+        let short = if a_long { &bsh } else { &ash };
+        let axis = kept_axis(long, short)?;
+        // Move `axis` first: [k, rest...] broadcasts against `rest`.
+        let perm: Vec<usize> = [axis]
+            .into_iter()
+            .chain((0..long.rank()).filter(|&k| k != axis))
+            .collect();
+        let moved = Shape(perm.iter().map(|&k| long.0[k].clone()).collect());
+        let big = self.push(
+            Op::Permute(if a_long { a } else { b }, perm.clone()),
+            moved.clone(),
+            span,
+        );
+        let mut back = vec![0; perm.len()];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        Some((
+            moved,
+            if a_long { (big, b) } else { (a, big) },
+            Some((back, long.clone())),
+        ))
+    }
+
+    /// Push `op` of `shape`, and move back an axis that
+    /// [`Checker::broadcast_operands`] moved.
+    fn push_restored(&mut self, op: Op, shape: Shape, restore: Restore, span: Span) -> ValueId {
+        let v = self.push(op, shape, span);
+        match restore {
+            Some((back, shape)) => self.push(Op::Permute(v, back), shape, span),
+            None => v,
+        }
     }
 
     /// A numeric literal argument, possibly negated.
@@ -1199,6 +1347,8 @@ impl Checker<'_> {
                         }
                     }
                 }
+                // Checked against the operand's rank in `call` (`Checker::axis`).
+                Named::Axis => {}
             }
         }
         ok.then_some(approx)
@@ -1272,6 +1422,26 @@ fn literal_value(ast: &ast::Model, mut id: ExprId) -> Option<f64> {
     }
 }
 
+/// How to move an axis back after a keep-dims broadcast: the permutation
+/// and the shape it gives.
+type Restore = Option<(Vec<usize>, Shape)>;
+
+const BROADCAST_NOTE: &str = "elementwise operations need equal shapes; a scalar, a shape matching the other's last dimensions, or the other's shape with one dimension reduced away (`[batch]` against `[batch, k]`) broadcasts";
+
+/// The axis of `long` that `short` lacks, when `short` is `long` without
+/// one of its dimensions (the last such axis, as reductions default to the
+/// last): the keep-dims broadcasting of a reduced value against its operand.
+pub fn kept_axis(long: &Shape, short: &Shape) -> Option<usize> {
+    if long.rank() != short.rank() + 1 {
+        return None;
+    }
+    (0..long.rank()).rev().find(|&k| {
+        let mut dims = long.0.clone();
+        dims.remove(k);
+        dims == short.0
+    })
+}
+
 /// Elementwise broadcasting: equal shapes, a scalar on either side, or a
 /// shape that matches the other's trailing dimensions.
 pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
@@ -1337,6 +1507,25 @@ mod tests {
             ("relu(v, degree: 3)", "E0205"),
             ("v via shares", "E0213"),
             ("(v + v) via magic", "E0110"),
+            // Reductions along an axis, and keep-dims broadcasting.
+            ("sum(x, axis: 0)", "fixed[4]"),
+            ("mean(x, axis: -2)", "fixed[4]"),
+            ("max(x, axis: 1)", "fixed[n]"),
+            ("min(x, axis: -1)", "fixed[n]"),
+            ("min(x)", "fixed[n]"),
+            ("argmax(x @ m, axis: 0)", "fixed[3]"),
+            ("sum(v, axis: 0)", "fixed"),
+            ("x - max(x)", "fixed[n, 4]"),
+            ("max(x, axis: 1) * x", "fixed[n, 4]"),
+            ("max(x, sum(x))", "fixed[n, 4]"),
+            ("min(sum(x), x)", "fixed[n, 4]"),
+            ("x - sum(x, axis: 0)", "fixed[n, 4]"),
+            ("sum(x, axis: 2)", "E0204"),
+            ("sum(x, axis: -3)", "E0204"),
+            ("sum(x, axis: 0.5)", "E0204"),
+            ("max(x, v, axis: 0)", "E0205"),
+            ("relu(x, axis: 0)", "E0205"),
+            ("x @ m - sum(x, axis: 0)", "E0201"),
         ];
         for (expr, expect) in cases {
             check_body(&format!("{inputs} let r = {expr}; output r to a;"), expect);
@@ -1435,5 +1624,37 @@ mod tests {
         assert_eq!(broadcast(&s(&[]), &s(&[3])), Some(s(&[3])));
         assert_eq!(broadcast(&s(&[2, 3]), &s(&[2])), None);
         assert_eq!(broadcast(&s(&[3]), &s(&[4])), None);
+    }
+
+    /// A reduction along another axis than the last moves it last first; a
+    /// keep-dims broadcast moves the larger operand's axis first and back.
+    #[test]
+    fn axis_reductions_and_keep_dims_broadcasts_move_axes_locally() {
+        let r = check_source(
+            "model m { party a; party b; input x: fixed[n, 4] private(a);
+               let c = sum(x, axis: 0); let d = x - max(x); output c to a; output d to a; }",
+        );
+        let m = r.model.expect("checks");
+        let ops: Vec<String> = m
+            .values()
+            .iter()
+            .map(|v| match &v.op {
+                Op::Permute(_, p) => format!("permute{p:?} {}", v.shape),
+                op => format!("{} {}", op.mnemonic(), v.shape),
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "input fixed[n, 4]",
+                "const fixed", // the literal `0` of `axis: 0`, unused
+                "permute[1, 0] fixed[4, n]",
+                "sum fixed[4]",
+                "max fixed[n]",
+                "permute[1, 0] fixed[4, n]",
+                "sub fixed[4, n]",
+                "permute[1, 0] fixed[n, 4]",
+            ]
+        );
     }
 }

@@ -234,9 +234,12 @@ impl Chooser<'_, '_> {
             Method::Shares => {
                 let public = |i: usize| reprs[i] == Repr::Public;
                 Some(match &value.op {
-                    Op::Add(..) | Op::Sub(..) | Op::Neg(_) | Op::Sum(_) => {
-                        Cost::compute(size(0) * c.ring_op)
-                    }
+                    Op::Add(..)
+                    | Op::Sub(..)
+                    | Op::Neg(_)
+                    | Op::Sum(_)
+                    | Op::Permute(..)
+                    | Op::Reshape(_) => Cost::compute(size(0) * c.ring_op),
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
                         Cost::compute(n * c.ring_op) + self.trunc(n)
@@ -277,7 +280,7 @@ impl Chooser<'_, '_> {
                         };
                         self.comparison(k * n, COMPARISON_ROUNDS)
                     }
-                    Op::MaxReduce(a) | Op::Argmax(a) => {
+                    Op::MaxReduce(a) | Op::MinReduce(a) | Op::Argmax(a) => {
                         let last = self.g.last_dim(*a);
                         self.comparison(size(0), plan::NonlinearOp::MaxReduce.rounds(last))
                     }
@@ -326,6 +329,7 @@ impl Chooser<'_, '_> {
                 | Op::Min(..)
                 | Op::Clamp(..)
                 | Op::MaxReduce(_)
+                | Op::MinReduce(_)
                 | Op::Argmax(_)
         );
         value
@@ -763,6 +767,7 @@ impl Chooser<'_, '_> {
                 | Op::Max(..)
                 | Op::Min(..)
                 | Op::MaxReduce(_)
+                | Op::MinReduce(_)
                 | Op::Argmax(_)
                 | Op::Clamp(..) => if self.dealer {
                     "comparison on secret values: secure comparison with the dealer's correlations"

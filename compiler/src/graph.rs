@@ -266,7 +266,11 @@ impl<'m> Graph<'m> {
                 r(a).mul(r(b)).scale(k as f64)
             }
             Op::Sum(a) => r(a).scale(self.last_dim(*a) as f64),
-            Op::Mean(a) | Op::MaxReduce(a) => r(a),
+            Op::Mean(a)
+            | Op::MaxReduce(a)
+            | Op::MinReduce(a)
+            | Op::Permute(a, _)
+            | Op::Reshape(a) => r(a),
             Op::Square(a) => r(a).square(),
             Op::Sigmoid(..) => Interval::new(0.0, 1.0),
             Op::Tanh(..) => Interval::new(-1.0, 1.0),

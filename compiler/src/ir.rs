@@ -149,6 +149,8 @@ pub enum Op {
     Relu(ValueId),
     /// Maximum along the last axis.
     MaxReduce(ValueId),
+    /// Minimum along the last axis.
+    MinReduce(ValueId),
     /// Index of the maximum along the last axis.
     Argmax(ValueId),
     /// Elementwise maximum of two tensors.
@@ -156,6 +158,11 @@ pub enum Op {
     /// Elementwise minimum of two tensors.
     Min(ValueId, ValueId),
     Clamp(ValueId, f64, f64),
+    /// The operand's axes reordered: axis `i` of the result is axis
+    /// `perm[i]` of the operand (local data movement, no arithmetic).
+    Permute(ValueId, Vec<usize>),
+    /// The operand's values, row-major, in the value's own shape (same count).
+    Reshape(ValueId),
 }
 
 impl Op {
@@ -172,8 +179,11 @@ impl Op {
             | Op::Poly(a, _)
             | Op::Relu(a)
             | Op::MaxReduce(a)
+            | Op::MinReduce(a)
             | Op::Argmax(a)
-            | Op::Clamp(a, _, _) => vec![*a],
+            | Op::Clamp(a, _, _)
+            | Op::Permute(a, _)
+            | Op::Reshape(a) => vec![*a],
             Op::Add(a, b)
             | Op::Sub(a, b)
             | Op::Mul(a, b)
@@ -203,10 +213,13 @@ impl Op {
             Op::Poly(..) => "poly",
             Op::Relu(_) => "relu",
             Op::MaxReduce(_) => "max",
+            Op::MinReduce(_) => "min",
             Op::Argmax(_) => "argmax",
             Op::Max(..) => "max",
             Op::Min(..) => "min",
             Op::Clamp(..) => "clamp",
+            Op::Permute(..) => "permute",
+            Op::Reshape(_) => "reshape",
         }
     }
 }

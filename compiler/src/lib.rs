@@ -161,6 +161,7 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Com
         &analysis.fits,
         front.dealer,
         analysis.error_bounds.clone(),
+        analysis.near_ties.clone(),
     );
     let plan = lowerer.run(&selection);
     verify(&plan)?;

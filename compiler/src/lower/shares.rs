@@ -141,6 +141,16 @@ impl Lowerer<'_, '_> {
                 self.local(dst, ShareOp::Sum, vec![args[0]]);
                 dst
             }
+            Op::Permute(_, perm) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Permute(perm.clone()), vec![args[0]]);
+                dst
+            }
+            Op::Reshape(_) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Reshape, vec![args[0]]);
+                dst
+            }
             Op::Mean(a) => {
                 let k = self.g.last_dim(*a);
                 let sum = self.share_reg(shape, f, format!("sum for {label}"));
@@ -259,6 +269,21 @@ impl Lowerer<'_, '_> {
             }
             Op::MaxReduce(_) => {
                 self.nonlinear(plan::NonlinearOp::MaxReduce, args.to_vec(), shape, note)
+            }
+            // min(x) = -max(-x): negations are local.
+            Op::MinReduce(_) => {
+                let x_shape = self.regs[args[0].0 as usize].shape.clone();
+                let neg = self.share_reg(x_shape, f, format!("-{label}'s operand"));
+                self.local(neg, ShareOp::Neg, vec![args[0]]);
+                let max = self.nonlinear(
+                    plan::NonlinearOp::MaxReduce,
+                    vec![neg],
+                    shape.clone(),
+                    format!("-{label}"),
+                );
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Neg, vec![max]);
+                dst
             }
             Op::Argmax(_) => self.nonlinear(plan::NonlinearOp::Argmax, args.to_vec(), shape, note),
             Op::Clamp(_, lo, hi) => self.nonlinear(
