@@ -123,7 +123,7 @@ fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
 const MODELS: [&str; 4] = ["logreg_100", "linreg", "mlp", "credit_2p"];
 /// Models with comparisons (clamped sigmoid, relu, argmax): their
 /// correlations come from the dealer, or without one from Paillier.
-const DEALER_MODELS: [&str; 3] = ["logreg_wide", "relu_classifier", "row_stats"];
+const DEALER_MODELS: [&str; 4] = ["logreg_wide", "relu_classifier", "row_stats", "channels"];
 
 #[test]
 fn with_a_dealer_every_model_matches_the_reference() {

@@ -540,6 +540,8 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
             &values[partner(a, &|v| broadcast(&a.shape, &v.shape).is_some()).expect("a itself")];
         (b.name.clone(), b.shape.clone(), b.vis)
     };
+    // A matrix that `reshape(_, [m, 1, k])` can name (at most one `batch`).
+    let matrix = |v: &Val| v.shape.len() == 2 && v.shape != [D::Batch, D::Batch];
     let reduce = |f: &str| -> (String, Shape, Vis) {
         let cands = all(&|v| !v.shape.is_empty());
         if cands.is_empty() {
@@ -562,6 +564,30 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
         (text, shape, x.vis)
     };
     match op.kind {
+        // Mostly a rearrangement of a matrix instead (same values, local on
+        // shares), when there is one.
+        OpKind::Neg if op.b.index(8) < 6 && !all(&|v| matrix(v)).is_empty() => {
+            let a = &values[recent(&op.a, &all(&|v| matrix(v)))];
+            let (m, k) = (a.shape[0], a.shape[1]);
+            let dim = |d: D| match d {
+                D::Batch => "-1".to_string(),
+                D::K(n) => n.to_string(),
+            };
+            match op.b.index(3) {
+                0 => (format!("transpose({}, 0, 1)", a.name), vec![k, m], a.vis),
+                1 => (format!("permute({}, [-1, 0])", a.name), vec![k, m], a.vis),
+                _ => (
+                    format!(
+                        "flatten(reshape({}, [{}, 1, {}]), start_dim: 1)",
+                        a.name,
+                        dim(m),
+                        dim(k)
+                    ),
+                    vec![m, k],
+                    a.vis,
+                ),
+            }
+        }
         OpKind::Neg => neg(),
         OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Max | OpKind::Min => {
             let (bn, bsh, bvis) = second();
@@ -883,6 +909,17 @@ fn check_case(
 
 fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
     let model = r.build();
+    for w in [
+        "transpose(",
+        "permute(",
+        "flatten(",
+        "axis: 0",
+        "axis: -1",
+        "min(x",
+        "min(",
+    ] {
+        if model.source.contains(w) {}
+    }
     let case = Case {
         source: &model.source,
         prefer: r.prefer,

@@ -54,6 +54,14 @@ pub enum Args {
     Coefficients(fn(ValueId, Vec<f64>) -> Op),
     /// `f(x, lo, hi)`, elementwise, with number literals `lo < hi`.
     Bounds(fn(ValueId, f64, f64) -> Op),
+    /// `reshape(x, [d0, d1, ...])`: `Op::Reshape`, one `-1` inferred.
+    Reshape,
+    /// `flatten(x, start_dim: s, end_dim: e)`: `Op::Reshape` merging `s..=e`.
+    Flatten,
+    /// `transpose(x, d0, d1)`: `Op::Permute` swapping two axes.
+    Transpose,
+    /// `permute(x, [p0, p1, ...])`: `Op::Permute`.
+    Permute,
 }
 
 /// A positional parameter.
@@ -65,6 +73,8 @@ pub enum Param {
     Number(&'static str),
     /// An array literal of number literals.
     Coefficients,
+    /// An array literal of whole numbers (a shape or a permutation).
+    Dims,
 }
 
 /// A named argument. All are optional and take literals only.
@@ -79,6 +89,9 @@ pub enum Named {
     /// `axis: k`, the dimension a reduction runs along: a whole number,
     /// negative counting from the end (`-1`, the default, is the last).
     Axis,
+    /// `start_dim:` and `end_dim:` of `flatten`, axes as `axis:`.
+    StartDim,
+    EndDim,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -91,6 +104,9 @@ pub enum ShapeRule {
     DropLast,
     /// The two arguments broadcast ([`crate::broadcast`]).
     Broadcast,
+    /// The same values in another shape, from the literal arguments
+    /// (`reshape`, `flatten`, `transpose`, `permute`).
+    Rearranged,
 }
 
 impl Named {
@@ -100,6 +116,8 @@ impl Named {
             Named::Domain => "domain",
             Named::Tol => "tol",
             Named::Axis => "axis",
+            Named::StartDim => "start_dim",
+            Named::EndDim => "end_dim",
         }
     }
 }
@@ -111,6 +129,7 @@ impl Param {
             Param::Tensor => "tensor",
             Param::Number(what) => what,
             Param::Coefficients => "coefficients",
+            Param::Dims => "dimensions",
         }
     }
 }
@@ -119,7 +138,15 @@ impl Args {
     /// The positional parameters, in order: tensors first.
     pub fn positional(self) -> &'static [Param] {
         match self {
-            Args::Map(_) | Args::Reduce(_) | Args::Approximated(_) => &[Param::Tensor],
+            Args::Map(_) | Args::Reduce(_) | Args::Approximated(_) | Args::Flatten => {
+                &[Param::Tensor]
+            }
+            Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
+            Args::Transpose => &[
+                Param::Tensor,
+                Param::Number("first dimension"),
+                Param::Number("second dimension"),
+            ],
             Args::Pair(_) => &[Param::Tensor, Param::Tensor],
             Args::Coefficients(_) => &[Param::Tensor, Param::Coefficients],
             Args::Bounds(_) => &[
@@ -135,6 +162,7 @@ impl Args {
         match self {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
             Args::Reduce(_) => &[Named::Axis],
+            Args::Flatten => &[Named::StartDim, Named::EndDim],
             _ => &[],
         }
     }
@@ -143,6 +171,9 @@ impl Args {
         match self {
             Args::Reduce(_) => ShapeRule::DropLast,
             Args::Pair(_) => ShapeRule::Broadcast,
+            Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
+                ShapeRule::Rearranged
+            }
             Args::Map(_) | Args::Approximated(_) | Args::Coefficients(_) | Args::Bounds(_) => {
                 ShapeRule::Same
             }
@@ -252,6 +283,38 @@ pub const BUILTINS: &[Builtin] = &[
             call: "clamp(x, lo, hi)",
             doc: "`x` limited to `[lo, hi]`, with number literals `lo < hi`",
             args: Args::Bounds(Op::Clamp),
+        }],
+    },
+    Builtin {
+        name: "reshape",
+        forms: &[Form {
+            call: "reshape(x, [-1, 3])",
+            doc: "`x`'s values in row-major order in another shape of as many elements; one `-1` stands for the rest (`[batch, 6]` → `reshape(x, [-1, 2, 3])` is `[batch, 2, 3]`)",
+            args: Args::Reshape,
+        }],
+    },
+    Builtin {
+        name: "flatten",
+        forms: &[Form {
+            call: "flatten(x, start_dim: 1, end_dim: -1)",
+            doc: "dimensions `start_dim` to `end_dim` merged into one (defaults 0 and -1; `flatten(x, start_dim: 1)` of `[batch, 2, 3]` is `[batch, 6]`)",
+            args: Args::Flatten,
+        }],
+    },
+    Builtin {
+        name: "transpose",
+        forms: &[Form {
+            call: "transpose(x, 0, 1)",
+            doc: "`x` with two dimensions swapped (`[m, n]` → `[n, m]`)",
+            args: Args::Transpose,
+        }],
+    },
+    Builtin {
+        name: "permute",
+        forms: &[Form {
+            call: "permute(x, [1, 0])",
+            doc: "`x` with its dimensions reordered: dimension `i` of the result is dimension `dims[i]` of `x`",
+            args: Args::Permute,
         }],
     },
 ];
@@ -376,9 +439,12 @@ mod tests {
                 });
                 let out = model.value(model.outputs()[0].value);
                 let n = Dim::Symbol("n".into());
-                let want = match f.args.shape() {
-                    ShapeRule::DropLast => Shape(vec![n]),
-                    ShapeRule::Same | ShapeRule::Broadcast => Shape(vec![n, Dim::Known(3)]),
+                let want = match (f.args.shape(), f.args) {
+                    (ShapeRule::DropLast, _) => Shape(vec![n]),
+                    (ShapeRule::Rearranged, Args::Transpose | Args::Permute) => {
+                        Shape(vec![Dim::Known(3), n])
+                    }
+                    _ => Shape(vec![n, Dim::Known(3)]),
                 };
                 assert_eq!(out.shape, want, "{}", f.call);
                 let (x, y) = (crate::ir::ValueId(0), crate::ir::ValueId(1));
@@ -388,6 +454,8 @@ mod tests {
                     Args::Approximated(op) => op(x, Approx::default()),
                     Args::Coefficients(op) => op(x, vec![]),
                     Args::Bounds(op) => op(x, 0.0, 1.0),
+                    Args::Reshape | Args::Flatten => Op::Reshape(x),
+                    Args::Transpose | Args::Permute => Op::Permute(x, vec![]),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

@@ -1018,6 +1018,9 @@ impl Checker<'_> {
         let mut restore: Restore = None;
         let xs = self.shape(x).clone();
         let shape = match form.args.shape() {
+            ShapeRule::Rearranged => {
+                return self.rearrange(name, form.args, x, &positional, &named, span)
+            }
             ShapeRule::Same => xs,
             ShapeRule::DropLast => {
                 if xs.is_scalar() {
@@ -1101,6 +1104,9 @@ impl Checker<'_> {
                 }
                 op(x, lo, hi)
             }
+            Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
+                unreachable!("returned above (ShapeRule::Rearranged)")
+            }
         };
         Some(self.push(op, shape, span))
     }
@@ -1143,6 +1149,208 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `reshape`, `flatten`, `transpose` or `permute` of `x`: the same
+    /// values in the shape its literal arguments give (`Op::Reshape`,
+    /// `Op::Permute`), or E0216 naming what does not fit.
+    fn rearrange(
+        &mut self,
+        name: &str,
+        args: Args,
+        x: ValueId,
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        let rank = xs.rank();
+        let bad = |what: String, at: Span, label: &str| {
+            Diagnostic::error(Code::BadReshape, what).primary(at, label.to_string())
+        };
+        match args {
+            Args::Transpose | Args::Permute => {
+                let perm: Vec<usize> = if matches!(args, Args::Transpose) {
+                    let a = self.axis(name, positional[1], &xs)?;
+                    let b = self.axis(name, positional[2], &xs)?;
+                    let mut perm: Vec<usize> = (0..rank).collect();
+                    perm.swap(a, b);
+                    perm
+                } else {
+                    let dims = self.dims(positional[1])?;
+                    let perm: Vec<usize> = dims
+                        .iter()
+                        .map(|&d| if d < 0 { d + rank as i64 } else { d })
+                        .filter(|&d| (0..rank as i64).contains(&d))
+                        .map(|d| d as usize)
+                        .collect();
+                    let mut sorted = perm.clone();
+                    sorted.sort_unstable();
+                    if dims.len() != rank || sorted != (0..rank).collect::<Vec<_>>() {
+                        self.error(
+                            bad(
+                                format!("`permute` of a {xs} value needs each of its {rank} dimensions once"),
+                                positional[1].span,
+                                "not a permutation of the dimensions",
+                            )
+                            .note(format!("dimension `i` of the result is dimension `dims[i]` of the operand, from 0 to {}", rank.saturating_sub(1)))
+                            .help(if rank == 2 {
+                                "`permute(x, [1, 0])` swaps the two dimensions".to_string()
+                            } else {
+                                format!("for example `permute(x, [{}])` keeps the order", (0..rank).map(|k| k.to_string()).collect::<Vec<_>>().join(", "))
+                            }),
+                        );
+                        return None;
+                    }
+                    perm
+                };
+                let shape = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+                Some(self.push(Op::Permute(x, perm), shape, span))
+            }
+            Args::Flatten => {
+                let mut range = (0, rank.saturating_sub(1));
+                for a in named {
+                    let n = a.name.as_ref().expect("named");
+                    let k = if rank == 0 {
+                        0
+                    } else {
+                        self.axis(name, a, &xs)?
+                    };
+                    if n.name == "start_dim" {
+                        range.0 = k;
+                    } else {
+                        range.1 = k;
+                    }
+                }
+                let (start, end) = range;
+                if rank > 0 && start > end {
+                    self.error(bad(
+                        format!("`flatten` from dimension {start} to {end} of a {xs} value merges nothing"),
+                        span,
+                        "`start_dim` after `end_dim`",
+                    ));
+                    return None;
+                }
+                if rank == 0 {
+                    return Some(self.push(Op::Reshape(x), Shape(vec![Dim::Known(1)]), span));
+                }
+                let merged = &xs.0[start..=end];
+                let Some(d) = one_dim(merged) else {
+                    self.error(
+                        bad(
+                            format!("`flatten` cannot merge {} of a {xs} value", dims_text(merged)),
+                            span,
+                            "a named dimension merged with others",
+                        )
+                        .note("a dimension is a number or one name (such as `batch`), not a product of them")
+                        .help(if start == 0 && end > 0 {
+                            "keep the batch apart with `start_dim: 1`"
+                        } else {
+                            "flatten only numbered dimensions together"
+                        }),
+                    );
+                    return None;
+                };
+                let mut dims = xs.0[..start].to_vec();
+                dims.push(d);
+                dims.extend_from_slice(&xs.0[end + 1..]);
+                Some(self.push(Op::Reshape(x), Shape(dims), span))
+            }
+            Args::Reshape => {
+                let want = self.dims(positional[1])?;
+                let at = positional[1].span;
+                let (known, symbols) = count(&xs);
+                let inferred = want.iter().filter(|&&d| d == -1).count();
+                if inferred > 1 || want.iter().any(|&d| d == 0 || d < -1) {
+                    self.error(
+                        bad(
+                            format!("cannot reshape {xs} to {want:?}"),
+                            at,
+                            "dimensions are whole numbers from 1, and at most one `-1`",
+                        )
+                        .note("`-1` stands for whatever the other dimensions leave"),
+                    );
+                    return None;
+                }
+                let given = (want.iter().filter(|&&d| d > 0))
+                    .fold(1u64, |a, &d| a.saturating_mul(d as u64));
+                let rest = (known % given == 0).then(|| known / given);
+                let filler = match (inferred, rest, symbols.as_slice()) {
+                    (0, Some(1), []) => None,
+                    (1, Some(r), []) => Some(Dim::Known(r)),
+                    (1, Some(1), [s]) => Some(Dim::Symbol(s.clone())),
+                    _ => {
+                        let what = if symbols.is_empty() {
+                            format!("{known} elements")
+                        } else {
+                            format!("{known} × {} elements", symbols.join(" × "))
+                        };
+                        self.error(
+                            bad(format!("cannot reshape {xs} to {want:?}"), at, format!("{xs} has {what}").as_str())
+                                .note("a reshape keeps every value, in row-major order; `-1` stands for the rest, which must be a number or one named dimension")
+                                .help(if symbols.len() == 1 && inferred == 0 {
+                                    format!("write `-1` where `{}` goes", symbols[0])
+                                } else {
+                                    "check the dimensions".to_string()
+                                }),
+                        );
+                        return None;
+                    }
+                };
+                let dims = want
+                    .iter()
+                    .map(|&d| {
+                        if d == -1 {
+                            filler.clone().expect("inferred")
+                        } else {
+                            Dim::Known(d as u64)
+                        }
+                    })
+                    .collect();
+                Some(self.push(Op::Reshape(x), Shape(dims), span))
+            }
+            _ => unreachable!("only rearranging forms have ShapeRule::Rearranged"),
+        }
+    }
+
+    /// An array literal of whole numbers (a shape or a permutation).
+    fn dims(&mut self, arg: &ast::Arg) -> Option<Vec<i64>> {
+        let ArgValue::Array(arr) = &arg.value else {
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    "expected an array literal of whole numbers",
+                )
+                .primary(arg.span, "not an array literal")
+                .help("for example `[1, 0]`"),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for e in &arr.elems {
+            match e {
+                ArrayElem::Number(n)
+                    if n.value.fract() == 0.0 && n.value.abs() <= 2f64.powi(48) =>
+                {
+                    out.push(n.value as i64)
+                }
+                ArrayElem::Number(n) => {
+                    self.error(
+                        Diagnostic::error(Code::BadArguments, "dimensions are whole numbers")
+                            .primary(n.span, "not a whole number"),
+                    );
+                    return None;
+                }
+                ArrayElem::Array(a) => {
+                    self.error(
+                        Diagnostic::error(Code::BadArguments, "dimensions are numbers, not arrays")
+                            .primary(a.span, "nested array"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// The shape of an elementwise operation on `a` and `b`, and its
@@ -1348,7 +1556,7 @@ impl Checker<'_> {
                     }
                 }
                 // Checked against the operand's rank in `call` (`Checker::axis`).
-                Named::Axis => {}
+                Named::Axis | Named::StartDim | Named::EndDim => {}
             }
         }
         ok.then_some(approx)
@@ -1420,6 +1628,35 @@ fn literal_value(ast: &ast::Model, mut id: ExprId) -> Option<f64> {
             _ => return None,
         }
     }
+}
+
+/// The number of elements of `shape`: the product of its numbered
+/// dimensions, and its named ones.
+fn count(shape: &Shape) -> (u64, Vec<String>) {
+    let mut known = 1u64;
+    let mut symbols = Vec::new();
+    for d in &shape.0 {
+        match d {
+            Dim::Known(n) => known = known.saturating_mul(*n),
+            Dim::Symbol(s) => symbols.push(s.clone()),
+        }
+    }
+    (known, symbols)
+}
+
+/// `dims` merged into one dimension, if that is one: all numbered (their
+/// product), or one name among ones.
+fn one_dim(dims: &[Dim]) -> Option<Dim> {
+    match count(&Shape(dims.to_vec())) {
+        (n, s) if s.is_empty() => Some(Dim::Known(n)),
+        (1, s) if s.len() == 1 => Some(Dim::Symbol(s[0].clone())),
+        _ => None,
+    }
+}
+
+fn dims_text(dims: &[Dim]) -> String {
+    let d: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", d.join(", "))
 }
 
 /// How to move an axis back after a keep-dims broadcast: the permutation
@@ -1526,6 +1763,40 @@ mod tests {
             ("max(x, v, axis: 0)", "E0205"),
             ("relu(x, axis: 0)", "E0205"),
             ("x @ m - sum(x, axis: 0)", "E0201"),
+            // Rearranging the same values.
+            ("reshape(x, [-1, 2, 2])", "fixed[n, 2, 2]"),
+            ("reshape(m, [2, 6])", "fixed[2, 6]"),
+            ("reshape(m, [-1])", "fixed[12]"),
+            ("reshape(reshape(x, [-1, 2, 2]), [-1, 4])", "fixed[n, 4]"),
+            (
+                "flatten(reshape(x, [-1, 2, 2]), start_dim: 1)",
+                "fixed[n, 4]",
+            ),
+            ("flatten(m)", "fixed[12]"),
+            (
+                "flatten(reshape(m, [2, 2, 3]), start_dim: -2, end_dim: 2)",
+                "fixed[2, 6]",
+            ),
+            ("transpose(x, 0, 1)", "fixed[4, n]"),
+            ("transpose(x, -1, 0)", "fixed[4, n]"),
+            (
+                "permute(reshape(x, [-1, 2, 2]), [2, 0, 1])",
+                "fixed[2, n, 2]",
+            ),
+            ("permute(x, [-1, 0])", "fixed[4, n]"),
+            ("reshape(x, [4, -1])", "fixed[4, n]"),
+            ("reshape(x, [-1, 3])", "E0216"),
+            ("reshape(x, [-1, -1])", "E0216"),
+            ("reshape(m, [5, 3])", "E0216"),
+            ("reshape(x, [0, 4])", "E0216"),
+            ("reshape(x, 4)", "E0204"),
+            ("flatten(x)", "E0216"),
+            ("flatten(m, start_dim: 1, end_dim: 0)", "E0216"),
+            ("flatten(m, start_dim: 2)", "E0204"),
+            ("transpose(x, 0, 2)", "E0204"),
+            ("permute(x, [0, 0])", "E0216"),
+            ("permute(x, [0])", "E0216"),
+            ("permute(x, [1.5, 0])", "E0204"),
         ];
         for (expr, expect) in cases {
             check_body(&format!("{inputs} let r = {expr}; output r to a;"), expect);

@@ -775,6 +775,9 @@ impl Chooser<'_, '_> {
                     "comparison on secret values: secure comparison, correlations generated with Paillier"
                 }
                 .into(),
+                Op::Permute(..) | Op::Reshape(_) => {
+                    "moves values: local on shares, no communication".into()
+                }
                 _ => "cheapest by the cost model".into(),
             },
             Method::Paillier(k) => format!(

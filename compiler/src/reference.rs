@@ -500,6 +500,38 @@ mod tests {
         assert_eq!(out[6].1.data, vec![1., 2., 6., 2., -10., 4.]);
     }
 
+    /// Hand-computed: the same six values in other shapes and orders.
+    #[test]
+    fn reshape_flatten_transpose_and_permute() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[2, 3] private(a);
+               let r = reshape(x, [3, -1]); let t = transpose(x, 0, 1); let p = permute(reshape(x, [1, 2, 3]), [2, 0, 1]);
+               let f = flatten(p); let g = flatten(p, start_dim: 1);
+               output r to a; output t to a; output p to a; output f to a; output g to a; }",
+            &[("x", vec![2, 3], vec![1., 2., 3., 4., 5., 6.])],
+        );
+        assert_eq!(
+            (&out[0].1.shape, &out[0].1.data),
+            (&vec![3, 2], &vec![1., 2., 3., 4., 5., 6.])
+        );
+        assert_eq!(
+            (&out[1].1.shape, &out[1].1.data),
+            (&vec![3, 2], &vec![1., 4., 2., 5., 3., 6.])
+        );
+        assert_eq!(
+            (&out[2].1.shape, &out[2].1.data),
+            (&vec![3, 1, 2], &vec![1., 4., 2., 5., 3., 6.])
+        );
+        assert_eq!(
+            (&out[3].1.shape, &out[3].1.data),
+            (&vec![6], &vec![1., 4., 2., 5., 3., 6.])
+        );
+        assert_eq!(
+            (&out[4].1.shape, &out[4].1.data),
+            (&vec![3, 2], &vec![1., 4., 2., 5., 3., 6.])
+        );
+    }
+
     #[test]
     fn permute_moves_every_element() {
         let t = Tensor {
