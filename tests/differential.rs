@@ -843,3 +843,42 @@ fn an_argmax_on_near_ties_is_checked_as_a_set() {
     }
     assert!(other > 0, "no row came out as the other entry");
 }
+
+/// `exp` on shares, as (1 + x/256)^256: within its stated bound of the
+/// exact e^x, with and without a dealer; on `s - max(s)` (the softmax
+/// numerator, in (0, 1]) the bound is small enough for probabilities.
+#[test]
+fn exp_holds_its_bound() {
+    let m = checked(
+        "model m { party a; party b; dealer d;
+           input x: fixed[batch, 4] private(a) in [-2, 2]; input w: fixed[4, 3] private(b) in [-1, 1];
+           let s = x @ w; let e = exp(s - max(s)); let g = exp(x * w[0]);
+           output e to a; output g to a; }"
+            .replace("w[0]", "sum(w)")
+            .as_str(),
+    );
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 5);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let e = plan.outputs[0].error_bound;
+        assert!(e < 2e-3, "exp(s - max(s)) bound {e}");
+        check_model("exp", &m, 5, &o, 900 + i as u64);
+    }
+    // Below -256 the base 1 + x/256 turns negative: refused, not wrong.
+    let wide = checked(
+        "model m { party a; party b; input x: fixed[3] private(a) in [-300, 0];
+           input y: fixed[3] private(b) in [0, 1]; let e = exp(x * y); output e to a; }",
+    );
+    match compiler::compile(&wide, &options(|_| {})) {
+        Err(compiler::CompileError::Model(d)) => {
+            assert!(
+                d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
+                "{d:?}"
+            )
+        }
+        other => panic!("exp below -256 compiled: {:?}", other.map(|_| ())),
+    }
+}

@@ -95,6 +95,27 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             };
             fit_for(&mut a, g, v, *x, func, approx, cheap_compare);
         }
+        // exp is (1 + x/2^n)^(2^n): wrong below x = -2^n (the base turns
+        // negative), and its last square must fit like a product.
+        if let (Op::Exp(x), Visibility::Secret) = (&value.op, node.visibility) {
+            let r = g.node(*x).range;
+            let m = 2f64.powi(EXP_SQUARINGS as i32);
+            let top = exp_limit(r.hi.max(0.0));
+            if r.lo < -m || top >= product_limit {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`exp` cannot be computed on the range of `{}`", g.label(*x)),
+                    )
+                    .primary(value.span, format!("its input lies in {r}"))
+                    .note(format!(
+                        "`exp` is (1 + x/{m})^{m} on shares: exact only for x ≥ -{m}, and its powers must stay below {} at precision {f}",
+                        fmt_num(product_limit)
+                    ))
+                    .help("subtract the maximum first (`exp(s - max(s))` lies in (0, 1]), or declare tighter input ranges"),
+                );
+            }
+        }
         if let Op::Poly(x, coeffs) = &value.op {
             let r = g.node(*x).range.magnitude();
             let worst = coeffs
@@ -168,6 +189,22 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         })
         .collect();
     a
+}
+
+/// The extra fractional bits `exp` of an input at most `hi` works with at
+/// precision `f`: [`EXP_SQUARINGS`] when its largest power, held at twice
+/// the working precision before each truncation, still fits (then x/2^n is
+/// exact: the share of x read at f + n bits), otherwise 0. The lowering and
+/// the error bound both use it.
+pub fn exp_extra_bits(f: u32, hi: f64) -> u32 {
+    let n = EXP_SQUARINGS;
+    let top = exp_limit(hi.max(0.0));
+    let room = TRUNC_OFFSET_BITS as f64 - 1.0 - 2.0 * (f + n) as f64;
+    if top.log2() < room {
+        n
+    } else {
+        0
+    }
 }
 
 /// An error bound that says nothing about the value: at least as wide as
@@ -548,6 +585,36 @@ fn error_bounds(
                     f64::INFINITY
                 }
             },
+            // (1 + x/m)^m by n squarings from y0 = 1 + x/m, at a working
+            // precision of f + b bits (`exp_extra_bits`): the limit's own
+            // error against e^x (on a grid of the input's range), and
+            // rounding δ_{k+1} = 2·Y_k·δ_k + δ_k² + ulp through the squares
+            // (Y_k the largest |y_k|; the ulp of the working precision, and
+            // 2^-f for the last), from δ_0 = e(x)/m (plus 2^-f when x/m is
+            // rounded, b = 0).
+            Op::Exp(a) => {
+                let r = g.node(*a).range;
+                let n = EXP_SQUARINGS as i32;
+                let mm = 2f64.powi(n);
+                let limit_error = (0..=4096)
+                    .map(|i| r.lo + (r.hi - r.lo) * i as f64 / 4096.0)
+                    .map(|x| (x.exp() - exp_limit(x)).abs())
+                    .fold(0.0, f64::max);
+                let b = exp_extra_bits(g.model.precision(), r.hi);
+                let ulp = lsb * 2f64.powi(-(b as i32));
+                let base = (1.0 + r.lo / mm).abs().max((1.0 + r.hi / mm).abs());
+                let mut delta = e(a) / mm + if b == 0 { lsb } else { 0.0 };
+                let mut gain = 1.0 / mm;
+                for k in 0..n {
+                    let y = base.powi(1 << k);
+                    gain *= 2.0 * y;
+                    delta = 2.0 * y * delta + delta * delta + if k + 1 == n { lsb } else { ulp };
+                }
+                inherit(&mut p, a, gain);
+                add(&mut p, Source::Approximation(v), limit_error);
+                add(&mut p, Source::Rounding, (delta - gain * e(a)).max(0.0));
+                limit_error + delta
+            }
             Op::Poly(a, c) => {
                 let r = m(a).max(1.0);
                 let deriv: f64 = c

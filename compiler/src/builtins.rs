@@ -232,6 +232,14 @@ pub const BUILTINS: &[Builtin] = &[
         }],
     },
     Builtin {
+        name: "exp",
+        forms: &[Form {
+            call: "exp(x)",
+            doc: "`e^x` elementwise, as `(1 + x/256)^256` (8 squarings; needs `x ≥ -256`)",
+            args: Args::Map(Op::Exp),
+        }],
+    },
+    Builtin {
         name: "relu",
         forms: &[Form {
             call: "relu(x)",

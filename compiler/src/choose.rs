@@ -226,7 +226,7 @@ impl Chooser<'_, '_> {
         match method {
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
-                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) => {
+                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Exp(_) => {
                     n * CLEAR_POLY_RING_OPS * c.ring_op
                 }
                 _ => n * c.ring_op,
@@ -266,6 +266,14 @@ impl Chooser<'_, '_> {
                             Cost::ZERO
                         };
                         self.poly_cost(n, degree, true) + clamp
+                    }
+                    // x/2^n + 1, then n squarings, each a round.
+                    Op::Exp(_) => {
+                        let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        for _ in 0..crate::ir::EXP_SQUARINGS {
+                            c += self.beaver(n, n, n) + self.trunc(n);
+                        }
+                        c
                     }
                     Op::Poly(_, coeffs) => {
                         self.poly_cost(n, (coeffs.len() as u32).saturating_sub(1).max(1), false)
@@ -763,6 +771,7 @@ impl Chooser<'_, '_> {
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()
                 }
+                Op::Exp(_) => "nonlinear on secret values: (1 + x/256)^256 by 8 squarings on shares".into(),
                 Op::Relu(_)
                 | Op::Max(..)
                 | Op::Min(..)

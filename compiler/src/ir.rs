@@ -114,6 +114,16 @@ impl Protocol {
     }
 }
 
+/// Squarings in `exp`: e^x ≈ (1 + x/2^n)^(2^n), CrypTen's limit method.
+pub const EXP_SQUARINGS: u32 = 8;
+
+/// (1 + x/2^n)^(2^n), the value `exp` computes for `x` in exact arithmetic
+/// (its own approximation of e^x, before rounding).
+pub fn exp_limit(x: f64) -> f64 {
+    let m = 2f64.powi(EXP_SQUARINGS as i32);
+    (1.0 + x / m).powi(1 << EXP_SQUARINGS)
+}
+
 /// How to approximate sigmoid or tanh; `None` fields are the compiler's choice.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Approx {
@@ -158,6 +168,9 @@ pub enum Op {
     /// Elementwise minimum of two tensors.
     Min(ValueId, ValueId),
     Clamp(ValueId, f64, f64),
+    /// e^x elementwise, computed as (1 + x/2^n)^(2^n) with
+    /// n = [`EXP_SQUARINGS`] (valid for x ≥ -2^n).
+    Exp(ValueId),
     /// The operand's axes reordered: axis `i` of the result is axis
     /// `perm[i]` of the operand (local data movement, no arithmetic).
     Permute(ValueId, Vec<usize>),
@@ -183,7 +196,8 @@ impl Op {
             | Op::Argmax(a)
             | Op::Clamp(a, _, _)
             | Op::Permute(a, _)
-            | Op::Reshape(a) => vec![*a],
+            | Op::Reshape(a)
+            | Op::Exp(a) => vec![*a],
             Op::Add(a, b)
             | Op::Sub(a, b)
             | Op::Mul(a, b)
@@ -220,6 +234,7 @@ impl Op {
             Op::Clamp(..) => "clamp",
             Op::Permute(..) => "permute",
             Op::Reshape(_) => "reshape",
+            Op::Exp(_) => "exp",
         }
     }
 }

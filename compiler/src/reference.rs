@@ -71,6 +71,7 @@ pub fn expected(
             Op::Square(a) => map(get(*a), |x| x * x),
             Op::Sigmoid(a, _) => map(get(*a), logistic),
             Op::Tanh(a, _) => map(get(*a), f64::tanh),
+            Op::Exp(a) => map(get(*a), f64::exp),
             Op::Poly(a, c) => map(get(*a), |x| polynomial(c, x)),
             Op::Relu(a) => map(get(*a), |x| if x > 0.0 { x } else { 0.0 }),
             Op::MaxReduce(a) => along_last(get(*a), |row| row[first_largest(row)])?,

@@ -224,6 +224,7 @@ pub enum ClearOp {
     Square,
     Sigmoid,
     Tanh,
+    Exp,
     Poly(Vec<f64>),
     Relu,
     MaxReduce,

@@ -347,6 +347,7 @@ pub fn clear_op(op: &Op) -> ClearOp {
         Op::Clamp(_, lo, hi) => ClearOp::Clamp(*lo, *hi),
         Op::Permute(_, perm) => ClearOp::Permute(perm.clone()),
         Op::Reshape(_) => ClearOp::Reshape,
+        Op::Exp(_) => ClearOp::Exp,
         Op::Input { .. } | Op::Const { .. } => {
             unreachable!("inputs and constants are not clear operations")
         }

@@ -257,6 +257,42 @@ impl Lowerer<'_, '_> {
                 self.polynomial(t, &fit.coefficients(), true, &shape, note)
             }
             Op::Poly(_, coeffs) => self.polynomial(args[0], coeffs, false, &shape, note),
+            // (1 + x/2^n)^(2^n): a scaling, an addition, n squarings.
+            // At f + b fractional bits (`exp_extra_bits`): with b = n, the
+            // share of x read at f + n bits is x / 2^n exactly.
+            Op::Exp(a) => {
+                let n = ir::EXP_SQUARINGS;
+                let b = crate::analysis::exp_extra_bits(f, self.g.node(*a).range.hi);
+                let w = f + b;
+                let t = if b == n {
+                    let t = self.share_reg(shape.clone(), w, format!("{label}: x / 2^{n}"));
+                    self.local(t, ShareOp::Reshape, vec![args[0]]);
+                    t
+                } else {
+                    self.mul_public_scalar(
+                        args[0],
+                        2f64.powi(-(n as i32)),
+                        format!("{label}: x / 2^{n}"),
+                    )
+                };
+                let one = self.public_const(vec![1.0], "1".into());
+                let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + x / 2^{n}"));
+                self.local(y, ShareOp::AddPublic, vec![t, one]);
+                for k in 1..=n {
+                    let square = self.beaver_batch(vec![(
+                        y,
+                        y,
+                        Correlation::Elementwise {
+                            shape: shape.clone(),
+                        },
+                        shape.clone(),
+                        format!("{label}: squaring {k} of {n}"),
+                    )])[0];
+                    let bits = if k == n { 2 * w - f } else { w };
+                    y = self.trunc_batch(vec![(square, bits)])[0];
+                }
+                y
+            }
             Op::Relu(_) => self.nonlinear(plan::NonlinearOp::Relu, args.to_vec(), shape, note),
             Op::Max(..) | Op::Min(..) => {
                 let op = if matches!(value.op, Op::Max(..)) {
