@@ -123,7 +123,13 @@ fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
 const MODELS: [&str; 4] = ["logreg_100", "linreg", "mlp", "credit_2p"];
 /// Models with comparisons (clamped sigmoid, relu, argmax): their
 /// correlations come from the dealer, or without one from Paillier.
-const DEALER_MODELS: [&str; 4] = ["logreg_wide", "relu_classifier", "row_stats", "channels"];
+const DEALER_MODELS: [&str; 5] = [
+    "logreg_wide",
+    "relu_classifier",
+    "row_stats",
+    "channels",
+    "softmax_classifier",
+];
 
 #[test]
 fn with_a_dealer_every_model_matches_the_reference() {
@@ -880,5 +886,83 @@ fn exp_holds_its_bound() {
             )
         }
         other => panic!("exp below -256 compiled: {:?}", other.map(|_| ())),
+    }
+}
+
+/// `reciprocal` on shares by Newton's iteration: within its stated bound
+/// of the exact 1/x on positive and negative ranges, with and without a
+/// dealer; a range holding 0 is refused (E0304).
+#[test]
+fn reciprocal_holds_its_bound() {
+    let m = checked(
+        "model m { party a; party b; dealer d;
+           input x: fixed[batch, 3] private(a) in [0.5, 2]; input y: fixed[3] private(b) in [1, 2];
+           let p = reciprocal(x * y); let n = reciprocal(0 - x - y);
+           output p to a; output n to a; }",
+    );
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 4);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        for spec in &plan.outputs {
+            assert!(
+                spec.error_bound < 5e-3,
+                "{}: bound {}",
+                spec.name,
+                spec.error_bound
+            );
+        }
+        check_model("reciprocal", &m, 4, &o, 950 + i as u64);
+    }
+    let zero = checked(
+        "model m { party a; party b; input x: fixed[3] private(a) in [-1, 1];
+           input y: fixed[3] private(b) in [0, 1]; let r = reciprocal(x + y); output r to a; }",
+    );
+    match compiler::compile(&zero, &options(|_| {})) {
+        Err(compiler::CompileError::Model(d)) => {
+            assert!(
+                d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
+                "{d:?}"
+            )
+        }
+        other => panic!("reciprocal around 0 compiled: {:?}", other.map(|_| ())),
+    }
+}
+
+/// `softmax` along the classes of each row, privately, with and without a
+/// dealer: every probability within the compiler's bound of the exact one
+/// (about 5.4e-3 here: mostly exp's own (1 + x/256)^256 error, which the
+/// bound does not let cancel between numerator and denominator), and in
+/// fact within the issue's 5e-3. Rows sum to 1 within the bound per entry.
+#[test]
+fn softmax_probabilities_hold_their_bound() {
+    let m = checked(
+        "model m { party a; party b; dealer d; precision 20;
+           input x: fixed[batch, 6] private(a) in [-2, 2]; input w: fixed[6, 4] private(b) in [-1, 1];
+           let s = x @ w; let p = softmax(s); let q = softmax(s, axis: 1);
+           output p to a; output q to a; }",
+    );
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 5);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let bound = plan.outputs[0].error_bound;
+        assert!(bound <= 6e-3, "softmax bound {bound}");
+        let outcomes = check_model("softmax", &m, 5, &o, 970 + i as u64);
+        let p = &outcomes[0].outputs[0].1;
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, 5, 970 + i as u64);
+        let exact = &compiler::reference::evaluate(&m, &inputs).unwrap()[0].1;
+        let worst = (p.data.iter().zip(&exact.data))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 5e-3, "softmax off by {worst}");
+        for row in p.data.chunks(4) {
+            let total: f64 = row.iter().sum();
+            assert!((total - 1.0).abs() <= 4.0 * bound, "a row sums to {total}");
+        }
     }
 }

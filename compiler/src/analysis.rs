@@ -116,6 +116,28 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                 );
             }
         }
+        if let Op::Reciprocal(x) = &value.op {
+            let r = g.node(*x).range;
+            let plan = reciprocal_plan(g, *x);
+            let fits = plan.is_some_and(|p| {
+                let y = 2.0 / p.a;
+                y < value_limit && y * p.b.max(2.0) < product_limit
+            });
+            if !fits {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`reciprocal` cannot be computed on the range of `{}`", g.label(*x)),
+                    )
+                    .primary(value.span, format!("its input lies in {r}"))
+                    .note(format!(
+                        "`reciprocal` runs Newton's iteration on a range that excludes 0, at most {MAX_RECIPROCAL_ITERATIONS} steps (a ratio of largest to smallest magnitude up to about 10^4), with 1/x below {}",
+                        fmt_num(value_limit.min(product_limit))
+                    ))
+                    .help("keep the divisor away from 0: declare tighter input ranges, or `clamp(x, lo, hi)` with 0 < lo first"),
+                );
+            }
+        }
         if let Op::Poly(x, coeffs) = &value.op {
             let r = g.node(*x).range.magnitude();
             let worst = coeffs
@@ -189,6 +211,46 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         })
         .collect();
     a
+}
+
+/// How `reciprocal` computes 1/x for an input in `[lo, hi]` (not holding
+/// 0): on z = x (or -x when the range is negative, `negate`) in `[a, b]`,
+/// Newton's iteration y ← y·(2 − z·y) from the constant `guess` 2/(a + b),
+/// whose relative error 1 − z·y is at most (b − a)/(a + b) and squares at
+/// each step; `iterations` steps bring it below 2^-(f+2)/a. The first
+/// step, 2c − c²·z, is a public product.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReciprocalPlan {
+    pub negate: bool,
+    pub a: f64,
+    pub b: f64,
+    pub guess: f64,
+    pub iterations: u32,
+}
+
+/// At most this many Newton steps (a range up to about 10^4 wide in ratio).
+pub const MAX_RECIPROCAL_ITERATIONS: u32 = 16;
+
+/// The plan for `reciprocal` of `x`, from its range; `None` when the range
+/// holds 0 or is too wide a ratio for [`MAX_RECIPROCAL_ITERATIONS`].
+pub fn reciprocal_plan(g: &Graph, x: ValueId) -> Option<ReciprocalPlan> {
+    let r = g.node(x).range;
+    if !(r.lo > 0.0 || r.hi < 0.0) || !r.lo.is_finite() || !r.hi.is_finite() {
+        return None;
+    }
+    let negate = r.hi < 0.0;
+    let (a, b) = if negate { (-r.hi, -r.lo) } else { (r.lo, r.hi) };
+    let guess = 2.0 / (a + b);
+    let eps0 = (b - a) / (a + b);
+    let target = 2f64.powi(-(g.model.precision() as i32) - 2) * a;
+    let iterations = (1..=MAX_RECIPROCAL_ITERATIONS).find(|&k| eps0.powi(1 << k) <= target)?;
+    Some(ReciprocalPlan {
+        negate,
+        a,
+        b,
+        guess,
+        iterations,
+    })
 }
 
 /// The extra fractional bits `exp` of an input at most `hi` works with at
@@ -615,6 +677,34 @@ fn error_bounds(
                 add(&mut p, Source::Rounding, (delta - gain * e(a)).max(0.0));
                 limit_error + delta
             }
+            // Newton's iteration on the computed input ẑ, which lies in
+            // [a − e, b + e]: the iteration's own error ε_K/(a − e), the
+            // rounding δ carried through the steps (each step multiplies
+            // an earlier δ by 2ε_k and adds its own truncations), and the
+            // input's error through 1/x, e/(a·(a − e)).
+            Op::Reciprocal(x) => match reciprocal_plan(g, *x) {
+                Some(rp) if rp.a - e(x) > 0.0 => {
+                    let (a1, b1) = (rp.a - e(x), rp.b + e(x));
+                    let eps0 = (1.0 - rp.guess * a1).abs().max((1.0 - rp.guess * b1).abs());
+                    let y = 1.0 / a1;
+                    let mut delta = lsb + b1 * lsb / 2.0 + lsb / 2.0;
+                    let mut eps = eps0 * eps0;
+                    for _ in 1..rp.iterations {
+                        delta = 2.0 * eps * delta + b1 * delta * delta + lsb * (2.0 + y);
+                        eps = eps * eps;
+                    }
+                    let method = eps / a1;
+                    let input = e(x) / (rp.a * a1);
+                    inherit(&mut p, x, 1.0 / (rp.a * a1));
+                    add(&mut p, Source::Approximation(v), method);
+                    add(&mut p, Source::Rounding, delta);
+                    method + delta + input
+                }
+                _ => {
+                    add(&mut p, Source::Approximation(v), f64::INFINITY);
+                    f64::INFINITY
+                }
+            },
             Op::Poly(a, c) => {
                 let r = m(a).max(1.0);
                 let deriv: f64 = c

@@ -62,6 +62,8 @@ pub enum Args {
     Transpose,
     /// `permute(x, [p0, p1, ...])`: `Op::Permute`.
     Permute,
+    /// `softmax(x, axis: k)`: operations the checker writes out.
+    Softmax,
 }
 
 /// A positional parameter.
@@ -138,9 +140,11 @@ impl Args {
     /// The positional parameters, in order: tensors first.
     pub fn positional(self) -> &'static [Param] {
         match self {
-            Args::Map(_) | Args::Reduce(_) | Args::Approximated(_) | Args::Flatten => {
-                &[Param::Tensor]
-            }
+            Args::Map(_)
+            | Args::Reduce(_)
+            | Args::Approximated(_)
+            | Args::Flatten
+            | Args::Softmax => &[Param::Tensor],
             Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
             Args::Transpose => &[
                 Param::Tensor,
@@ -161,7 +165,7 @@ impl Args {
     pub fn named(self) -> &'static [Named] {
         match self {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
-            Args::Reduce(_) => &[Named::Axis],
+            Args::Reduce(_) | Args::Softmax => &[Named::Axis],
             Args::Flatten => &[Named::StartDim, Named::EndDim],
             _ => &[],
         }
@@ -174,9 +178,11 @@ impl Args {
             Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
                 ShapeRule::Rearranged
             }
-            Args::Map(_) | Args::Approximated(_) | Args::Coefficients(_) | Args::Bounds(_) => {
-                ShapeRule::Same
-            }
+            Args::Map(_)
+            | Args::Approximated(_)
+            | Args::Coefficients(_)
+            | Args::Bounds(_)
+            | Args::Softmax => ShapeRule::Same,
         }
     }
 }
@@ -237,6 +243,22 @@ pub const BUILTINS: &[Builtin] = &[
             call: "exp(x)",
             doc: "`e^x` elementwise, as `(1 + x/256)^256` (8 squarings; needs `x ≥ -256`)",
             args: Args::Map(Op::Exp),
+        }],
+    },
+    Builtin {
+        name: "reciprocal",
+        forms: &[Form {
+            call: "reciprocal(x)",
+            doc: "`1/x` elementwise, by Newton's iteration; the range of `x` must not contain 0",
+            args: Args::Map(Op::Reciprocal),
+        }],
+    },
+    Builtin {
+        name: "softmax",
+        forms: &[Form {
+            call: "softmax(x, axis: -1)",
+            doc: "`exp(x - max(x)) / sum(exp(x - max(x)))` along dimension `axis` (default the last), a numbered dimension",
+            args: Args::Softmax,
         }],
     },
     Builtin {
@@ -463,7 +485,7 @@ mod tests {
                     Args::Coefficients(op) => op(x, vec![]),
                     Args::Bounds(op) => op(x, 0.0, 1.0),
                     Args::Reshape | Args::Flatten => Op::Reshape(x),
-                    Args::Transpose | Args::Permute => Op::Permute(x, vec![]),
+                    Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

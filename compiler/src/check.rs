@@ -1017,6 +1017,9 @@ impl Checker<'_> {
         let mut x = tensors[0];
         let mut restore: Restore = None;
         let xs = self.shape(x).clone();
+        if let Args::Softmax = form.args {
+            return self.softmax(name, x, &positional, &named, span);
+        }
         let shape = match form.args.shape() {
             ShapeRule::Rearranged => {
                 return self.rearrange(name, form.args, x, &positional, &named, span)
@@ -1104,8 +1107,8 @@ impl Checker<'_> {
                 }
                 op(x, lo, hi)
             }
-            Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
-                unreachable!("returned above (ShapeRule::Rearranged)")
+            Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute | Args::Softmax => {
+                unreachable!("returned above")
             }
         };
         Some(self.push(op, shape, span))
@@ -1311,6 +1314,111 @@ impl Checker<'_> {
             }
             _ => unreachable!("only rearranging forms have ShapeRule::Rearranged"),
         }
+    }
+
+    /// `softmax(x, axis: k)` written out: `e = exp(x - max(x, axis: k))`
+    /// (in (0, 1]: the graph knows an entry less its own maximum is at most
+    /// 0), then `e * reciprocal(max(sum(e, axis: k), 1))`: the sum is at
+    /// least 1 exactly (the maximum's own term), and the comparison with 1
+    /// (one per row) lets the reciprocal's range start there.
+    fn softmax(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        if xs.is_scalar() {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` runs along a dimension, but its argument is a scalar"),
+                )
+                .primary(positional[0].span, "this is a scalar"),
+            );
+            return None;
+        }
+        let axis = match named
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "axis"))
+        {
+            Some(a) => self.axis(name, a, &xs)?,
+            None => xs.rank() - 1,
+        };
+        if let Dim::Symbol(s) = &xs.0[axis] {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` along the named dimension `{s}`"),
+                )
+                .primary(span, format!("dimension {axis} of {xs} is `{s}`"))
+                .note("softmax runs along a numbered dimension, such as the classes of each row")
+                .help(format!("give `axis:` a numbered dimension of {xs}")),
+            );
+            return None;
+        }
+        let max = self.reduce_along(Op::MaxReduce, x, axis, span);
+        let centred = self.along(x, max, axis, Op::Sub, span);
+        let e = self.push(Op::Exp(centred), xs.clone(), span);
+        let sum = self.reduce_along(Op::Sum, e, axis, span);
+        let one = self.push(Op::Const { data: vec![1.0] }, Shape::scalar(), span);
+        let sum_shape = self.shape(sum).clone();
+        let at_least_one = self.push(Op::Max(sum, one), sum_shape.clone(), span);
+        let inverse = self.push(Op::Reciprocal(at_least_one), sum_shape, span);
+        Some(self.along(e, inverse, axis, Op::Mul, span))
+    }
+
+    /// `op` (a last-axis reduction) of `x` along `axis`, moving it last first.
+    fn reduce_along(
+        &mut self,
+        op: fn(ValueId) -> Op,
+        x: ValueId,
+        axis: usize,
+        span: Span,
+    ) -> ValueId {
+        let xs = self.shape(x).clone();
+        let last = xs.rank() - 1;
+        let operand = if axis == last {
+            x
+        } else {
+            let perm: Vec<usize> = (0..xs.rank())
+                .filter(|&k| k != axis)
+                .chain([axis])
+                .collect();
+            let moved = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+            self.push(Op::Permute(x, perm), moved, span)
+        };
+        let mut dims = xs.0;
+        dims.remove(axis);
+        self.push(op(operand), Shape(dims), span)
+    }
+
+    /// `op(big, small)` where `small` is `big` reduced along `axis`: entry
+    /// by entry with the reduction of its own row (`big` moved so `axis`
+    /// comes first, where `small` broadcasts, and back).
+    fn along(
+        &mut self,
+        big: ValueId,
+        small: ValueId,
+        axis: usize,
+        op: fn(ValueId, ValueId) -> Op,
+        span: Span,
+    ) -> ValueId {
+        let bs = self.shape(big).clone();
+        let perm: Vec<usize> = [axis]
+            .into_iter()
+            .chain((0..bs.rank()).filter(|&k| k != axis))
+            .collect();
+        let moved = Shape(perm.iter().map(|&k| bs.0[k].clone()).collect());
+        let p = self.push(Op::Permute(big, perm.clone()), moved.clone(), span);
+        let v = self.push(op(p, small), moved, span);
+        let mut back = vec![0; perm.len()];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        self.push(Op::Permute(v, back), bs, span)
     }
 
     /// An array literal of whole numbers (a shape or a permutation).
@@ -1797,6 +1905,13 @@ mod tests {
             ("permute(x, [0, 0])", "E0216"),
             ("permute(x, [0])", "E0216"),
             ("permute(x, [1.5, 0])", "E0204"),
+            ("exp(x)", "fixed[n, 4]"),
+            ("reciprocal(v)", "fixed[4]"),
+            ("softmax(x)", "fixed[n, 4]"),
+            ("softmax(m, axis: 0)", "fixed[4, 3]"),
+            ("softmax(x, axis: 0)", "E0203"),
+            ("softmax(s)", "E0203"),
+            ("softmax(x, axis: 2)", "E0204"),
         ];
         for (expr, expect) in cases {
             check_body(&format!("{inputs} let r = {expr}; output r to a;"), expect);

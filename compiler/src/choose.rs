@@ -226,7 +226,7 @@ impl Chooser<'_, '_> {
         match method {
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
-                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Exp(_) => {
+                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Exp(_) | Op::Reciprocal(_) => {
                     n * CLEAR_POLY_RING_OPS * c.ring_op
                 }
                 _ => n * c.ring_op,
@@ -271,6 +271,17 @@ impl Chooser<'_, '_> {
                     Op::Exp(_) => {
                         let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
                         for _ in 0..crate::ir::EXP_SQUARINGS {
+                            c += self.beaver(n, n, n) + self.trunc(n);
+                        }
+                        c
+                    }
+                    // One public product, then two rounds of products per iteration.
+                    Op::Reciprocal(a) => {
+                        let steps = crate::analysis::reciprocal_plan(self.g, *a)
+                            .map_or(1, |p| p.iterations);
+                        let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        for _ in 1..steps {
+                            c += self.beaver(n, n, n) + self.trunc(n);
                             c += self.beaver(n, n, n) + self.trunc(n);
                         }
                         c
@@ -772,6 +783,7 @@ impl Chooser<'_, '_> {
                     "nonlinear on secret values: polynomial on shares".into()
                 }
                 Op::Exp(_) => "nonlinear on secret values: (1 + x/256)^256 by 8 squarings on shares".into(),
+                Op::Reciprocal(_) => "nonlinear on secret values: Newton's iteration on shares".into(),
                 Op::Relu(_)
                 | Op::Max(..)
                 | Op::Min(..)

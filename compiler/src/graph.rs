@@ -323,6 +323,11 @@ impl<'m> Graph<'m> {
             | Op::Reshape(a) => r(a),
             Op::Square(a) => r(a).square(),
             Op::Exp(a) => Interval::new(r(a).lo.exp(), r(a).hi.exp()),
+            // Over a range without 0 (the analysis refuses any other).
+            Op::Reciprocal(a) if r(a).lo > 0.0 || r(a).hi < 0.0 => {
+                Interval::new(1.0 / r(a).hi, 1.0 / r(a).lo)
+            }
+            Op::Reciprocal(_) => Interval::new(f64::NEG_INFINITY, f64::INFINITY),
             Op::Sigmoid(..) => Interval::new(0.0, 1.0),
             Op::Tanh(..) => Interval::new(-1.0, 1.0),
             Op::Poly(a, coeffs) => {

@@ -171,6 +171,9 @@ pub enum Op {
     /// e^x elementwise, computed as (1 + x/2^n)^(2^n) with
     /// n = [`EXP_SQUARINGS`] (valid for x ≥ -2^n).
     Exp(ValueId),
+    /// 1/x elementwise, by Newton's iteration from a constant first guess;
+    /// the range of x must exclude 0 (see `analysis::reciprocal_plan`).
+    Reciprocal(ValueId),
     /// The operand's axes reordered: axis `i` of the result is axis
     /// `perm[i]` of the operand (local data movement, no arithmetic).
     Permute(ValueId, Vec<usize>),
@@ -197,7 +200,8 @@ impl Op {
             | Op::Clamp(a, _, _)
             | Op::Permute(a, _)
             | Op::Reshape(a)
-            | Op::Exp(a) => vec![*a],
+            | Op::Exp(a)
+            | Op::Reciprocal(a) => vec![*a],
             Op::Add(a, b)
             | Op::Sub(a, b)
             | Op::Mul(a, b)
@@ -235,6 +239,7 @@ impl Op {
             Op::Permute(..) => "permute",
             Op::Reshape(_) => "reshape",
             Op::Exp(_) => "exp",
+            Op::Reciprocal(_) => "reciprocal",
         }
     }
 }

@@ -72,6 +72,7 @@ pub fn expected(
             Op::Sigmoid(a, _) => map(get(*a), logistic),
             Op::Tanh(a, _) => map(get(*a), f64::tanh),
             Op::Exp(a) => map(get(*a), f64::exp),
+            Op::Reciprocal(a) => map(get(*a), |x| 1.0 / x),
             Op::Poly(a, c) => map(get(*a), |x| polynomial(c, x)),
             Op::Relu(a) => map(get(*a), |x| if x > 0.0 { x } else { 0.0 }),
             Op::MaxReduce(a) => along_last(get(*a), |row| row[first_largest(row)])?,
@@ -531,6 +532,31 @@ mod tests {
             (&out[4].1.shape, &out[4].1.data),
             (&vec![3, 2], &vec![1., 4., 2., 5., 3., 6.])
         );
+    }
+
+    /// softmax written out by the checker is the exact softmax.
+    #[test]
+    fn softmax_is_exact() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[2, 2] private(a);
+               let p = softmax(x); let q = softmax(x, axis: 0); let r = reciprocal(x);
+               output p to a; output q to a; output r to a; }",
+            &[("x", vec![2, 2], vec![0.0, 3f64.ln(), 1.0, 1.0])],
+        );
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        assert!(
+            close(&out[0].1.data, &[0.25, 0.75, 0.5, 0.5]),
+            "{:?}",
+            out[0].1.data
+        );
+        let e = 1f64.exp();
+        let (c0, c1) = (1.0 / (1.0 + e), 3.0 / (3.0 + e));
+        assert!(
+            close(&out[1].1.data, &[c0, c1, 1.0 - c0, 1.0 - c1]),
+            "{:?}",
+            out[1].1.data
+        );
+        assert!(close(&out[2].1.data[1..], &[1.0 / 3f64.ln(), 1.0, 1.0]));
     }
 
     #[test]

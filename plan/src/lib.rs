@@ -225,6 +225,7 @@ pub enum ClearOp {
     Sigmoid,
     Tanh,
     Exp,
+    Reciprocal,
     Poly(Vec<f64>),
     Relu,
     MaxReduce,

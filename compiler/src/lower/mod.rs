@@ -348,6 +348,7 @@ pub fn clear_op(op: &Op) -> ClearOp {
         Op::Permute(_, perm) => ClearOp::Permute(perm.clone()),
         Op::Reshape(_) => ClearOp::Reshape,
         Op::Exp(_) => ClearOp::Exp,
+        Op::Reciprocal(_) => ClearOp::Reciprocal,
         Op::Input { .. } | Op::Const { .. } => {
             unreachable!("inputs and constants are not clear operations")
         }

@@ -257,6 +257,56 @@ impl Lowerer<'_, '_> {
                 self.polynomial(t, &fit.coefficients(), true, &shape, note)
             }
             Op::Poly(_, coeffs) => self.polynomial(args[0], coeffs, false, &shape, note),
+            // Newton: y1 = 2c − c²·z (a public product), then
+            // y ← y·(2 − z·y), two rounds of products per step.
+            Op::Reciprocal(a) => {
+                let rp = crate::analysis::reciprocal_plan(self.g, *a)
+                    .expect("the analysis refuses a reciprocal without a plan (E0304)");
+                let z = if rp.negate {
+                    let z = self.share_reg(shape.clone(), f, format!("-{}", self.g.label(*a)));
+                    self.local(z, ShareOp::Neg, vec![args[0]]);
+                    z
+                } else {
+                    args[0]
+                };
+                let c = rp.guess;
+                let t = self.mul_public_scalar(z, -c * c, format!("{label}: -c²·z"));
+                let two_c = self.public_const(vec![2.0 * c], format!("{}", 2.0 * c));
+                let mut y = self.share_reg(shape.clone(), f, format!("{label}: Newton step 1"));
+                self.local(y, ShareOp::AddPublic, vec![t, two_c]);
+                let two = self.public_const(vec![2.0], "2".into());
+                for k in 2..=rp.iterations {
+                    let zy = self.beaver_batch(vec![(
+                        z,
+                        y,
+                        Correlation::Elementwise {
+                            shape: shape.clone(),
+                        },
+                        shape.clone(),
+                        format!("{label}: z·y, step {k}"),
+                    )])[0];
+                    let zy = self.trunc1(zy);
+                    let v = self.share_reg(shape.clone(), f, format!("{label}: 2 − z·y, step {k}"));
+                    self.local(v, ShareOp::PublicSub, vec![zy, two]);
+                    let next = self.beaver_batch(vec![(
+                        y,
+                        v,
+                        Correlation::Elementwise {
+                            shape: shape.clone(),
+                        },
+                        shape.clone(),
+                        format!("{label}: Newton step {k}"),
+                    )])[0];
+                    y = self.trunc1(next);
+                }
+                if rp.negate {
+                    let dst = self.share_reg(shape, f, note);
+                    self.local(dst, ShareOp::Neg, vec![y]);
+                    dst
+                } else {
+                    y
+                }
+            }
             // (1 + x/2^n)^(2^n): a scaling, an addition, n squarings.
             // At f + b fractional bits (`exp_extra_bits`): with b = n, the
             // share of x read at f + n bits is x / 2^n exactly.
