@@ -897,8 +897,8 @@ fn reciprocal_holds_its_bound() {
     let m = checked(
         "model m { party a; party b; dealer d;
            input x: fixed[batch, 3] private(a) in [0.5, 2]; input y: fixed[3] private(b) in [1, 2];
-           let p = reciprocal(x * y); let n = reciprocal(0 - x - y);
-           output p to a; output n to a; }",
+           let p = reciprocal(x * y); let n = reciprocal(0 - x - y); let q = x / y; let h = x / 4;
+           output p to a; output n to a; output q to a; output h to a; }",
     );
     for (i, dealer) in [true, false].into_iter().enumerate() {
         let o = options(|o| {

@@ -829,6 +829,19 @@ impl Checker<'_> {
         if op == ast::BinOp::MatMul {
             return self.matmul(l, r, lsh, rsh, spans, span);
         }
+        // a / b is a * (1/b): by a constant, its reciprocal folded (no
+        // protocol); by anything else, `reciprocal` (a range without 0).
+        let r = if op == ast::BinOp::Div {
+            match &self.values[r.index()].op {
+                Op::Const { data } if data.iter().all(|d| *d != 0.0) => {
+                    let data = data.iter().map(|d| 1.0 / d).collect();
+                    self.push(Op::Const { data }, rsh.clone(), rs)
+                }
+                _ => self.push(Op::Reciprocal(r), rsh.clone(), rs),
+            }
+        } else {
+            r
+        };
         let (shape, (l, r), restore) = match self.broadcast_operands(l, r, span) {
             Some(s) => s,
             None => {
@@ -853,6 +866,7 @@ impl Checker<'_> {
         let op = match op {
             ast::BinOp::Add => Op::Add(l, r),
             ast::BinOp::Sub => Op::Sub(l, r),
+            ast::BinOp::Div => Op::Mul(l, r),
             _ => Op::Mul(l, r),
         };
         Some(self.push_restored(op, shape, restore, span))
@@ -1906,6 +1920,10 @@ mod tests {
             ("permute(x, [0])", "E0216"),
             ("permute(x, [1.5, 0])", "E0204"),
             ("exp(x)", "fixed[n, 4]"),
+            ("x / v", "fixed[n, 4]"),
+            ("x / 2", "fixed[n, 4]"),
+            ("x / sum(x)", "fixed[n, 4]"),
+            ("x / m", "E0201"),
             ("reciprocal(v)", "fixed[4]"),
             ("softmax(x)", "fixed[n, 4]"),
             ("softmax(m, axis: 0)", "fixed[4, 3]"),

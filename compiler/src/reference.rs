@@ -539,8 +539,8 @@ mod tests {
     fn softmax_is_exact() {
         let out = run(
             "model m { party a; party b; input x: fixed[2, 2] private(a);
-               let p = softmax(x); let q = softmax(x, axis: 0); let r = reciprocal(x);
-               output p to a; output q to a; output r to a; }",
+               let p = softmax(x); let q = softmax(x, axis: 0); let r = reciprocal(x); let d = x / 4; let e = 1 / x;
+               output p to a; output q to a; output r to a; output d to a; output e to a; }",
             &[("x", vec![2, 2], vec![0.0, 3f64.ln(), 1.0, 1.0])],
         );
         let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
@@ -557,6 +557,8 @@ mod tests {
             out[1].1.data
         );
         assert!(close(&out[2].1.data[1..], &[1.0 / 3f64.ln(), 1.0, 1.0]));
+        assert!(close(&out[3].1.data, &[0.0, 3f64.ln() / 4.0, 0.25, 0.25]));
+        assert_eq!(out[4].1.data[1..], out[2].1.data[1..]);
     }
 
     #[test]
