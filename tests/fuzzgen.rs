@@ -626,6 +626,17 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
         OpKind::Argmax => reduce("argmax"),
         OpKind::Square => unary(format!("square({})", a.name)),
         OpKind::Relu => unary(format!("relu({})", a.name)),
+        // Sometimes softmax along a numbered dimension instead, or exp of
+        // a value less its row's maximum (both in (0, 1]).
+        OpKind::Sigmoid | OpKind::Tanh
+            if op.b.index(4) == 0 && a.shape.last().is_some_and(|d| *d != D::Batch) =>
+        {
+            if op.kind == OpKind::Sigmoid {
+                unary(format!("softmax({})", a.name))
+            } else {
+                unary(format!("exp({} - max({}))", a.name, a.name))
+            }
+        }
         OpKind::Sigmoid | OpKind::Tanh => {
             let f = if op.kind == OpKind::Sigmoid {
                 "sigmoid"
