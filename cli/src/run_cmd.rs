@@ -66,11 +66,14 @@ pub struct Comparison {
     /// The outputs whose error exceeds the compiler's bound (or is NaN).
     pub over_bound: Vec<String>,
     /// Per output and recipient: its name and party, the reference's
-    /// preview, the error and the bound.
-    entries: Vec<(String, String, String, f64, f64)>,
+    /// preview, the error, the bound and an argmax's near-tie slack.
+    entries: Vec<Entry>,
     /// Outputs the reference does not have.
     missing: Vec<String>,
 }
+
+/// One output at one party: name, party, preview, error, bound, slack.
+type Entry = (String, String, String, f64, f64, Option<f64>);
 
 /// The larger error; NaN sticks, so a broken element is never hidden by a good one.
 fn worse(m: f64, e: f64) -> f64 {
@@ -87,9 +90,13 @@ impl Comparison {
         self.lines.clear();
         self.over_bound = self.missing.clone();
         self.worst = 0.0;
-        for (name, party, preview, err, bound) in &self.entries {
+        for (name, party, preview, err, bound, slack) in &self.entries {
+            let ties = match slack {
+                Some(slack) => format!(", or any index within {slack:.3e} of the maximum"),
+                None => String::new(),
+            };
             self.lines.push(format!(
-                "reference {name} at {party}: {preview}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e})"
+                "reference {name} at {party}: {preview}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e}{ties})"
             ));
             self.worst = self.worst.max(*err);
             // A NaN error (a broken output) or a missing bound is a failure too.
@@ -123,34 +130,34 @@ impl Comparison {
 pub fn compare_with_reference(
     plan: &Plan,
     outcomes: &[runtime::exec::Outcome],
-    reference: &[(String, Tensor)],
+    reference: &[compiler::reference::Expected],
 ) -> Comparison {
     let mut c = Comparison::default();
     for (p, o) in outcomes.iter().enumerate() {
         let party = plan.party_name(p as u32);
         for (name, t) in &o.outputs {
-            let Some((_, r)) = reference.iter().find(|(n, _)| n == name) else {
+            let Some(r) = reference.iter().find(|r| &r.name == name) else {
                 c.missing.push(format!(
                     "`{name}` at {party}: the reference has no such output"
                 ));
                 continue;
             };
-            let err = if t.shape == r.shape {
-                t.data
-                    .iter()
-                    .zip(&r.data)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, worse)
-            } else {
-                f64::NAN
+            let spec = plan.outputs.iter().find(|s| &s.name == name);
+            // An argmax index within its near-tie slack counts as exact.
+            let err = match spec.and_then(|s| compiler::reference::deviations(s, t, r)) {
+                Some(d) => d.into_iter().fold(0.0, worse),
+                None => f64::NAN,
             };
-            let bound = plan
-                .outputs
-                .iter()
-                .find(|s| &s.name == name)
-                .map_or(f64::NAN, |s| s.error_bound);
-            c.entries
-                .push((name.clone(), party.to_string(), preview(r), err, bound));
+            let bound = spec.map_or(f64::NAN, |s| s.error_bound);
+            let slack = spec.and_then(|s| s.near_tie);
+            c.entries.push((
+                name.clone(),
+                party.to_string(),
+                preview(&r.value),
+                err,
+                bound,
+                slack,
+            ));
         }
     }
     c.finish();
@@ -619,7 +626,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     // its bound is not written at all.
     // (--plan conflicts with --demo and --check: a plan has no model.)
     let comparison = match (args.demo || args.check, &model) {
-        (true, Some(model)) => match compiler::reference::evaluate(model, &inputs) {
+        (true, Some(model)) => match compiler::reference::expected(model, &inputs) {
             Ok(reference) => Some(compare_with_reference(plan, &outcomes, &reference)),
             Err(e) => {
                 eprintln!("error: the reference interpreter failed: {e}");
@@ -857,7 +864,7 @@ fn run_in_chunks(
             }
         };
         if let Some(model) = reference {
-            match compiler::reference::evaluate(model, &inputs) {
+            match compiler::reference::expected(model, &inputs) {
                 Ok(r) => comparison.absorb(compare_with_reference(plan, &outcomes, &r)),
                 Err(e) => {
                     progress.finish();
@@ -1212,14 +1219,26 @@ mod tests {
     use runtime::exec::Outcome;
 
     fn plan() -> Plan {
-        let r = compiler::check_source(
-            "model m { party a; party b; dealer d;
+        plan_of("let z = x * y;")
+    }
+
+    fn plan_of(z: &str) -> Plan {
+        let r = compiler::check_source(&format!(
+            "model m {{ party a; party b; dealer d;
                input x: fixed[2] private(a) in [-1, 1]; input y: fixed[2] private(b) in [-1, 1];
-               let z = x * y; output z to a; }",
-        );
+               {z} output z to a; }}"
+        ));
         compiler::compile(&r.model.unwrap(), &compiler::Options::default())
             .unwrap()
             .plan
+    }
+
+    fn expected(value: Vec<f64>, scores: Option<Vec<f64>>) -> Vec<compiler::reference::Expected> {
+        vec![compiler::reference::Expected {
+            name: "z".into(),
+            value: Tensor::new(vec![value.len()], value).unwrap(),
+            scores: scores.map(|s| Tensor::new(vec![s.len()], s).unwrap()),
+        }]
     }
 
     fn outcome(z: Vec<f64>) -> Vec<Outcome> {
@@ -1240,10 +1259,7 @@ mod tests {
     fn an_error_beyond_the_bound_is_a_failure() {
         let plan = plan();
         let bound = plan.outputs[0].error_bound;
-        let reference = vec![(
-            "z".to_string(),
-            Tensor::new(vec![2], vec![0.5, -0.25]).unwrap(),
-        )];
+        let reference = expected(vec![0.5, -0.25], None);
         let ok =
             compare_with_reference(&plan, &outcome(vec![0.5 + bound / 2.0, -0.25]), &reference);
         assert!(ok.over_bound.is_empty(), "{:?}", ok.over_bound);
@@ -1259,6 +1275,60 @@ mod tests {
                 c.over_bound[0].starts_with("`z` at a:"),
                 "{:?}",
                 c.over_bound
+            );
+        }
+    }
+
+    /// An argmax output is checked as a set: an index whose exact entry is
+    /// within the plan's near-tie slack of the row's maximum passes, any
+    /// other index fails, whatever the bound on the index (0).
+    #[test]
+    fn an_argmax_passes_on_a_near_tie_and_fails_otherwise() {
+        let plan = plan_of("let s = x * y; let z = argmax(s);");
+        // A scalar output of one row: argmax of a [2] vector.
+        let spec = &plan.outputs[0];
+        assert_eq!(spec.error_bound, 0.0);
+        let slack = spec.near_tie.expect("an argmax output has a slack");
+        assert!(slack > 0.0 && slack < 1e-3, "{slack}");
+        let scalar = |v: f64| {
+            let mut o = outcome(vec![]);
+            o[0].outputs[0].1 = Tensor::scalar(v);
+            o
+        };
+        let reference = |scores: Vec<f64>| {
+            vec![compiler::reference::Expected {
+                name: "z".into(),
+                value: Tensor::scalar(1.0),
+                scores: Some(Tensor::new(vec![2], scores).unwrap()),
+            }]
+        };
+        // Entry 0 is within the slack of the maximum (entry 1): either index passes.
+        let tie = reference(vec![0.3, 0.3 + slack / 2.0]);
+        for got in [0.0, 1.0] {
+            let c = compare_with_reference(&plan, &scalar(got), &tie);
+            assert!(c.over_bound.is_empty(), "{got}: {:?}", c.over_bound);
+        }
+        assert!(compare_with_reference(&plan, &scalar(1.0), &tie).lines[0]
+            .contains("or any index within"));
+        // A clear lead: only the first largest passes.
+        let lead = reference(vec![0.3, 0.3 + 2.0 * slack]);
+        assert_eq!(
+            compare_with_reference(&plan, &scalar(0.0), &lead)
+                .over_bound
+                .len(),
+            1
+        );
+        assert!(compare_with_reference(&plan, &scalar(1.0), &lead)
+            .over_bound
+            .is_empty());
+        // An index outside the row, or not a whole number, never passes.
+        for got in [2.0, 0.5] {
+            assert_eq!(
+                compare_with_reference(&plan, &scalar(got), &tie)
+                    .over_bound
+                    .len(),
+                1,
+                "{got}"
             );
         }
     }

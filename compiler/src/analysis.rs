@@ -15,6 +15,10 @@ pub struct Analysis {
     pub warnings: Vec<Diagnostic>,
     /// Estimated absolute error of each output against exact arithmetic.
     pub error_bounds: Vec<f64>,
+    /// For each output that is an `argmax`: twice the error bound of its
+    /// input. Entries that close to the row's maximum may compare either
+    /// way, so the index of any of them is correct (`plan::OutputSpec::near_tie`).
+    pub near_ties: Vec<Option<f64>>,
     /// Sigmoid/tanh whose input is clamped into the fitted domain first
     /// (with secure comparison), so the error bound holds on the whole line.
     pub clamped: BTreeSet<ValueId>,
@@ -33,6 +37,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         errors: Vec::new(),
         warnings: Vec::new(),
         error_bounds: Vec::new(),
+        near_ties: Vec::new(),
         clamped: BTreeSet::new(),
     };
     let f = g.model.precision();
@@ -90,6 +95,49 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             };
             fit_for(&mut a, g, v, *x, func, approx, cheap_compare);
         }
+        // exp is (1 + x/2^n)^(2^n): wrong below x = -2^n (the base turns
+        // negative), and its last square must fit like a product.
+        if let (Op::Exp(x), Visibility::Secret) = (&value.op, node.visibility) {
+            let r = g.node(*x).range;
+            let m = 2f64.powi(EXP_SQUARINGS as i32);
+            let top = exp_limit(r.hi.max(0.0));
+            if r.lo < -m || top >= product_limit {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`exp` cannot be computed on the range of `{}`", g.label(*x)),
+                    )
+                    .primary(value.span, format!("its input lies in {r}"))
+                    .note(format!(
+                        "`exp` is (1 + x/{m})^{m} on shares: exact only for x ≥ -{m}, and its powers must stay below {} at precision {f}",
+                        fmt_num(product_limit)
+                    ))
+                    .help("subtract the maximum first (`exp(s - max(s))` lies in (0, 1]), or declare tighter input ranges"),
+                );
+            }
+        }
+        if let Op::Reciprocal(x) = &value.op {
+            let r = g.node(*x).range;
+            let plan = reciprocal_plan(g, *x);
+            let fits = plan.is_some_and(|p| {
+                let y = 2.0 / p.a;
+                y < value_limit && y * p.b.max(2.0) < product_limit
+            });
+            if !fits {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`reciprocal` cannot be computed on the range of `{}`", g.label(*x)),
+                    )
+                    .primary(value.span, format!("its input lies in {r}"))
+                    .note(format!(
+                        "`reciprocal` runs Newton's iteration on a range that excludes 0, at most {MAX_RECIPROCAL_ITERATIONS} steps (a ratio of largest to smallest magnitude up to about 10^4), with 1/x below {}",
+                        fmt_num(value_limit.min(product_limit))
+                    ))
+                    .help("keep the divisor away from 0: declare tighter input ranges, or `clamp(x, lo, hi)` with 0 < lo first"),
+                );
+            }
+        }
         if let Op::Poly(x, coeffs) = &value.op {
             let r = g.node(*x).range.magnitude();
             let worst = coeffs
@@ -140,7 +188,8 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             }
         }
     }
-    let (bounds, sources) = error_bounds(g, &a.fits, &a.clamped);
+    let (bounds, sources, near_ties) = error_bounds(g, &a.fits, &a.clamped);
+    a.near_ties = near_ties;
     for ((o, &bound), source) in g.model.outputs().iter().zip(&bounds).zip(sources) {
         let range = g.node(o.value).range;
         // An infinite bound comes from a missing fit, already an error (E0305).
@@ -162,6 +211,62 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         })
         .collect();
     a
+}
+
+/// How `reciprocal` computes 1/x for an input in `[lo, hi]` (not holding
+/// 0): on z = x (or -x when the range is negative, `negate`) in `[a, b]`,
+/// Newton's iteration y ← y·(2 − z·y) from the constant `guess` 2/(a + b),
+/// whose relative error 1 − z·y is at most (b − a)/(a + b) and squares at
+/// each step; `iterations` steps bring it below 2^-(f+2)/a. The first
+/// step, 2c − c²·z, is a public product.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReciprocalPlan {
+    pub negate: bool,
+    pub a: f64,
+    pub b: f64,
+    pub guess: f64,
+    pub iterations: u32,
+}
+
+/// At most this many Newton steps (a range up to about 10^4 wide in ratio).
+pub const MAX_RECIPROCAL_ITERATIONS: u32 = 16;
+
+/// The plan for `reciprocal` of `x`, from its range; `None` when the range
+/// holds 0 or is too wide a ratio for [`MAX_RECIPROCAL_ITERATIONS`].
+pub fn reciprocal_plan(g: &Graph, x: ValueId) -> Option<ReciprocalPlan> {
+    let r = g.node(x).range;
+    if !(r.lo > 0.0 || r.hi < 0.0) || !r.lo.is_finite() || !r.hi.is_finite() {
+        return None;
+    }
+    let negate = r.hi < 0.0;
+    let (a, b) = if negate { (-r.hi, -r.lo) } else { (r.lo, r.hi) };
+    let guess = 2.0 / (a + b);
+    let eps0 = (b - a) / (a + b);
+    let target = 2f64.powi(-(g.model.precision() as i32) - 2) * a;
+    let iterations = (1..=MAX_RECIPROCAL_ITERATIONS).find(|&k| eps0.powi(1 << k) <= target)?;
+    Some(ReciprocalPlan {
+        negate,
+        a,
+        b,
+        guess,
+        iterations,
+    })
+}
+
+/// The extra fractional bits `exp` of an input at most `hi` works with at
+/// precision `f`: [`EXP_SQUARINGS`] when its largest power, held at twice
+/// the working precision before each truncation, still fits (then x/2^n is
+/// exact: the share of x read at f + n bits), otherwise 0. The lowering and
+/// the error bound both use it.
+pub fn exp_extra_bits(f: u32, hi: f64) -> u32 {
+    let n = EXP_SQUARINGS;
+    let top = exp_limit(hi.max(0.0));
+    let room = TRUNC_OFFSET_BITS as f64 - 1.0 - 2.0 * (f + n) as f64;
+    if top.log2() < room {
+        n
+    } else {
+        0
+    }
 }
 
 /// An error bound that says nothing about the value: at least as wide as
@@ -400,6 +505,11 @@ fn reveals_input(g: &Graph, v: ValueId, p: PartyId) -> Option<ValueId> {
                 ..
             } if *q != p => return Some(cur),
             Op::Neg(a) => *a,
+            // Bijections that only move values: same values, another shape.
+            Op::Permute(a, _) | Op::Reshape(a) => {
+                cur = *a;
+                continue;
+            }
             Op::Add(a, b) | Op::Sub(a, b) => {
                 if known(*b) && !known(*a) {
                     *a
@@ -444,11 +554,17 @@ enum Source {
 /// each operation's sensitivity over the operands' ranges. Alongside, each
 /// bound split by [`Source`] (the bound is linear in its operands' errors,
 /// up to a max), to say where most of an output's bound comes from.
+///
+/// An `argmax` is exact only when its row's maximum leads by more than
+/// twice its input's bound; otherwise any near-largest index may come out.
+/// So as an operand it carries the width of its range (any index), and as
+/// an output it is checked as a set (an index whose entry is within
+/// `near_tie` of the maximum), with a bound of 0 on the index itself.
 fn error_bounds(
     g: &Graph,
     fits: &BTreeMap<ValueId, Fit>,
     clamped: &BTreeSet<ValueId>,
-) -> (Vec<f64>, Vec<Source>) {
+) -> (Vec<f64>, Vec<Source>, Vec<Option<f64>>) {
     type Parts = BTreeMap<Source, f64>;
     let lsb = 2f64.powi(-(g.model.precision() as i32));
     let mut err: BTreeMap<ValueId, f64> = BTreeMap::new();
@@ -531,6 +647,64 @@ fn error_bounds(
                     f64::INFINITY
                 }
             },
+            // (1 + x/m)^m by n squarings from y0 = 1 + x/m, at a working
+            // precision of f + b bits (`exp_extra_bits`): the limit's own
+            // error against e^x (on a grid of the input's range), and
+            // rounding δ_{k+1} = 2·Y_k·δ_k + δ_k² + ulp through the squares
+            // (Y_k the largest |y_k|; the ulp of the working precision, and
+            // 2^-f for the last), from δ_0 = e(x)/m (plus 2^-f when x/m is
+            // rounded, b = 0).
+            Op::Exp(a) => {
+                let r = g.node(*a).range;
+                let n = EXP_SQUARINGS as i32;
+                let mm = 2f64.powi(n);
+                let limit_error = (0..=4096)
+                    .map(|i| r.lo + (r.hi - r.lo) * i as f64 / 4096.0)
+                    .map(|x| (x.exp() - exp_limit(x)).abs())
+                    .fold(0.0, f64::max);
+                let b = exp_extra_bits(g.model.precision(), r.hi);
+                let ulp = lsb * 2f64.powi(-(b as i32));
+                let base = (1.0 + r.lo / mm).abs().max((1.0 + r.hi / mm).abs());
+                let mut delta = e(a) / mm + if b == 0 { lsb } else { 0.0 };
+                let mut gain = 1.0 / mm;
+                for k in 0..n {
+                    let y = base.powi(1 << k);
+                    gain *= 2.0 * y;
+                    delta = 2.0 * y * delta + delta * delta + if k + 1 == n { lsb } else { ulp };
+                }
+                inherit(&mut p, a, gain);
+                add(&mut p, Source::Approximation(v), limit_error);
+                add(&mut p, Source::Rounding, (delta - gain * e(a)).max(0.0));
+                limit_error + delta
+            }
+            // Newton's iteration on the computed input ẑ, which lies in
+            // [a − e, b + e]: the iteration's own error ε_K/(a − e), the
+            // rounding δ carried through the steps (each step multiplies
+            // an earlier δ by 2ε_k and adds its own truncations), and the
+            // input's error through 1/x, e/(a·(a − e)).
+            Op::Reciprocal(x) => match reciprocal_plan(g, *x) {
+                Some(rp) if rp.a - e(x) > 0.0 => {
+                    let (a1, b1) = (rp.a - e(x), rp.b + e(x));
+                    let eps0 = (1.0 - rp.guess * a1).abs().max((1.0 - rp.guess * b1).abs());
+                    let y = 1.0 / a1;
+                    let mut delta = lsb + b1 * lsb / 2.0 + lsb / 2.0;
+                    let mut eps = eps0 * eps0;
+                    for _ in 1..rp.iterations {
+                        delta = 2.0 * eps * delta + b1 * delta * delta + lsb * (2.0 + y);
+                        eps = eps * eps;
+                    }
+                    let method = eps / a1;
+                    let input = e(x) / (rp.a * a1);
+                    inherit(&mut p, x, 1.0 / (rp.a * a1));
+                    add(&mut p, Source::Approximation(v), method);
+                    add(&mut p, Source::Rounding, delta);
+                    method + delta + input
+                }
+                _ => {
+                    add(&mut p, Source::Approximation(v), f64::INFINITY);
+                    f64::INFINITY
+                }
+            },
             Op::Poly(a, c) => {
                 let r = m(a).max(1.0);
                 let deriv: f64 = c
@@ -545,7 +719,12 @@ fn error_bounds(
                 add(&mut p, Source::Coefficients(v), coefficients);
                 deriv * e(a) + coefficients
             }
-            Op::Relu(a) | Op::MaxReduce(a) | Op::Clamp(a, ..) => {
+            Op::Relu(a)
+            | Op::MaxReduce(a)
+            | Op::MinReduce(a)
+            | Op::Clamp(a, ..)
+            | Op::Permute(a, _)
+            | Op::Reshape(a) => {
                 inherit(&mut p, a, 1.0);
                 e(a)
             }
@@ -554,7 +733,15 @@ fn error_bounds(
                 inherit(&mut p, larger, 1.0);
                 e(a).max(e(b))
             }
-            Op::Argmax(_) => 0.0,
+            Op::Argmax(a) => {
+                let width = g.node(v).range.hi - g.node(v).range.lo;
+                if e(a) > 0.0 {
+                    add(&mut p, Source::Rounding, width);
+                    width
+                } else {
+                    0.0
+                }
+            }
         };
         err.insert(v, bound);
         parts.insert(v, p);
@@ -565,11 +752,23 @@ fn error_bounds(
             .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
             .map_or(Source::Rounding, |(s, _)| *s)
     };
-    g.model
+    let mut near_ties = Vec::new();
+    let (bounds, sources) = g
+        .model
         .outputs()
         .iter()
-        .map(|o| (err[&o.value], dominant(&o.value)))
-        .unzip()
+        .map(|o| match g.value(o.value).op {
+            Op::Argmax(a) => {
+                near_ties.push(Some(2.0 * err[&a]));
+                (0.0, Source::Rounding)
+            }
+            _ => {
+                near_ties.push(None);
+                (err[&o.value], dominant(&o.value))
+            }
+        })
+        .unzip();
+    (bounds, sources, near_ties)
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ pub struct Form {
 pub enum Args {
     /// `f(x)`, elementwise.
     Map(fn(ValueId) -> Op),
-    /// `f(x)` along the last dimension of `x`.
+    /// `f(x, axis: k)` along dimension `k` of `x` (default: the last),
+    /// which the result drops.
     Reduce(fn(ValueId) -> Op),
     /// `f(a, b)`, elementwise with broadcasting.
     Pair(fn(ValueId, ValueId) -> Op),
@@ -53,6 +54,16 @@ pub enum Args {
     Coefficients(fn(ValueId, Vec<f64>) -> Op),
     /// `f(x, lo, hi)`, elementwise, with number literals `lo < hi`.
     Bounds(fn(ValueId, f64, f64) -> Op),
+    /// `reshape(x, [d0, d1, ...])`: `Op::Reshape`, one `-1` inferred.
+    Reshape,
+    /// `flatten(x, start_dim: s, end_dim: e)`: `Op::Reshape` merging `s..=e`.
+    Flatten,
+    /// `transpose(x, d0, d1)`: `Op::Permute` swapping two axes.
+    Transpose,
+    /// `permute(x, [p0, p1, ...])`: `Op::Permute`.
+    Permute,
+    /// `softmax(x, axis: k)`: operations the checker writes out.
+    Softmax,
 }
 
 /// A positional parameter.
@@ -64,6 +75,8 @@ pub enum Param {
     Number(&'static str),
     /// An array literal of number literals.
     Coefficients,
+    /// An array literal of whole numbers (a shape or a permutation).
+    Dims,
 }
 
 /// A named argument. All are optional and take literals only.
@@ -75,6 +88,12 @@ pub enum Named {
     Domain,
     /// `tol: t`, the largest acceptable approximation error, in (0, 1).
     Tol,
+    /// `axis: k`, the dimension a reduction runs along: a whole number,
+    /// negative counting from the end (`-1`, the default, is the last).
+    Axis,
+    /// `start_dim:` and `end_dim:` of `flatten`, axes as `axis:`.
+    StartDim,
+    EndDim,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -82,10 +101,14 @@ pub enum Named {
 pub enum ShapeRule {
     /// The shape of `x`.
     Same,
-    /// `x` without its last dimension; `x` must not be a scalar.
+    /// `x` without the dimension named by `axis:` (the last by default);
+    /// `x` must not be a scalar.
     DropLast,
     /// The two arguments broadcast ([`crate::broadcast`]).
     Broadcast,
+    /// The same values in another shape, from the literal arguments
+    /// (`reshape`, `flatten`, `transpose`, `permute`).
+    Rearranged,
 }
 
 impl Named {
@@ -94,6 +117,9 @@ impl Named {
             Named::Degree => "degree",
             Named::Domain => "domain",
             Named::Tol => "tol",
+            Named::Axis => "axis",
+            Named::StartDim => "start_dim",
+            Named::EndDim => "end_dim",
         }
     }
 }
@@ -105,6 +131,7 @@ impl Param {
             Param::Tensor => "tensor",
             Param::Number(what) => what,
             Param::Coefficients => "coefficients",
+            Param::Dims => "dimensions",
         }
     }
 }
@@ -113,7 +140,17 @@ impl Args {
     /// The positional parameters, in order: tensors first.
     pub fn positional(self) -> &'static [Param] {
         match self {
-            Args::Map(_) | Args::Reduce(_) | Args::Approximated(_) => &[Param::Tensor],
+            Args::Map(_)
+            | Args::Reduce(_)
+            | Args::Approximated(_)
+            | Args::Flatten
+            | Args::Softmax => &[Param::Tensor],
+            Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
+            Args::Transpose => &[
+                Param::Tensor,
+                Param::Number("first dimension"),
+                Param::Number("second dimension"),
+            ],
             Args::Pair(_) => &[Param::Tensor, Param::Tensor],
             Args::Coefficients(_) => &[Param::Tensor, Param::Coefficients],
             Args::Bounds(_) => &[
@@ -128,6 +165,8 @@ impl Args {
     pub fn named(self) -> &'static [Named] {
         match self {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
+            Args::Reduce(_) | Args::Softmax => &[Named::Axis],
+            Args::Flatten => &[Named::StartDim, Named::EndDim],
             _ => &[],
         }
     }
@@ -136,9 +175,14 @@ impl Args {
         match self {
             Args::Reduce(_) => ShapeRule::DropLast,
             Args::Pair(_) => ShapeRule::Broadcast,
-            Args::Map(_) | Args::Approximated(_) | Args::Coefficients(_) | Args::Bounds(_) => {
-                ShapeRule::Same
+            Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
+                ShapeRule::Rearranged
             }
+            Args::Map(_)
+            | Args::Approximated(_)
+            | Args::Coefficients(_)
+            | Args::Bounds(_)
+            | Args::Softmax => ShapeRule::Same,
         }
     }
 }
@@ -148,16 +192,16 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "sum",
         forms: &[Form {
-            call: "sum(x)",
-            doc: "sum along the last dimension (`[m, n]` → `[m]`, `[n]` → scalar)",
+            call: "sum(x, axis: -1)",
+            doc: "sum along dimension `axis` (default the last: `[m, n]` → `[m]`, `[n]` → scalar)",
             args: Args::Reduce(Op::Sum),
         }],
     },
     Builtin {
         name: "mean",
         forms: &[Form {
-            call: "mean(x)",
-            doc: "mean along the last dimension (`[m, n]` → `[m]`, `[n]` → scalar)",
+            call: "mean(x, axis: -1)",
+            doc: "mean along dimension `axis` (default the last: `[m, n]` → `[m]`, `[n]` → scalar)",
             args: Args::Reduce(Op::Mean),
         }],
     },
@@ -194,6 +238,30 @@ pub const BUILTINS: &[Builtin] = &[
         }],
     },
     Builtin {
+        name: "exp",
+        forms: &[Form {
+            call: "exp(x)",
+            doc: "`e^x` elementwise, as `(1 + x/256)^256` (8 squarings; needs `x ≥ -256`)",
+            args: Args::Map(Op::Exp),
+        }],
+    },
+    Builtin {
+        name: "reciprocal",
+        forms: &[Form {
+            call: "reciprocal(x)",
+            doc: "`1/x` elementwise, by Newton's iteration; the range of `x` must not contain 0",
+            args: Args::Map(Op::Reciprocal),
+        }],
+    },
+    Builtin {
+        name: "softmax",
+        forms: &[Form {
+            call: "softmax(x, axis: -1)",
+            doc: "`exp(x - max(x)) / sum(exp(x - max(x)))` along dimension `axis` (default the last), a numbered dimension",
+            args: Args::Softmax,
+        }],
+    },
+    Builtin {
         name: "relu",
         forms: &[Form {
             call: "relu(x)",
@@ -205,8 +273,8 @@ pub const BUILTINS: &[Builtin] = &[
         name: "max",
         forms: &[
             Form {
-                call: "max(x)",
-                doc: "largest entry along the last dimension",
+                call: "max(x, axis: -1)",
+                doc: "largest entry along dimension `axis` (default the last)",
                 args: Args::Reduce(Op::MaxReduce),
             },
             Form {
@@ -218,17 +286,24 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "min",
-        forms: &[Form {
-            call: "min(a, b)",
-            doc: "elementwise minimum (broadcasting)",
-            args: Args::Pair(Op::Min),
-        }],
+        forms: &[
+            Form {
+                call: "min(x, axis: -1)",
+                doc: "smallest entry along dimension `axis` (default the last)",
+                args: Args::Reduce(Op::MinReduce),
+            },
+            Form {
+                call: "min(a, b)",
+                doc: "elementwise minimum (broadcasting)",
+                args: Args::Pair(Op::Min),
+            },
+        ],
     },
     Builtin {
         name: "argmax",
         forms: &[Form {
-            call: "argmax(x)",
-            doc: "index of the largest entry along the last dimension",
+            call: "argmax(x, axis: -1)",
+            doc: "index of the (first) largest entry along dimension `axis` (default the last)",
             args: Args::Reduce(Op::Argmax),
         }],
     },
@@ -238,6 +313,38 @@ pub const BUILTINS: &[Builtin] = &[
             call: "clamp(x, lo, hi)",
             doc: "`x` limited to `[lo, hi]`, with number literals `lo < hi`",
             args: Args::Bounds(Op::Clamp),
+        }],
+    },
+    Builtin {
+        name: "reshape",
+        forms: &[Form {
+            call: "reshape(x, [-1, 3])",
+            doc: "`x`'s values in row-major order in another shape of as many elements; one `-1` stands for the rest (`[batch, 6]` → `reshape(x, [-1, 2, 3])` is `[batch, 2, 3]`)",
+            args: Args::Reshape,
+        }],
+    },
+    Builtin {
+        name: "flatten",
+        forms: &[Form {
+            call: "flatten(x, start_dim: 1, end_dim: -1)",
+            doc: "dimensions `start_dim` to `end_dim` merged into one (defaults 0 and -1; `flatten(x, start_dim: 1)` of `[batch, 2, 3]` is `[batch, 6]`)",
+            args: Args::Flatten,
+        }],
+    },
+    Builtin {
+        name: "transpose",
+        forms: &[Form {
+            call: "transpose(x, 0, 1)",
+            doc: "`x` with two dimensions swapped (`[m, n]` → `[n, m]`)",
+            args: Args::Transpose,
+        }],
+    },
+    Builtin {
+        name: "permute",
+        forms: &[Form {
+            call: "permute(x, [1, 0])",
+            doc: "`x` with its dimensions reordered: dimension `i` of the result is dimension `dims[i]` of `x`",
+            args: Args::Permute,
         }],
     },
 ];
@@ -362,9 +469,12 @@ mod tests {
                 });
                 let out = model.value(model.outputs()[0].value);
                 let n = Dim::Symbol("n".into());
-                let want = match f.args.shape() {
-                    ShapeRule::DropLast => Shape(vec![n]),
-                    ShapeRule::Same | ShapeRule::Broadcast => Shape(vec![n, Dim::Known(3)]),
+                let want = match (f.args.shape(), f.args) {
+                    (ShapeRule::DropLast, _) => Shape(vec![n]),
+                    (ShapeRule::Rearranged, Args::Transpose | Args::Permute) => {
+                        Shape(vec![Dim::Known(3), n])
+                    }
+                    _ => Shape(vec![n, Dim::Known(3)]),
                 };
                 assert_eq!(out.shape, want, "{}", f.call);
                 let (x, y) = (crate::ir::ValueId(0), crate::ir::ValueId(1));
@@ -374,6 +484,8 @@ mod tests {
                     Args::Approximated(op) => op(x, Approx::default()),
                     Args::Coefficients(op) => op(x, vec![]),
                     Args::Bounds(op) => op(x, 0.0, 1.0),
+                    Args::Reshape | Args::Flatten => Op::Reshape(x),
+                    Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

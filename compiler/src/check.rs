@@ -829,20 +829,36 @@ impl Checker<'_> {
         if op == ast::BinOp::MatMul {
             return self.matmul(l, r, lsh, rsh, spans, span);
         }
-        let shape = match broadcast(&lsh, &rsh) {
+        // a / b is a * (1/b): by a constant, its reciprocal folded (no
+        // protocol); by anything else, `reciprocal` (a range without 0).
+        let r = if op == ast::BinOp::Div {
+            match &self.values[r.index()].op {
+                Op::Const { data } if data.iter().all(|d| *d != 0.0) => {
+                    let data = data.iter().map(|d| 1.0 / d).collect();
+                    self.push(Op::Const { data }, rsh.clone(), rs)
+                }
+                _ => self.push(Op::Reciprocal(r), rsh.clone(), rs),
+            }
+        } else {
+            r
+        };
+        let (shape, (l, r), restore) = match self.broadcast_operands(l, r, span) {
             Some(s) => s,
             None => {
                 self.error(
-                    Diagnostic::error(Code::ShapeMismatch, format!("cannot apply `{}` to {lsh} and {rsh}", op.symbol()))
-                        .primary(op_span, "shapes do not agree")
-                        .secondary(ls, format!("this is {lsh}"))
-                        .secondary(rs, format!("this is {rsh}"))
-                        .note("elementwise operations need equal shapes; a scalar, or a vector matching the last dimension, broadcasts")
-                        .help(if lsh.rank() == rsh.rank() && lsh.rank() > 0 {
-                            "for a dot product or matrix product, use `@`"
-                        } else {
-                            "check the dimensions declared on the inputs"
-                        }),
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!("cannot apply `{}` to {lsh} and {rsh}", op.symbol()),
+                    )
+                    .primary(op_span, "shapes do not agree")
+                    .secondary(ls, format!("this is {lsh}"))
+                    .secondary(rs, format!("this is {rsh}"))
+                    .note(BROADCAST_NOTE)
+                    .help(if lsh.rank() == rsh.rank() && lsh.rank() > 0 {
+                        "for a dot product or matrix product, use `@`"
+                    } else {
+                        "check the dimensions declared on the inputs"
+                    }),
                 );
                 return None;
             }
@@ -850,9 +866,10 @@ impl Checker<'_> {
         let op = match op {
             ast::BinOp::Add => Op::Add(l, r),
             ast::BinOp::Sub => Op::Sub(l, r),
+            ast::BinOp::Div => Op::Mul(l, r),
             _ => Op::Mul(l, r),
         };
-        Some(self.push(op, shape, span))
+        Some(self.push_restored(op, shape, restore, span))
     }
 
     fn matmul(
@@ -963,6 +980,27 @@ impl Checker<'_> {
             );
             return None;
         };
+        // A named argument of another form of this builtin (`max(a, b, axis: 1)`).
+        for a in &named {
+            let n = a.name.as_ref().expect("named");
+            let known = allowed_named.contains(&n.name.as_str());
+            if known && !form.args.named().iter().any(|k| k.name() == n.name) {
+                let takes: Vec<&str> = (builtin.forms.iter())
+                    .filter(|f| f.args.named().iter().any(|k| k.name() == n.name))
+                    .map(|f| f.call)
+                    .collect();
+                self.error(
+                    Diagnostic::error(
+                        Code::UnknownArgument,
+                        format!("`{}` takes no argument named `{}`", form.call, n.name),
+                    )
+                    .primary(n.span, "not an argument of this form")
+                    .note(format!("`{}:` belongs to {}", n.name, takes.join(", ")))
+                    .help(format!("remove `{}:`", n.name)),
+                );
+                ok = false;
+            }
+        }
         // The tensor arguments.
         let mut tensors = Vec::new();
         for (a, param) in positional.iter().zip(form.args.positional()) {
@@ -990,9 +1028,16 @@ impl Checker<'_> {
         if !ok {
             return None;
         }
-        let x = tensors[0];
+        let mut x = tensors[0];
+        let mut restore: Restore = None;
         let xs = self.shape(x).clone();
+        if let Args::Softmax = form.args {
+            return self.softmax(name, x, &positional, &named, span);
+        }
         let shape = match form.args.shape() {
+            ShapeRule::Rearranged => {
+                return self.rearrange(name, form.args, x, &positional, &named, span)
+            }
             ShapeRule::Same => xs,
             ShapeRule::DropLast => {
                 if xs.is_scalar() {
@@ -1007,27 +1052,54 @@ impl Checker<'_> {
                     );
                     return None;
                 }
-                Shape(xs.0[..xs.rank() - 1].to_vec())
+                let axis = named
+                    .iter()
+                    .find(|a| a.name.as_ref().is_some_and(|n| n.name == "axis"));
+                let axis = match axis {
+                    Some(a) => self.axis(name, a, &xs)?,
+                    None => xs.rank() - 1,
+                };
+                // Along another axis: move it last first (local data movement).
+                let last = xs.rank() - 1;
+                if axis != last {
+                    let perm: Vec<usize> = (0..xs.rank())
+                        .filter(|&k| k != axis)
+                        .chain([axis])
+                        .collect();
+                    let moved = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+                    x = self.push(Op::Permute(x, perm), moved, span);
+                }
+                let mut dims = xs.0.clone();
+                dims.remove(axis);
+                Shape(dims)
             }
             ShapeRule::Broadcast => {
                 let ys = self.shape(tensors[1]).clone();
-                let Some(shape) = broadcast(&xs, &ys) else {
+                let Some((shape, operands, moved)) = self.broadcast_operands(x, tensors[1], span)
+                else {
                     self.error(
                         Diagnostic::error(
                             Code::ShapeMismatch,
                             format!("cannot take `{name}` of {xs} and {ys}"),
                         )
                         .primary(positional[0].span, format!("this is {xs}"))
-                        .secondary(positional[1].span, format!("this is {ys}")),
+                        .secondary(positional[1].span, format!("this is {ys}"))
+                        .note(BROADCAST_NOTE),
                     );
                     return None;
                 };
+                x = operands.0;
+                tensors[1] = operands.1;
+                restore = moved;
                 shape
             }
         };
         let op = match form.args {
             Args::Map(op) | Args::Reduce(op) => op(x),
-            Args::Pair(op) => op(x, tensors[1]),
+            Args::Pair(op) => {
+                let v = op(x, tensors[1]);
+                return Some(self.push_restored(v, shape, restore, span));
+            }
             Args::Approximated(op) => op(x, approx.expect("checked above")),
             Args::Coefficients(op) => op(x, self.coefficients(positional[1])?),
             Args::Bounds(op) => {
@@ -1049,8 +1121,414 @@ impl Checker<'_> {
                 }
                 op(x, lo, hi)
             }
+            Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute | Args::Softmax => {
+                unreachable!("returned above")
+            }
         };
         Some(self.push(op, shape, span))
+    }
+
+    /// `axis: k` of a reduction of a `shape` value: a whole-number literal
+    /// in `-rank..rank` (negative counts from the end), as an index.
+    fn axis(&mut self, name: &str, arg: &ast::Arg, shape: &Shape) -> Option<usize> {
+        let rank = shape.rank() as i64;
+        let value = match &arg.value {
+            ArgValue::Expr(e) => literal_value(self.ast, *e),
+            ArgValue::Array(_) => None,
+        };
+        match value {
+            Some(k) if k.fract() == 0.0 && k >= -(rank as f64) && k < rank as f64 => {
+                let k = k as i64;
+                Some(if k < 0 { rank + k } else { k } as usize)
+            }
+            _ => {
+                let along: Vec<String> = (shape.0.iter().enumerate())
+                    .map(|(k, d)| format!("`axis: {k}` runs along {d}"))
+                    .collect();
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{name}` of a {shape} value has no such axis"),
+                    )
+                    .primary(
+                        arg.span,
+                        format!("expected a whole number from {} to {}", -rank, rank - 1),
+                    )
+                    .note(format!(
+                        "{}; negative axes count from the end (`-1` is the last)",
+                        along.join(", ")
+                    ))
+                    .help(format!(
+                        "the last axis is `axis: {}`, or `axis: -1`",
+                        rank - 1
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// `reshape`, `flatten`, `transpose` or `permute` of `x`: the same
+    /// values in the shape its literal arguments give (`Op::Reshape`,
+    /// `Op::Permute`), or E0216 naming what does not fit.
+    fn rearrange(
+        &mut self,
+        name: &str,
+        args: Args,
+        x: ValueId,
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        let rank = xs.rank();
+        let bad = |what: String, at: Span, label: &str| {
+            Diagnostic::error(Code::BadReshape, what).primary(at, label.to_string())
+        };
+        match args {
+            Args::Transpose | Args::Permute => {
+                let perm: Vec<usize> = if matches!(args, Args::Transpose) {
+                    let a = self.axis(name, positional[1], &xs)?;
+                    let b = self.axis(name, positional[2], &xs)?;
+                    let mut perm: Vec<usize> = (0..rank).collect();
+                    perm.swap(a, b);
+                    perm
+                } else {
+                    let dims = self.dims(positional[1])?;
+                    let perm: Vec<usize> = dims
+                        .iter()
+                        .map(|&d| if d < 0 { d + rank as i64 } else { d })
+                        .filter(|&d| (0..rank as i64).contains(&d))
+                        .map(|d| d as usize)
+                        .collect();
+                    let mut sorted = perm.clone();
+                    sorted.sort_unstable();
+                    if dims.len() != rank || sorted != (0..rank).collect::<Vec<_>>() {
+                        self.error(
+                            bad(
+                                format!("`permute` of a {xs} value needs each of its {rank} dimensions once"),
+                                positional[1].span,
+                                "not a permutation of the dimensions",
+                            )
+                            .note(format!("dimension `i` of the result is dimension `dims[i]` of the operand, from 0 to {}", rank.saturating_sub(1)))
+                            .help(if rank == 2 {
+                                "`permute(x, [1, 0])` swaps the two dimensions".to_string()
+                            } else {
+                                format!("for example `permute(x, [{}])` keeps the order", (0..rank).map(|k| k.to_string()).collect::<Vec<_>>().join(", "))
+                            }),
+                        );
+                        return None;
+                    }
+                    perm
+                };
+                let shape = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+                Some(self.push(Op::Permute(x, perm), shape, span))
+            }
+            Args::Flatten => {
+                let mut range = (0, rank.saturating_sub(1));
+                for a in named {
+                    let n = a.name.as_ref().expect("named");
+                    let k = if rank == 0 {
+                        0
+                    } else {
+                        self.axis(name, a, &xs)?
+                    };
+                    if n.name == "start_dim" {
+                        range.0 = k;
+                    } else {
+                        range.1 = k;
+                    }
+                }
+                let (start, end) = range;
+                if rank > 0 && start > end {
+                    self.error(bad(
+                        format!("`flatten` from dimension {start} to {end} of a {xs} value merges nothing"),
+                        span,
+                        "`start_dim` after `end_dim`",
+                    ));
+                    return None;
+                }
+                if rank == 0 {
+                    return Some(self.push(Op::Reshape(x), Shape(vec![Dim::Known(1)]), span));
+                }
+                let merged = &xs.0[start..=end];
+                let Some(d) = one_dim(merged) else {
+                    self.error(
+                        bad(
+                            format!("`flatten` cannot merge {} of a {xs} value", dims_text(merged)),
+                            span,
+                            "a named dimension merged with others",
+                        )
+                        .note("a dimension is a number or one name (such as `batch`), not a product of them")
+                        .help(if start == 0 && end > 0 {
+                            "keep the batch apart with `start_dim: 1`"
+                        } else {
+                            "flatten only numbered dimensions together"
+                        }),
+                    );
+                    return None;
+                };
+                let mut dims = xs.0[..start].to_vec();
+                dims.push(d);
+                dims.extend_from_slice(&xs.0[end + 1..]);
+                Some(self.push(Op::Reshape(x), Shape(dims), span))
+            }
+            Args::Reshape => {
+                let want = self.dims(positional[1])?;
+                let at = positional[1].span;
+                let (known, symbols) = count(&xs);
+                let inferred = want.iter().filter(|&&d| d == -1).count();
+                if inferred > 1 || want.iter().any(|&d| d == 0 || d < -1) {
+                    self.error(
+                        bad(
+                            format!("cannot reshape {xs} to {want:?}"),
+                            at,
+                            "dimensions are whole numbers from 1, and at most one `-1`",
+                        )
+                        .note("`-1` stands for whatever the other dimensions leave"),
+                    );
+                    return None;
+                }
+                let given = (want.iter().filter(|&&d| d > 0))
+                    .fold(1u64, |a, &d| a.saturating_mul(d as u64));
+                let rest = (known % given == 0).then(|| known / given);
+                let filler = match (inferred, rest, symbols.as_slice()) {
+                    (0, Some(1), []) => None,
+                    (1, Some(r), []) => Some(Dim::Known(r)),
+                    (1, Some(1), [s]) => Some(Dim::Symbol(s.clone())),
+                    _ => {
+                        let what = if symbols.is_empty() {
+                            format!("{known} elements")
+                        } else {
+                            format!("{known} × {} elements", symbols.join(" × "))
+                        };
+                        self.error(
+                            bad(format!("cannot reshape {xs} to {want:?}"), at, format!("{xs} has {what}").as_str())
+                                .note("a reshape keeps every value, in row-major order; `-1` stands for the rest, which must be a number or one named dimension")
+                                .help(if symbols.len() == 1 && inferred == 0 {
+                                    format!("write `-1` where `{}` goes", symbols[0])
+                                } else {
+                                    "check the dimensions".to_string()
+                                }),
+                        );
+                        return None;
+                    }
+                };
+                let dims = want
+                    .iter()
+                    .map(|&d| {
+                        if d == -1 {
+                            filler.clone().expect("inferred")
+                        } else {
+                            Dim::Known(d as u64)
+                        }
+                    })
+                    .collect();
+                Some(self.push(Op::Reshape(x), Shape(dims), span))
+            }
+            _ => unreachable!("only rearranging forms have ShapeRule::Rearranged"),
+        }
+    }
+
+    /// `softmax(x, axis: k)` written out: `e = exp(x - max(x, axis: k))`
+    /// (in (0, 1]: the graph knows an entry less its own maximum is at most
+    /// 0), then `e * reciprocal(max(sum(e, axis: k), 1))`: the sum is at
+    /// least 1 exactly (the maximum's own term), and the comparison with 1
+    /// (one per row) lets the reciprocal's range start there.
+    fn softmax(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        if xs.is_scalar() {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` runs along a dimension, but its argument is a scalar"),
+                )
+                .primary(positional[0].span, "this is a scalar"),
+            );
+            return None;
+        }
+        let axis = match named
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "axis"))
+        {
+            Some(a) => self.axis(name, a, &xs)?,
+            None => xs.rank() - 1,
+        };
+        if let Dim::Symbol(s) = &xs.0[axis] {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` along the named dimension `{s}`"),
+                )
+                .primary(span, format!("dimension {axis} of {xs} is `{s}`"))
+                .note("softmax runs along a numbered dimension, such as the classes of each row")
+                .help(format!("give `axis:` a numbered dimension of {xs}")),
+            );
+            return None;
+        }
+        let max = self.reduce_along(Op::MaxReduce, x, axis, span);
+        let centred = self.along(x, max, axis, Op::Sub, span);
+        let e = self.push(Op::Exp(centred), xs.clone(), span);
+        let sum = self.reduce_along(Op::Sum, e, axis, span);
+        let one = self.push(Op::Const { data: vec![1.0] }, Shape::scalar(), span);
+        let sum_shape = self.shape(sum).clone();
+        let at_least_one = self.push(Op::Max(sum, one), sum_shape.clone(), span);
+        let inverse = self.push(Op::Reciprocal(at_least_one), sum_shape, span);
+        Some(self.along(e, inverse, axis, Op::Mul, span))
+    }
+
+    /// `op` (a last-axis reduction) of `x` along `axis`, moving it last first.
+    fn reduce_along(
+        &mut self,
+        op: fn(ValueId) -> Op,
+        x: ValueId,
+        axis: usize,
+        span: Span,
+    ) -> ValueId {
+        let xs = self.shape(x).clone();
+        let last = xs.rank() - 1;
+        let operand = if axis == last {
+            x
+        } else {
+            let perm: Vec<usize> = (0..xs.rank())
+                .filter(|&k| k != axis)
+                .chain([axis])
+                .collect();
+            let moved = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+            self.push(Op::Permute(x, perm), moved, span)
+        };
+        let mut dims = xs.0;
+        dims.remove(axis);
+        self.push(op(operand), Shape(dims), span)
+    }
+
+    /// `op(big, small)` where `small` is `big` reduced along `axis`: entry
+    /// by entry with the reduction of its own row (`big` moved so `axis`
+    /// comes first, where `small` broadcasts, and back).
+    fn along(
+        &mut self,
+        big: ValueId,
+        small: ValueId,
+        axis: usize,
+        op: fn(ValueId, ValueId) -> Op,
+        span: Span,
+    ) -> ValueId {
+        let bs = self.shape(big).clone();
+        let perm: Vec<usize> = [axis]
+            .into_iter()
+            .chain((0..bs.rank()).filter(|&k| k != axis))
+            .collect();
+        let moved = Shape(perm.iter().map(|&k| bs.0[k].clone()).collect());
+        let p = self.push(Op::Permute(big, perm.clone()), moved.clone(), span);
+        let v = self.push(op(p, small), moved, span);
+        let mut back = vec![0; perm.len()];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        self.push(Op::Permute(v, back), bs, span)
+    }
+
+    /// An array literal of whole numbers (a shape or a permutation).
+    fn dims(&mut self, arg: &ast::Arg) -> Option<Vec<i64>> {
+        let ArgValue::Array(arr) = &arg.value else {
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    "expected an array literal of whole numbers",
+                )
+                .primary(arg.span, "not an array literal")
+                .help("for example `[1, 0]`"),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for e in &arr.elems {
+            match e {
+                ArrayElem::Number(n)
+                    if n.value.fract() == 0.0 && n.value.abs() <= 2f64.powi(48) =>
+                {
+                    out.push(n.value as i64)
+                }
+                ArrayElem::Number(n) => {
+                    self.error(
+                        Diagnostic::error(Code::BadArguments, "dimensions are whole numbers")
+                            .primary(n.span, "not a whole number"),
+                    );
+                    return None;
+                }
+                ArrayElem::Array(a) => {
+                    self.error(
+                        Diagnostic::error(Code::BadArguments, "dimensions are numbers, not arrays")
+                            .primary(a.span, "nested array"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The shape of an elementwise operation on `a` and `b`, and its
+    /// operands: as they are when they broadcast ([`broadcast`]), or, when
+    /// one is the other with one axis reduced away (`[batch]` against
+    /// `[batch, k]`, the shape of `max(s)` against `s`), with the larger
+    /// moved so that axis comes first, where the smaller broadcasts; the
+    /// caller pushes its operation with [`Checker::push_restored`], which
+    /// moves the axis back. `None` when neither applies.
+    fn broadcast_operands(
+        &mut self,
+        a: ValueId,
+        b: ValueId,
+        span: Span,
+    ) -> Option<(Shape, (ValueId, ValueId), Restore)> {
+        let (ash, bsh) = (self.shape(a).clone(), self.shape(b).clone());
+        if let Some(shape) = broadcast(&ash, &bsh) {
+            return Some((shape, (a, b), None));
+        }
+        let (long, a_long) = if ash.rank() > bsh.rank() {
+            (&ash, true)
+        } else {
+            (&bsh, false)
+        };
+        let short = if a_long { &bsh } else { &ash };
+        let axis = kept_axis(long, short)?;
+        // Move `axis` first: [k, rest...] broadcasts against `rest`.
+        let perm: Vec<usize> = [axis]
+            .into_iter()
+            .chain((0..long.rank()).filter(|&k| k != axis))
+            .collect();
+        let moved = Shape(perm.iter().map(|&k| long.0[k].clone()).collect());
+        let big = self.push(
+            Op::Permute(if a_long { a } else { b }, perm.clone()),
+            moved.clone(),
+            span,
+        );
+        let mut back = vec![0; perm.len()];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        Some((
+            moved,
+            if a_long { (big, b) } else { (a, big) },
+            Some((back, long.clone())),
+        ))
+    }
+
+    /// Push `op` of `shape`, and move back an axis that
+    /// [`Checker::broadcast_operands`] moved.
+    fn push_restored(&mut self, op: Op, shape: Shape, restore: Restore, span: Span) -> ValueId {
+        let v = self.push(op, shape, span);
+        match restore {
+            Some((back, shape)) => self.push(Op::Permute(v, back), shape, span),
+            None => v,
+        }
     }
 
     /// A numeric literal argument, possibly negated.
@@ -1199,6 +1677,8 @@ impl Checker<'_> {
                         }
                     }
                 }
+                // Checked against the operand's rank in `call` (`Checker::axis`).
+                Named::Axis | Named::StartDim | Named::EndDim => {}
             }
         }
         ok.then_some(approx)
@@ -1272,6 +1752,55 @@ fn literal_value(ast: &ast::Model, mut id: ExprId) -> Option<f64> {
     }
 }
 
+/// The number of elements of `shape`: the product of its numbered
+/// dimensions, and its named ones.
+fn count(shape: &Shape) -> (u64, Vec<String>) {
+    let mut known = 1u64;
+    let mut symbols = Vec::new();
+    for d in &shape.0 {
+        match d {
+            Dim::Known(n) => known = known.saturating_mul(*n),
+            Dim::Symbol(s) => symbols.push(s.clone()),
+        }
+    }
+    (known, symbols)
+}
+
+/// `dims` merged into one dimension, if that is one: all numbered (their
+/// product), or one name among ones.
+fn one_dim(dims: &[Dim]) -> Option<Dim> {
+    match count(&Shape(dims.to_vec())) {
+        (n, s) if s.is_empty() => Some(Dim::Known(n)),
+        (1, s) if s.len() == 1 => Some(Dim::Symbol(s[0].clone())),
+        _ => None,
+    }
+}
+
+fn dims_text(dims: &[Dim]) -> String {
+    let d: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", d.join(", "))
+}
+
+/// How to move an axis back after a keep-dims broadcast: the permutation
+/// and the shape it gives.
+type Restore = Option<(Vec<usize>, Shape)>;
+
+const BROADCAST_NOTE: &str = "elementwise operations need equal shapes; a scalar, a shape matching the other's last dimensions, or the other's shape with one dimension reduced away (`[batch]` against `[batch, k]`) broadcasts";
+
+/// The axis of `long` that `short` lacks, when `short` is `long` without
+/// one of its dimensions (the last such axis, as reductions default to the
+/// last): the keep-dims broadcasting of a reduced value against its operand.
+pub fn kept_axis(long: &Shape, short: &Shape) -> Option<usize> {
+    if long.rank() != short.rank() + 1 {
+        return None;
+    }
+    (0..long.rank()).rev().find(|&k| {
+        let mut dims = long.0.clone();
+        dims.remove(k);
+        dims == short.0
+    })
+}
+
 /// Elementwise broadcasting: equal shapes, a scalar on either side, or a
 /// shape that matches the other's trailing dimensions.
 pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
@@ -1337,6 +1866,70 @@ mod tests {
             ("relu(v, degree: 3)", "E0205"),
             ("v via shares", "E0213"),
             ("(v + v) via magic", "E0110"),
+            // Reductions along an axis, and keep-dims broadcasting.
+            ("sum(x, axis: 0)", "fixed[4]"),
+            ("mean(x, axis: -2)", "fixed[4]"),
+            ("max(x, axis: 1)", "fixed[n]"),
+            ("min(x, axis: -1)", "fixed[n]"),
+            ("min(x)", "fixed[n]"),
+            ("argmax(x @ m, axis: 0)", "fixed[3]"),
+            ("sum(v, axis: 0)", "fixed"),
+            ("x - max(x)", "fixed[n, 4]"),
+            ("max(x, axis: 1) * x", "fixed[n, 4]"),
+            ("max(x, sum(x))", "fixed[n, 4]"),
+            ("min(sum(x), x)", "fixed[n, 4]"),
+            ("x - sum(x, axis: 0)", "fixed[n, 4]"),
+            ("sum(x, axis: 2)", "E0204"),
+            ("sum(x, axis: -3)", "E0204"),
+            ("sum(x, axis: 0.5)", "E0204"),
+            ("max(x, v, axis: 0)", "E0205"),
+            ("relu(x, axis: 0)", "E0205"),
+            ("x @ m - sum(x, axis: 0)", "E0201"),
+            // Rearranging the same values.
+            ("reshape(x, [-1, 2, 2])", "fixed[n, 2, 2]"),
+            ("reshape(m, [2, 6])", "fixed[2, 6]"),
+            ("reshape(m, [-1])", "fixed[12]"),
+            ("reshape(reshape(x, [-1, 2, 2]), [-1, 4])", "fixed[n, 4]"),
+            (
+                "flatten(reshape(x, [-1, 2, 2]), start_dim: 1)",
+                "fixed[n, 4]",
+            ),
+            ("flatten(m)", "fixed[12]"),
+            (
+                "flatten(reshape(m, [2, 2, 3]), start_dim: -2, end_dim: 2)",
+                "fixed[2, 6]",
+            ),
+            ("transpose(x, 0, 1)", "fixed[4, n]"),
+            ("transpose(x, -1, 0)", "fixed[4, n]"),
+            (
+                "permute(reshape(x, [-1, 2, 2]), [2, 0, 1])",
+                "fixed[2, n, 2]",
+            ),
+            ("permute(x, [-1, 0])", "fixed[4, n]"),
+            ("reshape(x, [4, -1])", "fixed[4, n]"),
+            ("reshape(x, [-1, 3])", "E0216"),
+            ("reshape(x, [-1, -1])", "E0216"),
+            ("reshape(m, [5, 3])", "E0216"),
+            ("reshape(x, [0, 4])", "E0216"),
+            ("reshape(x, 4)", "E0204"),
+            ("flatten(x)", "E0216"),
+            ("flatten(m, start_dim: 1, end_dim: 0)", "E0216"),
+            ("flatten(m, start_dim: 2)", "E0204"),
+            ("transpose(x, 0, 2)", "E0204"),
+            ("permute(x, [0, 0])", "E0216"),
+            ("permute(x, [0])", "E0216"),
+            ("permute(x, [1.5, 0])", "E0204"),
+            ("exp(x)", "fixed[n, 4]"),
+            ("x / v", "fixed[n, 4]"),
+            ("x / 2", "fixed[n, 4]"),
+            ("x / sum(x)", "fixed[n, 4]"),
+            ("x / m", "E0201"),
+            ("reciprocal(v)", "fixed[4]"),
+            ("softmax(x)", "fixed[n, 4]"),
+            ("softmax(m, axis: 0)", "fixed[4, 3]"),
+            ("softmax(x, axis: 0)", "E0203"),
+            ("softmax(s)", "E0203"),
+            ("softmax(x, axis: 2)", "E0204"),
         ];
         for (expr, expect) in cases {
             check_body(&format!("{inputs} let r = {expr}; output r to a;"), expect);
@@ -1435,5 +2028,37 @@ mod tests {
         assert_eq!(broadcast(&s(&[]), &s(&[3])), Some(s(&[3])));
         assert_eq!(broadcast(&s(&[2, 3]), &s(&[2])), None);
         assert_eq!(broadcast(&s(&[3]), &s(&[4])), None);
+    }
+
+    /// A reduction along another axis than the last moves it last first; a
+    /// keep-dims broadcast moves the larger operand's axis first and back.
+    #[test]
+    fn axis_reductions_and_keep_dims_broadcasts_move_axes_locally() {
+        let r = check_source(
+            "model m { party a; party b; input x: fixed[n, 4] private(a);
+               let c = sum(x, axis: 0); let d = x - max(x); output c to a; output d to a; }",
+        );
+        let m = r.model.expect("checks");
+        let ops: Vec<String> = m
+            .values()
+            .iter()
+            .map(|v| match &v.op {
+                Op::Permute(_, p) => format!("permute{p:?} {}", v.shape),
+                op => format!("{} {}", op.mnemonic(), v.shape),
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "input fixed[n, 4]",
+                "const fixed", // the literal `0` of `axis: 0`, unused
+                "permute[1, 0] fixed[4, n]",
+                "sum fixed[4]",
+                "max fixed[n]",
+                "permute[1, 0] fixed[4, n]",
+                "sub fixed[4, n]",
+                "permute[1, 0] fixed[n, 4]",
+            ]
+        );
     }
 }

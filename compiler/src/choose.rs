@@ -242,7 +242,7 @@ impl Chooser<'_, '_> {
         match method {
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
-                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) => {
+                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Exp(_) | Op::Reciprocal(_) => {
                     n * CLEAR_POLY_RING_OPS * c.ring_op
                 }
                 _ => n * c.ring_op,
@@ -250,9 +250,12 @@ impl Chooser<'_, '_> {
             Method::Shares => {
                 let public = |i: usize| reprs[i] == Repr::Public;
                 Some(match &value.op {
-                    Op::Add(..) | Op::Sub(..) | Op::Neg(_) | Op::Sum(_) => {
-                        Cost::compute(size(0) * c.ring_op)
-                    }
+                    Op::Add(..)
+                    | Op::Sub(..)
+                    | Op::Neg(_)
+                    | Op::Sum(_)
+                    | Op::Permute(..)
+                    | Op::Reshape(_) => Cost::compute(size(0) * c.ring_op),
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
                         Cost::compute(n * c.ring_op) + self.trunc(n)
@@ -280,6 +283,25 @@ impl Chooser<'_, '_> {
                         };
                         self.poly_cost(n, degree, true) + clamp
                     }
+                    // x/2^n + 1, then n squarings, each a round.
+                    Op::Exp(_) => {
+                        let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        for _ in 0..crate::ir::EXP_SQUARINGS {
+                            c += self.beaver(n, n, n, 1.0) + self.trunc(n);
+                        }
+                        c
+                    }
+                    // One public product, then two rounds of products per iteration.
+                    Op::Reciprocal(a) => {
+                        let steps = crate::analysis::reciprocal_plan(self.g, *a)
+                            .map_or(1, |p| p.iterations);
+                        let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        for _ in 1..steps {
+                            c += self.beaver(n, n, n, 1.0) + self.trunc(n);
+                            c += self.beaver(n, n, n, 1.0) + self.trunc(n);
+                        }
+                        c
+                    }
                     Op::Poly(_, coeffs) => {
                         self.poly_cost(n, (coeffs.len() as u32).saturating_sub(1).max(1), false)
                     }
@@ -293,7 +315,7 @@ impl Chooser<'_, '_> {
                         };
                         self.comparison(k * n, COMPARISON_ROUNDS)
                     }
-                    Op::MaxReduce(a) | Op::Argmax(a) => {
+                    Op::MaxReduce(a) | Op::MinReduce(a) | Op::Argmax(a) => {
                         let last = self.g.last_dim(*a);
                         self.comparison(size(0), plan::NonlinearOp::MaxReduce.rounds(last))
                     }
@@ -382,6 +404,7 @@ impl Chooser<'_, '_> {
                 | Op::Min(..)
                 | Op::Clamp(..)
                 | Op::MaxReduce(_)
+                | Op::MinReduce(_)
                 | Op::Argmax(_)
         );
         value
@@ -852,10 +875,13 @@ impl Chooser<'_, '_> {
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()
                 }
+                Op::Exp(_) => "nonlinear on secret values: (1 + x/256)^256 by 8 squarings on shares".into(),
+                Op::Reciprocal(_) => "nonlinear on secret values: Newton's iteration on shares".into(),
                 Op::Relu(_)
                 | Op::Max(..)
                 | Op::Min(..)
                 | Op::MaxReduce(_)
+                | Op::MinReduce(_)
                 | Op::Argmax(_)
                 | Op::Clamp(..) => match self.source {
                     crate::cost::Source::Dealer => {
@@ -869,6 +895,9 @@ impl Chooser<'_, '_> {
                     }
                 }
                 .into(),
+                Op::Permute(..) | Op::Reshape(_) => {
+                    "moves values: local on shares, no communication".into()
+                }
                 _ => "cheapest by the cost model".into(),
             },
             Method::Paillier(k) => format!(

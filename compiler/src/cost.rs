@@ -579,9 +579,11 @@ pub fn estimate(
                 }
                 Instr::Clear { dst, op, args } => Cost::compute(match op {
                     ClearOp::MatMul => n(*dst) * last(args[0]) * costs.ring_mac,
-                    ClearOp::Sigmoid | ClearOp::Tanh | ClearOp::Poly(_) => {
-                        n(*dst) * CLEAR_POLY_RING_OPS * costs.ring_op
-                    }
+                    ClearOp::Sigmoid
+                    | ClearOp::Tanh
+                    | ClearOp::Exp
+                    | ClearOp::Reciprocal
+                    | ClearOp::Poly(_) => n(*dst) * CLEAR_POLY_RING_OPS * costs.ring_op,
                     _ => n(*dst) * costs.ring_op,
                 }),
                 Instr::Split { send, .. } => Cost::compute(n(*send) * costs.ring_op),

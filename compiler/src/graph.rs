@@ -245,6 +245,52 @@ impl<'m> Graph<'m> {
             .collect()
     }
 
+    /// `s` when `a - b` is `s - max(s, axis: k)` entry by entry, as the
+    /// checker writes it: `b` is a maximum of `s` along axis `k` (the last,
+    /// or moved last by a `Permute`), and `a` is `s` with axis `k` moved
+    /// first (a keep-dims broadcast), or `s` itself when `k` is 0 and `b`
+    /// broadcasts over it as its trailing dimensions. Then every entry of
+    /// `a - b` is an entry of `s` less the maximum of its own row: at most 0.
+    fn less_its_max(&self, a: ValueId, b: ValueId) -> Option<ValueId> {
+        let Op::MaxReduce(x) = &self.value(b).op else {
+            return None;
+        };
+        let moved_to = |v: ValueId, last: bool| -> (ValueId, Option<usize>) {
+            match &self.value(v).op {
+                Op::Permute(s, p) => {
+                    let rank = p.len();
+                    let k = if last { p[rank - 1] } else { p[0] };
+                    let rest: Vec<usize> = (0..rank).filter(|&i| i != k).collect();
+                    let expected: Vec<usize> = if last {
+                        rest.into_iter().chain([k]).collect()
+                    } else {
+                        [k].into_iter().chain(rest).collect()
+                    };
+                    if *p == expected {
+                        (*s, Some(k))
+                    } else {
+                        (v, None)
+                    }
+                }
+                _ => (v, None),
+            }
+        };
+        let (s, reduced) = moved_to(*x, true);
+        let reduced = reduced.unwrap_or(self.value(s).shape.rank().saturating_sub(1));
+        match moved_to(a, false) {
+            (t, Some(k)) if t == s && k == reduced => Some(s),
+            (t, None)
+                if t == a
+                    && a == s
+                    && reduced == 0
+                    && self.value(s).shape.rank() == self.value(b).shape.rank() + 1 =>
+            {
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
     fn range_of(&self, v: &Value) -> Interval {
         let r = |x: &ValueId| self.node(*x).range;
         match &v.op {
@@ -259,15 +305,29 @@ impl<'m> Graph<'m> {
                 .unwrap_or(Interval::point(0.0)),
             Op::Neg(a) => r(a).neg(),
             Op::Add(a, b) => r(a).add(r(b)),
-            Op::Sub(a, b) => r(a).sub(r(b)),
+            Op::Sub(a, b) => match self.less_its_max(*a, *b) {
+                // Each entry less the maximum of a set of entries holding it.
+                Some(s) => Interval::new(r(&s).lo - r(&s).hi, 0.0),
+                None => r(a).sub(r(b)),
+            },
             Op::Mul(a, b) => r(a).mul(r(b)),
             Op::MatMul(a, b) => {
                 let k = self.last_dim(*a);
                 r(a).mul(r(b)).scale(k as f64)
             }
             Op::Sum(a) => r(a).scale(self.last_dim(*a) as f64),
-            Op::Mean(a) | Op::MaxReduce(a) => r(a),
+            Op::Mean(a)
+            | Op::MaxReduce(a)
+            | Op::MinReduce(a)
+            | Op::Permute(a, _)
+            | Op::Reshape(a) => r(a),
             Op::Square(a) => r(a).square(),
+            Op::Exp(a) => Interval::new(r(a).lo.exp(), r(a).hi.exp()),
+            // Over a range without 0 (the analysis refuses any other).
+            Op::Reciprocal(a) if r(a).lo > 0.0 || r(a).hi < 0.0 => {
+                Interval::new(1.0 / r(a).hi, 1.0 / r(a).lo)
+            }
+            Op::Reciprocal(_) => Interval::new(f64::NEG_INFINITY, f64::INFINITY),
             Op::Sigmoid(..) => Interval::new(0.0, 1.0),
             Op::Tanh(..) => Interval::new(-1.0, 1.0),
             Op::Poly(a, coeffs) => {
@@ -363,5 +423,49 @@ impl<'m> Graph<'m> {
         }
         out.push_str("}\n");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The range of output `r` of a model over `s`, from the graph.
+    fn range_of_r(types: &str, body: &str) -> Interval {
+        let r = crate::check_source(&format!(
+            "model m {{ party a; party b; input s: {types} private(a) in [-1, 2]; {body} output r to a; }}"
+        ));
+        let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+        let g = Graph::build(&m, BTreeMap::new());
+        g.node(m.outputs()[0].value).range
+    }
+
+    /// `s - max(s)` lies in [lo - hi, 0] only where each entry meets the
+    /// maximum of its own row (or column); otherwise the plain difference.
+    #[test]
+    fn an_entry_less_its_own_maximum_is_at_most_zero() {
+        let own = Interval::new(-3.0, 0.0);
+        let plain = Interval::new(-3.0, 3.0);
+        for (types, body, want) in [
+            ("fixed[batch, 3]", "let r = s - max(s);", own),
+            ("fixed[batch, 3]", "let r = s - max(s, axis: 1);", own),
+            ("fixed[batch, 3]", "let r = s - max(s, axis: 0);", own),
+            (
+                "fixed[2, 12]",
+                "let t = reshape(s, [2, 3, 4]); let r = t - max(t, axis: 1);",
+                own,
+            ),
+            (
+                "fixed[2, 12]",
+                "let t = reshape(s, [2, 3, 4]); let r = t - max(t, axis: 2);",
+                own,
+            ),
+            // A square matrix: the trailing rule pairs s[i, j] with row j's maximum.
+            ("fixed[3, 3]", "let r = s - max(s);", plain),
+            ("fixed[3, 3]", "let r = s - max(s, axis: 0);", own),
+            ("fixed[batch, 3]", "let r = max(s) - s;", plain),
+        ] {
+            assert_eq!(range_of_r(types, body), want, "{types}: {body}");
+        }
     }
 }

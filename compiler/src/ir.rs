@@ -117,6 +117,16 @@ impl Protocol {
     }
 }
 
+/// Squarings in `exp`: e^x ≈ (1 + x/2^n)^(2^n), CrypTen's limit method.
+pub const EXP_SQUARINGS: u32 = 8;
+
+/// (1 + x/2^n)^(2^n), the value `exp` computes for `x` in exact arithmetic
+/// (its own approximation of e^x, before rounding).
+pub fn exp_limit(x: f64) -> f64 {
+    let m = 2f64.powi(EXP_SQUARINGS as i32);
+    (1.0 + x / m).powi(1 << EXP_SQUARINGS)
+}
+
 /// How to approximate sigmoid or tanh; `None` fields are the compiler's choice.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Approx {
@@ -152,6 +162,8 @@ pub enum Op {
     Relu(ValueId),
     /// Maximum along the last axis.
     MaxReduce(ValueId),
+    /// Minimum along the last axis.
+    MinReduce(ValueId),
     /// Index of the maximum along the last axis.
     Argmax(ValueId),
     /// Elementwise maximum of two tensors.
@@ -159,6 +171,17 @@ pub enum Op {
     /// Elementwise minimum of two tensors.
     Min(ValueId, ValueId),
     Clamp(ValueId, f64, f64),
+    /// e^x elementwise, computed as (1 + x/2^n)^(2^n) with
+    /// n = [`EXP_SQUARINGS`] (valid for x ≥ -2^n).
+    Exp(ValueId),
+    /// 1/x elementwise, by Newton's iteration from a constant first guess;
+    /// the range of x must exclude 0 (see `analysis::reciprocal_plan`).
+    Reciprocal(ValueId),
+    /// The operand's axes reordered: axis `i` of the result is axis
+    /// `perm[i]` of the operand (local data movement, no arithmetic).
+    Permute(ValueId, Vec<usize>),
+    /// The operand's values, row-major, in the value's own shape (same count).
+    Reshape(ValueId),
 }
 
 impl Op {
@@ -175,8 +198,13 @@ impl Op {
             | Op::Poly(a, _)
             | Op::Relu(a)
             | Op::MaxReduce(a)
+            | Op::MinReduce(a)
             | Op::Argmax(a)
-            | Op::Clamp(a, _, _) => vec![*a],
+            | Op::Clamp(a, _, _)
+            | Op::Permute(a, _)
+            | Op::Reshape(a)
+            | Op::Exp(a)
+            | Op::Reciprocal(a) => vec![*a],
             Op::Add(a, b)
             | Op::Sub(a, b)
             | Op::Mul(a, b)
@@ -206,10 +234,15 @@ impl Op {
             Op::Poly(..) => "poly",
             Op::Relu(_) => "relu",
             Op::MaxReduce(_) => "max",
+            Op::MinReduce(_) => "min",
             Op::Argmax(_) => "argmax",
             Op::Max(..) => "max",
             Op::Min(..) => "min",
             Op::Clamp(..) => "clamp",
+            Op::Permute(..) => "permute",
+            Op::Reshape(_) => "reshape",
+            Op::Exp(_) => "exp",
+            Op::Reciprocal(_) => "reciprocal",
         }
     }
 }

@@ -225,6 +225,7 @@ fn compile_with(
         &analysis.fits,
         front.dealer,
         analysis.error_bounds.clone(),
+        analysis.near_ties.clone(),
     );
     let plan = lowerer.run(&selection);
     verify(&plan)?;

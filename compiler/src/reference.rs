@@ -27,6 +27,27 @@ pub fn evaluate(
     model: &CheckedModel,
     inputs: &BTreeMap<String, Tensor>,
 ) -> Result<Vec<(String, Tensor)>, String> {
+    Ok(expected(model, inputs)?
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect())
+}
+
+/// What one output should be: its exact value and, for an `argmax`, the
+/// exact entries it picks the largest of (a near-tie may pick another).
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub name: String,
+    pub value: Tensor,
+    /// For an output that is an `argmax`: its operand, the rows it ranks.
+    pub scores: Option<Tensor>,
+}
+
+/// Like [`evaluate`], with each `argmax` output's scores.
+pub fn expected(
+    model: &CheckedModel,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Result<Vec<Expected>, String> {
     let dims = bind_dims(model, inputs)?;
     let mut values: Vec<Option<Tensor>> = vec![None; model.values().len()];
     for (i, v) in model.values().iter().enumerate() {
@@ -50,12 +71,22 @@ pub fn evaluate(
             Op::Square(a) => map(get(*a), |x| x * x),
             Op::Sigmoid(a, _) => map(get(*a), logistic),
             Op::Tanh(a, _) => map(get(*a), f64::tanh),
+            Op::Exp(a) => map(get(*a), f64::exp),
+            Op::Reciprocal(a) => map(get(*a), |x| 1.0 / x),
             Op::Poly(a, c) => map(get(*a), |x| polynomial(c, x)),
             Op::Relu(a) => map(get(*a), |x| if x > 0.0 { x } else { 0.0 }),
             Op::MaxReduce(a) => along_last(get(*a), |row| row[first_largest(row)])?,
+            Op::MinReduce(a) => along_last(get(*a), |row| {
+                row.iter().fold(row[0], |m, &x| if x < m { x } else { m })
+            })?,
             Op::Argmax(a) => along_last(get(*a), |row| first_largest(row) as f64)?,
             Op::Max(a, b) => elementwise(get(*a), get(*b), |x, y| if y > x { y } else { x })?,
             Op::Min(a, b) => elementwise(get(*a), get(*b), |x, y| if y < x { y } else { x })?,
+            Op::Permute(a, perm) => permute(get(*a), perm)?,
+            Op::Reshape(a) => Tensor {
+                shape: concrete(&v.shape, &dims)?,
+                data: get(*a).data.clone(),
+            },
             Op::Clamp(a, lo, hi) => map(get(*a), |x| {
                 if x < *lo {
                     *lo
@@ -80,16 +111,56 @@ pub fn evaluate(
         }
         values[i] = Some(t);
     }
+    let value = |v: ValueId| values[v.index()].clone().expect("evaluated");
     Ok(model
         .outputs()
         .iter()
-        .map(|o| {
-            (
-                o.name.clone(),
-                values[o.value.index()].clone().expect("evaluated"),
-            )
+        .map(|o| Expected {
+            name: o.name.clone(),
+            value: value(o.value),
+            scores: match model.value(o.value).op {
+                Op::Argmax(a) => Some(value(a)),
+                _ => None,
+            },
         })
         .collect())
+}
+
+/// How far each element of `got`, a private result of output `spec`, is
+/// from the exact `want`: `|got - exact|`, except that an `argmax` index
+/// whose entry lies within `spec.near_tie` of its row's exact maximum is
+/// as good as the first largest (only its distance to the nearest whole
+/// number counts). `None` when the shapes differ.
+pub fn deviations(spec: &plan::OutputSpec, got: &Tensor, want: &Expected) -> Option<Vec<f64>> {
+    if got.shape != want.value.shape || got.data.len() != want.value.data.len() {
+        return None;
+    }
+    let plain = || {
+        got.data
+            .iter()
+            .zip(&want.value.data)
+            .map(|(a, b)| (a - b).abs())
+    };
+    let (Some(slack), Some(scores)) = (spec.near_tie, &want.scores) else {
+        return Some(plain().collect());
+    };
+    let k = scores.shape.last().copied().unwrap_or(1).max(1);
+    Some(
+        plain()
+            .zip(&got.data)
+            .zip(scores.data.chunks(k))
+            .map(|((error, &index), row)| {
+                let j = index.round();
+                let best = row[first_largest(row)];
+                let near = j >= 0.0 && (j as usize) < row.len() && row[j as usize] >= best - slack;
+                if near {
+                    (index - j).abs()
+                } else {
+                    error
+                }
+            })
+            .collect(),
+    )
 }
 
 /// The sizes of the named dimensions, from the inputs' shapes; every input
@@ -243,16 +314,10 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
 
 /// `f` of each row along the last dimension: `[m, n]` → `[m]`, `[n]` → scalar.
 fn along_last(a: &Tensor, f: impl Fn(&[f64]) -> f64) -> Result<Tensor, String> {
-    let (rows, cols) = match a.shape.as_slice() {
-        [n] => (1, *n),
-        [m, n] => (*m, *n),
-        _ => {
-            return Err(format!(
-                "reference interpreter: no last dimension to reduce in {:?}",
-                a.shape
-            ))
-        }
+    let Some((&cols, outer)) = a.shape.split_last() else {
+        return Err("reference interpreter: no last dimension to reduce in a scalar".into());
     };
+    let rows: usize = outer.iter().product();
     if cols == 0 {
         return Err("reference interpreter: reduction of an empty dimension".into());
     }
@@ -263,6 +328,41 @@ fn along_last(a: &Tensor, f: impl Fn(&[f64]) -> f64) -> Result<Tensor, String> {
         shape: a.shape[..a.shape.len() - 1].to_vec(),
         data,
     })
+}
+
+/// The tensor whose element at index `(i_0, ..., i_r)` is `a`'s element
+/// at the index whose axis `perm[k]` is `i_k`.
+fn permute(a: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
+    let mut sorted = perm.to_vec();
+    sorted.sort_unstable();
+    if sorted != (0..a.shape.len()).collect::<Vec<_>>() {
+        return Err(format!(
+            "reference interpreter: {perm:?} does not permute the axes of {:?}",
+            a.shape
+        ));
+    }
+    let shape: Vec<usize> = perm.iter().map(|&k| a.shape[k]).collect();
+    let data = (0..a.data.len())
+        .map(|flat| {
+            // The result's index, last axis fastest; the same index in `a`.
+            let mut rest = flat;
+            let mut index = vec![0; shape.len()];
+            for (k, &n) in shape.iter().enumerate().rev() {
+                index[k] = rest % n;
+                rest /= n;
+            }
+            let mut source = vec![0; shape.len()];
+            for (k, &axis) in perm.iter().enumerate() {
+                source[axis] = index[k];
+            }
+            let offset = source
+                .iter()
+                .zip(&a.shape)
+                .fold(0, |acc, (i, n)| acc * n + i);
+            a.data[offset]
+        })
+        .collect();
+    Ok(Tensor { shape, data })
 }
 
 /// Index of the first largest entry of a non-empty row.
@@ -373,6 +473,108 @@ mod tests {
         assert_eq!(out[2].1.data, vec![1., 4., 6., 0., 4., -2.]);
         assert_eq!(out[3].1.data, vec![0., 2., -5., -1., -3., -5.]);
         assert_eq!(out[4].1.data, vec![0.5, 0.5, 0.5, -1., -3., -2.]);
+    }
+
+    /// Hand-computed: reductions along each axis, and a reduced value
+    /// broadcast back against its operand (keep-dims).
+    #[test]
+    fn reductions_along_an_axis_and_keep_dims_broadcasts() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[2, 3] private(a);
+               let c = sum(x, axis: 0); let k = max(x, axis: 0); let l = min(x); let i = argmax(x, axis: -2);
+               let d = x - max(x); let e = mean(x, axis: 0) + x; let f = min(x, axis: 1) * x;
+               output c to a; output k to a; output l to a; output i to a; output d to a; output e to a; output f to a; }",
+            &[("x", vec![2, 3], vec![1., 2., 6., -1., 5., -2.])],
+        );
+        assert_eq!(
+            (&out[0].1.shape, &out[0].1.data),
+            (&vec![3], &vec![0., 7., 4.])
+        );
+        assert_eq!(out[1].1.data, vec![1., 5., 6.]);
+        assert_eq!(
+            (&out[2].1.shape, &out[2].1.data),
+            (&vec![2], &vec![1., -2.])
+        );
+        assert_eq!(out[3].1.data, vec![0., 1., 0.]);
+        assert_eq!(out[4].1.shape, vec![2, 3]);
+        assert_eq!(out[4].1.data, vec![-5., -4., 0., -6., 0., -7.]);
+        assert_eq!(out[5].1.data, vec![1., 5.5, 8., -1., 8.5, 0.]);
+        assert_eq!(out[6].1.data, vec![1., 2., 6., 2., -10., 4.]);
+    }
+
+    /// Hand-computed: the same six values in other shapes and orders.
+    #[test]
+    fn reshape_flatten_transpose_and_permute() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[2, 3] private(a);
+               let r = reshape(x, [3, -1]); let t = transpose(x, 0, 1); let p = permute(reshape(x, [1, 2, 3]), [2, 0, 1]);
+               let f = flatten(p); let g = flatten(p, start_dim: 1);
+               output r to a; output t to a; output p to a; output f to a; output g to a; }",
+            &[("x", vec![2, 3], vec![1., 2., 3., 4., 5., 6.])],
+        );
+        assert_eq!(
+            (&out[0].1.shape, &out[0].1.data),
+            (&vec![3, 2], &vec![1., 2., 3., 4., 5., 6.])
+        );
+        assert_eq!(
+            (&out[1].1.shape, &out[1].1.data),
+            (&vec![3, 2], &vec![1., 4., 2., 5., 3., 6.])
+        );
+        assert_eq!(
+            (&out[2].1.shape, &out[2].1.data),
+            (&vec![3, 1, 2], &vec![1., 4., 2., 5., 3., 6.])
+        );
+        assert_eq!(
+            (&out[3].1.shape, &out[3].1.data),
+            (&vec![6], &vec![1., 4., 2., 5., 3., 6.])
+        );
+        assert_eq!(
+            (&out[4].1.shape, &out[4].1.data),
+            (&vec![3, 2], &vec![1., 4., 2., 5., 3., 6.])
+        );
+    }
+
+    /// softmax written out by the checker is the exact softmax.
+    #[test]
+    fn softmax_is_exact() {
+        let out = run(
+            "model m { party a; party b; input x: fixed[2, 2] private(a);
+               let p = softmax(x); let q = softmax(x, axis: 0); let r = reciprocal(x); let d = x / 4; let e = 1 / x;
+               output p to a; output q to a; output r to a; output d to a; output e to a; }",
+            &[("x", vec![2, 2], vec![0.0, 3f64.ln(), 1.0, 1.0])],
+        );
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        assert!(
+            close(&out[0].1.data, &[0.25, 0.75, 0.5, 0.5]),
+            "{:?}",
+            out[0].1.data
+        );
+        let e = 1f64.exp();
+        let (c0, c1) = (1.0 / (1.0 + e), 3.0 / (3.0 + e));
+        assert!(
+            close(&out[1].1.data, &[c0, c1, 1.0 - c0, 1.0 - c1]),
+            "{:?}",
+            out[1].1.data
+        );
+        assert!(close(&out[2].1.data[1..], &[1.0 / 3f64.ln(), 1.0, 1.0]));
+        assert!(close(&out[3].1.data, &[0.0, 3f64.ln() / 4.0, 0.25, 0.25]));
+        assert_eq!(out[4].1.data[1..], out[2].1.data[1..]);
+    }
+
+    #[test]
+    fn permute_moves_every_element() {
+        let t = Tensor {
+            shape: vec![2, 3, 4],
+            data: (0..24).map(f64::from).collect(),
+        };
+        let p = permute(&t, &[2, 0, 1]).unwrap();
+        assert_eq!(p.shape, vec![4, 2, 3]);
+        for (i, j, k) in (0..24).map(|n| (n / 6, n / 3 % 2, n % 3)) {
+            // p[i, j, k] = t[j, k, i]
+            assert_eq!(p.data[i * 6 + j * 3 + k], t.data[j * 12 + k * 4 + i]);
+        }
+        assert!(permute(&t, &[0, 1]).is_err());
+        assert!(permute(&t, &[0, 1, 1]).is_err());
     }
 
     #[test]

@@ -97,11 +97,18 @@ pub fn render(
         let range = g.node(o.value).range;
         let _ = writeln!(
             s,
-            "  {} to {}: revealed from {}, error bound {}{}",
+            "  {} to {}: revealed from {}, error bound {}{}{}",
             o.name,
             to.join(", "),
             repr_name(model, *from),
             fmt_num(spec.error_bound),
+            match spec.near_tie {
+                Some(slack) => format!(
+                    " (or any index whose entry is within {} of the maximum)",
+                    fmt_num(slack)
+                ),
+                None => String::new(),
+            },
             if crate::analysis::exceeds_range(spec.error_bound, range) {
                 format!(" (not below its range {range}: W0102)")
             } else {

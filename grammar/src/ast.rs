@@ -174,6 +174,8 @@ pub enum BinOp {
     Add,
     Sub,
     Mul,
+    /// `a / b`: elementwise division.
+    Div,
     MatMul,
 }
 
@@ -183,6 +185,7 @@ impl BinOp {
             BinOp::Add => "+",
             BinOp::Sub => "-",
             BinOp::Mul => "*",
+            BinOp::Div => "/",
             BinOp::MatMul => "@",
         }
     }

@@ -117,7 +117,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::arg => "an argument",
         Rule::array => "an array `[...]`",
         Rule::add_op => "`+` or `-`",
-        Rule::mul_op => "`*` or `@`",
+        Rule::mul_op => "`*`, `/` or `@`",
         Rule::ident => "a name",
         Rule::semi => "`;`",
         Rule::colon => "`:`",
@@ -491,6 +491,7 @@ impl Builder {
                         "+" => BinOp::Add,
                         "-" => BinOp::Sub,
                         "*" => BinOp::Mul,
+                        "/" => BinOp::Div,
                         _ => BinOp::MatMul,
                     };
                     let rhs_pair = it.next().expect("right operand");

@@ -212,6 +212,7 @@ pub(crate) mod tests {
                 to: vec![0],
                 shape: Shape(vec![Dim::Symbol("batch".into())]),
                 error_bound: 0.0,
+                near_tie: None,
             }],
             regs: vec![RegInfo {
                 kind: Kind::Clear,
@@ -253,6 +254,7 @@ pub(crate) mod tests {
         other.estimate.bytes = 1e9;
         other.estimate.assumed_dims.insert("batch".into(), 100_000);
         other.outputs[0].error_bound = 0.25;
+        other.outputs[0].near_tie = Some(0.5);
         other.regs[0].note = "renamed".into();
         assert_eq!(plan.fingerprint(), other.fingerprint());
         assert_eq!(plan.fingerprint().digest(), other.fingerprint().digest());

@@ -25,7 +25,7 @@ mod tensor;
 mod validate;
 pub use fingerprint::{explain, Difference, Fingerprint};
 pub use load::LoadError;
-pub use tensor::{bind_inputs, concrete, infer_dims, InputError, Tensor};
+pub use tensor::{bind_inputs, concrete, infer_dims, permute_data, InputError, Tensor};
 pub use validate::{validate, ValidPlan, ValidationError};
 
 /// Bumped when the plan format changes incompatibly.
@@ -129,6 +129,12 @@ pub struct OutputSpec {
     /// The error bound the compiler computed for this output, against exact
     /// real arithmetic on the same inputs (approximations + rounding).
     pub error_bound: f64,
+    /// For an `argmax` output: an index is also correct when its entry's
+    /// exact value lies within this much of the exact maximum of its row
+    /// (twice the error bound of the argmax's input), since entries that
+    /// close may compare either way on fixed-point values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_tie: Option<f64>,
 }
 
 /// What a register holds.
@@ -238,13 +244,20 @@ pub enum ClearOp {
     Square,
     Sigmoid,
     Tanh,
+    Exp,
+    Reciprocal,
     Poly(Vec<f64>),
     Relu,
     MaxReduce,
+    MinReduce,
     Argmax,
     Max,
     Min,
     Clamp(f64, f64),
+    /// Reorder the axes: axis `i` of the result is axis `perm[i]` of the operand.
+    Permute(Vec<usize>),
+    /// The operand's values, row-major, in the destination's shape.
+    Reshape,
 }
 
 /// Local (communication-free) operations on shares.
@@ -276,6 +289,10 @@ pub enum ShareOp {
     /// Repeat a share along leading dimensions to the destination's shape
     /// (suffix broadcasting, as for elementwise operations).
     Broadcast,
+    /// Reorder the axes: axis `i` of the result is axis `perm[i]` of the operand.
+    Permute(Vec<usize>),
+    /// The share's values, row-major, in the destination's shape.
+    Reshape,
 }
 
 /// Operations on Paillier ciphertexts by the party holding them (which does
@@ -860,14 +877,18 @@ impl Plan {
         writeln!(out, "  outputs:")?;
         for o in &self.outputs {
             let to: Vec<&str> = o.to.iter().map(|p| self.party_name(*p)).collect();
-            writeln!(
+            write!(
                 out,
-                "    {}: {} to {} (error <= {:.3e})",
+                "    {}: {} to {} (error <= {:.3e}",
                 o.name,
                 o.shape,
                 to.join(", "),
                 o.error_bound
             )?;
+            match o.near_tie {
+                Some(slack) => writeln!(out, ", or any index within {slack:.3e} of the maximum)")?,
+                None => writeln!(out, ")")?,
+            }
         }
         if !self.keys.is_empty() {
             writeln!(out, "  keys:")?;
@@ -1160,6 +1181,7 @@ fn clear_op_text(op: &ClearOp) -> String {
     match op {
         ClearOp::Poly(c) => format!("poly{c:?}"),
         ClearOp::Clamp(lo, hi) => format!("clamp[{lo}, {hi}]"),
+        ClearOp::Permute(perm) => format!("permute{perm:?}"),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -1182,6 +1204,8 @@ fn share_op_text(op: &ShareOp) -> String {
         ShareOp::SubPublic => "sub_public".into(),
         ShareOp::PublicSub => "public_sub".into(),
         ShareOp::Sum => "sum".into(),
+        ShareOp::Permute(perm) => format!("permute{perm:?}"),
+        ShareOp::Reshape => "reshape".into(),
     }
 }
 

@@ -364,6 +364,13 @@ impl Tensor {
         Ok(Tensor { shape, data: out })
     }
 
+    /// Axis `i` of the result is axis `perm[i]` of `self`; `perm` must be
+    /// a permutation of the axes.
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor, String> {
+        let (data, shape) = permute_data(&self.data, &self.shape, perm)?;
+        Ok(Tensor { shape, data })
+    }
+
     /// Reduce the last axis.
     pub fn reduce_last(&self, f: impl Fn(&[f64]) -> f64) -> Result<Tensor, String> {
         let Some(&k) = self.shape.last() else {
@@ -374,6 +381,52 @@ impl Tensor {
             data: self.data.chunks(k.max(1)).map(f).collect(),
         })
     }
+}
+
+/// Reorder the axes of row-major `data` of `shape`: axis `i` of the result
+/// is axis `perm[i]` of the input. Any element type (reals, ring elements);
+/// an error, never a panic, when `perm` is not a permutation of the axes or
+/// `data` does not fill `shape`.
+pub fn permute_data<T: Copy>(
+    data: &[T],
+    shape: &[usize],
+    perm: &[usize],
+) -> Result<(Vec<T>, Vec<usize>), String> {
+    let rank = shape.len();
+    let mut seen = vec![false; rank];
+    let is_perm = perm.len() == rank
+        && perm
+            .iter()
+            .all(|&a| a < rank && !std::mem::replace(&mut seen[a], true));
+    if !is_perm {
+        return Err(format!(
+            "{perm:?} is not a permutation of the axes of {shape:?}"
+        ));
+    }
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(format!("{} values do not fill {shape:?}", data.len()));
+    }
+    let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    // Row-major strides of the input, taken in the result's axis order.
+    let mut strides = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    let by: Vec<usize> = perm.iter().map(|&a| strides[a]).collect();
+    let mut out = Vec::with_capacity(data.len());
+    let mut index = vec![0usize; rank];
+    for _ in 0..data.len() {
+        out.push(data[index.iter().zip(&by).map(|(i, s)| i * s).sum::<usize>()]);
+        // Advance the result's row-major index.
+        for i in (0..rank).rev() {
+            index[i] += 1;
+            if index[i] < out_shape[i] {
+                break;
+            }
+            index[i] = 0;
+        }
+    }
+    Ok((out, out_shape))
 }
 
 impl crate::ClearOp {
@@ -397,6 +450,7 @@ impl crate::ClearOp {
             Sum => a.reduce_last(|r| r.iter().sum()),
             Mean => a.reduce_last(|r| r.iter().sum::<f64>() / r.len() as f64),
             MaxReduce => a.reduce_last(|r| r.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+            MinReduce => a.reduce_last(|r| r.iter().cloned().fold(f64::INFINITY, f64::min)),
             Argmax => a.reduce_last(|r| {
                 let mut best = 0;
                 for (j, x) in r.iter().enumerate() {
@@ -409,9 +463,14 @@ impl crate::ClearOp {
             Square => Ok(a.map(|x| x * x)),
             Sigmoid => Ok(a.map(|x| 1.0 / (1.0 + (-x).exp()))),
             Tanh => Ok(a.map(f64::tanh)),
+            Exp => Ok(a.map(f64::exp)),
+            Reciprocal => Ok(a.map(f64::recip)),
             Poly(c) => Ok(a.map(|x| c.iter().rev().fold(0.0, |acc, k| acc * x + k))),
             Relu => Ok(a.map(|x| x.max(0.0))),
             Clamp(lo, hi) => Ok(a.map(|x| x.clamp(*lo, *hi))),
+            Permute(perm) => a.permute(perm),
+            // The destination's shape is the register's: the executor sets it.
+            Reshape => Ok((*a).clone()),
         }
     }
 }
@@ -440,5 +499,28 @@ mod tests {
         );
         let dims = BTreeMap::from([("batch".to_string(), 3usize)]);
         assert_eq!(concrete(&shape, &dims), Ok(vec![3, 1 << 40]));
+    }
+
+    #[test]
+    fn permute_reorders_axes_and_refuses_what_is_not_a_permutation() {
+        // [2, 3] transposed.
+        let t = Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let p = t.permute(&[1, 0]).unwrap();
+        assert_eq!(p.shape, vec![3, 2]);
+        assert_eq!(p.data, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(p.permute(&[1, 0]).unwrap(), t);
+        // [2, 2, 2]: result axes (2, 0, 1); element [i, j, k] = input [j, k, i].
+        let c = Tensor::new(vec![2, 2, 2], (0..8).map(f64::from).collect()).unwrap();
+        let q = c.permute(&[2, 0, 1]).unwrap();
+        for (i, j, k) in (0..8).map(|n| (n / 4, n / 2 % 2, n % 2)) {
+            assert_eq!(q.data[i * 4 + j * 2 + k], c.data[j * 4 + k * 2 + i]);
+        }
+        for bad in [&[0, 0][..], &[0][..], &[0, 2][..], &[1, 0, 2][..]] {
+            assert!(t.permute(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Tensor::scalar(2.0).permute(&[]).unwrap(),
+            Tensor::scalar(2.0)
+        );
     }
 }

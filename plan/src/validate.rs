@@ -294,7 +294,12 @@ fn arity_clear(op: &ClearOp) -> usize {
 
 fn arity_share(op: &ShareOp) -> usize {
     match op {
-        ShareOp::Neg | ShareOp::Sum | ShareOp::MulInt(_) | ShareOp::Broadcast => 1,
+        ShareOp::Neg
+        | ShareOp::Sum
+        | ShareOp::MulInt(_)
+        | ShareOp::Broadcast
+        | ShareOp::Permute(_)
+        | ShareOp::Reshape => 1,
         _ => 2,
     }
 }

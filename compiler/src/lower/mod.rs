@@ -24,6 +24,7 @@ pub struct Lowerer<'a, 'm> {
     pub fits: &'a BTreeMap<ValueId, Fit>,
     pub dealer: Option<PartyId>,
     pub error_bounds: Vec<f64>,
+    pub near_ties: Vec<Option<f64>>,
     regs: Vec<RegInfo>,
     programs: Vec<Vec<Instr>>,
     correlations: Vec<Correlation>,
@@ -61,6 +62,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         fits: &'a BTreeMap<ValueId, Fit>,
         dealer: Option<PartyId>,
         error_bounds: Vec<f64>,
+        near_ties: Vec<Option<f64>>,
     ) -> Self {
         let compute = g.model.compute_parties();
         Lowerer {
@@ -69,6 +71,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             fits,
             dealer,
             error_bounds,
+            near_ties,
             regs: Vec::new(),
             programs: vec![Vec::new(); g.model.parties().len()],
             correlations: Vec::new(),
@@ -208,6 +211,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                 to: o.to.iter().map(|p| pi(*p)).collect(),
                 shape: self.shape(o.value),
                 error_bound: self.error_bounds[i],
+                near_tie: self.near_ties[i],
             })
             .collect();
         let net = self.chooser.net;
@@ -342,10 +346,15 @@ pub fn clear_op(op: &Op) -> ClearOp {
         Op::Poly(_, c) => ClearOp::Poly(c.clone()),
         Op::Relu(_) => ClearOp::Relu,
         Op::MaxReduce(_) => ClearOp::MaxReduce,
+        Op::MinReduce(_) => ClearOp::MinReduce,
         Op::Argmax(_) => ClearOp::Argmax,
         Op::Max(..) => ClearOp::Max,
         Op::Min(..) => ClearOp::Min,
         Op::Clamp(_, lo, hi) => ClearOp::Clamp(*lo, *hi),
+        Op::Permute(_, perm) => ClearOp::Permute(perm.clone()),
+        Op::Reshape(_) => ClearOp::Reshape,
+        Op::Exp(_) => ClearOp::Exp,
+        Op::Reciprocal(_) => ClearOp::Reciprocal,
         Op::Input { .. } | Op::Const { .. } => {
             unreachable!("inputs and constants are not clear operations")
         }

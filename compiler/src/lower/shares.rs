@@ -141,6 +141,16 @@ impl Lowerer<'_, '_> {
                 self.local(dst, ShareOp::Sum, vec![args[0]]);
                 dst
             }
+            Op::Permute(_, perm) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Permute(perm.clone()), vec![args[0]]);
+                dst
+            }
+            Op::Reshape(_) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Reshape, vec![args[0]]);
+                dst
+            }
             Op::Mean(a) => {
                 let k = self.g.last_dim(*a);
                 let sum = self.share_reg(shape, f, format!("sum for {label}"));
@@ -247,6 +257,92 @@ impl Lowerer<'_, '_> {
                 self.polynomial(t, &fit.coefficients(), true, &shape, note)
             }
             Op::Poly(_, coeffs) => self.polynomial(args[0], coeffs, false, &shape, note),
+            // Newton: y1 = 2c − c²·z (a public product), then
+            // y ← y·(2 − z·y), two rounds of products per step.
+            Op::Reciprocal(a) => {
+                let rp = crate::analysis::reciprocal_plan(self.g, *a)
+                    .expect("the analysis refuses a reciprocal without a plan (E0304)");
+                let z = if rp.negate {
+                    let z = self.share_reg(shape.clone(), f, format!("-{}", self.g.label(*a)));
+                    self.local(z, ShareOp::Neg, vec![args[0]]);
+                    z
+                } else {
+                    args[0]
+                };
+                let c = rp.guess;
+                let t = self.mul_public_scalar(z, -c * c, format!("{label}: -c²·z"));
+                let two_c = self.public_const(vec![2.0 * c], format!("{}", 2.0 * c));
+                let mut y = self.share_reg(shape.clone(), f, format!("{label}: Newton step 1"));
+                self.local(y, ShareOp::AddPublic, vec![t, two_c]);
+                let two = self.public_const(vec![2.0], "2".into());
+                for k in 2..=rp.iterations {
+                    let zy = self.beaver_batch(vec![(
+                        z,
+                        y,
+                        Correlation::Elementwise {
+                            shape: shape.clone(),
+                        },
+                        shape.clone(),
+                        format!("{label}: z·y, step {k}"),
+                    )])[0];
+                    let zy = self.trunc1(zy);
+                    let v = self.share_reg(shape.clone(), f, format!("{label}: 2 − z·y, step {k}"));
+                    self.local(v, ShareOp::PublicSub, vec![zy, two]);
+                    let next = self.beaver_batch(vec![(
+                        y,
+                        v,
+                        Correlation::Elementwise {
+                            shape: shape.clone(),
+                        },
+                        shape.clone(),
+                        format!("{label}: Newton step {k}"),
+                    )])[0];
+                    y = self.trunc1(next);
+                }
+                if rp.negate {
+                    let dst = self.share_reg(shape, f, note);
+                    self.local(dst, ShareOp::Neg, vec![y]);
+                    dst
+                } else {
+                    y
+                }
+            }
+            // (1 + x/2^n)^(2^n): a scaling, an addition, n squarings.
+            // At f + b fractional bits (`exp_extra_bits`): with b = n, the
+            // share of x read at f + n bits is x / 2^n exactly.
+            Op::Exp(a) => {
+                let n = ir::EXP_SQUARINGS;
+                let b = crate::analysis::exp_extra_bits(f, self.g.node(*a).range.hi);
+                let w = f + b;
+                let t = if b == n {
+                    let t = self.share_reg(shape.clone(), w, format!("{label}: x / 2^{n}"));
+                    self.local(t, ShareOp::Reshape, vec![args[0]]);
+                    t
+                } else {
+                    self.mul_public_scalar(
+                        args[0],
+                        2f64.powi(-(n as i32)),
+                        format!("{label}: x / 2^{n}"),
+                    )
+                };
+                let one = self.public_const(vec![1.0], "1".into());
+                let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + x / 2^{n}"));
+                self.local(y, ShareOp::AddPublic, vec![t, one]);
+                for k in 1..=n {
+                    let square = self.beaver_batch(vec![(
+                        y,
+                        y,
+                        Correlation::Elementwise {
+                            shape: shape.clone(),
+                        },
+                        shape.clone(),
+                        format!("{label}: squaring {k} of {n}"),
+                    )])[0];
+                    let bits = if k == n { 2 * w - f } else { w };
+                    y = self.trunc_batch(vec![(square, bits)])[0];
+                }
+                y
+            }
             Op::Relu(_) => self.nonlinear(plan::NonlinearOp::Relu, args.to_vec(), shape, note),
             Op::Max(..) | Op::Min(..) => {
                 let op = if matches!(value.op, Op::Max(..)) {
@@ -259,6 +355,21 @@ impl Lowerer<'_, '_> {
             }
             Op::MaxReduce(_) => {
                 self.nonlinear(plan::NonlinearOp::MaxReduce, args.to_vec(), shape, note)
+            }
+            // min(x) = -max(-x): negations are local.
+            Op::MinReduce(_) => {
+                let x_shape = self.regs[args[0].0 as usize].shape.clone();
+                let neg = self.share_reg(x_shape, f, format!("-{label}'s operand"));
+                self.local(neg, ShareOp::Neg, vec![args[0]]);
+                let max = self.nonlinear(
+                    plan::NonlinearOp::MaxReduce,
+                    vec![neg],
+                    shape.clone(),
+                    format!("-{label}"),
+                );
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Neg, vec![max]);
+                dst
             }
             Op::Argmax(_) => self.nonlinear(plan::NonlinearOp::Argmax, args.to_vec(), shape, note),
             Op::Clamp(_, lo, hi) => self.nonlinear(

@@ -1048,7 +1048,11 @@ impl Exec<'_> {
                     .iter()
                     .map(|r| self.clear(*r))
                     .collect::<Result<_, _>>()?;
-                let v = op.apply(&a).map_err(ExecError::protocol)?;
+                let mut v = op.apply(&a).map_err(ExecError::protocol)?;
+                if *op == plan::ClearOp::Reshape {
+                    // The same values, row-major, in the register's shape.
+                    v = Tensor::new(self.reg_shape(*dst)?, v.data).map_err(ExecError::protocol)?;
+                }
                 self.set(*dst, Value::Clear(v));
             }
             _ => self.step_crypto(ins, t, outputs)?,

@@ -599,6 +599,25 @@ impl Exec<'_> {
             ShareOp::Sum => self.my_share(sum_last(s0.value())?)?,
             ShareOp::MulInt(k) => s0.mul_public_scalar(*k as u64),
             ShareOp::Broadcast => self.my_share(broadcast_ring(s0.value(), &shape)?)?,
+            ShareOp::Permute(perm) => {
+                let (data, out) = plan::permute_data(s0.value().data(), s0.shape(), perm)
+                    .map_err(ExecError::protocol)?;
+                if out != shape {
+                    return Err(ExecError::protocol(format!(
+                        "permute gives {out:?}, the register holds {shape:?}"
+                    )));
+                }
+                self.my_share(RingTensor::new(data, shape)?)?
+            }
+            ShareOp::Reshape => {
+                if s0.value().len() != shape.iter().product::<usize>() {
+                    return Err(ExecError::protocol(format!(
+                        "cannot reshape {:?} to {shape:?}",
+                        s0.shape()
+                    )));
+                }
+                self.my_share(RingTensor::new(s0.value().data().to_vec(), shape)?)?
+            }
         })
     }
 
