@@ -67,6 +67,8 @@ pub enum Args {
     /// `leaky_relu(x, negative_slope: s)`, `0 < s < 1`: the checker writes
     /// out `max(x, s·x)` (`Op::Max`, one comparison per element).
     LeakyRelu,
+    /// `leaky_relu(x, s)`: the same with the slope positional, as PyTorch allows.
+    LeakyReluSlope,
     /// `hardtanh(x, min_val: lo, max_val: hi)`, `lo < hi`: `Op::Clamp`.
     Hardtanh,
 }
@@ -167,6 +169,7 @@ impl Args {
                 Param::Number("second dimension"),
             ],
             Args::Pair(_) => &[Param::Tensor, Param::Tensor],
+            Args::LeakyReluSlope => &[Param::Tensor, Param::Number("negative slope")],
             Args::Coefficients(_) => &[Param::Tensor, Param::Coefficients],
             Args::Bounds(_) => &[
                 Param::Tensor,
@@ -201,6 +204,7 @@ impl Args {
             | Args::Bounds(_)
             | Args::Softmax
             | Args::LeakyRelu
+            | Args::LeakyReluSlope
             | Args::Hardtanh => ShapeRule::Same,
         }
     }
@@ -294,6 +298,11 @@ pub const BUILTINS: &[Builtin] = &[
             call: "leaky_relu(x, negative_slope: 0.01)",
             doc: "`max(x, negative_slope·x)` elementwise, with a number literal `0 < negative_slope < 1`",
             args: Args::LeakyRelu,
+        },
+        Form {
+            call: "leaky_relu(x, 0.01)",
+            doc: "the same, the slope given positionally",
+            args: Args::LeakyReluSlope,
         }],
     },
     Builtin {
@@ -310,6 +319,11 @@ pub const BUILTINS: &[Builtin] = &[
             call: "hardtanh(x, min_val: -1, max_val: 1)",
             doc: "`clamp(x, min_val, max_val)` elementwise, with number literals `min_val < max_val`; named arguments optional",
             args: Args::Hardtanh,
+        },
+        Form {
+            call: "hardtanh(x, lo, hi)",
+            doc: "the same, the bounds given positionally",
+            args: Args::Bounds(Op::Clamp),
         }],
     },
     Builtin {
@@ -534,7 +548,7 @@ mod tests {
                     Args::Bounds(op) => op(x, 0.0, 1.0),
                     Args::Reshape | Args::Flatten => Op::Reshape(x),
                     Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
-                    Args::LeakyRelu => Op::Max(x, y),
+                    Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
                     Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
                 };
                 assert_eq!(

@@ -1033,7 +1033,8 @@ impl Checker<'_> {
         let xs = self.shape(x).clone();
         match form.args {
             Args::Softmax => return self.softmax(name, x, &positional, &named, span),
-            Args::LeakyRelu => return self.leaky_relu(x, &named, span),
+            Args::LeakyRelu => return self.leaky_relu(x, &named, None, span),
+            Args::LeakyReluSlope => return self.leaky_relu(x, &named, Some(positional[1]), span),
             Args::Hardtanh => return self.hardtanh(x, &named, span),
             _ => {}
         }
@@ -1130,6 +1131,7 @@ impl Checker<'_> {
             | Args::Permute
             | Args::Softmax
             | Args::LeakyRelu
+            | Args::LeakyReluSlope
             | Args::Hardtanh => {
                 unreachable!("returned above")
             }
@@ -1415,12 +1417,20 @@ impl Checker<'_> {
 
     /// `leaky_relu(x, negative_slope: s)`, written out as `max(x, s·x)`:
     /// for `0 < s < 1` that is `x` where `x ≥ 0` and `s·x` below, with one
-    /// comparison per element on shares.
-    fn leaky_relu(&mut self, x: ValueId, named: &[&ast::Arg], span: Span) -> Option<ValueId> {
-        let (slope, at) = self
-            .named_number(named, Named::NegativeSlope)
-            .ok()?
-            .unwrap_or((0.01, span));
+    /// comparison per element on shares. The slope is `positional`, if
+    /// given so, or `negative_slope:`.
+    fn leaky_relu(
+        &mut self,
+        x: ValueId,
+        named: &[&ast::Arg],
+        positional: Option<&ast::Arg>,
+        span: Span,
+    ) -> Option<ValueId> {
+        let given = match positional {
+            Some(a) => Some((self.number_arg(a, "negative slope")?, a.span)),
+            None => self.named_number(named, Named::NegativeSlope).ok()?,
+        };
+        let (slope, at) = given.unwrap_or((0.01, span));
         if !(slope > 0.0 && slope < 1.0) {
             let help = if slope == 0.0 {
                 "with slope 0 it is `relu(x)`: write that".to_string()
@@ -2181,6 +2191,7 @@ mod tests {
         for (call, slope) in [
             ("leaky_relu(x)", 0.01),
             ("leaky_relu(x, negative_slope: 0.2)", 0.2),
+            ("leaky_relu(x, 0.3)", 0.3),
         ] {
             let (m, op) = ops(call);
             let Op::Max(x, scaled) = op else {
@@ -2199,6 +2210,7 @@ mod tests {
             ("hardtanh(x, min_val: -2)", -2.0, 1.0),
             ("hardtanh(x, max_val: 0.5)", -1.0, 0.5),
             ("hardtanh(x, max_val: 3, min_val: -0.5)", -0.5, 3.0),
+            ("hardtanh(x, -2, 2)", -2.0, 2.0),
         ] {
             let (m, op) = ops(call);
             let Op::Clamp(x, l, h) = op else {
@@ -2261,7 +2273,14 @@ mod tests {
                 "E0207",
                 "`min_val` defaults to -1",
             ),
-            ("hardtanh(x, -1, 1)", "E0204", "positional"),
+            ("leaky_relu(x, 2)", "E0204", "min(x, 2 * x)"),
+            (
+                "leaky_relu(x, 0.1, negative_slope: 0.2)",
+                "E0205",
+                "no argument named",
+            ),
+            ("hardtanh(x, 1, -1)", "E0207", "[1, -1] are empty"),
+            ("hardtanh(x, 1)", "E0204", "positional"),
             ("relu6(x, 1)", "E0204", "positional"),
         ] {
             let got = errors(call);
