@@ -1168,3 +1168,70 @@ fn softmax_probabilities_hold_their_bound() {
         }
     }
 }
+
+/// `leaky_relu`, `relu6` and `hardtanh`, written out as `max(x, s·x)` and
+/// `clamp`, privately with and without a dealer: within the compiler's
+/// bound of the reference, and the reference is PyTorch's definition
+/// (computed here directly from the inputs, not through the checker's
+/// rewriting).
+#[test]
+fn leaky_relu_relu6_and_hardtanh_match_the_reference() {
+    let m = checked(
+        "model m { party a; party b; dealer d;
+           input x: fixed[batch, 4] private(a) in [-2, 2]; input w: fixed[4, 3] private(b) in [-1, 1];
+           let s = x @ w;
+           let l = leaky_relu(s); let k = leaky_relu(s, negative_slope: 0.25);
+           let r = relu6(3 * s); let h = hardtanh(s); let g = hardtanh(s, min_val: -2, max_val: 0.5);
+           output l to a; output k to a; output r to a, b; output h to a; output g to b; }",
+    );
+    type Activation = fn(f64) -> f64;
+    let exact: [(&str, Activation); 5] = [
+        ("l", |v| if v >= 0.0 { v } else { 0.01 * v }),
+        ("k", |v| if v >= 0.0 { v } else { 0.25 * v }),
+        ("r", |v| (3.0 * v).clamp(0.0, 6.0)),
+        ("h", |v| v.clamp(-1.0, 1.0)),
+        ("g", |v| v.clamp(-2.0, 0.5)),
+    ];
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 16);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        assert_eq!(plan.randomness == plan::RandomnessSource::TwoParty, !dealer);
+        assert!(
+            (plan.programs.iter().flat_map(|p| &p.instrs))
+                .any(|i| matches!(i, plan::Instr::Nonlinear { .. })),
+            "the plan should compare on shares"
+        );
+        for spec in &plan.outputs {
+            assert!(
+                spec.error_bound < 1e-3,
+                "{}: bound {}",
+                spec.name,
+                spec.error_bound
+            );
+        }
+        let seed = 990 + i as u64;
+        check_model("activations", &m, 16, &o, seed);
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, 16, seed);
+        let s = inputs["x"].matmul(&inputs["w"]).unwrap();
+        // The inputs reach every branch: below each lower bound, between
+        // the bounds, and above each upper one (`3 * s > 6` for `relu6`).
+        assert!(s.data.iter().any(|v| *v < -2.0), "{:?}", s.data);
+        assert!(s.data.iter().any(|v| (-1.0..0.0).contains(v)));
+        assert!(s.data.iter().any(|v| (0.0..0.5).contains(v)));
+        assert!(s.data.iter().any(|v| *v > 2.0), "{:?}", s.data);
+        let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
+        for (name, f) in exact {
+            let (_, got) = reference.iter().find(|(n, _)| n == name).unwrap();
+            for (a, v) in got.data.iter().zip(&s.data) {
+                assert!(
+                    (a - f(*v)).abs() < 1e-9,
+                    "{name}({v}) is {a}, not {}",
+                    f(*v)
+                );
+            }
+        }
+    }
+}

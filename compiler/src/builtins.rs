@@ -64,6 +64,13 @@ pub enum Args {
     Permute,
     /// `softmax(x, axis: k)`: operations the checker writes out.
     Softmax,
+    /// `leaky_relu(x, negative_slope: s)`, `0 < s < 1`: the checker writes
+    /// out `max(x, s·x)` (`Op::Max`, one comparison per element).
+    LeakyRelu,
+    /// `leaky_relu(x, s)`: the same with the slope positional, as PyTorch allows.
+    LeakyReluSlope,
+    /// `hardtanh(x, min_val: lo, max_val: hi)`, `lo < hi`: `Op::Clamp`.
+    Hardtanh,
 }
 
 /// A positional parameter.
@@ -94,6 +101,11 @@ pub enum Named {
     /// `start_dim:` and `end_dim:` of `flatten`, axes as `axis:`.
     StartDim,
     EndDim,
+    /// `negative_slope: s` of `leaky_relu`, a number literal in (0, 1).
+    NegativeSlope,
+    /// `min_val:` and `max_val:` of `hardtanh`, number literals `min_val < max_val`.
+    MinVal,
+    MaxVal,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -120,6 +132,9 @@ impl Named {
             Named::Axis => "axis",
             Named::StartDim => "start_dim",
             Named::EndDim => "end_dim",
+            Named::NegativeSlope => "negative_slope",
+            Named::MinVal => "min_val",
+            Named::MaxVal => "max_val",
         }
     }
 }
@@ -144,7 +159,9 @@ impl Args {
             | Args::Reduce(_)
             | Args::Approximated(_)
             | Args::Flatten
-            | Args::Softmax => &[Param::Tensor],
+            | Args::Softmax
+            | Args::LeakyRelu
+            | Args::Hardtanh => &[Param::Tensor],
             Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
             Args::Transpose => &[
                 Param::Tensor,
@@ -152,6 +169,7 @@ impl Args {
                 Param::Number("second dimension"),
             ],
             Args::Pair(_) => &[Param::Tensor, Param::Tensor],
+            Args::LeakyReluSlope => &[Param::Tensor, Param::Number("negative slope")],
             Args::Coefficients(_) => &[Param::Tensor, Param::Coefficients],
             Args::Bounds(_) => &[
                 Param::Tensor,
@@ -167,6 +185,8 @@ impl Args {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
             Args::Reduce(_) | Args::Softmax => &[Named::Axis],
             Args::Flatten => &[Named::StartDim, Named::EndDim],
+            Args::LeakyRelu => &[Named::NegativeSlope],
+            Args::Hardtanh => &[Named::MinVal, Named::MaxVal],
             _ => &[],
         }
     }
@@ -182,7 +202,10 @@ impl Args {
             | Args::Approximated(_)
             | Args::Coefficients(_)
             | Args::Bounds(_)
-            | Args::Softmax => ShapeRule::Same,
+            | Args::Softmax
+            | Args::LeakyRelu
+            | Args::LeakyReluSlope
+            | Args::Hardtanh => ShapeRule::Same,
         }
     }
 }
@@ -270,6 +293,40 @@ pub const BUILTINS: &[Builtin] = &[
         }],
     },
     Builtin {
+        name: "leaky_relu",
+        forms: &[Form {
+            call: "leaky_relu(x, negative_slope: 0.01)",
+            doc: "`max(x, negative_slope·x)` elementwise, with a number literal `0 < negative_slope < 1`",
+            args: Args::LeakyRelu,
+        },
+        Form {
+            call: "leaky_relu(x, 0.01)",
+            doc: "the same, the slope given positionally",
+            args: Args::LeakyReluSlope,
+        }],
+    },
+    Builtin {
+        name: "relu6",
+        forms: &[Form {
+            call: "relu6(x)",
+            doc: "`clamp(x, 0, 6)` elementwise",
+            args: Args::Map(relu6),
+        }],
+    },
+    Builtin {
+        name: "hardtanh",
+        forms: &[Form {
+            call: "hardtanh(x, min_val: -1, max_val: 1)",
+            doc: "`clamp(x, min_val, max_val)` elementwise, with number literals `min_val < max_val`; named arguments optional",
+            args: Args::Hardtanh,
+        },
+        Form {
+            call: "hardtanh(x, lo, hi)",
+            doc: "the same, the bounds given positionally",
+            args: Args::Bounds(Op::Clamp),
+        }],
+    },
+    Builtin {
         name: "max",
         forms: &[
             Form {
@@ -348,6 +405,11 @@ pub const BUILTINS: &[Builtin] = &[
         }],
     },
 ];
+
+/// `relu6(x)`: `clamp(x, 0, 6)`.
+fn relu6(x: ValueId) -> Op {
+    Op::Clamp(x, 0.0, 6.0)
+}
 
 /// The builtin called `name`.
 pub fn lookup(name: &str) -> Option<&'static Builtin> {
@@ -486,6 +548,8 @@ mod tests {
                     Args::Bounds(op) => op(x, 0.0, 1.0),
                     Args::Reshape | Args::Flatten => Op::Reshape(x),
                     Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
+                    Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
+                    Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

@@ -1031,8 +1031,12 @@ impl Checker<'_> {
         let mut x = tensors[0];
         let mut restore: Restore = None;
         let xs = self.shape(x).clone();
-        if let Args::Softmax = form.args {
-            return self.softmax(name, x, &positional, &named, span);
+        match form.args {
+            Args::Softmax => return self.softmax(name, x, &positional, &named, span),
+            Args::LeakyRelu => return self.leaky_relu(x, &named, None, span),
+            Args::LeakyReluSlope => return self.leaky_relu(x, &named, Some(positional[1]), span),
+            Args::Hardtanh => return self.hardtanh(x, &named, span),
+            _ => {}
         }
         let shape = match form.args.shape() {
             ShapeRule::Rearranged => {
@@ -1121,7 +1125,14 @@ impl Checker<'_> {
                 }
                 op(x, lo, hi)
             }
-            Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute | Args::Softmax => {
+            Args::Reshape
+            | Args::Flatten
+            | Args::Transpose
+            | Args::Permute
+            | Args::Softmax
+            | Args::LeakyRelu
+            | Args::LeakyReluSlope
+            | Args::Hardtanh => {
                 unreachable!("returned above")
             }
         };
@@ -1382,6 +1393,102 @@ impl Checker<'_> {
         let at_least_one = self.push(Op::Max(sum, one), sum_shape.clone(), span);
         let inverse = self.push(Op::Reciprocal(at_least_one), sum_shape, span);
         Some(self.along(e, inverse, axis, Op::Mul, span))
+    }
+
+    /// The named number argument `which`, if given: its value (a number
+    /// literal, possibly negated) and place. `Err` once reported.
+    fn named_number(
+        &mut self,
+        named: &[&ast::Arg],
+        which: Named,
+    ) -> Result<Option<(f64, Span)>, ()> {
+        let Some(a) = named
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == which.name()))
+        else {
+            return Ok(None);
+        };
+        let what = format!("`{}:` value", which.name());
+        match self.number_arg(a, &what) {
+            Some(v) => Ok(Some((v, a.span))),
+            None => Err(()),
+        }
+    }
+
+    /// `leaky_relu(x, negative_slope: s)`, written out as `max(x, s·x)`:
+    /// for `0 < s < 1` that is `x` where `x ≥ 0` and `s·x` below, with one
+    /// comparison per element on shares. The slope is `positional`, if
+    /// given so, or `negative_slope:`.
+    fn leaky_relu(
+        &mut self,
+        x: ValueId,
+        named: &[&ast::Arg],
+        positional: Option<&ast::Arg>,
+        span: Span,
+    ) -> Option<ValueId> {
+        let given = match positional {
+            Some(a) => Some((self.number_arg(a, "negative slope")?, a.span)),
+            None => self.named_number(named, Named::NegativeSlope).ok()?,
+        };
+        let (slope, at) = given.unwrap_or((0.01, span));
+        if !(slope > 0.0 && slope < 1.0) {
+            let help = if slope == 0.0 {
+                "with slope 0 it is `relu(x)`: write that".to_string()
+            } else if slope == 1.0 {
+                "with slope 1 it is `x` itself: use `x`".to_string()
+            } else if slope > 1.0 {
+                format!("for a slope above 1 write `min(x, {slope} * x)`")
+            } else {
+                format!("for a negative slope write `max(x, {slope} * x)`, or use a slope between 0 and 1")
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`leaky_relu` takes a `negative_slope` between 0 and 1, not {slope}"),
+                )
+                .primary(at, "expected 0 < negative_slope < 1")
+                .note("leaky_relu(x) is max(x, negative_slope·x), which keeps x above 0 and scales it below only for a slope between 0 and 1")
+                .help(help),
+            );
+            return None;
+        }
+        // The literal itself was checked as an expression (`Checker::literal`).
+        let xs = self.shape(x).clone();
+        let s = self.push(Op::Const { data: vec![slope] }, Shape::scalar(), at);
+        let scaled = self.push(Op::Mul(x, s), xs.clone(), span);
+        Some(self.push(Op::Max(x, scaled), xs, span))
+    }
+
+    /// `hardtanh(x, min_val: lo, max_val: hi)`: `clamp(x, lo, hi)`, by
+    /// default `[-1, 1]`.
+    fn hardtanh(&mut self, x: ValueId, named: &[&ast::Arg], span: Span) -> Option<ValueId> {
+        let lo = self.named_number(named, Named::MinVal);
+        let hi = self.named_number(named, Named::MaxVal);
+        let (lo, hi) = (lo.ok()?, hi.ok()?);
+        let (lo_v, hi_v) = (lo.map_or(-1.0, |l| l.0), hi.map_or(1.0, |h| h.0));
+        if lo_v >= hi_v {
+            let at = match (lo, hi) {
+                (Some((_, a)), Some((_, b))) => a.to(b),
+                (Some((_, a)), None) | (None, Some((_, a))) => a,
+                (None, None) => span,
+            };
+            let defaults = match (lo, hi) {
+                (None, _) => " (`min_val` defaults to -1)",
+                (_, None) => " (`max_val` defaults to 1)",
+                _ => "",
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::BadDomain,
+                    format!("hardtanh bounds [{lo_v}, {hi_v}] are empty{defaults}"),
+                )
+                .primary(at, "need min_val < max_val")
+                .help("give both `min_val:` and `max_val:`, the lower first"),
+            );
+            return None;
+        }
+        let xs = self.shape(x).clone();
+        Some(self.push(Op::Clamp(x, lo_v, hi_v), xs, span))
     }
 
     /// `op` (a last-axis reduction) of `x` along `axis`, moving it last first.
@@ -1679,6 +1786,8 @@ impl Checker<'_> {
                 }
                 // Checked against the operand's rank in `call` (`Checker::axis`).
                 Named::Axis | Named::StartDim | Named::EndDim => {}
+                // Checked by `Checker::leaky_relu` and `Checker::hardtanh`.
+                Named::NegativeSlope | Named::MinVal | Named::MaxVal => {}
             }
         }
         ok.then_some(approx)
@@ -2060,5 +2169,124 @@ mod tests {
                 "permute[1, 0] fixed[n, 4]",
             ]
         );
+    }
+
+    /// `leaky_relu`, `relu6` and `hardtanh` become existing operations:
+    /// `max(x, s·x)` and `clamp`, with PyTorch's defaults.
+    #[test]
+    fn activations_are_written_out_in_existing_operations() {
+        let ops = |call: &str| {
+            let r = check_source(&format!(
+                "model m {{ party a; party b; input x: fixed[n, 4] private(a);
+                   let y = {call}; output y to b; }}"
+            ));
+            let m = r
+                .model
+                .unwrap_or_else(|| panic!("{call}: {:?}", r.diagnostics));
+            assert!(r.diagnostics.is_empty(), "{call}: {:?}", r.diagnostics);
+            let out = m.value(m.outputs()[0].value);
+            assert_eq!(out.shape.to_string(), "fixed[n, 4]", "{call}");
+            (m.clone(), out.op.clone())
+        };
+        for (call, slope) in [
+            ("leaky_relu(x)", 0.01),
+            ("leaky_relu(x, negative_slope: 0.2)", 0.2),
+            ("leaky_relu(x, 0.3)", 0.3),
+        ] {
+            let (m, op) = ops(call);
+            let Op::Max(x, scaled) = op else {
+                panic!("{call}: {op:?}")
+            };
+            assert!(matches!(m.value(x).op, Op::Input { .. }), "{call}");
+            let Op::Mul(x2, c) = &m.value(scaled).op else {
+                panic!("{call}: {:?}", m.value(scaled).op)
+            };
+            assert_eq!(*x2, x, "{call}");
+            assert_eq!(m.value(*c).op, Op::Const { data: vec![slope] }, "{call}");
+        }
+        for (call, lo, hi) in [
+            ("relu6(x)", 0.0, 6.0),
+            ("hardtanh(x)", -1.0, 1.0),
+            ("hardtanh(x, min_val: -2)", -2.0, 1.0),
+            ("hardtanh(x, max_val: 0.5)", -1.0, 0.5),
+            ("hardtanh(x, max_val: 3, min_val: -0.5)", -0.5, 3.0),
+            ("hardtanh(x, -2, 2)", -2.0, 2.0),
+        ] {
+            let (m, op) = ops(call);
+            let Op::Clamp(x, l, h) = op else {
+                panic!("{call}: {op:?}")
+            };
+            assert!(matches!(m.value(x).op, Op::Input { .. }), "{call}");
+            assert_eq!((l, h), (lo, hi), "{call}");
+        }
+    }
+
+    #[test]
+    fn activation_arguments_out_of_range_are_refused_with_the_fix() {
+        let errors = |call: &str| {
+            let r = check_source(&format!(
+                "model m {{ party a; party b; input x: fixed[n, 4] private(a);
+                   input w: fixed private(b); let y = {call}; output y to b; }}"
+            ));
+            assert!(r.model.is_none(), "{call} checks");
+            (r.diagnostics.into_iter())
+                .filter(|d| d.is_error())
+                .map(|d| {
+                    assert!(d.primary_span().is_some(), "{call}: {}", d.message);
+                    let help = d.help.unwrap_or_default();
+                    let notes = d.notes.join("; ");
+                    (d.code.as_str(), format!("{} | {notes} | {help}", d.message))
+                })
+                .collect::<Vec<_>>()
+        };
+        for (call, code, says) in [
+            (
+                "leaky_relu(x, negative_slope: 1.5)",
+                "E0204",
+                "min(x, 1.5 * x)",
+            ),
+            ("leaky_relu(x, negative_slope: 1)", "E0204", "use `x`"),
+            ("leaky_relu(x, negative_slope: 0)", "E0204", "relu(x)"),
+            (
+                "leaky_relu(x, negative_slope: -0.5)",
+                "E0204",
+                "max(x, -0.5 * x)",
+            ),
+            (
+                "leaky_relu(x, negative_slope: w)",
+                "E0204",
+                "number literal",
+            ),
+            ("leaky_relu(x, slope: 0.1)", "E0205", "negative_slope"),
+            (
+                "hardtanh(x, min_val: 2, max_val: -2)",
+                "E0207",
+                "[2, -2] are empty",
+            ),
+            (
+                "hardtanh(x, min_val: 1)",
+                "E0207",
+                "`max_val` defaults to 1",
+            ),
+            (
+                "hardtanh(x, max_val: -1)",
+                "E0207",
+                "`min_val` defaults to -1",
+            ),
+            ("leaky_relu(x, 2)", "E0204", "min(x, 2 * x)"),
+            (
+                "leaky_relu(x, 0.1, negative_slope: 0.2)",
+                "E0205",
+                "no argument named",
+            ),
+            ("hardtanh(x, 1, -1)", "E0207", "[1, -1] are empty"),
+            ("hardtanh(x, 1)", "E0204", "positional"),
+            ("relu6(x, 1)", "E0204", "positional"),
+        ] {
+            let got = errors(call);
+            assert_eq!(got.len(), 1, "{call}: {got:?}");
+            assert_eq!(got[0].0, code, "{call}: {got:?}");
+            assert!(got[0].1.contains(says), "{call}: {got:?}");
+        }
     }
 }
