@@ -660,23 +660,36 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         }
     }
-    if let Some(c) = comparison {
-        for line in &c.lines {
-            say(format_args!("{line}"));
+    report_comparison(comparison.as_ref(), failed, args.output.is_some(), say)
+}
+
+/// Prints the comparison with the reference (if one ran) through `say`,
+/// and the failure when a result is outside its bound (`failed`): the exit
+/// status of a run whose outputs were written, or withheld on failure.
+fn report_comparison(
+    comparison: Option<&Comparison>,
+    failed: bool,
+    to_files: bool,
+    say: fn(std::fmt::Arguments),
+) -> ExitCode {
+    let Some(c) = comparison else {
+        return ExitCode::SUCCESS;
+    };
+    for line in &c.lines {
+        say(format_args!("{line}"));
+    }
+    say(format_args!("max error over all outputs: {:.3e}", c.worst));
+    if failed {
+        eprintln!(
+            "error: the private result differs from the plaintext reference by more than \
+             the compiler's bound: {}",
+            c.over_bound.join("; ")
+        );
+        eprintln!("note: this is a bug in Veil; please report it with the model file");
+        if to_files {
+            eprintln!("note: no output was written");
         }
-        say(format_args!("max error over all outputs: {:.3e}", c.worst));
-        if failed {
-            eprintln!(
-                "error: the private result differs from the plaintext reference by more than \
-                 the compiler's bound: {}",
-                c.over_bound.join("; ")
-            );
-            eprintln!("note: this is a bug in Veil; please report it with the model file");
-            if args.output.is_some() {
-                eprintln!("note: no output was written");
-            }
-            return ExitCode::FAILURE;
-        }
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
@@ -1002,25 +1015,7 @@ fn run_in_chunks(
             return ExitCode::FAILURE;
         }
     }
-    if let Some(c) = comparison {
-        for line in &c.lines {
-            say(format_args!("{line}"));
-        }
-        say(format_args!("max error over all outputs: {:.3e}", c.worst));
-        if over {
-            eprintln!(
-                "error: the private result differs from the plaintext reference by more than \
-                 the compiler's bound: {}",
-                c.over_bound.join("; ")
-            );
-            eprintln!("note: this is a bug in Veil; please report it with the model file");
-            if args.output.is_some() {
-                eprintln!("note: no output was written");
-            }
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    report_comparison(comparison.as_ref(), over, args.output.is_some(), say)
 }
 
 /// The next chunk of the inputs read in chunks (with `fixed`, the inputs
