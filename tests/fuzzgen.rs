@@ -626,7 +626,12 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
         OpKind::MaxReduce => reduce("max"),
         OpKind::Argmax => reduce("argmax"),
         OpKind::Square => unary(format!("square({})", a.name)),
-        OpKind::Relu => unary(format!("relu({})", a.name)),
+        // Sometimes one of the activations written out in comparisons.
+        OpKind::Relu => match op.b.index(6) {
+            0 => unary(format!("leaky_relu({}, negative_slope: 0.1)", a.name)),
+            1 => unary(format!("relu6({})", a.name)),
+            _ => unary(format!("relu({})", a.name)),
+        },
         // Sometimes softmax along a numbered dimension instead, or exp of
         // a value less its row's maximum (both in (0, 1]).
         OpKind::Sigmoid | OpKind::Tanh
@@ -659,8 +664,13 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
         }
         OpKind::Clamp => {
             let (lo, w) = op.clamp;
+            let f = if op.b.index(3) == 0 {
+                "hardtanh"
+            } else {
+                "clamp"
+            };
             unary(format!(
-                "clamp({}, {}, {})",
+                "{f}({}, {}, {})",
                 a.name,
                 number(lo),
                 number(lo + w)
