@@ -590,16 +590,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return refused(e);
         }
     }
-    let parties = plan
-        .parties
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    eprintln!(
-        "running {} privately: {parties} in this process ...",
-        plan.model
-    );
+    announce(plan);
     let started = Instant::now();
     let outcomes = match crate::progress::with_progress(None, |progress| {
         let mut opts = runtime::exec::Options::default();
@@ -661,6 +652,20 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
     report_comparison(comparison.as_ref(), failed, args.output.is_some(), say)
+}
+
+/// Says on standard error which model runs and which parties take part.
+fn announce(plan: &Plan) {
+    let parties = plan
+        .parties
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    eprintln!(
+        "running {} privately: {parties} in this process ...",
+        plan.model
+    );
 }
 
 /// Prints the comparison with the reference (if one ran) through `say`,
@@ -820,16 +825,7 @@ fn run_in_chunks(
         .filter(|(n, _)| !row_inputs.contains(n))
         .map(|(n, t)| (n.clone(), t.clone()))
         .collect();
-    let parties = plan
-        .parties
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    eprintln!(
-        "running {} privately: {parties} in this process ...",
-        plan.model
-    );
+    announce(plan);
     let to_stdout = args.output.as_deref().is_some_and(data::is_stdin);
     let mut staged = match &args.output {
         Some(dir) if !to_stdout => match stream::StagedOutputs::create(dir, plan, None) {

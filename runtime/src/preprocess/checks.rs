@@ -6,6 +6,42 @@ use crate::sharing::{
     PrecomputedCorrelations, RingTensor, Share,
 };
 
+/// Beaver-triple requests every engine is tested on: elementwise (a tensor
+/// and a scalar) and matrix products of every operand rank.
+pub(crate) fn triple_requests() -> Vec<Request> {
+    vec![
+        Request::ElementwiseTriple { shape: vec![13] },
+        Request::MatmulTriple {
+            a_shape: vec![5, 7],
+            b_shape: vec![7, 3],
+        },
+        Request::MatmulTriple {
+            a_shape: vec![4, 6],
+            b_shape: vec![6],
+        },
+        Request::MatmulTriple {
+            a_shape: vec![6],
+            b_shape: vec![6],
+        },
+        Request::MatmulTriple {
+            a_shape: vec![1, 2],
+            b_shape: vec![2, 9],
+        },
+        Request::ElementwiseTriple { shape: vec![] },
+    ]
+}
+
+/// The comparison correlations every engine is tested on (AND triples
+/// not a whole number of words, daBits past one word, one masked word).
+pub(crate) fn compare_requests() -> Vec<Request> {
+    vec![
+        Request::MaskedBits { shape: vec![2, 5] },
+        Request::AndTriples { bits: 200 },
+        Request::DaBits { shape: vec![70] },
+        Request::MaskedBits { shape: vec![1] },
+    ]
+}
+
 fn open(a: &Share, b: &Share) -> RingTensor {
     reconstruct(a, b).unwrap()
 }

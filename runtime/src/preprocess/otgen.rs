@@ -917,29 +917,7 @@ mod tests {
 
     #[test]
     fn triples_reconstruct_to_products() {
-        check_triples(
-            &[
-                Request::ElementwiseTriple { shape: vec![13] },
-                Request::MatmulTriple {
-                    a_shape: vec![5, 7],
-                    b_shape: vec![7, 3],
-                },
-                Request::MatmulTriple {
-                    a_shape: vec![4, 6],
-                    b_shape: vec![6],
-                },
-                Request::MatmulTriple {
-                    a_shape: vec![6],
-                    b_shape: vec![6],
-                },
-                Request::MatmulTriple {
-                    a_shape: vec![1, 2],
-                    b_shape: vec![2, 9],
-                },
-                Request::ElementwiseTriple { shape: vec![] },
-            ],
-            1,
-        );
+        check_triples(&crate::preprocess::checks::triple_requests(), 1);
     }
 
     #[test]
@@ -962,12 +940,7 @@ mod tests {
 
     #[test]
     fn compare_correlations_are_consistent() {
-        let reqs = vec![
-            Request::MaskedBits { shape: vec![2, 5] },
-            Request::AndTriples { bits: 200 },
-            Request::DaBits { shape: vec![70] },
-            Request::MaskedBits { shape: vec![1] },
-        ];
+        let reqs = crate::preprocess::checks::compare_requests();
         let (mut s0, mut s1) = stores(&reqs, 3);
         crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
     }

@@ -830,33 +830,14 @@ mod tests {
 
     #[test]
     fn triples_reconstruct_to_products() {
-        let reqs = vec![
-            CorrelationRequest::ElementwiseTriple { shape: vec![13] },
-            CorrelationRequest::MatmulTriple {
-                a_shape: vec![5, 7],
-                b_shape: vec![7, 3],
-            },
-            CorrelationRequest::MatmulTriple {
-                a_shape: vec![4, 6],
-                b_shape: vec![6],
-            },
-            CorrelationRequest::MatmulTriple {
-                a_shape: vec![6],
-                b_shape: vec![6],
-            },
-            CorrelationRequest::ElementwiseTriple { shape: vec![] },
-        ];
+        let reqs = crate::preprocess::checks::triple_requests();
         let (mut s0, mut s1) = stores(&reqs, 1);
         crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
     }
 
     #[test]
     fn compare_correlations_are_consistent() {
-        let reqs = vec![
-            CorrelationRequest::MaskedBits { shape: vec![2, 5] },
-            CorrelationRequest::AndTriples { bits: 200 },
-            CorrelationRequest::DaBits { shape: vec![70] },
-        ];
+        let reqs = crate::preprocess::checks::compare_requests();
         let (mut s0, mut s1) = stores(&reqs, 2);
         crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
     }
