@@ -544,6 +544,34 @@ fn flatten(
     }
 }
 
+/// A tensor as NumPy `.npy` (format 1.0, little-endian f8, C order).
+pub fn to_npy(t: &Tensor) -> Vec<u8> {
+    let shape = match t.shape.as_slice() {
+        [n] => format!("({n},)"),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline: a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 8 * t.data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in &t.data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 /// NumPy `.npy` (format 1.0–3.0), little-endian f8, f4, i8 or i4, C order.
 pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
     let h = NpyHeader::parse(bytes)?;
@@ -849,6 +877,19 @@ mod tests {
         assert!(parse_csv("id\na\n", Some("id"))
             .unwrap_err()
             .contains("the only column is the ID column"));
+    }
+
+    #[test]
+    fn npy_written_reads_back() {
+        for shape in [vec![], vec![3], vec![2, 3], vec![1, 2, 2]] {
+            let n: usize = shape.iter().product();
+            let t = Tensor {
+                shape: shape.clone(),
+                data: (0..n).map(|i| i as f64 * 0.5 - 1.0).collect(),
+            };
+            let back = parse_npy(&to_npy(&t)).unwrap();
+            assert_eq!((back.shape, back.data), (t.shape, t.data));
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod certs_cmd;
 mod check_cmd;
 mod compile_cmd;
 mod data;
+mod import_cmd;
 mod limits;
 mod paillier_cmd;
 mod party_cmd;
@@ -223,6 +224,26 @@ Examples:
   veil certs --out certs client server --force      replace the files in certs/"
     )]
     Certs(certs_cmd::CertsArgs),
+    /// Import a trained ONNX model (PyTorch, scikit-learn, Keras exports) as a model file and weights.
+    #[command(
+        after_help = "Writes DIR/model.veil, a readable model file whose lines name the ONNX
+nodes they come from, and DIR/<weight>.npy for each of the model owner's
+weights (owner-only files). The graph's data inputs and outputs keep their
+ONNX names, made identifiers. Constants the model owner holds are folded at
+import: Gemm transposes and scales, BatchNormalization into the Conv or Gemm
+before it, a Scaler into the first layer. An op that cannot be translated
+exactly is an error naming the op, the node and the opset; the generated
+model is checked before anything is written. Data ranges come from
+--calibrate samples (widened by 10% of their span), --range, or a default of
+[-8, 8] with a warning: the runtime refuses data outside them.
+See docs/import.md for the supported ops.
+
+Examples:
+  veil import model.onnx -o imported/ --calibrate X=train_sample.npy
+  veil import lenet.onnx -o lenet/ --range input_1=0:1 --no-dealer
+  veil run imported/model.veil --inputs imported/ -i X=x.npy -o out/"
+    )]
+    Import(import_cmd::ImportArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
     #[command(subcommand, after_help = paillier_cmd::AFTER_HELP)]
     Paillier(paillier_cmd::PaillierCmd),
@@ -258,6 +279,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_cmd::run(&args),
         Command::Party(args) => party_cmd::run(&args),
         Command::Certs(args) => certs_cmd::run(&args),
+        Command::Import(args) => import_cmd::run(&args),
         Command::Paillier(c) => match paillier_cmd::run(c) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -377,6 +399,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8], access: Access) -> Result<(),
 /// rename still fails, the files already renamed are rolled back, so every
 /// earlier file is as it was.
 pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
+    write_all_atomically_as(files, Access::Public)
+}
+
+/// As [`write_all_atomically`], each file created with `access`.
+pub fn write_all_atomically_as(files: &[(PathBuf, Vec<u8>)], access: Access) -> Result<(), String> {
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(PathBuf, &Path)]| {
         for (t, _) in temps {
@@ -385,7 +412,7 @@ pub fn write_all_atomically(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
     };
     for (path, bytes) in files {
         let tmp = temp_beside(path).inspect_err(|_| cleanup(&temps))?;
-        if let Err(e) = write_new(&tmp, bytes, Access::Public) {
+        if let Err(e) = write_new(&tmp, bytes, access) {
             let _ = std::fs::remove_file(&tmp);
             cleanup(&temps);
             return Err(format!("cannot write `{}`: {e}", path.display()));

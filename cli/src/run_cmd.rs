@@ -180,6 +180,56 @@ pub struct InputArgs {
     /// the first bytes decide: the .npy magic, `[` for JSON, anything else CSV.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub stdin_format: Option<data::Format>,
+    /// Bind every input (of this party, for `veil party`) that has a file
+    /// named after it in DIR, as NAME.npy, NAME.csv or NAME.json, and is not
+    /// bound with -i: the weight files `veil import` writes, say.
+    #[arg(long = "inputs", value_name = "DIR")]
+    pub input_dir: Option<PathBuf>,
+}
+
+/// The bindings given with -i, and those found in the --inputs folder for
+/// the inputs `party` supplies (all, for None) that -i leaves unbound.
+pub fn bindings(
+    plan: &Plan,
+    party: Option<plan::PartyIdx>,
+    args: &InputArgs,
+) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut all = args.inputs.clone();
+    let Some(dir) = &args.input_dir else {
+        return Ok(all);
+    };
+    if !dir.is_dir() {
+        return Err(format!("--inputs {}: not a folder", dir.display()));
+    }
+    for spec in &plan.inputs {
+        let mine = match (party, &spec.owner) {
+            (None, _) | (_, plan::Owner::Public) => true,
+            (Some(p), plan::Owner::Party(q)) => p == *q,
+        };
+        if !mine || all.iter().any(|(n, _)| n == &spec.name) {
+            continue;
+        }
+        let found: Vec<PathBuf> = ["npy", "csv", "json"]
+            .iter()
+            .map(|ext| dir.join(format!("{}.{ext}", spec.name)))
+            .filter(|p| p.is_file())
+            .collect();
+        match found.as_slice() {
+            [] => {}
+            [one] => all.push((spec.name.clone(), one.clone())),
+            many => {
+                let names: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!(
+                    "--inputs {}: input `{}` has {} files ({}): keep one, or bind it with -i",
+                    dir.display(),
+                    spec.name,
+                    many.len(),
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(all)
 }
 
 pub fn parse_binding(s: &str) -> Result<(String, PathBuf), String> {
@@ -260,7 +310,7 @@ pub fn load_inputs_in_chunks(
     args: &InputArgs,
     chunks: Option<(&str, usize)>,
 ) -> Result<Inputs, String> {
-    let bindings = &args.inputs;
+    let bindings = &bindings(plan, party, args)?;
     let mut all = BTreeMap::new();
     let mut layouts: BTreeMap<&str, (data::Layout, usize)> = BTreeMap::new();
     let mut streams = Vec::new();

@@ -101,7 +101,11 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             let r = g.node(*x).range;
             let m = 2f64.powi(EXP_SQUARINGS as i32);
             let top = exp_limit(r.hi.max(0.0));
-            if r.lo < -m || top >= product_limit {
+            if r.lo < -m && top < product_limit && cheap_compare {
+                // Clamp the input at -m first (one comparison per element):
+                // e^x < e^-m there, which the clamped formula gives as 0.
+                a.clamped.insert(v);
+            } else if r.lo < -m || top >= product_limit {
                 a.errors.push(
                     Diagnostic::error(
                         Code::PolyOverflow,
@@ -655,9 +659,15 @@ fn error_bounds(
             // 2^-f for the last), from δ_0 = e(x)/m (plus 2^-f when x/m is
             // rounded, b = 0).
             Op::Exp(a) => {
-                let r = g.node(*a).range;
                 let n = EXP_SQUARINGS as i32;
                 let mm = 2f64.powi(n);
+                let mut r = g.node(*a).range;
+                if clamped.contains(&v) {
+                    // Evaluated on max(x, -m): the grid below includes -m,
+                    // where the error is e^-m (the formula gives 0), which
+                    // bounds the error of every clamped input too.
+                    r.lo = r.lo.max(-mm);
+                }
                 let limit_error = (0..=4096)
                     .map(|i| r.lo + (r.hi - r.lo) * i as f64 / 4096.0)
                     .map(|x| (x.exp() - exp_limit(x)).abs())

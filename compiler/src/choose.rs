@@ -286,6 +286,9 @@ impl Chooser<'_, '_> {
                     // x/2^n + 1, then n squarings, each a round.
                     Op::Exp(_) => {
                         let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        if self.clamped.contains(&v) {
+                            c += self.comparison(2.0 * n, COMPARISON_ROUNDS);
+                        }
                         for _ in 0..crate::ir::EXP_SQUARINGS {
                             c += self.beaver(n, n, n, 1.0) + self.trunc(n);
                         }

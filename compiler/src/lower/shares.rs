@@ -312,8 +312,28 @@ impl Lowerer<'_, '_> {
             // share of x read at f + n bits is x / 2^n exactly.
             Op::Exp(a) => {
                 let n = ir::EXP_SQUARINGS;
-                let b = crate::analysis::exp_extra_bits(f, self.g.node(*a).range.hi);
+                let hi = self.g.node(*a).range.hi;
+                let b = crate::analysis::exp_extra_bits(f, hi);
                 let w = f + b;
+                // Inputs that can fall below -2^n are first clamped there
+                // (see `analysis`): the formula is wrong below it.
+                let mut args = args.to_vec();
+                if self.chooser.clamped.contains(&v) {
+                    let m = 2f64.powi(n as i32);
+                    args[0] = self.nonlinear(
+                        plan::NonlinearOp::Clamp {
+                            lo: -m,
+                            hi: hi.max(1.0 - m),
+                        },
+                        vec![args[0]],
+                        shape.clone(),
+                        format!(
+                            "{} clamped to [-{m}, {}]",
+                            self.g.label(*a),
+                            hi.max(1.0 - m)
+                        ),
+                    );
+                }
                 let t = if b == n {
                     let t = self.share_reg(shape.clone(), w, format!("{label}: x / 2^{n}"));
                     self.local(t, ShareOp::Reshape, vec![args[0]]);
