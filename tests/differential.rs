@@ -1090,7 +1090,11 @@ fn exp_holds_its_bound() {
             o.assume.insert("batch".into(), 20);
         });
         let plan = compiler::compile(&wide, &o).unwrap().plan;
-        assert!(plan.outputs[0].error_bound < 5e-3, "{}", plan.outputs[0].error_bound);
+        assert!(
+            plan.outputs[0].error_bound < 5e-3,
+            "{}",
+            plan.outputs[0].error_bound
+        );
         let inputs = inputs_with_fixed_seed_for_tests(&plan, 20, 910 + i as u64);
         assert!(
             inputs["x"].data.iter().any(|v| *v < -260.0),
