@@ -1274,6 +1274,58 @@ mod tests {
             .plan
     }
 
+    #[test]
+    fn an_inputs_folder_binds_each_partys_own_files_and_refuses_two_per_input() {
+        let plan = plan();
+        let dir = std::env::temp_dir().join(format!("veil-inputs-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("x.json"), "[0.5, 0.25]").unwrap();
+        std::fs::write(dir.join("y.csv"), "0.5,0.25\n").unwrap();
+        std::fs::write(dir.join("model.veil"), "not an input").unwrap();
+        let args = |given: Vec<(String, PathBuf)>| InputArgs {
+            inputs: given,
+            id_column: None,
+            stdin_format: None,
+            input_dir: Some(dir.clone()),
+        };
+        let names = |b: Vec<(String, PathBuf)>| b.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        // All inputs in one process; party a's (x) and party b's (y) apart.
+        assert_eq!(
+            names(bindings(&plan, None, &args(vec![])).unwrap()),
+            ["x", "y"]
+        );
+        assert_eq!(
+            names(bindings(&plan, Some(0), &args(vec![])).unwrap()),
+            ["x"]
+        );
+        assert_eq!(
+            names(bindings(&plan, Some(1), &args(vec![])).unwrap()),
+            ["y"]
+        );
+        // -i wins over the folder.
+        let given = vec![("x".to_string(), PathBuf::from("other.csv"))];
+        let b = bindings(&plan, None, &args(given)).unwrap();
+        assert_eq!(b[0].1, PathBuf::from("other.csv"));
+        assert_eq!(b.len(), 2);
+        // Two files for one input: which one is meant is unclear.
+        std::fs::write(
+            dir.join("x.npy"),
+            crate::data::to_npy(&Tensor {
+                shape: vec![2],
+                data: vec![0.0; 2],
+            }),
+        )
+        .unwrap();
+        let e = bindings(&plan, None, &args(vec![])).unwrap_err();
+        assert!(e.contains("input `x` has 2 files"), "{e}");
+        // Loaded through the same path as -i.
+        std::fs::remove_file(dir.join("x.npy")).unwrap();
+        let loaded = load_inputs(&plan, None, &args(vec![])).unwrap();
+        assert_eq!(loaded.values["x"].data, vec![0.5, 0.25]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn expected(value: Vec<f64>, scores: Option<Vec<f64>>) -> Vec<compiler::reference::Expected> {
         vec![compiler::reference::Expected {
             name: "z".into(),

@@ -365,8 +365,18 @@ pub(crate) fn translate(
         };
         let want = identifier(o.name());
         let renamable = !matches!(tr.nodes[id].op, Op::Input) && !named_outputs.contains(&id);
-        let name = if tr.nodes[id].name == want {
-            want
+        // Already named after this output (`relu_1` for a reserved `relu`)?
+        let named_after = tr.nodes[id]
+            .name
+            .strip_prefix(want.as_str())
+            .is_some_and(|rest| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix('_')
+                        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            });
+        let name = if named_after {
+            tr.nodes[id].name.clone()
         } else if !tr.names.contains(&want) {
             tr.names.insert(want.clone());
             if renamable {
@@ -648,6 +658,14 @@ impl<'a> Tr<'a> {
             .map(|(n, _)| self.uses.get(n).copied().unwrap_or(0))
             .sum();
         (total == 1).then_some(*id)
+    }
+
+    /// Notes in the node's comment that `node` was folded into it (once).
+    fn note_fold(&mut self, id: Id, node: &NodeProto) {
+        let note = format!(", {} {}", node.op_type(), node_name(node));
+        if !self.nodes[id].comment.ends_with(&note) {
+            self.nodes[id].comment.push_str(&note);
+        }
     }
 
     /// The node's input `i` was folded into the node that computes it: that
@@ -2845,5 +2863,280 @@ fn matmul_shape(a: &[Dim], b: &[Dim]) -> Option<Shape> {
         ([m, k], [k2, n]) if k == k2 => Some(vec![*m, *n]),
         ([m, k], [k2]) if k == k2 => Some(vec![*m]),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{
+        tensor_proto::DataType, tensor_shape_proto::dimension::Value as DimValue, type_proto,
+        GraphProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+
+    fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim = |i: usize, d: i64| crate::proto::tensor_shape_proto::Dimension {
+            value: Some(if i == 0 {
+                DimValue::DimParam("N".into())
+            } else {
+                DimValue::DimValue(d)
+            }),
+            ..Default::default()
+        };
+        ValueInfoProto {
+            name: Some(name.into()),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: Some(DataType::Float as i32),
+                    shape: Some(TensorShapeProto {
+                        dim: dims.iter().enumerate().map(|(i, d)| dim(i, *d)).collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
+        TensorProto {
+            name: Some(name.into()),
+            dims: dims.to_vec(),
+            data_type: Some(DataType::Float as i32),
+            float_data: data.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            ints: v.to_vec(),
+            r#type: Some(AttributeType::Ints as i32),
+            ..Default::default()
+        }
+    }
+
+    fn int(name: &str, v: i64) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            i: Some(v),
+            r#type: Some(AttributeType::Int as i32),
+            ..Default::default()
+        }
+    }
+
+    fn float(name: &str, v: f32) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            f: Some(v),
+            r#type: Some(AttributeType::Float as i32),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, ins: &[&str], outs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: Some(op.into()),
+            name: Some(format!("n_{}", outs[0])),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: outs.iter().map(|s| s.to_string()).collect(),
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn import(
+        nodes: Vec<NodeProto>,
+        inits: Vec<TensorProto>,
+        input: ValueInfoProto,
+        output: &str,
+    ) -> Result<Imported, ImportError> {
+        let model = ModelProto {
+            ir_version: Some(8),
+            opset_import: vec![OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
+            graph: Some(GraphProto {
+                node: nodes,
+                name: Some("g".into()),
+                initializer: inits,
+                input: vec![input],
+                output: vec![value(output, &[1])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        translate(
+            &model,
+            &mut |_| Err("no external data".into()),
+            &Options::default(),
+        )
+    }
+
+    #[test]
+    fn gemm_transposes_scales_and_folds_batch_norm() {
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // [2, 3], transB
+        let got = import(
+            vec![
+                node(
+                    "Gemm",
+                    &["x", "W", "C"],
+                    &["g"],
+                    vec![int("transB", 1), float("alpha", 2.0), float("beta", 0.5)],
+                ),
+                node(
+                    "BatchNormalization",
+                    &["g", "s", "t", "m", "v"],
+                    &["y"],
+                    vec![float("epsilon", 0.0)],
+                ),
+            ],
+            vec![
+                tensor("W", &[2, 3], &w),
+                tensor("C", &[2], &[1.0, -1.0]),
+                tensor("s", &[2], &[2.0, 1.0]),
+                tensor("t", &[2], &[0.5, 0.0]),
+                tensor("m", &[2], &[1.0, 0.0]),
+                tensor("v", &[2], &[4.0, 1.0]),
+            ],
+            value("x", &[0, 3]),
+            "y",
+        )
+        .unwrap();
+        assert_eq!(got.source.matches(" @ ").count(), 1, "{}", got.source);
+        assert!(
+            !got.source.contains('*'),
+            "everything folded: {}",
+            got.source
+        );
+        let find = |n: &str| {
+            got.weights
+                .iter()
+                .find(|(k, _)| k.ends_with(n))
+                .unwrap()
+                .1
+                .clone()
+        };
+        let weight = find("_weight");
+        let bias = find("_bias");
+        // BN: scale s/sqrt(v) = [1, 1], shift t - m·scale = [-0.5, 0].
+        assert_eq!(weight.shape, vec![3, 2]);
+        assert_eq!(weight.data, vec![2.0, 8.0, 4.0, 10.0, 6.0, 12.0]);
+        assert_eq!(bias.data, vec![0.5 - 0.5, -0.5]);
+    }
+
+    #[test]
+    fn flatten_is_one_reshape_where_the_product_needs_it() {
+        let got = import(
+            vec![
+                node("Relu", &["x"], &["r"], vec![]),
+                node("Flatten", &["r"], &["f"], vec![int("axis", 1)]),
+                node("Identity", &["f"], &["i"], vec![]),
+                node("MatMul", &["i", "W"], &["y"], vec![]),
+            ],
+            vec![tensor("W", &[6, 1], &[1.0; 6])],
+            value("x", &[0, 2, 3]),
+            "y",
+        )
+        .unwrap();
+        assert_eq!(
+            got.source.matches("reshape(r, [-1, 6])").count(),
+            1,
+            "{}",
+            got.source
+        );
+        assert!(
+            got.source.contains("input x: fixed[batch, 2, 3]"),
+            "{}",
+            got.source
+        );
+    }
+
+    #[test]
+    fn asymmetric_padding_and_unknown_ops_are_refused_by_name() {
+        let e = import(
+            vec![node(
+                "Conv",
+                &["x", "W"],
+                &["y"],
+                vec![ints("pads", &[0, 0, 1, 1])],
+            )],
+            vec![tensor("W", &[1, 1, 2, 2], &[1.0; 4])],
+            value("x", &[0, 1, 4, 4]),
+            "y",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("node `n_y`: Conv (opset 17) with asymmetric padding"),
+            "{e}"
+        );
+        let e = import(
+            vec![node("Erf", &["x"], &["y"], vec![])],
+            vec![],
+            value("x", &[0, 2]),
+            "y",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ImportError::Unsupported { op, .. } if op == "Erf"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reshapes_keep_the_batch_as_one_dimension() {
+        let b = Dim::Batch;
+        let n = Dim::N;
+        assert_eq!(
+            reshape(&[b, n(2), n(3)], &[1, 6], false).unwrap(),
+            vec![b, n(6)]
+        );
+        assert_eq!(
+            reshape(&[b, n(6)], &[-1, 2, 3], false).unwrap(),
+            vec![b, n(2), n(3)]
+        );
+        assert_eq!(reshape(&[b, n(6)], &[0, -1], false).unwrap(), vec![b, n(6)]);
+        assert_eq!(
+            reshape(&[b, n(6)], &[i64::MIN, 6], false).unwrap(),
+            vec![b, n(6)]
+        );
+        assert!(
+            reshape(&[b, n(6)], &[2, -1], false).is_err(),
+            "merges the batch"
+        );
+        assert!(reshape(&[b, n(6)], &[-1, -1], false).is_err());
+        assert_eq!(squeeze(&[b, n(1), n(3)], &[1]).unwrap(), vec![b, n(3)]);
+        assert!(squeeze(&[b, n(2)], &[1]).is_err());
+        assert_eq!(unsqueeze(&[b, n(3)], &[-1]).unwrap(), vec![b, n(3), n(1)]);
+    }
+
+    #[test]
+    fn names_avoid_keywords_and_builtins() {
+        let got = import(
+            vec![node("Relu", &["input"], &["relu"], vec![])],
+            vec![],
+            value("input", &[0, 2]),
+            "relu",
+        )
+        .unwrap();
+        assert!(
+            got.source.contains("input input_1: fixed[batch, 2]"),
+            "{}",
+            got.source
+        );
+        assert!(
+            got.source.contains("let relu_1 = relu(input_1);"),
+            "{}",
+            got.source
+        );
+        assert!(
+            got.source
+                .contains("output relu_1 to client;  // onnx output relu"),
+            "{}",
+            got.source
+        );
     }
 }
