@@ -1661,11 +1661,7 @@ impl<'a> Tr<'a> {
                             }
                             None => add,
                         });
-                        self.nodes[id].comment.push_str(&format!(
-                            ", {} {}",
-                            node.op_type(),
-                            node_name(node)
-                        ));
+                        self.note_fold(id, node);
                         self.absorb(node, i);
                         return Ok(x);
                     }
@@ -1683,11 +1679,7 @@ impl<'a> Tr<'a> {
                             }
                             None => per,
                         });
-                        self.nodes[id].comment.push_str(&format!(
-                            ", {} {}",
-                            node.op_type(),
-                            node_name(node)
-                        ));
+                        self.note_fold(id, node);
                         self.absorb(node, i);
                         return Ok(x);
                     }
@@ -1716,11 +1708,7 @@ impl<'a> Tr<'a> {
                         if let Some(bias) = b {
                             *bias = bias.zip(&s, |p, q| p * q).expect("[n] * [n]");
                         }
-                        self.nodes[id].comment.push_str(&format!(
-                            ", {} {}",
-                            node.op_type(),
-                            node_name(node)
-                        ));
+                        self.note_fold(id, node);
                         self.absorb(node, i);
                         return Ok(x);
                     }
@@ -1736,11 +1724,7 @@ impl<'a> Tr<'a> {
                         if let Some(bias) = b {
                             *bias = bias.zip(&per, |p, q| p * q).expect("[C] * [C]");
                         }
-                        self.nodes[id].comment.push_str(&format!(
-                            ", {} {}",
-                            node.op_type(),
-                            node_name(node)
-                        ));
+                        self.note_fold(id, node);
                         self.absorb(node, i);
                         return Ok(x);
                     }
@@ -1814,11 +1798,7 @@ impl<'a> Tr<'a> {
                             scale: s,
                             shift: t,
                         };
-                        self.nodes[id].comment.push_str(&format!(
-                            ", {} {}",
-                            node.op_type(),
-                            node_name(node)
-                        ));
+                        self.note_fold(id, node);
                         self.absorb(node, 0);
                         return Ok(x);
                     }
