@@ -237,33 +237,26 @@ fn an_unsupported_op_is_named_with_its_node_and_the_supported_list() {
 
 /// The protobuf bytes of a one-node model `y = Sin(x)`, encoded by hand.
 fn sin_model() -> Vec<u8> {
-    fn field(tag: u32, bytes: &[u8]) -> Vec<u8> {
-        let mut v = vec![(tag << 3 | 2) as u8];
-        let mut n = bytes.len();
+    fn leb128(mut n: u64, out: &mut Vec<u8>) {
         loop {
             let b = (n & 0x7f) as u8;
             n >>= 7;
             if n == 0 {
-                v.push(b);
-                break;
+                out.push(b);
+                return;
             }
-            v.push(b | 0x80);
+            out.push(b | 0x80);
         }
+    }
+    fn field(tag: u32, bytes: &[u8]) -> Vec<u8> {
+        let mut v = vec![(tag << 3 | 2) as u8];
+        leb128(bytes.len() as u64, &mut v);
         v.extend_from_slice(bytes);
         v
     }
     fn varint(tag: u32, x: u64) -> Vec<u8> {
         let mut v = vec![(tag << 3) as u8];
-        let mut n = x;
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                v.push(b);
-                break;
-            }
-            v.push(b | 0x80);
-        }
+        leb128(x, &mut v);
         v
     }
     let node = [

@@ -1168,32 +1168,7 @@ impl<'a> Tr<'a> {
                 if shape[axis] == Dim::Batch {
                     return Err(self.unsupported(node, "along the batch"));
                 }
-                let mut out = shape.clone();
-                out.remove(axis);
-                let v = self.emit_node(
-                    node,
-                    Op::Call {
-                        f: "argmax",
-                        args: vec![x],
-                        extra: format!("axis: {axis}"),
-                    },
-                    out.clone(),
-                    Kind::Other,
-                );
-                let v = if attr_i(node, "keepdims").unwrap_or(1) != 0 {
-                    let Val::View { node: id, .. } = v else {
-                        unreachable!()
-                    };
-                    let mut kept = out;
-                    kept.insert(axis, Dim::N(1));
-                    Val::View {
-                        node: id,
-                        shape: kept,
-                        kind: Kind::Other,
-                    }
-                } else {
-                    v
-                };
+                let v = self.reduce(node, "argmax", x, &shape, axis);
                 self.set(node, 0, v);
             }
             "ReduceSum" | "ReduceMean" => {
@@ -1219,32 +1194,7 @@ impl<'a> Tr<'a> {
                     return Err(self.unsupported(node, "along the batch"));
                 }
                 let f = if op == "ReduceSum" { "sum" } else { "mean" };
-                let mut out = shape.clone();
-                out.remove(axis);
-                let v = self.emit_node(
-                    node,
-                    Op::Call {
-                        f,
-                        args: vec![x],
-                        extra: format!("axis: {axis}"),
-                    },
-                    out.clone(),
-                    Kind::Other,
-                );
-                let v = if attr_i(node, "keepdims").unwrap_or(1) != 0 {
-                    let Val::View { node: id, .. } = v else {
-                        unreachable!()
-                    };
-                    let mut kept = out;
-                    kept.insert(axis, Dim::N(1));
-                    Val::View {
-                        node: id,
-                        shape: kept,
-                        kind: Kind::Other,
-                    }
-                } else {
-                    v
-                };
+                let v = self.reduce(node, f, x, &shape, axis);
                 self.set(node, 0, v);
             }
             "MaxPool" | "AveragePool" => self.pool(node)?,
@@ -1287,6 +1237,37 @@ impl<'a> Tr<'a> {
             _ => return Err(self.unsupported(node, "is not supported")),
         }
         Ok(())
+    }
+
+    /// `f(x, axis: k)` (a reduction that drops the axis), seen with the
+    /// axis kept as 1 when the node's `keepdims` (default 1) says so.
+    fn reduce(
+        &mut self,
+        node: &NodeProto,
+        f: &'static str,
+        x: Id,
+        shape: &[Dim],
+        axis: usize,
+    ) -> Val {
+        let mut out = shape.to_vec();
+        out.remove(axis);
+        let call = Op::Call {
+            f,
+            args: vec![x],
+            extra: format!("axis: {axis}"),
+        };
+        let v = self.emit_node(node, call, out.clone(), Kind::Other);
+        match v {
+            Val::View { node: id, .. } if attr_i(node, "keepdims").unwrap_or(1) != 0 => {
+                out.insert(axis, Dim::N(1));
+                Val::View {
+                    node: id,
+                    shape: out,
+                    kind: Kind::Other,
+                }
+            }
+            v => v,
+        }
     }
 
     /// Folds an op on constants.
