@@ -165,6 +165,12 @@ struct Tr<'a> {
     opset: i64,
     ml_opset: i64,
     warnings: Vec<String>,
+    /// Zero `Pad` nodes waiting for the Conv or AveragePool they feed: the
+    /// Pad's output name → its input's name and the padding per spatial
+    /// dimension (both sides).
+    pads_pending: HashMap<String, (String, Vec<usize>)>,
+    /// Outputs of ZipMap nodes (dictionaries, dropped).
+    zipmaps: BTreeSet<String>,
 }
 
 /// Veil's keywords and builtin functions: not usable as names.
@@ -266,6 +272,8 @@ pub(crate) fn translate(
         opset,
         ml_opset,
         warnings: Vec::new(),
+        pads_pending: HashMap::new(),
+        zipmaps: BTreeSet::new(),
     };
     for p in [&opts.data_owner, &opts.model_owner]
         .into_iter()
@@ -348,11 +356,17 @@ pub(crate) fn translate(
     let mut named_outputs = BTreeSet::new();
     for o in &graph.output {
         let Some(val) = tr.vals.get(o.name()).cloned() else {
-            tr.warnings.push(format!(
-                "output `{}` was dropped (a ZipMap's dictionary output)",
-                o.name()
-            ));
-            continue;
+            if tr.zipmaps.contains(o.name()) {
+                tr.warnings.push(format!(
+                    "output `{}` was dropped (a ZipMap's dictionary output)",
+                    o.name()
+                ));
+                continue;
+            }
+            return Err(ImportError::Invalid {
+                node: o.name().to_string(),
+                message: "this graph output is not computed by a node veil import translates (a Pad's output, or undefined)".into(),
+            });
         };
         let (id, _) = match val {
             Val::View { .. } => tr.materialize(o.name(), &val)?,
@@ -524,6 +538,12 @@ impl<'a> Tr<'a> {
                     node: node_name(node),
                     message: format!("{} needs input {}", node.op_type(), i + 1),
                 })?;
+        if self.pads_pending.contains_key(name) {
+            return Err(self.unsupported(
+                node,
+                &format!("on the output `{name}` of a Pad node (a Pad folds only into the Conv or AveragePool it feeds)"),
+            ));
+        }
         self.vals
             .get(name)
             .cloned()
@@ -693,10 +713,16 @@ impl<'a> Tr<'a> {
             ));
         }
         // Constants in, constant out: fold.
-        let ins: Vec<Option<Val>> = (0..node.input.len())
-            .map(|i| self.opt_val(node, i))
-            .collect::<Result<_, _>>()?;
-        let all_const = ins.iter().all(|v| !matches!(v, Some(Val::View { .. })));
+        // A pending Pad's output counts as computed (the op decides).
+        let padded = node.input.iter().any(|n| self.pads_pending.contains_key(n));
+        let ins: Vec<Option<Val>> = if padded {
+            Vec::new()
+        } else {
+            (0..node.input.len())
+                .map(|i| self.opt_val(node, i))
+                .collect::<Result<_, _>>()?
+        };
+        let all_const = !padded && ins.iter().all(|v| !matches!(v, Some(Val::View { .. })));
         if all_const && !matches!(op, "Shape") {
             let consts: Vec<Option<Const>> = ins
                 .iter()
@@ -1231,8 +1257,43 @@ impl<'a> Tr<'a> {
                 );
             }
             "Pad" => {
-                // Only zero padding that a following Conv absorbs: recorded on the view.
-                return Err(self.unsupported(node, "on a computed value (only padding folded into a Conv's pads attribute translates; export with the padding inside the convolution)"));
+                let mode = attr(node, "mode")
+                    .map(|a| String::from_utf8_lossy(a.s()).to_string())
+                    .unwrap_or_else(|| "constant".into());
+                let (pads, value): (Vec<i64>, f64) = if self.opset < 11 {
+                    (
+                        attr(node, "pads")
+                            .map(|a| a.ints.clone())
+                            .unwrap_or_default(),
+                        attr_f(node, "value").unwrap_or(0.0),
+                    )
+                } else {
+                    let pads = self.konst(node, 1, "pads")?.ints();
+                    let value = match self.opt_val(node, 2)? {
+                        None => 0.0,
+                        Some(Val::Const(c)) => c.as_scalar().unwrap_or(f64::NAN),
+                        Some(_) => return Err(self.unsupported(node, "with a computed value")),
+                    };
+                    if self.opt_val(node, 3)?.is_some() {
+                        return Err(self.unsupported(node, "with axes"));
+                    }
+                    (pads, value)
+                };
+                let Val::View { shape, .. } = self.val(node, 0)? else {
+                    unreachable!("constants are folded above")
+                };
+                let r = shape.len();
+                let symmetric_spatial = pads.len() == 2 * r
+                    && r >= 3
+                    && [0, 1, r, r + 1].iter().all(|i| pads[*i] == 0)
+                    && (2..r).all(|i| pads[i] >= 0 && pads[i] == pads[i + r]);
+                if mode != "constant" || value != 0.0 || !symmetric_spatial {
+                    return Err(self.unsupported(node, "other than zero padding of the spatial dimensions, equal on both sides, feeding a Conv or AveragePool"));
+                }
+                let spatial = (2..r).map(|i| pads[i] as usize).collect();
+                let out = node.output.first().cloned().unwrap_or_default();
+                self.pads_pending
+                    .insert(out, (node.input[0].clone(), spatial));
             }
             _ => return Err(self.unsupported(node, "is not supported")),
         }
@@ -1883,8 +1944,25 @@ impl<'a> Tr<'a> {
         Ok(self.emit_node(node, Op::Linear { x: xi, w, b }, shape, Kind::Other))
     }
 
+    /// The node's first input, and the padding per spatial dimension of a
+    /// zero `Pad` node between it and the node (empty: none).
+    fn padded_input(&self, node: &NodeProto) -> Result<(Val, Vec<usize>), ImportError> {
+        match node.input.first().and_then(|n| self.pads_pending.get(n)) {
+            Some((source, pads)) => {
+                let v = self
+                    .vals
+                    .get(source)
+                    .cloned()
+                    .ok_or_else(|| self.invalid(node, "a Pad of an unknown value"))?;
+                Ok((v, pads.clone()))
+            }
+            None => Ok((self.val(node, 0)?, Vec::new())),
+        }
+    }
+
     fn conv(&mut self, node: &NodeProto) -> Result<(), ImportError> {
-        let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
+        let (input, pre) = self.padded_input(node)?;
+        let (x, shape, _) = self.view(node, &input)?;
         let w = self.konst(node, 1, "weight")?;
         let b = match self.opt_val(node, 2)? {
             None => None,
@@ -1907,7 +1985,10 @@ impl<'a> Tr<'a> {
         };
         let stride = ints("strides", 1);
         let dil = ints("dilations", 1);
-        let pad = self.pads(node, &shape, &kernel, &stride, &dil)?;
+        let mut pad = self.pads(node, &shape, &kernel, &stride, &dil)?;
+        for (p, q) in pad.iter_mut().zip(&pre) {
+            *p += q;
+        }
         let cout = w.dims[0];
         let spatial: Vec<usize> = shape[2..]
             .iter()
@@ -1984,7 +2065,11 @@ impl<'a> Tr<'a> {
 
     fn pool(&mut self, node: &NodeProto) -> Result<(), ImportError> {
         let op = node.op_type();
-        let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
+        let (input, pre) = self.padded_input(node)?;
+        if !pre.is_empty() && op == "MaxPool" {
+            return Err(self.unsupported(node, "after a zero Pad (max pooling pads with -inf)"));
+        }
+        let (x, shape, _) = self.view(node, &input)?;
         let sp = shape.len().saturating_sub(2);
         if !(1..=2).contains(&sp) {
             return Err(self.unsupported(node, "other than 1-d or 2-d"));
@@ -2008,11 +2093,12 @@ impl<'a> Tr<'a> {
         if dil.iter().any(|d| *d != 1) {
             return Err(self.unsupported(node, "with dilations"));
         }
-        let pad = self.pads(node, &shape, &kernel, &stride, &dil)?;
-        if op == "AveragePool"
-            && pad.iter().any(|p| *p > 0)
-            && attr_i(node, "count_include_pad").unwrap_or(0) == 0
-        {
+        let mut pad = self.pads(node, &shape, &kernel, &stride, &dil)?;
+        let explicit = pad.iter().any(|p| *p > 0);
+        for (p, q) in pad.iter_mut().zip(&pre) {
+            *p += q;
+        }
+        if op == "AveragePool" && explicit && attr_i(node, "count_include_pad").unwrap_or(0) == 0 {
             return Err(self.unsupported(node, "with padding and count_include_pad = 0 (Veil's avg_pool counts the padding, as PyTorch does by default)"));
         }
         let mut out = shape[..2].to_vec();
@@ -2137,6 +2223,7 @@ impl<'a> Tr<'a> {
             }
             "ZipMap" => {
                 // A dictionary per row: not a tensor. Dropped (its output is not defined).
+                self.zipmaps.extend(node.output.iter().cloned());
             }
             "ArrayFeatureExtractor" => {
                 let table = self.konst(node, 0, "table")?;
@@ -3043,6 +3130,48 @@ mod tests {
         .unwrap_err();
         assert!(
             matches!(&e, ImportError::Unsupported { op, .. } if op == "Erf"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_zero_pad_folds_into_the_convolution_it_feeds() {
+        let pads = TensorProto {
+            name: Some("p".into()),
+            dims: vec![8],
+            data_type: Some(DataType::Int64 as i32),
+            int64_data: vec![0, 0, 1, 2, 0, 0, 1, 2],
+            ..Default::default()
+        };
+        let got = import(
+            vec![
+                node("Pad", &["x", "p"], &["xp"], vec![]),
+                node(
+                    "Conv",
+                    &["xp", "W"],
+                    &["y"],
+                    vec![ints("pads", &[1, 0, 1, 0])],
+                ),
+            ],
+            vec![tensor("W", &[1, 1, 3, 3], &[1.0; 9]), pads.clone()],
+            value("x", &[0, 1, 6, 6]),
+            "y",
+        )
+        .unwrap();
+        assert!(got.source.contains("padding: 2, dilation"), "{}", got.source);
+        let e = import(
+            vec![
+                node("Pad", &["x", "p"], &["xp"], vec![]),
+                node("Relu", &["xp"], &["y"], vec![]),
+            ],
+            vec![pads],
+            value("x", &[0, 1, 6, 6]),
+            "y",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a Pad folds only into the Conv or AveragePool"),
             "{e}"
         );
     }
