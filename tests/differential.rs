@@ -1052,6 +1052,38 @@ fn an_argmax_on_near_ties_is_checked_as_a_set() {
     assert!(other > 0, "no row came out as the other entry");
 }
 
+/// An argmax output with a public label table (`labels [..]`, what ONNX
+/// classifiers with classes other than 0..k-1 import as): the receiver gets
+/// the labels, equal to the reference's (near-ties as indices), with and
+/// without a dealer.
+#[test]
+fn labelled_argmax_outputs_match_the_reference() {
+    let m = checked(
+        "model m { party a; party b; dealer d;
+           input x: fixed[batch, 4] private(a) in [-2, 2]; input w: fixed[4, 3] private(b) in [-1, 1];
+           let k = argmax(x @ w, axis: 1); output k to a labels [30, -1, 7.5]; }",
+    );
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 40);
+        });
+        let outcomes = check_model("labels", &m, 40, &o, 950 + i as u64);
+        let got = &outcomes[0].outputs[0].1;
+        assert!(
+            got.data.iter().all(|v| [30.0, -1.0, 7.5].contains(v)),
+            "{:?}",
+            got.data
+        );
+        for label in [30.0, -1.0, 7.5] {
+            assert!(
+                got.data.contains(&label),
+                "every class occurs in 40 random rows"
+            );
+        }
+    }
+}
+
 /// `exp` on shares, as (1 + x/256)^256: within its stated bound of the
 /// exact e^x, with and without a dealer; on `s - max(s)` (the softmax
 /// numerator, in (0, 1]) the bound is small enough for probabilities.

@@ -15,6 +15,8 @@ const FIXTURES: &[(&str, &str)] = &[
     ("sk_linear_regression", "X"),
     ("sk_scaler_logreg", "X"),
     ("sk_mlp_classifier", "X"),
+    ("sk_mlp_labels", "X"),
+    ("sk_logreg_labels", "X"),
     ("torch_mlp", "input_1"),
     ("torch_mlp_external", "input_1"),
     ("opset6", "input_1"),
@@ -165,8 +167,19 @@ fn check(name: &str, input: &str, dealer: bool) {
                 .clone()
                 .expect("a label comes with probabilities");
             let k = dims[1];
+            // Labels are the classes (`classes.npy`, scikit-learn's classes_).
+            let classes = src.join("classes.npy");
+            let classes = if classes.exists() {
+                npy(&classes).1
+            } else {
+                (0..k).map(|i| i as f64).collect()
+            };
+            let index = |label: f64| {
+                let i = classes.iter().position(|c| *c == label);
+                i.unwrap_or_else(|| panic!("{name}: {label} is not a class"))
+            };
             for (row, (h, w)) in have.iter().zip(&want).enumerate() {
-                let (h, w) = (*h as usize, *w as usize);
+                let (h, w) = (index(*h), index(*w));
                 let r = &p[row * k..(row + 1) * k];
                 assert!(
                     h == w || r[h] >= r[w] - 1e-2,

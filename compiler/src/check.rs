@@ -167,8 +167,17 @@ impl Checker<'_> {
                         None => self.poison(name),
                     }
                 }
-                Item::Output { value, to, span } => {
+                Item::Output {
+                    value,
+                    to,
+                    labels,
+                    span,
+                } => {
                     let v = self.lookup(value);
+                    let labels = match (v, labels) {
+                        (Some(v), Some(a)) => self.output_labels(value, v, a),
+                        _ => None,
+                    };
                     let mut parties = Vec::new();
                     for p in to {
                         if let Some(pid) = self.party_ref(p) {
@@ -197,6 +206,7 @@ impl Checker<'_> {
                             name: value.name.clone(),
                             value: v,
                             to: parties,
+                            labels,
                             span: *span,
                         });
                     }
@@ -1393,6 +1403,74 @@ impl Checker<'_> {
         let at_least_one = self.push(Op::Max(sum, one), sum_shape.clone(), span);
         let inverse = self.push(Op::Reciprocal(at_least_one), sum_shape, span);
         Some(self.along(e, inverse, axis, Op::Mul, span))
+    }
+
+    /// An output's `labels [..]` table: on an `argmax`, one distinct number
+    /// per entry of the ranked axis (E0220 otherwise).
+    fn output_labels(
+        &mut self,
+        name: &ast::Ident,
+        v: ValueId,
+        array: &ast::ArrayLit,
+    ) -> Option<Vec<f64>> {
+        let numbers: Option<Vec<f64>> = array
+            .elems
+            .iter()
+            .map(|e| match e {
+                ast::ArrayElem::Number(n) => Some(n.value),
+                ast::ArrayElem::Array(_) => None,
+            })
+            .collect();
+        let bad = |m: String, label: String| {
+            Diagnostic::error(Code::BadLabels, m).primary(array.span, label)
+        };
+        let Op::Argmax(scores) = &self.values[v.index()].op else {
+            self.error(
+                bad(
+                    format!(
+                        "`{}` has a label table, but it is not an `argmax`",
+                        name.name
+                    ),
+                    "labels for an index".into(),
+                )
+                .help(format!(
+                    "bind `let {} = argmax(...);` and output that",
+                    name.name
+                )),
+            );
+            return None;
+        };
+        let k = match self.shape(*scores).0.last() {
+            Some(Dim::Known(k)) => *k as usize,
+            _ => 0,
+        };
+        let Some(numbers) = numbers else {
+            self.error(bad(
+                "labels must be numbers".into(),
+                "a nested array".into(),
+            ));
+            return None;
+        };
+        let distinct = numbers
+            .iter()
+            .enumerate()
+            .all(|(i, a)| numbers[..i].iter().all(|b| a != b));
+        if numbers.len() != k || !distinct {
+            self.error(bad(
+                format!(
+                    "`{}` ranks {k} entries, so its labels are {k} distinct numbers",
+                    name.name
+                ),
+                format!(
+                    "{} label{}{}",
+                    numbers.len(),
+                    if numbers.len() == 1 { "" } else { "s" },
+                    if distinct { "" } else { ", some repeated" }
+                ),
+            ));
+            return None;
+        }
+        Some(numbers)
     }
 
     /// The named number argument `which`, if given: its value (a number

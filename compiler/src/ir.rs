@@ -262,6 +262,8 @@ pub struct Output {
     pub name: String,
     pub value: ValueId,
     pub to: Vec<PartyId>,
+    /// `labels [..]`: an argmax index `i` is revealed as `labels[i]`.
+    pub labels: Option<Vec<f64>>,
     pub span: Span,
 }
 

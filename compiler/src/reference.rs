@@ -117,7 +117,16 @@ pub fn expected(
         .iter()
         .map(|o| Expected {
             name: o.name.clone(),
-            value: value(o.value),
+            value: match &o.labels {
+                Some(labels) => {
+                    let mut t = value(o.value);
+                    for v in &mut t.data {
+                        *v = labels[*v as usize];
+                    }
+                    t
+                }
+                None => value(o.value),
+            },
             scores: match model.value(o.value).op {
                 Op::Argmax(a) => Some(value(a)),
                 _ => None,
@@ -134,6 +143,22 @@ pub fn expected(
 pub fn deviations(spec: &plan::OutputSpec, got: &Tensor, want: &Expected) -> Option<Vec<f64>> {
     if got.shape != want.value.shape || got.data.len() != want.value.data.len() {
         return None;
+    }
+    if spec.labels.is_some() {
+        // Labels compare as the indices they stand for.
+        let index = |t: &Tensor| Tensor {
+            shape: t.shape.clone(),
+            data: t.data.iter().map(|v| spec.index_of(*v)).collect(),
+        };
+        let unlabelled = plan::OutputSpec {
+            labels: None,
+            ..spec.clone()
+        };
+        let want = Expected {
+            value: index(&want.value),
+            ..want.clone()
+        };
+        return deviations(&unlabelled, &index(got), &want);
     }
     let plain = || {
         got.data

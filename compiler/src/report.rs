@@ -108,6 +108,12 @@ pub fn render(
                     fmt_num(slack)
                 ),
                 None => String::new(),
+            } + &match &spec.labels {
+                Some(l) => format!(
+                    ", revealed as labels [{}]",
+                    l.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
+                ),
+                None => String::new(),
             },
             if crate::analysis::exceeds_range(spec.error_bound, range) {
                 format!(" (not below its range {range}: W0102)")

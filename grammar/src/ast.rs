@@ -63,6 +63,8 @@ pub enum Item {
     Output {
         value: Ident,
         to: Vec<Ident>,
+        /// `labels [..]`: the public table an argmax index is revealed as.
+        labels: Option<ArrayLit>,
         span: Span,
     },
 }

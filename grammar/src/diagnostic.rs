@@ -50,6 +50,7 @@ pub enum Code {
     ZeroDim,
     TensorTooLarge,
     BadReshape,
+    BadLabels,
     // Compilation (E03xx)
     Overflow,
     Leak,
@@ -64,7 +65,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 40] = [
+    pub const ALL: [Code; 41] = [
         Code::Syntax,
         Code::BadLiteral,
         Code::TooDeep,
@@ -96,6 +97,7 @@ impl Code {
         Code::ZeroDim,
         Code::TensorTooLarge,
         Code::BadReshape,
+        Code::BadLabels,
         Code::Overflow,
         Code::Leak,
         Code::NoProtocol,
@@ -140,6 +142,7 @@ impl Code {
             Code::ZeroDim => "E0214",
             Code::TensorTooLarge => "E0215",
             Code::BadReshape => "E0216",
+            Code::BadLabels => "E0220",
             Code::Overflow => "E0301",
             Code::Leak => "E0302",
             Code::NoProtocol => "E0303",
@@ -194,6 +197,7 @@ impl Code {
             Code::ZeroDim => "Dimensions must be at least 1.",
             Code::TensorTooLarge => "A tensor type has more than 2^48 elements (the product of its dimensions), about 2.8e14: more than any machine can hold, and more than Veil's size arithmetic allows. Check the dimensions; a size that grows with the data belongs in a symbolic dimension such as `batch`, whose size `veil run` checks against the memory available.",
             Code::BadReshape => "`reshape`, `flatten`, `transpose` or `permute` names dimensions its operand does not have: a new shape with another number of elements, a named dimension (`batch`) merged with others or left to be inferred as a multiple, more than one `-1`, or axes that are out of range or not a permutation. The values keep their row-major order; `-1` in `reshape` stands for whatever the other dimensions leave, which may be `batch` itself.",
+            Code::BadLabels => "An output's `labels [..]` table maps an `argmax` index to the label it is revealed as (`output label to client labels [3, 5, 7];` reveals index 1 as 5). It needs an output that is an `argmax` (directly, not an expression of one) and one distinct number per entry of the axis the argmax ranks.",
             Code::Overflow => "Range analysis found a value that can exceed what the fixed-point encoding holds (products are computed at twice the precision before truncation). Declare tighter `in` ranges on the inputs, or lower `precision`.",
             Code::Leak => "An output would reveal another party's private input exactly (for example `x + w` addressed to the owner of `x` gives away `w`). Veil refuses plans that reveal more than the outputs' owners may learn.",
             Code::NoProtocol => "No protocol available to the compiler can compute this operation on these operands, or a `via` override asks for one that cannot.",

@@ -97,6 +97,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::let_decl | Rule::kw_let => "`let`",
         Rule::output_decl | Rule::kw_output => "`output`",
         Rule::kw_to => "`to`",
+        Rule::labels | Rule::kw_labels => "`labels [...]`",
         Rule::ty | Rule::kw_fixed => "a type such as `fixed[100]`",
         Rule::shape => "a shape such as `[batch, 100]`",
         Rule::dim => "a dimension (a number or a name)",
@@ -281,6 +282,7 @@ fn is_punct(rule: Rule) -> bool {
             | Rule::kw_let
             | Rule::kw_output
             | Rule::kw_to
+            | Rule::kw_labels
             | Rule::kw_fixed
             | Rule::kw_in
             | Rule::kw_via
@@ -365,8 +367,23 @@ impl Builder {
             }
             Rule::output_decl => {
                 let value = ident(it.next().expect("output value"));
-                let to = it.map(ident).collect();
-                Item::Output { value, to, span }
+                let mut to = Vec::new();
+                let mut labels = None;
+                for p in it {
+                    match p.as_rule() {
+                        Rule::labels => {
+                            let array = p.into_inner().nth(1).expect("labels array");
+                            labels = Some(self.array(array));
+                        }
+                        _ => to.push(ident(p)),
+                    }
+                }
+                Item::Output {
+                    value,
+                    to,
+                    labels,
+                    span,
+                }
             }
             r => unreachable!("grammar yields no item of rule {r:?}"),
         }

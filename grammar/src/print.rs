@@ -45,9 +45,15 @@ fn item_text(m: &Model, item: &Item) -> String {
             format!("const {}: {} = {v}", name.name, type_text(ty))
         }
         Item::Let { name, value, .. } => format!("let {} = {}", name.name, expr_text(m, *value)),
-        Item::Output { value, to, .. } => {
+        Item::Output {
+            value, to, labels, ..
+        } => {
             let to: Vec<&str> = to.iter().map(|p| p.name.as_str()).collect();
-            format!("output {} to {}", value.name, to.join(", "))
+            let labels = labels
+                .as_ref()
+                .map(|a| format!(" labels {}", array_text(a)))
+                .unwrap_or_default();
+            format!("output {} to {}{labels}", value.name, to.join(", "))
         }
     }
 }

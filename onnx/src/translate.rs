@@ -171,6 +171,11 @@ struct Tr<'a> {
     pads_pending: HashMap<String, (String, Vec<usize>)>,
     /// Outputs of ZipMap nodes (dictionaries, dropped).
     zipmaps: BTreeSet<String>,
+    /// `argmax` nodes whose index stands for a class label: the public
+    /// table (`output ... labels [..]`), applied after the reveal.
+    labelled: HashMap<Id, Vec<f64>>,
+    /// The label table of each output, by its Veil name.
+    output_labels: HashMap<String, Vec<f64>>,
 }
 
 /// Veil's keywords and builtin functions: not usable as names.
@@ -274,6 +279,8 @@ pub(crate) fn translate(
         warnings: Vec::new(),
         pads_pending: HashMap::new(),
         zipmaps: BTreeSet::new(),
+        labelled: HashMap::new(),
+        output_labels: HashMap::new(),
     };
     for p in [&opts.data_owner, &opts.model_owner]
         .into_iter()
@@ -407,6 +414,16 @@ pub(crate) fn translate(
             n
         };
         named_outputs.insert(id);
+        if let Some(table) = tr.labelled.get(&id).cloned() {
+            if !lets.iter().any(|(n, _)| n == &name) {
+                tr.output_labels.insert(name.clone(), table);
+            } else {
+                return Err(ImportError::Invalid {
+                    node: o.name().to_string(),
+                    message: "a labelled output that is also another output".into(),
+                });
+            }
+        }
         outputs.push((name, o.name().to_string()));
     }
     if outputs.is_empty() {
@@ -653,6 +670,12 @@ impl<'a> Tr<'a> {
             Val::Const(_) => Kind::Other,
         };
         let (id, s) = self.materialize(&node_name(node), v)?;
+        if self.labelled.contains_key(&id) {
+            return Err(self.unsupported(
+                node,
+                "on class labels (a label table is applied after the reveal, so labels can only be outputs)",
+            ));
+        }
         Ok((id, s, kind))
     }
 
@@ -2229,7 +2252,18 @@ impl<'a> Tr<'a> {
                 let table = self.konst(node, 0, "table")?;
                 let idx = self.val(node, 1)?;
                 if table.data.iter().enumerate().any(|(i, v)| *v != i as f64) {
-                    return Err(self.unsupported(node, "with class labels other than 0, 1, ..., k-1 (relabel the classes before export)"));
+                    // A public label table, applied after the reveal.
+                    let Val::View { node: id, .. } = &idx else {
+                        unreachable!("constants are folded")
+                    };
+                    if !matches!(self.nodes[*id].op, Op::Call { f: "argmax", .. })
+                        || self.labelled.contains_key(id)
+                    {
+                        return Err(
+                            self.unsupported(node, "on anything but the index of an ArgMax")
+                        );
+                    }
+                    self.labelled.insert(*id, table.data.clone());
                 }
                 self.set(node, 0, idx);
             }
@@ -2277,12 +2311,6 @@ impl<'a> Tr<'a> {
                     return Err(self.unsupported(
                         node,
                         "with string class labels (relabel the classes as 0..k-1 before export)",
-                    ));
-                }
-                if labels.iter().enumerate().any(|(i, l)| *l != i as i64) {
-                    return Err(self.unsupported(
-                        node,
-                        &format!("with class labels {labels:?} (only 0, 1, ..., k-1 translate)"),
                     ));
                 }
                 let post = attr(node, "post_transform")
@@ -2342,6 +2370,11 @@ impl<'a> Tr<'a> {
                     comment,
                     Kind::Other,
                 );
+                if labels.iter().enumerate().any(|(i, l)| *l != i as i64) {
+                    // A public label table, applied after the reveal.
+                    self.labelled
+                        .insert(lid, labels.iter().map(|l| *l as f64).collect());
+                }
                 self.set(
                     node,
                     0,
@@ -2653,9 +2686,16 @@ impl<'a> Tr<'a> {
         src.push_str(&body);
         src.push('\n');
         for (name, onnx) in outputs {
+            let labels = match self.output_labels.get(name) {
+                Some(l) => {
+                    let l: Vec<String> = l.iter().map(|v| format!("{v}")).collect();
+                    format!(" labels [{}]", l.join(", "))
+                }
+                None => String::new(),
+            };
             let _ = writeln!(
                 src,
-                "    output {name} to {};  // onnx output {onnx}",
+                "    output {name} to {}{labels};  // onnx output {onnx}",
                 o.data_owner
             );
         }
@@ -3158,7 +3198,11 @@ mod tests {
             "y",
         )
         .unwrap();
-        assert!(got.source.contains("padding: 2, dilation"), "{}", got.source);
+        assert!(
+            got.source.contains("padding: 2, dilation"),
+            "{}",
+            got.source
+        );
         let e = import(
             vec![
                 node("Pad", &["x", "p"], &["xp"], vec![]),

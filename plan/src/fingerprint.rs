@@ -39,6 +39,10 @@ impl Plan {
             name: &'a str,
             to: &'a [PartyIdx],
             shape: &'a Shape,
+            // What the receiver is given: absent (and so the digests of
+            // plans without tables unchanged) unless there is a table.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            labels: &'a Option<Vec<f64>>,
         }
         #[derive(Serialize)]
         struct Register<'a> {
@@ -58,6 +62,7 @@ impl Plan {
                 name: &o.name,
                 to: &o.to,
                 shape: &o.shape,
+                labels: &o.labels,
             })
             .collect();
         let registers: Vec<Register> = self
@@ -213,6 +218,7 @@ pub(crate) mod tests {
                 shape: Shape(vec![Dim::Symbol("batch".into())]),
                 error_bound: 0.0,
                 near_tie: None,
+                labels: None,
             }],
             regs: vec![RegInfo {
                 kind: Kind::Clear,
@@ -263,6 +269,14 @@ pub(crate) mod tests {
                 .first_difference(&other.fingerprint().sections),
             None
         );
+    }
+
+    #[test]
+    fn a_label_table_counts() {
+        let plan = echo_plan();
+        let mut other = plan.clone();
+        other.outputs[0].labels = Some(vec![3.0, 5.0]);
+        assert_ne!(plan.fingerprint().digest(), other.fingerprint().digest());
     }
 
     #[test]

@@ -135,6 +135,45 @@ pub struct OutputSpec {
     /// close may compare either way on fixed-point values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub near_tie: Option<f64>,
+    /// For an `argmax` output with a public label table: index `i` is
+    /// revealed as `labels[i]` (the runtime maps it after the reveal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<f64>>,
+}
+
+impl OutputSpec {
+    /// An `argmax` output as the receiver sees it: each index `i` replaced
+    /// by `labels[i]` when the output has a label table. An index outside
+    /// the table (which a correct run never gives) is an error.
+    pub fn labelled(&self, mut t: Tensor) -> Result<Tensor, String> {
+        let Some(labels) = &self.labels else {
+            return Ok(t);
+        };
+        for v in &mut t.data {
+            let i = v.round();
+            if !(i >= 0.0 && (i as usize) < labels.len()) {
+                return Err(format!(
+                    "output `{}`: index {v} is outside its table of {} labels",
+                    self.name,
+                    labels.len()
+                ));
+            }
+            *v = labels[i as usize];
+        }
+        Ok(t)
+    }
+
+    /// The index a label stands for (the inverse of [`Self::labelled`]);
+    /// without a table, the value itself.
+    pub fn index_of(&self, v: f64) -> f64 {
+        match &self.labels {
+            Some(labels) => labels
+                .iter()
+                .position(|l| *l == v)
+                .map_or(f64::NAN, |i| i as f64),
+            None => v,
+        }
+    }
 }
 
 /// What a register holds.
@@ -886,8 +925,15 @@ impl Plan {
                 o.error_bound
             )?;
             match o.near_tie {
-                Some(slack) => writeln!(out, ", or any index within {slack:.3e} of the maximum)")?,
-                None => writeln!(out, ")")?,
+                Some(slack) => write!(out, ", or any index within {slack:.3e} of the maximum)")?,
+                None => write!(out, ")")?,
+            }
+            match &o.labels {
+                Some(l) => {
+                    let l: Vec<String> = l.iter().map(|v| v.to_string()).collect();
+                    writeln!(out, " labels [{}]", l.join(", "))?
+                }
+                None => writeln!(out)?,
             }
         }
         if !self.keys.is_empty() {

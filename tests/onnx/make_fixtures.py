@@ -68,9 +68,12 @@ def split(X, n_test=16):
 def sk(name, est, X, y, **opts):
     train, test = split(X)
     est.fit(X, y)
-    options = {id(est): {"zipmap": False}} if hasattr(est, "predict_proba") else None
+    last = est.steps[-1][1] if hasattr(est, "steps") else est
+    options = {id(last): {"zipmap": False}} if hasattr(est, "predict_proba") else None
     m = to_onnx(est, X[:1].astype(np.float32), options=options, **opts)
     save(name, m, train, test)
+    if hasattr(est, "classes_"):
+        np.save(os.path.join(HERE, name, "classes.npy"), est.classes_.astype(np.float64))
 
 
 def linear_fixtures():
@@ -85,6 +88,10 @@ def linear_fixtures():
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     sk("sk_mlp_classifier", MLPClassifier((16,), max_iter=300, random_state=0), X, y)
+    # Class labels other than 0..k-1: a public label table after the reveal.
+    sk("sk_mlp_labels", MLPClassifier((16,), max_iter=300, random_state=0), X, y * 10 + 3)
+    X, y = load_iris(return_X_y=True)
+    sk("sk_logreg_labels", LogisticRegression(max_iter=1000), X, np.array([3, 5, 9])[y])
 
 
 def init(name, arr):

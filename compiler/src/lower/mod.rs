@@ -212,6 +212,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                 shape: self.shape(o.value),
                 error_bound: self.error_bounds[i],
                 near_tie: self.near_ties[i],
+                labels: o.labels.clone(),
             })
             .collect();
         let net = self.chooser.net;

@@ -529,8 +529,11 @@ impl Exec<'_> {
                 self.set(*dst, Value::Clear(t));
             }
             Instr::Output { src, output } => {
-                let t = self.clear(*src)?.clone();
-                outputs.push((self.plan.outputs[*output as usize].name.clone(), t));
+                let spec = &self.plan.outputs[*output as usize];
+                let t = spec
+                    .labelled(self.clear(*src)?.clone())
+                    .map_err(ExecError::protocol)?;
+                outputs.push((spec.name.clone(), t));
             }
             other => {
                 return Err(ExecError::protocol(format!(
