@@ -1235,3 +1235,90 @@ fn leaky_relu_relu6_and_hardtanh_match_the_reference() {
         }
     }
 }
+
+/// `conv2d` and `conv1d` with random shapes and parameters (stride,
+/// padding, dilation, groups, bias), run privately with a dealer, without
+/// one (OT), and with the Paillier-heavy and RLWE choices: within the
+/// compiler's bound of the reference (whose convolution a compiler test
+/// checks against PyTorch's definition). Images held by one party and
+/// weights by the other (input-holder products), and images that are
+/// secret sums of both parties' inputs (patches taken on shares).
+#[test]
+fn convolutions_with_random_parameters_match_the_reference() {
+    use compiler::ir::Protocol;
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(18);
+    for case in 0..6u64 {
+        let two = case % 2 == 0;
+        let spatial = if two { 2 } else { 1 };
+        let groups = rng.random_range(1..=2usize);
+        let (cg, og) = (rng.random_range(1..=2usize), rng.random_range(1..=2usize));
+        let (c, cout) = (cg * groups, og * groups);
+        let mut sizes = Vec::new();
+        let mut kernel = Vec::new();
+        let (mut stride, mut padding, mut dilation) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..spatial {
+            let k = rng.random_range(1..=3usize);
+            let d = rng.random_range(1..=2usize);
+            let p = rng.random_range(0..k);
+            let reach = d * (k - 1) + 1;
+            sizes.push(reach.saturating_sub(2 * p).max(1) + rng.random_range(0..3usize));
+            kernel.push(k);
+            stride.push(rng.random_range(1..=2usize));
+            padding.push(p);
+            dilation.push(d);
+        }
+        let list = |v: &[usize]| {
+            v.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let f = if two { "conv2d" } else { "conv1d" };
+        let (xs, ws) = (list(&sizes), list(&kernel));
+        let secret = case % 3 == 1;
+        let bias = if case % 2 == 1 { "bias, " } else { "" };
+        let source = format!(
+            "model conv {{ party a; party b; dealer d;
+               input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+               input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+               input w: fixed[{cout}, {cg}, {ws}] private(b) in [-1, 1];
+               input bias: fixed[{cout}] private(b) in [-1, 1];
+               let x = {};
+               let y = {f}(x, w, {bias}stride: [{}], padding: [{}], dilation: [{}], groups: {groups});
+               output y to a; }}",
+            if secret { "xa + xb" } else { "xa + 0 * sum(sum(xb))" },
+            list(&stride),
+            list(&padding),
+            list(&dilation),
+        );
+        let source = if secret {
+            source
+        } else {
+            source.replace("xa + 0 * sum(sum(xb))", "xa").replace(
+                "output y to a;",
+                "let u = sum(xb, axis: 0); output y to a; output u to b;",
+            )
+        };
+        let m = checked(&source);
+        let choices: [(bool, Option<Protocol>); 4] = [
+            (true, None),
+            (false, None),
+            (false, Some(Protocol::Paillier)),
+            (false, Some(Protocol::Rlwe)),
+        ];
+        for (j, (dealer, prefer)) in choices.into_iter().enumerate() {
+            // The Paillier and RLWE choices on half the cases (they are slow).
+            if j >= 2 && case % 2 == 1 {
+                continue;
+            }
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.prefer = prefer;
+                o.assume.insert("batch".into(), 2);
+            });
+            let name = format!("conv case {case} ({dealer}, {prefer:?}): {source}");
+            check_model(&name, &m, 2, &o, 1800 + 10 * case + j as u64);
+        }
+    }
+}

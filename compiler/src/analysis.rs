@@ -505,8 +505,9 @@ fn reveals_input(g: &Graph, v: ValueId, p: PartyId) -> Option<ValueId> {
                 ..
             } if *q != p => return Some(cur),
             Op::Neg(a) => *a,
-            // Bijections that only move values: same values, another shape.
-            Op::Permute(a, _) | Op::Reshape(a) => {
+            // Bijections that only move values: same values, another shape
+            // (and the patches of windows, which repeat them).
+            Op::Permute(a, _) | Op::Reshape(a) | Op::Im2col(a, _) => {
                 cur = *a;
                 continue;
             }
@@ -724,7 +725,8 @@ fn error_bounds(
             | Op::MinReduce(a)
             | Op::Clamp(a, ..)
             | Op::Permute(a, _)
-            | Op::Reshape(a) => {
+            | Op::Reshape(a)
+            | Op::Im2col(a, _) => {
                 inherit(&mut p, a, 1.0);
                 e(a)
             }

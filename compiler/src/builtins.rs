@@ -71,6 +71,10 @@ pub enum Args {
     LeakyReluSlope,
     /// `hardtanh(x, min_val: lo, max_val: hi)`, `lo < hi`: `Op::Clamp`.
     Hardtanh,
+    /// `conv2d(x, w, b?, stride:, padding:, dilation:, groups:)` over
+    /// `spatial` axes (2, or 1 for `conv1d`), with a bias when `bias`: the
+    /// checker writes out the patches (`Op::Im2col`) times `w`.
+    Conv { spatial: usize, bias: bool },
 }
 
 /// A positional parameter.
@@ -106,6 +110,13 @@ pub enum Named {
     /// `min_val:` and `max_val:` of `hardtanh`, number literals `min_val < max_val`.
     MinVal,
     MaxVal,
+    /// `stride:`, `padding:` and `dilation:` of a convolution or pooling:
+    /// a whole number, or one per spatial axis (`[2, 1]`).
+    Stride,
+    Padding,
+    Dilation,
+    /// `groups:` of a convolution, a whole number dividing both channel counts.
+    Groups,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -121,6 +132,9 @@ pub enum ShapeRule {
     /// The same values in another shape, from the literal arguments
     /// (`reshape`, `flatten`, `transpose`, `permute`).
     Rearranged,
+    /// `[batch, channels, S...]` with the spatial sizes the windows give
+    /// (convolutions and poolings).
+    Windowed,
 }
 
 impl Named {
@@ -135,6 +149,10 @@ impl Named {
             Named::NegativeSlope => "negative_slope",
             Named::MinVal => "min_val",
             Named::MaxVal => "max_val",
+            Named::Stride => "stride",
+            Named::Padding => "padding",
+            Named::Dilation => "dilation",
+            Named::Groups => "groups",
         }
     }
 }
@@ -168,7 +186,8 @@ impl Args {
                 Param::Number("first dimension"),
                 Param::Number("second dimension"),
             ],
-            Args::Pair(_) => &[Param::Tensor, Param::Tensor],
+            Args::Pair(_) | Args::Conv { bias: false, .. } => &[Param::Tensor, Param::Tensor],
+            Args::Conv { bias: true, .. } => &[Param::Tensor, Param::Tensor, Param::Tensor],
             Args::LeakyReluSlope => &[Param::Tensor, Param::Number("negative slope")],
             Args::Coefficients(_) => &[Param::Tensor, Param::Coefficients],
             Args::Bounds(_) => &[
@@ -187,6 +206,12 @@ impl Args {
             Args::Flatten => &[Named::StartDim, Named::EndDim],
             Args::LeakyRelu => &[Named::NegativeSlope],
             Args::Hardtanh => &[Named::MinVal, Named::MaxVal],
+            Args::Conv { .. } => &[
+                Named::Stride,
+                Named::Padding,
+                Named::Dilation,
+                Named::Groups,
+            ],
             _ => &[],
         }
     }
@@ -198,6 +223,7 @@ impl Args {
             Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
                 ShapeRule::Rearranged
             }
+            Args::Conv { .. } => ShapeRule::Windowed,
             Args::Map(_)
             | Args::Approximated(_)
             | Args::Coefficients(_)
@@ -404,6 +430,36 @@ pub const BUILTINS: &[Builtin] = &[
             args: Args::Permute,
         }],
     },
+    Builtin {
+        name: "conv2d",
+        forms: &[
+            Form {
+                call: "conv2d(x, w, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "2-d convolution (cross-correlation, as PyTorch's) of `x: [batch, C, H, W]` with `w: [Cout, C/groups, kh, kw]`: `[batch, Cout, Ho, Wo]`, `Ho = (H + 2·padding - dilation·(kh - 1) - 1) / stride + 1`; `stride`, `padding` (zeros) and `dilation` a whole number or `[h, w]`; depthwise when `groups` is `C`; named arguments optional",
+                args: Args::Conv { spatial: 2, bias: false },
+            },
+            Form {
+                call: "conv2d(x, w, b, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "the same, plus the bias `b: [Cout]` on each output channel",
+                args: Args::Conv { spatial: 2, bias: true },
+            },
+        ],
+    },
+    Builtin {
+        name: "conv1d",
+        forms: &[
+            Form {
+                call: "conv1d(x, w, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "1-d convolution of `x: [batch, C, L]` with `w: [Cout, C/groups, k]`: `[batch, Cout, Lo]`, as `conv2d` along one axis",
+                args: Args::Conv { spatial: 1, bias: false },
+            },
+            Form {
+                call: "conv1d(x, w, b, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "the same, plus the bias `b: [Cout]`",
+                args: Args::Conv { spatial: 1, bias: true },
+            },
+        ],
+    },
 ];
 
 /// `relu6(x)`: `clamp(x, 0, 6)`.
@@ -519,12 +575,27 @@ mod tests {
                     .call
                     .replace("lo, hi", "-1, 1")
                     .replace("c0, c1, c2, ...", "1, 0.5, 0.25");
-                let src = format!(
-                    "model m {{ party p; party q; dealer d;
+                // Convolutions: `x: [n, 3, 5(, 5)]`, `w: [3, 3, 3(, 3)]`, `b: [3]`.
+                let src = if let Args::Conv { spatial, .. } = f.args {
+                    let (xs, ws) = if spatial == 2 {
+                        ("n, 3, 5, 5", "3, 3, 3, 3")
+                    } else {
+                        ("n, 3, 5", "3, 3, 3")
+                    };
+                    format!(
+                        "model m {{ party p; party q; dealer d;
+                           input x: fixed[{xs}] private(p); input w: fixed[{ws}] private(q);
+                           input b: fixed[3] private(q);
+                           let r = {call}; output r to p; }}"
+                    )
+                } else {
+                    format!(
+                        "model m {{ party p; party q; dealer d;
                        input x: fixed[n, 3] private(p); input a: fixed[n, 3] private(p);
                        input b: fixed[3] private(q);
                        let r = {call}; output r to p; }}"
-                );
+                    )
+                };
                 let checked = crate::check_source(&src);
                 let model = checked.model.unwrap_or_else(|| {
                     panic!("`{}` does not check: {:?}", f.call, checked.diagnostics)
@@ -533,6 +604,12 @@ mod tests {
                 let n = Dim::Symbol("n".into());
                 let want = match (f.args.shape(), f.args) {
                     (ShapeRule::DropLast, _) => Shape(vec![n]),
+                    (ShapeRule::Windowed, Args::Conv { spatial, .. }) => Shape(
+                        [n, Dim::Known(3)]
+                            .into_iter()
+                            .chain((0..spatial).map(|_| Dim::Known(3)))
+                            .collect(),
+                    ),
                     (ShapeRule::Rearranged, Args::Transpose | Args::Permute) => {
                         Shape(vec![Dim::Known(3), n])
                     }
@@ -550,6 +627,8 @@ mod tests {
                     Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
                     Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
                     Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
+                    // Written out: the result moves the channels back.
+                    Args::Conv { .. } => Op::Permute(x, vec![]),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

@@ -474,18 +474,20 @@ impl Checker<'_> {
         None
     }
 
+    /// A declared type's shape: at most [`MAX_DECLARED_RANK`] dimensions.
     fn ty(&mut self, ty: &ast::Type, allow_symbols: bool) -> Option<Shape> {
         let mut ok = true;
-        if ty.dims.len() > 2 {
+        if ty.dims.len() > MAX_DECLARED_RANK {
             self.error(
                 Diagnostic::error(
                     Code::BadRank,
                     format!(
-                        "tensors have at most two dimensions, this type has {}",
+                        "tensors have at most four dimensions, this type has {}",
                         ty.dims.len()
                     ),
                 )
-                .primary(ty.span, "too many dimensions"),
+                .primary(ty.span, "too many dimensions")
+                .note("four is enough for an image batch, [batch, channels, height, width], and a convolution's weights"),
             );
             ok = false;
         }
@@ -1036,6 +1038,9 @@ impl Checker<'_> {
             Args::LeakyRelu => return self.leaky_relu(x, &named, None, span),
             Args::LeakyReluSlope => return self.leaky_relu(x, &named, Some(positional[1]), span),
             Args::Hardtanh => return self.hardtanh(x, &named, span),
+            Args::Conv { spatial, .. } => {
+                return self.conv(name, spatial, &tensors, &positional, &named, span)
+            }
             _ => {}
         }
         let shape = match form.args.shape() {
@@ -1043,6 +1048,7 @@ impl Checker<'_> {
                 return self.rearrange(name, form.args, x, &positional, &named, span)
             }
             ShapeRule::Same => xs,
+            ShapeRule::Windowed => unreachable!("returned above"),
             ShapeRule::DropLast => {
                 if xs.is_scalar() {
                     self.error(
@@ -1132,7 +1138,8 @@ impl Checker<'_> {
             | Args::Softmax
             | Args::LeakyRelu
             | Args::LeakyReluSlope
-            | Args::Hardtanh => {
+            | Args::Hardtanh
+            | Args::Conv { .. } => {
                 unreachable!("returned above")
             }
         };
@@ -1393,6 +1400,301 @@ impl Checker<'_> {
         let at_least_one = self.push(Op::Max(sum, one), sum_shape.clone(), span);
         let inverse = self.push(Op::Reciprocal(at_least_one), sum_shape, span);
         Some(self.along(e, inverse, axis, Op::Mul, span))
+    }
+
+    /// `conv2d(x, w, b?, stride:, padding:, dilation:, groups:)` (or
+    /// `conv1d`, `spatial` 1) written out in local data movement and one
+    /// product: the patches `cols = Op::Im2col(x)` (`[batch, Ho, Wo, C·K]`)
+    /// times `w` reshaped to `[Cout, C·K]` and transposed (`Op::MatMul`, the
+    /// batch and positions as rows), plus `b`, then the output channels
+    /// moved to dimension 1. With `groups > 1` each output channel has its
+    /// own patch (`[batch, Ho, Wo, Cout, C/groups·K]`), multiplied entry by
+    /// entry with its row of `w` and summed (`Op::Mul`, `Op::Sum`): a
+    /// depthwise convolution multiplies each input entry once per kernel
+    /// offset, as many products as the convolution has.
+    fn conv(
+        &mut self,
+        name: &str,
+        spatial: usize,
+        tensors: &[ValueId],
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let (x, w) = (tensors[0], tensors[1]);
+        let (xs, ws) = (self.shape(x).clone(), self.shape(w).clone());
+        let axes = if spatial == 2 {
+            "height, width"
+        } else {
+            "length"
+        };
+        let kernel_axes = if spatial == 2 { "kh, kw" } else { "k" };
+        if xs.rank() != spatial + 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` takes `x` as [batch, channels, {axes}], not {xs}"),
+                )
+                .primary(positional[0].span, format!("this is {xs}"))
+                .help(if xs.rank() == spatial + 1 {
+                    "give it a batch dimension first: declare `x` as `fixed[batch, ...]`, or `reshape(x, [1, ...])` with its sizes".to_string()
+                } else {
+                    format!("reshape it to {} dimensions with `reshape`", spatial + 2)
+                }),
+            );
+            return None;
+        }
+        if ws.rank() != spatial + 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!(
+                        "`{name}` takes `w` as [out_channels, in_channels / groups, {kernel_axes}], not {ws}"
+                    ),
+                )
+                .primary(positional[1].span, format!("this is {ws}")),
+            );
+            return None;
+        }
+        // Channels, sizes and kernels are numbers; only the batch may be named.
+        let known = |sh: &Shape, from: usize| -> Option<Vec<u64>> {
+            sh.0[from..]
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(n) => Some(*n),
+                    Dim::Symbol(_) => None,
+                })
+                .collect()
+        };
+        let (Some(xd), Some(wd)) = (known(&xs, 1), known(&ws, 0)) else {
+            let (at, sh) = if known(&xs, 1).is_none() {
+                (positional[0].span, &xs)
+            } else {
+                (positional[1].span, &ws)
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!(
+                        "`{name}` needs numbered channel, kernel and {axes} dimensions, not {sh}"
+                    ),
+                )
+                .primary(at, format!("this is {sh}"))
+                .note("only the batch, dimension 0 of `x`, may be named"),
+            );
+            return None;
+        };
+        let (c, cout, cg) = (xd[0], wd[0], wd[1]);
+        let window = self.window(name, spatial, named)?;
+        let groups = window.groups as u64;
+        if c % groups != 0 || cout % groups != 0 {
+            let at = (named.iter())
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "groups"))
+                .map_or(span, |a| a.span);
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`groups: {groups}` does not divide the {c} input and {cout} output channels"),
+                )
+                .primary(at, "channels are split into this many groups")
+                .note("each group convolves C / groups input channels into Cout / groups output channels")
+                .help({
+                    let common: Vec<String> = (1..=c.min(cout))
+                        .filter(|g| c % g == 0 && cout % g == 0)
+                        .map(|g| g.to_string())
+                        .collect();
+                    format!("`groups:` must divide both {c} and {cout}: {}", common.join(", "))
+                }),
+            );
+            return None;
+        }
+        if cg * groups != c {
+            self.error(
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("`{name}` of {xs} by {ws}: `x` has {c} channel{}, `w` takes {}", if c == 1 { "" } else { "s" }, cg * groups),
+                )
+                .primary(positional[0].span, format!("{c} input channel{}", if c == 1 { "" } else { "s" }))
+                .secondary(positional[1].span, format!("{cg} input channel{}{}", if cg == 1 { "" } else { "s" }, if groups > 1 { format!(" per group, {groups} groups") } else { String::new() }))
+                .note(format!("`w` is [out_channels, in_channels / groups, {kernel_axes}]: its dimension 1 times `groups` must be the channels of `x`, dimension 1"))
+                .help(if groups == 1 && c % cg == 0 && cg < c {
+                    format!("for a grouped convolution give `groups: {}`", c / cg)
+                } else {
+                    "check the channels of `x` and the weights".to_string()
+                }),
+            );
+            return None;
+        }
+        let kernel: Vec<usize> = wd[2..].iter().map(|&k| k as usize).collect();
+        let window = plan::Window {
+            kernel,
+            per_group: if groups > 1 {
+                (cout / groups) as usize
+            } else {
+                1
+            },
+            ..window
+        };
+        let mut out_spatial = Vec::new();
+        for (i, &size) in xd[1..].iter().enumerate() {
+            let Some(o) = window.out_len(i, size as usize) else {
+                let (k, p, d) = (window.kernel[i], window.padding[i], window.dilation[i]);
+                let reach = d * (k - 1) + 1;
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("the kernel of `{name}` is larger than its padded input"),
+                    )
+                    .primary(positional[1].span, format!("the kernel spans {reach} along dimension {}", i + 2))
+                    .secondary(positional[0].span, format!("{size} along dimension {}{}", i + 2, if p > 0 { format!(", {} with padding {p}", size as usize + 2 * p) } else { String::new() }))
+                    .note("along each axis the (dilated) kernel, dilation·(k − 1) + 1, must fit in the input plus twice the padding")
+                    .help("use a smaller kernel, or more `padding:`"),
+                );
+                return None;
+            };
+            out_spatial.push(Dim::Known(o as u64));
+        }
+        let bias = tensors.get(2).copied();
+        if let Some(b) = bias {
+            let bs = self.shape(b).clone();
+            if bs != Shape(vec![Dim::Known(cout)]) {
+                self.error(
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!("the bias of `{name}` is {bs}, the convolution has {cout} output channels"),
+                    )
+                    .primary(positional[2].span, format!("this is {bs}"))
+                    .secondary(positional[1].span, format!("{cout} output channels"))
+                    .help(format!("give one bias per output channel, fixed[{cout}]")),
+                );
+                return None;
+            }
+        }
+        let k: u64 = wd[2..].iter().product();
+        let batch = xs.0[0].clone();
+        let rows: Vec<Dim> = [batch.clone()]
+            .into_iter()
+            .chain(out_spatial.clone())
+            .collect();
+        let with = |last: &[u64]| {
+            Shape(
+                rows.iter()
+                    .cloned()
+                    .chain(last.iter().map(|&n| Dim::Known(n)))
+                    .collect(),
+            )
+        };
+        let grouped = groups > 1;
+        let cols_shape = if grouped {
+            with(&[cout, cg * k])
+        } else {
+            with(&[cg * k])
+        };
+        let cols = self.push(Op::Im2col(x, window), cols_shape.clone(), span);
+        let wm = self.push(
+            Op::Reshape(w),
+            Shape(vec![Dim::Known(cout), Dim::Known(cg * k)]),
+            span,
+        );
+        let y_shape = with(&[cout]);
+        let mut y = if grouped {
+            let products = self.push(Op::Mul(cols, wm), cols_shape, span);
+            self.push(Op::Sum(products), y_shape.clone(), span)
+        } else {
+            let wt = self.push(
+                Op::Permute(wm, vec![1, 0]),
+                Shape(vec![Dim::Known(cg * k), Dim::Known(cout)]),
+                span,
+            );
+            self.push(Op::MatMul(cols, wt), y_shape.clone(), span)
+        };
+        if let Some(b) = bias {
+            y = self.push(Op::Add(y, b), y_shape, span);
+        }
+        // [batch, So..., Cout] → [batch, Cout, So...].
+        let perm: Vec<usize> = [0, spatial + 1].into_iter().chain(1..=spatial).collect();
+        let out = Shape(
+            [batch, Dim::Known(cout)]
+                .into_iter()
+                .chain(out_spatial)
+                .collect(),
+        );
+        Some(self.push(Op::Permute(y, perm), out, span))
+    }
+
+    /// `stride:`, `padding:`, `dilation:` and `groups:` of a convolution or
+    /// pooling over `spatial` axes, as a window without its kernel (the
+    /// caller sets it): each a whole-number literal, or (but `groups`) an
+    /// array of one per axis; stride, dilation and groups from 1.
+    fn window(&mut self, name: &str, spatial: usize, named: &[&ast::Arg]) -> Option<plan::Window> {
+        let mut window = plan::Window {
+            kernel: vec![1; spatial],
+            stride: vec![1; spatial],
+            padding: vec![0; spatial],
+            dilation: vec![1; spatial],
+            groups: 1,
+            per_group: 1,
+        };
+        let mut ok = true;
+        for a in named {
+            let n = a.name.as_ref().expect("named").name.as_str();
+            let (least, per_axis) = match n {
+                "stride" | "dilation" => (1, true),
+                "padding" => (0, true),
+                "groups" => (1, false),
+                _ => continue,
+            };
+            let whole = |v: f64| v.fract() == 0.0 && v >= least as f64 && v <= 2f64.powi(24);
+            let values: Option<Vec<usize>> = match &a.value {
+                ArgValue::Expr(e) => literal_value(self.ast, *e)
+                    .filter(|v| whole(*v))
+                    .map(|v| vec![v as usize; if per_axis { spatial } else { 1 }]),
+                ArgValue::Array(arr) if per_axis && arr.elems.len() == spatial => arr
+                    .elems
+                    .iter()
+                    .map(|e| match e {
+                        ArrayElem::Number(v) if whole(v.value) => Some(v.value as usize),
+                        _ => None,
+                    })
+                    .collect(),
+                ArgValue::Array(_) => None,
+            };
+            let Some(values) = values else {
+                let what = if per_axis && spatial == 2 {
+                    format!("a whole number from {least}, or `[h, w]` of them")
+                } else {
+                    format!("a whole number from {least}")
+                };
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{n}:` of `{name}` must be {what}"),
+                    )
+                    .primary(a.span, format!("expected {what}"))
+                    .help(match n {
+                        "stride" => {
+                            "for example `stride: 2`; the default, 1, moves the window one step"
+                        }
+                        "padding" => {
+                            "for example `padding: 1`: one row and column of zeros on every side"
+                        }
+                        "dilation" => {
+                            "for example `dilation: 2`; the default, 1, is a dense kernel"
+                        }
+                        _ => "for example `groups: 2`; the default is 1",
+                    }),
+                );
+                ok = false;
+                continue;
+            };
+            match n {
+                "stride" => window.stride = values,
+                "padding" => window.padding = values,
+                "dilation" => window.dilation = values,
+                _ => window.groups = values[0],
+            }
+        }
+        ok.then_some(window)
     }
 
     /// The named number argument `which`, if given: its value (a number
@@ -1788,6 +2090,8 @@ impl Checker<'_> {
                 Named::Axis | Named::StartDim | Named::EndDim => {}
                 // Checked by `Checker::leaky_relu` and `Checker::hardtanh`.
                 Named::NegativeSlope | Named::MinVal | Named::MaxVal => {}
+                // Checked by `Checker::conv` against the operands.
+                Named::Stride | Named::Padding | Named::Dilation | Named::Groups => {}
             }
         }
         ok.then_some(approx)
@@ -1844,6 +2148,10 @@ impl Checker<'_> {
         }
     }
 }
+
+/// Most dimensions a declared input or constant may have (values computed
+/// from them, such as a convolution's patches, may have more).
+pub const MAX_DECLARED_RANK: usize = 4;
 
 /// The value of a literal expression (`3`, `-0.5`, `--2`), if it is one.
 /// A loop, not recursion: a hostile file may stack millions of signs.

@@ -256,6 +256,7 @@ impl Chooser<'_, '_> {
                     | Op::Sum(_)
                     | Op::Permute(..)
                     | Op::Reshape(_) => Cost::compute(size(0) * c.ring_op),
+                    Op::Im2col(..) => Cost::compute(n * c.ring_op),
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
                         Cost::compute(n * c.ring_op) + self.trunc(n)
@@ -895,7 +896,7 @@ impl Chooser<'_, '_> {
                     }
                 }
                 .into(),
-                Op::Permute(..) | Op::Reshape(_) => {
+                Op::Permute(..) | Op::Reshape(_) | Op::Im2col(..) => {
                     "moves values: local on shares, no communication".into()
                 }
                 _ => "cheapest by the cost model".into(),

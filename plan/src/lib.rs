@@ -23,10 +23,12 @@ mod load;
 pub mod params;
 mod tensor;
 mod validate;
+mod window;
 pub use fingerprint::{explain, Difference, Fingerprint};
 pub use load::LoadError;
 pub use tensor::{bind_inputs, concrete, infer_dims, permute_data, InputError, Tensor};
 pub use validate::{validate, ValidPlan, ValidationError};
+pub use window::{im2col_data, Window};
 
 /// Bumped when the plan format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 2;
@@ -258,6 +260,8 @@ pub enum ClearOp {
     Permute(Vec<usize>),
     /// The operand's values, row-major, in the destination's shape.
     Reshape,
+    /// The sliding windows' patches (see [`Window`]).
+    Im2col(Window),
 }
 
 /// Local (communication-free) operations on shares.
@@ -293,6 +297,8 @@ pub enum ShareOp {
     Permute(Vec<usize>),
     /// The share's values, row-major, in the destination's shape.
     Reshape,
+    /// The sliding windows' patches (see [`Window`]; the padding holds 0).
+    Im2col(Window),
 }
 
 /// Operations on Paillier ciphertexts by the party holding them (which does
@@ -1182,6 +1188,7 @@ fn clear_op_text(op: &ClearOp) -> String {
         ClearOp::Poly(c) => format!("poly{c:?}"),
         ClearOp::Clamp(lo, hi) => format!("clamp[{lo}, {hi}]"),
         ClearOp::Permute(perm) => format!("permute{perm:?}"),
+        ClearOp::Im2col(w) => window_text(w),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -1206,7 +1213,26 @@ fn share_op_text(op: &ShareOp) -> String {
         ShareOp::Sum => "sum".into(),
         ShareOp::Permute(perm) => format!("permute{perm:?}"),
         ShareOp::Reshape => "reshape".into(),
+        ShareOp::Im2col(w) => window_text(w),
     }
+}
+
+/// `im2col[kernel 5x5 stride 1x1 padding 0x0 dilation 1x1]`, with
+/// `groups g x m` when grouped.
+fn window_text(w: &Window) -> String {
+    let x = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
+    let groups = if w.groups > 1 {
+        format!(" groups {}x{}", w.groups, w.per_group)
+    } else {
+        String::new()
+    };
+    format!(
+        "im2col[kernel {} stride {} padding {} dilation {}{groups}]",
+        x(&w.kernel),
+        x(&w.stride),
+        x(&w.padding),
+        x(&w.dilation)
+    )
 }
 
 fn hom_op_text(op: &HomOp) -> String {
