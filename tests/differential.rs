@@ -1322,3 +1322,59 @@ fn convolutions_with_random_parameters_match_the_reference() {
         }
     }
 }
+
+/// `max_pool2d`, `avg_pool2d`, their 1-d forms and `global_avg_pool` with
+/// random windows, strides and paddings, on secret values (sums of both
+/// parties' inputs, some through a relu, which the compiler moves after a
+/// max pooling), with a dealer and without one: within the compiler's
+/// bound of the reference (whose poolings a compiler test checks against
+/// PyTorch's definitions).
+#[test]
+fn poolings_with_random_parameters_match_the_reference() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(182);
+    for case in 0..8u64 {
+        let spatial = if case % 2 == 0 { 2 } else { 1 };
+        let c = rng.random_range(1..=3usize);
+        let (mut sizes, mut kernel, mut stride, mut padding) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..spatial {
+            let k = rng.random_range(1..=3usize);
+            let p = rng.random_range(0..=k / 2);
+            sizes.push((k - 2 * p).max(1) + rng.random_range(0..4usize));
+            kernel.push(k);
+            stride.push(rng.random_range(1..=3usize));
+            padding.push(p);
+        }
+        let list = |v: &[usize]| {
+            v.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let kind = if case % 4 < 2 { "max" } else { "avg" };
+        let operand = if case % 3 == 0 { "relu(x)" } else { "x" };
+        let xs = list(&sizes);
+        let source = format!(
+            "model pool {{ party a; party b; dealer d;
+               input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+               input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+               let x = xa + xb;
+               let y = {kind}_pool{spatial}d({operand}, [{}], stride: [{}], padding: [{}]);
+               let g = global_avg_pool(x);
+               output y to a; output g to b; }}",
+            list(&kernel),
+            list(&stride),
+            list(&padding),
+        );
+        let m = checked(&source);
+        for (j, dealer) in [true, false].into_iter().enumerate() {
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.assume.insert("batch".into(), 2);
+            });
+            let name = format!("pool case {case} (dealer: {dealer}): {source}");
+            check_model(&name, &m, 2, &o, 1900 + 10 * case + j as u64);
+        }
+    }
+}

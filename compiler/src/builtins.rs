@@ -75,6 +75,12 @@ pub enum Args {
     /// `spatial` axes (2, or 1 for `conv1d`), with a bias when `bias`: the
     /// checker writes out the patches (`Op::Im2col`) times `w`.
     Conv { spatial: usize, bias: bool },
+    /// `max_pool2d(x, k, stride:, padding:)` (`max`) or `avg_pool2d` over
+    /// `spatial` axes: the checker writes out the patches (`Op::Im2col`)
+    /// and a reduction (`Op::MaxReduce`, `Op::Mean`).
+    Pool { spatial: usize, max: bool },
+    /// `global_avg_pool(x)`: the mean over every position of each channel.
+    GlobalAvgPool,
 }
 
 /// A positional parameter.
@@ -88,6 +94,8 @@ pub enum Param {
     Coefficients,
     /// An array literal of whole numbers (a shape or a permutation).
     Dims,
+    /// A pooling window: a whole number, or one per spatial axis (`[2, 2]`).
+    Kernel,
 }
 
 /// A named argument. All are optional and take literals only.
@@ -165,6 +173,7 @@ impl Param {
             Param::Number(what) => what,
             Param::Coefficients => "coefficients",
             Param::Dims => "dimensions",
+            Param::Kernel => "kernel size",
         }
     }
 }
@@ -179,7 +188,9 @@ impl Args {
             | Args::Flatten
             | Args::Softmax
             | Args::LeakyRelu
-            | Args::Hardtanh => &[Param::Tensor],
+            | Args::Hardtanh
+            | Args::GlobalAvgPool => &[Param::Tensor],
+            Args::Pool { .. } => &[Param::Tensor, Param::Kernel],
             Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
             Args::Transpose => &[
                 Param::Tensor,
@@ -212,6 +223,7 @@ impl Args {
                 Named::Dilation,
                 Named::Groups,
             ],
+            Args::Pool { .. } => &[Named::Stride, Named::Padding],
             _ => &[],
         }
     }
@@ -223,7 +235,7 @@ impl Args {
             Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
                 ShapeRule::Rearranged
             }
-            Args::Conv { .. } => ShapeRule::Windowed,
+            Args::Conv { .. } | Args::Pool { .. } | Args::GlobalAvgPool => ShapeRule::Windowed,
             Args::Map(_)
             | Args::Approximated(_)
             | Args::Coefficients(_)
@@ -460,6 +472,46 @@ pub const BUILTINS: &[Builtin] = &[
             },
         ],
     },
+    Builtin {
+        name: "max_pool2d",
+        forms: &[Form {
+            call: "max_pool2d(x, 2, stride: 2, padding: 0)",
+            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞)",
+            args: Args::Pool { spatial: 2, max: true },
+        }],
+    },
+    Builtin {
+        name: "avg_pool2d",
+        forms: &[Form {
+            call: "avg_pool2d(x, 2, stride: 2, padding: 0)",
+            doc: "mean of each window, as `max_pool2d`; padded zeros count (PyTorch's `count_include_pad=True`)",
+            args: Args::Pool { spatial: 2, max: false },
+        }],
+    },
+    Builtin {
+        name: "max_pool1d",
+        forms: &[Form {
+            call: "max_pool1d(x, 2, stride: 2, padding: 0)",
+            doc: "`max_pool2d` along the one axis of `x: [batch, C, L]`",
+            args: Args::Pool { spatial: 1, max: true },
+        }],
+    },
+    Builtin {
+        name: "avg_pool1d",
+        forms: &[Form {
+            call: "avg_pool1d(x, 2, stride: 2, padding: 0)",
+            doc: "`avg_pool2d` along the one axis of `x: [batch, C, L]`",
+            args: Args::Pool { spatial: 1, max: false },
+        }],
+    },
+    Builtin {
+        name: "global_avg_pool",
+        forms: &[Form {
+            call: "global_avg_pool(x)",
+            doc: "mean of each channel over all its positions: `[batch, C, H, W]` or `[batch, C, L]` → `[batch, C]`",
+            args: Args::GlobalAvgPool,
+        }],
+    },
 ];
 
 /// `relu6(x)`: `clamp(x, 0, 6)`.
@@ -576,7 +628,12 @@ mod tests {
                     .replace("lo, hi", "-1, 1")
                     .replace("c0, c1, c2, ...", "1, 0.5, 0.25");
                 // Convolutions: `x: [n, 3, 5(, 5)]`, `w: [3, 3, 3(, 3)]`, `b: [3]`.
-                let src = if let Args::Conv { spatial, .. } = f.args {
+                let spatial = match f.args {
+                    Args::Conv { spatial, .. } | Args::Pool { spatial, .. } => Some(spatial),
+                    Args::GlobalAvgPool => Some(2),
+                    _ => None,
+                };
+                let src = if let Some(spatial) = spatial {
                     let (xs, ws) = if spatial == 2 {
                         ("n, 3, 5, 5", "3, 3, 3, 3")
                     } else {
@@ -610,6 +667,14 @@ mod tests {
                             .chain((0..spatial).map(|_| Dim::Known(3)))
                             .collect(),
                     ),
+                    // A window of 2, stride 2, on 5.
+                    (ShapeRule::Windowed, Args::Pool { spatial, .. }) => Shape(
+                        [n, Dim::Known(3)]
+                            .into_iter()
+                            .chain((0..spatial).map(|_| Dim::Known(2)))
+                            .collect(),
+                    ),
+                    (ShapeRule::Windowed, _) => Shape(vec![n, Dim::Known(3)]),
                     (ShapeRule::Rearranged, Args::Transpose | Args::Permute) => {
                         Shape(vec![Dim::Known(3), n])
                     }
@@ -628,7 +693,8 @@ mod tests {
                     Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
                     Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
                     // Written out: the result moves the channels back.
-                    Args::Conv { .. } => Op::Permute(x, vec![]),
+                    Args::Conv { .. } | Args::Pool { .. } => Op::Permute(x, vec![]),
+                    Args::GlobalAvgPool => Op::Mean(x),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

@@ -54,6 +54,7 @@ pub fn check(model: &ast::Model) -> CheckResult {
         precision: DEFAULT_PRECISION,
         outputs: Vec::new(),
         poisoned: HashSet::new(),
+        reordered: Vec::new(),
     };
     c.run();
     let Checker {
@@ -107,6 +108,10 @@ struct Checker<'a> {
     outputs: Vec<Output>,
     /// Names whose definition is in error: uses of them report nothing more.
     poisoned: HashSet<String>,
+    /// Values a rewrite bypassed, with the value that replaced them
+    /// (`relu` before `max_pool2d`, pooled first): used, as the source
+    /// says, wherever the replacement is (for the unused warnings).
+    reordered: Vec<(ValueId, ValueId)>,
 }
 
 impl Checker<'_> {
@@ -1041,6 +1046,10 @@ impl Checker<'_> {
             Args::Conv { spatial, .. } => {
                 return self.conv(name, spatial, &tensors, &positional, &named, span)
             }
+            Args::Pool { spatial, max } => {
+                return self.pool(name, spatial, max, x, &positional, &named, span)
+            }
+            Args::GlobalAvgPool => return self.global_avg_pool(name, x, positional[0], span),
             _ => {}
         }
         let shape = match form.args.shape() {
@@ -1139,7 +1148,9 @@ impl Checker<'_> {
             | Args::LeakyRelu
             | Args::LeakyReluSlope
             | Args::Hardtanh
-            | Args::Conv { .. } => {
+            | Args::Conv { .. }
+            | Args::Pool { .. }
+            | Args::GlobalAvgPool => {
                 unreachable!("returned above")
             }
         };
@@ -1622,6 +1633,252 @@ impl Checker<'_> {
         Some(self.push(Op::Permute(y, perm), out, span))
     }
 
+    /// `max_pool2d(x, k, stride:, padding:)`, `avg_pool2d` and their 1-d
+    /// forms written out: the patches of each channel (`Op::Im2col` with one
+    /// group per channel, `[batch, Ho, Wo, C, K]`), then `Op::MaxReduce` or
+    /// `Op::Mean` (a sum and one product by the public 1/K), and the
+    /// channels moved back. Max pooling pads with the nearest entry (the
+    /// window's maximum is PyTorch's, with its −∞ padding: every window
+    /// holds an entry when the padding is at most half the kernel). Relu
+    /// and max pooling commute, so `max_pool2d(relu(x))` pools first: K
+    /// times fewer comparisons in the relu.
+    #[allow(clippy::too_many_arguments)]
+    fn pool(
+        &mut self,
+        name: &str,
+        spatial: usize,
+        max: bool,
+        x: ValueId,
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        let (c, sizes) = self.images(name, spatial, &xs, positional[0].span)?;
+        let kernel = self.kernel(name, spatial, positional[1])?;
+        let mut window = self.window(name, spatial, named)?;
+        window.kernel = kernel.clone();
+        if !named
+            .iter()
+            .any(|a| a.name.as_ref().is_some_and(|n| n.name == "stride"))
+        {
+            window.stride = kernel.clone();
+        }
+        if let Some(i) = (0..spatial).find(|&i| 2 * window.padding[i] > kernel[i]) {
+            let at = (named.iter())
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "padding"))
+                .map_or(span, |a| a.span);
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!(
+                        "`{name}` pads {} on each side of a window of {}: at most half the window",
+                        window.padding[i], kernel[i]
+                    ),
+                )
+                .primary(at, "more padding than half the window")
+                .note("with more, a window could hold only padding (PyTorch refuses it too)")
+                .help(format!("use `padding:` of at most {}", kernel[i] / 2)),
+            );
+            return None;
+        }
+        let mut out_spatial = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let Some(o) = window.out_len(i, size as usize) else {
+                let p = window.padding[i];
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("the window of `{name}` is larger than its input"),
+                    )
+                    .primary(
+                        positional[1].span,
+                        format!("a window of {} along dimension {}", kernel[i], i + 2),
+                    )
+                    .secondary(
+                        positional[0].span,
+                        format!(
+                            "{size} along dimension {}{}",
+                            i + 2,
+                            if p > 0 {
+                                format!(", {} with padding {p}", size as usize + 2 * p)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    )
+                    .help("use a smaller window, or pool an earlier, larger value"),
+                );
+                return None;
+            };
+            out_spatial.push(Dim::Known(o as u64));
+        }
+        let k: u64 = kernel.iter().map(|&k| k as u64).product();
+        window.groups = c as usize;
+        window.edge = max;
+        // relu then max pooling: pool first (they commute).
+        let (x, relu) = match self.values[x.index()].op {
+            Op::Relu(a) if max => (a, Some(x)),
+            _ => (x, None),
+        };
+        let batch = xs.0[0].clone();
+        let rows: Vec<Dim> = [batch.clone()]
+            .into_iter()
+            .chain(out_spatial.clone())
+            .collect();
+        let with = |last: &[u64]| {
+            Shape(
+                rows.iter()
+                    .cloned()
+                    .chain(last.iter().map(|&n| Dim::Known(n)))
+                    .collect(),
+            )
+        };
+        let (cols_shape, pooled_shape) = if c > 1 {
+            (with(&[c, k]), with(&[c]))
+        } else {
+            (with(&[k]), Shape(rows.clone()))
+        };
+        let cols = self.push(Op::Im2col(x, window), cols_shape, span);
+        let op = if max {
+            Op::MaxReduce(cols)
+        } else {
+            Op::Mean(cols)
+        };
+        let mut pooled = self.push(op, pooled_shape.clone(), span);
+        if let Some(r) = relu {
+            pooled = self.push(Op::Relu(pooled), pooled_shape, span);
+            self.reordered.push((r, pooled));
+        }
+        let out = Shape(
+            [batch, Dim::Known(c)]
+                .into_iter()
+                .chain(out_spatial)
+                .collect(),
+        );
+        Some(if c > 1 {
+            // [batch, So..., C] → [batch, C, So...].
+            let perm: Vec<usize> = [0, spatial + 1].into_iter().chain(1..=spatial).collect();
+            self.push(Op::Permute(pooled, perm), out, span)
+        } else {
+            self.push(Op::Reshape(pooled), out, span)
+        })
+    }
+
+    /// `global_avg_pool(x)`: each channel's mean over its positions,
+    /// `[batch, C, H, W]` (positions merged first) or `[batch, C, L]` →
+    /// `[batch, C]`.
+    fn global_avg_pool(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        arg: &ast::Arg,
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        let spatial = xs.rank().saturating_sub(2).clamp(1, 2);
+        let (c, sizes) = self.images(name, spatial, &xs, arg.span)?;
+        let batch = xs.0[0].clone();
+        let rows = if spatial == 2 {
+            let merged = Shape(vec![
+                batch.clone(),
+                Dim::Known(c),
+                Dim::Known(sizes.iter().product()),
+            ]);
+            self.push(Op::Reshape(x), merged, span)
+        } else {
+            x
+        };
+        Some(self.push(Op::Mean(rows), Shape(vec![batch, Dim::Known(c)]), span))
+    }
+
+    /// The channels and spatial sizes of `xs`, an operand of `name` that
+    /// must be `[batch, C, S...]` with `spatial` numbered spatial axes.
+    fn images(
+        &mut self,
+        name: &str,
+        spatial: usize,
+        xs: &Shape,
+        at: Span,
+    ) -> Option<(u64, Vec<u64>)> {
+        let axes = if spatial == 2 {
+            "height, width"
+        } else {
+            "length"
+        };
+        let expected = if name == "global_avg_pool" {
+            "[batch, channels, height, width] or [batch, channels, length]".to_string()
+        } else {
+            format!("[batch, channels, {axes}]")
+        };
+        if xs.rank() != spatial + 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` takes `x` as {expected}, not {xs}"),
+                )
+                .primary(at, format!("this is {xs}"))
+                .help(format!(
+                    "reshape it to {} dimensions with `reshape`",
+                    spatial + 2
+                )),
+            );
+            return None;
+        }
+        let known: Option<Vec<u64>> = (xs.0[1..].iter())
+            .map(|d| match d {
+                Dim::Known(n) => Some(*n),
+                Dim::Symbol(_) => None,
+            })
+            .collect();
+        let Some(known) = known else {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` needs numbered channel and {axes} dimensions, not {xs}"),
+                )
+                .primary(at, format!("this is {xs}"))
+                .note("only the batch, dimension 0, may be named"),
+            );
+            return None;
+        };
+        Some((known[0], known[1..].to_vec()))
+    }
+
+    /// A pooling window: a whole number from 1 (the same along each axis)
+    /// or an array of one per axis.
+    fn kernel(&mut self, name: &str, spatial: usize, arg: &ast::Arg) -> Option<Vec<usize>> {
+        let whole = |v: f64| v.fract() == 0.0 && (1.0..=2f64.powi(24)).contains(&v);
+        let values: Option<Vec<usize>> = match &arg.value {
+            ArgValue::Expr(e) => literal_value(self.ast, *e)
+                .filter(|v| whole(*v))
+                .map(|v| vec![v as usize; spatial]),
+            ArgValue::Array(arr) if arr.elems.len() == spatial => (arr.elems.iter())
+                .map(|e| match e {
+                    ArrayElem::Number(v) if whole(v.value) => Some(v.value as usize),
+                    _ => None,
+                })
+                .collect(),
+            ArgValue::Array(_) => None,
+        };
+        if values.is_none() {
+            let what = if spatial == 2 {
+                "a whole number from 1, or `[kh, kw]` of them"
+            } else {
+                "a whole number from 1"
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("the window of `{name}` must be {what}"),
+                )
+                .primary(arg.span, format!("expected {what}"))
+                .help(format!("for example `{name}(x, 2)`")),
+            );
+        }
+        values
+    }
+
     /// `stride:`, `padding:`, `dilation:` and `groups:` of a convolution or
     /// pooling over `spatial` axes, as a window without its kernel (the
     /// caller sets it): each a whole-number literal, or (but `groups`) an
@@ -1634,6 +1891,7 @@ impl Checker<'_> {
             dilation: vec![1; spatial],
             groups: 1,
             per_group: 1,
+            edge: false,
         };
         let mut ok = true;
         for a in named {
@@ -2118,6 +2376,12 @@ impl Checker<'_> {
                 for operand in self.values[i].op.operands() {
                     live[operand.index()] = true;
                 }
+                // A bypassed value is used where its replacement is.
+                for (bypassed, by) in &self.reordered {
+                    if by.index() == i {
+                        live[bypassed.index()] = true;
+                    }
+                }
             }
         }
         let ast = self.ast;
@@ -2477,6 +2741,53 @@ mod tests {
                 "permute[1, 0] fixed[n, 4]",
             ]
         );
+    }
+
+    /// `max_pool2d(relu(x))` pools first (they commute; K times fewer
+    /// comparisons), and the `let` of the relu still counts as used.
+    #[test]
+    fn relu_before_max_pooling_is_pooled_first() {
+        let r = check_source(
+            "model m { party a; party b; input x: fixed[n, 2, 4, 4] private(a);
+               let h = relu(x); let p = max_pool2d(h, 2); output p to b; }",
+        );
+        assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+        let m = r.model.unwrap();
+        let out = m.value(m.outputs()[0].value);
+        assert_eq!(out.shape.to_string(), "fixed[n, 2, 2, 2]");
+        let Op::Permute(relu, _) = out.op else {
+            panic!("{:?}", out.op)
+        };
+        let Op::Relu(pooled) = m.value(relu).op else {
+            panic!("{:?}", m.value(relu).op)
+        };
+        assert_eq!(m.value(relu).shape.to_string(), "fixed[n, 2, 2, 2]");
+        let Op::MaxReduce(cols) = m.value(pooled).op else {
+            panic!("{:?}", m.value(pooled).op)
+        };
+        let Op::Im2col(x, w) = &m.value(cols).op else {
+            panic!("{:?}", m.value(cols).op)
+        };
+        assert!(matches!(m.value(*x).op, Op::Input { .. }));
+        assert!(w.edge && w.groups == 2 && w.stride == vec![2, 2]);
+        // Average pooling does not commute with relu: it stays first.
+        let r = check_source(
+            "model m { party a; party b; input x: fixed[n, 1, 4] private(a);
+               let p = avg_pool1d(relu(x), 2); output p to b; }",
+        );
+        let m = r.model.unwrap();
+        let out = m.value(m.outputs()[0].value);
+        assert_eq!(out.shape.to_string(), "fixed[n, 1, 2]");
+        let Op::Reshape(mean) = out.op else {
+            panic!("{:?}", out.op)
+        };
+        let Op::Mean(cols) = m.value(mean).op else {
+            panic!("{:?}", m.value(mean).op)
+        };
+        let Op::Im2col(x, _) = &m.value(cols).op else {
+            panic!()
+        };
+        assert!(matches!(m.value(*x).op, Op::Relu(_)));
     }
 
     /// `leaky_relu`, `relu6` and `hardtanh` become existing operations:

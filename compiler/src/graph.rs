@@ -321,8 +321,11 @@ impl<'m> Graph<'m> {
             | Op::MinReduce(a)
             | Op::Permute(a, _)
             | Op::Reshape(a) => r(a),
-            // Zeros where a window reaches into the padding.
-            Op::Im2col(a, w) if w.padding.iter().any(|&p| p > 0) => r(a).hull(Interval::point(0.0)),
+            // Zeros where a window reaches into the padding (an edge
+            // padding repeats entries instead).
+            Op::Im2col(a, w) if !w.edge && w.padding.iter().any(|&p| p > 0) => {
+                r(a).hull(Interval::point(0.0))
+            }
             Op::Im2col(a, _) => r(a),
             Op::Square(a) => r(a).square(),
             Op::Exp(a) => Interval::new(r(a).lo.exp(), r(a).hi.exp()),

@@ -300,7 +300,8 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
 /// `o_i·stride_i + j_i·dilation_i − padding_i`, zero outside the input;
 /// columns run over the group's channels, then the kernel offsets
 /// (row-major), and each of a group's `per_group` output channels gets
-/// its own copy. `want` is the result's shape (the checker's).
+/// its own copy. An edge window (max pooling) reads the nearest input
+/// position instead of zero. `want` is the result's shape (the checker's).
 fn patches(a: &Tensor, w: &plan::Window, want: &[usize]) -> Result<Tensor, String> {
     let r = w.kernel.len();
     if a.shape.len() != r + 2 || want.len() < r + 2 {
@@ -332,8 +333,11 @@ fn patches(a: &Tensor, w: &plan::Window, want: &[usize]) -> Result<Tensor, Strin
                             let jj = coordinate(j, &w.kernel);
                             let mut index = Some(b * c + ch);
                             for i in 0..r {
-                                let x = (o[i] * w.stride[i] + jj[i] * w.dilation[i]) as i64
+                                let mut x = (o[i] * w.stride[i] + jj[i] * w.dilation[i]) as i64
                                     - w.padding[i] as i64;
+                                if w.edge {
+                                    x = x.clamp(0, spatial[i] as i64 - 1);
+                                }
                                 index = match index {
                                     Some(at) if x >= 0 && (x as usize) < spatial[i] => {
                                         Some(at * spatial[i] + x as usize)
@@ -798,6 +802,113 @@ mod tests {
             let bias = if with_bias { bd } else { vec![] };
             let want = direct_conv(&xd, &wd, &bias, batch, c, cout, groups, &spatial);
             proptest::prop_assert_eq!(&out[0].1.data, &want, "{}", src);
+        }
+    }
+
+    /// PyTorch's pooling, directly: each window's maximum over the input
+    /// entries it covers (padding is −∞), or its sum over K with padded
+    /// zeros counted. `spatial` holds (size, kernel, stride, padding).
+    fn direct_pool(
+        x: &[f64],
+        batch_channels: usize,
+        spatial: &[(usize, usize, usize, usize)],
+        max: bool,
+    ) -> Vec<f64> {
+        let outs: Vec<usize> = spatial
+            .iter()
+            .map(|&(n, k, s, p)| (n + 2 * p - k) / s + 1)
+            .collect();
+        let positions: usize = outs.iter().product();
+        let offsets: usize = spatial.iter().map(|t| t.1).product();
+        let plane: usize = spatial.iter().map(|t| t.0).product();
+        let mut out = Vec::new();
+        for bc in 0..batch_channels {
+            for p in 0..positions {
+                let mut best = f64::NEG_INFINITY;
+                let mut sum = 0.0;
+                for j in 0..offsets {
+                    let (mut pp, mut jj) = (p, j);
+                    let mut coords = Vec::new();
+                    for a in (0..spatial.len()).rev() {
+                        coords.push((a, pp % outs[a], jj % spatial[a].1));
+                        pp /= outs[a];
+                        jj /= spatial[a].1;
+                    }
+                    coords.reverse();
+                    let mut at = Some(0usize);
+                    for (a, o, jo) in coords {
+                        let (n, _, s, pad) = spatial[a];
+                        let i = (o * s + jo) as i64 - pad as i64;
+                        at = at
+                            .filter(|_| i >= 0 && (i as usize) < n)
+                            .map(|f| f * n + i as usize);
+                    }
+                    if let Some(f) = at {
+                        let v = x[bc * plane + f];
+                        best = best.max(v);
+                        sum += v;
+                    }
+                }
+                out.push(if max { best } else { sum / offsets as f64 });
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// `max_pool2d`, `avg_pool2d` and the 1-d forms as the checker
+        /// writes them out compute PyTorch's definitions (−∞ padding for
+        /// the maximum, padded zeros counted in the mean), for random
+        /// shapes and windows, after a relu too (which the checker moves
+        /// after a max pooling).
+        #[test]
+        fn poolings_compute_pytorchs_definition(
+            two in proptest::bool::ANY,
+            max in proptest::bool::ANY,
+            relu in proptest::bool::ANY,
+            batch in 1usize..3,
+            c in 1usize..4,
+            axes in proptest::collection::vec((1usize..4, 1usize..4, 0usize..2, 0usize..4), 2),
+            seed in 0u64..1000,
+        ) {
+            let spatial: Vec<(usize, usize, usize, usize)> = axes
+                .iter()
+                .take(if two { 2 } else { 1 })
+                .map(|&(k, s, p, more)| {
+                    let p = p.min(k / 2);
+                    ((k.saturating_sub(2 * p)).max(1) + more, k, s, p)
+                })
+                .collect();
+            let list = |f: fn(&(usize, usize, usize, usize)) -> usize| {
+                format!("[{}]", spatial.iter().map(|t| f(t).to_string()).collect::<Vec<_>>().join(", "))
+            };
+            let xshape: Vec<usize> = [batch, c].into_iter().chain(spatial.iter().map(|t| t.0)).collect();
+            let f = format!("{}_pool{}d", if max { "max" } else { "avg" }, spatial.len());
+            let operand = if relu { "relu(x)" } else { "x" };
+            let src = format!(
+                "model m {{ party a; party q; input x: fixed[{}] private(a);
+                   let y = {f}({operand}, {}, stride: {}, padding: {}); output y to a; }}",
+                xshape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                list(|t| t.1), list(|t| t.2), list(|t| t.3),
+            );
+            let checked = crate::check_source(&src);
+            proptest::prop_assert!(checked.diagnostics.is_empty(), "{}: {:?}", src, checked.diagnostics);
+            let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let xd: Vec<f64> = (0..xshape.iter().product::<usize>()).map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 33) % 17) as f64 - 8.0
+            }).collect();
+            let out = try_run(&src, &[("x", xshape, xd.clone())])
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{src}: {e}")))?;
+            let input: Vec<f64> = if relu { xd.iter().map(|v| v.max(0.0)).collect() } else { xd };
+            let want = direct_pool(&input, batch * c, &spatial, max);
+            proptest::prop_assert_eq!(&out[0].1.data, &want, "{}", src);
+            // relu then max pooling: the comparisons of the relu run on the pooled values.
+            let model = checked.model.expect("checked");
+            if relu && max {
+                proptest::prop_assert!(model.values().iter().any(|v| matches!(v.op, Op::Relu(a) if matches!(model.value(a).op, Op::MaxReduce(_)))));
+            }
         }
     }
 }

@@ -1218,7 +1218,7 @@ fn share_op_text(op: &ShareOp) -> String {
 }
 
 /// `im2col[kernel 5x5 stride 1x1 padding 0x0 dilation 1x1]`, with
-/// `groups g x m` when grouped.
+/// `groups g x m` when grouped and `edge` after an edge padding.
 fn window_text(w: &Window) -> String {
     let x = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
     let groups = if w.groups > 1 {
@@ -1226,8 +1226,9 @@ fn window_text(w: &Window) -> String {
     } else {
         String::new()
     };
+    let edge = if w.edge { " edge" } else { "" };
     format!(
-        "im2col[kernel {} stride {} padding {} dilation {}{groups}]",
+        "im2col[kernel {} stride {} padding {}{edge} dilation {}{groups}]",
         x(&w.kernel),
         x(&w.stride),
         x(&w.padding),

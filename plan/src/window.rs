@@ -27,6 +27,11 @@ pub struct Window {
     pub groups: usize,
     /// Output channels per group (copies of a group's patch); 1 unless `groups > 1`.
     pub per_group: usize,
+    /// Pad with the nearest entry along each axis instead of zeros: for
+    /// max pooling (dilation 1, padding at most half the kernel), where
+    /// every window holds an entry of the input, that entry's copy never
+    /// changes the window's maximum, as PyTorch's −∞ padding does not.
+    pub edge: bool,
 }
 
 impl Window {
@@ -130,6 +135,11 @@ pub fn im2col_data<T: Copy>(
             for a in 0..r {
                 let x =
                     (o[a] * w.stride[a] + off[a] * w.dilation[a]) as isize - w.padding[a] as isize;
+                let x = if w.edge {
+                    x.clamp(0, spatial[a] as isize - 1)
+                } else {
+                    x
+                };
                 if x < 0 || x as usize >= spatial[a] {
                     inside = false;
                     break;
@@ -168,6 +178,7 @@ mod tests {
             dilation: d.to_vec(),
             groups: 1,
             per_group: 1,
+            edge: false,
         }
     }
 
@@ -185,6 +196,18 @@ mod tests {
         assert_eq!(shape, vec![1, 2, 2, 4]);
         assert_eq!(&out[..4], &[0, 0, 0, 1]);
         assert_eq!(&out[12..], &[5, 6, 8, 9]);
+    }
+
+    #[test]
+    fn edge_padding_repeats_the_nearest_entry() {
+        let data: Vec<i32> = (1..=9).collect();
+        let w = Window {
+            edge: true,
+            ..window(&[2, 2], &[2, 2], &[1, 1], &[1, 1])
+        };
+        let (out, _) = im2col_data(&data, &[1, 1, 3, 3], &w, 0).unwrap();
+        assert_eq!(&out[..4], &[1, 1, 1, 1]);
+        assert_eq!(&out[4..8], &[2, 3, 2, 3]);
     }
 
     #[test]
