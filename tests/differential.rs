@@ -61,10 +61,21 @@ fn check_model(
     seed: u64,
 ) -> Vec<exec::Outcome> {
     let compiled = compiler::compile(m, opts).unwrap_or_else(|d| panic!("{name}: {d:?}"));
-    let plan = &compiled.plan;
-    let inputs = inputs_with_fixed_seed_for_tests(plan, batch, seed);
-    let reference = compiler::reference::expected(m, &inputs).unwrap();
-    let outcomes = exec::run_in_process(&valid(plan), &per_party(plan, &inputs), &test_options())
+    let inputs = inputs_with_fixed_seed_for_tests(&compiled.plan, batch, seed);
+    check_on(name, m, &compiled.plan, batch, &inputs)
+}
+
+/// Run `plan` (compiled from `m`) privately on `inputs`, and check every
+/// output at every recipient against the reference.
+fn check_on(
+    name: &str,
+    m: &compiler::ir::CheckedModel,
+    plan: &Plan,
+    batch: usize,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Vec<exec::Outcome> {
+    let reference = compiler::reference::expected(m, inputs).unwrap();
+    let outcomes = exec::run_in_process(&valid(plan), &per_party(plan, inputs), &test_options())
         .unwrap_or_else(|e| panic!("{name} batch {batch}: {e}"));
     let mut checked = 0;
     for (o, spec) in plan.outputs.iter().enumerate() {
@@ -121,6 +132,9 @@ fn options(f: impl FnOnce(&mut compiler::Options)) -> compiler::Options {
 }
 
 const MODELS: [&str; 4] = ["logreg_100", "linreg", "mlp", "credit_2p"];
+/// The benchmark networks with their trained weights (models/nets/), run on
+/// the test images by `bundled_networks_label_test_images_as_the_reference`.
+const NETS: [&str; 5] = ["net_a", "net_b", "net_c", "net_d", "lenet5"];
 /// Models with comparisons (clamped sigmoid, relu, argmax): their
 /// correlations come from the dealer, or without one from Paillier.
 const DEALER_MODELS: [&str; 5] = [
@@ -591,7 +605,9 @@ fn every_bundled_model_is_covered() {
             .to_string_lossy()
             .into_owned();
         assert!(
-            MODELS.contains(&name.as_str()) || DEALER_MODELS.contains(&name.as_str()),
+            MODELS.contains(&name.as_str())
+                || DEALER_MODELS.contains(&name.as_str())
+                || NETS.contains(&name.as_str()),
             "models/{name}.veil has no differential test"
         );
     }
@@ -1375,6 +1391,116 @@ fn poolings_with_random_parameters_match_the_reference() {
             });
             let name = format!("pool case {case} (dealer: {dealer}): {source}");
             check_model(&name, &m, 2, &o, 1900 + 10 * case + j as u64);
+        }
+    }
+}
+
+/// A `.npy` file of the bundled networks (format 1.0; `<f4`, `|i1` or
+/// `<i8`, the dtypes models/nets/train.py writes).
+fn npy_for_tests(path: &Path) -> Tensor {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "{}", path.display());
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    let field = |key: &str| {
+        let at = header.find(key).unwrap() + key.len();
+        header[at..].trim_start_matches([':', ' ', '\''])
+    };
+    let descr = &field("'descr'")[..3];
+    let dims = field("'shape'");
+    let dims = &dims[1..dims.find(')').unwrap()];
+    let shape: Vec<usize> = dims
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().unwrap())
+        .collect();
+    let body = &bytes[10 + len..];
+    let data: Vec<f64> = match descr {
+        "<f4" => body
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        "|i1" => body.iter().map(|&b| b as i8 as f64).collect(),
+        "<i8" => body
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        other => panic!("{}: dtype {other}", path.display()),
+    };
+    Tensor::new(shape, data).unwrap()
+}
+
+/// The first `n` rows of `t`.
+fn rows_for_tests(t: &Tensor, n: usize) -> Tensor {
+    let per: usize = t.shape[1..].iter().product();
+    let mut shape = t.shape.clone();
+    shape[0] = n;
+    Tensor::new(shape, t.data[..n * per].to_vec()).unwrap()
+}
+
+/// The bundled networks A-D and LeNet-5 (models/net_*.veil, lenet5.veil)
+/// with their trained weights, on test images of the digits split (not
+/// MNIST: models/nets/train.py): the private labels equal the plaintext
+/// reference's, exactly, with a dealer and without one, and the logits
+/// lie within the compiler's bound. The reference's accuracy on the whole
+/// split is printed, not asserted.
+#[test]
+fn bundled_networks_label_test_images_as_the_reference() {
+    let nets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/nets");
+    let images = npy_for_tests(&nets.join("digits_test_x.npy"));
+    let labels = npy_for_tests(&nets.join("digits_test_y.npy"));
+    assert_eq!(images.shape, vec![100, 1, 28, 28]);
+    for (i, name) in NETS.iter().enumerate() {
+        let m = model(name);
+        let mut inputs: BTreeMap<String, Tensor> = BTreeMap::new();
+        for v in m.values() {
+            if let (compiler::ir::Op::Input { .. }, Some(input)) = (&v.op, &v.name) {
+                if input != "x" {
+                    inputs.insert(
+                        input.clone(),
+                        npy_for_tests(&nets.join(name).join(format!("{input}.npy"))),
+                    );
+                }
+            }
+        }
+        // The reference on the whole split.
+        inputs.insert("x".into(), images.clone());
+        let all = compiler::reference::evaluate(&m, &inputs).unwrap();
+        let predicted = &all.iter().find(|(n, _)| n == "label").unwrap().1;
+        let right = (predicted.data.iter().zip(&labels.data))
+            .filter(|(p, y)| p == y)
+            .count();
+        println!("{name}: the reference labels {right} of 100 test images right");
+        assert!(
+            right >= 50,
+            "{name}: the trained weights label only {right} of 100"
+        );
+        for (j, (dealer, n)) in [(true, 4), (false, 2)].into_iter().enumerate() {
+            // Different images for each net and setting.
+            let first = 6 * i + 4 * j;
+            let x = rows_for_tests(&images, first + n);
+            let per: usize = x.shape[1..].iter().product();
+            inputs.insert(
+                "x".into(),
+                Tensor::new(vec![n, 1, 28, 28], x.data[first * per..].to_vec()).unwrap(),
+            );
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.assume.insert("batch".into(), n as u64);
+            });
+            let plan = compiler::compile(&m, &o).unwrap().plan;
+            let what = format!("{name} (dealer: {dealer})");
+            let outcomes = check_on(&what, &m, &plan, n, &inputs);
+            let exact = compiler::reference::evaluate(&m, &inputs).unwrap();
+            let want = &exact.iter().find(|(n, _)| n == "label").unwrap().1;
+            let got = &outcomes[0]
+                .outputs
+                .iter()
+                .find(|(n, _)| n == "label")
+                .unwrap()
+                .1;
+            assert_eq!(got.data, want.data, "{what}: labels");
         }
     }
 }
