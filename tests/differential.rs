@@ -1504,3 +1504,67 @@ fn bundled_networks_label_test_images_as_the_reference() {
         }
     }
 }
+
+/// `batch_norm` privately, with and without a dealer: folded into a
+/// convolution's weights (the server holds them and the statistics: no
+/// product beyond the convolution's) and unfolded on a
+/// secret value (`x·scale + shift`, the scale computed in the clear at the
+/// server), within the compiler's bound of the reference. A variance no
+/// single party knows is refused (E0304), not computed wrongly.
+#[test]
+fn batch_norm_matches_the_reference_folded_or_not() {
+    let m = checked(
+        "model m { party a; party s; dealer d;
+           input x: fixed[batch, 2, 5, 5] private(a) in [-1, 1];
+           input w: fixed[3, 2, 3, 3] private(s) in [-1, 1]; input b: fixed[3] private(s) in [-1, 1];
+           input mean: fixed[3] private(s) in [-1, 1]; input var: fixed[3] private(s) in [0.25, 4];
+           input g: fixed[3] private(s) in [-2, 2]; input c: fixed[3] private(s) in [-1, 1];
+           input y: fixed[batch, 3, 3, 3] private(s) in [-1, 1];
+           let h = batch_norm(conv2d(x, w, b), mean, var, g, c);
+           let k = batch_norm(h + y, mean, var);
+           output h to a; output k to a; }",
+    );
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 2);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        // The scale is computed in the clear at the server.
+        let text = plan.to_text();
+        assert!(text.contains("clear.rsqrt"), "{text}");
+        if dealer {
+            // Folded: one product for the convolution and none for h's
+            // normalisation; k's is one product by the server's scale.
+            let products = (plan.programs.iter().flat_map(|p| &p.instrs))
+                .filter(|i| {
+                    matches!(
+                        i,
+                        plan::Instr::BeaverOpen { .. } | plan::Instr::HolderOpen { .. }
+                    )
+                })
+                .count();
+            assert_eq!(
+                products,
+                2 * 2,
+                "one per party for each of two products: {text}"
+            );
+        }
+        check_model("batch_norm", &m, 2, &o, 1990 + i as u64);
+    }
+    let secret = checked(
+        "model m { party a; party s; input x: fixed[batch, 3] private(a) in [-1, 1];
+           input v: fixed[3] private(s) in [0.5, 1]; input u: fixed[3] private(a) in [0.5, 1];
+           input z: fixed[3] private(s) in [-1, 1];
+           let k = batch_norm(x, z, v + u); output k to a; }",
+    );
+    match compiler::compile(&secret, &options(|_| {})) {
+        Err(compiler::CompileError::Model(d)) => {
+            assert!(
+                d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
+                "{d:?}"
+            )
+        }
+        other => panic!("a secret variance compiled: {:?}", other.map(|_| ())),
+    }
+}

@@ -81,6 +81,11 @@ pub enum Args {
     Pool { spatial: usize, max: bool },
     /// `global_avg_pool(x)`: the mean over every position of each channel.
     GlobalAvgPool,
+    /// `batch_norm(x, running_mean, running_var, weight?, bias?, eps:)`
+    /// with `given` tensors (3 to 5): the checker writes out `x·scale +
+    /// shift` per channel (dimension 1), folded into a convolution's or
+    /// product's weights where one party holds them and the statistics.
+    BatchNorm { given: usize },
 }
 
 /// A positional parameter.
@@ -125,6 +130,8 @@ pub enum Named {
     Dilation,
     /// `groups:` of a convolution, a whole number dividing both channel counts.
     Groups,
+    /// `eps:` of `batch_norm`, a positive number literal.
+    Eps,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -161,6 +168,7 @@ impl Named {
             Named::Padding => "padding",
             Named::Dilation => "dilation",
             Named::Groups => "groups",
+            Named::Eps => "eps",
         }
     }
 }
@@ -191,6 +199,9 @@ impl Args {
             | Args::Hardtanh
             | Args::GlobalAvgPool => &[Param::Tensor],
             Args::Pool { .. } => &[Param::Tensor, Param::Kernel],
+            Args::BatchNorm { given: 3 } => &[Param::Tensor; 3],
+            Args::BatchNorm { given: 4 } => &[Param::Tensor; 4],
+            Args::BatchNorm { .. } => &[Param::Tensor; 5],
             Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
             Args::Transpose => &[
                 Param::Tensor,
@@ -224,6 +235,7 @@ impl Args {
                 Named::Groups,
             ],
             Args::Pool { .. } => &[Named::Stride, Named::Padding],
+            Args::BatchNorm { .. } => &[Named::Eps],
             _ => &[],
         }
     }
@@ -236,6 +248,7 @@ impl Args {
                 ShapeRule::Rearranged
             }
             Args::Conv { .. } | Args::Pool { .. } | Args::GlobalAvgPool => ShapeRule::Windowed,
+            Args::BatchNorm { .. } => ShapeRule::Same,
             Args::Map(_)
             | Args::Approximated(_)
             | Args::Coefficients(_)
@@ -512,6 +525,26 @@ pub const BUILTINS: &[Builtin] = &[
             args: Args::GlobalAvgPool,
         }],
     },
+    Builtin {
+        name: "batch_norm",
+        forms: &[
+            Form {
+                call: "batch_norm(x, running_mean, running_var, eps: 1e-5)",
+                doc: "`(x - running_mean) / √(running_var + eps)` per channel (dimension 1 of `x: [batch, C, ...]`; the statistics `[C]`, held by one party or constants), as PyTorch's in inference; computed as `x·scale + shift`, folded into the weights of a convolution or product just before it when the same party holds them",
+                args: Args::BatchNorm { given: 3 },
+            },
+            Form {
+                call: "batch_norm(x, running_mean, running_var, weight, eps: 1e-5)",
+                doc: "the same, times `weight: [C]`",
+                args: Args::BatchNorm { given: 4 },
+            },
+            Form {
+                call: "batch_norm(x, running_mean, running_var, weight, bias, eps: 1e-5)",
+                doc: "the same, times `weight`, plus `bias: [C]`",
+                args: Args::BatchNorm { given: 5 },
+            },
+        ],
+    },
 ];
 
 /// `relu6(x)`: `clamp(x, 0, 6)`.
@@ -628,6 +661,10 @@ mod tests {
                     .replace("lo, hi", "-1, 1")
                     .replace("c0, c1, c2, ...", "1, 0.5, 0.25");
                 // Convolutions: `x: [n, 3, 5(, 5)]`, `w: [3, 3, 3(, 3)]`, `b: [3]`.
+                let call = call
+                    .replace("running_mean, running_var, weight, bias", "b, b, b, b")
+                    .replace("running_mean, running_var, weight", "b, b, b")
+                    .replace("running_mean, running_var", "b, b");
                 let spatial = match f.args {
                     Args::Conv { spatial, .. } | Args::Pool { spatial, .. } => Some(spatial),
                     Args::GlobalAvgPool => Some(2),
@@ -695,6 +732,8 @@ mod tests {
                     // Written out: the result moves the channels back.
                     Args::Conv { .. } | Args::Pool { .. } => Op::Permute(x, vec![]),
                     Args::GlobalAvgPool => Op::Mean(x),
+                    // x·scale + shift, on `[n, 3]` directly.
+                    Args::BatchNorm { .. } => Op::Add(x, y),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

@@ -1050,6 +1050,9 @@ impl Checker<'_> {
                 return self.pool(name, spatial, max, x, &positional, &named, span)
             }
             Args::GlobalAvgPool => return self.global_avg_pool(name, x, positional[0], span),
+            Args::BatchNorm { .. } => {
+                return self.batch_norm(name, &tensors, &positional, &named, span)
+            }
             _ => {}
         }
         let shape = match form.args.shape() {
@@ -1150,7 +1153,8 @@ impl Checker<'_> {
             | Args::Hardtanh
             | Args::Conv { .. }
             | Args::Pool { .. }
-            | Args::GlobalAvgPool => {
+            | Args::GlobalAvgPool
+            | Args::BatchNorm { .. } => {
                 unreachable!("returned above")
             }
         };
@@ -1792,6 +1796,204 @@ impl Checker<'_> {
         Some(self.push(Op::Mean(rows), Shape(vec![batch, Dim::Known(c)]), span))
     }
 
+    /// `batch_norm(x, running_mean, running_var, weight?, bias?, eps:)`,
+    /// PyTorch's in inference, written out: `scale = weight ·
+    /// rsqrt(running_var + eps)` and `shift = bias − running_mean · scale`
+    /// (in the clear where one party holds the statistics, `Op::Rsqrt`),
+    /// then `x·scale + shift` along dimension 1. When `x` is a
+    /// convolution or `a @ w + b` whose `w` and `b` that same party holds
+    /// (or are constants), the scale and shift are folded into them
+    /// instead (`w·scale`, `b·scale + shift`): no work on the secret side.
+    fn batch_norm(
+        &mut self,
+        name: &str,
+        tensors: &[ValueId],
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let x = tensors[0];
+        let xs = self.shape(x).clone();
+        if xs.rank() < 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` normalises dimension 1 of `x`, which is {xs}"),
+                )
+                .primary(positional[0].span, format!("this is {xs}"))
+                .help("give `x` as [batch, channels, ...]"),
+            );
+            return None;
+        }
+        let channels = xs.0[1].clone();
+        let want = Shape(vec![channels.clone()]);
+        let what = ["running_mean", "running_var", "weight", "bias"];
+        for (i, &t) in tensors[1..].iter().enumerate() {
+            let ts = self.shape(t).clone();
+            if ts != want {
+                self.error(
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!(
+                            "`{}` of `{name}` is {ts}, `x` has {channels} channels",
+                            what[i]
+                        ),
+                    )
+                    .primary(positional[i + 1].span, format!("this is {ts}"))
+                    .secondary(
+                        positional[0].span,
+                        format!("{channels} channels in dimension 1 of {xs}"),
+                    )
+                    .help(format!("give one value per channel, {want}")),
+                );
+                return None;
+            }
+        }
+        let eps = match self.named_number(named, Named::Eps).ok()? {
+            Some((e, _)) if e > 0.0 => e,
+            Some((e, at)) => {
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`eps:` of `{name}` must be positive, not {e}"),
+                    )
+                    .primary(at, "expected a number above 0")
+                    .help("PyTorch's default is `eps: 1e-5`"),
+                );
+                return None;
+            }
+            None => 1e-5,
+        };
+        let (mean, var) = (tensors[1], tensors[2]);
+        let stat = want.clone();
+        let e = self.push(Op::Const { data: vec![eps] }, Shape::scalar(), span);
+        let shifted = self.push(Op::Add(var, e), stat.clone(), span);
+        let mut scale = self.push(Op::Rsqrt(shifted), stat.clone(), span);
+        if let Some(&w) = tensors.get(3) {
+            scale = self.push(Op::Mul(w, scale), stat.clone(), span);
+        }
+        let moved = self.push(Op::Mul(mean, scale), stat.clone(), span);
+        let shift = match tensors.get(4) {
+            Some(&b) => self.push(Op::Sub(b, moved), stat.clone(), span),
+            None => self.push(Op::Neg(moved), stat.clone(), span),
+        };
+        // Fold into the weights just before, when one party (or nobody) holds all.
+        if let Some(folded) = self.fold_affine(x, scale, shift, span) {
+            self.reordered.push((x, folded));
+            return Some(folded);
+        }
+        // x·scale + shift along dimension 1 (moved last when it is not).
+        let rank = xs.rank();
+        if rank == 2 {
+            let scaled = self.push(Op::Mul(x, scale), xs.clone(), span);
+            return Some(self.push(Op::Add(scaled, shift), xs, span));
+        }
+        let perm: Vec<usize> = (0..rank).filter(|&k| k != 1).chain([1]).collect();
+        let moved_shape = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+        let xm = self.push(Op::Permute(x, perm.clone()), moved_shape.clone(), span);
+        let scaled = self.push(Op::Mul(xm, scale), moved_shape.clone(), span);
+        let y = self.push(Op::Add(scaled, shift), moved_shape, span);
+        let mut back = vec![0; rank];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        Some(self.push(Op::Permute(y, back), xs, span))
+    }
+
+    /// `x·scale + shift` per output channel folded into the operation that
+    /// made `x`: a convolution as `Checker::conv` writes it (`permute(cols
+    /// @ wt + b)`) or `a @ w + b` (`+ b` optional), when the weights, bias,
+    /// scale and shift are held by one party or public. `None` otherwise.
+    fn fold_affine(
+        &mut self,
+        x: ValueId,
+        scale: ValueId,
+        shift: ValueId,
+        span: Span,
+    ) -> Option<ValueId> {
+        let (inner, perm) = match &self.values[x.index()].op {
+            Op::Permute(y, p) => (*y, Some(p.clone())),
+            _ => (x, None),
+        };
+        let (product, bias) = match self.values[inner.index()].op {
+            Op::Add(p, b) => (p, Some(b)),
+            Op::MatMul(..) => (inner, None),
+            _ => return None,
+        };
+        let Op::MatMul(a, w) = self.values[product.index()].op else {
+            return None;
+        };
+        // The product's output channels are its last dimension, and (for a
+        // convolution) the permute moves them to dimension 1.
+        let ps = self.shape(product).clone();
+        if let Some(p) = &perm {
+            let r = p.len();
+            if r < 3 || p[1] != r - 1 || !matches!(self.values[a.index()].op, Op::Im2col(..)) {
+                return None;
+            }
+        } else if ps.rank() != 2 {
+            return None;
+        }
+        let ws = self.shape(w).clone();
+        if ws.rank() != 2 || self.shape(scale).0.last() != ws.0.last() {
+            return None;
+        }
+        if bias.is_some_and(|b| self.shape(b).rank() != 1) {
+            return None;
+        }
+        let mut held = self.holders(w);
+        for v in [Some(scale), Some(shift), bias].into_iter().flatten() {
+            held.extend(self.holders(v));
+        }
+        held.retain(|o| *o != Owner::Public);
+        held.dedup();
+        if held.windows(2).any(|p| p[0] != p[1]) {
+            return None;
+        }
+        let w2 = self.push(Op::Mul(w, scale), ws, span);
+        let b2 = match bias {
+            Some(b) => {
+                let bs = self.shape(b).clone();
+                let scaled = self.push(Op::Mul(b, scale), bs.clone(), span);
+                self.push(Op::Add(scaled, shift), bs, span)
+            }
+            None => shift,
+        };
+        let p2 = self.push(Op::MatMul(a, w2), ps.clone(), span);
+        let y = self.push(Op::Add(p2, b2), ps, span);
+        Some(match perm {
+            Some(p) => {
+                let xs = self.shape(x).clone();
+                self.push(Op::Permute(y, p), xs, span)
+            }
+            None => y,
+        })
+    }
+
+    /// The parties whose inputs `v` depends on (`Owner::Public` for none).
+    fn holders(&self, v: ValueId) -> Vec<Owner> {
+        let mut seen = vec![false; v.index() + 1];
+        let mut stack = vec![v];
+        let mut out = Vec::new();
+        while let Some(u) = stack.pop() {
+            if std::mem::replace(&mut seen[u.index()], true) {
+                continue;
+            }
+            match self.values[u.index()].op {
+                Op::Input { owner, .. } => {
+                    if !out.contains(&owner) {
+                        out.push(owner);
+                    }
+                }
+                ref op => stack.extend(op.operands()),
+            }
+        }
+        if out.is_empty() {
+            out.push(Owner::Public);
+        }
+        out
+    }
+
     /// The channels and spatial sizes of `xs`, an operand of `name` that
     /// must be `[batch, C, S...]` with `spatial` numbered spatial axes.
     fn images(
@@ -2350,6 +2552,8 @@ impl Checker<'_> {
                 Named::NegativeSlope | Named::MinVal | Named::MaxVal => {}
                 // Checked by `Checker::conv` against the operands.
                 Named::Stride | Named::Padding | Named::Dilation | Named::Groups => {}
+                // Checked by `Checker::batch_norm`.
+                Named::Eps => {}
             }
         }
         ok.then_some(approx)

@@ -242,9 +242,12 @@ impl Chooser<'_, '_> {
         match method {
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
-                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Exp(_) | Op::Reciprocal(_) => {
-                    n * CLEAR_POLY_RING_OPS * c.ring_op
-                }
+                Op::Sigmoid(..)
+                | Op::Tanh(..)
+                | Op::Poly(..)
+                | Op::Exp(_)
+                | Op::Reciprocal(_)
+                | Op::Rsqrt(_) => n * CLEAR_POLY_RING_OPS * c.ring_op,
                 _ => n * c.ring_op,
             })),
             Method::Shares => {
@@ -320,7 +323,8 @@ impl Chooser<'_, '_> {
                         let last = self.g.last_dim(*a);
                         self.comparison(size(0), plan::NonlinearOp::MaxReduce.rounds(last))
                     }
-                    Op::Input { .. } | Op::Const { .. } => return None,
+                    // In the clear only (the analysis refuses it on secret values).
+                    Op::Input { .. } | Op::Const { .. } | Op::Rsqrt(_) => return None,
                 })
             }
             Method::Rlwe => {

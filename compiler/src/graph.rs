@@ -334,6 +334,10 @@ impl<'m> Graph<'m> {
                 Interval::new(1.0 / r(a).hi, 1.0 / r(a).lo)
             }
             Op::Reciprocal(_) => Interval::new(f64::NEG_INFINITY, f64::INFINITY),
+            Op::Rsqrt(a) if r(a).lo > 0.0 => {
+                Interval::new(1.0 / r(a).hi.sqrt(), 1.0 / r(a).lo.sqrt())
+            }
+            Op::Rsqrt(_) => Interval::new(0.0, f64::INFINITY),
             Op::Sigmoid(..) => Interval::new(0.0, 1.0),
             Op::Tanh(..) => Interval::new(-1.0, 1.0),
             Op::Poly(a, coeffs) => {

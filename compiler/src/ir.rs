@@ -186,6 +186,9 @@ pub enum Op {
     /// movement, zeros in the padding): `conv2d`, `conv1d` and the pooling
     /// builtins are written out with it (`plan::Window` has the layout).
     Im2col(ValueId, plan::Window),
+    /// 1/√x elementwise, computed in the clear only (public values or one
+    /// party's): `batch_norm`'s scale from the model owner's variance.
+    Rsqrt(ValueId),
 }
 
 impl Op {
@@ -208,6 +211,7 @@ impl Op {
             | Op::Permute(a, _)
             | Op::Reshape(a)
             | Op::Im2col(a, _)
+            | Op::Rsqrt(a)
             | Op::Exp(a)
             | Op::Reciprocal(a) => vec![*a],
             Op::Add(a, b)
@@ -247,6 +251,7 @@ impl Op {
             Op::Permute(..) => "permute",
             Op::Reshape(_) => "reshape",
             Op::Im2col(..) => "im2col",
+            Op::Rsqrt(_) => "rsqrt",
             Op::Exp(_) => "exp",
             Op::Reciprocal(_) => "reciprocal",
         }

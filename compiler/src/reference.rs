@@ -73,6 +73,7 @@ pub fn expected(
             Op::Tanh(a, _) => map(get(*a), f64::tanh),
             Op::Exp(a) => map(get(*a), f64::exp),
             Op::Reciprocal(a) => map(get(*a), |x| 1.0 / x),
+            Op::Rsqrt(a) => map(get(*a), |x| 1.0 / x.sqrt()),
             Op::Poly(a, c) => map(get(*a), |x| polynomial(c, x)),
             Op::Relu(a) => map(get(*a), |x| if x > 0.0 { x } else { 0.0 }),
             Op::MaxReduce(a) => along_last(get(*a), |row| row[first_largest(row)])?,
@@ -908,6 +909,111 @@ mod tests {
             let model = checked.model.expect("checked");
             if relu && max {
                 proptest::prop_assert!(model.values().iter().any(|v| matches!(v.op, Op::Relu(a) if matches!(model.value(a).op, Op::MaxReduce(_)))));
+            }
+        }
+    }
+
+    /// `batch_norm` as the checker writes it out is PyTorch's inference
+    /// formula, `(x − mean)/√(var + eps)·weight + bias` per channel, on a
+    /// dense layer's output and on a convolution's (where it is folded into
+    /// the weights, which the same party holds), and on an input (not
+    /// folded).
+    #[test]
+    fn batch_norm_is_pytorchs_inference_formula() {
+        let stats = [
+            ("m", vec![3], vec![0.5, -1.0, 2.0]),
+            ("v", vec![3], vec![1.0, 0.25, 4.0]),
+            ("g", vec![3], vec![2.0, -1.0, 0.5]),
+            ("c", vec![3], vec![0.1, 0.2, -0.3]),
+        ];
+        let bn = |x: f64, ch: usize, affine: bool| {
+            let y = (x - stats[0].2[ch]) / (stats[1].2[ch] + 1e-3f64).sqrt();
+            if affine {
+                y * stats[2].2[ch] + stats[3].2[ch]
+            } else {
+                y
+            }
+        };
+        // Dense: [n, 3], folded into w and b (all the server's).
+        let src = "model m { party a; party s; input x: fixed[n, 2] private(a); input w: fixed[2, 3] private(s);
+            input b: fixed[3] private(s); input m: fixed[3] private(s); input v: fixed[3] private(s) in [0.1, 8];
+            input g: fixed[3] private(s); input c: fixed[3] private(s);
+            let y = batch_norm(x @ w + b, m, v, g, c, eps: 1e-3); let z = batch_norm(x @ w, m, v, eps: 1e-3);
+            output y to a; output z to a; }";
+        let model = crate::check_source(src).model.unwrap();
+        let y = model.value(model.outputs()[0].value);
+        let Op::Add(p, _) = y.op else {
+            panic!("{:?}", y.op)
+        };
+        let Op::MatMul(_, w2) = model.value(p).op else {
+            panic!("not folded")
+        };
+        assert!(
+            matches!(model.value(w2).op, Op::Mul(..)),
+            "the weights carry the scale"
+        );
+        let mut inputs = vec![
+            ("x", vec![2, 2], vec![1.0, -2.0, 0.5, 3.0]),
+            ("w", vec![2, 3], vec![1.0, 0.5, -1.0, 2.0, 0.0, 1.5]),
+            ("b", vec![3], vec![0.3, -0.2, 0.1]),
+        ];
+        inputs.extend(stats.iter().cloned());
+        let out = run(src, &inputs);
+        for (r, row) in [[1.0, -2.0], [0.5, 3.0]].iter().enumerate() {
+            for ch in 0..3 {
+                let wx = row[0] * inputs[1].2[ch] + row[1] * inputs[1].2[3 + ch];
+                let want_y = bn(wx + inputs[2].2[ch], ch, true);
+                let want_z = bn(wx, ch, false);
+                assert!((out[0].1.data[r * 3 + ch] - want_y).abs() < 1e-12);
+                assert!((out[1].1.data[r * 3 + ch] - want_z).abs() < 1e-12);
+            }
+        }
+        // Convolution, folded; and an input image, with the statistics of
+        // another party (not folded: x·scale + shift along dimension 1).
+        let src = "model m { party a; party s; input x: fixed[n, 1, 3, 3] private(a); input w: fixed[3, 1, 2, 2] private(s);
+            input m: fixed[3] private(s); input v: fixed[3] private(s) in [0.1, 8];
+            input g: fixed[3] private(s); input c: fixed[3] private(s);
+            input x3: fixed[n, 3, 2] private(a);
+            let y = batch_norm(conv2d(x, w), m, v, g, c, eps: 1e-3);
+            let z = batch_norm(x3, m, v, g, c, eps: 1e-3);
+            output y to a; output z to a; }";
+        let model = crate::check_source(src).model.unwrap();
+        let y = model.value(model.outputs()[0].value);
+        let Op::Permute(add, _) = y.op else {
+            panic!("{:?}", y.op)
+        };
+        let Op::Add(p, _) = model.value(add).op else {
+            panic!()
+        };
+        let Op::MatMul(_, w2) = model.value(p).op else {
+            panic!("not folded")
+        };
+        assert!(matches!(model.value(w2).op, Op::Mul(..)));
+        let x: Vec<f64> = (0..9).map(|i| i as f64 - 4.0).collect();
+        let w: Vec<f64> = (0..12).map(|i| (i as f64 - 6.0) / 4.0).collect();
+        let x3: Vec<f64> = (0..6).map(|i| i as f64 * 0.5 - 1.0).collect();
+        let mut inputs = vec![
+            ("x", vec![1, 1, 3, 3], x.clone()),
+            ("w", vec![3, 1, 2, 2], w.clone()),
+            ("x3", vec![1, 3, 2], x3.clone()),
+        ];
+        inputs.extend(stats.iter().cloned());
+        let out = run(src, &inputs);
+        for ch in 0..3 {
+            for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let mut acc = 0.0;
+                for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    acc += x[(i + di) * 3 + j + dj] * w[ch * 4 + di * 2 + dj];
+                }
+                let got = out[0].1.data[ch * 4 + i * 2 + j];
+                assert!(
+                    (got - bn(acc, ch, true)).abs() < 1e-12,
+                    "{got} {}",
+                    bn(acc, ch, true)
+                );
+            }
+            for l in 0..2 {
+                assert!((out[1].1.data[ch * 2 + l] - bn(x3[ch * 2 + l], ch, true)).abs() < 1e-12);
             }
         }
     }

@@ -262,6 +262,8 @@ pub enum ClearOp {
     Reshape,
     /// The sliding windows' patches (see [`Window`]).
     Im2col(Window),
+    /// 1/√x elementwise.
+    Rsqrt,
 }
 
 /// Local (communication-free) operations on shares.

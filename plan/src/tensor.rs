@@ -466,6 +466,7 @@ impl crate::ClearOp {
             Tanh => Ok(a.map(f64::tanh)),
             Exp => Ok(a.map(f64::exp)),
             Reciprocal => Ok(a.map(f64::recip)),
+            Rsqrt => Ok(a.map(|x| x.sqrt().recip())),
             Poly(c) => Ok(a.map(|x| c.iter().rev().fold(0.0, |acc, k| acc * x + k))),
             Relu => Ok(a.map(|x| x.max(0.0))),
             Clamp(lo, hi) => Ok(a.map(|x| x.clamp(*lo, *hi))),

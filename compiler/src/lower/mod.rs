@@ -356,6 +356,7 @@ pub fn clear_op(op: &Op) -> ClearOp {
         Op::Im2col(_, w) => ClearOp::Im2col(w.clone()),
         Op::Exp(_) => ClearOp::Exp,
         Op::Reciprocal(_) => ClearOp::Reciprocal,
+        Op::Rsqrt(_) => ClearOp::Rsqrt,
         Op::Input { .. } | Op::Const { .. } => {
             unreachable!("inputs and constants are not clear operations")
         }
