@@ -654,9 +654,12 @@ impl NpyHeader {
             "<i4" => (4, |b| {
                 i32::from_le_bytes(b.try_into().expect("4 bytes")) as f64
             }),
+            // One byte has no byte order: NumPy writes `|i1` and `|u1`.
+            "|i1" => (1, |b| b[0] as i8 as f64),
+            "|u1" => (1, |b| b[0] as f64),
             other => {
                 return Err(format!(
-                "unsupported dtype `{other}`: use float64, float32, int64 or int32 (little-endian)"
+                "unsupported dtype `{other}`: use float64, float32, int64, int32 (little-endian), int8 or uint8"
             ))
             }
         };
@@ -942,6 +945,20 @@ mod tests {
             .unwrap_err()
             .contains("needs 32 bytes"));
         assert!(parse_npy(b"not numpy at all").is_err());
+        // One-byte integers (the bundled networks' int8 weights).
+        for (descr, want) in [
+            ("|i1", [-1.0, 127.0, -128.0]),
+            ("|u1", [255.0, 127.0, 128.0]),
+        ] {
+            let header =
+                format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (3,), }}\n");
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend_from_slice(&[255, 127, 128]);
+            let t = parse_npy(&bytes).unwrap();
+            assert_eq!((t.shape, t.data), (vec![3], want.to_vec()), "{descr}");
+        }
     }
 
     #[test]

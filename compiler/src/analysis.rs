@@ -142,6 +142,33 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                 );
             }
         }
+        // 1/√x is computed in the clear: by a party that holds x, or publicly.
+        if let (Op::Rsqrt(x), Visibility::Secret) = (&value.op, node.visibility) {
+            a.errors.push(
+                Diagnostic::error(
+                    Code::PolyOverflow,
+                    format!("`{label}` (1/√x) cannot be computed on the secret value `{}`", g.label(*x)),
+                )
+                .primary(value.span, "its input is known to no single party")
+                .note("`batch_norm` computes 1/√(running_var + eps) in the clear, at the party that holds the statistics")
+                .help("give `batch_norm` statistics that one party holds (its inputs) or constants"),
+            );
+        } else if let Op::Rsqrt(x) = &value.op {
+            let r = g.node(*x).range;
+            if r.lo <= 0.0 {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!(
+                            "`{label}` (1/√x) needs a positive input, `{}` lies in {r}",
+                            g.label(*x)
+                        ),
+                    )
+                    .primary(value.span, "its input can be 0 or negative")
+                    .help("declare the variance's range above 0, or give `eps:` a positive value"),
+                );
+            }
+        }
         if let Op::Poly(x, coeffs) = &value.op {
             let r = g.node(*x).range.magnitude();
             let worst = coeffs
@@ -509,8 +536,9 @@ fn reveals_input(g: &Graph, v: ValueId, p: PartyId) -> Option<ValueId> {
                 ..
             } if *q != p => return Some(cur),
             Op::Neg(a) => *a,
-            // Bijections that only move values: same values, another shape.
-            Op::Permute(a, _) | Op::Reshape(a) => {
+            // Bijections that only move values: same values, another shape
+            // (and the patches of windows, which repeat them).
+            Op::Permute(a, _) | Op::Reshape(a) | Op::Im2col(a, _) => {
                 cur = *a;
                 continue;
             }
@@ -612,6 +640,15 @@ fn error_bounds(
                 inherit(&mut p, b, k(a) * m(a));
                 add(&mut p, Source::Rounding, lsb);
                 k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb
+            }
+            // Exact in the clear, then encoded: the input's error through
+            // |d(1/√x)/dx| = x^(-3/2)/2 at the range's low end, and a rounding.
+            Op::Rsqrt(a) => {
+                let lo = g.node(*a).range.lo.max(f64::MIN_POSITIVE);
+                let gain = 0.5 * lo.powf(-1.5);
+                inherit(&mut p, a, gain);
+                add(&mut p, Source::Rounding, lsb);
+                gain * e(a) + lsb
             }
             Op::Sum(a) => {
                 inherit(&mut p, a, k(a));
@@ -734,7 +771,8 @@ fn error_bounds(
             | Op::MinReduce(a)
             | Op::Clamp(a, ..)
             | Op::Permute(a, _)
-            | Op::Reshape(a) => {
+            | Op::Reshape(a)
+            | Op::Im2col(a, _) => {
                 inherit(&mut p, a, 1.0);
                 e(a)
             }

@@ -71,6 +71,21 @@ pub enum Args {
     LeakyReluSlope,
     /// `hardtanh(x, min_val: lo, max_val: hi)`, `lo < hi`: `Op::Clamp`.
     Hardtanh,
+    /// `conv2d(x, w, b?, stride:, padding:, dilation:, groups:)` over
+    /// `spatial` axes (2, or 1 for `conv1d`), with a bias when `bias`: the
+    /// checker writes out the patches (`Op::Im2col`) times `w`.
+    Conv { spatial: usize, bias: bool },
+    /// `max_pool2d(x, k, stride:, padding:)` (`max`) or `avg_pool2d` over
+    /// `spatial` axes: the checker writes out the patches (`Op::Im2col`)
+    /// and a reduction (`Op::MaxReduce`, `Op::Mean`).
+    Pool { spatial: usize, max: bool },
+    /// `global_avg_pool(x)`: the mean over every position of each channel.
+    GlobalAvgPool,
+    /// `batch_norm(x, running_mean, running_var, weight?, bias?, eps:)`
+    /// with `given` tensors (3 to 5): the checker writes out `x·scale +
+    /// shift` per channel (dimension 1), folded into a convolution's or
+    /// product's weights where one party holds them and the statistics.
+    BatchNorm { given: usize },
 }
 
 /// A positional parameter.
@@ -84,6 +99,8 @@ pub enum Param {
     Coefficients,
     /// An array literal of whole numbers (a shape or a permutation).
     Dims,
+    /// A pooling window: a whole number, or one per spatial axis (`[2, 2]`).
+    Kernel,
 }
 
 /// A named argument. All are optional and take literals only.
@@ -106,6 +123,15 @@ pub enum Named {
     /// `min_val:` and `max_val:` of `hardtanh`, number literals `min_val < max_val`.
     MinVal,
     MaxVal,
+    /// `stride:`, `padding:` and `dilation:` of a convolution or pooling:
+    /// a whole number, or one per spatial axis (`[2, 1]`).
+    Stride,
+    Padding,
+    Dilation,
+    /// `groups:` of a convolution, a whole number dividing both channel counts.
+    Groups,
+    /// `eps:` of `batch_norm`, a positive number literal.
+    Eps,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -121,6 +147,9 @@ pub enum ShapeRule {
     /// The same values in another shape, from the literal arguments
     /// (`reshape`, `flatten`, `transpose`, `permute`).
     Rearranged,
+    /// `[batch, channels, S...]` with the spatial sizes the windows give
+    /// (convolutions and poolings).
+    Windowed,
 }
 
 impl Named {
@@ -135,6 +164,11 @@ impl Named {
             Named::NegativeSlope => "negative_slope",
             Named::MinVal => "min_val",
             Named::MaxVal => "max_val",
+            Named::Stride => "stride",
+            Named::Padding => "padding",
+            Named::Dilation => "dilation",
+            Named::Groups => "groups",
+            Named::Eps => "eps",
         }
     }
 }
@@ -147,6 +181,7 @@ impl Param {
             Param::Number(what) => what,
             Param::Coefficients => "coefficients",
             Param::Dims => "dimensions",
+            Param::Kernel => "kernel size",
         }
     }
 }
@@ -161,14 +196,20 @@ impl Args {
             | Args::Flatten
             | Args::Softmax
             | Args::LeakyRelu
-            | Args::Hardtanh => &[Param::Tensor],
+            | Args::Hardtanh
+            | Args::GlobalAvgPool => &[Param::Tensor],
+            Args::Pool { .. } => &[Param::Tensor, Param::Kernel],
+            Args::BatchNorm { given: 3 } => &[Param::Tensor; 3],
+            Args::BatchNorm { given: 4 } => &[Param::Tensor; 4],
+            Args::BatchNorm { .. } => &[Param::Tensor; 5],
             Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
             Args::Transpose => &[
                 Param::Tensor,
                 Param::Number("first dimension"),
                 Param::Number("second dimension"),
             ],
-            Args::Pair(_) => &[Param::Tensor, Param::Tensor],
+            Args::Pair(_) | Args::Conv { bias: false, .. } => &[Param::Tensor, Param::Tensor],
+            Args::Conv { bias: true, .. } => &[Param::Tensor, Param::Tensor, Param::Tensor],
             Args::LeakyReluSlope => &[Param::Tensor, Param::Number("negative slope")],
             Args::Coefficients(_) => &[Param::Tensor, Param::Coefficients],
             Args::Bounds(_) => &[
@@ -187,6 +228,14 @@ impl Args {
             Args::Flatten => &[Named::StartDim, Named::EndDim],
             Args::LeakyRelu => &[Named::NegativeSlope],
             Args::Hardtanh => &[Named::MinVal, Named::MaxVal],
+            Args::Conv { .. } => &[
+                Named::Stride,
+                Named::Padding,
+                Named::Dilation,
+                Named::Groups,
+            ],
+            Args::Pool { .. } => &[Named::Stride, Named::Padding],
+            Args::BatchNorm { .. } => &[Named::Eps],
             _ => &[],
         }
     }
@@ -198,6 +247,8 @@ impl Args {
             Args::Reshape | Args::Flatten | Args::Transpose | Args::Permute => {
                 ShapeRule::Rearranged
             }
+            Args::Conv { .. } | Args::Pool { .. } | Args::GlobalAvgPool => ShapeRule::Windowed,
+            Args::BatchNorm { .. } => ShapeRule::Same,
             Args::Map(_)
             | Args::Approximated(_)
             | Args::Coefficients(_)
@@ -404,6 +455,96 @@ pub const BUILTINS: &[Builtin] = &[
             args: Args::Permute,
         }],
     },
+    Builtin {
+        name: "conv2d",
+        forms: &[
+            Form {
+                call: "conv2d(x, w, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "2-d convolution (cross-correlation, as PyTorch's) of `x: [batch, C, H, W]` with `w: [Cout, C/groups, kh, kw]`: `[batch, Cout, Ho, Wo]`, `Ho = (H + 2·padding - dilation·(kh - 1) - 1) / stride + 1`; `stride`, `padding` (zeros) and `dilation` a whole number or `[h, w]`; depthwise when `groups` is `C`; named arguments optional",
+                args: Args::Conv { spatial: 2, bias: false },
+            },
+            Form {
+                call: "conv2d(x, w, b, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "the same, plus the bias `b: [Cout]` on each output channel",
+                args: Args::Conv { spatial: 2, bias: true },
+            },
+        ],
+    },
+    Builtin {
+        name: "conv1d",
+        forms: &[
+            Form {
+                call: "conv1d(x, w, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "1-d convolution of `x: [batch, C, L]` with `w: [Cout, C/groups, k]`: `[batch, Cout, Lo]`, as `conv2d` along one axis",
+                args: Args::Conv { spatial: 1, bias: false },
+            },
+            Form {
+                call: "conv1d(x, w, b, stride: 1, padding: 0, dilation: 1, groups: 1)",
+                doc: "the same, plus the bias `b: [Cout]`",
+                args: Args::Conv { spatial: 1, bias: true },
+            },
+        ],
+    },
+    Builtin {
+        name: "max_pool2d",
+        forms: &[Form {
+            call: "max_pool2d(x, 2, stride: 2, padding: 0)",
+            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞)",
+            args: Args::Pool { spatial: 2, max: true },
+        }],
+    },
+    Builtin {
+        name: "avg_pool2d",
+        forms: &[Form {
+            call: "avg_pool2d(x, 2, stride: 2, padding: 0)",
+            doc: "mean of each window, as `max_pool2d`; padded zeros count (PyTorch's `count_include_pad=True`)",
+            args: Args::Pool { spatial: 2, max: false },
+        }],
+    },
+    Builtin {
+        name: "max_pool1d",
+        forms: &[Form {
+            call: "max_pool1d(x, 2, stride: 2, padding: 0)",
+            doc: "`max_pool2d` along the one axis of `x: [batch, C, L]`",
+            args: Args::Pool { spatial: 1, max: true },
+        }],
+    },
+    Builtin {
+        name: "avg_pool1d",
+        forms: &[Form {
+            call: "avg_pool1d(x, 2, stride: 2, padding: 0)",
+            doc: "`avg_pool2d` along the one axis of `x: [batch, C, L]`",
+            args: Args::Pool { spatial: 1, max: false },
+        }],
+    },
+    Builtin {
+        name: "global_avg_pool",
+        forms: &[Form {
+            call: "global_avg_pool(x)",
+            doc: "mean of each channel over all its positions: `[batch, C, H, W]` or `[batch, C, L]` → `[batch, C]`",
+            args: Args::GlobalAvgPool,
+        }],
+    },
+    Builtin {
+        name: "batch_norm",
+        forms: &[
+            Form {
+                call: "batch_norm(x, running_mean, running_var, eps: 1e-5)",
+                doc: "`(x - running_mean) / √(running_var + eps)` per channel (dimension 1 of `x: [batch, C, ...]`; the statistics `[C]`, held by one party or constants), as PyTorch's in inference; computed as `x·scale + shift`, folded into the weights of a convolution or product just before it when the same party holds them",
+                args: Args::BatchNorm { given: 3 },
+            },
+            Form {
+                call: "batch_norm(x, running_mean, running_var, weight, eps: 1e-5)",
+                doc: "the same, times `weight: [C]`",
+                args: Args::BatchNorm { given: 4 },
+            },
+            Form {
+                call: "batch_norm(x, running_mean, running_var, weight, bias, eps: 1e-5)",
+                doc: "the same, times `weight`, plus `bias: [C]`",
+                args: Args::BatchNorm { given: 5 },
+            },
+        ],
+    },
 ];
 
 /// `relu6(x)`: `clamp(x, 0, 6)`.
@@ -519,12 +660,36 @@ mod tests {
                     .call
                     .replace("lo, hi", "-1, 1")
                     .replace("c0, c1, c2, ...", "1, 0.5, 0.25");
-                let src = format!(
-                    "model m {{ party p; party q; dealer d;
+                // Convolutions: `x: [n, 3, 5(, 5)]`, `w: [3, 3, 3(, 3)]`, `b: [3]`.
+                let call = call
+                    .replace("running_mean, running_var, weight, bias", "b, b, b, b")
+                    .replace("running_mean, running_var, weight", "b, b, b")
+                    .replace("running_mean, running_var", "b, b");
+                let spatial = match f.args {
+                    Args::Conv { spatial, .. } | Args::Pool { spatial, .. } => Some(spatial),
+                    Args::GlobalAvgPool => Some(2),
+                    _ => None,
+                };
+                let src = if let Some(spatial) = spatial {
+                    let (xs, ws) = if spatial == 2 {
+                        ("n, 3, 5, 5", "3, 3, 3, 3")
+                    } else {
+                        ("n, 3, 5", "3, 3, 3")
+                    };
+                    format!(
+                        "model m {{ party p; party q; dealer d;
+                           input x: fixed[{xs}] private(p); input w: fixed[{ws}] private(q);
+                           input b: fixed[3] private(q);
+                           let r = {call}; output r to p; }}"
+                    )
+                } else {
+                    format!(
+                        "model m {{ party p; party q; dealer d;
                        input x: fixed[n, 3] private(p); input a: fixed[n, 3] private(p);
                        input b: fixed[3] private(q);
                        let r = {call}; output r to p; }}"
-                );
+                    )
+                };
                 let checked = crate::check_source(&src);
                 let model = checked.model.unwrap_or_else(|| {
                     panic!("`{}` does not check: {:?}", f.call, checked.diagnostics)
@@ -533,6 +698,20 @@ mod tests {
                 let n = Dim::Symbol("n".into());
                 let want = match (f.args.shape(), f.args) {
                     (ShapeRule::DropLast, _) => Shape(vec![n]),
+                    (ShapeRule::Windowed, Args::Conv { spatial, .. }) => Shape(
+                        [n, Dim::Known(3)]
+                            .into_iter()
+                            .chain((0..spatial).map(|_| Dim::Known(3)))
+                            .collect(),
+                    ),
+                    // A window of 2, stride 2, on 5.
+                    (ShapeRule::Windowed, Args::Pool { spatial, .. }) => Shape(
+                        [n, Dim::Known(3)]
+                            .into_iter()
+                            .chain((0..spatial).map(|_| Dim::Known(2)))
+                            .collect(),
+                    ),
+                    (ShapeRule::Windowed, _) => Shape(vec![n, Dim::Known(3)]),
                     (ShapeRule::Rearranged, Args::Transpose | Args::Permute) => {
                         Shape(vec![Dim::Known(3), n])
                     }
@@ -550,6 +729,11 @@ mod tests {
                     Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
                     Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
                     Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
+                    // Written out: the result moves the channels back.
+                    Args::Conv { .. } | Args::Pool { .. } => Op::Permute(x, vec![]),
+                    Args::GlobalAvgPool => Op::Mean(x),
+                    // x·scale + shift, on `[n, 3]` directly.
+                    Args::BatchNorm { .. } => Op::Add(x, y),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

@@ -54,6 +54,7 @@ pub fn check(model: &ast::Model) -> CheckResult {
         precision: DEFAULT_PRECISION,
         outputs: Vec::new(),
         poisoned: HashSet::new(),
+        reordered: Vec::new(),
     };
     c.run();
     let Checker {
@@ -107,6 +108,10 @@ struct Checker<'a> {
     outputs: Vec<Output>,
     /// Names whose definition is in error: uses of them report nothing more.
     poisoned: HashSet<String>,
+    /// Values a rewrite bypassed, with the value that replaced them
+    /// (`relu` before `max_pool2d`, pooled first): used, as the source
+    /// says, wherever the replacement is (for the unused warnings).
+    reordered: Vec<(ValueId, ValueId)>,
 }
 
 impl Checker<'_> {
@@ -484,18 +489,20 @@ impl Checker<'_> {
         None
     }
 
+    /// A declared type's shape: at most [`MAX_DECLARED_RANK`] dimensions.
     fn ty(&mut self, ty: &ast::Type, allow_symbols: bool) -> Option<Shape> {
         let mut ok = true;
-        if ty.dims.len() > 2 {
+        if ty.dims.len() > MAX_DECLARED_RANK {
             self.error(
                 Diagnostic::error(
                     Code::BadRank,
                     format!(
-                        "tensors have at most two dimensions, this type has {}",
+                        "tensors have at most four dimensions, this type has {}",
                         ty.dims.len()
                     ),
                 )
-                .primary(ty.span, "too many dimensions"),
+                .primary(ty.span, "too many dimensions")
+                .note("four is enough for an image batch, [batch, channels, height, width], and a convolution's weights"),
             );
             ok = false;
         }
@@ -1046,6 +1053,16 @@ impl Checker<'_> {
             Args::LeakyRelu => return self.leaky_relu(x, &named, None, span),
             Args::LeakyReluSlope => return self.leaky_relu(x, &named, Some(positional[1]), span),
             Args::Hardtanh => return self.hardtanh(x, &named, span),
+            Args::Conv { spatial, .. } => {
+                return self.conv(name, spatial, &tensors, &positional, &named, span)
+            }
+            Args::Pool { spatial, max } => {
+                return self.pool(name, spatial, max, x, &positional, &named, span)
+            }
+            Args::GlobalAvgPool => return self.global_avg_pool(name, x, positional[0], span),
+            Args::BatchNorm { .. } => {
+                return self.batch_norm(name, &tensors, &positional, &named, span)
+            }
             _ => {}
         }
         let shape = match form.args.shape() {
@@ -1053,6 +1070,7 @@ impl Checker<'_> {
                 return self.rearrange(name, form.args, x, &positional, &named, span)
             }
             ShapeRule::Same => xs,
+            ShapeRule::Windowed => unreachable!("returned above"),
             ShapeRule::DropLast => {
                 if xs.is_scalar() {
                     self.error(
@@ -1142,7 +1160,11 @@ impl Checker<'_> {
             | Args::Softmax
             | Args::LeakyRelu
             | Args::LeakyReluSlope
-            | Args::Hardtanh => {
+            | Args::Hardtanh
+            | Args::Conv { .. }
+            | Args::Pool { .. }
+            | Args::GlobalAvgPool
+            | Args::BatchNorm { .. } => {
                 unreachable!("returned above")
             }
         };
@@ -1471,6 +1493,746 @@ impl Checker<'_> {
             return None;
         }
         Some(numbers)
+    }
+
+    /// `conv2d(x, w, b?, stride:, padding:, dilation:, groups:)` (or
+    /// `conv1d`, `spatial` 1) written out in local data movement and one
+    /// product: the patches `cols = Op::Im2col(x)` (`[batch, Ho, Wo, C·K]`)
+    /// times `w` reshaped to `[Cout, C·K]` and transposed (`Op::MatMul`, the
+    /// batch and positions as rows), plus `b`, then the output channels
+    /// moved to dimension 1. With `groups > 1` each output channel has its
+    /// own patch (`[batch, Ho, Wo, Cout, C/groups·K]`), multiplied entry by
+    /// entry with its row of `w` and summed (`Op::Mul`, `Op::Sum`): a
+    /// depthwise convolution multiplies each input entry once per kernel
+    /// offset, as many products as the convolution has.
+    fn conv(
+        &mut self,
+        name: &str,
+        spatial: usize,
+        tensors: &[ValueId],
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let (x, w) = (tensors[0], tensors[1]);
+        let (xs, ws) = (self.shape(x).clone(), self.shape(w).clone());
+        let axes = if spatial == 2 {
+            "height, width"
+        } else {
+            "length"
+        };
+        let kernel_axes = if spatial == 2 { "kh, kw" } else { "k" };
+        if xs.rank() != spatial + 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` takes `x` as [batch, channels, {axes}], not {xs}"),
+                )
+                .primary(positional[0].span, format!("this is {xs}"))
+                .help(if xs.rank() == spatial + 1 {
+                    "give it a batch dimension first: declare `x` as `fixed[batch, ...]`, or `reshape(x, [1, ...])` with its sizes".to_string()
+                } else {
+                    format!("reshape it to {} dimensions with `reshape`", spatial + 2)
+                }),
+            );
+            return None;
+        }
+        if ws.rank() != spatial + 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!(
+                        "`{name}` takes `w` as [out_channels, in_channels / groups, {kernel_axes}], not {ws}"
+                    ),
+                )
+                .primary(positional[1].span, format!("this is {ws}")),
+            );
+            return None;
+        }
+        // Channels, sizes and kernels are numbers; only the batch may be named.
+        let known = |sh: &Shape, from: usize| -> Option<Vec<u64>> {
+            sh.0[from..]
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(n) => Some(*n),
+                    Dim::Symbol(_) => None,
+                })
+                .collect()
+        };
+        let (Some(xd), Some(wd)) = (known(&xs, 1), known(&ws, 0)) else {
+            let (at, sh) = if known(&xs, 1).is_none() {
+                (positional[0].span, &xs)
+            } else {
+                (positional[1].span, &ws)
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!(
+                        "`{name}` needs numbered channel, kernel and {axes} dimensions, not {sh}"
+                    ),
+                )
+                .primary(at, format!("this is {sh}"))
+                .note("only the batch, dimension 0 of `x`, may be named"),
+            );
+            return None;
+        };
+        let (c, cout, cg) = (xd[0], wd[0], wd[1]);
+        let window = self.window(name, spatial, named)?;
+        let groups = window.groups as u64;
+        if c % groups != 0 || cout % groups != 0 {
+            let at = (named.iter())
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "groups"))
+                .map_or(span, |a| a.span);
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`groups: {groups}` does not divide the {c} input and {cout} output channels"),
+                )
+                .primary(at, "channels are split into this many groups")
+                .note("each group convolves C / groups input channels into Cout / groups output channels")
+                .help({
+                    let common: Vec<String> = (1..=c.min(cout))
+                        .filter(|g| c % g == 0 && cout % g == 0)
+                        .map(|g| g.to_string())
+                        .collect();
+                    format!("`groups:` must divide both {c} and {cout}: {}", common.join(", "))
+                }),
+            );
+            return None;
+        }
+        if cg * groups != c {
+            self.error(
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("`{name}` of {xs} by {ws}: `x` has {c} channel{}, `w` takes {}", if c == 1 { "" } else { "s" }, cg * groups),
+                )
+                .primary(positional[0].span, format!("{c} input channel{}", if c == 1 { "" } else { "s" }))
+                .secondary(positional[1].span, format!("{cg} input channel{}{}", if cg == 1 { "" } else { "s" }, if groups > 1 { format!(" per group, {groups} groups") } else { String::new() }))
+                .note(format!("`w` is [out_channels, in_channels / groups, {kernel_axes}]: its dimension 1 times `groups` must be the channels of `x`, dimension 1"))
+                .help(if groups == 1 && c % cg == 0 && cg < c {
+                    format!("for a grouped convolution give `groups: {}`", c / cg)
+                } else {
+                    "check the channels of `x` and the weights".to_string()
+                }),
+            );
+            return None;
+        }
+        let kernel: Vec<usize> = wd[2..].iter().map(|&k| k as usize).collect();
+        let window = plan::Window {
+            kernel,
+            per_group: if groups > 1 {
+                (cout / groups) as usize
+            } else {
+                1
+            },
+            ..window
+        };
+        let mut out_spatial = Vec::new();
+        for (i, &size) in xd[1..].iter().enumerate() {
+            let Some(o) = window.out_len(i, size as usize) else {
+                let (k, p, d) = (window.kernel[i], window.padding[i], window.dilation[i]);
+                let reach = d * (k - 1) + 1;
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("the kernel of `{name}` is larger than its padded input"),
+                    )
+                    .primary(positional[1].span, format!("the kernel spans {reach} along dimension {}", i + 2))
+                    .secondary(positional[0].span, format!("{size} along dimension {}{}", i + 2, if p > 0 { format!(", {} with padding {p}", size as usize + 2 * p) } else { String::new() }))
+                    .note("along each axis the (dilated) kernel, dilation·(k − 1) + 1, must fit in the input plus twice the padding")
+                    .help("use a smaller kernel, or more `padding:`"),
+                );
+                return None;
+            };
+            out_spatial.push(Dim::Known(o as u64));
+        }
+        let bias = tensors.get(2).copied();
+        if let Some(b) = bias {
+            let bs = self.shape(b).clone();
+            if bs != Shape(vec![Dim::Known(cout)]) {
+                self.error(
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!("the bias of `{name}` is {bs}, the convolution has {cout} output channels"),
+                    )
+                    .primary(positional[2].span, format!("this is {bs}"))
+                    .secondary(positional[1].span, format!("{cout} output channels"))
+                    .help(format!("give one bias per output channel, fixed[{cout}]")),
+                );
+                return None;
+            }
+        }
+        let k: u64 = wd[2..].iter().product();
+        let batch = xs.0[0].clone();
+        let rows: Vec<Dim> = [batch.clone()]
+            .into_iter()
+            .chain(out_spatial.clone())
+            .collect();
+        let with = |last: &[u64]| {
+            Shape(
+                rows.iter()
+                    .cloned()
+                    .chain(last.iter().map(|&n| Dim::Known(n)))
+                    .collect(),
+            )
+        };
+        let grouped = groups > 1;
+        let cols_shape = if grouped {
+            with(&[cout, cg * k])
+        } else {
+            with(&[cg * k])
+        };
+        let cols = self.push(Op::Im2col(x, window), cols_shape.clone(), span);
+        let wm = self.push(
+            Op::Reshape(w),
+            Shape(vec![Dim::Known(cout), Dim::Known(cg * k)]),
+            span,
+        );
+        let y_shape = with(&[cout]);
+        let mut y = if grouped {
+            let products = self.push(Op::Mul(cols, wm), cols_shape, span);
+            self.push(Op::Sum(products), y_shape.clone(), span)
+        } else {
+            let wt = self.push(
+                Op::Permute(wm, vec![1, 0]),
+                Shape(vec![Dim::Known(cg * k), Dim::Known(cout)]),
+                span,
+            );
+            self.push(Op::MatMul(cols, wt), y_shape.clone(), span)
+        };
+        if let Some(b) = bias {
+            y = self.push(Op::Add(y, b), y_shape, span);
+        }
+        // [batch, So..., Cout] → [batch, Cout, So...].
+        let perm: Vec<usize> = [0, spatial + 1].into_iter().chain(1..=spatial).collect();
+        let out = Shape(
+            [batch, Dim::Known(cout)]
+                .into_iter()
+                .chain(out_spatial)
+                .collect(),
+        );
+        Some(self.push(Op::Permute(y, perm), out, span))
+    }
+
+    /// `max_pool2d(x, k, stride:, padding:)`, `avg_pool2d` and their 1-d
+    /// forms written out: the patches of each channel (`Op::Im2col` with one
+    /// group per channel, `[batch, Ho, Wo, C, K]`), then `Op::MaxReduce` or
+    /// `Op::Mean` (a sum and one product by the public 1/K), and the
+    /// channels moved back. Max pooling pads with the nearest entry (the
+    /// window's maximum is PyTorch's, with its −∞ padding: every window
+    /// holds an entry when the padding is at most half the kernel). Relu
+    /// and max pooling commute, so `max_pool2d(relu(x))` pools first: K
+    /// times fewer comparisons in the relu.
+    #[allow(clippy::too_many_arguments)]
+    fn pool(
+        &mut self,
+        name: &str,
+        spatial: usize,
+        max: bool,
+        x: ValueId,
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        let (c, sizes) = self.images(name, spatial, &xs, positional[0].span)?;
+        let kernel = self.kernel(name, spatial, positional[1])?;
+        let mut window = self.window(name, spatial, named)?;
+        window.kernel = kernel.clone();
+        if !named
+            .iter()
+            .any(|a| a.name.as_ref().is_some_and(|n| n.name == "stride"))
+        {
+            window.stride = kernel.clone();
+        }
+        if let Some(i) = (0..spatial).find(|&i| 2 * window.padding[i] > kernel[i]) {
+            let at = (named.iter())
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "padding"))
+                .map_or(span, |a| a.span);
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!(
+                        "`{name}` pads {} on each side of a window of {}: at most half the window",
+                        window.padding[i], kernel[i]
+                    ),
+                )
+                .primary(at, "more padding than half the window")
+                .note("with more, a window could hold only padding (PyTorch refuses it too)")
+                .help(format!("use `padding:` of at most {}", kernel[i] / 2)),
+            );
+            return None;
+        }
+        let mut out_spatial = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let Some(o) = window.out_len(i, size as usize) else {
+                let p = window.padding[i];
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("the window of `{name}` is larger than its input"),
+                    )
+                    .primary(
+                        positional[1].span,
+                        format!("a window of {} along dimension {}", kernel[i], i + 2),
+                    )
+                    .secondary(
+                        positional[0].span,
+                        format!(
+                            "{size} along dimension {}{}",
+                            i + 2,
+                            if p > 0 {
+                                format!(", {} with padding {p}", size as usize + 2 * p)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    )
+                    .help("use a smaller window, or pool an earlier, larger value"),
+                );
+                return None;
+            };
+            out_spatial.push(Dim::Known(o as u64));
+        }
+        let k: u64 = kernel.iter().map(|&k| k as u64).product();
+        window.groups = c as usize;
+        window.edge = max;
+        // relu then max pooling: pool first (they commute).
+        let (x, relu) = match self.values[x.index()].op {
+            Op::Relu(a) if max => (a, Some(x)),
+            _ => (x, None),
+        };
+        let batch = xs.0[0].clone();
+        let rows: Vec<Dim> = [batch.clone()]
+            .into_iter()
+            .chain(out_spatial.clone())
+            .collect();
+        let with = |last: &[u64]| {
+            Shape(
+                rows.iter()
+                    .cloned()
+                    .chain(last.iter().map(|&n| Dim::Known(n)))
+                    .collect(),
+            )
+        };
+        let (cols_shape, pooled_shape) = if c > 1 {
+            (with(&[c, k]), with(&[c]))
+        } else {
+            (with(&[k]), Shape(rows.clone()))
+        };
+        let cols = self.push(Op::Im2col(x, window), cols_shape, span);
+        let op = if max {
+            Op::MaxReduce(cols)
+        } else {
+            Op::Mean(cols)
+        };
+        let mut pooled = self.push(op, pooled_shape.clone(), span);
+        if let Some(r) = relu {
+            pooled = self.push(Op::Relu(pooled), pooled_shape, span);
+            self.reordered.push((r, pooled));
+        }
+        let out = Shape(
+            [batch, Dim::Known(c)]
+                .into_iter()
+                .chain(out_spatial)
+                .collect(),
+        );
+        Some(if c > 1 {
+            // [batch, So..., C] → [batch, C, So...].
+            let perm: Vec<usize> = [0, spatial + 1].into_iter().chain(1..=spatial).collect();
+            self.push(Op::Permute(pooled, perm), out, span)
+        } else {
+            self.push(Op::Reshape(pooled), out, span)
+        })
+    }
+
+    /// `global_avg_pool(x)`: each channel's mean over its positions,
+    /// `[batch, C, H, W]` (positions merged first) or `[batch, C, L]` →
+    /// `[batch, C]`.
+    fn global_avg_pool(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        arg: &ast::Arg,
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        let spatial = xs.rank().saturating_sub(2).clamp(1, 2);
+        let (c, sizes) = self.images(name, spatial, &xs, arg.span)?;
+        let batch = xs.0[0].clone();
+        let rows = if spatial == 2 {
+            let merged = Shape(vec![
+                batch.clone(),
+                Dim::Known(c),
+                Dim::Known(sizes.iter().product()),
+            ]);
+            self.push(Op::Reshape(x), merged, span)
+        } else {
+            x
+        };
+        Some(self.push(Op::Mean(rows), Shape(vec![batch, Dim::Known(c)]), span))
+    }
+
+    /// `batch_norm(x, running_mean, running_var, weight?, bias?, eps:)`,
+    /// PyTorch's in inference, written out: `scale = weight ·
+    /// rsqrt(running_var + eps)` and `shift = bias − running_mean · scale`
+    /// (in the clear where one party holds the statistics, `Op::Rsqrt`),
+    /// then `x·scale + shift` along dimension 1. When `x` is a
+    /// convolution or `a @ w + b` whose `w` and `b` that same party holds
+    /// (or are constants), the scale and shift are folded into them
+    /// instead (`w·scale`, `b·scale + shift`): no work on the secret side.
+    fn batch_norm(
+        &mut self,
+        name: &str,
+        tensors: &[ValueId],
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let x = tensors[0];
+        let xs = self.shape(x).clone();
+        if xs.rank() < 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` normalises dimension 1 of `x`, which is {xs}"),
+                )
+                .primary(positional[0].span, format!("this is {xs}"))
+                .help("give `x` as [batch, channels, ...]"),
+            );
+            return None;
+        }
+        let channels = xs.0[1].clone();
+        let want = Shape(vec![channels.clone()]);
+        let what = ["running_mean", "running_var", "weight", "bias"];
+        for (i, &t) in tensors[1..].iter().enumerate() {
+            let ts = self.shape(t).clone();
+            if ts != want {
+                self.error(
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!(
+                            "`{}` of `{name}` is {ts}, `x` has {channels} channels",
+                            what[i]
+                        ),
+                    )
+                    .primary(positional[i + 1].span, format!("this is {ts}"))
+                    .secondary(
+                        positional[0].span,
+                        format!("{channels} channels in dimension 1 of {xs}"),
+                    )
+                    .help(format!("give one value per channel, {want}")),
+                );
+                return None;
+            }
+        }
+        let eps = match self.named_number(named, Named::Eps).ok()? {
+            Some((e, _)) if e > 0.0 => e,
+            Some((e, at)) => {
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`eps:` of `{name}` must be positive, not {e}"),
+                    )
+                    .primary(at, "expected a number above 0")
+                    .help("PyTorch's default is `eps: 1e-5`"),
+                );
+                return None;
+            }
+            None => 1e-5,
+        };
+        let (mean, var) = (tensors[1], tensors[2]);
+        let stat = want.clone();
+        let e = self.push(Op::Const { data: vec![eps] }, Shape::scalar(), span);
+        let shifted = self.push(Op::Add(var, e), stat.clone(), span);
+        let mut scale = self.push(Op::Rsqrt(shifted), stat.clone(), span);
+        if let Some(&w) = tensors.get(3) {
+            scale = self.push(Op::Mul(w, scale), stat.clone(), span);
+        }
+        let moved = self.push(Op::Mul(mean, scale), stat.clone(), span);
+        let shift = match tensors.get(4) {
+            Some(&b) => self.push(Op::Sub(b, moved), stat.clone(), span),
+            None => self.push(Op::Neg(moved), stat.clone(), span),
+        };
+        // Fold into the weights just before, when one party (or nobody) holds all.
+        if let Some(folded) = self.fold_affine(x, scale, shift, span) {
+            self.reordered.push((x, folded));
+            return Some(folded);
+        }
+        // x·scale + shift along dimension 1 (moved last when it is not).
+        let rank = xs.rank();
+        if rank == 2 {
+            let scaled = self.push(Op::Mul(x, scale), xs.clone(), span);
+            return Some(self.push(Op::Add(scaled, shift), xs, span));
+        }
+        let perm: Vec<usize> = (0..rank).filter(|&k| k != 1).chain([1]).collect();
+        let moved_shape = Shape(perm.iter().map(|&k| xs.0[k].clone()).collect());
+        let xm = self.push(Op::Permute(x, perm.clone()), moved_shape.clone(), span);
+        let scaled = self.push(Op::Mul(xm, scale), moved_shape.clone(), span);
+        let y = self.push(Op::Add(scaled, shift), moved_shape, span);
+        let mut back = vec![0; rank];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        Some(self.push(Op::Permute(y, back), xs, span))
+    }
+
+    /// `x·scale + shift` per output channel folded into the operation that
+    /// made `x`: a convolution as `Checker::conv` writes it (`permute(cols
+    /// @ wt + b)`) or `a @ w + b` (`+ b` optional), when the weights, bias,
+    /// scale and shift are held by one party or public. `None` otherwise.
+    fn fold_affine(
+        &mut self,
+        x: ValueId,
+        scale: ValueId,
+        shift: ValueId,
+        span: Span,
+    ) -> Option<ValueId> {
+        let (inner, perm) = match &self.values[x.index()].op {
+            Op::Permute(y, p) => (*y, Some(p.clone())),
+            _ => (x, None),
+        };
+        let (product, bias) = match self.values[inner.index()].op {
+            Op::Add(p, b) => (p, Some(b)),
+            Op::MatMul(..) => (inner, None),
+            _ => return None,
+        };
+        let Op::MatMul(a, w) = self.values[product.index()].op else {
+            return None;
+        };
+        // The product's output channels are its last dimension, and (for a
+        // convolution) the permute moves them to dimension 1.
+        let ps = self.shape(product).clone();
+        if let Some(p) = &perm {
+            let r = p.len();
+            if r < 3 || p[1] != r - 1 || !matches!(self.values[a.index()].op, Op::Im2col(..)) {
+                return None;
+            }
+        } else if ps.rank() != 2 {
+            return None;
+        }
+        let ws = self.shape(w).clone();
+        if ws.rank() != 2 || self.shape(scale).0.last() != ws.0.last() {
+            return None;
+        }
+        if bias.is_some_and(|b| self.shape(b).rank() != 1) {
+            return None;
+        }
+        let mut held = self.holders(w);
+        for v in [Some(scale), Some(shift), bias].into_iter().flatten() {
+            held.extend(self.holders(v));
+        }
+        held.retain(|o| *o != Owner::Public);
+        held.dedup();
+        if held.windows(2).any(|p| p[0] != p[1]) {
+            return None;
+        }
+        let w2 = self.push(Op::Mul(w, scale), ws, span);
+        let b2 = match bias {
+            Some(b) => {
+                let bs = self.shape(b).clone();
+                let scaled = self.push(Op::Mul(b, scale), bs.clone(), span);
+                self.push(Op::Add(scaled, shift), bs, span)
+            }
+            None => shift,
+        };
+        let p2 = self.push(Op::MatMul(a, w2), ps.clone(), span);
+        let y = self.push(Op::Add(p2, b2), ps, span);
+        Some(match perm {
+            Some(p) => {
+                let xs = self.shape(x).clone();
+                self.push(Op::Permute(y, p), xs, span)
+            }
+            None => y,
+        })
+    }
+
+    /// The parties whose inputs `v` depends on (`Owner::Public` for none).
+    fn holders(&self, v: ValueId) -> Vec<Owner> {
+        let mut seen = vec![false; v.index() + 1];
+        let mut stack = vec![v];
+        let mut out = Vec::new();
+        while let Some(u) = stack.pop() {
+            if std::mem::replace(&mut seen[u.index()], true) {
+                continue;
+            }
+            match self.values[u.index()].op {
+                Op::Input { owner, .. } => {
+                    if !out.contains(&owner) {
+                        out.push(owner);
+                    }
+                }
+                ref op => stack.extend(op.operands()),
+            }
+        }
+        if out.is_empty() {
+            out.push(Owner::Public);
+        }
+        out
+    }
+
+    /// The channels and spatial sizes of `xs`, an operand of `name` that
+    /// must be `[batch, C, S...]` with `spatial` numbered spatial axes.
+    fn images(
+        &mut self,
+        name: &str,
+        spatial: usize,
+        xs: &Shape,
+        at: Span,
+    ) -> Option<(u64, Vec<u64>)> {
+        let axes = if spatial == 2 {
+            "height, width"
+        } else {
+            "length"
+        };
+        let expected = if name == "global_avg_pool" {
+            "[batch, channels, height, width] or [batch, channels, length]".to_string()
+        } else {
+            format!("[batch, channels, {axes}]")
+        };
+        if xs.rank() != spatial + 2 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` takes `x` as {expected}, not {xs}"),
+                )
+                .primary(at, format!("this is {xs}"))
+                .help(format!(
+                    "reshape it to {} dimensions with `reshape`",
+                    spatial + 2
+                )),
+            );
+            return None;
+        }
+        let known: Option<Vec<u64>> = (xs.0[1..].iter())
+            .map(|d| match d {
+                Dim::Known(n) => Some(*n),
+                Dim::Symbol(_) => None,
+            })
+            .collect();
+        let Some(known) = known else {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` needs numbered channel and {axes} dimensions, not {xs}"),
+                )
+                .primary(at, format!("this is {xs}"))
+                .note("only the batch, dimension 0, may be named"),
+            );
+            return None;
+        };
+        Some((known[0], known[1..].to_vec()))
+    }
+
+    /// A pooling window: a whole number from 1 (the same along each axis)
+    /// or an array of one per axis.
+    fn kernel(&mut self, name: &str, spatial: usize, arg: &ast::Arg) -> Option<Vec<usize>> {
+        let whole = |v: f64| v.fract() == 0.0 && (1.0..=2f64.powi(24)).contains(&v);
+        let values: Option<Vec<usize>> = match &arg.value {
+            ArgValue::Expr(e) => literal_value(self.ast, *e)
+                .filter(|v| whole(*v))
+                .map(|v| vec![v as usize; spatial]),
+            ArgValue::Array(arr) if arr.elems.len() == spatial => (arr.elems.iter())
+                .map(|e| match e {
+                    ArrayElem::Number(v) if whole(v.value) => Some(v.value as usize),
+                    _ => None,
+                })
+                .collect(),
+            ArgValue::Array(_) => None,
+        };
+        if values.is_none() {
+            let what = if spatial == 2 {
+                "a whole number from 1, or `[kh, kw]` of them"
+            } else {
+                "a whole number from 1"
+            };
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("the window of `{name}` must be {what}"),
+                )
+                .primary(arg.span, format!("expected {what}"))
+                .help(format!("for example `{name}(x, 2)`")),
+            );
+        }
+        values
+    }
+
+    /// `stride:`, `padding:`, `dilation:` and `groups:` of a convolution or
+    /// pooling over `spatial` axes, as a window without its kernel (the
+    /// caller sets it): each a whole-number literal, or (but `groups`) an
+    /// array of one per axis; stride, dilation and groups from 1.
+    fn window(&mut self, name: &str, spatial: usize, named: &[&ast::Arg]) -> Option<plan::Window> {
+        let mut window = plan::Window {
+            kernel: vec![1; spatial],
+            stride: vec![1; spatial],
+            padding: vec![0; spatial],
+            dilation: vec![1; spatial],
+            groups: 1,
+            per_group: 1,
+            edge: false,
+        };
+        let mut ok = true;
+        for a in named {
+            let n = a.name.as_ref().expect("named").name.as_str();
+            let (least, per_axis) = match n {
+                "stride" | "dilation" => (1, true),
+                "padding" => (0, true),
+                "groups" => (1, false),
+                _ => continue,
+            };
+            let whole = |v: f64| v.fract() == 0.0 && v >= least as f64 && v <= 2f64.powi(24);
+            let values: Option<Vec<usize>> = match &a.value {
+                ArgValue::Expr(e) => literal_value(self.ast, *e)
+                    .filter(|v| whole(*v))
+                    .map(|v| vec![v as usize; if per_axis { spatial } else { 1 }]),
+                ArgValue::Array(arr) if per_axis && arr.elems.len() == spatial => arr
+                    .elems
+                    .iter()
+                    .map(|e| match e {
+                        ArrayElem::Number(v) if whole(v.value) => Some(v.value as usize),
+                        _ => None,
+                    })
+                    .collect(),
+                ArgValue::Array(_) => None,
+            };
+            let Some(values) = values else {
+                let what = if per_axis && spatial == 2 {
+                    format!("a whole number from {least}, or `[h, w]` of them")
+                } else {
+                    format!("a whole number from {least}")
+                };
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{n}:` of `{name}` must be {what}"),
+                    )
+                    .primary(a.span, format!("expected {what}"))
+                    .help(match n {
+                        "stride" => {
+                            "for example `stride: 2`; the default, 1, moves the window one step"
+                        }
+                        "padding" => {
+                            "for example `padding: 1`: one row and column of zeros on every side"
+                        }
+                        "dilation" => {
+                            "for example `dilation: 2`; the default, 1, is a dense kernel"
+                        }
+                        _ => "for example `groups: 2`; the default is 1",
+                    }),
+                );
+                ok = false;
+                continue;
+            };
+            match n {
+                "stride" => window.stride = values,
+                "padding" => window.padding = values,
+                "dilation" => window.dilation = values,
+                _ => window.groups = values[0],
+            }
+        }
+        ok.then_some(window)
     }
 
     /// The named number argument `which`, if given: its value (a number
@@ -1866,6 +2628,10 @@ impl Checker<'_> {
                 Named::Axis | Named::StartDim | Named::EndDim => {}
                 // Checked by `Checker::leaky_relu` and `Checker::hardtanh`.
                 Named::NegativeSlope | Named::MinVal | Named::MaxVal => {}
+                // Checked by `Checker::conv` against the operands.
+                Named::Stride | Named::Padding | Named::Dilation | Named::Groups => {}
+                // Checked by `Checker::batch_norm`.
+                Named::Eps => {}
             }
         }
         ok.then_some(approx)
@@ -1891,6 +2657,12 @@ impl Checker<'_> {
             if live[i] {
                 for operand in self.values[i].op.operands() {
                     live[operand.index()] = true;
+                }
+                // A bypassed value is used where its replacement is.
+                for (bypassed, by) in &self.reordered {
+                    if by.index() == i {
+                        live[bypassed.index()] = true;
+                    }
                 }
             }
         }
@@ -1922,6 +2694,10 @@ impl Checker<'_> {
         }
     }
 }
+
+/// Most dimensions a declared input or constant may have (values computed
+/// from them, such as a convolution's patches, may have more).
+pub const MAX_DECLARED_RANK: usize = 4;
 
 /// The value of a literal expression (`3`, `-0.5`, `--2`), if it is one.
 /// A loop, not recursion: a hostile file may stack millions of signs.
@@ -2247,6 +3023,53 @@ mod tests {
                 "permute[1, 0] fixed[n, 4]",
             ]
         );
+    }
+
+    /// `max_pool2d(relu(x))` pools first (they commute; K times fewer
+    /// comparisons), and the `let` of the relu still counts as used.
+    #[test]
+    fn relu_before_max_pooling_is_pooled_first() {
+        let r = check_source(
+            "model m { party a; party b; input x: fixed[n, 2, 4, 4] private(a);
+               let h = relu(x); let p = max_pool2d(h, 2); output p to b; }",
+        );
+        assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+        let m = r.model.unwrap();
+        let out = m.value(m.outputs()[0].value);
+        assert_eq!(out.shape.to_string(), "fixed[n, 2, 2, 2]");
+        let Op::Permute(relu, _) = out.op else {
+            panic!("{:?}", out.op)
+        };
+        let Op::Relu(pooled) = m.value(relu).op else {
+            panic!("{:?}", m.value(relu).op)
+        };
+        assert_eq!(m.value(relu).shape.to_string(), "fixed[n, 2, 2, 2]");
+        let Op::MaxReduce(cols) = m.value(pooled).op else {
+            panic!("{:?}", m.value(pooled).op)
+        };
+        let Op::Im2col(x, w) = &m.value(cols).op else {
+            panic!("{:?}", m.value(cols).op)
+        };
+        assert!(matches!(m.value(*x).op, Op::Input { .. }));
+        assert!(w.edge && w.groups == 2 && w.stride == vec![2, 2]);
+        // Average pooling does not commute with relu: it stays first.
+        let r = check_source(
+            "model m { party a; party b; input x: fixed[n, 1, 4] private(a);
+               let p = avg_pool1d(relu(x), 2); output p to b; }",
+        );
+        let m = r.model.unwrap();
+        let out = m.value(m.outputs()[0].value);
+        assert_eq!(out.shape.to_string(), "fixed[n, 1, 2]");
+        let Op::Reshape(mean) = out.op else {
+            panic!("{:?}", out.op)
+        };
+        let Op::Mean(cols) = m.value(mean).op else {
+            panic!("{:?}", m.value(mean).op)
+        };
+        let Op::Im2col(x, _) = &m.value(cols).op else {
+            panic!()
+        };
+        assert!(matches!(m.value(*x).op, Op::Relu(_)));
     }
 
     /// `leaky_relu`, `relu6` and `hardtanh` become existing operations:

@@ -242,9 +242,12 @@ impl Chooser<'_, '_> {
         match method {
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
-                Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Exp(_) | Op::Reciprocal(_) => {
-                    n * CLEAR_POLY_RING_OPS * c.ring_op
-                }
+                Op::Sigmoid(..)
+                | Op::Tanh(..)
+                | Op::Poly(..)
+                | Op::Exp(_)
+                | Op::Reciprocal(_)
+                | Op::Rsqrt(_) => n * CLEAR_POLY_RING_OPS * c.ring_op,
                 _ => n * c.ring_op,
             })),
             Method::Shares => {
@@ -256,6 +259,7 @@ impl Chooser<'_, '_> {
                     | Op::Sum(_)
                     | Op::Permute(..)
                     | Op::Reshape(_) => Cost::compute(size(0) * c.ring_op),
+                    Op::Im2col(..) => Cost::compute(n * c.ring_op),
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
                         Cost::compute(n * c.ring_op) + self.trunc(n)
@@ -322,7 +326,8 @@ impl Chooser<'_, '_> {
                         let last = self.g.last_dim(*a);
                         self.comparison(size(0), plan::NonlinearOp::MaxReduce.rounds(last))
                     }
-                    Op::Input { .. } | Op::Const { .. } => return None,
+                    // In the clear only (the analysis refuses it on secret values).
+                    Op::Input { .. } | Op::Const { .. } | Op::Rsqrt(_) => return None,
                 })
             }
             Method::Rlwe => {
@@ -898,7 +903,7 @@ impl Chooser<'_, '_> {
                     }
                 }
                 .into(),
-                Op::Permute(..) | Op::Reshape(_) => {
+                Op::Permute(..) | Op::Reshape(_) | Op::Im2col(..) => {
                     "moves values: local on shares, no communication".into()
                 }
                 _ => "cheapest by the cost model".into(),

@@ -321,6 +321,12 @@ impl<'m> Graph<'m> {
             | Op::MinReduce(a)
             | Op::Permute(a, _)
             | Op::Reshape(a) => r(a),
+            // Zeros where a window reaches into the padding (an edge
+            // padding repeats entries instead).
+            Op::Im2col(a, w) if !w.edge && w.padding.iter().any(|&p| p > 0) => {
+                r(a).hull(Interval::point(0.0))
+            }
+            Op::Im2col(a, _) => r(a),
             Op::Square(a) => r(a).square(),
             Op::Exp(a) => Interval::new(r(a).lo.exp(), r(a).hi.exp()),
             // Over a range without 0 (the analysis refuses any other).
@@ -328,6 +334,10 @@ impl<'m> Graph<'m> {
                 Interval::new(1.0 / r(a).hi, 1.0 / r(a).lo)
             }
             Op::Reciprocal(_) => Interval::new(f64::NEG_INFINITY, f64::INFINITY),
+            Op::Rsqrt(a) if r(a).lo > 0.0 => {
+                Interval::new(1.0 / r(a).hi.sqrt(), 1.0 / r(a).lo.sqrt())
+            }
+            Op::Rsqrt(_) => Interval::new(0.0, f64::INFINITY),
             Op::Sigmoid(..) => Interval::new(0.0, 1.0),
             Op::Tanh(..) => Interval::new(-1.0, 1.0),
             Op::Poly(a, coeffs) => {

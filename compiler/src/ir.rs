@@ -182,6 +182,13 @@ pub enum Op {
     Permute(ValueId, Vec<usize>),
     /// The operand's values, row-major, in the value's own shape (same count).
     Reshape(ValueId),
+    /// The patches of sliding windows over `[batch, C, S...]` (local data
+    /// movement, zeros in the padding): `conv2d`, `conv1d` and the pooling
+    /// builtins are written out with it (`plan::Window` has the layout).
+    Im2col(ValueId, plan::Window),
+    /// 1/√x elementwise, computed in the clear only (public values or one
+    /// party's): `batch_norm`'s scale from the model owner's variance.
+    Rsqrt(ValueId),
 }
 
 impl Op {
@@ -203,6 +210,8 @@ impl Op {
             | Op::Clamp(a, _, _)
             | Op::Permute(a, _)
             | Op::Reshape(a)
+            | Op::Im2col(a, _)
+            | Op::Rsqrt(a)
             | Op::Exp(a)
             | Op::Reciprocal(a) => vec![*a],
             Op::Add(a, b)
@@ -241,6 +250,8 @@ impl Op {
             Op::Clamp(..) => "clamp",
             Op::Permute(..) => "permute",
             Op::Reshape(_) => "reshape",
+            Op::Im2col(..) => "im2col",
+            Op::Rsqrt(_) => "rsqrt",
             Op::Exp(_) => "exp",
             Op::Reciprocal(_) => "reciprocal",
         }

@@ -73,6 +73,7 @@ pub fn expected(
             Op::Tanh(a, _) => map(get(*a), f64::tanh),
             Op::Exp(a) => map(get(*a), f64::exp),
             Op::Reciprocal(a) => map(get(*a), |x| 1.0 / x),
+            Op::Rsqrt(a) => map(get(*a), |x| 1.0 / x.sqrt()),
             Op::Poly(a, c) => map(get(*a), |x| polynomial(c, x)),
             Op::Relu(a) => map(get(*a), |x| if x > 0.0 { x } else { 0.0 }),
             Op::MaxReduce(a) => along_last(get(*a), |row| row[first_largest(row)])?,
@@ -83,6 +84,7 @@ pub fn expected(
             Op::Max(a, b) => elementwise(get(*a), get(*b), |x, y| if y > x { y } else { x })?,
             Op::Min(a, b) => elementwise(get(*a), get(*b), |x, y| if y < x { y } else { x })?,
             Op::Permute(a, perm) => permute(get(*a), perm)?,
+            Op::Im2col(a, w) => patches(get(*a), w, &concrete(&v.shape, &dims)?)?,
             Op::Reshape(a) => Tensor {
                 shape: concrete(&v.shape, &dims)?,
                 data: get(*a).data.clone(),
@@ -251,64 +253,45 @@ fn map(a: &Tensor, f: impl Fn(f64) -> f64) -> Tensor {
     }
 }
 
-/// A tensor of rank at most 2 seen as rows × columns: a scalar is 1 × 1, a
-/// vector `[n]` one row of n.
-fn rows_cols(shape: &[usize]) -> (usize, usize) {
-    match shape {
-        [] => (1, 1),
-        [n] => (1, *n),
-        [m, n] => (*m, *n),
-        _ => (0, 0),
-    }
-}
-
 /// Elementwise `f` with the language's broadcasting: equal shapes, a scalar
-/// with anything, or a vector `[n]` with a matrix `[m, n]` (the vector
-/// applied to every row).
+/// with anything, or an operand whose shape is the other's last
+/// dimensions (a vector `[n]` with a matrix `[m, n]`, `[k, n]` with
+/// `[b, k, n]`), applied at every index of the leading ones.
 fn elementwise(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
-    let shape = match (a.shape.as_slice(), b.shape.as_slice()) {
-        (x, y) if x == y => x.to_vec(),
-        ([], y) => y.to_vec(),
-        (x, []) => x.to_vec(),
-        ([n], [_, k]) | ([_, k], [n]) if n == k => {
-            if a.shape.len() == 2 {
-                a.shape.clone()
+    let long = if a.shape.len() >= b.shape.len() { a } else { b };
+    let short = if std::ptr::eq(long, a) { b } else { a };
+    if long.shape[long.shape.len() - short.shape.len()..] != short.shape[..] {
+        return Err(format!(
+            "reference interpreter: shapes {:?} and {:?} do not broadcast",
+            a.shape, b.shape
+        ));
+    }
+    // Entry i of the result is entry i of the longer operand and entry
+    // i mod |short| of the shorter (its dimensions are the trailing ones).
+    let n = short.data.len().max(1);
+    let data = (0..long.data.len())
+        .map(|i| {
+            let (x, y) = (long.data[i], short.data[i % n]);
+            if std::ptr::eq(long, a) {
+                f(x, y)
             } else {
-                b.shape.clone()
+                f(y, x)
             }
-        }
-        _ => {
-            return Err(format!(
-                "reference interpreter: shapes {:?} and {:?} do not broadcast",
-                a.shape, b.shape
-            ))
-        }
-    };
-    if shape.len() > 2 {
-        return Err(format!("reference interpreter: rank of {shape:?} above 2"));
-    }
-    let (rows, cols) = rows_cols(&shape);
-    // Entry (r, c) of an operand broadcast to the result's shape.
-    let at = |t: &Tensor, r: usize, c: usize| match t.shape.len() {
-        0 => t.data[0],
-        1 => t.data[c],
-        _ => t.data[r * cols + c],
-    };
-    let mut data = Vec::with_capacity(rows * cols);
-    for r in 0..rows {
-        for c in 0..cols {
-            data.push(f(at(a, r, c), at(b, r, c)));
-        }
-    }
-    Ok(Tensor { shape, data })
+        })
+        .collect();
+    Ok(Tensor {
+        shape: long.shape.clone(),
+        data,
+    })
 }
 
 /// `a @ b`, by the table in the language reference: `[n]@[n]` → scalar,
 /// `[m,n]@[n]` → `[m]`, `[n]@[n,k]` → `[k]`, `[m,n]@[n,k]` → `[m,k]`.
 fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
+    // A left operand of higher rank is a stack of rows: `[b, m, n] @ [n, k]`.
     let (m, n, shape_a) = match a.shape.as_slice() {
         [n] => (1, *n, vec![]),
-        [m, n] => (*m, *n, vec![*m]),
+        [rows @ .., n] if !rows.is_empty() => (rows.iter().product(), *n, rows.to_vec()),
         _ => return Err(format!("reference interpreter: `@` of {:?}", a.shape)),
     };
     let (n2, k, shape_b) = match b.shape.as_slice() {
@@ -335,6 +318,70 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     let mut shape = shape_a;
     shape.extend(shape_b);
     Ok(Tensor { shape, data })
+}
+
+/// The patches of `a` (`[batch, C, S...]`) under the window `w`, as the
+/// language reference defines `conv2d`'s: for output position `o` (per
+/// spatial axis `i`, `o_i` from 0) and kernel offset `j`, input position
+/// `o_i·stride_i + j_i·dilation_i − padding_i`, zero outside the input;
+/// columns run over the group's channels, then the kernel offsets
+/// (row-major), and each of a group's `per_group` output channels gets
+/// its own copy. An edge window (max pooling) reads the nearest input
+/// position instead of zero. `want` is the result's shape (the checker's).
+fn patches(a: &Tensor, w: &plan::Window, want: &[usize]) -> Result<Tensor, String> {
+    let r = w.kernel.len();
+    if a.shape.len() != r + 2 || want.len() < r + 2 {
+        return Err(format!("reference interpreter: windows over {:?}", a.shape));
+    }
+    let (c, spatial) = (a.shape[1], &a.shape[2..]);
+    let out_spatial = &want[1..=r];
+    let channels = c / w.groups;
+    let copies = if w.groups > 1 { w.per_group } else { 1 };
+    // Row-major offset of a coordinate in `dims`, and the coordinate of an offset.
+    let coordinate = |mut i: usize, dims: &[usize]| -> Vec<usize> {
+        let mut out = vec![0; dims.len()];
+        for k in (0..dims.len()).rev() {
+            out[k] = i % dims[k];
+            i /= dims[k];
+        }
+        out
+    };
+    let positions: usize = out_spatial.iter().product();
+    let offsets: usize = w.kernel.iter().product();
+    let mut data = Vec::new();
+    for b in 0..a.shape[0] {
+        for p in 0..positions {
+            let o = coordinate(p, out_spatial);
+            for g in 0..w.groups {
+                for _ in 0..copies {
+                    for ch in g * channels..(g + 1) * channels {
+                        for j in 0..offsets {
+                            let jj = coordinate(j, &w.kernel);
+                            let mut index = Some(b * c + ch);
+                            for i in 0..r {
+                                let mut x = (o[i] * w.stride[i] + jj[i] * w.dilation[i]) as i64
+                                    - w.padding[i] as i64;
+                                if w.edge {
+                                    x = x.clamp(0, spatial[i] as i64 - 1);
+                                }
+                                index = match index {
+                                    Some(at) if x >= 0 && (x as usize) < spatial[i] => {
+                                        Some(at * spatial[i] + x as usize)
+                                    }
+                                    _ => None,
+                                };
+                            }
+                            data.push(index.map_or(0.0, |at| a.data[at]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Tensor {
+        shape: want.to_vec(),
+        data,
+    })
 }
 
 /// `f` of each row along the last dimension: `[m, n]` → `[m]`, `[n]` → scalar.
@@ -662,5 +709,337 @@ mod tests {
             err.contains("dimension `n` is 2 in an earlier input"),
             "{err}"
         );
+    }
+
+    /// PyTorch's definition of a convolution, directly: `out[b, o, p...] =
+    /// bias[o] + Σ_{c, j...} x[b, g·C/groups + c, p·stride + j·dilation −
+    /// padding] · w[o, c, j...]`, zero outside `x`, `g = o / (Cout/groups)`.
+    /// `spatial` holds (size, kernel, stride, padding, dilation) per axis.
+    #[allow(clippy::too_many_arguments)]
+    fn direct_conv(
+        x: &[f64],
+        w: &[f64],
+        bias: &[f64],
+        batch: usize,
+        c: usize,
+        cout: usize,
+        groups: usize,
+        spatial: &[(usize, usize, usize, usize, usize)],
+    ) -> Vec<f64> {
+        let outs: Vec<usize> = spatial
+            .iter()
+            .map(|&(n, k, s, p, d)| (n + 2 * p - d * (k - 1) - 1) / s + 1)
+            .collect();
+        let (cg, og) = (c / groups, cout / groups);
+        let positions: usize = outs.iter().product();
+        let offsets: usize = spatial.iter().map(|t| t.1).product();
+        let mut out = Vec::new();
+        for b in 0..batch {
+            for o in 0..cout {
+                for p in 0..positions {
+                    let mut acc = bias.get(o).copied().unwrap_or(0.0);
+                    for ci in 0..cg {
+                        for j in 0..offsets {
+                            // Unravel p and j per axis, last axis fastest.
+                            let (mut pp, mut jj) = (p, j);
+                            let mut xi = Some(b * c + (o / og) * cg + ci);
+                            let mut wi = o * cg + ci;
+                            let mut coords = Vec::new();
+                            for (a, &(_, k, _, _, _)) in spatial.iter().enumerate().rev() {
+                                coords.push((a, pp % outs[a], jj % k));
+                                pp /= outs[a];
+                                jj /= k;
+                            }
+                            coords.reverse();
+                            for (a, op, jo) in coords {
+                                let (n, k, s, pad, d) = spatial[a];
+                                let at = (op * s + jo * d) as i64 - pad as i64;
+                                xi = xi
+                                    .filter(|_| at >= 0 && (at as usize) < n)
+                                    .map(|i| i * n + at as usize);
+                                wi = wi * k + jo;
+                            }
+                            if let Some(i) = xi {
+                                acc += x[i] * w[wi];
+                            }
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// `conv2d` and `conv1d` as the checker writes them out (patches,
+        /// a product, a bias, channels moved back) compute the convolution
+        /// as PyTorch defines it, for random shapes and parameters.
+        #[test]
+        fn convolutions_compute_pytorchs_definition(
+            two in proptest::bool::ANY,
+            batch in 1usize..3,
+            groups in 1usize..4,
+            cg in 1usize..3,
+            og in 1usize..3,
+            axes in proptest::collection::vec((1usize..4, 1usize..3, 0usize..3, 1usize..3, 0usize..4), 2),
+            with_bias in proptest::bool::ANY,
+            seed in 0u64..1000,
+        ) {
+            let spatial: Vec<(usize, usize, usize, usize, usize)> = axes
+                .iter()
+                .take(if two { 2 } else { 1 })
+                // size = the dilated kernel's reach, less twice the padding, plus some.
+                .map(|&(k, s, p, d, more)| {
+                    let reach = d * (k - 1) + 1;
+                    (reach.saturating_sub(2 * p).max(1) + more, k, s, p.min(k.saturating_sub(1)), d)
+                })
+                .collect();
+            let (c, cout) = (cg * groups, og * groups);
+            let per_axis = |f: fn(&(usize, usize, usize, usize, usize)) -> usize| {
+                format!("[{}]", spatial.iter().map(|t| f(t).to_string()).collect::<Vec<_>>().join(", "))
+            };
+            let dims = |v: Vec<usize>| v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+            let xshape: Vec<usize> = [batch, c].into_iter().chain(spatial.iter().map(|t| t.0)).collect();
+            let wshape: Vec<usize> = [cout, cg].into_iter().chain(spatial.iter().map(|t| t.1)).collect();
+            let f = if two { "conv2d" } else { "conv1d" };
+            let b = if with_bias { "b, " } else { "" };
+            let src = format!(
+                "model m {{ party a; party q; input x: fixed[{}] private(a); input w: fixed[{}] private(q);
+                   input b: fixed[{cout}] private(q);
+                   let y = {f}(x, w, {b}stride: {}, padding: {}, dilation: {}, groups: {groups});
+                   let s = sum(b) * 0; output y to a; output s to a; }}",
+                dims(xshape.clone()), dims(wshape.clone()),
+                per_axis(|t| t.2), per_axis(|t| t.3), per_axis(|t| t.4),
+            );
+            let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut draw = |n: usize| -> Vec<f64> {
+                (0..n).map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 33) % 17) as f64 - 8.0
+                }).collect()
+            };
+            let xd = draw(xshape.iter().product());
+            let wd = draw(wshape.iter().product());
+            let bd = draw(cout);
+            let out = try_run(&src, &[("x", xshape, xd.clone()), ("w", wshape, wd.clone()), ("b", vec![cout], bd.clone())])
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{src}: {e}")))?;
+            let bias = if with_bias { bd } else { vec![] };
+            let want = direct_conv(&xd, &wd, &bias, batch, c, cout, groups, &spatial);
+            proptest::prop_assert_eq!(&out[0].1.data, &want, "{}", src);
+        }
+    }
+
+    /// PyTorch's pooling, directly: each window's maximum over the input
+    /// entries it covers (padding is −∞), or its sum over K with padded
+    /// zeros counted. `spatial` holds (size, kernel, stride, padding).
+    fn direct_pool(
+        x: &[f64],
+        batch_channels: usize,
+        spatial: &[(usize, usize, usize, usize)],
+        max: bool,
+    ) -> Vec<f64> {
+        let outs: Vec<usize> = spatial
+            .iter()
+            .map(|&(n, k, s, p)| (n + 2 * p - k) / s + 1)
+            .collect();
+        let positions: usize = outs.iter().product();
+        let offsets: usize = spatial.iter().map(|t| t.1).product();
+        let plane: usize = spatial.iter().map(|t| t.0).product();
+        let mut out = Vec::new();
+        for bc in 0..batch_channels {
+            for p in 0..positions {
+                let mut best = f64::NEG_INFINITY;
+                let mut sum = 0.0;
+                for j in 0..offsets {
+                    let (mut pp, mut jj) = (p, j);
+                    let mut coords = Vec::new();
+                    for a in (0..spatial.len()).rev() {
+                        coords.push((a, pp % outs[a], jj % spatial[a].1));
+                        pp /= outs[a];
+                        jj /= spatial[a].1;
+                    }
+                    coords.reverse();
+                    let mut at = Some(0usize);
+                    for (a, o, jo) in coords {
+                        let (n, _, s, pad) = spatial[a];
+                        let i = (o * s + jo) as i64 - pad as i64;
+                        at = at
+                            .filter(|_| i >= 0 && (i as usize) < n)
+                            .map(|f| f * n + i as usize);
+                    }
+                    if let Some(f) = at {
+                        let v = x[bc * plane + f];
+                        best = best.max(v);
+                        sum += v;
+                    }
+                }
+                out.push(if max { best } else { sum / offsets as f64 });
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// `max_pool2d`, `avg_pool2d` and the 1-d forms as the checker
+        /// writes them out compute PyTorch's definitions (−∞ padding for
+        /// the maximum, padded zeros counted in the mean), for random
+        /// shapes and windows, after a relu too (which the checker moves
+        /// after a max pooling).
+        #[test]
+        fn poolings_compute_pytorchs_definition(
+            two in proptest::bool::ANY,
+            max in proptest::bool::ANY,
+            relu in proptest::bool::ANY,
+            batch in 1usize..3,
+            c in 1usize..4,
+            axes in proptest::collection::vec((1usize..4, 1usize..4, 0usize..2, 0usize..4), 2),
+            seed in 0u64..1000,
+        ) {
+            let spatial: Vec<(usize, usize, usize, usize)> = axes
+                .iter()
+                .take(if two { 2 } else { 1 })
+                .map(|&(k, s, p, more)| {
+                    let p = p.min(k / 2);
+                    ((k.saturating_sub(2 * p)).max(1) + more, k, s, p)
+                })
+                .collect();
+            let list = |f: fn(&(usize, usize, usize, usize)) -> usize| {
+                format!("[{}]", spatial.iter().map(|t| f(t).to_string()).collect::<Vec<_>>().join(", "))
+            };
+            let xshape: Vec<usize> = [batch, c].into_iter().chain(spatial.iter().map(|t| t.0)).collect();
+            let f = format!("{}_pool{}d", if max { "max" } else { "avg" }, spatial.len());
+            let operand = if relu { "relu(x)" } else { "x" };
+            let src = format!(
+                "model m {{ party a; party q; input x: fixed[{}] private(a);
+                   let y = {f}({operand}, {}, stride: {}, padding: {}); output y to a; }}",
+                xshape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                list(|t| t.1), list(|t| t.2), list(|t| t.3),
+            );
+            let checked = crate::check_source(&src);
+            proptest::prop_assert!(checked.diagnostics.is_empty(), "{}: {:?}", src, checked.diagnostics);
+            let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let xd: Vec<f64> = (0..xshape.iter().product::<usize>()).map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 33) % 17) as f64 - 8.0
+            }).collect();
+            let out = try_run(&src, &[("x", xshape, xd.clone())])
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{src}: {e}")))?;
+            let input: Vec<f64> = if relu { xd.iter().map(|v| v.max(0.0)).collect() } else { xd };
+            let want = direct_pool(&input, batch * c, &spatial, max);
+            proptest::prop_assert_eq!(&out[0].1.data, &want, "{}", src);
+            // relu then max pooling: the comparisons of the relu run on the pooled values.
+            let model = checked.model.expect("checked");
+            if relu && max {
+                proptest::prop_assert!(model.values().iter().any(|v| matches!(v.op, Op::Relu(a) if matches!(model.value(a).op, Op::MaxReduce(_)))));
+            }
+        }
+    }
+
+    /// `batch_norm` as the checker writes it out is PyTorch's inference
+    /// formula, `(x − mean)/√(var + eps)·weight + bias` per channel, on a
+    /// dense layer's output and on a convolution's (where it is folded into
+    /// the weights, which the same party holds), and on an input (not
+    /// folded).
+    #[test]
+    fn batch_norm_is_pytorchs_inference_formula() {
+        let stats = [
+            ("m", vec![3], vec![0.5, -1.0, 2.0]),
+            ("v", vec![3], vec![1.0, 0.25, 4.0]),
+            ("g", vec![3], vec![2.0, -1.0, 0.5]),
+            ("c", vec![3], vec![0.1, 0.2, -0.3]),
+        ];
+        let bn = |x: f64, ch: usize, affine: bool| {
+            let y = (x - stats[0].2[ch]) / (stats[1].2[ch] + 1e-3f64).sqrt();
+            if affine {
+                y * stats[2].2[ch] + stats[3].2[ch]
+            } else {
+                y
+            }
+        };
+        // Dense: [n, 3], folded into w and b (all the server's).
+        let src = "model m { party a; party s; input x: fixed[n, 2] private(a); input w: fixed[2, 3] private(s);
+            input b: fixed[3] private(s); input m: fixed[3] private(s); input v: fixed[3] private(s) in [0.1, 8];
+            input g: fixed[3] private(s); input c: fixed[3] private(s);
+            let y = batch_norm(x @ w + b, m, v, g, c, eps: 1e-3); let z = batch_norm(x @ w, m, v, eps: 1e-3);
+            output y to a; output z to a; }";
+        let model = crate::check_source(src).model.unwrap();
+        let y = model.value(model.outputs()[0].value);
+        let Op::Add(p, _) = y.op else {
+            panic!("{:?}", y.op)
+        };
+        let Op::MatMul(_, w2) = model.value(p).op else {
+            panic!("not folded")
+        };
+        assert!(
+            matches!(model.value(w2).op, Op::Mul(..)),
+            "the weights carry the scale"
+        );
+        let mut inputs = vec![
+            ("x", vec![2, 2], vec![1.0, -2.0, 0.5, 3.0]),
+            ("w", vec![2, 3], vec![1.0, 0.5, -1.0, 2.0, 0.0, 1.5]),
+            ("b", vec![3], vec![0.3, -0.2, 0.1]),
+        ];
+        inputs.extend(stats.iter().cloned());
+        let out = run(src, &inputs);
+        for (r, row) in [[1.0, -2.0], [0.5, 3.0]].iter().enumerate() {
+            for ch in 0..3 {
+                let wx = row[0] * inputs[1].2[ch] + row[1] * inputs[1].2[3 + ch];
+                let want_y = bn(wx + inputs[2].2[ch], ch, true);
+                let want_z = bn(wx, ch, false);
+                assert!((out[0].1.data[r * 3 + ch] - want_y).abs() < 1e-12);
+                assert!((out[1].1.data[r * 3 + ch] - want_z).abs() < 1e-12);
+            }
+        }
+        // Convolution, folded; and an input image, with the statistics of
+        // another party (not folded: x·scale + shift along dimension 1).
+        let src = "model m { party a; party s; input x: fixed[n, 1, 3, 3] private(a); input w: fixed[3, 1, 2, 2] private(s);
+            input m: fixed[3] private(s); input v: fixed[3] private(s) in [0.1, 8];
+            input g: fixed[3] private(s); input c: fixed[3] private(s);
+            input x3: fixed[n, 3, 2] private(a);
+            let y = batch_norm(conv2d(x, w), m, v, g, c, eps: 1e-3);
+            let z = batch_norm(x3, m, v, g, c, eps: 1e-3);
+            output y to a; output z to a; }";
+        let model = crate::check_source(src).model.unwrap();
+        let y = model.value(model.outputs()[0].value);
+        let Op::Permute(add, _) = y.op else {
+            panic!("{:?}", y.op)
+        };
+        let Op::Add(p, _) = model.value(add).op else {
+            panic!()
+        };
+        let Op::MatMul(_, w2) = model.value(p).op else {
+            panic!("not folded")
+        };
+        assert!(matches!(model.value(w2).op, Op::Mul(..)));
+        let x: Vec<f64> = (0..9).map(|i| i as f64 - 4.0).collect();
+        let w: Vec<f64> = (0..12).map(|i| (i as f64 - 6.0) / 4.0).collect();
+        let x3: Vec<f64> = (0..6).map(|i| i as f64 * 0.5 - 1.0).collect();
+        let mut inputs = vec![
+            ("x", vec![1, 1, 3, 3], x.clone()),
+            ("w", vec![3, 1, 2, 2], w.clone()),
+            ("x3", vec![1, 3, 2], x3.clone()),
+        ];
+        inputs.extend(stats.iter().cloned());
+        let out = run(src, &inputs);
+        for ch in 0..3 {
+            for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let mut acc = 0.0;
+                for (di, dj) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    acc += x[(i + di) * 3 + j + dj] * w[ch * 4 + di * 2 + dj];
+                }
+                let got = out[0].1.data[ch * 4 + i * 2 + j];
+                assert!(
+                    (got - bn(acc, ch, true)).abs() < 1e-12,
+                    "{got} {}",
+                    bn(acc, ch, true)
+                );
+            }
+            for l in 0..2 {
+                assert!((out[1].1.data[ch * 2 + l] - bn(x3[ch * 2 + l], ch, true)).abs() < 1e-12);
+            }
+        }
     }
 }

@@ -23,10 +23,12 @@ mod load;
 pub mod params;
 mod tensor;
 mod validate;
+mod window;
 pub use fingerprint::{explain, Difference, Fingerprint};
 pub use load::LoadError;
 pub use tensor::{bind_inputs, concrete, infer_dims, permute_data, InputError, Tensor};
 pub use validate::{validate, ValidPlan, ValidationError};
+pub use window::{im2col_data, Window};
 
 /// Bumped when the plan format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 2;
@@ -297,6 +299,10 @@ pub enum ClearOp {
     Permute(Vec<usize>),
     /// The operand's values, row-major, in the destination's shape.
     Reshape,
+    /// The sliding windows' patches (see [`Window`]).
+    Im2col(Window),
+    /// 1/√x elementwise.
+    Rsqrt,
 }
 
 /// Local (communication-free) operations on shares.
@@ -332,6 +338,8 @@ pub enum ShareOp {
     Permute(Vec<usize>),
     /// The share's values, row-major, in the destination's shape.
     Reshape,
+    /// The sliding windows' patches (see [`Window`]; the padding holds 0).
+    Im2col(Window),
 }
 
 /// Operations on Paillier ciphertexts by the party holding them (which does
@@ -1228,6 +1236,7 @@ fn clear_op_text(op: &ClearOp) -> String {
         ClearOp::Poly(c) => format!("poly{c:?}"),
         ClearOp::Clamp(lo, hi) => format!("clamp[{lo}, {hi}]"),
         ClearOp::Permute(perm) => format!("permute{perm:?}"),
+        ClearOp::Im2col(w) => window_text(w),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -1252,7 +1261,27 @@ fn share_op_text(op: &ShareOp) -> String {
         ShareOp::Sum => "sum".into(),
         ShareOp::Permute(perm) => format!("permute{perm:?}"),
         ShareOp::Reshape => "reshape".into(),
+        ShareOp::Im2col(w) => window_text(w),
     }
+}
+
+/// `im2col[kernel 5x5 stride 1x1 padding 0x0 dilation 1x1]`, with
+/// `groups g x m` when grouped and `edge` after an edge padding.
+fn window_text(w: &Window) -> String {
+    let x = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
+    let groups = if w.groups > 1 {
+        format!(" groups {}x{}", w.groups, w.per_group)
+    } else {
+        String::new()
+    };
+    let edge = if w.edge { " edge" } else { "" };
+    format!(
+        "im2col[kernel {} stride {} padding {}{edge} dilation {}{groups}]",
+        x(&w.kernel),
+        x(&w.stride),
+        x(&w.padding),
+        x(&w.dilation)
+    )
 }
 
 fn hom_op_text(op: &HomOp) -> String {

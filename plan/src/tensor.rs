@@ -328,7 +328,8 @@ impl Tensor {
         })
     }
 
-    /// `[k]@[k]`, `[m,k]@[k]`, `[k]@[k,n]`, `[m,k]@[k,n]`.
+    /// `[k]@[k]`, `[m,k]@[k]`, `[k]@[k,n]`, `[m,k]@[k,n]`, and a left
+    /// operand of higher rank as rows: `[b, m, k]@[k,n]` is `[b, m, n]`.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor, String> {
         let bad = || {
             format!(
@@ -337,9 +338,9 @@ impl Tensor {
             )
         };
         let (m, k) = match self.shape.as_slice() {
+            [] => return Err(bad()),
             [k] => (1, *k),
-            [m, k] => (*m, *k),
-            _ => return Err(bad()),
+            [rows @ .., k] => (rows.iter().product(), *k),
         };
         let (k2, n) = match other.shape.as_slice() {
             [k2] => (*k2, 1),
@@ -465,10 +466,15 @@ impl crate::ClearOp {
             Tanh => Ok(a.map(f64::tanh)),
             Exp => Ok(a.map(f64::exp)),
             Reciprocal => Ok(a.map(f64::recip)),
+            Rsqrt => Ok(a.map(|x| x.sqrt().recip())),
             Poly(c) => Ok(a.map(|x| c.iter().rev().fold(0.0, |acc, k| acc * x + k))),
             Relu => Ok(a.map(|x| x.max(0.0))),
             Clamp(lo, hi) => Ok(a.map(|x| x.clamp(*lo, *hi))),
             Permute(perm) => a.permute(perm),
+            Im2col(w) => {
+                let (data, shape) = crate::im2col_data(&a.data, &a.shape, w, 0.0)?;
+                Ok(Tensor { shape, data })
+            }
             // The destination's shape is the register's: the executor sets it.
             Reshape => Ok((*a).clone()),
         }

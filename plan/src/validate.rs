@@ -299,7 +299,8 @@ fn arity_share(op: &ShareOp) -> usize {
         | ShareOp::MulInt(_)
         | ShareOp::Broadcast
         | ShareOp::Permute(_)
-        | ShareOp::Reshape => 1,
+        | ShareOp::Reshape
+        | ShareOp::Im2col(_) => 1,
         _ => 2,
     }
 }

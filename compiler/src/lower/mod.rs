@@ -354,8 +354,10 @@ pub fn clear_op(op: &Op) -> ClearOp {
         Op::Clamp(_, lo, hi) => ClearOp::Clamp(*lo, *hi),
         Op::Permute(_, perm) => ClearOp::Permute(perm.clone()),
         Op::Reshape(_) => ClearOp::Reshape,
+        Op::Im2col(_, w) => ClearOp::Im2col(w.clone()),
         Op::Exp(_) => ClearOp::Exp,
         Op::Reciprocal(_) => ClearOp::Reciprocal,
+        Op::Rsqrt(_) => ClearOp::Rsqrt,
         Op::Input { .. } | Op::Const { .. } => {
             unreachable!("inputs and constants are not clear operations")
         }

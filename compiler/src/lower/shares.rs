@@ -151,6 +151,11 @@ impl Lowerer<'_, '_> {
                 self.local(dst, ShareOp::Reshape, vec![args[0]]);
                 dst
             }
+            Op::Im2col(_, w) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Im2col(w.clone()), vec![args[0]]);
+                dst
+            }
             Op::Mean(a) => {
                 let k = self.g.last_dim(*a);
                 let sum = self.share_reg(shape, f, format!("sum for {label}"));

@@ -404,6 +404,12 @@ fn concrete(shape: &plan::Shape, dims: &BTreeMap<String, usize>) -> Result<Vec<u
     plan::concrete(shape, dims).map_err(ExecError::input)
 }
 
+/// A product's left operand as the matrix the engines multiply (`[b, m,
+/// k]` as `[b·m, k]`, [`ops::rows_shape`]).
+fn rows(shape: Vec<usize>) -> Vec<usize> {
+    ops::rows_shape(&shape).unwrap_or(shape)
+}
+
 /// The plan's correlations as requests, at the run's sizes.
 fn bind_requests(
     plan: &Plan,
@@ -417,7 +423,7 @@ fn bind_requests(
                     shape: concrete(shape, dims)?,
                 },
                 Correlation::MatMul { lhs, rhs } => CorrelationRequest::MatmulTriple {
-                    a_shape: concrete(lhs, dims)?,
+                    a_shape: rows(concrete(lhs, dims)?),
                     b_shape: concrete(rhs, dims)?,
                 },
                 Correlation::HolderMatMul {
@@ -425,7 +431,7 @@ fn bind_requests(
                     rhs,
                     lhs_holder,
                 } => CorrelationRequest::HolderMatmulTriple {
-                    a_shape: concrete(lhs, dims)?,
+                    a_shape: rows(concrete(lhs, dims)?),
                     b_shape: concrete(rhs, dims)?,
                     a_holder: role_of(plan, *lhs_holder)?,
                 },

@@ -92,6 +92,38 @@ fn fixed_ints(t: &Tensor, bits: u32) -> Result<Vec<i64>, ExecError> {
         .collect()
 }
 
+/// The shape a matrix product's left operand of `shape` is multiplied in:
+/// a rank above 2 as rows, `[b, m, k]` → `[b·m, k]` (the plan keeps named
+/// dimensions such as the batch apart; the engines multiply matrices).
+/// `None` when the shape is already a vector or matrix.
+pub(super) fn rows_shape(shape: &[usize]) -> Option<Vec<usize>> {
+    match shape {
+        [rows @ .., k] if rows.len() > 1 => Some(vec![rows.iter().product(), *k]),
+        _ => None,
+    }
+}
+
+/// `s` in its product shape ([`rows_shape`]), borrowed when unchanged.
+fn as_rows(s: &Share) -> Result<Cow<'_, Share>, ExecError> {
+    Ok(match rows_shape(s.shape()) {
+        Some(rows) => Cow::Owned(Share::new(
+            s.party(),
+            RingTensor::new(s.value().data().to_vec(), rows)?,
+        )),
+        None => Cow::Borrowed(s),
+    })
+}
+
+/// A product's share in the destination's `shape` (same elements): the
+/// rows of [`rows_shape`] back in the plan's shape.
+fn in_shape(z: Share, shape: Vec<usize>) -> Result<Share, ExecError> {
+    if z.shape() == shape.as_slice() {
+        return Ok(z);
+    }
+    let data = z.value().data().to_vec();
+    Ok(Share::new(z.party(), RingTensor::new(data, shape)?))
+}
+
 /// A share in a register, borrowed from the register file alone (so the
 /// engine can be borrowed mutably at the same time).
 fn share_in(regs: &[Option<Value>], r: Reg) -> Result<&Share, ExecError> {
@@ -268,9 +300,13 @@ impl Exec<'_> {
                             .get(i as usize)
                             .and_then(|spec| inputs.get(&spec.name))
                             .ok_or_else(|| ExecError::protocol("an input went missing"))?;
-                        engine.holder_matmul_round1_clear(&t.data, &t.shape, f, ys, a_holder)?
+                        let xs = rows_shape(&t.shape).unwrap_or_else(|| t.shape.clone());
+                        engine.holder_matmul_round1_clear(&t.data, &xs, f, ys, a_holder)?
                     }
-                    _ => engine.holder_matmul_round1(share_in(&self.regs, *x)?, ys, a_holder)?,
+                    _ => {
+                        let xs = as_rows(share_in(&self.regs, *x)?)?;
+                        engine.holder_matmul_round1(&xs, ys, a_holder)?
+                    }
                 };
                 self.holder_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Ring(half)));
@@ -292,6 +328,7 @@ impl Exec<'_> {
                     sharing::Engine::<Box<dyn sharing::Correlations + Send>>::holder_matmul_round2(
                         state, half, sent,
                     )?;
+                let z = in_shape(z, self.reg_shape(*dst)?)?;
                 self.set(*dst, Value::Share(z));
             }
             Instr::BeaverOpen { msg, x, y, corr } => {
@@ -305,7 +342,7 @@ impl Exec<'_> {
                     .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
                 let (xs, ys) = (share_in(&self.regs, *x)?, share_in(&self.regs, *y)?);
                 let (state, m) = if matmul {
-                    engine.matmul_round1(xs, ys)?
+                    engine.matmul_round1(&*as_rows(xs)?, ys)?
                 } else {
                     engine.mul_round1(xs, ys)?
                 };
@@ -326,6 +363,7 @@ impl Exec<'_> {
                 let z = sharing::Engine::<Box<dyn sharing::Correlations + Send>>::mul_round2(
                     state, peer,
                 )?;
+                let z = in_shape(z, self.reg_shape(*dst)?)?;
                 self.set(*dst, Value::Share(z));
             }
             Instr::TruncOpen { msg, x, corr } => {
@@ -593,11 +631,16 @@ impl Exec<'_> {
             }
             ShareOp::MatMulPublic { bits, public_left } => {
                 let c = public(self, *bits)?;
-                if *public_left {
+                let z = if *public_left {
+                    let c = match rows_shape(c.shape()) {
+                        Some(rows) => RingTensor::new(c.data().to_vec(), rows)?,
+                        None => c,
+                    };
                     Share::public_matmul(&c, s0)?
                 } else {
-                    s0.matmul_public(&c)?
-                }
+                    as_rows(s0)?.matmul_public(&c)?
+                };
+                in_shape(z, shape)?
             }
             ShareOp::Sum => self.my_share(sum_last(s0.value())?)?,
             ShareOp::MulInt(k) => s0.mul_public_scalar(*k as u64),
@@ -608,6 +651,16 @@ impl Exec<'_> {
                 if out != shape {
                     return Err(ExecError::protocol(format!(
                         "permute gives {out:?}, the register holds {shape:?}"
+                    )));
+                }
+                self.my_share(RingTensor::new(data, shape)?)?
+            }
+            ShareOp::Im2col(w) => {
+                let (data, out) = plan::im2col_data(s0.value().data(), s0.shape(), w, 0u64)
+                    .map_err(ExecError::protocol)?;
+                if out != shape {
+                    return Err(ExecError::protocol(format!(
+                        "im2col gives {out:?}, the register holds {shape:?}"
                     )));
                 }
                 self.my_share(RingTensor::new(data, shape)?)?
@@ -645,8 +698,8 @@ impl Exec<'_> {
                 };
                 let (m, k) = match ashape.as_slice() {
                     [k] => (1, *k),
-                    [m, k] => (*m, *k),
-                    _ => return Err(ExecError::protocol("bad matmul operand")),
+                    [rows @ .., k] => (rows.iter().product(), *k),
+                    [] => return Err(ExecError::protocol("bad matmul operand")),
                 };
                 let n = match bshape.as_slice() {
                     [_] => 1,

@@ -42,13 +42,19 @@ fn rlwe_error(what: &str, e: rlwe::Error) -> ExecError {
 }
 
 /// `[batch, k] @ [k, n]` from the shape of `x` (`lhs`) or of `w`, and the
-/// result's element count: `x` is `[k]` or `[batch, k]`, `w` is `[k]` or
-/// `[k, n]`.
+/// result's element count: `x` is `[k]` or `[batch, k]` (or of higher
+/// rank, its leading dimensions the batch), `w` is `[k]` or `[k, n]`.
 fn product_shape(operand: &[usize], lhs: bool, out: usize) -> Result<rlwe::Shape, ExecError> {
     let s = |batch, k, n| Ok(rlwe::Shape { batch, k, n });
     match (lhs, operand) {
         (true, [k]) => s(1, *k, out),
-        (true, [b, k]) if *b > 0 && out.is_multiple_of(*b) => s(*b, *k, out / b),
+        (true, [rows @ .., k])
+            if rows.iter().product::<usize>() > 0
+                && out.is_multiple_of(rows.iter().product::<usize>()) =>
+        {
+            let b = rows.iter().product::<usize>();
+            s(b, *k, out / b)
+        }
         (false, [k]) => s(out, *k, 1),
         (false, [k, n]) if *n > 0 && out.is_multiple_of(*n) => s(out / n, *k, *n),
         _ => Err(ExecError::protocol(format!(
