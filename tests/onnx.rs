@@ -22,6 +22,7 @@ const FIXTURES: &[(&str, &str)] = &[
     ("opset6", "input_1"),
     ("torch_lenet5", "input_1"),
     ("torch_resnet_tiny", "input_1"),
+    ("deep_mlp", "input_1"),
 ];
 
 fn veil(args: &[&str]) -> Output {

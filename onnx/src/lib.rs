@@ -26,7 +26,7 @@ mod proto;
 mod tensor;
 mod translate;
 
-pub use tensor::Const;
+pub use tensor::{outward, Const};
 pub use translate::{SUPPORTED_ML_OPS, SUPPORTED_OPS};
 
 use std::collections::BTreeMap;
@@ -52,6 +52,11 @@ pub struct Options {
     pub name: Option<String>,
     /// The file name, for the header comment.
     pub source_name: String,
+    /// `relu` activations (by their name in the model file, as
+    /// [`Imported::activations`] lists them) to compute as
+    /// `clamp(x, 0, hi)`: their range then restarts at `[0, hi]`, which is
+    /// what keeps the proven ranges of deep networks finite.
+    pub clamps: BTreeMap<String, f64>,
 }
 
 impl Default for Options {
@@ -65,6 +70,7 @@ impl Default for Options {
             precision: DEFAULT_PRECISION,
             name: None,
             source_name: "model.onnx".into(),
+            clamps: BTreeMap::new(),
         }
     }
 }
@@ -93,6 +99,9 @@ pub struct Imported {
     pub outputs: Vec<(String, String)>,
     /// Things the user should know (a default range used, an output dropped).
     pub warnings: Vec<String>,
+    /// The names of the `relu` activations in the model file (see
+    /// [`Options::clamps`]).
+    pub activations: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -2551,6 +2551,7 @@ impl<'a> Tr<'a> {
                 wname
             };
         let nodes = std::mem::take(&mut self.nodes);
+        let mut activations = Vec::new();
         for (id, n) in nodes.iter().enumerate() {
             if !live[id] {
                 continue;
@@ -2668,7 +2669,17 @@ impl<'a> Tr<'a> {
                     e
                 }
                 Op::Binary { op, a, b } => format!("{} {op} {}", arg(*a), arg(*b)),
+                Op::Call {
+                    f: "relu", args, ..
+                } if o.clamps.contains_key(name) => {
+                    activations.push(name.clone());
+                    let hi = o.clamps[name];
+                    format!("clamp({}, 0, {})", arg(args[0]), fmt_num(hi))
+                }
                 Op::Call { f, args, extra } => {
+                    if *f == "relu" {
+                        activations.push(name.clone());
+                    }
                     let mut parts: Vec<String> = args.iter().map(|a| arg(*a)).collect();
                     if !extra.is_empty() {
                         parts.push(extra.clone());
@@ -2714,6 +2725,7 @@ impl<'a> Tr<'a> {
             data_inputs: data.to_vec(),
             outputs: outputs.to_vec(),
             warnings: self.warnings,
+            activations,
         }
     }
 }

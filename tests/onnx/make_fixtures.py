@@ -222,6 +222,21 @@ def opset6():
     save("opset6", m, x[16:], x[:16], expected=expected)
 
 
+def deep_mlp():
+    # 16 relu layers: the ranges proven from the input's alone overflow at
+    # every precision, so veil import clamps each activation at its
+    # calibrated maximum.
+    inits, nodes, x = [], [], "input.1"
+    for i in range(16):
+        nodes.append(gemm(f"fc{i}", x, f"h{i}", 32, 32, inits, scale=np.sqrt(2.0 / 32)))
+        nodes.append(helper.make_node("Relu", [f"h{i}"], [f"r{i}"], name=f"/relu{i}/Relu"))
+        x = f"r{i}"
+    nodes.append(gemm("out", x, "logits", 32, 4, inits))
+    m = graph_model(nodes, inits, [32], "logits", [4], 17, "deep_mlp")
+    x = rng.uniform(-1, 1, (416, 32))
+    save("deep_mlp", m, x[16:], x[:16])
+
+
 if __name__ == "__main__":
     linear_fixtures()
     mlp()
@@ -229,3 +244,4 @@ if __name__ == "__main__":
     lenet5()
     resnet()
     opset6()
+    deep_mlp()
