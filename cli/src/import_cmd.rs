@@ -187,10 +187,10 @@ fn import(args: &ImportArgs) -> Result<(), String> {
         String,
     > {
         let mut first_failure = None;
+        let translated = onnx::import(&bytes, &mut external, opts)
+            .map_err(|e| format!("{}: {e}", args.model.display()))?;
         for &p in &candidates {
-            opts.precision = p;
-            let imported = onnx::import(&bytes, &mut external, opts)
-                .map_err(|e| format!("{}: {e}", args.model.display()))?;
+            let imported = translated.at_precision(opts.precision, p);
             // The model must check before anything is written.
             let checked = compiler::check_source(&imported.source);
             let Some(model) = checked.model.as_ref().filter(|_| !checked.has_errors()) else {
@@ -206,6 +206,7 @@ fn import(args: &ImportArgs) -> Result<(), String> {
                 first_failure.get_or_insert((diagnostics, imported));
                 continue;
             }
+            opts.precision = p;
             return Ok(Ok(imported));
         }
         Ok(Err(first_failure.expect("at least one precision was tried")))

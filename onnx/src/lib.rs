@@ -104,6 +104,18 @@ pub struct Imported {
     pub activations: Vec<String>,
 }
 
+impl Imported {
+    /// The same model at another fixed-point precision (the translation
+    /// does not depend on it: only the model file's `precision` line).
+    pub fn at_precision(&self, from: u32, to: u32) -> Imported {
+        let line = |p: u32| format!("\n    precision {p};\n");
+        Imported {
+            source: self.source.replacen(&line(from), &line(to), 1),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DataInput {
     pub name: String,
