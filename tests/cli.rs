@@ -1040,7 +1040,8 @@ fn inputs_for(
         );
         let n: usize = shape.iter().product();
         let data = values_in(&mut seed, lo, hi, n);
-        let path = if has_rows && npy {
+        // CSV holds rows of one dimension: images go as .npy.
+        let path = if has_rows && (npy || shape.len() > 2) {
             let p = dir.join(format!("{name}.npy"));
             write_npy(&p, &shape, &data);
             p
@@ -1055,12 +1056,17 @@ fn inputs_for(
             let p = dir.join(format!("{name}.csv"));
             std::fs::write(&p, text).unwrap();
             p
+        } else if shape.len() > 2 {
+            // Convolution weights: .npy, which takes any rank.
+            let p = dir.join(format!("{name}.npy"));
+            write_npy(&p, &shape, &data);
+            p
         } else {
             let value = match shape.as_slice() {
                 [] => serde_json::json!(data[0]),
                 [_] => serde_json::json!(data),
                 [_, c] => serde_json::json!(data.chunks(*c).collect::<Vec<_>>()),
-                _ => panic!("rank {}", shape.len()),
+                _ => unreachable!("rank {} goes to .npy", shape.len()),
             };
             let p = dir.join(format!("{name}.json"));
             std::fs::write(&p, value.to_string()).unwrap();
@@ -1104,11 +1110,8 @@ fn one_chunk_and_many_give_the_same_outputs_for_every_bundled_model() {
         };
         let dir = scratch(&format!("chunks-{name}"));
         let (bindings, outputs) = inputs_for(&model, &dir, rows, name == "mlp");
-        // A model that sums over its rows cannot run in chunks, and says so;
-        // nor, today, one whose keep-dims broadcast moves `batch` off the
-        // first axis (softmax_classifier's `s - max(s)`), though its rows
-        // are independent: a known limit of `stream::row_dim`.
-        if name == "row_stats" || name == "softmax_classifier" {
+        // A model that sums over its rows cannot run in chunks, and says so.
+        if name == "row_stats" {
             let mut args = vec!["run", model.as_str()];
             for b in &bindings {
                 args.extend(["-i", b.as_str()]);

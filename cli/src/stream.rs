@@ -100,11 +100,46 @@ pub fn row_dim(plan: &Plan) -> Result<Option<String>, String> {
             ));
         }
     }
-    if plan.regs.iter().any(|r| !first_only(&r.shape)) {
-        return Err(format!("a value has `{s}` after its first dimension"));
+    // A value may hold its rows along another dimension than the first (a
+    // keep-dims broadcast such as softmax's `s - max(s)` permutes them
+    // there and back); what matters is that no instruction combines rows:
+    // the rows dimension appears once per value, a reshape keeps it first
+    // (a row-major reshape that moves it would mix rows), and an
+    // instruction that reads rows writes rows (reductions and products
+    // that sum over the rows drop the dimension).
+    let count = |shape: &plan::Shape| {
+        shape
+            .0
+            .iter()
+            .filter(|d| matches!(d, Dim::Symbol(x) if x == s))
+            .count()
+    };
+    if let Some(r) = plan.regs.iter().find(|r| count(&r.shape) > 1) {
+        return Err(format!("`{}` has `{s}` twice ({})", r.note, r.shape));
     }
+    let first = |r: &plan::Reg| {
+        let shape = &plan.reg(*r).shape;
+        !has(shape) || matches!(shape.0.first(), Some(Dim::Symbol(x)) if x == s)
+    };
     for prog in &plan.programs {
         for ins in &prog.instrs {
+            let reshape = matches!(
+                ins,
+                plan::Instr::Local {
+                    op: plan::ShareOp::Reshape,
+                    ..
+                } | plan::Instr::Clear {
+                    op: plan::ClearOp::Reshape,
+                    ..
+                }
+            );
+            if reshape && !(ins.reads().iter().all(first) && ins.writes().iter().all(first)) {
+                let w = ins.writes().into_iter().next();
+                let note = w.map(|w| plan.reg(w).note.clone()).unwrap_or_default();
+                return Err(format!(
+                    "`{note}` reshapes a value whose `{s}` is not its first dimension"
+                ));
+            }
             let reads_rows = ins.reads().iter().any(|r| has(&plan.reg(*r).shape));
             if reads_rows {
                 // Messages have no shape of their own: the values they
@@ -894,6 +929,23 @@ mod tests {
                let z = x * w; output z to a; }",
         );
         assert_eq!(row_dim(&fixed), Ok(None));
+        // softmax moves the rows off the first axis and back: still rows.
+        let soft = plan(&format!("{head} let z = softmax(x); output z to a; }}"));
+        assert_eq!(row_dim(&soft), Ok(Some("batch".into())));
+        // Moving them with a row-major reshape mixes rows.
+        let moved = plan(&format!(
+            "{head} let z = reshape(x, [3, -1]); let y = permute(z, [1, 0]); output y to a; }}"
+        ));
+        assert!(row_dim(&moved).is_err(), "{:?}", row_dim(&moved));
+        // Summing or multiplying along the rows once they are last.
+        let along = plan(&format!(
+            "{head} let z = sum(permute(x, [1, 0])); output z to a; }}"
+        ));
+        assert!(row_dim(&along).is_err());
+        let gram = plan(&format!(
+            "{head} let z = permute(x, [1, 0]) @ x; output z to a; }}"
+        ));
+        assert!(row_dim(&gram).is_err());
     }
 
     #[test]
