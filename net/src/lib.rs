@@ -45,6 +45,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod service;
+
 /// The largest frame accepted by default (256 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
 /// A frame is encrypted and written this many bytes at a time.
@@ -562,6 +564,9 @@ pub struct TcpTransport {
     peers: Vec<Option<Peer>>,
     io_timeout: Duration,
     max_frame: usize,
+    /// The end of the whole session, if it has one (a service's session
+    /// timeout): no send or receive waits past it.
+    deadline: Option<Instant>,
 }
 
 fn io_err(e: &io::Error) -> bool {
@@ -972,6 +977,7 @@ impl TcpTransport {
             peers,
             io_timeout: cfg.io_timeout,
             max_frame: cfg.max_frame,
+            deadline: None,
         };
         let plan = hex(&cfg.plan.digest());
         let sections: Vec<(String, String)> = cfg
@@ -1063,6 +1069,18 @@ impl TcpTransport {
             for p in self.peers.iter_mut().flatten() {
                 p.pump_in(Duration::from_millis(5))?;
             }
+        }
+    }
+}
+
+impl TcpTransport {
+    /// When the next send or receive must be done: the I/O timeout from
+    /// now, or the session's end if that is sooner.
+    fn next_deadline(&self) -> Instant {
+        let next = Instant::now() + self.io_timeout;
+        match self.deadline {
+            Some(end) => next.min(end),
+            None => next,
         }
     }
 }
@@ -1226,12 +1244,14 @@ fn handshake(
 
 impl Transport for TcpTransport {
     fn send(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
-        let deadline = Instant::now() + self.io_timeout;
+        let deadline = self.next_deadline();
         Ok(self.send_to(to, &frame, deadline)?)
     }
 
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
-        let timeout = self.io_timeout;
+        let timeout = self
+            .next_deadline()
+            .saturating_duration_since(Instant::now());
         let me = self.my_name.clone();
         let peer = self
             .peers
