@@ -1109,7 +1109,7 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
                 return;
             }
             None => {
-                if map.len() >= s.pool.max + s.pool.queue {
+                if map.len() >= s.args.max_connections {
                     s.metrics.busy.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%from, "connection dropped: too many sessions waiting to be paired");
                     return;

@@ -753,7 +753,7 @@ impl Peer {
                 return Err(NetError::Peer(format!(
                     "timed out waiting for {} ({} s)",
                     self.name,
-                    timeout.as_secs()
+                    secs_text(timeout)
                 )));
             }
             self.pump_in(remaining(deadline).min(Duration::from_millis(500)))?;
@@ -1085,6 +1085,16 @@ impl TcpTransport {
     }
 }
 
+/// Whole seconds as such, shorter times with a decimal (a service's
+/// timeouts may be fractions of a second).
+fn secs_text(d: Duration) -> String {
+    if d.subsec_millis() == 0 || d.as_secs() >= 10 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.1}", d.as_secs_f64())
+    }
+}
+
 /// A peer-supplied string, safe to print: at most 64 characters, control
 /// characters escaped.
 fn clean(s: &str) -> String {
@@ -1249,9 +1259,12 @@ impl Transport for TcpTransport {
     }
 
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
-        let timeout = self
-            .next_deadline()
-            .saturating_duration_since(Instant::now());
+        let timeout = match self.deadline {
+            None => self.io_timeout,
+            Some(end) => self
+                .io_timeout
+                .min(end.saturating_duration_since(Instant::now())),
+        };
         let me = self.my_name.clone();
         let peer = self
             .peers
