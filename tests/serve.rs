@@ -575,3 +575,73 @@ fn metrics_are_served_in_the_prometheus_text_format() {
     assert!(text.contains("veil_session_seconds_count 2"), "{text}");
     assert!(text.contains("veil_pool{state=\"active\"} 0"), "{text}");
 }
+
+/// Scale-out with an existing balancer: two model-owner replicas (the same
+/// certificate and weights, each on its own port) behind HAProxy in TCP
+/// mode (TLS passes through), one dealer, 16 clients through the balancer.
+#[test]
+fn haproxy_spreads_clients_over_two_replicas() {
+    let haproxy = std::env::var("VEIL_HAPROXY").unwrap_or_else(|_| "haproxy".into());
+    if Command::new(&haproxy).arg("-v").output().is_err() {
+        eprintln!(
+            "skipped: `{haproxy}` is not installed (Debian package haproxy; .ci/run installs it)"
+        );
+        return;
+    }
+    let mut d = Deployment::new("haproxy", 3, true);
+    let ports = net::free_loopback_addresses(3).unwrap();
+    let (front, replicas) = (&ports[0], &ports[1..]);
+    d.serve("helper", &[]);
+    let mut logs = Vec::new();
+    for (i, addr) in replicas.iter().enumerate() {
+        // Each replica logs to its own file.
+        d.serve("lab", &["--listen", addr]);
+        let log = d.path(&format!("lab{i}.log"));
+        std::fs::rename(d.path("lab.log"), &log).unwrap();
+        logs.push(log);
+    }
+    let cfg = format!(
+        "global\n  maxconn 256\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  \
+         timeout server 60s\nfrontend veil\n  bind {front}\n  default_backend replicas\n\
+         backend replicas\n  balance roundrobin\n  server r0 {}\n  server r1 {}\n",
+        replicas[0], replicas[1]
+    );
+    let cfg_path = d.path("haproxy.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let proxy = Command::new(&haproxy)
+        .args(["-db", "-f", &cfg_path])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    d.children.push(proxy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(front).is_err() {
+        assert!(Instant::now() < deadline, "haproxy did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let clients: Vec<Child> = (0..16)
+        .map(|i| {
+            d.predict(
+                if i % 2 == 0 { "alice" } else { "bob" },
+                &format!("out{i}"),
+                &["--server", front, "--per-row", "-q"],
+            )
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let o = finish(c, Duration::from_secs(120));
+        assert!(o.status.success(), "client {i}: {}", stderr(&o));
+        d.check_answers(&format!("out{i}"));
+    }
+    let ok = |log: &str| {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("outcome=\"ok\""))
+            .count()
+    };
+    let (a, b) = (ok(&logs[0]), ok(&logs[1]));
+    assert_eq!(a + b, 16 * 3);
+    assert!(a > 0 && b > 0, "one replica served everything: {a} and {b}");
+}
