@@ -157,6 +157,7 @@ impl Client<'_> {
     fn query(
         &self,
         conn: &mut Option<Conn>,
+        dealer_conn: &mut Option<Conn>,
         inputs: &BTreeMap<String, Tensor>,
         dims: &[(String, u64)],
     ) -> Result<runtime::exec::Outcome, QueryError> {
@@ -193,8 +194,13 @@ impl Client<'_> {
         let mut peers: Vec<Option<Conn>> = (0..plan.parties.len()).map(|_| None).collect();
         peers[self.server as usize] = Some(c);
         if let Some((d, name, addr, dialer)) = &self.dealer {
-            let dc = dialer
-                .dial(name, addr, setup)
+            // The connection of the previous session, if the dealer kept it.
+            let kept = dealer_conn
+                .take()
+                .and_then(|mut c| (!c.is_closed()).then_some(c));
+            let dc = kept
+                .map(Ok)
+                .unwrap_or_else(|| dialer.dial(name, addr, setup))
                 .and_then(|mut dc| {
                     dc.set_name(name);
                     dc.send(
@@ -219,9 +225,7 @@ impl Client<'_> {
         let result = runtime::exec::run_party(&valid, self.me, inputs, &mut t, &opts);
         let mut conns = t.into_conns(ids);
         if let Some((d, ..)) = &self.dealer {
-            if let Some(dc) = conns[*d as usize].take() {
-                dc.close();
-            }
+            *dealer_conn = conns[*d as usize].take().filter(|_| result.is_ok());
         }
         let outcome = result.map_err(|e| QueryError::Fatal(format!("session {session}: {e}")))?;
         *conn = conns[self.server as usize].take();
@@ -303,6 +307,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
     };
     let started = Instant::now();
     let mut conn: Option<Conn> = None;
+    let mut dealer_conn: Option<Conn> = None;
     let mut collected = crate::stream::Collected::default();
     let mut last = Vec::new();
     let mut latencies: Vec<f64> = Vec::new();
@@ -325,7 +330,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
             let t0 = Instant::now();
             let mut tries = 0;
             let outcome = loop {
-                match client.query(&mut conn, q, &dims) {
+                match client.query(&mut conn, &mut dealer_conn, q, &dims) {
                     Ok(o) => break o,
                     Err(QueryError::Retry(e)) if tries < args.retries => {
                         tries += 1;
@@ -361,7 +366,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
             last = all;
         }
     }
-    if let Some(c) = conn.take() {
+    for c in [conn.take(), dealer_conn.take()].into_iter().flatten() {
         c.close();
     }
     let secs = started.elapsed().as_secs_f64();

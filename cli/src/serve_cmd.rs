@@ -448,6 +448,17 @@ struct Waiting {
     conn: Conn,
     hello: ServiceHello,
     since: Instant,
+    /// Where its connection goes back once the session ran.
+    back: std::sync::mpsc::Sender<Conn>,
+}
+
+/// What became of a hello at the dealer.
+enum Pairing {
+    /// This side waits for the other.
+    Parked,
+    /// The other side was waiting: run the session.
+    Paired(Box<Waiting>, Conn, ServiceHello),
+    Drop,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -465,6 +476,9 @@ struct Shared {
     tls: ServiceTls,
     /// The model owner's way to the dealer.
     dealer: Option<Dialer>,
+    /// The model owner's connections to the dealer between sessions, and
+    /// since when each is idle.
+    dealer_idle: Mutex<Vec<(Conn, Instant)>>,
     server_fp: Option<[u8; 32]>,
     pool: Pool,
     metrics: Metrics,
@@ -623,6 +637,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         inputs,
         tls,
         dealer,
+        dealer_idle: Mutex::new(Vec::new()),
         server_fp,
         pool: Pool::new(max_sessions, queue),
         metrics: Metrics::default(),
@@ -658,20 +673,19 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     let metrics_thread = match &args.metrics {
         None => None,
         Some(addr) => {
-            let l = match std::net::TcpListener::bind(addr) {
-                Ok(l) => l,
-                Err(e) => return fail(&format!("--metrics: cannot listen on {addr}: {e}")),
-            };
             let s = Arc::clone(&shared);
-            Some(net::service::serve_text(
-                l,
+            match net::service::serve_text(
+                addr,
                 Arc::clone(&metrics_stop),
                 Arc::new(move || {
                     let pending = s.pairing.lock().map(|m| m.len()).unwrap_or(0);
                     s.metrics
                         .render(&s.pool, s.connections.load(Ordering::Relaxed), pending)
                 }),
-            ))
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => return fail(&format!("--metrics: {e}")),
+            }
         }
     };
     let role = if Some(me) == shared.dep.dealer {
@@ -749,6 +763,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         "stopping: no new connections; draining sessions in flight"
     );
     while shared.connections.load(Ordering::SeqCst) > 0 && Instant::now() < drain {
+        expire_pairing(&shared);
         std::thread::sleep(Duration::from_millis(20));
     }
     let left = shared.connections.load(Ordering::SeqCst);
@@ -1002,12 +1017,15 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
         peers[s.dep.client as usize] = Some(conn);
         if let (Some(d), Some(dialer)) = (s.dep.dealer, &s.dealer) {
             let entry = s.dep.entries[d as usize].as_ref().expect("listed");
-            let joined = dialer
-                .dial(
-                    &entry.name,
-                    &entry.address,
-                    (Instant::now() + s.args.connect).min(deadline),
-                )
+            let joined = idle_dealer_conn(s)
+                .map(Ok)
+                .unwrap_or_else(|| {
+                    dialer.dial(
+                        &entry.name,
+                        &entry.address,
+                        (Instant::now() + s.args.connect).min(deadline),
+                    )
+                })
                 .and_then(|mut dc| {
                     let mut h = ServiceHello::new(&me_name, &entry.name, &fp, &id);
                     h.dims = hello.dims.clone();
@@ -1040,7 +1058,12 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
         log_session(s, &record, &result);
         if let Some(d) = s.dep.dealer {
             if let Some(dc) = conns[d as usize].take() {
-                dc.close();
+                match (&result, s.dealer_idle.lock()) {
+                    (Ok(_), Ok(mut idle)) if idle.len() < s.pool.max => {
+                        idle.push((dc, Instant::now()))
+                    }
+                    _ => dc.close(),
+                }
             }
         }
         match (result, conns[s.dep.client as usize].take()) {
@@ -1050,12 +1073,26 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
     }
 }
 
-/// The dealer's side of one connection: the model owner's or a client's
-/// hello for a session, then the pairing with the other side.
+/// A connection to the dealer left open by an earlier session, if one is
+/// still good: not closed by the dealer, and idle for less than half the
+/// idle timeout (after which the dealer may close it).
+fn idle_dealer_conn(s: &Shared) -> Option<Conn> {
+    loop {
+        let (mut c, since) = s.dealer_idle.lock().ok()?.pop()?;
+        if since.elapsed() < s.args.idle / 2 && !c.is_closed() {
+            return Some(c);
+        }
+    }
+}
+
+/// The dealer's side of one connection, the model owner's or a client's:
+/// for each session, its hello, then the pairing with the other side. The
+/// side that arrives second runs the session in its thread and hands the
+/// first side's connection back, so both carry the next session.
 fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::SocketAddr) {
     let plan = &s.plan;
-    let deadline = Instant::now() + s.args.handshake;
-    let mut conn = match s.tls.accept(sock, from, deadline) {
+    let hs_deadline = Instant::now() + s.args.handshake;
+    let mut conn = match s.tls.accept(sock, from, hs_deadline) {
         Ok(c) => c,
         Err(e) => {
             s.metrics.rejected.fetch_add(1, Ordering::Relaxed);
@@ -1076,61 +1113,121 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
     conn.set_name(&peer_name);
     let me_name = plan.party_name(s.me).to_string();
     let fp = plan.fingerprint();
-    let hello = match conn
-        .recv(deadline.saturating_duration_since(Instant::now()))
-        .and_then(|f| ServiceHello::parse(&f, &peer_name))
-        .and_then(|h| {
-            h.check(&peer_name, &me_name, &fp, &h.session.clone())
-                .map(|()| h)
-        }) {
-        Ok(h) if h.session.len() == 32 => h,
-        Ok(_) => {
-            s.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%from, client = %conn.identity(), "connection dropped: no session id");
-            return;
-        }
-        Err(e) => {
-            s.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%from, client = %conn.identity(), reason = %e, "connection dropped");
-            return;
-        }
-    };
-    // Pair with the other side, or wait for it.
-    let other = {
-        let Ok(mut map) = s.pairing.lock() else {
-            return;
+    let who = conn.identity().clone();
+    let mut first = true;
+    loop {
+        let until = if first {
+            hs_deadline
+        } else {
+            Instant::now() + s.args.idle
         };
-        match map.remove(&hello.session) {
-            Some(w) if w.side != side => w,
-            Some(w) => {
-                // The same side twice: keep the first, drop this one.
-                tracing::warn!(%from, session = %hello.session, "connection dropped: its side of the session is already here");
-                map.insert(hello.session.clone(), w);
+        let hello = match next_request(s, &mut conn, until, first).and_then(|f| match f {
+            None => Ok(None),
+            Some(f) => ServiceHello::parse(&f, &peer_name)
+                .and_then(|h| {
+                    h.check(&peer_name, &me_name, &fp, &h.session.clone())
+                        .map(|()| h)
+                })
+                .map(Some),
+        }) {
+            Ok(Some(h)) if h.session.len() == 32 => h,
+            Ok(None) => {
+                conn.close();
                 return;
             }
-            None => {
-                if map.len() >= s.args.max_connections {
+            Ok(Some(_)) => {
+                s.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%from, client = %who, "connection dropped: no session id");
+                return;
+            }
+            Err(e) => {
+                if first {
+                    s.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::warn!(%from, client = %who, reason = %e, "connection closed");
+                return;
+            }
+        };
+        first = false;
+        // Pair with the other side, or wait for it.
+        let (back, returned) = std::sync::mpsc::channel();
+        let pairing = match s.pairing.lock() {
+            Err(_) => Pairing::Drop,
+            Ok(mut map) => match map.remove(&hello.session) {
+                Some(w) if w.side != side => Pairing::Paired(Box::new(w), conn, hello),
+                Some(w) => {
+                    // The same side twice: keep the first, drop this one.
+                    tracing::warn!(%from, session = %hello.session, "connection dropped: its side of the session is already here");
+                    map.insert(hello.session.clone(), w);
+                    Pairing::Drop
+                }
+                None if map.len() >= s.args.max_connections => {
                     s.metrics.busy.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%from, "connection dropped: too many sessions waiting to be paired");
-                    return;
+                    Pairing::Drop
                 }
-                map.insert(
-                    hello.session.clone(),
-                    Waiting {
-                        side,
-                        conn,
-                        hello,
-                        since: Instant::now(),
-                    },
-                );
-                return;
+                None => {
+                    map.insert(
+                        hello.session.clone(),
+                        Waiting {
+                            side,
+                            conn,
+                            hello,
+                            since: Instant::now(),
+                            back,
+                        },
+                    );
+                    Pairing::Parked
+                }
+            },
+        };
+        let (other, mine, hello) = match pairing {
+            Pairing::Drop => return,
+            // The other side's thread runs the session and hands this
+            // connection back; if it never comes (expired, or the session
+            // failed), the sender is dropped and this thread ends.
+            Pairing::Parked => match returned.recv() {
+                Ok(c) => {
+                    conn = c;
+                    continue;
+                }
+                Err(_) => return,
+            },
+            Pairing::Paired(w, c, h) => (w, c, h),
+        };
+        let Waiting {
+            conn: other_conn,
+            hello: other_hello,
+            back: other_back,
+            ..
+        } = *other;
+        let (server, server_hello, client) = match side {
+            Side::Server => (mine, hello, other_conn),
+            Side::Client => (other_conn, other_hello, mine),
+        };
+        match dealer_session(s, &me_name, server, &server_hello, client) {
+            Some((server, client)) => {
+                let (mine, theirs) = match side {
+                    Side::Server => (server, client),
+                    Side::Client => (client, server),
+                };
+                let _ = other_back.send(theirs);
+                conn = mine;
             }
+            None => return,
         }
-    };
-    let (server, server_hello, client) = match side {
-        Side::Server => (conn, hello, other.conn),
-        Side::Client => (other.conn, other.hello, conn),
-    };
+    }
+}
+
+/// One session at the dealer; the two connections back if it succeeded.
+fn dealer_session(
+    s: &Shared,
+    me_name: &str,
+    server: Conn,
+    server_hello: &ServiceHello,
+    client: Conn,
+) -> Option<(Conn, Conn)> {
+    let plan = &s.plan;
     let started = Instant::now();
     let id = server_hello.session.clone();
     let client_id = client.identity().clone();
@@ -1147,14 +1244,14 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
             &record,
             &Err("the client that joined is not the one the model owner served".into()),
         );
-        return;
+        return None;
     }
     let _slot = match s.pool.acquire(s.args.queue_wait, &s.stop) {
         Ok(slot) => slot,
         Err(reason) => {
             s.metrics.busy.fetch_add(1, Ordering::Relaxed);
             tracing::info!(session = %id, reason = %reason, outcome = "busy", "session");
-            return;
+            return None;
         }
     };
     let n = plan.parties.len();
@@ -1162,22 +1259,23 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
     peers[s.dep.server as usize] = Some(server);
     peers[s.dep.client as usize] = Some(client);
     let (mut t, ids) = TcpTransport::from_conns(
-        &me_name,
+        me_name,
         peers,
         s.args.idle,
         s.args.max_frame,
         Some(started + s.args.session),
     );
-    let valid = match crate::run_cmd::valid(plan) {
-        Ok(v) => v,
-        Err(_) => return,
-    };
+    let valid = crate::run_cmd::valid(plan).ok()?;
     let result =
         runtime::exec::run_party(&valid, s.me, &BTreeMap::new(), &mut t, &session_options(s))
             .map_err(|e| e.to_string());
     log_session(s, &record, &result);
-    for c in t.into_conns(ids).into_iter().flatten() {
-        c.close();
+    let mut conns = t.into_conns(ids);
+    let server = conns[s.dep.server as usize].take();
+    let client = conns[s.dep.client as usize].take();
+    match (result, server, client) {
+        (Ok(_), Some(server), Some(client)) => Some((server, client)),
+        _ => None,
     }
 }
 

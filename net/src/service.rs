@@ -441,6 +441,20 @@ impl Conn {
         Ok(self.peer.frames_ready() || self.peer.closed || self.peer.frames.error().is_some())
     }
 
+    /// Whether the peer has closed the connection (or broken it), checked
+    /// without waiting: for a connection kept open between sessions.
+    pub fn is_closed(&mut self) -> bool {
+        if self.peer.closed {
+            return true;
+        }
+        if self.peer.sock.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let r = self.peer.read_once();
+        let _ = self.peer.sock.set_nonblocking(false);
+        r.is_err() || self.peer.closed || self.peer.frames.error().is_some()
+    }
+
     /// Close politely (close_notify), without waiting for the peer.
     pub fn close(mut self) {
         self.peer.conn.send_close_notify();
@@ -558,14 +572,16 @@ pub fn accept_until(
 }
 
 /// Serve `body()` as `text/plain` (the Prometheus text format) to every
-/// HTTP request on `listener`, until `stop`. One request at a time, each
+/// HTTP request on `address`, until `stop`. One request at a time, each
 /// bounded by a second of I/O: metrics scrapers are few.
 pub fn serve_text(
-    listener: TcpListener,
+    address: &str,
     stop: Arc<AtomicBool>,
     body: Arc<dyn Fn() -> String + Send + Sync>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
+) -> Result<std::thread::JoinHandle<()>, NetError> {
+    let listener = TcpListener::bind(address)
+        .map_err(|e| NetError::io(format!("cannot listen on {address} for metrics"), e))?;
+    Ok(std::thread::spawn(move || {
         let _ = listener.set_nonblocking(true);
         while !stop.load(Ordering::SeqCst) {
             let (mut sock, _) = match listener.accept() {
@@ -595,7 +611,7 @@ pub fn serve_text(
             );
             let _ = sock.write_all(reply.as_bytes());
         }
-    })
+    }))
 }
 
 /// The first frame of every session on a service connection, and the
