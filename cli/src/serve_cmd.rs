@@ -457,7 +457,7 @@ enum Pairing {
     /// This side waits for the other.
     Parked,
     /// The other side was waiting: run the session.
-    Paired(Box<Waiting>, Conn, ServiceHello),
+    Paired(Box<(Waiting, Conn, ServiceHello)>),
     Drop,
 }
 
@@ -1154,7 +1154,7 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
         let pairing = match s.pairing.lock() {
             Err(_) => Pairing::Drop,
             Ok(mut map) => match map.remove(&hello.session) {
-                Some(w) if w.side != side => Pairing::Paired(Box::new(w), conn, hello),
+                Some(w) if w.side != side => Pairing::Paired(Box::new((w, conn, hello))),
                 Some(w) => {
                     // The same side twice: keep the first, drop this one.
                     tracing::warn!(%from, session = %hello.session, "connection dropped: its side of the session is already here");
@@ -1193,14 +1193,14 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
                 }
                 Err(_) => return,
             },
-            Pairing::Paired(w, c, h) => (w, c, h),
+            Pairing::Paired(p) => *p,
         };
         let Waiting {
             conn: other_conn,
             hello: other_hello,
             back: other_back,
             ..
-        } = *other;
+        } = other;
         let (server, server_hello, client) = match side {
             Side::Server => (mine, hello, other_conn),
             Side::Client => (other_conn, other_hello, mine),

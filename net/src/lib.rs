@@ -556,6 +556,10 @@ struct Peer {
     rx: io::BufReader<TcpStream>,
     frames: FrameReader,
     closed: bool,
+    /// The socket's read and write timeouts as last set (each setting is a
+    /// system call; most calls ask for the same value again).
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 /// One party's end of the TCP mesh.
@@ -628,15 +632,25 @@ impl Acceptor<'_> {
 }
 
 impl Peer {
+    fn set_read_timeout(&mut self, t: Duration) {
+        if self.read_timeout != Some(t) && self.sock.set_read_timeout(Some(t)).is_ok() {
+            self.read_timeout = Some(t);
+        }
+    }
+
+    fn set_write_timeout(&mut self, t: Duration) {
+        if self.write_timeout != Some(t) && self.sock.set_write_timeout(Some(t)).is_ok() {
+            self.write_timeout = Some(t);
+        }
+    }
+
     /// Read what the socket has (waiting at most `wait`) and cut it into frames.
     /// `Ok(false)`: nothing arrived in time.
     fn pump_in(&mut self, wait: Duration) -> Result<bool, NetError> {
         if self.closed {
             return Ok(false);
         }
-        let _ = self
-            .sock
-            .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+        self.set_read_timeout(wait.max(Duration::from_millis(1)));
         let mut got = false;
         // The first read waits up to `wait`; then read whatever is already
         // there without waiting.
@@ -1030,15 +1044,23 @@ impl TcpTransport {
         // Encrypt and send a slice at a time: the peer decrypts one slice
         // while this side encrypts the next, and the records of a slice are
         // still in cache when they are copied to the socket.
-        for part in [&head[..], frame] {
-            for slice in part.chunks(SEND_SLICE) {
-                let peer = self.peers[to].as_mut().expect("checked");
-                peer.conn
-                    .writer()
-                    .write_all(slice)
-                    .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
-                self.flush_to(to, &name, deadline)?;
-            }
+        // The prefix is not flushed on its own: it goes out in the same
+        // TLS record and system call as the frame's first slice.
+        let peer = self.peers[to].as_mut().expect("checked");
+        peer.conn
+            .writer()
+            .write_all(&head)
+            .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
+        if frame.is_empty() {
+            return self.flush_to(to, &name, deadline);
+        }
+        for slice in frame.chunks(SEND_SLICE) {
+            let peer = self.peers[to].as_mut().expect("checked");
+            peer.conn
+                .writer()
+                .write_all(slice)
+                .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
+            self.flush_to(to, &name, deadline)?;
         }
         Ok(())
     }
@@ -1052,7 +1074,7 @@ impl TcpTransport {
             if !peer.conn.wants_write() {
                 return Ok(());
             }
-            let _ = peer.sock.set_write_timeout(Some(Duration::from_millis(20)));
+            peer.set_write_timeout(Duration::from_millis(20));
             match peer.conn.write_tls(&mut peer.sock) {
                 Ok(_) => continue,
                 Err(e) if io_err(&e) => {}
@@ -1246,6 +1268,9 @@ fn handshake(
         rx: io::BufReader::with_capacity(RECV_BUFFER, rx),
         frames: FrameReader::new(MAX_HELLO, max_frame),
         closed: false,
+        // As the handshake left them: unknown.
+        read_timeout: None,
+        write_timeout: None,
     };
     // The peer's first frame may have come in with the handshake.
     peer.drain_plaintext();

@@ -408,7 +408,7 @@ impl Conn {
                 .map_err(|e| NetError::io(format!("sending to {} failed", p.name), e))?;
         }
         while p.conn.wants_write() {
-            let _ = p.sock.set_write_timeout(Some(remaining(deadline)));
+            p.set_write_timeout(remaining(deadline));
             match p.conn.write_tls(&mut p.sock) {
                 Ok(_) => {}
                 Err(e) if io_err(&e) && Instant::now() < deadline => {}
@@ -549,6 +549,11 @@ pub fn accept_until(
     mut on_error: impl FnMut(&io::Error),
 ) {
     let mut last_tick = Instant::now();
+    // The listener is polled: every millisecond while connections arrive,
+    // backing off to every 20 ms when none do (most sessions run on
+    // connections already open, and an idle service should not wake a
+    // thousand times a second).
+    let mut pause = Duration::from_millis(1);
     while !stop.load(Ordering::SeqCst) {
         if last_tick.elapsed() >= Duration::from_millis(50) {
             tick();
@@ -559,8 +564,12 @@ pub fn accept_until(
                 let _ = sock.set_nonblocking(false);
                 let _ = sock.set_nodelay(true);
                 on_conn(sock, from);
+                pause = Duration::from_millis(1);
             }
-            Err(e) if io_err(&e) => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) if io_err(&e) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
             Err(e) => {
                 if e.kind() != io::ErrorKind::ConnectionAborted {
                     on_error(&e);
