@@ -333,6 +333,27 @@ fn answers_equal_the_reference_with_and_without_a_dealer() {
 }
 
 #[test]
+fn a_batch_over_the_limit_is_refused_with_the_reason() {
+    let mut d = Deployment::new("maxbatch", 3, true);
+    d.start(&["--max-batch", "2"]);
+    let o = finish(d.predict("alice", "out", &[]), Duration::from_secs(30));
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("refused the session") && e.contains("--max-batch of 2"),
+        "{e}"
+    );
+    assert!(!d.dir.join("out").exists());
+    // One row at a time fits.
+    d.predict_ok("alice", "out-rows", &["--per-row"]);
+    assert!(
+        d.log("lab").contains("outcome=\"refused\""),
+        "{}",
+        d.log("lab")
+    );
+}
+
+#[test]
 fn a_client_killed_mid_session_leaves_the_service_serving() {
     let mut d = Deployment::new("killed", 3, true);
     d.start(&["--idle-timeout", "2"]);

@@ -1306,3 +1306,82 @@ fn expire_pairing(s: &Shared) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_queues_then_answers_busy() {
+        let pool = Pool::new(1, 1);
+        let stop = AtomicBool::new(false);
+        let first = pool.acquire(Duration::from_secs(5), &stop).unwrap();
+        std::thread::scope(|s| {
+            // The second waits in the queue and gets the slot when it frees.
+            let waiter = s.spawn(|| pool.acquire(Duration::from_secs(5), &stop).map(|_| ()));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pool.depth() != (1, 1) {
+                assert!(Instant::now() < deadline, "{:?}", pool.depth());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The queue is full: a third is told the service is busy.
+            let e = pool
+                .acquire(Duration::from_secs(5), &stop)
+                .err()
+                .expect("busy");
+            assert!(e.contains("busy (1 sessions running, 1 waiting)"), "{e}");
+            drop(first);
+            assert!(waiter.join().unwrap().is_ok());
+        });
+        assert_eq!(pool.depth(), (0, 0));
+        // A queued request gives up after its wait, or when the service stops.
+        let _held = pool.acquire(Duration::from_secs(5), &stop).unwrap();
+        let e = pool
+            .acquire(Duration::from_millis(30), &stop)
+            .err()
+            .unwrap();
+        assert!(e.contains("waited"), "{e}");
+        stop.store(true, Ordering::SeqCst);
+        let e = pool.acquire(Duration::from_secs(5), &stop).err().unwrap();
+        assert!(e.contains("stopping"), "{e}");
+        assert_eq!(pool.depth(), (1, 0));
+    }
+
+    #[test]
+    fn metrics_count_sessions_and_latency_buckets() {
+        let m = Metrics::default();
+        m.ok.fetch_add(2, Ordering::Relaxed);
+        m.observe(Duration::from_millis(3));
+        m.observe(Duration::from_millis(40));
+        let text = m.render(&Pool::new(4, 4), 3, 0);
+        assert!(
+            text.contains("veil_sessions_total{outcome=\"ok\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("veil_session_seconds_bucket{le=\"0.002\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("veil_session_seconds_bucket{le=\"0.005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("veil_session_seconds_bucket{le=\"0.05\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("veil_pool{state=\"connections\"} 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fractional_seconds_parse_and_nonsense_is_refused() {
+        assert_eq!(parse_secs("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_secs("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+    }
+}
