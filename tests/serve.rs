@@ -693,3 +693,35 @@ fn haproxy_spreads_clients_over_two_replicas() {
     assert_eq!(a + b, 16 * 3);
     assert!(a > 0 && b > 0, "one replica served everything: {a} and {b}");
 }
+
+#[test]
+fn certs_make_a_ca_and_sign_clients_without_replacing_files() {
+    let dir = std::env::temp_dir().join(format!("veil-serve-{}-certs", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = |f: &str| dir.join(f).display().to_string();
+    let certs = |args: &[&str]| veil().arg("certs").args(args).output().unwrap();
+    assert!(certs(&["--out", &d("ca"), "--new-ca"]).status.success());
+    let again = certs(&["--out", &d("ca"), "--new-ca"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("nothing was written"),
+        "{}",
+        stderr(&again)
+    );
+    let o = certs(&["--out", &d("c"), "--ca", &d("ca"), "--client", "carol"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The fingerprint it prints is the certificate's SHA-256.
+    let pem = std::fs::read(dir.join("c/carol.crt")).unwrap();
+    let der = net::parse_cert(&pem).unwrap();
+    let fp = net::hex(&net::service::fingerprint(der.as_ref()));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&fp));
+    // Without the CA's key nothing is issued.
+    let o = certs(&["--out", &d("c2"), "--ca", &d("nowhere"), "--client", "dave"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read the CA's key"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("c2/dave.crt").exists());
+}

@@ -241,7 +241,8 @@ Examples:
       --cert clients/alice.crt --key clients/alice.key -i x=x.csv --per-row -o out/"
     )]
     Predict(predict_cmd::PredictArgs),
-    /// Create a self-signed certificate and key per party, and the parties.toml that pins them.
+    /// Create a self-signed certificate and key per party, and the parties.toml that pins them;
+    /// or a client CA and client certificates for `veil serve`.
     #[command(
         after_help = "Writes DIR/NAME.crt (the certificate, which the other parties pin),
 DIR/NAME.key (its private key, readable by the owner only) for every party,
@@ -253,7 +254,9 @@ excepted). Standard output lists what was written.
 Examples:
   veil certs --out certs client server helper
   veil certs --out certs client server helper --host 10.0.0.5 --base-port 9000
-  veil certs --out certs client server --force      replace the files in certs/"
+  veil certs --out certs client server --force      replace the files in certs/
+  veil certs --out ca --new-ca                       a client CA for `veil serve --client-ca`
+  veil certs --out clients --ca ca --client alice    a client certificate signed by that CA"
     )]
     Certs(certs_cmd::CertsArgs),
     /// Paillier keys and encrypted numbers, compatible with python-paillier's pheutil.
