@@ -1,5 +1,7 @@
 //! `veil certs`: a self-signed certificate and private key per party, and
-//! the `parties.toml` that pins them, all written into one folder.
+//! the `parties.toml` that pins them, all written into one folder; or a
+//! client certificate authority (`--new-ca`) and client certificates it
+//! signs (`--ca DIR --client NAME`), for `veil serve`.
 
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,24 @@ pub struct CertsArgs {
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,
     /// The parties' names, as in the model (such as: client server helper).
-    #[arg(required = true, value_name = "PARTY")]
+    #[arg(required_unless_present_any = ["new_ca", "client"], value_name = "PARTY")]
     pub parties: Vec<String>,
+    /// Create a client certificate authority instead: --out/ca.crt (given
+    /// to `veil serve --client-ca`) and --out/ca.key (keep it offline).
+    #[arg(long, conflicts_with_all = ["parties", "client", "ca"])]
+    pub new_ca: bool,
+    /// Issue client certificates signed by the authority in DIR (its ca.crt
+    /// and ca.key): --out/NAME.crt and --out/NAME.key per --client NAME.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "client",
+        conflicts_with = "parties"
+    )]
+    pub ca: Option<PathBuf>,
+    /// A client to issue a certificate for (with --ca); repeat for several.
+    #[arg(long, value_name = "NAME", requires = "ca")]
+    pub client: Vec<String>,
     /// Port of the first party in parties.toml; the others follow.
     #[arg(long, value_name = "PORT", default_value_t = 7100)]
     pub base_port: u16,
@@ -32,7 +50,14 @@ fn valid_name(n: &str) -> bool {
 }
 
 pub fn run(args: &CertsArgs) -> ExitCode {
-    match certs(args) {
+    let result = if args.new_ca {
+        new_ca(args)
+    } else if let Some(ca) = &args.ca {
+        issue(args, ca)
+    } else {
+        certs(args)
+    };
+    match result {
         Ok(summary) => {
             print!("{summary}");
             ExitCode::SUCCESS
@@ -150,5 +175,126 @@ fn certs(args: &CertsArgs) -> Result<String, String> {
         args.host,
         args.base_port
     ));
+    Ok(summary)
+}
+
+/// The client CA's name: issued certificates name it as their issuer, so
+/// [`ca_params`] must give the same every time.
+const CA_NAME: &str = "veil client CA";
+
+fn ca_params() -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, CA_NAME);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+/// Refuses to replace any of `targets` without --force.
+fn refuse_existing(args: &CertsArgs, targets: &[PathBuf]) -> Result<(), String> {
+    if args.force {
+        return Ok(());
+    }
+    let existing: Vec<String> = targets
+        .iter()
+        .filter(|p| would_replace(p))
+        .map(|p| format!("`{}`", p.display()))
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} exist{}; nothing was written (use --force to replace {}, or another --out folder)",
+        existing.join(", "),
+        if existing.len() == 1 { "s" } else { "" },
+        if existing.len() == 1 { "it" } else { "them" },
+    ))
+}
+
+fn new_ca(args: &CertsArgs) -> Result<String, String> {
+    let crt = args.out.join("ca.crt");
+    let key = args.out.join("ca.key");
+    refuse_existing(args, &[crt.clone(), key.clone()])?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create `{}`: {e}", args.out.display()))?;
+    let pair = rcgen::KeyPair::generate().map_err(|e| format!("cannot generate a key: {e}"))?;
+    let cert = ca_params()
+        .self_signed(&pair)
+        .map_err(|e| format!("cannot create the CA certificate: {e}"))?;
+    crate::write_atomically(
+        &key,
+        pair.serialize_pem().as_bytes(),
+        crate::Access::Private,
+    )?;
+    crate::write_atomically(&crt, cert.pem().as_bytes(), crate::Access::Public)?;
+    Ok(format!(
+        "wrote {} (give it to `veil serve --client-ca`) and {} (private: keep it offline)\n",
+        crt.display(),
+        key.display()
+    ))
+}
+
+fn issue(args: &CertsArgs, ca: &Path) -> Result<String, String> {
+    for (i, n) in args.client.iter().enumerate() {
+        if !valid_name(n) || n.contains('_') {
+            return Err(format!(
+                "`{n}` is not a client name (letters, digits and `-`)"
+            ));
+        }
+        if args.client[..i].contains(n) {
+            return Err(format!("client `{n}` is named twice"));
+        }
+    }
+    let key_path = ca.join("ca.key");
+    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
+        format!(
+            "cannot read the CA's key `{}`: {e} (create a CA with `veil certs --new-ca --out DIR`)",
+            key_path.display()
+        )
+    })?;
+    let ca_key = rcgen::KeyPair::from_pem(&key_pem)
+        .map_err(|_| format!("`{}` is not a private key", key_path.display()))?;
+    let issuer = rcgen::Issuer::new(ca_params(), ca_key);
+    let targets: Vec<PathBuf> = args
+        .client
+        .iter()
+        .flat_map(|n| ["crt", "key"].map(|ext| args.out.join(format!("{n}.{ext}"))))
+        .collect();
+    refuse_existing(args, &targets)?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create `{}`: {e}", args.out.display()))?;
+    let mut summary = String::new();
+    for n in &args.client {
+        let mut params = rcgen::CertificateParams::new(vec![n.clone()])
+            .map_err(|e| format!("client {n}: {e}"))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, n.as_str());
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let pair = rcgen::KeyPair::generate().map_err(|e| format!("cannot generate a key: {e}"))?;
+        let cert = params
+            .signed_by(&pair, &issuer)
+            .map_err(|e| format!("cannot sign a certificate for {n}: {e}"))?;
+        let crt = args.out.join(format!("{n}.crt"));
+        let key = args.out.join(format!("{n}.key"));
+        crate::write_atomically(
+            &key,
+            pair.serialize_pem().as_bytes(),
+            crate::Access::Private,
+        )?;
+        crate::write_atomically(&crt, cert.pem().as_bytes(), crate::Access::Public)?;
+        summary.push_str(&format!(
+            "wrote {} and {} (private); fingerprint {} (to revoke: add it to the --deny file)\n",
+            crt.display(),
+            key.display(),
+            net::hex(&net::service::fingerprint(cert.der()))
+        ));
+    }
     Ok(summary)
 }

@@ -38,8 +38,10 @@ mod limits;
 mod paillier_cmd;
 mod party_cmd;
 mod plan_file;
+mod predict_cmd;
 mod progress;
 mod run_cmd;
+mod serve_cmd;
 mod stream;
 
 const ABOUT: &str = "Veil compiles and runs private machine-learning inference.
@@ -209,7 +211,39 @@ Examples:
   veil party --plan logreg.plan.json --as helper --config certs/parties.toml"
     )]
     Party(party_cmd::PartyArgs),
-    /// Create a self-signed certificate and key per party, and the parties.toml that pins them.
+    /// Serve one party of a model (the model owner, or the dealer) to many clients.
+    #[command(
+        after_help = "The deployment file lists the service's parties: the model owner and, if the
+plan has one, the dealer. The model's other computing party is the client
+(`veil predict`), authenticated by a certificate signed by --client-ca and
+not named in --deny (read again on SIGHUP). Sessions run concurrently, each
+with a fresh id and fresh correlations; one log line per session on
+standard error. SIGTERM stops accepting, lets the sessions in flight finish
+(--drain-timeout) and exits 0. See docs/deployment.md.
+
+Examples:
+  veil certs --out svc lab helper && veil certs --out ca --new-ca
+  veil certs --out clients --ca ca --client alice
+  veil serve models/relu_classifier.veil --as helper --config svc/parties.toml --client-ca ca/ca.crt
+  veil serve models/relu_classifier.veil --as lab --config svc/parties.toml --client-ca ca/ca.crt \
+      -i w1=w1.json -i b1=b1.json -i w2=w2.json --metrics 127.0.0.1:9100"
+    )]
+    Serve(serve_cmd::ServeArgs),
+    /// Ask a `veil serve` service for predictions on this client's inputs.
+    #[command(
+        after_help = "Runs the data owner's side of a session (or one per row with --per-row,
+all over one connection) and writes its outputs atomically. A `busy`
+answer is retried (--retries).
+
+Examples:
+  veil predict models/relu_classifier.veil --config svc/parties.toml \
+      --cert clients/alice.crt --key clients/alice.key -i x=x.csv -o out/
+  veil predict models/relu_classifier.veil --config svc/parties.toml --server 127.0.0.1:8443 \
+      --cert clients/alice.crt --key clients/alice.key -i x=x.csv --per-row -o out/"
+    )]
+    Predict(predict_cmd::PredictArgs),
+    /// Create a self-signed certificate and key per party, and the parties.toml that pins them;
+    /// or a client CA and client certificates for `veil serve`.
     #[command(
         after_help = "Writes DIR/NAME.crt (the certificate, which the other parties pin),
 DIR/NAME.key (its private key, readable by the owner only) for every party,
@@ -221,7 +255,9 @@ excepted). Standard output lists what was written.
 Examples:
   veil certs --out certs client server helper
   veil certs --out certs client server helper --host 10.0.0.5 --base-port 9000
-  veil certs --out certs client server --force      replace the files in certs/"
+  veil certs --out certs client server --force      replace the files in certs/
+  veil certs --out ca --new-ca                       a client CA for `veil serve --client-ca`
+  veil certs --out clients --ca ca --client alice    a client certificate signed by that CA"
     )]
     Certs(certs_cmd::CertsArgs),
     /// Import a trained ONNX model (PyTorch, scikit-learn, Keras exports) as a model file and weights.
@@ -280,6 +316,8 @@ fn main() -> ExitCode {
         Command::Party(args) => party_cmd::run(&args),
         Command::Certs(args) => certs_cmd::run(&args),
         Command::Import(args) => import_cmd::run(&args),
+        Command::Serve(args) => serve_cmd::run(&args),
+        Command::Predict(args) => predict_cmd::run(&args),
         Command::Paillier(c) => match paillier_cmd::run(c) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

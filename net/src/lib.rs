@@ -45,6 +45,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod service;
+
 /// The largest frame accepted by default (256 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
 /// A frame is encrypted and written this many bytes at a time.
@@ -554,6 +556,10 @@ struct Peer {
     rx: io::BufReader<TcpStream>,
     frames: FrameReader,
     closed: bool,
+    /// The socket's read and write timeouts as last set (each setting is a
+    /// system call; most calls ask for the same value again).
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 /// One party's end of the TCP mesh.
@@ -562,6 +568,9 @@ pub struct TcpTransport {
     peers: Vec<Option<Peer>>,
     io_timeout: Duration,
     max_frame: usize,
+    /// The end of the whole session, if it has one (a service's session
+    /// timeout): no send or receive waits past it.
+    deadline: Option<Instant>,
 }
 
 fn io_err(e: &io::Error) -> bool {
@@ -623,15 +632,25 @@ impl Acceptor<'_> {
 }
 
 impl Peer {
+    fn set_read_timeout(&mut self, t: Duration) {
+        if self.read_timeout != Some(t) && self.sock.set_read_timeout(Some(t)).is_ok() {
+            self.read_timeout = Some(t);
+        }
+    }
+
+    fn set_write_timeout(&mut self, t: Duration) {
+        if self.write_timeout != Some(t) && self.sock.set_write_timeout(Some(t)).is_ok() {
+            self.write_timeout = Some(t);
+        }
+    }
+
     /// Read what the socket has (waiting at most `wait`) and cut it into frames.
     /// `Ok(false)`: nothing arrived in time.
     fn pump_in(&mut self, wait: Duration) -> Result<bool, NetError> {
         if self.closed {
             return Ok(false);
         }
-        let _ = self
-            .sock
-            .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+        self.set_read_timeout(wait.max(Duration::from_millis(1)));
         let mut got = false;
         // The first read waits up to `wait`; then read whatever is already
         // there without waiting.
@@ -748,7 +767,7 @@ impl Peer {
                 return Err(NetError::Peer(format!(
                     "timed out waiting for {} ({} s)",
                     self.name,
-                    timeout.as_secs()
+                    secs_text(timeout)
                 )));
             }
             self.pump_in(remaining(deadline).min(Duration::from_millis(500)))?;
@@ -972,6 +991,7 @@ impl TcpTransport {
             peers,
             io_timeout: cfg.io_timeout,
             max_frame: cfg.max_frame,
+            deadline: None,
         };
         let plan = hex(&cfg.plan.digest());
         let sections: Vec<(String, String)> = cfg
@@ -1024,15 +1044,23 @@ impl TcpTransport {
         // Encrypt and send a slice at a time: the peer decrypts one slice
         // while this side encrypts the next, and the records of a slice are
         // still in cache when they are copied to the socket.
-        for part in [&head[..], frame] {
-            for slice in part.chunks(SEND_SLICE) {
-                let peer = self.peers[to].as_mut().expect("checked");
-                peer.conn
-                    .writer()
-                    .write_all(slice)
-                    .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
-                self.flush_to(to, &name, deadline)?;
-            }
+        // The prefix is not flushed on its own: it goes out in the same
+        // TLS record and system call as the frame's first slice.
+        let peer = self.peers[to].as_mut().expect("checked");
+        peer.conn
+            .writer()
+            .write_all(&head)
+            .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
+        if frame.is_empty() {
+            return self.flush_to(to, &name, deadline);
+        }
+        for slice in frame.chunks(SEND_SLICE) {
+            let peer = self.peers[to].as_mut().expect("checked");
+            peer.conn
+                .writer()
+                .write_all(slice)
+                .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
+            self.flush_to(to, &name, deadline)?;
         }
         Ok(())
     }
@@ -1046,7 +1074,7 @@ impl TcpTransport {
             if !peer.conn.wants_write() {
                 return Ok(());
             }
-            let _ = peer.sock.set_write_timeout(Some(Duration::from_millis(20)));
+            peer.set_write_timeout(Duration::from_millis(20));
             match peer.conn.write_tls(&mut peer.sock) {
                 Ok(_) => continue,
                 Err(e) if io_err(&e) => {}
@@ -1064,6 +1092,28 @@ impl TcpTransport {
                 p.pump_in(Duration::from_millis(5))?;
             }
         }
+    }
+}
+
+impl TcpTransport {
+    /// When the next send or receive must be done: the I/O timeout from
+    /// now, or the session's end if that is sooner.
+    fn next_deadline(&self) -> Instant {
+        let next = Instant::now() + self.io_timeout;
+        match self.deadline {
+            Some(end) => next.min(end),
+            None => next,
+        }
+    }
+}
+
+/// Whole seconds as such, shorter times with a decimal (a service's
+/// timeouts may be fractions of a second).
+fn secs_text(d: Duration) -> String {
+    if d.subsec_millis() == 0 || d.as_secs() >= 10 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.1}", d.as_secs_f64())
     }
 }
 
@@ -1218,6 +1268,9 @@ fn handshake(
         rx: io::BufReader::with_capacity(RECV_BUFFER, rx),
         frames: FrameReader::new(MAX_HELLO, max_frame),
         closed: false,
+        // As the handshake left them: unknown.
+        read_timeout: None,
+        write_timeout: None,
     };
     // The peer's first frame may have come in with the handshake.
     peer.drain_plaintext();
@@ -1226,12 +1279,17 @@ fn handshake(
 
 impl Transport for TcpTransport {
     fn send(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
-        let deadline = Instant::now() + self.io_timeout;
+        let deadline = self.next_deadline();
         Ok(self.send_to(to, &frame, deadline)?)
     }
 
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
-        let timeout = self.io_timeout;
+        let timeout = match self.deadline {
+            None => self.io_timeout,
+            Some(end) => self
+                .io_timeout
+                .min(end.saturating_duration_since(Instant::now())),
+        };
         let me = self.my_name.clone();
         let peer = self
             .peers

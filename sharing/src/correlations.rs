@@ -122,6 +122,28 @@ impl CorrelationRequest {
         }
     }
 
+    /// Roughly how many words expanding this request computes (inputs,
+    /// the product of a matrix triple, outputs): whether splitting it over
+    /// threads is worth a hand-off.
+    fn work(&self) -> usize {
+        let n = |s: &[usize]| s.iter().product::<usize>();
+        match self {
+            CorrelationRequest::ElementwiseTriple { shape }
+            | CorrelationRequest::MaskedBits { shape }
+            | CorrelationRequest::DaBits { shape }
+            | CorrelationRequest::Trunc { shape, .. } => n(shape).saturating_mul(3),
+            CorrelationRequest::MatmulTriple { a_shape, b_shape }
+            | CorrelationRequest::HolderMatmulTriple {
+                a_shape, b_shape, ..
+            } => n(a_shape)
+                .saturating_add(n(b_shape))
+                .saturating_mul(b_shape.last().copied().unwrap_or(1).max(1)),
+            CorrelationRequest::AndTriples { bits } => {
+                Self::words_for_bits(*bits).saturating_mul(3)
+            }
+        }
+    }
+
     /// Packed words needed for `bits` bits.
     pub fn words_for_bits(bits: usize) -> usize {
         bits.div_ceil(64)
@@ -388,6 +410,10 @@ fn prg_range(seed: &[u8; 32], stream: u64, start: usize, out: &mut [u64]) {
         }
     }
 }
+
+/// Below this much [`CorrelationRequest::work`], the dealer expands the
+/// two parties' streams one after the other.
+const PAR_WORK: usize = 1 << 14;
 
 fn prg_tensor(seed: &[u8; 32], stream: u64, shape: &[usize]) -> Result<RingTensor> {
     use rayon::prelude::*;
@@ -715,7 +741,14 @@ impl Dealer {
             return self.holder_correction(req, a_shape, b_shape, *a_holder);
         }
         let [e0, e1] = &mut self.exp;
-        let (x0, x1) = rayon::join(|| e0.expand(req), || e1.expand(req));
+        // Both parties' expansions at once, unless the request is small:
+        // then handing one to another thread costs more than it saves (a
+        // service's batch-1 sessions are many such requests).
+        let (x0, x1) = if req.work() < PAR_WORK {
+            (e0.expand(req), e1.expand(req))
+        } else {
+            rayon::join(|| e0.expand(req), || e1.expand(req))
+        };
         let (x0, x1) = (x0?, x1?);
         let extra0 = |i: usize| {
             x0.p0_extra

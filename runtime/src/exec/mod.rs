@@ -144,6 +144,9 @@ pub struct Options {
     /// Refuse to run a party whose estimated memory ([`memory::estimate`],
     /// at the sizes bound at session setup) exceeds this many bytes.
     pub max_memory: Option<u64>,
+    /// Refuse a session in which a peer announces a symbolic dimension
+    /// (such as `batch`) above this (a service's maximum batch size).
+    pub max_dim: Option<u64>,
 }
 
 impl Default for Options {
@@ -154,6 +157,7 @@ impl Default for Options {
             timeout: Duration::from_secs(120),
             progress: None,
             max_memory: None,
+            max_dim: None,
         }
     }
 }
@@ -818,6 +822,12 @@ impl Exec<'_> {
                 }
             }
             for (name, size) in dims {
+                if let Some(max) = self.opts.max_dim.filter(|&m| size > m) {
+                    return Err(ExecError::input(format!(
+                        "{} asks for `{name}` = {size}, more than this party's limit of {max}",
+                        self.plan.party_name(p)
+                    )));
+                }
                 let size = size as usize;
                 match self.dims.get(&name) {
                     Some(&m) if m != size => {

@@ -1,0 +1,414 @@
+//! `veil predict`: the data owner's side of sessions with a `veil serve`
+//! service. One connection to the model owner carries every query of the
+//! run (`--per-row`, `--repeat`); each query is its own session, with its
+//! own id and fresh correlations, and its own connection to the dealer.
+//! The outputs of every query are written at the end, all files or none.
+
+use crate::compile_cmd::TargetArgs;
+use crate::run_cmd::{write_outputs, InputArgs, Inputs};
+use crate::serve_cmd::{deployment, load_plan, parse_secs};
+use clap::Args;
+use net::service::{Conn, Dialer, ServiceHello, ServiceReply};
+use net::{NetError, TcpTransport, DEFAULT_MAX_FRAME};
+use plan::{PartyIdx, Plan, Tensor};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The model file (compiled with the same flags as the service's), or --plan FILE.
+    #[arg(value_name = "FILE", required_unless_present = "plan")]
+    pub file: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    #[arg(conflicts_with_all = crate::plan_file::COMPILE_FLAGS)]
+    pub plan: Option<PathBuf>,
+    /// The service's deployment file: the model owner's and the dealer's
+    /// addresses and certificates (no keys needed).
+    #[arg(long, value_name = "parties.toml")]
+    pub config: PathBuf,
+    /// The model owner's address, if not the one in the deployment file
+    /// (such as a load balancer's).
+    #[arg(long, value_name = "ADDR")]
+    pub server: Option<String>,
+    /// This client's certificate, signed by the service's client CA.
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+    /// This client's private key.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    // The client's inputs.
+    #[command(flatten)]
+    pub data: InputArgs,
+    /// Write the outputs to DIR/<party>.json and one CSV per output (all
+    /// files or none); `-o -` prints them as JSON.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// One query (session) per row of the inputs, all over one connection;
+    /// the outputs are the rows' in order.
+    #[arg(long)]
+    pub per_row: bool,
+    /// Run the same query N times over one connection (the last one's
+    /// outputs are written): for measuring.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub repeat: u64,
+    /// Times to try again, after a pause, when the service answers `busy`
+    /// or a connection fails before a session starts.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+    /// Seconds to connect and set up a session.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub connect_timeout: Duration,
+    /// Seconds to wait for any one message from the service.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// Write each query's latency in milliseconds, one a line, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub timings: Option<PathBuf>,
+    #[arg(long, value_name = "MIB", default_value_t = (DEFAULT_MAX_FRAME >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=4095))]
+    pub max_frame_mib: u64,
+    /// No summary line on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+fn fail(msg: &str) -> ExitCode {
+    for line in msg.lines() {
+        eprintln!("error: {line}");
+    }
+    eprintln!("note: no output was written");
+    ExitCode::FAILURE
+}
+
+/// Splits the inputs with the row dimension `dim` first into one set of
+/// inputs per row (the others are shared by every row).
+fn rows(
+    plan: &Plan,
+    dim: &str,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Vec<BTreeMap<String, Tensor>> {
+    let is_rows = |name: &str| {
+        plan.inputs.iter().any(|i| {
+            i.name == name && matches!(i.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim)
+        })
+    };
+    let n = inputs
+        .iter()
+        .find(|(k, _)| is_rows(k))
+        .and_then(|(_, t)| t.shape.first().copied())
+        .unwrap_or(0);
+    (0..n)
+        .map(|r| {
+            inputs
+                .iter()
+                .map(|(k, t)| {
+                    if !is_rows(k) {
+                        return (k.clone(), t.clone());
+                    }
+                    let width: usize = t.shape[1..].iter().product();
+                    let mut shape = t.shape.clone();
+                    shape[0] = 1;
+                    (
+                        k.clone(),
+                        Tensor {
+                            shape,
+                            data: t.data[r * width..(r + 1) * width].to_vec(),
+                        },
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Where the client connects, and how.
+struct Client<'a> {
+    plan: &'a Plan,
+    me: PartyIdx,
+    server: PartyIdx,
+    server_name: String,
+    server_addr: String,
+    dealer: Option<(PartyIdx, String, String, Dialer)>,
+    to_server: Dialer,
+    args: &'a PredictArgs,
+}
+
+/// Why a query did not run: worth another try, or not.
+enum QueryError {
+    Retry(String),
+    Fatal(String),
+}
+
+impl Client<'_> {
+    fn connect(&self) -> Result<Conn, NetError> {
+        let mut c = self.to_server.dial(
+            &self.server_name,
+            &self.server_addr,
+            Instant::now() + self.args.connect_timeout,
+        )?;
+        c.set_name(&self.server_name);
+        Ok(c)
+    }
+
+    /// One session over `conn` (connected first if `None`).
+    fn query(
+        &self,
+        conn: &mut Option<Conn>,
+        dealer_conn: &mut Option<Conn>,
+        inputs: &BTreeMap<String, Tensor>,
+        dims: &[(String, u64)],
+    ) -> Result<runtime::exec::Outcome, QueryError> {
+        let plan = self.plan;
+        let fp = plan.fingerprint();
+        let me_name = plan.party_name(self.me);
+        let setup = Instant::now() + self.args.connect_timeout;
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => self
+                .connect()
+                .map_err(|e| QueryError::Retry(e.to_string()))?,
+        };
+        let mut hello = ServiceHello::new(me_name, &self.server_name, &fp, "");
+        hello.dims = dims.to_vec();
+        c.send(&hello.to_bytes(), setup)
+            .map_err(|e| QueryError::Retry(e.to_string()))?;
+        let reply = c
+            .recv(setup.saturating_duration_since(Instant::now()))
+            .and_then(|f| ServiceReply::parse(&f, &self.server_name))
+            .map_err(|e| QueryError::Retry(e.to_string()))?;
+        let session = match reply {
+            ServiceReply::Ok { session } => session,
+            ServiceReply::Busy { reason } => {
+                return Err(QueryError::Retry(format!("{}: {reason}", self.server_name)))
+            }
+            ServiceReply::Refused { reason } => {
+                return Err(QueryError::Fatal(format!(
+                    "{} refused the session: {reason}",
+                    self.server_name
+                )))
+            }
+        };
+        let mut peers: Vec<Option<Conn>> = (0..plan.parties.len()).map(|_| None).collect();
+        peers[self.server as usize] = Some(c);
+        if let Some((d, name, addr, dialer)) = &self.dealer {
+            // The connection of the previous session, if the dealer kept it.
+            let kept = dealer_conn
+                .take()
+                .and_then(|mut c| (!c.is_closed()).then_some(c));
+            let dc = kept
+                .map(Ok)
+                .unwrap_or_else(|| dialer.dial(name, addr, setup))
+                .and_then(|mut dc| {
+                    dc.set_name(name);
+                    dc.send(
+                        &ServiceHello::new(me_name, name, &fp, &session).to_bytes(),
+                        setup,
+                    )?;
+                    Ok(dc)
+                })
+                .map_err(|e| QueryError::Fatal(format!("session {session}: {e}")))?;
+            peers[*d as usize] = Some(dc);
+        }
+        let (mut t, ids) = TcpTransport::from_conns(
+            me_name,
+            peers,
+            self.args.timeout,
+            (self.args.max_frame_mib as usize) << 20,
+            None,
+        );
+        let mut opts = runtime::exec::Options::default();
+        opts.timeout = self.args.timeout;
+        let valid = crate::run_cmd::valid(plan).map_err(|e| QueryError::Fatal(e.to_string()))?;
+        let result = runtime::exec::run_party(&valid, self.me, inputs, &mut t, &opts);
+        let mut conns = t.into_conns(ids);
+        if let Some((d, ..)) = &self.dealer {
+            *dealer_conn = conns[*d as usize].take().filter(|_| result.is_ok());
+        }
+        let outcome = result.map_err(|e| QueryError::Fatal(format!("session {session}: {e}")))?;
+        *conn = conns[self.server as usize].take();
+        Ok(outcome)
+    }
+}
+
+pub fn run(args: &PredictArgs) -> ExitCode {
+    let Some(plan) = load_plan(&args.plan, &args.file, &args.target) else {
+        return ExitCode::FAILURE;
+    };
+    let dep = match deployment(&args.config, &plan, None) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let me = dep.client;
+    let read = |what: &str, p: &PathBuf| {
+        std::fs::read(p).map_err(|e| format!("{what}: cannot read `{}`: {e}", p.display()))
+    };
+    let (cert, key) = match (read("--cert", &args.cert), read("--key", &args.key)) {
+        (Ok(c), Ok(k)) => (c, k),
+        (Err(e), _) | (_, Err(e)) => return fail(&e),
+    };
+    let max_frame = (args.max_frame_mib as usize) << 20;
+    let server_entry = dep.entries[dep.server as usize].as_ref().expect("listed");
+    let to_server = match Dialer::new(&server_entry.cert, &cert, &key, max_frame) {
+        Ok(d) => d,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let dealer = match dep.dealer {
+        None => None,
+        Some(d) => {
+            let e = dep.entries[d as usize].as_ref().expect("listed");
+            match Dialer::new(&e.cert, &cert, &key, max_frame) {
+                Ok(dialer) => Some((d, e.name.clone(), e.address.clone(), dialer)),
+                Err(e) => return fail(&e.to_string()),
+            }
+        }
+    };
+    let Inputs {
+        values: inputs,
+        ids,
+        ..
+    } = match crate::run_cmd::load_inputs(&plan, Some(me), &args.data) {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    let queries: Vec<BTreeMap<String, Tensor>> = if args.per_row {
+        match crate::stream::row_dim(&plan) {
+            Ok(Some(dim)) => rows(&plan, &dim, &inputs),
+            Ok(None) => {
+                return fail(&format!(
+                    "--per-row: {} has no symbolic dimension (such as `batch`) to cut into rows",
+                    plan.model
+                ))
+            }
+            Err(why) => {
+                return fail(&format!(
+                    "--per-row: {} cannot run one row at a time: {why}",
+                    plan.model
+                ))
+            }
+        }
+    } else {
+        vec![inputs]
+    };
+    let client = Client {
+        plan: &plan,
+        me,
+        server: dep.server,
+        server_name: server_entry.name.clone(),
+        server_addr: args
+            .server
+            .clone()
+            .unwrap_or_else(|| server_entry.address.clone()),
+        dealer,
+        to_server,
+        args,
+    };
+    let started = Instant::now();
+    let mut conn: Option<Conn> = None;
+    let mut dealer_conn: Option<Conn> = None;
+    let mut collected = crate::stream::Collected::default();
+    let mut last = Vec::new();
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut stats = runtime::exec::Stats::default();
+    let repeat = if args.per_row { 1 } else { args.repeat };
+    for q in &queries {
+        let dims: Vec<(String, u64)> = match plan::bind_inputs(&plan, Some(me), q) {
+            Ok(d) => d.into_iter().map(|(k, v)| (k, v as u64)).collect(),
+            Err(errs) => {
+                return fail(
+                    &errs
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            }
+        };
+        for _ in 0..repeat {
+            let t0 = Instant::now();
+            let mut tries = 0;
+            let outcome = loop {
+                match client.query(&mut conn, &mut dealer_conn, q, &dims) {
+                    Ok(o) => break o,
+                    Err(QueryError::Retry(e)) if tries < args.retries => {
+                        tries += 1;
+                        conn = None;
+                        if !args.quiet {
+                            eprintln!(
+                                "{}: {e}; trying again ({tries} of {})",
+                                plan.party_name(me),
+                                args.retries
+                            );
+                        }
+                        std::thread::sleep(Duration::from_millis(50 << tries.min(6)));
+                    }
+                    Err(QueryError::Retry(e)) | Err(QueryError::Fatal(e)) => {
+                        return fail(&format!("{}: {e}", plan.party_name(me)))
+                    }
+                }
+            };
+            latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+            crate::stream::add_stats(&mut stats, &outcome.stats);
+            let mut all: Vec<runtime::exec::Outcome> = plan
+                .parties
+                .iter()
+                .map(|_| runtime::exec::Outcome {
+                    outputs: Vec::new(),
+                    stats: Default::default(),
+                })
+                .collect();
+            all[me as usize] = outcome;
+            if args.per_row {
+                collected.append(&all);
+            }
+            last = all;
+        }
+    }
+    for c in [conn.take(), dealer_conn.take()].into_iter().flatten() {
+        c.close();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.timings {
+        let text: String = latencies.iter().map(|l| format!("{l:.3}\n")).collect();
+        if let Err(e) = crate::write_atomically(path, text.as_bytes(), crate::Access::Public) {
+            return fail(&e);
+        }
+    }
+    if !args.quiet {
+        eprintln!(
+            "{}: {} quer{} in {secs:.3} s; sent {} B, received {} B",
+            plan.party_name(me),
+            latencies.len(),
+            if latencies.len() == 1 { "y" } else { "ies" },
+            stats.bytes_sent,
+            stats.bytes_received
+        );
+    }
+    let outcomes = if args.per_row {
+        collected.into_outcomes(&last, vec![Default::default(); last.len()])
+    } else {
+        last
+    };
+    match &args.output {
+        Some(dir) => {
+            if let Err(e) = write_outputs(dir, &plan, &outcomes, ids.as_ref()) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        None => {
+            for (name, t) in outcomes.get(me as usize).map_or(&[][..], |o| &o.outputs) {
+                let values: Vec<String> = t.data.iter().map(|v| format!("{v}")).collect();
+                println!(
+                    "{} learns {name} {:?}: [{}]",
+                    plan.party_name(me),
+                    t.shape,
+                    values.join(", ")
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
