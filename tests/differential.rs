@@ -598,8 +598,9 @@ fn every_bundled_model_is_covered() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     for e in std::fs::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
+        // models/nets/ holds the networks' weights and data.
         if path.extension().is_none_or(|x| x != "veil") {
-            continue; // models/nets/: the networks' weights
+            continue;
         }
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         assert!(
@@ -1622,5 +1623,38 @@ fn batch_norm_matches_the_reference_folded_or_not() {
             )
         }
         other => panic!("a secret variance compiled: {:?}", other.map(|_| ())),
+    }
+}
+
+/// `concat` (along the channels of two convolutions, and of a secret
+/// value with a public one) and `narrow`, privately with and without a
+/// dealer: local data movement, within the compiler's bound of the
+/// reference.
+#[test]
+fn concat_and_narrow_match_the_reference() {
+    let m = checked(
+        "model m { party a; party s; dealer d;
+           input xa: fixed[batch, 1, 4, 4] private(a) in [-1, 1];
+           input xs: fixed[batch, 1, 4, 4] private(s) in [-1, 1];
+           input w: fixed[2, 1, 3, 3] private(s) in [-1, 1]; input v: fixed[3, 1, 1, 1] private(s) in [-1, 1];
+           const k: fixed[1, 4] = [[1, 2, 3, 4]];
+           let x = xa + xs;
+           let c = concat(conv2d(x, w, padding: 1), conv2d(x, v), axis: 1);
+           let n = narrow(relu(c), 1, 1, 3);
+           let e = cat(narrow(x, 2, 0, 1), reshape(k, [1, 1, 4]) + 0 * narrow(x, 2, 1, 1), axis: 2);
+           output n to a; output e to a; }",
+    );
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 3);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        assert!(
+            text.contains("share.concat") && text.contains("share.narrow"),
+            "{text}"
+        );
+        check_model("concat", &m, 3, &o, 2100 + i as u64);
     }
 }

@@ -12,6 +12,10 @@ Workloads (the same shapes and ranges as Veil's models):
                     (models/logreg_100.veil)
   relu_classifier   argmax and max of relu(x @ w1 + b1) @ w2, 8-16-4
                     (models/relu_classifier.veil)
+  net_a ... lenet5  the convolutional benchmark networks of issue 18
+                    (models/net_a.veil ... lenet5.veil): logits and label
+                    of 1x28x28 images in [0, 1], random weights of the
+                    same shapes (throughput does not depend on them)
 
 Each measurement is the median of --repeat timed calls after one untimed
 call (which compiles). Prints one line per (workload, protocol):
@@ -61,6 +65,58 @@ def workloads(rows, rng):
     }
 
 
+def nets(rows, rng):
+    """The benchmark networks: layer lists as models/nets/train.py."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    u = lambda shape: rng.uniform(-0.1, 0.1, shape).astype(np.float32)
+    conv = lambda cin, cout, k, s=1, p=0: ("conv", (cout, cin, k, k), s, p)
+    dense = lambda n, m: ("dense", (n, m))
+    layers = {
+        "net_a": ["flat", dense(784, 128), "relu", dense(128, 128), "relu", dense(128, 10)],
+        "net_b": [conv(1, 16, 5), "relu", "max", conv(16, 16, 5), "relu", "max", "flat",
+                  dense(256, 100), "relu", dense(100, 10)],
+        "net_c": [conv(1, 20, 5), "relu", "max", conv(20, 50, 5), "relu", "max", "flat",
+                  dense(800, 500), "relu", dense(500, 10)],
+        "net_d": [conv(1, 5, 5, 2, 2), "relu", "flat", dense(980, 100), "relu", dense(100, 10)],
+        "lenet5": [conv(1, 6, 5, 1, 2), "relu", "avg", conv(6, 16, 5), "relu", "avg", "flat",
+                   dense(400, 120), "relu", dense(120, 84), "relu", dense(84, 10)],
+    }
+    out = {}
+    for name, ls in layers.items():
+        params = []
+        for l in ls:
+            if isinstance(l, tuple):
+                params += [u(l[1]), u(l[1][0] if l[0] == "conv" else l[1][1])]
+
+        def fn(x, *ps, ls=ls):
+            ps = list(ps)
+            for l in ls:
+                if l == "relu":
+                    x = jnp.maximum(x, 0)
+                elif l in ("max", "avg"):
+                    b, c, h, w = x.shape
+                    r = x.reshape(b, c, h // 2, 2, w // 2, 2)
+                    x = r.max(axis=(3, 5)) if l == "max" else r.mean(axis=(3, 5))
+                elif l == "flat":
+                    x = x.reshape(x.shape[0], -1)
+                elif l[0] == "conv":
+                    w, bias = ps.pop(0), ps.pop(0)
+                    x = lax.conv_general_dilated(x, w, (l[2], l[2]), [(l[3], l[3])] * 2,
+                                                 dimension_numbers=("NCHW", "OIHW", "NCHW"))
+                    x = x + bias[None, :, None, None]
+                else:
+                    w, bias = ps.pop(0), ps.pop(0)
+                    x = x @ w + bias
+            return x, jnp.argmax(x, axis=1)
+
+        n = rows["nets"]
+        out[name] = (fn, lambda params=params, n=n: (rng.uniform(0, 1, (n, 1, 28, 28)).astype(np.float32),
+                                                     *params), n)
+    return out
+
+
 def max_err(got, want):
     got = got if isinstance(got, (tuple, list)) else (got,)
     want = want if isinstance(want, (tuple, list)) else (want,)
@@ -75,6 +131,7 @@ def main():
     ap.add_argument("--relu-rows", type=int, default=100_000)
     ap.add_argument("--logreg-rows", type=int, default=10_000)
     ap.add_argument("--classifier-rows", type=int, default=1_000)
+    ap.add_argument("--net-rows", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -82,9 +139,11 @@ def main():
     import spu.libspu as libspu
     import spu.utils.simulation as spsim
 
-    rows = {"relu": a.relu_rows, "logreg": a.logreg_rows, "relu_classifier": a.classifier_rows}
+    rows = {"relu": a.relu_rows, "logreg": a.logreg_rows, "relu_classifier": a.classifier_rows,
+            "nets": a.net_rows}
     rng = np.random.default_rng(a.seed)
     table = workloads(rows, rng)
+    table.update(nets(rows, rng))
     for proto in a.protocols.split(","):
         cfg = libspu.RuntimeConfig(
             protocol=getattr(libspu.ProtocolKind, proto),

@@ -21,11 +21,18 @@ WORKLOADS = {
     "relu": (HERE / "relu.veil", 100_000),
     "logreg": (ROOT / "models/logreg_100.veil", 10_000),
     "relu_classifier": (ROOT / "models/relu_classifier.veil", 1_000),
+    # The convolutional networks of issue 18 (--net-rows sets their batch).
+    "net_a": (ROOT / "models/net_a.veil", 100),
+    "net_b": (ROOT / "models/net_b.veil", 100),
+    "net_c": (ROOT / "models/net_c.veil", 100),
+    "net_d": (ROOT / "models/net_d.veil", 100),
+    "lenet5": (ROOT / "models/lenet5.veil", 100),
 }
+NETS = ("net_a", "net_b", "net_c", "net_d", "lenet5")
 
 
-def veil(bin_, model, batch, repeat, correlations):
-    cmd = [bin_, "bench", str(model), "--modes", "two-party", "--batches", str(batch),
+def veil(bin_, model, batch, repeat, correlations, mode="two-party"):
+    cmd = [bin_, "bench", str(model), "--modes", mode, "--batches", str(batch),
            "--repeat", str(repeat), "--warmup", "1"]
     if correlations:
         cmd += ["--correlations", correlations]
@@ -33,7 +40,7 @@ def veil(bin_, model, batch, repeat, correlations):
     for line in out.splitlines():
         f = line.split()
         # mode via batch seconds preds/s bytes/pred rounds max-err
-        if len(f) >= 8 and f[0] == "two-party" and f[2] == str(batch):
+        if len(f) >= 8 and f[0] == mode and f[2] == str(batch):
             return float(f[3]), float(f[4]), f[7], float(f[5])
     raise SystemExit(f"no result in veil bench output:\n{out}")
 
@@ -45,18 +52,26 @@ def main():
     ap.add_argument("--workloads", default="relu,logreg,relu_classifier")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--correlations", choices=["ot", "paillier"], default=None)
+    ap.add_argument("--mode", choices=["two-party", "dealer"], default="two-party",
+                    help="Veil without a dealer (against Cheetah) or with one (against SEMI2K)")
+    ap.add_argument("--net-rows", type=int, default=None, help="batch of the convolutional networks")
+    ap.add_argument("--protocols", default="CHEETAH,SEMI2K")
     a = ap.parse_args()
+    if a.net_rows:
+        for n in NETS:
+            WORKLOADS[n] = (WORKLOADS[n][0], a.net_rows)
 
     names = a.workloads.split(",")
     spu_cmd = [a.spu_python, str(HERE / "spu_bench.py"), "--workloads", ",".join(names),
                "--repeat", str(a.repeat),
                "--relu-rows", str(WORKLOADS["relu"][1]),
                "--logreg-rows", str(WORKLOADS["logreg"][1]),
-               "--classifier-rows", str(WORKLOADS["relu_classifier"][1])]
+               "--classifier-rows", str(WORKLOADS["relu_classifier"][1]),
+               "--net-rows", str(WORKLOADS["net_a"][1]), "--protocols", a.protocols]
     rows = {}
     for name in names:
         model, batch = WORKLOADS[name]
-        s, per, err, b = veil(a.veil, model, batch, a.repeat, a.correlations)
+        s, per, err, b = veil(a.veil, model, batch, a.repeat, a.correlations, a.mode)
         rows[name] = {"veil": (s, per, err)}
         print(f"veil {name} rows={batch} seconds={s:.4f} per_second={per:.1f} max_err={err} "
               f"bytes_per_row={b:.0f}", flush=True)
@@ -69,12 +84,21 @@ def main():
         if m:
             rows[m[1]][m[2]] = (float(m[4]), float(m[5]), m[6])
     print()
+    fmt = lambda t: f"{t[0]:.3f} s ({t[1]:,.0f}/s)" if t else "—"
+    if a.mode == "dealer":
+        print("| workload | rows | Veil, dealer | SPU SEMI2K (dealer) | Veil / SEMI2K |")
+        print("|---|---|---|---|---|")
+        for name in names:
+            r = rows[name]
+            v, s2 = r["veil"], r.get("SEMI2K")
+            ratio = f"{v[1] / s2[1]:.2f}×" if s2 else "—"
+            print(f"| {name} | {WORKLOADS[name][1]:,} | {fmt(v)} | {fmt(s2)} | {ratio} |")
+        return
     print("| workload | rows | Veil, no dealer | SPU Cheetah | Veil / Cheetah | SPU SEMI2K (dealer) |")
     print("|---|---|---|---|---|---|")
     for name in names:
         r = rows[name]
         v, c, s2 = r["veil"], r.get("CHEETAH"), r.get("SEMI2K")
-        fmt = lambda t: f"{t[0]:.3f} s ({t[1]:,.0f}/s)" if t else "—"
         ratio = f"{v[1] / c[1]:.2f}×" if c else "—"
         print(f"| {name} | {WORKLOADS[name][1]:,} | {fmt(v)} | {fmt(c)} | {ratio} | {fmt(s2)} |")
 

@@ -772,9 +772,17 @@ fn error_bounds(
             | Op::Clamp(a, ..)
             | Op::Permute(a, _)
             | Op::Reshape(a)
-            | Op::Im2col(a, _) => {
+            | Op::Im2col(a, _)
+            | Op::Narrow(a, ..) => {
                 inherit(&mut p, a, 1.0);
                 e(a)
+            }
+            // Each entry is one operand's.
+            Op::Concat(parts) => {
+                for x in parts {
+                    inherit(&mut p, x, 1.0);
+                }
+                parts.iter().map(e).fold(0.0, f64::max)
             }
             Op::Max(a, b) | Op::Min(a, b) => {
                 let larger = if e(b) > e(a) { b } else { a };

@@ -86,6 +86,11 @@ pub enum Args {
     /// shift` per channel (dimension 1), folded into a convolution's or
     /// product's weights where one party holds them and the statistics.
     BatchNorm { given: usize },
+    /// `concat(a, b, ..., axis: k)`: one or more tensors (the only
+    /// variadic form), joined along `axis` (`Op::Concat`).
+    Concat,
+    /// `narrow(x, dim, start, length)`: `Op::Narrow`.
+    Narrow,
 }
 
 /// A positional parameter.
@@ -202,6 +207,13 @@ impl Args {
             Args::BatchNorm { given: 3 } => &[Param::Tensor; 3],
             Args::BatchNorm { given: 4 } => &[Param::Tensor; 4],
             Args::BatchNorm { .. } => &[Param::Tensor; 5],
+            Args::Concat => &[Param::Tensor],
+            Args::Narrow => &[
+                Param::Tensor,
+                Param::Number("dimension"),
+                Param::Number("start"),
+                Param::Number("length"),
+            ],
             Args::Reshape | Args::Permute => &[Param::Tensor, Param::Dims],
             Args::Transpose => &[
                 Param::Tensor,
@@ -224,7 +236,7 @@ impl Args {
     pub fn named(self) -> &'static [Named] {
         match self {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
-            Args::Reduce(_) | Args::Softmax => &[Named::Axis],
+            Args::Reduce(_) | Args::Softmax | Args::Concat => &[Named::Axis],
             Args::Flatten => &[Named::StartDim, Named::EndDim],
             Args::LeakyRelu => &[Named::NegativeSlope],
             Args::Hardtanh => &[Named::MinVal, Named::MaxVal],
@@ -240,6 +252,12 @@ impl Args {
         }
     }
 
+    /// Whether more tensors than [`Args::positional`] lists may follow
+    /// (each a tensor): `concat`.
+    pub fn variadic(self) -> bool {
+        matches!(self, Args::Concat)
+    }
+
     pub fn shape(self) -> ShapeRule {
         match self {
             Args::Reduce(_) => ShapeRule::DropLast,
@@ -249,6 +267,7 @@ impl Args {
             }
             Args::Conv { .. } | Args::Pool { .. } | Args::GlobalAvgPool => ShapeRule::Windowed,
             Args::BatchNorm { .. } => ShapeRule::Same,
+            Args::Concat | Args::Narrow => ShapeRule::Rearranged,
             Args::Map(_)
             | Args::Approximated(_)
             | Args::Coefficients(_)
@@ -545,6 +564,30 @@ pub const BUILTINS: &[Builtin] = &[
             },
         ],
     },
+    Builtin {
+        name: "concat",
+        forms: &[Form {
+            call: "concat(a, b, axis: -1)",
+            doc: "the tensors (one or more, of one rank) joined along dimension `axis` (default the last), where their sizes add; every other dimension equal",
+            args: Args::Concat,
+        }],
+    },
+    Builtin {
+        name: "cat",
+        forms: &[Form {
+            call: "cat(a, b, axis: -1)",
+            doc: "`concat`, PyTorch's other name",
+            args: Args::Concat,
+        }],
+    },
+    Builtin {
+        name: "narrow",
+        forms: &[Form {
+            call: "narrow(x, 1, 0, 2)",
+            doc: "`x` cut to `length` entries from `start` along dimension `dim`, as PyTorch's `narrow(x, dim, start, length)` (`x[:, 0:2]` here)",
+            args: Args::Narrow,
+        }],
+    },
 ];
 
 /// `relu6(x)`: `clamp(x, 0, 6)`.
@@ -565,9 +608,10 @@ pub fn names() -> impl Iterator<Item = &'static str> + Clone {
 impl Builtin {
     /// The form taking `positional` positional arguments.
     pub fn form(&self, positional: usize) -> Option<&'static Form> {
-        self.forms
-            .iter()
-            .find(|f| f.args.positional().len() == positional)
+        self.forms.iter().find(|f| {
+            let n = f.args.positional().len();
+            n == positional || (f.args.variadic() && positional >= n)
+        })
     }
 
     /// The numbers of positional arguments it accepts, in form order.
@@ -662,6 +706,7 @@ mod tests {
                     .replace("c0, c1, c2, ...", "1, 0.5, 0.25");
                 // Convolutions: `x: [n, 3, 5(, 5)]`, `w: [3, 3, 3(, 3)]`, `b: [3]`.
                 let call = call
+                    .replace("t(a, b,", "t(x, a,")
                     .replace("running_mean, running_var, weight, bias", "b, b, b, b")
                     .replace("running_mean, running_var, weight", "b, b, b")
                     .replace("running_mean, running_var", "b, b");
@@ -712,6 +757,8 @@ mod tests {
                             .collect(),
                     ),
                     (ShapeRule::Windowed, _) => Shape(vec![n, Dim::Known(3)]),
+                    (ShapeRule::Rearranged, Args::Concat) => Shape(vec![n, Dim::Known(6)]),
+                    (ShapeRule::Rearranged, Args::Narrow) => Shape(vec![n, Dim::Known(2)]),
                     (ShapeRule::Rearranged, Args::Transpose | Args::Permute) => {
                         Shape(vec![Dim::Known(3), n])
                     }
@@ -734,6 +781,8 @@ mod tests {
                     Args::GlobalAvgPool => Op::Mean(x),
                     // x·scale + shift, on `[n, 3]` directly.
                     Args::BatchNorm { .. } => Op::Add(x, y),
+                    Args::Concat => Op::Concat(vec![]),
+                    Args::Narrow => Op::Narrow(x, 0, 0),
                 };
                 assert_eq!(
                     std::mem::discriminant(&out.op),

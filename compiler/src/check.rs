@@ -1020,7 +1020,9 @@ impl Checker<'_> {
         }
         // The tensor arguments.
         let mut tensors = Vec::new();
-        for (a, param) in positional.iter().zip(form.args.positional()) {
+        let params = form.args.positional();
+        for (i, a) in positional.iter().enumerate() {
+            let param = params.get(i).unwrap_or(&Param::Tensor);
             if *param != Param::Tensor {
                 continue;
             }
@@ -1063,6 +1065,8 @@ impl Checker<'_> {
             Args::BatchNorm { .. } => {
                 return self.batch_norm(name, &tensors, &positional, &named, span)
             }
+            Args::Concat => return self.concat(name, &tensors, &positional, &named, span),
+            Args::Narrow => return self.narrow(name, x, &positional, span),
             _ => {}
         }
         let shape = match form.args.shape() {
@@ -1164,7 +1168,9 @@ impl Checker<'_> {
             | Args::Conv { .. }
             | Args::Pool { .. }
             | Args::GlobalAvgPool
-            | Args::BatchNorm { .. } => {
+            | Args::BatchNorm { .. }
+            | Args::Concat
+            | Args::Narrow => {
                 unreachable!("returned above")
             }
         };
@@ -1601,11 +1607,11 @@ impl Checker<'_> {
             );
             return None;
         }
-        if cg * groups != c {
+        if cg.checked_mul(groups) != Some(c) {
             self.error(
                 Diagnostic::error(
                     Code::ShapeMismatch,
-                    format!("`{name}` of {xs} by {ws}: `x` has {c} channel{}, `w` takes {}", if c == 1 { "" } else { "s" }, cg * groups),
+                    format!("`{name}` of {xs} by {ws}: `x` has {c} channel{}, `w` takes {}", if c == 1 { "" } else { "s" }, cg.saturating_mul(groups)),
                 )
                 .primary(positional[0].span, format!("{c} input channel{}", if c == 1 { "" } else { "s" }))
                 .secondary(positional[1].span, format!("{cg} input channel{}{}", if cg == 1 { "" } else { "s" }, if groups > 1 { format!(" per group, {groups} groups") } else { String::new() }))
@@ -1632,14 +1638,14 @@ impl Checker<'_> {
         for (i, &size) in xd[1..].iter().enumerate() {
             let Some(o) = window.out_len(i, size as usize) else {
                 let (k, p, d) = (window.kernel[i], window.padding[i], window.dilation[i]);
-                let reach = d * (k - 1) + 1;
+                let reach = d.saturating_mul(k - 1).saturating_add(1);
                 self.error(
                     Diagnostic::error(
                         Code::BadArguments,
                         format!("the kernel of `{name}` is larger than its padded input"),
                     )
                     .primary(positional[1].span, format!("the kernel spans {reach} along dimension {}", i + 2))
-                    .secondary(positional[0].span, format!("{size} along dimension {}{}", i + 2, if p > 0 { format!(", {} with padding {p}", size as usize + 2 * p) } else { String::new() }))
+                    .secondary(positional[0].span, format!("{size} along dimension {}{}", i + 2, if p > 0 { format!(", {} with padding {p}", (size as usize).saturating_add(p.saturating_mul(2))) } else { String::new() }))
                     .note("along each axis the (dilated) kernel, dilation·(k − 1) + 1, must fit in the input plus twice the padding")
                     .help("use a smaller kernel, or more `padding:`"),
                 );
@@ -1783,7 +1789,10 @@ impl Checker<'_> {
                             "{size} along dimension {}{}",
                             i + 2,
                             if p > 0 {
-                                format!(", {} with padding {p}", size as usize + 2 * p)
+                                format!(
+                                    ", {} with padding {p}",
+                                    (size as usize).saturating_add(p.saturating_mul(2))
+                                )
                             } else {
                                 String::new()
                             }
@@ -1872,6 +1881,160 @@ impl Checker<'_> {
             x
         };
         Some(self.push(Op::Mean(rows), Shape(vec![batch, Dim::Known(c)]), span))
+    }
+
+    /// `concat(a, b, ..., axis: k)`: `Op::Concat` along the last axis,
+    /// with `axis` moved last first (and back) when it is another.
+    fn concat(
+        &mut self,
+        name: &str,
+        tensors: &[ValueId],
+        positional: &[&ast::Arg],
+        named: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let first = self.shape(tensors[0]).clone();
+        if first.is_scalar() {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` joins along a dimension, but its argument is a scalar"),
+                )
+                .primary(positional[0].span, "this is a scalar"),
+            );
+            return None;
+        }
+        let axis = match named
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "axis"))
+        {
+            Some(a) => self.axis(name, a, &first)?,
+            None => first.rank() - 1,
+        };
+        let mut total = 0u64;
+        for (i, &t) in tensors.iter().enumerate() {
+            let ts = self.shape(t).clone();
+            let same_rest = ts.rank() == first.rank()
+                && (0..ts.rank()).all(|k| k == axis || ts.0[k] == first.0[k]);
+            let along = match ts.0.get(axis) {
+                Some(Dim::Known(n)) if same_rest => Some(*n),
+                _ => None,
+            };
+            let Some(n) = along else {
+                let why = if !same_rest {
+                    format!("every dimension but {axis} must be equal")
+                } else {
+                    format!("dimension {axis} is named; only numbered dimensions are joined")
+                };
+                self.error(
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!("cannot `{name}` {first} and {ts} along dimension {axis}"),
+                    )
+                    .primary(positional[i].span, format!("this is {ts}"))
+                    .secondary(positional[0].span, format!("this is {first}"))
+                    .note(why)
+                    .help("check the shapes, or give `axis:` the dimension to join along"),
+                );
+                return None;
+            };
+            total += n;
+        }
+        let rank = first.rank();
+        let perm: Vec<usize> = (0..rank).filter(|&k| k != axis).chain([axis]).collect();
+        let moved = |sh: &Shape| Shape(perm.iter().map(|&k| sh.0[k].clone()).collect());
+        let parts: Vec<ValueId> = tensors
+            .iter()
+            .map(|&t| {
+                if axis == rank - 1 {
+                    t
+                } else {
+                    let sh = moved(&self.shape(t).clone());
+                    self.push(Op::Permute(t, perm.clone()), sh, span)
+                }
+            })
+            .collect();
+        let mut out = first.clone();
+        out.0[axis] = Dim::Known(total);
+        if axis == rank - 1 {
+            return Some(self.push(Op::Concat(parts), out, span));
+        }
+        let joined = self.push(Op::Concat(parts), moved(&out), span);
+        let mut back = vec![0; rank];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        Some(self.push(Op::Permute(joined, back), out, span))
+    }
+
+    /// `narrow(x, dim, start, length)`: `Op::Narrow` along the last axis,
+    /// with `dim` moved last first (and back) when it is another.
+    fn narrow(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        positional: &[&ast::Arg],
+        span: Span,
+    ) -> Option<ValueId> {
+        let xs = self.shape(x).clone();
+        if xs.is_scalar() {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRank,
+                    format!("`{name}` cuts along a dimension, but its argument is a scalar"),
+                )
+                .primary(positional[0].span, "this is a scalar"),
+            );
+            return None;
+        }
+        let axis = self.axis(name, positional[1], &xs)?;
+        let start = self.number_arg(positional[2], "start")?;
+        let len = self.number_arg(positional[3], "length")?;
+        let size = match &xs.0[axis] {
+            Dim::Known(n) => *n,
+            Dim::Symbol(s) => {
+                self.error(
+                    Diagnostic::error(
+                        Code::BadArguments,
+                        format!("`{name}` along the named dimension `{s}`"),
+                    )
+                    .primary(
+                        positional[1].span,
+                        format!("dimension {axis} of {xs} is `{s}`"),
+                    )
+                    .help("cut a numbered dimension"),
+                );
+                return None;
+            }
+        };
+        let whole = |v: f64| v.fract() == 0.0 && v >= 0.0;
+        if !whole(start) || !whole(len) || len < 1.0 || start + len > size as f64 {
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{name}` cannot take {len} entries from {start} of the {size} along dimension {axis}"),
+                )
+                .primary(positional[2].span.to(positional[3].span), "start and length")
+                .note(format!("`start` and `length` are whole numbers, `length` from 1, `start + length` at most {size}")),
+            );
+            return None;
+        }
+        let (start, len) = (start as u64, len as u64);
+        let mut out = xs.clone();
+        out.0[axis] = Dim::Known(len);
+        let rank = xs.rank();
+        if axis == rank - 1 {
+            return Some(self.push(Op::Narrow(x, start, len), out, span));
+        }
+        let perm: Vec<usize> = (0..rank).filter(|&k| k != axis).chain([axis]).collect();
+        let moved = |sh: &Shape| Shape(perm.iter().map(|&k| sh.0[k].clone()).collect());
+        let xm = self.push(Op::Permute(x, perm.clone()), moved(&xs), span);
+        let cut = self.push(Op::Narrow(xm, start, len), moved(&out), span);
+        let mut back = vec![0; rank];
+        for (i, &k) in perm.iter().enumerate() {
+            back[k] = i;
+        }
+        Some(self.push(Op::Permute(cut, back), out, span))
     }
 
     /// `batch_norm(x, running_mean, running_var, weight?, bias?, eps:)`,

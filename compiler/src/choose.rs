@@ -259,7 +259,7 @@ impl Chooser<'_, '_> {
                     | Op::Sum(_)
                     | Op::Permute(..)
                     | Op::Reshape(_) => Cost::compute(size(0) * c.ring_op),
-                    Op::Im2col(..) => Cost::compute(n * c.ring_op),
+                    Op::Im2col(..) | Op::Concat(_) | Op::Narrow(..) => Cost::compute(n * c.ring_op),
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
                         Cost::compute(n * c.ring_op) + self.trunc(n)
@@ -414,6 +414,8 @@ impl Chooser<'_, '_> {
                 | Op::MaxReduce(_)
                 | Op::MinReduce(_)
                 | Op::Argmax(_)
+                // Joins shares: a public part is embedded as one.
+                | Op::Concat(_)
         );
         value
             .op
@@ -903,7 +905,11 @@ impl Chooser<'_, '_> {
                     }
                 }
                 .into(),
-                Op::Permute(..) | Op::Reshape(_) | Op::Im2col(..) => {
+                Op::Permute(..)
+                | Op::Reshape(_)
+                | Op::Im2col(..)
+                | Op::Concat(_)
+                | Op::Narrow(..) => {
                     "moves values: local on shares, no communication".into()
                 }
                 _ => "cheapest by the cost model".into(),

@@ -326,7 +326,12 @@ impl<'m> Graph<'m> {
             Op::Im2col(a, w) if !w.edge && w.padding.iter().any(|&p| p > 0) => {
                 r(a).hull(Interval::point(0.0))
             }
-            Op::Im2col(a, _) => r(a),
+            Op::Im2col(a, _) | Op::Narrow(a, ..) => r(a),
+            Op::Concat(parts) => parts
+                .iter()
+                .map(r)
+                .reduce(Interval::hull)
+                .unwrap_or(Interval::point(0.0)),
             Op::Square(a) => r(a).square(),
             Op::Exp(a) => Interval::new(r(a).lo.exp(), r(a).hi.exp()),
             // Over a range without 0 (the analysis refuses any other).

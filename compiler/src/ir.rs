@@ -189,6 +189,11 @@ pub enum Op {
     /// 1/√x elementwise, computed in the clear only (public values or one
     /// party's): `batch_norm`'s scale from the model owner's variance.
     Rsqrt(ValueId),
+    /// The operands joined along their last axis (local data movement;
+    /// `concat` along another axis permutes it last first).
+    Concat(Vec<ValueId>),
+    /// Entries `start..start + len` of the operand's last axis (`narrow`).
+    Narrow(ValueId, u64, u64),
 }
 
 impl Op {
@@ -212,8 +217,10 @@ impl Op {
             | Op::Reshape(a)
             | Op::Im2col(a, _)
             | Op::Rsqrt(a)
+            | Op::Narrow(a, ..)
             | Op::Exp(a)
             | Op::Reciprocal(a) => vec![*a],
+            Op::Concat(parts) => parts.clone(),
             Op::Add(a, b)
             | Op::Sub(a, b)
             | Op::Mul(a, b)
@@ -252,6 +259,8 @@ impl Op {
             Op::Reshape(_) => "reshape",
             Op::Im2col(..) => "im2col",
             Op::Rsqrt(_) => "rsqrt",
+            Op::Concat(_) => "concat",
+            Op::Narrow(..) => "narrow",
             Op::Exp(_) => "exp",
             Op::Reciprocal(_) => "reciprocal",
         }

@@ -74,6 +74,32 @@ pub fn expected(
             Op::Exp(a) => map(get(*a), f64::exp),
             Op::Reciprocal(a) => map(get(*a), |x| 1.0 / x),
             Op::Rsqrt(a) => map(get(*a), |x| 1.0 / x.sqrt()),
+            // Row by row along the last axis: each operand's row in turn.
+            Op::Concat(parts) => {
+                let ts: Vec<&Tensor> = parts.iter().map(|p| get(*p)).collect();
+                let rows = ts[0].data.len() / ts[0].shape.last().copied().unwrap_or(1).max(1);
+                let mut data = Vec::new();
+                for r in 0..rows {
+                    for t in &ts {
+                        let w = t.shape.last().copied().unwrap_or(1);
+                        data.extend_from_slice(&t.data[r * w..(r + 1) * w]);
+                    }
+                }
+                Tensor {
+                    shape: concrete(&v.shape, &dims)?,
+                    data,
+                }
+            }
+            Op::Narrow(a, start, len) => {
+                let t = get(*a);
+                let shape = concrete(&v.shape, &dims)?;
+                let (w, n) = (t.shape.last().copied().unwrap_or(1), *len as usize);
+                let s = *start as usize;
+                let data = (t.data.chunks(w.max(1)))
+                    .flat_map(|row| row[s..s + n].iter().copied())
+                    .collect();
+                Tensor { shape, data }
+            }
             Op::Poly(a, c) => map(get(*a), |x| polynomial(c, x)),
             Op::Relu(a) => map(get(*a), |x| if x > 0.0 { x } else { 0.0 }),
             Op::MaxReduce(a) => along_last(get(*a), |row| row[first_largest(row)])?,
@@ -1041,5 +1067,68 @@ mod tests {
                 assert!((out[1].1.data[ch * 2 + l] - bn(x3[ch * 2 + l], ch, true)).abs() < 1e-12);
             }
         }
+    }
+
+    /// `concat` along any axis and `narrow` (PyTorch's `cat` and
+    /// `narrow`), as the checker writes them out, index by index.
+    #[test]
+    fn concat_and_narrow_are_pytorchs() {
+        let src = "model m { party a; party b; input x: fixed[n, 2, 3] private(a); input y: fixed[n, 1, 3] private(b);
+            input z: fixed[n, 2, 2] private(b);
+            let c1 = concat(x, y, axis: 1); let c2 = cat(x, z, x); let c0 = concat(x, axis: 1);
+            let s = narrow(x, 2, 1, 2); let t = narrow(c1, 1, 1, 2);
+            output c1 to a; output c2 to a; output c0 to a; output s to a; output t to a; }";
+        let x: Vec<f64> = (0..12).map(f64::from).collect();
+        let y: Vec<f64> = (100..106).map(f64::from).collect();
+        let z: Vec<f64> = (200..208).map(f64::from).collect();
+        let out = run(
+            src,
+            &[
+                ("x", vec![2, 2, 3], x.clone()),
+                ("y", vec![2, 1, 3], y.clone()),
+                ("z", vec![2, 2, 2], z.clone()),
+            ],
+        );
+        let at = |t: &[f64], dims: [usize; 3], i: [usize; 3]| {
+            t[(i[0] * dims[1] + i[1]) * dims[2] + i[2]]
+        };
+        for b in 0..2 {
+            for r in 0..3 {
+                for col in 0..3 {
+                    let want = if r < 2 {
+                        at(&x, [2, 2, 3], [b, r, col])
+                    } else {
+                        at(&y, [2, 1, 3], [b, 0, col])
+                    };
+                    assert_eq!(at(&out[0].1.data, [2, 3, 3], [b, r, col]), want);
+                }
+                if r < 2 {
+                    for col in 0..8 {
+                        let want = match col {
+                            0..3 => at(&x, [2, 2, 3], [b, r, col]),
+                            3..5 => at(&z, [2, 2, 2], [b, r, col - 3]),
+                            _ => at(&x, [2, 2, 3], [b, r, col - 5]),
+                        };
+                        assert_eq!(at(&out[1].1.data, [2, 2, 8], [b, r, col]), want);
+                    }
+                    for col in 0..2 {
+                        assert_eq!(
+                            at(&out[3].1.data, [2, 2, 2], [b, r, col]),
+                            at(&x, [2, 2, 3], [b, r, col + 1])
+                        );
+                    }
+                    for col in 0..3 {
+                        let want = if r == 0 {
+                            at(&x, [2, 2, 3], [b, 1, col])
+                        } else {
+                            at(&y, [2, 1, 3], [b, 0, col])
+                        };
+                        assert_eq!(at(&out[4].1.data, [2, 2, 3], [b, r, col]), want);
+                    }
+                }
+            }
+        }
+        assert_eq!(out[2].1.data, x);
+        assert_eq!(out[1].1.shape, vec![2, 2, 8]);
     }
 }

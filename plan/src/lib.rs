@@ -26,7 +26,9 @@ mod validate;
 mod window;
 pub use fingerprint::{explain, Difference, Fingerprint};
 pub use load::LoadError;
-pub use tensor::{bind_inputs, concrete, infer_dims, permute_data, InputError, Tensor};
+pub use tensor::{
+    bind_inputs, concat_last, concrete, infer_dims, narrow_last, permute_data, InputError, Tensor,
+};
 pub use validate::{validate, ValidPlan, ValidationError};
 pub use window::{im2col_data, Window};
 
@@ -303,6 +305,13 @@ pub enum ClearOp {
     Im2col(Window),
     /// 1/√x elementwise.
     Rsqrt,
+    /// The operands joined along their last axis.
+    Concat,
+    /// Entries `start..start + len` of the last axis.
+    Narrow {
+        start: usize,
+        len: usize,
+    },
 }
 
 /// Local (communication-free) operations on shares.
@@ -340,6 +349,13 @@ pub enum ShareOp {
     Reshape,
     /// The sliding windows' patches (see [`Window`]; the padding holds 0).
     Im2col(Window),
+    /// The operands (shares at one scale) joined along their last axis.
+    Concat,
+    /// Entries `start..start + len` of the last axis.
+    Narrow {
+        start: usize,
+        len: usize,
+    },
 }
 
 /// Operations on Paillier ciphertexts by the party holding them (which does
@@ -1237,6 +1253,7 @@ fn clear_op_text(op: &ClearOp) -> String {
         ClearOp::Clamp(lo, hi) => format!("clamp[{lo}, {hi}]"),
         ClearOp::Permute(perm) => format!("permute{perm:?}"),
         ClearOp::Im2col(w) => window_text(w),
+        ClearOp::Narrow { start, len } => format!("narrow[{start}, {len}]"),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -1262,6 +1279,8 @@ fn share_op_text(op: &ShareOp) -> String {
         ShareOp::Permute(perm) => format!("permute{perm:?}"),
         ShareOp::Reshape => "reshape".into(),
         ShareOp::Im2col(w) => window_text(w),
+        ShareOp::Concat => "concat".into(),
+        ShareOp::Narrow { start, len } => format!("narrow[{start}, {len}]"),
     }
 }
 

@@ -384,6 +384,63 @@ impl Tensor {
     }
 }
 
+/// Tensors (data, shape) joined along their last axis; every other
+/// dimension equal. Any element type; an error, never a panic.
+pub fn concat_last<T: Copy>(parts: &[(&[T], &[usize])]) -> Result<(Vec<T>, Vec<usize>), String> {
+    let Some(((_, first), _)) = parts.split_first() else {
+        return Err("nothing to concatenate".into());
+    };
+    let Some((_, outer)) = first.split_last() else {
+        return Err("cannot concatenate scalars".into());
+    };
+    let mut widths = Vec::new();
+    for (data, shape) in parts {
+        match shape.split_last() {
+            Some((w, o)) if o == outer && data.len() == shape.iter().product::<usize>() => {
+                widths.push(*w)
+            }
+            _ => return Err(format!("cannot concatenate {shape:?} with {first:?}")),
+        }
+    }
+    let rows: usize = outer.iter().product();
+    let mut out = Vec::with_capacity(rows * widths.iter().sum::<usize>());
+    for r in 0..rows {
+        for ((data, _), w) in parts.iter().zip(&widths) {
+            out.extend_from_slice(&data[r * w..(r + 1) * w]);
+        }
+    }
+    let mut shape = outer.to_vec();
+    shape.push(widths.iter().sum());
+    Ok((out, shape))
+}
+
+/// Entries `start..start + len` of the last axis. Any element type; an
+/// error, never a panic.
+pub fn narrow_last<T: Copy>(
+    data: &[T],
+    shape: &[usize],
+    start: usize,
+    len: usize,
+) -> Result<(Vec<T>, Vec<usize>), String> {
+    let Some((&w, outer)) = shape.split_last() else {
+        return Err("cannot narrow a scalar".into());
+    };
+    if start.checked_add(len).is_none_or(|end| end > w)
+        || data.len() != shape.iter().product::<usize>()
+    {
+        return Err(format!(
+            "cannot take {len} entries from {start} of {shape:?}"
+        ));
+    }
+    let rows: usize = outer.iter().product();
+    let out = (0..rows)
+        .flat_map(|r| data[r * w + start..r * w + start + len].iter().copied())
+        .collect();
+    let mut out_shape = outer.to_vec();
+    out_shape.push(len);
+    Ok((out, out_shape))
+}
+
 /// Reorder the axes of row-major `data` of `shape`: axis `i` of the result
 /// is axis `perm[i]` of the input. Any element type (reals, ring elements);
 /// an error, never a panic, when `perm` is not a permutation of the axes or
@@ -467,6 +524,16 @@ impl crate::ClearOp {
             Exp => Ok(a.map(f64::exp)),
             Reciprocal => Ok(a.map(f64::recip)),
             Rsqrt => Ok(a.map(|x| x.sqrt().recip())),
+            Concat => {
+                let parts: Vec<(&[f64], &[usize])> =
+                    args.iter().map(|t| (&t.data[..], &t.shape[..])).collect();
+                let (data, shape) = concat_last(&parts)?;
+                Ok(Tensor { shape, data })
+            }
+            Narrow { start, len } => {
+                let (data, shape) = narrow_last(&a.data, &a.shape, *start, *len)?;
+                Ok(Tensor { shape, data })
+            }
             Poly(c) => Ok(a.map(|x| c.iter().rev().fold(0.0, |acc, k| acc * x + k))),
             Relu => Ok(a.map(|x| x.max(0.0))),
             Clamp(lo, hi) => Ok(a.map(|x| x.clamp(*lo, *hi))),

@@ -300,7 +300,9 @@ fn arity_share(op: &ShareOp) -> usize {
         | ShareOp::Broadcast
         | ShareOp::Permute(_)
         | ShareOp::Reshape
-        | ShareOp::Im2col(_) => 1,
+        | ShareOp::Im2col(_)
+        | ShareOp::Concat
+        | ShareOp::Narrow { .. } => 1,
         _ => 2,
     }
 }

@@ -358,6 +358,11 @@ pub fn clear_op(op: &Op) -> ClearOp {
         Op::Exp(_) => ClearOp::Exp,
         Op::Reciprocal(_) => ClearOp::Reciprocal,
         Op::Rsqrt(_) => ClearOp::Rsqrt,
+        Op::Concat(_) => ClearOp::Concat,
+        Op::Narrow(_, start, len) => ClearOp::Narrow {
+            start: *start as usize,
+            len: *len as usize,
+        },
         Op::Input { .. } | Op::Const { .. } => {
             unreachable!("inputs and constants are not clear operations")
         }

@@ -156,6 +156,20 @@ impl Lowerer<'_, '_> {
                 self.local(dst, ShareOp::Im2col(w.clone()), vec![args[0]]);
                 dst
             }
+            Op::Concat(_) => {
+                let dst = self.share_reg(shape, f, note);
+                self.local(dst, ShareOp::Concat, args.to_vec());
+                dst
+            }
+            Op::Narrow(_, start, len) => {
+                let dst = self.share_reg(shape, f, note);
+                let op = ShareOp::Narrow {
+                    start: *start as usize,
+                    len: *len as usize,
+                };
+                self.local(dst, op, vec![args[0]]);
+                dst
+            }
             Op::Mean(a) => {
                 let k = self.g.last_dim(*a);
                 let sum = self.share_reg(shape, f, format!("sum for {label}"));

@@ -665,6 +665,32 @@ impl Exec<'_> {
                 }
                 self.my_share(RingTensor::new(data, shape)?)?
             }
+            ShareOp::Concat => {
+                let mut shares = Vec::with_capacity(args.len());
+                for &r in args {
+                    shares.push(self.share(r)?);
+                }
+                let parts: Vec<(&[u64], &[usize])> = (shares.iter())
+                    .map(|s| (s.value().data(), s.shape()))
+                    .collect();
+                let (data, out) = plan::concat_last(&parts).map_err(ExecError::protocol)?;
+                if out != shape {
+                    return Err(ExecError::protocol(format!(
+                        "concat gives {out:?}, the register holds {shape:?}"
+                    )));
+                }
+                self.my_share(RingTensor::new(data, shape)?)?
+            }
+            ShareOp::Narrow { start, len } => {
+                let (data, out) = plan::narrow_last(s0.value().data(), s0.shape(), *start, *len)
+                    .map_err(ExecError::protocol)?;
+                if out != shape {
+                    return Err(ExecError::protocol(format!(
+                        "narrow gives {out:?}, the register holds {shape:?}"
+                    )));
+                }
+                self.my_share(RingTensor::new(data, shape)?)?
+            }
             ShareOp::Reshape => {
                 if s0.value().len() != shape.iter().product::<usize>() {
                     return Err(ExecError::protocol(format!(
