@@ -322,9 +322,17 @@ impl Chooser<'_, '_> {
                         };
                         self.comparison(k * n, COMPARISON_ROUNDS)
                     }
+                    // A tournament: K - 1 comparisons per row of K entries
+                    // (argmax also selects the index, about one more).
                     Op::MaxReduce(a) | Op::MinReduce(a) | Op::Argmax(a) => {
                         let last = self.g.last_dim(*a);
-                        self.comparison(size(0), plan::NonlinearOp::MaxReduce.rounds(last))
+                        let per_row = if matches!(value.op, Op::Argmax(_)) {
+                            last as f64
+                        } else {
+                            last.saturating_sub(1) as f64
+                        };
+                        let rows = size(0) / (last.max(1) as f64);
+                        self.comparison(rows * per_row, plan::NonlinearOp::MaxReduce.rounds(last))
                     }
                     // In the clear only (the analysis refuses it on secret values).
                     Op::Input { .. } | Op::Const { .. } | Op::Rsqrt(_) => return None,

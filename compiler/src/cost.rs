@@ -629,11 +629,16 @@ pub fn estimate(
                     ..
                 } => {
                     let n = args.iter().map(|a| n(*a)).fold(0.0, f64::max);
-                    // Clamp compares against both bounds.
-                    let k = if matches!(op, plan::NonlinearOp::Clamp { .. }) {
-                        2.0
-                    } else {
-                        1.0
+                    // Clamp compares against both bounds; a maximum of K
+                    // entries is a tournament of K - 1 comparisons (argmax
+                    // also selects the index: about one more).
+                    let k = match op {
+                        plan::NonlinearOp::Clamp { .. } => 2.0,
+                        plan::NonlinearOp::MaxReduce => {
+                            let kk = last(args[0]).max(1.0);
+                            (kk - 1.0) / kk
+                        }
+                        _ => 1.0,
                     };
                     costs.comparison(src, k * n, 0)
                 }
