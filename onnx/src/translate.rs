@@ -39,7 +39,6 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "GlobalAveragePool",
     "Identity",
     "LeakyRelu",
-    "LogSoftmax",
     "MatMul",
     "MaxPool",
     "Mul",
@@ -860,7 +859,10 @@ impl<'a> Tr<'a> {
                 let v = self.emit_node(node, call, shape, Kind::Other);
                 self.set(node, 0, v);
             }
-            "Softmax" | "LogSoftmax" => {
+            "LogSoftmax" => {
+                return Err(self.unsupported(node, "is not supported yet: Veil has no `log` (export the probabilities with Softmax instead)"));
+            }
+            "Softmax" => {
                 let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
                 let rank = shape.len() as i64;
                 let default = if self.opset >= 13 { -1 } else { 1 };
@@ -869,11 +871,7 @@ impl<'a> Tr<'a> {
                 if self.opset < 13 && axis != shape.len() - 1 {
                     return Err(self.unsupported(node, "before opset 13 with an axis other than the last (it flattens the trailing dimensions)"));
                 }
-                let (f, kind) = if op == "Softmax" {
-                    ("softmax", Kind::Probabilities)
-                } else {
-                    ("log_softmax", Kind::Other)
-                };
+                let (f, kind) = ("softmax", Kind::Probabilities);
                 let v = self.emit_node(
                     node,
                     Op::Call {
