@@ -300,6 +300,9 @@ struct Model {
     /// The plan compiled for the last run's sizes (the analysis and the
     /// estimate depend on them, as in `veil run`).
     sized: Mutex<Option<Sized>>,
+    /// The last run's: the parties' wall time (the Rust call alone) and
+    /// each party's measurements.
+    last: Mutex<Option<(f64, Vec<runtime::exec::Stats>)>>,
 }
 
 /// A plan compiled for the sizes (such as `batch`) it names.
@@ -339,9 +342,14 @@ fn tensor(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<Tensor> 
         }
     };
     let shape = arr.shape().to_vec();
+    // Row-major, as `Tensor` holds it: a C-contiguous array is copied
+    // whole; any other (Fortran order, a strided view) element by element
+    // in logical order (`as_slice` would also take Fortran order, whose
+    // memory is column-major).
+    let c_order = arr.as_array().is_standard_layout();
     let data = match arr.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => arr.as_array().iter().copied().collect(),
+        Ok(s) if c_order => s.to_vec(),
+        _ => arr.as_array().iter().copied().collect(),
     };
     Ok(Tensor { shape, data })
 }
@@ -553,6 +561,7 @@ impl Model {
             plan: self.plan.clone(),
             bound,
             sized: Mutex::new(self.sized.lock().expect("not poisoned").clone()),
+            last: Mutex::new(None),
         }
     }
 }
@@ -717,7 +726,20 @@ impl Model {
             }
             let mut all = self.bound.clone();
             all.extend(given);
-            let dims = match plan::infer_dims(&self.plan, None, &all) {
+            // Names and shapes here (for the sizes to compile for); the
+            // values' ranges are checked by each party as it binds its
+            // inputs (one pass over the data, as in the cli's runs).
+            let shapes: BTreeMap<String, Tensor> = all
+                .iter()
+                .map(|(k, t)| {
+                    let t = Tensor {
+                        shape: t.shape.clone(),
+                        data: Vec::new(),
+                    };
+                    (k.clone(), t)
+                })
+                .collect();
+            let dims = match plan::infer_dims(&self.plan, None, &shapes) {
                 Ok(d) => d,
                 Err(errs) => {
                     let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
@@ -732,7 +754,9 @@ impl Model {
             } else {
                 split_inputs(&plan, std::mem::take(&mut all))
             };
-            let outcomes = run_in_process(py, &plan, &per_party, &opts)?;
+            let (outcomes, seconds) = run_in_process(py, &plan, &per_party, &opts)?;
+            *self.last.lock().expect("not poisoned") =
+                Some((seconds, outcomes.iter().map(|o| o.stats.clone()).collect()));
             let reference = if check {
                 let r = py
                     .detach(|| compiler::reference::expected(&self.model, &all))
@@ -793,6 +817,32 @@ impl Model {
                 .getattr("CheckedRun")?
                 .call1((out, refs, errors, c.worst, text))
         })
+    }
+
+    /// The last `run`'s measurements, as `veil run --stats` prints them:
+    /// `{"seconds": wall time of the parties' run, "parties": {party:
+    /// {"bytes_sent", "bytes_received", "rounds", "setup", "preprocessing",
+    /// "online"}}}` (times in seconds); `None` before the first run.
+    #[getter]
+    fn last_stats<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some((seconds, stats)) = self.last.lock().expect("not poisoned").clone() else {
+            return Ok(None);
+        };
+        let parties = PyDict::new(py);
+        for (p, s) in stats.iter().enumerate() {
+            let d = PyDict::new(py);
+            d.set_item("bytes_sent", s.bytes_sent)?;
+            d.set_item("bytes_received", s.bytes_received)?;
+            d.set_item("rounds", s.rounds)?;
+            d.set_item("setup", s.setup.as_secs_f64())?;
+            d.set_item("preprocessing", s.preprocessing.as_secs_f64())?;
+            d.set_item("online", s.online.as_secs_f64())?;
+            parties.set_item(self.plan.party_name(p as u32), d)?;
+        }
+        let out = PyDict::new(py);
+        out.set_item("seconds", seconds)?;
+        out.set_item("parties", parties)?;
+        Ok(Some(out))
     }
 
     /// The report as an HTML table, for Jupyter.
@@ -858,7 +908,7 @@ fn run_in_process(
     plan: &Plan,
     per_party: &[BTreeMap<String, Tensor>],
     opts: &runtime::exec::Options,
-) -> PyResult<Vec<Outcome>> {
+) -> PyResult<(Vec<Outcome>, f64)> {
     let valid = valid(plan).map_err(|e| plain_error(py, e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
@@ -870,10 +920,15 @@ fn run_in_process(
                 stop: stop.clone(),
             })
             .collect();
-    let result = interruptible(py, &stop, || {
-        runtime::exec::run_with_transports(&valid, per_party, transports, opts)
+    let (result, seconds) = interruptible(py, &stop, || {
+        let start = std::time::Instant::now();
+        let r = runtime::exec::run_with_transports(&valid, per_party, transports, opts);
+        (r, start.elapsed().as_secs_f64())
     })?;
-    result.map_err(|e| plain_error(py, format!("{e}\nnote: the run was stopped")))
+    result.map(|o| (o, seconds)).map_err(|e| match e.kind {
+        runtime::exec::ErrorKind::Input => input_error(py, format!("{e}\nnote: nothing was run")),
+        _ => plain_error(py, format!("{e}\nnote: the run was stopped")),
+    })
 }
 
 /// The report for Jupyter: its first line as the caption, the operations
@@ -1022,6 +1077,7 @@ fn compile(
             plan,
             bound: BTreeMap::new(),
             sized: Mutex::new(None),
+            last: Mutex::new(None),
         })
     })
 }

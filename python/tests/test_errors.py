@@ -67,3 +67,24 @@ def test_inputs_are_checked_before_the_run():
 def test_a_panic_becomes_a_veil_error():
     with pytest.raises(veil.VeilError, match="bug in Veil"):
         veil._panic_for_tests()
+
+
+def test_arrays_of_any_layout_and_type_are_read_in_row_major_order():
+    m = veil.compile(str(MODELS / "linreg.veil"))
+    rng = np.random.default_rng()
+    x = rng.uniform(0, 10, size=(9, 8))
+    coef, intercept = rng.uniform(-50, 50, size=8), 250.0
+    bound = m.outputs["price"][2]
+    ints = np.rint(x).astype(np.int64)
+    cases = [
+        (x, x),
+        (np.asfortranarray(x), x),  # column-major memory
+        (np.ascontiguousarray(x.T).T, x),  # a transposed view
+        (x.tolist(), x),
+        (ints, ints),
+        (np.asfortranarray(ints), ints),
+    ]
+    for given, value in cases:
+        want = (value @ coef + intercept) * 1000
+        got = m.run({"features": given, "coef": coef, "intercept": intercept})["buyer"]["price"]
+        assert np.all(np.abs(got - want) <= bound), (type(given), got - want)
