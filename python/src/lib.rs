@@ -1089,7 +1089,7 @@ fn compile(
 /// Every party must compile the same model with the same options. Returns
 /// this party's outputs, `{output: array}`.
 #[pyfunction]
-#[pyo3(signature = (model, *, as_, config, inputs = None, session = "default", timeout = 120.0, connect_timeout = 60.0, max_frame_mib = 1024))]
+#[pyo3(signature = (model, *, as_, config, inputs = None, session = "default", timeout = 120.0, connect_timeout = 60.0, max_frame_mib = 1024, chunk_rows = None))]
 #[allow(clippy::too_many_arguments)]
 fn party<'py>(
     py: Python<'py>,
@@ -1101,6 +1101,7 @@ fn party<'py>(
     timeout: f64,
     connect_timeout: f64,
     max_frame_mib: u64,
+    chunk_rows: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     guard(|| {
         let plan = &model.plan;
@@ -1191,20 +1192,107 @@ fn party<'py>(
         };
         let valid = valid(plan).map_err(|e| plain_error(py, e))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let outcome = interruptible(py, &stop, || {
-            net::TcpTransport::connect(&tcp)
-                .map_err(ExecError::from)
-                .and_then(|t| {
-                    let mut t = Cancellable {
-                        inner: t,
-                        stop: stop.clone(),
-                    };
-                    runtime::exec::run_party(&valid, me, &mine, &mut t, &opts)
-                })
+        // A plan whose rows are independent runs as `veil party` runs it:
+        // in chunks the parties agree on, so either can be a peer.
+        let rows = runtime::exec::chunks::row_dim(plan).ok().flatten();
+        let outputs = interruptible(py, &stop, || {
+            let inner = net::TcpTransport::connect(&tcp).map_err(ExecError::from)?;
+            let mut t = Cancellable {
+                inner,
+                stop: stop.clone(),
+            };
+            match &rows {
+                None => {
+                    runtime::exec::run_party(&valid, me, &mine, &mut t, &opts).map(|o| o.outputs)
+                }
+                Some(dim) => party_in_chunks(&valid, me, &mine, dim, chunk_rows, &mut t, &opts),
+            }
         })?
         .map_err(|e| plain_error(py, format!("{as_}: {e}")))?;
-        outputs_py(py, outcome.outputs)
+        outputs_py(py, outputs)
     })
+}
+
+/// One party's run of a plan whose rows (along `dim`) are independent, as
+/// `veil party` runs it (cli/src/party_cmd.rs): the parties agree on the
+/// rows of a chunk (this party's rows, or `chunk_rows`, or 0 when it reads
+/// none), then before each chunk on its rows; each chunk is a run of the
+/// plan with fresh correlations. This party's outputs, the chunks' rows
+/// one after another.
+fn party_in_chunks(
+    plan: &plan::ValidPlan<'_>,
+    me: plan::PartyIdx,
+    inputs: &BTreeMap<String, Tensor>,
+    dim: &str,
+    chunk_rows: Option<u64>,
+    t: &mut dyn Transport,
+    opts: &runtime::exec::Options,
+) -> Result<Vec<(String, Tensor)>, ExecError> {
+    use runtime::exec::chunks;
+    let row_inputs: Vec<&String> = plan
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim))
+        .filter_map(|i| inputs.get_key_value(&i.name).map(|(k, _)| k))
+        .collect();
+    let total = row_inputs.first().map_or(0, |n| inputs[*n].shape[0]);
+    let reads_rows = !row_inputs.is_empty();
+    let said = match (chunk_rows, reads_rows) {
+        (Some(n), _) => n,
+        (None, true) => total.max(1) as u64,
+        (None, false) => 0,
+    };
+    let agreed = chunks::agree_chunking(plan, me, said, t).map_err(ExecError::protocol)?;
+    let chunk = agreed.max(1) as usize;
+    let mut done = 0usize;
+    let mut outputs: Vec<(String, Tensor)> = Vec::new();
+    loop {
+        let mine = reads_rows.then(|| (total - done).min(chunk) as u64);
+        let n = chunks::next_rows(plan, me, mine, done as u64, t).map_err(ExecError::protocol)?
+            as usize;
+        if n == 0 {
+            break;
+        }
+        let part: BTreeMap<String, Tensor> = inputs
+            .iter()
+            .map(|(k, v)| {
+                let v = if row_inputs.contains(&k) {
+                    rows_of(v, done, n)
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let o = runtime::exec::run_party(plan, me, &part, t, opts).map_err(|e| {
+            let at = format!("(in the chunk of rows {}..{})", done + 1, done + n);
+            ExecError::new(e.kind, format!("{} {at}", e.message))
+        })?;
+        for (name, t) in o.outputs {
+            match outputs.iter_mut().find(|(m, _)| *m == name) {
+                Some((_, all)) => {
+                    all.data.extend_from_slice(&t.data);
+                    if let (Some(a), Some(b)) = (all.shape.first_mut(), t.shape.first()) {
+                        *a += b;
+                    }
+                }
+                None => outputs.push((name, t)),
+            }
+        }
+        done += n;
+    }
+    Ok(outputs)
+}
+
+/// Rows `start..start + n` of a tensor (along its first dimension).
+fn rows_of(t: &Tensor, start: usize, n: usize) -> Tensor {
+    let row: usize = t.shape.iter().skip(1).product();
+    let mut shape = t.shape.clone();
+    shape[0] = n;
+    Tensor {
+        shape,
+        data: t.data[start * row..(start + n) * row].to_vec(),
+    }
 }
 
 /// Raises the error a panic inside Veil becomes (for the tests of that path).

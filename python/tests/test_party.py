@@ -43,8 +43,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_parties_in_two_processes(tmp_path, veil_bin):
-    # Two consecutive free ports for `veil certs --base-port`.
+def certs_for(tmp_path, veil_bin):
+    """`veil certs` for client and server on two consecutive free ports."""
     for _ in range(20):
         port = free_port()
         try:
@@ -59,6 +59,18 @@ def test_two_parties_in_two_processes(tmp_path, veil_bin):
         check=True,
         capture_output=True,
     )
+    return certs / "parties.toml"
+
+
+def expect(got, x, w, b):
+    m = veil.compile(source=SOURCE, dealer=False)
+    checked = m.run({"x": x, "w": w, "b": b}, check=True)
+    assert got.shape == (x.shape[0],)
+    assert np.max(np.abs(got - checked.reference["p"])) <= m.outputs["p"][2]
+
+
+def test_two_parties_in_two_processes(tmp_path, veil_bin):
+    config = certs_for(tmp_path, veil_bin)
     source = tmp_path / "two.veil"
     source.write_text(SOURCE)
     rng = np.random.default_rng()
@@ -77,7 +89,7 @@ def test_two_parties_in_two_processes(tmp_path, veil_bin):
                     str(script),
                     str(source),
                     me,
-                    str(certs / "parties.toml"),
+                    str(config),
                     str(f),
                     str(tmp_path / f"{me}-out.json"),
                 ],
@@ -91,10 +103,31 @@ def test_two_parties_in_two_processes(tmp_path, veil_bin):
     client = json.loads((tmp_path / "client-out.json").read_text())
     server = json.loads((tmp_path / "server-out.json").read_text())
     assert server == {}
-    got = np.asarray(client["p"])
+    expect(np.asarray(client["p"]), x, w, b)
 
-    m = veil.compile(source=SOURCE, dealer=False)
-    checked = m.run({"x": x, "w": w, "b": b}, check=True)
-    bound = m.outputs["p"][2]
-    assert got.shape == (7,)
-    assert np.max(np.abs(got - checked.reference["p"])) <= bound
+
+def test_a_python_party_runs_with_a_command_line_party(tmp_path, veil_bin):
+    # The server is `veil party`, reading no rows; the client, in Python,
+    # has 9 rows and asks for chunks of 4: three chunks in one session.
+    config = certs_for(tmp_path, veil_bin)
+    source = tmp_path / "two.veil"
+    source.write_text(SOURCE)
+    rng = np.random.default_rng()
+    x = rng.uniform(-2, 2, size=(9, 6))
+    w, b = rng.uniform(-1, 1, size=6), rng.uniform(-1, 1)
+    (tmp_path / "w.json").write_text(json.dumps(w.tolist()))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    server = subprocess.Popen(
+        [veil_bin, "party", str(source), "--as", "server", "--config", str(config), "--no-dealer",
+         "-i", f"w={tmp_path / 'w.json'}", "-i", f"b={tmp_path / 'b.json'}", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        m = veil.compile(str(source), dealer=False)
+        got = veil.party(m, as_="client", config=str(config), inputs={"x": x}, chunk_rows=4)
+    finally:
+        _, err = server.communicate(timeout=300)
+    assert server.returncode == 0, err
+    expect(got["p"], x, w, b)

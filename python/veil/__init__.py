@@ -73,7 +73,12 @@ def party(model, *, as_, config, inputs=None, **options):
     model's bound inputs of this party are used too). Every party compiles
     the same model with the same options. Returns this party's outputs,
     ``{output: ndarray}``. ``options``: ``session=``, ``timeout=``,
-    ``connect_timeout=`` (seconds), ``max_frame_mib=``."""
+    ``connect_timeout=`` (seconds), ``max_frame_mib=``, ``chunk_rows=``.
+
+    A model whose rows are independent runs in chunks of rows as ``veil
+    party`` runs it (the parties agree on the chunks at setup: this party's
+    rows in one chunk, or ``chunk_rows``), so Python and command-line
+    parties can run one session together."""
     from .sklearn import SklearnModel
 
     if isinstance(model, SklearnModel):

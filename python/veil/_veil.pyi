@@ -82,5 +82,6 @@ def party(
     timeout: float = 120.0,
     connect_timeout: float = 60.0,
     max_frame_mib: int = 1024,
+    chunk_rows: Optional[int] = None,
 ) -> Dict[str, np.ndarray]: ...
 def _panic_for_tests() -> None: ...
