@@ -190,14 +190,7 @@ pub fn compile_file_with(
 /// on its own line, and what to report. Not a diagnostic with a code and a
 /// place in the model: the model is not what is wrong.
 pub fn internal_error(e: &compiler::InternalError, file: &str) -> String {
-    let mut text = format!("error: {e}\n");
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text += &format!("  caused by: {c}\n");
-        cause = c.source();
-    }
-    text += &format!("  = note: {} (`{file}`)\n", compiler::InternalError::REPORT);
-    text
+    e.render(file)
 }
 
 pub fn run(args: &CompileArgs) -> ExitCode {

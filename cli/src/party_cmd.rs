@@ -3,9 +3,8 @@
 use crate::compile_cmd::{compile_file, TargetArgs};
 use crate::run_cmd::{write_outputs, InputArgs, Inputs};
 use clap::Args;
-use net::{PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
+use net::{TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
 use plan::{PartyIdx, Plan};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -63,27 +62,6 @@ pub struct PartyArgs {
     pub memory: crate::limits::MemoryArgs,
     #[command(flatten)]
     pub target: TargetArgs,
-}
-
-/// `parties.toml`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    party: Vec<PartyEntry>,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct PartyEntry {
-    name: String,
-    /// host:port where this party listens and the others connect.
-    address: String,
-    /// Its self-signed certificate (PEM), pinned by every other party.
-    cert: PathBuf,
-    /// Its private key: read only by the party itself.
-    key: Option<PathBuf>,
-    /// Where to listen if not `address` (such as 0.0.0.0:7100).
-    listen: Option<String>,
 }
 
 fn fail(msg: &str) -> ExitCode {
@@ -492,94 +470,13 @@ fn load_config(
 ) -> Result<TcpConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let cfg: Config = toml::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let resolve = |p: &Path| -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
-    let mut errors = Vec::new();
-    for (i, e) in cfg.party.iter().enumerate() {
-        if cfg.party[..i].iter().any(|o| o.name == e.name) {
-            errors.push(format!("party `{}` is listed twice", e.name));
-        }
-        if !plan.parties.iter().any(|p| p.name == e.name) {
-            errors.push(format!(
-                "party `{}` is not a party of model {}",
-                e.name, plan.model
-            ));
-        }
-    }
-    let mut parties = Vec::new();
-    for (i, p) in plan.parties.iter().enumerate() {
-        if !plan.takes_part(i as PartyIdx) {
-            // The dealer of a plan without one: listed or not, nobody
-            // connects to it.
-            parties.push(None);
-            continue;
-        }
-        let Some(e) = cfg.party.iter().find(|e| e.name == p.name) else {
-            let role = match p.role {
-                plan::Role::Dealer => {
-                    " (the dealer of this plan; to run without it, every party compiles \
-                     with --no-dealer)"
-                }
-                plan::Role::Compute => "",
-            };
-            errors.push(format!("party `{}` of the model is missing{role}", p.name));
-            parties.push(None);
-            continue;
-        };
-        let cert_path = resolve(&e.cert);
-        let cert = std::fs::read(&cert_path).unwrap_or_else(|err| {
-            errors.push(format!(
-                "certificate of {}: cannot read `{}`: {err}",
-                p.name,
-                cert_path.display()
-            ));
-            Vec::new()
-        });
-        parties.push(Some(PeerSpec {
-            name: p.name.clone(),
-            address: e.address.clone(),
-            cert,
-        }));
-    }
-    let mine = cfg.party.iter().find(|e| e.name == args.me);
-    let mut key = Vec::new();
-    match mine.and_then(|e| e.key.as_ref()) {
-        Some(k) => {
-            let k = resolve(k);
-            match std::fs::read(&k) {
-                Ok(b) => key = b,
-                Err(err) => errors.push(format!(
-                    "private key of {}: cannot read `{}`: {err}",
-                    args.me,
-                    k.display()
-                )),
-            }
-        }
-        None if mine.is_some() => errors.push(format!(
-            "party `{}` has no `key = \"...\"` line: this party needs its private key",
-            args.me
-        )),
-        None => {}
-    }
-    if !errors.is_empty() {
-        return Err(errors
-            .into_iter()
-            .map(|e| format!("`{}`: {e}", path.display()))
-            .collect::<Vec<_>>()
-            .join("\n"));
-    }
+    let read = |p: &Path| std::fs::read(p);
+    let d = net::deployment::load(&text, path, plan, &args.me, &read)?;
     Ok(TcpConfig {
         me,
-        parties,
-        key,
-        listen: mine.and_then(|e| e.listen.clone()),
+        parties: d.parties,
+        key: d.key,
+        listen: d.listen,
         plan: plan.fingerprint(),
         session: args.session.clone(),
         connect_timeout: Duration::from_secs(args.connect_timeout),

@@ -3,6 +3,7 @@
 use crate::compile_cmd::{compile_file_with, TargetArgs};
 use crate::data;
 use clap::Args;
+use compiler::reference::preview;
 use plan::{Plan, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,111 +58,17 @@ pub struct RunArgs {
     pub target: TargetArgs,
 }
 
-/// The private outputs next to the plaintext reference's.
-#[derive(Debug, Default)]
-pub struct Comparison {
-    /// One report per output and recipient.
-    pub lines: Vec<String>,
-    pub worst: f64,
-    /// The outputs whose error exceeds the compiler's bound (or is NaN).
-    pub over_bound: Vec<String>,
-    /// Per output and recipient: its name and party, the reference's
-    /// preview, the error, the bound and an argmax's near-tie slack.
-    entries: Vec<Entry>,
-    /// Outputs the reference does not have.
-    missing: Vec<String>,
-}
+pub use compiler::reference::Comparison;
 
-/// One output at one party: name, party, preview, error, bound, slack.
-type Entry = (String, String, String, f64, f64, Option<f64>);
-
-/// The larger error; NaN sticks, so a broken element is never hidden by a good one.
-fn worse(m: f64, e: f64) -> f64 {
-    if m.is_nan() || e.is_nan() {
-        f64::NAN
-    } else {
-        m.max(e)
-    }
-}
-
-impl Comparison {
-    /// The lines, the worst error and the failures from the entries.
-    fn finish(&mut self) {
-        self.lines.clear();
-        self.over_bound = self.missing.clone();
-        self.worst = 0.0;
-        for (name, party, preview, err, bound, slack) in &self.entries {
-            let ties = match slack {
-                Some(slack) => format!(", or any index within {slack:.3e} of the maximum"),
-                None => String::new(),
-            };
-            self.lines.push(format!(
-                "reference {name} at {party}: {preview}\n  max |private - reference| = {err:.3e} (compiler's bound {bound:.3e}{ties})"
-            ));
-            self.worst = self.worst.max(*err);
-            // A NaN error (a broken output) or a missing bound is a failure too.
-            if err.is_nan() || bound.is_nan() || err > bound {
-                self.over_bound
-                    .push(format!("`{name}` at {party}: {err:.3e} > {bound:.3e}"));
-            }
-        }
-    }
-
-    /// Adds the comparison of a later chunk of rows: each output's error is
-    /// the worst over the chunks; the previews stay the first chunk's.
-    pub fn absorb(&mut self, c: Comparison) {
-        if self.entries.is_empty() && self.missing.is_empty() {
-            *self = c;
-            return;
-        }
-        for (mine, theirs) in self.entries.iter_mut().zip(c.entries) {
-            mine.3 = worse(mine.3, theirs.3);
-        }
-        for m in c.missing {
-            if !self.missing.contains(&m) {
-                self.missing.push(m);
-            }
-        }
-        self.finish();
-    }
-}
-
-/// Compares every output each party learned with the reference interpreter's.
+/// Compares every output each party learned with the reference interpreter's
+/// ([`compiler::reference::compare`]).
 pub fn compare_with_reference(
     plan: &Plan,
     outcomes: &[runtime::exec::Outcome],
     reference: &[compiler::reference::Expected],
 ) -> Comparison {
-    let mut c = Comparison::default();
-    for (p, o) in outcomes.iter().enumerate() {
-        let party = plan.party_name(p as u32);
-        for (name, t) in &o.outputs {
-            let Some(r) = reference.iter().find(|r| &r.name == name) else {
-                c.missing.push(format!(
-                    "`{name}` at {party}: the reference has no such output"
-                ));
-                continue;
-            };
-            let spec = plan.outputs.iter().find(|s| &s.name == name);
-            // An argmax index within its near-tie slack counts as exact.
-            let err = match spec.and_then(|s| compiler::reference::deviations(s, t, r)) {
-                Some(d) => d.into_iter().fold(0.0, worse),
-                None => f64::NAN,
-            };
-            let bound = spec.map_or(f64::NAN, |s| s.error_bound);
-            let slack = spec.and_then(|s| s.near_tie);
-            c.entries.push((
-                name.clone(),
-                party.to_string(),
-                preview(&r.value),
-                err,
-                bound,
-                slack,
-            ));
-        }
-    }
-    c.finish();
-    c
+    let learned: Vec<&[(String, Tensor)]> = outcomes.iter().map(|o| &o.outputs[..]).collect();
+    compiler::reference::compare(plan, &learned, reference)
 }
 
 /// Where inputs come from: shared by `veil run` and `veil party`.
@@ -1138,16 +1045,6 @@ pub fn next_chunk(
         return Err(errors.join("\n"));
     }
     Ok(Some((inputs, ids)))
-}
-
-fn preview(t: &Tensor) -> String {
-    let shown: Vec<String> = t.data.iter().take(8).map(|v| format!("{v:.4}")).collect();
-    let more = if t.data.len() > 8 {
-        format!(", ... ({} values)", t.data.len())
-    } else {
-        String::new()
-    };
-    format!("[{}{more}]", shown.join(", "))
 }
 
 pub fn print_stats(plan: &Plan, outcomes: &[runtime::exec::Outcome]) {

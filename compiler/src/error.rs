@@ -51,6 +51,20 @@ impl InternalError {
         }
     }
 
+    /// The error as the user sees it: what failed, each cause on its own
+    /// line, and what to report (the model `file`). Not a diagnostic with a
+    /// code and a place in the model: the model is not what is wrong.
+    pub fn render(&self, file: &str) -> String {
+        let mut text = format!("error: {self}\n");
+        let mut cause = Error::source(self);
+        while let Some(c) = cause {
+            text += &format!("  caused by: {c}\n");
+            cause = c.source();
+        }
+        text += &format!("  = note: {} (`{file}`)\n", InternalError::REPORT);
+        text
+    }
+
     /// What failed, without its causes.
     pub fn message(&self) -> &str {
         &self.message

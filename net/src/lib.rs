@@ -31,6 +31,8 @@
 //! [`ExecError`] its [`NetError`] converts into (`net → runtime`; the
 //! executor never names this crate).
 
+pub mod deployment;
+
 use plan::{Fingerprint, PartyIdx};
 use runtime::exec::{ErrorKind, ExecError, Transport};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -14,6 +14,7 @@
 //! cryptography runs. Every received frame is decoded and checked against
 //! the register it fills; a malformed message is an error, never a panic.
 
+pub mod chunks;
 mod dealerfree;
 pub mod memory;
 pub(crate) mod nonlinear;
