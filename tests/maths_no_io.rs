@@ -60,7 +60,7 @@ const CRATES: &[(&str, &[&str])] = &[
     ("wire", &["num-bigint", "sharing", "thiserror"]),
     // Not maths, but pure in the same way: the importer reads the bytes and
     // external data it is handed (`cli` reads the files).
-    ("onnx", &["plan", "prost"]),
+    ("onnx", &["compiler", "grammar", "plan", "prost"]),
     (
         "ot",
         &[

@@ -70,62 +70,6 @@ fn parse_range(s: &str) -> Result<(String, (f64, f64)), String> {
     Ok((name.trim().to_string(), (lo, hi)))
 }
 
-/// Rows of the calibration sample the plaintext probe of activations reads.
-const PROBE_ROWS: usize = 256;
-
-/// Each relu activation's largest value on (the first [`PROBE_ROWS`] rows
-/// of) the calibration sample, by the plaintext reference interpreter on the
-/// imported model with the weights bound, widened and rounded outward.
-fn activation_maxima(
-    imported: &onnx::Imported,
-    opts: &onnx::Options,
-) -> Result<BTreeMap<String, f64>, String> {
-    let source = &imported.source;
-    // The same model with every activation an output.
-    let end = source
-        .rfind('}')
-        .ok_or("the imported model has no closing brace")?;
-    let mut probe = source[..end].to_string();
-    for a in &imported.activations {
-        if !source.contains(&format!("output {a} to ")) {
-            probe.push_str(&format!("    output {a} to {};\n", opts.data_owner));
-        }
-    }
-    probe.push_str("}\n");
-    let checked = compiler::check_source(&probe);
-    let model = checked
-        .model
-        .filter(|_| checked.diagnostics.iter().all(|d| !d.is_error()));
-    let model = model.ok_or("the activation probe does not check (a bug in veil import)")?;
-    let mut inputs: BTreeMap<String, plan::Tensor> = imported.weights.iter().cloned().collect();
-    for d in &imported.data_inputs {
-        let Some(t) = opts
-            .calibration
-            .get(&d.onnx_name)
-            .or_else(|| opts.calibration.get(&d.name))
-        else {
-            return Ok(BTreeMap::new());
-        };
-        let per_row: usize = d.dims[1..].iter().product();
-        let rows = (t.data.len() / per_row.max(1)).min(PROBE_ROWS);
-        let mut shape = d.dims.clone();
-        shape[0] = rows;
-        let data = t.data[..rows * per_row].to_vec();
-        inputs.insert(d.name.clone(), plan::Tensor { shape, data });
-    }
-    let outputs = compiler::reference::evaluate(&model, &inputs)
-        .map_err(|e| format!("the calibration sample does not run through the model: {e}"))?;
-    let mut maxima = BTreeMap::new();
-    for (name, t) in outputs {
-        if imported.activations.contains(&name) {
-            let hi = t.data.iter().copied().fold(0.0, f64::max);
-            let (_, hi) = onnx::outward(0.0, hi * (1.0 + onnx::CALIBRATION_MARGIN).max(1e-3));
-            maxima.insert(name, hi);
-        }
-    }
-    Ok(maxima)
-}
-
 pub fn run(args: &ImportArgs) -> ExitCode {
     match import(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,7 +94,7 @@ fn import(args: &ImportArgs) -> Result<(), String> {
             data::load(path, None, None).map_err(|e| format!("--calibrate {name}: {e}"))?;
         calibration.insert(name.clone(), loaded.tensor);
     }
-    let mut opts = onnx::Options {
+    let opts = onnx::Options {
         data_owner: args.data_owner.clone(),
         model_owner: args.model_owner.clone(),
         dealer: (!args.no_dealer).then(|| args.dealer.clone()),
@@ -178,59 +122,28 @@ fn import(args: &ImportArgs) -> Result<(), String> {
     let name = file.display().to_string();
     let candidates: Vec<u32> = match args.precision {
         Some(p) => vec![p],
-        None => vec![20, 18, 16, 14, 12],
+        None => onnx::fit::PRECISIONS.to_vec(),
     };
-    // The highest precision at which the model compiles: the import, or the
-    // first failure's diagnostics and source.
-    let mut attempt = |opts: &mut onnx::Options| -> Result<
-        Result<onnx::Imported, (Vec<grammar::Diagnostic>, onnx::Imported)>,
-        String,
-    > {
-        let mut first_failure = None;
-        let translated = onnx::import(&bytes, &mut external, opts)
-            .map_err(|e| format!("{}: {e}", args.model.display()))?;
-        for &p in &candidates {
-            let imported = translated.at_precision(opts.precision, p);
-            // The model must check before anything is written.
-            let checked = compiler::check_source(&imported.source);
-            let Some(model) = checked.model.as_ref().filter(|_| !checked.has_errors()) else {
-                eprint!("{}", render(&checked.diagnostics, &name, &imported.source));
-                return Err(format!(
-                    "the model translated from `{}` does not check (a bug in veil import: please report it with the model); nothing was written",
-                    args.model.display()
-                ));
-            };
-            let diagnostics = compiler::analyse(model, &compiler::Options::default())
-                .map_err(|e| format!("{}: {e}", args.model.display()))?;
-            if diagnostics.iter().any(|d| d.is_error()) {
-                first_failure.get_or_insert((diagnostics, imported));
-                continue;
-            }
-            opts.precision = p;
-            return Ok(Ok(imported));
+    let fitted = match onnx::fit::import_compiling(&bytes, &mut external, &opts, &candidates) {
+        Ok(f) => f,
+        Err(onnx::fit::FitError::Import(e)) => {
+            return Err(format!("{}: {e}", args.model.display()))
         }
-        Ok(Err(first_failure.expect("at least one precision was tried")))
-    };
-    let mut outcome = attempt(&mut opts)?;
-    if let (Err((_, first)), false) = (&outcome, opts.calibration.is_empty()) {
-        // Deep networks: the proven ranges grow with every layer. Clamp each
-        // relu at its calibrated maximum (widened like the inputs' ranges),
-        // so that ranges restart there, and try again.
-        let maxima = activation_maxima(first, &opts)?;
-        if !maxima.is_empty() {
-            eprintln!(
-                "note: the model does not compile with ranges proven from the inputs alone; each of its {} relu activations is clamped at its maximum on the calibration sample, widened by {}% (`clamp(x, 0, hi)`: data beyond that differs from the ONNX model)",
-                maxima.len(),
-                onnx::CALIBRATION_MARGIN * 100.0
-            );
-            opts.clamps = maxima;
-            outcome = attempt(&mut opts)?;
+        Err(onnx::fit::FitError::NotChecked {
+            diagnostics,
+            source,
+        }) => {
+            eprint!("{}", render(&diagnostics, &name, &source));
+            return Err(format!(
+                "the model translated from `{}` does not check (a bug in veil import: please report it with the model); nothing was written",
+                args.model.display()
+            ));
         }
-    }
-    let imported = match outcome {
-        Ok(imported) => imported,
-        Err((diagnostics, first)) => {
-            eprint!("{}", render(&diagnostics, &name, &first.source));
+        Err(onnx::fit::FitError::DoesNotCompile {
+            diagnostics,
+            source,
+        }) => {
+            eprint!("{}", render(&diagnostics, &name, &source));
             return Err(format!(
                 "the model imported from `{}` does not compile{}: narrow the data ranges (--calibrate NAME=FILE or --range NAME=LO:HI){}; nothing was written",
                 args.model.display(),
@@ -238,13 +151,24 @@ fn import(args: &ImportArgs) -> Result<(), String> {
                 if args.precision.is_some() { ", or try another --precision" } else { "" },
             ));
         }
+        Err(onnx::fit::FitError::Internal(e)) => {
+            return Err(format!("{}: {e}", args.model.display()))
+        }
     };
-    if args.precision.is_none() && opts.precision != onnx::DEFAULT_PRECISION {
+    if fitted.clamped > 0 {
         eprintln!(
-            "note: precision {} (the highest at which the compiler proves that no value overflows)",
-            opts.precision
+            "note: the model does not compile with ranges proven from the inputs alone; each of its {} relu activations is clamped at its maximum on the calibration sample, widened by {}% (`clamp(x, 0, hi)`: data beyond that differs from the ONNX model)",
+            fitted.clamped,
+            onnx::CALIBRATION_MARGIN * 100.0
         );
     }
+    if args.precision.is_none() && fitted.precision != onnx::DEFAULT_PRECISION {
+        eprintln!(
+            "note: precision {} (the highest at which the compiler proves that no value overflows)",
+            fitted.precision
+        );
+    }
+    let imported = fitted.imported;
     let mut files: Vec<(PathBuf, Vec<u8>)> =
         vec![(file.clone(), imported.source.clone().into_bytes())];
     for (name, t) in &imported.weights {

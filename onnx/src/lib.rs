@@ -23,6 +23,7 @@
 #[allow(clippy::all, clippy::pedantic)]
 #[rustfmt::skip]
 mod proto;
+pub mod fit;
 mod tensor;
 mod translate;
 
