@@ -1082,6 +1082,96 @@ fn compile(
     })
 }
 
+/// Translate an ONNX model as `veil import` does (`onnx::fit`): returns
+/// `(source, {weight: array}, notes)`; `veil.import_onnx` compiles it and
+/// binds the weights. External data files are read from the model's folder.
+#[pyfunction]
+#[pyo3(signature = (path, *, calibrate = None, ranges = None, dealer = true, data_owner = "client", model_owner = "server", precision = None))]
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::type_complexity)]
+fn _import_onnx<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    calibrate: Option<&Bound<'py, PyDict>>,
+    ranges: Option<BTreeMap<String, (f64, f64)>>,
+    dealer: bool,
+    data_owner: &str,
+    model_owner: &str,
+    precision: Option<u32>,
+) -> PyResult<(String, Bound<'py, PyDict>, Vec<String>)> {
+    guard(|| {
+        let bytes = std::fs::read(&path).map_err(|e| {
+            pyo3::exceptions::PyOSError::new_err(format!("cannot read `{}`: {e}", path.display()))
+        })?;
+        let folder = path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let opts = onnx::Options {
+            data_owner: data_owner.into(),
+            model_owner: model_owner.into(),
+            dealer: dealer.then(|| "helper".to_string()),
+            ranges: ranges.unwrap_or_default(),
+            calibration: tensors(py, calibrate)?,
+            precision: precision.unwrap_or(onnx::DEFAULT_PRECISION),
+            name: None,
+            source_name: path
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            clamps: BTreeMap::new(),
+        };
+        // Only files inside the model's folder (as `veil import`).
+        let mut external = |location: &str| -> Result<Vec<u8>, String> {
+            let rel = std::path::Path::new(location);
+            if rel.is_absolute()
+                || rel
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err("the location must be a path inside the model's folder".into());
+            }
+            std::fs::read(folder.join(rel)).map_err(|e| e.to_string())
+        };
+        let precisions = match precision {
+            Some(p) => vec![p],
+            None => onnx::fit::PRECISIONS.to_vec(),
+        };
+        let file = path.display().to_string();
+        let fitted = py
+            .detach(|| onnx::fit::import_compiling(&bytes, &mut external, &opts, &precisions))
+            .map_err(|e| match e {
+                onnx::fit::FitError::Import(e) => plain_error(py, format!("{file}: {e}")),
+                onnx::fit::FitError::NotChecked { diagnostics, source } => diagnostics_error(
+                    py,
+                    format!("the model translated from `{file}` does not check (a bug: please report it with the model)\n{}", grammar::render(&diagnostics, &file, &source)),
+                    &diagnostics,
+                    &source,
+                ),
+                onnx::fit::FitError::DoesNotCompile { diagnostics, source } => diagnostics_error(
+                    py,
+                    format!("the model imported from `{file}` does not compile: narrow the data ranges (calibrate= or ranges=)\n{}", grammar::render(&diagnostics, &file, &source)),
+                    &diagnostics,
+                    &source,
+                ),
+                onnx::fit::FitError::Internal(m) => plain_error(py, format!("{file}: {m}")),
+            })?;
+        let mut notes = fitted.imported.warnings.clone();
+        if fitted.clamped > 0 {
+            notes.push(format!(
+                "each of the model's {} relu activations is clamped at its maximum on the calibration sample, widened by {}%",
+                fitted.clamped,
+                onnx::CALIBRATION_MARGIN * 100.0
+            ));
+        }
+        let weights = PyDict::new(py);
+        for (name, t) in fitted.imported.weights {
+            weights.set_item(name, array(py, t)?)?;
+        }
+        Ok((fitted.imported.source, weights, notes))
+    })
+}
+
 /// Run one party of `model` over the network, as `veil party` does:
 /// `as_` names the party, `config` the deployment file (`parties.toml`,
 /// see docs/deployment.md), `inputs` this party's inputs (its own and the
@@ -1307,6 +1397,7 @@ fn _veil(m: &Bound<'_, PyModule>) -> PyResult<()> {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DECOMMITS, 0) };
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(party, m)?)?;
+    m.add_function(wrap_pyfunction!(_import_onnx, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_class::<Model>()?;
     m.add_class::<Diagnostic>()?;

@@ -19,6 +19,7 @@ from ._veil import (  # noqa: F401
     _panic_for_tests,
     compile,
 )
+from ._veil import _import_onnx
 from ._veil import party as _party
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "VeilWarning",
     "compile",
     "from_sklearn",
+    "import_onnx",
     "party",
 ]
 
@@ -94,3 +96,50 @@ def from_sklearn(estimator, X_sample, *, margin=0.1, **options):
     from .sklearn import from_sklearn as convert
 
     return convert(estimator, X_sample, margin=margin, **options)
+
+
+def import_onnx(
+    path,
+    *,
+    calibrate=None,
+    ranges=None,
+    dealer=True,
+    data_owner="client",
+    model_owner="server",
+    precision=None,
+    **options,
+):
+    """A Veil model translated from an ONNX model (PyTorch, scikit-learn
+    through skl2onnx, Keras), as ``veil import`` translates it, with its
+    weights bound: ``run({input: X})`` then needs only the data.
+
+    - ``calibrate``: ``{input: sample}``, data like the data to come; each
+      data input's range is the sample's widened by 10% of its span (and a
+      deep network's relu activations are clamped at their calibrated
+      maxima when the proven ranges would overflow: a ``VeilWarning`` says
+      so). ``ranges``: ``{input: (lo, hi)}`` by hand. Without either, the
+      range is [-8, 8], with a warning.
+    - ``dealer=False``: no dealer; ``data_owner``, ``model_owner``: the
+      parties' names (``client``, ``server``); ``precision``: fractional
+      bits (default: the highest of 20, 18, 16, 14, 12 that compiles).
+    - ``options``: ``compile``'s keywords (``network=``, ...).
+
+    Input and output names are the ONNX names made identifiers
+    (``input.1`` becomes ``input_1``). See docs/import.md for the ops.
+    """
+    import os
+    import warnings
+
+    source, weights, notes = _import_onnx(
+        os.fspath(path),
+        calibrate=calibrate,
+        ranges=ranges,
+        dealer=dealer,
+        data_owner=data_owner,
+        model_owner=model_owner,
+        precision=precision,
+    )
+    for note in notes:
+        warnings.warn(note, VeilWarning, stacklevel=2)
+    model = compile(source=source, name=os.fspath(path), dealer=dealer, **options)
+    return model.bind(weights)

@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -30,3 +30,14 @@ def party(
 def from_sklearn(
     estimator: Any, X_sample: npt.ArrayLike, *, margin: float = 0.1, **options: Any
 ) -> SklearnModel: ...
+def import_onnx(
+    path: Union[str, PathLike[str]],
+    *,
+    calibrate: Optional[Mapping[str, npt.ArrayLike]] = None,
+    ranges: Optional[Mapping[str, Tuple[float, float]]] = None,
+    dealer: bool = True,
+    data_owner: str = "client",
+    model_owner: str = "server",
+    precision: Optional[int] = None,
+    **options: Any,
+) -> Model: ...

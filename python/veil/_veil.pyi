@@ -85,3 +85,14 @@ def party(
     chunk_rows: Optional[int] = None,
 ) -> Dict[str, np.ndarray]: ...
 def _panic_for_tests() -> None: ...
+
+def _import_onnx(
+    path: str,
+    *,
+    calibrate: Optional[Mapping[str, Any]] = None,
+    ranges: Optional[Mapping[str, Tuple[float, float]]] = None,
+    dealer: bool = True,
+    data_owner: str = "client",
+    model_owner: str = "server",
+    precision: Optional[int] = None,
+) -> Tuple[str, Dict[str, Any], List[str]]: ...
