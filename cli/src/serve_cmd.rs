@@ -24,7 +24,7 @@ use clap::Args;
 use net::service::{Conn, DenyList, Dialer, Identity, ServiceHello, ServiceReply, ServiceTls};
 use net::{NetError, TcpTransport, DEFAULT_MAX_FRAME};
 use plan::{PartyIdx, Plan};
-use serde::Deserialize;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -116,23 +116,6 @@ pub struct ServeArgs {
     pub target: TargetArgs,
 }
 
-/// `parties.toml` (the same format as `veil party`'s).
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    party: Vec<PartyEntry>,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct PartyEntry {
-    name: String,
-    address: String,
-    cert: PathBuf,
-    key: Option<PathBuf>,
-    listen: Option<String>,
-}
-
 /// A party of the deployment as read from parties.toml.
 pub struct Entry {
     pub name: String,
@@ -159,7 +142,8 @@ pub fn deployment(path: &Path, plan: &Plan, me: Option<&str>) -> Result<Deployme
     let at = |e: String| format!("`{}`: {e}", path.display());
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let cfg: Config = toml::from_str(&text).map_err(|e| at(e.to_string()))?;
+    // The same format as `veil party`'s, read by the same parser.
+    let party = net::deployment::parse(&text, path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let resolve = |p: &Path| {
         if p.is_absolute() {
@@ -173,8 +157,8 @@ pub fn deployment(path: &Path, plan: &Plan, me: Option<&str>) -> Result<Deployme
         std::fs::read(&p).map_err(|e| at(format!("{what}: cannot read `{}`: {e}", p.display())))
     };
     let mut entries: Vec<Option<Entry>> = plan.parties.iter().map(|_| None).collect();
-    for (i, e) in cfg.party.iter().enumerate() {
-        if cfg.party[..i].iter().any(|o| o.name == e.name) {
+    for (i, e) in party.iter().enumerate() {
+        if party[..i].iter().any(|o| o.name == e.name) {
             return Err(at(format!("party `{}` is listed twice", e.name)));
         }
         let Some(p) = plan.parties.iter().position(|p| p.name == e.name) else {

@@ -16,18 +16,26 @@ struct Config {
     party: Vec<PartyEntry>,
 }
 
+/// One `[[party]]` of the deployment file, as written (paths unread);
+/// [`parse`] gives them to front ends with their own roles (`veil serve`).
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-struct PartyEntry {
-    name: String,
+pub struct PartyEntry {
+    pub name: String,
     /// host:port where this party listens and the others connect.
-    address: String,
+    pub address: String,
     /// Its self-signed certificate (PEM), pinned by every other party.
-    cert: PathBuf,
+    pub cert: PathBuf,
     /// Its private key: read only by the party itself.
-    key: Option<PathBuf>,
+    pub key: Option<PathBuf>,
     /// Where to listen if not `address` (such as 0.0.0.0:7100).
-    listen: Option<String>,
+    pub listen: Option<String>,
+}
+
+/// The `[[party]]` entries of a deployment file's text, in file order.
+pub fn parse(text: &str, path: &Path) -> Result<Vec<PartyEntry>, String> {
+    let cfg: Config = toml::from_str(text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    Ok(cfg.party)
 }
 
 /// What one party takes from the deployment file for
@@ -60,7 +68,9 @@ pub fn load(
     me_name: &str,
     read: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
 ) -> Result<Deployment, String> {
-    let cfg: Config = toml::from_str(text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    let cfg = Config {
+        party: parse(text, path)?,
+    };
     let base = path.parent().unwrap_or(Path::new("."));
     let resolve = |p: &Path| -> PathBuf {
         if p.is_absolute() {
