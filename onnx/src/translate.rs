@@ -1714,16 +1714,7 @@ impl<'a> Tr<'a> {
                         } else {
                             add
                         };
-                        *b = Some(match b.take() {
-                            Some(old) => {
-                                old.zip(&add, |p, q| p + q)
-                                    .map_err(|m| ImportError::Invalid {
-                                        node: node_name(node),
-                                        message: m,
-                                    })?
-                            }
-                            None => add,
-                        });
+                        add_to_bias(b, add, node)?;
                         self.note_fold(id, node);
                         self.absorb(node, i);
                         return Ok(x);
@@ -1732,16 +1723,7 @@ impl<'a> Tr<'a> {
                 Op::Conv { w, b, .. } => {
                     let cout = w.dims[0];
                     if let Some(per) = per_channel(&c, cout, shape.len()) {
-                        *b = Some(match b.take() {
-                            Some(old) => {
-                                old.zip(&per, |p, q| p + q)
-                                    .map_err(|m| ImportError::Invalid {
-                                        node: node_name(node),
-                                        message: m,
-                                    })?
-                            }
-                            None => per,
-                        });
+                        add_to_bias(b, per, node)?;
                         self.note_fold(id, node);
                         self.absorb(node, i);
                         return Ok(x);
@@ -2760,6 +2742,20 @@ fn merge_affine(
         })
     };
     Some((sq(s), sq(t)))
+}
+
+/// `b += add` for a bias that may not exist yet.
+fn add_to_bias(b: &mut Option<Const>, add: Const, node: &NodeProto) -> Result<(), ImportError> {
+    *b = Some(match b.take() {
+        Some(old) => old
+            .zip(&add, |p, q| p + q)
+            .map_err(|m| ImportError::Invalid {
+                node: node_name(node),
+                message: m,
+            })?,
+        None => add,
+    });
+    Ok(())
 }
 
 /// A constant that is one value per output channel of a `[batch, C, ...]`
