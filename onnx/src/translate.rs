@@ -318,7 +318,6 @@ pub(crate) fn translate(
             shape.clone(),
             name.clone(),
             format!("onnx input {}", input.name()),
-            Kind::Other,
         );
         tr.vals.insert(
             input.name().to_string(),
@@ -499,8 +498,7 @@ impl<'a> Tr<'a> {
         name
     }
 
-    fn push(&mut self, op: Op, shape: Shape, name: String, comment: String, kind: Kind) -> Id {
-        let _ = kind;
+    fn push(&mut self, op: Op, shape: Shape, name: String, comment: String) -> Id {
         self.nodes.push(Node {
             op,
             shape,
@@ -619,7 +617,7 @@ impl<'a> Tr<'a> {
         let out = node.output.first().cloned().unwrap_or_default();
         let name = self.fresh(&out);
         let comment = format!("onnx: {} {}", node.op_type(), node_name(node));
-        let id = self.push(op, shape.clone(), name, comment, kind);
+        let id = self.push(op, shape.clone(), name, comment);
         Val::View {
             node: id,
             shape,
@@ -629,7 +627,7 @@ impl<'a> Tr<'a> {
 
     /// The node a view sees, reshaped (with a new node) if the view's shape differs.
     fn materialize(&mut self, what: &str, v: &Val) -> Result<(Id, Shape), ImportError> {
-        let Val::View { node, shape, kind } = v else {
+        let Val::View { node, shape, .. } = v else {
             return Err(ImportError::Invalid {
                 node: what.into(),
                 message: "expected a computed value".into(),
@@ -658,7 +656,6 @@ impl<'a> Tr<'a> {
             shape.clone(),
             name,
             format!("onnx: the shape {what} is seen in"),
-            *kind,
         );
         Ok((id, shape.clone()))
     }
@@ -1678,7 +1675,7 @@ impl<'a> Tr<'a> {
             node.op_type(),
             node_name(node)
         );
-        let id = self.push(Op::Weight(c), shape.clone(), name, comment, Kind::Other);
+        let id = self.push(Op::Weight(c), shape.clone(), name, comment);
         Ok(Val::View {
             node: id,
             shape,
@@ -2348,7 +2345,6 @@ impl<'a> Tr<'a> {
                     lshape.clone(),
                     lname,
                     comment,
-                    Kind::Other,
                 );
                 if labels.iter().enumerate().any(|(i, l)| *l != i as i64) {
                     // A public label table, applied after the reveal.
@@ -2395,7 +2391,6 @@ impl<'a> Tr<'a> {
                         sshape.clone(),
                         name,
                         comment,
-                        kind,
                     );
                     Val::View {
                         node: id,
