@@ -570,6 +570,35 @@ fn a_dash_reads_standard_input_and_writes_standard_output() {
         (price[0].as_f64().unwrap() - 304_000.0).abs() < 50.0,
         "{json}"
     );
+    // Issue 22: CSV on standard input is read a chunk at a time, and a bad
+    // line far into it is named.
+    let mut rows: Vec<&str> = std::iter::repeat_n(ROW_A, 2000).collect();
+    let o = run(
+        &piped,
+        &(rows.join("\n") + "\n"),
+        &["--chunk-rows", "500", "-o", "-"],
+    );
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("2000 rows in 4 chunks"),
+        "{}",
+        stderr_of(&o)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["buyer"]["price"].as_array().unwrap().len(), 2000);
+    rows[1799] = "1,NA,3,4,5,6,7,8";
+    let o = run(
+        &piped,
+        &(rows.join("\n") + "\n"),
+        &["--chunk-rows", "500", "-o", "-"],
+    );
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("standard input") && err.contains("line 1800, column 2"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "nothing written: {:?}", o.stdout);
     // JSON on standard input, named by --stdin-format.
     let piped = [inputs[0].clone(), "coef=-".to_string(), inputs[2].clone()];
     let o = run(

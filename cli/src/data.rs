@@ -139,16 +139,26 @@ pub fn load(
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
         (bytes, format)
     };
+    parse(&bytes, format, &name, id_column)
+}
+
+/// `bytes` read as `format`; errors are prefixed with `name`.
+pub fn parse(
+    bytes: &[u8],
+    format: Format,
+    name: &str,
+    id_column: Option<&str>,
+) -> Result<Loaded, String> {
     let result = match format {
-        Format::Csv => text(&bytes).and_then(|t| parse_csv(t, id_column)),
-        Format::Json => text(&bytes).and_then(parse_json).map(|tensor| Loaded {
+        Format::Csv => text(bytes).and_then(|t| parse_csv(t, id_column)),
+        Format::Json => text(bytes).and_then(parse_json).map(|tensor| Loaded {
             layout: Layout::Json {
                 shape: tensor.shape.clone(),
             },
             tensor,
             ids: None,
         }),
-        Format::Npy => parse_npy(&bytes).map(|tensor| Loaded {
+        Format::Npy => parse_npy(bytes).map(|tensor| Loaded {
             layout: Layout::Npy {
                 shape: tensor.shape.clone(),
             },
@@ -160,7 +170,7 @@ pub fn load(
 }
 
 /// The format of data on standard input, from its first bytes.
-fn sniff(bytes: &[u8]) -> Format {
+pub fn sniff(bytes: &[u8]) -> Format {
     if bytes.starts_with(b"\x93NUMPY") {
         return Format::Npy;
     }

@@ -5,7 +5,7 @@ use crate::data;
 use clap::Args;
 use compiler::reference::preview;
 use plan::{Plan, Tensor};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -685,7 +685,7 @@ fn run_in_chunks(
         None => limit.min(stream::DEFAULT_BUDGET),
     };
     let asked = args.chunk_rows.map(|n| n as usize);
-    let rows = {
+    let (rows, depth) = {
         let p = &plan;
         let bytes_at = |n: usize| {
             crate::limits::in_process_bytes(p, &crate::limits::dims_at(p, n), reference)
@@ -693,7 +693,8 @@ fn run_in_chunks(
                 .map(|(b, _)| b)
         };
         // When not even one row fits, the check below says so.
-        stream::chunk_rows(asked, budget, &bytes_at).unwrap_or(1)
+        let rows = stream::chunk_rows(asked, budget, &bytes_at).unwrap_or(1);
+        (rows, stream::pipeline_depth(bytes_at(rows), budget))
     };
     let rows = if args.demo {
         rows.min(args.batch as usize)
@@ -811,95 +812,102 @@ fn run_in_chunks(
     } else {
         streams.iter().find_map(|s| s.source.total_rows())
     };
+    // The next chunk after `read` rows: generated, or read from every
+    // input in chunks.
+    let read_next = |streams: &mut [Stream],
+                     rng: &mut rand::rngs::ThreadRng,
+                     read: usize|
+     -> Result<Option<Chunked>, String> {
+        if !args.demo {
+            return next_chunk(plan, None, streams, &fixed, rows, read, ids.is_some());
+        }
+        let left = args.batch as usize - read;
+        if left == 0 {
+            return Ok(None);
+        }
+        let mut i =
+            runtime::exec::random_inputs(plan, left.min(rows), rng).map_err(|e| e.message)?;
+        i.retain(|name, _| !fixed.contains_key(name));
+        i.extend(fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(Some((i, None)))
+    };
+    // Chunks run `depth` at a time: chunk k+1's preprocessing (the
+    // dealer's stream, or the two parties' OT) and reading overlap chunk
+    // k's online phase. Results are taken in order.
     let mut next = Some((first, ids.as_ref().map(|r| r.values.clone())));
-    while let Some((inputs, chunk_ids)) = next.take() {
-        let n = rows_in(&inputs);
-        let outcomes = match runtime::exec::run_in_process(
-            &valid,
-            &per_party(plan, &inputs),
-            &runtime::exec::Options::default(),
-        ) {
-            Ok(o) => o,
-            Err(e) => {
-                progress.finish();
-                return failed(if chunks == 0 {
-                    e.to_string()
-                } else {
-                    format!("{e} (in the chunk of rows {}..{})", done + 1, done + n)
-                });
-            }
-        };
-        if let Some(model) = reference {
-            match compiler::reference::expected(model, &inputs) {
-                Ok(r) => comparison.absorb(compare_with_reference(plan, &outcomes, &r)),
-                Err(e) => {
-                    progress.finish();
-                    eprintln!("error: the reference interpreter failed: {e}");
-                    eprintln!("note: no output was written");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        let written = match &mut staged {
-            Some(s) => {
-                let ids = match (&ids, &chunk_ids) {
-                    (Some(r), Some(v)) => Some(data::Ids {
-                        column: &r.column,
-                        values: v,
-                    }),
-                    _ => None,
+    let mut read = 0usize;
+    let ended = std::thread::scope(|s| -> Result<(), String> {
+        let valid = &valid;
+        let mut pending = VecDeque::new();
+        loop {
+            while pending.len() < depth {
+                let Some((inputs, chunk_ids)) = next.take() else {
+                    break;
                 };
-                s.append(&outcomes, ids.as_ref())
+                let per = per_party(plan, &inputs);
+                let run = s.spawn(move || {
+                    runtime::exec::run_in_process(valid, &per, &runtime::exec::Options::default())
+                });
+                read += rows_in(&inputs);
+                pending.push_back((run, inputs, chunk_ids));
+                next = read_next(&mut streams, &mut rng, read)?;
             }
-            None => {
-                collected.append(&outcomes);
-                all_ids.extend(chunk_ids.unwrap_or_default());
-                Ok(())
+            let Some((run, inputs, chunk_ids)) = pending.pop_front() else {
+                return Ok(());
+            };
+            let n = rows_in(&inputs);
+            let outcomes = run
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(runtime::exec::ExecError::protocol(
+                        "a chunk's thread panicked",
+                    ))
+                })
+                .map_err(|e| {
+                    if chunks == 0 {
+                        e.to_string()
+                    } else {
+                        format!("{e} (in the chunk of rows {}..{})", done + 1, done + n)
+                    }
+                })?;
+            if let Some(model) = reference {
+                let r = compiler::reference::expected(model, &inputs)
+                    .map_err(|e| format!("the reference interpreter failed: {e}"))?;
+                comparison.absorb(compare_with_reference(plan, &outcomes, &r));
             }
-        };
-        if let Err(e) = written {
-            progress.finish();
-            return failed(e);
-        }
-        for (total, o) in stats.iter_mut().zip(&outcomes) {
-            stream::add_stats(total, &o.stats);
-        }
-        last = outcomes;
-        done += n;
-        chunks += 1;
-        largest = largest.max(n);
-        // The next chunk: generated, or read from every input in chunks.
-        next = if args.demo {
-            let left = args.batch as usize - done;
-            if left == 0 {
-                None
-            } else {
-                match runtime::exec::random_inputs(plan, left.min(rows), &mut rng) {
-                    Ok(mut i) => {
-                        i.retain(|name, _| !fixed.contains_key(name));
-                        i.extend(fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        Some((i, None))
-                    }
-                    Err(e) => {
-                        progress.finish();
-                        return failed(e.message);
-                    }
+            match &mut staged {
+                Some(s) => {
+                    let ids = match (&ids, &chunk_ids) {
+                        (Some(r), Some(v)) => Some(data::Ids {
+                            column: &r.column,
+                            values: v,
+                        }),
+                        _ => None,
+                    };
+                    s.append(&outcomes, ids.as_ref())?
+                }
+                None => {
+                    collected.append(&outcomes);
+                    all_ids.extend(chunk_ids.unwrap_or_default());
                 }
             }
-        } else {
-            match next_chunk(plan, None, &mut streams, &fixed, rows, done, ids.is_some()) {
-                Ok(c) => c,
-                Err(e) => {
-                    progress.finish();
-                    return failed(e);
-                }
+            for (total, o) in stats.iter_mut().zip(&outcomes) {
+                stream::add_stats(total, &o.stats);
             }
-        };
-        let fraction = match total {
-            Some(t) => Some(done as f64 / t.max(1) as f64),
-            None => streams.iter().find_map(|s| s.source.fraction()),
-        };
-        progress.update(done as u64, fraction);
+            last = outcomes;
+            done += n;
+            chunks += 1;
+            largest = largest.max(n);
+            let fraction = match total {
+                Some(t) => Some(done as f64 / t.max(1) as f64),
+                None => streams.iter().find_map(|s| s.source.fraction()),
+            };
+            progress.update(done as u64, fraction);
+        }
+    });
+    if let Err(e) = ended {
+        progress.finish();
+        return failed(e);
     }
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
@@ -971,10 +979,12 @@ fn run_in_chunks(
     report_comparison(comparison.as_ref(), over, args.output.is_some(), say)
 }
 
+/// A chunk's inputs by name, and its row IDs when the data has them.
+pub type Chunked = (BTreeMap<String, Tensor>, Option<Vec<String>>);
+
 /// The next chunk of the inputs read in chunks (with `fixed`, the inputs
 /// read once), checked as the first was, and its row IDs; `None` after the
 /// last row. Inputs that end at different rows are an error.
-#[allow(clippy::type_complexity)]
 pub fn next_chunk(
     plan: &Plan,
     party: Option<plan::PartyIdx>,
@@ -983,7 +993,7 @@ pub fn next_chunk(
     rows: usize,
     done: usize,
     with_ids: bool,
-) -> Result<Option<(BTreeMap<String, Tensor>, Option<Vec<String>>)>, String> {
+) -> Result<Option<Chunked>, String> {
     let mut chunks = Vec::new();
     for s in streams.iter_mut() {
         let c = s

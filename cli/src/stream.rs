@@ -66,6 +66,16 @@ pub fn chunk_rows(
     Ok(lo)
 }
 
+/// How many chunks run at once: two (chunk k+1's preprocessing and
+/// reading overlap chunk k's online phase) when two chunks of `bytes`
+/// fit the budget, else one.
+pub fn pipeline_depth(bytes: Option<u64>, budget: u64) -> usize {
+    match bytes {
+        Some(b) if b.saturating_mul(2) <= budget => 2,
+        _ => 1,
+    }
+}
+
 /// One chunk of an input: its values (rows first), where they sit in the
 /// file (so errors name the line and column), and the chunk's row IDs.
 pub struct Chunk {
@@ -83,9 +93,10 @@ impl Chunk {
     }
 }
 
-/// An input read a chunk of rows at a time: a CSV file line by line, a
-/// `.npy` file by reading the rows of each chunk, and anything else (JSON,
-/// standard input) whole, then cut into chunks.
+/// An input read a chunk of rows at a time: CSV (a file or standard
+/// input) line by line, a `.npy` file by reading the rows of each chunk,
+/// and anything else (JSON, `.npy` on standard input) whole, then cut into
+/// chunks.
 pub enum Source {
     Csv {
         reader: Box<dyn BufRead + Send>,
@@ -121,7 +132,7 @@ impl Source {
                 .map(|loaded| Source::Whole { loaded, done: 0 })
         };
         if data::is_stdin(path) {
-            return whole();
+            return Source::stdin(stdin_format, id_column);
         }
         let ext = path
             .extension()
@@ -175,6 +186,51 @@ impl Source {
             }
             _ => whole(),
         }
+    }
+
+    /// Standard input: CSV is read line by line as a file is; JSON and
+    /// `.npy` whole. The format is `stdin_format` or sniffed from the first
+    /// bytes that are not white space.
+    fn stdin(
+        stdin_format: Option<data::Format>,
+        id_column: Option<&str>,
+    ) -> Result<Source, String> {
+        use std::io::IsTerminal as _;
+        let fail = |e: std::io::Error| format!("cannot read standard input: {e}");
+        let mut stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            eprintln!("reading an input from standard input: type or paste it, then Ctrl-D");
+        }
+        // Enough of the start to tell the format by.
+        let mut head: Vec<u8> = Vec::new();
+        let mut block = [0u8; 8192];
+        while stdin_format.is_none()
+            && head.len() < (1 << 16)
+            // (a byte-order mark's bytes are past ASCII)
+            && head.iter().all(|b| b.is_ascii_whitespace() || *b >= 0x80)
+        {
+            let n = stdin.read(&mut block).map_err(fail)?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&block[..n]);
+        }
+        let format = stdin_format.unwrap_or_else(|| data::sniff(&head));
+        let mut reader = std::io::Cursor::new(head).chain(stdin);
+        if matches!(format, data::Format::Csv) {
+            return Ok(Source::Csv {
+                reader: Box::new(BufReader::with_capacity(1 << 20, reader)),
+                csv: CsvRows::new(id_column),
+                line: 0,
+                buf: String::new(),
+                read: 0,
+                size: None,
+            });
+        }
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).map_err(fail)?;
+        let loaded = data::parse(&bytes, format, &data::describe(Path::new("-")), id_column)?;
+        Ok(Source::Whole { loaded, done: 0 })
     }
 
     /// How far through the file the reader is (0 to 1), where known.
@@ -715,5 +771,13 @@ mod tests {
         assert_eq!(chunk_rows(None, 1 << 30, &per_row), Ok(THROUGHPUT_ROWS));
         assert_eq!(chunk_rows(None, 1000 + 100 * 500, &per_row), Ok(500));
         assert!(chunk_rows(None, 500, &per_row).is_err());
+    }
+
+    #[test]
+    fn two_chunks_run_at_once_only_when_both_fit_the_budget() {
+        assert_eq!(pipeline_depth(Some(500), 1000), 2);
+        assert_eq!(pipeline_depth(Some(501), 1000), 1);
+        assert_eq!(pipeline_depth(Some(u64::MAX), u64::MAX), 1);
+        assert_eq!(pipeline_depth(None, 1000), 1);
     }
 }
