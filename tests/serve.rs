@@ -310,12 +310,15 @@ fn answers_equal_the_reference_with_and_without_a_dealer() {
     for dealer in [true, false] {
         let mut d = Deployment::new(&format!("answers-{dealer}"), 6, dealer);
         d.start(&[]);
-        // One session for the whole batch, then one per row over one connection.
+        // One session for the whole batch, then one per row over one
+        // connection, then (issue 22) one per chunk of 4 rows, the last one
+        // of 2, the file read a chunk at a time.
         d.predict_ok("alice", "out-batch", &[]);
         d.predict_ok("bob", "out-rows", &["--per-row"]);
-        assert_eq!(d.sessions("lab", "ok"), 7, "{}", d.log("lab"));
+        d.predict_ok("alice", "out-chunks", &["--chunk-rows", "4"]);
+        assert_eq!(d.sessions("lab", "ok"), 9, "{}", d.log("lab"));
         if dealer {
-            assert_eq!(d.sessions("helper", "ok"), 7, "{}", d.log("helper"));
+            assert_eq!(d.sessions("helper", "ok"), 9, "{}", d.log("helper"));
         }
         // Each session has its own id, and the log names the client.
         let ids: std::collections::BTreeSet<String> = d
@@ -324,7 +327,7 @@ fn answers_equal_the_reference_with_and_without_a_dealer() {
             .filter(|l| l.contains("outcome=\"ok\""))
             .map(|l| l.split("session=").nth(1).unwrap()[..34].to_string())
             .collect();
-        assert_eq!(ids.len(), 7);
+        assert_eq!(ids.len(), 9);
         assert!(d.log("lab").contains("client=bob/"), "{}", d.log("lab"));
         // No secret in the log: no input value appears.
         let w = format!("{}", d.weights["w1"].data[1]);

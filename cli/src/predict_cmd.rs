@@ -5,7 +5,7 @@
 //! The outputs of every query are written at the end, all files or none.
 
 use crate::compile_cmd::TargetArgs;
-use crate::run_cmd::{write_outputs, InputArgs, Inputs};
+use crate::run_cmd::{write_outputs, InputArgs, Inputs, RowIds};
 use crate::serve_cmd::{deployment, load_plan, parse_secs};
 use clap::Args;
 use net::service::{Conn, Dialer, ServiceHello, ServiceReply};
@@ -46,12 +46,20 @@ pub struct PredictArgs {
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// One query (session) per row of the inputs, all over one connection;
-    /// the outputs are the rows' in order.
-    #[arg(long)]
+    /// the outputs are the rows' in order (as `--chunk-rows 1`).
+    #[arg(long, conflicts_with = "chunk_rows")]
     pub per_row: bool,
+    /// One query (session) per N rows, all over one connection: the inputs
+    /// are read a chunk at a time (CSV line by line, .npy by rows) and the
+    /// outputs staged and written at the end, all files or none, so a file
+    /// of any size is scored in bounded memory. N must not exceed the
+    /// service's maximum batch.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_rows: Option<u64>,
     /// Run the same query N times over one connection (the last one's
-    /// outputs are written): for measuring.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    /// outputs are written): for measuring. With --per-row each row is
+    /// queried once.
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "chunk_rows", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub repeat: u64,
     /// Times to try again, after a pause, when the service answers `busy`
     /// or a connection fails before a session starts.
@@ -81,47 +89,6 @@ fn fail(msg: &str) -> ExitCode {
     }
     eprintln!("note: no output was written");
     ExitCode::FAILURE
-}
-
-/// Splits the inputs with the row dimension `dim` first into one set of
-/// inputs per row (the others are shared by every row).
-fn rows(
-    plan: &Plan,
-    dim: &str,
-    inputs: &BTreeMap<String, Tensor>,
-) -> Vec<BTreeMap<String, Tensor>> {
-    let is_rows = |name: &str| {
-        plan.inputs.iter().any(|i| {
-            i.name == name && matches!(i.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim)
-        })
-    };
-    let n = inputs
-        .iter()
-        .find(|(k, _)| is_rows(k))
-        .and_then(|(_, t)| t.shape.first().copied())
-        .unwrap_or(0);
-    (0..n)
-        .map(|r| {
-            inputs
-                .iter()
-                .map(|(k, t)| {
-                    if !is_rows(k) {
-                        return (k.clone(), t.clone());
-                    }
-                    let width: usize = t.shape[1..].iter().product();
-                    let mut shape = t.shape.clone();
-                    shape[0] = 1;
-                    (
-                        k.clone(),
-                        Tensor {
-                            shape,
-                            data: t.data[r * width..(r + 1) * width].to_vec(),
-                        },
-                    )
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// Where the client connects, and how.
@@ -265,32 +232,71 @@ pub fn run(args: &PredictArgs) -> ExitCode {
             }
         }
     };
-    let Inputs {
-        values: inputs,
-        ids,
-        ..
-    } = match crate::run_cmd::load_inputs(&plan, Some(me), &args.data) {
-        Ok(i) => i,
-        Err(e) => return fail(&e),
+    // With --chunk-rows (or --per-row, one row a chunk) the inputs with the
+    // row dimension are read a chunk at a time, one query each.
+    let chunking = match (args.per_row, args.chunk_rows) {
+        (true, _) => Some(("--per-row", 1)),
+        (false, Some(n)) => Some(("--chunk-rows", n as usize)),
+        (false, None) => None,
     };
-    let queries: Vec<BTreeMap<String, Tensor>> = if args.per_row {
-        match crate::stream::row_dim(&plan) {
-            Ok(Some(dim)) => rows(&plan, &dim, &inputs),
+    let chunks = match chunking {
+        None => None,
+        Some((flag, n)) => match crate::stream::row_dim(&plan) {
+            Ok(Some(dim)) => Some((dim, n)),
             Ok(None) => {
                 return fail(&format!(
-                    "--per-row: {} has no symbolic dimension (such as `batch`) to cut into rows",
+                    "{flag}: {} has no symbolic dimension (such as `batch`) to cut into rows",
                     plan.model
                 ))
             }
             Err(why) => {
                 return fail(&format!(
-                    "--per-row: {} cannot run one row at a time: {why}",
+                    "{flag}: {} cannot run in chunks of rows: {why}",
                     plan.model
                 ))
             }
+        },
+    };
+    let Inputs {
+        values: inputs,
+        ids,
+        mut streams,
+    } = match crate::run_cmd::load_inputs_in_chunks(
+        &plan,
+        Some(me),
+        &args.data,
+        chunks.as_ref().map(|(d, n)| (d.as_str(), *n)),
+    ) {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    let is_rows = |name: &str| {
+        chunks.as_ref().is_some_and(|(dim, _)| {
+            plan.inputs.iter().any(|i| {
+                i.name == name
+                    && matches!(i.shape.0.first(), Some(plan::Dim::Symbol(s)) if s == dim)
+            })
+        })
+    };
+    let rows_in = |q: &BTreeMap<String, Tensor>| {
+        q.iter()
+            .find(|(k, _)| is_rows(k))
+            .and_then(|(_, t)| t.shape.first().copied())
+            .unwrap_or(0)
+    };
+    let fixed: BTreeMap<String, Tensor> = inputs
+        .iter()
+        .filter(|(k, _)| !is_rows(k))
+        .map(|(k, t)| (k.clone(), t.clone()))
+        .collect();
+    let mut staged = match (&chunks, &args.output) {
+        (Some(_), Some(dir)) if !crate::data::is_stdin(dir) => {
+            match crate::stream::StagedOutputs::create(dir, &plan, Some(me)) {
+                Ok(s) => Some(s),
+                Err(e) => return fail(&e),
+            }
         }
-    } else {
-        vec![inputs]
+        _ => None,
     };
     let client = Client {
         plan: &plan,
@@ -312,8 +318,12 @@ pub fn run(args: &PredictArgs) -> ExitCode {
     let mut last = Vec::new();
     let mut latencies: Vec<f64> = Vec::new();
     let mut stats = runtime::exec::Stats::default();
-    let repeat = if args.per_row { 1 } else { args.repeat };
-    for q in &queries {
+    let mut all_ids: Vec<String> = Vec::new();
+    let progress = crate::progress::Rows::new(args.quiet || chunks.is_none());
+    let mut done = 0usize;
+    let mut next = Some((inputs, ids.as_ref().map(|r| r.values.clone())));
+    while let Some((q, chunk_ids)) = next.take() {
+        let q = &q;
         let dims: Vec<(String, u64)> = match plan::bind_inputs(&plan, Some(me), q) {
             Ok(d) => d.into_iter().map(|(k, v)| (k, v as u64)).collect(),
             Err(errs) => {
@@ -326,6 +336,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
                 )
             }
         };
+        let repeat = if chunks.is_some() { 1 } else { args.repeat };
         for _ in 0..repeat {
             let t0 = Instant::now();
             let mut tries = 0;
@@ -345,7 +356,16 @@ pub fn run(args: &PredictArgs) -> ExitCode {
                         std::thread::sleep(Duration::from_millis(50 << tries.min(6)));
                     }
                     Err(QueryError::Retry(e)) | Err(QueryError::Fatal(e)) => {
-                        return fail(&format!("{}: {e}", plan.party_name(me)))
+                        progress.finish();
+                        let at = match chunks {
+                            Some(_) => format!(
+                                " (in the chunk of rows {}..{})",
+                                done + 1,
+                                done + rows_in(q)
+                            ),
+                            None => String::new(),
+                        };
+                        return fail(&format!("{}: {e}{at}", plan.party_name(me)));
                     }
                 }
             };
@@ -360,12 +380,52 @@ pub fn run(args: &PredictArgs) -> ExitCode {
                 })
                 .collect();
             all[me as usize] = outcome;
-            if args.per_row {
-                collected.append(&all);
-            }
             last = all;
         }
+        let Some((_, rows)) = chunks else { continue };
+        let written = match &mut staged {
+            Some(s) => {
+                let ids = match (&ids, &chunk_ids) {
+                    (Some(r), Some(v)) => Some(crate::data::Ids {
+                        column: &r.column,
+                        values: v,
+                    }),
+                    _ => None,
+                };
+                s.append(&last, ids.as_ref())
+            }
+            None => {
+                collected.append(&last);
+                all_ids.extend(chunk_ids.unwrap_or_default());
+                Ok(())
+            }
+        };
+        if let Err(e) = written {
+            progress.finish();
+            return fail(&e);
+        }
+        done += rows_in(q);
+        next = match crate::run_cmd::next_chunk(
+            &plan,
+            Some(me),
+            &mut streams,
+            &fixed,
+            rows,
+            done,
+            ids.is_some(),
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                progress.finish();
+                return fail(&format!("{}: {e}", plan.party_name(me)));
+            }
+        };
+        progress.update(
+            done as u64,
+            streams.iter().find_map(|s| s.source.fraction()),
+        );
     }
+    progress.finish();
     for c in [conn.take(), dealer_conn.take()].into_iter().flatten() {
         c.close();
     }
@@ -386,10 +446,24 @@ pub fn run(args: &PredictArgs) -> ExitCode {
             stats.bytes_received
         );
     }
-    let outcomes = if args.per_row {
-        collected.into_outcomes(&last, vec![Default::default(); last.len()])
-    } else {
-        last
+    if let Some(s) = staged {
+        return match s.commit() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (outcomes, ids) = match chunks {
+        Some(_) => (
+            collected.into_outcomes(&last, vec![Default::default(); last.len()]),
+            ids.map(|r| RowIds {
+                values: all_ids,
+                ..r
+            }),
+        ),
+        None => (last, ids),
     };
     match &args.output {
         Some(dir) => {
