@@ -999,6 +999,54 @@ fn three_processes_score_a_file_in_chunks() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 22: a party killed in the middle of a stream stops the others;
+/// the client names the chunk of rows it was in and writes nothing (no
+/// output, no staging file).
+#[test]
+fn a_party_killed_mid_stream_stops_the_others_and_names_the_rows() {
+    use std::io::BufRead as _;
+    let dir = tempdir("killed-stream");
+    certs(&dir);
+    // 20,000 rows in chunks of 2: thousands of sessions, seconds of work.
+    inputs_rows(&dir, 20_000);
+    let cfg = config(&dir, "parties.toml", &free_addresses(3), &dir, &dir);
+    let helper = spawn_party(&dir, "helper", &cfg, &["--session", "k1"]);
+    let mut server = spawn_party(&dir, "server", &cfg, &["--session", "k1"]);
+    let client = spawn_party(
+        &dir,
+        "client",
+        &cfg,
+        &["--session", "k1", "--chunk-rows", "2"],
+    );
+    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("connected to every peer") => break,
+            Some(Ok(_)) if Instant::now() < deadline => {}
+            other => {
+                let _ = server.kill();
+                panic!("the server never connected: {other:?}");
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill().unwrap();
+    let _ = server.wait();
+    let c = finish(client, LIMIT);
+    assert_failed_without_output(&c, &dir, "client");
+    let err = stderr(&c);
+    assert!(err.contains("in the chunk of rows"), "{err}");
+    assert!(err.contains("server"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.join("out-client"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let h = finish(helper, LIMIT);
+    assert!(!h.status.success(), "helper: {}", stderr(&h));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Issue 22: parties given different `--chunk-rows` stop at session setup,
 /// saying so, and write nothing.
 #[test]
