@@ -22,10 +22,26 @@ const MI_OPTION_PURGE_DECOMMITS: libmimalloc_sys::mi_option_t = 5;
 /// page again. Measured on `veil bench` (10,000 rows): with decommitting,
 /// about half of the invocations took 2,100-2,900 page faults and 1.3 s of
 /// CPU instead of about 370 and 0.8 s (see BENCHMARKS.md).
+///
+/// And no transparent huge pages for this process: mimalloc asks for them
+/// on its arenas (`MADV_HUGEPAGE`), and then a thread's first allocations
+/// fault in and zero whole 2 MiB pages. `veil serve` starts threads for
+/// each session, and `perf` showed a third of its CPU in the kernel's
+/// `clear_page_erms`. Measured with `MIMALLOC_ALLOW_THP=1` against `=0`
+/// (which has mimalloc make the same `prctl`), alternating, load 5–7:
+/// `benches/serve_load.sh 16 40` 236–288 against 436–526 predictions/s,
+/// p99 546–724 against 71–117 ms; `veil bench models/logreg_100.veil
+/// --modes dealer --batches 10000` 168–185 k against 197–203 k rows/s.
 fn tune_allocator() {
     // SAFETY: sets a plain integer option; mimalloc reads options lazily and
     // accepts changes at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DECOMMITS, 0) };
+    // SAFETY: a process attribute, no pointers; failure (an old kernel)
+    // leaves huge pages on, which is only slower.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }
 
 mod bench_cmd;

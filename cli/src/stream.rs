@@ -70,8 +70,8 @@ pub fn chunk_rows(
 /// reading overlap chunk k's online phase) when two chunks of `bytes`
 /// fit the budget, else one.
 pub fn pipeline_depth(bytes: Option<u64>, budget: u64) -> usize {
-    match bytes {
-        Some(b) if b.saturating_mul(2) <= budget => 2,
+    match bytes.and_then(|b| b.checked_mul(2)) {
+        Some(two) if two <= budget => 2,
         _ => 1,
     }
 }
