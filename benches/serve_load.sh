@@ -15,7 +15,8 @@
 # Knobs: NO_DEALER=1 (the two parties alone, OT preprocessing),
 #        WAVES=N (run the clients N times against the same services, for a
 #        soak: RSS after each wave; every wave's answers are checked),
-#        VEIL=path (skip the build), MAX_SESSIONS (64), KEEP=1 (keep the folder).
+#        VEIL=path (skip the build), MAX_SESSIONS (64), KEEP=1 (keep the folder),
+#        DEALER_ARGS="..." (extra flags for the dealer, such as --deal-ahead 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS="${1:?usage: benches/serve_load.sh CLIENTS QUERIES}"
@@ -76,7 +77,8 @@ serve() {
     echo "$who did not start:" >&2; cat "$DIR/$who.log" >&2; exit 1
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-if [ "${NO_DEALER:-0}" != 1 ]; then serve helper; HELPER_PID=${PIDS[-1]}; fi
+# DEALER_ARGS: extra flags for the dealer (such as --deal-ahead 0).
+if [ "${NO_DEALER:-0}" != 1 ]; then serve helper ${DEALER_ARGS:-}; HELPER_PID=${PIDS[-1]}; fi
 serve lab -i w1="$DIR/w1.json" -i b1="$DIR/b1.json" -i w2="$DIR/w2.json"
 LAB_PID=${PIDS[-1]}
 RSS_START="lab_rss_start_kb=$(rss "$LAB_PID")"

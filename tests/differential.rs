@@ -74,8 +74,20 @@ fn check_on(
     batch: usize,
     inputs: &BTreeMap<String, Tensor>,
 ) -> Vec<exec::Outcome> {
+    check_with(name, m, plan, batch, inputs, &test_options())
+}
+
+/// [`check_on`] with these executor options.
+fn check_with(
+    name: &str,
+    m: &compiler::ir::CheckedModel,
+    plan: &Plan,
+    batch: usize,
+    inputs: &BTreeMap<String, Tensor>,
+    opts: &exec::Options,
+) -> Vec<exec::Outcome> {
     let reference = compiler::reference::expected(m, inputs).unwrap();
-    let outcomes = exec::run_in_process(&valid(plan), &per_party(plan, inputs), &test_options())
+    let outcomes = exec::run_in_process(&valid(plan), &per_party(plan, inputs), opts)
         .unwrap_or_else(|e| panic!("{name} batch {batch}: {e}"));
     let mut checked = 0;
     for (o, spec) in plan.outputs.iter().enumerate() {
@@ -547,6 +559,48 @@ fn no_transcript_contains_another_partys_input_in_the_clear() {
             }
         }
     }
+}
+
+/// Issue 20: dealer streams computed ahead (a service's pool) give the same
+/// answers as streams dealt during the session; each is used by one
+/// session only, and a session finding none ready deals its own.
+#[test]
+fn streams_dealt_ahead_match_the_reference_and_serve_one_session_each() {
+    for name in ["logreg_100", "relu_classifier", "mlp"] {
+        let m = model(name);
+        let batch = 3;
+        let o = options(|o| {
+            o.assume.insert("batch".into(), batch as u64);
+        });
+        let plan = Arc::new(compiler::compile(&m, &o).unwrap().plan);
+        let sizes = vec![BTreeMap::from([("batch".to_string(), batch)])];
+        let pool = Arc::new(exec::pool::DealingPool::new(plan.clone(), sizes, 2).unwrap());
+        assert!(pool.fill_one().unwrap() && pool.fill_one().unwrap());
+        assert!(!pool.fill_one().unwrap(), "{name}: two a size at most");
+        assert_eq!(pool.len(), 2);
+        let mut opts = test_options();
+        opts.dealings = Some(pool.clone());
+        for (i, ready) in [2, 1, 0, 0].into_iter().enumerate() {
+            assert_eq!(pool.len(), ready, "{name}");
+            let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 900 + i as u64);
+            check_with(name, &m, &plan, batch, &inputs, &opts);
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(pool.hits.load(Relaxed), 2, "{name}");
+        assert_eq!(pool.misses.load(Relaxed), 2, "{name}");
+        // Another size than the pool keeps deals on its own.
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, 5, 950);
+        check_with(name, &m, &plan, 5, &inputs, &opts);
+        assert_eq!(pool.misses.load(Relaxed), 3, "{name}");
+    }
+    // A size the plan cannot bind is refused when the pool is made.
+    let plan = Arc::new(
+        compiler::compile(&model("logreg_100"), &options(|_| {}))
+            .unwrap()
+            .plan,
+    );
+    let bad = vec![BTreeMap::from([("rows".to_string(), 1)])];
+    assert!(exec::pool::DealingPool::new(plan, bad, 1).is_err());
 }
 
 /// The statistics a run reports agree with the compiler's estimate (for the

@@ -609,15 +609,47 @@ fn a_restarted_dealer_fails_sessions_in_flight_cleanly_and_serves_later_ones() {
 #[test]
 fn metrics_are_served_in_the_prometheus_text_format() {
     let mut d = Deployment::new("metrics", 2, true);
-    let addr = net::free_loopback_addresses(1).unwrap().remove(0);
-    d.serve("helper", &[]);
-    d.serve("lab", &["--metrics", &addr]);
+    let addrs = net::free_loopback_addresses(2).unwrap();
+    let (addr, dealer_addr) = (&addrs[0], &addrs[1]);
+    let get = |addr: &str| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+        text
+    };
+    // Issue 20: the dealer deals 3 streams for batch 1 ahead of the sessions.
+    d.serve(
+        "helper",
+        &[
+            "--metrics",
+            dealer_addr,
+            "--deal-ahead",
+            "3",
+            "--deal-ahead-batch",
+            "1",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !get(dealer_addr).contains("veil_dealt_ahead 3") {
+        assert!(Instant::now() < deadline, "{}", get(dealer_addr));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.serve("lab", &["--metrics", addr]);
     d.predict_ok("alice", "out", &["--per-row"]);
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    // Both rows' sessions took a stream dealt ahead.
+    let dealer = get(dealer_addr);
+    assert!(
+        dealer.contains("veil_dealt_ahead_sessions_total{ready=\"yes\"} 2")
+            && dealer.contains("veil_dealt_ahead_sessions_total{ready=\"no\"} 0"),
+        "{dealer}"
+    );
+    let text = get(addr);
     assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
+    assert!(
+        !text.contains("veil_dealt_ahead"),
+        "the model owner deals nothing: {text}"
+    );
     // Both services, each with its own metrics if asked; the lab's here.
     assert!(
         text.contains("veil_sessions_total{outcome=\"ok\"} 2"),

@@ -104,6 +104,17 @@ pub struct ServeArgs {
     /// On SIGTERM (or SIGINT): seconds the sessions in flight have to finish.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub drain_timeout: Duration,
+    /// The dealer: streams of correlated randomness kept computed ahead of
+    /// their sessions, this many for each --deal-ahead-batch size (0: none),
+    /// so a session's preprocessing is a send, not the dealer's work. Each
+    /// stream is fresh and serves one session. The model owner ignores it.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub deal_ahead: u64,
+    /// The batch sizes (every symbolic dimension at that size) the dealer
+    /// deals ahead for, comma-separated; sessions of other sizes are dealt
+    /// when they start.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
+    pub deal_ahead_batch: Vec<u64>,
     /// Serve metrics in the Prometheus text format on this address (off by default).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -294,7 +305,13 @@ impl Metrics {
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, pool: &Pool, connections: usize, pending: usize) -> String {
+    fn render(
+        &self,
+        pool: &Pool,
+        connections: usize,
+        pending: usize,
+        dealings: Option<&runtime::exec::pool::DealingPool>,
+    ) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (active, queued) = pool.depth();
         let mut s = String::new();
@@ -342,6 +359,18 @@ impl Metrics {
              # TYPE veil_pool gauge\nveil_pool{{state=\"active\"}} {active}\nveil_pool{{state=\"queued\"}} {queued}\n\
              veil_pool{{state=\"connections\"}} {connections}\nveil_pool{{state=\"pairing\"}} {pending}\n"
         ));
+        if let Some(d) = dealings {
+            s.push_str(&format!(
+                "# HELP veil_dealt_ahead Dealer streams ready ahead of their sessions.\n\
+                 # TYPE veil_dealt_ahead gauge\nveil_dealt_ahead {}\n\
+                 # HELP veil_dealt_ahead_sessions_total Sessions by whether a stream dealt ahead was ready.\n\
+                 # TYPE veil_dealt_ahead_sessions_total counter\n\
+                 veil_dealt_ahead_sessions_total{{ready=\"yes\"}} {}\nveil_dealt_ahead_sessions_total{{ready=\"no\"}} {}\n",
+                d.len(),
+                g(&d.hits),
+                g(&d.misses)
+            ));
+        }
         s
     }
 }
@@ -453,7 +482,7 @@ enum Side {
 
 /// What every connection's thread shares.
 struct Shared {
-    plan: Plan,
+    plan: Arc<Plan>,
     me: PartyIdx,
     dep: Deployment,
     inputs: BTreeMap<String, plan::Tensor>,
@@ -465,6 +494,8 @@ struct Shared {
     dealer_idle: Mutex<Vec<(Conn, Instant)>>,
     server_fp: Option<[u8; 32]>,
     pool: Pool,
+    /// The dealer's streams dealt ahead (--deal-ahead).
+    dealings: Option<Arc<runtime::exec::pool::DealingPool>>,
     metrics: Metrics,
     stop: AtomicBool,
     connections: AtomicUsize,
@@ -614,6 +645,32 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     };
     let max_sessions = args.max_sessions as usize;
     let queue = args.queue as usize;
+    let plan = Arc::new(plan);
+    let dealings = if Some(me) == dep.dealer && args.deal_ahead > 0 {
+        let mut sizes: Vec<BTreeMap<String, usize>> = Vec::new();
+        for &n in &args.deal_ahead_batch {
+            if n > args.max_batch {
+                return fail(&format!(
+                    "--deal-ahead-batch {n} is above --max-batch {}",
+                    args.max_batch
+                ));
+            }
+            let dims = crate::limits::dims_at(&plan, n as usize);
+            if !sizes.contains(&dims) {
+                sizes.push(dims);
+            }
+        }
+        match runtime::exec::pool::DealingPool::new(
+            Arc::clone(&plan),
+            sizes,
+            args.deal_ahead as usize,
+        ) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => return fail(&format!("--deal-ahead: {e}")),
+        }
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         plan,
         me,
@@ -624,6 +681,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         dealer_idle: Mutex::new(Vec::new()),
         server_fp,
         pool: Pool::new(max_sessions, queue),
+        dealings,
         metrics: Metrics::default(),
         stop: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
@@ -663,8 +721,12 @@ pub fn run(args: &ServeArgs) -> ExitCode {
                 Arc::clone(&metrics_stop),
                 Arc::new(move || {
                     let pending = s.pairing.lock().map(|m| m.len()).unwrap_or(0);
-                    s.metrics
-                        .render(&s.pool, s.connections.load(Ordering::Relaxed), pending)
+                    s.metrics.render(
+                        &s.pool,
+                        s.connections.load(Ordering::Relaxed),
+                        pending,
+                        s.dealings.as_deref(),
+                    )
                 }),
             ) {
                 Ok(t) => Some(t),
@@ -689,6 +751,29 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     );
     // Also on standard error for scripts waiting for the port.
     eprintln!("{}: serving {} on {listen}", args.me, shared.plan.model);
+    // The dealer's streams dealt ahead, filled in the background until the
+    // service stops.
+    let filler = shared.dealings.clone().map(|d| {
+        let stop = Arc::clone(&term);
+        std::thread::Builder::new()
+            .name("veil-deal-ahead".into())
+            .spawn(move || {
+                if let Err(e) = d.run_filler(&stop) {
+                    tracing::warn!(error = %e, "dealing ahead stopped; sessions deal as they start");
+                }
+            })
+    });
+    let filler = match filler.transpose() {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("--deal-ahead: cannot start a thread: {e}")),
+    };
+    if shared.dealings.is_some() {
+        tracing::info!(
+            streams = args.deal_ahead,
+            batches = ?args.deal_ahead_batch,
+            "dealing ahead"
+        );
+    }
     let deny_path = args.deny.clone();
     let pool_stop = Arc::clone(&term);
     net::service::accept_until(
@@ -751,6 +836,10 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         std::thread::sleep(Duration::from_millis(20));
     }
     let left = shared.connections.load(Ordering::SeqCst);
+    if let Some(f) = filler {
+        // `term` is set: it stops within a second, after the stream it is on.
+        let _ = f.join();
+    }
     metrics_stop.store(true, Ordering::SeqCst);
     if let Some(t) = metrics_thread {
         let _ = t.join();
@@ -881,6 +970,7 @@ fn session_options(s: &Shared) -> runtime::exec::Options {
     opts.timeout = s.args.idle;
     opts.max_memory = Some(s.args.max_memory);
     opts.max_dim = Some(s.args.max_batch);
+    opts.dealings = s.dealings.clone();
     opts
 }
 
@@ -1337,7 +1427,7 @@ mod tests {
         m.ok.fetch_add(2, Ordering::Relaxed);
         m.observe(Duration::from_millis(3));
         m.observe(Duration::from_millis(40));
-        let text = m.render(&Pool::new(4, 4), 3, 0);
+        let text = m.render(&Pool::new(4, 4), 3, 0, None);
         assert!(
             text.contains("veil_sessions_total{outcome=\"ok\"} 2\n"),
             "{text}"

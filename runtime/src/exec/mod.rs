@@ -19,6 +19,7 @@ mod dealerfree;
 pub mod memory;
 pub(crate) mod nonlinear;
 mod ops;
+pub mod pool;
 mod rlwe_ops;
 pub mod transport;
 
@@ -148,6 +149,9 @@ pub struct Options {
     /// Refuse a session in which a peer announces a symbolic dimension
     /// (such as `batch`) above this (a service's maximum batch size).
     pub max_dim: Option<u64>,
+    /// The dealer: streams computed ahead, taken when one is ready for the
+    /// session's plan and sizes (a service's dealer).
+    pub dealings: Option<Arc<pool::DealingPool>>,
 }
 
 impl Default for Options {
@@ -159,6 +163,7 @@ impl Default for Options {
             progress: None,
             max_memory: None,
             max_dim: None,
+            dealings: None,
         }
     }
 }
@@ -327,8 +332,34 @@ enum Value {
 struct Dealing {
     seed: SeedMsg,
     frames: usize,
-    rx: std::sync::mpsc::Receiver<Result<Batch, ExecError>>,
-    thread: std::thread::JoinHandle<()>,
+    batches: DealingBatches,
+}
+
+/// Where a [`Dealing`]'s frames come from.
+enum DealingBatches {
+    /// Computed on the dealer's thread as the session goes.
+    Thread {
+        rx: std::sync::mpsc::Receiver<Result<Batch, ExecError>>,
+        thread: std::thread::JoinHandle<()>,
+    },
+    /// Computed ahead, taken from a [`pool::DealingPool`].
+    Ready(Vec<Batch>),
+}
+
+/// The corrections of the groups `first..end` (of [`request_groups`]),
+/// taken from `groups`.
+fn deal_batch(
+    dealer: &mut Dealer,
+    groups: &mut impl Iterator<Item = Vec<nonlinear::Request>>,
+    first: usize,
+    end: usize,
+) -> Result<Batch, ExecError> {
+    let corrections = groups
+        .take(end - first)
+        .flatten()
+        .map(|r| dealer.correction(&r))
+        .collect::<Result<_, _>>()?;
+    Ok(Batch { first, corrections })
 }
 
 /// The corrections of one frame of a [`Dealing`]: `groups` of
@@ -973,6 +1004,30 @@ impl Exec<'_> {
                 self.keypair = Some(kp);
             }
             Instr::Deal { out } => {
+                if let Some(ahead) = self
+                    .opts
+                    .dealings
+                    .as_ref()
+                    .and_then(|p| p.take(self.plan, &self.dims))
+                {
+                    self.set(
+                        out[0],
+                        Value::Wire(Wire::Dealer {
+                            seed: ahead.s0,
+                            corrections: vec![],
+                            chunks: 0,
+                        }),
+                    );
+                    self.set(
+                        out[1],
+                        Value::Dealing(Dealing {
+                            seed: ahead.s1,
+                            frames: ahead.batches.len(),
+                            batches: DealingBatches::Ready(ahead.batches),
+                        }),
+                    );
+                    return Ok(());
+                }
                 let mut dealer = Dealer::new()?;
                 let [s0, s1] = [dealer.seed_msg(Role::P0), dealer.seed_msg(Role::P1)];
                 self.set(
@@ -991,15 +1046,7 @@ impl Exec<'_> {
                     let mut groups = groups.into_iter();
                     let mut first = 0;
                     for end in ends {
-                        let batch = (|| {
-                            let corrections = groups
-                                .by_ref()
-                                .take(end - first)
-                                .flatten()
-                                .map(|r| dealer.correction(&r))
-                                .collect::<Result<_, _>>()?;
-                            Ok(Batch { first, corrections })
-                        })();
+                        let batch = deal_batch(&mut dealer, &mut groups, first, end);
                         first = end;
                         let failed = batch.is_err();
                         // A closed channel means the sending side gave up.
@@ -1019,8 +1066,7 @@ impl Exec<'_> {
                     Value::Dealing(Dealing {
                         seed: s1,
                         frames,
-                        rx,
-                        thread,
+                        batches: DealingBatches::Thread { rx, thread },
                     }),
                 );
             }

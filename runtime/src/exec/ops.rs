@@ -837,8 +837,18 @@ impl Exec<'_> {
                 "register {r} is not the dealer's stream"
             )));
         };
+        let (ready, thread) = match d.batches {
+            super::DealingBatches::Ready(b) => (Some(b), None),
+            super::DealingBatches::Thread { rx, thread } => (None, Some((rx, thread))),
+        };
+        let batches: Box<dyn Iterator<Item = Result<super::Batch, ExecError>>> =
+            match (ready, &thread) {
+                (Some(b), _) => Box::new(b.into_iter().map(Ok)),
+                (None, Some((rx, _))) => Box::new(rx.iter()),
+                (None, None) => Box::new(std::iter::empty()),
+            };
         let mut sent = 0;
-        for batch in d.rx.iter() {
+        for batch in batches {
             let b = batch?;
             let frame = if sent == 0 {
                 Wire::Dealer {
@@ -855,7 +865,8 @@ impl Exec<'_> {
             self.send_frame(to, wire::encode(&[frame]), t)?;
             sent += 1;
         }
-        if d.thread.join().is_err() || sent != d.frames {
+        let stopped = thread.is_some_and(|(_, t)| t.join().is_err());
+        if stopped || sent != d.frames {
             return Err(ExecError::protocol(
                 "the dealer's thread stopped before computing every correction",
             ));
