@@ -18,7 +18,7 @@ const ROWS: &[u8] = include_bytes!("../tests/onnx/fixtures/sk_mlp_classifier/x.n
 const LABELS: &[u8] = include_bytes!("../tests/onnx/fixtures/sk_mlp_classifier/expected_label.npy");
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let calibration = BTreeMap::from([("X".to_string(), npy(CALIB)?)]);
+    let calibration = BTreeMap::from([("X".to_string(), plan::npy::parse_npy(CALIB)?)]);
     let options = onnx::Options {
         calibration,
         ..onnx::Options::default()
@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let model = compiler::check_source(&imported.source)
         .model
         .ok_or("an imported model checks")?;
-    let rows = npy(ROWS)?;
+    let rows = plan::npy::parse_npy(ROWS)?;
     let mut compile = compiler::Options::default();
     compile.assume.insert("batch".into(), rows.shape[0] as u64);
     let plan = compiler::compile(&model, &compile)?.plan;
@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .iter()
         .find(|(n, _)| n == "label")
         .ok_or("the client learns the labels")?;
-    let expected = npy(LABELS)?;
+    let expected = plan::npy::parse_npy(LABELS)?;
     let same = labels
         .data
         .iter()
@@ -72,27 +72,6 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// A float64 .npy file (what the fixtures are).
-fn npy(bytes: &[u8]) -> Result<plan::Tensor, Box<dyn Error>> {
-    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + len])?;
-    let shape = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or("a shape in the header")?;
-    let shape: Vec<usize> = shape
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    let data = bytes[10 + len..]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect();
-    Ok(plan::Tensor { shape, data })
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

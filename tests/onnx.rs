@@ -45,27 +45,8 @@ fn scratch(tag: &str) -> PathBuf {
 /// A float64 little-endian C-order .npy file (what make_fixtures.py writes).
 fn npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&b[..6], b"\x93NUMPY");
-    let len = u16::from_le_bytes([b[8], b[9]]) as usize;
-    let header = std::str::from_utf8(&b[10..10 + len]).unwrap();
-    assert!(header.contains("'<f8'"), "{header}");
-    let shape = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let dims: Vec<usize> = shape
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    let data = b[10 + len..]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (dims, data)
+    let t = plan::npy::parse_npy(&b).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (t.shape, t.data)
 }
 
 fn flatten(v: &serde_json::Value, out: &mut Vec<f64>) {

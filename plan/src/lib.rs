@@ -20,6 +20,7 @@ use std::fmt::{self, Write};
 
 mod fingerprint;
 mod load;
+pub mod npy;
 pub mod params;
 mod tensor;
 mod validate;
