@@ -182,6 +182,7 @@ pub mod layout;
 pub mod matmul;
 pub mod ntt;
 pub mod params;
+pub mod prepared;
 pub mod sample;
 mod simd;
 mod wire;
@@ -191,6 +192,10 @@ pub use matmul::{
     Client, PeerKey, PublicKeyMsg, QueryMsg, ResponseMsg, ResultCt, SecretKey, Server,
 };
 pub use params::Params;
+pub use prepared::{
+    OfflineQueryMsg, OfflineResponseMsg, OnlineQueryMsg, OnlineResponseMsg, PendingQuery,
+    PendingResult, PreparedQuery, PreparedResponse, PreparedWeights,
+};
 pub use wire::WireError;
 
 /// Everything that can go wrong, typed. No message carries a secret.

@@ -24,7 +24,7 @@ const KIND_PUBLIC_KEY: u8 = 1;
 const KIND_QUERY: u8 = 2;
 const KIND_RESPONSE: u8 = 3;
 const DOMAIN_PUBLIC_KEY: u8 = b'p';
-const DOMAIN_QUERY: u8 = b'q';
+pub(crate) const DOMAIN_QUERY: u8 = b'q';
 
 /// A ternary secret key, kept in coefficient and NTT form. Zeroized on
 /// drop; `Debug` shows no key material.
@@ -330,7 +330,7 @@ impl ResponseMsg {
     }
 }
 
-fn check_layout(params: &Params, layout: &Layout) -> Result<(), Error> {
+pub(crate) fn check_layout(params: &Params, layout: &Layout) -> Result<(), Error> {
     if layout.ring_degree != params.n() {
         return Err(Error::InvalidLayout(format!(
             "layout made for ring degree {}, parameters have {}",
@@ -342,15 +342,15 @@ fn check_layout(params: &Params, layout: &Layout) -> Result<(), Error> {
 }
 
 /// An in-memory message whose parts do not have the sizes its layout gives.
-fn wrong_size(what: &'static str) -> Error {
+pub(crate) fn wrong_size(what: &'static str) -> Error {
     Error::Wire(WireError::Size(what))
 }
 
 /// The data owner: holds the secret key and `x`, decrypts its share.
 pub struct Client {
-    params: Arc<Params>,
-    sk: SecretKey,
-    rng: SecretRng,
+    pub(crate) params: Arc<Params>,
+    pub(crate) sk: SecretKey,
+    pub(crate) rng: SecretRng,
 }
 
 impl std::fmt::Debug for Client {
@@ -516,7 +516,7 @@ impl Client {
 
 /// The client's public key as the server uses it (NTT form).
 pub struct PeerKey {
-    params: Arc<Params>,
+    pub(crate) params: Arc<Params>,
     b_ntt: Vec<u64>,
     a_ntt: Vec<u64>,
 }
@@ -554,8 +554,8 @@ impl PeerKey {
 
 /// The model owner: holds `W`, answers queries, keeps its share.
 pub struct Server {
-    params: Arc<Params>,
-    rng: SecretRng,
+    pub(crate) params: Arc<Params>,
+    pub(crate) rng: SecretRng,
 }
 
 impl std::fmt::Debug for Server {
@@ -601,40 +601,37 @@ impl Server {
         if query.layout != *layout || query.b.len() != layout.query_count() {
             return Err(Error::Wire(WireError::Layout));
         }
+        check_weights(layout, w)?;
+        let digits = weight_digits(layout, w);
+        let (cts, share) = self.respond_digits(key, layout, &digits, query, true)?;
+        Ok((
+            ResponseMsg {
+                layout: *layout,
+                cts,
+            },
+            share,
+        ))
+    }
+
+    /// The body of [`Server::respond`] on `W` split into digits
+    /// ([`weight_digits`]). With `switch_b` false the results' `b` halves
+    /// keep every prime (the caller adds to them and switches them down).
+    pub(crate) fn respond_digits(
+        &mut self,
+        key: &PeerKey,
+        layout: &Layout,
+        digits: &[i64],
+        query: &QueryMsg,
+        switch_b: bool,
+    ) -> Result<(Vec<ResultCt>, Vec<u64>), Error> {
+        let params = self.params.clone();
         let shape = layout.shape;
-        if w.len() != shape.k * shape.n {
-            return Err(Error::Shape(format!(
-                "W has {} values, the layout expects {} x {} = {}",
-                w.len(),
-                shape.k,
-                shape.n,
-                shape.k * shape.n
-            )));
-        }
-        if layout.w_bits < 64 {
-            let lo = -(1i64 << (layout.w_bits - 1));
-            let hi = (1i64 << (layout.w_bits - 1)) - 1;
-            if let Some(index) = w.iter().position(|&v| !(lo..=hi).contains(&(v as i64))) {
-                return Err(Error::Shape(format!(
-                    "W[{}, {}] does not fit the {} signed bits the layout was made for",
-                    index / shape.n,
-                    index % shape.n,
-                    layout.w_bits
-                )));
-            }
-        }
         let n = params.n();
         let levels = params.levels();
-
-        // Digits of W, digit-major: digits[g][row * n_cols + col].
         let dcount = layout.digits;
-        let mut digits = Zeroizing::new(vec![0i64; dcount * w.len()]);
-        let mut tmp = vec![0i64; dcount];
-        for (idx, &v) in w.iter().enumerate() {
-            split_digits(v, layout.digit_bits, dcount, &mut tmp);
-            for (g, &d) in tmp.iter().enumerate() {
-                digits[g * w.len() + idx] = d;
-            }
+        let wlen = shape.k * shape.n;
+        if digits.len() != dcount * wlen || query.b.len() != layout.query_count() {
+            return Err(wrong_size("weights or query"));
         }
 
         // The query ciphertexts in NTT form.
@@ -676,7 +673,7 @@ impl Server {
             .collect();
         for s in 0..layout.n_tiles() {
             for g in 0..dcount {
-                let plane = &digits[g * w.len()..(g + 1) * w.len()];
+                let plane = &digits[g * wlen..(g + 1) * wlen];
                 for a in acc.iter_mut() {
                     a.clear();
                 }
@@ -702,7 +699,8 @@ impl Server {
                     }
                 }
                 for (i, acc_i) in acc.iter_mut().enumerate() {
-                    let ct = self.finish_result(key, layout, acc_i, i, s, g, &mut share);
+                    let ct =
+                        self.finish_result(key, layout, acc_i, (i, s, g), switch_b, &mut share);
                     cts[(i * layout.n_tiles() + s) * dcount + g] = Some(ct);
                 }
             }
@@ -711,26 +709,20 @@ impl Server {
             .into_iter()
             .map(|c| c.expect("every result is computed"))
             .collect();
-        Ok((
-            ResponseMsg {
-                layout: *layout,
-                cts,
-            },
-            share,
-        ))
+        Ok((cts, share))
     }
 
     /// Re-randomises, returns to coefficient form, masks and floods one
-    /// accumulated result, and drops its unused coefficients.
-    #[allow(clippy::too_many_arguments)]
+    /// accumulated result, and drops its unused coefficients; `(i, s, g)` is
+    /// its row tile, column tile and digit. With `switch_b` false only `a`
+    /// is switched down and `b` keeps every prime.
     fn finish_result(
         &mut self,
         key: &PeerKey,
         layout: &Layout,
         acc: &mut Accumulator,
-        i: usize,
-        s: usize,
-        g: usize,
+        (i, s, g): (usize, usize, usize),
+        switch_b: bool,
         share: &mut [u64],
     ) -> ResultCt {
         let params = self.params.clone();
@@ -816,6 +808,11 @@ impl Server {
         if keep == levels {
             return ResultCt { a, b: out_b };
         }
+        let small_b = if switch_b {
+            switch_down(&params, &out_b, count, keep)
+        } else {
+            out_b
+        };
         let mut small_a = a;
         for l in (keep + 1..=levels).rev() {
             let (rest, last) = small_a.split_at_mut((l - 1) * n);
@@ -824,24 +821,76 @@ impl Server {
             }
         }
         small_a.truncate(keep * n);
-        let mut res = [0u64; 8];
-        let mut small_b = vec![0u64; count * keep];
-        for u in 0..count {
-            for l in 0..levels {
-                res[l] = out_b[l * count + u];
-            }
-            for l in (keep + 1..=levels).rev() {
-                params.drop_last_prime(&mut res, l);
-            }
-            for l in 0..keep {
-                small_b[l * count + u] = res[l];
-            }
-        }
         ResultCt {
             a: small_a,
             b: small_b,
         }
     }
+}
+
+/// `count` coefficients given on every prime (prime-major), switched down
+/// to the first `keep` primes.
+pub(crate) fn switch_down(params: &Params, b: &[u64], count: usize, keep: usize) -> Vec<u64> {
+    let levels = params.levels();
+    if keep == levels {
+        return b.to_vec();
+    }
+    let mut res = [0u64; 8];
+    let mut small_b = vec![0u64; count * keep];
+    for u in 0..count {
+        for l in 0..levels {
+            res[l] = b[l * count + u];
+        }
+        for l in (keep + 1..=levels).rev() {
+            params.drop_last_prime(&mut res, l);
+        }
+        for l in 0..keep {
+            small_b[l * count + u] = res[l];
+        }
+    }
+    small_b
+}
+
+/// `W` has `k n` entries that fit `layout.w_bits` signed bits.
+pub(crate) fn check_weights(layout: &Layout, w: &[u64]) -> Result<(), Error> {
+    let shape = layout.shape;
+    if w.len() != shape.k * shape.n {
+        return Err(Error::Shape(format!(
+            "W has {} values, the layout expects {} x {} = {}",
+            w.len(),
+            shape.k,
+            shape.n,
+            shape.k * shape.n
+        )));
+    }
+    if layout.w_bits < 64 {
+        let lo = -(1i64 << (layout.w_bits - 1));
+        let hi = (1i64 << (layout.w_bits - 1)) - 1;
+        if let Some(index) = w.iter().position(|&v| !(lo..=hi).contains(&(v as i64))) {
+            return Err(Error::Shape(format!(
+                "W[{}, {}] does not fit the {} signed bits the layout was made for",
+                index / shape.n,
+                index % shape.n,
+                layout.w_bits
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The balanced digits of `W` (`[k, n]`, checked to fit `layout.w_bits`),
+/// digit-major: `digits[g * k n + row * n + col]`.
+pub(crate) fn weight_digits(layout: &Layout, w: &[u64]) -> Zeroizing<Vec<i64>> {
+    let dcount = layout.digits;
+    let mut digits = Zeroizing::new(vec![0i64; dcount * w.len()]);
+    let mut tmp = vec![0i64; dcount];
+    for (idx, &v) in w.iter().enumerate() {
+        split_digits(v, layout.digit_bits, dcount, &mut tmp);
+        for (g, &d) in tmp.iter().enumerate() {
+            digits[g * w.len() + idx] = d;
+        }
+    }
+    digits
 }
 
 /// Sums of products of residues, unreduced, as `lo + 2^52 hi` per
