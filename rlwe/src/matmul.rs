@@ -407,46 +407,21 @@ impl Client {
         let seed = self.rng.seed();
         let mut a = vec![0u64; n * levels];
         let mut as_ = Zeroizing::new(vec![0u64; n * levels]);
-        let mut enc = Zeroizing::new([0u64; 8]);
         let stride = layout.d1 * layout.d2;
         let mut cts = Vec::with_capacity(layout.query_count());
         for i in 0..layout.m_tiles() {
             for t in 0..layout.k_tiles() {
                 let index = (i * layout.k_tiles() + t) as u32;
-                expand_uniform_ntt(&params, &seed, DOMAIN_QUERY, index, &mut a);
-                self.sk.mul_ntt(&a, &mut as_);
                 let positions = layout.sent_positions(i, t);
-                let count = positions.len();
-                let mut b = vec![0u64; count * levels];
-                for (j, &pos) in positions.iter().enumerate() {
+                let message = |pos: usize| {
                     let (r, c) = (pos / stride, pos % stride);
-                    let m = if r < layout.rows(i) && c < layout.cols(t) {
+                    if r < layout.rows(i) && c < layout.cols(t) {
                         x[(i * layout.d0 + r) * shape.k + t * layout.d1 + c]
                     } else {
                         0
-                    };
-                    if m == 0 {
-                        // Padding (most coefficients when d2 > 1): no encoding.
-                        enc.iter_mut().for_each(|v| *v = 0);
-                    } else {
-                        params.encode_scaled(m, &mut enc[..]);
                     }
-                    let e = self.rng.cbd();
-                    for (li, md) in params.moduli().iter().enumerate() {
-                        // enc - a s + e, with |e| <= 21 < p: in (p - 21, 3p + 21)
-                        // before two conditional subtractions.
-                        let p = md.value();
-                        let mut v = ((enc[li] + 2 * p - as_[li * n + pos]) as i64 + e) as u64;
-                        if v >= 2 * p {
-                            v -= 2 * p;
-                        }
-                        if v >= p {
-                            v -= p;
-                        }
-                        b[li * count + j] = v;
-                    }
-                }
-                cts.push(b);
+                };
+                cts.push(self.encrypt_at(&seed, index, &positions, message, &mut a, &mut as_));
             }
         }
         Ok(QueryMsg {
@@ -454,6 +429,51 @@ impl Client {
             seed,
             b: cts,
         })
+    }
+
+    /// `b` of the seeded query ciphertext `(seed, index)` at `positions`
+    /// (prime-major), coefficient `pos` encrypting `message(pos)`. `a` and
+    /// `as_` are scratch of `L N` residues.
+    pub(crate) fn encrypt_at(
+        &mut self,
+        seed: &Seed,
+        index: u32,
+        positions: &[usize],
+        message: impl Fn(usize) -> u64,
+        a: &mut [u64],
+        as_: &mut [u64],
+    ) -> Vec<u64> {
+        let params = self.params.clone();
+        let (n, levels) = (params.n(), params.levels());
+        expand_uniform_ntt(&params, seed, DOMAIN_QUERY, index, a);
+        self.sk.mul_ntt(a, as_);
+        let count = positions.len();
+        let mut b = vec![0u64; count * levels];
+        let mut enc = Zeroizing::new([0u64; 8]);
+        for (j, &pos) in positions.iter().enumerate() {
+            let m = message(pos);
+            if m == 0 {
+                // Padding (most coefficients when d2 > 1): no encoding.
+                enc.iter_mut().for_each(|v| *v = 0);
+            } else {
+                params.encode_scaled(m, &mut enc[..]);
+            }
+            let e = self.rng.cbd();
+            for (li, md) in params.moduli().iter().enumerate() {
+                // enc - a s + e, with |e| <= 21 < p: in (p - 21, 3p + 21)
+                // before two conditional subtractions.
+                let p = md.value();
+                let mut v = ((enc[li] + 2 * p - as_[li * n + pos]) as i64 + e) as u64;
+                if v >= 2 * p {
+                    v -= 2 * p;
+                }
+                if v >= p {
+                    v -= p;
+                }
+                b[li * count + j] = v;
+            }
+        }
+        b
     }
 
     /// Decrypts the response into this party's share of `x @ W`
@@ -477,32 +497,10 @@ impl Client {
                 for g in 0..layout.digits {
                     let ct = &response.cts[idx];
                     idx += 1;
-                    if ct.a.len() != n * levels || ct.b.len() != used.len() * levels {
-                        return Err(wrong_size("result ciphertext"));
-                    }
-                    for (l, md) in params.moduli().iter().enumerate().take(levels) {
-                        let src = &ct.a[l * n..(l + 1) * n];
-                        if src.iter().any(|&v| v >= md.value())
-                            || ct.b[l * used.len()..(l + 1) * used.len()]
-                                .iter()
-                                .any(|&v| v >= md.value())
-                        {
-                            return Err(Error::Wire(WireError::Range { index: 0, prime: l }));
-                        }
-                        a_ntt[l * n..(l + 1) * n].copy_from_slice(src);
-                        params.table(l).forward(&mut a_ntt[l * n..(l + 1) * n]);
-                    }
-                    self.sk.mul_ntt_prefix(levels, &a_ntt, &mut as_);
+                    let values = self.decrypt_used(ct, &used, levels, &mut a_ntt, &mut as_)?;
                     let shift = g as u32 * layout.digit_bits;
                     let cols = layout.out_cols(s);
-                    for (u, &pos) in used.iter().enumerate() {
-                        let v =
-                            params.decode_prefix(
-                                levels,
-                                params.moduli().iter().enumerate().map(|(l, md)| {
-                                    md.add(as_[l * n + pos], ct.b[l * used.len() + u])
-                                }),
-                            );
+                    for (u, v) in values.into_iter().enumerate() {
                         let (r, j) = (u / cols, u % cols);
                         let out = &mut share[(i * layout.d0 + r) * shape.n + s * layout.d2 + j];
                         *out = out.wrapping_add(v.wrapping_shl(shift));
@@ -511,6 +509,51 @@ impl Client {
             }
         }
         Ok(share)
+    }
+
+    /// Decrypts the coefficients `used` of a result on its first `levels`
+    /// primes (its `b` holds exactly those), checking sizes and ranges.
+    /// `a_ntt` and `as_` are scratch of `levels N` residues.
+    pub(crate) fn decrypt_used(
+        &self,
+        ct: &ResultCt,
+        used: &[usize],
+        levels: usize,
+        a_ntt: &mut [u64],
+        as_: &mut [u64],
+    ) -> Result<Vec<u64>, Error> {
+        let params = &self.params;
+        let n = params.n();
+        if ct.a.len() != n * levels || ct.b.len() != used.len() * levels {
+            return Err(wrong_size("result ciphertext"));
+        }
+        for (l, md) in params.moduli().iter().enumerate().take(levels) {
+            let src = &ct.a[l * n..(l + 1) * n];
+            if src.iter().any(|&v| v >= md.value())
+                || ct.b[l * used.len()..(l + 1) * used.len()]
+                    .iter()
+                    .any(|&v| v >= md.value())
+            {
+                return Err(Error::Wire(WireError::Range { index: 0, prime: l }));
+            }
+            a_ntt[l * n..(l + 1) * n].copy_from_slice(src);
+            params.table(l).forward(&mut a_ntt[l * n..(l + 1) * n]);
+        }
+        self.sk.mul_ntt_prefix(levels, a_ntt, as_);
+        Ok(used
+            .iter()
+            .enumerate()
+            .map(|(u, &pos)| {
+                params.decode_prefix(
+                    levels,
+                    params
+                        .moduli()
+                        .iter()
+                        .enumerate()
+                        .map(|(l, md)| md.add(as_[l * n + pos], ct.b[l * used.len() + u])),
+                )
+            })
+            .collect())
     }
 }
 
@@ -699,8 +742,20 @@ impl Server {
                     }
                 }
                 for (i, acc_i) in acc.iter_mut().enumerate() {
-                    let ct =
-                        self.finish_result(key, layout, acc_i, (i, s, g), switch_b, &mut share);
+                    let used = layout.used_positions(i, s);
+                    let cols = layout.out_cols(s);
+                    let slots: Vec<usize> = (0..used.len())
+                        .map(|u| (i * layout.d0 + u / cols) * shape.n + s * layout.d2 + u % cols)
+                        .collect();
+                    let spec = ResultSpec {
+                        used: &used,
+                        slots: &slots,
+                        shift: g as u32 * layout.digit_bits,
+                        flood: layout.flood,
+                        keep: layout.result_levels,
+                        switch_b,
+                    };
+                    let ct = self.finish_result(key, acc_i, &spec, &mut share);
                     cts[(i * layout.n_tiles() + s) * dcount + g] = Some(ct);
                 }
             }
@@ -713,16 +768,13 @@ impl Server {
     }
 
     /// Re-randomises, returns to coefficient form, masks and floods one
-    /// accumulated result, and drops its unused coefficients; `(i, s, g)` is
-    /// its row tile, column tile and digit. With `switch_b` false only `a`
-    /// is switched down and `b` keeps every prime.
-    fn finish_result(
+    /// accumulated result, and drops its unused coefficients (see
+    /// [`ResultSpec`]).
+    pub(crate) fn finish_result(
         &mut self,
         key: &PeerKey,
-        layout: &Layout,
         acc: &mut Accumulator,
-        (i, s, g): (usize, usize, usize),
-        switch_b: bool,
+        spec: &ResultSpec,
         share: &mut [u64],
     ) -> ResultCt {
         let params = self.params.clone();
@@ -784,19 +836,15 @@ impl Server {
             }
         }
         // Mask, e1 and flooding on the used coefficients of b.
-        let used = layout.used_positions(i, s);
-        let count = used.len();
-        let cols = layout.out_cols(s);
-        let shift = g as u32 * layout.digit_bits;
+        let count = spec.used.len();
         let mut out_b = vec![0u64; count * levels];
         let mut enc = [0u64; 8];
-        for (u_idx, &pos) in used.iter().enumerate() {
+        for (u_idx, (&pos, &slot)) in spec.used.iter().zip(spec.slots).enumerate() {
             let z = self.rng.next_u64();
-            let (r, j) = (u_idx / cols, u_idx % cols);
-            let slot = &mut share[(i * layout.d0 + r) * layout.shape.n + s * layout.d2 + j];
-            *slot = slot.wrapping_add(z.wrapping_shl(shift));
+            let slot = &mut share[slot];
+            *slot = slot.wrapping_add(z.wrapping_shl(spec.shift));
             params.encode_scaled(z.wrapping_neg(), &mut enc);
-            let noise = self.rng.uniform_symmetric(layout.flood) + self.rng.cbd() as i128;
+            let noise = self.rng.uniform_symmetric(spec.flood) + self.rng.cbd() as i128;
             for (l, md) in params.moduli().iter().enumerate() {
                 out_b[l * count + u_idx] =
                     md.add(md.add(b[l * n + pos], enc[l]), md.from_i128(noise));
@@ -804,11 +852,11 @@ impl Server {
         }
         // Switch down to the layout's primes: a on every coefficient, b on
         // the used ones.
-        let keep = layout.result_levels;
+        let keep = spec.keep;
         if keep == levels {
             return ResultCt { a, b: out_b };
         }
-        let small_b = if switch_b {
+        let small_b = if spec.switch_b {
             switch_down(&params, &out_b, count, keep)
         } else {
             out_b
@@ -826,6 +874,19 @@ impl Server {
             b: small_b,
         }
     }
+}
+
+/// What [`Server::finish_result`] does with one result: keeps the
+/// coefficients `used`, masks coefficient `used[u]` with a fresh `z` and
+/// adds `z << shift` to `share[slots[u]]`, floods with `[-flood, flood]`,
+/// and switches `a` (and `b` if `switch_b`) down to `keep` primes.
+pub(crate) struct ResultSpec<'a> {
+    pub used: &'a [usize],
+    pub slots: &'a [usize],
+    pub shift: u32,
+    pub flood: u128,
+    pub keep: usize,
+    pub switch_b: bool,
 }
 
 /// `count` coefficients given on every prime (prime-major), switched down
@@ -899,7 +960,7 @@ pub(crate) fn weight_digits(layout: &Layout, w: &[u64]) -> Zeroizing<Vec<i64>> {
 /// primes): a product adds less than 2^52 to `lo` and 2^48 to `hi`, and
 /// every [`FLUSH_EVERY`] products the sums are folded modulo their prime,
 /// far from overflow.
-struct Accumulator {
+pub(crate) struct Accumulator {
     lo_b: Vec<u64>,
     hi_b: Vec<u64>,
     lo_a: Vec<u64>,
@@ -910,7 +971,7 @@ struct Accumulator {
 const FLUSH_EVERY: usize = 1024;
 
 impl Accumulator {
-    fn new(len: usize) -> Accumulator {
+    pub(crate) fn new(len: usize) -> Accumulator {
         Accumulator {
             lo_b: vec![0; len],
             hi_b: vec![0; len],
@@ -920,7 +981,7 @@ impl Accumulator {
         }
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         for v in [
             &mut self.lo_b,
             &mut self.hi_b,
@@ -933,7 +994,7 @@ impl Accumulator {
     }
 
     /// `(b, a) += (qb, qa) * w`, all in NTT form, prime-major.
-    fn add_products(&mut self, params: &Params, query: (&[u64], &[u64]), w: &[u64]) {
+    pub(crate) fn add_products(&mut self, params: &Params, query: (&[u64], &[u64]), w: &[u64]) {
         let (qb, qa) = query;
         crate::simd::mul_acc2(
             [
