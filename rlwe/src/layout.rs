@@ -357,16 +357,7 @@ impl Layout {
         layout.digit_bits = digit_bits;
         layout.digits = digits;
         layout.flood = flood;
-        let bound = 2f64.powi(digit_bits as i32 - 1) + 1.0;
-        let slack = budget(params, bound, layout.terms()).map_or(0.0, |(_, s)| s);
-        layout.result_levels = (1..=params.levels())
-            .find(|&l| {
-                l == params.levels()
-                    || ((params.levels() - l) as f64 * (params.n() as f64 + 1.0))
-                        * 2f64.powf(params.log2_q() - params.log2_prefix(l))
-                        <= slack
-            })
-            .unwrap_or(params.levels());
+        layout.result_levels = result_levels(params, digit_bits, layout.terms());
         Ok(layout)
     }
 
@@ -463,7 +454,7 @@ impl Layout {
     }
 }
 
-fn check_shape(shape: Shape, w_bits: u32) -> Result<(), Error> {
+pub(crate) fn check_shape(shape: Shape, w_bits: u32) -> Result<(), Error> {
     if shape.batch == 0 || shape.k == 0 || shape.n == 0 {
         return Err(Error::InvalidLayout(format!("empty product {shape:?}")));
     }
@@ -550,8 +541,23 @@ fn budget(params: &Params, bound: f64, terms: usize) -> Option<(u128, f64)> {
     }
 }
 
+/// The fewest primes a result may keep after switching down, for digits
+/// of `digit_bits` bits and `terms` plaintext coefficients per result.
+pub(crate) fn result_levels(params: &Params, digit_bits: u32, terms: usize) -> usize {
+    let bound = 2f64.powi(digit_bits as i32 - 1) + 1.0;
+    let slack = budget(params, bound, terms).map_or(0.0, |(_, s)| s);
+    (1..=params.levels())
+        .find(|&l| {
+            l == params.levels()
+                || ((params.levels() - l) as f64 * (params.n() as f64 + 1.0))
+                    * 2f64.powf(params.log2_q() - params.log2_prefix(l))
+                    <= slack
+        })
+        .unwrap_or(params.levels())
+}
+
 /// `(digit_bits, digits, flood)` for weights of `w_bits` bits.
-fn digit_plan(params: &Params, w_bits: u32, terms: usize) -> Option<(u32, usize, u128)> {
+pub(crate) fn digit_plan(params: &Params, w_bits: u32, terms: usize) -> Option<(u32, usize, u128)> {
     for digits in 1..=64usize {
         let bits = (w_bits as usize).div_ceil(digits) as u32;
         if digits > 1 && (bits as usize) * (digits - 1) >= w_bits as usize {

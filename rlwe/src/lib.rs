@@ -210,6 +210,7 @@
 //! cheapest preprocessing.
 
 pub mod arith;
+pub mod conv;
 pub mod layout;
 pub mod matmul;
 pub mod ntt;
@@ -219,6 +220,7 @@ pub mod sample;
 mod simd;
 mod wire;
 
+pub use conv::{ConvLayout, ConvQueryMsg, ConvResponseMsg, ConvShape};
 pub use layout::{CostModel, Layout, Shape};
 pub use matmul::{
     Client, PeerKey, PublicKeyMsg, QueryMsg, ResponseMsg, ResultCt, SecretKey, Server,

@@ -331,10 +331,15 @@ impl ResponseMsg {
 }
 
 pub(crate) fn check_layout(params: &Params, layout: &Layout) -> Result<(), Error> {
-    if layout.ring_degree != params.n() {
+    check_layout_degree(params, layout.ring_degree)
+}
+
+/// A layout made for `ring_degree` fits `params`.
+pub(crate) fn check_layout_degree(params: &Params, ring_degree: usize) -> Result<(), Error> {
+    if ring_degree != params.n() {
         return Err(Error::InvalidLayout(format!(
             "layout made for ring degree {}, parameters have {}",
-            layout.ring_degree,
+            ring_degree,
             params.n()
         )));
     }
