@@ -208,6 +208,23 @@
 //! [`Layout::choose_prepared`] takes the fewest digits (the online work is
 //! `batch k n` products per prime and digit, whatever the tiles), then the
 //! cheapest preprocessing.
+//!
+//! # Convolutions ([`conv`])
+//!
+//! Cheetah's HomConv packing: an input's channels, rows and columns in one
+//! polynomial, each kernel reversed in another, no rotations; several
+//! kernels share a plaintext when they fit (then all `N` query
+//! coefficients travel). Against Im2col and a matrix product (what the
+//! compiler lowers `conv2d` to), one valid convolution, 16-bit kernels,
+//! `cargo run --release -p rlwe --example conv_once -- C H W M KH KW 16
+//! REPS` (load 7; MAC/us on CPU time, upload per input element):
+//!
+//! | convolution | HomConv, 1 kernel per product | HomConv, chosen | Im2col + matmul |
+//! |---|---|---|---|
+//! | LeNet-5 conv1, 1 x 32 x 32, 6 of 5 x 5 | 10.7, 16 B | 21.4, 128 B | 6.7, 640 B |
+//! | LeNet-5 conv2, 6 x 14 x 14, 16 of 5 x 5 | 10.4, 16 B | 40.0, 112 B | 10.9, 446 B |
+//! | net_b conv1, 1 x 28 x 28, 16 of 5 x 5 | 8.1, 16 B | 25.6, 167 B | 8.9, 669 B |
+//! | net_b conv2, 16 x 12 x 12, 16 of 5 x 5 | 17.1, 16 B | 41.0, 57 B | 15.2, 398 B |
 
 pub mod arith;
 pub mod conv;
