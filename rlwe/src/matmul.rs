@@ -651,7 +651,7 @@ impl Server {
         }
         check_weights(layout, w)?;
         let digits = weight_digits(layout, w);
-        let (cts, share) = self.respond_digits(key, layout, &digits, query, true)?;
+        let (cts, share) = self.respond_digits(key, layout, &digits, None, query, true)?;
         Ok((
             ResponseMsg {
                 layout: *layout,
@@ -669,6 +669,7 @@ impl Server {
         key: &PeerKey,
         layout: &Layout,
         digits: &[i64],
+        cached: Option<&[u64]>,
         query: &QueryMsg,
         switch_b: bool,
     ) -> Result<(Vec<ResultCt>, Vec<u64>), Error> {
@@ -678,7 +679,11 @@ impl Server {
         let levels = params.levels();
         let dcount = layout.digits;
         let wlen = shape.k * shape.n;
-        if digits.len() != dcount * wlen || query.b.len() != layout.query_count() {
+        let tiles = layout.k_tiles() * layout.n_tiles() * dcount;
+        if digits.len() != dcount * wlen
+            || query.b.len() != layout.query_count()
+            || cached.is_some_and(|c| c.len() != tiles * n * levels)
+        {
             return Err(wrong_size("weights or query"));
         }
 
@@ -728,22 +733,19 @@ impl Server {
                 let kt = layout.k_tiles();
                 for t in 0..kt {
                     // The plaintext tile W[t, s], digit g, in NTT form.
-                    what.iter_mut().for_each(|v| *v = 0);
-                    let wt = &mut what[..];
-                    let span = layout.out_cols(s) * layout.d1;
-                    for (l, md) in params.moduli().iter().enumerate() {
-                        let dst = &mut wt[l * n..(l + 1) * n];
-                        for c in 0..layout.cols(t) {
-                            let row = (t * layout.d1 + c) * shape.n + s * layout.d2;
-                            for j in 0..layout.out_cols(s) {
-                                dst[layout.weight_position(c, j)] = md.from_i64(plane[row + j]);
-                            }
+                    let tile: &[u64] = match cached {
+                        Some(c) => {
+                            let at = ((s * dcount + g) * kt + t) * n * levels;
+                            &c[at..at + n * levels]
                         }
-                        params.table(l).forward_sparse(dst, span);
-                    }
+                        None => {
+                            weight_tile(&params, layout, plane, t, s, &mut what);
+                            &what
+                        }
+                    };
                     for (i, acc_i) in acc.iter_mut().enumerate() {
                         let (qb, qa) = &queries[i * kt + t];
-                        acc_i.add_products(&params, (qb, qa), &what);
+                        acc_i.add_products(&params, (qb, qa), tile);
                     }
                 }
                 for (i, acc_i) in acc.iter_mut().enumerate() {
@@ -770,6 +772,36 @@ impl Server {
             .map(|c| c.expect("every result is computed"))
             .collect();
         Ok((cts, share))
+    }
+
+    /// Every plaintext tile of `W` in NTT form, in the order
+    /// [`Server::respond_digits`] reads them (`(s, g, t)`), if they take at
+    /// most `max_bytes`: for products of one `W` with many queries.
+    pub(crate) fn weight_tiles(
+        params: &Params,
+        layout: &Layout,
+        digits: &[i64],
+        max_bytes: usize,
+    ) -> Option<Zeroizing<Vec<u64>>> {
+        let (n, levels) = (params.n(), params.levels());
+        let count = layout.k_tiles() * layout.n_tiles() * layout.digits;
+        if count.saturating_mul(n * levels * 8) > max_bytes {
+            return None;
+        }
+        let wlen = layout.shape.k * layout.shape.n;
+        let mut out = Zeroizing::new(vec![0u64; count * n * levels]);
+        let mut idx = 0;
+        for s in 0..layout.n_tiles() {
+            for g in 0..layout.digits {
+                let plane = &digits[g * wlen..(g + 1) * wlen];
+                for t in 0..layout.k_tiles() {
+                    let dst = &mut out[idx * n * levels..(idx + 1) * n * levels];
+                    weight_tile(params, layout, plane, t, s, dst);
+                    idx += 1;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Re-randomises, returns to coefficient form, masks and floods one
@@ -915,6 +947,31 @@ pub(crate) fn switch_down(params: &Params, b: &[u64], count: usize, keep: usize)
         }
     }
     small_b
+}
+
+/// The plaintext tile `W[t, s]` of one digit plane (`[k, n]`) in NTT form,
+/// into `out` (`L N` residues).
+fn weight_tile(
+    params: &Params,
+    layout: &Layout,
+    plane: &[i64],
+    t: usize,
+    s: usize,
+    out: &mut [u64],
+) {
+    let n = params.n();
+    let span = layout.out_cols(s) * layout.d1;
+    out.iter_mut().for_each(|v| *v = 0);
+    for (l, md) in params.moduli().iter().enumerate() {
+        let dst = &mut out[l * n..(l + 1) * n];
+        for c in 0..layout.cols(t) {
+            let row = (t * layout.d1 + c) * layout.shape.n + s * layout.d2;
+            for j in 0..layout.out_cols(s) {
+                dst[layout.weight_position(c, j)] = md.from_i64(plane[row + j]);
+            }
+        }
+        params.table(l).forward_sparse(dst, span);
+    }
 }
 
 /// `W` has `k n` entries that fit `layout.w_bits` signed bits.

@@ -64,7 +64,13 @@ pub struct PreparedWeights {
     digits: Zeroizing<Vec<i64>>,
     /// `residues[(g L + l) k n + row n + col]`: digit `g` modulo prime `l`.
     residues: Zeroizing<Vec<u64>>,
+    /// The plaintext tiles in NTT form, when they take at most
+    /// [`CACHED_TILE_BYTES`]; otherwise each preprocessing transforms them.
+    tiles: Option<Zeroizing<Vec<u64>>>,
 }
+
+/// The most memory [`PreparedWeights`] keeps `W`'s tiles in NTT form in.
+pub const CACHED_TILE_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for PreparedWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,10 +95,12 @@ impl PreparedWeights {
                 }
             }
         }
+        let tiles = Server::weight_tiles(params, layout, &digits, CACHED_TILE_BYTES);
         Ok(PreparedWeights {
             layout: *layout,
             digits,
             residues,
+            tiles,
         })
     }
 
@@ -575,7 +583,9 @@ impl Server {
             seed: query.seed,
             b: full,
         };
-        let (cts, share) = self.respond_digits(key, &layout, &weights.digits, &full, false)?;
+        let tiles = weights.tiles.as_ref().map(|t| &t[..]);
+        let (cts, share) =
+            self.respond_digits(key, &layout, &weights.digits, tiles, &full, false)?;
         let mut a = Vec::with_capacity(cts.len());
         let mut b = Zeroizing::new(Vec::with_capacity(cts.len()));
         for ct in cts {
