@@ -205,6 +205,9 @@
 //! | 100, 784, 128 | 100 x 20 x 4 | 71 ms | 141 | 16 | 264 ms | 4.0 + 2.8 MB |
 //! | 100, 128, 128 | 100 x 10 x 8 | 7.6 ms | 214 | 16 | 60 ms | 1.5 + 1.4 MB |
 //!
+//! (The offline column predates [`PreparedWeights`] keeping `W`'s tiles in
+//! NTT form, which cut it by 15-30%; BENCHMARKS.md has both.)
+//!
 //! [`Layout::choose_prepared`] takes the fewest digits (the online work is
 //! `batch k n` products per prime and digit, whatever the tiles), then the
 //! cheapest preprocessing.
