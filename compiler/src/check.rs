@@ -789,13 +789,17 @@ impl Checker<'_> {
                 let protocol_value = match protocol.name.as_str() {
                     "paillier" => Some(Protocol::Paillier),
                     "shares" => Some(Protocol::Shares),
+                    "rlwe" => Some(Protocol::Rlwe),
                     other => {
                         let mut d = Diagnostic::error(
                             Code::UnknownProtocol,
                             format!("unknown protocol `{other}`"),
                         )
-                        .primary(protocol.span, "expected `paillier` or `shares`");
-                        if let Some(s) = suggest(other, ["paillier", "shares"]) {
+                        .primary(
+                            protocol.span,
+                            "expected one of `paillier`, `shares`, `rlwe`",
+                        );
+                        if let Some(s) = suggest(other, ["paillier", "shares", "rlwe"]) {
                             d = d.help(format!("did you mean `{s}`?"));
                         }
                         self.error(d);
@@ -2981,6 +2985,7 @@ mod tests {
             ("poly(v, [1, 0.5, -0.25])", "fixed[4]"),
             ("clamp(x, -1, 1)", "fixed[n, 4]"),
             ("x @ v via paillier", "fixed[n]"),
+            ("x @ v via rlwe", "fixed[n]"),
             ("m @ v", "E0202"),
             ("x + m", "E0201"),
             ("s @ v", "E0203"),
@@ -3145,6 +3150,14 @@ mod tests {
         assert_eq!(dot.via, Some(Protocol::Paillier));
         let add = m.value(m.outputs()[0].value);
         assert_eq!(add.via, None);
+        let rlwe = src.replace("via paillier", "via rlwe");
+        let m = check_source(&rlwe).model.unwrap();
+        let dot = m
+            .values()
+            .iter()
+            .find(|v| matches!(v.op, Op::MatMul(..)))
+            .unwrap();
+        assert_eq!(dot.via, Some(Protocol::Rlwe));
     }
 
     #[test]

@@ -546,9 +546,12 @@ impl Chooser<'_, '_> {
                 methods.push(Method::Paillier(k));
             }
             // RLWE products compete without a dealer (with one, its
-            // triples are cheaper); `--prefer rlwe` asks for them anyway.
+            // triples are cheaper); `--prefer rlwe` and `via rlwe` ask for
+            // them anyway.
             if matches!(value.op, Op::MatMul(..))
-                && (!self.dealer || self.prefer == Some(Protocol::Rlwe))
+                && (!self.dealer
+                    || self.prefer == Some(Protocol::Rlwe)
+                    || value.via == Some(Protocol::Rlwe))
             {
                 methods.push(Method::Rlwe);
             }
@@ -889,6 +892,7 @@ impl Chooser<'_, '_> {
             Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
                 "`via paillier`".to_string()
             }
+            Method::Rlwe if value.via == Some(Protocol::Rlwe) => "`via rlwe`".to_string(),
             Method::Shares => match &value.op {
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()

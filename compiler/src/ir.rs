@@ -103,7 +103,7 @@ pub enum Owner {
 pub enum Protocol {
     Paillier,
     Shares,
-    /// RLWE matrix products (`--prefer rlwe`; not a `via` of the language).
+    /// RLWE matrix products (`via rlwe`, `--prefer rlwe`).
     Rlwe,
 }
 

@@ -213,6 +213,16 @@ fn via_overrides_the_cost_model() {
     assert_eq!(auto, vec!["z = matmul(x, w): shares"]);
     let forced = choices(&base.replace("VIA", "via paillier"), &Options::default());
     assert_eq!(forced, vec!["z = matmul(x, w): paillier[server]"]);
+    // With a dealer the triples are cheaper, but `via rlwe` still wins.
+    let forced = choices(&base.replace("VIA", "via rlwe"), &Options::default());
+    assert_eq!(forced, vec!["z = matmul(x, w): rlwe"]);
+    let report = compile(
+        &checked(&base.replace("VIA", "via rlwe")),
+        &Options::default(),
+    )
+    .unwrap()
+    .report;
+    assert!(report.contains("`via rlwe`"), "{report}");
     let no_dealer = opts(|o| {
         o.use_dealer = false;
         o.correlations = Some(plan::CorrelationEngine::Paillier);
@@ -229,6 +239,12 @@ fn via_overrides_the_cost_model() {
         choices(&base.replace("VIA", "via shares"), &no_dealer),
         vec!["z = matmul(x, w): shares"]
     );
+    // RLWE runs products only: on anything else `via rlwe` is E0303.
+    let sum = base.replace("x @ w VIA", "sum(x * x) via rlwe");
+    let Err(text) = compile(&checked(&sum), &no_dealer) else {
+        panic!("`sum(..) via rlwe` should not compile");
+    };
+    assert!(text.contains("cannot run via rlwe"), "{text}");
 }
 
 #[test]

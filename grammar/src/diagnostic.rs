@@ -178,7 +178,7 @@ impl Code {
             Code::MultipleDealers => "At most one `dealer` may be declared.",
             Code::NoOutputs => "A model without `output` computes nothing anybody learns. Add `output NAME to PARTY;`.",
             Code::UnknownFunction => "The called function is not one of Veil's builtins. Check the spelling against the list of builtins.",
-            Code::UnknownProtocol => "`via` takes `paillier` or `shares`.",
+            Code::UnknownProtocol => "`via` takes `paillier`, `shares` or `rlwe`.",
             Code::DuplicatePrecision => "`precision` may be given once per model.",
             Code::UseBeforeDefinition => "A name is used before the line that defines it. Models read top to bottom: move the definition up.",
             Code::ShapeMismatch => "Elementwise operations need operands of the same shape, or a scalar on one side. Dimensions match only when both are the same number or the same symbol.",

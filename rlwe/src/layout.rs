@@ -244,6 +244,62 @@ impl Layout {
         }
     }
 
+    /// Query coefficients of tile `(i, t)` that carry an input, in order.
+    pub fn input_positions(&self, i: usize, t: usize) -> Vec<usize> {
+        let mut v = Vec::with_capacity(self.rows(i) * self.cols(t));
+        for r in 0..self.rows(i) {
+            for c in 0..self.cols(t) {
+                v.push(self.query_position(r, c));
+            }
+        }
+        v
+    }
+
+    /// The query coefficients of tile `(i, t)` that the preprocessed
+    /// protocol sends ahead of the input ([`crate::OfflineQueryMsg`]): those
+    /// of [`Layout::sent_positions`] that carry no input (none when
+    /// `d2 = 1`).
+    pub fn offline_positions(&self, i: usize, t: usize) -> Vec<usize> {
+        if self.d2 == 1 {
+            return Vec::new();
+        }
+        let mut carries = vec![false; self.ring_degree];
+        for p in self.input_positions(i, t) {
+            carries[p] = true;
+        }
+        (0..self.ring_degree).filter(|&p| !carries[p]).collect()
+    }
+
+    /// Bytes of [`crate::OfflineQueryMsg`].
+    pub fn offline_query_bytes(&self, params: &Params) -> usize {
+        let coeffs = if self.d2 == 1 {
+            0
+        } else {
+            self.query_count() * self.ring_degree - self.shape.batch * self.shape.k
+        };
+        crate::wire::HEADER_BYTES + 16 + (coeffs * params.coefficient_bits() as usize).div_ceil(8)
+    }
+
+    /// Bytes of [`crate::OfflineResponseMsg`]: the `a` halves of the results.
+    pub fn offline_response_bytes(&self, params: &Params) -> usize {
+        let coeffs = self.result_count() * self.ring_degree;
+        crate::wire::HEADER_BYTES
+            + (coeffs * params.prefix_bits(self.result_levels) as usize).div_ceil(8)
+    }
+
+    /// Bytes of [`crate::OnlineQueryMsg`]: one coefficient per input.
+    pub fn online_query_bytes(&self, params: &Params) -> usize {
+        let coeffs = self.shape.batch * self.shape.k;
+        crate::wire::HEADER_BYTES + (coeffs * params.coefficient_bits() as usize).div_ceil(8)
+    }
+
+    /// Bytes of [`crate::OnlineResponseMsg`]: the used `b` coefficients.
+    pub fn online_response_bytes(&self, params: &Params) -> usize {
+        let coeffs = self.shape.batch * self.shape.n * self.digits;
+        crate::wire::HEADER_BYTES
+            + (coeffs * params.prefix_bits(self.result_levels) as usize).div_ceil(8)
+    }
+
     /// The result coefficients kept for result tile `(i, s)`, in order
     /// (row-major over the tile's outputs).
     pub fn used_positions(&self, i: usize, s: usize) -> Vec<usize> {
@@ -301,16 +357,7 @@ impl Layout {
         layout.digit_bits = digit_bits;
         layout.digits = digits;
         layout.flood = flood;
-        let bound = 2f64.powi(digit_bits as i32 - 1) + 1.0;
-        let slack = budget(params, bound, layout.terms()).map_or(0.0, |(_, s)| s);
-        layout.result_levels = (1..=params.levels())
-            .find(|&l| {
-                l == params.levels()
-                    || ((params.levels() - l) as f64 * (params.n() as f64 + 1.0))
-                        * 2f64.powf(params.log2_q() - params.log2_prefix(l))
-                        <= slack
-            })
-            .unwrap_or(params.levels());
+        layout.result_levels = result_levels(params, digit_bits, layout.terms());
         Ok(layout)
     }
 
@@ -322,36 +369,47 @@ impl Layout {
         cost: &CostModel,
     ) -> Result<Layout, Error> {
         check_shape(shape, w_bits)?;
-        let n = params.n();
         let mut best: Option<(f64, Layout)> = None;
         let mut best_within: Option<(f64, Layout)> = None;
         let inputs = (shape.batch * shape.k) as f64;
-        for d1 in tile_candidates(shape.k, n) {
-            for d0 in tile_candidates(shape.batch, n / d1) {
-                let rest = n / (d0 * d1);
-                for d2 in tile_candidates(shape.n, rest) {
-                    let Ok(layout) = Layout::with_tiles(params, shape, w_bits, d0, d1, d2) else {
-                        continue;
-                    };
-                    let c = layout.estimated_cost(params, cost);
-                    if best.as_ref().is_none_or(|(b, _)| c < *b) {
-                        best = Some((c, layout));
-                    }
-                    let payload =
-                        (layout.query_bytes(params) - crate::wire::HEADER_BYTES - 16) as f64;
-                    if cost
-                        .max_upload_per_input
-                        .is_some_and(|m| payload <= m * inputs)
-                        && best_within.as_ref().is_none_or(|(b, _)| c < *b)
-                    {
-                        best_within = Some((c, layout));
-                    }
-                }
+        for layout in candidates(params, shape, w_bits) {
+            let c = layout.estimated_cost(params, cost);
+            if best.as_ref().is_none_or(|(b, _)| c < *b) {
+                best = Some((c, layout));
+            }
+            let payload = (layout.query_bytes(params) - crate::wire::HEADER_BYTES - 16) as f64;
+            if cost
+                .max_upload_per_input
+                .is_some_and(|m| payload <= m * inputs)
+                && best_within.as_ref().is_none_or(|(b, _)| c < *b)
+            {
+                best_within = Some((c, layout));
             }
         }
         best_within.or(best).map(|(_, l)| l).ok_or_else(|| {
             Error::InvalidLayout(format!("no layout of {shape:?} fits these parameters"))
         })
+    }
+
+    /// The layout for the preprocessed protocol ([`crate::prepared`]): its
+    /// online work is `batch k n` products per prime and digit whatever the
+    /// tiles, and its online upload one coefficient per input, so the
+    /// fewest digits win, then the cheapest preprocessing by `cost`.
+    pub fn choose_prepared(
+        params: &Params,
+        shape: Shape,
+        w_bits: u32,
+        cost: &CostModel,
+    ) -> Result<Layout, Error> {
+        check_shape(shape, w_bits)?;
+        candidates(params, shape, w_bits)
+            .into_iter()
+            .map(|l| ((l.digits, l.estimated_cost(params, cost)), l))
+            .min_by(|(a, _), (b, _)| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map(|(_, l)| l)
+            .ok_or_else(|| {
+                Error::InvalidLayout(format!("no layout of {shape:?} fits these parameters"))
+            })
     }
 
     /// Bytes of the query message (see [`crate::QueryMsg`]).
@@ -396,7 +454,7 @@ impl Layout {
     }
 }
 
-fn check_shape(shape: Shape, w_bits: u32) -> Result<(), Error> {
+pub(crate) fn check_shape(shape: Shape, w_bits: u32) -> Result<(), Error> {
     if shape.batch == 0 || shape.k == 0 || shape.n == 0 {
         return Err(Error::InvalidLayout(format!("empty product {shape:?}")));
     }
@@ -412,6 +470,24 @@ fn check_shape(shape: Shape, w_bits: u32) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Every layout worth trying for `shape`: the distinct tile counts of each
+/// dimension that fit the ring, with a digit plan that fits the budget.
+fn candidates(params: &Params, shape: Shape, w_bits: u32) -> Vec<Layout> {
+    let n = params.n();
+    let mut v = Vec::new();
+    for d1 in tile_candidates(shape.k, n) {
+        for d0 in tile_candidates(shape.batch, n / d1) {
+            let rest = n / (d0 * d1);
+            for d2 in tile_candidates(shape.n, rest) {
+                if let Ok(layout) = Layout::with_tiles(params, shape, w_bits, d0, d1, d2) {
+                    v.push(layout);
+                }
+            }
+        }
+    }
+    v
 }
 
 /// Tile sizes worth trying for a dimension of `len` under a cap: the distinct
@@ -465,8 +541,23 @@ fn budget(params: &Params, bound: f64, terms: usize) -> Option<(u128, f64)> {
     }
 }
 
+/// The fewest primes a result may keep after switching down, for digits
+/// of `digit_bits` bits and `terms` plaintext coefficients per result.
+pub(crate) fn result_levels(params: &Params, digit_bits: u32, terms: usize) -> usize {
+    let bound = 2f64.powi(digit_bits as i32 - 1) + 1.0;
+    let slack = budget(params, bound, terms).map_or(0.0, |(_, s)| s);
+    (1..=params.levels())
+        .find(|&l| {
+            l == params.levels()
+                || ((params.levels() - l) as f64 * (params.n() as f64 + 1.0))
+                    * 2f64.powf(params.log2_q() - params.log2_prefix(l))
+                    <= slack
+        })
+        .unwrap_or(params.levels())
+}
+
 /// `(digit_bits, digits, flood)` for weights of `w_bits` bits.
-fn digit_plan(params: &Params, w_bits: u32, terms: usize) -> Option<(u32, usize, u128)> {
+pub(crate) fn digit_plan(params: &Params, w_bits: u32, terms: usize) -> Option<(u32, usize, u128)> {
     for digits in 1..=64usize {
         let bits = (w_bits as usize).div_ceil(digits) as u32;
         if digits > 1 && (bits as usize) * (digits - 1) >= w_bits as usize {

@@ -176,21 +176,80 @@
 //! so it cannot reach 20 multiply-accumulates per microsecond. With the
 //! upload bound (`d2 = 1`) every output column of a row tile is its own
 //! result, which is why that bound costs most on narrow inputs.
+//!
+//! # Preprocessing ([`prepared`])
+//!
+//! Everything but the coefficients that carry `x` is known before `x`: the
+//! query's seed, its encryptions of zero elsewhere, and so (by linearity)
+//! the server's whole product on them, its re-randomiser, mask and
+//! flooding, and the results' `a` halves with the client's `a s`. The
+//! split sends exactly the ciphertexts of [`Server::respond`]; online the
+//! client sends `b` at the inputs (16 bytes each) and the server adds a
+//! plain product modulo each prime of those residues with `W`'s digits (a
+//! used result coefficient meets no other input), switches down and
+//! answers with the used coefficients (86 bits each). Online there is no
+//! transform at all, which is what batch 1 needed: the bound above (about
+//! twenty transforms per product) moves to the preprocessing.
+//!
+//! Measured (`RLWE_PREPARED=1 cargo run --release -p rlwe --example
+//! matmul_once -- BATCH K N 16 REPS`, same machine, load 4-5, 16-bit
+//! weights; online = the client's encoding, the server's product, the
+//! client's decoding, all through bytes; MAC/us on wall time):
+//!
+//! | `[batch, k] @ [k, n]` | tiles | online wall | online MAC/us | online up, B / input | offline CPU | offline up + down |
+//! |---|---|---|---|---|---|---|
+//! | 1, 64, 16 | 1 x 64 x 16 | 24 us | 42 | 16 (+70 B header) | 3.3 ms | 130 + 88 kB |
+//! | 1, 784, 128 | 1 x 784 x 7 | 0.57 ms | 177 | 16 | 27 ms | 119 kB + 1.7 MB |
+//! | 1, 128, 128 | 1 x 128 x 43 | 0.13 ms | 131 | 16 | 6.0 ms | 129 + 264 kB |
+//! | 100, 64, 16 | 100 x 16 x 4 | 1.4 ms | 71 | 16 | 14 ms | 422 + 352 kB |
+//! | 100, 784, 128 | 100 x 20 x 4 | 71 ms | 141 | 16 | 264 ms | 4.0 + 2.8 MB |
+//! | 100, 128, 128 | 100 x 10 x 8 | 7.6 ms | 214 | 16 | 60 ms | 1.5 + 1.4 MB |
+//!
+//! (The offline column predates [`PreparedWeights`] keeping `W`'s tiles in
+//! NTT form, which cut it by 15-30%; BENCHMARKS.md has both.)
+//!
+//! [`Layout::choose_prepared`] takes the fewest digits (the online work is
+//! `batch k n` products per prime and digit, whatever the tiles), then the
+//! cheapest preprocessing.
+//!
+//! # Convolutions ([`conv`])
+//!
+//! Cheetah's HomConv packing: an input's channels, rows and columns in one
+//! polynomial, each kernel reversed in another, no rotations; several
+//! kernels share a plaintext when they fit (then all `N` query
+//! coefficients travel). Against Im2col and a matrix product (what the
+//! compiler lowers `conv2d` to), one valid convolution, 16-bit kernels,
+//! `cargo run --release -p rlwe --example conv_once -- C H W M KH KW 16
+//! REPS` (load 7; MAC/us on CPU time, upload per input element):
+//!
+//! | convolution | HomConv, 1 kernel per product | HomConv, chosen | Im2col + matmul |
+//! |---|---|---|---|
+//! | LeNet-5 conv1, 1 x 32 x 32, 6 of 5 x 5 | 10.7, 16 B | 21.4, 128 B | 6.7, 640 B |
+//! | LeNet-5 conv2, 6 x 14 x 14, 16 of 5 x 5 | 10.4, 16 B | 40.0, 112 B | 10.9, 446 B |
+//! | net_b conv1, 1 x 28 x 28, 16 of 5 x 5 | 8.1, 16 B | 25.6, 167 B | 8.9, 669 B |
+//! | net_b conv2, 16 x 12 x 12, 16 of 5 x 5 | 17.1, 16 B | 41.0, 57 B | 15.2, 398 B |
 
 pub mod arith;
+pub mod conv;
 pub mod layout;
 pub mod matmul;
 pub mod ntt;
 pub mod params;
+pub mod prepared;
 pub mod sample;
 mod simd;
 mod wire;
 
+pub use conv::{ConvLayout, ConvQueryMsg, ConvResponseMsg, ConvShape};
 pub use layout::{CostModel, Layout, Shape};
 pub use matmul::{
     Client, PeerKey, PublicKeyMsg, QueryMsg, ResponseMsg, ResultCt, SecretKey, Server,
 };
 pub use params::Params;
+pub use prepared::{
+    OfflineQueryMsg, OfflineResponseMsg, OnlineQueryMsg, OnlineResponseMsg, PendingQuery,
+    PendingResult, PreparedQuery, PreparedResponse, PreparedWeights,
+};
 pub use wire::WireError;
 
 /// Everything that can go wrong, typed. No message carries a secret.

@@ -24,7 +24,7 @@ const KIND_PUBLIC_KEY: u8 = 1;
 const KIND_QUERY: u8 = 2;
 const KIND_RESPONSE: u8 = 3;
 const DOMAIN_PUBLIC_KEY: u8 = b'p';
-const DOMAIN_QUERY: u8 = b'q';
+pub(crate) const DOMAIN_QUERY: u8 = b'q';
 
 /// A ternary secret key, kept in coefficient and NTT form. Zeroized on
 /// drop; `Debug` shows no key material.
@@ -330,11 +330,16 @@ impl ResponseMsg {
     }
 }
 
-fn check_layout(params: &Params, layout: &Layout) -> Result<(), Error> {
-    if layout.ring_degree != params.n() {
+pub(crate) fn check_layout(params: &Params, layout: &Layout) -> Result<(), Error> {
+    check_layout_degree(params, layout.ring_degree)
+}
+
+/// A layout made for `ring_degree` fits `params`.
+pub(crate) fn check_layout_degree(params: &Params, ring_degree: usize) -> Result<(), Error> {
+    if ring_degree != params.n() {
         return Err(Error::InvalidLayout(format!(
             "layout made for ring degree {}, parameters have {}",
-            layout.ring_degree,
+            ring_degree,
             params.n()
         )));
     }
@@ -342,15 +347,15 @@ fn check_layout(params: &Params, layout: &Layout) -> Result<(), Error> {
 }
 
 /// An in-memory message whose parts do not have the sizes its layout gives.
-fn wrong_size(what: &'static str) -> Error {
+pub(crate) fn wrong_size(what: &'static str) -> Error {
     Error::Wire(WireError::Size(what))
 }
 
 /// The data owner: holds the secret key and `x`, decrypts its share.
 pub struct Client {
-    params: Arc<Params>,
-    sk: SecretKey,
-    rng: SecretRng,
+    pub(crate) params: Arc<Params>,
+    pub(crate) sk: SecretKey,
+    pub(crate) rng: SecretRng,
 }
 
 impl std::fmt::Debug for Client {
@@ -407,46 +412,21 @@ impl Client {
         let seed = self.rng.seed();
         let mut a = vec![0u64; n * levels];
         let mut as_ = Zeroizing::new(vec![0u64; n * levels]);
-        let mut enc = Zeroizing::new([0u64; 8]);
         let stride = layout.d1 * layout.d2;
         let mut cts = Vec::with_capacity(layout.query_count());
         for i in 0..layout.m_tiles() {
             for t in 0..layout.k_tiles() {
                 let index = (i * layout.k_tiles() + t) as u32;
-                expand_uniform_ntt(&params, &seed, DOMAIN_QUERY, index, &mut a);
-                self.sk.mul_ntt(&a, &mut as_);
                 let positions = layout.sent_positions(i, t);
-                let count = positions.len();
-                let mut b = vec![0u64; count * levels];
-                for (j, &pos) in positions.iter().enumerate() {
+                let message = |pos: usize| {
                     let (r, c) = (pos / stride, pos % stride);
-                    let m = if r < layout.rows(i) && c < layout.cols(t) {
+                    if r < layout.rows(i) && c < layout.cols(t) {
                         x[(i * layout.d0 + r) * shape.k + t * layout.d1 + c]
                     } else {
                         0
-                    };
-                    if m == 0 {
-                        // Padding (most coefficients when d2 > 1): no encoding.
-                        enc.iter_mut().for_each(|v| *v = 0);
-                    } else {
-                        params.encode_scaled(m, &mut enc[..]);
                     }
-                    let e = self.rng.cbd();
-                    for (li, md) in params.moduli().iter().enumerate() {
-                        // enc - a s + e, with |e| <= 21 < p: in (p - 21, 3p + 21)
-                        // before two conditional subtractions.
-                        let p = md.value();
-                        let mut v = ((enc[li] + 2 * p - as_[li * n + pos]) as i64 + e) as u64;
-                        if v >= 2 * p {
-                            v -= 2 * p;
-                        }
-                        if v >= p {
-                            v -= p;
-                        }
-                        b[li * count + j] = v;
-                    }
-                }
-                cts.push(b);
+                };
+                cts.push(self.encrypt_at(&seed, index, &positions, message, &mut a, &mut as_));
             }
         }
         Ok(QueryMsg {
@@ -454,6 +434,51 @@ impl Client {
             seed,
             b: cts,
         })
+    }
+
+    /// `b` of the seeded query ciphertext `(seed, index)` at `positions`
+    /// (prime-major), coefficient `pos` encrypting `message(pos)`. `a` and
+    /// `as_` are scratch of `L N` residues.
+    pub(crate) fn encrypt_at(
+        &mut self,
+        seed: &Seed,
+        index: u32,
+        positions: &[usize],
+        message: impl Fn(usize) -> u64,
+        a: &mut [u64],
+        as_: &mut [u64],
+    ) -> Vec<u64> {
+        let params = self.params.clone();
+        let (n, levels) = (params.n(), params.levels());
+        expand_uniform_ntt(&params, seed, DOMAIN_QUERY, index, a);
+        self.sk.mul_ntt(a, as_);
+        let count = positions.len();
+        let mut b = vec![0u64; count * levels];
+        let mut enc = Zeroizing::new([0u64; 8]);
+        for (j, &pos) in positions.iter().enumerate() {
+            let m = message(pos);
+            if m == 0 {
+                // Padding (most coefficients when d2 > 1): no encoding.
+                enc.iter_mut().for_each(|v| *v = 0);
+            } else {
+                params.encode_scaled(m, &mut enc[..]);
+            }
+            let e = self.rng.cbd();
+            for (li, md) in params.moduli().iter().enumerate() {
+                // enc - a s + e, with |e| <= 21 < p: in (p - 21, 3p + 21)
+                // before two conditional subtractions.
+                let p = md.value();
+                let mut v = ((enc[li] + 2 * p - as_[li * n + pos]) as i64 + e) as u64;
+                if v >= 2 * p {
+                    v -= 2 * p;
+                }
+                if v >= p {
+                    v -= p;
+                }
+                b[li * count + j] = v;
+            }
+        }
+        b
     }
 
     /// Decrypts the response into this party's share of `x @ W`
@@ -477,32 +502,10 @@ impl Client {
                 for g in 0..layout.digits {
                     let ct = &response.cts[idx];
                     idx += 1;
-                    if ct.a.len() != n * levels || ct.b.len() != used.len() * levels {
-                        return Err(wrong_size("result ciphertext"));
-                    }
-                    for (l, md) in params.moduli().iter().enumerate().take(levels) {
-                        let src = &ct.a[l * n..(l + 1) * n];
-                        if src.iter().any(|&v| v >= md.value())
-                            || ct.b[l * used.len()..(l + 1) * used.len()]
-                                .iter()
-                                .any(|&v| v >= md.value())
-                        {
-                            return Err(Error::Wire(WireError::Range { index: 0, prime: l }));
-                        }
-                        a_ntt[l * n..(l + 1) * n].copy_from_slice(src);
-                        params.table(l).forward(&mut a_ntt[l * n..(l + 1) * n]);
-                    }
-                    self.sk.mul_ntt_prefix(levels, &a_ntt, &mut as_);
+                    let values = self.decrypt_used(ct, &used, levels, &mut a_ntt, &mut as_)?;
                     let shift = g as u32 * layout.digit_bits;
                     let cols = layout.out_cols(s);
-                    for (u, &pos) in used.iter().enumerate() {
-                        let v =
-                            params.decode_prefix(
-                                levels,
-                                params.moduli().iter().enumerate().map(|(l, md)| {
-                                    md.add(as_[l * n + pos], ct.b[l * used.len() + u])
-                                }),
-                            );
+                    for (u, v) in values.into_iter().enumerate() {
                         let (r, j) = (u / cols, u % cols);
                         let out = &mut share[(i * layout.d0 + r) * shape.n + s * layout.d2 + j];
                         *out = out.wrapping_add(v.wrapping_shl(shift));
@@ -512,11 +515,56 @@ impl Client {
         }
         Ok(share)
     }
+
+    /// Decrypts the coefficients `used` of a result on its first `levels`
+    /// primes (its `b` holds exactly those), checking sizes and ranges.
+    /// `a_ntt` and `as_` are scratch of `levels N` residues.
+    pub(crate) fn decrypt_used(
+        &self,
+        ct: &ResultCt,
+        used: &[usize],
+        levels: usize,
+        a_ntt: &mut [u64],
+        as_: &mut [u64],
+    ) -> Result<Vec<u64>, Error> {
+        let params = &self.params;
+        let n = params.n();
+        if ct.a.len() != n * levels || ct.b.len() != used.len() * levels {
+            return Err(wrong_size("result ciphertext"));
+        }
+        for (l, md) in params.moduli().iter().enumerate().take(levels) {
+            let src = &ct.a[l * n..(l + 1) * n];
+            if src.iter().any(|&v| v >= md.value())
+                || ct.b[l * used.len()..(l + 1) * used.len()]
+                    .iter()
+                    .any(|&v| v >= md.value())
+            {
+                return Err(Error::Wire(WireError::Range { index: 0, prime: l }));
+            }
+            a_ntt[l * n..(l + 1) * n].copy_from_slice(src);
+            params.table(l).forward(&mut a_ntt[l * n..(l + 1) * n]);
+        }
+        self.sk.mul_ntt_prefix(levels, a_ntt, as_);
+        Ok(used
+            .iter()
+            .enumerate()
+            .map(|(u, &pos)| {
+                params.decode_prefix(
+                    levels,
+                    params
+                        .moduli()
+                        .iter()
+                        .enumerate()
+                        .map(|(l, md)| md.add(as_[l * n + pos], ct.b[l * used.len() + u])),
+                )
+            })
+            .collect())
+    }
 }
 
 /// The client's public key as the server uses it (NTT form).
 pub struct PeerKey {
-    params: Arc<Params>,
+    pub(crate) params: Arc<Params>,
     b_ntt: Vec<u64>,
     a_ntt: Vec<u64>,
 }
@@ -554,8 +602,8 @@ impl PeerKey {
 
 /// The model owner: holds `W`, answers queries, keeps its share.
 pub struct Server {
-    params: Arc<Params>,
-    rng: SecretRng,
+    pub(crate) params: Arc<Params>,
+    pub(crate) rng: SecretRng,
 }
 
 impl std::fmt::Debug for Server {
@@ -601,40 +649,42 @@ impl Server {
         if query.layout != *layout || query.b.len() != layout.query_count() {
             return Err(Error::Wire(WireError::Layout));
         }
+        check_weights(layout, w)?;
+        let digits = weight_digits(layout, w);
+        let (cts, share) = self.respond_digits(key, layout, &digits, None, query, true)?;
+        Ok((
+            ResponseMsg {
+                layout: *layout,
+                cts,
+            },
+            share,
+        ))
+    }
+
+    /// The body of [`Server::respond`] on `W` split into digits
+    /// ([`weight_digits`]). With `switch_b` false the results' `b` halves
+    /// keep every prime (the caller adds to them and switches them down).
+    pub(crate) fn respond_digits(
+        &mut self,
+        key: &PeerKey,
+        layout: &Layout,
+        digits: &[i64],
+        cached: Option<&[u64]>,
+        query: &QueryMsg,
+        switch_b: bool,
+    ) -> Result<(Vec<ResultCt>, Vec<u64>), Error> {
+        let params = self.params.clone();
         let shape = layout.shape;
-        if w.len() != shape.k * shape.n {
-            return Err(Error::Shape(format!(
-                "W has {} values, the layout expects {} x {} = {}",
-                w.len(),
-                shape.k,
-                shape.n,
-                shape.k * shape.n
-            )));
-        }
-        if layout.w_bits < 64 {
-            let lo = -(1i64 << (layout.w_bits - 1));
-            let hi = (1i64 << (layout.w_bits - 1)) - 1;
-            if let Some(index) = w.iter().position(|&v| !(lo..=hi).contains(&(v as i64))) {
-                return Err(Error::Shape(format!(
-                    "W[{}, {}] does not fit the {} signed bits the layout was made for",
-                    index / shape.n,
-                    index % shape.n,
-                    layout.w_bits
-                )));
-            }
-        }
         let n = params.n();
         let levels = params.levels();
-
-        // Digits of W, digit-major: digits[g][row * n_cols + col].
         let dcount = layout.digits;
-        let mut digits = Zeroizing::new(vec![0i64; dcount * w.len()]);
-        let mut tmp = vec![0i64; dcount];
-        for (idx, &v) in w.iter().enumerate() {
-            split_digits(v, layout.digit_bits, dcount, &mut tmp);
-            for (g, &d) in tmp.iter().enumerate() {
-                digits[g * w.len() + idx] = d;
-            }
+        let wlen = shape.k * shape.n;
+        let tiles = layout.k_tiles() * layout.n_tiles() * dcount;
+        if digits.len() != dcount * wlen
+            || query.b.len() != layout.query_count()
+            || cached.is_some_and(|c| c.len() != tiles * n * levels)
+        {
+            return Err(wrong_size("weights or query"));
         }
 
         // The query ciphertexts in NTT form.
@@ -676,33 +726,43 @@ impl Server {
             .collect();
         for s in 0..layout.n_tiles() {
             for g in 0..dcount {
-                let plane = &digits[g * w.len()..(g + 1) * w.len()];
+                let plane = &digits[g * wlen..(g + 1) * wlen];
                 for a in acc.iter_mut() {
                     a.clear();
                 }
                 let kt = layout.k_tiles();
                 for t in 0..kt {
                     // The plaintext tile W[t, s], digit g, in NTT form.
-                    what.iter_mut().for_each(|v| *v = 0);
-                    let wt = &mut what[..];
-                    let span = layout.out_cols(s) * layout.d1;
-                    for (l, md) in params.moduli().iter().enumerate() {
-                        let dst = &mut wt[l * n..(l + 1) * n];
-                        for c in 0..layout.cols(t) {
-                            let row = (t * layout.d1 + c) * shape.n + s * layout.d2;
-                            for j in 0..layout.out_cols(s) {
-                                dst[layout.weight_position(c, j)] = md.from_i64(plane[row + j]);
-                            }
+                    let tile: &[u64] = match cached {
+                        Some(c) => {
+                            let at = ((s * dcount + g) * kt + t) * n * levels;
+                            &c[at..at + n * levels]
                         }
-                        params.table(l).forward_sparse(dst, span);
-                    }
+                        None => {
+                            weight_tile(&params, layout, plane, t, s, &mut what);
+                            &what
+                        }
+                    };
                     for (i, acc_i) in acc.iter_mut().enumerate() {
                         let (qb, qa) = &queries[i * kt + t];
-                        acc_i.add_products(&params, (qb, qa), &what);
+                        acc_i.add_products(&params, (qb, qa), tile);
                     }
                 }
                 for (i, acc_i) in acc.iter_mut().enumerate() {
-                    let ct = self.finish_result(key, layout, acc_i, i, s, g, &mut share);
+                    let used = layout.used_positions(i, s);
+                    let cols = layout.out_cols(s);
+                    let slots: Vec<usize> = (0..used.len())
+                        .map(|u| (i * layout.d0 + u / cols) * shape.n + s * layout.d2 + u % cols)
+                        .collect();
+                    let spec = ResultSpec {
+                        used: &used,
+                        slots: &slots,
+                        shift: g as u32 * layout.digit_bits,
+                        flood: layout.flood,
+                        keep: layout.result_levels,
+                        switch_b,
+                    };
+                    let ct = self.finish_result(key, acc_i, &spec, &mut share);
                     cts[(i * layout.n_tiles() + s) * dcount + g] = Some(ct);
                 }
             }
@@ -711,26 +771,47 @@ impl Server {
             .into_iter()
             .map(|c| c.expect("every result is computed"))
             .collect();
-        Ok((
-            ResponseMsg {
-                layout: *layout,
-                cts,
-            },
-            share,
-        ))
+        Ok((cts, share))
+    }
+
+    /// Every plaintext tile of `W` in NTT form, in the order
+    /// [`Server::respond_digits`] reads them (`(s, g, t)`), if they take at
+    /// most `max_bytes`: for products of one `W` with many queries.
+    pub(crate) fn weight_tiles(
+        params: &Params,
+        layout: &Layout,
+        digits: &[i64],
+        max_bytes: usize,
+    ) -> Option<Zeroizing<Vec<u64>>> {
+        let (n, levels) = (params.n(), params.levels());
+        let count = layout.k_tiles() * layout.n_tiles() * layout.digits;
+        if count.saturating_mul(n * levels * 8) > max_bytes {
+            return None;
+        }
+        let wlen = layout.shape.k * layout.shape.n;
+        let mut out = Zeroizing::new(vec![0u64; count * n * levels]);
+        let mut idx = 0;
+        for s in 0..layout.n_tiles() {
+            for g in 0..layout.digits {
+                let plane = &digits[g * wlen..(g + 1) * wlen];
+                for t in 0..layout.k_tiles() {
+                    let dst = &mut out[idx * n * levels..(idx + 1) * n * levels];
+                    weight_tile(params, layout, plane, t, s, dst);
+                    idx += 1;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Re-randomises, returns to coefficient form, masks and floods one
-    /// accumulated result, and drops its unused coefficients.
-    #[allow(clippy::too_many_arguments)]
-    fn finish_result(
+    /// accumulated result, and drops its unused coefficients (see
+    /// [`ResultSpec`]).
+    pub(crate) fn finish_result(
         &mut self,
         key: &PeerKey,
-        layout: &Layout,
         acc: &mut Accumulator,
-        i: usize,
-        s: usize,
-        g: usize,
+        spec: &ResultSpec,
         share: &mut [u64],
     ) -> ResultCt {
         let params = self.params.clone();
@@ -792,19 +873,15 @@ impl Server {
             }
         }
         // Mask, e1 and flooding on the used coefficients of b.
-        let used = layout.used_positions(i, s);
-        let count = used.len();
-        let cols = layout.out_cols(s);
-        let shift = g as u32 * layout.digit_bits;
+        let count = spec.used.len();
         let mut out_b = vec![0u64; count * levels];
         let mut enc = [0u64; 8];
-        for (u_idx, &pos) in used.iter().enumerate() {
+        for (u_idx, (&pos, &slot)) in spec.used.iter().zip(spec.slots).enumerate() {
             let z = self.rng.next_u64();
-            let (r, j) = (u_idx / cols, u_idx % cols);
-            let slot = &mut share[(i * layout.d0 + r) * layout.shape.n + s * layout.d2 + j];
-            *slot = slot.wrapping_add(z.wrapping_shl(shift));
+            let slot = &mut share[slot];
+            *slot = slot.wrapping_add(z.wrapping_shl(spec.shift));
             params.encode_scaled(z.wrapping_neg(), &mut enc);
-            let noise = self.rng.uniform_symmetric(layout.flood) + self.rng.cbd() as i128;
+            let noise = self.rng.uniform_symmetric(spec.flood) + self.rng.cbd() as i128;
             for (l, md) in params.moduli().iter().enumerate() {
                 out_b[l * count + u_idx] =
                     md.add(md.add(b[l * n + pos], enc[l]), md.from_i128(noise));
@@ -812,10 +889,15 @@ impl Server {
         }
         // Switch down to the layout's primes: a on every coefficient, b on
         // the used ones.
-        let keep = layout.result_levels;
+        let keep = spec.keep;
         if keep == levels {
             return ResultCt { a, b: out_b };
         }
+        let small_b = if spec.switch_b {
+            switch_down(&params, &out_b, count, keep)
+        } else {
+            out_b
+        };
         let mut small_a = a;
         for l in (keep + 1..=levels).rev() {
             let (rest, last) = small_a.split_at_mut((l - 1) * n);
@@ -824,24 +906,114 @@ impl Server {
             }
         }
         small_a.truncate(keep * n);
-        let mut res = [0u64; 8];
-        let mut small_b = vec![0u64; count * keep];
-        for u in 0..count {
-            for l in 0..levels {
-                res[l] = out_b[l * count + u];
-            }
-            for l in (keep + 1..=levels).rev() {
-                params.drop_last_prime(&mut res, l);
-            }
-            for l in 0..keep {
-                small_b[l * count + u] = res[l];
-            }
-        }
         ResultCt {
             a: small_a,
             b: small_b,
         }
     }
+}
+
+/// What [`Server::finish_result`] does with one result: keeps the
+/// coefficients `used`, masks coefficient `used[u]` with a fresh `z` and
+/// adds `z << shift` to `share[slots[u]]`, floods with `[-flood, flood]`,
+/// and switches `a` (and `b` if `switch_b`) down to `keep` primes.
+pub(crate) struct ResultSpec<'a> {
+    pub used: &'a [usize],
+    pub slots: &'a [usize],
+    pub shift: u32,
+    pub flood: u128,
+    pub keep: usize,
+    pub switch_b: bool,
+}
+
+/// `count` coefficients given on every prime (prime-major), switched down
+/// to the first `keep` primes.
+pub(crate) fn switch_down(params: &Params, b: &[u64], count: usize, keep: usize) -> Vec<u64> {
+    let levels = params.levels();
+    if keep == levels {
+        return b.to_vec();
+    }
+    let mut res = [0u64; 8];
+    let mut small_b = vec![0u64; count * keep];
+    for u in 0..count {
+        for l in 0..levels {
+            res[l] = b[l * count + u];
+        }
+        for l in (keep + 1..=levels).rev() {
+            params.drop_last_prime(&mut res, l);
+        }
+        for l in 0..keep {
+            small_b[l * count + u] = res[l];
+        }
+    }
+    small_b
+}
+
+/// The plaintext tile `W[t, s]` of one digit plane (`[k, n]`) in NTT form,
+/// into `out` (`L N` residues).
+fn weight_tile(
+    params: &Params,
+    layout: &Layout,
+    plane: &[i64],
+    t: usize,
+    s: usize,
+    out: &mut [u64],
+) {
+    let n = params.n();
+    let span = layout.out_cols(s) * layout.d1;
+    out.iter_mut().for_each(|v| *v = 0);
+    for (l, md) in params.moduli().iter().enumerate() {
+        let dst = &mut out[l * n..(l + 1) * n];
+        for c in 0..layout.cols(t) {
+            let row = (t * layout.d1 + c) * layout.shape.n + s * layout.d2;
+            for j in 0..layout.out_cols(s) {
+                dst[layout.weight_position(c, j)] = md.from_i64(plane[row + j]);
+            }
+        }
+        params.table(l).forward_sparse(dst, span);
+    }
+}
+
+/// `W` has `k n` entries that fit `layout.w_bits` signed bits.
+pub(crate) fn check_weights(layout: &Layout, w: &[u64]) -> Result<(), Error> {
+    let shape = layout.shape;
+    if w.len() != shape.k * shape.n {
+        return Err(Error::Shape(format!(
+            "W has {} values, the layout expects {} x {} = {}",
+            w.len(),
+            shape.k,
+            shape.n,
+            shape.k * shape.n
+        )));
+    }
+    if layout.w_bits < 64 {
+        let lo = -(1i64 << (layout.w_bits - 1));
+        let hi = (1i64 << (layout.w_bits - 1)) - 1;
+        if let Some(index) = w.iter().position(|&v| !(lo..=hi).contains(&(v as i64))) {
+            return Err(Error::Shape(format!(
+                "W[{}, {}] does not fit the {} signed bits the layout was made for",
+                index / shape.n,
+                index % shape.n,
+                layout.w_bits
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The balanced digits of `W` (`[k, n]`, checked to fit `layout.w_bits`),
+/// digit-major: `digits[g * k n + row * n + col]`.
+pub(crate) fn weight_digits(layout: &Layout, w: &[u64]) -> Zeroizing<Vec<i64>> {
+    let dcount = layout.digits;
+    let mut digits = Zeroizing::new(vec![0i64; dcount * w.len()]);
+    let mut tmp = vec![0i64; dcount];
+    for (idx, &v) in w.iter().enumerate() {
+        split_digits(v, layout.digit_bits, dcount, &mut tmp);
+        for (g, &d) in tmp.iter().enumerate() {
+            digits[g * w.len() + idx] = d;
+        }
+    }
+    digits
 }
 
 /// Sums of products of residues, unreduced, as `lo + 2^52 hi` per
@@ -850,7 +1022,7 @@ impl Server {
 /// primes): a product adds less than 2^52 to `lo` and 2^48 to `hi`, and
 /// every [`FLUSH_EVERY`] products the sums are folded modulo their prime,
 /// far from overflow.
-struct Accumulator {
+pub(crate) struct Accumulator {
     lo_b: Vec<u64>,
     hi_b: Vec<u64>,
     lo_a: Vec<u64>,
@@ -861,7 +1033,7 @@ struct Accumulator {
 const FLUSH_EVERY: usize = 1024;
 
 impl Accumulator {
-    fn new(len: usize) -> Accumulator {
+    pub(crate) fn new(len: usize) -> Accumulator {
         Accumulator {
             lo_b: vec![0; len],
             hi_b: vec![0; len],
@@ -871,7 +1043,7 @@ impl Accumulator {
         }
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         for v in [
             &mut self.lo_b,
             &mut self.hi_b,
@@ -884,7 +1056,7 @@ impl Accumulator {
     }
 
     /// `(b, a) += (qb, qa) * w`, all in NTT form, prime-major.
-    fn add_products(&mut self, params: &Params, query: (&[u64], &[u64]), w: &[u64]) {
+    pub(crate) fn add_products(&mut self, params: &Params, query: (&[u64], &[u64]), w: &[u64]) {
         let (qb, qa) = query;
         crate::simd::mul_acc2(
             [
