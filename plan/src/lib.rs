@@ -32,8 +32,12 @@ pub use tensor::{
 pub use validate::{validate, ValidPlan, ValidationError};
 pub use window::{im2col_data, Window};
 
-/// Bumped when the plan format changes incompatibly.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped when the plan format changes incompatibly, so an older runtime
+/// refuses a newer plan by its version rather than failing to parse it.
+/// 3: correlations name their engine (OT or Paillier), RLWE matrix
+/// products, and the ops `Exp`, `Reciprocal`, `MinReduce`, `Permute`,
+/// `Reshape`, `Im2col` windows, `Rsqrt`, `Concat` and `Narrow`.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Index into [`Plan::parties`].
 pub type PartyIdx = u32;
