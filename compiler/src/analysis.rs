@@ -95,8 +95,9 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             };
             fit_for(&mut a, g, v, *x, func, approx, cheap_compare);
         }
-        // exp is (1 + x/2^n)^(2^n): wrong below x = -2^n (the base turns
-        // negative), and its last square must fit like a product.
+        // exp is (1 + t + t²/2)^(2^n) with t = x/2^n: wrong below x = -2^n
+        // (the base grows again there), and its last square must fit like a
+        // product.
         if let (Op::Exp(x), Visibility::Secret) = (&value.op, node.visibility) {
             let r = g.node(*x).range;
             let m = 2f64.powi(EXP_SQUARINGS as i32);
@@ -113,7 +114,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                     )
                     .primary(value.span, format!("its input lies in {r}"))
                     .note(format!(
-                        "`exp` is (1 + x/{m})^{m} on shares: exact only for x ≥ -{m}, and its powers must stay below {} at precision {f}",
+                        "`exp` is (1 + t + t²/2)^{m} with t = x/{m} on shares: exact only for x ≥ -{m}, and its powers must stay below {} at precision {f}",
                         fmt_num(product_limit)
                     ))
                     .help("subtract the maximum first (`exp(s - max(s))` lies in (0, 1]), or declare tighter input ranges"),
@@ -688,13 +689,15 @@ fn error_bounds(
                     f64::INFINITY
                 }
             },
-            // (1 + x/m)^m by n squarings from y0 = 1 + x/m, at a working
-            // precision of f + b bits (`exp_extra_bits`): the limit's own
-            // error against e^x (on a grid of the input's range), and
-            // rounding δ_{k+1} = 2·Y_k·δ_k + δ_k² + ulp through the squares
-            // (Y_k the largest |y_k|; the ulp of the working precision, and
-            // 2^-f for the last), from δ_0 = e(x)/m (plus 2^-f when x/m is
-            // rounded, b = 0).
+            // (1 + t + t²/2)^m, t = x/m, by n squarings from
+            // y0 = 1 + t + t²/2, at a working precision of f + b bits
+            // (`exp_extra_bits`): the limit's own error against e^x (on a
+            // grid of the input's range), and rounding
+            // δ_{k+1} = 2·Y_k·δ_k + δ_k² + ulp through the squares (Y_k the
+            // largest |y_k|; the ulp of the working precision, and 2^-f for
+            // the last), from δ_0 = δ_t·(1 + |t| + δ_t/2) + ulp (t²/2 is
+            // truncated once), δ_t = e(x)/m (plus 2^-f when x/m is rounded,
+            // b = 0).
             Op::Exp(a) => {
                 let n = EXP_SQUARINGS as i32;
                 let mm = 2f64.powi(n);
@@ -711,9 +714,12 @@ fn error_bounds(
                     .fold(0.0, f64::max);
                 let b = exp_extra_bits(g.model.precision(), r.hi);
                 let ulp = lsb * 2f64.powi(-(b as i32));
-                let base = (1.0 + r.lo / mm).abs().max((1.0 + r.hi / mm).abs());
-                let mut delta = e(a) / mm + if b == 0 { lsb } else { 0.0 };
-                let mut gain = 1.0 / mm;
+                // y0 is convex in t, so largest at an end of the range.
+                let base = exp_base(r.lo / mm).max(exp_base(r.hi / mm));
+                let t_max = r.lo.abs().max(r.hi.abs()) / mm;
+                let delta_t = e(a) / mm + if b == 0 { lsb } else { 0.0 };
+                let mut delta = delta_t * (1.0 + t_max + delta_t / 2.0) + ulp;
+                let mut gain = (1.0 + t_max) / mm;
                 for k in 0..n {
                     let y = base.powi(1 << k);
                     gain *= 2.0 * y;

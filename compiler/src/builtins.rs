@@ -334,7 +334,7 @@ pub const BUILTINS: &[Builtin] = &[
         name: "exp",
         forms: &[Form {
             call: "exp(x)",
-            doc: "`e^x` elementwise, as `(1 + x/256)^256` (8 squarings; needs `x ≥ -256`)",
+            doc: "`e^x` elementwise, as `(1 + t + t²/2)^128` with `t = x/128` (8 products; needs `x ≥ -128`)",
             args: Args::Map(Op::Exp),
         }],
     },

@@ -287,13 +287,14 @@ impl Chooser<'_, '_> {
                         };
                         self.poly_cost(n, degree, true) + clamp
                     }
-                    // x/2^n + 1, then n squarings, each a round.
+                    // t = x/2^n, t² (a round), 1 + t + t²/2, then n
+                    // squarings, each a round.
                     Op::Exp(_) => {
-                        let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        let mut c = self.trunc(n) + Cost::compute(3.0 * n * c.ring_op);
                         if self.clamped.contains(&v) {
                             c += self.comparison(2.0 * n, COMPARISON_ROUNDS);
                         }
-                        for _ in 0..crate::ir::EXP_SQUARINGS {
+                        for _ in 0..=crate::ir::EXP_SQUARINGS {
                             c += self.beaver(n, n, n, 1.0) + self.trunc(n);
                         }
                         c
@@ -893,7 +894,7 @@ impl Chooser<'_, '_> {
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()
                 }
-                Op::Exp(_) => "nonlinear on secret values: (1 + x/256)^256 by 8 squarings on shares".into(),
+                Op::Exp(_) => "nonlinear on secret values: (1 + t + t²/2)^128, t = x/128, by a product and 7 squarings on shares".into(),
                 Op::Reciprocal(_) => "nonlinear on secret values: Newton's iteration on shares".into(),
                 Op::Relu(_)
                 | Op::Max(..)

@@ -326,9 +326,10 @@ impl Lowerer<'_, '_> {
                     y
                 }
             }
-            // (1 + x/2^n)^(2^n): a scaling, an addition, n squarings.
-            // At f + b fractional bits (`exp_extra_bits`): with b = n, the
-            // share of x read at f + n bits is x / 2^n exactly.
+            // (1 + t + t²/2)^(2^n) with t = x/2^n: a scaling, one product
+            // for t² (halved by truncating one bit more), two additions, n
+            // squarings. At f + b fractional bits (`exp_extra_bits`): with
+            // b = n, the share of x read at f + n bits is t exactly.
             Op::Exp(a) => {
                 let n = ir::EXP_SQUARINGS;
                 let hi = self.g.node(*a).range.hi;
@@ -364,9 +365,25 @@ impl Lowerer<'_, '_> {
                         format!("{label}: x / 2^{n}"),
                     )
                 };
+                let t2 = self.beaver_batch(vec![(
+                    t,
+                    t,
+                    Correlation::Elementwise {
+                        shape: shape.clone(),
+                    },
+                    shape.clone(),
+                    format!("{label}: t² (t = x / 2^{n})"),
+                )])[0];
+                // t² at 2w bits shifted by w + 1 is t²/2 at w bits (the
+                // register's scale says w - 1: read it at w, as t above).
+                let shifted = self.trunc_batch(vec![(t2, w + 1)])[0];
+                let half = self.share_reg(shape.clone(), w, format!("{label}: t²/2"));
+                self.local(half, ShareOp::Reshape, vec![shifted]);
                 let one = self.public_const(vec![1.0], "1".into());
-                let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + x / 2^{n}"));
-                self.local(y, ShareOp::AddPublic, vec![t, one]);
+                let t1 = self.share_reg(shape.clone(), w, format!("{label}: 1 + t"));
+                self.local(t1, ShareOp::AddPublic, vec![t, one]);
+                let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + t + t²/2"));
+                self.local(y, ShareOp::Add, vec![t1, half]);
                 for k in 1..=n {
                     let square = self.beaver_batch(vec![(
                         y,
