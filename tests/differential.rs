@@ -1242,6 +1242,109 @@ fn softmax_probabilities_hold_their_bound() {
     }
 }
 
+/// `log` on shares (Newton's iteration on exp from a tangent, steps from
+/// the range) with random ranges, precisions and shapes, with and without a
+/// dealer: within its stated bound of the exact ln, and the bound small.
+#[test]
+fn log_with_random_ranges_holds_its_bound() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1818);
+    for case in 0..6u64 {
+        let lo = rng.random_range(0.05..2.0f64);
+        let hi = lo * rng.random_range(1.5..200.0f64);
+        let k = rng.random_range(1..=5usize);
+        let precision = if case % 3 == 0 { 16 } else { 20 };
+        let m = checked(&format!(
+            "model m {{ party a; party b; dealer d; precision {precision};
+               input x: fixed[batch, {k}] private(a) in [{lo}, {hi}];
+               input y: fixed[{k}] private(b) in [0, 1];
+               let l = log(x + y); output l to a; }}"
+        ));
+        let dealer = case % 2 == 0;
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 6);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let bound = plan.outputs[0].error_bound;
+        // Mostly the exp's rounding times the largest input.
+        assert!(
+            bound < (hi + 1.0) * 64.0 * 2f64.powi(-precision) + 1e-3,
+            "log on [{lo}, {}] at precision {precision}: bound {bound}",
+            hi + 1.0
+        );
+        check_model("log", &m, 6, &o, 1800 + case);
+    }
+    // A range reaching 0 is refused (E0304), not computed.
+    let zero = checked(
+        "model m { party a; party b; input x: fixed[3] private(a) in [0, 1];
+           input y: fixed[3] private(b) in [0, 1]; let l = log(x + y); output l to a; }",
+    );
+    match compiler::compile(&zero, &options(|_| {})) {
+        Err(compiler::CompileError::Model(d)) => {
+            assert!(
+                d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
+                "{d:?}"
+            )
+        }
+        other => panic!("log around 0 compiled: {:?}", other.map(|_| ())),
+    }
+}
+
+/// `log_softmax` along random axes of random shapes, with and without a
+/// dealer: within the compiler's bound of the exact values (PyTorch's
+/// definition, computed here from the inputs), the bound within 5e-3.
+#[test]
+fn log_softmax_along_random_axes_matches_the_reference() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1819);
+    for case in 0..4u64 {
+        let classes = rng.random_range(2..=6usize);
+        let rows = rng.random_range(1..=3usize);
+        let axis = rng.random_range(0..2usize);
+        let shape = if axis == 0 {
+            format!("[{classes}, {rows}]")
+        } else {
+            format!("[{rows}, {classes}]")
+        };
+        let m = checked(&format!(
+            "model m {{ party a; party b; dealer d; precision 20;
+               input x: fixed{shape} private(a) in [-3, 3]; input y: fixed{shape} private(b) in [-1, 1];
+               let l = log_softmax(x + y, axis: {axis}); output l to a; }}"
+        ));
+        let dealer = case % 2 == 0;
+        let o = options(|o| o.use_dealer = dealer);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let bound = plan.outputs[0].error_bound;
+        assert!(bound <= 5e-3, "log_softmax bound {bound}");
+        check_model("log_softmax", &m, 1, &o, 1900 + case);
+        // The reference is PyTorch's formula.
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, 1, 1900 + case);
+        let got = &compiler::reference::evaluate(&m, &inputs).unwrap()[0].1;
+        let s: Vec<f64> = (inputs["x"].data.iter().zip(&inputs["y"].data))
+            .map(|(a, b)| a + b)
+            .collect();
+        let (n0, n1) = if axis == 0 {
+            (classes, rows)
+        } else {
+            (rows, classes)
+        };
+        for i in 0..n0 {
+            for j in 0..n1 {
+                let along: Vec<f64> = if axis == 0 {
+                    (0..n0).map(|r| s[r * n1 + j]).collect()
+                } else {
+                    (0..n1).map(|c| s[i * n1 + c]).collect()
+                };
+                let max = along.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + along.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                let want = s[i * n1 + j] - lse;
+                assert!((got.data[i * n1 + j] - want).abs() < 1e-9);
+            }
+        }
+    }
+}
+
 /// `leaky_relu`, `relu6` and `hardtanh`, written out as `max(x, s·x)` and
 /// `clamp`, privately with and without a dealer: within the compiler's
 /// bound of the reference, and the reference is PyTorch's definition

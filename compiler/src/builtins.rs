@@ -62,8 +62,9 @@ pub enum Args {
     Transpose,
     /// `permute(x, [p0, p1, ...])`: `Op::Permute`.
     Permute,
-    /// `softmax(x, axis: k)`: operations the checker writes out.
-    Softmax,
+    /// `softmax(x, axis: k)` and `log_softmax` (`log`): operations the
+    /// checker writes out.
+    Softmax { log: bool },
     /// `leaky_relu(x, negative_slope: s)`, `0 < s < 1`: the checker writes
     /// out `max(x, s·x)` (`Op::Max`, one comparison per element).
     LeakyRelu,
@@ -199,7 +200,7 @@ impl Args {
             | Args::Reduce(_)
             | Args::Approximated(_)
             | Args::Flatten
-            | Args::Softmax
+            | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::Hardtanh
             | Args::GlobalAvgPool => &[Param::Tensor],
@@ -236,7 +237,7 @@ impl Args {
     pub fn named(self) -> &'static [Named] {
         match self {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
-            Args::Reduce(_) | Args::Softmax | Args::Concat => &[Named::Axis],
+            Args::Reduce(_) | Args::Softmax { .. } | Args::Concat => &[Named::Axis],
             Args::Flatten => &[Named::StartDim, Named::EndDim],
             Args::LeakyRelu => &[Named::NegativeSlope],
             Args::Hardtanh => &[Named::MinVal, Named::MaxVal],
@@ -272,7 +273,7 @@ impl Args {
             | Args::Approximated(_)
             | Args::Coefficients(_)
             | Args::Bounds(_)
-            | Args::Softmax
+            | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::LeakyReluSlope
             | Args::Hardtanh => ShapeRule::Same,
@@ -347,11 +348,27 @@ pub const BUILTINS: &[Builtin] = &[
         }],
     },
     Builtin {
+        name: "log",
+        forms: &[Form {
+            call: "log(x)",
+            doc: "natural logarithm elementwise, by Newton's iteration on `exp`; the range of `x` must lie above 0",
+            args: Args::Map(Op::Log),
+        }],
+    },
+    Builtin {
         name: "softmax",
         forms: &[Form {
             call: "softmax(x, axis: -1)",
             doc: "`exp(x - max(x)) / sum(exp(x - max(x)))` along dimension `axis` (default the last), a numbered dimension",
-            args: Args::Softmax,
+            args: Args::Softmax { log: false },
+        }],
+    },
+    Builtin {
+        name: "log_softmax",
+        forms: &[Form {
+            call: "log_softmax(x, axis: -1)",
+            doc: "`(x - max(x)) - log(sum(exp(x - max(x))))` along dimension `axis` (default the last), a numbered dimension",
+            args: Args::Softmax { log: true },
         }],
     },
     Builtin {
@@ -773,7 +790,9 @@ mod tests {
                     Args::Coefficients(op) => op(x, vec![]),
                     Args::Bounds(op) => op(x, 0.0, 1.0),
                     Args::Reshape | Args::Flatten => Op::Reshape(x),
-                    Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
+                    Args::Transpose | Args::Permute | Args::Softmax { .. } => {
+                        Op::Permute(x, vec![])
+                    }
                     Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
                     Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
                     // Written out: the result moves the channels back.

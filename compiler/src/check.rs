@@ -1051,7 +1051,7 @@ impl Checker<'_> {
         let mut restore: Restore = None;
         let xs = self.shape(x).clone();
         match form.args {
-            Args::Softmax => return self.softmax(name, x, &positional, &named, span),
+            Args::Softmax { log } => return self.softmax(name, log, x, &positional, &named, span),
             Args::LeakyRelu => return self.leaky_relu(x, &named, None, span),
             Args::LeakyReluSlope => return self.leaky_relu(x, &named, Some(positional[1]), span),
             Args::Hardtanh => return self.hardtanh(x, &named, span),
@@ -1161,7 +1161,7 @@ impl Checker<'_> {
             | Args::Flatten
             | Args::Transpose
             | Args::Permute
-            | Args::Softmax
+            | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::LeakyReluSlope
             | Args::Hardtanh
@@ -1384,9 +1384,12 @@ impl Checker<'_> {
     /// 0), then `e * reciprocal(max(sum(e, axis: k), 1))`: the sum is at
     /// least 1 exactly (the maximum's own term), and the comparison with 1
     /// (one per row) lets the reciprocal's range start there.
+    /// `log_softmax` (`log`) is `(x - max) - log(max(sum(e), 1))`, the log's
+    /// range starting at 1 the same way.
     fn softmax(
         &mut self,
         name: &str,
+        log: bool,
         x: ValueId,
         positional: &[&ast::Arg],
         named: &[&ast::Arg],
@@ -1429,6 +1432,10 @@ impl Checker<'_> {
         let one = self.push(Op::Const { data: vec![1.0] }, Shape::scalar(), span);
         let sum_shape = self.shape(sum).clone();
         let at_least_one = self.push(Op::Max(sum, one), sum_shape.clone(), span);
+        if log {
+            let log_sum = self.push(Op::Log(at_least_one), sum_shape, span);
+            return Some(self.along(centred, log_sum, axis, Op::Sub, span));
+        }
         let inverse = self.push(Op::Reciprocal(at_least_one), sum_shape, span);
         Some(self.along(e, inverse, axis, Op::Mul, span))
     }
@@ -3056,6 +3063,13 @@ mod tests {
             ("softmax(x, axis: 0)", "E0203"),
             ("softmax(s)", "E0203"),
             ("softmax(x, axis: 2)", "E0204"),
+            ("log(x)", "fixed[n, 4]"),
+            ("log(x, v)", "E0204"),
+            ("log_softmax(x)", "fixed[n, 4]"),
+            ("log_softmax(m, axis: 0)", "fixed[4, 3]"),
+            ("log_softmax(x, axis: 0)", "E0203"),
+            ("log_softmax(s)", "E0203"),
+            ("log_softmax(x, dim: 1)", "E0205"),
         ];
         for (expr, expect) in cases {
             check_body(&format!("{inputs} let r = {expr}; output r to a;"), expect);

@@ -583,6 +583,7 @@ pub fn estimate(
                     | ClearOp::Tanh
                     | ClearOp::Exp
                     | ClearOp::Reciprocal
+                    | ClearOp::Log
                     | ClearOp::Rsqrt
                     | ClearOp::Poly(_) => n(*dst) * CLEAR_POLY_RING_OPS * costs.ring_op,
                     _ => n(*dst) * costs.ring_op,

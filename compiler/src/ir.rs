@@ -186,6 +186,10 @@ pub enum Op {
     /// 1/x elementwise, by Newton's iteration from a constant first guess;
     /// the range of x must exclude 0 (see `analysis::reciprocal_plan`).
     Reciprocal(ValueId),
+    /// ln x elementwise, by Newton's iteration y ← y − 1 + x·e^(−y) from a
+    /// tangent of ln; the range of x must lie above 0 (see
+    /// `analysis::log_plan`).
+    Log(ValueId),
     /// The operand's axes reordered: axis `i` of the result is axis
     /// `perm[i]` of the operand (local data movement, no arithmetic).
     Permute(ValueId, Vec<usize>),
@@ -228,7 +232,8 @@ impl Op {
             | Op::Rsqrt(a)
             | Op::Narrow(a, ..)
             | Op::Exp(a)
-            | Op::Reciprocal(a) => vec![*a],
+            | Op::Reciprocal(a)
+            | Op::Log(a) => vec![*a],
             Op::Concat(parts) => parts.clone(),
             Op::Add(a, b)
             | Op::Sub(a, b)
@@ -272,6 +277,7 @@ impl Op {
             Op::Narrow(..) => "narrow",
             Op::Exp(_) => "exp",
             Op::Reciprocal(_) => "reciprocal",
+            Op::Log(_) => "log",
         }
     }
 }

@@ -73,6 +73,7 @@ pub fn expected(
             Op::Tanh(a, _) => map(get(*a), f64::tanh),
             Op::Exp(a) => map(get(*a), f64::exp),
             Op::Reciprocal(a) => map(get(*a), |x| 1.0 / x),
+            Op::Log(a) => map(get(*a), f64::ln),
             Op::Rsqrt(a) => map(get(*a), |x| 1.0 / x.sqrt()),
             // Row by row along the last axis: each operand's row in turn.
             Op::Concat(parts) => {

@@ -95,6 +95,78 @@ impl Lowerer<'_, '_> {
         self.trunc1(dst)
     }
 
+    /// e^x on shares for `x` at most `hi`, clamped at -2^n first when
+    /// `clamp` (see `analysis`): (1 + t + t²/2)^(2^n) with t = x/2^n.
+    fn exp_shares(
+        &mut self,
+        x: Reg,
+        hi: f64,
+        clamp: bool,
+        shape: &plan::Shape,
+        label: &str,
+        x_label: &str,
+    ) -> Reg {
+        let f = self.f;
+        let n = ir::EXP_SQUARINGS;
+        let b = crate::analysis::exp_extra_bits(f, hi);
+        let w = f + b;
+        // Inputs that can fall below -2^n are first clamped there
+        // (see `analysis`): the formula is wrong below it.
+        let mut x = x;
+        if clamp {
+            let m = 2f64.powi(n as i32);
+            x = self.nonlinear(
+                plan::NonlinearOp::Clamp {
+                    lo: -m,
+                    hi: hi.max(1.0 - m),
+                },
+                vec![x],
+                shape.clone(),
+                format!("{} clamped to [-{m}, {}]", x_label, hi.max(1.0 - m)),
+            );
+        }
+        let t = if b == n {
+            let t = self.share_reg(shape.clone(), w, format!("{label}: x / 2^{n}"));
+            self.local(t, ShareOp::Reshape, vec![x]);
+            t
+        } else {
+            self.mul_public_scalar(x, 2f64.powi(-(n as i32)), format!("{label}: x / 2^{n}"))
+        };
+        let t2 = self.beaver_batch(vec![(
+            t,
+            t,
+            Correlation::Elementwise {
+                shape: shape.clone(),
+            },
+            shape.clone(),
+            format!("{label}: t² (t = x / 2^{n})"),
+        )])[0];
+        // t² at 2w bits shifted by w + 1 is t²/2 at w bits (the
+        // register's scale says w - 1: read it at w, as t above).
+        let shifted = self.trunc_batch(vec![(t2, w + 1)])[0];
+        let half = self.share_reg(shape.clone(), w, format!("{label}: t²/2"));
+        self.local(half, ShareOp::Reshape, vec![shifted]);
+        let one = self.public_const(vec![1.0], "1".into());
+        let t1 = self.share_reg(shape.clone(), w, format!("{label}: 1 + t"));
+        self.local(t1, ShareOp::AddPublic, vec![t, one]);
+        let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + t + t²/2"));
+        self.local(y, ShareOp::Add, vec![t1, half]);
+        for k in 1..=n {
+            let square = self.beaver_batch(vec![(
+                y,
+                y,
+                Correlation::Elementwise {
+                    shape: shape.clone(),
+                },
+                shape.clone(),
+                format!("{label}: squaring {k} of {n}"),
+            )])[0];
+            let bits = if k == n { 2 * w - f } else { w };
+            y = self.trunc_batch(vec![(square, bits)])[0];
+        }
+        y
+    }
+
     pub(super) fn shares(&mut self, v: ValueId, reprs: &[Repr], args: &[Reg]) -> Reg {
         let value = self.g.value(v);
         let label = self.g.label(v);
@@ -331,71 +403,52 @@ impl Lowerer<'_, '_> {
             // squarings. At f + b fractional bits (`exp_extra_bits`): with
             // b = n, the share of x read at f + n bits is t exactly.
             Op::Exp(a) => {
-                let n = ir::EXP_SQUARINGS;
                 let hi = self.g.node(*a).range.hi;
-                let b = crate::analysis::exp_extra_bits(f, hi);
-                let w = f + b;
-                // Inputs that can fall below -2^n are first clamped there
-                // (see `analysis`): the formula is wrong below it.
-                let mut args = args.to_vec();
-                if self.chooser.clamped.contains(&v) {
-                    let m = 2f64.powi(n as i32);
-                    args[0] = self.nonlinear(
-                        plan::NonlinearOp::Clamp {
-                            lo: -m,
-                            hi: hi.max(1.0 - m),
-                        },
-                        vec![args[0]],
-                        shape.clone(),
-                        format!(
-                            "{} clamped to [-{m}, {}]",
-                            self.g.label(*a),
-                            hi.max(1.0 - m)
-                        ),
-                    );
-                }
-                let t = if b == n {
-                    let t = self.share_reg(shape.clone(), w, format!("{label}: x / 2^{n}"));
-                    self.local(t, ShareOp::Reshape, vec![args[0]]);
-                    t
-                } else {
-                    self.mul_public_scalar(
-                        args[0],
-                        2f64.powi(-(n as i32)),
-                        format!("{label}: x / 2^{n}"),
-                    )
-                };
-                let t2 = self.beaver_batch(vec![(
-                    t,
-                    t,
-                    Correlation::Elementwise {
-                        shape: shape.clone(),
-                    },
-                    shape.clone(),
-                    format!("{label}: t² (t = x / 2^{n})"),
-                )])[0];
-                // t² at 2w bits shifted by w + 1 is t²/2 at w bits (the
-                // register's scale says w - 1: read it at w, as t above).
-                let shifted = self.trunc_batch(vec![(t2, w + 1)])[0];
-                let half = self.share_reg(shape.clone(), w, format!("{label}: t²/2"));
-                self.local(half, ShareOp::Reshape, vec![shifted]);
+                let clamp = self.chooser.clamped.contains(&v);
+                let x_label = self.g.label(*a);
+                self.exp_shares(args[0], hi, clamp, &shape, &label, &x_label)
+            }
+            // ln x: the tangent y0 = ln c − 1 + x/c (one public product),
+            // then Newton's steps y ← y + x·e^(−y) − 1 (an `exp` and one
+            // product each), as `analysis::log_plan` planned them.
+            Op::Log(a) => {
+                let lp = crate::analysis::log_plan(self.g, *a)
+                    .expect("the analysis refuses a log without a plan (E0304)");
+                let x = args[0];
+                let t = self.mul_public_scalar(x, 1.0 / lp.c, format!("{label}: x / {}", lp.c));
+                let k = self.public_const(vec![lp.c.ln() - 1.0], format!("ln {} - 1", lp.c));
+                let mut y = self.share_reg(shape.clone(), f, format!("{label}: tangent"));
+                self.local(y, ShareOp::AddPublic, vec![t, k]);
                 let one = self.public_const(vec![1.0], "1".into());
-                let t1 = self.share_reg(shape.clone(), w, format!("{label}: 1 + t"));
-                self.local(t1, ShareOp::AddPublic, vec![t, one]);
-                let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + t + t²/2"));
-                self.local(y, ShareOp::Add, vec![t1, half]);
-                for k in 1..=n {
-                    let square = self.beaver_batch(vec![(
-                        y,
-                        y,
+                for step in 1..=lp.iterations {
+                    let neg = self.share_reg(shape.clone(), f, format!("{label}: -y, step {step}"));
+                    self.local(neg, ShareOp::Neg, vec![y]);
+                    let z = self.exp_shares(
+                        neg,
+                        lp.exp_range.hi,
+                        false,
+                        &shape,
+                        &format!("{label}: e^-y, step {step}"),
+                        &format!("-y, step {step}"),
+                    );
+                    let p = self.beaver_batch(vec![(
+                        x,
+                        z,
                         Correlation::Elementwise {
                             shape: shape.clone(),
                         },
                         shape.clone(),
-                        format!("{label}: squaring {k} of {n}"),
+                        format!("{label}: x·e^-y, step {step}"),
                     )])[0];
-                    let bits = if k == n { 2 * w - f } else { w };
-                    y = self.trunc_batch(vec![(square, bits)])[0];
+                    let p = self.trunc1(p);
+                    let s = self.share_reg(
+                        shape.clone(),
+                        f,
+                        format!("{label}: y + x·e^-y, step {step}"),
+                    );
+                    self.local(s, ShareOp::Add, vec![y, p]);
+                    y = self.share_reg(shape.clone(), f, format!("{label}: Newton step {step}"));
+                    self.local(y, ShareOp::SubPublic, vec![s, one]);
                 }
                 y
             }
