@@ -39,6 +39,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "GlobalAveragePool",
     "Identity",
     "LeakyRelu",
+    "Log",
+    "LogSoftmax",
     "MatMul",
     "MaxPool",
     "Mul",
@@ -785,12 +787,13 @@ impl<'a> Tr<'a> {
                 }
                 self.set(node, 0, Val::Const(c));
             }
-            "Relu" | "Sigmoid" | "Tanh" | "Exp" => {
+            "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Log" => {
                 let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
                 let (f, extra, kind) = match op {
                     "Relu" => ("relu", String::new(), Kind::Other),
                     "Sigmoid" => ("sigmoid", "tol: 0.002".to_string(), Kind::Other),
                     "Tanh" => ("tanh", String::new(), Kind::Other),
+                    "Log" => ("log", String::new(), Kind::Other),
                     _ => ("exp", String::new(), Kind::Other),
                 };
                 let v = self.emit_node(
@@ -856,10 +859,7 @@ impl<'a> Tr<'a> {
                 let v = self.emit_node(node, call, shape, Kind::Other);
                 self.set(node, 0, v);
             }
-            "LogSoftmax" => {
-                return Err(self.unsupported(node, "is not supported yet: Veil has no `log` (export the probabilities with Softmax instead)"));
-            }
-            "Softmax" => {
+            "Softmax" | "LogSoftmax" => {
                 let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
                 let rank = shape.len() as i64;
                 let default = if self.opset >= 13 { -1 } else { 1 };
@@ -868,7 +868,11 @@ impl<'a> Tr<'a> {
                 if self.opset < 13 && axis != shape.len() - 1 {
                     return Err(self.unsupported(node, "before opset 13 with an axis other than the last (it flattens the trailing dimensions)"));
                 }
-                let (f, kind) = ("softmax", Kind::Probabilities);
+                let (f, kind) = if op == "Softmax" {
+                    ("softmax", Kind::Probabilities)
+                } else {
+                    ("log_softmax", Kind::Other)
+                };
                 let v = self.emit_node(
                     node,
                     Op::Call {
@@ -1422,6 +1426,7 @@ impl<'a> Tr<'a> {
             "Sigmoid" => arg(0)?.map(|v| 1.0 / (1.0 + (-v).exp())),
             "Tanh" => arg(0)?.map(f64::tanh),
             "Exp" => arg(0)?.map(f64::exp),
+            "Log" => arg(0)?.map(f64::ln),
             "Sqrt" => arg(0)?.map(f64::sqrt),
             "Reciprocal" => arg(0)?.map(|v| 1.0 / v),
             "Gather" => {

@@ -237,11 +237,37 @@ def deep_mlp():
     save("deep_mlp", m, x[16:], x[:16])
 
 
+def log_softmax_mlp():
+    """An MLP whose head is LogSoftmax (as torch's F.log_softmax exports),
+    with its own random stream so that adding it changed no other fixture."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261218)
+    inits = []
+    nodes = [
+        gemm("fc1", "input.1", "/fc1/Gemm_output_0", 12, 16, inits),
+        helper.make_node("Relu", ["/fc1/Gemm_output_0"], ["/relu/Relu_output_0"], name="/relu/Relu"),
+        gemm("fc2", "/relu/Relu_output_0", "/fc2/Gemm_output_0", 16, 4, inits),
+        helper.make_node("LogSoftmax", ["/fc2/Gemm_output_0"], ["log_probs"], name="/LogSoftmax", axis=1),
+    ]
+    m = graph_model(nodes, inits, [12], "log_probs", [4], 17, "torch_log_softmax")
+    x = rng.uniform(-2, 2, (116, 12))
+    save("torch_log_softmax", m, x[16:], x[:16])
+    rng = saved
+
+
+GENERATORS = {
+    "linear": linear_fixtures,
+    "torch_mlp": mlp,
+    "torch_mlp_external": lambda: mlp(external=True, name="torch_mlp_external"),
+    "torch_lenet5": lenet5,
+    "torch_resnet_tiny": resnet,
+    "opset6": opset6,
+    "deep_mlp": deep_mlp,
+    "torch_log_softmax": log_softmax_mlp,
+}
+
 if __name__ == "__main__":
-    linear_fixtures()
-    mlp()
-    mlp(external=True, name="torch_mlp_external")
-    lenet5()
-    resnet()
-    opset6()
-    deep_mlp()
+    # All of them, or only those named (`make_fixtures.py torch_log_softmax`).
+    import sys
+    for name in sys.argv[1:] or GENERATORS:
+        GENERATORS[name]()
