@@ -1712,20 +1712,77 @@ fn batch_norm_matches_the_reference_folded_or_not() {
         }
         check_model("batch_norm", &m, 2, &o, 1990 + i as u64);
     }
+    // A variance no single party knows: 1/√ by Newton's iteration on shares.
     let secret = checked(
-        "model m { party a; party s; input x: fixed[batch, 3] private(a) in [-1, 1];
+        "model m { party a; party s; dealer d; input x: fixed[batch, 3] private(a) in [-1, 1];
            input v: fixed[3] private(s) in [0.5, 1]; input u: fixed[3] private(a) in [0.5, 1];
            input z: fixed[3] private(s) in [-1, 1];
            let k = batch_norm(x, z, v + u); output k to a; }",
     );
-    match compiler::compile(&secret, &options(|_| {})) {
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 3);
+        });
+        let plan = compiler::compile(&secret, &o).unwrap().plan;
+        assert!(!plan.to_text().contains("clear.rsqrt"));
+        assert!(
+            plan.outputs[0].error_bound < 1e-3,
+            "{}",
+            plan.outputs[0].error_bound
+        );
+        check_model("secret batch_norm", &secret, 3, &o, 1995 + i as u64);
+    }
+}
+
+/// `rsqrt` and `sqrt` on shares (Newton's iteration from a constant guess,
+/// steps from the range) with random ranges and shapes, with and without a
+/// dealer: within the stated bound of the exact values; a range reaching 0
+/// is refused (E0304).
+#[test]
+fn rsqrt_and_sqrt_with_random_ranges_hold_their_bounds() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1820);
+    for case in 0..6u64 {
+        let lo = rng.random_range(0.01..2.0f64);
+        let hi = lo * rng.random_range(1.5..1000.0f64);
+        let k = rng.random_range(1..=4usize);
+        let precision = if case % 3 == 0 { 16 } else { 20 };
+        let m = checked(&format!(
+            "model m {{ party a; party b; dealer d; precision {precision};
+               input x: fixed[batch, {k}] private(a) in [{lo}, {hi}];
+               input y: fixed[{k}] private(b) in [0, 1];
+               let r = rsqrt(x + y); let s = sqrt(x + y); output r to a; output s to b; }}"
+        ));
+        let dealer = case % 2 == 0;
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 5);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        // sqrt = x·rsqrt(x): rsqrt's error times x, up to hi + 1.
+        for (spec, scale) in plan.outputs.iter().zip([1.0, hi + 1.0]) {
+            assert!(
+                spec.error_bound.is_finite() && spec.error_bound < 0.1 * scale,
+                "[{lo}, {hi}] at precision {precision}: {} bound {}",
+                spec.name,
+                spec.error_bound
+            );
+        }
+        check_model("rsqrt", &m, 5, &o, 2000 + case);
+    }
+    let zero = checked(
+        "model m { party a; party b; input x: fixed[3] private(a) in [-1, 1];
+           input y: fixed[3] private(b) in [0, 1]; let r = rsqrt(x + y); output r to a; }",
+    );
+    match compiler::compile(&zero, &options(|_| {})) {
         Err(compiler::CompileError::Model(d)) => {
             assert!(
                 d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
                 "{d:?}"
             )
         }
-        other => panic!("a secret variance compiled: {:?}", other.map(|_| ())),
+        other => panic!("rsqrt around 0 compiled: {:?}", other.map(|_| ())),
     }
 }
 

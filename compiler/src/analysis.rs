@@ -178,19 +178,27 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                 );
             }
         }
-        // 1/√x is computed in the clear: by a party that holds x, or publicly.
-        if let (Op::Rsqrt(x), Visibility::Secret) = (&value.op, node.visibility) {
-            a.errors.push(
-                Diagnostic::error(
-                    Code::PolyOverflow,
-                    format!("`{label}` (1/√x) cannot be computed on the secret value `{}`", g.label(*x)),
-                )
-                .primary(value.span, "its input is known to no single party")
-                .note("`batch_norm` computes 1/√(running_var + eps) in the clear, at the party that holds the statistics")
-                .help("give `batch_norm` statistics that one party holds (its inputs) or constants"),
-            );
-        } else if let Op::Rsqrt(x) = &value.op {
+        // 1/√x: of a positive range; on shares, by Newton's iteration
+        // within `rsqrt_plan`'s limits.
+        if let Op::Rsqrt(x) = &value.op {
             let r = g.node(*x).range;
+            let fits = rsqrt_plan(g, *x).is_some_and(|p| {
+                let y = 1.5 / p.a.sqrt();
+                y < value_limit && y * y * p.b.max(1.0) < product_limit
+            });
+            if r.lo > 0.0 && node.visibility == Visibility::Secret && !fits {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`{label}` (1/√x) cannot be computed on the range of `{}`", g.label(*x)),
+                    )
+                    .primary(value.span, format!("its input lies in {r}"))
+                    .note(format!(
+                        "1/√x on shares runs Newton's iteration y ← y·(3 − x·y²)/2 from a constant guess, at most {MAX_RSQRT_ITERATIONS} steps (a ratio of largest to smallest input up to about 10^7)"
+                    ))
+                    .help("declare a tighter input range, or `clamp(x, lo, hi)` with 0 < lo first"),
+                );
+            }
             if r.lo <= 0.0 {
                 a.errors.push(
                     Diagnostic::error(
@@ -313,6 +321,80 @@ pub fn reciprocal_plan(g: &Graph, x: ValueId) -> Option<ReciprocalPlan> {
     let iterations = (1..=MAX_RECIPROCAL_ITERATIONS).find(|&k| eps0.powi(1 << k) <= target)?;
     Some(ReciprocalPlan {
         negate,
+        a,
+        b,
+        guess,
+        iterations,
+    })
+}
+
+/// How 1/√x is computed on shares for an input in `[a, b]`, a > 0:
+/// Newton's iteration y ← y·(3 − x·y²)/2 from the constant `guess` c.
+/// With the relative error e = 1 − x·y², a step maps e to (3e² + e³)/4
+/// (so e ≥ 0 after the first, then falls quadratically); c is chosen by
+/// bisection so the first step leaves the same e at both ends of the range,
+/// and `iterations` steps bring e/√a below 2^-(f+2). The first step,
+/// 1.5c − (c³/2)·x, is a public product.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RsqrtPlan {
+    pub a: f64,
+    pub b: f64,
+    pub guess: f64,
+    pub iterations: u32,
+}
+
+/// The extra fractional bits of the first step's constant c³/2 (small for a
+/// wide range, so its relative error at f bits would be large).
+pub const RSQRT_GUESS_BITS: u32 = 8;
+
+/// At most this many Newton steps for 1/√x.
+pub const MAX_RSQRT_ITERATIONS: u32 = 24;
+
+/// The relative error e = 1 − x·y² after `steps` Newton steps from `c`,
+/// the worst over x in `[a, b]` (the map is monotone in |e| on each side
+/// of 0, so the ends bound it).
+fn rsqrt_error(c: f64, a: f64, b: f64, steps: u32) -> f64 {
+    let step = |e: f64| (3.0 * e * e + e * e * e) / 4.0;
+    let mut worst: f64 = 0.0;
+    for x in [a, b] {
+        let mut e = 1.0 - x * c * c;
+        for _ in 0..steps {
+            e = step(e);
+        }
+        worst = worst.max(e.abs());
+    }
+    worst
+}
+
+/// The plan for 1/√x of `x` on shares, from its range; `None` when the
+/// range reaches 0, is unbounded, or needs more than
+/// [`MAX_RSQRT_ITERATIONS`] steps.
+pub fn rsqrt_plan(g: &Graph, x: ValueId) -> Option<RsqrtPlan> {
+    let r = g.node(x).range;
+    if r.lo.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !r.hi.is_finite() {
+        return None;
+    }
+    let (a, b) = (r.lo, r.hi);
+    // c² in (0, 3/b): balance the first step's error at x = a and x = b.
+    let (mut lo, mut hi) = (1.0 / b, 1.0 / b);
+    if b > a {
+        let (mut l, mut h) = (0.0, 3.0 / b);
+        for _ in 0..200 {
+            let m = (l + h) / 2.0;
+            let ea = rsqrt_error(m.sqrt(), a, a, 1);
+            let eb = rsqrt_error(m.sqrt(), b, b, 1);
+            if ea > eb {
+                l = m;
+            } else {
+                h = m;
+            }
+        }
+        (lo, hi) = (l, h);
+    }
+    let guess = ((lo + hi) / 2.0).sqrt();
+    let target = 2f64.powi(-(g.model.precision() as i32) - 2) * a.sqrt();
+    let iterations = (1..=MAX_RSQRT_ITERATIONS).find(|&k| rsqrt_error(guess, a, b, k) <= target)?;
+    Some(RsqrtPlan {
         a,
         b,
         guess,
@@ -804,6 +886,38 @@ fn error_bounds(
                 add(&mut p, Source::Rounding, lsb);
                 k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb
             }
+            // On shares, Newton's iteration (`rsqrt_plan`) on the computed
+            // input, in [a − e, b + e]: the method's relative error e_K as
+            // an absolute one, at most e_K/√(a − e); rounding δ through the
+            // steps (a step's slope is 3e/2, and δ in y moves e by at most
+            // 2·x·y·δ + x·δ² ≤ 2√b·δ + b·δ², as x·y² ≤ 1 after the first
+            // step; each step truncates y² (a unit, times x·y/2 ≤ √b/2),
+            // x·y²/2 (times y ≤ Y, the largest y) and the product); and the
+            // input's error through 1/√x.
+            Op::Rsqrt(a) if g.node(v).visibility == Visibility::Secret => match rsqrt_plan(g, *a) {
+                Some(rp) if rp.a - e(a) > 0.0 => {
+                    let (a1, b1) = (rp.a - e(a), rp.b + e(a));
+                    let big_y = (1.5 * rp.guess).max(1.0 / a1.sqrt()) * 1.5;
+                    let round = lsb * (1.0 + (big_y + b1.sqrt() / 2.0));
+                    let coefficient = lsb * 2f64.powi(-(RSQRT_GUESS_BITS as i32)) / 2.0;
+                    let mut delta = lsb + b1 * coefficient + lsb / 2.0;
+                    for k in 1..rp.iterations {
+                        let err = rsqrt_error(rp.guess, a1, b1, k);
+                        let slope = 1.5 * (err + 2.0 * b1.sqrt() * delta + b1 * delta * delta);
+                        delta = slope * delta + round;
+                    }
+                    let method = rsqrt_error(rp.guess, a1, b1, rp.iterations) / a1.sqrt();
+                    let gain = 0.5 * a1.powf(-1.5);
+                    inherit(&mut p, a, gain);
+                    add(&mut p, Source::Approximation(v), method);
+                    add(&mut p, Source::Rounding, delta);
+                    method + delta + gain * e(a)
+                }
+                _ => {
+                    add(&mut p, Source::Approximation(v), f64::INFINITY);
+                    f64::INFINITY
+                }
+            },
             // Exact in the clear, then encoded: the input's error through
             // |d(1/√x)/dx| = x^(-3/2)/2 at the range's low end, and a rounding.
             Op::Rsqrt(a) => {

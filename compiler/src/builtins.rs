@@ -72,6 +72,8 @@ pub enum Args {
     LeakyReluSlope,
     /// `hardtanh(x, min_val: lo, max_val: hi)`, `lo < hi`: `Op::Clamp`.
     Hardtanh,
+    /// `sqrt(x)`: the checker writes out `x · rsqrt(x)` (`Op::Mul`).
+    Sqrt,
     /// `conv2d(x, w, b?, stride:, padding:, dilation:, groups:)` over
     /// `spatial` axes (2, or 1 for `conv1d`), with a bias when `bias`: the
     /// checker writes out the patches (`Op::Im2col`) times `w`.
@@ -203,6 +205,7 @@ impl Args {
             | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::Hardtanh
+            | Args::Sqrt
             | Args::GlobalAvgPool => &[Param::Tensor],
             Args::Pool { .. } => &[Param::Tensor, Param::Kernel],
             Args::BatchNorm { given: 3 } => &[Param::Tensor; 3],
@@ -276,7 +279,8 @@ impl Args {
             | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::LeakyReluSlope
-            | Args::Hardtanh => ShapeRule::Same,
+            | Args::Hardtanh
+            | Args::Sqrt => ShapeRule::Same,
         }
     }
 }
@@ -353,6 +357,22 @@ pub const BUILTINS: &[Builtin] = &[
             call: "log(x)",
             doc: "natural logarithm elementwise, by Newton's iteration on `exp`; the range of `x` must lie above 0",
             args: Args::Map(Op::Log),
+        }],
+    },
+    Builtin {
+        name: "rsqrt",
+        forms: &[Form {
+            call: "rsqrt(x)",
+            doc: "`1/√x` elementwise, on shares by Newton's iteration; the range of `x` must lie above 0",
+            args: Args::Map(Op::Rsqrt),
+        }],
+    },
+    Builtin {
+        name: "sqrt",
+        forms: &[Form {
+            call: "sqrt(x)",
+            doc: "`√x` elementwise, as `x · rsqrt(x)`; the range of `x` must lie above 0",
+            args: Args::Sqrt,
         }],
     },
     Builtin {
@@ -795,6 +815,7 @@ mod tests {
                     }
                     Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
                     Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
+                    Args::Sqrt => Op::Mul(x, y),
                     // Written out: the result moves the channels back.
                     Args::Conv { .. } | Args::Pool { .. } => Op::Permute(x, vec![]),
                     Args::GlobalAvgPool => Op::Mean(x),

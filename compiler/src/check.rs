@@ -1055,6 +1055,10 @@ impl Checker<'_> {
             Args::LeakyRelu => return self.leaky_relu(x, &named, None, span),
             Args::LeakyReluSlope => return self.leaky_relu(x, &named, Some(positional[1]), span),
             Args::Hardtanh => return self.hardtanh(x, &named, span),
+            Args::Sqrt => {
+                let r = self.push(Op::Rsqrt(x), xs.clone(), span);
+                return Some(self.push(Op::Mul(x, r), xs, span));
+            }
             Args::Conv { spatial, .. } => {
                 return self.conv(name, spatial, &tensors, &positional, &named, span)
             }
@@ -1165,6 +1169,7 @@ impl Checker<'_> {
             | Args::LeakyRelu
             | Args::LeakyReluSlope
             | Args::Hardtanh
+            | Args::Sqrt
             | Args::Conv { .. }
             | Args::Pool { .. }
             | Args::GlobalAvgPool
@@ -3063,6 +3068,9 @@ mod tests {
             ("softmax(x, axis: 0)", "E0203"),
             ("softmax(s)", "E0203"),
             ("softmax(x, axis: 2)", "E0204"),
+            ("rsqrt(x)", "fixed[n, 4]"),
+            ("sqrt(v)", "fixed[4]"),
+            ("sqrt(x, 2)", "E0204"),
             ("log(x)", "fixed[n, 4]"),
             ("log(x, v)", "E0204"),
             ("log_softmax(x)", "fixed[n, 4]"),

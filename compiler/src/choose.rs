@@ -355,7 +355,19 @@ impl Chooser<'_, '_> {
                         self.comparison(rows * per_row, plan::NonlinearOp::MaxReduce.rounds(last))
                     }
                     // In the clear only (the analysis refuses it on secret values).
-                    Op::Input { .. } | Op::Const { .. } | Op::Rsqrt(_) => return None,
+                    // One public product, then three rounds of products per step.
+                    Op::Rsqrt(a) => {
+                        let steps =
+                            crate::analysis::rsqrt_plan(self.g, *a).map_or(1, |p| p.iterations);
+                        let mut cost = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        for _ in 1..steps {
+                            for _ in 0..3 {
+                                cost += self.beaver(n, n, n, 1.0) + self.trunc(n);
+                            }
+                        }
+                        cost
+                    }
+                    Op::Input { .. } | Op::Const { .. } => return None,
                 })
             }
             Method::Rlwe => {
@@ -916,6 +928,7 @@ impl Chooser<'_, '_> {
                 Op::Exp(_) => "nonlinear on secret values: (1 + t + t²/2)^128, t = x/128, by a product and 7 squarings on shares".into(),
                 Op::Reciprocal(_) => "nonlinear on secret values: Newton's iteration on shares".into(),
                 Op::Log(_) => "nonlinear on secret values: Newton's iteration on exp, on shares".into(),
+                Op::Rsqrt(_) => "nonlinear on secret values: Newton's iteration for 1/√x on shares".into(),
                 Op::Relu(_)
                 | Op::Max(..)
                 | Op::Min(..)

@@ -49,10 +49,12 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "ReduceMean",
     "ReduceSum",
     "Relu",
+    "Reciprocal",
     "Reshape",
     "Shape",
     "Sigmoid",
     "Softmax",
+    "Sqrt",
     "Squeeze",
     "Sub",
     "Sum",
@@ -787,13 +789,15 @@ impl<'a> Tr<'a> {
                 }
                 self.set(node, 0, Val::Const(c));
             }
-            "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Log" => {
+            "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Log" | "Sqrt" | "Reciprocal" => {
                 let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
                 let (f, extra, kind) = match op {
                     "Relu" => ("relu", String::new(), Kind::Other),
                     "Sigmoid" => ("sigmoid", "tol: 0.002".to_string(), Kind::Other),
                     "Tanh" => ("tanh", String::new(), Kind::Other),
                     "Log" => ("log", String::new(), Kind::Other),
+                    "Sqrt" => ("sqrt", String::new(), Kind::Other),
+                    "Reciprocal" => ("reciprocal", String::new(), Kind::Other),
                     _ => ("exp", String::new(), Kind::Other),
                 };
                 let v = self.emit_node(

@@ -87,11 +87,17 @@ impl Lowerer<'_, '_> {
 
     /// Multiply a share by a public scalar constant, then truncate.
     fn mul_public_scalar(&mut self, x: Reg, c: f64, note: String) -> Reg {
+        self.mul_public_scalar_bits(x, c, self.f, note)
+    }
+
+    /// The same with the constant encoded at `bits` fractional bits (more
+    /// than f for a small constant whose relative error matters).
+    fn mul_public_scalar_bits(&mut self, x: Reg, c: f64, bits: u32, note: String) -> Reg {
         let k = self.public_const(vec![c], format!("{c}"));
         let shape = self.regs[x.0 as usize].shape.clone();
-        let scale = self.scale_of(x) + self.f;
+        let scale = self.scale_of(x) + bits;
         let dst = self.share_reg(shape, scale, note);
-        self.local(dst, ShareOp::MulPublic { bits: self.f }, vec![x, k]);
+        self.local(dst, ShareOp::MulPublic { bits }, vec![x, k]);
         self.trunc1(dst)
     }
 
@@ -407,6 +413,66 @@ impl Lowerer<'_, '_> {
                 let clamp = self.chooser.clamped.contains(&v);
                 let x_label = self.g.label(*a);
                 self.exp_shares(args[0], hi, clamp, &shape, &label, &x_label)
+            }
+            // 1/√x by Newton (`analysis::rsqrt_plan`): y1 = 1.5c − (c³/2)·x
+            // (a public product), then y ← y·(3/2 − x·y²/2), three rounds
+            // of products per step (the halving is one more truncated bit).
+            Op::Rsqrt(a) => {
+                let rp = crate::analysis::rsqrt_plan(self.g, *a)
+                    .expect("the analysis refuses 1/√x without a plan (E0304)");
+                let x = args[0];
+                let c = rp.guess;
+                let t = self.mul_public_scalar_bits(
+                    x,
+                    -c * c * c / 2.0,
+                    f + crate::analysis::RSQRT_GUESS_BITS,
+                    format!("{label}: -(c³/2)·x"),
+                );
+                let k = self.public_const(vec![1.5 * c], format!("{}", 1.5 * c));
+                let mut y = self.share_reg(shape.clone(), f, format!("{label}: Newton step 1"));
+                self.local(y, ShareOp::AddPublic, vec![t, k]);
+                let three_halves = self.public_const(vec![1.5], "1.5".into());
+                let elementwise = Correlation::Elementwise {
+                    shape: shape.clone(),
+                };
+                for step in 2..=rp.iterations {
+                    let yy = self.beaver_batch(vec![(
+                        y,
+                        y,
+                        elementwise.clone(),
+                        shape.clone(),
+                        format!("{label}: y², step {step}"),
+                    )])[0];
+                    let yy = self.trunc1(yy);
+                    let xyy = self.beaver_batch(vec![(
+                        x,
+                        yy,
+                        elementwise.clone(),
+                        shape.clone(),
+                        format!("{label}: x·y², step {step}"),
+                    )])[0];
+                    // At 2f bits shifted by f + 1: x·y²/2 at f bits (the
+                    // register's scale says f − 1: read it at f).
+                    let shifted = self.trunc_batch(vec![(xyy, f + 1)])[0];
+                    let half =
+                        self.share_reg(shape.clone(), f, format!("{label}: x·y²/2, step {step}"));
+                    self.local(half, ShareOp::Reshape, vec![shifted]);
+                    let u = self.share_reg(
+                        shape.clone(),
+                        f,
+                        format!("{label}: 3/2 − x·y²/2, step {step}"),
+                    );
+                    self.local(u, ShareOp::PublicSub, vec![half, three_halves]);
+                    let next = self.beaver_batch(vec![(
+                        y,
+                        u,
+                        elementwise.clone(),
+                        shape.clone(),
+                        format!("{label}: Newton step {step}"),
+                    )])[0];
+                    y = self.trunc1(next);
+                }
+                y
             }
             // ln x: the tangent y0 = ln c − 1 + x/c (one public product),
             // then Newton's steps y ← y + x·e^(−y) − 1 (an `exp` and one
