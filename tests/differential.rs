@@ -593,6 +593,41 @@ fn measured_traffic_matches_the_compilers_estimate() {
     }
 }
 
+/// Issue 18's target for the benchmark networks with a dealer: the
+/// compiler's bytes within 10% of what a run sends, and rounds within one
+/// (the dealer's correlations priced as what it sends: corrections of
+/// party 1's shares only, `cost::CostTable::triple`).
+#[test]
+fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
+    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5"] {
+        let m = model(name);
+        let batch = 2;
+        let o = options(|o| {
+            o.use_dealer = true;
+            o.assume.insert("batch".into(), batch as u64);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 12);
+        let outcomes =
+            exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
+                .unwrap();
+        let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+        let rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap();
+        let est = &plan.estimate;
+        assert!(
+            rounds.abs_diff(est.rounds) <= 1,
+            "{name}: {rounds} rounds, estimated {}",
+            est.rounds
+        );
+        let ratio = est.bytes / bytes as f64;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "{name}: measured {bytes} B, estimated {} B",
+            est.bytes
+        );
+    }
+}
+
 #[test]
 fn every_bundled_model_is_covered() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
