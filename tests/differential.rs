@@ -1547,15 +1547,24 @@ fn poolings_with_random_parameters_match_the_reference() {
     for case in 0..8u64 {
         let spatial = if case % 2 == 0 { 2 } else { 1 };
         let c = rng.random_range(1..=3usize);
-        let (mut sizes, mut kernel, mut stride, mut padding) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let kind = if case % 4 < 2 { "max" } else { "avg" };
+        let (mut sizes, mut kernel, mut stride, mut padding, mut dilation) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..spatial {
             let k = rng.random_range(1..=3usize);
             let p = rng.random_range(0..=k / 2);
-            sizes.push((k - 2 * p).max(1) + rng.random_range(0..4usize));
+            // Max pooling with padding takes no dilation (refused).
+            let d = if kind == "max" && p > 0 {
+                1
+            } else {
+                rng.random_range(1..=2usize)
+            };
+            sizes
+                .push((d * (k - 1) + 1).saturating_sub(2 * p).max(1) + rng.random_range(0..4usize));
             kernel.push(k);
             stride.push(rng.random_range(1..=3usize));
             padding.push(p);
+            dilation.push(d);
         }
         let list = |v: &[usize]| {
             v.iter()
@@ -1563,7 +1572,6 @@ fn poolings_with_random_parameters_match_the_reference() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let kind = if case % 4 < 2 { "max" } else { "avg" };
         let operand = if case % 3 == 0 { "relu(x)" } else { "x" };
         let xs = list(&sizes);
         let source = format!(
@@ -1571,12 +1579,13 @@ fn poolings_with_random_parameters_match_the_reference() {
                input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
                input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
                let x = xa + xb;
-               let y = {kind}_pool{spatial}d({operand}, [{}], stride: [{}], padding: [{}]);
+               let y = {kind}_pool{spatial}d({operand}, [{}], stride: [{}], padding: [{}], dilation: [{}]);
                let g = global_avg_pool(x);
                output y to a; output g to b; }}",
             list(&kernel),
             list(&stride),
             list(&padding),
+            list(&dilation),
         );
         let m = checked(&source);
         for (j, dealer) in [true, false].into_iter().enumerate() {

@@ -24,6 +24,7 @@ const FIXTURES: &[(&str, &str)] = &[
     ("torch_resnet_tiny", "input_1"),
     ("deep_mlp", "input_1"),
     ("torch_log_softmax", "input_1"),
+    ("torch_dilated_pool", "input_1"),
 ];
 
 fn veil(args: &[&str]) -> Output {

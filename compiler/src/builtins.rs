@@ -250,7 +250,7 @@ impl Args {
                 Named::Dilation,
                 Named::Groups,
             ],
-            Args::Pool { .. } => &[Named::Stride, Named::Padding],
+            Args::Pool { .. } => &[Named::Stride, Named::Padding, Named::Dilation],
             Args::BatchNorm { .. } => &[Named::Eps],
             _ => &[],
         }
@@ -544,15 +544,15 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "max_pool2d",
         forms: &[Form {
-            call: "max_pool2d(x, 2, stride: 2, padding: 0)",
-            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞)",
+            call: "max_pool2d(x, 2, stride: 2, padding: 0, dilation: 1)",
+            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞); `dilation` spaces the window's entries (not with `padding`)",
             args: Args::Pool { spatial: 2, max: true },
         }],
     },
     Builtin {
         name: "avg_pool2d",
         forms: &[Form {
-            call: "avg_pool2d(x, 2, stride: 2, padding: 0)",
+            call: "avg_pool2d(x, 2, stride: 2, padding: 0, dilation: 1)",
             doc: "mean of each window, as `max_pool2d`; padded zeros count (PyTorch's `count_include_pad=True`)",
             args: Args::Pool { spatial: 2, max: false },
         }],
@@ -560,7 +560,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "max_pool1d",
         forms: &[Form {
-            call: "max_pool1d(x, 2, stride: 2, padding: 0)",
+            call: "max_pool1d(x, 2, stride: 2, padding: 0, dilation: 1)",
             doc: "`max_pool2d` along the one axis of `x: [batch, C, L]`",
             args: Args::Pool { spatial: 1, max: true },
         }],
@@ -568,7 +568,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "avg_pool1d",
         forms: &[Form {
-            call: "avg_pool1d(x, 2, stride: 2, padding: 0)",
+            call: "avg_pool1d(x, 2, stride: 2, padding: 0, dilation: 1)",
             doc: "`avg_pool2d` along the one axis of `x: [batch, C, L]`",
             args: Args::Pool { spatial: 1, max: false },
         }],

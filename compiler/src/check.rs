@@ -1782,6 +1782,25 @@ impl Checker<'_> {
             );
             return None;
         }
+        // Max pooling pads with the nearest entry (`Window::edge`), which
+        // a dilated window could reach without holding it.
+        if let Some(i) =
+            (0..spatial).find(|&i| max && window.padding[i] > 0 && window.dilation[i] > 1)
+        {
+            let at = (named.iter())
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "dilation"))
+                .map_or(span, |a| a.span);
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{name}` with both `dilation:` and `padding:` along dimension {}", i + 2),
+                )
+                .primary(at, format!("dilation {} with padding {}", window.dilation[i], window.padding[i]))
+                .note("max pooling pads with the nearest entry, which a dilated window could reach without holding it")
+                .help("pool without `padding:`, or with `dilation: 1`"),
+            );
+            return None;
+        }
         let mut out_spatial = Vec::new();
         for (i, &size) in sizes.iter().enumerate() {
             let Some(o) = window.out_len(i, size as usize) else {

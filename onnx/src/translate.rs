@@ -2099,13 +2099,17 @@ impl<'a> Tr<'a> {
         };
         let stride = ints("strides");
         let dil = ints("dilations");
-        if dil.iter().any(|d| *d != 1) {
-            return Err(self.unsupported(node, "with dilations"));
-        }
+        let dilated = dil.iter().any(|d| *d != 1);
         let mut pad = self.pads(node, &shape, &kernel, &stride, &dil)?;
         let explicit = pad.iter().any(|p| *p > 0);
         for (p, q) in pad.iter_mut().zip(&pre) {
             *p += q;
+        }
+        if dilated && op == "MaxPool" && pad.iter().any(|p| *p > 0) {
+            return Err(self.unsupported(
+                node,
+                "with dilations and padding (Veil's max pooling pads with the nearest entry)",
+            ));
         }
         if op == "AveragePool" && explicit && attr_i(node, "count_include_pad").unwrap_or(0) == 0 {
             return Err(self.unsupported(node, "with padding and count_include_pad = 0 (Veil's avg_pool counts the padding, as PyTorch does by default)"));
@@ -2115,12 +2119,13 @@ impl<'a> Tr<'a> {
             let Dim::N(n) = shape[2 + i] else {
                 return Err(self.invalid(node, "spatial batch"));
             };
-            if n + 2 * pad[i] < kernel[i] {
+            let span = dil[i] * (kernel[i] - 1) + 1;
+            if n + 2 * pad[i] < span {
                 return Err(
                     self.invalid(node, "the pooling window is larger than the padded input")
                 );
             }
-            out.push(Dim::N((n + 2 * pad[i] - kernel[i]) / stride[i] + 1));
+            out.push(Dim::N((n + 2 * pad[i] - span) / stride[i] + 1));
         }
         let f = match (op, sp) {
             ("MaxPool", 1) => "max_pool1d",
@@ -2135,12 +2140,15 @@ impl<'a> Tr<'a> {
                 list(v)
             }
         };
-        let extra = format!(
+        let mut extra = format!(
             "{}, stride: {}, padding: {}",
             one(&kernel),
             one(&stride),
             one(&pad)
         );
+        if dilated {
+            extra += &format!(", dilation: {}", one(&dil));
+        }
         let v = self.emit_node(
             node,
             Op::Call {

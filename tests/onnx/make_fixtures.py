@@ -255,6 +255,26 @@ def log_softmax_mlp():
     rng = saved
 
 
+def dilated_pool():
+    """A convolution, a MaxPool with dilations 2 (no padding) and a dense
+    layer; its own random stream, like log_softmax_mlp."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261219)
+    inits = []
+    n = [
+        conv("conv1", "input.1", "c1", 1, 3, 3, inits, pad=1),
+        helper.make_node("Relu", ["c1"], ["r1"], name="/relu1/Relu"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="/pool1/MaxPool", kernel_shape=[2, 2], strides=[2, 2],
+                         pads=[0, 0, 0, 0], dilations=[2, 2]),
+        helper.make_node("Flatten", ["p1"], ["f"], name="/Flatten", axis=1),
+        gemm("fc1", "f", "logits", 3 * 5 * 5, 4, inits),
+    ]
+    m = graph_model(n, inits, [1, 12, 12], "logits", [4], 17, "torch_dilated_pool")
+    x = rng.uniform(0, 1, (40, 1, 12, 12))
+    save("torch_dilated_pool", m, x[8:], x[:8])
+    rng = saved
+
+
 GENERATORS = {
     "linear": linear_fixtures,
     "torch_mlp": mlp,
@@ -264,6 +284,7 @@ GENERATORS = {
     "opset6": opset6,
     "deep_mlp": deep_mlp,
     "torch_log_softmax": log_softmax_mlp,
+    "torch_dilated_pool": dilated_pool,
 }
 
 if __name__ == "__main__":
