@@ -744,14 +744,18 @@ fn run_executes_a_plan_file_and_refuses_a_bad_one() {
         }
         assert!(o.stdout.is_empty(), "{name}: nothing runs");
     };
-    assert!(text.contains("\"format\": 2,"));
+    let (now, next) = (plan::FORMAT_VERSION, plan::FORMAT_VERSION + 1);
+    assert!(text.contains(&format!("\"format\": {now},")));
     refused(
-        "v3.json",
-        &text.replace("\"format\": 2,", "\"format\": 3,"),
+        "next.json",
+        &text.replace(
+            &format!("\"format\": {now},"),
+            &format!("\"format\": {next},"),
+        ),
         &[
             &format!(
-                "error: {}: plan format 3, but this veil runs plans of format 2",
-                path("v3.json")
+                "error: {}: plan format {next}, but this veil runs plans of format {now}",
+                path("next.json")
             ),
             "veil compile MODEL --emit json",
         ],

@@ -647,6 +647,41 @@ fn measured_traffic_matches_the_compilers_estimate() {
     }
 }
 
+/// Issue 18's target for the benchmark networks with a dealer: the
+/// compiler's bytes within 10% of what a run sends, and rounds within one
+/// (the dealer's correlations priced as what it sends: corrections of
+/// party 1's shares only, `cost::CostTable::triple`).
+#[test]
+fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
+    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5"] {
+        let m = model(name);
+        let batch = 2;
+        let o = options(|o| {
+            o.use_dealer = true;
+            o.assume.insert("batch".into(), batch as u64);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 12);
+        let outcomes =
+            exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
+                .unwrap();
+        let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+        let rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap();
+        let est = &plan.estimate;
+        assert!(
+            rounds.abs_diff(est.rounds) <= 1,
+            "{name}: {rounds} rounds, estimated {}",
+            est.rounds
+        );
+        let ratio = est.bytes / bytes as f64;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "{name}: measured {bytes} B, estimated {} B",
+            est.bytes
+        );
+    }
+}
+
 #[test]
 fn every_bundled_model_is_covered() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
@@ -1153,7 +1188,7 @@ fn labelled_argmax_outputs_match_the_reference() {
     }
 }
 
-/// `exp` on shares, as (1 + x/256)^256: within its stated bound of the
+/// `exp` on shares, as (1 + t + t²/2)^128 with t = x/128: within its stated bound of the
 /// exact e^x, with and without a dealer; on `s - max(s)` (the softmax
 /// numerator, in (0, 1]) the bound is small enough for probabilities.
 #[test]
@@ -1173,12 +1208,12 @@ fn exp_holds_its_bound() {
         });
         let plan = compiler::compile(&m, &o).unwrap().plan;
         let e = plan.outputs[0].error_bound;
-        assert!(e < 2e-3, "exp(s - max(s)) bound {e}");
+        assert!(e < 5e-4, "exp(s - max(s)) bound {e}");
         check_model("exp", &m, 5, &o, 900 + i as u64);
     }
-    // Below -256 the base 1 + x/256 turns negative. Where comparisons are
-    // cheap (a dealer, or OT correlations) the input is clamped at -256
-    // first (e^-256 is 0 to any precision), and the result holds its bound
+    // Below -128 the base 1 + t + t²/2 grows again. Where comparisons are
+    // cheap (a dealer, or OT correlations) the input is clamped at -128
+    // first (e^-128 is 0 to any precision), and the result holds its bound
     // on inputs that go below; with Paillier correlations it is refused.
     let wide = checked(
         "model m { party a; party b; dealer d; input x: fixed[batch, 3] private(a) in [-300, 0];
@@ -1199,7 +1234,7 @@ fn exp_holds_its_bound() {
         let inputs = inputs_with_fixed_seed_for_tests(&plan, 20, 910 + i as u64);
         assert!(
             inputs["x"].data.iter().any(|v| *v < -260.0),
-            "some input should lie below -256"
+            "some input should lie below -128"
         );
         check_model("wide exp", &wide, 20, &o, 910 + i as u64);
     }
@@ -1214,7 +1249,7 @@ fn exp_holds_its_bound() {
                 "{d:?}"
             )
         }
-        other => panic!("exp below -256 compiled: {:?}", other.map(|_| ())),
+        other => panic!("exp below -128 compiled: {:?}", other.map(|_| ())),
     }
 }
 
@@ -1262,9 +1297,9 @@ fn reciprocal_holds_its_bound() {
 
 /// `softmax` along the classes of each row, privately, with and without a
 /// dealer: every probability within the compiler's bound of the exact one
-/// (about 5.4e-3 here: mostly exp's own (1 + x/256)^256 error, which the
-/// bound does not let cancel between numerator and denominator), and in
-/// fact within the issue's 5e-3. Rows sum to 1 within the bound per entry.
+/// (about 2.0e-4 here, measured near 3e-5; it was 5.4e-3 with the
+/// first-order (1 + x/256)^256, whose own error dominated), well within
+/// the issue's 5e-3. Rows sum to 1 within the bound per entry.
 #[test]
 fn softmax_probabilities_hold_their_bound() {
     let m = checked(
@@ -1280,7 +1315,7 @@ fn softmax_probabilities_hold_their_bound() {
         });
         let plan = compiler::compile(&m, &o).unwrap().plan;
         let bound = plan.outputs[0].error_bound;
-        assert!(bound <= 6e-3, "softmax bound {bound}");
+        assert!(bound <= 5e-4, "softmax bound {bound}");
         let outcomes = check_model("softmax", &m, 5, &o, 970 + i as u64);
         let p = &outcomes[0].outputs[0].1;
         let inputs = inputs_with_fixed_seed_for_tests(&plan, 5, 970 + i as u64);
@@ -1288,10 +1323,113 @@ fn softmax_probabilities_hold_their_bound() {
         let worst = (p.data.iter().zip(&exact.data))
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        assert!(worst <= 5e-3, "softmax off by {worst}");
+        assert!(worst <= bound, "softmax off by {worst}, bound {bound}");
         for row in p.data.chunks(4) {
             let total: f64 = row.iter().sum();
             assert!((total - 1.0).abs() <= 4.0 * bound, "a row sums to {total}");
+        }
+    }
+}
+
+/// `log` on shares (Newton's iteration on exp from a tangent, steps from
+/// the range) with random ranges, precisions and shapes, with and without a
+/// dealer: within its stated bound of the exact ln, and the bound small.
+#[test]
+fn log_with_random_ranges_holds_its_bound() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1818);
+    for case in 0..6u64 {
+        let lo = rng.random_range(0.05..2.0f64);
+        let hi = lo * rng.random_range(1.5..200.0f64);
+        let k = rng.random_range(1..=5usize);
+        let precision = if case % 3 == 0 { 16 } else { 20 };
+        let m = checked(&format!(
+            "model m {{ party a; party b; dealer d; precision {precision};
+               input x: fixed[batch, {k}] private(a) in [{lo}, {hi}];
+               input y: fixed[{k}] private(b) in [0, 1];
+               let l = log(x + y); output l to a; }}"
+        ));
+        let dealer = case % 2 == 0;
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 6);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let bound = plan.outputs[0].error_bound;
+        // Mostly the exp's rounding times the largest input.
+        assert!(
+            bound < (hi + 1.0) * 64.0 * 2f64.powi(-precision) + 1e-3,
+            "log on [{lo}, {}] at precision {precision}: bound {bound}",
+            hi + 1.0
+        );
+        check_model("log", &m, 6, &o, 1800 + case);
+    }
+    // A range reaching 0 is refused (E0304), not computed.
+    let zero = checked(
+        "model m { party a; party b; input x: fixed[3] private(a) in [0, 1];
+           input y: fixed[3] private(b) in [0, 1]; let l = log(x + y); output l to a; }",
+    );
+    match compiler::compile(&zero, &options(|_| {})) {
+        Err(compiler::CompileError::Model(d)) => {
+            assert!(
+                d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
+                "{d:?}"
+            )
+        }
+        other => panic!("log around 0 compiled: {:?}", other.map(|_| ())),
+    }
+}
+
+/// `log_softmax` along random axes of random shapes, with and without a
+/// dealer: within the compiler's bound of the exact values (PyTorch's
+/// definition, computed here from the inputs), the bound within 5e-3.
+#[test]
+fn log_softmax_along_random_axes_matches_the_reference() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1819);
+    for case in 0..4u64 {
+        let classes = rng.random_range(2..=6usize);
+        let rows = rng.random_range(1..=3usize);
+        let axis = rng.random_range(0..2usize);
+        let shape = if axis == 0 {
+            format!("[{classes}, {rows}]")
+        } else {
+            format!("[{rows}, {classes}]")
+        };
+        let m = checked(&format!(
+            "model m {{ party a; party b; dealer d; precision 20;
+               input x: fixed{shape} private(a) in [-3, 3]; input y: fixed{shape} private(b) in [-1, 1];
+               let l = log_softmax(x + y, axis: {axis}); output l to a; }}"
+        ));
+        let dealer = case % 2 == 0;
+        let o = options(|o| o.use_dealer = dealer);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let bound = plan.outputs[0].error_bound;
+        assert!(bound <= 5e-3, "log_softmax bound {bound}");
+        check_model("log_softmax", &m, 1, &o, 1900 + case);
+        // The reference is PyTorch's formula.
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, 1, 1900 + case);
+        let got = &compiler::reference::evaluate(&m, &inputs).unwrap()[0].1;
+        let s: Vec<f64> = (inputs["x"].data.iter().zip(&inputs["y"].data))
+            .map(|(a, b)| a + b)
+            .collect();
+        let (n0, n1) = if axis == 0 {
+            (classes, rows)
+        } else {
+            (rows, classes)
+        };
+        for i in 0..n0 {
+            for j in 0..n1 {
+                let along: Vec<f64> = if axis == 0 {
+                    (0..n0).map(|r| s[r * n1 + j]).collect()
+                } else {
+                    (0..n1).map(|c| s[i * n1 + c]).collect()
+                };
+                let max = along.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + along.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                let want = s[i * n1 + j] - lse;
+                assert!((got.data[i * n1 + j] - want).abs() < 1e-9);
+            }
         }
     }
 }
@@ -1463,15 +1601,24 @@ fn poolings_with_random_parameters_match_the_reference() {
     for case in 0..8u64 {
         let spatial = if case % 2 == 0 { 2 } else { 1 };
         let c = rng.random_range(1..=3usize);
-        let (mut sizes, mut kernel, mut stride, mut padding) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let kind = if case % 4 < 2 { "max" } else { "avg" };
+        let (mut sizes, mut kernel, mut stride, mut padding, mut dilation) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..spatial {
             let k = rng.random_range(1..=3usize);
             let p = rng.random_range(0..=k / 2);
-            sizes.push((k - 2 * p).max(1) + rng.random_range(0..4usize));
+            // Max pooling with padding takes no dilation (refused).
+            let d = if kind == "max" && p > 0 {
+                1
+            } else {
+                rng.random_range(1..=2usize)
+            };
+            sizes
+                .push((d * (k - 1) + 1).saturating_sub(2 * p).max(1) + rng.random_range(0..4usize));
             kernel.push(k);
             stride.push(rng.random_range(1..=3usize));
             padding.push(p);
+            dilation.push(d);
         }
         let list = |v: &[usize]| {
             v.iter()
@@ -1479,7 +1626,6 @@ fn poolings_with_random_parameters_match_the_reference() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let kind = if case % 4 < 2 { "max" } else { "avg" };
         let operand = if case % 3 == 0 { "relu(x)" } else { "x" };
         let xs = list(&sizes);
         let source = format!(
@@ -1487,12 +1633,13 @@ fn poolings_with_random_parameters_match_the_reference() {
                input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
                input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
                let x = xa + xb;
-               let y = {kind}_pool{spatial}d({operand}, [{}], stride: [{}], padding: [{}]);
+               let y = {kind}_pool{spatial}d({operand}, [{}], stride: [{}], padding: [{}], dilation: [{}]);
                let g = global_avg_pool(x);
                output y to a; output g to b; }}",
             list(&kernel),
             list(&stride),
             list(&padding),
+            list(&dilation),
         );
         let m = checked(&source);
         for (j, dealer) in [true, false].into_iter().enumerate() {
@@ -1663,20 +1810,77 @@ fn batch_norm_matches_the_reference_folded_or_not() {
         }
         check_model("batch_norm", &m, 2, &o, 1990 + i as u64);
     }
+    // A variance no single party knows: 1/√ by Newton's iteration on shares.
     let secret = checked(
-        "model m { party a; party s; input x: fixed[batch, 3] private(a) in [-1, 1];
+        "model m { party a; party s; dealer d; input x: fixed[batch, 3] private(a) in [-1, 1];
            input v: fixed[3] private(s) in [0.5, 1]; input u: fixed[3] private(a) in [0.5, 1];
            input z: fixed[3] private(s) in [-1, 1];
            let k = batch_norm(x, z, v + u); output k to a; }",
     );
-    match compiler::compile(&secret, &options(|_| {})) {
+    for (i, dealer) in [true, false].into_iter().enumerate() {
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 3);
+        });
+        let plan = compiler::compile(&secret, &o).unwrap().plan;
+        assert!(!plan.to_text().contains("clear.rsqrt"));
+        assert!(
+            plan.outputs[0].error_bound < 1e-3,
+            "{}",
+            plan.outputs[0].error_bound
+        );
+        check_model("secret batch_norm", &secret, 3, &o, 1995 + i as u64);
+    }
+}
+
+/// `rsqrt` and `sqrt` on shares (Newton's iteration from a constant guess,
+/// steps from the range) with random ranges and shapes, with and without a
+/// dealer: within the stated bound of the exact values; a range reaching 0
+/// is refused (E0304).
+#[test]
+fn rsqrt_and_sqrt_with_random_ranges_hold_their_bounds() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1820);
+    for case in 0..6u64 {
+        let lo = rng.random_range(0.01..2.0f64);
+        let hi = lo * rng.random_range(1.5..1000.0f64);
+        let k = rng.random_range(1..=4usize);
+        let precision = if case % 3 == 0 { 16 } else { 20 };
+        let m = checked(&format!(
+            "model m {{ party a; party b; dealer d; precision {precision};
+               input x: fixed[batch, {k}] private(a) in [{lo}, {hi}];
+               input y: fixed[{k}] private(b) in [0, 1];
+               let r = rsqrt(x + y); let s = sqrt(x + y); output r to a; output s to b; }}"
+        ));
+        let dealer = case % 2 == 0;
+        let o = options(|o| {
+            o.use_dealer = dealer;
+            o.assume.insert("batch".into(), 5);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        // sqrt = x·rsqrt(x): rsqrt's error times x, up to hi + 1.
+        for (spec, scale) in plan.outputs.iter().zip([1.0, hi + 1.0]) {
+            assert!(
+                spec.error_bound.is_finite() && spec.error_bound < 0.1 * scale,
+                "[{lo}, {hi}] at precision {precision}: {} bound {}",
+                spec.name,
+                spec.error_bound
+            );
+        }
+        check_model("rsqrt", &m, 5, &o, 2000 + case);
+    }
+    let zero = checked(
+        "model m { party a; party b; input x: fixed[3] private(a) in [-1, 1];
+           input y: fixed[3] private(b) in [0, 1]; let r = rsqrt(x + y); output r to a; }",
+    );
+    match compiler::compile(&zero, &options(|_| {})) {
         Err(compiler::CompileError::Model(d)) => {
             assert!(
                 d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
                 "{d:?}"
             )
         }
-        other => panic!("a secret variance compiled: {:?}", other.map(|_| ())),
+        other => panic!("rsqrt around 0 compiled: {:?}", other.map(|_| ())),
     }
 }
 

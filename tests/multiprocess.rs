@@ -367,9 +367,17 @@ fn a_plan_file_runs_with_parties_that_compile_the_model() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&plan).unwrap();
-    let v2 = dir.join("v3.json");
-    assert!(text.contains("\"format\": 2,"));
-    std::fs::write(&v2, text.replace("\"format\": 2,", "\"format\": 3,")).unwrap();
+    let v2 = dir.join("next.json");
+    let (now, next) = (plan::FORMAT_VERSION, plan::FORMAT_VERSION + 1);
+    assert!(text.contains(&format!("\"format\": {now},")));
+    std::fs::write(
+        &v2,
+        text.replace(
+            &format!("\"format\": {now},"),
+            &format!("\"format\": {next},"),
+        ),
+    )
+    .unwrap();
     let d = |f: &str| dir.join(f).display().to_string();
     let x = [format!("x={}", d("x.csv"))];
     let out = dir.join("out-client");
@@ -385,7 +393,9 @@ fn a_plan_file_runs_with_parties_that_compile_the_model() {
         .unwrap();
     assert_failed_without_output(&old, &dir, "client");
     assert!(
-        stderr(&old).contains("plan format 3, but this veil runs plans of format 2"),
+        stderr(&old).contains(&format!(
+            "plan format {next}, but this veil runs plans of format {now}"
+        )),
         "{}",
         stderr(&old)
     );

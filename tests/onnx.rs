@@ -23,6 +23,8 @@ const FIXTURES: &[(&str, &str)] = &[
     ("torch_lenet5", "input_1"),
     ("torch_resnet_tiny", "input_1"),
     ("deep_mlp", "input_1"),
+    ("torch_log_softmax", "input_1"),
+    ("torch_dilated_pool", "input_1"),
 ];
 
 fn veil(args: &[&str]) -> Output {

@@ -60,8 +60,11 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
         } else {
             value_limit
         };
+        // (`log` of a range reaching 0 is unbounded below: E0304 says why.)
+        let log_outside = matches!(value.op, Op::Log(x) if g.node(x).range.lo <= 0.0);
         if node.visibility != Visibility::Public
             && !matches!(value.op, Op::Input { .. } | Op::Const { .. })
+            && !log_outside
             && range.magnitude() >= limit
         {
             a.errors.push(
@@ -95,8 +98,9 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
             };
             fit_for(&mut a, g, v, *x, func, approx, cheap_compare);
         }
-        // exp is (1 + x/2^n)^(2^n): wrong below x = -2^n (the base turns
-        // negative), and its last square must fit like a product.
+        // exp is (1 + t + t²/2)^(2^n) with t = x/2^n: wrong below x = -2^n
+        // (the base grows again there), and its last square must fit like a
+        // product.
         if let (Op::Exp(x), Visibility::Secret) = (&value.op, node.visibility) {
             let r = g.node(*x).range;
             let m = 2f64.powi(EXP_SQUARINGS as i32);
@@ -113,7 +117,7 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                     )
                     .primary(value.span, format!("its input lies in {r}"))
                     .note(format!(
-                        "`exp` is (1 + x/{m})^{m} on shares: exact only for x ≥ -{m}, and its powers must stay below {} at precision {f}",
+                        "`exp` is (1 + t + t²/2)^{m} with t = x/{m} on shares: exact only for x ≥ -{m}, and its powers must stay below {} at precision {f}",
                         fmt_num(product_limit)
                     ))
                     .help("subtract the maximum first (`exp(s - max(s))` lies in (0, 1]), or declare tighter input ranges"),
@@ -142,19 +146,59 @@ pub fn analyse(g: &Graph, cheap_compare: bool) -> Analysis {
                 );
             }
         }
-        // 1/√x is computed in the clear: by a party that holds x, or publicly.
-        if let (Op::Rsqrt(x), Visibility::Secret) = (&value.op, node.visibility) {
-            a.errors.push(
-                Diagnostic::error(
-                    Code::PolyOverflow,
-                    format!("`{label}` (1/√x) cannot be computed on the secret value `{}`", g.label(*x)),
-                )
-                .primary(value.span, "its input is known to no single party")
-                .note("`batch_norm` computes 1/√(running_var + eps) in the clear, at the party that holds the statistics")
-                .help("give `batch_norm` statistics that one party holds (its inputs) or constants"),
-            );
-        } else if let Op::Rsqrt(x) = &value.op {
+        // ln x: of a positive range; on shares, within `log_plan`'s limits
+        // (its exp needs no clamp and fits).
+        if let Op::Log(x) = &value.op {
             let r = g.node(*x).range;
+            let m = 2f64.powi(EXP_SQUARINGS as i32);
+            let planned = log_plan(g, *x).is_some_and(|lp| {
+                lp.exp_range.lo >= -m && exp_limit(lp.exp_range.hi) < product_limit
+            });
+            if r.lo <= 0.0 {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`log` needs a positive input, `{}` lies in {r}", g.label(*x)),
+                    )
+                    .primary(value.span, "its input can be 0 or negative")
+                    .help("declare the input's range above 0, or `clamp(x, lo, hi)` with 0 < lo first"),
+                );
+            } else if node.visibility == Visibility::Secret && !planned {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`log` cannot be computed on the range of `{}`", g.label(*x)),
+                    )
+                    .primary(value.span, format!("its input lies in {r}"))
+                    .note(format!(
+                        "`log` on shares runs Newton's iteration y ← y − 1 + x·e^(−y), at most {MAX_LOG_ITERATIONS} steps (a ratio of largest to smallest input up to about 10^9), with 1/x below {} and rounding under {LOG_MARGIN} at precision {f}",
+                        fmt_num(product_limit)
+                    ))
+                    .help("declare a tighter input range, or `clamp(x, lo, hi)` first"),
+                );
+            }
+        }
+        // 1/√x: of a positive range; on shares, by Newton's iteration
+        // within `rsqrt_plan`'s limits.
+        if let Op::Rsqrt(x) = &value.op {
+            let r = g.node(*x).range;
+            let fits = rsqrt_plan(g, *x).is_some_and(|p| {
+                let y = 1.5 / p.a.sqrt();
+                y < value_limit && y * y * p.b.max(1.0) < product_limit
+            });
+            if r.lo > 0.0 && node.visibility == Visibility::Secret && !fits {
+                a.errors.push(
+                    Diagnostic::error(
+                        Code::PolyOverflow,
+                        format!("`{label}` (1/√x) cannot be computed on the range of `{}`", g.label(*x)),
+                    )
+                    .primary(value.span, format!("its input lies in {r}"))
+                    .note(format!(
+                        "1/√x on shares runs Newton's iteration y ← y·(3 − x·y²)/2 from a constant guess, at most {MAX_RSQRT_ITERATIONS} steps (a ratio of largest to smallest input up to about 10^7)"
+                    ))
+                    .help("declare a tighter input range, or `clamp(x, lo, hi)` with 0 < lo first"),
+                );
+            }
             if r.lo <= 0.0 {
                 a.errors.push(
                     Diagnostic::error(
@@ -281,6 +325,207 @@ pub fn reciprocal_plan(g: &Graph, x: ValueId) -> Option<ReciprocalPlan> {
         b,
         guess,
         iterations,
+    })
+}
+
+/// How 1/√x is computed on shares for an input in `[a, b]`, a > 0:
+/// Newton's iteration y ← y·(3 − x·y²)/2 from the constant `guess` c.
+/// With the relative error e = 1 − x·y², a step maps e to (3e² + e³)/4
+/// (so e ≥ 0 after the first, then falls quadratically); c is chosen by
+/// bisection so the first step leaves the same e at both ends of the range,
+/// and `iterations` steps bring e/√a below 2^-(f+2). The first step,
+/// 1.5c − (c³/2)·x, is a public product.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RsqrtPlan {
+    pub a: f64,
+    pub b: f64,
+    pub guess: f64,
+    pub iterations: u32,
+}
+
+/// The extra fractional bits of the first step's constant c³/2 (small for a
+/// wide range, so its relative error at f bits would be large).
+pub const RSQRT_GUESS_BITS: u32 = 8;
+
+/// At most this many Newton steps for 1/√x.
+pub const MAX_RSQRT_ITERATIONS: u32 = 24;
+
+/// The relative error e = 1 − x·y² after `steps` Newton steps from `c`,
+/// the worst over x in `[a, b]` (the map is monotone in |e| on each side
+/// of 0, so the ends bound it).
+fn rsqrt_error(c: f64, a: f64, b: f64, steps: u32) -> f64 {
+    let step = |e: f64| (3.0 * e * e + e * e * e) / 4.0;
+    let mut worst: f64 = 0.0;
+    for x in [a, b] {
+        let mut e = 1.0 - x * c * c;
+        for _ in 0..steps {
+            e = step(e);
+        }
+        worst = worst.max(e.abs());
+    }
+    worst
+}
+
+/// The plan for 1/√x of `x` on shares, from its range; `None` when the
+/// range reaches 0, is unbounded, or needs more than
+/// [`MAX_RSQRT_ITERATIONS`] steps.
+pub fn rsqrt_plan(g: &Graph, x: ValueId) -> Option<RsqrtPlan> {
+    let r = g.node(x).range;
+    if r.lo.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !r.hi.is_finite() {
+        return None;
+    }
+    let (a, b) = (r.lo, r.hi);
+    // c² in (0, 3/b): balance the first step's error at x = a and x = b.
+    let (mut lo, mut hi) = (1.0 / b, 1.0 / b);
+    if b > a {
+        let (mut l, mut h) = (0.0, 3.0 / b);
+        for _ in 0..200 {
+            let m = (l + h) / 2.0;
+            let ea = rsqrt_error(m.sqrt(), a, a, 1);
+            let eb = rsqrt_error(m.sqrt(), b, b, 1);
+            if ea > eb {
+                l = m;
+            } else {
+                h = m;
+            }
+        }
+        (lo, hi) = (l, h);
+    }
+    let guess = ((lo + hi) / 2.0).sqrt();
+    let target = 2f64.powi(-(g.model.precision() as i32) - 2) * a.sqrt();
+    let iterations = (1..=MAX_RSQRT_ITERATIONS).find(|&k| rsqrt_error(guess, a, b, k) <= target)?;
+    Some(RsqrtPlan {
+        a,
+        b,
+        guess,
+        iterations,
+    })
+}
+
+/// The error of `exp` on shares for an input in `r` whose own error is
+/// `e_in`, at precision `f`: (1 + t + t²/2)^m, t = x/m, by n squarings from
+/// y0 = 1 + t + t²/2, at a working precision of f + b bits
+/// (`exp_extra_bits`). Returns the limit's own error against e^x (on a grid
+/// of `r`), the rounding and input error δ carried through the squares
+/// (δ_{k+1} = 2·Y_k·δ_k + δ_k² + ulp, Y_k the largest |y_k|; the ulp of the
+/// working precision, and 2^-f for the last, from
+/// δ_0 = δ_t·(1 + |t| + δ_t/2) + ulp as t²/2 is truncated once,
+/// δ_t = e_in/m plus 2^-f when x/m is rounded, b = 0), and the gain of
+/// `e_in` within δ.
+pub fn exp_error(f: u32, r: Interval, e_in: f64) -> (f64, f64, f64) {
+    let lsb = 2f64.powi(-(f as i32));
+    let n = EXP_SQUARINGS as i32;
+    let mm = 2f64.powi(n);
+    let limit_error = (0..=4096)
+        .map(|i| r.lo + (r.hi - r.lo) * i as f64 / 4096.0)
+        .map(|x| (x.exp() - exp_limit(x)).abs())
+        .fold(0.0, f64::max);
+    let b = exp_extra_bits(f, r.hi);
+    let ulp = lsb * 2f64.powi(-(b as i32));
+    // y0 is convex in t, so largest at an end of the range.
+    let base = exp_base(r.lo / mm).max(exp_base(r.hi / mm));
+    let t_max = r.lo.abs().max(r.hi.abs()) / mm;
+    let delta_t = e_in / mm + if b == 0 { lsb } else { 0.0 };
+    let mut delta = delta_t * (1.0 + t_max + delta_t / 2.0) + ulp;
+    let mut gain = (1.0 + t_max) / mm;
+    for k in 0..n {
+        let y = base.powi(1 << k);
+        gain *= 2.0 * y;
+        delta = 2.0 * y * delta + delta * delta + if k + 1 == n { lsb } else { ulp };
+    }
+    (limit_error, delta, gain)
+}
+
+/// How `log` computes ln x on shares for an input in `[a, b]`, a > 0.
+/// The first guess is the tangent of ln at c = (b − a)/ln(b/a) (the
+/// logarithmic mean, where the tangent's gap above ln is the same at both
+/// ends): y0 = ln c − 1 + x/c ≥ ln x, one public product. Then Newton's
+/// iteration on ln's inverse, y ← y − 1 + x·e^(−y): with ε = y − ln x each
+/// step maps ε to ε − 1 + e^(−ε) (about ε²/2 near 0, ε − 1 far from it), so
+/// from ε0 ≥ 0 it stays ≥ 0 and falls; `iterations` steps bring it below
+/// 2^-(f+2). Each step is an `exp` on −y (in `exp_range`, whose ends carry
+/// a margin of [`LOG_MARGIN`] for rounding) and one product. The same
+/// approach is CrypTen's (`log` by Householder iterations on exp), here with
+/// the first guess from the range analysis rather than a fixed fit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogPlan {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    pub iterations: u32,
+    pub exp_range: Interval,
+    /// ε after the last step, the method's own error.
+    pub method_error: f64,
+    /// Rounding carried through the steps (`log_plan` says how).
+    pub rounding: f64,
+}
+
+/// At most this many Newton steps for `log` (a ratio of largest to
+/// smallest input beyond about 10^9 needs more).
+pub const MAX_LOG_ITERATIONS: u32 = 24;
+
+/// How far rounding may move `log`'s iterate before the range its `exp`
+/// was planned for no longer holds; a plan whose rounding exceeds it is
+/// refused.
+pub const LOG_MARGIN: f64 = 1.0 / 8.0;
+
+/// The plan for `log` of `x` on shares at precision `f`, from its range;
+/// `None` when the range reaches 0, is unbounded, needs more than
+/// [`MAX_LOG_ITERATIONS`] steps, or rounds by more than [`LOG_MARGIN`].
+///
+/// Rounding: δ0 = 2^-f (x/c truncated) + b·2^-f/2 (1/c encoded) + 2^-f/2
+/// (ln c − 1 encoded); a step moves an earlier δ by the map's slope
+/// 1 − e^(−t) for t within δ of ε, at most max(min(ε + δ, 1), e^δ − 1) in
+/// size, and adds e^δ·ρ (ρ the
+/// method's relative error in `exp`, as x·e^(−y) = e^(−ε) ≤ e^δ), b·E (the
+/// `exp`'s rounding E times x ≤ b) and 2^-f (the product's truncation).
+pub fn log_plan(g: &Graph, x: ValueId) -> Option<LogPlan> {
+    let f = g.model.precision();
+    let r = g.node(x).range;
+    if r.lo.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !r.hi.is_finite() {
+        return None;
+    }
+    let (a, b) = (r.lo, r.hi);
+    let c = if b > a * (1.0 + 1e-9) {
+        (b - a) / (b / a).ln()
+    } else {
+        a
+    };
+    let gap = |x: f64| (c.ln() - 1.0 + x / c - x.ln()).max(0.0);
+    let lsb = 2f64.powi(-(f as i32));
+    let target = lsb / 4.0;
+    let mut eps = gap(a).max(gap(b));
+    let exp_range = Interval::new(-(b.ln() + eps) - LOG_MARGIN, -a.ln() + LOG_MARGIN);
+    let mut delta = lsb + b * lsb / 2.0 + lsb / 2.0;
+    // The exp's own error is relative (x·e^(−y) is e^(−ε) ≤ e^δ times it);
+    // its rounding is absolute, so scaled by x ≤ b.
+    let (_, exp_rounding, _) = exp_error(f, exp_range, 0.0);
+    let relative_limit = (0..=4096)
+        .map(|i| exp_range.lo + (exp_range.hi - exp_range.lo) * i as f64 / 4096.0)
+        .map(|x| (exp_limit(x) / x.exp() - 1.0).abs())
+        .fold(0.0, f64::max);
+    let mut iterations = 0;
+    while eps > target {
+        if iterations == MAX_LOG_ITERATIONS {
+            return None;
+        }
+        let slope = (eps + delta).min(1.0).max(delta.exp_m1());
+        delta = slope * delta + delta.exp() * relative_limit + b * exp_rounding + lsb;
+        // ε − (1 − e^(−ε)), without cancellation.
+        eps += (-eps).exp_m1();
+        iterations += 1;
+        if delta > LOG_MARGIN {
+            return None;
+        }
+    }
+    Some(LogPlan {
+        a,
+        b,
+        c,
+        iterations,
+        exp_range,
+        method_error: eps,
+        rounding: delta,
     })
 }
 
@@ -641,6 +886,38 @@ fn error_bounds(
                 add(&mut p, Source::Rounding, lsb);
                 k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb
             }
+            // On shares, Newton's iteration (`rsqrt_plan`) on the computed
+            // input, in [a − e, b + e]: the method's relative error e_K as
+            // an absolute one, at most e_K/√(a − e); rounding δ through the
+            // steps (a step's slope is 3e/2, and δ in y moves e by at most
+            // 2·x·y·δ + x·δ² ≤ 2√b·δ + b·δ², as x·y² ≤ 1 after the first
+            // step; each step truncates y² (a unit, times x·y/2 ≤ √b/2),
+            // x·y²/2 (times y ≤ Y, the largest y) and the product); and the
+            // input's error through 1/√x.
+            Op::Rsqrt(a) if g.node(v).visibility == Visibility::Secret => match rsqrt_plan(g, *a) {
+                Some(rp) if rp.a - e(a) > 0.0 => {
+                    let (a1, b1) = (rp.a - e(a), rp.b + e(a));
+                    let big_y = (1.5 * rp.guess).max(1.0 / a1.sqrt()) * 1.5;
+                    let round = lsb * (1.0 + (big_y + b1.sqrt() / 2.0));
+                    let coefficient = lsb * 2f64.powi(-(RSQRT_GUESS_BITS as i32)) / 2.0;
+                    let mut delta = lsb + b1 * coefficient + lsb / 2.0;
+                    for k in 1..rp.iterations {
+                        let err = rsqrt_error(rp.guess, a1, b1, k);
+                        let slope = 1.5 * (err + 2.0 * b1.sqrt() * delta + b1 * delta * delta);
+                        delta = slope * delta + round;
+                    }
+                    let method = rsqrt_error(rp.guess, a1, b1, rp.iterations) / a1.sqrt();
+                    let gain = 0.5 * a1.powf(-1.5);
+                    inherit(&mut p, a, gain);
+                    add(&mut p, Source::Approximation(v), method);
+                    add(&mut p, Source::Rounding, delta);
+                    method + delta + gain * e(a)
+                }
+                _ => {
+                    add(&mut p, Source::Approximation(v), f64::INFINITY);
+                    f64::INFINITY
+                }
+            },
             // Exact in the clear, then encoded: the input's error through
             // |d(1/√x)/dx| = x^(-3/2)/2 at the range's low end, and a rounding.
             Op::Rsqrt(a) => {
@@ -688,42 +965,45 @@ fn error_bounds(
                     f64::INFINITY
                 }
             },
-            // (1 + x/m)^m by n squarings from y0 = 1 + x/m, at a working
-            // precision of f + b bits (`exp_extra_bits`): the limit's own
-            // error against e^x (on a grid of the input's range), and
-            // rounding δ_{k+1} = 2·Y_k·δ_k + δ_k² + ulp through the squares
-            // (Y_k the largest |y_k|; the ulp of the working precision, and
-            // 2^-f for the last), from δ_0 = e(x)/m (plus 2^-f when x/m is
-            // rounded, b = 0).
+            // (1 + t + t²/2)^m, t = x/m, by n squarings from
+            // y0 = 1 + t + t²/2, at a working precision of f + b bits
+            // (`exp_extra_bits`): the limit's own error against e^x (on a
+            // grid of the input's range), and rounding
+            // δ_{k+1} = 2·Y_k·δ_k + δ_k² + ulp through the squares (Y_k the
+            // largest |y_k|; the ulp of the working precision, and 2^-f for
+            // the last), from δ_0 = δ_t·(1 + |t| + δ_t/2) + ulp (t²/2 is
+            // truncated once), δ_t = e(x)/m (plus 2^-f when x/m is rounded,
+            // b = 0).
             Op::Exp(a) => {
-                let n = EXP_SQUARINGS as i32;
-                let mm = 2f64.powi(n);
                 let mut r = g.node(*a).range;
                 if clamped.contains(&v) {
-                    // Evaluated on max(x, -m): the grid below includes -m,
-                    // where the error is e^-m (the formula gives 0), which
-                    // bounds the error of every clamped input too.
-                    r.lo = r.lo.max(-mm);
+                    // Evaluated on max(x, -m): the grid includes -m, where
+                    // the error is e^-m (the formula gives about 2^-m),
+                    // which bounds the error of every clamped input too.
+                    r.lo = r.lo.max(-(2f64.powi(EXP_SQUARINGS as i32)));
                 }
-                let limit_error = (0..=4096)
-                    .map(|i| r.lo + (r.hi - r.lo) * i as f64 / 4096.0)
-                    .map(|x| (x.exp() - exp_limit(x)).abs())
-                    .fold(0.0, f64::max);
-                let b = exp_extra_bits(g.model.precision(), r.hi);
-                let ulp = lsb * 2f64.powi(-(b as i32));
-                let base = (1.0 + r.lo / mm).abs().max((1.0 + r.hi / mm).abs());
-                let mut delta = e(a) / mm + if b == 0 { lsb } else { 0.0 };
-                let mut gain = 1.0 / mm;
-                for k in 0..n {
-                    let y = base.powi(1 << k);
-                    gain *= 2.0 * y;
-                    delta = 2.0 * y * delta + delta * delta + if k + 1 == n { lsb } else { ulp };
-                }
+                let (limit_error, delta, gain) = exp_error(g.model.precision(), r, e(a));
                 inherit(&mut p, a, gain);
                 add(&mut p, Source::Approximation(v), limit_error);
                 add(&mut p, Source::Rounding, (delta - gain * e(a)).max(0.0));
                 limit_error + delta
             }
+            // Newton's iteration on ln's inverse (`log_plan`): the method's
+            // own error and the rounding through the steps, both from the
+            // plan, and the input's error through ln, e/(a − e).
+            Op::Log(x) => match log_plan(g, *x) {
+                Some(lp) if lp.a - e(x) > 0.0 => {
+                    let gain = 1.0 / (lp.a - e(x));
+                    inherit(&mut p, x, gain);
+                    add(&mut p, Source::Approximation(v), lp.method_error);
+                    add(&mut p, Source::Rounding, lp.rounding);
+                    lp.method_error + lp.rounding + gain * e(x)
+                }
+                _ => {
+                    add(&mut p, Source::Approximation(v), f64::INFINITY);
+                    f64::INFINITY
+                }
+            },
             // Newton's iteration on the computed input ẑ, which lies in
             // [a − e, b + e]: the iteration's own error ε_K/(a − e), the
             // rounding δ carried through the steps (each step multiplies

@@ -62,8 +62,9 @@ pub enum Args {
     Transpose,
     /// `permute(x, [p0, p1, ...])`: `Op::Permute`.
     Permute,
-    /// `softmax(x, axis: k)`: operations the checker writes out.
-    Softmax,
+    /// `softmax(x, axis: k)` and `log_softmax` (`log`): operations the
+    /// checker writes out.
+    Softmax { log: bool },
     /// `leaky_relu(x, negative_slope: s)`, `0 < s < 1`: the checker writes
     /// out `max(x, s·x)` (`Op::Max`, one comparison per element).
     LeakyRelu,
@@ -71,6 +72,8 @@ pub enum Args {
     LeakyReluSlope,
     /// `hardtanh(x, min_val: lo, max_val: hi)`, `lo < hi`: `Op::Clamp`.
     Hardtanh,
+    /// `sqrt(x)`: the checker writes out `x · rsqrt(x)` (`Op::Mul`).
+    Sqrt,
     /// `conv2d(x, w, b?, stride:, padding:, dilation:, groups:)` over
     /// `spatial` axes (2, or 1 for `conv1d`), with a bias when `bias`: the
     /// checker writes out the patches (`Op::Im2col`) times `w`.
@@ -199,9 +202,10 @@ impl Args {
             | Args::Reduce(_)
             | Args::Approximated(_)
             | Args::Flatten
-            | Args::Softmax
+            | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::Hardtanh
+            | Args::Sqrt
             | Args::GlobalAvgPool => &[Param::Tensor],
             Args::Pool { .. } => &[Param::Tensor, Param::Kernel],
             Args::BatchNorm { given: 3 } => &[Param::Tensor; 3],
@@ -236,7 +240,7 @@ impl Args {
     pub fn named(self) -> &'static [Named] {
         match self {
             Args::Approximated(_) => &[Named::Degree, Named::Domain, Named::Tol],
-            Args::Reduce(_) | Args::Softmax | Args::Concat => &[Named::Axis],
+            Args::Reduce(_) | Args::Softmax { .. } | Args::Concat => &[Named::Axis],
             Args::Flatten => &[Named::StartDim, Named::EndDim],
             Args::LeakyRelu => &[Named::NegativeSlope],
             Args::Hardtanh => &[Named::MinVal, Named::MaxVal],
@@ -246,7 +250,7 @@ impl Args {
                 Named::Dilation,
                 Named::Groups,
             ],
-            Args::Pool { .. } => &[Named::Stride, Named::Padding],
+            Args::Pool { .. } => &[Named::Stride, Named::Padding, Named::Dilation],
             Args::BatchNorm { .. } => &[Named::Eps],
             _ => &[],
         }
@@ -272,10 +276,11 @@ impl Args {
             | Args::Approximated(_)
             | Args::Coefficients(_)
             | Args::Bounds(_)
-            | Args::Softmax
+            | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::LeakyReluSlope
-            | Args::Hardtanh => ShapeRule::Same,
+            | Args::Hardtanh
+            | Args::Sqrt => ShapeRule::Same,
         }
     }
 }
@@ -334,7 +339,7 @@ pub const BUILTINS: &[Builtin] = &[
         name: "exp",
         forms: &[Form {
             call: "exp(x)",
-            doc: "`e^x` elementwise, as `(1 + x/256)^256` (8 squarings; needs `x ≥ -256`)",
+            doc: "`e^x` elementwise, as `(1 + t + t²/2)^128` with `t = x/128` (8 products; needs `x ≥ -128`)",
             args: Args::Map(Op::Exp),
         }],
     },
@@ -347,11 +352,43 @@ pub const BUILTINS: &[Builtin] = &[
         }],
     },
     Builtin {
+        name: "log",
+        forms: &[Form {
+            call: "log(x)",
+            doc: "natural logarithm elementwise, by Newton's iteration on `exp`; the range of `x` must lie above 0",
+            args: Args::Map(Op::Log),
+        }],
+    },
+    Builtin {
+        name: "rsqrt",
+        forms: &[Form {
+            call: "rsqrt(x)",
+            doc: "`1/√x` elementwise, on shares by Newton's iteration; the range of `x` must lie above 0",
+            args: Args::Map(Op::Rsqrt),
+        }],
+    },
+    Builtin {
+        name: "sqrt",
+        forms: &[Form {
+            call: "sqrt(x)",
+            doc: "`√x` elementwise, as `x · rsqrt(x)`; the range of `x` must lie above 0",
+            args: Args::Sqrt,
+        }],
+    },
+    Builtin {
         name: "softmax",
         forms: &[Form {
             call: "softmax(x, axis: -1)",
             doc: "`exp(x - max(x)) / sum(exp(x - max(x)))` along dimension `axis` (default the last), a numbered dimension",
-            args: Args::Softmax,
+            args: Args::Softmax { log: false },
+        }],
+    },
+    Builtin {
+        name: "log_softmax",
+        forms: &[Form {
+            call: "log_softmax(x, axis: -1)",
+            doc: "`(x - max(x)) - log(sum(exp(x - max(x))))` along dimension `axis` (default the last), a numbered dimension",
+            args: Args::Softmax { log: true },
         }],
     },
     Builtin {
@@ -507,15 +544,15 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "max_pool2d",
         forms: &[Form {
-            call: "max_pool2d(x, 2, stride: 2, padding: 0)",
-            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞)",
+            call: "max_pool2d(x, 2, stride: 2, padding: 0, dilation: 1)",
+            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞); `dilation` spaces the window's entries (not with `padding`)",
             args: Args::Pool { spatial: 2, max: true },
         }],
     },
     Builtin {
         name: "avg_pool2d",
         forms: &[Form {
-            call: "avg_pool2d(x, 2, stride: 2, padding: 0)",
+            call: "avg_pool2d(x, 2, stride: 2, padding: 0, dilation: 1)",
             doc: "mean of each window, as `max_pool2d`; padded zeros count (PyTorch's `count_include_pad=True`)",
             args: Args::Pool { spatial: 2, max: false },
         }],
@@ -523,7 +560,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "max_pool1d",
         forms: &[Form {
-            call: "max_pool1d(x, 2, stride: 2, padding: 0)",
+            call: "max_pool1d(x, 2, stride: 2, padding: 0, dilation: 1)",
             doc: "`max_pool2d` along the one axis of `x: [batch, C, L]`",
             args: Args::Pool { spatial: 1, max: true },
         }],
@@ -531,7 +568,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "avg_pool1d",
         forms: &[Form {
-            call: "avg_pool1d(x, 2, stride: 2, padding: 0)",
+            call: "avg_pool1d(x, 2, stride: 2, padding: 0, dilation: 1)",
             doc: "`avg_pool2d` along the one axis of `x: [batch, C, L]`",
             args: Args::Pool { spatial: 1, max: false },
         }],
@@ -773,9 +810,12 @@ mod tests {
                     Args::Coefficients(op) => op(x, vec![]),
                     Args::Bounds(op) => op(x, 0.0, 1.0),
                     Args::Reshape | Args::Flatten => Op::Reshape(x),
-                    Args::Transpose | Args::Permute | Args::Softmax => Op::Permute(x, vec![]),
+                    Args::Transpose | Args::Permute | Args::Softmax { .. } => {
+                        Op::Permute(x, vec![])
+                    }
                     Args::LeakyRelu | Args::LeakyReluSlope => Op::Max(x, y),
                     Args::Hardtanh => Op::Clamp(x, -1.0, 1.0),
+                    Args::Sqrt => Op::Mul(x, y),
                     // Written out: the result moves the channels back.
                     Args::Conv { .. } | Args::Pool { .. } => Op::Permute(x, vec![]),
                     Args::GlobalAvgPool => Op::Mean(x),

@@ -1055,10 +1055,14 @@ impl Checker<'_> {
         let mut restore: Restore = None;
         let xs = self.shape(x).clone();
         match form.args {
-            Args::Softmax => return self.softmax(name, x, &positional, &named, span),
+            Args::Softmax { log } => return self.softmax(name, log, x, &positional, &named, span),
             Args::LeakyRelu => return self.leaky_relu(x, &named, None, span),
             Args::LeakyReluSlope => return self.leaky_relu(x, &named, Some(positional[1]), span),
             Args::Hardtanh => return self.hardtanh(x, &named, span),
+            Args::Sqrt => {
+                let r = self.push(Op::Rsqrt(x), xs.clone(), span);
+                return Some(self.push(Op::Mul(x, r), xs, span));
+            }
             Args::Conv { spatial, .. } => {
                 return self.conv(name, spatial, &tensors, &positional, &named, span)
             }
@@ -1165,10 +1169,11 @@ impl Checker<'_> {
             | Args::Flatten
             | Args::Transpose
             | Args::Permute
-            | Args::Softmax
+            | Args::Softmax { .. }
             | Args::LeakyRelu
             | Args::LeakyReluSlope
             | Args::Hardtanh
+            | Args::Sqrt
             | Args::Conv { .. }
             | Args::Pool { .. }
             | Args::GlobalAvgPool
@@ -1388,9 +1393,12 @@ impl Checker<'_> {
     /// 0), then `e * reciprocal(max(sum(e, axis: k), 1))`: the sum is at
     /// least 1 exactly (the maximum's own term), and the comparison with 1
     /// (one per row) lets the reciprocal's range start there.
+    /// `log_softmax` (`log`) is `(x - max) - log(max(sum(e), 1))`, the log's
+    /// range starting at 1 the same way.
     fn softmax(
         &mut self,
         name: &str,
+        log: bool,
         x: ValueId,
         positional: &[&ast::Arg],
         named: &[&ast::Arg],
@@ -1433,6 +1441,10 @@ impl Checker<'_> {
         let one = self.push(Op::Const { data: vec![1.0] }, Shape::scalar(), span);
         let sum_shape = self.shape(sum).clone();
         let at_least_one = self.push(Op::Max(sum, one), sum_shape.clone(), span);
+        if log {
+            let log_sum = self.push(Op::Log(at_least_one), sum_shape, span);
+            return Some(self.along(centred, log_sum, axis, Op::Sub, span));
+        }
         let inverse = self.push(Op::Reciprocal(at_least_one), sum_shape, span);
         Some(self.along(e, inverse, axis, Op::Mul, span))
     }
@@ -1771,6 +1783,25 @@ impl Checker<'_> {
                 .primary(at, "more padding than half the window")
                 .note("with more, a window could hold only padding (PyTorch refuses it too)")
                 .help(format!("use `padding:` of at most {}", kernel[i] / 2)),
+            );
+            return None;
+        }
+        // Max pooling pads with the nearest entry (`Window::edge`), which
+        // a dilated window could reach without holding it.
+        if let Some(i) =
+            (0..spatial).find(|&i| max && window.padding[i] > 0 && window.dilation[i] > 1)
+        {
+            let at = (named.iter())
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "dilation"))
+                .map_or(span, |a| a.span);
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{name}` with both `dilation:` and `padding:` along dimension {}", i + 2),
+                )
+                .primary(at, format!("dilation {} with padding {}", window.dilation[i], window.padding[i]))
+                .note("max pooling pads with the nearest entry, which a dilated window could reach without holding it")
+                .help("pool without `padding:`, or with `dilation: 1`"),
             );
             return None;
         }
@@ -3061,6 +3092,16 @@ mod tests {
             ("softmax(x, axis: 0)", "E0203"),
             ("softmax(s)", "E0203"),
             ("softmax(x, axis: 2)", "E0204"),
+            ("rsqrt(x)", "fixed[n, 4]"),
+            ("sqrt(v)", "fixed[4]"),
+            ("sqrt(x, 2)", "E0204"),
+            ("log(x)", "fixed[n, 4]"),
+            ("log(x, v)", "E0204"),
+            ("log_softmax(x)", "fixed[n, 4]"),
+            ("log_softmax(m, axis: 0)", "fixed[4, 3]"),
+            ("log_softmax(x, axis: 0)", "E0203"),
+            ("log_softmax(s)", "E0203"),
+            ("log_softmax(x, dim: 1)", "E0205"),
         ];
         for (expr, expect) in cases {
             check_body(&format!("{inputs} let r = {expr}; output r to a;"), expect);

@@ -218,6 +218,17 @@ impl Chooser<'_, '_> {
         self.costs.holder_matmul(nx, nw, nz, k)
     }
 
+    /// `exp` of `n` elements on shares (without a clamp): t = x/2^k, t² (a
+    /// round), 1 + t + t²/2, then k squarings, each a round
+    /// (k = `EXP_SQUARINGS`).
+    fn exp_cost(&self, n: f64) -> Cost {
+        let mut c = self.trunc(n) + Cost::compute(3.0 * n * self.costs.ring_op);
+        for _ in 0..=crate::ir::EXP_SQUARINGS {
+            c += self.beaver(n, n, n, 1.0) + self.trunc(n);
+        }
+        c
+    }
+
     fn poly_cost(&self, n: f64, degree: u32, odd: bool) -> Cost {
         let levels = Self::power_schedule(degree, odd);
         let mut cost = self.trunc(n) + Cost::compute(n * self.costs.ring_op); // t = x / L
@@ -247,6 +258,7 @@ impl Chooser<'_, '_> {
                 | Op::Poly(..)
                 | Op::Exp(_)
                 | Op::Reciprocal(_)
+                | Op::Log(_)
                 | Op::Rsqrt(_) => n * CLEAR_POLY_RING_OPS * c.ring_op,
                 _ => n * c.ring_op,
             })),
@@ -287,16 +299,24 @@ impl Chooser<'_, '_> {
                         };
                         self.poly_cost(n, degree, true) + clamp
                     }
-                    // x/2^n + 1, then n squarings, each a round.
                     Op::Exp(_) => {
-                        let mut c = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        let mut cost = self.exp_cost(n);
                         if self.clamped.contains(&v) {
-                            c += self.comparison(2.0 * n, COMPARISON_ROUNDS);
+                            cost += self.comparison(2.0 * n, COMPARISON_ROUNDS);
                         }
-                        for _ in 0..crate::ir::EXP_SQUARINGS {
-                            c += self.beaver(n, n, n, 1.0) + self.trunc(n);
+                        cost
+                    }
+                    // The tangent (a public product), then per Newton step
+                    // an exp and one product.
+                    Op::Log(a) => {
+                        let steps =
+                            crate::analysis::log_plan(self.g, *a).map_or(1, |p| p.iterations);
+                        let mut cost = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        for _ in 0..steps {
+                            cost += self.exp_cost(n) + self.beaver(n, n, n, 1.0) + self.trunc(n);
+                            cost += Cost::compute(3.0 * n * c.ring_op);
                         }
-                        c
+                        cost
                     }
                     // One public product, then two rounds of products per iteration.
                     Op::Reciprocal(a) => {
@@ -335,7 +355,19 @@ impl Chooser<'_, '_> {
                         self.comparison(rows * per_row, plan::NonlinearOp::MaxReduce.rounds(last))
                     }
                     // In the clear only (the analysis refuses it on secret values).
-                    Op::Input { .. } | Op::Const { .. } | Op::Rsqrt(_) => return None,
+                    // One public product, then three rounds of products per step.
+                    Op::Rsqrt(a) => {
+                        let steps =
+                            crate::analysis::rsqrt_plan(self.g, *a).map_or(1, |p| p.iterations);
+                        let mut cost = self.trunc(n) + Cost::compute(2.0 * n * c.ring_op);
+                        for _ in 1..steps {
+                            for _ in 0..3 {
+                                cost += self.beaver(n, n, n, 1.0) + self.trunc(n);
+                            }
+                        }
+                        cost
+                    }
+                    Op::Input { .. } | Op::Const { .. } => return None,
                 })
             }
             Method::Rlwe => {
@@ -897,8 +929,10 @@ impl Chooser<'_, '_> {
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()
                 }
-                Op::Exp(_) => "nonlinear on secret values: (1 + x/256)^256 by 8 squarings on shares".into(),
+                Op::Exp(_) => "nonlinear on secret values: (1 + t + t²/2)^128, t = x/128, by a product and 7 squarings on shares".into(),
                 Op::Reciprocal(_) => "nonlinear on secret values: Newton's iteration on shares".into(),
+                Op::Log(_) => "nonlinear on secret values: Newton's iteration on exp, on shares".into(),
+                Op::Rsqrt(_) => "nonlinear on secret values: Newton's iteration for 1/√x on shares".into(),
                 Op::Relu(_)
                 | Op::Max(..)
                 | Op::Min(..)

@@ -339,6 +339,9 @@ impl<'m> Graph<'m> {
                 Interval::new(1.0 / r(a).hi, 1.0 / r(a).lo)
             }
             Op::Reciprocal(_) => Interval::new(f64::NEG_INFINITY, f64::INFINITY),
+            // Over a range above 0 (the analysis refuses any other).
+            Op::Log(a) if r(a).lo > 0.0 => Interval::new(r(a).lo.ln(), r(a).hi.ln()),
+            Op::Log(_) => Interval::new(f64::NEG_INFINITY, f64::INFINITY),
             Op::Rsqrt(a) if r(a).lo > 0.0 => {
                 Interval::new(1.0 / r(a).hi.sqrt(), 1.0 / r(a).lo.sqrt())
             }

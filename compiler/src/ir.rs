@@ -117,14 +117,23 @@ impl Protocol {
     }
 }
 
-/// Squarings in `exp`: e^x ≈ (1 + x/2^n)^(2^n), CrypTen's limit method.
-pub const EXP_SQUARINGS: u32 = 8;
+/// Squarings in `exp`: e^x ≈ (1 + t + t²/2)^(2^n) with t = x/2^n, CrypTen's
+/// limit method with a second-order base. The base's t² is one more product,
+/// so `exp` costs n + 1 products: as many as the first-order (1 + x/256)^256
+/// it replaced, with an error near e^x·|x|³/(6·4^n) rather than e^x·x²/512.
+pub const EXP_SQUARINGS: u32 = 7;
 
-/// (1 + x/2^n)^(2^n), the value `exp` computes for `x` in exact arithmetic
-/// (its own approximation of e^x, before rounding).
+/// The base of `exp`'s squarings: 1 + t + t²/2 (the Taylor polynomial of
+/// e^t), at least 1/2 everywhere and increasing for t ≥ -1 (x ≥ -2^n).
+pub fn exp_base(t: f64) -> f64 {
+    1.0 + t + t * t / 2.0
+}
+
+/// (1 + t + t²/2)^(2^n) with t = x/2^n, the value `exp` computes for `x` in
+/// exact arithmetic (its own approximation of e^x, before rounding).
 pub fn exp_limit(x: f64) -> f64 {
     let m = 2f64.powi(EXP_SQUARINGS as i32);
-    (1.0 + x / m).powi(1 << EXP_SQUARINGS)
+    exp_base(x / m).powi(1 << EXP_SQUARINGS)
 }
 
 /// How to approximate sigmoid or tanh; `None` fields are the compiler's choice.
@@ -171,12 +180,16 @@ pub enum Op {
     /// Elementwise minimum of two tensors.
     Min(ValueId, ValueId),
     Clamp(ValueId, f64, f64),
-    /// e^x elementwise, computed as (1 + x/2^n)^(2^n) with
-    /// n = [`EXP_SQUARINGS`] (valid for x ≥ -2^n).
+    /// e^x elementwise, computed as (1 + t + t²/2)^(2^n) with t = x/2^n and
+    /// n = [`EXP_SQUARINGS`] (valid for x ≥ -2^n; see [`exp_limit`]).
     Exp(ValueId),
     /// 1/x elementwise, by Newton's iteration from a constant first guess;
     /// the range of x must exclude 0 (see `analysis::reciprocal_plan`).
     Reciprocal(ValueId),
+    /// ln x elementwise, by Newton's iteration y ← y − 1 + x·e^(−y) from a
+    /// tangent of ln; the range of x must lie above 0 (see
+    /// `analysis::log_plan`).
+    Log(ValueId),
     /// The operand's axes reordered: axis `i` of the result is axis
     /// `perm[i]` of the operand (local data movement, no arithmetic).
     Permute(ValueId, Vec<usize>),
@@ -219,7 +232,8 @@ impl Op {
             | Op::Rsqrt(a)
             | Op::Narrow(a, ..)
             | Op::Exp(a)
-            | Op::Reciprocal(a) => vec![*a],
+            | Op::Reciprocal(a)
+            | Op::Log(a) => vec![*a],
             Op::Concat(parts) => parts.clone(),
             Op::Add(a, b)
             | Op::Sub(a, b)
@@ -263,6 +277,7 @@ impl Op {
             Op::Narrow(..) => "narrow",
             Op::Exp(_) => "exp",
             Op::Reciprocal(_) => "reciprocal",
+            Op::Log(_) => "log",
         }
     }
 }

@@ -73,6 +73,7 @@ pub fn expected(
             Op::Tanh(a, _) => map(get(*a), f64::tanh),
             Op::Exp(a) => map(get(*a), f64::exp),
             Op::Reciprocal(a) => map(get(*a), |x| 1.0 / x),
+            Op::Log(a) => map(get(*a), f64::ln),
             Op::Rsqrt(a) => map(get(*a), |x| 1.0 / x.sqrt()),
             // Row by row along the last axis: each operand's row in turn.
             Op::Concat(parts) => {
@@ -979,16 +980,17 @@ mod tests {
 
     /// PyTorch's pooling, directly: each window's maximum over the input
     /// entries it covers (padding is −∞), or its sum over K with padded
-    /// zeros counted. `spatial` holds (size, kernel, stride, padding).
+    /// zeros counted. `spatial` holds (size, kernel, stride, padding,
+    /// dilation).
     fn direct_pool(
         x: &[f64],
         batch_channels: usize,
-        spatial: &[(usize, usize, usize, usize)],
+        spatial: &[(usize, usize, usize, usize, usize)],
         max: bool,
     ) -> Vec<f64> {
         let outs: Vec<usize> = spatial
             .iter()
-            .map(|&(n, k, s, p)| (n + 2 * p - k) / s + 1)
+            .map(|&(n, k, s, p, d)| (n + 2 * p - (d * (k - 1) + 1)) / s + 1)
             .collect();
         let positions: usize = outs.iter().product();
         let offsets: usize = spatial.iter().map(|t| t.1).product();
@@ -1009,8 +1011,8 @@ mod tests {
                     coords.reverse();
                     let mut at = Some(0usize);
                     for (a, o, jo) in coords {
-                        let (n, _, s, pad) = spatial[a];
-                        let i = (o * s + jo) as i64 - pad as i64;
+                        let (n, _, s, pad, d) = spatial[a];
+                        let i = (o * s + jo * d) as i64 - pad as i64;
                         at = at
                             .filter(|_| i >= 0 && (i as usize) < n)
                             .map(|f| f * n + i as usize);
@@ -1041,18 +1043,20 @@ mod tests {
             relu in proptest::bool::ANY,
             batch in 1usize..3,
             c in 1usize..4,
-            axes in proptest::collection::vec((1usize..4, 1usize..4, 0usize..2, 0usize..4), 2),
+            axes in proptest::collection::vec((1usize..4, 1usize..4, 0usize..2, 0usize..4, 1usize..3), 2),
             seed in 0u64..1000,
         ) {
-            let spatial: Vec<(usize, usize, usize, usize)> = axes
+            // Dilation too, except for max pooling with padding (refused).
+            let spatial: Vec<(usize, usize, usize, usize, usize)> = axes
                 .iter()
                 .take(if two { 2 } else { 1 })
-                .map(|&(k, s, p, more)| {
+                .map(|&(k, s, p, more, d)| {
                     let p = p.min(k / 2);
-                    ((k.saturating_sub(2 * p)).max(1) + more, k, s, p)
+                    let d = if max && p > 0 { 1 } else { d };
+                    (((d * (k - 1) + 1).saturating_sub(2 * p)).max(1) + more, k, s, p, d)
                 })
                 .collect();
-            let list = |f: fn(&(usize, usize, usize, usize)) -> usize| {
+            let list = |f: fn(&(usize, usize, usize, usize, usize)) -> usize| {
                 format!("[{}]", spatial.iter().map(|t| f(t).to_string()).collect::<Vec<_>>().join(", "))
             };
             let xshape: Vec<usize> = [batch, c].into_iter().chain(spatial.iter().map(|t| t.0)).collect();
@@ -1060,9 +1064,9 @@ mod tests {
             let operand = if relu { "relu(x)" } else { "x" };
             let src = format!(
                 "model m {{ party a; party q; input x: fixed[{}] private(a);
-                   let y = {f}({operand}, {}, stride: {}, padding: {}); output y to a; }}",
+                   let y = {f}({operand}, {}, stride: {}, padding: {}, dilation: {}); output y to a; }}",
                 xshape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-                list(|t| t.1), list(|t| t.2), list(|t| t.3),
+                list(|t| t.1), list(|t| t.2), list(|t| t.3), list(|t| t.4),
             );
             let checked = crate::check_source(&src);
             proptest::prop_assert!(checked.diagnostics.is_empty(), "{}: {:?}", src, checked.diagnostics);

@@ -39,6 +39,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "GlobalAveragePool",
     "Identity",
     "LeakyRelu",
+    "Log",
+    "LogSoftmax",
     "MatMul",
     "MaxPool",
     "Mul",
@@ -47,10 +49,12 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "ReduceMean",
     "ReduceSum",
     "Relu",
+    "Reciprocal",
     "Reshape",
     "Shape",
     "Sigmoid",
     "Softmax",
+    "Sqrt",
     "Squeeze",
     "Sub",
     "Sum",
@@ -785,12 +789,15 @@ impl<'a> Tr<'a> {
                 }
                 self.set(node, 0, Val::Const(c));
             }
-            "Relu" | "Sigmoid" | "Tanh" | "Exp" => {
+            "Relu" | "Sigmoid" | "Tanh" | "Exp" | "Log" | "Sqrt" | "Reciprocal" => {
                 let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
                 let (f, extra, kind) = match op {
                     "Relu" => ("relu", String::new(), Kind::Other),
                     "Sigmoid" => ("sigmoid", "tol: 0.002".to_string(), Kind::Other),
                     "Tanh" => ("tanh", String::new(), Kind::Other),
+                    "Log" => ("log", String::new(), Kind::Other),
+                    "Sqrt" => ("sqrt", String::new(), Kind::Other),
+                    "Reciprocal" => ("reciprocal", String::new(), Kind::Other),
                     _ => ("exp", String::new(), Kind::Other),
                 };
                 let v = self.emit_node(
@@ -856,10 +863,7 @@ impl<'a> Tr<'a> {
                 let v = self.emit_node(node, call, shape, Kind::Other);
                 self.set(node, 0, v);
             }
-            "LogSoftmax" => {
-                return Err(self.unsupported(node, "is not supported yet: Veil has no `log` (export the probabilities with Softmax instead)"));
-            }
-            "Softmax" => {
+            "Softmax" | "LogSoftmax" => {
                 let (x, shape, _) = self.view(node, &self.val(node, 0)?)?;
                 let rank = shape.len() as i64;
                 let default = if self.opset >= 13 { -1 } else { 1 };
@@ -868,7 +872,11 @@ impl<'a> Tr<'a> {
                 if self.opset < 13 && axis != shape.len() - 1 {
                     return Err(self.unsupported(node, "before opset 13 with an axis other than the last (it flattens the trailing dimensions)"));
                 }
-                let (f, kind) = ("softmax", Kind::Probabilities);
+                let (f, kind) = if op == "Softmax" {
+                    ("softmax", Kind::Probabilities)
+                } else {
+                    ("log_softmax", Kind::Other)
+                };
                 let v = self.emit_node(
                     node,
                     Op::Call {
@@ -1422,6 +1430,7 @@ impl<'a> Tr<'a> {
             "Sigmoid" => arg(0)?.map(|v| 1.0 / (1.0 + (-v).exp())),
             "Tanh" => arg(0)?.map(f64::tanh),
             "Exp" => arg(0)?.map(f64::exp),
+            "Log" => arg(0)?.map(f64::ln),
             "Sqrt" => arg(0)?.map(f64::sqrt),
             "Reciprocal" => arg(0)?.map(|v| 1.0 / v),
             "Gather" => {
@@ -2090,13 +2099,17 @@ impl<'a> Tr<'a> {
         };
         let stride = ints("strides");
         let dil = ints("dilations");
-        if dil.iter().any(|d| *d != 1) {
-            return Err(self.unsupported(node, "with dilations"));
-        }
+        let dilated = dil.iter().any(|d| *d != 1);
         let mut pad = self.pads(node, &shape, &kernel, &stride, &dil)?;
         let explicit = pad.iter().any(|p| *p > 0);
         for (p, q) in pad.iter_mut().zip(&pre) {
             *p += q;
+        }
+        if dilated && op == "MaxPool" && pad.iter().any(|p| *p > 0) {
+            return Err(self.unsupported(
+                node,
+                "with dilations and padding (Veil's max pooling pads with the nearest entry)",
+            ));
         }
         if op == "AveragePool" && explicit && attr_i(node, "count_include_pad").unwrap_or(0) == 0 {
             return Err(self.unsupported(node, "with padding and count_include_pad = 0 (Veil's avg_pool counts the padding, as PyTorch does by default)"));
@@ -2106,12 +2119,13 @@ impl<'a> Tr<'a> {
             let Dim::N(n) = shape[2 + i] else {
                 return Err(self.invalid(node, "spatial batch"));
             };
-            if n + 2 * pad[i] < kernel[i] {
+            let span = dil[i] * (kernel[i] - 1) + 1;
+            if n + 2 * pad[i] < span {
                 return Err(
                     self.invalid(node, "the pooling window is larger than the padded input")
                 );
             }
-            out.push(Dim::N((n + 2 * pad[i] - kernel[i]) / stride[i] + 1));
+            out.push(Dim::N((n + 2 * pad[i] - span) / stride[i] + 1));
         }
         let f = match (op, sp) {
             ("MaxPool", 1) => "max_pool1d",
@@ -2126,12 +2140,15 @@ impl<'a> Tr<'a> {
                 list(v)
             }
         };
-        let extra = format!(
+        let mut extra = format!(
             "{}, stride: {}, padding: {}",
             one(&kernel),
             one(&stride),
             one(&pad)
         );
+        if dilated {
+            extra += &format!(", dilation: {}", one(&dil));
+        }
         let v = self.emit_node(
             node,
             Op::Call {

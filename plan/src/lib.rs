@@ -33,8 +33,12 @@ pub use tensor::{
 pub use validate::{validate, ValidPlan, ValidationError};
 pub use window::{im2col_data, Window};
 
-/// Bumped when the plan format changes incompatibly.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped when the plan format changes incompatibly, so an older runtime
+/// refuses a newer plan by its version rather than failing to parse it.
+/// 3: correlations name their engine (OT or Paillier), RLWE matrix
+/// products, and the ops `Exp`, `Reciprocal`, `Log`, `MinReduce`,
+/// `Permute`, `Reshape`, `Im2col` windows, `Rsqrt`, `Concat` and `Narrow`.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Index into [`Plan::parties`].
 pub type PartyIdx = u32;
@@ -290,6 +294,8 @@ pub enum ClearOp {
     Tanh,
     Exp,
     Reciprocal,
+    /// Natural logarithm.
+    Log,
     Poly(Vec<f64>),
     Relu,
     MaxReduce,

@@ -523,6 +523,7 @@ impl crate::ClearOp {
             Tanh => Ok(a.map(f64::tanh)),
             Exp => Ok(a.map(f64::exp)),
             Reciprocal => Ok(a.map(f64::recip)),
+            Log => Ok(a.map(f64::ln)),
             Rsqrt => Ok(a.map(|x| x.sqrt().recip())),
             Concat => {
                 let parts: Vec<(&[f64], &[usize])> =

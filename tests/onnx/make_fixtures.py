@@ -237,11 +237,58 @@ def deep_mlp():
     save("deep_mlp", m, x[16:], x[:16])
 
 
+def log_softmax_mlp():
+    """An MLP whose head is LogSoftmax (as torch's F.log_softmax exports),
+    with its own random stream so that adding it changed no other fixture."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261218)
+    inits = []
+    nodes = [
+        gemm("fc1", "input.1", "/fc1/Gemm_output_0", 12, 16, inits),
+        helper.make_node("Relu", ["/fc1/Gemm_output_0"], ["/relu/Relu_output_0"], name="/relu/Relu"),
+        gemm("fc2", "/relu/Relu_output_0", "/fc2/Gemm_output_0", 16, 4, inits),
+        helper.make_node("LogSoftmax", ["/fc2/Gemm_output_0"], ["log_probs"], name="/LogSoftmax", axis=1),
+    ]
+    m = graph_model(nodes, inits, [12], "log_probs", [4], 17, "torch_log_softmax")
+    x = rng.uniform(-2, 2, (116, 12))
+    save("torch_log_softmax", m, x[16:], x[:16])
+    rng = saved
+
+
+def dilated_pool():
+    """A convolution, a MaxPool with dilations 2 (no padding) and a dense
+    layer; its own random stream, like log_softmax_mlp."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261219)
+    inits = []
+    n = [
+        conv("conv1", "input.1", "c1", 1, 3, 3, inits, pad=1),
+        helper.make_node("Relu", ["c1"], ["r1"], name="/relu1/Relu"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="/pool1/MaxPool", kernel_shape=[2, 2], strides=[2, 2],
+                         pads=[0, 0, 0, 0], dilations=[2, 2]),
+        helper.make_node("Flatten", ["p1"], ["f"], name="/Flatten", axis=1),
+        gemm("fc1", "f", "logits", 3 * 5 * 5, 4, inits),
+    ]
+    m = graph_model(n, inits, [1, 12, 12], "logits", [4], 17, "torch_dilated_pool")
+    x = rng.uniform(0, 1, (40, 1, 12, 12))
+    save("torch_dilated_pool", m, x[8:], x[:8])
+    rng = saved
+
+
+GENERATORS = {
+    "linear": linear_fixtures,
+    "torch_mlp": mlp,
+    "torch_mlp_external": lambda: mlp(external=True, name="torch_mlp_external"),
+    "torch_lenet5": lenet5,
+    "torch_resnet_tiny": resnet,
+    "opset6": opset6,
+    "deep_mlp": deep_mlp,
+    "torch_log_softmax": log_softmax_mlp,
+    "torch_dilated_pool": dilated_pool,
+}
+
 if __name__ == "__main__":
-    linear_fixtures()
-    mlp()
-    mlp(external=True, name="torch_mlp_external")
-    lenet5()
-    resnet()
-    opset6()
-    deep_mlp()
+    # All of them, or only those named (`make_fixtures.py torch_log_softmax`).
+    import sys
+    for name in sys.argv[1:] or GENERATORS:
+        GENERATORS[name]()

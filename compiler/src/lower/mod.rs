@@ -357,6 +357,7 @@ pub fn clear_op(op: &Op) -> ClearOp {
         Op::Im2col(_, w) => ClearOp::Im2col(w.clone()),
         Op::Exp(_) => ClearOp::Exp,
         Op::Reciprocal(_) => ClearOp::Reciprocal,
+        Op::Log(_) => ClearOp::Log,
         Op::Rsqrt(_) => ClearOp::Rsqrt,
         Op::Concat(_) => ClearOp::Concat,
         Op::Narrow(_, start, len) => ClearOp::Narrow {

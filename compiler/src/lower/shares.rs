@@ -87,12 +87,90 @@ impl Lowerer<'_, '_> {
 
     /// Multiply a share by a public scalar constant, then truncate.
     fn mul_public_scalar(&mut self, x: Reg, c: f64, note: String) -> Reg {
+        self.mul_public_scalar_bits(x, c, self.f, note)
+    }
+
+    /// The same with the constant encoded at `bits` fractional bits (more
+    /// than f for a small constant whose relative error matters).
+    fn mul_public_scalar_bits(&mut self, x: Reg, c: f64, bits: u32, note: String) -> Reg {
         let k = self.public_const(vec![c], format!("{c}"));
         let shape = self.regs[x.0 as usize].shape.clone();
-        let scale = self.scale_of(x) + self.f;
+        let scale = self.scale_of(x) + bits;
         let dst = self.share_reg(shape, scale, note);
-        self.local(dst, ShareOp::MulPublic { bits: self.f }, vec![x, k]);
+        self.local(dst, ShareOp::MulPublic { bits }, vec![x, k]);
         self.trunc1(dst)
+    }
+
+    /// e^x on shares for `x` at most `hi`, clamped at -2^n first when
+    /// `clamp` (see `analysis`): (1 + t + t²/2)^(2^n) with t = x/2^n.
+    fn exp_shares(
+        &mut self,
+        x: Reg,
+        hi: f64,
+        clamp: bool,
+        shape: &plan::Shape,
+        label: &str,
+        x_label: &str,
+    ) -> Reg {
+        let f = self.f;
+        let n = ir::EXP_SQUARINGS;
+        let b = crate::analysis::exp_extra_bits(f, hi);
+        let w = f + b;
+        // Inputs that can fall below -2^n are first clamped there
+        // (see `analysis`): the formula is wrong below it.
+        let mut x = x;
+        if clamp {
+            let m = 2f64.powi(n as i32);
+            x = self.nonlinear(
+                plan::NonlinearOp::Clamp {
+                    lo: -m,
+                    hi: hi.max(1.0 - m),
+                },
+                vec![x],
+                shape.clone(),
+                format!("{} clamped to [-{m}, {}]", x_label, hi.max(1.0 - m)),
+            );
+        }
+        let t = if b == n {
+            let t = self.share_reg(shape.clone(), w, format!("{label}: x / 2^{n}"));
+            self.local(t, ShareOp::Reshape, vec![x]);
+            t
+        } else {
+            self.mul_public_scalar(x, 2f64.powi(-(n as i32)), format!("{label}: x / 2^{n}"))
+        };
+        let t2 = self.beaver_batch(vec![(
+            t,
+            t,
+            Correlation::Elementwise {
+                shape: shape.clone(),
+            },
+            shape.clone(),
+            format!("{label}: t² (t = x / 2^{n})"),
+        )])[0];
+        // t² at 2w bits shifted by w + 1 is t²/2 at w bits (the
+        // register's scale says w - 1: read it at w, as t above).
+        let shifted = self.trunc_batch(vec![(t2, w + 1)])[0];
+        let half = self.share_reg(shape.clone(), w, format!("{label}: t²/2"));
+        self.local(half, ShareOp::Reshape, vec![shifted]);
+        let one = self.public_const(vec![1.0], "1".into());
+        let t1 = self.share_reg(shape.clone(), w, format!("{label}: 1 + t"));
+        self.local(t1, ShareOp::AddPublic, vec![t, one]);
+        let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + t + t²/2"));
+        self.local(y, ShareOp::Add, vec![t1, half]);
+        for k in 1..=n {
+            let square = self.beaver_batch(vec![(
+                y,
+                y,
+                Correlation::Elementwise {
+                    shape: shape.clone(),
+                },
+                shape.clone(),
+                format!("{label}: squaring {k} of {n}"),
+            )])[0];
+            let bits = if k == n { 2 * w - f } else { w };
+            y = self.trunc_batch(vec![(square, bits)])[0];
+        }
+        y
     }
 
     pub(super) fn shares(&mut self, v: ValueId, reprs: &[Repr], args: &[Reg]) -> Reg {
@@ -326,59 +404,117 @@ impl Lowerer<'_, '_> {
                     y
                 }
             }
-            // (1 + x/2^n)^(2^n): a scaling, an addition, n squarings.
-            // At f + b fractional bits (`exp_extra_bits`): with b = n, the
-            // share of x read at f + n bits is x / 2^n exactly.
+            // (1 + t + t²/2)^(2^n) with t = x/2^n: a scaling, one product
+            // for t² (halved by truncating one bit more), two additions, n
+            // squarings. At f + b fractional bits (`exp_extra_bits`): with
+            // b = n, the share of x read at f + n bits is t exactly.
             Op::Exp(a) => {
-                let n = ir::EXP_SQUARINGS;
                 let hi = self.g.node(*a).range.hi;
-                let b = crate::analysis::exp_extra_bits(f, hi);
-                let w = f + b;
-                // Inputs that can fall below -2^n are first clamped there
-                // (see `analysis`): the formula is wrong below it.
-                let mut args = args.to_vec();
-                if self.chooser.clamped.contains(&v) {
-                    let m = 2f64.powi(n as i32);
-                    args[0] = self.nonlinear(
-                        plan::NonlinearOp::Clamp {
-                            lo: -m,
-                            hi: hi.max(1.0 - m),
-                        },
-                        vec![args[0]],
-                        shape.clone(),
-                        format!(
-                            "{} clamped to [-{m}, {}]",
-                            self.g.label(*a),
-                            hi.max(1.0 - m)
-                        ),
-                    );
-                }
-                let t = if b == n {
-                    let t = self.share_reg(shape.clone(), w, format!("{label}: x / 2^{n}"));
-                    self.local(t, ShareOp::Reshape, vec![args[0]]);
-                    t
-                } else {
-                    self.mul_public_scalar(
-                        args[0],
-                        2f64.powi(-(n as i32)),
-                        format!("{label}: x / 2^{n}"),
-                    )
+                let clamp = self.chooser.clamped.contains(&v);
+                let x_label = self.g.label(*a);
+                self.exp_shares(args[0], hi, clamp, &shape, &label, &x_label)
+            }
+            // 1/√x by Newton (`analysis::rsqrt_plan`): y1 = 1.5c − (c³/2)·x
+            // (a public product), then y ← y·(3/2 − x·y²/2), three rounds
+            // of products per step (the halving is one more truncated bit).
+            Op::Rsqrt(a) => {
+                let rp = crate::analysis::rsqrt_plan(self.g, *a)
+                    .expect("the analysis refuses 1/√x without a plan (E0304)");
+                let x = args[0];
+                let c = rp.guess;
+                let t = self.mul_public_scalar_bits(
+                    x,
+                    -c * c * c / 2.0,
+                    f + crate::analysis::RSQRT_GUESS_BITS,
+                    format!("{label}: -(c³/2)·x"),
+                );
+                let k = self.public_const(vec![1.5 * c], format!("{}", 1.5 * c));
+                let mut y = self.share_reg(shape.clone(), f, format!("{label}: Newton step 1"));
+                self.local(y, ShareOp::AddPublic, vec![t, k]);
+                let three_halves = self.public_const(vec![1.5], "1.5".into());
+                let elementwise = Correlation::Elementwise {
+                    shape: shape.clone(),
                 };
+                for step in 2..=rp.iterations {
+                    let yy = self.beaver_batch(vec![(
+                        y,
+                        y,
+                        elementwise.clone(),
+                        shape.clone(),
+                        format!("{label}: y², step {step}"),
+                    )])[0];
+                    let yy = self.trunc1(yy);
+                    let xyy = self.beaver_batch(vec![(
+                        x,
+                        yy,
+                        elementwise.clone(),
+                        shape.clone(),
+                        format!("{label}: x·y², step {step}"),
+                    )])[0];
+                    // At 2f bits shifted by f + 1: x·y²/2 at f bits (the
+                    // register's scale says f − 1: read it at f).
+                    let shifted = self.trunc_batch(vec![(xyy, f + 1)])[0];
+                    let half =
+                        self.share_reg(shape.clone(), f, format!("{label}: x·y²/2, step {step}"));
+                    self.local(half, ShareOp::Reshape, vec![shifted]);
+                    let u = self.share_reg(
+                        shape.clone(),
+                        f,
+                        format!("{label}: 3/2 − x·y²/2, step {step}"),
+                    );
+                    self.local(u, ShareOp::PublicSub, vec![half, three_halves]);
+                    let next = self.beaver_batch(vec![(
+                        y,
+                        u,
+                        elementwise.clone(),
+                        shape.clone(),
+                        format!("{label}: Newton step {step}"),
+                    )])[0];
+                    y = self.trunc1(next);
+                }
+                y
+            }
+            // ln x: the tangent y0 = ln c − 1 + x/c (one public product),
+            // then Newton's steps y ← y + x·e^(−y) − 1 (an `exp` and one
+            // product each), as `analysis::log_plan` planned them.
+            Op::Log(a) => {
+                let lp = crate::analysis::log_plan(self.g, *a)
+                    .expect("the analysis refuses a log without a plan (E0304)");
+                let x = args[0];
+                let t = self.mul_public_scalar(x, 1.0 / lp.c, format!("{label}: x / {}", lp.c));
+                let k = self.public_const(vec![lp.c.ln() - 1.0], format!("ln {} - 1", lp.c));
+                let mut y = self.share_reg(shape.clone(), f, format!("{label}: tangent"));
+                self.local(y, ShareOp::AddPublic, vec![t, k]);
                 let one = self.public_const(vec![1.0], "1".into());
-                let mut y = self.share_reg(shape.clone(), w, format!("{label}: 1 + x / 2^{n}"));
-                self.local(y, ShareOp::AddPublic, vec![t, one]);
-                for k in 1..=n {
-                    let square = self.beaver_batch(vec![(
-                        y,
-                        y,
+                for step in 1..=lp.iterations {
+                    let neg = self.share_reg(shape.clone(), f, format!("{label}: -y, step {step}"));
+                    self.local(neg, ShareOp::Neg, vec![y]);
+                    let z = self.exp_shares(
+                        neg,
+                        lp.exp_range.hi,
+                        false,
+                        &shape,
+                        &format!("{label}: e^-y, step {step}"),
+                        &format!("-y, step {step}"),
+                    );
+                    let p = self.beaver_batch(vec![(
+                        x,
+                        z,
                         Correlation::Elementwise {
                             shape: shape.clone(),
                         },
                         shape.clone(),
-                        format!("{label}: squaring {k} of {n}"),
+                        format!("{label}: x·e^-y, step {step}"),
                     )])[0];
-                    let bits = if k == n { 2 * w - f } else { w };
-                    y = self.trunc_batch(vec![(square, bits)])[0];
+                    let p = self.trunc1(p);
+                    let s = self.share_reg(
+                        shape.clone(),
+                        f,
+                        format!("{label}: y + x·e^-y, step {step}"),
+                    );
+                    self.local(s, ShareOp::Add, vec![y, p]);
+                    y = self.share_reg(shape.clone(), f, format!("{label}: Newton step {step}"));
+                    self.local(y, ShareOp::SubPublic, vec![s, one]);
                 }
                 y
             }
