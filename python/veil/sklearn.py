@@ -285,7 +285,11 @@ def from_sklearn(estimator, X_sample, *, margin=0.1, **options):
             model = _veil.compile(source=source, name=name, **options)
             break
         except _veil.VeilError as e:
-            overflow = e.diagnostics and all(d.code in ("E0301", "E0304") for d in e.diagnostics)
+            # Overflow errors only (warnings, such as a loose error bound
+            # that the overflow itself causes, do not count): a lower
+            # precision may fit.
+            errors = [d for d in e.diagnostics if d.severity == "error"]
+            overflow = errors and all(d.code in ("E0301", "E0304") for d in errors)
             if not overflow or precision == PRECISIONS[-1]:
                 raise
     return SklearnModel(model.bind(weights), estimator, classes, margin)
