@@ -314,7 +314,6 @@ fn run_in_chunks(
     opts.max_memory = Some(limit);
     let progress = crate::progress::Rows::new(args.quiet);
     let mut collected = stream::Collected::default();
-    let mut all_ids: Vec<String> = Vec::new();
     let mut stats = runtime::exec::Stats::default();
     let mut last = None;
     let (mut done, mut chunks) = (0u64, 0u64);
@@ -361,23 +360,13 @@ fn run_in_chunks(
             })
             .collect();
         all[me as usize] = outcome;
-        let written = match &mut staged {
-            Some(s) => {
-                let ids = match (&ids, &chunk_ids) {
-                    (Some(r), Some(v)) => Some(crate::data::Ids {
-                        column: &r.column,
-                        values: v,
-                    }),
-                    _ => None,
-                };
-                s.append(&all, ids.as_ref())
-            }
-            None => {
-                collected.append(&all);
-                all_ids.extend(chunk_ids.unwrap_or_default());
-                Ok(())
-            }
-        };
+        let written = stream::append_chunk(
+            staged.as_mut(),
+            &mut collected,
+            &all,
+            ids.as_ref().map(|r| r.column.as_str()),
+            chunk_ids,
+        );
         if let Err(e) = written {
             progress.finish();
             return fail(&e);
@@ -428,6 +417,7 @@ fn run_in_chunks(
         );
     }
     let last = last.unwrap_or_default();
+    let all_ids = std::mem::take(&mut collected.ids);
     let written = match (staged, &args.output) {
         (Some(s), _) => s.commit(),
         (None, output) => {

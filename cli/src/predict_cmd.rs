@@ -318,7 +318,6 @@ pub fn run(args: &PredictArgs) -> ExitCode {
     let mut last = Vec::new();
     let mut latencies: Vec<f64> = Vec::new();
     let mut stats = runtime::exec::Stats::default();
-    let mut all_ids: Vec<String> = Vec::new();
     let progress = crate::progress::Rows::new(args.quiet || chunks.is_none());
     let mut done = 0usize;
     let mut next = Some((inputs, ids.as_ref().map(|r| r.values.clone())));
@@ -383,23 +382,13 @@ pub fn run(args: &PredictArgs) -> ExitCode {
             last = all;
         }
         let Some((_, rows)) = chunks else { continue };
-        let written = match &mut staged {
-            Some(s) => {
-                let ids = match (&ids, &chunk_ids) {
-                    (Some(r), Some(v)) => Some(crate::data::Ids {
-                        column: &r.column,
-                        values: v,
-                    }),
-                    _ => None,
-                };
-                s.append(&last, ids.as_ref())
-            }
-            None => {
-                collected.append(&last);
-                all_ids.extend(chunk_ids.unwrap_or_default());
-                Ok(())
-            }
-        };
+        let written = crate::stream::append_chunk(
+            staged.as_mut(),
+            &mut collected,
+            &last,
+            ids.as_ref().map(|r| r.column.as_str()),
+            chunk_ids,
+        );
         if let Err(e) = written {
             progress.finish();
             return fail(&e);
@@ -455,6 +444,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
             }
         };
     }
+    let all_ids = std::mem::take(&mut collected.ids);
     let (outcomes, ids) = match chunks {
         Some(_) => (
             collected.into_outcomes(&last, vec![Default::default(); last.len()]),

@@ -802,7 +802,6 @@ fn run_in_chunks(
     let progress = crate::progress::Rows::new(args.quiet);
     let started = Instant::now();
     let mut collected = stream::Collected::default();
-    let mut all_ids: Vec<String> = Vec::new();
     let mut stats: Vec<runtime::exec::Stats> = vec![Default::default(); plan.parties.len()];
     let mut comparison = Comparison::default();
     let mut last: Vec<runtime::exec::Outcome> = Vec::new();
@@ -875,22 +874,13 @@ fn run_in_chunks(
                     .map_err(|e| format!("the reference interpreter failed: {e}"))?;
                 comparison.absorb(compare_with_reference(plan, &outcomes, &r));
             }
-            match &mut staged {
-                Some(s) => {
-                    let ids = match (&ids, &chunk_ids) {
-                        (Some(r), Some(v)) => Some(data::Ids {
-                            column: &r.column,
-                            values: v,
-                        }),
-                        _ => None,
-                    };
-                    s.append(&outcomes, ids.as_ref())?
-                }
-                None => {
-                    collected.append(&outcomes);
-                    all_ids.extend(chunk_ids.unwrap_or_default());
-                }
-            }
+            stream::append_chunk(
+                staged.as_mut(),
+                &mut collected,
+                &outcomes,
+                ids.as_ref().map(|r| r.column.as_str()),
+                chunk_ids,
+            )?;
             for (total, o) in stats.iter_mut().zip(&outcomes) {
                 stream::add_stats(total, &o.stats);
             }
@@ -919,6 +909,7 @@ fn run_in_chunks(
             done as f64 / secs.max(1e-9)
         );
     }
+    let all_ids = std::mem::take(&mut collected.ids);
     let outcomes = match staged {
         Some(_) => last
             .into_iter()

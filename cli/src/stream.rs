@@ -635,6 +635,34 @@ fn json_rows(t: &Tensor, first: bool) -> String {
 #[derive(Default)]
 pub struct Collected {
     pub outputs: Vec<BTreeMap<String, Tensor>>,
+    /// The row IDs of the chunks appended, when the data has an ID column.
+    pub ids: Vec<String>,
+}
+
+/// Puts a chunk's outputs where a run in chunks keeps them: appended to
+/// the staging files when it has some, else to `collected`, with the
+/// chunk's row IDs (`column` names the ID column, when the data has one).
+pub fn append_chunk(
+    staged: Option<&mut StagedOutputs>,
+    collected: &mut Collected,
+    outcomes: &[runtime::exec::Outcome],
+    column: Option<&str>,
+    chunk_ids: Option<Vec<String>>,
+) -> Result<(), String> {
+    match staged {
+        Some(s) => {
+            let ids = match (column, &chunk_ids) {
+                (Some(column), Some(values)) => Some(data::Ids { column, values }),
+                _ => None,
+            };
+            s.append(outcomes, ids.as_ref())
+        }
+        None => {
+            collected.append(outcomes);
+            collected.ids.extend(chunk_ids.unwrap_or_default());
+            Ok(())
+        }
+    }
 }
 
 impl Collected {
