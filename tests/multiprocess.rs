@@ -180,6 +180,24 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Reads `party`'s standard error (taking it) until it says it is
+/// connected to every peer; kills it and fails the test if it never does.
+fn wait_until_connected(party: &mut Child, who: &str) {
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(party.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("connected to every peer") => return,
+            Some(Ok(_)) if Instant::now() < deadline => {}
+            other => {
+                let _ = party.kill();
+                panic!("the {who} never connected: {other:?}");
+            }
+        }
+    }
+}
+
 fn assert_failed_without_output(o: &Output, dir: &Path, who: &str) {
     assert!(!o.status.success(), "{who} should fail: {}", stderr(o));
     assert!(
@@ -706,7 +724,6 @@ fn strangers_connecting_before_the_peers_do_not_stop_the_run() {
 /// more: kill the bank as soon as it is connected, in the middle of the run.
 #[test]
 fn a_party_killed_mid_run_stops_its_peer_promptly() {
-    use std::io::BufRead as _;
     let dir = tempdir("midrun");
     certs_and_config(&dir, &["applicant", "bank"]);
     std::fs::write(dir.join("inc.csv"), "1,2,3,4\n5,6,7,8\n").unwrap();
@@ -737,18 +754,7 @@ fn a_party_killed_mid_run_stops_its_peer_promptly() {
         ],
     );
     // Wait until the bank reports it is connected, then kill it.
-    let mut lines = std::io::BufReader::new(bank.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("connected to every peer") => break,
-            Some(Ok(_)) if Instant::now() < deadline => {}
-            other => {
-                let _ = bank.kill();
-                panic!("the bank never connected: {other:?}");
-            }
-        }
-    }
+    wait_until_connected(&mut bank, "bank");
     bank.kill().unwrap();
     let _ = bank.wait();
     let killed = Instant::now();
@@ -1014,7 +1020,6 @@ fn three_processes_score_a_file_in_chunks() {
 /// output, no staging file).
 #[test]
 fn a_party_killed_mid_stream_stops_the_others_and_names_the_rows() {
-    use std::io::BufRead as _;
     let dir = tempdir("killed-stream");
     certs(&dir);
     // 20,000 rows in chunks of 2: thousands of sessions, seconds of work.
@@ -1028,18 +1033,7 @@ fn a_party_killed_mid_stream_stops_the_others_and_names_the_rows() {
         &cfg,
         &["--session", "k1", "--chunk-rows", "2"],
     );
-    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("connected to every peer") => break,
-            Some(Ok(_)) if Instant::now() < deadline => {}
-            other => {
-                let _ = server.kill();
-                panic!("the server never connected: {other:?}");
-            }
-        }
-    }
+    wait_until_connected(&mut server, "server");
     std::thread::sleep(Duration::from_millis(500));
     server.kill().unwrap();
     let _ = server.wait();
