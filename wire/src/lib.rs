@@ -91,6 +91,7 @@ pub mod request_tag {
     pub const MASKED_BITS: u8 = 4;
     pub const AND_TRIPLES: u8 = 5;
     pub const DA_BITS: u8 = 6;
+    pub const RANDOM_OTS: u8 = 7;
 }
 
 #[derive(Clone)]
@@ -286,6 +287,11 @@ impl W {
             CorrelationRequest::DaBits { shape } => {
                 self.u8(t::DA_BITS);
                 self.shape(shape);
+            }
+            CorrelationRequest::RandomOts { shape, sender } => {
+                self.u8(t::RANDOM_OTS);
+                self.shape(shape);
+                self.u8(sender.index() as u8);
             }
         }
     }
@@ -511,6 +517,10 @@ impl R<'_> {
             t::DA_BITS => CorrelationRequest::DaBits {
                 shape: self.shape()?,
             },
+            t::RANDOM_OTS => CorrelationRequest::RandomOts {
+                shape: self.shape()?,
+                sender: self.party()?,
+            },
             t => return Err(WireError::UnknownRequestTag(t)),
         })
     }
@@ -717,6 +727,13 @@ mod tests {
                         DealerMsg {
                             request: CorrelationRequest::DaBits { shape: vec![1] },
                             tensors: vec![ring(vec![1], vec![1])],
+                        },
+                        DealerMsg {
+                            request: CorrelationRequest::RandomOts {
+                                shape: vec![1],
+                                sender: Party::P1,
+                            },
+                            tensors: vec![ring(vec![4], vec![1]), ring(vec![5], vec![1])],
                         },
                     ],
                 },
