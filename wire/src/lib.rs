@@ -728,13 +728,6 @@ mod tests {
                             request: CorrelationRequest::DaBits { shape: vec![1] },
                             tensors: vec![ring(vec![1], vec![1])],
                         },
-                        DealerMsg {
-                            request: CorrelationRequest::RandomOts {
-                                shape: vec![1],
-                                sender: Party::P1,
-                            },
-                            tensors: vec![ring(vec![4], vec![1]), ring(vec![5], vec![1])],
-                        },
                     ],
                 },
             ),
@@ -797,6 +790,34 @@ mod tests {
             assert_eq!(hex(&encode(&back)), got, "{name} round trip");
         }
         assert!(wrong.is_empty(), "encodings changed:\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn random_ot_requests_round_trip() {
+        for sender in [Party::P0, Party::P1] {
+            let w = Wire::DealerChunk {
+                group: 3,
+                corrections: vec![DealerMsg {
+                    request: CorrelationRequest::RandomOts {
+                        shape: vec![2, 3],
+                        sender,
+                    },
+                    tensors: vec![RingTensor::new(vec![7; 6], vec![2, 3]).unwrap()],
+                }],
+            };
+            let bytes = encode(&[&w]);
+            assert_eq!(encode(&decode(&bytes).unwrap()), bytes);
+            let Wire::DealerChunk { corrections, .. } = &decode(&bytes).unwrap()[0] else {
+                panic!("not a chunk");
+            };
+            assert_eq!(
+                corrections[0].request,
+                CorrelationRequest::RandomOts {
+                    shape: vec![2, 3],
+                    sender
+                }
+            );
+        }
     }
 
     const GOLDEN_OT: &str = "0201000000000000000c03000000000000000102ff";
