@@ -57,6 +57,19 @@
 //! | [`Engine::clamp`] | 9 | both comparisons batched, then one batched product |
 //! | [`Engine::poly_clamped`], [`Engine::sigmoid_clamped`], [`Engine::tanh_clamped`] | 9 + rounds of [`Engine::poly`] | |
 //!
+//! ## Selecting by OT ([`SelectKind::Ot`])
+//!
+//! Where the correlations come from OT (no dealer), the select after a
+//! comparison skips the B2A round and the Beaver product: [`Engine::msb_bits`]
+//! stops after the carry tree with XOR shares of the bit (7 rounds), and
+//! [`Engine::mux`] multiplies the XOR-shared bit into the additively shared
+//! value with two random OTs per element, one each way
+//! ([`CorrelationRequest::RandomOts`]; 2 rounds: one bit, then one word
+//! each way). relu, max, min, clamp and the tournaments keep their round
+//! counts; per element they need 2 random OTs (2 COTs from IKNP, no
+//! correction) instead of a daBit and a Beaver triple (129 COTs and 4,224
+//! bits of corrections), and send 8 bytes less each way.
+//!
 //! The composites are written against [`Exchange`] (one `Message::Open`
 //! per MSB round, one `Message::Beaver` per product round), so an executor
 //! that implements [`Exchange`] over its transport runs them unchanged; the

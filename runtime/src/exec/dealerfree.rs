@@ -56,10 +56,9 @@ pub(super) fn generate(
     }
 }
 
-/// By oblivious transfer: party 1 starts the base OTs, party 0 answers
-/// (with its own hello when party 1 must send random OTs, which party 1
-/// answers in one frame); then per piece party 1 sends an extension
-/// message and party 0 the corrections (and its reverse extension). Party 1 sends the next piece's extension before it waits
+/// By oblivious transfer: party 1 starts the base OTs, party 0 answers;
+/// then per piece party 1 sends an extension message and party 0 the
+/// corrections (and its reverse extension, when party 1 sends random OTs). Party 1 sends the next piece's extension before it waits
 /// for the current corrections, so both parties compute at once; at most
 /// two pieces are in flight.
 fn by_ot(
@@ -75,12 +74,6 @@ fn by_ot(
             let hello = recv_ot(ex, t, peer)?;
             let (mut p0, reply) = OtParty0::start(order, &hello, rng)?;
             send_ot(ex, t, peer, reply)?;
-            if p0.needs_reverse_reply() {
-                // Party 1's answer to party 0's own hello (random OTs that
-                // party 1 sends), then the pieces.
-                let answer = recv_ot(ex, t, peer)?;
-                p0.set_up_reverse(&answer)?;
-            }
             let progress = ex.opts.progress.clone();
             if let Some(p) = &progress {
                 p.ot_total.store(p0.pieces() as u64, Ordering::Relaxed);
@@ -99,9 +92,7 @@ fn by_ot(
             let (mut p1, hello) = OtParty1::start(order, rng)?;
             send_ot(ex, t, peer, hello)?;
             let reply = recv_ot(ex, t, peer)?;
-            if let Some(answer) = p1.set_up(&reply, rng)? {
-                send_ot(ex, t, peer, answer)?;
-            }
+            p1.set_up(&reply)?;
             let n = p1.pieces();
             let mut pending = std::collections::VecDeque::new();
             for i in 0..n {

@@ -24,10 +24,11 @@
 //!   one COT each, no correction; the pads are the low 64 bits of the tccr
 //!   hash ([`ot::ot`]). Those with party 0 sending come from the extension
 //!   above. Those with party 1 sending need the extension the other way:
-//!   a second IKNP instance with party 0 as receiver, set up only when the
-//!   order has such OTs (party 0 adds its base-OT hello to its reply,
-//!   party 1 answers in one more frame), whose extension message party 0
-//!   appends to each piece's corrections.
+//!   a second IKNP instance with party 0 as receiver, only when the order
+//!   has such OTs. Its 128 base OTs are the first 128 forward random OTs
+//!   of piece 0 (no public-key work, no extra message:
+//!   [`iknp::Receiver::from_random_ots`]), and party 0 appends its
+//!   extension message to each piece's corrections.
 //!
 //! The work is cut into *pieces* of at most [`PIECE_COTS`] COTs and
 //! [`PIECE_BITS`] bits of corrections, so memory stays bounded whatever
@@ -107,6 +108,9 @@ enum Unit {
         start: usize,
         len: usize,
     },
+    /// The 128 forward random OTs that set up the reverse extension (the
+    /// first unit, when there is one).
+    Boot,
     /// Random OTs `start .. start + len` (`start` a multiple of 64), party
     /// 0 sending (forward COTs) or party 1 sending (reverse COTs).
     Rot {
@@ -129,6 +133,8 @@ impl Unit {
             | Unit::Rot {
                 job, start, len, ..
             } => (job, start, len),
+            // No job: never looked up (handled before the jobs).
+            Unit::Boot => (usize::MAX, 0, iknp::KAPPA),
         }
     }
 
@@ -156,13 +162,13 @@ impl Unit {
             Unit::DaBits { .. } => 1,
             Unit::Masked { .. } => 63,
             Unit::MatLeft { .. } | Unit::MatRight { .. } => 64,
-            Unit::Rot { .. } => 1,
+            Unit::Rot { .. } | Unit::Boot => 1,
         }
     }
 
     /// Whether party 0 sends corrections for it.
     fn corrected(&self) -> bool {
-        !matches!(self, Unit::And { .. } | Unit::Rot { .. })
+        !matches!(self, Unit::And { .. } | Unit::Rot { .. } | Unit::Boot)
     }
 }
 
@@ -274,6 +280,9 @@ fn plan_units(sizes: &[Size]) -> (Vec<Unit>, Vec<std::ops::Range<usize>>) {
             }
         }
     }
+    if units.iter().any(|u| u.rev_cots() > 0) {
+        units.insert(0, Unit::Boot);
+    }
     let mut pieces = Vec::new();
     let (mut start, mut cots, mut bits) = (0, 0usize, 0u64);
     for (i, u) in units.iter().enumerate() {
@@ -293,11 +302,14 @@ fn plan_units(sizes: &[Size]) -> (Vec<Unit>, Vec<std::ops::Range<usize>>) {
 
 fn unit_bits(u: &Unit, sizes: &[Size]) -> u64 {
     let p = BITS_PER_PRODUCT as u64;
+    if matches!(u, Unit::Boot) {
+        return 0;
+    }
     let (job, _, len) = u.range();
     let len = len as u64;
     match (u, sizes[job]) {
         (Unit::Triples { .. }, _) => 2 * p * len,
-        (Unit::And { .. } | Unit::Rot { .. }, _) => 0,
+        (Unit::And { .. } | Unit::Rot { .. } | Unit::Boot, _) => 0,
         (Unit::DaBits { .. }, _) => 64 * len,
         (Unit::Masked { .. }, _) => MASKED_BITS_PER_ELEMENT * len,
         (Unit::MatLeft { .. }, Size::Matmul { m, .. }) => p * m as u64 * len,
@@ -655,9 +667,8 @@ fn get<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], ExecError> {
 /// Party 0 (the OT-extension sender) of dealer-free generation.
 pub struct OtParty0 {
     sender: iknp::Sender,
-    /// The reverse extension (party 0 receiving), when the order needs it:
-    /// set up until party 1's base-OT reply arrives, then running.
-    rev_setup: Option<iknp::ReceiverSetup>,
+    /// The reverse extension (party 0 receiving), once piece 0's first
+    /// random OTs set it up.
     rev: Option<iknp::Receiver>,
     order: Vec<Request>,
     jobs: Vec<Job>,
@@ -675,48 +686,17 @@ impl OtParty0 {
         let hello = base::BaseHello::from_bytes(hello).map_err(ot_error)?;
         let (sender, reply) = iknp::Sender::setup(&hello, rng).map_err(ot_error)?;
         let (jobs, units, pieces) = new_jobs(&order, true, rng)?;
-        let mut reply = reply.to_bytes();
-        let rev_setup = if units.iter().any(|u| u.rev_cots() > 0) {
-            // The reply and party 0's own hello, length-prefixed.
-            let (setup, hello) = iknp::Receiver::setup(rng).map_err(ot_error)?;
-            let mut both = Vec::new();
-            put(&mut both, &reply);
-            put(&mut both, &hello.to_bytes());
-            reply = both;
-            Some(setup)
-        } else {
-            None
-        };
         Ok((
             OtParty0 {
                 sender,
-                rev_setup,
                 rev: None,
                 order,
                 jobs,
                 units,
                 pieces,
             },
-            reply,
+            reply.to_bytes(),
         ))
-    }
-
-    /// Whether party 1 answers party 0's own base-OT hello (one frame after
-    /// the reply) before the pieces: when the order has random OTs with
-    /// party 1 sending.
-    pub fn needs_reverse_reply(&self) -> bool {
-        self.rev_setup.is_some()
-    }
-
-    /// Takes party 1's answer to party 0's base-OT hello.
-    pub fn set_up_reverse(&mut self, reply: &[u8]) -> Result<(), ExecError> {
-        let reply = base::BaseReply::from_bytes(reply).map_err(ot_error)?;
-        let setup = self
-            .rev_setup
-            .take()
-            .ok_or_else(|| ExecError::protocol("an unexpected base-OT reply from the peer"))?;
-        self.rev = Some(setup.finish(&reply).map_err(ot_error)?);
-        Ok(())
     }
 
     /// Number of pieces (extension message in, corrections out).
@@ -753,18 +733,17 @@ impl OtParty0 {
             self.sender.extend(&msg).map_err(ot_error)?
         };
 
-        let mut rev = if rev_n > 0 {
-            let receiver = self
-                .rev
-                .as_mut()
-                .ok_or_else(|| ExecError::protocol("reverse OT extension before its base OTs"))?;
-            Some(receiver.extend_random(rev_n, rng).map_err(ot_error)?)
-        } else {
-            None
-        };
+        let mut rev: Option<(ExtendMsg, ReceiverCots)> = None;
         let mut out = Vec::new();
         for u in &units {
             if u.rev_cots() > 0 {
+                if rev.is_none() {
+                    // After the boot unit (piece 0's first) set it up.
+                    let receiver = self.rev.as_mut().ok_or_else(|| {
+                        ExecError::protocol("reverse OT extension before its base OTs")
+                    })?;
+                    rev = Some(receiver.extend_random(rev_n, rng).map_err(ot_error)?);
+                }
                 let (_, rc) = rev
                     .as_mut()
                     .ok_or_else(|| ExecError::protocol("missing reverse COTs"))?;
@@ -773,6 +752,11 @@ impl OtParty0 {
                 continue;
             }
             let part = cots.take(u.cots()).map_err(ot_error)?;
+            if matches!(u, Unit::Boot) {
+                let pads: Vec<[ot::Block; 2]> = part.random_ot();
+                self.rev = Some(iknp::Receiver::from_random_ots(&pads).map_err(ot_error)?);
+                continue;
+            }
             if let Some(msg) = self.unit(u, &part, rng)? {
                 put(&mut out, &msg);
             }
@@ -952,40 +936,15 @@ impl OtParty1 {
         ))
     }
 
-    /// Takes party 0's base-OT reply. When the order has random OTs with
-    /// party 1 sending, the reply carries party 0's own hello, and the
-    /// answer to it is returned: send it to party 0 before the pieces.
-    pub fn set_up<R: CryptoRng + ?Sized>(
-        &mut self,
-        reply: &[u8],
-        rng: &mut R,
-    ) -> Result<Option<Vec<u8>>, ExecError> {
-        let reverse = self.units.iter().any(|u| u.rev_cots() > 0);
-        let (reply, hello) = if reverse {
-            let mut rest = reply;
-            let (r, h) = (get(&mut rest)?, get(&mut rest)?);
-            if !rest.is_empty() {
-                return Err(ExecError::protocol(
-                    "the peer's base-OT reply has bytes left over",
-                ));
-            }
-            (r, Some(h))
-        } else {
-            (reply, None)
-        };
+    /// Takes party 0's base-OT reply.
+    pub fn set_up(&mut self, reply: &[u8]) -> Result<(), ExecError> {
         let reply = base::BaseReply::from_bytes(reply).map_err(ot_error)?;
         let setup = self
             .setup
             .take()
             .ok_or_else(|| ExecError::protocol("a second base-OT reply"))?;
         self.receiver = Some(setup.finish(&reply).map_err(ot_error)?);
-        let Some(hello) = hello else {
-            return Ok(None);
-        };
-        let hello = base::BaseHello::from_bytes(hello).map_err(ot_error)?;
-        let (sender, answer) = iknp::Sender::setup(&hello, rng).map_err(ot_error)?;
-        self.rev = Some(sender);
-        Ok(Some(answer.to_bytes()))
+        Ok(())
     }
 
     /// Number of pieces.
@@ -1036,6 +995,12 @@ impl OtParty1 {
                 continue;
             }
             let part = cots.take(u.cots()).map_err(ot_error)?;
+            if matches!(u, Unit::Boot) {
+                let sender = iknp::Sender::from_random_ots(part.choices(), &part.random_ot())
+                    .map_err(ot_error)?;
+                self.rev = Some(sender);
+                continue;
+            }
             let msg = if u.corrected() {
                 Some(get(&mut rest)?)
             } else {
@@ -1168,11 +1133,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let (mut p1, hello) = OtParty1::start(order.to_vec(), &mut rng).unwrap();
         let (mut p0, reply) = OtParty0::start(order.to_vec(), &hello, &mut rng).unwrap();
-        let answer = p1.set_up(&reply, &mut rng).unwrap();
-        assert_eq!(answer.is_some(), p0.needs_reverse_reply());
-        if let Some(a) = answer {
-            p0.set_up_reverse(&a).unwrap();
-        }
+        p1.set_up(&reply).unwrap();
         assert_eq!(p0.pieces(), p1.pieces());
         let (mut cots, mut bits) = (0u64, 0u64);
         for i in 0..p1.pieces() {
@@ -1269,23 +1230,26 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(8);
         let (mut p1, hello) = OtParty1::start(order.clone(), &mut rng).unwrap();
         let (mut p0, reply) = OtParty0::start(order.clone(), &hello, &mut rng).unwrap();
-        assert!(p0.needs_reverse_reply());
-        // The reply without party 0's hello, or cut short.
-        assert!(p1.set_up(&reply[..reply.len() - 3], &mut rng).is_err());
-        let (mut p1, hello) = OtParty1::start(order.clone(), &mut rng).unwrap();
-        let (mut p0b, reply) = OtParty0::start(order.clone(), &hello, &mut rng).unwrap();
-        let answer = p1.set_up(&reply, &mut rng).unwrap().unwrap();
-        assert!(p0.set_up_reverse(&answer[..answer.len() - 1]).is_err());
-        // Pieces before the reverse base OTs are finished: an error.
-        let (ext, _) = p1.extend(0, &mut rng).unwrap();
-        assert!(p0b.answer(0, &ext, &mut rng).is_err());
-        p0b.set_up_reverse(&answer).unwrap();
-        assert!(p0b.set_up_reverse(&answer).is_err());
+        p1.set_up(&reply).unwrap();
         let (ext, pending) = p1.extend(0, &mut rng).unwrap();
-        let corr = p0b.answer(0, &ext, &mut rng).unwrap();
-        // The reverse extension message cut or missing.
+        let corr = p0.answer(0, &ext, &mut rng).unwrap();
+        // The reverse extension message (last) cut short, missing, or with
+        // a byte flipped in its count: errors, never a panic.
         let (_, pending2) = p1.extend(0, &mut rng).unwrap();
         assert!(p1.absorb(pending2, &corr[..corr.len() - 16]).is_err());
+        let rev: usize = p0.units[p0.pieces[0].clone()]
+            .iter()
+            .map(Unit::rev_cots)
+            .sum();
+        assert_eq!(rev, 70 + 128);
+        let rev_len = 8 + ExtendMsg::encoded_len(rev);
+        let (_, pending3) = p1.extend(0, &mut rng).unwrap();
+        assert!(p1.absorb(pending3, &corr[..corr.len() - rev_len]).is_err());
+        let mut bad = corr.clone();
+        let at = corr.len() - rev_len + 8 + 12;
+        bad[at] ^= 0x40;
+        let (_, pending4) = p1.extend(0, &mut rng).unwrap();
+        assert!(p1.absorb(pending4, &bad).is_err());
         let _ = pending;
     }
 
@@ -1301,10 +1265,10 @@ mod tests {
         assert!(OtParty0::start(order.clone(), &[1, 2, 3], &mut rng).is_err());
         let (mut p1, hello) = OtParty1::start(order.clone(), &mut rng).unwrap();
         let (mut p0, reply) = OtParty0::start(order.clone(), &hello, &mut rng).unwrap();
-        assert!(p1.set_up(&reply[..reply.len() - 1], &mut rng).is_err());
+        assert!(p1.set_up(&reply[..reply.len() - 1]).is_err());
         let (mut p1, hello) = OtParty1::start(order.clone(), &mut rng).unwrap();
         let (mut p0b, reply) = OtParty0::start(order.clone(), &hello, &mut rng).unwrap();
-        p1.set_up(&reply, &mut rng).unwrap();
+        p1.set_up(&reply).unwrap();
         // An extension message of the wrong size, or for a piece that does
         // not exist, is refused.
         let (ext, pending) = p1.extend(0, &mut rng).unwrap();
