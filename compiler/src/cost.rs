@@ -71,15 +71,21 @@ impl Source {
 /// column entry per OT).
 pub const OT_COT_BYTES: f64 = 16.0;
 
-/// Correlated OTs of one secure comparison from OT (see
+/// Correlated OTs of one secure comparison and its select from OT (see
 /// `runtime::preprocess::otgen`): 63 for the masked bits, two per AND
-/// triple, one daBit, 128 for the select's Beaver triple.
-pub const OT_COMPARISON_COTS: f64 = 63.0 + 2.0 * AND_GATES_PER_MSB as f64 + 1.0 + 128.0;
+/// triple, and two random OTs (one each way) for the OT multiplexer that
+/// selects (`sharing::compare::Engine::mux`; it replaced a daBit and a
+/// 128-COT Beaver triple, 442 COTs in all).
+pub const OT_COMPARISON_COTS: f64 = 63.0 + 2.0 * AND_GATES_PER_MSB as f64 + 2.0;
 
 /// Correction bits of one comparison from OT: `Σ_{i<63} (63 − i)` for the
-/// masked bits, 64 for the daBit, two Gilboa products (2,080 bits each) for
-/// the select's triple.
-pub const OT_COMPARISON_BITS: f64 = 2016.0 + 64.0 + 2.0 * 2080.0;
+/// masked bits (the AND triples and random OTs need none).
+pub const OT_COMPARISON_BITS: f64 = 2016.0;
+
+/// Online bytes the OT multiplexer saves against a Beaver select, per
+/// element and both ways: it sends one word and one bit each way instead
+/// of two words and (in the MSB's last round) one bit.
+pub const OT_MUX_SAVED_BYTES: f64 = 2.0 * 8.0;
 
 /// Correction bits of one Gilboa product of 64-bit values (`Σ_{i<64} (64 − i)`).
 pub const OT_PRODUCT_BITS: f64 = 2080.0;
@@ -313,9 +319,11 @@ impl CostTable {
             }
             Source::Ot => self.ot(n * OT_COMPARISON_COTS, n * OT_COMPARISON_BITS),
         };
-        Cost::compute(n * COMPARISON_RING_OPS * self.ring_op)
-            + Cost::comm(n * COMPARISON_ONLINE_BYTES, rounds)
-            + pre
+        let online = match src {
+            Source::Ot => COMPARISON_ONLINE_BYTES - OT_MUX_SAVED_BYTES,
+            Source::Dealer | Source::Paillier => COMPARISON_ONLINE_BYTES,
+        };
+        Cost::compute(n * COMPARISON_RING_OPS * self.ring_op) + Cost::comm(n * online, rounds) + pre
     }
 
     /// `x @ w` ([.., k] @ [k, ..], `nx`, `nw`, `nz` elements) by an

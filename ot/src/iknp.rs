@@ -344,6 +344,29 @@ impl Drop for Sender {
 }
 
 impl Receiver {
+    /// A receiver whose 128 base OTs are random OTs it *sent* earlier, e.g.
+    /// pads of another extension running the other way
+    /// ([`crate::ot`]'s `random_ot`): the pads seed the PRGs as base-OT
+    /// keys would. Bootstrapping an extension from extended OTs instead of
+    /// public-key base OTs is the standard setup of a second instance
+    /// (Asharov, Lindell, Schneider, Zohner, CCS 2013, §5, base OTs from
+    /// an earlier extension); it needs the pads to be uniform and
+    /// independent, as the tccr-hashed pads of random OTs are.
+    pub fn from_random_ots(pads: &[[Block; 2]]) -> Result<Receiver> {
+        if pads.len() != KAPPA {
+            return Err(Error::Input {
+                what: "iknp::Receiver::from_random_ots",
+                detail: format!("{} random OTs, an extension needs {KAPPA}", pads.len()),
+            });
+        }
+        Ok(Receiver {
+            prg0: pads.iter().map(|p| Prg::new(p[0])).collect(),
+            prg1: pads.iter().map(|p| Prg::new(p[1])).collect(),
+            next: 0,
+            packed: Vec::new(),
+        })
+    }
+
     /// Step 1 (receiver): start the 128 base OTs. Send the hello to the
     /// sender.
     pub fn setup<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<(ReceiverSetup, BaseHello)> {
@@ -462,6 +485,37 @@ impl ReceiverSetup {
 }
 
 impl Sender {
+    /// The sender matching [`Receiver::from_random_ots`]: the 128 random
+    /// OTs it *received* (uniform choices, which become the bits of `Δ`,
+    /// and the chosen pads, which seed the PRGs).
+    pub fn from_random_ots(choices: &[bool], pads: &[Block]) -> Result<Sender> {
+        if choices.len() != KAPPA || pads.len() != KAPPA {
+            return Err(Error::Input {
+                what: "iknp::Sender::from_random_ots",
+                detail: format!(
+                    "{} choices and {} pads, an extension needs {KAPPA}",
+                    choices.len(),
+                    pads.len()
+                ),
+            });
+        }
+        let delta = Block(
+            choices
+                .iter()
+                .enumerate()
+                .fold(0u128, |d, (i, &c)| d | (u128::from(c) << i)),
+        );
+        let masks = (0..KAPPA)
+            .map(|i| Block::ONES.select(delta.bit(i)))
+            .collect();
+        Ok(Sender {
+            delta,
+            masks,
+            prgs: pads.iter().map(|&k| Prg::new(k)).collect(),
+            next: 0,
+        })
+    }
+
     /// Step 2 (sender): draw `Δ` and answer the receiver's hello.
     pub fn setup<R: CryptoRng + ?Sized>(
         hello: &BaseHello,
@@ -594,6 +648,30 @@ mod tests {
         let reply = BaseReply::from_bytes(&reply.to_bytes()).unwrap();
         let r = rs.finish(&reply).unwrap();
         (s, r, rng)
+    }
+
+    #[test]
+    fn a_reverse_extension_bootstraps_from_forward_random_ots() {
+        // 128 random OTs from the forward extension set up one running the
+        // other way (the forward receiver sends there).
+        let (mut s, mut r, mut rng) = pair(9);
+        let (msg, rc) = r.extend_random(KAPPA, &mut rng).unwrap();
+        let sc = s.extend(&msg).unwrap();
+        let mut rev_s = Sender::from_random_ots(rc.choices(), &rc.random_ot()).unwrap();
+        let mut rev_r = Receiver::from_random_ots(&sc.random_ot()).unwrap();
+        for n in [1usize, 300, 4096] {
+            let (msg, rrc) = rev_r.extend_random(n, &mut rng).unwrap();
+            let rsc = rev_s.extend(&msg).unwrap();
+            for j in 0..n {
+                let want = rsc.q()[j] ^ rev_s.delta().select(rrc.choices()[j]);
+                assert_eq!(rrc.t()[j], want, "n = {n}, OT {j}");
+            }
+        }
+        // Δ is the forward choices, so about half its bits are set.
+        let ones = rev_s.delta().0.count_ones();
+        assert!((32..=96).contains(&ones), "{ones}");
+        assert!(Receiver::from_random_ots(&sc.random_ot()[..127]).is_err());
+        assert!(Sender::from_random_ots(&rc.choices()[..5], &rc.random_ot()).is_err());
     }
 
     #[test]

@@ -57,6 +57,19 @@
 //! | [`Engine::clamp`] | 9 | both comparisons batched, then one batched product |
 //! | [`Engine::poly_clamped`], [`Engine::sigmoid_clamped`], [`Engine::tanh_clamped`] | 9 + rounds of [`Engine::poly`] | |
 //!
+//! ## Selecting by OT ([`SelectKind::Ot`])
+//!
+//! Where the correlations come from OT (no dealer), the select after a
+//! comparison skips the B2A round and the Beaver product: [`Engine::msb_bits`]
+//! stops after the carry tree with XOR shares of the bit (7 rounds), and
+//! [`Engine::mux`] multiplies the XOR-shared bit into the additively shared
+//! value with two random OTs per element, one each way
+//! ([`CorrelationRequest::RandomOts`]; 2 rounds: one bit, then one word
+//! each way). relu, max, min, clamp and the tournaments keep their round
+//! counts; per element they need 2 random OTs (2 COTs from IKNP, no
+//! correction) instead of a daBit and a Beaver triple (129 COTs and 4,224
+//! bits of corrections), and send 8 bytes less each way.
+//!
 //! The composites are written against [`Exchange`] (one `Message::Open`
 //! per MSB round, one `Message::Beaver` per product round), so an executor
 //! that implements [`Exchange`] over its transport runs them unchanged; the
@@ -67,7 +80,8 @@
 //! Fixed-point values are far inside that.
 
 use super::correlations::{
-    AndTripleShare, CorrelationRequest, Correlations, DaBitShare, MaskedBitsShare,
+    AndTripleShare, CorrelationRequest, Correlations, DaBitShare, MaskedBitsShare, OtSide,
+    RandomOtShare,
 };
 use super::error::{Result, SharingError};
 use super::protocol::{BeaverMsg, Engine, Exchange, Message, MulState};
@@ -81,6 +95,49 @@ pub const MSB_ROUNDS: usize = plan::params::MSB_ROUNDS as usize;
 pub const AND_GATES_PER_MSB: usize = plan::params::AND_GATES_PER_MSB as usize;
 
 const LEVELS: u32 = 6;
+
+/// How a comparison's bit multiplies a shared value (the select of relu,
+/// max, min, clamp and the tournaments). Both parties and the
+/// preprocessing must use the same kind: it fixes the correlations asked
+/// for ([`requests`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SelectKind {
+    /// The bit to an additive 0/1 with a daBit (last MSB round), then a
+    /// Beaver product: the dealer's and Paillier's correlations.
+    #[default]
+    Beaver,
+    /// The OT multiplexer on the XOR-shared bit ([`Engine::mux`]): two
+    /// random OTs per element, one COT each from IKNP, instead of a daBit
+    /// and a 128-COT Beaver triple.
+    Ot,
+}
+
+/// One party's XOR shares of `n` bits, bit-packed (bit `i % 64` of word
+/// `i / 64`; the bits past `n` are zero). `Debug` shows `n` only.
+#[derive(Clone)]
+pub struct XorBits {
+    pub n: usize,
+    pub words: Vec<u64>,
+}
+
+impl std::fmt::Debug for XorBits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XorBits")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XorBits {
+    /// Bits `idx[0], idx[1], …` of `self`, in that order.
+    fn gather(&self, idx: impl Iterator<Item = usize>) -> XorBits {
+        let bits: Vec<u64> = idx.map(|i| bit_at(&self.words, i)).collect();
+        XorBits {
+            n: bits.len(),
+            words: pack(&bits, 1),
+        }
+    }
+}
 
 /// Bits per element ANDed at carry-tree level `level` (1-based).
 fn level_width(level: u32) -> u32 {
@@ -233,7 +290,8 @@ pub struct MsbState {
     g_hi: Vec<u64>,
     triples: AndTripleShare,
     t_off: usize,
-    dabit: DaBitShare,
+    /// `None`: the MSB ends with XOR shares ([`MsbStep::Bits`]).
+    dabit: Option<DaBitShare>,
 }
 
 impl std::fmt::Debug for MsbState {
@@ -258,6 +316,9 @@ pub enum MsbStep {
     Send(Box<MsbState>, OpenMsg),
     /// My arithmetic share of the MSB (0/1 ring element).
     Done(Share),
+    /// My XOR shares of the MSBs (an MSB started without a daBit, for the
+    /// OT multiplexer): one round fewer.
+    Bits(XorBits),
 }
 
 impl MsbState {
@@ -377,11 +438,13 @@ impl MsbState {
                         })
                         .collect();
                     let packed = pack(&bits, 1);
-                    let d: Vec<u64> = packed
-                        .iter()
-                        .zip(&self.dabit.bits)
-                        .map(|(b, s)| b ^ s)
-                        .collect();
+                    let Some(dabit) = &self.dabit else {
+                        return Ok(MsbStep::Bits(XorBits {
+                            n: self.n,
+                            words: packed,
+                        }));
+                    };
+                    let d: Vec<u64> = packed.iter().zip(&dabit.bits).map(|(b, s)| b ^ s).collect();
                     self.mine = d.clone();
                     self.phase = Phase::B2a;
                     Ok(MsbStep::Send(Box::new(self), words_msg(d)))
@@ -391,7 +454,11 @@ impl MsbState {
                 let words = self.n.div_ceil(64);
                 let peer = peer_words(peer, words)?;
                 let d: Vec<u64> = self.mine.iter().zip(&peer).map(|(a, b)| a ^ b).collect();
-                let s = self.dabit.arith.value().data();
+                let dabit = self
+                    .dabit
+                    .as_ref()
+                    .ok_or(SharingError::BadParameter("internal: B2A without a daBit"))?;
+                let s = dabit.arith.value().data();
                 let out: Vec<u64> = (0..self.n)
                     .map(|i| {
                         let di = bit_at(&d, i);
@@ -445,6 +512,12 @@ impl<C: Correlations> Engine<C> {
     /// Round 1 of an MSB: fetches the correlations (mask, AND triples,
     /// daBits — in that order) and returns my share of `c = x + r`.
     pub fn msb_round1(&mut self, x: &Share) -> Result<(MsbState, OpenMsg)> {
+        self.msb_start(x, true)
+    }
+
+    /// [`Engine::msb_round1`], with (`b2a`) or without the daBit: without,
+    /// the MSB ends after the AND levels with [`MsbStep::Bits`].
+    fn msb_start(&mut self, x: &Share, b2a: bool) -> Result<(MsbState, OpenMsg)> {
         let p = self.party();
         check_party(x, p)?;
         let shape = x.shape().to_vec();
@@ -453,9 +526,18 @@ impl<C: Correlations> Engine<C> {
         let mb: MaskedBitsShare = corr.masked_bits(&shape)?;
         let bits = and_triple_bits(n);
         let triples = corr.and_triples(bits)?;
-        let dabit = corr.dabits(&shape)?;
+        let dabit = if b2a {
+            Some(corr.dabits(&shape)?)
+        } else {
+            None
+        };
         check_party(&mb.r, p)?;
-        check_party(&dabit.arith, p)?;
+        if let Some(d) = &dabit {
+            check_party(&d.arith, p)?;
+            if d.arith.shape() != shape.as_slice() || d.bits.len() < n.div_ceil(64) {
+                return Err(bad_corr("daBits"));
+            }
+        }
         if triples.party != p {
             return Err(SharingError::PartyMismatch(
                 "AND triples belong to the other party",
@@ -467,9 +549,6 @@ impl<C: Correlations> Engine<C> {
         }
         if triples.a.len() < tw || triples.b.len() < tw || triples.c.len() < tw {
             return Err(bad_corr("AND triples"));
-        }
-        if dabit.arith.shape() != shape.as_slice() || dabit.bits.len() < n.div_ceil(64) {
-            return Err(bad_corr("daBits"));
         }
         let masked = x.value().add(mb.r.value())?;
         let msg = OpenMsg::from_tensor(masked.clone());
@@ -529,6 +608,127 @@ impl<C: Correlations> Engine<C> {
                     msg = m;
                 }
                 MsbStep::Done(r) => return Ok(r),
+                MsbStep::Bits(_) => {
+                    return Err(SharingError::BadParameter("internal: MSB without B2A"))
+                }
+            }
+        }
+    }
+
+    /// `msb(x)` as XOR shares, without the B2A round (7 rounds): the bit
+    /// for [`Engine::mux`]. Asks for the mask and the AND triples only.
+    pub fn msb_bits<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<XorBits> {
+        let (mut st, mut msg) = self.msb_start(x, false)?;
+        loop {
+            let peer = into_open(ex.exchange(Message::Open(msg))?)?;
+            match Self::msb_step(st, peer)? {
+                MsbStep::Send(s, m) => {
+                    st = *s;
+                    msg = m;
+                }
+                MsbStep::Bits(b) => return Ok(b),
+                MsbStep::Done(_) => {
+                    return Err(SharingError::BadParameter("internal: B2A in an XOR MSB"))
+                }
+            }
+        }
+    }
+
+    /// `b·x` for XOR-shared bits `b` (bit `i` for element `i` of `x`): the
+    /// multiplexer of CrypTFlow2 (Rathee et al., CCS 2020, §3.1.1 and
+    /// Algorithm 5's select), each party the sender of one 1-of-2 OT per
+    /// element, on precomputed random OTs derandomised online as in Beaver,
+    /// "Precomputing oblivious transfer" (CRYPTO 1995). 2 rounds.
+    ///
+    /// Write `b = t0 ⊕ t1`, `x = x0 + x1`; `b·x = b·x0 + b·x1`. For the term
+    /// of my `x_me`, I send a random OT `(k0, k1)` to the peer, who holds
+    /// choice `c` and `k_c`. Round 1: each party sends `e = t ⊕ c` (its
+    /// bits flipped by its uniform receiver choices). Round 2: the sender
+    /// wants the peer to get `M_j = (t_me ⊕ j)·x_me − r` for its bit `j`;
+    /// pad `p` serves `j = p ⊕ e`. Choosing `r = (t_me ⊕ e)·x_me + k0` makes
+    /// the pad-0 message `M_e + k0` zero, so only `y = M_{1⊕e} + k1` is
+    /// sent (one word, as in CrypTFlow2). The receiver takes `−k0` if
+    /// `c = 0`, else `y − k1`: `M_{c⊕e} = M_{t_peer} = b·x_me − r`. My
+    /// share is `r` plus what I received as receiver.
+    ///
+    /// Each party sees `e` (uniform: `c` is) and `y` (uniform: one-time
+    /// padded by the pad it does not hold).
+    pub fn mux<E: Exchange>(&mut self, ex: &mut E, b: &XorBits, x: &Share) -> Result<Share> {
+        let p = self.party();
+        check_party(x, p)?;
+        let shape = x.shape().to_vec();
+        let n = numel(&shape)?;
+        let words = n.div_ceil(64);
+        if b.n != n || b.words.len() < words {
+            return Err(bad_corr("multiplexer bits"));
+        }
+        let corr = self.correlations_mut();
+        let ot0 = corr.random_ots(&shape, Party::P0)?;
+        let ot1 = corr.random_ots(&shape, Party::P1)?;
+        let (send, recv): (RandomOtShare, RandomOtShare) = match p {
+            Party::P0 => (ot0, ot1),
+            Party::P1 => (ot1, ot0),
+        };
+        if send.party != p || recv.party != p || send.n != n || recv.n != n {
+            return Err(bad_corr("random OTs"));
+        }
+        let (OtSide::Sender { k0, k1 }, OtSide::Receiver { choices, pads }) =
+            (&send.side, &recv.side)
+        else {
+            return Err(bad_corr("random OTs on the wrong side"));
+        };
+        if k0.len() != n || k1.len() != n || pads.len() != n || choices.len() < words {
+            return Err(bad_corr("random OTs"));
+        }
+        let tail = low_mask((n % 64) as u32 + 64 * u32::from(n % 64 == 0));
+        let mut e: Vec<u64> = (0..words).map(|w| b.words[w] ^ choices[w]).collect();
+        if let Some(last) = e.last_mut() {
+            *last &= tail;
+        }
+        let peer_e = peer_words(into_open(ex.exchange(Message::Open(words_msg(e)))?)?, words)?;
+        let xs = x.value().data();
+        let mut r = Vec::with_capacity(n);
+        let mut y = Vec::with_capacity(n);
+        for j in 0..n {
+            let sel = bit_at(&b.words, j) ^ bit_at(&peer_e, j);
+            let m = 0u64.wrapping_sub(sel) & xs[j];
+            let rj = m.wrapping_add(k0[j]);
+            let other = xs[j].wrapping_sub(m);
+            y.push(other.wrapping_sub(rj).wrapping_add(k1[j]));
+            r.push(rj);
+        }
+        let peer_y = peer_words(into_open(ex.exchange(Message::Open(words_msg(y)))?)?, n)?;
+        let out: Vec<u64> = (0..n)
+            .map(|j| {
+                let got = if bit_at(choices, j) == 1 {
+                    peer_y[j].wrapping_sub(pads[j])
+                } else {
+                    pads[j].wrapping_neg()
+                };
+                r[j].wrapping_add(got)
+            })
+            .collect();
+        Ok(Share::new(p, RingTensor::new(out, shape)?))
+    }
+
+    /// `select(lt, a, b) = b + lt·(a − b)` where `lt = [x < y]` (or
+    /// `msb(d)` for the given difference `d`), by this engine's
+    /// [`SelectKind`]: 9 rounds either way.
+    fn compare_select<E: Exchange>(
+        &mut self,
+        ex: &mut E,
+        d: &Share,
+        a: &Share,
+        b: &Share,
+    ) -> Result<Share> {
+        match self.select_kind() {
+            SelectKind::Beaver => {
+                let lt = self.msb(ex, d)?;
+                self.select(ex, &lt, a, b)
+            }
+            SelectKind::Ot => {
+                let lt = self.msb_bits(ex, d)?;
+                b.add(&self.mux(ex, &lt, &a.sub(b)?)?)
             }
         }
     }
@@ -566,21 +766,27 @@ impl<C: Correlations> Engine<C> {
 
     /// `max(x, 0)`. 9 rounds.
     pub fn relu<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<Share> {
-        let b = self.msb(ex, x)?;
-        let bx = self.mul_ring(ex, &b, x)?;
+        let bx = match self.select_kind() {
+            SelectKind::Beaver => {
+                let b = self.msb(ex, x)?;
+                self.mul_ring(ex, &b, x)?
+            }
+            SelectKind::Ot => {
+                let b = self.msb_bits(ex, x)?;
+                self.mux(ex, &b, x)?
+            }
+        };
         x.sub(&bx)
     }
 
     /// Elementwise `max(a, b)`. 9 rounds.
     pub fn max_elem<E: Exchange>(&mut self, ex: &mut E, a: &Share, b: &Share) -> Result<Share> {
-        let lt = self.less_than(ex, a, b)?;
-        self.select(ex, &lt, b, a)
+        self.compare_select(ex, &a.sub(b)?, b, a)
     }
 
     /// Elementwise `min(a, b)`. 9 rounds.
     pub fn min_elem<E: Exchange>(&mut self, ex: &mut E, a: &Share, b: &Share) -> Result<Share> {
-        let lt = self.less_than(ex, a, b)?;
-        self.select(ex, &lt, a, b)
+        self.compare_select(ex, &a.sub(b)?, a, b)
     }
 
     /// `clamp(x, lo, hi)` for public reals `lo ≤ hi` (fixed-point encoded
@@ -588,17 +794,19 @@ impl<C: Correlations> Engine<C> {
     /// then `x + [x<lo]·(lo − x) + [x>hi]·(hi − x)` in one batched product:
     /// 9 rounds.
     pub fn clamp<E: Exchange>(&mut self, ex: &mut E, x: &Share, lo: f64, hi: f64) -> Result<Share> {
-        Ok(self.clamp_with_bits(ex, x, lo, hi)?.0)
+        Ok(self.clamp_with_bits(ex, x, lo, hi, false)?.0)
     }
 
-    /// Clamp plus the shared bits `[x < lo]`, `[x > hi]`.
+    /// Clamp plus the shared bits `[x < lo]`, `[x > hi]` (with the OT
+    /// multiplexer only if `want_bits`: they ride in the same mux, `b·1`).
     fn clamp_with_bits<E: Exchange>(
         &mut self,
         ex: &mut E,
         x: &Share,
         lo: f64,
         hi: f64,
-    ) -> Result<(Share, Share, Share)> {
+        want_bits: bool,
+    ) -> Result<(Share, Option<(Share, Share)>)> {
         if lo.is_nan() || hi.is_nan() || lo > hi {
             return Err(SharingError::BadParameter("clamp needs lo <= hi"));
         }
@@ -608,14 +816,33 @@ impl<C: Correlations> Engine<C> {
         check_party(x, p)?;
         let below = x.add_public_scalar(lo_r.wrapping_neg()); // x - lo
         let above = x.neg().add_public_scalar(hi_r); // hi - x
+        let d = concat_shares(p, &[&below.neg(), &above]);
+        let shape = x.shape().to_vec();
+        if self.select_kind() == SelectKind::Ot {
+            let bits = self.msb_bits(ex, &concat_shares(p, &[&below, &above]))?;
+            let n2 = bits.n;
+            if !want_bits {
+                let prod = self.mux(ex, &bits, &d)?;
+                let parts = split_share(&prod, &[shape.clone(), shape])?;
+                return Ok((x.add(&parts[0])?.add(&parts[1])?, None));
+            }
+            // The bits themselves as b·1 (party 0 holds the 1).
+            let one = u64::from(p == Party::P0);
+            let ones = Share::new(p, RingTensor::new(vec![one; n2], vec![n2])?);
+            let both = bits.gather((0..n2).chain(0..n2));
+            let prod = self.mux(ex, &both, &concat_shares(p, &[&d, &ones]))?;
+            let s = [shape.clone(), shape.clone(), shape.clone(), shape];
+            let parts = split_share(&prod, &s)?;
+            let y = x.add(&parts[0])?.add(&parts[1])?;
+            return Ok((y, Some((parts[2].clone(), parts[3].clone()))));
+        }
         let bits = self.msb_many(ex, &[&below, &above])?;
         let (b_lo, b_hi) = (&bits[0], &bits[1]);
-        let d = concat_shares(p, &[&below.neg(), &above]);
         let bb = concat_shares(p, &[b_lo, b_hi]);
         let prod = self.mul_ring(ex, &bb, &d)?;
-        let parts = split_share(&prod, &[x.shape().to_vec(), x.shape().to_vec()])?;
+        let parts = split_share(&prod, &[shape.clone(), shape])?;
         let y = x.add(&parts[0])?.add(&parts[1])?;
-        Ok((y, bits[0].clone(), bits[1].clone()))
+        Ok((y, Some((bits[0].clone(), bits[1].clone()))))
     }
 
     /// `p(clamp(x, -bound, bound))` for `p(x) = Σ coeffs[k] (x/scale)^k`
@@ -639,11 +866,15 @@ impl<C: Correlations> Engine<C> {
         if !(bound.is_finite() && bound > 0.0) {
             return Err(SharingError::BadParameter("clamp bound must be positive"));
         }
-        let (xc, b_lo, b_hi) = self.clamp_with_bits(ex, x, -bound, bound)?;
+        let piecewise = matches!(mode, ClampMode::Piecewise { .. });
+        let (xc, bits) = self.clamp_with_bits(ex, x, -bound, bound, piecewise)?;
         let y = self.poly(ex, &xc, coeffs, scale)?;
-        match mode {
-            ClampMode::Saturate => Ok(y),
-            ClampMode::Piecewise { below, above } => {
+        match (mode, bits) {
+            (ClampMode::Saturate, _) => Ok(y),
+            (ClampMode::Piecewise { .. }, None) => Err(SharingError::BadParameter(
+                "internal: clamp without its bits",
+            )),
+            (ClampMode::Piecewise { below, above }, Some((b_lo, b_hi))) => {
                 let fp = self.fixed_point();
                 let eval = |t: f64| super::poly::eval(coeffs, scale, t);
                 let k_lo = fp.encode(below - eval(-bound))?;
@@ -791,22 +1022,29 @@ impl<C: Correlations> Engine<C> {
                     }
                 }
             }
-            let lt = self.msb(ex, &Share::new(p, RingTensor::new(diff, vec![m])?))?;
-            // lt broadcast over [value, payload...]
-            let ltd = lt.value().data();
-            let mut sel = Vec::with_capacity(m * (1 + pw));
-            sel.extend_from_slice(ltd);
-            for &l in ltd {
-                sel.extend(std::iter::repeat_n(l, pw));
-            }
+            let diff = Share::new(p, RingTensor::new(diff, vec![m])?);
             let mut dd = dv;
             dd.extend_from_slice(&dp);
-            let len = sel.len();
-            let prod = self.mul_ring(
-                ex,
-                &Share::new(p, RingTensor::new(sel, vec![len])?),
-                &Share::new(p, RingTensor::new(dd, vec![len])?),
-            )?;
+            let len = dd.len();
+            let dd = Share::new(p, RingTensor::new(dd, vec![len])?);
+            // lt broadcast over [value, payload...]
+            let prod = match self.select_kind() {
+                SelectKind::Beaver => {
+                    let lt = self.msb(ex, &diff)?;
+                    let ltd = lt.value().data();
+                    let mut sel = Vec::with_capacity(len);
+                    sel.extend_from_slice(ltd);
+                    for &l in ltd {
+                        sel.extend(std::iter::repeat_n(l, pw));
+                    }
+                    self.mul_ring(ex, &Share::new(p, RingTensor::new(sel, vec![len])?), &dd)?
+                }
+                SelectKind::Ot => {
+                    let lt = self.msb_bits(ex, &diff)?;
+                    let idx = (0..m).chain((0..m).flat_map(|i| std::iter::repeat_n(i, pw)));
+                    self.mux(ex, &lt.gather(idx), &dd)?
+                }
+            };
             let pr = prod.value().data();
             let mut nvals = Vec::with_capacity(rows * nk);
             let mut npay = Vec::with_capacity(rows * nk * pw);
@@ -843,8 +1081,9 @@ impl<C: Correlations> Engine<C> {
 /// every function mirrors the protocol of the same name above, and a test
 /// checks each against a recorded run.
 pub mod requests {
-    use super::{and_triple_bits, numel, Payload, Result, SharingError};
+    use super::{and_triple_bits, numel, Payload, Result, SelectKind, SharingError};
     use crate::correlations::CorrelationRequest;
+    use crate::share::Party;
 
     /// One MSB of a tensor of `shape` (mask, AND triples, daBits).
     pub fn msb(shape: &[usize], out: &mut Vec<CorrelationRequest>) -> Result<()> {
@@ -868,28 +1107,76 @@ pub mod requests {
         });
     }
 
+    /// [`super::Engine::msb_bits`]: mask and AND triples, no daBits.
+    pub fn msb_bits(shape: &[usize], out: &mut Vec<CorrelationRequest>) -> Result<()> {
+        let n = numel(shape)?;
+        out.push(CorrelationRequest::MaskedBits {
+            shape: shape.to_vec(),
+        });
+        out.push(CorrelationRequest::AndTriples {
+            bits: and_triple_bits(n),
+        });
+        Ok(())
+    }
+
+    /// [`super::Engine::mux`]: random OTs each way.
+    pub fn mux(shape: &[usize], out: &mut Vec<CorrelationRequest>) {
+        for sender in [Party::P0, Party::P1] {
+            out.push(CorrelationRequest::RandomOts {
+                shape: shape.to_vec(),
+                sender,
+            });
+        }
+    }
+
+    /// A comparison whose bit then multiplies a tensor of `shape`.
+    fn compare_select(
+        cmp: &[usize],
+        shape: &[usize],
+        kind: SelectKind,
+        out: &mut Vec<CorrelationRequest>,
+    ) -> Result<()> {
+        match kind {
+            SelectKind::Beaver => {
+                msb(cmp, out)?;
+                product(shape, out);
+            }
+            SelectKind::Ot => {
+                msb_bits(cmp, out)?;
+                mux(shape, out);
+            }
+        }
+        Ok(())
+    }
+
     /// [`super::Engine::relu`], [`super::Engine::max_elem`] and
     /// [`super::Engine::min_elem`]: an MSB and a product of the same shape.
-    pub fn compare_then_product(shape: &[usize]) -> Result<Vec<CorrelationRequest>> {
+    pub fn compare_then_product(
+        shape: &[usize],
+        kind: SelectKind,
+    ) -> Result<Vec<CorrelationRequest>> {
         let mut out = Vec::new();
-        msb(shape, &mut out)?;
-        product(shape, &mut out);
+        compare_select(shape, shape, kind, &mut out)?;
         Ok(out)
     }
 
     /// [`super::Engine::clamp`]: both comparisons and both products batched.
-    pub fn clamp(shape: &[usize]) -> Result<Vec<CorrelationRequest>> {
+    pub fn clamp(shape: &[usize], kind: SelectKind) -> Result<Vec<CorrelationRequest>> {
         let n2 = numel(shape)?
             .checked_mul(2)
             .ok_or(SharingError::BadParameter("tensor too large"))?;
-        compare_then_product(&[n2])
+        compare_then_product(&[n2], kind)
     }
 
     /// The tournament of [`super::Engine::max_last_axis`]
     /// ([`Payload::None`]), [`super::Engine::argmax_last_axis`]
     /// ([`Payload::Index`]) and [`super::Engine::argmax_onehot_last_axis`]
     /// ([`Payload::OneHot`]).
-    pub fn tournament(shape: &[usize], payload: Payload) -> Result<Vec<CorrelationRequest>> {
+    pub fn tournament(
+        shape: &[usize],
+        payload: Payload,
+        kind: SelectKind,
+    ) -> Result<Vec<CorrelationRequest>> {
         let (&n, lead) = shape.split_last().ok_or(SharingError::UnsupportedShape {
             op: "max along last axis",
             shape: shape.to_vec(),
@@ -900,8 +1187,7 @@ pub mod requests {
         let mut k = n;
         while k > 1 {
             let m = rows * (k / 2);
-            msb(&[m], &mut out)?;
-            product(&[m * (1 + pw)], &mut out);
+            compare_select(&[m], &[m * (1 + pw)], kind, &mut out)?;
             k = k.div_ceil(2);
         }
         Ok(out)

@@ -89,6 +89,12 @@ pub enum CorrelationRequest {
     /// [`CorrelationRequest::AndTriples`] and additive shares of `s` as a
     /// 0/1 ring element.
     DaBits { shape: Vec<usize> },
+    /// One random 1-of-2 OT per element of `shape` with 64-bit messages,
+    /// `sender` sending: the sender holds pads `k0, k1`, the receiver a
+    /// random choice bit `c` (bit-packed as for
+    /// [`CorrelationRequest::AndTriples`]) and `k_c`. Derandomised online
+    /// (Beaver 1995) by the OT multiplexer of [`super::compare`].
+    RandomOts { shape: Vec<usize>, sender: Party },
 }
 
 impl CorrelationRequest {
@@ -96,7 +102,8 @@ impl CorrelationRequest {
         match self {
             CorrelationRequest::ElementwiseTriple { shape }
             | CorrelationRequest::MaskedBits { shape }
-            | CorrelationRequest::DaBits { shape } => numel(shape).map(|_| ()),
+            | CorrelationRequest::DaBits { shape }
+            | CorrelationRequest::RandomOts { shape, .. } => numel(shape).map(|_| ()),
             CorrelationRequest::MatmulTriple { a_shape, b_shape }
             | CorrelationRequest::HolderMatmulTriple {
                 a_shape, b_shape, ..
@@ -131,6 +138,7 @@ impl CorrelationRequest {
             CorrelationRequest::ElementwiseTriple { shape }
             | CorrelationRequest::MaskedBits { shape }
             | CorrelationRequest::DaBits { shape }
+            | CorrelationRequest::RandomOts { shape, .. }
             | CorrelationRequest::Trunc { shape, .. } => n(shape).saturating_mul(3),
             CorrelationRequest::MatmulTriple { a_shape, b_shape }
             | CorrelationRequest::HolderMatmulTriple {
@@ -163,6 +171,11 @@ impl CorrelationRequest {
             CorrelationRequest::AndTriples { bits } => {
                 vec![vec![CorrelationRequest::words_for_bits(*bits)]]
             }
+            // Party 1 receives: its pad `k_c`. Party 1 sends: both pads.
+            CorrelationRequest::RandomOts { shape, sender } => match sender {
+                Party::P0 => vec![shape.clone()],
+                Party::P1 => vec![shape.clone(), shape.clone()],
+            },
         })
     }
 }
@@ -211,6 +224,41 @@ pub struct DaBitShare {
     pub arith: Share,
 }
 
+/// One party's side of random OTs ([`CorrelationRequest::RandomOts`]).
+/// `Debug` shows sizes only.
+#[derive(Clone)]
+pub struct RandomOtShare {
+    pub party: Party,
+    /// Number of OTs.
+    pub n: usize,
+    pub side: OtSide,
+}
+
+/// The sender's pads, or the receiver's choices and pads.
+#[derive(Clone)]
+pub enum OtSide {
+    /// `k0[j], k1[j]` of every OT `j`.
+    Sender { k0: Vec<u64>, k1: Vec<u64> },
+    /// Choice bits (packed, bit `j % 64` of word `j / 64`) and `k_c[j]`.
+    Receiver { choices: Vec<u64>, pads: Vec<u64> },
+}
+
+impl Drop for RandomOtShare {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        match &mut self.side {
+            OtSide::Sender { k0, k1 } => {
+                k0.zeroize();
+                k1.zeroize();
+            }
+            OtSide::Receiver { choices, pads } => {
+                choices.zeroize();
+                pads.zeroize();
+            }
+        }
+    }
+}
+
 /// One party's share of a correlation, of the kind its request names.
 /// `Debug` shows kinds and sizes only.
 #[derive(Clone)]
@@ -220,6 +268,7 @@ pub enum CorrelationShare {
     MaskedBits(MaskedBitsShare),
     AndTriples(AndTripleShare),
     DaBits(DaBitShare),
+    RandomOts(RandomOtShare),
 }
 
 impl CorrelationShare {
@@ -230,6 +279,7 @@ impl CorrelationShare {
             CorrelationShare::MaskedBits(m) => m.r.party(),
             CorrelationShare::AndTriples(t) => t.party,
             CorrelationShare::DaBits(d) => d.arith.party(),
+            CorrelationShare::RandomOts(r) => r.party,
         }
     }
 }
@@ -242,6 +292,7 @@ impl std::fmt::Debug for CorrelationShare {
             CorrelationShare::MaskedBits(m) => ("MaskedBits", m.r.shape().to_vec()),
             CorrelationShare::AndTriples(t) => ("AndTriples", vec![t.bits]),
             CorrelationShare::DaBits(d) => ("DaBits", d.arith.shape().to_vec()),
+            CorrelationShare::RandomOts(r) => ("RandomOts", vec![r.n]),
         };
         f.debug_struct(kind)
             .field("party", &self.party())
@@ -331,6 +382,17 @@ pub trait Correlations {
     fn and_triples(&mut self, bits: usize) -> Result<AndTripleShare> {
         match self.fetch(&CorrelationRequest::AndTriples { bits })? {
             CorrelationShare::AndTriples(t) => Ok(t),
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    /// One random OT per element of `shape`, `sender` sending.
+    fn random_ots(&mut self, shape: &[usize], sender: Party) -> Result<RandomOtShare> {
+        match self.fetch(&CorrelationRequest::RandomOts {
+            shape: shape.to_vec(),
+            sender,
+        })? {
+            CorrelationShare::RandomOts(r) => Ok(r),
             _ => Err(wrong_kind()),
         }
     }
@@ -570,8 +632,48 @@ impl SeedExpander {
                     p0_extra: p0_extra(self, &[shape])?,
                 }
             }
+            // The sender draws both pads, the receiver its choices (and
+            // party 0 as receiver its pad, plus the pad it did not choose,
+            // which the dealer hands party 1).
+            CorrelationRequest::RandomOts { shape, sender } => {
+                let w = [CorrelationRequest::words_for_bits(numel(shape)?)];
+                if self.party == *sender {
+                    if p0 {
+                        Expanded {
+                            first: self.tensor(shape)?,
+                            second: Some(self.tensor(shape)?),
+                            p0_extra: Vec::new(),
+                        }
+                    } else {
+                        Expanded {
+                            first: RingTensor::zeros(&[0])?,
+                            second: None,
+                            p0_extra: Vec::new(),
+                        }
+                    }
+                } else if p0 {
+                    Expanded {
+                        first: self.tensor(&w)?,
+                        second: Some(self.tensor(shape)?),
+                        p0_extra: p0_extra(self, &[shape])?,
+                    }
+                } else {
+                    Expanded {
+                        first: self.tensor(&w)?,
+                        second: None,
+                        p0_extra: Vec::new(),
+                    }
+                }
+            }
         })
     }
+}
+
+/// Party 0's second PRG tensor (the dealer reads it for corrections).
+fn p0_second(x: &Expanded) -> Result<&RingTensor> {
+    x.second
+        .as_ref()
+        .ok_or_else(|| SharingError::Correlations("missing b share".into()))
 }
 
 /// One party's share of `req` from its PRG part and the rest: party 0's own
@@ -619,6 +721,28 @@ fn assemble(
             bits: exp.first.into_parts().0,
             arith: Share::new(party, next("arithmetic bit share")?),
         }),
+        CorrelationRequest::RandomOts { shape, sender } => {
+            let n = numel(shape)?;
+            let side = match (party, sender) {
+                (Party::P0, Party::P0) => OtSide::Sender {
+                    k0: exp.first.into_parts().0,
+                    k1: second(exp.second)?.into_parts().0,
+                },
+                (Party::P0, Party::P1) => OtSide::Receiver {
+                    choices: exp.first.into_parts().0,
+                    pads: second(exp.second)?.into_parts().0,
+                },
+                (Party::P1, Party::P0) => OtSide::Receiver {
+                    choices: exp.first.into_parts().0,
+                    pads: next("receiver pads")?.into_parts().0,
+                },
+                (Party::P1, Party::P1) => OtSide::Sender {
+                    k0: next("sender pads")?.into_parts().0,
+                    k1: next("sender pads")?.into_parts().0,
+                },
+            };
+            CorrelationShare::RandomOts(RandomOtShare { party, n, side })
+        }
     })
 }
 
@@ -802,6 +926,36 @@ impl Dealer {
                     .map(|i| ((sw[i / 64] >> (i % 64)) & 1).wrapping_sub(a0[i]))
                     .collect();
                 vec![RingTensor::new(data, shape.clone())?]
+            }
+            CorrelationRequest::RandomOts { shape, sender } => {
+                let n = numel(shape)?;
+                let bit = |w: &[u64], j: usize| (w[j / 64] >> (j % 64)) & 1 == 1;
+                match sender {
+                    // Party 1 receives k_c of party 0's pads.
+                    Party::P0 => {
+                        let (k0, k1) = (x0.first.data(), p0_second(&x0)?.data());
+                        let c = x1.first.data();
+                        let pads = (0..n)
+                            .map(|j| if bit(c, j) { k1[j] } else { k0[j] })
+                            .collect();
+                        vec![RingTensor::new(pads, shape.clone())?]
+                    }
+                    // Party 1 sends: party 0's pad where party 0 chose,
+                    // the other drawn for it.
+                    Party::P1 => {
+                        let (c, pad, other) =
+                            (x0.first.data(), p0_second(&x0)?.data(), extra0(0)?.data());
+                        let pick = |want: bool| -> Vec<u64> {
+                            (0..n)
+                                .map(|j| if bit(c, j) == want { pad[j] } else { other[j] })
+                                .collect()
+                        };
+                        vec![
+                            RingTensor::new(pick(false), shape.clone())?,
+                            RingTensor::new(pick(true), shape.clone())?,
+                        ]
+                    }
+                }
             }
         };
         let msg = DealerMsg {

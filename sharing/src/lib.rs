@@ -43,11 +43,11 @@ pub mod protocol;
 pub mod ring;
 pub mod share;
 
-pub use compare::{ClampMode, MsbState, MsbStep, SelectState, MSB_ROUNDS};
+pub use compare::{ClampMode, MsbState, MsbStep, SelectKind, SelectState, MSB_ROUNDS};
 pub use correlations::{
     AndTripleShare, CorrelationRequest, CorrelationShare, Correlations, DaBitShare, Dealer,
-    DealerMsg, DealerSource, MaskedBitsShare, PrecomputedCorrelations, RecordingCorrelations,
-    SeedMsg, TripleShare, TruncShare,
+    DealerMsg, DealerSource, MaskedBitsShare, OtSide, PrecomputedCorrelations, RandomOtShare,
+    RecordingCorrelations, SeedMsg, TripleShare, TruncShare,
 };
 pub use error::{Result, SharingError};
 pub use fixed::{scale_round, FixedPoint, DEFAULT_FRAC_BITS};

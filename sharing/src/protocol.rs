@@ -243,6 +243,7 @@ pub trait Exchange {
 pub struct Engine<C> {
     fp: FixedPoint,
     trunc: TruncMode,
+    select: super::compare::SelectKind,
     corr: C,
 }
 
@@ -251,6 +252,7 @@ impl<C> std::fmt::Debug for Engine<C> {
         f.debug_struct("Engine")
             .field("fp", &self.fp)
             .field("trunc", &self.trunc)
+            .field("select", &self.select)
             .finish_non_exhaustive()
     }
 }
@@ -268,7 +270,21 @@ const OFFSET_BITS: u32 = plan::params::TRUNC_OFFSET_BITS;
 
 impl<C: Correlations> Engine<C> {
     pub fn new(fp: FixedPoint, trunc: TruncMode, corr: C) -> Self {
-        Self { fp, trunc, corr }
+        Self {
+            fp,
+            trunc,
+            select: super::compare::SelectKind::Beaver,
+            corr,
+        }
+    }
+    /// The same engine with the comparisons' selects done by `select`
+    /// (both parties and the preprocessing must agree on it).
+    pub fn with_select(mut self, select: super::compare::SelectKind) -> Self {
+        self.select = select;
+        self
+    }
+    pub fn select_kind(&self) -> super::compare::SelectKind {
+        self.select
     }
     pub fn party(&self) -> Party {
         self.corr.party()

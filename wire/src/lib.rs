@@ -91,6 +91,7 @@ pub mod request_tag {
     pub const MASKED_BITS: u8 = 4;
     pub const AND_TRIPLES: u8 = 5;
     pub const DA_BITS: u8 = 6;
+    pub const RANDOM_OTS: u8 = 7;
 }
 
 #[derive(Clone)]
@@ -286,6 +287,11 @@ impl W {
             CorrelationRequest::DaBits { shape } => {
                 self.u8(t::DA_BITS);
                 self.shape(shape);
+            }
+            CorrelationRequest::RandomOts { shape, sender } => {
+                self.u8(t::RANDOM_OTS);
+                self.shape(shape);
+                self.u8(sender.index() as u8);
             }
         }
     }
@@ -510,6 +516,10 @@ impl R<'_> {
             },
             t::DA_BITS => CorrelationRequest::DaBits {
                 shape: self.shape()?,
+            },
+            t::RANDOM_OTS => CorrelationRequest::RandomOts {
+                shape: self.shape()?,
+                sender: self.party()?,
             },
             t => return Err(WireError::UnknownRequestTag(t)),
         })
@@ -780,6 +790,34 @@ mod tests {
             assert_eq!(hex(&encode(&back)), got, "{name} round trip");
         }
         assert!(wrong.is_empty(), "encodings changed:\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn random_ot_requests_round_trip() {
+        for sender in [Party::P0, Party::P1] {
+            let w = Wire::DealerChunk {
+                group: 3,
+                corrections: vec![DealerMsg {
+                    request: CorrelationRequest::RandomOts {
+                        shape: vec![2, 3],
+                        sender,
+                    },
+                    tensors: vec![RingTensor::new(vec![7; 6], vec![2, 3]).unwrap()],
+                }],
+            };
+            let bytes = encode(&[&w]);
+            assert_eq!(encode(&decode(&bytes).unwrap()), bytes);
+            let Wire::DealerChunk { corrections, .. } = &decode(&bytes).unwrap()[0] else {
+                panic!("not a chunk");
+            };
+            assert_eq!(
+                corrections[0].request,
+                CorrelationRequest::RandomOts {
+                    shape: vec![2, 3],
+                    sender
+                }
+            );
+        }
     }
 
     const GOLDEN_OT: &str = "0201000000000000000c03000000000000000102ff";

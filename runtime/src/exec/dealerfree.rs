@@ -58,7 +58,7 @@ pub(super) fn generate(
 
 /// By oblivious transfer: party 1 starts the base OTs, party 0 answers;
 /// then per piece party 1 sends an extension message and party 0 the
-/// corrections. Party 1 sends the next piece's extension before it waits
+/// corrections (and its reverse extension, when party 1 sends random OTs). Party 1 sends the next piece's extension before it waits
 /// for the current corrections, so both parties compute at once; at most
 /// two pieces are in flight.
 fn by_ot(

@@ -163,6 +163,8 @@ fn share_words(req: &Request) -> u64 {
             (CorrelationRequest::words_for_bits(*bits) as u64).saturating_mul(3)
         }
         CorrelationRequest::DaBits { shape } => n(shape).saturating_add(n(shape).div_ceil(64)),
+        // Sender: two pads; receiver: a pad and the packed choices.
+        CorrelationRequest::RandomOts { shape, .. } => n(shape).saturating_mul(2),
     }
 }
 
@@ -179,6 +181,10 @@ fn correction_words(req: &Request) -> u64 {
             .saturating_mul(n(b_shape.get(1..).unwrap_or(&[]))),
         CorrelationRequest::MaskedBits { shape } | CorrelationRequest::DaBits { shape } => n(shape),
         CorrelationRequest::AndTriples { bits } => CorrelationRequest::words_for_bits(*bits) as u64,
+        CorrelationRequest::RandomOts { shape, sender } => match sender {
+            crate::sharing::Party::P0 => n(shape),
+            crate::sharing::Party::P1 => n(shape).saturating_mul(2),
+        },
     }
 }
 

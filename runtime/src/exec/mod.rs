@@ -30,7 +30,8 @@ pub use wire;
 use crate::paillier::{Ciphertext, Keypair, PublicKey};
 use crate::sharing::{
     CorrelationRequest, Correlations, Dealer, DealerMsg, DealerSource, Engine, FixedPoint,
-    HolderState, MulState, Party as Role, SeedMsg, Share, TruncMode, TruncState, WrapTruncState,
+    HolderState, MulState, Party as Role, SeedMsg, SelectKind, Share, TruncMode, TruncState,
+    WrapTruncState,
 };
 use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor, ValidPlan};
 use std::collections::VecDeque;
@@ -400,6 +401,7 @@ fn dealer_work(req: &nonlinear::Request) -> usize {
             a_shape, b_shape, ..
         } => n(a_shape).saturating_add(n(b_shape)),
         R::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
+        R::RandomOts { shape, .. } => n(shape).saturating_mul(3),
     }
 }
 
@@ -498,6 +500,7 @@ fn request_groups(
         .iter()
         .find(|p| plan.parties[p.party as usize].role == plan::Role::Compute)
         .ok_or_else(|| ExecError::protocol("the plan has no computing party"))?;
+    let kind = select_kind(plan);
     let mut groups = Vec::new();
     for ins in leader.instrs.iter().filter(|i| uses_correlations(i)) {
         groups.push(match ins {
@@ -514,12 +517,34 @@ fn request_groups(
                     .iter()
                     .map(|r| concrete(&plan.reg(*r).shape, dims))
                     .collect::<Result<Vec<_>, _>>()?;
-                nonlinear::request_order(op, &shapes)?
+                nonlinear::request_order(op, &shapes, kind)?
             }
             _ => Vec::new(),
         });
     }
     Ok(groups)
+}
+
+/// How the plan's comparisons select: by the OT multiplexer where the
+/// correlations come from OT, else by a Beaver product (dealer, Paillier).
+/// Both parties and the preprocessing read it from the plan.
+pub(crate) fn select_kind(plan: &Plan) -> SelectKind {
+    let ot = plan.programs.iter().any(|p| {
+        p.instrs.iter().any(|i| {
+            matches!(
+                i,
+                Instr::GenerateCorrelations {
+                    engine: plan::CorrelationEngine::Ot,
+                    ..
+                }
+            )
+        })
+    });
+    if ot {
+        SelectKind::Ot
+    } else {
+        SelectKind::Beaver
+    }
 }
 
 /// The sharing role (P0 = leader, P1) of a computing party.
@@ -1092,7 +1117,11 @@ impl Exec<'_> {
             }
             Instr::GenerateCorrelations { peer, engine } => {
                 let store = dealerfree::generate(self, *peer, *engine, t)?;
-                self.engine = Some(Engine::new(self.fp, TruncMode::DaBits, Box::new(store)));
+                let store: Box<dyn Correlations + Send> = Box::new(store);
+                self.engine = Some(
+                    Engine::new(self.fp, TruncMode::DaBits, store)
+                        .with_select(select_kind(self.plan)),
+                );
             }
             Instr::Input { dst, input } => {
                 // Inputs were validated in `run_party`.

@@ -10,7 +10,9 @@
 
 use super::wire::{self, Wire};
 use super::{ExecError, Stats, Transport};
-use crate::sharing::{self, Correlations, Engine, Exchange, Message, Share, SharingError};
+use crate::sharing::{
+    self, Correlations, Engine, Exchange, Message, SelectKind, Share, SharingError,
+};
 use plan::{NonlinearOp, PartyIdx};
 
 /// One request for correlated randomness, of either family.
@@ -89,6 +91,7 @@ pub(crate) fn run<C: Correlations, E: Exchange>(
 pub(crate) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
+    kind: SelectKind,
 ) -> Result<Vec<Request>, ExecError> {
     use crate::sharing::compare::{requests, Payload};
     let first = shapes
@@ -96,11 +99,11 @@ pub(crate) fn request_order(
         .ok_or_else(|| ExecError::protocol("a comparison without operands"))?;
     Ok(match op {
         NonlinearOp::Relu | NonlinearOp::Max | NonlinearOp::Min => {
-            requests::compare_then_product(first)?
+            requests::compare_then_product(first, kind)?
         }
-        NonlinearOp::Clamp { .. } => requests::clamp(first)?,
-        NonlinearOp::MaxReduce => requests::tournament(first, Payload::None)?,
-        NonlinearOp::Argmax => requests::tournament(first, Payload::Index)?,
+        NonlinearOp::Clamp { .. } => requests::clamp(first, kind)?,
+        NonlinearOp::MaxReduce => requests::tournament(first, Payload::None, kind)?,
+        NonlinearOp::Argmax => requests::tournament(first, Payload::Index, kind)?,
     })
 }
 
@@ -112,11 +115,16 @@ mod tests {
     };
 
     /// The requests of a real run of `op` on zeros between two parties.
-    fn recorded(op: &NonlinearOp, shapes: &[Vec<usize>]) -> sharing::Result<Vec<Request>> {
+    fn recorded(
+        op: &NonlinearOp,
+        shapes: &[Vec<usize>],
+        kind: SelectKind,
+    ) -> sharing::Result<Vec<Request>> {
         let fp = FixedPoint::default();
         let (s0, s1, _) = DealerSource::online_pair(Dealer::new_with_fixed_seed_for_tests(1));
-        let mut e0 = Engine::new(fp, TruncMode::Dealer, RecordingCorrelations::new(s0));
-        let mut e1 = Engine::new(fp, TruncMode::Dealer, s1);
+        let mut e0 =
+            Engine::new(fp, TruncMode::Dealer, RecordingCorrelations::new(s0)).with_select(kind);
+        let mut e1 = Engine::new(fp, TruncMode::Dealer, s1).with_select(kind);
         let zeros = |p: Party| -> sharing::Result<Vec<Share>> {
             shapes
                 .iter()
@@ -142,7 +150,10 @@ mod tests {
             NonlinearOp::Argmax,
         ];
         let shapes: [&[usize]; 6] = [&[1], &[5], &[3, 4], &[2, 7], &[33], &[2, 3, 9]];
-        for op in &ops {
+        for (op, kind) in ops
+            .iter()
+            .flat_map(|op| [SelectKind::Beaver, SelectKind::Ot].map(|k| (op, k)))
+        {
             for shape in shapes {
                 let arity = if matches!(op, NonlinearOp::Max | NonlinearOp::Min) {
                     2
@@ -150,10 +161,21 @@ mod tests {
                     1
                 };
                 let args = vec![shape.to_vec(); arity];
-                let want = recorded(op, &args).unwrap();
-                let got = request_order(op, &args).unwrap();
+                let want = recorded(op, &args, kind).unwrap();
+                let got = request_order(op, &args, kind).unwrap();
                 assert!(!want.is_empty() || shape.last() == Some(&1));
-                assert_eq!(got, want, "{op:?} on {shape:?}");
+                assert_eq!(got, want, "{op:?} on {shape:?} ({kind:?})");
+                // The OT flavour never asks for what it replaces.
+                let replaced = |r: &Request| {
+                    matches!(
+                        r,
+                        Request::DaBits { .. } | Request::ElementwiseTriple { .. }
+                    )
+                };
+                assert!(
+                    want.is_empty() || (kind == SelectKind::Ot) != want.iter().any(replaced),
+                    "{op:?} {kind:?}"
+                );
             }
         }
     }

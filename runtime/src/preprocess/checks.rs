@@ -2,7 +2,7 @@
 //! should, shared by every engine's tests (`twoparty`, `otgen`).
 
 use crate::sharing::{
-    reconstruct, CorrelationRequest as Request, CorrelationShare, Correlations,
+    reconstruct, CorrelationRequest as Request, CorrelationShare, Correlations, OtSide, Party,
     PrecomputedCorrelations, RingTensor, Share,
 };
 
@@ -39,6 +39,29 @@ pub(crate) fn compare_requests() -> Vec<Request> {
         Request::AndTriples { bits: 200 },
         Request::DaBits { shape: vec![70] },
         Request::MaskedBits { shape: vec![1] },
+    ]
+}
+
+/// Random OTs each way, of sizes around a word (the OT engine only).
+pub(crate) fn random_ot_requests() -> Vec<Request> {
+    vec![
+        Request::RandomOts {
+            shape: vec![70],
+            sender: Party::P0,
+        },
+        Request::RandomOts {
+            shape: vec![70],
+            sender: Party::P1,
+        },
+        Request::MaskedBits { shape: vec![3] },
+        Request::RandomOts {
+            shape: vec![2, 64],
+            sender: Party::P1,
+        },
+        Request::RandomOts {
+            shape: vec![1],
+            sender: Party::P0,
+        },
     ]
 }
 
@@ -99,6 +122,35 @@ pub(crate) fn assert_consistent(
                 for (i, v) in arith.data().iter().enumerate() {
                     assert_eq!(*v, (xor[i / 64] >> (i % 64)) & 1, "daBit {i}");
                 }
+            }
+            (CorrelationShare::RandomOts(o0), CorrelationShare::RandomOts(o1)) => {
+                let Request::RandomOts { shape, sender } = r else {
+                    panic!("{r:?} served with random OTs");
+                };
+                let n: usize = shape.iter().product();
+                let (s, v) = if *sender == Party::P0 {
+                    (&o0, &o1)
+                } else {
+                    (&o1, &o0)
+                };
+                assert_eq!((s.n, v.n), (n, n));
+                let (OtSide::Sender { k0, k1 }, OtSide::Receiver { choices, pads }) =
+                    (&s.side, &v.side)
+                else {
+                    panic!("{r:?}: the wrong party sends");
+                };
+                let mut ones = 0;
+                for j in 0..n {
+                    let c = (choices[j / 64] >> (j % 64)) & 1 == 1;
+                    ones += usize::from(c);
+                    assert_eq!(pads[j], if c { k1[j] } else { k0[j] }, "{r:?} OT {j}");
+                    assert_ne!(k0[j], k1[j], "{r:?} OT {j}: equal pads");
+                }
+                // Random choices: neither all 0 nor all 1 on many OTs.
+                assert!(
+                    n < 20 || (ones > 0 && ones < n),
+                    "{r:?}: {ones} of {n} chose 1"
+                );
             }
             _ => panic!("wrong kind for {r:?}"),
         }

@@ -20,6 +20,15 @@
 //! * **masked bits**: `r = x0 ⊕ x1` with `2·(x0 ∧ x1) = Σ_{i<63} 2^{i+1}
 //!   x0_i x1_i`: 63 COTs per element, bit `i` needing `63 − i` bits of
 //!   correction.
+//! * **random OTs** (the comparisons' multiplexer, `sharing::compare`):
+//!   one COT each, no correction; the pads are the low 64 bits of the tccr
+//!   hash ([`ot::ot`]). Those with party 0 sending come from the extension
+//!   above. Those with party 1 sending need the extension the other way:
+//!   a second IKNP instance with party 0 as receiver, only when the order
+//!   has such OTs. Its 128 base OTs are the first 128 forward random OTs
+//!   of piece 0 (no public-key work, no extra message:
+//!   [`iknp::Receiver::from_random_ots`]), and party 0 appends its
+//!   extension message to each piece's corrections.
 //!
 //! The work is cut into *pieces* of at most [`PIECE_COTS`] COTs and
 //! [`PIECE_BITS`] bits of corrections, so memory stays bounded whatever
@@ -40,7 +49,7 @@
 use crate::exec::ExecError;
 use crate::sharing::{
     AndTripleShare, CorrelationRequest as Request, CorrelationShare, DaBitShare, MaskedBitsShare,
-    Party, PrecomputedCorrelations, RingTensor, Share, TripleShare,
+    OtSide, Party, PrecomputedCorrelations, RandomOtShare, RingTensor, Share, TripleShare,
 };
 use ot::arith::{self, Corrections, Packed, BITS_PER_PRODUCT};
 use ot::iknp::{self, ExtendMsg, ReceiverCots, SenderCots};
@@ -99,6 +108,17 @@ enum Unit {
         start: usize,
         len: usize,
     },
+    /// The 128 forward random OTs that set up the reverse extension (the
+    /// first unit, when there is one).
+    Boot,
+    /// Random OTs `start .. start + len` (`start` a multiple of 64), party
+    /// 0 sending (forward COTs) or party 1 sending (reverse COTs).
+    Rot {
+        job: usize,
+        start: usize,
+        len: usize,
+        reverse: bool,
+    },
 }
 
 impl Unit {
@@ -109,8 +129,28 @@ impl Unit {
             | Unit::DaBits { job, start, len }
             | Unit::Masked { job, start, len }
             | Unit::MatLeft { job, start, len }
-            | Unit::MatRight { job, start, len } => (job, start, len),
+            | Unit::MatRight { job, start, len }
+            | Unit::Rot {
+                job, start, len, ..
+            } => (job, start, len),
+            // No job: never looked up (handled before the jobs).
+            Unit::Boot => (usize::MAX, 0, iknp::KAPPA),
         }
+    }
+
+    /// COTs of the reverse extension (party 0 receiving) it consumes.
+    fn rev_cots(&self) -> usize {
+        match *self {
+            Unit::Rot {
+                len, reverse: true, ..
+            } => len,
+            _ => 0,
+        }
+    }
+
+    /// COTs of the forward extension (party 1 receiving) it consumes.
+    fn fwd_cots(&self) -> usize {
+        self.cots() - self.rev_cots()
     }
 
     /// COTs this unit consumes.
@@ -122,12 +162,13 @@ impl Unit {
             Unit::DaBits { .. } => 1,
             Unit::Masked { .. } => 63,
             Unit::MatLeft { .. } | Unit::MatRight { .. } => 64,
+            Unit::Rot { .. } | Unit::Boot => 1,
         }
     }
 
     /// Whether party 0 sends corrections for it.
     fn corrected(&self) -> bool {
-        !matches!(self, Unit::And { .. })
+        !matches!(self, Unit::And { .. } | Unit::Rot { .. } | Unit::Boot)
     }
 }
 
@@ -139,6 +180,7 @@ enum Size {
     DaBits(usize),
     Masked(usize),
     Matmul { m: usize, k: usize, n: usize },
+    Rot { n: usize, reverse: bool },
 }
 
 fn size_of(req: &Request) -> Result<Size, ExecError> {
@@ -161,6 +203,10 @@ fn size_of(req: &Request) -> Result<Size, ExecError> {
         Request::AndTriples { bits } => Size::And(64 * Request::words_for_bits(*bits)),
         Request::DaBits { shape } => Size::DaBits(numel(shape)?),
         Request::MaskedBits { shape } => Size::Masked(numel(shape)?),
+        Request::RandomOts { shape, sender } => Size::Rot {
+            n: numel(shape)?,
+            reverse: *sender == Party::P1,
+        },
         Request::Trunc { .. } | Request::HolderMatmulTriple { .. } => {
             return Err(ExecError::protocol(
                 "truncation pairs and input-holder correlations need a dealer",
@@ -212,6 +258,14 @@ fn plan_units(sizes: &[Size]) -> (Vec<Unit>, Vec<std::ops::Range<usize>>) {
                     .into_iter()
                     .map(|(start, len)| Unit::Masked { job, start, len }),
             ),
+            Size::Rot { n, reverse } => {
+                units.extend(runs(n, 1, 0, 64).into_iter().map(|(start, len)| Unit::Rot {
+                    job,
+                    start,
+                    len,
+                    reverse,
+                }))
+            }
             Size::Matmul { m, k, n } => {
                 units.extend(
                     runs(k * n, 64, p * m as u64, 1)
@@ -225,6 +279,9 @@ fn plan_units(sizes: &[Size]) -> (Vec<Unit>, Vec<std::ops::Range<usize>>) {
                 );
             }
         }
+    }
+    if units.iter().any(|u| u.rev_cots() > 0) {
+        units.insert(0, Unit::Boot);
     }
     let mut pieces = Vec::new();
     let (mut start, mut cots, mut bits) = (0, 0usize, 0u64);
@@ -245,11 +302,14 @@ fn plan_units(sizes: &[Size]) -> (Vec<Unit>, Vec<std::ops::Range<usize>>) {
 
 fn unit_bits(u: &Unit, sizes: &[Size]) -> u64 {
     let p = BITS_PER_PRODUCT as u64;
+    if matches!(u, Unit::Boot) {
+        return 0;
+    }
     let (job, _, len) = u.range();
     let len = len as u64;
     match (u, sizes[job]) {
         (Unit::Triples { .. }, _) => 2 * p * len,
-        (Unit::And { .. }, _) => 0,
+        (Unit::And { .. } | Unit::Rot { .. } | Unit::Boot, _) => 0,
         (Unit::DaBits { .. }, _) => 64 * len,
         (Unit::Masked { .. }, _) => MASKED_BITS_PER_ELEMENT * len,
         (Unit::MatLeft { .. }, Size::Matmul { m, .. }) => p * m as u64 * len,
@@ -302,6 +362,14 @@ enum Job {
         x: Vec<u64>,
         cross: Vec<u64>,
     },
+    /// This party's side of random OTs: the sender's pads `k0`, `k1`, or
+    /// the receiver's packed choices and pads.
+    Rot {
+        n: usize,
+        sender: bool,
+        a: Vec<u64>,
+        b: Vec<u64>,
+    },
 }
 
 impl Drop for Job {
@@ -317,7 +385,9 @@ impl Drop for Job {
                 b.zeroize();
                 cross.zeroize();
             }
-            Job::DaBits { s: v, cross, .. } | Job::Masked { x: v, cross, .. } => {
+            Job::DaBits { s: v, cross, .. }
+            | Job::Masked { x: v, cross, .. }
+            | Job::Rot { a: v, b: cross, .. } => {
                 v.zeroize();
                 cross.zeroize();
             }
@@ -380,6 +450,15 @@ impl Job {
                 x: random(n),
                 cross: vec![0; n],
             },
+            (Request::RandomOts { sender, .. }, Size::Rot { n, .. }) => {
+                let sender = (*sender == Party::P0) == p0;
+                Job::Rot {
+                    n,
+                    sender,
+                    a: vec![0; if sender { n } else { n.div_ceil(64) }],
+                    b: vec![0; n],
+                }
+            }
             _ => return Err(ExecError::protocol("correlation request and size disagree")),
         })
     }
@@ -446,6 +525,24 @@ impl Job {
                     r_bits: RingTensor::new(take(x), shape.clone())?,
                 })
             }
+            Job::Rot { n, sender, a, b } => {
+                let side = if *sender {
+                    OtSide::Sender {
+                        k0: take(a),
+                        k1: take(b),
+                    }
+                } else {
+                    OtSide::Receiver {
+                        choices: take(a),
+                        pads: take(b),
+                    }
+                };
+                CorrelationShare::RandomOts(RandomOtShare {
+                    party: role,
+                    n: *n,
+                    side,
+                })
+            }
         })
     }
 }
@@ -456,6 +553,30 @@ fn triple(role: Party, a: RingTensor, b: RingTensor, c: RingTensor) -> Correlati
         b: Share::new(role, b),
         c: Share::new(role, c),
     })
+}
+
+/// The sender's side of random OTs `start..` from its COTs: the low 64
+/// bits of the pads.
+fn rot_sender(cots: &SenderCots, start: usize, k0: &mut [u64], k1: &mut [u64]) {
+    let mut pads = cots.random_ot();
+    for (j, [p0, p1]) in pads.iter().enumerate() {
+        k0[start + j] = p0.0 as u64;
+        k1[start + j] = p1.0 as u64;
+    }
+    pads.zeroize();
+}
+
+/// The receiver's side of random OTs `start..` (`start` a multiple of
+/// 64): packed choices and the low 64 bits of its pads.
+fn rot_receiver(cots: &ReceiverCots, start: usize, choices: &mut [u64], pads: &mut [u64]) {
+    let mut got = cots.random_ot();
+    for (j, p) in got.iter().enumerate() {
+        pads[start + j] = p.0 as u64;
+    }
+    got.zeroize();
+    for (w, bits) in cots.choices().chunks(64).enumerate() {
+        choices[start / 64 + w] = value_of(bits);
+    }
 }
 
 /// The value a receiver's 64 choice bits spell (least significant first).
@@ -546,6 +667,9 @@ fn get<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], ExecError> {
 /// Party 0 (the OT-extension sender) of dealer-free generation.
 pub struct OtParty0 {
     sender: iknp::Sender,
+    /// The reverse extension (party 0 receiving), once piece 0's first
+    /// random OTs set it up.
+    rev: Option<iknp::Receiver>,
     order: Vec<Request>,
     jobs: Vec<Job>,
     units: Vec<Unit>,
@@ -565,6 +689,7 @@ impl OtParty0 {
         Ok((
             OtParty0 {
                 sender,
+                rev: None,
                 order,
                 jobs,
                 units,
@@ -591,8 +716,61 @@ impl OtParty0 {
                 ExecError::protocol(format!("OT piece {i} of {}", self.pieces.len()))
             })?;
         let units = self.units[range].to_vec();
-        let want: usize = units.iter().map(Unit::cots).sum();
-        let msg = ExtendMsg::from_bytes(extend).map_err(ot_error)?;
+        let want: usize = units.iter().map(Unit::fwd_cots).sum();
+        let rev_n: usize = units.iter().map(Unit::rev_cots).sum();
+        // A piece of reverse OTs only has an empty forward extension (no
+        // bytes at all).
+        let mut cots = if want == 0 {
+            if !extend.is_empty() {
+                return Err(ExecError::protocol(format!(
+                    "the peer sent an OT extension for piece {i}, which has none"
+                )));
+            }
+            SenderCots::empty()
+        } else {
+            let msg = ExtendMsg::from_bytes(extend).map_err(ot_error)?;
+            self.check_extension(i, &msg, want)?;
+            self.sender.extend(&msg).map_err(ot_error)?
+        };
+
+        let mut rev: Option<(ExtendMsg, ReceiverCots)> = None;
+        let mut out = Vec::new();
+        for u in &units {
+            if u.rev_cots() > 0 {
+                if rev.is_none() {
+                    // After the boot unit (piece 0's first) set it up.
+                    let receiver = self.rev.as_mut().ok_or_else(|| {
+                        ExecError::protocol("reverse OT extension before its base OTs")
+                    })?;
+                    rev = Some(receiver.extend_random(rev_n, rng).map_err(ot_error)?);
+                }
+                let (_, rc) = rev
+                    .as_mut()
+                    .ok_or_else(|| ExecError::protocol("missing reverse COTs"))?;
+                let part = rc.take(u.rev_cots()).map_err(ot_error)?;
+                self.rev_unit(u, &part)?;
+                continue;
+            }
+            let part = cots.take(u.cots()).map_err(ot_error)?;
+            if matches!(u, Unit::Boot) {
+                let pads: Vec<[ot::Block; 2]> = part.random_ot();
+                self.rev = Some(iknp::Receiver::from_random_ots(&pads).map_err(ot_error)?);
+                continue;
+            }
+            if let Some(msg) = self.unit(u, &part, rng)? {
+                put(&mut out, &msg);
+            }
+        }
+        // The reverse extension message last.
+        if let Some((msg, _)) = rev {
+            put(&mut out, &msg.to_bytes());
+        }
+        Ok(out)
+    }
+
+    /// Party 1's extension message for piece `i` is for `want` OTs from
+    /// where this sender is.
+    fn check_extension(&self, i: usize, msg: &ExtendMsg, want: usize) -> Result<(), ExecError> {
         if msg.count() != want || msg.first() != self.sender.next_index() {
             return Err(ExecError::protocol(format!(
                 "the peer's OT extension message for piece {i} has {} OTs from {}, expected {want} from {}",
@@ -601,15 +779,17 @@ impl OtParty0 {
                 self.sender.next_index()
             )));
         }
-        let mut cots = self.sender.extend(&msg).map_err(ot_error)?;
-        let mut out = Vec::new();
-        for u in &units {
-            let part = cots.take(u.cots()).map_err(ot_error)?;
-            if let Some(msg) = self.unit(u, &part, rng)? {
-                put(&mut out, &msg);
-            }
+        Ok(())
+    }
+
+    /// Party 0 receiving random OTs (party 1 sends them).
+    fn rev_unit(&mut self, u: &Unit, cots: &ReceiverCots) -> Result<(), ExecError> {
+        let (job, start, _) = u.range();
+        match (u, &mut self.jobs[job]) {
+            (Unit::Rot { .. }, Job::Rot { a, b, .. }) => rot_receiver(cots, start, a, b),
+            _ => return Err(ExecError::protocol("OT unit does not match its job")),
         }
-        Ok(out)
+        Ok(())
     }
 
     fn unit<R: CryptoRng + ?Sized>(
@@ -691,6 +871,10 @@ impl OtParty0 {
                 accumulate(cross, (m, k, n), left, start, &shares);
                 Some(msg.to_bytes())
             }
+            (Unit::Rot { .. }, Job::Rot { a, b, .. }) => {
+                rot_sender(cots, start, a, b);
+                None
+            }
             _ => return Err(ExecError::protocol("OT unit does not match its job")),
         })
     }
@@ -716,6 +900,8 @@ fn fold_masked(cross: &mut [u64], shares: &[u64]) {
 pub struct OtParty1 {
     setup: Option<iknp::ReceiverSetup>,
     receiver: Option<iknp::Receiver>,
+    /// The reverse extension's sender (party 1 sending random OTs).
+    rev: Option<iknp::Sender>,
     order: Vec<Request>,
     jobs: Vec<Job>,
     units: Vec<Unit>,
@@ -740,6 +926,7 @@ impl OtParty1 {
             OtParty1 {
                 setup: Some(setup),
                 receiver: None,
+                rev: None,
                 order,
                 jobs,
                 units,
@@ -776,11 +963,21 @@ impl OtParty1 {
             self.pieces.get(i).cloned().ok_or_else(|| {
                 ExecError::protocol(format!("OT piece {i} of {}", self.pieces.len()))
             })?;
-        let n: usize = self.units[range].iter().map(Unit::cots).sum();
+        let n: usize = self.units[range].iter().map(Unit::fwd_cots).sum();
         let receiver = self
             .receiver
             .as_mut()
             .ok_or_else(|| ExecError::protocol("OT extension before the base OTs"))?;
+        if n == 0 {
+            // Only reverse OTs in this piece.
+            return Ok((
+                Vec::new(),
+                Pending {
+                    piece: i,
+                    cots: ReceiverCots::empty(),
+                },
+            ));
+        }
         let (msg, cots) = receiver.extend_random(n, rng).map_err(ot_error)?;
         Ok((msg.to_bytes(), Pending { piece: i, cots }))
     }
@@ -790,9 +987,20 @@ impl OtParty1 {
         let Pending { piece, mut cots } = pending;
         let range = self.pieces[piece].clone();
         let mut rest = corrections;
+        let rev_n: usize = self.units[range.clone()].iter().map(Unit::rev_cots).sum();
+        let mut rev_cots = None;
         for at in range {
             let u = self.units[at];
+            if u.rev_cots() > 0 {
+                continue;
+            }
             let part = cots.take(u.cots()).map_err(ot_error)?;
+            if matches!(u, Unit::Boot) {
+                let sender = iknp::Sender::from_random_ots(part.choices(), &part.random_ot())
+                    .map_err(ot_error)?;
+                self.rev = Some(sender);
+                continue;
+            }
             let msg = if u.corrected() {
                 Some(get(&mut rest)?)
             } else {
@@ -800,10 +1008,41 @@ impl OtParty1 {
             };
             self.unit(&u, &part, msg)?;
         }
+        if rev_n > 0 {
+            // Party 0's reverse extension message closes the piece.
+            let msg = ExtendMsg::from_bytes(get(&mut rest)?).map_err(ot_error)?;
+            let sender = self
+                .rev
+                .as_mut()
+                .ok_or_else(|| ExecError::protocol("reverse OT extension before its base OTs"))?;
+            if msg.count() != rev_n || msg.first() != sender.next_index() {
+                return Err(ExecError::protocol(format!(
+                    "the peer's reverse OT extension for piece {piece} has {} OTs from {}, expected {rev_n} from {}",
+                    msg.count(),
+                    msg.first(),
+                    sender.next_index()
+                )));
+            }
+            rev_cots = Some(sender.extend(&msg).map_err(ot_error)?);
+        }
         if !rest.is_empty() {
             return Err(ExecError::protocol(
                 "the peer's OT corrections have bytes left over",
             ));
+        }
+        if let Some(mut sc) = rev_cots {
+            for at in self.pieces[piece].clone() {
+                let u = self.units[at];
+                if u.rev_cots() == 0 {
+                    continue;
+                }
+                let part = sc.take(u.rev_cots()).map_err(ot_error)?;
+                let (job, start, _) = u.range();
+                match &mut self.jobs[job] {
+                    Job::Rot { a, b, .. } => rot_sender(&part, start, a, b),
+                    _ => return Err(ExecError::protocol("OT unit does not match its job")),
+                }
+            }
         }
         Ok(())
     }
@@ -870,6 +1109,7 @@ impl OtParty1 {
                 let shares = arith::receive_vectors(cots, &packed()?, width).map_err(ot_error)?;
                 accumulate(cross, (m, k, n), left, start, &shares);
             }
+            (Unit::Rot { .. }, Job::Rot { a, b, .. }) => rot_receiver(cots, start, a, b),
             _ => return Err(ExecError::protocol("OT unit does not match its job")),
         }
         Ok(())
@@ -900,7 +1140,18 @@ mod tests {
             let (ext, pending) = p1.extend(i, &mut rng).unwrap();
             let corr = p0.answer(i, &ext, &mut rng).unwrap();
             cots += pending.cots.len() as u64;
-            bits += corr.len() as u64;
+            let rev: usize = p0.units[p0.pieces[i].clone()]
+                .iter()
+                .map(Unit::rev_cots)
+                .sum();
+            cots += rev as u64;
+            // The reverse extension rides with the corrections (framed).
+            let rev_bytes = if rev > 0 {
+                8 + ExtendMsg::encoded_len(rev) as u64
+            } else {
+                0
+            };
+            bits += corr.len() as u64 - rev_bytes;
             p1.absorb(pending, &corr).unwrap();
         }
         let (want_cots, want_bits) = ot_counts(order).unwrap();
@@ -943,6 +1194,63 @@ mod tests {
         let reqs = crate::preprocess::checks::compare_requests();
         let (mut s0, mut s1) = stores(&reqs, 3);
         crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
+    }
+
+    #[test]
+    fn random_ots_both_ways_are_consistent() {
+        let mut reqs = crate::preprocess::checks::random_ot_requests();
+        reqs.extend(crate::preprocess::checks::compare_requests());
+        let (mut s0, mut s1) = stores(&reqs, 5);
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
+        // Over several pieces, reverse OTs in each.
+        let big = [
+            Request::RandomOts {
+                shape: vec![PIECE_COTS - 100],
+                sender: Party::P1,
+            },
+            Request::RandomOts {
+                shape: vec![PIECE_COTS / 2 + 7],
+                sender: Party::P0,
+            },
+            Request::RandomOts {
+                shape: vec![PIECE_COTS / 2],
+                sender: Party::P1,
+            },
+        ];
+        let sizes: Vec<Size> = big.iter().map(|r| size_of(r).unwrap()).collect();
+        let (_, pieces) = plan_units(&sizes);
+        assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+        let (mut s0, mut s1) = stores(&big, 6);
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &big);
+    }
+
+    #[test]
+    fn malformed_reverse_ot_messages_are_errors() {
+        let order = crate::preprocess::checks::random_ot_requests();
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let (mut p1, hello) = OtParty1::start(order.clone(), &mut rng).unwrap();
+        let (mut p0, reply) = OtParty0::start(order.clone(), &hello, &mut rng).unwrap();
+        p1.set_up(&reply).unwrap();
+        let (ext, pending) = p1.extend(0, &mut rng).unwrap();
+        let corr = p0.answer(0, &ext, &mut rng).unwrap();
+        // The reverse extension message (last) cut short, missing, or with
+        // a byte flipped in its count: errors, never a panic.
+        let (_, pending2) = p1.extend(0, &mut rng).unwrap();
+        assert!(p1.absorb(pending2, &corr[..corr.len() - 16]).is_err());
+        let rev: usize = p0.units[p0.pieces[0].clone()]
+            .iter()
+            .map(Unit::rev_cots)
+            .sum();
+        assert_eq!(rev, 70 + 128);
+        let rev_len = 8 + ExtendMsg::encoded_len(rev);
+        let (_, pending3) = p1.extend(0, &mut rng).unwrap();
+        assert!(p1.absorb(pending3, &corr[..corr.len() - rev_len]).is_err());
+        let mut bad = corr.clone();
+        let at = corr.len() - rev_len + 8 + 12;
+        bad[at] ^= 0x40;
+        let (_, pending4) = p1.extend(0, &mut rng).unwrap();
+        assert!(p1.absorb(pending4, &bad).is_err());
+        let _ = pending;
     }
 
     #[test]

@@ -133,6 +133,11 @@ impl Job {
                     "truncation and input-holder correlations need a dealer",
                 ))
             }
+            CorrelationRequest::RandomOts { .. } => {
+                return Err(ExecError::protocol(
+                    "random OTs come from the OT engine or a dealer, not from Paillier",
+                ))
+            }
             CorrelationRequest::AndTriples { bits } => {
                 let words = CorrelationRequest::words_for_bits(*bits);
                 Job::And {
@@ -620,7 +625,9 @@ pub(crate) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u6
                     .saturating_add(m.saturating_mul(col_groups)),
             )
         }
-        CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. } => (0, 0),
+        CorrelationRequest::Trunc { .. }
+        | CorrelationRequest::HolderMatmulTriple { .. }
+        | CorrelationRequest::RandomOts { .. } => (0, 0),
         CorrelationRequest::AndTriples { bits } => {
             let l = layout(Layout::product_bound(1, 1, 2))?;
             let count = (CorrelationRequest::words_for_bits(*bits) as u64).saturating_mul(64);
@@ -876,7 +883,8 @@ mod tests {
     /// source; returns the opened result.
     fn run_op(op: &NonlinearOp, args: &[Vec<f64>], shapes: &[Vec<usize>], seed: u64) -> Vec<f64> {
         let fp = FixedPoint::default();
-        let order = nonlinear::request_order(op, shapes).unwrap();
+        let order =
+            nonlinear::request_order(op, shapes, crate::sharing::SelectKind::Beaver).unwrap();
         let (s0, s1) = stores(&order, seed);
         let mut e0 = Engine::new(fp, TruncMode::Local, s0);
         let mut e1 = Engine::new(fp, TruncMode::Local, s1);
