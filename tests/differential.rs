@@ -325,6 +325,36 @@ proptest::proptest! {
     }
 }
 
+/// `conv2d(...) via rlwe` runs the convolution on RLWE HomConv even with a
+/// dealer (whose triples the cost model would otherwise take).
+#[test]
+fn a_convolution_via_rlwe_runs_on_homconv_with_a_dealer() {
+    let src = "model via_conv {
+        precision 12;
+        party client; party server; dealer helper;
+        input x: fixed[batch, 2, 7, 7] private(client) in [-1, 1];
+        input w: fixed[3, 2, 3, 3] private(server) in [-1, 1];
+        input b: fixed[3] private(server) in [-1, 1];
+        let y = conv2d(x, w, b, padding: 1) via rlwe;
+        output y to client;
+    }";
+    let m = checked(src);
+    let o = options(|o| {
+        o.assume.insert("batch".into(), 1);
+    });
+    let compiled = compiler::compile(&m, &o).unwrap();
+    let text = compiled.plan.to_text();
+    assert_eq!(text.matches(" as conv im2col[").count(), 2, "{text}");
+    assert!(
+        compiled.report.contains("RLWE HomConv") && compiled.report.contains("`via rlwe`"),
+        "{}",
+        compiled.report
+    );
+    for batch in [1, 2] {
+        check_model("via_conv", &m, batch, &o, 950 + batch as u64);
+    }
+}
+
 /// A malformed RLWE convolution query or response (one image's message
 /// cut short, one too many, a residue over its prime) is a clear error.
 #[test]
