@@ -241,6 +241,191 @@ fn rlwe_plans_match_the_reference_without_a_dealer() {
     }
 }
 
+/// The convolutions of net_b and LeNet-5 run on RLWE HomConv (the input
+/// encrypted, no patches on the wire), both when forced onto RLWE and by
+/// the cost model's own choice without a dealer, and match the reference.
+#[test]
+fn convolutions_run_on_rlwe_homconv_and_match_the_reference() {
+    use compiler::ir::Protocol;
+    for (i, name) in ["net_b", "lenet5"].into_iter().enumerate() {
+        for prefer in [Some(Protocol::Rlwe), None] {
+            // At batch 1 (HomConv is one query per image; the patches'
+            // product, batched, wins from about 10 to 30 images on).
+            let o = options(|o| {
+                o.prefer = prefer;
+                o.use_dealer = false;
+                o.assume.insert("batch".into(), 1);
+            });
+            let compiled = compiler::compile(&model(name), &o).unwrap();
+            let text = compiled.plan.to_text();
+            // Both convolutions: the first on the client's clear input, the
+            // second on shares (the client's share encrypted).
+            assert_eq!(
+                text.matches(" as conv im2col[").count(),
+                4,
+                "{name} ({prefer:?}): a query and a response per convolution\n{text}"
+            );
+            let report = &compiled.report;
+            assert!(report.contains("RLWE HomConv"), "{name}:\n{report}");
+            for batch in [1, 3] {
+                check(name, batch, &o, 900 + i as u64 * 10 + batch as u64);
+            }
+        }
+    }
+}
+
+/// The source of a model with one convolution of `x` (at the client) by
+/// `w` (at the server), and one of `x` shared (plus the server's `xs`).
+fn conv_model_source(
+    c: usize,
+    hw: [usize; 2],
+    m: usize,
+    k: [usize; 2],
+    stride: usize,
+    pad: usize,
+) -> String {
+    let [h, w] = hw;
+    let [kh, kw] = k;
+    format!(
+        "model conv {{
+            precision 12;
+            party client; party server;
+            input x: fixed[batch, {c}, {h}, {w}] private(client) in [-1, 1];
+            input xs: fixed[batch, {c}, {h}, {w}] private(server) in [-1, 1];
+            input w: fixed[{m}, {c}, {kh}, {kw}] private(server) in [-1, 1];
+            input b: fixed[{m}] private(server) in [-1, 1];
+            let first = conv2d(x, w, b, stride: {stride}, padding: {pad});
+            let later = conv2d(x + xs, w, stride: {stride}, padding: {pad});
+            output first to client;
+            output later to server;
+        }}"
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
+    /// Random convolution shapes, strides and paddings through the whole
+    /// pipeline (compiler, plan, both runtimes) on RLWE HomConv, in both
+    /// operand layouts (the input clear at the client, and shared), match
+    /// the reference.
+    #[test]
+    fn random_convolutions_on_rlwe_match_the_reference(
+        c in 1usize..5,
+        h in 3usize..12,
+        w in 3usize..12,
+        m in 1usize..6,
+        kh in 1usize..4,
+        kw in 1usize..4,
+        stride in 1usize..3,
+        pad in 0usize..2,
+        batch in 1usize..3,
+        seed in 0u64..1000,
+    ) {
+        use compiler::ir::Protocol;
+        let src = conv_model_source(c, [h, w], m, [kh, kw], stride, pad);
+        let model = checked(&src);
+        let o = options(|o| {
+            o.prefer = Some(Protocol::Rlwe);
+            o.use_dealer = false;
+            o.assume.insert("batch".into(), 1);
+        });
+        let plan = compiler::compile(&model, &o).unwrap().plan;
+        let text = plan.to_text();
+        // Both convolutions, each a query and a response.
+        proptest::prop_assert_eq!(text.matches(" as conv im2col[").count(), 4, "{}", text);
+        check_model("conv", &model, batch, &o, seed);
+    }
+}
+
+/// `conv2d(...) via rlwe` runs the convolution on RLWE HomConv even with a
+/// dealer (whose triples the cost model would otherwise take).
+#[test]
+fn a_convolution_via_rlwe_runs_on_homconv_with_a_dealer() {
+    let src = "model via_conv {
+        precision 12;
+        party client; party server; dealer helper;
+        input x: fixed[batch, 2, 7, 7] private(client) in [-1, 1];
+        input w: fixed[3, 2, 3, 3] private(server) in [-1, 1];
+        input b: fixed[3] private(server) in [-1, 1];
+        let y = conv2d(x, w, b, padding: 1) via rlwe;
+        output y to client;
+    }";
+    let m = checked(src);
+    let o = options(|o| {
+        o.assume.insert("batch".into(), 1);
+    });
+    let compiled = compiler::compile(&m, &o).unwrap();
+    let text = compiled.plan.to_text();
+    assert_eq!(text.matches(" as conv im2col[").count(), 2, "{text}");
+    assert!(
+        compiled.report.contains("RLWE HomConv") && compiled.report.contains("`via rlwe`"),
+        "{}",
+        compiled.report
+    );
+    for batch in [1, 2] {
+        check_model("via_conv", &m, batch, &o, 950 + batch as u64);
+    }
+}
+
+/// A malformed RLWE convolution query or response (one image's message
+/// cut short, one too many, a residue over its prime) is a clear error.
+#[test]
+fn a_malformed_rlwe_convolution_message_is_an_error() {
+    use compiler::ir::Protocol;
+    let o = options(|o| {
+        o.prefer = Some(Protocol::Rlwe);
+        o.use_dealer = false;
+        o.assume.insert("batch".into(), 1);
+    });
+    let m = checked(&conv_model_source(2, [6, 6], 3, [3, 3], 1, 1));
+    let plan = compiler::compile(&m, &o).unwrap().plan;
+    assert!(plan.to_text().contains(" as conv im2col["));
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 7);
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    let truncate: fn(&mut Vec<u8>) = |b| b.truncate(b.len() / 2);
+    let extend: fn(&mut Vec<u8>) = |b| b.push(0);
+    let another: fn(&mut Vec<u8>) = |b| b.extend(b.clone());
+    let last_over_prime: fn(&mut Vec<u8>) = |b| {
+        let n = b.len();
+        b[n - 8..].fill(0xff);
+    };
+    let header: fn(&mut Vec<u8>) = |b| b.iter_mut().take(16).for_each(|x| *x ^= 0x5a);
+    let empty: fn(&mut Vec<u8>) = |b| b.clear();
+    for (from, f, what) in [
+        (0, truncate, "query truncated"),
+        (0, extend, "query extended"),
+        (0, another, "query with a third image"),
+        (0, header, "query header"),
+        (0, last_over_prime, "query residue over its prime"),
+        (1, truncate, "response truncated"),
+        (1, another, "response with a third image"),
+        (1, empty, "response empty"),
+        (1, header, "response header"),
+        (1, last_over_prime, "response residue over its prime"),
+    ] {
+        let transports: Vec<TamperRlwe> =
+            ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
+                .into_iter()
+                .enumerate()
+                .map(|(q, inner)| TamperRlwe {
+                    inner,
+                    active: q == from,
+                    n: 0,
+                    seen: 0,
+                    f,
+                })
+                .collect();
+        let err = exec::run_with_transports(
+            &valid(&plan),
+            &per_party(&plan, &inputs),
+            transports,
+            &test_options(),
+        )
+        .expect_err(what);
+        assert!(err.to_string().contains("malformed RLWE"), "{what}: {err}");
+    }
+}
+
 /// The three operand layouts of an RLWE product: `x` and `W` clear at
 /// different parties, `x` shared with `W` clear (either party's), and both
 /// shared (two cross products of 64-bit shares), each against the

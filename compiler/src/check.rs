@@ -823,13 +823,35 @@ impl Checker<'_> {
                 } else {
                     let v = self.expr_values[expr.0 as usize];
                     if let (Some(v), Some(p)) = (v, protocol_value) {
-                        self.values[v.index()].via = Some(p);
+                        let at = self.conv_product(v, p).unwrap_or(v);
+                        self.values[at.index()].via = Some(p);
                     }
                     v
                 }
             }
         };
         self.expr_values[id.0 as usize] = result;
+    }
+
+    /// `conv2d(...) via rlwe`: the convolution's product (the value under
+    /// its final permute and bias), which RLWE runs (as HomConv when
+    /// cheaper); `None` for anything else.
+    fn conv_product(&self, v: ValueId, p: Protocol) -> Option<ValueId> {
+        if p != Protocol::Rlwe {
+            return None;
+        }
+        let Op::Permute(mut y, _) = self.values[v.index()].op else {
+            return None;
+        };
+        if let Op::Add(a, _) = self.values[y.index()].op {
+            y = a;
+        }
+        match self.values[y.index()].op {
+            Op::MatMul(cols, _) if matches!(self.values[cols.index()].op, Op::Im2col(..)) => {
+                Some(y)
+            }
+            _ => None,
+        }
     }
 
     fn operand(&self, id: ExprId) -> Option<ValueId> {

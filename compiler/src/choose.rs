@@ -378,13 +378,24 @@ impl Chooser<'_, '_> {
                 let batch = (size(0) / k.max(1.0)).max(1.0);
                 let cols = (n / batch).max(1.0);
                 let product = |w_bits| Some(c.rlwe_matmul(batch, k, cols, w_bits)? + c.rlwe_key());
+                // A convolution's patches times clear kernels: HomConv when cheaper.
+                // (`rlwe_conv` makes the same choice for the lowering.)
+                let clear_w = |w_bits| {
+                    let by_product = c.rlwe_matmul(batch, k, cols, w_bits)?;
+                    Some(
+                        match self.rlwe_conv_cost(v, w_bits) {
+                            Some((_, _, conv)) if self.score(conv) < self.score(by_product) => conv,
+                            _ => by_product,
+                        } + c.rlwe_key(),
+                    )
+                };
                 let local = Cost::compute(n * k * c.ring_mac);
                 Some(match reprs {
                     [Repr::Clear(p), Repr::Clear(q)] if p != q => {
-                        product(self.rlwe_w_bits(*w, reprs[1])?)? + self.trunc(n)
+                        clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + self.trunc(n)
                     }
                     [Repr::Shared, Repr::Clear(_)] => {
-                        product(self.rlwe_w_bits(*w, reprs[1])?)? + local + self.trunc(n)
+                        clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + local + self.trunc(n)
                     }
                     [Repr::Shared, Repr::Shared] => {
                         let one = product(plan::params::RLWE_MAX_W_BITS)?;
@@ -414,6 +425,55 @@ impl Chooser<'_, '_> {
                 })
             }
         }
+    }
+
+    /// A convolution's product `Im2col(x) @ W` (a 2-D window HomConv runs)
+    /// by RLWE natively (`rlwe::conv`, no patches on the wire): `x`, the
+    /// window and the cost, or `None` when `v` is no such product or no
+    /// HomConv layout fits. `w_bits` as for the product.
+    fn rlwe_conv_cost(&self, v: ValueId, w_bits: u32) -> Option<(ValueId, plan::Window, Cost)> {
+        let Op::MatMul(cols, _) = &self.g.value(v).op else {
+            return None;
+        };
+        let Op::Im2col(x, window) = &self.g.value(*cols).op else {
+            return None;
+        };
+        if !window.is_homconv() {
+            return None;
+        }
+        let known = |v: ValueId, i: usize| match self.g.value(v).shape.0.get(i)? {
+            Dim::Known(n) => Some(*n as f64),
+            Dim::Symbol(_) => None,
+        };
+        let (c, out_h, out_w, m) = (known(*x, 1)?, known(v, 1)?, known(v, 2)?, known(v, 3)?);
+        let batch = (self.n(v) / (out_h * out_w * m).max(1.0)).max(1.0);
+        let (kh, kw) = (window.kernel[0] as f64, window.kernel[1] as f64);
+        let h = (out_h - 1.0) * window.stride[0] as f64 + kh;
+        let w = (out_w - 1.0) * window.stride[1] as f64 + kw;
+        let cost = self
+            .costs
+            .rlwe_conv(batch, [c, h, w], m, [kh, kw], w_bits)?;
+        Some((*x, window.clone(), cost))
+    }
+
+    /// For a product by RLWE with `W` clear at a party (`reprs`), the
+    /// convolution to run natively instead (its input `x` and window) when
+    /// the cost model finds HomConv cheaper than the product of the patches.
+    pub fn rlwe_conv(&self, v: ValueId, reprs: &[Repr]) -> Option<(ValueId, plan::Window)> {
+        let ([Repr::Clear(_), Repr::Clear(_)] | [Repr::Shared, Repr::Clear(_)]) = reprs else {
+            return None;
+        };
+        let Op::MatMul(a, w) = &self.g.value(v).op else {
+            return None;
+        };
+        let w_bits = self.rlwe_w_bits(*w, reprs[1])?;
+        let k = self.g.last_dim(*a) as f64;
+        let batch = (self.n(*a) / k.max(1.0)).max(1.0);
+        let product = self
+            .costs
+            .rlwe_matmul(batch, k, (self.n(v) / batch).max(1.0), w_bits)?;
+        let (x, window, conv) = self.rlwe_conv_cost(v, w_bits)?;
+        (self.score(conv) < self.score(product)).then_some((x, window))
     }
 
     /// Signed bits of the plaintext operand `w` of an RLWE product, as
@@ -857,7 +917,7 @@ impl Chooser<'_, '_> {
                     method: *method,
                     cost,
                     runner_up,
-                    reason: self.reason(*v, *method, chosen_total, runner_up),
+                    reason: self.reason(*v, *method, operands, chosen_total, runner_up),
                 });
             }
         }
@@ -912,6 +972,7 @@ impl Chooser<'_, '_> {
         &self,
         v: ValueId,
         method: Method,
+        operands: &[Repr],
         chosen: Cost,
         runner_up: Option<(Method, Cost)>,
     ) -> String {
@@ -924,6 +985,10 @@ impl Chooser<'_, '_> {
             Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
                 "`via paillier`".to_string()
             }
+            Method::Rlwe if self.rlwe_conv(v, operands).is_some() => format!(
+                "convolution on secret values: RLWE HomConv on the input (the holder of x encrypts it, the holder of the kernels multiplies), cheaper than its patches' product{}",
+                if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }
+            ),
             Method::Rlwe if value.via == Some(Protocol::Rlwe) => "`via rlwe`".to_string(),
             Method::Shares => match &value.op {
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {

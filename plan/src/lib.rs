@@ -605,11 +605,19 @@ pub enum Instr {
     /// plan's precision, or this party's share). `dst` is the product's
     /// share register; its shape, `x`'s and `w_bits` fix the layout both
     /// parties compute ([`params::RLWE_RING_DEGREE`]).
+    ///
+    /// With `conv`, the product is a convolution's Im2col patches times its
+    /// kernels `[C·kh·kw, Cout]` run natively (Cheetah's HomConv, no
+    /// patches on the wire): `x` is then the input `[batch, C, H, W]`
+    /// (padded here by `conv`'s padding, zeros), `dst` `[batch, Ho, Wo,
+    /// Cout]`; 2-D, one group, dilation 1, zero padding.
     RlweQuery {
         msg: Reg,
         x: Reg,
         dst: Reg,
         w_bits: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<Window>,
     },
     /// RLWE product, the other party: multiplies the peer's `query` by `w`
     /// (clear, encoded at the plan's precision, or this party's share; every
@@ -625,6 +633,11 @@ pub enum Instr {
         w: Reg,
         add: Option<Reg>,
         w_bits: u32,
+        /// The convolution of [`Instr::RlweQuery`]'s `conv`: `w` is then
+        /// `[C·kh·kw, Cout]` and `add` (if any) this party's share of the
+        /// patches, `[batch, Ho, Wo, C·kh·kw]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<Window>,
     },
     /// RLWE product, the encrypting party: decrypts the peer's `response`
     /// into this party's share `dst` (the register its query named).
@@ -1170,7 +1183,11 @@ impl Plan {
                 x,
                 dst,
                 w_bits,
-            } => format!("{msg} = rlwe.query {x} for {dst} (w: {w_bits} bits)"),
+                conv,
+            } => format!(
+                "{msg} = rlwe.query {x} for {dst} (w: {w_bits} bits){}",
+                conv_text(conv)
+            ),
             Instr::RlweRespond {
                 msg,
                 dst,
@@ -1179,9 +1196,11 @@ impl Plan {
                 w,
                 add,
                 w_bits,
+                conv,
             } => format!(
-                "{msg}, {dst} = rlwe.respond {query} @ {w}{} under {key} (w: {w_bits} bits)",
-                add.map_or(String::new(), |a| format!(" + {a} @ {w}"))
+                "{msg}, {dst} = rlwe.respond {query} @ {w}{} under {key} (w: {w_bits} bits){}",
+                add.map_or(String::new(), |a| format!(" + {a} @ {w}")),
+                conv_text(conv)
             ),
             Instr::RlweFinish { dst, response } => format!("{dst} = rlwe.finish {response}"),
             Instr::Nonlinear {
@@ -1308,6 +1327,12 @@ fn window_text(w: &Window) -> String {
         x(&w.padding),
         x(&w.dilation)
     )
+}
+
+/// ` as conv im2col[...]` for an RLWE convolution, nothing for a product.
+fn conv_text(conv: &Option<Window>) -> String {
+    conv.as_ref()
+        .map_or(String::new(), |w| format!(" as conv {}", window_text(w)))
 }
 
 fn hom_op_text(op: &HomOp) -> String {

@@ -421,6 +421,18 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 }
                 _ => {}
             }
+            match ins {
+                Instr::RlweQuery { conv: Some(w), .. }
+                | Instr::RlweRespond { conv: Some(w), .. }
+                    if !w.is_homconv() =>
+                {
+                    bad(format!(
+                        "an RLWE convolution over {} (only 2-D, one group, dilation 1, zero padding)",
+                        w.kernel.len()
+                    ))
+                }
+                _ => {}
+            }
             let (want, got) = match ins {
                 Instr::Clear { op, args, .. } => (arity_clear(op), args.len()),
                 Instr::Local { op, args, .. } => (arity_share(op), args.len()),

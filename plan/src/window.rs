@@ -35,6 +35,18 @@ pub struct Window {
 }
 
 impl Window {
+    /// A window an RLWE convolution (`rlwe::conv`, Cheetah's HomConv) runs:
+    /// two spatial axes, one group, dilation 1, zero padding.
+    pub fn is_homconv(&self) -> bool {
+        self.kernel.len() == 2
+            && self.stride.len() == 2
+            && self.padding.len() == 2
+            && self.dilation == [1, 1]
+            && self.groups == 1
+            && !self.edge
+            && self.kernel.iter().chain(&self.stride).all(|&k| k > 0)
+    }
+
     /// Output size along spatial axis `i` of size `size`, `None` when the
     /// (dilated) kernel is larger than the padded input or a parameter is 0.
     pub fn out_len(&self, i: usize, size: usize) -> Option<usize> {

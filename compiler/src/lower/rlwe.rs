@@ -16,12 +16,20 @@ impl Lowerer<'_, '_> {
         let f = self.f;
         let w_value = self.g.value(v).op.operands()[1];
         let untruncated = format!("{note} (untruncated)");
+        // A convolution's patches times clear kernels: HomConv on the input
+        // itself when the chooser finds it cheaper (and the input is there
+        // in the patches' representation, as it is when they were cut locally).
+        let conv = self
+            .chooser
+            .rlwe_conv(v, reprs)
+            .and_then(|(x, window)| Some((*self.have.get(&(x, reprs[0]))?, window)));
         let z = match *reprs {
             // x clear at px, W clear at pw: px encrypts x.
             [Repr::Clear(px), Repr::Clear(pw)] => {
                 let dst = self.share_reg(shape, 2 * f, untruncated);
                 let w_bits = self.w_bits(w_value, reprs[1]);
-                self.rlwe_product(px, args[0], None, pw, args[1], w_bits, dst);
+                let (x, conv) = conv.map_or((args[0], None), |(x, w)| (x, Some(w)));
+                self.rlwe_product(px, x, None, pw, args[1], w_bits, dst, conv);
                 dst
             }
             // x shared, W clear at pw: the other party encrypts its share,
@@ -30,7 +38,8 @@ impl Lowerer<'_, '_> {
                 let dst = self.share_reg(shape, 2 * f, untruncated);
                 let w_bits = self.w_bits(w_value, reprs[1]);
                 let px = self.other(pw);
-                self.rlwe_product(px, args[0], Some(args[0]), pw, args[1], w_bits, dst);
+                let (x, conv) = conv.map_or((args[0], None), |(x, w)| (x, Some(w)));
+                self.rlwe_product(px, x, Some(args[0]), pw, args[1], w_bits, dst, conv);
                 dst
             }
             // Both shared: x0 W1 from P0 to P1 (P1 adds x1 W1), x1 W0 from
@@ -43,12 +52,12 @@ impl Lowerer<'_, '_> {
                     self,
                     format!("{note} (x of {} times W)", self.g.model.party(p0).name),
                 );
-                self.rlwe_product(p0, args[0], Some(args[0]), p1, args[1], bits, a);
+                self.rlwe_product(p0, args[0], Some(args[0]), p1, args[1], bits, a, None);
                 let b = half(
                     self,
                     format!("{note} (x of {} times W)", self.g.model.party(p1).name),
                 );
-                self.rlwe_product(p1, args[0], Some(args[0]), p0, args[1], bits, b);
+                self.rlwe_product(p1, args[0], Some(args[0]), p0, args[1], bits, b, None);
                 let dst = self.share_reg(shape.clone(), 2 * f, untruncated);
                 self.local(dst, ShareOp::Add, vec![a, b]);
                 dst
@@ -67,7 +76,9 @@ impl Lowerer<'_, '_> {
     /// One RLWE product into `dst` (shares at both parties): `client`
     /// encrypts `x` (its clear value or its share), `server` multiplies by
     /// `w` and adds `add @ w` (its share of `x`) to its share. The
-    /// client's public key travels with its first query.
+    /// client's public key travels with its first query. With `conv`, `x`
+    /// is the convolution's input and `add` its patches
+    /// ([`Instr::RlweQuery`]).
     #[allow(clippy::too_many_arguments)]
     fn rlwe_product(
         &mut self,
@@ -78,6 +89,7 @@ impl Lowerer<'_, '_> {
         w: Reg,
         w_bits: u32,
         dst: Reg,
+        conv: Option<plan::Window>,
     ) {
         let what = self.regs[dst.0 as usize].note.clone();
         let mut first = Vec::new();
@@ -118,6 +130,7 @@ impl Lowerer<'_, '_> {
                 x,
                 dst,
                 w_bits,
+                conv: conv.clone(),
             },
         );
         self.emit(
@@ -144,6 +157,7 @@ impl Lowerer<'_, '_> {
                 w,
                 add,
                 w_bits,
+                conv,
             },
         );
         self.emit(

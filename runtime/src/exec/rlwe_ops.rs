@@ -9,14 +9,25 @@
 //!
 //! Both parties derive the layout from public data alone: the plan's
 //! shapes (with the session's dimensions) and the instruction's `w_bits`.
+//!
+//! With a `conv` window the product is a convolution run by `rlwe::conv`
+//! (Cheetah's HomConv): one query per image of the batch, the input padded
+//! and cropped to the `(Ho - 1) s + kh` rows and `(Wo - 1) s + kw` columns
+//! the kept outputs read, the stride-1 outputs computed and every `s`-th
+//! kept. The messages of the batch travel concatenated, each of the length
+//! the layout fixes.
 
 use super::ops::encode_fixed;
 use super::wire::{RlweKind, Wire};
 use super::{Exec, ExecError, Value};
 use crate::sharing::{RingTensor, Share};
-use plan::{Instr, Kind, Reg};
-use rlwe::{Client, CostModel, Layout, PeerKey, PublicKeyMsg, QueryMsg, ResponseMsg, Server};
+use plan::{Instr, Kind, Reg, Window};
+use rlwe::{
+    Client, ConvLayout, ConvQueryMsg, ConvResponseMsg, ConvShape, CostModel, Layout, PeerKey,
+    PublicKeyMsg, QueryMsg, ResponseMsg, Server,
+};
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// The RLWE state of one party: parameters (their NTT tables are built
 /// once), its own client (key pair) if it encrypts, its server randomness
@@ -28,7 +39,129 @@ pub(super) struct RlweState {
     client: Option<Client>,
     server: Option<Server>,
     peer_keys: std::collections::HashMap<Reg, PeerKey>,
-    pending: std::collections::HashMap<Reg, Layout>,
+    pending: std::collections::HashMap<Reg, Pending>,
+}
+
+/// A query awaiting its response: a matrix product's layout, or a
+/// convolution's with its geometry.
+enum Pending {
+    Product(Layout),
+    Conv(Conv),
+}
+
+/// An RLWE convolution as both parties derive it: the HomConv layout of
+/// one image, the batch and the strides of the kept outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Conv {
+    layout: ConvLayout,
+    batch: usize,
+    stride: [usize; 2],
+    /// Kept outputs per image, rows and columns.
+    out: [usize; 2],
+}
+
+impl Conv {
+    /// From public data: the result `dst` (`[batch, Ho, Wo, Cout]`), the
+    /// kernels `w` (`[C kh kw, Cout]`), the window and `w_bits`.
+    fn new(
+        params: &rlwe::Params,
+        dst: &[usize],
+        w: &[usize],
+        window: &Window,
+        w_bits: u32,
+    ) -> Result<Conv, ExecError> {
+        let bad = || {
+            ExecError::protocol(format!(
+                "an RLWE convolution with result {dst:?}, kernels {w:?} and kernel {:?} stride {:?}",
+                window.kernel, window.stride
+            ))
+        };
+        if !window.is_homconv() {
+            return Err(bad());
+        }
+        let (&[batch, ho, wo, cout], &[ck, m]) = (dst, w) else {
+            return Err(bad());
+        };
+        let (kh, kw) = (window.kernel[0], window.kernel[1]);
+        let (sh, sw) = (window.stride[0], window.stride[1]);
+        if m != cout || ho == 0 || wo == 0 || cout == 0 || ck == 0 || ck % (kh * kw) != 0 {
+            return Err(bad());
+        }
+        let shape = ConvShape {
+            channels: ck / (kh * kw),
+            height: (ho - 1) * sh + kh,
+            width: (wo - 1) * sw + kw,
+            filters: cout,
+            kernel_h: kh,
+            kernel_w: kw,
+        };
+        let layout = ConvLayout::choose(params, shape, w_bits, &CostModel::default_for(params))
+            .map_err(|e| rlwe_error("no RLWE layout for this convolution", e))?;
+        Ok(Conv {
+            layout,
+            batch,
+            stride: [sh, sw],
+            out: [ho, wo],
+        })
+    }
+
+    /// One image's input as the query takes it: `x` (`[C, H, W]` of the
+    /// batch's `b`-th image in `x`, `[batch, C, H, W]`) padded with zeros
+    /// and cropped to the rows and columns the kept outputs read.
+    fn input(&self, x: &[u64], xs: &[usize], padding: &[usize], b: usize) -> Vec<u64> {
+        let s = self.layout.shape;
+        let (h0, w0) = (xs[2], xs[3]);
+        let mut out = vec![0u64; s.channels * s.height * s.width];
+        for c in 0..s.channels {
+            for i in 0..s.height {
+                let Some(r) = i.checked_sub(padding[0]).filter(|r| *r < h0) else {
+                    continue;
+                };
+                for j in 0..s.width {
+                    let Some(q) = j.checked_sub(padding[1]).filter(|q| *q < w0) else {
+                        continue;
+                    };
+                    out[(c * s.height + i) * s.width + j] =
+                        x[((b * s.channels + c) * h0 + r) * w0 + q];
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds one image's stride-1 outputs (`[Cout, H - kh + 1, W - kw + 1]`)
+    /// at the kept positions into `dst` (`[batch, Ho, Wo, Cout]`).
+    fn keep(&self, full: &[u64], b: usize, dst: &mut [u64]) {
+        let s = self.layout.shape;
+        let (fh, fw) = (s.out_h(), s.out_w());
+        let [ho, wo] = self.out;
+        for i in 0..ho {
+            for j in 0..wo {
+                for m in 0..s.filters {
+                    let v = full[(m * fh + i * self.stride[0]) * fw + j * self.stride[1]];
+                    let at = ((b * ho + i) * wo + j) * s.filters + m;
+                    dst[at] = dst[at].wrapping_add(v);
+                }
+            }
+        }
+    }
+
+    /// The batch's messages, each of `len` bytes, from their concatenation.
+    fn split<'a>(
+        &self,
+        bytes: &'a [u8],
+        len: usize,
+        what: &str,
+    ) -> Result<Vec<&'a [u8]>, ExecError> {
+        if len == 0 || bytes.len() != self.batch * len {
+            return Err(ExecError::protocol(format!(
+                "malformed RLWE convolution {what}: {} bytes, expected {} images of {len}",
+                bytes.len(),
+                self.batch
+            )));
+        }
+        Ok(bytes.chunks(len).collect())
+    }
 }
 
 /// An `rlwe` error as the executor reports it. Its messages name sizes,
@@ -93,7 +226,39 @@ pub(super) fn footprint(
             w_bits,
         )
     };
+    let conv = |dst: Reg, w: &[usize], window: &Window, w_bits: u32| {
+        Conv::new(&params, &shape_of(dst)?, w, window, w_bits)
+    };
     Ok(match ins {
+        Instr::RlweQuery {
+            x,
+            dst,
+            w_bits,
+            conv: Some(window),
+            ..
+        } => {
+            // The client does not hold `w`: its shape from `x`, the result and the window.
+            let d = shape_of(*dst)?;
+            let k = window.kernel.iter().product::<usize>();
+            let c = shape_of(*x)?.get(1).copied().unwrap_or(0) * k;
+            let cv = conv(*dst, &[c, d.last().copied().unwrap_or(0)], window, *w_bits)?;
+            let q = (cv.batch * cv.layout.query_bytes(&params)) as u64;
+            Some((q, q + 2 * poly))
+        }
+        Instr::RlweRespond {
+            w,
+            dst,
+            w_bits,
+            conv: Some(window),
+            ..
+        } => {
+            let cv = conv(*dst, &shape_of(*w)?, window, *w_bits)?;
+            let l = cv.layout;
+            let r = (cv.batch * l.response_bytes(&params)) as u64;
+            let held =
+                (l.groups() * (1 + l.products() * l.digits) + l.result_count()) as u64 * 2 * poly;
+            Some((r, r + held))
+        }
         Instr::RlweKeyGen { .. } => {
             let key = PublicKeyMsg::byte_len(&params) as u64;
             Some((key, key + 2 * poly))
@@ -195,6 +360,59 @@ impl Exec<'_> {
                 x,
                 dst,
                 w_bits,
+                conv: Some(window),
+            } => {
+                let xs = self.reg_shape(*x)?;
+                let d = self.reg_shape(*dst)?;
+                let k = window.kernel.iter().product::<usize>();
+                let params = self.rlwe.params();
+                let c = xs.get(1).copied().unwrap_or(0);
+                let cv = Conv::new(
+                    &params,
+                    &d,
+                    &[c * k, d.last().copied().unwrap_or(0)],
+                    window,
+                    *w_bits,
+                )?;
+                let fits = |i: usize| window.out_len(i, xs[2 + i]) == Some(cv.out[i]);
+                if xs.len() != 4 || xs[0] != cv.batch || !fits(0) || !fits(1) {
+                    return Err(ExecError::protocol(format!(
+                        "an RLWE convolution of an input {xs:?} into {d:?}"
+                    )));
+                }
+                let data = self.rlwe_operand(*x)?;
+                let client = self
+                    .rlwe
+                    .client
+                    .as_mut()
+                    .ok_or_else(|| ExecError::protocol("an RLWE query before its key pair"))?;
+                let mut bytes = Vec::with_capacity(cv.batch * cv.layout.query_bytes(&params));
+                for b in 0..cv.batch {
+                    let image = Zeroizing::new(cv.input(&data, &xs, &window.padding, b));
+                    let query = client
+                        .conv_query(&cv.layout, &image)
+                        .map_err(|e| rlwe_error("cannot encrypt an RLWE convolution query", e))?;
+                    bytes.extend(query.to_bytes(&params));
+                }
+                if self.rlwe.pending.insert(*dst, Pending::Conv(cv)).is_some() {
+                    return Err(ExecError::protocol(format!(
+                        "two RLWE queries for register {dst}"
+                    )));
+                }
+                self.set(
+                    *msg,
+                    Value::Wire(Wire::Rlwe {
+                        kind: RlweKind::Query,
+                        bytes,
+                    }),
+                );
+            }
+            Instr::RlweQuery {
+                msg,
+                x,
+                dst,
+                w_bits,
+                conv: None,
             } => {
                 let (_, layout) = self.rlwe_layout(*x, true, *dst, *w_bits)?;
                 let data = self.rlwe_operand(*x)?;
@@ -207,7 +425,12 @@ impl Exec<'_> {
                 let query = client
                     .query(&layout, &data)
                     .map_err(|e| rlwe_error("cannot encrypt an RLWE query", e))?;
-                if self.rlwe.pending.insert(*dst, layout).is_some() {
+                if self
+                    .rlwe
+                    .pending
+                    .insert(*dst, Pending::Product(layout))
+                    .is_some()
+                {
                     return Err(ExecError::protocol(format!(
                         "two RLWE queries for register {dst}"
                     )));
@@ -229,19 +452,84 @@ impl Exec<'_> {
                 w,
                 add,
                 w_bits,
+                conv: Some(window),
+            } => {
+                let params = self.rlwe.params();
+                let d = self.reg_shape(*dst)?;
+                let ws = self.reg_shape(*w)?;
+                let cv = Conv::new(&params, &d, &ws, window, *w_bits)?;
+                let peer = self.rlwe_peer_key(*key, &params)?;
+                let len = cv.layout.query_bytes(&params);
+                let queries = cv
+                    .split(self.rlwe_message(*query, RlweKind::Query)?, len, "query")?
+                    .into_iter()
+                    .map(|q| ConvQueryMsg::from_bytes(q, &params, &cv.layout))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        rlwe_error(&format!("malformed RLWE convolution query from {peer}"), e)
+                    })?;
+                let wdata = self.rlwe_operand(*w)?;
+                // `w` is [C kh kw, Cout]; the kernels [Cout, C, kh, kw].
+                let (ck, m) = (ws[0], ws[1]);
+                let kernels: Vec<u64> = (0..m * ck).map(|i| wdata[(i % ck) * m + i / ck]).collect();
+                let server = match &mut self.rlwe.server {
+                    Some(s) => s,
+                    None => self.rlwe.server.insert(
+                        Server::new(params.clone())
+                            .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
+                    ),
+                };
+                let pk = &self.rlwe.peer_keys[key];
+                let mut share = vec![0u64; d.iter().product()];
+                let mut bytes = Vec::with_capacity(cv.batch * cv.layout.response_bytes(&params));
+                for (b, q) in queries.iter().enumerate() {
+                    let (response, full) = server
+                        .conv_respond(pk, &cv.layout, &kernels, q)
+                        .map_err(|e| rlwe_error("cannot answer an RLWE convolution query", e))?;
+                    cv.keep(&full, b, &mut share);
+                    bytes.extend(response.to_bytes(&params));
+                }
+                if let Some(a) = add {
+                    // This party's share of the patches times w, locally.
+                    let cols = self.share(*a)?.value();
+                    let rows = cols.data().len() / ck.max(1);
+                    let xm = RingTensor::new(cols.data().to_vec(), vec![rows, ck])?;
+                    let wm = RingTensor::new(wdata, vec![ck, m])?;
+                    let local = xm.matmul(&wm)?;
+                    if local.data().len() != share.len() {
+                        return Err(ExecError::protocol(format!(
+                            "an RLWE convolution's patches {:?} for a result {d:?}",
+                            cols.shape()
+                        )));
+                    }
+                    for (s, l) in share.iter_mut().zip(local.data()) {
+                        *s = s.wrapping_add(*l);
+                    }
+                }
+                let out = RingTensor::new(share, d)?;
+                let s = Share::new(self.role()?, out);
+                self.set(*dst, Value::Share(s));
+                self.set(
+                    *msg,
+                    Value::Wire(Wire::Rlwe {
+                        kind: RlweKind::Response,
+                        bytes,
+                    }),
+                );
+            }
+            Instr::RlweRespond {
+                msg,
+                dst,
+                query,
+                key,
+                w,
+                add,
+                w_bits,
+                conv: None,
             } => {
                 let (shape, layout) = self.rlwe_layout(*w, false, *dst, *w_bits)?;
                 let params = self.rlwe.params();
-                let peer = self.plan.party_name(self.other_party()?).to_string();
-                if !self.rlwe.peer_keys.contains_key(key) {
-                    let bytes = self.rlwe_message(*key, RlweKind::PublicKey)?;
-                    let pk = PublicKeyMsg::from_bytes(bytes, &params)
-                        .and_then(|m| PeerKey::new(params.clone(), &m))
-                        .map_err(|e| {
-                            rlwe_error(&format!("malformed RLWE public key from {peer}"), e)
-                        })?;
-                    self.rlwe.peer_keys.insert(*key, pk);
-                }
+                let peer = self.rlwe_peer_key(*key, &params)?;
                 let q = QueryMsg::from_bytes(
                     self.rlwe_message(*query, RlweKind::Query)?,
                     &params,
@@ -284,11 +572,38 @@ impl Exec<'_> {
                 );
             }
             Instr::RlweFinish { dst, response } => {
-                let layout = self.rlwe.pending.remove(dst).ok_or_else(|| {
+                let pending = self.rlwe.pending.remove(dst).ok_or_else(|| {
                     ExecError::protocol(format!("an RLWE response for {dst} without its query"))
                 })?;
                 let params = self.rlwe.params();
                 let peer = self.plan.party_name(self.other_party()?).to_string();
+                let layout = match pending {
+                    Pending::Product(layout) => layout,
+                    Pending::Conv(cv) => {
+                        let bytes = self.rlwe_message(*response, RlweKind::Response)?;
+                        let len = cv.layout.response_bytes(&params);
+                        let client = self.rlwe.client.as_ref().ok_or_else(|| {
+                            ExecError::protocol("an RLWE response without a key pair")
+                        })?;
+                        let d = self.reg_shape(*dst)?;
+                        let mut share = vec![0u64; d.iter().product()];
+                        for (b, r) in cv.split(bytes, len, "response")?.into_iter().enumerate() {
+                            let full = ConvResponseMsg::from_bytes(r, &params, &cv.layout)
+                                .and_then(|r| client.conv_finish(&cv.layout, &r))
+                                .map_err(|e| {
+                                    rlwe_error(
+                                        &format!("malformed RLWE convolution response from {peer}"),
+                                        e,
+                                    )
+                                })?;
+                            cv.keep(&full, b, &mut share);
+                        }
+                        let out = RingTensor::new(share, d)?;
+                        let s = Share::new(self.role()?, out);
+                        self.set(*dst, Value::Share(s));
+                        return Ok(());
+                    }
+                };
                 let r = ResponseMsg::from_bytes(
                     self.rlwe_message(*response, RlweKind::Response)?,
                     &params,
@@ -314,6 +629,20 @@ impl Exec<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The peer's public key in register `key`, parsed once; returns the
+    /// peer's name for error messages.
+    fn rlwe_peer_key(&mut self, key: Reg, params: &Arc<rlwe::Params>) -> Result<String, ExecError> {
+        let peer = self.plan.party_name(self.other_party()?).to_string();
+        if !self.rlwe.peer_keys.contains_key(&key) {
+            let bytes = self.rlwe_message(key, RlweKind::PublicKey)?;
+            let pk = PublicKeyMsg::from_bytes(bytes, params)
+                .and_then(|m| PeerKey::new(params.clone(), &m))
+                .map_err(|e| rlwe_error(&format!("malformed RLWE public key from {peer}"), e))?;
+            self.rlwe.peer_keys.insert(key, pk);
+        }
+        Ok(peer)
     }
 
     /// The other computing party.
