@@ -381,49 +381,23 @@ fn a_malformed_rlwe_convolution_message_is_an_error() {
     let plan = compiler::compile(&m, &o).unwrap().plan;
     assert!(plan.to_text().contains(" as conv im2col["));
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 7);
-    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
-    let truncate: fn(&mut Vec<u8>) = |b| b.truncate(b.len() / 2);
-    let extend: fn(&mut Vec<u8>) = |b| b.push(0);
-    let another: fn(&mut Vec<u8>) = |b| b.extend(b.clone());
-    let last_over_prime: fn(&mut Vec<u8>) = |b| {
-        let n = b.len();
-        b[n - 8..].fill(0xff);
-    };
-    let header: fn(&mut Vec<u8>) = |b| b.iter_mut().take(16).for_each(|x| *x ^= 0x5a);
-    let empty: fn(&mut Vec<u8>) = |b| b.clear();
-    for (from, f, what) in [
-        (0, truncate, "query truncated"),
-        (0, extend, "query extended"),
-        (0, another, "query with a third image"),
-        (0, header, "query header"),
-        (0, last_over_prime, "query residue over its prime"),
-        (1, truncate, "response truncated"),
-        (1, another, "response with a third image"),
-        (1, empty, "response empty"),
-        (1, header, "response header"),
-        (1, last_over_prime, "response residue over its prime"),
-    ] {
-        let transports: Vec<TamperRlwe> =
-            ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
-                .into_iter()
-                .enumerate()
-                .map(|(q, inner)| TamperRlwe {
-                    inner,
-                    active: q == from,
-                    n: 0,
-                    seen: 0,
-                    f,
-                })
-                .collect();
-        let err = exec::run_with_transports(
-            &valid(&plan),
-            &per_party(&plan, &inputs),
-            transports,
-            &test_options(),
-        )
-        .expect_err(what);
-        assert!(err.to_string().contains("malformed RLWE"), "{what}: {err}");
-    }
+    let another: RlweEdit = |b| b.extend(b.clone());
+    assert_tampered_rlwe_is_refused(
+        &plan,
+        &inputs,
+        &[
+            (0, TRUNCATE, "query truncated"),
+            (0, EXTEND, "query extended"),
+            (0, another, "query with a third image"),
+            (0, HEADER, "query header"),
+            (0, OVER_PRIME, "query residue over its prime"),
+            (1, TRUNCATE, "response truncated"),
+            (1, another, "response with a third image"),
+            (1, EMPTY, "response empty"),
+            (1, HEADER, "response header"),
+            (1, OVER_PRIME, "response residue over its prime"),
+        ],
+    );
 }
 
 /// The three operand layouts of an RLWE product: `x` and `W` clear at
@@ -518,27 +492,46 @@ fn a_malformed_rlwe_message_is_an_error() {
     });
     let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
-    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
     // The client (party 0) sends its key and query in its first RLWE
     // frame; the server (party 1) answers with the response.
-    let truncate: fn(&mut Vec<u8>) = |b| b.truncate(b.len() / 2);
-    let extend: fn(&mut Vec<u8>) = |b| b.push(0);
-    let last_over_prime: fn(&mut Vec<u8>) = |b| {
-        let n = b.len();
-        b[n - 8..].fill(0xff);
-    };
-    let header: fn(&mut Vec<u8>) = |b| b.iter_mut().take(16).for_each(|x| *x ^= 0x5a);
-    let empty: fn(&mut Vec<u8>) = |b| b.clear();
-    for (from, f, what) in [
-        (0, truncate, "query truncated"),
-        (0, extend, "query extended"),
-        (0, header, "query header"),
-        (0, last_over_prime, "query residue over its prime"),
-        (1, truncate, "response truncated"),
-        (1, empty, "response empty"),
-        (1, header, "response header"),
-        (1, last_over_prime, "response residue over its prime"),
-    ] {
+    assert_tampered_rlwe_is_refused(
+        &plan,
+        &inputs,
+        &[
+            (0, TRUNCATE, "query truncated"),
+            (0, EXTEND, "query extended"),
+            (0, HEADER, "query header"),
+            (0, OVER_PRIME, "query residue over its prime"),
+            (1, TRUNCATE, "response truncated"),
+            (1, EMPTY, "response empty"),
+            (1, HEADER, "response header"),
+            (1, OVER_PRIME, "response residue over its prime"),
+        ],
+    );
+}
+
+/// A rewriting of an RLWE message's bytes.
+type RlweEdit = fn(&mut Vec<u8>);
+const TRUNCATE: RlweEdit = |b| b.truncate(b.len() / 2);
+const EXTEND: RlweEdit = |b| b.push(0);
+const HEADER: RlweEdit = |b| b.iter_mut().take(16).for_each(|x| *x ^= 0x5a);
+const EMPTY: RlweEdit = |b| b.clear();
+/// The last residue set above every prime.
+const OVER_PRIME: RlweEdit = |b| {
+    let n = b.len();
+    b[n - 8..].fill(0xff);
+};
+
+/// Runs `plan` once per case with party `from`'s first RLWE message
+/// rewritten by the case's function, and asserts each run stops with a
+/// "malformed RLWE" error (never a panic, never an answer).
+fn assert_tampered_rlwe_is_refused(
+    plan: &Plan,
+    inputs: &BTreeMap<String, Tensor>,
+    cases: &[(usize, RlweEdit, &str)],
+) {
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    for &(from, f, what) in cases {
         let transports: Vec<TamperRlwe> =
             ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
                 .into_iter()
@@ -552,8 +545,8 @@ fn a_malformed_rlwe_message_is_an_error() {
                 })
                 .collect();
         let err = exec::run_with_transports(
-            &valid(&plan),
-            &per_party(&plan, &inputs),
+            &valid(plan),
+            &per_party(plan, inputs),
             transports,
             &test_options(),
         )
