@@ -328,7 +328,11 @@ fn run_in_chunks(
             Ok(n) => n,
             Err(e) => {
                 progress.finish();
-                return fail(&format!("{}: {e}", args.me));
+                let at = match chunks {
+                    0 => String::new(),
+                    _ => format!(" (after the chunk of rows up to {done})"),
+                };
+                return fail(&format!("{}: {e}{at}", args.me));
             }
         };
         if n == 0 {
