@@ -1458,19 +1458,7 @@ fn reciprocal_holds_its_bound() {
         }
         check_model("reciprocal", &m, 4, &o, 950 + i as u64);
     }
-    let zero = checked(
-        "model m { party a; party b; input x: fixed[3] private(a) in [-1, 1];
-           input y: fixed[3] private(b) in [0, 1]; let r = reciprocal(x + y); output r to a; }",
-    );
-    match compiler::compile(&zero, &options(|_| {})) {
-        Err(compiler::CompileError::Model(d)) => {
-            assert!(
-                d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
-                "{d:?}"
-            )
-        }
-        other => panic!("reciprocal around 0 compiled: {:?}", other.map(|_| ())),
-    }
+    assert_refused_where_the_range_reaches_zero("reciprocal", -1);
 }
 
 /// `softmax` along the classes of each row, privately, with and without a
@@ -1543,19 +1531,7 @@ fn log_with_random_ranges_holds_its_bound() {
         check_model("log", &m, 6, &o, 1800 + case);
     }
     // A range reaching 0 is refused (E0304), not computed.
-    let zero = checked(
-        "model m { party a; party b; input x: fixed[3] private(a) in [0, 1];
-           input y: fixed[3] private(b) in [0, 1]; let l = log(x + y); output l to a; }",
-    );
-    match compiler::compile(&zero, &options(|_| {})) {
-        Err(compiler::CompileError::Model(d)) => {
-            assert!(
-                d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
-                "{d:?}"
-            )
-        }
-        other => panic!("log around 0 compiled: {:?}", other.map(|_| ())),
-    }
+    assert_refused_where_the_range_reaches_zero("log", 0);
 }
 
 /// `log_softmax` along random axes of random shapes, with and without a
@@ -2047,18 +2023,24 @@ fn rsqrt_and_sqrt_with_random_ranges_hold_their_bounds() {
         }
         check_model("rsqrt", &m, 5, &o, 2000 + case);
     }
-    let zero = checked(
-        "model m { party a; party b; input x: fixed[3] private(a) in [-1, 1];
-           input y: fixed[3] private(b) in [0, 1]; let r = rsqrt(x + y); output r to a; }",
-    );
+    assert_refused_where_the_range_reaches_zero("rsqrt", -1);
+}
+
+/// `op(x + y)` with `x` in [lo, 1] and `y` in [0, 1], so its input's range
+/// reaches 0, is refused at compile time (E0304), not computed.
+fn assert_refused_where_the_range_reaches_zero(op: &str, lo: i32) {
+    let zero = checked(&format!(
+        "model m {{ party a; party b; input x: fixed[3] private(a) in [{lo}, 1];
+           input y: fixed[3] private(b) in [0, 1]; let r = {op}(x + y); output r to a; }}"
+    ));
     match compiler::compile(&zero, &options(|_| {})) {
         Err(compiler::CompileError::Model(d)) => {
             assert!(
                 d.iter().any(|d| d.code == grammar::Code::PolyOverflow),
-                "{d:?}"
+                "{op}: {d:?}"
             )
         }
-        other => panic!("rsqrt around 0 compiled: {:?}", other.map(|_| ())),
+        other => panic!("{op} around 0 compiled: {:?}", other.map(|_| ())),
     }
 }
 
