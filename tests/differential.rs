@@ -795,20 +795,7 @@ fn measured_traffic_matches_the_compilers_estimate() {
         ("relu_classifier", false),
         ("mlp", false),
     ] {
-        let m = model(name);
-        let batch = 50;
-        let o = options(|o| {
-            o.use_dealer = dealer;
-            o.assume.insert("batch".into(), batch as u64);
-        });
-        let plan = compiler::compile(&m, &o).unwrap().plan;
-        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 11);
-        let outcomes =
-            exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
-                .unwrap();
-        let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
-        let rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap();
-        let est = &plan.estimate;
+        let (est, bytes, rounds) = traffic_against_estimate(name, dealer, 50, 11);
         // Rounds within one: the estimate does not see how a party's last
         // pending message overlaps with the two-party triple generation.
         assert!(
@@ -825,6 +812,28 @@ fn measured_traffic_matches_the_compilers_estimate() {
     }
 }
 
+/// Compiles bundled model `name` for `batch` rows (with a dealer or not),
+/// runs it on seeded inputs, and returns the compiler's estimate with the
+/// bytes every party sent and the most rounds any party waited.
+fn traffic_against_estimate(
+    name: &str,
+    dealer: bool,
+    batch: usize,
+    seed: u64,
+) -> (plan::Estimate, u64, u32) {
+    let o = options(|o| {
+        o.use_dealer = dealer;
+        o.assume.insert("batch".into(), batch as u64);
+    });
+    let plan = compiler::compile(&model(name), &o).unwrap().plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
+    let outcomes =
+        exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options()).unwrap();
+    let bytes = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+    let rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap();
+    (plan.estimate, bytes, rounds)
+}
+
 /// Issue 18's target for the benchmark networks with a dealer: the
 /// compiler's bytes within 10% of what a run sends, and rounds within one
 /// (the dealer's correlations priced as what it sends: corrections of
@@ -832,20 +841,7 @@ fn measured_traffic_matches_the_compilers_estimate() {
 #[test]
 fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
     for name in ["net_a", "net_b", "net_c", "net_d", "lenet5"] {
-        let m = model(name);
-        let batch = 2;
-        let o = options(|o| {
-            o.use_dealer = true;
-            o.assume.insert("batch".into(), batch as u64);
-        });
-        let plan = compiler::compile(&m, &o).unwrap().plan;
-        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 12);
-        let outcomes =
-            exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
-                .unwrap();
-        let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
-        let rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap();
-        let est = &plan.estimate;
+        let (est, bytes, rounds) = traffic_against_estimate(name, true, 2, 12);
         assert!(
             rounds.abs_diff(est.rounds) <= 1,
             "{name}: {rounds} rounds, estimated {}",
