@@ -192,6 +192,52 @@ fn without_a_dealer_every_model_matches_the_reference() {
     }
 }
 
+/// Sessions that keep their OT extension between them (a service's
+/// connection, a run's chunks) skip the base OTs after the first, and
+/// every session still matches the reference.
+#[test]
+fn sessions_continuing_one_ot_extension_match_the_reference() {
+    let o = options(|o| {
+        o.use_dealer = false;
+        o.correlations = Some(plan::CorrelationEngine::Ot);
+    });
+    let m = model("relu_classifier");
+    let plan = compiler::compile(&m, &o).unwrap().plan;
+    let mut opts = test_options();
+    opts.ot_link = Some(std::sync::Arc::new(exec::OtLink::new()));
+    let cold = |batch: usize, seed: u64| {
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
+        check_on("relu_classifier", &m, &plan, batch, &inputs)
+    };
+    let warm = |batch: usize, seed: u64| {
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
+        check_with("relu_classifier", &m, &plan, batch, &inputs, &opts)
+    };
+    let sent = |o: &[exec::Outcome]| o.iter().map(|o| o.stats.bytes_sent).sum::<u64>();
+    let rounds = |o: &[exec::Outcome]| o.iter().map(|o| o.stats.rounds).max().unwrap_or(0);
+    let first = warm(3, 900);
+    assert_eq!(
+        sent(&first),
+        sent(&cold(3, 901)),
+        "the first session does base OTs"
+    );
+    for (i, batch) in [3, 1, 5, 3].into_iter().enumerate() {
+        let again = warm(batch, 902 + i as u64);
+        let fresh = cold(batch, 902 + i as u64);
+        // 128 base OTs (a hello and a reply of Ristretto points) are not sent.
+        assert!(
+            sent(&again) + 4_000 < sent(&fresh),
+            "batch {batch}: {} bytes continuing, {} afresh",
+            sent(&again),
+            sent(&fresh)
+        );
+        assert!(
+            rounds(&again) < rounds(&fresh),
+            "batch {batch}: no base-OT round trip"
+        );
+    }
+}
+
 #[test]
 fn shares_only_and_paillier_heavy_plans_match_the_reference() {
     use compiler::ir::Protocol;

@@ -312,6 +312,8 @@ fn run_in_chunks(
     let mut opts = runtime::exec::Options::default();
     opts.timeout = Duration::from_secs(args.timeout);
     opts.max_memory = Some(limit);
+    // Without a dealer the chunks' sessions continue one OT extension.
+    opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
     let progress = crate::progress::Rows::new(args.quiet);
     let mut collected = stream::Collected::default();
     let mut stats = runtime::exec::Stats::default();

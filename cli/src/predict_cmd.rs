@@ -101,6 +101,9 @@ struct Client<'a> {
     dealer: Option<(PartyIdx, String, String, Dialer)>,
     to_server: Dialer,
     args: &'a PredictArgs,
+    /// Without a dealer, the OT extension kept with the server between the
+    /// sessions of one connection (a new one with each connection).
+    ot_link: std::sync::Mutex<std::sync::Arc<runtime::exec::OtLink>>,
 }
 
 /// Why a query did not run: worth another try, or not.
@@ -134,9 +137,15 @@ impl Client<'_> {
         let setup = Instant::now() + self.args.connect_timeout;
         let mut c = match conn.take() {
             Some(c) => c,
-            None => self
-                .connect()
-                .map_err(|e| QueryError::Retry(e.to_string()))?,
+            None => {
+                let c = self
+                    .connect()
+                    .map_err(|e| QueryError::Retry(e.to_string()))?;
+                if let Ok(mut link) = self.ot_link.lock() {
+                    *link = Default::default();
+                }
+                c
+            }
         };
         let mut hello = ServiceHello::new(me_name, &self.server_name, &fp, "");
         hello.dims = dims.to_vec();
@@ -188,6 +197,7 @@ impl Client<'_> {
         );
         let mut opts = runtime::exec::Options::default();
         opts.timeout = self.args.timeout;
+        opts.ot_link = self.ot_link.lock().ok().map(|l| l.clone());
         let valid = crate::run_cmd::valid(plan).map_err(|e| QueryError::Fatal(e.to_string()))?;
         let result = runtime::exec::run_party(&valid, self.me, inputs, &mut t, &opts);
         let mut conns = t.into_conns(ids);
@@ -310,6 +320,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
         dealer,
         to_server,
         args,
+        ot_link: Default::default(),
     };
     let started = Instant::now();
     let mut conn: Option<Conn> = None;

@@ -835,8 +835,13 @@ fn run_in_chunks(
     // k's online phase. Results are taken in order.
     let mut next = Some((first, ids.as_ref().map(|r| r.values.clone())));
     let mut read = 0usize;
+    // Without a dealer the chunks continue the parties' OT extensions
+    // (base OTs once per run, not per chunk).
+    let mut opts = runtime::exec::Options::default();
+    opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
     let ended = std::thread::scope(|s| -> Result<(), String> {
         let valid = &valid;
+        let opts = &opts;
         let mut pending = VecDeque::new();
         loop {
             while pending.len() < depth {
@@ -844,9 +849,7 @@ fn run_in_chunks(
                     break;
                 };
                 let per = per_party(plan, &inputs);
-                let run = s.spawn(move || {
-                    runtime::exec::run_in_process(valid, &per, &runtime::exec::Options::default())
-                });
+                let run = s.spawn(move || runtime::exec::run_in_process(valid, &per, opts));
                 read += rows_in(&inputs);
                 pending.push_back((run, inputs, chunk_ids));
                 next = read_next(&mut streams, &mut rng, read)?;

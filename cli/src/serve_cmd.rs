@@ -995,7 +995,10 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
         Ok(v) => v,
         Err(_) => return,
     };
-    let opts = session_options(s);
+    let mut opts = session_options(s);
+    // Without a dealer the OT extension with this client is kept between
+    // its sessions (dropped with the connection).
+    opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
     let mut first = true;
     loop {
         let until = Instant::now() + if first { s.args.handshake } else { s.args.idle };

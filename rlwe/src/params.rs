@@ -104,10 +104,18 @@ impl Params {
     /// N = 8192 and a 128-bit q (three primes of 43, 43 and 42 bits): a query
     /// coefficient takes 16 bytes. 128-bit secure with a wide margin (the
     /// standard allows log2 q <= 218 at N = 8192). The default.
+    /// Built once per process (the tables take milliseconds, which a
+    /// batch-1 session would otherwise pay each time) and shared.
     pub fn n8192_q128() -> Arc<Params> {
-        Arc::new(
-            Self::build(8192, &PRIMES_N8192_Q128, true).expect("built-in parameters are valid"),
-        )
+        static BUILT: std::sync::OnceLock<Arc<Params>> = std::sync::OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                Arc::new(
+                    Self::build(8192, &PRIMES_N8192_Q128, true)
+                        .expect("built-in parameters are valid"),
+                )
+            })
+            .clone()
     }
 
     /// N = 8192 and a 180-bit q (four 45-bit primes): room to multiply by

@@ -56,11 +56,88 @@ pub(super) fn generate(
     }
 }
 
-/// By oblivious transfer: party 1 starts the base OTs, party 0 answers;
-/// then per piece party 1 sends an extension message and party 0 the
-/// corrections (and its reverse extension, when party 1 sends random OTs). Party 1 sends the next piece's extension before it waits
-/// for the current corrections, so both parties compute at once; at most
-/// two pieces are in flight.
+/// The OT extensions two parties keep between their sessions over one
+/// connection (a service's client connection, the chunks of one run), so
+/// that a session after the first needs no base OTs: the public-key part
+/// of dealer-free preprocessing, most of a batch-1 session's time.
+///
+/// Keeping the extension makes every session's OTs part of one IKNP
+/// extension between the same two parties: `Δ` and the base seeds stay,
+/// while every OT has a fresh index (the tweak of its hash) and fresh
+/// random choices, so no correlation is shared between sessions. A
+/// session that fails drops the extensions it took; the next one on the
+/// connection then does base OTs afresh (or is refused, if only one side
+/// kept its extension: the connection is then out of step and closes).
+/// At most [`OtLink::KEEP`] extensions per side are kept.
+#[derive(Default)]
+pub struct OtLink {
+    senders: std::sync::Mutex<Vec<(u64, ot::iknp::Sender)>>,
+    receivers: std::sync::Mutex<Vec<(u64, ot::iknp::Receiver)>>,
+}
+
+impl std::fmt::Debug for OtLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The extensions' seeds are secret: only their count is shown.
+        f.debug_struct("OtLink")
+            .field(
+                "senders",
+                &self.senders.lock().map(|v| v.len()).unwrap_or(0),
+            )
+            .field(
+                "receivers",
+                &self.receivers.lock().map(|v| v.len()).unwrap_or(0),
+            )
+            .finish()
+    }
+}
+
+impl OtLink {
+    /// Most extensions kept per side (two chunks in flight need two).
+    pub const KEEP: usize = 4;
+
+    pub fn new() -> OtLink {
+        OtLink::default()
+    }
+
+    fn take_sender(&self, id: u64) -> Option<ot::iknp::Sender> {
+        let mut v = self.senders.lock().ok()?;
+        let i = v.iter().position(|(k, _)| *k == id)?;
+        Some(v.swap_remove(i).1)
+    }
+
+    fn put_sender(&self, id: u64, s: ot::iknp::Sender) {
+        if let Ok(mut v) = self.senders.lock() {
+            v.retain(|(k, _)| *k != id);
+            if v.len() < Self::KEEP {
+                v.push((id, s));
+            }
+        }
+    }
+
+    fn take_receiver(&self) -> Option<(u64, ot::iknp::Receiver)> {
+        self.receivers.lock().ok()?.pop()
+    }
+
+    fn put_receiver(&self, id: u64, r: ot::iknp::Receiver) {
+        if let Ok(mut v) = self.receivers.lock() {
+            if v.len() < Self::KEEP {
+                v.push((id, r));
+            }
+        }
+    }
+}
+
+/// Party 1's first OT message: base OTs afresh, or a kept extension.
+const HELLO_FRESH: u8 = 0;
+const HELLO_RESUME: u8 = 1;
+
+/// By oblivious transfer: party 1 starts the base OTs (or resumes an
+/// extension kept on the [`OtLink`]), party 0 answers; then per piece
+/// party 1 sends an extension message and party 0 the corrections (and
+/// its reverse extension, when party 1 sends random OTs). Party 1 sends
+/// the next piece's extension before it waits for the current
+/// corrections, so both parties compute at once; at most two pieces are
+/// in flight.
 fn by_ot(
     ex: &mut Exec<'_>,
     peer: PartyIdx,
@@ -69,30 +146,107 @@ fn by_ot(
     role: Party,
     rng: &mut rand_chacha::ChaCha20Rng,
 ) -> Result<PrecomputedCorrelations, ExecError> {
+    let link = ex.opts.ot_link.clone();
     match role {
         Party::P0 => {
             let hello = recv_ot(ex, t, peer)?;
-            let (mut p0, reply) = OtParty0::start(order, &hello, rng)?;
-            send_ot(ex, t, peer, reply)?;
+            let (tag, id, rest) = match hello.as_slice() {
+                [tag, rest @ ..] if rest.len() >= 8 => {
+                    let (id, rest) = rest.split_at(8);
+                    (
+                        *tag,
+                        u64::from_le_bytes(id.try_into().expect("8 bytes")),
+                        rest,
+                    )
+                }
+                _ => {
+                    return Err(ExecError::protocol(
+                        "malformed oblivious-transfer hello from the peer (too short)",
+                    ))
+                }
+            };
+            let mut p0 = match tag {
+                HELLO_FRESH => {
+                    let (p0, reply) = OtParty0::start(order, rest, rng)?;
+                    send_ot(ex, t, peer, reply)?;
+                    p0
+                }
+                HELLO_RESUME => {
+                    let at = <[u8; 8]>::try_from(rest)
+                        .map(u64::from_le_bytes)
+                        .map_err(|_| {
+                            ExecError::protocol("malformed oblivious-transfer resume from the peer")
+                        })?;
+                    let sender = link
+                        .as_ref()
+                        .and_then(|l| l.take_sender(id))
+                        .filter(|s| s.next_index() == at)
+                        .ok_or_else(|| {
+                            ExecError::protocol(
+                                "the peer continues an oblivious-transfer extension this party                                  does not hold (an earlier session on this connection failed):                                  reconnect",
+                            )
+                        })?;
+                    OtParty0::resume(order, sender, rng)?
+                }
+                other => {
+                    return Err(ExecError::protocol(format!(
+                        "malformed oblivious-transfer hello from the peer (kind {other})"
+                    )))
+                }
+            };
             let progress = ex.opts.progress.clone();
+            let n = p0.pieces();
             if let Some(p) = &progress {
-                p.ot_total.store(p0.pieces() as u64, Ordering::Relaxed);
+                p.ot_total.store(n as u64, Ordering::Relaxed);
             }
-            for i in 0..p0.pieces() {
+            let mut last = None;
+            for i in 0..n {
                 let ext = recv_ot(ex, t, peer)?;
                 let corrections = p0.answer(i, &ext, rng)?;
-                send_ot(ex, t, peer, corrections)?;
+                if i + 1 < n {
+                    send_ot(ex, t, peer, corrections)?;
+                } else {
+                    last = Some(corrections);
+                }
                 if let Some(p) = &progress {
                     p.ot_done.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            p0.finish()
+            let (out, sender) = p0.finish_keeping()?;
+            // Kept before the last corrections go: party 1 can resume only
+            // after it has them.
+            if let Some(l) = &link {
+                l.put_sender(id, sender);
+            }
+            if let Some(c) = last {
+                send_ot(ex, t, peer, c)?;
+            }
+            Ok(out)
         }
         Party::P1 => {
-            let (mut p1, hello) = OtParty1::start(order, rng)?;
-            send_ot(ex, t, peer, hello)?;
-            let reply = recv_ot(ex, t, peer)?;
-            p1.set_up(&reply)?;
+            let kept = link.as_ref().and_then(|l| l.take_receiver());
+            let (mut p1, id) = match kept {
+                Some((id, receiver)) => {
+                    let at = receiver.next_index();
+                    let p1 = OtParty1::resume(order, receiver, rng)?;
+                    let mut hello = vec![HELLO_RESUME];
+                    hello.extend_from_slice(&id.to_le_bytes());
+                    hello.extend_from_slice(&at.to_le_bytes());
+                    send_ot(ex, t, peer, hello)?;
+                    (p1, id)
+                }
+                None => {
+                    let id: u64 = rand::RngExt::random(rng);
+                    let (mut p1, base) = OtParty1::start(order, rng)?;
+                    let mut hello = vec![HELLO_FRESH];
+                    hello.extend_from_slice(&id.to_le_bytes());
+                    hello.extend_from_slice(&base);
+                    send_ot(ex, t, peer, hello)?;
+                    let reply = recv_ot(ex, t, peer)?;
+                    p1.set_up(&reply)?;
+                    (p1, id)
+                }
+            };
             let n = p1.pieces();
             let mut pending = std::collections::VecDeque::new();
             for i in 0..n {
@@ -108,7 +262,11 @@ fn by_ot(
                 let corrections = recv_ot(ex, t, peer)?;
                 p1.absorb(p, &corrections)?;
             }
-            p1.finish()
+            let (out, receiver) = p1.finish_keeping()?;
+            if let (Some(l), Some(r)) = (&link, receiver) {
+                l.put_receiver(id, r);
+            }
+            Ok(out)
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod pool;
 mod rlwe_ops;
 pub mod transport;
 
+pub use dealerfree::OtLink;
 pub use transport::{ChannelTransport, Transport};
 /// The wire format, its own crate: `runtime::exec::wire` paths keep working.
 pub use wire;
@@ -153,6 +154,10 @@ pub struct Options {
     /// The dealer: streams computed ahead, taken when one is ready for the
     /// session's plan and sizes (a service's dealer).
     pub dealings: Option<Arc<pool::DealingPool>>,
+    /// Without a dealer: the OT extensions kept between this party's
+    /// sessions with the same peer ([`OtLink`]); `None`, base OTs in
+    /// every session.
+    pub ot_link: Option<Arc<OtLink>>,
 }
 
 impl Default for Options {
@@ -165,6 +170,7 @@ impl Default for Options {
             max_memory: None,
             max_dim: None,
             dealings: None,
+            ot_link: None,
         }
     }
 }

@@ -699,6 +699,24 @@ impl OtParty0 {
         ))
     }
 
+    /// Continues the extension `sender` of an earlier session with the
+    /// same peer: no base OTs (see `exec::OtLink`).
+    pub fn resume<R: CryptoRng + ?Sized>(
+        order: Vec<Request>,
+        sender: iknp::Sender,
+        rng: &mut R,
+    ) -> Result<OtParty0, ExecError> {
+        let (jobs, units, pieces) = new_jobs(&order, true, rng)?;
+        Ok(OtParty0 {
+            sender,
+            rev: None,
+            order,
+            jobs,
+            units,
+            pieces,
+        })
+    }
+
     /// Number of pieces (extension message in, corrections out).
     pub fn pieces(&self) -> usize {
         self.pieces.len()
@@ -880,8 +898,15 @@ impl OtParty0 {
     }
 
     /// Party 0's correlations, once every piece is answered.
+    #[cfg(test)]
     pub fn finish(self) -> Result<PrecomputedCorrelations, ExecError> {
-        finish_all(Party::P0, self.jobs, &self.order)
+        self.finish_keeping().map(|(c, _)| c)
+    }
+
+    /// [`OtParty0::finish`], also handing back the extension for a later
+    /// session with the same peer ([`OtParty0::resume`]).
+    pub fn finish_keeping(self) -> Result<(PrecomputedCorrelations, iknp::Sender), ExecError> {
+        Ok((finish_all(Party::P0, self.jobs, &self.order)?, self.sender))
     }
 }
 
@@ -934,6 +959,25 @@ impl OtParty1 {
             },
             hello.to_bytes(),
         ))
+    }
+
+    /// Continues the extension `receiver` of an earlier session with the
+    /// same peer: no base OTs, no hello (see `exec::OtLink`).
+    pub fn resume<R: CryptoRng + ?Sized>(
+        order: Vec<Request>,
+        receiver: iknp::Receiver,
+        rng: &mut R,
+    ) -> Result<OtParty1, ExecError> {
+        let (jobs, units, pieces) = new_jobs(&order, false, rng)?;
+        Ok(OtParty1 {
+            setup: None,
+            receiver: Some(receiver),
+            rev: None,
+            order,
+            jobs,
+            units,
+            pieces,
+        })
     }
 
     /// Takes party 0's base-OT reply.
@@ -1116,8 +1160,20 @@ impl OtParty1 {
     }
 
     /// Party 1's correlations, once every piece is absorbed.
+    #[cfg(test)]
     pub fn finish(self) -> Result<PrecomputedCorrelations, ExecError> {
-        finish_all(Party::P1, self.jobs, &self.order)
+        self.finish_keeping().map(|(c, _)| c)
+    }
+
+    /// [`OtParty1::finish`], also handing back the extension (once the
+    /// base OTs are done) for a later session ([`OtParty1::resume`]).
+    pub fn finish_keeping(
+        self,
+    ) -> Result<(PrecomputedCorrelations, Option<iknp::Receiver>), ExecError> {
+        Ok((
+            finish_all(Party::P1, self.jobs, &self.order)?,
+            self.receiver,
+        ))
     }
 }
 
