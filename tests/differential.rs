@@ -238,6 +238,59 @@ fn sessions_continuing_one_ot_extension_match_the_reference() {
     }
 }
 
+/// A party that resumes an OT extension its peer no longer holds (the
+/// peer's side was dropped, as after a failed session) gets a clear error
+/// naming the fix, from both sides, and no output.
+#[test]
+fn resuming_an_extension_the_peer_dropped_is_refused() {
+    let o = options(|o| {
+        o.use_dealer = false;
+        o.correlations = Some(plan::CorrelationEngine::Ot);
+    });
+    let plan = compiler::compile(&model("relu_classifier"), &o)
+        .unwrap()
+        .plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 950);
+    let per = per_party(&plan, &inputs);
+    let mut linked = test_options();
+    linked.ot_link = Some(Arc::new(exec::OtLink::new()));
+    // One good session leaves both sides' extensions on the shared link.
+    exec::run_in_process(&valid(&plan), &per, &linked).unwrap();
+    // Now party 0 (the first computing party) comes with an empty link.
+    let p0 = (0..plan.parties.len())
+        .find(|&p| plan.parties[p].role == plan::Role::Compute)
+        .unwrap();
+    let mut dropped = test_options();
+    dropped.ot_link = Some(Arc::new(exec::OtLink::new()));
+    dropped.timeout = std::time::Duration::from_secs(5);
+    linked.timeout = dropped.timeout;
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    let valid = valid(&plan);
+    let results: Vec<Result<exec::Outcome, ExecError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ChannelTransport::mesh(&names, dropped.timeout)
+            .into_iter()
+            .enumerate()
+            .map(|(p, mut t)| {
+                let opts = if p == p0 { &dropped } else { &linked };
+                let (valid, mine) = (&valid, &per[p]);
+                s.spawn(move || exec::run_party(valid, p as u32, mine, &mut t, opts))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let e = results[p0]
+        .as_ref()
+        .expect_err("party 0 refuses the resume");
+    assert!(
+        e.to_string().contains("does not hold") && e.to_string().contains("reconnect"),
+        "{e}"
+    );
+    let p1 = (p0 + 1..plan.parties.len())
+        .find(|&p| plan.parties[p].role == plan::Role::Compute)
+        .unwrap();
+    assert!(results[p1].is_err(), "party 1 gets no output");
+}
+
 #[test]
 fn shares_only_and_paillier_heavy_plans_match_the_reference() {
     use compiler::ir::Protocol;
