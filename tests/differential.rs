@@ -466,6 +466,45 @@ fn a_convolution_via_rlwe_runs_on_homconv_with_a_dealer() {
     }
 }
 
+/// `max` and `argmax` of one operand run as one tournament (fewer rounds
+/// than two), with ties (relu's zeros: the lowest index wins), with and
+/// without a dealer, and match the reference; `max` of another operand
+/// keeps its own tournament.
+#[test]
+fn max_and_argmax_of_one_operand_share_a_tournament() {
+    let src = "model fused {
+        party client; party server; dealer helper;
+        input x: fixed[batch, 5] private(client) in [-2, 2];
+        input y: fixed[batch, 5] private(server) in [-2, 2];
+        let r = relu(x + y);
+        let k = argmax(r);
+        let m = max(r);
+        let n = max(x - y);
+        output k to client;
+        output m to client;
+        output n to client;
+    }";
+    let m = checked(src);
+    for dealer in [true, false] {
+        let o = options(|o| o.use_dealer = dealer);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        assert_eq!(text.matches("compare.maxargmax").count(), 2, "{text}");
+        assert_eq!(text.matches("compare.maxreduce").count(), 2, "{text}");
+        assert!(!text.contains("compare.argmax"), "{text}");
+        for batch in [1, 6] {
+            let outcomes = check_model("fused", &m, batch, &o, 960 + batch as u64);
+            // relu (9 rounds) and two tournaments of 3 levels (27 each);
+            // three tournaments would be 90 rounds.
+            assert!(
+                outcomes.iter().all(|o| o.stats.rounds < 75),
+                "{:?}",
+                outcomes[0].stats
+            );
+        }
+    }
+}
+
 /// A malformed RLWE convolution query or response (one image's message
 /// cut short, one too many, a residue over its prime) is a clear error.
 #[test]

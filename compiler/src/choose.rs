@@ -244,6 +244,15 @@ impl Chooser<'_, '_> {
 
     /// Cost of running `v` by `method` with operands in `reprs`, or None if
     /// the method cannot run this operation that way.
+    /// The model takes `argmax` of `a` (so `max` of `a` on shares is free).
+    fn has_argmax(&self, a: ValueId) -> bool {
+        self.g
+            .model
+            .values()
+            .iter()
+            .any(|u| matches!(u.op, Op::Argmax(b) if b == a))
+    }
+
     fn op_cost(&self, v: ValueId, method: Method, reprs: &[Repr]) -> Option<Cost> {
         let value = self.g.value(v);
         let n = self.n(v);
@@ -342,6 +351,10 @@ impl Chooser<'_, '_> {
                         };
                         self.comparison(k * n, COMPARISON_ROUNDS)
                     }
+                    // The maximum of an operand whose argmax the model also
+                    // takes comes out of argmax's tournament (the lowering
+                    // fuses them: `NonlinearOp::MaxArgmax`); only local moves.
+                    Op::MaxReduce(a) if self.has_argmax(*a) => Cost::compute(n * c.ring_op),
                     // A tournament: K - 1 comparisons per row of K entries
                     // (argmax also selects the index, about one more).
                     Op::MaxReduce(a) | Op::MinReduce(a) | Op::Argmax(a) => {
@@ -998,6 +1011,10 @@ impl Chooser<'_, '_> {
                 Op::Reciprocal(_) => "nonlinear on secret values: Newton's iteration on shares".into(),
                 Op::Log(_) => "nonlinear on secret values: Newton's iteration on exp, on shares".into(),
                 Op::Rsqrt(_) => "nonlinear on secret values: Newton's iteration for 1/√x on shares".into(),
+                Op::MaxReduce(a) if self.has_argmax(*a) => format!(
+                    "comparison on secret values: taken from the tournament of argmax({}), which finds the maximum too",
+                    self.g.label(*a)
+                ),
                 Op::Relu(_)
                 | Op::Max(..)
                 | Op::Min(..)

@@ -38,7 +38,7 @@ pub use window::{im2col_data, Window};
 /// 3: correlations name their engine (OT or Paillier), RLWE matrix
 /// products, and the ops `Exp`, `Reciprocal`, `Log`, `MinReduce`,
 /// `Permute`, `Reshape`, `Im2col` windows, `Rsqrt`, `Concat` and `Narrow`.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Index into [`Plan::parties`].
 pub type PartyIdx = u32;
@@ -408,6 +408,11 @@ pub enum NonlinearOp {
     MaxReduce,
     /// Index of the maximum along the last axis, as a fixed-point value.
     Argmax,
+    /// Maximum and argmax along the last axis from one tournament, stacked
+    /// on a new last axis: `[..., n]` → `[..., 2]`, entry 0 the maximum,
+    /// entry 1 the index as a fixed-point value (a model that asks for
+    /// both of the same operand pays once).
+    MaxArgmax,
     /// Limit to `[lo, hi]`.
     Clamp {
         lo: f64,
@@ -423,7 +428,7 @@ impl NonlinearOp {
             NonlinearOp::Relu | NonlinearOp::Max | NonlinearOp::Min | NonlinearOp::Clamp { .. } => {
                 COMPARISON_ROUNDS
             }
-            NonlinearOp::MaxReduce | NonlinearOp::Argmax => {
+            NonlinearOp::MaxReduce | NonlinearOp::Argmax | NonlinearOp::MaxArgmax => {
                 COMPARISON_ROUNDS * (64 - n.max(1).saturating_sub(1).leading_zeros())
             }
         }

@@ -36,6 +36,11 @@ pub struct Lowerer<'a, 'm> {
     /// Per party that encrypts RLWE queries, the register of its RLWE
     /// public key, and whether the peer has it yet.
     rlwe_keys: BTreeMap<PartyId, (Reg, bool)>,
+    /// Operands (as shares) of both a `max` and an `argmax` along the last
+    /// axis: one tournament computes both ([`plan::NonlinearOp::MaxArgmax`]).
+    fused: BTreeSet<(ValueId, Repr)>,
+    /// The stacked `[max, index]` register of each fused operand's register.
+    tournaments: BTreeMap<Reg, Reg>,
     f: u32,
     p: [PartyId; 2],
 }
@@ -79,6 +84,8 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             have: BTreeMap::new(),
             keys: BTreeSet::new(),
             rlwe_keys: BTreeMap::new(),
+            fused: BTreeSet::new(),
+            tournaments: BTreeMap::new(),
             f: g.model.precision(),
             p: [compute[0], compute[1]],
         }
@@ -152,6 +159,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             }
         }
 
+        self.fused = fused_tournaments(model, sel);
         for v in self.g.order() {
             let Some(reprs) = sel.materialize.get(&v) else {
                 continue;
@@ -330,6 +338,38 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             Method::Rlwe => self.rlwe(v, operands, &args),
         }
     }
+}
+
+/// The operands (with their representation) of which the selection
+/// computes both `max` and `argmax` on shares: one tournament serves both.
+fn fused_tournaments(model: &ir::CheckedModel, sel: &Selection) -> BTreeSet<(ValueId, Repr)> {
+    let on_shares = |want: fn(&Op) -> Option<ValueId>| -> BTreeSet<(ValueId, Repr)> {
+        model
+            .values()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, value)| {
+                let a = want(&value.op)?;
+                let v = ValueId(i as u32);
+                sel.materialize.get(&v)?.values().find_map(|how| match how {
+                    How::Native {
+                        method: Method::Shares,
+                        operands,
+                    } => operands.first().map(|r| (a, *r)),
+                    _ => None,
+                })
+            })
+            .collect()
+    };
+    let maxes = on_shares(|op| match op {
+        Op::MaxReduce(a) => Some(*a),
+        _ => None,
+    });
+    let argmaxes = on_shares(|op| match op {
+        Op::Argmax(a) => Some(*a),
+        _ => None,
+    });
+    maxes.intersection(&argmaxes).copied().collect()
 }
 
 pub fn clear_op(op: &Op) -> ClearOp {

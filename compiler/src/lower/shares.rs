@@ -528,6 +528,12 @@ impl Lowerer<'_, '_> {
                 let args = self.same_shape(args, &shape);
                 self.nonlinear(op, args, shape, note)
             }
+            Op::MaxReduce(a) if self.fused.contains(&(*a, reprs[0])) => {
+                self.fused_tournament(args[0], 0, shape, note)
+            }
+            Op::Argmax(a) if self.fused.contains(&(*a, reprs[0])) => {
+                self.fused_tournament(args[0], 1, shape, note)
+            }
             Op::MaxReduce(_) => {
                 self.nonlinear(plan::NonlinearOp::MaxReduce, args.to_vec(), shape, note)
             }
@@ -639,6 +645,37 @@ impl Lowerer<'_, '_> {
                 },
             );
         }
+        dst
+    }
+
+    /// Entry `entry` (0: the maximum, 1: the argmax) of the one tournament
+    /// on `x` that serves both (emitted the first time either is asked for).
+    fn fused_tournament(&mut self, x: Reg, entry: usize, shape: plan::Shape, note: String) -> Reg {
+        let with = |n: u64| {
+            let mut s = shape.clone();
+            s.0.push(plan::Dim::Known(n));
+            s
+        };
+        let stacked = match self.tournaments.get(&x) {
+            Some(r) => *r,
+            None => {
+                let what = format!("max and argmax of {}", self.regs[x.0 as usize].note);
+                let r = self.nonlinear(plan::NonlinearOp::MaxArgmax, vec![x], with(2), what);
+                self.tournaments.insert(x, r);
+                r
+            }
+        };
+        let one = self.share_reg(with(1), self.f, format!("{note} (stacked)"));
+        self.local(
+            one,
+            ShareOp::Narrow {
+                start: entry,
+                len: 1,
+            },
+            vec![stacked],
+        );
+        let dst = self.share_reg(shape, self.f, note);
+        self.local(dst, ShareOp::Reshape, vec![one]);
         dst
     }
 

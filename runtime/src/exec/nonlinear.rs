@@ -83,6 +83,24 @@ pub(crate) fn run<C: Correlations, E: Exchange>(
             // An integer index; as a fixed-point value.
             Ok(idx.mul_public_scalar(1u64 << engine.fixed_point().frac_bits()))
         }
+        NonlinearOp::MaxArgmax => {
+            let (m, idx) = engine.argmax_last_axis(ex, a)?;
+            let idx = idx.mul_public_scalar(1u64 << engine.fixed_point().frac_bits());
+            // Stacked on a new last axis: [max, index] per row.
+            let mut shape = m.shape().to_vec();
+            let data: Vec<u64> = m
+                .value()
+                .data()
+                .iter()
+                .zip(idx.value().data())
+                .flat_map(|(&v, &i)| [v, i])
+                .collect();
+            shape.push(2);
+            Ok(Share::new(
+                m.party(),
+                sharing::RingTensor::new(data, shape)?,
+            ))
+        }
         NonlinearOp::Clamp { lo, hi } => engine.clamp(ex, a, *lo, *hi),
     }
 }
@@ -103,7 +121,9 @@ pub(crate) fn request_order(
         }
         NonlinearOp::Clamp { .. } => requests::clamp(first, kind)?,
         NonlinearOp::MaxReduce => requests::tournament(first, Payload::None, kind)?,
-        NonlinearOp::Argmax => requests::tournament(first, Payload::Index, kind)?,
+        NonlinearOp::Argmax | NonlinearOp::MaxArgmax => {
+            requests::tournament(first, Payload::Index, kind)?
+        }
     })
 }
 
@@ -148,6 +168,7 @@ mod tests {
             NonlinearOp::Clamp { lo: -2.0, hi: 3.0 },
             NonlinearOp::MaxReduce,
             NonlinearOp::Argmax,
+            NonlinearOp::MaxArgmax,
         ];
         let shapes: [&[usize]; 6] = [&[1], &[5], &[3, 4], &[2, 7], &[33], &[2, 3, 9]];
         for (op, kind) in ops
