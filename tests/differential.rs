@@ -2072,3 +2072,116 @@ fn concat_and_narrow_match_the_reference() {
         check_model("concat", &m, 3, &o, 2100 + i as u64);
     }
 }
+
+/// A model over `x: [batch, k]` with per-column ranges `cols` (or, with
+/// `hull`, the one range holding them all): a scaler inside the model, a
+/// product with private weights on the scaled and on the raw features, and
+/// a relu of the scaled ones.
+fn column_ranges_source(cols: &[(i32, i32)], hull: bool) -> String {
+    let k = cols.len();
+    let range = if hull {
+        let lo = cols.iter().map(|c| c.0).min().unwrap();
+        let hi = cols.iter().map(|c| c.1).max().unwrap();
+        format!("[{lo}, {hi}]")
+    } else {
+        let c: Vec<String> = cols.iter().map(|(l, h)| format!("[{l}, {h}]")).collect();
+        format!("[{}]", c.join(", "))
+    };
+    let list = |f: &dyn Fn(f64, f64) -> f64| {
+        let v: Vec<String> = cols
+            .iter()
+            .map(|&(l, h)| format!("{}", f(l as f64, h as f64)))
+            .collect();
+        v.join(", ")
+    };
+    let mu = list(&|l, h| (l + h) / 2.0);
+    // 2/(width), rounded to a few digits: scaled columns lie in about [-1, 1].
+    let inv = list(&|l, h| (2.0 / (h - l) * 1e4).round() / 1e4);
+    format!(
+        "model cols {{ party a; party b; dealer d;
+           input x: fixed[batch, {k}] private(a) in {range};
+           input w: fixed[{k}, 2] private(b) in [-1, 1];
+           const mu: fixed[{k}] = [{mu}]; const inv: fixed[{k}] = [{inv}];
+           let z = (x - mu) * inv;
+           let s = z @ w; let t = x @ w; let r = relu(z);
+           output s to a; output t to a; output r to a; }}"
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+    /// Per-column input ranges (`in [[lo, hi], ...]`) with random widths,
+    /// with and without a dealer: every output within its bound of the
+    /// reference, on data spread over each column's range, and no bound
+    /// wider than with the single range holding every column (the scaled
+    /// product's much tighter where widths differ).
+    #[test]
+    fn per_column_ranges_hold_their_bounds_and_are_never_looser(
+        cols in proptest::collection::vec((-300i32..300, 1i32..600), 2..6),
+        batch in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let cols: Vec<(i32, i32)> = cols.into_iter().map(|(lo, w)| (lo, lo + w)).collect();
+        let m = checked(&column_ranges_source(&cols, false));
+        let wide = checked(&column_ranges_source(&cols, true));
+        for dealer in [true, false] {
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.assume.insert("batch".into(), batch as u64);
+            });
+            let plan = compiler::compile(&m, &o).unwrap().plan;
+            let columns: Vec<(f64, f64)> =
+                cols.iter().map(|&(l, h)| (l as f64, h as f64)).collect();
+            proptest::prop_assert_eq!(&plan.inputs[0].columns, &columns);
+            let hull = compiler::compile(&wide, &o).unwrap().plan;
+            for (a, b) in plan.outputs.iter().zip(&hull.outputs) {
+                proptest::prop_assert!(
+                    a.error_bound <= b.error_bound,
+                    "{}: {} > {} with one range", a.name, a.error_bound, b.error_bound
+                );
+            }
+            let widths: Vec<i32> = cols.iter().map(|c| c.1 - c.0).collect();
+            if widths.iter().max().unwrap() >= &(4 * widths.iter().min().unwrap()) {
+                proptest::prop_assert!(
+                    plan.outputs[0].error_bound < hull.outputs[0].error_bound,
+                    "{} vs {}", plan.outputs[0].error_bound, hull.outputs[0].error_bound
+                );
+            }
+            check_model("cols", &m, batch, &o, seed);
+        }
+    }
+}
+
+/// The runtime enforces each column's range: a value inside the hull of
+/// the columns but outside its own column's range is refused, the error
+/// naming the value's place and column, never the value; the bounds the
+/// compiler states are the tighter ones.
+#[test]
+fn a_value_outside_its_columns_range_is_refused() {
+    let cols = [(0, 255), (-1, 1), (-2, 2)];
+    let m = checked(&column_ranges_source(&cols, false));
+    let wide = checked(&column_ranges_source(&cols, true));
+    for dealer in [true, false] {
+        let o = options(|o| o.use_dealer = dealer);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let hull = compiler::compile(&wide, &o).unwrap().plan;
+        // The scaled product: far below the single range's bound.
+        let (tight, loose) = (plan.outputs[0].error_bound, hull.outputs[0].error_bound);
+        assert!(tight * 3.0 < loose, "{tight} vs {loose}");
+        let w = Tensor::new(vec![3, 2], vec![0.5, -0.5, 0.25, 1.0, -1.0, 0.0]).unwrap();
+        let x = Tensor::new(vec![2, 3], vec![200.0, 0.5, 1.0, 3.0, 17.25, 0.0]).unwrap();
+        let inputs = BTreeMap::from([("x".to_string(), x), ("w".to_string(), w.clone())]);
+        let err = exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("value #4 lies outside the declared range [-1, 1] of its column (2 of 3)"),
+            "{err}"
+        );
+        assert!(!err.contains("17.25"), "{err}");
+        // The same data within each column's range runs, within the bounds.
+        let x = Tensor::new(vec![2, 3], vec![255.0, 0.5, 1.0, 0.0, -1.0, -2.0]).unwrap();
+        let inputs = BTreeMap::from([("x".to_string(), x), ("w".to_string(), w)]);
+        check_on("cols", &m, &plan, 2, &inputs);
+    }
+}

@@ -43,7 +43,36 @@ pub const MAX_DEGREE: u64 = 31;
 pub const MAX_ELEMENTS: u64 = 1 << 48;
 
 pub fn check(model: &ast::Model) -> CheckResult {
+    check_with(model, &|_| {
+        Err(
+            "this front end reads no files: give the ranges as a list `in [[lo, hi], ...]`, \
+             or check the model with the `veil` command, which reads range files next to the model"
+                .to_string(),
+        )
+    })
+}
+
+/// Reads a file of per-column ranges named in a model (`in "ranges.npy"`)
+/// for the checker: the `[lo, hi]` pair of each row, or why it cannot.
+/// The compiler does no I/O; front ends (the cli, Python) pass one that
+/// reads `.npy` and `.csv` files next to the model.
+pub type RangeReader<'r> = dyn Fn(&str) -> Result<Vec<(f64, f64)>, String> + 'r;
+
+/// As [`check_source`], with the front end's reader of range files.
+pub fn check_source_with(source: &str, read_ranges: &RangeReader) -> CheckResult {
+    match grammar::parse(source) {
+        Ok(ast) => check_with(&ast, read_ranges),
+        Err(diagnostics) => CheckResult {
+            model: None,
+            diagnostics,
+        },
+    }
+}
+
+/// As [`check`], with the front end's reader of range files.
+pub fn check_with(model: &ast::Model, read_ranges: &RangeReader) -> CheckResult {
     let mut c = Checker {
+        read_ranges,
         ast: model,
         diags: Vec::new(),
         parties: Vec::new(),
@@ -93,6 +122,7 @@ struct Def {
 }
 
 struct Checker<'a> {
+    read_ranges: &'a RangeReader<'a>,
     ast: &'a ast::Model,
     diags: Vec<Diagnostic>,
     parties: Vec<Party>,
@@ -130,13 +160,34 @@ impl Checker<'_> {
                     ty,
                     visibility,
                     range,
+                    columns,
                     ..
                 } => {
                     let shape = self.ty(ty, true);
                     let owner = self.visibility(visibility);
-                    let range = range.as_ref().and_then(|r| self.range(r));
-                    if let (Some(shape), Some(owner)) = (shape, owner) {
-                        self.define(name, Op::Input { owner, range }, shape, name.span);
+                    let mut range = range.as_ref().and_then(|r| self.range(r));
+                    let mut ok = true;
+                    let columns = match (columns, &shape) {
+                        (Some(c), Some(shape)) => {
+                            let found = self.column_ranges(c, shape);
+                            ok = found.is_some();
+                            // The hull: what every value lies in.
+                            range = found.as_ref().map(|c| {
+                                c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, r| {
+                                    (a.0.min(r.0), a.1.max(r.1))
+                                })
+                            });
+                            found
+                        }
+                        _ => None,
+                    };
+                    if let (Some(shape), Some(owner), true) = (shape, owner, ok) {
+                        let op = Op::Input {
+                            owner,
+                            range,
+                            columns,
+                        };
+                        self.define(name, op, shape, name.span);
                     } else {
                         self.poison(name);
                     }
@@ -628,6 +679,110 @@ impl Checker<'_> {
             return None;
         }
         ok.then_some((r.lo.value, r.hi.value))
+    }
+
+    /// Per-column ranges (a list, or a file read by the front end): one
+    /// finite, representable `[lo, hi]` with lo <= hi per entry of the
+    /// input's numbered last dimension. `None` after reporting an error.
+    fn column_ranges(&mut self, c: &ast::ColumnRanges, shape: &Shape) -> Option<Vec<(f64, f64)>> {
+        let span = c.span();
+        // Each pair with the place to report it at, and how to name it.
+        let pairs: Vec<(f64, f64, Span, String)> = match c {
+            ast::ColumnRanges::List { ranges, .. } => ranges
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.lo.value, r.hi.value, r.span, format!("column {}", i + 1)))
+                .collect(),
+            ast::ColumnRanges::File { path, span } => match (self.read_ranges)(path) {
+                Ok(rows) => rows
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (lo, hi))| (lo, hi, *span, format!("row {} of `{path}`", i + 1)))
+                    .collect(),
+                Err(e) => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::BadRange,
+                            format!("cannot read the column ranges in `{path}`"),
+                        )
+                        .primary(*span, e)
+                        .help("give a .npy or .csv file of shape [k, 2], one `lo, hi` row per column, next to the model"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let k = match shape.0.last() {
+            None => {
+                self.error(
+                    Diagnostic::error(Code::BadRange, "per-column ranges on a scalar input")
+                        .primary(span, "a scalar has no columns")
+                        .help("write one range, `in [lo, hi]`"),
+                );
+                return None;
+            }
+            Some(Dim::Symbol(s)) => {
+                self.error(
+                    Diagnostic::error(
+                        Code::BadRange,
+                        format!("per-column ranges along the named dimension `{s}`"),
+                    )
+                    .primary(span, "one range per column needs a numbered last dimension")
+                    .help("write one range, `in [lo, hi]`, or put the features last, as in `fixed[batch, 4]`"),
+                );
+                return None;
+            }
+            Some(Dim::Known(k)) => *k,
+        };
+        if pairs.len() as u64 != k {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRange,
+                    format!(
+                        "{} column range{} for an input of {k} column{}",
+                        pairs.len(),
+                        if pairs.len() == 1 { "" } else { "s" },
+                        if k == 1 { "" } else { "s" }
+                    ),
+                )
+                .primary(
+                    span,
+                    format!("expected {k}, one per entry of the last dimension"),
+                )
+                .help(format!(
+                    "give one `[lo, hi]` per column ({k}), or one range `in [lo, hi]` for all"
+                )),
+            );
+            return None;
+        }
+        let mut ok = true;
+        for (lo, hi, at, what) in &pairs {
+            if !lo.is_finite() || !hi.is_finite() {
+                self.error(
+                    Diagnostic::error(Code::BadRange, format!("the range of {what} is not finite"))
+                        .primary(*at, "NaN or infinite bound")
+                        .help("give finite bounds: the compiler checks overflow against them"),
+                );
+                ok = false;
+                continue;
+            }
+            if !(self.literal(*lo, *at) & self.literal(*hi, *at)) {
+                ok = false;
+                continue;
+            }
+            if lo > hi {
+                self.error(
+                    Diagnostic::error(
+                        Code::BadRange,
+                        format!("empty range [{lo}, {hi}] for {what}"),
+                    )
+                    .primary(*at, "the lower bound is above the upper bound")
+                    .help(format!("write `[{hi}, {lo}]`")),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| pairs.iter().map(|p| (p.0, p.1)).collect())
     }
 
     fn const_value(
