@@ -1803,6 +1803,79 @@ fn poolings_with_random_parameters_match_the_reference() {
     }
 }
 
+/// Poolings with `ceil_mode: true` and random windows (max pooling
+/// without dilation, refused where a window is added), with and without a
+/// dealer: within the bound of the reference, whose poolings a compiler
+/// test checks against PyTorch's definition; most cases add a window.
+#[test]
+fn poolings_with_ceil_mode_match_the_reference() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1818);
+    let mut added = 0;
+    for case in 0..8u64 {
+        let spatial = if case % 2 == 0 { 2 } else { 1 };
+        let c = rng.random_range(1..=3usize);
+        let kind = if case % 4 < 2 { "max" } else { "avg" };
+        let (mut sizes, mut kernel, mut stride, mut padding, mut dilation) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..spatial {
+            let k = rng.random_range(2..=3usize);
+            let p = rng.random_range(0..=k / 2);
+            let d = if kind == "max" {
+                1
+            } else {
+                rng.random_range(1..=2usize)
+            };
+            sizes
+                .push((d * (k - 1) + 1).saturating_sub(2 * p).max(1) + rng.random_range(1..5usize));
+            kernel.push(k);
+            stride.push(rng.random_range(2..=3usize));
+            padding.push(p);
+            dilation.push(d);
+        }
+        let list = |v: &[usize]| {
+            v.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let xs = list(&sizes);
+        let call = |ceil: bool| {
+            format!(
+                "{kind}_pool{spatial}d(x, [{}], stride: [{}], padding: [{}], dilation: [{}], ceil_mode: {ceil})",
+                list(&kernel),
+                list(&stride),
+                list(&padding),
+                list(&dilation),
+            )
+        };
+        let source = format!(
+            "model pool {{ party a; party b; dealer d;
+               input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+               input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+               let x = xa + xb;
+               let y = {}; let z = {};
+               output y to a; output z to b; }}",
+            call(true),
+            call(false),
+        );
+        let m = checked(&source);
+        let shape = |i: usize| m.value(m.outputs()[i].value).shape.clone();
+        if shape(0) != shape(1) {
+            added += 1;
+        }
+        for (j, dealer) in [true, false].into_iter().enumerate() {
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.assume.insert("batch".into(), 2);
+            });
+            let name = format!("ceil case {case} (dealer: {dealer}): {source}");
+            check_model(&name, &m, 2, &o, 2900 + 10 * case + j as u64);
+        }
+    }
+    assert!(added >= 4, "only {added} cases added a window");
+}
+
 /// A `.npy` file of the bundled networks (format 1.0; `<f4`, `|i1` or
 /// `<i8`, the dtypes models/nets/train.py writes).
 fn npy_for_tests(path: &Path) -> Tensor {

@@ -39,7 +39,8 @@ pub use window::{im2col_data, Window};
 /// products, and the ops `Exp`, `Reciprocal`, `Log`, `MinReduce`,
 /// `Permute`, `Reshape`, `Im2col` windows, `Rsqrt`, `Concat` and `Narrow`.
 /// 4: inputs carry per-column ranges (`InputSpec::columns`), which an older
-/// runtime would not enforce.
+/// runtime would not enforce, and windows `ceil_mode`'s extra padding
+/// (`Window::extra`), which it would not apply.
 pub const FORMAT_VERSION: u32 = 4;
 
 /// Index into [`Plan::parties`].
