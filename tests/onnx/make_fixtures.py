@@ -300,6 +300,26 @@ def ceil_pool():
     rng = saved
 
 
+def log_sqrt_reciprocal():
+    """Log, Sqrt and Reciprocal of positive features (as a model computing
+    log-, root- and inverse-scaled features exports them), joined and fed
+    to a dense layer; its own random stream, like log_softmax_mlp."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261221)
+    inits = []
+    n = [
+        helper.make_node("Log", ["input.1"], ["l"], name="/Log"),
+        helper.make_node("Sqrt", ["input.1"], ["s"], name="/Sqrt"),
+        helper.make_node("Reciprocal", ["input.1"], ["r"], name="/Reciprocal"),
+        helper.make_node("Concat", ["l", "s", "r"], ["c"], name="/Concat", axis=1),
+        gemm("fc1", "c", "out", 18, 3, inits),
+    ]
+    m = graph_model(n, inits, [6], "out", [3], 17, "torch_log_sqrt_reciprocal")
+    x = rng.uniform(0.5, 4.0, (116, 6))
+    save("torch_log_sqrt_reciprocal", m, x[16:], x[:16])
+    rng = saved
+
+
 GENERATORS = {
     "linear": linear_fixtures,
     "torch_mlp": mlp,
@@ -311,6 +331,7 @@ GENERATORS = {
     "torch_log_softmax": log_softmax_mlp,
     "torch_dilated_pool": dilated_pool,
     "torch_ceil_pool": ceil_pool,
+    "torch_log_sqrt_reciprocal": log_sqrt_reciprocal,
 }
 
 if __name__ == "__main__":
