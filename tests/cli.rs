@@ -1372,3 +1372,88 @@ fn correlations_flag_chooses_the_engine_without_a_dealer() {
         stderr_of(&o)
     );
 }
+
+/// `in "FILE"` names per-column ranges in a .csv or .npy file of shape
+/// [k, 2] next to the model: `veil check`, `compile` and `run` read it;
+/// a file that cannot be read, or of another shape or count, is E0208 at
+/// the file's name in the model; data outside a column's range is refused
+/// at its place.
+#[test]
+fn per_column_ranges_are_read_from_a_file_next_to_the_model() {
+    let dir = scratch("column-ranges");
+    let model = |file: &str| {
+        format!(
+            "model m {{ party a; party b; dealer d;
+               input x: fixed[batch, 3] private(a) in \"{file}\";
+               input w: fixed[3] private(b) in [-1, 1];
+               let z = x @ w; output z to a; }}"
+        )
+    };
+    std::fs::write(dir.join("m.veil"), model("r.csv")).unwrap();
+    std::fs::write(dir.join("r.csv"), "0,255\n-1,1\n-2,2\n").unwrap();
+    let ranges = plan::Tensor::new(vec![3, 2], vec![0.0, 255.0, -1.0, 1.0, -2.0, 2.0]).unwrap();
+    std::fs::write(dir.join("n.veil"), model("sub/r.npy")).unwrap();
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/r.npy"), plan::npy::to_npy(&ranges)).unwrap();
+    let m = dir.join("m.veil").display().to_string();
+    let n = dir.join("n.veil").display().to_string();
+    let out = veil(&["check", &m, &n]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [&m, &n] {
+        let out = veil(&["compile", file, "--emit", "plan"]);
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            plan.contains("x: [batch, 3] private(a) in [[0, 255], [-1, 1], [-2, 2]]"),
+            "{plan}"
+        );
+    }
+
+    // Refused: another shape, another count, a missing file.
+    std::fs::write(dir.join("r.csv"), "0,255,1\n-1,1,1\n").unwrap();
+    let out = veil(&["check", &m]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("error[E0208]: cannot read the column ranges in `r.csv`"),
+        "{err}"
+    );
+    assert!(err.contains("expected [k, 2]"), "{err}");
+    std::fs::write(dir.join("r.csv"), "0,255\n-1,1\n").unwrap();
+    let err = String::from_utf8_lossy(&veil(&["check", &m]).stderr).to_string();
+    assert!(
+        err.contains("2 column ranges for an input of 3 columns"),
+        "{err}"
+    );
+    std::fs::write(dir.join("r.csv"), "0,255\n1,-1\n-2,2\n").unwrap();
+    let err = String::from_utf8_lossy(&veil(&["check", &m]).stderr).to_string();
+    assert!(
+        err.contains("empty range [1, -1] for row 2 of `r.csv`"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.join("sub/r.npy")).unwrap();
+    let err = String::from_utf8_lossy(&veil(&["check", &n]).stderr).to_string();
+    assert!(
+        err.contains("cannot read the column ranges in `sub/r.npy`"),
+        "{err}"
+    );
+
+    // A value inside the widest column's range but outside its own.
+    std::fs::write(dir.join("r.csv"), "0,255\n-1,1\n-2,2\n").unwrap();
+    std::fs::write(dir.join("x.csv"), "10,0.5,1\n3,17.25,0\n").unwrap();
+    std::fs::write(dir.join("w.csv"), "0.5,0.5,-0.5\n").unwrap();
+    let (x, w) = (dir.join("x.csv"), dir.join("w.csv"));
+    let (x, w) = (format!("x={}", x.display()), format!("w={}", w.display()));
+    let out = veil(&["run", &m, "-i", &x, "-i", &w]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("line 2, column 2") && err.contains("[-1, 1] of its column (2 of 3)"),
+        "{err}"
+    );
+    assert!(!err.contains("17.25"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

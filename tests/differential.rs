@@ -1941,6 +1941,79 @@ fn poolings_with_random_parameters_match_the_reference() {
     }
 }
 
+/// Poolings with `ceil_mode: true` and random windows (max pooling
+/// without dilation, refused where a window is added), with and without a
+/// dealer: within the bound of the reference, whose poolings a compiler
+/// test checks against PyTorch's definition; most cases add a window.
+#[test]
+fn poolings_with_ceil_mode_match_the_reference() {
+    use rand::RngExt;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1818);
+    let mut added = 0;
+    for case in 0..8u64 {
+        let spatial = if case % 2 == 0 { 2 } else { 1 };
+        let c = rng.random_range(1..=3usize);
+        let kind = if case % 4 < 2 { "max" } else { "avg" };
+        let (mut sizes, mut kernel, mut stride, mut padding, mut dilation) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..spatial {
+            let k = rng.random_range(2..=3usize);
+            let p = rng.random_range(0..=k / 2);
+            let d = if kind == "max" {
+                1
+            } else {
+                rng.random_range(1..=2usize)
+            };
+            sizes
+                .push((d * (k - 1) + 1).saturating_sub(2 * p).max(1) + rng.random_range(1..5usize));
+            kernel.push(k);
+            stride.push(rng.random_range(2..=3usize));
+            padding.push(p);
+            dilation.push(d);
+        }
+        let list = |v: &[usize]| {
+            v.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let xs = list(&sizes);
+        let call = |ceil: bool| {
+            format!(
+                "{kind}_pool{spatial}d(x, [{}], stride: [{}], padding: [{}], dilation: [{}], ceil_mode: {ceil})",
+                list(&kernel),
+                list(&stride),
+                list(&padding),
+                list(&dilation),
+            )
+        };
+        let source = format!(
+            "model pool {{ party a; party b; dealer d;
+               input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+               input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+               let x = xa + xb;
+               let y = {}; let z = {};
+               output y to a; output z to b; }}",
+            call(true),
+            call(false),
+        );
+        let m = checked(&source);
+        let shape = |i: usize| m.value(m.outputs()[i].value).shape.clone();
+        if shape(0) != shape(1) {
+            added += 1;
+        }
+        for (j, dealer) in [true, false].into_iter().enumerate() {
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.assume.insert("batch".into(), 2);
+            });
+            let name = format!("ceil case {case} (dealer: {dealer}): {source}");
+            check_model(&name, &m, 2, &o, 2900 + 10 * case + j as u64);
+        }
+    }
+    assert!(added >= 4, "only {added} cases added a window");
+}
+
 /// A `.npy` file of the bundled networks (format 1.0; `<f4`, `|i1` or
 /// `<i8`, the dtypes models/nets/train.py writes).
 fn npy_for_tests(path: &Path) -> Tensor {
@@ -2208,5 +2281,118 @@ fn concat_and_narrow_match_the_reference() {
             "{text}"
         );
         check_model("concat", &m, 3, &o, 2100 + i as u64);
+    }
+}
+
+/// A model over `x: [batch, k]` with per-column ranges `cols` (or, with
+/// `hull`, the one range holding them all): a scaler inside the model, a
+/// product with private weights on the scaled and on the raw features, and
+/// a relu of the scaled ones.
+fn column_ranges_source(cols: &[(i32, i32)], hull: bool) -> String {
+    let k = cols.len();
+    let range = if hull {
+        let lo = cols.iter().map(|c| c.0).min().unwrap();
+        let hi = cols.iter().map(|c| c.1).max().unwrap();
+        format!("[{lo}, {hi}]")
+    } else {
+        let c: Vec<String> = cols.iter().map(|(l, h)| format!("[{l}, {h}]")).collect();
+        format!("[{}]", c.join(", "))
+    };
+    let list = |f: &dyn Fn(f64, f64) -> f64| {
+        let v: Vec<String> = cols
+            .iter()
+            .map(|&(l, h)| format!("{}", f(l as f64, h as f64)))
+            .collect();
+        v.join(", ")
+    };
+    let mu = list(&|l, h| (l + h) / 2.0);
+    // 2/(width), rounded to a few digits: scaled columns lie in about [-1, 1].
+    let inv = list(&|l, h| (2.0 / (h - l) * 1e4).round() / 1e4);
+    format!(
+        "model cols {{ party a; party b; dealer d;
+           input x: fixed[batch, {k}] private(a) in {range};
+           input w: fixed[{k}, 2] private(b) in [-1, 1];
+           const mu: fixed[{k}] = [{mu}]; const inv: fixed[{k}] = [{inv}];
+           let z = (x - mu) * inv;
+           let s = z @ w; let t = x @ w; let r = relu(z);
+           output s to a; output t to a; output r to a; }}"
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+    /// Per-column input ranges (`in [[lo, hi], ...]`) with random widths,
+    /// with and without a dealer: every output within its bound of the
+    /// reference, on data spread over each column's range, and no bound
+    /// wider than with the single range holding every column (the scaled
+    /// product's much tighter where widths differ).
+    #[test]
+    fn per_column_ranges_hold_their_bounds_and_are_never_looser(
+        cols in proptest::collection::vec((-300i32..300, 1i32..600), 2..6),
+        batch in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let cols: Vec<(i32, i32)> = cols.into_iter().map(|(lo, w)| (lo, lo + w)).collect();
+        let m = checked(&column_ranges_source(&cols, false));
+        let wide = checked(&column_ranges_source(&cols, true));
+        for dealer in [true, false] {
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.assume.insert("batch".into(), batch as u64);
+            });
+            let plan = compiler::compile(&m, &o).unwrap().plan;
+            let columns: Vec<(f64, f64)> =
+                cols.iter().map(|&(l, h)| (l as f64, h as f64)).collect();
+            proptest::prop_assert_eq!(&plan.inputs[0].columns, &columns);
+            let hull = compiler::compile(&wide, &o).unwrap().plan;
+            for (a, b) in plan.outputs.iter().zip(&hull.outputs) {
+                proptest::prop_assert!(
+                    a.error_bound <= b.error_bound,
+                    "{}: {} > {} with one range", a.name, a.error_bound, b.error_bound
+                );
+            }
+            let widths: Vec<i32> = cols.iter().map(|c| c.1 - c.0).collect();
+            if widths.iter().max().unwrap() >= &(4 * widths.iter().min().unwrap()) {
+                proptest::prop_assert!(
+                    plan.outputs[0].error_bound < hull.outputs[0].error_bound,
+                    "{} vs {}", plan.outputs[0].error_bound, hull.outputs[0].error_bound
+                );
+            }
+            check_model("cols", &m, batch, &o, seed);
+        }
+    }
+}
+
+/// The runtime enforces each column's range: a value inside the hull of
+/// the columns but outside its own column's range is refused, the error
+/// naming the value's place and column, never the value; the bounds the
+/// compiler states are the tighter ones.
+#[test]
+fn a_value_outside_its_columns_range_is_refused() {
+    let cols = [(0, 255), (-1, 1), (-2, 2)];
+    let m = checked(&column_ranges_source(&cols, false));
+    let wide = checked(&column_ranges_source(&cols, true));
+    for dealer in [true, false] {
+        let o = options(|o| o.use_dealer = dealer);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let hull = compiler::compile(&wide, &o).unwrap().plan;
+        // The scaled product: far below the single range's bound.
+        let (tight, loose) = (plan.outputs[0].error_bound, hull.outputs[0].error_bound);
+        assert!(tight * 3.0 < loose, "{tight} vs {loose}");
+        let w = Tensor::new(vec![3, 2], vec![0.5, -0.5, 0.25, 1.0, -1.0, 0.0]).unwrap();
+        let x = Tensor::new(vec![2, 3], vec![200.0, 0.5, 1.0, 3.0, 17.25, 0.0]).unwrap();
+        let inputs = BTreeMap::from([("x".to_string(), x), ("w".to_string(), w.clone())]);
+        let err = exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("value #4 lies outside the declared range [-1, 1] of its column (2 of 3)"),
+            "{err}"
+        );
+        assert!(!err.contains("17.25"), "{err}");
+        // The same data within each column's range runs, within the bounds.
+        let x = Tensor::new(vec![2, 3], vec![255.0, 0.5, 1.0, 0.0, -1.0, -2.0]).unwrap();
+        let inputs = BTreeMap::from([("x".to_string(), x), ("w".to_string(), w)]);
+        check_on("cols", &m, &plan, 2, &inputs);
     }
 }

@@ -25,6 +25,8 @@ const FIXTURES: &[(&str, &str)] = &[
     ("deep_mlp", "input_1"),
     ("torch_log_softmax", "input_1"),
     ("torch_dilated_pool", "input_1"),
+    ("torch_ceil_pool", "input_1"),
+    ("torch_log_sqrt_reciprocal", "input_1"),
 ];
 
 fn veil(args: &[&str]) -> Output {

@@ -102,7 +102,8 @@ fn mode_options(args: &BenchArgs, mode: Mode) -> compiler::Options {
 /// limit. Compiles quietly: the measurements print the diagnostics.
 fn check_memory(args: &BenchArgs) -> Result<(), String> {
     let source = crate::read_source(&args.file)?;
-    let Some(model) = compiler::check_source(&source).model else {
+    let read = |f: &str| crate::data::read_ranges(&args.file, f);
+    let Some(model) = compiler::check_source_with(&source, &read).model else {
         return Ok(());
     };
     for &mode in &args.modes {

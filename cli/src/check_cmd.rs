@@ -30,7 +30,7 @@ fn check_file(path: &Path) -> bool {
             return false;
         }
     };
-    let result = compiler::check_source(&source);
+    let result = compiler::check_source_with(&source, &|f| crate::data::read_ranges(path, f));
     let name = path.display().to_string();
     let mut diagnostics = result.diagnostics;
     // A valid model also goes through every check `veil compile` makes

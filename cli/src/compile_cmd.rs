@@ -156,7 +156,7 @@ pub fn compile_file_with(
         }
     };
     let name = path.display().to_string();
-    let checked = compiler::check_source(&source);
+    let checked = compiler::check_source_with(&source, &|f| crate::data::read_ranges(path, f));
     eprint!("{}", crate::render(&checked.diagnostics, &name, &source));
     let model = checked.model?;
     if let (Some(how), true, Some(_)) = (options.correlations, options.use_dealer, model.dealer()) {

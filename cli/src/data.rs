@@ -143,6 +143,29 @@ pub fn load(
     parse(&bytes, format, &name, id_column)
 }
 
+/// The per-column ranges a model names (`in "ranges.npy"`): a .npy, .csv
+/// or .json file of shape [k, 2], one `lo, hi` row per column, its path
+/// relative to the model file's directory. The compiler checks the pairs.
+pub fn read_ranges(model: &Path, file: &str) -> Result<Vec<(f64, f64)>, String> {
+    let path = Path::new(file);
+    if is_stdin(path) {
+        return Err("ranges are read from a file, not standard input".into());
+    }
+    let path = match model.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    };
+    let t = load(&path, None, None)?.tensor;
+    match t.shape[..] {
+        [_, 2] => Ok(t.data.chunks(2).map(|r| (r[0], r[1])).collect()),
+        _ => Err(format!(
+            "{} has shape {:?}; expected [k, 2], one `lo, hi` row per column",
+            describe(&path),
+            t.shape
+        )),
+    }
+}
+
 /// `bytes` read as `format`; errors are prefixed with `name`.
 pub fn parse(
     bytes: &[u8],

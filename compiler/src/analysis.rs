@@ -880,11 +880,22 @@ fn error_bounds(
                 add(&mut p, Source::Rounding, lsb);
                 m(a) * e(b) + m(b) * e(a) + e(a) * e(b) + lsb
             }
+            // Σ_j |a_j| is k·m(a), or less with per-column ranges of a.
             Op::MatMul(a, b) => {
                 inherit(&mut p, a, k(a) * (m(b) + e(b)));
-                inherit(&mut p, b, k(a) * m(a));
+                let bound = match &g.node(*a).cols {
+                    Some(c) => {
+                        let sum_a: f64 = c.iter().map(|x| x.magnitude()).sum();
+                        inherit(&mut p, b, sum_a);
+                        sum_a * e(b) + k(a) * (m(b) * e(a) + e(a) * e(b)) + lsb
+                    }
+                    None => {
+                        inherit(&mut p, b, k(a) * m(a));
+                        k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb
+                    }
+                };
                 add(&mut p, Source::Rounding, lsb);
-                k(a) * (m(a) * e(b) + m(b) * e(a) + e(a) * e(b)) + lsb
+                bound
             }
             // On shares, Newton's iteration (`rsqrt_plan`) on the computed
             // input, in [a − e, b + e]: the method's relative error e_K as

@@ -140,6 +140,8 @@ pub enum Named {
     Groups,
     /// `eps:` of `batch_norm`, a positive number literal.
     Eps,
+    /// `ceil_mode:` of a pooling, `true` or `false` (or 1 or 0): PyTorch's.
+    CeilMode,
 }
 
 /// The shape of a call's result, from the shapes of its tensor arguments.
@@ -177,6 +179,7 @@ impl Named {
             Named::Dilation => "dilation",
             Named::Groups => "groups",
             Named::Eps => "eps",
+            Named::CeilMode => "ceil_mode",
         }
     }
 }
@@ -250,7 +253,12 @@ impl Args {
                 Named::Dilation,
                 Named::Groups,
             ],
-            Args::Pool { .. } => &[Named::Stride, Named::Padding, Named::Dilation],
+            Args::Pool { .. } => &[
+                Named::Stride,
+                Named::Padding,
+                Named::Dilation,
+                Named::CeilMode,
+            ],
             Args::BatchNorm { .. } => &[Named::Eps],
             _ => &[],
         }
@@ -544,23 +552,23 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "max_pool2d",
         forms: &[Form {
-            call: "max_pool2d(x, 2, stride: 2, padding: 0, dilation: 1)",
-            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞); `dilation` spaces the window's entries (not with `padding`)",
+            call: "max_pool2d(x, 2, stride: 2, padding: 0, dilation: 1, ceil_mode: false)",
+            doc: "largest entry of each `k × k` window (`k` a whole number or `[kh, kw]`) of each channel of `x: [batch, C, H, W]`, sizes as `conv2d`'s; `stride` defaults to `k`; `padding` at most half the window, never picked (PyTorch's −∞); `dilation` spaces the window's entries (not with `padding`); `ceil_mode: true` rounds the output size up, as PyTorch does (a last window that starts in the input or the left padding)",
             args: Args::Pool { spatial: 2, max: true },
         }],
     },
     Builtin {
         name: "avg_pool2d",
         forms: &[Form {
-            call: "avg_pool2d(x, 2, stride: 2, padding: 0, dilation: 1)",
-            doc: "mean of each window, as `max_pool2d`; padded zeros count (PyTorch's `count_include_pad=True`)",
+            call: "avg_pool2d(x, 2, stride: 2, padding: 0, dilation: 1, ceil_mode: false)",
+            doc: "mean of each window, as `max_pool2d`; padded zeros count (PyTorch's `count_include_pad=True`), and with `ceil_mode` a window reaching beyond the padding divides by the entries it has there",
             args: Args::Pool { spatial: 2, max: false },
         }],
     },
     Builtin {
         name: "max_pool1d",
         forms: &[Form {
-            call: "max_pool1d(x, 2, stride: 2, padding: 0, dilation: 1)",
+            call: "max_pool1d(x, 2, stride: 2, padding: 0, dilation: 1, ceil_mode: false)",
             doc: "`max_pool2d` along the one axis of `x: [batch, C, L]`",
             args: Args::Pool { spatial: 1, max: true },
         }],
@@ -568,7 +576,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "avg_pool1d",
         forms: &[Form {
-            call: "avg_pool1d(x, 2, stride: 2, padding: 0, dilation: 1)",
+            call: "avg_pool1d(x, 2, stride: 2, padding: 0, dilation: 1, ceil_mode: false)",
             doc: "`avg_pool2d` along the one axis of `x: [batch, C, L]`",
             args: Args::Pool { spatial: 1, max: false },
         }],

@@ -43,7 +43,54 @@ pub const MAX_DEGREE: u64 = 31;
 pub const MAX_ELEMENTS: u64 = 1 << 48;
 
 pub fn check(model: &ast::Model) -> CheckResult {
+    check_with(model, &|_| {
+        Err(
+            "this front end reads no files: give the ranges as a list `in [[lo, hi], ...]`, \
+             or check the model with the `veil` command, which reads range files next to the model"
+                .to_string(),
+        )
+    })
+}
+
+/// Reads a file of per-column ranges named in a model (`in "ranges.npy"`)
+/// for the checker: the `[lo, hi]` pair of each row, or why it cannot.
+/// The compiler does no I/O; front ends (the cli, Python) pass one that
+/// reads `.npy` and `.csv` files next to the model.
+pub type RangeReader<'r> = dyn Fn(&str) -> Result<Vec<(f64, f64)>, String> + 'r;
+
+/// As [`check_source`], with the front end's reader of range files.
+pub fn check_source_with(source: &str, read_ranges: &RangeReader) -> CheckResult {
+    match grammar::parse(source) {
+        Ok(ast) => check_with(&ast, read_ranges),
+        Err(diagnostics) => CheckResult {
+            model: None,
+            diagnostics,
+        },
+    }
+}
+
+/// As [`check`], with the front end's reader of range files.
+pub fn check_with(model: &ast::Model, read_ranges: &RangeReader) -> CheckResult {
+    let flags = model
+        .exprs
+        .iter()
+        .flat_map(|e| match &e.kind {
+            ExprKind::Call { args, .. } => args.as_slice(),
+            _ => &[],
+        })
+        .filter(|a| {
+            a.name
+                .as_ref()
+                .is_some_and(|n| n.name == Named::CeilMode.name())
+        })
+        .filter_map(|a| match &a.value {
+            ArgValue::Expr(e) => Some(*e),
+            ArgValue::Array(_) => None,
+        })
+        .collect();
     let mut c = Checker {
+        read_ranges,
+        flags,
         ast: model,
         diags: Vec::new(),
         parties: Vec::new(),
@@ -93,6 +140,10 @@ struct Def {
 }
 
 struct Checker<'a> {
+    read_ranges: &'a RangeReader<'a>,
+    /// The values given to a flag (`ceil_mode:`): `true`, `false` (or a
+    /// mistake `Checker::flag` reports), not names of values.
+    flags: HashSet<ExprId>,
     ast: &'a ast::Model,
     diags: Vec<Diagnostic>,
     parties: Vec<Party>,
@@ -130,13 +181,34 @@ impl Checker<'_> {
                     ty,
                     visibility,
                     range,
+                    columns,
                     ..
                 } => {
                     let shape = self.ty(ty, true);
                     let owner = self.visibility(visibility);
-                    let range = range.as_ref().and_then(|r| self.range(r));
-                    if let (Some(shape), Some(owner)) = (shape, owner) {
-                        self.define(name, Op::Input { owner, range }, shape, name.span);
+                    let mut range = range.as_ref().and_then(|r| self.range(r));
+                    let mut ok = true;
+                    let columns = match (columns, &shape) {
+                        (Some(c), Some(shape)) => {
+                            let found = self.column_ranges(c, shape);
+                            ok = found.is_some();
+                            // The hull: what every value lies in.
+                            range = found.as_ref().map(|c| {
+                                c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, r| {
+                                    (a.0.min(r.0), a.1.max(r.1))
+                                })
+                            });
+                            found
+                        }
+                        _ => None,
+                    };
+                    if let (Some(shape), Some(owner), true) = (shape, owner, ok) {
+                        let op = Op::Input {
+                            owner,
+                            range,
+                            columns,
+                        };
+                        self.define(name, op, shape, name.span);
                     } else {
                         self.poison(name);
                     }
@@ -630,6 +702,110 @@ impl Checker<'_> {
         ok.then_some((r.lo.value, r.hi.value))
     }
 
+    /// Per-column ranges (a list, or a file read by the front end): one
+    /// finite, representable `[lo, hi]` with lo <= hi per entry of the
+    /// input's numbered last dimension. `None` after reporting an error.
+    fn column_ranges(&mut self, c: &ast::ColumnRanges, shape: &Shape) -> Option<Vec<(f64, f64)>> {
+        let span = c.span();
+        // Each pair with the place to report it at, and how to name it.
+        let pairs: Vec<(f64, f64, Span, String)> = match c {
+            ast::ColumnRanges::List { ranges, .. } => ranges
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.lo.value, r.hi.value, r.span, format!("column {}", i + 1)))
+                .collect(),
+            ast::ColumnRanges::File { path, span } => match (self.read_ranges)(path) {
+                Ok(rows) => rows
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (lo, hi))| (lo, hi, *span, format!("row {} of `{path}`", i + 1)))
+                    .collect(),
+                Err(e) => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::BadRange,
+                            format!("cannot read the column ranges in `{path}`"),
+                        )
+                        .primary(*span, e)
+                        .help("give a .npy or .csv file of shape [k, 2], one `lo, hi` row per column, next to the model"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let k = match shape.0.last() {
+            None => {
+                self.error(
+                    Diagnostic::error(Code::BadRange, "per-column ranges on a scalar input")
+                        .primary(span, "a scalar has no columns")
+                        .help("write one range, `in [lo, hi]`"),
+                );
+                return None;
+            }
+            Some(Dim::Symbol(s)) => {
+                self.error(
+                    Diagnostic::error(
+                        Code::BadRange,
+                        format!("per-column ranges along the named dimension `{s}`"),
+                    )
+                    .primary(span, "one range per column needs a numbered last dimension")
+                    .help("write one range, `in [lo, hi]`, or put the features last, as in `fixed[batch, 4]`"),
+                );
+                return None;
+            }
+            Some(Dim::Known(k)) => *k,
+        };
+        if pairs.len() as u64 != k {
+            self.error(
+                Diagnostic::error(
+                    Code::BadRange,
+                    format!(
+                        "{} column range{} for an input of {k} column{}",
+                        pairs.len(),
+                        if pairs.len() == 1 { "" } else { "s" },
+                        if k == 1 { "" } else { "s" }
+                    ),
+                )
+                .primary(
+                    span,
+                    format!("expected {k}, one per entry of the last dimension"),
+                )
+                .help(format!(
+                    "give one `[lo, hi]` per column ({k}), or one range `in [lo, hi]` for all"
+                )),
+            );
+            return None;
+        }
+        let mut ok = true;
+        for (lo, hi, at, what) in &pairs {
+            if !lo.is_finite() || !hi.is_finite() {
+                self.error(
+                    Diagnostic::error(Code::BadRange, format!("the range of {what} is not finite"))
+                        .primary(*at, "NaN or infinite bound")
+                        .help("give finite bounds: the compiler checks overflow against them"),
+                );
+                ok = false;
+                continue;
+            }
+            if !(self.literal(*lo, *at) & self.literal(*hi, *at)) {
+                ok = false;
+                continue;
+            }
+            if lo > hi {
+                self.error(
+                    Diagnostic::error(
+                        Code::BadRange,
+                        format!("empty range [{lo}, {hi}] for {what}"),
+                    )
+                    .primary(*at, "the lower bound is above the upper bound")
+                    .help(format!("write `[{hi}, {lo}]`")),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| pairs.iter().map(|p| (p.0, p.1)).collect())
+    }
+
     fn const_value(
         &mut self,
         shape: &Shape,
@@ -764,6 +940,8 @@ impl Checker<'_> {
                     None
                 }
             }
+            // `ceil_mode: true`: a flag `Checker::flag` reads, not a value.
+            ExprKind::Name(_) if self.flags.contains(&id) => None,
             ExprKind::Name(n) => self.lookup(n),
             ExprKind::Neg(a) => self.operand(*a).map(|a| {
                 let s = self.shape(a).clone();
@@ -1827,6 +2005,31 @@ impl Checker<'_> {
             );
             return None;
         }
+        let ceil_mode = self.flag(name, named, Named::CeilMode)?;
+        if ceil_mode {
+            let extra: Vec<usize> = (sizes.iter().enumerate())
+                .map(|(i, &size)| window.ceil_extra(i, size as usize).unwrap_or(0))
+                .collect();
+            if extra.iter().any(|&e| e > 0) {
+                window.extra = extra;
+            }
+        }
+        // Max pooling's edge padding would repeat the last entry into a
+        // dilated window beyond the input, which need not hold it.
+        if let Some(i) = (0..spatial)
+            .find(|&i| max && window.extra.get(i).is_some_and(|&e| e > 0) && window.dilation[i] > 1)
+        {
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{name}` with `ceil_mode: true` and `dilation:` along dimension {}", i + 2),
+                )
+                .primary(span, format!("the last window, dilated by {}, reaches beyond the input", window.dilation[i]))
+                .note("max pooling pads with the nearest entry, which a dilated window could reach without holding it")
+                .help("pool with `dilation: 1`, or without `ceil_mode`, or pad the input to the size the windows need"),
+            );
+            return None;
+        }
         let mut out_spatial = Vec::new();
         for (i, &size) in sizes.iter().enumerate() {
             let Some(o) = window.out_len(i, size as usize) else {
@@ -1887,13 +2090,48 @@ impl Checker<'_> {
         } else {
             (with(&[k]), Shape(rows.clone()))
         };
+        // With `ceil_mode`'s extra windows, a mean divides each window's
+        // sum by the entries it has in the input and its padding (PyTorch's
+        // divisor with `count_include_pad`): a public constant per position.
+        let divisors = (!max && !window.extra.is_empty()).then(|| {
+            let outs: Vec<usize> = (out_spatial.iter())
+                .map(|d| match d {
+                    Dim::Known(n) => *n as usize,
+                    Dim::Symbol(_) => 1,
+                })
+                .collect();
+            let positions: usize = outs.iter().product();
+            let mut data = Vec::with_capacity(positions * c as usize);
+            for p in 0..positions {
+                let (mut rest, mut count) = (p, 1usize);
+                for i in (0..spatial).rev() {
+                    let o = rest % outs[i];
+                    rest /= outs[i];
+                    let start = o * window.stride[i];
+                    let end = sizes[i] as usize + 2 * window.padding[i];
+                    count *= (0..kernel[i])
+                        .filter(|j| start + j * window.dilation[i] < end)
+                        .count();
+                }
+                data.extend(std::iter::repeat_n(1.0 / count as f64, c.max(1) as usize));
+            }
+            let dims: Vec<Dim> = out_spatial
+                .iter()
+                .cloned()
+                .chain((c > 1).then_some(Dim::Known(c)))
+                .collect();
+            (data, Shape(dims))
+        });
         let cols = self.push(Op::Im2col(x, window), cols_shape, span);
-        let op = if max {
-            Op::MaxReduce(cols)
-        } else {
-            Op::Mean(cols)
+        let mut pooled = match divisors {
+            Some((data, shape)) => {
+                let sum = self.push(Op::Sum(cols), pooled_shape.clone(), span);
+                let d = self.push(Op::Const { data }, shape, span);
+                self.push(Op::Mul(sum, d), pooled_shape.clone(), span)
+            }
+            None if max => self.push(Op::MaxReduce(cols), pooled_shape.clone(), span),
+            None => self.push(Op::Mean(cols), pooled_shape.clone(), span),
         };
-        let mut pooled = self.push(op, pooled_shape.clone(), span);
         if let Some(r) = relu {
             pooled = self.push(Op::Relu(pooled), pooled_shape, span);
             self.reordered.push((r, pooled));
@@ -2392,6 +2630,7 @@ impl Checker<'_> {
             groups: 1,
             per_group: 1,
             edge: false,
+            extra: vec![],
         };
         let mut ok = true;
         for a in named {
@@ -2457,6 +2696,40 @@ impl Checker<'_> {
 
     /// The named number argument `which`, if given: its value (a number
     /// literal, possibly negated) and place. `Err` once reported.
+    /// A flag such as `ceil_mode:`: `true` or `false` (or 1 or 0); false
+    /// when not given. `None` after reporting another value.
+    fn flag(&mut self, func: &str, named: &[&ast::Arg], which: Named) -> Option<bool> {
+        let Some(a) = named
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == which.name()))
+        else {
+            return Some(false);
+        };
+        let value = match &a.value {
+            ArgValue::Expr(e) => match &self.ast.expr(*e).kind {
+                ExprKind::Name(n) if n.name == "true" => Some(true),
+                ExprKind::Name(n) if n.name == "false" => Some(false),
+                _ => match literal_value(self.ast, *e) {
+                    Some(1.0) => Some(true),
+                    Some(0.0) => Some(false),
+                    _ => None,
+                },
+            },
+            ArgValue::Array(_) => None,
+        };
+        if value.is_none() {
+            self.error(
+                Diagnostic::error(
+                    Code::BadArguments,
+                    format!("`{}:` of `{func}` must be `true` or `false`", which.name()),
+                )
+                .primary(a.span, "expected `true` or `false`")
+                .help(format!("for example `{}: true`", which.name())),
+            );
+        }
+        value
+    }
+
     fn named_number(
         &mut self,
         named: &[&ast::Arg],
@@ -2852,6 +3125,8 @@ impl Checker<'_> {
                 Named::Stride | Named::Padding | Named::Dilation | Named::Groups => {}
                 // Checked by `Checker::batch_norm`.
                 Named::Eps => {}
+                // Checked by `Checker::pool`.
+                Named::CeilMode => {}
             }
         }
         ok.then_some(approx)

@@ -113,6 +113,11 @@ pub struct Node {
     pub value: ValueId,
     pub visibility: Visibility,
     pub range: Interval,
+    /// Ranges of each entry of the last axis, where they are tighter than
+    /// `range` (its hull holds them all): from an input's per-column ranges
+    /// (`in [[lo, hi], ...]`), through elementwise operations and a matrix
+    /// product with a constant. `None` everywhere else.
+    pub cols: Option<Vec<Interval>>,
 }
 
 /// The live part of the model as a DAG; edges run operand → user.
@@ -165,11 +170,17 @@ impl<'m> Graph<'m> {
                     .map(|o| g.node(*o).visibility)
                     .fold(Visibility::Public, Visibility::join),
             };
-            let range = g.range_of(v);
+            let cols = g.columns_of(v);
+            let mut range = g.range_of(v);
+            if let Some(hull) = cols.iter().flatten().copied().reduce(Interval::hull) {
+                // Both enclose the value: their intersection does too.
+                range = Interval::new(range.lo.max(hull.lo), range.hi.min(hull.hi));
+            }
             let n = g.graph.add_node(Node {
                 value: id,
                 visibility,
                 range,
+                cols,
             });
             for o in operands {
                 let from = g.nodes[&o];
@@ -291,6 +302,133 @@ impl<'m> Graph<'m> {
         }
     }
 
+    /// The per-column ranges of `x` as an operand of `v`: its own, when
+    /// its shape is the trailing part of `v`'s (so its last axis is
+    /// `v`'s); with `consts`, a constant's column hulls too.
+    fn aligned_columns(&self, x: ValueId, v: &Value, consts: bool) -> Option<Vec<Interval>> {
+        let (xs, vs) = (&self.value(x).shape.0, &v.shape.0);
+        if xs.is_empty() || xs.len() > vs.len() || xs[..] != vs[vs.len() - xs.len()..] {
+            return None;
+        }
+        match (&self.node(x).cols, &self.value(x).op) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Op::Const { data }) if consts => {
+                let k = self.last_dim(x) as usize;
+                let mut c = vec![None::<Interval>; k];
+                for (i, d) in data.iter().enumerate() {
+                    let p = Interval::point(*d);
+                    c[i % k] = Some(c[i % k].map_or(p, |h| h.hull(p)));
+                }
+                c.into_iter().collect()
+            }
+            _ => None,
+        }
+    }
+
+    /// Per-column ranges of `v` (see [`Node::cols`]).
+    fn columns_of(&self, v: &Value) -> Option<Vec<Interval>> {
+        let r = |x: &ValueId| self.node(*x).range;
+        let cols = |x: &ValueId| self.node(*x).cols.clone();
+        let each = |a: &ValueId, f: &dyn Fn(Interval) -> Interval| {
+            cols(a).map(|c| c.into_iter().map(f).collect::<Vec<_>>())
+        };
+        match &v.op {
+            Op::Input {
+                columns: Some(c), ..
+            } => Some(c.iter().map(|&(lo, hi)| Interval::new(lo, hi)).collect()),
+            Op::Neg(a) => each(a, &Interval::neg),
+            Op::Square(a) => each(a, &Interval::square),
+            Op::Relu(a) => each(a, &|x| Interval::new(x.lo.max(0.0), x.hi.max(0.0))),
+            Op::Clamp(a, lo, hi) => each(a, &|x| {
+                Interval::new(x.lo.clamp(*lo, *hi), x.hi.clamp(*lo, *hi))
+            }),
+            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Max(a, b) | Op::Min(a, b) => {
+                // A constant contributes its columns only beside an operand with them.
+                let with = self.aligned_columns(*a, v, false).is_some()
+                    || self.aligned_columns(*b, v, false).is_some();
+                if !with || matches!(v.op, Op::Sub(a, b) if self.less_its_max(a, b).is_some()) {
+                    return None;
+                }
+                let ca = self.aligned_columns(*a, v, true);
+                let cb = self.aligned_columns(*b, v, true);
+                let k = ca.as_ref().or(cb.as_ref()).map_or(0, Vec::len);
+                let pick = |c: &Option<Vec<Interval>>, x: &ValueId, j: usize| {
+                    c.as_ref().map_or(r(x), |c| c[j])
+                };
+                Some(
+                    (0..k)
+                        .map(|j| {
+                            let (x, y) = (pick(&ca, a, j), pick(&cb, b, j));
+                            match &v.op {
+                                Op::Add(..) => x.add(y),
+                                Op::Sub(..) => x.sub(y),
+                                Op::Mul(..) => x.mul(y),
+                                Op::Max(..) => Interval::new(x.lo.max(y.lo), x.hi.max(y.hi)),
+                                _ => Interval::new(x.lo.min(y.lo), x.hi.min(y.hi)),
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            // Column c of `a @ b` for a constant matrix `b` [k, m]: the sum
+            // over j of a's column j times b[j, c].
+            Op::MatMul(a, b) => {
+                let ca = cols(a)?;
+                let Op::Const { data } = &self.value(*b).op else {
+                    return None;
+                };
+                if self.value(*b).shape.rank() != 2 {
+                    return None;
+                }
+                let m = self.last_dim(*b) as usize;
+                Some(
+                    (0..m)
+                        .map(|c| {
+                            ca.iter()
+                                .enumerate()
+                                .map(|(j, x)| x.scale(data[j * m + c]))
+                                .fold(Interval::point(0.0), Interval::add)
+                        })
+                        .collect(),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// The range of `a @ b` (or `sum(a)`, `b` = `None`) from `a`'s
+    /// per-column ranges: the sum over its columns j of column j times
+    /// row j of `b` (a constant's, or `b`'s whole range).
+    fn columns_times(&self, a: ValueId, b: Option<ValueId>) -> Option<Interval> {
+        let ca = self.node(a).cols.as_ref()?;
+        let row = |j: usize| -> Interval {
+            let Some(b) = b else {
+                return Interval::point(1.0);
+            };
+            match &self.value(b).op {
+                Op::Const { data } if self.value(b).shape.rank() <= 2 => {
+                    let m = if self.value(b).shape.rank() == 2 {
+                        self.last_dim(b) as usize
+                    } else {
+                        1
+                    };
+                    data[j * m..(j + 1) * m]
+                        .iter()
+                        .map(|d| Interval::point(*d))
+                        .reduce(Interval::hull)
+                        .unwrap_or(Interval::point(0.0))
+                }
+                _ => self.node(b).range,
+            }
+        };
+        Some(
+            ca.iter()
+                .enumerate()
+                .map(|(j, x)| x.mul(row(j)))
+                .fold(Interval::point(0.0), Interval::add),
+        )
+    }
+
     fn range_of(&self, v: &Value) -> Interval {
         let r = |x: &ValueId| self.node(*x).range;
         match &v.op {
@@ -311,11 +449,16 @@ impl<'m> Graph<'m> {
                 None => r(a).sub(r(b)),
             },
             Op::Mul(a, b) => r(a).mul(r(b)),
-            Op::MatMul(a, b) => {
-                let k = self.last_dim(*a);
-                r(a).mul(r(b)).scale(k as f64)
-            }
-            Op::Sum(a) => r(a).scale(self.last_dim(*a) as f64),
+            Op::MatMul(a, b) => match self.columns_times(*a, Some(*b)) {
+                Some(range) => range,
+                None => {
+                    let k = self.last_dim(*a);
+                    r(a).mul(r(b)).scale(k as f64)
+                }
+            },
+            Op::Sum(a) => self
+                .columns_times(*a, None)
+                .unwrap_or_else(|| r(a).scale(self.last_dim(*a) as f64)),
             Op::Mean(a)
             | Op::MaxReduce(a)
             | Op::MinReduce(a)
@@ -456,6 +599,44 @@ mod tests {
         let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
         let g = Graph::build(&m, BTreeMap::new());
         g.node(m.outputs()[0].value).range
+    }
+
+    /// With per-column ranges, a scaler inside the model keeps each column
+    /// its own range (the widest no longer sets every column's), and a
+    /// product sums each column's magnitude rather than k times the widest.
+    #[test]
+    fn per_column_ranges_carry_through_a_scaler_and_a_product() {
+        let src = "model m { party a; party b;
+            input x: fixed[batch, 2] private(a) in [[0, 200], [-1, 1]];
+            input w: fixed[2] private(b) in [-1, 1];
+            const mu: fixed[2] = [100, 0]; const inv: fixed[2] = [0.01, 1];
+            const m2: fixed[2, 2] = [[1, 0], [0, -2]];
+            let z = (x - mu) * inv; let s = z @ w; let t = x @ w; let u = sum(x);
+            let v = relu(x @ m2) + z;
+            output s to a; output t to a; output u to a; output v to a; }";
+        let r = crate::check_source(src);
+        let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+        let g = Graph::build(&m, BTreeMap::new());
+        let range = |i: usize| g.node(m.outputs()[i].value).range;
+        let z = m.outputs()[3].value;
+        assert_eq!(range(0), Interval::new(-2.0, 2.0));
+        assert_eq!(range(1), Interval::new(-201.0, 201.0));
+        assert_eq!(range(2), Interval::new(-1.0, 201.0));
+        // relu(x @ m2): columns [0, 200] and [0, 2]; plus z's [-1, 1] each.
+        assert_eq!(
+            g.node(z).cols,
+            Some(vec![Interval::new(-1.0, 201.0), Interval::new(-1.0, 3.0)])
+        );
+        assert_eq!(range(3), Interval::new(-1.0, 201.0));
+        // Without per-column ranges nothing has columns.
+        let r = crate::check_source(&src.replace("[[0, 200], [-1, 1]]", "[-1, 200]"));
+        let m = r.model.unwrap();
+        let g = Graph::build(&m, BTreeMap::new());
+        assert!(g.order().iter().all(|v| g.node(*v).cols.is_none()));
+        assert_eq!(
+            g.node(m.outputs()[1].value).range,
+            Interval::new(-400.0, 400.0)
+        );
     }
 
     /// `s - max(s)` lies in [lo - hi, 0] only where each entry meets the

@@ -148,7 +148,10 @@ pub struct Approx {
 pub enum Op {
     Input {
         owner: Owner,
+        /// The declared range; with `columns`, their hull.
         range: Option<(f64, f64)>,
+        /// Declared ranges of each entry of the last axis (`in [[lo, hi], ...]`).
+        columns: Option<Vec<(f64, f64)>>,
     },
     /// A public constant (a `const` or a literal), row-major.
     Const {

@@ -21,7 +21,10 @@ pub mod reference;
 mod report;
 
 pub use builtins::BUILTINS;
-pub use check::{broadcast, check, check_source, CheckResult, MAX_DEGREE};
+pub use check::{
+    broadcast, check, check_source, check_source_with, check_with, CheckResult, RangeReader,
+    MAX_DEGREE,
+};
 pub use cost::{CostTable, Network};
 pub use error::{CompileError, Failures, InternalError};
 

@@ -981,16 +981,28 @@ mod tests {
     /// PyTorch's pooling, directly: each window's maximum over the input
     /// entries it covers (padding is −∞), or its sum over K with padded
     /// zeros counted. `spatial` holds (size, kernel, stride, padding,
-    /// dilation).
+    /// dilation). With `ceil`, PyTorch's `ceil_mode=True`: the output size
+    /// rounded up, less one where the last window would start beyond the
+    /// input and its left padding; a mean divides by the window's entries
+    /// within the input and its padding (`count_include_pad`).
     fn direct_pool(
         x: &[f64],
         batch_channels: usize,
         spatial: &[(usize, usize, usize, usize, usize)],
         max: bool,
+        ceil: bool,
     ) -> Vec<f64> {
         let outs: Vec<usize> = spatial
             .iter()
-            .map(|&(n, k, s, p, d)| (n + 2 * p - (d * (k - 1) + 1)) / s + 1)
+            .map(|&(n, k, s, p, d)| {
+                let reach = (n + 2 * p - (d * (k - 1) + 1)) as f64 / s as f64;
+                let out = if ceil { reach.ceil() } else { reach.floor() } as usize + 1;
+                if ceil && (out - 1) * s >= n + p {
+                    out - 1
+                } else {
+                    out
+                }
+            })
             .collect();
         let positions: usize = outs.iter().product();
         let offsets: usize = spatial.iter().map(|t| t.1).product();
@@ -1000,6 +1012,8 @@ mod tests {
             for p in 0..positions {
                 let mut best = f64::NEG_INFINITY;
                 let mut sum = 0.0;
+                // Offsets within the input and its padding (the divisor).
+                let mut within = 0usize;
                 for j in 0..offsets {
                     let (mut pp, mut jj) = (p, j);
                     let mut coords = Vec::new();
@@ -1010,20 +1024,23 @@ mod tests {
                     }
                     coords.reverse();
                     let mut at = Some(0usize);
+                    let mut padded = true;
                     for (a, o, jo) in coords {
                         let (n, _, s, pad, d) = spatial[a];
                         let i = (o * s + jo * d) as i64 - pad as i64;
+                        padded &= i < (n + pad) as i64;
                         at = at
                             .filter(|_| i >= 0 && (i as usize) < n)
                             .map(|f| f * n + i as usize);
                     }
+                    within += padded as usize;
                     if let Some(f) = at {
                         let v = x[bc * plane + f];
                         best = best.max(v);
                         sum += v;
                     }
                 }
-                out.push(if max { best } else { sum / offsets as f64 });
+                out.push(if max { best } else { sum / within as f64 });
             }
         }
         out
@@ -1041,18 +1058,20 @@ mod tests {
             two in proptest::bool::ANY,
             max in proptest::bool::ANY,
             relu in proptest::bool::ANY,
+            ceil in proptest::bool::ANY,
             batch in 1usize..3,
             c in 1usize..4,
             axes in proptest::collection::vec((1usize..4, 1usize..4, 0usize..2, 0usize..4, 1usize..3), 2),
             seed in 0u64..1000,
         ) {
-            // Dilation too, except for max pooling with padding (refused).
+            // Dilation too, except for max pooling with padding or
+            // ceil_mode (refused).
             let spatial: Vec<(usize, usize, usize, usize, usize)> = axes
                 .iter()
                 .take(if two { 2 } else { 1 })
                 .map(|&(k, s, p, more, d)| {
                     let p = p.min(k / 2);
-                    let d = if max && p > 0 { 1 } else { d };
+                    let d = if max && (p > 0 || ceil) { 1 } else { d };
                     (((d * (k - 1) + 1).saturating_sub(2 * p)).max(1) + more, k, s, p, d)
                 })
                 .collect();
@@ -1064,7 +1083,7 @@ mod tests {
             let operand = if relu { "relu(x)" } else { "x" };
             let src = format!(
                 "model m {{ party a; party q; input x: fixed[{}] private(a);
-                   let y = {f}({operand}, {}, stride: {}, padding: {}, dilation: {}); output y to a; }}",
+                   let y = {f}({operand}, {}, stride: {}, padding: {}, dilation: {}, ceil_mode: {ceil}); output y to a; }}",
                 xshape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
                 list(|t| t.1), list(|t| t.2), list(|t| t.3), list(|t| t.4),
             );
@@ -1078,8 +1097,16 @@ mod tests {
             let out = try_run(&src, &[("x", xshape, xd.clone())])
                 .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{src}: {e}")))?;
             let input: Vec<f64> = if relu { xd.iter().map(|v| v.max(0.0)).collect() } else { xd };
-            let want = direct_pool(&input, batch * c, &spatial, max);
-            proptest::prop_assert_eq!(&out[0].1.data, &want, "{}", src);
+            let want = direct_pool(&input, batch * c, &spatial, max, ceil);
+            if ceil && !max {
+                // 1/count is a rounded constant: equal up to rounding.
+                proptest::prop_assert_eq!(out[0].1.data.len(), want.len());
+                for (a, b) in out[0].1.data.iter().zip(&want) {
+                    proptest::prop_assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{}: {} vs {}", src, a, b);
+                }
+            } else {
+                proptest::prop_assert_eq!(&out[0].1.data, &want, "{}", src);
+            }
             // relu then max pooling: the comparisons of the relu run on the pooled values.
             let model = checked.model.expect("checked");
             if relu && max {

@@ -44,6 +44,9 @@ pub enum Item {
         ty: Type,
         visibility: Visibility,
         range: Option<RangeLit>,
+        /// `in [[-1, 1], [0, 255]]` or `in "ranges.npy"`: one range per
+        /// entry of the last axis (instead of `range`).
+        columns: Option<ColumnRanges>,
         span: Span,
     },
     /// `const half: fixed = 0.5;`
@@ -122,6 +125,24 @@ pub struct RangeLit {
     pub lo: Number,
     pub hi: Number,
     pub span: Span,
+}
+
+/// Per-column ranges of an input's last axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnRanges {
+    /// `in [[-1, 1], [0, 255], ...]`
+    List { ranges: Vec<RangeLit>, span: Span },
+    /// `in "ranges.npy"`: a file of shape [k, 2] (.npy or .csv), read by the
+    /// front end (the compiler does no I/O); `path` as written, unquoted.
+    File { path: String, span: Span },
+}
+
+impl ColumnRanges {
+    pub fn span(&self) -> Span {
+        match self {
+            ColumnRanges::List { span, .. } | ColumnRanges::File { span, .. } => *span,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -188,7 +188,7 @@ impl Code {
             Code::UnknownArgument => "A named argument is not one the builtin accepts.",
             Code::BadDegree => "A polynomial degree must be a positive whole number no larger than the maximum; sigmoid and tanh approximations use odd degrees.",
             Code::BadDomain => "A domain `[lo, hi]` needs lo < hi, both finite.",
-            Code::BadRange => "A value range `in [lo, hi]` needs lo <= hi, both finite and representable.",
+            Code::BadRange => "A value range `in [lo, hi]` needs lo <= hi, both finite and representable. Per-column ranges (`in [[lo, hi], ...]`, or a file `in \"ranges.npy\"` of shape [k, 2]) need one such range per entry of the input's last dimension, which must be a number, and a file the front end can read.",
             Code::ConstShape => "A constant's value does not have the shape its type declares.",
             Code::SymbolicConst => "Constants have fixed shapes: a symbolic dimension such as `batch` is only allowed on inputs.",
             Code::BadPrecision => "`precision` sets the fractional bits of the fixed-point encoding; it must be between 8 and 24.",

@@ -104,7 +104,9 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::visibility | Rule::kw_public | Rule::kw_private | Rule::private_vis => {
             "`public` or `private(PARTY)`"
         }
-        Rule::range | Rule::kw_in => "a range `in [lo, hi]`",
+        Rule::range | Rule::kw_in | Rule::column_ranges => "a range `in [lo, hi]`",
+        Rule::column_range => "a column's range `[lo, hi]`",
+        Rule::range_file => "a file name in quotes",
         Rule::kw_via | Rule::via => "`via`",
         Rule::signed_number | Rule::number | Rule::neg_sign => "a number",
         Rule::integer | Rule::digits => "a whole number",
@@ -336,12 +338,19 @@ impl Builder {
                 let name = ident(it.next().expect("input name"));
                 let ty = self.ty(it.next().expect("input type"));
                 let visibility = visibility(it.next().expect("visibility"));
-                let range = it.next().map(|p| self.range(p));
+                let (mut range, mut columns) = (None, None);
+                if let Some(p) = it.next() {
+                    match p.as_rule() {
+                        Rule::column_ranges => columns = Some(self.column_ranges(p)),
+                        _ => range = Some(self.range(p)),
+                    }
+                }
                 Item::Input {
                     name,
                     ty,
                     visibility,
                     range,
+                    columns,
                     span,
                 }
             }
@@ -414,6 +423,25 @@ impl Builder {
         let lo = self.signed_number(it.next().expect("range lo"));
         let hi = self.signed_number(it.next().expect("range hi"));
         RangeLit { lo, hi, span }
+    }
+
+    fn column_ranges(&mut self, pair: Pair<Rule>) -> ColumnRanges {
+        let span = span_of(&pair);
+        let mut ranges = Vec::new();
+        for p in children(pair) {
+            match p.as_rule() {
+                Rule::range_file => {
+                    let text = p.as_str();
+                    return ColumnRanges::File {
+                        path: text[1..text.len() - 1].to_string(),
+                        span: span_of(&p),
+                    };
+                }
+                Rule::column_range => ranges.push(self.range(p)),
+                _ => {}
+            }
+        }
+        ColumnRanges::List { ranges, span }
     }
 
     fn integer(&mut self, pair: Pair<Rule>) -> u64 {

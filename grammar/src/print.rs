@@ -23,6 +23,7 @@ fn item_text(m: &Model, item: &Item) -> String {
             ty,
             visibility,
             range,
+            columns,
             ..
         } => {
             let vis = match visibility {
@@ -33,7 +34,22 @@ fn item_text(m: &Model, item: &Item) -> String {
                 .as_ref()
                 .map(|r| format!(" in [{}, {}]", r.lo.value, r.hi.value))
                 .unwrap_or_default();
-            format!("input {}: {} {vis}{range}", name.name, type_text(ty))
+            let columns = match columns {
+                None => String::new(),
+                Some(ColumnRanges::File { path, .. }) => format!(" in {path:?}"),
+                Some(ColumnRanges::List { ranges, .. }) => {
+                    let r: Vec<String> = ranges
+                        .iter()
+                        .map(|r| format!("[{}, {}]", r.lo.value, r.hi.value))
+                        .collect();
+                    format!(" in [{}]", r.join(", "))
+                }
+            };
+            format!(
+                "input {}: {} {vis}{range}{columns}",
+                name.name,
+                type_text(ty)
+            )
         }
         Item::Const {
             name, ty, value, ..

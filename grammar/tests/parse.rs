@@ -64,6 +64,44 @@ fn precedence_and_associativity() {
 }
 
 #[test]
+fn per_column_ranges_parse_as_a_list_or_a_file() {
+    let ast = grammar::parse(
+        "model m { input x: fixed[batch, 2] private(a) in [[-1, 1], [0, 2.5e2],];
+                   input y: fixed[batch, 2] private(a) in \"r.npy\";
+                   input z: fixed[2] public in [-4, 4]; }",
+    )
+    .unwrap();
+    let text = grammar::ast_to_text(&ast);
+    assert!(
+        text.contains("input x: fixed[batch, 2] private(a) in [[-1, 1], [0, 250]]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("input y: fixed[batch, 2] private(a) in \"r.npy\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("input z: fixed[2] public in [-4, 4] @"),
+        "{text}"
+    );
+    match &ast.items[1] {
+        grammar::ast::Item::Input {
+            columns: Some(grammar::ast::ColumnRanges::File { path, span }),
+            range: None,
+            ..
+        } => {
+            assert_eq!(path, "r.npy");
+            assert_eq!(span.end - span.start, 7, "the quoted name");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A bracket too few is a syntax error at its place.
+    let err =
+        grammar::parse("model m { input x: fixed[2] public in [[-1, 1], [0 2]]; }").unwrap_err();
+    assert_eq!(err[0].code, grammar::Code::Syntax);
+}
+
+#[test]
 fn syntax_errors_have_a_place_and_an_expectation() {
     let err = grammar::parse("model m { party a }").unwrap_err();
     assert_eq!(err.len(), 1);

@@ -2083,9 +2083,7 @@ impl<'a> Tr<'a> {
         if !(1..=2).contains(&sp) {
             return Err(self.unsupported(node, "other than 1-d or 2-d"));
         }
-        if attr_i(node, "ceil_mode").unwrap_or(0) != 0 {
-            return Err(self.unsupported(node, "with ceil_mode = 1"));
-        }
+        let ceil = attr_i(node, "ceil_mode").unwrap_or(0) != 0;
         if node.output.len() > 1 && !node.output[1].is_empty() {
             return Err(self.unsupported(node, "with the Indices output"));
         }
@@ -2125,7 +2123,19 @@ impl<'a> Tr<'a> {
                     self.invalid(node, "the pooling window is larger than the padded input")
                 );
             }
-            out.push(Dim::N((n + 2 * pad[i] - span) / stride[i] + 1));
+            let floor = (n + 2 * pad[i] - span) / stride[i] + 1;
+            // ceil_mode: one more window where the floor leaves entries
+            // over and it starts inside the input or its left padding.
+            let more = ceil
+                && !(n + 2 * pad[i] - span).is_multiple_of(stride[i])
+                && floor * stride[i] < n + pad[i];
+            if more && dilated && op == "MaxPool" {
+                return Err(self.unsupported(
+                    node,
+                    "with ceil_mode = 1 and dilations where a window is added (Veil's max pooling pads with the nearest entry)",
+                ));
+            }
+            out.push(Dim::N(floor + more as usize));
         }
         let f = match (op, sp) {
             ("MaxPool", 1) => "max_pool1d",
@@ -2148,6 +2158,9 @@ impl<'a> Tr<'a> {
         );
         if dilated {
             extra += &format!(", dilation: {}", one(&dil));
+        }
+        if ceil {
+            extra += ", ceil_mode: true";
         }
         let v = self.emit_node(
             node,

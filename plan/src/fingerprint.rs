@@ -210,6 +210,7 @@ pub(crate) mod tests {
                 shape: Shape(vec![Dim::Symbol("batch".into())]),
                 range: (-1.0, 1.0),
                 range_declared: true,
+                columns: vec![],
             }],
             dim_limits: vec![],
             outputs: vec![OutputSpec {

@@ -38,6 +38,10 @@ pub use window::{im2col_data, Window};
 /// 3: correlations name their engine (OT or Paillier), RLWE matrix
 /// products, and the ops `Exp`, `Reciprocal`, `Log`, `MinReduce`,
 /// `Permute`, `Reshape`, `Im2col` windows, `Rsqrt`, `Concat` and `Narrow`.
+/// 4: inputs carry per-column ranges (`InputSpec::columns`), which an older
+/// runtime would not enforce, windows `ceil_mode`'s extra padding
+/// (`Window::extra`), which it would not apply, and comparisons may be
+/// `NonlinearOp::MaxArgmax`, which it would not know.
 pub const FORMAT_VERSION: u32 = 4;
 
 /// Index into [`Plan::parties`].
@@ -128,6 +132,22 @@ pub struct InputSpec {
     pub range: (f64, f64),
     /// Whether the model declared `range` (otherwise it is the default).
     pub range_declared: bool,
+    /// Declared ranges of each entry of the last axis (`in [[lo, hi],
+    /// ...]`), tighter than `range` (their hull); empty if none. The runtime
+    /// refuses a value outside its column's range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<(f64, f64)>,
+}
+
+impl InputSpec {
+    /// The range the value at flat (row-major) index `i` must lie in: its
+    /// column's, or the input's.
+    pub fn range_at(&self, i: usize) -> (f64, f64) {
+        match self.columns.len() {
+            0 => self.range,
+            k => self.columns[i % k],
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -945,7 +965,14 @@ impl Plan {
                 Owner::Party(p) => format!("private({})", self.party_name(p)),
             };
             let (lo, hi) = i.range;
-            let range = if i.range_declared {
+            let range = if !i.columns.is_empty() {
+                let c: Vec<String> = i
+                    .columns
+                    .iter()
+                    .map(|(l, h)| format!("[{l}, {h}]"))
+                    .collect();
+                format!(" in [{}]", c.join(", "))
+            } else if i.range_declared {
                 format!(" in [{lo}, {hi}]")
             } else {
                 format!(" in [{lo}, {hi}] (default)")

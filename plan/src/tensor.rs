@@ -194,6 +194,25 @@ pub fn infer_dims(
             });
             continue;
         }
+        if !spec.columns.is_empty() {
+            let outside = t.data.iter().enumerate().position(|(i, v)| {
+                let (lo, hi) = spec.range_at(i);
+                *v < lo || *v > hi
+            });
+            if let Some(i) = outside {
+                let (lo, hi) = spec.range_at(i);
+                errors.push(InputError {
+                    input: spec.name.clone(),
+                    message: format!(
+                        "lies outside the declared range [{lo}, {hi}] of its column ({} of {})",
+                        i % spec.columns.len() + 1,
+                        spec.columns.len()
+                    ),
+                    at: Some(i),
+                });
+            }
+            continue;
+        }
         let (lo, hi) = spec.range;
         if let Some(i) = t.data.iter().position(|v| *v < lo || *v > hi) {
             let message = if spec.range_declared {

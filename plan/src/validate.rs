@@ -341,6 +341,30 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 top(format!("input `{}` is owned by unknown party {p}", i.name));
             }
         }
+        if !i.columns.is_empty() {
+            let k = match i.shape.0.last() {
+                Some(Dim::Known(k)) => Some(*k),
+                _ => None,
+            };
+            if k != Some(i.columns.len() as u64) {
+                top(format!(
+                    "input `{}` of shape {} has {} column ranges",
+                    i.name,
+                    i.shape,
+                    i.columns.len()
+                ));
+            }
+            let (lo, hi) = i.range;
+            if i.columns
+                .iter()
+                .any(|&(l, h)| !(lo <= l && l <= h && h <= hi))
+            {
+                top(format!(
+                    "input `{}` has a column range outside its range or empty",
+                    i.name
+                ));
+            }
+        }
     }
     for o in &plan.outputs {
         for &p in &o.to {

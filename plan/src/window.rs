@@ -32,6 +32,12 @@ pub struct Window {
     /// every window holds an entry of the input, that entry's copy never
     /// changes the window's maximum, as PyTorch's −∞ padding does not.
     pub edge: bool,
+    /// Padding after the end of each spatial axis beyond `padding`, for a
+    /// pooling's `ceil_mode` (the windows PyTorch adds when the last one
+    /// starts inside the input or its left padding); zeros, or the nearest
+    /// entry with `edge`. Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<usize>,
 }
 
 impl Window {
@@ -44,6 +50,7 @@ impl Window {
             && self.dilation == [1, 1]
             && self.groups == 1
             && !self.edge
+            && self.extra.iter().all(|&e| e == 0)
             && self.kernel.iter().chain(&self.stride).all(|&k| k > 0)
     }
 
@@ -60,8 +67,33 @@ impl Window {
             return None;
         }
         let span = d.checked_mul(k - 1)?.checked_add(1)?;
-        let padded = size.checked_add(p.checked_mul(2)?)?;
+        let extra = self.extra.get(i).copied().unwrap_or(0);
+        let padded = size.checked_add(p.checked_mul(2)?)?.checked_add(extra)?;
         Some(padded.checked_sub(span)? / s + 1)
+    }
+
+    /// The `extra` padding along axis `i` of size `size` that PyTorch's
+    /// `ceil_mode=True` gives: the output size rounded up, less the last
+    /// window if it would start beyond the input and its left padding.
+    /// `None` where [`Window::out_len`] (without `extra`) is.
+    pub fn ceil_extra(&self, i: usize, size: usize) -> Option<usize> {
+        let floor = Window {
+            extra: vec![],
+            ..self.clone()
+        }
+        .out_len(i, size)?;
+        let (k, s, p, d) = (
+            self.kernel[i],
+            self.stride[i],
+            self.padding[i],
+            self.dilation[i],
+        );
+        let span = d * (k - 1) + 1;
+        let padded = size + 2 * p;
+        // One more window when the floor leaves entries over, and it starts
+        // inside the input or the left padding (PyTorch's pooling_output_shape).
+        let more = !(padded - span).is_multiple_of(s) && floor * s < size + p;
+        Some(if more { floor * s + span - padded } else { 0 })
     }
 
     /// The patches' shape for an operand of `shape`, or why none.
@@ -71,6 +103,7 @@ impl Window {
             && [&self.stride, &self.padding, &self.dilation]
                 .iter()
                 .all(|v| v.len() == r)
+            && (self.extra.is_empty() || self.extra.len() == r)
             && self.groups > 0
             && self.per_group > 0
             && (self.groups > 1 || self.per_group == 1);
@@ -191,6 +224,38 @@ mod tests {
             groups: 1,
             per_group: 1,
             edge: false,
+            extra: vec![],
+        }
+    }
+
+    /// `ceil_mode`'s extra windows as PyTorch counts them
+    /// (`pooling_output_shape`: ceil, less one if the last window starts
+    /// at or beyond the input and its left padding), over many sizes.
+    #[test]
+    fn ceil_mode_adds_the_windows_pytorch_adds() {
+        for size in 1..12usize {
+            for k in 1..5usize {
+                for s in 1..4usize {
+                    for p in 0..=k / 2 {
+                        for d in 1..3usize {
+                            let span = d * (k - 1) + 1;
+                            if size + 2 * p < span {
+                                continue;
+                            }
+                            let n = (size + 2 * p - span) as f64;
+                            let mut want = (n / s as f64).ceil() as usize + 1;
+                            if (want - 1) * s >= size + p {
+                                want -= 1;
+                            }
+                            let mut w = window(&[k], &[s], &[p], &[d]);
+                            w.extra = vec![w.ceil_extra(0, size).unwrap()];
+                            assert_eq!(w.out_len(0, size), Some(want), "{size} {k} {s} {p} {d}");
+                            // The last window starts inside the input or its left padding.
+                            assert!((want - 1) * s < size + p);
+                        }
+                    }
+                }
+            }
         }
     }
 

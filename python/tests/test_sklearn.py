@@ -1,6 +1,7 @@
 """from_sklearn on scikit-learn's bundled data sets: the private run gives
 `predict` on every test row and `predict_proba` within 5e-3."""
 
+import re
 import warnings
 
 import numpy as np
@@ -126,3 +127,25 @@ def test_anything_else_is_refused_naming_the_estimator():
         veil.from_sklearn(tree, X)
     with pytest.raises(veil.VeilError, match="not fitted"):
         veil.from_sklearn(LogisticRegression(), X)
+
+
+def test_per_feature_ranges_tighten_the_bound():
+    # Breast cancer's features range from about 0.05 to 4000: with one range
+    # for all, every feature takes the widest, and the bound with it.
+    X_train, _, y_train, _ = split(load_breast_cancer)
+    est = fitted(make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)), X_train, y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", veil.VeilWarning)
+        m = veil.from_sklearn(est, X_train, per_feature=True)
+    # Rows of the sample lie in their features' ranges, and run.
+    got = m.run({"x": X_train[:4]})["client"]
+    assert np.array_equal(got["label"], est.predict(X_train[:4]))
+    assert np.max(np.abs(got["proba"] - est.predict_proba(X_train[:4]))) <= m.outputs["proba"][2]
+    first = float(X_train[:, 0].min() - 0.1 * np.ptp(X_train[:, 0]))
+    assert f"in [[{first!r}, " in m.source
+    # With one range for every feature: a looser bound.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", veil.VeilWarning)
+        one = veil.from_sklearn(est, X_train)
+    assert "in [[" not in one.source
+    assert m.outputs["proba"][2] < one.outputs["proba"][2] / 4, (m.outputs, one.outputs)

@@ -89,13 +89,13 @@ def party(model, *, as_, config, inputs=None, **options):
     return _party(model, as_=as_, config=config, inputs=inputs, **options)
 
 
-def from_sklearn(estimator, X_sample, *, margin=0.1, **options):
+def from_sklearn(estimator, X_sample, *, margin=0.1, per_feature=False, **options):
     """A Veil model computing a fitted scikit-learn estimator's predictions,
     with its weights bound in: ``run({"x": X})`` then needs only the data.
     See ``veil.sklearn.from_sklearn``."""
     from .sklearn import from_sklearn as convert
 
-    return convert(estimator, X_sample, margin=margin, **options)
+    return convert(estimator, X_sample, margin=margin, per_feature=per_feature, **options)
 
 
 def import_onnx(

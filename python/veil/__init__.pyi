@@ -28,7 +28,12 @@ def party(
     **options: Any,
 ) -> Dict[str, np.ndarray]: ...
 def from_sklearn(
-    estimator: Any, X_sample: npt.ArrayLike, *, margin: float = 0.1, **options: Any
+    estimator: Any,
+    X_sample: npt.ArrayLike,
+    *,
+    margin: float = 0.1,
+    per_feature: bool = False,
+    **options: Any,
 ) -> SklearnModel: ...
 def import_onnx(
     path: Union[str, PathLike[str]],

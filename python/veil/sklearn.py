@@ -187,13 +187,16 @@ def _fold(scaler, W, b):
     return Wf, b + np.asarray(scaler.min_, dtype=np.float64) @ W
 
 
-def from_sklearn(estimator, X_sample, *, margin=0.1, **options):
+def from_sklearn(estimator, X_sample, *, margin=0.1, per_feature=False, **options):
     """A Veil model computing a fitted scikit-learn estimator privately.
 
     ``X_sample``: data like the data to come (such as the training set):
     input ``x``'s declared range is its smallest and largest value widened
     by ``margin`` (10%) of that width on each side; data outside it is
-    refused at run time. The probabilities' logits are clamped to the
+    refused at run time. With ``per_feature=True``, each feature (column)
+    gets its own range so, widened the same way: tighter error bounds when
+    the features' scales differ, but a row whose feature leaves that
+    feature's range is refused. The probabilities' logits are clamped to the
     largest logit the sample reaches, widened the same way.
 
     The model: input ``x`` of party ``client``; the weights, inputs of
@@ -232,8 +235,14 @@ def from_sklearn(estimator, X_sample, *, margin=0.1, **options):
             h = _apply(activation, h)
     logit_bound = float(np.max(np.abs(h))) * (1 + margin) + margin
 
-    lo, hi = _interval(X, margin)
     n_features = X.shape[1]
+    if per_feature:
+        # One range per feature (column), so a narrow one keeps its own.
+        cols = (_interval(X[:, j], margin) for j in range(n_features))
+        ranges = ", ".join(f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in cols)
+    else:
+        lo, hi = _interval(X, margin)
+        ranges = f"{_fmt(lo)}, {_fmt(hi)}"
     lines = [
         f"// {_name(estimator)} from scikit-learn (veil.from_sklearn)",
         f"model {_model_name(est)} {{",
@@ -242,7 +251,7 @@ def from_sklearn(estimator, X_sample, *, margin=0.1, **options):
         "    party server;",
         "    dealer helper;",
         "",
-        f"    input x: fixed[batch, {n_features}] private(client) in [{_fmt(lo)}, {_fmt(hi)}];",
+        f"    input x: fixed[batch, {n_features}] private(client) in [{ranges}];",
     ]
     weights = {}
     for i, (W, b) in enumerate(layers, start=1):

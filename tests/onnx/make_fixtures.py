@@ -275,6 +275,51 @@ def dilated_pool():
     rng = saved
 
 
+def ceil_pool():
+    """A convolution, a MaxPool and an AveragePool (padding 1, counted) with
+    ceil_mode = 1 on odd sizes, each adding a last window, and a dense
+    layer; its own random stream, like log_softmax_mlp."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261220)
+    inits = []
+    n = [
+        conv("conv1", "input.1", "c1", 1, 3, 3, inits, pad=1),
+        helper.make_node("Relu", ["c1"], ["r1"], name="/relu1/Relu"),
+        # 11 → 6 (floor: 5)
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="/pool1/MaxPool", kernel_shape=[2, 2], strides=[2, 2],
+                         pads=[0, 0, 0, 0], ceil_mode=1),
+        # 6 → 4 (floor: 3); the last window holds one entry and one padded zero.
+        helper.make_node("AveragePool", ["p1"], ["p2"], name="/pool2/AveragePool", kernel_shape=[3, 3],
+                         strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1),
+        helper.make_node("Flatten", ["p2"], ["f"], name="/Flatten", axis=1),
+        gemm("fc1", "f", "logits", 3 * 4 * 4, 4, inits),
+    ]
+    m = graph_model(n, inits, [1, 11, 11], "logits", [4], 17, "torch_ceil_pool")
+    x = rng.uniform(0, 1, (40, 1, 11, 11))
+    save("torch_ceil_pool", m, x[8:], x[:8])
+    rng = saved
+
+
+def log_sqrt_reciprocal():
+    """Log, Sqrt and Reciprocal of positive features (as a model computing
+    log-, root- and inverse-scaled features exports them), joined and fed
+    to a dense layer; its own random stream, like log_softmax_mlp."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261221)
+    inits = []
+    n = [
+        helper.make_node("Log", ["input.1"], ["l"], name="/Log"),
+        helper.make_node("Sqrt", ["input.1"], ["s"], name="/Sqrt"),
+        helper.make_node("Reciprocal", ["input.1"], ["r"], name="/Reciprocal"),
+        helper.make_node("Concat", ["l", "s", "r"], ["c"], name="/Concat", axis=1),
+        gemm("fc1", "c", "out", 18, 3, inits),
+    ]
+    m = graph_model(n, inits, [6], "out", [3], 17, "torch_log_sqrt_reciprocal")
+    x = rng.uniform(0.5, 4.0, (116, 6))
+    save("torch_log_sqrt_reciprocal", m, x[16:], x[:16])
+    rng = saved
+
+
 GENERATORS = {
     "linear": linear_fixtures,
     "torch_mlp": mlp,
@@ -285,6 +330,8 @@ GENERATORS = {
     "deep_mlp": deep_mlp,
     "torch_log_softmax": log_softmax_mlp,
     "torch_dilated_pool": dilated_pool,
+    "torch_ceil_pool": ceil_pool,
+    "torch_log_sqrt_reciprocal": log_sqrt_reciprocal,
 }
 
 if __name__ == "__main__":

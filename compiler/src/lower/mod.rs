@@ -262,7 +262,11 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             .values()
             .iter()
             .filter_map(|v| match &v.op {
-                Op::Input { owner, range } => Some(plan::InputSpec {
+                Op::Input {
+                    owner,
+                    range,
+                    columns,
+                } => Some(plan::InputSpec {
                     name: v.name.clone().unwrap_or_default(),
                     owner: match owner {
                         Owner::Public => plan::Owner::Public,
@@ -271,6 +275,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                     shape: plan_shape(&v.shape),
                     range: crate::ir::input_range(*range, model.precision()),
                     range_declared: range.is_some(),
+                    columns: columns.clone().unwrap_or_default(),
                 }),
                 _ => None,
             })

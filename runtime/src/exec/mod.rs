@@ -1241,6 +1241,7 @@ pub fn random_inputs<R: rand::Rng + ?Sized>(
                 (i.range.0.max(-1.0), i.range.1.min(1.0))
             };
             let n: usize = shape.iter().product();
+            let columns = &i.columns;
             let mut data = Vec::new();
             data.try_reserve_exact(n).map_err(|_| {
                 ExecError::input(format!(
@@ -1249,7 +1250,13 @@ pub fn random_inputs<R: rand::Rng + ?Sized>(
                     i.name
                 ))
             })?;
-            data.extend((0..n).map(|_| {
+            data.extend((0..n).map(|j| {
+                // Per-column ranges are always declared.
+                let (lo, hi) = if columns.is_empty() {
+                    (lo, hi)
+                } else {
+                    columns[j % columns.len()]
+                };
                 if lo == hi {
                     lo
                 } else {
