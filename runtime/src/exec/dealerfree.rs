@@ -105,12 +105,17 @@ impl OtLink {
         Some(v.swap_remove(i).1)
     }
 
-    fn put_sender(&self, id: u64, s: ot::iknp::Sender) {
-        if let Ok(mut v) = self.senders.lock() {
-            v.retain(|(k, _)| *k != id);
-            if v.len() < Self::KEEP {
-                v.push((id, s));
-            }
+    /// Keeps `s` under `id`; false if the link is full.
+    fn put_sender(&self, id: u64, s: ot::iknp::Sender) -> bool {
+        let Ok(mut v) = self.senders.lock() else {
+            return false;
+        };
+        v.retain(|(k, _)| *k != id);
+        if v.len() < Self::KEEP {
+            v.push((id, s));
+            true
+        } else {
+            false
         }
     }
 
@@ -213,12 +218,12 @@ fn by_ot(
                 }
             }
             let (out, sender) = p0.finish_keeping()?;
-            // Kept before the last corrections go: party 1 can resume only
-            // after it has them.
-            if let Some(l) = &link {
-                l.put_sender(id, sender);
-            }
-            if let Some(c) = last {
+            // Kept before the last corrections go (party 1 can resume only
+            // after it has them), and said so in their last byte: party 1
+            // keeps its side only if this side kept its own.
+            if let Some(mut c) = last {
+                let kept = link.as_ref().is_some_and(|l| l.put_sender(id, sender));
+                c.push(u8::from(kept));
                 send_ot(ex, t, peer, c)?;
             }
             Ok(out)
@@ -258,12 +263,26 @@ fn by_ot(
                     p1.absorb(pending.pop_front().expect("two pending"), &corrections)?;
                 }
             }
+            let mut peer_kept = false;
             while let Some(p) = pending.pop_front() {
-                let corrections = recv_ot(ex, t, peer)?;
+                let mut corrections = recv_ot(ex, t, peer)?;
+                if pending.is_empty() {
+                    // The last piece's corrections end with party 0's flag.
+                    peer_kept = match corrections.pop() {
+                        Some(0) => false,
+                        Some(1) => true,
+                        _ => {
+                            return Err(ExecError::protocol(
+                                "malformed oblivious-transfer corrections from the peer (no \
+                                 closing flag)",
+                            ))
+                        }
+                    };
+                }
                 p1.absorb(p, &corrections)?;
             }
             let (out, receiver) = p1.finish_keeping()?;
-            if let (Some(l), Some(r)) = (&link, receiver) {
+            if let (Some(l), Some(r), true) = (&link, receiver, peer_kept) {
                 l.put_receiver(id, r);
             }
             Ok(out)
