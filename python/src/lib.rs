@@ -1218,7 +1218,9 @@ fn party<'py>(
         if !(1..=4095).contains(&max_frame_mib) {
             return Err(InputError::new_err("max_frame_mib: 1 to 4095"));
         }
-        let opts = exec_options(timeout, None)?;
+        let mut opts = exec_options(timeout, None)?;
+        // The chunks' sessions continue one OT extension (as `veil party`).
+        opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
         // This party's inputs: given, or bound in the model (its own and
         // the public ones only: another party's bound values stay here).
         let given = tensors(py, inputs)?;
