@@ -233,3 +233,89 @@ pub fn receive(cots: &ReceiverCots, msg: &OneOfNMsg) -> Result<Vec<Vec<u8>>> {
     }
     Ok(out)
 }
+
+fn check_log_n(what: &'static str, log_n: u32, len: usize) -> Result<usize> {
+    if log_n == 0 || log_n > MAX_LOG_N {
+        return Err(Error::Input {
+            what,
+            detail: format!("log N = {log_n}; between 1 and {MAX_LOG_N} is supported"),
+        });
+    }
+    let l = log_n as usize;
+    if !len.is_multiple_of(l) {
+        return Err(Error::Input {
+            what,
+            detail: format!("{len} COTs are not a whole number of {l}-COT instances"),
+        });
+    }
+    Ok(len / l)
+}
+
+/// Random 1-of-N OT, sender's side: for every instance `i` (`log_n` COTs
+/// each, in order), calls `f(i, pads)` with its `2^log_n` pads `pads[x]`,
+/// the keys [`send`] would mask message `x` with. No message is sent: the
+/// receiver's choice is its random COT choice bits, and the pads are
+/// derandomised by the caller (Beaver 1995: the receiver sends
+/// `chosen ⊕ c`, the sender the messages under the pads rotated by it).
+pub fn random_send(
+    cots: &SenderCots,
+    log_n: u32,
+    mut f: impl FnMut(usize, &[Block]),
+) -> Result<()> {
+    let count = check_log_n("one_of_n::random_send", log_n, cots.len())?;
+    let l = log_n as usize;
+    let n = 1usize << l;
+    let h = FixedKeyAes::shared();
+    let mut hashed = vec![Block::ZERO; l * n];
+    let mut pads = vec![Block::ZERO; n];
+    for i in 0..count {
+        for t in 0..l {
+            let q = cots.q[i * l + t];
+            for x in 0..n {
+                hashed[t * n + x] = q ^ cots.delta.select((x >> t) & 1 == 1);
+            }
+        }
+        let first = cots.first + (i * l) as u64;
+        h.tccr_with(&mut hashed, |k| {
+            tweak(first + (k / n) as u64, (k % n) as u64)
+        });
+        pads.copy_from_slice(&hashed[..n]);
+        for t in 1..l {
+            for (p, hx) in pads.iter_mut().zip(&hashed[t * n..(t + 1) * n]) {
+                *p ^= *hx;
+            }
+        }
+        f(i, &pads);
+    }
+    hashed.zeroize();
+    pads.zeroize();
+    Ok(())
+}
+
+/// Random 1-of-N OT, receiver's side: per instance its random choice `c`
+/// (its `log_n` COT choice bits, least significant first) and the pad
+/// `pads[c]` of [`random_send`].
+pub fn random_receive(cots: &ReceiverCots, log_n: u32) -> Result<(Vec<u64>, Vec<Block>)> {
+    let count = check_log_n("one_of_n::random_receive", log_n, cots.len())?;
+    let l = log_n as usize;
+    let choices: Vec<u64> = cots
+        .choices
+        .chunks(l)
+        .map(|bits| {
+            bits.iter()
+                .enumerate()
+                .fold(0u64, |c, (t, &b)| c | (b as u64) << t)
+        })
+        .collect();
+    let mut hashed = cots.t.clone();
+    FixedKeyAes::shared().tccr_with(&mut hashed, |k| {
+        tweak(cots.first + k as u64, choices[k / l])
+    });
+    let pads = hashed
+        .chunks(l)
+        .map(|ks| ks.iter().fold(Block::ZERO, |a, &k| a ^ k))
+        .collect();
+    hashed.zeroize();
+    debug_assert_eq!(choices.len(), count);
+    Ok((choices, pads))
+}

@@ -193,6 +193,42 @@ proptest! {
     }
 
     #[test]
+    fn random_one_of_n_pads_agree_at_the_choice_only(seed in any::<u64>(), log_n in 1u32..=5, count in 1usize..20) {
+        let (mut s, mut r, mut rng) = pair(seed);
+        let n = 1usize << log_n;
+        let l = log_n as usize;
+        let (sc, rc) = extend_random(&mut s, &mut r, &mut rng, count * l);
+        let mut sent: Vec<Vec<Block>> = Vec::new();
+        one_of_n::random_send(&sc, log_n, |i, pads| {
+            assert_eq!(i, sent.len());
+            sent.push(pads.to_vec());
+        }).unwrap();
+        let (choices, pads) = one_of_n::random_receive(&rc, log_n).unwrap();
+        prop_assert_eq!(sent.len(), count);
+        prop_assert_eq!(choices.len(), count);
+        for i in 0..count {
+            let c = choices[i] as usize;
+            prop_assert!(c < n);
+            // The choice is the COTs' choice bits, least significant first.
+            let bits = one_of_n::choice_bits(&[choices[i]], log_n);
+            prop_assert_eq!(&rc.choices()[i * l..(i + 1) * l], &bits[..]);
+            prop_assert_eq!(pads[i], sent[i][c]);
+            for x in (0..n).filter(|&x| x != c) {
+                prop_assert_ne!(pads[i], sent[i][x]);
+            }
+        }
+        // The pads are the keys of chosen-message 1-of-N: the same COTs
+        // carry a message under them.
+        let messages: Vec<Vec<Vec<u8>>> = (0..count)
+            .map(|i| (0..n).map(|x| vec![(x + 3 * i) as u8; 16]).collect())
+            .collect();
+        let got = one_of_n::receive(&rc, &one_of_n::send(&sc, log_n, &messages).unwrap()).unwrap();
+        for i in 0..count {
+            prop_assert_eq!(&got[i], &messages[i][choices[i] as usize]);
+        }
+    }
+
+    #[test]
     fn gilboa_products_reconstruct(seed in any::<u64>(), ab in prop::collection::vec((ring_value(), ring_value()), 1..40)) {
         let (mut s, mut r, _) = pair(seed);
         let a: Vec<u64> = ab.iter().map(|p| p.0).collect();
@@ -265,6 +301,11 @@ fn mismatched_batches_are_errors_not_panics() {
     assert!(arith::send(&sc, &[1, 2, 3]).is_err());
     assert!(cot::send_u64(&sc, &[[1, 2]]).is_err());
     assert!(one_of_n::send(&sc, 3, &[]).is_err());
+    // 128 COTs are not whole instances of 1-of-8 (3 COTs each), and
+    // log N = 0 is refused.
+    assert!(one_of_n::random_send(&sc, 3, |_, _| {}).is_err());
+    assert!(one_of_n::random_receive(&rc, 3).is_err());
+    assert!(one_of_n::random_receive(&rc, 0).is_err());
     assert!(boolean::and_triples_sender(&sc).is_ok());
     // Messages built for other COTs.
     let (sc2, rc2) = extend_random(&mut s, &mut r, &mut rng, 128);
