@@ -39,9 +39,9 @@
 //! and the AND openings (one-time padded by the triples); party 1 the `T_v`,
 //! each padded by a pad `R_{v⊕d}` it does not hold except at `v = b_k`,
 //! where it gets `M_{b_k}`, whose bits are padded by `s`. The pads are
-//! those of a random 1-of-16 OT (`ot::one_of_n::random_send`: Naor–Pinkas
-//! keys under the tccr hash), so every `R_u` with `u ≠ c` is pseudorandom
-//! to party 1.
+//! those of a random 1-of-16 OT (`ot::one_of_n::random_send_short`:
+//! Naor–Pinkas from 4 random OTs, `R_u = ⊕_t field_u(p_t^{u_t})` of tccr
+//! pads), so every `R_u` with `u ≠ c` is pseudorandom to party 1.
 
 use super::compare::{even_bits, odd_bits, XorBits};
 use super::correlations::{

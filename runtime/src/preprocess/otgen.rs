@@ -31,8 +31,9 @@
 //!   extension message to each piece's corrections.
 //! * **random 1-of-16 OTs** (the millionaires' comparison's leaves,
 //!   `sharing::millionaire`): 4 COTs each, no correction; party 0's 16
-//!   pads are the low 2 bits of the Naor–Pinkas keys of
-//!   [`ot::one_of_n::random_send`], party 1's choice its 4 choice bits.
+//!   2-bit pads are fields of its 4 random-OT pads
+//!   ([`ot::one_of_n::random_send_short`]), party 1's choice its 4 choice
+//!   bits.
 //!   Party 0 draws each OT's 2-bit mask here.
 //!
 //! The work is cut into *pieces* of at most [`PIECE_COTS`] COTs and
@@ -658,35 +659,33 @@ fn rot_receiver(cots: &ReceiverCots, start: usize, choices: &mut [u64], pads: &m
 }
 
 /// Party 0's side of random 1-of-16 OTs `start..` (`start` a multiple of
-/// 32): the low 2 bits of each pad, 16 pads per 32-bit half word.
+/// 32): 16 pads of 2 bits per 32-bit half word.
 fn leaf_sender(cots: &SenderCots, start: usize, pads: &mut [u64]) -> Result<(), ExecError> {
-    one_of_n::random_send(cots, 4, |i, keys| {
+    let mut all = one_of_n::random_send_short(cots, 4, 2).map_err(ot_error)?;
+    for (i, p) in all.iter().enumerate() {
         let j = start + i;
-        let packed = keys
-            .iter()
-            .enumerate()
-            .fold(0u64, |acc, (x, k)| acc | ((k.0 as u64) & 3) << (2 * x));
-        pads[j / 2] |= packed << (32 * (j % 2));
-    })
-    .map_err(ot_error)
+        pads[j / 2] |= (*p as u64) << (32 * (j % 2));
+    }
+    all.zeroize();
+    Ok(())
 }
 
 /// Party 1's side of random 1-of-16 OTs `start..`: its choices (4 bits
-/// each) and the low 2 bits of its pads.
+/// each) and its 2-bit pads.
 fn leaf_receiver(
     cots: &ReceiverCots,
     start: usize,
     choices: &mut [u64],
     got: &mut [u64],
 ) -> Result<(), ExecError> {
-    let (mut c, mut keys) = one_of_n::random_receive(cots, 4).map_err(ot_error)?;
-    for (i, (ci, k)) in c.iter().zip(&keys).enumerate() {
+    let (mut c, mut pads) = one_of_n::random_receive_short(cots, 4, 2).map_err(ot_error)?;
+    for (i, (ci, p)) in c.iter().zip(&pads).enumerate() {
         let j = start + i;
         choices[j / 16] |= ci << (4 * (j % 16));
-        got[j / 32] |= ((k.0 as u64) & 3) << (2 * (j % 32));
+        got[j / 32] |= (*p as u64) << (2 * (j % 32));
     }
     c.zeroize();
-    keys.zeroize();
+    pads.zeroize();
     Ok(())
 }
 
