@@ -380,6 +380,8 @@ impl CostTable {
     /// carry tree of AND gates, a bit conversion) and a Beaver select each,
     /// in `rounds` rounds; the correlations come from the dealer, or without
     /// one from the Paillier preprocessing of [`CostTable::paillier_comparison`].
+    /// From OT it is the millionaires' comparison and the OT multiplexer
+    /// instead ([`OT_COMPARISON_COTS`], [`OT_COMPARISON_ONLINE_BYTES`]).
     pub fn comparison(&self, src: Source, n: f64, rounds: u32) -> Cost {
         let pre = match src {
             Source::Dealer => Cost::comm(n * COMPARISON_DEALER_BYTES, 0),
