@@ -4,8 +4,8 @@
 //! the runtime shares (rounds, mask slack) come from `plan::params`.
 
 use plan::params::{
-    AND_GATES_PER_MSB, MASK_SLACK_BITS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS, RLWE_Q_BITS,
-    RLWE_RING_DEGREE,
+    AND_GATES_PER_MSB, COMPARISON_ROUNDS, MASK_SLACK_BITS, MILL_AND_GATES, MILL_LEAVES,
+    MILL_ROUNDS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS, RLWE_Q_BITS, RLWE_RING_DEGREE,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,20 +72,25 @@ impl Source {
 pub const OT_COT_BYTES: f64 = 16.0;
 
 /// Correlated OTs of one secure comparison and its select from OT (see
-/// `runtime::preprocess::otgen`): 63 for the masked bits, two per AND
-/// triple, and two random OTs (one each way) for the OT multiplexer that
-/// selects (`sharing::compare::Engine::mux`; it replaced a daBit and a
-/// 128-COT Beaver triple, 442 COTs in all).
-pub const OT_COMPARISON_COTS: f64 = 63.0 + 2.0 * AND_GATES_PER_MSB as f64 + 2.0;
+/// `runtime::preprocess::otgen`): the millionaires' comparison
+/// (`sharing::millionaire`) takes 4 per 1-of-16 leaf OT and two per AND
+/// triple, and the OT multiplexer that selects
+/// (`sharing::compare::Engine::mux`) two random OTs, one each way: 118.
+/// (The masked opening and carry tree it replaced took 63 + 250 COTs and
+/// 2,016 correction bits; with a daBit and a Beaver select, 442.)
+pub const OT_COMPARISON_COTS: f64 = 4.0 * MILL_LEAVES as f64 + 2.0 * MILL_AND_GATES as f64 + 2.0;
 
-/// Correction bits of one comparison from OT: `Σ_{i<63} (63 − i)` for the
-/// masked bits (the AND triples and random OTs need none).
-pub const OT_COMPARISON_BITS: f64 = 2016.0;
+/// Correction bits of one comparison from OT: none (random 1-of-16 OTs,
+/// AND triples and random OTs need no message beyond the extension).
+pub const OT_COMPARISON_BITS: f64 = 0.0;
 
-/// Online bytes the OT multiplexer saves against a Beaver select, per
-/// element and both ways: it sends one word and one bit each way instead
-/// of two words and (in the MSB's last round) one bit.
-pub const OT_MUX_SAVED_BYTES: f64 = 2.0 * 8.0;
+/// Online bytes of one comparison and its select from OT, per element and
+/// both ways: the leaves' flips (16 × 4 bits) and masked messages
+/// (16 × 32 bits), `e ‖ f` of the 26 AND gates each way, and the
+/// multiplexer's bit and word each way.
+pub const OT_COMPARISON_ONLINE_BYTES: f64 =
+    (MILL_LEAVES as f64 * (4.0 + 32.0) + 2.0 * 2.0 * MILL_AND_GATES as f64) / 8.0
+        + 2.0 * (8.0 + 1.0 / 8.0);
 
 /// Correction bits of one Gilboa product of 64-bit values (`Σ_{i<64} (64 − i)`).
 pub const OT_PRODUCT_BITS: f64 = 2080.0;
@@ -375,6 +380,8 @@ impl CostTable {
     /// carry tree of AND gates, a bit conversion) and a Beaver select each,
     /// in `rounds` rounds; the correlations come from the dealer, or without
     /// one from the Paillier preprocessing of [`CostTable::paillier_comparison`].
+    /// From OT it is the millionaires' comparison and the OT multiplexer
+    /// instead ([`OT_COMPARISON_COTS`], [`OT_COMPARISON_ONLINE_BYTES`]).
     pub fn comparison(&self, src: Source, n: f64, rounds: u32) -> Cost {
         let pre = match src {
             Source::Dealer => Cost::comm(n * COMPARISON_DEALER_BYTES, 0),
@@ -385,8 +392,16 @@ impl CostTable {
             Source::Ot => self.ot(n * OT_COMPARISON_COTS, n * OT_COMPARISON_BITS),
         };
         let online = match src {
-            Source::Ot => COMPARISON_ONLINE_BYTES - OT_MUX_SAVED_BYTES,
+            Source::Ot => OT_COMPARISON_ONLINE_BYTES,
             Source::Dealer | Source::Paillier => COMPARISON_ONLINE_BYTES,
+        };
+        // `rounds` counts whole comparisons (a tournament's levels); from OT
+        // each takes MILL_ROUNDS + 2 instead of COMPARISON_ROUNDS.
+        let rounds = match src {
+            Source::Ot => {
+                rounds / COMPARISON_ROUNDS * (MILL_ROUNDS + 2) + rounds % COMPARISON_ROUNDS
+            }
+            Source::Dealer | Source::Paillier => rounds,
         };
         Cost::compute(n * COMPARISON_RING_OPS * self.ring_op) + Cost::comm(n * online, rounds) + pre
     }

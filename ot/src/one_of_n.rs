@@ -233,3 +233,102 @@ pub fn receive(cots: &ReceiverCots, msg: &OneOfNMsg) -> Result<Vec<Vec<u8>>> {
     }
     Ok(out)
 }
+
+fn check_short(what: &'static str, log_n: u32, width: u32, len: usize) -> Result<usize> {
+    if log_n == 0 || log_n > 7 || width == 0 || (width as u64) << log_n > 128 {
+        return Err(Error::Input {
+            what,
+            detail: format!(
+                "2^{log_n} messages of {width} bits; at most 128 bits in all are supported"
+            ),
+        });
+    }
+    let l = log_n as usize;
+    if !len.is_multiple_of(l) {
+        return Err(Error::Input {
+            what,
+            detail: format!("{len} COTs are not a whole number of {l}-COT instances"),
+        });
+    }
+    Ok(len / l)
+}
+
+/// Bits of a block's low `n` bits (`n ≤ 128`).
+fn low(b: Block, n: u32) -> u128 {
+    if n >= 128 {
+        b.0
+    } else {
+        b.0 & ((1u128 << n) - 1)
+    }
+}
+
+/// Random 1-of-N OT of short messages (`N·width ≤ 128` bits), sender's
+/// side: per instance (`log_n` COTs each, in order) its `N` pads packed in
+/// one `u128`, pad `x` at bits `x·width ..+width`. No message is sent: the
+/// receiver's choice is its random COT choice bits, and the pads are
+/// derandomised by the caller (Beaver 1995: the receiver sends
+/// `chosen ⊕ c`, the sender the messages under the pads permuted by it).
+///
+/// Construction: Naor and Pinkas's 1-of-N from `log N` 1-of-2 OTs (J.
+/// Cryptology 2005, §4), with their PRF `F_k(x)` realised as field `x` of a
+/// pseudorandom `N·width`-bit string: the random-OT pads `p_t^0, p_t^1` of
+/// COT `t` ([`crate::ot`], tccr hashes) are such strings, and
+/// `pad_x = ⊕_t field_x(p_t^{x_t})`. A receiver that chose `c` holds every
+/// `p_t^{c_t}`; each `x ≠ c` has a `t` with `x_t ≠ c_t`, and field `x` of
+/// that `p_t^{x_t}` enters no other pad, so the pads it lacks are uniform
+/// and independent to it. Cost: 2 hashes per COT for the sender, 1 for the
+/// receiver (the chosen-message [`send`] hashes `N` times per COT).
+pub fn random_send_short(cots: &SenderCots, log_n: u32, width: u32) -> Result<Vec<u128>> {
+    let count = check_short("one_of_n::random_send_short", log_n, width, cots.len())?;
+    let l = log_n as usize;
+    let n = 1u32 << log_n;
+    let bits = n * width;
+    // Field x of mask t is all ones where bit t of x is set.
+    let masks: Vec<u128> = (0..l)
+        .map(|t| {
+            (0..n)
+                .filter(|x| (x >> t) & 1 == 1)
+                .fold(0u128, |m, x| m | ((1u128 << width) - 1) << (x * width))
+        })
+        .collect();
+    let mut out = vec![0u128; count];
+    crate::ot::for_each_sender_pad(cots, |j, [p0, p1]| {
+        let t = j % l;
+        let m = masks[t];
+        out[j / l] ^= (low(p0, bits) & !m) | (low(p1, bits) & m);
+    });
+    Ok(out)
+}
+
+/// Random 1-of-N OT of short messages, receiver's side: per instance its
+/// random choice `c` (its `log_n` COT choice bits, least significant
+/// first) and pad `c` of [`random_send_short`] (in the low `width` bits).
+pub fn random_receive_short(
+    cots: &ReceiverCots,
+    log_n: u32,
+    width: u32,
+) -> Result<(Vec<u64>, Vec<u128>)> {
+    let count = check_short("one_of_n::random_receive_short", log_n, width, cots.len())?;
+    let l = log_n as usize;
+    let choices: Vec<u64> = cots
+        .choices
+        .chunks(l)
+        .map(|bits| {
+            bits.iter()
+                .enumerate()
+                .fold(0u64, |c, (t, &b)| c | (b as u64) << t)
+        })
+        .collect();
+    let mut pads = cots.random_ot();
+    let got = pads
+        .chunks(l)
+        .zip(&choices)
+        .map(|(ps, &c)| {
+            let all = ps.iter().fold(0u128, |a, p| a ^ p.0);
+            (all >> (c as u32 * width)) & ((1u128 << width) - 1)
+        })
+        .collect();
+    pads.zeroize();
+    debug_assert_eq!(choices.len(), count);
+    Ok((choices, got))
+}

@@ -193,6 +193,31 @@ proptest! {
     }
 
     #[test]
+    fn random_one_of_n_short_pads_agree_at_the_choice_only(seed in any::<u64>(), log_n in 1u32..=5, count in 1usize..40, width in 1u32..=4) {
+        let (mut s, mut r, mut rng) = pair(seed);
+        let n = 1u32 << log_n;
+        let l = log_n as usize;
+        let (sc, rc) = extend_random(&mut s, &mut r, &mut rng, count * l);
+        let sent = one_of_n::random_send_short(&sc, log_n, width).unwrap();
+        let (choices, got) = one_of_n::random_receive_short(&rc, log_n, width).unwrap();
+        prop_assert_eq!(sent.len(), count);
+        prop_assert_eq!(choices.len(), count);
+        let field = |all: u128, x: u32| (all >> (x * width)) & ((1u128 << width) - 1);
+        for i in 0..count {
+            let c = choices[i] as u32;
+            prop_assert!(c < n);
+            // The choice is the COTs' choice bits, least significant first.
+            let bits = one_of_n::choice_bits(&[choices[i]], log_n);
+            prop_assert_eq!(&rc.choices()[i * l..(i + 1) * l], &bits[..]);
+            prop_assert_eq!(got[i], field(sent[i], c));
+            // Nothing past the N pads.
+            if n * width < 128 {
+                prop_assert_eq!(sent[i] >> (n * width), 0);
+            }
+        }
+    }
+
+    #[test]
     fn gilboa_products_reconstruct(seed in any::<u64>(), ab in prop::collection::vec((ring_value(), ring_value()), 1..40)) {
         let (mut s, mut r, _) = pair(seed);
         let a: Vec<u64> = ab.iter().map(|p| p.0).collect();
@@ -265,6 +290,15 @@ fn mismatched_batches_are_errors_not_panics() {
     assert!(arith::send(&sc, &[1, 2, 3]).is_err());
     assert!(cot::send_u64(&sc, &[[1, 2]]).is_err());
     assert!(one_of_n::send(&sc, 3, &[]).is_err());
+    // 128 COTs are not whole instances of 1-of-8 (3 COTs each), and
+    // log N = 0 is refused.
+    assert!(one_of_n::random_send_short(&sc, 3, 2).is_err());
+    assert!(one_of_n::random_receive_short(&rc, 3, 2).is_err());
+    assert!(one_of_n::random_receive_short(&rc, 0, 2).is_err());
+    // More than 128 bits of pads per instance.
+    assert!(one_of_n::random_send_short(&sc, 4, 9).is_err());
+    assert!(one_of_n::random_receive_short(&rc, 2, 32).is_ok());
+    assert!(one_of_n::random_receive_short(&rc, 2, 33).is_err());
     assert!(boolean::and_triples_sender(&sc).is_ok());
     // Messages built for other COTs.
     let (sc2, rc2) = extend_random(&mut s, &mut r, &mut rng, 128);
@@ -296,4 +330,32 @@ fn debug_prints_no_secrets() {
         "Corrections { first: 128, count: 2, .. }"
     );
     let _ = iknp::KAPPA;
+}
+
+#[test]
+fn random_one_of_16_pads_look_uniform() {
+    // 4,000 random 1-of-16 OTs of 2-bit messages: the 15 pads the receiver
+    // did not choose differ from the chosen one about 3/4 of the time
+    // (45,000 samples: outside [0.72, 0.78] has probability below 2^-40 for
+    // uniform pads), and every pad value appears.
+    let (mut s, mut r, mut rng) = pair(17);
+    let count = 4000;
+    let (sc, rc) = extend_random(&mut s, &mut r, &mut rng, 4 * count);
+    let sent = one_of_n::random_send_short(&sc, 4, 2).unwrap();
+    let (choices, got) = one_of_n::random_receive_short(&rc, 4, 2).unwrap();
+    let (mut differ, mut total) = (0usize, 0usize);
+    let mut seen = [0usize; 4];
+    for i in 0..count {
+        for x in 0..16u32 {
+            let pad = (sent[i] >> (2 * x)) & 3;
+            seen[pad as usize] += 1;
+            if u64::from(x) != choices[i] {
+                total += 1;
+                differ += usize::from(pad != got[i]);
+            }
+        }
+    }
+    let frac = differ as f64 / total as f64;
+    assert!((0.72..=0.78).contains(&frac), "{frac}");
+    assert!(seen.iter().all(|&k| k > 15_000), "{seen:?}");
 }

@@ -1269,6 +1269,19 @@ impl Plan {
     pub fn rounds(&self, party: PartyIdx) -> u32 {
         let mut rounds = 0;
         let mut sent_since_recv = false;
+        // Correlations from OT: comparisons by the millionaires' protocol
+        // and the OT multiplexer, one round fewer each.
+        let ot = self.programs.iter().any(|p| {
+            p.instrs.iter().any(|i| {
+                matches!(
+                    i,
+                    Instr::GenerateCorrelations {
+                        engine: CorrelationEngine::Ot,
+                        ..
+                    }
+                )
+            })
+        });
         for ins in &self.program(party).instrs {
             match ins {
                 Instr::Nonlinear { op, args, .. } => {
@@ -1280,7 +1293,13 @@ impl Plan {
                             Dim::Symbol(_) => 1,
                         });
                     // A pending send travels with the protocol's first message.
-                    rounds += op.rounds(n);
+                    let r = op.rounds(n);
+                    rounds += if ot {
+                        r - r / params::COMPARISON_ROUNDS
+                            * (params::COMPARISON_ROUNDS - params::MILL_ROUNDS - 2)
+                    } else {
+                        r
+                    };
                     sent_since_recv = false;
                 }
                 // By OT: the base OTs' hello and reply, then one extension

@@ -15,6 +15,21 @@ pub const AND_GATES_PER_MSB: u32 = 125;
 /// extraction, then one round for the select.
 pub const COMPARISON_ROUNDS: u32 = MSB_ROUNDS + 1;
 
+/// The MSB without a dealer's correlations, from OT: the millionaires'
+/// comparison of the low 63 bits in 4-bit chunks (`sharing::millionaire`),
+/// one random 1-of-16 OT per chunk.
+pub const MILL_LEAVES: u32 = 16;
+
+/// AND gates per element of the millionaires' tree over
+/// [`MILL_LEAVES`] leaves (15 + 7 + 3 + 1: the lowest group needs no
+/// equality bit).
+pub const MILL_AND_GATES: u32 = 26;
+
+/// Rounds of the millionaires' MSB: the leaves' flips and masked messages,
+/// then 4 AND levels. With the OT multiplexer's 2 rounds a comparison and
+/// its select take one round fewer than [`COMPARISON_ROUNDS`].
+pub const MILL_ROUNDS: u32 = 6;
+
 /// Statistical slack, in bits, of every mask over the bound of the value it
 /// hides (cipher → shares masks, two-party cross-term slots).
 pub const MASK_SLACK_BITS: u32 = 40;

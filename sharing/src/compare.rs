@@ -59,16 +59,17 @@
 //!
 //! ## Selecting by OT ([`SelectKind::Ot`])
 //!
-//! Where the correlations come from OT (no dealer), the select after a
-//! comparison skips the B2A round and the Beaver product: [`Engine::msb_bits`]
-//! stops after the carry tree with XOR shares of the bit (7 rounds), and
-//! [`Engine::mux`] multiplies the XOR-shared bit into the additively shared
-//! value with two random OTs per element, one each way
-//! ([`CorrelationRequest::RandomOts`]; 2 rounds: one bit, then one word
-//! each way). relu, max, min, clamp and the tournaments keep their round
-//! counts; per element they need 2 random OTs (2 COTs from IKNP, no
-//! correction) instead of a daBit and a Beaver triple (129 COTs and 4,224
-//! bits of corrections), and send 8 bytes less each way.
+//! Where the correlations come from OT (no dealer), the comparison is the
+//! millionaires' protocol of [`crate::millionaire`] instead of the masked
+//! opening and carry tree: [`Engine::msb_bits`] gives XOR shares of the bit
+//! in 6 rounds from 1-of-16 OT leaves and a 26-gate AND tree (116 COTs per
+//! element instead of 313 and 2,016 bits of corrections). The select then
+//! skips the B2A round and the Beaver product: [`Engine::mux`] multiplies
+//! the XOR-shared bit into the additively shared value with two random OTs
+//! per element, one each way ([`CorrelationRequest::RandomOts`]; 2 rounds:
+//! one bit, then one word each way). relu, max, min, clamp and the
+//! tournaments take 8 rounds (one fewer than with a dealer); per element
+//! they need 118 COTs and no corrections.
 //!
 //! The composites are written against [`Exchange`] (one `Message::Open`
 //! per MSB round, one `Message::Beaver` per product round), so an executor
@@ -161,7 +162,7 @@ pub fn and_triple_bits(n: usize) -> usize {
 
 /// Moves the even-position bits of `x` to the low 32 bits (in order).
 #[inline]
-fn even_bits(x: u64) -> u64 {
+pub(crate) fn even_bits(x: u64) -> u64 {
     let mut x = x & 0x5555_5555_5555_5555;
     x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
     x = (x | (x >> 2)) & 0x0f0f_0f0f_0f0f_0f0f;
@@ -171,7 +172,7 @@ fn even_bits(x: u64) -> u64 {
 }
 
 #[inline]
-fn odd_bits(x: u64) -> u64 {
+pub(crate) fn odd_bits(x: u64) -> u64 {
     even_bits(x >> 1)
 }
 
@@ -290,8 +291,7 @@ pub struct MsbState {
     g_hi: Vec<u64>,
     triples: AndTripleShare,
     t_off: usize,
-    /// `None`: the MSB ends with XOR shares ([`MsbStep::Bits`]).
-    dabit: Option<DaBitShare>,
+    dabit: DaBitShare,
 }
 
 impl std::fmt::Debug for MsbState {
@@ -316,9 +316,6 @@ pub enum MsbStep {
     Send(Box<MsbState>, OpenMsg),
     /// My arithmetic share of the MSB (0/1 ring element).
     Done(Share),
-    /// My XOR shares of the MSBs (an MSB started without a daBit, for the
-    /// OT multiplexer): one round fewer.
-    Bits(XorBits),
 }
 
 impl MsbState {
@@ -438,13 +435,11 @@ impl MsbState {
                         })
                         .collect();
                     let packed = pack(&bits, 1);
-                    let Some(dabit) = &self.dabit else {
-                        return Ok(MsbStep::Bits(XorBits {
-                            n: self.n,
-                            words: packed,
-                        }));
-                    };
-                    let d: Vec<u64> = packed.iter().zip(&dabit.bits).map(|(b, s)| b ^ s).collect();
+                    let d: Vec<u64> = packed
+                        .iter()
+                        .zip(&self.dabit.bits)
+                        .map(|(b, s)| b ^ s)
+                        .collect();
                     self.mine = d.clone();
                     self.phase = Phase::B2a;
                     Ok(MsbStep::Send(Box::new(self), words_msg(d)))
@@ -454,11 +449,7 @@ impl MsbState {
                 let words = self.n.div_ceil(64);
                 let peer = peer_words(peer, words)?;
                 let d: Vec<u64> = self.mine.iter().zip(&peer).map(|(a, b)| a ^ b).collect();
-                let dabit = self
-                    .dabit
-                    .as_ref()
-                    .ok_or(SharingError::BadParameter("internal: B2A without a daBit"))?;
-                let s = dabit.arith.value().data();
+                let s = self.dabit.arith.value().data();
                 let out: Vec<u64> = (0..self.n)
                     .map(|i| {
                         let di = bit_at(&d, i);
@@ -512,12 +503,6 @@ impl<C: Correlations> Engine<C> {
     /// Round 1 of an MSB: fetches the correlations (mask, AND triples,
     /// daBits — in that order) and returns my share of `c = x + r`.
     pub fn msb_round1(&mut self, x: &Share) -> Result<(MsbState, OpenMsg)> {
-        self.msb_start(x, true)
-    }
-
-    /// [`Engine::msb_round1`], with (`b2a`) or without the daBit: without,
-    /// the MSB ends after the AND levels with [`MsbStep::Bits`].
-    fn msb_start(&mut self, x: &Share, b2a: bool) -> Result<(MsbState, OpenMsg)> {
         let p = self.party();
         check_party(x, p)?;
         let shape = x.shape().to_vec();
@@ -526,17 +511,11 @@ impl<C: Correlations> Engine<C> {
         let mb: MaskedBitsShare = corr.masked_bits(&shape)?;
         let bits = and_triple_bits(n);
         let triples = corr.and_triples(bits)?;
-        let dabit = if b2a {
-            Some(corr.dabits(&shape)?)
-        } else {
-            None
-        };
+        let dabit = corr.dabits(&shape)?;
         check_party(&mb.r, p)?;
-        if let Some(d) = &dabit {
-            check_party(&d.arith, p)?;
-            if d.arith.shape() != shape.as_slice() || d.bits.len() < n.div_ceil(64) {
-                return Err(bad_corr("daBits"));
-            }
+        check_party(&dabit.arith, p)?;
+        if dabit.arith.shape() != shape.as_slice() || dabit.bits.len() < n.div_ceil(64) {
+            return Err(bad_corr("daBits"));
         }
         if triples.party != p {
             return Err(SharingError::PartyMismatch(
@@ -608,9 +587,6 @@ impl<C: Correlations> Engine<C> {
                     msg = m;
                 }
                 MsbStep::Done(r) => return Ok(r),
-                MsbStep::Bits(_) => {
-                    return Err(SharingError::BadParameter("internal: MSB without B2A"))
-                }
             }
         }
     }
@@ -618,20 +594,7 @@ impl<C: Correlations> Engine<C> {
     /// `msb(x)` as XOR shares, without the B2A round (7 rounds): the bit
     /// for [`Engine::mux`]. Asks for the mask and the AND triples only.
     pub fn msb_bits<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<XorBits> {
-        let (mut st, mut msg) = self.msb_start(x, false)?;
-        loop {
-            let peer = into_open(ex.exchange(Message::Open(msg))?)?;
-            match Self::msb_step(st, peer)? {
-                MsbStep::Send(s, m) => {
-                    st = *s;
-                    msg = m;
-                }
-                MsbStep::Bits(b) => return Ok(b),
-                MsbStep::Done(_) => {
-                    return Err(SharingError::BadParameter("internal: B2A in an XOR MSB"))
-                }
-            }
-        }
+        super::millionaire::msb_bits(self, ex, x)
     }
 
     /// `b·x` for XOR-shared bits `b` (bit `i` for element `i` of `x`): the
@@ -1107,16 +1070,10 @@ pub mod requests {
         });
     }
 
-    /// [`super::Engine::msb_bits`]: mask and AND triples, no daBits.
+    /// [`super::Engine::msb_bits`] (the millionaires' protocol): 1-of-16
+    /// OTs and AND triples.
     pub fn msb_bits(shape: &[usize], out: &mut Vec<CorrelationRequest>) -> Result<()> {
-        let n = numel(shape)?;
-        out.push(CorrelationRequest::MaskedBits {
-            shape: shape.to_vec(),
-        });
-        out.push(CorrelationRequest::AndTriples {
-            bits: and_triple_bits(n),
-        });
-        Ok(())
+        crate::millionaire::requests(numel(shape)?, out)
     }
 
     /// [`super::Engine::mux`]: random OTs each way.

@@ -95,6 +95,11 @@ pub enum CorrelationRequest {
     /// [`CorrelationRequest::AndTriples`]) and `k_c`. Derandomised online
     /// (Beaver 1995) by the OT multiplexer of [`super::compare`].
     RandomOts { shape: Vec<usize>, sender: Party },
+    /// `count` random 1-of-16 OTs of 2-bit messages, party 0 sending (the
+    /// leaves of the millionaires' comparison, [`super::millionaire`]).
+    /// Party 0 holds the 16 pads of each and a uniform 2-bit mask, party 1
+    /// a random choice `c < 16` and pad `c`. Layouts in [`OneOf16Side`].
+    OneOf16Ots { count: usize },
 }
 
 impl CorrelationRequest {
@@ -126,6 +131,12 @@ impl CorrelationRequest {
                 }
                 Ok(())
             }
+            CorrelationRequest::OneOf16Ots { count } => {
+                if *count > (isize::MAX as usize) / 64 {
+                    return Err(SharingError::BadParameter("too many 1-of-16 OTs"));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -149,6 +160,7 @@ impl CorrelationRequest {
             CorrelationRequest::AndTriples { bits } => {
                 Self::words_for_bits(*bits).saturating_mul(3)
             }
+            CorrelationRequest::OneOf16Ots { count } => count.saturating_mul(2),
         }
     }
 
@@ -176,6 +188,8 @@ impl CorrelationRequest {
                 Party::P0 => vec![shape.clone()],
                 Party::P1 => vec![shape.clone(), shape.clone()],
             },
+            // Party 1's chosen pads.
+            CorrelationRequest::OneOf16Ots { count } => vec![vec![OneOf16Side::mask_words(*count)]],
         })
     }
 }
@@ -259,6 +273,56 @@ impl Drop for RandomOtShare {
     }
 }
 
+/// One party's side of random 1-of-16 OTs
+/// ([`CorrelationRequest::OneOf16Ots`]). `Debug` shows sizes only.
+#[derive(Clone)]
+pub struct OneOf16Share {
+    pub party: Party,
+    /// Number of OTs.
+    pub count: usize,
+    pub side: OneOf16Side,
+}
+
+/// Party 0's pads and masks, or party 1's choices and chosen pads. Only the
+/// bits named here count; the rest of each word is arbitrary.
+#[derive(Clone)]
+pub enum OneOf16Side {
+    /// OT `i`'s pad `x < 16` is bits `32·(i % 2) + 2x ..+2` of
+    /// `pads[i / 2]`; its mask bits `2·(i % 32) ..+2` of `masks[i / 32]`.
+    Sender { pads: Vec<u64>, masks: Vec<u64> },
+    /// OT `i`'s choice is bits `4·(i % 16) ..+4` of `choices[i / 16]`, its
+    /// pad bits `2·(i % 32) ..+2` of `got[i / 32]`.
+    Receiver { choices: Vec<u64>, got: Vec<u64> },
+}
+
+impl OneOf16Side {
+    /// Words of the sender's pads for `count` OTs.
+    pub fn pad_words(count: usize) -> usize {
+        count.div_ceil(2)
+    }
+    /// Words of the masks (and of the receiver's chosen pads).
+    pub fn mask_words(count: usize) -> usize {
+        count.div_ceil(32)
+    }
+    /// Words of the receiver's choices.
+    pub fn choice_words(count: usize) -> usize {
+        count.div_ceil(16)
+    }
+}
+
+impl Drop for OneOf16Share {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        match &mut self.side {
+            OneOf16Side::Sender { pads: a, masks: b }
+            | OneOf16Side::Receiver { choices: a, got: b } => {
+                a.zeroize();
+                b.zeroize();
+            }
+        }
+    }
+}
+
 /// One party's share of a correlation, of the kind its request names.
 /// `Debug` shows kinds and sizes only.
 #[derive(Clone)]
@@ -269,6 +333,7 @@ pub enum CorrelationShare {
     AndTriples(AndTripleShare),
     DaBits(DaBitShare),
     RandomOts(RandomOtShare),
+    OneOf16Ots(OneOf16Share),
 }
 
 impl CorrelationShare {
@@ -280,6 +345,7 @@ impl CorrelationShare {
             CorrelationShare::AndTriples(t) => t.party,
             CorrelationShare::DaBits(d) => d.arith.party(),
             CorrelationShare::RandomOts(r) => r.party,
+            CorrelationShare::OneOf16Ots(r) => r.party,
         }
     }
 }
@@ -293,6 +359,7 @@ impl std::fmt::Debug for CorrelationShare {
             CorrelationShare::AndTriples(t) => ("AndTriples", vec![t.bits]),
             CorrelationShare::DaBits(d) => ("DaBits", d.arith.shape().to_vec()),
             CorrelationShare::RandomOts(r) => ("RandomOts", vec![r.n]),
+            CorrelationShare::OneOf16Ots(r) => ("OneOf16Ots", vec![r.count]),
         };
         f.debug_struct(kind)
             .field("party", &self.party())
@@ -393,6 +460,14 @@ pub trait Correlations {
             sender,
         })? {
             CorrelationShare::RandomOts(r) => Ok(r),
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    /// `count` random 1-of-16 OTs, party 0 sending.
+    fn one_of_16_ots(&mut self, count: usize) -> Result<OneOf16Share> {
+        match self.fetch(&CorrelationRequest::OneOf16Ots { count })? {
+            CorrelationShare::OneOf16Ots(r) => Ok(r),
             _ => Err(wrong_kind()),
         }
     }
@@ -665,6 +740,23 @@ impl SeedExpander {
                     }
                 }
             }
+            // Party 0 draws pads and masks, party 1 its choices (the dealer
+            // hands it the chosen pads).
+            CorrelationRequest::OneOf16Ots { count } => {
+                if p0 {
+                    Expanded {
+                        first: self.tensor(&[OneOf16Side::pad_words(*count)])?,
+                        second: Some(self.tensor(&[OneOf16Side::mask_words(*count)])?),
+                        p0_extra: Vec::new(),
+                    }
+                } else {
+                    Expanded {
+                        first: self.tensor(&[OneOf16Side::choice_words(*count)])?,
+                        second: None,
+                        p0_extra: Vec::new(),
+                    }
+                }
+            }
         })
     }
 }
@@ -742,6 +834,23 @@ fn assemble(
                 },
             };
             CorrelationShare::RandomOts(RandomOtShare { party, n, side })
+        }
+        CorrelationRequest::OneOf16Ots { count } => {
+            let side = match party {
+                Party::P0 => OneOf16Side::Sender {
+                    pads: exp.first.into_parts().0,
+                    masks: second(exp.second)?.into_parts().0,
+                },
+                Party::P1 => OneOf16Side::Receiver {
+                    choices: exp.first.into_parts().0,
+                    got: next("chosen pads")?.into_parts().0,
+                },
+            };
+            CorrelationShare::OneOf16Ots(OneOf16Share {
+                party,
+                count: *count,
+                side,
+            })
         }
     })
 }
@@ -956,6 +1065,17 @@ impl Dealer {
                         ]
                     }
                 }
+            }
+            CorrelationRequest::OneOf16Ots { count } => {
+                let (pads, c) = (x0.first.data(), x1.first.data());
+                let mut got = vec![0u64; OneOf16Side::mask_words(*count)];
+                for i in 0..*count {
+                    let ci = (c[i / 16] >> (4 * (i % 16))) & 15;
+                    let pad = (pads[i / 2] >> (32 * (i % 2) + 2 * ci as usize)) & 3;
+                    got[i / 32] |= pad << (2 * (i % 32));
+                }
+                let w = got.len();
+                vec![RingTensor::new(got, vec![w])?]
             }
         };
         let msg = DealerMsg {

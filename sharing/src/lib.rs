@@ -25,6 +25,9 @@
 //!   log-depth carry tree on boolean shares (8 rounds), `less_than`,
 //!   `select`, `relu`, `max`/`min`, `max`/`argmax` along the last axis,
 //!   `clamp`, clamped sigmoid/tanh.
+//! - [`millionaire`]: the MSB without a dealer's correlations (CrypTFlow2's
+//!   millionaires' protocol on random 1-of-16 OT leaves and an AND tree,
+//!   6 rounds), for the comparisons whose correlations come from OT.
 //! - [`poly`]: dependency-free `f64` fitting (least squares on Chebyshev
 //!   nodes, max error measured on a dense grid) and the shipped sigmoid fits.
 //! - [`driver`]: in-process two-party runner for tests and benches.
@@ -38,6 +41,7 @@ pub mod correlations;
 pub mod driver;
 pub mod error;
 pub mod fixed;
+pub mod millionaire;
 pub mod poly;
 pub mod protocol;
 pub mod ring;
@@ -46,8 +50,9 @@ pub mod share;
 pub use compare::{ClampMode, MsbState, MsbStep, SelectKind, SelectState, MSB_ROUNDS};
 pub use correlations::{
     AndTripleShare, CorrelationRequest, CorrelationShare, Correlations, DaBitShare, Dealer,
-    DealerMsg, DealerSource, MaskedBitsShare, OtSide, PrecomputedCorrelations, RandomOtShare,
-    RecordingCorrelations, SeedMsg, TripleShare, TruncShare,
+    DealerMsg, DealerSource, MaskedBitsShare, OneOf16Share, OneOf16Side, OtSide,
+    PrecomputedCorrelations, RandomOtShare, RecordingCorrelations, SeedMsg, TripleShare,
+    TruncShare,
 };
 pub use error::{Result, SharingError};
 pub use fixed::{scale_round, FixedPoint, DEFAULT_FRAC_BITS};

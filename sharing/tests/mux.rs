@@ -136,8 +136,9 @@ proptest! {
             |ex| Ok(vec![e1.relu(ex, &x.1)?, e1.max_elem(ex, &x.1, &y.1)?,
                          e1.min_elem(ex, &x.1, &y.1)?, e1.clamp(ex, &x.1, lo, hi)?]),
         );
-        // Same rounds as with a Beaver select: 7 MSB rounds + 2 mux rounds.
-        prop_assert_eq!(s0.rounds, 4 * 9);
+        // The millionaires' comparison (6 rounds) + 2 mux rounds: one
+        // fewer than with a Beaver select.
+        prop_assert_eq!(s0.rounds, 4 * (millionaire::MILL_ROUNDS + 2));
         prop_assert_eq!(opened(&r0[0], &r1[0]), xs.iter().map(|&a| a.max(0)).collect::<Vec<_>>());
         let mx: Vec<i64> = xs.iter().zip(&ys).map(|(&a, &b)| a.max(b)).collect();
         let mn: Vec<i64> = xs.iter().zip(&ys).map(|(&a, &b)| a.min(b)).collect();
@@ -193,17 +194,20 @@ fn relu_of_every_ring_extreme_and_its_bytes() {
     let n = vals.len();
     let (x0, x1) = share_raw(&vals, &[n], 3);
     let (mut e0, mut e1) = engines(4);
-    let ((r0, s0), (r1, _)) = run(|ex| e0.relu(ex, &x0), |ex| e1.relu(ex, &x1));
+    let ((r0, s0), (r1, s1)) = run(|ex| e0.relu(ex, &x0), |ex| e1.relu(ex, &x1));
     assert_eq!(
         opened(&r0, &r1),
         vals.iter().map(|&v| v.max(0)).collect::<Vec<_>>()
     );
-    assert_eq!(s0.rounds, MSB_ROUNDS + 1);
-    // 8n (open) + packed AND operands + packed flipped choices + n words.
+    assert_eq!(s0.rounds, millionaire::MILL_ROUNDS + 2);
+    assert_eq!(s0.rounds, MSB_ROUNDS);
+    // Party 0: the masked leaves (16 × 32 bits per element) + packed AND
+    // operands (15, 7, 3, 1 gates) + packed flipped choices + n words.
+    // Party 1: the leaf flips (16 × 4 bits) in place of the leaves.
     let words = |w: usize| (n * w).div_ceil(64);
-    let expect =
-        8 * (n + 2 * [64, 32, 16, 8, 4, 1].map(words).iter().sum::<usize>() + words(1) + n);
-    assert_eq!(s0.bytes_sent, expect);
+    let tree = 2 * [15, 7, 3, 1].map(words).iter().sum::<usize>();
+    assert_eq!(s0.bytes_sent, 8 * (8 * n + tree + words(1) + n));
+    assert_eq!(s1.bytes_sent, 8 * (n + tree + words(1) + n));
 }
 
 #[test]

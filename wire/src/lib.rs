@@ -92,6 +92,7 @@ pub mod request_tag {
     pub const AND_TRIPLES: u8 = 5;
     pub const DA_BITS: u8 = 6;
     pub const RANDOM_OTS: u8 = 7;
+    pub const ONE_OF_16_OTS: u8 = 8;
 }
 
 #[derive(Clone)]
@@ -292,6 +293,10 @@ impl W {
                 self.u8(t::RANDOM_OTS);
                 self.shape(shape);
                 self.u8(sender.index() as u8);
+            }
+            CorrelationRequest::OneOf16Ots { count } => {
+                self.u8(t::ONE_OF_16_OTS);
+                self.u64(*count as u64);
             }
         }
     }
@@ -520,6 +525,9 @@ impl R<'_> {
             t::RANDOM_OTS => CorrelationRequest::RandomOts {
                 shape: self.shape()?,
                 sender: self.party()?,
+            },
+            t::ONE_OF_16_OTS => CorrelationRequest::OneOf16Ots {
+                count: usize::try_from(self.u64()?).map_err(|_| WireError::BadBitCount)?,
             },
             t => return Err(WireError::UnknownRequestTag(t)),
         })
@@ -818,6 +826,24 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn one_of_16_ot_requests_round_trip() {
+        let req = CorrelationRequest::OneOf16Ots { count: 48 };
+        let w = Wire::DealerChunk {
+            group: 1,
+            corrections: vec![DealerMsg {
+                request: req.clone(),
+                tensors: vec![RingTensor::new(vec![5, 6], vec![2]).unwrap()],
+            }],
+        };
+        let bytes = encode(&[&w]);
+        assert_eq!(encode(&decode(&bytes).unwrap()), bytes);
+        let Wire::DealerChunk { corrections, .. } = &decode(&bytes).unwrap()[0] else {
+            panic!("not a chunk");
+        };
+        assert_eq!(corrections[0].request, req);
     }
 
     const GOLDEN_OT: &str = "0201000000000000000c03000000000000000102ff";

@@ -165,6 +165,11 @@ fn share_words(req: &Request) -> u64 {
         CorrelationRequest::DaBits { shape } => n(shape).saturating_add(n(shape).div_ceil(64)),
         // Sender: two pads; receiver: a pad and the packed choices.
         CorrelationRequest::RandomOts { shape, .. } => n(shape).saturating_mul(2),
+        // Sender: pads and masks; receiver: choices and chosen pads.
+        CorrelationRequest::OneOf16Ots { count } => {
+            let c = *count as u64;
+            c.div_ceil(2).saturating_add(c.div_ceil(32))
+        }
     }
 }
 
@@ -185,6 +190,7 @@ fn correction_words(req: &Request) -> u64 {
             crate::sharing::Party::P0 => n(shape),
             crate::sharing::Party::P1 => n(shape).saturating_mul(2),
         },
+        CorrelationRequest::OneOf16Ots { count } => (*count as u64).div_ceil(32),
     }
 }
 

@@ -408,6 +408,7 @@ fn dealer_work(req: &nonlinear::Request) -> usize {
         } => n(a_shape).saturating_add(n(b_shape)),
         R::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
         R::RandomOts { shape, .. } => n(shape).saturating_mul(3),
+        R::OneOf16Ots { count } => count.saturating_mul(2),
     }
 }
 

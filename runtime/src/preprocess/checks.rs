@@ -2,8 +2,8 @@
 //! should, shared by every engine's tests (`twoparty`, `otgen`).
 
 use crate::sharing::{
-    reconstruct, CorrelationRequest as Request, CorrelationShare, Correlations, OtSide, Party,
-    PrecomputedCorrelations, RingTensor, Share,
+    reconstruct, CorrelationRequest as Request, CorrelationShare, Correlations, OneOf16Side,
+    OtSide, Party, PrecomputedCorrelations, RingTensor, Share,
 };
 
 /// Beaver-triple requests every engine is tested on: elementwise (a tensor
@@ -62,6 +62,17 @@ pub(crate) fn random_ot_requests() -> Vec<Request> {
             shape: vec![1],
             sender: Party::P0,
         },
+    ]
+}
+
+/// Random 1-of-16 OTs around the packing's word sizes (the OT engine and
+/// the dealer only).
+pub(crate) fn one_of_16_requests() -> Vec<Request> {
+    vec![
+        Request::OneOf16Ots { count: 16 * 7 },
+        Request::AndTriples { bits: 64 * 3 },
+        Request::OneOf16Ots { count: 33 },
+        Request::OneOf16Ots { count: 1 },
     ]
 }
 
@@ -151,6 +162,39 @@ pub(crate) fn assert_consistent(
                     n < 20 || (ones > 0 && ones < n),
                     "{r:?}: {ones} of {n} chose 1"
                 );
+            }
+            (CorrelationShare::OneOf16Ots(o0), CorrelationShare::OneOf16Ots(o1)) => {
+                let Request::OneOf16Ots { count } = r else {
+                    panic!("{r:?} served with 1-of-16 OTs");
+                };
+                assert_eq!((o0.count, o1.count), (*count, *count));
+                let (OneOf16Side::Sender { pads, masks }, OneOf16Side::Receiver { choices, got }) =
+                    (&o0.side, &o1.side)
+                else {
+                    panic!("{r:?}: party 0 must send");
+                };
+                let mut seen = [0usize; 16];
+                let mut mask_ones = 0;
+                let mut distinct = 0;
+                for i in 0..*count {
+                    let c = (choices[i / 16] >> (4 * (i % 16))) & 15;
+                    seen[c as usize] += 1;
+                    let all = (pads[i / 2] >> (32 * (i % 2))) & 0xffff_ffff;
+                    let pad = |x: u64| (all >> (2 * x)) & 3;
+                    let mine = (got[i / 32] >> (2 * (i % 32))) & 3;
+                    assert_eq!(mine, pad(c), "{r:?} OT {i}");
+                    distinct += usize::from((0..16).any(|x| pad(x) != pad(c)));
+                    mask_ones += ((masks[i / 32] >> (2 * (i % 32))) & 3).count_ones() as usize;
+                }
+                // Pads and masks are random: on many OTs, not constant.
+                if *count >= 64 {
+                    assert!(seen.iter().filter(|&&k| k > 0).count() > 8, "{seen:?}");
+                    assert!(
+                        distinct > count * 9 / 10,
+                        "{r:?}: {distinct} OTs with distinct pads"
+                    );
+                    assert!(mask_ones > 0 && mask_ones < 2 * count, "{r:?} masks");
+                }
             }
             _ => panic!("wrong kind for {r:?}"),
         }

@@ -29,6 +29,12 @@
 //!   of piece 0 (no public-key work, no extra message:
 //!   [`iknp::Receiver::from_random_ots`]), and party 0 appends its
 //!   extension message to each piece's corrections.
+//! * **random 1-of-16 OTs** (the millionaires' comparison's leaves,
+//!   `sharing::millionaire`): 4 COTs each, no correction; party 0's 16
+//!   2-bit pads are fields of its 4 random-OT pads
+//!   ([`ot::one_of_n::random_send_short`]), party 1's choice its 4 choice
+//!   bits.
+//!   Party 0 draws each OT's 2-bit mask here.
 //!
 //! The work is cut into *pieces* of at most [`PIECE_COTS`] COTs and
 //! [`PIECE_BITS`] bits of corrections, so memory stays bounded whatever
@@ -49,11 +55,12 @@
 use crate::exec::ExecError;
 use crate::sharing::{
     AndTripleShare, CorrelationRequest as Request, CorrelationShare, DaBitShare, MaskedBitsShare,
-    OtSide, Party, PrecomputedCorrelations, RandomOtShare, RingTensor, Share, TripleShare,
+    OneOf16Share, OneOf16Side, OtSide, Party, PrecomputedCorrelations, RandomOtShare, RingTensor,
+    Share, TripleShare,
 };
 use ot::arith::{self, Corrections, Packed, BITS_PER_PRODUCT};
 use ot::iknp::{self, ExtendMsg, ReceiverCots, SenderCots};
-use ot::{base, boolean};
+use ot::{base, boolean, one_of_n};
 use rand::{CryptoRng, RngExt};
 use zeroize::Zeroize;
 
@@ -61,6 +68,9 @@ use zeroize::Zeroize;
 pub const PIECE_COTS: usize = plan::params::OT_PIECE_COTS;
 /// Most bits of corrections per piece ([`plan::params::OT_PIECE_BITS`]).
 pub const PIECE_BITS: u64 = plan::params::OT_PIECE_BITS;
+
+/// COTs per random 1-of-16 OT.
+const LEAF_COTS: usize = 4;
 
 /// Bits of correction per masked-bits element: `Σ_{i<63} (63 − i)`.
 const MASKED_BITS_PER_ELEMENT: u64 = 63 * 64 / 2;
@@ -111,6 +121,13 @@ enum Unit {
     /// The 128 forward random OTs that set up the reverse extension (the
     /// first unit, when there is one).
     Boot,
+    /// Random 1-of-16 OTs `start .. start + len` (`start` a multiple of
+    /// 32), party 0 sending.
+    Leaf16 {
+        job: usize,
+        start: usize,
+        len: usize,
+    },
     /// Random OTs `start .. start + len` (`start` a multiple of 64), party
     /// 0 sending (forward COTs) or party 1 sending (reverse COTs).
     Rot {
@@ -130,6 +147,7 @@ impl Unit {
             | Unit::Masked { job, start, len }
             | Unit::MatLeft { job, start, len }
             | Unit::MatRight { job, start, len }
+            | Unit::Leaf16 { job, start, len }
             | Unit::Rot {
                 job, start, len, ..
             } => (job, start, len),
@@ -162,13 +180,17 @@ impl Unit {
             Unit::DaBits { .. } => 1,
             Unit::Masked { .. } => 63,
             Unit::MatLeft { .. } | Unit::MatRight { .. } => 64,
+            Unit::Leaf16 { .. } => LEAF_COTS,
             Unit::Rot { .. } | Unit::Boot => 1,
         }
     }
 
     /// Whether party 0 sends corrections for it.
     fn corrected(&self) -> bool {
-        !matches!(self, Unit::And { .. } | Unit::Rot { .. } | Unit::Boot)
+        !matches!(
+            self,
+            Unit::And { .. } | Unit::Rot { .. } | Unit::Leaf16 { .. } | Unit::Boot
+        )
     }
 }
 
@@ -181,6 +203,7 @@ enum Size {
     Masked(usize),
     Matmul { m: usize, k: usize, n: usize },
     Rot { n: usize, reverse: bool },
+    Leaf16(usize),
 }
 
 fn size_of(req: &Request) -> Result<Size, ExecError> {
@@ -207,6 +230,7 @@ fn size_of(req: &Request) -> Result<Size, ExecError> {
             n: numel(shape)?,
             reverse: *sender == Party::P1,
         },
+        Request::OneOf16Ots { count } => Size::Leaf16(*count),
         Request::Trunc { .. } | Request::HolderMatmulTriple { .. } => {
             return Err(ExecError::protocol(
                 "truncation pairs and input-holder correlations need a dealer",
@@ -266,6 +290,11 @@ fn plan_units(sizes: &[Size]) -> (Vec<Unit>, Vec<std::ops::Range<usize>>) {
                     reverse,
                 }))
             }
+            Size::Leaf16(n) => units.extend(
+                runs(n, LEAF_COTS, 0, 32)
+                    .into_iter()
+                    .map(|(start, len)| Unit::Leaf16 { job, start, len }),
+            ),
             Size::Matmul { m, k, n } => {
                 units.extend(
                     runs(k * n, 64, p * m as u64, 1)
@@ -309,7 +338,7 @@ fn unit_bits(u: &Unit, sizes: &[Size]) -> u64 {
     let len = len as u64;
     match (u, sizes[job]) {
         (Unit::Triples { .. }, _) => 2 * p * len,
-        (Unit::And { .. } | Unit::Rot { .. } | Unit::Boot, _) => 0,
+        (Unit::And { .. } | Unit::Rot { .. } | Unit::Leaf16 { .. } | Unit::Boot, _) => 0,
         (Unit::DaBits { .. }, _) => 64 * len,
         (Unit::Masked { .. }, _) => MASKED_BITS_PER_ELEMENT * len,
         (Unit::MatLeft { .. }, Size::Matmul { m, .. }) => p * m as u64 * len,
@@ -370,6 +399,14 @@ enum Job {
         a: Vec<u64>,
         b: Vec<u64>,
     },
+    /// Random 1-of-16 OTs: party 0's pads and masks, or party 1's choices
+    /// and chosen pads (layouts of `sharing::OneOf16Side`).
+    Leaf16 {
+        count: usize,
+        sender: bool,
+        a: Vec<u64>,
+        b: Vec<u64>,
+    },
 }
 
 impl Drop for Job {
@@ -387,7 +424,8 @@ impl Drop for Job {
             }
             Job::DaBits { s: v, cross, .. }
             | Job::Masked { x: v, cross, .. }
-            | Job::Rot { a: v, b: cross, .. } => {
+            | Job::Rot { a: v, b: cross, .. }
+            | Job::Leaf16 { a: v, b: cross, .. } => {
                 v.zeroize();
                 cross.zeroize();
             }
@@ -459,6 +497,24 @@ impl Job {
                     b: vec![0; n],
                 }
             }
+            (Request::OneOf16Ots { count }, Size::Leaf16(n)) => Job::Leaf16 {
+                count: *count,
+                sender: p0,
+                a: vec![
+                    0;
+                    if p0 {
+                        OneOf16Side::pad_words(n)
+                    } else {
+                        OneOf16Side::choice_words(n)
+                    }
+                ],
+                // Party 0's masks: fresh uniform bits.
+                b: if p0 {
+                    random(OneOf16Side::mask_words(n))
+                } else {
+                    vec![0; OneOf16Side::mask_words(n)]
+                },
+            },
             _ => return Err(ExecError::protocol("correlation request and size disagree")),
         })
     }
@@ -543,6 +599,29 @@ impl Job {
                     side,
                 })
             }
+            Job::Leaf16 {
+                count,
+                sender,
+                a,
+                b,
+            } => {
+                let side = if *sender {
+                    OneOf16Side::Sender {
+                        pads: take(a),
+                        masks: take(b),
+                    }
+                } else {
+                    OneOf16Side::Receiver {
+                        choices: take(a),
+                        got: take(b),
+                    }
+                };
+                CorrelationShare::OneOf16Ots(OneOf16Share {
+                    party: role,
+                    count: *count,
+                    side,
+                })
+            }
         })
     }
 }
@@ -577,6 +656,37 @@ fn rot_receiver(cots: &ReceiverCots, start: usize, choices: &mut [u64], pads: &m
     for (w, bits) in cots.choices().chunks(64).enumerate() {
         choices[start / 64 + w] = value_of(bits);
     }
+}
+
+/// Party 0's side of random 1-of-16 OTs `start..` (`start` a multiple of
+/// 32): 16 pads of 2 bits per 32-bit half word.
+fn leaf_sender(cots: &SenderCots, start: usize, pads: &mut [u64]) -> Result<(), ExecError> {
+    let mut all = one_of_n::random_send_short(cots, 4, 2).map_err(ot_error)?;
+    for (i, p) in all.iter().enumerate() {
+        let j = start + i;
+        pads[j / 2] |= (*p as u64) << (32 * (j % 2));
+    }
+    all.zeroize();
+    Ok(())
+}
+
+/// Party 1's side of random 1-of-16 OTs `start..`: its choices (4 bits
+/// each) and its 2-bit pads.
+fn leaf_receiver(
+    cots: &ReceiverCots,
+    start: usize,
+    choices: &mut [u64],
+    got: &mut [u64],
+) -> Result<(), ExecError> {
+    let (mut c, mut pads) = one_of_n::random_receive_short(cots, 4, 2).map_err(ot_error)?;
+    for (i, (ci, p)) in c.iter().zip(&pads).enumerate() {
+        let j = start + i;
+        choices[j / 16] |= ci << (4 * (j % 16));
+        got[j / 32] |= (*p as u64) << (2 * (j % 32));
+    }
+    c.zeroize();
+    pads.zeroize();
+    Ok(())
 }
 
 /// The value a receiver's 64 choice bits spell (least significant first).
@@ -893,6 +1003,10 @@ impl OtParty0 {
                 rot_sender(cots, start, a, b);
                 None
             }
+            (Unit::Leaf16 { .. }, Job::Leaf16 { a, .. }) => {
+                leaf_sender(cots, start, a)?;
+                None
+            }
             _ => return Err(ExecError::protocol("OT unit does not match its job")),
         })
     }
@@ -1154,6 +1268,7 @@ impl OtParty1 {
                 accumulate(cross, (m, k, n), left, start, &shares);
             }
             (Unit::Rot { .. }, Job::Rot { a, b, .. }) => rot_receiver(cots, start, a, b),
+            (Unit::Leaf16 { .. }, Job::Leaf16 { a, b, .. }) => leaf_receiver(cots, start, a, b)?,
             _ => return Err(ExecError::protocol("OT unit does not match its job")),
         }
         Ok(())
@@ -1277,6 +1392,32 @@ mod tests {
         let (_, pieces) = plan_units(&sizes);
         assert!(pieces.len() >= 2, "{} pieces", pieces.len());
         let (mut s0, mut s1) = stores(&big, 6);
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &big);
+    }
+
+    #[test]
+    fn one_of_16_ots_are_consistent() {
+        let mut reqs = crate::preprocess::checks::one_of_16_requests();
+        reqs.extend(crate::preprocess::checks::random_ot_requests());
+        let (mut s0, mut s1) = stores(&reqs, 9);
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &reqs);
+        // Over several pieces (4 COTs each), units of whole words.
+        let big = [
+            Request::OneOf16Ots {
+                count: PIECE_COTS / 4 + 1000,
+            },
+            Request::AndTriples { bits: 640 },
+            Request::OneOf16Ots { count: 77 },
+        ];
+        let sizes: Vec<Size> = big.iter().map(|r| size_of(r).unwrap()).collect();
+        let (units, pieces) = plan_units(&sizes);
+        assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+        for u in &units {
+            if let Unit::Leaf16 { start, .. } = u {
+                assert_eq!(start % 32, 0);
+            }
+        }
+        let (mut s0, mut s1) = stores(&big, 10);
         crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &big);
     }
 

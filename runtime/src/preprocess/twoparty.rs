@@ -133,7 +133,7 @@ impl Job {
                     "truncation and input-holder correlations need a dealer",
                 ))
             }
-            CorrelationRequest::RandomOts { .. } => {
+            CorrelationRequest::RandomOts { .. } | CorrelationRequest::OneOf16Ots { .. } => {
                 return Err(ExecError::protocol(
                     "random OTs come from the OT engine or a dealer, not from Paillier",
                 ))
@@ -627,7 +627,8 @@ pub(crate) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u6
         }
         CorrelationRequest::Trunc { .. }
         | CorrelationRequest::HolderMatmulTriple { .. }
-        | CorrelationRequest::RandomOts { .. } => (0, 0),
+        | CorrelationRequest::RandomOts { .. }
+        | CorrelationRequest::OneOf16Ots { .. } => (0, 0),
         CorrelationRequest::AndTriples { bits } => {
             let l = layout(Layout::product_bound(1, 1, 2))?;
             let count = (CorrelationRequest::words_for_bits(*bits) as u64).saturating_mul(64);

@@ -1,0 +1,267 @@
+//! The millionaires' comparison ([`sharing::millionaire`], the MSB of the
+//! dealer-free comparisons) against plaintext: random values, the ring's
+//! edges (0, ±1, 2^63 − 1, −2^63), shares whose low 63 bits tie (no
+//! carry), and pairs of shares that differ in one 4-bit chunk only (every
+//! chunk boundary); rounds, bytes and malformed peer messages. The 1-of-16
+//! OTs and AND triples come from the seed-expanding dealer, which serves
+//! them for tests; without a dealer they come from IKNP (the runtime's
+//! `preprocess::otgen`). Proptest seeds are fixed.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+use sharing::compare::XorBits;
+use sharing::driver::{dealer_engines_for_tests, run_two_party};
+use sharing::millionaire::{self, MILL_ROUNDS};
+use sharing::*;
+
+fn cfg() -> Config {
+    Config {
+        cases: 32,
+        rng_seed: RngSeed::Fixed(0x6d11_1e55),
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+fn engines(seed: u64) -> (Engine<DealerSource>, Engine<DealerSource>) {
+    let (e0, e1, _) = dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
+    (
+        e0.with_select(SelectKind::Ot),
+        e1.with_select(SelectKind::Ot),
+    )
+}
+
+/// Shares `(x0, x − x0)` of each `x`, with the given `x0`.
+fn shares(pairs: &[(u64, u64)]) -> (Share, Share) {
+    let n = pairs.len();
+    let s0: Vec<u64> = pairs.iter().map(|&(_, x0)| x0).collect();
+    let s1: Vec<u64> = pairs.iter().map(|&(x, x0)| x.wrapping_sub(x0)).collect();
+    (
+        Share::new(Party::P0, RingTensor::new(s0, vec![n]).unwrap()),
+        Share::new(Party::P1, RingTensor::new(s1, vec![n]).unwrap()),
+    )
+}
+
+fn bits_of(b0: &XorBits, b1: &XorBits) -> Vec<bool> {
+    assert_eq!(b0.n, b1.n);
+    (0..b0.n)
+        .map(|i| ((b0.words[i / 64] ^ b1.words[i / 64]) >> (i % 64)) & 1 == 1)
+        .collect()
+}
+
+/// Runs the comparison on `(x, x0)` pairs and checks every bit against
+/// the sign of `x`; returns party 0's and party 1's exchange stats.
+fn check(pairs: &[(u64, u64)], seed: u64) -> (driver::ExchangeStats, driver::ExchangeStats) {
+    let (x0, x1) = shares(pairs);
+    let (mut e0, mut e1) = engines(seed);
+    let ((b0, s0), (b1, s1)) =
+        run_two_party(|ex| e0.msb_bits(ex, &x0), |ex| e1.msb_bits(ex, &x1)).unwrap();
+    let got = bits_of(&b0, &b1);
+    for (k, (&(x, x0), g)) in pairs.iter().zip(got).enumerate() {
+        assert_eq!(g, (x as i64) < 0, "element {k}: x = {x:#x}, x0 = {x0:#x}");
+    }
+    // The bits past n are zero in both shares.
+    let tail = b0.n % 64;
+    if tail != 0 {
+        assert_eq!(b0.words.last().unwrap() >> tail, 0);
+        assert_eq!(b1.words.last().unwrap() >> tail, 0);
+    }
+    (s0, s1)
+}
+
+const LOW63: u64 = (1 << 63) - 1;
+
+/// Edge values and, for each, shares that tie in the low 63 bits, that
+/// carry by one, and that differ by one in a single chunk `k` (both ways).
+fn edge_pairs(r: u64) -> Vec<(u64, u64)> {
+    let xs = [
+        0u64,
+        1,
+        u64::MAX,
+        LOW63,
+        1 << 63,
+        (1 << 63) + 1,
+        2,
+        u64::MAX - 1,
+    ];
+    let mut out = Vec::new();
+    for &x in &xs {
+        for x0 in [0, 1, u64::MAX, LOW63, 1 << 63, x, r] {
+            out.push((x, x0));
+        }
+    }
+    for k in 0..16 {
+        for &base in &[0u64, LOW63, r & LOW63] {
+            // a = x0' and b = low 63 bits of ¬x1: equal low bits mean
+            // x0' + x1' = 2^63 − 1 (no carry); then move chunk k of a by
+            // ±1 (where it stays a 4-bit chunk) to make a > b or a < b in
+            // that chunk alone.
+            let chunk = (base >> (4 * k)) & 15;
+            for delta in [0i64, 1, -1, 15, -15] {
+                let c = chunk as i64 + delta;
+                let top = if k == 15 { 7 } else { 15 };
+                if !(0..=top).contains(&c) {
+                    continue;
+                }
+                let a = (base & !(15 << (4 * k))) | ((c as u64) << (4 * k));
+                let b = base;
+                for hi in [0u64, 1 << 63] {
+                    let x0 = a | hi;
+                    let x1 = (!b & LOW63) | (r & (1 << 63));
+                    out.push((x0.wrapping_add(x1), x0));
+                }
+            }
+        }
+        // Chunk boundaries of the value itself.
+        for x in [1u64 << (4 * k), (1u64 << (4 * k)).wrapping_sub(1)] {
+            out.push((x, r));
+            out.push((x.wrapping_neg(), r.rotate_left(7)));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn msb_of_random_shares(xs in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..300),
+                            seed in any::<u64>()) {
+        check(&xs, seed);
+    }
+
+    #[test]
+    fn msb_of_edges_ties_and_chunk_boundaries(r in any::<u64>(), seed in any::<u64>()) {
+        check(&edge_pairs(r), seed);
+    }
+
+    #[test]
+    fn msb_of_small_values_and_their_negations(xs in proptest::collection::vec(-70_000i64..70_000, 1..100),
+                                              r in any::<u64>(), seed in any::<u64>()) {
+        let pairs: Vec<(u64, u64)> = xs.iter().enumerate()
+            .map(|(i, &x)| (x as u64, r.rotate_left(i as u32)))
+            .collect();
+        check(&pairs, seed);
+    }
+}
+
+#[test]
+fn rounds_and_bytes() {
+    let pairs: Vec<(u64, u64)> = (0..100u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i << 40))
+        .collect();
+    let (s0, s1) = check(&pairs, 5);
+    assert_eq!(s0.rounds, MILL_ROUNDS);
+    assert_eq!(s1.rounds, MILL_ROUNDS);
+    let n = pairs.len();
+    let tree = 2 * [15, 7, 3, 1]
+        .map(|w| (n * w).div_ceil(64))
+        .iter()
+        .sum::<usize>();
+    // Party 0: 16 leaves × 32 bits per element; party 1: 16 × 4 bits.
+    assert_eq!(s0.bytes_sent, 8 * (8 * n + tree));
+    assert_eq!(s1.bytes_sent, 8 * (n + tree));
+    // An empty tensor compares in the same rounds, sending nothing.
+    let (s0, _) = check(&[], 6);
+    assert_eq!(s0.rounds, MILL_ROUNDS);
+    assert_eq!(s0.bytes_sent, 0);
+}
+
+#[test]
+fn request_order_is_the_ots_then_the_triples() {
+    let mut want = Vec::new();
+    millionaire::requests(10, &mut want).unwrap();
+    assert_eq!(
+        want,
+        vec![
+            CorrelationRequest::OneOf16Ots { count: 160 },
+            CorrelationRequest::AndTriples {
+                bits: 64 * (3 + 2 + 1 + 1)
+            },
+        ]
+    );
+    let (x0, x1) = shares(&[(5, 9); 10]);
+    let (s0, s1, _) = DealerSource::online_pair(Dealer::new_with_fixed_seed_for_tests(2));
+    let fp = FixedPoint::default();
+    let mut e0 = Engine::new(fp, TruncMode::Dealer, RecordingCorrelations::new(s0))
+        .with_select(SelectKind::Ot);
+    let mut e1 = Engine::new(fp, TruncMode::Dealer, s1).with_select(SelectKind::Ot);
+    run_two_party(|ex| e0.msb_bits(ex, &x0), |ex| e1.msb_bits(ex, &x1)).unwrap();
+    assert_eq!(e0.correlations().log, want);
+}
+
+/// An exchange that answers the `k`-th message with `replies[k]`.
+struct Canned(Vec<Message>);
+
+impl Exchange for Canned {
+    fn exchange(&mut self, _: Message) -> Result<Message> {
+        if self.0.is_empty() {
+            return Err(SharingError::BadParameter("no more canned replies"));
+        }
+        Ok(self.0.remove(0))
+    }
+}
+
+fn words(data: Vec<u64>) -> Message {
+    let len = data.len();
+    Message::Open(OpenMsg {
+        data,
+        shape: vec![len],
+    })
+}
+
+#[test]
+fn malformed_peer_messages_are_errors() {
+    let n = 3;
+    let (x0, x1) = shares(&[(1, 2), (3, 4), (5, 6)]);
+    let good0 = [words(vec![7; n]), words(vec![])];
+    let good1 = [words(vec![]), words(vec![9; 8 * n])];
+    let tree1 = words(vec![0; 2]);
+    // Party 0 (sender of the leaves): flips of the wrong length or shape,
+    // a non-empty second message, a short AND opening.
+    let bad0: Vec<Vec<Message>> = vec![
+        vec![words(vec![1; n - 1])],
+        vec![Message::Open(OpenMsg {
+            data: vec![1; n],
+            shape: vec![1, n],
+        })],
+        vec![good0[0].clone(), words(vec![1])],
+        vec![good0[0].clone(), good0[1].clone(), words(vec![0; 1])],
+        vec![],
+    ];
+    for replies in bad0 {
+        let (mut e0, _) = engines(1);
+        assert!(e0.msb_bits(&mut Canned(replies), &x0).is_err());
+    }
+    // Party 1: a non-empty first message, leaves of the wrong length, a
+    // long AND opening.
+    let bad1: Vec<Vec<Message>> = vec![
+        vec![words(vec![1])],
+        vec![good1[0].clone(), words(vec![9; 8 * n - 1])],
+        vec![good1[0].clone(), good1[1].clone(), words(vec![0; 3])],
+    ];
+    for replies in bad1 {
+        let (_, mut e1) = engines(1);
+        assert!(e1.msb_bits(&mut Canned(replies), &x1).is_err());
+    }
+    // Well-formed replies go through the first level.
+    let (_, mut e1) = engines(1);
+    let err = e1
+        .msb_bits(
+            &mut Canned(vec![good1[0].clone(), good1[1].clone(), tree1]),
+            &x1,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no more canned replies"), "{err}");
+    // A source without the 1-of-16 OTs is an error, not a panic.
+    let mut pre = Engine::new(
+        FixedPoint::default(),
+        TruncMode::Dealer,
+        PrecomputedCorrelations::new(Party::P0),
+    )
+    .with_select(SelectKind::Ot);
+    assert!(pre.msb_bits(&mut Canned(good0.to_vec()), &x0).is_err());
+    // A share of the other party is refused.
+    let (mut e0, _) = engines(1);
+    assert!(e0.msb_bits(&mut Canned(good0.to_vec()), &x1).is_err());
+}
