@@ -148,6 +148,78 @@ impl CostTable {
         }
     }
 
+    /// `[batch, k] @ [k, n]` by RLWE prepared (`rlwe::prepared`): the
+    /// preprocessing (everything that does not depend on `x`: the query's
+    /// encryptions of zero, the whole product on them, re-randomisation,
+    /// masks and flooding, the results' `a` halves back, the client's `a s`)
+    /// and the online step (`b` at the inputs up, `log2 q / 8` bytes each;
+    /// a plain product modulo each prime and digit; the used result
+    /// coefficients down, 86 bits each), as `(preprocessing, online)`.
+    /// The layout as `rlwe::Layout::choose_prepared` picks it: the fewest
+    /// digits (the online work), then the cheapest preprocessing. The
+    /// preprocessing's compute is the product's (`rlwe_matmul`'s counts at
+    /// that layout); the online rate is `RLWE_PREPARED_MAC`.
+    pub fn rlwe_prepared_matmul(
+        &self,
+        batch: f64,
+        k: f64,
+        n: f64,
+        w_bits: u32,
+    ) -> Option<(Cost, Cost)> {
+        if !(1..=RLWE_MAX_W_BITS).contains(&w_bits) || batch < 1.0 || k < 1.0 || n < 1.0 {
+            return None;
+        }
+        let ring = RLWE_RING_DEGREE as f64;
+        let levels = 3.0;
+        let (kept, result_bits) = (2.0, 86.0);
+        let q_bytes = f64::from(RLWE_Q_BITS) / 8.0;
+        let mut best: Option<(f64, f64, Cost)> = None;
+        for d1 in tile_sizes(k, ring) {
+            for d0 in tile_sizes(batch, (ring / d1).floor()) {
+                let d2 = n.min((ring / (d0 * d1)).floor());
+                if d2 < 1.0 {
+                    continue;
+                }
+                let (mt, kt, nt) = ((batch / d0).ceil(), (k / d1).ceil(), (n / d2).ceil());
+                let Some(digits) = rlwe_digits(w_bits, kt * d1 * d2) else {
+                    continue;
+                };
+                let queries = mt * kt;
+                let results = mt * nt * digits;
+                let span = (d1 * d2).max(1.0);
+                let weight_ntt = 1.0 - ((ring / span).log2().floor() / ring.log2()).min(0.9);
+                let ntts = queries * 2.0 * levels
+                    + kt * nt * digits * levels * weight_ntt
+                    + results * (3.0 * levels + 2.0 * kept);
+                let pointwise = queries * nt * digits * 2.0 * levels;
+                let upload = if d2 == 1.0 {
+                    0.0
+                } else {
+                    (queries * ring - batch * k) * q_bytes
+                };
+                let download = results * ring * result_bits / 8.0;
+                let cost = Cost::compute(
+                    RLWE_PRODUCT_FIXED + ntts * self.rlwe_ntt + pointwise * self.rlwe_pointwise,
+                ) + Cost::comm(upload + download + 2.0 * RLWE_HEADER_BYTES, 1);
+                let score = cost.compute + cost.bytes * 1e-8;
+                if best
+                    .as_ref()
+                    .is_none_or(|(d, b, _)| digits < *d || (digits == *d && score < *b))
+                {
+                    best = Some((digits, score, cost));
+                }
+            }
+        }
+        let (digits, _, offline) = best?;
+        let online = Cost::compute(
+            RLWE_PREPARED_FIXED + batch * k * n * digits * levels * RLWE_PREPARED_MAC,
+        ) + Cost::comm(
+            batch * k * q_bytes + batch * n * digits * result_bits / 8.0 + 2.0 * RLWE_HEADER_BYTES,
+            1,
+        );
+        Some((offline, online))
+    }
+
     /// `[batch, k] @ [k, n]` by RLWE (`rlwe`, Cheetah's coefficient
     /// encoding) with plaintext entries of `w_bits` signed bits: one query
     /// from the encrypting party and one response, one round. Tiles are
@@ -413,6 +485,21 @@ pub fn cross_slots(key_bits: u32, bound_bits: u32) -> f64 {
 /// Seconds of an RLWE product beyond its transforms and pointwise
 /// products (see `CostTable::for_key_bits`).
 const RLWE_PRODUCT_FIXED: f64 = 2.5e-3;
+
+/// Seconds of a prepared RLWE product's online step beyond its
+/// multiply-accumulates: parsing and encoding the two messages, switching
+/// the results down, decoding. Fitted with `RLWE_PREPARED_MAC` to the
+/// online phase of `veil bench` on the shapes (see
+/// `tests::rlwe_prepared_costs_track_the_measured_products`).
+const RLWE_PREPARED_FIXED: f64 = 40e-6;
+
+/// Seconds of one multiply-accumulate modulo one prime of a prepared RLWE
+/// product's online step (`rlwe::Server::online`: 128-bit accumulators,
+/// one reduction per result coefficient). `rlwe`'s own figures (BENCHMARKS.md,
+/// "preprocessing": 141-214 MAC/us at batch 100 over three primes on a
+/// quieter machine) put it near 1.6-2.4 ns; under the load of other builds
+/// the table takes the measured value in veil, as for `rlwe_ntt`.
+const RLWE_PREPARED_MAC: f64 = 2.5e-9;
 
 /// Seconds of one image's RLWE convolution beyond its transforms and
 /// pointwise products: seed expansion, re-randomiser and flooding samples,
@@ -750,6 +837,27 @@ pub fn estimate(
                 // The whole RLWE product (both parties' work, the query and
                 // the response) at the responding party; the key once.
                 Instr::RlweKeyGen { .. } => costs.rlwe_key(),
+                // A prepared product: its preprocessing where the server
+                // answers the offline query, its online step where it
+                // answers the online one.
+                Instr::RlwePrepareRespond { dst, w, w_bits, .. } => {
+                    let (batch, k, cols) = rlwe_dims(shape(*w), n(*dst), &elements);
+                    let pre = costs.rlwe_prepared_matmul(batch, k, cols, *w_bits);
+                    online(pre.map_or(Cost::ZERO, |(pre, _)| pre))
+                }
+                Instr::RlweRespond {
+                    dst,
+                    w,
+                    add,
+                    w_bits,
+                    prepared: true,
+                    ..
+                } => {
+                    let (batch, k, cols) = rlwe_dims(shape(*w), n(*dst), &elements);
+                    let local = add.map_or(0.0, |_| n(*dst) * k * costs.ring_mac);
+                    let step = costs.rlwe_prepared_matmul(batch, k, cols, *w_bits);
+                    online(step.map_or(Cost::ZERO, |(_, step)| step)) + Cost::compute(local)
+                }
                 Instr::RlweRespond {
                     dst,
                     w,

@@ -36,6 +36,11 @@ pub struct Lowerer<'a, 'm> {
     /// Per party that encrypts RLWE queries, the register of its RLWE
     /// public key, and whether the peer has it yet.
     rlwe_keys: BTreeMap<PartyId, (Reg, bool)>,
+    /// Parties whose RLWE key pair is made in the preprocessing (for
+    /// prepared products), and each party's preprocessing of prepared
+    /// RLWE products, appended to its preprocessing phase.
+    rlwe_pre_keys: BTreeSet<PartyId>,
+    rlwe_pre: Vec<Vec<Instr>>,
     f: u32,
     p: [PartyId; 2],
 }
@@ -79,6 +84,8 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             have: BTreeMap::new(),
             keys: BTreeSet::new(),
             rlwe_keys: BTreeMap::new(),
+            rlwe_pre_keys: BTreeSet::new(),
+            rlwe_pre: vec![Vec::new(); g.model.parties().len()],
             f: g.model.precision(),
             p: [compute[0], compute[1]],
         }
