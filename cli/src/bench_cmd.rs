@@ -176,6 +176,8 @@ pub fn run(args: &BenchArgs) -> ExitCode {
             for &via in &args.transport {
                 let mut times = Vec::new();
                 let mut setups = Vec::new();
+                let mut phases: Vec<(f64, f64)> = Vec::new();
+                let mut online_sent = std::collections::BTreeMap::new();
                 let mut bytes = 0u64;
                 let mut rounds = 0u32;
                 let mut max_err: f64 = 0.0;
@@ -242,6 +244,22 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                         setups.push(setup);
                     }
                     bytes = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+                    if measured {
+                        // The phases of the slowest party; bytes by party.
+                        let phase = |f: fn(&runtime::exec::Stats) -> f64| {
+                            outcomes.iter().map(|o| f(&o.stats)).fold(0.0, f64::max)
+                        };
+                        phases.push((
+                            phase(|s| s.preprocessing.as_secs_f64()),
+                            phase(|s| s.online.as_secs_f64()),
+                        ));
+                        online_sent = plan
+                            .parties
+                            .iter()
+                            .zip(&outcomes)
+                            .map(|(p, o)| (p.name.clone(), o.stats.online_bytes_sent))
+                            .collect();
+                    }
                     rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap_or(0);
                     for o in &outcomes {
                         for (name, t) in &o.outputs {
@@ -269,6 +287,8 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                 times.sort_by(f64::total_cmp);
                 setups.sort_by(f64::total_cmp);
                 let seconds = times[times.len() / 2];
+                phases.sort_by(|a, b| a.1.total_cmp(&b.1));
+                let (pre_seconds, online_seconds) = phases[phases.len() / 2];
                 let row = serde_json::json!({
                     "peer": "veil",
                     "mode": mode.name(),
@@ -282,6 +302,11 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     "max_err": max_err,
                     "estimate_bytes": plan.estimate.bytes,
                     "estimate_rounds": plan.estimate.rounds,
+                    // The run with the median online phase (`--stats`'s
+                    // phases), and each party's bytes sent online.
+                    "preprocessing_seconds": pre_seconds,
+                    "online_seconds": online_seconds,
+                    "online_bytes_sent": online_sent,
                 });
                 println!(
                     "{:<10} {:<7} {:>7} {:>10.4} {:>12.1} {:>14.1} {:>7} {:>10.2e}",
