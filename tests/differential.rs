@@ -241,6 +241,49 @@ fn rlwe_plans_match_the_reference_without_a_dealer() {
     }
 }
 
+/// Issue 17's products (`benches/rlwe/matmul_KxN.veil`) without a dealer:
+/// the cost model's own choice runs them prepared at batch 1 and at batch
+/// 100 (the report names it), as does `--prefer rlwe`, and both match the
+/// reference; the data owner uploads 16 bytes per input element online
+/// for the product (plus its header and the truncation's opening).
+#[test]
+fn issue_17_products_run_prepared_and_match_the_reference() {
+    use compiler::ir::Protocol;
+    for (i, (k, n)) in [(64, 16), (128, 128), (784, 128)].into_iter().enumerate() {
+        let name = format!("matmul_{k}x{n}");
+        let path = format!("{}/../benches/rlwe/{name}.veil", env!("CARGO_MANIFEST_DIR"));
+        let m = checked(&std::fs::read_to_string(&path).unwrap());
+        for prefer in [None, Some(Protocol::Rlwe)] {
+            for batch in [1usize, 100] {
+                let o = options(|o| {
+                    o.prefer = prefer;
+                    o.use_dealer = false;
+                    o.assume.insert("batch".into(), batch as u64);
+                });
+                let compiled = compiler::compile(&m, &o).unwrap();
+                let text = compiled.plan.to_text();
+                assert!(
+                    text.contains("rlwe.prepare.respond") && text.contains(") prepared"),
+                    "{name} at {batch}:\n{text}"
+                );
+                assert!(compiled
+                    .report
+                    .contains("prepared: W's part in the preprocessing"));
+                // Large products are slow in debug builds: batch 2 for them.
+                let rows = if k * n > 10_000 { 2 } else { batch };
+                let outcomes = check_model(&name, &m, rows, &o, 1700 + i as u64 * 10 + rows as u64);
+                let data = compiled.plan.parties.iter().position(|p| p.name == "data");
+                let sent = outcomes[data.unwrap()].stats.online_bytes_sent as usize;
+                // The query's 16 B per input and header, 8 B per output opened.
+                assert!(
+                    sent >= 16 * rows * k && sent <= 16 * rows * k + 8 * rows * n + 200,
+                    "{sent}"
+                );
+            }
+        }
+    }
+}
+
 /// The convolutions of net_b and LeNet-5 run on RLWE HomConv (the input
 /// encrypted, no patches on the wire), both when forced onto RLWE and by
 /// the cost model's own choice without a dealer, and match the reference.
