@@ -550,16 +550,18 @@ fn a_malformed_rlwe_message_is_an_error() {
     let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
     assert!(plan.to_text().contains("rlwe.prepare.respond"));
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
-    // The client (party 0) sends its key and preprocessing query in its
-    // first RLWE frame, the online query in its second; the server (party
-    // 1) answers each.
+    // The client (party 0) sends its key, its preprocessing query and its
+    // online query in three RLWE frames; the server (party 1) answers the
+    // two queries.
     assert_tampered_rlwe_is_refused(
         &plan,
         &inputs,
         &[
-            (0, 0, TRUNCATE, "preprocessing query truncated"),
-            (0, 0, EXTEND, "preprocessing query extended"),
-            (0, 0, HEADER, "preprocessing query header"),
+            (0, 0, TRUNCATE, "public key truncated"),
+            (0, 0, HEADER, "public key header"),
+            (0, 1, TRUNCATE, "preprocessing query truncated"),
+            (0, 1, EXTEND, "preprocessing query extended"),
+            (0, 1, HEADER, "preprocessing query header"),
             (1, 0, TRUNCATE, "preprocessing answer truncated"),
             (1, 0, EMPTY, "preprocessing answer empty"),
             (1, 0, HEADER, "preprocessing answer header"),
@@ -569,10 +571,10 @@ fn a_malformed_rlwe_message_is_an_error() {
                 OVER_PRIME,
                 "preprocessing answer residue over its prime",
             ),
-            (0, 1, TRUNCATE, "query truncated"),
-            (0, 1, EXTEND, "query extended"),
-            (0, 1, HEADER, "query header"),
-            (0, 1, OVER_PRIME, "query residue over its prime"),
+            (0, 2, TRUNCATE, "query truncated"),
+            (0, 2, EXTEND, "query extended"),
+            (0, 2, HEADER, "query header"),
+            (0, 2, OVER_PRIME, "query residue over its prime"),
             (1, 1, TRUNCATE, "response truncated"),
             (1, 1, EMPTY, "response empty"),
             (1, 1, HEADER, "response header"),

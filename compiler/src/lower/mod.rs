@@ -159,6 +159,27 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             }
         }
 
+        // RLWE keys of parties that encrypt a prepared product: made and
+        // sent in the preprocessing, before any product needs them.
+        for v in self.g.order() {
+            for how in sel.materialize.get(&v).into_iter().flat_map(|m| m.values()) {
+                if let How::Native {
+                    method: Method::Rlwe,
+                    operands,
+                } = how
+                {
+                    if self.chooser.rlwe_prepared(v, operands) {
+                        let client = match operands[..] {
+                            [Repr::Clear(px), _] => px,
+                            [_, Repr::Clear(pw)] => self.other(pw),
+                            _ => continue,
+                        };
+                        self.rlwe_pre_key(client);
+                    }
+                }
+            }
+        }
+
         for v in self.g.order() {
             let Some(reprs) = sel.materialize.get(&v) else {
                 continue;

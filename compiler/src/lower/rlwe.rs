@@ -120,9 +120,11 @@ impl Lowerer<'_, '_> {
         let conv = match flavour {
             Flavour::Whole(conv) => conv,
             Flavour::Prepared => {
-                let key_online =
-                    self.rlwe_keys.contains_key(&client) && !self.rlwe_pre_keys.contains(&client);
-                if let (Some(weights), false) = (self.input_of(server, w), key_online) {
+                // Its key is in the preprocessing (`Lowerer::run`).
+                if let (Some(weights), true) = (
+                    self.input_of(server, w),
+                    self.rlwe_pre_keys.contains(&client),
+                ) {
                     let product = Prepared {
                         client,
                         x,
@@ -248,6 +250,32 @@ struct Prepared {
 }
 
 impl Lowerer<'_, '_> {
+    /// `client`'s RLWE key, made in the preprocessing and sent to the peer
+    /// there (the first time it is asked for).
+    pub(super) fn rlwe_pre_key(&mut self, client: PartyId) -> Reg {
+        if let Some((key, _)) = self.rlwe_keys.get(&client) {
+            return *key;
+        }
+        let key = self.reg(
+            Kind::Message,
+            plan::Shape::scalar(),
+            format!("RLWE public key of {}", self.g.model.party(client).name),
+        );
+        let server = self.other(client);
+        self.rlwe_pre[client.index()].push(Instr::RlweKeyGen { public: key });
+        self.rlwe_pre[client.index()].push(Instr::Send {
+            to: pi(server),
+            regs: vec![key],
+        });
+        self.rlwe_pre[server.index()].push(Instr::Recv {
+            from: pi(client),
+            regs: vec![key],
+        });
+        self.rlwe_keys.insert(client, (key, true));
+        self.rlwe_pre_keys.insert(client);
+        key
+    }
+
     /// A prepared RLWE product (`rlwe::prepared`): in the preprocessing the
     /// client makes its key (with its first prepared product) and sends it
     /// with the offline query, the server answers with `W` read from its
@@ -265,34 +293,14 @@ impl Lowerer<'_, '_> {
             dst,
         } = p;
         let what = self.regs[dst.0 as usize].note.clone();
-        let mut first = Vec::new();
-        let key = match self.rlwe_keys.get(&client) {
-            Some((key, _)) => *key,
-            None => {
-                let key = self.reg(
-                    Kind::Message,
-                    plan::Shape::scalar(),
-                    format!("RLWE public key of {}", self.g.model.party(client).name),
-                );
-                self.rlwe_pre[client.index()].push(Instr::RlweKeyGen { public: key });
-                self.rlwe_keys.insert(client, (key, false));
-                self.rlwe_pre_keys.insert(client);
-                key
-            }
-        };
-        if let Some((_, sent)) = self.rlwe_keys.get_mut(&client) {
-            if !*sent {
-                *sent = true;
-                first.push(key);
-            }
-        }
+        let key = self.rlwe_pre_key(client);
         let message =
             |l: &mut Self, what: String| l.reg(Kind::Message, plan::Shape::scalar(), what);
         let offline_query = message(self, format!("RLWE preprocessing query for {what}"));
         let offline_answer = message(self, format!("RLWE preprocessing answer for {what}"));
         let query = message(self, format!("RLWE query for {what}"));
         let response = message(self, format!("RLWE response for {what}"));
-        first.push(offline_query);
+        let first = vec![offline_query];
         let (c, s) = (client.index(), server.index());
         self.rlwe_pre[c].push(Instr::RlwePrepare {
             msg: offline_query,
