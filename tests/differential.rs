@@ -340,6 +340,49 @@ fn rlwe_plans_match_the_reference_without_a_dealer() {
     }
 }
 
+/// Issue 17's products (`benches/rlwe/matmul_KxN.veil`) without a dealer:
+/// the cost model's own choice runs them prepared at batch 1 and at batch
+/// 100 (the report names it), as does `--prefer rlwe`, and both match the
+/// reference; the data owner uploads 16 bytes per input element online
+/// for the product (plus its header and the truncation's opening).
+#[test]
+fn issue_17_products_run_prepared_and_match_the_reference() {
+    use compiler::ir::Protocol;
+    for (i, (k, n)) in [(64, 16), (128, 128), (784, 128)].into_iter().enumerate() {
+        let name = format!("matmul_{k}x{n}");
+        let path = format!("{}/../benches/rlwe/{name}.veil", env!("CARGO_MANIFEST_DIR"));
+        let m = checked(&std::fs::read_to_string(&path).unwrap());
+        for prefer in [None, Some(Protocol::Rlwe)] {
+            for batch in [1usize, 100] {
+                let o = options(|o| {
+                    o.prefer = prefer;
+                    o.use_dealer = false;
+                    o.assume.insert("batch".into(), batch as u64);
+                });
+                let compiled = compiler::compile(&m, &o).unwrap();
+                let text = compiled.plan.to_text();
+                assert!(
+                    text.contains("rlwe.prepare.respond") && text.contains(") prepared"),
+                    "{name} at {batch}:\n{text}"
+                );
+                assert!(compiled
+                    .report
+                    .contains("prepared: W's part in the preprocessing"));
+                // Large products are slow in debug builds: batch 2 for them.
+                let rows = if k * n > 10_000 { 2 } else { batch };
+                let outcomes = check_model(&name, &m, rows, &o, 1700 + i as u64 * 10 + rows as u64);
+                let data = compiled.plan.parties.iter().position(|p| p.name == "data");
+                let sent = outcomes[data.unwrap()].stats.online_bytes_sent as usize;
+                // The query's 16 B per input and header, 8 B per output opened.
+                assert!(
+                    sent >= 16 * rows * k && sent <= 16 * rows * k + 8 * rows * n + 200,
+                    "{sent}"
+                );
+            }
+        }
+    }
+}
+
 /// The convolutions of net_b and LeNet-5 run on RLWE HomConv (the input
 /// encrypted, no patches on the wire), both when forced onto RLWE and by
 /// the cost model's own choice without a dealer, and match the reference.
@@ -517,23 +560,24 @@ fn a_malformed_rlwe_convolution_message_is_an_error() {
     });
     let m = checked(&conv_model_source(2, [6, 6], 3, [3, 3], 1, 1));
     let plan = compiler::compile(&m, &o).unwrap().plan;
-    assert!(plan.to_text().contains(" as conv im2col["));
+    let text = plan.to_text();
+    assert!(text.contains(" as conv im2col[") && !text.contains("rlwe.prepare"));
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 7);
     let another: RlweEdit = |b| b.extend(b.clone());
     assert_tampered_rlwe_is_refused(
         &plan,
         &inputs,
         &[
-            (0, TRUNCATE, "query truncated"),
-            (0, EXTEND, "query extended"),
-            (0, another, "query with a third image"),
-            (0, HEADER, "query header"),
-            (0, OVER_PRIME, "query residue over its prime"),
-            (1, TRUNCATE, "response truncated"),
-            (1, another, "response with a third image"),
-            (1, EMPTY, "response empty"),
-            (1, HEADER, "response header"),
-            (1, OVER_PRIME, "response residue over its prime"),
+            (0, 0, TRUNCATE, "query truncated"),
+            (0, 0, EXTEND, "query extended"),
+            (0, 0, another, "query with a third image"),
+            (0, 0, HEADER, "query header"),
+            (0, 0, OVER_PRIME, "query residue over its prime"),
+            (1, 0, TRUNCATE, "response truncated"),
+            (1, 0, another, "response with a third image"),
+            (1, 0, EMPTY, "response empty"),
+            (1, 0, HEADER, "response header"),
+            (1, 0, OVER_PRIME, "response residue over its prime"),
         ],
     );
 }
@@ -541,7 +585,9 @@ fn a_malformed_rlwe_convolution_message_is_an_error() {
 /// The three operand layouts of an RLWE product: `x` and `W` clear at
 /// different parties, `x` shared with `W` clear (either party's), and both
 /// shared (two cross products of 64-bit shares), each against the
-/// reference, with and without a dealer.
+/// reference, with and without a dealer. Where `W` is a party's input the
+/// product runs prepared (`rlwe.prepare`, its `W` part in the
+/// preprocessing); a computed `W` and shared ones run in one piece.
 #[test]
 fn every_rlwe_operand_layout_matches_the_reference() {
     use compiler::ir::Protocol;
@@ -560,7 +606,9 @@ fn every_rlwe_operand_layout_matches_the_reference() {
         let wsh = w + wc;                     // shared
         let both = xsh @ wsh;                 // both shared
         let vec = both @ v;                   // a vector W
+        let computed = x @ (w * 0.5);         // W computed at the server
         output clear_clear to client;
+        output computed to client;
         output shared_clear to client;
         output shared_clear2 to server;
         output both to client;
@@ -574,12 +622,19 @@ fn every_rlwe_operand_layout_matches_the_reference() {
         });
         let plan = compiler::compile(&m, &o).unwrap().plan;
         let text = plan.to_text();
-        // 5 products; the both-shared one is two RLWE runs.
+        // 6 products; the both-shared one is two RLWE runs. The four with
+        // W a party's input run prepared.
         assert_eq!(
             text.matches("rlwe.respond").count(),
-            6,
+            7,
             "dealer {dealer}:\n{text}"
         );
+        assert_eq!(
+            text.matches("rlwe.prepare.respond").count(),
+            4,
+            "dealer {dealer}:\n{text}"
+        );
+        assert_eq!(text.matches(") prepared").count(), 8, "{text}");
         assert!(text.contains("(w: 64 bits)"), "{text}");
         for batch in [1, 5] {
             check_model("layouts", &m, batch, &o, 800 + batch as u64 + dealer as u64);
@@ -620,7 +675,9 @@ impl Transport for TamperRlwe {
 }
 
 /// A malformed RLWE key, query or response from a peer is a clear error
-/// naming what was wrong, never a panic and never a wrong answer.
+/// naming what was wrong, never a panic and never a wrong answer. The
+/// product of logreg_100 runs prepared (its four messages), the one of a
+/// computed `W` in one piece (its two).
 #[test]
 fn a_malformed_rlwe_message_is_an_error() {
     use compiler::ir::Protocol;
@@ -629,21 +686,68 @@ fn a_malformed_rlwe_message_is_an_error() {
         o.use_dealer = false;
     });
     let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
+    assert!(plan.to_text().contains("rlwe.prepare.respond"));
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
-    // The client (party 0) sends its key and query in its first RLWE
-    // frame; the server (party 1) answers with the response.
+    // The client (party 0) sends its key, its preprocessing query and its
+    // online query in three RLWE frames; the server (party 1) answers the
+    // two queries.
     assert_tampered_rlwe_is_refused(
         &plan,
         &inputs,
         &[
-            (0, TRUNCATE, "query truncated"),
-            (0, EXTEND, "query extended"),
-            (0, HEADER, "query header"),
-            (0, OVER_PRIME, "query residue over its prime"),
-            (1, TRUNCATE, "response truncated"),
-            (1, EMPTY, "response empty"),
-            (1, HEADER, "response header"),
-            (1, OVER_PRIME, "response residue over its prime"),
+            (0, 0, TRUNCATE, "public key truncated"),
+            (0, 0, HEADER, "public key header"),
+            (0, 1, TRUNCATE, "preprocessing query truncated"),
+            (0, 1, EXTEND, "preprocessing query extended"),
+            (0, 1, HEADER, "preprocessing query header"),
+            (1, 0, TRUNCATE, "preprocessing answer truncated"),
+            (1, 0, EMPTY, "preprocessing answer empty"),
+            (1, 0, HEADER, "preprocessing answer header"),
+            (
+                1,
+                0,
+                OVER_PRIME,
+                "preprocessing answer residue over its prime",
+            ),
+            (0, 2, TRUNCATE, "query truncated"),
+            (0, 2, EXTEND, "query extended"),
+            (0, 2, HEADER, "query header"),
+            (0, 2, OVER_PRIME, "query residue over its prime"),
+            (1, 1, TRUNCATE, "response truncated"),
+            (1, 1, EMPTY, "response empty"),
+            (1, 1, HEADER, "response header"),
+            (1, 1, OVER_PRIME, "response residue over its prime"),
+        ],
+    );
+    let whole = checked(
+        "model whole {
+            precision 16;
+            party client; party server; dealer helper;
+            input x: fixed[batch, 8] private(client) in [-1, 1];
+            input w: fixed[8, 4] private(server) in [-1, 1];
+            let y = x @ (w * 0.5);
+            output y to client;
+        }",
+    );
+    let plan = compiler::compile(&whole, &o).unwrap().plan;
+    let text = plan.to_text();
+    assert!(
+        text.contains("rlwe.respond") && !text.contains("prepare"),
+        "{text}"
+    );
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 6);
+    assert_tampered_rlwe_is_refused(
+        &plan,
+        &inputs,
+        &[
+            (0, 0, TRUNCATE, "query truncated"),
+            (0, 0, EXTEND, "query extended"),
+            (0, 0, HEADER, "query header"),
+            (0, 0, OVER_PRIME, "query residue over its prime"),
+            (1, 0, TRUNCATE, "response truncated"),
+            (1, 0, EMPTY, "response empty"),
+            (1, 0, HEADER, "response header"),
+            (1, 0, OVER_PRIME, "response residue over its prime"),
         ],
     );
 }
@@ -660,16 +764,16 @@ const OVER_PRIME: RlweEdit = |b| {
     b[n - 8..].fill(0xff);
 };
 
-/// Runs `plan` once per case with party `from`'s first RLWE message
-/// rewritten by the case's function, and asserts each run stops with a
-/// "malformed RLWE" error (never a panic, never an answer).
+/// Runs `plan` once per case `(from, n, edit, what)` with party `from`'s
+/// `n`th RLWE message rewritten by `edit`, and asserts each run stops with
+/// a "malformed RLWE" error (never a panic, never an answer).
 fn assert_tampered_rlwe_is_refused(
     plan: &Plan,
     inputs: &BTreeMap<String, Tensor>,
-    cases: &[(usize, RlweEdit, &str)],
+    cases: &[(usize, usize, RlweEdit, &str)],
 ) {
     let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
-    for &(from, f, what) in cases {
+    for &(from, n, f, what) in cases {
         let transports: Vec<TamperRlwe> =
             ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
                 .into_iter()
@@ -677,7 +781,7 @@ fn assert_tampered_rlwe_is_refused(
                 .map(|(q, inner)| TamperRlwe {
                     inner,
                     active: q == from,
-                    n: 0,
+                    n,
                     seen: 0,
                     f,
                 })

@@ -12,6 +12,9 @@ Workloads (the same shapes and ranges as Veil's models):
                     (models/logreg_100.veil)
   relu_classifier   argmax and max of relu(x @ w1 + b1) @ w2, 8-16-4
                     (models/relu_classifier.veil)
+  matmul_KxN        x @ w, x [rows, K] in [-1, 1], w [K, N] in [-0.25, 0.25]
+                    for (K, N) in (64, 16), (128, 128), (784, 128): issue 17's
+                    RLWE products (benches/rlwe/matmul_KxN.veil)
   net_a ... lenet5  the convolutional benchmark networks of issue 18
                     (models/net_a.veil ... lenet5.veil): logits and label
                     of 1x28x28 images in [0, 1], random weights of the
@@ -62,6 +65,14 @@ def workloads(rows, rng):
             ),
             rows["relu_classifier"],
         ),
+        **{
+            f"matmul_{k}x{n}": (
+                lambda x, w: x @ w,
+                lambda k=k, n=n: (u(-1, 1, (rows["matmul"], k)), u(-0.25, 0.25, (k, n))),
+                rows["matmul"],
+            )
+            for k, n in ((64, 16), (128, 128), (784, 128))
+        },
     }
 
 
@@ -132,6 +143,7 @@ def main():
     ap.add_argument("--logreg-rows", type=int, default=10_000)
     ap.add_argument("--classifier-rows", type=int, default=1_000)
     ap.add_argument("--net-rows", type=int, default=100)
+    ap.add_argument("--matmul-rows", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -140,7 +152,7 @@ def main():
     import spu.utils.simulation as spsim
 
     rows = {"relu": a.relu_rows, "logreg": a.logreg_rows, "relu_classifier": a.classifier_rows,
-            "nets": a.net_rows}
+            "nets": a.net_rows, "matmul": a.matmul_rows}
     rng = np.random.default_rng(a.seed)
     table = workloads(rows, rng)
     table.update(nets(rows, rng))

@@ -27,7 +27,12 @@ WORKLOADS = {
     "net_c": (ROOT / "models/net_c.veil", 100),
     "net_d": (ROOT / "models/net_d.veil", 100),
     "lenet5": (ROOT / "models/lenet5.veil", 100),
+    # Issue 17's RLWE products (--matmul-rows sets their batch).
+    "matmul_64x16": (ROOT / "benches/rlwe/matmul_64x16.veil", 1),
+    "matmul_128x128": (ROOT / "benches/rlwe/matmul_128x128.veil", 1),
+    "matmul_784x128": (ROOT / "benches/rlwe/matmul_784x128.veil", 1),
 }
+MATMULS = ("matmul_64x16", "matmul_128x128", "matmul_784x128")
 NETS = ("net_a", "net_b", "net_c", "net_d", "lenet5")
 
 
@@ -55,8 +60,12 @@ def main():
     ap.add_argument("--mode", choices=["two-party", "dealer"], default="two-party",
                     help="Veil without a dealer (against Cheetah) or with one (against SEMI2K)")
     ap.add_argument("--net-rows", type=int, default=None, help="batch of the convolutional networks")
+    ap.add_argument("--matmul-rows", type=int, default=None, help="batch of the RLWE products")
     ap.add_argument("--protocols", default="CHEETAH,SEMI2K")
     a = ap.parse_args()
+    if a.matmul_rows:
+        for n in MATMULS:
+            WORKLOADS[n] = (WORKLOADS[n][0], a.matmul_rows)
     if a.net_rows:
         for n in NETS:
             WORKLOADS[n] = (WORKLOADS[n][0], a.net_rows)
@@ -67,7 +76,8 @@ def main():
                "--relu-rows", str(WORKLOADS["relu"][1]),
                "--logreg-rows", str(WORKLOADS["logreg"][1]),
                "--classifier-rows", str(WORKLOADS["relu_classifier"][1]),
-               "--net-rows", str(WORKLOADS["net_a"][1]), "--protocols", a.protocols]
+               "--net-rows", str(WORKLOADS["net_a"][1]),
+               "--matmul-rows", str(WORKLOADS["matmul_64x16"][1]), "--protocols", a.protocols]
     rows = {}
     for name in names:
         model, batch = WORKLOADS[name]

@@ -177,6 +177,8 @@ pub fn run(args: &BenchArgs) -> ExitCode {
             for &via in &args.transport {
                 let mut times = Vec::new();
                 let mut setups = Vec::new();
+                let mut phases = Vec::new();
+                let mut online_sent = std::collections::BTreeMap::new();
                 let mut bytes = 0u64;
                 let mut rounds = 0u32;
                 let mut max_err: f64 = 0.0;
@@ -243,6 +245,27 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                         setups.push(setup);
                     }
                     bytes = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+                    if measured {
+                        // Each party's phase times and bytes sent online.
+                        phases.push(
+                            plan.parties
+                                .iter()
+                                .zip(&outcomes)
+                                .map(|(p, o)| {
+                                    let s = &o.stats;
+                                    let times =
+                                        (s.preprocessing.as_secs_f64(), s.online.as_secs_f64());
+                                    (p.name.clone(), times)
+                                })
+                                .collect::<std::collections::BTreeMap<_, _>>(),
+                        );
+                        online_sent = plan
+                            .parties
+                            .iter()
+                            .zip(&outcomes)
+                            .map(|(p, o)| (p.name.clone(), o.stats.online_bytes_sent))
+                            .collect();
+                    }
                     rounds = outcomes.iter().map(|o| o.stats.rounds).max().unwrap_or(0);
                     for o in &outcomes {
                         for (name, t) in &o.outputs {
@@ -270,6 +293,23 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                 times.sort_by(f64::total_cmp);
                 setups.sort_by(f64::total_cmp);
                 let seconds = times[times.len() / 2];
+                // Per party, the median of each phase over the runs.
+                let median = |f: fn(&(f64, f64)) -> f64| {
+                    let mut by = std::collections::BTreeMap::new();
+                    for run in &phases {
+                        for (name, t) in run {
+                            by.entry(name.clone()).or_insert_with(Vec::new).push(f(t));
+                        }
+                    }
+                    by.into_iter()
+                        .map(|(name, mut v)| {
+                            v.sort_by(f64::total_cmp);
+                            (name, v[v.len() / 2])
+                        })
+                        .collect::<std::collections::BTreeMap<String, f64>>()
+                };
+                let pre_seconds = median(|t| t.0);
+                let online_seconds = median(|t| t.1);
                 let row = serde_json::json!({
                     "peer": "veil",
                     "mode": mode.name(),
@@ -283,6 +323,11 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     "max_err": max_err,
                     "estimate_bytes": plan.estimate.bytes,
                     "estimate_rounds": plan.estimate.rounds,
+                    // Each party's phases (`--stats`'s, medians over the
+                    // runs) and bytes sent online (in the last run).
+                    "preprocessing_seconds": pre_seconds,
+                    "online_seconds": online_seconds,
+                    "online_bytes_sent": online_sent,
                 });
                 println!(
                     "{:<10} {:<7} {:>7} {:>10.4} {:>12.1} {:>14.1} {:>7} {:>10.2e}",

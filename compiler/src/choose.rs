@@ -489,6 +489,54 @@ impl Chooser<'_, '_> {
         (self.score(conv) < self.score(product)).then_some((x, window))
     }
 
+    /// Whether the RLWE product `v` with `W` clear at a party (`reprs`)
+    /// runs prepared (`rlwe::prepared`, `CostTable::rlwe_prepared_matmul`):
+    /// when its online step is cheaper than the whole product and its
+    /// preprocessing and online step together cost at most twice the
+    /// product. The first is the point: the preprocessing runs before the
+    /// data exists, so what the data owner waits for is the online step
+    /// (20-100x cheaper at the shapes). The second bounds what the
+    /// split adds overall (the results' `a` halves travel whole and the
+    /// client transforms them), so a product where that would dominate
+    /// stays in one piece. The method's cost (`cost`) stays the product's.
+    ///
+    /// `W` must be the multiplying party's input (its preprocessing reads
+    /// it there, before any input is bound); a convolution runs HomConv
+    /// unprepared.
+    pub fn rlwe_prepared(&self, v: ValueId, reprs: &[Repr]) -> bool {
+        self.rlwe_prepared_costs(v, reprs).is_some()
+    }
+
+    /// The preprocessing and online costs of `v` prepared, when it runs
+    /// prepared ([`Chooser::rlwe_prepared`]).
+    fn rlwe_prepared_costs(&self, v: ValueId, reprs: &[Repr]) -> Option<(Cost, Cost)> {
+        let ([Repr::Clear(_), Repr::Clear(pw)] | [Repr::Shared, Repr::Clear(pw)]) = *reprs else {
+            return None;
+        };
+        let Op::MatMul(a, w) = &self.g.value(v).op else {
+            return None;
+        };
+        match self.g.value(*w).op {
+            Op::Input {
+                owner: crate::ir::Owner::Party(owner),
+                ..
+            } if owner == pw => {}
+            _ => return None,
+        }
+        if self.rlwe_conv(v, reprs).is_some() {
+            return None;
+        }
+        let w_bits = self.rlwe_w_bits(*w, reprs[1])?;
+        let k = self.g.last_dim(*a) as f64;
+        let batch = (self.n(*a) / k.max(1.0)).max(1.0);
+        let cols = (self.n(v) / batch).max(1.0);
+        let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
+        let (pre, online) = self.costs.rlwe_prepared_matmul(batch, k, cols, w_bits)?;
+        (self.score(online) < self.score(plain)
+            && self.score(pre + online) <= 2.0 * self.score(plain))
+        .then_some((pre, online))
+    }
+
     /// Signed bits of the plaintext operand `w` of an RLWE product, as
     /// ring elements: 64 for a share (any value), else from the range
     /// analysis: every entry encoded at the model's precision is at most
@@ -1047,6 +1095,14 @@ impl Chooser<'_, '_> {
                 name(k)
             ),
             Method::Rlwe => "matrix product on secret values: RLWE (the holder of x encrypts, the holder of W multiplies), cheapest by the cost model".into(),
+        };
+        let base = match self.rlwe_prepared_costs(v, operands) {
+            Some((pre, online)) if method == Method::Rlwe => format!(
+                "{base}; prepared: W's part in the preprocessing ({:.3e} s), {:.3e} s online",
+                self.score(pre),
+                self.score(online)
+            ),
+            _ => base,
         };
         match runner_up {
             Some((m, c)) => format!(

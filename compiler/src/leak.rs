@@ -54,7 +54,9 @@ fn dependencies(plan: &Plan, pairs: &[(Reg, Reg)]) -> Vec<BTreeSet<u32>> {
                     .iter()
                     .flat_map(|r| deps[r.0 as usize].iter().copied())
                     .collect();
-                if let Instr::Input { input, .. } = ins {
+                if let Instr::Input { input, .. }
+                | Instr::RlwePrepareRespond { weights: input, .. } = ins
+                {
                     if plan.inputs[*input as usize].owner != Owner::Public {
                         d.insert(*input);
                     }
@@ -103,6 +105,16 @@ fn message_protection(ins: &Instr) -> Option<&'static str> {
         Instr::RlweRespond { .. } => {
             Some("masked by fresh shares, re-randomised and noise-flooded (40 bits)")
         }
+        // The prepared split sends the same ciphertexts in two parts
+        // (`rlwe::prepared`): the query's seed and encryptions of zero now,
+        // its input coefficients online, both under the sender's own key.
+        Instr::RlwePrepare { .. } => Some("encrypted under the sender's own RLWE key"),
+        // The `a` halves of the results `RlweRespond` would send: the
+        // re-randomiser (a fresh encryption of zero under the receiver's
+        // key) makes them pseudorandom whatever `W` is.
+        Instr::RlwePrepareRespond { .. } => {
+            Some("the re-randomised halves of masked, noise-flooded results (40 bits)")
+        }
         // Seeds and corrections: the dealer's randomness, independent of
         // every input.
         Instr::Deal { .. } => Some("the dealer's randomness"),
@@ -126,6 +138,7 @@ fn message_protection(ins: &Instr) -> Option<&'static str> {
         | Instr::Decrypt { .. }
         | Instr::Nonlinear { .. }
         | Instr::RlweFinish { .. }
+        | Instr::RlwePrepareFinish { .. }
         | Instr::Send { .. }
         | Instr::Recv { .. }
         | Instr::Reveal { .. }

@@ -643,6 +643,10 @@ pub enum Instr {
         w_bits: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conv: Option<Window>,
+        /// The product was prepared ([`Instr::RlwePrepare`]): `msg` is then
+        /// only `x`'s coefficients of the query (`rlwe::OnlineQueryMsg`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        prepared: bool,
     },
     /// RLWE product, the other party: multiplies the peer's `query` by `w`
     /// (clear, encoded at the plan's precision, or this party's share; every
@@ -663,10 +667,49 @@ pub enum Instr {
         /// patches, `[batch, Ho, Wo, C·kh·kw]`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conv: Option<Window>,
+        /// The product was prepared ([`Instr::RlwePrepareRespond`]): `query`
+        /// is then the online query and `msg` the used coefficients of
+        /// the results (`rlwe::OnlineResponseMsg`); `key` is unused.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        prepared: bool,
     },
     /// RLWE product, the encrypting party: decrypts the peer's `response`
     /// into this party's share `dst` (the register its query named).
     RlweFinish {
+        dst: Reg,
+        response: Reg,
+    },
+    /// Preprocessing of a prepared RLWE product (`rlwe::prepared`), the
+    /// encrypting party: `msg` is the query's seed and its coefficients
+    /// that carry no input (`rlwe::OfflineQueryMsg`). `x` and `dst` are the
+    /// registers of the later [`Instr::RlweQuery`] (`prepared`), named for
+    /// their shapes only: neither holds a value yet.
+    RlwePrepare {
+        msg: Reg,
+        x: Reg,
+        dst: Reg,
+        w_bits: u32,
+    },
+    /// Preprocessing of a prepared RLWE product, the other party: answers
+    /// the peer's offline `query` under its key `key` with `W`, which is
+    /// this party's input `weights` (read here, before any input is bound:
+    /// the model owner has its weights before data arrives; `w`, the
+    /// register its later [`Instr::Input`] binds, is named for its shape
+    /// only). `msg` is the results' `a` halves
+    /// (`rlwe::OfflineResponseMsg`); the rest waits for the
+    /// [`Instr::RlweRespond`] (`prepared`) of the same `dst`.
+    RlwePrepareRespond {
+        msg: Reg,
+        dst: Reg,
+        query: Reg,
+        key: Reg,
+        w: Reg,
+        weights: u32,
+        w_bits: u32,
+    },
+    /// Preprocessing of a prepared RLWE product, the encrypting party:
+    /// takes the peer's offline `response` for `dst`.
+    RlwePrepareFinish {
         dst: Reg,
         response: Reg,
     },
@@ -724,7 +767,11 @@ impl Instr {
                 r.extend(add);
                 r
             }
-            Instr::RlweFinish { response, .. } => vec![*response],
+            Instr::RlweFinish { response, .. } | Instr::RlwePrepareFinish { response, .. } => {
+                vec![*response]
+            }
+            Instr::RlwePrepare { .. } => vec![],
+            Instr::RlwePrepareRespond { query, key, .. } => vec![*query, *key],
             Instr::Expand { src } => vec![*src],
             Instr::Clear { args, .. }
             | Instr::Local { args, .. }
@@ -771,7 +818,9 @@ impl Instr {
             | Instr::Nonlinear { dst, .. }
             | Instr::RlweFinish { dst, .. }
             | Instr::Reveal { dst, .. } => vec![*dst],
-            Instr::RlweQuery { msg, .. } => vec![*msg],
+            Instr::RlweQuery { msg, .. }
+            | Instr::RlwePrepare { msg, .. }
+            | Instr::RlwePrepareRespond { msg, .. } => vec![*msg],
             Instr::RlweRespond { msg, dst, .. } => vec![*msg, *dst],
             Instr::Split { keep, send, .. } => vec![*keep, *send],
             Instr::BeaverOpen { msg, .. }
@@ -783,6 +832,7 @@ impl Instr {
             Instr::Send { .. }
             | Instr::Output { .. }
             | Instr::Expand { .. }
+            | Instr::RlwePrepareFinish { .. }
             | Instr::GenerateCorrelations { .. } => vec![],
         }
     }
@@ -1216,9 +1266,11 @@ impl Plan {
                 dst,
                 w_bits,
                 conv,
+                prepared,
             } => format!(
-                "{msg} = rlwe.query {x} for {dst} (w: {w_bits} bits){}",
-                conv_text(conv)
+                "{msg} = rlwe.query {x} for {dst} (w: {w_bits} bits){}{}",
+                conv_text(conv),
+                prepared_text(*prepared)
             ),
             Instr::RlweRespond {
                 msg,
@@ -1229,12 +1281,37 @@ impl Plan {
                 add,
                 w_bits,
                 conv,
+                prepared,
             } => format!(
-                "{msg}, {dst} = rlwe.respond {query} @ {w}{} under {key} (w: {w_bits} bits){}",
+                "{msg}, {dst} = rlwe.respond {query} @ {w}{} under {key} (w: {w_bits} bits){}{}",
                 add.map_or(String::new(), |a| format!(" + {a} @ {w}")),
-                conv_text(conv)
+                conv_text(conv),
+                prepared_text(*prepared)
             ),
             Instr::RlweFinish { dst, response } => format!("{dst} = rlwe.finish {response}"),
+            Instr::RlwePrepare {
+                msg,
+                x,
+                dst,
+                w_bits,
+            } => format!("{msg} = rlwe.prepare for {x} -> {dst} (w: {w_bits} bits)"),
+            Instr::RlwePrepareRespond {
+                msg,
+                dst,
+                query,
+                key,
+                w,
+                weights,
+                w_bits,
+            } => format!(
+                "{msg} = rlwe.prepare.respond {query} @ {w} = input {} for {dst} under {key} (w: {w_bits} bits)",
+                self.inputs
+                    .get(*weights as usize)
+                    .map_or(format!("#{weights}"), |i| format!("`{}`", i.name))
+            ),
+            Instr::RlwePrepareFinish { dst, response } => {
+                format!("rlwe.prepare.finish {response} for {dst}")
+            }
             Instr::Nonlinear {
                 dst,
                 op,
@@ -1378,6 +1455,15 @@ fn window_text(w: &Window) -> String {
         x(&w.padding),
         x(&w.dilation)
     )
+}
+
+/// ` prepared` for a prepared RLWE product's online step.
+fn prepared_text(prepared: bool) -> &'static str {
+    if prepared {
+        " prepared"
+    } else {
+        ""
+    }
 }
 
 /// ` as conv im2col[...]` for an RLWE convolution, nothing for a product.

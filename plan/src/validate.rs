@@ -159,6 +159,62 @@ pub fn validate(plan: &Plan) -> Result<ValidPlan<'_>, Vec<ValidationError>> {
                         }
                     }
                 },
+                Instr::RlwePrepareRespond {
+                    weights, dst, w, ..
+                } => {
+                    match plan.inputs.get(*weights as usize) {
+                        None => errors.push(err(
+                            Some(p),
+                            Some(at),
+                            format!("prepares an RLWE product with unknown input {weights}"),
+                        )),
+                        Some(spec) if dealer || spec.owner != Owner::Party(p) => errors.push(err(
+                            Some(p),
+                            Some(at),
+                            format!(
+                                "prepares an RLWE product with input `{}` it does not own",
+                                spec.name
+                            ),
+                        )),
+                        Some(spec) => {
+                            if plan
+                                .regs
+                                .get(w.0 as usize)
+                                .is_some_and(|i| i.shape != spec.shape)
+                            {
+                                errors.push(err(
+                                    Some(p),
+                                    Some(at),
+                                    format!(
+                                        "prepares an RLWE product with input `{}` of shape {} in register {w}",
+                                        spec.name, spec.shape
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    for r in [dst, w] {
+                        if r.0 as usize >= plan.regs.len() {
+                            errors.push(err(
+                                Some(p),
+                                Some(at),
+                                format!("register {r} does not exist"),
+                            ));
+                        }
+                    }
+                }
+                Instr::RlwePrepare { x, dst, .. }
+                | Instr::RlwePrepareFinish { response: x, dst } => {
+                    for r in [x, dst] {
+                        if r.0 as usize >= plan.regs.len() {
+                            errors.push(err(
+                                Some(p),
+                                Some(at),
+                                format!("register {r} does not exist"),
+                            ));
+                        }
+                    }
+                }
                 Instr::Output { output, src } => match plan.outputs.get(*output as usize) {
                     None => errors.push(err(Some(p), Some(at), format!("unknown output {output}"))),
                     Some(spec) => {
@@ -435,7 +491,10 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 _ => {}
             }
             match ins {
-                Instr::RlweQuery { w_bits, .. } | Instr::RlweRespond { w_bits, .. }
+                Instr::RlweQuery { w_bits, .. }
+                | Instr::RlweRespond { w_bits, .. }
+                | Instr::RlwePrepare { w_bits, .. }
+                | Instr::RlwePrepareRespond { w_bits, .. }
                     if !(1..=params::RLWE_MAX_W_BITS).contains(w_bits) =>
                 {
                     bad(format!(
@@ -446,6 +505,16 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 _ => {}
             }
             match ins {
+                Instr::RlweQuery {
+                    conv: Some(_),
+                    prepared: true,
+                    ..
+                }
+                | Instr::RlweRespond {
+                    conv: Some(_),
+                    prepared: true,
+                    ..
+                } => bad("a prepared RLWE convolution (only products are prepared)".into()),
                 Instr::RlweQuery { conv: Some(w), .. }
                 | Instr::RlweRespond { conv: Some(w), .. }
                     if !w.is_homconv() =>

@@ -41,6 +41,11 @@ pub struct Lowerer<'a, 'm> {
     fused: BTreeSet<(ValueId, Repr)>,
     /// The stacked `[max, index]` register of each fused operand's register.
     tournaments: BTreeMap<Reg, Reg>,
+    /// Parties whose RLWE key pair is made in the preprocessing (for
+    /// prepared products), and each party's preprocessing of prepared
+    /// RLWE products, appended to its preprocessing phase.
+    rlwe_pre_keys: BTreeSet<PartyId>,
+    rlwe_pre: Vec<Vec<Instr>>,
     f: u32,
     p: [PartyId; 2],
 }
@@ -86,6 +91,8 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             rlwe_keys: BTreeMap::new(),
             fused: BTreeSet::new(),
             tournaments: BTreeMap::new(),
+            rlwe_pre_keys: BTreeSet::new(),
+            rlwe_pre: vec![Vec::new(); g.model.parties().len()],
             f: g.model.precision(),
             p: [compute[0], compute[1]],
         }
@@ -160,6 +167,27 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         }
 
         self.fused = fused_tournaments(model, sel);
+        // RLWE keys of parties that encrypt a prepared product: made and
+        // sent in the preprocessing, before any product needs them.
+        for v in self.g.order() {
+            for how in sel.materialize.get(&v).into_iter().flat_map(|m| m.values()) {
+                if let How::Native {
+                    method: Method::Rlwe,
+                    operands,
+                } = how
+                {
+                    if self.chooser.rlwe_prepared(v, operands) {
+                        let client = match operands[..] {
+                            [Repr::Clear(px), _] => px,
+                            [_, Repr::Clear(pw)] => self.other(pw),
+                            _ => continue,
+                        };
+                        self.rlwe_pre_key(client);
+                    }
+                }
+            }
+        }
+
         for v in self.g.order() {
             let Some(reprs) = sel.materialize.get(&v) else {
                 continue;

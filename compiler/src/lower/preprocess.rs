@@ -81,6 +81,11 @@ impl Lowerer<'_, '_> {
                 }
             }
         }
+        // Prepared RLWE products' preprocessing last: it may need W, which
+        // the model owner holds from the start, and nothing else.
+        for (p, rlwe) in pre.iter_mut().zip(std::mem::take(&mut self.rlwe_pre)) {
+            p.extend(rlwe);
+        }
         (pre, keys)
     }
 }

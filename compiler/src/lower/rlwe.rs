@@ -29,7 +29,13 @@ impl Lowerer<'_, '_> {
                 let dst = self.share_reg(shape, 2 * f, untruncated);
                 let w_bits = self.w_bits(w_value, reprs[1]);
                 let (x, conv) = conv.map_or((args[0], None), |(x, w)| (x, Some(w)));
-                self.rlwe_product(px, x, None, pw, args[1], w_bits, dst, conv);
+                let prepared = conv.is_none() && self.chooser.rlwe_prepared(v, reprs);
+                let flavour = if prepared {
+                    Flavour::Prepared
+                } else {
+                    Flavour::Whole(conv)
+                };
+                self.rlwe_product(px, x, None, pw, args[1], w_bits, dst, flavour);
                 dst
             }
             // x shared, W clear at pw: the other party encrypts its share,
@@ -39,7 +45,13 @@ impl Lowerer<'_, '_> {
                 let w_bits = self.w_bits(w_value, reprs[1]);
                 let px = self.other(pw);
                 let (x, conv) = conv.map_or((args[0], None), |(x, w)| (x, Some(w)));
-                self.rlwe_product(px, x, Some(args[0]), pw, args[1], w_bits, dst, conv);
+                let prepared = conv.is_none() && self.chooser.rlwe_prepared(v, reprs);
+                let flavour = if prepared {
+                    Flavour::Prepared
+                } else {
+                    Flavour::Whole(conv)
+                };
+                self.rlwe_product(px, x, Some(args[0]), pw, args[1], w_bits, dst, flavour);
                 dst
             }
             // Both shared: x0 W1 from P0 to P1 (P1 adds x1 W1), x1 W0 from
@@ -52,12 +64,14 @@ impl Lowerer<'_, '_> {
                     self,
                     format!("{note} (x of {} times W)", self.g.model.party(p0).name),
                 );
-                self.rlwe_product(p0, args[0], Some(args[0]), p1, args[1], bits, a, None);
+                let whole = Flavour::Whole(None);
+                self.rlwe_product(p0, args[0], Some(args[0]), p1, args[1], bits, a, whole);
                 let b = half(
                     self,
                     format!("{note} (x of {} times W)", self.g.model.party(p1).name),
                 );
-                self.rlwe_product(p1, args[0], Some(args[0]), p0, args[1], bits, b, None);
+                let whole = Flavour::Whole(None);
+                self.rlwe_product(p1, args[0], Some(args[0]), p0, args[1], bits, b, whole);
                 let dst = self.share_reg(shape.clone(), 2 * f, untruncated);
                 self.local(dst, ShareOp::Add, vec![a, b]);
                 dst
@@ -73,12 +87,24 @@ impl Lowerer<'_, '_> {
             .expect("the chooser offers RLWE only when W's range fits")
     }
 
+    /// The input `w` binds at `server`, if `w` is one (a prepared
+    /// product's preprocessing reads it from there).
+    fn input_of(&self, server: PartyId, w: Reg) -> Option<u32> {
+        self.programs[server.index()].iter().find_map(|i| match i {
+            Instr::Input { dst, input } if *dst == w => Some(*input),
+            _ => None,
+        })
+    }
+
     /// One RLWE product into `dst` (shares at both parties): `client`
     /// encrypts `x` (its clear value or its share), `server` multiplies by
     /// `w` and adds `add @ w` (its share of `x`) to its share. The
-    /// client's public key travels with its first query. With `conv`, `x`
-    /// is the convolution's input and `add` its patches
-    /// ([`Instr::RlweQuery`]).
+    /// client's public key travels with its first query. With a `conv`
+    /// window, `x` is the convolution's input and `add` its patches
+    /// ([`Instr::RlweQuery`]). Prepared (when `w` is the server's input
+    /// and the client's key is not already made online), the product's
+    /// `x`-independent part goes to the preprocessing
+    /// ([`Lowerer::rlwe_prepared_product`]).
     #[allow(clippy::too_many_arguments)]
     fn rlwe_product(
         &mut self,
@@ -89,8 +115,31 @@ impl Lowerer<'_, '_> {
         w: Reg,
         w_bits: u32,
         dst: Reg,
-        conv: Option<plan::Window>,
+        flavour: Flavour,
     ) {
+        let conv = match flavour {
+            Flavour::Whole(conv) => conv,
+            Flavour::Prepared => {
+                // Its key is in the preprocessing (`Lowerer::run`).
+                if let (Some(weights), true) = (
+                    self.input_of(server, w),
+                    self.rlwe_pre_keys.contains(&client),
+                ) {
+                    let product = Prepared {
+                        client,
+                        x,
+                        add,
+                        server,
+                        w,
+                        weights,
+                        w_bits,
+                        dst,
+                    };
+                    return self.rlwe_prepared_product(product);
+                }
+                None
+            }
+        };
         let what = self.regs[dst.0 as usize].note.clone();
         let mut first = Vec::new();
         let key = match self.rlwe_keys.get(&client) {
@@ -131,6 +180,7 @@ impl Lowerer<'_, '_> {
                 dst,
                 w_bits,
                 conv: conv.clone(),
+                prepared: false,
             },
         );
         self.emit(
@@ -158,6 +208,172 @@ impl Lowerer<'_, '_> {
                 add,
                 w_bits,
                 conv,
+                prepared: false,
+            },
+        );
+        self.emit(
+            server,
+            Instr::Send {
+                to: pi(client),
+                regs: vec![response],
+            },
+        );
+        self.emit(
+            client,
+            Instr::Recv {
+                from: pi(server),
+                regs: vec![response],
+            },
+        );
+        self.emit(client, Instr::RlweFinish { dst, response });
+    }
+}
+
+/// How an RLWE product runs: in one piece at its place in the program
+/// (with a convolution's window, if any), or prepared.
+enum Flavour {
+    Whole(Option<plan::Window>),
+    Prepared,
+}
+
+/// A prepared product's operands ([`Lowerer::rlwe_product`]'s, and the
+/// server's input `weights` that `w` binds).
+struct Prepared {
+    client: PartyId,
+    x: Reg,
+    add: Option<Reg>,
+    server: PartyId,
+    w: Reg,
+    weights: u32,
+    w_bits: u32,
+    dst: Reg,
+}
+
+impl Lowerer<'_, '_> {
+    /// `client`'s RLWE key, made in the preprocessing and sent to the peer
+    /// there (the first time it is asked for).
+    pub(super) fn rlwe_pre_key(&mut self, client: PartyId) -> Reg {
+        if let Some((key, _)) = self.rlwe_keys.get(&client) {
+            return *key;
+        }
+        let key = self.reg(
+            Kind::Message,
+            plan::Shape::scalar(),
+            format!("RLWE public key of {}", self.g.model.party(client).name),
+        );
+        let server = self.other(client);
+        self.rlwe_pre[client.index()].push(Instr::RlweKeyGen { public: key });
+        self.rlwe_pre[client.index()].push(Instr::Send {
+            to: pi(server),
+            regs: vec![key],
+        });
+        self.rlwe_pre[server.index()].push(Instr::Recv {
+            from: pi(client),
+            regs: vec![key],
+        });
+        self.rlwe_keys.insert(client, (key, true));
+        self.rlwe_pre_keys.insert(client);
+        key
+    }
+
+    /// A prepared RLWE product (`rlwe::prepared`): in the preprocessing the
+    /// client makes its key (with its first prepared product) and sends it
+    /// with the offline query, the server answers with `W` read from its
+    /// input, and the client takes the answer; online the client sends
+    /// `x`'s coefficients and the server the used result coefficients.
+    fn rlwe_prepared_product(&mut self, p: Prepared) {
+        let Prepared {
+            client,
+            x,
+            add,
+            server,
+            w,
+            weights,
+            w_bits,
+            dst,
+        } = p;
+        let what = self.regs[dst.0 as usize].note.clone();
+        let key = self.rlwe_pre_key(client);
+        let message =
+            |l: &mut Self, what: String| l.reg(Kind::Message, plan::Shape::scalar(), what);
+        let offline_query = message(self, format!("RLWE preprocessing query for {what}"));
+        let offline_answer = message(self, format!("RLWE preprocessing answer for {what}"));
+        let query = message(self, format!("RLWE query for {what}"));
+        let response = message(self, format!("RLWE response for {what}"));
+        let first = vec![offline_query];
+        let (c, s) = (client.index(), server.index());
+        self.rlwe_pre[c].push(Instr::RlwePrepare {
+            msg: offline_query,
+            x,
+            dst,
+            w_bits,
+        });
+        self.rlwe_pre[c].push(Instr::Send {
+            to: pi(server),
+            regs: first.clone(),
+        });
+        self.rlwe_pre[s].push(Instr::Recv {
+            from: pi(client),
+            regs: first,
+        });
+        self.rlwe_pre[s].push(Instr::RlwePrepareRespond {
+            msg: offline_answer,
+            dst,
+            query: offline_query,
+            key,
+            w,
+            weights,
+            w_bits,
+        });
+        self.rlwe_pre[s].push(Instr::Send {
+            to: pi(client),
+            regs: vec![offline_answer],
+        });
+        self.rlwe_pre[c].push(Instr::Recv {
+            from: pi(server),
+            regs: vec![offline_answer],
+        });
+        self.rlwe_pre[c].push(Instr::RlwePrepareFinish {
+            dst,
+            response: offline_answer,
+        });
+        self.emit(
+            client,
+            Instr::RlweQuery {
+                msg: query,
+                x,
+                dst,
+                w_bits,
+                conv: None,
+                prepared: true,
+            },
+        );
+        self.emit(
+            client,
+            Instr::Send {
+                to: pi(server),
+                regs: vec![query],
+            },
+        );
+        self.emit(
+            server,
+            Instr::Recv {
+                from: pi(client),
+                regs: vec![query],
+            },
+        );
+        self.emit(
+            server,
+            Instr::RlweRespond {
+                msg: response,
+                dst,
+                query,
+                key,
+                w,
+                add,
+                w_bits,
+                conv: None,
+                prepared: true,
             },
         );
         self.emit(

@@ -219,6 +219,9 @@ pub struct Stats {
     pub setup: Duration,
     pub preprocessing: Duration,
     pub online: Duration,
+    /// Of `bytes_sent`, those sent in the online phase (from the first
+    /// input on).
+    pub online_bytes_sent: u64,
     /// The most bytes the party's registers held at once (as
     /// [`memory::estimate`] counts them in [`memory::PartyMemory::registers`]).
     pub peak_register_bytes: u64,
@@ -706,6 +709,7 @@ pub fn run_party(
     for (at, ins) in program.iter().enumerate() {
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
+            ex.stats.online_bytes_sent = ex.stats.bytes_sent;
         }
         if let Some(p) = progress {
             p.steps_done.store(at as u64, Ordering::Relaxed);
@@ -742,7 +746,9 @@ pub fn run_party(
     }
     if first_input == program.len() {
         ex.stats.preprocessing = t.elapsed();
+        ex.stats.online_bytes_sent = ex.stats.bytes_sent;
     }
+    ex.stats.online_bytes_sent = ex.stats.bytes_sent - ex.stats.online_bytes_sent;
     ex.stats.online = t.elapsed() - ex.stats.preprocessing;
     // A last message that nothing answers still takes a trip (as `Plan::rounds` counts it).
     if ex.sent_since_recv {

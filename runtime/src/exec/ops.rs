@@ -541,7 +541,10 @@ impl Exec<'_> {
             Instr::RlweKeyGen { .. }
             | Instr::RlweQuery { .. }
             | Instr::RlweRespond { .. }
-            | Instr::RlweFinish { .. } => self.step_rlwe(ins)?,
+            | Instr::RlweFinish { .. }
+            | Instr::RlwePrepare { .. }
+            | Instr::RlwePrepareRespond { .. }
+            | Instr::RlwePrepareFinish { .. } => self.step_rlwe(ins)?,
             Instr::Send { to, regs } => {
                 if let [r] = regs[..] {
                     if let Value::Dealing(_) = self.get(r)? {

@@ -23,8 +23,10 @@ use super::{Exec, ExecError, Value};
 use crate::sharing::{RingTensor, Share};
 use plan::{Instr, Kind, Reg, Window};
 use rlwe::{
-    Client, ConvLayout, ConvQueryMsg, ConvResponseMsg, ConvShape, CostModel, Layout, PeerKey,
-    PublicKeyMsg, QueryMsg, ResponseMsg, Server,
+    Client, ConvLayout, ConvQueryMsg, ConvResponseMsg, ConvShape, CostModel, Layout,
+    OfflineQueryMsg, OfflineResponseMsg, OnlineQueryMsg, OnlineResponseMsg, PeerKey, PendingQuery,
+    PendingResult, PreparedQuery, PreparedResponse, PreparedWeights, PublicKeyMsg, QueryMsg,
+    ResponseMsg, Server,
 };
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -40,13 +42,23 @@ pub(super) struct RlweState {
     server: Option<Server>,
     peer_keys: std::collections::HashMap<Reg, PeerKey>,
     pending: std::collections::HashMap<Reg, Pending>,
+    /// Prepared products by their result register (`rlwe::prepared`): the
+    /// encrypting party's between [`Instr::RlwePrepare`] and
+    /// [`Instr::RlwePrepareFinish`], then until its online query.
+    preparing: std::collections::HashMap<Reg, PendingQuery>,
+    preparing_layouts: std::collections::HashMap<Reg, Layout>,
+    prepared_queries: std::collections::HashMap<Reg, PreparedQuery>,
+    /// The other party's, from [`Instr::RlwePrepareRespond`] until its
+    /// online answer: `W` made ready and the preprocessed results.
+    prepared_responses: std::collections::HashMap<Reg, (PreparedWeights, PreparedResponse)>,
 }
 
 /// A query awaiting its response: a matrix product's layout, or a
-/// convolution's with its geometry.
+/// convolution's with its geometry, or a prepared product's online state.
 enum Pending {
     Product(Layout),
     Conv(Conv),
+    Prepared(Layout, PendingResult),
 }
 
 /// An RLWE convolution as both parties derive it: the HomConv layout of
@@ -203,6 +215,18 @@ fn layout(params: &rlwe::Params, shape: rlwe::Shape, w_bits: u32) -> Result<Layo
         .map_err(|e| rlwe_error("no RLWE layout for this product", e))
 }
 
+/// The layout both parties choose for a prepared product
+/// (`rlwe::Layout::choose_prepared`: the fewest digits, then the cheapest
+/// preprocessing; deterministic, from public data).
+fn prepared_layout(
+    params: &rlwe::Params,
+    shape: rlwe::Shape,
+    w_bits: u32,
+) -> Result<Layout, ExecError> {
+    Layout::choose_prepared(params, shape, w_bits, &CostModel::default_for(params))
+        .map_err(|e| rlwe_error("no RLWE layout for this prepared product", e))
+}
+
 /// For the memory estimate: the bytes of the message `ins` writes and of
 /// its largest temporaries (the server's queries and accumulators in NTT
 /// form), given the plan's shapes with dimensions bound.
@@ -212,7 +236,11 @@ pub(super) fn footprint(
 ) -> Result<Option<(u64, u64)>, ExecError> {
     if !matches!(
         ins,
-        Instr::RlweKeyGen { .. } | Instr::RlweQuery { .. } | Instr::RlweRespond { .. }
+        Instr::RlweKeyGen { .. }
+            | Instr::RlweQuery { .. }
+            | Instr::RlweRespond { .. }
+            | Instr::RlwePrepare { .. }
+            | Instr::RlwePrepareRespond { .. }
     ) {
         return Ok(None);
     }
@@ -221,6 +249,14 @@ pub(super) fn footprint(
     let product = |operand: Reg, lhs: bool, dst: Reg, w_bits: u32| {
         let out: usize = shape_of(dst)?.iter().product();
         layout(
+            &params,
+            product_shape(&shape_of(operand)?, lhs, out)?,
+            w_bits,
+        )
+    };
+    let prepared = |operand: Reg, lhs: bool, dst: Reg, w_bits: u32| {
+        let out: usize = shape_of(dst)?.iter().product();
+        prepared_layout(
             &params,
             product_shape(&shape_of(operand)?, lhs, out)?,
             w_bits,
@@ -262,6 +298,41 @@ pub(super) fn footprint(
         Instr::RlweKeyGen { .. } => {
             let key = PublicKeyMsg::byte_len(&params) as u64;
             Some((key, key + 2 * poly))
+        }
+        Instr::RlweQuery {
+            x,
+            dst,
+            w_bits,
+            prepared: true,
+            ..
+        } => {
+            let l = prepared(*x, true, *dst, *w_bits)?;
+            let q = l.online_query_bytes(&params) as u64;
+            Some((q, q))
+        }
+        Instr::RlweRespond {
+            w,
+            dst,
+            w_bits,
+            prepared: true,
+            ..
+        } => {
+            let l = prepared(*w, false, *dst, *w_bits)?;
+            let r = l.online_response_bytes(&params) as u64;
+            Some((r, r))
+        }
+        Instr::RlwePrepare { x, dst, w_bits, .. } => {
+            let l = prepared(*x, true, *dst, *w_bits)?;
+            let q = l.offline_query_bytes(&params) as u64;
+            Some((q, q + 2 * poly))
+        }
+        Instr::RlwePrepareRespond { dst, w, w_bits, .. } => {
+            let l = prepared(*w, false, *dst, *w_bits)?;
+            let r = l.offline_response_bytes(&params) as u64;
+            // The server's transforms as in a product, and the kept `b`
+            // halves and `W`'s residues until the online step.
+            let held = (l.query_count() + l.m_tiles() + 2 * l.result_count()) as u64 * 2 * poly;
+            Some((r, r + held))
         }
         Instr::RlweQuery { x, dst, w_bits, .. } => {
             let l = product(*x, true, *dst, *w_bits)?;
@@ -336,8 +407,303 @@ impl Exec<'_> {
         }
     }
 
+    /// A prepared product's layout ([`prepared_layout`]), from the same
+    /// public data as [`Exec::rlwe_layout`].
+    fn rlwe_prepared_layout(
+        &mut self,
+        operand: Reg,
+        lhs: bool,
+        dst: Reg,
+        w_bits: u32,
+    ) -> Result<(rlwe::Shape, Layout), ExecError> {
+        let os = self.reg_shape(operand)?;
+        let out: usize = self.reg_shape(dst)?.iter().product();
+        let shape = product_shape(&os, lhs, out)?;
+        let params = self.rlwe.params();
+        Ok((shape, prepared_layout(&params, shape, w_bits)?))
+    }
+
+    /// Adds this party's share of `x` (`add`, `[batch, k]`) times `w`
+    /// (`[k, n]`, ring elements) to `share`, locally.
+    fn rlwe_add_local(
+        &self,
+        share: &mut [u64],
+        add: Reg,
+        wdata: Vec<u64>,
+        shape: rlwe::Shape,
+    ) -> Result<(), ExecError> {
+        let xs = self.share(add)?.value();
+        let (b, k, n) = (shape.batch, shape.k, shape.n);
+        let xm = RingTensor::new(xs.data().to_vec(), vec![b, k])?;
+        let wm = RingTensor::new(wdata, vec![k, n])?;
+        let local = xm.matmul(&wm)?;
+        for (s, l) in share.iter_mut().zip(local.data()) {
+            *s = s.wrapping_add(*l);
+        }
+        Ok(())
+    }
+
+    /// Starts this party's RLWE server on first use.
+    fn rlwe_server(&mut self, params: &Arc<rlwe::Params>) -> Result<(), ExecError> {
+        if self.rlwe.server.is_none() {
+            self.rlwe.server = Some(
+                Server::new(params.clone())
+                    .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Prepared RLWE products (`rlwe::prepared`): the preprocessing's three
+    /// steps and the online query and answer. Every message from the peer
+    /// is parsed against the layout this party derived itself.
+    fn step_rlwe_prepared(&mut self, ins: &Instr) -> Result<(), ExecError> {
+        let params = self.rlwe.params();
+        match ins {
+            Instr::RlwePrepare {
+                msg,
+                x,
+                dst,
+                w_bits,
+            } => {
+                let (_, layout) = self.rlwe_prepared_layout(*x, true, *dst, *w_bits)?;
+                let client = self.rlwe.client.as_mut().ok_or_else(|| {
+                    ExecError::protocol("an RLWE preprocessing query before its key pair")
+                })?;
+                let (query, pending) = client
+                    .prepare(&layout)
+                    .map_err(|e| rlwe_error("cannot prepare an RLWE query", e))?;
+                if self.rlwe.preparing.insert(*dst, pending).is_some()
+                    || self.rlwe.prepared_queries.contains_key(dst)
+                {
+                    return Err(ExecError::protocol(format!(
+                        "two RLWE preprocessing queries for register {dst}"
+                    )));
+                }
+                self.rlwe.preparing_layouts.insert(*dst, layout);
+                let bytes = query.to_bytes(&params);
+                self.set(
+                    *msg,
+                    Value::Wire(Wire::Rlwe {
+                        kind: RlweKind::Query,
+                        bytes,
+                    }),
+                );
+            }
+            Instr::RlwePrepareRespond {
+                msg,
+                dst,
+                query,
+                key,
+                w,
+                weights,
+                w_bits,
+            } => {
+                let (_, layout) = self.rlwe_prepared_layout(*w, false, *dst, *w_bits)?;
+                let peer = self.rlwe_peer_key(*key, &params)?;
+                let q = OfflineQueryMsg::from_bytes(
+                    self.rlwe_message(*query, RlweKind::Query)?,
+                    &params,
+                    &layout,
+                )
+                .map_err(|e| {
+                    rlwe_error(
+                        &format!("malformed RLWE preprocessing query from {peer}"),
+                        e,
+                    )
+                })?;
+                let t = self.own_input(*weights)?;
+                let ws = self.reg_shape(*w)?;
+                if t.shape != ws {
+                    return Err(ExecError::protocol(format!(
+                        "an RLWE product prepared with an input of shape {:?} for register {w} of shape {ws:?}",
+                        t.shape
+                    )));
+                }
+                let wdata = Zeroizing::new(encode_fixed(t, self.plan.precision)?.data().to_vec());
+                let prepared_w = PreparedWeights::new(&params, &layout, &wdata)
+                    .map_err(|e| rlwe_error("cannot prepare W for an RLWE product", e))?;
+                self.rlwe_server(&params)?;
+                let (Some(server), Some(pk)) =
+                    (self.rlwe.server.as_mut(), self.rlwe.peer_keys.get(key))
+                else {
+                    return Err(ExecError::protocol(
+                        "an RLWE preprocessing answer without its key",
+                    ));
+                };
+                let (response, kept) = server
+                    .prepare(pk, &prepared_w, &q)
+                    .map_err(|e| rlwe_error("cannot prepare an RLWE answer", e))?;
+                if self
+                    .rlwe
+                    .prepared_responses
+                    .insert(*dst, (prepared_w, kept))
+                    .is_some()
+                {
+                    return Err(ExecError::protocol(format!(
+                        "two RLWE preprocessing answers for register {dst}"
+                    )));
+                }
+                let bytes = response.to_bytes(&params);
+                self.set(
+                    *msg,
+                    Value::Wire(Wire::Rlwe {
+                        kind: RlweKind::Response,
+                        bytes,
+                    }),
+                );
+            }
+            Instr::RlwePrepareFinish { dst, response } => {
+                let (Some(pending), Some(layout)) = (
+                    self.rlwe.preparing.remove(dst),
+                    self.rlwe.preparing_layouts.remove(dst),
+                ) else {
+                    return Err(ExecError::protocol(format!(
+                        "an RLWE preprocessing answer for {dst} without its query"
+                    )));
+                };
+                let peer = self.plan.party_name(self.other_party()?).to_string();
+                let r = OfflineResponseMsg::from_bytes(
+                    self.rlwe_message(*response, RlweKind::Response)?,
+                    &params,
+                    &layout,
+                )
+                .map_err(|e| {
+                    rlwe_error(
+                        &format!("malformed RLWE preprocessing answer from {peer}"),
+                        e,
+                    )
+                })?;
+                let client = self.rlwe.client.as_ref().ok_or_else(|| {
+                    ExecError::protocol("an RLWE preprocessing answer without a key pair")
+                })?;
+                let prepared = client.prepare_finish(pending, &r).map_err(|e| {
+                    rlwe_error(
+                        &format!("malformed RLWE preprocessing answer from {peer}"),
+                        e,
+                    )
+                })?;
+                self.rlwe.prepared_queries.insert(*dst, prepared);
+            }
+            Instr::RlweQuery {
+                msg,
+                x,
+                dst,
+                w_bits,
+                conv: None,
+                prepared: true,
+            } => {
+                let (_, layout) = self.rlwe_prepared_layout(*x, true, *dst, *w_bits)?;
+                let data = Zeroizing::new(self.rlwe_operand(*x)?);
+                let prepared = self.rlwe.prepared_queries.remove(dst).ok_or_else(|| {
+                    ExecError::protocol(format!(
+                        "a prepared RLWE query for {dst} without its preprocessing"
+                    ))
+                })?;
+                let client = self
+                    .rlwe
+                    .client
+                    .as_ref()
+                    .ok_or_else(|| ExecError::protocol("an RLWE query before its key pair"))?;
+                let (query, pending) = client
+                    .online_query(prepared, &data)
+                    .map_err(|e| rlwe_error("cannot encode a prepared RLWE query", e))?;
+                if self
+                    .rlwe
+                    .pending
+                    .insert(*dst, Pending::Prepared(layout, pending))
+                    .is_some()
+                {
+                    return Err(ExecError::protocol(format!(
+                        "two RLWE queries for register {dst}"
+                    )));
+                }
+                let bytes = query.to_bytes(&params);
+                self.set(
+                    *msg,
+                    Value::Wire(Wire::Rlwe {
+                        kind: RlweKind::Query,
+                        bytes,
+                    }),
+                );
+            }
+            Instr::RlweRespond {
+                msg,
+                dst,
+                query,
+                w,
+                add,
+                w_bits,
+                conv: None,
+                prepared: true,
+                ..
+            } => {
+                let (shape, layout) = self.rlwe_prepared_layout(*w, false, *dst, *w_bits)?;
+                let peer = self.plan.party_name(self.other_party()?).to_string();
+                let q = OnlineQueryMsg::from_bytes(
+                    self.rlwe_message(*query, RlweKind::Query)?,
+                    &params,
+                    &layout,
+                )
+                .map_err(|e| rlwe_error(&format!("malformed RLWE query from {peer}"), e))?;
+                let (weights, kept) =
+                    self.rlwe.prepared_responses.remove(dst).ok_or_else(|| {
+                        ExecError::protocol(format!(
+                            "a prepared RLWE answer for {dst} without its preprocessing"
+                        ))
+                    })?;
+                let server = self.rlwe.server.as_ref().ok_or_else(|| {
+                    ExecError::protocol("a prepared RLWE answer without a server")
+                })?;
+                let (response, mut share) = server
+                    .online(&weights, kept, &q)
+                    .map_err(|e| rlwe_error("cannot answer a prepared RLWE query", e))?;
+                if let Some(a) = add {
+                    let wdata = self.rlwe_operand(*w)?;
+                    self.rlwe_add_local(&mut share, *a, wdata, shape)?;
+                }
+                let bytes = response.to_bytes(&params);
+                let out = RingTensor::new(share, self.reg_shape(*dst)?)?;
+                let s = Share::new(self.role()?, out);
+                self.set(*dst, Value::Share(s));
+                self.set(
+                    *msg,
+                    Value::Wire(Wire::Rlwe {
+                        kind: RlweKind::Response,
+                        bytes,
+                    }),
+                );
+            }
+            other => {
+                return Err(ExecError::protocol(format!(
+                    "unexpected instruction {}",
+                    self.plan.instr_text(other)
+                )))
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn step_rlwe(&mut self, ins: &Instr) -> Result<(), ExecError> {
         match ins {
+            Instr::RlwePrepare { .. }
+            | Instr::RlwePrepareRespond { .. }
+            | Instr::RlwePrepareFinish { .. }
+            | Instr::RlweQuery {
+                conv: None,
+                prepared: true,
+                ..
+            }
+            | Instr::RlweRespond {
+                conv: None,
+                prepared: true,
+                ..
+            } => return self.step_rlwe_prepared(ins),
+            Instr::RlweQuery { prepared: true, .. } | Instr::RlweRespond { prepared: true, .. } => {
+                return Err(ExecError::protocol(
+                    "a prepared RLWE convolution (only products are prepared)",
+                ))
+            }
             Instr::RlweKeyGen { public } => {
                 if self.rlwe.client.is_some() {
                     return Err(ExecError::protocol("a second RLWE key pair in one session"));
@@ -361,6 +727,7 @@ impl Exec<'_> {
                 dst,
                 w_bits,
                 conv: Some(window),
+                ..
             } => {
                 let xs = self.reg_shape(*x)?;
                 let d = self.reg_shape(*dst)?;
@@ -413,6 +780,7 @@ impl Exec<'_> {
                 dst,
                 w_bits,
                 conv: None,
+                ..
             } => {
                 let (_, layout) = self.rlwe_layout(*x, true, *dst, *w_bits)?;
                 let data = self.rlwe_operand(*x)?;
@@ -453,6 +821,7 @@ impl Exec<'_> {
                 add,
                 w_bits,
                 conv: Some(window),
+                ..
             } => {
                 let params = self.rlwe.params();
                 let d = self.reg_shape(*dst)?;
@@ -526,6 +895,7 @@ impl Exec<'_> {
                 add,
                 w_bits,
                 conv: None,
+                ..
             } => {
                 let (shape, layout) = self.rlwe_layout(*w, false, *dst, *w_bits)?;
                 let params = self.rlwe.params();
@@ -579,6 +949,24 @@ impl Exec<'_> {
                 let peer = self.plan.party_name(self.other_party()?).to_string();
                 let layout = match pending {
                     Pending::Product(layout) => layout,
+                    Pending::Prepared(layout, pending) => {
+                        let client = self.rlwe.client.as_ref().ok_or_else(|| {
+                            ExecError::protocol("an RLWE response without a key pair")
+                        })?;
+                        let share = OnlineResponseMsg::from_bytes(
+                            self.rlwe_message(*response, RlweKind::Response)?,
+                            &params,
+                            &layout,
+                        )
+                        .and_then(|r| client.online_finish(pending, &r))
+                        .map_err(|e| {
+                            rlwe_error(&format!("malformed RLWE response from {peer}"), e)
+                        })?;
+                        let out = RingTensor::new(share, self.reg_shape(*dst)?)?;
+                        let s = Share::new(self.role()?, out);
+                        self.set(*dst, Value::Share(s));
+                        return Ok(());
+                    }
                     Pending::Conv(cv) => {
                         let bytes = self.rlwe_message(*response, RlweKind::Response)?;
                         let len = cv.layout.response_bytes(&params);
