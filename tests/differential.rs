@@ -994,6 +994,32 @@ fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
     }
 }
 
+/// The same target without a dealer (correlations by OT, products by
+/// RLWE). Bytes are held to 3%, tighter than the 10%: with the RLWE
+/// products priced at the layout the runtime takes (`cost::CostTable::
+/// rlwe_matmul`) every network is within 1.2%, and pricing them at other
+/// tiles, as before, put net_a 5.3% over. Rounds within 10%:
+/// the estimate counts one round per `OT_PIECE_COTS` of OT preprocessing,
+/// and the runtime, which keeps each request's runs whole, cuts a few more
+/// pieces (net_b at batch 10: 233 estimated, 241 run).
+#[test]
+fn network_traffic_without_a_dealer_is_within_ten_percent_of_the_estimate() {
+    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5"] {
+        let (est, bytes, rounds) = traffic_against_estimate(name, false, 2, 13);
+        let rounds_ratio = f64::from(est.rounds) / f64::from(rounds);
+        assert!(
+            (0.9..=1.1).contains(&rounds_ratio),
+            "{name}: {rounds} rounds, estimated {}",
+            est.rounds
+        );
+        assert!(
+            (0.97..=1.03).contains(&(est.bytes / bytes as f64)),
+            "{name}: measured {bytes} B, estimated {} B",
+            est.bytes
+        );
+    }
+}
+
 #[test]
 fn every_bundled_model_is_covered() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
