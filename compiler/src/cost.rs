@@ -87,6 +87,14 @@ pub const OT_COMPARISON_BITS: f64 = 2016.0;
 /// of two words and (in the MSB's last round) one bit.
 pub const OT_MUX_SAVED_BYTES: f64 = 2.0 * 8.0;
 
+/// Random OTs of one OT multiplexer (`sharing::compare::requests::mux`:
+/// one each way).
+pub const OT_MUX_COTS: f64 = 2.0;
+
+/// Online bytes of one Beaver select, both ways (x − a and y − b from each
+/// party).
+pub const SELECT_ONLINE_BYTES: f64 = 4.0 * 8.0;
+
 /// Correction bits of one Gilboa product of 64-bit values (`Σ_{i<64} (64 − i)`).
 pub const OT_PRODUCT_BITS: f64 = 2080.0;
 
@@ -405,6 +413,31 @@ impl CostTable {
             Source::Dealer | Source::Paillier => COMPARISON_ONLINE_BYTES,
         };
         Cost::compute(n * COMPARISON_RING_OPS * self.ring_op) + Cost::comm(n * online, rounds) + pre
+    }
+
+    /// `n` further selects by the bits of comparisons already priced (the
+    /// index argmax carries through its tournament: `sharing::compare::
+    /// requests::tournament` selects `1 + payload` elements per
+    /// comparison): a Beaver product each (the dealer's correction of `c`,
+    /// two words each way), or without a dealer the OT multiplexer (two
+    /// random OTs, one word and one bit each way). Measured per extra select
+    /// (argmax less max of `[1000, 10]`, `veil run --demo --stats`): 40 B
+    /// with a dealer, 48.6 B by OT.
+    pub fn select(&self, src: Source, n: f64) -> Cost {
+        let rest = Cost::compute(n * 4.0 * self.ring_op);
+        match src {
+            Source::Ot => {
+                self.ot(n * OT_MUX_COTS, 0.0)
+                    + Cost::comm(
+                        n * (SELECT_ONLINE_BYTES - OT_MUX_SAVED_BYTES + 2.0 / 8.0),
+                        0,
+                    )
+                    + rest
+            }
+            Source::Dealer | Source::Paillier => {
+                self.triple(src, n, n, n, 1.0) + Cost::comm(n * SELECT_ONLINE_BYTES, 0) + rest
+            }
+        }
     }
 
     /// `x @ w` ([.., k] @ [k, ..], `nx`, `nw`, `nz` elements) by an
@@ -743,17 +776,21 @@ pub fn estimate(
                 } => {
                     let n = args.iter().map(|a| n(*a)).fold(0.0, f64::max);
                     // Clamp compares against both bounds; a maximum of K
-                    // entries is a tournament of K - 1 comparisons (argmax
-                    // also selects the index: about one more).
-                    let k = match op {
-                        plan::NonlinearOp::Clamp { .. } => 2.0,
-                        plan::NonlinearOp::MaxReduce => {
-                            let kk = last(args[0]).max(1.0);
-                            (kk - 1.0) / kk
-                        }
-                        _ => 1.0,
+                    // entries is a tournament of K - 1 comparisons, and
+                    // argmax selects the index alongside: K - 1 more selects.
+                    let tournament = || {
+                        let kk = last(args[0]).max(1.0);
+                        (kk - 1.0) / kk
                     };
-                    costs.comparison(src, k * n, 0)
+                    match op {
+                        plan::NonlinearOp::Clamp { .. } => costs.comparison(src, 2.0 * n, 0),
+                        plan::NonlinearOp::MaxReduce => costs.comparison(src, tournament() * n, 0),
+                        plan::NonlinearOp::Argmax | plan::NonlinearOp::MaxArgmax => {
+                            costs.comparison(src, tournament() * n, 0)
+                                + costs.select(src, tournament() * n)
+                        }
+                        _ => costs.comparison(src, n, 0),
+                    }
                 }
                 Instr::Encrypt { dst, .. } => Cost::compute(n(*dst) * costs.paillier_encrypt),
                 Instr::Hom { dst, op, args } => Cost::compute(match op {
