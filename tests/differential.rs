@@ -1063,11 +1063,20 @@ fn traffic_against_estimate(
     batch: usize,
     seed: u64,
 ) -> (plan::Estimate, u64, u32) {
+    traffic_of(&model(name), dealer, batch, seed)
+}
+
+fn traffic_of(
+    m: &compiler::ir::CheckedModel,
+    dealer: bool,
+    batch: usize,
+    seed: u64,
+) -> (plan::Estimate, u64, u32) {
     let o = options(|o| {
         o.use_dealer = dealer;
         o.assume.insert("batch".into(), batch as u64);
     });
-    let plan = compiler::compile(&model(name), &o).unwrap().plan;
+    let plan = compiler::compile(m, &o).unwrap().plan;
     let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
     let outcomes =
         exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &test_options()).unwrap();
@@ -1093,6 +1102,57 @@ fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
         assert!(
             (0.9..=1.1).contains(&ratio),
             "{name}: measured {bytes} B, estimated {} B",
+            est.bytes
+        );
+    }
+}
+
+/// The same target without a dealer (correlations by OT, products by
+/// RLWE). Bytes are held to 3%, tighter than the issue's 10%: with the RLWE
+/// products priced at the layout the runtime takes (`cost::CostTable::
+/// rlwe_matmul`) every network is within 1.2%, and pricing them at other
+/// tiles, as before, put net_a 5.3% over. Rounds within 10%:
+/// the estimate counts one round per `OT_PIECE_COTS` of OT preprocessing,
+/// and the runtime, which keeps each request's runs whole, cuts a few more
+/// pieces (net_b at batch 10: 233 estimated, 241 run).
+#[test]
+fn network_traffic_without_a_dealer_is_within_ten_percent_of_the_estimate() {
+    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5"] {
+        let (est, bytes, rounds) = traffic_against_estimate(name, false, 2, 13);
+        let rounds_ratio = f64::from(est.rounds) / f64::from(rounds);
+        assert!(
+            (0.9..=1.1).contains(&rounds_ratio),
+            "{name}: {rounds} rounds, estimated {}",
+            est.rounds
+        );
+        assert!(
+            (0.97..=1.03).contains(&(est.bytes / bytes as f64)),
+            "{name}: measured {bytes} B, estimated {} B",
+            est.bytes
+        );
+    }
+}
+
+/// argmax is a tournament of K - 1 comparisons per row that selects the
+/// index alongside the maximum: K - 1 more selects (`cost::CostTable::
+/// select`). Priced as K comparisons, as before, the estimate was 11% under
+/// with a dealer and 10% over without one; now both within 1% at 300 rows.
+#[test]
+fn argmax_traffic_matches_the_estimate() {
+    let source = "model am { party a; party b; dealer d;
+        input x: fixed[batch, 10] private(a) in [-1, 1];
+        input y: fixed[batch, 10] private(b) in [-1, 1];
+        let label = argmax(x + y);
+        let m = max(x + y, axis: 1);
+        output label to a;
+        output m to a; }";
+    let r = compiler::check_source(source);
+    let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    for dealer in [true, false] {
+        let (est, bytes, _) = traffic_of(&m, dealer, 300, 21);
+        assert!(
+            (0.97..=1.03).contains(&(est.bytes / bytes as f64)),
+            "dealer {dealer}: measured {bytes} B, estimated {} B",
             est.bytes
         );
     }

@@ -356,16 +356,18 @@ impl Chooser<'_, '_> {
                     // fuses them: `NonlinearOp::MaxArgmax`); only local moves.
                     Op::MaxReduce(a) if self.has_argmax(*a) => Cost::compute(n * c.ring_op),
                     // A tournament: K - 1 comparisons per row of K entries
-                    // (argmax also selects the index, about one more).
+                    // (argmax also selects the index: K - 1 more selects).
                     Op::MaxReduce(a) | Op::MinReduce(a) | Op::Argmax(a) => {
                         let last = self.g.last_dim(*a);
-                        let per_row = if matches!(value.op, Op::Argmax(_)) {
-                            last as f64
+                        let compared =
+                            size(0) / (last.max(1) as f64) * last.saturating_sub(1) as f64;
+                        let cost =
+                            self.comparison(compared, plan::NonlinearOp::MaxReduce.rounds(last));
+                        if matches!(value.op, Op::Argmax(_)) {
+                            cost + self.costs.select(self.source, compared)
                         } else {
-                            last.saturating_sub(1) as f64
-                        };
-                        let rows = size(0) / (last.max(1) as f64);
-                        self.comparison(rows * per_row, plan::NonlinearOp::MaxReduce.rounds(last))
+                            cost
+                        }
                     }
                     // In the clear only (the analysis refuses it on secret values).
                     // One public product, then three rounds of products per step.
