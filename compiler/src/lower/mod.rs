@@ -119,6 +119,25 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         self.programs[p.index()].push(ins);
     }
 
+    /// `regs` from `from` to `to`: the send in one program, the matching
+    /// receive in the other.
+    fn pass(&mut self, from: PartyId, to: PartyId, regs: Vec<Reg>) {
+        self.emit(
+            from,
+            Instr::Send {
+                to: pi(to),
+                regs: regs.clone(),
+            },
+        );
+        self.emit(
+            to,
+            Instr::Recv {
+                from: pi(from),
+                regs,
+            },
+        );
+    }
+
     fn shape(&self, v: ValueId) -> plan::Shape {
         plan_shape(&self.g.value(v).shape)
     }

@@ -9,6 +9,18 @@ use crate::ir::{PartyId, ValueId};
 use plan::{Instr, Kind, Reg, ShareOp};
 
 impl Lowerer<'_, '_> {
+    /// [`Lowerer::pass`] in the preprocessing of prepared products.
+    fn pass_pre(&mut self, from: PartyId, to: PartyId, regs: Vec<Reg>) {
+        self.rlwe_pre[from.index()].push(Instr::Send {
+            to: pi(to),
+            regs: regs.clone(),
+        });
+        self.rlwe_pre[to.index()].push(Instr::Recv {
+            from: pi(from),
+            regs,
+        });
+    }
+
     pub(super) fn rlwe(&mut self, v: ValueId, reprs: &[Repr], args: &[Reg]) -> Reg {
         let label = self.g.label(v);
         let note = format!("{label} = {}", self.g.describe(v));
@@ -183,20 +195,7 @@ impl Lowerer<'_, '_> {
                 prepared: false,
             },
         );
-        self.emit(
-            client,
-            Instr::Send {
-                to: pi(server),
-                regs: first.clone(),
-            },
-        );
-        self.emit(
-            server,
-            Instr::Recv {
-                from: pi(client),
-                regs: first,
-            },
-        );
+        self.pass(client, server, first);
         self.emit(
             server,
             Instr::RlweRespond {
@@ -211,20 +210,7 @@ impl Lowerer<'_, '_> {
                 prepared: false,
             },
         );
-        self.emit(
-            server,
-            Instr::Send {
-                to: pi(client),
-                regs: vec![response],
-            },
-        );
-        self.emit(
-            client,
-            Instr::Recv {
-                from: pi(server),
-                regs: vec![response],
-            },
-        );
+        self.pass(server, client, vec![response]);
         self.emit(client, Instr::RlweFinish { dst, response });
     }
 }
@@ -263,14 +249,7 @@ impl Lowerer<'_, '_> {
         );
         let server = self.other(client);
         self.rlwe_pre[client.index()].push(Instr::RlweKeyGen { public: key });
-        self.rlwe_pre[client.index()].push(Instr::Send {
-            to: pi(server),
-            regs: vec![key],
-        });
-        self.rlwe_pre[server.index()].push(Instr::Recv {
-            from: pi(client),
-            regs: vec![key],
-        });
+        self.pass_pre(client, server, vec![key]);
         self.rlwe_keys.insert(client, (key, true));
         self.rlwe_pre_keys.insert(client);
         key
@@ -308,14 +287,7 @@ impl Lowerer<'_, '_> {
             dst,
             w_bits,
         });
-        self.rlwe_pre[c].push(Instr::Send {
-            to: pi(server),
-            regs: first.clone(),
-        });
-        self.rlwe_pre[s].push(Instr::Recv {
-            from: pi(client),
-            regs: first,
-        });
+        self.pass_pre(client, server, first);
         self.rlwe_pre[s].push(Instr::RlwePrepareRespond {
             msg: offline_answer,
             dst,
@@ -325,14 +297,7 @@ impl Lowerer<'_, '_> {
             weights,
             w_bits,
         });
-        self.rlwe_pre[s].push(Instr::Send {
-            to: pi(client),
-            regs: vec![offline_answer],
-        });
-        self.rlwe_pre[c].push(Instr::Recv {
-            from: pi(server),
-            regs: vec![offline_answer],
-        });
+        self.pass_pre(server, client, vec![offline_answer]);
         self.rlwe_pre[c].push(Instr::RlwePrepareFinish {
             dst,
             response: offline_answer,
@@ -348,20 +313,7 @@ impl Lowerer<'_, '_> {
                 prepared: true,
             },
         );
-        self.emit(
-            client,
-            Instr::Send {
-                to: pi(server),
-                regs: vec![query],
-            },
-        );
-        self.emit(
-            server,
-            Instr::Recv {
-                from: pi(client),
-                regs: vec![query],
-            },
-        );
+        self.pass(client, server, vec![query]);
         self.emit(
             server,
             Instr::RlweRespond {
@@ -376,20 +328,7 @@ impl Lowerer<'_, '_> {
                 prepared: true,
             },
         );
-        self.emit(
-            server,
-            Instr::Send {
-                to: pi(client),
-                regs: vec![response],
-            },
-        );
-        self.emit(
-            client,
-            Instr::Recv {
-                from: pi(server),
-                regs: vec![response],
-            },
-        );
+        self.pass(server, client, vec![response]);
         self.emit(client, Instr::RlweFinish { dst, response });
     }
 }

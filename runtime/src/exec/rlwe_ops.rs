@@ -377,6 +377,22 @@ impl Exec<'_> {
 
     /// A clear value (fixed-point at the plan's precision) or this party's
     /// share, as ring elements.
+    /// Writes an RLWE message of `kind` into `msg`.
+    fn set_rlwe(&mut self, msg: Reg, kind: RlweKind, bytes: Vec<u8>) {
+        self.set(msg, Value::Wire(Wire::Rlwe { kind, bytes }));
+    }
+
+    /// Keeps what finishing the product of `dst` needs once its response
+    /// arrives; a second query for the same register is a protocol error.
+    fn rlwe_pending(&mut self, dst: Reg, pending: Pending) -> Result<(), ExecError> {
+        if self.rlwe.pending.insert(dst, pending).is_some() {
+            return Err(ExecError::protocol(format!(
+                "two RLWE queries for register {dst}"
+            )));
+        }
+        Ok(())
+    }
+
     fn rlwe_operand(&self, r: Reg) -> Result<Vec<u64>, ExecError> {
         Ok(match self.plan.reg(r).kind {
             Kind::Share { .. } => self.share(r)?.value().data().to_vec(),
@@ -482,13 +498,7 @@ impl Exec<'_> {
                 }
                 self.rlwe.preparing_layouts.insert(*dst, layout);
                 let bytes = query.to_bytes(&params);
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Query,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*msg, RlweKind::Query, bytes);
             }
             Instr::RlwePrepareRespond {
                 msg,
@@ -545,13 +555,7 @@ impl Exec<'_> {
                     )));
                 }
                 let bytes = response.to_bytes(&params);
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Response,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*msg, RlweKind::Response, bytes);
             }
             Instr::RlwePrepareFinish { dst, response } => {
                 let (Some(pending), Some(layout)) = (
@@ -608,24 +612,9 @@ impl Exec<'_> {
                 let (query, pending) = client
                     .online_query(prepared, &data)
                     .map_err(|e| rlwe_error("cannot encode a prepared RLWE query", e))?;
-                if self
-                    .rlwe
-                    .pending
-                    .insert(*dst, Pending::Prepared(layout, pending))
-                    .is_some()
-                {
-                    return Err(ExecError::protocol(format!(
-                        "two RLWE queries for register {dst}"
-                    )));
-                }
+                self.rlwe_pending(*dst, Pending::Prepared(layout, pending))?;
                 let bytes = query.to_bytes(&params);
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Query,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*msg, RlweKind::Query, bytes);
             }
             Instr::RlweRespond {
                 msg,
@@ -666,13 +655,7 @@ impl Exec<'_> {
                 let out = RingTensor::new(share, self.reg_shape(*dst)?)?;
                 let s = Share::new(self.role()?, out);
                 self.set(*dst, Value::Share(s));
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Response,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*msg, RlweKind::Response, bytes);
             }
             other => {
                 return Err(ExecError::protocol(format!(
@@ -713,13 +696,7 @@ impl Exec<'_> {
                     .map_err(|e| rlwe_error("cannot make an RLWE key", e))?;
                 let bytes = client.public_key().to_bytes(&params);
                 self.rlwe.client = Some(client);
-                self.set(
-                    *public,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::PublicKey,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*public, RlweKind::PublicKey, bytes);
             }
             Instr::RlweQuery {
                 msg,
@@ -761,18 +738,8 @@ impl Exec<'_> {
                         .map_err(|e| rlwe_error("cannot encrypt an RLWE convolution query", e))?;
                     bytes.extend(query.to_bytes(&params));
                 }
-                if self.rlwe.pending.insert(*dst, Pending::Conv(cv)).is_some() {
-                    return Err(ExecError::protocol(format!(
-                        "two RLWE queries for register {dst}"
-                    )));
-                }
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Query,
-                        bytes,
-                    }),
-                );
+                self.rlwe_pending(*dst, Pending::Conv(cv))?;
+                self.set_rlwe(*msg, RlweKind::Query, bytes);
             }
             Instr::RlweQuery {
                 msg,
@@ -793,24 +760,9 @@ impl Exec<'_> {
                 let query = client
                     .query(&layout, &data)
                     .map_err(|e| rlwe_error("cannot encrypt an RLWE query", e))?;
-                if self
-                    .rlwe
-                    .pending
-                    .insert(*dst, Pending::Product(layout))
-                    .is_some()
-                {
-                    return Err(ExecError::protocol(format!(
-                        "two RLWE queries for register {dst}"
-                    )));
-                }
+                self.rlwe_pending(*dst, Pending::Product(layout))?;
                 let bytes = query.to_bytes(&params);
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Query,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*msg, RlweKind::Query, bytes);
             }
             Instr::RlweRespond {
                 msg,
@@ -878,13 +830,7 @@ impl Exec<'_> {
                 let out = RingTensor::new(share, d)?;
                 let s = Share::new(self.role()?, out);
                 self.set(*dst, Value::Share(s));
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Response,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*msg, RlweKind::Response, bytes);
             }
             Instr::RlweRespond {
                 msg,
@@ -933,13 +879,7 @@ impl Exec<'_> {
                 let out = RingTensor::new(share, self.reg_shape(*dst)?)?;
                 let s = Share::new(self.role()?, out);
                 self.set(*dst, Value::Share(s));
-                self.set(
-                    *msg,
-                    Value::Wire(Wire::Rlwe {
-                        kind: RlweKind::Response,
-                        bytes,
-                    }),
-                );
+                self.set_rlwe(*msg, RlweKind::Response, bytes);
             }
             Instr::RlweFinish { dst, response } => {
                 let pending = self.rlwe.pending.remove(dst).ok_or_else(|| {
