@@ -194,37 +194,33 @@ impl CostTable {
         let (kept, result_bits) = (2.0, 86.0);
         let q_bytes = f64::from(RLWE_Q_BITS) / 8.0;
         let mut best: Option<(f64, Cost, Cost)> = None;
-        for d1 in tile_sizes(k, ring) {
-            for d0 in tile_sizes(batch, (ring / d1).floor()) {
-                // Every column tile (narrower ones may need fewer digits).
-                for d2 in tile_sizes(n, (ring / (d0 * d1)).floor()) {
-                    let (mt, kt, nt) = ((batch / d0).ceil(), (k / d1).ceil(), (n / d2).ceil());
-                    let Some(digits) = rlwe_digits(w_bits, kt * d1 * d2) else {
-                        continue;
-                    };
-                    let queries = mt * kt;
-                    let results = mt * nt * digits;
-                    let span = (d1 * d2).max(1.0);
-                    let weight_ntt = 1.0 - ((ring / span).log2().floor() / ring.log2()).min(0.9);
-                    let ntts = queries * 2.0 * levels
-                        + kt * nt * digits * levels * weight_ntt
-                        + results * (3.0 * levels + 2.0 * kept);
-                    let pointwise = queries * nt * digits * 2.0 * levels;
-                    let upload = if d2 == 1.0 {
-                        0.0
-                    } else {
-                        (queries * ring - batch * k) * q_bytes
-                    };
-                    let download = results * ring * result_bits / 8.0;
-                    let cost = Cost::compute(
-                        RLWE_PRODUCT_FIXED + ntts * self.rlwe_ntt + pointwise * self.rlwe_pointwise,
-                    ) + Cost::comm(upload + download + 2.0 * RLWE_HEADER_BYTES, 1);
-                    let online = self.rlwe_prepared_online(batch, k, n, digits);
-                    let score = cost.compute + online.compute + (cost.bytes + online.bytes) * 1e-8;
-                    if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
-                        best = Some((score, cost, online));
-                    }
-                }
+        // Every tiling (narrower column tiles may need fewer digits).
+        for (d0, d1, d2) in rlwe_tilings(batch, k, n) {
+            let (mt, kt, nt) = ((batch / d0).ceil(), (k / d1).ceil(), (n / d2).ceil());
+            let Some(digits) = rlwe_digits(w_bits, kt * d1 * d2) else {
+                continue;
+            };
+            let queries = mt * kt;
+            let results = mt * nt * digits;
+            let span = (d1 * d2).max(1.0);
+            let weight_ntt = 1.0 - ((ring / span).log2().floor() / ring.log2()).min(0.9);
+            let ntts = queries * 2.0 * levels
+                + kt * nt * digits * levels * weight_ntt
+                + results * (3.0 * levels + 2.0 * kept);
+            let pointwise = queries * nt * digits * 2.0 * levels;
+            let upload = if d2 == 1.0 {
+                0.0
+            } else {
+                (queries * ring - batch * k) * q_bytes
+            };
+            let download = results * ring * result_bits / 8.0;
+            let cost = Cost::compute(
+                RLWE_PRODUCT_FIXED + ntts * self.rlwe_ntt + pointwise * self.rlwe_pointwise,
+            ) + Cost::comm(upload + download + 2.0 * RLWE_HEADER_BYTES, 1);
+            let online = self.rlwe_prepared_online(batch, k, n, digits);
+            let score = cost.compute + online.compute + (cost.bytes + online.bytes) * 1e-8;
+            if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
+                best = Some((score, cost, online));
             }
         }
         best.map(|(_, offline, online)| (offline, online))
@@ -262,16 +258,7 @@ impl CostTable {
         // Every `d0 x d1 x d2 <= N` the runtime tries (`rlwe::layout::
         // candidates`): a smaller `d2` than fits can mean fewer digits or a
         // cheaper exchange, and the runtime takes it.
-        let tiles = tile_sizes(k, ring).into_iter().flat_map(|d1| {
-            tile_sizes(batch, (ring / d1).floor())
-                .into_iter()
-                .flat_map(move |d0| {
-                    tile_sizes(n, (ring / (d0 * d1)).floor())
-                        .into_iter()
-                        .map(move |d2| (d0, d1, d2))
-                })
-        });
-        for (d0, d1, d2) in tiles {
+        for (d0, d1, d2) in rlwe_tilings(batch, k, n) {
             let (mt, kt, nt) = ((batch / d0).ceil(), (k / d1).ceil(), (n / d2).ceil());
             let Some(digits) = rlwe_digits(w_bits, kt * d1 * d2) else {
                 continue;
@@ -587,6 +574,21 @@ const RUNTIME_LAYOUT_POINTWISE: f64 = 9e-6;
 
 /// Header and seed of an RLWE message (`rlwe::wire`).
 const RLWE_HEADER_BYTES: f64 = 102.0;
+
+/// Every tiling `d0 x d1 x d2 <= N` of `[batch, k] @ [k, n]` the
+/// runtime's layout search tries (`rlwe::layout::candidates`).
+fn rlwe_tilings(batch: f64, k: f64, n: f64) -> Vec<(f64, f64, f64)> {
+    let ring = RLWE_RING_DEGREE as f64;
+    let mut out = Vec::new();
+    for d1 in tile_sizes(k, ring) {
+        for d0 in tile_sizes(batch, (ring / d1).floor()) {
+            for d2 in tile_sizes(n, (ring / (d0 * d1)).floor()) {
+                out.push((d0, d1, d2));
+            }
+        }
+    }
+    out
+}
 
 /// Tile sizes worth trying for a dimension of `len` under `cap`: the distinct
 /// `ceil(len / tiles)` (each a different tile count), as the runtime's
