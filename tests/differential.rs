@@ -2040,6 +2040,83 @@ fn convolutions_with_random_parameters_match_the_reference() {
     }
 }
 
+fn list(v: &[usize]) -> String {
+    v.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A random pooling for the pooling tests: 2-d for even cases, max for
+/// cases 0 and 1 mod 4; kernels from `k_min` to 3, strides from `s_min` to
+/// 3, paddings up to half the kernel, dilation 1 where `no_dilation`
+/// says so (else 1 or 2), and each size a little over one window (plus at
+/// least `extra`).
+struct PoolCase {
+    spatial: usize,
+    channels: usize,
+    kind: &'static str,
+    sizes: Vec<usize>,
+    kernel: Vec<usize>,
+    stride: Vec<usize>,
+    padding: Vec<usize>,
+    dilation: Vec<usize>,
+}
+
+impl PoolCase {
+    fn random(
+        rng: &mut rand_chacha::ChaCha8Rng,
+        case: u64,
+        k_min: usize,
+        s_min: usize,
+        extra: usize,
+        no_dilation: fn(&str, usize) -> bool,
+    ) -> PoolCase {
+        use rand::RngExt;
+        let spatial = if case.is_multiple_of(2) { 2 } else { 1 };
+        let channels = rng.random_range(1..=3usize);
+        let kind = if case % 4 < 2 { "max" } else { "avg" };
+        let mut w = PoolCase {
+            spatial,
+            channels,
+            kind,
+            sizes: Vec::new(),
+            kernel: Vec::new(),
+            stride: Vec::new(),
+            padding: Vec::new(),
+            dilation: Vec::new(),
+        };
+        for _ in 0..spatial {
+            let k = rng.random_range(k_min..=3usize);
+            let p = rng.random_range(0..=k / 2);
+            let d = if no_dilation(kind, p) {
+                1
+            } else {
+                rng.random_range(1..=2usize)
+            };
+            w.sizes.push(
+                (d * (k - 1) + 1).saturating_sub(2 * p).max(1) + rng.random_range(extra..4 + extra),
+            );
+            w.kernel.push(k);
+            w.stride.push(rng.random_range(s_min..=3usize));
+            w.padding.push(p);
+            w.dilation.push(d);
+        }
+        w
+    }
+
+    /// The call's window arguments.
+    fn args(&self) -> String {
+        format!(
+            "[{}], stride: [{}], padding: [{}], dilation: [{}]",
+            list(&self.kernel),
+            list(&self.stride),
+            list(&self.padding),
+            list(&self.dilation)
+        )
+    }
+}
+
 /// `max_pool2d`, `avg_pool2d`, their 1-d forms and `global_avg_pool` with
 /// random windows, strides and paddings, on secret values (sums of both
 /// parties' inputs, some through a relu, which the compiler moves after a
@@ -2048,50 +2125,20 @@ fn convolutions_with_random_parameters_match_the_reference() {
 /// PyTorch's definitions).
 #[test]
 fn poolings_with_random_parameters_match_the_reference() {
-    use rand::RngExt;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(182);
     for case in 0..8u64 {
-        let spatial = if case % 2 == 0 { 2 } else { 1 };
-        let c = rng.random_range(1..=3usize);
-        let kind = if case % 4 < 2 { "max" } else { "avg" };
-        let (mut sizes, mut kernel, mut stride, mut padding, mut dilation) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..spatial {
-            let k = rng.random_range(1..=3usize);
-            let p = rng.random_range(0..=k / 2);
-            // Max pooling with padding takes no dilation (refused).
-            let d = if kind == "max" && p > 0 {
-                1
-            } else {
-                rng.random_range(1..=2usize)
-            };
-            sizes
-                .push((d * (k - 1) + 1).saturating_sub(2 * p).max(1) + rng.random_range(0..4usize));
-            kernel.push(k);
-            stride.push(rng.random_range(1..=3usize));
-            padding.push(p);
-            dilation.push(d);
-        }
-        let list = |v: &[usize]| {
-            v.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let w = PoolCase::random(&mut rng, case, 1, 1, 0, |kind, p| kind == "max" && p > 0);
+        let (c, kind, spatial, xs) = (w.channels, w.kind, w.spatial, list(&w.sizes));
         let operand = if case % 3 == 0 { "relu(x)" } else { "x" };
-        let xs = list(&sizes);
         let source = format!(
             "model pool {{ party a; party b; dealer d;
                input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
                input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
                let x = xa + xb;
-               let y = {kind}_pool{spatial}d({operand}, [{}], stride: [{}], padding: [{}], dilation: [{}]);
+               let y = {kind}_pool{spatial}d({operand}, {});
                let g = global_avg_pool(x);
                output y to a; output g to b; }}",
-            list(&kernel),
-            list(&stride),
-            list(&padding),
-            list(&dilation),
+            w.args(),
         );
         let m = checked(&source);
         for (j, dealer) in [true, false].into_iter().enumerate() {
@@ -2111,46 +2158,13 @@ fn poolings_with_random_parameters_match_the_reference() {
 /// test checks against PyTorch's definition; most cases add a window.
 #[test]
 fn poolings_with_ceil_mode_match_the_reference() {
-    use rand::RngExt;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1818);
     let mut added = 0;
     for case in 0..8u64 {
-        let spatial = if case % 2 == 0 { 2 } else { 1 };
-        let c = rng.random_range(1..=3usize);
-        let kind = if case % 4 < 2 { "max" } else { "avg" };
-        let (mut sizes, mut kernel, mut stride, mut padding, mut dilation) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..spatial {
-            let k = rng.random_range(2..=3usize);
-            let p = rng.random_range(0..=k / 2);
-            let d = if kind == "max" {
-                1
-            } else {
-                rng.random_range(1..=2usize)
-            };
-            sizes
-                .push((d * (k - 1) + 1).saturating_sub(2 * p).max(1) + rng.random_range(1..5usize));
-            kernel.push(k);
-            stride.push(rng.random_range(2..=3usize));
-            padding.push(p);
-            dilation.push(d);
-        }
-        let list = |v: &[usize]| {
-            v.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let xs = list(&sizes);
-        let call = |ceil: bool| {
-            format!(
-                "{kind}_pool{spatial}d(x, [{}], stride: [{}], padding: [{}], dilation: [{}], ceil_mode: {ceil})",
-                list(&kernel),
-                list(&stride),
-                list(&padding),
-                list(&dilation),
-            )
-        };
+        let w = PoolCase::random(&mut rng, case, 2, 2, 1, |kind, _| kind == "max");
+        let (c, kind, spatial, xs) = (w.channels, w.kind, w.spatial, list(&w.sizes));
+        let call =
+            |ceil: bool| format!("{kind}_pool{spatial}d(x, {}, ceil_mode: {ceil})", w.args());
         let source = format!(
             "model pool {{ party a; party b; dealer d;
                input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
