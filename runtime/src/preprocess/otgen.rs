@@ -1388,11 +1388,18 @@ mod tests {
                 sender: Party::P1,
             },
         ];
-        let sizes: Vec<Size> = big.iter().map(|r| size_of(r).unwrap()).collect();
-        let (_, pieces) = plan_units(&sizes);
+        consistent_over_pieces(&big, 6);
+    }
+
+    /// `reqs` need two pieces or more, and their stores are consistent;
+    /// the pieces' units, for further checks.
+    fn consistent_over_pieces(reqs: &[Request], seed: u64) -> Vec<Unit> {
+        let sizes: Vec<Size> = reqs.iter().map(|r| size_of(r).unwrap()).collect();
+        let (units, pieces) = plan_units(&sizes);
         assert!(pieces.len() >= 2, "{} pieces", pieces.len());
-        let (mut s0, mut s1) = stores(&big, 6);
-        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &big);
+        let (mut s0, mut s1) = stores(reqs, seed);
+        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, reqs);
+        units
     }
 
     #[test]
@@ -1409,16 +1416,11 @@ mod tests {
             Request::AndTriples { bits: 640 },
             Request::OneOf16Ots { count: 77 },
         ];
-        let sizes: Vec<Size> = big.iter().map(|r| size_of(r).unwrap()).collect();
-        let (units, pieces) = plan_units(&sizes);
-        assert!(pieces.len() >= 2, "{} pieces", pieces.len());
-        for u in &units {
+        for u in &consistent_over_pieces(&big, 10) {
             if let Unit::Leaf16 { start, .. } = u {
                 assert_eq!(start % 32, 0);
             }
         }
-        let (mut s0, mut s1) = stores(&big, 10);
-        crate::preprocess::checks::assert_consistent(&mut s0, &mut s1, &big);
     }
 
     #[test]
