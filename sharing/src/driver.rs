@@ -118,6 +118,17 @@ pub fn dealer_engines_for_tests(seed: u64, fp: FixedPoint, mode: TruncMode) -> D
     (Engine::new(fp, mode, s0), Engine::new(fp, mode, s1), d)
 }
 
+/// [`dealer_engines_for_tests`] with the default fixed point and dealer
+/// truncation, selecting as dealer-free OT plans do ([`crate::compare::SelectKind::Ot`]:
+/// the OT multiplexer, and the millionaires' comparison for the MSB).
+pub fn ot_select_engines_for_tests(seed: u64) -> (Engine<DealerSource>, Engine<DealerSource>) {
+    let (e0, e1, _) = dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
+    (
+        e0.with_select(crate::compare::SelectKind::Ot),
+        e1.with_select(crate::compare::SelectKind::Ot),
+    )
+}
+
 /// Two engines backed by an OS-seeded in-process dealer.
 pub fn dealer_engines(fp: FixedPoint, mode: TruncMode) -> Result<DealerEngines> {
     let (s0, s1, d) = DealerSource::online_pair(Dealer::new()?);

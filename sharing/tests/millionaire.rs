@@ -10,7 +10,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use sharing::compare::XorBits;
-use sharing::driver::{dealer_engines_for_tests, run_two_party};
+use sharing::driver::{ot_select_engines_for_tests, run_two_party};
 use sharing::millionaire::{self, MILL_ROUNDS};
 use sharing::*;
 
@@ -24,11 +24,7 @@ fn cfg() -> Config {
 }
 
 fn engines(seed: u64) -> (Engine<DealerSource>, Engine<DealerSource>) {
-    let (e0, e1, _) = dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
-    (
-        e0.with_select(SelectKind::Ot),
-        e1.with_select(SelectKind::Ot),
-    )
+    ot_select_engines_for_tests(seed)
 }
 
 /// Shares `(x0, x − x0)` of each `x`, with the given `x0`.

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use rand::RngExt;
 use sharing::compare::XorBits;
-use sharing::driver::{dealer_engines_for_tests, run_two_party};
+use sharing::driver::{dealer_engines_for_tests, ot_select_engines_for_tests, run_two_party};
 use sharing::share::fixed_seed_rng_for_tests;
 use sharing::*;
 
@@ -23,11 +23,7 @@ fn cfg() -> Config {
 }
 
 fn engines(seed: u64) -> (Engine<DealerSource>, Engine<DealerSource>) {
-    let (e0, e1, _) = dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
-    (
-        e0.with_select(SelectKind::Ot),
-        e1.with_select(SelectKind::Ot),
-    )
+    ot_select_engines_for_tests(seed)
 }
 
 fn share_raw(vals: &[i64], shape: &[usize], seed: u64) -> (Share, Share) {
