@@ -360,19 +360,26 @@ impl RlweState {
 impl Exec<'_> {
     /// The product's layout, from public data: the plan's shapes of one
     /// operand (`x` at the encrypting party, `w` at the other) and of the
-    /// result, and `w_bits`.
+    /// result, and `w_bits`; a prepared product's ([`prepared_layout`])
+    /// when `prepared`.
     fn rlwe_layout(
         &mut self,
         operand: Reg,
         lhs: bool,
         dst: Reg,
         w_bits: u32,
+        prepared: bool,
     ) -> Result<(rlwe::Shape, Layout), ExecError> {
         let os = self.reg_shape(operand)?;
         let out: usize = self.reg_shape(dst)?.iter().product();
         let shape = product_shape(&os, lhs, out)?;
         let params = self.rlwe.params();
-        Ok((shape, layout(&params, shape, w_bits)?))
+        let layout = if prepared {
+            prepared_layout(&params, shape, w_bits)?
+        } else {
+            layout(&params, shape, w_bits)?
+        };
+        Ok((shape, layout))
     }
 
     /// A clear value (fixed-point at the plan's precision) or this party's
@@ -423,22 +430,6 @@ impl Exec<'_> {
         }
     }
 
-    /// A prepared product's layout ([`prepared_layout`]), from the same
-    /// public data as [`Exec::rlwe_layout`].
-    fn rlwe_prepared_layout(
-        &mut self,
-        operand: Reg,
-        lhs: bool,
-        dst: Reg,
-        w_bits: u32,
-    ) -> Result<(rlwe::Shape, Layout), ExecError> {
-        let os = self.reg_shape(operand)?;
-        let out: usize = self.reg_shape(dst)?.iter().product();
-        let shape = product_shape(&os, lhs, out)?;
-        let params = self.rlwe.params();
-        Ok((shape, prepared_layout(&params, shape, w_bits)?))
-    }
-
     /// Adds this party's share of `x` (`add`, `[batch, k]`) times `w`
     /// (`[k, n]`, ring elements) to `share`, locally.
     fn rlwe_add_local(
@@ -482,7 +473,7 @@ impl Exec<'_> {
                 dst,
                 w_bits,
             } => {
-                let (_, layout) = self.rlwe_prepared_layout(*x, true, *dst, *w_bits)?;
+                let (_, layout) = self.rlwe_layout(*x, true, *dst, *w_bits, true)?;
                 let client = self.rlwe.client.as_mut().ok_or_else(|| {
                     ExecError::protocol("an RLWE preprocessing query before its key pair")
                 })?;
@@ -509,7 +500,7 @@ impl Exec<'_> {
                 weights,
                 w_bits,
             } => {
-                let (_, layout) = self.rlwe_prepared_layout(*w, false, *dst, *w_bits)?;
+                let (_, layout) = self.rlwe_layout(*w, false, *dst, *w_bits, true)?;
                 let peer = self.rlwe_peer_key(*key, &params)?;
                 let q = OfflineQueryMsg::from_bytes(
                     self.rlwe_message(*query, RlweKind::Query)?,
@@ -597,7 +588,7 @@ impl Exec<'_> {
                 conv: None,
                 prepared: true,
             } => {
-                let (_, layout) = self.rlwe_prepared_layout(*x, true, *dst, *w_bits)?;
+                let (_, layout) = self.rlwe_layout(*x, true, *dst, *w_bits, true)?;
                 let data = Zeroizing::new(self.rlwe_operand(*x)?);
                 let prepared = self.rlwe.prepared_queries.remove(dst).ok_or_else(|| {
                     ExecError::protocol(format!(
@@ -627,7 +618,7 @@ impl Exec<'_> {
                 prepared: true,
                 ..
             } => {
-                let (shape, layout) = self.rlwe_prepared_layout(*w, false, *dst, *w_bits)?;
+                let (shape, layout) = self.rlwe_layout(*w, false, *dst, *w_bits, true)?;
                 let peer = self.plan.party_name(self.other_party()?).to_string();
                 let q = OnlineQueryMsg::from_bytes(
                     self.rlwe_message(*query, RlweKind::Query)?,
@@ -749,7 +740,7 @@ impl Exec<'_> {
                 conv: None,
                 ..
             } => {
-                let (_, layout) = self.rlwe_layout(*x, true, *dst, *w_bits)?;
+                let (_, layout) = self.rlwe_layout(*x, true, *dst, *w_bits, false)?;
                 let data = self.rlwe_operand(*x)?;
                 let params = self.rlwe.params();
                 let client = self
@@ -843,7 +834,7 @@ impl Exec<'_> {
                 conv: None,
                 ..
             } => {
-                let (shape, layout) = self.rlwe_layout(*w, false, *dst, *w_bits)?;
+                let (shape, layout) = self.rlwe_layout(*w, false, *dst, *w_bits, false)?;
                 let params = self.rlwe.params();
                 let peer = self.rlwe_peer_key(*key, &params)?;
                 let q = QueryMsg::from_bytes(
