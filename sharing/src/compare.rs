@@ -245,7 +245,7 @@ fn into_beaver(m: Message) -> Result<BeaverMsg> {
     }
 }
 
-fn words_msg(data: Vec<u64>) -> OpenMsg {
+pub(crate) fn words_msg(data: Vec<u64>) -> OpenMsg {
     let len = data.len();
     OpenMsg {
         data,
@@ -253,7 +253,7 @@ fn words_msg(data: Vec<u64>) -> OpenMsg {
     }
 }
 
-fn peer_words(peer: OpenMsg, expected: usize) -> Result<Vec<u64>> {
+pub(crate) fn peer_words(peer: OpenMsg, expected: usize) -> Result<Vec<u64>> {
     if peer.shape != [expected] || peer.data.len() != expected {
         return Err(SharingError::BadLength {
             len: peer.data.len(),

@@ -50,7 +50,7 @@ use super::correlations::{
 use super::error::{Result, SharingError};
 use super::protocol::{Engine, Exchange, Message};
 use super::ring::numel;
-use super::share::{OpenMsg, Party, Share};
+use super::share::{Party, Share};
 
 /// 4-bit chunks of the low 63 bits (the top one has 3).
 pub const LEAVES: usize = plan::params::MILL_LEAVES as usize;
@@ -160,11 +160,7 @@ fn corr_err(what: &str) -> SharingError {
 }
 
 fn words_msg(data: Vec<u64>) -> Message {
-    let len = data.len();
-    Message::Open(OpenMsg {
-        data,
-        shape: vec![len],
-    })
+    Message::Open(super::compare::words_msg(data))
 }
 
 /// The peer's message of `expected` words.
@@ -178,14 +174,7 @@ fn peer_words(m: Message, expected: usize) -> Result<Vec<u64>> {
             })
         }
     };
-    if peer.shape != [expected] || peer.data.len() != expected {
-        return Err(SharingError::BadLength {
-            len: peer.data.len(),
-            shape: peer.shape,
-            expected,
-        });
-    }
-    Ok(peer.data)
+    super::compare::peer_words(peer, expected)
 }
 
 fn check(ots: &OneOf16Share, triples: &AndTripleShare, p: Party, n: usize) -> Result<()> {
