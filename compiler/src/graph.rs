@@ -96,6 +96,17 @@ impl std::fmt::Display for Interval {
     }
 }
 
+/// ` by column [..], [..]` for a graph's text: every column's range, or
+/// the first four and the count when there are more than eight.
+fn columns_text(cols: &[Interval]) -> String {
+    let shown = if cols.len() > 8 { &cols[..4] } else { cols };
+    let mut text: Vec<String> = shown.iter().map(Interval::to_string).collect();
+    if shown.len() < cols.len() {
+        text.push(format!("… ({} columns)", cols.len()));
+    }
+    format!(" by column {}", text.join(", "))
+}
+
 /// Short, stable number formatting for reports.
 pub fn fmt_num(v: f64) -> String {
     if v == 0.0 {
@@ -515,7 +526,7 @@ impl<'m> Graph<'m> {
             let node = self.node(v);
             let _ = writeln!(
                 out,
-                "  {} = {} : {} {} range {}{}",
+                "  {} = {} : {} {} range {}{}{}",
                 self.label(v),
                 self.describe(v),
                 value.shape,
@@ -525,6 +536,7 @@ impl<'m> Graph<'m> {
                     Visibility::Secret => "secret".to_string(),
                 },
                 node.range,
+                node.cols.as_deref().map(columns_text).unwrap_or_default(),
                 value
                     .via
                     .map(|p| format!(" via {}", p.name()))
@@ -601,6 +613,16 @@ mod tests {
         g.node(m.outputs()[0].value).range
     }
 
+    #[test]
+    fn many_columns_are_summarised_in_the_text() {
+        let cols: Vec<Interval> = (0..10).map(|i| Interval::new(0.0, i as f64)).collect();
+        assert_eq!(
+            columns_text(&cols),
+            " by column [0, 0], [0, 1], [0, 2], [0, 3], … (10 columns)"
+        );
+        assert_eq!(columns_text(&cols[..2]), " by column [0, 0], [0, 1]");
+    }
+
     /// With per-column ranges, a scaler inside the model keeps each column
     /// its own range (the widest no longer sets every column's), and a
     /// product sums each column's magnitude rather than k times the widest.
@@ -628,6 +650,12 @@ mod tests {
             Some(vec![Interval::new(-1.0, 201.0), Interval::new(-1.0, 3.0)])
         );
         assert_eq!(range(3), Interval::new(-1.0, 201.0));
+        // The graph's text shows them.
+        let text = g.to_text();
+        assert!(
+            text.contains("range [-1, 201] by column [-1, 201], [-1, 3]"),
+            "{text}"
+        );
         // Without per-column ranges nothing has columns.
         let r = crate::check_source(&src.replace("[[0, 200], [-1, 1]]", "[-1, 200]"));
         let m = r.model.unwrap();
