@@ -817,6 +817,19 @@ fn streamed_dealer_corrections_match_the_reference() {
     check("relu_classifier", 700, &o, 92);
 }
 
+/// net B at 30 rows: its second convolution's triple (`a` of the input's
+/// 69,120 words) is past the dealer's frame limit, so party 1's
+/// corrections stream with the convolution triple in its own frame; both
+/// parties and the dealer derive the same request order.
+#[test]
+fn streamed_convolution_triples_match_the_reference() {
+    let o = options(|o| o.use_dealer = true);
+    let plan = compiler::compile(&model("net_b"), &o).unwrap().plan;
+    assert!(plan.to_text().contains("convolution triple"));
+    let outcomes = check("net_b", 30, &o, 93);
+    assert!(outcomes[dealer_of(&plan) as usize].stats.frames_sent >= 4);
+}
+
 /// When `active`, flips one bit of byte `at` of the `n`th frame sent `to`.
 struct Tamper {
     inner: ChannelTransport,
