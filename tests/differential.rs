@@ -817,6 +817,19 @@ fn streamed_dealer_corrections_match_the_reference() {
     check("relu_classifier", 700, &o, 92);
 }
 
+/// net B at 30 rows: its second convolution's triple (`a` of the input's
+/// 69,120 words) is past the dealer's frame limit, so party 1's
+/// corrections stream with the convolution triple in its own frame; both
+/// parties and the dealer derive the same request order.
+#[test]
+fn streamed_convolution_triples_match_the_reference() {
+    let o = options(|o| o.use_dealer = true);
+    let plan = compiler::compile(&model("net_b"), &o).unwrap().plan;
+    assert!(plan.to_text().contains("convolution triple"));
+    let outcomes = check("net_b", 30, &o, 93);
+    assert!(outcomes[dealer_of(&plan) as usize].stats.frames_sent >= 4);
+}
+
 /// When `active`, flips one bit of byte `at` of the `n`th frame sent `to`.
 struct Tamper {
     inner: ChannelTransport,
@@ -2572,5 +2585,68 @@ fn a_value_outside_its_columns_range_is_refused() {
         let x = Tensor::new(vec![2, 3], vec![255.0, 0.5, 1.0, 0.0, -1.0, -2.0]).unwrap();
         let inputs = BTreeMap::from([("x".to_string(), x), ("w".to_string(), w)]);
         check_on("cols", &m, &plan, 2, &inputs);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
+    /// With a dealer, `conv2d` and `conv1d` of a secret input (the sum of
+    /// both parties' inputs) by a secret kernel use a convolution triple
+    /// (`x − a` and `w − b` opened, not the patches) over random shapes,
+    /// strides, paddings and dilations, and match the reference within the
+    /// compiler's bound and within 0.05 (inputs and kernels in [-1, 1]).
+    #[test]
+    fn random_convolutions_with_a_dealer_use_a_convolution_triple(
+        two in proptest::bool::ANY,
+        c in 1usize..4,
+        cout in 1usize..4,
+        k in (1usize..4, 1usize..4),
+        stride in (1usize..3, 1usize..3),
+        dilation in (1usize..3, 1usize..3),
+        pad in (0usize..3, 0usize..3),
+        extra in (0usize..4, 0usize..4),
+        batch in 1usize..3,
+        seed in 0u64..1000,
+    ) {
+        let axes = if two { 2 } else { 1 };
+        let kernel = [k.0, k.1];
+        let dil = [dilation.0, dilation.1];
+        let size = |a: usize| dil[a] * (kernel[a] - 1) + 1 + [extra.0, extra.1][a];
+        let list = |f: &dyn Fn(usize) -> usize| {
+            (0..axes).map(|a| f(a).to_string()).collect::<Vec<_>>().join(", ")
+        };
+        let xs = list(&size);
+        let ks = list(&|a| kernel[a]);
+        let strides = list(&|a| [stride.0, stride.1][a]);
+        let pads = list(&|a| [pad.0, pad.1][a].min(kernel[a] - 1));
+        let dils = list(&|a| dil[a]);
+        let f = if two { "conv2d" } else { "conv1d" };
+        let source = format!(
+            "model conv {{ party a; party b; dealer d;
+               input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+               input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+               input wa: fixed[{cout}, {c}, {ks}] private(a) in [-0.5, 0.5];
+               input wb: fixed[{cout}, {c}, {ks}] private(b) in [-0.5, 0.5];
+               let y = {f}(xa + xb, wa + wb, stride: [{strides}], padding: [{pads}], dilation: [{dils}]);
+               output y to a; }}"
+        );
+        let m = checked(&source);
+        let o = options(|o| {
+            o.use_dealer = true;
+            o.assume.insert("batch".into(), batch as u64);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", text);
+        proptest::prop_assert!(!text.contains("matrix triple"), "{}", text);
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
+        let outcomes = check_on(&source, &m, &plan, batch, &inputs);
+        let reference = compiler::reference::expected(&m, &inputs).unwrap();
+        let (_, got) = outcomes[0].outputs.iter().find(|(n, _)| n == "y").unwrap();
+        let worst = compiler::reference::deviations(&plan.outputs[0], got, &reference[0])
+            .unwrap()
+            .into_iter()
+            .fold(0.0, f64::max);
+        proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
     }
 }

@@ -294,7 +294,9 @@ impl Chooser<'_, '_> {
                         } else if matches!(reprs, [Repr::Clear(_), Repr::Clear(_)]) {
                             self.holder_matmul(size(0), size(1), n, k) + self.trunc(n)
                         } else {
-                            self.beaver(size(0), size(1), n, k)
+                            // A dealer's convolution triple opens x, not its patches.
+                            let x = self.conv_triple(v).map_or(size(0), |(x, _)| self.n(x));
+                            self.beaver(x, size(1), n, k)
                                 + Cost::compute(3.0 * n * k * c.ring_mac)
                                 + self.trunc(n)
                         }
@@ -469,6 +471,25 @@ impl Chooser<'_, '_> {
             .costs
             .rlwe_conv(batch, [c, h, w], m, [kh, kw], w_bits)?;
         Some((*x, window.clone(), cost))
+    }
+
+    /// A convolution's product `Im2col(x) @ W` on shares that a dealer's
+    /// convolution triple computes (`plan::Correlation::Conv`: |x| + |W|
+    /// opened instead of the patches): `x` and the window, or `None` without
+    /// a dealer or for a window it does not take (groups, edge padding) or
+    /// a `W` that is not a matrix.
+    pub fn conv_triple(&self, v: ValueId) -> Option<(ValueId, plan::Window)> {
+        if self.source != crate::cost::Source::Dealer {
+            return None;
+        }
+        let Op::MatMul(cols, w) = &self.g.value(v).op else {
+            return None;
+        };
+        let Op::Im2col(x, window) = &self.g.value(*cols).op else {
+            return None;
+        };
+        (window.groups == 1 && !window.edge && self.g.value(*w).shape.0.len() == 2)
+            .then(|| (*x, window.clone()))
     }
 
     /// For a product by RLWE with `W` clear at a party (`reprs`), the

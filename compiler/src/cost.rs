@@ -861,6 +861,8 @@ pub fn estimate(
                     // A matrix product's `c` sums `k` products per element.
                     let k = match plan.correlations.get(*corr as usize) {
                         Some(plan::Correlation::MatMul { .. }) => last(x),
+                        // The patches' width C·K: W's rows.
+                        Some(plan::Correlation::Conv { .. }) => n(y) / last(y).max(1.0),
                         _ => 1.0,
                     };
                     online(costs.beaver(src, n(x), n(y), n(*dst), k))

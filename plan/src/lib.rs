@@ -237,6 +237,15 @@ pub enum Correlation {
     Elementwise { shape: Shape },
     /// Matrix triple for `a @ b`: a of `lhs`, b of `rhs`, c = a @ b.
     MatMul { lhs: Shape, rhs: Shape },
+    /// Convolution triple for `im2col(x) @ w` (the window one group, no
+    /// edge padding): a of `input` (x's shape, not the patches'), b of
+    /// `rhs`, c = im2col(a) @ b. Its Beaver product opens |x| + |w|
+    /// elements instead of the patches (dealer only).
+    Conv {
+        input: Shape,
+        window: Window,
+        rhs: Shape,
+    },
     /// Input-holder matrix triple for `x @ w` with `x` in the clear at
     /// `lhs_holder` and `w` at the other party: `a` known to the holder
     /// alone, `b` to the other alone, `c = a @ b` shared.
@@ -1080,6 +1089,9 @@ impl Plan {
                 let text = match c {
                     Correlation::Elementwise { shape } => format!("triple {shape}"),
                     Correlation::MatMul { lhs, rhs } => format!("matrix triple {lhs} @ {rhs}"),
+                    Correlation::Conv { input, window, rhs } => {
+                        format!("convolution triple {input} {} @ {rhs}", window_text(window))
+                    }
                     Correlation::HolderMatMul {
                         lhs,
                         rhs,

@@ -448,6 +448,15 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 top(format!("a correlation held by unknown party {lhs_holder}"));
             }
         }
+        if let Correlation::Conv { window, .. } = c {
+            if window.groups != 1 || window.edge {
+                top(format!(
+                    "a convolution triple over a window with {} groups{}; it takes one group and zero padding",
+                    window.groups,
+                    if window.edge { " and edge padding" } else { "" }
+                ));
+            }
+        }
     }
     let computing = plan
         .parties

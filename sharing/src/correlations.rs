@@ -47,6 +47,8 @@ type PrgCipher = ctr::Ctr64LE<aes::Aes128>;
 fn prg_key(seed: &[u8; 32]) -> zeroize::Zeroizing<[u8; 16]> {
     zeroize::Zeroizing::new(std::array::from_fn(|i| seed[i] ^ seed[16 + i]))
 }
+/// The window of a convolution triple ([`CorrelationRequest::ConvTriple`]).
+pub use plan::Window;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, SharingError};
@@ -62,6 +64,15 @@ pub enum CorrelationRequest {
     /// `(a, b, c = a @ b)` with `a: a_shape`, `b: b_shape`.
     MatmulTriple {
         a_shape: Vec<usize>,
+        b_shape: Vec<usize>,
+    },
+    /// `(a, b, c = im2col(a) @ b)`: a convolution triple, `a` of the
+    /// convolution's input `a_shape` (`[batch, C, S...]`), `b` of `b_shape`
+    /// (`[C·K, O]`), `c` of the patches' rows times `b`
+    /// ([`conv_patch_shape`]); `window` has one group and zero padding.
+    ConvTriple {
+        a_shape: Vec<usize>,
+        window: plan::Window,
         b_shape: Vec<usize>,
     },
     /// Truncation triple `(r, r >> f, msb(r))`, `r` uniform in Z_2^64.
@@ -117,6 +128,22 @@ impl CorrelationRequest {
                 numel(b_shape)?;
                 RingTensor::matmul_shape(a_shape, b_shape).map(|_| ())
             }
+            CorrelationRequest::ConvTriple {
+                a_shape,
+                window,
+                b_shape,
+            } => {
+                numel(a_shape)?;
+                numel(b_shape)?;
+                if window.groups != 1 || window.edge {
+                    return Err(SharingError::BadParameter(
+                        "a convolution triple takes one group and zero padding",
+                    ));
+                }
+                let patches = conv_patch_shape(a_shape, window)?;
+                numel(&patches)?;
+                RingTensor::matmul_shape(&patches, b_shape).map(|_| ())
+            }
             CorrelationRequest::Trunc { shape, frac_bits } => {
                 if *frac_bits == 0 || *frac_bits >= 62 {
                     return Err(SharingError::BadParameter(
@@ -157,6 +184,14 @@ impl CorrelationRequest {
             } => n(a_shape)
                 .saturating_add(n(b_shape))
                 .saturating_mul(b_shape.last().copied().unwrap_or(1).max(1)),
+            CorrelationRequest::ConvTriple {
+                a_shape,
+                window,
+                b_shape,
+            } => conv_patch_shape(a_shape, window)
+                .map_or(n(a_shape), |p| n(&p))
+                .saturating_add(n(b_shape))
+                .saturating_mul(b_shape.last().copied().unwrap_or(1).max(1)),
             CorrelationRequest::AndTriples { bits } => {
                 Self::words_for_bits(*bits).saturating_mul(3)
             }
@@ -179,6 +214,14 @@ impl CorrelationRequest {
             | CorrelationRequest::HolderMatmulTriple {
                 a_shape, b_shape, ..
             } => vec![RingTensor::matmul_shape(a_shape, b_shape)?],
+            CorrelationRequest::ConvTriple {
+                a_shape,
+                window,
+                b_shape,
+            } => vec![RingTensor::matmul_shape(
+                &conv_patch_shape(a_shape, window)?,
+                b_shape,
+            )?],
             CorrelationRequest::Trunc { shape, .. } => vec![shape.clone(), shape.clone()],
             CorrelationRequest::AndTriples { bits } => {
                 vec![vec![CorrelationRequest::words_for_bits(*bits)]]
@@ -192,6 +235,29 @@ impl CorrelationRequest {
             CorrelationRequest::OneOf16Ots { count } => vec![vec![OneOf16Side::mask_words(*count)]],
         })
     }
+}
+
+/// The shape of the patches of an `a_shape` input under `window` as the
+/// rows a convolution triple multiplies: `[positions, C·K]`.
+pub fn conv_patch_shape(a_shape: &[usize], window: &plan::Window) -> Result<Vec<usize>> {
+    let out = window
+        .out_shape(a_shape)
+        .map_err(|e| SharingError::Correlations(format!("convolution triple: {e}")))?;
+    let (k, positions) = out.split_last().unwrap_or((&1, &[]));
+    let rows = positions
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or(SharingError::BadParameter("too many convolution patches"))?;
+    Ok(vec![rows, *k])
+}
+
+/// The patches of `a` under `window` as rows ([`conv_patch_shape`]), zero
+/// in the padding ([`plan::im2col_data`]).
+pub fn conv_patches(a: &RingTensor, window: &plan::Window) -> Result<RingTensor> {
+    let shape = conv_patch_shape(a.shape(), window)?;
+    let (data, _) = plan::im2col_data(a.data(), a.shape(), window, 0u64)
+        .map_err(|e| SharingError::Correlations(format!("convolution triple: {e}")))?;
+    RingTensor::new(data, shape)
 }
 
 /// One party's share of a Beaver triple.
@@ -400,6 +466,23 @@ pub trait Correlations {
     fn matmul_triple(&mut self, a_shape: &[usize], b_shape: &[usize]) -> Result<TripleShare> {
         match self.fetch(&CorrelationRequest::MatmulTriple {
             a_shape: a_shape.to_vec(),
+            b_shape: b_shape.to_vec(),
+        })? {
+            CorrelationShare::Triple(t) => Ok(t),
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    /// Convolution triple for `im2col(a_shape) @ b_shape` under `window`.
+    fn conv_triple(
+        &mut self,
+        a_shape: &[usize],
+        window: &plan::Window,
+        b_shape: &[usize],
+    ) -> Result<TripleShare> {
+        match self.fetch(&CorrelationRequest::ConvTriple {
+            a_shape: a_shape.to_vec(),
+            window: window.clone(),
             b_shape: b_shape.to_vec(),
         })? {
             CorrelationShare::Triple(t) => Ok(t),
@@ -654,6 +737,21 @@ impl SeedExpander {
                     p0_extra: p0_extra(self, &[&c_shape])?,
                 }
             }
+            CorrelationRequest::ConvTriple {
+                a_shape,
+                window,
+                b_shape,
+            } => {
+                let c_shape =
+                    RingTensor::matmul_shape(&conv_patch_shape(a_shape, window)?, b_shape)?;
+                let a = self.tensor(a_shape)?;
+                let b = self.tensor(b_shape)?;
+                Expanded {
+                    first: a,
+                    second: Some(b),
+                    p0_extra: p0_extra(self, &[&c_shape])?,
+                }
+            }
             CorrelationRequest::HolderMatmulTriple {
                 a_shape,
                 b_shape,
@@ -788,6 +886,7 @@ fn assemble(
     Ok(match req {
         CorrelationRequest::ElementwiseTriple { .. }
         | CorrelationRequest::MatmulTriple { .. }
+        | CorrelationRequest::ConvTriple { .. }
         | CorrelationRequest::HolderMatmulTriple { .. } => CorrelationShare::Triple(TripleShare {
             a: Share::new(party, exp.first),
             b: Share::new(party, second(exp.second)?),
@@ -995,15 +1094,18 @@ impl Dealer {
         let tensors = match req {
             CorrelationRequest::ElementwiseTriple { .. }
             | CorrelationRequest::MatmulTriple { .. }
+            | CorrelationRequest::ConvTriple { .. }
             | CorrelationRequest::HolderMatmulTriple { .. } => {
                 // (Input-holder triples take `holder_correction`.)
                 let (b0, b1) = seconds()?;
                 let a = x0.first.add(&x1.first)?;
                 let b = b0.add(b1)?;
-                let c = if matches!(req, CorrelationRequest::ElementwiseTriple { .. }) {
-                    a.mul(&b)?
-                } else {
-                    a.matmul(&b)?
+                let c = match req {
+                    CorrelationRequest::ElementwiseTriple { .. } => a.mul(&b)?,
+                    CorrelationRequest::ConvTriple { window, .. } => {
+                        conv_patches(&a, window)?.matmul(&b)?
+                    }
+                    _ => a.matmul(&b)?,
                 };
                 vec![c.sub(extra0(0)?)?]
             }

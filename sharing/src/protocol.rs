@@ -104,10 +104,13 @@ impl BeaverMsg {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum MulKind {
     Elementwise,
     Matmul,
+    /// `im2col(x) @ w` with a convolution triple: `e = x − a` is opened at
+    /// x's size and cut into patches locally (im2col is linear).
+    Conv(plan::Window),
 }
 
 /// State kept between the two rounds of an input-holder product
@@ -326,6 +329,21 @@ impl<C: Correlations> Engine<C> {
         RingTensor::matmul_shape(x.shape(), y.shape())?;
         let t = self.corr.matmul_triple(x.shape(), y.shape())?;
         self.round1(MulKind::Matmul, x, y, t)
+    }
+
+    /// Round 1 of a convolution `im2col(x) @ y` (`x` of `[batch, C, S...]`,
+    /// `y` of `[C·K, O]`) with one convolution triple: the message opens
+    /// `x − a` and `y − b`, |x| + |y| elements rather than the patches'.
+    pub fn conv_round1(
+        &mut self,
+        x: &Share,
+        y: &Share,
+        window: &plan::Window,
+    ) -> Result<(MulState, BeaverMsg)> {
+        let patches = super::correlations::conv_patch_shape(x.shape(), window)?;
+        RingTensor::matmul_shape(&patches, y.shape())?;
+        let t = self.corr.conv_triple(x.shape(), window, y.shape())?;
+        self.round1(MulKind::Conv(window.clone()), x, y, t)
     }
 
     /// Round 1 of `x @ y` with an input-holder triple: `x` is in the clear
@@ -558,6 +576,18 @@ impl<C: Correlations> Engine<C> {
                 let mut z = state.c;
                 z.add_assign(&e.matmul(&bf)?)?;
                 z.add_assign(&state.a.matmul(&f)?)?;
+                z
+            }
+            MulKind::Conv(window) => {
+                // As for a matrix triple on the patches: im2col(x) − im2col(a)
+                // = im2col(e), so z = c + im2col(e)@(b [+ f]) + im2col(a)@f.
+                let e = super::correlations::conv_patches(&state.e.add(&pe)?, &window)?;
+                let a = super::correlations::conv_patches(&state.a, &window)?;
+                let f = state.f.add(&pf)?;
+                let bf = if p0 { state.b.add(&f)? } else { state.b };
+                let mut z = state.c;
+                z.add_assign(&e.matmul(&bf)?)?;
+                z.add_assign(&a.matmul(&f)?)?;
                 z
             }
         };

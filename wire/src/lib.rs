@@ -58,6 +58,8 @@ pub enum WireError {
     BadDigest,
     #[error("trailing bytes after the message")]
     TrailingBytes,
+    #[error("bad convolution window")]
+    BadWindow,
 }
 
 /// Largest single message accepted (bytes).
@@ -93,6 +95,7 @@ pub mod request_tag {
     pub const DA_BITS: u8 = 6;
     pub const RANDOM_OTS: u8 = 7;
     pub const ONE_OF_16_OTS: u8 = 8;
+    pub const CONV_TRIPLE: u8 = 9;
 }
 
 #[derive(Clone)]
@@ -260,6 +263,23 @@ impl W {
             CorrelationRequest::MatmulTriple { a_shape, b_shape } => {
                 self.u8(t::MATMUL_TRIPLE);
                 self.shape(a_shape);
+                self.shape(b_shape);
+            }
+            CorrelationRequest::ConvTriple {
+                a_shape,
+                window,
+                b_shape,
+            } => {
+                self.u8(t::CONV_TRIPLE);
+                self.shape(a_shape);
+                for v in [&window.kernel, &window.stride, &window.padding] {
+                    self.shape(v);
+                }
+                self.shape(&window.dilation);
+                self.shape(&window.extra);
+                self.u64(window.groups as u64);
+                self.u64(window.per_group as u64);
+                self.u8(window.edge as u8);
                 self.shape(b_shape);
             }
             CorrelationRequest::Trunc { shape, frac_bits } => {
@@ -529,6 +549,33 @@ impl R<'_> {
             t::ONE_OF_16_OTS => CorrelationRequest::OneOf16Ots {
                 count: usize::try_from(self.u64()?).map_err(|_| WireError::BadBitCount)?,
             },
+            t::CONV_TRIPLE => {
+                let a_shape = self.shape()?;
+                let (kernel, stride, padding) = (self.shape()?, self.shape()?, self.shape()?);
+                let (dilation, extra) = (self.shape()?, self.shape()?);
+                let count = |v: u64| usize::try_from(v).map_err(|_| WireError::BadWindow);
+                let groups = count(self.u64()?)?;
+                let per_group = count(self.u64()?)?;
+                let edge = match self.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(WireError::BadWindow),
+                };
+                CorrelationRequest::ConvTriple {
+                    a_shape,
+                    window: sharing::correlations::Window {
+                        kernel,
+                        stride,
+                        padding,
+                        dilation,
+                        groups,
+                        per_group,
+                        edge,
+                        extra,
+                    },
+                    b_shape: self.shape()?,
+                }
+            }
             t => return Err(WireError::UnknownRequestTag(t)),
         })
     }
@@ -798,6 +845,60 @@ mod tests {
             assert_eq!(hex(&encode(&back)), got, "{name} round trip");
         }
         assert!(wrong.is_empty(), "encodings changed:\n{}", wrong.join("\n"));
+    }
+
+    /// A convolution triple's request (its window in full) round-trips,
+    /// and a window whose edge flag is not 0 or 1 is refused.
+    #[test]
+    fn convolution_triple_requests_round_trip() {
+        let window = sharing::correlations::Window {
+            kernel: vec![2, 3],
+            stride: vec![1, 2],
+            padding: vec![1, 0],
+            dilation: vec![2, 1],
+            groups: 1,
+            per_group: 1,
+            edge: false,
+            extra: Vec::new(),
+        };
+        let w = Wire::DealerChunk {
+            group: 2,
+            corrections: vec![DealerMsg {
+                request: CorrelationRequest::ConvTriple {
+                    a_shape: vec![1, 2, 5, 6],
+                    window,
+                    b_shape: vec![12, 3],
+                },
+                tensors: vec![RingTensor::new(vec![9; 6], vec![2, 3]).unwrap()],
+            }],
+        };
+        let bytes = encode(&[&w]);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(encode(&back), bytes);
+        let Wire::DealerChunk { corrections, .. } = &back[0] else {
+            panic!("expected a dealer chunk");
+        };
+        let Wire::DealerChunk {
+            corrections: sent, ..
+        } = &w
+        else {
+            unreachable!()
+        };
+        assert_eq!(corrections[0].request, sent[0].request);
+        // The edge flag: the one byte that differs with `edge: true`.
+        let mut edged = w.clone();
+        if let Wire::DealerChunk { corrections, .. } = &mut edged {
+            if let CorrelationRequest::ConvTriple { window, .. } = &mut corrections[0].request {
+                window.edge = true;
+            }
+        }
+        let other = encode(&[&edged]);
+        let differ: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != other[i]).collect();
+        assert_eq!(differ.len(), 1);
+        let mut bad = bytes.clone();
+        bad[differ[0]] = 2;
+        assert!(decode(&bad).is_err());
     }
 
     #[test]

@@ -311,6 +311,28 @@ impl Lowerer<'_, '_> {
                 );
                 self.trunc1(dst)
             }
+            // A convolution with a dealer: a convolution triple on the
+            // input itself (the patches' register goes unused).
+            Op::MatMul(..)
+                if self.chooser.conv_triple(v).is_some_and(|(x, _)| {
+                    self.have.contains_key(&(x, crate::choose::Repr::Shared))
+                }) =>
+            {
+                let (x, window) = self.chooser.conv_triple(v).expect("matched above");
+                let x = self.have[&(x, crate::choose::Repr::Shared)];
+                let (input, rhs) = (
+                    self.regs[x.0 as usize].shape.clone(),
+                    self.regs[args[1].0 as usize].shape.clone(),
+                );
+                let z = self.beaver_batch(vec![(
+                    x,
+                    args[1],
+                    Correlation::Conv { input, window, rhs },
+                    shape,
+                    note,
+                )])[0];
+                self.trunc1(z)
+            }
             Op::MatMul(..) => {
                 let (ls, rs) = (
                     self.regs[args[0].0 as usize].shape.clone(),

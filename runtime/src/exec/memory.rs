@@ -158,6 +158,9 @@ fn share_words(req: &Request) -> u64 {
                 .saturating_mul(n(b_shape.get(1..).unwrap_or(&[])));
             sum(&[n(a_shape), n(b_shape), out])
         }
+        CorrelationRequest::ConvTriple { b_shape, .. } => {
+            sum(&[n(b_shape), correction_words(req)]).saturating_add(conv_input_words(req))
+        }
         CorrelationRequest::MaskedBits { shape } => n(shape).saturating_mul(2),
         CorrelationRequest::AndTriples { bits } => {
             (CorrelationRequest::words_for_bits(*bits) as u64).saturating_mul(3)
@@ -184,6 +187,14 @@ fn correction_words(req: &Request) -> u64 {
             a_shape, b_shape, ..
         } => n(&a_shape[..a_shape.len().saturating_sub(1)])
             .saturating_mul(n(b_shape.get(1..).unwrap_or(&[]))),
+        // c: the patches' rows times b's columns.
+        CorrelationRequest::ConvTriple {
+            a_shape,
+            window,
+            b_shape,
+        } => window.out_shape(a_shape).map_or(0, |p| {
+            n(&p[..p.len().saturating_sub(1)]).saturating_mul(n(b_shape.get(1..).unwrap_or(&[])))
+        }),
         CorrelationRequest::MaskedBits { shape } | CorrelationRequest::DaBits { shape } => n(shape),
         CorrelationRequest::AndTriples { bits } => CorrelationRequest::words_for_bits(*bits) as u64,
         CorrelationRequest::RandomOts { shape, sender } => match sender {
@@ -191,6 +202,16 @@ fn correction_words(req: &Request) -> u64 {
             crate::sharing::Party::P1 => n(shape).saturating_mul(2),
         },
         CorrelationRequest::OneOf16Ots { count } => (*count as u64).div_ceil(32),
+    }
+}
+
+/// Words of a convolution triple's `a` (the input's shape).
+fn conv_input_words(req: &Request) -> u64 {
+    match req {
+        CorrelationRequest::ConvTriple { a_shape, .. } => a_shape
+            .iter()
+            .fold(1u64, |a, &d| a.saturating_mul(d as u64)),
+        _ => 0,
     }
 }
 

@@ -408,6 +408,9 @@ fn dealer_work(req: &nonlinear::Request) -> usize {
         R::MatmulTriple { a_shape, b_shape }
         | R::HolderMatmulTriple {
             a_shape, b_shape, ..
+        }
+        | R::ConvTriple {
+            a_shape, b_shape, ..
         } => n(a_shape).saturating_add(n(b_shape)),
         R::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
         R::RandomOts { shape, .. } => n(shape).saturating_mul(3),
@@ -472,6 +475,11 @@ fn bind_requests(
                 },
                 Correlation::MatMul { lhs, rhs } => CorrelationRequest::MatmulTriple {
                     a_shape: rows(concrete(lhs, dims)?),
+                    b_shape: concrete(rhs, dims)?,
+                },
+                Correlation::Conv { input, window, rhs } => CorrelationRequest::ConvTriple {
+                    a_shape: concrete(input, dims)?,
+                    window: window.clone(),
                     b_shape: concrete(rhs, dims)?,
                 },
                 Correlation::HolderMatMul {

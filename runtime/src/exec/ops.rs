@@ -341,7 +341,11 @@ impl Exec<'_> {
                     .as_mut()
                     .ok_or_else(|| ExecError::protocol("no correlated randomness was set up"))?;
                 let (xs, ys) = (share_in(&self.regs, *x)?, share_in(&self.regs, *y)?);
-                let (state, m) = if matmul {
+                let (state, m) = if let Correlation::Conv { window, .. } =
+                    &self.plan.correlations[*corr as usize]
+                {
+                    engine.conv_round1(xs, ys, window)?
+                } else if matmul {
                     engine.matmul_round1(&*as_rows(xs)?, ys)?
                 } else {
                     engine.mul_round1(xs, ys)?

@@ -236,6 +236,12 @@ fn size_of(req: &Request) -> Result<Size, ExecError> {
                 "truncation pairs and input-holder correlations need a dealer",
             ))
         }
+        Request::ConvTriple { .. } => {
+            return Err(ExecError::protocol(
+                "convolution triples need a dealer; without one the compiler lowers a \
+                 convolution to its patches' matrix product (recompile the plan without a dealer)",
+            ))
+        }
     })
 }
 

@@ -133,6 +133,12 @@ impl Job {
                     "truncation and input-holder correlations need a dealer",
                 ))
             }
+            CorrelationRequest::ConvTriple { .. } => {
+                return Err(ExecError::protocol(
+                    "convolution triples need a dealer; without one the compiler lowers a \
+                     convolution to its patches' matrix product (recompile the plan without a dealer)",
+                ))
+            }
             CorrelationRequest::RandomOts { .. } | CorrelationRequest::OneOf16Ots { .. } => {
                 return Err(ExecError::protocol(
                     "random OTs come from the OT engine or a dealer, not from Paillier",
@@ -627,6 +633,7 @@ pub(crate) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u6
         }
         CorrelationRequest::Trunc { .. }
         | CorrelationRequest::HolderMatmulTriple { .. }
+        | CorrelationRequest::ConvTriple { .. }
         | CorrelationRequest::RandomOts { .. }
         | CorrelationRequest::OneOf16Ots { .. } => (0, 0),
         CorrelationRequest::AndTriples { bits } => {
