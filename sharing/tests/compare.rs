@@ -6,8 +6,10 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use sharing::driver::{dealer_engines_for_tests, run_two_party};
-use sharing::share::fixed_seed_rng_for_tests;
 use sharing::*;
+
+mod common;
+use common::{opened, share_raw};
 
 const F: u32 = 16;
 
@@ -23,20 +25,6 @@ fn cfg() -> Config {
 fn engines(seed: u64) -> (Engine<DealerSource>, Engine<DealerSource>) {
     let (e0, e1, _) = dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
     (e0, e1)
-}
-
-fn share_raw(vals: &[i64], shape: &[usize], seed: u64) -> (Share, Share) {
-    let t = RingTensor::new(vals.iter().map(|&v| v as u64).collect(), shape.to_vec()).unwrap();
-    share_with_rng(&t, &mut fixed_seed_rng_for_tests(seed)).unwrap()
-}
-
-fn opened(a: &Share, b: &Share) -> Vec<i64> {
-    reconstruct(a, b)
-        .unwrap()
-        .data()
-        .iter()
-        .map(|&v| v as i64)
-        .collect()
 }
 
 /// Largest magnitude for which all pairwise differences stay below 2^63.

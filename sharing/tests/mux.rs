@@ -13,6 +13,9 @@ use sharing::driver::{dealer_engines_for_tests, ot_select_engines_for_tests, run
 use sharing::share::fixed_seed_rng_for_tests;
 use sharing::*;
 
+mod common;
+use common::{opened, share_raw};
+
 fn cfg() -> Config {
     Config {
         cases: 24,
@@ -24,20 +27,6 @@ fn cfg() -> Config {
 
 fn engines(seed: u64) -> (Engine<DealerSource>, Engine<DealerSource>) {
     ot_select_engines_for_tests(seed)
-}
-
-fn share_raw(vals: &[i64], shape: &[usize], seed: u64) -> (Share, Share) {
-    let t = RingTensor::new(vals.iter().map(|&v| v as u64).collect(), shape.to_vec()).unwrap();
-    share_with_rng(&t, &mut fixed_seed_rng_for_tests(seed)).unwrap()
-}
-
-fn opened(a: &Share, b: &Share) -> Vec<i64> {
-    reconstruct(a, b)
-        .unwrap()
-        .data()
-        .iter()
-        .map(|&v| v as i64)
-        .collect()
 }
 
 fn run<T0: Send, T1: Send>(

@@ -10,6 +10,9 @@ use sharing::driver::{dealer_engines_for_tests, run_two_party};
 use sharing::share::fixed_seed_rng_for_tests;
 use sharing::*;
 
+mod common;
+use common::opened;
+
 const F: u32 = 16;
 
 fn cfg() -> Config {
@@ -28,15 +31,6 @@ fn enc(v: f64) -> i64 {
 fn share_vals(vals: &[f64], shape: &[usize], seed: u64) -> (Share, Share) {
     let t = FixedPoint::default().encode_tensor(vals, shape).unwrap();
     share_with_rng(&t, &mut fixed_seed_rng_for_tests(seed)).unwrap()
-}
-
-fn opened(a: &Share, b: &Share) -> Vec<i64> {
-    reconstruct(a, b)
-        .unwrap()
-        .data()
-        .iter()
-        .map(|&v| v as i64)
-        .collect()
 }
 
 fn within_trunc(got: &[i64], exact_2f: &[i64]) -> bool {
