@@ -589,7 +589,13 @@ fn a_restarted_dealer_fails_sessions_in_flight_cleanly_and_serves_later_ones() {
     let mut d = Deployment::new("dealer", 2, true);
     d.start(&["--connect-timeout", "2"]);
     let c = d.predict("alice", "out-during", &["--repeat", "100000", "-q"]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Sessions are in flight once the first has ended well (a fixed sleep
+    // could end before the client connects on a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while d.sessions("lab", "ok") == 0 {
+        assert!(Instant::now() < deadline, "{}", d.log("lab"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut helper = d.children.remove(0);
     helper.kill().unwrap();
     let _ = helper.wait();
