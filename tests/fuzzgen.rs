@@ -5,7 +5,9 @@
 //! shapes (scalars, vectors, `[batch, k]` matrices) owned by either party or
 //! public, with random declared ranges, a few public constants, a random DAG
 //! of operations drawn from every operator and builtin with shape-compatible
-//! operands, a dealer or not, and one or more outputs to random parties.
+//! operands (poolings, with and without `ceil_mode`, along vectors and the
+//! rows of matrices), a dealer or not, and one or more outputs to random
+//! parties.
 //! Each model is printed as source text (a failure names a `.veil` file to
 //! reproduce it), checked, and compiled. Cases the compiler correctly
 //! refuses (E0301 overflow, E0302 leak, E0303 no protocol, E0304/E0305
@@ -104,9 +106,11 @@ enum OpKind {
     Max,
     Min,
     Clamp,
+    /// `max_pool1d` or `avg_pool1d` of a vector or a matrix's rows.
+    Pool,
 }
 
-const OP_KINDS: [OpKind; 17] = [
+const OP_KINDS: [OpKind; 18] = [
     OpKind::Neg,
     OpKind::Add,
     OpKind::Sub,
@@ -124,6 +128,7 @@ const OP_KINDS: [OpKind; 17] = [
     OpKind::Max,
     OpKind::Min,
     OpKind::Clamp,
+    OpKind::Pool,
 ];
 
 /// One operation, before its operands are resolved against the values
@@ -235,6 +240,7 @@ fn column_ranges((lo, hi): (f64, f64), k: u64) -> Vec<(f64, f64)> {
 fn op_strategy() -> impl Strategy<Value = OpRecipe> {
     (
         // Binary operations three times as likely: they make values secret.
+        // Poolings too (below).
         prop::sample::select(
             OP_KINDS
                 .iter()
@@ -248,7 +254,10 @@ fn op_strategy() -> impl Strategy<Value = OpRecipe> {
                             | OpKind::Max
                             | OpKind::Min
                     );
-                    std::iter::repeat_n(*k, if binary { 3 } else { 1 })
+                    // Poolings too: most draw a value they cannot pool
+                    // (a scalar, a window longer than the row) and fall back.
+                    let pool = *k == OpKind::Pool;
+                    std::iter::repeat_n(*k, if binary || pool { 3 } else { 1 })
                 })
                 .collect::<Vec<_>>(),
         ),
@@ -577,6 +586,11 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
     };
     // A matrix that `reshape(_, [m, 1, k])` can name (at most one `batch`).
     let matrix = |v: &Val| v.shape.len() == 2 && v.shape != [D::Batch, D::Batch];
+    // A vector, or a matrix's rows, a pooling can slide a window of 2 or
+    // more along.
+    let poolable = |v: &Val| {
+        (v.shape.len() == 1 || matrix(v)) && matches!(v.shape.last(), Some(D::K(k)) if *k >= 2)
+    };
     let reduce = |f: &str| -> (String, Shape, Vis) {
         let cands = all(&|v| !v.shape.is_empty());
         if cands.is_empty() {
@@ -654,6 +668,56 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
                 x.vis.join(y.vis),
             )
         }
+        // A pooling along a vector or each row of a matrix as a one-channel
+        // signal: max or mean windows with a random kernel, stride and
+        // padding, three in four in `ceil_mode`.
+        OpKind::Pool if !all(&|v| poolable(v)).is_empty() => {
+            let x = &values[recent(&op.a, &all(&|v| poolable(v)))];
+            let Some(&D::K(len)) = x.shape.last() else {
+                unreachable!("poolable: a known last dimension")
+            };
+            let f = if op.b.index(2) == 0 {
+                "avg_pool1d"
+            } else {
+                "max_pool1d"
+            };
+            let k = 2 + op.b.index(997) as u64 % (len.min(4) - 1);
+            let stride = 1 + op.a.index(991) as u64 % 3;
+            let padding = op.b.index(983) as u64 % (k / 2 + 1);
+            let ceil = op.a.index(977) % 4 != 0;
+            // PyTorch's output length; with `ceil_mode` rounded up, less a
+            // last window that would start past the input and its left padding.
+            let span = len + 2 * padding - k;
+            let mut out = if ceil {
+                span.div_ceil(stride) + 1
+            } else {
+                span / stride + 1
+            };
+            if ceil && (out - 1) * stride >= len + padding {
+                out -= 1;
+            }
+            let (rows, start, shape) = match x.shape[..] {
+                [m, _] => (
+                    match m {
+                        D::Batch => "-1".to_string(),
+                        D::K(n) => n.to_string(),
+                    },
+                    1,
+                    vec![m, D::K(out)],
+                ),
+                _ => ("1".to_string(), 0, vec![D::K(out)]),
+            };
+            (
+                format!(
+                    "flatten({f}(reshape({}, [{rows}, 1, {len}]), {k}, stride: {stride}, \
+                     padding: {padding}, ceil_mode: {ceil}), start_dim: {start})",
+                    x.name
+                ),
+                shape,
+                x.vis,
+            )
+        }
+        OpKind::Pool => neg(),
         OpKind::Sum => reduce("sum"),
         OpKind::Mean => reduce("mean"),
         OpKind::MaxReduce if op.a.index(3) == 0 => reduce("min"),
@@ -794,6 +858,8 @@ struct Counts {
     secret: AtomicUsize,
     /// Compiled with an input ranged per column.
     per_column: AtomicUsize,
+    /// Compiled with a pooling in `ceil_mode`.
+    ceil_mode: AtomicUsize,
 }
 
 /// One model to check: its source and the compiler options the recipe
@@ -1012,6 +1078,9 @@ fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
             if model.inputs.iter().any(|i| i.columns.is_some()) {
                 counts.per_column.fetch_add(1, Relaxed);
             }
+            if model.source.contains("ceil_mode: true") {
+                counts.ceil_mode.fetch_add(1, Relaxed);
+            }
             if model.secret {
                 counts.secret.fetch_add(1, Relaxed);
             }
@@ -1048,23 +1117,25 @@ fn random_models_match_the_reference_within_their_bounds() {
     if let Err(e) = result {
         panic!("{e}");
     }
-    let (compiled, refused, unbounded, secret, per_column) = (
+    let (compiled, refused, unbounded, secret, per_column, ceil_mode) = (
         counts.compiled.load(Relaxed),
         counts.refused.load(Relaxed),
         counts.unbounded.load(Relaxed),
         counts.secret.load(Relaxed),
         counts.per_column.load(Relaxed),
+        counts.ceil_mode.load(Relaxed),
     );
     eprintln!(
         "{cases} random models (seed {seed}): {compiled} compiled and ran ({secret} with a \
          secret output; {unbounded} with W0101, outputs not compared; {per_column} with \
-         per-column ranges), {refused} refused"
+         per-column ranges; {ceil_mode} with a pooling in ceil_mode), {refused} refused"
     );
-    // The generator exercises per-column input ranges.
+    // The generator exercises per-column input ranges and `ceil_mode`.
     assert!(
         per_column > 0,
         "no compiled model declares per-column ranges"
     );
+    assert!(ceil_mode > 0, "no compiled model pools in ceil_mode");
     assert_eq!(compiled + refused, cases as usize);
     // Most generated models are ones the compiler accepts.
     assert!(compiled * 3 >= cases as usize * 2, "{compiled} of {cases}");
