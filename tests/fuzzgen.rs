@@ -684,7 +684,7 @@ fn resolve(op: &OpRecipe, values: &[Val]) -> (String, Shape, Vis) {
             let k = 2 + op.b.index(997) as u64 % (len.min(4) - 1);
             let stride = 1 + op.a.index(991) as u64 % 3;
             let padding = op.b.index(983) as u64 % (k / 2 + 1);
-            let ceil = op.a.index(977) % 4 != 0;
+            let ceil = op.a.index(4) != 0;
             // PyTorch's output length; with `ceil_mode` rounded up, less a
             // last window that would start past the input and its left padding.
             let span = len + 2 * padding - k;
