@@ -15,6 +15,11 @@
 # Knobs: NO_DEALER=1 (the two parties alone, OT preprocessing),
 #        WAVES=N (run the clients N times against the same services, for a
 #        soak: RSS after each wave; every wave's answers are checked),
+#        RATE=Q (an open loop: the clients together offer Q queries per
+#        second, each on its own schedule of Q/CLIENTS per second (`veil
+#        predict --rate`), started a millisecond apart; a late query counts
+#        its wait. Without it each client asks again as soon as it has its
+#        answer, a closed loop, where latency grows with the client count),
 #        VEIL=path (skip the build), MAX_SESSIONS (64), KEEP=1 (keep the folder),
 #        DEALER_ARGS="..." (extra flags for the dealer, such as --deal-ahead 0).
 set -euo pipefail
@@ -126,10 +131,15 @@ RSS_WAVES=""
 for wave in $(seq 1 "${WAVES:-1}"); do
     rm -rf "$DIR"/out* "$DIR"/t[0-9]*.txt
     CLIENT_PIDS=()
+    PACE=()
+    if [ -n "${RATE:-}" ]; then
+        PACE=(--rate "$(python3 -c "print($RATE / $CLIENTS)")")
+    fi
     for c in $(seq 0 $((CLIENTS - 1))); do
+        if [ -n "${RATE:-}" ]; then sleep 0.001; fi
         "$VEIL" predict "$MODEL" --config "$DIR/dep/parties.toml" --cert "$DIR/clients/load.crt" \
             --key "$DIR/clients/load.key" -i x="$DIR/x$c.csv" --per-row -q --retries 5 \
-            --timings "$DIR/t$c.txt" -o "$DIR/out$c" "${FLAGS[@]}" 2> "$DIR/client$c.log" &
+            --timings "$DIR/t$c.txt" -o "$DIR/out$c" "${FLAGS[@]}" "${PACE[@]}" 2> "$DIR/client$c.log" &
         CLIENT_PIDS+=($!)
     done
     for p in "${CLIENT_PIDS[@]}"; do wait "$p" || FAILED=$((FAILED + 1)); done

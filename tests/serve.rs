@@ -335,6 +335,32 @@ fn answers_equal_the_reference_with_and_without_a_dealer() {
     }
 }
 
+/// `--rate` starts the queries on a schedule: six rows at 20 a second
+/// take at least five periods, with every answer right and each query's
+/// latency written.
+#[test]
+fn rate_starts_queries_on_a_schedule() {
+    let mut d = Deployment::new("rate", 6, true);
+    d.start(&[]);
+    let timings = d.path("t.txt");
+    let t = Instant::now();
+    d.predict_ok(
+        "alice",
+        "out",
+        &["--per-row", "--rate", "20", "--timings", &timings],
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    let text = std::fs::read_to_string(&timings).unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text
+        .lines()
+        .all(|l| l.parse::<f64>().is_ok_and(|v| v > 0.0)));
+}
+
 #[test]
 fn a_batch_over_the_limit_is_refused_with_the_reason() {
     let mut d = Deployment::new("maxbatch", 3, true);

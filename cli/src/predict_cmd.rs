@@ -74,6 +74,13 @@ pub struct PredictArgs {
     /// Write each query's latency in milliseconds, one a line, to FILE.
     #[arg(long, value_name = "FILE")]
     pub timings: Option<PathBuf>,
+    /// Start queries on a schedule, Q per second (with --per-row,
+    /// --chunk-rows or --repeat), as independent users would send them,
+    /// rather than each as soon as the last one ends: for measuring latency
+    /// at a given load. A query that starts late (the one before took
+    /// longer than its slot) counts its wait in its latency.
+    #[arg(long, value_name = "Q", value_parser = parse_rate)]
+    pub rate: Option<f64>,
     #[arg(long, value_name = "MIB", default_value_t = (DEFAULT_MAX_FRAME >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=4095))]
     pub max_frame_mib: u64,
     /// No summary line on standard error.
@@ -81,6 +88,19 @@ pub struct PredictArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// `--rate`: queries per second, from one a day to a million.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of queries per second"))?;
+    if !(1.0 / 86_400.0..=1e6).contains(&v) {
+        return Err(format!(
+            "`{s}`: give between 0.0000116 (one a day) and 1000000 queries per second"
+        ));
+    }
+    Ok(v)
 }
 
 fn fail(msg: &str) -> ExitCode {
@@ -348,7 +368,17 @@ pub fn run(args: &PredictArgs) -> ExitCode {
         };
         let repeat = if chunks.is_some() { 1 } else { args.repeat };
         for _ in 0..repeat {
-            let t0 = Instant::now();
+            // On a schedule, a query's latency runs from its slot.
+            let t0 = match args.rate {
+                Some(rate) => {
+                    let slot = started + Duration::from_secs_f64(latencies.len() as f64 / rate);
+                    if let Some(early) = slot.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(early);
+                    }
+                    slot
+                }
+                None => Instant::now(),
+            };
             let mut tries = 0;
             let outcome = loop {
                 match client.query(&mut conn, &mut dealer_conn, q, &dims) {
