@@ -91,6 +91,7 @@ pub mod error;
 pub mod iknp;
 pub mod one_of_n;
 pub mod ot;
+pub mod softspoken;
 pub mod transpose;
 mod wire;
 
