@@ -67,9 +67,11 @@ impl Source {
     }
 }
 
-/// Bytes of one correlated OT's extension message (IKNP: one 128-bit
-/// column entry per OT).
-pub const OT_COT_BYTES: f64 = 16.0;
+/// Bytes of one correlated OT's extension message: SoftSpoken with `k = 4`
+/// (`ot::softspoken`), one bit per 4-bit piece of `Δ`, 32 bits per OT
+/// (IKNP sent 128). The extension's one-time setup (3 KiB of GGM
+/// corrections in its first message) is left out, as the base OTs are.
+pub const OT_COT_BYTES: f64 = 4.0;
 
 /// Correlated OTs of one secure comparison and its select from OT (see
 /// `runtime::preprocess::otgen`): the millionaires' comparison

@@ -179,57 +179,61 @@ fn verifier_tree(keys: &[Block], delta: usize, corrections: &[Block]) -> Vec<Blo
     level
 }
 
-/// The prover's part of one piece for 128-OT groups `start .. start + w`:
-/// `u[b] = Σ_x r_x` and `cols[l][b] = Σ_x x_l·r_x`, from the PRGs of the
-/// piece's `2^k` leaves in leaf order.
+/// One piece's sums for 128-OT groups `start .. start + w`, given the
+/// leaves' expansions `g[x] = r_x` (`2^k` of them): `cols[l] = Σ_x x_l·g[x]`
+/// for `l < k`, and `g[0]` becomes `Σ_x g[x]`. Halving, bit by bit: after
+/// round `l`, `g[x]` for `x` a multiple of `2^{l+1}` holds the sum of the
+/// `g[x']` with `x' >> (l+1) = x >> (l+1)`, and round `l` adds the odd
+/// ones of the pairs into `cols[l]`: `2(2^k − 1)` XORs per group, no
+/// branch on the data.
+fn fold_piece(g: &mut [[Block; CHUNK]], w: usize, cols: &mut [[Block; CHUNK]]) {
+    for (l, col) in cols.iter_mut().enumerate() {
+        let stride = 1usize << l;
+        col[..w].fill(Block::ZERO);
+        for x in (0..g.len()).step_by(2 * stride) {
+            let (lo, hi) = g.split_at_mut(x + stride);
+            let (even, odd) = (&mut lo[x], &hi[0]);
+            for b in 0..w {
+                col[b] ^= odd[b];
+                even[b] ^= odd[b];
+            }
+        }
+    }
+}
+
+/// The prover's part of one piece: `u[b] = Σ_x r_x` and
+/// `cols[l][b] = Σ_x x_l·r_x`, from the PRGs of the piece's `2^k` leaves in
+/// leaf order (`g` is scratch of `2^k` entries).
 fn prover_piece(
     prgs: &[Prg],
     start: u128,
     w: usize,
+    g: &mut [[Block; CHUNK]],
     u: &mut [Block; CHUNK],
     cols: &mut [[Block; CHUNK]],
 ) {
-    let mut g = [Block::ZERO; CHUNK];
-    u[..w].fill(Block::ZERO);
-    for col in cols.iter_mut() {
-        col[..w].fill(Block::ZERO);
+    for (prg, gx) in prgs.iter().zip(g.iter_mut()) {
+        prg.fill(start, &mut gx[..w]);
     }
-    for (x, prg) in prgs.iter().enumerate() {
-        prg.fill(start, &mut g[..w]);
-        for b in 0..w {
-            u[b] ^= g[b];
-        }
-        for (l, col) in cols.iter_mut().enumerate() {
-            if (x >> l) & 1 == 1 {
-                for b in 0..w {
-                    col[b] ^= g[b];
-                }
-            }
-        }
-    }
-    g.zeroize();
+    fold_piece(g, w, cols);
+    u[..w].copy_from_slice(&g[0][..w]);
 }
 
 /// The verifier's part of one piece: `cols[l][b] = Σ_{y ≠ 0} y_l·r_{y ⊕ Δ_i}`
 /// from the PRGs of leaves `y ⊕ Δ_i`, `y = 1 .. 2^k` (stored in that order,
-/// so nothing here depends on `Δ_i`).
-fn verifier_piece(prgs: &[Prg], start: u128, w: usize, cols: &mut [[Block; CHUNK]]) {
-    let mut g = [Block::ZERO; CHUNK];
-    for col in cols.iter_mut() {
-        col[..w].fill(Block::ZERO);
+/// so nothing here depends on `Δ_i`; the missing `y = 0` counts as zero).
+fn verifier_piece(
+    prgs: &[Prg],
+    start: u128,
+    w: usize,
+    g: &mut [[Block; CHUNK]],
+    cols: &mut [[Block; CHUNK]],
+) {
+    g[0][..w].fill(Block::ZERO);
+    for (prg, gy) in prgs.iter().zip(g[1..].iter_mut()) {
+        prg.fill(start, &mut gy[..w]);
     }
-    for (y1, prg) in prgs.iter().enumerate() {
-        let y = y1 + 1;
-        prg.fill(start, &mut g[..w]);
-        for (l, col) in cols.iter_mut().enumerate() {
-            if (y >> l) & 1 == 1 {
-                for b in 0..w {
-                    col[b] ^= g[b];
-                }
-            }
-        }
-    }
-    g.zeroize();
+    fold_piece(g, w, cols);
 }
 
 /// The receiver's message for one batch.
@@ -523,6 +527,7 @@ impl Receiver {
         let pos = (self.next / 128) as u128;
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
         let mut usum = [Block::ZERO; CHUNK];
+        let mut g = vec![[Block::ZERO; CHUNK]; leaves];
         let mut uchunk = [[Block::ZERO; KAPPA]; CHUNK];
         let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
@@ -532,6 +537,7 @@ impl Receiver {
                     &self.prgs[i * leaves..(i + 1) * leaves],
                     pos + cb as u128,
                     w,
+                    &mut g,
                     &mut usum,
                     &mut cols[i * k..(i + 1) * k],
                 );
@@ -551,6 +557,7 @@ impl Receiver {
         m.zeroize();
         cols.zeroize();
         usum.zeroize();
+        g.zeroize();
         r.zeroize();
         self.packed = r;
         t.truncate(n);
@@ -749,6 +756,7 @@ impl Sender {
             });
         }
         let leaves = (1usize << k) - 1;
+        let mut g = vec![[Block::ZERO; CHUNK]; leaves + 1];
         let q = &mut cots.q;
         reset_secret_buffer(q, nblocks * 128);
         let pos = (self.next / 128) as u128;
@@ -761,6 +769,7 @@ impl Sender {
                     &self.prgs[i * leaves..(i + 1) * leaves],
                     pos + cb as u128,
                     w,
+                    &mut g,
                     &mut cols[i * k..(i + 1) * k],
                 );
             }
@@ -775,6 +784,7 @@ impl Sender {
         }
         m.zeroize();
         cols.zeroize();
+        g.zeroize();
         q.truncate(n);
         self.next += (nblocks * 128) as u64;
         cots.first = msg.first;
@@ -878,14 +888,15 @@ mod tests {
                 let w = 5;
                 let mut u = [Block::ZERO; CHUNK];
                 let mut v = vec![[Block::ZERO; CHUNK]; k];
-                prover_piece(&prover, start, w, &mut u, &mut v);
+                let mut g = vec![[Block::ZERO; CHUNK]; 1 << k];
+                prover_piece(&prover, start, w, &mut g, &mut u, &mut v);
                 assert_ne!(u[0], Block::ZERO);
                 for delta in 0..1usize << k {
                     let verifier: Vec<Prg> = (1..1usize << k)
                         .map(|y| Prg::new(seeds[y ^ delta]))
                         .collect();
                     let mut wcols = vec![[Block::ZERO; CHUNK]; k];
-                    verifier_piece(&verifier, start, w, &mut wcols);
+                    verifier_piece(&verifier, start, w, &mut g, &mut wcols);
                     for l in 0..k {
                         for b in 0..w {
                             let want = v[l][b] ^ u[b].select((delta >> l) & 1 == 1);
