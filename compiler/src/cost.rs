@@ -135,7 +135,12 @@ impl CostTable {
             // both parties on one core (about 2.6e-8 s each, plus the hash of
             // the pads), and 117 k Beaver triples per second (128 COTs and
             // 4,160 correction bits each: 8.5 µs, of which 3.3 µs are the
-            // COTs, so about 1.2 ns per correction bit).
+            // COTs, so about 1.2 ns per correction bit). The extension is
+            // now SoftSpoken (k = 4, `ot::softspoken`): 12.5 M COTs per
+            // second with both parties on one core under load (IKNP 36.7 M
+            // in the same run), about half of it at each party, which in a
+            // run extend on their own cores; the figure is kept until the
+            // end-to-end runs (BENCHMARKS.md, "SoftSpoken") say otherwise.
             ot_cot: 3.0e-8,
             ot_correction_bit: 1.2e-9,
             // RLWE, fitted to end-to-end products measured on the 2-core
