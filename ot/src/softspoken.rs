@@ -260,7 +260,7 @@ impl std::fmt::Debug for ExtendMsg {
 }
 
 impl ExtendMsg {
-    const WHAT: &'static str = "OT extension message";
+    const WHAT: &'static str = "SoftSpoken OT extension message";
 
     /// An empty message, to be filled by [`Receiver::extend_into`].
     pub fn empty() -> ExtendMsg {
@@ -302,7 +302,7 @@ impl ExtendMsg {
     /// setup and the `u` blocks.
     pub fn to_bytes(&self) -> Vec<u8> {
         let blocks = self.setup.len() + self.u.len();
-        let mut w = Writer::new(tag::EXTEND, 32 + blocks * 16);
+        let mut w = Writer::new(tag::SOFT_EXTEND, 32 + blocks * 16);
         w.u64(self.first);
         w.u64(self.count as u64);
         w.u64(self.k as u64);
@@ -315,7 +315,7 @@ impl ExtendMsg {
     /// Decodes, checking `k` and that the body has exactly the length the
     /// header implies.
     pub fn from_bytes(bytes: &[u8]) -> Result<ExtendMsg> {
-        let mut r = Reader::new(Self::WHAT, tag::EXTEND, bytes)?;
+        let mut r = Reader::new(Self::WHAT, tag::SOFT_EXTEND, bytes)?;
         let first = r.u64()?;
         let count = r.count(MAX_BATCH as u64, "the number of OTs")?;
         if count == 0 {
@@ -1066,7 +1066,8 @@ mod tests {
             Err(Error::Length { .. })
         ));
         let mut wrong_tag = bytes.clone();
-        wrong_tag[0] = 0x01;
+        // IKNP's tag: the engines' messages never pass for each other.
+        wrong_tag[0] = 0x03;
         assert!(matches!(
             ExtendMsg::from_bytes(&wrong_tag),
             Err(Error::Tag { .. })

@@ -1027,7 +1027,9 @@ impl OtParty0 {
 
     /// [`OtParty0::finish`], also handing back the extension for a later
     /// session with the same peer ([`OtParty0::resume`]).
-    pub fn finish_keeping(self) -> Result<(PrecomputedCorrelations, softspoken::Sender), ExecError> {
+    pub fn finish_keeping(
+        self,
+    ) -> Result<(PrecomputedCorrelations, softspoken::Sender), ExecError> {
         Ok((finish_all(Party::P0, self.jobs, &self.order)?, self.sender))
     }
 }
