@@ -136,11 +136,13 @@ impl CostTable {
             // the pads), and 117 k Beaver triples per second (128 COTs and
             // 4,160 correction bits each: 8.5 µs, of which 3.3 µs are the
             // COTs, so about 1.2 ns per correction bit). The extension is
-            // now SoftSpoken (k = 4, `ot::softspoken`): 12.5 M COTs per
-            // second with both parties on one core under load (IKNP 36.7 M
-            // in the same run), about half of it at each party, which in a
-            // run extend on their own cores; the figure is kept until the
-            // end-to-end runs (BENCHMARKS.md, "SoftSpoken") say otherwise.
+            // now SoftSpoken (k = 4, `ot::softspoken`): 22.0 M COTs per
+            // second with both parties on one core (IKNP 57.6 M in the same
+            // run, so 2.6x the compute), about half of it at each party,
+            // which in a run extend on their own cores. The figure is kept:
+            // end to end a dealer-free ReLU took 0.61-0.66 s per 10^5
+            // against IKNP's 0.49-0.54 s (BENCHMARKS.md, "SoftSpoken"), and
+            // the estimates' compute stays as it was.
             ot_cot: 3.0e-8,
             ot_correction_bit: 1.2e-9,
             // RLWE, fitted to end-to-end products measured on the 2-core

@@ -54,10 +54,10 @@
 //! semi-honest, repetition code): 32 bits on the wire per OT where IKNP
 //! sends 128, for `(2^(k+1) − 1)/k` AES blocks per OT (7.75 against IKNP's
 //! 3) and a one-time GGM setup (3 KiB in the first message). Both parties
-//! on one core, batches of 2^16, the 2-core machine under the load of
-//! other builds: IKNP 36.7 M COTs per second, SoftSpoken 25.2 M at k = 2,
-//! 12.5 M at k = 4, 0.8 M at k = 8 (`cargo bench -p ot --bench ot --
-//! cot/`; BENCHMARKS.md, "SoftSpoken"). k = 4 is the choice: a quarter of
+//! on one core, batches of 2^16, the 2-core machine at load average 3–6:
+//! IKNP 57.6 M COTs per second, SoftSpoken 40.9 M at k = 2, 22.0 M at
+//! k = 4, 3.1 M at k = 8 (`cargo bench -p ot --bench ot -- cot/`;
+//! BENCHMARKS.md, "SoftSpoken"). k = 4 is the choice: a quarter of
 //! the traffic (a ReLU's 118 COTs are 472 bytes instead of 1,888) and
 //! above the 10 M per second. Earlier (IKNP only) the component
 //! costs were fixed-key AES at 2–3 ns per block and a 128 × 128 transpose

@@ -44,20 +44,23 @@
 //! # The choice of `k` ([`K`] = 4)
 //!
 //! Measured with `cargo bench -p ot --bench ot -- cot/` (both parties on
-//! one core, 2^20 OTs in batches of 2^16, buffers reused; 2-core
-//! development machine shared with other builds; BENCHMARKS.md,
-//! "SoftSpoken OT extension"):
+//! one core, 2^20 OTs in batches of 2^16, buffers reused; the 2-core
+//! development machine, load average 3–6 from other agents; BENCHMARKS.md,
+//! "SoftSpoken OT extension"), all four in one invocation:
 //!
-//! | k | bits per OT | AES blocks per OT | COT/s |
-//! |---|---|---|---|
-//! | IKNP | 128 | 3 | see BENCHMARKS.md |
-//! | 2 | 64 | 3.5 | see BENCHMARKS.md |
-//! | 4 | 32 | 7.75 | see BENCHMARKS.md |
-//! | 8 | 16 | 64 | see BENCHMARKS.md |
+//! | extension | bits per OT | AES blocks per OT | COT/s |
+//! |---|---:|---:|---:|
+//! | IKNP | 128 | 3 | 57.6 M |
+//! | k = 2 | 64 | 3.5 | 40.9 M |
+//! | k = 4 | 32 | 7.75 | 22.0 M |
+//! | k = 8 | 16 | 63.9 | 3.1 M |
 //!
-//! `k = 4` quarters IKNP's traffic and keeps well above the 10 M
-//! COT/s; `k = 8` halves the traffic again but is too slow to keep that
-//! floor.
+//! `k = 4` quarters IKNP's traffic (a dealer-free ReLU's 118 COTs: 472
+//! bytes instead of 1,888, 599 bytes = 4.8 kbit per ReLU in all, under the
+//! issue's 10 kbit) and stays twice above its 10 M COT/s floor; `k = 2`
+//! would leave a ReLU at 8.6 kbit, close to the limit, and `k = 8` is
+//! below the floor. About half the time is AES (`perf`), the rest the sums,
+//! the transposes and the copies.
 //!
 //! # Security (semi-honest)
 //!
