@@ -1097,6 +1097,35 @@ mod tests {
         check(&s, &sh, &rh, "head");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 24,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Random batch sizes, choices and piece sizes, two batches each
+        /// (the first with the setup).
+        #[test]
+        fn correlation_holds_on_random_batches(
+            k in proptest::sample::select(vec![1usize, 2, 4, 8]),
+            n1 in 1usize..3000,
+            n2 in 1usize..3000,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let (mut s, mut r, mut rng) = pair_k(k, seed);
+            for n in [n1, n2] {
+                let choices: Vec<bool> = (0..n).map(|_| rng.random::<bool>()).collect();
+                let (msg, rc) = r.extend(&choices).unwrap();
+                let sc = s.extend(&ExtendMsg::from_bytes(&msg.to_bytes()).unwrap()).unwrap();
+                proptest::prop_assert_eq!(rc.choices(), &choices[..]);
+                for j in 0..n {
+                    proptest::prop_assert_eq!(rc.t()[j], sc.q()[j] ^ s.delta().select(choices[j]));
+                }
+            }
+        }
+    }
+
     #[test]
     fn debug_shows_no_secret() {
         let (s, r, _) = pair(6);
