@@ -1119,9 +1119,10 @@ mod tests {
                 let (msg, rc) = r.extend(&choices).unwrap();
                 let sc = s.extend(&ExtendMsg::from_bytes(&msg.to_bytes()).unwrap()).unwrap();
                 proptest::prop_assert_eq!(rc.choices(), &choices[..]);
-                for j in 0..n {
-                    proptest::prop_assert_eq!(rc.t()[j], sc.q()[j] ^ s.delta().select(choices[j]));
+                for ((&t, &q), &c) in rc.t().iter().zip(sc.q()).zip(&choices) {
+                    proptest::prop_assert_eq!(t, q ^ s.delta().select(c));
                 }
+                proptest::prop_assert_eq!((rc.len(), sc.len()), (n, n));
             }
         }
     }
