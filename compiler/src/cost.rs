@@ -33,7 +33,7 @@ pub struct CostTable {
     /// Two-party generation of one element of a Beaver triple with Paillier
     /// (amortised over packing).
     pub paillier_triple_element: f64,
-    /// One random correlated OT (IKNP extension, both parties, with the
+    /// One random correlated OT (SoftSpoken extension, both parties, with the
     /// tccr hash of its pads).
     pub ot_cot: f64,
     /// One bit of Gilboa corrections (hashing the pads, packing and
