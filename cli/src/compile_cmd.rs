@@ -57,7 +57,7 @@ pub struct CompileArgs {
 /// How two parties generate correlations without a dealer.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CorrelationsArg {
-    /// Oblivious transfer (IKNP OT extension, Gilboa products): fast.
+    /// Oblivious transfer (SoftSpoken OT extension, Gilboa products): fast.
     Ot,
     /// Paillier cross terms under party 0's key: slow, little traffic for
     /// wide matrix products.

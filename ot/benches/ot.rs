@@ -3,7 +3,7 @@
 //! Messages are passed as values, not encoded: the wire encoding is a copy.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ot::{arith, boolean, iknp};
+use ot::{arith, boolean, iknp, softspoken};
 use rand::SeedableRng;
 
 fn rng() -> rand_chacha::ChaCha20Rng {
@@ -35,6 +35,23 @@ fn bench_cot(c: &mut Criterion) {
             (rc.len(), sc.len())
         })
     });
+    // SoftSpoken with k = 2, 4, 8 (4 is the runtime's), the same way.
+    for k in [2usize, 4, 8] {
+        let (mut s, mut r) = softspoken::setup_pair_with_k_for_tests(k, &mut rng);
+        let mut msg = softspoken::ExtendMsg::empty();
+        let mut rc = softspoken::ReceiverCots::empty();
+        let mut sc = softspoken::SenderCots::empty();
+        let name = format!("softspoken_k{k}_2^20_in_batches_of_2^16_reused_buffers");
+        g.bench_function(name.as_str(), |b| {
+            b.iter(|| {
+                for _ in 0..N >> 16 {
+                    r.extend_into(batch, &mut msg, &mut rc).unwrap();
+                    s.extend_into(&msg, &mut sc).unwrap();
+                }
+                (rc.len(), sc.len())
+            })
+        });
+    }
     g.bench_function("iknp_2^20_in_batches_of_2^16_fresh_buffers", |b| {
         b.iter(|| {
             let mut total = 0;

@@ -16,6 +16,7 @@ pub(crate) mod tag {
     pub const ONE_OF_N: u8 = 0x06;
     pub const CORRECTIONS: u8 = 0x07;
     pub const PACKED: u8 = 0x08;
+    pub const SOFT_EXTEND: u8 = 0x09;
 }
 
 /// Appends fields to a byte buffer.

@@ -9,6 +9,7 @@ use ot::error::Error;
 use ot::iknp::{self, ExtendMsg};
 use ot::one_of_n::{self, OneOfNMsg};
 use ot::ot::{self as cot, ChosenMsg, Flips};
+use ot::softspoken::{self, ExtendMsg as SoftExtendMsg};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use rand::SeedableRng;
@@ -28,6 +29,7 @@ fn decode_all(bytes: &[u8]) -> usize {
         BaseHello::from_bytes(bytes).is_ok(),
         BaseReply::from_bytes(bytes).is_ok(),
         ExtendMsg::from_bytes(bytes).is_ok(),
+        SoftExtendMsg::from_bytes(bytes).is_ok(),
         Flips::from_bytes(bytes).is_ok(),
         ChosenMsg::from_bytes(bytes).is_ok(),
         OneOfNMsg::from_bytes(bytes).is_ok(),
@@ -58,7 +60,15 @@ fn valid_messages() -> Vec<Vec<u8>> {
         .map(|_| (0..4).map(|x| vec![x as u8; 5]).collect())
         .collect();
     let one = one_of_n::send(&sc3, 2, &msgs).unwrap();
+    // SoftSpoken: the first message (with the setup) and a later one.
+    let (mut ss, mut sr) = softspoken::setup_pair_for_tests(&mut rng);
+    let (soft1, _) = sr.extend_random(130, &mut rng).unwrap();
+    ss.extend(&soft1).unwrap();
+    let (soft2, _) = sr.extend_random(300, &mut rng).unwrap();
+    ss.extend(&soft2).unwrap();
     vec![
+        soft1.to_bytes(),
+        soft2.to_bytes(),
         hello.to_bytes(),
         reply.to_bytes(),
         ext.to_bytes(),

@@ -275,7 +275,7 @@ impl Correlation {
 /// How two computing parties generate correlations without a dealer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CorrelationEngine {
-    /// Oblivious transfer: IKNP OT extension over base OTs in
+    /// Oblivious transfer: SoftSpoken OT extension over base OTs in
     /// Ristretto255, Gilboa products (the `ot` crate).
     Ot,
     /// Packed Paillier cross terms under party 0's key.

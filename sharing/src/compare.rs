@@ -108,8 +108,8 @@ pub enum SelectKind {
     #[default]
     Beaver,
     /// The OT multiplexer on the XOR-shared bit ([`Engine::mux`]): two
-    /// random OTs per element, one COT each from IKNP, instead of a daBit
-    /// and a 128-COT Beaver triple.
+    /// random OTs per element, one COT each from the OT extension, instead
+    /// of a daBit and a 128-COT Beaver triple.
     Ot,
 }
 

@@ -61,7 +61,7 @@ pub(super) fn generate(
 /// that a session after the first needs no base OTs: the public-key part
 /// of dealer-free preprocessing, most of a batch-1 session's time.
 ///
-/// Keeping the extension makes every session's OTs part of one IKNP
+/// Keeping the extension makes every session's OTs part of one SoftSpoken
 /// extension between the same two parties: `Δ` and the base seeds stay,
 /// while every OT has a fresh index (the tweak of its hash) and fresh
 /// random choices, so no correlation is shared between sessions. A
@@ -71,8 +71,8 @@ pub(super) fn generate(
 /// At most [`OtLink::KEEP`] extensions per side are kept.
 #[derive(Default)]
 pub struct OtLink {
-    senders: std::sync::Mutex<Vec<(u64, ot::iknp::Sender)>>,
-    receivers: std::sync::Mutex<Vec<(u64, ot::iknp::Receiver)>>,
+    senders: std::sync::Mutex<Vec<(u64, ot::softspoken::Sender)>>,
+    receivers: std::sync::Mutex<Vec<(u64, ot::softspoken::Receiver)>>,
 }
 
 impl std::fmt::Debug for OtLink {
@@ -99,14 +99,14 @@ impl OtLink {
         OtLink::default()
     }
 
-    fn take_sender(&self, id: u64) -> Option<ot::iknp::Sender> {
+    fn take_sender(&self, id: u64) -> Option<ot::softspoken::Sender> {
         let mut v = self.senders.lock().ok()?;
         let i = v.iter().position(|(k, _)| *k == id)?;
         Some(v.swap_remove(i).1)
     }
 
     /// Keeps `s` under `id`; false if the link is full.
-    fn put_sender(&self, id: u64, s: ot::iknp::Sender) -> bool {
+    fn put_sender(&self, id: u64, s: ot::softspoken::Sender) -> bool {
         let Ok(mut v) = self.senders.lock() else {
             return false;
         };
@@ -119,11 +119,11 @@ impl OtLink {
         }
     }
 
-    fn take_receiver(&self) -> Option<(u64, ot::iknp::Receiver)> {
+    fn take_receiver(&self) -> Option<(u64, ot::softspoken::Receiver)> {
         self.receivers.lock().ok()?.pop()
     }
 
-    fn put_receiver(&self, id: u64, r: ot::iknp::Receiver) {
+    fn put_receiver(&self, id: u64, r: ot::softspoken::Receiver) {
         if let Ok(mut v) = self.receivers.lock() {
             if v.len() < Self::KEEP {
                 v.push((id, r));

@@ -8,7 +8,7 @@
 //! (`exec::dealerfree`) does their sends and receives and the framing.
 //! [`crossterms`] is the one primitive they are built on.
 //! [`otgen::OtParty0`] and [`otgen::OtParty1`] are the same correlations
-//! from IKNP correlated OTs.
+//! from SoftSpoken correlated OTs.
 
 #[cfg(test)]
 mod checks;

@@ -1,7 +1,8 @@
 //! Correlated randomness without a dealer, from oblivious transfer: the
 //! same correlations as [`super::twoparty`] (Beaver triples, matrix triples,
-//! AND triples, daBits, masked bits), built from IKNP correlated OTs
-//! (the `ot` crate) instead of Paillier.
+//! AND triples, daBits, masked bits), built from SoftSpoken correlated OTs
+//! (the `ot` crate, [`softspoken`], 32 bits per COT on the wire) instead of
+//! Paillier.
 //!
 //! Party 1 is the OT-extension receiver and party 0 the sender (it holds
 //! `Δ`). Party 1's random choice bits *are* its halves of the correlations,
@@ -24,10 +25,10 @@
 //!   one COT each, no correction; the pads are the low 64 bits of the tccr
 //!   hash ([`ot::ot`]). Those with party 0 sending come from the extension
 //!   above. Those with party 1 sending need the extension the other way:
-//!   a second IKNP instance with party 0 as receiver, only when the order
+//!   a second SoftSpoken instance with party 0 as receiver, only when the order
 //!   has such OTs. Its 128 base OTs are the first 128 forward random OTs
 //!   of piece 0 (no public-key work, no extra message:
-//!   [`iknp::Receiver::from_random_ots`]), and party 0 appends its
+//!   [`softspoken::Receiver::from_random_ots`]), and party 0 appends its
 //!   extension message to each piece's corrections.
 //! * **random 1-of-16 OTs** (the millionaires' comparison's leaves,
 //!   `sharing::millionaire`): 4 COTs each, no correction; party 0's 16
@@ -43,7 +44,8 @@
 //! request order, so no sizes travel on the wire; every size is checked.
 //!
 //! Security (semi-honest; `ot/SECURITY.md`): party 0 sees only the
-//! extension messages, which hide party 1's choice bits (IKNP, base OTs
+//! extension messages, which hide party 1's choice bits (SoftSpoken: each
+//! piece's `u ⊕ r` is masked by the expansion of the seed party 0 lacks; base OTs
 //! under CDH in Ristretto255); party 1 sees corrections masked by the
 //! correlation-robust hash of pads it cannot compute (tccr from fixed-key
 //! AES). Neither sees the other's halves. No mask with statistical slack is
@@ -59,7 +61,7 @@ use crate::sharing::{
     Share, TripleShare,
 };
 use ot::arith::{self, Corrections, Packed, BITS_PER_PRODUCT};
-use ot::iknp::{self, ExtendMsg, ReceiverCots, SenderCots};
+use ot::softspoken::{self, ExtendMsg, ReceiverCots, SenderCots};
 use ot::{base, boolean, one_of_n};
 use rand::{CryptoRng, RngExt};
 use zeroize::Zeroize;
@@ -152,7 +154,7 @@ impl Unit {
                 job, start, len, ..
             } => (job, start, len),
             // No job: never looked up (handled before the jobs).
-            Unit::Boot => (usize::MAX, 0, iknp::KAPPA),
+            Unit::Boot => (usize::MAX, 0, softspoken::KAPPA),
         }
     }
 
@@ -782,10 +784,10 @@ fn get<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], ExecError> {
 
 /// Party 0 (the OT-extension sender) of dealer-free generation.
 pub struct OtParty0 {
-    sender: iknp::Sender,
+    sender: softspoken::Sender,
     /// The reverse extension (party 0 receiving), once piece 0's first
     /// random OTs set it up.
-    rev: Option<iknp::Receiver>,
+    rev: Option<softspoken::Receiver>,
     order: Vec<Request>,
     jobs: Vec<Job>,
     units: Vec<Unit>,
@@ -800,7 +802,7 @@ impl OtParty0 {
         rng: &mut R,
     ) -> Result<(OtParty0, Vec<u8>), ExecError> {
         let hello = base::BaseHello::from_bytes(hello).map_err(ot_error)?;
-        let (sender, reply) = iknp::Sender::setup(&hello, rng).map_err(ot_error)?;
+        let (sender, reply) = softspoken::Sender::setup(&hello, rng).map_err(ot_error)?;
         let (jobs, units, pieces) = new_jobs(&order, true, rng)?;
         Ok((
             OtParty0 {
@@ -819,7 +821,7 @@ impl OtParty0 {
     /// same peer: no base OTs (see `exec::OtLink`).
     pub fn resume<R: CryptoRng + ?Sized>(
         order: Vec<Request>,
-        sender: iknp::Sender,
+        sender: softspoken::Sender,
         rng: &mut R,
     ) -> Result<OtParty0, ExecError> {
         let (jobs, units, pieces) = new_jobs(&order, true, rng)?;
@@ -888,7 +890,7 @@ impl OtParty0 {
             let part = cots.take(u.cots()).map_err(ot_error)?;
             if matches!(u, Unit::Boot) {
                 let pads: Vec<[ot::Block; 2]> = part.random_ot();
-                self.rev = Some(iknp::Receiver::from_random_ots(&pads).map_err(ot_error)?);
+                self.rev = Some(softspoken::Receiver::from_random_ots(&pads).map_err(ot_error)?);
                 continue;
             }
             if let Some(msg) = self.unit(u, &part, rng)? {
@@ -1025,7 +1027,9 @@ impl OtParty0 {
 
     /// [`OtParty0::finish`], also handing back the extension for a later
     /// session with the same peer ([`OtParty0::resume`]).
-    pub fn finish_keeping(self) -> Result<(PrecomputedCorrelations, iknp::Sender), ExecError> {
+    pub fn finish_keeping(
+        self,
+    ) -> Result<(PrecomputedCorrelations, softspoken::Sender), ExecError> {
         Ok((finish_all(Party::P0, self.jobs, &self.order)?, self.sender))
     }
 }
@@ -1043,10 +1047,10 @@ fn fold_masked(cross: &mut [u64], shares: &[u64]) {
 
 /// Party 1 (the OT-extension receiver) of dealer-free generation.
 pub struct OtParty1 {
-    setup: Option<iknp::ReceiverSetup>,
-    receiver: Option<iknp::Receiver>,
+    setup: Option<softspoken::ReceiverSetup>,
+    receiver: Option<softspoken::Receiver>,
     /// The reverse extension's sender (party 1 sending random OTs).
-    rev: Option<iknp::Sender>,
+    rev: Option<softspoken::Sender>,
     order: Vec<Request>,
     jobs: Vec<Job>,
     units: Vec<Unit>,
@@ -1065,7 +1069,7 @@ impl OtParty1 {
         order: Vec<Request>,
         rng: &mut R,
     ) -> Result<(OtParty1, Vec<u8>), ExecError> {
-        let (setup, hello) = iknp::Receiver::setup(rng).map_err(ot_error)?;
+        let (setup, hello) = softspoken::Receiver::setup(rng).map_err(ot_error)?;
         let (jobs, units, pieces) = new_jobs(&order, false, rng)?;
         Ok((
             OtParty1 {
@@ -1085,7 +1089,7 @@ impl OtParty1 {
     /// same peer: no base OTs, no hello (see `exec::OtLink`).
     pub fn resume<R: CryptoRng + ?Sized>(
         order: Vec<Request>,
-        receiver: iknp::Receiver,
+        receiver: softspoken::Receiver,
         rng: &mut R,
     ) -> Result<OtParty1, ExecError> {
         let (jobs, units, pieces) = new_jobs(&order, false, rng)?;
@@ -1160,7 +1164,7 @@ impl OtParty1 {
             }
             let part = cots.take(u.cots()).map_err(ot_error)?;
             if matches!(u, Unit::Boot) {
-                let sender = iknp::Sender::from_random_ots(part.choices(), &part.random_ot())
+                let sender = softspoken::Sender::from_random_ots(part.choices(), &part.random_ot())
                     .map_err(ot_error)?;
                 self.rev = Some(sender);
                 continue;
@@ -1290,7 +1294,7 @@ impl OtParty1 {
     /// base OTs are done) for a later session ([`OtParty1::resume`]).
     pub fn finish_keeping(
         self,
-    ) -> Result<(PrecomputedCorrelations, Option<iknp::Receiver>), ExecError> {
+    ) -> Result<(PrecomputedCorrelations, Option<softspoken::Receiver>), ExecError> {
         Ok((
             finish_all(Party::P1, self.jobs, &self.order)?,
             self.receiver,
@@ -1313,6 +1317,8 @@ mod tests {
         p1.set_up(&reply).unwrap();
         assert_eq!(p0.pieces(), p1.pieces());
         let (mut cots, mut bits) = (0u64, 0u64);
+        // The reverse extension's first message carries its setup.
+        let mut rev_setup = ExtendMsg::SETUP_BYTES as u64;
         for i in 0..p1.pieces() {
             let (ext, pending) = p1.extend(i, &mut rng).unwrap();
             let corr = p0.answer(i, &ext, &mut rng).unwrap();
@@ -1324,7 +1330,7 @@ mod tests {
             cots += rev as u64;
             // The reverse extension rides with the corrections (framed).
             let rev_bytes = if rev > 0 {
-                8 + ExtendMsg::encoded_len(rev) as u64
+                8 + ExtendMsg::encoded_len(rev) as u64 + std::mem::take(&mut rev_setup)
             } else {
                 0
             };
@@ -1447,7 +1453,8 @@ mod tests {
             .map(Unit::rev_cots)
             .sum();
         assert_eq!(rev, 70 + 128);
-        let rev_len = 8 + ExtendMsg::encoded_len(rev);
+        // Piece 0 has the reverse extension's first message, with its setup.
+        let rev_len = 8 + ExtendMsg::encoded_len(rev) + ExtendMsg::SETUP_BYTES;
         let (_, pending3) = p1.extend(0, &mut rng).unwrap();
         assert!(p1.absorb(pending3, &corr[..corr.len() - rev_len]).is_err());
         let mut bad = corr.clone();
