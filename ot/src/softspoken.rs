@@ -74,9 +74,8 @@
 //! derived from the COTs ([`crate::ot`]). PRG positions carry on from batch
 //! to batch, so no block of any `G(s_x)` is used twice.
 //!
-//! Read for reference, not copied: the paper's §3–§5 (the small-field VOLE
-//! and its subspace/repetition-code form) and the layout of libOTe's
-//! `SoftSpokenOT` (`SmallFieldVole`).
+//! Written from the paper's §3–§5 (the small-field VOLE and its
+//! subspace/repetition-code form); no implementation was read.
 
 use rand::CryptoRng;
 use zeroize::Zeroize;
