@@ -55,6 +55,20 @@ impl Method {
     }
 }
 
+/// A form of an RLWE product whose `W` is the multiplying party's input,
+/// forced by `crate::Options::rlwe_form` (else the cost model picks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RlweForm {
+    /// `rlwe::prepared`: `W`'s half in the preprocessing, `x`'s
+    /// coefficients up and the results down online
+    /// ([`Chooser::rlwe_prepared`]).
+    Prepared,
+    /// Delphi's masks: the whole product on a random mask in the
+    /// preprocessing, `x` minus the mask up online, no HE online
+    /// ([`Chooser::rlwe_masked`]).
+    Masked,
+}
+
 /// How one representation of a value is obtained.
 #[derive(Clone, Debug, PartialEq)]
 pub enum How {
@@ -96,6 +110,9 @@ pub struct Chooser<'a, 'm> {
     /// parties generate them).
     pub source: crate::cost::Source,
     pub prefer: Option<Protocol>,
+    /// The form of RLWE products with `W` a party's input, when forced
+    /// (`crate::Options::rlwe_form`).
+    pub rlwe_form: Option<RlweForm>,
     /// Sigmoid/tanh evaluated on a clamped input (see `analysis`).
     pub clamped: std::collections::BTreeSet<ValueId>,
 }
@@ -526,6 +543,9 @@ impl Chooser<'_, '_> {
     /// `W` must be the multiplying party's input (its preprocessing reads
     /// it there, before any input is bound); a convolution runs HomConv
     /// unprepared.
+    ///
+    /// A product that runs masked ([`Chooser::rlwe_masked`]) does not run
+    /// prepared.
     pub fn rlwe_prepared(&self, v: ValueId, reprs: &[Repr]) -> bool {
         self.rlwe_prepared_costs(v, reprs).is_some()
     }
@@ -533,6 +553,60 @@ impl Chooser<'_, '_> {
     /// The preprocessing and online costs of `v` prepared, when it runs
     /// prepared ([`Chooser::rlwe_prepared`]).
     fn rlwe_prepared_costs(&self, v: ValueId, reprs: &[Repr]) -> Option<(Cost, Cost)> {
+        if self.rlwe_masked(v, reprs) {
+            return None;
+        }
+        let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
+        let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
+        let (pre, online) = self.costs.rlwe_prepared_matmul(batch, k, cols, w_bits)?;
+        (self.rlwe_form == Some(RlweForm::Prepared) || self.split_pays(plain, pre, online))
+            .then_some((pre, online))
+    }
+
+    /// Whether the RLWE product `v` with `W` clear at a party (`reprs`)
+    /// runs masked (Delphi's linear layers, Mishra et al., USENIX Security
+    /// 2020, section 4; `CostTable::rlwe_masked_matmul`): in the
+    /// preprocessing the party holding `x` (or the other share of it)
+    /// draws a uniform mask `r` and the two run the whole RLWE product on
+    /// `r` (shares of `r @ W`); online it sends `x - r` and the holder of
+    /// `W` multiplies in the clear. The same rule as
+    /// [`Chooser::rlwe_prepared`] (online cheaper than the whole product,
+    /// both parts at most twice it), and the same operands: `W` the
+    /// multiplying party's input, no convolution. Where both forms pass,
+    /// the masked one wins: its online step is one message and a local
+    /// product, its preprocessing the product itself.
+    /// `crate::Options::rlwe_form` forces either.
+    pub fn rlwe_masked(&self, v: ValueId, reprs: &[Repr]) -> bool {
+        self.rlwe_masked_costs(v, reprs).is_some()
+    }
+
+    /// The preprocessing and online costs of `v` masked, when it runs
+    /// masked ([`Chooser::rlwe_masked`]).
+    fn rlwe_masked_costs(&self, v: ValueId, reprs: &[Repr]) -> Option<(Cost, Cost)> {
+        if self.rlwe_form == Some(RlweForm::Prepared) {
+            return None;
+        }
+        let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
+        let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
+        let (pre, online) = self.costs.rlwe_masked_matmul(batch, k, cols, w_bits)?;
+        (self.rlwe_form == Some(RlweForm::Masked) || self.split_pays(plain, pre, online))
+            .then_some((pre, online))
+    }
+
+    /// A product split between the preprocessing and the online phase
+    /// pays when its online part is cheaper than the whole product and
+    /// both parts together cost at most twice it.
+    fn split_pays(&self, plain: Cost, pre: Cost, online: Cost) -> bool {
+        self.score(online) < self.score(plain)
+            && self.score(pre + online) <= 2.0 * self.score(plain)
+    }
+
+    /// `(batch, k, n, w_bits)` of an RLWE product that may be split
+    /// between the preprocessing and the online phase (prepared or
+    /// masked): `W` clear at the multiplying party as its input (read in
+    /// the preprocessing, before any input is bound), `x` clear at the
+    /// other or shared, and no convolution.
+    fn rlwe_split_product(&self, v: ValueId, reprs: &[Repr]) -> Option<(f64, f64, f64, u32)> {
         let ([Repr::Clear(_), Repr::Clear(pw)] | [Repr::Shared, Repr::Clear(pw)]) = *reprs else {
             return None;
         };
@@ -553,11 +627,7 @@ impl Chooser<'_, '_> {
         let k = self.g.last_dim(*a) as f64;
         let batch = (self.n(*a) / k.max(1.0)).max(1.0);
         let cols = (self.n(v) / batch).max(1.0);
-        let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
-        let (pre, online) = self.costs.rlwe_prepared_matmul(batch, k, cols, w_bits)?;
-        (self.score(online) < self.score(plain)
-            && self.score(pre + online) <= 2.0 * self.score(plain))
-        .then_some((pre, online))
+        Some((batch, k, cols, w_bits))
     }
 
     /// Signed bits of the plaintext operand `w` of an RLWE product, as
@@ -1119,8 +1189,16 @@ impl Chooser<'_, '_> {
             ),
             Method::Rlwe => "matrix product on secret values: RLWE (the holder of x encrypts, the holder of W multiplies), cheapest by the cost model".into(),
         };
-        let base = match self.rlwe_prepared_costs(v, operands) {
-            Some((pre, online)) if method == Method::Rlwe => format!(
+        let base = match (
+            self.rlwe_masked_costs(v, operands),
+            self.rlwe_prepared_costs(v, operands),
+        ) {
+            (Some((pre, online)), _) if method == Method::Rlwe => format!(
+                "{base}; masked (Delphi): the product on a random mask in the preprocessing ({:.3e} s), x minus the mask sent and multiplied in the clear online ({:.3e} s, no HE)",
+                self.score(pre),
+                self.score(online)
+            ),
+            (_, Some((pre, online))) if method == Method::Rlwe => format!(
                 "{base}; prepared: W's part in the preprocessing ({:.3e} s), {:.3e} s online",
                 self.score(pre),
                 self.score(online)

@@ -226,6 +226,35 @@ impl CostTable {
         best.map(|(_, offline, online)| (offline, online))
     }
 
+    /// `[batch, k] @ [k, n]` by RLWE masked (Delphi's linear layers:
+    /// `Chooser::rlwe_masked`), as `(preprocessing, online)`. The
+    /// preprocessing is the whole RLWE product (`rlwe_matmul`) on a mask of
+    /// `x`'s shape, which is 64 bits wide like a share, so the layout and
+    /// price are the product's. Online: `x` minus the mask up, 8 bytes per
+    /// element in one message, nothing back, and the multiplying party's
+    /// product in Z_2^64, `ring_mac` per multiply-accumulate (the ring
+    /// product `RingTensor::matmul`, rows in parallel), plus a fixed part
+    /// for the message and the sums (`RLWE_MASKED_FIXED`).
+    pub fn rlwe_masked_matmul(
+        &self,
+        batch: f64,
+        k: f64,
+        n: f64,
+        w_bits: u32,
+    ) -> Option<(Cost, Cost)> {
+        let pre = self.rlwe_matmul(batch, k, n, w_bits)? + Cost::compute(batch * k * self.ring_op);
+        Some((pre, self.rlwe_masked_online(batch, k, n)))
+    }
+
+    /// The online step of a masked product ([`CostTable::rlwe_masked_matmul`]).
+    pub fn rlwe_masked_online(&self, batch: f64, k: f64, n: f64) -> Cost {
+        Cost::compute(
+            RLWE_MASKED_FIXED
+                + 2.0 * batch * (k + n) * self.ring_op
+                + batch * k * n * self.ring_mac,
+        ) + Cost::comm(batch * k * RING_BYTES, 1)
+    }
+
     /// The online step of a prepared product with `digits` digits.
     fn rlwe_prepared_online(&self, batch: f64, k: f64, n: f64, digits: f64) -> Cost {
         let q_bytes = f64::from(RLWE_Q_BITS) / 8.0;
@@ -556,6 +585,11 @@ const RLWE_PREPARED_FIXED: f64 = 20e-6;
 /// 0.5-1.5x. (`[100, 64] @ [64, 16]` is the outlier at 4.5 ns: its
 /// 100 x 16 results are many small ones, decoding-bound.)
 const RLWE_PREPARED_MAC: f64 = 2.2e-9;
+
+/// Seconds of a masked RLWE product's online step beyond its
+/// multiply-accumulates and element operations: encoding and framing the
+/// one message, the ring product's setup (its transpose of `W`).
+const RLWE_MASKED_FIXED: f64 = 10e-6;
 
 /// Seconds of one image's RLWE convolution beyond its transforms and
 /// pointwise products: seed expansion, re-randomiser and flooding samples,
@@ -930,6 +964,14 @@ pub fn estimate(
                     let (batch, k, cols) = rlwe_dims(shape(*w), n(*dst), &elements);
                     let pre = costs.rlwe_prepared_matmul(batch, k, cols, *w_bits);
                     online(pre.map_or(Cost::ZERO, |(pre, _)| pre))
+                }
+                // A masked product: its RLWE product where the server
+                // answers in the preprocessing (the `RlweRespond` below),
+                // `x` minus the mask and the local product here.
+                Instr::RlweMaskedClose { dst, w, add, .. } => {
+                    let (batch, k, cols) = rlwe_dims(shape(*w), n(*dst), &elements);
+                    let local = add.map_or(0.0, |_| batch * k * costs.ring_op);
+                    online(costs.rlwe_masked_online(batch, k, cols)) + Cost::compute(local)
                 }
                 Instr::RlweRespond {
                     dst,

@@ -161,6 +161,12 @@ pub fn validate(plan: &Plan) -> Result<ValidPlan<'_>, Vec<ValidationError>> {
                 },
                 Instr::RlwePrepareRespond {
                     weights, dst, w, ..
+                }
+                | Instr::RlweRespond {
+                    weights: Some(weights),
+                    dst,
+                    w,
+                    ..
                 } => {
                     match plan.inputs.get(*weights as usize) {
                         None => errors.push(err(
@@ -524,6 +530,15 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                     prepared: true,
                     ..
                 } => bad("a prepared RLWE convolution (only products are prepared)".into()),
+                Instr::RlweRespond {
+                    weights: Some(_),
+                    add,
+                    conv,
+                    prepared,
+                    ..
+                } if add.is_some() || conv.is_some() || *prepared => bad(
+                    "a masked RLWE product's preprocessing with a share of x, a convolution or a prepared query (it takes none)".into(),
+                ),
                 Instr::RlweQuery { conv: Some(w), .. }
                 | Instr::RlweRespond { conv: Some(w), .. }
                     if !w.is_homconv() =>

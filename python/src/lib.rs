@@ -216,16 +216,22 @@ fn options(
             ))
         }
     };
+    let prefer_name = prefer;
     let prefer = match prefer {
         None => None,
         Some("shares") => Some(compiler::ir::Protocol::Shares),
         Some("paillier") => Some(compiler::ir::Protocol::Paillier),
-        Some("rlwe") => Some(compiler::ir::Protocol::Rlwe),
+        Some("rlwe" | "rlwe-masked" | "rlwe-prepared") => Some(compiler::ir::Protocol::Rlwe),
         Some(other) => {
             return Err(format!(
-                "prefer={other:?}: expected \"shares\", \"paillier\" or \"rlwe\""
+                "prefer={other:?}: expected \"shares\", \"paillier\", \"rlwe\", \"rlwe-masked\" or \"rlwe-prepared\""
             ))
         }
+    };
+    let rlwe_form = match prefer_name {
+        Some("rlwe-masked") => Some(compiler::choose::RlweForm::Masked),
+        Some("rlwe-prepared") => Some(compiler::choose::RlweForm::Prepared),
+        _ => None,
     };
     let assume = assume.unwrap_or_default();
     if let Some((name, _)) = assume.iter().find(|(_, &n)| n == 0) {
@@ -238,6 +244,7 @@ fn options(
         use_dealer: dealer,
         prefer,
         correlations,
+        rlwe_form,
     })
 }
 
