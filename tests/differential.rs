@@ -3010,3 +3010,55 @@ proptest::proptest! {
         proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
     }
 }
+
+/// A plan whose masked product's preprocessing reads `W` from an input its
+/// party does not own, or adds a share of `x` there, is refused by
+/// `plan::validate` (a plan file is input like any other).
+#[test]
+fn a_masked_products_preprocessing_is_validated() {
+    let o = options(|o| o.use_dealer = false);
+    let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
+    let (p, at) = plan
+        .programs
+        .iter()
+        .enumerate()
+        .find_map(|(p, prog)| {
+            prog.instrs
+                .iter()
+                .position(|i| {
+                    matches!(
+                        i,
+                        plan::Instr::RlweRespond {
+                            weights: Some(_),
+                            ..
+                        }
+                    )
+                })
+                .map(|at| (p, at))
+        })
+        .expect("a masked product");
+    let foreign = plan
+        .inputs
+        .iter()
+        .position(|i| i.owner != Owner::Party(p as u32) && i.owner != Owner::Public)
+        .unwrap() as u32;
+    let mut edits: Vec<(Plan, &str)> = Vec::new();
+    let mut other = plan.clone();
+    if let plan::Instr::RlweRespond { weights, .. } = &mut other.programs[p].instrs[at] {
+        *weights = Some(foreign);
+    }
+    edits.push((other, "it does not own"));
+    let mut added = plan.clone();
+    if let plan::Instr::RlweRespond { add, w, .. } = &mut added.programs[p].instrs[at] {
+        *add = Some(*w);
+    }
+    edits.push((added, "a masked RLWE product's preprocessing"));
+    for (bad, expect) in edits {
+        let errs = plan::validate(&bad).expect_err(expect);
+        assert!(
+            errs.iter().any(|e| e.to_string().contains(expect)),
+            "{expect}: {errs:?}"
+        );
+    }
+    assert!(plan::validate(&plan).is_ok());
+}
