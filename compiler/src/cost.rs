@@ -235,6 +235,18 @@ impl CostTable {
     /// product in Z_2^64, `ring_mac` per multiply-accumulate (the ring
     /// product `RingTensor::matmul`, rows in parallel), plus a fixed part
     /// for the message and the sums (`RLWE_MASKED_FIXED`).
+    ///
+    /// Measured (BENCHMARKS.md, "RLWE products masked"): the data owner's
+    /// whole online phase, truncation and output included, took 1.2, 4.0
+    /// and 10.3 ms at `[100, K] @ [K, N]` for (64, 16), (128, 128) and
+    /// (784, 128), against 0.1, 1.2 and 7.1 ms this row gives for the
+    /// product alone: the largest is the product (0.7 ns per MAC, the
+    /// table's rate), the smaller ones the truncation's and the output's
+    /// round trips (counted by their own rows). The preprocessing measured
+    /// as the whole product did before prepared products (within noise).
+    /// Against `rlwe_prepared_matmul` the online step is 2.5-9x cheaper and
+    /// the preprocessing cheaper too (no `a` halves whole), so where both
+    /// apply the masked form wins (`Chooser::rlwe_masked`).
     pub fn rlwe_masked_matmul(
         &self,
         batch: f64,
@@ -1238,6 +1250,35 @@ mod tests {
         }
         eprintln!("{}", report.join("\n"));
         assert!(!off, "{}", report.join("\n"));
+    }
+
+    /// The masked row: its preprocessing is the whole product on the mask
+    /// (plus drawing it), its online step `8 b k` bytes one way and a
+    /// product in the ring, cheaper than the prepared online step and than
+    /// the whole product on issue 17's shapes.
+    #[test]
+    fn rlwe_masked_costs_are_the_product_offline_and_a_ring_product_online() {
+        let costs = CostTable::for_key_bits(3072);
+        for (b, k, n) in [
+            (1.0, 64.0, 16.0),
+            (100.0, 64.0, 16.0),
+            (1.0, 128.0, 128.0),
+            (100.0, 128.0, 128.0),
+            (1.0, 784.0, 128.0),
+            (100.0, 784.0, 128.0),
+        ] {
+            let whole = costs.rlwe_matmul(b, k, n, 16).unwrap();
+            let (pre, online) = costs.rlwe_masked_matmul(b, k, n, 16).unwrap();
+            let (_, prepared) = costs.rlwe_prepared_matmul(b, k, n, 16).unwrap();
+            assert_eq!(pre.bytes, whole.bytes, "{b} x {k} x {n}");
+            assert!(
+                (pre.compute - whole.compute - b * k * costs.ring_op).abs() < 1e-12,
+                "{b} x {k} x {n}"
+            );
+            assert_eq!(online.bytes, 8.0 * b * k, "{b} x {k} x {n}");
+            assert!(online.compute < prepared.compute, "{b} x {k} x {n}");
+            assert!(online.compute < whole.compute / 10.0, "{b} x {k} x {n}");
+        }
     }
 
     #[test]
