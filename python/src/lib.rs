@@ -1017,7 +1017,8 @@ fn report_html(model: &str, report: &str) -> String {
 ///
 /// - `dealer=False`: as `--no-dealer`; `correlations="ot" | "paillier"`.
 /// - `network="lan" | "wan"`, or `bandwidth=` (Mbit/s) with `latency=` (ms).
-/// - `key_bits=3072`, `prefer="shares" | "paillier" | "rlwe"`,
+/// - `key_bits=3072`, `prefer="shares" | "paillier" | "rlwe"` (or
+///   `"rlwe-masked"` / `"rlwe-prepared"`, as `--prefer`),
 ///   `assume={"batch": 10000}` (sizes assumed in estimates).
 ///
 /// Raises `VeilError` (with `.diagnostics`) when the model has errors;
