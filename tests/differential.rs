@@ -593,7 +593,9 @@ fn a_masked_products_mask_is_fresh_per_session() {
 }
 
 /// A malformed masked input from the peer (entries missing, another
-/// shape, another kind of message) is a clear error, never a panic.
+/// shape, another kind of message), or a malformed RLWE message of the
+/// product on the mask in the preprocessing, is a clear error, never a
+/// panic.
 #[test]
 fn a_malformed_masked_rlwe_input_is_an_error() {
     use runtime::exec::wire::{self, Wire};
@@ -664,6 +666,23 @@ fn a_malformed_masked_rlwe_input_is_an_error() {
         .expect_err("a malformed masked input is refused");
         assert!(err.to_string().contains(expect), "{err}");
     }
+    // The product on the mask in the preprocessing: the client's key and
+    // its query of the mask, the server's response, each malformed.
+    assert_tampered_rlwe_is_refused(
+        &plan,
+        &inputs,
+        &[
+            (0, 0, TRUNCATE, "public key truncated"),
+            (0, 1, TRUNCATE, "mask query truncated"),
+            (0, 1, EXTEND, "mask query extended"),
+            (0, 1, HEADER, "mask query header"),
+            (0, 1, OVER_PRIME, "mask query residue over its prime"),
+            (1, 0, TRUNCATE, "response truncated"),
+            (1, 0, EMPTY, "response empty"),
+            (1, 0, HEADER, "response header"),
+            (1, 0, OVER_PRIME, "response residue over its prime"),
+        ],
+    );
     /// Rewrites a frame of one ring message of `shape` with `edit`.
     struct EditRing {
         inner: ChannelTransport,
