@@ -771,7 +771,9 @@ proptest::proptest! {
     /// Random convolution shapes, strides and paddings through the whole
     /// pipeline (compiler, plan, both runtimes) on RLWE HomConv, in both
     /// operand layouts (the input clear at the client, and shared), match
-    /// the reference.
+    /// the reference: masked (the cost model's choice: HomConv on the
+    /// mask in the preprocessing, the input minus the mask online, cut
+    /// into patches at the server) and in one piece online.
     #[test]
     fn random_convolutions_on_rlwe_match_the_reference(
         c in 1usize..5,
@@ -785,24 +787,32 @@ proptest::proptest! {
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
+        use compiler::choose::RlweForm;
         use compiler::ir::Protocol;
         let src = conv_model_source(c, [h, w], m, [kh, kw], stride, pad);
         let model = checked(&src);
-        let o = options(|o| {
-            o.prefer = Some(Protocol::Rlwe);
-            o.use_dealer = false;
-            o.assume.insert("batch".into(), 1);
-        });
-        let plan = compiler::compile(&model, &o).unwrap().plan;
-        let text = plan.to_text();
-        // Both convolutions, each a query and a response.
-        proptest::prop_assert_eq!(text.matches(" as conv im2col[").count(), 4, "{}", text);
-        check_model("conv", &model, batch, &o, seed);
+        for (form, convs, masked) in [(None, 6, 2), (Some(RlweForm::Whole), 4, 0)] {
+            let o = options(|o| {
+                o.prefer = Some(Protocol::Rlwe);
+                o.rlwe_form = form;
+                o.use_dealer = false;
+                o.assume.insert("batch".into(), 1);
+            });
+            let plan = compiler::compile(&model, &o).unwrap().plan;
+            let text = plan.to_text();
+            // Both convolutions, each a query and a response (and masked,
+            // the server's patches of the input minus its mask online).
+            proptest::prop_assert_eq!(text.matches(" as conv im2col[").count(), convs, "{}", text);
+            proptest::prop_assert_eq!(text.matches("rlwe.masked.close").count(), masked, "{}", text);
+            check_model("conv", &model, batch, &o, seed);
+        }
     }
 }
 
 /// `conv2d(...) via rlwe` runs the convolution on RLWE HomConv even with a
-/// dealer (whose triples the cost model would otherwise take).
+/// dealer (whose triples the cost model would otherwise take), masked (its
+/// kernels are the server's input): HomConv on the mask in the
+/// preprocessing, the input minus the mask online.
 #[test]
 fn a_convolution_via_rlwe_runs_on_homconv_with_a_dealer() {
     let src = "model via_conv {
@@ -820,7 +830,8 @@ fn a_convolution_via_rlwe_runs_on_homconv_with_a_dealer() {
     });
     let compiled = compiler::compile(&m, &o).unwrap();
     let text = compiled.plan.to_text();
-    assert_eq!(text.matches(" as conv im2col[").count(), 2, "{text}");
+    assert_eq!(text.matches(" as conv im2col[").count(), 3, "{text}");
+    assert!(text.contains("rlwe.masked.close"), "{text}");
     assert!(
         compiled.report.contains("RLWE HomConv") && compiled.report.contains("`via rlwe`"),
         "{}",
@@ -874,9 +885,11 @@ fn max_and_argmax_of_one_operand_share_a_tournament() {
 /// cut short, one too many, a residue over its prime) is a clear error.
 #[test]
 fn a_malformed_rlwe_convolution_message_is_an_error() {
+    use compiler::choose::RlweForm;
     use compiler::ir::Protocol;
     let o = options(|o| {
         o.prefer = Some(Protocol::Rlwe);
+        o.rlwe_form = Some(RlweForm::Whole);
         o.use_dealer = false;
         o.assume.insert("batch".into(), 1);
     });

@@ -67,6 +67,8 @@ pub enum RlweForm {
     /// preprocessing, `x` minus the mask up online, no HE online
     /// ([`Chooser::rlwe_masked`]).
     Masked,
+    /// In one piece online (tests).
+    Whole,
 }
 
 /// How one representation of a value is obtained.
@@ -553,7 +555,7 @@ impl Chooser<'_, '_> {
     /// The preprocessing and online costs of `v` prepared, when it runs
     /// prepared ([`Chooser::rlwe_prepared`]).
     fn rlwe_prepared_costs(&self, v: ValueId, reprs: &[Repr]) -> Option<(Cost, Cost)> {
-        if self.rlwe_masked(v, reprs) {
+        if self.rlwe_form == Some(RlweForm::Whole) || self.rlwe_masked(v, reprs) {
             return None;
         }
         let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
@@ -583,14 +585,63 @@ impl Chooser<'_, '_> {
     /// The preprocessing and online costs of `v` masked, when it runs
     /// masked ([`Chooser::rlwe_masked`]).
     fn rlwe_masked_costs(&self, v: ValueId, reprs: &[Repr]) -> Option<(Cost, Cost)> {
-        if self.rlwe_form == Some(RlweForm::Prepared) {
+        if matches!(self.rlwe_form, Some(RlweForm::Prepared | RlweForm::Whole)) {
             return None;
         }
-        let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
-        let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
-        let (pre, online) = self.costs.rlwe_masked_matmul(batch, k, cols, w_bits)?;
+        let (plain, pre, online) = match self.rlwe_masked_kernels(v, reprs) {
+            // A convolution by HomConv on the mask; online its input minus
+            // the mask up, the patches cut and multiplied at the server.
+            Some(_) => {
+                let Op::MatMul(cols, w) = &self.g.value(v).op else {
+                    return None;
+                };
+                let (x, _, conv) = self.rlwe_conv_cost(v, self.rlwe_w_bits(*w, reprs[1])?)?;
+                let k = self.g.last_dim(*cols) as f64;
+                let batch = (self.n(*cols) / k.max(1.0)).max(1.0);
+                let n = (self.n(v) / batch).max(1.0);
+                let sent = self.n(x);
+                let pre = conv + Cost::compute(sent * self.costs.ring_op);
+                (conv, pre, self.costs.rlwe_masked_online(batch, k, n, sent))
+            }
+            None => {
+                let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
+                let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
+                let (pre, online) = self.costs.rlwe_masked_matmul(batch, k, cols, w_bits)?;
+                (plain, pre, online)
+            }
+        };
         (self.rlwe_form == Some(RlweForm::Masked) || self.split_pays(plain, pre, online))
             .then_some((pre, online))
+    }
+
+    /// For a convolution by HomConv ([`Chooser::rlwe_conv`]) with `W` clear
+    /// at the multiplying party, the kernel input `K` (`[Cout, C, kh, kw]`,
+    /// that party's input) when `W` is `K` reshaped to `[Cout, C kh kw]` and
+    /// transposed, as `conv2d` builds it: its preprocessing reads the
+    /// kernels from the input, in the order HomConv takes them. A
+    /// convolution can then run masked ([`Chooser::rlwe_masked`]).
+    pub fn rlwe_masked_kernels(&self, v: ValueId, reprs: &[Repr]) -> Option<ValueId> {
+        let ([Repr::Clear(_), Repr::Clear(pw)] | [Repr::Shared, Repr::Clear(pw)]) = *reprs else {
+            return None;
+        };
+        self.rlwe_conv(v, reprs)?;
+        let Op::MatMul(_, w) = &self.g.value(v).op else {
+            return None;
+        };
+        let Op::Permute(wm, perm) = &self.g.value(*w).op else {
+            return None;
+        };
+        let Op::Reshape(k) = &self.g.value(*wm).op else {
+            return None;
+        };
+        let kernel = self.g.value(*k);
+        match kernel.op {
+            Op::Input {
+                owner: crate::ir::Owner::Party(owner),
+                ..
+            } if owner == pw && perm[..] == [1, 0] && kernel.shape.0.len() == 4 => Some(*k),
+            _ => None,
+        }
     }
 
     /// A product split between the preprocessing and the online phase

@@ -255,16 +255,19 @@ impl CostTable {
         w_bits: u32,
     ) -> Option<(Cost, Cost)> {
         let pre = self.rlwe_matmul(batch, k, n, w_bits)? + Cost::compute(batch * k * self.ring_op);
-        Some((pre, self.rlwe_masked_online(batch, k, n)))
+        Some((pre, self.rlwe_masked_online(batch, k, n, batch * k)))
     }
 
-    /// The online step of a masked product ([`CostTable::rlwe_masked_matmul`]).
-    pub fn rlwe_masked_online(&self, batch: f64, k: f64, n: f64) -> Cost {
+    /// The online step of a masked product ([`CostTable::rlwe_masked_matmul`])
+    /// of `[batch, k] @ [k, n]`, `sent` elements of `x` minus its mask up
+    /// (`batch k`; a convolution's input, whose patches `[batch, k]` the
+    /// multiplying party cuts locally).
+    pub fn rlwe_masked_online(&self, batch: f64, k: f64, n: f64, sent: f64) -> Cost {
         Cost::compute(
             RLWE_MASKED_FIXED
                 + 2.0 * batch * (k + n) * self.ring_op
                 + batch * k * n * self.ring_mac,
-        ) + Cost::comm(batch * k * RING_BYTES, 1)
+        ) + Cost::comm(sent * RING_BYTES, 1)
     }
 
     /// The online step of a prepared product with `digits` digits.
@@ -980,10 +983,12 @@ pub fn estimate(
                 // A masked product: its RLWE product where the server
                 // answers in the preprocessing (the `RlweRespond` below),
                 // `x` minus the mask and the local product here.
-                Instr::RlweMaskedClose { dst, w, add, .. } => {
+                Instr::RlweMaskedClose {
+                    dst, msg, w, add, ..
+                } => {
                     let (batch, k, cols) = rlwe_dims(shape(*w), n(*dst), &elements);
                     let local = add.map_or(0.0, |_| batch * k * costs.ring_op);
-                    online(costs.rlwe_masked_online(batch, k, cols)) + Cost::compute(local)
+                    online(costs.rlwe_masked_online(batch, k, cols, n(*msg))) + Cost::compute(local)
                 }
                 Instr::RlweRespond {
                     dst,

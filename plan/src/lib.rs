@@ -718,13 +718,19 @@ pub enum Instr {
     /// Online step of a masked RLWE product, the other party: its share
     /// `dst` of `x @ W` is `(msg + add) @ w + pre`, locally in Z_2^64
     /// (`msg` the peer's `x - mask`, `add` this party's share of `x` if `x`
-    /// is shared, `pre` its share of `mask @ W`).
+    /// is shared, `pre` its share of `mask @ W`). With `conv` (a
+    /// convolution by HomConv on the mask in the preprocessing), `msg` is
+    /// the input minus its mask, cut into `conv`'s patches here, and
+    /// `add` this party's share of the patches: `(im2col(msg) + add) @ w +
+    /// pre`.
     RlweMaskedClose {
         dst: Reg,
         msg: Reg,
         w: Reg,
         add: Option<Reg>,
         pre: Reg,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<Window>,
     },
     /// Preprocessing of a prepared RLWE product (`rlwe::prepared`), the
     /// encrypting party: `msg` is the query's seed and its coefficients
@@ -1381,9 +1387,11 @@ impl Plan {
                 w,
                 add,
                 pre,
+                conv,
             } => format!(
-                "{dst} = rlwe.masked.close ({msg}{}) @ {w} + {pre}",
-                add.map_or(String::new(), |a| format!(" + {a}"))
+                "{dst} = rlwe.masked.close ({msg}{}) @ {w} + {pre}{}",
+                add.map_or(String::new(), |a| format!(" + {a}")),
+                conv_text(conv)
             ),
             Instr::RlweFinish { dst, response } => format!("{dst} = rlwe.finish {response}"),
             Instr::RlwePrepare {

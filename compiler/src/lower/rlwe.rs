@@ -87,8 +87,18 @@ impl Lowerer<'_, '_> {
     /// convolution (`conv`), masked or prepared when the chooser says so,
     /// else in one piece.
     fn flavour(&self, v: ValueId, reprs: &[Repr], conv: Option<plan::Window>) -> Flavour {
-        if conv.is_some() {
-            Flavour::Whole(conv)
+        if let Some(window) = conv {
+            // Masked when its kernels are the server's input, as read there.
+            let kernels = match (self.chooser.rlwe_masked_kernels(v, reprs), reprs[1]) {
+                (Some(k), Repr::Clear(pw)) if self.chooser.rlwe_masked(v, reprs) => {
+                    self.have.get(&(k, Repr::Clear(pw))).copied()
+                }
+                _ => None,
+            };
+            match kernels {
+                Some(kernels) => Flavour::MaskedConv(window, kernels),
+                None => Flavour::Whole(Some(window)),
+            }
         } else if self.chooser.rlwe_masked(v, reprs) {
             Flavour::Masked
         } else if self.chooser.rlwe_prepared(v, reprs) {
@@ -153,11 +163,30 @@ impl Lowerer<'_, '_> {
                         dst,
                     };
                     return match flavour {
-                        Flavour::Masked => self.rlwe_masked_product(product),
+                        Flavour::Masked => self.rlwe_masked_product(product, None),
                         _ => self.rlwe_prepared_product(product),
                     };
                 }
                 None
+            }
+            Flavour::MaskedConv(window, kernels) => {
+                if let (Some(weights), true) = (
+                    self.input_of(server, kernels),
+                    self.rlwe_pre_keys.contains(&client),
+                ) {
+                    let product = Prepared {
+                        client,
+                        x,
+                        add,
+                        server,
+                        w,
+                        weights,
+                        w_bits,
+                        dst,
+                    };
+                    return self.rlwe_masked_product(product, Some(window));
+                }
+                Some(window)
             }
         };
         let what = self.regs[dst.0 as usize].note.clone();
@@ -225,11 +254,13 @@ impl Lowerer<'_, '_> {
 }
 
 /// How an RLWE product runs: in one piece at its place in the program
-/// (with a convolution's window, if any), prepared, or masked.
+/// (with a convolution's window, if any), prepared, or masked (a
+/// convolution by HomConv with the register of its kernel input).
 enum Flavour {
     Whole(Option<plan::Window>),
     Prepared,
     Masked,
+    MaskedConv(plan::Window, Reg),
 }
 
 /// A prepared product's operands ([`Lowerer::rlwe_product`]'s, and the
@@ -352,7 +383,10 @@ impl Lowerer<'_, '_> {
     /// input; each keeps its share of `r @ W` in `pre`. Online the client
     /// sends `x - r` (one message, `x`'s size) and keeps `pre` as its share
     /// of `x @ W`; the server's share is `(x - r + add) @ W + pre`, locally.
-    fn rlwe_masked_product(&mut self, p: Prepared) {
+    /// With a `conv` window, `x` is the convolution's input, `weights` its
+    /// kernel input, `add` the server's share of the patches: the product
+    /// on the mask is HomConv, and the server cuts `x - r` into patches.
+    fn rlwe_masked_product(&mut self, p: Prepared, conv: Option<plan::Window>) {
         let Prepared {
             client,
             x,
@@ -383,7 +417,7 @@ impl Lowerer<'_, '_> {
             x: mask,
             dst: pre,
             w_bits,
-            conv: None,
+            conv: conv.clone(),
             prepared: false,
         });
         self.pass_pre(client, server, vec![query]);
@@ -395,7 +429,7 @@ impl Lowerer<'_, '_> {
             w,
             add: None,
             w_bits,
-            conv: None,
+            conv: conv.clone(),
             prepared: false,
             weights: Some(weights),
         });
@@ -425,6 +459,7 @@ impl Lowerer<'_, '_> {
                 w,
                 add,
                 pre,
+                conv,
             },
         );
     }

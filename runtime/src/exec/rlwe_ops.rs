@@ -529,6 +529,7 @@ impl Exec<'_> {
                 w,
                 add,
                 pre,
+                conv,
             } => {
                 let peer = self.plan.party_name(self.other_party()?).to_string();
                 let xs = self.reg_shape(*msg)?;
@@ -545,6 +546,12 @@ impl Exec<'_> {
                     )));
                 }
                 let mut x = m.data;
+                if let Some(window) = conv {
+                    // The convolution's patches of the input minus its mask.
+                    x = plan::im2col_data(&x, &xs, window, 0u64)
+                        .map_err(ExecError::protocol)?
+                        .0;
+                }
                 if let Some(a) = add {
                     let mine = self.share(*a)?.value().data();
                     if mine.len() != x.len() {
@@ -910,6 +917,7 @@ impl Exec<'_> {
                 add,
                 w_bits,
                 conv: Some(window),
+                weights,
                 ..
             } => {
                 let params = self.rlwe.params();
@@ -926,10 +934,27 @@ impl Exec<'_> {
                     .map_err(|e| {
                         rlwe_error(&format!("malformed RLWE convolution query from {peer}"), e)
                     })?;
-                let wdata = self.rlwe_operand(*w)?;
-                // `w` is [C kh kw, Cout]; the kernels [Cout, C, kh, kw].
+                // `w` is [C kh kw, Cout]; the kernels [Cout, C, kh, kw]:
+                // a masked product's preprocessing reads them from the input.
                 let (ck, m) = (ws[0], ws[1]);
-                let kernels: Vec<u64> = (0..m * ck).map(|i| wdata[(i % ck) * m + i / ck]).collect();
+                let (wdata, kernels) = match weights {
+                    Some(input) => {
+                        let t = self.own_input(*input)?;
+                        if t.shape.len() != 4 || t.shape[0] != m || t.data.len() != m * ck {
+                            return Err(ExecError::protocol(format!(
+                                "an RLWE convolution's kernels from an input of shape {:?} for {ws:?}",
+                                t.shape
+                            )));
+                        }
+                        let k = encode_fixed(t, self.plan.precision)?.data().to_vec();
+                        (Vec::new(), k)
+                    }
+                    None => {
+                        let wdata = self.rlwe_operand(*w)?;
+                        let kernels = (0..m * ck).map(|i| wdata[(i % ck) * m + i / ck]).collect();
+                        (wdata, kernels)
+                    }
+                };
                 let server = match &mut self.rlwe.server {
                     Some(s) => s,
                     None => self.rlwe.server.insert(
