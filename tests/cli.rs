@@ -968,6 +968,49 @@ fn max_memory_is_the_limit_a_run_is_checked_against() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `--prefer rlwe-masked` and `--prefer rlwe-prepared` fix the form of the
+/// RLWE products whose `W` is the model owner's input: the masked one
+/// (Delphi: `rlwe.mask` in the preprocessing, `rlwe.masked.open` online),
+/// the cost model's choice too, or the prepared one; both run and match
+/// the reference.
+#[test]
+fn prefer_rlwe_masked_or_prepared_fixes_the_products_form() {
+    for (prefer, has, lacks) in [
+        ("rlwe-masked", "rlwe.masked.open", "rlwe.prepare"),
+        ("rlwe-prepared", "rlwe.prepare.respond", "rlwe.mask"),
+        ("rlwe", "rlwe.masked.open", "rlwe.prepare"),
+    ] {
+        let o = veil(&[
+            "compile",
+            "models/relu_classifier.veil",
+            "--no-dealer",
+            "--prefer",
+            prefer,
+            "--emit",
+            "plan",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        assert!(
+            out.contains(has) && !out.contains(lacks),
+            "{prefer}:\n{out}"
+        );
+        let o = veil(&[
+            "run",
+            "models/relu_classifier.veil",
+            "--demo",
+            "--batch",
+            "3",
+            "--prefer",
+            prefer,
+            "--no-dealer",
+        ]);
+        assert!(o.status.success(), "{prefer}: {}", stderr_of(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("max error over all outputs"), "{out}");
+    }
+}
+
 /// `--prefer rlwe` (issue 17): the report names RLWE for the products, and
 /// a demo run of the plan matches the reference.
 #[test]

@@ -340,13 +340,15 @@ fn rlwe_plans_match_the_reference_without_a_dealer() {
     }
 }
 
-/// Issue 17's products (`benches/rlwe/matmul_KxN.veil`) without a dealer:
-/// the cost model's own choice runs them prepared at batch 1 and at batch
-/// 100 (the report names it), as does `--prefer rlwe`, and both match the
-/// reference; the data owner uploads 16 bytes per input element online
-/// for the product (plus its header and the truncation's opening).
+/// Issue 17's products (`benches/rlwe/matmul_KxN.veil`) without a dealer,
+/// forced prepared (`--prefer rlwe-prepared`; the cost model's own choice
+/// is masked, `issue_17_products_run_masked_and_match_the_reference`), at
+/// batch 1 and at batch 100 (the report names it), match the reference;
+/// the data owner uploads 16 bytes per input element online for the
+/// product (plus its header and the truncation's opening).
 #[test]
 fn issue_17_products_run_prepared_and_match_the_reference() {
+    use compiler::choose::RlweForm;
     use compiler::ir::Protocol;
     for (i, (k, n)) in [(64, 16), (128, 128), (784, 128)].into_iter().enumerate() {
         let name = format!("matmul_{k}x{n}");
@@ -356,6 +358,7 @@ fn issue_17_products_run_prepared_and_match_the_reference() {
             for batch in [1usize, 100] {
                 let o = options(|o| {
                     o.prefer = prefer;
+                    o.rlwe_form = Some(RlweForm::Prepared);
                     o.use_dealer = false;
                     o.assume.insert("batch".into(), batch as u64);
                 });
@@ -379,6 +382,325 @@ fn issue_17_products_run_prepared_and_match_the_reference() {
                     "{sent}"
                 );
             }
+        }
+    }
+}
+
+/// Issue 17's products without a dealer run masked (Delphi) by the cost
+/// model's own choice and by `--prefer rlwe-masked`, at batch 1 and 100,
+/// and match the reference. Online neither party runs an RLWE instruction
+/// for the product (the HE is all in the preprocessing), and the data
+/// owner's one message for it is `x - r`: exactly 8 bytes per input
+/// element and the frame's header; nothing comes back for it.
+#[test]
+fn issue_17_products_run_masked_and_match_the_reference() {
+    use compiler::choose::RlweForm;
+    use compiler::ir::Protocol;
+    use runtime::exec::wire::{self, Wire};
+    for (i, (k, n)) in [(64, 16), (128, 128), (784, 128)].into_iter().enumerate() {
+        let name = format!("matmul_{k}x{n}");
+        let path = format!("{}/../benches/rlwe/{name}.veil", env!("CARGO_MANIFEST_DIR"));
+        let m = checked(&std::fs::read_to_string(&path).unwrap());
+        for (prefer, form) in [(None, None), (Some(Protocol::Rlwe), Some(RlweForm::Masked))] {
+            for batch in [1usize, 100] {
+                let o = options(|o| {
+                    o.prefer = prefer;
+                    o.rlwe_form = form;
+                    o.use_dealer = false;
+                    o.assume.insert("batch".into(), batch as u64);
+                });
+                let compiled = compiler::compile(&m, &o).unwrap();
+                let plan = &compiled.plan;
+                let text = plan.to_text();
+                let what = format!("{name} at {batch} ({form:?})");
+                assert!(
+                    text.contains("rlwe.masked.open") && text.contains("rlwe.masked.close"),
+                    "{what}:\n{text}"
+                );
+                assert!(!text.contains("rlwe.prepare"), "{what}:\n{text}");
+                assert!(
+                    compiled.report.contains("masked (Delphi)"),
+                    "{what}:\n{}",
+                    compiled.report
+                );
+                // The online phase (from the first input on) has no RLWE
+                // instruction but the masked open and close.
+                for prog in &plan.programs {
+                    let online = prog
+                        .instrs
+                        .iter()
+                        .skip_while(|i| !matches!(i, plan::Instr::Input { .. }));
+                    for ins in online {
+                        let t = plan.instr_text(ins);
+                        assert!(
+                            !t.contains("rlwe.") || t.contains("rlwe.masked."),
+                            "{what}: online {t}"
+                        );
+                    }
+                }
+                // Large products are slow in debug builds: batch 2 for them.
+                let rows = if k * n > 10_000 { 2 } else { batch };
+                let inputs = inputs_with_fixed_seed_for_tests(plan, rows, 1800 + i as u64 * 10);
+                let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+                let logs: Vec<Arc<Mutex<Vec<Vec<u8>>>>> =
+                    names.iter().map(|_| Arc::default()).collect();
+                let transports: Vec<SentFrames> =
+                    ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
+                        .into_iter()
+                        .zip(&logs)
+                        .map(|(inner, sent)| SentFrames {
+                            inner,
+                            sent: sent.clone(),
+                        })
+                        .collect();
+                let reference = compiler::reference::expected(&m, &inputs).unwrap();
+                let outcomes = exec::run_with_transports(
+                    &valid(plan),
+                    &per_party(plan, &inputs),
+                    transports,
+                    &test_options(),
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let data = plan.parties.iter().position(|p| p.name == "data").unwrap();
+                let (_, y) = &outcomes[data].outputs[0];
+                let d = compiler::reference::deviations(&plan.outputs[0], y, &reference[0]);
+                assert!(
+                    d.unwrap().iter().all(|d| *d <= plan.outputs[0].error_bound),
+                    "{what}"
+                );
+                let frames = logs[data].lock().unwrap();
+                let header = wire::encode(&[Wire::Ring(runtime::sharing::OpenMsg {
+                    data: Vec::new(),
+                    shape: vec![rows, k],
+                })])
+                .len();
+                let masked: Vec<usize> = frames
+                    .iter()
+                    .filter(|f| {
+                        matches!(&wire::decode(f).unwrap()[..],
+                            [Wire::Ring(o)] if o.shape == [rows, k])
+                    })
+                    .map(|f| f.len())
+                    .collect();
+                assert_eq!(masked, [8 * rows * k + header], "{what}");
+                // The data owner's RLWE frames: its key and the mask's
+                // query, both in the preprocessing.
+                let rlwe = frames
+                    .iter()
+                    .filter(|f| {
+                        wire::decode(f)
+                            .unwrap()
+                            .iter()
+                            .any(|v| matches!(v, Wire::Rlwe { .. }))
+                    })
+                    .count();
+                assert_eq!(rlwe, 2, "{what}");
+                // Online: the masked input, the truncation's opening and the output's.
+                let sent = outcomes[data].stats.online_bytes_sent as usize;
+                assert!(
+                    sent >= 8 * rows * k && sent <= 8 * rows * k + 8 * rows * n + 200,
+                    "{what}: {sent}"
+                );
+            }
+        }
+    }
+}
+
+/// Records every frame a party sends.
+struct SentFrames {
+    inner: ChannelTransport,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Transport for SentFrames {
+    fn send(&mut self, to: u32, frame: Vec<u8>) -> Result<(), ExecError> {
+        self.sent.lock().unwrap().push(frame.clone());
+        self.inner.send(to, frame)
+    }
+    fn recv(&mut self, from: u32) -> Result<Vec<u8>, ExecError> {
+        self.inner.recv(from)
+    }
+}
+
+/// The mask of a masked RLWE product is fresh in every session (drawn
+/// from the OS CSPRNG in the preprocessing): the same input sent twice is
+/// two different `x - r`, and neither contains `x`.
+#[test]
+fn a_masked_products_mask_is_fresh_per_session() {
+    use runtime::exec::wire::{self, Wire};
+    let o = options(|o| o.use_dealer = false);
+    let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
+    assert!(plan.to_text().contains("rlwe.masked.open"));
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 4, 9);
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    let client = plan
+        .programs
+        .iter()
+        .position(|p| {
+            p.instrs
+                .iter()
+                .any(|i| matches!(i, plan::Instr::RlweMaskedOpen { .. }))
+        })
+        .unwrap();
+    let shape: Vec<usize> = plan
+        .programs
+        .iter()
+        .flat_map(|p| &p.instrs)
+        .find_map(|i| match i {
+            plan::Instr::RlweMaskedOpen { msg, .. } => {
+                let dims = plan::infer_dims(&plan, None, &inputs).unwrap();
+                Some(plan::concrete(&plan.reg(*msg).shape, &dims).unwrap())
+            }
+            _ => None,
+        })
+        .unwrap();
+    let mut opened = Vec::new();
+    for _ in 0..2 {
+        let logs: Vec<Arc<Mutex<Vec<Vec<u8>>>>> = names.iter().map(|_| Arc::default()).collect();
+        let transports: Vec<SentFrames> =
+            ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
+                .into_iter()
+                .zip(&logs)
+                .map(|(inner, sent)| SentFrames {
+                    inner,
+                    sent: sent.clone(),
+                })
+                .collect();
+        exec::run_with_transports(
+            &valid(&plan),
+            &per_party(&plan, &inputs),
+            transports,
+            &test_options(),
+        )
+        .unwrap();
+        let frames = logs[client].lock().unwrap();
+        let first = frames
+            .iter()
+            .find_map(|f| match &wire::decode(f).unwrap()[..] {
+                [Wire::Ring(o)] if o.shape == shape => Some(o.data.clone()),
+                _ => None,
+            })
+            .expect("the masked input");
+        opened.push(first);
+    }
+    assert_eq!(opened[0].len(), opened[1].len());
+    let same = opened[0]
+        .iter()
+        .zip(&opened[1])
+        .filter(|(a, b)| a == b)
+        .count();
+    assert_eq!(same, 0, "two sessions' masked inputs share {same} entries");
+}
+
+/// A malformed masked input from the peer (entries missing, another
+/// shape, another kind of message), or a malformed RLWE message of the
+/// product on the mask in the preprocessing, is a clear error, never a
+/// panic.
+#[test]
+fn a_malformed_masked_rlwe_input_is_an_error() {
+    use runtime::exec::wire::{self, Wire};
+    let o = options(|o| o.use_dealer = false);
+    let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
+    let x = plan
+        .programs
+        .iter()
+        .flat_map(|p| &p.instrs)
+        .find_map(|i| match i {
+            plan::Instr::RlweMaskedOpen { msg, .. } => Some(*msg),
+            _ => None,
+        })
+        .expect("a masked product");
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    type Edit = fn(&mut runtime::sharing::OpenMsg) -> Wire;
+    let cases: [(Edit, &str); 4] = [
+        (
+            |m| {
+                m.data.pop();
+                Wire::Ring(m.clone())
+            },
+            "",
+        ),
+        (
+            |m| {
+                m.shape = vec![m.data.len()];
+                Wire::Ring(m.clone())
+            },
+            "malformed masked RLWE input",
+        ),
+        (
+            |m| {
+                m.shape.reverse();
+                Wire::Ring(m.clone())
+            },
+            "malformed masked RLWE input",
+        ),
+        (
+            |m| Wire::Clear {
+                shape: m.shape.clone(),
+                data: vec![0.0; m.data.len()],
+            },
+            "expected x minus its mask",
+        ),
+    ];
+    let shape: Vec<usize> = {
+        let dims = plan::infer_dims(&plan, None, &inputs).unwrap();
+        plan::concrete(&plan.reg(x).shape, &dims).unwrap()
+    };
+    for (edit, expect) in cases {
+        let transports: Vec<EditRing> =
+            ChannelTransport::mesh(&names, std::time::Duration::from_secs(60))
+                .into_iter()
+                .map(|inner| EditRing {
+                    inner,
+                    shape: shape.clone(),
+                    edit,
+                })
+                .collect();
+        let err = exec::run_with_transports(
+            &valid(&plan),
+            &per_party(&plan, &inputs),
+            transports,
+            &test_options(),
+        )
+        .expect_err("a malformed masked input is refused");
+        assert!(err.to_string().contains(expect), "{err}");
+    }
+    // The product on the mask in the preprocessing: the client's key and
+    // its query of the mask, the server's response, each malformed.
+    assert_tampered_rlwe_is_refused(
+        &plan,
+        &inputs,
+        &[
+            (0, 0, TRUNCATE, "public key truncated"),
+            (0, 1, TRUNCATE, "mask query truncated"),
+            (0, 1, EXTEND, "mask query extended"),
+            (0, 1, HEADER, "mask query header"),
+            (0, 1, OVER_PRIME, "mask query residue over its prime"),
+            (1, 0, TRUNCATE, "response truncated"),
+            (1, 0, EMPTY, "response empty"),
+            (1, 0, HEADER, "response header"),
+            (1, 0, OVER_PRIME, "response residue over its prime"),
+        ],
+    );
+    /// Rewrites a frame of one ring message of `shape` with `edit`.
+    struct EditRing {
+        inner: ChannelTransport,
+        shape: Vec<usize>,
+        edit: Edit,
+    }
+    impl Transport for EditRing {
+        fn send(&mut self, to: u32, frame: Vec<u8>) -> Result<(), ExecError> {
+            match &mut wire::decode(&frame).unwrap()[..] {
+                [Wire::Ring(m)] if m.shape == self.shape => {
+                    let edited = (self.edit)(m);
+                    self.inner.send(to, wire::encode(&[edited]))
+                }
+                _ => self.inner.send(to, frame),
+            }
+        }
+        fn recv(&mut self, from: u32) -> Result<Vec<u8>, ExecError> {
+            self.inner.recv(from)
         }
     }
 }
@@ -449,7 +771,9 @@ proptest::proptest! {
     /// Random convolution shapes, strides and paddings through the whole
     /// pipeline (compiler, plan, both runtimes) on RLWE HomConv, in both
     /// operand layouts (the input clear at the client, and shared), match
-    /// the reference.
+    /// the reference: masked (the cost model's choice: HomConv on the
+    /// mask in the preprocessing, the input minus the mask online, cut
+    /// into patches at the server) and in one piece online.
     #[test]
     fn random_convolutions_on_rlwe_match_the_reference(
         c in 1usize..5,
@@ -463,24 +787,32 @@ proptest::proptest! {
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
+        use compiler::choose::RlweForm;
         use compiler::ir::Protocol;
         let src = conv_model_source(c, [h, w], m, [kh, kw], stride, pad);
         let model = checked(&src);
-        let o = options(|o| {
-            o.prefer = Some(Protocol::Rlwe);
-            o.use_dealer = false;
-            o.assume.insert("batch".into(), 1);
-        });
-        let plan = compiler::compile(&model, &o).unwrap().plan;
-        let text = plan.to_text();
-        // Both convolutions, each a query and a response.
-        proptest::prop_assert_eq!(text.matches(" as conv im2col[").count(), 4, "{}", text);
-        check_model("conv", &model, batch, &o, seed);
+        for (form, convs, masked) in [(None, 6, 2), (Some(RlweForm::Whole), 4, 0)] {
+            let o = options(|o| {
+                o.prefer = Some(Protocol::Rlwe);
+                o.rlwe_form = form;
+                o.use_dealer = false;
+                o.assume.insert("batch".into(), 1);
+            });
+            let plan = compiler::compile(&model, &o).unwrap().plan;
+            let text = plan.to_text();
+            // Both convolutions, each a query and a response (and masked,
+            // the server's patches of the input minus its mask online).
+            proptest::prop_assert_eq!(text.matches(" as conv im2col[").count(), convs, "{}", text);
+            proptest::prop_assert_eq!(text.matches("rlwe.masked.close").count(), masked, "{}", text);
+            check_model("conv", &model, batch, &o, seed);
+        }
     }
 }
 
 /// `conv2d(...) via rlwe` runs the convolution on RLWE HomConv even with a
-/// dealer (whose triples the cost model would otherwise take).
+/// dealer (whose triples the cost model would otherwise take), masked (its
+/// kernels are the server's input): HomConv on the mask in the
+/// preprocessing, the input minus the mask online.
 #[test]
 fn a_convolution_via_rlwe_runs_on_homconv_with_a_dealer() {
     let src = "model via_conv {
@@ -498,7 +830,8 @@ fn a_convolution_via_rlwe_runs_on_homconv_with_a_dealer() {
     });
     let compiled = compiler::compile(&m, &o).unwrap();
     let text = compiled.plan.to_text();
-    assert_eq!(text.matches(" as conv im2col[").count(), 2, "{text}");
+    assert_eq!(text.matches(" as conv im2col[").count(), 3, "{text}");
+    assert!(text.contains("rlwe.masked.close"), "{text}");
     assert!(
         compiled.report.contains("RLWE HomConv") && compiled.report.contains("`via rlwe`"),
         "{}",
@@ -552,9 +885,11 @@ fn max_and_argmax_of_one_operand_share_a_tournament() {
 /// cut short, one too many, a residue over its prime) is a clear error.
 #[test]
 fn a_malformed_rlwe_convolution_message_is_an_error() {
+    use compiler::choose::RlweForm;
     use compiler::ir::Protocol;
     let o = options(|o| {
         o.prefer = Some(Protocol::Rlwe);
+        o.rlwe_form = Some(RlweForm::Whole);
         o.use_dealer = false;
         o.assume.insert("batch".into(), 1);
     });
@@ -582,16 +917,8 @@ fn a_malformed_rlwe_convolution_message_is_an_error() {
     );
 }
 
-/// The three operand layouts of an RLWE product: `x` and `W` clear at
-/// different parties, `x` shared with `W` clear (either party's), and both
-/// shared (two cross products of 64-bit shares), each against the
-/// reference, with and without a dealer. Where `W` is a party's input the
-/// product runs prepared (`rlwe.prepare`, its `W` part in the
-/// preprocessing); a computed `W` and shared ones run in one piece.
-#[test]
-fn every_rlwe_operand_layout_matches_the_reference() {
-    use compiler::ir::Protocol;
-    let src = "model layouts {
+/// The model of [`every_rlwe_operand_layout_matches_the_reference`].
+const LAYOUTS: &str = "model layouts {
         precision 16;
         party client; party server; dealer helper;
         input x:  fixed[batch, 6] private(client) in [-2, 2];
@@ -614,10 +941,73 @@ fn every_rlwe_operand_layout_matches_the_reference() {
         output both to client;
         output vec to server;
     }";
-    let m = checked(src);
+
+/// The operand layouts of [`every_rlwe_operand_layout_matches_the_reference`]
+/// masked (Delphi; the cost model's choice, and forced): the four products
+/// whose `W` is a party's input run their RLWE product on a mask in the
+/// preprocessing (`rlwe.mask`, a query of it, the answer with `W` read
+/// from the input) and online only `x - r` (clear at the client, or the
+/// client's share; the server adds its share's product) and the local
+/// product; each against the reference, with and without a dealer.
+#[test]
+fn every_rlwe_operand_layout_runs_masked_and_matches_the_reference() {
+    use compiler::choose::RlweForm;
+    use compiler::ir::Protocol;
+    let m = checked(LAYOUTS);
+    for (dealer, form) in [
+        (false, None),
+        (false, Some(RlweForm::Masked)),
+        (true, Some(RlweForm::Masked)),
+    ] {
+        let o = options(|o| {
+            o.prefer = Some(Protocol::Rlwe);
+            o.rlwe_form = form;
+            o.use_dealer = dealer;
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        let what = format!("dealer {dealer}, {form:?}");
+        assert_eq!(text.matches("rlwe.mask\n").count(), 4, "{what}:\n{text}");
+        assert_eq!(text.matches("rlwe.masked.open").count(), 4, "{what}");
+        assert_eq!(text.matches("rlwe.masked.close").count(), 4, "{what}");
+        // Three of them on shares (all but `x @ w`): the server adds its share of x.
+        assert_eq!(text.matches("rlwe.masked.close (%").count(), 4, "{what}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains("rlwe.masked.close")
+                    && l.contains(" + %")
+                    && l.contains(") @"))
+                .filter(|l| l.split(") @").next().unwrap().contains(" + "))
+                .count(),
+            3,
+            "{what}:\n{text}"
+        );
+        // The products on the masks read `W` from the server's inputs.
+        assert_eq!(text.matches(" = input `w` under").count(), 2, "{what}");
+        assert_eq!(text.matches(" = input `wc` under").count(), 1, "{what}");
+        assert_eq!(text.matches(" = input `v` under").count(), 1, "{what}");
+        assert!(!text.contains("rlwe.prepare"), "{what}:\n{text}");
+        for batch in [1, 5] {
+            check_model("layouts", &m, batch, &o, 820 + batch as u64 + dealer as u64);
+        }
+    }
+}
+
+/// The three operand layouts of an RLWE product: `x` and `W` clear at
+/// different parties, `x` shared with `W` clear (either party's), and both
+/// shared (two cross products of 64-bit shares), each against the
+/// reference, with and without a dealer. Where `W` is a party's input the
+/// product runs prepared when forced (`rlwe.prepare`, its `W` part in the
+/// preprocessing); a computed `W` and shared ones run in one piece.
+#[test]
+fn every_rlwe_operand_layout_matches_the_reference() {
+    use compiler::choose::RlweForm;
+    use compiler::ir::Protocol;
+    let m = checked(LAYOUTS);
     for dealer in [false, true] {
         let o = options(|o| {
             o.prefer = Some(Protocol::Rlwe);
+            o.rlwe_form = Some(RlweForm::Prepared);
             o.use_dealer = dealer;
         });
         let plan = compiler::compile(&m, &o).unwrap().plan;
@@ -680,9 +1070,11 @@ impl Transport for TamperRlwe {
 /// computed `W` in one piece (its two).
 #[test]
 fn a_malformed_rlwe_message_is_an_error() {
+    use compiler::choose::RlweForm;
     use compiler::ir::Protocol;
     let o = options(|o| {
         o.prefer = Some(Protocol::Rlwe);
+        o.rlwe_form = Some(RlweForm::Prepared);
         o.use_dealer = false;
     });
     let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
@@ -2649,4 +3041,56 @@ proptest::proptest! {
             .fold(0.0, f64::max);
         proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
     }
+}
+
+/// A plan whose masked product's preprocessing reads `W` from an input its
+/// party does not own, or adds a share of `x` there, is refused by
+/// `plan::validate` (a plan file is input like any other).
+#[test]
+fn a_masked_products_preprocessing_is_validated() {
+    let o = options(|o| o.use_dealer = false);
+    let plan = compiler::compile(&model("logreg_100"), &o).unwrap().plan;
+    let (p, at) = plan
+        .programs
+        .iter()
+        .enumerate()
+        .find_map(|(p, prog)| {
+            prog.instrs
+                .iter()
+                .position(|i| {
+                    matches!(
+                        i,
+                        plan::Instr::RlweRespond {
+                            weights: Some(_),
+                            ..
+                        }
+                    )
+                })
+                .map(|at| (p, at))
+        })
+        .expect("a masked product");
+    let foreign = plan
+        .inputs
+        .iter()
+        .position(|i| i.owner != Owner::Party(p as u32) && i.owner != Owner::Public)
+        .unwrap() as u32;
+    let mut edits: Vec<(Plan, &str)> = Vec::new();
+    let mut other = plan.clone();
+    if let plan::Instr::RlweRespond { weights, .. } = &mut other.programs[p].instrs[at] {
+        *weights = Some(foreign);
+    }
+    edits.push((other, "it does not own"));
+    let mut added = plan.clone();
+    if let plan::Instr::RlweRespond { add, w, .. } = &mut added.programs[p].instrs[at] {
+        *add = Some(*w);
+    }
+    edits.push((added, "a masked RLWE product's preprocessing"));
+    for (bad, expect) in edits {
+        let errs = plan::validate(&bad).expect_err(expect);
+        assert!(
+            errs.iter().any(|e| e.to_string().contains(expect)),
+            "{expect}: {errs:?}"
+        );
+    }
+    assert!(plan::validate(&plan).is_ok());
 }

@@ -37,6 +37,13 @@ pub enum Prefer {
     Paillier,
     /// RLWE for matrix products on secret values (lattice encryption).
     Rlwe,
+    /// RLWE, and every product whose W is a party's input masked
+    /// (Delphi): the HE on a random mask in the preprocessing, x minus the
+    /// mask sent online and multiplied in the clear.
+    RlweMasked,
+    /// RLWE, and every product whose W is a party's input prepared: W's
+    /// half of the HE in the preprocessing, x's coefficients online.
+    RlwePrepared,
 }
 
 #[derive(Args, Debug)]
@@ -128,8 +135,15 @@ impl TargetArgs {
             prefer: self.prefer.map(|p| match p {
                 Prefer::Shares => compiler::ir::Protocol::Shares,
                 Prefer::Paillier => compiler::ir::Protocol::Paillier,
-                Prefer::Rlwe => compiler::ir::Protocol::Rlwe,
+                Prefer::Rlwe | Prefer::RlweMasked | Prefer::RlwePrepared => {
+                    compiler::ir::Protocol::Rlwe
+                }
             }),
+            rlwe_form: match self.prefer {
+                Some(Prefer::RlweMasked) => Some(compiler::choose::RlweForm::Masked),
+                Some(Prefer::RlwePrepared) => Some(compiler::choose::RlweForm::Prepared),
+                _ => None,
+            },
             correlations: self.correlations.map(|c| match c {
                 CorrelationsArg::Ot => plan::CorrelationEngine::Ot,
                 CorrelationsArg::Paillier => plan::CorrelationEngine::Paillier,

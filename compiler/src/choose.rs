@@ -55,6 +55,22 @@ impl Method {
     }
 }
 
+/// A form of an RLWE product whose `W` is the multiplying party's input,
+/// forced by `crate::Options::rlwe_form` (else the cost model picks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RlweForm {
+    /// `rlwe::prepared`: `W`'s half in the preprocessing, `x`'s
+    /// coefficients up and the results down online
+    /// ([`Chooser::rlwe_prepared`]).
+    Prepared,
+    /// Delphi's masks: the whole product on a random mask in the
+    /// preprocessing, `x` minus the mask up online, no HE online
+    /// ([`Chooser::rlwe_masked`]).
+    Masked,
+    /// In one piece online (tests).
+    Whole,
+}
+
 /// How one representation of a value is obtained.
 #[derive(Clone, Debug, PartialEq)]
 pub enum How {
@@ -96,6 +112,9 @@ pub struct Chooser<'a, 'm> {
     /// parties generate them).
     pub source: crate::cost::Source,
     pub prefer: Option<Protocol>,
+    /// The form of RLWE products with `W` a party's input, when forced
+    /// (`crate::Options::rlwe_form`).
+    pub rlwe_form: Option<RlweForm>,
     /// Sigmoid/tanh evaluated on a clamped input (see `analysis`).
     pub clamped: std::collections::BTreeSet<ValueId>,
 }
@@ -526,6 +545,9 @@ impl Chooser<'_, '_> {
     /// `W` must be the multiplying party's input (its preprocessing reads
     /// it there, before any input is bound); a convolution runs HomConv
     /// unprepared.
+    ///
+    /// A product that runs masked ([`Chooser::rlwe_masked`]) does not run
+    /// prepared.
     pub fn rlwe_prepared(&self, v: ValueId, reprs: &[Repr]) -> bool {
         self.rlwe_prepared_costs(v, reprs).is_some()
     }
@@ -533,6 +555,109 @@ impl Chooser<'_, '_> {
     /// The preprocessing and online costs of `v` prepared, when it runs
     /// prepared ([`Chooser::rlwe_prepared`]).
     fn rlwe_prepared_costs(&self, v: ValueId, reprs: &[Repr]) -> Option<(Cost, Cost)> {
+        if self.rlwe_form == Some(RlweForm::Whole) || self.rlwe_masked(v, reprs) {
+            return None;
+        }
+        let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
+        let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
+        let (pre, online) = self.costs.rlwe_prepared_matmul(batch, k, cols, w_bits)?;
+        (self.rlwe_form == Some(RlweForm::Prepared) || self.split_pays(plain, pre, online))
+            .then_some((pre, online))
+    }
+
+    /// Whether the RLWE product `v` with `W` clear at a party (`reprs`)
+    /// runs masked (Delphi's linear layers, Mishra et al., USENIX Security
+    /// 2020, section 4; `CostTable::rlwe_masked_matmul`): in the
+    /// preprocessing the party holding `x` (or the other share of it)
+    /// draws a uniform mask `r` and the two run the whole RLWE product on
+    /// `r` (shares of `r @ W`); online it sends `x - r` and the holder of
+    /// `W` multiplies in the clear. The same rule as
+    /// [`Chooser::rlwe_prepared`] (online cheaper than the whole product,
+    /// both parts at most twice it), and the same operands: `W` the
+    /// multiplying party's input, no convolution. Where both forms pass,
+    /// the masked one wins: its online step is one message and a local
+    /// product, its preprocessing the product itself.
+    /// `crate::Options::rlwe_form` forces either.
+    pub fn rlwe_masked(&self, v: ValueId, reprs: &[Repr]) -> bool {
+        self.rlwe_masked_costs(v, reprs).is_some()
+    }
+
+    /// The preprocessing and online costs of `v` masked, when it runs
+    /// masked ([`Chooser::rlwe_masked`]).
+    fn rlwe_masked_costs(&self, v: ValueId, reprs: &[Repr]) -> Option<(Cost, Cost)> {
+        if matches!(self.rlwe_form, Some(RlweForm::Prepared | RlweForm::Whole)) {
+            return None;
+        }
+        let (plain, pre, online) = match self.rlwe_masked_kernels(v, reprs) {
+            // A convolution by HomConv on the mask; online its input minus
+            // the mask up, the patches cut and multiplied at the server.
+            Some(_) => {
+                let Op::MatMul(cols, w) = &self.g.value(v).op else {
+                    return None;
+                };
+                let (x, _, conv) = self.rlwe_conv_cost(v, self.rlwe_w_bits(*w, reprs[1])?)?;
+                let k = self.g.last_dim(*cols) as f64;
+                let batch = (self.n(*cols) / k.max(1.0)).max(1.0);
+                let n = (self.n(v) / batch).max(1.0);
+                let sent = self.n(x);
+                let pre = conv + Cost::compute(sent * self.costs.ring_op);
+                (conv, pre, self.costs.rlwe_masked_online(batch, k, n, sent))
+            }
+            None => {
+                let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
+                let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
+                let (pre, online) = self.costs.rlwe_masked_matmul(batch, k, cols, w_bits)?;
+                (plain, pre, online)
+            }
+        };
+        (self.rlwe_form == Some(RlweForm::Masked) || self.split_pays(plain, pre, online))
+            .then_some((pre, online))
+    }
+
+    /// For a convolution by HomConv ([`Chooser::rlwe_conv`]) with `W` clear
+    /// at the multiplying party, the kernel input `K` (`[Cout, C, kh, kw]`,
+    /// that party's input) when `W` is `K` reshaped to `[Cout, C kh kw]` and
+    /// transposed, as `conv2d` builds it: its preprocessing reads the
+    /// kernels from the input, in the order HomConv takes them. A
+    /// convolution can then run masked ([`Chooser::rlwe_masked`]).
+    pub fn rlwe_masked_kernels(&self, v: ValueId, reprs: &[Repr]) -> Option<ValueId> {
+        let ([Repr::Clear(_), Repr::Clear(pw)] | [Repr::Shared, Repr::Clear(pw)]) = *reprs else {
+            return None;
+        };
+        self.rlwe_conv(v, reprs)?;
+        let Op::MatMul(_, w) = &self.g.value(v).op else {
+            return None;
+        };
+        let Op::Permute(wm, perm) = &self.g.value(*w).op else {
+            return None;
+        };
+        let Op::Reshape(k) = &self.g.value(*wm).op else {
+            return None;
+        };
+        let kernel = self.g.value(*k);
+        match kernel.op {
+            Op::Input {
+                owner: crate::ir::Owner::Party(owner),
+                ..
+            } if owner == pw && perm[..] == [1, 0] && kernel.shape.0.len() == 4 => Some(*k),
+            _ => None,
+        }
+    }
+
+    /// A product split between the preprocessing and the online phase
+    /// pays when its online part is cheaper than the whole product and
+    /// both parts together cost at most twice it.
+    fn split_pays(&self, plain: Cost, pre: Cost, online: Cost) -> bool {
+        self.score(online) < self.score(plain)
+            && self.score(pre + online) <= 2.0 * self.score(plain)
+    }
+
+    /// `(batch, k, n, w_bits)` of an RLWE product that may be split
+    /// between the preprocessing and the online phase (prepared or
+    /// masked): `W` clear at the multiplying party as its input (read in
+    /// the preprocessing, before any input is bound), `x` clear at the
+    /// other or shared, and no convolution.
+    fn rlwe_split_product(&self, v: ValueId, reprs: &[Repr]) -> Option<(f64, f64, f64, u32)> {
         let ([Repr::Clear(_), Repr::Clear(pw)] | [Repr::Shared, Repr::Clear(pw)]) = *reprs else {
             return None;
         };
@@ -553,11 +678,7 @@ impl Chooser<'_, '_> {
         let k = self.g.last_dim(*a) as f64;
         let batch = (self.n(*a) / k.max(1.0)).max(1.0);
         let cols = (self.n(v) / batch).max(1.0);
-        let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
-        let (pre, online) = self.costs.rlwe_prepared_matmul(batch, k, cols, w_bits)?;
-        (self.score(online) < self.score(plain)
-            && self.score(pre + online) <= 2.0 * self.score(plain))
-        .then_some((pre, online))
+        Some((batch, k, cols, w_bits))
     }
 
     /// Signed bits of the plaintext operand `w` of an RLWE product, as
@@ -1119,8 +1240,16 @@ impl Chooser<'_, '_> {
             ),
             Method::Rlwe => "matrix product on secret values: RLWE (the holder of x encrypts, the holder of W multiplies), cheapest by the cost model".into(),
         };
-        let base = match self.rlwe_prepared_costs(v, operands) {
-            Some((pre, online)) if method == Method::Rlwe => format!(
+        let base = match (
+            self.rlwe_masked_costs(v, operands),
+            self.rlwe_prepared_costs(v, operands),
+        ) {
+            (Some((pre, online)), _) if method == Method::Rlwe => format!(
+                "{base}; masked (Delphi): the product on a random mask in the preprocessing ({:.3e} s), x minus the mask sent and multiplied in the clear online ({:.3e} s, no HE)",
+                self.score(pre),
+                self.score(online)
+            ),
+            (_, Some((pre, online))) if method == Method::Rlwe => format!(
                 "{base}; prepared: W's part in the preprocessing ({:.3e} s), {:.3e} s online",
                 self.score(pre),
                 self.score(online)

@@ -235,6 +235,50 @@ impl CostTable {
         best.map(|(_, offline, online)| (offline, online))
     }
 
+    /// `[batch, k] @ [k, n]` by RLWE masked (Delphi's linear layers:
+    /// `Chooser::rlwe_masked`), as `(preprocessing, online)`. The
+    /// preprocessing is the whole RLWE product (`rlwe_matmul`) on a mask of
+    /// `x`'s shape, which is 64 bits wide like a share, so the layout and
+    /// price are the product's. Online: `x` minus the mask up, 8 bytes per
+    /// element in one message, nothing back, and the multiplying party's
+    /// product in Z_2^64, `ring_mac` per multiply-accumulate (the ring
+    /// product `RingTensor::matmul`, rows in parallel), plus a fixed part
+    /// for the message and the sums (`RLWE_MASKED_FIXED`).
+    ///
+    /// Measured (BENCHMARKS.md, "RLWE products masked"): the data owner's
+    /// whole online phase, truncation and output included, took 1.2, 4.0
+    /// and 10.3 ms at `[100, K] @ [K, N]` for (64, 16), (128, 128) and
+    /// (784, 128), against 0.1, 1.2 and 7.1 ms this row gives for the
+    /// product alone: the largest is the product (0.7 ns per MAC, the
+    /// table's rate), the smaller ones the truncation's and the output's
+    /// round trips (counted by their own rows). The preprocessing measured
+    /// as the whole product did before prepared products (within noise).
+    /// Against `rlwe_prepared_matmul` the online step is 2.5-9x cheaper and
+    /// the preprocessing cheaper too (no `a` halves whole), so where both
+    /// apply the masked form wins (`Chooser::rlwe_masked`).
+    pub fn rlwe_masked_matmul(
+        &self,
+        batch: f64,
+        k: f64,
+        n: f64,
+        w_bits: u32,
+    ) -> Option<(Cost, Cost)> {
+        let pre = self.rlwe_matmul(batch, k, n, w_bits)? + Cost::compute(batch * k * self.ring_op);
+        Some((pre, self.rlwe_masked_online(batch, k, n, batch * k)))
+    }
+
+    /// The online step of a masked product ([`CostTable::rlwe_masked_matmul`])
+    /// of `[batch, k] @ [k, n]`, `sent` elements of `x` minus its mask up
+    /// (`batch k`; a convolution's input, whose patches `[batch, k]` the
+    /// multiplying party cuts locally).
+    pub fn rlwe_masked_online(&self, batch: f64, k: f64, n: f64, sent: f64) -> Cost {
+        Cost::compute(
+            RLWE_MASKED_FIXED
+                + 2.0 * batch * (k + n) * self.ring_op
+                + batch * k * n * self.ring_mac,
+        ) + Cost::comm(sent * RING_BYTES, 1)
+    }
+
     /// The online step of a prepared product with `digits` digits.
     fn rlwe_prepared_online(&self, batch: f64, k: f64, n: f64, digits: f64) -> Cost {
         let q_bytes = f64::from(RLWE_Q_BITS) / 8.0;
@@ -565,6 +609,11 @@ const RLWE_PREPARED_FIXED: f64 = 20e-6;
 /// 0.5-1.5x. (`[100, 64] @ [64, 16]` is the outlier at 4.5 ns: its
 /// 100 x 16 results are many small ones, decoding-bound.)
 const RLWE_PREPARED_MAC: f64 = 2.2e-9;
+
+/// Seconds of a masked RLWE product's online step beyond its
+/// multiply-accumulates and element operations: encoding and framing the
+/// one message, the ring product's setup (its transpose of `W`).
+const RLWE_MASKED_FIXED: f64 = 10e-6;
 
 /// Seconds of one image's RLWE convolution beyond its transforms and
 /// pointwise products: seed expansion, re-randomiser and flooding samples,
@@ -940,6 +989,16 @@ pub fn estimate(
                     let pre = costs.rlwe_prepared_matmul(batch, k, cols, *w_bits);
                     online(pre.map_or(Cost::ZERO, |(pre, _)| pre))
                 }
+                // A masked product: its RLWE product where the server
+                // answers in the preprocessing (the `RlweRespond` below),
+                // `x` minus the mask and the local product here.
+                Instr::RlweMaskedClose {
+                    dst, msg, w, add, ..
+                } => {
+                    let (batch, k, cols) = rlwe_dims(shape(*w), n(*dst), &elements);
+                    let local = add.map_or(0.0, |_| batch * k * costs.ring_op);
+                    online(costs.rlwe_masked_online(batch, k, cols, n(*msg))) + Cost::compute(local)
+                }
                 Instr::RlweRespond {
                     dst,
                     w,
@@ -1205,6 +1264,35 @@ mod tests {
         }
         eprintln!("{}", report.join("\n"));
         assert!(!off, "{}", report.join("\n"));
+    }
+
+    /// The masked row: its preprocessing is the whole product on the mask
+    /// (plus drawing it), its online step `8 b k` bytes one way and a
+    /// product in the ring, cheaper than the prepared online step and than
+    /// the whole product on issue 17's shapes.
+    #[test]
+    fn rlwe_masked_costs_are_the_product_offline_and_a_ring_product_online() {
+        let costs = CostTable::for_key_bits(3072);
+        for (b, k, n) in [
+            (1.0, 64.0, 16.0),
+            (100.0, 64.0, 16.0),
+            (1.0, 128.0, 128.0),
+            (100.0, 128.0, 128.0),
+            (1.0, 784.0, 128.0),
+            (100.0, 784.0, 128.0),
+        ] {
+            let whole = costs.rlwe_matmul(b, k, n, 16).unwrap();
+            let (pre, online) = costs.rlwe_masked_matmul(b, k, n, 16).unwrap();
+            let (_, prepared) = costs.rlwe_prepared_matmul(b, k, n, 16).unwrap();
+            assert_eq!(pre.bytes, whole.bytes, "{b} x {k} x {n}");
+            assert!(
+                (pre.compute - whole.compute - b * k * costs.ring_op).abs() < 1e-12,
+                "{b} x {k} x {n}"
+            );
+            assert_eq!(online.bytes, 8.0 * b * k, "{b} x {k} x {n}");
+            assert!(online.compute < prepared.compute, "{b} x {k} x {n}");
+            assert!(online.compute < whole.compute / 10.0, "{b} x {k} x {n}");
+        }
     }
 
     #[test]

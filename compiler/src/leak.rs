@@ -55,7 +55,11 @@ fn dependencies(plan: &Plan, pairs: &[(Reg, Reg)]) -> Vec<BTreeSet<u32>> {
                     .flat_map(|r| deps[r.0 as usize].iter().copied())
                     .collect();
                 if let Instr::Input { input, .. }
-                | Instr::RlwePrepareRespond { weights: input, .. } = ins
+                | Instr::RlwePrepareRespond { weights: input, .. }
+                | Instr::RlweRespond {
+                    weights: Some(input),
+                    ..
+                } = ins
                 {
                     if plan.inputs[*input as usize].owner != Owner::Public {
                         d.insert(*input);
@@ -115,6 +119,9 @@ fn message_protection(ins: &Instr) -> Option<&'static str> {
         Instr::RlwePrepareRespond { .. } => {
             Some("the re-randomised halves of masked, noise-flooded results (40 bits)")
         }
+        // x - r with r uniform in Z_2^64, drawn by the sender for this
+        // product alone (`RlweMask`) and never sent: a one-time pad.
+        Instr::RlweMaskedOpen { .. } => Some("masked by a fresh uniform one-time mask"),
         // Seeds and corrections: the dealer's randomness, independent of
         // every input.
         Instr::Deal { .. } => Some("the dealer's randomness"),
@@ -139,6 +146,8 @@ fn message_protection(ins: &Instr) -> Option<&'static str> {
         | Instr::Nonlinear { .. }
         | Instr::RlweFinish { .. }
         | Instr::RlwePrepareFinish { .. }
+        | Instr::RlweMask { .. }
+        | Instr::RlweMaskedClose { .. }
         | Instr::Send { .. }
         | Instr::Recv { .. }
         | Instr::Reveal { .. }

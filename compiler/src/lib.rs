@@ -50,6 +50,10 @@ pub struct Options {
     /// Without a dealer: how the two parties generate correlations; `None`:
     /// the cost model compares the whole plan both ways and picks.
     pub correlations: Option<plan::CorrelationEngine>,
+    /// The form of every RLWE product whose `W` is a party's input
+    /// (`--prefer rlwe-masked`, `--prefer rlwe-prepared`: tests and
+    /// benchmarks); `None`: the cost model's ([`choose::Chooser::rlwe_masked`]).
+    pub rlwe_form: Option<choose::RlweForm>,
 }
 
 impl Default for Options {
@@ -61,6 +65,7 @@ impl Default for Options {
             use_dealer: true,
             prefer: None,
             correlations: None,
+            rlwe_form: None,
         }
     }
 }
@@ -156,6 +161,7 @@ impl<'m> Front<'m> {
                 None => cost::Source::two_party(self.engine),
             },
             prefer: opts.prefer,
+            rlwe_form: opts.rlwe_form,
             clamped: self.analysis.clamped.clone(),
         }
     }

@@ -681,12 +681,56 @@ pub enum Instr {
         /// the results (`rlwe::OnlineResponseMsg`); `key` is unused.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         prepared: bool,
+        /// `W` is this party's input `weights`, read here in the
+        /// preprocessing of a masked product ([`Instr::RlweMask`]), before
+        /// any input is bound; `w` (the register its later [`Instr::Input`]
+        /// binds) is then named for its shape only, and `add` is `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<u32>,
     },
     /// RLWE product, the encrypting party: decrypts the peer's `response`
     /// into this party's share `dst` (the register its query named).
     RlweFinish {
         dst: Reg,
         response: Reg,
+    },
+    /// Preprocessing of a masked RLWE product (Delphi's linear layers,
+    /// Mishra et al., USENIX Security 2020, section 4), the encrypting
+    /// party: draws `mask`, uniform in Z_2^64 from the OS CSPRNG, fresh for
+    /// this product and session; it never leaves this party. An
+    /// [`Instr::RlweQuery`] of `mask` and its [`Instr::RlweRespond`]
+    /// (`weights`) follow in the preprocessing: shares of `mask @ W`.
+    RlweMask {
+        mask: Reg,
+    },
+    /// Online step of a masked RLWE product, the encrypting party: `msg`
+    /// is `x - mask` (`x` clear, encoded at the plan's precision, or this
+    /// party's share of it; uniform, since `mask` is), sent to the peer;
+    /// this party's share `dst` of `x @ W` is `pre`, its share of
+    /// `mask @ W`. No HE online and nothing comes back.
+    RlweMaskedOpen {
+        msg: Reg,
+        x: Reg,
+        mask: Reg,
+        pre: Reg,
+        dst: Reg,
+    },
+    /// Online step of a masked RLWE product, the other party: its share
+    /// `dst` of `x @ W` is `(msg + add) @ w + pre`, locally in Z_2^64
+    /// (`msg` the peer's `x - mask`, `add` this party's share of `x` if `x`
+    /// is shared, `pre` its share of `mask @ W`). With `conv` (a
+    /// convolution by HomConv on the mask in the preprocessing), `msg` is
+    /// the input minus its mask, cut into `conv`'s patches here, and
+    /// `add` this party's share of the patches: `(im2col(msg) + add) @ w +
+    /// pre`.
+    RlweMaskedClose {
+        dst: Reg,
+        msg: Reg,
+        w: Reg,
+        add: Option<Reg>,
+        pre: Reg,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<Window>,
     },
     /// Preprocessing of a prepared RLWE product (`rlwe::prepared`), the
     /// encrypting party: `msg` is the query's seed and its coefficients
@@ -770,9 +814,27 @@ impl Instr {
             | Instr::GenerateCorrelations { .. } => vec![],
             Instr::RlweQuery { x, .. } => vec![*x],
             Instr::RlweRespond {
-                query, key, w, add, ..
+                query,
+                key,
+                w,
+                add,
+                weights,
+                ..
             } => {
-                let mut r = vec![*query, *key, *w];
+                let mut r = vec![*query, *key];
+                // A masked product's preprocessing reads `W` from the input.
+                if weights.is_none() {
+                    r.push(*w);
+                }
+                r.extend(add);
+                r
+            }
+            Instr::RlweMask { .. } => vec![],
+            Instr::RlweMaskedOpen { x, mask, pre, .. } => vec![*x, *mask, *pre],
+            Instr::RlweMaskedClose {
+                msg, w, add, pre, ..
+            } => {
+                let mut r = vec![*msg, *w, *pre];
                 r.extend(add);
                 r
             }
@@ -830,7 +892,11 @@ impl Instr {
             Instr::RlweQuery { msg, .. }
             | Instr::RlwePrepare { msg, .. }
             | Instr::RlwePrepareRespond { msg, .. } => vec![*msg],
-            Instr::RlweRespond { msg, dst, .. } => vec![*msg, *dst],
+            Instr::RlweRespond { msg, dst, .. } | Instr::RlweMaskedOpen { msg, dst, .. } => {
+                vec![*msg, *dst]
+            }
+            Instr::RlweMask { mask } => vec![*mask],
+            Instr::RlweMaskedClose { dst, .. } => vec![*dst],
             Instr::Split { keep, send, .. } => vec![*keep, *send],
             Instr::BeaverOpen { msg, .. }
             | Instr::TruncOpen { msg, .. }
@@ -1294,11 +1360,38 @@ impl Plan {
                 w_bits,
                 conv,
                 prepared,
+                weights,
             } => format!(
-                "{msg}, {dst} = rlwe.respond {query} @ {w}{} under {key} (w: {w_bits} bits){}{}",
+                "{msg}, {dst} = rlwe.respond {query} @ {w}{}{} under {key} (w: {w_bits} bits){}{}",
+                weights.map_or(String::new(), |i| format!(
+                    " = input {}",
+                    self.inputs
+                        .get(i as usize)
+                        .map_or(format!("#{i}"), |s| format!("`{}`", s.name))
+                )),
                 add.map_or(String::new(), |a| format!(" + {a} @ {w}")),
                 conv_text(conv),
                 prepared_text(*prepared)
+            ),
+            Instr::RlweMask { mask } => format!("{mask} = rlwe.mask"),
+            Instr::RlweMaskedOpen {
+                msg,
+                x,
+                mask,
+                pre,
+                dst,
+            } => format!("{msg}, {dst} = rlwe.masked.open {x} - {mask}, {pre}"),
+            Instr::RlweMaskedClose {
+                dst,
+                msg,
+                w,
+                add,
+                pre,
+                conv,
+            } => format!(
+                "{dst} = rlwe.masked.close ({msg}{}) @ {w} + {pre}{}",
+                add.map_or(String::new(), |a| format!(" + {a}")),
+                conv_text(conv)
             ),
             Instr::RlweFinish { dst, response } => format!("{dst} = rlwe.finish {response}"),
             Instr::RlwePrepare {

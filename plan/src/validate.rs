@@ -161,7 +161,16 @@ pub fn validate(plan: &Plan) -> Result<ValidPlan<'_>, Vec<ValidationError>> {
                 },
                 Instr::RlwePrepareRespond {
                     weights, dst, w, ..
+                }
+                | Instr::RlweRespond {
+                    weights: Some(weights),
+                    dst,
+                    w,
+                    ..
                 } => {
+                    // A convolution's kernels `[Cout, C, kh, kw]` for its
+                    // `W` `[C kh kw, Cout]`: as many entries.
+                    let conv = matches!(ins, Instr::RlweRespond { conv: Some(_), .. });
                     match plan.inputs.get(*weights as usize) {
                         None => errors.push(err(
                             Some(p),
@@ -177,11 +186,21 @@ pub fn validate(plan: &Plan) -> Result<ValidPlan<'_>, Vec<ValidationError>> {
                             ),
                         )),
                         Some(spec) => {
-                            if plan
-                                .regs
-                                .get(w.0 as usize)
-                                .is_some_and(|i| i.shape != spec.shape)
-                            {
+                            let known = |s: &crate::Shape| {
+                                s.0.iter().try_fold(1u64, |n, d| match d {
+                                    crate::Dim::Known(k) => n.checked_mul(*k),
+                                    crate::Dim::Symbol(_) => None,
+                                })
+                            };
+                            if plan.regs.get(w.0 as usize).is_some_and(|i| {
+                                if conv {
+                                    known(&i.shape).is_none()
+                                        || known(&i.shape) != known(&spec.shape)
+                                        || spec.shape.0.len() != 4
+                                } else {
+                                    i.shape != spec.shape
+                                }
+                            }) {
                                 errors.push(err(
                                     Some(p),
                                     Some(at),
@@ -524,6 +543,14 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                     prepared: true,
                     ..
                 } => bad("a prepared RLWE convolution (only products are prepared)".into()),
+                Instr::RlweRespond {
+                    weights: Some(_),
+                    add,
+                    prepared,
+                    ..
+                } if add.is_some() || *prepared => bad(
+                    "a masked RLWE product's preprocessing with a share of x or a prepared query (it takes neither)".into(),
+                ),
                 Instr::RlweQuery { conv: Some(w), .. }
                 | Instr::RlweRespond { conv: Some(w), .. }
                     if !w.is_homconv() =>

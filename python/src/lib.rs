@@ -216,16 +216,22 @@ fn options(
             ))
         }
     };
+    let prefer_name = prefer;
     let prefer = match prefer {
         None => None,
         Some("shares") => Some(compiler::ir::Protocol::Shares),
         Some("paillier") => Some(compiler::ir::Protocol::Paillier),
-        Some("rlwe") => Some(compiler::ir::Protocol::Rlwe),
+        Some("rlwe" | "rlwe-masked" | "rlwe-prepared") => Some(compiler::ir::Protocol::Rlwe),
         Some(other) => {
             return Err(format!(
-                "prefer={other:?}: expected \"shares\", \"paillier\" or \"rlwe\""
+                "prefer={other:?}: expected \"shares\", \"paillier\", \"rlwe\", \"rlwe-masked\" or \"rlwe-prepared\""
             ))
         }
+    };
+    let rlwe_form = match prefer_name {
+        Some("rlwe-masked") => Some(compiler::choose::RlweForm::Masked),
+        Some("rlwe-prepared") => Some(compiler::choose::RlweForm::Prepared),
+        _ => None,
     };
     let assume = assume.unwrap_or_default();
     if let Some((name, _)) = assume.iter().find(|(_, &n)| n == 0) {
@@ -238,6 +244,7 @@ fn options(
         use_dealer: dealer,
         prefer,
         correlations,
+        rlwe_form,
     })
 }
 
@@ -1010,7 +1017,8 @@ fn report_html(model: &str, report: &str) -> String {
 ///
 /// - `dealer=False`: as `--no-dealer`; `correlations="ot" | "paillier"`.
 /// - `network="lan" | "wan"`, or `bandwidth=` (Mbit/s) with `latency=` (ms).
-/// - `key_bits=3072`, `prefer="shares" | "paillier" | "rlwe"`,
+/// - `key_bits=3072`, `prefer="shares" | "paillier" | "rlwe"` (or
+///   `"rlwe-masked"` / `"rlwe-prepared"`, as `--prefer`),
 ///   `assume={"batch": 10000}` (sizes assumed in estimates).
 ///
 /// Raises `VeilError` (with `.diagnostics`) when the model has errors;

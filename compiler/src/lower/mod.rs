@@ -186,7 +186,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         }
 
         self.fused = fused_tournaments(model, sel);
-        // RLWE keys of parties that encrypt a prepared product: made and
+        // RLWE keys of parties that encrypt a prepared or masked product: made and
         // sent in the preprocessing, before any product needs them.
         for v in self.g.order() {
             for how in sel.materialize.get(&v).into_iter().flat_map(|m| m.values()) {
@@ -195,7 +195,9 @@ impl<'a, 'm> Lowerer<'a, 'm> {
                     operands,
                 } = how
                 {
-                    if self.chooser.rlwe_prepared(v, operands) {
+                    if self.chooser.rlwe_prepared(v, operands)
+                        || self.chooser.rlwe_masked(v, operands)
+                    {
                         let client = match operands[..] {
                             [Repr::Clear(px), _] => px,
                             [_, Repr::Clear(pw)] => self.other(pw),

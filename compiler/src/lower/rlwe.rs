@@ -41,12 +41,7 @@ impl Lowerer<'_, '_> {
                 let dst = self.share_reg(shape, 2 * f, untruncated);
                 let w_bits = self.w_bits(w_value, reprs[1]);
                 let (x, conv) = conv.map_or((args[0], None), |(x, w)| (x, Some(w)));
-                let prepared = conv.is_none() && self.chooser.rlwe_prepared(v, reprs);
-                let flavour = if prepared {
-                    Flavour::Prepared
-                } else {
-                    Flavour::Whole(conv)
-                };
+                let flavour = self.flavour(v, reprs, conv);
                 self.rlwe_product(px, x, None, pw, args[1], w_bits, dst, flavour);
                 dst
             }
@@ -57,12 +52,7 @@ impl Lowerer<'_, '_> {
                 let w_bits = self.w_bits(w_value, reprs[1]);
                 let px = self.other(pw);
                 let (x, conv) = conv.map_or((args[0], None), |(x, w)| (x, Some(w)));
-                let prepared = conv.is_none() && self.chooser.rlwe_prepared(v, reprs);
-                let flavour = if prepared {
-                    Flavour::Prepared
-                } else {
-                    Flavour::Whole(conv)
-                };
+                let flavour = self.flavour(v, reprs, conv);
                 self.rlwe_product(px, x, Some(args[0]), pw, args[1], w_bits, dst, flavour);
                 dst
             }
@@ -91,6 +81,31 @@ impl Lowerer<'_, '_> {
             _ => unreachable!("the chooser offers RLWE only for these operand layouts"),
         };
         self.trunc1(z)
+    }
+
+    /// How the product `v` with `W` clear at a party runs: natively as a
+    /// convolution (`conv`), masked or prepared when the chooser says so,
+    /// else in one piece.
+    fn flavour(&self, v: ValueId, reprs: &[Repr], conv: Option<plan::Window>) -> Flavour {
+        if let Some(window) = conv {
+            // Masked when its kernels are the server's input, as read there.
+            let kernels = match (self.chooser.rlwe_masked_kernels(v, reprs), reprs[1]) {
+                (Some(k), Repr::Clear(pw)) if self.chooser.rlwe_masked(v, reprs) => {
+                    self.have.get(&(k, Repr::Clear(pw))).copied()
+                }
+                _ => None,
+            };
+            match kernels {
+                Some(kernels) => Flavour::MaskedConv(window, kernels),
+                None => Flavour::Whole(Some(window)),
+            }
+        } else if self.chooser.rlwe_masked(v, reprs) {
+            Flavour::Masked
+        } else if self.chooser.rlwe_prepared(v, reprs) {
+            Flavour::Prepared
+        } else {
+            Flavour::Whole(None)
+        }
     }
 
     fn w_bits(&self, w: ValueId, repr: Repr) -> u32 {
@@ -131,7 +146,7 @@ impl Lowerer<'_, '_> {
     ) {
         let conv = match flavour {
             Flavour::Whole(conv) => conv,
-            Flavour::Prepared => {
+            Flavour::Prepared | Flavour::Masked => {
                 // Its key is in the preprocessing (`Lowerer::run`).
                 if let (Some(weights), true) = (
                     self.input_of(server, w),
@@ -147,9 +162,31 @@ impl Lowerer<'_, '_> {
                         w_bits,
                         dst,
                     };
-                    return self.rlwe_prepared_product(product);
+                    return match flavour {
+                        Flavour::Masked => self.rlwe_masked_product(product, None),
+                        _ => self.rlwe_prepared_product(product),
+                    };
                 }
                 None
+            }
+            Flavour::MaskedConv(window, kernels) => {
+                if let (Some(weights), true) = (
+                    self.input_of(server, kernels),
+                    self.rlwe_pre_keys.contains(&client),
+                ) {
+                    let product = Prepared {
+                        client,
+                        x,
+                        add,
+                        server,
+                        w,
+                        weights,
+                        w_bits,
+                        dst,
+                    };
+                    return self.rlwe_masked_product(product, Some(window));
+                }
+                Some(window)
             }
         };
         let what = self.regs[dst.0 as usize].note.clone();
@@ -208,6 +245,7 @@ impl Lowerer<'_, '_> {
                 w_bits,
                 conv,
                 prepared: false,
+                weights: None,
             },
         );
         self.pass(server, client, vec![response]);
@@ -216,10 +254,13 @@ impl Lowerer<'_, '_> {
 }
 
 /// How an RLWE product runs: in one piece at its place in the program
-/// (with a convolution's window, if any), or prepared.
+/// (with a convolution's window, if any), prepared, or masked (a
+/// convolution by HomConv with the register of its kernel input).
 enum Flavour {
     Whole(Option<plan::Window>),
     Prepared,
+    Masked,
+    MaskedConv(plan::Window, Reg),
 }
 
 /// A prepared product's operands ([`Lowerer::rlwe_product`]'s, and the
@@ -326,9 +367,100 @@ impl Lowerer<'_, '_> {
                 w_bits,
                 conv: None,
                 prepared: true,
+                weights: None,
             },
         );
         self.pass(server, client, vec![response]);
         self.emit(client, Instr::RlweFinish { dst, response });
+    }
+}
+
+impl Lowerer<'_, '_> {
+    /// A masked RLWE product (Delphi's linear layers; see
+    /// [`plan::Instr::RlweMask`]). In the preprocessing the client draws a
+    /// mask `r` of `x`'s shape, and the whole RLWE product runs on it: the
+    /// client's query of `r`, the server's answer with `W` read from its
+    /// input; each keeps its share of `r @ W` in `pre`. Online the client
+    /// sends `x - r` (one message, `x`'s size) and keeps `pre` as its share
+    /// of `x @ W`; the server's share is `(x - r + add) @ W + pre`, locally.
+    /// With a `conv` window, `x` is the convolution's input, `weights` its
+    /// kernel input, `add` the server's share of the patches: the product
+    /// on the mask is HomConv, and the server cuts `x - r` into patches.
+    fn rlwe_masked_product(&mut self, p: Prepared, conv: Option<plan::Window>) {
+        let Prepared {
+            client,
+            x,
+            add,
+            server,
+            w,
+            weights,
+            w_bits,
+            dst,
+        } = p;
+        let what = self.regs[dst.0 as usize].note.clone();
+        let key = self.rlwe_pre_key(client);
+        let (x_shape, dst_shape) = (
+            self.regs[x.0 as usize].shape.clone(),
+            self.regs[dst.0 as usize].shape.clone(),
+        );
+        let f = self.f;
+        let mask = self.share_reg(x_shape.clone(), f, format!("RLWE mask of x for {what}"));
+        let pre = self.share_reg(dst_shape, 2 * f, format!("mask @ W for {what}"));
+        let message =
+            |l: &mut Self, what: String| l.reg(Kind::Message, plan::Shape::scalar(), what);
+        let query = message(self, format!("RLWE query of the mask for {what}"));
+        let response = message(self, format!("RLWE response for the mask of {what}"));
+        let (c, s) = (client.index(), server.index());
+        self.rlwe_pre[c].push(Instr::RlweMask { mask });
+        self.rlwe_pre[c].push(Instr::RlweQuery {
+            msg: query,
+            x: mask,
+            dst: pre,
+            w_bits,
+            conv: conv.clone(),
+            prepared: false,
+        });
+        self.pass_pre(client, server, vec![query]);
+        self.rlwe_pre[s].push(Instr::RlweRespond {
+            msg: response,
+            dst: pre,
+            query,
+            key,
+            w,
+            add: None,
+            w_bits,
+            conv: conv.clone(),
+            prepared: false,
+            weights: Some(weights),
+        });
+        self.pass_pre(server, client, vec![response]);
+        self.rlwe_pre[c].push(Instr::RlweFinish { dst: pre, response });
+        let opened = self.reg(
+            Kind::Message,
+            x_shape,
+            format!("x minus its mask for {what}"),
+        );
+        self.emit(
+            client,
+            Instr::RlweMaskedOpen {
+                msg: opened,
+                x,
+                mask,
+                pre,
+                dst,
+            },
+        );
+        self.pass(client, server, vec![opened]);
+        self.emit(
+            server,
+            Instr::RlweMaskedClose {
+                dst,
+                msg: opened,
+                w,
+                add,
+                pre,
+                conv,
+            },
+        );
     }
 }

@@ -375,6 +375,8 @@ pub fn estimate(
                             _ => n.saturating_mul(8),
                         }
                     }
+                    // `x` minus its mask: the register has `x`'s shape.
+                    (Kind::Message, Instr::RlweMaskedOpen { .. }) => n.saturating_mul(8),
                     // The dealer's messages are correlations (counted below).
                     (Kind::Message, _) => 0,
                 };

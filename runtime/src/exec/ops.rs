@@ -548,7 +548,10 @@ impl Exec<'_> {
             | Instr::RlweFinish { .. }
             | Instr::RlwePrepare { .. }
             | Instr::RlwePrepareRespond { .. }
-            | Instr::RlwePrepareFinish { .. } => self.step_rlwe(ins)?,
+            | Instr::RlwePrepareFinish { .. }
+            | Instr::RlweMask { .. }
+            | Instr::RlweMaskedOpen { .. }
+            | Instr::RlweMaskedClose { .. } => self.step_rlwe(ins)?,
             Instr::Send { to, regs } => {
                 if let [r] = regs[..] {
                     if let Value::Dealing(_) = self.get(r)? {

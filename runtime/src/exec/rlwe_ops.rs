@@ -450,6 +450,164 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// `W` read from this party's input `weights` (a prepared or masked
+    /// product's preprocessing, before any input is bound), encoded at the
+    /// plan's precision; it must have the shape of register `w`.
+    fn rlwe_weights(&self, w: Reg, weights: u32) -> Result<Vec<u64>, ExecError> {
+        let t = self.own_input(weights)?;
+        let ws = self.reg_shape(w)?;
+        if t.shape != ws {
+            return Err(ExecError::protocol(format!(
+                "an RLWE product prepared with an input of shape {:?} for register {w} of shape {ws:?}",
+                t.shape
+            )));
+        }
+        Ok(encode_fixed(t, self.plan.precision)?.data().to_vec())
+    }
+
+    /// Masked RLWE products (Delphi's linear layers; [`Instr::RlweMask`]):
+    /// the mask drawn in the preprocessing, `x` minus it sent online, and
+    /// the peer's local product. The RLWE product on the mask runs as an
+    /// ordinary [`Instr::RlweQuery`] and [`Instr::RlweRespond`] in the
+    /// preprocessing.
+    fn step_rlwe_masked(&mut self, ins: &Instr) -> Result<(), ExecError> {
+        match ins {
+            Instr::RlweMask { mask } => {
+                // Fresh from the OS-seeded CSPRNG for this product alone;
+                // used once, by `RlweMaskedOpen`, and never sent.
+                let shape = self.reg_shape(*mask)?;
+                let mut rng = crate::sharing::share::os_rng()?;
+                let r = crate::sharing::share::random_tensor(&mut rng, &shape)?;
+                let s = Share::new(self.role()?, r);
+                self.set(*mask, Value::Share(s));
+            }
+            Instr::RlweMaskedOpen {
+                msg,
+                x,
+                mask,
+                pre,
+                dst,
+            } => {
+                let data = Zeroizing::new(self.rlwe_operand(*x)?);
+                let Some(Value::Share(r)) = self.take(*mask) else {
+                    return Err(ExecError::protocol(format!(
+                        "a masked RLWE product's mask {mask} used twice or never drawn"
+                    )));
+                };
+                let r = Zeroizing::new(r.into_value().data().to_vec());
+                if r.len() != data.len() {
+                    return Err(ExecError::protocol(format!(
+                        "a masked RLWE product of {} entries with a mask of {}",
+                        data.len(),
+                        r.len()
+                    )));
+                }
+                let opened: Vec<u64> = data
+                    .iter()
+                    .zip(r.iter())
+                    .map(|(x, r)| x.wrapping_sub(*r))
+                    .collect();
+                let Some(Value::Share(s)) = self.take(*pre) else {
+                    return Err(ExecError::protocol(format!(
+                        "a masked RLWE product without its preprocessing ({pre})"
+                    )));
+                };
+                let share = RingTensor::new(s.into_value().data().to_vec(), self.reg_shape(*dst)?)?;
+                let shape = self.reg_shape(*msg)?;
+                self.set(*dst, Value::Share(Share::new(self.role()?, share)));
+                self.set(
+                    *msg,
+                    Value::Wire(Wire::Ring(crate::sharing::OpenMsg {
+                        data: opened,
+                        shape,
+                    })),
+                );
+            }
+            Instr::RlweMaskedClose {
+                dst,
+                msg,
+                w,
+                add,
+                pre,
+                conv,
+            } => {
+                let peer = self.plan.party_name(self.other_party()?).to_string();
+                let xs = self.reg_shape(*msg)?;
+                let Some(Value::Wire(Wire::Ring(m))) = self.take(*msg) else {
+                    return Err(ExecError::protocol(format!(
+                        "expected x minus its mask from {peer}"
+                    )));
+                };
+                if m.shape != xs || m.data.len() != xs.iter().product::<usize>() {
+                    return Err(ExecError::protocol(format!(
+                        "malformed masked RLWE input from {peer}: shape {:?}, {} entries, expected {xs:?}",
+                        m.shape,
+                        m.data.len()
+                    )));
+                }
+                let mut x = m.data;
+                if let Some(window) = conv {
+                    // The convolution's patches of the input minus its mask.
+                    x = plan::im2col_data(&x, &xs, window, 0u64)
+                        .map_err(ExecError::protocol)?
+                        .0;
+                }
+                if let Some(a) = add {
+                    let mine = self.share(*a)?.value().data();
+                    if mine.len() != x.len() {
+                        return Err(ExecError::protocol(format!(
+                            "a masked RLWE product whose share of x has {} entries, expected {}",
+                            mine.len(),
+                            x.len()
+                        )));
+                    }
+                    for (x, a) in x.iter_mut().zip(mine) {
+                        *x = x.wrapping_add(*a);
+                    }
+                }
+                let wdata = self.rlwe_operand(*w)?;
+                let ws = self.reg_shape(*w)?;
+                let out: usize = self.reg_shape(*dst)?.iter().product();
+                let shape = product_shape(&ws, false, out)?;
+                let (b, k, n) = (shape.batch, shape.k, shape.n);
+                if x.len() != b * k {
+                    return Err(ExecError::protocol(format!(
+                        "a masked RLWE product of {} inputs into [{b}, {k}] @ [{k}, {n}]",
+                        x.len()
+                    )));
+                }
+                let xm = RingTensor::new(x, vec![b, k])?;
+                let wm = RingTensor::new(wdata, vec![k, n])?;
+                let mut z = xm.matmul(&wm)?.data().to_vec();
+                let Some(Value::Share(s)) = self.take(*pre) else {
+                    return Err(ExecError::protocol(format!(
+                        "a masked RLWE product without its preprocessing ({pre})"
+                    )));
+                };
+                let s = s.into_value();
+                if s.data().len() != z.len() {
+                    return Err(ExecError::protocol(format!(
+                        "a masked RLWE product's preprocessed share of {} entries for {} results",
+                        s.data().len(),
+                        z.len()
+                    )));
+                }
+                for (z, s) in z.iter_mut().zip(s.data()) {
+                    *z = z.wrapping_add(*s);
+                }
+                let out = RingTensor::new(z, self.reg_shape(*dst)?)?;
+                self.set(*dst, Value::Share(Share::new(self.role()?, out)));
+            }
+            other => {
+                return Err(ExecError::protocol(format!(
+                    "unexpected instruction {}",
+                    self.plan.instr_text(other)
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// Starts this party's RLWE server on first use.
     fn rlwe_server(&mut self, params: &Arc<rlwe::Params>) -> Result<(), ExecError> {
         if self.rlwe.server.is_none() {
@@ -513,15 +671,7 @@ impl Exec<'_> {
                         e,
                     )
                 })?;
-                let t = self.own_input(*weights)?;
-                let ws = self.reg_shape(*w)?;
-                if t.shape != ws {
-                    return Err(ExecError::protocol(format!(
-                        "an RLWE product prepared with an input of shape {:?} for register {w} of shape {ws:?}",
-                        t.shape
-                    )));
-                }
-                let wdata = Zeroizing::new(encode_fixed(t, self.plan.precision)?.data().to_vec());
+                let wdata = Zeroizing::new(self.rlwe_weights(*w, *weights)?);
                 let prepared_w = PreparedWeights::new(&params, &layout, &wdata)
                     .map_err(|e| rlwe_error("cannot prepare W for an RLWE product", e))?;
                 self.rlwe_server(&params)?;
@@ -673,6 +823,9 @@ impl Exec<'_> {
                 prepared: true,
                 ..
             } => return self.step_rlwe_prepared(ins),
+            Instr::RlweMask { .. }
+            | Instr::RlweMaskedOpen { .. }
+            | Instr::RlweMaskedClose { .. } => return self.step_rlwe_masked(ins),
             Instr::RlweQuery { prepared: true, .. } | Instr::RlweRespond { prepared: true, .. } => {
                 return Err(ExecError::protocol(
                     "a prepared RLWE convolution (only products are prepared)",
@@ -764,6 +917,7 @@ impl Exec<'_> {
                 add,
                 w_bits,
                 conv: Some(window),
+                weights,
                 ..
             } => {
                 let params = self.rlwe.params();
@@ -780,10 +934,27 @@ impl Exec<'_> {
                     .map_err(|e| {
                         rlwe_error(&format!("malformed RLWE convolution query from {peer}"), e)
                     })?;
-                let wdata = self.rlwe_operand(*w)?;
-                // `w` is [C kh kw, Cout]; the kernels [Cout, C, kh, kw].
+                // `w` is [C kh kw, Cout]; the kernels [Cout, C, kh, kw]:
+                // a masked product's preprocessing reads them from the input.
                 let (ck, m) = (ws[0], ws[1]);
-                let kernels: Vec<u64> = (0..m * ck).map(|i| wdata[(i % ck) * m + i / ck]).collect();
+                let (wdata, kernels) = match weights {
+                    Some(input) => {
+                        let t = self.own_input(*input)?;
+                        if t.shape.len() != 4 || t.shape[0] != m || t.data.len() != m * ck {
+                            return Err(ExecError::protocol(format!(
+                                "an RLWE convolution's kernels from an input of shape {:?} for {ws:?}",
+                                t.shape
+                            )));
+                        }
+                        let k = encode_fixed(t, self.plan.precision)?.data().to_vec();
+                        (Vec::new(), k)
+                    }
+                    None => {
+                        let wdata = self.rlwe_operand(*w)?;
+                        let kernels = (0..m * ck).map(|i| wdata[(i % ck) * m + i / ck]).collect();
+                        (wdata, kernels)
+                    }
+                };
                 let server = match &mut self.rlwe.server {
                     Some(s) => s,
                     None => self.rlwe.server.insert(
@@ -832,6 +1003,7 @@ impl Exec<'_> {
                 add,
                 w_bits,
                 conv: None,
+                weights,
                 ..
             } => {
                 let (shape, layout) = self.rlwe_layout(*w, false, *dst, *w_bits, false)?;
@@ -843,7 +1015,10 @@ impl Exec<'_> {
                     &layout,
                 )
                 .map_err(|e| rlwe_error(&format!("malformed RLWE query from {peer}"), e))?;
-                let wdata = self.rlwe_operand(*w)?;
+                let wdata = match weights {
+                    Some(input) => self.rlwe_weights(*w, *input)?,
+                    None => self.rlwe_operand(*w)?,
+                };
                 let server = match &mut self.rlwe.server {
                     Some(s) => s,
                     None => self.rlwe.server.insert(
