@@ -2639,6 +2639,80 @@ proptest::proptest! {
         let text = plan.to_text();
         proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", text);
         proptest::prop_assert!(!text.contains("matrix triple"), "{}", text);
+        // The patches are never cut: the triple reads the input.
+        proptest::prop_assert!(!text.contains(".im2col["), "{}", text.split("registers:").nth(1).unwrap_or(""));
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
+        let outcomes = check_on(&source, &m, &plan, batch, &inputs);
+        let reference = compiler::reference::expected(&m, &inputs).unwrap();
+        let (_, got) = outcomes[0].outputs.iter().find(|(n, _)| n == "y").unwrap();
+        let worst = compiler::reference::deviations(&plan.outputs[0], got, &reference[0])
+            .unwrap()
+            .into_iter()
+            .fold(0.0, f64::max);
+        proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
+    /// With a dealer, grouped `conv2d` and `conv1d` (depthwise among them:
+    /// one input channel per group) of a secret input by a secret kernel
+    /// use one convolution triple (`x − a` and `w − b` opened), no matrix
+    /// or elementwise triple and no patches, over random groups, channels
+    /// per group, strides, paddings and dilations, and match the
+    /// reference within the compiler's bound and within 0.05.
+    #[test]
+    fn random_grouped_convolutions_with_a_dealer_use_a_convolution_triple(
+        two in proptest::bool::ANY,
+        groups in 2usize..4,
+        depthwise in proptest::bool::ANY,
+        cg in 1usize..3,
+        per_group in 1usize..3,
+        k in (1usize..4, 1usize..4),
+        stride in (1usize..3, 1usize..3),
+        dilation in (1usize..3, 1usize..3),
+        pad in (0usize..3, 0usize..3),
+        extra in (0usize..4, 0usize..4),
+        batch in 1usize..3,
+        seed in 0u64..1000,
+    ) {
+        let cg = if depthwise { 1 } else { cg };
+        let (c, cout) = (groups * cg, groups * per_group);
+        let axes = if two { 2 } else { 1 };
+        let kernel = [k.0, k.1];
+        let dil = [dilation.0, dilation.1];
+        let size = |a: usize| dil[a] * (kernel[a] - 1) + 1 + [extra.0, extra.1][a];
+        let list = |f: &dyn Fn(usize) -> usize| {
+            (0..axes).map(|a| f(a).to_string()).collect::<Vec<_>>().join(", ")
+        };
+        let xs = list(&size);
+        let ks = list(&|a| kernel[a]);
+        let strides = list(&|a| [stride.0, stride.1][a]);
+        let pads = list(&|a| [pad.0, pad.1][a].min(kernel[a] - 1));
+        let dils = list(&|a| dil[a]);
+        let f = if two { "conv2d" } else { "conv1d" };
+        let source = format!(
+            "model conv {{ party a; party b; dealer d;
+               input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+               input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+               input wa: fixed[{cout}, {cg}, {ks}] private(a) in [-0.5, 0.5];
+               input wb: fixed[{cout}, {cg}, {ks}] private(b) in [-0.5, 0.5];
+               let y = {f}(xa + xb, wa + wb, stride: [{strides}], padding: [{pads}], dilation: [{dils}], groups: {groups});
+               output y to a; }}"
+        );
+        let m = checked(&source);
+        let o = options(|o| {
+            o.use_dealer = true;
+            o.assume.insert("batch".into(), batch as u64);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        let correlations = text.split("registers:").next().unwrap_or("");
+        proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", correlations);
+        proptest::prop_assert!(text.contains(&format!("groups {groups}x{per_group}")), "{}", correlations);
+        proptest::prop_assert!(!text.contains("matrix triple"), "{}", correlations);
+        proptest::prop_assert!(!text.contains(": triple "), "{}", correlations);
+        proptest::prop_assert!(!text.contains(".im2col["), "{}", text);
         let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
         let outcomes = check_on(&source, &m, &plan, batch, &inputs);
         let reference = compiler::reference::expected(&m, &inputs).unwrap();
