@@ -157,6 +157,36 @@ const DEALER_MODELS: [&str; 5] = [
     "softmax_classifier",
 ];
 
+/// Convolutional models with random weights (no trained set), run on
+/// random inputs by `depthwise_separable_blocks_take_convolution_triples`.
+const CONV_MODELS: [&str; 1] = ["mobile_dw"];
+
+/// models/mobile_dw.veil (MobileNet-style depthwise-separable blocks) with
+/// a dealer: each convolution on shares, the two depthwise ones included,
+/// takes one convolution triple (no elementwise triple for their products,
+/// no patches cut on shares), and a run matches the reference at every
+/// recipient within the compiler's bounds.
+#[test]
+fn depthwise_separable_blocks_take_convolution_triples() {
+    let o = options(|_| {});
+    let plan = compiler::compile(&model(CONV_MODELS[0]), &o).unwrap().plan;
+    let text = plan.to_text();
+    let correlations = text.split("registers:").next().unwrap_or("");
+    assert_eq!(
+        text.matches("convolution triple").count(),
+        4,
+        "{correlations}"
+    );
+    for depthwise in ["groups 16x1]", "groups 32x1]"] {
+        assert_eq!(text.matches(depthwise).count(), 1, "{correlations}");
+    }
+    assert!(!text.contains(": triple "), "{correlations}");
+    assert!(!text.contains("share.im2col"), "{text}");
+    for batch in [1, 3] {
+        check(CONV_MODELS[0], batch, &o, 40 + batch as u64);
+    }
+}
+
 #[test]
 fn with_a_dealer_every_model_matches_the_reference() {
     for (i, name) in MODELS.iter().chain(&DEALER_MODELS).enumerate() {
@@ -1104,7 +1134,7 @@ fn traffic_of(
 /// party 1's shares only, `cost::CostTable::triple`).
 #[test]
 fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
-    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5"] {
+    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5", "mobile_dw"] {
         let (est, bytes, rounds) = traffic_against_estimate(name, true, 2, 12);
         assert!(
             rounds.abs_diff(est.rounds) <= 1,
@@ -1184,7 +1214,8 @@ fn every_bundled_model_is_covered() {
         assert!(
             MODELS.contains(&name.as_str())
                 || DEALER_MODELS.contains(&name.as_str())
-                || NETS.contains(&name.as_str()),
+                || NETS.contains(&name.as_str())
+                || CONV_MODELS.contains(&name.as_str()),
             "models/{name}.veil has no differential test"
         );
     }

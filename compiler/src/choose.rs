@@ -1119,6 +1119,11 @@ impl Chooser<'_, '_> {
             ),
             Method::Rlwe if value.via == Some(Protocol::Rlwe) => "`via rlwe`".to_string(),
             Method::Shares => match &value.op {
+                Op::Mul(..) if self.conv_triple(v).is_some() => "grouped convolution on secret values: one convolution triple (the masked input and kernels opened, not the patches) gives each output channel's sum over its patch".into(),
+                Op::Sum(a) if self.conv_triple(*a).is_some() => format!(
+                    "the convolution triple of {} computed it",
+                    self.g.label(*a)
+                ),
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()
                 }
