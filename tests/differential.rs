@@ -2691,10 +2691,13 @@ proptest::proptest! {
     /// use one convolution triple (`x − a` and `w − b` opened), no matrix
     /// or elementwise triple and no patches, over random groups, channels
     /// per group, strides, paddings and dilations, and match the
-    /// reference within the compiler's bound and within 0.05.
+    /// reference within the compiler's bound and within 0.05. With `own`
+    /// the input is one party's and the kernel the other's: the input is
+    /// shared, never its patches.
     #[test]
     fn random_grouped_convolutions_with_a_dealer_use_a_convolution_triple(
         two in proptest::bool::ANY,
+        own in proptest::bool::ANY,
         groups in 2usize..4,
         depthwise in proptest::bool::ANY,
         cg in 1usize..3,
@@ -2722,13 +2725,31 @@ proptest::proptest! {
         let pads = list(&|a| [pad.0, pad.1][a].min(kernel[a] - 1));
         let dils = list(&|a| dil[a]);
         let f = if two { "conv2d" } else { "conv1d" };
+        let (inputs, x, w) = if own {
+            (
+                format!(
+                    "input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+                     input wb: fixed[{cout}, {cg}, {ks}] private(b) in [-0.5, 0.5];"
+                ),
+                "xa",
+                "wb",
+            )
+        } else {
+            (
+                format!(
+                    "input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+                     input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+                     input wa: fixed[{cout}, {cg}, {ks}] private(a) in [-0.5, 0.5];
+                     input wb: fixed[{cout}, {cg}, {ks}] private(b) in [-0.5, 0.5];"
+                ),
+                "xa + xb",
+                "wa + wb",
+            )
+        };
         let source = format!(
             "model conv {{ party a; party b; dealer d;
-               input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
-               input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
-               input wa: fixed[{cout}, {cg}, {ks}] private(a) in [-0.5, 0.5];
-               input wb: fixed[{cout}, {cg}, {ks}] private(b) in [-0.5, 0.5];
-               let y = {f}(xa + xb, wa + wb, stride: [{strides}], padding: [{pads}], dilation: [{dils}], groups: {groups});
+               {inputs}
+               let y = {f}({x}, {w}, stride: [{strides}], padding: [{pads}], dilation: [{dils}], groups: {groups});
                output y to a; }}"
         );
         let m = checked(&source);
@@ -2743,6 +2764,7 @@ proptest::proptest! {
         proptest::prop_assert!(text.contains(&format!("groups {groups}x{per_group}")), "{}", correlations);
         proptest::prop_assert!(!text.contains("matrix triple"), "{}", correlations);
         proptest::prop_assert!(!text.contains(": triple "), "{}", correlations);
+        // Neither on shares nor in the clear: the triple reads the input.
         proptest::prop_assert!(!text.contains(".im2col["), "{}", text);
         let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
         let outcomes = check_on(&source, &m, &plan, batch, &inputs);

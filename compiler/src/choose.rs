@@ -285,15 +285,7 @@ impl Chooser<'_, '_> {
                     | Op::Reshape(_) => Cost::compute(size(0) * c.ring_op),
                     // Patches that only convolution triples read are never
                     // cut (the lowering drops the step: they read the input).
-                    Op::Im2col(..)
-                        if self
-                            .g
-                            .users(v)
-                            .iter()
-                            .all(|u| self.conv_triple(*u).is_some()) =>
-                    {
-                        Cost::ZERO
-                    }
+                    Op::Im2col(..) if self.patches_only_for_triples(v) => Cost::ZERO,
                     Op::Im2col(..) | Op::Concat(_) | Op::Narrow(..) => Cost::compute(n * c.ring_op),
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
@@ -536,6 +528,15 @@ impl Chooser<'_, '_> {
         Some((*x, window.clone()))
     }
 
+    /// Whether only convolution triples read the patches `v` (they read
+    /// the input instead: the lowering never cuts these patches).
+    fn patches_only_for_triples(&self, v: ValueId) -> bool {
+        self.g
+            .users(v)
+            .iter()
+            .all(|u| self.conv_triple(*u).is_some())
+    }
+
     /// For a product by RLWE with `W` clear at a party (`reprs`), the
     /// convolution to run natively instead (its input `x` and window) when
     /// the cost model finds HomConv cheaper than the product of the patches.
@@ -761,6 +762,16 @@ impl Chooser<'_, '_> {
             Visibility::Private(p) => vec![Method::Clear(p)],
             Visibility::Secret => vec![Method::Shares],
         };
+        // A grouped convolution's patches of a party's input that only
+        // convolution triples read are never cut: as shares they cost the
+        // input's sharing, not the patches'. (One group keeps the
+        // input-holder triple for a party's input: see BENCHMARKS.md.)
+        if matches!(node.visibility, Visibility::Private(_))
+            && matches!(&value.op, Op::Im2col(_, w) if w.groups > 1)
+            && self.patches_only_for_triples(v)
+        {
+            methods.push(Method::Shares);
+        }
         if node.visibility == Visibility::Secret {
             for k in self.g.model.compute_parties() {
                 methods.push(Method::Paillier(k));
