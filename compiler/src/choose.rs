@@ -491,7 +491,8 @@ impl Chooser<'_, '_> {
     /// A convolution's product on shares that a dealer's convolution
     /// triple computes (`plan::Correlation::Conv`: |x| + |W| opened
     /// instead of the patches): `x` and the window, or `None` without a
-    /// dealer, with a public operand, or for another product. With one
+    /// dealer, with a public operand, for patches fewer than `x`'s
+    /// entries, or for another product. With one
     /// group the product is `Im2col(x) @ W` (`W` `[C·K, O]`); with groups
     /// (depthwise included) it is `Im2col(x) * W` (`W` `[O, C/groups·K]`,
     /// each output channel's patch times its row) whose only user sums
@@ -509,7 +510,10 @@ impl Chooser<'_, '_> {
         let Op::Im2col(x, window) = &self.g.value(cols).op else {
             return None;
         };
+        // Opening x instead of the patches saves only where the patches
+        // are at least as many (a strided 1×1 convolution's are fewer).
         if grouped != (window.groups > 1)
+            || self.n(*x) > self.n(cols)
             || self.g.value(w).shape.0.len() != 2
             || [cols, w]
                 .iter()
