@@ -1178,7 +1178,7 @@ fn one_chunk_and_many_give_the_same_outputs_for_every_bundled_model() {
             .into_owned();
         // Paillier keys are made per chunk, and the convolutional networks
         // are large: fewer rows for those models.
-        let nets = ["net_a", "net_b", "net_c", "net_d", "lenet5"];
+        let nets = ["net_a", "net_b", "net_c", "net_d", "lenet5", "mobile_dw"];
         let (rows, chunk) = if name == "credit_2p" || nets.contains(&name.as_str()) {
             (12, "5")
         } else {

@@ -157,6 +157,36 @@ const DEALER_MODELS: [&str; 5] = [
     "softmax_classifier",
 ];
 
+/// Convolutional models with random weights (no trained set), run on
+/// random inputs by `depthwise_separable_blocks_take_convolution_triples`.
+const CONV_MODELS: [&str; 1] = ["mobile_dw"];
+
+/// models/mobile_dw.veil (MobileNet-style depthwise-separable blocks) with
+/// a dealer: each convolution on shares, the two depthwise ones included,
+/// takes one convolution triple (no elementwise triple for their products,
+/// no patches cut on shares), and a run matches the reference at every
+/// recipient within the compiler's bounds.
+#[test]
+fn depthwise_separable_blocks_take_convolution_triples() {
+    let o = options(|_| {});
+    let plan = compiler::compile(&model(CONV_MODELS[0]), &o).unwrap().plan;
+    let text = plan.to_text();
+    let correlations = text.split("registers:").next().unwrap_or("");
+    assert_eq!(
+        text.matches("convolution triple").count(),
+        4,
+        "{correlations}"
+    );
+    for depthwise in ["groups 16x1]", "groups 32x1]"] {
+        assert_eq!(text.matches(depthwise).count(), 1, "{correlations}");
+    }
+    assert!(!text.contains(": triple "), "{correlations}");
+    assert!(!text.contains("share.im2col"), "{text}");
+    for batch in [1, 3] {
+        check(CONV_MODELS[0], batch, &o, 40 + batch as u64);
+    }
+}
+
 #[test]
 fn with_a_dealer_every_model_matches_the_reference() {
     for (i, name) in MODELS.iter().chain(&DEALER_MODELS).enumerate() {
@@ -1496,7 +1526,7 @@ fn traffic_of(
 /// party 1's shares only, `cost::CostTable::triple`).
 #[test]
 fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
-    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5"] {
+    for name in ["net_a", "net_b", "net_c", "net_d", "lenet5", "mobile_dw"] {
         let (est, bytes, rounds) = traffic_against_estimate(name, true, 2, 12);
         assert!(
             rounds.abs_diff(est.rounds) <= 1,
@@ -1576,7 +1606,8 @@ fn every_bundled_model_is_covered() {
         assert!(
             MODELS.contains(&name.as_str())
                 || DEALER_MODELS.contains(&name.as_str())
-                || NETS.contains(&name.as_str()),
+                || NETS.contains(&name.as_str())
+                || CONV_MODELS.contains(&name.as_str()),
             "models/{name}.veil has no differential test"
         );
     }
@@ -2980,6 +3011,25 @@ fn a_value_outside_its_columns_range_is_refused() {
     }
 }
 
+/// Entries of one channel's patches for one image: output positions
+/// (PyTorch's sizes, as `plan::Window::out_len`, written out here) times
+/// the kernel's entries, over the first `kernel.len()` axes of `size`.
+fn patch_count(
+    kernel: &[usize],
+    dilation: &[usize],
+    stride: &[usize],
+    pad: &[usize],
+    size: &dyn Fn(usize) -> usize,
+) -> usize {
+    (0..kernel.len())
+        .map(|a| {
+            let p = pad[a].min(kernel[a] - 1);
+            let out = (size(a) + 2 * p - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1;
+            out * kernel[a]
+        })
+        .product()
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
     /// With a dealer, `conv2d` and `conv1d` of a secret input (the sum of
@@ -3029,8 +3079,121 @@ proptest::proptest! {
         });
         let plan = compiler::compile(&m, &o).unwrap().plan;
         let text = plan.to_text();
-        proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", text);
-        proptest::prop_assert!(!text.contains("matrix triple"), "{}", text);
+        // Where the patches are fewer than the input's entries (a stride
+        // beyond the kernel), the product of the patches opens less.
+        let patches = patch_count(&kernel[..axes], &dil, &[stride.0, stride.1], &[pad.0, pad.1], &size) * c;
+        let input = (0..axes).map(size).product::<usize>() * c;
+        if input <= patches {
+            proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", text);
+            proptest::prop_assert!(!text.contains("matrix triple"), "{}", text);
+            // The patches are never cut: the triple reads the input.
+            proptest::prop_assert!(!text.contains(".im2col["), "{}", text.split("registers:").nth(1).unwrap_or(""));
+        } else {
+            proptest::prop_assert!(!text.contains("convolution triple"), "{}", text);
+        }
+        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
+        let outcomes = check_on(&source, &m, &plan, batch, &inputs);
+        let reference = compiler::reference::expected(&m, &inputs).unwrap();
+        let (_, got) = outcomes[0].outputs.iter().find(|(n, _)| n == "y").unwrap();
+        let worst = compiler::reference::deviations(&plan.outputs[0], got, &reference[0])
+            .unwrap()
+            .into_iter()
+            .fold(0.0, f64::max);
+        proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
+    /// With a dealer, grouped `conv2d` and `conv1d` (depthwise among them:
+    /// one input channel per group) of a secret input by a secret kernel
+    /// use one convolution triple (`x − a` and `w − b` opened), no matrix
+    /// or elementwise triple and no patches, over random groups, channels
+    /// per group, strides, paddings and dilations, and match the
+    /// reference within the compiler's bound and within 0.05. With `own`
+    /// the input is one party's and the kernel the other's: the input is
+    /// shared, never its patches.
+    #[test]
+    fn random_grouped_convolutions_with_a_dealer_use_a_convolution_triple(
+        two in proptest::bool::ANY,
+        own in proptest::bool::ANY,
+        groups in 2usize..4,
+        depthwise in proptest::bool::ANY,
+        cg in 1usize..3,
+        per_group in 1usize..3,
+        k in (1usize..4, 1usize..4),
+        stride in (1usize..3, 1usize..3),
+        dilation in (1usize..3, 1usize..3),
+        pad in (0usize..3, 0usize..3),
+        extra in (0usize..4, 0usize..4),
+        batch in 1usize..3,
+        seed in 0u64..1000,
+    ) {
+        let cg = if depthwise { 1 } else { cg };
+        let (c, cout) = (groups * cg, groups * per_group);
+        let axes = if two { 2 } else { 1 };
+        let kernel = [k.0, k.1];
+        let dil = [dilation.0, dilation.1];
+        let size = |a: usize| dil[a] * (kernel[a] - 1) + 1 + [extra.0, extra.1][a];
+        let list = |f: &dyn Fn(usize) -> usize| {
+            (0..axes).map(|a| f(a).to_string()).collect::<Vec<_>>().join(", ")
+        };
+        let xs = list(&size);
+        let ks = list(&|a| kernel[a]);
+        let strides = list(&|a| [stride.0, stride.1][a]);
+        let pads = list(&|a| [pad.0, pad.1][a].min(kernel[a] - 1));
+        let dils = list(&|a| dil[a]);
+        let f = if two { "conv2d" } else { "conv1d" };
+        let (inputs, x, w) = if own {
+            (
+                format!(
+                    "input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+                     input wb: fixed[{cout}, {cg}, {ks}] private(b) in [-0.5, 0.5];"
+                ),
+                "xa",
+                "wb",
+            )
+        } else {
+            (
+                format!(
+                    "input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+                     input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
+                     input wa: fixed[{cout}, {cg}, {ks}] private(a) in [-0.5, 0.5];
+                     input wb: fixed[{cout}, {cg}, {ks}] private(b) in [-0.5, 0.5];"
+                ),
+                "xa + xb",
+                "wa + wb",
+            )
+        };
+        let source = format!(
+            "model conv {{ party a; party b; dealer d;
+               {inputs}
+               let y = {f}({x}, {w}, stride: [{strides}], padding: [{pads}], dilation: [{dils}], groups: {groups});
+               output y to a; }}"
+        );
+        let m = checked(&source);
+        let o = options(|o| {
+            o.use_dealer = true;
+            o.assume.insert("batch".into(), batch as u64);
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        let correlations = text.split("registers:").next().unwrap_or("");
+        // Each output channel's patch (per_group copies of its group's):
+        // where those are fewer than the input's entries (a stride beyond
+        // the kernel), the product of the patches opens less.
+        let patches = patch_count(&kernel[..axes], &dil, &[stride.0, stride.1], &[pad.0, pad.1], &size) * cout * cg;
+        let input = (0..axes).map(size).product::<usize>() * c;
+        if input <= patches {
+            proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", correlations);
+            proptest::prop_assert!(text.contains(&format!("groups {groups}x{per_group}")), "{}", correlations);
+            proptest::prop_assert!(!text.contains("matrix triple"), "{}", correlations);
+            proptest::prop_assert!(!text.contains(": triple "), "{}", correlations);
+            // Neither on shares nor in the clear: the triple reads the input.
+            proptest::prop_assert!(!text.contains(".im2col["), "{}", text);
+        } else {
+            proptest::prop_assert!(!text.contains("convolution triple"), "{}", correlations);
+        }
         let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
         let outcomes = check_on(&source, &m, &plan, batch, &inputs);
         let reference = compiler::reference::expected(&m, &inputs).unwrap();

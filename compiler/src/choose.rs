@@ -293,16 +293,31 @@ impl Chooser<'_, '_> {
             Method::Shares => {
                 let public = |i: usize| reprs[i] == Repr::Public;
                 Some(match &value.op {
+                    // The sum of a grouped convolution's products: its
+                    // convolution triple computed it.
+                    Op::Sum(a) if self.conv_triple(*a).is_some() => Cost::ZERO,
                     Op::Add(..)
                     | Op::Sub(..)
                     | Op::Neg(_)
                     | Op::Sum(_)
                     | Op::Permute(..)
                     | Op::Reshape(_) => Cost::compute(size(0) * c.ring_op),
+                    // Patches that only convolution triples read are never
+                    // cut (the lowering drops the step: they read the input).
+                    Op::Im2col(..) if self.patches_only_for_triples(v) => Cost::ZERO,
                     Op::Im2col(..) | Op::Concat(_) | Op::Narrow(..) => Cost::compute(n * c.ring_op),
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
                         Cost::compute(n * c.ring_op) + self.trunc(n)
+                    }
+                    // A grouped convolution: the dealer's convolution
+                    // triple opens x and W and yields the patches' sums.
+                    Op::Mul(cols, _) if self.conv_triple(v).is_some() => {
+                        let (x, _) = self.conv_triple(v)?;
+                        let width = self.g.last_dim(*cols).max(1) as f64;
+                        self.beaver(self.n(x), size(1), n / width, width)
+                            + Cost::compute(3.0 * n * c.ring_mac)
+                            + self.trunc(n / width)
                     }
                     Op::Mul(..) => self.beaver(n, n, n, 1.0) + self.trunc(n),
                     Op::Square(_) => self.beaver(n, n, n, 1.0) + self.trunc(n),
@@ -492,23 +507,57 @@ impl Chooser<'_, '_> {
         Some((*x, window.clone(), cost))
     }
 
-    /// A convolution's product `Im2col(x) @ W` on shares that a dealer's
-    /// convolution triple computes (`plan::Correlation::Conv`: |x| + |W|
-    /// opened instead of the patches): `x` and the window, or `None` without
-    /// a dealer or for a window it does not take (groups, edge padding) or
-    /// a `W` that is not a matrix.
+    /// A convolution's product on shares that a dealer's convolution
+    /// triple computes (`plan::Correlation::Conv`: |x| + |W| opened
+    /// instead of the patches): `x` and the window, or `None` without a
+    /// dealer, with a public operand, for patches fewer than `x`'s
+    /// entries, or for another product. With one
+    /// group the product is `Im2col(x) @ W` (`W` `[C·K, O]`); with groups
+    /// (depthwise included) it is `Im2col(x) * W` (`W` `[O, C/groups·K]`,
+    /// each output channel's patch times its row) whose only user sums
+    /// the patch: the triple yields that sum, so the products themselves
+    /// never exist (the lowering hands the `Sum` the triple's result).
     pub fn conv_triple(&self, v: ValueId) -> Option<(ValueId, plan::Window)> {
         if self.source != crate::cost::Source::Dealer {
             return None;
         }
-        let Op::MatMul(cols, w) = &self.g.value(v).op else {
+        let (cols, w, grouped) = match &self.g.value(v).op {
+            Op::MatMul(cols, w) => (*cols, *w, false),
+            Op::Mul(cols, w) => (*cols, *w, true),
+            _ => return None,
+        };
+        let Op::Im2col(x, window) = &self.g.value(cols).op else {
             return None;
         };
-        let Op::Im2col(x, window) = &self.g.value(*cols).op else {
+        // Opening x instead of the patches saves only where the patches
+        // are at least as many (a strided 1×1 convolution's are fewer).
+        if grouped != (window.groups > 1)
+            || self.n(*x) > self.n(cols)
+            || self.g.value(w).shape.0.len() != 2
+            || [cols, w]
+                .iter()
+                .any(|o| self.g.node(*o).visibility == Visibility::Public)
+        {
             return None;
-        };
-        (window.groups == 1 && !window.edge && self.g.value(*w).shape.0.len() == 2)
-            .then(|| (*x, window.clone()))
+        }
+        if grouped {
+            let users = self.g.users(v);
+            let summed = matches!(users[..], [u] if matches!(self.g.value(u).op, Op::Sum(_)));
+            let output = self.g.model.outputs().iter().any(|o| o.value == v);
+            if !summed || output {
+                return None;
+            }
+        }
+        Some((*x, window.clone()))
+    }
+
+    /// Whether only convolution triples read the patches `v` (they read
+    /// the input instead: the lowering never cuts these patches).
+    fn patches_only_for_triples(&self, v: ValueId) -> bool {
+        self.g
+            .users(v)
+            .iter()
+            .all(|u| self.conv_triple(*u).is_some())
     }
 
     /// For a product by RLWE with `W` clear at a party (`reprs`), the
@@ -838,6 +887,16 @@ impl Chooser<'_, '_> {
             Visibility::Private(p) => vec![Method::Clear(p)],
             Visibility::Secret => vec![Method::Shares],
         };
+        // A grouped convolution's patches of a party's input that only
+        // convolution triples read are never cut: as shares they cost the
+        // input's sharing, not the patches'. (One group keeps the
+        // input-holder triple for a party's input: see BENCHMARKS.md.)
+        if matches!(node.visibility, Visibility::Private(_))
+            && matches!(&value.op, Op::Im2col(_, w) if w.groups > 1)
+            && self.patches_only_for_triples(v)
+        {
+            methods.push(Method::Shares);
+        }
         if node.visibility == Visibility::Secret {
             for k in self.g.model.compute_parties() {
                 methods.push(Method::Paillier(k));
@@ -1196,6 +1255,11 @@ impl Chooser<'_, '_> {
             ),
             Method::Rlwe if value.via == Some(Protocol::Rlwe) => "`via rlwe`".to_string(),
             Method::Shares => match &value.op {
+                Op::Mul(..) if self.conv_triple(v).is_some() => "grouped convolution on secret values: one convolution triple (the masked input and kernels opened, not the patches) gives each output channel's sum over its patch".into(),
+                Op::Sum(a) if self.conv_triple(*a).is_some() => format!(
+                    "the convolution triple of {} computed it",
+                    self.g.label(*a)
+                ),
                 Op::Sigmoid(..) | Op::Tanh(..) | Op::Poly(..) | Op::Square(_) => {
                     "nonlinear on secret values: polynomial on shares".into()
                 }

@@ -919,7 +919,11 @@ pub fn estimate(
                     // A matrix product's `c` sums `k` products per element.
                     let k = match plan.correlations.get(*corr as usize) {
                         Some(plan::Correlation::MatMul { .. }) => last(x),
-                        // The patches' width C·K: W's rows.
+                        // The patches' width: W's rows C·K, or with groups
+                        // its columns C/groups·K.
+                        Some(plan::Correlation::Conv { window, .. }) if window.groups > 1 => {
+                            last(y)
+                        }
                         Some(plan::Correlation::Conv { .. }) => n(y) / last(y).max(1.0),
                         _ => 1.0,
                     };

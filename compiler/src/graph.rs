@@ -210,6 +210,16 @@ impl<'m> Graph<'m> {
         self.model.value(v)
     }
 
+    /// The live values that read `v` (once each, in definition order).
+    pub fn users(&self, v: ValueId) -> Vec<ValueId> {
+        let users: std::collections::BTreeSet<ValueId> = self
+            .graph
+            .neighbors_directed(self.nodes[&v], petgraph::Direction::Outgoing)
+            .map(|n| self.graph[n].value)
+            .collect();
+        users.into_iter().collect()
+    }
+
     /// Live values in definition (topological) order.
     pub fn order(&self) -> Vec<ValueId> {
         self.nodes.keys().copied().collect()

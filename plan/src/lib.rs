@@ -237,10 +237,12 @@ pub enum Correlation {
     Elementwise { shape: Shape },
     /// Matrix triple for `a @ b`: a of `lhs`, b of `rhs`, c = a @ b.
     MatMul { lhs: Shape, rhs: Shape },
-    /// Convolution triple for `im2col(x) @ w` (the window one group, no
-    /// edge padding): a of `input` (x's shape, not the patches'), b of
-    /// `rhs`, c = im2col(a) @ b. Its Beaver product opens |x| + |w|
-    /// elements instead of the patches (dealer only).
+    /// Convolution triple for `x ⊛ w`: a of `input` (x's shape, not the
+    /// patches'), b of `rhs`, c the convolution of a by b under `window`.
+    /// With one group `rhs` is `[C·K, O]` and c = im2col(a) @ b; with
+    /// `groups > 1` (depthwise included) `rhs` is `[O, C/groups·K]`, one row
+    /// per output channel, dotted with its group's patch. Its Beaver product
+    /// opens |x| + |w| elements instead of the patches (dealer only).
     Conv {
         input: Shape,
         window: Window,

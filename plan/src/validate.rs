@@ -400,6 +400,51 @@ fn arity_nonlinear(op: &NonlinearOp) -> usize {
 /// operation with its operands, the dealer's message one per computing
 /// party. A plan the compiler wrote always passes; a hand-edited plan file
 /// may not.
+/// Whether a convolution triple's kernel `rhs` fits its `input` and
+/// window, as far as their sizes are numbers (the batch may be named): one
+/// group takes `[C·K, O]`, groups `[groups·per_group, C/groups·K]`.
+fn conv_fits(input: &Shape, window: &crate::Window, rhs: &Shape) -> Result<(), String> {
+    let known = |d: &Dim| match d {
+        Dim::Known(k) => usize::try_from(*k).ok(),
+        Dim::Symbol(_) => None,
+    };
+    // The batch does not change the patches' width: one image stands in.
+    let Some(rest) = input
+        .0
+        .get(1..)
+        .and_then(|r| r.iter().map(known).collect::<Option<Vec<_>>>())
+    else {
+        return Ok(());
+    };
+    let image: Vec<usize> = std::iter::once(1).chain(rest).collect();
+    let width = *window.out_shape(&image)?.last().unwrap_or(&0);
+    let dims: Vec<Option<usize>> = rhs.0.iter().map(known).collect();
+    let want = if window.groups > 1 {
+        [window.groups.checked_mul(window.per_group), Some(width)]
+    } else {
+        [Some(width), None]
+    };
+    let fits = dims.len() == 2
+        && dims
+            .iter()
+            .zip(want)
+            .all(|(d, w)| d.is_none() || w.is_none() || *d == w);
+    if fits {
+        Ok(())
+    } else if window.groups > 1 {
+        Err(format!(
+            "{} groups of {} output channels, patches of {width}: the kernel must be [{}, {width}]",
+            window.groups,
+            window.per_group,
+            window.groups.saturating_mul(window.per_group)
+        ))
+    } else {
+        Err(format!(
+            "patches of {width}: the kernel must be [{width}, out_channels]"
+        ))
+    }
+}
+
 fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
     let n = plan.parties.len();
     let party_ok = |p: PartyIdx| (p as usize) < n;
@@ -467,12 +512,10 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 top(format!("a correlation held by unknown party {lhs_holder}"));
             }
         }
-        if let Correlation::Conv { window, .. } = c {
-            if window.groups != 1 || window.edge {
+        if let Correlation::Conv { input, window, rhs } = c {
+            if let Err(e) = conv_fits(input, window, rhs) {
                 top(format!(
-                    "a convolution triple over a window with {} groups{}; it takes one group and zero padding",
-                    window.groups,
-                    if window.edge { " and edge padding" } else { "" }
+                    "a convolution triple of {input} by {rhs} does not fit its window: {e}"
                 ));
             }
         }
@@ -579,6 +622,66 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
             if got < want {
                 bad(format!("has {got} operands, needs {want}"));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A convolution triple's kernel must fit its window: `[C·K, O]` with
+    /// one group, `[groups·per_group, C/groups·K]` with groups (the batch
+    /// may be named); one that does not is refused with both shapes named.
+    #[test]
+    fn a_convolution_triple_whose_kernel_does_not_fit_is_refused() {
+        let shape = |dims: &[u64]| {
+            Shape(
+                std::iter::once(Dim::Symbol("batch".into()))
+                    .chain(dims.iter().map(|&d| Dim::Known(d)))
+                    .collect(),
+            )
+        };
+        let known = |dims: &[u64]| Shape(dims.iter().map(|&d| Dim::Known(d)).collect());
+        let window = |groups: usize, per_group: usize| Window {
+            kernel: vec![3, 3],
+            stride: vec![1, 1],
+            padding: vec![1, 1],
+            dilation: vec![1, 1],
+            groups,
+            per_group,
+            edge: false,
+            extra: vec![],
+        };
+        let conv_errors = |window: Window, rhs: Shape| {
+            let mut plan = crate::fingerprint::tests::echo_plan();
+            plan.correlations.push(Correlation::Conv {
+                input: shape(&[4, 6, 6]),
+                window,
+                rhs,
+            });
+            let mut errors = Vec::new();
+            check_structure(&plan, &mut errors);
+            errors
+                .into_iter()
+                .map(|e| e.message)
+                .filter(|m| m.contains("convolution triple"))
+                .collect::<Vec<_>>()
+        };
+        // One group: 4 channels of 3x3 patches, any output channels.
+        assert!(conv_errors(window(1, 1), known(&[36, 5])).is_empty());
+        // Depthwise: 4 groups of one channel, one row of 9 per output.
+        assert!(conv_errors(window(4, 1), known(&[4, 9])).is_empty());
+        assert!(conv_errors(window(2, 3), known(&[6, 18])).is_empty());
+        for (w, rhs) in [
+            (window(1, 1), known(&[9, 4])),
+            (window(4, 1), known(&[36, 4])),
+            (window(4, 1), known(&[4, 36])),
+            (window(2, 3), known(&[2, 18])),
+        ] {
+            let errors = conv_errors(w.clone(), rhs.clone());
+            assert_eq!(errors.len(), 1, "{w:?} {rhs}: {errors:?}");
+            assert!(errors[0].contains(&rhs.to_string()), "{}", errors[0]);
         }
     }
 }

@@ -66,10 +66,14 @@ pub enum CorrelationRequest {
         a_shape: Vec<usize>,
         b_shape: Vec<usize>,
     },
-    /// `(a, b, c = im2col(a) @ b)`: a convolution triple, `a` of the
+    /// `(a, b, c = a ⊛ b)`: a convolution triple, `a` of the
     /// convolution's input `a_shape` (`[batch, C, S...]`), `b` of `b_shape`
-    /// (`[C·K, O]`), `c` of the patches' rows times `b`
-    /// ([`conv_patch_shape`]); `window` has one group and zero padding.
+    /// and `c` the convolution of `a` by `b` under `window`
+    /// ([`conv_product`]): with one group `b` is `[C·K, O]` and
+    /// `c = im2col(a) @ b`; with `groups > 1` (depthwise included) `b` is
+    /// `[O, C/groups·K]`, one row per output channel, and `c` sums each
+    /// output channel's group patch times its row. `c` is `[positions, O]`
+    /// ([`conv_out_shape`]).
     ConvTriple {
         a_shape: Vec<usize>,
         window: plan::Window,
@@ -135,14 +139,9 @@ impl CorrelationRequest {
             } => {
                 numel(a_shape)?;
                 numel(b_shape)?;
-                if window.groups != 1 || window.edge {
-                    return Err(SharingError::BadParameter(
-                        "a convolution triple takes one group and zero padding",
-                    ));
-                }
-                let patches = conv_patch_shape(a_shape, window)?;
-                numel(&patches)?;
-                RingTensor::matmul_shape(&patches, b_shape).map(|_| ())
+                let (rows, groups, width) = conv_dims(a_shape, window)?;
+                numel(&[rows, groups, width])?;
+                conv_out_shape(a_shape, window, b_shape).map(|_| ())
             }
             CorrelationRequest::Trunc { shape, frac_bits } => {
                 if *frac_bits == 0 || *frac_bits >= 62 {
@@ -188,10 +187,16 @@ impl CorrelationRequest {
                 a_shape,
                 window,
                 b_shape,
-            } => conv_patch_shape(a_shape, window)
-                .map_or(n(a_shape), |p| n(&p))
+            } => conv_dims(a_shape, window)
+                .map_or(n(a_shape), |(rows, g, width)| {
+                    rows.saturating_mul(g).saturating_mul(width)
+                })
                 .saturating_add(n(b_shape))
-                .saturating_mul(b_shape.last().copied().unwrap_or(1).max(1)),
+                .saturating_mul(if window.groups > 1 {
+                    window.per_group.max(1)
+                } else {
+                    b_shape.last().copied().unwrap_or(1).max(1)
+                }),
             CorrelationRequest::AndTriples { bits } => {
                 Self::words_for_bits(*bits).saturating_mul(3)
             }
@@ -218,10 +223,7 @@ impl CorrelationRequest {
                 a_shape,
                 window,
                 b_shape,
-            } => vec![RingTensor::matmul_shape(
-                &conv_patch_shape(a_shape, window)?,
-                b_shape,
-            )?],
+            } => vec![conv_out_shape(a_shape, window, b_shape)?],
             CorrelationRequest::Trunc { shape, .. } => vec![shape.clone(), shape.clone()],
             CorrelationRequest::AndTriples { bits } => {
                 vec![vec![CorrelationRequest::words_for_bits(*bits)]]
@@ -237,27 +239,107 @@ impl CorrelationRequest {
     }
 }
 
-/// The shape of the patches of an `a_shape` input under `window` as the
-/// rows a convolution triple multiplies: `[positions, C·K]`.
-pub fn conv_patch_shape(a_shape: &[usize], window: &plan::Window) -> Result<Vec<usize>> {
-    let out = window
+/// The patches of an `a_shape` input under `window` as a convolution
+/// triple multiplies them: rows (batch and output positions), groups, and
+/// each group's patch width `C/groups·K` (one patch per group, not per
+/// output channel: [`plan::Window::per_group`] copies are never made).
+pub fn conv_dims(a_shape: &[usize], window: &plan::Window) -> Result<(usize, usize, usize)> {
+    if window.per_group == 0 || (window.groups <= 1 && window.per_group != 1) {
+        return Err(SharingError::BadParameter(
+            "a convolution window needs one or more output channels per group (one without groups)",
+        ));
+    }
+    let out = one_patch_per_group(window)
         .out_shape(a_shape)
         .map_err(|e| SharingError::Correlations(format!("convolution triple: {e}")))?;
-    let (k, positions) = out.split_last().unwrap_or((&1, &[]));
+    let lead = if window.groups > 1 { 2 } else { 1 };
+    let positions = &out[..out.len().saturating_sub(lead)];
     let rows = positions
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or(SharingError::BadParameter("too many convolution patches"))?;
-    Ok(vec![rows, *k])
+    Ok((rows, window.groups, out.last().copied().unwrap_or(1)))
 }
 
-/// The patches of `a` under `window` as rows ([`conv_patch_shape`]), zero
-/// in the padding ([`plan::im2col_data`]).
+/// `window` with one copy of each group's patch.
+fn one_patch_per_group(window: &plan::Window) -> plan::Window {
+    plan::Window {
+        per_group: 1,
+        ..window.clone()
+    }
+}
+
+/// The shape of a convolution triple's `c` for an `a_shape` input and a
+/// `b_shape` kernel under `window`: `[positions, O]`. With one group `b` is
+/// `[C·K, O]`; with `groups > 1` it is `[groups·per_group, C/groups·K]`.
+pub fn conv_out_shape(
+    a_shape: &[usize],
+    window: &plan::Window,
+    b_shape: &[usize],
+) -> Result<Vec<usize>> {
+    let (rows, groups, width) = conv_dims(a_shape, window)?;
+    if groups == 1 {
+        return RingTensor::matmul_shape(&[rows, width], b_shape);
+    }
+    let outs = groups.checked_mul(window.per_group);
+    match b_shape {
+        [o, k] if Some(*o) == outs && *k == width => Ok(vec![rows, *o]),
+        _ => Err(SharingError::ShapeMismatch {
+            op: "grouped convolution",
+            left: a_shape.to_vec(),
+            right: b_shape.to_vec(),
+        }),
+    }
+}
+
+/// The patches of `a` under `window` as rows ([`conv_dims`]; one group:
+/// `[rows, C·K]`), zero in the padding ([`plan::im2col_data`]).
 pub fn conv_patches(a: &RingTensor, window: &plan::Window) -> Result<RingTensor> {
-    let shape = conv_patch_shape(a.shape(), window)?;
-    let (data, _) = plan::im2col_data(a.data(), a.shape(), window, 0u64)
+    let (rows, groups, width) = conv_dims(a.shape(), window)?;
+    let (data, _) = plan::im2col_data(a.data(), a.shape(), &one_patch_per_group(window), 0u64)
         .map_err(|e| SharingError::Correlations(format!("convolution triple: {e}")))?;
+    let shape = if groups > 1 {
+        vec![rows, groups, width]
+    } else {
+        vec![rows, width]
+    };
     RingTensor::new(data, shape)
+}
+
+/// The convolution of `a` (`[batch, C, S...]`) by `b` under `window`, as a
+/// convolution triple's `c` and its Beaver product compute it
+/// ([`conv_out_shape`]): one group, the patches times `b`; with groups,
+/// output channel `o = g·per_group + r` is the dot product of group `g`'s
+/// patch with row `o` of `b`.
+pub fn conv_product(a: &RingTensor, window: &plan::Window, b: &RingTensor) -> Result<RingTensor> {
+    let out_shape = conv_out_shape(a.shape(), window, b.shape())?;
+    let patches = conv_patches(a, window)?;
+    if window.groups == 1 {
+        return patches.matmul(b);
+    }
+    let (outs, width) = (out_shape[1], b.shape()[1]);
+    let per_group = window.per_group;
+    let (p, w) = (patches.data(), b.data());
+    let mut out = vec![0u64; out_shape[0] * outs];
+    let row = |(r, dst): (usize, &mut [u64])| {
+        let patch = &p[r * window.groups * width..(r + 1) * window.groups * width];
+        for (o, d) in dst.iter_mut().enumerate() {
+            let g = o / per_group;
+            let x = &patch[g * width..(g + 1) * width];
+            let k = &w[o * width..(o + 1) * width];
+            *d = x
+                .iter()
+                .zip(k)
+                .fold(0u64, |acc, (x, k)| acc.wrapping_add(x.wrapping_mul(*k)));
+        }
+    };
+    if out.len().saturating_mul(width) >= 1 << 16 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(outs.max(1)).enumerate().for_each(row);
+    } else {
+        out.chunks_mut(outs.max(1)).enumerate().for_each(row);
+    }
+    RingTensor::new(out, out_shape)
 }
 
 /// One party's share of a Beaver triple.
@@ -742,8 +824,7 @@ impl SeedExpander {
                 window,
                 b_shape,
             } => {
-                let c_shape =
-                    RingTensor::matmul_shape(&conv_patch_shape(a_shape, window)?, b_shape)?;
+                let c_shape = conv_out_shape(a_shape, window, b_shape)?;
                 let a = self.tensor(a_shape)?;
                 let b = self.tensor(b_shape)?;
                 Expanded {
@@ -1102,9 +1183,7 @@ impl Dealer {
                 let b = b0.add(b1)?;
                 let c = match req {
                     CorrelationRequest::ElementwiseTriple { .. } => a.mul(&b)?,
-                    CorrelationRequest::ConvTriple { window, .. } => {
-                        conv_patches(&a, window)?.matmul(&b)?
-                    }
+                    CorrelationRequest::ConvTriple { window, .. } => conv_product(&a, window, &b)?,
                     _ => a.matmul(&b)?,
                 };
                 vec![c.sub(extra0(0)?)?]

@@ -108,8 +108,8 @@ impl BeaverMsg {
 enum MulKind {
     Elementwise,
     Matmul,
-    /// `im2col(x) @ w` with a convolution triple: `e = x − a` is opened at
-    /// x's size and cut into patches locally (im2col is linear).
+    /// `x ⊛ w` with a convolution triple: `e = x − a` is opened at x's
+    /// size and cut into patches locally (im2col is linear).
     Conv(plan::Window),
 }
 
@@ -331,17 +331,18 @@ impl<C: Correlations> Engine<C> {
         self.round1(MulKind::Matmul, x, y, t)
     }
 
-    /// Round 1 of a convolution `im2col(x) @ y` (`x` of `[batch, C, S...]`,
-    /// `y` of `[C·K, O]`) with one convolution triple: the message opens
-    /// `x − a` and `y − b`, |x| + |y| elements rather than the patches'.
+    /// Round 1 of a convolution `x ⊛ y` (`x` of `[batch, C, S...]`, `y` of
+    /// `[C·K, O]`, or with groups `[O, C/groups·K]`: see
+    /// [`super::correlations::conv_product`]) with one convolution triple:
+    /// the message opens `x − a` and `y − b`, |x| + |y| elements rather than
+    /// the patches'.
     pub fn conv_round1(
         &mut self,
         x: &Share,
         y: &Share,
         window: &plan::Window,
     ) -> Result<(MulState, BeaverMsg)> {
-        let patches = super::correlations::conv_patch_shape(x.shape(), window)?;
-        RingTensor::matmul_shape(&patches, y.shape())?;
+        super::correlations::conv_out_shape(x.shape(), window, y.shape())?;
         let t = self.corr.conv_triple(x.shape(), window, y.shape())?;
         self.round1(MulKind::Conv(window.clone()), x, y, t)
     }
@@ -579,15 +580,16 @@ impl<C: Correlations> Engine<C> {
                 z
             }
             MulKind::Conv(window) => {
-                // As for a matrix triple on the patches: im2col(x) − im2col(a)
-                // = im2col(e), so z = c + im2col(e)@(b [+ f]) + im2col(a)@f.
-                let e = super::correlations::conv_patches(&state.e.add(&pe)?, &window)?;
-                let a = super::correlations::conv_patches(&state.a, &window)?;
+                // As for a matrix triple on the patches: the convolution
+                // is bilinear and im2col linear, x ⊛ w − a ⊛ b = e ⊛ (b + f)
+                // + a ⊛ f, so z = c + e ⊛ (b [+ f]) + a ⊛ f.
+                use super::correlations::conv_product;
+                let e = state.e.add(&pe)?;
                 let f = state.f.add(&pf)?;
                 let bf = if p0 { state.b.add(&f)? } else { state.b };
                 let mut z = state.c;
-                z.add_assign(&e.matmul(&bf)?)?;
-                z.add_assign(&a.matmul(&f)?)?;
+                z.add_assign(&conv_product(&e, &window, &bf)?)?;
+                z.add_assign(&conv_product(&state.a, &window, &f)?)?;
                 z
             }
         };

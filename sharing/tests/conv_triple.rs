@@ -1,8 +1,9 @@
 //! The dealer's convolution triple (`CorrelationRequest::ConvTriple`):
-//! `im2col(x) @ w` on shares against a direct convolution in the clear
-//! (written out here, not through `plan::im2col_data`), over random ring
-//! values, shapes, strides, paddings and dilations; the message opens
-//! |x| + |w| elements and the dealer corrects only party 1's `c`.
+//! `x ⊛ w` on shares against a direct convolution in the clear (written
+//! out here, not through `plan::im2col_data`), over random ring values,
+//! shapes, strides, paddings, dilations and groups (depthwise included);
+//! the message opens |x| + |w| elements and the dealer corrects only
+//! party 1's `c`.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -21,36 +22,58 @@ fn cfg() -> Config {
     }
 }
 
-/// `x` (`[batch, c, h, w]`) convolved with `w` (`[c·kh·kw, o]`, row
-/// `c·K + i·kw + j`) in Z_2^64: `[batch, ho, wo, o]`, flat.
+/// `x` (`[batch, c, h, w]`) convolved with `w` in Z_2^64, written out
+/// loop by loop: `[batch·ho·wo, o]`, flat. With one group `w` is
+/// `[c·kh·kw, o]` (row `ch·K + i·kw + j`); with `groups > 1` it is
+/// `[o, c/groups·kh·kw]`, output channel `oc` reading the channels of group
+/// `oc / (o / groups)`. Zero padding, or with `edge` the nearest entry;
+/// `extra` pads the end of each axis further.
 fn direct_conv(x: &RingTensor, w: &RingTensor, win: &Window) -> (Vec<u64>, Vec<usize>) {
     let s = x.shape();
     let (batch, c, h, wd) = (s[0], s[1], s[2], s[3]);
     let (kh, kw) = (win.kernel[0], win.kernel[1]);
-    let o = w.shape()[1];
+    let grouped = win.groups > 1;
+    let o = if grouped { w.shape()[0] } else { w.shape()[1] };
+    let cg = c / win.groups;
+    let extra = |a: usize| win.extra.get(a).copied().unwrap_or(0);
     let out_len = |size: usize, a: usize| {
-        (size + 2 * win.padding[a] - win.dilation[a] * (win.kernel[a] - 1) - 1) / win.stride[a] + 1
+        (size + 2 * win.padding[a] + extra(a) - win.dilation[a] * (win.kernel[a] - 1) - 1)
+            / win.stride[a]
+            + 1
     };
     let (ho, wo) = (out_len(h, 0), out_len(wd, 1));
+    // The entry at (y, x) of a padded axis of `size`, or None in zeros.
+    let at = |p: isize, size: usize| {
+        if win.edge {
+            Some(p.clamp(0, size as isize - 1) as usize)
+        } else {
+            (p >= 0 && (p as usize) < size).then_some(p as usize)
+        }
+    };
     let mut out = vec![0u64; batch * ho * wo * o];
     for b in 0..batch {
         for oy in 0..ho {
             for ox in 0..wo {
                 for oc in 0..o {
+                    let g = if grouped { oc / (o / win.groups) } else { 0 };
+                    let channels = if grouped { g * cg..(g + 1) * cg } else { 0..c };
                     let mut acc = 0u64;
-                    for ch in 0..c {
+                    for ch in channels {
                         for i in 0..kh {
                             for j in 0..kw {
                                 let y = (oy * win.stride[0] + i * win.dilation[0]) as isize
                                     - win.padding[0] as isize;
                                 let xx = (ox * win.stride[1] + j * win.dilation[1]) as isize
                                     - win.padding[1] as isize;
-                                if y < 0 || xx < 0 || y as usize >= h || xx as usize >= wd {
+                                let (Some(y), Some(xx)) = (at(y, h), at(xx, wd)) else {
                                     continue;
-                                }
-                                let v =
-                                    x.data()[((b * c + ch) * h + y as usize) * wd + xx as usize];
-                                let k = w.data()[(ch * kh * kw + i * kw + j) * o + oc];
+                                };
+                                let v = x.data()[((b * c + ch) * h + y) * wd + xx];
+                                let k = if grouped {
+                                    w.data()[(oc * cg + ch - g * cg) * kh * kw + i * kw + j]
+                                } else {
+                                    w.data()[(ch * kh * kw + i * kw + j) * o + oc]
+                                };
                                 acc = acc.wrapping_add(v.wrapping_mul(k));
                             }
                         }
@@ -61,6 +84,41 @@ fn direct_conv(x: &RingTensor, w: &RingTensor, win: &Window) -> (Vec<u64>, Vec<u
         }
     }
     (out, vec![batch * ho * wo, o])
+}
+
+/// Runs `x ⊛ w` on shares with one convolution triple from a dealer and
+/// checks it against [`direct_conv`]: the messages open exactly |x| + |w|
+/// words each way, and the dealer sends party 1's `c` (one word per
+/// output) and little else.
+fn check_triple(x: &RingTensor, w: &RingTensor, window: &Window, seed: u64) {
+    let (x0, x1) = share_with_rng(x, &mut fixed_seed_rng_for_tests(seed + 1)).unwrap();
+    let (w0, w1) = share_with_rng(w, &mut fixed_seed_rng_for_tests(seed + 2)).unwrap();
+    let (mut e0, mut e1, dealer) =
+        dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
+    let (s0, m0) = e0.conv_round1(&x0, &w0, window).unwrap();
+    let (s1, m1) = e1.conv_round1(&x1, &w1, window).unwrap();
+    // Opened: x − a and w − b, not the patches.
+    let opened = 8 * (x.data().len() + w.data().len());
+    assert_eq!(m0.payload_bytes(), opened);
+    assert_eq!(m1.payload_bytes(), opened);
+    let z0 = Engine::<DealerSource>::mul_round2(s0, m1).unwrap();
+    let z1 = Engine::<DealerSource>::mul_round2(s1, m0).unwrap();
+    let z = reconstruct(&z0, &z1).unwrap();
+    let (want, shape) = direct_conv(x, w, window);
+    assert_eq!(z.shape(), &shape[..], "{window:?}");
+    assert_eq!(z.data(), &want[..], "{window:?}");
+    // The dealer sent two seeds and party 1's c: one word per output.
+    let sent = dealer.lock().unwrap().bytes_sent();
+    assert!(
+        sent >= 8 * want.len() as u64 && sent <= 8 * want.len() as u64 + 256,
+        "dealer sent {sent} bytes for a c of {} words",
+        want.len()
+    );
+}
+
+fn random_tensor(rng: &mut impl RngExt, shape: Vec<usize>) -> RingTensor {
+    let n = shape.iter().product();
+    RingTensor::new((0..n).map(|_| rng.random::<u64>()).collect(), shape).unwrap()
 }
 
 proptest! {
@@ -91,39 +149,106 @@ proptest! {
         let h = dilation.0 * (k.0 - 1) + 1 + extra.0;
         let wd = dilation.1 * (k.1 - 1) + 1 + extra.1;
         let mut rng = fixed_seed_rng_for_tests(seed);
-        let mut tensor = |shape: Vec<usize>| {
-            let n = shape.iter().product();
-            RingTensor::new((0..n).map(|_| rng.random::<u64>()).collect(), shape).unwrap()
-        };
-        let x = tensor(vec![batch, c, h, wd]);
-        let w = tensor(vec![c * k.0 * k.1, o]);
-        let (x0, x1) = share_with_rng(&x, &mut fixed_seed_rng_for_tests(seed + 1)).unwrap();
-        let (w0, w1) = share_with_rng(&w, &mut fixed_seed_rng_for_tests(seed + 2)).unwrap();
-        let (mut e0, mut e1, dealer) =
-            dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
-        let (s0, m0) = e0.conv_round1(&x0, &w0, &window).unwrap();
-        let (s1, m1) = e1.conv_round1(&x1, &w1, &window).unwrap();
-        // Opened: x − a and w − b, not the patches.
-        let opened = 8 * (x.data().len() + w.data().len());
-        prop_assert_eq!(m0.payload_bytes(), opened);
-        prop_assert_eq!(m1.payload_bytes(), opened);
-        let z0 = Engine::<DealerSource>::mul_round2(s0, m1).unwrap();
-        let z1 = Engine::<DealerSource>::mul_round2(s1, m0).unwrap();
-        let z = reconstruct(&z0, &z1).unwrap();
-        let (want, shape) = direct_conv(&x, &w, &window);
-        prop_assert_eq!(z.shape(), &shape[..]);
-        prop_assert_eq!(z.data(), &want[..]);
-        // The dealer sent two seeds and party 1's c: one word per output.
-        let sent = dealer.lock().unwrap().bytes_sent();
-        prop_assert!(sent >= 8 * want.len() as u64 && sent <= 8 * want.len() as u64 + 256,
-            "dealer sent {sent} bytes for a c of {} words", want.len());
+        let x = random_tensor(&mut rng, vec![batch, c, h, wd]);
+        let w = random_tensor(&mut rng, vec![c * k.0 * k.1, o]);
+        check_triple(&x, &w, &window, seed);
     }
 }
 
-/// A window with groups or edge padding is refused with an error, not a
-/// wrong product.
+proptest! {
+    #![proptest_config(cfg())]
+    /// Grouped convolutions, depthwise ones (one input channel per group)
+    /// among them, with several output channels per group or one: the
+    /// kernel is `[O, C/groups·K]` and the messages still open |x| + |w|.
+    #[test]
+    fn a_grouped_convolution_triple_computes_the_grouped_convolution(
+        batch in 1usize..3,
+        groups in 2usize..5,
+        cg in 1usize..3,
+        per_group in 1usize..3,
+        k in (1usize..4, 1usize..4),
+        stride in (1usize..3, 1usize..3),
+        dilation in (1usize..3, 1usize..3),
+        pad in (0usize..3, 0usize..3),
+        extra in (0usize..3, 0usize..3),
+        seed in 0u64..1_000_000,
+    ) {
+        let window = Window {
+            kernel: vec![k.0, k.1],
+            stride: vec![stride.0, stride.1],
+            padding: vec![pad.0.min(k.0 - 1), pad.1.min(k.1 - 1)],
+            dilation: vec![dilation.0, dilation.1],
+            groups,
+            per_group,
+            edge: false,
+            extra: Vec::new(),
+        };
+        let h = dilation.0 * (k.0 - 1) + 1 + extra.0;
+        let wd = dilation.1 * (k.1 - 1) + 1 + extra.1;
+        let mut rng = fixed_seed_rng_for_tests(seed);
+        let x = random_tensor(&mut rng, vec![batch, groups * cg, h, wd]);
+        let w = random_tensor(&mut rng, vec![groups * per_group, cg * k.0 * k.1]);
+        check_triple(&x, &w, &window, seed);
+    }
+}
+
+/// A depthwise 3×3 convolution as MobileNet has it (8 channels, stride 2,
+/// padding 1): one kernel row of 9 per channel.
 #[test]
-fn a_convolution_triple_refuses_grouped_and_edge_windows() {
+fn a_depthwise_convolution_triple_opens_the_input_and_the_kernels() {
+    let window = Window {
+        kernel: vec![3, 3],
+        stride: vec![2, 2],
+        padding: vec![1, 1],
+        dilation: vec![1, 1],
+        groups: 8,
+        per_group: 1,
+        edge: false,
+        extra: Vec::new(),
+    };
+    let mut rng = fixed_seed_rng_for_tests(5);
+    let x = random_tensor(&mut rng, vec![2, 8, 9, 7]);
+    let w = random_tensor(&mut rng, vec![8, 9]);
+    check_triple(&x, &w, &window, 11);
+}
+
+/// im2col copies entries, so it is linear with the nearest-entry padding
+/// of max pooling and with `ceil_mode`'s extra padding too (no
+/// convolution has them; a triple over such a window is still right).
+#[test]
+fn a_convolution_triple_over_edge_and_extra_padding_is_right() {
+    let base = Window {
+        kernel: vec![2, 3],
+        stride: vec![2, 1],
+        padding: vec![1, 1],
+        dilation: vec![1, 1],
+        groups: 1,
+        per_group: 1,
+        edge: false,
+        extra: vec![1, 2],
+    };
+    let mut rng = fixed_seed_rng_for_tests(7);
+    let x = random_tensor(&mut rng, vec![1, 2, 5, 4]);
+    for (edge, groups) in [(false, 1), (true, 1), (true, 2)] {
+        let window = Window {
+            edge,
+            groups,
+            ..base.clone()
+        };
+        let w = if groups == 1 {
+            random_tensor(&mut rng, vec![2 * 6, 3])
+        } else {
+            random_tensor(&mut rng, vec![2, 6])
+        };
+        check_triple(&x, &w, &window, 13);
+    }
+}
+
+/// A kernel whose shape does not fit the window (a grouped one given as a
+/// matrix, a matrix with the wrong rows, output channels that are not
+/// groups·per_group) is refused with an error, not a wrong product.
+#[test]
+fn a_convolution_triple_refuses_a_kernel_that_does_not_fit() {
     let x = RingTensor::new(vec![1; 2 * 3 * 3], vec![1, 2, 3, 3]).unwrap();
     let (x0, _) = share_with_rng(&x, &mut fixed_seed_rng_for_tests(1)).unwrap();
     let base = Window {
@@ -138,16 +263,28 @@ fn a_convolution_triple_refuses_grouped_and_edge_windows() {
     };
     let grouped = Window {
         groups: 2,
+        per_group: 2,
         ..base.clone()
     };
-    let edge = Window {
-        edge: true,
+    let bad_per_group = Window {
+        per_group: 2,
         ..base.clone()
     };
-    for (window, rows) in [(grouped, 4), (edge, 8)] {
-        let w = RingTensor::new(vec![1; rows], vec![rows, 1]).unwrap();
+    for (window, shape) in [
+        (grouped.clone(), vec![8, 4]),
+        (grouped.clone(), vec![2, 4]),
+        (grouped, vec![4, 8]),
+        (base.clone(), vec![4, 1]),
+        (bad_per_group, vec![8, 1]),
+    ] {
+        let n = shape.iter().product();
+        let w = RingTensor::new(vec![1; n], shape).unwrap();
         let (w0, _) = share_with_rng(&w, &mut fixed_seed_rng_for_tests(2)).unwrap();
         let (mut e0, _, _) = dealer_engines_for_tests(3, FixedPoint::default(), TruncMode::Dealer);
-        assert!(e0.conv_round1(&x0, &w0, &window).is_err(), "{window:?}");
+        assert!(
+            e0.conv_round1(&x0, &w0, &window).is_err(),
+            "{window:?} {:?}",
+            w.shape()
+        );
     }
 }

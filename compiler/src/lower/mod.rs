@@ -41,6 +41,9 @@ pub struct Lowerer<'a, 'm> {
     fused: BTreeSet<(ValueId, Repr)>,
     /// The stacked `[max, index]` register of each fused operand's register.
     tournaments: BTreeMap<Reg, Reg>,
+    /// Registers of grouped convolutions' products that a convolution
+    /// triple already summed over the patch: the `Sum` reading one is it.
+    summed: BTreeSet<Reg>,
     /// Parties whose RLWE key pair is made in the preprocessing (for
     /// prepared products), and each party's preprocessing of prepared
     /// RLWE products, appended to its preprocessing phase.
@@ -91,6 +94,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
             rlwe_keys: BTreeMap::new(),
             fused: BTreeSet::new(),
             tournaments: BTreeMap::new(),
+            summed: BTreeSet::new(),
             rlwe_pre_keys: BTreeSet::new(),
             rlwe_pre: vec![Vec::new(); g.model.parties().len()],
             f: g.model.precision(),
@@ -231,6 +235,7 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         for (i, (o, from)) in model.outputs().iter().zip(&sel.output_from).enumerate() {
             self.output(i as u32, o, *from);
         }
+        self.drop_unread_im2col();
 
         // Preprocessing programs, prepended.
         let (pre, keys) = self.preprocessing();
@@ -303,6 +308,28 @@ impl<'a, 'm> Lowerer<'a, 'm> {
         };
         plan.estimate = crate::cost::estimate(&plan, self.chooser.costs, &net, symbols_in(self.g));
         plan
+    }
+
+    /// Drops every im2col step whose patches no instruction reads: a
+    /// convolution that a dealer's convolution triple (or RLWE HomConv on
+    /// clear operands) computes reads its input, not the patches. The
+    /// register stays declared, never written, so the others keep their
+    /// numbers; the estimate and the memory estimate, both priced from
+    /// the emitted programs, no longer count the step.
+    fn drop_unread_im2col(&mut self) {
+        let read: BTreeSet<Reg> = (self.programs.iter())
+            .chain(&self.rlwe_pre)
+            .flatten()
+            .flat_map(Instr::reads)
+            .collect();
+        for program in &mut self.programs {
+            program.retain(|ins| {
+                !matches!(ins,
+                    Instr::Local { dst, op: plan::ShareOp::Im2col(_), .. }
+                    | Instr::Clear { dst, op: ClearOp::Im2col(_), .. }
+                    if !read.contains(dst))
+            });
+        }
     }
 
     fn input_specs(&self) -> Vec<plan::InputSpec> {

@@ -214,6 +214,8 @@ impl Lowerer<'_, '_> {
                 self.local(dst, ShareOp::Neg, vec![args[0]]);
                 dst
             }
+            // A grouped convolution's sum: its convolution triple's result.
+            Op::Sum(_) if self.summed.contains(&args[0]) => args[0],
             Op::Sum(_) => {
                 let dst = self.share_reg(shape, f, note);
                 self.local(dst, ShareOp::Sum, vec![args[0]]);
@@ -269,6 +271,34 @@ impl Lowerer<'_, '_> {
                 self.local(dst, ShareOp::MulPublic { bits: f }, vec![s, p]);
                 self.trunc1(dst)
             }
+            // A grouped convolution with a dealer: one convolution triple
+            // on the input itself gives each output channel's sum over its
+            // patch (the patches' register goes unused, the products are
+            // never formed; the `Sum` that reads this takes it as it is).
+            Op::Mul(..)
+                if self.chooser.conv_triple(v).is_some_and(|(x, _)| {
+                    self.have.contains_key(&(x, crate::choose::Repr::Shared))
+                }) =>
+            {
+                let (x, window) = self.chooser.conv_triple(v).expect("matched above");
+                let sum = self.g.users(v)[0];
+                let x = self.have[&(x, crate::choose::Repr::Shared)];
+                let (input, rhs) = (
+                    self.regs[x.0 as usize].shape.clone(),
+                    self.regs[args[1].0 as usize].shape.clone(),
+                );
+                let note = format!("{} = {}", self.g.label(sum), self.g.describe(sum));
+                let z = self.beaver_batch(vec![(
+                    x,
+                    args[1],
+                    Correlation::Conv { input, window, rhs },
+                    self.shape(sum),
+                    note,
+                )])[0];
+                let z = self.trunc1(z);
+                self.summed.insert(z);
+                z
+            }
             Op::Mul(..) | Op::Square(_) => {
                 let (x, y) = if matches!(value.op, Op::Square(_)) {
                     (args[0], args[0])
@@ -312,7 +342,8 @@ impl Lowerer<'_, '_> {
                 self.trunc1(dst)
             }
             // A convolution with a dealer: a convolution triple on the
-            // input itself (the patches' register goes unused).
+            // input itself (the patches' register goes unused, and its
+            // im2col is dropped: `Lowerer::drop_unread_im2col`).
             Op::MatMul(..)
                 if self.chooser.conv_triple(v).is_some_and(|(x, _)| {
                     self.have.contains_key(&(x, crate::choose::Repr::Shared))

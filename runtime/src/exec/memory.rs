@@ -187,14 +187,13 @@ fn correction_words(req: &Request) -> u64 {
             a_shape, b_shape, ..
         } => n(&a_shape[..a_shape.len().saturating_sub(1)])
             .saturating_mul(n(b_shape.get(1..).unwrap_or(&[]))),
-        // c: the patches' rows times b's columns.
+        // c: one word per output (the patches' rows times the output channels).
         CorrelationRequest::ConvTriple {
             a_shape,
             window,
             b_shape,
-        } => window.out_shape(a_shape).map_or(0, |p| {
-            n(&p[..p.len().saturating_sub(1)]).saturating_mul(n(b_shape.get(1..).unwrap_or(&[])))
-        }),
+        } => crate::sharing::correlations::conv_out_shape(a_shape, window, b_shape)
+            .map_or(0, |c| n(&c)),
         CorrelationRequest::MaskedBits { shape } | CorrelationRequest::DaBits { shape } => n(shape),
         CorrelationRequest::AndTriples { bits } => CorrelationRequest::words_for_bits(*bits) as u64,
         CorrelationRequest::RandomOts { shape, sender } => match sender {
@@ -203,6 +202,16 @@ fn correction_words(req: &Request) -> u64 {
         },
         CorrelationRequest::OneOf16Ots { count } => (*count as u64).div_ceil(32),
     }
+}
+
+/// Words of the patches a convolution triple's product cuts an `input`
+/// into (one per group, [`crate::sharing::correlations::conv_dims`]).
+fn conv_patch_words(input: &[usize], window: &plan::Window) -> u64 {
+    crate::sharing::correlations::conv_dims(input, window).map_or(0, |(rows, g, width)| {
+        (rows as u64)
+            .saturating_mul(g as u64)
+            .saturating_mul(width as u64)
+    })
 }
 
 /// Words of a convolution triple's `a` (the input's shape).
@@ -383,8 +392,20 @@ pub fn estimate(
                 sizes[p].insert(r, bytes);
             }
             // Temporaries: an encoded frame, a comparison's bit vectors, a
-            // copy of what the instruction writes.
+            // copy of what the instruction writes; a convolution triple's
+            // close also cuts `x − a` and `a` into patches.
             let temp = match ins {
+                Instr::BeaverClose { dst, corr, .. } => {
+                    let patches = match plan.correlations.get(*corr as usize) {
+                        Some(Correlation::Conv { input, window, .. }) => {
+                            conv_patch_words(&concrete(input, dims)?, window)
+                        }
+                        _ => 0,
+                    };
+                    patches
+                        .saturating_mul(2 * 8)
+                        .saturating_add(sizes[p].get(dst).copied().unwrap_or(0))
+                }
                 Instr::Send { regs, .. } => regs
                     .iter()
                     .map(|r| sizes[p].get(r).copied().unwrap_or(0))

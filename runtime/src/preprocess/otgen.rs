@@ -241,7 +241,7 @@ fn size_of(req: &Request) -> Result<Size, ExecError> {
         Request::ConvTriple { .. } => {
             return Err(ExecError::protocol(
                 "convolution triples need a dealer; without one the compiler lowers a \
-                 convolution to its patches' matrix product (recompile the plan without a dealer)",
+                 convolution to products of its patches (recompile the plan without a dealer)",
             ))
         }
     })

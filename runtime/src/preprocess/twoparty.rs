@@ -136,7 +136,7 @@ impl Job {
             CorrelationRequest::ConvTriple { .. } => {
                 return Err(ExecError::protocol(
                     "convolution triples need a dealer; without one the compiler lowers a \
-                     convolution to its patches' matrix product (recompile the plan without a dealer)",
+                     convolution to products of its patches (recompile the plan without a dealer)",
                 ))
             }
             CorrelationRequest::RandomOts { .. } | CorrelationRequest::OneOf16Ots { .. } => {
