@@ -130,7 +130,7 @@ impl CostTable {
             ring_mac: 0.7e-9,
             dealer_element: 6.0e-9,
             paillier_triple_element: (2.0 * enc + 2.0 * term + dec) / 8.0,
-            // Measured with `cargo bench -p ot` (groups `iknp`, `beaver`) on
+            // Measured with `cargo bench -p ot` (groups `cot`, `triples`) on
             // the 2-core reference machine: 39 M random COTs per second with
             // both parties on one core (about 2.6e-8 s each, plus the hash of
             // the pads), and 117 k Beaver triples per second (128 COTs and

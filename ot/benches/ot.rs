@@ -3,7 +3,7 @@
 //! Messages are passed as values, not encoded: the wire encoding is a copy.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ot::{arith, boolean, iknp, softspoken};
+use ot::{arith, boolean, softspoken};
 use rand::SeedableRng;
 
 fn rng() -> rand_chacha::ChaCha20Rng {
@@ -18,14 +18,15 @@ fn bench_cot(c: &mut Criterion) {
     g.sample_size(20);
     g.throughput(Throughput::Elements(N as u64));
     let mut rng = rng();
-    let (mut s, mut r) = iknp::setup_pair_for_tests(&mut rng);
+    // IKNP is SoftSpoken with one bit per piece.
+    let (mut s, mut r) = softspoken::setup_pair_with_k_for_tests(1, &mut rng);
     let choices: Vec<bool> = (0..N).map(|j| (j * 7) % 3 == 0).collect();
     // The engine as the runtime would drive it: batches of 2^16 OTs into
     // buffers reused from batch to batch.
     let batch = &choices[..1 << 16];
-    let mut msg = iknp::ExtendMsg::empty();
-    let mut rc = iknp::ReceiverCots::empty();
-    let mut sc = iknp::SenderCots::empty();
+    let mut msg = softspoken::ExtendMsg::empty();
+    let mut rc = softspoken::ReceiverCots::empty();
+    let mut sc = softspoken::SenderCots::empty();
     g.bench_function("iknp_2^20_in_batches_of_2^16_reused_buffers", |b| {
         b.iter(|| {
             for _ in 0..N >> 16 {
@@ -89,7 +90,7 @@ fn bench_base(c: &mut Criterion) {
     g.sample_size(10);
     let mut rng = rng();
     g.bench_function("chou_orlandi_128_both_parties", |b| {
-        b.iter(|| iknp::setup_pair_for_tests(&mut rng))
+        b.iter(|| softspoken::setup_pair_for_tests(&mut rng))
     });
     g.finish();
 }
@@ -98,7 +99,7 @@ fn bench_triples(c: &mut Criterion) {
     let mut g = c.benchmark_group("triples");
     g.sample_size(10);
     let mut rng = rng();
-    let (mut s, mut r) = iknp::setup_pair_for_tests(&mut rng);
+    let (mut s, mut r) = softspoken::setup_pair_for_tests(&mut rng);
     // 2^14 products or triples per iteration, 2^9 per batch (2^15 or 2^16
     // COTs), buffers reused.
     let n = 1 << 14;
@@ -109,9 +110,9 @@ fn bench_triples(c: &mut Criterion) {
         .collect();
     let b_choices =
         arith::receiver_choices(&a.iter().map(|v| v.rotate_left(17)).collect::<Vec<_>>());
-    let mut msg = iknp::ExtendMsg::empty();
-    let mut rc = iknp::ReceiverCots::empty();
-    let mut sc = iknp::SenderCots::empty();
+    let mut msg = softspoken::ExtendMsg::empty();
+    let mut rc = softspoken::ReceiverCots::empty();
+    let mut sc = softspoken::SenderCots::empty();
     g.bench_function("gilboa_products_with_extension", |bch| {
         bch.iter(|| {
             let mut acc = 0u64;

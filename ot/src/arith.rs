@@ -28,9 +28,9 @@ use rand::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::block::Block;
+use crate::cot::{ReceiverCots, SenderCots};
 use crate::crypto::FixedKeyAes;
 use crate::error::{Error, Result};
-use crate::iknp::{ReceiverCots, SenderCots};
 use crate::wire::{tag, Reader, Writer};
 
 /// Bits sent per product: `Σ_{i<64} (64 − i)`.
@@ -714,14 +714,14 @@ mod tests {
     fn cots(n: usize, choices: Option<Vec<bool>>, seed: u64) -> (SenderCots, ReceiverCots) {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-        let (mut s, mut r) = crate::iknp::setup_pair_for_tests(&mut rng);
+        let (mut s, mut r) = crate::softspoken::setup_pair_for_tests(&mut rng);
         // Skip a few so `first` is not zero.
         let (m, _) = r.extend(&[true, false, true]).unwrap();
         s.extend(&m).unwrap();
         let choices = choices.unwrap_or_else(|| (0..n).map(|_| rng.random()).collect());
         let (m, rc) = r.extend(&choices).unwrap();
         let sc = s
-            .extend(&crate::iknp::ExtendMsg::from_bytes(&m.to_bytes()).unwrap())
+            .extend(&crate::softspoken::ExtendMsg::from_bytes(&m.to_bytes()).unwrap())
             .unwrap();
         (sc, rc)
     }

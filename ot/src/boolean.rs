@@ -16,8 +16,8 @@
 
 use zeroize::Zeroize;
 
+use crate::cot::{ReceiverCots, SenderCots};
 use crate::error::{Error, Result};
-use crate::iknp::{ReceiverCots, SenderCots};
 use crate::ot::for_each_sender_pad;
 
 /// One party's shares of `len` AND triples, bit-packed: bit `k % 64` of word

@@ -19,9 +19,9 @@
 use zeroize::Zeroize;
 
 use crate::block::Block;
+use crate::cot::{ReceiverCots, SenderCots};
 use crate::crypto::{FixedKeyAes, Prg};
 use crate::error::{Error, Result};
-use crate::iknp::{ReceiverCots, SenderCots};
 use crate::wire::{size_of_items, tag, Reader, Writer};
 
 /// The largest `l` (N = 2^l) supported.

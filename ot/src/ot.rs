@@ -19,9 +19,9 @@
 use zeroize::Zeroize;
 
 use crate::block::{pack_bits, Block};
+pub use crate::cot::{ReceiverCots, SenderCots};
 use crate::crypto::{FixedKeyAes, Prg};
 use crate::error::{Error, Result};
-pub use crate::iknp::{ReceiverCots, SenderCots};
 use crate::wire::{size_of_items, tag, Reader, Writer};
 
 /// The most messages one chosen-message OT message may carry.

@@ -1,7 +1,7 @@
 //! OT extension: Lawrence Roy, "SoftSpokenOT: Quieter OT Extension from
 //! Small-Field Silent VOLE in the Minicrypt Model" (CRYPTO 2022, ePrint
 //! 2022/192), the semi-honest protocol with the repetition code (no
-//! consistency check), producing the same correlated OTs as [`crate::iknp`]:
+//! consistency check), producing correlated OTs ([`crate::cot`]):
 //! the sender holds `Δ` and `q_j`, the receiver `r_j` and
 //! `t_j = q_j ⊕ r_j·Δ`.
 //!
@@ -82,9 +82,10 @@ use zeroize::Zeroize;
 
 use crate::base::{self, BaseHello, BaseReply, BaseSender};
 use crate::block::{pack_bits_into, Block};
+use crate::cot::reset_secret_buffer;
+pub use crate::cot::{ReceiverCots, SenderCots, KAPPA};
 use crate::crypto::Prg;
 use crate::error::{Error, Result};
-pub use crate::iknp::{ReceiverCots, SenderCots, KAPPA};
 use crate::transpose::transpose128;
 use crate::wire::{size_of_items, tag, Reader, Writer};
 
@@ -107,16 +108,6 @@ fn valid_k(k: usize) -> bool {
 /// Blocks of setup corrections for piece size `k`: `2(k − 1)` per piece.
 pub fn setup_blocks(k: usize) -> usize {
     (KAPPA / k) * 2 * (k - 1)
-}
-
-/// See [`crate::iknp`]: a buffer too small is zeroized and replaced.
-fn reset_secret_buffer<T: Zeroize>(v: &mut Vec<T>, capacity: usize) {
-    if v.capacity() < capacity {
-        v.zeroize();
-        *v = Vec::with_capacity(capacity);
-    } else {
-        v.clear();
-    }
 }
 
 /// The length-doubling PRG of the GGM tree: blocks 0 and 1 of `G(node)`.
@@ -455,7 +446,7 @@ impl Receiver {
 
     /// A receiver whose 128 base OTs are random OTs it *sent* earlier
     /// (pads of another extension running the other way), as
-    /// [`crate::iknp::Receiver::from_random_ots`]; piece size [`K`].
+    /// [`Receiver::from_random_ots`]; piece size [`K`].
     pub fn from_random_ots(pads: &[[Block; 2]]) -> Result<Receiver> {
         if pads.len() != KAPPA {
             return Err(Error::Input {

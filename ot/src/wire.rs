@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 pub(crate) mod tag {
     pub const BASE_HELLO: u8 = 0x01;
     pub const BASE_REPLY: u8 = 0x02;
-    pub const EXTEND: u8 = 0x03;
+    // 0x03 was IKNP's extension message (IKNP is SoftSpoken with k = 1 now):
+    // retired, never reused, so an old peer's message is refused by tag.
     pub const CHOSEN: u8 = 0x04;
     pub const FLIPS: u8 = 0x05;
     pub const ONE_OF_N: u8 = 0x06;

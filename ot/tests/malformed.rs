@@ -6,10 +6,9 @@
 use ot::arith::{self, Corrections};
 use ot::base::{BaseHello, BaseReply};
 use ot::error::Error;
-use ot::iknp::{self, ExtendMsg};
 use ot::one_of_n::{self, OneOfNMsg};
 use ot::ot::{self as cot, ChosenMsg, Flips};
-use ot::softspoken::{self, ExtendMsg as SoftExtendMsg};
+use ot::softspoken::{self, ExtendMsg};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use rand::SeedableRng;
@@ -29,7 +28,6 @@ fn decode_all(bytes: &[u8]) -> usize {
         BaseHello::from_bytes(bytes).is_ok(),
         BaseReply::from_bytes(bytes).is_ok(),
         ExtendMsg::from_bytes(bytes).is_ok(),
-        SoftExtendMsg::from_bytes(bytes).is_ok(),
         Flips::from_bytes(bytes).is_ok(),
         ChosenMsg::from_bytes(bytes).is_ok(),
         OneOfNMsg::from_bytes(bytes).is_ok(),
@@ -43,8 +41,8 @@ fn decode_all(bytes: &[u8]) -> usize {
 /// One valid message of each kind.
 fn valid_messages() -> Vec<Vec<u8>> {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
-    let (rs, hello) = iknp::Receiver::setup(&mut rng).unwrap();
-    let (mut s, reply) = iknp::Sender::setup(&hello, &mut rng).unwrap();
+    let (rs, hello) = softspoken::Receiver::setup(&mut rng).unwrap();
+    let (mut s, reply) = softspoken::Sender::setup(&hello, &mut rng).unwrap();
     let mut r = rs.finish(&reply).unwrap();
     let (ext, mut rc) = r.extend_random(130, &mut rng).unwrap();
     let mut sc = s.extend(&ext).unwrap();
@@ -60,15 +58,9 @@ fn valid_messages() -> Vec<Vec<u8>> {
         .map(|_| (0..4).map(|x| vec![x as u8; 5]).collect())
         .collect();
     let one = one_of_n::send(&sc3, 2, &msgs).unwrap();
-    // SoftSpoken: the first message (with the setup) and a later one.
-    let (mut ss, mut sr) = softspoken::setup_pair_for_tests(&mut rng);
-    let (soft1, _) = sr.extend_random(130, &mut rng).unwrap();
-    ss.extend(&soft1).unwrap();
-    let (soft2, _) = sr.extend_random(300, &mut rng).unwrap();
-    ss.extend(&soft2).unwrap();
+    // The extension's first message (with the setup) and a later one.
     vec![
-        soft1.to_bytes(),
-        soft2.to_bytes(),
+        ext2.to_bytes(),
         hello.to_bytes(),
         reply.to_bytes(),
         ext.to_bytes(),
@@ -119,8 +111,8 @@ fn every_single_byte_change_of_the_headers_is_handled() {
 #[test]
 fn bad_points_are_rejected_with_their_index() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
-    let (_, hello) = iknp::Receiver::setup(&mut rng).unwrap();
-    let (_, reply) = iknp::Sender::setup(&hello, &mut rng).unwrap();
+    let (_, hello) = softspoken::Receiver::setup(&mut rng).unwrap();
+    let (_, reply) = softspoken::Sender::setup(&hello, &mut rng).unwrap();
     let mut bytes = reply.to_bytes();
     // Point 5 becomes a non-canonical encoding (the field element p + 1).
     let mut p_plus_1 = [0xffu8; 32];

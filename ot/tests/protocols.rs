@@ -10,9 +10,9 @@ use ot::arith::{self, Corrections};
 use ot::base::{BaseHello, BaseReply};
 use ot::block::Block;
 use ot::boolean;
-use ot::iknp::{self, ExtendMsg, Receiver, ReceiverCots, Sender, SenderCots};
 use ot::one_of_n::{self, OneOfNMsg};
 use ot::ot::{self as cot, ChosenMsg, Flips};
+use ot::softspoken::{self, ExtendMsg, Receiver, ReceiverCots, Sender, SenderCots};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use rand::SeedableRng;
@@ -320,8 +320,14 @@ fn debug_prints_no_secrets() {
     let (sc, rc) = extend_random(&mut s, &mut r, &mut rng, 3);
     assert_eq!(format!("{sc:?}"), "SenderCots { first: 0, len: 3, .. }");
     assert_eq!(format!("{rc:?}"), "ReceiverCots { first: 0, len: 3, .. }");
-    assert_eq!(format!("{s:?}"), "iknp::Sender { next: 128, .. }");
-    assert_eq!(format!("{r:?}"), "iknp::Receiver { next: 128, .. }");
+    assert_eq!(
+        format!("{s:?}"),
+        "softspoken::Sender { k: 4, next: 128, .. }"
+    );
+    assert_eq!(
+        format!("{r:?}"),
+        "softspoken::Receiver { k: 4, next: 128, .. }"
+    );
     let (msg, t) =
         arith::beaver_sender(&extend_random(&mut s, &mut r, &mut rng, 128).0, &mut rng).unwrap();
     assert_eq!(format!("{t:?}"), "TripleShares { len: 1, .. }");
@@ -329,7 +335,7 @@ fn debug_prints_no_secrets() {
         format!("{msg:?}"),
         "Corrections { first: 128, count: 2, .. }"
     );
-    let _ = iknp::KAPPA;
+    let _ = softspoken::KAPPA;
 }
 
 #[test]
