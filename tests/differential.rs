@@ -3011,23 +3011,95 @@ fn a_value_outside_its_columns_range_is_refused() {
     }
 }
 
-/// Entries of one channel's patches for one image: output positions
-/// (PyTorch's sizes, as `plan::Window::out_len`, written out here) times
-/// the kernel's entries, over the first `kernel.len()` axes of `size`.
-fn patch_count(
-    kernel: &[usize],
-    dilation: &[usize],
-    stride: &[usize],
-    pad: &[usize],
-    size: &dyn Fn(usize) -> usize,
-) -> usize {
-    (0..kernel.len())
-        .map(|a| {
-            let p = pad[a].min(kernel[a] - 1);
-            let out = (size(a) + 2 * p - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1;
-            out * kernel[a]
-        })
-        .product()
+/// A random convolution window for the property tests: the input's
+/// spatial sizes (room for the dilated kernel, and `extra` more), the
+/// kernel's, and `stride:`, `padding:` (at most the kernel less one) and
+/// `dilation:` as model text.
+struct ConvCase {
+    axes: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    pad: [usize; 2],
+    extra: [usize; 2],
+}
+
+impl ConvCase {
+    fn size(&self, a: usize) -> usize {
+        self.dilation[a] * (self.kernel[a] - 1) + 1 + self.extra[a]
+    }
+
+    fn list(&self, f: impl Fn(usize) -> usize) -> String {
+        (0..self.axes)
+            .map(|a| f(a).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `conv2d` or `conv1d`.
+    fn op(&self) -> &'static str {
+        if self.axes == 2 {
+            "conv2d"
+        } else {
+            "conv1d"
+        }
+    }
+
+    /// The input's spatial sizes, as `fixed[...]` lists them.
+    fn input_sizes(&self) -> String {
+        self.list(|a| self.size(a))
+    }
+
+    fn kernel_sizes(&self) -> String {
+        self.list(|a| self.kernel[a])
+    }
+
+    /// The named arguments after `x, w`.
+    fn args(&self) -> String {
+        format!(
+            "stride: [{}], padding: [{}], dilation: [{}]",
+            self.list(|a| self.stride[a]),
+            self.list(|a| self.pad[a].min(self.kernel[a] - 1)),
+            self.list(|a| self.dilation[a])
+        )
+    }
+
+    /// Entries of one channel's patches (output positions × kernel).
+    fn patches(&self) -> usize {
+        (0..self.axes)
+            .map(|a| {
+                let p = self.pad[a].min(self.kernel[a] - 1);
+                let span = self.dilation[a] * (self.kernel[a] - 1) + 1;
+                ((self.size(a) + 2 * p - span) / self.stride[a] + 1) * self.kernel[a]
+            })
+            .product()
+    }
+
+    /// Entries of one channel of the input.
+    fn input(&self) -> usize {
+        (0..self.axes).map(|a| self.size(a)).product()
+    }
+}
+
+/// Compiles `source` with its dealer at `batch`, runs it on seeded inputs
+/// (checked against the reference by `check_on`) and returns the largest
+/// deviation of output `y` from the reference, with the plan.
+fn conv_run_with_a_dealer(source: &str, batch: usize, seed: u64) -> (plan::Plan, f64) {
+    let m = checked(source);
+    let o = options(|o| {
+        o.use_dealer = true;
+        o.assume.insert("batch".into(), batch as u64);
+    });
+    let plan = compiler::compile(&m, &o).unwrap().plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
+    let outcomes = check_on(source, &m, &plan, batch, &inputs);
+    let reference = compiler::reference::expected(&m, &inputs).unwrap();
+    let (_, got) = outcomes[0].outputs.iter().find(|(n, _)| n == "y").unwrap();
+    let worst = compiler::reference::deviations(&plan.outputs[0], got, &reference[0])
+        .unwrap()
+        .into_iter()
+        .fold(0.0, f64::max);
+    (plan, worst)
 }
 
 proptest::proptest! {
@@ -3050,40 +3122,29 @@ proptest::proptest! {
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
-        let axes = if two { 2 } else { 1 };
-        let kernel = [k.0, k.1];
-        let dil = [dilation.0, dilation.1];
-        let size = |a: usize| dil[a] * (kernel[a] - 1) + 1 + [extra.0, extra.1][a];
-        let list = |f: &dyn Fn(usize) -> usize| {
-            (0..axes).map(|a| f(a).to_string()).collect::<Vec<_>>().join(", ")
+        let w = ConvCase {
+            axes: if two { 2 } else { 1 },
+            kernel: [k.0, k.1],
+            stride: [stride.0, stride.1],
+            dilation: [dilation.0, dilation.1],
+            pad: [pad.0, pad.1],
+            extra: [extra.0, extra.1],
         };
-        let xs = list(&size);
-        let ks = list(&|a| kernel[a]);
-        let strides = list(&|a| [stride.0, stride.1][a]);
-        let pads = list(&|a| [pad.0, pad.1][a].min(kernel[a] - 1));
-        let dils = list(&|a| dil[a]);
-        let f = if two { "conv2d" } else { "conv1d" };
+        let (f, xs, ks, args) = (w.op(), w.input_sizes(), w.kernel_sizes(), w.args());
         let source = format!(
             "model conv {{ party a; party b; dealer d;
                input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
                input xb: fixed[batch, {c}, {xs}] private(b) in [-1, 1];
                input wa: fixed[{cout}, {c}, {ks}] private(a) in [-0.5, 0.5];
                input wb: fixed[{cout}, {c}, {ks}] private(b) in [-0.5, 0.5];
-               let y = {f}(xa + xb, wa + wb, stride: [{strides}], padding: [{pads}], dilation: [{dils}]);
+               let y = {f}(xa + xb, wa + wb, {args});
                output y to a; }}"
         );
-        let m = checked(&source);
-        let o = options(|o| {
-            o.use_dealer = true;
-            o.assume.insert("batch".into(), batch as u64);
-        });
-        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let (plan, worst) = conv_run_with_a_dealer(&source, batch, seed);
         let text = plan.to_text();
         // Where the patches are fewer than the input's entries (a stride
         // beyond the kernel), the product of the patches opens less.
-        let patches = patch_count(&kernel[..axes], &dil, &[stride.0, stride.1], &[pad.0, pad.1], &size) * c;
-        let input = (0..axes).map(size).product::<usize>() * c;
-        if input <= patches {
+        if w.input() <= w.patches() {
             proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", text);
             proptest::prop_assert!(!text.contains("matrix triple"), "{}", text);
             // The patches are never cut: the triple reads the input.
@@ -3091,14 +3152,6 @@ proptest::proptest! {
         } else {
             proptest::prop_assert!(!text.contains("convolution triple"), "{}", text);
         }
-        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
-        let outcomes = check_on(&source, &m, &plan, batch, &inputs);
-        let reference = compiler::reference::expected(&m, &inputs).unwrap();
-        let (_, got) = outcomes[0].outputs.iter().find(|(n, _)| n == "y").unwrap();
-        let worst = compiler::reference::deviations(&plan.outputs[0], got, &reference[0])
-            .unwrap()
-            .into_iter()
-            .fold(0.0, f64::max);
         proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
     }
 }
@@ -3131,20 +3184,16 @@ proptest::proptest! {
     ) {
         let cg = if depthwise { 1 } else { cg };
         let (c, cout) = (groups * cg, groups * per_group);
-        let axes = if two { 2 } else { 1 };
-        let kernel = [k.0, k.1];
-        let dil = [dilation.0, dilation.1];
-        let size = |a: usize| dil[a] * (kernel[a] - 1) + 1 + [extra.0, extra.1][a];
-        let list = |f: &dyn Fn(usize) -> usize| {
-            (0..axes).map(|a| f(a).to_string()).collect::<Vec<_>>().join(", ")
+        let w = ConvCase {
+            axes: if two { 2 } else { 1 },
+            kernel: [k.0, k.1],
+            stride: [stride.0, stride.1],
+            dilation: [dilation.0, dilation.1],
+            pad: [pad.0, pad.1],
+            extra: [extra.0, extra.1],
         };
-        let xs = list(&size);
-        let ks = list(&|a| kernel[a]);
-        let strides = list(&|a| [stride.0, stride.1][a]);
-        let pads = list(&|a| [pad.0, pad.1][a].min(kernel[a] - 1));
-        let dils = list(&|a| dil[a]);
-        let f = if two { "conv2d" } else { "conv1d" };
-        let (inputs, x, w) = if own {
+        let (f, xs, ks, args) = (w.op(), w.input_sizes(), w.kernel_sizes(), w.args());
+        let (inputs, x, kernel) = if own {
             (
                 format!(
                     "input xa: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
@@ -3168,23 +3217,16 @@ proptest::proptest! {
         let source = format!(
             "model conv {{ party a; party b; dealer d;
                {inputs}
-               let y = {f}({x}, {w}, stride: [{strides}], padding: [{pads}], dilation: [{dils}], groups: {groups});
+               let y = {f}({x}, {kernel}, {args}, groups: {groups});
                output y to a; }}"
         );
-        let m = checked(&source);
-        let o = options(|o| {
-            o.use_dealer = true;
-            o.assume.insert("batch".into(), batch as u64);
-        });
-        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let (plan, worst) = conv_run_with_a_dealer(&source, batch, seed);
         let text = plan.to_text();
         let correlations = text.split("registers:").next().unwrap_or("");
         // Each output channel's patch (per_group copies of its group's):
         // where those are fewer than the input's entries (a stride beyond
         // the kernel), the product of the patches opens less.
-        let patches = patch_count(&kernel[..axes], &dil, &[stride.0, stride.1], &[pad.0, pad.1], &size) * cout * cg;
-        let input = (0..axes).map(size).product::<usize>() * c;
-        if input <= patches {
+        if w.input() * c <= w.patches() * cout * cg {
             proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", correlations);
             proptest::prop_assert!(text.contains(&format!("groups {groups}x{per_group}")), "{}", correlations);
             proptest::prop_assert!(!text.contains("matrix triple"), "{}", correlations);
@@ -3194,14 +3236,6 @@ proptest::proptest! {
         } else {
             proptest::prop_assert!(!text.contains("convolution triple"), "{}", correlations);
         }
-        let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, seed);
-        let outcomes = check_on(&source, &m, &plan, batch, &inputs);
-        let reference = compiler::reference::expected(&m, &inputs).unwrap();
-        let (_, got) = outcomes[0].outputs.iter().find(|(n, _)| n == "y").unwrap();
-        let worst = compiler::reference::deviations(&plan.outputs[0], got, &reference[0])
-            .unwrap()
-            .into_iter()
-            .fold(0.0, f64::max);
         proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
     }
 }
