@@ -144,51 +144,39 @@ impl Lowerer<'_, '_> {
         dst: Reg,
         flavour: Flavour,
     ) {
-        let conv = match flavour {
-            Flavour::Whole(conv) => conv,
-            Flavour::Prepared | Flavour::Masked => {
-                // Its key is in the preprocessing (`Lowerer::run`).
-                if let (Some(weights), true) = (
-                    self.input_of(server, w),
-                    self.rlwe_pre_keys.contains(&client),
-                ) {
-                    let product = Prepared {
-                        client,
-                        x,
-                        add,
-                        server,
-                        w,
-                        weights,
-                        w_bits,
-                        dst,
-                    };
-                    return match flavour {
-                        Flavour::Masked => self.rlwe_masked_product(product, None),
-                        _ => self.rlwe_prepared_product(product),
-                    };
-                }
-                None
-            }
+        // Prepared or masked, the preprocessing reads W from the server's
+        // input (a masked convolution's, its kernel input): `read`, and
+        // `masked` (with the convolution's window, if any) or prepared.
+        // Whole, or when the client's key is made online, the product runs
+        // online, as a convolution with `conv`.
+        let (read, conv, masked) = match flavour {
+            Flavour::Whole(conv) => (None, conv, None),
+            Flavour::Prepared => (Some(w), None, None),
+            Flavour::Masked => (Some(w), None, Some(None)),
             Flavour::MaskedConv(window, kernels) => {
-                if let (Some(weights), true) = (
-                    self.input_of(server, kernels),
-                    self.rlwe_pre_keys.contains(&client),
-                ) {
-                    let product = Prepared {
-                        client,
-                        x,
-                        add,
-                        server,
-                        w,
-                        weights,
-                        w_bits,
-                        dst,
-                    };
-                    return self.rlwe_masked_product(product, Some(window));
-                }
-                Some(window)
+                (Some(kernels), Some(window.clone()), Some(Some(window)))
             }
         };
+        // Its key is in the preprocessing (`Lowerer::run`).
+        if let (Some(weights), true) = (
+            read.and_then(|r| self.input_of(server, r)),
+            self.rlwe_pre_keys.contains(&client),
+        ) {
+            let product = Prepared {
+                client,
+                x,
+                add,
+                server,
+                w,
+                weights,
+                w_bits,
+                dst,
+            };
+            return match masked {
+                Some(window) => self.rlwe_masked_product(product, window),
+                None => self.rlwe_prepared_product(product),
+            };
+        }
         let what = self.regs[dst.0 as usize].note.clone();
         let mut first = Vec::new();
         let key = match self.rlwe_keys.get(&client) {
