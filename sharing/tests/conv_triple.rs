@@ -121,6 +121,32 @@ fn random_tensor(rng: &mut impl RngExt, shape: Vec<usize>) -> RingTensor {
     RingTensor::new((0..n).map(|_| rng.random::<u64>()).collect(), shape).unwrap()
 }
 
+/// A 2-d window for the property tests (padding at most the kernel less
+/// one) and the input's height and width: each axis as long as the
+/// dilated kernel reaches, and `extra` more.
+fn window_2d(
+    k: (usize, usize),
+    stride: (usize, usize),
+    dilation: (usize, usize),
+    pad: (usize, usize),
+    extra: (usize, usize),
+    (groups, per_group): (usize, usize),
+) -> (Window, usize, usize) {
+    let window = Window {
+        kernel: vec![k.0, k.1],
+        stride: vec![stride.0, stride.1],
+        padding: vec![pad.0.min(k.0 - 1), pad.1.min(k.1 - 1)],
+        dilation: vec![dilation.0, dilation.1],
+        groups,
+        per_group,
+        edge: false,
+        extra: Vec::new(),
+    };
+    let h = dilation.0 * (k.0 - 1) + 1 + extra.0;
+    let wd = dilation.1 * (k.1 - 1) + 1 + extra.1;
+    (window, h, wd)
+}
+
 proptest! {
     #![proptest_config(cfg())]
     #[test]
@@ -135,19 +161,7 @@ proptest! {
         extra in (0usize..4, 0usize..4),
         seed in 0u64..1_000_000,
     ) {
-        let window = Window {
-            kernel: vec![k.0, k.1],
-            stride: vec![stride.0, stride.1],
-            padding: vec![pad.0.min(k.0 - 1), pad.1.min(k.1 - 1)],
-            dilation: vec![dilation.0, dilation.1],
-            groups: 1,
-            per_group: 1,
-            edge: false,
-            extra: Vec::new(),
-        };
-        // Each axis at least as long as the dilated kernel reaches.
-        let h = dilation.0 * (k.0 - 1) + 1 + extra.0;
-        let wd = dilation.1 * (k.1 - 1) + 1 + extra.1;
+        let (window, h, wd) = window_2d(k, stride, dilation, pad, extra, (1, 1));
         let mut rng = fixed_seed_rng_for_tests(seed);
         let x = random_tensor(&mut rng, vec![batch, c, h, wd]);
         let w = random_tensor(&mut rng, vec![c * k.0 * k.1, o]);
@@ -173,18 +187,7 @@ proptest! {
         extra in (0usize..3, 0usize..3),
         seed in 0u64..1_000_000,
     ) {
-        let window = Window {
-            kernel: vec![k.0, k.1],
-            stride: vec![stride.0, stride.1],
-            padding: vec![pad.0.min(k.0 - 1), pad.1.min(k.1 - 1)],
-            dilation: vec![dilation.0, dilation.1],
-            groups,
-            per_group,
-            edge: false,
-            extra: Vec::new(),
-        };
-        let h = dilation.0 * (k.0 - 1) + 1 + extra.0;
-        let wd = dilation.1 * (k.1 - 1) + 1 + extra.1;
+        let (window, h, wd) = window_2d(k, stride, dilation, pad, extra, (groups, per_group));
         let mut rng = fixed_seed_rng_for_tests(seed);
         let x = random_tensor(&mut rng, vec![batch, groups * cg, h, wd]);
         let w = random_tensor(&mut rng, vec![groups * per_group, cg * k.0 * k.1]);
