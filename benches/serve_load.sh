@@ -21,7 +21,10 @@
 #        its wait. Without it each client asks again as soon as it has its
 #        answer, a closed loop, where latency grows with the client count),
 #        VEIL=path (skip the build), MAX_SESSIONS (64), KEEP=1 (keep the folder),
-#        DEALER_ARGS="..." (extra flags for the dealer, such as --deal-ahead 0).
+#        DEALER_ARGS="..." (extra flags for the dealer, such as --deal-ahead 0),
+#        COMPARISONS=dcf|carry-tree (how the dealer's comparisons take the
+#        sign bit: `--comparisons`; default the cost model's choice for
+#        batch 1000, the carry tree here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS="${1:?usage: benches/serve_load.sh CLIENTS QUERIES}"
@@ -39,6 +42,7 @@ trap cleanup EXIT
 FLAGS=()
 PARTIES=(lab helper)
 if [ "${NO_DEALER:-0}" = 1 ]; then FLAGS=(--no-dealer); PARTIES=(lab); fi
+if [ -n "${COMPARISONS:-}" ]; then FLAGS+=(--comparisons "$COMPARISONS"); fi
 
 read -r LAB_PORT HELPER_PORT < <(python3 -c '
 import socket

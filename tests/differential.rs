@@ -187,6 +187,62 @@ fn depthwise_separable_blocks_take_convolution_triples() {
     }
 }
 
+/// Every model with comparisons, with the dealer's comparisons forced to
+/// DCF keys (`plan::DealerComparisons::Dcf`), matches the reference; the
+/// plan says so, and each comparison takes 2 rounds instead of 9 (the run's
+/// rounds equal the plan's count, which the carry tree's plan exceeds).
+#[test]
+fn with_a_dealer_dealing_dcf_keys_every_comparison_model_matches_the_reference() {
+    for (i, name) in DEALER_MODELS.iter().chain(NETS[..1].iter()).enumerate() {
+        let dcf = options(|o| o.dealer_comparisons = Some(plan::DealerComparisons::Dcf));
+        let tree = options(|o| o.dealer_comparisons = Some(plan::DealerComparisons::CarryTree));
+        let plan = compiler::compile(&model(name), &dcf).unwrap().plan;
+        assert!(
+            plan.to_text().contains("deal (comparisons by DCF keys)"),
+            "{name}"
+        );
+        let tree_plan = compiler::compile(&model(name), &tree).unwrap().plan;
+        assert!(
+            plan.estimate.rounds < tree_plan.estimate.rounds,
+            "{name}: {} rounds by DCF keys, {} by the carry tree",
+            plan.estimate.rounds,
+            tree_plan.estimate.rounds
+        );
+        for batch in [1, 4] {
+            check(name, batch, &dcf, 700 + i as u64 * 10 + batch as u64);
+        }
+    }
+}
+
+/// The cost model takes DCF keys where rounds cost more than bytes (batch 1
+/// of a small classifier) and the carry tree where bytes do (batch 1000),
+/// and the estimate of the DCF plan is within 10% of what a run sends, with
+/// its rounds exact.
+#[test]
+fn the_cost_model_weighs_dcf_keys_against_the_carry_tree() {
+    let chosen = |batch: u64| {
+        let o = options(|o| {
+            o.assume.insert("batch".into(), batch);
+        });
+        compiler::compile(&model("relu_classifier"), &o)
+            .unwrap()
+            .plan
+            .dealer_comparisons()
+    };
+    assert_eq!(chosen(1), plan::DealerComparisons::Dcf);
+    assert_eq!(chosen(1000), plan::DealerComparisons::CarryTree);
+    for batch in [1, 3] {
+        let (est, bytes, rounds) = traffic_against_estimate("relu_classifier", true, batch, 31);
+        assert_eq!(rounds, est.rounds, "batch {batch}");
+        let ratio = est.bytes / bytes as f64;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "batch {batch}: measured {bytes} B, estimated {} B",
+            est.bytes
+        );
+    }
+}
+
 #[test]
 fn with_a_dealer_every_model_matches_the_reference() {
     for (i, name) in MODELS.iter().chain(&DEALER_MODELS).enumerate() {

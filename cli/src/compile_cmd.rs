@@ -71,6 +71,18 @@ pub enum CorrelationsArg {
     Paillier,
 }
 
+/// With a dealer, how secure comparisons take the sign bit.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComparisonsArg {
+    /// A masked opening and a carry tree of AND gates: 9 rounds per
+    /// comparison and its select, about 150 bytes.
+    CarryTree,
+    /// A masked opening and a distributed comparison function (DCF keys,
+    /// function secret sharing): 2 rounds, about 3.1 KiB. For small batches
+    /// and long round trips.
+    Dcf,
+}
+
 /// Options shared by every command that compiles.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
@@ -92,6 +104,12 @@ pub struct TargetArgs {
     /// both and keeps the cheaper plan (the report says why).
     #[arg(long, value_enum, value_name = "HOW")]
     pub correlations: Option<CorrelationsArg>,
+    /// With a dealer, how comparisons (relu, max, argmax, clamp) take the
+    /// sign bit. Default: the cost model compiles both and keeps the cheaper
+    /// plan for the assumed sizes (--assume), and the report says why. Every
+    /// party of a deployment must compile alike.
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub comparisons: Option<ComparisonsArg>,
     /// Paillier key size in bits (2048 or more).
     #[arg(long, value_name = "BITS", default_value_t = 3072, value_parser = clap::value_parser!(u32).range(2048..=8192))]
     pub key_bits: u32,
@@ -147,6 +165,10 @@ impl TargetArgs {
             correlations: self.correlations.map(|c| match c {
                 CorrelationsArg::Ot => plan::CorrelationEngine::Ot,
                 CorrelationsArg::Paillier => plan::CorrelationEngine::Paillier,
+            }),
+            dealer_comparisons: self.comparisons.map(|c| match c {
+                ComparisonsArg::CarryTree => plan::DealerComparisons::CarryTree,
+                ComparisonsArg::Dcf => plan::DealerComparisons::Dcf,
             }),
         }
     }

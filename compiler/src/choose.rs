@@ -124,7 +124,9 @@ impl Chooser<'_, '_> {
     pub fn engine(&self) -> plan::CorrelationEngine {
         match self.source {
             crate::cost::Source::Paillier => plan::CorrelationEngine::Paillier,
-            crate::cost::Source::Dealer | crate::cost::Source::Ot => plan::CorrelationEngine::Ot,
+            crate::cost::Source::Dealer
+            | crate::cost::Source::DealerDcf
+            | crate::cost::Source::Ot => plan::CorrelationEngine::Ot,
         }
     }
 
@@ -518,7 +520,7 @@ impl Chooser<'_, '_> {
     /// the patch: the triple yields that sum, so the products themselves
     /// never exist (the lowering hands the `Sum` the triple's result).
     pub fn conv_triple(&self, v: ValueId) -> Option<(ValueId, plan::Window)> {
-        if self.source != crate::cost::Source::Dealer {
+        if !self.dealer {
             return None;
         }
         let (cols, w, grouped) = match &self.g.value(v).op {
@@ -1280,6 +1282,9 @@ impl Chooser<'_, '_> {
                 | Op::Clamp(..) => match self.source {
                     crate::cost::Source::Dealer => {
                         "comparison on secret values: secure comparison with the dealer's correlations"
+                    }
+                    crate::cost::Source::DealerDcf => {
+                        "comparison on secret values: secure comparison with the dealer's DCF keys (one round for the sign)"
                     }
                     crate::cost::Source::Paillier => {
                         "comparison on secret values: secure comparison, correlations generated with Paillier"

@@ -4,8 +4,9 @@
 //! the runtime shares (rounds, mask slack) come from `plan::params`.
 
 use plan::params::{
-    AND_GATES_PER_MSB, COMPARISON_ROUNDS, MASK_SLACK_BITS, MILL_AND_GATES, MILL_LEAVES,
-    MILL_ROUNDS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS, RLWE_Q_BITS, RLWE_RING_DEGREE,
+    AND_GATES_PER_MSB, COMPARISON_ROUNDS, DCF_COMPARISON_ROUNDS, DCF_CW_WORDS, MASK_SLACK_BITS,
+    MILL_AND_GATES, MILL_LEAVES, MILL_ROUNDS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS, RLWE_Q_BITS,
+    RLWE_RING_DEGREE,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +52,10 @@ pub struct CostTable {
 pub enum Source {
     /// A dealer's seeds and corrections.
     Dealer,
+    /// A dealer's seeds and corrections, with comparisons by DCF keys
+    /// (`plan::DealerComparisons::Dcf`): one round for the MSB instead of
+    /// eight, 1.5 KiB of keys per comparison twice.
+    DealerDcf,
     /// The two computing parties, with Paillier.
     Paillier,
     /// The two computing parties, by oblivious transfer.
@@ -478,7 +483,7 @@ impl CostTable {
     pub fn triple(&self, src: Source, x: f64, y: f64, z: f64, k: f64) -> Cost {
         let elements = x + y + z;
         match src {
-            Source::Dealer => {
+            Source::Dealer | Source::DealerDcf => {
                 Cost::compute(elements * self.dealer_element) + Cost::comm(z * RING_BYTES, 0)
             }
             Source::Paillier => {
@@ -504,7 +509,7 @@ impl CostTable {
     /// daBit per element and one bit each way.
     pub fn trunc(&self, src: Source, n: f64) -> Cost {
         let dabits = match src {
-            Source::Dealer => {
+            Source::Dealer | Source::DealerDcf => {
                 return Cost::compute(n * (3.0 * self.dealer_element + 4.0 * self.ring_op))
                     + Cost::comm(n * 2.0 * RING_BYTES, 0)
                     + Cost::comm(2.0 * n * RING_BYTES, 1)
@@ -528,6 +533,10 @@ impl CostTable {
     pub fn comparison(&self, src: Source, n: f64, rounds: u32) -> Cost {
         let pre = match src {
             Source::Dealer => Cost::comm(n * COMPARISON_DEALER_BYTES, 0),
+            Source::DealerDcf => {
+                Cost::comm(n * DCF_COMPARISON_DEALER_BYTES, 0)
+                    + Cost::compute(n * DCF_COMPARISON_SECONDS)
+            }
             Source::Paillier => {
                 let (compute, bytes) = self.paillier_comparison();
                 Cost::compute(n * compute) + Cost::comm(n * bytes, 0)
@@ -536,6 +545,7 @@ impl CostTable {
         };
         let online = match src {
             Source::Ot => OT_COMPARISON_ONLINE_BYTES,
+            Source::DealerDcf => DCF_COMPARISON_ONLINE_BYTES,
             Source::Dealer | Source::Paillier => COMPARISON_ONLINE_BYTES,
         };
         // `rounds` counts whole comparisons (a tournament's levels); from OT
@@ -543,6 +553,9 @@ impl CostTable {
         let rounds = match src {
             Source::Ot => {
                 rounds / COMPARISON_ROUNDS * (MILL_ROUNDS + 2) + rounds % COMPARISON_ROUNDS
+            }
+            Source::DealerDcf => {
+                rounds / COMPARISON_ROUNDS * DCF_COMPARISON_ROUNDS + rounds % COMPARISON_ROUNDS
             }
             Source::Dealer | Source::Paillier => rounds,
         };
@@ -563,7 +576,7 @@ impl CostTable {
             Source::Ot => {
                 self.ot(n * OT_MUX_COTS, 0.0) + Cost::comm(n * OT_MUX_ONLINE_BYTES, 0) + rest
             }
-            Source::Dealer | Source::Paillier => {
+            Source::Dealer | Source::DealerDcf | Source::Paillier => {
                 self.triple(src, n, n, n, 1.0) + Cost::comm(n * SELECT_ONLINE_BYTES, 0) + rest
             }
         }
@@ -715,6 +728,23 @@ pub const COMPARISON_ONLINE_BYTES: f64 = 2.0 * 39.4 + 32.0;
 /// (`veil run` of `relu(x + y)` on `[1, 4000]`, 2026-12-06).
 pub const COMPARISON_DEALER_BYTES: f64 = 39.7;
 
+/// Bytes of dealer correlations for one comparison by DCF keys, per
+/// element: party 1's correction words ([`DCF_CW_WORDS`]) and its share of
+/// `msb(r)`, and the select triple's correction.
+pub const DCF_COMPARISON_DEALER_BYTES: f64 = (DCF_CW_WORDS as f64 + 2.0) * RING_BYTES;
+
+/// Online bytes of one comparison by DCF keys and its Beaver select, per
+/// element and both ways: the masked opening each way, the correction words
+/// party 1 forwards to party 0, and the select (32).
+pub const DCF_COMPARISON_ONLINE_BYTES: f64 =
+    (2.0 + DCF_CW_WORDS as f64) * RING_BYTES + SELECT_ONLINE_BYTES;
+
+/// Seconds of one comparison's DCF work, per element: the dealer's key
+/// generation (8 AES blocks per level of 63) and both parties' evaluation
+/// (4 per level each), 1,008 blocks in all. Measured (`cargo bench -p
+/// sharing --bench compare -- dcf`): see the bench's comment.
+pub const DCF_COMPARISON_SECONDS: f64 = 3.0e-6;
+
 /// Ring operations of a polynomial (sigmoid, tanh, poly) evaluated in the
 /// clear, per element.
 pub const CLEAR_POLY_RING_OPS: f64 = 20.0;
@@ -841,7 +871,10 @@ pub fn estimate(
 ) -> plan::Estimate {
     use plan::{ClearOp, HomOp, Instr, Kind, Reg};
     let src = match plan.randomness {
-        plan::RandomnessSource::Dealer(_) => Source::Dealer,
+        plan::RandomnessSource::Dealer(_) => match plan.dealer_comparisons() {
+            plan::DealerComparisons::CarryTree => Source::Dealer,
+            plan::DealerComparisons::Dcf => Source::DealerDcf,
+        },
         plan::RandomnessSource::TwoParty => plan
             .correlation_engine()
             .map_or(Source::Ot, Source::two_party),

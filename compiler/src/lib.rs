@@ -54,6 +54,10 @@ pub struct Options {
     /// (`--prefer rlwe-masked`, `--prefer rlwe-prepared`: tests and
     /// benchmarks); `None`: the cost model's ([`choose::Chooser::rlwe_masked`]).
     pub rlwe_form: Option<choose::RlweForm>,
+    /// With a dealer: how comparisons take the sign bit; `None`: the cost
+    /// model compares the whole plan both ways and picks (the carry tree's
+    /// eight rounds against a DCF's one round and 3 KiB).
+    pub dealer_comparisons: Option<plan::DealerComparisons>,
 }
 
 impl Default for Options {
@@ -66,6 +70,7 @@ impl Default for Options {
             prefer: None,
             correlations: None,
             rlwe_form: None,
+            dealer_comparisons: None,
         }
     }
 }
@@ -90,7 +95,8 @@ pub struct Compiled {
 /// broke an invariant of its own (a bug in Veil, not in the model).
 pub fn analyse(model: &ir::CheckedModel, opts: &Options) -> Result<Vec<Diagnostic>, InternalError> {
     let engine = opts.correlations.unwrap_or(plan::CorrelationEngine::Ot);
-    let front = match Front::new(model, opts, engine) {
+    let comparisons = opts.dealer_comparisons.unwrap_or_default();
+    let front = match Front::new(model, opts, engine, comparisons) {
         Ok(front) => front,
         Err(d) => return Ok(d),
     };
@@ -116,6 +122,8 @@ struct Front<'m> {
     dealer: Option<ir::PartyId>,
     /// Without a dealer, how the two parties generate correlations.
     engine: plan::CorrelationEngine,
+    /// With a dealer, how comparisons take the sign bit.
+    comparisons: plan::DealerComparisons,
     analysis: analysis::Analysis,
 }
 
@@ -125,6 +133,7 @@ impl<'m> Front<'m> {
         model: &'m ir::CheckedModel,
         opts: &Options,
         engine: plan::CorrelationEngine,
+        comparisons: plan::DealerComparisons,
     ) -> Result<Front<'m>, Vec<Diagnostic>> {
         let g = graph::Graph::build(model, opts.assume.clone());
         let dealer = if opts.use_dealer {
@@ -146,6 +155,7 @@ impl<'m> Front<'m> {
             g,
             dealer,
             engine,
+            comparisons,
             analysis,
         })
     }
@@ -156,9 +166,10 @@ impl<'m> Front<'m> {
             costs,
             net: opts.network,
             dealer: self.dealer.is_some(),
-            source: match self.dealer {
-                Some(_) => cost::Source::Dealer,
-                None => cost::Source::two_party(self.engine),
+            source: match (self.dealer, self.comparisons) {
+                (Some(_), plan::DealerComparisons::CarryTree) => cost::Source::Dealer,
+                (Some(_), plan::DealerComparisons::Dcf) => cost::Source::DealerDcf,
+                (None, _) => cost::Source::two_party(self.engine),
             },
             prefer: opts.prefer,
             rlwe_form: opts.rlwe_form,
@@ -175,8 +186,9 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Com
     let dealer_free = !opts.use_dealer || model.dealer().is_none();
     if let (true, None) = (dealer_free, opts.correlations) {
         use plan::CorrelationEngine::{Ot, Paillier};
-        let ot = compile_with(model, opts, Ot);
-        let paillier = compile_with(model, opts, Paillier);
+        let tree = plan::DealerComparisons::CarryTree;
+        let ot = compile_with(model, opts, Ot, tree);
+        let paillier = compile_with(model, opts, Paillier, tree);
         return Ok(match (ot, paillier) {
             (Ok(a), Ok(b)) => {
                 let (ta, tb) = (a.plan.estimate.seconds, b.plan.estimate.seconds);
@@ -204,10 +216,40 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Com
             (Err(e), _) => return Err(e),
         });
     }
+    let engine = opts.correlations.unwrap_or(plan::CorrelationEngine::Ot);
+    if let (false, None) = (dealer_free, opts.dealer_comparisons) {
+        use plan::DealerComparisons::{CarryTree, Dcf};
+        let tree = compile_with(model, opts, engine, CarryTree)?;
+        if !tree.plan.has_comparisons() {
+            return Ok(tree);
+        }
+        let dcf = compile_with(model, opts, engine, Dcf)?;
+        let (tt, td) = (tree.plan.estimate.seconds, dcf.plan.estimate.seconds);
+        let (mut win, (tw, lose, tl)) = if td < tt {
+            (dcf, (td, "the carry tree", tt))
+        } else {
+            (tree, (tt, "DCF keys", td))
+        };
+        use std::fmt::Write;
+        let _ = writeln!(
+            win.report,
+            "\ncomparisons with the dealer: by {}, cheapest by the cost model \
+             (estimate {} s for the whole plan; by {} it would be {} s)",
+            match win.plan.dealer_comparisons() {
+                CarryTree => "the carry tree (8 rounds for the sign)",
+                Dcf => "DCF keys (1 round for the sign, 3 KiB each)",
+            },
+            graph::fmt_num(tw),
+            lose,
+            graph::fmt_num(tl)
+        );
+        return Ok(win);
+    }
     compile_with(
         model,
         opts,
-        opts.correlations.unwrap_or(plan::CorrelationEngine::Ot),
+        engine,
+        opts.dealer_comparisons.unwrap_or_default(),
     )
 }
 
@@ -215,8 +257,9 @@ fn compile_with(
     model: &ir::CheckedModel,
     opts: &Options,
     engine: plan::CorrelationEngine,
+    comparisons: plan::DealerComparisons,
 ) -> Result<Compiled, CompileError> {
-    let front = Front::new(model, opts, engine).map_err(CompileError::Model)?;
+    let front = Front::new(model, opts, engine, comparisons).map_err(CompileError::Model)?;
     let costs = CostTable::for_key_bits(opts.key_bits);
     let chooser = front.chooser(&costs, opts);
     let selection = chooser.run().map_err(|e| match e {

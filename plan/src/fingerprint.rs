@@ -159,8 +159,9 @@ pub fn explain(section: &str) -> Difference {
         ),
         "registers" => (
             "the values computed, their representations and shapes".to_string(),
-            "different model files, compile flags (such as --no-dealer, --prefer or \
-             --network) or veil versions",
+            "different model files, compile flags (such as --no-dealer, --prefer, \
+             --comparisons, or --network and --assume where they change the cost \
+             model's choices) or veil versions",
         ),
         "preprocessing" => (
             "the source of correlated randomness, the correlations or the Paillier keys"
@@ -170,8 +171,9 @@ pub fn explain(section: &str) -> Difference {
         other => match other.strip_prefix("program of ") {
             Some(party) => (
                 format!("what {party} computes, sends and receives"),
-                "different model files, compile flags (such as --no-dealer, --prefer or \
-                 --network) or veil versions",
+                "different model files, compile flags (such as --no-dealer, --prefer, \
+                 --comparisons, or --network and --assume where they change the cost \
+                 model's choices) or veil versions",
             ),
             None => (format!("`{other}`"), "different veil versions"),
         },

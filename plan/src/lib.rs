@@ -47,6 +47,26 @@ pub const FORMAT_VERSION: u32 = 4;
 /// Index into [`Plan::parties`].
 pub type PartyIdx = u32;
 
+/// How the comparisons of a plan with a dealer take the sign bit (the
+/// executor's `sharing::SelectKind`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DealerComparisons {
+    /// A masked opening and a carry tree of AND gates:
+    /// [`params::MSB_ROUNDS`] rounds, few bytes.
+    #[default]
+    CarryTree,
+    /// A masked opening and a distributed comparison function per element
+    /// (`sharing::dcf`): one round, 1.5 KiB of keys per comparison from the
+    /// dealer and again between the parties.
+    Dcf,
+}
+
+impl DealerComparisons {
+    pub fn is_carry_tree(&self) -> bool {
+        *self == DealerComparisons::CarryTree
+    }
+}
+
 /// A register: a value in a party's program. A register number means the
 /// same logical value at every party that holds it (for a shared value, each
 /// computing party holds its own share under the same number).
@@ -476,8 +496,12 @@ pub enum Instr {
     },
     /// Dealer: generate every correlation of the plan; `out[i]` is the
     /// message (seed and corrections) for the i-th computing party.
+    /// `comparisons`: how the plan's comparisons take the sign bit, which
+    /// fixes the correlations dealt for them (every party reads it here).
     Deal {
         out: Vec<Reg>,
+        #[serde(default, skip_serializing_if = "DealerComparisons::is_carry_tree")]
+        comparisons: DealerComparisons,
     },
     /// Computing party: derive this party's correlation shares from the
     /// dealer's message.
@@ -904,7 +928,7 @@ impl Instr {
             | Instr::TruncOpen { msg, .. }
             | Instr::HolderOpen { msg, .. } => vec![*msg],
             Instr::Mask { masked, share, .. } => vec![*masked, *share],
-            Instr::Recv { regs, .. } | Instr::Deal { out: regs } => regs.clone(),
+            Instr::Recv { regs, .. } | Instr::Deal { out: regs, .. } => regs.clone(),
             Instr::KeyGen { public } | Instr::RlweKeyGen { public } => vec![*public],
             Instr::Send { .. }
             | Instr::Output { .. }
@@ -1232,13 +1256,37 @@ impl Plan {
             })
     }
 
+    /// Whether any party runs a secure comparison.
+    pub fn has_comparisons(&self) -> bool {
+        self.programs
+            .iter()
+            .flat_map(|p| &p.instrs)
+            .any(|i| matches!(i, Instr::Nonlinear { .. }))
+    }
+
+    /// How the dealer's comparisons take the sign bit (the carry tree where
+    /// the plan has no dealer).
+    pub fn dealer_comparisons(&self) -> DealerComparisons {
+        self.programs
+            .iter()
+            .flat_map(|p| &p.instrs)
+            .find_map(|i| match i {
+                Instr::Deal { comparisons, .. } => Some(*comparisons),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
     /// One instruction in the text form.
     pub fn instr_text(&self, ins: &Instr) -> String {
         let regs = |rs: &[Reg]| rs.iter().map(Reg::to_string).collect::<Vec<_>>().join(", ");
         let lead = |l: bool| if l { " (leader)" } else { "" };
         match ins {
             Instr::KeyGen { public } => format!("{public} = keygen"),
-            Instr::Deal { out } => format!("{} = deal", regs(out)),
+            Instr::Deal { out, comparisons } => match comparisons {
+                DealerComparisons::CarryTree => format!("{} = deal", regs(out)),
+                DealerComparisons::Dcf => format!("{} = deal (comparisons by DCF keys)", regs(out)),
+            },
             Instr::Expand { src } => format!("expand {src}"),
             Instr::GenerateCorrelations { peer, engine } => {
                 format!(
@@ -1466,6 +1514,7 @@ impl Plan {
                 )
             })
         });
+        let dcf = self.dealer_comparisons() == DealerComparisons::Dcf;
         for ins in &self.program(party).instrs {
             match ins {
                 Instr::Nonlinear { op, args, .. } => {
@@ -1481,6 +1530,9 @@ impl Plan {
                     rounds += if ot {
                         r - r / params::COMPARISON_ROUNDS
                             * (params::COMPARISON_ROUNDS - params::MILL_ROUNDS - 2)
+                    } else if dcf {
+                        r / params::COMPARISON_ROUNDS * params::DCF_COMPARISON_ROUNDS
+                            + r % params::COMPARISON_ROUNDS
                     } else {
                         r
                     };

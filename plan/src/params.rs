@@ -15,6 +15,16 @@ pub const AND_GATES_PER_MSB: u32 = 125;
 /// extraction, then one round for the select.
 pub const COMPARISON_ROUNDS: u32 = MSB_ROUNDS + 1;
 
+/// Rounds of one secure comparison with its Beaver select where the dealer
+/// deals DCF keys ([`crate::DealerComparisons::Dcf`]): the masked opening,
+/// then the select.
+pub const DCF_COMPARISON_ROUNDS: u32 = 2;
+
+/// Words of one comparison's DCF correction words (`sharing::dcf::CW_WORDS`
+/// for 63-bit inputs: 3 per level, the packed control bits, the last):
+/// what the dealer sends party 1 and party 1 forwards to party 0.
+pub const DCF_CW_WORDS: u32 = 192;
+
 /// The MSB without a dealer's correlations, from OT: the millionaires'
 /// comparison of the low 63 bits in 4-bit chunks (`sharing::millionaire`),
 /// one random 1-of-16 OT per chunk.

@@ -610,7 +610,7 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 Instr::Local { op, args, .. } => (arity_share(op), args.len()),
                 Instr::Hom { op, args, .. } => (arity_hom(op), args.len()),
                 Instr::Nonlinear { op, args, .. } => (arity_nonlinear(op), args.len()),
-                Instr::Deal { out } if out.len() != computing => {
+                Instr::Deal { out, .. } if out.len() != computing => {
                     bad(format!(
                         "deals {} messages for {computing} computing parties",
                         out.len()

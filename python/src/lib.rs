@@ -245,6 +245,7 @@ fn options(
         prefer,
         correlations,
         rlwe_form,
+        dealer_comparisons: None,
     })
 }
 

@@ -8,6 +8,11 @@
 //!   sigmoid on 10,000 values, end to end with an in-process online dealer
 //!   (correlation generation included in both).
 //!
+//! - `compare/dcf_10000`: the dealer's DCF keys for 10,000 comparisons
+//!   (`dcf::gen`, 63 levels, 8 AES blocks each) and one party's evaluation
+//!   (`dcf::eval`, 4 blocks per level): the compute the cost model's
+//!   `DCF_COMPARISON_SECONDS` prices (one generation, two evaluations).
+//!
 //! Rounds and bytes are counted from the message sizes and printed once per
 //! case. Run: `cargo bench -p sharing --bench compare -- --noplot`
 
@@ -142,5 +147,42 @@ fn bench_sigmoid(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_msb, bench_sigmoid);
+fn bench_dcf(c: &mut Criterion) {
+    use rand::Rng;
+    let n = 10_000;
+    let mut rng = fixed_seed_rng_for_tests(5);
+    let mut draw = |m: usize| -> Vec<u64> { (0..m).map(|_| rng.next_u64()).collect() };
+    let alpha: Vec<u64> = draw(n).iter().map(|a| a >> 1).collect();
+    let beta = draw(n);
+    let roots: Vec<Vec<u128>> = (0..2)
+        .map(|_| {
+            draw(n)
+                .iter()
+                .map(|&v| u128::from(v) << 64 | u128::from(v))
+                .collect()
+        })
+        .collect();
+    let x = draw(n);
+    let prg = dcf::Prg::new();
+    let mut g = c.benchmark_group("compare/dcf_10000");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("gen", |b| {
+        b.iter(|| {
+            black_box(dcf::gen(
+                &prg,
+                dcf::DCF_BITS,
+                &alpha,
+                &beta,
+                [&roots[0], &roots[1]],
+            ))
+        })
+    });
+    let cws = dcf::gen(&prg, dcf::DCF_BITS, &alpha, &beta, [&roots[0], &roots[1]]).unwrap();
+    g.bench_function("eval", |b| {
+        b.iter(|| black_box(dcf::eval(&prg, 0, &roots[0], &cws, &x)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_msb, bench_sigmoid, bench_dcf);
 criterion_main!(benches);

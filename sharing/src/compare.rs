@@ -44,6 +44,24 @@
 //! peer message until it returns [`MsbStep::Done`] ([`MSB_ROUNDS`] = 8
 //! messages each way in total).
 //!
+//! ## MSB by a DCF ([`SelectKind::Dcf`]) — 1 round
+//!
+//! With a dealer, the carry tree's seven rounds can be traded for bytes:
+//! the dealer deals ([`CorrelationRequest::DcfMsb`]) a uniform mask `r`
+//! shared additively, additive shares of `r_63`, and per element a
+//! distributed comparison function ([`crate::dcf`]; Boyle et al.,
+//! EUROCRYPT 2021) for `(1 − 2·r_63)·[c' < r']`. The parties open
+//! `c = x + r` (party 1's message also carries the DCF's correction words,
+//! which the dealer sent it alone), evaluate the DCF at `c'`, and add their
+//! share of `r_63`: shares of `r_63 ⊕ borrow`, from which
+//! `msb = c_63 ⊕ r_63 ⊕ borrow` is linear. No B2A round is needed, as the
+//! DCF outputs additive shares. Per comparison: 8 bytes each way for `c`,
+//! plus 1,536 bytes of correction words from the dealer to party 1 and
+//! again from party 1 to party 0; 252 AES blocks per party to evaluate,
+//! 504 for the dealer to generate. The select then takes its Beaver round,
+//! so relu, max, min, clamp and each tournament level take 2 rounds
+//! instead of 9. The compiler weighs the rounds saved against the bytes.
+//!
 //! ## Built on it (rounds = messages each way)
 //!
 //! | function | rounds | notes |
@@ -111,6 +129,12 @@ pub enum SelectKind {
     /// random OTs per element, one COT each from the OT extension, instead
     /// of a daBit and a 128-COT Beaver triple.
     Ot,
+    /// As [`SelectKind::Beaver`], but the MSB takes one round instead of
+    /// eight: the dealer deals a distributed comparison function
+    /// ([`crate::dcf`]) per element instead of the carry tree's AND
+    /// triples (see "MSB by a DCF" above). Dealer plans only; more bytes
+    /// (1.5 KiB per comparison, twice), far fewer rounds.
+    Dcf,
 }
 
 /// One party's XOR shares of `n` bits, bit-packed (bit `i % 64` of word
@@ -576,8 +600,12 @@ impl<C: Correlations> Engine<C> {
     // ------------------------------------------------------------ composites
 
     /// `msb(x)` as a shared 0/1 ring element (1 iff `x` is negative as a
-    /// signed 64-bit value). [`MSB_ROUNDS`] rounds.
+    /// signed 64-bit value). [`MSB_ROUNDS`] rounds, or one with
+    /// [`SelectKind::Dcf`].
     pub fn msb<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<Share> {
+        if self.select_kind() == SelectKind::Dcf {
+            return self.msb_dcf(ex, x);
+        }
         let (mut st, mut msg) = self.msb_round1(x)?;
         loop {
             let peer = into_open(ex.exchange(Message::Open(msg))?)?;
@@ -589,6 +617,68 @@ impl<C: Correlations> Engine<C> {
                 MsbStep::Done(r) => return Ok(r),
             }
         }
+    }
+
+    /// `msb(x)` by the dealer's DCF keys, in one round (see "MSB by a DCF"
+    /// in the module docs). Party 1's message carries the correction words
+    /// after its share of `c`.
+    fn msb_dcf<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<Share> {
+        use super::dcf::{self, Cws, CW_WORDS, DCF_BITS};
+        let p = self.party();
+        check_party(x, p)?;
+        let shape = x.shape().to_vec();
+        let n = numel(&shape)?;
+        let d = self.correlations_mut().dcf_msb(&shape)?;
+        check_party(&d.r, p)?;
+        check_party(&d.r_msb, p)?;
+        if d.r.shape() != shape.as_slice()
+            || d.r_msb.shape() != shape.as_slice()
+            || d.roots.len() != n
+        {
+            return Err(bad_corr("DCF keys"));
+        }
+        let masked = x.value().add(d.r.value())?;
+        let mut words = masked.data().to_vec();
+        let peer_len = match (p, &d.cws) {
+            (Party::P0, None) => n
+                .checked_mul(CW_WORDS + 1)
+                .ok_or_else(|| bad_corr("DCF keys"))?,
+            (Party::P1, Some(c)) if c.count() == n && c.bits == DCF_BITS => {
+                words.extend_from_slice(&c.words);
+                n
+            }
+            _ => return Err(bad_corr("DCF correction words")),
+        };
+        let msg = ex.exchange(Message::Open(words_msg(words)))?;
+        let mut peer = peer_words(into_open(msg)?, peer_len)?;
+        let forwarded;
+        let cws = match &d.cws {
+            Some(c) => c,
+            None => {
+                forwarded = Cws::new(DCF_BITS, n, peer.split_off(n))?;
+                &forwarded
+            }
+        };
+        let c: Vec<u64> = masked
+            .data()
+            .iter()
+            .zip(&peer)
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect();
+        let y = dcf::eval(&dcf::Prg::new(), p.index() as u8, &d.roots, cws, &c)?;
+        let one = u64::from(p == Party::P0);
+        let rm = d.r_msb.value().data();
+        let out = (0..n)
+            .map(|j| {
+                let z = rm[j].wrapping_add(y[j]);
+                if c[j] >> 63 == 1 {
+                    one.wrapping_sub(z)
+                } else {
+                    z
+                }
+            })
+            .collect();
+        Ok(Share::new(p, RingTensor::new(out, shape)?))
     }
 
     /// `msb(x)` as XOR shares, without the B2A round (7 rounds): the bit
@@ -685,7 +775,7 @@ impl<C: Correlations> Engine<C> {
         b: &Share,
     ) -> Result<Share> {
         match self.select_kind() {
-            SelectKind::Beaver => {
+            SelectKind::Beaver | SelectKind::Dcf => {
                 let lt = self.msb(ex, d)?;
                 self.select(ex, &lt, a, b)
             }
@@ -730,7 +820,7 @@ impl<C: Correlations> Engine<C> {
     /// `max(x, 0)`. 9 rounds.
     pub fn relu<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<Share> {
         let bx = match self.select_kind() {
-            SelectKind::Beaver => {
+            SelectKind::Beaver | SelectKind::Dcf => {
                 let b = self.msb(ex, x)?;
                 self.mul_ring(ex, &b, x)?
             }
@@ -992,7 +1082,7 @@ impl<C: Correlations> Engine<C> {
             let dd = Share::new(p, RingTensor::new(dd, vec![len])?);
             // lt broadcast over [value, payload...]
             let prod = match self.select_kind() {
-                SelectKind::Beaver => {
+                SelectKind::Beaver | SelectKind::Dcf => {
                     let lt = self.msb(ex, &diff)?;
                     let ltd = lt.value().data();
                     let mut sel = Vec::with_capacity(len);
@@ -1096,6 +1186,13 @@ pub mod requests {
         match kind {
             SelectKind::Beaver => {
                 msb(cmp, out)?;
+                product(shape, out);
+            }
+            SelectKind::Dcf => {
+                numel(cmp)?;
+                out.push(CorrelationRequest::DcfMsb {
+                    shape: cmp.to_vec(),
+                });
                 product(shape, out);
             }
             SelectKind::Ot => {

@@ -115,6 +115,13 @@ pub enum CorrelationRequest {
     /// Party 0 holds the 16 pads of each and a uniform 2-bit mask, party 1
     /// a random choice `c < 16` and pad `c`. Layouts in [`OneOf16Side`].
     OneOf16Ots { count: usize },
+    /// The dealer's correlation for a one-round MSB of every element of
+    /// `shape` by a distributed comparison function ([`super::dcf`]): a
+    /// uniform mask `r` shared additively, additive shares of its top bit
+    /// `r_63`, each party's root seed, and the correction words of the DCF
+    /// `(1 − 2·r_63)·[c' < r mod 2^63]` (party 1's correction; it forwards
+    /// them to party 0 online). See [`super::compare`].
+    DcfMsb { shape: Vec<usize> },
 }
 
 impl CorrelationRequest {
@@ -124,6 +131,13 @@ impl CorrelationRequest {
             | CorrelationRequest::MaskedBits { shape }
             | CorrelationRequest::DaBits { shape }
             | CorrelationRequest::RandomOts { shape, .. } => numel(shape).map(|_| ()),
+            CorrelationRequest::DcfMsb { shape } => {
+                numel(shape)?
+                    .checked_mul(super::dcf::CW_WORDS)
+                    .filter(|&w| w <= isize::MAX as usize / 8)
+                    .ok_or(SharingError::BadParameter("too many comparisons"))?;
+                Ok(())
+            }
             CorrelationRequest::MatmulTriple { a_shape, b_shape }
             | CorrelationRequest::HolderMatmulTriple {
                 a_shape, b_shape, ..
@@ -177,6 +191,7 @@ impl CorrelationRequest {
             | CorrelationRequest::DaBits { shape }
             | CorrelationRequest::RandomOts { shape, .. }
             | CorrelationRequest::Trunc { shape, .. } => n(shape).saturating_mul(3),
+            CorrelationRequest::DcfMsb { shape } => n(shape).saturating_mul(4),
             CorrelationRequest::MatmulTriple { a_shape, b_shape }
             | CorrelationRequest::HolderMatmulTriple {
                 a_shape, b_shape, ..
@@ -235,6 +250,10 @@ impl CorrelationRequest {
             },
             // Party 1's chosen pads.
             CorrelationRequest::OneOf16Ots { count } => vec![vec![OneOf16Side::mask_words(*count)]],
+            // Party 1's share of msb(r), and the correction words.
+            CorrelationRequest::DcfMsb { shape } => {
+                vec![shape.clone(), vec![numel(shape)? * super::dcf::CW_WORDS]]
+            }
         })
     }
 }
@@ -471,6 +490,27 @@ impl Drop for OneOf16Share {
     }
 }
 
+/// One party's side of a [`CorrelationRequest::DcfMsb`]. `Debug` shows
+/// sizes only.
+#[derive(Clone)]
+pub struct DcfShare {
+    /// Additive share of the mask `r`.
+    pub r: Share,
+    /// Additive share of `r_63`, the mask's top bit (0/1 in the ring).
+    pub r_msb: Share,
+    /// This party's root seed of each element's DCF.
+    pub roots: Vec<u128>,
+    /// Party 1: the correction words (forwarded to party 0 online); party
+    /// 0: `None`.
+    pub cws: Option<super::dcf::Cws>,
+}
+
+impl Drop for DcfShare {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.roots);
+    }
+}
+
 /// One party's share of a correlation, of the kind its request names.
 /// `Debug` shows kinds and sizes only.
 #[derive(Clone)]
@@ -482,6 +522,7 @@ pub enum CorrelationShare {
     DaBits(DaBitShare),
     RandomOts(RandomOtShare),
     OneOf16Ots(OneOf16Share),
+    Dcf(DcfShare),
 }
 
 impl CorrelationShare {
@@ -494,6 +535,7 @@ impl CorrelationShare {
             CorrelationShare::DaBits(d) => d.arith.party(),
             CorrelationShare::RandomOts(r) => r.party,
             CorrelationShare::OneOf16Ots(r) => r.party,
+            CorrelationShare::Dcf(d) => d.r.party(),
         }
     }
 }
@@ -508,6 +550,7 @@ impl std::fmt::Debug for CorrelationShare {
             CorrelationShare::DaBits(d) => ("DaBits", d.arith.shape().to_vec()),
             CorrelationShare::RandomOts(r) => ("RandomOts", vec![r.n]),
             CorrelationShare::OneOf16Ots(r) => ("OneOf16Ots", vec![r.count]),
+            CorrelationShare::Dcf(d) => ("Dcf", d.r.shape().to_vec()),
         };
         f.debug_struct(kind)
             .field("party", &self.party())
@@ -625,6 +668,16 @@ pub trait Correlations {
             sender,
         })? {
             CorrelationShare::RandomOts(r) => Ok(r),
+            _ => Err(wrong_kind()),
+        }
+    }
+
+    /// The dealer's DCF correlation for the MSBs of a tensor of `shape`.
+    fn dcf_msb(&mut self, shape: &[usize]) -> Result<DcfShare> {
+        match self.fetch(&CorrelationRequest::DcfMsb {
+            shape: shape.to_vec(),
+        })? {
+            CorrelationShare::Dcf(d) => Ok(d),
             _ => Err(wrong_kind()),
         }
     }
@@ -919,6 +972,18 @@ impl SeedExpander {
                     }
                 }
             }
+            // Each party draws its share of r and its root seeds (two words
+            // each); party 0 also its share of msb(r).
+            CorrelationRequest::DcfMsb { shape } => {
+                let n = numel(shape)?;
+                let r = self.tensor(shape)?;
+                let roots = self.tensor(&[2 * n])?;
+                Expanded {
+                    first: r,
+                    second: Some(roots),
+                    p0_extra: p0_extra(self, &[shape])?,
+                }
+            }
             // Party 0 draws pads and masks, party 1 its choices (the dealer
             // hands it the chosen pads).
             CorrelationRequest::OneOf16Ots { count } => {
@@ -1032,7 +1097,32 @@ fn assemble(
                 side,
             })
         }
+        CorrelationRequest::DcfMsb { shape } => {
+            let n = numel(shape)?;
+            let r_msb = Share::new(party, next("msb(r) share")?);
+            let cws = match party {
+                Party::P0 => None,
+                Party::P1 => Some(super::dcf::Cws::new(
+                    super::dcf::DCF_BITS,
+                    n,
+                    next("correction words")?.into_parts().0,
+                )?),
+            };
+            CorrelationShare::Dcf(DcfShare {
+                r: Share::new(party, exp.first),
+                r_msb,
+                roots: words_to_seeds(second(exp.second)?.data()),
+                cws,
+            })
+        }
     })
+}
+
+/// Root seeds from pairs of PRG words (low word first).
+fn words_to_seeds(w: &[u64]) -> Vec<u128> {
+    w.chunks_exact(2)
+        .map(|p| u128::from(p[0]) | (u128::from(p[1]) << 64))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1246,6 +1336,32 @@ impl Dealer {
                         ]
                     }
                 }
+            }
+            CorrelationRequest::DcfMsb { shape } => {
+                // α = r mod 2^63 and β = 1 − 2·r_63, so that r_63 plus the
+                // DCF's output is r_63 ⊕ [c' < α] (see `compare`).
+                let r = x0.first.add(&x1.first)?;
+                let alpha: Vec<u64> = r.data().iter().map(|v| v & (u64::MAX >> 1)).collect();
+                let msb = r.map(|v| v >> 63);
+                let beta: Vec<u64> = msb
+                    .data()
+                    .iter()
+                    .map(|b| 1u64.wrapping_sub(2 * b))
+                    .collect();
+                let (k0, k1) = seconds()?;
+                let roots = [words_to_seeds(k0.data()), words_to_seeds(k1.data())];
+                let prg = super::dcf::Prg::new();
+                let mut cws = super::dcf::gen(
+                    &prg,
+                    super::dcf::DCF_BITS,
+                    &alpha,
+                    &beta,
+                    [&roots[0], &roots[1]],
+                )?;
+                let words = std::mem::take(&mut cws.words);
+                let len = words.len();
+                debug_assert_eq!(Some(len), numel(shape)?.checked_mul(super::dcf::CW_WORDS));
+                vec![msb.sub(extra0(0)?)?, RingTensor::new(words, vec![len])?]
             }
             CorrelationRequest::OneOf16Ots { count } => {
                 let (pads, c) = (x0.first.data(), x1.first.data());

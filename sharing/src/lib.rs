@@ -38,6 +38,7 @@
 
 pub mod compare;
 pub mod correlations;
+pub mod dcf;
 pub mod driver;
 pub mod error;
 pub mod fixed;
@@ -49,8 +50,8 @@ pub mod share;
 
 pub use compare::{ClampMode, MsbState, MsbStep, SelectKind, SelectState, MSB_ROUNDS};
 pub use correlations::{
-    AndTripleShare, CorrelationRequest, CorrelationShare, Correlations, DaBitShare, Dealer,
-    DealerMsg, DealerSource, MaskedBitsShare, OneOf16Share, OneOf16Side, OtSide,
+    AndTripleShare, CorrelationRequest, CorrelationShare, Correlations, DaBitShare, DcfShare,
+    Dealer, DealerMsg, DealerSource, MaskedBitsShare, OneOf16Share, OneOf16Side, OtSide,
     PrecomputedCorrelations, RandomOtShare, RecordingCorrelations, SeedMsg, TripleShare,
     TruncShare,
 };

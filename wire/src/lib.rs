@@ -66,7 +66,7 @@ pub enum WireError {
 pub const MAX_MESSAGE_BYTES: usize = 1 << 31;
 
 /// The wire format's version, the first byte of every frame.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// The tag of each value kind.
 pub mod tag {
@@ -96,6 +96,7 @@ pub mod request_tag {
     pub const RANDOM_OTS: u8 = 7;
     pub const ONE_OF_16_OTS: u8 = 8;
     pub const CONV_TRIPLE: u8 = 9;
+    pub const DCF_MSB: u8 = 10;
 }
 
 #[derive(Clone)]
@@ -317,6 +318,10 @@ impl W {
             CorrelationRequest::OneOf16Ots { count } => {
                 self.u8(t::ONE_OF_16_OTS);
                 self.u64(*count as u64);
+            }
+            CorrelationRequest::DcfMsb { shape } => {
+                self.u8(t::DCF_MSB);
+                self.shape(shape);
             }
         }
     }
@@ -548,6 +553,9 @@ impl R<'_> {
             },
             t::ONE_OF_16_OTS => CorrelationRequest::OneOf16Ots {
                 count: usize::try_from(self.u64()?).map_err(|_| WireError::BadBitCount)?,
+            },
+            t::DCF_MSB => CorrelationRequest::DcfMsb {
+                shape: self.shape()?,
             },
             t::CONV_TRIPLE => {
                 let a_shape = self.shape()?;
@@ -930,6 +938,24 @@ mod tests {
     }
 
     #[test]
+    fn dcf_requests_round_trip() {
+        let req = CorrelationRequest::DcfMsb { shape: vec![2, 3] };
+        let w = Wire::DealerChunk {
+            group: 4,
+            corrections: vec![DealerMsg {
+                request: req.clone(),
+                tensors: vec![RingTensor::new(vec![7; 6], vec![2, 3]).unwrap()],
+            }],
+        };
+        let bytes = encode(&[&w]);
+        assert_eq!(encode(&decode(&bytes).unwrap()), bytes);
+        let Wire::DealerChunk { corrections, .. } = &decode(&bytes).unwrap()[0] else {
+            panic!("not a chunk");
+        };
+        assert_eq!(corrections[0].request, req);
+    }
+
+    #[test]
     fn one_of_16_ot_requests_round_trip() {
         let req = CorrelationRequest::OneOf16Ots { count: 48 };
         let w = Wire::DealerChunk {
@@ -947,34 +973,34 @@ mod tests {
         assert_eq!(corrections[0].request, req);
     }
 
-    const GOLDEN_OT: &str = "0201000000000000000c03000000000000000102ff";
+    const GOLDEN_OT: &str = "0301000000000000000c03000000000000000102ff";
     const GOLDEN_RING: &str = concat!(
-        "02010000000000000001010000000000000002000000000000000200000000000000010000000000",
+        "03010000000000000001010000000000000002000000000000000200000000000000010000000000",
         "0000ffffffffffffffff"
     );
     const GOLDEN_BEAVER: &str = concat!(
-        "02010000000000000002000000000000000001000000000000000300000000000000010000000000",
+        "03010000000000000002000000000000000001000000000000000300000000000000010000000000",
         "0000010000000000000001000000000000000400000000000000"
     );
     const GOLDEN_CLEAR: &str =
-        "0201000000000000000300000000000000000100000000000000000000000000e03f";
+        "0301000000000000000300000000000000000100000000000000000000000000e03f";
     const GOLDEN_CIPHERS: &str = concat!(
-        "02010000000000000004010000000000000001000000000000000100000000000000020000000000",
+        "03010000000000000004010000000000000001000000000000000100000000000000020000000000",
         "00003930"
     );
-    const GOLDEN_PUBLIC_KEY: &str = "02010000000000000005010000000000000023";
+    const GOLDEN_PUBLIC_KEY: &str = "03010000000000000005010000000000000023";
     const GOLDEN_SESSION: &str = concat!(
-        "02010000000000000007010000000000000005000000000000006261746368070000000000000001",
+        "03010000000000000007010000000000000005000000000000006261746368070000000000000001",
         "00000000000000010000000000000074200000000000000009090909090909090909090909090909",
         "09090909090909090909090909090909"
     );
     const GOLDEN_DEALER: &str = concat!(
-        "02010000000000000006010707070707070707070707070707070707070707070707070707070707",
+        "03010000000000000006010707070707070707070707070707070707070707070707070707070707",
         "07070701000000000000000001000000000000000100000000000000010000000000000001000000",
         "000000000100000000000000010000000000000005000000000000000200000000000000"
     );
     const GOLDEN_DEALER_CHUNK: &str = concat!(
-        "02010000000000000008030000000000000006000000000000000102000000000000000100000000",
+        "03010000000000000008030000000000000006000000000000000102000000000000000100000000",
         "00000002000000000000000100000000000000020000000000000001000000000000000100000000",
         "00000001000000000000000100000000000000060000000000000002010000000000000001000000",
         "00000000100000000000000002000000000000000100000000000000010000000000000001000000",
@@ -988,9 +1014,9 @@ mod tests {
         "000100000000000000"
     );
 
-    const GOLDEN_RLWE_PUBLIC_KEY: &str = "020100000000000000090200000000000000abcd";
-    const GOLDEN_RLWE_QUERY: &str = "0201000000000000000a010000000000000001";
-    const GOLDEN_RLWE_RESPONSE: &str = "0201000000000000000b0000000000000000";
+    const GOLDEN_RLWE_PUBLIC_KEY: &str = "030100000000000000090200000000000000abcd";
+    const GOLDEN_RLWE_QUERY: &str = "0301000000000000000a010000000000000001";
+    const GOLDEN_RLWE_RESPONSE: &str = "0301000000000000000b0000000000000000";
 
     #[test]
     fn another_version_is_refused_by_name() {

@@ -57,7 +57,14 @@ impl Lowerer<'_, '_> {
                             )
                         })
                         .collect();
-                    pre[d.index()].push(Instr::Deal { out: outs.clone() });
+                    let comparisons = match self.chooser.source {
+                        crate::cost::Source::DealerDcf => plan::DealerComparisons::Dcf,
+                        _ => plan::DealerComparisons::CarryTree,
+                    };
+                    pre[d.index()].push(Instr::Deal {
+                        out: outs.clone(),
+                        comparisons,
+                    });
                     for (i, p) in self.p.into_iter().enumerate() {
                         pre[d.index()].push(Instr::Send {
                             to: pi(p),

@@ -173,6 +173,10 @@ fn share_words(req: &Request) -> u64 {
             let c = *count as u64;
             c.div_ceil(2).saturating_add(c.div_ceil(32))
         }
+        // r, msb(r), the root seeds, and (party 1) the correction words.
+        CorrelationRequest::DcfMsb { shape } => {
+            n(shape).saturating_mul(4 + u64::from(plan::params::DCF_CW_WORDS))
+        }
     }
 }
 
@@ -195,6 +199,9 @@ fn correction_words(req: &Request) -> u64 {
         } => crate::sharing::correlations::conv_out_shape(a_shape, window, b_shape)
             .map_or(0, |c| n(&c)),
         CorrelationRequest::MaskedBits { shape } | CorrelationRequest::DaBits { shape } => n(shape),
+        CorrelationRequest::DcfMsb { shape } => {
+            n(shape).saturating_mul(1 + u64::from(plan::params::DCF_CW_WORDS))
+        }
         CorrelationRequest::AndTriples { bits } => CorrelationRequest::words_for_bits(*bits) as u64,
         CorrelationRequest::RandomOts { shape, sender } => match sender {
             crate::sharing::Party::P0 => n(shape),

@@ -415,6 +415,8 @@ fn dealer_work(req: &nonlinear::Request) -> usize {
         R::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
         R::RandomOts { shape, .. } => n(shape).saturating_mul(3),
         R::OneOf16Ots { count } => count.saturating_mul(2),
+        // Key generation: 8 AES blocks per level of 63, some 500 words' worth.
+        R::DcfMsb { shape } => n(shape).saturating_mul(500),
     }
 }
 
@@ -544,9 +546,13 @@ fn request_groups(
 }
 
 /// How the plan's comparisons select: by the OT multiplexer where the
-/// correlations come from OT, else by a Beaver product (dealer, Paillier).
-/// Both parties and the preprocessing read it from the plan.
+/// correlations come from OT, else by a Beaver product (dealer, Paillier),
+/// after an MSB by DCF keys where the dealer deals them. Both parties and
+/// the preprocessing read it from the plan.
 pub(crate) fn select_kind(plan: &Plan) -> SelectKind {
+    if plan.dealer_comparisons() == plan::DealerComparisons::Dcf {
+        return SelectKind::Dcf;
+    }
     let ot = plan.programs.iter().any(|p| {
         p.instrs.iter().any(|i| {
             matches!(
@@ -1049,7 +1055,7 @@ impl Exec<'_> {
                 self.set(*public, Value::Wire(Wire::PublicKey(kp.public.n().clone())));
                 self.keypair = Some(kp);
             }
-            Instr::Deal { out } => {
+            Instr::Deal { out, .. } => {
                 if let Some(ahead) = self
                     .opts
                     .dealings
@@ -1134,7 +1140,11 @@ impl Exec<'_> {
                         s
                     }
                 };
-                self.engine = Some(Engine::new(self.fp, TruncMode::Dealer, Box::new(source)));
+                let source: Box<dyn Correlations + Send> = Box::new(source);
+                self.engine = Some(
+                    Engine::new(self.fp, TruncMode::Dealer, source)
+                        .with_select(select_kind(self.plan)),
+                );
             }
             Instr::GenerateCorrelations { peer, engine } => {
                 let store = dealerfree::generate(self, *peer, *engine, t)?;

@@ -173,7 +173,7 @@ mod tests {
         let shapes: [&[usize]; 6] = [&[1], &[5], &[3, 4], &[2, 7], &[33], &[2, 3, 9]];
         for (op, kind) in ops
             .iter()
-            .flat_map(|op| [SelectKind::Beaver, SelectKind::Ot].map(|k| (op, k)))
+            .flat_map(|op| [SelectKind::Beaver, SelectKind::Ot, SelectKind::Dcf].map(|k| (op, k)))
         {
             for shape in shapes {
                 let arity = if matches!(op, NonlinearOp::Max | NonlinearOp::Min) {

@@ -144,6 +144,11 @@ impl Job {
                     "random OTs come from the OT engine or a dealer, not from Paillier",
                 ))
             }
+            CorrelationRequest::DcfMsb { .. } => {
+                return Err(ExecError::protocol(
+                    "DCF keys come from a dealer, not from Paillier",
+                ))
+            }
             CorrelationRequest::AndTriples { bits } => {
                 let words = CorrelationRequest::words_for_bits(*bits);
                 Job::And {
@@ -635,7 +640,8 @@ pub(crate) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u6
         | CorrelationRequest::HolderMatmulTriple { .. }
         | CorrelationRequest::ConvTriple { .. }
         | CorrelationRequest::RandomOts { .. }
-        | CorrelationRequest::OneOf16Ots { .. } => (0, 0),
+        | CorrelationRequest::OneOf16Ots { .. }
+        | CorrelationRequest::DcfMsb { .. } => (0, 0),
         CorrelationRequest::AndTriples { bits } => {
             let l = layout(Layout::product_bound(1, 1, 2))?;
             let count = (CorrelationRequest::words_for_bits(*bits) as u64).saturating_mul(64);
