@@ -3164,8 +3164,9 @@ proptest::proptest! {
     /// or elementwise triple and no patches, over random groups, channels
     /// per group, strides, paddings and dilations, and match the
     /// reference within the compiler's bound and within 0.05. With `own`
-    /// the input is one party's and the kernel the other's: the input is
-    /// shared, never its patches.
+    /// the input is one party's and the kernel the other's: an input-holder
+    /// convolution triple, the input masked and sent by its holder, never
+    /// its patches.
     #[test]
     fn random_grouped_convolutions_with_a_dealer_use_a_convolution_triple(
         two in proptest::bool::ANY,
@@ -3228,6 +3229,9 @@ proptest::proptest! {
         // the kernel), the product of the patches opens less.
         if w.input() * c <= w.patches() * cout * cg {
             proptest::prop_assert_eq!(text.matches("convolution triple").count(), 1, "{}", correlations);
+            proptest::prop_assert_eq!(
+                text.contains("input-holder convolution triple"), own, "{}", correlations
+            );
             proptest::prop_assert!(text.contains(&format!("groups {groups}x{per_group}")), "{}", correlations);
             proptest::prop_assert!(!text.contains("matrix triple"), "{}", correlations);
             proptest::prop_assert!(!text.contains(": triple "), "{}", correlations);
@@ -3290,4 +3294,112 @@ fn a_masked_products_preprocessing_is_validated() {
         );
     }
     assert!(plan::validate(&plan).is_ok());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 10, ..Default::default() })]
+    /// With a dealer, a convolution (`conv2d` or `conv1d`, one group or
+    /// several, depthwise among them) of one party's clear input by the
+    /// other party's clear kernels, the networks' first layer, takes one
+    /// input-holder convolution triple: the holder sends `x − a` (the
+    /// input, not its patches) and the other `w − b`. No input-holder
+    /// matrix triple, no other triple, and no im2col step, neither in the
+    /// clear nor on shares; the result matches the reference within the
+    /// compiler's bound and within 0.05. Where the patches are fewer than
+    /// the input's entries (a stride beyond the kernel) the cost model
+    /// keeps the product of the patches instead.
+    #[test]
+    fn a_first_layer_convolution_takes_an_input_holder_convolution_triple(
+        two in proptest::bool::ANY,
+        groups in 1usize..4,
+        depthwise in proptest::bool::ANY,
+        cg in 1usize..3,
+        per_group in 1usize..3,
+        k in (1usize..4, 1usize..4),
+        stride in (1usize..3, 1usize..3),
+        dilation in (1usize..3, 1usize..3),
+        pad in (0usize..3, 0usize..3),
+        extra in (0usize..4, 0usize..4),
+        batch in 1usize..3,
+        seed in 0u64..1000,
+    ) {
+        let cg = if depthwise { 1 } else { cg };
+        let (c, cout) = (groups * cg, groups * per_group);
+        let w = ConvCase {
+            axes: if two { 2 } else { 1 },
+            kernel: [k.0, k.1],
+            stride: [stride.0, stride.1],
+            dilation: [dilation.0, dilation.1],
+            pad: [pad.0, pad.1],
+            extra: [extra.0, extra.1],
+        };
+        let (f, xs, ks, args) = (w.op(), w.input_sizes(), w.kernel_sizes(), w.args());
+        let source = format!(
+            "model conv {{ party a; party b; dealer d;
+               input x: fixed[batch, {c}, {xs}] private(a) in [-1, 1];
+               input w: fixed[{cout}, {cg}, {ks}] private(b) in [-0.5, 0.5];
+               let y = {f}(x, w, {args}, groups: {groups});
+               output y to a; }}"
+        );
+        let (plan, worst) = conv_run_with_a_dealer(&source, batch, seed);
+        let text = plan.to_text();
+        let correlations = text.split("registers:").next().unwrap_or("");
+        // The patches: one group's are every channel's; with groups each
+        // output channel has its group's.
+        let patches = if groups == 1 { w.patches() * c } else { w.patches() * cout * cg };
+        if w.input() * c <= patches {
+            proptest::prop_assert_eq!(
+                correlations.matches("input-holder convolution triple").count(), 1, "{}", correlations
+            );
+            proptest::prop_assert_eq!(correlations.matches("triple").count(), 1, "{}", correlations);
+            if groups > 1 {
+                proptest::prop_assert!(correlations.contains(&format!("groups {groups}x{per_group}")), "{}", correlations);
+            }
+            // The triple reads the input: no patches are cut anywhere.
+            proptest::prop_assert!(!text.contains(".im2col["), "{}", text);
+            // The client's register that the holder's message masks is
+            // the input's size, not the patches'.
+            proptest::prop_assert!(
+                correlations.contains(&format!("input-holder convolution triple [batch, {c}, {xs}]")),
+                "{}", correlations
+            );
+        } else {
+            proptest::prop_assert!(!correlations.contains("convolution triple"), "{}", correlations);
+        }
+        proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
+    }
+}
+
+/// The bundled networks whose first layer is a convolution of the
+/// client's image by the server's kernels take an input-holder
+/// convolution triple for it with a dealer (no input-holder matrix triple
+/// of its patches is left), and without a dealer are unchanged in kind
+/// (no convolution triple of either sort).
+#[test]
+fn the_networks_first_convolutions_take_input_holder_convolution_triples() {
+    for name in ["net_b", "net_c", "net_d", "lenet5"] {
+        for dealer in [true, false] {
+            let o = options(|o| {
+                o.use_dealer = dealer;
+                o.assume.insert("batch".into(), 2);
+            });
+            let plan = compiler::compile(&model(name), &o).unwrap().plan;
+            let text = plan.to_text();
+            let correlations = text.split("registers:").next().unwrap_or("");
+            let holder_convs = correlations
+                .matches("input-holder convolution triple")
+                .count();
+            if dealer {
+                assert_eq!(holder_convs, 1, "{name}: {correlations}");
+                assert!(
+                    !correlations.contains("input-holder matrix triple"),
+                    "{name}: {correlations}"
+                );
+                assert!(!text.contains("clear.im2col["), "{name}: {text}");
+            } else {
+                assert_eq!(holder_convs, 0, "{name}: {correlations}");
+                assert!(!correlations.contains("convolution triple"), "{name}");
+            }
+        }
+    }
 }

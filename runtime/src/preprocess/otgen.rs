@@ -233,7 +233,9 @@ fn size_of(req: &Request) -> Result<Size, ExecError> {
             reverse: *sender == Party::P1,
         },
         Request::OneOf16Ots { count } => Size::Leaf16(*count),
-        Request::Trunc { .. } | Request::HolderMatmulTriple { .. } => {
+        Request::Trunc { .. }
+        | Request::HolderMatmulTriple { .. }
+        | Request::HolderConvTriple { .. } => {
             return Err(ExecError::protocol(
                 "truncation pairs and input-holder correlations need a dealer",
             ))
