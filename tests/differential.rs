@@ -164,8 +164,9 @@ const CONV_MODELS: [&str; 1] = ["mobile_dw"];
 /// models/mobile_dw.veil (MobileNet-style depthwise-separable blocks) with
 /// a dealer: each convolution on shares, the two depthwise ones included,
 /// takes one convolution triple (no elementwise triple for their products,
-/// no patches cut on shares), and a run matches the reference at every
-/// recipient within the compiler's bounds.
+/// no patches cut on shares), the first (the client's image by the
+/// server's kernels) an input-holder one, and a run matches the reference
+/// at every recipient within the compiler's bounds.
 #[test]
 fn depthwise_separable_blocks_take_convolution_triples() {
     let o = options(|_| {});
@@ -173,8 +174,15 @@ fn depthwise_separable_blocks_take_convolution_triples() {
     let text = plan.to_text();
     let correlations = text.split("registers:").next().unwrap_or("");
     assert_eq!(
-        text.matches("convolution triple").count(),
-        4,
+        correlations.matches("convolution triple").count(),
+        5,
+        "{correlations}"
+    );
+    assert_eq!(
+        correlations
+            .matches("input-holder convolution triple")
+            .count(),
+        1,
         "{correlations}"
     );
     for depthwise in ["groups 16x1]", "groups 32x1]"] {
@@ -3446,4 +3454,41 @@ fn a_convolution_of_a_partys_input_by_secret_kernels_shares_the_input() {
             est.bytes
         );
     }
+}
+
+/// The report says why a first-layer convolution runs as it does: an
+/// input-holder convolution triple (net B: 784 entries of the image per
+/// row, not its 14,400 patches), or, where the patches are fewer than
+/// the input's entries (a strided 1×1 convolution), an input-holder
+/// product of the patches.
+#[test]
+fn the_report_explains_the_first_layer_convolutions_choice() {
+    let o = options(|o| {
+        o.use_dealer = true;
+        o.assume.insert("batch".into(), 1);
+    });
+    let report = compiler::compile(&model("net_b"), &o).unwrap().report;
+    assert!(
+        report.contains("an input-holder convolution triple (client sends its input masked, 784 words, not its 14400 patches; server its kernels masked)"),
+        "{report}"
+    );
+    let strided = checked(
+        "model s11 { party a; party b; dealer d;
+           input x: fixed[batch, 2, 6, 6] private(a) in [-1, 1];
+           input w: fixed[3, 2, 1, 1] private(b) in [-0.5, 0.5];
+           let y = conv2d(x, w, stride: 2);
+           output y to a; }",
+    );
+    let compiled = compiler::compile(&strided, &o).unwrap();
+    assert!(
+        compiled.report.contains(
+            "an input-holder product of its patches, fewer (18) than the input's entries (72)"
+        ),
+        "{}",
+        compiled.report
+    );
+    assert!(compiled
+        .plan
+        .to_text()
+        .contains("input-holder matrix triple"));
 }
