@@ -279,6 +279,9 @@ impl Chooser<'_, '_> {
         let operands = value.op.operands();
         let size = |i: usize| self.n(operands[i]);
         match method {
+            // Patches that only input-holder convolution triples read are
+            // never cut (the lowering drops the step: they read the input).
+            Method::Clear(p) if self.patches_only_for_holder_convs(v, p) => Some(Cost::ZERO),
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
                 Op::Sigmoid(..)
@@ -596,6 +599,30 @@ impl Chooser<'_, '_> {
             }
         }
         Some((*x, window.clone(), cols, w))
+    }
+
+    /// Whether `v` is the patches `Im2col(x)` of `x` clear at `p` and
+    /// every user is a convolution by kernels clear at the other party
+    /// that an input-holder convolution triple computes
+    /// ([`Chooser::holder_conv`]): they read `x`, so these patches are
+    /// never cut.
+    fn patches_only_for_holder_convs(&self, v: ValueId, p: PartyId) -> bool {
+        if !matches!(self.g.value(v).op, Op::Im2col(..)) {
+            return false;
+        }
+        let users = self.g.users(v);
+        !users.is_empty()
+            && users.iter().all(|u| match &self.g.value(*u).op {
+                Op::MatMul(cols, w) | Op::Mul(cols, w) if *cols == v => {
+                    match self.g.node(*w).visibility {
+                        Visibility::Private(q) if q != p => self
+                            .holder_conv(*u, &[Repr::Clear(p), Repr::Clear(q)])
+                            .is_some(),
+                        _ => false,
+                    }
+                }
+                _ => false,
+            })
     }
 
     /// Whether only convolution triples read the patches `v` (they read
@@ -1302,6 +1329,10 @@ impl Chooser<'_, '_> {
         let name = |p: PartyId| self.g.model.party(p).name.clone();
         let base = match method {
             Method::Public => "every operand is public".to_string(),
+            Method::Clear(p) if self.patches_only_for_holder_convs(v, p) => format!(
+                "every operand is known to {}; never cut: the input-holder convolution triple reads the input",
+                name(p)
+            ),
             Method::Clear(p) => format!("every operand is known to {}", name(p)),
             Method::Shares if value.via == Some(Protocol::Shares) => "`via shares`".to_string(),
             Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
