@@ -281,6 +281,9 @@ impl Chooser<'_, '_> {
         let operands = value.op.operands();
         let size = |i: usize| self.n(operands[i]);
         match method {
+            // Patches that only input-holder convolution triples read are
+            // never cut (the lowering drops the step: they read the input).
+            Method::Clear(p) if self.patches_only_for_holder_convs(v, p) => Some(Cost::ZERO),
             Method::Public | Method::Clear(_) => Some(Cost::compute(match &value.op {
                 Op::MatMul(a, _) => n * self.g.last_dim(*a) as f64 * c.ring_mac,
                 Op::Sigmoid(..)
@@ -311,6 +314,22 @@ impl Chooser<'_, '_> {
                     Op::Mean(_) => Cost::compute(size(0) * c.ring_op) + self.trunc(n),
                     Op::Mul(..) if public(0) || public(1) => {
                         Cost::compute(n * c.ring_op) + self.trunc(n)
+                    }
+                    // A convolution of one party's clear input by the
+                    // other's kernels: an input-holder convolution triple,
+                    // each side's masked input sent once (x, not the
+                    // patches). A grouped one's result is the patches' sums.
+                    Op::Mul(cols, _) | Op::MatMul(cols, _)
+                        if self.holder_conv(v, reprs).is_some() =>
+                    {
+                        let (x, _) = self.holder_conv(v, reprs)?;
+                        let (out, k) = if matches!(value.op, Op::Mul(..)) {
+                            let width = self.g.last_dim(*cols).max(1) as f64;
+                            (n / width, width)
+                        } else {
+                            (n, self.g.last_dim(*cols) as f64)
+                        };
+                        self.holder_matmul(self.n(x), size(1), out, k) + self.trunc(out)
                     }
                     // A grouped convolution: the dealer's convolution
                     // triple opens x and W and yields the patches' sums.
@@ -520,6 +539,40 @@ impl Chooser<'_, '_> {
     /// the patch: the triple yields that sum, so the products themselves
     /// never exist (the lowering hands the `Sum` the triple's result).
     pub fn conv_triple(&self, v: ValueId) -> Option<(ValueId, plan::Window)> {
+        let (x, window, cols, w) = self.conv_with_a_dealer(v)?;
+        if [cols, w]
+            .iter()
+            .any(|o| self.g.node(*o).visibility == Visibility::Public)
+        {
+            return None;
+        }
+        Some((x, window))
+    }
+
+    /// A convolution's product `v` whose input `x` is in the clear at one
+    /// party and whose kernel is in the clear at the other (`reprs`
+    /// `[Clear(p), Clear(q)]`, the patches `Im2col(x)` clear at `p`) that
+    /// an input-holder convolution triple computes
+    /// (`plan::Correlation::HolderConv`): `x` and the window. The holder
+    /// of `x` sends `x − a` (|x| words, not the patches'), the other
+    /// `W − b`; `None` where a convolution triple would not run
+    /// ([`Chooser::conv_triple`]: no dealer, patches fewer than `x`'s
+    /// entries, not a convolution) or for other operands.
+    pub fn holder_conv(&self, v: ValueId, reprs: &[Repr]) -> Option<(ValueId, plan::Window)> {
+        let [Repr::Clear(p), Repr::Clear(q)] = *reprs else {
+            return None;
+        };
+        if p == q {
+            return None;
+        }
+        let (x, window, _, _) = self.conv_with_a_dealer(v)?;
+        Some((x, window))
+    }
+
+    /// The convolution `v` a triple with a dealer computes, whatever its
+    /// operands' representations: `x`, the window, the patches and the
+    /// kernel (see [`Chooser::conv_triple`]).
+    fn conv_with_a_dealer(&self, v: ValueId) -> Option<(ValueId, plan::Window, ValueId, ValueId)> {
         if !self.dealer {
             return None;
         }
@@ -536,9 +589,6 @@ impl Chooser<'_, '_> {
         if grouped != (window.groups > 1)
             || self.n(*x) > self.n(cols)
             || self.g.value(w).shape.0.len() != 2
-            || [cols, w]
-                .iter()
-                .any(|o| self.g.node(*o).visibility == Visibility::Public)
         {
             return None;
         }
@@ -550,7 +600,31 @@ impl Chooser<'_, '_> {
                 return None;
             }
         }
-        Some((*x, window.clone()))
+        Some((*x, window.clone(), cols, w))
+    }
+
+    /// Whether `v` is the patches `Im2col(x)` of `x` clear at `p` and
+    /// every user is a convolution by kernels clear at the other party
+    /// that an input-holder convolution triple computes
+    /// ([`Chooser::holder_conv`]): they read `x`, so these patches are
+    /// never cut.
+    fn patches_only_for_holder_convs(&self, v: ValueId, p: PartyId) -> bool {
+        if !matches!(self.g.value(v).op, Op::Im2col(..)) {
+            return false;
+        }
+        let users = self.g.users(v);
+        !users.is_empty()
+            && users.iter().all(|u| match &self.g.value(*u).op {
+                Op::MatMul(cols, w) | Op::Mul(cols, w) if *cols == v => {
+                    match self.g.node(*w).visibility {
+                        Visibility::Private(q) if q != p => self
+                            .holder_conv(*u, &[Repr::Clear(p), Repr::Clear(q)])
+                            .is_some(),
+                        _ => false,
+                    }
+                }
+                _ => false,
+            })
     }
 
     /// Whether only convolution triples read the patches `v` (they read
@@ -815,6 +889,16 @@ impl Chooser<'_, '_> {
                         }
                     }
                 }
+                // A grouped convolution's products likewise, by an
+                // input-holder convolution triple.
+                if let Op::Mul(a, b) = &value.op {
+                    if let (Visibility::Private(p), Visibility::Private(q)) = (vis(a), vis(b)) {
+                        let clear = vec![Repr::Clear(p), Repr::Clear(q)];
+                        if self.holder_conv(v, &clear).is_some() {
+                            options.push(clear);
+                        }
+                    }
+                }
                 options
             }
             Method::Rlwe => {
@@ -889,12 +973,13 @@ impl Chooser<'_, '_> {
             Visibility::Private(p) => vec![Method::Clear(p)],
             Visibility::Secret => vec![Method::Shares],
         };
-        // A grouped convolution's patches of a party's input that only
-        // convolution triples read are never cut: as shares they cost the
-        // input's sharing, not the patches'. (One group keeps the
-        // input-holder triple for a party's input: see BENCHMARKS.md.)
+        // A convolution's patches of a party's input that only convolution
+        // triples read are never cut: as shares they cost the input's
+        // sharing, not the patches'. (Where the kernel is the other party's
+        // clear value an input-holder convolution triple is cheaper still,
+        // `Chooser::holder_conv`, and the patches stay clear.)
         if matches!(node.visibility, Visibility::Private(_))
-            && matches!(&value.op, Op::Im2col(_, w) if w.groups > 1)
+            && matches!(&value.op, Op::Im2col(..))
             && self.patches_only_for_triples(v)
         {
             methods.push(Method::Shares);
@@ -1246,6 +1331,10 @@ impl Chooser<'_, '_> {
         let name = |p: PartyId| self.g.model.party(p).name.clone();
         let base = match method {
             Method::Public => "every operand is public".to_string(),
+            Method::Clear(p) if self.patches_only_for_holder_convs(v, p) => format!(
+                "every operand is known to {}; never cut: the input-holder convolution triple reads the input",
+                name(p)
+            ),
             Method::Clear(p) => format!("every operand is known to {}", name(p)),
             Method::Shares if value.via == Some(Protocol::Shares) => "`via shares`".to_string(),
             Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
@@ -1256,6 +1345,42 @@ impl Chooser<'_, '_> {
                 if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }
             ),
             Method::Rlwe if value.via == Some(Protocol::Rlwe) => "`via rlwe`".to_string(),
+            Method::Shares if self.holder_conv(v, operands).is_some() => {
+                let [Repr::Clear(p), Repr::Clear(q)] = operands else {
+                    unreachable!("holder_conv takes two clear operands")
+                };
+                let (x, _) = self.holder_conv(v, operands).expect("matched above");
+                format!(
+                    "convolution of {}'s clear input by {}'s kernels: an input-holder convolution triple ({} sends its input masked, {} words, not its {} patches; {} its kernels masked){}",
+                    name(*p),
+                    name(*q),
+                    name(*p),
+                    self.n(x),
+                    self.n(value.op.operands()[0]),
+                    name(*q),
+                    if matches!(value.op, Op::Mul(..)) {
+                        ", each output channel's sum over its patch"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            // A convolution whose patches are fewer than its input's
+            // entries (a strided 1×1 one): no convolution triple.
+            Method::Shares
+                if matches!(operands, [Repr::Clear(_), Repr::Clear(_)])
+                    && matches!(value.op, Op::MatMul(cols, _) if matches!(
+                        self.g.value(cols).op,
+                        Op::Im2col(x, _) if self.n(x) > self.n(cols)
+                    )) =>
+            {
+                let cols = value.op.operands()[0];
+                format!(
+                    "convolution of a party's clear input by the other's kernels: an input-holder product of its patches, fewer ({}) than the input's entries ({}), so cheaper to send than the input",
+                    self.n(cols),
+                    self.n(self.g.value(cols).op.operands()[0])
+                )
+            }
             Method::Shares => match &value.op {
                 Op::Mul(..) if self.conv_triple(v).is_some() => "grouped convolution on secret values: one convolution triple (the masked input and kernels opened, not the patches) gives each output channel's sum over its patch".into(),
                 Op::Sum(a) if self.conv_triple(*a).is_some() => format!(

@@ -968,11 +968,21 @@ pub fn estimate(
                 Instr::HolderClose {
                     dst,
                     mine,
+                    corr,
                     leader: true,
                     ..
                 } => {
                     let (x, w) = opened[mine];
-                    online(costs.holder_matmul(n(x), n(w), n(*dst), last(x)))
+                    // A convolution's: `x` is its input (|x| sent, not the
+                    // patches'), `k` the patches' width.
+                    let k = match plan.correlations.get(*corr as usize) {
+                        Some(plan::Correlation::HolderConv { window, .. }) if window.groups > 1 => {
+                            last(w)
+                        }
+                        Some(plan::Correlation::HolderConv { .. }) => n(w) / last(w).max(1.0),
+                        _ => last(x),
+                    };
+                    online(costs.holder_matmul(n(x), n(w), n(*dst), k))
                 }
                 Instr::TruncClose {
                     dst, leader: true, ..

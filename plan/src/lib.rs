@@ -276,6 +276,17 @@ pub enum Correlation {
         rhs: Shape,
         lhs_holder: PartyIdx,
     },
+    /// Input-holder convolution triple for `x ⊛ w` with `x` in the clear at
+    /// `lhs_holder` and `w` at the other party: `a` of `input` (x's shape,
+    /// not the patches') known to the holder alone, `b` of `rhs` (as for
+    /// [`Correlation::Conv`]) to the other alone, `c = a ⊛ b` shared. Each
+    /// side sends its masked input once: |x| + |w| elements (dealer only).
+    HolderConv {
+        input: Shape,
+        window: Window,
+        rhs: Shape,
+        lhs_holder: PartyIdx,
+    },
     /// Truncation pair: r uniform in Z_2^64, with shares of r >> bits and msb(r).
     Trunc { shape: Shape, bits: u32 },
     /// Two-party truncation by `bits` (no dealer): one daBit per element of
@@ -562,7 +573,8 @@ pub enum Instr {
         y: Reg,
         corr: u32,
     },
-    /// Input-holder product, round 2: this party's share of `x @ w`.
+    /// Input-holder product, round 2: this party's share of `x @ w` (of
+    /// `x ⊛ w` for a [`Correlation::HolderConv`]).
     HolderClose {
         dst: Reg,
         mine: Reg,
@@ -1191,6 +1203,18 @@ impl Plan {
                     } => {
                         format!(
                             "input-holder matrix triple {lhs} @ {rhs}, a known to {}",
+                            self.party_name(*lhs_holder)
+                        )
+                    }
+                    Correlation::HolderConv {
+                        input,
+                        window,
+                        rhs,
+                        lhs_holder,
+                    } => {
+                        format!(
+                            "input-holder convolution triple {input} {} @ {rhs}, a known to {}",
+                            window_text(window),
                             self.party_name(*lhs_holder)
                         )
                     }

@@ -507,12 +507,18 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
         }
     }
     for c in &plan.correlations {
-        if let Correlation::HolderMatMul { lhs_holder, .. } = c {
+        if let Correlation::HolderMatMul { lhs_holder, .. }
+        | Correlation::HolderConv { lhs_holder, .. } = c
+        {
             if !party_ok(*lhs_holder) {
                 top(format!("a correlation held by unknown party {lhs_holder}"));
             }
         }
-        if let Correlation::Conv { input, window, rhs } = c {
+        if let Correlation::Conv { input, window, rhs }
+        | Correlation::HolderConv {
+            input, window, rhs, ..
+        } = c
+        {
             if let Err(e) = conv_fits(input, window, rhs) {
                 top(format!(
                     "a convolution triple of {input} by {rhs} does not fit its window: {e}"

@@ -91,6 +91,19 @@ pub enum CorrelationRequest {
         b_shape: Vec<usize>,
         a_holder: Party,
     },
+    /// An input-holder convolution triple for `x ⊛ w` where `x` is in the
+    /// clear at one party and `w` at the other: `a` of the input's shape
+    /// `a_shape` known entirely to `a_holder`, `b` of `b_shape` entirely to
+    /// the other party, and `c = a ⊛ b` ([`conv_product`] under `window`,
+    /// as for [`CorrelationRequest::ConvTriple`]) shared. Each party sends
+    /// only its own masked input once: `x − a` (|x| elements, not the
+    /// patches') or `w − b`.
+    HolderConvTriple {
+        a_shape: Vec<usize>,
+        window: plan::Window,
+        b_shape: Vec<usize>,
+        a_holder: Party,
+    },
     /// A uniform mask `r` over Z_2^64 of `shape`, shared additively *and*
     /// bitwise: one word per element whose bits are XOR shares of the bits
     /// of `r` (secure comparison, [`super::compare`]).
@@ -150,6 +163,12 @@ impl CorrelationRequest {
                 a_shape,
                 window,
                 b_shape,
+            }
+            | CorrelationRequest::HolderConvTriple {
+                a_shape,
+                window,
+                b_shape,
+                ..
             } => {
                 numel(a_shape)?;
                 numel(b_shape)?;
@@ -202,6 +221,12 @@ impl CorrelationRequest {
                 a_shape,
                 window,
                 b_shape,
+            }
+            | CorrelationRequest::HolderConvTriple {
+                a_shape,
+                window,
+                b_shape,
+                ..
             } => conv_dims(a_shape, window)
                 .map_or(n(a_shape), |(rows, g, width)| {
                     rows.saturating_mul(g).saturating_mul(width)
@@ -238,6 +263,12 @@ impl CorrelationRequest {
                 a_shape,
                 window,
                 b_shape,
+            }
+            | CorrelationRequest::HolderConvTriple {
+                a_shape,
+                window,
+                b_shape,
+                ..
             } => vec![conv_out_shape(a_shape, window, b_shape)?],
             CorrelationRequest::Trunc { shape, .. } => vec![shape.clone(), shape.clone()],
             CorrelationRequest::AndTriples { bits } => {
@@ -632,6 +663,26 @@ pub trait Correlations {
         }
     }
 
+    /// Input-holder convolution triple for `a_shape ⊛ b_shape` under
+    /// `window`, `a` at `a_holder`.
+    fn holder_conv_triple(
+        &mut self,
+        a_shape: &[usize],
+        window: &plan::Window,
+        b_shape: &[usize],
+        a_holder: Party,
+    ) -> Result<TripleShare> {
+        match self.fetch(&CorrelationRequest::HolderConvTriple {
+            a_shape: a_shape.to_vec(),
+            window: window.clone(),
+            b_shape: b_shape.to_vec(),
+            a_holder,
+        })? {
+            CorrelationShare::Triple(t) => Ok(t),
+            _ => Err(wrong_kind()),
+        }
+    }
+
     /// Truncation triple of `shape` for `frac_bits`.
     fn trunc_triple(&mut self, shape: &[usize], frac_bits: u32) -> Result<TruncShare> {
         match self.fetch(&CorrelationRequest::Trunc {
@@ -890,8 +941,19 @@ impl SeedExpander {
                 a_shape,
                 b_shape,
                 a_holder,
+            }
+            | CorrelationRequest::HolderConvTriple {
+                a_shape,
+                b_shape,
+                a_holder,
+                ..
             } => {
-                let c_shape = RingTensor::matmul_shape(a_shape, b_shape)?;
+                let c_shape = match req {
+                    CorrelationRequest::HolderConvTriple { window, .. } => {
+                        conv_out_shape(a_shape, window, b_shape)?
+                    }
+                    _ => RingTensor::matmul_shape(a_shape, b_shape)?,
+                };
                 // The holder's share of a is all of a; the other's is zero (no PRG output).
                 let (a, b) = if self.party == *a_holder {
                     (self.tensor(a_shape)?, RingTensor::zeros(b_shape)?)
@@ -1033,7 +1095,8 @@ fn assemble(
         CorrelationRequest::ElementwiseTriple { .. }
         | CorrelationRequest::MatmulTriple { .. }
         | CorrelationRequest::ConvTriple { .. }
-        | CorrelationRequest::HolderMatmulTriple { .. } => CorrelationShare::Triple(TripleShare {
+        | CorrelationRequest::HolderMatmulTriple { .. }
+        | CorrelationRequest::HolderConvTriple { .. } => CorrelationShare::Triple(TripleShare {
             a: Share::new(party, exp.first),
             b: Share::new(party, second(exp.second)?),
             c: Share::new(party, next("c share")?),
@@ -1235,13 +1298,19 @@ impl Dealer {
 
     /// Party 1's corrections for the next request (in protocol order).
     pub fn correction(&mut self, req: &CorrelationRequest) -> Result<DealerMsg> {
-        if let CorrelationRequest::HolderMatmulTriple {
-            a_shape,
-            b_shape,
-            a_holder,
-        } = req
-        {
-            return self.holder_correction(req, a_shape, b_shape, *a_holder);
+        match req {
+            CorrelationRequest::HolderMatmulTriple {
+                a_shape,
+                b_shape,
+                a_holder,
+            } => return self.holder_correction(req, a_shape, None, b_shape, *a_holder),
+            CorrelationRequest::HolderConvTriple {
+                a_shape,
+                window,
+                b_shape,
+                a_holder,
+            } => return self.holder_correction(req, a_shape, Some(window), b_shape, *a_holder),
+            _ => {}
         }
         let [e0, e1] = &mut self.exp;
         // Both parties' expansions at once, unless the request is small:
@@ -1266,7 +1335,8 @@ impl Dealer {
             CorrelationRequest::ElementwiseTriple { .. }
             | CorrelationRequest::MatmulTriple { .. }
             | CorrelationRequest::ConvTriple { .. }
-            | CorrelationRequest::HolderMatmulTriple { .. } => {
+            | CorrelationRequest::HolderMatmulTriple { .. }
+            | CorrelationRequest::HolderConvTriple { .. } => {
                 // (Input-holder triples take `holder_correction`.)
                 let (b0, b1) = seconds()?;
                 let a = x0.first.add(&x1.first)?;
@@ -1384,17 +1454,23 @@ impl Dealer {
     }
 
     /// The input-holder triple's correction, `a @ b − c0`, with `a` never
-    /// held whole (see [`SeedExpander::tensor_matmul`]). Draws the same
-    /// streams, in the same order, as each party's own expansion.
+    /// held whole (see [`SeedExpander::tensor_matmul`]), or with a
+    /// `window` the convolution triple's `a ⊛ b − c0` ([`conv_product`]:
+    /// `a` is the input's size, not the patches'). Draws the same streams,
+    /// in the same order, as each party's own expansion.
     fn holder_correction(
         &mut self,
         req: &CorrelationRequest,
         a_shape: &[usize],
+        window: Option<&plan::Window>,
         b_shape: &[usize],
         a_holder: Party,
     ) -> Result<DealerMsg> {
         req.validate()?;
-        let c_shape = RingTensor::matmul_shape(a_shape, b_shape)?;
+        let c_shape = match window {
+            Some(window) => conv_out_shape(a_shape, window, b_shape)?,
+            None => RingTensor::matmul_shape(a_shape, b_shape)?,
+        };
         let [e0, e1] = &mut self.exp;
         let (holder, other) = match a_holder {
             Party::P0 => (e0, e1),
@@ -1402,7 +1478,10 @@ impl Dealer {
         };
         // Each party draws its own operand first, then party 0 its c0.
         let b = other.tensor(b_shape)?;
-        let c = holder.tensor_matmul(a_shape, &b)?;
+        let c = match window {
+            Some(window) => conv_product(&holder.tensor(a_shape)?, window, &b)?,
+            None => holder.tensor_matmul(a_shape, &b)?,
+        };
         let c0 = match a_holder {
             Party::P0 => holder.tensor(&c_shape)?,
             Party::P1 => other.tensor(&c_shape)?,

@@ -125,6 +125,9 @@ pub struct HolderState {
     c: RingTensor,
     /// Shape of the peer's masked input.
     peer_shape: Vec<usize>,
+    /// A convolution's window ([`Engine::holder_conv_round1`]): round 2's
+    /// product is [`super::correlations::conv_product`], not `@`.
+    window: Option<plan::Window>,
 }
 
 impl std::fmt::Debug for HolderState {
@@ -364,8 +367,37 @@ impl<C: Correlations> Engine<C> {
         y: &Share,
         a_holder: Party,
     ) -> Result<(HolderState, OpenMsg)> {
+        self.holder_round1(x, y, None, a_holder)
+    }
+
+    /// Round 1 of a convolution `x ⊛ y` (shapes as for
+    /// [`Engine::conv_round1`]) with an input-holder convolution triple
+    /// ([`CorrelationRequest::HolderConvTriple`]): as
+    /// [`Engine::holder_matmul_round1`], but the holder's `x − a` is the
+    /// input's size, not its patches', and round 2's products are
+    /// convolutions (im2col is linear, so `e` and `a` are cut into patches
+    /// there, locally).
+    ///
+    /// [`CorrelationRequest::HolderConvTriple`]: super::correlations::CorrelationRequest::HolderConvTriple
+    pub fn holder_conv_round1(
+        &mut self,
+        x: &Share,
+        y: &Share,
+        window: &plan::Window,
+        a_holder: Party,
+    ) -> Result<(HolderState, OpenMsg)> {
+        self.holder_round1(x, y, Some(window), a_holder)
+    }
+
+    fn holder_round1(
+        &mut self,
+        x: &Share,
+        y: &Share,
+        window: Option<&plan::Window>,
+        a_holder: Party,
+    ) -> Result<(HolderState, OpenMsg)> {
         check_party(x, self.party())?;
-        let t = self.holder_triple(x.shape(), y, a_holder)?;
+        let t = self.holder_triple(x.shape(), y, window, a_holder)?;
         let p = self.party();
         let holder = p == a_holder;
         let (sent, kept) = if holder {
@@ -389,12 +421,14 @@ impl<C: Correlations> Engine<C> {
                 kept,
                 c: t.c.into_value(),
                 peer_shape,
+                window: window.cloned(),
             },
             OpenMsg::from_tensor(sent),
         ))
     }
 
-    /// [`Engine::holder_matmul_round1`] at the holder, straight from its
+    /// [`Engine::holder_matmul_round1`] (or with a `window`
+    /// [`Engine::holder_conv_round1`]) at the holder, straight from its
     /// clear input: `x` is encoded at `frac_bits` and masked in one pass,
     /// so no share of `x` is materialised (for a large batch that is two
     /// passes over its memory fewer). The state and message are those of
@@ -406,6 +440,7 @@ impl<C: Correlations> Engine<C> {
         x_shape: &[usize],
         frac_bits: u32,
         y: &Share,
+        window: Option<&plan::Window>,
         a_holder: Party,
     ) -> Result<(HolderState, OpenMsg)> {
         if self.party() != a_holder {
@@ -421,7 +456,7 @@ impl<C: Correlations> Engine<C> {
                 expected,
             });
         }
-        let t = self.holder_triple(x_shape, y, a_holder)?;
+        let t = self.holder_triple(x_shape, y, window, a_holder)?;
         let scale = 2f64.powi(frac_bits as i32);
         let mut ok = true;
         let sent: Vec<u64> = x
@@ -446,24 +481,35 @@ impl<C: Correlations> Engine<C> {
                 kept: t.a.into_value(),
                 c: t.c.into_value(),
                 peer_shape: y.shape().to_vec(),
+                window: window.cloned(),
             },
             OpenMsg::from_tensor(RingTensor::new(sent, x_shape.to_vec())?),
         ))
     }
 
-    /// The input-holder triple for `x_shape @ y`, checked to be this party's.
+    /// The input-holder triple for `x_shape @ y` (or with a `window`,
+    /// `x_shape ⊛ y`), checked to be this party's.
     fn holder_triple(
         &mut self,
         x_shape: &[usize],
         y: &Share,
+        window: Option<&plan::Window>,
         a_holder: Party,
     ) -> Result<super::correlations::TripleShare> {
-        RingTensor::matmul_shape(x_shape, y.shape())?;
         let p = self.party();
         check_party(y, p)?;
-        let t = self
-            .corr
-            .holder_matmul_triple(x_shape, y.shape(), a_holder)?;
+        let t = match window {
+            Some(window) => {
+                super::correlations::conv_out_shape(x_shape, window, y.shape())?;
+                self.corr
+                    .holder_conv_triple(x_shape, window, y.shape(), a_holder)?
+            }
+            None => {
+                RingTensor::matmul_shape(x_shape, y.shape())?;
+                self.corr
+                    .holder_matmul_triple(x_shape, y.shape(), a_holder)?
+            }
+        };
         check_party(&t.a, p)?;
         Ok(t)
     }
@@ -488,10 +534,11 @@ impl<C: Correlations> Engine<C> {
                 right: peer.shape().to_vec(),
             });
         }
-        let prod = if state.holder {
-            state.kept.matmul(&peer)?
-        } else {
-            peer.matmul(&state.kept)?
+        let prod = match (&state.window, state.holder) {
+            (Some(w), true) => super::correlations::conv_product(&state.kept, w, &peer)?,
+            (Some(w), false) => super::correlations::conv_product(&peer, w, &state.kept)?,
+            (None, true) => state.kept.matmul(&peer)?,
+            (None, false) => peer.matmul(&state.kept)?,
         };
         let mut z = state.c;
         z.add_assign(&prod)?;

@@ -291,3 +291,192 @@ fn a_convolution_triple_refuses_a_kernel_that_does_not_fit() {
         );
     }
 }
+
+/// Runs `x ⊛ w` with `x` in the clear at `holder` and `w` at the other
+/// party by one input-holder convolution triple
+/// (`CorrelationRequest::HolderConvTriple`) and checks it against
+/// [`direct_conv`]: the holder sends exactly |x| words (`x − a`, not the
+/// patches), the other |w| (`w − b`), and the dealer party 1's `c`. With
+/// `from_clear` the holder masks its input straight from fixed-point
+/// values (`holder_matmul_round1_clear`), which must give the same result.
+fn check_holder_triple(x: &RingTensor, w: &RingTensor, window: &Window, holder: Party, seed: u64) {
+    let other = holder.other();
+    let (mut e0, mut e1, dealer) =
+        dealer_engines_for_tests(seed, FixedPoint::default(), TruncMode::Dealer);
+    let (eh, eo) = match holder {
+        Party::P0 => (&mut e0, &mut e1),
+        Party::P1 => (&mut e1, &mut e0),
+    };
+    // The absent halves are zero: the holder's share of w, the other's of x.
+    let zx = RingTensor::zeros(x.shape()).unwrap();
+    let zw = RingTensor::zeros(w.shape()).unwrap();
+    let (sh, mh) = eh
+        .holder_conv_round1(
+            &Share::new(holder, x.clone()),
+            &Share::new(holder, zw),
+            window,
+            holder,
+        )
+        .unwrap();
+    let (so, mo) = eo
+        .holder_conv_round1(
+            &Share::new(other, zx),
+            &Share::new(other, w.clone()),
+            window,
+            holder,
+        )
+        .unwrap();
+    assert_eq!(
+        mh.payload_bytes(),
+        8 * x.data().len(),
+        "the holder sends x − a"
+    );
+    assert_eq!(
+        mo.payload_bytes(),
+        8 * w.data().len(),
+        "the other sends w − b"
+    );
+    let zh = Engine::<DealerSource>::holder_matmul_round2(sh, mo.clone(), &mh).unwrap();
+    let zo = Engine::<DealerSource>::holder_matmul_round2(so, mh, &mo).unwrap();
+    let z = reconstruct(&zh, &zo).unwrap();
+    let (want, shape) = direct_conv(x, w, window);
+    assert_eq!(z.shape(), &shape[..], "{window:?}");
+    assert_eq!(z.data(), &want[..], "{window:?}");
+    let sent = dealer.lock().unwrap().bytes_sent();
+    assert!(
+        sent >= 8 * want.len() as u64 && sent <= 8 * want.len() as u64 + 256,
+        "dealer sent {sent} bytes for a c of {} words",
+        want.len()
+    );
+}
+
+/// The same product with the holder's `x` given as clear fixed-point
+/// values (`holder_matmul_round1_clear` with the window): the message is
+/// |x| words and the result that of encoding `x` first.
+fn check_holder_triple_from_clear(
+    batch: usize,
+    c: usize,
+    (h, wd): (usize, usize),
+    w: &RingTensor,
+    window: &Window,
+    holder: Party,
+    seed: u64,
+) {
+    let fp = FixedPoint::default();
+    let mut rng = fixed_seed_rng_for_tests(seed);
+    let n = batch * c * h * wd;
+    let xv: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let x = fp.encode_tensor(&xv, &[batch, c, h, wd]).unwrap();
+    let other = holder.other();
+    let (mut e0, mut e1, _) = dealer_engines_for_tests(seed, fp, TruncMode::Dealer);
+    let (eh, eo) = match holder {
+        Party::P0 => (&mut e0, &mut e1),
+        Party::P1 => (&mut e1, &mut e0),
+    };
+    let zw = Share::new(holder, RingTensor::zeros(w.shape()).unwrap());
+    let (sh, mh) = eh
+        .holder_matmul_round1_clear(
+            &xv,
+            &[batch, c, h, wd],
+            fp.frac_bits(),
+            &zw,
+            Some(window),
+            holder,
+        )
+        .unwrap();
+    let zx = RingTensor::zeros(&[batch, c, h, wd]).unwrap();
+    let (so, mo) = eo
+        .holder_conv_round1(
+            &Share::new(other, zx),
+            &Share::new(other, w.clone()),
+            window,
+            holder,
+        )
+        .unwrap();
+    assert_eq!(mh.payload_bytes(), 8 * n);
+    let zh = Engine::<DealerSource>::holder_matmul_round2(sh, mo.clone(), &mh).unwrap();
+    let zo = Engine::<DealerSource>::holder_matmul_round2(so, mh, &mo).unwrap();
+    let z = reconstruct(&zh, &zo).unwrap();
+    let (want, _) = direct_conv(&x, w, window);
+    assert_eq!(z.data(), &want[..], "{window:?}");
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+    /// An input-holder convolution triple computes the convolution of one
+    /// party's clear input by the other's clear kernels, with one group
+    /// or several (depthwise among them), either party holding the input,
+    /// over random shapes, strides, paddings and dilations.
+    #[test]
+    fn an_input_holder_convolution_triple_computes_the_convolution(
+        batch in 1usize..3,
+        groups in 1usize..4,
+        cg in 1usize..3,
+        per_group in 1usize..3,
+        k in (1usize..4, 1usize..4),
+        stride in (1usize..3, 1usize..3),
+        dilation in (1usize..3, 1usize..3),
+        pad in (0usize..3, 0usize..3),
+        extra in (0usize..3, 0usize..3),
+        p1_holds in proptest::bool::ANY,
+        seed in 0u64..1_000_000,
+    ) {
+        let per_group = if groups == 1 { 1 } else { per_group };
+        let (window, h, wd) = window_2d(k, stride, dilation, pad, extra, (groups, per_group));
+        let mut rng = fixed_seed_rng_for_tests(seed);
+        let c = groups * cg;
+        let x = random_tensor(&mut rng, vec![batch, c, h, wd]);
+        let w = if groups == 1 {
+            random_tensor(&mut rng, vec![c * k.0 * k.1, 1 + seed as usize % 3])
+        } else {
+            random_tensor(&mut rng, vec![groups * per_group, cg * k.0 * k.1])
+        };
+        let holder = if p1_holds { Party::P1 } else { Party::P0 };
+        check_holder_triple(&x, &w, &window, holder, seed);
+        check_holder_triple_from_clear(batch, c, (h, wd), &w, &window, holder, seed);
+    }
+}
+
+/// A malformed peer message (the other party's `w − b` of the wrong
+/// shape, or the holder's `x − a` cut to the patches' size) is an error
+/// in round 2, not a panic or a wrong product.
+#[test]
+fn an_input_holder_convolution_refuses_a_malformed_message() {
+    let window = Window {
+        kernel: vec![2, 2],
+        stride: vec![1, 1],
+        padding: vec![0, 0],
+        dilation: vec![1, 1],
+        groups: 1,
+        per_group: 1,
+        edge: false,
+        extra: Vec::new(),
+    };
+    let mut rng = fixed_seed_rng_for_tests(4);
+    let x = random_tensor(&mut rng, vec![1, 2, 3, 3]);
+    let w = random_tensor(&mut rng, vec![8, 2]);
+    let (mut e0, mut e1, _) = dealer_engines_for_tests(9, FixedPoint::default(), TruncMode::Dealer);
+    let (s0, m0) = e0
+        .holder_conv_round1(
+            &Share::new(Party::P0, x.clone()),
+            &Share::new(Party::P0, RingTensor::zeros(w.shape()).unwrap()),
+            &window,
+            Party::P0,
+        )
+        .unwrap();
+    let (s1, m1) = e1
+        .holder_conv_round1(
+            &Share::new(Party::P1, RingTensor::zeros(x.shape()).unwrap()),
+            &Share::new(Party::P1, w.clone()),
+            &window,
+            Party::P0,
+        )
+        .unwrap();
+    let wrong = |shape: Vec<usize>| {
+        let n = shape.iter().product();
+        OpenMsg::from_tensor(RingTensor::new(vec![3; n], shape).unwrap())
+    };
+    assert!(Engine::<DealerSource>::holder_matmul_round2(s0, wrong(vec![2, 8]), &m0).is_err());
+    // The patches' size (4 positions × 8) instead of the input's.
+    assert!(Engine::<DealerSource>::holder_matmul_round2(s1, wrong(vec![4, 8]), &m1).is_err());
+}

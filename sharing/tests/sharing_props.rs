@@ -212,7 +212,7 @@ proptest! {
             let (mut e0, mut e1, _) = dealer_engines_for_tests(seed, fp, TruncMode::Dealer);
             let (eh, eo) = if p0_holds_x { (&mut e0, &mut e1) } else { (&mut e1, &mut e0) };
             let (sh, mh) = if clear {
-                eh.holder_matmul_round1_clear(&xv, &[m, k], fp.frac_bits(), &Share::new(holder, zw.clone()), holder).unwrap()
+                eh.holder_matmul_round1_clear(&xv, &[m, k], fp.frac_bits(), &Share::new(holder, zw.clone()), None, holder).unwrap()
             } else {
                 eh.holder_matmul_round1(&Share::new(holder, x.clone()), &Share::new(holder, zw.clone()), holder).unwrap()
             };
@@ -302,16 +302,16 @@ fn masking_from_the_clear_refuses_what_it_cannot_encode_and_the_wrong_party() {
     let (mut e0, mut e1, _) = dealer_engines_for_tests(1, fp, TruncMode::Dealer);
     for bad in [f64::NAN, f64::INFINITY, 1e30] {
         let err = e0
-            .holder_matmul_round1_clear(&[0.5, bad], &[1, 2], fp.frac_bits(), &w, Party::P0)
+            .holder_matmul_round1_clear(&[0.5, bad], &[1, 2], fp.frac_bits(), &w, None, Party::P0)
             .unwrap_err();
         assert!(err.to_string().contains("cannot encode"), "{err}");
     }
     let err = e0
-        .holder_matmul_round1_clear(&[0.5], &[1, 2], fp.frac_bits(), &w, Party::P0)
+        .holder_matmul_round1_clear(&[0.5], &[1, 2], fp.frac_bits(), &w, None, Party::P0)
         .unwrap_err();
     assert!(err.to_string().contains("elements"), "{err}");
     let w1 = Share::new(Party::P1, RingTensor::zeros(&[2, 1]).unwrap());
     assert!(e1
-        .holder_matmul_round1_clear(&[0.5, 0.25], &[1, 2], fp.frac_bits(), &w1, Party::P0)
+        .holder_matmul_round1_clear(&[0.5, 0.25], &[1, 2], fp.frac_bits(), &w1, None, Party::P0)
         .is_err());
 }

@@ -96,7 +96,8 @@ pub mod request_tag {
     pub const RANDOM_OTS: u8 = 7;
     pub const ONE_OF_16_OTS: u8 = 8;
     pub const CONV_TRIPLE: u8 = 9;
-    pub const DCF_MSB: u8 = 10;
+    pub const HOLDER_CONV_TRIPLE: u8 = 10;
+    pub const DCF_MSB: u8 = 11;
 }
 
 #[derive(Clone)]
@@ -254,6 +255,18 @@ impl W {
             self.tensors(&c.tensors);
         }
     }
+    /// A convolution triple's window: kernel, stride, padding, dilation,
+    /// extra end padding, groups, outputs per group, edge padding.
+    fn window(&mut self, window: &sharing::correlations::Window) {
+        for v in [&window.kernel, &window.stride, &window.padding] {
+            self.shape(v);
+        }
+        self.shape(&window.dilation);
+        self.shape(&window.extra);
+        self.u64(window.groups as u64);
+        self.u64(window.per_group as u64);
+        self.u8(window.edge as u8);
+    }
     fn request(&mut self, r: &CorrelationRequest) {
         use request_tag as t;
         match r {
@@ -273,15 +286,20 @@ impl W {
             } => {
                 self.u8(t::CONV_TRIPLE);
                 self.shape(a_shape);
-                for v in [&window.kernel, &window.stride, &window.padding] {
-                    self.shape(v);
-                }
-                self.shape(&window.dilation);
-                self.shape(&window.extra);
-                self.u64(window.groups as u64);
-                self.u64(window.per_group as u64);
-                self.u8(window.edge as u8);
+                self.window(window);
                 self.shape(b_shape);
+            }
+            CorrelationRequest::HolderConvTriple {
+                a_shape,
+                window,
+                b_shape,
+                a_holder,
+            } => {
+                self.u8(t::HOLDER_CONV_TRIPLE);
+                self.shape(a_shape);
+                self.window(window);
+                self.shape(b_shape);
+                self.u8(a_holder.index() as u8);
             }
             CorrelationRequest::Trunc { shape, frac_bits } => {
                 self.u8(t::TRUNC);
@@ -519,6 +537,29 @@ impl R<'_> {
             p => Err(WireError::UnknownParty(p)),
         }
     }
+    /// A convolution triple's window (see `W::window`).
+    fn window(&mut self) -> D<sharing::correlations::Window> {
+        let (kernel, stride, padding) = (self.shape()?, self.shape()?, self.shape()?);
+        let (dilation, extra) = (self.shape()?, self.shape()?);
+        let count = |v: u64| usize::try_from(v).map_err(|_| WireError::BadWindow);
+        let groups = count(self.u64()?)?;
+        let per_group = count(self.u64()?)?;
+        let edge = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(WireError::BadWindow),
+        };
+        Ok(sharing::correlations::Window {
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+            per_group,
+            edge,
+            extra,
+        })
+    }
     fn request(&mut self) -> D<CorrelationRequest> {
         use request_tag as t;
         Ok(match self.u8()? {
@@ -557,33 +598,17 @@ impl R<'_> {
             t::DCF_MSB => CorrelationRequest::DcfMsb {
                 shape: self.shape()?,
             },
-            t::CONV_TRIPLE => {
-                let a_shape = self.shape()?;
-                let (kernel, stride, padding) = (self.shape()?, self.shape()?, self.shape()?);
-                let (dilation, extra) = (self.shape()?, self.shape()?);
-                let count = |v: u64| usize::try_from(v).map_err(|_| WireError::BadWindow);
-                let groups = count(self.u64()?)?;
-                let per_group = count(self.u64()?)?;
-                let edge = match self.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(WireError::BadWindow),
-                };
-                CorrelationRequest::ConvTriple {
-                    a_shape,
-                    window: sharing::correlations::Window {
-                        kernel,
-                        stride,
-                        padding,
-                        dilation,
-                        groups,
-                        per_group,
-                        edge,
-                        extra,
-                    },
-                    b_shape: self.shape()?,
-                }
-            }
+            t::CONV_TRIPLE => CorrelationRequest::ConvTriple {
+                a_shape: self.shape()?,
+                window: self.window()?,
+                b_shape: self.shape()?,
+            },
+            t::HOLDER_CONV_TRIPLE => CorrelationRequest::HolderConvTriple {
+                a_shape: self.shape()?,
+                window: self.window()?,
+                b_shape: self.shape()?,
+                a_holder: self.party()?,
+            },
             t => return Err(WireError::UnknownRequestTag(t)),
         })
     }
@@ -907,6 +932,64 @@ mod tests {
         let mut bad = bytes.clone();
         bad[differ[0]] = 2;
         assert!(decode(&bad).is_err());
+    }
+
+    /// An input-holder convolution triple's request (tag 10: the window
+    /// as a convolution triple's, then the holder) round-trips for either
+    /// holder, and an unknown holder is refused.
+    #[test]
+    fn input_holder_convolution_triple_requests_round_trip() {
+        let window = sharing::correlations::Window {
+            kernel: vec![3],
+            stride: vec![2],
+            padding: vec![1],
+            dilation: vec![1],
+            groups: 2,
+            per_group: 3,
+            edge: false,
+            extra: Vec::new(),
+        };
+        let chunk = |a_holder| Wire::DealerChunk {
+            group: 1,
+            corrections: vec![DealerMsg {
+                request: CorrelationRequest::HolderConvTriple {
+                    a_shape: vec![2, 4, 7],
+                    window: window.clone(),
+                    b_shape: vec![6, 6],
+                    a_holder,
+                },
+                tensors: vec![RingTensor::new(vec![5; 8], vec![8, 1]).unwrap()],
+            }],
+        };
+        let encoded: Vec<Vec<u8>> = [Party::P0, Party::P1]
+            .into_iter()
+            .map(|holder| {
+                let w = chunk(holder);
+                let bytes = encode(&[&w]);
+                let back = decode(&bytes).unwrap();
+                assert_eq!(encode(&back), bytes);
+                let (
+                    Wire::DealerChunk { corrections, .. },
+                    Wire::DealerChunk {
+                        corrections: sent, ..
+                    },
+                ) = (&back[0], &w)
+                else {
+                    panic!("expected dealer chunks");
+                };
+                assert_eq!(corrections[0].request, sent[0].request);
+                bytes
+            })
+            .collect();
+        assert!(encoded[0].contains(&request_tag::HOLDER_CONV_TRIPLE));
+        // The holder: the one byte that differs between the two.
+        let differ: Vec<usize> = (0..encoded[0].len())
+            .filter(|&i| encoded[0][i] != encoded[1][i])
+            .collect();
+        assert_eq!(differ.len(), 1);
+        let mut bad = encoded[0].clone();
+        bad[differ[0]] = 2;
+        assert_eq!(decode(&bad).err(), Some(WireError::UnknownParty(2)));
     }
 
     #[test]

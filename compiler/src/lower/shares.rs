@@ -271,6 +271,36 @@ impl Lowerer<'_, '_> {
                 self.local(dst, ShareOp::MulPublic { bits: f }, vec![s, p]);
                 self.trunc1(dst)
             }
+            // A convolution of one party's clear input by the other's
+            // kernels: an input-holder convolution triple on the input
+            // itself (its clear patches go unread and their im2col is
+            // dropped, `Lowerer::drop_unread_im2col`). A grouped one's
+            // result is each output channel's sum over its patch: the
+            // `Sum` that reads it takes it as it is.
+            Op::Mul(..) | Op::MatMul(..) if self.chooser.holder_conv(v, reprs).is_some() => {
+                let (x, window) = self.chooser.holder_conv(v, reprs).expect("matched above");
+                let [Repr::Clear(px), Repr::Clear(pw)] = *reprs else {
+                    unreachable!("holder_conv takes two clear operands")
+                };
+                let x = self.get(x, Repr::Clear(px));
+                if matches!(value.op, Op::Mul(..)) {
+                    let sum = self.g.users(v)[0];
+                    let note = format!("{} = {}", self.g.label(sum), self.g.describe(sum));
+                    let z = self.holder_product(
+                        x,
+                        args[1],
+                        px,
+                        pw,
+                        Some(window),
+                        self.shape(sum),
+                        note,
+                    );
+                    self.summed.insert(z);
+                    z
+                } else {
+                    self.holder_product(x, args[1], px, pw, Some(window), shape, note)
+                }
+            }
             // A grouped convolution with a dealer: one convolution triple
             // on the input itself gives each output channel's sum over its
             // patch (the patches' register goes unused, the products are
@@ -322,7 +352,7 @@ impl Lowerer<'_, '_> {
                 let [Repr::Clear(px), Repr::Clear(pw)] = reprs else {
                     unreachable!("matched above")
                 };
-                self.holder_matmul(args[0], args[1], *px, *pw, shape, note)
+                self.holder_product(args[0], args[1], *px, *pw, None, shape, note)
             }
             Op::MatMul(..) if public(0) || public(1) => {
                 let (s, p, public_left) = if public(1) {
@@ -617,13 +647,17 @@ impl Lowerer<'_, '_> {
     }
 
     /// `x @ w` with `x` in the clear at `px` and `w` at `pw`, by an
-    /// input-holder triple: each side sends its masked input once.
-    fn holder_matmul(
+    /// input-holder triple: each side sends its masked input once. With a
+    /// `window`, `x` is a convolution's input and the product `x ⊛ w`
+    /// (`plan::Correlation::HolderConv`: `x − a` is the input's size).
+    #[allow(clippy::too_many_arguments)]
+    fn holder_product(
         &mut self,
         x: Reg,
         w: Reg,
         px: PartyId,
         pw: PartyId,
+        window: Option<plan::Window>,
         shape: plan::Shape,
         note: String,
     ) -> Reg {
@@ -658,10 +692,18 @@ impl Lowerer<'_, '_> {
                 },
             );
         }
-        let corr = self.correlation(Correlation::HolderMatMul {
-            lhs: xs.clone(),
-            rhs: ws.clone(),
-            lhs_holder: pi(px),
+        let corr = self.correlation(match window {
+            Some(window) => Correlation::HolderConv {
+                input: xs.clone(),
+                window,
+                rhs: ws.clone(),
+                lhs_holder: pi(px),
+            },
+            None => Correlation::HolderMatMul {
+                lhs: xs.clone(),
+                rhs: ws.clone(),
+                lhs_holder: pi(px),
+            },
         });
         let (mine, theirs) = self.messages(format!("masked input for {note}"));
         let dst = self.share_reg(shape.clone(), 2 * f, note);

@@ -158,7 +158,8 @@ fn share_words(req: &Request) -> u64 {
                 .saturating_mul(n(b_shape.get(1..).unwrap_or(&[])));
             sum(&[n(a_shape), n(b_shape), out])
         }
-        CorrelationRequest::ConvTriple { b_shape, .. } => {
+        CorrelationRequest::ConvTriple { b_shape, .. }
+        | CorrelationRequest::HolderConvTriple { b_shape, .. } => {
             sum(&[n(b_shape), correction_words(req)]).saturating_add(conv_input_words(req))
         }
         CorrelationRequest::MaskedBits { shape } => n(shape).saturating_mul(2),
@@ -196,6 +197,12 @@ fn correction_words(req: &Request) -> u64 {
             a_shape,
             window,
             b_shape,
+        }
+        | CorrelationRequest::HolderConvTriple {
+            a_shape,
+            window,
+            b_shape,
+            ..
         } => crate::sharing::correlations::conv_out_shape(a_shape, window, b_shape)
             .map_or(0, |c| n(&c)),
         CorrelationRequest::MaskedBits { shape } | CorrelationRequest::DaBits { shape } => n(shape),
@@ -224,7 +231,8 @@ fn conv_patch_words(input: &[usize], window: &plan::Window) -> u64 {
 /// Words of a convolution triple's `a` (the input's shape).
 fn conv_input_words(req: &Request) -> u64 {
     match req {
-        CorrelationRequest::ConvTriple { a_shape, .. } => a_shape
+        CorrelationRequest::ConvTriple { a_shape, .. }
+        | CorrelationRequest::HolderConvTriple { a_shape, .. } => a_shape
             .iter()
             .fold(1u64, |a, &d| a.saturating_mul(d as u64)),
         _ => 0,
@@ -374,7 +382,10 @@ pub fn estimate(
                     }
                     (Kind::Message, Instr::HolderOpen { x, y, corr, .. }) => {
                         let holder = match plan.correlations.get(*corr as usize) {
-                            Some(Correlation::HolderMatMul { lhs_holder, .. }) => *lhs_holder,
+                            Some(
+                                Correlation::HolderMatMul { lhs_holder, .. }
+                                | Correlation::HolderConv { lhs_holder, .. },
+                            ) => *lhs_holder,
                             _ => {
                                 return Err(ExecError::protocol(
                                     "input-holder product without its correlation",
@@ -400,8 +411,20 @@ pub fn estimate(
             }
             // Temporaries: an encoded frame, a comparison's bit vectors, a
             // copy of what the instruction writes; a convolution triple's
-            // close also cuts `x − a` and `a` into patches.
+            // close also cuts `x − a` and `a` into patches (an input-holder
+            // one's, one of them).
             let temp = match ins {
+                Instr::HolderClose { dst, corr, .. } => {
+                    let patches = match plan.correlations.get(*corr as usize) {
+                        Some(Correlation::HolderConv { input, window, .. }) => {
+                            conv_patch_words(&concrete(input, dims)?, window)
+                        }
+                        _ => 0,
+                    };
+                    patches
+                        .saturating_mul(8)
+                        .saturating_add(sizes[p].get(dst).copied().unwrap_or(0))
+                }
                 Instr::BeaverClose { dst, corr, .. } => {
                     let patches = match plan.correlations.get(*corr as usize) {
                         Some(Correlation::Conv { input, window, .. }) => {

@@ -294,7 +294,8 @@ fn masked_from_clear(
                             && y != dst
                             && matches!(
                                 requests.get(*corr as usize),
-                                Some(CorrelationRequest::HolderMatmulTriple { a_holder, .. }) if *a_holder == me
+                                Some(CorrelationRequest::HolderMatmulTriple { a_holder, .. }
+                                    | CorrelationRequest::HolderConvTriple { a_holder, .. }) if *a_holder == me
                             )
                     }
                     _ => false,
@@ -411,6 +412,9 @@ fn dealer_work(req: &nonlinear::Request) -> usize {
         }
         | R::ConvTriple {
             a_shape, b_shape, ..
+        }
+        | R::HolderConvTriple {
+            a_shape, b_shape, ..
         } => n(a_shape).saturating_add(n(b_shape)),
         R::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
         R::RandomOts { shape, .. } => n(shape).saturating_mul(3),
@@ -490,6 +494,17 @@ fn bind_requests(
                     lhs_holder,
                 } => CorrelationRequest::HolderMatmulTriple {
                     a_shape: rows(concrete(lhs, dims)?),
+                    b_shape: concrete(rhs, dims)?,
+                    a_holder: role_of(plan, *lhs_holder)?,
+                },
+                Correlation::HolderConv {
+                    input,
+                    window,
+                    rhs,
+                    lhs_holder,
+                } => CorrelationRequest::HolderConvTriple {
+                    a_shape: concrete(input, dims)?,
+                    window: window.clone(),
                     b_shape: concrete(rhs, dims)?,
                     a_holder: role_of(plan, *lhs_holder)?,
                 },
@@ -1399,7 +1414,23 @@ mod tests {
             b_shape: vec![3],
             a_holder: h,
         };
-        let requests = vec![holder(Role::P0), holder(Role::P1)];
+        // An input-holder convolution's input stays unencoded the same way.
+        let conv = CorrelationRequest::HolderConvTriple {
+            a_shape: vec![1, 1, 3, 3],
+            window: plan::Window {
+                kernel: vec![2, 2],
+                stride: vec![1, 1],
+                padding: vec![0, 0],
+                dilation: vec![1, 1],
+                groups: 1,
+                per_group: 1,
+                edge: false,
+                extra: Vec::new(),
+            },
+            b_shape: vec![4, 2],
+            a_holder: Role::P0,
+        };
+        let requests = vec![holder(Role::P0), holder(Role::P1), conv];
         let own = |src, dst| Instr::Own {
             src: Some(Reg(src)),
             dst: Reg(dst),
@@ -1421,7 +1452,9 @@ mod tests {
                     dst: Reg(50),
                 },
                 own(6, 7), // read by nothing
+                own(8, 9), // read by its own convolution only: stays unencoded
                 open(1, 0),
+                open(9, 2),
                 open(3, 0),
                 Instr::Local {
                     dst: Reg(60),
@@ -1433,7 +1466,7 @@ mod tests {
             ],
         };
         let got = masked_from_clear(&program, &requests, Role::P0);
-        assert_eq!(got, HashSet::from([Reg(1)]));
+        assert_eq!(got, HashSet::from([Reg(1), Reg(9)]));
         // Party 1 holds the last product's x.
         let got = masked_from_clear(&program, &requests, Role::P1);
         assert_eq!(got, HashSet::from([Reg(5)]));

@@ -279,12 +279,22 @@ impl Exec<'_> {
                 self.set(*dst, Value::Share(s));
             }
             Instr::HolderOpen { msg, x, y, corr } => {
-                let Some(sharing::CorrelationRequest::HolderMatmulTriple { a_holder, .. }) =
-                    self.requests.get(*corr as usize).cloned()
-                else {
-                    return Err(ExecError::protocol(
-                        "input-holder product without its correlation",
-                    ));
+                // A matrix product's `x` as rows; a convolution's as the
+                // input it is (its triple's `a` is the input's shape).
+                let (a_holder, window) = match self.requests.get(*corr as usize) {
+                    Some(sharing::CorrelationRequest::HolderMatmulTriple { a_holder, .. }) => {
+                        (*a_holder, None)
+                    }
+                    Some(sharing::CorrelationRequest::HolderConvTriple {
+                        a_holder,
+                        window,
+                        ..
+                    }) => (*a_holder, Some(window.clone())),
+                    _ => {
+                        return Err(ExecError::protocol(
+                            "input-holder product without its correlation",
+                        ))
+                    }
                 };
                 let engine = self
                     .engine
@@ -300,13 +310,28 @@ impl Exec<'_> {
                             .get(i as usize)
                             .and_then(|spec| inputs.get(&spec.name))
                             .ok_or_else(|| ExecError::protocol("an input went missing"))?;
-                        let xs = rows_shape(&t.shape).unwrap_or_else(|| t.shape.clone());
-                        engine.holder_matmul_round1_clear(&t.data, &xs, f, ys, a_holder)?
+                        let xs = match window {
+                            Some(_) => t.shape.clone(),
+                            None => rows_shape(&t.shape).unwrap_or_else(|| t.shape.clone()),
+                        };
+                        engine.holder_matmul_round1_clear(
+                            &t.data,
+                            &xs,
+                            f,
+                            ys,
+                            window.as_ref(),
+                            a_holder,
+                        )?
                     }
-                    _ => {
-                        let xs = as_rows(share_in(&self.regs, *x)?)?;
-                        engine.holder_matmul_round1(&xs, ys, a_holder)?
-                    }
+                    _ => match &window {
+                        Some(w) => {
+                            engine.holder_conv_round1(share_in(&self.regs, *x)?, ys, w, a_holder)?
+                        }
+                        None => {
+                            let xs = as_rows(share_in(&self.regs, *x)?)?;
+                            engine.holder_matmul_round1(&xs, ys, a_holder)?
+                        }
+                    },
                 };
                 self.holder_states.insert(*msg, state);
                 self.set(*msg, Value::Wire(Wire::Ring(half)));

@@ -233,7 +233,10 @@ fn size_of(req: &Request) -> Result<Size, ExecError> {
             reverse: *sender == Party::P1,
         },
         Request::OneOf16Ots { count } => Size::Leaf16(*count),
-        Request::Trunc { .. } | Request::HolderMatmulTriple { .. } | Request::DcfMsb { .. } => {
+        Request::Trunc { .. }
+        | Request::HolderMatmulTriple { .. }
+        | Request::HolderConvTriple { .. }
+        | Request::DcfMsb { .. } => {
             return Err(ExecError::protocol(
                 "truncation pairs, input-holder correlations and DCF keys need a dealer",
             ))

@@ -128,7 +128,9 @@ impl Job {
                     n,
                 }
             }
-            CorrelationRequest::Trunc { .. } | CorrelationRequest::HolderMatmulTriple { .. } => {
+            CorrelationRequest::Trunc { .. }
+            | CorrelationRequest::HolderMatmulTriple { .. }
+            | CorrelationRequest::HolderConvTriple { .. } => {
                 return Err(ExecError::protocol(
                     "truncation and input-holder correlations need a dealer",
                 ))
@@ -638,6 +640,7 @@ pub(crate) fn ciphertext_counts(req: &Request, key_bits: u64) -> Result<(u64, u6
         }
         CorrelationRequest::Trunc { .. }
         | CorrelationRequest::HolderMatmulTriple { .. }
+        | CorrelationRequest::HolderConvTriple { .. }
         | CorrelationRequest::ConvTriple { .. }
         | CorrelationRequest::RandomOts { .. }
         | CorrelationRequest::OneOf16Ots { .. }
