@@ -742,11 +742,11 @@ pub const DCF_COMPARISON_ONLINE_BYTES: f64 =
 /// Seconds of one comparison's DCF work, per element: the dealer's key
 /// generation (8 AES blocks per level of 63) and both parties' evaluation
 /// (4 per level each), 1,008 blocks in all. Measured with `cargo bench -p
-/// sharing --bench compare -- dcf` (10,000 elements, load 5 from other
-/// builds, 2026-12-07): 3.3 us to generate, 2.2 us to evaluate, so
-/// 3.3 + 2 x 2.2. Bound by the per-element bookkeeping around AES, not by
-/// AES (about 7 ns per block against under 1 ns pipelined).
-pub const DCF_COMPARISON_SECONDS: f64 = 7.7e-6;
+/// sharing --bench compare -- dcf` (10,000 elements, blocks of 64, load 1,
+/// 2026-12-07): 2.6 us to generate, 1.5 us to evaluate, so 2.6 + 2 x 1.5.
+/// AES is a quarter of it (`perf`); the rest is the per-element
+/// bookkeeping of the tree walk.
+pub const DCF_COMPARISON_SECONDS: f64 = 5.6e-6;
 
 /// Ring operations of a polynomial (sigmoid, tanh, poly) evaluated in the
 /// clear, per element.

@@ -94,12 +94,15 @@ impl Prg {
 
     /// `G(s)` of every seed, the AES blocks of each key encrypted together
     /// so the hardware pipeline stays full.
-    fn expand(&self, seeds: &[u128], out: &mut Vec<Children>, buf: &mut Vec<aes::Block>) {
+    fn expand(&self, seeds: &[u128], out: &mut Vec<Children>, bufs: &mut [Vec<aes::Block>; 2]) {
         out.clear();
         out.resize(seeds.len(), Children::default());
+        let [blocks, buf] = bufs;
+        blocks.clear();
+        blocks.extend(seeds.iter().map(|s| aes::Block::from(s.to_le_bytes())));
         for (k, cipher) in self.ciphers.iter().enumerate() {
             buf.clear();
-            buf.extend(seeds.iter().map(|s| aes::Block::from(s.to_le_bytes())));
+            buf.extend_from_slice(blocks);
             cipher.encrypt_blocks(buf);
             for ((o, b), s) in out.iter_mut().zip(buf.iter()).zip(seeds) {
                 let w = u128::from_le_bytes((*b).into()) ^ s;
@@ -134,6 +137,19 @@ impl std::fmt::Debug for Cws {
     }
 }
 
+/// Elements a DCF generation or evaluation takes at a time, level by
+/// level: enough blocks per AES call to keep the pipeline full, few enough
+/// that their correction words (1.5 KiB each) stay in the L2 cache while
+/// the levels walk through them.
+const BLOCK: usize = 64;
+
+/// The correction words of a run of DCFs (a block of [`Cws::words`]).
+#[derive(Clone, Copy)]
+struct CwsRef<'a> {
+    bits: u32,
+    words: &'a [u64],
+}
+
 impl Cws {
     /// How many DCFs these are the correction words of.
     pub fn count(&self) -> usize {
@@ -154,7 +170,9 @@ impl Cws {
         }
         Ok(Cws { bits, words })
     }
+}
 
+impl CwsRef<'_> {
     fn seed(&self, j: usize, level: usize) -> u128 {
         let base = j * cw_words(self.bits) + 2 * level;
         u128::from(self.words[base]) | (u128::from(self.words[base + 1]) << 64)
@@ -212,16 +230,44 @@ pub fn gen(prg: &Prg, bits: u32, alpha: &[u64], beta: &[u64], roots: [&[u128]; 2
     if bits == 0 || bits > 64 {
         return Err(SharingError::BadParameter("a DCF has 1 to 64 input bits"));
     }
-    let n = bits as usize;
     let cw = cw_words(bits);
     let mut words = vec![0u64; m * cw];
+    let mut bufs = Default::default();
+    for (k, out) in words.chunks_mut(BLOCK * cw).enumerate() {
+        let r = k * BLOCK..(k * BLOCK + out.len() / cw);
+        gen_block(
+            prg,
+            bits,
+            &alpha[r.clone()],
+            &beta[r.clone()],
+            [&roots[0][r.clone()], &roots[1][r]],
+            out,
+            &mut bufs,
+        );
+    }
+    Cws::new(bits, m, words)
+}
+
+/// [`gen`] of one block of DCFs into their words `words` (zeroed).
+fn gen_block(
+    prg: &Prg,
+    bits: u32,
+    alpha: &[u64],
+    beta: &[u64],
+    roots: [&[u128]; 2],
+    words: &mut [u64],
+    bufs: &mut [Vec<aes::Block>; 2],
+) {
+    let m = alpha.len();
+    let n = bits as usize;
+    let cw = cw_words(bits);
     let mut s = [roots[0].to_vec(), roots[1].to_vec()];
     let mut t = [vec![0u64; m], vec![1u64; m]];
     let mut v_alpha = vec![0u64; m];
-    let (mut e0, mut e1, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut e0, mut e1) = (Vec::new(), Vec::new());
     for level in 0..n {
-        prg.expand(&s[0], &mut e0, &mut buf);
-        prg.expand(&s[1], &mut e1, &mut buf);
+        prg.expand(&s[0], &mut e0, bufs);
+        prg.expand(&s[1], &mut e1, bufs);
         let shift = n - 1 - level;
         for j in 0..m {
             let a = (alpha[j] >> shift) & 1;
@@ -276,7 +322,6 @@ pub fn gen(prg: &Prg, bits: u32, alpha: &[u64], beta: &[u64], roots: [&[u128]; 2
     for x in s.iter_mut() {
         zeroize::Zeroize::zeroize(x);
     }
-    Cws::new(bits, m, words)
 }
 
 /// Party `party`'s (0 or 1) shares of `β_j·[x_j < α_j]`, from its root
@@ -289,14 +334,38 @@ pub fn eval(prg: &Prg, party: u8, roots: &[u128], cws: &Cws, x: &[u64]) -> Resul
             "a DCF evaluation needs one root seed and set of correction words per input",
         ));
     }
+    let cw = cw_words(cws.bits);
+    let mut acc = vec![0u64; m];
+    let mut bufs = Default::default();
+    for (k, out) in acc.chunks_mut(BLOCK).enumerate() {
+        let r = k * BLOCK..k * BLOCK + out.len();
+        let block = CwsRef {
+            bits: cws.bits,
+            words: &cws.words[r.start * cw..r.end * cw],
+        };
+        eval_block(prg, party, &roots[r.clone()], block, &x[r], out, &mut bufs);
+    }
+    Ok(acc)
+}
+
+/// [`eval`] of one block of DCFs into `acc` (zeroed).
+fn eval_block(
+    prg: &Prg,
+    party: u8,
+    roots: &[u128],
+    cws: CwsRef<'_>,
+    x: &[u64],
+    acc: &mut [u64],
+    bufs: &mut [Vec<aes::Block>; 2],
+) {
+    let m = x.len();
     let n = cws.bits as usize;
     let p = u64::from(party);
     let mut s = roots.to_vec();
     let mut t = vec![p; m];
-    let mut acc = vec![0u64; m];
-    let (mut e, mut buf) = (Vec::new(), Vec::new());
+    let mut e = Vec::new();
     for level in 0..n {
-        prg.expand(&s, &mut e, &mut buf);
+        prg.expand(&s, &mut e, bufs);
         let shift = n - 1 - level;
         for j in 0..m {
             let c = &mut e[j];
@@ -317,7 +386,6 @@ pub fn eval(prg: &Prg, party: u8, roots: &[u128], cws: &Cws, x: &[u64]) -> Resul
         acc[j] = acc[j].wrapping_add(signed(p, last));
     }
     zeroize::Zeroize::zeroize(&mut s);
-    Ok(acc)
 }
 
 #[cfg(test)]
