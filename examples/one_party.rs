@@ -8,7 +8,7 @@
 //! ```
 
 use net::{free_loopback_addresses, PeerSpec, TcpConfig, TcpTransport, DEFAULT_MAX_FRAME};
-use plan::{Plan, Tensor, ValidPlan};
+use plan::{Plan, TensorRef, ValidPlan};
 use runtime::exec::{run_party, ExecError, Options, Outcome};
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -42,7 +42,7 @@ fn config(plan: &Plan, me: u32, parties: &[PeerSpec], key: &[u8]) -> TcpConfig {
 fn party(
     cfg: &TcpConfig,
     plan: &ValidPlan<'_>,
-    inputs: &BTreeMap<String, Tensor>,
+    inputs: &BTreeMap<String, TensorRef<'_>>,
 ) -> Result<Outcome, ExecError> {
     let mut transport = TcpTransport::connect(cfg)?;
     let mut opts = Options::default();

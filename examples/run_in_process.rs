@@ -27,14 +27,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     let inputs = runtime::exec::random_inputs(&plan, batch, &mut rand::rng())?;
 
     // What the run will hold, before it holds it.
-    let dims = plan::infer_dims(&plan, None, &inputs).map_err(|e| format!("{e:?}"))?;
+    // The runtime borrows its inputs (`plan::TensorRef`): `plan::views`
+    // lends a map of owned tensors without a copy.
+    let dims =
+        plan::infer_dims(&plan, None, &plan::views(&inputs)).map_err(|e| format!("{e:?}"))?;
     let memory = runtime::exec::memory::estimate(&plan, &dims, None)?;
     println!(
         "estimated memory: {} for the parties",
         runtime::exec::memory::bytes_text(memory.parties_total())
     );
 
-    // Each party gets only its own inputs (and the public ones).
+    // Each party gets only its own inputs (and the public ones), borrowed.
     let per_party = runtime::exec::inputs_per_party(&plan, &inputs);
     // The executor runs only a validated plan: `plan::validate` is the one
     // way to get the `ValidPlan` it takes.

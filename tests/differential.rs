@@ -642,7 +642,7 @@ fn a_masked_products_mask_is_fresh_per_session() {
         .flat_map(|p| &p.instrs)
         .find_map(|i| match i {
             plan::Instr::RlweMaskedOpen { msg, .. } => {
-                let dims = plan::infer_dims(&plan, None, &inputs).unwrap();
+                let dims = plan::infer_dims(&plan, None, &plan::views(&inputs)).unwrap();
                 Some(plan::concrete(&plan.reg(*msg).shape, &dims).unwrap())
             }
             _ => None,
@@ -738,7 +738,7 @@ fn a_malformed_masked_rlwe_input_is_an_error() {
         ),
     ];
     let shape: Vec<usize> = {
-        let dims = plan::infer_dims(&plan, None, &inputs).unwrap();
+        let dims = plan::infer_dims(&plan, None, &plan::views(&inputs)).unwrap();
         plan::concrete(&plan.reg(x).shape, &dims).unwrap()
     };
     for (edit, expect) in cases {
@@ -1724,7 +1724,7 @@ fn clamped_sigmoid_holds_its_bound_on_wide_logits() {
     assert!(bound < 0.02, "bound {bound}");
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 300, 5);
     let reference = compiler::reference::evaluate(&m, &inputs).unwrap();
-    let z = inputs["x"].matmul(&inputs["w"]).unwrap();
+    let z = inputs["x"].view().matmul(&inputs["w"].view()).unwrap();
     assert!(
         z.data.iter().any(|v| *v > 20.0) && z.data.iter().any(|v| *v < -20.0),
         "logits should span a wide range"
@@ -1998,8 +1998,9 @@ fn parties_given_different_public_inputs_refuse_to_run() {
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 5);
     let mut parties = per_party(&plan, &inputs);
     exec::run_in_process(&valid(&plan), &parties, &test_options()).unwrap();
-    parties[1].insert("t".into(), Tensor::scalar(0.25));
-    parties[0].insert("t".into(), Tensor::scalar(0.5));
+    let (quarter, half) = (Tensor::scalar(0.25), Tensor::scalar(0.5));
+    parties[1].insert("t".into(), quarter.view());
+    parties[0].insert("t".into(), half.view());
     let err = exec::run_in_process(&valid(&plan), &parties, &test_options())
         .unwrap_err()
         .to_string();
@@ -2031,7 +2032,7 @@ fn the_memory_estimate_bounds_the_registers_a_run_holds() {
             });
             let plan = compiler::compile(&model(name), &o).unwrap().plan;
             let inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 5);
-            let dims = plan::infer_dims(&plan, None, &inputs).unwrap();
+            let dims = plan::infer_dims(&plan, None, &plan::views(&inputs)).unwrap();
             let estimate = exec::memory::estimate(&plan, &dims, Some(key_bits)).unwrap();
             let outcomes = exec::run_in_process(&valid(&plan), &per_party(&plan, &inputs), &opts)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -2432,7 +2433,7 @@ fn leaky_relu_relu6_and_hardtanh_match_the_reference() {
         let seed = 990 + i as u64;
         check_model("activations", &m, 16, &o, seed);
         let inputs = inputs_with_fixed_seed_for_tests(&plan, 16, seed);
-        let s = inputs["x"].matmul(&inputs["w"]).unwrap();
+        let s = inputs["x"].view().matmul(&inputs["w"].view()).unwrap();
         // The inputs reach every branch: below each lower bound, between
         // the bounds, and above each upper one (`3 * s > 6` for `relu6`).
         assert!(s.data.iter().any(|v| *v < -2.0), "{:?}", s.data);

@@ -159,6 +159,7 @@ pub fn run(args: &PartyArgs) -> ExitCode {
                 opts.timeout = Duration::from_secs(args.timeout);
                 opts.progress = progress;
                 opts.max_memory = Some(args.memory.limit().0);
+                let inputs = plan::views(&inputs);
                 runtime::exec::run_party(&crate::run_cmd::valid(plan)?, me, &inputs, &mut t, &opts)
             })
         });
@@ -344,18 +345,19 @@ fn run_in_chunks(
             (true, Some(c)) => c,
             _ => (fixed.clone(), None),
         };
-        let outcome = match runtime::exec::run_party(&valid, me, &inputs, &mut t, &opts) {
-            Ok(o) => o,
-            Err(e) => {
-                progress.finish();
-                return fail(&format!(
-                    "{}: {e} (in the chunk of rows {}..{})",
-                    args.me,
-                    done + 1,
-                    done + n
-                ));
-            }
-        };
+        let outcome =
+            match runtime::exec::run_party(&valid, me, &plan::views(&inputs), &mut t, &opts) {
+                Ok(o) => o,
+                Err(e) => {
+                    progress.finish();
+                    return fail(&format!(
+                        "{}: {e} (in the chunk of rows {}..{})",
+                        args.me,
+                        done + 1,
+                        done + n
+                    ));
+                }
+            };
         stream::add_stats(&mut stats, &outcome.stats);
         let mut all: Vec<runtime::exec::Outcome> = plan
             .parties

@@ -219,7 +219,7 @@ impl Client<'_> {
         opts.timeout = self.args.timeout;
         opts.ot_link = self.ot_link.lock().ok().map(|l| l.clone());
         let valid = crate::run_cmd::valid(plan).map_err(|e| QueryError::Fatal(e.to_string()))?;
-        let result = runtime::exec::run_party(&valid, self.me, inputs, &mut t, &opts);
+        let result = runtime::exec::run_party(&valid, self.me, &plan::views(inputs), &mut t, &opts);
         let mut conns = t.into_conns(ids);
         if let Some((d, ..)) = &self.dealer {
             *dealer_conn = conns[*d as usize].take().filter(|_| result.is_ok());
@@ -354,7 +354,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
     let mut next = Some((inputs, ids.as_ref().map(|r| r.values.clone())));
     while let Some((q, chunk_ids)) = next.take() {
         let q = &q;
-        let dims: Vec<(String, u64)> = match plan::bind_inputs(&plan, Some(me), q) {
+        let dims: Vec<(String, u64)> = match plan::bind_inputs(&plan, Some(me), &plan::views(q)) {
             Ok(d) => d.into_iter().map(|(k, v)| (k, v as u64)).collect(),
             Err(errs) => {
                 return fail(

@@ -347,7 +347,7 @@ pub fn placed_errors(
     failed: &[&String],
 ) -> Vec<String> {
     let mut errors = Vec::new();
-    if let Err(errs) = plan::infer_dims(plan, party, all) {
+    if let Err(errs) = plan::infer_dims(plan, party, &plan::views(all)) {
         for e in errs.into_iter().filter(|e| !failed.contains(&&e.input)) {
             let file = file_of(&e.input);
             match (e.at, layouts.get(e.input.as_str()), &file) {
@@ -515,7 +515,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
     // The plan for the sizes the data has: the analysis (the range of a sum
     // along `batch`, a mean's divisor) and the estimates depend on them.
     // A plan file runs as it is (its limits are checked when it runs).
-    if let (Some(file), Ok(dims)) = (&args.file, plan::infer_dims(&plan, None, &inputs)) {
+    if let (Some(file), Ok(dims)) = (
+        &args.file,
+        plan::infer_dims(&plan, None, &plan::views(&inputs)),
+    ) {
         let dims: BTreeMap<String, u64> = dims.into_iter().map(|(k, v)| (k, v as u64)).collect();
         if dims != plan.estimate.assumed_dims {
             options.assume = dims;
@@ -538,7 +541,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     let plan = &plan;
     if !args.demo {
-        let dims = plan::infer_dims(plan, None, &inputs).unwrap_or_default();
+        let dims = plan::infer_dims(plan, None, &plan::views(&inputs)).unwrap_or_default();
         let sizes = crate::limits::Sizes::Data;
         // With --check the reference interpreter runs too.
         let reference = model.as_ref().filter(|_| args.check);
@@ -848,8 +851,13 @@ fn run_in_chunks(
                 let Some((inputs, chunk_ids)) = next.take() else {
                     break;
                 };
-                let per = per_party(plan, &inputs);
-                let run = s.spawn(move || runtime::exec::run_in_process(valid, &per, opts));
+                // The chunk's thread borrows its inputs (no copy per party);
+                // the reference reads them again once it is done.
+                let inputs = std::sync::Arc::new(inputs);
+                let lent = inputs.clone();
+                let run = s.spawn(move || {
+                    runtime::exec::run_in_process(valid, &per_party(plan, &*lent), opts)
+                });
                 read += rows_in(&inputs);
                 pending.push_back((run, inputs, chunk_ids));
                 next = read_next(&mut streams, &mut rng, read)?;

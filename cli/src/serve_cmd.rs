@@ -1129,7 +1129,7 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
             s.args.max_frame,
             Some(deadline),
         );
-        let result = runtime::exec::run_party(&valid, s.me, &s.inputs, &mut t, &opts)
+        let result = runtime::exec::run_party(&valid, s.me, &plan::views(&s.inputs), &mut t, &opts)
             .map_err(|e| e.to_string());
         let mut conns = t.into_conns(ids);
         log_session(s, &record, &result);

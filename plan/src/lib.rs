@@ -28,7 +28,8 @@ mod window;
 pub use fingerprint::{explain, Difference, Fingerprint};
 pub use load::LoadError;
 pub use tensor::{
-    bind_inputs, concat_last, concrete, infer_dims, narrow_last, permute_data, InputError, Tensor,
+    bind_inputs, concat_last, concrete, infer_dims, narrow_last, permute_data, views, InputError,
+    Tensor, TensorRef,
 };
 pub use validate::{validate, ValidPlan, ValidationError};
 pub use window::{im2col_data, Window};

@@ -49,20 +49,97 @@ impl Tensor {
         self.data.is_empty()
     }
 
+    /// The tensor borrowed, without a copy.
+    pub fn view(&self) -> TensorRef<'_> {
+        TensorRef {
+            shape: &self.shape,
+            data: &self.data,
+        }
+    }
+}
+
+/// A tensor borrowed from whoever owns its values: the shape and the
+/// row-major values, `data.len()` the product of `shape` ([`TensorRef::new`]
+/// checks it; [`Tensor::view`] has it). How a party's inputs reach the
+/// runtime ([`bind_inputs`], `runtime::exec::run_party`), so that a caller
+/// holding them elsewhere (a NumPy array, a chunk of a larger tensor) lends
+/// them for the run without a copy. The executor only reads its inputs.
+#[derive(Clone, Copy, PartialEq)]
+pub struct TensorRef<'a> {
+    pub shape: &'a [usize],
+    /// Row-major.
+    pub data: &'a [f64],
+}
+
+impl fmt::Debug for TensorRef<'_> {
+    // As `Tensor`'s: never the values (they may be private inputs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TensorRef{:?}", self.shape)
+    }
+}
+
+impl<'a> TensorRef<'a> {
+    /// `data` (row-major) viewed as `shape`; an error if the number of
+    /// values is not the shape's.
+    pub fn new(shape: &'a [usize], data: &'a [f64]) -> Result<TensorRef<'a>, String> {
+        match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+            Some(n) if n == data.len() => Ok(TensorRef { shape, data }),
+            Some(n) => Err(format!(
+                "shape {shape:?} needs {n} values, found {}",
+                data.len()
+            )),
+            None => Err(format!("shape {shape:?} has more than 2^64 elements")),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor {
+            shape: self.shape.to_vec(),
+            data: self.data.to_vec(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// SHA-256 of the shape and the values' bits: parties compare the
     /// digests of the public inputs each was given (public data only).
     pub fn digest(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update((self.shape.len() as u64).to_le_bytes());
-        for d in &self.shape {
+        for d in self.shape {
             h.update((*d as u64).to_le_bytes());
         }
-        for v in &self.data {
+        for v in self.data {
             h.update(v.to_bits().to_le_bytes());
         }
         h.finalize().into()
     }
+}
+
+impl<'a> From<&'a Tensor> for TensorRef<'a> {
+    fn from(t: &'a Tensor) -> TensorRef<'a> {
+        t.view()
+    }
+}
+
+impl<'a> From<&TensorRef<'a>> for TensorRef<'a> {
+    fn from(t: &TensorRef<'a>) -> TensorRef<'a> {
+        *t
+    }
+}
+
+/// Views of owned tensors, by name: what [`bind_inputs`] and the runtime
+/// take, from a map of [`Tensor`]s.
+pub fn views(tensors: &BTreeMap<String, Tensor>) -> BTreeMap<String, TensorRef<'_>> {
+    tensors.iter().map(|(k, t)| (k.clone(), t.view())).collect()
 }
 
 /// Why an input was rejected; always names the input, never its values.
@@ -92,7 +169,7 @@ impl fmt::Display for InputError {
 pub fn bind_inputs(
     plan: &Plan,
     party: Option<u32>,
-    given: &BTreeMap<String, Tensor>,
+    given: &BTreeMap<String, TensorRef<'_>>,
 ) -> Result<BTreeMap<String, usize>, Vec<InputError>> {
     let dims = infer_dims(plan, party, given)?;
     let errors: Vec<InputError> = dims
@@ -124,7 +201,7 @@ pub fn bind_inputs(
 pub fn infer_dims(
     plan: &Plan,
     party: Option<u32>,
-    given: &BTreeMap<String, Tensor>,
+    given: &BTreeMap<String, TensorRef<'_>>,
 ) -> Result<BTreeMap<String, usize>, Vec<InputError>> {
     let mut dims: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -178,7 +255,7 @@ pub fn infer_dims(
             });
             continue;
         };
-        if let Err(m) = bind_shape(&spec.shape, &t.shape, &mut dims) {
+        if let Err(m) = bind_shape(&spec.shape, t.shape, &mut dims) {
             errors.push(InputError {
                 input: spec.name.clone(),
                 message: m,
@@ -315,23 +392,29 @@ pub fn concrete(shape: &Shape, dims: &BTreeMap<String, usize>) -> Result<Vec<usi
     Ok(out)
 }
 
-impl Tensor {
+// The operations of `ClearOp::apply`, on views: a clear operation reads a
+// party's input as it reads any clear value, without a copy.
+impl TensorRef<'_> {
     pub fn map(&self, f: impl Fn(f64) -> f64) -> Tensor {
         Tensor {
-            shape: self.shape.clone(),
+            shape: self.shape.to_vec(),
             data: self.data.iter().map(|x| f(*x)).collect(),
         }
     }
 
     /// Elementwise with suffix broadcasting: the shorter shape must be a
     /// suffix of the longer (a scalar always is).
-    pub fn zip(&self, other: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
+    pub fn zip(
+        &self,
+        other: &TensorRef<'_>,
+        f: impl Fn(f64, f64) -> f64,
+    ) -> Result<Tensor, String> {
         let (long, short) = if self.shape.len() >= other.shape.len() {
             (self, other)
         } else {
             (other, self)
         };
-        if !long.shape.ends_with(&short.shape) || short.data.is_empty() {
+        if !long.shape.ends_with(short.shape) || short.data.is_empty() {
             return Err(format!(
                 "shapes {:?} and {:?} do not broadcast",
                 self.shape, other.shape
@@ -342,26 +425,26 @@ impl Tensor {
             .map(|i| f(self.data[i % self.len()], other.data[i % other.len()]))
             .collect();
         Ok(Tensor {
-            shape: long.shape.clone(),
+            shape: long.shape.to_vec(),
             data,
         })
     }
 
     /// `[k]@[k]`, `[m,k]@[k]`, `[k]@[k,n]`, `[m,k]@[k,n]`, and a left
     /// operand of higher rank as rows: `[b, m, k]@[k,n]` is `[b, m, n]`.
-    pub fn matmul(&self, other: &Tensor) -> Result<Tensor, String> {
+    pub fn matmul(&self, other: &TensorRef<'_>) -> Result<Tensor, String> {
         let bad = || {
             format!(
                 "cannot multiply shapes {:?} and {:?}",
                 self.shape, other.shape
             )
         };
-        let (m, k) = match self.shape.as_slice() {
+        let (m, k) = match self.shape {
             [] => return Err(bad()),
             [k] => (1, *k),
             [rows @ .., k] => (rows.iter().product(), *k),
         };
-        let (k2, n) = match other.shape.as_slice() {
+        let (k2, n) = match other.shape {
             [k2] => (*k2, 1),
             [k2, n] => (*k2, *n),
             _ => return Err(bad()),
@@ -387,7 +470,7 @@ impl Tensor {
     /// Axis `i` of the result is axis `perm[i]` of `self`; `perm` must be
     /// a permutation of the axes.
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor, String> {
-        let (data, shape) = permute_data(&self.data, &self.shape, perm)?;
+        let (data, shape) = permute_data(self.data, self.shape, perm)?;
         Ok(Tensor { shape, data })
     }
 
@@ -508,12 +591,11 @@ pub fn permute_data<T: Copy>(
 
 impl crate::ClearOp {
     /// Apply the operation exactly in f64 (sigmoid and tanh exact).
-    pub fn apply(&self, args: &[&Tensor]) -> Result<Tensor, String> {
+    pub fn apply(&self, args: &[TensorRef<'_>]) -> Result<Tensor, String> {
         use crate::ClearOp::*;
         let a = args.first().ok_or("missing operand")?;
         let b = || {
             args.get(1)
-                .copied()
                 .ok_or_else(|| "missing second operand".to_string())
         };
         match self {
@@ -546,12 +628,12 @@ impl crate::ClearOp {
             Rsqrt => Ok(a.map(|x| x.sqrt().recip())),
             Concat => {
                 let parts: Vec<(&[f64], &[usize])> =
-                    args.iter().map(|t| (&t.data[..], &t.shape[..])).collect();
+                    args.iter().map(|t| (t.data, t.shape)).collect();
                 let (data, shape) = concat_last(&parts)?;
                 Ok(Tensor { shape, data })
             }
             Narrow { start, len } => {
-                let (data, shape) = narrow_last(&a.data, &a.shape, *start, *len)?;
+                let (data, shape) = narrow_last(a.data, a.shape, *start, *len)?;
                 Ok(Tensor { shape, data })
             }
             Poly(c) => Ok(a.map(|x| c.iter().rev().fold(0.0, |acc, k| acc * x + k))),
@@ -559,11 +641,11 @@ impl crate::ClearOp {
             Clamp(lo, hi) => Ok(a.map(|x| x.clamp(*lo, *hi))),
             Permute(perm) => a.permute(perm),
             Im2col(w) => {
-                let (data, shape) = crate::im2col_data(&a.data, &a.shape, w, 0.0)?;
+                let (data, shape) = crate::im2col_data(a.data, a.shape, w, 0.0)?;
                 Ok(Tensor { shape, data })
             }
             // The destination's shape is the register's: the executor sets it.
-            Reshape => Ok((*a).clone()),
+            Reshape => Ok(a.to_tensor()),
         }
     }
 }
@@ -595,24 +677,43 @@ mod tests {
     }
 
     #[test]
+    fn a_view_borrows_the_values_and_refuses_a_shape_they_do_not_fill() {
+        let t = Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let v = t.view();
+        assert!(std::ptr::eq(v.data, &t.data[..]));
+        assert_eq!(v.to_tensor(), t);
+        // Rows 1..2 of a larger buffer, as the chunked runs lend them.
+        let rows = TensorRef::new(&[1, 3], &t.data[3..]).unwrap();
+        assert_eq!(rows.to_tensor().data, vec![4.0, 5.0, 6.0]);
+        assert_ne!(rows.digest(), v.digest());
+        let err = TensorRef::new(&[2, 2], &t.data).unwrap_err();
+        assert_eq!(err, "shape [2, 2] needs 4 values, found 6");
+        let big = [1usize << 40, 1 << 40];
+        assert!(TensorRef::new(&big, &[])
+            .unwrap_err()
+            .contains("more than 2^64"));
+        assert_eq!(format!("{v:?}"), "TensorRef[2, 3]");
+    }
+
+    #[test]
     fn permute_reorders_axes_and_refuses_what_is_not_a_permutation() {
         // [2, 3] transposed.
         let t = Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
-        let p = t.permute(&[1, 0]).unwrap();
+        let p = t.view().permute(&[1, 0]).unwrap();
         assert_eq!(p.shape, vec![3, 2]);
         assert_eq!(p.data, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-        assert_eq!(p.permute(&[1, 0]).unwrap(), t);
+        assert_eq!(p.view().permute(&[1, 0]).unwrap(), t);
         // [2, 2, 2]: result axes (2, 0, 1); element [i, j, k] = input [j, k, i].
         let c = Tensor::new(vec![2, 2, 2], (0..8).map(f64::from).collect()).unwrap();
-        let q = c.permute(&[2, 0, 1]).unwrap();
+        let q = c.view().permute(&[2, 0, 1]).unwrap();
         for (i, j, k) in (0..8).map(|n| (n / 4, n / 2 % 2, n % 2)) {
             assert_eq!(q.data[i * 4 + j * 2 + k], c.data[j * 4 + k * 2 + i]);
         }
         for bad in [&[0, 0][..], &[0][..], &[0, 2][..], &[1, 0, 2][..]] {
-            assert!(t.permute(bad).is_err(), "{bad:?}");
+            assert!(t.view().permute(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            Tensor::scalar(2.0).permute(&[]).unwrap(),
+            Tensor::scalar(2.0).view().permute(&[]).unwrap(),
             Tensor::scalar(2.0)
         );
     }

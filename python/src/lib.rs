@@ -3,15 +3,16 @@
 //! crates, like the cli: [`compiler::check_source`] and [`compiler::compile`]
 //! for `veil.compile`, [`runtime::exec::run_with_transports`] for
 //! `Model.run`, [`compiler::reference`] for `check=True`, and `net` for
-//! `veil.party`. NumPy arrays in and out (outputs are handed to NumPy
-//! without a copy).
+//! `veil.party`. NumPy arrays in and out without a copy: a run reads a
+//! C-contiguous float64 input where NumPy holds it ([`Given`]), and
+//! outputs are handed to NumPy.
 //!
 //! Nothing panics across the boundary: every entry point runs under
 //! [`guard`], which turns a panic into a `VeilError` naming it as a bug.
 //! Runs release the GIL, and Ctrl-C stops them (see [`Cancellable`]).
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
-use plan::{Plan, Tensor};
+use plan::{Plan, Tensor, TensorRef};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -336,54 +337,121 @@ fn array<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyAny>> {
     Ok(flat.reshape(shape)?.into_any())
 }
 
-/// A Python value (a NumPy array, or anything `numpy.asarray` takes) as a
-/// tensor of float64.
-fn tensor(py: Python<'_>, name: &str, v: &Bound<'_, PyAny>) -> PyResult<Tensor> {
-    let arr = match v.extract::<PyReadonlyArrayDyn<f64>>() {
-        Ok(a) => a,
-        Err(_) => {
-            let np = py.import("numpy")?;
-            let converted = np.getattr("asarray")?.call1((v, "float64")).map_err(|e| {
-                input_error(py, format!("input `{name}`: not an array of numbers ({e})"))
-            })?;
-            converted.extract::<PyReadonlyArrayDyn<f64>>()?
-        }
-    };
-    let shape = arr.shape().to_vec();
-    // Row-major, as `Tensor` holds it: a C-contiguous array is copied
-    // whole; any other (Fortran order, a strided view) element by element
-    // in logical order (`as_slice` would also take Fortran order, whose
-    // memory is column-major).
-    let c_order = arr.as_array().is_standard_layout();
-    let data = match arr.as_slice() {
-        Ok(s) if c_order => s.to_vec(),
-        _ => arr.as_array().iter().copied().collect(),
-    };
-    Ok(Tensor { shape, data })
+/// An input as Python gave it, for one call: a C-contiguous, aligned
+/// float64 NumPy array is borrowed as it is (rust-numpy's shared borrow is
+/// held, and the array with it, for as long as this lives), anything else
+/// converted once, by `numpy.asarray(v, "float64", order="C")`, into an
+/// array borrowed the same way. A run reads its inputs through
+/// [`Given::view`], so the values of a large `x` are never copied.
+///
+/// The GIL is released while the parties read the values: as with NumPy's
+/// own functions that release it, another Python thread that writes into
+/// the array during the run changes what the run reads.
+struct Given<'py> {
+    /// The shape when given (a copy: Python code may reshape the array in
+    /// place, which would not move its values).
+    shape: Vec<usize>,
+    array: PyReadonlyArrayDyn<'py, f64>,
 }
 
-/// The values of a dict of inputs, by name.
-fn tensors(
-    py: Python<'_>,
-    inputs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<BTreeMap<String, Tensor>> {
+impl Given<'_> {
+    /// The values, borrowed from NumPy.
+    fn view(&self) -> PyResult<TensorRef<'_>> {
+        let data = self
+            .array
+            .as_slice()
+            .map_err(|e| VeilError::new_err(format!("an input's array changed its layout: {e}")))?;
+        TensorRef::new(&self.shape, data).map_err(VeilError::new_err)
+    }
+
+    /// An owned copy, for what outlives the call (`bind`, calibration).
+    fn to_tensor(&self) -> PyResult<Tensor> {
+        Ok(self.view()?.to_tensor())
+    }
+}
+
+/// A Python value (a NumPy array, or anything `numpy.asarray` takes) as a
+/// C-contiguous float64 array, borrowed when it is one already.
+fn given<'py>(py: Python<'py>, name: &str, v: &Bound<'py, PyAny>) -> PyResult<Given<'py>> {
+    if let Ok(a) = v.extract::<PyReadonlyArrayDyn<'py, f64>>() {
+        // Row-major and aligned (`as_slice` also takes Fortran order,
+        // whose memory is column-major, so C order is checked first).
+        if a.is_c_contiguous() && a.as_slice().is_ok() {
+            return Ok(Given {
+                shape: a.shape().to_vec(),
+                array: a,
+            });
+        }
+    }
+    let np = py.import("numpy")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "float64")?;
+    kwargs.set_item("order", "C")?;
+    let converted = np
+        .getattr("asarray")?
+        .call((v,), Some(&kwargs))
+        .map_err(|e| input_error(py, format!("input `{name}`: not an array of numbers ({e})")))?;
+    let a = converted.extract::<PyReadonlyArrayDyn<'py, f64>>()?;
+    if !(a.is_c_contiguous() && a.as_slice().is_ok()) {
+        return Err(VeilError::new_err(format!(
+            "input `{name}`: numpy.asarray(order=\"C\") gave an array that is not C-contiguous"
+        )));
+    }
+    Ok(Given {
+        shape: a.shape().to_vec(),
+        array: a,
+    })
+}
+
+/// The values of a dict of inputs, by name, borrowed (see [`Given`]).
+fn given_all<'py>(
+    py: Python<'py>,
+    inputs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<BTreeMap<String, Given<'py>>> {
     let mut out = BTreeMap::new();
     if let Some(d) = inputs {
         for (k, v) in d.iter() {
             let name: String = k
                 .extract()
                 .map_err(|_| input_error(py, format!("input names are strings, not {k}")))?;
-            let t = tensor(py, &name, &v)?;
-            out.insert(name, t);
+            let g = given(py, &name, &v)?;
+            out.insert(name, g);
         }
     }
     Ok(out)
 }
 
+/// The values of a dict of inputs, by name, copied (to be kept).
+fn tensors(
+    py: Python<'_>,
+    inputs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<BTreeMap<String, Tensor>> {
+    given_all(py, inputs)?
+        .iter()
+        .map(|(k, g)| Ok((k.clone(), g.to_tensor()?)))
+        .collect()
+}
+
+/// Views of every input of a call: those bound in the model, and those
+/// given (borrowed from NumPy, see [`Given`]).
+fn views<'a>(
+    bound: impl IntoIterator<Item = (&'a String, &'a Tensor)>,
+    given: &'a BTreeMap<String, Given<'_>>,
+) -> PyResult<BTreeMap<String, TensorRef<'a>>> {
+    let mut out: BTreeMap<String, TensorRef<'a>> = bound
+        .into_iter()
+        .map(|(k, t)| (k.clone(), t.view()))
+        .collect();
+    for (k, g) in given {
+        out.insert(k.clone(), g.view()?);
+    }
+    Ok(out)
+}
+
 /// Names given that the plan has no input of, or that are bound already.
-fn unknown_inputs(
+fn unknown_inputs<V>(
     plan: &Plan,
-    given: &BTreeMap<String, Tensor>,
+    given: &BTreeMap<String, V>,
     bound: &BTreeMap<String, Tensor>,
 ) -> Vec<String> {
     let known: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
@@ -682,13 +750,14 @@ impl Model {
     /// the model (its shape and range).
     fn bind(&self, py: Python<'_>, inputs: &Bound<'_, PyDict>) -> PyResult<Model> {
         guard(|| {
+            // Copied: the model keeps them, whatever becomes of the arrays.
             let given = tensors(py, Some(inputs))?;
             let errors = unknown_inputs(&self.plan, &given, &self.bound);
             if !errors.is_empty() {
                 return Err(input_error(py, errors.join("\n")));
             }
             // Shapes and ranges of what is given, as far as they go alone.
-            if let Err(errs) = plan::infer_dims(&self.plan, None, &given) {
+            if let Err(errs) = plan::infer_dims(&self.plan, None, &plan::views(&given)) {
                 let errs: Vec<String> = errs
                     .iter()
                     .filter(|e| given.contains_key(&e.input))
@@ -713,7 +782,12 @@ impl Model {
     /// with `.reference`, `.errors` and `.worst`); an error beyond the
     /// compiler's bound raises `VeilError`.
     ///
-    /// The GIL is released while the parties run; Ctrl-C stops the run and
+    /// A C-contiguous float64 array is read where it is, not copied (any
+    /// other array is converted once); the result is new arrays, which
+    /// later changes to the inputs do not touch.
+    ///
+    /// The GIL is released while the parties run (do not write into an
+    /// input array from another thread meanwhile); Ctrl-C stops the run and
     /// raises `KeyboardInterrupt`. `timeout`: seconds a party waits for a
     /// message; `max_memory`: bytes a party may need (refused above).
     #[pyo3(signature = (inputs = None, *, check = false, timeout = 120.0, max_memory = None))]
@@ -727,22 +801,23 @@ impl Model {
     ) -> PyResult<Bound<'py, PyAny>> {
         guard(|| {
             let opts = exec_options(timeout, max_memory)?;
-            let given = tensors(py, inputs)?;
+            // Borrowed from NumPy for the call (no copy), with the bound
+            // inputs beside them.
+            let given = given_all(py, inputs)?;
             let errors = unknown_inputs(&self.plan, &given, &self.bound);
             if !errors.is_empty() {
                 return Err(input_error(py, errors.join("\n")));
             }
-            let mut all = self.bound.clone();
-            all.extend(given);
+            let all = views(&self.bound, &given)?;
             // Names and shapes here (for the sizes to compile for); the
             // values' ranges are checked by each party as it binds its
             // inputs (one pass over the data, as in the cli's runs).
-            let shapes: BTreeMap<String, Tensor> = all
+            let shapes: BTreeMap<String, TensorRef<'_>> = all
                 .iter()
                 .map(|(k, t)| {
-                    let t = Tensor {
-                        shape: t.shape.clone(),
-                        data: Vec::new(),
+                    let t = TensorRef {
+                        shape: t.shape,
+                        data: &[],
                     };
                     (k.clone(), t)
                 })
@@ -755,17 +830,17 @@ impl Model {
                 }
             };
             let plan = self.plan_for(py, dims.into_iter().map(|(k, v)| (k, v as u64)).collect())?;
-            // Without the reference, the inputs move to their parties (no
-            // copy of a large `x` in the run's time).
-            let per_party = if check {
-                runtime::exec::inputs_per_party(&plan, &all)
-            } else {
-                split_inputs(&plan, std::mem::take(&mut all))
-            };
+            // Each party reads its inputs where they are (no copy of a
+            // large `x`), the GIL released.
+            let per_party = runtime::exec::inputs_per_party(&plan, &all);
             let (outcomes, seconds) = run_in_process(py, &plan, &per_party, &opts)?;
             *self.last.lock().expect("not poisoned") =
                 Some((seconds, outcomes.iter().map(|o| o.stats.clone()).collect()));
             let reference = if check {
+                let all: BTreeMap<String, Tensor> = all
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_tensor()))
+                    .collect();
                 let r = py
                     .detach(|| compiler::reference::expected(&self.model, &all))
                     .map_err(|e| {
@@ -883,38 +958,11 @@ impl Model {
     }
 }
 
-/// The inputs by the party that supplies them, moved (public inputs are
-/// copied to every computing party), as [`runtime::exec::inputs_per_party`]
-/// splits them.
-fn split_inputs(plan: &Plan, mut all: BTreeMap<String, Tensor>) -> Vec<BTreeMap<String, Tensor>> {
-    let mut out = vec![BTreeMap::new(); plan.parties.len()];
-    for spec in &plan.inputs {
-        match spec.owner {
-            plan::Owner::Party(p) => {
-                if let Some(t) = all.remove(&spec.name) {
-                    out[p as usize].insert(spec.name.clone(), t);
-                }
-            }
-            plan::Owner::Public => {
-                let Some(t) = all.get(&spec.name) else {
-                    continue;
-                };
-                for (p, party) in plan.parties.iter().enumerate() {
-                    if party.role == plan::Role::Compute {
-                        out[p].insert(spec.name.clone(), t.clone());
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Every party in this process over cancellable channels, the GIL released.
 fn run_in_process(
     py: Python<'_>,
     plan: &Plan,
-    per_party: &[BTreeMap<String, Tensor>],
+    per_party: &[BTreeMap<String, TensorRef<'_>>],
     opts: &runtime::exec::Options,
 ) -> PyResult<(Vec<Outcome>, f64)> {
     let valid = valid(plan).map_err(|e| plain_error(py, e))?;
@@ -1232,24 +1280,13 @@ fn party<'py>(
         opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
         // This party's inputs: given, or bound in the model (its own and
         // the public ones only: another party's bound values stay here).
-        let given = tensors(py, inputs)?;
+        let given = given_all(py, inputs)?;
         let errors = unknown_inputs(plan, &given, &model.bound);
         if !errors.is_empty() {
             return Err(input_error(py, errors.join("\n")));
         }
-        let mut mine: BTreeMap<String, Tensor> = model
-            .bound
-            .iter()
-            .filter(|(n, _)| {
-                plan.inputs.iter().any(|i| {
-                    &i.name == *n
-                        && (i.owner == plan::Owner::Public || i.owner == plan::Owner::Party(me))
-                })
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (name, t) in given {
-            let spec = plan.inputs.iter().find(|i| i.name == name).expect("known");
+        for name in given.keys() {
+            let spec = plan.inputs.iter().find(|i| &i.name == name).expect("known");
             if let plan::Owner::Party(p) = spec.owner {
                 if p != me {
                     return Err(input_error(
@@ -1261,8 +1298,16 @@ fn party<'py>(
                     ));
                 }
             }
-            mine.insert(name, t);
         }
+        let mine = views(
+            model.bound.iter().filter(|(n, _)| {
+                plan.inputs.iter().any(|i| {
+                    &i.name == *n
+                        && (i.owner == plan::Owner::Public || i.owner == plan::Owner::Party(me))
+                })
+            }),
+            &given,
+        )?;
         if plan.parties[me as usize].role == plan::Role::Dealer && !mine.is_empty() {
             return Err(input_error(
                 py,
@@ -1323,7 +1368,7 @@ fn party<'py>(
 fn party_in_chunks(
     plan: &plan::ValidPlan<'_>,
     me: plan::PartyIdx,
-    inputs: &BTreeMap<String, Tensor>,
+    inputs: &BTreeMap<String, TensorRef<'_>>,
     dim: &str,
     chunk_rows: Option<u64>,
     t: &mut dyn Transport,
@@ -1354,17 +1399,25 @@ fn party_in_chunks(
         if n == 0 {
             break;
         }
-        let part: BTreeMap<String, Tensor> = inputs
+        // The chunk's rows of each input that has them, borrowed.
+        let shapes: BTreeMap<&String, Vec<usize>> = row_inputs
             .iter()
-            .map(|(k, v)| {
-                let v = if row_inputs.contains(&k) {
-                    rows_of(v, done, n)
-                } else {
-                    v.clone()
-                };
-                (k.clone(), v)
+            .map(|k| {
+                let mut shape = inputs[*k].shape.to_vec();
+                shape[0] = n;
+                (*k, shape)
             })
             .collect();
+        let part = inputs
+            .iter()
+            .map(|(k, v)| {
+                let v = match shapes.get(k) {
+                    Some(shape) => rows_of(*v, done, shape)?,
+                    None => *v,
+                };
+                Ok((k.clone(), v))
+            })
+            .collect::<Result<BTreeMap<String, TensorRef<'_>>, ExecError>>()?;
         let o = runtime::exec::run_party(plan, me, &part, t, opts).map_err(|e| {
             let at = format!("(in the chunk of rows {}..{})", done + 1, done + n);
             ExecError::new(e.kind, format!("{} {at}", e.message))
@@ -1385,15 +1438,30 @@ fn party_in_chunks(
     Ok(outputs)
 }
 
-/// Rows `start..start + n` of a tensor (along its first dimension).
-fn rows_of(t: &Tensor, start: usize, n: usize) -> Tensor {
-    let row: usize = t.shape.iter().skip(1).product();
-    let mut shape = t.shape.clone();
-    shape[0] = n;
-    Tensor {
-        shape,
-        data: t.data[start * row..(start + n) * row].to_vec(),
-    }
+/// Rows `start..` of a tensor (along its first dimension), as many as
+/// `shape` (the chunk's) says, borrowed.
+fn rows_of<'a>(
+    t: TensorRef<'a>,
+    start: usize,
+    shape: &'a [usize],
+) -> Result<TensorRef<'a>, ExecError> {
+    let row: usize = shape.iter().skip(1).product();
+    let n = shape.first().copied().unwrap_or(0);
+    let data = t.data.get(start * row..(start + n) * row).ok_or_else(|| {
+        ExecError::protocol("the parties agreed on rows this party does not have")
+    })?;
+    TensorRef::new(shape, data).map_err(ExecError::protocol)
+}
+
+/// The address of the values a run would read for `value` as an input:
+/// the array's own data when it is borrowed, a converted copy's otherwise
+/// (for the tests that C-contiguous float64 arrays are not copied).
+#[pyfunction]
+fn _input_address_for_tests(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    guard(|| {
+        let g = given(py, "value", value)?;
+        Ok(g.view()?.data.as_ptr() as usize)
+    })
 }
 
 /// Raises the error a panic inside Veil becomes (for the tests of that path).
@@ -1410,6 +1478,7 @@ fn _veil(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(party, m)?)?;
     m.add_function(wrap_pyfunction!(_import_onnx, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(_input_address_for_tests, m)?)?;
     m.add_class::<Model>()?;
     m.add_class::<Diagnostic>()?;
     m.add("VeilError", m.py().get_type::<VeilError>())?;

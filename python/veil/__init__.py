@@ -16,6 +16,7 @@ from ._veil import (  # noqa: F401
     InputError,
     Model,
     VeilError,
+    _input_address_for_tests,
     _panic_for_tests,
     compile,
 )

@@ -34,7 +34,7 @@ use crate::sharing::{
     HolderState, MulState, Party as Role, SeedMsg, SelectKind, Share, TruncMode, TruncState,
     WrapTruncState,
 };
-use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor, ValidPlan};
+use plan::{Correlation, Instr, Kind, PartyIdx, Plan, Reg, Tensor, TensorRef, ValidPlan};
 use std::collections::VecDeque;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -602,7 +602,8 @@ fn role_of(plan: &Plan, p: PartyIdx) -> Result<Role, ExecError> {
 
 struct Exec<'a> {
     plan: &'a Plan,
-    inputs: &'a BTreeMap<String, Tensor>,
+    /// Borrowed for the run (the executor only reads them).
+    inputs: &'a BTreeMap<String, TensorRef<'a>>,
     me: PartyIdx,
     role: Option<Role>,
     opts: &'a Options,
@@ -628,12 +629,15 @@ struct Exec<'a> {
 }
 
 /// Run party `me` of `plan` with its `inputs` (by name) over `transport`.
+/// The inputs are borrowed, not copied: [`Tensor::view`] (or
+/// [`plan::views`]) lends owned tensors, and a caller holding the values
+/// elsewhere (a NumPy array) lends them the same way.
 /// The plan is a [`ValidPlan`]: [`plan::validate`] is its only constructor,
 /// and the executor indexes with its registers and parties.
 pub fn run_party(
     plan: &ValidPlan<'_>,
     me: PartyIdx,
-    inputs: &BTreeMap<String, Tensor>,
+    inputs: &BTreeMap<String, TensorRef<'_>>,
     transport: &mut dyn Transport,
     opts: &Options,
 ) -> Result<Outcome, ExecError> {
@@ -793,7 +797,7 @@ pub fn run_party(
 /// `inputs[p]` holds party p's inputs (public inputs go to every computing party).
 pub fn run_in_process(
     plan: &ValidPlan<'_>,
-    inputs: &[BTreeMap<String, Tensor>],
+    inputs: &[BTreeMap<String, TensorRef<'_>>],
     opts: &Options,
 ) -> Result<Vec<Outcome>, ExecError> {
     let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
@@ -808,7 +812,7 @@ pub fn run_in_process(
 /// Run every party on its own thread, party p over `transports[p]`.
 pub fn run_with_transports<T: Transport + Send>(
     plan: &ValidPlan<'_>,
-    inputs: &[BTreeMap<String, Tensor>],
+    inputs: &[BTreeMap<String, TensorRef<'_>>],
     transports: Vec<T>,
     opts: &Options,
 ) -> Result<Vec<Outcome>, ExecError> {
@@ -817,7 +821,7 @@ pub fn run_with_transports<T: Transport + Send>(
             .into_iter()
             .enumerate()
             .map(|(p, mut t)| {
-                static NONE: BTreeMap<String, Tensor> = BTreeMap::new();
+                static NONE: BTreeMap<String, TensorRef<'static>> = BTreeMap::new();
                 let mine = inputs.get(p).unwrap_or(&NONE);
                 s.spawn(move || run_party(plan, p as PartyIdx, mine, &mut t, opts))
             })
@@ -1003,9 +1007,11 @@ impl Exec<'_> {
             .ok_or_else(|| ExecError::protocol(format!("register {r} read before it was written")))
     }
 
-    fn clear(&self, r: Reg) -> Result<&Tensor, ExecError> {
+    /// A clear register's value, borrowed: a value the party computed, or
+    /// its own input.
+    fn clear(&self, r: Reg) -> Result<TensorRef<'_>, ExecError> {
         match self.get(r)? {
-            Value::Clear(t) => Ok(t),
+            Value::Clear(t) => Ok(t.view()),
             Value::Input(i) => self.own_input(*i),
             _ => Err(ExecError::protocol(format!(
                 "register {r} is not a clear value"
@@ -1182,7 +1188,7 @@ impl Exec<'_> {
                 self.set(*dst, Value::Clear(t));
             }
             Instr::Clear { dst, op, args } => {
-                let a: Vec<&Tensor> = args
+                let a: Vec<TensorRef<'_>> = args
                     .iter()
                     .map(|r| self.clear(*r))
                     .collect::<Result<_, _>>()?;
@@ -1237,7 +1243,7 @@ impl Exec<'_> {
         request_groups(self.plan, &self.dims, &self.requests)
     }
 
-    fn own_input(&self, input: u32) -> Result<&Tensor, ExecError> {
+    fn own_input(&self, input: u32) -> Result<TensorRef<'_>, ExecError> {
         let spec = self
             .plan
             .inputs
@@ -1245,6 +1251,7 @@ impl Exec<'_> {
             .ok_or_else(|| ExecError::protocol(format!("the plan has no input {input}")))?;
         self.inputs
             .get(&spec.name)
+            .copied()
             .ok_or_else(|| ExecError::input(format!("input `{}` is missing", spec.name)))
     }
 }
@@ -1309,11 +1316,14 @@ pub fn random_inputs<R: rand::Rng + ?Sized>(
 }
 
 /// Split inputs by the party that supplies them; public inputs go to every
-/// computing party.
-pub fn inputs_per_party(
+/// computing party. Views of `all` (owned [`Tensor`]s or views), not copies.
+pub fn inputs_per_party<'a, T>(
     plan: &Plan,
-    all: &BTreeMap<String, Tensor>,
-) -> Vec<BTreeMap<String, Tensor>> {
+    all: &'a BTreeMap<String, T>,
+) -> Vec<BTreeMap<String, TensorRef<'a>>>
+where
+    &'a T: Into<TensorRef<'a>>,
+{
     let mut out = vec![BTreeMap::new(); plan.parties.len()];
     for spec in &plan.inputs {
         let Some(t) = all.get(&spec.name) else {
@@ -1321,12 +1331,12 @@ pub fn inputs_per_party(
         };
         match spec.owner {
             plan::Owner::Party(p) => {
-                out[p as usize].insert(spec.name.clone(), t.clone());
+                out[p as usize].insert(spec.name.clone(), t.into());
             }
             plan::Owner::Public => {
                 for (p, party) in plan.parties.iter().enumerate() {
                     if party.role == plan::Role::Compute {
-                        out[p].insert(spec.name.clone(), t.clone());
+                        out[p].insert(spec.name.clone(), t.into());
                     }
                 }
             }

@@ -6,12 +6,12 @@ use crate::paillier::{Ciphertext, PublicKey};
 use crate::sharing::{self, scale_round, RingTensor, Share};
 use num_bigint::{BigInt, BigRng010 as BigRng, BigUint};
 use num_traits::{One, ToPrimitive};
-use plan::{Correlation, HomOp, Instr, Kind, PartyIdx, Reg, ShareOp, Tensor};
+use plan::{Correlation, HomOp, Instr, Kind, PartyIdx, Reg, ShareOp, Tensor, TensorRef};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
 /// Fixed-point encoding at `bits` fractional bits, checked to fit the ring.
-pub(super) fn encode_fixed(t: &Tensor, bits: u32) -> Result<RingTensor, ExecError> {
+pub(super) fn encode_fixed(t: TensorRef<'_>, bits: u32) -> Result<RingTensor, ExecError> {
     let scale = 2f64.powi(bits as i32);
     // One sequential pass that writes its output once (a collect of known
     // length, not a zeroed vector overwritten): the pass is bound by memory
@@ -31,7 +31,7 @@ pub(super) fn encode_fixed(t: &Tensor, bits: u32) -> Result<RingTensor, ExecErro
             "a value does not fit the fixed-point encoding at {bits} fractional bits"
         )));
     }
-    Ok(RingTensor::new(data, t.shape.clone())?)
+    Ok(RingTensor::new(data, t.shape.to_vec())?)
 }
 
 pub(super) fn decode_fixed(t: &RingTensor, bits: u32) -> Tensor {
@@ -80,7 +80,7 @@ fn to_zn(pk: &PublicKey, v: i64) -> BigUint {
     }
 }
 
-fn fixed_ints(t: &Tensor, bits: u32) -> Result<Vec<i64>, ExecError> {
+fn fixed_ints(t: TensorRef<'_>, bits: u32) -> Result<Vec<i64>, ExecError> {
     let scale = 2f64.powi(bits as i32);
     t.data
         .iter()
@@ -148,8 +148,8 @@ impl Exec<'_> {
             Value::Clear(_) | Value::Input(_) => {
                 let t = self.clear(r)?;
                 Cow::Owned(Wire::Clear {
-                    shape: t.shape.clone(),
-                    data: t.data.clone(),
+                    shape: t.shape.to_vec(),
+                    data: t.data.to_vec(),
                 })
             }
             Value::Share(s) => Cow::Owned(Wire::Ring(s.open_msg())),
@@ -311,11 +311,11 @@ impl Exec<'_> {
                             .and_then(|spec| inputs.get(&spec.name))
                             .ok_or_else(|| ExecError::protocol("an input went missing"))?;
                         let xs = match window {
-                            Some(_) => t.shape.clone(),
-                            None => rows_shape(&t.shape).unwrap_or_else(|| t.shape.clone()),
+                            Some(_) => t.shape.to_vec(),
+                            None => rows_shape(t.shape).unwrap_or_else(|| t.shape.to_vec()),
                         };
                         engine.holder_matmul_round1_clear(
-                            &t.data,
+                            t.data,
                             &xs,
                             f,
                             ys,
@@ -478,7 +478,7 @@ impl Exec<'_> {
                     .par_iter()
                     .map(|v| kp.public.encrypt(&to_zn(&kp.public, *v)))
                     .collect::<Result<Vec<_>, _>>()?;
-                let shape = t.shape.clone();
+                let shape = t.shape.to_vec();
                 self.set(
                     *dst,
                     Value::Cipher {
@@ -604,7 +604,7 @@ impl Exec<'_> {
             Instr::Output { src, output } => {
                 let spec = &self.plan.outputs[*output as usize];
                 let t = spec
-                    .labelled(self.clear(*src)?.clone())
+                    .labelled(self.clear(*src)?.to_tensor())
                     .map_err(ExecError::protocol)?;
                 outputs.push((spec.name.clone(), t));
             }
@@ -744,7 +744,7 @@ impl Exec<'_> {
         let pk = self.key_for(key)?;
         let plain = |bits: u32| -> Result<(Vec<usize>, Vec<i64>), ExecError> {
             let t = self.clear(args[1])?;
-            Ok((t.shape.clone(), fixed_ints(t, bits)?))
+            Ok((t.shape.to_vec(), fixed_ints(t, bits)?))
         };
         let n_out: usize = shape.iter().product();
         let cts_out: Vec<Ciphertext> = match op {
