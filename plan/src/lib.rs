@@ -43,7 +43,13 @@ pub use window::{im2col_data, Window};
 /// runtime would not enforce, windows `ceil_mode`'s extra padding
 /// (`Window::extra`), which it would not apply, and comparisons may be
 /// `NonlinearOp::MaxArgmax`, which it would not know.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the dealer may deal comparisons as DCF keys (`Instr::Deal`'s
+/// `comparisons`), which an older runtime would silently ignore and so run
+/// another protocol than its peers; correlations may be input-holder
+/// convolution triples (`Correlation::HolderConv`); and RLWE products may
+/// be prepared or masked (`RlwePrepare*`, `RlweMask*`), which came without
+/// a bump.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Index into [`Plan::parties`].
 pub type PartyIdx = u32;
