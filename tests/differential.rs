@@ -3167,6 +3167,26 @@ fn conv_run_with_a_dealer(source: &str, batch: usize, seed: u64) -> (plan::Plan,
     (plan, worst)
 }
 
+/// Kernel, stride, dilation and padding of a random convolution, and the
+/// input's extent beyond its last window position (as `ConvCase` takes them).
+type ConvWindowParams = (
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+);
+
+fn conv_window_params() -> impl proptest::strategy::Strategy<Value = ConvWindowParams> {
+    (
+        (1usize..4, 1usize..4),
+        (1usize..3, 1usize..3),
+        (1usize..3, 1usize..3),
+        (0usize..3, 0usize..3),
+        (0usize..4, 0usize..4),
+    )
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
     /// With a dealer, `conv2d` and `conv1d` of a secret input (the sum of
@@ -3179,11 +3199,7 @@ proptest::proptest! {
         two in proptest::bool::ANY,
         c in 1usize..4,
         cout in 1usize..4,
-        k in (1usize..4, 1usize..4),
-        stride in (1usize..3, 1usize..3),
-        dilation in (1usize..3, 1usize..3),
-        pad in (0usize..3, 0usize..3),
-        extra in (0usize..4, 0usize..4),
+        (k, stride, dilation, pad, extra) in conv_window_params(),
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
@@ -3240,11 +3256,7 @@ proptest::proptest! {
         depthwise in proptest::bool::ANY,
         cg in 1usize..3,
         per_group in 1usize..3,
-        k in (1usize..4, 1usize..4),
-        stride in (1usize..3, 1usize..3),
-        dilation in (1usize..3, 1usize..3),
-        pad in (0usize..3, 0usize..3),
-        extra in (0usize..4, 0usize..4),
+        (k, stride, dilation, pad, extra) in conv_window_params(),
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
@@ -3380,11 +3392,7 @@ proptest::proptest! {
         depthwise in proptest::bool::ANY,
         cg in 1usize..3,
         per_group in 1usize..3,
-        k in (1usize..4, 1usize..4),
-        stride in (1usize..3, 1usize..3),
-        dilation in (1usize..3, 1usize..3),
-        pad in (0usize..3, 0usize..3),
-        extra in (0usize..4, 0usize..4),
+        (k, stride, dilation, pad, extra) in conv_window_params(),
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {

@@ -147,6 +147,27 @@ fn window_2d(
     (window, h, wd)
 }
 
+/// Kernel, stride, dilation and padding of a random 2-d window, and the
+/// input's rows and columns beyond its last position: what the property
+/// tests draw for [`window_2d`].
+type WindowParams = (
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+    (usize, usize),
+);
+
+fn window_params() -> impl Strategy<Value = WindowParams> {
+    (
+        (1usize..4, 1usize..4),
+        (1usize..3, 1usize..3),
+        (1usize..3, 1usize..3),
+        (0usize..3, 0usize..3),
+        (0usize..4, 0usize..4),
+    )
+}
+
 proptest! {
     #![proptest_config(cfg())]
     #[test]
@@ -154,11 +175,7 @@ proptest! {
         batch in 1usize..3,
         c in 1usize..4,
         o in 1usize..4,
-        k in (1usize..4, 1usize..4),
-        stride in (1usize..3, 1usize..3),
-        dilation in (1usize..3, 1usize..3),
-        pad in (0usize..3, 0usize..3),
-        extra in (0usize..4, 0usize..4),
+        (k, stride, dilation, pad, extra) in window_params(),
         seed in 0u64..1_000_000,
     ) {
         let (window, h, wd) = window_2d(k, stride, dilation, pad, extra, (1, 1));
@@ -180,11 +197,7 @@ proptest! {
         groups in 2usize..5,
         cg in 1usize..3,
         per_group in 1usize..3,
-        k in (1usize..4, 1usize..4),
-        stride in (1usize..3, 1usize..3),
-        dilation in (1usize..3, 1usize..3),
-        pad in (0usize..3, 0usize..3),
-        extra in (0usize..3, 0usize..3),
+        (k, stride, dilation, pad, extra) in window_params(),
         seed in 0u64..1_000_000,
     ) {
         let (window, h, wd) = window_2d(k, stride, dilation, pad, extra, (groups, per_group));
@@ -413,11 +426,7 @@ proptest! {
         groups in 1usize..4,
         cg in 1usize..3,
         per_group in 1usize..3,
-        k in (1usize..4, 1usize..4),
-        stride in (1usize..3, 1usize..3),
-        dilation in (1usize..3, 1usize..3),
-        pad in (0usize..3, 0usize..3),
-        extra in (0usize..3, 0usize..3),
+        (k, stride, dilation, pad, extra) in window_params(),
         p1_holds in proptest::bool::ANY,
         seed in 0u64..1_000_000,
     ) {
