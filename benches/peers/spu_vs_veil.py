@@ -61,11 +61,15 @@ def main():
                     help="Veil without a dealer (against Cheetah) or with one (against SEMI2K)")
     ap.add_argument("--net-rows", type=int, default=None, help="batch of the convolutional networks")
     ap.add_argument("--matmul-rows", type=int, default=None, help="batch of the RLWE products")
+    ap.add_argument("--classifier-rows", type=int, default=None,
+                    help="batch of relu_classifier (1: the latency of one prediction)")
     ap.add_argument("--protocols", default="CHEETAH,SEMI2K")
     a = ap.parse_args()
     if a.matmul_rows:
         for n in MATMULS:
             WORKLOADS[n] = (WORKLOADS[n][0], a.matmul_rows)
+    if a.classifier_rows:
+        WORKLOADS["relu_classifier"] = (WORKLOADS["relu_classifier"][0], a.classifier_rows)
     if a.net_rows:
         for n in NETS:
             WORKLOADS[n] = (WORKLOADS[n][0], a.net_rows)
