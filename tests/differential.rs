@@ -3080,6 +3080,7 @@ fn a_value_outside_its_columns_range_is_refused() {
 /// spatial sizes (room for the dilated kernel, and `extra` more), the
 /// kernel's, and `stride:`, `padding:` (at most the kernel less one) and
 /// `dilation:` as model text.
+#[derive(Clone, Debug)]
 struct ConvCase {
     axes: usize,
     kernel: [usize; 2],
@@ -3167,24 +3168,27 @@ fn conv_run_with_a_dealer(source: &str, batch: usize, seed: u64) -> (plan::Plan,
     (plan, worst)
 }
 
-/// Kernel, stride, dilation and padding of a random convolution, and the
-/// input's extent beyond its last window position (as `ConvCase` takes them).
-type ConvWindowParams = (
-    (usize, usize),
-    (usize, usize),
-    (usize, usize),
-    (usize, usize),
-    (usize, usize),
-);
-
-fn conv_window_params() -> impl proptest::strategy::Strategy<Value = ConvWindowParams> {
+/// A random convolution of one or two spatial axes: kernel, stride,
+/// dilation and padding, and the input's extent beyond its last window
+/// position.
+fn conv_case() -> impl proptest::strategy::Strategy<Value = ConvCase> {
+    use proptest::strategy::Strategy;
     (
+        proptest::bool::ANY,
         (1usize..4, 1usize..4),
         (1usize..3, 1usize..3),
         (1usize..3, 1usize..3),
         (0usize..3, 0usize..3),
         (0usize..4, 0usize..4),
     )
+        .prop_map(|(two, k, stride, dilation, pad, extra)| ConvCase {
+            axes: if two { 2 } else { 1 },
+            kernel: [k.0, k.1],
+            stride: [stride.0, stride.1],
+            dilation: [dilation.0, dilation.1],
+            pad: [pad.0, pad.1],
+            extra: [extra.0, extra.1],
+        })
 }
 
 proptest::proptest! {
@@ -3196,21 +3200,12 @@ proptest::proptest! {
     /// compiler's bound and within 0.05 (inputs and kernels in [-1, 1]).
     #[test]
     fn random_convolutions_with_a_dealer_use_a_convolution_triple(
-        two in proptest::bool::ANY,
         c in 1usize..4,
         cout in 1usize..4,
-        (k, stride, dilation, pad, extra) in conv_window_params(),
+        w in conv_case(),
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
-        let w = ConvCase {
-            axes: if two { 2 } else { 1 },
-            kernel: [k.0, k.1],
-            stride: [stride.0, stride.1],
-            dilation: [dilation.0, dilation.1],
-            pad: [pad.0, pad.1],
-            extra: [extra.0, extra.1],
-        };
         let (f, xs, ks, args) = (w.op(), w.input_sizes(), w.kernel_sizes(), w.args());
         let source = format!(
             "model conv {{ party a; party b; dealer d;
@@ -3250,26 +3245,17 @@ proptest::proptest! {
     /// its patches.
     #[test]
     fn random_grouped_convolutions_with_a_dealer_use_a_convolution_triple(
-        two in proptest::bool::ANY,
         own in proptest::bool::ANY,
         groups in 2usize..4,
         depthwise in proptest::bool::ANY,
         cg in 1usize..3,
         per_group in 1usize..3,
-        (k, stride, dilation, pad, extra) in conv_window_params(),
+        w in conv_case(),
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
         let cg = if depthwise { 1 } else { cg };
         let (c, cout) = (groups * cg, groups * per_group);
-        let w = ConvCase {
-            axes: if two { 2 } else { 1 },
-            kernel: [k.0, k.1],
-            stride: [stride.0, stride.1],
-            dilation: [dilation.0, dilation.1],
-            pad: [pad.0, pad.1],
-            extra: [extra.0, extra.1],
-        };
         let (f, xs, ks, args) = (w.op(), w.input_sizes(), w.kernel_sizes(), w.args());
         let (inputs, x, kernel) = if own {
             (
@@ -3387,25 +3373,16 @@ proptest::proptest! {
     /// keeps the product of the patches instead.
     #[test]
     fn a_first_layer_convolution_takes_an_input_holder_convolution_triple(
-        two in proptest::bool::ANY,
         groups in 1usize..4,
         depthwise in proptest::bool::ANY,
         cg in 1usize..3,
         per_group in 1usize..3,
-        (k, stride, dilation, pad, extra) in conv_window_params(),
+        w in conv_case(),
         batch in 1usize..3,
         seed in 0u64..1000,
     ) {
         let cg = if depthwise { 1 } else { cg };
         let (c, cout) = (groups * cg, groups * per_group);
-        let w = ConvCase {
-            axes: if two { 2 } else { 1 },
-            kernel: [k.0, k.1],
-            stride: [stride.0, stride.1],
-            dilation: [dilation.0, dilation.1],
-            pad: [pad.0, pad.1],
-            extra: [extra.0, extra.1],
-        };
         let (f, xs, ks, args) = (w.op(), w.input_sizes(), w.kernel_sizes(), w.args());
         let source = format!(
             "model conv {{ party a; party b; dealer d;

@@ -212,16 +212,7 @@ proptest! {
 /// padding 1): one kernel row of 9 per channel.
 #[test]
 fn a_depthwise_convolution_triple_opens_the_input_and_the_kernels() {
-    let window = Window {
-        kernel: vec![3, 3],
-        stride: vec![2, 2],
-        padding: vec![1, 1],
-        dilation: vec![1, 1],
-        groups: 8,
-        per_group: 1,
-        edge: false,
-        extra: Vec::new(),
-    };
+    let (window, ..) = window_2d((3, 3), (2, 2), (1, 1), (1, 1), (0, 0), (8, 1));
     let mut rng = fixed_seed_rng_for_tests(5);
     let x = random_tensor(&mut rng, vec![2, 8, 9, 7]);
     let w = random_tensor(&mut rng, vec![8, 9]);
@@ -451,16 +442,7 @@ proptest! {
 /// in round 2, not a panic or a wrong product.
 #[test]
 fn an_input_holder_convolution_refuses_a_malformed_message() {
-    let window = Window {
-        kernel: vec![2, 2],
-        stride: vec![1, 1],
-        padding: vec![0, 0],
-        dilation: vec![1, 1],
-        groups: 1,
-        per_group: 1,
-        edge: false,
-        extra: Vec::new(),
-    };
+    let (window, ..) = window_2d((2, 2), (1, 1), (1, 1), (0, 0), (0, 0), (1, 1));
     let mut rng = fixed_seed_rng_for_tests(4);
     let x = random_tensor(&mut rng, vec![1, 2, 3, 3]);
     let w = random_tensor(&mut rng, vec![8, 2]);
