@@ -189,32 +189,19 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Com
         let tree = plan::DealerComparisons::CarryTree;
         let ot = compile_with(model, opts, Ot, tree);
         let paillier = compile_with(model, opts, Paillier, tree);
-        return Ok(match (ot, paillier) {
-            (Ok(a), Ok(b)) => {
-                let (ta, tb) = (a.plan.estimate.seconds, b.plan.estimate.seconds);
-                let (mut win, lose, (tw, tl)) = if tb < ta {
-                    (b, Ot, (tb, ta))
-                } else {
-                    (a, Paillier, (ta, tb))
-                };
-                use std::fmt::Write;
-                // Nothing to say when the plan generates no correlations.
-                if let Some(engine) = win.plan.correlation_engine() {
-                    let _ = writeln!(
-                        win.report,
-                        "\ncorrelations without a dealer: by {}, cheapest by the cost model \
-                         (estimate {} s for the whole plan; by {} it would be {} s)",
-                        engine.name(),
-                        graph::fmt_num(tw),
-                        lose.name(),
-                        graph::fmt_num(tl)
-                    );
-                }
-                win
-            }
-            (Ok(a), Err(_)) => a,
-            (Err(e), _) => return Err(e),
-        });
+        return match (ot, paillier) {
+            // Nothing to say when the plan generates no correlations.
+            (Ok(a), Ok(b)) => Ok(cheaper(
+                [
+                    (a, Ot.name(), Ot.name()),
+                    (b, Paillier.name(), Paillier.name()),
+                ],
+                "correlations without a dealer",
+                |p| p.correlation_engine().is_some(),
+            )),
+            (Ok(a), Err(_)) => Ok(a),
+            (Err(e), _) => Err(e),
+        };
     }
     let engine = opts.correlations.unwrap_or(plan::CorrelationEngine::Ot);
     if let (false, None) = (dealer_free, opts.dealer_comparisons) {
@@ -224,26 +211,22 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Com
             return Ok(tree);
         }
         let dcf = compile_with(model, opts, engine, Dcf)?;
-        let (tt, td) = (tree.plan.estimate.seconds, dcf.plan.estimate.seconds);
-        let (mut win, (tw, lose, tl)) = if td < tt {
-            (dcf, (td, "the carry tree", tt))
-        } else {
-            (tree, (tt, "DCF keys", td))
-        };
-        use std::fmt::Write;
-        let _ = writeln!(
-            win.report,
-            "\ncomparisons with the dealer: by {}, cheapest by the cost model \
-             (estimate {} s for the whole plan; by {} it would be {} s)",
-            match win.plan.dealer_comparisons() {
-                CarryTree => "the carry tree (8 rounds for the sign)",
-                Dcf => "DCF keys (1 round for the sign, 3 KiB each)",
-            },
-            graph::fmt_num(tw),
-            lose,
-            graph::fmt_num(tl)
-        );
-        return Ok(win);
+        return Ok(cheaper(
+            [
+                (
+                    tree,
+                    "the carry tree (8 rounds for the sign)",
+                    "the carry tree",
+                ),
+                (
+                    dcf,
+                    "DCF keys (1 round for the sign, 3 KiB each)",
+                    "DCF keys",
+                ),
+            ],
+            "comparisons with the dealer",
+            |_| true,
+        ));
     }
     compile_with(
         model,
@@ -251,6 +234,36 @@ pub fn compile(model: &ir::CheckedModel, opts: &Options) -> Result<Compiled, Com
         engine,
         opts.dealer_comparisons.unwrap_or_default(),
     )
+}
+
+/// The cheaper by the cost model's estimate of two compilations of one
+/// model (the first on a tie), each given with its name as the winner and
+/// as the loser. Its report ends with a line "`topic`: by (winner), cheapest
+/// by the cost model (estimate … s for the whole plan; by (loser) it would
+/// be … s)", unless `say` finds nothing to say of the winning plan.
+fn cheaper(
+    [first, second]: [(Compiled, &str, &str); 2],
+    topic: &str,
+    say: impl Fn(&plan::Plan) -> bool,
+) -> Compiled {
+    let (mut win, lose) = if second.0.plan.estimate.seconds < first.0.plan.estimate.seconds {
+        (second, first)
+    } else {
+        (first, second)
+    };
+    if say(&win.0.plan) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            win.0.report,
+            "\n{topic}: by {}, cheapest by the cost model \
+             (estimate {} s for the whole plan; by {} it would be {} s)",
+            win.1,
+            graph::fmt_num(win.0.plan.estimate.seconds),
+            lose.2,
+            graph::fmt_num(lose.0.plan.estimate.seconds)
+        );
+    }
+    win.0
 }
 
 fn compile_with(
