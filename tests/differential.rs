@@ -242,12 +242,7 @@ fn the_cost_model_weighs_dcf_keys_against_the_carry_tree() {
     for batch in [1, 3] {
         let (est, bytes, rounds) = traffic_against_estimate("relu_classifier", true, batch, 31);
         assert_eq!(rounds, est.rounds, "batch {batch}");
-        let ratio = est.bytes / bytes as f64;
-        assert!(
-            (0.9..=1.1).contains(&ratio),
-            "batch {batch}: measured {bytes} B, estimated {} B",
-            est.bytes
-        );
+        assert_bytes_within(&est, bytes, 0.1, &format!("batch {batch}"));
     }
 }
 
@@ -1565,6 +1560,17 @@ fn traffic_against_estimate(
     traffic_of(&model(name), dealer, batch, seed)
 }
 
+/// The compiler's byte estimate within `tolerance` (a fraction) of the
+/// bytes a run sent: `estimate / measured` in `[1 − tolerance, 1 + tolerance]`.
+fn assert_bytes_within(est: &plan::Estimate, bytes: u64, tolerance: f64, what: &str) {
+    let ratio = est.bytes / bytes as f64;
+    assert!(
+        (1.0 - tolerance..=1.0 + tolerance).contains(&ratio),
+        "{what}: measured {bytes} B, estimated {} B",
+        est.bytes
+    );
+}
+
 fn traffic_of(
     m: &compiler::ir::CheckedModel,
     dealer: bool,
@@ -1597,12 +1603,7 @@ fn network_traffic_with_a_dealer_is_within_ten_percent_of_the_estimate() {
             "{name}: {rounds} rounds, estimated {}",
             est.rounds
         );
-        let ratio = est.bytes / bytes as f64;
-        assert!(
-            (0.9..=1.1).contains(&ratio),
-            "{name}: measured {bytes} B, estimated {} B",
-            est.bytes
-        );
+        assert_bytes_within(&est, bytes, 0.1, name);
     }
 }
 
@@ -1624,11 +1625,7 @@ fn network_traffic_without_a_dealer_is_within_ten_percent_of_the_estimate() {
             "{name}: {rounds} rounds, estimated {}",
             est.rounds
         );
-        assert!(
-            (0.97..=1.03).contains(&(est.bytes / bytes as f64)),
-            "{name}: measured {bytes} B, estimated {} B",
-            est.bytes
-        );
+        assert_bytes_within(&est, bytes, 0.03, name);
     }
 }
 
@@ -1649,11 +1646,7 @@ fn argmax_traffic_matches_the_estimate() {
     let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
     for dealer in [true, false] {
         let (est, bytes, _) = traffic_of(&m, dealer, 300, 21);
-        assert!(
-            (0.97..=1.03).contains(&(est.bytes / bytes as f64)),
-            "dealer {dealer}: measured {bytes} B, estimated {} B",
-            est.bytes
-        );
+        assert_bytes_within(&est, bytes, 0.03, &format!("dealer {dealer}"));
     }
 }
 
@@ -3489,12 +3482,7 @@ fn a_convolution_of_a_partys_input_by_secret_kernels_shares_the_input() {
         assert!(!text.contains(".im2col["), "{text}");
         assert!(worst < 0.05, "{source}: off by {worst}");
         let (est, bytes, _) = traffic_of(&checked(&source), true, 3, 5);
-        let ratio = est.bytes / bytes as f64;
-        assert!(
-            (0.9..=1.1).contains(&ratio),
-            "groups {groups}: measured {bytes} B, estimated {} B",
-            est.bytes
-        );
+        assert_bytes_within(&est, bytes, 0.1, &format!("groups {groups}"));
     }
 }
 
