@@ -2047,6 +2047,48 @@ fn the_memory_estimate_bounds_the_registers_a_run_holds() {
     }
 }
 
+/// The memory estimate never shrinks as the batch grows: `veil serve`
+/// checks its limit once, at `--max-batch`, and then skips the check for
+/// every smaller session. For every bundled model, with a dealer and
+/// without one, every party's estimate at each batch is at most its
+/// estimate at the next.
+#[test]
+fn the_memory_estimate_grows_with_the_batch() {
+    for name in MODELS.iter().chain(&DEALER_MODELS).chain(&NETS) {
+        for dealer in [true, false] {
+            let plan = compiler::compile(&model(name), &options(|o| o.use_dealer = dealer))
+                .unwrap()
+                .plan;
+            let at = |batch: usize| {
+                let dims = plan
+                    .inputs
+                    .iter()
+                    .flat_map(|i| &i.shape.0)
+                    .filter_map(|d| match d {
+                        plan::Dim::Symbol(s) => Some((s.clone(), batch)),
+                        plan::Dim::Known(_) => None,
+                    })
+                    .collect();
+                exec::memory::estimate(&plan, &dims, None).unwrap()
+            };
+            let mut last = at(1);
+            for batch in [2, 3, 7, 64, 100, 1000, 4096] {
+                let next = at(batch);
+                for (p, (a, b)) in last.parties.iter().zip(&next.parties).enumerate() {
+                    assert!(
+                        a.total() <= b.total(),
+                        "{name} (dealer: {dealer}), {}: {} B at a smaller batch, {} B at {batch}",
+                        plan.party_name(p as u32),
+                        a.total(),
+                        b.total()
+                    );
+                }
+                last = next;
+            }
+        }
+    }
+}
+
 /// The limit is enforced by the runtime itself, where `veil party` sets
 /// it: a party over it stops at session setup, before any allocation the
 /// run needs, naming the estimate, the limit and the way out.

@@ -403,6 +403,34 @@ fn a_batch_over_the_limit_is_refused_with_the_reason() {
     );
 }
 
+/// The service checks its memory limit once at --max-batch; where that
+/// does not fit, each session is checked at its own size: a session that
+/// fits runs, one above the limit is refused (named in the model owner's
+/// log) and its client writes nothing.
+#[test]
+fn sessions_over_the_memory_limit_are_refused_and_the_others_served() {
+    let mut d = Deployment::new("memory", 3, true);
+    let plan = d.plan();
+    let lab = plan.parties.iter().position(|p| p.name == "lab").unwrap();
+    let at = |batch: usize| {
+        let dims = [("batch".to_string(), batch)].into_iter().collect();
+        runtime::exec::memory::estimate(&plan, &dims, None)
+            .unwrap()
+            .parties[lab]
+            .total()
+    };
+    let (one, three) = (at(1), at(3));
+    assert!(one < three, "{one} {three}");
+    let limit = ((one + three) / 2).to_string();
+    d.serve("helper", &[]);
+    d.serve("lab", &["--max-memory", &limit]);
+    let o = finish(d.predict("alice", "out", &[]), Duration::from_secs(30));
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert!(!d.dir.join("out").exists());
+    assert!(d.log("lab").contains("--max-memory"), "{}", d.log("lab"));
+    d.predict_ok("alice", "out-rows", &["--per-row"]);
+}
+
 #[test]
 fn a_client_killed_mid_session_leaves_the_service_serving() {
     let mut d = Deployment::new("killed", 3, true);

@@ -114,6 +114,13 @@ fn fail(msg: &str) -> ExitCode {
 /// Where the client connects, and how.
 struct Client<'a> {
     plan: &'a Plan,
+    /// The plan, validated once for every session of this process.
+    valid: plan::ValidPlan<'a>,
+    /// The hello to the server and to the dealer, built once (the plan's
+    /// fingerprint hashes the whole plan); each session fills in its own
+    /// dimensions or id.
+    hello: ServiceHello,
+    dealer_hello: Option<ServiceHello>,
     me: PartyIdx,
     server: PartyIdx,
     server_name: String,
@@ -152,7 +159,6 @@ impl Client<'_> {
         dims: &[(String, u64)],
     ) -> Result<runtime::exec::Outcome, QueryError> {
         let plan = self.plan;
-        let fp = plan.fingerprint();
         let me_name = plan.party_name(self.me);
         let setup = Instant::now() + self.args.connect_timeout;
         let mut c = match conn.take() {
@@ -167,7 +173,7 @@ impl Client<'_> {
                 c
             }
         };
-        let mut hello = ServiceHello::new(me_name, &self.server_name, &fp, "");
+        let mut hello = self.hello.clone();
         hello.dims = dims.to_vec();
         c.send(&hello.to_bytes(), setup)
             .map_err(|e| QueryError::Retry(e.to_string()))?;
@@ -189,7 +195,9 @@ impl Client<'_> {
         };
         let mut peers: Vec<Option<Conn>> = (0..plan.parties.len()).map(|_| None).collect();
         peers[self.server as usize] = Some(c);
-        if let Some((d, name, addr, dialer)) = &self.dealer {
+        if let (Some((d, name, addr, dialer)), Some(dealer_hello)) =
+            (&self.dealer, &self.dealer_hello)
+        {
             // The connection of the previous session, if the dealer kept it.
             let kept = dealer_conn
                 .take()
@@ -200,7 +208,11 @@ impl Client<'_> {
                 .and_then(|mut dc| {
                     dc.set_name(name);
                     dc.send(
-                        &ServiceHello::new(me_name, name, &fp, &session).to_bytes(),
+                        &ServiceHello {
+                            session: session.clone(),
+                            ..dealer_hello.clone()
+                        }
+                        .to_bytes(),
                         setup,
                     )?;
                     Ok(dc)
@@ -218,8 +230,8 @@ impl Client<'_> {
         let mut opts = runtime::exec::Options::default();
         opts.timeout = self.args.timeout;
         opts.ot_link = self.ot_link.lock().ok().map(|l| l.clone());
-        let valid = crate::run_cmd::valid(plan).map_err(|e| QueryError::Fatal(e.to_string()))?;
-        let result = runtime::exec::run_party(&valid, self.me, &plan::views(inputs), &mut t, &opts);
+        let result =
+            runtime::exec::run_party(&self.valid, self.me, &plan::views(inputs), &mut t, &opts);
         let mut conns = t.into_conns(ids);
         if let Some((d, ..)) = &self.dealer {
             *dealer_conn = conns[*d as usize].take().filter(|_| result.is_ok());
@@ -328,8 +340,18 @@ pub fn run(args: &PredictArgs) -> ExitCode {
         }
         _ => None,
     };
+    let fp = plan.fingerprint();
+    let valid = match crate::run_cmd::valid(&plan) {
+        Ok(v) => v,
+        Err(e) => return fail(&e.to_string()),
+    };
     let client = Client {
         plan: &plan,
+        valid,
+        hello: ServiceHello::new(plan.party_name(me), &server_entry.name, &fp, ""),
+        dealer_hello: dealer
+            .as_ref()
+            .map(|(_, name, ..)| ServiceHello::new(plan.party_name(me), name, &fp, "")),
         me,
         server: dep.server,
         server_name: server_entry.name.clone(),

@@ -483,6 +483,15 @@ enum Side {
 /// What every connection's thread shares.
 struct Shared {
     plan: Arc<Plan>,
+    /// The plan, validated once at start-up for every session.
+    valid: plan::SharedValidPlan,
+    /// The plan's fingerprint, as hellos name it (it hashes the whole plan:
+    /// computed once).
+    fp: plan::Fingerprint,
+    /// Whether the memory limit holds at --max-batch, checked at start-up:
+    /// the estimate only grows with the batch, so then no session needs
+    /// its own check.
+    memory_fits_max_batch: bool,
     me: PartyIdx,
     dep: Deployment,
     inputs: BTreeMap<String, plan::Tensor>,
@@ -575,9 +584,6 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             Err(e) => return fail(&e),
         }
     };
-    if let Err(e) = crate::run_cmd::valid(&plan) {
-        return fail(&e.to_string());
-    }
     let mine = dep.entries[me as usize].as_ref().expect("listed");
     let deny = match &args.deny {
         Some(p) => match read_deny(p) {
@@ -646,6 +652,25 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     let max_sessions = args.max_sessions as usize;
     let queue = args.queue as usize;
     let plan = Arc::new(plan);
+    let valid = match plan::SharedValidPlan::new(Arc::clone(&plan)) {
+        Ok(v) => v,
+        Err(errors) => {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return fail(&format!(
+                "internal error: the plan does not validate ({}); please report this bug",
+                errors.join("; ")
+            ));
+        }
+    };
+    // The estimate grows with every symbolic dimension (a test checks this
+    // on the bundled models), so a service whose largest batch fits never
+    // has to estimate a session's memory again.
+    let memory_fits_max_batch = runtime::exec::memory::estimate(
+        &plan,
+        &crate::limits::dims_at(&plan, args.max_batch as usize),
+        None,
+    )
+    .is_ok_and(|e| e.parties[me as usize].total() <= args.memory.limit().0);
     let dealings = if Some(me) == dep.dealer && args.deal_ahead > 0 {
         let mut sizes: Vec<BTreeMap<String, usize>> = Vec::new();
         for &n in &args.deal_ahead_batch {
@@ -672,7 +697,10 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         None
     };
     let shared = Arc::new(Shared {
+        fp: plan.fingerprint(),
         plan,
+        valid,
+        memory_fits_max_batch,
         me,
         dep,
         inputs,
@@ -968,7 +996,7 @@ fn log_session(s: &Shared, r: &Record<'_>, result: &Result<runtime::exec::Outcom
 fn session_options(s: &Shared) -> runtime::exec::Options {
     let mut opts = runtime::exec::Options::default();
     opts.timeout = s.args.idle;
-    opts.max_memory = Some(s.args.max_memory);
+    opts.max_memory = (!s.memory_fits_max_batch).then_some(s.args.max_memory);
     opts.max_dim = Some(s.args.max_batch);
     opts.dealings = s.dealings.clone();
     opts
@@ -990,11 +1018,16 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
     };
     conn.set_name(&client_name);
     let client = conn.identity().clone();
-    let fp = s.plan.fingerprint();
-    let valid = match crate::run_cmd::valid(plan) {
-        Ok(v) => v,
-        Err(_) => return,
-    };
+    let fp = &s.fp;
+    // The hello to the dealer, built once (each session sets its id, sizes
+    // and client).
+    let dealer_hello = s.dep.dealer.and_then(|d| {
+        let entry = s.dep.entries[d as usize].as_ref()?;
+        Some(ServiceHello {
+            client: net::hex(&client.fingerprint),
+            ..ServiceHello::new(&me_name, &entry.name, fp, "")
+        })
+    });
     let mut opts = session_options(s);
     // Without a dealer the OT extension with this client is kept between
     // its sessions (dropped with the connection).
@@ -1032,7 +1065,7 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
             );
         };
         let hello = match ServiceHello::parse(&frame, &client_name)
-            .and_then(|h| h.check(&client_name, &me_name, &fp, "").map(|()| h))
+            .and_then(|h| h.check(&client_name, &me_name, fp, "").map(|()| h))
         {
             Ok(h) => h,
             Err(e) => {
@@ -1092,7 +1125,9 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
         let n = plan.parties.len();
         let mut peers: Vec<Option<Conn>> = (0..n).map(|_| None).collect();
         peers[s.dep.client as usize] = Some(conn);
-        if let (Some(d), Some(dialer)) = (s.dep.dealer, &s.dealer) {
+        if let (Some(d), Some(dialer), Some(dealer_hello)) =
+            (s.dep.dealer, &s.dealer, &dealer_hello)
+        {
             let entry = s.dep.entries[d as usize].as_ref().expect("listed");
             let joined = idle_dealer_conn(s)
                 .map(Ok)
@@ -1104,9 +1139,11 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
                     )
                 })
                 .and_then(|mut dc| {
-                    let mut h = ServiceHello::new(&me_name, &entry.name, &fp, &id);
-                    h.dims = hello.dims.clone();
-                    h.client = net::hex(&client.fingerprint);
+                    let h = ServiceHello {
+                        session: id.clone(),
+                        dims: hello.dims.clone(),
+                        ..dealer_hello.clone()
+                    };
                     dc.send(&h.to_bytes(), deadline)?;
                     Ok(dc)
                 });
@@ -1129,8 +1166,14 @@ fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Socke
             s.args.max_frame,
             Some(deadline),
         );
-        let result = runtime::exec::run_party(&valid, s.me, &plan::views(&s.inputs), &mut t, &opts)
-            .map_err(|e| e.to_string());
+        let result = runtime::exec::run_party(
+            &s.valid.valid(),
+            s.me,
+            &plan::views(&s.inputs),
+            &mut t,
+            &opts,
+        )
+        .map_err(|e| e.to_string());
         let mut conns = t.into_conns(ids);
         log_session(s, &record, &result);
         if let Some(d) = s.dep.dealer {
@@ -1189,7 +1232,7 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
     let peer_name = plan.party_name(peer).to_string();
     conn.set_name(&peer_name);
     let me_name = plan.party_name(s.me).to_string();
-    let fp = plan.fingerprint();
+    let fp = &s.fp;
     let who = conn.identity().clone();
     let mut first = true;
     loop {
@@ -1202,7 +1245,7 @@ fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::Sock
             None => Ok(None),
             Some(f) => ServiceHello::parse(&f, &peer_name)
                 .and_then(|h| {
-                    h.check(&peer_name, &me_name, &fp, &h.session.clone())
+                    h.check(&peer_name, &me_name, fp, &h.session.clone())
                         .map(|()| h)
                 })
                 .map(Some),
@@ -1342,10 +1385,14 @@ fn dealer_session(
         s.args.max_frame,
         Some(started + s.args.session),
     );
-    let valid = crate::run_cmd::valid(plan).ok()?;
-    let result =
-        runtime::exec::run_party(&valid, s.me, &BTreeMap::new(), &mut t, &session_options(s))
-            .map_err(|e| e.to_string());
+    let result = runtime::exec::run_party(
+        &s.valid.valid(),
+        s.me,
+        &BTreeMap::new(),
+        &mut t,
+        &session_options(s),
+    )
+    .map_err(|e| e.to_string());
     log_session(s, &record, &result);
     let mut conns = t.into_conns(ids);
     let server = conns[s.dep.server as usize].take();

@@ -649,10 +649,25 @@ impl Peer {
     /// Read what the socket has (waiting at most `wait`) and cut it into frames.
     /// `Ok(false)`: nothing arrived in time.
     fn pump_in(&mut self, wait: Duration) -> Result<bool, NetError> {
+        self.pump(wait, true)
+    }
+
+    /// [`Peer::pump_in`] with one read only: for a reader that loops until
+    /// its frame is whole anyway, where draining the socket without waiting
+    /// would cost two more system calls to switch it to non-blocking and
+    /// back, and a read that finds nothing, for every message.
+    fn pump_once(&mut self, wait: Duration) -> Result<bool, NetError> {
+        self.pump(wait, false)
+    }
+
+    fn pump(&mut self, wait: Duration, drain: bool) -> Result<bool, NetError> {
         if self.closed {
             return Ok(false);
         }
         self.set_read_timeout(wait.max(Duration::from_millis(1)));
+        if !drain {
+            return self.read_once();
+        }
         let mut got = false;
         // The first read waits up to `wait`; then read whatever is already
         // there without waiting.
@@ -772,7 +787,7 @@ impl Peer {
                     secs_text(timeout)
                 )));
             }
-            self.pump_in(remaining(deadline).min(Duration::from_millis(500)))?;
+            self.pump_once(remaining(deadline).min(Duration::from_millis(500)))?;
         }
     }
 }

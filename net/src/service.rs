@@ -408,7 +408,10 @@ impl Conn {
                 .map_err(|e| NetError::io(format!("sending to {} failed", p.name), e))?;
         }
         while p.conn.wants_write() {
-            p.set_write_timeout(remaining(deadline));
+            // Short waits until the deadline, as the sessions' own sends
+            // wait: the socket's timeout then stays as it is between them
+            // (setting it is a system call).
+            p.set_write_timeout(Duration::from_millis(20));
             match p.conn.write_tls(&mut p.sock) {
                 Ok(_) => {}
                 Err(e) if io_err(&e) && Instant::now() < deadline => {}

@@ -31,7 +31,7 @@ pub use tensor::{
     bind_inputs, concat_last, concrete, infer_dims, narrow_last, permute_data, views, InputError,
     Tensor, TensorRef,
 };
-pub use validate::{validate, ValidPlan, ValidationError};
+pub use validate::{validate, SharedValidPlan, ValidPlan, ValidationError};
 pub use window::{im2col_data, Window};
 
 /// Bumped when the plan format changes incompatibly, so an older runtime

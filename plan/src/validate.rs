@@ -44,6 +44,30 @@ impl<'a> ValidPlan<'a> {
     }
 }
 
+/// A validated plan that shares its plan: for a holder that validates once
+/// and runs many sessions (a service), where a borrowed [`ValidPlan`] would
+/// have to be made again for each.
+#[derive(Clone, Debug)]
+pub struct SharedValidPlan(std::sync::Arc<Plan>);
+
+impl SharedValidPlan {
+    /// Validates `plan` ([`validate`]) and keeps it.
+    pub fn new(plan: std::sync::Arc<Plan>) -> Result<SharedValidPlan, Vec<ValidationError>> {
+        validate(&plan)?;
+        Ok(SharedValidPlan(plan))
+    }
+
+    /// The witness the executor accepts, borrowed from this one.
+    pub fn valid(&self) -> ValidPlan<'_> {
+        ValidPlan(&self.0)
+    }
+
+    /// The plan itself.
+    pub fn plan(&self) -> &std::sync::Arc<Plan> {
+        &self.0
+    }
+}
+
 impl std::ops::Deref for ValidPlan<'_> {
     type Target = Plan;
     fn deref(&self) -> &Plan {
@@ -689,5 +713,22 @@ mod tests {
             assert_eq!(errors.len(), 1, "{w:?} {rhs}: {errors:?}");
             assert!(errors[0].contains(&rhs.to_string()), "{}", errors[0]);
         }
+    }
+
+    /// A shared validated plan is made only from a plan that validates.
+    #[test]
+    fn a_shared_valid_plan_is_made_only_from_a_valid_plan() {
+        let plan = crate::fingerprint::tests::echo_plan();
+        assert!(validate(&plan).is_ok());
+        let shared = SharedValidPlan::new(std::sync::Arc::new(plan.clone())).unwrap();
+        assert_eq!(shared.valid().plan().programs.len(), plan.programs.len());
+        let mut broken = plan;
+        broken.programs.truncate(1);
+        broken.programs[0].instrs.push(Instr::Send {
+            to: 0,
+            regs: vec![Reg(9999)],
+        });
+        let errors = SharedValidPlan::new(std::sync::Arc::new(broken)).unwrap_err();
+        assert!(!errors.is_empty());
     }
 }
