@@ -141,7 +141,13 @@ pub fn free_loopback_addresses(n: usize) -> io::Result<Vec<String>> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// 64 hex digits back to 32 bytes.
@@ -1158,12 +1164,46 @@ fn check_hello(
             clean(&theirs.protocol)
         )));
     }
+    check_hello_fields(
+        HelloFields {
+            from: &theirs.from,
+            to: &theirs.to,
+            plan: &theirs.plan,
+            sections: &theirs.sections,
+            session: &theirs.session,
+        },
+        peer,
+        me,
+        plan,
+        session,
+    )
+}
+
+/// A hello's fields past its protocol, borrowed (the mesh's and the
+/// service's hellos carry the same ones).
+pub(crate) struct HelloFields<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub plan: &'a str,
+    pub sections: &'a [(String, String)],
+    pub session: &'a str,
+}
+
+/// [`check_hello`] past the protocol: names, plan (naming the first section
+/// that differs), session.
+pub(crate) fn check_hello_fields(
+    theirs: HelloFields<'_>,
+    peer: &str,
+    me: &str,
+    plan: &Fingerprint,
+    session: &str,
+) -> Result<(), NetError> {
     if theirs.from != peer || theirs.to != me {
         return Err(NetError::Peer(format!(
             "party mismatch: the peer with {peer}'s certificate says it is `{}` talking to `{}`, \
              but this party is `{me}` (are the names in the configurations the same?)",
-            clean(&theirs.from),
-            clean(&theirs.to)
+            clean(theirs.from),
+            clean(theirs.to)
         )));
     }
     let mine = hex(&plan.digest());
@@ -1196,7 +1236,7 @@ fn check_hello(
         return Err(NetError::Peer(format!(
             "session mismatch with {peer}: this party is in session `{}`, {peer} in `{}`",
             clean(session),
-            clean(&theirs.session)
+            clean(theirs.session)
         )));
     }
     Ok(())
@@ -1348,6 +1388,18 @@ impl Drop for TcpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lower-case hex, two digits a byte, and back.
+    #[test]
+    fn hex_writes_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff, 0x5c]), "000fa0ff5c");
+        let bytes: Vec<u8> = (0..=255).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), expected);
+        let digest: [u8; 32] = std::array::from_fn(|i| (i * 37 + 11) as u8);
+        assert_eq!(unhex(&hex(&digest)), Some(digest));
+    }
 
     /// Feeds `stream` to a reader in pieces of `step` bytes; the frames and
     /// the error it ends with.

@@ -693,15 +693,19 @@ impl ServiceHello {
                 clean(&self.protocol)
             )));
         }
-        let as_mesh = Hello {
-            protocol: PROTOCOL.into(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            plan: self.plan.clone(),
-            sections: self.sections.clone(),
-            session: self.session.clone(),
-        };
-        check_hello(&as_mesh, peer, me, plan, session)
+        check_hello_fields(
+            HelloFields {
+                from: &self.from,
+                to: &self.to,
+                plan: &self.plan,
+                sections: &self.sections,
+                session: &self.session,
+            },
+            peer,
+            me,
+            plan,
+            session,
+        )
     }
 }
 

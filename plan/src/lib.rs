@@ -849,6 +849,14 @@ pub enum Instr {
 impl Instr {
     /// Registers this instruction reads.
     pub fn reads(&self) -> Vec<Reg> {
+        let mut r = Vec::new();
+        self.reads_into(&mut r);
+        r
+    }
+
+    /// [`Instr::reads`] appended to `out`, for a caller that reuses one
+    /// buffer over a program (the executor, once per instruction).
+    pub fn reads_into(&self, out: &mut Vec<Reg>) {
         match self {
             Instr::Input { .. }
             | Instr::Const { .. }
@@ -856,8 +864,10 @@ impl Instr {
             | Instr::KeyGen { .. }
             | Instr::RlweKeyGen { .. }
             | Instr::Deal { .. }
-            | Instr::GenerateCorrelations { .. } => vec![],
-            Instr::RlweQuery { x, .. } => vec![*x],
+            | Instr::GenerateCorrelations { .. }
+            | Instr::RlweMask { .. }
+            | Instr::RlwePrepare { .. } => {}
+            Instr::RlweQuery { x, .. } => out.push(*x),
             Instr::RlweRespond {
                 query,
                 key,
@@ -866,33 +876,29 @@ impl Instr {
                 weights,
                 ..
             } => {
-                let mut r = vec![*query, *key];
+                out.extend_from_slice(&[*query, *key]);
                 // A masked product's preprocessing reads `W` from the input.
                 if weights.is_none() {
-                    r.push(*w);
+                    out.push(*w);
                 }
-                r.extend(add);
-                r
+                out.extend(add);
             }
-            Instr::RlweMask { .. } => vec![],
-            Instr::RlweMaskedOpen { x, mask, pre, .. } => vec![*x, *mask, *pre],
+            Instr::RlweMaskedOpen { x, mask, pre, .. } => out.extend_from_slice(&[*x, *mask, *pre]),
             Instr::RlweMaskedClose {
                 msg, w, add, pre, ..
             } => {
-                let mut r = vec![*msg, *w, *pre];
-                r.extend(add);
-                r
+                out.extend_from_slice(&[*msg, *w, *pre]);
+                out.extend(add);
             }
             Instr::RlweFinish { response, .. } | Instr::RlwePrepareFinish { response, .. } => {
-                vec![*response]
+                out.push(*response)
             }
-            Instr::RlwePrepare { .. } => vec![],
-            Instr::RlwePrepareRespond { query, key, .. } => vec![*query, *key],
-            Instr::Expand { src } => vec![*src],
+            Instr::RlwePrepareRespond { query, key, .. } => out.extend_from_slice(&[*query, *key]),
+            Instr::Expand { src } => out.push(*src),
             Instr::Clear { args, .. }
             | Instr::Local { args, .. }
             | Instr::Hom { args, .. }
-            | Instr::Nonlinear { args, .. } => args.clone(),
+            | Instr::Nonlinear { args, .. } => out.extend_from_slice(args),
             Instr::Split { src, .. }
             | Instr::Embed { src, .. }
             | Instr::Encrypt { src, .. }
@@ -900,17 +906,17 @@ impl Instr {
             | Instr::DecryptShare { src, .. }
             | Instr::Rerandomize { src, .. }
             | Instr::Decrypt { src, .. }
-            | Instr::Output { src, .. } => vec![*src],
-            Instr::BeaverOpen { x, y, .. } | Instr::HolderOpen { x, y, .. } => vec![*x, *y],
-            Instr::Own { src, .. } => src.iter().copied().collect(),
+            | Instr::Output { src, .. } => out.push(*src),
+            Instr::BeaverOpen { x, y, .. } | Instr::HolderOpen { x, y, .. } => {
+                out.extend_from_slice(&[*x, *y])
+            }
+            Instr::Own { src, .. } => out.extend(src),
             Instr::BeaverClose { mine, theirs, .. }
             | Instr::HolderClose { mine, theirs, .. }
             | Instr::TruncClose { mine, theirs, .. }
-            | Instr::Reveal { mine, theirs, .. } => {
-                vec![*mine, *theirs]
-            }
-            Instr::TruncOpen { x, .. } => vec![*x],
-            Instr::Send { regs, .. } => regs.clone(),
+            | Instr::Reveal { mine, theirs, .. } => out.extend_from_slice(&[*mine, *theirs]),
+            Instr::TruncOpen { x, .. } => out.push(*x),
+            Instr::Send { regs, .. } => out.extend_from_slice(regs),
         }
     }
 

@@ -273,35 +273,47 @@ fn masked_from_clear(
     requests: &[nonlinear::Request],
     me: Role,
 ) -> HashSet<Reg> {
-    let mut readers: HashMap<Reg, Vec<&Instr>> = HashMap::new();
-    for ins in &program.instrs {
-        for r in ins.reads() {
-            readers.entry(r).or_default().push(ins);
-        }
-    }
-    program
+    // Each register an `Own` writes from a clear source: whether every
+    // reader so far is this party's half of an input-holder product, and
+    // whether it has one. One pass, one buffer (this runs per session).
+    let mut candidates: HashMap<Reg, (bool, bool)> = program
         .instrs
         .iter()
         .filter_map(|ins| match ins {
-            Instr::Own { src: Some(_), dst } => Some(*dst),
+            Instr::Own { src: Some(_), dst } => Some((*dst, (true, false))),
             _ => None,
         })
-        .filter(|dst| {
-            readers.get(dst).is_some_and(|rs| {
-                rs.iter().all(|ins| match ins {
-                    Instr::HolderOpen { x, y, corr, .. } => {
-                        x == dst
-                            && y != dst
-                            && matches!(
-                                requests.get(*corr as usize),
-                                Some(CorrelationRequest::HolderMatmulTriple { a_holder, .. }
-                                    | CorrelationRequest::HolderConvTriple { a_holder, .. }) if *a_holder == me
-                            )
-                    }
-                    _ => false,
-                })
-            })
-        })
+        .collect();
+    if candidates.is_empty() {
+        return HashSet::new();
+    }
+    let mut reads = Vec::new();
+    for ins in &program.instrs {
+        reads.clear();
+        ins.reads_into(&mut reads);
+        for r in &reads {
+            let Some((all_holder, seen)) = candidates.get_mut(r) else {
+                continue;
+            };
+            *seen = true;
+            *all_holder &= match ins {
+                Instr::HolderOpen { x, y, corr, .. } => {
+                    x == r
+                        && y != r
+                        && matches!(
+                            requests.get(*corr as usize),
+                            Some(CorrelationRequest::HolderMatmulTriple { a_holder, .. }
+                                | CorrelationRequest::HolderConvTriple { a_holder, .. }) if *a_holder == me
+                        )
+                }
+                _ => false,
+            };
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|(_, (all_holder, seen))| *all_holder && *seen)
+        .map(|(dst, _)| dst)
         .collect()
 }
 
@@ -739,6 +751,7 @@ pub fn run_party(
     if let Some(p) = progress {
         p.steps_total.store(program.len() as u64, Ordering::Relaxed);
     }
+    let mut reads = Vec::new();
     for (at, ins) in program.iter().enumerate() {
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
@@ -752,7 +765,8 @@ pub fn run_party(
             deferred.push_back((*from, regs));
             continue;
         }
-        let reads = ins.reads();
+        reads.clear();
+        ins.reads_into(&mut reads);
         let upto = if reads_everything(ins) {
             deferred.len()
         } else {
