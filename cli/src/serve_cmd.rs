@@ -916,7 +916,7 @@ fn next_request(
     first: bool,
 ) -> Result<Option<Vec<u8>>, NetError> {
     loop {
-        if conn.poll(Duration::from_millis(50))? {
+        if conn.poll(net::WAIT_SLICE)? {
             return match conn.recv(Duration::from_millis(1)) {
                 Ok(f) => Ok(Some(f)),
                 // Closed between sessions: the client is done.

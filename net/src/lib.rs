@@ -53,6 +53,17 @@ pub mod service;
 pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
 /// A frame is encrypted and written this many bytes at a time.
 const SEND_SLICE: usize = 1 << 20;
+
+/// Frames up to this size may be held back ([`Transport::flush`]) and go out
+/// with the next ones in one write: a round often sends a peer several small
+/// frames between steps that take microseconds. Larger frames go out at
+/// once, with whatever was held back before them.
+const CORK_LIMIT: usize = 16 << 10;
+
+/// The longest a read waits before its caller looks at the clock (and a
+/// service at its stop flag) again. Every wait uses this one value, so the
+/// socket's read timeout is set once, not once per wait (a system call).
+pub const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// Bytes read from a socket per system call, at most.
 const RECV_BUFFER: usize = 256 << 10;
 /// Hello frames are small; anything bigger is refused.
@@ -793,7 +804,7 @@ impl Peer {
                     secs_text(timeout)
                 )));
             }
-            self.pump_once(remaining(deadline).min(Duration::from_millis(500)))?;
+            self.pump_once(remaining(deadline).min(WAIT_SLICE))?;
         }
     }
 }
@@ -1034,7 +1045,7 @@ impl TcpTransport {
                 session: cfg.session.clone(),
             };
             let bytes = serde_json::to_vec(&hello).expect("hellos serialize");
-            t.send_to(j as PartyIdx, &bytes, deadline)?;
+            t.send_to(j as PartyIdx, &bytes, deadline, false)?;
         }
         for &j in &connected {
             let peer = t.peers[j].as_mut().expect("connected");
@@ -1048,7 +1059,15 @@ impl TcpTransport {
         Ok(t)
     }
 
-    fn send_to(&mut self, to: PartyIdx, frame: &[u8], deadline: Instant) -> Result<(), NetError> {
+    /// Sends `frame` to `to`; with `hold`, a frame up to [`CORK_LIMIT`] is
+    /// only encrypted, and written with the next frames.
+    fn send_to(
+        &mut self,
+        to: PartyIdx,
+        frame: &[u8],
+        deadline: Instant,
+        hold: bool,
+    ) -> Result<(), NetError> {
         if frame.len() > self.max_frame || frame.len() > u32::MAX as usize {
             let e = FrameError::TooLarge {
                 len: frame.len() as u64,
@@ -1074,6 +1093,15 @@ impl TcpTransport {
             .writer()
             .write_all(&head)
             .map_err(|e| NetError::io(format!("sending to {name} failed"), e))?;
+        if hold && frame.len() <= CORK_LIMIT {
+            // Encrypted now, written with the next frames or at the next
+            // receive or flush.
+            return peer
+                .conn
+                .writer()
+                .write_all(frame)
+                .map_err(|e| NetError::io(format!("sending to {name} failed"), e));
+        }
         if frame.is_empty() {
             return self.flush_to(to, &name, deadline);
         }
@@ -1119,6 +1147,19 @@ impl TcpTransport {
 }
 
 impl TcpTransport {
+    /// Writes every frame held back, to every peer.
+    fn flush_all(&mut self) -> Result<(), NetError> {
+        for to in 0..self.peers.len() {
+            let name = match self.peers[to].as_ref() {
+                Some(p) if p.conn.wants_write() => p.name.clone(),
+                _ => continue,
+            };
+            let deadline = self.next_deadline();
+            self.flush_to(to, &name, deadline)?;
+        }
+        Ok(())
+    }
+
     /// When the next send or receive must be done: the I/O timeout from
     /// now, or the session's end if that is sooner.
     fn next_deadline(&self) -> Instant {
@@ -1337,10 +1378,21 @@ fn handshake(
 impl Transport for TcpTransport {
     fn send(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
         let deadline = self.next_deadline();
-        Ok(self.send_to(to, &frame, deadline)?)
+        Ok(self.send_to(to, &frame, deadline, false)?)
+    }
+
+    fn send_held(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
+        let deadline = self.next_deadline();
+        Ok(self.send_to(to, &frame, deadline, true)?)
+    }
+
+    fn flush(&mut self) -> Result<(), ExecError> {
+        Ok(self.flush_all()?)
     }
 
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
+        // Nothing of this party's waits while it does.
+        self.flush_all()?;
         let timeout = match self.deadline {
             None => self.io_timeout,
             Some(end) => self
@@ -1724,6 +1776,62 @@ mod tests {
                                 assert_eq!(f.len(), 8 << 20);
                                 assert!(f.iter().all(|&b| b == j as u8));
                             }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+    }
+
+    /// Small frames sent held back wait in TLS's buffer until the next
+    /// immediate send, receive or flush; frames to a peer arrive in the
+    /// order they were sent, held back or not; a party that waits first
+    /// sends what it held (else these two would wait for each other).
+    #[test]
+    fn held_frames_go_out_in_order_at_the_next_send_receive_or_flush() {
+        let cfgs = configs(2, &["s", "s"]);
+        let results: Vec<Result<(), ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .rev()
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut t = TcpTransport::connect(c)?;
+                        let pending =
+                            |t: &TcpTransport| t.peers[1].as_ref().unwrap().conn.wants_write();
+                        if c.me == 0 {
+                            t.send_held(1, vec![1; 10])?;
+                            t.send_held(1, vec![2; 100])?;
+                            assert!(pending(&t), "a small frame is held back");
+                            // An immediate frame writes the held ones before it.
+                            t.send(1, vec![3; 200])?;
+                            assert!(!pending(&t));
+                            // A large frame is not held back.
+                            t.send_held(1, vec![4; CORK_LIMIT + 1])?;
+                            assert!(!pending(&t));
+                            t.send_held(1, vec![5; 7])?;
+                            t.flush()?;
+                            assert!(!pending(&t));
+                            // Held, then this party waits for the answer to it.
+                            t.send_held(1, vec![6; 3])?;
+                            assert_eq!(t.recv(1)?, vec![7; 3]);
+                        } else {
+                            for (byte, len) in [
+                                (1, 10),
+                                (2, 100),
+                                (3, 200),
+                                (4, CORK_LIMIT + 1),
+                                (5, 7),
+                                (6, 3),
+                            ] {
+                                assert_eq!(t.recv(0)?, vec![byte; len]);
+                            }
+                            t.send(0, vec![7; 3])?;
                         }
                         Ok(())
                     })

@@ -440,7 +440,8 @@ impl Conn {
         if self.peer.closed {
             return Ok(true);
         }
-        self.peer.pump_in(wait)?;
+        // One read (a frame not yet whole is polled for again).
+        self.peer.pump_once(wait)?;
         Ok(self.peer.frames_ready() || self.peer.closed || self.peer.frames.error().is_some())
     }
 
@@ -515,6 +516,10 @@ impl TcpTransport {
     /// The connections back, for the next session on them (nothing is
     /// closed). `ids` is what [`TcpTransport::from_conns`] returned.
     pub fn into_conns(mut self, ids: Vec<Option<Identity>>) -> Vec<Option<Conn>> {
+        // Frames held back go now (the executor flushes at the end of a
+        // program; this is for any other caller). A failure shows at the
+        // connection's next use.
+        let _ = self.flush_all();
         let peers = std::mem::take(&mut self.peers);
         peers
             .into_iter()

@@ -922,6 +922,13 @@ impl Instr {
 
     /// Registers this instruction writes.
     pub fn writes(&self) -> Vec<Reg> {
+        let mut w = Vec::new();
+        self.writes_into(&mut w);
+        w
+    }
+
+    /// [`Instr::writes`] appended to `out`.
+    pub fn writes_into(&self, out: &mut Vec<Reg>) {
         match self {
             Instr::Input { dst, .. }
             | Instr::Const { dst, .. }
@@ -939,27 +946,27 @@ impl Instr {
             | Instr::Decrypt { dst, .. }
             | Instr::Nonlinear { dst, .. }
             | Instr::RlweFinish { dst, .. }
-            | Instr::Reveal { dst, .. } => vec![*dst],
+            | Instr::Reveal { dst, .. } => out.push(*dst),
             Instr::RlweQuery { msg, .. }
             | Instr::RlwePrepare { msg, .. }
-            | Instr::RlwePrepareRespond { msg, .. } => vec![*msg],
+            | Instr::RlwePrepareRespond { msg, .. } => out.push(*msg),
             Instr::RlweRespond { msg, dst, .. } | Instr::RlweMaskedOpen { msg, dst, .. } => {
-                vec![*msg, *dst]
+                out.extend_from_slice(&[*msg, *dst])
             }
-            Instr::RlweMask { mask } => vec![*mask],
-            Instr::RlweMaskedClose { dst, .. } => vec![*dst],
-            Instr::Split { keep, send, .. } => vec![*keep, *send],
+            Instr::RlweMask { mask } => out.push(*mask),
+            Instr::RlweMaskedClose { dst, .. } => out.push(*dst),
+            Instr::Split { keep, send, .. } => out.extend_from_slice(&[*keep, *send]),
             Instr::BeaverOpen { msg, .. }
             | Instr::TruncOpen { msg, .. }
-            | Instr::HolderOpen { msg, .. } => vec![*msg],
-            Instr::Mask { masked, share, .. } => vec![*masked, *share],
-            Instr::Recv { regs, .. } | Instr::Deal { out: regs, .. } => regs.clone(),
-            Instr::KeyGen { public } | Instr::RlweKeyGen { public } => vec![*public],
+            | Instr::HolderOpen { msg, .. } => out.push(*msg),
+            Instr::Mask { masked, share, .. } => out.extend_from_slice(&[*masked, *share]),
+            Instr::Recv { regs, .. } | Instr::Deal { out: regs, .. } => out.extend_from_slice(regs),
+            Instr::KeyGen { public } | Instr::RlweKeyGen { public } => out.push(*public),
             Instr::Send { .. }
             | Instr::Output { .. }
             | Instr::Expand { .. }
             | Instr::RlwePrepareFinish { .. }
-            | Instr::GenerateCorrelations { .. } => vec![],
+            | Instr::GenerateCorrelations { .. } => {}
         }
     }
 }

@@ -494,6 +494,17 @@ impl<T: Transport> Transport for Cancellable<T> {
         self.inner.send(to, frame)
     }
 
+    fn flush(&mut self) -> Result<(), ExecError> {
+        self.inner.flush()
+    }
+
+    fn send_held(&mut self, to: plan::PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(ExecError::transport("the run was interrupted"));
+        }
+        self.inner.send_held(to, frame)
+    }
+
     fn recv(&mut self, from: plan::PartyIdx) -> Result<Vec<u8>, ExecError> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(ExecError::transport("the run was interrupted"));

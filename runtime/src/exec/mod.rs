@@ -262,6 +262,11 @@ fn uses_correlations(ins: &Instr) -> bool {
     )
 }
 
+/// The largest register (in elements) a step may touch while the
+/// transport holds small frames back: local work on 4,096 values takes
+/// microseconds.
+const HOLD_FRAMES_ELEMENTS: u64 = 4096;
+
 /// The `Own` destinations (shares of this party's own clear values) whose
 /// only reader is an input-holder product that this party holds: those are
 /// encoded and masked in one pass when the product starts
@@ -751,7 +756,7 @@ pub fn run_party(
     if let Some(p) = progress {
         p.steps_total.store(program.len() as u64, Ordering::Relaxed);
     }
-    let mut reads = Vec::new();
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
     for (at, ins) in program.iter().enumerate() {
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
@@ -781,8 +786,14 @@ pub fn run_party(
         if uses_correlations(ins) {
             ex.feed_dealer(transport).map_err(name)?;
         }
+        writes.clear();
+        ins.writes_into(&mut writes);
+        if !ex.may_hold_frames(ins, &reads, &writes) {
+            transport.flush().map_err(name)?;
+        }
         ex.step(ins, transport, &mut outputs).map_err(name)?;
     }
+    transport.flush().map_err(name)?;
     for (from, regs) in deferred {
         ex.receive(from, regs, transport).map_err(name)?;
     }
@@ -869,6 +880,50 @@ pub fn run_with_transports<T: Transport + Send>(
 impl Exec<'_> {
     fn concrete(&self, shape: &plan::Shape) -> Result<Vec<usize>, ExecError> {
         concrete(shape, &self.dims)
+    }
+
+    /// Elements of register `r` at this session's sizes (`None`: a size
+    /// not bound yet, or too many to count).
+    fn reg_elements(&self, r: Reg) -> Option<u64> {
+        self.plan.reg(r).shape.0.iter().try_fold(1u64, |n, d| {
+            let d = match d {
+                plan::Dim::Known(d) => *d,
+                plan::Dim::Symbol(s) => *self.dims.get(s)? as u64,
+            };
+            n.checked_mul(d)
+        })
+    }
+
+    /// Whether frames the transport holds back ([`Transport::flush`]) may
+    /// wait through `ins`: a step that neither waits nor computes for long,
+    /// which is bookkeeping or local arithmetic on at most
+    /// [`HOLD_FRAMES_ELEMENTS`] values per register. Anything else (a
+    /// comparison, a product on a large batch, Paillier or RLWE work) first
+    /// sends them, so a peer is never kept waiting through a long step.
+    fn may_hold_frames(&self, ins: &Instr, reads: &[Reg], writes: &[Reg]) -> bool {
+        let cheap_kind = matches!(
+            ins,
+            Instr::Send { .. }
+                | Instr::Input { .. }
+                | Instr::Const { .. }
+                | Instr::Output { .. }
+                | Instr::Own { .. }
+                | Instr::Split { .. }
+                | Instr::Local { .. }
+                | Instr::Clear { .. }
+                | Instr::Embed { .. }
+                | Instr::HolderOpen { .. }
+                | Instr::HolderClose { .. }
+                | Instr::BeaverOpen { .. }
+                | Instr::BeaverClose { .. }
+                | Instr::TruncOpen { .. }
+                | Instr::TruncClose { .. }
+        );
+        cheap_kind
+            && reads.iter().chain(writes).all(|r| {
+                self.reg_elements(*r)
+                    .is_some_and(|n| n <= HOLD_FRAMES_ELEMENTS)
+            })
     }
 
     fn reg_shape(&self, r: Reg) -> Result<Vec<usize>, ExecError> {

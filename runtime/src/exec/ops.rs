@@ -587,7 +587,7 @@ impl Exec<'_> {
                     .iter()
                     .map(|r| self.to_wire(*r))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.send_frame(*to, wire::encode(&values), t)?;
+                self.send_frame(*to, wire::encode(&values), t, true)?;
             }
             Instr::Recv { from, regs } => {
                 self.count_recv();
@@ -852,11 +852,16 @@ impl Exec<'_> {
         to: PartyIdx,
         frame: Vec<u8>,
         t: &mut dyn Transport,
+        hold: bool,
     ) -> Result<(), ExecError> {
         self.stats.bytes_sent += frame.len() as u64;
         self.stats.frames_sent += 1;
         self.sent_since_recv = true;
-        t.send(to, frame)
+        if hold {
+            t.send_held(to, frame)
+        } else {
+            t.send(to, frame)
+        }
     }
 
     /// Sends the dealer's stream to party 1: each frame as soon as the
@@ -897,7 +902,7 @@ impl Exec<'_> {
                     corrections: b.corrections,
                 }
             };
-            self.send_frame(to, wire::encode(&[frame]), t)?;
+            self.send_frame(to, wire::encode(&[frame]), t, false)?;
             sent += 1;
         }
         let stopped = thread.is_some_and(|(_, t)| t.join().is_err());

@@ -10,8 +10,23 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 pub trait Transport {
+    /// Sends one frame now (after any held back for the same peer).
     fn send(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError>;
+    /// Sends one frame, or holds it back (if small) to go with the next
+    /// frames in one write: a `Send` instruction's frame, which the
+    /// executor flushes ([`Transport::flush`]) before any step that may
+    /// take long. Frames to one peer still arrive in order.
+    fn send_held(&mut self, to: PartyIdx, frame: Vec<u8>) -> Result<(), ExecError> {
+        self.send(to, frame)
+    }
+    /// Receives one frame; first sends every frame held back, so a party
+    /// never waits with a frame of its own unsent.
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError>;
+    /// Sends every frame held back. The executor calls it before any step
+    /// that may take long, and when a party's program ends.
+    fn flush(&mut self) -> Result<(), ExecError> {
+        Ok(())
+    }
 }
 
 /// One party's end of an in-process mesh.
