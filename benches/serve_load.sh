@@ -10,7 +10,11 @@
 # output and its near-tie slack for the argmax, as compiler::reference's
 # `deviations` does. Prints one line
 #   served=N correct=N lost=0 p50_ms=… p99_ms=… preds_per_s=…
-# (and the services' RSS at start and end on standard error), and exits
+# (preds_per_s over the whole wave, the clients' start-up included; on
+# standard error also the model owner's steady rate, sessions_per_s, from
+# its log)
+# (and on standard error the services' RSS at start and end, and the
+# clients' CPU seconds, clients_cpu_s), and exits
 # non-zero if any answer is missing or wrong.
 # Knobs: NO_DEALER=1 (the two parties alone, OT preprocessing),
 #        WAVES=N (run the clients N times against the same services, for a
@@ -129,12 +133,23 @@ with open(f"{d}/lat.txt", "a") as lat:
 print(served, correct, file=open(f"{d}/checked.txt", "a"))
 EOF
 
+# CPU seconds of this shell's finished children (bash's `times`, second
+# line), written to times.txt by the shell itself (in a `$(...)` it would
+# count the subshell's children).
+children_cpu() {
+    python3 -c '
+import re, sys
+u, s = (float(m) * 60 + float(x) for m, x in re.findall(r"(\d+)m([\d.]+)s", open(sys.argv[1]).readlines()[-1]))
+print(f"{u + s:.3f}")' "$DIR/times.txt"
+}
+CLIENTS_CPU=0
 START=$(date +%s.%N)
 FAILED=0
 RSS_WAVES=""
 for wave in $(seq 1 "${WAVES:-1}"); do
     rm -rf "$DIR"/out* "$DIR"/t[0-9]*.txt
     CLIENT_PIDS=()
+    times > "$DIR/times.txt"; CPU_BEFORE=$(children_cpu)
     PACE=()
     if [ -n "${RATE:-}" ]; then
         PACE=(--rate "$(python3 -c "print($RATE / $CLIENTS)")")
@@ -147,12 +162,14 @@ for wave in $(seq 1 "${WAVES:-1}"); do
         CLIENT_PIDS+=($!)
     done
     for p in "${CLIENT_PIDS[@]}"; do wait "$p" || FAILED=$((FAILED + 1)); done
+    times > "$DIR/times.txt"
+    CLIENTS_CPU=$(python3 -c "print(round($CLIENTS_CPU + $(children_cpu) - $CPU_BEFORE, 3))")
     python3 "$DIR/check.py" "$DIR" "$CLIENTS"
     RSS_WAVES="$RSS_WAVES lab_rss_after_wave${wave}_kb=$(rss "$LAB_PID")"
     if [ -n "${HELPER_PID:-}" ]; then RSS_WAVES="$RSS_WAVES helper_rss_after_wave${wave}_kb=$(rss "$HELPER_PID")"; fi
 done
 END=$(date +%s.%N)
-echo "$RSS_START$RSS_WAVES failed_clients=$FAILED" >&2
+echo "$RSS_START$RSS_WAVES failed_clients=$FAILED clients_cpu_s=$CLIENTS_CPU" >&2
 if [ "$FAILED" -gt 0 ]; then
     for c in $(seq 0 $((CLIENTS - 1))); do
         if [ -s "$DIR/client$c.log" ]; then echo "client $c: $(tail -2 "$DIR/client$c.log")" >&2; fi
@@ -176,5 +193,19 @@ steady = sorted(float(l) for l in open(f"{d}/lat_steady.txt"))
 if steady:
     print(f"without each client's first query (connecting): p50_ms={steady[len(steady) // 2]:.2f} "
           f"p99_ms={steady[min(len(steady) - 1, int(0.99 * len(steady)))]:.2f}", file=sys.stderr)
+# The service's own rate: sessions the model owner logged as done, between
+# the 10th and the 90th percentile of their end times (leaving out the
+# clients' start-up and the last stragglers).
+import datetime
+ends = sorted(
+    datetime.datetime.fromisoformat(l.split()[0].replace("Z", "+00:00")).timestamp()
+    for l in open(f"{d}/lab.log")
+    if " session " in l and 'outcome="ok"' in l
+)
+if len(ends) >= 100:
+    lo, hi = ends[len(ends) // 10], ends[len(ends) * 9 // 10]
+    if hi > lo:
+        print(f"the model owner's steady rate (10th to 90th percentile of session ends): "
+              f"sessions_per_s={(len(ends) * 9 // 10 - len(ends) // 10) / (hi - lo):.0f}", file=sys.stderr)
 sys.exit(0 if lost == 0 and correct == served else 1)
 EOF
