@@ -13,8 +13,9 @@
 # (preds_per_s over the whole wave, the clients' start-up included; on
 # standard error also the model owner's steady rate, sessions_per_s, from
 # its log)
-# (and on standard error the services' RSS at start and end, and the
-# clients' CPU seconds, clients_cpu_s), and exits
+# (and on standard error the services' RSS at start and after each wave,
+# as kB RSS/RSS less lazily freed pages, and the clients' CPU seconds,
+# clients_cpu_s), and exits
 # non-zero if any answer is missing or wrong.
 # Knobs: NO_DEALER=1 (the two parties alone, OT preprocessing),
 #        WAVES=N (run the clients N times against the same services, for a
@@ -89,7 +90,13 @@ serve() {
     for _ in $(seq 1 600); do grep -q serving "$DIR/$who.log" && return 0; sleep 0.05; done
     echo "$who did not start:" >&2; cat "$DIR/$who.log" >&2; exit 1
 }
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# RSS in kB, and after a slash the RSS less the pages freed lazily
+# (MADV_FREE, smaps_rollup's LazyFree): mimalloc hands freed memory back
+# that way, and the kernel takes those pages only when it needs them, so
+# RSS alone still counts them.
+rss() {
+    awk '/^Rss:/ {r = $2} /^LazyFree:/ {l = $2} END {print r "/" r - l}' "/proc/$1/smaps_rollup"
+}
 # DEALER_ARGS: extra flags for the dealer (such as --deal-ahead 0).
 if [ "${NO_DEALER:-0}" != 1 ]; then serve helper ${DEALER_ARGS:-}; HELPER_PID=${PIDS[-1]}; fi
 serve lab -i w1="$DIR/w1.json" -i b1="$DIR/b1.json" -i w2="$DIR/w2.json"
