@@ -2059,18 +2059,8 @@ fn the_memory_estimate_grows_with_the_batch() {
             let plan = compiler::compile(&model(name), &options(|o| o.use_dealer = dealer))
                 .unwrap()
                 .plan;
-            let at = |batch: usize| {
-                let dims = plan
-                    .inputs
-                    .iter()
-                    .flat_map(|i| &i.shape.0)
-                    .filter_map(|d| match d {
-                        plan::Dim::Symbol(s) => Some((s.clone(), batch)),
-                        plan::Dim::Known(_) => None,
-                    })
-                    .collect();
-                exec::memory::estimate(&plan, &dims, None).unwrap()
-            };
+            let at =
+                |batch: usize| exec::memory::estimate(&plan, &plan.dims_at(batch), None).unwrap();
             let mut last = at(1);
             for batch in [2, 3, 7, 64, 100, 1000, 4096] {
                 let next = at(batch);

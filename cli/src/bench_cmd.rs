@@ -115,7 +115,7 @@ fn check_memory(args: &BenchArgs) -> Result<(), String> {
             };
             let plan = &compiled.plan;
             let batch = usize::try_from(batch).unwrap_or(usize::MAX);
-            let dims = crate::limits::dims_at(plan, batch);
+            let dims = plan.dims_at(batch);
             let sizes = crate::limits::Sizes::Batch { flag: "--batches" };
             crate::limits::check_in_process(plan, &dims, Some(&model), &args.memory, sizes)
                 .map_err(|e| format!("mode `{}`: {e}", mode.name()))?;

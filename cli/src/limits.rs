@@ -113,18 +113,6 @@ pub enum Sizes {
     Data,
 }
 
-/// Every symbolic dimension of the plan's inputs at `size`.
-pub fn dims_at(plan: &Plan, size: usize) -> BTreeMap<String, usize> {
-    plan.inputs
-        .iter()
-        .flat_map(|i| &i.shape.0)
-        .filter_map(|d| match d {
-            plan::Dim::Symbol(s) => Some((s.clone(), size)),
-            plan::Dim::Known(_) => None,
-        })
-        .collect()
-}
-
 /// Bytes the plaintext reference interpreter holds: every value of the
 /// model, in f64.
 fn reference_bytes(model: &CheckedModel, dims: &BTreeMap<String, usize>) -> u64 {
@@ -199,7 +187,7 @@ pub fn check_in_process(
     };
     let mut help = Vec::new();
     let fits = |size: usize| {
-        in_process_bytes(plan, &dims_at(plan, size), reference).is_ok_and(|(b, _)| b <= limit)
+        in_process_bytes(plan, &plan.dims_at(size), reference).is_ok_and(|(b, _)| b <= limit)
     };
     let largest = if dims.is_empty() || !fits(1) {
         None

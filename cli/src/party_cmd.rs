@@ -240,7 +240,7 @@ fn run_in_chunks(
     let asked = args.chunk_rows.map(|n| n as usize);
     let rows = if reads_rows || asked.is_some() {
         let bytes_at = |n: usize| {
-            runtime::exec::memory::estimate(plan, &crate::limits::dims_at(plan, n), None)
+            runtime::exec::memory::estimate(plan, &plan.dims_at(n), None)
                 .ok()
                 .and_then(|e| e.parties.get(me as usize).map(|m| m.total()))
         };

@@ -491,7 +491,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let (inputs, ids) = if args.demo {
         // Before the demo data is made: it alone can be too large.
         let batch = args.batch as usize;
-        let dims = crate::limits::dims_at(&plan, batch);
+        let dims = plan.dims_at(batch);
         let sizes = crate::limits::Sizes::Batch { flag: "--batch" };
         let inputs =
             crate::limits::check_in_process(&plan, &dims, model.as_ref(), &args.memory, sizes)
@@ -691,7 +691,7 @@ fn run_in_chunks(
     let (rows, depth) = {
         let p = &plan;
         let bytes_at = |n: usize| {
-            crate::limits::in_process_bytes(p, &crate::limits::dims_at(p, n), reference)
+            crate::limits::in_process_bytes(p, &p.dims_at(n), reference)
                 .ok()
                 .map(|(b, _)| b)
         };

@@ -665,12 +665,9 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     // The estimate grows with every symbolic dimension (a test checks this
     // on the bundled models), so a service whose largest batch fits never
     // has to estimate a session's memory again.
-    let memory_fits_max_batch = runtime::exec::memory::estimate(
-        &plan,
-        &crate::limits::dims_at(&plan, args.max_batch as usize),
-        None,
-    )
-    .is_ok_and(|e| e.parties[me as usize].total() <= args.memory.limit().0);
+    let memory_fits_max_batch =
+        runtime::exec::memory::estimate(&plan, &plan.dims_at(args.max_batch as usize), None)
+            .is_ok_and(|e| e.parties[me as usize].total() <= args.memory.limit().0);
     let dealings = if Some(me) == dep.dealer && args.deal_ahead > 0 {
         let mut sizes: Vec<BTreeMap<String, usize>> = Vec::new();
         for &n in &args.deal_ahead_batch {
@@ -680,7 +677,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
                     args.max_batch
                 ));
             }
-            let dims = crate::limits::dims_at(&plan, n as usize);
+            let dims = plan.dims_at(n as usize);
             if !sizes.contains(&dims) {
                 sizes.push(dims);
             }

@@ -1605,6 +1605,28 @@ mod tests {
             .collect()
     }
 
+    /// Connects every party of `cfgs` on its own thread (the last first)
+    /// and runs `f` with its transport; fails the test if any party fails.
+    fn each_party(
+        cfgs: &[TcpConfig],
+        f: impl Fn(&TcpConfig, TcpTransport) -> Result<(), ExecError> + Sync,
+    ) {
+        let results: Vec<Result<(), ExecError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = cfgs
+                .iter()
+                .rev()
+                .map(|c| {
+                    let f = &f;
+                    s.spawn(move || f(c, TcpTransport::connect(c)?))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+    }
+
     /// A dialer sends its hello right after the handshake, so the hello
     /// often arrives together with the last handshake message and is
     /// decrypted during the handshake. It must not be lost (it was: one
@@ -1755,37 +1777,23 @@ mod tests {
 
     #[test]
     fn three_parties_exchange_big_frames_both_ways() {
-        let cfgs = configs(3, &["s", "s", "s"]);
-        let results: Vec<Result<(), ExecError>> = std::thread::scope(|s| {
-            let hs: Vec<_> = cfgs
-                .iter()
-                .rev()
-                .map(|c| {
-                    s.spawn(move || {
-                        let mut t = TcpTransport::connect(c)?;
-                        let me = c.me;
-                        // Everyone sends 8 MB to everyone first, then reads.
-                        for j in 0..3 {
-                            if j != me {
-                                t.send(j, vec![me as u8; 8 << 20])?;
-                            }
-                        }
-                        for j in 0..3 {
-                            if j != me {
-                                let f = t.recv(j)?;
-                                assert_eq!(f.len(), 8 << 20);
-                                assert!(f.iter().all(|&b| b == j as u8));
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        each_party(&configs(3, &["s", "s", "s"]), |c, mut t| {
+            let me = c.me;
+            // Everyone sends 8 MB to everyone first, then reads.
+            for j in 0..3 {
+                if j != me {
+                    t.send(j, vec![me as u8; 8 << 20])?;
+                }
+            }
+            for j in 0..3 {
+                if j != me {
+                    let f = t.recv(j)?;
+                    assert_eq!(f.len(), 8 << 20);
+                    assert!(f.iter().all(|&b| b == j as u8));
+                }
+            }
+            Ok(())
         });
-        for r in results {
-            r.unwrap();
-        }
     }
 
     /// Small frames sent held back wait in TLS's buffer until the next
@@ -1794,54 +1802,39 @@ mod tests {
     /// sends what it held (else these two would wait for each other).
     #[test]
     fn held_frames_go_out_in_order_at_the_next_send_receive_or_flush() {
-        let cfgs = configs(2, &["s", "s"]);
-        let results: Vec<Result<(), ExecError>> = std::thread::scope(|s| {
-            let hs: Vec<_> = cfgs
-                .iter()
-                .rev()
-                .map(|c| {
-                    s.spawn(move || {
-                        let mut t = TcpTransport::connect(c)?;
-                        let pending =
-                            |t: &TcpTransport| t.peers[1].as_ref().unwrap().conn.wants_write();
-                        if c.me == 0 {
-                            t.send_held(1, vec![1; 10])?;
-                            t.send_held(1, vec![2; 100])?;
-                            assert!(pending(&t), "a small frame is held back");
-                            // An immediate frame writes the held ones before it.
-                            t.send(1, vec![3; 200])?;
-                            assert!(!pending(&t));
-                            // A large frame is not held back.
-                            t.send_held(1, vec![4; CORK_LIMIT + 1])?;
-                            assert!(!pending(&t));
-                            t.send_held(1, vec![5; 7])?;
-                            t.flush()?;
-                            assert!(!pending(&t));
-                            // Held, then this party waits for the answer to it.
-                            t.send_held(1, vec![6; 3])?;
-                            assert_eq!(t.recv(1)?, vec![7; 3]);
-                        } else {
-                            for (byte, len) in [
-                                (1, 10),
-                                (2, 100),
-                                (3, 200),
-                                (4, CORK_LIMIT + 1),
-                                (5, 7),
-                                (6, 3),
-                            ] {
-                                assert_eq!(t.recv(0)?, vec![byte; len]);
-                            }
-                            t.send(0, vec![7; 3])?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        each_party(&configs(2, &["s", "s"]), |c, mut t| {
+            let pending = |t: &TcpTransport| t.peers[1].as_ref().unwrap().conn.wants_write();
+            if c.me == 0 {
+                t.send_held(1, vec![1; 10])?;
+                t.send_held(1, vec![2; 100])?;
+                assert!(pending(&t), "a small frame is held back");
+                // An immediate frame writes the held ones before it.
+                t.send(1, vec![3; 200])?;
+                assert!(!pending(&t));
+                // A large frame is not held back.
+                t.send_held(1, vec![4; CORK_LIMIT + 1])?;
+                assert!(!pending(&t));
+                t.send_held(1, vec![5; 7])?;
+                t.flush()?;
+                assert!(!pending(&t));
+                // Held, then this party waits for the answer to it.
+                t.send_held(1, vec![6; 3])?;
+                assert_eq!(t.recv(1)?, vec![7; 3]);
+            } else {
+                for (byte, len) in [
+                    (1, 10),
+                    (2, 100),
+                    (3, 200),
+                    (4, CORK_LIMIT + 1),
+                    (5, 7),
+                    (6, 3),
+                ] {
+                    assert_eq!(t.recv(0)?, vec![byte; len]);
+                }
+                t.send(0, vec![7; 3])?;
+            }
+            Ok(())
         });
-        for r in results {
-            r.unwrap();
-        }
     }
 
     /// Issue 14: a plan without a dealer still made every party wait for

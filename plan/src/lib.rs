@@ -1066,6 +1066,19 @@ impl Plan {
         &self.programs[p as usize]
     }
 
+    /// Every symbolic dimension of the plan's inputs at `size` (a batch:
+    /// `--batch`, a service's `--max-batch`, random demo inputs).
+    pub fn dims_at(&self, size: usize) -> BTreeMap<String, usize> {
+        self.inputs
+            .iter()
+            .flat_map(|i| &i.shape.0)
+            .filter_map(|d| match d {
+                Dim::Symbol(s) => Some((s.clone(), size)),
+                Dim::Known(_) => None,
+            })
+            .collect()
+    }
+
     /// Checks the sizes of symbolic dimensions against [`Plan::dim_limits`].
     pub fn check_dims<'a>(
         &self,

@@ -1337,15 +1337,7 @@ pub fn random_inputs<R: rand::Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<BTreeMap<String, Tensor>, ExecError> {
     use rand::RngExt;
-    let dims: BTreeMap<String, usize> = plan
-        .inputs
-        .iter()
-        .flat_map(|i| &i.shape.0)
-        .filter_map(|d| match d {
-            plan::Dim::Symbol(s) => Some((s.clone(), batch)),
-            plan::Dim::Known(_) => None,
-        })
-        .collect();
+    let dims = plan.dims_at(batch);
     plan.inputs
         .iter()
         .map(|i| {
