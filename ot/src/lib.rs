@@ -24,6 +24,7 @@
 //! | [`arith`] | products and Beaver triples over Z_2^64 | Gilboa 1999; ABY 2015 |
 //! | [`boolean`] | AND triples from random OTs, no extra messages | ALSZ 2013 |
 //! | [`crypto`] | AES-128 PRG; tccr hash from fixed-key AES | Guo–Katz–Wang–Yu 2020 |
+//! | [`wide_aes`] | AES-128 on many blocks per call, one key or several at once (VAES when present) | FIPS-197; Gueron 2010 (AES-NI) |
 //! | [`transpose`] | 128 × 128 bit-matrix transpose (AVX2 when present) | Eklundh; Hacker's Delight |
 //!
 //! # A session, both parties in one process
@@ -88,6 +89,7 @@ pub mod one_of_n;
 pub mod ot;
 pub mod softspoken;
 pub mod transpose;
+pub mod wide_aes;
 mod wire;
 
 pub use block::Block;
