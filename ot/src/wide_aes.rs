@@ -56,12 +56,21 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The fastest backend this CPU runs (detected once per process).
+    /// The fastest backend this CPU runs (detected once per process), or
+    /// the one named by the environment variable `VEIL_AES_BACKEND`
+    /// (`vaes512`, `vaes256` or `portable`) when this CPU runs it: for
+    /// measurements and for testing the fallback on a machine with VAES.
     pub fn detect() -> Backend {
         static DETECTED: OnceLock<Backend> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            Backend::all()
+            let asked = std::env::var("VEIL_AES_BACKEND").ok().and_then(|v| {
+                Backend::all()
+                    .into_iter()
+                    .find(|b| format!("{b:?}").eq_ignore_ascii_case(v.trim()))
+            });
+            asked
                 .into_iter()
+                .chain(Backend::all())
                 .find(|b| b.is_available())
                 .unwrap_or(Backend::Portable)
         })
@@ -346,28 +355,34 @@ impl MultiKeyAes {
         );
         match &self.inner {
             MultiKey::Portable(ciphers) => {
-                // Each key's blocks of the rows in one call (eight-block
-                // pipelining inside the crate), then scattered.
-                let mut col = [Block::ZERO; 64];
-                for (x, c) in ciphers[keys].iter().enumerate() {
-                    let Some(c) = c else {
-                        for b in 0..w {
-                            out[b * stride + x] = Block::ZERO;
+                // Eight rows at a time: the counters once, each key's eight
+                // blocks in one call (the crate pipelines eight), then row
+                // by row into `out`.
+                let mut cols = [[Block::ZERO; 8]; 16];
+                for b0 in (0..w).step_by(8) {
+                    let m = 8.min(w - b0);
+                    let ctr: [Block; 8] =
+                        std::array::from_fn(|i| Block(start.wrapping_add((b0 + i) as u128)));
+                    for (x0, part) in ciphers[keys.clone()].chunks(16).enumerate() {
+                        for (col, c) in cols.iter_mut().zip(part) {
+                            match c {
+                                Some(c) => {
+                                    col[..m].copy_from_slice(&ctr[..m]);
+                                    portable_encrypt(c, &mut col[..m]);
+                                }
+                                None => col[..m].fill(Block::ZERO),
+                            }
                         }
-                        continue;
-                    };
-                    for b0 in (0..w).step_by(col.len()) {
-                        let m = col.len().min(w - b0);
-                        for (i, v) in col[..m].iter_mut().enumerate() {
-                            *v = Block(start.wrapping_add((b0 + i) as u128));
-                        }
-                        portable_encrypt(c, &mut col[..m]);
-                        for (i, &v) in col[..m].iter().enumerate() {
-                            out[(b0 + i) * stride + x] = v;
+                        for b in 0..m {
+                            let at = (b0 + b) * stride + 16 * x0;
+                            let row = &mut out[at..at + part.len()];
+                            for (o, col) in row.iter_mut().zip(&cols) {
+                                *o = col[b];
+                            }
                         }
                     }
                 }
-                col.zeroize();
+                cols.zeroize();
             }
             #[cfg(target_arch = "x86_64")]
             MultiKey::Vaes {
@@ -376,7 +391,8 @@ impl MultiKeyAes {
                 keep,
             } => {
                 // SAFETY: built only for an available backend (asserted in
-                // `with_holes`): the CPU has avx512f, vaes and aes.
+                // `with_holes`): the CPU has avx512f, vaes and aes; the
+                // lengths are asserted above.
                 unsafe { x86::ctr_rows_512(rk, keep, keys, start, w, out, stride) }
             }
             #[cfg(target_arch = "x86_64")]
@@ -409,7 +425,9 @@ fn expand_key(key: Block) -> [Block; ROUNDS] {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! The intrinsics. Loads and stores go through slices (bounds checked)
-    //! and `loadu`/`storeu` (no alignment needed); `Block` is 16 bytes in
+    //! and `loadu`/`storeu` (no alignment needed), except the stores of the
+    //! multi-key fast paths, bounds checked once per call by
+    //! `ctr_rows_of`; `Block` is 16 bytes in
     //! AES byte order on this little-endian target.
 
     use std::arch::x86_64::*;
@@ -571,11 +589,12 @@ mod x86 {
         }
     }
 
-    /// [`super::MultiKeyAes::ctr_rows`] with four keys per register.
+    /// [`super::MultiKeyAes::ctr_rows_of`] with four keys per register.
     ///
     /// # Safety
     ///
-    /// The CPU must have avx512f, vaes and aes.
+    /// The CPU must have avx512f, vaes and aes, and `stride ≥ keys.len()`,
+    /// `out.len() ≥ (w − 1)·stride + keys.len()` (checked by the caller).
     #[target_feature(enable = "avx512f,vaes,aes")]
     pub(super) unsafe fn ctr_rows_512(
         rk: &[Block],
@@ -586,13 +605,49 @@ mod x86 {
         out: &mut [Block],
         stride: usize,
     ) {
-        for g in keys.start / ROW..keys.end.div_ceil(ROW) {
+        // The common case first: eight rows at a time for the groups of
+        // four keys, the counters computed once for all of them (every key
+        // encrypts the same counters).
+        //
+        // The stores go through a raw pointer, bounds checked once by the
+        // caller: with a check per store, the compiler sank each register's
+        // ten rounds down to its store and the registers no longer
+        // overlapped (half the throughput).
+        let (first, full) = (keys.start / ROW, keys.len() / ROW);
+        let dst = out.as_mut_ptr();
+        let mut fast = 0;
+        while w - fast >= 8 {
+            let ctr = counters512::<8>(start, fast);
+            for g in first..first + full {
+                let at = g * ROW - keys.start;
+                let k: [__m512i; ROUNDS] =
+                    std::array::from_fn(|r| load4(&rk[(g * ROUNDS + r) * ROW..]));
+                let mask = load4(&keep[g * ROW..]);
+                let mut x = ctr;
+                rounds512(&mut x, &k);
+                for (i, v) in x.into_iter().enumerate() {
+                    let to = (fast + i) * stride + at;
+                    debug_assert!(to + ROW <= out.len());
+                    // SAFETY: row `fast + i < w`, keys `at .. at + 4` of
+                    // `keys.len() ≤ stride`: `to + 4 ≤ (w − 1)·stride +
+                    // keys.len() ≤ out.len()` (the caller's contract).
+                    unsafe { _mm512_storeu_si512(dst.add(to).cast(), _mm512_and_si512(v, mask)) };
+                }
+            }
+            fast += 8;
+        }
+        // Then the rest: the rows left for the full groups, every row for a
+        // last group of fewer than four keys.
+        for g in first..keys.end.div_ceil(ROW) {
             let lanes = ROW.min(keys.end - g * ROW);
             let at = g * ROW - keys.start;
+            let mut b0 = if lanes == ROW { fast } else { 0 };
+            if b0 == w {
+                continue;
+            }
             let k: [__m512i; ROUNDS] =
                 std::array::from_fn(|r| load4(&rk[(g * ROUNDS + r) * ROW..]));
             let mask = load4(&keep[g * ROW..]);
-            let mut b0 = 0;
             // Eight rows per pass (eight registers in flight), then the rest
             // one at a time.
             while w - b0 >= 8 {
@@ -723,12 +778,13 @@ mod x86 {
         }
     }
 
-    /// [`super::MultiKeyAes::ctr_rows`] with two keys per register (half a
-    /// row of round keys).
+    /// [`super::MultiKeyAes::ctr_rows_of`] with two keys per register (half
+    /// a row of round keys).
     ///
     /// # Safety
     ///
-    /// The CPU must have avx2, vaes and aes.
+    /// The CPU must have avx2, vaes and aes, and `stride ≥ keys.len()`,
+    /// `out.len() ≥ (w − 1)·stride + keys.len()` (checked by the caller).
     #[target_feature(enable = "avx2,vaes,aes")]
     pub(super) unsafe fn ctr_rows_256(
         rk: &[Block],
@@ -739,14 +795,43 @@ mod x86 {
         out: &mut [Block],
         stride: usize,
     ) {
-        for h in keys.start / 2..keys.end.div_ceil(2) {
+        // As `ctr_rows_512`: eight rows at a time for the pairs of keys
+        // first, then the rest.
+        let (first, full) = (keys.start / 2, keys.len() / 2);
+        let dst = out.as_mut_ptr();
+        let mut fast = 0;
+        while w - fast >= 8 {
+            let ctr = counters256::<8>(start, fast);
+            for h in first..first + full {
+                let (g, j) = (h / 2, 2 * (h % 2));
+                let at = 2 * h - keys.start;
+                let k: [__m256i; ROUNDS] =
+                    std::array::from_fn(|r| load2(&rk[(g * ROUNDS + r) * ROW + j..]));
+                let mask = load2(&keep[2 * h..]);
+                let mut x = ctr;
+                rounds256(&mut x, &k);
+                for (i, v) in x.into_iter().enumerate() {
+                    let to = (fast + i) * stride + at;
+                    debug_assert!(to + 2 <= out.len());
+                    // SAFETY: row `fast + i < w`, keys `at .. at + 2` of
+                    // `keys.len() ≤ stride`: `to + 2 ≤ (w − 1)·stride +
+                    // keys.len() ≤ out.len()` (the caller's contract).
+                    unsafe { _mm256_storeu_si256(dst.add(to).cast(), _mm256_and_si256(v, mask)) };
+                }
+            }
+            fast += 8;
+        }
+        for h in first..keys.end.div_ceil(2) {
             let (g, j) = (h / 2, 2 * (h % 2));
             let lanes = 2.min(keys.end - 2 * h);
             let at = 2 * h - keys.start;
+            let mut b0 = if lanes == 2 { fast } else { 0 };
+            if b0 == w {
+                continue;
+            }
             let k: [__m256i; ROUNDS] =
                 std::array::from_fn(|r| load2(&rk[(g * ROUNDS + r) * ROW + j..]));
             let mask = load2(&keep[2 * h..]);
-            let mut b0 = 0;
             while w - b0 >= 8 {
                 let mut x = counters256::<8>(start, b0);
                 rounds256(&mut x, &k);
