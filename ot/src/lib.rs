@@ -64,8 +64,11 @@
 //! the traffic (a ReLU's 118 COTs are 472 bytes instead of 1,888) and
 //! above the 10 M per second. Earlier (IKNP only) the component
 //! costs were fixed-key AES at 2–3 ns per block and a 128 × 128 transpose
-//! at 0.3–0.5 µs; SoftSpoken's AES work dominates its profile (half the
-//! time).
+//! at 0.3–0.5 µs; SoftSpoken's AES work dominated its profile (half the
+//! time). Since [`wide_aes`] (VAES, four leaves' keys per 512-bit
+//! instruction, detected at run time) k = 4 runs at 40–45 M COTs per
+//! second on the same machine (BENCHMARKS.md, "SoftSpoken on VAES"); on
+//! CPUs without VAES the `aes` crate path keeps the figures above.
 //!
 //! # Security
 //!

@@ -59,8 +59,10 @@
 //! bytes instead of 1,888, 599 bytes = 4.8 kbit per ReLU in all, under the
 //! issue's 10 kbit) and stays twice above its 10 M COT/s floor; `k = 2`
 //! would leave a ReLU at 8.6 kbit, close to the limit, and `k = 8` is
-//! below the floor. About half the time is AES (`perf`), the rest the sums,
-//! the transposes and the copies.
+//! below the floor. About half the time was AES (`perf`), the rest the sums,
+//! the transposes and the copies; with VAES ([`MultiKeyAes`], the leaves
+//! of 4 pieces per call) k = 4 runs at 40–45 M (BENCHMARKS.md, "SoftSpoken
+//! on VAES"; k = 2 at 52–58 M, k = 8 at 7.5–9.2 M; IKNP no faster, 43–49 M).
 //!
 //! # Security (semi-honest)
 //!
@@ -97,9 +99,9 @@ pub const K: usize = 4;
 /// The most OTs one extension message may carry (2^28).
 pub const MAX_BATCH: usize = 1 << 28;
 
-/// 128-OT groups processed together: each piece's AES call gets
-/// `2^k × CHUNK` blocks (128 for k = 4), four leaves' keys per 512-bit
-/// VAES register ([`MultiKeyAes`]).
+/// 128-OT groups processed together: each AES call gets `CHUNK` counter
+/// blocks under each of 64 leaves' keys (4 pieces for k = 4, 512 blocks),
+/// four keys per 512-bit VAES register ([`MultiKeyAes`]).
 const CHUNK: usize = 8;
 
 /// Whether `k` is a supported piece size (a divisor of 128, at most 8).
