@@ -56,21 +56,12 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The fastest backend this CPU runs (detected once per process), or
-    /// the one named by the environment variable `VEIL_AES_BACKEND`
-    /// (`vaes512`, `vaes256` or `portable`) when this CPU runs it: for
-    /// measurements and for testing the fallback on a machine with VAES.
+    /// The fastest backend this CPU runs (detected once per process).
     pub fn detect() -> Backend {
         static DETECTED: OnceLock<Backend> = OnceLock::new();
         *DETECTED.get_or_init(|| {
-            let asked = std::env::var("VEIL_AES_BACKEND").ok().and_then(|v| {
-                Backend::all()
-                    .into_iter()
-                    .find(|b| format!("{b:?}").eq_ignore_ascii_case(v.trim()))
-            });
-            asked
+            Backend::all()
                 .into_iter()
-                .chain(Backend::all())
                 .find(|b| b.is_available())
                 .unwrap_or(Backend::Portable)
         })
@@ -257,11 +248,10 @@ impl MultiKeyAes {
 
     /// The ciphers on a given backend (which must be available).
     pub fn with_backend(keys: &[Block], backend: Backend) -> MultiKeyAes {
-        let keys: Vec<Option<Block>> = keys.iter().map(|&k| Some(k)).collect();
+        let mut keys: Vec<Option<Block>> = keys.iter().map(|&k| Some(k)).collect();
         let out = MultiKeyAes::with_holes(&keys, backend);
-        // The copies are plain blocks: wipe them.
-        let mut keys: Vec<Block> = keys.into_iter().flatten().collect();
-        keys.zeroize();
+        // Wipe the copies.
+        keys.iter_mut().flatten().for_each(Zeroize::zeroize);
         out
     }
 
