@@ -186,6 +186,25 @@ fn bench_hash(c: &mut Criterion) {
     g.bench_function("tccr_1024_blocks", |b| {
         b.iter(|| h.tccr_seq(7, std::hint::black_box(&mut xs)))
     });
+    // Each backend this CPU runs: one key over 1,024 blocks, and one
+    // SoftSpoken piece's worth (16 keys, 8 counter blocks each).
+    for backend in ot::wide_aes::Backend::all() {
+        if !backend.is_available() {
+            continue;
+        }
+        let one = ot::wide_aes::WideAes::with_backend(ot::Block(5), backend);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("one_key_1024_blocks_{backend:?}"), |b| {
+            b.iter(|| one.encrypt(std::hint::black_box(&mut xs)))
+        });
+        let keys: Vec<ot::Block> = (0..16u128).map(|k| ot::Block(k * 0x1234_5678)).collect();
+        let multi = ot::wide_aes::MultiKeyAes::with_backend(&keys, backend);
+        let mut out = vec![ot::Block::ZERO; 16 * 8];
+        g.throughput(Throughput::Elements(128));
+        g.bench_function(format!("16_keys_x_8_blocks_{backend:?}"), |b| {
+            b.iter(|| multi.ctr_rows(std::hint::black_box(3), 8, &mut out, 16))
+        });
+    }
     g.finish();
 }
 

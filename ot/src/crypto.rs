@@ -1,9 +1,12 @@
 //! The symmetric primitives: AES-128 as a PRG keyed by a seed, and the
 //! tweakable correlation-robust hash built from fixed-key AES.
 //!
-//! AES comes from the `aes` crate, which detects AES-NI at run time (and
-//! falls back to a constant-time software implementation). Blocks are
-//! encrypted eight at a time so the hardware pipeline stays full.
+//! The PRG's AES comes from the `aes` crate, which detects AES-NI at run
+//! time (and falls back to a constant-time software implementation); the
+//! fixed-key hash goes through [`crate::wide_aes`], which uses 512- or
+//! 256-bit VAES when the CPU has it and the same `aes` crate otherwise.
+//! Either way many blocks go to each call so the hardware pipeline stays
+//! full.
 //!
 //! * PRG: `G(seed)[k] = AES_seed(k)` (counter mode, the counter as a
 //!   little-endian 128-bit integer). Secure if AES-128 is a PRF.
@@ -18,37 +21,18 @@
 
 use std::sync::OnceLock;
 
-use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::cipher::KeyInit;
 use aes::Aes128;
 
 use zeroize::Zeroize;
 
 use crate::block::Block;
+use crate::wide_aes::WideAes;
 
-/// Encrypts `blocks` in place with `cipher`.
+/// Encrypts `blocks` in place with `cipher` (the `aes` crate's path).
 #[inline]
 pub(crate) fn encrypt_in_place(cipher: &Aes128, blocks: &mut [Block]) {
-    #[cfg(target_endian = "little")]
-    {
-        // SAFETY: `Block` is `repr(transparent)` over `u128` (16 bytes, no
-        // padding) and `aes::Block` is `GenericArray<u8, U16>`, which is
-        // `repr(transparent)` over `[u8; 16]` (16 bytes, alignment 1). The
-        // slice is reborrowed mutably for the call only, the lengths match and
-        // the alignment requirement goes down. On a little-endian target the
-        // bytes in memory are exactly `Block::to_bytes`.
-        let aes_blocks: &mut [aes::Block] = unsafe {
-            std::slice::from_raw_parts_mut(blocks.as_mut_ptr().cast::<aes::Block>(), blocks.len())
-        };
-        cipher.encrypt_blocks(aes_blocks);
-    }
-    #[cfg(not(target_endian = "little"))]
-    {
-        for b in blocks.iter_mut() {
-            let mut a = aes::Block::from(b.to_bytes());
-            cipher.encrypt_block(&mut a);
-            *b = Block::from_bytes(a.into());
-        }
-    }
+    crate::wide_aes::portable_encrypt(cipher, blocks);
 }
 
 /// AES-128 with a key, as a pseudorandom generator (counter mode).
@@ -98,7 +82,7 @@ pub const FIXED_KEY: [u8; 16] = 0x243F_6A88_85A3_08D3_1319_8A2E_0370_7344u128.to
 /// Fixed-key AES `π` and the hash built on it.
 #[derive(Clone)]
 pub struct FixedKeyAes {
-    cipher: Aes128,
+    cipher: WideAes,
 }
 
 impl std::fmt::Debug for FixedKeyAes {
@@ -117,7 +101,7 @@ impl FixedKeyAes {
     /// `π` with [`FIXED_KEY`].
     pub fn new() -> FixedKeyAes {
         FixedKeyAes {
-            cipher: Aes128::new(&FIXED_KEY.into()),
+            cipher: WideAes::new(Block::from_bytes(FIXED_KEY)),
         }
     }
 
@@ -130,7 +114,7 @@ impl FixedKeyAes {
     /// `π(x)` for every block, in place.
     #[inline]
     pub fn permute(&self, blocks: &mut [Block]) {
-        encrypt_in_place(&self.cipher, blocks);
+        self.cipher.encrypt(blocks);
     }
 
     /// `tccr(i, x) = π(π(x) ⊕ i) ⊕ π(x)` of one block.

@@ -24,6 +24,7 @@
 //! | [`arith`] | products and Beaver triples over Z_2^64 | Gilboa 1999; ABY 2015 |
 //! | [`boolean`] | AND triples from random OTs, no extra messages | ALSZ 2013 |
 //! | [`crypto`] | AES-128 PRG; tccr hash from fixed-key AES | Guo–Katz–Wang–Yu 2020 |
+//! | [`wide_aes`] | AES-128 on many blocks per call, one key or several at once (VAES when present) | FIPS-197; Gueron 2010 (AES-NI) |
 //! | [`transpose`] | 128 × 128 bit-matrix transpose (AVX2 when present) | Eklundh; Hacker's Delight |
 //!
 //! # A session, both parties in one process
@@ -63,8 +64,11 @@
 //! the traffic (a ReLU's 118 COTs are 472 bytes instead of 1,888) and
 //! above the 10 M per second. Earlier (IKNP only) the component
 //! costs were fixed-key AES at 2–3 ns per block and a 128 × 128 transpose
-//! at 0.3–0.5 µs; SoftSpoken's AES work dominates its profile (half the
-//! time).
+//! at 0.3–0.5 µs; SoftSpoken's AES work dominated its profile (half the
+//! time). Since [`wide_aes`] (VAES, four leaves' keys per 512-bit
+//! instruction, detected at run time) k = 4 runs at 40–45 M COTs per
+//! second on the same machine (BENCHMARKS.md, "SoftSpoken on VAES"); on
+//! CPUs without VAES the `aes` crate path keeps the figures above.
 //!
 //! # Security
 //!
@@ -88,6 +92,7 @@ pub mod one_of_n;
 pub mod ot;
 pub mod softspoken;
 pub mod transpose;
+pub mod wide_aes;
 mod wire;
 
 pub use block::Block;

@@ -212,25 +212,25 @@ pub fn receive(cots: &ReceiverCots, msg: &OneOfNMsg) -> Result<Vec<Vec<u8>>> {
     }
     let h = FixedKeyAes::shared();
     let n = 1usize << l;
+    // Every instance's choice, then all the hashes in one batched call.
+    let mut choices: Vec<usize> = (0..msg.count)
+        .map(|i| (0..l).fold(0, |c, t| c | (usize::from(cots.choices[i * l + t]) << t)))
+        .collect();
+    let mut hashed = cots.t.clone();
+    h.tccr_with(&mut hashed, |x| {
+        tweak(cots.first + x as u64, choices[x / l] as u64)
+    });
     let mut out = Vec::with_capacity(msg.count);
-    for i in 0..msg.count {
-        let mut c = 0usize;
-        let mut key = Block::ZERO;
-        for t in 0..l {
-            if cots.choices[i * l + t] {
-                c |= 1 << t;
-            }
-        }
-        for t in 0..l {
-            let j = cots.first + (i * l + t) as u64;
-            key ^= h.tccr(tweak(j, c as u64), cots.t[i * l + t]);
-        }
+    for (i, (&c, hs)) in choices.iter().zip(hashed.chunks_exact(l)).enumerate() {
+        let mut key = hs.iter().fold(Block::ZERO, |k, &x| k ^ x);
         let start = (i * n + c) * msg.width;
         let mut m = msg.data[start..start + msg.width].to_vec();
         xor_stretched(key, &mut m);
         key.zeroize();
         out.push(m);
     }
+    hashed.zeroize();
+    choices.zeroize();
     Ok(out)
 }
 

@@ -59,8 +59,10 @@
 //! bytes instead of 1,888, 599 bytes = 4.8 kbit per ReLU in all, under the
 //! issue's 10 kbit) and stays twice above its 10 M COT/s floor; `k = 2`
 //! would leave a ReLU at 8.6 kbit, close to the limit, and `k = 8` is
-//! below the floor. About half the time is AES (`perf`), the rest the sums,
-//! the transposes and the copies.
+//! below the floor. About half the time was AES (`perf`), the rest the sums,
+//! the transposes and the copies; with VAES ([`MultiKeyAes`], the leaves
+//! of 4 pieces per call) k = 4 runs at 40–45 M (BENCHMARKS.md, "SoftSpoken
+//! on VAES"; k = 2 at 52–58 M, k = 8 at 7.5–9.2 M; IKNP no faster, 43–49 M).
 //!
 //! # Security (semi-honest)
 //!
@@ -87,6 +89,7 @@ pub use crate::cot::{ReceiverCots, SenderCots, KAPPA};
 use crate::crypto::Prg;
 use crate::error::{Error, Result};
 use crate::transpose::transpose128;
+use crate::wide_aes::MultiKeyAes;
 use crate::wire::{size_of_items, tag, Reader, Writer};
 
 /// Bits of `Δ` per small-field VOLE: the default, used by the runtime
@@ -96,8 +99,9 @@ pub const K: usize = 4;
 /// The most OTs one extension message may carry (2^28).
 pub const MAX_BATCH: usize = 1 << 28;
 
-/// 128-OT groups processed together (as in IKNP: AES gets eight blocks
-/// per call).
+/// 128-OT groups processed together: each AES call gets `CHUNK` counter
+/// blocks under each of 64 leaves' keys (4 pieces for k = 4, 512 blocks),
+/// four keys per 512-bit VAES register ([`MultiKeyAes`]).
 const CHUNK: usize = 8;
 
 /// Whether `k` is a supported piece size (a divisor of 128, at most 8).
@@ -172,61 +176,87 @@ fn verifier_tree(keys: &[Block], delta: usize, corrections: &[Block]) -> Vec<Blo
     level
 }
 
-/// One piece's sums for 128-OT groups `start .. start + w`, given the
-/// leaves' expansions `g[x] = r_x` (`2^k` of them): `cols[l] = Σ_x x_l·g[x]`
-/// for `l < k`, and `g[0]` becomes `Σ_x g[x]`. Halving, bit by bit: after
-/// round `l`, `g[x]` for `x` a multiple of `2^{l+1}` holds the sum of the
-/// `g[x']` with `x' >> (l+1) = x >> (l+1)`, and round `l` adds the odd
-/// ones of the pairs into `cols[l]`: `2(2^k − 1)` XORs per group, no
-/// branch on the data.
-fn fold_piece(g: &mut [[Block; CHUNK]], w: usize, cols: &mut [[Block; CHUNK]]) {
+/// One piece's sums for one 128-OT group from its leaves' expansions
+/// `row[x] = r_x` (`2^k` of them): `cols[l][b] = Σ_x x_l·r_x` for `l < k`,
+/// and `row[0]` becomes `Σ_x r_x`. Halving, bit by bit: after round `l`,
+/// `row[x]` for `x` a multiple of `2^{l+1}` holds the sum of the `row[x']`
+/// with `x' >> (l+1) = x >> (l+1)`, and round `l` adds the odd ones of the
+/// pairs into `cols[l]`: `2(2^k − 1)` XORs per group, no branch on the
+/// data.
+#[inline]
+fn fold_row(row: &mut [Block], b: usize, cols: &mut [[Block; CHUNK]]) {
     for (l, col) in cols.iter_mut().enumerate() {
         let stride = 1usize << l;
-        col[..w].fill(Block::ZERO);
-        for x in (0..g.len()).step_by(2 * stride) {
-            let (lo, hi) = g.split_at_mut(x + stride);
-            let (even, odd) = (&mut lo[x], &hi[0]);
-            for b in 0..w {
-                col[b] ^= odd[b];
-                even[b] ^= odd[b];
+        let mut acc = Block::ZERO;
+        for pair in row.chunks_exact_mut(2 * stride) {
+            let odd = pair[stride];
+            acc ^= odd;
+            pair[0] ^= odd;
+        }
+        col[b] = acc;
+    }
+}
+
+/// The prover's part of every piece for 128-OT groups `start .. start + w`:
+/// `u[i][b] = Σ_x r_x` and `cols[ik + l][b] = Σ_x x_l·r_x` for piece `i`,
+/// from the keys of all pieces' leaves, piece by piece, each in leaf order
+/// (one call to AES for all of them; `g` is scratch of `CHUNK` rows of
+/// every leaf).
+fn prover_pieces(
+    leaves: &MultiKeyAes,
+    k: usize,
+    start: u128,
+    w: usize,
+    g: &mut [Block],
+    u: &mut [[Block; CHUNK]],
+    cols: &mut [[Block; CHUNK]],
+) {
+    let per = pieces_per_call(k);
+    let n = per << k;
+    for (p, (cols, u)) in cols.chunks_mut(per * k).zip(u.chunks_mut(per)).enumerate() {
+        let keys = p * n..((p + 1) * n).min(leaves.len());
+        let n = keys.len();
+        leaves.ctr_rows_of(keys, start, w, g, n);
+        for (b, row) in g.chunks_exact_mut(n).take(w).enumerate() {
+            let pieces = row.chunks_exact_mut(1 << k).zip(cols.chunks_exact_mut(k));
+            for ((piece, cols), u) in pieces.zip(u.iter_mut()) {
+                fold_row(piece, b, cols);
+                u[b] = piece[0];
             }
         }
     }
 }
 
-/// The prover's part of one piece: `u[b] = Σ_x r_x` and
-/// `cols[l][b] = Σ_x x_l·r_x`, from the PRGs of the piece's `2^k` leaves in
-/// leaf order (`g` is scratch of `2^k` entries).
-fn prover_piece(
-    prgs: &[Prg],
-    start: u128,
-    w: usize,
-    g: &mut [[Block; CHUNK]],
-    u: &mut [Block; CHUNK],
-    cols: &mut [[Block; CHUNK]],
-) {
-    for (prg, gx) in prgs.iter().zip(g.iter_mut()) {
-        prg.fill(start, &mut gx[..w]);
-    }
-    fold_piece(g, w, cols);
-    u[..w].copy_from_slice(&g[0][..w]);
+/// Pieces whose leaves go to AES together: 64 keys (8 KiB of scratch rows,
+/// which stay in the first-level cache), or one piece when it has more.
+fn pieces_per_call(k: usize) -> usize {
+    (64 >> k).max(1)
 }
 
-/// The verifier's part of one piece: `cols[l][b] = Σ_{y ≠ 0} y_l·r_{y ⊕ Δ_i}`
-/// from the PRGs of leaves `y ⊕ Δ_i`, `y = 1 .. 2^k` (stored in that order,
-/// so nothing here depends on `Δ_i`; the missing `y = 0` counts as zero).
-fn verifier_piece(
-    prgs: &[Prg],
+/// The verifier's part of every piece: `cols[ik + l][b] = Σ_{y ≠ 0}
+/// y_l·r_{y ⊕ Δ_i}` from the keys of leaves `y ⊕ Δ_i`, `y = 0 .. 2^k`, per
+/// piece, `y = 0` a hole (stored in that order, so nothing here depends on
+/// `Δ_i`; the missing leaf counts as zero).
+fn verifier_pieces(
+    leaves: &MultiKeyAes,
+    k: usize,
     start: u128,
     w: usize,
-    g: &mut [[Block; CHUNK]],
+    g: &mut [Block],
     cols: &mut [[Block; CHUNK]],
 ) {
-    g[0][..w].fill(Block::ZERO);
-    for (prg, gy) in prgs.iter().zip(g[1..].iter_mut()) {
-        prg.fill(start, &mut gy[..w]);
+    let per = pieces_per_call(k);
+    let n = per << k;
+    for (p, cols) in cols.chunks_mut(per * k).enumerate() {
+        let keys = p * n..((p + 1) * n).min(leaves.len());
+        let n = keys.len();
+        leaves.ctr_rows_of(keys, start, w, g, n);
+        for (b, row) in g.chunks_exact_mut(n).take(w).enumerate() {
+            for (piece, cols) in row.chunks_exact_mut(1 << k).zip(cols.chunks_exact_mut(k)) {
+                fold_row(piece, b, cols);
+            }
+        }
     }
-    fold_piece(g, w, cols);
 }
 
 /// The receiver's message for one batch.
@@ -359,8 +389,9 @@ pub struct ReceiverSetup {
 /// The extension receiver (VOLE prover), ready to extend.
 pub struct Receiver {
     k: usize,
-    /// The leaves' PRGs, piece by piece, each piece's in leaf order.
-    prgs: Vec<Prg>,
+    /// The keys of the leaves (their PRGs), piece by piece, each piece's
+    /// in leaf order.
+    leaves: MultiKeyAes,
     /// The GGM corrections, until the first batch carries them.
     setup: Vec<Block>,
     next: u64,
@@ -377,8 +408,9 @@ pub struct Sender {
     masks: Vec<Block>,
     /// The chosen base keys `k^{¬Δ}`, until the setup arrives.
     keys: Vec<Block>,
-    /// Per piece, the PRGs of leaves `y ⊕ Δ_i` for `y = 1 .. 2^k`.
-    prgs: Vec<Prg>,
+    /// The keys (PRGs) of leaves `y ⊕ Δ_i` for `y = 0 .. 2^k`, piece by
+    /// piece, `y = 0` a hole; `None` until the setup arrives.
+    leaves: Option<MultiKeyAes>,
     next: u64,
 }
 
@@ -427,17 +459,19 @@ impl Receiver {
                 ),
             });
         }
-        let mut prgs = Vec::with_capacity((KAPPA / k) << k);
+        let mut seeds = Vec::with_capacity((KAPPA / k) << k);
         let mut setup = Vec::with_capacity(setup_blocks(k));
         for piece in keys.chunks_exact(k) {
             let (mut leaves, corrections) = prover_tree(piece);
-            prgs.extend(leaves.iter().map(|&s| Prg::new(s)));
+            seeds.extend_from_slice(&leaves);
             setup.extend_from_slice(&corrections);
             leaves.zeroize();
         }
+        let leaves = MultiKeyAes::new(&seeds);
+        seeds.zeroize();
         Ok(Receiver {
             k,
-            prgs,
+            leaves,
             setup,
             next: 0,
             packed: Vec::new(),
@@ -519,23 +553,24 @@ impl Receiver {
         reset_secret_buffer(t, nblocks * 128);
         let pos = (self.next / 128) as u128;
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
-        let mut usum = [Block::ZERO; CHUNK];
-        let mut g = vec![[Block::ZERO; CHUNK]; leaves];
+        let mut usum = [[Block::ZERO; CHUNK]; KAPPA];
+        let mut g = vec![Block::ZERO; CHUNK * leaves * pieces_per_call(k)];
         let mut uchunk = [[Block::ZERO; KAPPA]; CHUNK];
         let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
             let w = CHUNK.min(nblocks - cb);
-            for i in 0..pieces {
-                prover_piece(
-                    &self.prgs[i * leaves..(i + 1) * leaves],
-                    pos + cb as u128,
-                    w,
-                    &mut g,
-                    &mut usum,
-                    &mut cols[i * k..(i + 1) * k],
-                );
-                for b in 0..w {
-                    uchunk[b][i] = usum[b] ^ r[cb + b];
+            prover_pieces(
+                &self.leaves,
+                k,
+                pos + cb as u128,
+                w,
+                &mut g,
+                &mut usum[..pieces],
+                &mut cols,
+            );
+            for (b, ub) in uchunk.iter_mut().enumerate().take(w) {
+                for (i, x) in ub[..pieces].iter_mut().enumerate() {
+                    *x = usum[i][b] ^ r[cb + b];
                 }
             }
             for b in 0..w {
@@ -605,7 +640,7 @@ impl Sender {
             delta,
             masks,
             keys,
-            prgs: Vec::new(),
+            leaves: None,
             next: 0,
         }
     }
@@ -684,18 +719,20 @@ impl Sender {
     fn absorb_setup(&mut self, corrections: &[Block]) {
         let k = self.k;
         let leaves = 1usize << k;
-        let mut prgs = Vec::with_capacity((KAPPA / k) * (leaves - 1));
+        let mut seeds = Vec::with_capacity(KAPPA / k * leaves);
         let per = 2 * (k - 1);
         for (i, keys) in self.keys.chunks_exact(k).enumerate() {
             let corr = &corrections[i * per..(i + 1) * per];
             let delta_i = ((self.delta.0 >> (i * k)) as usize) & (leaves - 1);
             let mut tree = verifier_tree(keys, delta_i, corr);
-            prgs.extend((1..leaves).map(|y| Prg::new(tree[y ^ delta_i])));
+            seeds.push(None);
+            seeds.extend((1..leaves).map(|y| Some(tree[y ^ delta_i])));
             tree.zeroize();
         }
         self.keys.zeroize();
         self.keys = Vec::new();
-        self.prgs = prgs;
+        self.leaves = Some(MultiKeyAes::new_with_holes(&seeds));
+        seeds.iter_mut().flatten().for_each(Zeroize::zeroize);
     }
 
     /// One batch: the receiver's message in, this side's COTs out.
@@ -723,7 +760,7 @@ impl Sender {
                 detail: format!("piece size k = {}, this sender uses k = {k}", msg.k),
             });
         }
-        let ready = !self.prgs.is_empty();
+        let ready = self.leaves.is_some();
         match (ready, msg.setup.len()) {
             (false, s) if s == setup_blocks(k) => self.absorb_setup(&msg.setup),
             (true, 0) => {}
@@ -748,8 +785,8 @@ impl Sender {
                 detail: format!("a message for {n} OTs with {} blocks", msg.u.len()),
             });
         }
-        let leaves = (1usize << k) - 1;
-        let mut g = vec![[Block::ZERO; CHUNK]; leaves + 1];
+        let leaves = self.leaves.as_ref().expect("set up just above");
+        let mut g = vec![Block::ZERO; (CHUNK << k) * pieces_per_call(k)];
         let q = &mut cots.q;
         reset_secret_buffer(q, nblocks * 128);
         let pos = (self.next / 128) as u128;
@@ -757,15 +794,7 @@ impl Sender {
         let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
             let w = CHUNK.min(nblocks - cb);
-            for i in 0..pieces {
-                verifier_piece(
-                    &self.prgs[i * leaves..(i + 1) * leaves],
-                    pos + cb as u128,
-                    w,
-                    &mut g,
-                    &mut cols[i * k..(i + 1) * k],
-                );
-            }
+            verifier_pieces(leaves, k, pos + cb as u128, w, &mut g, &mut cols);
             let group = &msg.u[cb * pieces..(cb + w) * pieces];
             for (b, u) in group.chunks_exact(pieces).enumerate() {
                 for (c, row) in m.iter_mut().enumerate() {
@@ -876,20 +905,23 @@ mod tests {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
         for k in [1usize, 2, 3, 4] {
             let seeds: Vec<Block> = (0..1 << k).map(|_| Block::random(&mut rng)).collect();
-            let prover: Vec<Prg> = seeds.iter().map(|&s| Prg::new(s)).collect();
+            let prover = MultiKeyAes::new(&seeds);
             for start in [0u128, 77] {
                 let w = 5;
-                let mut u = [Block::ZERO; CHUNK];
+                let mut u = [[Block::ZERO; CHUNK]];
                 let mut v = vec![[Block::ZERO; CHUNK]; k];
-                let mut g = vec![[Block::ZERO; CHUNK]; 1 << k];
-                prover_piece(&prover, start, w, &mut g, &mut u, &mut v);
+                let mut g = vec![Block::ZERO; CHUNK << k];
+                prover_pieces(&prover, k, start, w, &mut g, &mut u, &mut v);
+                let u = u[0];
                 assert_ne!(u[0], Block::ZERO);
                 for delta in 0..1usize << k {
-                    let verifier: Vec<Prg> = (1..1usize << k)
-                        .map(|y| Prg::new(seeds[y ^ delta]))
-                        .collect();
+                    let verifier = MultiKeyAes::new_with_holes(
+                        &(0..1usize << k)
+                            .map(|y| (y != 0).then_some(seeds[y ^ delta]))
+                            .collect::<Vec<_>>(),
+                    );
                     let mut wcols = vec![[Block::ZERO; CHUNK]; k];
-                    verifier_piece(&verifier, start, w, &mut g, &mut wcols);
+                    verifier_pieces(&verifier, k, start, w, &mut g, &mut wcols);
                     for l in 0..k {
                         for b in 0..w {
                             let want = v[l][b] ^ u[b].select((delta >> l) & 1 == 1);
@@ -1115,6 +1147,38 @@ mod tests {
                 proptest::prop_assert_eq!((rc.len(), sc.len()), (n, n));
             }
         }
+    }
+
+    /// The extension's outputs for fixed seeds, pinned: a faster AES
+    /// backend or a reordered piece loop must give the very same COTs and
+    /// messages (digest recorded before the VAES backend landed).
+    #[test]
+    fn outputs_are_pinned_for_fixed_seeds() {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for k in [1usize, 2, 4, 8] {
+            let (mut s, mut r, mut rng) = pair_k(k, 77);
+            for n in [1usize, 1000, 70_000] {
+                let (msg, rc) = r.extend_random(n, &mut rng).unwrap();
+                let sc = s.extend(&msg).unwrap();
+                hash.update(msg.to_bytes());
+                for (&t, &q) in rc.t().iter().zip(sc.q()) {
+                    hash.update(t.to_bytes());
+                    hash.update(q.to_bytes());
+                }
+                // The random OTs: the fixed-key hash of both sides.
+                for (&t, &[p0, p1]) in rc.random_ot().iter().zip(&sc.random_ot()) {
+                    hash.update(t.to_bytes());
+                    hash.update(p0.to_bytes());
+                    hash.update(p1.to_bytes());
+                }
+            }
+        }
+        let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            digest,
+            "3b3097889e1702990d56330bbe7483ee8bfcbce03698b5801c77413430a02cae"
+        );
     }
 
     #[test]
