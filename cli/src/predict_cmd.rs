@@ -10,7 +10,7 @@ use crate::serve_cmd::{deployment, load_plan, parse_secs};
 use clap::Args;
 use net::service::{Conn, Dialer, ServiceHello, ServiceReply};
 use net::{NetError, TcpTransport, DEFAULT_MAX_FRAME};
-use plan::{PartyIdx, Plan, Tensor};
+use plan::{PartyIdx, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,7 +113,6 @@ fn fail(msg: &str) -> ExitCode {
 
 /// Where the client connects, and how.
 struct Client<'a> {
-    plan: &'a Plan,
     /// The plan, validated once for every session of this process.
     valid: plan::ValidPlan<'a>,
     /// The hello to the server and to the dealer, built once (the plan's
@@ -158,7 +157,7 @@ impl Client<'_> {
         inputs: &BTreeMap<String, Tensor>,
         dims: &[(String, u64)],
     ) -> Result<runtime::exec::Outcome, QueryError> {
-        let plan = self.plan;
+        let plan = self.valid.plan();
         let me_name = plan.party_name(self.me);
         let setup = Instant::now() + self.args.connect_timeout;
         let mut c = match conn.take() {
@@ -346,7 +345,6 @@ pub fn run(args: &PredictArgs) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let client = Client {
-        plan: &plan,
         valid,
         hello: ServiceHello::new(plan.party_name(me), &server_entry.name, &fp, ""),
         dealer_hello: dealer

@@ -176,18 +176,26 @@ pub struct RowIds {
     pub dim: plan::Dim,
 }
 
-/// Random inputs of the declared shapes and ranges (OS-seeded).
 /// The plan as the executor takes it. Every plan the cli runs was checked
 /// when it was compiled or loaded, so a failure here is a bug, and is
 /// reported as one.
 pub fn valid(plan: &Plan) -> Result<plan::ValidPlan<'_>, runtime::exec::ExecError> {
-    plan::validate(plan).map_err(|errors| {
-        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        runtime::exec::ExecError::protocol(format!(
-            "internal error: the plan does not validate ({}); please report this bug",
-            errors.join("; ")
-        ))
-    })
+    plan::validate(plan).map_err(not_valid)
+}
+
+/// [`valid`] for a holder that runs many sessions (`veil serve`).
+pub fn shared_valid(
+    plan: std::sync::Arc<Plan>,
+) -> Result<plan::SharedValidPlan, runtime::exec::ExecError> {
+    plan::SharedValidPlan::new(plan).map_err(not_valid)
+}
+
+fn not_valid(errors: Vec<plan::ValidationError>) -> runtime::exec::ExecError {
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    runtime::exec::ExecError::protocol(format!(
+        "internal error: the plan does not validate ({}); please report this bug",
+        errors.join("; ")
+    ))
 }
 
 pub fn demo_inputs(plan: &Plan, batch: usize) -> Result<BTreeMap<String, Tensor>, String> {

@@ -482,7 +482,6 @@ enum Side {
 
 /// What every connection's thread shares.
 struct Shared {
-    plan: Arc<Plan>,
     /// The plan, validated once at start-up for every session.
     valid: plan::SharedValidPlan,
     /// The plan's fingerprint, as hellos name it (it hashes the whole plan:
@@ -510,6 +509,12 @@ struct Shared {
     connections: AtomicUsize,
     pairing: Mutex<HashMap<String, Waiting>>,
     args: ServeArgsCopy,
+}
+
+impl Shared {
+    fn plan(&self) -> &Plan {
+        self.valid.plan()
+    }
 }
 
 /// The settings the threads read.
@@ -652,22 +657,17 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     let max_sessions = args.max_sessions as usize;
     let queue = args.queue as usize;
     let plan = Arc::new(plan);
-    let valid = match plan::SharedValidPlan::new(Arc::clone(&plan)) {
+    let valid = match crate::run_cmd::shared_valid(Arc::clone(&plan)) {
         Ok(v) => v,
-        Err(errors) => {
-            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return fail(&format!(
-                "internal error: the plan does not validate ({}); please report this bug",
-                errors.join("; ")
-            ));
-        }
+        Err(e) => return fail(&e.to_string()),
     };
+    let memory_limit = args.memory.limit().0;
     // The estimate grows with every symbolic dimension (a test checks this
     // on the bundled models), so a service whose largest batch fits never
     // has to estimate a session's memory again.
     let memory_fits_max_batch =
         runtime::exec::memory::estimate(&plan, &plan.dims_at(args.max_batch as usize), None)
-            .is_ok_and(|e| e.parties[me as usize].total() <= args.memory.limit().0);
+            .is_ok_and(|e| e.parties[me as usize].total() <= memory_limit);
     let dealings = if Some(me) == dep.dealer && args.deal_ahead > 0 {
         let mut sizes: Vec<BTreeMap<String, usize>> = Vec::new();
         for &n in &args.deal_ahead_batch {
@@ -695,7 +695,6 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     };
     let shared = Arc::new(Shared {
         fp: plan.fingerprint(),
-        plan,
         valid,
         memory_fits_max_batch,
         me,
@@ -718,7 +717,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             connect: args.connect_timeout,
             queue_wait: args.queue_timeout,
             max_batch: args.max_batch,
-            max_memory: args.memory.limit().0,
+            max_memory: memory_limit,
             max_frame,
             // Running, queued, and as many again in their handshake or
             // idle between sessions.
@@ -767,15 +766,15 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     tracing::info!(
         party = %args.me,
         role,
-        model = %shared.plan.model,
-        plan = %&net::hex(&shared.plan.fingerprint().digest())[..16],
+        model = %shared.plan().model,
+        plan = %&net::hex(&shared.fp.digest())[..16],
         listen = %listen,
         max_sessions,
         queue,
         "serving"
     );
     // Also on standard error for scripts waiting for the port.
-    eprintln!("{}: serving {} on {listen}", args.me, shared.plan.model);
+    eprintln!("{}: serving {} on {listen}", args.me, shared.plan().model);
     // The dealer's streams dealt ahead, filled in the background until the
     // service stops.
     let filler = shared.dealings.clone().map(|d| {
@@ -1001,7 +1000,7 @@ fn session_options(s: &Shared) -> runtime::exec::Options {
 
 /// The model owner's side of one client connection: requests, one session each.
 fn owner_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::SocketAddr) {
-    let plan = &s.plan;
+    let plan = s.plan();
     let client_name = plan.party_name(s.dep.client).to_string();
     let me_name = plan.party_name(s.me).to_string();
     let hs_deadline = Instant::now() + s.args.handshake;
@@ -1207,7 +1206,7 @@ fn idle_dealer_conn(s: &Shared) -> Option<Conn> {
 /// side that arrives second runs the session in its thread and hands the
 /// first side's connection back, so both carry the next session.
 fn dealer_connection(s: &Shared, sock: std::net::TcpStream, from: std::net::SocketAddr) {
-    let plan = &s.plan;
+    let plan = s.plan();
     let hs_deadline = Instant::now() + s.args.handshake;
     let mut conn = match s.tls.accept(sock, from, hs_deadline) {
         Ok(c) => c,
@@ -1344,7 +1343,7 @@ fn dealer_session(
     server_hello: &ServiceHello,
     client: Conn,
 ) -> Option<(Conn, Conn)> {
-    let plan = &s.plan;
+    let plan = s.plan();
     let started = Instant::now();
     let id = server_hello.session.clone();
     let client_id = client.identity().clone();

@@ -786,9 +786,7 @@ pub fn run_party(
         if uses_correlations(ins) {
             ex.feed_dealer(transport).map_err(name)?;
         }
-        writes.clear();
-        ins.writes_into(&mut writes);
-        if !ex.may_hold_frames(ins, &reads, &writes) {
+        if !ex.may_hold_frames(ins, &reads, &mut writes) {
             transport.flush().map_err(name)?;
         }
         ex.step(ins, transport, &mut outputs).map_err(name)?;
@@ -900,7 +898,8 @@ impl Exec<'_> {
     /// [`HOLD_FRAMES_ELEMENTS`] values per register. Anything else (a
     /// comparison, a product on a large batch, Paillier or RLWE work) first
     /// sends them, so a peer is never kept waiting through a long step.
-    fn may_hold_frames(&self, ins: &Instr, reads: &[Reg], writes: &[Reg]) -> bool {
+    /// `writes` is scratch for the registers `ins` writes.
+    fn may_hold_frames(&self, ins: &Instr, reads: &[Reg], writes: &mut Vec<Reg>) -> bool {
         let cheap_kind = matches!(
             ins,
             Instr::Send { .. }
@@ -919,11 +918,15 @@ impl Exec<'_> {
                 | Instr::TruncOpen { .. }
                 | Instr::TruncClose { .. }
         );
-        cheap_kind
-            && reads.iter().chain(writes).all(|r| {
-                self.reg_elements(*r)
-                    .is_some_and(|n| n <= HOLD_FRAMES_ELEMENTS)
-            })
+        if !cheap_kind {
+            return false;
+        }
+        writes.clear();
+        ins.writes_into(writes);
+        reads.iter().chain(writes.iter()).all(|r| {
+            self.reg_elements(*r)
+                .is_some_and(|n| n <= HOLD_FRAMES_ELEMENTS)
+        })
     }
 
     fn reg_shape(&self, r: Reg) -> Result<Vec<usize>, ExecError> {
