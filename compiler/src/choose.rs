@@ -15,7 +15,7 @@ use crate::error::{CompileError, InternalError};
 use crate::graph::{Graph, Visibility};
 use crate::ir::*;
 use grammar::{Code, Diagnostic};
-use plan::params::COMPARISON_ROUNDS;
+use plan::params::{COMPARE_FULL_BITS, COMPARISON_ROUNDS};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How a value is represented.
@@ -229,10 +229,10 @@ impl Chooser<'_, '_> {
         levels
     }
 
-    /// `n` secure comparisons taking `rounds` rounds: see
-    /// [`CostTable::comparison`].
-    pub fn comparison(&self, n: f64, rounds: u32) -> Cost {
-        self.costs.comparison(self.source, n, rounds)
+    /// `n` secure comparisons taking `rounds` rounds, of values within
+    /// `2^bits`: see [`CostTable::comparison`].
+    pub fn comparison(&self, n: f64, rounds: u32, bits: u32) -> Cost {
+        self.costs.comparison(self.source, n, rounds, bits)
     }
 
     pub fn holder_matmul(&self, nx: f64, nw: f64, nz: f64, k: f64) -> Cost {
@@ -359,7 +359,7 @@ impl Chooser<'_, '_> {
                     Op::Sigmoid(..) | Op::Tanh(..) => {
                         let degree = self.degree_hint(v);
                         let clamp = if self.clamped.contains(&v) {
-                            self.comparison(2.0 * n, COMPARISON_ROUNDS)
+                            self.comparison(2.0 * n, COMPARISON_ROUNDS, COMPARE_FULL_BITS)
                         } else {
                             Cost::ZERO
                         };
@@ -368,7 +368,7 @@ impl Chooser<'_, '_> {
                     Op::Exp(_) => {
                         let mut cost = self.exp_cost(n);
                         if self.clamped.contains(&v) {
-                            cost += self.comparison(2.0 * n, COMPARISON_ROUNDS);
+                            cost += self.comparison(2.0 * n, COMPARISON_ROUNDS, COMPARE_FULL_BITS);
                         }
                         cost
                     }
@@ -406,7 +406,7 @@ impl Chooser<'_, '_> {
                         } else {
                             1.0
                         };
-                        self.comparison(k * n, COMPARISON_ROUNDS)
+                        self.comparison(k * n, COMPARISON_ROUNDS, self.g.compare_bits(v))
                     }
                     // The maximum of an operand whose argmax the model also
                     // takes comes out of argmax's tournament (the lowering
@@ -418,8 +418,11 @@ impl Chooser<'_, '_> {
                         let last = self.g.last_dim(*a);
                         let compared =
                             size(0) / (last.max(1) as f64) * last.saturating_sub(1) as f64;
-                        let cost =
-                            self.comparison(compared, plan::NonlinearOp::MaxReduce.rounds(last));
+                        let cost = self.comparison(
+                            compared,
+                            plan::NonlinearOp::MaxReduce.rounds(last),
+                            self.g.compare_bits(v),
+                        );
                         if matches!(value.op, Op::Argmax(_)) {
                             cost + self.costs.select(self.source, compared)
                         } else {

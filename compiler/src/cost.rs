@@ -4,9 +4,9 @@
 //! the runtime shares (rounds, mask slack) come from `plan::params`.
 
 use plan::params::{
-    AND_GATES_PER_MSB, COMPARISON_ROUNDS, DCF_COMPARISON_ROUNDS, DCF_CW_WORDS, MASK_SLACK_BITS,
-    MILL_AND_GATES, MILL_LEAVES, MILL_ROUNDS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS, RLWE_Q_BITS,
-    RLWE_RING_DEGREE,
+    mill_and_gates, mill_leaves, mill_rounds, AND_GATES_PER_MSB, COMPARISON_ROUNDS,
+    DCF_COMPARISON_ROUNDS, DCF_CW_WORDS, MASK_SLACK_BITS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS,
+    RLWE_Q_BITS, RLWE_RING_DEGREE,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,32 +79,38 @@ impl Source {
 pub const OT_COT_BYTES: f64 = 4.0;
 
 /// Correlated OTs of one secure comparison and its select from OT (see
-/// `runtime::preprocess::otgen`): the millionaires' comparison
-/// (`sharing::millionaire`) takes 4 per 1-of-16 leaf OT and two per AND
-/// triple, and the OT multiplexer that selects
-/// (`sharing::compare::Engine::mux`) two random OTs, one each way: 118.
-/// (The masked opening and carry tree it replaced took 63 + 250 COTs and
-/// 2,016 correction bits; with a daBit and a Beaver select, 442.)
-pub const OT_COMPARISON_COTS: f64 = 4.0 * MILL_LEAVES as f64 + 2.0 * MILL_AND_GATES as f64 + 2.0;
+/// `runtime::preprocess::otgen`) on values within `2^bits`: the
+/// millionaires' comparison (`sharing::millionaire`) takes 4 per 1-of-16
+/// leaf OT and two per AND triple, and the OT multiplexer that selects
+/// (`sharing::compare::Engine::mux`) two random OTs, one each way: 118 at
+/// full width (16 leaves), 40 within `2^23` (6 leaves). (The masked
+/// opening and carry tree it replaced took 63 + 250 COTs and 2,016
+/// correction bits; with a daBit and a Beaver select, 442.)
+pub fn ot_comparison_cots(bits: u32) -> f64 {
+    let leaves = mill_leaves(bits);
+    4.0 * leaves as f64 + 2.0 * mill_and_gates(leaves) as f64 + OT_MUX_COTS
+}
 
 /// Correction bits of one comparison from OT: none (random 1-of-16 OTs,
 /// AND triples and random OTs need no message beyond the extension).
 pub const OT_COMPARISON_BITS: f64 = 0.0;
 
-/// Online bytes of one comparison and its select from OT, per element and
-/// both ways: the leaves' flips (16 × 4 bits) and masked messages
-/// (16 × 32 bits), `e ‖ f` of the 26 AND gates each way, and the
-/// multiplexer's bit and word each way.
-pub const OT_COMPARISON_ONLINE_BYTES: f64 =
-    (MILL_LEAVES as f64 * (4.0 + 32.0) + 2.0 * 2.0 * MILL_AND_GATES as f64) / 8.0
-        + OT_MUX_ONLINE_BYTES;
+/// Online bytes of one comparison and its select from OT on values within
+/// `2^bits`, per element and both ways: the leaves' flips (4 bits a leaf)
+/// and masked messages (32 bits a leaf), `e ‖ f` of the AND gates each
+/// way, and the multiplexer's bit and word each way.
+pub fn ot_comparison_online_bytes(bits: u32) -> f64 {
+    let leaves = mill_leaves(bits);
+    (leaves as f64 * (4.0 + 32.0) + 2.0 * 2.0 * mill_and_gates(leaves) as f64) / 8.0
+        + OT_MUX_ONLINE_BYTES
+}
 
 /// Random OTs of one OT multiplexer (`sharing::compare::requests::mux`:
 /// one each way).
 pub const OT_MUX_COTS: f64 = 2.0;
 
 /// Online bytes of one OT multiplexer, both ways: a word and a bit each
-/// way (as in [`OT_COMPARISON_ONLINE_BYTES`]).
+/// way (as in [`ot_comparison_online_bytes`]).
 pub const OT_MUX_ONLINE_BYTES: f64 = 2.0 * (8.0 + 1.0 / 8.0);
 
 /// Online bytes of one Beaver select, both ways (x − a and y − b from each
@@ -529,8 +535,10 @@ impl CostTable {
     /// in `rounds` rounds; the correlations come from the dealer, or without
     /// one from the Paillier preprocessing of [`CostTable::paillier_comparison`].
     /// From OT it is the millionaires' comparison and the OT multiplexer
-    /// instead ([`OT_COMPARISON_COTS`], [`OT_COMPARISON_ONLINE_BYTES`]).
-    pub fn comparison(&self, src: Source, n: f64, rounds: u32) -> Cost {
+    /// instead ([`ot_comparison_cots`], [`ot_comparison_online_bytes`]),
+    /// which read fewer bits of values within `2^bits`; the dealer's and
+    /// Paillier's protocols read all 64 whatever `bits` says.
+    pub fn comparison(&self, src: Source, n: f64, rounds: u32, bits: u32) -> Cost {
         let pre = match src {
             Source::Dealer => Cost::comm(n * COMPARISON_DEALER_BYTES, 0),
             Source::DealerDcf => {
@@ -541,18 +549,19 @@ impl CostTable {
                 let (compute, bytes) = self.paillier_comparison();
                 Cost::compute(n * compute) + Cost::comm(n * bytes, 0)
             }
-            Source::Ot => self.ot(n * OT_COMPARISON_COTS, n * OT_COMPARISON_BITS),
+            Source::Ot => self.ot(n * ot_comparison_cots(bits), n * OT_COMPARISON_BITS),
         };
         let online = match src {
-            Source::Ot => OT_COMPARISON_ONLINE_BYTES,
+            Source::Ot => ot_comparison_online_bytes(bits),
             Source::DealerDcf => DCF_COMPARISON_ONLINE_BYTES,
             Source::Dealer | Source::Paillier => COMPARISON_ONLINE_BYTES,
         };
         // `rounds` counts whole comparisons (a tournament's levels); from OT
-        // each takes MILL_ROUNDS + 2 instead of COMPARISON_ROUNDS.
+        // each takes the millionaires' rounds + 2 instead of COMPARISON_ROUNDS.
         let rounds = match src {
             Source::Ot => {
-                rounds / COMPARISON_ROUNDS * (MILL_ROUNDS + 2) + rounds % COMPARISON_ROUNDS
+                let mill = mill_rounds(mill_leaves(bits));
+                rounds / COMPARISON_ROUNDS * (mill + 2) + rounds % COMPARISON_ROUNDS
             }
             Source::DealerDcf => {
                 rounds / COMPARISON_ROUNDS * DCF_COMPARISON_ROUNDS + rounds % COMPARISON_ROUNDS
@@ -991,6 +1000,7 @@ pub fn estimate(
                     op,
                     args,
                     leader: true,
+                    bits,
                     ..
                 } => {
                     let n = args.iter().map(|a| n(*a)).fold(0.0, f64::max);
@@ -1002,13 +1012,15 @@ pub fn estimate(
                         (kk - 1.0) / kk
                     };
                     match op {
-                        plan::NonlinearOp::Clamp { .. } => costs.comparison(src, 2.0 * n, 0),
-                        plan::NonlinearOp::MaxReduce => costs.comparison(src, tournament() * n, 0),
+                        plan::NonlinearOp::Clamp { .. } => costs.comparison(src, 2.0 * n, 0, *bits),
+                        plan::NonlinearOp::MaxReduce => {
+                            costs.comparison(src, tournament() * n, 0, *bits)
+                        }
                         plan::NonlinearOp::Argmax | plan::NonlinearOp::MaxArgmax => {
-                            costs.comparison(src, tournament() * n, 0)
+                            costs.comparison(src, tournament() * n, 0, *bits)
                                 + costs.select(src, tournament() * n)
                         }
-                        _ => costs.comparison(src, n, 0),
+                        _ => costs.comparison(src, n, 0, *bits),
                     }
                 }
                 Instr::Encrypt { dst, .. } => Cost::compute(n(*dst) * costs.paillier_encrypt),

@@ -107,6 +107,22 @@ fn columns_text(cols: &[Interval]) -> String {
     format!(" by column {}", text.join(", "))
 }
 
+/// The least `bits` with every value of magnitude up to `magnitude` (real
+/// units) at `precision` fractional bits inside `[-2^bits, 2^bits)`, with a
+/// margin: the bound is `2·magnitude + 1`, so a computed value may stray
+/// from its range by the range's own magnitude plus one (fixed-point
+/// rounding and the approximations' errors, far below that wherever the
+/// error analysis bounds them) and still compare right. 63 where that does
+/// not fit in 62 bits, or the range is unbounded.
+pub fn compare_bits_for(magnitude: f64, precision: u32) -> u32 {
+    let full = plan::params::COMPARE_FULL_BITS;
+    let bound = (2.0 * magnitude.abs() + 1.0) * 2f64.powi(precision as i32);
+    if !bound.is_finite() || bound >= 2f64.powi(full as i32 - 1) {
+        return full;
+    }
+    (bound.log2().floor() as u32 + 1).clamp(1, full)
+}
+
 /// Short, stable number formatting for reports.
 pub fn fmt_num(v: f64) -> String {
     if v == 0.0 {
@@ -241,6 +257,33 @@ impl<'m> Graph<'m> {
             .0
             .iter()
             .fold(1u64, |acc, d| acc.saturating_mul(self.dim_size(d)))
+    }
+
+    /// The bound of `v`'s comparisons (`plan::Instr::Nonlinear`'s `bits`):
+    /// every value they compare lies in `[-2^bits, 2^bits)` at the model's
+    /// precision. `relu` compares its operand, `max`/`min` the operands'
+    /// difference, `clamp` `x − lo` and `hi − x`, the tournaments (`max` of
+    /// a tensor, `min`, `argmax`) differences of entries. 63 (no bound)
+    /// for every other op, which compares a value whose range it does not
+    /// track here (the clamps inside sigmoid, tanh and exp).
+    pub fn compare_bits(&self, v: ValueId) -> u32 {
+        let r = |x: &ValueId| self.node(*x).range;
+        let magnitude = match &self.value(v).op {
+            Op::Relu(a) => r(a).magnitude(),
+            Op::Max(a, b) | Op::Min(a, b) => {
+                let (a, b) = (r(a), r(b));
+                (a.lo - b.hi).abs().max((a.hi - b.lo).abs())
+            }
+            Op::Clamp(a, lo, hi) => {
+                let a = r(a);
+                [a.lo - lo, a.hi - lo, hi - a.lo, hi - a.hi]
+                    .into_iter()
+                    .fold(0.0, |m: f64, d| m.max(d.abs()))
+            }
+            Op::MaxReduce(a) | Op::MinReduce(a) | Op::Argmax(a) => r(a).hi - r(a).lo,
+            _ => return plan::params::COMPARE_FULL_BITS,
+        };
+        compare_bits_for(magnitude, self.model.precision())
     }
 
     /// Size of the last dimension of `v` (1 for a scalar).
@@ -621,6 +664,44 @@ mod tests {
         let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
         let g = Graph::build(&m, BTreeMap::new());
         g.node(m.outputs()[0].value).range
+    }
+
+    /// The comparison bound of output `r` over `s` in [-1, 2].
+    fn compare_bits_of_r(types: &str, body: &str) -> u32 {
+        let r = crate::check_source(&format!(
+            "model m {{ party a; party b; input s: {types} private(a) in [-1, 2]; input t: fixed private(b) in [-3, 0.5]; {body} output r to a; }}"
+        ));
+        let m = r.model.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+        let g = Graph::build(&m, BTreeMap::new());
+        g.compare_bits(m.outputs()[0].value)
+    }
+
+    #[test]
+    fn comparisons_are_bounded_by_their_operands_ranges() {
+        // 2·m + 1 at 16 fractional bits: m = 2 gives 5·2^16 < 2^19.
+        assert_eq!(compare_bits_of_r("fixed[4]", "let r = relu(s);"), 19);
+        // s − t lies in [-1.5, 5]: 11·2^16 < 2^20.
+        assert_eq!(compare_bits_of_r("fixed[4]", "let r = max(s, t);"), 20);
+        assert_eq!(compare_bits_of_r("fixed[4]", "let r = min(s, t);"), 20);
+        // s − (−10) reaches 12: 25·2^16 < 2^21.
+        assert_eq!(
+            compare_bits_of_r("fixed[4]", "let r = clamp(s, -10, 1);"),
+            21
+        );
+        // Entries differ by at most 3: 7·2^16 < 2^19.
+        assert_eq!(compare_bits_of_r("fixed[4]", "let r = max(s);"), 19);
+        assert_eq!(compare_bits_of_r("fixed[4]", "let r = argmax(s);"), 19);
+        // A wide operand: 2·(2·10^15)·2^16 does not fit in 62 bits.
+        assert_eq!(
+            compare_bits_of_r("fixed[4]", "let r = relu(s * 1000000000 * 1000000);"),
+            63
+        );
+        // Not a comparison.
+        assert_eq!(compare_bits_of_r("fixed[4]", "let r = s + s;"), 63);
+        assert_eq!(compare_bits_for(0.0, 16), 17);
+        assert_eq!(compare_bits_for(f64::INFINITY, 16), 63);
+        assert_eq!(compare_bits_for(f64::NAN, 16), 63);
+        assert_eq!(compare_bits_for(0.0, 0), 1);
     }
 
     #[test]

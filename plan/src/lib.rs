@@ -49,7 +49,10 @@ pub use window::{im2col_data, Window};
 /// convolution triples (`Correlation::HolderConv`); and RLWE products may
 /// be prepared or masked (`RlwePrepare*`, `RlweMask*`), which came without
 /// a bump.
-pub const FORMAT_VERSION: u32 = 5;
+/// 6: comparisons may bound their compared values (`Instr::Nonlinear`'s
+/// `bits`), which an older runtime would ignore and so read more bits than
+/// its peer.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Index into [`Plan::parties`].
 pub type PartyIdx = u32;
@@ -504,6 +507,14 @@ impl NonlinearOp {
     }
 }
 
+fn full_compare_bits() -> u32 {
+    params::COMPARE_FULL_BITS
+}
+
+fn is_full_compare_bits(bits: &u32) -> bool {
+    *bits == params::COMPARE_FULL_BITS
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Instr {
     // --- preprocessing (before inputs exist) ---
@@ -820,6 +831,17 @@ pub enum Instr {
         args: Vec<Reg>,
         peer: PartyIdx,
         leader: bool,
+        /// Every value the operation compares (the operand for `Relu`, the
+        /// differences of operands or entries for the others, `x − lo` and
+        /// `hi − x` for `Clamp`) lies in `[-2^bits, 2^bits)` at the plan's
+        /// precision, by the compiler's range analysis: the millionaires'
+        /// comparison reads only the bits that can differ
+        /// ([`params::mill_leaves`]). 1 to 63; 63 says nothing.
+        #[serde(
+            default = "full_compare_bits",
+            skip_serializing_if = "is_full_compare_bits"
+        )]
+        bits: u32,
     },
 
     // --- communication ---
@@ -1530,13 +1552,19 @@ impl Plan {
                 args,
                 peer,
                 leader,
+                bits,
             } => format!(
-                "{dst} = compare.{} {} with {}{}",
+                "{dst} = compare.{} {}{} with {}{}",
                 match op {
                     NonlinearOp::Clamp { lo, hi } => format!("clamp[{lo}, {hi}]"),
                     other => format!("{other:?}").to_lowercase(),
                 },
                 regs(args),
+                if is_full_compare_bits(bits) {
+                    String::new()
+                } else {
+                    format!(" within 2^{bits}")
+                },
                 self.party_name(*peer),
                 lead(*leader)
             ),
@@ -1574,7 +1602,7 @@ impl Plan {
         let dcf = self.dealer_comparisons() == DealerComparisons::Dcf;
         for ins in &self.program(party).instrs {
             match ins {
-                Instr::Nonlinear { op, args, .. } => {
+                Instr::Nonlinear { op, args, bits, .. } => {
                     let n = args
                         .first()
                         .and_then(|r| self.reg(*r).shape.0.last())
@@ -1585,8 +1613,8 @@ impl Plan {
                     // A pending send travels with the protocol's first message.
                     let r = op.rounds(n);
                     rounds += if ot {
-                        r - r / params::COMPARISON_ROUNDS
-                            * (params::COMPARISON_ROUNDS - params::MILL_ROUNDS - 2)
+                        let mill = params::mill_rounds(params::mill_leaves(*bits));
+                        r / params::COMPARISON_ROUNDS * (mill + 2) + r % params::COMPARISON_ROUNDS
                     } else if dcf {
                         r / params::COMPARISON_ROUNDS * params::DCF_COMPARISON_ROUNDS
                             + r % params::COMPARISON_ROUNDS

@@ -208,6 +208,7 @@ mod tests {
                             args: vec![Reg(0)],
                             peer: 3,
                             leader: true,
+                            bits: 63,
                         },
                     )
                 }),

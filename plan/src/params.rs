@@ -25,20 +25,59 @@ pub const DCF_COMPARISON_ROUNDS: u32 = 2;
 /// what the dealer sends party 1 and party 1 forwards to party 0.
 pub const DCF_CW_WORDS: u32 = 192;
 
-/// The MSB without a dealer's correlations, from OT: the millionaires'
-/// comparison of the low 63 bits in 4-bit chunks (`sharing::millionaire`),
-/// one random 1-of-16 OT per chunk.
-pub const MILL_LEAVES: u32 = 16;
+/// Widest comparison: the compared values may be anywhere in Z_2^64 (read
+/// as signed). A comparison whose values the compiler bounds by
+/// `[-2^bits, 2^bits)` says so in `Instr::Nonlinear`'s `bits`, and the
+/// millionaires' comparison then reads fewer bits ([`mill_leaves`]).
+pub const COMPARE_FULL_BITS: u32 = 63;
 
-/// AND gates per element of the millionaires' tree over
-/// [`MILL_LEAVES`] leaves (15 + 7 + 3 + 1: the lowest group needs no
-/// equality bit).
-pub const MILL_AND_GATES: u32 = 26;
+/// Leaves of the MSB without a dealer's correlations, from OT: the
+/// millionaires' comparison (`sharing::millionaire`) of the low `4L − 1`
+/// bits in 4-bit chunks (the top one has 3), one random 1-of-16 OT per
+/// chunk, for compared values in `[-2^bits, 2^bits)`: `L` is the least
+/// count with `4L − 1 ≥ bits` (16 for the full 63 bits, 6 for 23). Below
+/// `2^bits` in magnitude, bits `4L − 1` to 63 of a value all equal its
+/// sign, so bit `4L − 1` is the MSB.
+pub const fn mill_leaves(bits: u32) -> u32 {
+    let bits = if bits > COMPARE_FULL_BITS {
+        COMPARE_FULL_BITS
+    } else {
+        bits
+    };
+    (bits + 1).div_ceil(4)
+}
 
-/// Rounds of the millionaires' MSB: the leaves' flips and masked messages,
-/// then 4 AND levels. With the OT multiplexer's 2 rounds a comparison and
-/// its select take one round fewer than [`COMPARISON_ROUNDS`].
-pub const MILL_ROUNDS: u32 = 6;
+/// AND gates per element at each level of the millionaires' tree over
+/// `nodes` nodes: adjacent nodes pair up (an odd top node passes through),
+/// `2·pairs − 1` gates (the lowest group needs no equality bit).
+pub const fn mill_level_ands(nodes: u32) -> u32 {
+    let pairs = nodes / 2;
+    if pairs == 0 {
+        0
+    } else {
+        2 * pairs - 1
+    }
+}
+
+/// AND gates per element of the millionaires' tree over `leaves` leaves
+/// (15 + 7 + 3 + 1 = 26 for 16 leaves; 5 + 1 + 1 = 7 for 6).
+pub const fn mill_and_gates(leaves: u32) -> u32 {
+    let (mut nodes, mut gates) = (leaves, 0);
+    while nodes > 1 {
+        gates += mill_level_ands(nodes);
+        nodes = nodes.div_ceil(2);
+    }
+    gates
+}
+
+/// Rounds of the millionaires' MSB over `leaves` leaves: the leaves' flips
+/// and masked messages, then one per AND level, `ceil(log2 leaves)` (6 in
+/// all for 16 leaves, 5 for 5 to 8). With the OT multiplexer's 2 rounds a
+/// full-width comparison and its select take one round fewer than
+/// [`COMPARISON_ROUNDS`].
+pub const fn mill_rounds(leaves: u32) -> u32 {
+    2 + leaves.next_power_of_two().trailing_zeros()
+}
 
 /// Statistical slack, in bits, of every mask over the bound of the value it
 /// hides (cipher → shares masks, two-party cross-term slots).

@@ -639,7 +639,15 @@ fn check_structure(plan: &Plan, errors: &mut Vec<ValidationError>) {
                 Instr::Clear { op, args, .. } => (arity_clear(op), args.len()),
                 Instr::Local { op, args, .. } => (arity_share(op), args.len()),
                 Instr::Hom { op, args, .. } => (arity_hom(op), args.len()),
-                Instr::Nonlinear { op, args, .. } => (arity_nonlinear(op), args.len()),
+                Instr::Nonlinear { op, args, bits, .. } => {
+                    if !(1..=crate::params::COMPARE_FULL_BITS).contains(bits) {
+                        bad(format!(
+                            "compares values within 2^{bits} (1 to {} bits)",
+                            crate::params::COMPARE_FULL_BITS
+                        ));
+                    }
+                    (arity_nonlinear(op), args.len())
+                }
                 Instr::Deal { out, .. } if out.len() != computing => {
                     bad(format!(
                         "deals {} messages for {computing} computing parties",

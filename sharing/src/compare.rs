@@ -681,8 +681,10 @@ impl<C: Correlations> Engine<C> {
         Ok(Share::new(p, RingTensor::new(out, shape)?))
     }
 
-    /// `msb(x)` as XOR shares, without the B2A round (7 rounds): the bit
-    /// for [`Engine::mux`]. Asks for the mask and the AND triples only.
+    /// `msb(x)` as XOR shares by the millionaires' protocol
+    /// ([`crate::millionaire`]; 6 rounds, 5 on values within `2^31`, 4
+    /// within `2^15`): the
+    /// bit for [`Engine::mux`]. Reads [`Engine::compare_bits`].
     pub fn msb_bits<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<XorBits> {
         super::millionaire::msb_bits(self, ex, x)
     }
@@ -1160,10 +1162,11 @@ pub mod requests {
         });
     }
 
-    /// [`super::Engine::msb_bits`] (the millionaires' protocol): 1-of-16
-    /// OTs and AND triples.
-    pub fn msb_bits(shape: &[usize], out: &mut Vec<CorrelationRequest>) -> Result<()> {
-        crate::millionaire::requests(numel(shape)?, out)
+    /// [`super::Engine::msb_bits`] (the millionaires' protocol) on values
+    /// within `2^bits` ([`super::Engine::set_compare_bits`]): 1-of-16 OTs
+    /// and AND triples.
+    pub fn msb_bits(shape: &[usize], bits: u32, out: &mut Vec<CorrelationRequest>) -> Result<()> {
+        crate::millionaire::requests(numel(shape)?, bits, out)
     }
 
     /// [`super::Engine::mux`]: random OTs each way.
@@ -1181,6 +1184,7 @@ pub mod requests {
         cmp: &[usize],
         shape: &[usize],
         kind: SelectKind,
+        bits: u32,
         out: &mut Vec<CorrelationRequest>,
     ) -> Result<()> {
         match kind {
@@ -1196,7 +1200,7 @@ pub mod requests {
                 product(shape, out);
             }
             SelectKind::Ot => {
-                msb_bits(cmp, out)?;
+                msb_bits(cmp, bits, out)?;
                 mux(shape, out);
             }
         }
@@ -1205,21 +1209,24 @@ pub mod requests {
 
     /// [`super::Engine::relu`], [`super::Engine::max_elem`] and
     /// [`super::Engine::min_elem`]: an MSB and a product of the same shape.
+    /// `bits` is the engine's [`super::Engine::compare_bits`] (read by
+    /// [`SelectKind::Ot`] only).
     pub fn compare_then_product(
         shape: &[usize],
         kind: SelectKind,
+        bits: u32,
     ) -> Result<Vec<CorrelationRequest>> {
         let mut out = Vec::new();
-        compare_select(shape, shape, kind, &mut out)?;
+        compare_select(shape, shape, kind, bits, &mut out)?;
         Ok(out)
     }
 
     /// [`super::Engine::clamp`]: both comparisons and both products batched.
-    pub fn clamp(shape: &[usize], kind: SelectKind) -> Result<Vec<CorrelationRequest>> {
+    pub fn clamp(shape: &[usize], kind: SelectKind, bits: u32) -> Result<Vec<CorrelationRequest>> {
         let n2 = numel(shape)?
             .checked_mul(2)
             .ok_or(SharingError::BadParameter("tensor too large"))?;
-        compare_then_product(&[n2], kind)
+        compare_then_product(&[n2], kind, bits)
     }
 
     /// The tournament of [`super::Engine::max_last_axis`]
@@ -1230,6 +1237,7 @@ pub mod requests {
         shape: &[usize],
         payload: Payload,
         kind: SelectKind,
+        bits: u32,
     ) -> Result<Vec<CorrelationRequest>> {
         let (&n, lead) = shape.split_last().ok_or(SharingError::UnsupportedShape {
             op: "max along last axis",
@@ -1241,7 +1249,7 @@ pub mod requests {
         let mut k = n;
         while k > 1 {
             let m = rows * (k / 2);
-            compare_select(&[m], &[m * (1 + pw)], kind, &mut out)?;
+            compare_select(&[m], &[m * (1 + pw)], kind, bits, &mut out)?;
             k = k.div_ceil(2);
         }
         Ok(out)

@@ -250,6 +250,9 @@ pub struct Engine<C> {
     fp: FixedPoint,
     trunc: TruncMode,
     select: super::compare::SelectKind,
+    /// The compared values of the comparisons now running lie in
+    /// `[-2^compare_bits, 2^compare_bits)` ([`Engine::set_compare_bits`]).
+    compare_bits: u32,
     corr: C,
 }
 
@@ -259,6 +262,7 @@ impl<C> std::fmt::Debug for Engine<C> {
             .field("fp", &self.fp)
             .field("trunc", &self.trunc)
             .field("select", &self.select)
+            .field("compare_bits", &self.compare_bits)
             .finish_non_exhaustive()
     }
 }
@@ -280,6 +284,7 @@ impl<C: Correlations> Engine<C> {
             fp,
             trunc,
             select: super::compare::SelectKind::Beaver,
+            compare_bits: plan::params::COMPARE_FULL_BITS,
             corr,
         }
     }
@@ -291,6 +296,28 @@ impl<C: Correlations> Engine<C> {
     }
     pub fn select_kind(&self) -> super::compare::SelectKind {
         self.select
+    }
+    /// From now on every value a comparison compares lies in
+    /// `[-2^bits, 2^bits)` (1 ≤ `bits` ≤ 63; 63, the default, says
+    /// nothing). The millionaires' comparison ([`SelectKind::Ot`]) then
+    /// reads only `4L − 1` bits ([`plan::params::mill_leaves`]); the
+    /// dealer's protocols read all 64. A value outside the bound gives a
+    /// wrong bit: the caller vouches for it (the compiler's range
+    /// analysis, on inputs the runtime checked). Both parties and the
+    /// preprocessing must use the same bound.
+    ///
+    /// [`SelectKind::Ot`]: super::compare::SelectKind::Ot
+    pub fn set_compare_bits(&mut self, bits: u32) -> Result<()> {
+        if !(1..=plan::params::COMPARE_FULL_BITS).contains(&bits) {
+            return Err(SharingError::BadParameter(
+                "comparison width must be 1 to 63 bits",
+            ));
+        }
+        self.compare_bits = bits;
+        Ok(())
+    }
+    pub fn compare_bits(&self) -> u32 {
+        self.compare_bits
     }
     pub fn party(&self) -> Party {
         self.corr.party()

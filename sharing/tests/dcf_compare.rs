@@ -136,7 +136,7 @@ fn queued_dealer_corrections_and_the_request_order() {
     // The requests a relu asks for, dealt ahead of time into party 1's queue.
     let vals = [3i64, -4, 0, i64::MAX, i64::MIN];
     let n = vals.len();
-    let reqs = compare::requests::compare_then_product(&[n], SelectKind::Dcf).unwrap();
+    let reqs = compare::requests::compare_then_product(&[n], SelectKind::Dcf, 63).unwrap();
     assert_eq!(
         reqs,
         vec![

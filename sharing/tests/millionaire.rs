@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use sharing::compare::XorBits;
 use sharing::driver::{ot_select_engines_for_tests, run_two_party};
-use sharing::millionaire::{self, MILL_ROUNDS};
+use sharing::millionaire;
 use sharing::*;
 
 fn cfg() -> Config {
@@ -48,13 +48,28 @@ fn bits_of(b0: &XorBits, b1: &XorBits) -> Vec<bool> {
 /// Runs the comparison on `(x, x0)` pairs and checks every bit against
 /// the sign of `x`; returns party 0's and party 1's exchange stats.
 fn check(pairs: &[(u64, u64)], seed: u64) -> (driver::ExchangeStats, driver::ExchangeStats) {
+    check_within(pairs, seed, 63)
+}
+
+/// [`check`] with both engines told the values lie within `2^bits`.
+fn check_within(
+    pairs: &[(u64, u64)],
+    seed: u64,
+    bits: u32,
+) -> (driver::ExchangeStats, driver::ExchangeStats) {
     let (x0, x1) = shares(pairs);
     let (mut e0, mut e1) = engines(seed);
+    e0.set_compare_bits(bits).unwrap();
+    e1.set_compare_bits(bits).unwrap();
     let ((b0, s0), (b1, s1)) =
         run_two_party(|ex| e0.msb_bits(ex, &x0), |ex| e1.msb_bits(ex, &x1)).unwrap();
     let got = bits_of(&b0, &b1);
     for (k, (&(x, x0), g)) in pairs.iter().zip(got).enumerate() {
-        assert_eq!(g, (x as i64) < 0, "element {k}: x = {x:#x}, x0 = {x0:#x}");
+        assert_eq!(
+            g,
+            (x as i64) < 0,
+            "element {k}: x = {x:#x}, x0 = {x0:#x}, within 2^{bits}"
+        );
     }
     // The bits past n are zero in both shares.
     let tail = b0.n % 64;
@@ -131,6 +146,38 @@ proptest! {
         check(&edge_pairs(r), seed);
     }
 
+    /// Told the values lie in `[-2^bits, 2^bits)`, the comparison reads
+    /// `4L − 1` bits; every value in the bound, its edges, and shares
+    /// that tie in the bits read (no carry) or carry by one.
+    #[test]
+    fn msb_within_a_bound(bits in 1u32..=63, xs in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..200),
+                          r in any::<u64>(), seed in any::<u64>()) {
+        let bound = 1i128 << bits;
+        let inside = |v: u64| (((v as i64) as i128).rem_euclid(2 * bound) - bound) as i64 as u64;
+        let mut pairs: Vec<(u64, u64)> = xs.iter().map(|&(x, x0)| (inside(x), x0)).collect();
+        let w = 4 * sharing_leaves(bits) - 1;
+        let low = if w == 63 { LOW63 } else { (1u64 << w) - 1 };
+        for x in [0i128, 1, -1, bound - 1, -bound, bound / 2, -bound / 2] {
+            let x = x as i64 as u64;
+            for x0 in [0, 1, u64::MAX, r, low, !low, low.wrapping_add(1)] {
+                pairs.push((x, x0));
+            }
+        }
+        // Shares whose low w bits tie (x0' + x1' = 2^w − 1) and one more.
+        for x in [0u64, low, low.wrapping_add(1)] {
+            let x0 = r & low;
+            pairs.push((x, x0));
+            pairs.push((x, x0 | (r & !low)));
+        }
+        let pairs: Vec<(u64, u64)> = pairs
+            .into_iter()
+            .filter(|&(x, _)| ((x as i64) as i128) >= -bound && ((x as i64) as i128) < bound)
+            .collect();
+        let (s0, s1) = check_within(&pairs, seed, bits);
+        prop_assert_eq!(s0.rounds, millionaire::rounds(bits));
+        prop_assert_eq!(s1.rounds, millionaire::rounds(bits));
+    }
+
     #[test]
     fn msb_of_small_values_and_their_negations(xs in proptest::collection::vec(-70_000i64..70_000, 1..100),
                                               r in any::<u64>(), seed in any::<u64>()) {
@@ -147,8 +194,8 @@ fn rounds_and_bytes() {
         .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i << 40))
         .collect();
     let (s0, s1) = check(&pairs, 5);
-    assert_eq!(s0.rounds, MILL_ROUNDS);
-    assert_eq!(s1.rounds, MILL_ROUNDS);
+    assert_eq!(s0.rounds, 6);
+    assert_eq!(s1.rounds, 6);
     let n = pairs.len();
     let tree = 2 * [15, 7, 3, 1]
         .map(|w| (n * w).div_ceil(64))
@@ -159,14 +206,51 @@ fn rounds_and_bytes() {
     assert_eq!(s1.bytes_sent, 8 * (n + tree));
     // An empty tensor compares in the same rounds, sending nothing.
     let (s0, _) = check(&[], 6);
-    assert_eq!(s0.rounds, MILL_ROUNDS);
+    assert_eq!(s0.rounds, 6);
     assert_eq!(s0.bytes_sent, 0);
+    // Within 2^31: 8 leaves, three AND levels (7, 3, 1 gates), 5 rounds;
+    // party 0 sends 8 × 32 bits per element, party 1 8 × 4.
+    let small: Vec<(u64, u64)> = (0..100i64)
+        .map(|i| (((i - 50) * 40_000_000) as u64, (i as u64) << 40))
+        .collect();
+    let (s0, s1) = check_within(&small, 5, 31);
+    assert_eq!((s0.rounds, s1.rounds), (5, 5));
+    let tree = 2 * [7, 3, 1]
+        .map(|w| (n * w).div_ceil(64))
+        .iter()
+        .sum::<usize>();
+    assert_eq!(s0.bytes_sent, 8 * (4 * n + tree));
+    assert_eq!(s1.bytes_sent, 8 * ((32 * n).div_ceil(64) + tree));
+    // Within 2^22: 6 leaves, levels of 6, 3 and 2 nodes (5, 1 and 1
+    // gates: the odd top node of the second level passes through).
+    let n: usize = 50;
+    let smaller: Vec<(u64, u64)> = (0..n as i64)
+        .map(|i| {
+            (
+                ((i - 25) * 160_000) as u64,
+                (i as u64).wrapping_mul(0x9e37_79b9),
+            )
+        })
+        .collect();
+    let (s0, s1) = check_within(&smaller, 7, 22);
+    assert_eq!((s0.rounds, s1.rounds), (5, 5));
+    let tree = 2 * [5, 1, 1]
+        .map(|w| (n * w).div_ceil(64))
+        .iter()
+        .sum::<usize>();
+    assert_eq!(s0.bytes_sent, 8 * (3 * n + tree));
+    assert_eq!(s1.bytes_sent, 8 * ((24 * n).div_ceil(64) + tree));
+}
+
+/// Leaves of the comparison within `2^bits`.
+fn sharing_leaves(bits: u32) -> u32 {
+    plan::params::mill_leaves(bits)
 }
 
 #[test]
 fn request_order_is_the_ots_then_the_triples() {
     let mut want = Vec::new();
-    millionaire::requests(10, &mut want).unwrap();
+    millionaire::requests(10, 63, &mut want).unwrap();
     assert_eq!(
         want,
         vec![
@@ -184,6 +268,20 @@ fn request_order_is_the_ots_then_the_triples() {
     let mut e1 = Engine::new(fp, TruncMode::Dealer, s1).with_select(SelectKind::Ot);
     run_two_party(|ex| e0.msb_bits(ex, &x0), |ex| e1.msb_bits(ex, &x1)).unwrap();
     assert_eq!(e0.correlations().log, want);
+    // Within 2^20: 6 leaves, levels of 5, 1 and 1 gates.
+    let mut narrow = Vec::new();
+    millionaire::requests(10, 20, &mut narrow).unwrap();
+    assert_eq!(
+        narrow,
+        vec![
+            CorrelationRequest::OneOf16Ots { count: 60 },
+            CorrelationRequest::AndTriples {
+                bits: 64 * (1 + 1 + 1)
+            },
+        ]
+    );
+    assert!(millionaire::requests(10, 0, &mut narrow).is_err());
+    assert!(millionaire::requests(10, 64, &mut narrow).is_err());
 }
 
 /// An exchange that answers the `k`-th message with `replies[k]`.

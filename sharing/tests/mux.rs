@@ -123,7 +123,7 @@ proptest! {
         );
         // The millionaires' comparison (6 rounds) + 2 mux rounds: one
         // fewer than with a Beaver select.
-        prop_assert_eq!(s0.rounds, 4 * (millionaire::MILL_ROUNDS + 2));
+        prop_assert_eq!(s0.rounds, 4 * (millionaire::rounds(63) + 2));
         prop_assert_eq!(opened(&r0[0], &r1[0]), xs.iter().map(|&a| a.max(0)).collect::<Vec<_>>());
         let mx: Vec<i64> = xs.iter().zip(&ys).map(|(&a, &b)| a.max(b)).collect();
         let mn: Vec<i64> = xs.iter().zip(&ys).map(|(&a, &b)| a.min(b)).collect();
@@ -184,7 +184,7 @@ fn relu_of_every_ring_extreme_and_its_bytes() {
         opened(&r0, &r1),
         vals.iter().map(|&v| v.max(0)).collect::<Vec<_>>()
     );
-    assert_eq!(s0.rounds, millionaire::MILL_ROUNDS + 2);
+    assert_eq!(s0.rounds, millionaire::rounds(63) + 2);
     assert_eq!(s0.rounds, MSB_ROUNDS);
     // Party 0: the masked leaves (16 × 32 bits per element) + packed AND
     // operands (15, 7, 3, 1 gates) + packed flipped choices + n words.
@@ -305,9 +305,9 @@ fn request_order_matches_the_ot_protocols() {
             e1.argmax_last_axis(ex, &x.1)
         },
     );
-    let mut want = requests::compare_then_product(&shape, SelectKind::Ot).unwrap();
-    want.extend(requests::clamp(&shape, SelectKind::Ot).unwrap());
-    want.extend(requests::tournament(&shape, Payload::Index, SelectKind::Ot).unwrap());
+    let mut want = requests::compare_then_product(&shape, SelectKind::Ot, 63).unwrap();
+    want.extend(requests::clamp(&shape, SelectKind::Ot, 63).unwrap());
+    want.extend(requests::tournament(&shape, Payload::Index, SelectKind::Ot, 63).unwrap());
     assert_eq!(e0.correlations().log, want);
     assert!(want.iter().all(|r| !matches!(
         r,

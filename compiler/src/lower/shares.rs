@@ -129,6 +129,7 @@ impl Lowerer<'_, '_> {
                 vec![x],
                 shape.clone(),
                 format!("{} clamped to [-{m}, {}]", x_label, hi.max(1.0 - m)),
+                plan::params::COMPARE_FULL_BITS,
             );
         }
         let t = if b == n {
@@ -421,6 +422,7 @@ impl Lowerer<'_, '_> {
                         vec![args[0]],
                         shape.clone(),
                         format!("{x_label} clamped to [{}, {}]", fit.domain.0, fit.domain.1),
+                        plan::params::COMPARE_FULL_BITS,
                     )
                 } else {
                     args[0]
@@ -601,7 +603,10 @@ impl Lowerer<'_, '_> {
                 }
                 y
             }
-            Op::Relu(_) => self.nonlinear(plan::NonlinearOp::Relu, args.to_vec(), shape, note),
+            Op::Relu(_) => {
+                let bits = self.g.compare_bits(v);
+                self.nonlinear(plan::NonlinearOp::Relu, args.to_vec(), shape, note, bits)
+            }
             Op::Max(..) | Op::Min(..) => {
                 let op = if matches!(value.op, Op::Max(..)) {
                     plan::NonlinearOp::Max
@@ -609,16 +614,24 @@ impl Lowerer<'_, '_> {
                     plan::NonlinearOp::Min
                 };
                 let args = self.same_shape(args, &shape);
-                self.nonlinear(op, args, shape, note)
+                let bits = self.g.compare_bits(v);
+                self.nonlinear(op, args, shape, note, bits)
             }
             Op::MaxReduce(a) if self.fused.contains(&(*a, reprs[0])) => {
-                self.fused_tournament(args[0], 0, shape, note)
+                self.fused_tournament(args[0], 0, shape, note, self.g.compare_bits(v))
             }
             Op::Argmax(a) if self.fused.contains(&(*a, reprs[0])) => {
-                self.fused_tournament(args[0], 1, shape, note)
+                self.fused_tournament(args[0], 1, shape, note, self.g.compare_bits(v))
             }
             Op::MaxReduce(_) => {
-                self.nonlinear(plan::NonlinearOp::MaxReduce, args.to_vec(), shape, note)
+                let bits = self.g.compare_bits(v);
+                self.nonlinear(
+                    plan::NonlinearOp::MaxReduce,
+                    args.to_vec(),
+                    shape,
+                    note,
+                    bits,
+                )
             }
             // min(x) = -max(-x): negations are local.
             Op::MinReduce(_) => {
@@ -630,17 +643,22 @@ impl Lowerer<'_, '_> {
                     vec![neg],
                     shape.clone(),
                     format!("-{label}"),
+                    self.g.compare_bits(v),
                 );
                 let dst = self.share_reg(shape, f, note);
                 self.local(dst, ShareOp::Neg, vec![max]);
                 dst
             }
-            Op::Argmax(_) => self.nonlinear(plan::NonlinearOp::Argmax, args.to_vec(), shape, note),
+            Op::Argmax(_) => {
+                let bits = self.g.compare_bits(v);
+                self.nonlinear(plan::NonlinearOp::Argmax, args.to_vec(), shape, note, bits)
+            }
             Op::Clamp(_, lo, hi) => self.nonlinear(
                 plan::NonlinearOp::Clamp { lo: *lo, hi: *hi },
                 args.to_vec(),
                 shape,
                 note,
+                self.g.compare_bits(v),
             ),
             other => unreachable!("the chooser never picks shares for {}", other.mnemonic()),
         }
@@ -717,13 +735,15 @@ impl Lowerer<'_, '_> {
         self.trunc1(dst)
     }
 
-    /// A comparison-based operation, run jointly by both computing parties.
+    /// A comparison-based operation, run jointly by both computing parties,
+    /// on values within `2^bits` (`Graph::compare_bits`).
     fn nonlinear(
         &mut self,
         op: plan::NonlinearOp,
         args: Vec<Reg>,
         shape: plan::Shape,
         note: String,
+        bits: u32,
     ) -> Reg {
         self.compares = true;
         let dst = self.share_reg(shape, self.f, note);
@@ -737,6 +757,7 @@ impl Lowerer<'_, '_> {
                     args: args.clone(),
                     peer,
                     leader: i == 0,
+                    bits,
                 },
             );
         }
@@ -745,7 +766,14 @@ impl Lowerer<'_, '_> {
 
     /// Entry `entry` (0: the maximum, 1: the argmax) of the one tournament
     /// on `x` that serves both (emitted the first time either is asked for).
-    fn fused_tournament(&mut self, x: Reg, entry: usize, shape: plan::Shape, note: String) -> Reg {
+    fn fused_tournament(
+        &mut self,
+        x: Reg,
+        entry: usize,
+        shape: plan::Shape,
+        note: String,
+        bits: u32,
+    ) -> Reg {
         let with = |n: u64| {
             let mut s = shape.clone();
             s.0.push(plan::Dim::Known(n));
@@ -755,7 +783,7 @@ impl Lowerer<'_, '_> {
             Some(r) => *r,
             None => {
                 let what = format!("max and argmax of {}", self.regs[x.0 as usize].note);
-                let r = self.nonlinear(plan::NonlinearOp::MaxArgmax, vec![x], with(2), what);
+                let r = self.nonlinear(plan::NonlinearOp::MaxArgmax, vec![x], with(2), what, bits);
                 self.tournaments.insert(x, r);
                 r
             }

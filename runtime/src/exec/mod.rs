@@ -564,12 +564,12 @@ fn request_groups(
                     .ok_or_else(|| ExecError::protocol("unknown correlation"))?;
                 vec![r.clone()]
             }
-            Instr::Nonlinear { op, args, .. } => {
+            Instr::Nonlinear { op, args, bits, .. } => {
                 let shapes = args
                     .iter()
                     .map(|r| concrete(&plan.reg(*r).shape, dims))
                     .collect::<Result<Vec<_>, _>>()?;
-                nonlinear::request_order(op, &shapes, kind)?
+                nonlinear::request_order(op, &shapes, kind, *bits)?
             }
             _ => Vec::new(),
         });

@@ -64,8 +64,22 @@ impl Exchange for PeerExchange<'_> {
     }
 }
 
-/// Run `op` on `args` (this party's shares).
+/// Run `op` on `args` (this party's shares), whose compared values lie
+/// within `2^bits` (the plan's bound; the engine is left at full width).
 pub(crate) fn run<C: Correlations, E: Exchange>(
+    engine: &mut Engine<C>,
+    ex: &mut E,
+    op: &NonlinearOp,
+    bits: u32,
+    args: &[&Share],
+) -> sharing::Result<Share> {
+    engine.set_compare_bits(bits)?;
+    let out = run_op(engine, ex, op, args);
+    engine.set_compare_bits(plan::params::COMPARE_FULL_BITS)?;
+    out
+}
+
+fn run_op<C: Correlations, E: Exchange>(
     engine: &mut Engine<C>,
     ex: &mut E,
     op: &NonlinearOp,
@@ -105,11 +119,13 @@ pub(crate) fn run<C: Correlations, E: Exchange>(
     }
 }
 
-/// The correlations `op` asks for on operands of these shapes, in order.
+/// The correlations `op` asks for on operands of these shapes, comparing
+/// values within `2^bits`, in order.
 pub(crate) fn request_order(
     op: &NonlinearOp,
     shapes: &[Vec<usize>],
     kind: SelectKind,
+    bits: u32,
 ) -> Result<Vec<Request>, ExecError> {
     use crate::sharing::compare::{requests, Payload};
     let first = shapes
@@ -117,12 +133,12 @@ pub(crate) fn request_order(
         .ok_or_else(|| ExecError::protocol("a comparison without operands"))?;
     Ok(match op {
         NonlinearOp::Relu | NonlinearOp::Max | NonlinearOp::Min => {
-            requests::compare_then_product(first, kind)?
+            requests::compare_then_product(first, kind, bits)?
         }
-        NonlinearOp::Clamp { .. } => requests::clamp(first, kind)?,
-        NonlinearOp::MaxReduce => requests::tournament(first, Payload::None, kind)?,
+        NonlinearOp::Clamp { .. } => requests::clamp(first, kind, bits)?,
+        NonlinearOp::MaxReduce => requests::tournament(first, Payload::None, kind, bits)?,
         NonlinearOp::Argmax | NonlinearOp::MaxArgmax => {
-            requests::tournament(first, Payload::Index, kind)?
+            requests::tournament(first, Payload::Index, kind, bits)?
         }
     })
 }
@@ -139,6 +155,7 @@ mod tests {
         op: &NonlinearOp,
         shapes: &[Vec<usize>],
         kind: SelectKind,
+        bits: u32,
     ) -> sharing::Result<Vec<Request>> {
         let fp = FixedPoint::default();
         let (s0, s1, _) = DealerSource::online_pair(Dealer::new_with_fixed_seed_for_tests(1));
@@ -153,8 +170,8 @@ mod tests {
         };
         let (a0, a1) = (zeros(Party::P0)?, zeros(Party::P1)?);
         sharing::driver::run_two_party(
-            |ex| run(&mut e0, ex, op, &a0.iter().collect::<Vec<_>>()),
-            |ex| run(&mut e1, ex, op, &a1.iter().collect::<Vec<_>>()),
+            |ex| run(&mut e0, ex, op, bits, &a0.iter().collect::<Vec<_>>()),
+            |ex| run(&mut e1, ex, op, bits, &a1.iter().collect::<Vec<_>>()),
         )?;
         Ok(e0.correlations().log.clone())
     }
@@ -171,10 +188,15 @@ mod tests {
             NonlinearOp::MaxArgmax,
         ];
         let shapes: [&[usize]; 6] = [&[1], &[5], &[3, 4], &[2, 7], &[33], &[2, 3, 9]];
-        for (op, kind) in ops
-            .iter()
-            .flat_map(|op| [SelectKind::Beaver, SelectKind::Ot, SelectKind::Dcf].map(|k| (op, k)))
-        {
+        let kinds = [
+            (SelectKind::Beaver, 63),
+            (SelectKind::Ot, 63),
+            (SelectKind::Ot, 22),
+            (SelectKind::Ot, 5),
+            (SelectKind::Dcf, 63),
+            (SelectKind::Beaver, 20),
+        ];
+        for (op, (kind, bits)) in ops.iter().flat_map(|op| kinds.map(|k| (op, k))) {
             for shape in shapes {
                 let arity = if matches!(op, NonlinearOp::Max | NonlinearOp::Min) {
                     2
@@ -182,10 +204,10 @@ mod tests {
                     1
                 };
                 let args = vec![shape.to_vec(); arity];
-                let want = recorded(op, &args, kind).unwrap();
-                let got = request_order(op, &args, kind).unwrap();
+                let want = recorded(op, &args, kind, bits).unwrap();
+                let got = request_order(op, &args, kind, bits).unwrap();
                 assert!(!want.is_empty() || shape.last() == Some(&1));
-                assert_eq!(got, want, "{op:?} on {shape:?} ({kind:?})");
+                assert_eq!(got, want, "{op:?} on {shape:?} ({kind:?}, {bits} bits)");
                 // The OT flavour never asks for what it replaces.
                 let replaced = |r: &Request| {
                     matches!(

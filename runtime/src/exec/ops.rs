@@ -440,6 +440,7 @@ impl Exec<'_> {
                 op,
                 args,
                 peer,
+                bits,
                 ..
             } => {
                 let engine = self.engine.as_mut().ok_or_else(|| {
@@ -457,7 +458,7 @@ impl Exec<'_> {
                     stats: &mut self.stats,
                     failure: None,
                 };
-                let result = super::nonlinear::run(engine, &mut ex, op, &shares);
+                let result = super::nonlinear::run(engine, &mut ex, op, *bits, &shares);
                 let failure = ex.failure.take();
                 let z = match (result, failure) {
                     (Ok(z), _) => z,

@@ -901,7 +901,7 @@ mod tests {
     fn run_op(op: &NonlinearOp, args: &[Vec<f64>], shapes: &[Vec<usize>], seed: u64) -> Vec<f64> {
         let fp = FixedPoint::default();
         let order =
-            nonlinear::request_order(op, shapes, crate::sharing::SelectKind::Beaver).unwrap();
+            nonlinear::request_order(op, shapes, crate::sharing::SelectKind::Beaver, 63).unwrap();
         let (s0, s1) = stores(&order, seed);
         let mut e0 = Engine::new(fp, TruncMode::Local, s0);
         let mut e1 = Engine::new(fp, TruncMode::Local, s1);
@@ -912,8 +912,8 @@ mod tests {
             .map(|(v, s)| share_with_rng(&fp.encode_tensor(v, s).unwrap(), &mut rng).unwrap())
             .unzip();
         let ((r0, _), (r1, _)) = run_two_party(
-            |ex| nonlinear::run(&mut e0, ex, op, &a0.iter().collect::<Vec<_>>()),
-            |ex| nonlinear::run(&mut e1, ex, op, &a1.iter().collect::<Vec<_>>()),
+            |ex| nonlinear::run(&mut e0, ex, op, 63, &a0.iter().collect::<Vec<_>>()),
+            |ex| nonlinear::run(&mut e1, ex, op, 63, &a1.iter().collect::<Vec<_>>()),
         )
         .unwrap();
         // Every generated correlation was used, in order.
