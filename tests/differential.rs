@@ -1801,6 +1801,57 @@ fn data_outside_an_undeclared_inputs_default_range_is_refused() {
     }
 }
 
+/// Without a dealer each comparison reads only the bits its values can
+/// span (`Instr::Nonlinear`'s `bits`): values at the very edges of the
+/// declared ranges, where the compared values are largest, and around
+/// zero, where the sign flips, still compare right in every op that
+/// narrows (relu, max, min, clamp, the tournaments).
+#[test]
+fn narrowed_comparisons_at_the_edges_of_their_ranges_match_the_reference() {
+    let m = checked(
+        "model edges { party a; party b; dealer d;
+          input x: fixed[batch, 4] private(a) in [-3, 3];
+          input y: fixed[batch, 4] private(b) in [-3, 3];
+          let s = x + y;
+          let r = relu(s);
+          let hi = max(x, y);
+          let lo = min(x, y);
+          let c = clamp(s, -1, 2.5);
+          let m = max(s);
+          let k = argmax(s);
+          output r to a; output hi to a; output lo to a; output c to a;
+          output m to a; output k to a; }",
+    );
+    let plan = compiler::compile(&m, &options(|o| o.use_dealer = false))
+        .unwrap()
+        .plan;
+    let bits: Vec<u32> = plan.programs[0]
+        .instrs
+        .iter()
+        .filter_map(|i| match i {
+            plan::Instr::Nonlinear { bits, .. } => Some(*bits),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bits.len(), 5, "{bits:?}");
+    assert!(bits.iter().all(|&b| b < 24), "{bits:?}");
+    let ulp = 2f64.powi(-(plan.precision as i32));
+    let edges = [-3.0, 3.0, 0.0, ulp, -ulp, 3.0 - ulp, -3.0 + ulp, 1.5];
+    let rows = edges.len() * edges.len() / 4 * 4;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for (i, &a) in edges.iter().enumerate() {
+        for (j, &b) in edges.iter().enumerate() {
+            x.push(a);
+            y.push(if (i + j) % 3 == 0 { -b } else { b });
+        }
+    }
+    let inputs = BTreeMap::from([
+        ("x".to_string(), Tensor::new(vec![rows / 4, 4], x).unwrap()),
+        ("y".to_string(), Tensor::new(vec![rows / 4, 4], y).unwrap()),
+    ]);
+    check_on("edges", &m, &plan, rows / 4, &inputs);
+}
+
 /// Issue 14, defect 2: without a dealer, products used to be truncated
 /// locally (SecureML), which fails with probability about |x|/2^63 per
 /// element: here about 2^-7, so a thousand rows had several answers off by
