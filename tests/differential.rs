@@ -1711,8 +1711,23 @@ fn comparisons_alone_get_their_preprocessing() {
 /// private prediction is within the stated bound and has the plaintext label.
 #[test]
 fn clamped_sigmoid_holds_its_bound_on_wide_logits() {
+    for dealer in [true, false] {
+        clamped_sigmoid_on_wide_logits(dealer);
+    }
+}
+
+/// Without a dealer the clamp's comparisons read only the bits the
+/// logits and the fitted domain span (`Graph::clamp_bits`).
+fn clamped_sigmoid_on_wide_logits(dealer: bool) {
     let m = model("logreg_wide");
-    let plan = compiler::compile(&m, &options(|_| {})).unwrap().plan;
+    let plan = compiler::compile(&m, &options(|o| o.use_dealer = dealer))
+        .unwrap()
+        .plan;
+    let bits = plan.programs[0].instrs.iter().find_map(|i| match i {
+        plan::Instr::Nonlinear { bits, .. } => Some(*bits),
+        _ => None,
+    });
+    assert!(bits.is_some_and(|b| b < 32), "{bits:?}");
     let bound = plan.outputs[0].error_bound;
     assert!(bound < 0.02, "bound {bound}");
     let inputs = inputs_with_fixed_seed_for_tests(&plan, 300, 5);

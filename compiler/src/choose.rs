@@ -117,6 +117,9 @@ pub struct Chooser<'a, 'm> {
     pub rlwe_form: Option<RlweForm>,
     /// Sigmoid/tanh evaluated on a clamped input (see `analysis`).
     pub clamped: std::collections::BTreeSet<ValueId>,
+    /// The analysis's fits of sigmoid and tanh (their domains bound the
+    /// clamps' comparisons).
+    pub fits: &'a BTreeMap<ValueId, crate::approx::Fit>,
 }
 
 impl Chooser<'_, '_> {
@@ -359,7 +362,13 @@ impl Chooser<'_, '_> {
                     Op::Sigmoid(..) | Op::Tanh(..) => {
                         let degree = self.degree_hint(v);
                         let clamp = if self.clamped.contains(&v) {
-                            self.comparison(2.0 * n, COMPARISON_ROUNDS, COMPARE_FULL_BITS)
+                            let bits = match (self.fits.get(&v), value.op.operands().first()) {
+                                (Some(fit), Some(x)) => {
+                                    self.g.clamp_bits(*x, fit.domain.0, fit.domain.1)
+                                }
+                                _ => COMPARE_FULL_BITS,
+                            };
+                            self.comparison(2.0 * n, COMPARISON_ROUNDS, bits)
                         } else {
                             Cost::ZERO
                         };
@@ -368,7 +377,8 @@ impl Chooser<'_, '_> {
                     Op::Exp(_) => {
                         let mut cost = self.exp_cost(n);
                         if self.clamped.contains(&v) {
-                            cost += self.comparison(2.0 * n, COMPARISON_ROUNDS, COMPARE_FULL_BITS);
+                            cost +=
+                                self.comparison(2.0 * n, COMPARISON_ROUNDS, self.g.compare_bits(v));
                         }
                         cost
                     }

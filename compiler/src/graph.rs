@@ -262,10 +262,11 @@ impl<'m> Graph<'m> {
     /// The bound of `v`'s comparisons (`plan::Instr::Nonlinear`'s `bits`):
     /// every value they compare lies in `[-2^bits, 2^bits)` at the model's
     /// precision. `relu` compares its operand, `max`/`min` the operands'
-    /// difference, `clamp` `x − lo` and `hi − x`, the tournaments (`max` of
-    /// a tensor, `min`, `argmax`) differences of entries. 63 (no bound)
-    /// for every other op, which compares a value whose range it does not
-    /// track here (the clamps inside sigmoid, tanh and exp).
+    /// difference, `clamp` `x − lo` and `hi − x` (as does `exp`'s clamp,
+    /// see `lower`), the tournaments (`max` of a tensor, `min`, `argmax`)
+    /// differences of entries. 63 (no bound) for every other op; sigmoid
+    /// and tanh clamp into their fitted domain, which the caller passes to
+    /// [`Graph::clamp_bits`].
     pub fn compare_bits(&self, v: ValueId) -> u32 {
         let r = |x: &ValueId| self.node(*x).range;
         let magnitude = match &self.value(v).op {
@@ -274,15 +275,24 @@ impl<'m> Graph<'m> {
                 let (a, b) = (r(a), r(b));
                 (a.lo - b.hi).abs().max((a.hi - b.lo).abs())
             }
-            Op::Clamp(a, lo, hi) => {
-                let a = r(a);
-                [a.lo - lo, a.hi - lo, hi - a.lo, hi - a.hi]
-                    .into_iter()
-                    .fold(0.0, |m: f64, d| m.max(d.abs()))
+            Op::Clamp(a, lo, hi) => return self.clamp_bits(*a, *lo, *hi),
+            Op::Exp(a) => {
+                let (lo, hi) = exp_clamp(r(a).hi);
+                return self.clamp_bits(*a, lo, hi);
             }
             Op::MaxReduce(a) | Op::MinReduce(a) | Op::Argmax(a) => r(a).hi - r(a).lo,
             _ => return plan::params::COMPARE_FULL_BITS,
         };
+        compare_bits_for(magnitude, self.model.precision())
+    }
+
+    /// The bound of a clamp of `x` to `[lo, hi]`: it compares `x − lo` and
+    /// `hi − x`.
+    pub fn clamp_bits(&self, x: ValueId, lo: f64, hi: f64) -> u32 {
+        let a = self.node(x).range;
+        let magnitude = [a.lo - lo, a.hi - lo, hi - a.lo, hi - a.hi]
+            .into_iter()
+            .fold(0.0, |m: f64, d| m.max(d.abs()));
         compare_bits_for(magnitude, self.model.precision())
     }
 

@@ -136,6 +136,14 @@ pub fn exp_limit(x: f64) -> f64 {
     exp_base(x / m).powi(1 << EXP_SQUARINGS)
 }
 
+/// Where `exp` of an operand at most `hi` clamps it first (see `analysis`: the formula is wrong below
+/// `-2^n`):
+/// `[-2^n, max(hi, 1 - 2^n)]`, `n` = [`EXP_SQUARINGS`].
+pub fn exp_clamp(hi: f64) -> (f64, f64) {
+    let m = 2f64.powi(EXP_SQUARINGS as i32);
+    (-m, hi.max(1.0 - m))
+}
+
 /// How to approximate sigmoid or tanh; `None` fields are the compiler's choice.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Approx {

@@ -174,6 +174,7 @@ impl<'m> Front<'m> {
             prefer: opts.prefer,
             rlwe_form: opts.rlwe_form,
             clamped: self.analysis.clamped.clone(),
+            fits: &self.analysis.fits,
         }
     }
 }

@@ -102,12 +102,13 @@ impl Lowerer<'_, '_> {
     }
 
     /// e^x on shares for `x` at most `hi`, clamped at -2^n first when
-    /// `clamp` (see `analysis`): (1 + t + t²/2)^(2^n) with t = x/2^n.
+    /// `clamp` says with what bound (see `analysis`, `Graph::compare_bits`):
+    /// (1 + t + t²/2)^(2^n) with t = x/2^n.
     fn exp_shares(
         &mut self,
         x: Reg,
         hi: f64,
-        clamp: bool,
+        clamp: Option<u32>,
         shape: &plan::Shape,
         label: &str,
         x_label: &str,
@@ -119,17 +120,14 @@ impl Lowerer<'_, '_> {
         // Inputs that can fall below -2^n are first clamped there
         // (see `analysis`): the formula is wrong below it.
         let mut x = x;
-        if clamp {
-            let m = 2f64.powi(n as i32);
+        if let Some(bits) = clamp {
+            let (lo, hi) = ir::exp_clamp(hi);
             x = self.nonlinear(
-                plan::NonlinearOp::Clamp {
-                    lo: -m,
-                    hi: hi.max(1.0 - m),
-                },
+                plan::NonlinearOp::Clamp { lo, hi },
                 vec![x],
                 shape.clone(),
-                format!("{} clamped to [-{m}, {}]", x_label, hi.max(1.0 - m)),
-                plan::params::COMPARE_FULL_BITS,
+                format!("{x_label} clamped to [{lo}, {hi}]"),
+                bits,
             );
         }
         let t = if b == n {
@@ -422,7 +420,8 @@ impl Lowerer<'_, '_> {
                         vec![args[0]],
                         shape.clone(),
                         format!("{x_label} clamped to [{}, {}]", fit.domain.0, fit.domain.1),
-                        plan::params::COMPARE_FULL_BITS,
+                        self.g
+                            .clamp_bits(value.op.operands()[0], fit.domain.0, fit.domain.1),
                     )
                 } else {
                     args[0]
@@ -495,7 +494,11 @@ impl Lowerer<'_, '_> {
             // b = n, the share of x read at f + n bits is t exactly.
             Op::Exp(a) => {
                 let hi = self.g.node(*a).range.hi;
-                let clamp = self.chooser.clamped.contains(&v);
+                let clamp = self
+                    .chooser
+                    .clamped
+                    .contains(&v)
+                    .then(|| self.g.compare_bits(v));
                 let x_label = self.g.label(*a);
                 self.exp_shares(args[0], hi, clamp, &shape, &label, &x_label)
             }
@@ -577,7 +580,7 @@ impl Lowerer<'_, '_> {
                     let z = self.exp_shares(
                         neg,
                         lp.exp_range.hi,
-                        false,
+                        None,
                         &shape,
                         &format!("{label}: e^-y, step {step}"),
                         &format!("-y, step {step}"),
