@@ -188,39 +188,41 @@ proptest! {
     }
 }
 
+/// Bytes party 0 and party 1 send comparing `n` elements over `leaves`
+/// leaves whose AND levels have `gates` gates: per element 32 bits a leaf
+/// from party 0 and 4 from party 1, bit-packed; each AND level's `e ‖ f`
+/// from both.
+fn bytes_sent(n: usize, leaves: usize, gates: &[usize]) -> (usize, usize) {
+    let tree = 2 * gates.iter().map(|w| (n * w).div_ceil(64)).sum::<usize>();
+    (
+        8 * ((n * leaves).div_ceil(2) + tree),
+        8 * ((4 * leaves * n).div_ceil(64) + tree),
+    )
+}
+
 #[test]
 fn rounds_and_bytes() {
     let pairs: Vec<(u64, u64)> = (0..100u64)
         .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i << 40))
         .collect();
     let (s0, s1) = check(&pairs, 5);
-    assert_eq!(s0.rounds, 6);
-    assert_eq!(s1.rounds, 6);
+    assert_eq!((s0.rounds, s1.rounds), (6, 6));
     let n = pairs.len();
-    let tree = 2 * [15, 7, 3, 1]
-        .map(|w| (n * w).div_ceil(64))
-        .iter()
-        .sum::<usize>();
-    // Party 0: 16 leaves × 32 bits per element; party 1: 16 × 4 bits.
-    assert_eq!(s0.bytes_sent, 8 * (8 * n + tree));
-    assert_eq!(s1.bytes_sent, 8 * (n + tree));
+    assert_eq!(
+        (s0.bytes_sent, s1.bytes_sent),
+        bytes_sent(n, 16, &[15, 7, 3, 1])
+    );
     // An empty tensor compares in the same rounds, sending nothing.
     let (s0, _) = check(&[], 6);
     assert_eq!(s0.rounds, 6);
     assert_eq!(s0.bytes_sent, 0);
-    // Within 2^31: 8 leaves, three AND levels (7, 3, 1 gates), 5 rounds;
-    // party 0 sends 8 × 32 bits per element, party 1 8 × 4.
+    // Within 2^31: 8 leaves, three AND levels (7, 3, 1 gates), 5 rounds.
     let small: Vec<(u64, u64)> = (0..100i64)
         .map(|i| (((i - 50) * 40_000_000) as u64, (i as u64) << 40))
         .collect();
     let (s0, s1) = check_within(&small, 5, 31);
     assert_eq!((s0.rounds, s1.rounds), (5, 5));
-    let tree = 2 * [7, 3, 1]
-        .map(|w| (n * w).div_ceil(64))
-        .iter()
-        .sum::<usize>();
-    assert_eq!(s0.bytes_sent, 8 * (4 * n + tree));
-    assert_eq!(s1.bytes_sent, 8 * ((32 * n).div_ceil(64) + tree));
+    assert_eq!((s0.bytes_sent, s1.bytes_sent), bytes_sent(n, 8, &[7, 3, 1]));
     // Within 2^22: 6 leaves, levels of 6, 3 and 2 nodes (5, 1 and 1
     // gates: the odd top node of the second level passes through).
     let n: usize = 50;
@@ -234,12 +236,7 @@ fn rounds_and_bytes() {
         .collect();
     let (s0, s1) = check_within(&smaller, 7, 22);
     assert_eq!((s0.rounds, s1.rounds), (5, 5));
-    let tree = 2 * [5, 1, 1]
-        .map(|w| (n * w).div_ceil(64))
-        .iter()
-        .sum::<usize>();
-    assert_eq!(s0.bytes_sent, 8 * (3 * n + tree));
-    assert_eq!(s1.bytes_sent, 8 * ((24 * n).div_ceil(64) + tree));
+    assert_eq!((s0.bytes_sent, s1.bytes_sent), bytes_sent(n, 6, &[5, 1, 1]));
 }
 
 /// Leaves of the comparison within `2^bits`.
