@@ -214,6 +214,22 @@ mod tests {
                 }),
             ),
             (
+                "compares values within 2^64 (1 to 63 bits)",
+                Box::new(|p: &mut Plan| {
+                    p.programs[0].instrs.insert(
+                        1,
+                        Instr::Nonlinear {
+                            dst: Reg(0),
+                            op: NonlinearOp::Relu,
+                            args: vec![Reg(0)],
+                            peer: 1,
+                            leader: true,
+                            bits: 64,
+                        },
+                    )
+                }),
+            ),
+            (
                 "uses correlation #0, but the plan has 0",
                 Box::new(|p: &mut Plan| {
                     p.programs[0].instrs.insert(
