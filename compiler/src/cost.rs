@@ -4,8 +4,8 @@
 //! the runtime shares (rounds, mask slack) come from `plan::params`.
 
 use plan::params::{
-    mill_and_gates, mill_leaves, mill_rounds, AND_GATES_PER_MSB, COMPARISON_ROUNDS,
-    DCF_COMPARISON_ROUNDS, DCF_CW_WORDS, MASK_SLACK_BITS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS,
+    dcf_cw_words, mill_and_gates, mill_leaves, mill_rounds, AND_GATES_PER_MSB, COMPARE_FULL_BITS,
+    COMPARISON_ROUNDS, DCF_COMPARISON_ROUNDS, MASK_SLACK_BITS, RLWE_FLOOD_BITS, RLWE_MAX_W_BITS,
     RLWE_Q_BITS, RLWE_RING_DEGREE,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -536,14 +536,15 @@ impl CostTable {
     /// one from the Paillier preprocessing of [`CostTable::paillier_comparison`].
     /// From OT it is the millionaires' comparison and the OT multiplexer
     /// instead ([`ot_comparison_cots`], [`ot_comparison_online_bytes`]),
-    /// which read fewer bits of values within `2^bits`; the dealer's and
-    /// Paillier's protocols read all 64 whatever `bits` says.
+    /// which read fewer bits of values within `2^bits`, as the dealer's DCF
+    /// keys do; the carry tree (the dealer's, Paillier's) reads all 64
+    /// whatever `bits` says.
     pub fn comparison(&self, src: Source, n: f64, rounds: u32, bits: u32) -> Cost {
         let pre = match src {
             Source::Dealer => Cost::comm(n * COMPARISON_DEALER_BYTES, 0),
             Source::DealerDcf => {
-                Cost::comm(n * DCF_COMPARISON_DEALER_BYTES, 0)
-                    + Cost::compute(n * DCF_COMPARISON_SECONDS)
+                Cost::comm(n * dcf_comparison_dealer_bytes(bits), 0)
+                    + Cost::compute(n * dcf_comparison_seconds(bits))
             }
             Source::Paillier => {
                 let (compute, bytes) = self.paillier_comparison();
@@ -553,7 +554,7 @@ impl CostTable {
         };
         let online = match src {
             Source::Ot => ot_comparison_online_bytes(bits),
-            Source::DealerDcf => DCF_COMPARISON_ONLINE_BYTES,
+            Source::DealerDcf => dcf_comparison_online_bytes(bits),
             Source::Dealer | Source::Paillier => COMPARISON_ONLINE_BYTES,
         };
         // `rounds` counts whole comparisons (a tournament's levels); from OT
@@ -737,25 +738,33 @@ pub const COMPARISON_ONLINE_BYTES: f64 = 2.0 * 39.4 + 32.0;
 /// (`veil run` of `relu(x + y)` on `[1, 4000]`, 2026-12-06).
 pub const COMPARISON_DEALER_BYTES: f64 = 39.7;
 
-/// Bytes of dealer correlations for one comparison by DCF keys, per
-/// element: party 1's correction words ([`DCF_CW_WORDS`]) and its share of
-/// `msb(r)`, and the select triple's correction.
-pub const DCF_COMPARISON_DEALER_BYTES: f64 = (DCF_CW_WORDS as f64 + 2.0) * RING_BYTES;
+/// Bytes of dealer correlations for one comparison by DCF keys on values
+/// within `2^bits`, per element: party 1's correction words
+/// ([`dcf_cw_words`], 192 at full width) and its share of `msb(r)`, and
+/// the select triple's correction.
+pub fn dcf_comparison_dealer_bytes(bits: u32) -> f64 {
+    (dcf_cw_words(bits) as f64 + 2.0) * RING_BYTES
+}
 
-/// Online bytes of one comparison by DCF keys and its Beaver select, per
-/// element and both ways: the masked opening each way, the correction words
-/// party 1 forwards to party 0, and the select (32).
-pub const DCF_COMPARISON_ONLINE_BYTES: f64 =
-    (2.0 + DCF_CW_WORDS as f64) * RING_BYTES + SELECT_ONLINE_BYTES;
+/// Online bytes of one comparison by DCF keys on values within `2^bits`
+/// and its Beaver select, per element and both ways: the masked opening
+/// each way, the correction words party 1 forwards to party 0, and the
+/// select (32).
+pub fn dcf_comparison_online_bytes(bits: u32) -> f64 {
+    (2.0 + dcf_cw_words(bits) as f64) * RING_BYTES + SELECT_ONLINE_BYTES
+}
 
-/// Seconds of one comparison's DCF work, per element: the dealer's key
-/// generation (8 AES blocks per level of 63) and both parties' evaluation
-/// (4 per level each), 1,008 blocks in all. Measured with `cargo bench -p
-/// sharing --bench compare -- dcf` (10,000 elements, blocks of 64, load 1,
-/// 2026-12-07): 2.6 us to generate, 1.5 us to evaluate, so 2.6 + 2 x 1.5.
-/// AES is a quarter of it (`perf`); the rest is the per-element
-/// bookkeeping of the tree walk.
-pub const DCF_COMPARISON_SECONDS: f64 = 5.6e-6;
+/// Seconds of one comparison's DCF work on values within `2^bits`, per
+/// element: the dealer's key generation (8 AES blocks per level, one level
+/// per bit) and both parties' evaluation (4 per level each), 1,008 blocks
+/// in all at full width. Measured at 63 bits with `cargo bench -p sharing
+/// --bench compare -- dcf` (10,000 elements, blocks of 64, load 1,
+/// 2026-12-07): 2.6 us to generate, 1.5 us to evaluate, so 2.6 + 2 x 1.5
+/// = 5.6 us; AES is a quarter of it (`perf`), the rest the per-level
+/// bookkeeping of the tree walk, so it scales with the levels.
+pub fn dcf_comparison_seconds(bits: u32) -> f64 {
+    5.6e-6 * f64::from(bits) / f64::from(COMPARE_FULL_BITS)
+}
 
 /// Ring operations of a polynomial (sigmoid, tanh, poly) evaluated in the
 /// clear, per element.

@@ -20,10 +20,20 @@ pub const COMPARISON_ROUNDS: u32 = MSB_ROUNDS + 1;
 /// then the select.
 pub const DCF_COMPARISON_ROUNDS: u32 = 2;
 
+/// Words of the correction words of one `bits`-bit DCF (`sharing::dcf`):
+/// per level the seed correction (2 words) and the value correction (1
+/// word), the control-bit corrections packed two per level, and the final
+/// correction (1 word). A dealer's comparison within `2^bits` takes one of
+/// `bits` bits.
+pub const fn dcf_cw_words(bits: u32) -> u32 {
+    3 * bits + (2 * bits).div_ceil(64) + 1
+}
+
 /// Words of one comparison's DCF correction words (`sharing::dcf::CW_WORDS`
 /// for 63-bit inputs: 3 per level, the packed control bits, the last):
 /// what the dealer sends party 1 and party 1 forwards to party 0.
-pub const DCF_CW_WORDS: u32 = 192;
+pub const DCF_CW_WORDS: u32 = dcf_cw_words(COMPARE_FULL_BITS);
+const _: () = assert!(DCF_CW_WORDS == 192);
 
 /// Widest comparison: the compared values may be anywhere in Z_2^64 (read
 /// as signed). A comparison whose values the compiler bounds by

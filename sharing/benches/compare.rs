@@ -11,7 +11,7 @@
 //! - `compare/dcf_10000`: the dealer's DCF keys for 10,000 comparisons
 //!   (`dcf::gen`, 63 levels, 8 AES blocks each) and one party's evaluation
 //!   (`dcf::eval`, 4 blocks per level): the compute the cost model's
-//!   `DCF_COMPARISON_SECONDS` prices (one generation, two evaluations).
+//!   `dcf_comparison_seconds` prices (one generation, two evaluations).
 //!
 //! Rounds and bytes are counted from the message sizes and printed once per
 //! case. Run: `cargo bench -p sharing --bench compare -- --noplot`

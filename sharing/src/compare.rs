@@ -54,7 +54,10 @@
 //! `c = x + r` (party 1's message also carries the DCF's correction words,
 //! which the dealer sent it alone), evaluate the DCF at `c'`, and add their
 //! share of `r_63`: shares of `r_63 ⊕ borrow`, from which
-//! `msb = c_63 ⊕ r_63 ⊕ borrow` is linear. No B2A round is needed, as the
+//! `msb = c_63 ⊕ r_63 ⊕ borrow` is linear. Where the values lie within
+//! `2^bits` ([`Engine::set_compare_bits`]), bit `bits` is the sign: the
+//! same with `r_bits`, `c_bits` and a `bits`-bit DCF on the low `bits`
+//! bits (`3·bits + 2` correction words instead of 192). No B2A round is needed, as the
 //! DCF outputs additive shares. Per comparison: 8 bytes each way for `c`,
 //! plus 1,536 bytes of correction words from the dealer to party 1 and
 //! again from party 1 to party 0; 252 AES blocks per party to evaluate,
@@ -623,12 +626,15 @@ impl<C: Correlations> Engine<C> {
     /// in the module docs). Party 1's message carries the correction words
     /// after its share of `c`.
     fn msb_dcf<E: Exchange>(&mut self, ex: &mut E, x: &Share) -> Result<Share> {
-        use super::dcf::{self, Cws, CW_WORDS, DCF_BITS};
+        use super::dcf::{self, cw_words, Cws};
         let p = self.party();
         check_party(x, p)?;
         let shape = x.shape().to_vec();
         let n = numel(&shape)?;
-        let d = self.correlations_mut().dcf_msb(&shape)?;
+        // Within 2^bits, bit `bits` of x is its sign: the DCF compares the
+        // low `bits` bits (63 without a bound).
+        let bits = self.compare_bits();
+        let d = self.correlations_mut().dcf_msb(&shape, bits)?;
         check_party(&d.r, p)?;
         check_party(&d.r_msb, p)?;
         if d.r.shape() != shape.as_slice()
@@ -641,9 +647,9 @@ impl<C: Correlations> Engine<C> {
         let mut words = masked.data().to_vec();
         let peer_len = match (p, &d.cws) {
             (Party::P0, None) => n
-                .checked_mul(CW_WORDS + 1)
+                .checked_mul(cw_words(bits) + 1)
                 .ok_or_else(|| bad_corr("DCF keys"))?,
-            (Party::P1, Some(c)) if c.count() == n && c.bits == DCF_BITS => {
+            (Party::P1, Some(c)) if c.count() == n && c.bits == bits => {
                 words.extend_from_slice(&c.words);
                 n
             }
@@ -655,7 +661,7 @@ impl<C: Correlations> Engine<C> {
         let cws = match &d.cws {
             Some(c) => c,
             None => {
-                forwarded = Cws::new(DCF_BITS, n, peer.split_off(n))?;
+                forwarded = Cws::new(bits, n, peer.split_off(n))?;
                 &forwarded
             }
         };
@@ -671,7 +677,7 @@ impl<C: Correlations> Engine<C> {
         let out = (0..n)
             .map(|j| {
                 let z = rm[j].wrapping_add(y[j]);
-                if c[j] >> 63 == 1 {
+                if (c[j] >> bits) & 1 == 1 {
                     one.wrapping_sub(z)
                 } else {
                     z
@@ -1196,6 +1202,7 @@ pub mod requests {
                 numel(cmp)?;
                 out.push(CorrelationRequest::DcfMsb {
                     shape: cmp.to_vec(),
+                    bits,
                 });
                 product(shape, out);
             }
@@ -1210,7 +1217,8 @@ pub mod requests {
     /// [`super::Engine::relu`], [`super::Engine::max_elem`] and
     /// [`super::Engine::min_elem`]: an MSB and a product of the same shape.
     /// `bits` is the engine's [`super::Engine::compare_bits`] (read by
-    /// [`SelectKind::Ot`] only).
+    /// [`SelectKind::Ot`] and [`SelectKind::Dcf`]; the carry tree reads
+    /// all 64 bits).
     pub fn compare_then_product(
         shape: &[usize],
         kind: SelectKind,

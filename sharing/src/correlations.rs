@@ -129,12 +129,13 @@ pub enum CorrelationRequest {
     /// a random choice `c < 16` and pad `c`. Layouts in [`OneOf16Side`].
     OneOf16Ots { count: usize },
     /// The dealer's correlation for a one-round MSB of every element of
-    /// `shape` by a distributed comparison function ([`super::dcf`]): a
-    /// uniform mask `r` shared additively, additive shares of its top bit
-    /// `r_63`, each party's root seed, and the correction words of the DCF
-    /// `(1 − 2·r_63)·[c' < r mod 2^63]` (party 1's correction; it forwards
-    /// them to party 0 online). See [`super::compare`].
-    DcfMsb { shape: Vec<usize> },
+    /// `shape`, each within `2^bits` (63: anywhere), by a distributed
+    /// comparison function ([`super::dcf`]): a uniform mask `r` shared
+    /// additively, additive shares of its bit `r_bits`, each party's root
+    /// seed, and the correction words of the `bits`-bit DCF
+    /// `(1 − 2·r_bits)·[c' < r mod 2^bits]` (party 1's correction; it
+    /// forwards them to party 0 online). See [`super::compare`].
+    DcfMsb { shape: Vec<usize>, bits: u32 },
 }
 
 impl CorrelationRequest {
@@ -144,9 +145,14 @@ impl CorrelationRequest {
             | CorrelationRequest::MaskedBits { shape }
             | CorrelationRequest::DaBits { shape }
             | CorrelationRequest::RandomOts { shape, .. } => numel(shape).map(|_| ()),
-            CorrelationRequest::DcfMsb { shape } => {
+            CorrelationRequest::DcfMsb { shape, bits } => {
+                if !(1..=plan::params::COMPARE_FULL_BITS).contains(bits) {
+                    return Err(SharingError::BadParameter(
+                        "comparison width must be 1 to 63 bits",
+                    ));
+                }
                 numel(shape)?
-                    .checked_mul(super::dcf::CW_WORDS)
+                    .checked_mul(super::dcf::cw_words(*bits))
                     .filter(|&w| w <= isize::MAX as usize / 8)
                     .ok_or(SharingError::BadParameter("too many comparisons"))?;
                 Ok(())
@@ -210,7 +216,7 @@ impl CorrelationRequest {
             | CorrelationRequest::DaBits { shape }
             | CorrelationRequest::RandomOts { shape, .. }
             | CorrelationRequest::Trunc { shape, .. } => n(shape).saturating_mul(3),
-            CorrelationRequest::DcfMsb { shape } => n(shape).saturating_mul(4),
+            CorrelationRequest::DcfMsb { shape, .. } => n(shape).saturating_mul(4),
             CorrelationRequest::MatmulTriple { a_shape, b_shape }
             | CorrelationRequest::HolderMatmulTriple {
                 a_shape, b_shape, ..
@@ -282,8 +288,11 @@ impl CorrelationRequest {
             // Party 1's chosen pads.
             CorrelationRequest::OneOf16Ots { count } => vec![vec![OneOf16Side::mask_words(*count)]],
             // Party 1's share of msb(r), and the correction words.
-            CorrelationRequest::DcfMsb { shape } => {
-                vec![shape.clone(), vec![numel(shape)? * super::dcf::CW_WORDS]]
+            CorrelationRequest::DcfMsb { shape, bits } => {
+                vec![
+                    shape.clone(),
+                    vec![numel(shape)? * super::dcf::cw_words(*bits)],
+                ]
             }
         })
     }
@@ -723,10 +732,12 @@ pub trait Correlations {
         }
     }
 
-    /// The dealer's DCF correlation for the MSBs of a tensor of `shape`.
-    fn dcf_msb(&mut self, shape: &[usize]) -> Result<DcfShare> {
+    /// The dealer's DCF correlation for the MSBs of a tensor of `shape`,
+    /// each within `2^bits`.
+    fn dcf_msb(&mut self, shape: &[usize], bits: u32) -> Result<DcfShare> {
         match self.fetch(&CorrelationRequest::DcfMsb {
             shape: shape.to_vec(),
+            bits,
         })? {
             CorrelationShare::Dcf(d) => Ok(d),
             _ => Err(wrong_kind()),
@@ -1036,7 +1047,7 @@ impl SeedExpander {
             }
             // Each party draws its share of r and its root seeds (two words
             // each); party 0 also its share of msb(r).
-            CorrelationRequest::DcfMsb { shape } => {
+            CorrelationRequest::DcfMsb { shape, .. } => {
                 let n = numel(shape)?;
                 let r = self.tensor(shape)?;
                 let roots = self.tensor(&[2 * n])?;
@@ -1160,13 +1171,13 @@ fn assemble(
                 side,
             })
         }
-        CorrelationRequest::DcfMsb { shape } => {
+        CorrelationRequest::DcfMsb { shape, bits } => {
             let n = numel(shape)?;
             let r_msb = Share::new(party, next("msb(r) share")?);
             let cws = match party {
                 Party::P0 => None,
                 Party::P1 => Some(super::dcf::Cws::new(
-                    super::dcf::DCF_BITS,
+                    *bits,
                     n,
                     next("correction words")?.into_parts().0,
                 )?),
@@ -1407,12 +1418,13 @@ impl Dealer {
                     }
                 }
             }
-            CorrelationRequest::DcfMsb { shape } => {
-                // α = r mod 2^63 and β = 1 − 2·r_63, so that r_63 plus the
-                // DCF's output is r_63 ⊕ [c' < α] (see `compare`).
+            CorrelationRequest::DcfMsb { shape, bits } => {
+                // α = r mod 2^bits and β = 1 − 2·r_bits, so that r_bits plus
+                // the DCF's output is r_bits ⊕ [c' < α] (see `compare`).
                 let r = x0.first.add(&x1.first)?;
-                let alpha: Vec<u64> = r.data().iter().map(|v| v & (u64::MAX >> 1)).collect();
-                let msb = r.map(|v| v >> 63);
+                let low = (1u64 << bits) - 1;
+                let alpha: Vec<u64> = r.data().iter().map(|v| v & low).collect();
+                let msb = r.map(|v| (v >> bits) & 1);
                 let beta: Vec<u64> = msb
                     .data()
                     .iter()
@@ -1421,16 +1433,13 @@ impl Dealer {
                 let (k0, k1) = seconds()?;
                 let roots = [words_to_seeds(k0.data()), words_to_seeds(k1.data())];
                 let prg = super::dcf::Prg::new();
-                let mut cws = super::dcf::gen(
-                    &prg,
-                    super::dcf::DCF_BITS,
-                    &alpha,
-                    &beta,
-                    [&roots[0], &roots[1]],
-                )?;
+                let mut cws = super::dcf::gen(&prg, *bits, &alpha, &beta, [&roots[0], &roots[1]])?;
                 let words = std::mem::take(&mut cws.words);
                 let len = words.len();
-                debug_assert_eq!(Some(len), numel(shape)?.checked_mul(super::dcf::CW_WORDS));
+                debug_assert_eq!(
+                    Some(len),
+                    numel(shape)?.checked_mul(super::dcf::cw_words(*bits))
+                );
                 vec![msb.sub(extra0(0)?)?, RingTensor::new(words, vec![len])?]
             }
             CorrelationRequest::OneOf16Ots { count } => {

@@ -47,8 +47,7 @@ pub const DCF_BITS: u32 = 63;
 /// correction (2 words) and the value correction (1 word), the control-bit
 /// corrections packed two per level, and the final correction (1 word).
 pub const fn cw_words(bits: u32) -> usize {
-    let n = bits as usize;
-    3 * n + (2 * n).div_ceil(64) + 1
+    plan::params::dcf_cw_words(bits) as usize
 }
 
 /// [`cw_words`] of [`DCF_BITS`] (the compiler prices it as

@@ -300,13 +300,15 @@ impl<C: Correlations> Engine<C> {
     /// From now on every value a comparison compares lies in
     /// `[-2^bits, 2^bits)` (1 ≤ `bits` ≤ 63; 63, the default, says
     /// nothing). The millionaires' comparison ([`SelectKind::Ot`]) then
-    /// reads only `4L − 1` bits ([`plan::params::mill_leaves`]); the
-    /// dealer's protocols read all 64. A value outside the bound gives a
+    /// reads only `4L − 1` bits ([`plan::params::mill_leaves`]) and the
+    /// dealer's DCF ([`SelectKind::Dcf`]) `bits`; the dealer's carry tree
+    /// reads all 64. A value outside the bound gives a
     /// wrong bit: the caller vouches for it (the compiler's range
     /// analysis, on inputs the runtime checked). Both parties and the
     /// preprocessing must use the same bound.
     ///
     /// [`SelectKind::Ot`]: super::compare::SelectKind::Ot
+    /// [`SelectKind::Dcf`]: super::compare::SelectKind::Dcf
     pub fn set_compare_bits(&mut self, bits: u32) -> Result<()> {
         if !(1..=plan::params::COMPARE_FULL_BITS).contains(&bits) {
             return Err(SharingError::BadParameter(

@@ -59,12 +59,58 @@ fn msb_in_one_round_on_every_ring_edge() {
 fn the_dealer_sends_party_1_the_correction_words_and_its_msb_share() {
     let n = 5;
     let mut dealer = Dealer::new_with_fixed_seed_for_tests(1);
-    let req = CorrelationRequest::DcfMsb { shape: vec![n] };
+    let req = CorrelationRequest::DcfMsb {
+        shape: vec![n],
+        bits: 63,
+    };
     let msg = dealer.correction(&req).unwrap();
     assert_eq!(msg.payload_bytes(), 8 * (n + n * CW_WORDS) as u64);
+    // Within 2^22: a 22-bit DCF, 3·22 + 2 words.
+    let req = CorrelationRequest::DcfMsb {
+        shape: vec![n],
+        bits: 22,
+    };
+    let msg = dealer.correction(&req).unwrap();
+    assert_eq!(msg.payload_bytes(), 8 * (n + n * 68) as u64);
+    // A width outside 1 to 63 is refused, not dealt.
+    for bits in [0, 64] {
+        let req = CorrelationRequest::DcfMsb {
+            shape: vec![n],
+            bits,
+        };
+        assert!(dealer.correction(&req).is_err());
+    }
     // Debug shows no key material.
     let dbg = format!("{msg:?}");
     assert!(!dbg.contains("tensors"), "{dbg}");
+}
+
+/// Told the values lie within `2^bits`, the DCF reads `bits` bits: every
+/// width against the sign, at the bound's edges, in one round, with
+/// `3·bits + 2` words of correction per element forwarded.
+#[test]
+fn msb_within_a_bound_in_one_round() {
+    for bits in [1u32, 2, 7, 16, 22, 31, 32, 40, 62, 63] {
+        let b = 1i128 << bits;
+        let mut vals: Vec<i64> = [0, 1, -1, b - 1, -b, b / 2, -b / 2, 3 - b, b - 3]
+            .into_iter()
+            .filter(|v| (-b..b).contains(v))
+            .map(|v| v as i64)
+            .collect();
+        vals.extend((0..40).map(|i| ((i * 0x9e37_79b9_i128) % b) as i64));
+        vals.extend((0..40).map(|i| (-(i * 0x7f4a_7c15_i128) % b) as i64));
+        let n = vals.len();
+        let (x0, x1) = share_raw(&vals, &[n], u64::from(bits));
+        let (mut e0, mut e1) = engines(u64::from(bits) + 9);
+        e0.set_compare_bits(bits).unwrap();
+        e1.set_compare_bits(bits).unwrap();
+        let ((b0, s0), (b1, s1)) = run(|ex| e0.msb(ex, &x0), |ex| e1.msb(ex, &x1));
+        let want: Vec<i64> = vals.iter().map(|&v| i64::from(v < 0)).collect();
+        assert_eq!(opened(&b0, &b1), want, "within 2^{bits}");
+        assert_eq!((s0.rounds, s1.rounds), (1, 1));
+        let words = sharing::dcf::cw_words(bits);
+        assert_eq!(s1.bytes_sent, 8 * n * (1 + words));
+    }
 }
 
 proptest! {
@@ -140,7 +186,10 @@ fn queued_dealer_corrections_and_the_request_order() {
     assert_eq!(
         reqs,
         vec![
-            CorrelationRequest::DcfMsb { shape: vec![n] },
+            CorrelationRequest::DcfMsb {
+                shape: vec![n],
+                bits: 63
+            },
             CorrelationRequest::ElementwiseTriple { shape: vec![n] },
         ]
     );

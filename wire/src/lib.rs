@@ -66,7 +66,7 @@ pub enum WireError {
 pub const MAX_MESSAGE_BYTES: usize = 1 << 31;
 
 /// The wire format's version, the first byte of every frame.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// The tag of each value kind.
 pub mod tag {
@@ -337,9 +337,10 @@ impl W {
                 self.u8(t::ONE_OF_16_OTS);
                 self.u64(*count as u64);
             }
-            CorrelationRequest::DcfMsb { shape } => {
+            CorrelationRequest::DcfMsb { shape, bits } => {
                 self.u8(t::DCF_MSB);
                 self.shape(shape);
+                self.u8(*bits as u8);
             }
         }
     }
@@ -597,6 +598,10 @@ impl R<'_> {
             },
             t::DCF_MSB => CorrelationRequest::DcfMsb {
                 shape: self.shape()?,
+                bits: match self.u8()? {
+                    b @ 1..=63 => u32::from(b),
+                    _ => return Err(WireError::BadBitCount),
+                },
             },
             t::CONV_TRIPLE => CorrelationRequest::ConvTriple {
                 a_shape: self.shape()?,
@@ -1022,7 +1027,10 @@ mod tests {
 
     #[test]
     fn dcf_requests_round_trip() {
-        let req = CorrelationRequest::DcfMsb { shape: vec![2, 3] };
+        let req = CorrelationRequest::DcfMsb {
+            shape: vec![2, 3],
+            bits: 22,
+        };
         let w = Wire::DealerChunk {
             group: 4,
             corrections: vec![DealerMsg {
@@ -1036,6 +1044,23 @@ mod tests {
             panic!("not a chunk");
         };
         assert_eq!(corrections[0].request, req);
+        // A width outside 1 to 63 does not decode.
+        for bits in [0, 64] {
+            let bad = Wire::DealerChunk {
+                group: 4,
+                corrections: vec![DealerMsg {
+                    request: CorrelationRequest::DcfMsb {
+                        shape: vec![2, 3],
+                        bits,
+                    },
+                    tensors: Vec::new(),
+                }],
+            };
+            assert_eq!(
+                decode(&encode(&[&bad])).unwrap_err(),
+                WireError::BadBitCount
+            );
+        }
     }
 
     #[test]
@@ -1056,34 +1081,34 @@ mod tests {
         assert_eq!(corrections[0].request, req);
     }
 
-    const GOLDEN_OT: &str = "0301000000000000000c03000000000000000102ff";
+    const GOLDEN_OT: &str = "0401000000000000000c03000000000000000102ff";
     const GOLDEN_RING: &str = concat!(
-        "03010000000000000001010000000000000002000000000000000200000000000000010000000000",
+        "04010000000000000001010000000000000002000000000000000200000000000000010000000000",
         "0000ffffffffffffffff"
     );
     const GOLDEN_BEAVER: &str = concat!(
-        "03010000000000000002000000000000000001000000000000000300000000000000010000000000",
+        "04010000000000000002000000000000000001000000000000000300000000000000010000000000",
         "0000010000000000000001000000000000000400000000000000"
     );
     const GOLDEN_CLEAR: &str =
-        "0301000000000000000300000000000000000100000000000000000000000000e03f";
+        "0401000000000000000300000000000000000100000000000000000000000000e03f";
     const GOLDEN_CIPHERS: &str = concat!(
-        "03010000000000000004010000000000000001000000000000000100000000000000020000000000",
+        "04010000000000000004010000000000000001000000000000000100000000000000020000000000",
         "00003930"
     );
-    const GOLDEN_PUBLIC_KEY: &str = "03010000000000000005010000000000000023";
+    const GOLDEN_PUBLIC_KEY: &str = "04010000000000000005010000000000000023";
     const GOLDEN_SESSION: &str = concat!(
-        "03010000000000000007010000000000000005000000000000006261746368070000000000000001",
+        "04010000000000000007010000000000000005000000000000006261746368070000000000000001",
         "00000000000000010000000000000074200000000000000009090909090909090909090909090909",
         "09090909090909090909090909090909"
     );
     const GOLDEN_DEALER: &str = concat!(
-        "03010000000000000006010707070707070707070707070707070707070707070707070707070707",
+        "04010000000000000006010707070707070707070707070707070707070707070707070707070707",
         "07070701000000000000000001000000000000000100000000000000010000000000000001000000",
         "000000000100000000000000010000000000000005000000000000000200000000000000"
     );
     const GOLDEN_DEALER_CHUNK: &str = concat!(
-        "03010000000000000008030000000000000006000000000000000102000000000000000100000000",
+        "04010000000000000008030000000000000006000000000000000102000000000000000100000000",
         "00000002000000000000000100000000000000020000000000000001000000000000000100000000",
         "00000001000000000000000100000000000000060000000000000002010000000000000001000000",
         "00000000100000000000000002000000000000000100000000000000010000000000000001000000",
@@ -1097,9 +1122,9 @@ mod tests {
         "000100000000000000"
     );
 
-    const GOLDEN_RLWE_PUBLIC_KEY: &str = "030100000000000000090200000000000000abcd";
-    const GOLDEN_RLWE_QUERY: &str = "0301000000000000000a010000000000000001";
-    const GOLDEN_RLWE_RESPONSE: &str = "0301000000000000000b0000000000000000";
+    const GOLDEN_RLWE_PUBLIC_KEY: &str = "040100000000000000090200000000000000abcd";
+    const GOLDEN_RLWE_QUERY: &str = "0401000000000000000a010000000000000001";
+    const GOLDEN_RLWE_RESPONSE: &str = "0401000000000000000b0000000000000000";
 
     #[test]
     fn another_version_is_refused_by_name() {

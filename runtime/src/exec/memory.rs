@@ -175,8 +175,8 @@ fn share_words(req: &Request) -> u64 {
             c.div_ceil(2).saturating_add(c.div_ceil(32))
         }
         // r, msb(r), the root seeds, and (party 1) the correction words.
-        CorrelationRequest::DcfMsb { shape } => {
-            n(shape).saturating_mul(4 + u64::from(plan::params::DCF_CW_WORDS))
+        CorrelationRequest::DcfMsb { shape, bits } => {
+            n(shape).saturating_mul(4 + u64::from(plan::params::dcf_cw_words(*bits)))
         }
     }
 }
@@ -206,8 +206,8 @@ fn correction_words(req: &Request) -> u64 {
         } => crate::sharing::correlations::conv_out_shape(a_shape, window, b_shape)
             .map_or(0, |c| n(&c)),
         CorrelationRequest::MaskedBits { shape } | CorrelationRequest::DaBits { shape } => n(shape),
-        CorrelationRequest::DcfMsb { shape } => {
-            n(shape).saturating_mul(1 + u64::from(plan::params::DCF_CW_WORDS))
+        CorrelationRequest::DcfMsb { shape, bits } => {
+            n(shape).saturating_mul(1 + u64::from(plan::params::dcf_cw_words(*bits)))
         }
         CorrelationRequest::AndTriples { bits } => CorrelationRequest::words_for_bits(*bits) as u64,
         CorrelationRequest::RandomOts { shape, sender } => match sender {

@@ -436,8 +436,9 @@ fn dealer_work(req: &nonlinear::Request) -> usize {
         R::AndTriples { bits } => bits.div_ceil(64).saturating_mul(3),
         R::RandomOts { shape, .. } => n(shape).saturating_mul(3),
         R::OneOf16Ots { count } => count.saturating_mul(2),
-        // Key generation: 8 AES blocks per level of 63, some 500 words' worth.
-        R::DcfMsb { shape } => n(shape).saturating_mul(500),
+        // Key generation: 8 AES blocks per level (63 at most), some 500
+        // words' worth at full width.
+        R::DcfMsb { shape, bits } => n(shape).saturating_mul(8 * *bits as usize),
     }
 }
 

@@ -194,6 +194,7 @@ mod tests {
             (SelectKind::Ot, 22),
             (SelectKind::Ot, 5),
             (SelectKind::Dcf, 63),
+            (SelectKind::Dcf, 22),
             (SelectKind::Beaver, 20),
         ];
         for (op, (kind, bits)) in ops.iter().flat_map(|op| kinds.map(|k| (op, k))) {
