@@ -5,10 +5,10 @@
 
 use super::ExecError;
 use plan::PartyIdx;
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub trait Transport {
@@ -49,6 +49,15 @@ pub const CHANNEL_HOLD_LIMIT: usize = 16 << 10;
 /// parks the thread (see [`ChannelTransport::with_spin`]).
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(300);
 
+/// What the ends of a mesh share.
+struct Mesh {
+    presence: Vec<Presence>,
+    /// Ends not dropped yet: the threads that may still want a core.
+    alive: AtomicUsize,
+    /// Cores this process may run on.
+    cores: usize,
+}
+
 /// What each end of a mesh tells the others about its thread, so that a
 /// receive polls only while the peer can answer soon from another core.
 /// Updated at each send, flush and receive; between them a thread may
@@ -72,7 +81,10 @@ pub struct ChannelTransport {
     pending: BTreeMap<PartyIdx, VecDeque<Vec<u8>>>,
     /// Frames held back, per peer, in the order they were sent.
     held: BTreeMap<PartyIdx, Vec<Vec<u8>>>,
-    presence: Arc<Vec<Presence>>,
+    mesh: Arc<Mesh>,
+    /// Peers sent a frame since this end last received from them (one of
+    /// them parked may be waking up for it).
+    woken: BTreeSet<PartyIdx>,
     timeout: Duration,
     spin: Duration,
 }
@@ -82,14 +94,16 @@ impl ChannelTransport {
     /// longer than `timeout` fails.
     pub fn mesh(names: &[String], timeout: Duration) -> Vec<ChannelTransport> {
         let n = names.len() as PartyIdx;
-        let presence: Arc<Vec<Presence>> = Arc::new(
-            (0..n)
+        let mesh = Arc::new(Mesh {
+            presence: (0..n)
                 .map(|_| Presence {
                     parked: AtomicBool::new(true),
                     cpu: AtomicU32::new(NO_CPU),
                 })
                 .collect(),
-        );
+            alive: AtomicUsize::new(n as usize),
+            cores: cores(),
+        });
         let mut ends: Vec<ChannelTransport> = (0..n)
             .map(|me| ChannelTransport {
                 me,
@@ -98,7 +112,8 @@ impl ChannelTransport {
                 from: BTreeMap::new(),
                 pending: BTreeMap::new(),
                 held: BTreeMap::new(),
-                presence: presence.clone(),
+                mesh: mesh.clone(),
+                woken: BTreeSet::new(),
                 timeout,
                 spin: DEFAULT_SPIN,
             })
@@ -120,9 +135,12 @@ impl ChannelTransport {
     /// parked thread costs the sender a system call and the receiver a
     /// trip through the scheduler, tens of microseconds on a virtual
     /// machine; polling saves both when the peer answers within the
-    /// budget. It polls only while the peer is running on another core:
-    /// a peer that is parked, or last seen on this core (so it may be
-    /// waiting for it), could not answer while this thread holds the core.
+    /// budget. It polls only while every end of the mesh still running
+    /// can have a core of its own (else polling takes a core another
+    /// thread needs: a dealer's, or the peer's), and only while the peer
+    /// is running on another core: a peer that is parked, or last seen on
+    /// this core, could not answer while this thread holds the core (one
+    /// it has just sent a frame gets [`WAKE_GRACE`] of yielding to wake).
     pub fn with_spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
@@ -144,7 +162,10 @@ impl ChannelTransport {
             return Ok(Some(f));
         }
         match self.rx(from)?.try_recv() {
-            Ok(batch) => Ok(self.unbatch(from, batch)),
+            Ok(batch) => {
+                self.woken.remove(&from);
+                Ok(self.unbatch(from, batch))
+            }
             Err(TryRecvError::Empty) => Ok(None),
             Err(TryRecvError::Disconnected) => Err(self.stopped(from)),
         }
@@ -168,7 +189,8 @@ impl ChannelTransport {
         ))
     }
 
-    fn send_batch(&self, to: PartyIdx, batch: Vec<Vec<u8>>) -> Result<(), ExecError> {
+    fn send_batch(&mut self, to: PartyIdx, batch: Vec<Vec<u8>>) -> Result<(), ExecError> {
+        self.woken.insert(to);
         let tx = self
             .to
             .get(&to)
@@ -179,14 +201,14 @@ impl ChannelTransport {
 
     /// Tells the peers this thread is running, and where.
     fn running(&self) {
-        if let Some(me) = self.presence.get(self.me as usize) {
+        if let Some(me) = self.mesh.presence.get(self.me as usize) {
             me.cpu.store(current_cpu(), Ordering::Relaxed);
             me.parked.store(false, Ordering::Release);
         }
     }
 
     fn set_parked(&self, parked: bool) {
-        if let Some(me) = self.presence.get(self.me as usize) {
+        if let Some(me) = self.mesh.presence.get(self.me as usize) {
             me.parked.store(parked, Ordering::Release);
         }
     }
@@ -195,10 +217,10 @@ impl ChannelTransport {
     /// this thread's core on the way.
     fn peer(&self, from: PartyIdx) -> Peer {
         let cpu = current_cpu();
-        if let Some(me) = self.presence.get(self.me as usize) {
+        if let Some(me) = self.mesh.presence.get(self.me as usize) {
             me.cpu.store(cpu, Ordering::Relaxed);
         }
-        let Some(peer) = self.presence.get(from as usize) else {
+        let Some(peer) = self.mesh.presence.get(from as usize) else {
             return Peer::Unknown;
         };
         if peer.parked.load(Ordering::Acquire) {
@@ -224,10 +246,16 @@ enum Peer {
     Unknown,
 }
 
-/// How long a receive keeps yielding for a peer that is still marked
-/// parked (a thread just woken is marked so until it runs) before it parks
-/// too.
+/// How long a receive keeps yielding for a peer it has sent a frame to
+/// that is still marked parked (a thread just woken is marked so until it
+/// runs) before it parks too.
 const WAKE_GRACE: Duration = Duration::from_micros(50);
+
+/// The cores this process may run on, read once (it reads files).
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()))
+}
 
 /// A core number nobody has.
 const NO_CPU: u32 = u32::MAX;
@@ -291,7 +319,10 @@ impl Transport for ChannelTransport {
         }
         let start = Instant::now();
         let budget = self.spin.min(self.timeout);
-        if !budget.is_zero() {
+        // Poll only while every live end can have a core of its own: else
+        // polling takes the core a peer or a third party needs.
+        let alive = self.mesh.alive.load(Ordering::Relaxed);
+        if !budget.is_zero() && alive <= self.mesh.cores {
             self.running();
             while start.elapsed() < budget {
                 match self.peer(from) {
@@ -302,7 +333,9 @@ impl Transport for ChannelTransport {
                     }
                     // Perhaps woken by this party's last frame and not on
                     // a core yet, maybe queued on this one: let it run.
-                    Peer::Parked if start.elapsed() < WAKE_GRACE => std::thread::yield_now(),
+                    Peer::Parked if self.woken.contains(&from) && start.elapsed() < WAKE_GRACE => {
+                        std::thread::yield_now()
+                    }
                     _ => break,
                 }
                 if let Some(f) = self.poll(from)? {
@@ -315,6 +348,9 @@ impl Transport for ChannelTransport {
         let got = self.rx(from)?.recv_timeout(wait);
         // Woken, perhaps on another core.
         self.running();
+        if got.is_ok() {
+            self.woken.remove(&from);
+        }
         match got {
             Ok(batch) => match self.unbatch(from, batch) {
                 Some(f) => Ok(f),
@@ -338,6 +374,7 @@ impl Drop for ChannelTransport {
     /// A party that is gone answers nobody: its peers stop polling for it.
     fn drop(&mut self) {
         self.set_parked(true);
+        self.mesh.alive.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
