@@ -773,6 +773,22 @@ impl Peer {
         }
     }
 
+    /// The next frame if its bytes are here already: decrypted, or read
+    /// from the socket into `rx`'s buffer and not yet given to TLS. No
+    /// system call. A malformed stream is left for `recv_frame` to report.
+    fn buffered_frame(&mut self) -> Result<Option<Vec<u8>>, NetError> {
+        loop {
+            if let Some(f) = self.frames.pop() {
+                return Ok(Some(f));
+            }
+            if self.closed || self.frames.error().is_some() || self.rx.buffer().is_empty() {
+                return Ok(None);
+            }
+            // Reads from the buffer only: it is not empty.
+            self.read_once()?;
+        }
+    }
+
     fn recv_frame(&mut self, timeout: Duration) -> Result<Vec<u8>, NetError> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -1390,6 +1406,15 @@ impl Transport for TcpTransport {
         Ok(self.flush_all()?)
     }
 
+    /// A frame already read from the socket, without flushing the frames
+    /// held back and without a system call (see [`Peer::buffered_frame`]).
+    fn try_recv(&mut self, from: PartyIdx) -> Result<Option<Vec<u8>>, ExecError> {
+        match self.peers.get_mut(from as usize).and_then(Option::as_mut) {
+            Some(peer) => Ok(peer.buffered_frame()?),
+            None => Ok(None),
+        }
+    }
+
     fn recv(&mut self, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
         // Nothing of this party's waits while it does.
         self.flush_all()?;
@@ -1832,6 +1857,38 @@ mod tests {
                     assert_eq!(t.recv(0)?, vec![byte; len]);
                 }
                 t.send(0, vec![7; 3])?;
+            }
+            Ok(())
+        });
+    }
+
+    /// `try_recv` returns a frame already read from the socket without
+    /// writing the frames held back (they go with the next write), and
+    /// `None` rather than waiting; a receive that must wait still writes
+    /// them first (else the two parties here would wait for each other).
+    #[test]
+    fn a_frame_already_read_is_taken_without_flushing() {
+        each_party(&configs(2, &["s", "s"]), |c, mut t| {
+            let pending = |t: &TcpTransport| t.peers[1].as_ref().unwrap().conn.wants_write();
+            if c.me == 0 {
+                assert_eq!(t.try_recv(1)?, None);
+                t.send_held(1, vec![1; 10])?;
+                // Waits: writes the held frame, then reads p1's two frames,
+                // which p1 wrote together.
+                assert_eq!(t.recv(1)?, vec![5; 3]);
+                t.send_held(1, vec![2; 4])?;
+                assert_eq!(t.try_recv(1)?, Some(vec![6; 7]));
+                assert!(pending(&t), "try_recv wrote the held frame");
+                assert_eq!(t.try_recv(1)?, None);
+                assert!(pending(&t));
+                assert_eq!(t.recv(1)?, vec![7; 1]);
+                assert!(!pending(&t));
+            } else {
+                assert_eq!(t.recv(0)?, vec![1; 10]);
+                t.send_held(0, vec![5; 3])?;
+                t.send(0, vec![6; 7])?;
+                assert_eq!(t.recv(0)?, vec![2; 4]);
+                t.send(0, vec![7; 1])?;
             }
             Ok(())
         });

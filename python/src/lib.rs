@@ -511,6 +511,13 @@ impl<T: Transport> Transport for Cancellable<T> {
         }
         self.inner.recv(from)
     }
+
+    fn try_recv(&mut self, from: plan::PartyIdx) -> Result<Option<Vec<u8>>, ExecError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(ExecError::transport("the run was interrupted"));
+        }
+        self.inner.try_recv(from)
+    }
 }
 
 /// Runs `work` on its own thread with the GIL released, checking for

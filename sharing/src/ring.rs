@@ -9,6 +9,9 @@ use super::share::OpenMsg;
 
 /// Element count above which elementwise loops run on rayon.
 const PAR_THRESHOLD: usize = 1 << 15;
+/// [`RingTensor::matmul`] of at most this many rows goes row by row over
+/// the right operand as it lies, without transposing it.
+const FEW_ROWS: usize = 4;
 
 /// A tensor of ring elements. `Debug` prints the shape only, because ring
 /// tensors usually hold shares or masks.
@@ -251,7 +254,9 @@ impl RingTensor {
 
     /// Matrix product over Z_2^64 (shapes as in [`RingTensor::matmul_shape`]).
     /// Rows of the output are computed in parallel; the right operand is
-    /// transposed so the inner loop walks both operands contiguously.
+    /// transposed so the inner loop walks both operands contiguously,
+    /// except for at most [`FEW_ROWS`] rows, which sum the right operand's
+    /// rows as they lie.
     pub fn matmul(&self, other: &Self) -> Result<Self> {
         self.validate()?;
         other.validate()?;
@@ -265,6 +270,24 @@ impl RingTensor {
         } else {
             1
         };
+        let mut out = vec![0u64; numel(&out_shape)?];
+        if m <= FEW_ROWS && n > 1 {
+            // A few rows (a batch-1 product): each row of the output is a
+            // sum of the rows of `other`, read in order, so `other` is not
+            // transposed first (which would touch it twice, once strided).
+            for (i, orow) in out.chunks_exact_mut(n).enumerate() {
+                let arow = &self.data[i * k..(i + 1) * k];
+                for (a, brow) in arow.iter().zip(other.data.chunks_exact(n)) {
+                    for (o, b) in orow.iter_mut().zip(brow) {
+                        *o = o.wrapping_add(a.wrapping_mul(*b));
+                    }
+                }
+            }
+            return Ok(Self {
+                data: out,
+                shape: out_shape,
+            });
+        }
         // bt: [n, k]
         let bt: Vec<u64> = if n == 1 {
             other.data.clone()
@@ -277,7 +300,6 @@ impl RingTensor {
             }
             t
         };
-        let mut out = vec![0u64; numel(&out_shape)?];
         let work = |(i, orow): (usize, &mut [u64])| {
             let arow = &self.data[i * k..(i + 1) * k];
             for (j, o) in orow.iter_mut().enumerate() {
@@ -386,5 +408,51 @@ pub mod zm {
             return None;
         }
         Some(((a % m) + (b % m)) % m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of multiplying (a few rows, without transposing; more, by
+    /// dot products) agree with the definition, wrapping included, for
+    /// every shape pair `matmul` takes.
+    #[test]
+    fn matmul_matches_the_definition_for_few_and_many_rows() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for m in 0..=FEW_ROWS + 2 {
+            for k in [0, 1, 3, 64] {
+                for n in [1, 2, 16] {
+                    let a: Vec<u64> = (0..m * k).map(|_| next()).collect();
+                    let b: Vec<u64> = (0..k * n).map(|_| next()).collect();
+                    let at = RingTensor::new(a.clone(), vec![m, k]).unwrap();
+                    let bt = RingTensor::new(b.clone(), vec![k, n]).unwrap();
+                    let got = at.matmul(&bt).unwrap();
+                    assert_eq!(got.shape(), &[m, n]);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let want = (0..k).fold(0u64, |s, l| {
+                                s.wrapping_add(a[i * k + l].wrapping_mul(b[l * n + j]))
+                            });
+                            assert_eq!(got.data()[i * n + j], want, "[{m},{k}]@[{k},{n}]");
+                        }
+                    }
+                    if m == 1 {
+                        // A vector times a matrix.
+                        let v = RingTensor::new(a.clone(), vec![k]).unwrap();
+                        let got1 = v.matmul(&bt).unwrap();
+                        assert_eq!(got1.shape(), &[n]);
+                        assert_eq!(got1.data(), got.data());
+                    }
+                }
+            }
+        }
     }
 }

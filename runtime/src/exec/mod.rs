@@ -781,6 +781,9 @@ pub fn run_party(
                 .rposition(|(_, regs)| regs.iter().any(|r| reads.contains(r)))
                 .map_or(0, |p| p + 1)
         };
+        if upto > 0 {
+            ex.before_receiving(ins);
+        }
         for (from, regs) in deferred.drain(..upto) {
             ex.receive(from, regs, transport).map_err(name)?;
         }

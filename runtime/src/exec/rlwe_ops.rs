@@ -51,6 +51,9 @@ pub(super) struct RlweState {
     /// The other party's, from [`Instr::RlwePrepareRespond`] until its
     /// online answer: `W` made ready and the preprocessed results.
     prepared_responses: std::collections::HashMap<Reg, (PreparedWeights, PreparedResponse)>,
+    /// A masked product's `W` encoded while its party waited for `x - r`
+    /// ([`Exec::before_receiving`]), by `W`'s register.
+    encoded_w: Option<(Reg, Vec<u64>)>,
 }
 
 /// A query awaiting its response: a matrix product's layout, or a
@@ -565,7 +568,10 @@ impl Exec<'_> {
                         *x = x.wrapping_add(*a);
                     }
                 }
-                let wdata = self.rlwe_operand(*w)?;
+                let wdata = match self.rlwe.encoded_w.take() {
+                    Some((r, data)) if r == *w => data,
+                    _ => self.rlwe_operand(*w)?,
+                };
                 let ws = self.reg_shape(*w)?;
                 let out: usize = self.reg_shape(*dst)?.iter().product();
                 let shape = product_shape(&ws, false, out)?;
@@ -606,6 +612,18 @@ impl Exec<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Work `ins` can do before the frames it needs are read (the caller
+    /// is about to wait for them): a masked product's `W` is encoded, so
+    /// that once `x - r` arrives only the product is left. A failure here
+    /// is left for the step itself to meet and report.
+    pub(super) fn before_receiving(&mut self, ins: &Instr) {
+        if let Instr::RlweMaskedClose { w, .. } = ins {
+            if let Ok(data) = self.rlwe_operand(*w) {
+                self.rlwe.encoded_w = Some((*w, data));
+            }
+        }
     }
 
     /// Starts this party's RLWE server on first use.
