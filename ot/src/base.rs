@@ -24,9 +24,10 @@
 //! Every key hashes two Ristretto encodings, and an encoding costs an
 //! inverse square root (about 250 field squarings): four per OT were about
 //! a quarter of the base OTs' time (`cargo bench -p ot --bench ot --
-//! base_ot`, 128 OTs, both parties: 13.1–14.1 ms before, 9.9–10.8 ms
-//! after, on a loaded 2-core machine; the sender's `a·B_i`, a
-//! variable-base multiplication per OT, is most of the rest). Only the
+//! base_ot`, 128 OTs, both parties, alternating builds on the 2-core
+//! machine: 13.1–14.1 ms before, 9.9–10.8 ms after at load 5, 10.2–10.9
+//! against 8.4–8.7 ms at load 2.4; the sender's `a·B_i`, a variable-base
+//! multiplication per OT, is most of the rest). Only the
 //! encodings are batched; the group elements, and so the keys, are the
 //! ones above. The encoding of a *doubled* point needs only a field
 //! inversion, not an inverse square root (the square root is known from
