@@ -28,7 +28,7 @@ use rand::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::block::Block;
-use crate::cot::{ReceiverCots, SenderCots};
+use crate::cot::{ReceiverCotsRef, SenderCotsRef};
 use crate::crypto::FixedKeyAes;
 use crate::error::{Error, Result};
 use crate::wire::{tag, Reader, Writer};
@@ -70,34 +70,60 @@ impl Corrections {
 
     /// Tag, first (u64), count (u64), then the packed words (u64 each).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new(tag::CORRECTIONS, 16 + 8 * self.words.len());
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`Corrections::to_bytes`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::after(
+            std::mem::take(out),
+            tag::CORRECTIONS,
+            16 + 8 * self.words.len(),
+        );
         w.u64(self.first);
         w.u64(self.count as u64);
         w.u64s(&self.words);
-        w.finish()
+        *out = w.finish();
+    }
+
+    /// An empty message, to be filled by [`Corrections::decode`].
+    pub fn empty() -> Corrections {
+        Corrections {
+            first: 0,
+            count: 0,
+            words: Vec::new(),
+        }
     }
 
     /// Decodes, checking the length and that padding bits are zero.
     pub fn from_bytes(bytes: &[u8]) -> Result<Corrections> {
+        let mut c = Corrections::empty();
+        c.decode(bytes)?;
+        Ok(c)
+    }
+
+    /// [`Corrections::from_bytes`] into this message's buffer (reused). On
+    /// an error its contents are unspecified.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<()> {
         let mut r = Reader::new(WHAT, tag::CORRECTIONS, bytes)?;
         let first = r.u64()?;
         let count = r.count(MAX_PRODUCTS as u64, "the number of products")?;
         let nw = words_for(count);
         r.expect_remaining(nw * 8)?;
-        let words = r.u64s(nw)?;
+        r.u64s_into(nw, &mut self.words)?;
         r.finish()?;
         let used = (count * BITS_PER_PRODUCT) % 64;
-        if used != 0 && words.last().is_some_and(|w| w >> used != 0) {
+        if used != 0 && self.words.last().is_some_and(|w| w >> used != 0) {
             return Err(Error::Invalid {
                 what: WHAT,
                 detail: "padding bits past the last correction are set".into(),
             });
         }
-        Ok(Corrections {
-            first,
-            count,
-            words,
-        })
+        self.first = first;
+        self.count = count;
+        Ok(())
     }
 }
 
@@ -175,7 +201,8 @@ pub fn receiver_choices(b: &[u64]) -> Vec<bool> {
 }
 
 /// The receiver's values, read back from its COTs' choice bits.
-pub fn receiver_values(cots: &ReceiverCots) -> Vec<u64> {
+pub fn receiver_values<'a>(cots: impl Into<ReceiverCotsRef<'a>>) -> Vec<u64> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     cots.choices
         .chunks(64)
         .map(|bits| {
@@ -189,7 +216,8 @@ pub fn receiver_values(cots: &ReceiverCots) -> Vec<u64> {
 /// Sender: shares of `a[k]·b[k]` for every `k`, where the receiver's `b[k]`
 /// are the choice bits of COTs `64k .. 64k + 64`. Returns the corrections
 /// to send and this side's shares.
-pub fn send(cots: &SenderCots, a: &[u64]) -> Result<(Corrections, Vec<u64>)> {
+pub fn send<'a>(cots: impl Into<SenderCotsRef<'a>>, a: &[u64]) -> Result<(Corrections, Vec<u64>)> {
+    let cots: SenderCotsRef<'a> = cots.into();
     if cots.len() != 64 * a.len() || a.len() > MAX_PRODUCTS {
         return Err(Error::Input {
             what: "gilboa::send",
@@ -210,7 +238,7 @@ pub fn send(cots: &SenderCots, a: &[u64]) -> Result<(Corrections, Vec<u64>)> {
         let q = &cots.q[64 * k..64 * k + 64];
         for i in 0..64 {
             buf[i] = q[i];
-            buf[64 + i] = q[i] ^ cots.delta;
+            buf[64 + i] = q[i] ^ *cots.delta;
         }
         let first = cots.first as u128 + 64 * k as u128;
         h.tccr_with(&mut buf, |i| Block(first + (i % 64) as u128));
@@ -235,7 +263,8 @@ pub fn send(cots: &SenderCots, a: &[u64]) -> Result<(Corrections, Vec<u64>)> {
 }
 
 /// Receiver: its shares of the products.
-pub fn receive(cots: &ReceiverCots, msg: &Corrections) -> Result<Vec<u64>> {
+pub fn receive<'a>(cots: impl Into<ReceiverCotsRef<'a>>, msg: &Corrections) -> Result<Vec<u64>> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     if msg.first != cots.first || msg.count.checked_mul(64) != Some(cots.len()) {
         return Err(Error::Mismatch {
             what: WHAT,
@@ -302,10 +331,11 @@ impl Drop for TripleShares {
 /// Party 0 (the extension sender): `n` triples from `128·n` COTs whose
 /// receiver choices are random. Draws its `a_0, b_0` from `rng`; send the
 /// corrections to party 1.
-pub fn beaver_sender<R: CryptoRng + ?Sized>(
-    cots: &SenderCots,
+pub fn beaver_sender<'a, R: CryptoRng + ?Sized>(
+    cots: impl Into<SenderCotsRef<'a>>,
     rng: &mut R,
 ) -> Result<(Corrections, TripleShares)> {
+    let cots: SenderCotsRef<'a> = cots.into();
     if !cots.len().is_multiple_of(128) {
         return Err(Error::Input {
             what: "beaver_sender",
@@ -347,7 +377,11 @@ pub fn beaver_sender<R: CryptoRng + ?Sized>(
 /// Party 1 (the extension receiver): its shares of the triples; its `a_1,
 /// b_1` are its COTs' choice bits (`b_1` from the first `64·n`, `a_1` from
 /// the rest).
-pub fn beaver_receiver(cots: &ReceiverCots, msg: &Corrections) -> Result<TripleShares> {
+pub fn beaver_receiver<'a>(
+    cots: impl Into<ReceiverCotsRef<'a>>,
+    msg: &Corrections,
+) -> Result<TripleShares> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     if !cots.len().is_multiple_of(128) {
         return Err(Error::Input {
             what: "beaver_receiver",
@@ -415,15 +449,39 @@ impl Packed {
 
     /// Tag, first (u64), bits (u64), then the packed words (u64 each).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new(tag::PACKED, 16 + 8 * self.words.len());
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`Packed::to_bytes`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::after(std::mem::take(out), tag::PACKED, 16 + 8 * self.words.len());
         w.u64(self.first);
         w.u64(self.bits);
         w.u64s(&self.words);
-        w.finish()
+        *out = w.finish();
+    }
+
+    /// An empty message, to be filled by [`Packed::decode`].
+    pub fn empty() -> Packed {
+        Packed {
+            first: 0,
+            bits: 0,
+            words: Vec::new(),
+        }
     }
 
     /// Decodes, checking the length and that padding bits are zero.
     pub fn from_bytes(bytes: &[u8]) -> Result<Packed> {
+        let mut p = Packed::empty();
+        p.decode(bytes)?;
+        Ok(p)
+    }
+
+    /// [`Packed::from_bytes`] into this message's buffer (reused). On an
+    /// error its contents are unspecified.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<()> {
         let mut r = Reader::new(PACKED, tag::PACKED, bytes)?;
         let first = r.u64()?;
         let bits = r.u64()?;
@@ -435,16 +493,18 @@ impl Packed {
         }
         let nw = bits.div_ceil(64) as usize;
         r.expect_remaining(nw * 8)?;
-        let words = r.u64s(nw)?;
+        r.u64s_into(nw, &mut self.words)?;
         r.finish()?;
         let used = (bits % 64) as u32;
-        if used != 0 && words.last().is_some_and(|w| w >> used != 0) {
+        if used != 0 && self.words.last().is_some_and(|w| w >> used != 0) {
             return Err(Error::Invalid {
                 what: PACKED,
                 detail: "padding bits past the last correction are set".into(),
             });
         }
-        Ok(Packed { first, bits, words })
+        self.first = first;
+        self.bits = bits;
+        Ok(())
     }
 
     /// Checks that this message answers COTs from `first` with `bits` bits.
@@ -499,11 +559,12 @@ fn check_widths(
 /// one-bit receiver value). The sender's share is `−H(j, q_j)` and it
 /// sends `τ_j = a_j − H(j, q_j ⊕ Δ) + H(j, q_j)`, low `width(j)` bits
 /// only. Shares are reduced mod `2^width(j)`.
-pub fn send_bit_products(
-    cots: &SenderCots,
+pub fn send_bit_products<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
     a: &[u64],
     width: impl Fn(usize) -> u32,
 ) -> Result<(Packed, Vec<u64>)> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let bits = check_widths("send_bit_products", a.len(), cots.len(), &width)?;
     let h = FixedKeyAes::shared();
     let mut out = BitWriter::with_capacity(bits.div_ceil(64) as usize);
@@ -514,7 +575,7 @@ pub fn send_bit_products(
         let len = chunk.len();
         for i in 0..len {
             buf[i] = cots.q[base + i];
-            buf[64 + i] = cots.q[base + i] ^ cots.delta;
+            buf[64 + i] = cots.q[base + i] ^ *cots.delta;
         }
         let first = cots.first as u128 + base as u128;
         h.tccr_with(&mut buf, |i| Block(first + (i % 64) as u128));
@@ -538,11 +599,12 @@ pub fn send_bit_products(
 }
 
 /// Receiver: its shares of the products of [`send_bit_products`].
-pub fn receive_bit_products(
-    cots: &ReceiverCots,
+pub fn receive_bit_products<'a>(
+    cots: impl Into<ReceiverCotsRef<'a>>,
     msg: &Packed,
     width: impl Fn(usize) -> u32,
 ) -> Result<Vec<u64>> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     let n = cots.len();
     let bits = check_widths("receive_bit_products", n, n, &width)?;
     msg.check(cots.first, bits)?;
@@ -621,7 +683,12 @@ fn pads(h: &FixedKeyAes, j: u64, x: Block, len: usize, buf: &mut Vec<Block>, out
 /// ABY's vector OT). Returns the corrections and this side's shares,
 /// `count × len` words in the layout of `a`. Bit `i` sends the low `64 − i`
 /// bits of each correction, so `2,080 · len` bits per product.
-pub fn send_vectors(cots: &SenderCots, a: &[u64], len: usize) -> Result<(Packed, Vec<u64>)> {
+pub fn send_vectors<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
+    a: &[u64],
+    len: usize,
+) -> Result<(Packed, Vec<u64>)> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let (count, bits) = check_vectors("send_vectors", cots.len(), a.len(), len)?;
     let h = FixedKeyAes::shared();
     let mut out = BitWriter::with_capacity(bits.div_ceil(64) as usize);
@@ -634,7 +701,7 @@ pub fn send_vectors(cots: &SenderCots, a: &[u64], len: usize) -> Result<(Packed,
             let j = 64 * k + i;
             let idx = cots.first + j as u64;
             pads(h, idx, cots.q[j], len, &mut buf, &mut p0);
-            pads(h, idx, cots.q[j] ^ cots.delta, len, &mut buf, &mut p1);
+            pads(h, idx, cots.q[j] ^ *cots.delta, len, &mut buf, &mut p1);
             let w = 64 - i as u32;
             for t in 0..len {
                 let tau = ak[t].wrapping_sub(p1[t]).wrapping_add(p0[t]);
@@ -657,7 +724,12 @@ pub fn send_vectors(cots: &SenderCots, a: &[u64], len: usize) -> Result<(Packed,
 }
 
 /// Receiver: its shares of the products of [`send_vectors`].
-pub fn receive_vectors(cots: &ReceiverCots, msg: &Packed, len: usize) -> Result<Vec<u64>> {
+pub fn receive_vectors<'a>(
+    cots: impl Into<ReceiverCotsRef<'a>>,
+    msg: &Packed,
+    len: usize,
+) -> Result<Vec<u64>> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     let n = cots.len();
     let (count, bits) = check_vectors("receive_vectors", n, (n / 64) * len, len)?;
     msg.check(cots.first, bits)?;
@@ -689,6 +761,7 @@ pub fn receive_vectors(cots: &ReceiverCots, msg: &Packed, len: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cot::{ReceiverCots, SenderCots};
 
     #[test]
     fn bit_packing_round_trips_every_width() {

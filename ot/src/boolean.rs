@@ -16,9 +16,9 @@
 
 use zeroize::Zeroize;
 
-use crate::cot::{ReceiverCots, SenderCots};
+use crate::cot::{ReceiverCotsRef, SenderCotsRef};
 use crate::error::{Error, Result};
-use crate::ot::for_each_sender_pad;
+use crate::ot::{for_each_receiver_pad, for_each_sender_pad};
 
 /// One party's shares of `len` AND triples, bit-packed: bit `k % 64` of word
 /// `k / 64` is triple `k`. Reconstruct with XOR: `c = a·b` (AND).
@@ -77,44 +77,41 @@ fn check_even(what: &'static str, len: usize) -> Result<usize> {
 }
 
 /// Party 0 (the extension sender): its shares of `len/2` AND triples.
-pub fn and_triples_sender(cots: &SenderCots) -> Result<AndTriples> {
+pub fn and_triples_sender<'a>(cots: impl Into<SenderCotsRef<'a>>) -> Result<AndTriples> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let n = check_even("and_triples_sender", cots.len())?;
-    // The pads' lowest bits, x^0 and x^1 of every OT.
-    let mut x0 = vec![false; 2 * n];
-    let mut x1 = vec![false; 2 * n];
+    // From the pads' lowest bits x^0, x^1: b_0 = x^0 ⊕ x^1 of OT k < n,
+    // a_0 that of OT n + k, c_0 = a_0·b_0 ⊕ x^0_k ⊕ x^0_{n+k}, packed as
+    // they stream out of the hash.
+    let words = n.div_ceil(64);
+    let (mut a, mut b, mut c) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
     for_each_sender_pad(cots, |j, [p0, p1]| {
-        x0[j] = p0.lsb();
-        x1[j] = p1.lsb();
+        let (k, cross) = if j < n { (j, &mut b) } else { (j - n, &mut a) };
+        cross[k / 64] ^= ((p0.lsb() ^ p1.lsb()) as u64) << (k % 64);
+        c[k / 64] ^= (p0.lsb() as u64) << (k % 64);
     });
-    let b = (0..n).map(|k| x0[k] ^ x1[k]);
-    let a = (0..n).map(|k| x0[n + k] ^ x1[n + k]);
-    let c = (0..n).map(|k| ((x0[n + k] ^ x1[n + k]) & (x0[k] ^ x1[k])) ^ x0[k] ^ x0[n + k]);
-    let out = AndTriples {
-        len: n,
-        a: pack(a, n),
-        b: pack(b, n),
-        c: pack(c, n),
-    };
-    x0.zeroize();
-    x1.zeroize();
-    Ok(out)
+    for ((c, a), b) in c.iter_mut().zip(&a).zip(&b) {
+        *c ^= a & b;
+    }
+    Ok(AndTriples { len: n, a, b, c })
 }
 
 /// Party 1 (the extension receiver): its shares, with `a_1` and `b_1` its
 /// random choice bits.
-pub fn and_triples_receiver(cots: &ReceiverCots) -> Result<AndTriples> {
+pub fn and_triples_receiver<'a>(cots: impl Into<ReceiverCotsRef<'a>>) -> Result<AndTriples> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     let n = check_even("and_triples_receiver", cots.len())?;
-    let mut v: Vec<bool> = cots.random_ot().iter().map(|p| p.lsb()).collect();
-    let r = &cots.choices;
-    let a = (0..n).map(|k| r[k]);
-    let b = (0..n).map(|k| r[n + k]);
-    let c = (0..n).map(|k| (r[k] & r[n + k]) ^ v[k] ^ v[n + k]);
-    let out = AndTriples {
-        len: n,
-        a: pack(a, n),
-        b: pack(b, n),
-        c: pack(c, n),
-    };
-    v.zeroize();
-    Ok(out)
+    let r = cots.choices;
+    let a = pack(r[..n].iter().copied(), n);
+    let b = pack(r[n..].iter().copied(), n);
+    // c_1 = a_1·b_1 ⊕ v_k ⊕ v_{n+k}, v the lowest bits of the pads.
+    let mut c = vec![0u64; n.div_ceil(64)];
+    for_each_receiver_pad(cots, |j, p| {
+        let k = if j < n { j } else { j - n };
+        c[k / 64] ^= (p.lsb() as u64) << (k % 64);
+    });
+    for ((c, a), b) in c.iter_mut().zip(&a).zip(&b) {
+        *c ^= a & b;
+    }
+    Ok(AndTriples { len: n, a, b, c })
 }

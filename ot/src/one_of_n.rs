@@ -19,7 +19,7 @@
 use zeroize::Zeroize;
 
 use crate::block::Block;
-use crate::cot::{ReceiverCots, SenderCots};
+use crate::cot::{ReceiverCotsRef, SenderCotsRef};
 use crate::crypto::{FixedKeyAes, Prg};
 use crate::error::{Error, Result};
 use crate::wire::{size_of_items, tag, Reader, Writer};
@@ -121,7 +121,12 @@ pub fn choice_bits(choices: &[u64], log_n: u32) -> Vec<bool> {
 
 /// Sender: `messages[i]` holds instance `i`'s `2^log_n` messages, all of one
 /// width. Uses `log_n` COTs per instance.
-pub fn send(cots: &SenderCots, log_n: u32, messages: &[Vec<Vec<u8>>]) -> Result<OneOfNMsg> {
+pub fn send<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
+    log_n: u32,
+    messages: &[Vec<Vec<u8>>],
+) -> Result<OneOfNMsg> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let what = "one_of_n::send";
     if log_n == 0 || log_n > MAX_LOG_N {
         return Err(Error::Input {
@@ -195,7 +200,8 @@ pub fn send(cots: &SenderCots, log_n: u32, messages: &[Vec<Vec<u8>>]) -> Result<
 
 /// Receiver: the chosen message of each instance (the choice is read from
 /// the COTs' choice bits, `log_n` per instance, least significant first).
-pub fn receive(cots: &ReceiverCots, msg: &OneOfNMsg) -> Result<Vec<Vec<u8>>> {
+pub fn receive<'a>(cots: impl Into<ReceiverCotsRef<'a>>, msg: &OneOfNMsg) -> Result<Vec<Vec<u8>>> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     let l = msg.log_n as usize;
     if msg.first != cots.first || msg.count.checked_mul(l) != Some(cots.len()) {
         return Err(Error::Mismatch {
@@ -216,7 +222,7 @@ pub fn receive(cots: &ReceiverCots, msg: &OneOfNMsg) -> Result<Vec<Vec<u8>>> {
     let mut choices: Vec<usize> = (0..msg.count)
         .map(|i| (0..l).fold(0, |c, t| c | (usize::from(cots.choices[i * l + t]) << t)))
         .collect();
-    let mut hashed = cots.t.clone();
+    let mut hashed = cots.t.to_vec();
     h.tccr_with(&mut hashed, |x| {
         tweak(cots.first + x as u64, choices[x / l] as u64)
     });
@@ -278,7 +284,12 @@ fn low(b: Block, n: u32) -> u128 {
 /// that `p_t^{x_t}` enters no other pad, so the pads it lacks are uniform
 /// and independent to it. Cost: 2 hashes per COT for the sender, 1 for the
 /// receiver (the chosen-message [`send`] hashes `N` times per COT).
-pub fn random_send_short(cots: &SenderCots, log_n: u32, width: u32) -> Result<Vec<u128>> {
+pub fn random_send_short<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
+    log_n: u32,
+    width: u32,
+) -> Result<Vec<u128>> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let count = check_short("one_of_n::random_send_short", log_n, width, cots.len())?;
     let l = log_n as usize;
     let n = 1u32 << log_n;
@@ -303,11 +314,12 @@ pub fn random_send_short(cots: &SenderCots, log_n: u32, width: u32) -> Result<Ve
 /// Random 1-of-N OT of short messages, receiver's side: per instance its
 /// random choice `c` (its `log_n` COT choice bits, least significant
 /// first) and pad `c` of [`random_send_short`] (in the low `width` bits).
-pub fn random_receive_short(
-    cots: &ReceiverCots,
+pub fn random_receive_short<'a>(
+    cots: impl Into<ReceiverCotsRef<'a>>,
     log_n: u32,
     width: u32,
 ) -> Result<(Vec<u64>, Vec<u128>)> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     let count = check_short("one_of_n::random_receive_short", log_n, width, cots.len())?;
     let l = log_n as usize;
     let choices: Vec<u64> = cots
@@ -319,16 +331,16 @@ pub fn random_receive_short(
                 .fold(0u64, |c, (t, &b)| c | (b as u64) << t)
         })
         .collect();
-    let mut pads = cots.random_ot();
-    let got = pads
-        .chunks(l)
+    // Per instance the XOR of its pads (streamed from the hash, no copy
+    // of the COTs), then field `c` of it.
+    let mut all = vec![0u128; count];
+    crate::ot::for_each_receiver_pad(cots, |j, p| all[j / l] ^= p.0);
+    let got = all
+        .iter()
         .zip(&choices)
-        .map(|(ps, &c)| {
-            let all = ps.iter().fold(0u128, |a, p| a ^ p.0);
-            (all >> (c as u32 * width)) & ((1u128 << width) - 1)
-        })
+        .map(|(&a, &c)| (a >> (c as u32 * width)) & ((1u128 << width) - 1))
         .collect();
-    pads.zeroize();
+    all.zeroize();
     debug_assert_eq!(choices.len(), count);
     Ok((choices, got))
 }

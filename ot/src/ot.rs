@@ -19,7 +19,7 @@
 use zeroize::Zeroize;
 
 use crate::block::{pack_bits, Block};
-pub use crate::cot::{ReceiverCots, SenderCots};
+pub use crate::cot::{ReceiverCots, ReceiverCotsRef, SenderCots, SenderCotsRef};
 use crate::crypto::{FixedKeyAes, Prg};
 use crate::error::{Error, Result};
 use crate::wire::{size_of_items, tag, Reader, Writer};
@@ -31,14 +31,19 @@ pub const MAX_WIDTH: usize = 1 << 20;
 
 /// Calls `f(j, [H(j, q_j), H(j, q_j ⊕ Δ)])` for every OT `j` (offset from
 /// the first), hashing 64 OTs (128 blocks) per pass.
-pub(crate) fn for_each_sender_pad(cots: &SenderCots, mut f: impl FnMut(usize, [Block; 2])) {
+pub fn for_each_sender_pad<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
+    mut f: impl FnMut(usize, [Block; 2]),
+) {
+    let cots: SenderCotsRef<'a> = cots.into();
     let h = FixedKeyAes::shared();
+    let delta = *cots.delta;
     let mut buf = [Block::ZERO; 128];
     for (c, qs) in cots.q.chunks(64).enumerate() {
         let n = qs.len();
         for (k, &q) in qs.iter().enumerate() {
             buf[k] = q;
-            buf[n + k] = q ^ cots.delta;
+            buf[n + k] = q ^ delta;
         }
         let first = cots.first as u128 + 64 * c as u128;
         h.tccr_with(&mut buf[..2 * n], |k| Block(first + (k % n) as u128));
@@ -49,12 +54,39 @@ pub(crate) fn for_each_sender_pad(cots: &SenderCots, mut f: impl FnMut(usize, [B
     buf.zeroize();
 }
 
-impl SenderCots {
+/// Calls `f(j, H(j, t_j))` for every OT `j` (offset from the first), the
+/// receiver's pads, 128 at a time on the stack (no copy of the batch).
+pub fn for_each_receiver_pad<'a>(
+    cots: impl Into<ReceiverCotsRef<'a>>,
+    mut f: impl FnMut(usize, Block),
+) {
+    let cots: ReceiverCotsRef<'a> = cots.into();
+    let h = FixedKeyAes::shared();
+    let mut buf = [Block::ZERO; 128];
+    for (c, ts) in cots.t.chunks(128).enumerate() {
+        let buf = &mut buf[..ts.len()];
+        buf.copy_from_slice(ts);
+        h.tccr_seq(cots.first as u128 + 128 * c as u128, buf);
+        for (k, &p) in buf.iter().enumerate() {
+            f(128 * c + k, p);
+        }
+    }
+    buf.zeroize();
+}
+
+impl SenderCotsRef<'_> {
     /// Random OT: the pads `[x_j^0, x_j^1]` of every OT.
     pub fn random_ot(&self) -> Vec<[Block; 2]> {
         let mut out = Vec::with_capacity(self.len());
-        for_each_sender_pad(self, |_, pads| out.push(pads));
+        for_each_sender_pad(*self, |_, pads| out.push(pads));
         out
+    }
+}
+
+impl SenderCots {
+    /// Random OT: the pads `[x_j^0, x_j^1]` of every OT.
+    pub fn random_ot(&self) -> Vec<[Block; 2]> {
+        self.view().random_ot()
     }
 
     /// Applies the receiver's flips: afterwards OT `j` has the choice the
@@ -72,19 +104,27 @@ impl SenderCots {
                 ),
             });
         }
-        for (j, q) in self.q.iter_mut().enumerate() {
-            *q ^= self.delta.select(flips.bits[j / 128].bit(j % 128));
+        let delta = self.delta;
+        for (j, q) in self.q[self.at..].iter_mut().enumerate() {
+            *q ^= delta.select(flips.bits[j / 128].bit(j % 128));
         }
         Ok(())
+    }
+}
+
+impl ReceiverCotsRef<'_> {
+    /// Random OT: the receiver's pad `x_j^{r_j}` of every OT.
+    pub fn random_ot(&self) -> Vec<Block> {
+        let mut out = self.t.to_vec();
+        FixedKeyAes::shared().tccr_seq(self.first as u128, &mut out);
+        out
     }
 }
 
 impl ReceiverCots {
     /// Random OT: the receiver's pad `x_j^{r_j}` of every OT.
     pub fn random_ot(&self) -> Vec<Block> {
-        let mut out = self.t.clone();
-        FixedKeyAes::shared().tccr_seq(self.first as u128, &mut out);
-        out
+        self.view().random_ot()
     }
 }
 
@@ -157,12 +197,13 @@ pub fn flip_choices(cots: &mut ReceiverCots, wanted: &[bool]) -> Result<Flips> {
         });
     }
     let d: Vec<bool> = cots
-        .choices
+        .choices()
         .iter()
         .zip(wanted)
         .map(|(&r, &c)| r ^ c)
         .collect();
-    cots.choices.copy_from_slice(wanted);
+    let at = cots.at;
+    cots.choices[at..].copy_from_slice(wanted);
     Ok(Flips {
         first: cots.first,
         count: d.len(),
@@ -245,7 +286,11 @@ fn xor_pad(block: Block, out: &mut [u8]) {
 
 /// Sender: 1-of-2 OT of byte strings, all of the same width. `messages[j]`
 /// is the pair for OT `j`; needs one COT per pair.
-pub fn send_bytes(cots: &SenderCots, messages: &[[&[u8]; 2]]) -> Result<ChosenMsg> {
+pub fn send_bytes<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
+    messages: &[[&[u8]; 2]],
+) -> Result<ChosenMsg> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let what = "ot::send_bytes";
     if messages.len() != cots.len() {
         return Err(Error::Input {
@@ -284,7 +329,11 @@ pub fn send_bytes(cots: &SenderCots, messages: &[[&[u8]; 2]]) -> Result<ChosenMs
 }
 
 /// Receiver: the chosen byte strings, one per OT.
-pub fn receive_bytes(cots: &ReceiverCots, msg: &ChosenMsg) -> Result<Vec<Vec<u8>>> {
+pub fn receive_bytes<'a>(
+    cots: impl Into<ReceiverCotsRef<'a>>,
+    msg: &ChosenMsg,
+) -> Result<Vec<Vec<u8>>> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     if msg.first != cots.first || msg.count != cots.len() {
         return Err(Error::Mismatch {
             what: ChosenMsg::WHAT,
@@ -313,7 +362,11 @@ pub fn receive_bytes(cots: &ReceiverCots, msg: &ChosenMsg) -> Result<Vec<Vec<u8>
 }
 
 /// Sender: 1-of-2 OT of 128-bit blocks.
-pub fn send_blocks(cots: &SenderCots, messages: &[[Block; 2]]) -> Result<ChosenMsg> {
+pub fn send_blocks<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
+    messages: &[[Block; 2]],
+) -> Result<ChosenMsg> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let bytes: Vec<[[u8; 16]; 2]> = messages
         .iter()
         .map(|m| [m[0].to_bytes(), m[1].to_bytes()])
@@ -323,7 +376,11 @@ pub fn send_blocks(cots: &SenderCots, messages: &[[Block; 2]]) -> Result<ChosenM
 }
 
 /// Receiver: the chosen blocks.
-pub fn receive_blocks(cots: &ReceiverCots, msg: &ChosenMsg) -> Result<Vec<Block>> {
+pub fn receive_blocks<'a>(
+    cots: impl Into<ReceiverCotsRef<'a>>,
+    msg: &ChosenMsg,
+) -> Result<Vec<Block>> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     expect_width(msg, 16)?;
     Ok(receive_bytes(cots, msg)?
         .into_iter()
@@ -332,7 +389,11 @@ pub fn receive_blocks(cots: &ReceiverCots, msg: &ChosenMsg) -> Result<Vec<Block>
 }
 
 /// Sender: 1-of-2 OT of `u64`s.
-pub fn send_u64(cots: &SenderCots, messages: &[[u64; 2]]) -> Result<ChosenMsg> {
+pub fn send_u64<'a>(
+    cots: impl Into<SenderCotsRef<'a>>,
+    messages: &[[u64; 2]],
+) -> Result<ChosenMsg> {
+    let cots: SenderCotsRef<'a> = cots.into();
     let bytes: Vec<[[u8; 8]; 2]> = messages
         .iter()
         .map(|m| [m[0].to_le_bytes(), m[1].to_le_bytes()])
@@ -342,7 +403,8 @@ pub fn send_u64(cots: &SenderCots, messages: &[[u64; 2]]) -> Result<ChosenMsg> {
 }
 
 /// Receiver: the chosen `u64`s.
-pub fn receive_u64(cots: &ReceiverCots, msg: &ChosenMsg) -> Result<Vec<u64>> {
+pub fn receive_u64<'a>(cots: impl Into<ReceiverCotsRef<'a>>, msg: &ChosenMsg) -> Result<Vec<u64>> {
+    let cots: ReceiverCotsRef<'a> = cots.into();
     expect_width(msg, 8)?;
     Ok(receive_bytes(cots, msg)?
         .into_iter()

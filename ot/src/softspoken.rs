@@ -84,7 +84,7 @@ use zeroize::Zeroize;
 
 use crate::base::{self, BaseHello, BaseReply, BaseSender};
 use crate::block::{pack_bits_into, Block};
-use crate::cot::reset_secret_buffer;
+use crate::cot::{reset_secret_buffer, resize_secret_buffer};
 pub use crate::cot::{ReceiverCots, SenderCots, KAPPA};
 use crate::crypto::Prg;
 use crate::error::{Error, Result};
@@ -227,6 +227,15 @@ fn prover_pieces(
     }
 }
 
+/// The 128 OTs of group `b` in an output buffer (where they are
+/// transposed in place).
+#[inline]
+fn group_of(v: &mut [Block], b: usize) -> &mut [Block; 128] {
+    (&mut v[128 * b..128 * (b + 1)])
+        .try_into()
+        .expect("128 blocks per group")
+}
+
 /// Pieces whose leaves go to AES together: 64 keys (8 KiB of scratch rows,
 /// which stay in the first-level cache), or one piece when it has more.
 fn pieces_per_call(k: usize) -> usize {
@@ -324,20 +333,35 @@ impl ExtendMsg {
     /// Tag, first index, count, `k`, setup blocks (all u64), then the
     /// setup and the `u` blocks.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`ExtendMsg::to_bytes`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         let blocks = self.setup.len() + self.u.len();
-        let mut w = Writer::new(tag::SOFT_EXTEND, 32 + blocks * 16);
+        let mut w = Writer::after(std::mem::take(out), tag::SOFT_EXTEND, 32 + blocks * 16);
         w.u64(self.first);
         w.u64(self.count as u64);
         w.u64(self.k as u64);
         w.u64(self.setup.len() as u64);
         w.blocks(&self.setup);
         w.blocks(&self.u);
-        w.finish()
+        *out = w.finish();
     }
 
     /// Decodes, checking `k` and that the body has exactly the length the
     /// header implies.
     pub fn from_bytes(bytes: &[u8]) -> Result<ExtendMsg> {
+        let mut msg = ExtendMsg::empty();
+        msg.decode(bytes)?;
+        Ok(msg)
+    }
+
+    /// [`ExtendMsg::from_bytes`] into this message's buffers (reused from
+    /// batch to batch). On an error its contents are unspecified.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<()> {
         let mut r = Reader::new(Self::WHAT, tag::SOFT_EXTEND, bytes)?;
         let first = r.u64()?;
         let count = r.count(MAX_BATCH as u64, "the number of OTs")?;
@@ -366,16 +390,13 @@ impl ExtendMsg {
         }
         let blocks = count.div_ceil(128) * (KAPPA / k);
         r.expect_remaining(size_of_items(Self::WHAT, nsetup + blocks, 16)?)?;
-        let setup = r.blocks(nsetup)?;
-        let u = r.blocks(blocks)?;
+        r.blocks_into(nsetup, &mut self.setup)?;
+        r.blocks_into(blocks, &mut self.u)?;
         r.finish()?;
-        Ok(ExtendMsg {
-            k,
-            first,
-            count,
-            setup,
-            u,
-        })
+        self.k = k;
+        self.first = first;
+        self.count = count;
+        Ok(())
     }
 }
 
@@ -535,28 +556,32 @@ impl Receiver {
         cots: &mut ReceiverCots,
     ) -> Result<()> {
         let n = choices.len();
-        if n == 0 || n > MAX_BATCH {
-            return Err(Error::Input {
-                what: "softspoken::Receiver::extend",
-                detail: format!("{n} OTs requested; between 1 and {MAX_BATCH} per batch"),
-            });
-        }
+        check_batch(n)?;
+        reset_secret_buffer(&mut self.packed, n.div_ceil(128));
+        pack_bits_into(choices, &mut self.packed);
+        reset_secret_buffer(&mut cots.choices, n);
+        cots.choices.extend_from_slice(choices);
+        self.extend_packed(n, msg, cots);
+        Ok(())
+    }
+
+    /// The batch of `n` OTs whose choice bits are in `self.packed` (zero
+    /// past `n`) and in `cots.choices`.
+    fn extend_packed(&mut self, n: usize, msg: &mut ExtendMsg, cots: &mut ReceiverCots) {
         let (k, pieces) = (self.k, KAPPA / self.k);
         let leaves = 1usize << k;
         let nblocks = n.div_ceil(128);
         let mut r = std::mem::take(&mut self.packed);
-        pack_bits_into(choices, &mut r);
+        // Both outputs are written in place, 128 OTs at a time (a reused
+        // buffer is only resized, not cleared and refilled).
         let u = &mut msg.u;
-        u.clear();
-        u.reserve(nblocks * pieces);
+        u.resize(nblocks * pieces, Block::ZERO);
         let t = &mut cots.t;
-        reset_secret_buffer(t, nblocks * 128);
+        resize_secret_buffer(t, nblocks * 128);
         let pos = (self.next / 128) as u128;
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
         let mut usum = [[Block::ZERO; CHUNK]; KAPPA];
         let mut g = vec![Block::ZERO; CHUNK * leaves * pieces_per_call(k)];
-        let mut uchunk = [[Block::ZERO; KAPPA]; CHUNK];
-        let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
             let w = CHUNK.min(nblocks - cb);
             prover_pieces(
@@ -568,38 +593,33 @@ impl Receiver {
                 &mut usum[..pieces],
                 &mut cols,
             );
-            for (b, ub) in uchunk.iter_mut().enumerate().take(w) {
-                for (i, x) in ub[..pieces].iter_mut().enumerate() {
+            for b in 0..w {
+                let ub = &mut u[(cb + b) * pieces..(cb + b + 1) * pieces];
+                for (i, x) in ub.iter_mut().enumerate() {
                     *x = usum[i][b] ^ r[cb + b];
                 }
-            }
-            for b in 0..w {
-                u.extend_from_slice(&uchunk[b][..pieces]);
+                let m = group_of(t, cb + b);
                 for (c, row) in m.iter_mut().enumerate() {
                     *row = cols[c][b];
                 }
-                transpose128(&mut m);
-                t.extend_from_slice(&m);
+                transpose128(m);
             }
         }
-        m.zeroize();
         cols.zeroize();
         usum.zeroize();
         g.zeroize();
         r.zeroize();
         self.packed = r;
         t.truncate(n);
-        reset_secret_buffer(&mut cots.choices, n);
-        cots.choices.extend_from_slice(choices);
         msg.setup.clear();
         msg.setup.append(&mut self.setup);
         let first = self.next;
         cots.first = first;
+        cots.at = 0;
         msg.k = k;
         msg.first = first;
         msg.count = n;
         self.next += (nblocks * 128) as u64;
-        Ok(())
     }
 
     /// One batch of `n` COTs with uniformly random choice bits.
@@ -608,14 +628,56 @@ impl Receiver {
         n: usize,
         rng: &mut R,
     ) -> Result<(ExtendMsg, ReceiverCots)> {
+        let mut msg = ExtendMsg::empty();
+        let mut cots = ReceiverCots::empty();
+        self.extend_random_into(n, rng, &mut msg, &mut cots)?;
+        Ok((msg, cots))
+    }
+
+    /// [`Receiver::extend_random`] into buffers reused from an earlier
+    /// batch. Choice bit `j` is bit `j % 8` of byte `j / 8` of
+    /// `n.div_ceil(8)` bytes from `rng`, packed as drawn.
+    pub fn extend_random_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        n: usize,
+        rng: &mut R,
+        msg: &mut ExtendMsg,
+        cots: &mut ReceiverCots,
+    ) -> Result<()> {
+        check_batch(n)?;
         let mut bytes = vec![0u8; n.div_ceil(8)];
         rng.fill_bytes(&mut bytes);
-        let mut choices: Vec<bool> = (0..n).map(|j| (bytes[j / 8] >> (j % 8)) & 1 == 1).collect();
+        if !n.is_multiple_of(8) {
+            // The draw's bits past n are not choices: packed as zeros.
+            bytes[n / 8] &= (1u8 << (n % 8)) - 1;
+        }
+        let r = &mut self.packed;
+        reset_secret_buffer(r, n.div_ceil(128));
+        r.extend(bytes.chunks(16).map(|c| {
+            let mut b = [0u8; 16];
+            b[..c.len()].copy_from_slice(c);
+            let block = Block::from_bytes(b);
+            b.zeroize();
+            block
+        }));
+        reset_secret_buffer(&mut cots.choices, n);
+        cots.choices
+            .extend((0..n).map(|j| (bytes[j / 8] >> (j % 8)) & 1 == 1));
         bytes.zeroize();
-        let out = self.extend(&choices);
-        choices.zeroize();
-        out
+        self.extend_packed(n, msg, cots);
+        Ok(())
     }
+}
+
+/// A batch size the extension takes (1 to [`MAX_BATCH`]).
+fn check_batch(n: usize) -> Result<()> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(Error::Input {
+            what: "softspoken::Receiver::extend",
+            detail: format!("{n} OTs requested; between 1 and {MAX_BATCH} per batch"),
+        });
+    }
+    Ok(())
 }
 
 impl ReceiverSetup {
@@ -788,28 +850,27 @@ impl Sender {
         let leaves = self.leaves.as_ref().expect("set up just above");
         let mut g = vec![Block::ZERO; (CHUNK << k) * pieces_per_call(k)];
         let q = &mut cots.q;
-        reset_secret_buffer(q, nblocks * 128);
+        resize_secret_buffer(q, nblocks * 128);
         let pos = (self.next / 128) as u128;
         let mut cols = [[Block::ZERO; CHUNK]; KAPPA];
-        let mut m = [Block::ZERO; 128];
         for cb in (0..nblocks).step_by(CHUNK) {
             let w = CHUNK.min(nblocks - cb);
             verifier_pieces(leaves, k, pos + cb as u128, w, &mut g, &mut cols);
             let group = &msg.u[cb * pieces..(cb + w) * pieces];
             for (b, u) in group.chunks_exact(pieces).enumerate() {
+                let m = group_of(q, cb + b);
                 for (c, row) in m.iter_mut().enumerate() {
                     *row = cols[c][b] ^ (u[c / k] & self.masks[c]);
                 }
-                transpose128(&mut m);
-                q.extend_from_slice(&m);
+                transpose128(m);
             }
         }
-        m.zeroize();
         cols.zeroize();
         g.zeroize();
         q.truncate(n);
         self.next += (nblocks * 128) as u64;
         cots.first = msg.first;
+        cots.at = 0;
         cots.delta = self.delta;
         Ok(())
     }
@@ -1117,6 +1178,55 @@ mod tests {
         );
         check(&s, &sc, &rc, "rest");
         check(&s, &sh, &rh, "head");
+    }
+
+    #[test]
+    fn parts_and_takes_see_the_same_ots() {
+        let (mut s, mut r, mut rng) = pair(14);
+        let (m, mut rc) = r.extend_random(1000, &mut rng).unwrap();
+        let mut sc = s.extend(&m).unwrap();
+        let (sv, rv) = (sc.clone(), rc.clone());
+        let mut at = 0;
+        for n in [1usize, 63, 64, 300, 0, 572] {
+            let (sp, rp) = (sv.part(at, n).unwrap(), rv.part(at, n).unwrap());
+            let (sh, rh) = (sc.take(n).unwrap(), rc.take(n).unwrap());
+            assert_eq!((sp.first(), sp.q()), (sh.first(), sh.q()));
+            assert_eq!(
+                (rp.first(), rp.t(), rp.choices()),
+                (rh.first(), rh.t(), rh.choices())
+            );
+            assert_eq!(sp.first(), at as u64);
+            // The derived OTs read the run, not the buffer around it.
+            assert_eq!(sp.random_ot(), sh.random_ot());
+            assert_eq!(rp.random_ot(), rh.random_ot());
+            at += n;
+        }
+        assert!(sc.is_empty() && rc.is_empty());
+        assert!(sv.part(at, 1).is_err() && rv.part(1, at).is_err());
+        assert!(sv.part(usize::MAX, 2).is_err());
+        assert!(sc.take(1).is_err() && rc.take(1).is_err());
+    }
+
+    #[test]
+    fn random_batches_into_reused_buffers_match_fresh_ones() {
+        let (mut s1, mut r1, mut rng1) = pair(15);
+        let (mut s2, mut r2, mut rng2) = pair(15);
+        let (mut msg, mut rc, mut sc) = (
+            ExtendMsg::empty(),
+            ReceiverCots::empty(),
+            SenderCots::empty(),
+        );
+        for n in [700usize, 9, 4096, 129] {
+            let (m1, rc1) = r1.extend_random(n, &mut rng1).unwrap();
+            let sc1 = s1.extend(&m1).unwrap();
+            r2.extend_random_into(n, &mut rng2, &mut msg, &mut rc)
+                .unwrap();
+            s2.extend_into(&msg, &mut sc).unwrap();
+            assert_eq!(m1.to_bytes(), msg.to_bytes(), "n {n}");
+            assert_eq!((rc1.t(), rc1.choices()), (rc.t(), rc.choices()));
+            assert_eq!(sc1.q(), sc.q());
+            check(&s2, &sc, &rc, &format!("n {n}"));
+        }
     }
 
     proptest::proptest! {

@@ -27,7 +27,12 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub fn new(tag: u8, capacity: usize) -> Writer {
-        let mut buf = Vec::with_capacity(capacity + 1);
+        Writer::after(Vec::new(), tag, capacity)
+    }
+    /// A message appended to the bytes of `buf` (reserving `capacity`
+    /// more for its fields): encoding into a buffer that carries it on.
+    pub fn after(mut buf: Vec<u8>, tag: u8, capacity: usize) -> Writer {
+        buf.reserve(capacity + 1);
         buf.push(tag);
         Writer { buf }
     }
@@ -140,25 +145,39 @@ impl<'a> Reader<'a> {
     }
 
     pub fn blocks(&mut self, n: usize) -> Result<Vec<Block>> {
+        let mut out = Vec::new();
+        self.blocks_into(n, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Reader::blocks`] into a reused buffer (replacing its contents).
+    pub fn blocks_into(&mut self, n: usize, out: &mut Vec<Block>) -> Result<()> {
         let len = n.checked_mul(16).ok_or(Error::Invalid {
             what: self.what,
             detail: format!("{n} blocks overflow"),
         })?;
         let s = self.take(len)?;
-        Ok(s.chunks_exact(16)
-            .map(|c| Block::from_bytes(c.try_into().expect("16 bytes")))
-            .collect())
+        out.clear();
+        out.extend(
+            s.chunks_exact(16)
+                .map(|c| Block::from_bytes(c.try_into().expect("16 bytes"))),
+        );
+        Ok(())
     }
 
-    pub fn u64s(&mut self, n: usize) -> Result<Vec<u64>> {
+    /// [`Reader::u64s`] into a reused buffer (replacing its contents).
+    pub fn u64s_into(&mut self, n: usize, out: &mut Vec<u64>) -> Result<()> {
         let len = n.checked_mul(8).ok_or(Error::Invalid {
             what: self.what,
             detail: format!("{n} words overflow"),
         })?;
         let s = self.take(len)?;
-        Ok(s.chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect())
+        out.clear();
+        out.extend(
+            s.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+        );
+        Ok(())
     }
 
     /// Rejects trailing bytes.

@@ -714,10 +714,81 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, WireError> {
     Ok(out)
 }
 
+/// Bytes of an oblivious-transfer frame before its payload: the version,
+/// the value count (1), the tag and the payload's length.
+pub const OT_HEADER: usize = 1 + 8 + 1 + 8;
+
+/// A frame of one [`Wire::Ot`] value whose payload the caller appends (with
+/// room for `capacity` payload bytes), then seals with
+/// [`seal_ot_frame`]: the bytes `encode(&[Wire::Ot(payload)])` gives, built
+/// where the payload is written instead of copied there.
+pub fn ot_frame(capacity: usize) -> Vec<u8> {
+    let mut w = W(Vec::with_capacity(OT_HEADER + capacity));
+    w.u8(VERSION);
+    w.u64(1);
+    w.u8(tag::OT);
+    w.u64(0);
+    w.0
+}
+
+/// Writes the payload's length into a frame from [`ot_frame`].
+///
+/// # Panics
+/// If `frame` is shorter than [`OT_HEADER`] (not from [`ot_frame`]).
+pub fn seal_ot_frame(frame: &mut [u8]) {
+    let len = (frame.len() - OT_HEADER) as u64;
+    frame[OT_HEADER - 8..OT_HEADER].copy_from_slice(&len.to_le_bytes());
+}
+
+/// The payload of a frame holding one [`Wire::Ot`] value, borrowed (what
+/// [`decode`] would give, without the copy); `None` for a well-formed
+/// frame of anything else, and [`decode`]'s error for a malformed one.
+pub fn ot_payload(frame: &[u8]) -> Result<Option<&[u8]>, WireError> {
+    if frame.len() <= MAX_MESSAGE_BYTES && frame.len() >= OT_HEADER {
+        let (head, payload) = frame.split_at(OT_HEADER);
+        let mut r = R { b: head, at: 0 };
+        if (r.u8()?, r.u64()?, r.u8()?, r.u64()?) == (VERSION, 1, tag::OT, payload.len() as u64) {
+            return Ok(Some(payload));
+        }
+    }
+    // Anything else: decode's verdict (an error, or other values).
+    decode(frame).map(|_| None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn ot_frames_are_the_encoding_and_decode_in_place() {
+        for payload in [vec![], vec![7u8], (0..=255u8).collect::<Vec<_>>()] {
+            let mut frame = ot_frame(3);
+            frame.extend_from_slice(&payload);
+            seal_ot_frame(&mut frame);
+            assert_eq!(frame, encode(&[Wire::Ot(payload.clone())]));
+            assert_eq!(ot_payload(&frame), Ok(Some(&payload[..])));
+            // A cut or a longer frame is decode's error, never a payload.
+            assert!(ot_payload(&frame[..frame.len() - 1]).is_err());
+            let mut long = frame.clone();
+            long.push(0);
+            assert!(ot_payload(&long).is_err());
+        }
+        for cut in 0..OT_HEADER {
+            assert!(ot_payload(&ot_frame(0)[..cut]).is_err());
+        }
+        // Two values, or another kind: no payload, no error.
+        let two = encode(&[Wire::Ot(vec![1]), Wire::Ot(vec![2])]);
+        assert_eq!(ot_payload(&two), Ok(None));
+        let other = encode(&[Wire::Clear {
+            shape: vec![1],
+            data: vec![1.0],
+        }]);
+        assert_eq!(ot_payload(&other), Ok(None));
+        let mut bad = encode(&[Wire::Ot(vec![1])]);
+        bad[0] = 9;
+        assert!(ot_payload(&bad).is_err());
+    }
 
     fn ring(data: Vec<u64>, shape: Vec<usize>) -> RingTensor {
         RingTensor::new(data, shape).unwrap()

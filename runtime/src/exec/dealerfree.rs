@@ -206,10 +206,13 @@ fn by_ot(
             }
             let mut last = None;
             for i in 0..n {
-                let ext = recv_ot(ex, t, peer)?;
-                let corrections = p0.answer(i, &ext, rng)?;
+                let (ext, at) = recv_ot_frame(ex, t, peer)?;
+                // The corrections are written into their frame as computed
+                // and the extension read from its frame: no copies.
+                let mut corrections = wire::ot_frame(0);
+                p0.answer_into(i, &ext[at..], rng, &mut corrections)?;
                 if i + 1 < n {
-                    send_ot(ex, t, peer, corrections)?;
+                    send_ot_frame(ex, t, peer, corrections)?;
                 } else {
                     last = Some(corrections);
                 }
@@ -224,7 +227,7 @@ fn by_ot(
             if let Some(mut c) = last {
                 let kept = link.as_ref().is_some_and(|l| l.put_sender(id, sender));
                 c.push(u8::from(kept));
-                send_ot(ex, t, peer, c)?;
+                send_ot_frame(ex, t, peer, c)?;
             }
             Ok(out)
         }
@@ -255,22 +258,27 @@ fn by_ot(
             let n = p1.pieces();
             let mut pending = std::collections::VecDeque::new();
             for i in 0..n {
-                let (ext, p) = p1.extend(i, rng)?;
-                send_ot(ex, t, peer, ext)?;
+                let mut ext = wire::ot_frame(0);
+                let p = p1.extend_into(i, rng, &mut ext)?;
+                send_ot_frame(ex, t, peer, ext)?;
                 pending.push_back(p);
                 if pending.len() == 2 {
-                    let corrections = recv_ot(ex, t, peer)?;
-                    p1.absorb(pending.pop_front().expect("two pending"), &corrections)?;
+                    let (corrections, at) = recv_ot_frame(ex, t, peer)?;
+                    p1.absorb(
+                        pending.pop_front().expect("two pending"),
+                        &corrections[at..],
+                    )?;
                 }
             }
             let mut peer_kept = false;
             while let Some(p) = pending.pop_front() {
-                let mut corrections = recv_ot(ex, t, peer)?;
+                let (frame, at) = recv_ot_frame(ex, t, peer)?;
+                let mut corrections = &frame[at..];
                 if pending.is_empty() {
                     // The last piece's corrections end with party 0's flag.
-                    peer_kept = match corrections.pop() {
-                        Some(0) => false,
-                        Some(1) => true,
+                    let (flag, rest) = match corrections.split_last() {
+                        Some((&0, rest)) => (false, rest),
+                        Some((&1, rest)) => (true, rest),
                         _ => {
                             return Err(ExecError::protocol(
                                 "malformed oblivious-transfer corrections from the peer (no \
@@ -278,8 +286,10 @@ fn by_ot(
                             ))
                         }
                     };
+                    peer_kept = flag;
+                    corrections = rest;
                 }
-                p1.absorb(p, &corrections)?;
+                p1.absorb(p, corrections)?;
             }
             let (out, receiver) = p1.finish_keeping()?;
             if let (Some(l), Some(r), true) = (&link, receiver, peer_kept) {
@@ -303,18 +313,46 @@ fn send_ot(
     t.send(to, frame)
 }
 
+/// [`send_ot`] of a frame from `wire::ot_frame` whose payload is written.
+fn send_ot_frame(
+    ex: &mut Exec<'_>,
+    t: &mut dyn Transport,
+    to: PartyIdx,
+    mut frame: Vec<u8>,
+) -> Result<(), ExecError> {
+    wire::seal_ot_frame(&mut frame);
+    ex.stats.bytes_sent += frame.len() as u64;
+    ex.stats.frames_sent += 1;
+    ex.sent_since_recv = true;
+    t.send(to, frame)
+}
+
 fn recv_ot(ex: &mut Exec<'_>, t: &mut dyn Transport, from: PartyIdx) -> Result<Vec<u8>, ExecError> {
+    let (frame, at) = recv_ot_frame(ex, t, from)?;
+    Ok(frame[at..].to_vec())
+}
+
+/// The peer's next oblivious-transfer message: its frame and where the
+/// payload starts in it (read in place, not copied out).
+fn recv_ot_frame(
+    ex: &mut Exec<'_>,
+    t: &mut dyn Transport,
+    from: PartyIdx,
+) -> Result<(Vec<u8>, usize), ExecError> {
     let frame = t.recv(from)?;
     ex.stats.bytes_received += frame.len() as u64;
     if std::mem::take(&mut ex.sent_since_recv) {
         ex.stats.rounds += 1;
     }
-    let mut values = wire::decode(&frame).map_err(|e| {
+    let payload = wire::ot_payload(&frame).map_err(|e| {
         ExecError::protocol(format!("malformed oblivious-transfer message: {e}")).with_source(e)
     })?;
-    match (values.pop(), values.is_empty()) {
-        (Some(Wire::Ot(bytes)), true) => Ok(bytes),
-        _ => Err(ExecError::protocol(
+    match payload {
+        Some(p) => {
+            let at = frame.len() - p.len();
+            Ok((frame, at))
+        }
+        None => Err(ExecError::protocol(
             "expected an oblivious-transfer message from the peer",
         )),
     }

@@ -61,6 +61,7 @@ use crate::sharing::{
     Share, TripleShare,
 };
 use ot::arith::{self, Corrections, Packed, BITS_PER_PRODUCT};
+use ot::cot::{ReceiverCotsRef, SenderCotsRef};
 use ot::softspoken::{self, ExtendMsg, ReceiverCots, SenderCots};
 use ot::{base, boolean, one_of_n};
 use rand::{CryptoRng, RngExt};
@@ -647,23 +648,17 @@ fn triple(role: Party, a: RingTensor, b: RingTensor, c: RingTensor) -> Correlati
 
 /// The sender's side of random OTs `start..` from its COTs: the low 64
 /// bits of the pads.
-fn rot_sender(cots: &SenderCots, start: usize, k0: &mut [u64], k1: &mut [u64]) {
-    let mut pads = cots.random_ot();
-    for (j, [p0, p1]) in pads.iter().enumerate() {
+fn rot_sender(cots: SenderCotsRef<'_>, start: usize, k0: &mut [u64], k1: &mut [u64]) {
+    ot::ot::for_each_sender_pad(cots, |j, [p0, p1]| {
         k0[start + j] = p0.0 as u64;
         k1[start + j] = p1.0 as u64;
-    }
-    pads.zeroize();
+    });
 }
 
 /// The receiver's side of random OTs `start..` (`start` a multiple of
 /// 64): packed choices and the low 64 bits of its pads.
-fn rot_receiver(cots: &ReceiverCots, start: usize, choices: &mut [u64], pads: &mut [u64]) {
-    let mut got = cots.random_ot();
-    for (j, p) in got.iter().enumerate() {
-        pads[start + j] = p.0 as u64;
-    }
-    got.zeroize();
+fn rot_receiver(cots: ReceiverCotsRef<'_>, start: usize, choices: &mut [u64], pads: &mut [u64]) {
+    ot::ot::for_each_receiver_pad(cots, |j, p| pads[start + j] = p.0 as u64);
     for (w, bits) in cots.choices().chunks(64).enumerate() {
         choices[start / 64 + w] = value_of(bits);
     }
@@ -671,7 +666,7 @@ fn rot_receiver(cots: &ReceiverCots, start: usize, choices: &mut [u64], pads: &m
 
 /// Party 0's side of random 1-of-16 OTs `start..` (`start` a multiple of
 /// 32): 16 pads of 2 bits per 32-bit half word.
-fn leaf_sender(cots: &SenderCots, start: usize, pads: &mut [u64]) -> Result<(), ExecError> {
+fn leaf_sender(cots: SenderCotsRef<'_>, start: usize, pads: &mut [u64]) -> Result<(), ExecError> {
     let mut all = one_of_n::random_send_short(cots, 4, 2).map_err(ot_error)?;
     for (i, p) in all.iter().enumerate() {
         let j = start + i;
@@ -684,7 +679,7 @@ fn leaf_sender(cots: &SenderCots, start: usize, pads: &mut [u64]) -> Result<(), 
 /// Party 1's side of random 1-of-16 OTs `start..`: its choices (4 bits
 /// each) and its 2-bit pads.
 fn leaf_receiver(
-    cots: &ReceiverCots,
+    cots: ReceiverCotsRef<'_>,
     start: usize,
     choices: &mut [u64],
     got: &mut [u64],
@@ -739,11 +734,15 @@ fn accumulate(
 /// Ranges of units, one per piece.
 type Pieces = Vec<std::ops::Range<usize>>;
 
+/// What [`new_jobs`] plans: the requests' sizes, the jobs, their units and
+/// the pieces.
+type Planned = (Vec<Size>, Vec<Job>, Vec<Unit>, Pieces);
+
 fn new_jobs<R: CryptoRng + ?Sized>(
     order: &[Request],
     p0: bool,
     rng: &mut R,
-) -> Result<(Vec<Job>, Vec<Unit>, Pieces), ExecError> {
+) -> Result<Planned, ExecError> {
     let sizes = order.iter().map(size_of).collect::<Result<Vec<_>, _>>()?;
     let jobs = order
         .iter()
@@ -751,7 +750,7 @@ fn new_jobs<R: CryptoRng + ?Sized>(
         .map(|(r, s)| Job::new(r, *s, p0, rng))
         .collect::<Result<Vec<_>, _>>()?;
     let (units, pieces) = plan_units(&sizes);
-    Ok((jobs, units, pieces))
+    Ok((sizes, jobs, units, pieces))
 }
 
 fn finish_all(
@@ -766,10 +765,14 @@ fn finish_all(
     Ok(store)
 }
 
-/// Appends `msg` to a piece's corrections, length-prefixed.
-fn put(out: &mut Vec<u8>, msg: &[u8]) {
-    out.extend_from_slice(&(msg.len() as u64).to_le_bytes());
-    out.extend_from_slice(msg);
+/// Appends a message to a piece's corrections, length-prefixed: `write`
+/// encodes it in place after the prefix, which is filled in afterwards.
+fn put_with(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    write(out);
+    let len = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&len.to_le_bytes());
 }
 
 /// The next length-prefixed message of a piece's corrections.
@@ -791,7 +794,15 @@ pub struct OtParty0 {
     /// The reverse extension (party 0 receiving), once piece 0's first
     /// random OTs set it up.
     rev: Option<softspoken::Receiver>,
+    /// Buffers reused from piece to piece (no fresh pages per piece): the
+    /// decoded extension message, the forward COTs, and the reverse
+    /// extension's message and COTs.
+    ext: ExtendMsg,
+    cots: SenderCots,
+    rev_msg: ExtendMsg,
+    rev_cots: ReceiverCots,
     order: Vec<Request>,
+    sizes: Vec<Size>,
     jobs: Vec<Job>,
     units: Vec<Unit>,
     pieces: Vec<std::ops::Range<usize>>,
@@ -806,12 +817,17 @@ impl OtParty0 {
     ) -> Result<(OtParty0, Vec<u8>), ExecError> {
         let hello = base::BaseHello::from_bytes(hello).map_err(ot_error)?;
         let (sender, reply) = softspoken::Sender::setup(&hello, rng).map_err(ot_error)?;
-        let (jobs, units, pieces) = new_jobs(&order, true, rng)?;
+        let (sizes, jobs, units, pieces) = new_jobs(&order, true, rng)?;
         Ok((
             OtParty0 {
                 sender,
                 rev: None,
+                ext: ExtendMsg::empty(),
+                cots: SenderCots::empty(),
+                rev_msg: ExtendMsg::empty(),
+                rev_cots: ReceiverCots::empty(),
                 order,
+                sizes,
                 jobs,
                 units,
                 pieces,
@@ -827,11 +843,16 @@ impl OtParty0 {
         sender: softspoken::Sender,
         rng: &mut R,
     ) -> Result<OtParty0, ExecError> {
-        let (jobs, units, pieces) = new_jobs(&order, true, rng)?;
+        let (sizes, jobs, units, pieces) = new_jobs(&order, true, rng)?;
         Ok(OtParty0 {
             sender,
             rev: None,
+            ext: ExtendMsg::empty(),
+            cots: SenderCots::empty(),
+            rev_msg: ExtendMsg::empty(),
+            rev_cots: ReceiverCots::empty(),
             order,
+            sizes,
             jobs,
             units,
             pieces,
@@ -844,72 +865,129 @@ impl OtParty0 {
     }
 
     /// The corrections for piece `i`, from party 1's extension message.
+    #[cfg(test)]
     pub fn answer<R: CryptoRng + ?Sized>(
         &mut self,
         i: usize,
         extend: &[u8],
         rng: &mut R,
     ) -> Result<Vec<u8>, ExecError> {
+        let mut out = Vec::new();
+        self.answer_into(i, extend, rng, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`OtParty0::answer`], appending the corrections to `out` (a frame
+    /// being built, see `wire::ot_frame`).
+    pub fn answer_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        i: usize,
+        extend: &[u8],
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ExecError> {
         let range =
             self.pieces.get(i).cloned().ok_or_else(|| {
                 ExecError::protocol(format!("OT piece {i} of {}", self.pieces.len()))
             })?;
-        let units = self.units[range].to_vec();
+        let units = &self.units[range.clone()];
         let want: usize = units.iter().map(Unit::fwd_cots).sum();
         let rev_n: usize = units.iter().map(Unit::rev_cots).sum();
         // A piece of reverse OTs only has an empty forward extension (no
         // bytes at all).
-        let mut cots = if want == 0 {
+        if want == 0 {
             if !extend.is_empty() {
                 return Err(ExecError::protocol(format!(
                     "the peer sent an OT extension for piece {i}, which has none"
                 )));
             }
-            SenderCots::empty()
         } else {
-            let msg = ExtendMsg::from_bytes(extend).map_err(ot_error)?;
-            self.check_extension(i, &msg, want)?;
-            self.sender.extend(&msg).map_err(ot_error)?
-        };
+            self.ext.decode(extend).map_err(ot_error)?;
+            self.check_extension(i, want)?;
+            self.sender
+                .extend_into(&self.ext, &mut self.cots)
+                .map_err(ot_error)?;
+        }
+        out.reserve(self.answer_len(range.clone()));
+        // The COTs are read in place, unit by unit (`part`), so the
+        // buffers go back to `self` afterwards.
+        let cots = std::mem::replace(&mut self.cots, SenderCots::empty());
+        let mut rev_cots = std::mem::replace(&mut self.rev_cots, ReceiverCots::empty());
+        let result = self.answer_units(range, want, rev_n, &cots, &mut rev_cots, rng, out);
+        self.cots = cots;
+        self.rev_cots = rev_cots;
+        result?;
+        // The reverse extension message last.
+        if rev_n > 0 {
+            put_with(out, |o| self.rev_msg.encode_into(o));
+        }
+        Ok(())
+    }
 
-        let mut rev: Option<(ExtendMsg, ReceiverCots)> = None;
-        let mut out = Vec::new();
-        for u in &units {
+    /// Bytes of corrections piece `range` adds (a capacity, so the piece is
+    /// written without growing its buffer).
+    fn answer_len(&self, range: std::ops::Range<usize>) -> usize {
+        self.units[range]
+            .iter()
+            .map(|u| {
+                let bits = unit_bits(u, &self.sizes);
+                let rev = if u.rev_cots() > 0 {
+                    ExtendMsg::encoded_len(u.rev_cots()) + ExtendMsg::SETUP_BYTES
+                } else {
+                    0
+                };
+                8 + 64 + (bits as usize).div_ceil(8) + rev
+            })
+            .sum()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn answer_units<R: CryptoRng + ?Sized>(
+        &mut self,
+        range: std::ops::Range<usize>,
+        want: usize,
+        rev_n: usize,
+        cots: &SenderCots,
+        rev_cots: &mut ReceiverCots,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ExecError> {
+        let (mut at, mut rev_at, mut rev_ready) = (0usize, 0usize, false);
+        for idx in range {
+            let u = self.units[idx];
             if u.rev_cots() > 0 {
-                if rev.is_none() {
+                if !rev_ready {
                     // After the boot unit (piece 0's first) set it up.
                     let receiver = self.rev.as_mut().ok_or_else(|| {
                         ExecError::protocol("reverse OT extension before its base OTs")
                     })?;
-                    rev = Some(receiver.extend_random(rev_n, rng).map_err(ot_error)?);
+                    receiver
+                        .extend_random_into(rev_n, rng, &mut self.rev_msg, rev_cots)
+                        .map_err(ot_error)?;
+                    rev_ready = true;
                 }
-                let (_, rc) = rev
-                    .as_mut()
-                    .ok_or_else(|| ExecError::protocol("missing reverse COTs"))?;
-                let part = rc.take(u.rev_cots()).map_err(ot_error)?;
-                self.rev_unit(u, &part)?;
+                let part = rev_cots.part(rev_at, u.rev_cots()).map_err(ot_error)?;
+                rev_at += u.rev_cots();
+                self.rev_unit(&u, part)?;
                 continue;
             }
-            let part = cots.take(u.cots()).map_err(ot_error)?;
+            let part = cots.part(at, u.cots()).map_err(ot_error)?;
+            at += u.cots();
             if matches!(u, Unit::Boot) {
                 let pads: Vec<[ot::Block; 2]> = part.random_ot();
                 self.rev = Some(softspoken::Receiver::from_random_ots(&pads).map_err(ot_error)?);
                 continue;
             }
-            if let Some(msg) = self.unit(u, &part, rng)? {
-                put(&mut out, &msg);
-            }
+            self.unit(&u, part, rng, out)?;
         }
-        // The reverse extension message last.
-        if let Some((msg, _)) = rev {
-            put(&mut out, &msg.to_bytes());
-        }
-        Ok(out)
+        debug_assert_eq!((at, rev_at), (want, if rev_ready { rev_n } else { 0 }));
+        Ok(())
     }
 
     /// Party 1's extension message for piece `i` is for `want` OTs from
     /// where this sender is.
-    fn check_extension(&self, i: usize, msg: &ExtendMsg, want: usize) -> Result<(), ExecError> {
+    fn check_extension(&self, i: usize, want: usize) -> Result<(), ExecError> {
+        let msg = &self.ext;
         if msg.count() != want || msg.first() != self.sender.next_index() {
             return Err(ExecError::protocol(format!(
                 "the peer's OT extension message for piece {i} has {} OTs from {}, expected {want} from {}",
@@ -922,7 +1000,7 @@ impl OtParty0 {
     }
 
     /// Party 0 receiving random OTs (party 1 sends them).
-    fn rev_unit(&mut self, u: &Unit, cots: &ReceiverCots) -> Result<(), ExecError> {
+    fn rev_unit(&mut self, u: &Unit, cots: ReceiverCotsRef<'_>) -> Result<(), ExecError> {
         let (job, start, _) = u.range();
         match (u, &mut self.jobs[job]) {
             (Unit::Rot { .. }, Job::Rot { a, b, .. }) => rot_receiver(cots, start, a, b),
@@ -931,21 +1009,24 @@ impl OtParty0 {
         Ok(())
     }
 
+    /// One unit of party 0's piece: its shares, and its corrections (if
+    /// any) appended to `out`.
     fn unit<R: CryptoRng + ?Sized>(
         &mut self,
         u: &Unit,
-        cots: &SenderCots,
+        cots: SenderCotsRef<'_>,
         rng: &mut R,
-    ) -> Result<Option<Vec<u8>>, ExecError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), ExecError> {
         let (job, start, len) = u.range();
         let end = start + len;
-        Ok(match (u, &mut self.jobs[job]) {
+        match (u, &mut self.jobs[job]) {
             (Unit::Triples { .. }, Job::Triples { a, b, c, .. }) => {
                 let (msg, t) = arith::beaver_sender(cots, rng).map_err(ot_error)?;
                 a[start..end].copy_from_slice(&t.a);
                 b[start..end].copy_from_slice(&t.b);
                 c[start..end].copy_from_slice(&t.c);
-                Some(msg.to_bytes())
+                put_with(out, |o| msg.encode_into(o));
             }
             (Unit::And { .. }, Job::And { a, b, c, .. }) => {
                 let t = boolean::and_triples_sender(cots).map_err(ot_error)?;
@@ -953,13 +1034,12 @@ impl OtParty0 {
                 a[w.clone()].copy_from_slice(&t.a);
                 b[w.clone()].copy_from_slice(&t.b);
                 c[w].copy_from_slice(&t.c);
-                None
             }
             (Unit::DaBits { .. }, Job::DaBits { s, cross, .. }) => {
                 let (msg, shares) =
                     arith::send_bit_products(cots, &s[start..end], |_| 64).map_err(ot_error)?;
                 cross[start..end].copy_from_slice(&shares);
-                Some(msg.to_bytes())
+                put_with(out, |o| msg.encode_into(o));
             }
             (Unit::Masked { .. }, Job::Masked { x, cross, .. }) => {
                 let values: Vec<u64> = x[start..end]
@@ -970,7 +1050,7 @@ impl OtParty0 {
                     arith::send_bit_products(cots, &values, |j| 63 - (j % 63) as u32)
                         .map_err(ot_error)?;
                 fold_masked(&mut cross[start..end], &shares);
-                Some(msg.to_bytes())
+                put_with(out, |o| msg.encode_into(o));
             }
             (
                 Unit::MatLeft { .. } | Unit::MatRight { .. },
@@ -1008,18 +1088,17 @@ impl OtParty0 {
                 };
                 let (msg, shares) = arith::send_vectors(cots, &vectors, width).map_err(ot_error)?;
                 accumulate(cross, (m, k, n), left, start, &shares);
-                Some(msg.to_bytes())
+                put_with(out, |o| msg.encode_into(o));
             }
             (Unit::Rot { .. }, Job::Rot { a, b, .. }) => {
                 rot_sender(cots, start, a, b);
-                None
             }
             (Unit::Leaf16 { .. }, Job::Leaf16 { a, .. }) => {
                 leaf_sender(cots, start, a)?;
-                None
             }
             _ => return Err(ExecError::protocol("OT unit does not match its job")),
-        })
+        }
+        Ok(())
     }
 
     /// Party 0's correlations, once every piece is answered.
@@ -1033,8 +1112,27 @@ impl OtParty0 {
     pub fn finish_keeping(
         self,
     ) -> Result<(PrecomputedCorrelations, softspoken::Sender), ExecError> {
-        Ok((finish_all(Party::P0, self.jobs, &self.order)?, self.sender))
+        let OtParty0 {
+            sender,
+            order,
+            jobs,
+            cots,
+            rev_cots,
+            ..
+        } = self;
+        // The pieces' buffers go before the correlations are assembled.
+        drop((cots, rev_cots));
+        Ok((finish_all(Party::P0, jobs, &order)?, sender))
     }
+}
+
+/// `bytes` decoded into `buf` (a buffer kept from message to message).
+fn decoded<'b>(
+    buf: &'b mut Packed,
+    bytes: Result<&[u8], ExecError>,
+) -> Result<&'b Packed, ExecError> {
+    buf.decode(bytes?).map_err(ot_error)?;
+    Ok(buf)
 }
 
 /// Masked bits: adds `Σ_i 2^{i+1}·share_i` per element (share `i` is mod
@@ -1054,6 +1152,16 @@ pub struct OtParty1 {
     receiver: Option<softspoken::Receiver>,
     /// The reverse extension's sender (party 1 sending random OTs).
     rev: Option<softspoken::Sender>,
+    /// Buffers reused from piece to piece: the extension message, COT
+    /// buffers handed back by [`OtParty1::absorb`] (two pieces may be in
+    /// flight), the reverse extension's message and COTs, and the decoded
+    /// corrections.
+    msg: ExtendMsg,
+    spare: Vec<ReceiverCots>,
+    rev_msg: ExtendMsg,
+    rev_cots: SenderCots,
+    corrections: Corrections,
+    packed: Packed,
     order: Vec<Request>,
     jobs: Vec<Job>,
     units: Vec<Unit>,
@@ -1073,12 +1181,18 @@ impl OtParty1 {
         rng: &mut R,
     ) -> Result<(OtParty1, Vec<u8>), ExecError> {
         let (setup, hello) = softspoken::Receiver::setup(rng).map_err(ot_error)?;
-        let (jobs, units, pieces) = new_jobs(&order, false, rng)?;
+        let (_, jobs, units, pieces) = new_jobs(&order, false, rng)?;
         Ok((
             OtParty1 {
                 setup: Some(setup),
                 receiver: None,
                 rev: None,
+                msg: ExtendMsg::empty(),
+                spare: Vec::new(),
+                rev_msg: ExtendMsg::empty(),
+                rev_cots: SenderCots::empty(),
+                corrections: Corrections::empty(),
+                packed: Packed::empty(),
                 order,
                 jobs,
                 units,
@@ -1095,11 +1209,17 @@ impl OtParty1 {
         receiver: softspoken::Receiver,
         rng: &mut R,
     ) -> Result<OtParty1, ExecError> {
-        let (jobs, units, pieces) = new_jobs(&order, false, rng)?;
+        let (_, jobs, units, pieces) = new_jobs(&order, false, rng)?;
         Ok(OtParty1 {
             setup: None,
             receiver: Some(receiver),
             rev: None,
+            msg: ExtendMsg::empty(),
+            spare: Vec::new(),
+            rev_msg: ExtendMsg::empty(),
+            rev_cots: SenderCots::empty(),
+            corrections: Corrections::empty(),
+            packed: Packed::empty(),
             order,
             jobs,
             units,
@@ -1125,11 +1245,25 @@ impl OtParty1 {
 
     /// The extension message for piece `i` (random choices), and the COTs
     /// kept until its corrections arrive.
+    #[cfg(test)]
     pub fn extend<R: CryptoRng + ?Sized>(
         &mut self,
         i: usize,
         rng: &mut R,
     ) -> Result<(Vec<u8>, Pending), ExecError> {
+        let mut out = Vec::new();
+        let pending = self.extend_into(i, rng, &mut out)?;
+        Ok((out, pending))
+    }
+
+    /// [`OtParty1::extend`], appending the message to `out` (a frame being
+    /// built, see `wire::ot_frame`).
+    pub fn extend_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        i: usize,
+        rng: &mut R,
+        out: &mut Vec<u8>,
+    ) -> Result<Pending, ExecError> {
         let range =
             self.pieces.get(i).cloned().ok_or_else(|| {
                 ExecError::protocol(format!("OT piece {i} of {}", self.pieces.len()))
@@ -1140,32 +1274,34 @@ impl OtParty1 {
             .as_mut()
             .ok_or_else(|| ExecError::protocol("OT extension before the base OTs"))?;
         if n == 0 {
-            // Only reverse OTs in this piece.
-            return Ok((
-                Vec::new(),
-                Pending {
-                    piece: i,
-                    cots: ReceiverCots::empty(),
-                },
-            ));
+            // Only reverse OTs in this piece: no message, no COTs.
+            return Ok(Pending {
+                piece: i,
+                cots: ReceiverCots::empty(),
+            });
         }
-        let (msg, cots) = receiver.extend_random(n, rng).map_err(ot_error)?;
-        Ok((msg.to_bytes(), Pending { piece: i, cots }))
+        let mut cots = self.spare.pop().unwrap_or_else(ReceiverCots::empty);
+        receiver
+            .extend_random_into(n, rng, &mut self.msg, &mut cots)
+            .map_err(ot_error)?;
+        self.msg.encode_into(out);
+        Ok(Pending { piece: i, cots })
     }
 
     /// Party 1's shares for a piece, from party 0's corrections.
     pub fn absorb(&mut self, pending: Pending, corrections: &[u8]) -> Result<(), ExecError> {
-        let Pending { piece, mut cots } = pending;
+        let Pending { piece, cots } = pending;
         let range = self.pieces[piece].clone();
-        let mut rest = corrections;
         let rev_n: usize = self.units[range.clone()].iter().map(Unit::rev_cots).sum();
-        let mut rev_cots = None;
-        for at in range {
-            let u = self.units[at];
+        let mut rest = corrections;
+        let mut at = 0;
+        for idx in range.clone() {
+            let u = self.units[idx];
             if u.rev_cots() > 0 {
                 continue;
             }
-            let part = cots.take(u.cots()).map_err(ot_error)?;
+            let part = cots.part(at, u.cots()).map_err(ot_error)?;
+            at += u.cots();
             if matches!(u, Unit::Boot) {
                 let sender = softspoken::Sender::from_random_ots(part.choices(), &part.random_ot())
                     .map_err(ot_error)?;
@@ -1177,15 +1313,18 @@ impl OtParty1 {
             } else {
                 None
             };
-            self.unit(&u, &part, msg)?;
+            self.unit(&u, part, msg)?;
         }
+        // The buffer serves a later piece.
+        self.spare.push(cots);
         if rev_n > 0 {
             // Party 0's reverse extension message closes the piece.
-            let msg = ExtendMsg::from_bytes(get(&mut rest)?).map_err(ot_error)?;
+            self.rev_msg.decode(get(&mut rest)?).map_err(ot_error)?;
             let sender = self
                 .rev
                 .as_mut()
                 .ok_or_else(|| ExecError::protocol("reverse OT extension before its base OTs"))?;
+            let msg = &self.rev_msg;
             if msg.count() != rev_n || msg.first() != sender.next_index() {
                 return Err(ExecError::protocol(format!(
                     "the peer's reverse OT extension for piece {piece} has {} OTs from {}, expected {rev_n} from {}",
@@ -1194,23 +1333,27 @@ impl OtParty1 {
                     sender.next_index()
                 )));
             }
-            rev_cots = Some(sender.extend(&msg).map_err(ot_error)?);
+            sender
+                .extend_into(msg, &mut self.rev_cots)
+                .map_err(ot_error)?;
         }
         if !rest.is_empty() {
             return Err(ExecError::protocol(
                 "the peer's OT corrections have bytes left over",
             ));
         }
-        if let Some(mut sc) = rev_cots {
-            for at in self.pieces[piece].clone() {
-                let u = self.units[at];
+        if rev_n > 0 {
+            let mut at = 0;
+            for idx in range {
+                let u = self.units[idx];
                 if u.rev_cots() == 0 {
                     continue;
                 }
-                let part = sc.take(u.rev_cots()).map_err(ot_error)?;
+                let part = self.rev_cots.part(at, u.rev_cots()).map_err(ot_error)?;
+                at += u.rev_cots();
                 let (job, start, _) = u.range();
                 match &mut self.jobs[job] {
-                    Job::Rot { a, b, .. } => rot_sender(&part, start, a, b),
+                    Job::Rot { a, b, .. } => rot_sender(part, start, a, b),
                     _ => return Err(ExecError::protocol("OT unit does not match its job")),
                 }
             }
@@ -1218,15 +1361,22 @@ impl OtParty1 {
         Ok(())
     }
 
-    fn unit(&mut self, u: &Unit, cots: &ReceiverCots, msg: Option<&[u8]>) -> Result<(), ExecError> {
+    fn unit(
+        &mut self,
+        u: &Unit,
+        cots: ReceiverCotsRef<'_>,
+        msg: Option<&[u8]>,
+    ) -> Result<(), ExecError> {
         let (job, start, len) = u.range();
         let end = start + len;
         let msg = || msg.ok_or_else(|| ExecError::protocol("missing OT corrections"));
-        let packed = || Packed::from_bytes(msg()?).map_err(ot_error);
+        // Corrections decode into buffers kept from unit to unit.
+        let buf = &mut self.packed;
         match (u, &mut self.jobs[job]) {
             (Unit::Triples { .. }, Job::Triples { a, b, c, .. }) => {
-                let corr = Corrections::from_bytes(msg()?).map_err(ot_error)?;
-                let t = arith::beaver_receiver(cots, &corr).map_err(ot_error)?;
+                let corr = &mut self.corrections;
+                corr.decode(msg()?).map_err(ot_error)?;
+                let t = arith::beaver_receiver(cots, corr).map_err(ot_error)?;
                 a[start..end].copy_from_slice(&t.a);
                 b[start..end].copy_from_slice(&t.b);
                 c[start..end].copy_from_slice(&t.c);
@@ -1239,17 +1389,18 @@ impl OtParty1 {
                 c[w].copy_from_slice(&t.c);
             }
             (Unit::DaBits { .. }, Job::DaBits { s, cross, .. }) => {
-                let shares =
-                    arith::receive_bit_products(cots, &packed()?, |_| 64).map_err(ot_error)?;
+                let shares = arith::receive_bit_products(cots, decoded(buf, msg())?, |_| 64)
+                    .map_err(ot_error)?;
                 for (d, &ch) in s[start..end].iter_mut().zip(cots.choices()) {
                     *d = ch as u64;
                 }
                 cross[start..end].copy_from_slice(&shares);
             }
             (Unit::Masked { .. }, Job::Masked { x, cross, .. }) => {
-                let shares =
-                    arith::receive_bit_products(cots, &packed()?, |j| 63 - (j % 63) as u32)
-                        .map_err(ot_error)?;
+                let shares = arith::receive_bit_products(cots, decoded(buf, msg())?, |j| {
+                    63 - (j % 63) as u32
+                })
+                .map_err(ot_error)?;
                 for (w, bits) in x[start..end].iter_mut().zip(cots.choices().chunks(63)) {
                     // Bits 0..63 are the choices; bit 63 stays random.
                     *w = (*w & (1 << 63)) | value_of(bits);
@@ -1277,7 +1428,8 @@ impl OtParty1 {
                     own[p] = value_of(bits);
                 }
                 let width = if left { m } else { n };
-                let shares = arith::receive_vectors(cots, &packed()?, width).map_err(ot_error)?;
+                let shares =
+                    arith::receive_vectors(cots, decoded(buf, msg())?, width).map_err(ot_error)?;
                 accumulate(cross, (m, k, n), left, start, &shares);
             }
             (Unit::Rot { .. }, Job::Rot { a, b, .. }) => rot_receiver(cots, start, a, b),
@@ -1298,10 +1450,17 @@ impl OtParty1 {
     pub fn finish_keeping(
         self,
     ) -> Result<(PrecomputedCorrelations, Option<softspoken::Receiver>), ExecError> {
-        Ok((
-            finish_all(Party::P1, self.jobs, &self.order)?,
-            self.receiver,
-        ))
+        let OtParty1 {
+            receiver,
+            order,
+            jobs,
+            spare,
+            rev_cots,
+            ..
+        } = self;
+        // The pieces' buffers go before the correlations are assembled.
+        drop((spare, rev_cots));
+        Ok((finish_all(Party::P1, jobs, &order)?, receiver))
     }
 }
 
