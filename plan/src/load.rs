@@ -175,6 +175,18 @@ mod tests {
         ));
     }
 
+    /// A relu of `x` with `peer`, its values within `2^bits`.
+    fn relu(x: Reg, peer: u32, bits: u32) -> Instr {
+        Instr::Nonlinear {
+            dst: x,
+            op: NonlinearOp::Relu,
+            args: vec![x],
+            peer,
+            leader: true,
+            bits,
+        }
+    }
+
     /// Hand edits that would make the runtime index out of range are
     /// refused by `validate`, not run.
     #[test]
@@ -199,35 +211,11 @@ mod tests {
             ),
             (
                 "talks to unknown party 3",
-                Box::new(|p: &mut Plan| {
-                    p.programs[0].instrs.insert(
-                        1,
-                        Instr::Nonlinear {
-                            dst: Reg(0),
-                            op: NonlinearOp::Relu,
-                            args: vec![Reg(0)],
-                            peer: 3,
-                            leader: true,
-                            bits: 63,
-                        },
-                    )
-                }),
+                Box::new(|p: &mut Plan| p.programs[0].instrs.insert(1, relu(Reg(0), 3, 63))),
             ),
             (
                 "compares values within 2^64 (1 to 63 bits)",
-                Box::new(|p: &mut Plan| {
-                    p.programs[0].instrs.insert(
-                        1,
-                        Instr::Nonlinear {
-                            dst: Reg(0),
-                            op: NonlinearOp::Relu,
-                            args: vec![Reg(0)],
-                            peer: 1,
-                            leader: true,
-                            bits: 64,
-                        },
-                    )
-                }),
+                Box::new(|p: &mut Plan| p.programs[0].instrs.insert(1, relu(Reg(0), 1, 64))),
             ),
             (
                 "uses correlation #0, but the plan has 0",
