@@ -306,11 +306,9 @@ fn send_ot(
     to: PartyIdx,
     bytes: Vec<u8>,
 ) -> Result<(), ExecError> {
-    let frame = wire::encode(&[Wire::Ot(bytes)]);
-    ex.stats.bytes_sent += frame.len() as u64;
-    ex.stats.frames_sent += 1;
-    ex.sent_since_recv = true;
-    t.send(to, frame)
+    let mut frame = wire::ot_frame(bytes.len());
+    frame.extend_from_slice(&bytes);
+    send_ot_frame(ex, t, to, frame)
 }
 
 /// [`send_ot`] of a frame from `wire::ot_frame` whose payload is written.
