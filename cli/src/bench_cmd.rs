@@ -39,6 +39,27 @@ pub enum Via {
     Tcp,
 }
 
+/// How two parties without a dealer set up their oblivious-transfer
+/// extension in each measured run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Link {
+    /// Base OTs in every run, as `veil run` and a connection's first
+    /// request do.
+    Fresh,
+    /// The extension kept between runs, as a service keeps it between the
+    /// requests of one connection: base OTs once, in the warm-up run.
+    Kept,
+}
+
+impl Link {
+    fn name(self) -> &'static str {
+        match self {
+            Link::Fresh => "fresh",
+            Link::Kept => "kept",
+        }
+    }
+}
+
 impl Via {
     fn name(self) -> &'static str {
         match self {
@@ -70,6 +91,15 @@ pub struct BenchArgs {
     /// separately and not in `seconds`.
     #[arg(long, value_delimiter = ',', value_enum, default_value = "memory")]
     pub transport: Vec<Via>,
+    /// Without a dealer, by OT: whether every run sets up the parties'
+    /// oblivious-transfer extension afresh (base OTs, about 8 ms of
+    /// public-key work), or keeps it from the run before, as `veil serve`
+    /// and `veil predict` keep it between the requests of one connection.
+    /// `kept` pays for the base OTs in the warm-up run (with `--warmup 0`,
+    /// in the first measured run). Plans without OT preprocessing measure
+    /// `fresh` only.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "fresh")]
+    pub link: Vec<Link>,
     /// Runs per measurement; the median is reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
@@ -135,8 +165,8 @@ pub fn run(args: &BenchArgs) -> ExitCode {
     }
     let mut rows = Vec::new();
     println!(
-        "{:<10} {:<7} {:>7} {:>10} {:>12} {:>14} {:>7} {:>10}",
-        "mode", "via", "batch", "seconds", "preds/s", "bytes/pred", "rounds", "max err"
+        "{:<10} {:<7} {:>7} {:>10} {:>12} {:>14} {:>7} {:>10} {:>6}",
+        "mode", "via", "batch", "seconds", "preds/s", "bytes/pred", "rounds", "max err", "link"
     );
     let tls = if args.transport.contains(&Via::Tcp) {
         match LoopbackTls::new() {
@@ -174,7 +204,24 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     plan.model
                 );
             }
-            for &via in &args.transport {
+            // A kept extension matters only to OT preprocessing.
+            let links: Vec<Option<Link>> =
+                if plan.correlation_engine() == Some(plan::CorrelationEngine::Ot) {
+                    args.link.iter().copied().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+            for (&via, link) in args
+                .transport
+                .iter()
+                .flat_map(|v| links.iter().map(move |l| (v, *l)))
+            {
+                // One link for the measurement's runs when it is kept.
+                let mut opts = runtime::exec::Options::default();
+                if link == Some(Link::Kept) {
+                    opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
+                }
+                let link_name = link.map_or("-", Link::name);
                 let mut times = Vec::new();
                 let mut setups = Vec::new();
                 let mut phases = Vec::new();
@@ -191,7 +238,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                             "warm-up".to_string()
                         };
                         eprint!(
-                            "\r{} over {} batch {batch}: {what} ...   ",
+                            "\r{} over {} ({link_name} link) batch {batch}: {what} ...   ",
                             mode.name(),
                             via.name(),
                         );
@@ -211,7 +258,6 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                         }
                     };
                     let per = per_party(plan, &inputs);
-                    let opts = runtime::exec::Options::default();
                     let (outcomes, seconds, setup) = match via {
                         Via::Memory => {
                             let start = Instant::now();
@@ -314,6 +360,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     "peer": "veil",
                     "mode": mode.name(),
                     "transport": via.name(),
+                    "ot_link": link_name,
                     "connect_seconds": setups[setups.len() / 2],
                     "batch": batch,
                     "seconds": seconds,
@@ -330,7 +377,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     "online_bytes_sent": online_sent,
                 });
                 println!(
-                    "{:<10} {:<7} {:>7} {:>10.4} {:>12.1} {:>14.1} {:>7} {:>10.2e}",
+                    "{:<10} {:<7} {:>7} {:>10.4} {:>12.1} {:>14.1} {:>7} {:>10.2e} {:>6}",
                     mode.name(),
                     via.name(),
                     batch,
@@ -338,7 +385,8 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     batch as f64 / seconds,
                     bytes as f64 / batch as f64,
                     rounds,
-                    max_err
+                    max_err,
+                    link_name
                 );
                 rows.push(row);
             }
