@@ -310,12 +310,16 @@ fn sessions_continuing_one_ot_extension_match_the_reference() {
         sent(&cold(3, 901)),
         "the first session does base OTs"
     );
+    // The hospital's RLWE public key, sent once per connection; later
+    // sessions name it by its 16-byte seed.
+    let rlwe_key = rlwe::PublicKeyMsg::byte_len(&rlwe::Params::n8192_q128()) as u64;
     for (i, batch) in [3, 1, 5, 3].into_iter().enumerate() {
         let again = warm(batch, 902 + i as u64);
         let fresh = cold(batch, 902 + i as u64);
-        // 128 base OTs (a hello and a reply of Ristretto points) are not sent.
+        // 128 base OTs (a hello and a reply of Ristretto points) and the
+        // RLWE public key are not sent.
         assert!(
-            sent(&again) + 4_000 < sent(&fresh),
+            sent(&again) + 4_000 + rlwe_key - 16 < sent(&fresh),
             "batch {batch}: {} bytes continuing, {} afresh",
             sent(&again),
             sent(&fresh)
@@ -378,6 +382,54 @@ fn resuming_an_extension_the_peer_dropped_is_refused() {
         .find(|&p| plan.parties[p].role == plan::Role::Compute)
         .unwrap();
     assert!(results[p1].is_err(), "party 1 gets no output");
+}
+
+/// A model owner whose link lost the data owner's RLWE key (a fresh
+/// link on one side only) refuses the kept key's seed with a clear error
+/// naming the fix, and neither party gets an output.
+#[test]
+fn a_kept_rlwe_key_the_peer_does_not_hold_is_refused() {
+    let o = options(|o| {
+        o.use_dealer = false;
+        o.correlations = Some(plan::CorrelationEngine::Ot);
+    });
+    let plan = compiler::compile(&model("relu_classifier"), &o)
+        .unwrap()
+        .plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 960);
+    let per = per_party(&plan, &inputs);
+    let mut linked = test_options();
+    linked.ot_link = Some(Arc::new(exec::OtLink::new()));
+    exec::run_in_process(&valid(&plan), &per, &linked).unwrap();
+    // The hospital encrypts (x is its input); the lab answers.
+    let party = |name: &str| plan.parties.iter().position(|p| p.name == name).unwrap();
+    let (client, server) = (party("hospital"), party("lab"));
+    let mut fresh = test_options();
+    fresh.ot_link = Some(Arc::new(exec::OtLink::new()));
+    fresh.timeout = std::time::Duration::from_secs(5);
+    linked.timeout = fresh.timeout;
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    let valid = valid(&plan);
+    let results: Vec<Result<exec::Outcome, ExecError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ChannelTransport::mesh(&names, fresh.timeout)
+            .into_iter()
+            .enumerate()
+            .map(|(p, mut t)| {
+                let opts = if p == server { &fresh } else { &linked };
+                let (valid, mine) = (&valid, &per[p]);
+                s.spawn(move || exec::run_party(valid, p as u32, mine, &mut t, opts))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let e = results[server]
+        .as_ref()
+        .expect_err("the lab refuses the kept key");
+    assert!(
+        e.to_string().contains("RLWE key") && e.to_string().contains("reconnect"),
+        "{e}"
+    );
+    assert!(results[client].is_err(), "the hospital gets no output");
 }
 
 #[test]

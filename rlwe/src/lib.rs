@@ -250,6 +250,7 @@ pub use prepared::{
     OfflineQueryMsg, OfflineResponseMsg, OnlineQueryMsg, OnlineResponseMsg, PendingQuery,
     PendingResult, PreparedQuery, PreparedResponse, PreparedWeights,
 };
+pub use sample::Seed;
 pub use wire::WireError;
 
 /// Everything that can go wrong, typed. No message carries a secret.

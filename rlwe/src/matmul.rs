@@ -576,6 +576,10 @@ impl std::fmt::Debug for PeerKey {
 }
 
 impl PeerKey {
+    pub fn params(&self) -> &Arc<Params> {
+        &self.params
+    }
+
     pub fn new(params: Arc<Params>, msg: &PublicKeyMsg) -> Result<PeerKey, Error> {
         let n = params.n();
         let levels = params.levels();
@@ -613,6 +617,10 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
+    pub fn params(&self) -> &Arc<Params> {
+        &self.params
+    }
+
     /// A server whose randomness comes from the operating system's CSPRNG.
     pub fn new(params: Arc<Params>) -> Result<Server, Error> {
         Ok(Server {

@@ -66,7 +66,7 @@ pub enum WireError {
 pub const MAX_MESSAGE_BYTES: usize = 1 << 31;
 
 /// The wire format's version, the first byte of every frame.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 
 /// The tag of each value kind.
 pub mod tag {
@@ -82,6 +82,7 @@ pub mod tag {
     pub const RLWE_QUERY: u8 = 10;
     pub const RLWE_RESPONSE: u8 = 11;
     pub const OT: u8 = 12;
+    pub const RLWE_KEPT_KEY: u8 = 13;
 }
 
 /// The tag of each correlation request in a dealer's corrections.
@@ -157,6 +158,9 @@ pub enum RlweKind {
     Query,
     /// The masked, flooded, re-randomised results.
     Response,
+    /// Instead of a public key: the seed naming one the peer kept from an
+    /// earlier session on the same connection (`runtime`'s `OtLink`).
+    KeptKey,
 }
 
 impl RlweKind {
@@ -165,6 +169,7 @@ impl RlweKind {
             RlweKind::PublicKey => tag::RLWE_PUBLIC_KEY,
             RlweKind::Query => tag::RLWE_QUERY,
             RlweKind::Response => tag::RLWE_RESPONSE,
+            RlweKind::KeptKey => tag::RLWE_KEPT_KEY,
         }
     }
 
@@ -173,6 +178,7 @@ impl RlweKind {
             RlweKind::PublicKey => "RLWE public key",
             RlweKind::Query => "RLWE query",
             RlweKind::Response => "RLWE response",
+            RlweKind::KeptKey => "kept RLWE key",
         }
     }
 }
@@ -704,6 +710,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Wire>, WireError> {
                 kind: RlweKind::Response,
                 bytes: r.bytes()?,
             },
+            tag::RLWE_KEPT_KEY => Wire::Rlwe {
+                kind: RlweKind::KeptKey,
+                bytes: r.bytes()?,
+            },
             tag::OT => Wire::Ot(r.bytes()?),
             t => return Err(WireError::UnknownTag(t)),
         });
@@ -917,6 +927,13 @@ mod tests {
                 },
             ),
             ("ot", Wire::Ot(vec![1, 2, 0xff])),
+            (
+                "rlwe kept key",
+                Wire::Rlwe {
+                    kind: RlweKind::KeptKey,
+                    bytes: vec![7; 16],
+                },
+            ),
         ]
     }
 
@@ -941,6 +958,7 @@ mod tests {
             GOLDEN_RLWE_QUERY,
             GOLDEN_RLWE_RESPONSE,
             GOLDEN_OT,
+            GOLDEN_RLWE_KEPT_KEY,
         ];
         assert_eq!(golden.len(), sample().len(), "one golden vector per kind");
         let mut wrong = Vec::new();
@@ -1152,34 +1170,34 @@ mod tests {
         assert_eq!(corrections[0].request, req);
     }
 
-    const GOLDEN_OT: &str = "0401000000000000000c03000000000000000102ff";
+    const GOLDEN_OT: &str = "0501000000000000000c03000000000000000102ff";
     const GOLDEN_RING: &str = concat!(
-        "04010000000000000001010000000000000002000000000000000200000000000000010000000000",
+        "05010000000000000001010000000000000002000000000000000200000000000000010000000000",
         "0000ffffffffffffffff"
     );
     const GOLDEN_BEAVER: &str = concat!(
-        "04010000000000000002000000000000000001000000000000000300000000000000010000000000",
+        "05010000000000000002000000000000000001000000000000000300000000000000010000000000",
         "0000010000000000000001000000000000000400000000000000"
     );
     const GOLDEN_CLEAR: &str =
-        "0401000000000000000300000000000000000100000000000000000000000000e03f";
+        "0501000000000000000300000000000000000100000000000000000000000000e03f";
     const GOLDEN_CIPHERS: &str = concat!(
-        "04010000000000000004010000000000000001000000000000000100000000000000020000000000",
+        "05010000000000000004010000000000000001000000000000000100000000000000020000000000",
         "00003930"
     );
-    const GOLDEN_PUBLIC_KEY: &str = "04010000000000000005010000000000000023";
+    const GOLDEN_PUBLIC_KEY: &str = "05010000000000000005010000000000000023";
     const GOLDEN_SESSION: &str = concat!(
-        "04010000000000000007010000000000000005000000000000006261746368070000000000000001",
+        "05010000000000000007010000000000000005000000000000006261746368070000000000000001",
         "00000000000000010000000000000074200000000000000009090909090909090909090909090909",
         "09090909090909090909090909090909"
     );
     const GOLDEN_DEALER: &str = concat!(
-        "04010000000000000006010707070707070707070707070707070707070707070707070707070707",
+        "05010000000000000006010707070707070707070707070707070707070707070707070707070707",
         "07070701000000000000000001000000000000000100000000000000010000000000000001000000",
         "000000000100000000000000010000000000000005000000000000000200000000000000"
     );
     const GOLDEN_DEALER_CHUNK: &str = concat!(
-        "04010000000000000008030000000000000006000000000000000102000000000000000100000000",
+        "05010000000000000008030000000000000006000000000000000102000000000000000100000000",
         "00000002000000000000000100000000000000020000000000000001000000000000000100000000",
         "00000001000000000000000100000000000000060000000000000002010000000000000001000000",
         "00000000100000000000000002000000000000000100000000000000010000000000000001000000",
@@ -1193,9 +1211,11 @@ mod tests {
         "000100000000000000"
     );
 
-    const GOLDEN_RLWE_PUBLIC_KEY: &str = "040100000000000000090200000000000000abcd";
-    const GOLDEN_RLWE_QUERY: &str = "0401000000000000000a010000000000000001";
-    const GOLDEN_RLWE_RESPONSE: &str = "0401000000000000000b0000000000000000";
+    const GOLDEN_RLWE_PUBLIC_KEY: &str = "050100000000000000090200000000000000abcd";
+    const GOLDEN_RLWE_QUERY: &str = "0501000000000000000a010000000000000001";
+    const GOLDEN_RLWE_KEPT_KEY: &str =
+        "0501000000000000000d100000000000000007070707070707070707070707070707";
+    const GOLDEN_RLWE_RESPONSE: &str = "0501000000000000000b0000000000000000";
 
     #[test]
     fn another_version_is_refused_by_name() {

@@ -88,11 +88,73 @@ impl Lowerer<'_, '_> {
                 }
             }
         }
-        // Prepared RLWE products' preprocessing last: it may need W, which
-        // the model owner holds from the start, and nothing else.
-        for (p, rlwe) in pre.iter_mut().zip(std::mem::take(&mut self.rlwe_pre)) {
-            p.extend(rlwe);
+        // RLWE products' preprocessing: it may need W, which the model
+        // owner holds from the start, and nothing else. With a dealer it
+        // comes last. Without one, the keys, queries and answers come
+        // before the parties generate correlations, and the responses
+        // (their sends, receives and what reads them) after: the model
+        // owner answers on its own threads while the correlations are
+        // generated (`runtime`'s executor), instead of after them.
+        let rlwe_pre = std::mem::take(&mut self.rlwe_pre);
+        let overlap = needs_two_party && self.dealer.is_none();
+        // Every response message (sent by one party, received by the other).
+        let responses: std::collections::HashSet<Reg> = rlwe_pre
+            .iter()
+            .flatten()
+            .filter_map(|i| match i {
+                Instr::RlweRespond { msg, .. } | Instr::RlwePrepareRespond { msg, .. } => {
+                    Some(*msg)
+                }
+                _ => None,
+            })
+            .collect();
+        for (p, rlwe) in pre.iter_mut().zip(rlwe_pre) {
+            if overlap {
+                let (before, after) = split_responses(rlwe, responses.clone());
+                let at = p
+                    .iter()
+                    .position(|i| matches!(i, Instr::GenerateCorrelations { .. }))
+                    .unwrap_or(p.len());
+                p.splice(at..at, before);
+                p.extend(after);
+            } else {
+                p.extend(rlwe);
+            }
         }
         (pre, keys)
     }
+}
+
+/// Splits one party's RLWE preprocessing into what needs no response
+/// (key generation, queries, answers, and their sends and receives) and
+/// what does (a send or receive of a message in `late`, the responses,
+/// and whatever reads a register written after one), each in program
+/// order.
+fn split_responses(
+    instrs: Vec<Instr>,
+    mut late: std::collections::HashSet<Reg>,
+) -> (Vec<Instr>, Vec<Instr>) {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    let mut regs = Vec::new();
+    for ins in instrs {
+        regs.clear();
+        match &ins {
+            Instr::Recv { regs: r, .. } => regs.extend_from_slice(r),
+            other => other.reads_into(&mut regs),
+        }
+        let is_late = regs.iter().any(|r| late.contains(r))
+            && !matches!(
+                ins,
+                Instr::RlweRespond { .. } | Instr::RlwePrepareRespond { .. }
+            );
+        if is_late {
+            regs.clear();
+            ins.writes_into(&mut regs);
+            late.extend(regs.iter().copied());
+            after.push(ins);
+        } else {
+            before.push(ins);
+        }
+    }
+    (before, after)
 }

@@ -14,6 +14,7 @@ use crate::sharing::{Party, PrecomputedCorrelations};
 use num_bigint::BigUint;
 use plan::{CorrelationEngine, PartyIdx};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Generates every correlation the plan's run will ask for (Beaver triples
 /// and comparison correlations, in protocol order), by `engine`.
@@ -69,10 +70,27 @@ pub(super) fn generate(
 /// connection then does base OTs afresh (or is refused, if only one side
 /// kept its extension: the connection is then out of step and closes).
 /// At most [`OtLink::KEEP`] extensions per side are kept.
+///
+/// The link keeps RLWE keys the same way: the key pair a party encrypts
+/// its queries under (taken by a session's `rlwe.keygen`, put back when
+/// the session succeeds) and the peer's public keys (kept when first
+/// parsed), each named by its public key's random seed. A later session
+/// sends that seed instead of a new public key ([`RlweKind::KeptKey`]),
+/// which saves the encrypting party its key generation and the other its
+/// parsing and NTTs. An RLWE key encrypts any number of queries (each is
+/// a fresh RLWE sample; the results are re-randomised and flooded per
+/// session as before), which is how Cheetah and SPU use one key per link.
+/// A session that fails drops the key pair it took.
+///
+/// [`RlweKind::KeptKey`]: super::wire::RlweKind::KeptKey
 #[derive(Default)]
 pub struct OtLink {
     senders: std::sync::Mutex<Vec<(u64, ot::softspoken::Sender)>>,
     receivers: std::sync::Mutex<Vec<(u64, ot::softspoken::Receiver)>>,
+    /// By party: its RLWE client and its public key's seed.
+    rlwe_clients: std::sync::Mutex<Vec<(PartyIdx, rlwe::Seed, rlwe::Client)>>,
+    /// By party: the peers' public keys it kept, by seed, oldest first.
+    rlwe_peers: std::sync::Mutex<Vec<(PartyIdx, rlwe::Seed, Arc<rlwe::PeerKey>)>>,
 }
 
 impl std::fmt::Debug for OtLink {
@@ -86,6 +104,14 @@ impl std::fmt::Debug for OtLink {
             .field(
                 "receivers",
                 &self.receivers.lock().map(|v| v.len()).unwrap_or(0),
+            )
+            .field(
+                "rlwe_clients",
+                &self.rlwe_clients.lock().map(|v| v.len()).unwrap_or(0),
+            )
+            .field(
+                "rlwe_peers",
+                &self.rlwe_peers.lock().map(|v| v.len()).unwrap_or(0),
             )
             .finish()
     }
@@ -116,6 +142,49 @@ impl OtLink {
             true
         } else {
             false
+        }
+    }
+
+    /// A key pair `me` kept, made with parameters `fingerprint`.
+    pub(super) fn take_rlwe_client(
+        &self,
+        me: PartyIdx,
+        fingerprint: u64,
+    ) -> Option<(rlwe::Seed, rlwe::Client)> {
+        let mut v = self.rlwe_clients.lock().ok()?;
+        let i = v
+            .iter()
+            .position(|(p, _, c)| *p == me && c.params().fingerprint() == fingerprint)?;
+        let (_, seed, client) = v.swap_remove(i);
+        Some((seed, client))
+    }
+
+    /// Keeps `me`'s key pair (named by its public key's seed) for a later
+    /// session; dropped if the link is full.
+    pub(super) fn put_rlwe_client(&self, me: PartyIdx, seed: rlwe::Seed, client: rlwe::Client) {
+        if let Ok(mut v) = self.rlwe_clients.lock() {
+            if v.len() < Self::KEEP {
+                v.push((me, seed, client));
+            }
+        }
+    }
+
+    /// The peer's public key `me` kept under `seed`.
+    pub(super) fn rlwe_peer(&self, me: PartyIdx, seed: &rlwe::Seed) -> Option<Arc<rlwe::PeerKey>> {
+        let v = self.rlwe_peers.lock().ok()?;
+        v.iter()
+            .find(|(p, s, _)| *p == me && s == seed)
+            .map(|(_, _, k)| k.clone())
+    }
+
+    /// Keeps a peer's public key; the oldest goes when the link is full.
+    pub(super) fn put_rlwe_peer(&self, me: PartyIdx, seed: rlwe::Seed, key: Arc<rlwe::PeerKey>) {
+        if let Ok(mut v) = self.rlwe_peers.lock() {
+            v.retain(|(p, s, _)| !(*p == me && *s == seed));
+            if v.len() >= Self::KEEP {
+                v.remove(0);
+            }
+            v.push((me, seed, key));
         }
     }
 

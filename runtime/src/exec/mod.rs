@@ -758,6 +758,11 @@ pub fn run_party(
         p.steps_total.store(program.len() as u64, Ordering::Relaxed);
     }
     let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    // RLWE products answered before the dealer-free preprocessing run on
+    // their own threads while it runs (the compiler places them there).
+    ex.rlwe.overlap = program
+        .iter()
+        .any(|i| matches!(i, Instr::GenerateCorrelations { .. }));
     for (at, ins) in program.iter().enumerate() {
         if at == first_input {
             ex.stats.preprocessing = t.elapsed();
@@ -773,6 +778,11 @@ pub fn run_party(
         }
         reads.clear();
         ins.reads_into(&mut reads);
+        if matches!(ins, Instr::GenerateCorrelations { .. }) {
+            // Products answered from here on are answered in place.
+            ex.rlwe.overlap = false;
+        }
+        ex.join_rlwe(Some(&reads)).map_err(name)?;
         let upto = if reads_everything(ins) {
             deferred.len()
         } else {
@@ -795,6 +805,7 @@ pub fn run_party(
         }
         ex.step(ins, transport, &mut outputs).map_err(name)?;
     }
+    ex.join_rlwe(None).map_err(name)?;
     transport.flush().map_err(name)?;
     for (from, regs) in deferred {
         ex.receive(from, regs, transport).map_err(name)?;
@@ -814,6 +825,9 @@ pub fn run_party(
     if ex.sent_since_recv {
         ex.stats.rounds += 1;
     }
+    // The session succeeded: its RLWE key pair serves the next one on
+    // this connection (a failed session drops it).
+    ex.keep_rlwe_key();
     Ok(Outcome {
         outputs,
         stats: ex.stats,

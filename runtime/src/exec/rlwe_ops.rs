@@ -39,8 +39,16 @@ use zeroize::Zeroizing;
 pub(super) struct RlweState {
     params: Option<Arc<rlwe::Params>>,
     client: Option<Client>,
+    /// The seed of `client`'s public key: its name on the [`super::OtLink`].
+    client_seed: Option<rlwe::Seed>,
+    /// Whether products are answered on their own threads: set while the
+    /// party has dealer-free preprocessing still ahead of it, which they
+    /// overlap.
+    pub(super) overlap: bool,
+    /// Responses being computed on their own threads.
+    background: Vec<Background>,
     server: Option<Server>,
-    peer_keys: std::collections::HashMap<Reg, PeerKey>,
+    peer_keys: std::collections::HashMap<Reg, Arc<PeerKey>>,
     pending: std::collections::HashMap<Reg, Pending>,
     /// Prepared products by their result register (`rlwe::prepared`): the
     /// encrypting party's between [`Instr::RlwePrepare`] and
@@ -54,6 +62,49 @@ pub(super) struct RlweState {
     /// A masked product's `W` encoded while its party waited for `x - r`
     /// ([`Exec::before_receiving`]), by `W`'s register.
     encoded_w: Option<(Reg, Vec<u64>)>,
+}
+
+/// A matrix product's response being computed on its own thread: the
+/// registers it will set.
+pub(super) struct Background {
+    msg: Reg,
+    dst: Reg,
+    dst_shape: Vec<usize>,
+    handle: std::thread::JoinHandle<Result<Answered, ExecError>>,
+}
+
+/// An answered product: the server (for its next product), the response's
+/// bytes and the server's share.
+type Answered = (Server, Vec<u8>, Vec<u64>);
+
+/// Answers `q` with `W = wdata` and, with `own` (this party's share of
+/// `x`), adds `own @ W` to the share: the response's bytes and the share,
+/// with the server back for its next product.
+fn respond(
+    mut server: Server,
+    pk: &PeerKey,
+    layout: &Layout,
+    shape: rlwe::Shape,
+    wdata: Vec<u64>,
+    q: &QueryMsg,
+    own: Option<Zeroizing<Vec<u64>>>,
+) -> Result<Answered, ExecError> {
+    let params = server.params().clone();
+    let (response, mut share) = server
+        .respond(pk, layout, &wdata, q)
+        .map_err(|e| rlwe_error("cannot answer an RLWE query", e))?;
+    if let Some(xs) = own {
+        // This party's share of x times w, locally.
+        let (b, k, n) = (shape.batch, shape.k, shape.n);
+        let xm = RingTensor::new(xs.to_vec(), vec![b, k])?;
+        let wm = RingTensor::new(wdata, vec![k, n])?;
+        let local = xm.matmul(&wm)?;
+        for (s, l) in share.iter_mut().zip(local.data()) {
+            *s = s.wrapping_add(*l);
+        }
+    }
+    let bytes = response.to_bytes(&params);
+    Ok((server, bytes, share))
 }
 
 /// A query awaiting its response: a matrix product's layout, or a
@@ -854,11 +905,27 @@ impl Exec<'_> {
                     return Err(ExecError::protocol("a second RLWE key pair in one session"));
                 }
                 let params = self.rlwe.params();
-                let mut client = Client::new(params.clone())
-                    .map_err(|e| rlwe_error("cannot make an RLWE key", e))?;
-                let bytes = client.public_key().to_bytes(&params);
+                // A key pair kept from an earlier session on this
+                // connection: its seed names it to the peer, who kept the
+                // public key.
+                let kept = self
+                    .opts
+                    .ot_link
+                    .as_ref()
+                    .and_then(|l| l.take_rlwe_client(self.me, params.fingerprint()));
+                let (seed, client, kind, bytes) = match kept {
+                    Some((seed, client)) => (seed, client, RlweKind::KeptKey, seed.to_vec()),
+                    None => {
+                        let mut client = Client::new(params.clone())
+                            .map_err(|e| rlwe_error("cannot make an RLWE key", e))?;
+                        let public = client.public_key();
+                        let bytes = public.to_bytes(&params);
+                        (public.seed, client, RlweKind::PublicKey, bytes)
+                    }
+                };
                 self.rlwe.client = Some(client);
-                self.set_rlwe(*public, RlweKind::PublicKey, bytes);
+                self.rlwe.client_seed = Some(seed);
+                self.set_rlwe(*public, kind, bytes);
             }
             Instr::RlweQuery {
                 msg,
@@ -1037,33 +1104,41 @@ impl Exec<'_> {
                     Some(input) => self.rlwe_weights(*w, *input)?,
                     None => self.rlwe_operand(*w)?,
                 };
-                let server = match &mut self.rlwe.server {
-                    Some(s) => s,
-                    None => self.rlwe.server.insert(
-                        Server::new(params.clone())
-                            .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
-                    ),
+                // This party's share of x, for its local product with w.
+                let own = match add {
+                    Some(a) => Some(Zeroizing::new(self.share(*a)?.value().data().to_vec())),
+                    None => None,
                 };
-                let pk = &self.rlwe.peer_keys[key];
-                let (response, mut share) = server
-                    .respond(pk, &layout, &wdata, &q)
-                    .map_err(|e| rlwe_error("cannot answer an RLWE query", e))?;
-                if let Some(a) = add {
-                    // This party's share of x times w, locally.
-                    let xs = self.share(*a)?.value();
-                    let (b, k, n) = (shape.batch, shape.k, shape.n);
-                    let xm = RingTensor::new(xs.data().to_vec(), vec![b, k])?;
-                    let wm = RingTensor::new(wdata, vec![k, n])?;
-                    let local = xm.matmul(&wm)?;
-                    for (s, l) in share.iter_mut().zip(local.data()) {
-                        *s = s.wrapping_add(*l);
-                    }
+                let pk = self.rlwe.peer_keys[key].clone();
+                let dst_shape = self.reg_shape(*dst)?;
+                if self.rlwe.overlap {
+                    // Before the dealer-free preprocessing: answered on its
+                    // own thread while this one generates correlations, and
+                    // joined when `msg` or `dst` is first read.
+                    let server = Server::new(params.clone())
+                        .map_err(|e| rlwe_error("cannot start the RLWE server", e))?;
+                    let handle = std::thread::Builder::new()
+                        .name("veil-rlwe".into())
+                        .spawn(move || respond(server, &pk, &layout, shape, wdata, &q, own))
+                        .map_err(|e| {
+                            ExecError::protocol(format!("cannot start an RLWE thread: {e}"))
+                        })?;
+                    self.rlwe.background.push(Background {
+                        msg: *msg,
+                        dst: *dst,
+                        dst_shape,
+                        handle,
+                    });
+                    return Ok(());
                 }
-                let bytes = response.to_bytes(&params);
-                let out = RingTensor::new(share, self.reg_shape(*dst)?)?;
-                let s = Share::new(self.role()?, out);
-                self.set(*dst, Value::Share(s));
-                self.set_rlwe(*msg, RlweKind::Response, bytes);
+                let server = match self.rlwe.server.take() {
+                    Some(s) => s,
+                    None => Server::new(params.clone())
+                        .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
+                };
+                let (server, bytes, share) = respond(server, &pk, &layout, shape, wdata, &q, own)?;
+                self.rlwe.server = Some(server);
+                self.set_response(*msg, *dst, dst_shape, bytes, share)?;
             }
             Instr::RlweFinish { dst, response } => {
                 let pending = self.rlwe.pending.remove(dst).ok_or_else(|| {
@@ -1143,17 +1218,100 @@ impl Exec<'_> {
         Ok(())
     }
 
+    fn set_response(
+        &mut self,
+        msg: Reg,
+        dst: Reg,
+        dst_shape: Vec<usize>,
+        bytes: Vec<u8>,
+        share: Vec<u64>,
+    ) -> Result<(), ExecError> {
+        let out = RingTensor::new(share, dst_shape)?;
+        let s = Share::new(self.role()?, out);
+        self.set(dst, Value::Share(s));
+        self.set_rlwe(msg, RlweKind::Response, bytes);
+        Ok(())
+    }
+
+    /// Joins the responses computed on their own threads that write one of
+    /// `reads` (every one when `reads` is `None`), and sets their registers.
+    pub(super) fn join_rlwe(&mut self, reads: Option<&[Reg]>) -> Result<(), ExecError> {
+        if self.rlwe.background.is_empty() {
+            return Ok(());
+        }
+        let jobs = std::mem::take(&mut self.rlwe.background);
+        let (ready, waiting): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .partition(|b| reads.is_none_or(|r| r.contains(&b.msg) || r.contains(&b.dst)));
+        self.rlwe.background = waiting;
+        for b in ready {
+            let (server, bytes, share) = b.handle.join().map_err(|_| {
+                ExecError::protocol("an RLWE response's thread panicked (a bug in veil)")
+            })??;
+            self.rlwe.server.get_or_insert(server);
+            self.set_response(b.msg, b.dst, b.dst_shape, bytes, share)?;
+        }
+        Ok(())
+    }
+
+    /// Puts this party's RLWE key pair back on the connection's link, if
+    /// it has both.
+    pub(super) fn keep_rlwe_key(&mut self) {
+        if let (Some(link), Some(client), Some(seed)) = (
+            &self.opts.ot_link,
+            self.rlwe.client.take(),
+            self.rlwe.client_seed.take(),
+        ) {
+            link.put_rlwe_client(self.me, seed, client);
+        }
+    }
+
     /// The peer's public key in register `key`, parsed once; returns the
     /// peer's name for error messages.
     fn rlwe_peer_key(&mut self, key: Reg, params: &Arc<rlwe::Params>) -> Result<String, ExecError> {
         let peer = self.plan.party_name(self.other_party()?).to_string();
-        if !self.rlwe.peer_keys.contains_key(&key) {
-            let bytes = self.rlwe_message(key, RlweKind::PublicKey)?;
-            let pk = PublicKeyMsg::from_bytes(bytes, params)
-                .and_then(|m| PeerKey::new(params.clone(), &m))
-                .map_err(|e| rlwe_error(&format!("malformed RLWE public key from {peer}"), e))?;
-            self.rlwe.peer_keys.insert(key, pk);
+        if self.rlwe.peer_keys.contains_key(&key) {
+            return Ok(peer);
         }
+        let link = self.opts.ot_link.clone();
+        let pk = match self.get(key)? {
+            Value::Wire(Wire::Rlwe {
+                kind: RlweKind::KeptKey,
+                bytes,
+            }) => {
+                let seed = rlwe::Seed::try_from(bytes.as_slice()).map_err(|_| {
+                    ExecError::protocol(format!(
+                        "malformed kept RLWE key from {peer} ({} bytes, not 16)",
+                        bytes.len()
+                    ))
+                })?;
+                link.as_ref()
+                    .and_then(|l| l.rlwe_peer(self.me, &seed))
+                    .filter(|k| k.params().fingerprint() == params.fingerprint())
+                    .ok_or_else(|| {
+                        ExecError::protocol(format!(
+                            "{peer} continues with an RLWE key from an earlier session that \
+                             this party does not hold (the connection is out of step): reconnect"
+                        ))
+                    })?
+            }
+            _ => {
+                let bytes = self.rlwe_message(key, RlweKind::PublicKey)?;
+                let msg = PublicKeyMsg::from_bytes(bytes, params).map_err(|e| {
+                    rlwe_error(&format!("malformed RLWE public key from {peer}"), e)
+                })?;
+                let pk = PeerKey::new(params.clone(), &msg)
+                    .map(Arc::new)
+                    .map_err(|e| {
+                        rlwe_error(&format!("malformed RLWE public key from {peer}"), e)
+                    })?;
+                if let Some(l) = &link {
+                    l.put_rlwe_peer(self.me, msg.seed, pk.clone());
+                }
+                pk
+            }
+        };
+        self.rlwe.peer_keys.insert(key, pk);
         Ok(peer)
     }
 
