@@ -527,6 +527,76 @@ fn issue_17_products_run_prepared_and_match_the_reference() {
     }
 }
 
+/// A masked product whose `W` the model owner computes from its inputs
+/// (dequantised weights, `wq * scale`, and a longer chain of clear steps)
+/// has those steps moved into its preprocessing, before the correlations
+/// are generated, and still matches the reference, with the cost model's
+/// choice and forced masked, at batch 1 and 5.
+#[test]
+fn masked_products_of_computed_weights_match_the_reference() {
+    use compiler::choose::RlweForm;
+    use compiler::ir::Protocol;
+    let m = checked(
+        "model dequantised {
+            party client;
+            party server;
+            input x: fixed[batch, 24] private(client) in [-1, 1];
+            input w1q: fixed[24, 16] private(server) in [-127, 127];
+            input b1: fixed[16] private(server) in [-1, 1];
+            input w2q: fixed[16, 3] private(server) in [-127, 127];
+            input z2: fixed private(server) in [-4, 4];
+            let w1 = w1q * 0.0078125;
+            let h = relu(x @ w1 + b1);
+            let w2 = (w2q - z2) * 0.00390625;
+            let y = h @ w2;
+            output y to client;
+        }",
+    );
+    for (j, (prefer, form)) in [(None, None), (Some(Protocol::Rlwe), Some(RlweForm::Masked))]
+        .into_iter()
+        .enumerate()
+    {
+        let o = options(|o| {
+            o.prefer = prefer;
+            o.rlwe_form = form;
+            o.use_dealer = false;
+        });
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let text = plan.to_text();
+        assert_eq!(text.matches("rlwe.masked.open").count(), 2, "{text}");
+        // At the server, both weights are computed before the correlations.
+        let server = plan
+            .parties
+            .iter()
+            .position(|p| p.name == "server")
+            .unwrap();
+        let lines: Vec<String> = plan.programs[server]
+            .instrs
+            .iter()
+            .map(|i| plan.instr_text(i))
+            .collect();
+        let generate = lines
+            .iter()
+            .position(|l| l.contains("generate correlations"))
+            .unwrap();
+        let muls: Vec<usize> = (lines.iter().enumerate())
+            .filter(|(_, l)| l.contains("clear.mul"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(muls.len(), 2, "{lines:#?}");
+        assert!(muls.iter().all(|&i| i < generate), "{lines:#?}");
+        for batch in [1, 5] {
+            check_model(
+                "dequantised",
+                &m,
+                batch,
+                &o,
+                3900 + j as u64 * 10 + batch as u64,
+            );
+        }
+    }
+}
+
 /// Issue 17's products without a dealer run masked (Delphi) by the cost
 /// model's own choice and by `--prefer rlwe-masked`, at batch 1 and 100,
 /// and match the reference. Online neither party runs an RLWE instruction
@@ -1085,11 +1155,13 @@ const LAYOUTS: &str = "model layouts {
 
 /// The operand layouts of [`every_rlwe_operand_layout_matches_the_reference`]
 /// masked (Delphi; the cost model's choice, and forced): the four products
-/// whose `W` is a party's input run their RLWE product on a mask in the
-/// preprocessing (`rlwe.mask`, a query of it, the answer with `W` read
-/// from the input) and online only `x - r` (clear at the client, or the
-/// client's share; the server adds its share's product) and the local
-/// product; each against the reference, with and without a dealer.
+/// whose `W` is a party's input, and the one whose `W` the server computes
+/// (`w * 0.5`, moved into its preprocessing), run their RLWE product on a
+/// mask in the preprocessing (`rlwe.mask`, a query of it, the answer with
+/// `W` read from the input or its register) and online only `x - r`
+/// (clear at the client, or the client's share; the server adds its
+/// share's product) and the local product; each against the reference,
+/// with and without a dealer.
 #[test]
 fn every_rlwe_operand_layout_runs_masked_and_matches_the_reference() {
     use compiler::choose::RlweForm;
@@ -1108,11 +1180,12 @@ fn every_rlwe_operand_layout_runs_masked_and_matches_the_reference() {
         let plan = compiler::compile(&m, &o).unwrap().plan;
         let text = plan.to_text();
         let what = format!("dealer {dealer}, {form:?}");
-        assert_eq!(text.matches("rlwe.mask\n").count(), 4, "{what}:\n{text}");
-        assert_eq!(text.matches("rlwe.masked.open").count(), 4, "{what}");
-        assert_eq!(text.matches("rlwe.masked.close").count(), 4, "{what}");
-        // Three of them on shares (all but `x @ w`): the server adds its share of x.
-        assert_eq!(text.matches("rlwe.masked.close (%").count(), 4, "{what}");
+        assert_eq!(text.matches("rlwe.mask\n").count(), 5, "{what}:\n{text}");
+        assert_eq!(text.matches("rlwe.masked.open").count(), 5, "{what}");
+        assert_eq!(text.matches("rlwe.masked.close").count(), 5, "{what}");
+        // Three of them on shares (all but `x @ w` and `x @ (w * 0.5)`):
+        // the server adds its share of x.
+        assert_eq!(text.matches("rlwe.masked.close (%").count(), 5, "{what}");
         assert_eq!(
             text.lines()
                 .filter(|l| l.contains("rlwe.masked.close")
@@ -1127,6 +1200,23 @@ fn every_rlwe_operand_layout_runs_masked_and_matches_the_reference() {
         assert_eq!(text.matches(" = input `w` under").count(), 2, "{what}");
         assert_eq!(text.matches(" = input `wc` under").count(), 1, "{what}");
         assert_eq!(text.matches(" = input `v` under").count(), 1, "{what}");
+        // The computed one's answer reads its register, computed before
+        // it, in the preprocessing (before any masked open or close).
+        let server = plan
+            .parties
+            .iter()
+            .position(|p| p.name == "server")
+            .unwrap();
+        let lines: Vec<String> = (plan.programs[server].instrs.iter())
+            .map(|i| plan.instr_text(i))
+            .collect();
+        let at = |f: &dyn Fn(&str) -> bool| lines.iter().position(|l| f(l));
+        let mul = at(&|l| l.contains("clear.mul")).expect("w * 0.5 at the server");
+        let reg = lines[mul].split(" = ").next().unwrap().trim().to_string();
+        let answer = at(&|l| l.contains("rlwe.respond") && l.contains(&format!("@ {reg} under")))
+            .unwrap_or_else(|| panic!("{what}: no answer reads {reg}:\n{lines:#?}"));
+        let online = at(&|l| l.contains("rlwe.masked.")).unwrap();
+        assert!(mul < answer && answer < online, "{what}:\n{lines:#?}");
         assert!(!text.contains("rlwe.prepare"), "{what}:\n{text}");
         for batch in [1, 5] {
             check_model("layouts", &m, batch, &o, 820 + batch as u64 + dealer as u64);

@@ -696,7 +696,7 @@ impl Chooser<'_, '_> {
         if self.rlwe_form == Some(RlweForm::Whole) || self.rlwe_masked(v, reprs) {
             return None;
         }
-        let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
+        let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs, false)?;
         let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
         let (pre, online) = self.costs.rlwe_prepared_matmul(batch, k, cols, w_bits)?;
         (self.rlwe_form == Some(RlweForm::Prepared) || self.split_pays(plain, pre, online))
@@ -742,7 +742,7 @@ impl Chooser<'_, '_> {
                 (conv, pre, self.costs.rlwe_masked_online(batch, k, n, sent))
             }
             None => {
-                let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs)?;
+                let (batch, k, cols, w_bits) = self.rlwe_split_product(v, reprs, true)?;
                 let plain = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
                 let (pre, online) = self.costs.rlwe_masked_matmul(batch, k, cols, w_bits)?;
                 (plain, pre, online)
@@ -793,9 +793,17 @@ impl Chooser<'_, '_> {
     /// `(batch, k, n, w_bits)` of an RLWE product that may be split
     /// between the preprocessing and the online phase (prepared or
     /// masked): `W` clear at the multiplying party as its input (read in
-    /// the preprocessing, before any input is bound), `x` clear at the
-    /// other or shared, and no convolution.
-    fn rlwe_split_product(&self, v: ValueId, reprs: &[Repr]) -> Option<(f64, f64, f64, u32)> {
+    /// the preprocessing, before any input is bound), or with `computed`
+    /// any value that party computes alone from its inputs and public
+    /// values ([`Chooser::computed_alone`]: the lowering moves those
+    /// steps into the preprocessing), `x` clear at the other or shared,
+    /// and no convolution.
+    fn rlwe_split_product(
+        &self,
+        v: ValueId,
+        reprs: &[Repr],
+        computed: bool,
+    ) -> Option<(f64, f64, f64, u32)> {
         let ([Repr::Clear(_), Repr::Clear(pw)] | [Repr::Shared, Repr::Clear(pw)]) = *reprs else {
             return None;
         };
@@ -807,6 +815,7 @@ impl Chooser<'_, '_> {
                 owner: crate::ir::Owner::Party(owner),
                 ..
             } if owner == pw => {}
+            _ if computed && self.computed_alone(*w, pw) => {}
             _ => return None,
         }
         if self.rlwe_conv(v, reprs).is_some() {
@@ -817,6 +826,32 @@ impl Chooser<'_, '_> {
         let batch = (self.n(*a) / k.max(1.0)).max(1.0);
         let cols = (self.n(v) / batch).max(1.0);
         Some((batch, k, cols, w_bits))
+    }
+
+    /// Whether party `p` computes `w` alone, locally: `w` and everything
+    /// it is computed from are `p`'s inputs, public values, or steps on
+    /// them, which run in the clear at `p` (their only method) with no
+    /// message. Im2col, whose patches may be cut as shares, does not
+    /// count.
+    pub fn computed_alone(&self, w: ValueId, p: PartyId) -> bool {
+        let mut stack = vec![w];
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(v) = stack.pop() {
+            if !seen.insert(v) {
+                continue;
+            }
+            match self.g.node(v).visibility {
+                Visibility::Public => {}
+                Visibility::Private(q) if q == p => {}
+                _ => return false,
+            }
+            let value = self.g.value(v);
+            if matches!(value.op, Op::Im2col(..)) {
+                return false;
+            }
+            stack.extend(value.op.operands());
+        }
+        true
     }
 
     /// Signed bits of the plaintext operand `w` of an RLWE product, as

@@ -114,6 +114,46 @@ impl Lowerer<'_, '_> {
             .expect("the chooser offers RLWE only when W's range fits")
     }
 
+    /// Moves the steps by which `server` computes `w` (inputs, constants
+    /// and clear steps, with everything they read) from its online
+    /// program to the end of its RLWE preprocessing, in their order, so
+    /// that the preprocessing can read `w`. Nothing moves, and false
+    /// comes back, if any of those steps is something else (a receive, a
+    /// step on shares): the chooser offers computed weights only where
+    /// they are not ([`crate::choose::Chooser::computed_alone`]).
+    fn hoist_to_pre(&mut self, server: PartyId, w: Reg) -> bool {
+        let s = server.index();
+        let written_before = |pre: &[Instr], r: Reg| pre.iter().any(|i| i.writes().contains(&r));
+        let mut take = std::collections::BTreeSet::new();
+        let mut stack = vec![w];
+        while let Some(r) = stack.pop() {
+            if written_before(&self.rlwe_pre[s], r) {
+                continue;
+            }
+            let Some(at) = self.programs[s]
+                .iter()
+                .position(|i| i.writes().contains(&r))
+            else {
+                return false;
+            };
+            match &self.programs[s][at] {
+                Instr::Input { .. } | Instr::Const { .. } => {}
+                Instr::Clear { args, .. } => stack.extend(args.iter().copied()),
+                _ => return false,
+            }
+            take.insert(at);
+        }
+        let program = std::mem::take(&mut self.programs[s]);
+        for (at, ins) in program.into_iter().enumerate() {
+            if take.contains(&at) {
+                self.rlwe_pre[s].push(ins);
+            } else {
+                self.programs[s].push(ins);
+            }
+        }
+        true
+    }
+
     /// The input `w` binds at `server`, if `w` is one (a prepared
     /// product's preprocessing reads it from there).
     fn input_of(&self, server: PartyId, w: Reg) -> Option<u32> {
@@ -157,11 +197,16 @@ impl Lowerer<'_, '_> {
                 (Some(kernels), Some(window.clone()), Some(Some(window)))
             }
         };
-        // Its key is in the preprocessing (`Lowerer::run`).
-        if let (Some(weights), true) = (
-            read.and_then(|r| self.input_of(server, r)),
-            self.rlwe_pre_keys.contains(&client),
-        ) {
+        // Its key is in the preprocessing (`Lowerer::run`). A masked
+        // matrix product whose `W` the server computes alone
+        // (`Chooser::computed_alone`) has those steps moved into the
+        // preprocessing, where its answer reads `W`'s register.
+        let weights = read.and_then(|r| self.input_of(server, r));
+        let computed = weights.is_none()
+            && matches!(masked, Some(None))
+            && self.rlwe_pre_keys.contains(&client)
+            && self.hoist_to_pre(server, w);
+        if (weights.is_some() || computed) && self.rlwe_pre_keys.contains(&client) {
             let product = Prepared {
                 client,
                 x,
@@ -172,9 +217,10 @@ impl Lowerer<'_, '_> {
                 w_bits,
                 dst,
             };
-            return match masked {
-                Some(window) => self.rlwe_masked_product(product, window),
-                None => self.rlwe_prepared_product(product),
+            return match (masked, weights) {
+                (Some(window), _) => self.rlwe_masked_product(product, window),
+                (None, Some(weights)) => self.rlwe_prepared_product(product, weights),
+                (None, None) => unreachable!("a prepared product reads W from an input"),
             };
         }
         let what = self.regs[dst.0 as usize].note.clone();
@@ -259,7 +305,8 @@ struct Prepared {
     add: Option<Reg>,
     server: PartyId,
     w: Reg,
-    weights: u32,
+    /// `W`'s input, or none when the server computes `W` (masked only).
+    weights: Option<u32>,
     w_bits: u32,
     dst: Reg,
 }
@@ -289,16 +336,16 @@ impl Lowerer<'_, '_> {
     /// with the offline query, the server answers with `W` read from its
     /// input, and the client takes the answer; online the client sends
     /// `x`'s coefficients and the server the used result coefficients.
-    fn rlwe_prepared_product(&mut self, p: Prepared) {
+    fn rlwe_prepared_product(&mut self, p: Prepared, weights: u32) {
         let Prepared {
             client,
             x,
             add,
             server,
             w,
-            weights,
             w_bits,
             dst,
+            ..
         } = p;
         let what = self.regs[dst.0 as usize].note.clone();
         let key = self.rlwe_pre_key(client);
@@ -419,7 +466,7 @@ impl Lowerer<'_, '_> {
             w_bits,
             conv: conv.clone(),
             prepared: false,
-            weights: Some(weights),
+            weights,
         });
         self.pass_pre(server, client, vec![response]);
         self.rlwe_pre[c].push(Instr::RlweFinish { dst: pre, response });

@@ -233,6 +233,47 @@ pub struct Outcome {
     pub stats: Stats,
 }
 
+/// Where a program's online phase starts, for [`Stats::preprocessing`]:
+/// after its last step that only the preprocessing has (correlations,
+/// keys, the dealer's message, RLWE preparation and masked products' work
+/// on their masks) and the sends right after it, or at its first input or
+/// constant if that comes later. (A model owner's weights that a masked
+/// product's preprocessing reads are read before it.)
+fn online_from(program: &[Instr]) -> usize {
+    let masked: HashSet<Reg> = program
+        .iter()
+        .filter_map(|i| match i {
+            Instr::RlweMaskedOpen { pre, .. } | Instr::RlweMaskedClose { pre, .. } => Some(*pre),
+            _ => None,
+        })
+        .collect();
+    let first_input = program
+        .iter()
+        .position(|i| matches!(i, Instr::Input { .. } | Instr::Const { .. }))
+        .unwrap_or(program.len());
+    let Some(last) = program.iter().rposition(|i| match i {
+        Instr::GenerateCorrelations { .. }
+        | Instr::Deal { .. }
+        | Instr::Expand { .. }
+        | Instr::KeyGen { .. }
+        | Instr::RlweMask { .. }
+        | Instr::RlwePrepare { .. }
+        | Instr::RlwePrepareRespond { .. }
+        | Instr::RlwePrepareFinish { .. } => true,
+        Instr::RlweQuery { dst, .. }
+        | Instr::RlweRespond { dst, .. }
+        | Instr::RlweFinish { dst, .. } => masked.contains(dst),
+        _ => false,
+    }) else {
+        return first_input;
+    };
+    let mut at = last + 1;
+    while matches!(program.get(at), Some(Instr::Send { .. })) {
+        at += 1;
+    }
+    at.max(first_input)
+}
+
 /// Instructions that use the transport or the peers' keys themselves: every
 /// deferred receive is read before them.
 fn reads_everything(ins: &Instr) -> bool {
@@ -735,10 +776,7 @@ pub fn run_party(
     }
     ex.stats.setup = start.elapsed();
     let program = &plan.program(me).instrs;
-    let first_input = program
-        .iter()
-        .position(|i| matches!(i, Instr::Input { .. } | Instr::Const { .. }))
-        .unwrap_or(program.len());
+    let first_input = online_from(program);
     let t = Instant::now();
     let mut outputs = Vec::new();
     // Receives are read when their values are first needed, not where the
