@@ -1373,6 +1373,29 @@ fn a_malformed_rlwe_message_is_an_error() {
             (1, 0, OVER_PRIME, "response residue over its prime"),
         ],
     );
+    // Masked, the same computed W: its answer runs on the model owner's
+    // own thread while the correlations are generated, and a malformed
+    // key, query (of the mask) or response is still refused.
+    let o = options(|o| {
+        o.prefer = Some(Protocol::Rlwe);
+        o.rlwe_form = Some(RlweForm::Masked);
+        o.use_dealer = false;
+    });
+    let plan = compiler::compile(&whole, &o).unwrap().plan;
+    let text = plan.to_text();
+    assert!(text.contains("rlwe.masked.open"), "{text}");
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 7);
+    assert_tampered_rlwe_is_refused(
+        &plan,
+        &inputs,
+        &[
+            (0, 0, TRUNCATE, "public key truncated"),
+            (0, 1, TRUNCATE, "mask's query truncated"),
+            (0, 1, OVER_PRIME, "mask's query residue over its prime"),
+            (1, 0, TRUNCATE, "mask's response truncated"),
+            (1, 0, OVER_PRIME, "mask's response residue over its prime"),
+        ],
+    );
 }
 
 /// A rewriting of an RLWE message's bytes.
