@@ -103,6 +103,35 @@ pub struct Selection {
     pub decisions: Vec<Decision>,
 }
 
+/// A grouped convolution's products that RLWE runs as one product
+/// ([`Chooser::rlwe_grouped`]).
+#[derive(Clone, Debug)]
+pub struct GroupedConv {
+    /// The convolution's input.
+    pub x: ValueId,
+    /// Its window (with its groups).
+    pub window: plan::Window,
+    /// The `Sum` over each patch, the products' only user.
+    pub sum: ValueId,
+    pub groups: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Entries of a group's patch, `C/groups·K`.
+    pub r: usize,
+}
+
+impl GroupedConv {
+    /// The window of the same convolution in one group (the ungrouped
+    /// patches, or HomConv with the block-diagonal kernels).
+    pub fn ungrouped(&self) -> plan::Window {
+        plan::Window {
+            groups: 1,
+            per_group: 1,
+            ..self.window.clone()
+        }
+    }
+}
+
 pub struct Chooser<'a, 'm> {
     pub g: &'a Graph<'m>,
     pub costs: &'a CostTable,
@@ -456,12 +485,19 @@ impl Chooser<'_, '_> {
                 })
             }
             Method::Rlwe => {
-                let Op::MatMul(a, w) = &value.op else {
-                    return None;
+                let (_, w, batch, k, cols) = self.rlwe_dims(v)?;
+                let w = &w;
+                // A grouped convolution's result is the sums (`batch`
+                // rows of `cols`), and its operands are rearranged
+                // locally first: the patches ungrouped, the kernels
+                // block-diagonal (`groups + 1` times `W`'s entries moved).
+                let (n, moves) = match self.rlwe_grouped(v) {
+                    Some(gc) => (
+                        batch * cols,
+                        Cost::compute((size(0) + (gc.groups + 1) as f64 * size(1)) * c.ring_op),
+                    ),
+                    None => (n, Cost::ZERO),
                 };
-                let k = self.g.last_dim(*a) as f64;
-                let batch = (size(0) / k.max(1.0)).max(1.0);
-                let cols = (n / batch).max(1.0);
                 let product = |w_bits| Some(c.rlwe_matmul(batch, k, cols, w_bits)? + c.rlwe_key());
                 // A convolution's patches times clear kernels: HomConv when cheaper.
                 // (`rlwe_conv` makes the same choice for the lowering.)
@@ -475,19 +511,22 @@ impl Chooser<'_, '_> {
                     )
                 };
                 let local = Cost::compute(n * k * c.ring_mac);
-                Some(match reprs {
-                    [Repr::Clear(p), Repr::Clear(q)] if p != q => {
-                        clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + self.trunc(n)
-                    }
-                    [Repr::Shared, Repr::Clear(_)] => {
-                        clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + local + self.trunc(n)
-                    }
-                    [Repr::Shared, Repr::Shared] => {
-                        let one = product(plan::params::RLWE_MAX_W_BITS)?;
-                        one + one + local + local + self.trunc(n)
-                    }
-                    _ => return None,
-                })
+                Some(
+                    moves
+                        + match reprs {
+                            [Repr::Clear(p), Repr::Clear(q)] if p != q => {
+                                clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + self.trunc(n)
+                            }
+                            [Repr::Shared, Repr::Clear(_)] => {
+                                clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + local + self.trunc(n)
+                            }
+                            [Repr::Shared, Repr::Shared] => {
+                                let one = product(plan::params::RLWE_MAX_W_BITS)?;
+                                one + one + local + local + self.trunc(n)
+                            }
+                            _ => return None,
+                        },
+                )
             }
             Method::Paillier(_) => {
                 let cipher = |i: usize| matches!(reprs[i], Repr::Cipher(_));
@@ -516,12 +555,20 @@ impl Chooser<'_, '_> {
     /// by RLWE natively (`rlwe::conv`, no patches on the wire): `x`, the
     /// window and the cost, or `None` when `v` is no such product or no
     /// HomConv layout fits. `w_bits` as for the product.
+    /// A grouped convolution ([`Chooser::rlwe_grouped`]) runs as the
+    /// ungrouped one by the block-diagonal kernels: the window returned is
+    /// the ungrouped one.
     fn rlwe_conv_cost(&self, v: ValueId, w_bits: u32) -> Option<(ValueId, plan::Window, Cost)> {
-        let Op::MatMul(cols, _) = &self.g.value(v).op else {
-            return None;
-        };
-        let Op::Im2col(x, window) = &self.g.value(*cols).op else {
-            return None;
+        let (x, window) = match &self.g.value(v).op {
+            Op::MatMul(cols, _) => match &self.g.value(*cols).op {
+                Op::Im2col(x, window) => (*x, window.clone()),
+                _ => return None,
+            },
+            Op::Mul(..) => {
+                let gc = self.rlwe_grouped(v)?;
+                (gc.x, gc.ungrouped())
+            }
+            _ => return None,
         };
         if !window.is_homconv() {
             return None;
@@ -530,15 +577,112 @@ impl Chooser<'_, '_> {
             Dim::Known(n) => Some(*n as f64),
             Dim::Symbol(_) => None,
         };
-        let (c, out_h, out_w, m) = (known(*x, 1)?, known(v, 1)?, known(v, 2)?, known(v, 3)?);
-        let batch = (self.n(v) / (out_h * out_w * m).max(1.0)).max(1.0);
+        let (c, out_h, out_w, m) = (known(x, 1)?, known(v, 1)?, known(v, 2)?, known(v, 3)?);
+        let (_, _, rows, _, _) = self.rlwe_dims(v)?;
+        let batch = (rows / (out_h * out_w).max(1.0)).max(1.0);
         let (kh, kw) = (window.kernel[0] as f64, window.kernel[1] as f64);
         let h = (out_h - 1.0) * window.stride[0] as f64 + kh;
         let w = (out_w - 1.0) * window.stride[1] as f64 + kw;
         let cost = self
             .costs
             .rlwe_conv(batch, [c, h, w], m, [kh, kw], w_bits)?;
-        Some((*x, window.clone(), cost))
+        Some((x, window, cost))
+    }
+
+    /// A grouped (or depthwise) convolution's products `v = Im2col(x) * W`
+    /// (`[rows.., Cout, R]`, `W` `[Cout, R]`, `R = C/groups·K`) whose only
+    /// user sums the patch, which RLWE runs as one product of the
+    /// ungrouped patches `[rows.., C·K]` by the block-diagonal kernels
+    /// `[C·K, Cout]` (each output channel's column zero outside its
+    /// group's `R` rows; `Lowerer::rlwe` builds both by local data
+    /// movement). A grouped convolution is `groups` ungrouped ones side by
+    /// side; one product with the zero blocks wastes HE work only in
+    /// proportion to `groups`, and it is the product (or HomConv) that
+    /// the runtime already runs, priced by the same rows of the cost
+    /// table: at `models/mobile_dw.veil`'s depthwise shapes it costs a
+    /// few ms, like the ungrouped convolution beside it (BENCHMARKS.md,
+    /// "Grouped convolutions by RLWE"). One product per group would need
+    /// a packing of several small products per ciphertext that
+    /// `rlwe::matmul` does not have, and per group a query and a
+    /// response at least. Its result is the sums, so the `Sum` costs
+    /// nothing (as after a convolution triple).
+    pub fn rlwe_grouped(&self, v: ValueId) -> Option<GroupedConv> {
+        let Op::Mul(cols, w) = &self.g.value(v).op else {
+            return None;
+        };
+        let Op::Im2col(x, window) = &self.g.value(*cols).op else {
+            return None;
+        };
+        let (ws, cs) = (&self.g.value(*w).shape.0, &self.g.value(*cols).shape.0);
+        let known = |d: Option<&Dim>| match d {
+            Some(Dim::Known(n)) => Some(*n as usize),
+            _ => None,
+        };
+        let (cout, r) = (known(ws.first())?, known(ws.get(1))?);
+        if window.groups < 2
+            || ws.len() != 2
+            || cs.len() < 3
+            || known(cs.get(cs.len() - 2)) != Some(cout)
+            || known(cs.last()) != Some(r)
+            || cout % window.groups != 0
+            || window.per_group * window.groups != cout
+        {
+            return None;
+        }
+        let users = self.g.users(v);
+        let sum = match users[..] {
+            [u] if matches!(self.g.value(u).op, Op::Sum(_)) => u,
+            _ => return None,
+        };
+        if self.g.model.outputs().iter().any(|o| o.value == v) {
+            return None;
+        }
+        Some(GroupedConv {
+            x: *x,
+            window: window.clone(),
+            sum,
+            groups: window.groups,
+            cout,
+            r,
+        })
+    }
+
+    /// The products `a` of a grouped convolution whose `Sum` `v` (on
+    /// shares) reads the sums RLWE computed: `how` made `a`'s shares
+    /// ([`Chooser::rlwe_grouped`]). That `Sum` costs nothing.
+    fn rlwe_summed(&self, v: ValueId, method: Method, how: Option<&How>) -> Option<ValueId> {
+        let Op::Sum(a) = self.g.value(v).op else {
+            return None;
+        };
+        let by_rlwe = matches!(
+            how,
+            Some(How::Native {
+                method: Method::Rlwe,
+                ..
+            })
+        );
+        (method == Method::Shares && by_rlwe && self.rlwe_grouped(a).is_some()).then_some(a)
+    }
+
+    /// The shape of an RLWE product `v` as the runtime runs it: `(a, w,
+    /// batch, k, cols)`, `a` the left operand, `batch` its rows, `k` the
+    /// inner dimension and `cols` the result's columns; for a grouped
+    /// convolution ([`Chooser::rlwe_grouped`]) those of the ungrouped
+    /// patches by the block-diagonal kernels. `None` for anything else.
+    fn rlwe_dims(&self, v: ValueId) -> Option<(ValueId, ValueId, f64, f64, f64)> {
+        match &self.g.value(v).op {
+            Op::MatMul(a, w) => {
+                let k = self.g.last_dim(*a) as f64;
+                let batch = (self.n(*a) / k.max(1.0)).max(1.0);
+                Some((*a, *w, batch, k, (self.n(v) / batch).max(1.0)))
+            }
+            Op::Mul(a, w) => {
+                let gc = self.rlwe_grouped(v)?;
+                let batch = (self.n(v) / (gc.cout * gc.r).max(1) as f64).max(1.0);
+                Some((*a, *w, batch, (gc.groups * gc.r) as f64, gc.cout as f64))
+            }
+            _ => None,
+        }
     }
 
     /// A convolution's product on shares that a dealer's convolution
@@ -656,15 +800,9 @@ impl Chooser<'_, '_> {
         let ([Repr::Clear(_), Repr::Clear(_)] | [Repr::Shared, Repr::Clear(_)]) = reprs else {
             return None;
         };
-        let Op::MatMul(a, w) = &self.g.value(v).op else {
-            return None;
-        };
-        let w_bits = self.rlwe_w_bits(*w, reprs[1])?;
-        let k = self.g.last_dim(*a) as f64;
-        let batch = (self.n(*a) / k.max(1.0)).max(1.0);
-        let product = self
-            .costs
-            .rlwe_matmul(batch, k, (self.n(v) / batch).max(1.0), w_bits)?;
+        let (_, w, batch, k, cols) = self.rlwe_dims(v)?;
+        let w_bits = self.rlwe_w_bits(w, reprs[1])?;
+        let product = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
         let (x, window, conv) = self.rlwe_conv_cost(v, w_bits)?;
         (self.score(conv) < self.score(product)).then_some((x, window))
     }
@@ -915,9 +1053,10 @@ impl Chooser<'_, '_> {
                 options
             }
             Method::Rlwe => {
-                let Op::MatMul(a, w) = &value.op else {
+                let Some((a, w, ..)) = self.rlwe_dims(v) else {
                     return vec![];
                 };
+                let (a, w) = (&a, &w);
                 // x: its holder's clear value, or shares; W likewise.
                 let side = |o: &ValueId| match vis(o) {
                     Visibility::Public => vec![],
@@ -1004,7 +1143,7 @@ impl Chooser<'_, '_> {
             // RLWE products compete without a dealer (with one, its
             // triples are cheaper); `--prefer rlwe` and `via rlwe` ask for
             // them anyway.
-            if matches!(value.op, Op::MatMul(..))
+            if (matches!(value.op, Op::MatMul(..)) || self.rlwe_grouped(v).is_some())
                 && (!self.dealer
                     || self.prefer == Some(Protocol::Rlwe)
                     || value.via == Some(Protocol::Rlwe))
@@ -1097,6 +1236,22 @@ impl Chooser<'_, '_> {
                             let Some(op_cost) = self.op_cost(v, method, &reprs) else {
                                 continue;
                             };
+                            // The sums RLWE computed with a grouped
+                            // convolution's products are this `Sum`.
+                            let op_cost = match operands.first() {
+                                Some(a)
+                                    if self
+                                        .rlwe_summed(
+                                            v,
+                                            method,
+                                            best[a].get(&Repr::Shared).map(|e| &e.how),
+                                        )
+                                        .is_some() =>
+                                {
+                                    Cost::ZERO
+                                }
+                                _ => op_cost,
+                            };
                             let mut total = op_cost;
                             let mut ok = true;
                             for (o, r) in operands.iter().zip(&reprs) {
@@ -1151,6 +1306,18 @@ impl Chooser<'_, '_> {
                 let snapshot: Vec<(Repr, Entry)> =
                     entries.iter().map(|(r, e)| (*r, e.clone())).collect();
                 for (from, e) in snapshot {
+                    // A grouped convolution's products by RLWE are its
+                    // sums: only their `Sum` reads them.
+                    if matches!(
+                        e.how,
+                        How::Native {
+                            method: Method::Rlwe,
+                            ..
+                        }
+                    ) && self.rlwe_grouped(v).is_some()
+                    {
+                        continue;
+                    }
                     let targets: Vec<Repr> = if target_shared {
                         vec![Repr::Shared]
                     } else {
@@ -1235,7 +1402,14 @@ impl Chooser<'_, '_> {
                 let How::Native { method, operands } = how else {
                     continue;
                 };
-                let cost = self.op_cost(*v, *method, operands).unwrap_or_default();
+                let summed = value.op.operands().first().and_then(|a| {
+                    let how = materialize.get(a).and_then(|m| m.get(&Repr::Shared));
+                    self.rlwe_summed(*v, *method, how)
+                });
+                let cost = match summed {
+                    Some(_) => Cost::ZERO,
+                    None => self.op_cost(*v, *method, operands).unwrap_or_default(),
+                };
                 // Like with like: every method's total includes the
                 // conversions that deliver the value in the representations
                 // the plan builds from this result (a Paillier result still
@@ -1276,12 +1450,19 @@ impl Chooser<'_, '_> {
                             self.g.label(*v)
                         ))
                     })?;
+                let reason = match summed {
+                    Some(a) => format!(
+                        "the RLWE product of {} computed it (each output channel's sum over its patch)",
+                        self.g.label(a)
+                    ),
+                    None => self.reason(*v, *method, operands, chosen_total, runner_up),
+                };
                 decisions.push(Decision {
                     value: *v,
                     method: *method,
                     cost,
                     runner_up,
-                    reason: self.reason(*v, *method, operands, chosen_total, runner_up),
+                    reason,
                 });
             }
         }
@@ -1353,6 +1534,16 @@ impl Chooser<'_, '_> {
             Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
                 "`via paillier`".to_string()
             }
+            Method::Rlwe if self.rlwe_grouped(v).is_some() => format!(
+                "grouped convolution on secret values: RLWE {}, one product for all {} groups (each output channel's kernel zero off its group), its result each output channel's sum over its patch{}",
+                if self.rlwe_conv(v, operands).is_some() {
+                    "HomConv on the input by the block-diagonal kernels (the holder of x encrypts it, the holder of the kernels multiplies), cheaper than the patches' product"
+                } else {
+                    "product of the ungrouped patches by the block-diagonal kernels (the holder of x encrypts, the holder of W multiplies)"
+                },
+                self.rlwe_grouped(v).map_or(0, |gc| gc.groups),
+                if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }
+            ),
             Method::Rlwe if self.rlwe_conv(v, operands).is_some() => format!(
                 "convolution on secret values: RLWE HomConv on the input (the holder of x encrypts it, the holder of the kernels multiplies), cheaper than its patches' product{}",
                 if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }
