@@ -3617,6 +3617,46 @@ fn depthwise_separable_blocks_without_a_dealer_run_on_rlwe() {
     }
 }
 
+/// A grouped convolution by RLWE adds no plan field: its block-diagonal
+/// kernels and ungrouped patches are registers of existing local moves
+/// (whose shapes `plan::validate` does not check; the executor does). A
+/// plan file whose kernels' or patches' shape is tampered with is
+/// refused, by `plan::validate` or by the run with an error, never a
+/// panic or a wrong answer.
+#[test]
+fn a_tampered_grouped_convolution_on_rlwe_is_refused() {
+    let o = options(|o| o.use_dealer = false);
+    let plan = compiler::compile(&model(CONV_MODELS[0]), &o).unwrap().plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 1, 5);
+    let tamper = |note: &str, shape: Vec<u64>| {
+        let mut bad = plan.clone();
+        let reg = bad
+            .regs
+            .iter_mut()
+            .find(|r| r.note == note)
+            .unwrap_or_else(|| panic!("no register {note}"));
+        reg.shape = plan::Shape(shape.into_iter().map(plan::Dim::Known).collect());
+        let Ok(valid) = plan::validate(&bad) else {
+            return;
+        };
+        let run = std::panic::catch_unwind(|| {
+            exec::run_in_process(&valid, &per_party(&bad, &inputs), &test_options())
+        });
+        match run {
+            Ok(Err(e)) => eprintln!("{note}: {e}"),
+            Ok(Ok(_)) => panic!("{note} tampered: the run succeeded"),
+            Err(_) => panic!("{note} tampered: the run panicked"),
+        }
+    };
+    // The first depthwise convolution's kernels, [144, 16]: a column short,
+    // a row short, a group short.
+    tamper("block-diagonal kernels for %25", vec![144, 15]);
+    tamper("block-diagonal kernels for %25", vec![143, 16]);
+    tamper("block-diagonal kernels for %25", vec![135, 15]);
+    // The second's ungrouped patches, [batch, 7, 7, 288], a channel short.
+    tamper("ungrouped patches for %41", vec![1, 7, 7, 279]);
+}
+
 /// A plan whose masked product's preprocessing reads `W` from an input its
 /// party does not own, or adds a share of `x` there, is refused by
 /// `plan::validate` (a plan file is input like any other).
