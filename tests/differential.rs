@@ -3499,23 +3499,35 @@ fn grouped_convolutions_run_on_rlwe_and_match_the_reference() {
             "conv1d(X, W, stride: 2, padding: 1, dilation: 2, groups: 3)",
         ),
     ];
+    let groups_of = |call: &str| -> usize {
+        let at = call.find("groups: ").unwrap() + "groups: ".len();
+        call[at..].trim_end_matches(')').parse().unwrap()
+    };
     let mut seed = 4200;
+    let mut by_groups = 0;
     for (c, xs, cout, ws, call) in cases {
         for layout in 0..3 {
             let source = grouped_conv_source(layout, c, xs, cout, ws, call);
-            for (dealer, prefer) in [
-                (false, Some(Protocol::Rlwe)),
-                (true, Some(Protocol::Rlwe)),
-                (false, None),
+            // Planned for 2 images, and for 1000 (where one product per
+            // group is cheaper than one by the block-diagonal kernels);
+            // run on 2.
+            for (dealer, prefer, planned) in [
+                (false, Some(Protocol::Rlwe), 2),
+                (true, Some(Protocol::Rlwe), 2),
+                (false, None, 2),
+                (false, Some(Protocol::Rlwe), 1000),
+                (false, None, 1000),
             ] {
                 let o = options(|o| {
                     o.use_dealer = dealer;
                     o.prefer = prefer;
-                    o.assume.insert("batch".into(), 2);
+                    o.assume.insert("batch".into(), planned);
                 });
                 seed += 1;
                 let (compiled, worst) = grouped_conv_run(&source, &o, 2, seed);
-                let what = format!("layout {layout}, dealer {dealer}, {prefer:?}: {source}");
+                let what = format!(
+                    "layout {layout}, dealer {dealer}, {prefer:?}, planned for {planned}: {source}"
+                );
                 assert!(worst < 0.05, "{what}: off by {worst}");
                 let text = compiled.plan.to_text();
                 let report = &compiled.report;
@@ -3533,15 +3545,21 @@ fn grouped_convolutions_run_on_rlwe_and_match_the_reference() {
                         !correlations.contains("convolution triple"),
                         "{what}\n{correlations}"
                     );
+                    // One product per cross term, or per group and term.
+                    let groups = report.contains("one product per group");
+                    by_groups += usize::from(groups);
+                    let per_term = if groups { groups_of(call) } else { 1 };
                     assert_eq!(
                         text.matches("rlwe.respond").count(),
-                        if layout == 2 { 2 } else { 1 },
+                        if layout == 2 { 2 * per_term } else { per_term },
                         "{what}\n{text}"
                     );
                 }
             }
         }
     }
+    eprintln!("{by_groups} of the forced plans run a product per group");
+    assert!(by_groups >= 4, "{by_groups} plans run a product per group");
 }
 
 proptest::proptest! {
@@ -3561,6 +3579,7 @@ proptest::proptest! {
         per_group in 1usize..3,
         w in conv_case(),
         batch in 1usize..3,
+        large in proptest::bool::ANY,
         seed in 0u64..1000,
     ) {
         use compiler::ir::Protocol;
@@ -3572,15 +3591,17 @@ proptest::proptest! {
         let o = options(|o| {
             o.use_dealer = false;
             o.prefer = Some(Protocol::Rlwe);
-            o.assume.insert("batch".into(), batch as u64);
+            // Planned for many images, one product per group may be cheaper.
+            o.assume.insert("batch".into(), if large { 1000 } else { batch as u64 });
         });
         let (compiled, worst) = grouped_conv_run(&source, &o, batch, seed);
         let text = compiled.plan.to_text();
         let correlations = text.split("registers:").next().unwrap_or("");
         proptest::prop_assert!(!correlations.contains(": triple ["), "{}", correlations);
+        let per_term = if compiled.report.contains("one product per group") { groups } else { 1 };
         proptest::prop_assert_eq!(
             text.matches("rlwe.respond").count(),
-            if layout == 2 { 2 } else { 1 },
+            if layout == 2 { 2 * per_term } else { per_term },
             "{}", text
         );
         proptest::prop_assert!(worst < 0.05, "{source}: off by {worst}");
@@ -3590,17 +3611,26 @@ proptest::proptest! {
 /// models/mobile_dw.veil without a dealer: both depthwise convolutions go
 /// by RLWE (no elementwise triple for their products, which cost 0.50 s
 /// and 30 MB of OT at batch 1 before), by the cost model's own choice and
-/// forced, and a run matches the reference at every recipient.
+/// forced, planned for one image and for 1000 (one product per group),
+/// and a run matches the reference at every recipient.
 #[test]
 fn depthwise_separable_blocks_without_a_dealer_run_on_rlwe() {
     use compiler::ir::Protocol;
-    for prefer in [None, Some(Protocol::Rlwe)] {
+    // Planned for one image (HomConv, and one product by block-diagonal
+    // kernels) and for 1000 (one product per group).
+    for (prefer, planned) in [(None, 1), (None, 1000), (Some(Protocol::Rlwe), 1000)] {
         let o = options(|o| {
             o.use_dealer = false;
             o.prefer = prefer;
+            o.assume.insert("batch".into(), planned);
         });
         let compiled = compiler::compile(&model(CONV_MODELS[0]), &o).unwrap();
         let report = &compiled.report;
+        assert_eq!(
+            report.matches("one product per group").count(),
+            if planned == 1 { 0 } else { 2 },
+            "{report}"
+        );
         assert_eq!(
             report
                 .matches("grouped convolution on secret values: RLWE")
@@ -3618,17 +3648,25 @@ fn depthwise_separable_blocks_without_a_dealer_run_on_rlwe() {
 }
 
 /// A grouped convolution by RLWE adds no plan field: its block-diagonal
-/// kernels and ungrouped patches are registers of existing local moves
+/// kernels, ungrouped patches and groups' operands are registers of existing local moves
 /// (whose shapes `plan::validate` does not check; the executor does). A
 /// plan file whose kernels' or patches' shape is tampered with is
 /// refused, by `plan::validate` or by the run with an error, never a
 /// panic or a wrong answer.
 #[test]
 fn a_tampered_grouped_convolution_on_rlwe_is_refused() {
-    let o = options(|o| o.use_dealer = false);
-    let plan = compiler::compile(&model(CONV_MODELS[0]), &o).unwrap().plan;
-    let inputs = inputs_with_fixed_seed_for_tests(&plan, 1, 5);
-    let tamper = |note: &str, shape: Vec<u64>| {
+    // Planned for one image: the kernels block-diagonal; for 1000: one
+    // product per group.
+    let compile = |batch: u64| {
+        let o = options(|o| {
+            o.use_dealer = false;
+            o.assume.insert("batch".into(), batch);
+        });
+        compiler::compile(&model(CONV_MODELS[0]), &o).unwrap().plan
+    };
+    let (one, many) = (compile(1), compile(1000));
+    let tamper = |plan: &Plan, note: &str, shape: Vec<u64>| {
+        let inputs = inputs_with_fixed_seed_for_tests(plan, 1, 5);
         let mut bad = plan.clone();
         let reg = bad
             .regs
@@ -3650,11 +3688,16 @@ fn a_tampered_grouped_convolution_on_rlwe_is_refused() {
     };
     // The first depthwise convolution's kernels, [144, 16]: a column short,
     // a row short, a group short.
-    tamper("block-diagonal kernels for %25", vec![144, 15]);
-    tamper("block-diagonal kernels for %25", vec![143, 16]);
-    tamper("block-diagonal kernels for %25", vec![135, 15]);
+    tamper(&one, "block-diagonal kernels for %25", vec![144, 15]);
+    tamper(&one, "block-diagonal kernels for %25", vec![143, 16]);
+    tamper(&one, "block-diagonal kernels for %25", vec![135, 15]);
     // The second's ungrouped patches, [batch, 7, 7, 288], a channel short.
-    tamper("ungrouped patches for %41", vec![1, 7, 7, 279]);
+    tamper(&one, "ungrouped patches for %41", vec![1, 7, 7, 279]);
+    // One product per group: a group's kernels [9, 1] and patches
+    // [batch, 14, 14, 9] of another size.
+    tamper(&many, "group 0's kernels for %25", vec![9, 2]);
+    tamper(&many, "group 0's kernels for %25", vec![8, 1]);
+    tamper(&many, "group 3's patches for %25", vec![1, 14, 14, 8]);
 }
 
 /// A plan whose masked product's preprocessing reads `W` from an input its

@@ -498,11 +498,13 @@ impl Chooser<'_, '_> {
                     ),
                     None => (n, Cost::ZERO),
                 };
-                let product = |w_bits| Some(c.rlwe_matmul(batch, k, cols, w_bits)? + c.rlwe_key());
+                let dims = (batch, k, cols);
+                let product =
+                    |w_bits| Some(self.rlwe_product_cost(v, dims, w_bits)?.0 + c.rlwe_key());
                 // A convolution's patches times clear kernels: HomConv when cheaper.
                 // (`rlwe_conv` makes the same choice for the lowering.)
                 let clear_w = |w_bits| {
-                    let by_product = c.rlwe_matmul(batch, k, cols, w_bits)?;
+                    let by_product = self.rlwe_product_cost(v, dims, w_bits)?.0;
                     Some(
                         match self.rlwe_conv_cost(v, w_bits) {
                             Some((_, _, conv)) if self.score(conv) < self.score(by_product) => conv,
@@ -664,6 +666,57 @@ impl Chooser<'_, '_> {
         (method == Method::Shares && by_rlwe && self.rlwe_grouped(a).is_some()).then_some(a)
     }
 
+    /// A grouped convolution ([`Chooser::rlwe_grouped`]) by one RLWE
+    /// product per group instead (`groups` products `[rows, R] @ [R, m]`,
+    /// `m` output channels per group, no zero blocks), their queries in
+    /// one message and their responses in one: the products' compute and
+    /// bytes, one round trip.
+    fn rlwe_parts_cost(&self, v: ValueId, w_bits: u32) -> Option<Cost> {
+        let gc = self.rlwe_grouped(v)?;
+        let (_, _, rows, _, _) = self.rlwe_dims(v)?;
+        let m = (gc.cout / gc.groups) as f64;
+        let one = self.costs.rlwe_matmul(rows, gc.r as f64, m, w_bits)?;
+        let g = gc.groups as f64;
+        Some(Cost::compute(g * one.compute) + Cost::comm(g * one.bytes, one.rounds))
+    }
+
+    /// The RLWE product `v` (`batch x k` by `k x cols`, [`Chooser::rlwe_dims`])
+    /// in one piece, or for a grouped convolution one product per group
+    /// where that is cheaper (the zero blocks of the block-diagonal kernels
+    /// cost HE work in proportion to the groups; a product per group costs
+    /// a fixed part and a ciphertext at least per group): its cost, and
+    /// whether it runs per group.
+    fn rlwe_product_cost(
+        &self,
+        v: ValueId,
+        (batch, k, cols): (f64, f64, f64),
+        w_bits: u32,
+    ) -> Option<(Cost, bool)> {
+        let whole = self.costs.rlwe_matmul(batch, k, cols, w_bits);
+        match (whole, self.rlwe_parts_cost(v, w_bits)) {
+            (Some(w), Some(p)) if self.score(p) < self.score(w) => Some((p, true)),
+            (Some(w), _) => Some((w, false)),
+            (None, p) => Some((p?, true)),
+        }
+    }
+
+    /// Whether the grouped convolution `v` by RLWE with operands `reprs`
+    /// runs as one product per group ([`Chooser::rlwe_product_cost`]; not
+    /// when HomConv runs it, [`Chooser::rlwe_conv`]).
+    pub fn rlwe_by_groups(&self, v: ValueId, reprs: &[Repr]) -> bool {
+        let Some((_, w, batch, k, cols)) = self.rlwe_dims(v) else {
+            return false;
+        };
+        if self.rlwe_grouped(v).is_none() || self.rlwe_conv(v, reprs).is_some() {
+            return false;
+        }
+        let Some(w_bits) = reprs.get(1).and_then(|r| self.rlwe_w_bits(w, *r)) else {
+            return false;
+        };
+        self.rlwe_product_cost(v, (batch, k, cols), w_bits)
+            .is_some_and(|(_, parts)| parts)
+    }
+
     /// The shape of an RLWE product `v` as the runtime runs it: `(a, w,
     /// batch, k, cols)`, `a` the left operand, `batch` its rows, `k` the
     /// inner dimension and `cols` the result's columns; for a grouped
@@ -802,7 +855,7 @@ impl Chooser<'_, '_> {
         };
         let (_, w, batch, k, cols) = self.rlwe_dims(v)?;
         let w_bits = self.rlwe_w_bits(w, reprs[1])?;
-        let product = self.costs.rlwe_matmul(batch, k, cols, w_bits)?;
+        let (product, _) = self.rlwe_product_cost(v, (batch, k, cols), w_bits)?;
         let (x, window, conv) = self.rlwe_conv_cost(v, w_bits)?;
         (self.score(conv) < self.score(product)).then_some((x, window))
     }
@@ -1534,6 +1587,11 @@ impl Chooser<'_, '_> {
             Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
                 "`via paillier`".to_string()
             }
+            Method::Rlwe if self.rlwe_by_groups(v, operands) => format!(
+                "grouped convolution on secret values: RLWE, one product per group ({} products of its patches by its kernels, the queries in one message), cheaper than one product by the block-diagonal kernels, its result each output channel's sum over its patch{}",
+                self.rlwe_grouped(v).map_or(0, |gc| gc.groups),
+                if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }
+            ),
             Method::Rlwe if self.rlwe_grouped(v).is_some() => format!(
                 "grouped convolution on secret values: RLWE {}, one product for all {} groups (each output channel's kernel zero off its group), its result each output channel's sum over its patch{}",
                 if self.rlwe_conv(v, operands).is_some() {

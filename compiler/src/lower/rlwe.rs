@@ -42,6 +42,19 @@ impl Lowerer<'_, '_> {
         // A grouped one multiplies the ungrouped patches (unless HomConv
         // reads the clear input itself) by the block-diagonal kernels,
         // both rearranged locally where they are.
+        if let Some(gc) = grouped
+            .as_ref()
+            .filter(|_| self.chooser.rlwe_by_groups(v, reprs))
+        {
+            let w_bits = match reprs[1] {
+                Repr::Shared => plan::params::RLWE_MAX_W_BITS,
+                r => self.w_bits(w_value, r),
+            };
+            let z = self.rlwe_groups(gc, reprs, args[0], args[1], w_bits, shape, &note, &label);
+            let z = self.trunc1(z);
+            self.summed.insert(z);
+            return z;
+        }
         let args: Vec<Reg> = match &grouped {
             Some(gc) => {
                 let x = if conv.is_some() && reprs[0] != Repr::Shared {
@@ -383,7 +396,22 @@ impl Lowerer<'_, '_> {
                 None => self.rlwe_prepared_product(product),
             };
         }
-        let what = self.regs[dst.0 as usize].note.clone();
+        self.rlwe_whole(client, server, vec![(x, add, w, dst)], w_bits, conv);
+    }
+
+    /// RLWE products in one piece online, `(x, add, w, dst)` each as in
+    /// [`Lowerer::rlwe_product`], all with `client` encrypting and
+    /// `server` multiplying: every query in one message (after the
+    /// client's key, the first time), every response in one, so one round
+    /// trip however many products.
+    fn rlwe_whole(
+        &mut self,
+        client: PartyId,
+        server: PartyId,
+        items: Vec<(Reg, Option<Reg>, Reg, Reg)>,
+        w_bits: u32,
+        conv: Option<plan::Window>,
+    ) {
         let mut first = Vec::new();
         let key = match self.rlwe_keys.get(&client) {
             Some((key, _)) => *key,
@@ -404,46 +432,152 @@ impl Lowerer<'_, '_> {
                 first.push(key);
             }
         }
-        let query = self.reg(
-            Kind::Message,
-            plan::Shape::scalar(),
-            format!("RLWE query for {what}"),
-        );
-        let response = self.reg(
-            Kind::Message,
-            plan::Shape::scalar(),
-            format!("RLWE response for {what}"),
-        );
-        first.push(query);
-        self.emit(
-            client,
-            Instr::RlweQuery {
-                msg: query,
-                x,
-                dst,
-                w_bits,
-                conv: conv.clone(),
-                prepared: false,
-            },
-        );
+        let mut messages = Vec::new();
+        for &(x, _, _, dst) in &items {
+            let what = self.regs[dst.0 as usize].note.clone();
+            let query = self.reg(
+                Kind::Message,
+                plan::Shape::scalar(),
+                format!("RLWE query for {what}"),
+            );
+            let response = self.reg(
+                Kind::Message,
+                plan::Shape::scalar(),
+                format!("RLWE response for {what}"),
+            );
+            first.push(query);
+            messages.push((query, response));
+            self.emit(
+                client,
+                Instr::RlweQuery {
+                    msg: query,
+                    x,
+                    dst,
+                    w_bits,
+                    conv: conv.clone(),
+                    prepared: false,
+                },
+            );
+        }
         self.pass(client, server, first);
-        self.emit(
-            server,
-            Instr::RlweRespond {
-                msg: response,
-                dst,
-                query,
-                key,
-                w,
-                add,
-                w_bits,
-                conv,
-                prepared: false,
-                weights: None,
-            },
+        for (&(_, add, w, dst), &(query, response)) in items.iter().zip(&messages) {
+            self.emit(
+                server,
+                Instr::RlweRespond {
+                    msg: response,
+                    dst,
+                    query,
+                    key,
+                    w,
+                    add,
+                    w_bits,
+                    conv: conv.clone(),
+                    prepared: false,
+                    weights: None,
+                },
+            );
+        }
+        self.pass(server, client, messages.iter().map(|m| m.1).collect());
+        for (&(.., dst), &(_, response)) in items.iter().zip(&messages) {
+            self.emit(client, Instr::RlweFinish { dst, response });
+        }
+    }
+
+    /// A grouped convolution ([`Chooser::rlwe_by_groups`]) by one RLWE
+    /// product per group: group `j`'s patches (columns `j·R..` of the
+    /// ungrouped patches) by its kernels (`W`'s rows `j·m..` transposed,
+    /// `[R, m]`), the products' queries in one message; the groups'
+    /// results joined along the channels (`o = j·m + i`) are the sums
+    /// `[rows.., Cout]`, untruncated. Operand layouts as for one product.
+    ///
+    /// [`Chooser::rlwe_by_groups`]: crate::choose::Chooser::rlwe_by_groups
+    #[allow(clippy::too_many_arguments)]
+    fn rlwe_groups(
+        &mut self,
+        gc: &crate::choose::GroupedConv,
+        reprs: &[Repr],
+        cols: Reg,
+        w: Reg,
+        w_bits: u32,
+        shape: plan::Shape,
+        note: &str,
+        label: &str,
+    ) -> Reg {
+        let (g, m, r) = (gc.groups, gc.cout / gc.groups, gc.r);
+        let f = self.f;
+        let x = self.ungrouped_patches(cols, reprs[0], gc, label);
+        let prefix = {
+            let d = &self.regs[x.0 as usize].shape.0;
+            d[..d.len() - 1].to_vec()
+        };
+        let with = |last: usize| {
+            let mut d = prefix.clone();
+            d.push(plan::Dim::Known(last as u64));
+            plan::Shape(d)
+        };
+        let known =
+            |d: &[usize]| plan::Shape(d.iter().map(|&n| plan::Dim::Known(n as u64)).collect());
+        let wt = self.moved(
+            reprs[1],
+            Move::Permute(vec![1, 0]),
+            vec![w],
+            known(&[r, gc.cout]),
+            format!("kernels for {label}, transposed"),
         );
-        self.pass(server, client, vec![response]);
-        self.emit(client, Instr::RlweFinish { dst, response });
+        let xs: Vec<Reg> = (0..g)
+            .map(|j| {
+                let note = format!("group {j}'s patches for {label}");
+                self.moved(reprs[0], Move::Narrow(j * r, r), vec![x], with(r), note)
+            })
+            .collect();
+        let ws: Vec<Reg> = (0..g)
+            .map(|j| {
+                let note = format!("group {j}'s kernels for {label}");
+                self.moved(
+                    reprs[1],
+                    Move::Narrow(j * m, m),
+                    vec![wt],
+                    known(&[r, m]),
+                    note,
+                )
+            })
+            .collect();
+        let products =
+            |l: &mut Self, client: PartyId, server: PartyId, add: bool, whose: String| {
+                let dsts: Vec<Reg> = (0..g)
+                    .map(|j| {
+                        let note = format!("{note} (group {j}{whose}, untruncated)");
+                        l.share_reg(with(m), 2 * f, note)
+                    })
+                    .collect();
+                let items = (0..g)
+                    .map(|j| (xs[j], add.then_some(xs[j]), ws[j], dsts[j]))
+                    .collect();
+                l.rlwe_whole(client, server, items, w_bits, None);
+                let joined =
+                    l.share_reg(shape.clone(), 2 * f, format!("{note}{whose} (untruncated)"));
+                l.local(joined, ShareOp::Concat, dsts);
+                joined
+            };
+        match *reprs {
+            [Repr::Clear(px), Repr::Clear(pw)] => products(self, px, pw, false, String::new()),
+            [Repr::Shared, Repr::Clear(pw)] => {
+                let px = self.other(pw);
+                products(self, px, pw, true, String::new())
+            }
+            [Repr::Shared, Repr::Shared] => {
+                let [p0, p1] = self.p;
+                let name =
+                    |l: &Self, p: PartyId| format!(", x of {} times W", l.g.model.party(p).name);
+                let (n0, n1) = (name(self, p0), name(self, p1));
+                let a = products(self, p0, p1, true, n0);
+                let b = products(self, p1, p0, true, n1);
+                let dst = self.share_reg(shape.clone(), 2 * f, format!("{note} (untruncated)"));
+                self.local(dst, ShareOp::Add, vec![a, b]);
+                dst
+            }
+            _ => unreachable!("the chooser offers RLWE only for these operand layouts"),
+        }
     }
 }
 
