@@ -593,21 +593,23 @@ impl Chooser<'_, '_> {
 
     /// A grouped (or depthwise) convolution's products `v = Im2col(x) * W`
     /// (`[rows.., Cout, R]`, `W` `[Cout, R]`, `R = C/groups·K`) whose only
-    /// user sums the patch, which RLWE runs as one product of the
-    /// ungrouped patches `[rows.., C·K]` by the block-diagonal kernels
-    /// `[C·K, Cout]` (each output channel's column zero outside its
-    /// group's `R` rows; `Lowerer::rlwe` builds both by local data
-    /// movement). A grouped convolution is `groups` ungrouped ones side by
-    /// side; one product with the zero blocks wastes HE work only in
-    /// proportion to `groups`, and it is the product (or HomConv) that
-    /// the runtime already runs, priced by the same rows of the cost
-    /// table: at `models/mobile_dw.veil`'s depthwise shapes it costs a
-    /// few ms, like the ungrouped convolution beside it (BENCHMARKS.md,
-    /// "Grouped convolutions by RLWE"). One product per group would need
-    /// a packing of several small products per ciphertext that
-    /// `rlwe::matmul` does not have, and per group a query and a
-    /// response at least. Its result is the sums, so the `Sum` costs
-    /// nothing (as after a convolution triple).
+    /// user sums the patch, which RLWE runs. A grouped convolution is
+    /// `groups` ungrouped ones side by side, so it runs as products the
+    /// runtime already has, priced by the same rows of the cost table, in
+    /// the cheapest of three forms: one product of the ungrouped patches
+    /// `[rows.., C·K]` by the block-diagonal kernels `[C·K, Cout]` (each
+    /// output channel's column zero outside its group's `R` rows), or
+    /// HomConv on `x` with those kernels ([`Chooser::rlwe_conv`]), where
+    /// the zero blocks waste HE work in proportion to `groups`; or one
+    /// product per group ([`Chooser::rlwe_by_groups`], `[rows.., R]` by
+    /// `[R, m]`, the queries in one message), which wastes none but pays
+    /// a fixed part and at least a ciphertext per group. At
+    /// `models/mobile_dw.veil`'s depthwise shapes (16 and 32 channels,
+    /// 3×3) HomConv and the block-diagonal product are cheaper for a few
+    /// images, one product per group from about 10 (BENCHMARKS.md,
+    /// "Grouped and depthwise convolutions by RLWE"). `Lowerer::rlwe`
+    /// builds the operands by local moves. The result is the sums, so the
+    /// `Sum` costs nothing (as after a convolution triple).
     pub fn rlwe_grouped(&self, v: ValueId) -> Option<GroupedConv> {
         let Op::Mul(cols, w) = &self.g.value(v).op else {
             return None;
