@@ -103,7 +103,7 @@ pub struct Selection {
     pub decisions: Vec<Decision>,
 }
 
-/// A grouped convolution's products that RLWE runs as one product
+/// A grouped convolution's products that RLWE runs, with their `Sum`
 /// ([`Chooser::rlwe_grouped`]).
 #[derive(Clone, Debug)]
 pub struct GroupedConv {
@@ -557,6 +557,7 @@ impl Chooser<'_, '_> {
     /// by RLWE natively (`rlwe::conv`, no patches on the wire): `x`, the
     /// window and the cost, or `None` when `v` is no such product or no
     /// HomConv layout fits. `w_bits` as for the product.
+    ///
     /// A grouped convolution ([`Chooser::rlwe_grouped`]) runs as the
     /// ungrouped one by the block-diagonal kernels: the window returned is
     /// the ungrouped one.

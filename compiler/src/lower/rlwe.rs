@@ -39,9 +39,7 @@ impl Lowerer<'_, '_> {
             .chooser
             .rlwe_conv(v, reprs)
             .and_then(|(x, window)| Some((*self.have.get(&(x, reprs[0]))?, window)));
-        // A grouped one multiplies the ungrouped patches (unless HomConv
-        // reads the clear input itself) by the block-diagonal kernels,
-        // both rearranged locally where they are.
+        // A grouped one by one product per group, where cheaper.
         if let Some(gc) = grouped
             .as_ref()
             .filter(|_| self.chooser.rlwe_by_groups(v, reprs))
@@ -55,6 +53,9 @@ impl Lowerer<'_, '_> {
             self.summed.insert(z);
             return z;
         }
+        // Else it multiplies the ungrouped patches (unless HomConv reads
+        // the clear input itself) by the block-diagonal kernels, both
+        // rearranged locally where they are.
         let args: Vec<Reg> = match &grouped {
             Some(gc) => {
                 let x = if conv.is_some() && reprs[0] != Repr::Shared {
