@@ -3608,6 +3608,35 @@ proptest::proptest! {
     }
 }
 
+/// `conv2d(..., groups:) via rlwe` with a dealer runs the grouped
+/// convolution by RLWE (its products and their sum), not by its
+/// convolution triple, and matches the reference.
+#[test]
+fn a_grouped_convolution_via_rlwe_runs_on_rlwe_with_a_dealer() {
+    let source = grouped_conv_source(
+        1,
+        4,
+        "6, 6",
+        8,
+        "1, 3, 3",
+        "conv2d(X, W, padding: 1, groups: 4) via rlwe",
+    );
+    let o = options(|o| {
+        o.assume.insert("batch".into(), 2);
+    });
+    let (compiled, worst) = grouped_conv_run(&source, &o, 2, 77);
+    assert!(worst < 0.05, "off by {worst}");
+    let report = &compiled.report;
+    assert!(
+        report.contains("grouped convolution on secret values: RLWE"),
+        "{report}"
+    );
+    assert!(report.contains("`via rlwe`"), "{report}");
+    let text = compiled.plan.to_text();
+    assert!(!text.contains("convolution triple"), "{text}");
+    assert!(text.contains("rlwe.respond"), "{text}");
+}
+
 /// models/mobile_dw.veil without a dealer: both depthwise convolutions go
 /// by RLWE (no elementwise triple for their products, which cost 0.50 s
 /// and 30 MB of OT at batch 1 before), by the cost model's own choice and
