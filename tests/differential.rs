@@ -1629,6 +1629,33 @@ fn network_traffic_without_a_dealer_is_within_ten_percent_of_the_estimate() {
     }
 }
 
+/// mobile_dw without a dealer at 10 images, where both depthwise
+/// convolutions run one RLWE product per group (their queries in one
+/// message): the estimate within 3% of the bytes a run sends, and rounds
+/// within 10%, as for the networks above.
+#[test]
+fn grouped_convolutions_by_group_traffic_matches_the_estimate() {
+    let o = options(|o| {
+        o.use_dealer = false;
+        o.assume.insert("batch".into(), 10);
+    });
+    let m = model(CONV_MODELS[0]);
+    let report = compiler::compile(&m, &o).unwrap().report;
+    assert_eq!(
+        report.matches("one product per group").count(),
+        2,
+        "{report}"
+    );
+    let (est, bytes, rounds) = traffic_of(&m, false, 10, 14);
+    let rounds_ratio = f64::from(est.rounds) / f64::from(rounds);
+    assert!(
+        (0.9..=1.1).contains(&rounds_ratio),
+        "{rounds} rounds, estimated {}",
+        est.rounds
+    );
+    assert_bytes_within(&est, bytes, 0.03, "mobile_dw at 10");
+}
+
 /// argmax is a tournament of K - 1 comparisons per row that selects the
 /// index alongside the maximum: K - 1 more selects (`cost::CostTable::
 /// select`). Priced as K comparisons, as before, the estimate was 11% under
