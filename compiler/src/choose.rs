@@ -1559,7 +1559,7 @@ impl Chooser<'_, '_> {
                 .note(match p {
                     Protocol::Paillier => "Paillier runs linear operations (+, -, *, @, sum, mean) where one operand is encrypted under one party's key and the other is in the clear at the other party",
                     Protocol::Shares => "additive sharing runs operations on values no single party knows; this one can run in the clear",
-                    Protocol::Rlwe => "RLWE runs matrix products `x @ W` whose operands are secret",
+                    Protocol::Rlwe => "RLWE runs matrix products `x @ W` and convolutions (grouped ones too) whose operands are secret",
                 })
                 .help("remove the `via`, and the compiler chooses")),
             None => Err(InternalError::new(format!(
