@@ -35,7 +35,7 @@ pub enum Prefer {
     Shares,
     /// Paillier for linear operations with one side in the clear.
     Paillier,
-    /// RLWE for matrix products on secret values (lattice encryption).
+    /// RLWE for matrix products and convolutions (grouped and depthwise ones too) on secret values (lattice encryption).
     Rlwe,
     /// RLWE, and every product whose W is a party's input masked
     /// (Delphi): the HE on a random mask in the preprocessing, x minus the

@@ -1012,8 +1012,9 @@ impl Checker<'_> {
     }
 
     /// `conv2d(...) via rlwe`: the convolution's product (the value under
-    /// its final permute and bias), which RLWE runs (as HomConv when
-    /// cheaper); `None` for anything else.
+    /// its final permute and bias; a grouped one's products under their
+    /// `Sum`), which RLWE runs (as HomConv when cheaper); `None` for
+    /// anything else.
     fn conv_product(&self, v: ValueId, p: Protocol) -> Option<ValueId> {
         if p != Protocol::Rlwe {
             return None;
@@ -1028,6 +1029,14 @@ impl Checker<'_> {
             Op::MatMul(cols, _) if matches!(self.values[cols.index()].op, Op::Im2col(..)) => {
                 Some(y)
             }
+            // A grouped convolution: its products, which RLWE runs with
+            // the `Sum` (`Chooser::rlwe_grouped`).
+            Op::Sum(p) => match self.values[p.index()].op {
+                Op::Mul(cols, _) if matches!(self.values[cols.index()].op, Op::Im2col(..)) => {
+                    Some(p)
+                }
+                _ => None,
+            },
             _ => None,
         }
     }

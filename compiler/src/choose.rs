@@ -103,6 +103,35 @@ pub struct Selection {
     pub decisions: Vec<Decision>,
 }
 
+/// A grouped convolution's products that RLWE runs, with their `Sum`
+/// ([`Chooser::rlwe_grouped`]).
+#[derive(Clone, Debug)]
+pub struct GroupedConv {
+    /// The convolution's input.
+    pub x: ValueId,
+    /// Its window (with its groups).
+    pub window: plan::Window,
+    /// The `Sum` over each patch, the products' only user.
+    pub sum: ValueId,
+    pub groups: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Entries of a group's patch, `C/groups·K`.
+    pub r: usize,
+}
+
+impl GroupedConv {
+    /// The window of the same convolution in one group (the ungrouped
+    /// patches, or HomConv with the block-diagonal kernels).
+    pub fn ungrouped(&self) -> plan::Window {
+        plan::Window {
+            groups: 1,
+            per_group: 1,
+            ..self.window.clone()
+        }
+    }
+}
+
 pub struct Chooser<'a, 'm> {
     pub g: &'a Graph<'m>,
     pub costs: &'a CostTable,
@@ -456,17 +485,26 @@ impl Chooser<'_, '_> {
                 })
             }
             Method::Rlwe => {
-                let Op::MatMul(a, w) = &value.op else {
-                    return None;
+                let (_, w, batch, k, cols) = self.rlwe_dims(v)?;
+                let w = &w;
+                // A grouped convolution's result is the sums (`batch`
+                // rows of `cols`), and its operands are rearranged
+                // locally first: the patches ungrouped, the kernels
+                // block-diagonal (`groups + 1` times `W`'s entries moved).
+                let (n, moves) = match self.rlwe_grouped(v) {
+                    Some(gc) => (
+                        batch * cols,
+                        Cost::compute((size(0) + (gc.groups + 1) as f64 * size(1)) * c.ring_op),
+                    ),
+                    None => (n, Cost::ZERO),
                 };
-                let k = self.g.last_dim(*a) as f64;
-                let batch = (size(0) / k.max(1.0)).max(1.0);
-                let cols = (n / batch).max(1.0);
-                let product = |w_bits| Some(c.rlwe_matmul(batch, k, cols, w_bits)? + c.rlwe_key());
+                let dims = (batch, k, cols);
+                let product =
+                    |w_bits| Some(self.rlwe_product_cost(v, dims, w_bits)?.0 + c.rlwe_key());
                 // A convolution's patches times clear kernels: HomConv when cheaper.
                 // (`rlwe_conv` makes the same choice for the lowering.)
                 let clear_w = |w_bits| {
-                    let by_product = c.rlwe_matmul(batch, k, cols, w_bits)?;
+                    let by_product = self.rlwe_product_cost(v, dims, w_bits)?.0;
                     Some(
                         match self.rlwe_conv_cost(v, w_bits) {
                             Some((_, _, conv)) if self.score(conv) < self.score(by_product) => conv,
@@ -475,19 +513,22 @@ impl Chooser<'_, '_> {
                     )
                 };
                 let local = Cost::compute(n * k * c.ring_mac);
-                Some(match reprs {
-                    [Repr::Clear(p), Repr::Clear(q)] if p != q => {
-                        clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + self.trunc(n)
-                    }
-                    [Repr::Shared, Repr::Clear(_)] => {
-                        clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + local + self.trunc(n)
-                    }
-                    [Repr::Shared, Repr::Shared] => {
-                        let one = product(plan::params::RLWE_MAX_W_BITS)?;
-                        one + one + local + local + self.trunc(n)
-                    }
-                    _ => return None,
-                })
+                Some(
+                    moves
+                        + match reprs {
+                            [Repr::Clear(p), Repr::Clear(q)] if p != q => {
+                                clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + self.trunc(n)
+                            }
+                            [Repr::Shared, Repr::Clear(_)] => {
+                                clear_w(self.rlwe_w_bits(*w, reprs[1])?)? + local + self.trunc(n)
+                            }
+                            [Repr::Shared, Repr::Shared] => {
+                                let one = product(plan::params::RLWE_MAX_W_BITS)?;
+                                one + one + local + local + self.trunc(n)
+                            }
+                            _ => return None,
+                        },
+                )
             }
             Method::Paillier(_) => {
                 let cipher = |i: usize| matches!(reprs[i], Repr::Cipher(_));
@@ -516,12 +557,21 @@ impl Chooser<'_, '_> {
     /// by RLWE natively (`rlwe::conv`, no patches on the wire): `x`, the
     /// window and the cost, or `None` when `v` is no such product or no
     /// HomConv layout fits. `w_bits` as for the product.
+    ///
+    /// A grouped convolution ([`Chooser::rlwe_grouped`]) runs as the
+    /// ungrouped one by the block-diagonal kernels: the window returned is
+    /// the ungrouped one.
     fn rlwe_conv_cost(&self, v: ValueId, w_bits: u32) -> Option<(ValueId, plan::Window, Cost)> {
-        let Op::MatMul(cols, _) = &self.g.value(v).op else {
-            return None;
-        };
-        let Op::Im2col(x, window) = &self.g.value(*cols).op else {
-            return None;
+        let (x, window) = match &self.g.value(v).op {
+            Op::MatMul(cols, _) => match &self.g.value(*cols).op {
+                Op::Im2col(x, window) => (*x, window.clone()),
+                _ => return None,
+            },
+            Op::Mul(..) => {
+                let gc = self.rlwe_grouped(v)?;
+                (gc.x, gc.ungrouped())
+            }
+            _ => return None,
         };
         if !window.is_homconv() {
             return None;
@@ -530,15 +580,165 @@ impl Chooser<'_, '_> {
             Dim::Known(n) => Some(*n as f64),
             Dim::Symbol(_) => None,
         };
-        let (c, out_h, out_w, m) = (known(*x, 1)?, known(v, 1)?, known(v, 2)?, known(v, 3)?);
-        let batch = (self.n(v) / (out_h * out_w * m).max(1.0)).max(1.0);
+        let (c, out_h, out_w, m) = (known(x, 1)?, known(v, 1)?, known(v, 2)?, known(v, 3)?);
+        let (_, _, rows, _, _) = self.rlwe_dims(v)?;
+        let batch = (rows / (out_h * out_w).max(1.0)).max(1.0);
         let (kh, kw) = (window.kernel[0] as f64, window.kernel[1] as f64);
         let h = (out_h - 1.0) * window.stride[0] as f64 + kh;
         let w = (out_w - 1.0) * window.stride[1] as f64 + kw;
         let cost = self
             .costs
             .rlwe_conv(batch, [c, h, w], m, [kh, kw], w_bits)?;
-        Some((*x, window.clone(), cost))
+        Some((x, window, cost))
+    }
+
+    /// A grouped (or depthwise) convolution's products `v = Im2col(x) * W`
+    /// (`[rows.., Cout, R]`, `W` `[Cout, R]`, `R = C/groups·K`) whose only
+    /// user sums the patch, which RLWE runs. A grouped convolution is
+    /// `groups` ungrouped ones side by side, so it runs as products the
+    /// runtime already has, priced by the same rows of the cost table, in
+    /// the cheapest of three forms: one product of the ungrouped patches
+    /// `[rows.., C·K]` by the block-diagonal kernels `[C·K, Cout]` (each
+    /// output channel's column zero outside its group's `R` rows), or
+    /// HomConv on `x` with those kernels ([`Chooser::rlwe_conv`]), where
+    /// the zero blocks waste HE work in proportion to `groups`; or one
+    /// product per group ([`Chooser::rlwe_by_groups`], `[rows.., R]` by
+    /// `[R, m]`, the queries in one message), which wastes none but pays
+    /// a fixed part and at least a ciphertext per group. At
+    /// `models/mobile_dw.veil`'s depthwise shapes (16 and 32 channels,
+    /// 3×3) HomConv and the block-diagonal product are cheaper for a few
+    /// images, one product per group from about 10 (BENCHMARKS.md,
+    /// "Grouped and depthwise convolutions by RLWE"). `Lowerer::rlwe`
+    /// builds the operands by local moves. The result is the sums, so the
+    /// `Sum` costs nothing (as after a convolution triple).
+    pub fn rlwe_grouped(&self, v: ValueId) -> Option<GroupedConv> {
+        let Op::Mul(cols, w) = &self.g.value(v).op else {
+            return None;
+        };
+        let Op::Im2col(x, window) = &self.g.value(*cols).op else {
+            return None;
+        };
+        let (ws, cs) = (&self.g.value(*w).shape.0, &self.g.value(*cols).shape.0);
+        let known = |d: Option<&Dim>| match d {
+            Some(Dim::Known(n)) => Some(*n as usize),
+            _ => None,
+        };
+        let (cout, r) = (known(ws.first())?, known(ws.get(1))?);
+        if window.groups < 2
+            || ws.len() != 2
+            || cs.len() < 3
+            || known(cs.get(cs.len() - 2)) != Some(cout)
+            || known(cs.last()) != Some(r)
+            || cout % window.groups != 0
+            || window.per_group * window.groups != cout
+        {
+            return None;
+        }
+        let users = self.g.users(v);
+        let sum = match users[..] {
+            [u] if matches!(self.g.value(u).op, Op::Sum(_)) => u,
+            _ => return None,
+        };
+        if self.g.model.outputs().iter().any(|o| o.value == v) {
+            return None;
+        }
+        Some(GroupedConv {
+            x: *x,
+            window: window.clone(),
+            sum,
+            groups: window.groups,
+            cout,
+            r,
+        })
+    }
+
+    /// The products `a` of a grouped convolution whose `Sum` `v` (on
+    /// shares) reads the sums RLWE computed: `how` made `a`'s shares
+    /// ([`Chooser::rlwe_grouped`]). That `Sum` costs nothing.
+    fn rlwe_summed(&self, v: ValueId, method: Method, how: Option<&How>) -> Option<ValueId> {
+        let Op::Sum(a) = self.g.value(v).op else {
+            return None;
+        };
+        let by_rlwe = matches!(
+            how,
+            Some(How::Native {
+                method: Method::Rlwe,
+                ..
+            })
+        );
+        (method == Method::Shares && by_rlwe && self.rlwe_grouped(a).is_some()).then_some(a)
+    }
+
+    /// A grouped convolution ([`Chooser::rlwe_grouped`]) by one RLWE
+    /// product per group instead (`groups` products `[rows, R] @ [R, m]`,
+    /// `m` output channels per group, no zero blocks), their queries in
+    /// one message and their responses in one: the products' compute and
+    /// bytes, one round trip.
+    fn rlwe_parts_cost(&self, v: ValueId, w_bits: u32) -> Option<Cost> {
+        let gc = self.rlwe_grouped(v)?;
+        let (_, _, rows, _, _) = self.rlwe_dims(v)?;
+        let m = (gc.cout / gc.groups) as f64;
+        let one = self.costs.rlwe_matmul(rows, gc.r as f64, m, w_bits)?;
+        let g = gc.groups as f64;
+        Some(Cost::compute(g * one.compute) + Cost::comm(g * one.bytes, one.rounds))
+    }
+
+    /// The RLWE product `v` (`batch x k` by `k x cols`, [`Chooser::rlwe_dims`])
+    /// in one piece, or for a grouped convolution one product per group
+    /// where that is cheaper (the zero blocks of the block-diagonal kernels
+    /// cost HE work in proportion to the groups; a product per group costs
+    /// a fixed part and a ciphertext at least per group): its cost, and
+    /// whether it runs per group.
+    fn rlwe_product_cost(
+        &self,
+        v: ValueId,
+        (batch, k, cols): (f64, f64, f64),
+        w_bits: u32,
+    ) -> Option<(Cost, bool)> {
+        let whole = self.costs.rlwe_matmul(batch, k, cols, w_bits);
+        match (whole, self.rlwe_parts_cost(v, w_bits)) {
+            (Some(w), Some(p)) if self.score(p) < self.score(w) => Some((p, true)),
+            (Some(w), _) => Some((w, false)),
+            (None, p) => Some((p?, true)),
+        }
+    }
+
+    /// Whether the grouped convolution `v` by RLWE with operands `reprs`
+    /// runs as one product per group ([`Chooser::rlwe_product_cost`]; not
+    /// when HomConv runs it, [`Chooser::rlwe_conv`]).
+    pub fn rlwe_by_groups(&self, v: ValueId, reprs: &[Repr]) -> bool {
+        let Some((_, w, batch, k, cols)) = self.rlwe_dims(v) else {
+            return false;
+        };
+        if self.rlwe_grouped(v).is_none() || self.rlwe_conv(v, reprs).is_some() {
+            return false;
+        }
+        let Some(w_bits) = reprs.get(1).and_then(|r| self.rlwe_w_bits(w, *r)) else {
+            return false;
+        };
+        self.rlwe_product_cost(v, (batch, k, cols), w_bits)
+            .is_some_and(|(_, parts)| parts)
+    }
+
+    /// The shape of an RLWE product `v` as the runtime runs it: `(a, w,
+    /// batch, k, cols)`, `a` the left operand, `batch` its rows, `k` the
+    /// inner dimension and `cols` the result's columns; for a grouped
+    /// convolution ([`Chooser::rlwe_grouped`]) those of the ungrouped
+    /// patches by the block-diagonal kernels. `None` for anything else.
+    fn rlwe_dims(&self, v: ValueId) -> Option<(ValueId, ValueId, f64, f64, f64)> {
+        match &self.g.value(v).op {
+            Op::MatMul(a, w) => {
+                let k = self.g.last_dim(*a) as f64;
+                let batch = (self.n(*a) / k.max(1.0)).max(1.0);
+                Some((*a, *w, batch, k, (self.n(v) / batch).max(1.0)))
+            }
+            Op::Mul(a, w) => {
+                let gc = self.rlwe_grouped(v)?;
+                let batch = (self.n(v) / (gc.cout * gc.r).max(1) as f64).max(1.0);
+                Some((*a, *w, batch, (gc.groups * gc.r) as f64, gc.cout as f64))
+            }
+            _ => None,
+        }
     }
 
     /// A convolution's product on shares that a dealer's convolution
@@ -656,15 +856,9 @@ impl Chooser<'_, '_> {
         let ([Repr::Clear(_), Repr::Clear(_)] | [Repr::Shared, Repr::Clear(_)]) = reprs else {
             return None;
         };
-        let Op::MatMul(a, w) = &self.g.value(v).op else {
-            return None;
-        };
-        let w_bits = self.rlwe_w_bits(*w, reprs[1])?;
-        let k = self.g.last_dim(*a) as f64;
-        let batch = (self.n(*a) / k.max(1.0)).max(1.0);
-        let product = self
-            .costs
-            .rlwe_matmul(batch, k, (self.n(v) / batch).max(1.0), w_bits)?;
+        let (_, w, batch, k, cols) = self.rlwe_dims(v)?;
+        let w_bits = self.rlwe_w_bits(w, reprs[1])?;
+        let (product, _) = self.rlwe_product_cost(v, (batch, k, cols), w_bits)?;
         let (x, window, conv) = self.rlwe_conv_cost(v, w_bits)?;
         (self.score(conv) < self.score(product)).then_some((x, window))
     }
@@ -950,9 +1144,10 @@ impl Chooser<'_, '_> {
                 options
             }
             Method::Rlwe => {
-                let Op::MatMul(a, w) = &value.op else {
+                let Some((a, w, ..)) = self.rlwe_dims(v) else {
                     return vec![];
                 };
+                let (a, w) = (&a, &w);
                 // x: its holder's clear value, or shares; W likewise.
                 let side = |o: &ValueId| match vis(o) {
                     Visibility::Public => vec![],
@@ -1039,7 +1234,7 @@ impl Chooser<'_, '_> {
             // RLWE products compete without a dealer (with one, its
             // triples are cheaper); `--prefer rlwe` and `via rlwe` ask for
             // them anyway.
-            if matches!(value.op, Op::MatMul(..))
+            if (matches!(value.op, Op::MatMul(..)) || self.rlwe_grouped(v).is_some())
                 && (!self.dealer
                     || self.prefer == Some(Protocol::Rlwe)
                     || value.via == Some(Protocol::Rlwe))
@@ -1132,6 +1327,22 @@ impl Chooser<'_, '_> {
                             let Some(op_cost) = self.op_cost(v, method, &reprs) else {
                                 continue;
                             };
+                            // The sums RLWE computed with a grouped
+                            // convolution's products are this `Sum`.
+                            let op_cost = match operands.first() {
+                                Some(a)
+                                    if self
+                                        .rlwe_summed(
+                                            v,
+                                            method,
+                                            best[a].get(&Repr::Shared).map(|e| &e.how),
+                                        )
+                                        .is_some() =>
+                                {
+                                    Cost::ZERO
+                                }
+                                _ => op_cost,
+                            };
                             let mut total = op_cost;
                             let mut ok = true;
                             for (o, r) in operands.iter().zip(&reprs) {
@@ -1186,6 +1397,18 @@ impl Chooser<'_, '_> {
                 let snapshot: Vec<(Repr, Entry)> =
                     entries.iter().map(|(r, e)| (*r, e.clone())).collect();
                 for (from, e) in snapshot {
+                    // A grouped convolution's products by RLWE are its
+                    // sums: only their `Sum` reads them.
+                    if matches!(
+                        e.how,
+                        How::Native {
+                            method: Method::Rlwe,
+                            ..
+                        }
+                    ) && self.rlwe_grouped(v).is_some()
+                    {
+                        continue;
+                    }
                     let targets: Vec<Repr> = if target_shared {
                         vec![Repr::Shared]
                     } else {
@@ -1270,7 +1493,14 @@ impl Chooser<'_, '_> {
                 let How::Native { method, operands } = how else {
                     continue;
                 };
-                let cost = self.op_cost(*v, *method, operands).unwrap_or_default();
+                let summed = value.op.operands().first().and_then(|a| {
+                    let how = materialize.get(a).and_then(|m| m.get(&Repr::Shared));
+                    self.rlwe_summed(*v, *method, how)
+                });
+                let cost = match summed {
+                    Some(_) => Cost::ZERO,
+                    None => self.op_cost(*v, *method, operands).unwrap_or_default(),
+                };
                 // Like with like: every method's total includes the
                 // conversions that deliver the value in the representations
                 // the plan builds from this result (a Paillier result still
@@ -1311,12 +1541,19 @@ impl Chooser<'_, '_> {
                             self.g.label(*v)
                         ))
                     })?;
+                let reason = match summed {
+                    Some(a) => format!(
+                        "the RLWE product of {} computed it (each output channel's sum over its patch)",
+                        self.g.label(a)
+                    ),
+                    None => self.reason(*v, *method, operands, chosen_total, runner_up),
+                };
                 decisions.push(Decision {
                     value: *v,
                     method: *method,
                     cost,
                     runner_up,
-                    reason: self.reason(*v, *method, operands, chosen_total, runner_up),
+                    reason,
                 });
             }
         }
@@ -1357,7 +1594,7 @@ impl Chooser<'_, '_> {
                 .note(match p {
                     Protocol::Paillier => "Paillier runs linear operations (+, -, *, @, sum, mean) where one operand is encrypted under one party's key and the other is in the clear at the other party",
                     Protocol::Shares => "additive sharing runs operations on values no single party knows; this one can run in the clear",
-                    Protocol::Rlwe => "RLWE runs matrix products `x @ W` whose operands are secret",
+                    Protocol::Rlwe => "RLWE runs matrix products `x @ W` and convolutions (grouped ones too) whose operands are secret",
                 })
                 .help("remove the `via`, and the compiler chooses")),
             None => Err(InternalError::new(format!(
@@ -1388,6 +1625,21 @@ impl Chooser<'_, '_> {
             Method::Paillier(_) if value.via == Some(Protocol::Paillier) => {
                 "`via paillier`".to_string()
             }
+            Method::Rlwe if self.rlwe_by_groups(v, operands) => format!(
+                "grouped convolution on secret values: RLWE, one product per group ({} products of its patches by its kernels, the queries in one message), cheaper than one product by the block-diagonal kernels, its result each output channel's sum over its patch{}",
+                self.rlwe_grouped(v).map_or(0, |gc| gc.groups),
+                if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }
+            ),
+            Method::Rlwe if self.rlwe_grouped(v).is_some() => format!(
+                "grouped convolution on secret values: RLWE {}, one product for all {} groups (each output channel's kernel zero off its group), its result each output channel's sum over its patch{}",
+                if self.rlwe_conv(v, operands).is_some() {
+                    "HomConv on the input by the block-diagonal kernels (the holder of x encrypts it, the holder of the kernels multiplies), cheaper than the patches' product"
+                } else {
+                    "product of the ungrouped patches by the block-diagonal kernels (the holder of x encrypts, the holder of W multiplies)"
+                },
+                self.rlwe_grouped(v).map_or(0, |gc| gc.groups),
+                if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }
+            ),
             Method::Rlwe if self.rlwe_conv(v, operands).is_some() => format!(
                 "convolution on secret values: RLWE HomConv on the input (the holder of x encrypts it, the holder of the kernels multiplies), cheaper than its patches' product{}",
                 if value.via == Some(Protocol::Rlwe) { ", `via rlwe`" } else { "" }

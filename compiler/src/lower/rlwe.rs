@@ -6,7 +6,7 @@
 use super::{pi, Lowerer};
 use crate::choose::Repr;
 use crate::ir::{PartyId, ValueId};
-use plan::{Instr, Kind, Reg, ShareOp};
+use plan::{ClearOp, Instr, Kind, Reg, ShareOp};
 
 impl Lowerer<'_, '_> {
     /// [`Lowerer::pass`] in the preprocessing of prepared products.
@@ -22,9 +22,13 @@ impl Lowerer<'_, '_> {
     }
 
     pub(super) fn rlwe(&mut self, v: ValueId, reprs: &[Repr], args: &[Reg]) -> Reg {
-        let label = self.g.label(v);
-        let note = format!("{label} = {}", self.g.describe(v));
-        let shape = self.shape(v);
+        // A grouped convolution's products (`Chooser::rlwe_grouped`): the
+        // product computes their `Sum`, which takes this result as it is.
+        let grouped = self.chooser.rlwe_grouped(v);
+        let out = grouped.as_ref().map_or(v, |gc| gc.sum);
+        let label = self.g.label(out);
+        let note = format!("{label} = {}", self.g.describe(out));
+        let shape = self.shape(out);
         let f = self.f;
         let w_value = self.g.value(v).op.operands()[1];
         let untruncated = format!("{note} (untruncated)");
@@ -35,6 +39,36 @@ impl Lowerer<'_, '_> {
             .chooser
             .rlwe_conv(v, reprs)
             .and_then(|(x, window)| Some((*self.have.get(&(x, reprs[0]))?, window)));
+        // A grouped one by one product per group, where cheaper.
+        if let Some(gc) = grouped
+            .as_ref()
+            .filter(|_| self.chooser.rlwe_by_groups(v, reprs))
+        {
+            let w_bits = match reprs[1] {
+                Repr::Shared => plan::params::RLWE_MAX_W_BITS,
+                r => self.w_bits(w_value, r),
+            };
+            let z = self.rlwe_groups(gc, reprs, args[0], args[1], w_bits, shape, &note, &label);
+            let z = self.trunc1(z);
+            self.summed.insert(z);
+            return z;
+        }
+        // Else it multiplies the ungrouped patches (unless HomConv reads
+        // the clear input itself) by the block-diagonal kernels, both
+        // rearranged locally where they are.
+        let args: Vec<Reg> = match &grouped {
+            Some(gc) => {
+                let x = if conv.is_some() && reprs[0] != Repr::Shared {
+                    args[0]
+                } else {
+                    self.ungrouped_patches(args[0], reprs[0], gc, &label)
+                };
+                let w = self.block_diagonal(args[1], reprs[1], gc, &label);
+                vec![x, w]
+            }
+            None => args.to_vec(),
+        };
+        let args = &args[..];
         let z = match *reprs {
             // x clear at px, W clear at pw: px encrypts x.
             [Repr::Clear(px), Repr::Clear(pw)] => {
@@ -80,7 +114,193 @@ impl Lowerer<'_, '_> {
             }
             _ => unreachable!("the chooser offers RLWE only for these operand layouts"),
         };
-        self.trunc1(z)
+        let z = self.trunc1(z);
+        if grouped.is_some() {
+            self.summed.insert(z);
+        }
+        z
+    }
+
+    /// Local data movement `mv` of `args` (clear at a party, or shares at
+    /// their scale) into a new register of `shape`.
+    fn moved(
+        &mut self,
+        repr: Repr,
+        mv: Move,
+        args: Vec<Reg>,
+        shape: plan::Shape,
+        note: String,
+    ) -> Reg {
+        match repr {
+            Repr::Clear(p) => {
+                let dst = self.reg(Kind::Clear, shape, note);
+                let op = match mv {
+                    Move::Reshape => ClearOp::Reshape,
+                    Move::Permute(perm) => ClearOp::Permute(perm),
+                    Move::Narrow(start, len) => ClearOp::Narrow { start, len },
+                    Move::Concat => ClearOp::Concat,
+                    Move::Zero => ClearOp::Sub,
+                };
+                self.emit(p, Instr::Clear { dst, op, args });
+                dst
+            }
+            Repr::Shared => {
+                let scale = self.scale_of(args[0]);
+                let dst = self.share_reg(shape, scale, note);
+                let op = match mv {
+                    Move::Reshape => ShareOp::Reshape,
+                    Move::Permute(perm) => ShareOp::Permute(perm),
+                    Move::Narrow(start, len) => ShareOp::Narrow { start, len },
+                    Move::Concat => ShareOp::Concat,
+                    Move::Zero => ShareOp::Sub,
+                };
+                self.local(dst, op, args);
+                dst
+            }
+            _ => unreachable!("RLWE operands are clear at a party or shares"),
+        }
+    }
+
+    /// A grouped convolution's patches `[rows.., Cout, R]` (output channel
+    /// `o = j·m + i` reading group `j`'s `R = C/groups·K` entries, `m`
+    /// per group) as the ungrouped patches `[rows.., C·K]`: group `j`'s
+    /// patch is the first copy of it, and channel `j·C/groups + c'` at
+    /// kernel offset `k` is column `(j·C/groups + c')·K + k = j·R + c'·K + k`
+    /// (`plan::Window`'s layouts). Local moves: reshape, and with `m > 1`
+    /// the copies moved last and the first kept.
+    fn ungrouped_patches(
+        &mut self,
+        cols: Reg,
+        repr: Repr,
+        gc: &crate::choose::GroupedConv,
+        label: &str,
+    ) -> Reg {
+        let shape = self.regs[cols.0 as usize].shape.clone();
+        let prefix = shape.0[..shape.0.len() - 2].to_vec();
+        let (g, m, r) = (gc.groups, gc.cout / gc.groups, gc.r);
+        let with = |last: &[usize]| {
+            let mut d = prefix.clone();
+            d.extend(last.iter().map(|&n| plan::Dim::Known(n as u64)));
+            plan::Shape(d)
+        };
+        let note = format!("ungrouped patches for {label}");
+        if m == 1 {
+            return self.moved(repr, Move::Reshape, vec![cols], with(&[g * r]), note);
+        }
+        let split = self.moved(
+            repr,
+            Move::Reshape,
+            vec![cols],
+            with(&[g, m, r]),
+            format!("{note} (groups, copies)"),
+        );
+        let n = prefix.len() + 3;
+        let perm: Vec<usize> = (0..n - 2).chain([n - 1, n - 2]).collect();
+        let last = self.moved(
+            repr,
+            Move::Permute(perm),
+            vec![split],
+            with(&[g, r, m]),
+            format!("{note} (copies last)"),
+        );
+        let first = self.moved(
+            repr,
+            Move::Narrow(0, 1),
+            vec![last],
+            with(&[g, r, 1]),
+            format!("{note} (one copy)"),
+        );
+        self.moved(repr, Move::Reshape, vec![first], with(&[g * r]), note)
+    }
+
+    /// A grouped convolution's kernels `W` `[Cout, R]` as the
+    /// block-diagonal `[C·K, Cout]` the ungrouped patches multiply: row
+    /// `j·R + r`, column `j·m + i` holds `W[j·m + i, r]`, every entry
+    /// outside group `j`'s block 0. By local moves only (no new
+    /// operation in the plan): `D = W` as `[R, g, m]` (`D[r, j, i]`), then
+    /// `m·g` zeros after each `[R, j]` row (`[R, g, (g+1)·m]`); read row
+    /// by row, block `j` starts at `j·(g+1)·m`, so the first `g·g·m` of
+    /// each `r`'s entries cut into rows of `g·m` put it at column
+    /// `j·(g+1)·m − j·g·m = j·m` of row `j` with zeros around it (the
+    /// usual diagonal-by-reshape of a zero-padded array); then `[g, R,
+    /// g·m]` and `[g·R, Cout]`. `W` is small (`Cout·R` entries, `g + 1`
+    /// times that moved).
+    fn block_diagonal(
+        &mut self,
+        w: Reg,
+        repr: Repr,
+        gc: &crate::choose::GroupedConv,
+        label: &str,
+    ) -> Reg {
+        let (g, m, r) = (gc.groups, gc.cout / gc.groups, gc.r);
+        let shape =
+            |d: &[usize]| plan::Shape(d.iter().map(|&n| plan::Dim::Known(n as u64)).collect());
+        let note = |what: &str| format!("block-diagonal kernels for {label} ({what})");
+        let split = self.moved(
+            repr,
+            Move::Reshape,
+            vec![w],
+            shape(&[g, m, r]),
+            note("groups"),
+        );
+        let d = self.moved(
+            repr,
+            Move::Permute(vec![2, 0, 1]),
+            vec![split],
+            shape(&[r, g, m]),
+            note("by group"),
+        );
+        let zero = self.moved(
+            repr,
+            Move::Zero,
+            vec![d, d],
+            shape(&[r, g, m]),
+            note("zeros"),
+        );
+        let padded = self.moved(
+            repr,
+            Move::Concat,
+            std::iter::once(d)
+                .chain(std::iter::repeat_n(zero, g))
+                .collect(),
+            shape(&[r, g, (g + 1) * m]),
+            note("padded"),
+        );
+        let flat = self.moved(
+            repr,
+            Move::Reshape,
+            vec![padded],
+            shape(&[r, g * (g + 1) * m]),
+            note("flat"),
+        );
+        let cut = self.moved(
+            repr,
+            Move::Narrow(0, g * g * m),
+            vec![flat],
+            shape(&[r, g * g * m]),
+            note("cut"),
+        );
+        let rows = self.moved(
+            repr,
+            Move::Reshape,
+            vec![cut],
+            shape(&[r, g, g * m]),
+            note("diagonal"),
+        );
+        let blocks = self.moved(
+            repr,
+            Move::Permute(vec![1, 0, 2]),
+            vec![rows],
+            shape(&[g, r, g * m]),
+            note("blocks"),
+        );
+        self.moved(
+            repr,
+            Move::Reshape,
+            vec![blocks],
+            shape(&[g * r, gc.cout]),
+            format!("block-diagonal kernels for {label}"),
+        )
     }
 
     /// How the product `v` with `W` clear at a party runs: natively as a
@@ -223,7 +443,22 @@ impl Lowerer<'_, '_> {
                 (None, None) => unreachable!("a prepared product reads W from an input"),
             };
         }
-        let what = self.regs[dst.0 as usize].note.clone();
+        self.rlwe_whole(client, server, vec![(x, add, w, dst)], w_bits, conv);
+    }
+
+    /// RLWE products in one piece online, `(x, add, w, dst)` each as in
+    /// [`Lowerer::rlwe_product`], all with `client` encrypting and
+    /// `server` multiplying: every query in one message (after the
+    /// client's key, the first time), every response in one, so one round
+    /// trip however many products.
+    fn rlwe_whole(
+        &mut self,
+        client: PartyId,
+        server: PartyId,
+        items: Vec<(Reg, Option<Reg>, Reg, Reg)>,
+        w_bits: u32,
+        conv: Option<plan::Window>,
+    ) {
         let mut first = Vec::new();
         let key = match self.rlwe_keys.get(&client) {
             Some((key, _)) => *key,
@@ -244,47 +479,163 @@ impl Lowerer<'_, '_> {
                 first.push(key);
             }
         }
-        let query = self.reg(
-            Kind::Message,
-            plan::Shape::scalar(),
-            format!("RLWE query for {what}"),
-        );
-        let response = self.reg(
-            Kind::Message,
-            plan::Shape::scalar(),
-            format!("RLWE response for {what}"),
-        );
-        first.push(query);
-        self.emit(
-            client,
-            Instr::RlweQuery {
-                msg: query,
-                x,
-                dst,
-                w_bits,
-                conv: conv.clone(),
-                prepared: false,
-            },
-        );
+        let mut messages = Vec::new();
+        for &(x, _, _, dst) in &items {
+            let what = self.regs[dst.0 as usize].note.clone();
+            let query = self.reg(
+                Kind::Message,
+                plan::Shape::scalar(),
+                format!("RLWE query for {what}"),
+            );
+            let response = self.reg(
+                Kind::Message,
+                plan::Shape::scalar(),
+                format!("RLWE response for {what}"),
+            );
+            first.push(query);
+            messages.push((query, response));
+            self.emit(
+                client,
+                Instr::RlweQuery {
+                    msg: query,
+                    x,
+                    dst,
+                    w_bits,
+                    conv: conv.clone(),
+                    prepared: false,
+                },
+            );
+        }
         self.pass(client, server, first);
-        self.emit(
-            server,
-            Instr::RlweRespond {
-                msg: response,
-                dst,
-                query,
-                key,
-                w,
-                add,
-                w_bits,
-                conv,
-                prepared: false,
-                weights: None,
-            },
-        );
-        self.pass(server, client, vec![response]);
-        self.emit(client, Instr::RlweFinish { dst, response });
+        for (&(_, add, w, dst), &(query, response)) in items.iter().zip(&messages) {
+            self.emit(
+                server,
+                Instr::RlweRespond {
+                    msg: response,
+                    dst,
+                    query,
+                    key,
+                    w,
+                    add,
+                    w_bits,
+                    conv: conv.clone(),
+                    prepared: false,
+                    weights: None,
+                },
+            );
+        }
+        self.pass(server, client, messages.iter().map(|m| m.1).collect());
+        for (&(.., dst), &(_, response)) in items.iter().zip(&messages) {
+            self.emit(client, Instr::RlweFinish { dst, response });
+        }
     }
+
+    /// A grouped convolution ([`Chooser::rlwe_by_groups`]) by one RLWE
+    /// product per group: group `j`'s patches (columns `j·R..` of the
+    /// ungrouped patches) by its kernels (`W`'s rows `j·m..` transposed,
+    /// `[R, m]`), the products' queries in one message; the groups'
+    /// results joined along the channels (`o = j·m + i`) are the sums
+    /// `[rows.., Cout]`, untruncated. Operand layouts as for one product.
+    ///
+    /// [`Chooser::rlwe_by_groups`]: crate::choose::Chooser::rlwe_by_groups
+    #[allow(clippy::too_many_arguments)]
+    fn rlwe_groups(
+        &mut self,
+        gc: &crate::choose::GroupedConv,
+        reprs: &[Repr],
+        cols: Reg,
+        w: Reg,
+        w_bits: u32,
+        shape: plan::Shape,
+        note: &str,
+        label: &str,
+    ) -> Reg {
+        let (g, m, r) = (gc.groups, gc.cout / gc.groups, gc.r);
+        let f = self.f;
+        let x = self.ungrouped_patches(cols, reprs[0], gc, label);
+        let prefix = {
+            let d = &self.regs[x.0 as usize].shape.0;
+            d[..d.len() - 1].to_vec()
+        };
+        let with = |last: usize| {
+            let mut d = prefix.clone();
+            d.push(plan::Dim::Known(last as u64));
+            plan::Shape(d)
+        };
+        let known =
+            |d: &[usize]| plan::Shape(d.iter().map(|&n| plan::Dim::Known(n as u64)).collect());
+        let wt = self.moved(
+            reprs[1],
+            Move::Permute(vec![1, 0]),
+            vec![w],
+            known(&[r, gc.cout]),
+            format!("kernels for {label}, transposed"),
+        );
+        let xs: Vec<Reg> = (0..g)
+            .map(|j| {
+                let note = format!("group {j}'s patches for {label}");
+                self.moved(reprs[0], Move::Narrow(j * r, r), vec![x], with(r), note)
+            })
+            .collect();
+        let ws: Vec<Reg> = (0..g)
+            .map(|j| {
+                let note = format!("group {j}'s kernels for {label}");
+                self.moved(
+                    reprs[1],
+                    Move::Narrow(j * m, m),
+                    vec![wt],
+                    known(&[r, m]),
+                    note,
+                )
+            })
+            .collect();
+        let products =
+            |l: &mut Self, client: PartyId, server: PartyId, add: bool, whose: String| {
+                let dsts: Vec<Reg> = (0..g)
+                    .map(|j| {
+                        let note = format!("{note} (group {j}{whose}, untruncated)");
+                        l.share_reg(with(m), 2 * f, note)
+                    })
+                    .collect();
+                let items = (0..g)
+                    .map(|j| (xs[j], add.then_some(xs[j]), ws[j], dsts[j]))
+                    .collect();
+                l.rlwe_whole(client, server, items, w_bits, None);
+                let joined =
+                    l.share_reg(shape.clone(), 2 * f, format!("{note}{whose} (untruncated)"));
+                l.local(joined, ShareOp::Concat, dsts);
+                joined
+            };
+        match *reprs {
+            [Repr::Clear(px), Repr::Clear(pw)] => products(self, px, pw, false, String::new()),
+            [Repr::Shared, Repr::Clear(pw)] => {
+                let px = self.other(pw);
+                products(self, px, pw, true, String::new())
+            }
+            [Repr::Shared, Repr::Shared] => {
+                let [p0, p1] = self.p;
+                let name =
+                    |l: &Self, p: PartyId| format!(", x of {} times W", l.g.model.party(p).name);
+                let (n0, n1) = (name(self, p0), name(self, p1));
+                let a = products(self, p0, p1, true, n0);
+                let b = products(self, p1, p0, true, n1);
+                let dst = self.share_reg(shape.clone(), 2 * f, format!("{note} (untruncated)"));
+                self.local(dst, ShareOp::Add, vec![a, b]);
+                dst
+            }
+            _ => unreachable!("the chooser offers RLWE only for these operand layouts"),
+        }
+    }
+}
+
+/// Local data movement ([`Lowerer::moved`]).
+enum Move {
+    Reshape,
+    Permute(Vec<usize>),
+    Narrow(usize, usize),
+    Concat,
+    /// `a - a`: zeros of `a`'s shape.
+    Zero,
 }
 
 /// How an RLWE product runs: in one piece at its place in the program
