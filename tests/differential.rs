@@ -384,6 +384,46 @@ fn resuming_an_extension_the_peer_dropped_is_refused() {
     assert!(results[p1].is_err(), "party 1 gets no output");
 }
 
+/// A service's sessions: the model owner's weights stay, the data
+/// changes. With a weight cache (`veil serve`'s), each masked product's
+/// `W` is made ready the second time it is seen and answers from then on,
+/// and every session still matches the reference.
+#[test]
+fn sessions_with_weights_made_ready_match_the_reference() {
+    let o = options(|o| {
+        o.use_dealer = false;
+        o.correlations = Some(plan::CorrelationEngine::Ot);
+    });
+    for name in ["relu_classifier", "net_a"] {
+        let m = model(name);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        let products = plan.to_text().matches("rlwe.masked.close").count();
+        assert!(products >= 2, "{name}");
+        let mut opts = test_options();
+        opts.ot_link = Some(Arc::new(exec::OtLink::new()));
+        let cache = Arc::new(exec::WeightCache::new(exec::WeightCache::DEFAULT_BYTES));
+        opts.rlwe_weights = Some(cache.clone());
+        let first = inputs_with_fixed_seed_for_tests(&plan, 2, 970);
+        for session in 0..3u64 {
+            let mut inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 971 + session);
+            // The model owner's inputs are the first session's.
+            for spec in &plan.inputs {
+                if spec
+                    .shape
+                    .0
+                    .iter()
+                    .all(|d| matches!(d, plan::Dim::Known(_)))
+                {
+                    inputs.insert(spec.name.clone(), first[&spec.name].clone());
+                }
+            }
+            check_with(name, &m, &plan, 2, &inputs, &opts);
+            let want = if session == 0 { 0 } else { products };
+            assert_eq!(cache.ready(), want, "{name}, session {session}");
+        }
+    }
+}
+
 /// A model owner whose link lost the data owner's RLWE key (a fresh
 /// link on one side only) refuses the kept key's seed with a clear error
 /// naming the fix, and neither party gets an output.

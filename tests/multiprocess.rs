@@ -1051,7 +1051,13 @@ fn a_party_killed_mid_stream_stops_the_others_and_names_the_rows() {
         err.contains("in the chunk of rows") || err.contains("after the chunk of rows"),
         "{err}"
     );
-    assert!(err.contains("server"), "{err}");
+    // The killed server, or the helper that stopped because of it: the
+    // client reads whichever closed connection it waits on first (a race
+    // this test lost about one run in ten).
+    assert!(
+        err.contains("server") || err.contains("helper closed the connection"),
+        "{err}"
+    );
     let left: Vec<_> = std::fs::read_dir(dir.join("out-client"))
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();

@@ -93,11 +93,14 @@ pub struct BenchArgs {
     pub transport: Vec<Via>,
     /// Without a dealer, by OT: whether every run sets up the parties'
     /// oblivious-transfer extension afresh (base OTs, about 8 ms of
-    /// public-key work), or keeps it from the run before, as `veil serve`
-    /// and `veil predict` keep it between the requests of one connection.
-    /// `kept` pays for the base OTs in the warm-up run (with `--warmup 0`,
-    /// in the first measured run). Plans without OT preprocessing measure
-    /// `fresh` only.
+    /// public-key work) and RLWE keys, or keeps them from the run before,
+    /// as `veil serve` and `veil predict` keep them between the requests
+    /// of one connection (with the model owner's weights made ready for
+    /// RLWE once per process). `kept` pays for the setup in the warm-up
+    /// run (with `--warmup 0`, in the first measured run), and keeps the
+    /// model's parameters (inputs of no symbolic size) from run to run, as
+    /// a service's are; the data is new each run. Plans without OT
+    /// preprocessing measure `fresh` only.
     #[arg(long, value_delimiter = ',', value_enum, default_value = "fresh")]
     pub link: Vec<Link>,
     /// Runs per measurement; the median is reported.
@@ -114,6 +117,16 @@ pub struct BenchArgs {
     pub memory: crate::limits::MemoryArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// Whether an input is one of the model's parameters: of a size that no
+/// symbolic dimension (such as `batch`) sets.
+fn is_parameter(input: &plan::InputSpec) -> bool {
+    !input
+        .shape
+        .0
+        .iter()
+        .any(|d| matches!(d, plan::Dim::Symbol(_)))
 }
 
 /// The options a measurement of `mode` compiles with.
@@ -220,8 +233,12 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                 let mut opts = runtime::exec::Options::default();
                 if link == Some(Link::Kept) {
                     opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
+                    opts.rlwe_weights = Some(std::sync::Arc::new(runtime::exec::WeightCache::new(
+                        runtime::exec::WeightCache::DEFAULT_BYTES,
+                    )));
                 }
                 let link_name = link.map_or("-", Link::name);
+                let mut params: Option<Vec<(String, plan::Tensor)>> = None;
                 let mut times = Vec::new();
                 let mut setups = Vec::new();
                 let mut phases = Vec::new();
@@ -243,13 +260,30 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                             via.name(),
                         );
                     }
-                    let inputs = match demo_inputs(plan, batch) {
+                    let mut inputs = match demo_inputs(plan, batch) {
                         Ok(i) => i,
                         Err(e) => {
                             eprintln!("{}error: {e}", if progress { "\n" } else { "" });
                             return ExitCode::FAILURE;
                         }
                     };
+                    // As a service: the model's parameters (inputs of no
+                    // symbolic size) stay from run to run, the data is new.
+                    if link == Some(Link::Kept) {
+                        match &params {
+                            None => {
+                                params = Some(
+                                    (plan.inputs.iter())
+                                        .filter(|i| is_parameter(i))
+                                        .filter_map(|i| {
+                                            Some((i.name.clone(), inputs.get(&i.name)?.clone()))
+                                        })
+                                        .collect::<Vec<_>>(),
+                                )
+                            }
+                            Some(p) => inputs.extend(p.iter().cloned()),
+                        }
+                    }
                     let reference = match compiler::reference::expected(&model, &inputs) {
                         Ok(r) => r,
                         Err(e) => {

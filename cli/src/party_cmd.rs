@@ -315,6 +315,9 @@ fn run_in_chunks(
     opts.max_memory = Some(limit);
     // Without a dealer the chunks' sessions continue one OT extension.
     opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
+    opts.rlwe_weights = Some(std::sync::Arc::new(runtime::exec::WeightCache::new(
+        runtime::exec::WeightCache::DEFAULT_BYTES,
+    )));
     let progress = crate::progress::Rows::new(args.quiet);
     let mut collected = stream::Collected::default();
     let mut stats = runtime::exec::Stats::default();

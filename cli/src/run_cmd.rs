@@ -850,6 +850,9 @@ fn run_in_chunks(
     // (base OTs once per run, not per chunk).
     let mut opts = runtime::exec::Options::default();
     opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
+    opts.rlwe_weights = Some(std::sync::Arc::new(runtime::exec::WeightCache::new(
+        runtime::exec::WeightCache::DEFAULT_BYTES,
+    )));
     let ended = std::thread::scope(|s| -> Result<(), String> {
         let valid = &valid;
         let opts = &opts;

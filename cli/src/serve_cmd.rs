@@ -504,6 +504,8 @@ struct Shared {
     pool: Pool,
     /// The dealer's streams dealt ahead (--deal-ahead).
     dealings: Option<Arc<runtime::exec::pool::DealingPool>>,
+    /// The model owner's RLWE weights made ready once (masked products).
+    rlwe_weights: Arc<runtime::exec::WeightCache>,
     metrics: Metrics,
     stop: AtomicBool,
     connections: AtomicUsize,
@@ -706,6 +708,9 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         server_fp,
         pool: Pool::new(max_sessions, queue),
         dealings,
+        rlwe_weights: Arc::new(runtime::exec::WeightCache::new(
+            runtime::exec::WeightCache::DEFAULT_BYTES,
+        )),
         metrics: Metrics::default(),
         stop: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
@@ -995,6 +1000,8 @@ fn session_options(s: &Shared) -> runtime::exec::Options {
     opts.max_memory = (!s.memory_fits_max_batch).then_some(s.args.max_memory);
     opts.max_dim = Some(s.args.max_batch);
     opts.dealings = s.dealings.clone();
+    // The model owner's RLWE weights, made ready once for every session.
+    opts.rlwe_weights = Some(s.rlwe_weights.clone());
     opts
 }
 

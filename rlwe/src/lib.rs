@@ -243,7 +243,7 @@ mod wire;
 pub use conv::{ConvLayout, ConvQueryMsg, ConvResponseMsg, ConvShape};
 pub use layout::{CostModel, Layout, Shape};
 pub use matmul::{
-    Client, PeerKey, PublicKeyMsg, QueryMsg, ResponseMsg, ResultCt, SecretKey, Server,
+    Client, PeerKey, PublicKeyMsg, QueryMsg, ResponseMsg, ResultCt, SecretKey, Server, WeightTiles,
 };
 pub use params::Params;
 pub use prepared::{

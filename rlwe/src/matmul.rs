@@ -604,6 +604,60 @@ impl PeerKey {
     }
 }
 
+/// `W` made ready for many queries of one layout: split into digits and,
+/// when they take at most the caller's budget, its plaintext tiles in NTT
+/// form (most of a small product's answer). A server that answers many
+/// queries with one `W`, such as a service's sessions, makes it once
+/// ([`WeightTiles::new`]) and answers with [`Server::respond_tiles`].
+pub struct WeightTiles {
+    layout: Layout,
+    fingerprint: u64,
+    digits: Zeroizing<Vec<i64>>,
+    tiles: Option<Zeroizing<Vec<u64>>>,
+}
+
+impl std::fmt::Debug for WeightTiles {
+    // `W` is secret: only the layout and the sizes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeightTiles")
+            .field("shape", &self.layout.shape)
+            .field("bytes", &self.bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WeightTiles {
+    /// `W` (`[k, n]`, row-major, checked to fit the layout's `w_bits`)
+    /// for `layout`; its tiles in NTT form only if they take at most
+    /// `max_bytes`.
+    pub fn new(
+        params: &Params,
+        layout: &Layout,
+        w: &[u64],
+        max_bytes: usize,
+    ) -> Result<WeightTiles, Error> {
+        check_layout(params, layout)?;
+        check_weights(layout, w)?;
+        let digits = weight_digits(layout, w);
+        let tiles = Server::weight_tiles(params, layout, &digits, max_bytes);
+        Ok(WeightTiles {
+            layout: *layout,
+            fingerprint: params.fingerprint(),
+            digits,
+            tiles,
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The memory it holds.
+    pub fn bytes(&self) -> usize {
+        8 * (self.digits.len() + self.tiles.as_ref().map_or(0, |t| t.len()))
+    }
+}
+
 /// The model owner: holds `W`, answers queries, keeps its share.
 pub struct Server {
     pub(crate) params: Arc<Params>,
@@ -667,6 +721,33 @@ impl Server {
             },
             share,
         ))
+    }
+
+    /// [`Server::respond`] with `W` made ready beforehand: the same
+    /// response (for the same randomness), without splitting `W` or (when
+    /// kept) transforming its tiles.
+    pub fn respond_tiles(
+        &mut self,
+        key: &PeerKey,
+        w: &WeightTiles,
+        query: &QueryMsg,
+    ) -> Result<(ResponseMsg, Vec<u64>), Error> {
+        let params = self.params.clone();
+        let layout = w.layout;
+        for got in [key.params.fingerprint(), w.fingerprint] {
+            if got != params.fingerprint() {
+                return Err(Error::Wire(WireError::Parameters {
+                    expected: params.fingerprint(),
+                    got,
+                }));
+            }
+        }
+        if query.layout != layout || query.b.len() != layout.query_count() {
+            return Err(Error::Wire(WireError::Layout));
+        }
+        let cached = w.tiles.as_ref().map(|t| &t[..]);
+        let (cts, share) = self.respond_digits(key, &layout, &w.digits, cached, query, true)?;
+        Ok((ResponseMsg { layout, cts }, share))
     }
 
     /// The body of [`Server::respond`] on `W` split into digits
@@ -1137,6 +1218,51 @@ mod tests {
         assert_eq!(r_bytes.len(), layout.response_bytes(params));
         let resp = ResponseMsg::from_bytes(&r_bytes, params, layout).unwrap();
         (client.finish(layout, &resp).unwrap(), server_share)
+    }
+
+    /// `W` made ready once answers like `W` itself (same bytes, same
+    /// share, for the same randomness), with and without its tiles kept,
+    /// for several queries; a query of another layout is refused.
+    #[test]
+    fn weights_made_ready_answer_as_the_weights() {
+        let params = Params::insecure_for_tests(64);
+        let shape = Shape {
+            batch: 3,
+            k: 10,
+            n: 5,
+        };
+        let layout = Layout::choose(&params, shape, 12, &CostModel::default_for(&params)).unwrap();
+        let w: Vec<u64> = lcg(3, 50)
+            .iter()
+            .map(|v| (*v as i64 >> 53) as u64)
+            .collect();
+        let mut client = Client::from_seed_for_tests(params.clone(), 9);
+        let pk = client.public_key();
+        let key = PeerKey::new(params.clone(), &pk).unwrap();
+        for budget in [0, usize::MAX] {
+            let ready = WeightTiles::new(&params, &layout, &w, budget).unwrap();
+            assert_eq!(ready.tiles.is_some(), budget > 0);
+            for seed in 0..3u64 {
+                let q = client.query(&layout, &lcg(seed, 30)).unwrap();
+                let mut a = Server::from_seed_for_tests(params.clone(), seed);
+                let mut b = Server::from_seed_for_tests(params.clone(), seed);
+                let (ra, sa) = a.respond(&key, &layout, &w, &q).unwrap();
+                let (rb, sb) = b.respond_tiles(&key, &ready, &q).unwrap();
+                assert_eq!(ra.to_bytes(&params), rb.to_bytes(&params));
+                assert_eq!(sa, sb);
+            }
+        }
+        let other = Layout::choose(
+            &params,
+            Shape { batch: 4, ..shape },
+            12,
+            &CostModel::default_for(&params),
+        )
+        .unwrap();
+        let q = client.query(&other, &lcg(1, 40)).unwrap();
+        let ready = WeightTiles::new(&params, &layout, &w, usize::MAX).unwrap();
+        let mut s = Server::from_seed_for_tests(params.clone(), 1);
+        assert!(s.respond_tiles(&key, &ready, &q).is_err());
     }
 
     fn lcg(seed: u64, len: usize) -> Vec<u64> {

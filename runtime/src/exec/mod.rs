@@ -22,9 +22,11 @@ mod ops;
 pub mod pool;
 mod rlwe_ops;
 pub mod transport;
+mod weights;
 
 pub use dealerfree::OtLink;
 pub use transport::{ChannelTransport, Transport};
+pub use weights::WeightCache;
 /// The wire format, its own crate: `runtime::exec::wire` paths keep working.
 pub use wire;
 
@@ -158,6 +160,9 @@ pub struct Options {
     /// sessions with the same peer ([`OtLink`]); `None`, base OTs in
     /// every session.
     pub ot_link: Option<Arc<OtLink>>,
+    /// The model owner's RLWE weights made ready once and kept between
+    /// sessions ([`WeightCache`]); `None`, every session makes them.
+    pub rlwe_weights: Option<Arc<WeightCache>>,
 }
 
 impl Default for Options {
@@ -171,6 +176,7 @@ impl Default for Options {
             max_dim: None,
             dealings: None,
             ot_link: None,
+            rlwe_weights: None,
         }
     }
 }

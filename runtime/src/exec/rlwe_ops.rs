@@ -80,6 +80,7 @@ type Answered = (Server, Vec<u8>, Vec<u64>);
 /// Answers `q` with `W = wdata` and, with `own` (this party's share of
 /// `x`), adds `own @ W` to the share: the response's bytes and the share,
 /// with the server back for its next product.
+#[allow(clippy::too_many_arguments)]
 fn respond(
     mut server: Server,
     pk: &PeerKey,
@@ -88,11 +89,22 @@ fn respond(
     wdata: Vec<u64>,
     q: &QueryMsg,
     own: Option<Zeroizing<Vec<u64>>>,
+    cache: Option<&super::WeightCache>,
 ) -> Result<Answered, ExecError> {
     let params = server.params().clone();
-    let (response, mut share) = server
-        .respond(pk, layout, &wdata, q)
-        .map_err(|e| rlwe_error("cannot answer an RLWE query", e))?;
+    // `W` made ready in an earlier session (or now, the second time).
+    let ready = match cache {
+        Some(c) => c
+            .get(&params, layout, &wdata)
+            .map_err(|e| rlwe_error("cannot answer an RLWE query", e))?,
+        None => None,
+    };
+    let answered = match ready {
+        Some(ready) => server.respond_tiles(pk, &ready, q),
+        None => server.respond(pk, layout, &wdata, q),
+    };
+    let (response, mut share) =
+        answered.map_err(|e| rlwe_error("cannot answer an RLWE query", e))?;
     if let Some(xs) = own {
         // This party's share of x times w, locally.
         let (b, k, n) = (shape.batch, shape.k, shape.n);
@@ -1111,6 +1123,7 @@ impl Exec<'_> {
                 };
                 let pk = self.rlwe.peer_keys[key].clone();
                 let dst_shape = self.reg_shape(*dst)?;
+                let cache = self.opts.rlwe_weights.clone();
                 if self.rlwe.overlap {
                     // Before the dealer-free preprocessing: answered on its
                     // own thread while this one generates correlations, and
@@ -1119,7 +1132,18 @@ impl Exec<'_> {
                         .map_err(|e| rlwe_error("cannot start the RLWE server", e))?;
                     let handle = std::thread::Builder::new()
                         .name("veil-rlwe".into())
-                        .spawn(move || respond(server, &pk, &layout, shape, wdata, &q, own))
+                        .spawn(move || {
+                            respond(
+                                server,
+                                &pk,
+                                &layout,
+                                shape,
+                                wdata,
+                                &q,
+                                own,
+                                cache.as_deref(),
+                            )
+                        })
                         .map_err(|e| {
                             ExecError::protocol(format!("cannot start an RLWE thread: {e}"))
                         })?;
@@ -1136,7 +1160,16 @@ impl Exec<'_> {
                     None => Server::new(params.clone())
                         .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
                 };
-                let (server, bytes, share) = respond(server, &pk, &layout, shape, wdata, &q, own)?;
+                let (server, bytes, share) = respond(
+                    server,
+                    &pk,
+                    &layout,
+                    shape,
+                    wdata,
+                    &q,
+                    own,
+                    cache.as_deref(),
+                )?;
                 self.rlwe.server = Some(server);
                 self.set_response(*msg, *dst, dst_shape, bytes, share)?;
             }
