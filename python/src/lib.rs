@@ -1296,6 +1296,10 @@ fn party<'py>(
         let mut opts = exec_options(timeout, None)?;
         // The chunks' sessions continue one OT extension (as `veil party`).
         opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
+        // And its RLWE weights made ready once for all of them.
+        opts.rlwe_weights = Some(std::sync::Arc::new(runtime::exec::WeightCache::new(
+            runtime::exec::WeightCache::DEFAULT_BYTES,
+        )));
         // This party's inputs: given, or bound in the model (its own and
         // the public ones only: another party's bound values stay here).
         let given = given_all(py, inputs)?;
