@@ -343,34 +343,11 @@ fn resuming_an_extension_the_peer_dropped_is_refused() {
     let plan = compiler::compile(&model("relu_classifier"), &o)
         .unwrap()
         .plan;
-    let inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 950);
-    let per = per_party(&plan, &inputs);
-    let mut linked = test_options();
-    linked.ot_link = Some(Arc::new(exec::OtLink::new()));
-    // One good session leaves both sides' extensions on the shared link.
-    exec::run_in_process(&valid(&plan), &per, &linked).unwrap();
-    // Now party 0 (the first computing party) comes with an empty link.
+    // Party 0 (the first computing party) comes with an empty link.
     let p0 = (0..plan.parties.len())
         .find(|&p| plan.parties[p].role == plan::Role::Compute)
         .unwrap();
-    let mut dropped = test_options();
-    dropped.ot_link = Some(Arc::new(exec::OtLink::new()));
-    dropped.timeout = std::time::Duration::from_secs(5);
-    linked.timeout = dropped.timeout;
-    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
-    let valid = valid(&plan);
-    let results: Vec<Result<exec::Outcome, ExecError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ChannelTransport::mesh(&names, dropped.timeout)
-            .into_iter()
-            .enumerate()
-            .map(|(p, mut t)| {
-                let opts = if p == p0 { &dropped } else { &linked };
-                let (valid, mine) = (&valid, &per[p]);
-                s.spawn(move || exec::run_party(valid, p as u32, mine, &mut t, opts))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = second_session_with_one_fresh_link(&plan, 950, p0);
     let e = results[p0]
         .as_ref()
         .expect_err("party 0 refuses the resume");
@@ -382,6 +359,40 @@ fn resuming_an_extension_the_peer_dropped_is_refused() {
         .find(|&p| plan.parties[p].role == plan::Role::Compute)
         .unwrap();
     assert!(results[p1].is_err(), "party 1 gets no output");
+}
+
+/// Runs `plan` twice at batch 2 with one link shared by every party (so
+/// the second session continues what the first kept), except that in the
+/// second session party `fresh` comes with an empty link; returns each
+/// party's result of the second session.
+fn second_session_with_one_fresh_link(
+    plan: &Plan,
+    seed: u64,
+    fresh: usize,
+) -> Vec<Result<exec::Outcome, ExecError>> {
+    let inputs = inputs_with_fixed_seed_for_tests(plan, 2, seed);
+    let per = per_party(plan, &inputs);
+    let mut linked = test_options();
+    linked.ot_link = Some(Arc::new(exec::OtLink::new()));
+    exec::run_in_process(&valid(plan), &per, &linked).unwrap();
+    let mut empty = test_options();
+    empty.ot_link = Some(Arc::new(exec::OtLink::new()));
+    empty.timeout = std::time::Duration::from_secs(5);
+    linked.timeout = empty.timeout;
+    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
+    let valid = valid(plan);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ChannelTransport::mesh(&names, empty.timeout)
+            .into_iter()
+            .enumerate()
+            .map(|(p, mut t)| {
+                let opts = if p == fresh { &empty } else { &linked };
+                let (valid, mine) = (&valid, &per[p]);
+                s.spawn(move || exec::run_party(valid, p as u32, mine, &mut t, opts))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
 
 /// A service's sessions: the model owner's weights stay, the data
@@ -436,32 +447,11 @@ fn a_kept_rlwe_key_the_peer_does_not_hold_is_refused() {
     let plan = compiler::compile(&model("relu_classifier"), &o)
         .unwrap()
         .plan;
-    let inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 960);
-    let per = per_party(&plan, &inputs);
-    let mut linked = test_options();
-    linked.ot_link = Some(Arc::new(exec::OtLink::new()));
-    exec::run_in_process(&valid(&plan), &per, &linked).unwrap();
-    // The hospital encrypts (x is its input); the lab answers.
+    // The hospital encrypts (x is its input); the lab answers, and comes
+    // with an empty link.
     let party = |name: &str| plan.parties.iter().position(|p| p.name == name).unwrap();
     let (client, server) = (party("hospital"), party("lab"));
-    let mut fresh = test_options();
-    fresh.ot_link = Some(Arc::new(exec::OtLink::new()));
-    fresh.timeout = std::time::Duration::from_secs(5);
-    linked.timeout = fresh.timeout;
-    let names: Vec<String> = plan.parties.iter().map(|p| p.name.clone()).collect();
-    let valid = valid(&plan);
-    let results: Vec<Result<exec::Outcome, ExecError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ChannelTransport::mesh(&names, fresh.timeout)
-            .into_iter()
-            .enumerate()
-            .map(|(p, mut t)| {
-                let opts = if p == server { &fresh } else { &linked };
-                let (valid, mine) = (&valid, &per[p]);
-                s.spawn(move || exec::run_party(valid, p as u32, mine, &mut t, opts))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = second_session_with_one_fresh_link(&plan, 960, server);
     let e = results[server]
         .as_ref()
         .expect_err("the lab refuses the kept key");

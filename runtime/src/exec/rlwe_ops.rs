@@ -1124,6 +1124,18 @@ impl Exec<'_> {
                 let pk = self.rlwe.peer_keys[key].clone();
                 let dst_shape = self.reg_shape(*dst)?;
                 let cache = self.opts.rlwe_weights.clone();
+                let answer = move |server| {
+                    respond(
+                        server,
+                        &pk,
+                        &layout,
+                        shape,
+                        wdata,
+                        &q,
+                        own,
+                        cache.as_deref(),
+                    )
+                };
                 if self.rlwe.overlap {
                     // Before the dealer-free preprocessing: answered on its
                     // own thread while this one generates correlations, and
@@ -1132,18 +1144,7 @@ impl Exec<'_> {
                         .map_err(|e| rlwe_error("cannot start the RLWE server", e))?;
                     let handle = std::thread::Builder::new()
                         .name("veil-rlwe".into())
-                        .spawn(move || {
-                            respond(
-                                server,
-                                &pk,
-                                &layout,
-                                shape,
-                                wdata,
-                                &q,
-                                own,
-                                cache.as_deref(),
-                            )
-                        })
+                        .spawn(move || answer(server))
                         .map_err(|e| {
                             ExecError::protocol(format!("cannot start an RLWE thread: {e}"))
                         })?;
@@ -1160,16 +1161,7 @@ impl Exec<'_> {
                     None => Server::new(params.clone())
                         .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
                 };
-                let (server, bytes, share) = respond(
-                    server,
-                    &pk,
-                    &layout,
-                    shape,
-                    wdata,
-                    &q,
-                    own,
-                    cache.as_deref(),
-                )?;
+                let (server, bytes, share) = answer(server)?;
                 self.rlwe.server = Some(server);
                 self.set_response(*msg, *dst, dst_shape, bytes, share)?;
             }
