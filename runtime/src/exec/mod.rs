@@ -782,7 +782,7 @@ pub fn run_party(
     }
     ex.stats.setup = start.elapsed();
     let program = &plan.program(me).instrs;
-    let first_input = online_from(program);
+    let online_start = online_from(program);
     let t = Instant::now();
     let mut outputs = Vec::new();
     // Receives are read when their values are first needed, not where the
@@ -808,7 +808,7 @@ pub fn run_party(
         .iter()
         .any(|i| matches!(i, Instr::GenerateCorrelations { .. }));
     for (at, ins) in program.iter().enumerate() {
-        if at == first_input {
+        if at == online_start {
             ex.stats.preprocessing = t.elapsed();
             ex.stats.online_bytes_sent = ex.stats.bytes_sent;
         }
@@ -859,7 +859,7 @@ pub fn run_party(
             "the dealer sent corrections this party never used",
         )));
     }
-    if first_input == program.len() {
+    if online_start == program.len() {
         ex.stats.preprocessing = t.elapsed();
         ex.stats.online_bytes_sent = ex.stats.bytes_sent;
     }
