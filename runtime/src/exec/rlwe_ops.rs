@@ -1052,44 +1052,49 @@ impl Exec<'_> {
                         (wdata, kernels)
                     }
                 };
-                let server = match &mut self.rlwe.server {
-                    Some(s) => s,
-                    None => self.rlwe.server.insert(
-                        Server::new(params.clone())
-                            .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
-                    ),
+                // This party's share of the patches, for its local product
+                // with w.
+                let own = match add {
+                    Some(a) => {
+                        let cols = self.share(*a)?.value();
+                        let rows = cols.data().len() / ck.max(1);
+                        if rows * m != d.iter().product::<usize>() {
+                            return Err(ExecError::protocol(format!(
+                                "an RLWE convolution's patches {:?} for a result {d:?}",
+                                cols.shape()
+                            )));
+                        }
+                        Some((Zeroizing::new(cols.data().to_vec()), rows))
+                    }
+                    None => None,
                 };
-                let pk = &self.rlwe.peer_keys[key];
-                let mut share = vec![0u64; d.iter().product()];
-                let mut bytes = Vec::with_capacity(cv.batch * cv.layout.response_bytes(&params));
-                for (b, q) in queries.iter().enumerate() {
-                    let (response, full) = server
-                        .conv_respond(pk, &cv.layout, &kernels, q)
-                        .map_err(|e| rlwe_error("cannot answer an RLWE convolution query", e))?;
-                    cv.keep(&full, b, &mut share);
-                    bytes.extend(response.to_bytes(&params));
-                }
-                if let Some(a) = add {
-                    // This party's share of the patches times w, locally.
-                    let cols = self.share(*a)?.value();
-                    let rows = cols.data().len() / ck.max(1);
-                    let xm = RingTensor::new(cols.data().to_vec(), vec![rows, ck])?;
-                    let wm = RingTensor::new(wdata, vec![ck, m])?;
-                    let local = xm.matmul(&wm)?;
-                    if local.data().len() != share.len() {
-                        return Err(ExecError::protocol(format!(
-                            "an RLWE convolution's patches {:?} for a result {d:?}",
-                            cols.shape()
-                        )));
+                let pk = self.rlwe.peer_keys[key].clone();
+                let dst_shape = d.clone();
+                let answer = move |mut server: Server| -> Result<Answered, ExecError> {
+                    let mut share = vec![0u64; d.iter().product()];
+                    let mut bytes =
+                        Vec::with_capacity(cv.batch * cv.layout.response_bytes(&params));
+                    for (b, q) in queries.iter().enumerate() {
+                        let (response, full) = server
+                            .conv_respond(&pk, &cv.layout, &kernels, q)
+                            .map_err(|e| {
+                                rlwe_error("cannot answer an RLWE convolution query", e)
+                            })?;
+                        cv.keep(&full, b, &mut share);
+                        bytes.extend(response.to_bytes(&params));
                     }
-                    for (s, l) in share.iter_mut().zip(local.data()) {
-                        *s = s.wrapping_add(*l);
+                    if let Some((cols, rows)) = own {
+                        // This party's share of the patches times w, locally.
+                        let xm = RingTensor::new(cols.to_vec(), vec![rows, ck])?;
+                        let wm = RingTensor::new(wdata, vec![ck, m])?;
+                        let local = xm.matmul(&wm)?;
+                        for (s, l) in share.iter_mut().zip(local.data()) {
+                            *s = s.wrapping_add(*l);
+                        }
                     }
-                }
-                let out = RingTensor::new(share, d)?;
-                let s = Share::new(self.role()?, out);
-                self.set(*dst, Value::Share(s));
-                self.set_rlwe(*msg, RlweKind::Response, bytes);
+                    Ok((server, bytes, share))
+                };
+                self.answer(*msg, *dst, dst_shape, answer)?;
             }
             Instr::RlweRespond {
                 msg,
@@ -1136,34 +1141,7 @@ impl Exec<'_> {
                         cache.as_deref(),
                     )
                 };
-                if self.rlwe.overlap {
-                    // Before the dealer-free preprocessing: answered on its
-                    // own thread while this one generates correlations, and
-                    // joined when `msg` or `dst` is first read.
-                    let server = Server::new(params.clone())
-                        .map_err(|e| rlwe_error("cannot start the RLWE server", e))?;
-                    let handle = std::thread::Builder::new()
-                        .name("veil-rlwe".into())
-                        .spawn(move || answer(server))
-                        .map_err(|e| {
-                            ExecError::protocol(format!("cannot start an RLWE thread: {e}"))
-                        })?;
-                    self.rlwe.background.push(Background {
-                        msg: *msg,
-                        dst: *dst,
-                        dst_shape,
-                        handle,
-                    });
-                    return Ok(());
-                }
-                let server = match self.rlwe.server.take() {
-                    Some(s) => s,
-                    None => Server::new(params.clone())
-                        .map_err(|e| rlwe_error("cannot start the RLWE server", e))?,
-                };
-                let (server, bytes, share) = answer(server)?;
-                self.rlwe.server = Some(server);
-                self.set_response(*msg, *dst, dst_shape, bytes, share)?;
+                self.answer(*msg, *dst, dst_shape, answer)?;
             }
             Instr::RlweFinish { dst, response } => {
                 let pending = self.rlwe.pending.remove(dst).ok_or_else(|| {
@@ -1241,6 +1219,45 @@ impl Exec<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Runs `answer` (a product's or convolution's answer) with this
+    /// party's server and sets `msg` and `dst` from it. Before the
+    /// dealer-free preprocessing it runs on its own thread, with a server
+    /// of its own, while this one generates correlations, and is joined
+    /// when `msg` or `dst` is first read ([`Exec::join_rlwe`]).
+    fn answer(
+        &mut self,
+        msg: Reg,
+        dst: Reg,
+        dst_shape: Vec<usize>,
+        answer: impl FnOnce(Server) -> Result<Answered, ExecError> + Send + 'static,
+    ) -> Result<(), ExecError> {
+        let params = self.rlwe.params();
+        if self.rlwe.overlap {
+            let server =
+                Server::new(params).map_err(|e| rlwe_error("cannot start the RLWE server", e))?;
+            let handle = std::thread::Builder::new()
+                .name("veil-rlwe".into())
+                .spawn(move || answer(server))
+                .map_err(|e| ExecError::protocol(format!("cannot start an RLWE thread: {e}")))?;
+            self.rlwe.background.push(Background {
+                msg,
+                dst,
+                dst_shape,
+                handle,
+            });
+            return Ok(());
+        }
+        let server = match self.rlwe.server.take() {
+            Some(s) => s,
+            None => {
+                Server::new(params).map_err(|e| rlwe_error("cannot start the RLWE server", e))?
+            }
+        };
+        let (server, bytes, share) = answer(server)?;
+        self.rlwe.server = Some(server);
+        self.set_response(msg, dst, dst_shape, bytes, share)
     }
 
     fn set_response(
