@@ -107,16 +107,34 @@ fn respond(
         answered.map_err(|e| rlwe_error("cannot answer an RLWE query", e))?;
     if let Some(xs) = own {
         // This party's share of x times w, locally.
-        let (b, k, n) = (shape.batch, shape.k, shape.n);
-        let xm = RingTensor::new(xs.to_vec(), vec![b, k])?;
-        let wm = RingTensor::new(wdata, vec![k, n])?;
-        let local = xm.matmul(&wm)?;
-        for (s, l) in share.iter_mut().zip(local.data()) {
-            *s = s.wrapping_add(*l);
-        }
+        add_local_product(
+            &mut share,
+            xs.to_vec(),
+            shape.batch,
+            shape.k,
+            wdata,
+            shape.n,
+        )?;
     }
     let bytes = response.to_bytes(&params);
     Ok((server, bytes, share))
+}
+
+/// Adds `x @ w` (`x` `[rows, k]`, `w` `[k, n]`, ring elements) to
+/// `share`: a party's local product with its own share of `x`.
+fn add_local_product(
+    share: &mut [u64],
+    x: Vec<u64>,
+    rows: usize,
+    k: usize,
+    w: Vec<u64>,
+    n: usize,
+) -> Result<(), ExecError> {
+    let local = RingTensor::new(x, vec![rows, k])?.matmul(&RingTensor::new(w, vec![k, n])?)?;
+    for (s, l) in share.iter_mut().zip(local.data()) {
+        *s = s.wrapping_add(*l);
+    }
+    Ok(())
 }
 
 /// A query awaiting its response: a matrix product's layout, or a
@@ -505,15 +523,8 @@ impl Exec<'_> {
         wdata: Vec<u64>,
         shape: rlwe::Shape,
     ) -> Result<(), ExecError> {
-        let xs = self.share(add)?.value();
-        let (b, k, n) = (shape.batch, shape.k, shape.n);
-        let xm = RingTensor::new(xs.data().to_vec(), vec![b, k])?;
-        let wm = RingTensor::new(wdata, vec![k, n])?;
-        let local = xm.matmul(&wm)?;
-        for (s, l) in share.iter_mut().zip(local.data()) {
-            *s = s.wrapping_add(*l);
-        }
-        Ok(())
+        let xs = self.share(add)?.value().data().to_vec();
+        add_local_product(share, xs, shape.batch, shape.k, wdata, shape.n)
     }
 
     /// `W` read from this party's input `weights` (a prepared or masked
@@ -1085,12 +1096,7 @@ impl Exec<'_> {
                     }
                     if let Some((cols, rows)) = own {
                         // This party's share of the patches times w, locally.
-                        let xm = RingTensor::new(cols.to_vec(), vec![rows, ck])?;
-                        let wm = RingTensor::new(wdata, vec![ck, m])?;
-                        let local = xm.matmul(&wm)?;
-                        for (s, l) in share.iter_mut().zip(local.data()) {
-                            *s = s.wrapping_add(*l);
-                        }
+                        add_local_product(&mut share, cols.to_vec(), rows, ck, wdata, m)?;
                     }
                     Ok((server, bytes, share))
                 };
