@@ -28,8 +28,8 @@ mod window;
 pub use fingerprint::{explain, Difference, Fingerprint};
 pub use load::LoadError;
 pub use tensor::{
-    bind_inputs, concat_last, concrete, infer_dims, narrow_last, permute_data, views, InputError,
-    Tensor, TensorRef,
+    bind_inputs, check_parameters, concat_last, concrete, infer_dims, narrow_last, permute_data,
+    views, InputError, Tensor, TensorRef,
 };
 pub use validate::{validate, SharedValidPlan, ValidPlan, ValidationError};
 pub use window::{im2col_data, Window};
@@ -170,6 +170,13 @@ pub struct InputSpec {
 }
 
 impl InputSpec {
+    /// A model's parameter: an input of no symbolic size (weights, a
+    /// threshold), as opposed to its data, whose size is the batch's. A
+    /// service keeps its parameters from request to request.
+    pub fn is_parameter(&self) -> bool {
+        !self.shape.0.iter().any(|d| matches!(d, Dim::Symbol(_)))
+    }
+
     /// The range the value at flat (row-major) index `i` must lie in: its
     /// column's, or the input's.
     pub fn range_at(&self, i: usize) -> (f64, f64) {

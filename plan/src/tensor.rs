@@ -203,6 +203,26 @@ pub fn infer_dims(
     party: Option<u32>,
     given: &BTreeMap<String, TensorRef<'_>>,
 ) -> Result<BTreeMap<String, usize>, Vec<InputError>> {
+    infer_dims_of(plan, party, given, |_| true)
+}
+
+/// The checks of [`bind_inputs`] on a party's parameters alone (its inputs
+/// of no symbolic size, [`InputSpec::is_parameter`]): for a session run
+/// ahead of its data, whose other inputs come later.
+pub fn check_parameters(
+    plan: &Plan,
+    party: u32,
+    given: &BTreeMap<String, TensorRef<'_>>,
+) -> Result<(), Vec<InputError>> {
+    infer_dims_of(plan, Some(party), given, InputSpec::is_parameter).map(|_| ())
+}
+
+fn infer_dims_of(
+    plan: &Plan,
+    party: Option<u32>,
+    given: &BTreeMap<String, TensorRef<'_>>,
+    include: impl Fn(&InputSpec) -> bool,
+) -> Result<BTreeMap<String, usize>, Vec<InputError>> {
     let mut dims: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();
     let wanted: Vec<&InputSpec> = plan
@@ -212,6 +232,7 @@ pub fn infer_dims(
             (None, _) | (_, Owner::Public) => true,
             (Some(p), Owner::Party(q)) => p == q,
         })
+        .filter(|i| include(i))
         .collect();
     for name in given.keys() {
         if !wanted.iter().any(|i| &i.name == name) {
