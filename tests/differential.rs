@@ -86,9 +86,22 @@ fn check_with(
     inputs: &BTreeMap<String, Tensor>,
     opts: &exec::Options,
 ) -> Vec<exec::Outcome> {
-    let reference = compiler::reference::expected(m, inputs).unwrap();
     let outcomes = exec::run_in_process(&valid(plan), &per_party(plan, inputs), opts)
         .unwrap_or_else(|e| panic!("{name} batch {batch}: {e}"));
+    check_outcomes(name, m, plan, batch, inputs, outcomes)
+}
+
+/// Every output within its bound of the reference, and delivered only to
+/// the parties it is addressed to.
+fn check_outcomes(
+    name: &str,
+    m: &compiler::ir::CheckedModel,
+    plan: &Plan,
+    batch: usize,
+    inputs: &BTreeMap<String, Tensor>,
+    outcomes: Vec<exec::Outcome>,
+) -> Vec<exec::Outcome> {
+    let reference = compiler::reference::expected(m, inputs).unwrap();
     let mut checked = 0;
     for (o, spec) in plan.outputs.iter().enumerate() {
         let expected = &reference[o];
@@ -419,12 +432,7 @@ fn sessions_with_weights_made_ready_match_the_reference() {
             let mut inputs = inputs_with_fixed_seed_for_tests(&plan, 2, 971 + session);
             // The model owner's inputs are the first session's.
             for spec in &plan.inputs {
-                if spec
-                    .shape
-                    .0
-                    .iter()
-                    .all(|d| matches!(d, plan::Dim::Known(_)))
-                {
+                if spec.is_parameter() {
                     inputs.insert(spec.name.clone(), first[&spec.name].clone());
                 }
             }
@@ -433,6 +441,75 @@ fn sessions_with_weights_made_ready_match_the_reference() {
             assert_eq!(cache.ready(), want, "{name}, session {session}");
         }
     }
+}
+
+/// Sessions run ahead of their data (`exec::ahead`): the two parties
+/// compute the preprocessing with only their parameters, and the data
+/// comes at the gates. Every model of the corpus, without a dealer, runs
+/// ahead and matches the reference, over a kept link as a service keeps
+/// it, and a session's correlations are its own: the second session on the
+/// link, with new data, still matches.
+#[test]
+fn sessions_run_ahead_of_their_data_match_the_reference() {
+    let o = options(|o| {
+        o.use_dealer = false;
+        o.correlations = Some(plan::CorrelationEngine::Ot);
+    });
+    let every = MODELS
+        .iter()
+        .chain(&DEALER_MODELS)
+        .chain(&NETS)
+        .chain(&CONV_MODELS);
+    for (i, name) in every.enumerate() {
+        let batch = 1 + i % 3;
+        let m = model(name);
+        let plan = compiler::compile(&m, &o).unwrap().plan;
+        exec::ahead::check(&plan).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut opts = test_options();
+        opts.ot_link = Some(Arc::new(exec::OtLink::new()));
+        let first = inputs_with_fixed_seed_for_tests(&plan, batch, 980);
+        for session in 0..2u64 {
+            let mut inputs = inputs_with_fixed_seed_for_tests(&plan, batch, 981 + session);
+            for spec in plan.inputs.iter().filter(|s| s.is_parameter()) {
+                inputs.insert(spec.name.clone(), first[&spec.name].clone());
+            }
+            let per = per_party(&plan, &inputs);
+            let (early, late) = exec::ahead::split_data(&plan, &per);
+            let dims = plan::infer_dims(&plan, None, &plan::views(&inputs)).unwrap();
+            let (outcomes, _) =
+                exec::ahead::run_in_process_ahead(&valid(&plan), &early, late, &dims, &opts)
+                    .unwrap_or_else(|e| panic!("{name} session {session}: {e}"));
+            check_outcomes(name, &m, &plan, batch, &inputs, outcomes);
+        }
+    }
+}
+
+/// A session prepared for one batch size refuses data of another, before
+/// it reads it, with a message naming both sizes; a plan with a dealer is
+/// refused (its dealer's pool is what runs ahead there).
+#[test]
+fn a_session_run_ahead_refuses_data_of_another_size_and_plans_with_a_dealer() {
+    let o = options(|o| {
+        o.use_dealer = false;
+        o.correlations = Some(plan::CorrelationEngine::Ot);
+    });
+    let m = model("relu_classifier");
+    let plan = compiler::compile(&m, &o).unwrap().plan;
+    let inputs = inputs_with_fixed_seed_for_tests(&plan, 3, 990);
+    let per = per_party(&plan, &inputs);
+    let (early, late) = exec::ahead::split_data(&plan, &per);
+    let dims: BTreeMap<String, usize> = [("batch".to_string(), 5)].into();
+    let mut opts = test_options();
+    opts.timeout = std::time::Duration::from_secs(5);
+    let e = exec::ahead::run_in_process_ahead(&valid(&plan), &early, late, &dims, &opts)
+        .expect_err("3 rows for a session of 5");
+    assert!(
+        e.to_string().contains("batch=3") && e.to_string().contains("batch=5"),
+        "{e}"
+    );
+    let dealt = compiler::compile(&m, &options(|_| {})).unwrap().plan;
+    let e = exec::ahead::check(&dealt).expect_err("a dealer's plan");
+    assert!(e.to_string().contains("dealer"), "{e}");
 }
 
 /// A model owner whose link lost the data owner's RLWE key (a fresh

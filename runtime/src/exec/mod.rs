@@ -14,6 +14,7 @@
 //! cryptography runs. Every received frame is decoded and checked against
 //! the register it fills; a malformed message is an error, never a panic.
 
+pub mod ahead;
 pub mod chunks;
 mod dealerfree;
 pub mod memory;
@@ -706,8 +707,26 @@ pub fn run_party(
     transport: &mut dyn Transport,
     opts: &Options,
 ) -> Result<Outcome, ExecError> {
+    run_party_inner(plan, me, inputs, None, transport, opts)
+}
+
+/// [`run_party`], or with `ahead` a run whose late inputs arrive at its
+/// gate ([`ahead`]).
+fn run_party_inner(
+    plan: &ValidPlan<'_>,
+    me: PartyIdx,
+    inputs: &BTreeMap<String, TensorRef<'_>>,
+    ahead: Option<ahead::Ahead<'_>>,
+    transport: &mut dyn Transport,
+    opts: &Options,
+) -> Result<Outcome, ExecError> {
     let plan: &Plan = plan.plan();
     let start = Instant::now();
+    // A run ahead receives its late inputs at the gate: they live here, so
+    // that the executor can borrow them for the rest of the run.
+    let late_inputs: std::cell::OnceCell<BTreeMap<String, Tensor>> = std::cell::OnceCell::new();
+    let all_inputs: std::cell::OnceCell<BTreeMap<String, TensorRef<'_>>> =
+        std::cell::OnceCell::new();
     let is_dealer = plan
         .parties
         .get(me as usize)
@@ -718,6 +737,8 @@ pub fn run_party(
             return Err(ExecError::input("the dealer takes no inputs"));
         }
         BTreeMap::new()
+    } else if let Some(a) = &ahead {
+        ahead::early_dims(plan, me, inputs, a.dims)?
     } else {
         plan::bind_inputs(plan, Some(me), inputs).map_err(|errs| {
             ExecError::input(
@@ -783,7 +804,9 @@ pub fn run_party(
     ex.stats.setup = start.elapsed();
     let program = &plan.program(me).instrs;
     let online_start = online_from(program);
-    let t = Instant::now();
+    let gate_at = ahead.as_ref().map(|_| ahead::gate_at(plan, me));
+    // The phases' clock, which stops while a run ahead waits at its gate.
+    let mut t = Instant::now();
     let mut outputs = Vec::new();
     // Receives are read when their values are first needed, not where the
     // program lists them, so a party is not held up by a peer's message it
@@ -807,7 +830,33 @@ pub fn run_party(
     ex.rlwe.overlap = program
         .iter()
         .any(|i| matches!(i, Instr::GenerateCorrelations { .. }));
-    for (at, ins) in program.iter().enumerate() {
+    // One step past the end: a gate there opens after the last instruction.
+    for at in 0..=program.len() {
+        if gate_at == Some(at) {
+            if let Some(a) = &ahead {
+                // Everything before the gate is done, answers included;
+                // then the late inputs.
+                ex.join_rlwe(None).map_err(name)?;
+                for (from, regs) in deferred.drain(..) {
+                    ex.receive(from, regs, transport).map_err(name)?;
+                }
+                transport.flush().map_err(name)?;
+                let waited = Instant::now();
+                let got = (a.open)().map_err(name)?;
+                t += waited.elapsed();
+                let late = late_inputs
+                    .set(got)
+                    .ok()
+                    .and_then(|()| late_inputs.get())
+                    .ok_or_else(|| name(ExecError::protocol("a gate opened twice")))?;
+                let merged = all_inputs.get_or_init(|| ahead::merge(inputs, late));
+                ahead::check_late(plan, me, merged, &ex.dims).map_err(name)?;
+                ex.inputs = merged;
+            }
+        }
+        let Some(ins) = program.get(at) else {
+            break;
+        };
         if at == online_start {
             ex.stats.preprocessing = t.elapsed();
             ex.stats.online_bytes_sent = ex.stats.bytes_sent;
@@ -919,8 +968,12 @@ pub fn run_with_transports<T: Transport + Send>(
             })
             .collect()
     });
-    // Report the root cause: an input or protocol error rather than the
-    // peers' "stopped" errors it caused.
+    first_error(results)
+}
+
+/// The outcomes, or the root cause of a failure: an input or protocol
+/// error rather than the peers' "stopped" errors it caused.
+fn first_error(results: Vec<Result<Outcome, ExecError>>) -> Result<Vec<Outcome>, ExecError> {
     let mut errors: Vec<ExecError> = results
         .iter()
         .filter_map(|r| r.as_ref().err().cloned())
