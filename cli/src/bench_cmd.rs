@@ -49,6 +49,11 @@ pub enum Link {
     /// The extension kept between runs, as a service keeps it between the
     /// requests of one connection: base OTs once, in the warm-up run.
     Kept,
+    /// As `kept`, and each run's preprocessing done before its data comes
+    /// (`runtime::exec::ahead`): `seconds` is the time from the data to the
+    /// outputs, a request's latency when its session was prepared while
+    /// the connection was idle.
+    Ahead,
 }
 
 impl Link {
@@ -56,6 +61,7 @@ impl Link {
         match self {
             Link::Fresh => "fresh",
             Link::Kept => "kept",
+            Link::Ahead => "ahead",
         }
     }
 }
@@ -99,7 +105,10 @@ pub struct BenchArgs {
     /// RLWE once per process). `kept` pays for the setup in the warm-up
     /// run (with `--warmup 0`, in the first measured run), and keeps the
     /// model's parameters (inputs of no symbolic size) from run to run, as
-    /// a service's are; the data is new each run. Plans without OT
+    /// a service's are; the data is new each run. `ahead` is `kept` with
+    /// each run's preprocessing done before its data comes (as `veil
+    /// predict --ahead` does between requests): `seconds` is then the time
+    /// from the data to the outputs (in memory only). Plans without OT
     /// preprocessing measure `fresh` only.
     #[arg(long, value_delimiter = ',', value_enum, default_value = "fresh")]
     pub link: Vec<Link>,
@@ -121,14 +130,6 @@ pub struct BenchArgs {
 
 /// Whether an input is one of the model's parameters: of a size that no
 /// symbolic dimension (such as `batch`) sets.
-fn is_parameter(input: &plan::InputSpec) -> bool {
-    !input
-        .shape
-        .0
-        .iter()
-        .any(|d| matches!(d, plan::Dim::Symbol(_)))
-}
-
 /// The options a measurement of `mode` compiles with.
 fn mode_options(args: &BenchArgs, mode: Mode) -> compiler::Options {
     let mut options = args.target.options();
@@ -229,9 +230,20 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                 .iter()
                 .flat_map(|v| links.iter().map(move |l| (v, *l)))
             {
+                if via == Via::Tcp && link == Some(Link::Ahead) {
+                    eprintln!("note: `--link ahead` is measured in memory only; skipping tcp");
+                    continue;
+                }
                 // One link for the measurement's runs when it is kept.
                 let mut opts = runtime::exec::Options::default();
-                if link == Some(Link::Kept) {
+                let keeps = matches!(link, Some(Link::Kept | Link::Ahead));
+                if link == Some(Link::Ahead) {
+                    if let Err(e) = runtime::exec::ahead::check(plan) {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+                if keeps {
                     opts.ot_link = Some(std::sync::Arc::new(runtime::exec::OtLink::new()));
                     opts.rlwe_weights = Some(std::sync::Arc::new(runtime::exec::WeightCache::new(
                         runtime::exec::WeightCache::DEFAULT_BYTES,
@@ -269,12 +281,12 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     };
                     // As a service: the model's parameters (inputs of no
                     // symbolic size) stay from run to run, the data is new.
-                    if link == Some(Link::Kept) {
+                    if keeps {
                         match &params {
                             None => {
                                 params = Some(
                                     (plan.inputs.iter())
-                                        .filter(|i| is_parameter(i))
+                                        .filter(|i| i.is_parameter())
                                         .filter_map(|i| {
                                             Some((i.name.clone(), inputs.get(&i.name)?.clone()))
                                         })
@@ -293,6 +305,17 @@ pub fn run(args: &BenchArgs) -> ExitCode {
                     };
                     let per = per_party(plan, &inputs);
                     let (outcomes, seconds, setup) = match via {
+                        Via::Memory if link == Some(Link::Ahead) => {
+                            let (early, late) = runtime::exec::ahead::split_data(plan, &per);
+                            let dims = plan::infer_dims(plan, None, &plan::views(&inputs))
+                                .unwrap_or_default();
+                            match runtime::exec::ahead::run_in_process_ahead(
+                                &valid, &early, late, &dims, &opts,
+                            ) {
+                                Ok((o, after)) => (Ok(o), after.as_secs_f64(), 0.0),
+                                Err(e) => (Err(e), 0.0, 0.0),
+                            }
+                        }
                         Via::Memory => {
                             let start = Instant::now();
                             let o = runtime::exec::run_in_process(&valid, &per, &opts);
