@@ -14,6 +14,7 @@ use plan::{PartyIdx, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -81,6 +82,22 @@ pub struct PredictArgs {
     /// longer than its slot) counts its wait in its latency.
     #[arg(long, value_name = "Q", value_parser = parse_rate)]
     pub rate: Option<f64>,
+    /// Without a dealer: start each query's session before its data, as
+    /// soon as the query before it ends, so that the two parties compute
+    /// its preprocessing (OT correlations, RLWE masks and products) while
+    /// this client waits for its rows or its slot (--rate), and the rows
+    /// then pay for the online phase only. For rows that arrive over time
+    /// (`-i x=-` with --chunk-rows) and for --repeat or --rate. A session
+    /// prepared for a chunk that never comes (the input ended, or its last
+    /// chunk is shorter) is abandoned, and the server logs it as failed.
+    #[arg(long)]
+    pub ahead: bool,
+    /// With --ahead: seconds a prepared session waits for its data before
+    /// it is abandoned (and the data, when it comes, starts a new one).
+    /// Keep it below the service's --idle-timeout (30 s by default), which
+    /// ends a session whose client stays silent longer.
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_secs, requires = "ahead")]
+    pub ahead_wait: Duration,
     #[arg(long, value_name = "MIB", default_value_t = (DEFAULT_MAX_FRAME >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=4095))]
     pub max_frame_mib: u64,
     /// No summary line on standard error.
@@ -132,6 +149,52 @@ struct Client<'a> {
     ot_link: std::sync::Mutex<std::sync::Arc<runtime::exec::OtLink>>,
 }
 
+/// A session started before its data (`--ahead`): its thread sends the
+/// hello and runs the preprocessing with the server, then waits at its gate
+/// for the data, at most `--ahead-wait`.
+struct Prepared<'scope> {
+    dims: Vec<(String, u64)>,
+    data: mpsc::Sender<BTreeMap<String, Tensor>>,
+    handle: std::thread::ScopedJoinHandle<'scope, PreparedEnd>,
+}
+
+/// How a prepared session ended: its outcome, the connection (when it can
+/// serve the next session), and whether it got its data (if not, the data
+/// was never used and runs in a new session).
+struct PreparedEnd {
+    result: Result<runtime::exec::Outcome, QueryError>,
+    conn: Option<Conn>,
+    used_data: bool,
+}
+
+impl Prepared<'_> {
+    /// The session's outcome on `data`, or `None` if it ended before its
+    /// data (abandoned or failed): the data has not been used.
+    fn finish(
+        self,
+        data: BTreeMap<String, Tensor>,
+        conn: &mut Option<Conn>,
+    ) -> Option<Result<runtime::exec::Outcome, QueryError>> {
+        let _ = self.data.send(data);
+        let end = self.handle.join().unwrap_or_else(|_| PreparedEnd {
+            result: Err(QueryError::Fatal(
+                "a prepared session's thread panicked".into(),
+            )),
+            conn: None,
+            used_data: true,
+        });
+        *conn = end.conn.filter(|_| end.result.is_ok());
+        end.used_data.then_some(end.result)
+    }
+
+    /// Ends the session before its data: the server sees the connection
+    /// close.
+    fn abandon(self) {
+        drop(self.data);
+        let _ = self.handle.join();
+    }
+}
+
 /// Why a query did not run: worth another try, or not.
 enum QueryError {
     Retry(String),
@@ -149,17 +212,14 @@ impl Client<'_> {
         Ok(c)
     }
 
-    /// One session over `conn` (connected first if `None`).
-    fn query(
+    /// The session's hello over `conn` (connected first if `None`) and the
+    /// server's reply: the connection, ready for the session, and its id.
+    fn open_session(
         &self,
         conn: &mut Option<Conn>,
-        dealer_conn: &mut Option<Conn>,
-        inputs: &BTreeMap<String, Tensor>,
         dims: &[(String, u64)],
-    ) -> Result<runtime::exec::Outcome, QueryError> {
-        let plan = self.valid.plan();
-        let me_name = plan.party_name(self.me);
-        let setup = Instant::now() + self.args.connect_timeout;
+        setup: Instant,
+    ) -> Result<(Conn, String), QueryError> {
         let mut c = match conn.take() {
             Some(c) => c,
             None => {
@@ -192,6 +252,104 @@ impl Client<'_> {
                 )))
             }
         };
+        Ok((c, session))
+    }
+
+    /// Starts the next session before its data (`--ahead`), over `conn`
+    /// (connected first if `None`), at the sizes `dims`, with this
+    /// client's parameters and public inputs `early`.
+    fn prepare<'scope, 'env>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        conn: Option<Conn>,
+        dims: Vec<(String, u64)>,
+        early: BTreeMap<String, Tensor>,
+    ) -> Prepared<'scope> {
+        let (data, gate) = mpsc::channel::<BTreeMap<String, Tensor>>();
+        let sizes = dims.clone();
+        let handle = scope.spawn(move || {
+            let mut conn = conn;
+            let plan = self.valid.plan();
+            let setup = Instant::now() + self.args.connect_timeout;
+            let (c, session) = match self.open_session(&mut conn, &sizes, setup) {
+                Ok(s) => s,
+                Err(e) => {
+                    return PreparedEnd {
+                        result: Err(e),
+                        conn: None,
+                        used_data: false,
+                    }
+                }
+            };
+            let mut peers: Vec<Option<Conn>> = (0..plan.parties.len()).map(|_| None).collect();
+            peers[self.server as usize] = Some(c);
+            let (mut t, ids) = TcpTransport::from_conns(
+                plan.party_name(self.me),
+                peers,
+                self.args.timeout,
+                (self.args.max_frame_mib as usize) << 20,
+                None,
+            );
+            let opts = self.session_options();
+            let used = std::sync::atomic::AtomicBool::new(false);
+            let gate = std::sync::Mutex::new(gate);
+            let wait = self.args.ahead_wait;
+            let open = || {
+                let got = gate
+                    .lock()
+                    .map_err(|_| runtime::exec::ExecError::input("a gate's lock was poisoned"))?
+                    .recv_timeout(wait)
+                    .map_err(|_| {
+                        runtime::exec::ExecError::input(
+                            "the session prepared ahead was abandoned: no data came",
+                        )
+                    })?;
+                used.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(got)
+            };
+            let dims: BTreeMap<String, usize> = sizes
+                .iter()
+                .map(|(k, v)| (k.clone(), *v as usize))
+                .collect();
+            let result = runtime::exec::ahead::run_party_ahead(
+                &self.valid,
+                self.me,
+                &plan::views(&early),
+                &dims,
+                &open,
+                &mut t,
+                &opts,
+            );
+            let mut conns = t.into_conns(ids);
+            PreparedEnd {
+                result: result.map_err(|e| QueryError::Fatal(format!("session {session}: {e}"))),
+                conn: conns[self.server as usize].take(),
+                used_data: used.load(std::sync::atomic::Ordering::SeqCst),
+            }
+        });
+        Prepared { dims, data, handle }
+    }
+
+    /// Options of a session with the server: this connection's OT link.
+    fn session_options(&self) -> runtime::exec::Options {
+        let mut opts = runtime::exec::Options::default();
+        opts.timeout = self.args.timeout;
+        opts.ot_link = self.ot_link.lock().ok().map(|l| l.clone());
+        opts
+    }
+
+    /// One session over `conn` (connected first if `None`).
+    fn query(
+        &self,
+        conn: &mut Option<Conn>,
+        dealer_conn: &mut Option<Conn>,
+        inputs: &BTreeMap<String, Tensor>,
+        dims: &[(String, u64)],
+    ) -> Result<runtime::exec::Outcome, QueryError> {
+        let plan = self.valid.plan();
+        let me_name = plan.party_name(self.me);
+        let setup = Instant::now() + self.args.connect_timeout;
+        let (c, session) = self.open_session(conn, dims, setup)?;
         let mut peers: Vec<Option<Conn>> = (0..plan.parties.len()).map(|_| None).collect();
         peers[self.server as usize] = Some(c);
         if let (Some((d, name, addr, dialer)), Some(dealer_hello)) =
@@ -226,9 +384,7 @@ impl Client<'_> {
             (self.args.max_frame_mib as usize) << 20,
             None,
         );
-        let mut opts = runtime::exec::Options::default();
-        opts.timeout = self.args.timeout;
-        opts.ot_link = self.ot_link.lock().ok().map(|l| l.clone());
+        let opts = self.session_options();
         let result =
             runtime::exec::run_party(&self.valid, self.me, &plan::views(inputs), &mut t, &opts);
         let mut conns = t.into_conns(ids);
@@ -344,6 +500,11 @@ pub fn run(args: &PredictArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(&e.to_string()),
     };
+    if args.ahead {
+        if let Err(e) = runtime::exec::ahead::check(&plan) {
+            return fail(&format!("--ahead: {e}"));
+        }
+    }
     let client = Client {
         valid,
         hello: ServiceHello::new(plan.party_name(me), &server_entry.name, &fp, ""),
@@ -372,108 +533,161 @@ pub fn run(args: &PredictArgs) -> ExitCode {
     let progress = crate::progress::Rows::new(args.quiet || chunks.is_none());
     let mut done = 0usize;
     let mut next = Some((inputs, ids.as_ref().map(|r| r.values.clone())));
-    while let Some((q, chunk_ids)) = next.take() {
-        let q = &q;
-        let dims: Vec<(String, u64)> = match plan::bind_inputs(&plan, Some(me), &plan::views(q)) {
-            Ok(d) => d.into_iter().map(|(k, v)| (k, v as u64)).collect(),
-            Err(errs) => {
-                return fail(
-                    &errs
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                )
-            }
-        };
-        let repeat = if chunks.is_some() { 1 } else { args.repeat };
-        for _ in 0..repeat {
-            // On a schedule, a query's latency runs from its slot.
-            let t0 = match args.rate {
-                Some(rate) => {
-                    let slot = started + Duration::from_secs_f64(latencies.len() as f64 / rate);
-                    if let Some(early) = slot.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(early);
-                    }
-                    slot
+    let ended = std::thread::scope(|scope| {
+        let mut ahead: Option<Prepared> = None;
+        while let Some((q, chunk_ids)) = next.take() {
+            let q = &q;
+            let dims: Vec<(String, u64)> = match plan::bind_inputs(&plan, Some(me), &plan::views(q))
+            {
+                Ok(d) => d.into_iter().map(|(k, v)| (k, v as u64)).collect(),
+                Err(errs) => {
+                    return Some(fail(
+                        &errs
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ))
                 }
-                None => Instant::now(),
             };
-            let mut tries = 0;
-            let outcome = loop {
-                match client.query(&mut conn, &mut dealer_conn, q, &dims) {
-                    Ok(o) => break o,
-                    Err(QueryError::Retry(e)) if tries < args.retries => {
-                        tries += 1;
-                        conn = None;
-                        if !args.quiet {
-                            eprintln!(
-                                "{}: {e}; trying again ({tries} of {})",
-                                plan.party_name(me),
-                                args.retries
-                            );
+            let repeat = if chunks.is_some() { 1 } else { args.repeat };
+            for rep in 0..repeat {
+                // On a schedule, a query's latency runs from its slot.
+                let t0 = match args.rate {
+                    Some(rate) => {
+                        let slot = started + Duration::from_secs_f64(latencies.len() as f64 / rate);
+                        if let Some(early) = slot.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(early);
                         }
-                        std::thread::sleep(Duration::from_millis(50 << tries.min(6)));
+                        slot
                     }
-                    Err(QueryError::Retry(e)) | Err(QueryError::Fatal(e)) => {
-                        progress.finish();
-                        let at = match chunks {
-                            Some(_) => format!(
-                                " (in the chunk of rows {}..{})",
-                                done + 1,
-                                done + rows_in(q)
-                            ),
-                            None => String::new(),
-                        };
-                        return fail(&format!("{}: {e}{at}", plan.party_name(me)));
+                    None => Instant::now(),
+                };
+                let mut tries = 0;
+                let outcome = loop {
+                    let attempt = match ahead.take() {
+                        Some(p) if p.dims == dims => {
+                            let (_, data) =
+                                runtime::exec::ahead::split_party_data(&plan, me, &plan::views(q));
+                            match p.finish(data, &mut conn) {
+                                Some(r) => r,
+                                // It ended before its data: a new session.
+                                None => client.query(&mut conn, &mut dealer_conn, q, &dims),
+                            }
+                        }
+                        other => {
+                            // Prepared for other sizes (a shorter last chunk).
+                            if let Some(p) = other {
+                                p.abandon();
+                            }
+                            client.query(&mut conn, &mut dealer_conn, q, &dims)
+                        }
+                    };
+                    match attempt {
+                        Ok(o) => break o,
+                        Err(QueryError::Retry(e)) if tries < args.retries => {
+                            tries += 1;
+                            conn = None;
+                            if !args.quiet {
+                                eprintln!(
+                                    "{}: {e}; trying again ({tries} of {})",
+                                    plan.party_name(me),
+                                    args.retries
+                                );
+                            }
+                            std::thread::sleep(Duration::from_millis(50 << tries.min(6)));
+                        }
+                        Err(QueryError::Retry(e)) | Err(QueryError::Fatal(e)) => {
+                            progress.finish();
+                            let at = match chunks {
+                                Some(_) => format!(
+                                    " (in the chunk of rows {}..{})",
+                                    done + 1,
+                                    done + rows_in(q)
+                                ),
+                                None => String::new(),
+                            };
+                            return Some(fail(&format!("{}: {e}{at}", plan.party_name(me))));
+                        }
                     }
+                };
+                latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+                crate::stream::add_stats(&mut stats, &outcome.stats);
+                let mut all: Vec<runtime::exec::Outcome> = plan
+                    .parties
+                    .iter()
+                    .map(|_| runtime::exec::Outcome {
+                        outputs: Vec::new(),
+                        stats: Default::default(),
+                    })
+                    .collect();
+                all[me as usize] = outcome;
+                last = all;
+                // The next query's session, while this client reads its rows
+                // or waits for its slot.
+                // (A chunk shorter than the rest was the input's last.)
+                let more = match chunks {
+                    Some((_, n)) => rows_in(q) == n,
+                    None => rep + 1 < repeat,
+                };
+                if args.ahead && more {
+                    let (early, _) =
+                        runtime::exec::ahead::split_party_data(&plan, me, &plan::views(q));
+                    let early = early
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k,
+                                Tensor {
+                                    shape: v.shape.to_vec(),
+                                    data: v.data.to_vec(),
+                                },
+                            )
+                        })
+                        .collect();
+                    ahead = Some(client.prepare(scope, conn.take(), dims.clone(), early));
+                }
+            }
+            let Some((_, rows)) = chunks else { continue };
+            let written = crate::stream::append_chunk(
+                staged.as_mut(),
+                &mut collected,
+                &last,
+                ids.as_ref().map(|r| r.column.as_str()),
+                chunk_ids,
+            );
+            if let Err(e) = written {
+                progress.finish();
+                return Some(fail(&e));
+            }
+            done += rows_in(q);
+            next = match crate::run_cmd::next_chunk(
+                &plan,
+                Some(me),
+                &mut streams,
+                &fixed,
+                rows,
+                done,
+                ids.is_some(),
+            ) {
+                Ok(n) => n,
+                Err(e) => {
+                    progress.finish();
+                    return Some(fail(&format!("{}: {e}", plan.party_name(me))));
                 }
             };
-            latencies.push(t0.elapsed().as_secs_f64() * 1e3);
-            crate::stream::add_stats(&mut stats, &outcome.stats);
-            let mut all: Vec<runtime::exec::Outcome> = plan
-                .parties
-                .iter()
-                .map(|_| runtime::exec::Outcome {
-                    outputs: Vec::new(),
-                    stats: Default::default(),
-                })
-                .collect();
-            all[me as usize] = outcome;
-            last = all;
+            progress.update(
+                done as u64,
+                streams.iter().find_map(|s| s.source.fraction()),
+            );
         }
-        let Some((_, rows)) = chunks else { continue };
-        let written = crate::stream::append_chunk(
-            staged.as_mut(),
-            &mut collected,
-            &last,
-            ids.as_ref().map(|r| r.column.as_str()),
-            chunk_ids,
-        );
-        if let Err(e) = written {
-            progress.finish();
-            return fail(&e);
+        if let Some(p) = ahead.take() {
+            p.abandon();
         }
-        done += rows_in(q);
-        next = match crate::run_cmd::next_chunk(
-            &plan,
-            Some(me),
-            &mut streams,
-            &fixed,
-            rows,
-            done,
-            ids.is_some(),
-        ) {
-            Ok(n) => n,
-            Err(e) => {
-                progress.finish();
-                return fail(&format!("{}: {e}", plan.party_name(me)));
-            }
-        };
-        progress.update(
-            done as u64,
-            streams.iter().find_map(|s| s.source.fraction()),
-        );
+        None
+    });
+    if let Some(code) = ended {
+        return code;
     }
     progress.finish();
     for c in [conn.take(), dealer_conn.take()].into_iter().flatten() {
