@@ -860,6 +860,8 @@ struct Counts {
     per_column: AtomicUsize,
     /// Compiled with a pooling in `ceil_mode`.
     ceil_mode: AtomicUsize,
+    /// Without a dealer, so also run ahead of the data.
+    ahead: AtomicUsize,
 }
 
 /// One model to check: its source and the compiler options the recipe
@@ -875,8 +877,9 @@ struct Case<'a> {
 enum Verdict {
     /// The compiler refused it with an error it may give a valid model.
     Refused,
-    /// Compiled and ran; `unbounded`: with W0101, outputs not compared.
-    Ran { unbounded: bool },
+    /// Compiled and ran; `unbounded`: with W0101, outputs not compared;
+    /// `ahead`: without a dealer, also run ahead of its data.
+    Ran { unbounded: bool, ahead: bool },
 }
 
 fn describe(case: &Case, inputs: &BTreeMap<String, Tensor>) -> String {
@@ -973,76 +976,92 @@ fn check_case(
         .map_err(|e| TestCaseError::fail(format!("reference: {e}\n{}", what())))?;
     let valid = plan::validate(plan)
         .map_err(|e| TestCaseError::fail(format!("invalid plan: {e:?}\n{}", what())))?;
-    let outcomes = exec::run_in_process(
-        &valid,
-        &exec::inputs_per_party(plan, &inputs),
-        &exec::Options::with_small_keys_for_tests(KEY_BITS),
-    )
-    .map_err(|e| TestCaseError::fail(format!("private run failed: {e}\n{}", what())))?;
-    for (o, spec) in plan.outputs.iter().enumerate() {
-        let want = &reference[o];
-        let name = &want.name;
-        prop_assert_eq!(name, &spec.name);
-        for (p, outcome) in outcomes.iter().enumerate() {
-            let got = outcome.outputs.iter().find(|(n, _)| n == name);
-            let Some((_, got)) = got else {
+    let per = exec::inputs_per_party(plan, &inputs);
+    let opts = exec::Options::with_small_keys_for_tests(KEY_BITS);
+    let outcomes = exec::run_in_process(&valid, &per, &opts)
+        .map_err(|e| TestCaseError::fail(format!("private run failed: {e}\n{}", what())))?;
+    let mut runs = vec![("", outcomes)];
+    // Without a dealer, the same session run ahead of its data too
+    // (`exec::ahead`): the gates must never deadlock nor change a result.
+    if exec::ahead::check(plan).is_ok() {
+        let (early, late) = exec::ahead::split_data(plan, &per);
+        let dims = plan::infer_dims(plan, None, &plan::views(&inputs))
+            .map_err(|e| TestCaseError::fail(format!("sizes: {e:?}\n{}", what())))?;
+        let (ahead, _) = exec::ahead::run_in_process_ahead(&valid, &early, late, &dims, &opts)
+            .map_err(|e| {
+                TestCaseError::fail(format!("private run ahead failed: {e}\n{}", what()))
+            })?;
+        runs.push((", run ahead of its data", ahead));
+    }
+    let ahead = runs.len() > 1;
+    for (how, outcomes) in runs {
+        for (o, spec) in plan.outputs.iter().enumerate() {
+            let want = &reference[o];
+            let name = &want.name;
+            prop_assert_eq!(name, &spec.name);
+            for (p, outcome) in outcomes.iter().enumerate() {
+                let got = outcome.outputs.iter().find(|(n, _)| n == name);
+                let Some((_, got)) = got else {
+                    prop_assert!(
+                        !spec.to.contains(&(p as u32)),
+                        "{} did not receive {}\n{}",
+                        plan.party_name(p as u32),
+                        name,
+                        what()
+                    );
+                    continue;
+                };
                 prop_assert!(
-                    !spec.to.contains(&(p as u32)),
-                    "{} did not receive {}\n{}",
+                    spec.to.contains(&(p as u32)),
+                    "{} learned {}, not addressed to it\n{}",
                     plan.party_name(p as u32),
                     name,
                     what()
                 );
-                continue;
-            };
-            prop_assert!(
-                spec.to.contains(&(p as u32)),
-                "{} learned {}, not addressed to it\n{}",
-                plan.party_name(p as u32),
-                name,
-                what()
-            );
-            prop_assert_eq!(
-                &got.shape,
-                &want.value.shape,
-                "shape of {}\n{}",
-                name,
-                what()
-            );
-            if unbounded {
-                continue;
-            }
-            // An argmax's index within its near-tie slack counts as exact.
-            let deviations = compiler::reference::deviations(spec, got, want).unwrap_or_default();
-            for (i, ((a, b), d)) in got
-                .data
-                .iter()
-                .zip(&want.value.data)
-                .zip(deviations)
-                .enumerate()
-            {
-                prop_assert!(
-                    d <= spec.error_bound,
-                    "{} at {}: output {}[{}] = {} but the reference says {}: off by {:e}, \
+                prop_assert_eq!(
+                    &got.shape,
+                    &want.value.shape,
+                    "shape of {}\n{}",
+                    name,
+                    what()
+                );
+                if unbounded {
+                    continue;
+                }
+                // An argmax's index within its near-tie slack counts as exact.
+                let deviations =
+                    compiler::reference::deviations(spec, got, want).unwrap_or_default();
+                for (i, ((a, b), d)) in got
+                    .data
+                    .iter()
+                    .zip(&want.value.data)
+                    .zip(deviations)
+                    .enumerate()
+                {
+                    prop_assert!(
+                        d <= spec.error_bound,
+                        "{} at {}{}: output {}[{}] = {} but the reference says {}: off by {:e}, \
                      above the compiler's bound {:e}\n{}",
-                    plan.party_name(p as u32),
-                    if matches!(plan.randomness, plan::RandomnessSource::TwoParty) {
-                        "no dealer"
-                    } else {
-                        "with a dealer"
-                    },
-                    name,
-                    i,
-                    a,
-                    b,
-                    (a - b).abs(),
-                    spec.error_bound,
-                    what()
-                );
+                        plan.party_name(p as u32),
+                        if matches!(plan.randomness, plan::RandomnessSource::TwoParty) {
+                            "no dealer"
+                        } else {
+                            "with a dealer"
+                        },
+                        how,
+                        name,
+                        i,
+                        a,
+                        b,
+                        (a - b).abs(),
+                        spec.error_bound,
+                        what()
+                    );
+                }
             }
         }
     }
-    Ok(Verdict::Ran { unbounded })
+    Ok(Verdict::Ran { unbounded, ahead })
 }
 
 fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
@@ -1073,8 +1092,11 @@ fn run_case(r: &Recipe, counts: &Counts) -> Result<(), TestCaseError> {
         Verdict::Refused => {
             counts.refused.fetch_add(1, Relaxed);
         }
-        Verdict::Ran { unbounded } => {
+        Verdict::Ran { unbounded, ahead } => {
             counts.compiled.fetch_add(1, Relaxed);
+            if ahead {
+                counts.ahead.fetch_add(1, Relaxed);
+            }
             if model.inputs.iter().any(|i| i.columns.is_some()) {
                 counts.per_column.fetch_add(1, Relaxed);
             }
@@ -1117,18 +1139,20 @@ fn random_models_match_the_reference_within_their_bounds() {
     if let Err(e) = result {
         panic!("{e}");
     }
-    let (compiled, refused, unbounded, secret, per_column, ceil_mode) = (
+    let (compiled, refused, unbounded, secret, per_column, ceil_mode, ahead) = (
         counts.compiled.load(Relaxed),
         counts.refused.load(Relaxed),
         counts.unbounded.load(Relaxed),
         counts.secret.load(Relaxed),
         counts.per_column.load(Relaxed),
         counts.ceil_mode.load(Relaxed),
+        counts.ahead.load(Relaxed),
     );
     eprintln!(
         "{cases} random models (seed {seed}): {compiled} compiled and ran ({secret} with a \
          secret output; {unbounded} with W0101, outputs not compared; {per_column} with \
-         per-column ranges; {ceil_mode} with a pooling in ceil_mode), {refused} refused"
+         per-column ranges; {ceil_mode} with a pooling in ceil_mode; {ahead} without a \
+         dealer, also run ahead of their data), {refused} refused"
     );
     // The generator exercises per-column input ranges and `ceil_mode`.
     assert!(
@@ -1136,6 +1160,7 @@ fn random_models_match_the_reference_within_their_bounds() {
         "no compiled model declares per-column ranges"
     );
     assert!(ceil_mode > 0, "no compiled model pools in ceil_mode");
+    assert!(ahead > 0, "no compiled model ran ahead of its data");
     assert_eq!(compiled + refused, cases as usize);
     // Most generated models are ones the compiler accepts.
     assert!(compiled * 3 >= cases as usize * 2, "{compiled} of {cases}");
@@ -1170,7 +1195,7 @@ fn regression(source: &str, batch: usize, inputs: &[(&str, &[usize], &[f64])]) {
             batch,
         };
         match check_case(&case, |_| given(inputs)) {
-            Ok(Verdict::Ran { unbounded }) => {
+            Ok(Verdict::Ran { unbounded, .. }) => {
                 assert!(!unbounded, "W0101 on\n{source}");
                 ran += 1;
             }
@@ -1179,6 +1204,33 @@ fn regression(source: &str, batch: usize, inputs: &[(&str, &[usize], &[f64])]) {
         }
     }
     assert!(ran > 0, "refused under every preference:\n{source}");
+}
+
+/// Both parties' data in one product, without a dealer, by RLWE: the
+/// masked product's answer reads alice's data as its `W` by index, in the
+/// preprocessing (no `input` step), so a run ahead of the data must stop
+/// before it. Its gate was placed at the first `input` step only, and the
+/// run ahead failed: "input `x0` is missing".
+#[test]
+fn regression_a_run_ahead_stops_before_an_answer_that_reads_the_data() {
+    regression(
+        "model fuzz {
+    party alice;
+    party bob;
+    input x0: fixed[batch] private(alice) in [0, 0.25];
+    input x1: fixed[batch] private(bob) in [0, 0.25];
+    input x2: fixed private(alice) in [0, 0.25];
+    let v0 = x1 @ x0;
+    output v0 to alice, bob;
+}
+",
+        1,
+        &[
+            ("x0", &[1], &[0.08781139852395387]),
+            ("x1", &[1], &[0.0428584217323289]),
+            ("x2", &[], &[0.08733050914751911]),
+        ],
+    );
 }
 
 /// `[k] @ [k, n]` (a row vector times a matrix, in the language's table)

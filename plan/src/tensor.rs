@@ -206,15 +206,18 @@ pub fn infer_dims(
     infer_dims_of(plan, party, given, |_| true)
 }
 
-/// The checks of [`bind_inputs`] on a party's parameters alone (its inputs
-/// of no symbolic size, [`InputSpec::is_parameter`]): for a session run
-/// ahead of its data, whose other inputs come later.
+/// The checks of [`bind_inputs`] on a party's parameters (its inputs of no
+/// symbolic size, [`InputSpec::is_parameter`]) and the public inputs alone:
+/// for a session run ahead of its data, whose other inputs come later.
 pub fn check_parameters(
     plan: &Plan,
     party: u32,
     given: &BTreeMap<String, TensorRef<'_>>,
 ) -> Result<(), Vec<InputError>> {
-    infer_dims_of(plan, Some(party), given, InputSpec::is_parameter).map(|_| ())
+    infer_dims_of(plan, Some(party), given, |i| {
+        i.is_parameter() || i.owner == Owner::Public
+    })
+    .map(|_| ())
 }
 
 fn infer_dims_of(

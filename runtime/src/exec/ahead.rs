@@ -53,7 +53,8 @@ pub(super) fn gate_at(plan: &Plan, me: PartyIdx) -> usize {
 }
 
 /// Each computing party's gate. A party's first candidate is the first
-/// instruction that reads one of its late inputs, or the start of its
+/// instruction that reads one of its late inputs ([`input_read`]), or the
+/// start of its
 /// online phase if that comes first. Then, until nothing moves, a gate
 /// moves back to the first receive of a frame the other party sends only
 /// after its own gate, and to the first joint step (a comparison, the
@@ -69,12 +70,10 @@ pub(super) fn gates(plan: &Plan) -> Vec<(PartyIdx, usize)> {
         .iter()
         .map(|&me| {
             let program = &plan.program(me).instrs;
-            let first_late = program.iter().position(|i| match i {
-                Instr::Input { input, .. } => plan
-                    .inputs
-                    .get(*input as usize)
-                    .is_some_and(|spec| is_late(spec, me)),
-                _ => false,
+            let first_late = program.iter().position(|i| {
+                input_read(i)
+                    .and_then(|input| plan.inputs.get(input as usize))
+                    .is_some_and(|spec| is_late(spec, me))
             });
             (
                 me,
@@ -120,6 +119,20 @@ pub(super) fn gates(plan: &Plan) -> Vec<(PartyIdx, usize)> {
         if !moved {
             return gates;
         }
+    }
+}
+
+/// The input a step reads by its index: an `Input`, or a masked or
+/// prepared product's answer that reads `W` from the input itself.
+fn input_read(ins: &Instr) -> Option<u32> {
+    match ins {
+        Instr::Input { input, .. }
+        | Instr::RlweRespond {
+            weights: Some(input),
+            ..
+        }
+        | Instr::RlwePrepareRespond { weights: input, .. } => Some(*input),
+        _ => None,
     }
 }
 
