@@ -894,6 +894,15 @@ fn a_run_too_large_for_memory_is_refused_before_it_starts() {
     .unwrap();
     let err = refused(&["run", model.to_str().unwrap(), "--demo"]);
     assert!(err.contains("error[E0215]"), "{err}");
+    // `bench --assume`: each measurement plans for its own batch, so the
+    // flag would be silently overridden; refused, naming --batches.
+    let o = veil(&["bench", "models/logreg_100.veil", "--assume", "batch=5"]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--assume batch=5 has no effect") && err.contains("--batches 5"),
+        "{err}"
+    );
     // Sizes past what a batch can be are refused when parsed.
     for (flag, cmd) in [("--batch", "run"), ("--batches", "bench")] {
         let mut args = vec![cmd, "models/logreg_100.veil", flag, "18446744073709551616"];

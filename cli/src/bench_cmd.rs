@@ -172,6 +172,16 @@ pub fn run(args: &BenchArgs) -> ExitCode {
     // A progress line rewritten in place, on a terminal only: in a log it
     // would be one long line of carriage returns.
     let progress = std::io::stderr().is_terminal();
+    // Each measurement plans for its own batch: an --assume would be
+    // silently overridden.
+    if let Some((name, size)) = args.target.assume.first() {
+        eprintln!(
+            "error: --assume {name}={size} has no effect on `veil bench`: every symbolic \
+             dimension takes each --batches size in turn, and each measurement is planned \
+             for it; give the sizes with --batches {size}"
+        );
+        return ExitCode::from(2);
+    }
     if let Err(e) = check_memory(args) {
         eprintln!("error: {e}");
         eprintln!("note: nothing was measured");
