@@ -338,10 +338,10 @@ fn answers_equal_the_reference_with_and_without_a_dealer() {
 /// `veil predict --ahead` (no dealer): each next session's preprocessing
 /// runs before its rows are read, the rows then run the rest, and every
 /// answer equals the reference. A session prepared for rows that never
-/// come (after the last row, or for a full chunk when the last one is
-/// shorter) is abandoned: the service logs it as failed, and the rows of
-/// a shorter chunk run in a new session. `--repeat` prepares exactly the
-/// sessions it runs. A plan with a dealer is refused.
+/// come (after the last row) is abandoned: the service logs it as failed.
+/// A shorter last chunk runs in the session prepared for a full one.
+/// `--repeat` prepares exactly the sessions it runs. A plan with a dealer
+/// is refused.
 #[test]
 fn predict_ahead_prepares_each_next_session_before_its_rows() {
     let mut d = Deployment::new("ahead", 6, false);
@@ -350,14 +350,15 @@ fn predict_ahead_prepares_each_next_session_before_its_rows() {
     // Six rows, six sessions; the seventh, prepared, had no row.
     assert_eq!(d.sessions("lab", "ok"), 6, "{}", d.log("lab"));
     assert_eq!(d.sessions("lab", "failed"), 1, "{}", d.log("lab"));
-    // Chunks of 4 and 2: the session prepared for 4 rows is abandoned and
-    // the 2 rows run in their own, the input's last (it is short).
+    // Chunks of 4 and 2: the 2 rows run in the session prepared for 4
+    // (their last row repeated, its outputs dropped: the answers are the 6
+    // rows'), and nothing is prepared after the input's last (short) chunk.
     d.predict_ok("bob", "out-chunks", &["--chunk-rows", "4", "--ahead"]);
     assert_eq!(d.sessions("lab", "ok"), 8, "{}", d.log("lab"));
-    assert_eq!(d.sessions("lab", "failed"), 2, "{}", d.log("lab"));
+    assert_eq!(d.sessions("lab", "failed"), 1, "{}", d.log("lab"));
     d.predict_ok("alice", "out-repeat", &["--repeat", "3", "--ahead"]);
     assert_eq!(d.sessions("lab", "ok"), 11, "{}", d.log("lab"));
-    assert_eq!(d.sessions("lab", "failed"), 2, "{}", d.log("lab"));
+    assert_eq!(d.sessions("lab", "failed"), 1, "{}", d.log("lab"));
     let dealt = Deployment::new("ahead-dealer", 2, true);
     let o = finish(
         dealt.predict("alice", "out", &["--ahead"]),

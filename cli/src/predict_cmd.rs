@@ -87,9 +87,11 @@ pub struct PredictArgs {
     /// its preprocessing (OT correlations, RLWE masks and products) while
     /// this client waits for its rows or its slot (--rate), and the rows
     /// then pay for the online phase only. For rows that arrive over time
-    /// (`-i x=-` with --chunk-rows) and for --repeat or --rate. A session
-    /// prepared for a chunk that never comes (the input ended, or its last
-    /// chunk is shorter) is abandoned, and the server logs it as failed.
+    /// (`-i x=-` with --chunk-rows) and for --repeat or --rate. A shorter
+    /// last chunk runs in the session prepared for a full one (its last row
+    /// repeated, the extra outputs dropped); a session prepared for a chunk
+    /// that never comes (the input ended) is abandoned, and the server logs
+    /// it as failed.
     #[arg(long)]
     pub ahead: bool,
     /// With --ahead: seconds a prepared session waits for its data before
@@ -193,6 +195,46 @@ impl Prepared<'_> {
         drop(self.data);
         let _ = self.handle.join();
     }
+}
+
+/// The inputs with the rows `is_rows` names grown to `rows` by repeating
+/// their last row (`--ahead`'s shorter last chunk).
+fn pad_rows(
+    q: &BTreeMap<String, Tensor>,
+    is_rows: &dyn Fn(&str) -> bool,
+    rows: usize,
+) -> BTreeMap<String, Tensor> {
+    q.iter()
+        .map(|(k, t)| {
+            let have = t.shape.first().copied().unwrap_or(0);
+            if !is_rows(k) || have == 0 || have >= rows {
+                return (k.clone(), t.clone());
+            }
+            let width = t.data.len() / have;
+            let mut data = t.data.clone();
+            let last = t.data[(have - 1) * width..].to_vec();
+            for _ in have..rows {
+                data.extend_from_slice(&last);
+            }
+            let mut shape = t.shape.clone();
+            shape[0] = rows;
+            (k.clone(), Tensor { shape, data })
+        })
+        .collect()
+}
+
+/// The outcome with every output cut to its first `rows` rows (every output
+/// of a row-wise plan has the rows first).
+fn first_rows(mut o: runtime::exec::Outcome, rows: usize) -> runtime::exec::Outcome {
+    for (_, t) in &mut o.outputs {
+        let have = t.shape.first().copied().unwrap_or(0);
+        if have > rows {
+            let width = t.data.len() / have;
+            t.data.truncate(rows * width);
+            t.shape[0] = rows;
+        }
+    }
+    o
 }
 
 /// Why a query did not run: worth another try, or not.
@@ -566,22 +608,41 @@ pub fn run(args: &PredictArgs) -> ExitCode {
                 let mut tries = 0;
                 let outcome = loop {
                     let attempt = match ahead.take() {
-                        Some(p) if p.dims == dims => {
-                            let (_, data) =
-                                runtime::exec::ahead::split_party_data(&plan, me, &plan::views(q));
-                            match p.finish(data, &mut conn) {
-                                Some(r) => r,
-                                // It ended before its data: a new session.
-                                None => client.query(&mut conn, &mut dealer_conn, q, &dims),
-                            }
-                        }
-                        other => {
-                            // Prepared for other sizes (a shorter last chunk).
-                            if let Some(p) = other {
+                        Some(p) => {
+                            // A shorter last chunk runs in the session
+                            // prepared for a full one, its last row
+                            // repeated: the plan is row-wise (every output
+                            // row from its input row), and the extra rows'
+                            // outputs are dropped.
+                            let pad_to = chunks.as_ref().and_then(|(dim, _)| {
+                                match (&p.dims[..], &dims[..]) {
+                                    ([(a, n)], [(b, m)]) if a == dim && b == dim && m < n => {
+                                        Some(*n as usize)
+                                    }
+                                    _ => None,
+                                }
+                            });
+                            if p.dims == dims || pad_to.is_some() {
+                                let padded = pad_to.map(|n| pad_rows(q, &is_rows, n));
+                                let (_, data) = runtime::exec::ahead::split_party_data(
+                                    &plan,
+                                    me,
+                                    &plan::views(padded.as_ref().unwrap_or(q)),
+                                );
+                                match p.finish(data, &mut conn) {
+                                    Some(r) => r.map(|o| match pad_to {
+                                        Some(_) => first_rows(o, rows_in(q)),
+                                        None => o,
+                                    }),
+                                    // It ended before its data: a new session.
+                                    None => client.query(&mut conn, &mut dealer_conn, q, &dims),
+                                }
+                            } else {
                                 p.abandon();
+                                client.query(&mut conn, &mut dealer_conn, q, &dims)
                             }
-                            client.query(&mut conn, &mut dealer_conn, q, &dims)
                         }
+                        None => client.query(&mut conn, &mut dealer_conn, q, &dims),
                     };
                     match attempt {
                         Ok(o) => break o,
