@@ -186,15 +186,7 @@ pub fn run(args: &PartyArgs) -> ExitCode {
         );
     }
     if let Some(dir) = &args.output {
-        let mut all: Vec<runtime::exec::Outcome> = plan
-            .parties
-            .iter()
-            .map(|_| runtime::exec::Outcome {
-                outputs: Vec::new(),
-                stats: Default::default(),
-            })
-            .collect();
-        all[me as usize] = outcome;
+        let all = crate::run_cmd::only_party(plan, me, outcome);
         if let Err(e) = write_outputs(dir, plan, &all, ids.as_ref()) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -362,15 +354,7 @@ fn run_in_chunks(
                 }
             };
         stream::add_stats(&mut stats, &outcome.stats);
-        let mut all: Vec<runtime::exec::Outcome> = plan
-            .parties
-            .iter()
-            .map(|_| runtime::exec::Outcome {
-                outputs: Vec::new(),
-                stats: Default::default(),
-            })
-            .collect();
-        all[me as usize] = outcome;
+        let all = crate::run_cmd::only_party(plan, me, outcome);
         let written = stream::append_chunk(
             staged.as_mut(),
             &mut collected,

@@ -674,16 +674,7 @@ pub fn run(args: &PredictArgs) -> ExitCode {
                 };
                 latencies.push(t0.elapsed().as_secs_f64() * 1e3);
                 crate::stream::add_stats(&mut stats, &outcome.stats);
-                let mut all: Vec<runtime::exec::Outcome> = plan
-                    .parties
-                    .iter()
-                    .map(|_| runtime::exec::Outcome {
-                        outputs: Vec::new(),
-                        stats: Default::default(),
-                    })
-                    .collect();
-                all[me as usize] = outcome;
-                last = all;
+                last = crate::run_cmd::only_party(&plan, me, outcome);
                 // The next query's session, while this client reads its rows
                 // or waits for its slot.
                 // (A chunk shorter than the rest was the input's last.)

@@ -198,6 +198,25 @@ fn not_valid(errors: Vec<plan::ValidationError>) -> runtime::exec::ExecError {
     ))
 }
 
+/// One outcome per party of `plan`, `me`'s and empty ones for the others:
+/// what [`write_outputs`] takes from a process that ran one party.
+pub fn only_party(
+    plan: &Plan,
+    me: plan::PartyIdx,
+    outcome: runtime::exec::Outcome,
+) -> Vec<runtime::exec::Outcome> {
+    let mut all: Vec<runtime::exec::Outcome> = plan
+        .parties
+        .iter()
+        .map(|_| runtime::exec::Outcome {
+            outputs: Vec::new(),
+            stats: Default::default(),
+        })
+        .collect();
+    all[me as usize] = outcome;
+    all
+}
+
 pub fn demo_inputs(plan: &Plan, batch: usize) -> Result<BTreeMap<String, Tensor>, String> {
     runtime::exec::random_inputs(plan, batch, &mut rand::rng()).map_err(|e| e.message)
 }

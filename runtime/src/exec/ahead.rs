@@ -54,14 +54,14 @@ pub(super) fn gate_at(plan: &Plan, me: PartyIdx) -> usize {
 
 /// Each computing party's gate. A party's first candidate is the first
 /// instruction that reads one of its late inputs ([`input_read`]), or the
-/// start of its
-/// online phase if that comes first. Then, until nothing moves, a gate
-/// moves back to the first receive of a frame the other party sends only
-/// after its own gate, and to the first joint step (a comparison, the
-/// correlations' generation: [`joint`]) that the other party's part lacks. The parts
-/// before the gates then form a consistent cut: each receives only frames
-/// the other's part sends, and their joint steps pair up, so both
-/// parts run to their gates without waiting on anything after one.
+/// start of its online phase if that comes first. Then, until nothing
+/// moves, a gate moves back to the first receive of a frame the other party
+/// sends only after its own gate, and to the first joint step (a
+/// comparison, the correlations' generation: [`joint`]) that the other
+/// party's part lacks. The parts before the gates then form a consistent
+/// cut: each receives only frames the other's part sends, and their joint
+/// steps pair up, so both parts run to their gates without waiting on
+/// anything after one.
 pub(super) fn gates(plan: &Plan) -> Vec<(PartyIdx, usize)> {
     let parties: Vec<PartyIdx> = (0..plan.parties.len() as PartyIdx)
         .filter(|&p| plan.takes_part(p) && plan.parties[p as usize].role == plan::Role::Compute)
@@ -347,13 +347,7 @@ pub fn run_in_process_ahead(
             // A party that already ended has dropped its receiver.
             let _ = tx.send(inputs);
         }
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ExecError::protocol("a party's thread panicked")))
-            })
-            .collect()
+        super::joined(handles)
     });
     let elapsed = opened.map_or(Duration::ZERO, |t| t.elapsed());
     super::first_error(results).map(|o| (o, elapsed))

@@ -960,15 +960,22 @@ pub fn run_with_transports<T: Transport + Send>(
                 s.spawn(move || run_party(plan, p as PartyIdx, mine, &mut t, opts))
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ExecError::protocol("a party's thread panicked")))
-            })
-            .collect()
+        joined(handles)
     });
     first_error(results)
+}
+
+/// The parties' threads' results, a panic as an error.
+fn joined(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<Outcome, ExecError>>>,
+) -> Vec<Result<Outcome, ExecError>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(ExecError::protocol("a party's thread panicked")))
+        })
+        .collect()
 }
 
 /// The outcomes, or the root cause of a failure: an input or protocol
