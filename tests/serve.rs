@@ -372,6 +372,47 @@ fn predict_ahead_prepares_each_next_session_before_its_rows() {
     );
 }
 
+/// `--ahead-wait`: a prepared session whose rows take longer than that is
+/// abandoned (the service logs it failed), and the rows, when they come,
+/// run in a new session on a new connection; every answer is right. The
+/// rows come on standard input, the second chunk 1.5 s after the first.
+#[test]
+fn a_prepared_session_that_waits_too_long_gives_way_to_a_new_one() {
+    let mut d = Deployment::new("ahead-wait", 6, false);
+    d.start(&[]);
+    let csv = std::fs::read_to_string(d.path("x.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    let mut child = veil()
+        .arg("predict")
+        .arg(MODEL)
+        .args(["--config", &d.path("dep/parties.toml")])
+        .args(["--cert", &d.path("clients/alice.crt")])
+        .args(["--key", &d.path("clients/alice.key")])
+        .args(["-i", "x=-", "-o", &d.path("out-wait")])
+        .args(["--chunk-rows", "3", "--ahead", "--ahead-wait", "0.3"])
+        .args(d.compile_flags())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(stdin, "{}", lines[..3].join("\n")).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    writeln!(stdin, "{}", lines[3..].join("\n")).unwrap();
+    drop(stdin);
+    let o = finish(child, Duration::from_secs(60));
+    assert!(o.status.success(), "{}", stderr(&o));
+    d.check_answers("out-wait");
+    // Two chunks, two sessions answered; the one prepared for the second
+    // gave up after 0.3 s, and after the last (full) chunk one more was
+    // prepared and abandoned at the input's end.
+    assert_eq!(d.sessions("lab", "ok"), 2, "{}", d.log("lab"));
+    assert_eq!(d.sessions("lab", "failed"), 2, "{}", d.log("lab"));
+}
+
 /// `--rate` starts the queries on a schedule: six rows at 20 a second
 /// take at least five periods, with every answer right and each query's
 /// latency written.
